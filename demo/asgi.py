@@ -1,0 +1,9 @@
+"""ASGI entry point of the demo: HTTP through Django, WebSockets to the GraphQL consumer."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
+
+from graphql_api.routing import get_application  # noqa: E402
+
+application = get_application()

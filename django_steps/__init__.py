@@ -1,0 +1,2 @@
+"""django-steps: data-defined workflows with CEL-guarded transitions."""
+

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class DjangoStepsConfig(AppConfig):
+    name = "django_steps"
+    verbose_name = "Workflows"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401  (connects the definition-cache invalidation)

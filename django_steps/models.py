@@ -1,0 +1,265 @@
+"""Workflow definitions, running instances and their append-only history.
+
+Model and field names are those of the original django-steps, so code written against it runs.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from .choices import FINISHED_STATES, UNFINISHED_STATES, EventKind, InstanceState
+
+
+class Workflow(models.Model):
+    """A workflow definition, e.g. "Claim Processing": ordered steps joined by transitions."""
+
+    name = models.CharField(max_length=255, unique=True, help_text="Unique name of the workflow.")
+    description = models.TextField(blank=True, default="")
+    # Bumped whenever a step, status or transition of this workflow changes; the engine's
+    # per-process cache of compiled definitions is keyed by it.
+    definition_version = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_initial_step(self) -> WorkflowStep | None:
+        return self.steps.filter(is_initial_step=True).first()
+
+
+class WorkflowStep(models.Model):
+    """One step of a workflow. Exactly one step is initial; at least one is final."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True, default="")
+    order = models.PositiveIntegerField(default=0)
+    is_initial_step = models.BooleanField(default=False)
+    is_final_step = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ("workflow", "order", "id")
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "name"], name="django_steps_step_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.name} / {self.name}" if self.workflow_id else self.name
+
+    def get_default_status(self) -> WorkflowStepStatus | None:
+        return self.statuses.filter(is_default_status=True).first()
+
+
+class WorkflowStepStatus(models.Model):
+    """A custom status of a step. Per step: one default, at most one cancellation and one on-hold."""
+
+    step = models.ForeignKey(WorkflowStep, on_delete=models.CASCADE, related_name="statuses")
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True, default="")
+    is_default_status = models.BooleanField(default=False)
+    is_completion_status = models.BooleanField(default=False)
+    is_cancellation_status = models.BooleanField(default=False)
+    is_on_hold_status = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ("step", "id")
+        verbose_name_plural = "workflow step statuses"
+        constraints = [
+            models.UniqueConstraint(fields=["step", "name"], name="django_steps_status_name_unique"),
+            models.UniqueConstraint(
+                fields=["step"], condition=Q(is_default_status=True), name="django_steps_one_default_status"
+            ),
+            models.UniqueConstraint(
+                fields=["step"],
+                condition=Q(is_cancellation_status=True),
+                name="django_steps_one_cancellation_status",
+            ),
+            models.UniqueConstraint(
+                fields=["step"], condition=Q(is_on_hold_status=True), name="django_steps_one_on_hold_status"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step} / {self.name}" if self.step_id else self.name
+
+
+class WorkflowTransition(models.Model):
+    """A move from one step to another, tried by priority (highest first) when a completion
+    status is set. An empty condition always matches; otherwise a CEL expression decides."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="transitions")
+    from_step = models.ForeignKey(WorkflowStep, on_delete=models.CASCADE, related_name="outgoing_transitions")
+    to_step = models.ForeignKey(WorkflowStep, on_delete=models.CASCADE, related_name="incoming_transitions")
+    condition = models.TextField(blank=True, default="", help_text="CEL expression; empty = always.")
+    priority = models.IntegerField(default=0, help_text="Higher priorities are tried first.")
+    description = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ("workflow", "from_step__order", "-priority", "id")
+
+    def __str__(self) -> str:
+        return f"{self.from_step.name} → {self.to_step.name}"
+
+    def clean(self) -> None:
+        from .cel import compile_condition
+        from .exceptions import ConditionSyntaxError
+
+        errors: dict[str, list[str]] = {}
+        if self.from_step_id and self.workflow_id and self.from_step.workflow_id != self.workflow_id:
+            errors.setdefault("from_step", []).append("The step belongs to another workflow.")
+        if self.to_step_id and self.workflow_id and self.to_step.workflow_id != self.workflow_id:
+            errors.setdefault("to_step", []).append("The step belongs to another workflow.")
+        if self.condition and self.condition.strip():
+            try:
+                compile_condition(self.condition)
+            except ConditionSyntaxError as exc:
+                errors.setdefault("condition", []).append(str(exc))
+        if errors:
+            raise ValidationError(errors)
+
+
+class WorkflowInstanceQuerySet(models.QuerySet):
+    def unfinished(self) -> WorkflowInstanceQuerySet:
+        return self.filter(state__in=UNFINISHED_STATES)
+
+    def for_object(self, content_object: models.Model) -> WorkflowInstanceQuerySet:
+        content_type = ContentType.objects.get_for_model(content_object)
+        return self.filter(content_type=content_type, object_id=str(content_object.pk))
+
+
+class WorkflowInstance(models.Model):
+    """One run of a workflow for one object (any model, through a generic foreign key)."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="instances")
+    current_step = models.ForeignKey(WorkflowStep, on_delete=models.PROTECT, related_name="+")
+    current_step_status = models.ForeignKey(WorkflowStepStatus, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=16, choices=InstanceState.choices, default=InstanceState.ACTIVE)
+    version = models.PositiveIntegerField(default=0, help_text="Increases by one on every change.")
+    started_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    # Text, so integer, UUID and string primary keys all work.
+    object_id = models.CharField(max_length=255)
+    content_object = GenericForeignKey("content_type", "object_id")
+
+    objects = WorkflowInstanceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-started_at", "-id")
+        indexes = [
+            models.Index(fields=["content_type", "object_id"], name="django_steps_instance_object"),
+            models.Index(fields=["state"], name="django_steps_instance_state"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "content_type", "object_id"],
+                condition=Q(state__in=UNFINISHED_STATES),
+                name="django_steps_one_unfinished_instance",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id}:{self.content_type_id}:{self.object_id} ({self.state})"
+
+    def is_completed(self) -> bool:
+        """True for completed and cancelled instances, as in the original."""
+        return self.state in FINISHED_STATES
+
+    @property
+    def is_finished(self) -> bool:
+        return self.is_completed()
+
+    @property
+    def is_on_hold(self) -> bool:
+        return self.state == InstanceState.ON_HOLD
+
+    @property
+    def is_awaiting_transition(self) -> bool:
+        """A completion status is set but no transition matched yet: retry with
+        :func:`django_steps.services.advance_workflow_instance`."""
+        return self.state == InstanceState.ACTIVE and self.current_step_status.is_completion_status
+
+
+class WorkflowEvent(models.Model):
+    """One row of an instance's append-only history; every change writes exactly one.
+
+    ``sequence`` numbers an instance's events 1, 2, 3… (equal to the instance's ``version``
+    after the change). ``position`` is global, gapless and follows commit order (it is taken
+    under a lock held until commit), so it is a sound cursor across instances and workflows.
+    """
+
+    instance = models.ForeignKey(WorkflowInstance, on_delete=models.CASCADE, related_name="events")
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="+")
+    sequence = models.PositiveIntegerField()
+    position = models.BigIntegerField(unique=True)
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    state = models.CharField(
+        max_length=16, choices=InstanceState.choices, help_text="The instance's state after the event."
+    )
+    from_step = models.ForeignKey(WorkflowStep, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    from_status = models.ForeignKey(
+        WorkflowStepStatus, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    to_step = models.ForeignKey(WorkflowStep, on_delete=models.PROTECT, related_name="+")
+    to_status = models.ForeignKey(WorkflowStepStatus, on_delete=models.PROTECT, related_name="+")
+    requested_status = models.ForeignKey(
+        WorkflowStepStatus,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The status named in the update that caused this event, if any.",
+    )
+    transition = models.ForeignKey(
+        WorkflowTransition, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    context = models.JSONField(null=True, blank=True, help_text="The CEL context used, if any.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("position",)
+        indexes = [
+            models.Index(fields=["workflow", "position"], name="django_steps_event_workflow"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "sequence"], name="django_steps_event_sequence_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.position} {self.kind} (instance {self.instance_id} seq {self.sequence})"
+
+    @property
+    def version(self) -> int:
+        return self.sequence
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValueError("Workflow history is append-only; events cannot be changed.")
+        super().save(*args, **kwargs)
+
+
+class EventCounter(models.Model):
+    """A single row holding the last history position handed out.
+
+    Taking the next position locks this row until the transaction commits, so positions are
+    handed out in commit order and a rolled-back transaction gives its number back.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "django_steps_event_counter"

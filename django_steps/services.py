@@ -1,0 +1,609 @@
+"""The service layer: every change to a workflow instance goes through these functions.
+
+Each change runs in one transaction with the instance row locked
+(``select_for_update(of=("self",))``), increments ``version`` and appends exactly one
+:class:`~django_steps.models.WorkflowEvent`. ``workflow_event_committed`` is sent after commit.
+Failures raise subclasses of :class:`~django_steps.exceptions.WorkflowError` and change nothing.
+
+The original's names and positional arguments are kept; ``actor=`` and ``expected_version=``
+are keyword-only extras. Each function returns the instance it was given, updated in place,
+with ``instance.last_event`` set to the history row the change wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from . import cel, compiled
+from .choices import EventKind, InstanceState
+from .compiled import CompiledWorkflow, StatusDef, StepDef, TransitionDef
+from .exceptions import (
+    ConditionError,
+    ContentObjectNotFound,
+    InstanceFinished,
+    InstanceNotFound,
+    InstanceOnHold,
+    InvalidDefinition,
+    NotAwaitingTransition,
+    NotOnHold,
+    UnknownStatus,
+    VersionConflict,
+    WorkflowNotFound,
+)
+from .models import EventCounter, Workflow, WorkflowEvent, WorkflowInstance, WorkflowTransition
+from .signals import workflow_event_committed
+
+__all__ = [
+    "start_workflow_instance",
+    "update_workflow_step_status",
+    "advance_workflow_instance",
+    "set_workflow_on_hold",
+    "resume_workflow_instance",
+    "cancel_workflow_instance",
+    "get_workflow_instance_for_object",
+    "evaluate_transitions",
+    "build_context",
+    "TransitionEvaluation",
+    "TransitionDryRun",
+]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _db() -> str:
+    return router.db_for_write(WorkflowInstance)
+
+
+def _actor(actor: Any) -> Any:
+    return actor if getattr(actor, "is_authenticated", False) and getattr(actor, "pk", None) else None
+
+
+def _next_position(using: str) -> int:
+    """Take the next global history position. Locks the counter row until commit, so
+    positions follow commit order and are gapless (a rollback gives the number back)."""
+    table = connections[using].ops.quote_name(EventCounter._meta.db_table)
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (id, value) VALUES (1, 1) "
+            f"ON CONFLICT (id) DO UPDATE SET value = {table}.value + 1 RETURNING value"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def _lock(workflow_instance: WorkflowInstance, expected_version: int | None) -> WorkflowInstance:
+    try:
+        locked = (
+            WorkflowInstance.objects.select_for_update(of=("self",))
+            .select_related("workflow")
+            .get(pk=workflow_instance.pk)
+        )
+    except WorkflowInstance.DoesNotExist:
+        raise InstanceNotFound(f"Workflow instance {workflow_instance.pk} does not exist.", instance_id=workflow_instance.pk)
+    if expected_version is not None and locked.version != expected_version:
+        raise VersionConflict(
+            f"Workflow instance {locked.pk} is at version {locked.version}, not {expected_version}: "
+            "it was changed by someone else. Reload it and try again.",
+            instance_id=locked.pk,
+            expected_version=expected_version,
+            actual_version=locked.version,
+        )
+    return locked
+
+
+def _refuse_finished(instance: WorkflowInstance) -> None:
+    if instance.is_completed():
+        raise InstanceFinished(
+            f"Workflow instance {instance.pk} is {instance.state.lower()}; it accepts no further changes.",
+            instance_id=instance.pk,
+            state=instance.state,
+        )
+
+
+def _definition(instance: WorkflowInstance) -> tuple[CompiledWorkflow, StepDef]:
+    definition = compiled.load(instance.workflow)
+    step = definition.steps.get(instance.current_step_id)
+    if step is None:  # pragma: no cover - PROTECT keeps the step alive
+        raise InvalidDefinition(f"The current step of instance {instance.pk} no longer exists.")
+    return definition, step
+
+
+def _default_status(definition: CompiledWorkflow, step: StepDef) -> StatusDef:
+    status = step.default_status
+    if status is None:
+        raise InvalidDefinition(
+            f'Step "{step.name}" of workflow "{definition.name}" has no default status.',
+            problems=[{"path": f"steps.{step.name}", "message": "no default status"}],
+        )
+    return status
+
+
+def build_context(instance: WorkflowInstance, context_data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The CEL context: ``context_data`` when given, otherwise the content object's fields,
+    at the top level and under the model's name (``claim.amount``)."""
+    if context_data is not None:
+        if not isinstance(context_data, Mapping):
+            raise ConditionError("context_data must be a mapping of names to values.")
+        return dict(context_data)
+    obj = instance.content_object
+    if obj is None:
+        return {}
+    fields = {f.name: f.value_from_object(obj) for f in obj._meta.concrete_fields}
+    context = dict(fields)
+    context.setdefault(obj._meta.model_name, dict(fields))
+    return context
+
+
+class _Context:
+    """Builds the CEL activation lazily: an instance whose transitions are unconditional never
+    loads its content object."""
+
+    def __init__(self, instance: WorkflowInstance, context_data: Mapping[str, Any] | None) -> None:
+        self.instance = instance
+        self.context_data = context_data
+        self._raw: dict[str, Any] | None = None
+        self._cel: dict[str, Any] | None = None
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        if self._raw is None:
+            self._raw = build_context(self.instance, self.context_data)
+        return self._raw
+
+    @property
+    def cel(self) -> dict[str, Any]:
+        if self._cel is None:
+            try:
+                self._cel = cel.activation(self.raw)
+            except (ValueError, RecursionError) as exc:
+                raise ConditionError(f"The CEL context cannot be used: {exc}") from exc
+        return self._cel
+
+    def for_history(self) -> Any:
+        if self.context_data is None and self._raw is None:
+            return None
+        try:
+            return cel.to_json(self.context_data if self.context_data is not None else self.raw)
+        except (ValueError, RecursionError):
+            return None
+
+
+def _describe(definition: CompiledWorkflow, t: TransitionDef) -> str:
+    return f'"{definition.step_name(t.from_step_id)}" → "{definition.step_name(t.to_step_id)}" (priority {t.priority})'
+
+
+def _evaluate(definition: CompiledWorkflow, t: TransitionDef, context: _Context) -> bool:
+    if cel.is_unconditional(t.condition):
+        return True
+    try:
+        return cel.evaluate(t.condition, context.cel)
+    except ConditionError as exc:
+        raise ConditionError(
+            f"The condition of transition {_describe(definition, t)} failed to evaluate: {exc.message}. "
+            f"Expression: {t.condition!r}. Nothing was changed.",
+            transition_id=t.id,
+            expression=t.condition,
+            cause=exc.message,
+        ) from exc
+
+
+def _choose(definition: CompiledWorkflow, step: StepDef, context: _Context) -> TransitionDef | None:
+    for t in step.transitions:
+        if _evaluate(definition, t, context):
+            return t
+    return None
+
+
+def _save(
+    instance: WorkflowInstance,
+    kind: str,
+    *,
+    step_id: int,
+    status_id: int,
+    state: str,
+    actor: Any,
+    requested_status_id: int | None = None,
+    transition_id: int | None = None,
+    context: Any = None,
+    created: bool = False,
+) -> WorkflowEvent:
+    """Apply the new position to the locked instance and append its history row."""
+    using = instance._state.db or _db()
+    from_step_id, from_status_id = (None, None) if created else (instance.current_step_id, instance.current_step_status_id)
+    if not created:
+        instance.current_step_id = step_id
+        instance.current_step_status_id = status_id
+        instance.state = state
+        instance.version += 1
+        if state in (InstanceState.COMPLETED, InstanceState.CANCELLED):
+            instance.completed_at = timezone.now()
+        instance.save(
+            using=using,
+            update_fields=["current_step", "current_step_status", "state", "version", "completed_at", "updated_at"],
+        )
+    event = WorkflowEvent(
+        instance=instance,
+        workflow_id=instance.workflow_id,
+        sequence=instance.version,
+        position=_next_position(using),
+        kind=kind,
+        state=state,
+        from_step_id=from_step_id,
+        from_status_id=from_status_id,
+        to_step_id=step_id,
+        to_status_id=status_id,
+        requested_status_id=requested_status_id,
+        transition_id=transition_id,
+        actor=_actor(actor),
+        context=context,
+    )
+    event.save(using=using, force_insert=True)
+    transaction.on_commit(
+        lambda: workflow_event_committed.send(sender=WorkflowEvent, event=event, instance=instance),
+        using=using,
+    )
+    instance.last_event = event
+    return event
+
+
+def _sync(target: WorkflowInstance, source: WorkflowInstance) -> WorkflowInstance:
+    """Copy the committed position onto the caller's object (it is returned to them)."""
+    if target is source:
+        return target
+    for name in ("current_step_id", "current_step_status_id", "state", "version", "completed_at", "updated_at"):
+        setattr(target, name, getattr(source, name))
+    target.last_event = getattr(source, "last_event", None)
+    return target
+
+
+def _advance(
+    instance: WorkflowInstance,
+    definition: CompiledWorkflow,
+    step: StepDef,
+    status: StatusDef,
+    context: _Context,
+    actor: Any,
+) -> WorkflowEvent:
+    """``status`` (a completion status) is set on ``step``: complete, move on, or stay."""
+    if step.is_final_step:
+        return _save(
+            instance,
+            EventKind.COMPLETED,
+            step_id=step.id,
+            status_id=status.id,
+            state=InstanceState.COMPLETED,
+            actor=actor,
+            requested_status_id=status.id,
+            context=context.for_history(),
+        )
+    transition = _choose(definition, step, context)
+    if transition is None:
+        return _save(
+            instance,
+            EventKind.NO_TRANSITION,
+            step_id=step.id,
+            status_id=status.id,
+            state=InstanceState.ACTIVE,
+            actor=actor,
+            requested_status_id=status.id,
+            context=context.for_history(),
+        )
+    target = definition.steps[transition.to_step_id]
+    target_status = _default_status(definition, target)
+    finished = target.is_final_step and target_status.is_completion_status
+    return _save(
+        instance,
+        EventKind.COMPLETED if finished else EventKind.ADVANCED,
+        step_id=target.id,
+        status_id=target_status.id,
+        state=InstanceState.COMPLETED if finished else InstanceState.ACTIVE,
+        actor=actor,
+        requested_status_id=status.id,
+        transition_id=transition.id,
+        context=context.for_history(),
+    )
+
+
+# --------------------------------------------------------------------------- services
+
+
+def start_workflow_instance(workflow_name: str, content_object: Model, *, actor: Any = None) -> WorkflowInstance:
+    """Start ``workflow_name`` for ``content_object`` on the initial step with its default status.
+
+    If an unfinished instance of that workflow exists for the object, it is returned unchanged;
+    a finished one does not prevent starting again.
+    """
+    if content_object is None or getattr(content_object, "pk", None) is None:
+        raise ContentObjectNotFound("A workflow can only be started for a saved object.")
+    using = _db()
+    content_type = ContentType.objects.db_manager(using).get_for_model(content_object)
+    object_id = str(content_object.pk)
+    with transaction.atomic(using=using):
+        workflow = Workflow.objects.using(using).filter(name=workflow_name).first()
+        if workflow is None:
+            raise WorkflowNotFound(f'No workflow is named "{workflow_name}".', workflow_name=workflow_name)
+        existing = (
+            WorkflowInstance.objects.using(using)
+            .unfinished()
+            .filter(workflow=workflow, content_type=content_type, object_id=object_id)
+            .first()
+        )
+        if existing is not None:
+            return existing
+        definition = compiled.load(workflow)
+        initial = definition.initial_step
+        if initial is None:
+            raise InvalidDefinition(
+                f'Workflow "{workflow.name}" has no initial step.',
+                problems=[{"path": "steps", "message": "no initial step"}],
+            )
+        status = _default_status(definition, initial)
+        try:
+            with transaction.atomic(using=using):
+                instance = WorkflowInstance.objects.using(using).create(
+                    workflow=workflow,
+                    current_step_id=initial.id,
+                    current_step_status_id=status.id,
+                    state=InstanceState.ACTIVE,
+                    version=1,
+                    content_type=content_type,
+                    object_id=object_id,
+                )
+        except IntegrityError:
+            # Another transaction started it first: return theirs, as the original would.
+            existing = (
+                WorkflowInstance.objects.using(using)
+                .unfinished()
+                .filter(workflow=workflow, content_type=content_type, object_id=object_id)
+                .first()
+            )
+            if existing is None:
+                raise
+            return existing
+        instance.content_object = content_object
+        _save(
+            instance,
+            EventKind.STARTED,
+            step_id=initial.id,
+            status_id=status.id,
+            state=InstanceState.ACTIVE,
+            actor=actor,
+            created=True,
+        )
+    return instance
+
+
+def update_workflow_step_status(
+    workflow_instance: WorkflowInstance,
+    new_status_name: str,
+    context_data: Mapping[str, Any] | None = None,
+    *,
+    actor: Any = None,
+    expected_version: int | None = None,
+) -> WorkflowInstance:
+    """Set a status of the current step.
+
+    A completion status advances: outgoing transitions are tried by priority, highest first,
+    and the first whose condition matches moves the instance to its target step's default
+    status; on a final step the instance completes. When nothing matches, the status is kept
+    and a ``NO_TRANSITION`` event records it (retry with :func:`advance_workflow_instance`).
+    Setting the step's on-hold status holds the instance; its cancellation status cancels it.
+    """
+    with transaction.atomic(using=_db()):
+        instance = _lock(workflow_instance, expected_version)
+        _refuse_finished(instance)
+        definition, step = _definition(instance)
+        status = step.statuses.get(new_status_name)
+        if status is None:
+            known = ", ".join(f'"{name}"' for name in step.statuses) or "none"
+            raise UnknownStatus(
+                f'Step "{step.name}" has no status "{new_status_name}". Its statuses: {known}.',
+                status_name=new_status_name,
+                step_name=step.name,
+            )
+        if status.is_cancellation_status:
+            _cancel(instance, definition, step, actor, status=status)
+        elif instance.state == InstanceState.ON_HOLD:
+            raise InstanceOnHold(
+                f"Workflow instance {instance.pk} is on hold; resume it before changing its status.",
+                instance_id=instance.pk,
+            )
+        elif status.is_on_hold_status:
+            _hold(instance, step, actor, status=status)
+        elif status.is_completion_status:
+            _advance(instance, definition, step, status, _Context(instance, context_data), actor)
+        else:
+            _save(
+                instance,
+                EventKind.STATUS_CHANGED,
+                step_id=step.id,
+                status_id=status.id,
+                state=InstanceState.ACTIVE,
+                actor=actor,
+                requested_status_id=status.id,
+            )
+    return _sync(workflow_instance, instance)
+
+
+def advance_workflow_instance(
+    workflow_instance: WorkflowInstance,
+    context_data: Mapping[str, Any] | None = None,
+    *,
+    actor: Any = None,
+    expected_version: int | None = None,
+) -> WorkflowInstance:
+    """Retry the transitions of an instance whose completion status found no match earlier,
+    e.g. with new ``context_data``. Writes ``ADVANCED``/``COMPLETED``, or ``NO_TRANSITION``
+    again when still nothing matches."""
+    with transaction.atomic(using=_db()):
+        instance = _lock(workflow_instance, expected_version)
+        _refuse_finished(instance)
+        if instance.state == InstanceState.ON_HOLD:
+            raise InstanceOnHold(
+                f"Workflow instance {instance.pk} is on hold; resume it before advancing it.", instance_id=instance.pk
+            )
+        definition, step = _definition(instance)
+        status = definition.statuses[instance.current_step_status_id]
+        if not status.is_completion_status:
+            raise NotAwaitingTransition(
+                f'Workflow instance {instance.pk} is not waiting for a transition: its status "{status.name}" '
+                f'on step "{step.name}" is not a completion status.',
+                instance_id=instance.pk,
+            )
+        _advance(instance, definition, step, status, _Context(instance, context_data), actor)
+    return _sync(workflow_instance, instance)
+
+
+def _hold(instance: WorkflowInstance, step: StepDef, actor: Any, status: StatusDef | None = None) -> WorkflowEvent:
+    status = status or step.on_hold_status
+    return _save(
+        instance,
+        EventKind.ON_HOLD,
+        step_id=step.id,
+        status_id=status.id if status else instance.current_step_status_id,
+        state=InstanceState.ON_HOLD,
+        actor=actor,
+        requested_status_id=status.id if status else None,
+    )
+
+
+def _cancel(
+    instance: WorkflowInstance, definition: CompiledWorkflow, step: StepDef, actor: Any, status: StatusDef | None = None
+) -> WorkflowEvent:
+    status = status or step.cancellation_status
+    return _save(
+        instance,
+        EventKind.CANCELLED,
+        step_id=step.id,
+        status_id=status.id if status else instance.current_step_status_id,
+        state=InstanceState.CANCELLED,
+        actor=actor,
+        requested_status_id=status.id if status else None,
+    )
+
+
+def set_workflow_on_hold(
+    workflow_instance: WorkflowInstance, *, actor: Any = None, expected_version: int | None = None
+) -> WorkflowInstance:
+    """Put an active instance on hold (state ON_HOLD; the step's on-hold status if it has one)."""
+    with transaction.atomic(using=_db()):
+        instance = _lock(workflow_instance, expected_version)
+        _refuse_finished(instance)
+        if instance.state == InstanceState.ON_HOLD:
+            raise InstanceOnHold(f"Workflow instance {instance.pk} is already on hold.", instance_id=instance.pk)
+        _definition_, step = _definition(instance)
+        _hold(instance, step, actor)
+    return _sync(workflow_instance, instance)
+
+
+def resume_workflow_instance(
+    workflow_instance: WorkflowInstance, *, actor: Any = None, expected_version: int | None = None
+) -> WorkflowInstance:
+    """Resume an instance on hold (state ACTIVE; from an on-hold status, the step's default)."""
+    with transaction.atomic(using=_db()):
+        instance = _lock(workflow_instance, expected_version)
+        _refuse_finished(instance)
+        if instance.state != InstanceState.ON_HOLD:
+            raise NotOnHold(f"Workflow instance {instance.pk} is not on hold.", instance_id=instance.pk)
+        definition, step = _definition(instance)
+        current = definition.statuses[instance.current_step_status_id]
+        status = _default_status(definition, step) if current.is_on_hold_status else current
+        _save(
+            instance,
+            EventKind.RESUMED,
+            step_id=step.id,
+            status_id=status.id,
+            state=InstanceState.ACTIVE,
+            actor=actor,
+        )
+    return _sync(workflow_instance, instance)
+
+
+def cancel_workflow_instance(
+    workflow_instance: WorkflowInstance, *, actor: Any = None, expected_version: int | None = None
+) -> WorkflowInstance:
+    """Cancel an unfinished instance (state CANCELLED, completed_at set, the step's
+    cancellation status if it has one)."""
+    with transaction.atomic(using=_db()):
+        instance = _lock(workflow_instance, expected_version)
+        _refuse_finished(instance)
+        definition, step = _definition(instance)
+        _cancel(instance, definition, step, actor)
+    return _sync(workflow_instance, instance)
+
+
+def get_workflow_instance_for_object(content_object: Model, workflow_name: str | None = None) -> WorkflowInstance | None:
+    """The object's unfinished instance (of ``workflow_name`` if given), else its latest one,
+    else ``None``."""
+    if content_object is None or getattr(content_object, "pk", None) is None:
+        return None
+    qs = WorkflowInstance.objects.for_object(content_object).select_related(
+        "workflow", "current_step", "current_step_status"
+    )
+    if workflow_name is not None:
+        qs = qs.filter(workflow__name=workflow_name)
+    return qs.unfinished().order_by("-started_at", "-id").first() or qs.order_by("-started_at", "-id").first()
+
+
+# --------------------------------------------------------------------------- dry run
+
+
+@dataclass
+class TransitionEvaluation:
+    """One candidate transition of the current step, as a dry run saw it."""
+
+    transition: WorkflowTransition
+    priority: int
+    condition: str
+    result: bool | None
+    error: str | None
+    would_fire: bool
+
+
+@dataclass
+class TransitionDryRun:
+    """What setting a completion status (or retrying) would do now, without changing anything."""
+
+    instance: WorkflowInstance
+    evaluations: list[TransitionEvaluation]
+    fired: TransitionEvaluation | None
+    error: str | None  # set when an earlier condition's error would abort the real update
+
+
+def evaluate_transitions(
+    workflow_instance: WorkflowInstance, context_data: Mapping[str, Any] | None = None
+) -> TransitionDryRun:
+    """Evaluate every outgoing transition of the current step, highest priority first, and say
+    which one a completion status would fire. Changes nothing."""
+    instance = WorkflowInstance.objects.select_related("workflow").filter(pk=workflow_instance.pk).first()
+    if instance is None:
+        raise InstanceNotFound(f"Workflow instance {workflow_instance.pk} does not exist.")
+    definition, step = _definition(instance)
+    context = _Context(instance, context_data)
+    models = WorkflowTransition.objects.in_bulk([t.id for t in step.transitions])
+    evaluations: list[TransitionEvaluation] = []
+    fired: TransitionEvaluation | None = None
+    first_error: str | None = None
+    for t in step.transitions:
+        result: bool | None
+        error: str | None = None
+        try:
+            result = _evaluate(definition, t, context)
+        except ConditionError as exc:
+            result, error = None, exc.message
+        evaluation = TransitionEvaluation(models[t.id], t.priority, t.condition, result, error, False)
+        if fired is None and first_error is None:
+            if error is not None:
+                first_error = error
+            elif result:
+                evaluation.would_fire = True
+                fired = evaluation
+        evaluations.append(evaluation)
+    return TransitionDryRun(instance, evaluations, fired, first_error)

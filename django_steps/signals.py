@@ -1,0 +1,35 @@
+"""Domain signals (the seam the GraphQL layer listens on) and definition-cache invalidation."""
+
+from __future__ import annotations
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import Signal, receiver
+
+from .models import WorkflowStep, WorkflowStepStatus, WorkflowTransition
+
+#: Sent once per history row, only after the transaction that wrote it has committed.
+#: Arguments: ``event`` (:class:`~django_steps.models.WorkflowEvent`) and ``instance``
+#: (the :class:`~django_steps.models.WorkflowInstance` as it was left by the change).
+#: A rolled-back change sends nothing.
+workflow_event_committed = Signal()
+
+
+def _workflow_id_of(sender, instance) -> int | None:
+    if sender is WorkflowStepStatus:
+        step = WorkflowStep.objects.filter(pk=instance.step_id).values_list("workflow_id", flat=True).first()
+        return step
+    return instance.workflow_id
+
+
+@receiver(post_save, sender=WorkflowStep)
+@receiver(post_save, sender=WorkflowStepStatus)
+@receiver(post_save, sender=WorkflowTransition)
+@receiver(post_delete, sender=WorkflowStep)
+@receiver(post_delete, sender=WorkflowStepStatus)
+@receiver(post_delete, sender=WorkflowTransition)
+def _definition_changed(sender, instance, **kwargs) -> None:
+    from .compiled import bump_definition_version
+
+    workflow_id = _workflow_id_of(sender, instance)
+    if workflow_id is not None:
+        bump_definition_version(workflow_id)

@@ -1,0 +1,1 @@
+"""GraphQL API of django-steps (strawberry-graphql-django): types, queries, mutations, subscriptions."""

@@ -1,0 +1,17 @@
+"""Test settings: the demo settings plus a test app, with an in-memory SQLite default."""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "sqlite://:memory:")
+
+from demo.settings import *  # noqa: E402,F401,F403
+from demo.settings import DATABASES, INSTALLED_APPS  # noqa: E402
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SECRET_KEY = "tests-only"
+DEBUG = False
+
+# Parallel agents/CI jobs on one PostgreSQL server can each pick their own test database.
+if os.environ.get("DJANGO_TEST_DB_NAME"):
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ["DJANGO_TEST_DB_NAME"]
