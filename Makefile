@@ -22,3 +22,7 @@ schema: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# `make bench` prints every figure with its floor/peer; QUICK=1 for the two-minute version.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(if $(QUICK),--quick,)
