@@ -1,0 +1,124 @@
+"""Shared set-up for the benchmark scripts: Django on a scratch database, seeded data, timing."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def setup_django(settings_module: str, scratch_db: str) -> str:
+    """Configure Django. SQLite in memory by default; with DATABASE_URL=postgres://… a scratch
+    database ``scratch_db`` is (re)created so a benchmark never touches real data."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        import psycopg
+
+        base, _, _ = url.rpartition("/")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{scratch_db}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{scratch_db}"')
+        os.environ["DATABASE_URL"] = f"{base}/{scratch_db}"
+        backend = "postgresql"
+    else:
+        os.environ["DATABASE_URL"] = "sqlite://:memory:"
+        backend = "sqlite"
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+    return backend
+
+
+FIVE_STEPS = {
+    "steps": [
+        {
+            "name": f"Step {i}",
+            "order": i,
+            "is_initial_step": i == 1,
+            "is_final_step": i == 5,
+            "statuses": [
+                {"name": "Open", "is_default_status": True},
+                {"name": "Working"},
+                {"name": "Done", "is_completion_status": True},
+                {"name": "Paused", "is_on_hold_status": True},
+            ],
+        }
+        for i in range(1, 6)
+    ],
+    "transitions": [
+        {"from_step": f"Step {i}", "to_step": f"Step {i + 1}", "condition": "claim.amount > 10" if i == 2 else ""}
+        for i in range(1, 5)
+    ],
+}
+
+
+def create_workflow(name: str, spec: dict = FIVE_STEPS):
+    from django_steps.models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
+
+    workflow = Workflow.objects.create(name=name)
+    steps = {}
+    for step in spec["steps"]:
+        statuses = step["statuses"]
+        fields = {k: v for k, v in step.items() if k != "statuses"}
+        steps[step["name"]] = WorkflowStep.objects.create(workflow=workflow, **fields)
+        for status in statuses:
+            WorkflowStepStatus.objects.create(step=steps[step["name"]], **status)
+    for t in spec["transitions"]:
+        WorkflowTransition.objects.create(
+            workflow=workflow,
+            from_step=steps[t["from_step"]],
+            to_step=steps[t["to_step"]],
+            condition=t.get("condition", ""),
+        )
+    workflow.refresh_from_db()
+    return workflow
+
+
+def seed_instances(workflow_name: str, count: int) -> None:
+    """``count`` claims, each with an instance moved to step 2 (3 history rows each)."""
+    from decimal import Decimal
+
+    from claims.models import Claim
+    from django_steps.services import start_workflow_instance, update_workflow_step_status
+
+    for i in range(count):
+        claim = Claim.objects.create(title=f"Claim {i}", claimant=f"C{i % 17}", amount=Decimal(100 + i))
+        instance = start_workflow_instance(workflow_name, claim)
+        update_workflow_step_status(instance, "Working")
+        update_workflow_step_status(instance, "Done")
+
+
+def median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def emit(rows: list[dict], as_json: bool, title: str) -> None:
+    import json
+
+    if as_json:
+        print(json.dumps({"rows": rows}, default=str))
+        return
+    print(title)
+    for row in rows:
+        extra = ""
+        if row.get("floor") is not None or row.get("peer") is not None:
+            extra = f"  (vs {row.get('floor', row.get('peer'))}, ratio {row.get('ratio')})"
+        met = "" if row.get("met") is None else ("  met" if row["met"] else "  NOT met")
+        print(f"  {row['figure']}: {row['value']} {row.get('unit', '')}{extra}  target {row.get('target', '-')}{met}")
