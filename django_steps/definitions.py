@@ -1,0 +1,638 @@
+"""Workflow definitions as one document: validate, import, export, delete.
+
+The document's keys mirror the model fields::
+
+    name: Claim Processing
+    description: ""
+    steps:
+      - name: Submit Claim
+        description: ""
+        order: 1                       # default: the step's position (1-based)
+        is_initial_step: true
+        is_final_step: false
+        statuses:
+          - name: Draft
+            description: ""
+            is_default_status: true
+            is_completion_status: false
+            is_cancellation_status: false
+            is_on_hold_status: false
+    transitions:
+      - from_step: Submit Claim        # steps are named, never numbered by id
+        to_step: Review Claim
+        condition: ""                  # CEL; empty = always
+        priority: 0                    # higher first
+        description: ""
+
+Omitted keys (and keys given as ``null``) take the defaults shown. Unknown keys are refused, so
+a typo such as ``is_inital_step`` is reported instead of silently ignored.
+
+Validation (:func:`validate_definition`) reports *every* problem at once, each with a path
+(``steps[1].statuses[0].name``) and a message. It refuses:
+
+- wrong types, missing names, unknown keys, names longer than 255 characters;
+- duplicate step names, duplicate status names within a step;
+- not exactly one initial step, no final step;
+- not exactly one default status per step, more than one cancellation or on-hold status per
+  step, a status with more than one of the completion / cancellation / on-hold roles, a
+  default status that is also a cancellation or on-hold status (an instance would arrive
+  "cancelled" or "on hold" without being either);
+- a final step without a completion status (instances could never complete there);
+- transitions naming unknown steps, conditions that do not compile (the problem names the
+  transition "From → To");
+- **unreachable steps** (no path of transitions from the initial step leads to them). These
+  are refused rather than merely warned about: an unreachable step is almost always a
+  forgotten transition, and a definition is cheap to fix before it is imported, while an
+  instance can never get there afterwards.
+
+It returns warnings for things that are legal but probably unintended: a non-final step with
+no outgoing transition or no completion status (instances reaching it can only be cancelled),
+transitions out of a final step (never taken: a completion status there completes the
+instance), and transitions that can never fire because an unconditional transition of the
+same step is tried before them.
+
+:func:`import_workflow` is atomic. With ``replace=True`` an existing workflow is updated in
+place: steps are matched by name, statuses by (step, name) and transitions by
+(from step, to step, priority) in document order, so running instances and history keep
+pointing at the same rows. Parts missing from the document are deleted; if one of them is
+still used by an instance or by history, :class:`~django_steps.exceptions.WorkflowInUse` is
+raised and nothing changes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict, deque
+from typing import Any
+
+import yaml
+from django.db import IntegrityError, router, transaction
+from django.db.models import ProtectedError, Q
+
+from .cel import compile_condition, is_unconditional
+from .compiled import bump_definition_version
+from .exceptions import ConditionSyntaxError, InvalidDefinition, WorkflowInUse
+from .models import (
+    Workflow,
+    WorkflowEvent,
+    WorkflowInstance,
+    WorkflowStep,
+    WorkflowStepStatus,
+    WorkflowTransition,
+)
+
+__all__ = [
+    "validate_definition",
+    "import_workflow",
+    "export_workflow",
+    "delete_workflow",
+    "load_document",
+    "dump_document",
+    "normalize_document",
+]
+
+MAX_NAME = 255
+
+_WORKFLOW_KEYS = {"name": str, "description": str, "steps": list, "transitions": list}
+_STEP_KEYS = {
+    "name": str,
+    "description": str,
+    "order": int,
+    "is_initial_step": bool,
+    "is_final_step": bool,
+    "statuses": list,
+}
+_STATUS_KEYS = {
+    "name": str,
+    "description": str,
+    "is_default_status": bool,
+    "is_completion_status": bool,
+    "is_cancellation_status": bool,
+    "is_on_hold_status": bool,
+}
+_TRANSITION_KEYS = {"from_step": str, "to_step": str, "condition": str, "priority": int, "description": str}
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping"}
+_ROLE_FLAGS = ("is_completion_status", "is_cancellation_status", "is_on_hold_status")
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append({"path": path, "message": message})
+
+
+def _is_type(value: Any, expected: type) -> bool:
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _check_mapping(
+    value: Any, path: str, keys: dict[str, type], required: tuple[str, ...], problems: _Problems
+) -> dict[str, Any] | None:
+    """Type-check one mapping; return it with defaults-to-be (None) dropped, or None if unusable."""
+    if not isinstance(value, dict):
+        problems.add(path, f"must be a mapping, not {type(value).__name__}")
+        return None
+    clean: dict[str, Any] = {}
+    for key, item in value.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in keys:
+            problems.add(key_path, f"unknown key {key!r}; expected one of: {', '.join(keys)}")
+            continue
+        if item is None:
+            continue
+        if not _is_type(item, keys[key]):
+            problems.add(key_path, f"must be {_TYPE_NAMES[keys[key]]}, not {type(item).__name__}")
+            continue
+        clean[key] = item
+    for key in required:
+        if value.get(key) is None:
+            problems.add(f"{path}.{key}" if path else key, "is required")
+    if "name" in clean:
+        name = clean["name"]
+        name_path = f"{path}.name" if path else "name"
+        if not name.strip():
+            problems.add(name_path, "must not be blank")
+        elif len(name) > MAX_NAME:
+            problems.add(name_path, f"is longer than {MAX_NAME} characters")
+    return clean
+
+
+def normalize_document(document: Any) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """Type-check ``document`` and fill in defaults. Returns the normalized document (parts
+    with type problems are left out) and the list of type/shape problems."""
+    problems = _Problems()
+    top = _check_mapping(document, "", _WORKFLOW_KEYS, ("name", "steps"), problems)
+    if top is None:
+        return {"name": "", "description": "", "steps": [], "transitions": []}, problems.items
+    normalized: dict[str, Any] = {
+        "name": top.get("name", ""),
+        "description": top.get("description", ""),
+        "steps": [],
+        "transitions": [],
+    }
+    for i, raw_step in enumerate(top.get("steps", [])):
+        path = f"steps[{i}]"
+        step = _check_mapping(raw_step, path, _STEP_KEYS, ("name",), problems)
+        if step is None:
+            continue
+        if step.get("order", 0) < 0:
+            problems.add(f"{path}.order", "must not be negative")
+        statuses = []
+        for j, raw_status in enumerate(step.get("statuses", [])):
+            status = _check_mapping(raw_status, f"{path}.statuses[{j}]", _STATUS_KEYS, ("name",), problems)
+            if status is None:
+                continue
+            statuses.append(
+                {
+                    "name": status.get("name", ""),
+                    "description": status.get("description", ""),
+                    "is_default_status": status.get("is_default_status", False),
+                    "is_completion_status": status.get("is_completion_status", False),
+                    "is_cancellation_status": status.get("is_cancellation_status", False),
+                    "is_on_hold_status": status.get("is_on_hold_status", False),
+                    "_path": f"{path}.statuses[{j}]",
+                }
+            )
+        normalized["steps"].append(
+            {
+                "name": step.get("name", ""),
+                "description": step.get("description", ""),
+                "order": step.get("order", i + 1),
+                "is_initial_step": step.get("is_initial_step", False),
+                "is_final_step": step.get("is_final_step", False),
+                "statuses": statuses,
+                "_path": path,
+            }
+        )
+    for i, raw in enumerate(top.get("transitions", [])):
+        path = f"transitions[{i}]"
+        t = _check_mapping(raw, path, _TRANSITION_KEYS, ("from_step", "to_step"), problems)
+        if t is None:
+            continue
+        normalized["transitions"].append(
+            {
+                "from_step": t.get("from_step", ""),
+                "to_step": t.get("to_step", ""),
+                "condition": t.get("condition", ""),
+                "priority": t.get("priority", 0),
+                "description": t.get("description", ""),
+                "_path": path,
+            }
+        )
+    return normalized, problems.items
+
+
+def _strip_paths(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": doc["name"],
+        "description": doc["description"],
+        "steps": [
+            {
+                **{k: v for k, v in step.items() if k not in ("_path", "statuses")},
+                "statuses": [{k: v for k, v in s.items() if k != "_path"} for s in step["statuses"]],
+            }
+            for step in doc["steps"]
+        ],
+        "transitions": [{k: v for k, v in t.items() if k != "_path"} for t in doc["transitions"]],
+    }
+
+
+def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[str]]:
+    """Normalize and validate; returns (normalized document with paths, problems, warnings)."""
+    doc, type_problems = normalize_document(document)
+    problems = _Problems()
+    problems.items.extend(type_problems)
+    warnings: list[str] = []
+    if not isinstance(document, dict):
+        return doc, problems.items, warnings
+    steps = doc["steps"]
+
+    if not steps and "steps" not in {p["path"] for p in type_problems}:
+        problems.add("steps", "a workflow needs at least one step")
+
+    # Steps and their statuses.
+    by_name: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        path, name = step["_path"], step["name"]
+        if name in by_name:
+            problems.add(f"{path}.name", f'duplicate step name "{name}"')
+        elif name:
+            by_name[name] = step
+        seen: set[str] = set()
+        for status in step["statuses"]:
+            if status["name"] in seen:
+                problems.add(f"{status['_path']}.name", f'duplicate status name "{status["name"]}" in step "{name}"')
+            seen.add(status["name"])
+            roles = [flag for flag in _ROLE_FLAGS if status[flag]]
+            if len(roles) > 1:
+                problems.add(
+                    status["_path"],
+                    f'status "{status["name"]}" of step "{name}" has more than one role: {", ".join(roles)}',
+                )
+            if status["is_default_status"] and (status["is_cancellation_status"] or status["is_on_hold_status"]):
+                problems.add(
+                    status["_path"],
+                    f'the default status "{status["name"]}" of step "{name}" cannot be a cancellation or on-hold status',
+                )
+        defaults = [s for s in step["statuses"] if s["is_default_status"]]
+        if len(defaults) != 1:
+            problems.add(
+                f"{path}.statuses",
+                f'step "{name}" must have exactly one default status, not {len(defaults)}',
+            )
+        for flag, label in (("is_cancellation_status", "cancellation"), ("is_on_hold_status", "on-hold")):
+            flagged = [s for s in step["statuses"] if s[flag]]
+            if len(flagged) > 1:
+                problems.add(f"{path}.statuses", f'step "{name}" has {len(flagged)} {label} statuses; at most one')
+        has_completion = any(s["is_completion_status"] for s in step["statuses"])
+        if step["is_final_step"] and not has_completion:
+            problems.add(
+                f"{path}.statuses",
+                f'final step "{name}" needs a completion status, or instances can never complete there',
+            )
+        elif not step["is_final_step"] and not has_completion:
+            warnings.append(f'Step "{name}" has no completion status: instances there can never move on.')
+
+    initial = [s for s in steps if s["is_initial_step"]]
+    if steps and len(initial) != 1:
+        names = ", ".join(f'"{s["name"]}"' for s in initial)
+        problems.add("steps", f"exactly one step must be initial, not {len(initial)}" + (f" ({names})" if names else ""))
+    if steps and not any(s["is_final_step"] for s in steps):
+        problems.add("steps", "at least one step must be final")
+
+    # Transitions.
+    outgoing: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for t in doc["transitions"]:
+        path = t["_path"]
+        label = f'"{t["from_step"]} → {t["to_step"]}"'
+        known = True
+        for end in ("from_step", "to_step"):
+            if t[end] and t[end] not in by_name:
+                problems.add(f"{path}.{end}", f'transition {label} names an unknown step "{t[end]}"')
+                known = False
+        if not is_unconditional(t["condition"]):
+            try:
+                compile_condition(t["condition"])
+            except ConditionSyntaxError as exc:
+                problems.add(f"{path}.condition", f"transition {label}: {exc.message}")
+        if known and t["from_step"] and t["to_step"]:
+            outgoing[t["from_step"]].append(t)
+
+    for name, step in by_name.items():
+        out = sorted(outgoing.get(name, []), key=lambda t: -t["priority"])  # stable: document order
+        if step["is_final_step"]:
+            if out:
+                warnings.append(
+                    f'Transitions out of final step "{name}" are never taken: a completion status there '
+                    "completes the instance."
+                )
+            continue
+        if not out:
+            warnings.append(f'Step "{name}" is not final and has no outgoing transition: instances there are stuck.')
+            continue
+        for k, t in enumerate(out):
+            if is_unconditional(t["condition"]):
+                for shadowed in out[k + 1 :]:
+                    warnings.append(
+                        f'Transition "{shadowed["from_step"]} → {shadowed["to_step"]}" (priority '
+                        f'{shadowed["priority"]}) never fires: the unconditional "{t["from_step"]} → '
+                        f'{t["to_step"]}" (priority {t["priority"]}) is tried first.'
+                    )
+                break
+
+    # Reachability from the single initial step.
+    if len(initial) == 1 and initial[0]["name"] in by_name:
+        start = initial[0]["name"]
+        reached = {start}
+        queue = deque([start])
+        while queue:
+            for t in outgoing.get(queue.popleft(), []):
+                if t["to_step"] not in reached:
+                    reached.add(t["to_step"])
+                    queue.append(t["to_step"])
+        for name, step in by_name.items():
+            if name not in reached:
+                problems.add(step["_path"], f'step "{name}" is unreachable from the initial step "{start}"')
+
+    return doc, problems.items, warnings
+
+
+def validate_definition(document: dict) -> list[str]:
+    """Validate a whole definition document. Returns warnings; raises
+    :class:`InvalidDefinition` listing every problem (``exc.problems``)."""
+    _doc, problems, warnings = _check(document)
+    if problems:
+        name = document.get("name") if isinstance(document, dict) else None
+        label = f'Workflow "{name}"' if isinstance(name, str) and name else "The workflow definition"
+        count = len(problems)
+        raise InvalidDefinition(
+            f"{label} is invalid ({count} problem{'s' if count != 1 else ''}): "
+            + "; ".join(f"{p['path']}: {p['message']}" for p in problems),
+            problems=problems,
+        )
+    return warnings
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_workflow(workflow: Workflow) -> dict:
+    """The definition document of ``workflow`` (every key given, steps in order)."""
+    steps = list(WorkflowStep.objects.filter(workflow=workflow).order_by("order", "id"))
+    statuses: dict[int, list[WorkflowStepStatus]] = defaultdict(list)
+    for status in WorkflowStepStatus.objects.filter(step__workflow=workflow).order_by("id"):
+        statuses[status.step_id].append(status)
+    names = {s.id: s.name for s in steps}
+    position = {s.id: i for i, s in enumerate(steps)}
+    transitions = sorted(
+        WorkflowTransition.objects.filter(workflow=workflow),
+        key=lambda t: (position.get(t.from_step_id, len(steps)), -t.priority, t.id),
+    )
+    return {
+        "name": workflow.name,
+        "description": workflow.description,
+        "steps": [
+            {
+                "name": step.name,
+                "description": step.description,
+                "order": step.order,
+                "is_initial_step": step.is_initial_step,
+                "is_final_step": step.is_final_step,
+                "statuses": [
+                    {
+                        "name": st.name,
+                        "description": st.description,
+                        "is_default_status": st.is_default_status,
+                        "is_completion_status": st.is_completion_status,
+                        "is_cancellation_status": st.is_cancellation_status,
+                        "is_on_hold_status": st.is_on_hold_status,
+                    }
+                    for st in statuses[step.id]
+                ],
+            }
+            for step in steps
+        ],
+        "transitions": [
+            {
+                "from_step": names.get(t.from_step_id, f"#{t.from_step_id}"),
+                "to_step": names.get(t.to_step_id, f"#{t.to_step_id}"),
+                "condition": t.condition,
+                "priority": t.priority,
+                "description": t.description,
+            }
+            for t in transitions
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- import
+
+
+def _assign(obj: Any, values: dict[str, Any]) -> bool:
+    changed = False
+    for key, value in values.items():
+        if getattr(obj, key) != value:
+            setattr(obj, key, value)
+            changed = True
+    return changed
+
+
+def _in_use(step_ids: set[int], status_ids: set[int]) -> list[str]:
+    """Describe how removed steps/statuses are still used (empty when they are not)."""
+    uses = []
+    if step_ids or status_ids:
+        instances = WorkflowInstance.objects.filter(
+            Q(current_step_id__in=step_ids) | Q(current_step_status_id__in=status_ids)
+        ).count()
+        events = WorkflowEvent.objects.filter(
+            Q(from_step_id__in=step_ids)
+            | Q(to_step_id__in=step_ids)
+            | Q(from_status_id__in=status_ids)
+            | Q(to_status_id__in=status_ids)
+            | Q(requested_status_id__in=status_ids)
+        ).count()
+        if instances:
+            uses.append(f"{instances} workflow instance{'s' if instances != 1 else ''}")
+        if events:
+            uses.append(f"{events} history event{'s' if events != 1 else ''}")
+    return uses
+
+
+def import_workflow(document: dict, *, replace: bool = False) -> Workflow:
+    """Create a workflow from ``document`` or, with ``replace=True``, update the existing one
+    of that name in place. Atomic: on any error nothing changes."""
+    doc, problems, _warnings = _check(document)
+    if problems:
+        validate_definition(document)  # raises with the full message
+    doc = _strip_paths(doc)
+    using = router.db_for_write(Workflow)
+    with transaction.atomic(using=using):
+        workflow = Workflow.objects.using(using).select_for_update().filter(name=doc["name"]).first()
+        if workflow is not None and not replace:
+            raise InvalidDefinition(
+                f'A workflow named "{doc["name"]}" already exists (import with replace to update it).',
+                problems=[{"path": "name", "message": f'a workflow named "{doc["name"]}" already exists'}],
+            )
+        if workflow is None:
+            try:
+                with transaction.atomic(using=using):
+                    workflow = Workflow.objects.using(using).create(name=doc["name"], description=doc["description"])
+            except IntegrityError as exc:  # created concurrently by someone else
+                raise InvalidDefinition(
+                    f'A workflow named "{doc["name"]}" already exists.',
+                    problems=[{"path": "name", "message": f'a workflow named "{doc["name"]}" already exists'}],
+                ) from exc
+        elif _assign(workflow, {"description": doc["description"]}):
+            workflow.save(update_fields=["description", "updated_at"])
+        _apply(workflow, doc, using)
+        bump_definition_version(workflow.pk)
+    workflow.refresh_from_db()
+    return workflow
+
+
+def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
+    existing_steps = {s.name: s for s in WorkflowStep.objects.using(using).filter(workflow=workflow)}
+    existing_statuses: dict[tuple[str, str], WorkflowStepStatus] = {
+        (st.step.name, st.name): st
+        for st in WorkflowStepStatus.objects.using(using).filter(step__workflow=workflow).select_related("step")
+    }
+    wanted_steps = {s["name"] for s in doc["steps"]}
+    wanted_statuses = {(s["name"], st["name"]) for s in doc["steps"] for st in s["statuses"]}
+
+    removed_steps = [s for name, s in existing_steps.items() if name not in wanted_steps]
+    removed_statuses = [st for key, st in existing_statuses.items() if key not in wanted_statuses]
+    uses = _in_use({s.id for s in removed_steps}, {st.id for st in removed_statuses})
+    if uses:
+        parts = [f'step "{s.name}"' for s in removed_steps] + [
+            f'status "{st.name}" of step "{st.step.name}"' for st in removed_statuses if st.step.name in wanted_steps
+        ]
+        raise WorkflowInUse(
+            f'Cannot replace workflow "{workflow.name}": removing {", ".join(parts)} is refused because '
+            f"{' and '.join(uses)} still use them. Nothing was changed.",
+            workflow_name=workflow.name,
+            removed=parts,
+        )
+
+    try:
+        # Transitions are rebuilt after steps; remove the unmatched ones later. Clear the
+        # per-step role flags first so that moving "default" from one status to another
+        # never collides with the one-default-per-step constraint mid-way.
+        WorkflowStepStatus.objects.using(using).filter(step__workflow=workflow).update(
+            is_default_status=False, is_cancellation_status=False, is_on_hold_status=False
+        )
+        for st in existing_statuses.values():
+            st.is_default_status = st.is_cancellation_status = st.is_on_hold_status = False
+        for st in removed_statuses:
+            st.delete(using=using)
+        for s in removed_steps:
+            s.delete(using=using)  # cascades to its statuses and transitions
+    except ProtectedError as exc:  # pragma: no cover - _in_use catches these first
+        raise WorkflowInUse(
+            f'Cannot replace workflow "{workflow.name}": parts it would remove are still in use.',
+            workflow_name=workflow.name,
+        ) from exc
+
+    steps: dict[str, WorkflowStep] = {}
+    for spec in doc["steps"]:
+        values = {k: spec[k] for k in ("description", "order", "is_initial_step", "is_final_step")}
+        step = existing_steps.get(spec["name"])
+        if step is None:
+            step = WorkflowStep.objects.using(using).create(workflow=workflow, name=spec["name"], **values)
+        elif _assign(step, values):
+            step.save(using=using)
+        steps[spec["name"]] = step
+        for st_spec in spec["statuses"]:
+            st_values = {k: v for k, v in st_spec.items() if k != "name"}
+            status = existing_statuses.get((spec["name"], st_spec["name"]))
+            if status is None:
+                WorkflowStepStatus.objects.using(using).create(step=step, name=st_spec["name"], **st_values)
+            else:
+                if _assign(status, st_values):
+                    status.save(using=using)
+
+    # Transitions: pair existing and wanted ones with the same (from, to, priority) in order.
+    existing_t: dict[tuple[int, int, int], list[WorkflowTransition]] = defaultdict(list)
+    for t in WorkflowTransition.objects.using(using).filter(workflow=workflow).order_by("id"):
+        existing_t[(t.from_step_id, t.to_step_id, t.priority)].append(t)
+    for spec in doc["transitions"]:
+        from_step, to_step = steps[spec["from_step"]], steps[spec["to_step"]]
+        key = (from_step.id, to_step.id, spec["priority"])
+        values = {"condition": spec["condition"], "description": spec["description"]}
+        if existing_t[key]:
+            t = existing_t[key].pop(0)
+            if _assign(t, values):
+                t.save(using=using)
+        else:
+            WorkflowTransition.objects.using(using).create(
+                workflow=workflow, from_step=from_step, to_step=to_step, priority=spec["priority"], **values
+            )
+    for leftovers in existing_t.values():
+        for t in leftovers:
+            t.delete(using=using)
+
+
+# --------------------------------------------------------------------------- delete
+
+
+def delete_workflow(workflow: Workflow) -> None:
+    """Delete a workflow definition; refused with :class:`WorkflowInUse` if any instance
+    (finished or not) exists, since their history refers to it."""
+    using = router.db_for_write(Workflow)
+    with transaction.atomic(using=using):
+        count = WorkflowInstance.objects.using(using).filter(workflow_id=workflow.pk).count()
+        if count:
+            raise WorkflowInUse(
+                f'Workflow "{workflow.name}" has {count} instance{"s" if count != 1 else ""} and cannot be deleted.',
+                workflow_name=workflow.name,
+                instances=count,
+            )
+        try:
+            workflow.delete(using=using)
+        except ProtectedError as exc:
+            raise WorkflowInUse(
+                f'Workflow "{workflow.name}" is still referenced and cannot be deleted.', workflow_name=workflow.name
+            ) from exc
+
+
+# --------------------------------------------------------------------------- text
+
+
+def load_document(text: str) -> dict:
+    """Parse a JSON or YAML definition document. Raises :class:`InvalidDefinition` when the
+    text does not parse or is not a mapping."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    try:
+        document = json.loads(text)
+    except ValueError as json_error:
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            message = " ".join(str(exc).split())
+            looks_json = text.lstrip().startswith(("{", "["))
+            if looks_json:
+                message = f"{json_error}"
+            raise InvalidDefinition(
+                f"The document is neither valid JSON nor YAML: {message}",
+                problems=[{"path": "", "message": message}],
+            ) from exc
+    if not isinstance(document, dict):
+        kind = "empty" if document is None else f"a {type(document).__name__}"
+        raise InvalidDefinition(
+            f"A workflow document must be a mapping; this one is {kind}.",
+            problems=[{"path": "", "message": f"must be a mapping, not {kind}"}],
+        )
+    return document
+
+
+def dump_document(doc: dict, format: str = "yaml") -> str:  # noqa: A002 - the documented name
+    """Render a document as YAML (default) or JSON text."""
+    if format == "json":
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    if format == "yaml":
+        return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+    raise ValueError(f"unknown format {format!r}; use 'yaml' or 'json'")
