@@ -78,19 +78,24 @@ def compile_condition(expression: str) -> celpy.Runner:
     if program is not None:
         return program
     env = _env()
-    try:
-        ast = env.compile(expression)
-    except celpy.CELParseError as exc:
-        message = " ".join(str(exc).split())
-        raise ConditionSyntaxError(
-            f"CEL condition {expression!r} does not compile: {message}", expression=expression
-        ) from exc
-    except RecursionError as exc:
-        raise ConditionSyntaxError(
-            f"CEL condition {expression[:80]!r} is nested too deeply", expression=expression
-        ) from exc
-    program = env.program(ast, functions=FUNCTIONS)
+    # Compiled under the lock: the parser is not documented as thread-safe, compiling is rare,
+    # and two threads meeting a new expression at once compile it only once.
     with _lock:
+        program = _programs.get(expression)
+        if program is not None:
+            return program
+        try:
+            ast = env.compile(expression)
+        except celpy.CELParseError as exc:
+            message = " ".join(str(exc).split())
+            raise ConditionSyntaxError(
+                f"CEL condition {expression!r} does not compile: {message}", expression=expression
+            ) from exc
+        except RecursionError as exc:
+            raise ConditionSyntaxError(
+                f"CEL condition {expression[:80]!r} is nested too deeply", expression=expression
+            ) from exc
+        program = env.program(ast, functions=FUNCTIONS)
         if len(_programs) >= _MAX_CACHED:
             _programs.pop(next(iter(_programs)))
         _programs[expression] = program

@@ -109,20 +109,35 @@ class WorkflowTransition(models.Model):
     def __str__(self) -> str:
         return f"{self.from_step.name} → {self.to_step.name}"
 
+    def _label(self) -> str:
+        from_name = self.from_step.name if self.from_step_id else "?"
+        to_name = self.to_step.name if self.to_step_id else "?"
+        return f'"{from_name}" → "{to_name}" (priority {self.priority})'
+
     def clean(self) -> None:
         from .cel import compile_condition
         from .exceptions import ConditionSyntaxError
 
-        errors: dict[str, list[str]] = {}
+        errors: dict[str, list[ValidationError]] = {}
         if self.from_step_id and self.workflow_id and self.from_step.workflow_id != self.workflow_id:
-            errors.setdefault("from_step", []).append("The step belongs to another workflow.")
+            errors.setdefault("from_step", []).append(
+                ValidationError("The step belongs to another workflow.", code="STEP_OF_OTHER_WORKFLOW")
+            )
         if self.to_step_id and self.workflow_id and self.to_step.workflow_id != self.workflow_id:
-            errors.setdefault("to_step", []).append("The step belongs to another workflow.")
+            errors.setdefault("to_step", []).append(
+                ValidationError("The step belongs to another workflow.", code="STEP_OF_OTHER_WORKFLOW")
+            )
         if self.condition and self.condition.strip():
             try:
                 compile_condition(self.condition)
             except ConditionSyntaxError as exc:
-                errors.setdefault("condition", []).append(str(exc))
+                errors.setdefault("condition", []).append(
+                    ValidationError(
+                        "Transition %(transition)s: %(message)s",
+                        code=ConditionSyntaxError.code,
+                        params={"transition": self._label(), "message": exc.message},
+                    )
+                )
         if errors:
             raise ValidationError(errors)
 

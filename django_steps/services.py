@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
+import logging
+
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Model
 from django.utils import timezone
@@ -26,6 +28,7 @@ from .choices import EventKind, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef, TransitionDef
 from .exceptions import (
     ConditionError,
+    ConditionSyntaxError,
     ContentObjectNotFound,
     InstanceFinished,
     InstanceNotFound,
@@ -55,6 +58,8 @@ __all__ = [
 ]
 
 
+logger = logging.getLogger("django_steps")
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -81,7 +86,8 @@ def _next_position(using: str) -> int:
 def _lock(workflow_instance: WorkflowInstance, expected_version: int | None) -> WorkflowInstance:
     try:
         locked = (
-            WorkflowInstance.objects.select_for_update(of=("self",))
+            WorkflowInstance.objects.using(_db())
+            .select_for_update(of=("self",))
             .select_related("workflow")
             .get(pk=workflow_instance.pk)
         )
@@ -184,7 +190,9 @@ def _evaluate(definition: CompiledWorkflow, t: TransitionDef, context: _Context)
         return True
     try:
         return cel.evaluate(t.condition, context.cel)
-    except ConditionError as exc:
+    except (ConditionError, ConditionSyntaxError) as exc:
+        # A condition saved without validation may not even compile: still an evaluation
+        # failure of this transition, reported the same way.
         raise ConditionError(
             f"The condition of transition {_describe(definition, t)} failed to evaluate: {exc.message}. "
             f"Expression: {t.condition!r}. Nothing was changed.",
@@ -245,12 +253,23 @@ def _save(
         context=context,
     )
     event.save(using=using, force_insert=True)
-    transaction.on_commit(
-        lambda: workflow_event_committed.send(sender=WorkflowEvent, event=event, instance=instance),
-        using=using,
-    )
+    transaction.on_commit(lambda: _publish(event, instance), using=using)
     instance.last_event = event
     return event
+
+
+def _publish(event: WorkflowEvent, instance: WorkflowInstance) -> None:
+    """Send ``workflow_event_committed`` once the change is committed. A failing receiver (e.g.
+    a channel layer that is down) is logged: the change is committed and must not be reported
+    as failed, and the other receivers still run. The history is the source of truth."""
+    for receiver, result in workflow_event_committed.send_robust(sender=WorkflowEvent, event=event, instance=instance):
+        if isinstance(result, Exception):
+            logger.error(
+                "workflow_event_committed receiver %r failed for event %s",
+                receiver,
+                event.pk,
+                exc_info=(type(result), result, result.__traceback__),
+            )
 
 
 def _sync(target: WorkflowInstance, source: WorkflowInstance) -> WorkflowInstance:
@@ -367,7 +386,8 @@ def start_workflow_instance(workflow_name: str, content_object: Model, *, actor:
             if existing is None:
                 raise
             return existing
-        instance.content_object = content_object
+        instance.content_object = content_object  # cached for the CEL context...
+        instance.object_id = object_id  # ...but the GFK setter stored the raw pk, not its text
         _save(
             instance,
             EventKind.STARTED,
