@@ -618,7 +618,7 @@ def load_document(text: str) -> dict:
                 message = f"{json_error}"
             raise InvalidDefinition(
                 f"The document is neither valid JSON nor YAML: {message}",
-                problems=[{"path": "", "message": message}],
+                problems=[{"path": "", "message": f"neither valid JSON nor YAML: {message}"}],
             ) from exc
     if not isinstance(document, dict):
         kind = "empty" if document is None else f"a {type(document).__name__}"
