@@ -1,0 +1,197 @@
+"""CEL: compile once, convert Python values, compare numbers across types, report errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from django_steps import cel, compiled
+from django_steps.exceptions import ConditionError, ConditionSyntaxError
+from django_steps.models import Workflow, WorkflowStepStatus, WorkflowTransition
+from django_steps.services import advance_workflow_instance, start_workflow_instance, update_workflow_step_status
+from tests.conftest import make_workflow
+from tests.test_services import routing
+from tests.testapp.models import Document
+
+
+def run(expression, **context):
+    return cel.evaluate(expression, cel.activation(context))
+
+
+@pytest.mark.parametrize(
+    "expression,context,expected",
+    [
+        ("amount > 1000", {"amount": Decimal("1000.01")}, True),
+        ("amount > 1000", {"amount": Decimal("1000.00")}, False),
+        ("amount == 1000", {"amount": Decimal("1000.00")}, True),
+        ("amount != 1000", {"amount": Decimal("1000.00")}, False),
+        ("amount <= 1000", {"amount": 1000.0}, True),
+        ("amount > 1000.0", {"amount": 1001}, True),
+        ("count > 2.5", {"count": 3}, True),
+        ("count < 2.5", {"count": 3}, False),
+        ("count >= 3u", {"count": 3}, True),
+        ("ok", {"ok": True}, True),
+        ("!ok", {"ok": True}, False),
+        ("name.startsWith('A')", {"name": "Ada"}, True),
+        ("when < timestamp('2024-01-02T00:00:00Z')", {"when": dt.date(2024, 1, 1)}, True),
+        ("when == timestamp('2024-01-01T00:00:00Z')", {"when": dt.date(2024, 1, 1)}, True),
+        ("when > timestamp('2024-01-01T10:00:00Z')", {"when": dt.datetime(2024, 1, 1, 11, tzinfo=dt.timezone.utc)}, True),
+        ("when == timestamp('2024-01-01T10:00:00Z')", {"when": dt.datetime(2024, 1, 1, 10)}, True),  # naive = UTC
+        ("d > duration('1h')", {"d": dt.timedelta(hours=2)}, True),
+        ("ref == '00000000-0000-0000-0000-000000000001'", {"ref": uuid.UUID(int=1)}, True),
+        ("x == null", {"x": None}, True),
+        ("m.a.b == 1", {"m": {"a": {"b": 1}}}, True),
+        ("size(items) == 2 && 'x' in items", {"items": ["x", "y"]}, True),
+        ("missing > 1 || true", {}, True),  # CEL absorbs errors in || when the other side decides
+    ],
+)
+def test_evaluate(expression, context, expected):
+    assert run(expression, **context) is expected
+
+
+@pytest.mark.parametrize(
+    "expression,context",
+    [
+        ("missing > 1", {}),
+        ("m.missing > 1", {"m": {}}),
+        ("name > 5", {"name": "Ada"}),
+        ("amount", {"amount": 5}),  # not a boolean
+        ("1 / zero == 1", {"zero": 0}),
+    ],
+)
+def test_evaluation_errors_are_condition_errors(expression, context):
+    with pytest.raises(ConditionError) as excinfo:
+        run(expression, **context)
+    assert excinfo.value.code == "CONDITION_ERROR"
+    assert excinfo.value.details["expression"] == expression
+
+
+@pytest.mark.parametrize("expression", ["amount >", "a ==== b", "(", "'unterminated"])
+def test_syntax_errors(expression):
+    with pytest.raises(ConditionSyntaxError) as excinfo:
+        cel.compile_condition(expression)
+    assert excinfo.value.code == "CONDITION_SYNTAX_ERROR"
+    assert expression in excinfo.value.message
+
+
+def test_empty_condition_is_true_without_compiling():
+    before = cel.stats["compiled"]
+    assert cel.evaluate("", {}) is True
+    assert cel.evaluate("   ", {}) is True
+    assert cel.stats["compiled"] == before
+
+
+def test_a_program_is_compiled_once_and_reused():
+    expression = f"value > {uuid.uuid4().int % 1000}"  # new to this process
+    before = cel.stats["compiled"]
+    first = cel.compile_condition(expression)
+    for i in range(50):
+        run(expression, value=i)
+    assert cel.compile_condition(expression) is first
+    assert cel.stats["compiled"] == before + 1
+
+
+def test_concurrent_first_use_compiles_once():
+    expression = f"value >= {uuid.uuid4().int % 1000} && value < 5000"
+    before = cel.stats["compiled"]
+    results = []
+    start = threading.Barrier(8)
+
+    def worker():
+        start.wait()
+        results.append(run(expression, value=4999))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [True] * 8
+    assert cel.stats["compiled"] == before + 1
+
+
+def test_to_cel_refuses_a_context_that_contains_itself():
+    context: dict = {"x": 1}
+    context["self"] = context
+    with pytest.raises(ValueError):
+        cel.activation(context)
+    with pytest.raises(ValueError):
+        cel.to_json(context)
+
+
+def test_to_json_is_json_safe():
+    import json
+
+    value = {
+        "d": Decimal("1.50"),
+        "day": dt.date(2024, 1, 2),
+        "at": dt.datetime(2024, 1, 2, 3, 4, tzinfo=dt.timezone.utc),
+        "ref": uuid.UUID(int=7),
+        "items": (1, 2),
+        "span": dt.timedelta(seconds=90),
+    }
+    out = cel.to_json(value)
+    assert json.loads(json.dumps(out)) == {
+        "d": "1.50",
+        "day": "2024-01-02",
+        "at": "2024-01-02T03:04:00+00:00",
+        "ref": "00000000-0000-0000-0000-000000000007",
+        "items": [1, 2],
+        "span": 90.0,
+    }
+
+
+# --------------------------------------------------------------------------- through the services
+
+
+@pytest.mark.django_db
+def test_services_compile_each_condition_once_across_many_evaluations():
+    cel.clear_cache()
+    make_workflow("Routing", routing([("Fast", "document.amount > 1000", 10), ("Slow", "document.count > 2.5", 5)]))
+    before = cel.stats["compiled"]
+    for _ in range(10):
+        instance = start_workflow_instance("Routing", Document.objects.create(amount=Decimal("1"), count=1))
+        update_workflow_step_status(instance, "Done")  # both evaluated, no match
+        advance_workflow_instance(instance, {"document": {"amount": 1, "count": 1}})
+    assert cel.stats["compiled"] - before == 2
+
+
+@pytest.mark.django_db
+def test_definition_cache_is_used_and_invalidated_when_a_transition_or_status_changes():
+    workflow = make_workflow("Routing", routing([("Fast", "document.amount > 1000", 10), ("Slow", "", 0)]))
+    doc = Document.objects.create(amount=Decimal("5000"))
+    loads = compiled.stats["loads"]
+    assert update_workflow_step_status(start_workflow_instance("Routing", doc), "Done").current_step.name == "Fast"
+    for _ in range(5):
+        instance = start_workflow_instance("Routing", Document.objects.create(amount=Decimal("5000")))
+        update_workflow_step_status(instance, "Checking")
+    assert compiled.stats["loads"] == loads + 1  # loaded once, then served from the cache
+
+    # Change a transition's condition: the next update sees it.
+    version = Workflow.objects.get(pk=workflow.pk).definition_version
+    transition = WorkflowTransition.objects.get(workflow=workflow, to_step__name="Fast")
+    transition.condition = "document.amount > 10000"
+    transition.save()
+    assert Workflow.objects.get(pk=workflow.pk).definition_version > version
+    instance = start_workflow_instance("Routing", Document.objects.create(amount=Decimal("5000")))
+    assert update_workflow_step_status(instance, "Done").current_step.name == "Slow"
+    assert compiled.stats["loads"] == loads + 2
+
+    # Rename a status: the old name is unknown, the new one works.
+    status = WorkflowStepStatus.objects.get(step__workflow=workflow, step__name="Intake", name="Checking")
+    status.name = "Verifying"
+    status.save()
+    instance = start_workflow_instance("Routing", Document.objects.create())
+    with pytest.raises(Exception) as excinfo:
+        update_workflow_step_status(instance, "Checking")
+    assert excinfo.value.code == "UNKNOWN_STATUS"
+    assert update_workflow_step_status(instance, "Verifying").current_step_status.name == "Verifying"
+
+    # Delete a transition: it no longer fires.
+    transition.delete()
+    instance = start_workflow_instance("Routing", Document.objects.create(amount=Decimal("99999")))
+    assert update_workflow_step_status(instance, "Done").current_step.name == "Slow"
