@@ -1,0 +1,190 @@
+"""Prepare the demo: example workflows, a demo user, and a few claims with running instances.
+
+Idempotent: running it again changes nothing that is already there. A shipped workflow whose
+definition file changed is updated in place (``import_workflow(..., replace=True)``); a claim
+that already has an instance of its workflow is left as it is, whatever happened to it since.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+import django_steps
+from claims.models import Claim
+from django_steps import services
+from django_steps.definitions import export_workflow, import_workflow, load_document, normalize_document
+from django_steps.exceptions import WorkflowError
+from django_steps.models import Workflow, WorkflowInstance
+
+EXAMPLES = Path(django_steps.__file__).resolve().parent / "examples"
+WORKFLOW_FILES = ("claim_processing.yaml", "claim_triage.yaml")
+
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "demo"
+
+#: What the demo user may do: read definitions and instances, change instances (update status,
+#: hold, resume, cancel), and look at and edit claims in the admin.
+DEMO_PERMISSIONS = (
+    "django_steps.view_workflow",
+    "django_steps.view_workflowstep",
+    "django_steps.view_workflowstepstatus",
+    "django_steps.view_workflowtransition",
+    "django_steps.view_workflowinstance",
+    "django_steps.change_workflowinstance",
+    "django_steps.add_workflowinstance",
+    "django_steps.view_workflowevent",
+    "claims.view_claim",
+    "claims.add_claim",
+    "claims.change_claim",
+)
+
+#: (title, claimant, amount, priority, workflow, what to do after starting it).
+#: Actions: a status name (``update_workflow_step_status``), ``"@hold"`` or ``"@cancel"``.
+EXAMPLE_CLAIMS: tuple[tuple[str, str, str, int, str, tuple[str, ...]], ...] = (
+    ("Broken window", "Ada Lovelace", "450.00", Claim.Priority.NORMAL, "Claim Processing", ()),
+    ("Hail damage on car", "Ben Okafor", "1800.00", Claim.Priority.HIGH, "Claim Processing", ("Submitted",)),
+    (
+        "Burst pipe in basement",
+        "Chloe Martin",
+        "3200.00",
+        Claim.Priority.HIGH,
+        "Claim Processing",
+        ("Submitted", "Approved"),
+    ),
+    ("Lost luggage", "Dev Patel", "300.00", Claim.Priority.LOW, "Claim Processing", ("@hold",)),
+    # Claim Triage routes by amount: "Triaged" sends claims over 1000 to Senior Review (CEL).
+    ("Water damage in kitchen", "Eva Novak", "2400.00", Claim.Priority.HIGH, "Claim Triage", ("Triaged",)),
+    ("Stolen bicycle", "Farid Haddad", "800.00", Claim.Priority.NORMAL, "Claim Triage", ("Triaged",)),
+    (
+        "Cracked phone screen",
+        "Grace Kim",
+        "150.00",
+        Claim.Priority.LOW,
+        "Claim Triage",
+        ("Waiting for Documents",),
+    ),
+    ("Roof leak after storm", "Hiro Tanaka", "5600.00", Claim.Priority.HIGH, "Claim Triage", ()),
+)
+
+
+def _canonical(document: dict) -> str:
+    """A definition document as comparable text: defaults filled in, order-insensitive where
+    order carries no meaning (statuses by name; transitions keep priority in the tuple)."""
+    doc, _problems = normalize_document(document)
+    steps = sorted(
+        (
+            {
+                **{k: v for k, v in step.items() if k not in ("_path", "statuses")},
+                "statuses": sorted(
+                    ({k: v for k, v in s.items() if k != "_path"} for s in step["statuses"]),
+                    key=lambda s: s["name"],
+                ),
+            }
+            for step in doc["steps"]
+        ),
+        key=lambda s: s["name"],
+    )
+    transitions = sorted(
+        ({k: v for k, v in t.items() if k != "_path"} for t in doc["transitions"]),
+        key=lambda t: (t["from_step"], t["to_step"], t["priority"], t["condition"]),
+    )
+    return json.dumps(
+        {"name": doc["name"], "description": doc["description"], "steps": steps, "transitions": transitions},
+        sort_keys=True,
+    )
+
+
+class Command(BaseCommand):
+    help = "Load the example workflows, create the demo user (demo/demo) and a few example claims."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--no-claims", action="store_true", help="Skip the example claims.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        for filename in WORKFLOW_FILES:
+            self._load_workflow(EXAMPLES / filename)
+        user = self._demo_user()
+        if not options["no_claims"]:
+            self._example_claims()
+        self.stdout.write(
+            self.style.SUCCESS(
+                "\nDemo ready. Log in with\n"
+                f"    username: {user.username}\n"
+                f"    password: {DEMO_PASSWORD}\n"
+                "Dashboard http://127.0.0.1:8000/   GraphiQL http://127.0.0.1:8000/graphql/   "
+                "Admin http://127.0.0.1:8000/admin/\n"
+            )
+        )
+
+    # ------------------------------------------------------------------ workflows
+
+    def _load_workflow(self, path: Path) -> None:
+        if not path.exists():
+            raise CommandError(f"Example workflow {path} is missing.")
+        document = load_document(path.read_text(encoding="utf-8"))
+        name = document.get("name")
+        existing = Workflow.objects.filter(name=name).first()
+        if existing is not None and _canonical(export_workflow(existing)) == _canonical(document):
+            self.stdout.write(f"Workflow {name!r}: up to date.")
+            return
+        try:
+            import_workflow(document, replace=existing is not None)
+        except WorkflowError as exc:
+            raise CommandError(f"Could not load {path.name} [{exc.code}]: {exc}") from exc
+        self.stdout.write(f"Workflow {name!r}: {'updated' if existing else 'created'} from {path.name}.")
+
+    # ------------------------------------------------------------------ user
+
+    def _demo_user(self):
+        User = get_user_model()
+        user, created = User.objects.get_or_create(
+            username=DEMO_USERNAME, defaults={"email": "demo@example.com", "is_staff": True}
+        )
+        if created or not user.check_password(DEMO_PASSWORD) or not user.is_staff or not user.is_active:
+            user.set_password(DEMO_PASSWORD)
+            user.is_staff = True  # may open the admin, limited to the permissions below
+            user.is_active = True
+            user.save()
+        perms = []
+        for dotted in DEMO_PERMISSIONS:
+            app_label, codename = dotted.split(".")
+            perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if perm is None:
+                raise CommandError(f"Permission {dotted} does not exist: run `manage.py migrate` first.")
+            perms.append(perm)
+        user.user_permissions.add(*perms)
+        self.stdout.write(f"User {DEMO_USERNAME!r}: {'created' if created else 'exists'}.")
+        return user
+
+    # ------------------------------------------------------------------ claims
+
+    def _example_claims(self) -> None:
+        started = 0
+        for title, claimant, amount, priority, workflow_name, actions in EXAMPLE_CLAIMS:
+            with transaction.atomic():
+                claim, _ = Claim.objects.get_or_create(
+                    title=title,
+                    claimant=claimant,
+                    defaults={"amount": Decimal(amount), "priority": priority},
+                )
+                if WorkflowInstance.objects.for_object(claim).filter(workflow__name=workflow_name).exists():
+                    continue
+                instance = services.start_workflow_instance(workflow_name, claim)
+                for action in actions:
+                    if action == "@hold":
+                        instance = services.set_workflow_on_hold(instance)
+                    elif action == "@cancel":
+                        instance = services.cancel_workflow_instance(instance)
+                    else:
+                        instance = services.update_workflow_step_status(instance, action)
+                started += 1
+        total = Claim.objects.count()
+        self.stdout.write(f"Example claims: {started} instance(s) started, {total} claim(s) in all.")
