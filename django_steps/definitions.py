@@ -89,6 +89,7 @@ __all__ = [
     "load_document",
     "dump_document",
     "normalize_document",
+    "check_workflow",
 ]
 
 MAX_NAME = 255
@@ -375,6 +376,12 @@ def validate_definition(document: dict) -> list[str]:
             problems=problems,
         )
     return warnings
+
+
+def check_workflow(workflow: Workflow) -> tuple[list[dict[str, str]], list[str]]:
+    """Validate a stored workflow without raising: ``(problems, warnings)``."""
+    _doc, problems, warnings = _check(export_workflow(workflow))
+    return problems, warnings
 
 
 # --------------------------------------------------------------------------- export

@@ -1,0 +1,415 @@
+"""Django admin for workflow definitions, instances and their history.
+
+Definitions
+    The workflow page edits the workflow with its steps and transitions inline; each step row
+    links to the step page, which edits that step's statuses inline (Django has no nested
+    inlines). Transition step choices are limited to the workflow's own steps, so steps are
+    saved before transitions can point at them.
+
+    After a save (main form *and* inlines, in the admin's transaction), the whole workflow is
+    validated as a definition document (:func:`django_steps.definitions.check_workflow`):
+
+    - a workflow with **running instances** must not get worse: if the save introduces a
+      problem the workflow did not already have, the transaction is rolled back and the form
+      is shown again, with the user's input and the new problems as form errors;
+    - a workflow **without running instances** is a draft that is often built over several
+      pages (statuses live on the step pages), so the save is kept and the remaining problems
+      are shown as a warning.
+
+    Changes that need several pages at once on a live workflow (e.g. a new step with its
+    statuses and incoming transition) are better applied atomically as a whole document:
+    ``manage.py load_workflow FILE --replace`` or the GraphQL API.
+
+Instances and history
+    Read-only. Instances show their history inline; the actions "Put on hold", "Resume" and
+    "Cancel" call :mod:`django_steps.services` with ``actor=request.user`` and report each
+    instance that could not be changed with its error code.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils.html import format_html, format_html_join
+
+from . import services
+from .choices import UNFINISHED_STATES
+from .definitions import check_workflow, dump_document, export_workflow
+from .diagram import workflow_to_mermaid
+from .exceptions import WorkflowError
+from .models import (
+    Workflow,
+    WorkflowEvent,
+    WorkflowInstance,
+    WorkflowStep,
+    WorkflowStepStatus,
+    WorkflowTransition,
+)
+
+# --------------------------------------------------------------------------- validation guard
+
+
+class _Rejected(Exception):
+    """The save would add problems to a workflow with running instances; roll it back."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _messages(problems: list[dict[str, str]]) -> list[str]:
+    return [p["message"] for p in problems]
+
+
+class DefinitionGuardMixin:
+    """Validates the whole workflow after each save; see the module docstring."""
+
+    def workflow_of(self, obj) -> Workflow | None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST" and not hasattr(request, "_steps_rejected"):
+            try:
+                # The admin wraps this in transaction.atomic(): raising rolls everything back.
+                return super().changeform_view(request, object_id, form_url, extra_context)
+            except _Rejected as exc:
+                request._steps_rejected = exc.problems
+        # Second pass (after a rejection): the form reports the problems and is re-rendered
+        # with the submitted data; nothing is saved.
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        problems = getattr(request, "_steps_rejected", None)
+        if not problems:
+            return form
+
+        class RejectedForm(form):
+            def clean(self):
+                cleaned = super().clean()
+                raise ValidationError(
+                    ["Not saved: the workflow has running instances and this change would make its "
+                     "definition invalid."] + problems
+                )
+                return cleaned  # pragma: no cover
+
+        RejectedForm.__name__ = form.__name__
+        return RejectedForm
+
+    def save_model(self, request, obj, form, change):
+        workflow = self.workflow_of(obj) if change or not isinstance(obj, Workflow) else None
+        if workflow is not None and workflow.pk:
+            workflow = Workflow.objects.get(pk=workflow.pk)  # as stored, before this save
+            request._steps_live = workflow.instances.filter(state__in=UNFINISHED_STATES).exists()
+            request._steps_before = set(_messages(check_workflow(workflow)[0]))
+        else:
+            request._steps_live, request._steps_before = False, set()
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        workflow = Workflow.objects.get(pk=self.workflow_of(form.instance).pk)
+        problems, warnings = check_workflow(workflow)
+        messages_ = _messages(problems)
+        if getattr(request, "_steps_live", False):
+            new = [m for m in messages_ if m not in request._steps_before]
+            if new:
+                raise _Rejected(new)
+        if messages_:
+            self.message_user(
+                request,
+                format_html(
+                    "The workflow “{}” is not valid yet (instances cannot run it safely):<ul>{}</ul>",
+                    workflow.name,
+                    format_html_join("", "<li>{}</li>", ((m,) for m in messages_)),
+                ),
+                messages.WARNING,
+            )
+        elif warnings:
+            self.message_user(request, " ".join(warnings), messages.INFO)
+
+
+# --------------------------------------------------------------------------- definitions
+
+
+class WorkflowStepInline(admin.TabularInline):
+    model = WorkflowStep
+    extra = 0
+    fields = ("name", "order", "is_initial_step", "is_final_step", "description", "statuses_summary")
+    readonly_fields = ("statuses_summary",)
+    show_change_link = True  # statuses are edited on the step's page
+
+    @admin.display(description="statuses (edit on the step's page)")
+    def statuses_summary(self, step: WorkflowStep) -> str:
+        if not step.pk:
+            return "—"
+        return _statuses_summary(step)
+
+
+def _statuses_summary(step: WorkflowStep) -> str:
+    parts = []
+    for status in step.statuses.all():
+        roles = [
+            label
+            for flag, label in (
+                ("is_default_status", "default"),
+                ("is_completion_status", "completion"),
+                ("is_cancellation_status", "cancellation"),
+                ("is_on_hold_status", "on hold"),
+            )
+            if getattr(status, flag)
+        ]
+        parts.append(f"{status.name} ({', '.join(roles)})" if roles else status.name)
+    return ", ".join(parts) or "none"
+
+
+class WorkflowTransitionInline(admin.TabularInline):
+    model = WorkflowTransition
+    fk_name = "workflow"
+    extra = 0
+    fields = ("from_step", "to_step", "condition", "priority", "description")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in ("from_step", "to_step"):
+            object_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+            queryset = WorkflowStep.objects.none()
+            if object_id:
+                try:
+                    queryset = WorkflowStep.objects.filter(workflow_id=int(object_id))
+                except ValueError:
+                    pass
+            kwargs["queryset"] = queryset.order_by("order", "id")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        for name in ("from_step", "to_step"):
+            field = formset.form.base_fields.get(name)
+            if field is not None:
+                field.label_from_instance = lambda step: step.name
+        return formset
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(DefinitionGuardMixin, admin.ModelAdmin):
+    list_display = ("name", "step_count", "running_instances", "definition_version", "updated_at")
+    search_fields = ("name", "description")
+    readonly_fields = ("definition_version", "created_at", "updated_at", "diagram", "document")
+    fieldsets = (
+        (None, {"fields": ("name", "description")}),
+        ("Definition", {"classes": ("collapse",), "fields": ("definition_version", "diagram", "document")}),
+        ("Timestamps", {"classes": ("collapse",), "fields": ("created_at", "updated_at")}),
+    )
+    inlines = (WorkflowStepInline, WorkflowTransitionInline)
+    actions = ("validate_definitions",)
+
+    def workflow_of(self, obj: Workflow) -> Workflow:
+        return obj
+
+    @admin.display(description="steps")
+    def step_count(self, workflow: Workflow) -> int:
+        return workflow.steps.count()
+
+    @admin.display(description="running instances")
+    def running_instances(self, workflow: Workflow) -> int:
+        return workflow.instances.filter(state__in=UNFINISHED_STATES).count()
+
+    @admin.display(description="Mermaid diagram")
+    def diagram(self, workflow: Workflow) -> str:
+        if not workflow.pk:
+            return "—"
+        return format_html("<pre>{}</pre>", workflow_to_mermaid(workflow))
+
+    @admin.display(description="definition document (YAML; load with manage.py load_workflow)")
+    def document(self, workflow: Workflow) -> str:
+        if not workflow.pk:
+            return "—"
+        return format_html("<pre>{}</pre>", dump_document(export_workflow(workflow)))
+
+    @admin.action(description="Validate selected workflows")
+    def validate_definitions(self, request, queryset):
+        for workflow in queryset:
+            problems, warnings = check_workflow(workflow)
+            if problems:
+                self.message_user(
+                    request,
+                    f"{workflow.name}: {len(problems)} problem(s): " + "; ".join(_messages(problems)),
+                    messages.ERROR,
+                )
+            else:
+                suffix = (" Warnings: " + " ".join(warnings)) if warnings else ""
+                self.message_user(request, f"{workflow.name}: valid.{suffix}", messages.SUCCESS)
+
+
+class WorkflowStepStatusInline(admin.TabularInline):
+    model = WorkflowStepStatus
+    extra = 0
+    fields = (
+        "name",
+        "is_default_status",
+        "is_completion_status",
+        "is_cancellation_status",
+        "is_on_hold_status",
+        "description",
+    )
+
+
+@admin.register(WorkflowStep)
+class WorkflowStepAdmin(DefinitionGuardMixin, admin.ModelAdmin):
+    list_display = ("name", "workflow", "order", "is_initial_step", "is_final_step", "statuses")
+    list_filter = ("workflow",)
+    list_select_related = ("workflow",)
+    search_fields = ("name", "workflow__name")
+    fields = ("workflow", "name", "order", "is_initial_step", "is_final_step", "description")
+    inlines = (WorkflowStepStatusInline,)
+
+    def workflow_of(self, obj: WorkflowStep) -> Workflow:
+        return obj.workflow
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("workflow",) if obj is not None else ()
+
+    @admin.display(description="statuses")
+    def statuses(self, step: WorkflowStep) -> str:
+        return _statuses_summary(step)
+
+
+# --------------------------------------------------------------------------- instances
+
+
+class WorkflowEventInline(admin.TabularInline):
+    model = WorkflowEvent
+    fk_name = "instance"
+    extra = 0
+    can_delete = False
+    ordering = ("sequence",)
+    fields = (
+        "sequence",
+        "position",
+        "kind",
+        "state",
+        "from_step",
+        "from_status",
+        "to_step",
+        "to_status",
+        "requested_status",
+        "transition",
+        "actor",
+        "context",
+        "created_at",
+    )
+    readonly_fields = fields
+    verbose_name_plural = "history"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WorkflowInstance)
+class WorkflowInstanceAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "workflow",
+        "content_object_display",
+        "current_step",
+        "current_step_status",
+        "state",
+        "version",
+        "updated_at",
+    )
+    list_filter = ("state", "workflow")
+    list_select_related = ("workflow", "current_step", "current_step_status", "content_type")
+    search_fields = ("object_id", "workflow__name")
+    inlines = (WorkflowEventInline,)
+    actions = ("hold", "resume", "cancel")
+    readonly_fields = (
+        "workflow",
+        "content_type",
+        "object_id",
+        "content_object_display",
+        "current_step",
+        "current_step_status",
+        "state",
+        "version",
+        "started_at",
+        "updated_at",
+        "completed_at",
+    )
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("content_object")
+
+    @admin.display(description="object")
+    def content_object_display(self, instance: WorkflowInstance) -> str:
+        obj = instance.content_object
+        return str(obj) if obj is not None else f"{instance.content_type} #{instance.object_id} (deleted)"
+
+    # Read-only: no add, no delete, and object pages are view-only. The changelist keeps the
+    # model-level change permission so the actions below (which need it) are offered.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request)
+
+    def _run(self, request, queryset, service, done: str) -> None:
+        changed = 0
+        for instance in queryset.order_by("pk"):
+            try:
+                service(instance, actor=request.user)
+            except WorkflowError as exc:
+                self.message_user(request, f"Instance {instance.pk}: {exc.code}: {exc.message}", messages.ERROR)
+            else:
+                changed += 1
+        if changed:
+            self.message_user(request, f"{changed} instance(s) {done}.", messages.SUCCESS)
+
+    @admin.action(description="Put on hold", permissions=["change"])
+    def hold(self, request, queryset):
+        self._run(request, queryset, services.set_workflow_on_hold, "put on hold")
+
+    @admin.action(description="Resume", permissions=["change"])
+    def resume(self, request, queryset):
+        self._run(request, queryset, services.resume_workflow_instance, "resumed")
+
+    @admin.action(description="Cancel", permissions=["change"])
+    def cancel(self, request, queryset):
+        self._run(request, queryset, services.cancel_workflow_instance, "cancelled")
+
+
+@admin.register(WorkflowEvent)
+class WorkflowEventAdmin(admin.ModelAdmin):
+    list_display = (
+        "position",
+        "instance",
+        "sequence",
+        "kind",
+        "state",
+        "from_step",
+        "to_step",
+        "to_status",
+        "actor",
+        "created_at",
+    )
+    list_filter = ("kind", "workflow")
+    list_select_related = ("instance", "from_step", "to_step", "to_status", "actor")
+    search_fields = ("instance__object_id",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
