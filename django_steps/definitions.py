@@ -53,8 +53,8 @@ same step is tried before them.
 
 :func:`import_workflow` is atomic. With ``replace=True`` an existing workflow is updated in
 place: steps are matched by name, statuses by (step, name) and transitions by
-(from step, to step, priority) in document order, so running instances and history keep
-pointing at the same rows. Parts missing from the document are deleted; if one of them is
+(from step, to step, priority), else by (from step, to step), in document order, so running
+instances and history keep pointing at the same rows. Parts missing from the document are deleted; if one of them is
 still used by an instance or by history, :class:`~django_steps.exceptions.WorkflowInUse` is
 raised and nothing changes.
 """
@@ -561,25 +561,39 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
                 if _assign(status, st_values):
                     status.save(using=using)
 
-    # Transitions: pair existing and wanted ones with the same (from, to, priority) in order.
-    existing_t: dict[tuple[int, int, int], list[WorkflowTransition]] = defaultdict(list)
-    for t in WorkflowTransition.objects.using(using).filter(workflow=workflow).order_by("id"):
-        existing_t[(t.from_step_id, t.to_step_id, t.priority)].append(t)
+    # Transitions: pair each wanted one with an existing one of the same (from, to, priority),
+    # else of the same (from, to), in order, so history rows keep pointing at "their"
+    # transition when only its priority, condition or description changes.
+    existing = list(WorkflowTransition.objects.using(using).filter(workflow=workflow).order_by("id"))
+    wanted = []
     for spec in doc["transitions"]:
         from_step, to_step = steps[spec["from_step"]], steps[spec["to_step"]]
-        key = (from_step.id, to_step.id, spec["priority"])
-        values = {"condition": spec["condition"], "description": spec["description"]}
-        if existing_t[key]:
-            t = existing_t[key].pop(0)
-            if _assign(t, values):
-                t.save(using=using)
-        else:
+        wanted.append((spec, from_step, to_step))
+    matched: dict[int, WorkflowTransition] = {}
+    for exact in (True, False):
+        for index, (spec, from_step, to_step) in enumerate(wanted):
+            if index in matched:
+                continue
+            for t in existing:
+                if (
+                    t.from_step_id == from_step.id
+                    and t.to_step_id == to_step.id
+                    and (not exact or t.priority == spec["priority"])
+                ):
+                    matched[index] = t
+                    existing.remove(t)
+                    break
+    for t in existing:
+        t.delete(using=using)
+    for index, (spec, from_step, to_step) in enumerate(wanted):
+        values = {"condition": spec["condition"], "priority": spec["priority"], "description": spec["description"]}
+        t = matched.get(index)
+        if t is None:
             WorkflowTransition.objects.using(using).create(
-                workflow=workflow, from_step=from_step, to_step=to_step, priority=spec["priority"], **values
+                workflow=workflow, from_step=from_step, to_step=to_step, **values
             )
-    for leftovers in existing_t.values():
-        for t in leftovers:
-            t.delete(using=using)
+        elif _assign(t, values):
+            t.save(using=using)
 
 
 # --------------------------------------------------------------------------- delete

@@ -491,3 +491,20 @@ def test_claim_triage_example_routes_large_claims_to_senior_review():
 
 def test_examples_are_shipped_as_package_data():
     assert sorted(p.name for p in EXAMPLES.glob("*.yaml")) == ["claim_processing.yaml", "claim_triage.yaml"]
+
+
+def test_replace_keeps_transitions_that_only_changed_priority_or_condition(claim_workflow, claim):
+    instance = services.start_workflow_instance("Claim Processing", claim)
+    services.update_workflow_step_status(instance, "Submitted")
+    taken = WorkflowEvent.objects.get(instance=instance, kind="ADVANCED").transition
+    ids = set(WorkflowTransition.objects.values_list("id", flat=True))
+
+    doc = export_workflow(claim_workflow)
+    doc["transitions"][0].update(priority=3, condition="claim.amount >= 0", description="reworded")
+    workflow = import_workflow(doc, replace=True)
+
+    assert export_workflow(workflow) == doc
+    assert set(WorkflowTransition.objects.values_list("id", flat=True)) == ids
+    event = WorkflowEvent.objects.get(instance=instance, kind="ADVANCED")
+    assert event.transition_id == taken.id
+    assert event.transition.priority == 3
