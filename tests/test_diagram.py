@@ -28,7 +28,7 @@ def test_claim_processing_diagram(claim_workflow):
     assert workflow_to_mermaid(claim_workflow) == CLAIM_PROCESSING_MERMAID
 
 
-def _statuses(final: bool = False):
+def _statuses():
     return [{"name": "Open", "is_default_status": True}, {"name": "Done", "is_completion_status": True}]
 
 
