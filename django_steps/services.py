@@ -21,6 +21,7 @@ import logging
 
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Model
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from . import cel, compiled
@@ -232,15 +233,10 @@ def _save(
         instance.version += 1
         if state in (InstanceState.COMPLETED, InstanceState.CANCELLED):
             instance.completed_at = timezone.now()
-        instance.save(
-            using=using,
-            update_fields=["current_step", "current_step_status", "state", "version", "completed_at", "updated_at"],
-        )
     event = WorkflowEvent(
         instance=instance,
         workflow_id=instance.workflow_id,
         sequence=instance.version,
-        position=_next_position(using),
         kind=kind,
         state=state,
         from_step_id=from_step_id,
@@ -252,10 +248,71 @@ def _save(
         actor=_actor(actor),
         context=context,
     )
-    event.save(using=using, force_insert=True)
+    if connections[using].vendor == "postgresql" and not _save_signals_connected():
+        _write_in_one_statement(instance, event, created, using)
+    else:
+        if not created:
+            instance.save(using=using, update_fields=_INSTANCE_CHANGED)
+        event.position = _next_position(using)
+        event.save(using=using, force_insert=True)
     transaction.on_commit(lambda: _publish(event, instance), using=using)
     instance.last_event = event
     return event
+
+
+_INSTANCE_CHANGED = ["current_step", "current_step_status", "state", "version", "completed_at", "updated_at"]
+
+
+def _save_signals_connected() -> bool:
+    """Model save signals on instances or events must keep firing for code that listens to
+    them (as code written against the original may); then the ORM path is used."""
+    return any(
+        signal.has_listeners(model)
+        for signal in (pre_save, post_save)
+        for model in (WorkflowInstance, WorkflowEvent)
+    )
+
+
+def _write_in_one_statement(instance: WorkflowInstance, event: WorkflowEvent, created: bool, using: str) -> None:
+    """PostgreSQL: update the (already locked) instance, take the next position and insert the
+    history row in ONE statement (data-modifying CTEs), one round trip instead of three.
+
+    Same effects and locks as the ORM path: the instance row is already locked by ``_lock``; the
+    counter row is locked until commit, so positions still follow commit order."""
+    conn = connections[using]
+    qn = conn.ops.quote_name
+    params: list[Any] = []
+    ctes = []
+    if not created:
+        meta = WorkflowInstance._meta
+        sets = []
+        for name in _INSTANCE_CHANGED:
+            f = meta.get_field(name)
+            sets.append(f"{qn(f.column)} = %s")
+            params.append(f.get_db_prep_save(f.pre_save(instance, add=False), conn))
+        ctes.append(f"u AS (UPDATE {qn(meta.db_table)} SET {', '.join(sets)} WHERE {qn(meta.pk.column)} = %s)")
+        params.append(instance.pk)
+    counter = qn(EventCounter._meta.db_table)
+    ctes.append(
+        f"c AS (INSERT INTO {counter} (id, value) VALUES (1, 1) "
+        f"ON CONFLICT (id) DO UPDATE SET value = {counter}.value + 1 RETURNING value)"
+    )
+    meta = WorkflowEvent._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key and f.name != "position"]
+    for f in fields:
+        params.append(f.get_db_prep_save(f.pre_save(event, add=True), conn))
+    columns = ", ".join(qn(f.column) for f in fields)
+    position = qn(meta.get_field("position").column)
+    sql = (
+        f"WITH {', '.join(ctes)} INSERT INTO {qn(meta.db_table)} ({columns}, {position}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}, (SELECT value FROM c)) "
+        f"RETURNING {qn(meta.pk.column)}, {position}"
+    )
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        event.pk, event.position = cursor.fetchone()
+    event._state.adding = False
+    event._state.db = using
 
 
 def _publish(event: WorkflowEvent, instance: WorkflowInstance) -> None:
