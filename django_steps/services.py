@@ -5,6 +5,17 @@ Each change runs in one transaction with the instance row locked
 :class:`~django_steps.models.WorkflowEvent`. ``workflow_event_committed`` is sent after commit.
 Failures raise subclasses of :class:`~django_steps.exceptions.WorkflowError` and change nothing.
 
+Round trips per change: the locking ``SELECT``, the content object when a condition needs it,
+then the writes. On PostgreSQL the writes (instance ``UPDATE``, next history position from the
+counter row, history ``INSERT``) are one statement; elsewhere, or when ``pre_save``/``post_save``
+receivers listen to instances or events, they go through the ORM (three statements).
+
+Lock order is always: the instance row, then the counter row (held until commit, so positions
+follow commit order). An outer transaction that changes several instances therefore holds the
+counter while it locks the next instance; a concurrent change of that instance then waits for
+the counter and PostgreSQL reports a deadlock (one of the two fails and may be retried). Prefer
+one transaction per instance when changing several.
+
 The original's names and positional arguments are kept; ``actor=`` and ``expected_version=``
 are keyword-only extras. Each function returns the instance it was given, updated in place,
 with ``instance.last_event`` set to the history row the change wrote.

@@ -214,3 +214,34 @@ def test_a_failing_receiver_does_not_fail_the_committed_change(routing_workflow,
     assert WorkflowInstance.objects.get(pk=instance.pk).version == 2
     assert [e.kind for e, _ in received] == ["STARTED", "STATUS_CHANGED"]  # the other receiver still ran
     assert "channel layer down" in caplog.text
+
+
+@pytest.mark.django_db
+def test_model_save_signals_still_fire_for_code_that_listens_to_them(routing_workflow):
+    """Code written against the original may listen to post_save of instances; the engine then
+    saves through the ORM (on PostgreSQL it otherwise writes one combined statement)."""
+    from django.db.models.signals import post_save
+
+    saved = []
+
+    def on_save(sender, instance, created, **kwargs):
+        saved.append((sender.__name__, created))
+
+    post_save.connect(on_save, sender=WorkflowInstance)
+    post_save.connect(on_save, sender=WorkflowEvent)
+    try:
+        instance = start_workflow_instance("Routing", Document.objects.create())
+        update_workflow_step_status(instance, "Checking")
+    finally:
+        post_save.disconnect(on_save, sender=WorkflowInstance)
+        post_save.disconnect(on_save, sender=WorkflowEvent)
+    assert saved == [
+        ("WorkflowInstance", True),
+        ("WorkflowEvent", True),
+        ("WorkflowInstance", False),
+        ("WorkflowEvent", True),
+    ]
+    events = list(selectors.history(instance))
+    assert [(e.sequence, e.kind) for e in events] == [(1, "STARTED"), (2, "STATUS_CHANGED")]
+    assert events[1].position == events[0].position + 1
+    assert WorkflowInstance.objects.get(pk=instance.pk).version == 2
