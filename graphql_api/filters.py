@@ -1,0 +1,78 @@
+"""Filters and ordering of the top-level connections."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+import strawberry
+import strawberry_django
+from django.db.models import Q
+
+from django_steps import models
+
+from .enums import WorkflowInstanceState
+
+
+@strawberry_django.filter_type(models.Workflow, name="WorkflowFilter", description="Filters for `workflows`.")
+class WorkflowFilter:
+    name: Optional[str] = strawberry_django.filter_field(description="Exact workflow name.")
+
+    @strawberry_django.filter_field(description="Workflow name contains this text (case-insensitive).")
+    def name_contains(self, value: str, prefix: str) -> Q:
+        return Q(**{f"{prefix}name__icontains": value})
+
+
+@strawberry_django.filter_type(
+    models.WorkflowInstance, name="WorkflowInstanceFilter", description="Filters for `workflowInstances`."
+)
+class WorkflowInstanceFilter:
+    state: Optional[WorkflowInstanceState] = strawberry_django.filter_field(description="Lifecycle state.")
+    object_id: Optional[strawberry.ID] = strawberry_django.filter_field(
+        description="Primary key of the attached object (use with `contentType`)."
+    )
+
+    @strawberry_django.filter_field(description="Exact name of the workflow.")
+    def workflow_name(self, value: str, prefix: str) -> Q:
+        return Q(**{f"{prefix}workflow__name": value})
+
+    @strawberry_django.filter_field(description="Exact name of the current step.")
+    def current_step_name(self, value: str, prefix: str) -> Q:
+        return Q(**{f"{prefix}current_step__name": value})
+
+    @strawberry_django.filter_field(
+        description='Model of the attached object as "app_label.model" (e.g. "claims.claim"). '
+        "An unknown or malformed value matches nothing."
+    )
+    def content_type(self, value: str, prefix: str) -> Q:
+        app_label, _, model = value.partition(".")
+        if not app_label or not model:
+            return Q(pk__in=[])
+        return Q(**{f"{prefix}content_type__app_label": app_label, f"{prefix}content_type__model": model.lower()})
+
+    @strawberry_django.filter_field(description="Started at or after this time.")
+    def started_after(self, value: datetime, prefix: str) -> Q:
+        return Q(**{f"{prefix}started_at__gte": value})
+
+    @strawberry_django.filter_field(description="Started at or before this time.")
+    def started_before(self, value: datetime, prefix: str) -> Q:
+        return Q(**{f"{prefix}started_at__lte": value})
+
+
+@strawberry_django.order_type(
+    models.WorkflowInstance,
+    name="WorkflowInstanceOrder",
+    description="Ordering of `workflowInstances`; give one field per list item. Default: newest first.",
+)
+class WorkflowInstanceOrder:
+    started_at: strawberry.auto = strawberry_django.order_field(description="When it was started.")
+    updated_at: strawberry.auto = strawberry_django.order_field(description="When it last changed.")
+    completed_at: strawberry.auto = strawberry_django.order_field(description="When it finished.")
+    version: strawberry.auto = strawberry_django.order_field(description="Its version.")
+    state: strawberry.auto = strawberry_django.order_field(description="Its state.")
+
+
+@strawberry_django.order_type(models.Workflow, name="WorkflowOrder", description="Ordering of `workflows`.")
+class WorkflowOrder:
+    name: strawberry.auto = strawberry_django.order_field(description="Workflow name.")
+    created_at: strawberry.auto = strawberry_django.order_field(description="When it was created.")

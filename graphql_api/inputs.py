@@ -1,0 +1,167 @@
+"""Mutation inputs. IDs are Relay global IDs (as returned in `id` fields)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import strawberry
+from strawberry.scalars import JSON
+
+
+@strawberry.input(name="StartWorkflowInstanceInput", description="Start a workflow for an object.")
+class StartWorkflowInstanceInput:
+    workflow_name: str = strawberry.field(description="Name of the workflow to start.")
+    content_type: str = strawberry.field(description='Model of the object, as "app_label.model" (e.g. "claims.claim").')
+    object_id: strawberry.ID = strawberry.field(description="Primary key of the object.")
+
+
+@strawberry.input(name="UpdateWorkflowStepStatusInput", description="Set a status of the instance's current step.")
+class UpdateWorkflowStepStatusInput:
+    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
+    status_name: str = strawberry.field(description="Name of a status of the current step.")
+    context: Optional[JSON] = strawberry.field(
+        default=None,
+        description="A JSON object used as the CEL context of transition conditions; "
+        "default: the attached object's fields.",
+    )
+    expected_version: Optional[int] = strawberry.field(
+        default=None, description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version."
+    )
+
+
+@strawberry.input(
+    name="AdvanceWorkflowInstanceInput",
+    description="Retry the transitions of an instance that found no match (`isAwaitingTransition`).",
+)
+class AdvanceWorkflowInstanceInput:
+    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
+    context: Optional[JSON] = strawberry.field(
+        default=None,
+        description="A JSON object used as the CEL context; default: the attached object's fields.",
+    )
+    expected_version: Optional[int] = strawberry.field(
+        default=None, description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version."
+    )
+
+
+@strawberry.input(name="SetWorkflowOnHoldInput", description="Put an active instance on hold.")
+class SetWorkflowOnHoldInput:
+    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
+    expected_version: Optional[int] = strawberry.field(
+        default=None, description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version."
+    )
+
+
+@strawberry.input(name="ResumeWorkflowInstanceInput", description="Resume an instance that is on hold.")
+class ResumeWorkflowInstanceInput:
+    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
+    expected_version: Optional[int] = strawberry.field(
+        default=None, description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version."
+    )
+
+
+@strawberry.input(name="CancelWorkflowInstanceInput", description="Cancel an unfinished instance.")
+class CancelWorkflowInstanceInput:
+    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
+    expected_version: Optional[int] = strawberry.field(
+        default=None, description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version."
+    )
+
+
+# ----------------------------------------------------------------------------- definitions
+
+
+@strawberry.input(name="WorkflowStepStatusInput", description="A status of a step.")
+class WorkflowStepStatusInput:
+    name: str = strawberry.field(description="Name, unique within the step.")
+    description: str = strawberry.field(default="", description="Free text shown to users.")
+    is_default_status: bool = strawberry.field(default=False, description="Set when an instance enters the step.")
+    is_completion_status: bool = strawberry.field(
+        default=False, description="Setting it completes the step (transitions are tried)."
+    )
+    is_cancellation_status: bool = strawberry.field(default=False, description="Setting it cancels the instance.")
+    is_on_hold_status: bool = strawberry.field(default=False, description="Setting it puts the instance on hold.")
+
+
+@strawberry.input(name="WorkflowStepInput", description="A step with its statuses.")
+class WorkflowStepInput:
+    name: str = strawberry.field(description="Name, unique within the workflow.")
+    description: str = strawberry.field(default="", description="Free text shown to users.")
+    order: Optional[int] = strawberry.field(
+        default=None, description="Position (ascending); default: the step's position in the list."
+    )
+    is_initial_step: bool = strawberry.field(default=False, description="New instances start here (exactly one).")
+    is_final_step: bool = strawberry.field(default=False, description="A completion status here completes.")
+    statuses: list[WorkflowStepStatusInput] = strawberry.field(description="The step's statuses (one default).")
+
+
+@strawberry.input(name="WorkflowTransitionInput", description="A transition, naming its steps by name.")
+class WorkflowTransitionInput:
+    from_step: str = strawberry.field(description="Name of the step it leaves.")
+    to_step: str = strawberry.field(description="Name of the step it enters.")
+    condition: str = strawberry.field(default="", description="CEL expression; empty means always.")
+    priority: int = strawberry.field(default=0, description="Higher priorities are tried first.")
+    description: str = strawberry.field(default="", description="Free text shown to users.")
+
+
+@strawberry.input(
+    name="WorkflowDefinitionInput",
+    description=(
+        "A whole workflow definition — the same document `load_workflow` reads (in camelCase). "
+        "It is validated as a whole and saved atomically."
+    ),
+)
+class WorkflowDefinitionInput:
+    name: str = strawberry.field(description="Unique workflow name.")
+    description: str = strawberry.field(default="", description="Free text shown to users.")
+    steps: list[WorkflowStepInput] = strawberry.field(description="The steps, in order.")
+    transitions: list[WorkflowTransitionInput] = strawberry.field(
+        default_factory=list, description="The transitions between the steps."
+    )
+
+
+@strawberry.input(name="DeleteWorkflowInput", description="Delete a workflow definition that no instance uses.")
+class DeleteWorkflowInput:
+    name: str = strawberry.field(description="Name of the workflow.")
+
+
+def definition_document(data: WorkflowDefinitionInput) -> dict[str, Any]:
+    """The input as the engine's definition document (snake_case keys, as in the models)."""
+
+    def step(s: WorkflowStepInput) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "name": s.name,
+            "description": s.description,
+            "is_initial_step": s.is_initial_step,
+            "is_final_step": s.is_final_step,
+            "statuses": [
+                {
+                    "name": st.name,
+                    "description": st.description,
+                    "is_default_status": st.is_default_status,
+                    "is_completion_status": st.is_completion_status,
+                    "is_cancellation_status": st.is_cancellation_status,
+                    "is_on_hold_status": st.is_on_hold_status,
+                }
+                for st in s.statuses
+            ],
+        }
+        if s.order is not None:
+            doc["order"] = s.order
+        return doc
+
+    return {
+        "name": data.name,
+        "description": data.description,
+        "steps": [step(s) for s in data.steps],
+        "transitions": [
+            {
+                "from_step": t.from_step,
+                "to_step": t.to_step,
+                "condition": t.condition,
+                "priority": t.priority,
+                "description": t.description,
+            }
+            for t in data.transitions
+        ],
+    }

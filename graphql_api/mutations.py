@@ -1,0 +1,254 @@
+"""The Mutation type. Each mutation is thin: check the permission, resolve the IDs, call one
+service of :mod:`django_steps` with the current user as actor, and map its errors
+(:mod:`graphql_api.errors`). Each returns ``<Type> | OperationInfo``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+import strawberry_django
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError
+from strawberry import relay
+from strawberry.types import Info
+from strawberry_django.auth.mutations import resolve_login, resolve_logout
+
+from django_steps import services
+from django_steps.exceptions import ContentObjectNotFound, WorkflowNotFound
+from django_steps.models import Workflow, WorkflowInstance
+
+from .errors import (
+    INVALID_CONTEXT,
+    INVALID_CREDENTIALS,
+    ApiError,
+    Kind,
+    permission_denied,
+    to_operation_info,
+)
+from .ids import get_by_global_id
+from .inputs import (
+    AdvanceWorkflowInstanceInput,
+    CancelWorkflowInstanceInput,
+    DeleteWorkflowInput,
+    ResumeWorkflowInstanceInput,
+    SetWorkflowOnHoldInput,
+    StartWorkflowInstanceInput,
+    UpdateWorkflowStepStatusInput,
+    WorkflowDefinitionInput,
+    definition_document,
+)
+from .permissions import ADD_WORKFLOW, CHANGE_INSTANCE, CHANGE_WORKFLOW, DELETE_WORKFLOW, current_user, has_perm
+from .types import DeletedWorkflowType, UserType, WorkflowInstanceType, WorkflowType
+
+def _require(info: Info, perm: str) -> Any:
+    if not has_perm(info, perm):
+        raise permission_denied()
+    return current_user(info)
+
+
+def _instance(input_id: str) -> WorkflowInstance:
+    return get_by_global_id(WorkflowInstance.objects.all(), input_id, "WorkflowInstance", field="instanceId")
+
+
+def _context(value: Any) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ApiError(INVALID_CONTEXT, "`context` must be a JSON object.", kind=Kind.VALIDATION, field="context")
+    return value
+
+
+def _reloaded(instance: WorkflowInstance) -> WorkflowInstance:
+    return WorkflowInstance.objects.select_related("workflow", "current_step", "current_step_status").get(
+        pk=instance.pk
+    )
+
+
+def _content_object(content_type: str, object_id: str) -> Any:
+    app_label, _, model = content_type.partition(".")
+    try:
+        ct = ContentType.objects.get_by_natural_key(app_label, model.lower())
+    except ContentType.DoesNotExist:
+        ct = None
+    model_class = ct.model_class() if ct else None
+    if model_class is None:
+        raise ContentObjectNotFound(f'No model is named "{content_type:.100}" (expected "app_label.model").')
+    try:
+        obj = model_class._default_manager.filter(pk=object_id).first()
+    except (ValueError, TypeError, OverflowError, ValidationError, DatabaseError):
+        obj = None
+    if obj is None:
+        raise ContentObjectNotFound(f"No {ct.app_label}.{ct.model} has the primary key {object_id!r:.100}.")
+    return obj
+
+
+def _mutation(description: str):
+    return strawberry_django.mutation(handle_django_errors=True, description=description)
+
+
+@strawberry.type(name="Mutation", description="Change workflow instances and definitions; log in and out.")
+class Mutation:
+    # ------------------------------------------------------------------ instances
+
+    @_mutation(
+        "Start a workflow for an object, on the initial step with its default status. If an unfinished "
+        "instance of that workflow exists for the object, it is returned unchanged. "
+        "Needs `change_workflowinstance`."
+    )
+    def start_workflow_instance(self, info: Info, input: StartWorkflowInstanceInput) -> WorkflowInstanceType:  # noqa: A002
+        try:
+            user = _require(info, CHANGE_INSTANCE)
+            obj = _content_object(input.content_type, str(input.object_id))
+            instance = services.start_workflow_instance(input.workflow_name, obj, actor=user)
+            return _reloaded(instance)
+        except Exception as error:  # noqa: BLE001 - expected errors mapped, the rest re-raised
+            return to_operation_info(error)
+
+    @_mutation(
+        "Set a status of the current step. A completion status advances along the first matching "
+        "transition (or completes on a final step, or records NO_TRANSITION); the on-hold and cancellation "
+        "statuses hold and cancel. Needs `change_workflowinstance`."
+    )
+    def update_workflow_step_status(
+        self,
+        info: Info,
+        input: UpdateWorkflowStepStatusInput,  # noqa: A002
+    ) -> WorkflowInstanceType:
+        try:
+            user = _require(info, CHANGE_INSTANCE)
+            instance = _instance(input.instance_id)
+            context = _context(input.context)
+            services.update_workflow_step_status(
+                instance, input.status_name, context, actor=user, expected_version=input.expected_version
+            )
+            return _reloaded(instance)
+        except Exception as error:  # noqa: BLE001
+            return to_operation_info(error)
+
+    @_mutation(
+        "Retry the transitions of an instance whose completion status found no match "
+        "(`isAwaitingTransition`), e.g. with new context. Needs `change_workflowinstance`."
+    )
+    def advance_workflow_instance(self, info: Info, input: AdvanceWorkflowInstanceInput) -> WorkflowInstanceType:  # noqa: A002
+        try:
+            user = _require(info, CHANGE_INSTANCE)
+            instance = _instance(input.instance_id)
+            context = _context(input.context)
+            services.advance_workflow_instance(instance, context, actor=user, expected_version=input.expected_version)
+            return _reloaded(instance)
+        except Exception as error:  # noqa: BLE001
+            return to_operation_info(error)
+
+    @_mutation(
+        "Put an active instance on hold (the step's on-hold status if it has one). "
+        "Needs `change_workflowinstance`."
+    )
+    def set_workflow_on_hold(self, info: Info, input: SetWorkflowOnHoldInput) -> WorkflowInstanceType:  # noqa: A002
+        try:
+            user = _require(info, CHANGE_INSTANCE)
+            instance = _instance(input.instance_id)
+            services.set_workflow_on_hold(instance, actor=user, expected_version=input.expected_version)
+            return _reloaded(instance)
+        except Exception as error:  # noqa: BLE001
+            return to_operation_info(error)
+
+    @_mutation(
+        "Resume an instance on hold (from an on-hold status, back to the step's default status). "
+        "Needs `change_workflowinstance`."
+    )
+    def resume_workflow_instance(self, info: Info, input: ResumeWorkflowInstanceInput) -> WorkflowInstanceType:  # noqa: A002
+        try:
+            user = _require(info, CHANGE_INSTANCE)
+            instance = _instance(input.instance_id)
+            services.resume_workflow_instance(instance, actor=user, expected_version=input.expected_version)
+            return _reloaded(instance)
+        except Exception as error:  # noqa: BLE001
+            return to_operation_info(error)
+
+    @_mutation(
+        "Cancel an unfinished instance (the step's cancellation status if it has one). "
+        "Needs `change_workflowinstance`."
+    )
+    def cancel_workflow_instance(self, info: Info, input: CancelWorkflowInstanceInput) -> WorkflowInstanceType:  # noqa: A002
+        try:
+            user = _require(info, CHANGE_INSTANCE)
+            instance = _instance(input.instance_id)
+            services.cancel_workflow_instance(instance, actor=user, expected_version=input.expected_version)
+            return _reloaded(instance)
+        except Exception as error:  # noqa: BLE001
+            return to_operation_info(error)
+
+    # ------------------------------------------------------------------ definitions
+
+    @_mutation(
+        "Create a workflow from a whole definition, validated as a whole (one initial step, a final step, "
+        "one default status per step, known steps, compiling CEL) and saved atomically. Needs `add_workflow`."
+    )
+    def create_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:  # noqa: A002
+        from django_steps.definitions import import_workflow
+
+        try:
+            _require(info, ADD_WORKFLOW)
+            if Workflow.objects.filter(name=input.name).exists():
+                raise ApiError(
+                    "WORKFLOW_EXISTS",
+                    f'A workflow named "{input.name:.100}" exists already; use updateWorkflow.',
+                    kind=Kind.VALIDATION,
+                    field="name",
+                )
+            return import_workflow(definition_document(input))
+        except Exception as error:  # noqa: BLE001
+            return to_operation_info(error)
+
+    @_mutation(
+        "Replace the definition of the workflow with this name (WORKFLOW_IN_USE if instances still need "
+        "what would change). Needs `change_workflow`."
+    )
+    def update_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:  # noqa: A002
+        from django_steps.definitions import import_workflow
+
+        try:
+            _require(info, CHANGE_WORKFLOW)
+            if not Workflow.objects.filter(name=input.name).exists():
+                raise WorkflowNotFound(f'No workflow is named "{input.name:.100}".')
+            return import_workflow(definition_document(input), replace=True)
+        except Exception as error:  # noqa: BLE001
+            return to_operation_info(error)
+
+    @_mutation(
+        "Delete a workflow definition. Refused with WORKFLOW_IN_USE while instances of it exist. "
+        "Needs `delete_workflow`."
+    )
+    def delete_workflow(self, info: Info, input: DeleteWorkflowInput) -> DeletedWorkflowType:  # noqa: A002
+        from django_steps.definitions import delete_workflow
+
+        try:
+            _require(info, DELETE_WORKFLOW)
+            workflow = Workflow.objects.filter(name=input.name).first()
+            if workflow is None:
+                raise WorkflowNotFound(f'No workflow is named "{input.name:.100}".')
+            deleted = DeletedWorkflowType(id=strawberry.ID(relay.to_base64("Workflow", workflow.pk)), name=workflow.name)
+            delete_workflow(workflow)
+            return deleted
+        except Exception as error:  # noqa: BLE001
+            return to_operation_info(error)
+
+    # ------------------------------------------------------------------ session
+
+    @_mutation(
+        "Log in with a Django session (sets the `sessionid` cookie and rotates `csrftoken`: "
+        "read the new token before the next POST)."
+    )
+    def login(self, info: Info, username: str, password: str) -> UserType:
+        try:
+            return resolve_login(info, username, password)
+        except ValidationError:
+            return to_operation_info(
+                ApiError(INVALID_CREDENTIALS, "Incorrect username or password.", kind=Kind.VALIDATION)
+            )
+
+    @strawberry.mutation(description="Log out of the session. True if someone was logged in.")
+    def logout(self, info: Info) -> bool:
+        return resolve_logout(info)

@@ -1,0 +1,141 @@
+"""The Query type."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Optional
+
+import strawberry
+import strawberry_django
+from strawberry import relay
+from strawberry.scalars import JSON
+from strawberry.types import Info
+from strawberry_django.relay import DjangoListConnection
+
+from django_steps import models, services
+from django_steps.exceptions import WorkflowError
+from django_steps.models import Workflow, WorkflowInstance
+
+
+from .errors import INVALID_CONTEXT, INVALID_ID, NOT_FOUND, ApiError, query_error, raise_for_query
+from .extensions import PaginationGuard
+from .ids import parse_global_id
+from .permissions import VIEW_INSTANCE, VIEW_WORKFLOW, current_user, has_perm, visible
+from .types import MAX_PAGE_SIZE, TransitionDryRunType, UserType, WorkflowInstanceType, WorkflowType
+
+#: Global ID type name -> (model, permission needed to read it).
+NODE_MODELS = {
+    "Workflow": (models.Workflow, VIEW_WORKFLOW),
+    "WorkflowStep": (models.WorkflowStep, VIEW_WORKFLOW),
+    "WorkflowStepStatus": (models.WorkflowStepStatus, VIEW_WORKFLOW),
+    "WorkflowTransition": (models.WorkflowTransition, VIEW_WORKFLOW),
+    "WorkflowInstance": (models.WorkflowInstance, VIEW_INSTANCE),
+    "WorkflowEvent": (models.WorkflowEvent, VIEW_INSTANCE),
+}
+
+
+@strawberry.type(name="Query", description="Read workflow definitions, instances and their history.")
+class Query:
+    @strawberry.field(description="Any object by its global ID (null if it does not exist or you may not read it).")
+    def node(self, info: Info, id: strawberry.ID) -> Optional[relay.Node]:  # noqa: A002
+        try:
+            gid = relay.GlobalID.from_id(str(id))
+        except ValueError:
+            raise query_error(INVALID_ID, "Not a valid global ID.") from None
+        entry = NODE_MODELS.get(gid.type_name)
+        if entry is None:
+            raise query_error(INVALID_ID, f"Unknown type {gid.type_name!r:.80} in the global ID.")
+        model, perm = entry
+        try:
+            pk = parse_global_id(str(id), gid.type_name)
+        except ApiError as error:
+            if error.code == NOT_FOUND:
+                return None
+            raise_for_query(error)
+        if not has_perm(info, perm):
+            return None
+        return model.objects.filter(pk=pk).first()
+
+    @strawberry_django.connection(
+        DjangoListConnection[WorkflowType],
+        description="Workflow definitions (needs `view_workflow`), by name.",
+        max_results=MAX_PAGE_SIZE,
+        extensions=[PaginationGuard()],
+    )
+    def workflows(self, info: Info) -> Iterable[Workflow]:
+        return visible(Workflow.objects.all(), info, VIEW_WORKFLOW)
+
+    workflow_instances: DjangoListConnection[WorkflowInstanceType] = strawberry_django.connection(
+        description="Workflow instances (needs `view_workflowinstance`), newest first unless ordered.",
+        max_results=MAX_PAGE_SIZE,
+        extensions=[PaginationGuard()],
+    )
+
+    @strawberry_django.field(description="The workflow with this name (null if none, or not readable).")
+    def workflow(self, info: Info, name: str) -> Optional[WorkflowType]:
+        return visible(Workflow.objects.filter(name=name), info, VIEW_WORKFLOW)
+
+    @strawberry_django.field(description="The workflow instance with this global ID (null if none, or not readable).")
+    def workflow_instance(self, info: Info, id: strawberry.ID) -> Optional[WorkflowInstanceType]:  # noqa: A002
+        try:
+            pk = parse_global_id(id, "WorkflowInstance")
+        except ApiError as error:
+            if error.code == NOT_FOUND:
+                return WorkflowInstance.objects.none()
+            raise_for_query(error)
+        return WorkflowInstance.objects.filter(pk=pk)
+
+    @strawberry_django.field(
+        description=(
+            "Dry run: evaluate every outgoing transition of the instance's current step against `context` "
+            "(default: the attached object's fields) and tell which one a completion status would fire. "
+            "Changes nothing. Needs `view_workflowinstance`; null if the instance is not readable."
+        )
+    )
+    def evaluate_transitions(
+        self,
+        info: Info,
+        instance_id: strawberry.ID,
+        context: Optional[JSON] = None,
+    ) -> Optional[TransitionDryRunType]:
+        try:
+            pk = parse_global_id(instance_id, "WorkflowInstance", field="instanceId")
+        except ApiError as error:
+            if error.code == NOT_FOUND:
+                return None
+            raise_for_query(error)
+        if context is not None and not isinstance(context, dict):
+            raise query_error(INVALID_CONTEXT, "`context` must be a JSON object.")
+        if not has_perm(info, VIEW_INSTANCE):
+            return None
+        instance = WorkflowInstance.objects.filter(pk=pk).first()
+        if instance is None:
+            return None
+        try:
+            dry_run = services.evaluate_transitions(instance, context)
+        except WorkflowError as error:
+            raise_for_query(error)
+        return TransitionDryRunType(
+            instance=dry_run.instance,
+            evaluations=[_evaluation(e) for e in dry_run.evaluations],
+            fired=_evaluation(dry_run.fired) if dry_run.fired else None,
+            error=dry_run.error,
+        )
+
+    @strawberry_django.field(description="The logged-in user, or null.")
+    def me(self, info: Info) -> Optional[UserType]:
+        user = current_user(info)
+        return user if getattr(user, "is_authenticated", False) else None
+
+
+def _evaluation(e: services.TransitionEvaluation):
+    from .types import TransitionEvaluationType
+
+    return TransitionEvaluationType(
+        transition=e.transition,
+        priority=e.priority,
+        condition=e.condition,
+        result=e.result,
+        error=e.error,
+        would_fire=e.would_fire,
+    )

@@ -1,0 +1,19 @@
+"""The GraphQL schema of django-steps.
+
+``schema.graphql`` at the repository root is this schema printed (``make schema``); a test fails
+when they differ.
+"""
+
+from __future__ import annotations
+
+import strawberry
+
+from .extensions import schema_extensions
+from .mutations import Mutation
+from .queries import Query
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    extensions=schema_extensions(),
+)

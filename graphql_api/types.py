@@ -1,0 +1,300 @@
+"""GraphQL object types: definitions, instances and their history, each a Relay ``Node``.
+
+Read access (see :mod:`graphql_api.permissions`): instances and events check
+``view_workflowinstance`` in their type's ``get_queryset``, so it holds wherever they are listed
+(top level, ``Workflow.instances``, ``history``). Definitions are checked where they are entered
+(``workflows``, ``workflow``, ``node``); the definition parts an instance points to are shown with
+the instance. (Definition types have no ``get_queryset`` on purpose: it would make the optimizer
+prefetch every foreign key instead of joining it.)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+import strawberry
+import strawberry_django
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import QuerySet
+from strawberry import relay
+from strawberry.scalars import JSON
+from strawberry.types import Info
+from strawberry_django.relay import DjangoListConnection
+
+from django_steps import models
+from django_steps.choices import FINISHED_STATES, InstanceState
+
+from .enums import WorkflowEventKind, WorkflowInstanceState
+from .extensions import PaginationGuard
+from .filters import WorkflowFilter, WorkflowInstanceFilter, WorkflowInstanceOrder, WorkflowOrder
+from .permissions import VIEW_INSTANCE, visible
+
+
+#: Largest page a connection returns (``first``/``last`` above it are refused).
+MAX_PAGE_SIZE = 100
+
+
+@strawberry_django.type(get_user_model(), name="User", description="A user account.")
+class UserType:
+    @strawberry.field(description="The user's primary key.")
+    def id(self, root: strawberry.Parent[Any]) -> strawberry.ID:  # noqa: A003
+        return strawberry.ID(str(root.pk))
+
+    username: str = strawberry_django.field(description="The user's login name.")
+
+
+@strawberry_django.type(
+    models.WorkflowStepStatus,
+    name="WorkflowStepStatus",
+    description="A custom status of a step. Each step has exactly one default status.",
+)
+class WorkflowStepStatusType(relay.Node):
+    name: str = strawberry_django.field(description="Name, unique within its step.")
+    description: str = strawberry_django.field(description="Free text shown to users.")
+    step: WorkflowStepType = strawberry_django.field(
+        description="The step this status belongs to."
+    )
+    is_default_status: bool = strawberry_django.field(description="Set when an instance enters the step.")
+    is_completion_status: bool = strawberry_django.field(
+        description="Setting it completes the step: transitions are tried, or the instance completes on a final step."
+    )
+    is_cancellation_status: bool = strawberry_django.field(description="Setting it cancels the instance.")
+    is_on_hold_status: bool = strawberry_django.field(description="Setting it puts the instance on hold.")
+
+
+
+@strawberry_django.type(
+    models.WorkflowStep,
+    name="WorkflowStep",
+    description="One step of a workflow. Exactly one step is initial; at least one is final.",
+)
+class WorkflowStepType(relay.Node):
+    name: str = strawberry_django.field(description="Name, unique within its workflow.")
+    description: str = strawberry_django.field(description="Free text shown to users.")
+    order: int = strawberry_django.field(description="Position of the step in the workflow (ascending).")
+    is_initial_step: bool = strawberry_django.field(description="New instances start on this step.")
+    is_final_step: bool = strawberry_django.field(
+        description="A completion status set on this step completes the instance."
+    )
+    workflow: WorkflowType = strawberry_django.field(
+        description="The workflow this step belongs to."
+    )
+    statuses: list[WorkflowStepStatusType] = strawberry_django.field(description="The step's statuses.")
+    outgoing_transitions: list[WorkflowTransitionType] = (
+        strawberry_django.field(description="Transitions leaving this step, highest priority first.")
+    )
+
+
+
+@strawberry_django.type(
+    models.WorkflowTransition,
+    name="WorkflowTransition",
+    description=(
+        "A move from one step to another. When a completion status is set, the current step's transitions "
+        "are tried by priority, highest first; the first whose condition matches fires."
+    ),
+)
+class WorkflowTransitionType(relay.Node):
+    from_step: WorkflowStepType = strawberry_django.field(description="The step it leaves.")
+    to_step: WorkflowStepType = strawberry_django.field(description="The step it enters.")
+    condition: str = strawberry_django.field(
+        description="CEL expression evaluated against the context; empty means always."
+    )
+    priority: int = strawberry_django.field(description="Higher priorities are tried first.")
+    description: str = strawberry_django.field(description="Free text shown to users.")
+    workflow: WorkflowType = strawberry_django.field(
+        description="The workflow this transition belongs to."
+    )
+
+
+
+@strawberry_django.type(
+    models.Workflow,
+    name="Workflow",
+    description="A workflow definition: ordered steps with custom statuses, joined by CEL-guarded transitions.",
+    filters=WorkflowFilter,
+    ordering=WorkflowOrder,
+)
+class WorkflowType(relay.Node):
+    name: str = strawberry_django.field(description="Unique name; instances are started by it.")
+    description: str = strawberry_django.field(description="Free text shown to users.")
+    created_at: datetime = strawberry_django.field(description="When the definition was created.")
+    updated_at: datetime = strawberry_django.field(description="When the definition was last saved.")
+    steps: list[WorkflowStepType] = strawberry_django.field(description="The steps, in order.")
+    transitions: list[WorkflowTransitionType] = strawberry_django.field(
+        description="All transitions, by source step order then priority (highest first)."
+    )
+    instances: DjangoListConnection[WorkflowInstanceType] = (
+        strawberry_django.connection(
+            description="Instances of this workflow (needs `view_workflowinstance`).",
+            max_results=MAX_PAGE_SIZE,
+            extensions=[PaginationGuard()],
+        )
+    )
+
+    @strawberry_django.field(
+        description="The workflow as a Mermaid flowchart (steps as nodes, transitions as edges with their conditions).",
+        prefetch_related=["steps", "transitions"],
+    )
+    def mermaid(self, root: strawberry.Parent[models.Workflow]) -> str:
+        from django_steps.diagram import workflow_to_mermaid
+
+        return workflow_to_mermaid(root)
+
+
+
+@strawberry_django.type(
+    models.WorkflowEvent,
+    name="WorkflowEvent",
+    description="One row of an instance's append-only history. Every change writes exactly one.",
+)
+class WorkflowEventType(relay.Node):
+    kind: WorkflowEventKind = strawberry_django.field(description="What happened.")
+    sequence: int = strawberry_django.field(
+        description="Number of the event within its instance (1, 2, 3…); equals the instance's `version` after it."
+    )
+    state: WorkflowInstanceState = strawberry_django.field(description="The instance's state after the event.")
+    from_step: Optional[WorkflowStepType] = strawberry_django.field(
+        description="The step before the event (null for STARTED)."
+    )
+    from_status: Optional[WorkflowStepStatusType] = strawberry_django.field(
+        description="The status before the event (null for STARTED)."
+    )
+    to_step: WorkflowStepType = strawberry_django.field(description="The step after the event.")
+    to_status: WorkflowStepStatusType = strawberry_django.field(description="The status after the event.")
+    requested_status: Optional[WorkflowStepStatusType] = strawberry_django.field(
+        description="The status named by the update that caused the event, if any."
+    )
+    transition: Optional[WorkflowTransitionType] = strawberry_django.field(
+        description="The transition that fired, if any."
+    )
+    actor: Optional[UserType] = strawberry_django.field(description="Who made the change (null: the system).")
+    context: Optional[JSON] = strawberry_django.field(description="The CEL context the change used, if any.")
+    created_at: datetime = strawberry_django.field(description="When the change was committed.")
+    instance: WorkflowInstanceType = strawberry_django.field(
+        description="The instance that changed."
+    )
+    workflow: WorkflowType = strawberry_django.field(description="The workflow of the instance.")
+
+    @strawberry_django.field(
+        only=["position"],
+        description=(
+            "Stable, opaque cursor of this event in the global, commit-ordered history. Pass it as `after` "
+            "to `workflowInstanceEvents` to receive exactly the events committed after this one."
+        ),
+    )
+    def cursor(self, root: strawberry.Parent[models.WorkflowEvent]) -> str:
+        return str(root.position)
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet, info: Info, **kwargs) -> QuerySet:
+        return visible(queryset, info, VIEW_INSTANCE)
+
+
+@strawberry_django.type(
+    models.WorkflowInstance,
+    name="WorkflowInstance",
+    description="One run of a workflow for one object of any model (attached through a generic foreign key).",
+    filters=WorkflowInstanceFilter,
+    ordering=WorkflowInstanceOrder,
+)
+class WorkflowInstanceType(relay.Node):
+    state: WorkflowInstanceState = strawberry_django.field(description="Lifecycle state.")
+    version: int = strawberry_django.field(
+        description="Increases by one on every change; pass it as `expectedVersion` to refuse lost updates."
+    )
+    workflow: WorkflowType = strawberry_django.field(description="The workflow definition it runs.")
+    current_step: WorkflowStepType = strawberry_django.field(description="The step the instance is on.")
+    current_step_status: WorkflowStepStatusType = strawberry_django.field(
+        description="The status of the current step."
+    )
+    started_at: datetime = strawberry_django.field(description="When the instance was started.")
+    updated_at: datetime = strawberry_django.field(description="When the instance last changed.")
+    completed_at: Optional[datetime] = strawberry_django.field(
+        description="When it completed or was cancelled (null while unfinished)."
+    )
+    history: list[WorkflowEventType] = strawberry_django.field(
+        field_name="events", description="Every change, oldest first."
+    )
+
+    @strawberry_django.field(
+        only=["content_type_id"],
+        description='The model of the attached object, as "app_label.model" (e.g. "claims.claim").',
+    )
+    def content_type(self, root: strawberry.Parent[models.WorkflowInstance]) -> str:
+        ct = ContentType.objects.get_for_id(root.content_type_id)  # cached per process
+        return f"{ct.app_label}.{ct.model}"
+
+    @strawberry_django.field(only=["object_id"], description="Primary key of the attached object, as text.")
+    def object_id(self, root: strawberry.Parent[models.WorkflowInstance]) -> strawberry.ID:
+        return strawberry.ID(root.object_id)
+
+    @strawberry_django.field(only=["state"], description="True once completed or cancelled.")
+    def is_completed(self, root: strawberry.Parent[models.WorkflowInstance]) -> bool:
+        return root.state in FINISHED_STATES
+
+    @strawberry_django.field(
+        only=["state"],
+        select_related=["current_step_status"],
+        description=(
+            "True when a completion status is set but no transition matched: retry with "
+            "`advanceWorkflowInstance` (e.g. with new context)."
+        ),
+    )
+    def is_awaiting_transition(self, root: strawberry.Parent[models.WorkflowInstance]) -> bool:
+        return root.is_awaiting_transition
+
+    @strawberry_django.field(
+        only=["state", "current_step_id"],
+        prefetch_related=["current_step__statuses"],
+        description=(
+            "Statuses `updateWorkflowStepStatus` accepts now: every status of the current step while active, "
+            "only the cancellation status while on hold, none once finished."
+        ),
+    )
+    def available_statuses(self, root: strawberry.Parent[models.WorkflowInstance]) -> list[WorkflowStepStatusType]:
+        if root.state in FINISHED_STATES:
+            return []
+        statuses = list(root.current_step.statuses.all())
+        if root.state == InstanceState.ON_HOLD:
+            return [s for s in statuses if s.is_cancellation_status]
+        return statuses
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet, info: Info, **kwargs) -> QuerySet:
+        return visible(queryset, info, VIEW_INSTANCE)
+
+
+@strawberry.type(name="TransitionEvaluation", description="One candidate transition, as the dry run saw it.")
+class TransitionEvaluationType:
+    transition: WorkflowTransitionType = strawberry.field(description="The transition.")
+    priority: int = strawberry.field(description="Its priority (higher first).")
+    condition: str = strawberry.field(description="Its CEL condition (empty: always).")
+    result: Optional[bool] = strawberry.field(description="What the condition gave; null if it failed.")
+    error: Optional[str] = strawberry.field(description="Why the condition failed to evaluate, if it did.")
+    would_fire: bool = strawberry.field(description="True for the transition a completion status would fire now.")
+
+
+@strawberry.type(
+    name="TransitionDryRun",
+    description="What setting a completion status (or retrying) would do now. Nothing is changed.",
+)
+class TransitionDryRunType:
+    instance: WorkflowInstanceType = strawberry.field(description="The instance evaluated.")
+    evaluations: list[TransitionEvaluationType] = strawberry.field(
+        description="Every outgoing transition of the current step, highest priority first."
+    )
+    fired: Optional[TransitionEvaluationType] = strawberry.field(
+        description="The transition that would fire, or null (no match, or an error first)."
+    )
+    error: Optional[str] = strawberry.field(
+        description="Set when a condition error would abort the real update (it changes nothing then)."
+    )
+
+
+@strawberry.type(name="DeletedWorkflow", description="A workflow definition that was deleted.")
+class DeletedWorkflowType:
+    id: strawberry.ID = strawberry.field(description="The global ID the workflow had.")  # noqa: A003
+    name: str = strawberry.field(description="The name the workflow had.")
