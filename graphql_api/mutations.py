@@ -191,13 +191,7 @@ class Mutation:
 
         try:
             _require(info, ADD_WORKFLOW)
-            if Workflow.objects.filter(name=input.name).exists():
-                raise ApiError(
-                    "WORKFLOW_EXISTS",
-                    f'A workflow named "{input.name:.100}" exists already; use updateWorkflow.',
-                    kind=Kind.VALIDATION,
-                    field="name",
-                )
+            # An existing name is refused by the engine (INVALID_DEFINITION on field "name").
             return import_workflow(definition_document(input))
         except Exception as error:  # noqa: BLE001
             return to_operation_info(error)

@@ -1,0 +1,265 @@
+"""Every operation the GraphQL tests send. They are validated against the committed
+``schema.graphql`` (test_schema.py), so they double as examples for client developers."""
+
+INSTANCE_FIELDS = """
+fragment InstanceFields on WorkflowInstance {
+  id
+  state
+  version
+  contentType
+  objectId
+  startedAt
+  completedAt
+  isCompleted
+  isAwaitingTransition
+  workflow { id name }
+  currentStep { id name }
+  currentStepStatus { id name }
+  availableStatuses { name }
+}
+"""
+
+MESSAGES = """
+fragment Messages on OperationInfo {
+  messages { kind code field message }
+}
+"""
+
+# ----------------------------------------------------------------------------------- queries
+
+WORKFLOWS = """
+query Workflows($filters: WorkflowFilter, $ordering: [WorkflowOrder!]! = [], $first: Int, $after: String) {
+  workflows(filters: $filters, ordering: $ordering, first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges {
+      cursor
+      node {
+        id name description mermaid
+        steps {
+          id name order isInitialStep isFinalStep
+          statuses { id name isDefaultStatus isCompletionStatus isCancellationStatus isOnHoldStatus }
+        }
+        transitions { id condition priority fromStep { name } toStep { name } }
+      }
+    }
+  }
+}
+"""
+
+WORKFLOW = """
+query Workflow($name: String!) {
+  workflow(name: $name) {
+    id name
+    steps { name statuses { name } outgoingTransitions { toStep { name } } }
+    instances(first: 10) { totalCount edges { node { id state } } }
+  }
+}
+"""
+
+INSTANCES = (
+    INSTANCE_FIELDS
+    + """
+query Instances($filters: WorkflowInstanceFilter, $ordering: [WorkflowInstanceOrder!]! = [], $first: Int, $last: Int, $after: String, $before: String) {
+  workflowInstances(filters: $filters, ordering: $ordering, first: $first, last: $last, after: $after, before: $before) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { ...InstanceFields } }
+  }
+}
+"""
+)
+
+#: The page of the query-count test: instances with workflow, step, status and history.
+INSTANCES_WITH_HISTORY = """
+query InstancesWithHistory($first: Int!) {
+  workflowInstances(first: $first) {
+    totalCount
+    edges {
+      node {
+        id state version contentType objectId
+        workflow { id name }
+        currentStep { id name }
+        currentStepStatus { id name isCompletionStatus }
+        history {
+          id kind cursor sequence state createdAt context
+          fromStep { name } toStep { name } fromStatus { name } toStatus { name }
+          requestedStatus { name } transition { id } actor { id username }
+        }
+      }
+    }
+  }
+}
+"""
+
+INSTANCE = (
+    INSTANCE_FIELDS
+    + """
+query Instance($id: ID!) {
+  workflowInstance(id: $id) {
+    ...InstanceFields
+    history {
+      id kind cursor sequence state createdAt context
+      fromStep { name } fromStatus { name } toStep { name } toStatus { name }
+      requestedStatus { name } transition { id condition } actor { id username }
+      instance { id } workflow { name }
+    }
+  }
+}
+"""
+)
+
+NODE = """
+query Node($id: ID!) {
+  node(id: $id) {
+    __typename
+    id
+    ... on Workflow { name }
+    ... on WorkflowStep { name }
+    ... on WorkflowStepStatus { name }
+    ... on WorkflowTransition { condition }
+    ... on WorkflowInstance { state }
+    ... on WorkflowEvent { kind }
+  }
+}
+"""
+
+EVALUATE = """
+query Evaluate($instanceId: ID!, $context: JSON) {
+  evaluateTransitions(instanceId: $instanceId, context: $context) {
+    instance { id }
+    evaluations { transition { id toStep { name } } priority condition result error wouldFire }
+    fired { transition { toStep { name } } }
+    error
+  }
+}
+"""
+
+ME = """
+query Me { me { id username } }
+"""
+
+# --------------------------------------------------------------------------------- mutations
+
+START = (
+    INSTANCE_FIELDS
+    + MESSAGES
+    + """
+mutation Start($input: StartWorkflowInstanceInput!) {
+  startWorkflowInstance(input: $input) { __typename ...InstanceFields ...Messages }
+}
+"""
+)
+
+UPDATE_STATUS = (
+    INSTANCE_FIELDS
+    + MESSAGES
+    + """
+mutation UpdateStatus($input: UpdateWorkflowStepStatusInput!) {
+  updateWorkflowStepStatus(input: $input) {
+    __typename
+    ...InstanceFields
+    ... on WorkflowInstance { history { kind actor { username } context transition { id } } }
+    ...Messages
+  }
+}
+"""
+)
+
+ADVANCE = (
+    INSTANCE_FIELDS
+    + MESSAGES
+    + """
+mutation Advance($input: AdvanceWorkflowInstanceInput!) {
+  advanceWorkflowInstance(input: $input) { __typename ...InstanceFields ...Messages }
+}
+"""
+)
+
+HOLD = (
+    INSTANCE_FIELDS
+    + MESSAGES
+    + """
+mutation Hold($input: SetWorkflowOnHoldInput!) {
+  setWorkflowOnHold(input: $input) { __typename ...InstanceFields ...Messages }
+}
+"""
+)
+
+RESUME = (
+    INSTANCE_FIELDS
+    + MESSAGES
+    + """
+mutation Resume($input: ResumeWorkflowInstanceInput!) {
+  resumeWorkflowInstance(input: $input) { __typename ...InstanceFields ...Messages }
+}
+"""
+)
+
+CANCEL = (
+    INSTANCE_FIELDS
+    + MESSAGES
+    + """
+mutation Cancel($input: CancelWorkflowInstanceInput!) {
+  cancelWorkflowInstance(input: $input) { __typename ...InstanceFields ...Messages }
+}
+"""
+)
+
+CREATE_WORKFLOW = (
+    MESSAGES
+    + """
+mutation CreateWorkflow($input: WorkflowDefinitionInput!) {
+  createWorkflow(input: $input) {
+    __typename
+    ... on Workflow {
+      id name description
+      steps { name order isInitialStep isFinalStep statuses { name isDefaultStatus isCompletionStatus } }
+      transitions { fromStep { name } toStep { name } condition priority }
+    }
+    ...Messages
+  }
+}
+"""
+)
+
+UPDATE_WORKFLOW = (
+    MESSAGES
+    + """
+mutation UpdateWorkflow($input: WorkflowDefinitionInput!) {
+  updateWorkflow(input: $input) {
+    __typename
+    ... on Workflow { id name description steps { name statuses { name } } transitions { condition } }
+    ...Messages
+  }
+}
+"""
+)
+
+DELETE_WORKFLOW = (
+    MESSAGES
+    + """
+mutation DeleteWorkflow($input: DeleteWorkflowInput!) {
+  deleteWorkflow(input: $input) { __typename ... on DeletedWorkflow { id name } ...Messages }
+}
+"""
+)
+
+LOGIN = (
+    MESSAGES
+    + """
+mutation Login($username: String!, $password: String!) {
+  login(username: $username, password: $password) { __typename ... on User { id username } ...Messages }
+}
+"""
+)
+
+LOGOUT = """
+mutation Logout { logout }
+"""
+
+ALL = {
+    name: value
+    for name, value in dict(globals()).items()
+    if name.isupper() and isinstance(value, str) and ("query " in value or "mutation " in value)
+}
