@@ -71,8 +71,23 @@ def _path_to_field(path: str | None) -> str | None:
     return ".".join(to_camel_case(part) for part in str(path).split("."))
 
 
+#: Messages echo client input (names, IDs); they are cut to this length.
+MAX_MESSAGE = 1000
+
+
+def _cut(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
+
+
 def to_operation_info(error: Exception) -> OperationInfo:
     """Map an expected error to ``OperationInfo``; re-raise anything unexpected."""
+    info = _to_operation_info(error)
+    for message in info.messages:
+        message.message = _cut(message.message)
+    return info
+
+
+def _to_operation_info(error: Exception) -> OperationInfo:
     if isinstance(error, ApiError):
         return OperationInfo(
             messages=[OperationMessage(kind=error.kind, message=error.message, field=error.field, code=error.code)]
@@ -125,10 +140,8 @@ def query_error(code: str, message: str) -> GraphQLError:
 
 def raise_for_query(error: Exception) -> None:
     """Re-raise an expected error of a query resolver as a readable GraphQL error."""
-    if isinstance(error, ApiError):
-        raise query_error(error.code, error.message) from error
-    if isinstance(error, WorkflowError):
-        raise query_error(error.code, error.message) from error
+    if isinstance(error, (ApiError, WorkflowError)):
+        raise query_error(error.code, _cut(error.message)) from error
     raise error
 
 

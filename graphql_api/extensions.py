@@ -1,4 +1,4 @@
-"""Hardening: query limits, error masking, the introspection switch, pagination guards.
+"""Hardening: query limits, error masking, the introspection switch.
 
 Limits are configurable in ``settings.DJANGO_STEPS_GRAPHQL`` (``MAX_DEPTH``, ``MAX_ALIASES``,
 ``MAX_TOKENS``); every extension is created per operation (a factory), never shared between
@@ -7,10 +7,12 @@ concurrent requests.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
+from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     MaskErrors,
@@ -19,11 +21,9 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
-from strawberry.extensions.field_extension import FieldExtension
-from strawberry.types import Info
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from .errors import BAD_USER_INPUT, query_error, should_mask
+from .errors import BAD_USER_INPUT, should_mask
 
 DEFAULTS: dict[str, Any] = {
     "GRAPHIQL": False,
@@ -51,41 +51,44 @@ class IntrospectionSwitch(SchemaExtension):
         yield
 
 
-class PaginationGuard(FieldExtension):
-    """Refuse negative or oversized ``first``/``last`` with a readable BAD_USER_INPUT error
-    (strawberry would raise a bare ``ValueError``, which is masked as unexpected)."""
+class MaskUnexpectedErrors(MaskErrors):
+    """``MaskErrors`` that first turns strawberry's relay argument errors (negative or too large
+    ``first``/``last``, malformed ``after``/``before`` cursors: bare ``ValueError``/``TypeError``
+    from strawberry's relay code) into readable ``BAD_USER_INPUT`` errors, then masks whatever
+    else is unexpected."""
 
-    def __init__(self, max_results: int | None = None) -> None:
-        super().__init__()
-        self.max_results = max_results
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=should_mask)
 
-    def apply(self, field) -> None:  # noqa: ANN001
-        if self.max_results is None:
-            self.max_results = getattr(field, "max_results", None)
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        return super()._process_errors([_pagination_error(error) or error for error in errors])
 
-    def _check(self, kwargs: dict[str, Any]) -> None:
-        for name in ("first", "last"):
-            value = kwargs.get(name)
-            if value is None:
-                continue
-            if value < 0:
-                raise query_error(BAD_USER_INPUT, f"`{name}` must be zero or more.")
-            if self.max_results is not None and value > self.max_results:
-                raise query_error(BAD_USER_INPUT, f"`{name}` must be at most {self.max_results}.")
-        offset = kwargs.get("offset")
-        if isinstance(offset, int) and offset < 0:
-            raise query_error(BAD_USER_INPUT, "`offset` must be zero or more.")
 
-    def resolve(self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any) -> Any:
-        self._check(kwargs)
-        return next_(source, info, **kwargs)
+_RELAY_SOURCES = (f"{os.sep}strawberry{os.sep}relay{os.sep}", f"{os.sep}strawberry_django{os.sep}relay{os.sep}")
 
-    async def resolve_async(self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any) -> Any:
-        self._check(kwargs)
-        result = next_(source, info, **kwargs)
-        if hasattr(result, "__await__"):
-            result = await result
-        return result
+
+def _pagination_error(error: GraphQLError) -> GraphQLError | None:
+    original = error.original_error
+    if not isinstance(original, (ValueError, TypeError)) or isinstance(original, GraphQLError):
+        return None
+    tb = original.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    if not frames or not any(source in frames[-1] for source in _RELAY_SOURCES):
+        return None
+    message = str(original)
+    if not message.startswith("Argument '"):
+        message = "Invalid pagination cursor."
+    return GraphQLError(
+        message[:200],
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": BAD_USER_INPUT},
+    )
 
 
 def schema_extensions() -> list[Any]:
@@ -95,6 +98,6 @@ def schema_extensions() -> list[Any]:
         lambda: MaxAliasesLimiter(max_alias_count=graphql_setting("MAX_ALIASES")),
         lambda: MaxTokensLimiter(max_token_count=graphql_setting("MAX_TOKENS")),
         IntrospectionSwitch,
-        lambda: MaskErrors(should_mask_error=should_mask),
+        MaskUnexpectedErrors,
         DjangoOptimizerExtension,
     ]

@@ -18,7 +18,6 @@ from django_steps.models import Workflow, WorkflowInstance
 
 
 from .errors import INVALID_CONTEXT, INVALID_ID, NOT_FOUND, ApiError, query_error, raise_for_query
-from .extensions import PaginationGuard
 from .ids import parse_global_id
 from .permissions import VIEW_INSTANCE, VIEW_WORKFLOW, current_user, has_perm, visible
 from .types import MAX_PAGE_SIZE, TransitionDryRunType, UserType, WorkflowInstanceType, WorkflowType
@@ -60,7 +59,6 @@ class Query:
         DjangoListConnection[WorkflowType],
         description="Workflow definitions (needs `view_workflow`), by name.",
         max_results=MAX_PAGE_SIZE,
-        extensions=[PaginationGuard()],
     )
     def workflows(self, info: Info) -> Iterable[Workflow]:
         return visible(Workflow.objects.all(), info, VIEW_WORKFLOW)
@@ -68,7 +66,6 @@ class Query:
     workflow_instances: DjangoListConnection[WorkflowInstanceType] = strawberry_django.connection(
         description="Workflow instances (needs `view_workflowinstance`), newest first unless ordered.",
         max_results=MAX_PAGE_SIZE,
-        extensions=[PaginationGuard()],
     )
 
     @strawberry_django.field(description="The workflow with this name (null if none, or not readable).")

@@ -11,9 +11,11 @@ import strawberry
 from .extensions import schema_extensions
 from .mutations import Mutation
 from .queries import Query
+from .subscriptions import Subscription
 
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     extensions=schema_extensions(),
 )

@@ -27,7 +27,6 @@ from django_steps import models
 from django_steps.choices import FINISHED_STATES, InstanceState
 
 from .enums import WorkflowEventKind, WorkflowInstanceState
-from .extensions import PaginationGuard
 from .filters import WorkflowFilter, WorkflowInstanceFilter, WorkflowInstanceOrder, WorkflowOrder
 from .permissions import VIEW_INSTANCE, visible
 
@@ -130,13 +129,15 @@ class WorkflowType(relay.Node):
         strawberry_django.connection(
             description="Instances of this workflow (needs `view_workflowinstance`).",
             max_results=MAX_PAGE_SIZE,
-            extensions=[PaginationGuard()],
         )
     )
 
     @strawberry_django.field(
-        description="The workflow as a Mermaid flowchart (steps as nodes, transitions as edges with their conditions).",
-        prefetch_related=["steps", "transitions"],
+        description=(
+            "The workflow as a Mermaid flowchart (steps as nodes, transitions as edges with their conditions). "
+            "Rendered per workflow: select it for a few workflows, not for long lists."
+        ),
+        only=["id", "name"],
     )
     def mermaid(self, root: strawberry.Parent[models.Workflow]) -> str:
         from django_steps.diagram import workflow_to_mermaid

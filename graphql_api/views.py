@@ -30,7 +30,10 @@ class DjangoStepsGraphQLView(GraphQLView):
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         self.graphql_ide = "graphiql" if graphql_setting("GRAPHIQL") else None
-        return super().dispatch(request, *args, **kwargs)
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except UnicodeDecodeError:  # a body that is not UTF-8, decoded before any JSON parsing
+            return HttpResponse("Unable to parse request body as UTF-8.", status=400, content_type="text/plain")
 
     def decode_json(self, data: str | bytes) -> object:
         try:

@@ -1,0 +1,214 @@
+"""Limits, CSRF, error masking, the introspection/GraphiQL switches, and hostile input that must
+never produce a 500 or a raw exception."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from django_steps.models import Workflow
+
+from . import operations as ops
+from .conftest import ENDPOINT, GQL, gid
+from .test_mutations import DEFINITION
+
+pytestmark = pytest.mark.django_db
+
+BIG = "x" * 10_240
+
+
+# ------------------------------------------------------------------------------------- limits
+
+
+def test_depth_limit(as_viewer):
+    nested = "workflow { steps { workflow { steps { workflow { steps { workflow { steps { workflow { name } } } } } } } } }"
+    query = "{ workflowInstances { edges { node { " + nested + " } } } }"
+    result = as_viewer(query)
+    assert result.get("data") is None
+    assert "exceeds maximum operation depth" in result["errors"][0]["message"]
+
+
+def test_normal_deep_queries_pass_the_depth_limit(as_viewer, instance):
+    assert as_viewer.data(ops.INSTANCES_WITH_HISTORY, {"first": 5})["workflowInstances"]["totalCount"] == 1
+
+
+def test_alias_limit(as_viewer):
+    query = "{ " + " ".join(f"a{i}: me {{ id }}" for i in range(31)) + " }"
+    result = as_viewer(query)
+    assert result.get("data") is None
+    assert "aliases" in result["errors"][0]["message"]
+    assert "errors" not in as_viewer("{ " + " ".join(f"a{i}: me {{ id }}" for i in range(30)) + " }")
+
+
+def test_token_limit(as_viewer):
+    query = "{ me { " + " ".join(["id"] * 6000) + " } }"
+    result = as_viewer(query)
+    assert result.get("data") is None
+    assert "token" in result["errors"][0]["message"].lower()
+
+
+# --------------------------------------------------------------------------------------- CSRF
+
+
+def test_csrf_cookie_from_get_and_header_on_post(viewer, claim_workflow):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(viewer)
+    body = json.dumps({"query": "{ workflows { totalCount } }"})
+
+    refused = client.post(ENDPOINT, body, content_type="application/json")
+    assert refused.status_code == 403
+
+    client.get(ENDPOINT, HTTP_ACCEPT="application/json")
+    token = client.cookies["csrftoken"].value
+    assert token
+
+    wrong = client.post(ENDPOINT, body, content_type="application/json", HTTP_X_CSRFTOKEN="nope" * 8)
+    assert wrong.status_code == 403
+    ok = client.post(ENDPOINT, body, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert ok.status_code == 200 and ok.json()["data"]["workflows"]["totalCount"] == 1
+
+
+def test_login_over_csrf_then_use_the_rotated_token(db):
+    from .conftest import make_user
+
+    make_user("ada", "django_steps.view_workflow")
+    client = Client(enforce_csrf_checks=True)
+    client.get(ENDPOINT, HTTP_ACCEPT="application/json")
+    gql = GQL(client)
+    response = gql.post(ops.LOGIN, {"username": "ada", "password": "pw"}, HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    assert response.json()["data"]["login"]["username"] == "ada"
+    # login rotated the token: the new cookie works, the session is the user's
+    response = gql.post(ops.ME, HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    assert response.status_code == 200 and response.json()["data"]["me"]["username"] == "ada"
+
+
+# -------------------------------------------------------------------------------- masking
+
+
+def test_unexpected_errors_are_masked_but_domain_errors_are_readable(as_operator, instance, monkeypatch):
+    from django_steps import services
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("secret internals at /srv/app.py")
+
+    monkeypatch.setattr(services, "set_workflow_on_hold", boom)
+    response = as_operator.post(ops.HOLD, {"input": {"instanceId": gid("WorkflowInstance", instance.pk)}})
+    assert response.status_code == 200
+    assert b"secret" not in response.content
+    assert response.json()["errors"][0]["message"] == "Unexpected error."
+
+    payload = as_operator.data(ops.RESUME, {"input": {"instanceId": gid("WorkflowInstance", instance.pk)}})
+    assert payload["resumeWorkflowInstance"]["messages"][0]["message"]  # NOT_ON_HOLD, readable
+
+
+def test_syntax_and_validation_errors_are_readable(as_viewer):
+    assert "Syntax Error" in as_viewer("{ workflows { ")["errors"][0]["message"]
+    assert "Cannot query field" in as_viewer("{ nope }")["errors"][0]["message"]
+
+
+# ------------------------------------------------------------------- introspection & GraphiQL
+
+
+INTROSPECT = "{ __schema { queryType { name } } }"
+
+
+def test_introspection_switch(as_viewer, settings):
+    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "INTROSPECTION": False}
+    result = as_viewer(INTROSPECT)
+    assert result.get("data") is None and "introspection" in result["errors"][0]["message"].lower()
+    assert "errors" not in as_viewer("{ me { __typename } }")  # __typename stays allowed
+    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "INTROSPECTION": True}
+    assert as_viewer.data(INTROSPECT)["__schema"]["queryType"]["name"] == "Query"
+
+
+def test_graphiql_switch(client, settings):
+    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "GRAPHIQL": True}
+    page = client.get(ENDPOINT, HTTP_ACCEPT="text/html")
+    assert page.status_code == 200 and b"graphiql" in page.content.lower()
+    assert "csrftoken" in page.cookies
+    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "GRAPHIQL": False}
+    assert client.get(ENDPOINT, HTTP_ACCEPT="text/html").status_code == 404
+
+
+# ----------------------------------------------------------------------------- hostile input
+
+
+@pytest.mark.parametrize("first, last", [(-1, None), (None, -5), (101, None), (10**6, None)])
+def test_bad_pagination_is_a_coded_error(as_viewer, instance, first, last):
+    for query in (ops.INSTANCES, ops.WORKFLOWS):
+        result = as_viewer(query, {"first": first, "last": last} if query is ops.INSTANCES else {"first": first or 0})
+        if query is ops.WORKFLOWS and first is None:
+            continue
+        assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", result
+
+
+def test_bad_pagination_on_nested_connections(as_viewer, instance):
+    result = as_viewer('{ workflow(name: "Claim Processing") { instances(first: -1) { totalCount } } }')
+    assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_out_of_range_ints_and_bad_cursors(as_viewer, instance):
+    result = as_viewer(ops.INSTANCES, {"first": 2**40})
+    assert result["errors"]  # Int coercion error, not a 500
+    result = as_viewer(ops.INSTANCES, {"after": "not-a-cursor"})
+    assert "errors" in result or result["data"]["workflowInstances"]["edges"] is not None
+    result = as_viewer(ops.INSTANCES, {"after": BIG, "before": "🙂"})
+    assert "data" in result
+
+
+def test_ten_kilobyte_strings_everywhere(as_admin, instance, claim):
+    i = gid("WorkflowInstance", instance.pk)
+    checks = [
+        (ops.START, {"input": {"workflowName": BIG, "contentType": "claims.claim", "objectId": claim.pk}},
+         "startWorkflowInstance", "WORKFLOW_NOT_FOUND"),
+        (ops.START, {"input": {"workflowName": "Claim Processing", "contentType": BIG, "objectId": claim.pk}},
+         "startWorkflowInstance", "OBJECT_NOT_FOUND"),
+        (ops.START, {"input": {"workflowName": "Claim Processing", "contentType": "claims.claim", "objectId": BIG}},
+         "startWorkflowInstance", "OBJECT_NOT_FOUND"),
+        (ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusName": BIG}}, "updateWorkflowStepStatus",
+         "UNKNOWN_STATUS"),
+        (ops.UPDATE_STATUS, {"input": {"instanceId": BIG, "statusName": "x"}}, "updateWorkflowStepStatus",
+         "INVALID_ID"),
+        (ops.CREATE_WORKFLOW, {"input": {**DEFINITION, "name": BIG}}, "createWorkflow", "INVALID_DEFINITION"),
+        (ops.CREATE_WORKFLOW,
+         {"input": {**DEFINITION, "transitions": [{"fromStep": "Draft", "toStep": "Booked", "condition": BIG + " <"}]}},
+         "createWorkflow", "INVALID_DEFINITION"),
+        (ops.CREATE_WORKFLOW,
+         {"input": {**DEFINITION, "transitions": [{"fromStep": "Draft", "toStep": "Booked", "condition": "(" * 5000}]}},
+         "createWorkflow", "INVALID_DEFINITION"),
+
+        (ops.DELETE_WORKFLOW, {"input": {"name": BIG}}, "deleteWorkflow", "WORKFLOW_NOT_FOUND"),
+        (ops.LOGIN, {"username": BIG, "password": BIG}, "login", "INVALID_CREDENTIALS"),
+    ]
+    for operation, variables, field, code in checks:
+        payload = as_admin.data(operation, variables)[field]
+        assert code in [m["code"] for m in payload.get("messages", [])], (field, str(payload)[:300])
+        assert all(len(m["message"]) < 2000 for m in payload["messages"])
+    assert as_admin.data(ops.WORKFLOW, {"name": BIG})["workflow"] is None
+    assert as_admin(ops.NODE, {"id": BIG})["errors"][0]["extensions"]["code"] == "INVALID_ID"
+    filters = {"workflowName": BIG, "currentStepName": BIG, "contentType": BIG, "objectId": BIG}
+    assert as_admin.data(ops.INSTANCES, {"filters": filters})["workflowInstances"]["totalCount"] == 0
+    assert Workflow.objects.count() == 1
+
+
+def test_hostile_request_bodies_are_400_not_500(as_viewer):
+    client = as_viewer.client
+    deep = "[" * 100_000 + "]" * 100_000
+    for body in (
+        "{not json",
+        b"\xff\xfe\x00garbage",
+        json.dumps({"query": "{ me { id } }", "variables": "notadict"}),
+        '{"query": "{ me { id } }", "variables": ' + deep + "}",
+        json.dumps([1, 2, 3]),
+        json.dumps({"query": 42}),
+    ):
+        response = client.post(ENDPOINT, body, content_type="application/json")
+        assert 400 <= response.status_code < 500, (body[:40], response.status_code, response.content[:200])
+
+
+def test_null_bytes_and_odd_unicode_in_strings(as_admin, claim_workflow):
+    for name in ("\x00", "a\x00b", "\ud83d", "🙂" * 100, "' OR 1=1 --"):
+        response = as_admin.post(ops.WORKFLOW, {"name": name})
+        assert response.status_code in (200, 400), response.content[:200]
