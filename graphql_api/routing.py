@@ -31,8 +31,6 @@ from django.core.asgi import get_asgi_application
 from django.urls import re_path
 from strawberry.channels import GraphQLWSConsumer
 
-from .streams import membership_for
-
 logger = logging.getLogger("graphql_api.routing")
 
 __all__ = ["GraphQLOriginValidator", "WorkflowGraphQLWSConsumer", "get_application", "websocket_application"]
@@ -74,6 +72,8 @@ class WorkflowGraphQLWSConsumer(GraphQLWSConsumer):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                from .streams import membership_for  # imports models: not at module level
+
                 logger.warning("Channel layer receive failed (%s); retrying in %.1fs", exc, delay)
                 membership_for(self).layer_failed(exc)
                 await asyncio.sleep(delay)
