@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: test demo bench schema install clean
+.PHONY: test demo bench schema install clean client
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,26 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The demo on http://$(DEMO_HOST):$(DEMO_PORT)/ (dashboard), /graphql/ (GraphiQL), /admin/.
+# Idempotent: migrate and demo_setup change nothing the second time. DATABASE_URL / REDIS_URL
+# switch to PostgreSQL / Redis (see docs/dashboard.md).
+DEMO_HOST ?= 127.0.0.1
+DEMO_PORT ?= 8000
+demo: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py demo_setup
+	$(BIN)/daphne -b $(DEMO_HOST) -p $(DEMO_PORT) demo.asgi:application
+
+# A typed Python client (ariadne-codegen) from schema.graphql + client/*.graphql, into build/.
+# ariadne-codegen needs graphql-core<3.3 and strawberry >=3.3: it gets a venv of its own.
+CODEGEN := $(VENV)/codegen-tool
+$(CODEGEN)/.installed: client/requirements-codegen.txt
+	@test -x $(CODEGEN)/bin/python || $(PYTHON) -m venv $(CODEGEN)
+	$(CODEGEN)/bin/python -m pip install -q -r client/requirements-codegen.txt
+	@touch $@
+client: $(CODEGEN)/.installed
+	$(CODEGEN)/bin/ariadne-codegen --config client/ariadne-codegen.toml
 
 schema: $(STAMP)
 	DJANGO_SETTINGS_MODULE=demo.settings $(BIN)/python manage.py export_schema graphql_api.schema:schema --path schema.graphql

@@ -112,7 +112,7 @@ ASGI_APPLICATION = "demo.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "demo" / "templates"],  # the dashboard and login pages
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -135,6 +135,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "demo" / "static"]  # dashboard assets, vendored graphql-ws and mermaid
 
 # django-steps GraphQL settings (see README, "Configuration").
 DJANGO_STEPS_GRAPHQL = {

@@ -21,6 +21,10 @@ def _missing_service(item) -> str | None:
         return "needs PostgreSQL: set DATABASE_URL=postgres://... (CI does)"
     if item.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
         return "needs Redis: set REDIS_URL=redis://... (CI does)"
+    if item.get_closest_marker("browser"):
+        from tests.e2e.tools import missing_browser_tools
+
+        return missing_browser_tools()
     return None
 
 

@@ -1,0 +1,586 @@
+/*
+ * django-steps live dashboard.
+ *
+ * Data flow
+ *   - Queries and mutations: POST /graphql/ with the session cookie and the csrftoken cookie
+ *     echoed in X-CSRFToken. The operation texts come from client/*.graphql (the server embeds
+ *     them in #dashboard-config), the same files the test suite validates against schema.graphql.
+ *   - Live changes: the workflowInstanceEvents subscription over graphql-transport-ws (the
+ *     vendored graphql-ws client). Every event carries a `cursor`; the page keeps the last one
+ *     in the subscription's variables. graphql-ws re-sends the very same payload object when it
+ *     reconnects, so after a drop the server is asked for `after: <last cursor>`: it replays
+ *     what was committed meanwhile, then streams on — no gap, no duplicate.
+ *   - An instance is replaced only by a newer version of itself (versions grow by one per change),
+ *     so the initial snapshot, replayed events and mutation results can arrive in any order.
+ *
+ * Test hooks (window.dashboard): ready (Promise), state(), dropConnection({hold}),
+ * releaseConnection(). The browser test uses them to force a reconnect.
+ */
+(function () {
+  "use strict";
+
+  const config = JSON.parse(document.getElementById("dashboard-config").textContent);
+  const OPS = config.operations;
+  const FINISHED = new Set(["COMPLETED", "CANCELLED"]);
+  const STATE_LABEL = { ACTIVE: "Active", ON_HOLD: "On hold", COMPLETED: "Completed", CANCELLED: "Cancelled" };
+
+  const store = {
+    workflows: [], // [{id, name, description, mermaid, steps: [...]}]
+    instances: new Map(), // id -> instance (InstanceCard fragment)
+    labels: {}, // "claims.claim:3" -> "Broken window (450.00)"
+    selected: null, // workflow name
+    events: [], // newest first, at most 50
+    eventIds: new Set(),
+    cursor: null, // last event cursor received
+    received: 0, // events received over the subscription
+    connection: "connecting",
+    cardErrors: new Map(), // instance id -> [{code, message}]
+    flash: new Set(),
+  };
+
+  // ------------------------------------------------------------------ helpers
+
+  const $ = (sel) => document.querySelector(sel);
+
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value == null || value === false) continue;
+      if (key === "class") el.className = value;
+      else if (key === "text") el.textContent = value;
+      else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+      else if (key === "dataset") Object.assign(el.dataset, value);
+      else el.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child == null || child === false) continue;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  function cookie(name) {
+    const match = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  function timeAgo(iso) {
+    if (!iso) return "";
+    const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    if (seconds < 10) return "just now";
+    if (seconds < 60) return Math.round(seconds) + " s ago";
+    if (seconds < 3600) return Math.round(seconds / 60) + " min ago";
+    if (seconds < 86400) return Math.round(seconds / 3600) + " h ago";
+    return new Date(iso).toLocaleDateString();
+  }
+
+  function refOf(instance) {
+    return instance.contentType + ":" + instance.objectId;
+  }
+
+  function labelOf(instance) {
+    return store.labels[refOf(instance)] || instance.contentType + " #" + instance.objectId;
+  }
+
+  // ------------------------------------------------------------------ errors
+
+  class ApiError extends Error {
+    constructor(code, message) {
+      super(message);
+      this.code = code;
+    }
+  }
+
+  function showError(code, message) {
+    const box = h(
+      "div",
+      { class: "toast", role: "alert" },
+      h("span", { class: "code", text: code || "ERROR" }),
+      h("span", { text: message }),
+      h("button", { class: "close", "aria-label": "Dismiss", onclick: () => box.remove() }, "×"),
+    );
+    $("#errors").append(box);
+    setTimeout(() => box.remove(), 12000);
+  }
+
+  // ------------------------------------------------------------------ HTTP GraphQL
+
+  async function gql(operationName, variables) {
+    let response;
+    try {
+      response = await fetch(config.graphqlPath, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: {
+          "Content-Type": "application/json",
+          Accept: "application/json",
+          "X-CSRFToken": cookie("csrftoken"),
+        },
+        body: JSON.stringify({ query: OPS[operationName], operationName, variables: variables || {} }),
+      });
+    } catch (err) {
+      throw new ApiError("NETWORK_ERROR", "The server could not be reached: " + err.message);
+    }
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (err) {
+      throw new ApiError("HTTP_" + response.status, "The server answered " + response.status + " " + response.statusText);
+    }
+    if (body.errors && body.errors.length) {
+      const first = body.errors[0];
+      throw new ApiError((first.extensions && first.extensions.code) || "GRAPHQL_ERROR", first.message);
+    }
+    if (!response.ok) throw new ApiError("HTTP_" + response.status, response.statusText);
+    return body.data;
+  }
+
+  // ------------------------------------------------------------------ state updates
+
+  /** Keep ``instance`` unless we already hold the same or a newer version of it. */
+  function upsert(instance, { flash = false } = {}) {
+    if (!instance || !instance.id) return false;
+    const current = store.instances.get(instance.id);
+    if (current && current.version >= instance.version) return false;
+    store.instances.set(instance.id, instance);
+    if (flash) store.flash.add(instance.id);
+    return true;
+  }
+
+  async function loadLabels(instances) {
+    const missing = [...new Set(instances.map(refOf))].filter((ref) => !(ref in store.labels));
+    if (!missing.length) return;
+    const url = config.labelsUrl + "?" + missing.map((r) => "ref=" + encodeURIComponent(r)).join("&");
+    try {
+      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (response.ok) Object.assign(store.labels, (await response.json()).labels);
+    } catch (err) {
+      /* labels are cosmetic */
+    }
+    for (const ref of missing) if (!(ref in store.labels)) store.labels[ref] = null;
+  }
+
+  async function loadSnapshot() {
+    const [workflowsData, instances] = await Promise.all([gql("Workflows"), loadAllInstances()]);
+    store.workflows = workflowsData.workflows.edges.map((e) => e.node);
+    for (const instance of instances) upsert(instance);
+    await loadLabels(instances);
+    if (!store.selected || !store.workflows.some((w) => w.name === store.selected)) {
+      const fromHash = decodeURIComponent((location.hash.match(/wf=([^&]*)/) || [])[1] || "");
+      const withHash = store.workflows.find((w) => w.name === fromHash);
+      store.selected = (withHash || store.workflows[0] || {}).name || null;
+    }
+  }
+
+  async function loadAllInstances() {
+    const all = [];
+    let after = null;
+    for (let page = 0; page < 50; page++) {
+      const data = await gql("WorkflowInstances", { first: 100, after });
+      const conn = data.workflowInstances;
+      all.push(...conn.edges.map((e) => e.node));
+      if (!conn.pageInfo.hasNextPage) break;
+      after = conn.pageInfo.endCursor;
+    }
+    return all;
+  }
+
+  // ------------------------------------------------------------------ subscription
+
+  const subscription = {
+    // graphql-ws re-sends this object on every reconnect: `after` is always the last cursor.
+    payload: { query: OPS.InstanceEvents, operationName: "InstanceEvents", variables: { after: null } },
+    dispose: null,
+  };
+
+  let holdReconnect = null; // a Promise while the test hook keeps the page offline
+  let releaseHold = null;
+  let socket = null;
+  let connectedOnce = false;
+
+  function setConnection(state, text) {
+    store.connection = state;
+    const el = $("#connection");
+    el.dataset.state = state;
+    el.querySelector(".conn-text").textContent = text;
+  }
+
+  const wsUrl = new URL(config.graphqlPath, location.href);
+  wsUrl.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+
+  const client = graphqlWs.createClient({
+    // Asked before every (re)connect; the test hook can hold it to keep the page offline.
+    url: async () => {
+      if (holdReconnect) await holdReconnect;
+      return wsUrl.href;
+    },
+    lazy: false,
+    keepAlive: 10000,
+    retryAttempts: Infinity,
+    shouldRetry: () => true,
+    retryWait: async (retries) => {
+      const delay = Math.min(250 * 2 ** retries, 5000);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    },
+    on: {
+      connecting: () => {
+        if (connectedOnce) setConnection("reconnecting", "Reconnecting…");
+        else setConnection("connecting", "Connecting…");
+      },
+      connected: (ws) => {
+        socket = ws;
+        const resumed = connectedOnce;
+        connectedOnce = true;
+        setConnection("connected", "Live");
+        if (resumed && store.cursor === null) {
+          // Nothing received yet, so there is no cursor to resume from: re-read the snapshot.
+          loadSnapshot().then(render).catch((err) => showError(err.code, err.message));
+        }
+      },
+      closed: (event) => {
+        socket = null;
+        if (event && event.code === 4403) {
+          setConnection("offline", "Not allowed: log in again");
+        } else {
+          setConnection("reconnecting", "Reconnecting…");
+        }
+      },
+    },
+    onNonLazyError: (err) => {
+      setConnection("offline", "Offline");
+      showError("CONNECTION_CLOSED", (err && (err.reason || err.message)) || "The live connection closed.");
+    },
+  });
+
+  function onEvent(result) {
+    if (result.errors && result.errors.length) {
+      const first = result.errors[0];
+      showError((first.extensions && first.extensions.code) || "SUBSCRIPTION_ERROR", first.message);
+      return;
+    }
+    const event = result.data && result.data.workflowInstanceEvents;
+    if (!event) return;
+    store.received += 1;
+    store.cursor = event.cursor;
+    subscription.payload.variables.after = event.cursor;
+    if (!store.eventIds.has(event.id)) {
+      store.eventIds.add(event.id);
+      store.events.unshift(event);
+      store.events.length = Math.min(store.events.length, 50);
+    }
+    const instance = event.instance;
+    upsert(instance, { flash: true });
+    store.cardErrors.delete(instance && instance.id);
+    if (instance && !(refOf(instance) in store.labels)) {
+      loadLabels([instance]).then(scheduleRender);
+    }
+    scheduleRender();
+  }
+
+  function subscribe() {
+    subscription.dispose = client.subscribe(subscription.payload, {
+      next: onEvent,
+      error: (err) => {
+        const message = Array.isArray(err) ? err.map((e) => e.message).join("; ") : (err && (err.reason || err.message)) || String(err);
+        showError("SUBSCRIPTION_ERROR", message);
+      },
+      complete: () => {},
+    });
+  }
+
+  // ------------------------------------------------------------------ mutations
+
+  const MUTATIONS = {
+    status: ["UpdateWorkflowStepStatus", "updateWorkflowStepStatus"],
+    hold: ["SetWorkflowOnHold", "setWorkflowOnHold"],
+    resume: ["ResumeWorkflowInstance", "resumeWorkflowInstance"],
+    cancel: ["CancelWorkflowInstance", "cancelWorkflowInstance"],
+  };
+
+  async function act(instance, action, button, extra) {
+    const [operation, field] = MUTATIONS[action];
+    const input = { instanceId: instance.id, expectedVersion: instance.version, ...(extra || {}) };
+    button.disabled = true;
+    button.classList.add("busy");
+    try {
+      const data = await gql(operation, { input });
+      const result = data[field];
+      if (result.__typename === "OperationInfo") {
+        const messages = result.messages.map((m) => ({ code: m.code || m.kind, message: m.message }));
+        store.cardErrors.set(instance.id, messages);
+        for (const m of messages) showError(m.code, m.message);
+      } else {
+        store.cardErrors.delete(instance.id);
+        upsert(result, { flash: true });
+      }
+    } catch (err) {
+      store.cardErrors.set(instance.id, [{ code: err.code, message: err.message }]);
+      showError(err.code, err.message);
+    } finally {
+      render();
+    }
+  }
+
+  // ------------------------------------------------------------------ rendering
+
+  let renderQueued = false;
+  function scheduleRender() {
+    if (renderQueued) return;
+    renderQueued = true;
+    requestAnimationFrame(() => {
+      renderQueued = false;
+      render();
+    });
+  }
+
+  function instancesOf(workflowName) {
+    return [...store.instances.values()].filter((i) => i.workflow.name === workflowName);
+  }
+
+  function renderWorkflowList() {
+    const list = $("#workflow-list");
+    list.replaceChildren(
+      ...store.workflows.map((w) => {
+        const open = instancesOf(w.name).filter((i) => !FINISHED.has(i.state)).length;
+        return h(
+          "li",
+          null,
+          h(
+            "button",
+            {
+              type: "button",
+              "aria-current": w.name === store.selected ? "true" : "false",
+              onclick: () => {
+                store.selected = w.name;
+                history.replaceState(null, "", "#wf=" + encodeURIComponent(w.name));
+                render();
+              },
+            },
+            h("span", { text: w.name }),
+            h("span", { class: "count", title: "unfinished instances", text: open }),
+          ),
+        );
+      }),
+    );
+    if (!store.workflows.length) list.replaceChildren(h("li", { class: "muted", text: "No workflows you may see." }));
+  }
+
+  function renderCard(instance) {
+    const errors = store.cardErrors.get(instance.id) || [];
+    const active = instance.state === "ACTIVE";
+    const onHold = instance.state === "ON_HOLD";
+    const finished = FINISHED.has(instance.state);
+    const select = h(
+      "select",
+      { "aria-label": "New status", disabled: !instance.availableStatuses.length },
+      instance.availableStatuses.map((s) =>
+        h(
+          "option",
+          { value: s.name, selected: s.name === instance.currentStepStatus.name && !onHold },
+          s.name + (s.isCompletionStatus ? " ✓" : s.isCancellationStatus ? " ✕" : s.isOnHoldStatus ? " ⏸" : ""),
+        ),
+      ),
+    );
+    const setButton = h("button", {
+      class: "btn primary",
+      type: "button",
+      "data-action": "status",
+      disabled: !instance.availableStatuses.length,
+      text: "Set status",
+      onclick: (e) => act(instance, "status", e.currentTarget, { statusName: select.value }),
+    });
+    const card = h(
+      "article",
+      {
+        class: "card" + (store.flash.has(instance.id) ? " flash" : ""),
+        dataset: { instanceId: instance.id, version: String(instance.version), state: instance.state },
+      },
+      h("div", { class: "card-title", text: labelOf(instance) }),
+      h("div", { class: "card-ref", text: instance.contentType + " #" + instance.objectId }),
+      h(
+        "div",
+        { class: "chips" },
+        h("span", { class: "chip status", title: "status", text: instance.currentStepStatus.name }),
+        h("span", { class: "chip state-" + instance.state, title: "state", text: STATE_LABEL[instance.state] || instance.state }),
+        instance.isAwaitingTransition && h("span", { class: "chip awaiting", text: "no transition matched" }),
+      ),
+      h(
+        "div",
+        { class: "card-meta" },
+        "v" + instance.version + " · last change ",
+        h("time", { datetime: instance.updatedAt, title: new Date(instance.updatedAt).toLocaleString(), text: timeAgo(instance.updatedAt) }),
+      ),
+      !finished &&
+        h(
+          "div",
+          { class: "actions" },
+          select,
+          setButton,
+          active && h("button", { class: "btn warn", type: "button", "data-action": "hold", text: "Hold", onclick: (e) => act(instance, "hold", e.currentTarget) }),
+          onHold && h("button", { class: "btn", type: "button", "data-action": "resume", text: "Resume", onclick: (e) => act(instance, "resume", e.currentTarget) }),
+          h("button", { class: "btn danger", type: "button", "data-action": "cancel", text: "Cancel", onclick: (e) => act(instance, "cancel", e.currentTarget) }),
+        ),
+      errors.length > 0 &&
+        h(
+          "div",
+          { class: "card-error", role: "alert" },
+          errors.map((e) => h("div", null, h("code", { text: e.code }), " ", e.message)),
+        ),
+    );
+    return card;
+  }
+
+  function renderBoard() {
+    const workflow = store.workflows.find((w) => w.name === store.selected);
+    const board = $("#board");
+    if (!workflow) {
+      $("#workflow-title").textContent = "No workflow";
+      board.replaceChildren(h("p", { class: "muted", text: "Load one with `manage.py load_workflow`." }));
+      return;
+    }
+    $("#workflow-title").textContent = workflow.name;
+    $("#workflow-description").textContent = workflow.description || "";
+    const showFinished = $("#show-finished").checked;
+    const instances = instancesOf(workflow.name);
+    const counts = {};
+    for (const i of instances) counts[i.state] = (counts[i.state] || 0) + 1;
+    $("#summary").replaceChildren(
+      ...["ACTIVE", "ON_HOLD", "COMPLETED", "CANCELLED"]
+        .filter((s) => counts[s])
+        .map((s) => h("span", { class: "chip state-" + s, text: counts[s] + " " + STATE_LABEL[s].toLowerCase() })),
+    );
+    const steps = [...workflow.steps].sort((a, b) => a.order - b.order);
+    board.replaceChildren(
+      ...steps.map((step) => {
+        const here = instances
+          .filter((i) => i.currentStep.id === step.id && (showFinished || !FINISHED.has(i.state)))
+          .sort((a, b) => Date.parse(b.updatedAt) - Date.parse(a.updatedAt));
+        return h(
+          "section",
+          { class: "column", dataset: { step: step.name } },
+          h(
+            "div",
+            { class: "column-head" },
+            h("h3", { text: step.name }),
+            step.isInitialStep && h("span", { class: "tag", text: "start" }),
+            step.isFinalStep && h("span", { class: "tag", text: "final" }),
+            h("span", { class: "count", text: here.length }),
+          ),
+          h("div", { class: "cards" }, here.length ? here.map(renderCard) : h("div", { class: "empty", text: "No instances" })),
+        );
+      }),
+    );
+    store.flash.clear();
+  }
+
+  function renderActivity() {
+    $("#cursor").textContent = store.cursor ? "cursor " + store.cursor : "";
+    if (!store.events.length) return;
+    $("#activity").replaceChildren(
+      ...store.events.map((e) => {
+        const instance = store.instances.get(e.instance && e.instance.id) || e.instance;
+        const move =
+          e.fromStep && e.fromStep.name !== e.toStep.name
+            ? e.fromStep.name + " → " + e.toStep.name + " / " + e.toStatus.name
+            : e.toStep.name + " / " + e.toStatus.name;
+        return h(
+          "li",
+          { dataset: { cursor: e.cursor, kind: e.kind } },
+          h("span", { class: "when", title: e.createdAt, text: timeAgo(e.createdAt) }),
+          h("span", { class: "kind k-" + e.kind, text: e.kind }),
+          " ",
+          h("strong", { text: instance ? labelOf(instance) : "?" }),
+          h("div", { class: "muted", text: move + (e.actor ? " · by " + e.actor.username : "") + " · #" + e.sequence }),
+        );
+      }),
+    );
+  }
+
+  let renderedDiagram = null;
+  let mermaidLoading = null;
+
+  function loadMermaid() {
+    if (!mermaidLoading) {
+      mermaidLoading = new Promise((resolve, reject) => {
+        const script = document.createElement("script");
+        script.src = window.MERMAID_SRC;
+        script.onload = () => {
+          window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "neutral", flowchart: { curve: "basis" } });
+          resolve(window.mermaid);
+        };
+        script.onerror = () => reject(new Error("could not load the Mermaid renderer"));
+        document.head.append(script);
+      });
+    }
+    return mermaidLoading;
+  }
+
+  async function renderDiagram() {
+    const workflow = store.workflows.find((w) => w.name === store.selected);
+    const box = $("#diagram");
+    if (!workflow) return;
+    if (renderedDiagram !== workflow.name + "\n" + workflow.mermaid) {
+      renderedDiagram = workflow.name + "\n" + workflow.mermaid;
+      $("#mermaid-text").textContent = workflow.mermaid;
+      try {
+        const mermaid = await loadMermaid();
+        const { svg } = await mermaid.render("diagram-svg-" + Date.now(), workflow.mermaid);
+        box.innerHTML = svg; // mermaid's output, sanitised by its strict security level
+      } catch (err) {
+        box.replaceChildren(h("pre", { text: workflow.mermaid }), h("p", { class: "muted small", text: "Diagram not rendered: " + err.message }));
+      }
+    }
+    // Outline the steps that hold unfinished instances.
+    const busy = new Set(instancesOf(workflow.name).filter((i) => !FINISHED.has(i.state)).map((i) => i.currentStep.name));
+    for (const node of box.querySelectorAll("g.node")) {
+      node.classList.toggle("has-instances", busy.has(node.textContent.trim()));
+    }
+  }
+
+  function render() {
+    renderWorkflowList();
+    renderBoard();
+    renderActivity();
+    renderDiagram();
+  }
+
+  // ------------------------------------------------------------------ start
+
+  $("#show-finished").addEventListener("change", render);
+  setInterval(() => {
+    for (const t of document.querySelectorAll("time[datetime]")) t.textContent = timeAgo(t.getAttribute("datetime"));
+  }, 15000);
+
+  // Subscribe first, then read the snapshot: whatever happens in between arrives as an event,
+  // and versions make applying it twice harmless.
+  subscribe();
+  const ready = loadSnapshot()
+    .then(render)
+    .catch((err) => {
+      showError(err.code, err.message);
+      throw err;
+    });
+
+  window.dashboard = {
+    ready,
+    store,
+    /** A summary for tests: {connection, cursor, received, instances: {id: {version, state, step, status}}}. */
+    state() {
+      const instances = {};
+      for (const [id, i] of store.instances) {
+        instances[id] = { version: i.version, state: i.state, step: i.currentStep.name, status: i.currentStepStatus.name, label: labelOf(i) };
+      }
+      return { connection: store.connection, cursor: store.cursor, received: store.received, instances };
+    },
+    /** Close the WebSocket as a network drop would; with hold, stay offline until releaseConnection(). */
+    dropConnection({ hold = false } = {}) {
+      if (hold && !holdReconnect) holdReconnect = new Promise((resolve) => (releaseHold = resolve));
+      if (socket) socket.close(4000, "dropped by the test hook");
+    },
+    releaseConnection() {
+      if (releaseHold) releaseHold();
+      holdReconnect = null;
+      releaseHold = null;
+    },
+  };
+})();

@@ -1,0 +1,113 @@
+"""The demo's dashboard page: a Django view that serves an HTML shell; the data comes from
+the GraphQL API (queries and mutations over HTTP, live events over the WebSocket)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET
+
+#: Most labels one request may ask for.
+MAX_LABELS = 200
+
+#: The example client operations; the dashboard sends exactly these (and the tests validate
+#: them against schema.graphql and generate a typed client from them).
+CLIENT_DIR = Path(settings.BASE_DIR) / "client"
+
+
+@lru_cache(maxsize=1)
+def client_operations() -> dict[str, str]:
+    """``{operation name: document}`` from ``client/*.graphql``; each document holds the
+    operation and the fragments it uses (transitively), ready to POST."""
+    from graphql import DocumentNode, FragmentSpreadNode, parse, print_ast, visit
+    from graphql.language import Visitor
+
+    definitions = []
+    for path in sorted(CLIENT_DIR.glob("*.graphql")):
+        definitions.extend(parse(path.read_text(encoding="utf-8")).definitions)
+    fragments = {d.name.value: d for d in definitions if d.kind == "fragment_definition"}
+
+    def spreads(node) -> set[str]:
+        found: set[str] = set()
+
+        class Collect(Visitor):
+            def enter_fragment_spread(self, spread: FragmentSpreadNode, *_args) -> None:
+                found.add(spread.name.value)
+
+        visit(node, Collect())
+        return found
+
+    operations = {}
+    for d in definitions:
+        if d.kind != "operation_definition" or d.name is None:
+            continue
+        needed: list[str] = []
+        todo = sorted(spreads(d))
+        while todo:
+            name = todo.pop()
+            if name in needed:
+                continue
+            needed.append(name)
+            todo.extend(sorted(spreads(fragments[name]) - set(needed)))
+        document = DocumentNode(definitions=[d, *(fragments[n] for n in sorted(needed))])
+        operations[d.name.value] = print_ast(document)
+    return operations
+
+
+@require_GET
+@login_required
+@ensure_csrf_cookie
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The live dashboard. ``ensure_csrf_cookie`` sets the ``csrftoken`` cookie the page's
+    GraphQL mutations send back in ``X-CSRFToken``."""
+    config = {
+        "graphqlPath": "/graphql/",
+        "labelsUrl": reverse("dashboard-labels"),
+        "username": request.user.get_username(),
+        "operations": client_operations(),
+    }
+    return render(request, "demo/dashboard.html", {"config": config})
+
+
+@require_GET
+@login_required
+def object_labels(request: HttpRequest) -> JsonResponse:
+    """Human-readable names of the objects instances are attached to.
+
+    ``?ref=claims.claim:3&ref=...`` (the instance's ``contentType`` and ``objectId``) returns
+    ``{"labels": {"claims.claim:3": "Broken window (450.00)"}}``. The GraphQL API deliberately
+    knows nothing about the attached models, so the demo page asks its own project. Objects of
+    models the user may not view, or that do not exist, are left out.
+    """
+    wanted: dict[tuple[str, str], list[str]] = {}
+    for ref in request.GET.getlist("ref")[:MAX_LABELS]:
+        label, sep, object_id = ref.rpartition(":")
+        app_label, dot, model_name = label.partition(".")
+        if sep and dot and object_id:
+            wanted.setdefault((app_label, model_name.lower()), []).append(object_id)
+
+    labels: dict[str, str] = {}
+    for (app_label, model_name), ids in wanted.items():
+        try:
+            model = apps.get_model(app_label, model_name)
+        except LookupError:
+            continue
+        if not request.user.has_perm(f"{app_label}.view_{model._meta.model_name}"):
+            continue
+        valid = []
+        for object_id in ids:
+            try:
+                valid.append(model._meta.pk.to_python(object_id))
+            except Exception:  # a malformed id names no object
+                continue
+        for obj in model._default_manager.filter(pk__in=valid):
+            labels[f"{app_label}.{model._meta.model_name}:{obj.pk}"] = str(obj)
+    return JsonResponse({"labels": labels})

@@ -1,0 +1,105 @@
+"""The dashboard page and its helpers, through Django's test client."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from claims.models import Claim
+from demo.views import client_operations
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def demo_client(client):
+    call_command("demo_setup", stdout=open("/dev/null", "w"))
+    assert client.login(username="demo", password="demo")
+    return client
+
+
+def embedded_config(response) -> dict:
+    match = re.search(r'<script id="dashboard-config" type="application/json">(.*?)</script>', response.content.decode())
+    assert match, "the page embeds its configuration"
+    return json.loads(match.group(1))
+
+
+def test_anonymous_visitors_are_sent_to_the_login_form(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+    login = client.get(response["Location"])
+    assert login.status_code == 200
+    assert b'name="password"' in login.content
+
+
+def test_login_form_logs_in_and_lands_on_the_dashboard(client):
+    call_command("demo_setup", stdout=open("/dev/null", "w"))
+    client.get("/accounts/login/")
+    response = client.post("/accounts/login/", {"username": "demo", "password": "demo", "next": "/"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+def test_wrong_password_shows_a_legible_error(client):
+    call_command("demo_setup", stdout=open("/dev/null", "w"))
+    response = client.post("/accounts/login/", {"username": "demo", "password": "nope"})
+    assert response.status_code == 200
+    assert b"INVALID_CREDENTIALS" in response.content
+
+
+def test_dashboard_sets_the_csrf_cookie_and_embeds_the_client_operations(demo_client):
+    response = demo_client.get("/")
+    assert response.status_code == 200
+    assert "csrftoken" in response.cookies
+    config = embedded_config(response)
+    assert config["graphqlPath"] == "/graphql/"
+    assert config["operations"] == client_operations()
+    assert config["operations"]["InstanceEvents"].startswith("subscription InstanceEvents")
+    # Each document carries the fragments it spreads, and only those.
+    assert "fragment InstanceCard on WorkflowInstance" in config["operations"]["InstanceEvents"]
+    assert "fragment OperationErrors" not in config["operations"]["Workflows"]
+    html = response.content.decode()
+    assert "/static/vendor/graphql-ws-6.4.2.min.js" in html
+    assert "cdn" not in html.lower()
+
+
+def test_vendored_assets_are_served_without_internet(demo_client):
+    for path in (
+        "/static/vendor/graphql-ws-6.4.2.min.js",
+        "/static/vendor/mermaid-11.17.2.min.js",
+        "/static/demo/dashboard.js",
+        "/static/demo/dashboard.css",
+    ):
+        response = demo_client.get(path)
+        assert response.status_code == 200, path
+        body = b"".join(response.streaming_content)
+        assert len(body) > 1000, path
+    graphql_ws = b"".join(demo_client.get("/static/vendor/graphql-ws-6.4.2.min.js").streaming_content)
+    assert b"graphqlWs" in graphql_ws and b"createClient" in graphql_ws
+
+
+def test_labels_name_the_attached_objects(demo_client):
+    claim = Claim.objects.get(title="Broken window")
+    response = demo_client.get(
+        "/dashboard/labels/",
+        {"ref": [f"claims.claim:{claim.pk}", "claims.claim:999999", "nope.nothing:1", "claims.claim:x", "garbage"]},
+    )
+    assert response.status_code == 200
+    assert response.json() == {"labels": {f"claims.claim:{claim.pk}": "Broken window (450.00)"}}
+
+
+def test_labels_respect_view_permissions(client):
+    user = get_user_model().objects.create_user("nobody", password="pw")
+    claim = Claim.objects.create(title="Secret", claimant="X", amount="1.00")
+    client.force_login(user)
+    response = client.get("/dashboard/labels/", {"ref": f"claims.claim:{claim.pk}"})
+    assert response.json() == {"labels": {}}
+
+
+def test_labels_need_a_login(client):
+    assert client.get("/dashboard/labels/", {"ref": "claims.claim:1"}).status_code == 302

@@ -1,0 +1,204 @@
+// Browser test of the live dashboard, run by tests/e2e/test_dashboard_browser.py against a live
+// demo server (daphne + a migrated SQLite file with `demo_setup` applied).
+//
+//   BASE_URL=http://127.0.0.1:8000 SCREENSHOT=artifacts/dashboard.png node tests/e2e/dashboard.e2e.mjs
+//
+// It drives Debian's Chromium (CHROMIUM, default /usr/bin/chromium) through playwright-core,
+// logs in through the form, performs an action in the page, makes changes as a second client
+// (its own session, over HTTP GraphQL), forces a WebSocket drop and checks that what was
+// committed while the page was offline arrives after the reconnect, exactly once.
+// Prints one JSON line per check; exits non-zero on the first failure.
+
+import { chromium, request as playwrightRequest } from "playwright-core";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+
+const BASE_URL = process.env.BASE_URL || "http://127.0.0.1:8000";
+const SCREENSHOT = process.env.SCREENSHOT || "artifacts/dashboard.png";
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const LIVE_DEADLINE_MS = 2000;
+
+function log(check, data = {}) {
+  console.log(JSON.stringify({ check, ...data }));
+}
+
+function assert(condition, message, data = {}) {
+  if (!condition) {
+    const error = new Error(message + " " + JSON.stringify(data));
+    error.data = data;
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------- the other client (HTTP only)
+
+async function otherClient() {
+  const api = await playwrightRequest.newContext({ baseURL: BASE_URL, extraHTTPHeaders: { Origin: BASE_URL } });
+  async function csrf() {
+    const state = await api.storageState();
+    const cookie = state.cookies.find((c) => c.name === "csrftoken");
+    return cookie ? cookie.value : "";
+  }
+  async function gql(query, variables) {
+    const response = await api.post("/graphql/", {
+      headers: { "Content-Type": "application/json", "X-CSRFToken": await csrf(), Referer: BASE_URL + "/" },
+      data: { query, variables },
+    });
+    const body = await response.json();
+    assert(!body.errors, "GraphQL errors from the second client", { errors: body.errors });
+    return body.data;
+  }
+  await api.get("/graphql/", { headers: { Accept: "text/html" } }); // sets the csrftoken cookie
+  const login = await gql(
+    "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { __typename ... on User { username } } }",
+    { u: "demo", p: "demo" },
+  );
+  log("second client logged in", { login: login.login });
+  return {
+    api,
+    async mutate(field, input) {
+      const data = await gql(
+        `mutation($input: ${field[0].toUpperCase() + field.slice(1)}Input!) {
+           ${field}(input: $input) {
+             __typename
+             ... on WorkflowInstance { id version state currentStep { name } currentStepStatus { name } }
+             ... on OperationInfo { messages { code message } }
+           }
+         }`,
+        { input },
+      );
+      const result = data[field];
+      assert(result.__typename === "WorkflowInstance", `${field} failed`, { result });
+      return result;
+    },
+  };
+}
+
+// ---------------------------------------------------------------- the page
+
+async function main() {
+  const userDataDir = mkdtempSync(join(tmpdir(), "steps-chromium-"));
+  // A fresh, empty profile each run (Playwright passes it as --user-data-dir).
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1600, height: 1000 },
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  const problems = [];
+  try {
+    const page = context.pages()[0] || (await context.newPage());
+    page.on("pageerror", (err) => problems.push("page error: " + err.message));
+    page.on("console", (msg) => {
+      if (msg.type() === "error") problems.push("console error: " + msg.text());
+    });
+
+    // 1. Log in through the session form.
+    await page.goto(BASE_URL + "/");
+    assert(page.url().includes("/accounts/login/"), "anonymous visitors see the login form", { url: page.url() });
+    await page.fill("#id_username", "demo");
+    await page.fill("#id_password", "demo");
+    await Promise.all([page.waitForURL(BASE_URL + "/"), page.click("button[type=submit]")]);
+    await page.evaluate(() => window.dashboard.ready);
+    await page.waitForSelector("#connection[data-state=connected]", { timeout: 10000 });
+    await page.waitForSelector(".card[data-instance-id]");
+    log("logged in, dashboard loaded, connected");
+
+    const state = () => page.evaluate(() => window.dashboard.state());
+    const idOf = async (prefix) => {
+      const s = await state();
+      const found = Object.entries(s.instances).find(([, i]) => i.label && i.label.startsWith(prefix));
+      assert(found, "instance of " + prefix + " on the page", { labels: Object.values(s.instances).map((i) => i.label) });
+      return found[0];
+    };
+    const card = (id) => page.locator(`.card[data-instance-id="${id}"]`);
+
+    // 2. An action in the page: put "Broken window" on hold with its button.
+    await page.click('.workflow-list button:has-text("Claim Processing")');
+    const broken = await idOf("Broken window");
+    const versionBefore = (await state()).instances[broken].version;
+    await card(broken).locator('button[data-action="hold"]').click();
+    await page.waitForSelector(`.card[data-instance-id="${broken}"][data-state="ON_HOLD"]`, { timeout: 5000 });
+    log("hold clicked in the page", { instance: broken, version: (await state()).instances[broken].version });
+    assert((await state()).instances[broken].version === versionBefore + 1, "one change, one version");
+
+    // 3. Another client's mutation appears within 2 seconds.
+    const other = await otherClient();
+    const hail = await idOf("Hail damage on car");
+    const started = Date.now();
+    const changed = await other.mutate("updateWorkflowStepStatus", { instanceId: hail, statusName: "Approved" });
+    await page.waitForSelector(
+      `.column[data-step="Approve/Reject"] .card[data-instance-id="${hail}"][data-version="${changed.version}"]`,
+      { timeout: LIVE_DEADLINE_MS },
+    );
+    const latency = Date.now() - started;
+    log("second client's change shown", { latencyMs: latency, step: changed.currentStep.name });
+    assert(latency <= LIVE_DEADLINE_MS, "live within 2 s", { latency });
+
+    // 4. Forced reconnect: drop the socket and stay offline while the other client changes things.
+    const before = await state();
+    assert(before.cursor, "a cursor was received before the drop", { before });
+    await page.evaluate(() => window.dashboard.dropConnection({ hold: true }));
+    await page.waitForSelector("#connection[data-state=reconnecting]", { timeout: 5000 });
+    log("socket dropped", { cursor: before.cursor, received: before.received });
+
+    const luggage = await idOf("Lost luggage");
+    const burst = await idOf("Burst pipe");
+    const resumed = await other.mutate("resumeWorkflowInstance", { instanceId: luggage });
+    const completed = await other.mutate("updateWorkflowStepStatus", { instanceId: burst, statusName: "Approved" });
+    assert(completed.state === "COMPLETED", "Approved on the final step completes", { completed });
+    await page.waitForTimeout(500);
+    const offline = await state();
+    assert(offline.instances[luggage].version < resumed.version, "no update while offline", { offline: offline.instances[luggage] });
+    assert(offline.instances[burst].state !== "COMPLETED", "no update while offline", { offline: offline.instances[burst] });
+
+    // A stale page refuses to overwrite: Resume on the outdated card reports the code legibly.
+    await card(luggage).locator('button[data-action="resume"]').click();
+    const errorCode = await card(luggage).locator(".card-error code").first().textContent({ timeout: 5000 });
+    assert(errorCode === "VERSION_CONFLICT", "stale version refused with its code", { errorCode });
+    await page.waitForSelector('#errors .toast .code:has-text("VERSION_CONFLICT")');
+    log("error shown", { code: errorCode });
+
+    await page.evaluate(() => window.dashboard.releaseConnection());
+    await page.waitForSelector("#connection[data-state=connected]", { timeout: 10000 });
+    await page.waitForSelector(`.card[data-instance-id="${luggage}"][data-version="${resumed.version}"][data-state="ACTIVE"]`, {
+      timeout: 5000,
+    });
+    await page.waitForSelector(`.card[data-instance-id="${burst}"][data-state="COMPLETED"]`, { timeout: 5000 });
+    const after = await state();
+    const events = await page.evaluate(() => window.dashboard.store.events.map((e) => ({ id: e.id, kind: e.kind, cursor: e.cursor })));
+    const replayed = after.received - before.received;
+    assert(replayed === 2, "exactly the two missed events replayed (no loss, no duplicate)", { replayed, events });
+    assert(new Set(events.map((e) => e.id)).size === events.length, "no duplicate events", { events });
+    log("reconnected and resumed from the cursor", { replayed, cursor: after.cursor, kinds: events.slice(0, 2).map((e) => e.kind) });
+
+    // 5. Screenshot of the populated dashboard, diagram rendered.
+    await page.waitForSelector("#diagram svg", { timeout: 15000 });
+    await page.waitForTimeout(1700); // let the highlight animation settle
+    mkdirSync(dirname(SCREENSHOT), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    log("screenshot", { path: SCREENSHOT });
+
+    assert(problems.length === 0, "no errors in the page", { problems });
+    await other.api.dispose();
+    log("ok");
+  } finally {
+    await context.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  log("FAILED", { message: err.message });
+  process.exit(1);
+});
