@@ -1,0 +1,309 @@
+"""Commit → client latency and delivery of ``workflowInstanceEvents`` on real servers.
+
+Two figures sets:
+
+* **redis**: 200 subscribers spread over 2 uvicorn worker processes sharing a Redis channel
+  layer, 1000 commits at 20/s made through HTTP mutations alternating between the workers
+  (targets: p99 ≤ 250 ms, 100 % delivered);
+* **in-memory**: 1000 subscribers on one uvicorn worker with the in-memory channel layer, commits
+  at 20/s through that worker (target: p99 ≤ 500 ms, 100 % delivered).
+
+Every subscriber follows the workflow-wide stream, so every commit reaches every subscriber
+(200 × 1000 deliveries). The commit time is the event's ``createdAt`` (set inside the
+transaction just before it commits), the arrival time is taken when the client has parsed
+the message; the clients run in this process, so their own work counts against the latency.
+
+Database: a scratch PostgreSQL database when ``DATABASE_URL`` is PostgreSQL, else a temporary
+SQLite file. Redis: ``REDIS_URL`` if set, else a private ``redis-server`` on a free port.
+
+    python bench/subscriptions.py [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CSRF = "benchsubscriptionscsrftoken00000"
+GIVEN_REDIS_URL = os.environ.get("REDIS_URL")
+SUBSCRIBE = """subscription($w: String) { workflowInstanceEvents(workflowName: $w) { cursor createdAt } }"""
+HOLD = """mutation($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) { __typename } }"""
+RESUME = """mutation($id: ID!) { resumeWorkflowInstance(input: {instanceId: $id}) { __typename } }"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def setup_database(workdir: Path) -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        import psycopg
+
+        base, _, _ = url.rpartition("/")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute('DROP DATABASE IF EXISTS "bench_subscriptions" WITH (FORCE)')
+            conn.execute('CREATE DATABASE "bench_subscriptions"')
+        url = f"{base}/bench_subscriptions"
+    else:
+        url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    os.environ["DATABASE_URL"] = url
+    os.environ.pop("REDIS_URL", None)  # this process makes no commits that publish
+    os.environ["DJANGO_SETTINGS_MODULE"] = "demo.settings"
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+    return url
+
+
+def seed(instances: int) -> tuple[str, list[str]]:
+    """A superuser session and ``instances`` started instances of workflow "Bench"."""
+    from decimal import Decimal
+
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from strawberry.relay import to_base64
+
+    from bench._common import create_workflow
+    from claims.models import Claim
+    from django_steps.services import start_workflow_instance
+
+    create_workflow("Bench")
+    user = get_user_model().objects.create_superuser("bench", "bench@example.com", "pw")
+    client = Client()
+    client.force_login(user)
+    ids = []
+    for i in range(instances):
+        claim = Claim.objects.create(title=f"Claim {i}", claimant="B", amount=Decimal(100 + i))
+        ids.append(to_base64("WorkflowInstance", start_workflow_instance("Bench", claim).pk))
+    return client.cookies["sessionid"].value, ids
+
+
+@contextlib.contextmanager
+def worker(env_extra: dict, log: Path):
+    port = free_port()
+    env = {**os.environ, **env_extra, "PYTHONPATH": str(ROOT), "DJANGO_DEBUG": "0",
+           "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", "DJANGO_STEPS_LOG_LEVEL": "WARNING"}
+    cmd = [sys.executable, "-m", "uvicorn", "demo.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+           "--log-level", "warning", "--ws", "websockets", "--ws-max-queue", "1024"]
+    with open(log, "ab") as out:
+        process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"worker exited: {log.read_text()[-2000:]}")
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/graphql/", timeout=1)
+                    break
+                except urllib.error.HTTPError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            yield port
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@contextlib.contextmanager
+def redis_url(workdir: Path):
+    if GIVEN_REDIS_URL:
+        yield GIVEN_REDIS_URL
+        return
+    binary = shutil.which("redis-server")
+    if not binary:
+        yield None
+        return
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.kill()
+        process.wait(5)
+
+
+def post(port: int, session: str, query: str, **variables) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql/",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json", "X-CSRFToken": CSRF,
+                 "Cookie": f"sessionid={session}; csrftoken={CSRF}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+async def subscriber(port: int, session: str, latencies: list[float], seen: set[str], ready: asyncio.Event,
+                     stop: asyncio.Event) -> None:
+    from websockets.asyncio.client import connect
+
+    async with connect(f"ws://127.0.0.1:{port}/graphql/", subprotocols=["graphql-transport-ws"],
+                       additional_headers={"Cookie": f"sessionid={session}"}, max_queue=None,
+                       open_timeout=60) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        await ws.recv()
+        await ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                  "payload": {"query": SUBSCRIBE, "variables": {"w": "Bench"}}}))
+        ready.set()
+        while not stop.is_set():
+            try:
+                raw = await asyncio.wait_for(ws.recv(), 0.5)
+            except TimeoutError:
+                continue
+            now = time.time()
+            message = json.loads(raw)
+            if message.get("type") == "ping":
+                await ws.send(json.dumps({"type": "pong"}))
+                continue
+            if message.get("type") != "next":
+                continue
+            event = message["payload"]["data"]["workflowInstanceEvents"]
+            if event["cursor"] in seen:
+                continue
+            seen.add(event["cursor"])
+            latencies.append(now - datetime.fromisoformat(event["createdAt"]).timestamp())
+
+
+async def scenario(ports: list[int], session: str, instance_ids: list[str], subscribers: int, commits: int,
+                   rate: float) -> dict:
+    latencies: list[list[float]] = [[] for _ in range(subscribers)]
+    seen: list[set[str]] = [set() for _ in range(subscribers)]
+    stop = asyncio.Event()
+    readies = [asyncio.Event() for _ in range(subscribers)]
+    tasks = []
+    for i in range(subscribers):
+        tasks.append(asyncio.create_task(subscriber(ports[i % len(ports)], session, latencies[i], seen[i],
+                                                    readies[i], stop)))
+        if i % 50 == 49:
+            await asyncio.sleep(0.05)
+    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
+    await asyncio.sleep(1.5)  # every subscription has joined its group
+
+    # Commits are fired on schedule, not one after the other, so a slow server cannot lower the
+    # rate; each instance alternates hold/resume, and its previous change is awaited first.
+    started = time.monotonic()
+    failures = 0
+    previous: dict[str, asyncio.Task] = {}
+
+    async def commit(n: int, instance: str, hold: bool, before: asyncio.Task | None) -> None:
+        nonlocal failures
+        if before is not None:
+            await before
+        result = await asyncio.to_thread(post, ports[n % len(ports)], session, HOLD if hold else RESUME, id=instance)
+        data = (result.get("data") or {}).get("setWorkflowOnHold" if hold else "resumeWorkflowInstance") or {}
+        if result.get("errors") or data.get("__typename") != "WorkflowInstance":
+            failures += 1
+
+    pending = []
+    for n in range(commits):
+        delay = started + n / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        instance = instance_ids[n % len(instance_ids)]
+        hold = (n // len(instance_ids)) % 2 == 0
+        task = asyncio.create_task(commit(n, instance, hold, previous.get(instance)))
+        previous[instance] = task
+        pending.append(task)
+    await asyncio.gather(*pending)
+    achieved_rate = commits / (time.monotonic() - started)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(len(s) < commits - failures for s in seen):
+        await asyncio.sleep(0.2)
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    flat = sorted(x for per in latencies for x in per)
+    expected = (commits - failures) * subscribers
+    delivered = sum(len(s) for s in seen)
+
+    def pct(p: float) -> float:
+        return flat[min(len(flat) - 1, int(p * len(flat)))] * 1000 if flat else float("nan")
+
+    return {"p50": pct(0.50), "p99": pct(0.99), "max": flat[-1] * 1000 if flat else float("nan"),
+            "delivered": delivered / expected if expected else 0.0, "failures": failures, "rate": achieved_rate}
+
+
+def rows_for(name: str, result: dict, p99_target: float, subscribers: int, commits: int) -> list[dict]:
+    label = f"{name}: {subscribers} subscribers, {commits} commits"
+    return [
+        {"figure": f"{label}, p50 commit→client", "value": round(result["p50"], 1), "unit": "ms"},
+        {"figure": f"{label}, p99 commit→client", "value": round(result["p99"], 1), "unit": "ms",
+         "floor": p99_target, "ratio": round(result["p99"] / p99_target, 2), "target": f"≤ {p99_target:.0f} ms",
+         "met": result["p99"] <= p99_target},
+        {"figure": f"{label}, delivered", "value": round(result["delivered"] * 100, 3), "unit": "%",
+         "floor": 100.0, "ratio": round(result["delivered"], 5), "target": "100 %",
+         "met": result["delivered"] >= 1.0 and result["failures"] == 0},
+        {"figure": f"{label}, commit rate achieved", "value": round(result["rate"], 1), "unit": "/s"},
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    redis_subs, redis_commits = (20, 100) if args.quick else (200, 1000)
+    memory_subs, memory_commits = (100, 100) if args.quick else (1000, 400)
+    rate = 20.0
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-subscriptions-"))
+    setup_database(workdir)
+    session, instance_ids = seed(50)
+    rows: list[dict] = []
+    with redis_url(workdir) as url:
+        if url:
+            with worker({"REDIS_URL": url}, workdir / "a.log") as a, worker({"REDIS_URL": url}, workdir / "b.log") as b:
+                result = asyncio.run(scenario([a, b], session, instance_ids, redis_subs, redis_commits, rate))
+            rows += rows_for("redis, 2 workers", result, 250.0, redis_subs, redis_commits)
+        else:
+            rows.append({"figure": "redis, 2 workers", "value": None, "target": "no redis-server/REDIS_URL"})
+    with worker({}, workdir / "memory.log") as port:
+        result = asyncio.run(scenario([port], session, instance_ids, memory_subs, memory_commits, rate))
+    rows += rows_for("in-memory, 1 worker", result, 500.0, memory_subs, memory_commits)
+
+    if args.json:
+        print(json.dumps({"rows": rows}))
+    else:
+        print("workflowInstanceEvents: commit → client latency (workflow-wide stream, 20 commits/s)")
+        for row in rows:
+            met = "" if row.get("met") is None else ("  met" if row["met"] else "  NOT met")
+            print(f"  {row['figure']:<70} {row['value']!s:>9} {row.get('unit', '')}  {row.get('target', '')}{met}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
