@@ -24,7 +24,7 @@ DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 8000
 demo: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py demo_setup
+	$(BIN)/python manage.py demo_setup --url http://$(DEMO_HOST):$(DEMO_PORT)
 	$(BIN)/daphne -b $(DEMO_HOST) -p $(DEMO_PORT) demo.asgi:application
 
 # A typed Python client (ariadne-codegen) from schema.graphql + client/*.graphql, into build/.

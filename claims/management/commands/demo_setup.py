@@ -107,11 +107,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--no-claims", action="store_true", help="Skip the example claims.")
+        parser.add_argument(
+            "--url", default="http://127.0.0.1:8000", help="Where the demo will be served (for the printed links)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         for filename in WORKFLOW_FILES:
             self._load_workflow(EXAMPLES / filename)
         user = self._demo_user()
+        url = options["url"].rstrip("/")
         if not options["no_claims"]:
             self._example_claims()
         self.stdout.write(
@@ -119,8 +123,7 @@ class Command(BaseCommand):
                 "\nDemo ready. Log in with\n"
                 f"    username: {user.username}\n"
                 f"    password: {DEMO_PASSWORD}\n"
-                "Dashboard http://127.0.0.1:8000/   GraphiQL http://127.0.0.1:8000/graphql/   "
-                "Admin http://127.0.0.1:8000/admin/\n"
+                f"Dashboard {url}/   GraphiQL {url}/graphql/   Admin {url}/admin/\n"
             )
         )
 
