@@ -98,6 +98,10 @@ async function main() {
   const problems = [];
   try {
     const page = context.pages()[0] || (await context.newPage());
+    const external = [];
+    context.on("request", (r) => {
+      if (!r.url().startsWith(BASE_URL) && !r.url().startsWith("data:")) external.push(r.url());
+    });
     page.on("pageerror", (err) => problems.push("page error: " + err.message));
     page.on("console", (msg) => {
       if (msg.type() === "error") problems.push("console error: " + msg.text());
@@ -189,6 +193,24 @@ async function main() {
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     log("screenshot", { path: SCREENSHOT });
 
+    // 6. GraphiQL (vendored, offline) runs a subscription over the same session.
+    const bicycle = await idOf("Stolen bicycle");
+    const graphiql = await context.newPage();
+    graphiql.on("pageerror", (err) => problems.push("GraphiQL page error: " + err.message));
+    const subscriptionQuery = `subscription { workflowInstanceEvents(instanceId: "${bicycle}") { cursor kind state toStatus { name } } }`;
+    await graphiql.goto(BASE_URL + "/graphql/?q=" + encodeURIComponent(subscriptionQuery));
+    await graphiql.click(".graphiql-execute-button", { timeout: 20000 });
+    await graphiql.waitForTimeout(1000); // let the subscription start
+    await other.mutate("setWorkflowOnHold", { instanceId: bicycle });
+    await graphiql.waitForFunction(
+      () => (document.querySelector(".result-window") || { textContent: "" }).textContent.includes("ON_HOLD"),
+      null,
+      { timeout: 5000 },
+    );
+    log("GraphiQL subscription received", { instance: bicycle });
+    await graphiql.close();
+
+    assert(external.length === 0, "everything served locally (no CDN)", { external });
     assert(problems.length === 0, "no errors in the page", { problems });
     await other.api.dispose();
     log("ok");

@@ -4,7 +4,8 @@ A fresh SQLite file is migrated and prepared with ``demo_setup``, daphne serves
 ``demo.asgi:application`` on a free port, and ``dashboard.e2e.mjs`` drives Debian's Chromium
 through playwright-core: log in, an action in the page, another client's change shown within
 2 seconds, a forced WebSocket drop with changes committed meanwhile that arrive after the
-reconnect exactly once, a legible error code, and a screenshot (artifacts/dashboard.png).
+reconnect exactly once, a legible error code, a screenshot (artifacts/dashboard.png), and a
+subscription in the vendored GraphiQL; no request leaves the server (no CDN).
 """
 
 from __future__ import annotations
@@ -94,5 +95,6 @@ def test_dashboard_live_updates_actions_and_reconnect(demo_server):
     assert by_name["second client's change shown"]["latencyMs"] <= 2000
     assert by_name["reconnected and resumed from the cursor"]["replayed"] == 2
     assert by_name["error shown"]["code"] == "VERSION_CONFLICT"
+    assert "GraphiQL subscription received" in by_name
     assert screenshot.stat().st_size > 20_000  # a populated page, not a blank one
     assert checks[-1]["check"] == "ok"
