@@ -136,6 +136,15 @@ async function main() {
     log("hold clicked in the page", { instance: broken, version: (await state()).instances[broken].version });
     assert((await state()).instances[broken].version === versionBefore + 1, "one change, one version");
 
+    // ...and set a status from the select: "Triaged" on a 5600 claim takes the CEL-guarded branch.
+    await page.click('.workflow-list button:has-text("Claim Triage")');
+    const roof = await idOf("Roof leak after storm");
+    await card(roof).locator("select").selectOption("Triaged");
+    await card(roof).locator('button[data-action="status"]').click();
+    await page.waitForSelector(`.column[data-step="Senior Review"] .card[data-instance-id="${roof}"]`, { timeout: 5000 });
+    log("status set in the page", { instance: roof, step: "Senior Review" });
+    await page.click('.workflow-list button:has-text("Claim Processing")');
+
     // 3. Another client's mutation appears within 2 seconds.
     const other = await otherClient();
     const hail = await idOf("Hail damage on car");

@@ -35,6 +35,7 @@
     received: 0, // events received over the subscription
     connection: "connecting",
     cardErrors: new Map(), // instance id -> [{code, message}]
+    chosen: new Map(), // instance id -> status picked in its select (survives re-renders)
     flash: new Set(),
   };
 
@@ -274,6 +275,15 @@
     if (instance && !(refOf(instance) in store.labels)) {
       loadLabels([instance]).then(scheduleRender);
     }
+    if (instance && !store.workflows.some((w) => w.name === instance.workflow.name)) {
+      // A workflow created after the page loaded: fetch the definitions again.
+      gql("Workflows")
+        .then((data) => {
+          store.workflows = data.workflows.edges.map((e) => e.node);
+          scheduleRender();
+        })
+        .catch((err) => showError(err.code, err.message));
+    }
     scheduleRender();
   }
 
@@ -311,6 +321,7 @@
         for (const m of messages) showError(m.code, m.message);
       } else {
         store.cardErrors.delete(instance.id);
+        store.chosen.delete(instance.id);
         upsert(result, { flash: true });
       }
     } catch (err) {
@@ -370,13 +381,19 @@
     const active = instance.state === "ACTIVE";
     const onHold = instance.state === "ON_HOLD";
     const finished = FINISHED.has(instance.state);
+    const names = instance.availableStatuses.map((s) => s.name);
+    const picked = names.includes(store.chosen.get(instance.id)) ? store.chosen.get(instance.id) : instance.currentStepStatus.name;
     const select = h(
       "select",
-      { "aria-label": "New status", disabled: !instance.availableStatuses.length },
+      {
+        "aria-label": "New status",
+        disabled: !instance.availableStatuses.length,
+        onchange: (e) => store.chosen.set(instance.id, e.currentTarget.value),
+      },
       instance.availableStatuses.map((s) =>
         h(
           "option",
-          { value: s.name, selected: s.name === instance.currentStepStatus.name && !onHold },
+          { value: s.name, selected: s.name === picked },
           s.name + (s.isCompletionStatus ? " ✓" : s.isCancellationStatus ? " ✕" : s.isOnHoldStatus ? " ⏸" : ""),
         ),
       ),
