@@ -121,3 +121,15 @@ def test_graphiql_is_served_from_vendored_files_with_matching_integrity(client):
     for path, expected in assets:
         digest = base64.b64encode(hashlib.sha384(open(finders.find(path), "rb").read()).digest()).decode()
         assert digest == expected, path
+
+
+def test_demo_user_sees_claims_with_their_workflow_position_in_the_admin(demo_client):
+    response = demo_client.get("/admin/claims/claim/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Water damage in kitchen" in html
+    assert "Claim Triage: Senior Review / Awaiting Senior Review (Active)" in html
+    claim = Claim.objects.get(title="Lost luggage")
+    detail = demo_client.get(f"/admin/claims/claim/{claim.pk}/change/")
+    assert detail.status_code == 200
+    assert "On Hold" in detail.content.decode()
