@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: test demo bench schema install clean client
+.PHONY: test demo bench schema install clean client fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ client: $(CODEGEN)/.installed
 
 schema: $(STAMP)
 	DJANGO_SETTINGS_MODULE=demo.settings $(BIN)/python manage.py export_schema graphql_api.schema:schema --path schema.graphql
+
+# Schemathesis against a live server, 1000 examples per GraphQL operation (`make test` runs 200).
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} $(BIN)/python -m pytest tests/graphql/test_fuzz.py -q -s $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

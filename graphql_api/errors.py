@@ -9,10 +9,12 @@ Mutations return ``<Type> | OperationInfo``. Every ``OperationMessage`` carries 
   ``WORKFLOW_NOT_FOUND``, ``INSTANCE_NOT_FOUND``, ``OBJECT_NOT_FOUND``);
 * codes of this layer: ``INVALID_ID`` (not a global ID, or one of another type), ``NOT_FOUND``
   (a well-formed global ID of nothing), ``PERMISSION_DENIED``, ``INVALID_CONTEXT`` (``context``
-  is not a JSON object), ``INVALID_CREDENTIALS`` (``login``), ``BAD_USER_INPUT``.
+  is not a JSON object), ``INVALID_CREDENTIALS`` (``login``), ``BAD_USER_INPUT`` (bad pagination
+  arguments or cursors, strings PostgreSQL cannot store).
 
-Queries report problems as GraphQL errors whose ``extensions.code`` holds the same codes.
-Anything else is a bug: it is logged and masked as "Unexpected error." (see :func:`should_mask`).
+Queries report problems as GraphQL errors whose ``extensions.code`` holds the same codes (and
+``extensions.classification`` is ``BAD_USER_INPUT``). Anything else is a bug: it is logged and
+masked as "Unexpected error." with code ``INTERNAL_SERVER_ERROR`` (see :func:`should_mask`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import DataError
 from graphql import GraphQLError
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.utils.str_converters import to_camel_case
@@ -45,6 +48,7 @@ PERMISSION_DENIED = "PERMISSION_DENIED"
 INVALID_CONTEXT = "INVALID_CONTEXT"
 INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
 BAD_USER_INPUT = "BAD_USER_INPUT"
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 #: Engine errors about what the client sent (the rest are ERROR: a state that refuses the change).
 _VALIDATION_ERRORS = (InvalidDefinition, ConditionSyntaxError, UnknownStatus)
@@ -117,7 +121,21 @@ def _to_operation_info(error: Exception) -> OperationInfo:
     if isinstance(error, WorkflowError):
         kind = Kind.VALIDATION if isinstance(error, _VALIDATION_ERRORS) else Kind.ERROR
         return OperationInfo(messages=[OperationMessage(kind=kind, message=error.message, code=error.code)])
+    if is_unstorable_string_error(error):
+        return OperationInfo(
+            messages=[OperationMessage(kind=Kind.VALIDATION, message=UNSTORABLE_STRING, code=BAD_USER_INPUT)]
+        )
     raise error
+
+
+UNSTORABLE_STRING = "Strings must not contain NUL characters or unpaired surrogates."
+
+
+def is_unstorable_string_error(error: BaseException | None) -> bool:
+    """PostgreSQL cannot store NUL characters or unpaired surrogates; its driver refuses them."""
+    return isinstance(error, UnicodeEncodeError) or (
+        isinstance(error, (ValueError, DataError)) and "NUL (0x00)" in str(error)
+    )
 
 
 def returns_operation_info(resolver: Callable[..., Any]) -> Callable[..., Any]:
@@ -134,8 +152,9 @@ def returns_operation_info(resolver: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def query_error(code: str, message: str) -> GraphQLError:
-    """An error for a query field, readable by clients (``extensions.code``)."""
-    return GraphQLError(message, extensions={"code": code})
+    """An error for a query field caused by the request, readable by clients: ``extensions.code``
+    holds the code, ``extensions.classification`` says it is the client's (``BAD_USER_INPUT``)."""
+    return GraphQLError(message, extensions={"code": code, "classification": BAD_USER_INPUT})
 
 
 def raise_for_query(error: Exception) -> None:

@@ -23,7 +23,7 @@ from strawberry.extensions import (
 )
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from .errors import BAD_USER_INPUT, should_mask
+from .errors import BAD_USER_INPUT, INTERNAL_SERVER_ERROR, UNSTORABLE_STRING, is_unstorable_string_error, should_mask
 
 DEFAULTS: dict[str, Any] = {
     "GRAPHIQL": False,
@@ -61,10 +61,33 @@ class MaskUnexpectedErrors(MaskErrors):
         super().__init__(should_mask_error=should_mask)
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        return super()._process_errors([_pagination_error(error) or error for error in errors])
+        return super()._process_errors([_client_error(error) or error for error in errors])
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": INTERNAL_SERVER_ERROR}
+        return masked
 
 
 _RELAY_SOURCES = (f"{os.sep}strawberry{os.sep}relay{os.sep}", f"{os.sep}strawberry_django{os.sep}relay{os.sep}")
+
+
+def _client_error(error: GraphQLError) -> GraphQLError | None:
+    """A readable BAD_USER_INPUT error for failures caused by what the client sent, else None."""
+    if is_unstorable_string_error(error.original_error):
+        return _bad_input(error, UNSTORABLE_STRING)
+    return _pagination_error(error)
+
+
+def _bad_input(error: GraphQLError, message: str) -> GraphQLError:
+    return GraphQLError(
+        message[:200],
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": BAD_USER_INPUT, "classification": BAD_USER_INPUT},
+    )
 
 
 def _pagination_error(error: GraphQLError) -> GraphQLError | None:
@@ -81,14 +104,7 @@ def _pagination_error(error: GraphQLError) -> GraphQLError | None:
     message = str(original)
     if not message.startswith("Argument '"):
         message = "Invalid pagination cursor."
-    return GraphQLError(
-        message[:200],
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        extensions={"code": BAD_USER_INPUT},
-    )
+    return _bad_input(error, message)
 
 
 def schema_extensions() -> list[Any]:
