@@ -2,10 +2,15 @@
 
 A fresh SQLite file is migrated and prepared with ``demo_setup``, daphne serves
 ``demo.asgi:application`` on a free port, and ``dashboard.e2e.mjs`` drives Debian's Chromium
-through playwright-core: log in, an action in the page, another client's change shown within
+through playwright-core: log in, actions in the page, another client's change shown within
 2 seconds, a forced WebSocket drop with changes committed meanwhile that arrive after the
-reconnect exactly once, a legible error code, a screenshot (artifacts/dashboard.png), and a
-subscription in the vendored GraphiQL; no request leaves the server (no CDN).
+reconnect exactly once, a legible error code, a server restart with a change committed while
+the server was down, a screenshot (artifacts/dashboard.png), and a subscription in the
+vendored GraphiQL; no request leaves the server (no CDN).
+
+The script asks for the restart by printing ``{"check": "restart server"}``; this test stops
+daphne, commits a change through the services (as another process would), starts daphne again
+on the same port and answers ``restarted`` on the script's stdin.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,74 +33,128 @@ ARTIFACTS = ROOT / "artifacts"
 
 pytestmark = pytest.mark.browser
 
+#: Committed while the server is down (the script checks the page shows it afterwards).
+CHANGE_WHILE_DOWN = """
+from claims.models import Claim
+from django_steps import services
+claim = Claim.objects.get(title="Cracked phone screen")
+instance = services.get_workflow_instance_for_object(claim, "Claim Triage")
+services.update_workflow_step_status(instance, "Triaged")
+"""
+
+
+class DemoServer:
+    def __init__(self, tmp_path: Path) -> None:
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "demo.settings",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+            "DJANGO_DEBUG": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        # The demo's embedded default: in-memory channel layer, one process.
+        self.env.pop("REDIS_URL", None)
+        self.log_path = tmp_path / "daphne.log"
+        self.port = 0
+        self.process: subprocess.Popen | None = None
+
+    def manage(self, *args: str) -> None:
+        subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True, capture_output=True, timeout=300
+        )
+
+    def start(self) -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "demo.asgi:application"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            text = self.log_path.read_bytes()[offset:].decode(errors="replace")
+            match = re.search(r"Listening on TCP address 127\.0\.0\.1:(\d+)", text)
+            if match:
+                self.port = int(match.group(1))
+                return
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("daphne did not start:\n" + text)
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
 
 @pytest.fixture
 def demo_server(tmp_path):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "demo.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
-        "DJANGO_DEBUG": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    # The demo's embedded default: in-memory channel layer, one process.
-    env.pop("REDIS_URL", None)
-    for command in (["migrate", "--noinput"], ["demo_setup"]):
-        subprocess.run(
-            [sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300
-        )
-    log_path = tmp_path / "daphne.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "0", "demo.asgi:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    server = DemoServer(tmp_path)
+    server.manage("migrate", "--noinput")
+    server.manage("demo_setup")
+    server.start()
     try:
-        deadline = time.monotonic() + 60
-        port = None
-        while port is None:
-            match = re.search(r"Listening on TCP address 127\.0\.0\.1:(\d+)", log_path.read_text(errors="replace"))
-            if match:
-                port = int(match.group(1))
-            elif server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("daphne did not start:\n" + log_path.read_text(errors="replace"))
-            else:
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}", log_path
+        yield server
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
 
 
 def test_dashboard_live_updates_actions_and_reconnect(demo_server):
-    base_url, server_log = demo_server
     screenshot = ARTIFACTS / "dashboard.png"
     if screenshot.exists():
         screenshot.unlink()
-    result = subprocess.run(
+    script = subprocess.Popen(
         [node_path(), str(HERE / "dashboard.e2e.mjs")],
         cwd=HERE,
-        env={**os.environ, "BASE_URL": base_url, "SCREENSHOT": str(screenshot), "CHROMIUM": chromium_path()},
-        capture_output=True,
+        env={**os.environ, "BASE_URL": demo_server.url, "SCREENSHOT": str(screenshot), "CHROMIUM": chromium_path()},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=180,
     )
-    checks = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    checks = []
+    watchdog = threading.Timer(300, script.kill)  # a hung browser must not hang the suite
+    watchdog.start()
+    try:
+        for line in script.stdout:
+            if not line.startswith("{"):
+                continue
+            checks.append(json.loads(line))
+            if checks[-1]["check"] == "restart server":
+                demo_server.stop()
+                demo_server.manage("shell", "-c", CHANGE_WHILE_DOWN)
+                demo_server.start()  # same port: the page reconnects to the same URL
+                script.stdin.write("restarted\n")
+                script.stdin.flush()
+        script.wait(timeout=180)
+    finally:
+        watchdog.cancel()
+        if script.poll() is None:
+            script.kill()
     report = "\n".join(json.dumps(c) for c in checks)
-    assert result.returncode == 0, (
-        f"browser script failed:\n{report}\n--- stderr\n{result.stderr[-3000:]}\n"
-        f"--- server log (tail)\n{server_log.read_text(errors='replace')[-3000:]}"
+    assert script.returncode == 0, (
+        f"browser script failed:\n{report}\n--- stderr\n{script.stderr.read()[-3000:]}\n"
+        f"--- server log (tail)\n{demo_server.log_tail()}"
     )
     by_name = {c["check"]: c for c in checks}
     assert by_name["second client's change shown"]["latencyMs"] <= 2000
     assert by_name["reconnected and resumed from the cursor"]["replayed"] == 2
     assert by_name["error shown"]["code"] == "VERSION_CONFLICT"
+    assert by_name["change made while the server was down shown"]["replayed"] == 1
     assert "GraphiQL subscription received" in by_name
     assert screenshot.stat().st_size > 20_000  # a populated page, not a blank one
     assert checks[-1]["check"] == "ok"

@@ -34,6 +34,7 @@
     cursor: null, // last event cursor received
     received: 0, // events received over the subscription
     connection: "connecting",
+    connectionLog: ["connecting"], // every indicator state shown, in order
     cardErrors: new Map(), // instance id -> [{code, message}]
     chosen: new Map(), // instance id -> status picked in its select (survives re-renders)
     flash: new Set(),
@@ -200,6 +201,7 @@
   let connectedOnce = false;
 
   function setConnection(state, text) {
+    if (state !== store.connection) store.connectionLog.push(state);
     store.connection = state;
     const el = $("#connection");
     el.dataset.state = state;
