@@ -35,6 +35,7 @@ $(CODEGEN)/.installed: client/requirements-codegen.txt
 	$(CODEGEN)/bin/python -m pip install -q -r client/requirements-codegen.txt
 	@touch $@
 client: $(CODEGEN)/.installed
+	@mkdir -p build
 	$(CODEGEN)/bin/ariadne-codegen --config client/ariadne-codegen.toml
 
 schema: $(STAMP)
