@@ -97,7 +97,8 @@ def test_unexpected_errors_are_masked_but_domain_errors_are_readable(as_operator
     response = as_operator.post(ops.HOLD, {"input": {"instanceId": gid("WorkflowInstance", instance.pk)}})
     assert response.status_code == 200
     assert b"secret" not in response.content
-    assert response.json()["errors"][0]["message"] == "Unexpected error."
+    error = response.json()["errors"][0]
+    assert error["message"] == "Unexpected error." and error["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}
 
     payload = as_operator.data(ops.RESUME, {"input": {"instanceId": gid("WorkflowInstance", instance.pk)}})
     assert payload["resumeWorkflowInstance"]["messages"][0]["message"]  # NOT_ON_HOLD, readable
