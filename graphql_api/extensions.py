@@ -7,6 +7,7 @@ concurrent requests.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -15,11 +16,14 @@ from django.conf import settings
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
@@ -107,12 +111,35 @@ def _pagination_error(error: GraphQLError) -> GraphQLError | None:
     return _bad_input(error, message)
 
 
+@functools.cache
+def _limit_rules(max_depth: int, max_aliases: int) -> tuple[type, ...]:
+    """The depth and alias limiters' validation rules, built once per limit values.
+
+    Each limiter instance builds a new rule class; reusing them keeps the set of rules of an
+    operation identical from one request to the next, so ``ValidationCache`` can hit."""
+    return (
+        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+    )
+
+
+def _query_limits() -> AddValidationRules:
+    return AddValidationRules(list(_limit_rules(graphql_setting("MAX_DEPTH"), graphql_setting("MAX_ALIASES"))))
+
+
+#: Parsed documents and validation results of recent operations (module-level LRU caches in
+#: strawberry, shared by the per-request extension instances). A dashboard or SPA sends the
+#: same few operations over and over; this skips re-parsing and re-validating them.
+CACHED_OPERATIONS = 256
+
+
 def schema_extensions() -> list[Any]:
     """The extension factories of the schema (each called once per operation)."""
     return [
-        lambda: QueryDepthLimiter(max_depth=graphql_setting("MAX_DEPTH")),
-        lambda: MaxAliasesLimiter(max_alias_count=graphql_setting("MAX_ALIASES")),
+        _query_limits,
         lambda: MaxTokensLimiter(max_token_count=graphql_setting("MAX_TOKENS")),
+        lambda: ParserCache(maxsize=CACHED_OPERATIONS),
+        lambda: ValidationCache(maxsize=CACHED_OPERATIONS),
         IntrospectionSwitch,
         MaskUnexpectedErrors,
         DjangoOptimizerExtension,
