@@ -104,6 +104,7 @@ def main() -> None:
     sizes = [10, 100] if args.quick else [10, 100, 1000]
     repeat = 5 if args.quick else 15
     os.environ["BENCH_ORIGINAL_DATABASE_URL"] = os.environ.get("DATABASE_URL", "")
+    os.environ["GRAPHQL_MAX_PAGE_SIZE"] = str(max(sizes))  # the API caps pages at 100 by default
     backend = setup_django("tests.settings", "bench_graphql")
 
     from django.conf import settings

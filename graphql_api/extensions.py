@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_DEPTH": 10,
     "MAX_ALIASES": 30,
     "MAX_TOKENS": 5000,
+    "MAX_PAGE_SIZE": 100,
 }
 
 

@@ -27,6 +27,7 @@ from django_steps import models
 from django_steps.choices import FINISHED_STATES, InstanceState
 
 from .enums import WorkflowEventKind, WorkflowInstanceState
+from .extensions import graphql_setting
 from .filters import WorkflowFilter, WorkflowInstanceFilter, WorkflowInstanceOrder, WorkflowOrder
 from .permissions import VIEW_INSTANCE, visible
 
@@ -35,8 +36,9 @@ from .permissions import VIEW_INSTANCE, visible
 # ``Node.resolve_id_attr`` re-scans the class annotations (``eval_type`` on each) for every
 # object it serializes; on a page of 100 instances that was 40% of the request time.
 
-#: Largest page a connection returns (``first``/``last`` above it are refused).
-MAX_PAGE_SIZE = 100
+#: Largest page a connection returns (``first``/``last`` above it are refused):
+#: ``DJANGO_STEPS_GRAPHQL["MAX_PAGE_SIZE"]``, read when the schema is built (default 100).
+MAX_PAGE_SIZE = int(graphql_setting("MAX_PAGE_SIZE"))
 
 
 @strawberry_django.type(get_user_model(), name="User", description="A user account.")
