@@ -18,16 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import create_workflow, median_seconds, seed_instances, setup_django  # noqa: E402
 
-QUERY = """
-query Page($first: Int!) {
-  workflowInstances(first: $first) {
-    totalCount
-    edges { node { id state version
-      workflow { name } currentStep { name } currentStepStatus { name }
-      history { kind cursor createdAt } } }
-  }
-}
-"""
+from bench.graphql_list import QUERY  # noqa: E402  (the same operation, defined once)
 
 
 def main() -> None:
