@@ -43,10 +43,10 @@ def _graphql_settings() -> dict:
 class WorkflowGraphQLWSConsumer(GraphQLWSConsumer):
     """strawberry's consumer, kept alive through channel-layer outages.
 
-    Channels' consumer dies when the layer's ``receive`` raises (Redis down), closing the
-    socket. This one logs, tells the subscriptions (they re-join their groups and read the
-    history until the layer is back, see :mod:`graphql_api.streams`) and retries with a short
-    back-off.
+    The workflow events do not use the socket's own channel (each process has one
+    :class:`~graphql_api.streams.EventHub`), but strawberry's ``channel_listen`` does, so the
+    channel stays. Channels' consumer dies when the layer's ``receive`` raises (Redis down),
+    closing the socket; this one logs and retries with a short back-off.
     """
 
     async def __call__(self, scope, receive, send):
@@ -72,10 +72,7 @@ class WorkflowGraphQLWSConsumer(GraphQLWSConsumer):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                from .streams import membership_for  # imports models: not at module level
-
-                logger.warning("Channel layer receive failed (%s); retrying in %.1fs", exc, delay)
-                membership_for(self).layer_failed(exc)
+                logger.debug("Channel layer receive failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 

@@ -15,85 +15,91 @@ number back). So when position ``p`` is visible, every position below ``p`` is c
 visible too. Reading "events with ``position > cursor``, ordered by position" therefore never
 skips an event that commits later, which an auto-increment id or a timestamp cannot promise:
 on PostgreSQL a transaction that took id 7 may commit after one that took id 8, and a reader
-that saw 8 and saved it as its cursor would lose 7 forever. Per-instance ``sequence`` (1, 2,
-3…, equal to the instance's version) orders one instance only; it is used below as a cheap
-contiguity check for single-instance streams, never as the cursor. The price of this choice is
-that writers of history serialise on one row for the (short) rest of their transaction.
+that saw 8 and saved it as its cursor would lose 7 forever. The price of this choice is that
+writers of history serialise on one row for the (short) rest of their transaction.
 
 One cursor works for every stream (one instance, one workflow, everything), so a client can
 store the last ``cursor`` it received and pass it back as ``after`` on any reconnection.
 
-The algorithm
-=============
+One hub per process
+===================
 
-1. Join the channel-layer group of the stream **first** (events published before joining
-   would otherwise be lost), then read the stored history after the cursor and deliver it.
-   Without ``after`` the stream starts "now": at the last committed position.
-2. Deliver live events in position order, skipping any position at or below the last one
-   delivered (the replay and the live feed overlap by design; every event is delivered once).
-3. Fill gaps from history before delivering a live event that does not directly follow the
-   last delivered one. The channel layer is at most once (channels-redis drops past a
-   channel's ``capacity``, Redis may restart) and two publishers may reach Redis out of
-   commit order. "Directly follows" is ``sequence == last + 1`` for one instance and
-   ``position == last + 1`` for everything; for one workflow positions legitimately skip (other
-   workflows' events), so the range between is read from history (an indexed query on
-   ``(workflow, position)``).
-4. The history, not the channel layer, is the source of truth: when the stream has been idle
-   for ``catch_up_interval`` seconds, and after any channel-layer error (the consumer reports
-   receive errors, see :class:`ChannelMembership`), it re-joins its group (Redis forgets group
-   membership when it restarts) and reads whatever was committed meanwhile. While the layer is
-   down it keeps reading history every ``retry_interval`` seconds, so events committed during
-   an outage still arrive, exactly once and in order.
+Every committed event is announced once, to one channel-layer group (:data:`GROUP`). Sockets do
+not join it: each worker process has one :class:`EventHub` (per channel layer and event loop)
+that joins the group with a single channel, and hands events to the streams of that process.
+So an event costs the channel layer one message per *process*, not one per subscriber, and
+the in-memory layer (whose ``receive`` walks every channel) stays cheap with a thousand
+sockets.
+
+The hub turns the at-most-once channel layer into an exactly-once, in-order feed of the
+process, with the stored history as the source of truth:
+
+1. It joins the group, *then* notes the newest committed position (its ``watermark``): every
+   event at or below it is in the history, every later one is announced after the join.
+2. A live message at position ``p`` only says "``p`` is committed". The hub reads every event in
+   ``(watermark, p]`` from the history in one query (with the steps, statuses, instance and
+   workflow joined in, so no subscriber pays a query to serialise them), hands each to the
+   streams it belongs to, and moves the watermark to ``p``. A message lost by the layer
+   (channels-redis drops past a channel's ``capacity``, Redis may restart) is thereby filled by
+   the next one; a duplicate or late message (``p`` at or below the watermark) is ignored.
+3. Every ``catch_up_interval`` seconds it re-joins the group (Redis forgets groups when it
+   restarts; channels-redis expires memberships) and reads the newest position: whatever was
+   committed one interval ago and never announced is read and handed out then. While the
+   layer is down (receive or join fails) it does so every ``retry_interval`` seconds, so events
+   committed during an outage still arrive, exactly once and in order.
+
+A stream (one subscription) registers with the hub, reads the stored history after its
+cursor (or starts at the newest position), then takes the hub's events, skipping any at or
+below the last it delivered (replay and live overlap by design). Nothing committed between the
+two can be missed: the hub hands out an event only after it is committed, and the stream
+registers before it reads the history. A stream whose client does not keep up (more than
+``SUBSCRIPTION_BUFFER`` events waiting) drops its buffer and re-reads the history instead, so a
+slow socket costs bounded memory and still loses nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import re
-from collections import Counter
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Max
-from django.utils.dateparse import parse_datetime
 
-from django_steps.models import WorkflowEvent
+from django_steps.models import WorkflowEvent, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 from django_steps.selectors import events_after
 
 logger = logging.getLogger("graphql_api.streams")
 
 __all__ = [
-    "ChannelMembership",
+    "GROUP",
+    "EventHub",
     "InvalidCursor",
     "StreamSpec",
-    "event_from_message",
     "event_messages",
     "format_cursor",
-    "membership_for",
+    "hub_for",
     "parse_cursor",
     "stream_events",
 ]
 
-#: Prefix of every channel-layer message type and group name used here.
-PREFIX = "django_steps"
-#: One message type per kind of group, so a socket that joined several groups (one subscription
-#: per instance, one for everything…) hands each message only to the streams it is meant for.
-MESSAGE_TYPES = {
-    "instance": f"{PREFIX}.event.instance",
-    "workflow": f"{PREFIX}.event.workflow",
-    "all": f"{PREFIX}.event.all",
-}
+#: The channel-layer group every committed event is announced to, and the message type.
+GROUP = "django_steps.events"
+MESSAGE_TYPE = "django_steps.event"
 BATCH = 500
 _CURSOR_RE = re.compile(r"^[0-9]{1,18}$")
-#: Put into a stream's queue when the channel layer failed: re-join and catch up now.
-_LAYER_FAILED = {"type": f"{PREFIX}.layer_failed"}
+#: Rows joined to every event read (few joins: PostgreSQL plans a 12-way join in ~40 ms). Steps,
+#: statuses and transitions come from :func:`_definitions` instead, so serialising an event
+#: costs no query per subscriber.
+_RELATED = ("instance", "workflow", "actor")
+_DEFINITIONS: OrderedDict[tuple[int, int], dict[str, dict[int, Any]]] = OrderedDict()
+_DEFINITIONS_KEPT = 64
 
 
 class InvalidCursor(ValueError):
@@ -131,139 +137,24 @@ class StreamSpec:
             return "workflow"
         return "all"
 
-    @property
-    def group(self) -> str:
-        if self.kind == "instance":
-            return group_name("instance", self.instance_id)
-        if self.kind == "workflow":
-            return group_name("workflow", self.workflow_id)
-        return group_name("all")
-
-    @property
-    def message_type(self) -> str:
-        return MESSAGE_TYPES[self.kind]
-
-    def matches(self, message: dict) -> bool:
-        if self.instance_id is not None and message.get("instance_id") != self.instance_id:
-            return False
-        if self.workflow_id is not None and message.get("workflow_id") != self.workflow_id:
-            return False
-        return True
-
-
-def group_name(kind: str, pk: int | None = None) -> str:
-    return f"{PREFIX}.{kind}" if pk is None else f"{PREFIX}.{kind}.{pk}"
-
-
-# --------------------------------------------------------------------------- messages
-
-_FIELDS = [f for f in WorkflowEvent._meta.concrete_fields]
-
 
 def event_messages(event: WorkflowEvent) -> list[tuple[str, dict]]:
-    """The (group, message) pairs that announce one committed event to every stream kind.
+    """The (group, message) pairs that announce one committed event.
 
-    The event's fields travel as one JSON string: cheap to copy per receiving channel (the
-    in-memory layer deep-copies each message) and safe for msgpack (channels-redis).
+    The message only says *that* a position is committed (and to whom it matters); hubs read
+    the event itself from the history, so the message stays tiny and msgpack-safe.
     """
-    data = json.dumps({f.attname: getattr(event, f.attname) for f in _FIELDS}, cls=DjangoJSONEncoder)
-    base = {
-        "position": event.position,
-        "sequence": event.sequence,
-        "instance_id": event.instance_id,
-        "workflow_id": event.workflow_id,
-        "event": data,
-    }
     return [
-        (group_name("instance", event.instance_id), {"type": MESSAGE_TYPES["instance"], **base}),
-        (group_name("workflow", event.workflow_id), {"type": MESSAGE_TYPES["workflow"], **base}),
-        (group_name("all"), {"type": MESSAGE_TYPES["all"], **base}),
+        (
+            GROUP,
+            {
+                "type": MESSAGE_TYPE,
+                "position": event.position,
+                "instance_id": event.instance_id,
+                "workflow_id": event.workflow_id,
+            },
+        )
     ]
-
-
-@lru_cache(maxsize=2048)
-def _decode(data: str) -> WorkflowEvent:
-    values: dict[str, Any] = json.loads(data)
-    if values.get("created_at"):
-        values["created_at"] = parse_datetime(values["created_at"])
-    event = WorkflowEvent(**values)
-    event._state.adding = False
-    event._state.db = "default"
-    return event
-
-
-def event_from_message(message: dict) -> WorkflowEvent:
-    """The :class:`WorkflowEvent` carried by a live message, without a database query.
-
-    Decoded once per process and shared by every subscription that receives it (read only).
-    """
-    return _decode(message["event"])
-
-
-# --------------------------------------------------------------------------- membership
-
-
-class ChannelMembership:
-    """Group membership of one consumer's channel, shared by all subscriptions on its socket.
-
-    Counts references so one subscription leaving a group does not silently unsubscribe
-    another one on the same socket, re-adds on demand (Redis forgets groups when it restarts,
-    and channels-redis expires memberships after ``group_expiry``), and tells every stream
-    when the channel layer failed (:meth:`layer_failed`, called by the consumer).
-    """
-
-    def __init__(self, consumer: Any) -> None:
-        self.consumer = consumer
-        self._refs: Counter[str] = Counter()
-        self._lock = asyncio.Lock()
-        self._queues: set[asyncio.Queue] = set()
-        self.failures = 0
-
-    @property
-    def layer(self) -> Any:
-        return self.consumer.channel_layer
-
-    async def join(self, group: str) -> None:
-        """Add the channel to ``group`` (again). Raises when the channel layer is unreachable."""
-        async with self._lock:
-            await self.layer.group_add(group, self.consumer.channel_name)
-
-    def acquire(self, group: str) -> None:
-        self._refs[group] += 1
-
-    async def release(self, group: str) -> None:
-        async with self._lock:
-            self._refs[group] -= 1
-            if self._refs[group] > 0:
-                return
-            del self._refs[group]
-            try:
-                await self.layer.group_discard(group, self.consumer.channel_name)
-            except Exception:  # the group expires on its own; nothing to lose here
-                logger.debug("group_discard(%s) failed", group, exc_info=True)
-
-    def register(self, message_type: str, queue: asyncio.Queue) -> None:
-        # ChannelsConsumer.dispatch hands every message of this type to these queues.
-        self.consumer.listen_queues[message_type].add(queue)
-        self._queues.add(queue)
-
-    def unregister(self, message_type: str, queue: asyncio.Queue) -> None:
-        self.consumer.listen_queues[message_type].discard(queue)
-        self._queues.discard(queue)
-
-    def layer_failed(self, exc: BaseException | None = None) -> None:
-        """The channel layer failed (receive or send): every stream re-joins and catches up."""
-        self.failures += 1
-        for queue in list(self._queues):
-            queue.put_nowait(_LAYER_FAILED)
-
-
-def membership_for(consumer: Any) -> ChannelMembership:
-    membership = getattr(consumer, "_django_steps_membership", None)
-    if membership is None:
-        membership = ChannelMembership(consumer)
-        consumer._django_steps_membership = membership
-    return membership
 
 
 # --------------------------------------------------------------------------- history reads
@@ -273,63 +164,268 @@ def _options() -> dict:
     return getattr(settings, "DJANGO_STEPS_GRAPHQL", {}) or {}
 
 
-def _read(spec: StreamSpec, after: int, until: int | None) -> list[WorkflowEvent]:
+def _newest() -> int:
+    return WorkflowEvent.objects.aggregate(m=Max("position"))["m"] or 0
+
+
+def _definitions(workflow_id: int, version: int) -> dict[str, dict[int, Any]]:
+    """The steps, statuses and transitions of one definition version, by id (cached per process)."""
+    key = (workflow_id, version)
+    rows = _DEFINITIONS.get(key)
+    if rows is None:
+        steps = {step.pk: step for step in WorkflowStep.objects.filter(workflow_id=workflow_id)}
+        rows = {
+            "steps": steps,
+            "statuses": {status.pk: status for status in WorkflowStepStatus.objects.filter(step__in=list(steps))},
+            "transitions": {t.pk: t for t in WorkflowTransition.objects.filter(workflow_id=workflow_id)},
+        }
+        _DEFINITIONS[key] = rows
+        while len(_DEFINITIONS) > _DEFINITIONS_KEPT:
+            _DEFINITIONS.popitem(last=False)
+    return rows
+
+
+def _attach(event: WorkflowEvent, field: str, rows: dict[int, Any]) -> None:
+    descriptor = getattr(WorkflowEvent, field)
+    pk = getattr(event, descriptor.field.attname)
+    if pk is not None and pk in rows:
+        descriptor.field.set_cached_value(event, rows[pk])
+
+
+def _read(after: int, until: int | None = None, spec: StreamSpec | None = None) -> list[WorkflowEvent]:
+    spec = spec or StreamSpec()
     qs = events_after(after, instance_id=spec.instance_id, workflow_id=spec.workflow_id, until=until)
-    return list(qs[:BATCH])
+    events = list(qs.select_related(*_RELATED)[:BATCH])
+    for event in events:
+        rows = _definitions(event.workflow_id, event.workflow.definition_version)
+        for field in ("from_step", "to_step"):
+            _attach(event, field, rows["steps"])
+        for field in ("from_status", "to_status", "requested_status"):
+            _attach(event, field, rows["statuses"])
+        _attach(event, "transition", rows["transitions"])
+        instance = event.instance
+        type(instance).workflow.field.set_cached_value(instance, event.workflow)
+        if instance.current_step_id in rows["steps"]:
+            type(instance).current_step.field.set_cached_value(instance, rows["steps"][instance.current_step_id])
+        if instance.current_step_status_id in rows["statuses"]:
+            type(instance).current_step_status.field.set_cached_value(
+                instance, rows["statuses"][instance.current_step_status_id]
+            )
+    return events
 
 
-def _baseline(spec: StreamSpec, after: int | None) -> tuple[int, int]:
-    """(last position, last sequence) the stream starts after."""
-    if spec.instance_id is not None:
-        qs = WorkflowEvent.objects.filter(instance_id=spec.instance_id)
-        if after is not None:
-            qs = qs.filter(position__lte=after)
-        row = qs.order_by("-position").values_list("position", "sequence").first()
-        last_sequence = row[1] if row else 0
-        if after is not None:
-            return after, last_sequence
-        return (row[0] if row else 0), last_sequence
-    if after is not None:
-        return after, 0
-    return WorkflowEvent.objects.aggregate(m=Max("position"))["m"] or 0, 0
+def _start(spec: StreamSpec, after: int | None) -> tuple[int, list[WorkflowEvent]]:
+    """Where a stream starts (``after``, or the newest position) and its first replay batch."""
+    if after is None:
+        return _newest(), []
+    return after, _read(after, None, spec)
+
+
+# --------------------------------------------------------------------------- the hub
+
+
+class _Subscriber:
+    """One stream's buffer in the hub."""
+
+    __slots__ = ("spec", "queue", "limit", "overflowed")
+
+    def __init__(self, spec: StreamSpec, limit: int) -> None:
+        self.spec = spec
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.limit = limit
+        self.overflowed = False
+
+    def put(self, event: WorkflowEvent) -> None:
+        if self.overflowed:
+            return
+        if self.queue.qsize() >= self.limit:
+            # The client does not keep up: forget the buffer, the stream re-reads the history.
+            self.overflowed = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+            return
+        self.queue.put_nowait(event)
+
+
+class EventHub:
+    """The process's one membership of :data:`GROUP`, handing committed events to its streams."""
+
+    def __init__(self, layer: Any, catch_up_interval: float, retry_interval: float) -> None:
+        self.layer = layer
+        self.key = _key(layer)
+        self.loop = asyncio.get_running_loop()
+        self.catch_up_interval = catch_up_interval
+        self.retry_interval = retry_interval
+        self.channel: str | None = None
+        self.watermark = 0  # every event at or below this position was handed out (or predates the hub)
+        self.healthy = False
+        self.by_instance: dict[int, set[_Subscriber]] = defaultdict(set)
+        self.by_workflow: dict[int, set[_Subscriber]] = defaultdict(set)
+        self.everything: set[_Subscriber] = set()
+        self._count = 0
+        self._started: asyncio.Future | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._kick = asyncio.Event()
+        self._fill_lock = asyncio.Lock()
+
+    # ---- subscribers
+
+    def _targets(self, spec: StreamSpec) -> set[_Subscriber]:
+        if spec.instance_id is not None:
+            return self.by_instance[spec.instance_id]
+        if spec.workflow_id is not None:
+            return self.by_workflow[spec.workflow_id]
+        return self.everything
+
+    async def add(self, subscriber: _Subscriber) -> None:
+        """Register a stream; returns once the hub is in the group and knows its watermark."""
+        self._targets(subscriber.spec).add(subscriber)
+        self._count += 1
+        if self._started is None:
+            self._started = asyncio.ensure_future(self._start())
+        try:
+            await asyncio.shield(self._started)
+        except BaseException:
+            await self.remove(subscriber)
+            raise
+
+    async def remove(self, subscriber: _Subscriber) -> None:
+        spec = subscriber.spec
+        targets = self._targets(spec)
+        targets.discard(subscriber)
+        if not targets:
+            if spec.instance_id is not None:
+                self.by_instance.pop(spec.instance_id, None)
+            elif spec.workflow_id is not None:
+                self.by_workflow.pop(spec.workflow_id, None)
+        self._count -= 1
+        if self._count == 0:
+            await self._stop()
+
+    # ---- life cycle
+
+    async def _start(self) -> None:
+        try:
+            if self.layer is not None:
+                self.channel = await self.layer.new_channel()
+            self.healthy = await self._join()
+            self.watermark = await database_sync_to_async(_newest)()
+        except BaseException:
+            self._started = None  # the next subscription tries again
+            raise
+        self._tasks = [asyncio.create_task(self._maintain_loop(), name="django_steps hub maintain")]
+        if self.layer is not None:
+            self._tasks.append(asyncio.create_task(self._receive_loop(), name="django_steps hub receive"))
+
+    async def _stop(self) -> None:
+        if _HUBS.get(self.key) is self:
+            del _HUBS[self.key]
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        if self.channel is not None:
+            with contextlib.suppress(Exception):  # the membership expires on its own
+                await self.layer.group_discard(GROUP, self.channel)
+
+    async def _join(self) -> bool:
+        if self.layer is None:  # no channel layer configured: poll the history
+            return False
+        try:
+            await self.layer.group_add(GROUP, self.channel)
+        except Exception as exc:
+            logger.warning("Cannot join the channel-layer group (%s); reading the history until it is back", exc)
+            return False
+        return True
+
+    # ---- feeding
+
+    async def _receive_loop(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("Channel layer receive failed (%s); retrying in %.1fs", exc, delay)
+                self.healthy = False
+                self._kick.set()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.1
+            if message.get("type") == MESSAGE_TYPE and message.get("position", 0) > self.watermark:
+                try:
+                    await self.fill(message["position"])
+                except Exception:
+                    logger.exception("Reading events up to #%s failed; retrying later", message["position"])
+                    self._kick.set()
+
+    async def _maintain_loop(self) -> None:
+        previous = self.watermark
+        while True:
+            interval = self.catch_up_interval if self.healthy else self.retry_interval
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._kick.wait()
+            self._kick.clear()
+            was_healthy = self.healthy
+            self.healthy = await self._join()
+            try:
+                newest = await database_sync_to_async(_newest)()
+                # Down, or just back: what was committed meanwhile may never be announced. Up:
+                # what was committed one interval ago and is still not here was lost.
+                await self.fill(newest if not (self.healthy and was_healthy) else previous)
+            except Exception:
+                logger.exception("Catching up from the history failed; retrying")
+                continue
+            previous = newest
+
+    async def fill(self, until: int) -> None:
+        """Hand out every committed event in ``(watermark, until]``, in position order."""
+        async with self._fill_lock:
+            while self.watermark < until:
+                batch = await database_sync_to_async(_read)(self.watermark, until)
+                for event in batch:
+                    self.dispatch(event)
+                if len(batch) < BATCH:
+                    self.watermark = until
+                    break
+
+    def dispatch(self, event: WorkflowEvent) -> None:
+        self.watermark = max(self.watermark, event.position)
+        for subscriber in self.everything:
+            subscriber.put(event)
+        for subscriber in self.by_workflow.get(event.workflow_id, ()):
+            subscriber.put(event)
+        for subscriber in self.by_instance.get(event.instance_id, ()):
+            subscriber.put(event)
+
+
+_HUBS: dict[tuple[int, int], EventHub] = {}
+
+
+def _key(layer: Any) -> tuple[int, int]:
+    return id(layer), id(asyncio.get_running_loop())
+
+
+def hub_for(layer: Any, *, catch_up_interval: float, retry_interval: float) -> EventHub:
+    """The hub of ``layer`` on the running event loop (one per worker process in production)."""
+    hub = _HUBS.get(_key(layer))
+    if hub is None or hub.layer is not layer or hub.loop is not asyncio.get_running_loop():
+        hub = _HUBS[_key(layer)] = EventHub(layer, catch_up_interval, retry_interval)
+    return hub
 
 
 # --------------------------------------------------------------------------- the stream
 
 
-class _Stream:
-    def __init__(self, spec: StreamSpec, last: int, last_sequence: int) -> None:
-        self.spec = spec
-        self.last = last  # every event of the stream at or below this position was delivered
-        self.last_sequence = last_sequence  # instance streams only
-
-    def follows(self, message: dict) -> bool:
-        """True if nothing of this stream can lie between the last delivered event and this one."""
-        if self.spec.kind == "instance":
-            return message["sequence"] == self.last_sequence + 1
-        return message["position"] == self.last + 1
-
-    def delivered(self, event: WorkflowEvent) -> None:
-        self.last = max(self.last, event.position)
-        self.last_sequence = max(self.last_sequence, event.sequence)
-
-    async def history(self, until: int | None = None) -> AsyncIterator[WorkflowEvent]:
-        """Committed events after ``last`` (up to ``until``), in position order."""
-        while True:
-            batch = await database_sync_to_async(_read)(self.spec, self.last, until)
-            for event in batch:
-                if event.position > self.last:
-                    self.delivered(event)
-                    yield event
-            if len(batch) < BATCH:
-                break
-        if until is not None and until > self.last:
-            # Nothing of this stream between: the range is known to be complete.
-            self.last = until
-
-
 async def stream_events(
-    consumer: Any,
+    layer: Any,
     spec: StreamSpec,
     *,
     after: int | None = None,
@@ -338,65 +434,45 @@ async def stream_events(
 ) -> AsyncIterator[WorkflowEvent]:
     """Every committed event of ``spec`` after ``after`` (or from now), once each, in commit order.
 
-    ``consumer`` is the Channels consumer of the socket (strawberry's ``GraphQLWSConsumer``).
+    ``layer`` is the channel layer (``None``: no live feed, the hub polls the history).
     """
     options = _options()
     if catch_up_interval is None:
         catch_up_interval = float(options.get("SUBSCRIPTION_CATCH_UP_SECONDS", 5.0))
     if retry_interval is None:
         retry_interval = float(options.get("SUBSCRIPTION_RETRY_SECONDS", 0.5))
-    membership = membership_for(consumer)
-    queue: asyncio.Queue = asyncio.Queue()
-    message_type = spec.message_type
-    group = spec.group
-    membership.register(message_type, queue)
-    membership.acquire(group)
-    joined = False
-
-    async def join() -> bool:
-        try:
-            await membership.join(group)
-        except Exception as exc:
-            logger.warning("Cannot join %s (%s); reading history until the channel layer is back", group, exc)
-            return False
-        return True
-
+    limit = int(options.get("SUBSCRIPTION_BUFFER", 10_000))
+    hub = hub_for(layer, catch_up_interval=catch_up_interval, retry_interval=retry_interval)
+    subscriber = _Subscriber(spec, limit)
+    await hub.add(subscriber)  # 1. register first: what the history read below misses, the hub hands out
     try:
-        # 1. Join first, then read history: nothing committed in between can be missed.
-        joined = await join()
-        last, last_sequence = await database_sync_to_async(_baseline)(spec, after)
-        stream = _Stream(spec, last, last_sequence)
-        async for event in stream.history():
-            yield event
+        last, batch = await database_sync_to_async(_start)(spec, after)
 
+        async def replay() -> AsyncIterator[WorkflowEvent]:
+            nonlocal last, batch
+            while batch:
+                for event in batch:
+                    if event.position > last:
+                        last = event.position
+                        yield event
+                if len(batch) < BATCH:
+                    break
+                batch = await database_sync_to_async(_read)(last, None, spec)
+            batch = []
+
+        async for event in replay():
+            yield event
+        queue = subscriber.queue
         while True:
-            timeout = catch_up_interval if joined else retry_interval
-            try:
-                message = await asyncio.wait_for(queue.get(), timeout)
-            except TimeoutError:
-                # 4. Idle (or the layer is down): refresh membership and read what was missed.
-                joined = await join()
-                async for event in stream.history():
+            event = await queue.get()
+            if event is None:  # 3. the buffer overflowed: re-read the history
+                subscriber.overflowed = False
+                batch = await database_sync_to_async(_read)(last, None, spec)
+                async for event in replay():
                     yield event
                 continue
-            if message is _LAYER_FAILED or message.get("type") == _LAYER_FAILED["type"]:
-                joined = await join()
-                async for event in stream.history():
-                    yield event
-                continue
-            if not spec.matches(message):
-                continue  # another subscription's event on the same socket
-            position = message["position"]
-            if position <= stream.last:
-                continue  # 2. already delivered (replay overlap, duplicate, late arrival)
-            if stream.follows(message):
-                event = event_from_message(message)
-                stream.delivered(event)
+            if event.position > last:  # 2. replay and live overlap: each event once
+                last = event.position
                 yield event
-            else:
-                # 3. Something is missing before this event: fill from history up to it.
-                async for event in stream.history(until=position):
-                    yield event
     finally:
-        membership.unregister(message_type, queue)
-        await membership.release(group)
+        await hub.remove(subscriber)

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import strawberry
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from strawberry.types import Info
 
 from django_steps.models import Workflow, WorkflowInstance
@@ -82,5 +83,5 @@ class Subscription:
             raise query_error(error.code, str(error)) from error
         user = current_user(info)
         spec = await database_sync_to_async(_resolve)(user, instance_id, workflow_name)
-        async for event in stream_events(info.context["ws"], spec, after=position):
+        async for event in stream_events(get_channel_layer(), spec, after=position):
             yield event

@@ -332,3 +332,61 @@ async def test_websocket_origin_check(settings, claim_workflows, origin, accepte
     connected, _ = await communicator.connect()
     assert connected is accepted
     await communicator.disconnect()
+
+
+# --------------------------------------------------------------------------- one hub per process
+
+
+async def test_the_channel_layer_carries_each_event_once_per_process(application, claim_workflows, viewer_session):
+    """However many sockets subscribe, the process joins the event group with one channel."""
+    import asyncio
+
+    from channels.layers import get_channel_layer
+
+    from graphql_api.streams import GROUP
+
+    instance = await run(start)()
+    layer = get_channel_layer()
+    sockets = [GraphQLSocket(application, session_key=viewer_session) for _ in range(3)]
+    subscriptions = []
+    for ws in sockets:
+        await ws.__aenter__()
+        subscriptions.append((ws, await ws.subscribe(workflowName="Claim Processing")))
+        subscriptions.append((ws, await ws.subscribe(instanceId=instance_gid(instance))))
+    try:
+        await sockets[0].nothing_more(subscriptions[0][1], 0.3)
+        assert len(layer.groups[GROUP]) == 1
+        await run(services.set_workflow_on_hold)(instance)
+        for ws, sub in subscriptions:
+            [event] = await ws.events(sub, 1)
+            assert event["kind"] == "ON_HOLD"
+    finally:
+        for ws in sockets:
+            await ws.__aexit__(None, None, None)
+    for _ in range(50):  # the last subscription to leave takes the process out of the group
+        if not layer.groups.get(GROUP):
+            break
+        await asyncio.sleep(0.05)
+    assert not layer.groups.get(GROUP)
+
+
+async def test_a_subscriber_that_falls_behind_rereads_the_history(
+    application, claim_workflows, viewer_session, drop_publishes, settings
+):
+    """Past SUBSCRIPTION_BUFFER waiting events a stream drops its buffer and reads the history:
+    bounded memory for a slow socket, and still every event once, in order."""
+    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "SUBSCRIPTION_BUFFER": 2}
+    instance = await run(start)()
+    async with GraphQLSocket(application, session_key=viewer_session) as ws:
+        sub = await ws.subscribe(instanceId=instance_gid(instance))
+        await ws.nothing_more(sub, 0.3)
+        drop_publishes.update({2, 3, 4, 5})  # announced together by sequence 6: 5 events at once
+
+        def changes():
+            hold_and_resume(instance, times=2)
+            services.set_workflow_on_hold(instance)  # sequence 6
+
+        await run(changes)()
+        events = await ws.events(sub, 5, timeout=0.9)  # before any idle catch-up
+        assert await ws.nothing_more(sub, 0.3)
+    assert [e["sequence"] for e in events] == [2, 3, 4, 5, 6]
