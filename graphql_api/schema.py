@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import strawberry
 
+from .execution import SharedEventExecutionContext
 from .extensions import schema_extensions
 from .mutations import Mutation
 from .queries import Query
@@ -18,4 +19,5 @@ schema = strawberry.Schema(
     mutation=Mutation,
     subscription=Subscription,
     extensions=schema_extensions(),
+    execution_context_class=SharedEventExecutionContext,
 )
