@@ -47,6 +47,13 @@ def database_from_url(url: str | None) -> dict:
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
         }
     if parts.scheme in {"postgres", "postgresql", "pgsql"}:
+        options: dict = dict(parse_qsl(parts.query))
+        conn_max_age = int(os.environ.get("DJANGO_CONN_MAX_AGE", "0"))
+        if env_bool("DJANGO_DB_POOL", False):
+            # psycopg's pool (Django 5.1+): under ASGI every hop to the sync thread would
+            # otherwise open a new connection (persistent connections do not apply there).
+            options["pool"] = {"min_size": 2, "max_size": int(os.environ.get("DJANGO_DB_POOL_SIZE", "10"))}
+            conn_max_age = 0  # the pool keeps the connections
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parts.path.lstrip("/")) or "postgres",
@@ -54,8 +61,8 @@ def database_from_url(url: str | None) -> dict:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
-            "OPTIONS": dict(parse_qsl(parts.query)),
-            "CONN_MAX_AGE": int(os.environ.get("DJANGO_CONN_MAX_AGE", "0")),
+            "OPTIONS": options,
+            "CONN_MAX_AGE": conn_max_age,
         }
     raise ValueError(f"DATABASE_URL scheme {parts.scheme!r} is not supported (use postgres:// or sqlite://)")
 
