@@ -246,10 +246,16 @@ async def scenario(ports: list[int], session: str, instance_ids: list[str], subs
         if i % 50 == 49:
             await asyncio.sleep(0.05)
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
-    await asyncio.to_thread(post, ports[0], session, HOLD, id=warm_up)
+    # Hold the warm-up instance, or resume it if an earlier scenario left it on hold.
+    answer = await asyncio.to_thread(post, ports[0], session, HOLD, id=warm_up)
+    if answer.get("errors") or (answer.get("data") or {}).get("setWorkflowOnHold", {}).get("__typename") != \
+            "WorkflowInstance":
+        await asyncio.to_thread(post, ports[0], session, RESUME, id=warm_up)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not all(seen):
         await asyncio.sleep(0.1)
+    if not all(seen):
+        print(f"{sum(not s for s in seen)} subscribers never received the warm-up event", file=sys.stderr)
     threshold = await asyncio.to_thread(newest)  # the warm-up event's position
     for per in seen:
         per.clear()
