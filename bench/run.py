@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -58,11 +59,17 @@ def run(only: set[str] | None, quick: bool, timeout: float) -> tuple[list[dict],
     for script in scripts(only):
         args = [sys.executable, str(script), "--json"] + (["--quick"] if quick else [])
         started = time.monotonic()
+        # Its own process group: on a timeout the servers a script started go too.
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                   cwd=HERE.parent, start_new_session=True)
         try:
-            done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=HERE.parent)
+            stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
             problems.append(f"{script.name}: timed out after {timeout:.0f}s")
             continue
+        done = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
             problems.append(f"{script.name}: exit {done.returncode}: " + " | ".join(tail))
