@@ -245,17 +245,24 @@ async def scenario(ports: list[int], session: str, instance_ids: list[str], subs
                                                     readies[i], stop)))
         if i % 50 == 49:
             await asyncio.sleep(0.05)
-    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
+
+    async def opened_or_failed(i: int) -> None:
+        waiter = asyncio.ensure_future(readies[i].wait())
+        await asyncio.wait({waiter, tasks[i]}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+
+    await asyncio.wait_for(asyncio.gather(*(opened_or_failed(i) for i in range(subscribers))), 120)
+    live = [i for i in range(subscribers) if not tasks[i].done()]  # a failed handshake counts as undelivered
     # Hold the warm-up instance, or resume it if an earlier scenario left it on hold.
     answer = await asyncio.to_thread(post, ports[0], session, HOLD, id=warm_up)
     if answer.get("errors") or (answer.get("data") or {}).get("setWorkflowOnHold", {}).get("__typename") != \
             "WorkflowInstance":
         await asyncio.to_thread(post, ports[0], session, RESUME, id=warm_up)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not all(seen):
+    while time.monotonic() < deadline and not all(seen[i] for i in live):
         await asyncio.sleep(0.1)
-    if not all(seen):
-        print(f"{sum(not s for s in seen)} subscribers never received the warm-up event", file=sys.stderr)
+    if not all(seen[i] for i in live):
+        print(f"{sum(not seen[i] for i in live)} subscribers never received the warm-up event", file=sys.stderr)
     threshold = await asyncio.to_thread(newest)  # the warm-up event's position
     for per in seen:
         per.clear()
@@ -289,7 +296,7 @@ async def scenario(ports: list[int], session: str, instance_ids: list[str], subs
     await asyncio.gather(*pending)
     achieved_rate = commits / (time.monotonic() - started)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(len(s) < commits - failures for s in seen):
+    while time.monotonic() < deadline and any(len(seen[i]) < commits - failures for i in live):
         await asyncio.sleep(0.2)
     cpu_after = cpu_seconds(pids or [])
     stop.set()
