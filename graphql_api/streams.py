@@ -185,11 +185,12 @@ def _definitions(workflow_id: int, version: int) -> dict[str, dict[int, Any]]:
     return rows
 
 
-def _attach(event: WorkflowEvent, field: str, rows: dict[int, Any]) -> None:
-    descriptor = getattr(WorkflowEvent, field)
-    pk = getattr(event, descriptor.field.attname)
+def _attach(obj: Any, field: str, rows: dict[int, Any]) -> None:
+    """Set ``obj.<field>`` (a foreign key) from ``rows`` without a query, if its row is there."""
+    related = type(obj)._meta.get_field(field)
+    pk = getattr(obj, related.attname)
     if pk is not None and pk in rows:
-        descriptor.field.set_cached_value(event, rows[pk])
+        related.set_cached_value(obj, rows[pk])
 
 
 def _read(after: int, until: int | None = None, spec: StreamSpec | None = None) -> list[WorkflowEvent]:
@@ -204,13 +205,9 @@ def _read(after: int, until: int | None = None, spec: StreamSpec | None = None) 
             _attach(event, field, rows["statuses"])
         _attach(event, "transition", rows["transitions"])
         instance = event.instance
-        type(instance).workflow.field.set_cached_value(instance, event.workflow)
-        if instance.current_step_id in rows["steps"]:
-            type(instance).current_step.field.set_cached_value(instance, rows["steps"][instance.current_step_id])
-        if instance.current_step_status_id in rows["statuses"]:
-            type(instance).current_step_status.field.set_cached_value(
-                instance, rows["statuses"][instance.current_step_status_id]
-            )
+        _attach(instance, "workflow", {event.workflow_id: event.workflow})
+        _attach(instance, "current_step", rows["steps"])
+        _attach(instance, "current_step_status", rows["statuses"])
     return events
 
 
