@@ -493,12 +493,33 @@ def import_workflow(document: dict, *, replace: bool = False) -> Workflow:
                     f'A workflow named "{doc["name"]}" already exists.',
                     problems=[{"path": "name", "message": f'a workflow named "{doc["name"]}" already exists'}],
                 ) from exc
-        elif _assign(workflow, {"description": doc["description"]}):
-            workflow.save(update_fields=["description", "updated_at"])
+        else:
+            if _assign(workflow, {"description": doc["description"]}):
+                workflow.save(update_fields=["description", "updated_at"])
+            if _canonical(export_workflow(workflow)) == _canonical(doc):
+                return workflow  # nothing to change: the definition (and its version) stay
         _apply(workflow, doc, using)
-        bump_definition_version(workflow.pk)
+        # The bulk update in _apply bypasses the signals; the version still moves only once.
+        bump_definition_version(workflow.pk, using=using)
     workflow.refresh_from_db()
     return workflow
+
+
+def _canonical(doc: dict[str, Any]) -> tuple:
+    """What :func:`_apply` would make of a document, independent of the order of its lists."""
+    steps = sorted(
+        (
+            step["name"],
+            step["description"],
+            step["order"],
+            step["is_initial_step"],
+            step["is_final_step"],
+            tuple(sorted(tuple(sorted(status.items())) for status in step["statuses"])),
+        )
+        for step in doc["steps"]
+    )
+    transitions = sorted(tuple(sorted(t.items())) for t in doc["transitions"])
+    return doc["description"], tuple(steps), tuple(transitions)
 
 
 def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:

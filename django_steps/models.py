@@ -5,6 +5,8 @@ Model and field names are those of the original django-steps, so code written ag
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
@@ -20,9 +22,11 @@ class Workflow(models.Model):
 
     name = models.CharField(max_length=255, unique=True, help_text="Unique name of the workflow.")
     description = models.TextField(blank=True, default="")
-    # Bumped whenever a step, status or transition of this workflow changes; the engine's
-    # per-process cache of compiled definitions is keyed by it.
+    # Moves once per committed transaction that changes a step, status or transition.
     definition_version = models.PositiveIntegerField(default=1, editable=False)
+    # A new random value on every such write: the per-process definition caches are keyed by
+    # it, so a rolled-back edit's token is never handed out again (see ``compiled.py``).
+    definition_token = models.UUIDField(default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import Signal, receiver
 
-from .models import WorkflowStep, WorkflowStepStatus, WorkflowTransition
+from .models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 
 #: Sent once per history row, only after the transaction that wrote it has committed.
 #: Arguments: ``event`` (:class:`~django_steps.models.WorkflowEvent`) and ``instance``
@@ -32,4 +32,13 @@ def _definition_changed(sender, instance, **kwargs) -> None:
 
     workflow_id = _workflow_id_of(sender, instance)
     if workflow_id is not None:
-        bump_definition_version(workflow_id)
+        bump_definition_version(workflow_id, using=kwargs.get("using"))
+
+
+@receiver(post_save, sender=Workflow)
+def _workflow_created(sender, instance, created, using, **kwargs) -> None:
+    """A new workflow's steps, saved in the same transaction, do not move its version."""
+    if created:
+        from .compiled import note_definition_written
+
+        note_definition_written(instance.pk, instance.definition_token, using)

@@ -63,7 +63,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -72,7 +72,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db.models import Max
 
-from django_steps.models import WorkflowEvent, WorkflowStep, WorkflowStepStatus, WorkflowTransition
+from django_steps import compiled
+from django_steps.models import Workflow, WorkflowEvent, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 from django_steps.selectors import events_after
 
 logger = logging.getLogger("graphql_api.streams")
@@ -98,7 +99,6 @@ _CURSOR_RE = re.compile(r"^[0-9]{1,18}$")
 #: statuses and transitions come from :func:`_definitions` instead, so serialising an event
 #: costs no query per subscriber.
 _RELATED = ("instance", "workflow", "actor")
-_DEFINITIONS: OrderedDict[tuple[int, int], dict[str, dict[int, Any]]] = OrderedDict()
 _DEFINITIONS_KEPT = 64
 
 
@@ -168,21 +168,19 @@ def _newest() -> int:
     return WorkflowEvent.objects.aggregate(m=Max("position"))["m"] or 0
 
 
-def _definitions(workflow_id: int, version: int) -> dict[str, dict[int, Any]]:
-    """The steps, statuses and transitions of one definition version, by id (cached per process)."""
-    key = (workflow_id, version)
-    rows = _DEFINITIONS.get(key)
-    if rows is None:
-        steps = {step.pk: step for step in WorkflowStep.objects.filter(workflow_id=workflow_id)}
-        rows = {
-            "steps": steps,
-            "statuses": {status.pk: status for status in WorkflowStepStatus.objects.filter(step__in=list(steps))},
-            "transitions": {t.pk: t for t in WorkflowTransition.objects.filter(workflow_id=workflow_id)},
-        }
-        _DEFINITIONS[key] = rows
-        while len(_DEFINITIONS) > _DEFINITIONS_KEPT:
-            _DEFINITIONS.popitem(last=False)
-    return rows
+def _definition_rows(workflow_id: int) -> dict[str, dict[int, Any]]:
+    steps = {step.pk: step for step in WorkflowStep.objects.filter(workflow_id=workflow_id)}
+    return {
+        "steps": steps,
+        "statuses": {status.pk: status for status in WorkflowStepStatus.objects.filter(step__in=list(steps))},
+        "transitions": {t.pk: t for t in WorkflowTransition.objects.filter(workflow_id=workflow_id)},
+    }
+
+
+def _definitions(workflow: Workflow) -> dict[str, dict[int, Any]]:
+    """The steps, statuses and transitions of one committed definition, by id (cached per
+    process like the engine's compiled definitions: see :mod:`django_steps.compiled`)."""
+    return compiled.cached("stream rows", workflow, _definition_rows, keep=_DEFINITIONS_KEPT)
 
 
 def _attach(obj: Any, field: str, rows: dict[int, Any]) -> None:
@@ -198,7 +196,7 @@ def _read(after: int, until: int | None = None, spec: StreamSpec | None = None) 
     qs = events_after(after, instance_id=spec.instance_id, workflow_id=spec.workflow_id, until=until)
     events = list(qs.select_related(*_RELATED)[:BATCH])
     for event in events:
-        rows = _definitions(event.workflow_id, event.workflow.definition_version)
+        rows = _definitions(event.workflow)
         for field in ("from_step", "to_step"):
             _attach(event, field, rows["steps"])
         for field in ("from_status", "to_status", "requested_status"):

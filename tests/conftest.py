@@ -36,15 +36,6 @@ def pytest_runtest_setup(item):
         pytest.skip(reason)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_engine_caches():
-    """Each test starts with empty per-process caches, as a new worker would."""
-    from django_steps import cel, compiled
-
-    compiled.clear_cache()
-    yield
-
-
 def make_workflow(name: str, spec: dict) -> "Workflow":  # noqa: F821
     """Build a workflow through the ORM from a compact spec (the definition document shape)."""
     from django_steps.models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition

@@ -160,7 +160,7 @@ def test_services_compile_each_condition_once_across_many_evaluations():
     assert cel.stats["compiled"] - before == 2
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # every change commits, as in production
 def test_definition_cache_is_used_and_invalidated_when_a_transition_or_status_changes():
     workflow = make_workflow("Routing", routing([("Fast", "document.amount > 1000", 10), ("Slow", "", 0)]))
     doc = Document.objects.create(amount=Decimal("5000"))

@@ -298,6 +298,7 @@ def test_export_gives_every_key_and_the_steps_in_order(claim_workflow):
     }
 
 
+@pytest.mark.django_db(transaction=True)  # the version moves per committed change
 def test_replace_updates_in_place_and_running_instances_follow(claim_workflow, claim):
     instance = services.start_workflow_instance("Claim Processing", claim)
     step_ids = dict(WorkflowStep.objects.values_list("name", "id"))
