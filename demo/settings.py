@@ -49,7 +49,7 @@ def database_from_url(url: str | None) -> dict:
     if parts.scheme in {"postgres", "postgresql", "pgsql"}:
         options: dict = dict(parse_qsl(parts.query))
         conn_max_age = int(os.environ.get("DJANGO_CONN_MAX_AGE", "0"))
-        if env_bool("DJANGO_DB_POOL", False):
+        if env_bool("DJANGO_DB_POOL", True):
             # psycopg's pool (Django 5.1+): under ASGI every hop to the sync thread would
             # otherwise open a new connection (persistent connections do not apply there).
             options["pool"] = {"min_size": 2, "max_size": int(os.environ.get("DJANGO_DB_POOL_SIZE", "10"))}

@@ -285,7 +285,7 @@ class WorkflowEventInline(admin.TabularInline):
     ordering = ("sequence",)
     fields = (
         "sequence",
-        "position",
+        "cursor",
         "kind",
         "state",
         "from_step",
@@ -390,7 +390,7 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
 @admin.register(WorkflowEvent)
 class WorkflowEventAdmin(admin.ModelAdmin):
     list_display = (
-        "position",
+        "cursor",
         "instance",
         "sequence",
         "kind",

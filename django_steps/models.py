@@ -13,6 +13,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.functional import cached_property
 
 from .choices import FINISHED_STATES, UNFINISHED_STATES, EventKind, InstanceState
 
@@ -178,6 +179,11 @@ class WorkflowInstance(models.Model):
         indexes = [
             models.Index(fields=["content_type", "object_id"], name="django_steps_instance_object"),
             models.Index(fields=["state"], name="django_steps_instance_state"),
+            # The default ordering, alone and within one workflow (the dashboard's lists).
+            models.Index(fields=["started_at", "id"], name="django_steps_inst_started"),
+            models.Index(fields=["workflow", "started_at", "id"], name="django_steps_inst_wf_started"),
+            # Counts per workflow by state and by current step.
+            models.Index(fields=["workflow", "state", "current_step"], name="django_steps_inst_wf_state"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -213,14 +219,18 @@ class WorkflowEvent(models.Model):
     """One row of an instance's append-only history; every change writes exactly one.
 
     ``sequence`` numbers an instance's events 1, 2, 3… (equal to the instance's ``version``
-    after the change). ``position`` is global, gapless and follows commit order (it is taken
-    under a lock held until commit), so it is a sound cursor across instances and workflows.
+    after the change). ``(txid, position)`` orders the global history so that a reader never
+    skips an event that commits late: see :mod:`django_steps.history` for how it is assigned
+    and read (PostgreSQL transaction ids with the snapshot's ``xmin`` as visibility horizon;
+    on SQLite, whose writers take turns, ``txid`` is 0 and ``position`` counts 1, 2, 3…).
+    :attr:`cursor` is the pair as one number, the cursor clients resume from.
     """
 
     instance = models.ForeignKey(WorkflowInstance, on_delete=models.CASCADE, related_name="events")
     workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="+")
     sequence = models.PositiveIntegerField()
-    position = models.BigIntegerField(unique=True)
+    txid = models.BigIntegerField(default=0, editable=False, help_text="Writing transaction (PostgreSQL), else 0.")
+    position = models.BigIntegerField(editable=False, help_text="Order within `txid`.")
     kind = models.CharField(max_length=20, choices=EventKind.choices)
     state = models.CharField(
         max_length=16, choices=InstanceState.choices, help_text="The instance's state after the event."
@@ -249,36 +259,31 @@ class WorkflowEvent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ("position",)
+        ordering = ("txid", "position")
         indexes = [
-            models.Index(fields=["workflow", "position"], name="django_steps_event_workflow"),
+            models.Index(fields=["workflow", "txid", "position"], name="django_steps_event_wf_cursor"),
+            models.Index(fields=["instance", "txid", "position"], name="django_steps_event_in_cursor"),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["instance", "sequence"], name="django_steps_event_sequence_unique")
+            models.UniqueConstraint(fields=["instance", "sequence"], name="django_steps_event_sequence_unique"),
+            models.UniqueConstraint(fields=["txid", "position"], name="django_steps_event_cursor_unique"),
         ]
 
     def __str__(self) -> str:
-        return f"#{self.position} {self.kind} (instance {self.instance_id} seq {self.sequence})"
+        return f"#{self.cursor} {self.kind} (instance {self.instance_id} seq {self.sequence})"
 
     @property
     def version(self) -> int:
         return self.sequence
 
+    @cached_property
+    def cursor(self) -> int:
+        """This event's place in the global history as one number (see :mod:`django_steps.history`)."""
+        from .history import cursor_of
+
+        return cursor_of(self.txid, self.position)
+
     def save(self, *args, **kwargs) -> None:
         if not self._state.adding:
             raise ValueError("Workflow history is append-only; events cannot be changed.")
         super().save(*args, **kwargs)
-
-
-class EventCounter(models.Model):
-    """A single row holding the last history position handed out.
-
-    Taking the next position locks this row until the transaction commits, so positions are
-    handed out in commit order and a rolled-back transaction gives its number back.
-    """
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    value = models.BigIntegerField(default=0)
-
-    class Meta:
-        db_table = "django_steps_event_counter"

@@ -6,15 +6,15 @@ Each change runs in one transaction with the instance row locked
 Failures raise subclasses of :class:`~django_steps.exceptions.WorkflowError` and change nothing.
 
 Round trips per change: the locking ``SELECT``, the content object when a condition needs it,
-then the writes. On PostgreSQL the writes (instance ``UPDATE``, next history position from the
-counter row, history ``INSERT``) are one statement; elsewhere, or when ``pre_save``/``post_save``
+then the writes. On PostgreSQL the writes (instance ``UPDATE``, the history row's place in the
+global order, history ``INSERT``) are one statement; on SQLite, or when ``pre_save``/``post_save``
 receivers listen to instances or events, they go through the ORM (three statements).
 
-Lock order is always: the instance row, then the counter row (held until commit, so positions
-follow commit order). An outer transaction that changes several instances therefore holds the
-counter while it locks the next instance; a concurrent change of that instance then waits for
-the counter and PostgreSQL reports a deadlock (one of the two fails and may be retried). Prefer
-one transaction per instance when changing several.
+The only lock a change takes is its instance's row lock: changes of different instances never
+wait for each other, and a transaction that changes several instances cannot deadlock against
+single changes (it could only deadlock against another transaction locking the same instances
+in the opposite order). Where a history row goes in the global order is
+:mod:`django_steps.history`'s business.
 
 The original's names and positional arguments are kept; ``actor=`` and ``expected_version=``
 are keyword-only extras. Each function returns the instance it was given, updated in place,
@@ -35,7 +35,7 @@ from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from . import cel, compiled
+from . import cel, compiled, history
 from .choices import EventKind, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef, TransitionDef
 from .exceptions import (
@@ -52,7 +52,7 @@ from .exceptions import (
     VersionConflict,
     WorkflowNotFound,
 )
-from .models import EventCounter, Workflow, WorkflowEvent, WorkflowInstance, WorkflowTransition
+from .models import Workflow, WorkflowEvent, WorkflowInstance, WorkflowTransition
 from .signals import workflow_event_committed
 
 __all__ = [
@@ -81,18 +81,6 @@ def _db() -> str:
 
 def _actor(actor: Any) -> Any:
     return actor if getattr(actor, "is_authenticated", False) and getattr(actor, "pk", None) else None
-
-
-def _next_position(using: str) -> int:
-    """Take the next global history position. Locks the counter row until commit, so
-    positions follow commit order and are gapless (a rollback gives the number back)."""
-    table = connections[using].ops.quote_name(EventCounter._meta.db_table)
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (id, value) VALUES (1, 1) "
-            f"ON CONFLICT (id) DO UPDATE SET value = {table}.value + 1 RETURNING value"
-        )
-        return int(cursor.fetchone()[0])
 
 
 def _lock(workflow_instance: WorkflowInstance, expected_version: int | None) -> WorkflowInstance:
@@ -264,7 +252,7 @@ def _save(
     else:
         if not created:
             instance.save(using=using, update_fields=_INSTANCE_CHANGED)
-        event.position = _next_position(using)
+        event.txid, event.position = history.next_slot(using, instance.pk)
         event.save(using=using, force_insert=True)
     transaction.on_commit(lambda: _publish(event, instance), using=using)
     instance.last_event = event
@@ -285,11 +273,9 @@ def _save_signals_connected() -> bool:
 
 
 def _write_in_one_statement(instance: WorkflowInstance, event: WorkflowEvent, created: bool, using: str) -> None:
-    """PostgreSQL: update the (already locked) instance, take the next position and insert the
-    history row in ONE statement (data-modifying CTEs), one round trip instead of three.
-
-    Same effects and locks as the ORM path: the instance row is already locked by ``_lock``; the
-    counter row is locked until commit, so positions still follow commit order."""
+    """PostgreSQL: update the (already locked) instance, take the history row's place and insert
+    it in ONE statement (data-modifying CTEs), one round trip instead of three. Same effects as
+    the ORM path."""
     conn = connections[using]
     qn = conn.ops.quote_name
     params: list[Any] = []
@@ -303,25 +289,15 @@ def _write_in_one_statement(instance: WorkflowInstance, event: WorkflowEvent, cr
             params.append(f.get_db_prep_save(f.pre_save(instance, add=False), conn))
         ctes.append(f"u AS (UPDATE {qn(meta.db_table)} SET {', '.join(sets)} WHERE {qn(meta.pk.column)} = %s)")
         params.append(instance.pk)
-    counter = qn(EventCounter._meta.db_table)
-    ctes.append(
-        f"c AS (INSERT INTO {counter} (id, value) VALUES (1, 1) "
-        f"ON CONFLICT (id) DO UPDATE SET value = {counter}.value + 1 RETURNING value)"
-    )
+    params.append(instance.pk)  # the slot's instance
     meta = WorkflowEvent._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key and f.name != "position"]
+    fields = [f for f in meta.concrete_fields if not f.primary_key and f.name not in ("txid", "position")]
     for f in fields:
         params.append(f.get_db_prep_save(f.pre_save(event, add=True), conn))
-    columns = ", ".join(qn(f.column) for f in fields)
-    position = qn(meta.get_field("position").column)
-    sql = (
-        f"WITH {', '.join(ctes)} INSERT INTO {qn(meta.db_table)} ({columns}, {position}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}, (SELECT value FROM c)) "
-        f"RETURNING {qn(meta.pk.column)}, {position}"
-    )
+    sql = history.insert_event_sql(qn, meta.db_table, [qn(f.column) for f in fields], ctes)
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
-        event.pk, event.position = cursor.fetchone()
+        event.pk, event.txid, event.position = cursor.fetchone()
     event._state.adding = False
     event._state.db = using
 

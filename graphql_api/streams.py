@@ -7,19 +7,16 @@ Kept free of strawberry so it can be tested and reused on its own; the GraphQL f
 The cursor
 ==========
 
-A cursor is ``WorkflowEvent.position`` written as a decimal string (``"42"``). Positions are
-global (one sequence for all instances and workflows), gapless, and **follow commit order**:
-the engine takes the next position from the single ``EventCounter`` row inside the writing
-transaction, and that row stays locked until the transaction commits (a rollback gives the
-number back). So when position ``p`` is visible, every position below ``p`` is committed and
-visible too. Reading "events with ``position > cursor``, ordered by position" therefore never
-skips an event that commits later, which an auto-increment id or a timestamp cannot promise:
-on PostgreSQL a transaction that took id 7 may commit after one that took id 8, and a reader
-that saw 8 and saved it as its cursor would lose 7 forever. The price of this choice is that
-writers of history serialise on one row for the (short) rest of their transaction.
+A cursor is :attr:`WorkflowEvent.cursor` written as a decimal string: the event's place in the
+one global history of all instances and workflows, in an order no event that commits late can
+ever appear *before* (see :mod:`django_steps.history`: PostgreSQL transaction ids with the
+snapshot's ``xmin`` as the visibility horizon; SQLite's single writer). Reading "the final
+events after ``cursor``, in order" therefore never skips anything, and no writer waits for
+another to get its place.
 
 One cursor works for every stream (one instance, one workflow, everything), so a client can
 store the last ``cursor`` it received and pass it back as ``after`` on any reconnection.
+Cursors handed out by the first version (the plain positions of that time) keep working.
 
 One hub per process
 ===================
@@ -34,22 +31,24 @@ sockets.
 The hub turns the at-most-once channel layer into an exactly-once, in-order feed of the
 process, with the stored history as the source of truth:
 
-1. It joins the group, *then* notes the newest committed position (its ``watermark``): every
-   event at or below it is in the history, every later one is announced after the join.
-2. A live message at position ``p`` only says "``p`` is committed". The hub reads every event in
-   ``(watermark, p]`` from the history in one query (with the steps, statuses, instance and
-   workflow joined in, so no subscriber pays a query to serialise them), hands each to the
-   streams it belongs to, and moves the watermark to ``p``. A message lost by the layer
-   (channels-redis drops past a channel's ``capacity``, Redis may restart) is thereby filled by
-   the next one; a duplicate or late message (``p`` at or below the watermark) is ignored.
+1. It joins the group, *then* notes the newest final cursor (its ``watermark``): every event
+   at or below it is in the history, every later one is announced after the join.
+2. A live message with cursor ``c`` only says "``c`` is committed". The hub reads every final
+   event in ``(watermark, c]`` from the history in one query (with the instance and workflow
+   joined in and the definition rows attached, so no subscriber pays a query to serialise
+   them), hands each to the streams it belongs to, and moves the watermark to the last one. A
+   message lost by the layer (channels-redis drops past a channel's ``capacity``, Redis may
+   restart) is thereby filled by the next one; a duplicate or late message (at or below the
+   watermark) is ignored. An event committed while an older transaction still runs is not
+   final yet (PostgreSQL): the hub reads again shortly, until it is.
 3. Every ``catch_up_interval`` seconds it re-joins the group (Redis forgets groups when it
-   restarts; channels-redis expires memberships) and reads the newest position: whatever was
+   restarts; channels-redis expires memberships) and reads the newest cursor: whatever was
    committed one interval ago and never announced is read and handed out then. While the
    layer is down (receive or join fails) it does so every ``retry_interval`` seconds, so events
    committed during an outage still arrive, exactly once and in order.
 
 A stream (one subscription) registers with the hub, reads the stored history after its
-cursor (or starts at the newest position), then takes the hub's events, skipping any at or
+cursor (or starts at the newest final event), then takes the hub's events, skipping any at or
 below the last it delivered (replay and live overlap by design). Nothing committed between the
 two can be missed: the hub hands out an event only after it is committed, and the stream
 registers before it reads the history. A stream whose client does not keep up (more than
@@ -70,11 +69,12 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db.models import Max
+from django.db import router
 
-from django_steps import compiled
+from django_steps import compiled, history
+from django_steps.history import CURSOR_LIMIT
 from django_steps.models import Workflow, WorkflowEvent, WorkflowStep, WorkflowStepStatus, WorkflowTransition
-from django_steps.selectors import events_after
+from django_steps.selectors import events_after, newest_cursor
 
 logger = logging.getLogger("graphql_api.streams")
 
@@ -87,6 +87,7 @@ __all__ = [
     "format_cursor",
     "hub_for",
     "parse_cursor",
+    "running_hub_loop",
     "stream_events",
 ]
 
@@ -94,7 +95,7 @@ __all__ = [
 GROUP = "django_steps.events"
 MESSAGE_TYPE = "django_steps.event"
 BATCH = 500
-_CURSOR_RE = re.compile(r"^[0-9]{1,18}$")
+_CURSOR_RE = re.compile(r"^[0-9]{1,39}$")
 #: Rows joined to every event read (few joins: PostgreSQL plans a 12-way join in ~40 ms). Steps,
 #: statuses and transitions come from :func:`_definitions` instead, so serialising an event
 #: costs no query per subscriber.
@@ -108,17 +109,17 @@ class InvalidCursor(ValueError):
     code = "INVALID_CURSOR"
 
 
-def format_cursor(position: int) -> str:
-    return str(position)
+def format_cursor(cursor: int) -> str:
+    return str(cursor)
 
 
 def parse_cursor(cursor: str | None) -> int | None:
-    """The position encoded in ``cursor`` (``None`` for no cursor)."""
+    """The value of ``cursor`` (``None`` for no cursor)."""
     if cursor is None:
         return None
     text = str(cursor).strip()
-    if not _CURSOR_RE.match(text):
-        raise InvalidCursor(f"{cursor!r} is not a cursor: pass back the `cursor` of an event.")
+    if not _CURSOR_RE.match(text) or int(text) >= CURSOR_LIMIT:
+        raise InvalidCursor("Not a cursor: pass back the `cursor` of an event.")
     return int(text)
 
 
@@ -141,15 +142,16 @@ class StreamSpec:
 def event_messages(event: WorkflowEvent) -> list[tuple[str, dict]]:
     """The (group, message) pairs that announce one committed event.
 
-    The message only says *that* a position is committed (and to whom it matters); hubs read
-    the event itself from the history, so the message stays tiny and msgpack-safe.
+    The message only says *that* a cursor is committed (and to whom it matters); hubs read the
+    event itself from the history, so the message stays tiny and msgpack-safe (the cursor is
+    a string: it may not fit 64 bits).
     """
     return [
         (
             GROUP,
             {
                 "type": MESSAGE_TYPE,
-                "position": event.position,
+                "cursor": format_cursor(event.cursor),
                 "instance_id": event.instance_id,
                 "workflow_id": event.workflow_id,
             },
@@ -165,7 +167,7 @@ def _options() -> dict:
 
 
 def _newest() -> int:
-    return WorkflowEvent.objects.aggregate(m=Max("position"))["m"] or 0
+    return newest_cursor()
 
 
 def _definition_rows(workflow_id: int) -> dict[str, dict[int, Any]]:
@@ -209,8 +211,18 @@ def _read(after: int, until: int | None = None, spec: StreamSpec | None = None) 
     return events
 
 
+def _read_final(after: int, until: int) -> tuple[list[WorkflowEvent], int]:
+    """The final events in ``(after, until]`` (one batch) and the cursor up to which everything
+    final has been read: ``until`` itself once no running transaction can add below it."""
+    horizon = history.horizon(router.db_for_read(WorkflowEvent))  # before the read, see horizon()
+    events = _read(after, until)
+    if len(events) == BATCH:
+        return events, events[-1].cursor
+    return events, max(after, min(until, horizon - 1))
+
+
 def _start(spec: StreamSpec, after: int | None) -> tuple[int, list[WorkflowEvent]]:
-    """Where a stream starts (``after``, or the newest position) and its first replay batch."""
+    """Where a stream starts (``after``, or the newest final event) and its first replay batch."""
     if after is None:
         return _newest(), []
     return after, _read(after, None, spec)
@@ -253,7 +265,8 @@ class EventHub:
         self.catch_up_interval = catch_up_interval
         self.retry_interval = retry_interval
         self.channel: str | None = None
-        self.watermark = 0  # every event at or below this position was handed out (or predates the hub)
+        self.watermark = 0  # every event at or below this cursor was handed out (or predates the hub)
+        self.target = 0  # the newest cursor announced: the hub reads until it gets there
         self.healthy = False
         self.by_instance: dict[int, set[_Subscriber]] = defaultdict(set)
         self.by_workflow: dict[int, set[_Subscriber]] = defaultdict(set)
@@ -263,6 +276,7 @@ class EventHub:
         self._tasks: list[asyncio.Task] = []
         self._kick = asyncio.Event()
         self._fill_lock = asyncio.Lock()
+        self._waiting: asyncio.Task | None = None
 
     # ---- subscribers
 
@@ -317,6 +331,8 @@ class EventHub:
         if _HUBS.get(self.key) is self:
             del _HUBS[self.key]
         tasks, self._tasks = self._tasks, []
+        if self._waiting is not None:
+            tasks.append(self._waiting)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -353,11 +369,17 @@ class EventHub:
                 delay = min(delay * 2, 2.0)
                 continue
             delay = 0.1
-            if message.get("type") == MESSAGE_TYPE and message.get("position", 0) > self.watermark:
+            if message.get("type") != MESSAGE_TYPE:
+                continue
+            try:
+                cursor = parse_cursor(message.get("cursor"))
+            except InvalidCursor:
+                continue
+            if cursor is not None and cursor > self.watermark:
                 try:
-                    await self.fill(message["position"])
+                    await self.fill(cursor)
                 except Exception:
-                    logger.exception("Reading events up to #%s failed; retrying later", message["position"])
+                    logger.exception("Reading events up to %s failed; retrying later", cursor)
                     self._kick.set()
 
     async def _maintain_loop(self) -> None:
@@ -381,18 +403,39 @@ class EventHub:
             previous = newest
 
     async def fill(self, until: int) -> None:
-        """Hand out every committed event in ``(watermark, until]``, in position order."""
+        """Hand out every final event in ``(watermark, until]``, in order. Events committed but
+        not final yet (an older transaction still runs) are read again shortly."""
+        self.target = max(self.target, until)
         async with self._fill_lock:
-            while self.watermark < until:
-                batch = await database_sync_to_async(_read)(self.watermark, until)
-                for event in batch:
-                    self.dispatch(event)
-                if len(batch) < BATCH:
-                    self.watermark = until
-                    break
+            await self._read_to_target()
+        if self.watermark < self.target and self._waiting is None:
+            self._waiting = asyncio.create_task(self._wait_for_horizon(), name="django_steps hub horizon")
+
+    async def _read_to_target(self) -> None:
+        while self.watermark < self.target:
+            batch, final = await database_sync_to_async(_read_final)(self.watermark, self.target)
+            for event in batch:
+                self.dispatch(event)
+            self.watermark = max(self.watermark, final)
+            if len(batch) < BATCH:
+                break
+
+    async def _wait_for_horizon(self) -> None:
+        delay = 0.01
+        try:
+            while self.watermark < self.target:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                try:
+                    async with self._fill_lock:
+                        await self._read_to_target()
+                except Exception:
+                    logger.exception("Reading events up to %s failed; retrying", self.target)
+        finally:
+            self._waiting = None
 
     def dispatch(self, event: WorkflowEvent) -> None:
-        self.watermark = max(self.watermark, event.position)
+        self.watermark = max(self.watermark, event.cursor)
         for subscriber in self.everything:
             subscriber.put(event)
         for subscriber in self.by_workflow.get(event.workflow_id, ()):
@@ -406,6 +449,14 @@ _HUBS: dict[tuple[int, int], EventHub] = {}
 
 def _key(layer: Any) -> tuple[int, int]:
     return id(layer), id(asyncio.get_running_loop())
+
+
+def running_hub_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop of a live hub of this process, if any (publishers send from there)."""
+    for hub in reversed(list(_HUBS.values())):
+        if hub.loop.is_running() and not hub.loop.is_closed():
+            return hub.loop
+    return None
 
 
 def hub_for(layer: Any, *, catch_up_interval: float, retry_interval: float) -> EventHub:
@@ -447,8 +498,8 @@ async def stream_events(
             nonlocal last, batch
             while batch:
                 for event in batch:
-                    if event.position > last:
-                        last = event.position
+                    if event.cursor > last:
+                        last = event.cursor
                         yield event
                 if len(batch) < BATCH:
                     break
@@ -466,8 +517,8 @@ async def stream_events(
                 async for event in replay():
                     yield event
                 continue
-            if event.position > last:  # 2. replay and live overlap: each event once
-                last = event.position
+            if event.cursor > last:  # 2. replay and live overlap: each event once
+                last = event.cursor
                 yield event
     finally:
         await hub.remove(subscriber)

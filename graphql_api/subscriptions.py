@@ -16,7 +16,10 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from strawberry.types import Info
 
-from django_steps.models import Workflow, WorkflowInstance
+from django.db import router
+
+from django_steps import history
+from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance
 
 from .errors import NOT_FOUND, PERMISSION_DENIED, ApiError, query_error
 from .ids import parse_global_id
@@ -27,12 +30,16 @@ from .types import WorkflowEventType
 __all__ = ["Subscription"]
 
 
-def _resolve(user, instance_id: str | None, workflow_name: str | None) -> StreamSpec:
+def _resolve(user, instance_id: str | None, workflow_name: str | None, after: int | None = None) -> StreamSpec:
     """Check the user and the arguments (sync: runs in a worker thread)."""
     if user is None or not user.is_authenticated or not user.is_active:
         raise query_error(PERMISSION_DENIED, "Log in to subscribe to workflow events.")
     if not user.has_perm(VIEW_INSTANCE):
         raise query_error(PERMISSION_DENIED, "You do not have permission to view workflow instances.")
+    if after is not None and history.is_ahead(after, router.db_for_read(WorkflowEvent)):
+        raise query_error(
+            InvalidCursor.code, "This cursor is not from this history: reload, then subscribe without `after`."
+        )
     workflow_id = None
     if workflow_name is not None:
         workflow_id = Workflow.objects.filter(name=workflow_name).values_list("pk", flat=True).first()
@@ -82,6 +89,6 @@ class Subscription:
         except InvalidCursor as error:
             raise query_error(error.code, str(error)) from error
         user = current_user(info)
-        spec = await database_sync_to_async(_resolve)(user, instance_id, workflow_name)
+        spec = await database_sync_to_async(_resolve)(user, instance_id, workflow_name, position)
         async for event in stream_events(get_channel_layer(), spec, after=position):
             yield event

@@ -195,16 +195,18 @@ class WorkflowEventType(relay.Node):
     )
     workflow: WorkflowType = strawberry_django.field(description="The workflow of the instance.")
 
-    # The cursor is the ``position`` column itself, serialized as a String (no resolver: a
-    # subscription serves each event to many sockets, and a resolver would cost each of them a
-    # hop to Django's sync thread).
-    cursor: str = strawberry_django.field(
-        field_name="position",
+    @strawberry_django.field(
+        only=["txid", "position"],
         description=(
             "Stable, opaque cursor of this event in the global, commit-ordered history. Pass it as `after` "
             "to `workflowInstanceEvents` to receive exactly the events committed after this one."
         ),
     )
+    def cursor(self, root: strawberry.Parent[models.WorkflowEvent]) -> str:
+        return str(root.cursor)
+
+    # Runs no query: no hop to Django's sync thread for each event sent to each subscriber.
+    cursor.base_resolver.wrapped_func.is_async_safe = True  # type: ignore[attr-defined]
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet, info: Info, **kwargs) -> QuerySet:

@@ -1,5 +1,6 @@
-"""Concurrent changes on PostgreSQL: no lost update, no deadlock, one instance per object, and
-history positions that follow commit order (a reader never sees N+1 without N).
+"""Concurrent changes on PostgreSQL: no lost update, no deadlock, one instance per object,
+writers of different instances that never wait for each other, and a history whose readers
+never skip an event (see django_steps/history.py).
 
 SQLite serialises writers (BEGIN IMMEDIATE) and ignores row locks, so these only mean
 something on PostgreSQL.
@@ -79,8 +80,9 @@ def test_32_threads_x_50_status_updates_on_one_instance_lose_nothing(workflow):
     events = WorkflowEvent.objects.filter(instance=instance)
     assert final.version == events.count() == successes + 1  # + the STARTED event
     assert sorted(events.values_list("sequence", flat=True)) == list(range(1, successes + 2))
-    positions = sorted(WorkflowEvent.objects.values_list("position", flat=True))
-    assert positions == list(range(positions[0], positions[0] + len(positions)))
+    # The instance's history sorts in version order (some writers had older transaction ids).
+    by_cursor = [e.sequence for e in sorted(events, key=lambda e: e.cursor)]
+    assert by_cursor == list(range(1, successes + 2))
     # Each history row starts where the previous one ended: no update was based on a stale read.
     chain = list(events.order_by("sequence").values_list("from_status_id", "to_status_id"))
     assert all(prev[1] == cur[0] for prev, cur in zip(chain, chain[1:]))
@@ -126,81 +128,114 @@ def test_concurrent_starts_for_one_object_yield_one_instance(workflow):
     assert WorkflowEvent.objects.filter(instance_id=results[0]).count() == 1
 
 
-def test_positions_follow_commit_order_not_start_order(workflow):
+def test_a_change_of_b_commits_while_a_change_of_a_is_open_and_no_reader_skips_either(workflow):
     a = start_workflow_instance("Routing", Document.objects.create())
     b = start_workflow_instance("Routing", Document.objects.create())
-    base = WorkflowEvent.objects.order_by("-position").values_list("position", flat=True).first()
+    base = selectors.newest_cursor()
 
-    t1_began, t1_go, t1_has_position, t1_commit = (threading.Event() for _ in range(4))
+    t1_changed, t1_commit = threading.Event(), threading.Event()
     outcome: dict = {}
 
-    def first_to_start():
-        """Begins its transaction first (locks A), takes its position later, commits last."""
+    def change_a_and_wait():
         try:
             with transaction.atomic():
-                WorkflowInstance.objects.select_for_update().get(pk=a.pk)
-                t1_began.set()
-                assert t1_go.wait(30)
-                outcome["t1"] = update_workflow_step_status(WorkflowInstance(pk=a.pk), "Checking").last_event.position
-                t1_has_position.set()
+                outcome["t1"] = update_workflow_step_status(WorkflowInstance(pk=a.pk), "Checking").last_event.cursor
+                t1_changed.set()
                 assert t1_commit.wait(30)
         except BaseException as exc:  # noqa: BLE001
             outcome["t1_error"] = exc
         finally:
-            t1_has_position.set()
+            t1_changed.set()
             connection.close()
 
-    def later(key):
+    def change_b(key):
         try:
-            outcome[key] = update_workflow_step_status(WorkflowInstance(pk=b.pk), "Checking").last_event.position
-            outcome[f"{key}_at"] = time.monotonic()
+            outcome[key] = update_workflow_step_status(WorkflowInstance(pk=b.pk), "Checking").last_event.cursor
         except BaseException as exc:  # noqa: BLE001
             outcome[f"{key}_error"] = exc
         finally:
             connection.close()
 
-    t1 = threading.Thread(target=first_to_start, daemon=True)
+    t1 = threading.Thread(target=change_a_and_wait, daemon=True)
     t1.start()
-    assert t1_began.wait(30)
+    assert t1_changed.wait(30) and "t1_error" not in outcome
 
-    # T2 starts after T1 but commits before it: it gets the earlier position.
-    t2 = threading.Thread(target=later, args=("t2",), daemon=True)
-    t2.start()
-    t2.join(30)
-    assert not t2.is_alive() and "t2_error" not in outcome
-    assert outcome["t2"] == base + 1
-    assert [e.position for e in selectors.events_after(base)] == [base + 1]
+    # A's change is written and uncommitted: two changes of B commit meanwhile, without waiting.
+    for key in ("t2", "t3"):
+        writer = threading.Thread(target=change_b, args=(key,), daemon=True)
+        writer.start()
+        writer.join(10)
+        assert not writer.is_alive(), f"{key} waited for the open change of another instance"
+        assert f"{key}_error" not in outcome
+    assert t1.is_alive()
 
-    # T1 takes the next position and holds it uncommitted; T3 must wait for T1's commit.
-    t1_go.set()
-    assert t1_has_position.wait(30)
-    assert "t1_error" not in outcome
-    assert outcome["t1"] == base + 2
-    t3 = threading.Thread(target=later, args=("t3",), daemon=True)
-    t3.start()
-    t3.join(0.5)
-    assert t3.is_alive(), "T3 took a position while T1 still held an uncommitted one"
-    # A reader sees neither T1's nor T3's event yet: no gap can ever be observed.
-    assert [e.position for e in selectors.events_after(base)] == [base + 1]
+    # A reader must not move past A's change while it may still commit: it sees none of them yet.
+    assert list(selectors.events_after(base)) == []
+    assert selectors.newest_cursor() == base
 
-    committed_at = time.monotonic()
     t1_commit.set()
     t1.join(30)
-    t3.join(30)
-    assert not t1.is_alive() and not t3.is_alive()
-    assert "t3_error" not in outcome
-    assert outcome["t3"] == base + 3 and outcome["t3_at"] >= committed_at
-
+    assert not t1.is_alive() and "t1_error" not in outcome
     events = list(selectors.events_after(base))
-    assert [e.position for e in events] == [base + 1, base + 2, base + 3]
-    assert [e.instance_id for e in events] == [b.pk, a.pk, b.pk]
+    assert [e.cursor for e in events] == sorted([outcome["t1"], outcome["t2"], outcome["t3"]])
+    assert [(e.instance_id, e.sequence) for e in events] == [(a.pk, 2), (b.pk, 2), (b.pk, 3)]
 
 
-def test_a_reader_never_sees_a_gap_while_writers_commit(workflow):
+def test_an_outer_transaction_changing_a_then_b_does_not_deadlock_with_a_change_of_b(workflow):
+    """The first version took history positions from one row locked until commit: the outer
+    transaction held it while it locked B, and a single change of B held B while it waited for
+    the row: a deadlock. Now the single change commits at once and the outer one follows it,
+    and B's history still sorts in version order (the outer transaction's id is the older)."""
+    a = start_workflow_instance("Routing", Document.objects.create())
+    b = start_workflow_instance("Routing", Document.objects.create())
+    base = selectors.newest_cursor()
+    outer_has_a, single_done = threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def outer():
+        try:
+            with transaction.atomic():
+                update_workflow_step_status(WorkflowInstance(pk=a.pk), "Checking")
+                outer_has_a.set()
+                assert single_done.wait(30)
+                update_workflow_step_status(WorkflowInstance(pk=b.pk), "New")
+        except BaseException as exc:  # noqa: BLE001
+            outcome["outer_error"] = exc
+        finally:
+            outer_has_a.set()
+            connection.close()
+
+    def single():
+        try:
+            assert outer_has_a.wait(30)
+            update_workflow_step_status(WorkflowInstance(pk=b.pk), "Checking")
+        except BaseException as exc:  # noqa: BLE001
+            outcome["single_error"] = exc
+        finally:
+            single_done.set()
+            connection.close()
+
+    threads = [threading.Thread(target=outer, daemon=True), threading.Thread(target=single, daemon=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert outcome == {}
+    events = list(selectors.events_after(base))
+    assert [(e.instance_id, e.sequence, e.kind) for e in events] == [
+        (a.pk, 2, "STATUS_CHANGED"),
+        (b.pk, 2, "STATUS_CHANGED"),
+        (b.pk, 3, "STATUS_CHANGED"),
+    ]
+    assert WorkflowInstance.objects.get(pk=b.pk).current_step_status.name == "New"
+
+
+def test_a_reader_never_skips_an_event_while_writers_commit(workflow):
     instances = [start_workflow_instance("Routing", Document.objects.create()).pk for _ in range(6)]
-    start = WorkflowEvent.objects.order_by("-position").values_list("position", flat=True).first()
+    start = selectors.newest_cursor()
     writers_done = threading.Event()
-    gaps: list = []
+    disorder: list = []
     seen: list[int] = []
 
     def reader():
@@ -208,11 +243,10 @@ def test_a_reader_never_sees_a_gap_while_writers_commit(workflow):
         try:
             while True:
                 finished = writers_done.is_set()
-                batch = list(selectors.events_after(cursor).values_list("position", flat=True))
+                batch = [e.cursor for e in selectors.events_after(cursor)]
                 if batch:
-                    expected = list(range(cursor + 1, cursor + 1 + len(batch)))
-                    if batch != expected:
-                        gaps.append((cursor, batch[:5]))
+                    if batch != sorted(batch) or batch[0] <= cursor:
+                        disorder.append((cursor, batch[:5]))
                         return
                     seen.extend(batch)
                     cursor = batch[-1]
@@ -237,5 +271,12 @@ def test_a_reader_never_sees_a_gap_while_writers_commit(workflow):
         reader_thread.join(60)
     assert errors == []
     assert not reader_thread.is_alive()
-    assert gaps == []
-    assert seen == list(range(start + 1, start + 1 + sum(results)))
+    assert disorder == []
+    # Every event once: a reader that had skipped one would never have read it.
+    everything = [e.cursor for e in selectors.events_after(start)]
+    assert len(everything) == sum(results)
+    assert seen == everything
+    # And each instance's events in version order.
+    for pk in instances:
+        sequences = [e.sequence for e in selectors.events_after(start, instance_id=pk)]
+        assert sequences == sorted(sequences)

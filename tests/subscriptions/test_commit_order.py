@@ -29,11 +29,11 @@ def _txid() -> int:
         return cursor.fetchone()[0]
 
 
-def _all_positions(workflow_name: str | None = None) -> list[int]:
-    qs = WorkflowEvent.objects.order_by("position")
+def _all_cursors(workflow_name: str | None = None) -> list[int]:
+    qs = WorkflowEvent.objects.order_by("txid", "position")
     if workflow_name:
         qs = qs.filter(workflow__name=workflow_name)
-    return list(qs.values_list("position", flat=True))
+    return [e.cursor for e in qs]
 
 
 def _thread(target, *args) -> threading.Thread:
@@ -57,7 +57,7 @@ async def test_commit_out_of_id_order_loses_and_duplicates_nothing(
         "Claim Processing" if i % 3 else "Claim Triage", new_claim(f"c{i}")) for i in range(6)])()
     first = await run(lambda: services.start_workflow_instance("Claim Processing", new_claim("a")))()
     second = await run(lambda: services.start_workflow_instance("Claim Processing", new_claim("b")))()
-    cursor = str((await run(_all_positions)())[-1])
+    cursor = str((await run(_all_cursors)())[-1])
     initial = int(cursor)
 
     # --- Transaction A begins first (lower transaction id, lower claim id) but commits last.
@@ -70,7 +70,7 @@ async def test_commit_out_of_id_order_loses_and_duplicates_nothing(
             facts["claim_a"] = new_claim("written by A first").pk
             a_began.set()
             assert b_committed.wait(10)
-            facts["position_a"] = services.set_workflow_on_hold(first).last_event.position
+            facts["cursor_a"] = services.set_workflow_on_hold(first).last_event.cursor
             a_has_position.set()
             assert a_may_commit.wait(10)  # uncommitted while the subscriber replays
 
@@ -79,7 +79,7 @@ async def test_commit_out_of_id_order_loses_and_duplicates_nothing(
         with transaction.atomic():
             facts["txid_b"] = _txid()
             facts["claim_b"] = new_claim("written by B second").pk
-            facts["position_b"] = services.set_workflow_on_hold(second).last_event.position
+            facts["cursor_b"] = services.set_workflow_on_hold(second).last_event.cursor
         b_committed.set()
 
     # --- Meanwhile, other writers commit concurrently with random pauses inside their transactions.
@@ -111,7 +111,7 @@ async def test_commit_out_of_id_order_loses_and_duplicates_nothing(
                 received.append(event)
                 cursor = event["cursor"]
 
-    # The dashboard connects while A holds an uncommitted position (its replay cannot see it).
+    # The dashboard connects while A's event is uncommitted (its replay cannot see it).
     assert await asyncio.to_thread(a_has_position.wait, 10)
     await session(take=3)
     a_may_commit.set()
@@ -122,12 +122,14 @@ async def test_commit_out_of_id_order_loses_and_duplicates_nothing(
         await asyncio.to_thread(thread.join, 10)
     await session(wait_first=2.5, take=10_000)  # drain: ends after 2.5 s without an event
 
-    # A began first and wrote first, yet committed after B: out of id order.
+    # A began first and wrote first, yet committed after B: out of id order. A's event sorts
+    # first (its transaction id is older), so a reader must not have moved past it while it was
+    # uncommitted, although B's was committed and readable then.
     assert facts["txid_a"] < facts["txid_b"] and facts["claim_a"] < facts["claim_b"]
-    assert facts["position_b"] < facts["position_a"]
+    assert facts["cursor_a"] < facts["cursor_b"]
     got = [int(e["cursor"]) for e in received]
-    expected = [p for p in await run(_all_positions)(variables.get("workflowName")) if p > initial]
+    expected = [p for p in await run(_all_cursors)(variables.get("workflowName")) if p > initial]
     assert len(got) == len(set(got)), "duplicates"
     assert got == expected, "lost or reordered events"
-    assert facts["position_a"] in got and facts["position_b"] in got
+    assert facts["cursor_a"] in got and facts["cursor_b"] in got
     assert len(got) > 30
