@@ -25,6 +25,10 @@ const config: CodegenConfig = {
         useTypeImports: true,
       },
     },
+    // Apollo's possibleTypes (apollo/cache.mjs): which types implement Node, make up each union.
+    "src/possible-types.json": {
+      plugins: ["fragment-matcher"],
+    },
   },
 };
 

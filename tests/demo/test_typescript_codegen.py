@@ -1,8 +1,9 @@
 """The example client operations as a TypeScript team compiles them (client-typescript/).
 
 `npm run check` there runs graphql-codegen's client preset (strictScalars) on schema.graphql +
-client/*.graphql, relay-compiler on the Relay equivalents in client-typescript/relay/, and
-`tsc --strict --noEmit` over the generated code and the typed code that uses it.
+client/*.graphql, relay-compiler on the Relay equivalents in client-typescript/relay/,
+`tsc --strict --noEmit` over the generated code and the typed code that uses it, and
+apollo/check-cache.mjs (the documented Apollo type policies against the schema and Apollo's cache).
 
 Each run happens in a temporary copy of the layout (schema.graphql, client/, client-typescript/
 with its node_modules linked), so a test can swap in a changed schema and nothing is written
@@ -36,6 +37,7 @@ SCHEMA = ROOT / "schema.graphql"
 PACKAGES = [
     "@graphql-codegen/cli",
     "@graphql-codegen/client-preset",
+    "@apollo/client",
     "relay-compiler",
     "typescript",
 ]
@@ -124,6 +126,7 @@ def test_the_operations_compile_to_strict_typescript_and_relay_artifacts(tmp_pat
     project = layout(tmp_path)
     result = npm_run(project, "check")
     assert result.returncode == 0, output(result)
+    assert "without them 2 warnings, with them none" in result.stdout  # apollo/check-cache.mjs
 
     generated = (project / "src" / "gql" / "graphql.ts").read_text()
     # One typed document per client operation, scalars mapped (no `any` for DateTime/JSON).
