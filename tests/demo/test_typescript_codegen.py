@@ -79,8 +79,8 @@ def layout(tmp_path: Path, schema: str | None = None) -> Path:
         schema = SCHEMA.read_text(encoding="utf-8")
     (root / "schema.graphql").write_text(schema)
     project = root / "client-typescript"
-    generated = shutil.ignore_patterns("node_modules", "gql", "__generated__")
-    shutil.copytree(PROJECT, project, ignore=generated)
+    outputs = shutil.ignore_patterns("node_modules", "gql", "possible-types.json", "__generated__")
+    shutil.copytree(PROJECT, project, ignore=outputs)
     (project / "node_modules").symlink_to(PROJECT / "node_modules", target_is_directory=True)
     return project
 
