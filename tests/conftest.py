@@ -25,6 +25,10 @@ def _missing_service(item) -> str | None:
         from tests.e2e.tools import missing_browser_tools
 
         return missing_browser_tools()
+    if item.get_closest_marker("typescript"):
+        from tests.demo.test_typescript_codegen import missing_typescript_tools
+
+        return missing_typescript_tools()
     return None
 
 

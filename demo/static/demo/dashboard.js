@@ -25,7 +25,7 @@
   const STATE_LABEL = { ACTIVE: "Active", ON_HOLD: "On hold", COMPLETED: "Completed", CANCELLED: "Cancelled" };
 
   const store = {
-    workflows: [], // [{id, name, description, mermaid, steps: [...]}]
+    workflows: [], // [{id, name, description, updatedAt, steps: [...]}]
     instances: new Map(), // id -> instance (InstanceCard fragment)
     labels: {}, // "claims.claim:3" -> "Broken window (450.00)"
     selected: null, // workflow name
@@ -538,15 +538,29 @@
     const workflow = store.workflows.find((w) => w.name === store.selected);
     const box = $("#diagram");
     if (!workflow) return;
-    if (renderedDiagram !== workflow.name + "\n" + workflow.mermaid) {
-      renderedDiagram = workflow.name + "\n" + workflow.mermaid;
-      $("#mermaid-text").textContent = workflow.mermaid;
+    // The Mermaid text is rendered per workflow on the server: read it for the shown workflow
+    // only (WorkflowDiagram), again when the definition's updatedAt changes.
+    const key = workflow.name + "\n" + workflow.updatedAt;
+    if (renderedDiagram !== key) {
+      renderedDiagram = key;
+      let text;
+      try {
+        const data = await gql("WorkflowDiagram", { name: workflow.name });
+        text = data.workflow ? data.workflow.mermaid : "";
+      } catch (err) {
+        renderedDiagram = null; // try again on the next render
+        showError(err.code, err.message);
+        return;
+      }
+      if (renderedDiagram !== key) return; // another workflow was selected meanwhile
+      $("#mermaid-text").textContent = text;
       try {
         const mermaid = await loadMermaid();
-        const { svg } = await mermaid.render("diagram-svg-" + Date.now(), workflow.mermaid);
+        const { svg } = await mermaid.render("diagram-svg-" + Date.now(), text);
+        if (renderedDiagram !== key) return;
         box.innerHTML = svg; // mermaid's output, sanitised by its strict security level
       } catch (err) {
-        box.replaceChildren(h("pre", { text: workflow.mermaid }), h("p", { class: "muted small", text: "Diagram not rendered: " + err.message }));
+        box.replaceChildren(h("pre", { text }), h("p", { class: "muted small", text: "Diagram not rendered: " + err.message }));
       }
     }
     // Outline the steps that hold unfinished instances.

@@ -1,0 +1,37 @@
+// A mutation whose payload is the union `WorkflowInstance | OperationInfo`: the instance's
+// fields update the Relay store by `id`; errors carry stable codes.
+import { graphql } from "relay-runtime";
+
+import type { SetStatusMutation$data } from "./__generated__/SetStatusMutation.graphql";
+
+export const SetStatusMutation = graphql`
+  mutation SetStatusMutation($input: UpdateWorkflowStepStatusInput!) {
+    updateWorkflowStepStatus(input: $input) {
+      __typename
+      ... on WorkflowInstance {
+        id
+        ...WorkflowInstanceCard_instance @alias(as: "card")
+      }
+      ... on OperationInfo {
+        messages {
+          kind
+          code
+          field
+          message
+        }
+      }
+    }
+  }
+`;
+
+export function errorCodes(data: SetStatusMutation$data): string[] {
+  const payload = data.updateWorkflowStepStatus;
+  switch (payload.__typename) {
+    case "OperationInfo":
+      return payload.messages.map((m) => m.code ?? m.kind);
+    case "WorkflowInstance":
+      return [];
+    default:
+      return ["UNEXPECTED_PAYLOAD"];
+  }
+}
