@@ -43,6 +43,7 @@ from typing import Any
 import strawberry
 from django.core.exceptions import ImproperlyConfigured
 from strawberry import relay
+from strawberry.exceptions import DuplicatedTypeName
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.types.base import StrawberryObjectDefinition, has_object_definition
@@ -113,6 +114,12 @@ def compose_schema(
         )
     config = dataclasses.replace(config) if config is not None else StrawberryConfig()
     converter: NameConverter = config.name_converter
+    nodes = sorted(set(rename or ()) & _our_node_names())
+    if nodes:
+        raise ImproperlyConfigured(
+            f"rename= names Relay Node types of django-steps ({', '.join(nodes)}): their global IDs carry the type "
+            "name, so they cannot be renamed (yet). Rename your own type instead."
+        )
     if rename:
         converter = config.name_converter = _renaming(config.name_converter, rename)
     wanted = set(replace)
@@ -129,16 +136,26 @@ def compose_schema(
         raise ImproperlyConfigured(
             f"replace= names fields that your root types do not share with django-steps': {sorted(wanted - replaced)}."
         )
-    schema = strawberry.Schema(
-        query=roots["Query"],
-        mutation=roots["Mutation"],
-        subscription=roots["Subscription"],
-        types=list(types),
-        extensions=_extensions(extensions),
-        execution_context_class=execution_context_class,
-        config=config,
-        **schema_options,
-    )
+    try:
+        schema = strawberry.Schema(
+            query=roots["Query"],
+            mutation=roots["Mutation"],
+            subscription=roots["Subscription"],
+            types=list(types),
+            extensions=_extensions(extensions),
+            execution_context_class=execution_context_class,
+            config=config,
+            **schema_options,
+        )
+    except DuplicatedTypeName as error:
+        clash = [c for c in (error.first_cls, error.second_cls) if _is_ours(c)]
+        if not clash:
+            raise
+        name = clash[0].__strawberry_definition__.name if has_object_definition(clash[0]) else str(clash[0])
+        raise ImproperlyConfigured(
+            f"{error.message}: by your types and django-steps'. Pass rename={{{name!r}: 'Workflow{name}'}} "
+            "(any free name) to compose_schema() to rename ours in this schema."
+        ) from error
     if rename:
         unused = set(rename) - converter.renamed  # type: ignore[attr-defined]
         if unused:
@@ -236,6 +253,16 @@ def _renaming(converter: NameConverter, renames: Mapping[str, str]) -> NameConve
     copy.renames = dict(renames)
     copy.renamed = set()
     return copy
+
+
+def _our_node_names() -> set[str]:
+    from . import types as our_types
+
+    return {
+        cls.__strawberry_definition__.name
+        for cls in vars(our_types).values()
+        if isinstance(cls, type) and issubclass(cls, relay.Node) and has_object_definition(cls)
+    }
 
 
 def _is_ours(origin: Any) -> bool:

@@ -24,33 +24,33 @@ from importlib import import_module
 from typing import Union
 
 from django.core.exceptions import ImproperlyConfigured
-from strawberry.schema.base import BaseSchema
+from strawberry.schema import Schema
 
 __all__ = ["SchemaSpec", "load_schema"]
 
 #: What the helpers accept as a schema (see the module docstring).
-SchemaSpec = Union[BaseSchema, str, Callable[[], BaseSchema], None]
+SchemaSpec = Union[Schema, str, Callable[[], Schema], None]
 
 
-def load_schema(spec: SchemaSpec = None) -> BaseSchema:
+def load_schema(spec: SchemaSpec = None) -> Schema:
     """The schema ``spec`` names (django-steps' own for ``None``)."""
     if spec is None:
         from .schema import schema
 
         return schema
-    if isinstance(spec, BaseSchema):
+    if isinstance(spec, Schema):
         return spec
     if isinstance(spec, str):
         value = _import(spec)
-        if callable(value) and not isinstance(value, BaseSchema):
+        if callable(value) and not isinstance(value, Schema):
             value = value()
     elif callable(spec):
         value = spec()
     else:
         raise ImproperlyConfigured(
-            f"A django-steps schema must be a strawberry Schema, a dotted path or a callable, not {type(spec).__name__}."
+            f"A django-steps schema must be a strawberry.Schema, a dotted path or a callable, not {type(spec).__name__}."
         )
-    if not isinstance(value, BaseSchema):
+    if not isinstance(value, Schema):
         raise ImproperlyConfigured(f"{spec!r} gave a {type(value).__name__}, not a strawberry Schema.")
     return value
 
