@@ -114,7 +114,7 @@ class DjangoStepsGraphQLView(GraphQLView):
     def render_graphql_ide(self, request: HttpRequest) -> HttpResponse:
         context = {
             "csrf_cookie_name": settings.CSRF_COOKIE_NAME,
-            "csrf_header_name": HttpHeaders.parse_header_name(settings.CSRF_HEADER_NAME) or "X-CSRFToken",
+            "csrf_header_name": _csrf_header(),
             "csrf_token_value": get_token(request),
         }
         return HttpResponse(_graphiql_template().render(Context(context)))
@@ -144,7 +144,7 @@ class _GraphQLCsrfCheck(CsrfViewMiddleware):
 
 def _csrf_message(reason: str) -> str:
     """What to do about a CSRF refusal; Django's reason may quote the client's Origin/Referer."""
-    cookie, header = settings.CSRF_COOKIE_NAME, HttpHeaders.parse_header_name(settings.CSRF_HEADER_NAME)
+    cookie, header = settings.CSRF_COOKIE_NAME, _csrf_header()
     if reason == REASON_NO_CSRF_COOKIE:
         why = f"no {cookie} cookie. GET this URL first (it sets the cookie)"
     elif reason == REASON_CSRF_TOKEN_MISSING:
@@ -158,6 +158,13 @@ def _csrf_message(reason: str) -> str:
     else:
         why = f"the token is incorrect. Send the current value of the {cookie} cookie in the {header} header"
     return f"CSRF verification failed: {why}."
+
+
+def _csrf_header() -> str:
+    """The HTTP header of ``CSRF_HEADER_NAME`` (a META key), as clients write it."""
+    if settings.CSRF_HEADER_NAME == "HTTP_X_CSRFTOKEN":
+        return "X-CSRFToken"
+    return HttpHeaders.parse_header_name(settings.CSRF_HEADER_NAME) or settings.CSRF_HEADER_NAME
 
 
 _csrf_checked = decorator_from_middleware(_GraphQLCsrfCheck)
