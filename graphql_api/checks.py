@@ -117,7 +117,10 @@ def check_development_server(app_configs=None, **kwargs: Any) -> list[CheckMessa
         return []
     installed = _installed()
     staticfiles = "django.contrib.staticfiles"
-    if "daphne" in installed and (staticfiles not in installed or installed.index("daphne") < installed.index(staticfiles)):
+    daphne_first = "daphne" in installed and (
+        staticfiles not in installed or installed.index("daphne") < installed.index(staticfiles)
+    )
+    if daphne_first:
         return []
     return [
         Warning(
@@ -203,8 +206,9 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
                 Error(
                     f"The GraphQL view is at /{url} but ASGI_APPLICATION {path!r} routes no WebSocket to a "
                     "GraphQL consumer there: subscriptions would fail.",
-                    hint=f"In asgi.py: application = get_application(<your schema>, path=r'^{re.escape(url.rstrip('/'))}/?$') "
-                    "(graphql_api.routing; path is a regular expression of the URL path).",
+                    hint="In asgi.py: application = get_application(<your schema>, "
+                    f"path=r'^{re.escape(url.rstrip('/'))}/?$') (graphql_api.routing; path is a regular "
+                    "expression of the URL path).",
                     id="django_steps.E005",
                 )
             )

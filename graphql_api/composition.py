@@ -106,8 +106,8 @@ def compose_schema(
     the names they get in this schema; ``replace`` lists root fields (``"Query.node"``) that the
     host's own definition replaces. Further keyword arguments go to ``strawberry.Schema``.
     """
-    execution_context_class = schema_options.pop("execution_context_class", SharedEventExecutionContext)
-    if not (isinstance(execution_context_class, type) and issubclass(execution_context_class, SharedEventExecutionContext)):
+    execution_context = schema_options.pop("execution_context_class", SharedEventExecutionContext)
+    if not (isinstance(execution_context, type) and issubclass(execution_context, SharedEventExecutionContext)):
         raise ImproperlyConfigured(
             "compose_schema() needs django-steps' execution context: pass a subclass of "
             "graphql_api.composition.SharedEventExecutionContext, or none."
@@ -143,7 +143,7 @@ def compose_schema(
             subscription=roots["Subscription"],
             types=list(types),
             extensions=_extensions(extensions),
-            execution_context_class=execution_context_class,
+            execution_context_class=execution_context,
             config=config,
             **schema_options,
         )
@@ -160,7 +160,8 @@ def compose_schema(
         unused = set(rename) - converter.renamed  # type: ignore[attr-defined]
         if unused:
             raise ImproperlyConfigured(
-                f"rename= names no type of django-steps: {sorted(unused)} (use the names in schema.graphql, e.g. 'User')."
+                f"rename= names no type of django-steps: {sorted(unused)} "
+                "(use the names in schema.graphql, e.g. 'User')."
             )
     return schema
 

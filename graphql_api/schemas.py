@@ -48,7 +48,8 @@ def load_schema(spec: SchemaSpec = None) -> Schema:
         value = spec()
     else:
         raise ImproperlyConfigured(
-            f"A django-steps schema must be a strawberry.Schema, a dotted path or a callable, not {type(spec).__name__}."
+            "A django-steps schema must be a strawberry.Schema, a dotted path or a callable, "
+            f"not {type(spec).__name__}."
         )
     if not isinstance(value, Schema):
         raise ImproperlyConfigured(f"{spec!r} gave a {type(value).__name__}, not a strawberry Schema.")

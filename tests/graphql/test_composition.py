@@ -68,8 +68,8 @@ def test_a_root_field_both_define_is_refused_unless_replaced():
 def test_our_extensions_and_execution_context_apply_once():
     schema = compose_schema(query=HostQuery, rename={"User": "WorkflowUser"},
                             extensions=[DjangoOptimizerExtension, DjangoOptimizerExtension()])
-    assert [e for e in schema.extensions if e is DjangoOptimizerExtension or isinstance(e, DjangoOptimizerExtension)] \
-        == [DjangoOptimizerExtension]
+    optimizers = [e for e in schema.extensions if e is DjangoOptimizerExtension or isinstance(e, DjangoOptimizerExtension)]
+    assert optimizers == [DjangoOptimizerExtension]
     assert schema.execution_context_class is SharedEventExecutionContext
     deep = "{ staff { username } " + "workflows { edges { node { steps { workflow { " * 3 + "name" + " } } } } }" * 3 + " }"
     assert "exceeds maximum operation depth" in schema.execute_sync(deep).errors[0].message
