@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: test demo bench schema install clean client fuzz
+.PHONY: test demo bench schema install clean client fuzz dist-check
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,3 +51,17 @@ clean:
 # `make bench` prints every figure with its floor/peer; QUICK=1 for the two-minute version.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick,)
+
+# The distribution, proven as a project would install it: the wheel and sdist built into dist/
+# (no deprecation warning allowed) and checked by twine, the wheel (not editable) installed with
+# its extras into a fresh virtualenv, and examples/host_project's tests run there. A template,
+# static file, migration or command missing from the wheel fails here. CI runs it after `make test`.
+HOST_VENV ?= build/host-venv
+dist-check: $(STAMP)
+	rm -rf dist $(HOST_VENV) && mkdir -p build
+	$(BIN)/python -m build --outdir dist . > build/dist-build.log 2>&1 || { cat build/dist-build.log; exit 1; }
+	@! grep -i -n "deprecat" build/dist-build.log || { echo "the build warns of a deprecation (above)"; exit 1; }
+	$(BIN)/python -m twine check --strict dist/*
+	$(PYTHON) -m venv $(HOST_VENV)
+	$(HOST_VENV)/bin/python -m pip install -q "$$(ls dist/*.whl)[postgres,redis,server]" -r examples/host_project/requirements-test.txt
+	cd examples/host_project && DJANGO_STEPS_FROM_WHEEL=1 $(CURDIR)/$(HOST_VENV)/bin/python -m pytest -q -p no:cacheprovider

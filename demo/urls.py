@@ -18,8 +18,9 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path("admin/", admin.site.urls),
     # `make demo` serves with daphne, which (unlike runserver) serves no static files: the demo
-    # serves its own (dashboard, vendored graphql-ws and mermaid, admin CSS) from the app
-    # directories. A deployment runs `collectstatic` and lets the proxy or WhiteNoise do it.
+    # serves them itself from the app directories (the dashboard's, mermaid, the admin CSS, and
+    # GraphiQL and graphql-ws from graphql_api). A deployment runs `collectstatic` and lets the
+    # proxy or WhiteNoise do it.
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
     path("", include("graphql_api.urls")),
 ]

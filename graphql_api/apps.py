@@ -7,6 +7,16 @@ class GraphqlApiConfig(AppConfig):
     verbose_name = "Workflows GraphQL API"
 
     def ready(self) -> None:
-        from . import events
+        from django.core import checks as django_checks
+
+        from . import checks, events
 
         events.connect()  # committed history -> channel layer (subscriptions)
+        for check in (
+            checks.check_apps_and_middleware,
+            checks.check_channel_layer,
+            checks.check_development_server,
+            checks.check_graphiql,
+            checks.check_asgi,
+        ):
+            django_checks.register(check, checks.TAG)

@@ -30,8 +30,8 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 from .errors import BAD_USER_INPUT, INTERNAL_SERVER_ERROR, UNSTORABLE_STRING, is_unstorable_string_error, should_mask
 
 DEFAULTS: dict[str, Any] = {
-    "GRAPHIQL": False,
-    "INTROSPECTION": False,
+    "GRAPHIQL": None,  # None: follow settings.DEBUG
+    "INTROSPECTION": None,  # None: follow settings.DEBUG
     "MAX_DEPTH": 10,
     "MAX_ALIASES": 30,
     "MAX_TOKENS": 5000,
@@ -41,7 +41,8 @@ DEFAULTS: dict[str, Any] = {
 
 def graphql_setting(name: str) -> Any:
     """A key of ``settings.DJANGO_STEPS_GRAPHQL``, read at call time (tests may override it)."""
-    return getattr(settings, "DJANGO_STEPS_GRAPHQL", {}).get(name, DEFAULTS.get(name))
+    value = getattr(settings, "DJANGO_STEPS_GRAPHQL", {}).get(name, DEFAULTS.get(name))
+    return settings.DEBUG if value is None and name in ("GRAPHIQL", "INTROSPECTION") else value
 
 
 class IntrospectionSwitch(SchemaExtension):

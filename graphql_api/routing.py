@@ -6,14 +6,31 @@
   ``graphql-transport-ws`` and the legacy ``graphql-ws``), behind an ``Origin`` check and
   Channels' ``AuthMiddlewareStack`` (the same session cookie as HTTP identifies the user).
 
+A project's ``asgi.py``::
+
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+
+    from graphql_api.routing import get_application  # imports no model: safe before setup
+
+    application = get_application("mysite.schema:schema")
+
+:func:`get_application` sets Django up (``get_asgi_application()``) *before* it imports the
+schema, so a schema given as a dotted path or a callable (see :mod:`graphql_api.schemas`) may
+import models freely; importing the host's schema module at the top of ``asgi.py`` instead would
+raise ``AppRegistryNotReady``. Without a schema it serves django-steps' own.
+
 The origin check accepts browsers on a host of ``ALLOWED_HOSTS`` (as Channels'
 ``AllowedHostsOriginValidator``) or on an origin listed in
 ``DJANGO_STEPS_GRAPHQL["ALLOWED_ORIGINS"]`` (a SPA served elsewhere, e.g.
 ``"https://app.example.com"``; ``"*"`` allows any). A handshake without ``Origin`` comes from a
 non-browser client, which cannot carry a victim's cookies across sites, and is accepted.
 
-Serve it with ``daphne demo.asgi:application`` or ``uvicorn demo.asgi:application``; uvicorn
-needs a WebSocket implementation, which ``uvicorn[standard]`` (the ``server`` extra) brings.
+Serve it with ``daphne mysite.asgi:application`` or ``uvicorn mysite.asgi:application``; uvicorn
+needs a WebSocket implementation, which ``uvicorn[standard]`` (the ``server`` extra) brings. In
+development, ``manage.py runserver`` serves it when ``"daphne"`` is the first of
+``INSTALLED_APPS`` (``manage.py check`` warns otherwise).
 """
 
 from __future__ import annotations
@@ -30,6 +47,8 @@ from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.urls import re_path
 from strawberry.channels import GraphQLWSConsumer
+
+from .schemas import SchemaSpec, load_schema
 
 logger = logging.getLogger("graphql_api.routing")
 
@@ -93,14 +112,13 @@ def allowed_origins() -> list[str]:
     return hosts + list(_graphql_settings().get("ALLOWED_ORIGINS", []))
 
 
-def websocket_application(schema=None, *, path: str = r"^graphql/?$"):
-    """The WebSocket side alone: origin check → session auth → GraphQL consumer."""
+def websocket_application(schema: SchemaSpec = None, *, path: str = r"^graphql/?$"):
+    """The WebSocket side alone: origin check → session auth → GraphQL consumer for ``schema``
+    on the URL path matching the regular expression ``path``. Needs Django set up."""
     from channels.auth import AuthMiddlewareStack  # imports auth models: needs the app registry
 
-    if schema is None:
-        from .schema import schema
     consumer = WorkflowGraphQLWSConsumer.as_asgi(
-        schema=schema,
+        schema=load_schema(schema),
         # The origin was checked above with the project's policy (strawberry's own check would
         # refuse a SPA origin that is allowed here).
         allowed_origins=["*"],
@@ -110,7 +128,8 @@ def websocket_application(schema=None, *, path: str = r"^graphql/?$"):
     return GraphQLOriginValidator(AuthMiddlewareStack(URLRouter([re_path(path, consumer)])), allowed_origins())
 
 
-def get_application(schema=None):
-    """The project's ASGI application (``demo.asgi.application`` is ``get_application()``)."""
+def get_application(schema: SchemaSpec = None, *, path: str = r"^graphql/?$"):
+    """The project's ASGI application: Django for HTTP, ``schema`` (ours by default) over
+    WebSocket on ``path`` (a regular expression matching the GraphQL view's URL path)."""
     django_asgi = get_asgi_application()  # sets Django up before anything imports models
-    return ProtocolTypeRouter({"http": django_asgi, "websocket": websocket_application(schema)})
+    return ProtocolTypeRouter({"http": django_asgi, "websocket": websocket_application(schema, path=path)})

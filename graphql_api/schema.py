@@ -1,23 +1,15 @@
 """The GraphQL schema of django-steps.
 
 ``schema.graphql`` at the repository root is this schema printed (``make schema``); a test fails
-when they differ.
+when they differ. It is :func:`graphql_api.composition.compose_schema` with nothing of a host's:
+a host project's composed schema is built by the same function, so both run the same extensions
+and execution context.
 """
 
 from __future__ import annotations
 
-import strawberry
+from .composition import compose_schema
 
-from .execution import SharedEventExecutionContext
-from .extensions import schema_extensions
-from .mutations import Mutation
-from .queries import Query
-from .subscriptions import Subscription
+__all__ = ["schema"]
 
-schema = strawberry.Schema(
-    query=Query,
-    mutation=Mutation,
-    subscription=Subscription,
-    extensions=schema_extensions(),
-    execution_context_class=SharedEventExecutionContext,
-)
+schema = compose_schema()

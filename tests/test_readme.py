@@ -62,3 +62,143 @@ def test_readme_login_query_and_mutation_work_as_written(client):
     moved = result["data"]["updateWorkflowStepStatus"]
     assert moved["version"] == 2
     assert moved["currentStep"]["name"] == "Senior Review"  # the CEL branch: 5600 > 1000
+
+
+# --------------------------------------------------------------------- Use it in your project
+
+SECTION = README[README.index("## Use it in your project"):README.index("## Configuration")]
+#: (language, text) of each code block of the section, in order.
+STEPS = re.findall(r"```(python|sh)\n(.*?)```", SECTION, flags=re.S)
+EXAMPLE = ROOT / "examples" / "host_project"
+
+
+def block_file(text: str) -> str:
+    """The file a Python block is for: its first line names it."""
+    match = re.match(r"# ([\w/]+\.py)\b", text)
+    assert match, f"a Python block of 'Use it in your project' must start with '# <file>':\n{text}"
+    return match.group(1)
+
+
+def python_blocks() -> list[tuple[str, str]]:
+    return [(block_file(text), text) for language, text in STEPS if language == "python"]
+
+
+def test_the_example_project_is_what_the_readme_describes():
+    """examples/host_project's settings hold every settings block; its other files are the last
+    block for them, as written."""
+    settings = (EXAMPLE / "mysite" / "settings.py").read_text()
+    final: dict[str, str] = {}
+    for path, text in python_blocks():
+        if path.endswith("settings.py"):
+            assert text in settings, text
+        else:
+            final[path] = text
+    assert set(final) == {"mysite/urls.py", "mysite/asgi.py", "invoices/schema.py", "mysite/schema.py"}
+    for path, text in final.items():
+        assert (EXAMPLE / path).read_text() == text, path
+
+
+def test_the_install_commands_name_the_wheel_the_build_makes_and_real_extras():
+    """The install block's commands are the ones `make dist-check` (CI) runs: `python -m build`,
+    then the wheel with extras into a fresh virtualenv."""
+    import tomllib
+
+    install = next(text for language, text in STEPS if language == "sh" and "pip install" in text)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wheel = f"{project['name'].replace('-', '_')}-{project['version']}-py3-none-any.whl"
+    assert "python -m build\n" in install
+    [(path, extras)] = re.findall(r'pip install "dist/([^"\[]+)\[([^\]]+)\]"', install)
+    assert path == wheel
+    assert set(extras.split(",")) <= set(project["optional-dependencies"])
+    recipe = (ROOT / "Makefile").read_text().split("dist-check:", 1)[1].split("\n\n", 1)[0]
+    assert "-m build" in recipe and "$$(ls dist/*.whl)[" in recipe
+    ci_extras = re.search(r"\$\$\(ls dist/\*\.whl\)\[([^\]]+)\]", recipe).group(1)
+    assert set(extras.split(",")) <= set(ci_extras.split(","))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _probe_runserver(command: list[str], cwd: Path, env: dict) -> None:
+    """Run `manage.py runserver` (on a free port) and use it: GraphiQL and its static files over
+    HTTP, and a GraphQL WebSocket."""
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    from websockets.sync.client import connect
+
+    port = _free_port()
+    process = subprocess.Popen([*command, f"127.0.0.1:{port}", "--noreload"], cwd=cwd, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.stdout.read().decode()[-3000:]
+            try:
+                page = urllib.request.urlopen(urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql/", headers={"Accept": "text/html"}), timeout=2).read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "runserver did not start"
+                time.sleep(0.2)
+        assert "graphiql" in page.lower()  # DEBUG is on in a new project
+        script = re.search(r'src="(/static/graphql_api/vendor/graphiql/graphiql-[^"]+\.js)"', page).group(1)
+        assert len(urllib.request.urlopen(f"http://127.0.0.1:{port}{script}", timeout=10).read()) > 100_000
+        with connect(f"ws://127.0.0.1:{port}/graphql/", subprotocols=["graphql-transport-ws"],
+                     open_timeout=10) as socket:
+            socket.send(json.dumps({"type": "connection_init", "payload": {}}))
+            assert json.loads(socket.recv(timeout=10))["type"] == "connection_ack"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_a_fresh_project_set_up_as_the_readme_says(tmp_path):
+    """`django-admin startproject mysite`, the example's `invoices` app, then every code block
+    of 'Use it in your project' in order: Python blocks into their files (settings blocks
+    appended, the others written), `python manage.py …` commands run (`check` must find no
+    issue; `runserver` is started and used). The install block is `make dist-check`'s (above)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    project = tmp_path / "mysite"
+    project.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "mysite.settings"}
+    env.pop("DATABASE_URL", None)
+    subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(project)], check=True, env=env)
+    shutil.copytree(EXAMPLE / "invoices", project / "invoices",
+                    ignore=shutil.ignore_patterns("schema.py", "__pycache__"))
+
+    ran = []
+    for language, text in STEPS:
+        if language == "python":
+            path = block_file(text)
+            target = project / path
+            if path.endswith("settings.py"):
+                target.write_text(target.read_text() + "\n\n" + text)
+            else:
+                target.write_text(text)
+            continue
+        for line in text.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if not line.startswith("python manage.py"):
+                continue  # the install commands: make dist-check runs them
+            command = [sys.executable, *line.split()[1:]]
+            if command[2] == "runserver":
+                _probe_runserver(command, project, env)
+            else:
+                result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+                assert result.returncode == 0, result.stdout + result.stderr
+                if command[2] == "check":
+                    assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
+            ran.append(command[2])
+    assert ran == ["migrate", "check", "runserver", "migrate", "check"]

@@ -64,13 +64,13 @@ def test_dashboard_sets_the_csrf_cookie_and_embeds_the_client_operations(demo_cl
     assert "fragment InstanceCard on WorkflowInstance" in config["operations"]["InstanceEvents"]
     assert "fragment OperationErrors" not in config["operations"]["Workflows"]
     html = response.content.decode()
-    assert "/static/vendor/graphql-ws-6.4.2.min.js" in html
+    assert "/static/graphql_api/vendor/graphql-ws-6.4.2.min.js" in html
     assert "cdn" not in html.lower()
 
 
 def test_vendored_assets_are_served_without_internet(demo_client):
     for path in (
-        "/static/vendor/graphql-ws-6.4.2.min.js",
+        "/static/graphql_api/vendor/graphql-ws-6.4.2.min.js",
         "/static/vendor/mermaid-11.17.2.min.js",
         "/static/demo/dashboard.js",
         "/static/demo/dashboard.css",
@@ -79,7 +79,7 @@ def test_vendored_assets_are_served_without_internet(demo_client):
         assert response.status_code == 200, path
         body = b"".join(response.streaming_content)
         assert len(body) > 1000, path
-    graphql_ws = b"".join(demo_client.get("/static/vendor/graphql-ws-6.4.2.min.js").streaming_content)
+    graphql_ws = b"".join(demo_client.get("/static/graphql_api/vendor/graphql-ws-6.4.2.min.js").streaming_content)
     assert b"graphqlWs" in graphql_ws and b"createClient" in graphql_ws
 
 
@@ -103,24 +103,6 @@ def test_labels_respect_view_permissions(client):
 
 def test_labels_need_a_login(client):
     assert client.get("/dashboard/labels/", {"ref": "claims.claim:1"}).status_code == 302
-
-
-def test_graphiql_is_served_from_vendored_files_with_matching_integrity(client):
-    """GraphiQL must work offline: no CDN URL in the page, and every vendored file it loads
-    matches the integrity hash strawberry's page declares for the unpkg original."""
-    import base64
-    import hashlib
-
-    from django.contrib.staticfiles import finders
-
-    html = client.get("/graphql/", HTTP_ACCEPT="text/html").content.decode()
-    assert "GraphiQL" in html
-    assert "unpkg.com" not in html and "https://" not in html.replace("http://www.w3.org", "")
-    assets = re.findall(r'(?:src|href)="/static/([^"]+)"\s+integrity="sha384-([^"]+)"', html)
-    assert len(assets) == 7, assets
-    for path, expected in assets:
-        digest = base64.b64encode(hashlib.sha384(open(finders.find(path), "rb").read()).digest()).decode()
-        assert digest == expected, path
 
 
 def test_demo_user_sees_claims_with_their_workflow_position_in_the_admin(demo_client):

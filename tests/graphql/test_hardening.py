@@ -130,7 +130,8 @@ def test_graphiql_switch(client, settings):
     assert page.status_code == 200 and b"graphiql" in page.content.lower()
     assert "csrftoken" in page.cookies
     settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "GRAPHIQL": False}
-    assert client.get(ENDPOINT, HTTP_ACCEPT="text/html").status_code == 404
+    off = client.get(ENDPOINT, HTTP_ACCEPT="text/html")  # JSON, not a 404 page (tests/graphql/test_view.py)
+    assert off.status_code == 400 and off.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
 
 # ----------------------------------------------------------------------------- hostile input

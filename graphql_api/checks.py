@@ -1,0 +1,295 @@
+"""System checks: ``manage.py check`` says what a project is missing to serve the API.
+
+Registered by :class:`graphql_api.apps.GraphqlApiConfig` (tag ``django_steps``). Each message
+names the fix.
+
+==========================  ================================================================
+``django_steps.E001``       a required app is not in ``INSTALLED_APPS``
+``django_steps.E002``       session or authentication middleware missing, or out of order
+``django_steps.E003``       ``ASGI_APPLICATION`` is not set
+``django_steps.E004``       ``ASGI_APPLICATION`` cannot be imported
+``django_steps.E005``       the ASGI application routes no WebSocket to GraphQL where the
+                            GraphQL view is mounted (subscriptions would fail)
+``django_steps.W001``       no ``CHANNEL_LAYERS``: subscriptions would poll the database
+``django_steps.W002``       ``runserver`` would serve WSGI (no WebSockets): daphne is not the
+                            first of ``INSTALLED_APPS`` (checked with ``DEBUG`` on)
+``django_steps.W003``       GraphiQL is on while ``DEBUG`` is off
+``django_steps.W004``       the WebSocket route serves another schema than the HTTP view
+``django_steps.W005``       no URL routes to the GraphQL view
+``django_steps.W006``       the ASGI application could not be inspected (wrapped in something
+                            these checks do not know): WebSocket routing was not verified
+==========================  ================================================================
+
+CSRF middleware is not required: the GraphQL view runs Django's CSRF check itself (see
+:mod:`graphql_api.views`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls.resolvers import RegexPattern, RoutePattern
+from django.utils.module_loading import import_string
+
+from .extensions import graphql_setting
+
+__all__ = ["check_apps_and_middleware", "check_asgi", "check_channel_layer", "check_development_server",
+           "check_graphiql"]
+
+TAG = "django_steps"
+
+_SESSIONS = "django.contrib.sessions.middleware.SessionMiddleware"
+_AUTH = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+def _installed() -> list[str]:
+    return [config.name for config in apps.get_app_configs()]
+
+
+def check_apps_and_middleware(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    installed = _installed()
+    required = ["django.contrib.contenttypes", "django.contrib.auth", "channels", "strawberry_django", "django_steps"]
+    if settings.SESSION_ENGINE.startswith("django.contrib.sessions.backends.") and not settings.SESSION_ENGINE.endswith(
+        (".cache", ".signed_cookies")
+    ):
+        required.insert(2, "django.contrib.sessions")  # the session table
+    errors: list[CheckMessage] = [
+        Error(
+            f"{name!r} is not in INSTALLED_APPS; django-steps' GraphQL API needs it.",
+            hint=f"Add {name!r} to INSTALLED_APPS (see README, 'Use it in your project').",
+            id="django_steps.E001",
+        )
+        for name in required
+        if name not in installed
+    ]
+    positions = {}
+    for index, path in enumerate(settings.MIDDLEWARE):
+        try:
+            cls = import_string(path)
+        except ImportError:
+            continue  # Django reports it
+        for required_path in (_SESSIONS, _AUTH):
+            if isinstance(cls, type) and issubclass(cls, import_string(required_path)):
+                positions.setdefault(required_path, index)
+    for path, role in ((_SESSIONS, "log in with a session"), (_AUTH, "know the user")):
+        if path not in positions:
+            errors.append(
+                Error(
+                    f"{path.rsplit('.', 1)[1]} is not in MIDDLEWARE: GraphQL requests could not {role}.",
+                    hint=f"Add {path!r} to MIDDLEWARE (README, 'Use it in your project').",
+                    id="django_steps.E002",
+                )
+            )
+    if len(positions) == 2 and positions[_AUTH] < positions[_SESSIONS]:
+        errors.append(
+            Error(
+                "AuthenticationMiddleware comes before SessionMiddleware in MIDDLEWARE.",
+                hint="Move SessionMiddleware above AuthenticationMiddleware.",
+                id="django_steps.E002",
+            )
+        )
+    return errors
+
+
+def check_channel_layer(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    if "default" in (getattr(settings, "CHANNEL_LAYERS", None) or {}):
+        return []
+    return [
+        Warning(
+            "CHANNEL_LAYERS has no 'default' layer: subscriptions would poll the database for new events "
+            "instead of being told of them.",
+            hint="Set CHANNEL_LAYERS = {'default': {'BACKEND': 'channels_redis.core.RedisChannelLayer', "
+            "'CONFIG': {'hosts': ['redis://localhost:6379/0']}}} (the 'redis' extra), or "
+            "'channels.layers.InMemoryChannelLayer' for a single process.",
+            id="django_steps.W001",
+        )
+    ]
+
+
+def check_development_server(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    if not settings.DEBUG:
+        return []
+    installed = _installed()
+    staticfiles = "django.contrib.staticfiles"
+    daphne_first = "daphne" in installed and (
+        staticfiles not in installed or installed.index("daphne") < installed.index(staticfiles)
+    )
+    if daphne_first:
+        return []
+    return [
+        Warning(
+            "'manage.py runserver' would serve WSGI: WebSocket subscriptions (and GraphiQL's) would be refused "
+            + ("(daphne is installed after django.contrib.staticfiles, whose runserver wins)." if "daphne" in installed
+               else "(daphne is not in INSTALLED_APPS)."),
+            hint="Put 'daphne' first in INSTALLED_APPS (the 'server' extra installs it) so runserver serves "
+            "ASGI_APPLICATION; or run an ASGI server yourself (uvicorn mysite.asgi:application --reload) and "
+            "add 'django_steps.W002' to SILENCED_SYSTEM_CHECKS.",
+            id="django_steps.W002",
+        )
+    ]
+
+
+def check_graphiql(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    if settings.DEBUG or not graphql_setting("GRAPHIQL"):
+        return []
+    return [
+        Warning(
+            "GraphiQL is on while DEBUG is off: anyone reaching /graphql/ with a browser gets the IDE.",
+            hint="Remove DJANGO_STEPS_GRAPHQL['GRAPHIQL'] (it then follows DEBUG) or set it to False in production.",
+            id="django_steps.W003",
+        )
+    ]
+
+
+# ----------------------------------------------------------------------------------- ASGI
+
+
+def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    from .views import DjangoStepsGraphQLView
+
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    if not path:
+        return [
+            Error(
+                "ASGI_APPLICATION is not set: subscriptions need the ASGI application of graphql_api.routing.",
+                hint="In mysite/asgi.py: application = get_application('mysite.schema:schema') "
+                "(from graphql_api.routing); in settings: ASGI_APPLICATION = 'mysite.asgi.application'.",
+                id="django_steps.E003",
+            )
+        ]
+    try:
+        application = import_string(path)
+    except Exception as error:  # what the server would hit when it starts
+        return [
+            Error(
+                f"ASGI_APPLICATION {path!r} cannot be imported: {type(error).__name__}: {error}"[:500],
+                hint="Fix the import; asgi.py must call get_application() before importing anything that "
+                "imports models (pass your schema as a dotted path: get_application('mysite.schema:schema')).",
+                id="django_steps.E004",
+            )
+        ]
+
+    views = list(_graphql_views(get_resolver().url_patterns, DjangoStepsGraphQLView))
+    if not views:
+        return [
+            Warning(
+                "No URL routes to django-steps' GraphQL view.",
+                hint="Add path('', include('graphql_api.urls')) to your URLconf, or "
+                "path('', include(graphql_urls('mysite.schema:schema'))) for a composed schema.",
+                id="django_steps.W005",
+            )
+        ]
+    found, routes = _websocket_routes(application)
+    if not found:
+        return [
+            Warning(
+                f"ASGI_APPLICATION {path!r} could not be inspected (no channels ProtocolTypeRouter found inside): "
+                "its WebSocket routing to GraphQL was not verified.",
+                hint="Build it with graphql_api.routing.get_application(), or silence django_steps.W006 once "
+                "subscriptions work.",
+                id="django_steps.W006",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    for url, schema in views:
+        if url is None:
+            continue  # a URL with converters or a regex: nothing concrete to try
+        consumers = [consumer for patterns, consumer in routes if _matches(patterns, url)]
+        if not consumers:
+            messages.append(
+                Error(
+                    f"The GraphQL view is at /{url} but ASGI_APPLICATION {path!r} routes no WebSocket to a "
+                    "GraphQL consumer there: subscriptions would fail.",
+                    hint="In asgi.py: application = get_application(<your schema>, "
+                    f"path=r'^{re.escape(url.rstrip('/'))}/?$') (graphql_api.routing; path is a regular "
+                    "expression of the URL path).",
+                    id="django_steps.E005",
+                )
+            )
+        elif not any((getattr(c, "consumer_initkwargs", {}) or {}).get("schema") is schema for c in consumers):
+            messages.append(
+                Warning(
+                    f"The WebSocket at /{url} serves another schema than the GraphQL view there: subscriptions "
+                    "and HTTP operations would not see the same API.",
+                    hint="Pass the same schema to graphql_urls(...) and get_application(...) (e.g. the same "
+                    "dotted path).",
+                    id="django_steps.W004",
+                )
+            )
+    return messages
+
+
+def _graphql_views(patterns, view_class, prefix: str | None = "") -> Iterator[tuple[str | None, Any]]:
+    """(URL path without the leading slash, or None if not concrete; schema) of each GraphQL view."""
+    for entry in patterns:
+        part = _literal(entry.pattern)
+        path = None if prefix is None or part is None else prefix + part
+        if isinstance(entry, URLResolver):
+            yield from _graphql_views(entry.url_patterns, view_class, path)
+        elif isinstance(entry, URLPattern):
+            cls = getattr(entry.callback, "view_class", None)
+            if isinstance(cls, type) and issubclass(cls, view_class):
+                yield path, (getattr(entry.callback, "view_initkwargs", {}) or {}).get("schema")
+
+
+def _literal(pattern: Any) -> str | None:
+    """The one path a URL pattern matches, if it matches one literal string."""
+    if isinstance(pattern, RoutePattern):
+        route = str(pattern._route)
+        return None if "<" in route else route
+    if isinstance(pattern, RegexPattern):
+        regex = str(pattern._regex).removeprefix("^").removesuffix("$").removesuffix(r"\Z")
+        if re.search(r"[.^$*+?()\[\]{}|]", re.sub(r"\\\W", "", regex)) or re.search(r"\\\w", regex):
+            return None  # not one literal path
+        return re.sub(r"\\(\W)", r"\1", regex)
+    return None
+
+
+def _websocket_routes(application: Any) -> tuple[bool, list[tuple[tuple, Any]]]:
+    """Whether a channels ProtocolTypeRouter was found, and every (URL patterns, consumer app) of
+    a GraphQL WebSocket consumer reachable from its ``websocket`` side."""
+    from channels.routing import ProtocolTypeRouter, URLRouter
+    from strawberry.channels import GraphQLWSConsumer
+
+    found = False
+    routes: list[tuple[tuple, Any]] = []
+    seen: set[int] = set()
+
+    def walk(app: Any, patterns: tuple, depth: int = 0) -> None:
+        nonlocal found
+        if app is None or id(app) in seen or depth > 50:
+            return
+        seen.add(id(app))
+        if isinstance(app, ProtocolTypeRouter):
+            found = True
+            walk(app.application_mapping.get("websocket"), patterns, depth + 1)
+            return
+        if isinstance(app, URLRouter):
+            for route in app.routes:
+                walk(route.callback, (*patterns, route.pattern), depth + 1)
+            return
+        consumer = getattr(app, "consumer_class", None)
+        if isinstance(consumer, type) and issubclass(consumer, GraphQLWSConsumer):
+            routes.append((patterns, app))
+            return
+        for attribute in ("inner", "application", "app"):  # channels middleware, validators, wrappers
+            walk(getattr(app, attribute, None), patterns, depth + 1)
+
+    walk(application, ())
+    return found, routes
+
+
+def _matches(patterns: tuple, path: str) -> bool:
+    remaining = path
+    for pattern in patterns:
+        match = pattern.match(remaining)
+        if not match:
+            return False
+        remaining = match[0]
+    return True

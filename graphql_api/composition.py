@@ -1,0 +1,271 @@
+"""Compose django-steps' GraphQL API into a host project's own strawberry schema.
+
+Everything a host project needs is here (import it once Django is set up, e.g. from the module
+that builds its schema)::
+
+    from graphql_api.composition import WorkflowInstanceType, compose_schema
+
+    schema = compose_schema(query=Query, mutation=Mutation, rename={"User": "WorkflowUser"})
+
+:func:`compose_schema` merges the host's ``Query`` / ``Mutation`` / ``Subscription`` with ours
+(:data:`Query`, :data:`Mutation`, :data:`Subscription`) and builds one ``strawberry.Schema``
+with what our API needs to behave as documented, for every operation of that schema:
+
+* our schema extensions (:func:`schema_extensions`: depth/alias/token limits, parser and
+  validation caches, the introspection switch, error masking, the query optimizer), then the
+  host's own (a host extension we already run, e.g. ``DjangoOptimizerExtension``, is not added
+  twice);
+* our execution context (:class:`SharedEventExecutionContext`: a workflow event is executed
+  once per identical subscription);
+* name clashes settled by renaming *our* types in that schema only (``rename``): a host type
+  called ``User`` composes once ours is renamed, e.g. to ``WorkflowUser``. Our own
+  ``schema.graphql`` keeps its names. Types of the host are never renamed.
+
+A field that both the host's root type and ours define is an error unless the host names it in
+``replace`` (e.g. ``replace=["Query.node"]`` when the host's own ``node`` should resolve every
+type): silently shadowing one of our fields could bypass its permission checks.
+
+The object types below are for host types that expose our objects, e.g. an invoice's workflow
+instance. Returning a *queryset* from such a resolver lets our type's ``get_queryset`` apply our
+read rules (see README, "Extending our types").
+
+Global IDs contain the GraphQL type name, so renaming one of our Relay ``Node`` types would
+change its IDs in the host schema; that is refused for now (``ImproperlyConfigured``). Renaming
+``User`` and every other non-``Node`` type works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import strawberry
+from django.core.exceptions import ImproperlyConfigured
+from strawberry import relay
+from strawberry.exceptions import DuplicatedTypeName
+from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter
+from strawberry.types.base import StrawberryObjectDefinition, has_object_definition
+from strawberry.types.enum import StrawberryEnumDefinition
+from strawberry.types.lazy_type import LazyType
+from strawberry.types.union import StrawberryUnion
+
+from .execution import SharedEventExecutionContext
+from .extensions import schema_extensions
+from .mutations import Mutation
+from .queries import Query
+from .subscriptions import Subscription
+from .types import (
+    UserType,
+    WorkflowEventType,
+    WorkflowInstanceType,
+    WorkflowStepStatusType,
+    WorkflowStepType,
+    WorkflowTransitionType,
+    WorkflowType,
+)
+
+__all__ = [
+    "Mutation",
+    "Query",
+    "SharedEventExecutionContext",
+    "Subscription",
+    "UserType",
+    "WorkflowEventType",
+    "WorkflowInstanceType",
+    "WorkflowStepStatusType",
+    "WorkflowStepType",
+    "WorkflowTransitionType",
+    "WorkflowType",
+    "compose_schema",
+    "schema_extensions",
+]
+
+#: Python packages whose GraphQL types ``rename`` may rename.
+_OUR_PACKAGES = ("graphql_api", "django_steps")
+
+
+def compose_schema(
+    query: type | None = None,
+    mutation: type | None = None,
+    subscription: type | None = None,
+    *,
+    types: Iterable[Any] = (),
+    extensions: Iterable[Any] = (),
+    config: StrawberryConfig | None = None,
+    rename: Mapping[str, str] | None = None,
+    replace: Iterable[str] = (),
+    **schema_options: Any,
+) -> strawberry.Schema:
+    """One schema with the host's root types merged with ours (see the module docstring).
+
+    ``query``/``mutation``/``subscription`` are the host's root types (each optional);
+    ``types`` and ``extensions`` are added to ours; ``config`` is the host's
+    ``StrawberryConfig`` (copied, never changed); ``rename`` maps GraphQL names of our types to
+    the names they get in this schema; ``replace`` lists root fields (``"Query.node"``) that the
+    host's own definition replaces. Further keyword arguments go to ``strawberry.Schema``.
+    """
+    execution_context = schema_options.pop("execution_context_class", SharedEventExecutionContext)
+    if not (isinstance(execution_context, type) and issubclass(execution_context, SharedEventExecutionContext)):
+        raise ImproperlyConfigured(
+            "compose_schema() needs django-steps' execution context: pass a subclass of "
+            "graphql_api.composition.SharedEventExecutionContext, or none."
+        )
+    config = dataclasses.replace(config) if config is not None else StrawberryConfig()
+    converter: NameConverter = config.name_converter
+    nodes = sorted(set(rename or ()) & _our_node_names())
+    if nodes:
+        raise ImproperlyConfigured(
+            f"rename= names Relay Node types of django-steps ({', '.join(nodes)}): their global IDs carry the type "
+            "name, so they cannot be renamed (yet). Rename your own type instead."
+        )
+    if rename:
+        converter = config.name_converter = _renaming(config.name_converter, rename)
+    wanted = set(replace)
+    replaced: set[str] = set()
+    roots = {
+        name: _merge(name, host, ours, converter, wanted, replaced)
+        for name, host, ours in (
+            ("Query", query, Query),
+            ("Mutation", mutation, Mutation),
+            ("Subscription", subscription, Subscription),
+        )
+    }
+    if wanted - replaced:
+        raise ImproperlyConfigured(
+            f"replace= names fields that your root types do not share with django-steps': {sorted(wanted - replaced)}."
+        )
+    try:
+        schema = strawberry.Schema(
+            query=roots["Query"],
+            mutation=roots["Mutation"],
+            subscription=roots["Subscription"],
+            types=list(types),
+            extensions=_extensions(extensions),
+            execution_context_class=execution_context,
+            config=config,
+            **schema_options,
+        )
+    except DuplicatedTypeName as error:
+        clash = [c for c in (error.first_cls, error.second_cls) if _is_ours(c)]
+        if not clash:
+            raise
+        name = clash[0].__strawberry_definition__.name if has_object_definition(clash[0]) else str(clash[0])
+        raise ImproperlyConfigured(
+            f"{error.message}: by your types and django-steps'. Pass rename={{{name!r}: 'Workflow{name}'}} "
+            "(any free name) to compose_schema() to rename ours in this schema."
+        ) from error
+    if rename:
+        unused = set(rename) - converter.renamed  # type: ignore[attr-defined]
+        if unused:
+            raise ImproperlyConfigured(
+                f"rename= names no type of django-steps: {sorted(unused)} "
+                "(use the names in schema.graphql, e.g. 'User')."
+            )
+    return schema
+
+
+def _merge(
+    name: str, host: type | None, ours: type, converter: NameConverter, wanted: set[str], replaced: set[str]
+) -> type:
+    if host is None:
+        return ours
+    if not has_object_definition(host):
+        raise ImproperlyConfigured(f"The {name} type given to compose_schema() is not a strawberry type.")
+    host_fields = {converter.from_field(f): f for f in host.__strawberry_definition__.fields}
+    our_fields = {converter.from_field(f): f for f in ours.__strawberry_definition__.fields}
+    for field_name in sorted(host_fields.keys() & our_fields.keys()):
+        qualified = f"{name}.{field_name}"
+        if qualified not in wanted:
+            raise ImproperlyConfigured(
+                f"{qualified} is defined by your {name} type and by django-steps'. Rename yours, or pass "
+                f"replace=[{qualified!r}] to compose_schema() to serve yours instead of ours."
+            )
+        if host_fields[field_name].python_name != our_fields[field_name].python_name:
+            raise ImproperlyConfigured(
+                f"To replace {qualified}, name your Python attribute {our_fields[field_name].python_name!r}."
+            )
+        replaced.add(qualified)
+    # A subclass of both, the host's type first: for a replaced field its definition wins (as in
+    # strawberry.tools.merge_types).
+    description = host.__strawberry_definition__.description or ours.__strawberry_definition__.description
+    return strawberry.type(type(name, (host, ours), {}), name=name, description=description)
+
+
+def _extensions(host_extensions: Iterable[Any]) -> list[Any]:
+    ours = schema_extensions()
+    our_classes = {e for e in ours if isinstance(e, type)}
+    result = list(ours)
+    for extension in host_extensions:
+        if (extension if isinstance(extension, type) else type(extension)) in our_classes:
+            continue  # already runs for every operation
+        result.append(extension)
+    return result
+
+
+class _RenameOurTypes:
+    """Mixin for strawberry's ``NameConverter``: renames some of django-steps' types.
+
+    Only types defined in ``graphql_api`` / ``django_steps`` are renamed (a host type of the same
+    name keeps its name): object and input types, enums, and unions with one of our types as a
+    member. ``renamed`` records which names were used.
+    """
+
+    renames: dict[str, str]
+    renamed: set[str]
+
+    def _rename(self, name: str, origin: Any, is_node: bool = False) -> str:
+        new = self.renames.get(name)
+        if new is None or not _is_ours(origin):
+            return name
+        if is_node:
+            raise ImproperlyConfigured(
+                f"{name} is a Relay Node of django-steps: its global IDs carry its type name, so it cannot "
+                "be renamed (yet). Rename your own type instead."
+            )
+        self.renamed.add(name)
+        return new
+
+    def from_object(self, object_type: StrawberryObjectDefinition) -> str:
+        name = super().from_object(object_type)  # type: ignore[misc]
+        origin = object_type.origin
+        is_node = not object_type.is_input and isinstance(origin, type) and issubclass(origin, relay.Node)
+        return self._rename(name, origin, is_node)
+
+    def from_enum(self, enum: StrawberryEnumDefinition) -> str:
+        return self._rename(super().from_enum(enum), enum.wrapped_cls)  # type: ignore[misc]
+
+    def from_union(self, union: StrawberryUnion) -> str:
+        name = super().from_union(union)  # type: ignore[misc]
+        members = [t.resolve_type() if isinstance(t, LazyType) else t for t in union.types]
+        ours = next((m for m in members if _is_ours(m)), None)
+        return self._rename(name, ours) if ours is not None else name
+
+
+def _renaming(converter: NameConverter, renames: Mapping[str, str]) -> NameConverter:
+    """A copy of ``converter`` that also renames our types (its own naming rules still apply)."""
+    if len(set(renames.values())) != len(renames):
+        raise ImproperlyConfigured("rename= gives two of django-steps' types the same name.")
+    base = type(converter)
+    cls = type(f"Renaming{base.__name__}", (_RenameOurTypes, base), {})
+    copy = cls.__new__(cls)
+    copy.__dict__.update(converter.__dict__)
+    copy.renames = dict(renames)
+    copy.renamed = set()
+    return copy
+
+
+def _our_node_names() -> set[str]:
+    from . import types as our_types
+
+    return {
+        cls.__strawberry_definition__.name
+        for cls in vars(our_types).values()
+        if isinstance(cls, type) and issubclass(cls, relay.Node) and has_object_definition(cls)
+    }
+
+
+def _is_ours(origin: Any) -> bool:
+    module = getattr(origin, "__module__", None) or ""
+    return module.split(".", 1)[0] in _OUR_PACKAGES

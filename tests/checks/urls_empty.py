@@ -1,0 +1,3 @@
+"""A URLconf without the GraphQL view."""
+
+urlpatterns: list = []
