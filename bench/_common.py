@@ -65,7 +65,12 @@ FIVE_STEPS = {
 def create_workflow(name: str, spec: dict = FIVE_STEPS):
     from django_steps.models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 
+    from django.contrib.contenttypes.models import ContentType
+
+    from claims.models import Claim
+
     workflow = Workflow.objects.create(name=name)
+    workflow.content_types.add(ContentType.objects.get_for_model(Claim))
     steps = {}
     for step in spec["steps"]:
         statuses = step["statuses"]

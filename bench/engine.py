@@ -79,7 +79,12 @@ def create_workflow():
     out of Step 2 has a CEL condition on the content object, the others are unconditional."""
     from django_steps.models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 
+    from django.contrib.contenttypes.models import ContentType
+
+    from tests.testapp.models import Document
+
     workflow = Workflow.objects.create(name="Bench five steps")
+    workflow.content_types.add(ContentType.objects.get_for_model(Document))
     steps = []
     for order, name in enumerate(FIVE_STEPS, start=1):
         step = WorkflowStep.objects.create(

@@ -26,7 +26,7 @@ from bench._common import create_workflow, emit, median_seconds, seed_instances,
 
 HERE = Path(__file__).resolve().parent
 PEER_VENV = HERE / ".venv-peer"
-PEER_PACKAGES = ["graphene-django>=3.2", "Django>=5.2,<6", "cel-python>=0.5", "PyYAML>=6", "psycopg[binary]>=3.2"]
+PEER_PACKAGES = ["graphene-django>=3.2", "Django>=5.2,<6", "cel-python>=0.5", "PyYAML>=6", "psycopg[binary]>=3.2", "rules>=3.5"]
 
 QUERY = """
 query Page($first: Int!) {

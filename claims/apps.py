@@ -5,3 +5,6 @@ class ClaimsConfig(AppConfig):
     name = "claims"
     verbose_name = "Claims (demo)"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import rules  # noqa: F401  (registers the claims permissions with django-rules)

@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "strawberry_django",
+    "rules",
     "django_steps",
     "graphql_api",
     "claims",
@@ -111,6 +112,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+# django-rules answers object permissions (claims/rules.py); ModelBackend the stored ones.
+AUTHENTICATION_BACKENDS = [
+    "rules.permissions.ObjectPermissionBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "demo.urls"
@@ -143,6 +150,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "demo" / "static"]  # dashboard assets, vendored graphql-ws and mermaid
+
+# django-steps engine settings: which instances each user sees (claims/visibility.py).
+DJANGO_STEPS = {
+    "VISIBLE_INSTANCES": "claims.visibility.visible_instances",
+}
 
 # django-steps GraphQL settings (see README, "Configuration").
 DJANGO_STEPS_GRAPHQL = {

@@ -15,6 +15,8 @@ from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
+from django_steps.authorization import may_view_object
+
 #: Most labels one request may ask for.
 MAX_LABELS = 200
 
@@ -85,7 +87,8 @@ def object_labels(request: HttpRequest) -> JsonResponse:
     ``?ref=claims.claim:3&ref=...`` (the instance's ``contentType`` and ``objectId``) returns
     ``{"labels": {"claims.claim:3": "Broken window (450.00)"}}``. The GraphQL API deliberately
     knows nothing about the attached models, so the demo page asks its own project. Objects of
-    models the user may not view, or that do not exist, are left out.
+    the user may not view (``<app>.view_<model>``, for the object), or that do not exist, are
+    left out.
     """
     wanted: dict[tuple[str, str], list[str]] = {}
     for ref in request.GET.getlist("ref")[:MAX_LABELS]:
@@ -100,8 +103,6 @@ def object_labels(request: HttpRequest) -> JsonResponse:
             model = apps.get_model(app_label, model_name)
         except LookupError:
             continue
-        if not request.user.has_perm(f"{app_label}.view_{model._meta.model_name}"):
-            continue
         valid = []
         for object_id in ids:
             try:
@@ -109,5 +110,6 @@ def object_labels(request: HttpRequest) -> JsonResponse:
             except Exception:  # a malformed id names no object
                 continue
         for obj in model._default_manager.filter(pk__in=valid):
-            labels[f"{app_label}.{model._meta.model_name}:{obj.pk}"] = str(obj)
+            if may_view_object(request.user, obj):  # globally, or this object (django-rules)
+                labels[f"{app_label}.{model._meta.model_name}:{obj.pk}"] = str(obj)
     return JsonResponse({"labels": labels})

@@ -49,6 +49,7 @@ class StatusDef:
     is_completion_status: bool
     is_cancellation_status: bool
     is_on_hold_status: bool
+    permission: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class CompiledWorkflow:
     definition_version: int
     steps: dict[int, StepDef]
     statuses: dict[int, StatusDef]
+    content_type_ids: frozenset[int] = frozenset()
 
     @property
     def initial_step(self) -> StepDef | None:
@@ -153,6 +155,7 @@ def _compile(workflow: Workflow) -> Callable[[int], CompiledWorkflow]:
                 st.is_completion_status,
                 st.is_cancellation_status,
                 st.is_on_hold_status,
+                st.permission,
             )
             statuses[st.id] = status
             steps[st.step_id].statuses[st.name] = status
@@ -161,13 +164,18 @@ def _compile(workflow: Workflow) -> Callable[[int], CompiledWorkflow]:
                 steps[t.from_step_id].transitions.append(
                     TransitionDef(t.id, t.from_step_id, t.to_step_id, t.condition or "", t.priority, t.description)
                 )
-        return CompiledWorkflow(workflow_id, workflow.name, workflow.definition_version, steps, statuses)
+        content_types = frozenset(
+            Workflow.content_types.through.objects.filter(workflow_id=workflow_id).values_list(
+                "contenttype_id", flat=True
+            )
+        )
+        return CompiledWorkflow(workflow_id, workflow.name, workflow.definition_version, steps, statuses, content_types)
 
     return build
 
 
 def load(workflow: Workflow) -> CompiledWorkflow:
-    """Return the compiled definition of ``workflow`` (4 queries on a cache miss, 0 on a hit)."""
+    """Return the compiled definition of ``workflow`` (5 queries on a cache miss, 0 on a hit)."""
     return cached("compiled", workflow, _compile(workflow))
 
 

@@ -11,7 +11,11 @@ from django.conf import settings
 
 __all__ = ["DEFAULTS", "steps_setting"]
 
-DEFAULTS: dict[str, Any] = {}
+DEFAULTS: dict[str, Any] = {
+    # The visibility rule: a callable (user, queryset) -> queryset, or its dotted path; None keeps
+    # every instance (for users with django_steps.view_workflowinstance). See authorization.py.
+    "VISIBLE_INSTANCES": None,
+}
 
 
 def steps_setting(name: str) -> Any:

@@ -4,6 +4,7 @@ The document's keys mirror the model fields::
 
     name: Claim Processing
     description: ""
+    content_types: [claims.claim]      # the models it may be started on ("app_label.model")
     steps:
       - name: Submit Claim
         description: ""
@@ -17,6 +18,7 @@ The document's keys mirror the model fields::
             is_completion_status: false
             is_cancellation_status: false
             is_on_hold_status: false
+            permission: ""             # "app_label.codename" needed to set it; "" = none
     transitions:
       - from_step: Submit Claim        # steps are named, never numbered by id
         to_step: Review Claim
@@ -27,10 +29,15 @@ The document's keys mirror the model fields::
 Omitted keys (and keys given as ``null``) take the defaults shown. Unknown keys are refused, so
 a typo such as ``is_inital_step`` is reported instead of silently ignored.
 
+``content_types`` lists the models the workflow may be started on; a workflow listing none
+cannot be started (see :mod:`django_steps.authorization`), which validation warns about.
+
 Validation (:func:`validate_definition`) reports *every* problem at once, each with a path
 (``steps[1].statuses[0].name``) and a message. It refuses:
 
 - wrong types, missing names, unknown keys, names longer than 255 characters;
+- ``content_types`` entries that name no installed model, status permissions that are not
+  ``"app_label.codename"``;
 - duplicate step names, duplicate status names within a step;
 - not exactly one initial step, no final step;
 - not exactly one default status per step, more than one cancellation or on-hold status per
@@ -62,10 +69,12 @@ raised and nothing changes.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict, deque
 from typing import Any
 
 import yaml
+from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, router, transaction
 from django.db.models import ProtectedError, Q
 
@@ -94,7 +103,7 @@ __all__ = [
 
 MAX_NAME = 255
 
-_WORKFLOW_KEYS = {"name": str, "description": str, "steps": list, "transitions": list}
+_WORKFLOW_KEYS = {"name": str, "description": str, "content_types": list, "steps": list, "transitions": list}
 _STEP_KEYS = {
     "name": str,
     "description": str,
@@ -110,7 +119,9 @@ _STATUS_KEYS = {
     "is_completion_status": bool,
     "is_cancellation_status": bool,
     "is_on_hold_status": bool,
+    "permission": str,
 }
+_PERMISSION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z0-9_.-]+$")
 _TRANSITION_KEYS = {"from_step": str, "to_step": str, "condition": str, "priority": int, "description": str}
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping"}
 _ROLE_FLAGS = ("is_completion_status", "is_cancellation_status", "is_on_hold_status")
@@ -168,13 +179,19 @@ def normalize_document(document: Any) -> tuple[dict[str, Any], list[dict[str, st
     problems = _Problems()
     top = _check_mapping(document, "", _WORKFLOW_KEYS, ("name", "steps"), problems)
     if top is None:
-        return {"name": "", "description": "", "steps": [], "transitions": []}, problems.items
+        return {"name": "", "description": "", "content_types": [], "steps": [], "transitions": []}, problems.items
     normalized: dict[str, Any] = {
         "name": top.get("name", ""),
         "description": top.get("description", ""),
+        "content_types": [],
         "steps": [],
         "transitions": [],
     }
+    for i, label in enumerate(top.get("content_types", [])):
+        if not isinstance(label, str):
+            problems.add(f"content_types[{i}]", f'must be "app_label.model", not {type(label).__name__}')
+        elif label.lower() not in normalized["content_types"]:
+            normalized["content_types"].append(label.lower())
     for i, raw_step in enumerate(top.get("steps", [])):
         path = f"steps[{i}]"
         step = _check_mapping(raw_step, path, _STEP_KEYS, ("name",), problems)
@@ -195,6 +212,7 @@ def normalize_document(document: Any) -> tuple[dict[str, Any], list[dict[str, st
                     "is_completion_status": status.get("is_completion_status", False),
                     "is_cancellation_status": status.get("is_cancellation_status", False),
                     "is_on_hold_status": status.get("is_on_hold_status", False),
+                    "permission": status.get("permission", ""),
                     "_path": f"{path}.statuses[{j}]",
                 }
             )
@@ -231,6 +249,7 @@ def _strip_paths(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": doc["name"],
         "description": doc["description"],
+        "content_types": list(doc["content_types"]),
         "steps": [
             {
                 **{k: v for k, v in step.items() if k not in ("_path", "statuses")},
@@ -255,6 +274,12 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
     if not steps and "steps" not in {p["path"] for p in type_problems}:
         problems.add("steps", "a workflow needs at least one step")
 
+    for i, label in enumerate(doc["content_types"]):
+        if _content_type(label) is None:
+            problems.add(f"content_types[{i}]", f'"{label[:100]}" names no installed model (expected "app_label.model")')
+    if not doc["content_types"]:
+        warnings.append("No content_types: the workflow cannot be started on any model until some are listed.")
+
     # Steps and their statuses.
     by_name: dict[str, dict[str, Any]] = {}
     for step in steps:
@@ -268,6 +293,11 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
             if status["name"] in seen:
                 problems.add(f"{status['_path']}.name", f'duplicate status name "{status["name"]}" in step "{name}"')
             seen.add(status["name"])
+            if status["permission"] and not _PERMISSION_RE.match(status["permission"]):
+                problems.add(
+                    f"{status['_path']}.permission",
+                    f'permission of status "{status["name"]}" must be "app_label.codename"',
+                )
             roles = [flag for flag in _ROLE_FLAGS if status[flag]]
             if len(roles) > 1:
                 problems.add(
@@ -362,6 +392,18 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
     return doc, problems.items, warnings
 
 
+def _content_type(label: str) -> ContentType | None:
+    """The content type of an installed model named "app_label.model", else None."""
+    app_label, _, model = label.partition(".")
+    if not app_label or not model:
+        return None
+    try:
+        content_type = ContentType.objects.get_by_natural_key(app_label, model.lower())
+    except ContentType.DoesNotExist:
+        return None
+    return content_type if content_type.model_class() is not None else None
+
+
 def validate_definition(document: dict) -> list[str]:
     """Validate a whole definition document. Returns warnings; raises
     :class:`InvalidDefinition` listing every problem (``exc.problems``)."""
@@ -399,9 +441,11 @@ def export_workflow(workflow: Workflow) -> dict:
         WorkflowTransition.objects.filter(workflow=workflow),
         key=lambda t: (position.get(t.from_step_id, len(steps)), -t.priority, t.id),
     )
+    content_types = sorted(f"{ct.app_label}.{ct.model}" for ct in workflow.content_types.all())
     return {
         "name": workflow.name,
         "description": workflow.description,
+        "content_types": content_types,
         "steps": [
             {
                 "name": step.name,
@@ -417,6 +461,7 @@ def export_workflow(workflow: Workflow) -> dict:
                         "is_completion_status": st.is_completion_status,
                         "is_cancellation_status": st.is_cancellation_status,
                         "is_on_hold_status": st.is_on_hold_status,
+                        "permission": st.permission,
                     }
                     for st in statuses[step.id]
                 ],
@@ -519,10 +564,13 @@ def _canonical(doc: dict[str, Any]) -> tuple:
         for step in doc["steps"]
     )
     transitions = sorted(tuple(sorted(t.items())) for t in doc["transitions"])
-    return doc["description"], tuple(steps), tuple(transitions)
+    return doc["description"], tuple(sorted(doc.get("content_types", []))), tuple(steps), tuple(transitions)
 
 
 def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
+    wanted_types = [_content_type(label) for label in doc["content_types"]]
+    if {ct.pk for ct in workflow.content_types.all()} != {ct.pk for ct in wanted_types}:
+        workflow.content_types.set(wanted_types)
     existing_steps = {s.name: s for s in WorkflowStep.objects.using(using).filter(workflow=workflow)}
     existing_statuses: dict[tuple[str, str], WorkflowStepStatus] = {
         (st.step.name, st.name): st

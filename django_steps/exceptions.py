@@ -99,3 +99,15 @@ class WorkflowInUse(WorkflowError):
     """Raised when deleting or reshaping a definition that instances or history still use."""
 
     code = "WORKFLOW_IN_USE"
+
+
+class ModelNotAllowed(WorkflowError):
+    """Raised when a workflow is started on an object of a model its definition does not list."""
+
+    code = "MODEL_NOT_ALLOWED"
+
+
+class NotPermitted(WorkflowError):
+    """Raised when the acting user lacks the permission a status names; nothing was changed."""
+
+    code = "PERMISSION_DENIED"

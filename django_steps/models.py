@@ -28,6 +28,13 @@ class Workflow(models.Model):
     # A new random value on every such write: the per-process definition caches are keyed by
     # it, so a rolled-back edit's token is never handed out again (see ``compiled.py``).
     definition_token = models.UUIDField(default=uuid.uuid4, editable=False)
+    # The models it may be started on; none listed: it cannot be started (see authorization.py).
+    content_types = models.ManyToManyField(
+        ContentType,
+        blank=True,
+        related_name="+",
+        help_text="Models whose objects this workflow may be started on.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -74,6 +81,13 @@ class WorkflowStepStatus(models.Model):
     is_completion_status = models.BooleanField(default=False)
     is_cancellation_status = models.BooleanField(default=False)
     is_on_hold_status = models.BooleanField(default=False)
+    permission = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text='Permission needed to set this status ("app_label.codename"), checked with '
+        "user.has_perm(permission, content_object); empty: anyone who may change the instance.",
+    )
 
     class Meta:
         ordering = ("step", "id")

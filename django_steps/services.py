@@ -35,7 +35,7 @@ from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from . import cel, compiled, history
+from . import authorization, cel, compiled, history
 from .choices import EventKind, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef, TransitionDef
 from .exceptions import (
@@ -48,6 +48,7 @@ from .exceptions import (
     InvalidDefinition,
     NotAwaitingTransition,
     NotOnHold,
+    NotPermitted,
     UnknownStatus,
     VersionConflict,
     WorkflowNotFound,
@@ -110,6 +111,18 @@ def _refuse_finished(instance: WorkflowInstance) -> None:
             f"Workflow instance {instance.pk} is {instance.state.lower()}; it accepts no further changes.",
             instance_id=instance.pk,
             state=instance.state,
+        )
+
+
+def _require_permission(actor: Any, status: StatusDef | None, instance: WorkflowInstance) -> None:
+    """With an acting user, a status that names a permission needs it (see authorization.py)."""
+    if actor is None or status is None or not status.permission:
+        return
+    if not authorization.may_set_status(actor, status.permission, instance.content_object):
+        raise NotPermitted(
+            f'You do not have the permission to set the status "{status.name}". Nothing was changed.',
+            status_name=status.name,
+            instance_id=instance.pk,
         )
 
 
@@ -392,6 +405,8 @@ def start_workflow_instance(workflow_name: str, content_object: Model, *, actor:
         workflow = Workflow.objects.using(using).filter(name=workflow_name).first()
         if workflow is None:
             raise WorkflowNotFound(f'No workflow is named "{workflow_name}".', workflow_name=workflow_name)
+        definition = compiled.load(workflow)
+        authorization.check_startable(definition, content_type)
         existing = (
             WorkflowInstance.objects.using(using)
             .unfinished()
@@ -400,7 +415,6 @@ def start_workflow_instance(workflow_name: str, content_object: Model, *, actor:
         )
         if existing is not None:
             return existing
-        definition = compiled.load(workflow)
         initial = definition.initial_step
         if initial is None:
             raise InvalidDefinition(
@@ -472,6 +486,7 @@ def update_workflow_step_status(
                 status_name=new_status_name,
                 step_name=step.name,
             )
+        _require_permission(actor, status, instance)
         if status.is_cancellation_status:
             _cancel(instance, definition, step, actor, status=status)
         elif instance.state == InstanceState.ON_HOLD:
@@ -521,6 +536,7 @@ def advance_workflow_instance(
                 f'on step "{step.name}" is not a completion status.',
                 instance_id=instance.pk,
             )
+        _require_permission(actor, status, instance)
         _advance(instance, definition, step, status, _Context(instance, context_data), actor)
     return _sync(workflow_instance, instance)
 
@@ -563,6 +579,7 @@ def set_workflow_on_hold(
         if instance.state == InstanceState.ON_HOLD:
             raise InstanceOnHold(f"Workflow instance {instance.pk} is already on hold.", instance_id=instance.pk)
         _definition_, step = _definition(instance)
+        _require_permission(actor, step.on_hold_status, instance)
         _hold(instance, step, actor)
     return _sync(workflow_instance, instance)
 
@@ -599,6 +616,7 @@ def cancel_workflow_instance(
         instance = _lock(workflow_instance, expected_version)
         _refuse_finished(instance)
         definition, step = _definition(instance)
+        _require_permission(actor, step.cancellation_status, instance)
         _cancel(instance, definition, step, actor)
     return _sync(workflow_instance, instance)
 

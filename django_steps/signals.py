@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import Signal, receiver
 
 from .models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
@@ -42,3 +42,15 @@ def _workflow_created(sender, instance, created, using, **kwargs) -> None:
         from .compiled import note_definition_written
 
         note_definition_written(instance.pk, instance.definition_token, using)
+
+
+@receiver(m2m_changed, sender=Workflow.content_types.through)
+def _content_types_changed(sender, instance, action, reverse, pk_set, using, **kwargs) -> None:
+    """The models a workflow may be started on are part of its definition."""
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    from .compiled import bump_definition_version
+
+    workflow_ids = pk_set if reverse else {instance.pk}
+    for workflow_id in workflow_ids or ():
+        bump_definition_version(workflow_id, using=using)

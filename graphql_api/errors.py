@@ -34,6 +34,7 @@ from strawberry_django.fields.types import OperationInfo, OperationMessage
 from django_steps.exceptions import (
     ConditionSyntaxError,
     InvalidDefinition,
+    NotPermitted,
     UnknownStatus,
     WorkflowError,
 )
@@ -120,6 +121,8 @@ def _to_operation_info(error: Exception) -> OperationInfo:
         )
     if isinstance(error, WorkflowError):
         kind = Kind.VALIDATION if isinstance(error, _VALIDATION_ERRORS) else Kind.ERROR
+        if isinstance(error, NotPermitted):
+            kind = Kind.PERMISSION
         return OperationInfo(messages=[OperationMessage(kind=kind, message=error.message, code=error.code)])
     if is_unstorable_string_error(error):
         return OperationInfo(

@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_ALIASES": 30,
     "MAX_TOKENS": 5000,
     "MAX_PAGE_SIZE": 100,
+    "SUBSCRIPTION_RECHECK_SECONDS": 2.0,
 }
 
 

@@ -81,6 +81,11 @@ class WorkflowStepStatusInput:
     )
     is_cancellation_status: bool = strawberry.field(default=False, description="Setting it cancels the instance.")
     is_on_hold_status: bool = strawberry.field(default=False, description="Setting it puts the instance on hold.")
+    permission: str = strawberry.field(
+        default="",
+        description='Permission needed to set it ("app_label.codename"), checked for the attached object; '
+        "empty: anyone who may change the instance.",
+    )
 
 
 @strawberry.input(name="WorkflowStepInput", description="A step with its statuses.")
@@ -114,6 +119,11 @@ class WorkflowTransitionInput:
 class WorkflowDefinitionInput:
     name: str = strawberry.field(description="Unique workflow name.")
     description: str = strawberry.field(default="", description="Free text shown to users.")
+    content_types: list[str] = strawberry.field(
+        default_factory=list,
+        description='Models it may be started on, as "app_label.model" (e.g. "claims.claim"); none: it cannot '
+        "be started.",
+    )
     steps: list[WorkflowStepInput] = strawberry.field(description="The steps, in order.")
     transitions: list[WorkflowTransitionInput] = strawberry.field(
         default_factory=list, description="The transitions between the steps."
@@ -142,6 +152,7 @@ def definition_document(data: WorkflowDefinitionInput) -> dict[str, Any]:
                     "is_completion_status": st.is_completion_status,
                     "is_cancellation_status": st.is_cancellation_status,
                     "is_on_hold_status": st.is_on_hold_status,
+                    "permission": st.permission,
                 }
                 for st in s.statuses
             ],
@@ -153,6 +164,7 @@ def definition_document(data: WorkflowDefinitionInput) -> dict[str, Any]:
     return {
         "name": data.name,
         "description": data.description,
+        "content_types": list(data.content_types),
         "steps": [step(s) for s in data.steps],
         "transitions": [
             {

@@ -1,9 +1,17 @@
-"""The Mutation type. Each mutation is thin: check the permission, resolve the IDs, call one
-service of :mod:`django_steps` with the current user as actor, and map its errors
-(:mod:`graphql_api.errors`). Each returns ``<Type> | OperationInfo``."""
+"""The Mutation type. Each mutation is thin: resolve the IDs, call one service of
+:mod:`django_steps` with the current user as actor, return the object.
+
+The rest is the same for every mutation and lives in :func:`mutation`: the permission the
+mutation needs (``PERMISSION_DENIED`` before anything is looked up, so a refused client learns
+nothing about IDs), and the mapping of expected errors to ``OperationInfo``
+(:mod:`graphql_api.errors`). Instances are looked up through the visibility rule, so a hidden
+instance is ``NOT_FOUND`` exactly like a missing one. Each returns ``<Type> | OperationInfo``.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import strawberry
@@ -15,10 +23,11 @@ from strawberry import relay
 from strawberry.types import Info
 from strawberry_django.auth.mutations import resolve_login, resolve_logout
 
-from django_steps import services
-from django_steps.exceptions import ContentObjectNotFound, WorkflowNotFound
+from django_steps import authorization, compiled, services
+from django_steps.exceptions import ContentObjectNotFound, ModelNotAllowed, WorkflowNotFound
 from django_steps.models import Workflow, WorkflowInstance
 
+from . import permissions
 from .errors import (
     INVALID_CONTEXT,
     INVALID_CREDENTIALS,
@@ -42,14 +51,31 @@ from .inputs import (
 from .permissions import ADD_WORKFLOW, CHANGE_INSTANCE, CHANGE_WORKFLOW, DELETE_WORKFLOW, current_user, has_perm
 from .types import DeletedWorkflowType, UserType, WorkflowInstanceType, WorkflowType
 
-def _require(info: Info, perm: str) -> Any:
-    if not has_perm(info, perm):
-        raise permission_denied()
-    return current_user(info)
+
+def mutation(description: str, *, perm: str) -> Callable[[Callable[..., Any]], Any]:
+    """A mutation that needs ``perm`` and returns ``<Type> | OperationInfo``: expected errors
+    (the engine's, this layer's, Django's ``PermissionDenied``) become ``OperationInfo``;
+    anything else is a bug and is raised (masked and logged by the schema)."""
+
+    def decorate(resolver: Callable[..., Any]) -> Any:
+        @functools.wraps(resolver)
+        def guarded(self: Any, info: Info, **kwargs: Any) -> Any:
+            try:
+                if not has_perm(info, perm):
+                    raise permission_denied()
+                return resolver(self, info, **kwargs)
+            except Exception as error:  # noqa: BLE001 - expected errors mapped, the rest re-raised
+                return to_operation_info(error)
+
+        return strawberry_django.mutation(handle_django_errors=True, description=description)(guarded)
+
+    return decorate
 
 
-def _instance(input_id: str) -> WorkflowInstance:
-    return get_by_global_id(WorkflowInstance.objects.all(), input_id, "WorkflowInstance", field="instanceId")
+def _instance(info: Info, input_id: str) -> WorkflowInstance:
+    """The instance ``input_id`` names, if the viewer may see it (else NOT_FOUND, as for none)."""
+    visible = permissions.visible_instances(WorkflowInstance.objects.all(), info)
+    return get_by_global_id(visible, input_id, "WorkflowInstance", field="instanceId")
 
 
 def _context(value: Any) -> dict | None:
@@ -66,174 +92,160 @@ def _reloaded(instance: WorkflowInstance) -> WorkflowInstance:
     )
 
 
-def _content_object(content_type: str, object_id: str) -> Any:
+_NOT_ALLOWED = "This workflow cannot be started on this model."
+_NO_OBJECT = "No object with this primary key, or you may not view it."
+
+
+def _startable_object(info: Info, workflow_name: str, content_type: str, object_id: str) -> Any:
+    """The object to start ``workflow_name`` on, checked in an order that reveals nothing: the
+    model first (the same refusal whether or not the object exists), then the object, which the
+    viewer must be allowed to view (a hidden one is refused exactly like a missing one)."""
+    workflow = Workflow.objects.filter(name=workflow_name).first()
+    if workflow is None:
+        raise WorkflowNotFound(f'No workflow is named "{workflow_name:.100}".', workflow_name=workflow_name)
     app_label, _, model = content_type.partition(".")
     try:
         ct = ContentType.objects.get_by_natural_key(app_label, model.lower())
     except ContentType.DoesNotExist:
         ct = None
     model_class = ct.model_class() if ct else None
-    if model_class is None:
-        raise ContentObjectNotFound(f'No model is named "{content_type:.100}" (expected "app_label.model").')
+    if model_class is None or ct.pk not in compiled.load(workflow).content_type_ids:
+        raise ModelNotAllowed(_NOT_ALLOWED)
     try:
         obj = model_class._default_manager.filter(pk=object_id).first()
     except (ValueError, TypeError, OverflowError, ValidationError, DatabaseError):
         obj = None
-    if obj is None:
-        raise ContentObjectNotFound(f"No {ct.app_label}.{ct.model} has the primary key {object_id!r:.100}.")
+    if obj is None or not authorization.may_view_object(current_user(info), obj):
+        raise ContentObjectNotFound(_NO_OBJECT)
     return obj
-
-
-def _mutation(description: str):
-    return strawberry_django.mutation(handle_django_errors=True, description=description)
 
 
 @strawberry.type(name="Mutation", description="Change workflow instances and definitions; log in and out.")
 class Mutation:
     # ------------------------------------------------------------------ instances
 
-    @_mutation(
+    @mutation(
         "Start a workflow for an object, on the initial step with its default status. If an unfinished "
-        "instance of that workflow exists for the object, it is returned unchanged. "
-        "Needs `change_workflowinstance`."
+        "instance of that workflow exists for the object, it is returned unchanged. Needs "
+        "`change_workflowinstance` and the permission to view the object; the workflow must list the "
+        "object's model (`contentTypes`, else MODEL_NOT_ALLOWED).",
+        perm=CHANGE_INSTANCE,
     )
     def start_workflow_instance(self, info: Info, input: StartWorkflowInstanceInput) -> WorkflowInstanceType:  # noqa: A002
-        try:
-            user = _require(info, CHANGE_INSTANCE)
-            obj = _content_object(input.content_type, str(input.object_id))
-            instance = services.start_workflow_instance(input.workflow_name, obj, actor=user)
-            return _reloaded(instance)
-        except Exception as error:  # noqa: BLE001 - expected errors mapped, the rest re-raised
-            return to_operation_info(error)
+        obj = _startable_object(info, input.workflow_name, input.content_type, str(input.object_id))
+        instance = services.start_workflow_instance(input.workflow_name, obj, actor=current_user(info))
+        return _reloaded(instance)
 
-    @_mutation(
+    @mutation(
         "Set a status of the current step. A completion status advances along the first matching "
         "transition (or completes on a final step, or records NO_TRANSITION); the on-hold and cancellation "
-        "statuses hold and cancel. Needs `change_workflowinstance`."
+        "statuses hold and cancel. Needs `change_workflowinstance`, and the status's permission if it names one.",
+        perm=CHANGE_INSTANCE,
     )
     def update_workflow_step_status(
         self,
         info: Info,
         input: UpdateWorkflowStepStatusInput,  # noqa: A002
     ) -> WorkflowInstanceType:
-        try:
-            user = _require(info, CHANGE_INSTANCE)
-            instance = _instance(input.instance_id)
-            context = _context(input.context)
-            services.update_workflow_step_status(
-                instance, input.status_name, context, actor=user, expected_version=input.expected_version
-            )
-            return _reloaded(instance)
-        except Exception as error:  # noqa: BLE001
-            return to_operation_info(error)
+        instance = _instance(info, input.instance_id)
+        context = _context(input.context)
+        services.update_workflow_step_status(
+            instance, input.status_name, context, actor=current_user(info), expected_version=input.expected_version
+        )
+        return _reloaded(instance)
 
-    @_mutation(
+    @mutation(
         "Retry the transitions of an instance whose completion status found no match "
-        "(`isAwaitingTransition`), e.g. with new context. Needs `change_workflowinstance`."
+        "(`isAwaitingTransition`), e.g. with new context. Needs `change_workflowinstance`, and the "
+        "permission of the completion status it retries, if it names one.",
+        perm=CHANGE_INSTANCE,
     )
     def advance_workflow_instance(self, info: Info, input: AdvanceWorkflowInstanceInput) -> WorkflowInstanceType:  # noqa: A002
-        try:
-            user = _require(info, CHANGE_INSTANCE)
-            instance = _instance(input.instance_id)
-            context = _context(input.context)
-            services.advance_workflow_instance(instance, context, actor=user, expected_version=input.expected_version)
-            return _reloaded(instance)
-        except Exception as error:  # noqa: BLE001
-            return to_operation_info(error)
+        instance = _instance(info, input.instance_id)
+        context = _context(input.context)
+        services.advance_workflow_instance(
+            instance, context, actor=current_user(info), expected_version=input.expected_version
+        )
+        return _reloaded(instance)
 
-    @_mutation(
-        "Put an active instance on hold (the step's on-hold status if it has one). "
-        "Needs `change_workflowinstance`."
+    @mutation(
+        "Put an active instance on hold (the step's on-hold status if it has one). Needs "
+        "`change_workflowinstance`, and that status's permission if it names one.",
+        perm=CHANGE_INSTANCE,
     )
     def set_workflow_on_hold(self, info: Info, input: SetWorkflowOnHoldInput) -> WorkflowInstanceType:  # noqa: A002
-        try:
-            user = _require(info, CHANGE_INSTANCE)
-            instance = _instance(input.instance_id)
-            services.set_workflow_on_hold(instance, actor=user, expected_version=input.expected_version)
-            return _reloaded(instance)
-        except Exception as error:  # noqa: BLE001
-            return to_operation_info(error)
+        instance = _instance(info, input.instance_id)
+        services.set_workflow_on_hold(instance, actor=current_user(info), expected_version=input.expected_version)
+        return _reloaded(instance)
 
-    @_mutation(
+    @mutation(
         "Resume an instance on hold (from an on-hold status, back to the step's default status). "
-        "Needs `change_workflowinstance`."
+        "Needs `change_workflowinstance`.",
+        perm=CHANGE_INSTANCE,
     )
     def resume_workflow_instance(self, info: Info, input: ResumeWorkflowInstanceInput) -> WorkflowInstanceType:  # noqa: A002
-        try:
-            user = _require(info, CHANGE_INSTANCE)
-            instance = _instance(input.instance_id)
-            services.resume_workflow_instance(instance, actor=user, expected_version=input.expected_version)
-            return _reloaded(instance)
-        except Exception as error:  # noqa: BLE001
-            return to_operation_info(error)
+        instance = _instance(info, input.instance_id)
+        services.resume_workflow_instance(instance, actor=current_user(info), expected_version=input.expected_version)
+        return _reloaded(instance)
 
-    @_mutation(
-        "Cancel an unfinished instance (the step's cancellation status if it has one). "
-        "Needs `change_workflowinstance`."
+    @mutation(
+        "Cancel an unfinished instance (the step's cancellation status if it has one). Needs "
+        "`change_workflowinstance`, and that status's permission if it names one.",
+        perm=CHANGE_INSTANCE,
     )
     def cancel_workflow_instance(self, info: Info, input: CancelWorkflowInstanceInput) -> WorkflowInstanceType:  # noqa: A002
-        try:
-            user = _require(info, CHANGE_INSTANCE)
-            instance = _instance(input.instance_id)
-            services.cancel_workflow_instance(instance, actor=user, expected_version=input.expected_version)
-            return _reloaded(instance)
-        except Exception as error:  # noqa: BLE001
-            return to_operation_info(error)
+        instance = _instance(info, input.instance_id)
+        services.cancel_workflow_instance(instance, actor=current_user(info), expected_version=input.expected_version)
+        return _reloaded(instance)
 
     # ------------------------------------------------------------------ definitions
 
-    @_mutation(
+    @mutation(
         "Create a workflow from a whole definition, validated as a whole (one initial step, a final step, "
-        "one default status per step, known steps, compiling CEL) and saved atomically. Needs `add_workflow`."
+        "one default status per step, known steps, compiling CEL) and saved atomically. Needs `add_workflow`.",
+        perm=ADD_WORKFLOW,
     )
     def create_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:  # noqa: A002
         from django_steps.definitions import import_workflow
 
-        try:
-            _require(info, ADD_WORKFLOW)
-            # An existing name is refused by the engine (INVALID_DEFINITION on field "name").
-            return import_workflow(definition_document(input))
-        except Exception as error:  # noqa: BLE001
-            return to_operation_info(error)
+        # An existing name is refused by the engine (INVALID_DEFINITION on field "name").
+        return import_workflow(definition_document(input))
 
-    @_mutation(
+    @mutation(
         "Replace the definition of the workflow with this name (WORKFLOW_IN_USE if instances still need "
-        "what would change). Needs `change_workflow`."
+        "what would change). Needs `change_workflow`.",
+        perm=CHANGE_WORKFLOW,
     )
     def update_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:  # noqa: A002
         from django_steps.definitions import import_workflow
 
-        try:
-            _require(info, CHANGE_WORKFLOW)
-            if not Workflow.objects.filter(name=input.name).exists():
-                raise WorkflowNotFound(f'No workflow is named "{input.name:.100}".')
-            return import_workflow(definition_document(input), replace=True)
-        except Exception as error:  # noqa: BLE001
-            return to_operation_info(error)
+        if not Workflow.objects.filter(name=input.name).exists():
+            raise WorkflowNotFound(f'No workflow is named "{input.name:.100}".')
+        return import_workflow(definition_document(input), replace=True)
 
-    @_mutation(
+    @mutation(
         "Delete a workflow definition. Refused with WORKFLOW_IN_USE while instances of it exist. "
-        "Needs `delete_workflow`."
+        "Needs `delete_workflow`.",
+        perm=DELETE_WORKFLOW,
     )
     def delete_workflow(self, info: Info, input: DeleteWorkflowInput) -> DeletedWorkflowType:  # noqa: A002
         from django_steps.definitions import delete_workflow
 
-        try:
-            _require(info, DELETE_WORKFLOW)
-            workflow = Workflow.objects.filter(name=input.name).first()
-            if workflow is None:
-                raise WorkflowNotFound(f'No workflow is named "{input.name:.100}".')
-            deleted = DeletedWorkflowType(id=strawberry.ID(relay.to_base64("Workflow", workflow.pk)), name=workflow.name)
-            delete_workflow(workflow)
-            return deleted
-        except Exception as error:  # noqa: BLE001
-            return to_operation_info(error)
+        workflow = Workflow.objects.filter(name=input.name).first()
+        if workflow is None:
+            raise WorkflowNotFound(f'No workflow is named "{input.name:.100}".')
+        deleted = DeletedWorkflowType(id=strawberry.ID(relay.to_base64("Workflow", workflow.pk)), name=workflow.name)
+        delete_workflow(workflow)
+        return deleted
 
     # ------------------------------------------------------------------ session
 
-    @_mutation(
-        "Log in with a Django session (sets the `sessionid` cookie and rotates `csrftoken`: "
-        "read the new token before the next POST)."
+    @strawberry_django.mutation(
+        handle_django_errors=True,
+        description=(
+            "Log in with a Django session (sets the `sessionid` cookie and rotates `csrftoken`: "
+            "read the new token before the next POST)."
+        ),
     )
     def login(self, info: Info, username: str, password: str) -> UserType:
         try:

@@ -1,38 +1,53 @@
-"""Who may read and change what, with Django model permissions.
+"""The GraphQL side of the authorization rule (:mod:`django_steps.authorization` decides).
 
-Reading
-    * definitions (``Workflow`` and its steps, statuses and transitions) need
-      ``django_steps.view_workflow``;
-    * instances and their history (``WorkflowInstance``, ``WorkflowEvent``) need
-      ``django_steps.view_workflowinstance``. The definition an instance runs on is shown with the
-      instance (a client cannot interpret an instance without it).
+Definitions
+    ``Workflow`` and its steps, statuses and transitions need ``django_steps.view_workflow``
+    where they are entered (``workflows``, ``workflow``, ``node``); the definition parts an
+    instance points to are shown with the instance.
 
-  A reader without the permission sees nothing: lists are empty, ``node``/single lookups are
-  ``null``. Anonymous users have no permissions, so they see nothing private.
+Instances and events: enforced on the types
+    ``WorkflowInstanceType`` and ``WorkflowEventType`` narrow every queryset that reaches them
+    (their ``get_queryset``: top-level lists, nested connections, a host project's resolver
+    that returns a queryset) with the visibility rule, and check every single object they are
+    asked to show (their ``is_type_of``, which graphql-core calls for each object of the type:
+    a host resolver that returns one instance, ``event.instance``). A hidden object is never
+    shown: in a list it is filtered out, alone it is a ``NOT_FOUND`` error on its field.
 
-Changing
-    * every instance mutation needs ``django_steps.change_workflowinstance``;
-    * ``createWorkflow`` / ``updateWorkflow`` / ``deleteWorkflow`` need ``add_workflow`` /
-      ``change_workflow`` / ``delete_workflow``.
+    So that the per-object check costs no query on a list page, rows loaded through
+    ``get_queryset`` carry a per-request mark (a constant column), and objects proven visible
+    are remembered for the request (:class:`Ledger`); only an object that came from elsewhere
+    costs one query, once.
 
-  A refused mutation returns ``OperationInfo`` with kind ``PERMISSION`` and code
-  ``PERMISSION_DENIED``. Active superusers may do everything (Django's own rule).
+Changes
+    Every instance mutation needs ``django_steps.change_workflowinstance``; the instance is
+    looked up through the visibility rule (a hidden instance is ``NOT_FOUND``, exactly like a
+    missing one); a status that names a permission needs it (``PERMISSION_DENIED``).
+    ``createWorkflow`` / ``updateWorkflow`` / ``deleteWorkflow`` need ``add_workflow`` /
+    ``change_workflow`` / ``delete_workflow``.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Value
+from django.db.models import IntegerField
 from strawberry.types import Info
 from strawberry_django.auth.utils import get_current_user
 
+from django_steps import authorization
+from django_steps.models import WorkflowInstance
+
 VIEW_WORKFLOW = "django_steps.view_workflow"
-VIEW_INSTANCE = "django_steps.view_workflowinstance"
-CHANGE_INSTANCE = "django_steps.change_workflowinstance"
+VIEW_INSTANCE = authorization.VIEW_INSTANCE
+CHANGE_INSTANCE = authorization.CHANGE_INSTANCE
 ADD_WORKFLOW = "django_steps.add_workflow"
 CHANGE_WORKFLOW = "django_steps.change_workflow"
 DELETE_WORKFLOW = "django_steps.delete_workflow"
+
+#: The column that marks rows loaded through our types' get_queryset in this request.
+MARK = "_django_steps_seen"
 
 
 def current_user(info: Info) -> Any:
@@ -51,5 +66,92 @@ def has_perm(info: Info, perm: str) -> bool:
 
 
 def visible(queryset: QuerySet, info: Info, perm: str) -> QuerySet:
-    """``queryset`` if the user may read it, else an empty one (no query is run for it)."""
+    """``queryset`` if the user has ``perm``, else an empty one (no query is run for it)."""
     return queryset if has_perm(info, perm) else queryset.none()
+
+
+class Ledger:
+    """What this request (or subscription) already knows about instance visibility."""
+
+    __slots__ = ("mark", "visible", "hidden", "objects")
+
+    def __init__(self) -> None:
+        self.mark = secrets.randbits(62)
+        self.visible: set[int] = set()
+        self.hidden: set[int] = set()
+        self.objects: dict[tuple[int, str], bool] = {}  # (content type, object id) -> may view
+
+
+_LEDGER = "_django_steps_ledger"
+
+
+def ledger(info: Info) -> Ledger:
+    context = info.context
+    if isinstance(context, dict):
+        found = context.get(_LEDGER)
+        if found is None:
+            found = context[_LEDGER] = Ledger()
+        return found
+    found = getattr(context, _LEDGER, None)
+    if found is None:
+        found = Ledger()
+        setattr(context, _LEDGER, found)
+    return found
+
+
+def _marked(queryset: QuerySet, info: Info) -> QuerySet:
+    return queryset.annotate(**{MARK: Value(ledger(info).mark, output_field=IntegerField())})
+
+
+def visible_instances(queryset: QuerySet, info: Info) -> QuerySet:
+    """Instances of ``queryset`` the user may see, marked as checked for this request."""
+    return _marked(authorization.visible_instances(current_user(info), queryset), info)
+
+
+def visible_events(queryset: QuerySet, info: Info) -> QuerySet:
+    """Events of ``queryset`` whose instance the user may see, marked as checked."""
+    return _marked(authorization.visible_events(current_user(info), queryset), info)
+
+
+def instance_is_visible(info: Info, instance_id: int, obj: Any = None) -> bool:
+    """Whether the user may see instance ``instance_id`` (one query the first time per request,
+    none for a row loaded through :func:`visible_instances` / :func:`visible_events`)."""
+    book = ledger(info)
+    if obj is not None and getattr(obj, MARK, None) == book.mark:
+        book.visible.add(instance_id)
+        return True
+    if instance_id in book.visible:
+        return True
+    if instance_id in book.hidden:
+        return False
+    seen = authorization.visible_instances(current_user(info), WorkflowInstance.objects.filter(pk=instance_id)).exists()
+    (book.visible if seen else book.hidden).add(instance_id)
+    return seen
+
+
+def vouch(info: Info, instance_id: int) -> None:
+    """Record that ``instance_id`` is visible (e.g. the subscription checked it for this event)."""
+    ledger(info).visible.add(instance_id)
+
+
+def may_view_attached_object(info: Info, instance: WorkflowInstance) -> bool:
+    """Whether the viewer may view the object ``instance`` is attached to (its stored context
+    is that object's data). A global ``view_<model>`` permission answers without loading the
+    object; otherwise each distinct object is loaded and checked once per request (it is
+    already loaded when the instance's ``content_object`` was prefetched)."""
+    from django.contrib.contenttypes.models import ContentType
+
+    user = current_user(info)
+    key = (instance.content_type_id, instance.object_id)
+    book = ledger(info)
+    known = book.objects.get(key)
+    if known is not None:
+        return known
+    content_type = ContentType.objects.get_for_id(instance.content_type_id)
+    perm = f"{content_type.app_label}.view_{content_type.model}"
+    if user is not None and getattr(user, "is_active", False) and user.has_perm(perm):
+        allowed = True
+    else:
+        allowed = authorization.may_view_object(user, instance.content_object)
+    book.objects[key] = allowed
+    return allowed

@@ -19,17 +19,22 @@ from django_steps.models import Workflow, WorkflowInstance
 
 from .errors import INVALID_CONTEXT, INVALID_ID, NOT_FOUND, ApiError, query_error, raise_for_query
 from .ids import parse_global_id
-from .permissions import VIEW_INSTANCE, VIEW_WORKFLOW, current_user, has_perm, visible
+from . import permissions
+from .permissions import VIEW_WORKFLOW, current_user, has_perm, visible
 from .types import MAX_PAGE_SIZE, TransitionDryRunType, UserType, WorkflowInstanceType, WorkflowType
 
-#: Global ID type name -> (model, permission needed to read it).
+def _definitions(model):
+    return lambda info: visible(model.objects.all(), info, VIEW_WORKFLOW)
+
+
+#: Global ID type name -> the rows of it the viewer may read.
 NODE_MODELS = {
-    "Workflow": (models.Workflow, VIEW_WORKFLOW),
-    "WorkflowStep": (models.WorkflowStep, VIEW_WORKFLOW),
-    "WorkflowStepStatus": (models.WorkflowStepStatus, VIEW_WORKFLOW),
-    "WorkflowTransition": (models.WorkflowTransition, VIEW_WORKFLOW),
-    "WorkflowInstance": (models.WorkflowInstance, VIEW_INSTANCE),
-    "WorkflowEvent": (models.WorkflowEvent, VIEW_INSTANCE),
+    "Workflow": _definitions(models.Workflow),
+    "WorkflowStep": _definitions(models.WorkflowStep),
+    "WorkflowStepStatus": _definitions(models.WorkflowStepStatus),
+    "WorkflowTransition": _definitions(models.WorkflowTransition),
+    "WorkflowInstance": lambda info: permissions.visible_instances(models.WorkflowInstance.objects.all(), info),
+    "WorkflowEvent": lambda info: permissions.visible_events(models.WorkflowEvent.objects.all(), info),
 }
 
 
@@ -41,19 +46,16 @@ class Query:
             gid = relay.GlobalID.from_id(str(id))
         except ValueError:
             raise query_error(INVALID_ID, "Not a valid global ID.") from None
-        entry = NODE_MODELS.get(gid.type_name)
-        if entry is None:
+        readable = NODE_MODELS.get(gid.type_name)
+        if readable is None:
             raise query_error(INVALID_ID, f"Unknown type {gid.type_name!r:.80} in the global ID.")
-        model, perm = entry
         try:
             pk = parse_global_id(str(id), gid.type_name)
         except ApiError as error:
             if error.code == NOT_FOUND:
                 return None
             raise_for_query(error)
-        if not has_perm(info, perm):
-            return None
-        return model.objects.filter(pk=pk).first()
+        return readable(info).filter(pk=pk).first()
 
     @strawberry_django.connection(
         DjangoListConnection[WorkflowType],
@@ -64,7 +66,10 @@ class Query:
         return visible(Workflow.objects.all(), info, VIEW_WORKFLOW)
 
     workflow_instances: DjangoListConnection[WorkflowInstanceType] = strawberry_django.connection(
-        description="Workflow instances (needs `view_workflowinstance`), newest first unless ordered.",
+        description=(
+            "Workflow instances the viewer may see (`view_workflowinstance`, narrowed by the project's visibility "
+            "rule), newest first unless ordered."
+        ),
         max_results=MAX_PAGE_SIZE,
     )
 
@@ -72,7 +77,9 @@ class Query:
     def workflow(self, info: Info, name: str) -> Optional[WorkflowType]:
         return visible(Workflow.objects.filter(name=name), info, VIEW_WORKFLOW)
 
-    @strawberry_django.field(description="The workflow instance with this global ID (null if none, or not readable).")
+    @strawberry_django.field(
+        description="The workflow instance with this global ID (null if none, or the viewer may not see it)."
+    )
     def workflow_instance(self, info: Info, id: strawberry.ID) -> Optional[WorkflowInstanceType]:  # noqa: A002
         try:
             pk = parse_global_id(id, "WorkflowInstance")
@@ -86,7 +93,7 @@ class Query:
         description=(
             "Dry run: evaluate every outgoing transition of the instance's current step against `context` "
             "(default: the attached object's fields) and tell which one a completion status would fire. "
-            "Changes nothing. Needs `view_workflowinstance`; null if the instance is not readable."
+            "Changes nothing. Null if the instance does not exist or the viewer may not see it."
         )
     )
     def evaluate_transitions(
@@ -103,9 +110,7 @@ class Query:
             raise_for_query(error)
         if context is not None and not isinstance(context, dict):
             raise query_error(INVALID_CONTEXT, "`context` must be a JSON object.")
-        if not has_perm(info, VIEW_INSTANCE):
-            return None
-        instance = WorkflowInstance.objects.filter(pk=pk).first()
+        instance = permissions.visible_instances(WorkflowInstance.objects.all(), info).filter(pk=pk).first()
         if instance is None:
             return None
         try:

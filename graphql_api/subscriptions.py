@@ -4,37 +4,61 @@ Arguments are resolved and permissions checked before the stream starts, so a re
 subscription gets one error (``extensions.code``: ``PERMISSION_DENIED``, ``INVALID_ID``,
 ``NOT_FOUND``, ``INVALID_CURSOR``) on both WebSocket protocols. The stream itself (replay,
 live, gap fill, outage recovery, and the choice of cursor) is :mod:`graphql_api.streams`.
+
+Access while the stream runs
+============================
+
+A socket outlives the checks made when it opened, so the subscription keeps checking
+(:class:`Access`):
+
+* **Its user.** Every ``SUBSCRIPTION_RECHECK_SECONDS`` (2) — before the next event is sent, and
+  on a timer while no event comes — the user is read again: through the socket's session when it
+  has one (a logout deletes the session, a password change invalidates its hash), then their
+  ``is_active`` and their permission to read instances. Once that fails, no further event data
+  is sent and the subscription ends with ``PERMISSION_DENIED``.
+* **Each event's instance** goes through the visibility rule (workflow-wide and all-instance
+  streams carry only what the user may see; a per-instance stream ends with ``NOT_FOUND`` when
+  the instance becomes hidden). Decisions are kept per user and instance for the same few
+  seconds and shared by every subscription of the process, so a thousand sockets of one user
+  cost one query per instance, not a thousand.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncGenerator
-from typing import Annotated
+from importlib import import_module
+from typing import Annotated, Any
 
 import strawberry
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import router
 from strawberry.types import Info
 
-from django.db import router
-
-from django_steps import history
+from django_steps import authorization, history
 from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance
 
+from . import permissions
 from .errors import NOT_FOUND, PERMISSION_DENIED, ApiError, query_error
+from .extensions import graphql_setting
 from .ids import parse_global_id
-from .permissions import VIEW_INSTANCE, current_user
+from .permissions import current_user
 from .streams import InvalidCursor, StreamSpec, parse_cursor, stream_events
 from .types import WorkflowEventType
 
 __all__ = ["Subscription"]
+
+_DENIED = "You may no longer read workflow instances on this connection."
 
 
 def _resolve(user, instance_id: str | None, workflow_name: str | None, after: int | None = None) -> StreamSpec:
     """Check the user and the arguments (sync: runs in a worker thread)."""
     if user is None or not user.is_authenticated or not user.is_active:
         raise query_error(PERMISSION_DENIED, "Log in to subscribe to workflow events.")
-    if not user.has_perm(VIEW_INSTANCE):
+    if not authorization.may_read_instances(user):
         raise query_error(PERMISSION_DENIED, "You do not have permission to view workflow instances.")
     if after is not None and history.is_ahead(after, router.db_for_read(WorkflowEvent)):
         raise query_error(
@@ -51,23 +75,136 @@ def _resolve(user, instance_id: str | None, workflow_name: str | None, after: in
         pk = parse_global_id(instance_id, "WorkflowInstance", field="instanceId")
     except ApiError as error:
         raise query_error(error.code, error.message) from error
-    row = WorkflowInstance.objects.filter(pk=pk).values_list("workflow_id", flat=True)
-    instance_workflow_id = row.first()
+    visible = authorization.visible_instances(user, WorkflowInstance.objects.filter(pk=pk))
+    instance_workflow_id = visible.values_list("workflow_id", flat=True).first()
     if instance_workflow_id is None or (workflow_id is not None and instance_workflow_id != workflow_id):
         raise query_error(NOT_FOUND, "No workflow instance has this ID" + (" in this workflow." if workflow_id else "."))
     return StreamSpec(instance_id=pk, workflow_id=instance_workflow_id)
+
+
+# --------------------------------------------------------------------------- access
+
+
+def _session_key(info: Info) -> str | None:
+    consumer = info.context.get("ws") if isinstance(info.context, dict) else None
+    session = (getattr(consumer, "scope", None) or {}).get("session")
+    return getattr(session, "session_key", None)
+
+
+def _reload_user(user_pk: Any, session_key: str | None) -> Any:
+    """The user as the database and the session say now (None: logged out or gone)."""
+    from django.contrib.auth import get_user, get_user_model
+
+    if session_key is None:
+        return get_user_model()._default_manager.filter(pk=user_pk).first()
+
+    class _Request:  # what django.contrib.auth.get_user reads
+        session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+
+    user = get_user(_Request())
+    return user if getattr(user, "pk", None) == user_pk else None
+
+
+class _Decisions:
+    """Access decisions of this process, each kept ``ttl`` seconds and computed once however
+    many subscriptions ask at the same time."""
+
+    def __init__(self) -> None:
+        self.kept: dict[tuple, tuple[float, Any]] = {}
+        self.pending: dict[tuple, asyncio.Future] = {}
+
+    async def get(self, key: tuple, ttl: float, compute) -> Any:
+        now = time.monotonic()
+        found = self.kept.get(key)
+        if found is not None and found[0] > now:
+            return found[1]
+        future = self.pending.get(key)
+        if future is None:
+            future = self.pending[key] = asyncio.ensure_future(database_sync_to_async(compute)())
+            future.add_done_callback(lambda done: self._keep(key, ttl, done))
+        return await asyncio.shield(future)
+
+    def _keep(self, key: tuple, ttl: float, done: asyncio.Future) -> None:
+        self.pending.pop(key, None)
+        if not done.cancelled() and done.exception() is None:
+            if len(self.kept) > 50_000:
+                self.kept.clear()
+            self.kept[key] = (time.monotonic() + ttl, done.result())
+
+
+_DECISIONS = _Decisions()
+
+
+class Access:
+    """The user of one subscription, re-checked while it runs (see the module docstring)."""
+
+    def __init__(self, info: Info, user: Any) -> None:
+        self.user_pk = user.pk
+        self.session_key = _session_key(info)
+        self.ttl = float(graphql_setting("SUBSCRIPTION_RECHECK_SECONDS"))
+        self.user = user
+
+    async def check_user(self) -> None:
+        """Raise ``PERMISSION_DENIED`` once the user may no longer read instances."""
+
+        def compute() -> Any:
+            user = _reload_user(self.user_pk, self.session_key)
+            return user if authorization.may_read_instances(user) else None
+
+        user = await _DECISIONS.get(("user", self.user_pk, self.session_key), self.ttl, compute)
+        if user is None:
+            raise query_error(PERMISSION_DENIED, _DENIED)
+        self.user = user
+
+    async def may_see(self, instance_id: int) -> bool:
+        user = self.user
+
+        def compute() -> bool:
+            return authorization.visible_instances(user, WorkflowInstance.objects.filter(pk=instance_id)).exists()
+
+        return await _DECISIONS.get(("instance", self.user_pk, self.session_key, instance_id), self.ttl, compute)
+
+
+async def _guarded(events: AsyncGenerator[WorkflowEvent, None], access: Access, spec: StreamSpec, info: Info):
+    """``events``, re-checking access before each one and every few seconds while idle."""
+    pending: asyncio.Future | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(events))
+            done, _ = await asyncio.wait({pending}, timeout=access.ttl)
+            await access.check_user()
+            if not done:
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            finally:
+                pending = None
+            if not await access.may_see(event.instance_id):
+                if spec.instance_id is not None:
+                    raise query_error(NOT_FOUND, "No workflow instance has this ID.")
+                continue
+            permissions.vouch(info, event.instance_id)
+            yield event
+    finally:
+        if pending is not None:
+            pending.cancel()
+        await events.aclose()
 
 
 @strawberry.type(description="Real-time updates, over WebSocket (`graphql-transport-ws` or `graphql-ws`).")
 class Subscription:
     @strawberry.subscription(
         description=(
-            "Every change committed to workflow instances, as it happens, in commit order: one instance "
-            "(`instanceId`), one workflow (`workflowName`), or, with neither, all instances. Needs "
+            "Every change committed to workflow instances the viewer may see, as it happens, in commit order: "
+            "one instance (`instanceId`), one workflow (`workflowName`), or, with neither, all of them. Needs "
             "`view_workflowinstance`. With `after` (the `cursor` of the last event a client received), "
             "the stored events after it are replayed first and live ones follow, with no gap and no "
             "duplicate, so a reconnecting client misses nothing. Events are sent only once their "
-            "transaction has committed."
+            "transaction has committed. Ends with PERMISSION_DENIED once the viewer logs out, is deactivated "
+            "or loses the permission."
         )
     )
     async def workflow_instance_events(
@@ -90,5 +227,6 @@ class Subscription:
             raise query_error(error.code, str(error)) from error
         user = current_user(info)
         spec = await database_sync_to_async(_resolve)(user, instance_id, workflow_name, position)
-        async for event in stream_events(get_channel_layer(), spec, after=position):
+        access = Access(info, user)
+        async for event in _guarded(stream_events(get_channel_layer(), spec, after=position), access, spec, info):
             yield event

@@ -23,13 +23,16 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 from strawberry_django.relay import DjangoListConnection
 
-from django_steps import models
+from graphql import GraphQLError
+
+from django_steps import authorization, models
 from django_steps.choices import FINISHED_STATES, InstanceState
 
 from .enums import WorkflowEventKind, WorkflowInstanceState
 from .extensions import graphql_setting
 from .filters import WorkflowFilter, WorkflowInstanceFilter, WorkflowInstanceOrder, WorkflowOrder
-from .permissions import VIEW_INSTANCE, visible
+from . import permissions
+from .errors import NOT_FOUND
 
 
 # ID_ATTR_NOTE: every Node type names its id attribute up front. Without it strawberry's
@@ -69,6 +72,10 @@ class WorkflowStepStatusType(relay.Node):
     )
     is_cancellation_status: bool = strawberry_django.field(description="Setting it cancels the instance.")
     is_on_hold_status: bool = strawberry_django.field(description="Setting it puts the instance on hold.")
+    permission: str = strawberry_django.field(
+        description='Permission needed to set it ("app_label.codename"), checked for the attached object; '
+        "empty: anyone who may change the instance."
+    )
 
 
 
@@ -136,6 +143,14 @@ class WorkflowType(relay.Node):
     created_at: datetime = strawberry_django.field(description="When the definition was created.")
     updated_at: datetime = strawberry_django.field(description="When the definition was last saved.")
     steps: list[WorkflowStepType] = strawberry_django.field(description="The steps, in order.")
+
+    @strawberry_django.field(
+        prefetch_related=["content_types"],
+        description='Models it may be started on, as "app_label.model" (e.g. "claims.claim").',
+    )
+    def content_types(self, root: strawberry.Parent[models.Workflow]) -> list[str]:
+        return sorted(f"{ct.app_label}.{ct.model}" for ct in root.content_types.all())
+
     transitions: list[WorkflowTransitionType] = strawberry_django.field(
         description="All transitions, by source step order then priority (highest first)."
     )
@@ -188,7 +203,18 @@ class WorkflowEventType(relay.Node):
         description="The transition that fired, if any."
     )
     actor: Optional[UserType] = strawberry_django.field(description="Who made the change (null: the system).")
-    context: Optional[JSON] = strawberry_django.field(description="The CEL context the change used, if any.")
+    @strawberry_django.field(
+        only=["context", "instance_id"],
+        description=(
+            "The CEL context the change used, if any. It holds the attached object's fields, so it is null for "
+            "viewers who may not view that object (`<app_label>.view_<model>`)."
+        ),
+    )
+    def context(self, root: strawberry.Parent[models.WorkflowEvent], info: Info) -> Optional[JSON]:
+        if root.context is None or not permissions.may_view_attached_object(info, root.instance):
+            return None
+        return root.context
+
     created_at: datetime = strawberry_django.field(description="When the change was committed.")
     instance: WorkflowInstanceType = strawberry_django.field(
         description="The instance that changed."
@@ -210,7 +236,15 @@ class WorkflowEventType(relay.Node):
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet, info: Info, **kwargs) -> QuerySet:
-        return visible(queryset, info, VIEW_INSTANCE)
+        return permissions.visible_events(queryset, info)
+
+    @classmethod
+    def is_type_of(cls, obj: Any, info: Info) -> bool:
+        if not isinstance(obj, models.WorkflowEvent):
+            return isinstance(obj, cls)
+        if permissions.instance_is_visible(info, obj.instance_id, obj):
+            return True
+        raise _hidden("No workflow event has this ID.")
 
 
 @strawberry_django.type(
@@ -272,8 +306,9 @@ class WorkflowInstanceType(relay.Node):
         only=["state", "current_step_id"],
         prefetch_related=["current_step__statuses"],
         description=(
-            "Statuses `updateWorkflowStepStatus` accepts now: every status of the current step while active, "
-            "only the cancellation status while on hold, none once finished."
+            "Statuses the engine accepts now: every status of the current step while active, only the "
+            "cancellation status while on hold, none once finished — whoever asks. For what the current viewer "
+            "may set, read `viewerCan`."
         ),
     )
     def available_statuses(self, root: strawberry.Parent[models.WorkflowInstance]) -> list[WorkflowStepStatusType]:
@@ -284,9 +319,57 @@ class WorkflowInstanceType(relay.Node):
             return [s for s in statuses if s.is_cancellation_status]
         return statuses
 
+    @strawberry_django.field(
+        only=["state", "current_step_id", "current_step_status_id", "workflow_id", "content_type_id", "object_id"],
+        select_related=["workflow"],
+        prefetch_related=["current_step__statuses", "content_object"],
+        description=(
+            "What the current viewer may do with this instance now — each would succeed if tried (their "
+            "permissions, the statuses' permissions and the instance's state): show only these actions."
+        ),
+    )
+    def viewer_can(self, root: strawberry.Parent[models.WorkflowInstance], info: Info) -> WorkflowInstanceActionsType:
+        from django_steps import compiled
+
+        actions = authorization.allowed_actions(permissions.current_user(info), root, compiled.load(root.workflow))
+        allowed = {status.id for status in actions.statuses}
+        rows = [status for status in root.current_step.statuses.all() if status.pk in allowed] if allowed else []
+        return WorkflowInstanceActionsType(
+            statuses=rows, hold=actions.hold, resume=actions.resume, cancel=actions.cancel, advance=actions.advance
+        )
+
     @classmethod
     def get_queryset(cls, queryset: QuerySet, info: Info, **kwargs) -> QuerySet:
-        return visible(queryset, info, VIEW_INSTANCE)
+        return permissions.visible_instances(queryset, info)
+
+    @classmethod
+    def is_type_of(cls, obj: Any, info: Info) -> bool:
+        if not isinstance(obj, models.WorkflowInstance):
+            return isinstance(obj, cls)
+        if permissions.instance_is_visible(info, obj.pk, obj):
+            return True
+        raise _hidden("No workflow instance has this ID.")
+
+
+def _hidden(message: str) -> GraphQLError:
+    """A hidden instance is reported exactly like a missing one."""
+    return GraphQLError(message, extensions={"code": NOT_FOUND})
+
+
+@strawberry.type(
+    name="WorkflowInstanceActions",
+    description="What the current viewer may do with one instance now (see `WorkflowInstance.viewerCan`).",
+)
+class WorkflowInstanceActionsType:
+    statuses: list[WorkflowStepStatusType] = strawberry.field(
+        description="Statuses of the current step the viewer may set now (`updateWorkflowStepStatus`)."
+    )
+    hold: bool = strawberry.field(description="May put it on hold now (`setWorkflowOnHold`).")
+    resume: bool = strawberry.field(description="May resume it now (`resumeWorkflowInstance`).")
+    cancel: bool = strawberry.field(description="May cancel it now (`cancelWorkflowInstance`).")
+    advance: bool = strawberry.field(
+        description="May retry its transitions now (`advanceWorkflowInstance`; it awaits a transition)."
+    )
 
 
 @strawberry.type(name="TransitionEvaluation", description="One candidate transition, as the dry run saw it.")

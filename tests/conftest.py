@@ -40,11 +40,20 @@ def pytest_runtest_setup(item):
         pytest.skip(reason)
 
 
+#: The models the test workflows may be started on (a spec's "content_types" overrides it).
+TEST_MODELS = ("claims.claim", "testapp.document", "testapp.uuidthing", "testapp.codething")
+
+
 def make_workflow(name: str, spec: dict) -> "Workflow":  # noqa: F821
     """Build a workflow through the ORM from a compact spec (the definition document shape)."""
+    from django.contrib.contenttypes.models import ContentType
+
     from django_steps.models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 
     workflow = Workflow.objects.create(name=name, description=spec.get("description", ""))
+    for label in spec.get("content_types", TEST_MODELS):
+        app_label, model = label.split(".")
+        workflow.content_types.add(ContentType.objects.get_by_natural_key(app_label, model))
     steps = {}
     for order, step in enumerate(spec["steps"], start=1):
         steps[step["name"]] = WorkflowStep.objects.create(
@@ -72,6 +81,7 @@ def make_workflow(name: str, spec: dict) -> "Workflow":  # noqa: F821
 #: The original README's "Claim Processing" workflow; its first and last steps got a default
 #: status (the original had none there, which left a new instance without a status).
 CLAIM_PROCESSING = {
+    "content_types": ["claims.claim"],
     "steps": [
         {
             "name": "Submit Claim",

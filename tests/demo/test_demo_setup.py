@@ -28,21 +28,30 @@ def positions() -> dict[str, tuple[str, str, str]]:
     }
 
 
-def test_setup_loads_both_examples_and_prints_credentials():
+def test_setup_loads_both_examples_and_creates_the_four_users():
     output = run_setup()
 
     assert set(Workflow.objects.values_list("name", flat=True)) == {"Claim Processing", "Claim Triage"}
-    assert "username: demo" in output and "password: demo" in output
-    user = get_user_model().objects.get(username="demo")
-    assert user.check_password("demo")
-    for perm in (
-        "django_steps.view_workflow",
-        "django_steps.view_workflowinstance",
-        "django_steps.change_workflowinstance",
-        "claims.view_claim",
-    ):
-        assert user.has_perm(perm), perm
-    assert not user.is_superuser
+    users = get_user_model().objects
+    for username in ("demo", "alice", "bob", "rita"):
+        assert username in output
+        assert users.get(username=username).check_password(username)
+    assert "password = username" in output
+    assert users.get(username="demo").is_superuser
+    alice, bob, rita = (users.get(username=name) for name in ("alice", "bob", "rita"))
+    own = Claim.objects.filter(owner=alice).first()
+    assert own is not None and Claim.objects.filter(owner=bob).exists()
+    for user in (alice, bob, rita):
+        assert not user.is_superuser and not user.is_staff
+        for perm in ("django_steps.view_workflow", "django_steps.view_workflowinstance",
+                     "django_steps.change_workflowinstance"):
+            assert user.has_perm(perm), (user, perm)
+    # The object-level rules (django-rules): alice's own claim, rita's every claim.
+    assert alice.has_perm("claims.view_claim", own) and alice.has_perm("claims.submit_claim", own)
+    assert not bob.has_perm("claims.view_claim", own) and not bob.has_perm("claims.submit_claim", own)
+    assert not alice.has_perm("claims.decide_claim", own)
+    assert rita.has_perm("claims.view_claim", own) and rita.has_perm("claims.decide_claim", own)
+    assert not rita.has_perm("claims.submit_claim", own)
 
 
 def test_example_claims_stand_at_different_steps_and_the_cel_branch_routed_them():

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 from strawberry import relay
 
@@ -39,17 +39,24 @@ class GQL:
         return result["data"]
 
 
-def make_user(username: str, *perms: str, superuser: bool = False) -> User:
+def make_user(username: str, *perms: str, superuser: bool = False, groups: tuple[str, ...] = ()) -> User:
     if superuser:
         return User.objects.create_superuser(username, f"{username}@example.com", "pw")
     user = User.objects.create_user(username, f"{username}@example.com", "pw")
     for perm in perms:
         app_label, codename = perm.split(".")
         user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    for name in groups:
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
     return user
 
 
 VIEW = ("django_steps.view_workflow", "django_steps.view_workflowinstance")
+
+#: The test settings are the demo's: claims are seen by their owner and by reviewers
+#: (claims/rules.py, claims/visibility.py). The generic test users below are reviewers, so they
+#: see every claim; tests/graphql/test_roles.py tests the demo's claimants.
+STAFF = ("reviewers",)
 
 
 @pytest.fixture
@@ -60,12 +67,12 @@ def admin_user(db):
 @pytest.fixture
 def operator(db):
     """Reads everything and changes instances."""
-    return make_user("operator", *VIEW, "django_steps.change_workflowinstance")
+    return make_user("operator", *VIEW, "django_steps.change_workflowinstance", groups=STAFF)
 
 
 @pytest.fixture
 def viewer(db):
-    return make_user("viewer", *VIEW)
+    return make_user("viewer", *VIEW, groups=STAFF)
 
 
 @pytest.fixture
@@ -76,6 +83,7 @@ def designer(db):
         "django_steps.add_workflow",
         "django_steps.change_workflow",
         "django_steps.delete_workflow",
+        groups=STAFF,
     )
 
 

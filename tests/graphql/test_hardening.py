@@ -166,7 +166,7 @@ def test_ten_kilobyte_strings_everywhere(as_admin, instance, claim):
         (ops.START, {"input": {"workflowName": BIG, "contentType": "claims.claim", "objectId": claim.pk}},
          "startWorkflowInstance", "WORKFLOW_NOT_FOUND"),
         (ops.START, {"input": {"workflowName": "Claim Processing", "contentType": BIG, "objectId": claim.pk}},
-         "startWorkflowInstance", "OBJECT_NOT_FOUND"),
+         "startWorkflowInstance", "MODEL_NOT_ALLOWED"),
         (ops.START, {"input": {"workflowName": "Claim Processing", "contentType": "claims.claim", "objectId": BIG}},
          "startWorkflowInstance", "OBJECT_NOT_FOUND"),
         (ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusName": BIG}}, "updateWorkflowStepStatus",

@@ -82,9 +82,16 @@ def test_start_again_returns_the_unfinished_instance(as_operator, instance, clai
     assert WorkflowInstance.objects.count() == 1
 
 
-def test_start_works_for_uuid_and_text_primary_keys(as_operator, claim_workflow):
+def test_start_works_for_uuid_and_text_primary_keys(operator, claim_workflow):
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
+
     from tests.testapp.models import CodeThing, UUIDThing
 
+    claim_workflow.content_types.add(*ContentType.objects.get_for_models(UUIDThing, CodeThing).values())
+    # Starting needs the permission to view the object too.
+    operator.user_permissions.add(*Permission.objects.filter(codename__in=["view_uuidthing", "view_codething"]))
+    as_operator = client_for(operator)
     thing = UUIDThing.objects.create()
     code = CodeThing.objects.create(code="A-1/ü")
     for content_type, pk in (("testapp.uuidthing", str(thing.pk)), ("testapp.codething", code.pk)):
@@ -99,11 +106,13 @@ def test_start_works_for_uuid_and_text_primary_keys(as_operator, claim_workflow)
     "workflow_name, content_type, object_id, code, field",
     [
         ("Nope", "claims.claim", "CLAIM", "WORKFLOW_NOT_FOUND", None),
-        ("Claim Processing", "claims.nothing", "CLAIM", "OBJECT_NOT_FOUND", None),
-        ("Claim Processing", "garbage", "CLAIM", "OBJECT_NOT_FOUND", None),
+        # A model the workflow does not list, or no model at all: one answer, whatever the id.
+        ("Claim Processing", "claims.nothing", "CLAIM", "MODEL_NOT_ALLOWED", None),
+        ("Claim Processing", "garbage", "CLAIM", "MODEL_NOT_ALLOWED", None),
+        ("Claim Processing", "testapp.uuidthing", "not-a-uuid", "MODEL_NOT_ALLOWED", None),
+        ("Claim Processing", "auth.user", "1", "MODEL_NOT_ALLOWED", None),
         ("Claim Processing", "claims.claim", "999999", "OBJECT_NOT_FOUND", None),
         ("Claim Processing", "claims.claim", "not-a-number", "OBJECT_NOT_FOUND", None),
-        ("Claim Processing", "testapp.uuidthing", "not-a-uuid", "OBJECT_NOT_FOUND", None),
         ("Claim Processing", "claims.claim", "9" * 40, "OBJECT_NOT_FOUND", None),
     ],
 )

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
 from tests.conftest import CLAIM_PROCESSING, make_workflow
@@ -42,17 +42,21 @@ def login_session(user) -> str:
     return client.cookies["sessionid"].value
 
 
-def make_user(username: str, *perms: str, **extra):
+def make_user(username: str, *perms: str, groups: tuple[str, ...] = (), **extra):
     user = get_user_model().objects.create_user(username=username, password="pw", **extra)
     for perm in perms:
         app_label, codename = perm.split(".")
         user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    for name in groups:
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
     return user
 
 
 @pytest.fixture
 def viewer_session(transactional_db):
-    return login_session(make_user("viewer", "django_steps.view_workflowinstance"))
+    # A reviewer: the test settings are the demo's, where claims are seen by their owner and by
+    # reviewers (tests/graphql/test_roles.py tests the claimants).
+    return login_session(make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",)))
 
 
 @pytest.fixture

@@ -1,4 +1,14 @@
-"""Prepare the demo: example workflows, a demo user, and a few claims with running instances.
+"""Prepare the demo: example workflows, its users, and a few claims with running instances.
+
+Users (passwords equal usernames):
+
+- ``demo``: a superuser, may do everything;
+- ``alice`` and ``bob``: claimants, each owning some of the claims; each sees and acts on their
+  own claims only (submit, withdraw: ``claims.submit_claim``);
+- ``rita``: a reviewer (group ``reviewers``): sees every claim and alone may approve, reject,
+  hold or triage (``claims.decide_claim``).
+
+The rules live in :mod:`claims.rules` (django-rules) and :mod:`claims.visibility`.
 
 Idempotent: running it again changes nothing that is already there. A shipped workflow whose
 definition file changed is updated in place (``import_workflow(..., replace=True)``); a claim
@@ -13,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 import django_steps
 from claims.models import Claim
+from claims.rules import REVIEWERS
 from django_steps import services
 from django_steps.definitions import export_workflow, import_workflow, load_document, normalize_document
 from django_steps.exceptions import WorkflowError
@@ -30,21 +41,21 @@ WORKFLOW_FILES = ("claim_processing.yaml", "claim_triage.yaml")
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"
 
-#: What the demo user may do: read definitions and instances, change instances (update status,
-#: hold, resume, cancel), and look at and edit claims in the admin.
-DEMO_PERMISSIONS = (
+#: What claimants and reviewers may do everywhere: read definitions and instances, change
+#: instances. Which instances they see, and which statuses they may set, is decided per claim by
+#: the rules (claims/rules.py, claims/visibility.py).
+ROLE_PERMISSIONS = (
     "django_steps.view_workflow",
-    "django_steps.view_workflowstep",
-    "django_steps.view_workflowstepstatus",
-    "django_steps.view_workflowtransition",
     "django_steps.view_workflowinstance",
     "django_steps.change_workflowinstance",
-    "django_steps.add_workflowinstance",
-    "django_steps.view_workflowevent",
-    "claims.view_claim",
-    "claims.add_claim",
-    "claims.change_claim",
 )
+
+#: username -> (is a reviewer, the titles of the claims the user owns).
+ROLES: dict[str, tuple[bool, tuple[str, ...]]] = {
+    "alice": (False, ("Broken window", "Hail damage on car", "Water damage in kitchen", "Cracked phone screen")),
+    "bob": (False, ("Burst pipe in basement", "Lost luggage", "Stolen bicycle", "Roof leak after storm")),
+    "rita": (True, ()),
+}
 
 #: (title, claimant, amount, priority, workflow, what to do after starting it).
 #: Actions: a status name (``update_workflow_step_status``), ``"@hold"`` or ``"@cancel"``.
@@ -103,7 +114,7 @@ def _canonical(document: dict) -> str:
 
 
 class Command(BaseCommand):
-    help = "Load the example workflows, create the demo user (demo/demo) and a few example claims."
+    help = "Load the example workflows, create the demo users (demo, alice, bob, rita) and a few example claims."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--no-claims", action="store_true", help="Skip the example claims.")
@@ -114,15 +125,19 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         for filename in WORKFLOW_FILES:
             self._load_workflow(EXAMPLES / filename)
-        user = self._demo_user()
+        self._demo_user()
+        self._role_users()
         url = options["url"].rstrip("/")
         if not options["no_claims"]:
             self._example_claims()
+            self._owners()
         self.stdout.write(
             self.style.SUCCESS(
-                "\nDemo ready. Log in with\n"
-                f"    username: {user.username}\n"
-                f"    password: {DEMO_PASSWORD}\n"
+                "\nDemo ready. Log in as (password = username):\n"
+                "    demo   everything (superuser)\n"
+                "    alice  a claimant: her own claims (submit, withdraw)\n"
+                "    bob    a claimant: his own claims\n"
+                "    rita   a reviewer: every claim (approve, reject, hold, triage)\n"
                 f"Dashboard {url}/   GraphiQL {url}/graphql/   Admin {url}/admin/\n"
             )
         )
@@ -148,24 +163,41 @@ class Command(BaseCommand):
 
     def _demo_user(self):
         User = get_user_model()
-        user, created = User.objects.get_or_create(
-            username=DEMO_USERNAME, defaults={"email": "demo@example.com", "is_staff": True}
-        )
-        if created or not user.check_password(DEMO_PASSWORD) or not user.is_staff or not user.is_active:
+        user, created = User.objects.get_or_create(username=DEMO_USERNAME, defaults={"email": "demo@example.com"})
+        if created or not user.check_password(DEMO_PASSWORD) or not (user.is_superuser and user.is_active):
             user.set_password(DEMO_PASSWORD)
-            user.is_staff = True  # may open the admin, limited to the permissions below
-            user.is_active = True
+            user.is_staff = user.is_superuser = user.is_active = True
             user.save()
+        self.stdout.write(f"User {DEMO_USERNAME!r}: {'created' if created else 'exists'}.")
+        return user
+
+    def _role_users(self) -> None:
+        User = get_user_model()
+        reviewers, _ = Group.objects.get_or_create(name=REVIEWERS)
         perms = []
-        for dotted in DEMO_PERMISSIONS:
+        for dotted in ROLE_PERMISSIONS:
             app_label, codename = dotted.split(".")
             perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
             if perm is None:
                 raise CommandError(f"Permission {dotted} does not exist: run `manage.py migrate` first.")
             perms.append(perm)
-        user.user_permissions.add(*perms)
-        self.stdout.write(f"User {DEMO_USERNAME!r}: {'created' if created else 'exists'}.")
-        return user
+        for username, (is_reviewer, _claims) in ROLES.items():
+            user, created = User.objects.get_or_create(username=username, defaults={"email": f"{username}@example.com"})
+            if created or not user.check_password(username) or not user.is_active:
+                user.set_password(username)
+                user.is_active = True
+                user.save()
+            user.user_permissions.add(*perms)
+            if is_reviewer:
+                user.groups.add(reviewers)
+            self.stdout.write(f"User {username!r}: {'created' if created else 'exists'}.")
+
+    def _owners(self) -> None:
+        """Give the example claims their owners (claims someone already owns are left alone)."""
+        User = get_user_model()
+        for username, (_is_reviewer, titles) in ROLES.items():
+            owner = User.objects.get(username=username)
+            Claim.objects.filter(title__in=titles, owner__isnull=True).update(owner=owner)
 
     # ------------------------------------------------------------------ claims
 
