@@ -310,8 +310,11 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
 
     # Transitions. Compiling is bounded per condition (cel.py) and here for the whole
     # definition: distinct conditions over DEFINITION_MAX_CONDITIONS_LENGTH characters in all
-    # are refused without compiling any.
-    conditions = {t["condition"] for t in doc["transitions"] if not is_unconditional(t["condition"])}
+    # are refused without compiling any (one over CEL_MAX_LENGTH is refused unparsed anyway).
+    longest = int(steps_setting("CEL_MAX_LENGTH"))
+    conditions = {
+        t["condition"] for t in doc["transitions"] if not is_unconditional(t["condition"]) and len(t["condition"]) <= longest
+    }
     total, total_limit = sum(map(len, conditions)), int(steps_setting("DEFINITION_MAX_CONDITIONS_LENGTH"))
     compile_conditions = total <= total_limit
     if not compile_conditions:
