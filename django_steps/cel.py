@@ -61,11 +61,17 @@ with their operands' size — ``==``/``!=`` on lists and maps, ``in``, ``+`` on 
 One step is about one tree node: ~7 µs here, so the default 20,000 steps stop a condition
 after roughly 0.15 s of CPU. ``bench/cel_budget.py`` measures what the meter costs.
 
-Two more things celpy would otherwise let run long: its error messages render the whole
-activation (``f"... {self.activation}"``), once per failing item inside a macro — the
-activations this module's evaluator creates render as ``Activation(…)``; and ``duration()``
-parses with a backtracking regular expression that takes exponential time on a crafted string
-— strings are first checked with re2 (linear), as ``matches()`` already is.
+Three more things celpy would otherwise let run long, found while reading it:
+
+- its error messages render the whole activation (``f"... {self.activation}"``), once per
+  failing item inside a macro: the activations this module's evaluator creates render as
+  ``Activation(…)``;
+- ``||``, ``&&``, ``all`` and ``exists`` fold with ``celtypes.logical_or``/``logical_and``,
+  which put ``repr()`` of both operands into a TypeError when neither is a boolean — earlier
+  errors included, so the text doubles per failing item or term (30 failing items: over a
+  gigabyte, whatever the budget): they fold with quiet versions that keep the first error;
+- ``duration()`` parses with a backtracking regular expression that takes exponential time on
+  a crafted string: strings are first checked with re2 (linear), as ``matches()`` already is.
 
 Errors
 ======
@@ -86,6 +92,7 @@ import operator
 import threading
 import uuid
 from collections.abc import Mapping
+from functools import reduce
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -94,7 +101,7 @@ import celpy
 import lark
 import re2
 from celpy import celtypes
-from celpy.evaluation import Activation, CELEvalError, Evaluator, NameContainer, base_functions
+from celpy.evaluation import Activation, CELEvalError, Evaluator, NameContainer, base_functions, eval_error
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
 from .conf import steps_setting
@@ -201,10 +208,19 @@ _METER: contextvars.ContextVar[_Meter | None] = contextvars.ContextVar("django_s
 
 class _QuietActivation(Activation):
     """An activation whose repr shows nothing: celpy puts ``repr(activation)`` (every variable's
-    value) into error texts, once per failing macro item."""
+    value) into error texts, once per failing macro item. Its clones (one per macro item, made
+    by ``Evaluator.set_activation``) are quiet too."""
 
     def __repr__(self) -> str:
         return "Activation(…)"
+
+    def clone(self) -> Activation:
+        # celpy's Activation.clone, building this class instead of Activation.
+        clone = _QuietActivation()
+        clone.identifiers = self.identifiers.clone()
+        clone.functions = self.functions.copy()
+        clone.package = self.package
+        return clone
 
 
 class _Evaluator(Evaluator):
@@ -219,11 +235,6 @@ class _Evaluator(Evaluator):
     def sub_evaluator(self, ast: lark.Tree) -> Evaluator:
         return _Evaluator(ast, self.activation, self._meter, self._bodies)
 
-    def set_activation(self, values: Any) -> Evaluator:
-        super().set_activation(values)
-        self.activation.__class__ = _QuietActivation
-        return self
-
     def _metered(self, macro: lark.Tree, function: Any) -> Any:
         meter = self._meter
         if meter is None:
@@ -233,13 +244,31 @@ class _Evaluator(Evaluator):
         steps = self._bodies.get(id(macro), 1) + len(self.activation.identifiers) // 32
 
         def metered(*args: Any) -> Any:
-            meter.charge(steps)
+            meter.left -= steps  # _Meter.charge, inlined: this runs once per macro item
+            if meter.left < 0:
+                raise _OverBudget
             return function(*args)
 
         return metered
 
     def build_macro_eval(self, child: lark.Tree) -> Any:
         return self._metered(child, super().build_macro_eval(child))
+
+    def member_dot_arg(self, tree: lark.Tree) -> Any:
+        """celpy's, except ``all`` and ``exists``: celpy folds their items with
+        ``celtypes.logical_and``/``logical_or``, which render both operands into a TypeError
+        when neither is a boolean — errors of earlier items included, so the text doubles with
+        each failing item (30 items: over a gigabyte). They fold with the quiet versions."""
+        name = tree.children[1] if len(tree.children) >= 2 else None
+        if not (isinstance(name, lark.Token) and name.value in ("all", "exists")):
+            return super().member_dot_arg(tree)
+        items = self.visit(tree.children[0])
+        if isinstance(items, CELEvalError):
+            return items
+        sub_expr = self.build_ss_macro_eval(tree)
+        if name.value == "all":
+            return reduce(_FOLD_AND, map(sub_expr, items), celtypes.BoolType(True))
+        return reduce(_FOLD_OR, map(sub_expr, items), celtypes.BoolType(False))
 
     def build_ss_macro_eval(self, child: lark.Tree) -> Any:
         return self._metered(child, super().build_ss_macro_eval(child))
@@ -257,9 +286,9 @@ class _Runner(celpy.InterpretedRunner):
     nodes: int = 0
 
     def new_activation(self) -> Activation:
-        activation = super().new_activation()
-        activation.__class__ = _QuietActivation
-        return activation
+        return _QuietActivation(
+            package=self.environment.package, annotations=self.environment.annotations, functions=self.functions
+        )
 
     def evaluate(self, context: Any) -> Any:
         evaluator = _Evaluator(self.ast, self.new_activation(), _METER.get(), self.bodies)
@@ -331,6 +360,30 @@ def _add_weight(left: Any, right: Any) -> int:
     return 0
 
 
+def _quiet(logical: Any) -> Any:
+    """``celtypes.logical_and``/``logical_or`` without rendering their operands: when neither
+    is a boolean celpy raises ``TypeError(f"{x!r} ... {y!r}")`` — values, and earlier errors
+    whose text grows at each step of a fold. Here an error operand is the result (CEL lets
+    ``error || error`` be either error; the first one says best what went wrong), and two
+    non-boolean values are "no such overload"."""
+
+    def combine(x: Any, y: Any) -> Any:
+        if not isinstance(x, celtypes.BoolType) and not isinstance(y, celtypes.BoolType):
+            if isinstance(x, CELEvalError):
+                return x
+            if isinstance(y, CELEvalError):
+                return y
+            raise TypeError("no such overload")
+        return logical(x, y)
+
+    combine.__name__ = logical.__name__
+    return combine
+
+
+_FOLD_AND = eval_error("no such overload", TypeError)(_quiet(celtypes.logical_and))
+_FOLD_OR = eval_error("no such overload", TypeError)(_quiet(celtypes.logical_or))
+
+
 def _numeric_aware(op, fallback):
     def compare(left, right):
         if isinstance(left, _NUMERIC) and isinstance(right, _NUMERIC) and type(left) is not type(right):
@@ -365,6 +418,8 @@ BASE_FUNCTIONS: dict[str, Any] = {
         )
     },
     "duration": _duration,
+    "_&&_": _quiet(celtypes.logical_and),
+    "_||_": _quiet(celtypes.logical_or),
 }
 
 FUNCTIONS: dict[str, Any] = {

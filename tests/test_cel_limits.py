@@ -372,6 +372,36 @@ def test_work_that_grows_with_the_data_is_metered(db, condition, context):
     assert_normal_update_works(instance)
 
 
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "l.exists(x, x.nosuch == 1)",
+        "l.all(x, x.nosuch == 1)",
+        " || ".join(f"m.k{i} > 1" for i in range(40)),
+    ],
+    ids=["exists", "all", "or-chain"],
+)
+def test_errors_folded_by_all_exists_and_or_do_not_grow(db, condition):
+    # celpy renders both operands of a failed ||/&& fold into the next error, earlier errors
+    # included: the text doubled per item (30 failing items: over a gigabyte).
+    hostile_workflow(condition)
+    instance = start_workflow_instance("Routing", secret_document())
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(ConditionError) as excinfo:
+            update_workflow_step_status(instance, "Done", {"l": [{"a": i} for i in range(200)], "m": {}})
+        elapsed = time.monotonic() - started
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert elapsed < GUARD
+    assert peak < 50_000_000
+    assert excinfo.value.details["reason"] == "NO_SUCH_KEY"  # the first item's error
+    assert_no_value(excinfo.value.message)
+    assert_normal_update_works(instance)
+
+
 def test_a_macro_over_a_large_list_within_the_budget_still_works(db):
     hostile_workflow("l.exists(x, x == 799)")
     instance = start_workflow_instance("Routing", secret_document())
