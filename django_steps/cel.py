@@ -459,7 +459,7 @@ def _env() -> celpy.Environment:
 
 
 def is_unconditional(expression: str | None) -> bool:
-    return not expression or not expression.strip()
+    return not expression or expression.isspace()
 
 
 def _nesting(text: str) -> int:
@@ -898,10 +898,10 @@ def evaluate(expression: str, cel_context: Mapping[str, Any], *, budget: int | N
     evaluation fails, runs over budget or the result is not a boolean, and
     :class:`ConditionSyntaxError` when the condition does not compile.
     """
-    if is_unconditional(expression):
+    if not expression or expression.isspace():  # is_unconditional, inlined (hot path)
         return True
-    program = compile_condition(expression)
-    meter = _Meter(_limit("CEL_BUDGET") if budget is None else budget)
+    program = _programs.get(expression) or compile_condition(expression)
+    meter = _Meter(steps_setting("CEL_BUDGET") if budget is None else budget)
     failure: tuple[str, str, dict[str, int]] | None = None
     token = _METER.set(meter)
     try:

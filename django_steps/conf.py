@@ -1,6 +1,10 @@
 """Settings of the engine: ``settings.DJANGO_STEPS`` (a dict), read at call time.
 
-Every key has a default here; the README's "Configuration" section lists them.
+Every key has a default here; the README's "Configuration" section lists them. The merged
+dict is kept between calls (CEL reads its budget on every evaluation, and a missing
+``settings.DJANGO_STEPS`` costs Django an exception per read) and dropped whenever Django
+announces a change of ``DJANGO_STEPS`` (``setting_changed``: ``override_settings``, the
+pytest-django ``settings`` fixture).
 """
 
 from __future__ import annotations
@@ -8,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 __all__ = ["DEFAULTS", "steps_setting"]
 
@@ -34,8 +39,24 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+_merged: dict[str, Any] | None = None
+
+
 def steps_setting(name: str) -> Any:
     """A key of ``settings.DJANGO_STEPS`` (its default when unset)."""
+    global _merged
     if name not in DEFAULTS:
         raise KeyError(f"Unknown django-steps setting {name!r}")
-    return (getattr(settings, "DJANGO_STEPS", None) or {}).get(name, DEFAULTS[name])
+    merged = _merged
+    if merged is None:
+        merged = _merged = {**DEFAULTS, **(getattr(settings, "DJANGO_STEPS", None) or {})}
+    return merged[name]
+
+
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    global _merged
+    if setting == "DJANGO_STEPS":
+        _merged = None
+
+
+setting_changed.connect(_forget, dispatch_uid="django_steps.conf")

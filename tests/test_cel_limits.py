@@ -626,3 +626,21 @@ def test_load_workflow_refuses_an_alias_bomb_and_an_oversized_document(tmp_path,
     good.write_text(json.dumps(definition("document.amount > 1")))
     call_command("load_workflow", str(good), stdout=open("/dev/null", "w"))
     assert WorkflowTransition.objects.get(workflow__name="Limits").condition == "document.amount > 1"
+
+
+# --------------------------------------------------------------------------- 6. settings
+
+
+def test_the_limits_are_settings(db, settings):
+    settings.DJANGO_STEPS = {"CEL_BUDGET": 600, "CONTEXT_MAX_ITEMS": 150, "CEL_MAX_LENGTH": 40}
+    hostile_workflow("l.exists(x, x == 99)")
+    instance = start_workflow_instance("Routing", secret_document())
+    with pytest.raises(ConditionError) as excinfo:  # ~100 × 19 steps, over 600
+        update_workflow_step_status(instance, "Done", {"l": list(range(100))})
+    assert excinfo.value.details["reason"] == "OVER_BUDGET"
+    with pytest.raises(InvalidContext) as context_error:
+        update_workflow_step_status(instance, "Done", {"l": list(range(200))})
+    assert context_error.value.details["reason"] == "TOO_MANY_ITEMS"
+    _, error = refusal("document.amount > 1 && document.count > 100000")
+    assert error.details["reason"] == "TOO_LONG"
+    assert update_workflow_step_status(instance, "Done", {"l": [99]}).current_step.name == "Fast"
