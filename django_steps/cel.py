@@ -92,9 +92,9 @@ import operator
 import threading
 import uuid
 from collections.abc import Mapping
-from functools import reduce
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import reduce
 from typing import Any
 
 import celpy
@@ -632,7 +632,11 @@ def _shape_problem(expression: str, shape: _Shape) -> ConditionSyntaxError | Non
     if shape.unknown_function is not None:
         return _refusal(expression, Reason.UNKNOWN_FUNCTION, f"unknown function {shape.unknown_function[:64]!r}")
     if shape.bad_macro is not None:
-        arguments = "an accumulator, a variable, a start value and an expression" if shape.bad_macro == "reduce" else "a variable and an expression"
+        arguments = (
+            "an accumulator, a variable, a start value and an expression"
+            if shape.bad_macro == "reduce"
+            else "a variable and an expression"
+        )
         return _refusal(expression, Reason.SYNTAX, f"the macro {shape.bad_macro!r} takes {arguments}")
     budget, assumed = _limit("CEL_BUDGET"), _limit("CEL_ASSUMED_LIST_SIZE")
     if shape.estimate > budget:
@@ -875,10 +879,14 @@ def _classify(exc: CELEvalError) -> tuple[str, str]:
         if text.startswith("undeclared reference"):
             if exc.token is not None:
                 return Reason.UNKNOWN_FUNCTION, f"unknown function{quoted}"
-            return Reason.NO_SUCH_VARIABLE, f"no variable{quoted} in the context" if name else "a name is not in the context"
+            description = f"no variable{quoted} in the context" if name else "a name is not in the context"
+            return Reason.NO_SUCH_VARIABLE, description
         return Reason.NO_SUCH_KEY, f"no such key or field{quoted}"
     if cause is not None and issubclass(cause, TypeError):
-        return Reason.NO_MATCHING_OVERLOAD, "no matching overload: the operand types do not fit the operator or function"
+        return (
+            Reason.NO_MATCHING_OVERLOAD,
+            "no matching overload: the operand types do not fit the operator or function",
+        )
     if cause is not None and issubclass(cause, ZeroDivisionError):
         return Reason.DIVISION_BY_ZERO, "division by zero"
     if cause is not None and issubclass(cause, IndexError):

@@ -313,7 +313,9 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
     # are refused without compiling any (one over CEL_MAX_LENGTH is refused unparsed anyway).
     longest = int(steps_setting("CEL_MAX_LENGTH"))
     conditions = {
-        t["condition"] for t in doc["transitions"] if not is_unconditional(t["condition"]) and len(t["condition"]) <= longest
+        t["condition"]
+        for t in doc["transitions"]
+        if not is_unconditional(t["condition"]) and len(t["condition"]) <= longest
     }
     total, total_limit = sum(map(len, conditions)), int(steps_setting("DEFINITION_MAX_CONDITIONS_LENGTH"))
     compile_conditions = total <= total_limit
@@ -697,10 +699,8 @@ def _load_yaml(text: str, limit: int) -> Any:
         if node is None:
             return None
         if _expanded_size(node, limit) > limit:
-            raise InvalidDefinition(
-                f"The document would be larger than {limit} characters once its YAML aliases are expanded.",
-                problems=[{"path": "", "message": f"larger than {limit} characters once its YAML aliases are expanded"}],
-            )
+            problem = f"larger than {limit} characters once its YAML aliases are expanded"
+            raise InvalidDefinition(f"The document would be {problem}.", problems=[{"path": "", "message": problem}])
         return loader.construct_document(node)
     finally:
         loader.dispose()
