@@ -1,6 +1,10 @@
 """Settings of the engine: ``settings.DJANGO_STEPS`` (a dict), read at call time.
 
-Every key has a default here; the README's "Configuration" section lists them.
+Every key has a default here; the README's "Configuration" section lists them. The merged
+dict is kept between calls (CEL reads its budget on every evaluation, and a missing
+``settings.DJANGO_STEPS`` costs Django an exception per read) and dropped whenever Django
+announces a change of ``DJANGO_STEPS`` (``setting_changed``: ``override_settings``, the
+pytest-django ``settings`` fixture).
 """
 
 from __future__ import annotations
@@ -8,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 __all__ = ["DEFAULTS", "steps_setting"]
 
@@ -15,11 +20,46 @@ DEFAULTS: dict[str, Any] = {
     # The visibility rule: a callable (user, queryset) -> queryset, or its dotted path; None keeps
     # every instance (for users with django_steps.view_workflowinstance). See authorization.py.
     "VISIBLE_INSTANCES": None,
+    # CEL conditions, checked when a condition is compiled (a definition problem when over).
+    "CEL_MAX_LENGTH": 2000,  # characters of one condition
+    "CEL_MAX_NESTING": 16,  # brackets (), [], {} open at once, counted before parsing
+    "CEL_MAX_AST_DEPTH": 250,  # depth of the parse tree (each bracket level is about 10)
+    "CEL_MAX_AST_NODES": 4000,  # nodes of the parse tree
+    # Evaluation: steps one condition may take (about one parse-tree node evaluated each); a
+    # condition whose estimate with lists of CEL_ASSUMED_LIST_SIZE items is over it is refused
+    # at definition time, and one that runs over it is a CONDITION_ERROR.
+    "CEL_BUDGET": 20000,
+    "CEL_ASSUMED_LIST_SIZE": 20,
+    # Client-supplied context (``context_data`` / GraphQL ``context``).
+    "CONTEXT_MAX_ITEMS": 10000,  # values, nested ones included
+    "CONTEXT_MAX_LENGTH": 100000,  # characters of every string and key together
+    "CONTEXT_MAX_DEPTH": 10,  # nested mappings/lists, the context itself being 1
+    # Definitions: all distinct conditions of one definition together (compiling is ~0.1 s
+    # per 2,000 characters of dense code), and documents read from text (JSON/YAML), measured
+    # after YAML aliases are expanded.
+    "DEFINITION_MAX_CONDITIONS_LENGTH": 20000,  # characters
+    "DOCUMENT_MAX_SIZE": 1000000,  # characters
 }
+
+
+_merged: dict[str, Any] | None = None
 
 
 def steps_setting(name: str) -> Any:
     """A key of ``settings.DJANGO_STEPS`` (its default when unset)."""
+    global _merged
     if name not in DEFAULTS:
         raise KeyError(f"Unknown django-steps setting {name!r}")
-    return (getattr(settings, "DJANGO_STEPS", None) or {}).get(name, DEFAULTS[name])
+    merged = _merged
+    if merged is None:
+        merged = _merged = {**DEFAULTS, **(getattr(settings, "DJANGO_STEPS", None) or {})}
+    return merged[name]
+
+
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    global _merged
+    if setting == "DJANGO_STEPS":
+        _merged = None
+
+
+setting_changed.connect(_forget, dispatch_uid="django_steps.conf")

@@ -45,8 +45,10 @@ Validation (:func:`validate_definition`) reports *every* problem at once, each w
   default status that is also a cancellation or on-hold status (an instance would arrive
   "cancelled" or "on hold" without being either);
 - a final step without a completion status (instances could never complete there);
-- transitions naming unknown steps, conditions that do not compile (the problem names the
-  transition "From → To");
+- transitions naming unknown steps, conditions that do not compile or are over a CEL limit
+  (length, nesting, size, estimated cost: see :mod:`django_steps.cel`; the problem names the
+  transition "From → To"), conditions totalling more than ``DEFINITION_MAX_CONDITIONS_LENGTH``
+  characters;
 - **unreachable steps** (no path of transitions from the initial step leads to them). These
   are refused rather than merely warned about: an unreachable step is almost always a
   forgotten transition, and a definition is cheap to fix before it is imported, while an
@@ -80,6 +82,7 @@ from django.db.models import ProtectedError, Q
 
 from .cel import compile_condition, is_unconditional
 from .compiled import bump_definition_version
+from .conf import steps_setting
 from .exceptions import ConditionSyntaxError, InvalidDefinition, WorkflowInUse
 from .models import (
     Workflow,
@@ -335,7 +338,19 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
     if steps and not any(s["is_final_step"] for s in steps):
         problems.add("steps", "at least one step must be final")
 
-    # Transitions.
+    # Transitions. Compiling is bounded per condition (cel.py) and here for the whole
+    # definition: distinct conditions over DEFINITION_MAX_CONDITIONS_LENGTH characters in all
+    # are refused without compiling any (one over CEL_MAX_LENGTH is refused unparsed anyway).
+    longest = int(steps_setting("CEL_MAX_LENGTH"))
+    conditions = {
+        t["condition"]
+        for t in doc["transitions"]
+        if not is_unconditional(t["condition"]) and len(t["condition"]) <= longest
+    }
+    total, total_limit = sum(map(len, conditions)), int(steps_setting("DEFINITION_MAX_CONDITIONS_LENGTH"))
+    compile_conditions = total <= total_limit
+    if not compile_conditions:
+        problems.add("transitions", f"the conditions total {total} characters, over the limit of {total_limit}")
     outgoing: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for t in doc["transitions"]:
         path = t["_path"]
@@ -345,7 +360,7 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
             if t[end] and t[end] not in by_name:
                 problems.add(f"{path}.{end}", f'transition {label} names an unknown step "{t[end]}"')
                 known = False
-        if not is_unconditional(t["condition"]):
+        if compile_conditions and not is_unconditional(t["condition"]):
             try:
                 compile_condition(t["condition"])
             except ConditionSyntaxError as exc:
@@ -691,16 +706,73 @@ def delete_workflow(workflow: Workflow) -> None:
 # --------------------------------------------------------------------------- text
 
 
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """Characters (scalars) plus nodes of the document as it would be once every alias is
+    expanded, counted on the composed node graph (each node once, memoised by identity), so
+    a "billion laughs" document is measured without being built. Stops past ``limit``."""
+    sizes: dict[int, int] = {}
+    expanding: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = 1 + len(node.value)
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = list(node.value)
+        if not children_done:
+            if key in expanding:  # reached again from inside itself: a recursive alias
+                return limit + 1
+            expanding.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        expanding.discard(key)
+        sizes[key] = min(limit + 1, 1 + sum(sizes[id(child)] for child in children))
+    return sizes[id(root)]
+
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml(text: str, limit: int) -> Any:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, limit) > limit:
+            problem = f"larger than {limit} characters once its YAML aliases are expanded"
+            raise InvalidDefinition(f"The document would be {problem}.", problems=[{"path": "", "message": problem}])
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_document(text: str) -> dict:
     """Parse a JSON or YAML definition document. Raises :class:`InvalidDefinition` when the
-    text does not parse or is not a mapping."""
+    text does not parse, is not a mapping, or is larger than ``DOCUMENT_MAX_SIZE`` characters
+    — as text, or once its YAML aliases (``*anchor``) are expanded: aliases are allowed (to
+    share a list of statuses, say), but a document whose aliases multiply it past the limit
+    (a "billion laughs") is refused before anything is built from it."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")
+    limit = int(steps_setting("DOCUMENT_MAX_SIZE"))
+    if len(text) > limit:
+        raise InvalidDefinition(
+            f"The document is {len(text)} characters long, over the limit of {limit}.",
+            problems=[{"path": "", "message": f"longer than {limit} characters"}],
+        )
     try:
         document = json.loads(text)
     except ValueError as json_error:
         try:
-            document = yaml.safe_load(text)
+            document = _load_yaml(text, limit)
         except yaml.YAMLError as exc:
             message = " ".join(str(exc).split())
             looks_json = text.lstrip().startswith(("{", "["))
@@ -710,6 +782,14 @@ def load_document(text: str) -> dict:
                 f"The document is neither valid JSON nor YAML: {message}",
                 problems=[{"path": "", "message": f"neither valid JSON nor YAML: {message}"}],
             ) from exc
+        except RecursionError:
+            document = RecursionError
+    except RecursionError:
+        document = RecursionError
+    if document is RecursionError:
+        raise InvalidDefinition(
+            "The document is nested too deeply.", problems=[{"path": "", "message": "nested too deeply"}]
+        )
     if not isinstance(document, dict):
         kind = "empty" if document is None else f"a {type(document).__name__}"
         raise InvalidDefinition(

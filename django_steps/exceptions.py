@@ -74,15 +74,29 @@ class VersionConflict(WorkflowError):
 
 
 class ConditionError(WorkflowError):
-    """Raised when a transition's CEL condition fails to evaluate; nothing was changed."""
+    """Raised when a transition's CEL condition fails to evaluate (or runs over its evaluation
+    budget); nothing was changed. ``details["reason"]`` names the kind of failure."""
 
     code = "CONDITION_ERROR"
+    #: The failure alone, without transition or expression (set by django_steps.cel).
+    description: str | None = None
 
 
 class ConditionSyntaxError(WorkflowError):
-    """Raised when a CEL condition does not compile."""
+    """Raised when a CEL condition does not compile or is over a definition-time limit (length,
+    nesting, size, estimated cost); ``details["reason"]`` says which."""
 
     code = "CONDITION_SYNTAX_ERROR"
+    #: The problem alone, without the expression (set by django_steps.cel).
+    description: str | None = None
+
+
+class InvalidContext(WorkflowError):
+    """Raised when a client-supplied CEL context is not a mapping, is too large or too deeply
+    nested, or holds a number CEL cannot represent (NaN, ±Infinity, an integer beyond 64 bits);
+    nothing was changed."""
+
+    code = "INVALID_CONTEXT"
 
 
 class InvalidDefinition(WorkflowError):

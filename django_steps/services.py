@@ -19,6 +19,26 @@ in the opposite order). Where a history row goes in the global order is
 The original's names and positional arguments are kept; ``actor=`` and ``expected_version=``
 are keyword-only extras. Each function returns the instance it was given, updated in place,
 with ``instance.last_event`` set to the history row the change wrote.
+
+Conditions run under the row lock, within a tight budget
+--------------------------------------------------------
+
+Transition conditions are evaluated while the instance row is locked, so the state they
+decide on is the state the change applies to. Evaluating them before taking the lock would
+decide on a state that another change may move meanwhile, and then need a second evaluation
+under the lock to be sure — the same lock time plus a race to get wrong. Instead each
+evaluation is bounded: a condition is stopped after ``CEL_BUDGET`` steps (about 0.2 s of CPU
+with the default 20,000) and the change fails with ``CONDITION_ERROR`` (reason
+``OVER_BUDGET``), releasing the lock; conditions whose estimated cost is over that budget are
+refused when the definition is saved (see :mod:`django_steps.cel`). The lock is therefore held
+at most for the step's conditions tried in priority order — each within its budget — plus the
+context conversion, which the ``CONTEXT_MAX_*`` limits bound for client-supplied context.
+Client-supplied ``context_data`` is checked before anything is evaluated: ``INVALID_CONTEXT``,
+nothing changed.
+
+A condition that fails says so through :func:`django_steps.cel.condition_error`: the
+transition, the expression (cut when long) and the kind of failure, never a value of the
+context or the object. The dry run (:func:`evaluate_transitions`) reports the same text.
 """
 
 from __future__ import annotations
@@ -162,9 +182,12 @@ def build_context(instance: WorkflowInstance, context_data: Mapping[str, Any] | 
 
 class _Context:
     """Builds the CEL activation lazily: an instance whose transitions are unconditional never
-    loads its content object."""
+    loads its content object. Client-supplied ``context_data`` is checked at once (size, depth,
+    numbers CEL cannot hold): :class:`~django_steps.exceptions.InvalidContext`."""
 
     def __init__(self, instance: WorkflowInstance, context_data: Mapping[str, Any] | None) -> None:
+        if context_data is not None:
+            cel.check_context(context_data)
         self.instance = instance
         self.context_data = context_data
         self._raw: dict[str, Any] | None = None
@@ -181,8 +204,9 @@ class _Context:
         if self._cel is None:
             try:
                 self._cel = cel.activation(self.raw)
-            except (ValueError, RecursionError) as exc:
-                raise ConditionError(f"The CEL context cannot be used: {exc}") from exc
+            except (ValueError, TypeError, OverflowError, RecursionError):
+                # e.g. a content object's value CEL cannot hold; the message names no value.
+                raise cel.context_error() from None
         return self._cel
 
     def for_history(self) -> Any:
@@ -199,20 +223,16 @@ def _describe(definition: CompiledWorkflow, t: TransitionDef) -> str:
 
 
 def _evaluate(definition: CompiledWorkflow, t: TransitionDef, context: _Context) -> bool:
+    """Whether ``t``'s condition holds; a failure (including a stored condition that does not
+    compile or is over a limit) is a :class:`ConditionError` formatted by
+    :func:`django_steps.cel.condition_error`."""
     if cel.is_unconditional(t.condition):
         return True
     try:
         return cel.evaluate(t.condition, context.cel)
     except (ConditionError, ConditionSyntaxError) as exc:
-        # A condition saved without validation may not even compile: still an evaluation
-        # failure of this transition, reported the same way.
-        raise ConditionError(
-            f"The condition of transition {_describe(definition, t)} failed to evaluate: {exc.message}. "
-            f"Expression: {t.condition!r}. Nothing was changed.",
-            transition_id=t.id,
-            expression=t.condition,
-            cause=exc.message,
-        ) from exc
+        failure = exc
+    raise cel.condition_error(failure, transition=_describe(definition, t), expression=t.condition, transition_id=t.id)
 
 
 def _choose(definition: CompiledWorkflow, step: StepDef, context: _Context) -> TransitionDef | None:

@@ -24,7 +24,8 @@ from strawberry.types import Info
 from strawberry_django.auth.mutations import resolve_login, resolve_logout
 
 from django_steps import authorization, compiled, services
-from django_steps.exceptions import ContentObjectNotFound, ModelNotAllowed, WorkflowNotFound
+from django_steps.cel import check_context
+from django_steps.exceptions import ContentObjectNotFound, InvalidContext, ModelNotAllowed, WorkflowNotFound
 from django_steps.models import Workflow, WorkflowInstance
 
 from . import permissions
@@ -83,6 +84,10 @@ def _context(value: Any) -> dict | None:
         return None
     if not isinstance(value, dict):
         raise ApiError(INVALID_CONTEXT, "`context` must be a JSON object.", kind=Kind.VALIDATION, field="context")
+    try:
+        check_context(value)  # size, depth, NaN/Infinity, integers beyond 64 bits
+    except InvalidContext as error:
+        raise ApiError(INVALID_CONTEXT, error.message, kind=Kind.VALIDATION, field="context") from None
     return value
 
 

@@ -13,7 +13,8 @@ from strawberry.types import Info
 from strawberry_django.relay import DjangoListConnection
 
 from django_steps import models, services
-from django_steps.exceptions import WorkflowError
+from django_steps.cel import check_context
+from django_steps.exceptions import InvalidContext, WorkflowError
 from django_steps.models import Workflow, WorkflowInstance
 
 
@@ -108,8 +109,15 @@ class Query:
             if error.code == NOT_FOUND:
                 return None
             raise_for_query(error)
-        if context is not None and not isinstance(context, dict):
-            raise query_error(INVALID_CONTEXT, "`context` must be a JSON object.")
+        if context is not None:
+            try:
+                if not isinstance(context, dict):
+                    raise InvalidContext("`context` must be a JSON object.")
+                check_context(context)  # size, depth, NaN/Infinity, integers beyond 64 bits
+            except InvalidContext as invalid:
+                error = query_error(INVALID_CONTEXT, invalid.message)
+                error.extensions["field"] = "context"
+                raise error from None
         instance = permissions.visible_instances(WorkflowInstance.objects.all(), info).filter(pk=pk).first()
         if instance is None:
             return None

@@ -54,28 +54,66 @@ def test_evaluate(expression, context, expected):
 
 
 @pytest.mark.parametrize(
-    "expression,context",
+    "expression,context,reason",
     [
-        ("missing > 1", {}),
-        ("m.missing > 1", {"m": {}}),
-        ("name > 5", {"name": "Ada"}),
-        ("amount", {"amount": 5}),  # not a boolean
-        ("1 / zero == 1", {"zero": 0}),
+        ("missing > 1", {}, "NO_SUCH_VARIABLE"),
+        ("m.missing > 1", {"m": {}}, "NO_SUCH_KEY"),
+        ("m['missing'] > 1", {"m": {}}, "NO_SUCH_KEY"),
+        ("name > 5", {"name": "Ada"}, "NO_MATCHING_OVERLOAD"),
+        ("amount", {"amount": 5}, "NOT_A_BOOLEAN"),
+        ("1 / zero == 1", {"zero": 0}, "DIVISION_BY_ZERO"),
+        ("l[5] == 1", {"l": [1]}, "INDEX_OUT_OF_RANGE"),
+        ("int(s) > 1", {"s": "x"}, "INVALID_VALUE"),
+        ("s.matches('(')", {"s": "x"}, "INVALID_PATTERN"),
     ],
 )
-def test_evaluation_errors_are_condition_errors(expression, context):
+def test_evaluation_errors_are_condition_errors_with_a_reason(expression, context, reason):
     with pytest.raises(ConditionError) as excinfo:
         run(expression, **context)
     assert excinfo.value.code == "CONDITION_ERROR"
     assert excinfo.value.details["expression"] == expression
+    assert excinfo.value.details["reason"] == reason
 
 
-@pytest.mark.parametrize("expression", ["amount >", "a ==== b", "(", "'unterminated"])
-def test_syntax_errors(expression):
+def test_the_name_an_error_is_about_is_the_expressions_never_a_value():
+    with pytest.raises(ConditionError) as excinfo:
+        run("m.missing > 1", m={"present": "secret-value"})
+    assert "'missing'" in excinfo.value.message and "secret-value" not in excinfo.value.message
+    with pytest.raises(ConditionError) as excinfo:
+        run("m[k] > 1", m={"present": 1}, k="secret-key")
+    assert "secret-key" not in excinfo.value.message
+
+
+@pytest.mark.parametrize(
+    "expression,position",
+    [("amount >", (1, 8)), ("a ==== b", (1, 5)), ("(", (1, 1)), ("'unterminated", (1, 1)), ("a\n  && (b", (2, 7))],
+)
+def test_syntax_errors_give_a_position_and_a_short_description(expression, position):
     with pytest.raises(ConditionSyntaxError) as excinfo:
         cel.compile_condition(expression)
-    assert excinfo.value.code == "CONDITION_SYNTAX_ERROR"
-    assert expression in excinfo.value.message
+    error = excinfo.value
+    assert error.code == "CONDITION_SYNTAX_ERROR"
+    assert error.details["reason"] == "SYNTAX"
+    assert (error.details["line"], error.details["column"]) == position
+    assert repr(expression) in error.message
+    assert "Token(" not in error.message and "RULE" not in error.message and "Expected" not in error.message
+
+
+def test_brackets_in_strings_and_comments_do_not_count_as_nesting():
+    assert run("s == '((((((((((((((((((((' // ))))))))))))))))))))]]]]", s="((((((((((((((((((((") is True
+    assert run('s != """[[[[[[[[[[[[[[[[[[[[[["""', s="x") is True
+
+
+def test_a_condition_over_budget_is_stopped_and_one_within_runs():
+    activation = cel.activation({"l": list(range(20))})
+    assert cel.evaluate("l.all(a, l.all(b, a + b >= 0))", activation) is True  # ~10⁴ steps
+    with pytest.raises(ConditionError) as excinfo:
+        cel.evaluate("l.all(a, l.all(b, a + b >= 0))", activation, budget=5000)
+    assert excinfo.value.details["reason"] == "OVER_BUDGET"
+
+
+def test_keys_that_are_not_cel_names_are_left_out_of_the_activation():
+    assert run("a == 1", **{"a": 1, "my-field": 2, "with space": 3}) is True
 
 
 def test_empty_condition_is_true_without_compiling():
