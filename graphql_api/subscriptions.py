@@ -26,6 +26,7 @@ A socket outlives the checks made when it opened, so the subscription keeps chec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator
 from importlib import import_module
@@ -191,6 +192,8 @@ async def _guarded(events: AsyncGenerator[WorkflowEvent, None], access: Access, 
     finally:
         if pending is not None:
             pending.cancel()
+            with contextlib.suppress(BaseException):  # let the generator stop before closing it
+                await pending
         await events.aclose()
 
 

@@ -11,16 +11,6 @@ from tests.conftest import CLAIM_PROCESSING, make_workflow
 
 
 @pytest.fixture(autouse=True)
-def _fresh_channel_layer():
-    """A new channel layer per test (the in-memory one keeps groups for a day otherwise)."""
-    from channels.layers import channel_layers
-
-    channel_layers.backends = {}
-    yield
-    channel_layers.backends = {}
-
-
-@pytest.fixture(autouse=True)
 def _fast_catch_up(settings):
     settings.DJANGO_STEPS_GRAPHQL = {
         **settings.DJANGO_STEPS_GRAPHQL,

@@ -78,7 +78,7 @@ class LiveSubscriber:
 
 def _setup(n_instances: int = 2):
     session = login_session(make_user("ops", is_superuser=True, is_staff=True))
-    viewer = login_session(make_user("viewer", "django_steps.view_workflowinstance"))
+    viewer = login_session(make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",)))
     instances = [services.start_workflow_instance("Claim Processing", new_claim(f"c{i}")) for i in range(n_instances)]
     return session, viewer, instances
 
