@@ -195,8 +195,9 @@ class WorkflowAdmin(DefinitionGuardMixin, admin.ModelAdmin):
     list_display = ("name", "step_count", "running_instances", "definition_version", "updated_at")
     search_fields = ("name", "description")
     readonly_fields = ("definition_version", "created_at", "updated_at", "diagram", "document")
+    filter_horizontal = ("content_types",)
     fieldsets = (
-        (None, {"fields": ("name", "description")}),
+        (None, {"fields": ("name", "description", "content_types")}),
         ("Definition", {"classes": ("collapse",), "fields": ("definition_version", "diagram", "document")}),
         ("Timestamps", {"classes": ("collapse",), "fields": ("created_at", "updated_at")}),
     )
@@ -250,6 +251,7 @@ class WorkflowStepStatusInline(admin.TabularInline):
         "is_completion_status",
         "is_cancellation_status",
         "is_on_hold_status",
+        "permission",
         "description",
     )
 

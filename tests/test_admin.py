@@ -130,6 +130,35 @@ def test_editing_a_transition_inline_saves_it(client, claim_workflow):
     assert (t.condition, t.priority) == ("claim.amount > 10", 7)
 
 
+def test_the_models_a_workflow_runs_on_and_a_status_permission_are_edited_in_the_admin(client, claim_workflow, claim):
+    from django.contrib.contenttypes.models import ContentType
+
+    from django_steps.exceptions import ModelNotAllowed, NotPermitted
+    from tests.testapp.models import Document
+
+    document_type = ContentType.objects.get_for_model(Document)
+    data = form_data(client.get(url(Workflow, "change", claim_workflow.pk)))
+    data["content_types"] = [str(ContentType.objects.get_for_model(claim).pk)]  # claims only, as before
+    response = client.post(url(Workflow, "change", claim_workflow.pk), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    with pytest.raises(ModelNotAllowed):
+        services.start_workflow_instance("Claim Processing", Document.objects.create())
+    data["content_types"] = [str(ContentType.objects.get_for_model(claim).pk), str(document_type.pk)]
+    assert client.post(url(Workflow, "change", claim_workflow.pk), data).status_code == 302
+    assert services.start_workflow_instance("Claim Processing", Document.objects.create()).pk
+
+    step = WorkflowStep.objects.get(workflow=claim_workflow, name="Submit Claim")
+    data = form_data(client.get(url(WorkflowStep, "change", step.pk)))
+    submitted = next(k for k, v in data.items() if k.endswith("-name") and v == "Submitted")
+    data[submitted.replace("-name", "-permission")] = "claims.submit_claim"
+    response = client.post(url(WorkflowStep, "change", step.pk), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    instance = services.start_workflow_instance("Claim Processing", claim)
+    stranger = get_user_model().objects.create_user("stranger", password="pw")
+    with pytest.raises(NotPermitted):
+        services.update_workflow_step_status(instance, "Submitted", actor=stranger)
+
+
 def test_a_condition_that_does_not_compile_is_a_form_error(client, claim_workflow):
     before = export_workflow(claim_workflow)
     data = form_data(client.get(url(Workflow, "change", claim_workflow.pk)))

@@ -47,6 +47,8 @@ export const typePolicies = {
   WorkflowInstance: {
     fields: {
       availableStatuses: { merge: false },
+      // What the viewer may do now: a whole, replaced by each newer read (it has no id).
+      viewerCan: { merge: false },
       history: { merge: false },
     },
   },

@@ -124,6 +124,14 @@ function instance(/** @type {number} */ n, { state = "ACTIVE", version = 1, stat
     currentStep: STEP,
     currentStepStatus: status,
     availableStatuses: available,
+    viewerCan: {
+      __typename: "WorkflowInstanceActions",
+      statuses: available,
+      hold: state === "ACTIVE",
+      resume: state === "ON_HOLD",
+      cancel: true,
+      advance: false,
+    },
   };
 }
 

@@ -157,10 +157,12 @@ def test_ariadne_codegen_generates_an_importable_typed_client(codegen_python, tm
             "updatedAt": "2026-01-01T00:00:01+00:00", "completedAt": None, "isAwaitingTransition": False,
             "workflow": {"id": "w", "name": "Claim Processing"},
             "currentStep": {"id": "st", "name": "Submit Claim", "order": 1},
-            "currentStepStatus": status, "availableStatuses": [status]}})
+            "currentStepStatus": status, "availableStatuses": [status],
+            "viewerCan": {"statuses": [status], "hold": True, "resume": False, "cancel": True, "advance": False}}})
         result = parsed.update_workflow_step_status
         assert result.version == 2 and result.state.value == "ACTIVE"
         assert isinstance(result.updated_at, datetime.datetime)
+        assert result.viewer_can.hold and [s.name for s in result.viewer_can.statuses] == ["Draft"]
         print("typed client ok")
         """
     )

@@ -383,16 +383,18 @@
     const active = instance.state === "ACTIVE";
     const onHold = instance.state === "ON_HOLD";
     const finished = FINISHED.has(instance.state);
-    const names = instance.availableStatuses.map((s) => s.name);
+    // Only what the logged-in user may do now (their role, the statuses' permissions, the state).
+    const can = instance.viewerCan;
+    const names = can.statuses.map((s) => s.name);
     const picked = names.includes(store.chosen.get(instance.id)) ? store.chosen.get(instance.id) : instance.currentStepStatus.name;
     const select = h(
       "select",
       {
         "aria-label": "New status",
-        disabled: !instance.availableStatuses.length,
+        disabled: !can.statuses.length,
         onchange: (e) => store.chosen.set(instance.id, e.currentTarget.value),
       },
-      instance.availableStatuses.map((s) =>
+      can.statuses.map((s) =>
         h(
           "option",
           { value: s.name, selected: s.name === picked },
@@ -404,7 +406,7 @@
       class: "btn primary",
       type: "button",
       "data-action": "status",
-      disabled: !instance.availableStatuses.length,
+      disabled: !can.statuses.length,
       text: "Set status",
       onclick: (e) => act(instance, "status", e.currentTarget, { statusName: select.value }),
     });
@@ -430,14 +432,15 @@
         h("time", { datetime: instance.updatedAt, title: new Date(instance.updatedAt).toLocaleString(), text: timeAgo(instance.updatedAt) }),
       ),
       !finished &&
+        (can.statuses.length || can.hold || can.resume || can.cancel) &&
         h(
           "div",
           { class: "actions" },
-          select,
-          setButton,
-          active && h("button", { class: "btn warn", type: "button", "data-action": "hold", text: "Hold", onclick: (e) => act(instance, "hold", e.currentTarget) }),
-          onHold && h("button", { class: "btn", type: "button", "data-action": "resume", text: "Resume", onclick: (e) => act(instance, "resume", e.currentTarget) }),
-          h("button", { class: "btn danger", type: "button", "data-action": "cancel", text: "Cancel", onclick: (e) => act(instance, "cancel", e.currentTarget) }),
+          can.statuses.length > 0 && select,
+          can.statuses.length > 0 && setButton,
+          active && can.hold && h("button", { class: "btn warn", type: "button", "data-action": "hold", text: "Hold", onclick: (e) => act(instance, "hold", e.currentTarget) }),
+          onHold && can.resume && h("button", { class: "btn", type: "button", "data-action": "resume", text: "Resume", onclick: (e) => act(instance, "resume", e.currentTarget) }),
+          can.cancel && h("button", { class: "btn danger", type: "button", "data-action": "cancel", text: "Cancel", onclick: (e) => act(instance, "cancel", e.currentTarget) }),
         ),
       errors.length > 0 &&
         h(

@@ -1,0 +1,111 @@
+"""django_steps.authorization through the Python services: attachable models, status permissions
+(global and object-level), and the visibility rule's setting."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+
+from claims.models import Claim
+from django_steps import authorization, services
+from django_steps.exceptions import ModelNotAllowed, NotPermitted
+from django_steps.models import WorkflowEvent, WorkflowInstance
+from tests.conftest import CLAIM_PROCESSING, make_workflow
+from tests.testapp.models import Document
+
+pytestmark = pytest.mark.django_db
+
+User = get_user_model()
+
+GUARDED = {
+    **CLAIM_PROCESSING,
+    "steps": [
+        {
+            **CLAIM_PROCESSING["steps"][0],
+            "statuses": [
+                {"name": "Draft", "is_default_status": True},
+                {"name": "Submitted", "is_completion_status": True, "permission": "claims.submit_claim"},
+                {"name": "On Hold", "is_on_hold_status": True, "permission": "claims.decide_claim"},
+                {"name": "Withdrawn", "is_cancellation_status": True, "permission": "claims.submit_claim"},
+            ],
+        },
+        *CLAIM_PROCESSING["steps"][1:],
+    ],
+}
+
+
+@pytest.fixture
+def owner(db):
+    return User.objects.create_user("owner", password="pw")
+
+
+@pytest.fixture
+def instance(owner):
+    make_workflow("Guarded", GUARDED)
+    claim = Claim.objects.create(title="t", claimant="c", amount=Decimal("1"), owner=owner)
+    return services.start_workflow_instance("Guarded", claim)
+
+
+def test_a_workflow_starts_only_on_the_models_it_lists(db):
+    make_workflow("Claims only", CLAIM_PROCESSING)
+    with pytest.raises(ModelNotAllowed) as refused:
+        services.start_workflow_instance("Claims only", Document.objects.create())
+    assert refused.value.code == "MODEL_NOT_ALLOWED"
+    assert not WorkflowInstance.objects.exists()
+    make_workflow("Nothing", {**CLAIM_PROCESSING, "content_types": []})
+    with pytest.raises(ModelNotAllowed):
+        services.start_workflow_instance("Nothing", Claim.objects.create(title="t", claimant="c", amount=1))
+
+
+def test_a_status_permission_is_checked_for_the_acting_user_and_refusals_change_nothing(instance, owner):
+    stranger = User.objects.create_user("stranger", password="pw")
+    for change in (
+        lambda: services.update_workflow_step_status(instance, "Submitted", actor=stranger),
+        lambda: services.cancel_workflow_instance(instance, actor=stranger),  # through "Withdrawn"
+        lambda: services.set_workflow_on_hold(instance, actor=owner),  # "On Hold" needs decide_claim
+    ):
+        with pytest.raises(NotPermitted) as refused:
+            change()
+        assert refused.value.code == "PERMISSION_DENIED"
+    assert WorkflowInstance.objects.get(pk=instance.pk).version == 1
+    assert WorkflowEvent.objects.filter(instance=instance).count() == 1
+    # The owner may (django-rules, per object); without an actor nothing is checked (the system).
+    assert services.update_workflow_step_status(instance, "Submitted", actor=owner).current_step.name == "Review Claim"
+
+
+def test_a_global_permission_allows_a_status_on_every_object(instance):
+    """ModelBackend answers stored permissions globally (never per object): still honoured."""
+    clerk = User.objects.create_user("clerk", password="pw")
+    clerk.user_permissions.add(Permission.objects.create(
+        codename="submit_claim", name="Can submit any claim", content_type=ContentType.objects.get_for_model(Claim)
+    ))
+    clerk = User.objects.get(pk=clerk.pk)  # permissions are cached per user object
+    assert services.update_workflow_step_status(instance, "Submitted", actor=clerk).current_step.name == "Review Claim"
+
+
+def test_an_inactive_user_may_set_no_guarded_status(instance, owner):
+    owner.is_active = False
+    owner.save()
+    with pytest.raises(NotPermitted):
+        services.update_workflow_step_status(instance, "Submitted", actor=owner)
+
+
+def test_the_visibility_rule_is_a_setting_read_at_call_time(settings, instance, owner):
+    reader = User.objects.create_user("reader", password="pw")
+    reader.user_permissions.add(Permission.objects.get(codename="view_workflowinstance"))
+    reader = User.objects.get(pk=reader.pk)
+    everything = WorkflowInstance.objects.all()
+    # The demo's rule (the test settings): claims of others are hidden.
+    assert list(authorization.visible_instances(reader, everything)) == []
+    assert list(authorization.visible_instances(owner, everything)) == []  # no view permission
+    # The default keeps every instance for users with the view permission.
+    settings.DJANGO_STEPS = {}
+    assert list(authorization.visible_instances(reader, everything)) == [instance]
+    # A callable works as well as a dotted path.
+    settings.DJANGO_STEPS = {"VISIBLE_INSTANCES": lambda user, queryset: queryset.filter(state="ON_HOLD")}
+    assert list(authorization.visible_instances(reader, everything)) == []
+    assert list(authorization.visible_events(reader, WorkflowEvent.objects.all())) == []
