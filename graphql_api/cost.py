@@ -79,6 +79,7 @@ __all__ = [
     "MAX_ITEMS",
     "InputLimits",
     "InputProblem",
+    "parse_json_int",
     "check_input",
     "estimate",
     "expanded_fields",
@@ -137,11 +138,31 @@ class InputProblem(Exception):
         self.message = message
 
 
-def _number_problem(field: str, value: int | float) -> InputProblem | None:
+class HugeInteger:
+    """An integer literal of a JSON body too long to be a 64-bit integer (Python refuses to
+    convert more than 4300 digits at all); :func:`check_input` reports where it is."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<huge integer>"
+
+
+HUGE_INTEGER = HugeInteger()
+
+
+def parse_json_int(text: str) -> int | HugeInteger:
+    """``parse_int`` for ``json.loads``: the integer, or :data:`HUGE_INTEGER` past 20 digits."""
+    return HUGE_INTEGER if len(text) > 20 else int(text)
+
+
+def _number_problem(field: str, value: int | float | HugeInteger) -> InputProblem | None:
     if isinstance(value, bool):
         return None
+    if isinstance(value, HugeInteger):
+        return InputProblem(field, f"`{field}`: integers must fit in 64 bits.")
     if isinstance(value, float) and not math.isfinite(value):
-        return InputProblem(field, f"`{field}`: numbers must be finite (NaN and Infinity are not JSON numbers).")
+        return InputProblem(field, f"`{field}` must be a finite number.")
     if isinstance(value, int) and not -_INT64 <= value < _INT64:
         return InputProblem(field, f"`{field}`: integers must fit in 64 bits.")
     return None
@@ -159,7 +180,7 @@ def check_input(variables: Mapping[str, Any] | None, limits: InputLimits) -> Non
         count += 1
         if count > limits.max_values:
             raise InputProblem(field, f"Too many input values (more than {limits.max_values}).")
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float, HugeInteger)):
             problem = _number_problem(field, value)
             if problem:
                 raise problem

@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -190,10 +191,19 @@ _RELAY_SOURCES = (f"{os.sep}strawberry{os.sep}relay{os.sep}", f"{os.sep}strawber
 _VARIABLE_VALUE_MARKERS = ("invalid value", "was not provided", "must not be null")
 
 
+_VARIABLE = re.compile(r"^Variable '\$(\w+)'")
+_VARIABLE_PATH = re.compile(r" at '(\w+(?:\.\w+|\[\d+\])*)'")
+
+
 def _with_code(error: GraphQLError, code: str, message: str | None = None) -> GraphQLError:
     extensions = dict(error.extensions or {})
     extensions.setdefault("code", code)
     extensions.setdefault("classification", BAD_USER_INPUT)
+    if code == BAD_USER_INPUT and "field" not in extensions:
+        variable = _VARIABLE.match(error.message)
+        if variable:
+            path = _VARIABLE_PATH.search(error.message)
+            extensions["field"] = path.group(1) if path else variable.group(1)
     return GraphQLError(
         (message or error.message)[:MAX_MESSAGE],
         nodes=error.nodes,
@@ -245,8 +255,10 @@ def client_error(error: GraphQLError) -> GraphQLError | None:
         if error.path is not None and code is None:
             return None  # graphql-core found a resolver's result invalid (e.g. null for non-null)
         return error if code else _with_code(error, _request_error_code(error))
-    if isinstance(original, GraphQLError):
-        return error if code else _with_code(error, _request_error_code(original))
+    if isinstance(original, GraphQLError) or (error.path is None and error.nodes):
+        # validation or variable coercion: an argument or variable value graphql-core could not
+        # parse (its parser's exception is kept as the original error)
+        return error if code else _with_code(error, _request_error_code(error))
     if isinstance(original, (ApiError, WorkflowError)):
         return error if code else _with_code(error, original.code)
     if isinstance(original, PermissionDenied):

@@ -20,6 +20,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from strawberry.django.views import GraphQLView
 from cross_web import HTTPException
 
+from .cost import parse_json_int
 from .extensions import graphql_setting
 from .schema import schema
 
@@ -37,7 +38,9 @@ class DjangoStepsGraphQLView(GraphQLView):
 
     def decode_json(self, data: str | bytes) -> object:
         try:
-            return json.loads(data)
+            # Integers too long for 64 bits become a marker that the input check reports with
+            # its field (Python would refuse more than 4300 digits with a bare ValueError).
+            return json.loads(data, parse_int=parse_json_int)
         except (RecursionError, UnicodeDecodeError) as error:
             raise HTTPException(400, "Unable to parse request body as JSON") from error
 
