@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 import strawberry_django
 from django.contrib import auth
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
@@ -87,6 +88,12 @@ def _content_object(content_type: str, object_id: str) -> Any:
     if obj is None:
         raise ContentObjectNotFound(f"No {ct.app_label}.{ct.model} has the primary key {object_id!r:.100}.")
     return obj
+
+
+def _longest_username() -> int:
+    """The longest username an account can have (django-axes stores up to 255 characters)."""
+    model = get_user_model()
+    return min(model._meta.get_field(model.USERNAME_FIELD).max_length or 255, 255)
 
 
 def _login_refused(request: HttpRequest) -> OperationInfo:
@@ -286,6 +293,9 @@ class Mutation:
     )
     def login(self, info: Info, username: str, password: str) -> UserType:
         request = get_request(info)
+        if len(username) > _longest_username():
+            # no account has it; nothing to check or throttle (django-axes could not store it)
+            return _login_refused(request)
         if not isinstance(request, HttpRequest):  # a WebSocket: the consumer
             return _login_on_socket(request.scope, username, password)
         try:
