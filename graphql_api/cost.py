@@ -171,15 +171,15 @@ def _number_problem(field: str, value: int | float | HugeInteger) -> InputProble
 def check_input(variables: Mapping[str, Any] | None, limits: InputLimits) -> None:
     """Raise :class:`InputProblem` for the first value of ``variables`` (raw, as decoded from the
     request) that is not finite, out of range, too long, too deep, or one value too many."""
-    if not variables:
-        return
+    if not variables or not isinstance(variables, Mapping):
+        return  # not an object: the view refuses it
+    if len(variables) > limits.max_values:
+        raise InputProblem("variables", f"Too many input values (more than {limits.max_values}).")
     count = 0
-    stack: list[tuple[str, Any, int]] = [(name, value, 1) for name, value in reversed(list(variables.items()))]
+    stack: list[tuple[str, Any, int]] = [(_segment(name), value, 1) for name, value in reversed(variables.items())]
     while stack:
         field, value, depth = stack.pop()
         count += 1
-        if count > limits.max_values:
-            raise InputProblem(field, f"Too many input values (more than {limits.max_values}).")
         if isinstance(value, (int, float, HugeInteger)):
             problem = _number_problem(field, value)
             if problem:
@@ -190,11 +190,21 @@ def check_input(variables: Mapping[str, Any] | None, limits: InputLimits) -> Non
         elif isinstance(value, (dict, list)):
             if depth >= limits.max_depth:
                 raise InputProblem(field, f"`{field}` is nested more than {limits.max_depth} levels deep.")
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            children = [(f"{field}.{key}", item, depth + 1) for key, item in items]
-            if count + len(children) > limits.max_values:
+            if count + len(stack) + len(value) > limits.max_values:
                 raise InputProblem(field, f"Too many input values (more than {limits.max_values}).")
+            if isinstance(value, dict):
+                for key in value:
+                    if len(key) > limits.max_string_length:
+                        raise InputProblem(field, f"A key in `{field}` is longer than {limits.max_string_length} characters.")
+                children = [(f"{field}.{_segment(key)}", item, depth + 1) for key, item in value.items()]
+            else:
+                children = [(f"{field}.{index}", item, depth + 1) for index, item in enumerate(value)]
             stack.extend(reversed(children))
+
+
+def _segment(key: str) -> str:
+    """A key as it appears in a field path: cut, so that a message never echoes much input."""
+    return key if len(key) <= 40 else key[:39] + "…"
 
 
 def _literal_problem(field: str, node: ValueNode, limits: InputLimits) -> InputProblem | None:

@@ -337,9 +337,12 @@ def test_oversized_inputs_are_bad_user_input(as_admin, instance):
         node["a"] = {}
         node = node["a"]
     cases.append(({"input": {"instanceId": i, "statusName": "Submitted", "context": deep}}, "input.context"))
+    long_key = {"input": {"instanceId": i, "statusName": "Submitted", "context": {"k" * 100_001: 1, "a": "x" * 100_001}}}
+    cases.append((long_key, "input.context"))
     for variables, field in cases:
         error = bad_input(as_admin(ops.UPDATE_STATUS, variables))
         assert error["extensions"]["field"].startswith(field), (field, error)
+        assert len(error["message"]) < 300
     instance.refresh_from_db()
     assert instance.version == 1
     assert as_admin.data(ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusName": "Submitted"}})
