@@ -45,8 +45,8 @@ schema: $(STAMP)
 	DJANGO_DEBUG=1 DJANGO_SETTINGS_MODULE=demo.settings $(BIN)/python manage.py export_schema graphql_api.schema:schema --path schema.graphql
 
 # Schemathesis against a live server, 1000 examples per GraphQL operation (`make test` runs 100),
-# printing each operation as it finishes (about 15 minutes; the test sets its own timeout from
-# FUZZ_EXAMPLES). Only server errors are logged meanwhile (client errors would be thousands of lines).
+# printing each operation as it finishes: 30-45 minutes, mostly hypothesis generating inputs (the
+# test sets its own timeout from FUZZ_EXAMPLES). Only server errors are logged meanwhile.
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} DJANGO_STEPS_LOG_LEVEL=ERROR $(BIN)/python -m pytest tests/graphql/test_fuzz.py -q -s -p no:logging $(PYTEST_ARGS)
 
