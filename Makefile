@@ -19,13 +19,16 @@ test: $(STAMP)
 
 # The demo on http://$(DEMO_HOST):$(DEMO_PORT)/ (dashboard), /graphql/ (GraphiQL), /admin/.
 # Idempotent: migrate and demo_setup change nothing the second time. DATABASE_URL / REDIS_URL
-# switch to PostgreSQL / Redis (see docs/dashboard.md).
+# switch to PostgreSQL / Redis (see docs/dashboard.md). The demo runs with DEBUG on (the
+# settings default to off, and then want DJANGO_SECRET_KEY): DJANGO_DEBUG=0 make demo to try
+# the production behaviour.
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 8000
+DEMO_ENV := DJANGO_DEBUG=$${DJANGO_DEBUG:-1}
 demo: $(STAMP)
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py demo_setup --url http://$(DEMO_HOST):$(DEMO_PORT)
-	$(BIN)/daphne -b $(DEMO_HOST) -p $(DEMO_PORT) demo.asgi:application
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+	$(DEMO_ENV) $(BIN)/python manage.py demo_setup --url http://$(DEMO_HOST):$(DEMO_PORT)
+	$(DEMO_ENV) $(BIN)/daphne -b $(DEMO_HOST) -p $(DEMO_PORT) demo.asgi:application
 
 # A typed Python client (ariadne-codegen) from schema.graphql + client/*.graphql, into build/.
 # ariadne-codegen needs graphql-core<3.3 and strawberry >=3.3: it gets a venv of its own.
@@ -39,11 +42,13 @@ client: $(CODEGEN)/.installed
 	$(CODEGEN)/bin/ariadne-codegen --config client/ariadne-codegen.toml
 
 schema: $(STAMP)
-	DJANGO_SETTINGS_MODULE=demo.settings $(BIN)/python manage.py export_schema graphql_api.schema:schema --path schema.graphql
+	DJANGO_DEBUG=1 DJANGO_SETTINGS_MODULE=demo.settings $(BIN)/python manage.py export_schema graphql_api.schema:schema --path schema.graphql
 
-# Schemathesis against a live server, 1000 examples per GraphQL operation (`make test` runs 200).
+# Schemathesis against a live server, 1000 examples per GraphQL operation (`make test` runs 100),
+# printing each operation as it finishes: 30-45 minutes, mostly hypothesis generating inputs (the
+# test sets its own timeout from FUZZ_EXAMPLES). Only server errors are logged meanwhile.
 fuzz: $(STAMP)
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} $(BIN)/python -m pytest tests/graphql/test_fuzz.py -q -s $(PYTEST_ARGS)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} DJANGO_STEPS_LOG_LEVEL=ERROR $(BIN)/python -m pytest tests/graphql/test_fuzz.py -q -s -p no:logging $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

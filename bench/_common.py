@@ -13,6 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# The demo settings want a secret key when DEBUG is off (benchmarks measure with DEBUG off); the
+# servers a benchmark starts inherit it.
+os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret-" + "x" * 40)
+
 
 def setup_django(settings_module: str, scratch_db: str) -> str:
     """Configure Django. SQLite in memory by default; with DATABASE_URL=postgres://… a scratch

@@ -75,6 +75,7 @@ def setup_database(workdir: Path) -> str:
     os.environ["DATABASE_URL"] = url
     os.environ.pop("REDIS_URL", None)  # this process makes no commits that publish
     os.environ["DJANGO_SETTINGS_MODULE"] = "demo.settings"
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret-" + "x" * 40)  # DEBUG is off
     import django
     from django.core.management import call_command
 

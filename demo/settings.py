@@ -2,15 +2,24 @@
 
 Everything that differs between a laptop and a deployment comes from the environment:
 ``DATABASE_URL`` (default: SQLite file), ``REDIS_URL`` (default: in-memory channel layer),
-``DJANGO_DEBUG``, ``DJANGO_SECRET_KEY``, ``DJANGO_ALLOWED_HOSTS`` (comma-separated),
-``GRAPHQL_ALLOWED_ORIGINS`` (comma-separated origins allowed to open the WebSocket).
+``DJANGO_DEBUG`` (off unless set; ``make demo`` sets it), ``DJANGO_SECRET_KEY`` (required
+unless ``DJANGO_DEBUG`` is on), ``DJANGO_ALLOWED_HOSTS`` (comma-separated), ``DJANGO_SECURE``
+(HTTPS only: secure cookies, HSTS, redirect to HTTPS), ``DJANGO_PROXY_COUNT`` (reverse proxies in
+front: trust their ``X-Forwarded-Proto``/``-For``), ``DJANGO_LOGIN_FAILURE_LIMIT`` /
+``DJANGO_LOGIN_COOLOFF_MINUTES`` (login throttling), ``GRAPHQL_ALLOWED_ORIGINS``
+(comma-separated origins allowed to open the WebSocket), ``GRAPHQL_MAX_COST`` and
+``GRAPHQL_MAX_PAGE_SIZE``. The production environment is documented in the README
+("Deployment"); ``manage.py check --deploy`` is clean with it.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -84,9 +93,35 @@ def channel_layers_from_url(url: str | None) -> dict:
     }
 
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-steps-demo-insecure-key-change-me")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Outside development (DJANGO_DEBUG=1) the secret key must come from "
+            "the environment: a long random string, e.g. the output of "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+        )
+    SECRET_KEY = "django-insecure-development-only-key"  # DEBUG only (`make demo`)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+# HTTPS only, behind one switch (README, "Deployment"): cookies never travel in clear, HTTP is
+# redirected, and browsers remember for DJANGO_HSTS_SECONDS (a year; includeSubDomains and
+# preload: every subdomain must serve HTTPS too; try with a small value first).
+SECURE = env_bool("DJANGO_SECURE", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE
+SECURE_SSL_REDIRECT = SECURE
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000")) if SECURE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = SECURE
+# Reverse proxies in front (TLS termination, load balancer): trust the scheme they forward and
+# the client address in X-Forwarded-For, as many hops deep as there are proxies (login
+# throttling counts failures per client address; without this every client would share the
+# proxy's). Never set it without a proxy that overwrites these headers.
+PROXY_COUNT = int(os.environ.get("DJANGO_PROXY_COUNT", "0"))
+if PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    AXES_IPWARE_PROXY_COUNT = PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
 
 INSTALLED_APPS = [
     "daphne",
@@ -97,6 +132,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "strawberry_django",
     "rules",
     "django_steps",
@@ -112,13 +148,25 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last, as django-axes asks: turns a lockout flagged during authentication into its 429 page
+    # (the GraphQL `login` mutation answers TOO_MANY_ATTEMPTS itself and clears the flag)
+    "axes.middleware.AxesMiddleware",
 ]
 
-# django-rules answers object permissions (claims/rules.py); ModelBackend the stored ones.
+# Login throttling (django-axes): after DJANGO_LOGIN_FAILURE_LIMIT failed logins from one client
+# address, every login from it (admin, login page, GraphQL `login`) is refused for
+# DJANGO_LOGIN_COOLOFF_MINUTES, and each failure meanwhile restarts the wait. Reset early with
+# `manage.py axes_reset_ip ADDRESS` (or `axes_reset`). AxesStandaloneBackend goes first: it
+# refuses a locked-out client before any password is hashed. django-rules answers the object
+# permissions (claims/rules.py), ModelBackend the stored ones.
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
     "rules.permissions.ObjectPermissionBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+AXES_FAILURE_LIMIT = int(os.environ.get("DJANGO_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("DJANGO_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 
 ROOT_URLCONF = "demo.urls"
 ASGI_APPLICATION = "demo.asgi.application"
@@ -162,6 +210,7 @@ DJANGO_STEPS_GRAPHQL = {
     "INTROSPECTION": env_bool("GRAPHQL_INTROSPECTION", DEBUG),
     "ALLOWED_ORIGINS": env_list("GRAPHQL_ALLOWED_ORIGINS", []),
     "MAX_PAGE_SIZE": int(os.environ.get("GRAPHQL_MAX_PAGE_SIZE", "100")),
+    "MAX_COST": int(os.environ.get("GRAPHQL_MAX_COST", "20000")),
 }
 
 LOGGING = {

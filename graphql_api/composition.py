@@ -69,6 +69,7 @@ from .types import (
 __all__ = [
     "Mutation",
     "Query",
+    "Schema",
     "SharedEventExecutionContext",
     "Subscription",
     "UserType",
@@ -81,6 +82,17 @@ __all__ = [
     "compose_schema",
     "schema_extensions",
 ]
+
+class Schema(strawberry.Schema):
+    """strawberry's schema, logging errors with :func:`~graphql_api.errors.log_errors` (client
+    errors in one line without a traceback, server faults with theirs) instead of every error
+    at ERROR with a traceback. Every schema :func:`compose_schema` builds is one."""
+
+    def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
+        from .errors import log_errors
+
+        log_errors(errors, execution_context)
+
 
 #: Python packages whose GraphQL types ``rename`` may rename.
 _OUR_PACKAGES = ("graphql_api", "django_steps")
@@ -137,7 +149,7 @@ def compose_schema(
             f"replace= names fields that your root types do not share with django-steps': {sorted(wanted - replaced)}."
         )
     try:
-        schema = strawberry.Schema(
+        schema = Schema(
             query=roots["Query"],
             mutation=roots["Mutation"],
             subscription=roots["Subscription"],

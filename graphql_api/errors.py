@@ -9,23 +9,35 @@ Mutations return ``<Type> | OperationInfo``. Every ``OperationMessage`` carries 
   ``WORKFLOW_NOT_FOUND``, ``INSTANCE_NOT_FOUND``, ``OBJECT_NOT_FOUND``);
 * codes of this layer: ``INVALID_ID`` (not a global ID, or one of another type), ``NOT_FOUND``
   (a well-formed global ID of nothing), ``PERMISSION_DENIED``, ``INVALID_CONTEXT`` (``context``
-  is not a JSON object), ``INVALID_CREDENTIALS`` (``login``), ``BAD_USER_INPUT`` (bad pagination
-  arguments or cursors, strings PostgreSQL cannot store).
+  is not a JSON object), ``INVALID_CREDENTIALS`` (``login``), ``TOO_MANY_ATTEMPTS`` (``login``
+  while the client is locked out after repeated failures), ``BAD_USER_INPUT`` (bad pagination
+  arguments or cursors, numbers that are not finite or out of range, oversized input, strings
+  PostgreSQL cannot store).
 
 Queries report problems as GraphQL errors whose ``extensions.code`` holds the same codes (and
-``extensions.classification`` is ``BAD_USER_INPUT``). Anything else is a bug: it is logged and
-masked as "Unexpected error." with code ``INTERNAL_SERVER_ERROR`` (see :func:`should_mask`).
+``extensions.classification`` is ``BAD_USER_INPUT``); errors about the request itself carry
+``GRAPHQL_PARSE_FAILED`` (syntax), ``GRAPHQL_VALIDATION_FAILED`` (not valid against the schema),
+``BAD_USER_INPUT`` (a variable or argument value; ``extensions.field`` names it) or
+``QUERY_TOO_COMPLEX`` (over the cost limit, :mod:`graphql_api.cost`). Anything else is a bug:
+it is masked as "Unexpected error." with code ``INTERNAL_SERVER_ERROR``.
+
+One place decides which is which, :func:`client_error`; the schema logs through
+:func:`log_errors` (client errors in one line at INFO, or WARNING for the codes that suggest
+abuse; server faults at ERROR with their traceback) and the masking extension shows clients
+what :func:`client_error` returns.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+import os
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import DataError
+from django.db import DataError, DatabaseError
 from graphql import GraphQLError
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.utils.str_converters import to_camel_case
@@ -49,6 +61,10 @@ PERMISSION_DENIED = "PERMISSION_DENIED"
 INVALID_CONTEXT = "INVALID_CONTEXT"
 INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
 BAD_USER_INPUT = "BAD_USER_INPUT"
+TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
+QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 #: Engine errors about what the client sent (the rest are ERROR: a state that refuses the change).
@@ -167,16 +183,127 @@ def raise_for_query(error: Exception) -> None:
     raise error
 
 
-#: Errors whose message is meant for clients; everything else is masked.
-_READABLE = (GraphQLError, WorkflowError, ApiError, PermissionDenied, GlobalIDValueError)
+# ------------------------------------------------------------------ client error or fault?
+
+#: Client errors logged at WARNING (they suggest abuse); the others at INFO.
+WARNING_CODES = frozenset({QUERY_TOO_COMPLEX, TOO_MANY_ATTEMPTS})
+
+_RELAY_SOURCES = (f"{os.sep}strawberry{os.sep}relay{os.sep}", f"{os.sep}strawberry_django{os.sep}relay{os.sep}")
+
+#: graphql-core's messages about variable values (raised while coercing them, no path).
+_VARIABLE_VALUE_MARKERS = ("invalid value", "was not provided", "must not be null")
+
+
+_VARIABLE = re.compile(r"^Variable '\$(\w+)'")
+_VARIABLE_PATH = re.compile(r" at '(\w+(?:\.\w+|\[\d+\])*)'")
+
+
+def _with_code(error: GraphQLError, code: str, message: str | None = None) -> GraphQLError:
+    extensions = dict(error.extensions or {})
+    extensions.setdefault("code", code)
+    extensions.setdefault("classification", BAD_USER_INPUT)
+    if code == BAD_USER_INPUT and "field" not in extensions:
+        variable = _VARIABLE.match(error.message)
+        if variable:
+            path = _VARIABLE_PATH.search(error.message)
+            extensions["field"] = path.group(1) if path else variable.group(1)
+    return GraphQLError(
+        (message or error.message)[:MAX_MESSAGE],
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=error.original_error,
+        extensions=extensions,
+    )
+
+
+def _request_error_code(error: GraphQLError) -> str:
+    """The code of an error graphql-core raised about the request itself."""
+    message = error.message
+    if message.startswith("Syntax Error"):
+        return GRAPHQL_PARSE_FAILED
+    if message.startswith("Variable '$") and any(marker in message for marker in _VARIABLE_VALUE_MARKERS):
+        return BAD_USER_INPUT
+    return GRAPHQL_VALIDATION_FAILED
+
+
+def _raised_in_pagination(original: BaseException) -> bool:
+    """A ValueError/TypeError raised by strawberry's relay code (bad ``first``/``last``/cursor),
+    or a value the database cannot compare raised below it (a cursor holding a huge number)."""
+    if isinstance(original, GraphQLError):
+        return False
+    frames = []
+    tb = original.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    if not frames:
+        return False
+    if isinstance(original, (ValueError, TypeError)) and any(source in frames[-1] for source in _RELAY_SOURCES):
+        return True
+    if isinstance(original, (OverflowError, DataError)) or (
+        isinstance(original, DatabaseError) and "datatype mismatch" in str(original)
+    ):
+        return any(source in frame for frame in frames for source in _RELAY_SOURCES)
+    return False
+
+
+def client_error(error: GraphQLError) -> GraphQLError | None:
+    """``error`` as its client should see it (with ``extensions.code``), or None when it is a
+    server fault. The one place that tells the two apart."""
+    original = error.original_error
+    code = (error.extensions or {}).get("code")
+    if original is None:
+        if error.path is not None and code is None:
+            return None  # graphql-core found a resolver's result invalid (e.g. null for non-null)
+        return error if code else _with_code(error, _request_error_code(error))
+    if isinstance(original, GraphQLError) or (error.path is None and error.nodes):
+        # validation or variable coercion: an argument or variable value graphql-core could not
+        # parse (its parser's exception is kept as the original error)
+        return error if code else _with_code(error, _request_error_code(error))
+    if isinstance(original, (ApiError, WorkflowError)):
+        return error if code else _with_code(error, original.code)
+    if isinstance(original, PermissionDenied):
+        return error if code else _with_code(error, PERMISSION_DENIED)
+    if isinstance(original, GlobalIDValueError):
+        return error if code else _with_code(error, INVALID_ID)
+    if is_unstorable_string_error(original):
+        return _with_code(error, BAD_USER_INPUT, UNSTORABLE_STRING)
+    if _raised_in_pagination(original):
+        message = str(original)
+        return _with_code(error, BAD_USER_INPUT, message if message.startswith("Argument '") else "Invalid pagination cursor.")
+    return None
 
 
 def should_mask(error: GraphQLError) -> bool:
-    """Mask unexpected exceptions; keep syntax/validation/limit errors and domain errors readable."""
-    original = error.original_error
-    if original is None:
-        return False  # parse / validation / limit errors: produced by graphql-core, safe to show
-    if isinstance(original, _READABLE):
-        return False
-    logger.error("Unexpected error in GraphQL resolver", exc_info=original)
-    return True
+    """Mask server faults; client errors stay readable."""
+    return client_error(error) is None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def log_errors(errors: Iterable[GraphQLError], execution_context: Any = None) -> None:
+    """Log each error once: a client error in one line (INFO, WARNING for
+    :data:`WARNING_CODES`), a server fault at ERROR with its traceback."""
+    operation = getattr(execution_context, "operation_name", None) or "-"
+    for error in errors:
+        where = ".".join(str(part) for part in error.path) if error.path else "-"
+        readable = client_error(error)
+        if readable is None:
+            logger.error(
+                "GraphQL server error in operation %s at %s: %s",
+                operation,
+                where,
+                _one_line(error.message),
+                exc_info=error.original_error,
+            )
+            continue
+        code = readable.extensions.get("code")
+        level = logging.WARNING if code in WARNING_CODES else logging.INFO
+        if logger.isEnabledFor(level):
+            logger.log(level, "GraphQL client error %s in operation %s at %s: %s", code, operation, where,
+                       _one_line(readable.message))

@@ -16,12 +16,17 @@ from typing import Any
 
 import strawberry
 import strawberry_django
+from django.contrib import auth
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
+from django.http import HttpRequest
 from strawberry import relay
 from strawberry.types import Info
+from strawberry_django.fields.types import OperationInfo
 from strawberry_django.auth.mutations import resolve_login, resolve_logout
+from strawberry_django.utils.requests import get_request
 
 from django_steps import authorization, compiled, services
 from django_steps.cel import check_context
@@ -32,6 +37,7 @@ from . import permissions
 from .errors import (
     INVALID_CONTEXT,
     INVALID_CREDENTIALS,
+    TOO_MANY_ATTEMPTS,
     ApiError,
     Kind,
     permission_denied,
@@ -123,6 +129,55 @@ def _startable_object(info: Info, workflow_name: str, content_type: str, object_
     if obj is None or not authorization.may_view_object(current_user(info), obj):
         raise ContentObjectNotFound(_NO_OBJECT)
     return obj
+
+
+def _longest_username() -> int:
+    """The longest username an account can have (django-axes stores up to 255 characters)."""
+    model = get_user_model()
+    return min(model._meta.get_field(model.USERNAME_FIELD).max_length or 255, 255)
+
+
+def _login_refused(request: HttpRequest) -> OperationInfo:
+    if getattr(request, "axes_locked_out", False):
+        return to_operation_info(_locked_out(request))
+    return to_operation_info(ApiError(INVALID_CREDENTIALS, "Incorrect username or password.", kind=Kind.VALIDATION))
+
+
+def _login_on_socket(scope: dict, username: str, password: str) -> Any:
+    """``login`` over a WebSocket: throttled like over HTTP, then the socket's session logs in
+    (later operations on the socket run as the user).
+
+    django-axes needs an ``HttpRequest`` (the client address, the headers): one is made from
+    the socket's scope. (strawberry-django's ``resolve_login`` returned the user over a socket
+    without logging the session in.)"""
+    request = HttpRequest()
+    request.method = "POST"
+    request.path = request.path_info = scope.get("path", "")
+    request.META["REMOTE_ADDR"] = (scope.get("client") or ("",))[0]
+    for name, value in scope.get("headers", ()):
+        request.META["HTTP_" + name.decode("latin1").upper().replace("-", "_")] = value.decode("latin1")
+    user = auth.authenticate(request, username=username, password=password)
+    if user is None:
+        return _login_refused(request)
+    # Django's login on the socket's session (channels' login signals without a request, which
+    # django-axes cannot record)
+    request.session = scope["session"]
+    auth.login(request, user)
+    scope["session"].save()
+    scope["user"] = user
+    return user
+
+
+def _locked_out(request: Any) -> ApiError:
+    """django-axes refused the login (too many failures from this client). It flags the request
+    for AxesMiddleware, which would replace the whole response with its 429 page; the mutation
+    answers in GraphQL's shape instead, so it clears the flag."""
+    from axes.helpers import get_cool_off
+
+    request.axes_locked_out = False
+    cool_off = get_cool_off(request)
+    wait = f" Try again in {max(1, round(cool_off.total_seconds() / 60))} minutes." if cool_off else ""
+    return ApiError(TOO_MANY_ATTEMPTS, "Too many failed login attempts." + wait, kind=Kind.PERMISSION)
 
 
 @strawberry.type(name="Mutation", description="Change workflow instances and definitions; log in and out.")
@@ -249,16 +304,21 @@ class Mutation:
         handle_django_errors=True,
         description=(
             "Log in with a Django session (sets the `sessionid` cookie and rotates `csrftoken`: "
-            "read the new token before the next POST)."
+            "read the new token before the next POST). After repeated failures from one client the "
+            "login is refused for a while with TOO_MANY_ATTEMPTS."
         ),
     )
     def login(self, info: Info, username: str, password: str) -> UserType:
+        request = get_request(info)
+        if len(username) > _longest_username():
+            # no account has it; nothing to check or throttle (django-axes could not store it)
+            return _login_refused(request)
+        if not isinstance(request, HttpRequest):  # a WebSocket: the consumer
+            return _login_on_socket(request.scope, username, password)
         try:
             return resolve_login(info, username, password)
         except ValidationError:
-            return to_operation_info(
-                ApiError(INVALID_CREDENTIALS, "Incorrect username or password.", kind=Kind.VALIDATION)
-            )
+            return _login_refused(request)
 
     @strawberry.mutation(description="Log out of the session. True if someone was logged in.")
     def logout(self, info: Info) -> bool:

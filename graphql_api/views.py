@@ -45,6 +45,7 @@ from django.utils.log import log_response
 from django.views.decorators.csrf import csrf_exempt
 from strawberry.django.views import GraphQLView
 
+from .cost import parse_json_int
 from .extensions import graphql_setting
 from .schemas import SchemaSpec, load_schema
 
@@ -107,7 +108,9 @@ class DjangoStepsGraphQLView(GraphQLView):
 
     def decode_json(self, data: str | bytes) -> object:
         try:
-            return json.loads(data)
+            # Integers too long for 64 bits become a marker that the input check reports with
+            # its field (Python would refuse more than 4300 digits with a bare ValueError).
+            return json.loads(data, parse_int=parse_json_int)
         except (RecursionError, UnicodeDecodeError) as error:
             raise HTTPException(400, "Unable to parse request body as JSON") from error
 

@@ -3,6 +3,11 @@
 import os
 
 os.environ.setdefault("DATABASE_URL", "sqlite://:memory:")
+# DEBUG is off here; the demo settings then want a secret key. GraphiQL and introspection stay
+# on as they were (tests that need them off say so).
+os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-not-a-secret-" + "x" * 40)
+os.environ.setdefault("GRAPHQL_GRAPHIQL", "1")
+os.environ.setdefault("GRAPHQL_INTROSPECTION", "1")
 
 from demo.settings import *  # noqa: E402,F401,F403
 from demo.settings import DATABASES, INSTALLED_APPS  # noqa: E402

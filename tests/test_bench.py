@@ -29,6 +29,7 @@ EXPECTED = {
         "page of 10: median latency vs graphene-django",
         "SQL queries constant across page sizes",
     ],
+    "graphql_cost": ["WorkflowInstances: request with the cost check", "WorkflowInstances: the estimate alone"],
     "mutations": ["updateWorkflowStepStatus"],
     "subscriptions": ["redis, 2 workers", "in-memory, 1 worker"],
 }

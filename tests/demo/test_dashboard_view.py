@@ -8,6 +8,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.http import HttpRequest
 
 from claims.models import Claim
 from demo.views import client_operations
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def demo_client(client):
     call_command("demo_setup", stdout=open("/dev/null", "w"))
-    assert client.login(username="demo", password="demo")
+    # django-axes throttles logins per client address: authenticate() needs the request
+    assert client.login(request=HttpRequest(), username="demo", password="demo")
     return client
 
 

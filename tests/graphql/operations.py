@@ -28,7 +28,7 @@ fragment Messages on OperationInfo {
 # ----------------------------------------------------------------------------------- queries
 
 WORKFLOWS = """
-query Workflows($filters: WorkflowFilter, $ordering: [WorkflowOrder!]! = [], $first: Int, $after: String) {
+query Workflows($filters: WorkflowFilter, $ordering: [WorkflowOrder!]! = [], $first: Int = 20, $after: String) {
   workflows(filters: $filters, ordering: $ordering, first: $first, after: $after) {
     totalCount
     pageInfo { hasNextPage endCursor }

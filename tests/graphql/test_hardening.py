@@ -3,7 +3,9 @@ never produce a 500 or a raw exception."""
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 
 import pytest
 from django.test import Client
@@ -228,3 +230,184 @@ def test_null_bytes_and_unpaired_surrogates_are_bad_input_not_500(as_admin, inst
             payload = as_admin.data(operation, variables)[field]
             if payload["__typename"] == "OperationInfo":
                 assert "INTERNAL_SERVER_ERROR" not in [m["code"] for m in payload["messages"]]
+
+
+# ------------------------------------------------------------- clean errors for client mistakes
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def bad_input(result: dict) -> dict:
+    """The single BAD_USER_INPUT error of a refused request (nothing resolved)."""
+    assert result.get("data") is None, result
+    [error] = result["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    return error
+
+
+MALFORMED_CURSORS = [
+    b64("arrayconnection:-5"),  # Django refuses negative indexing
+    b64("arrayconnection:" + "9" * 30),  # OFFSET overflows
+    b64("arrayconnection:9223372036854775807"),
+    b64("arrayconnection:abc"),
+    b64("orderedcursor:[1]"),
+    "garbage!!",
+    "x" * 300,
+]
+
+
+@pytest.mark.parametrize("argument", ["after", "before"])
+@pytest.mark.parametrize("cursor", MALFORMED_CURSORS)
+def test_malformed_cursors_are_bad_user_input_naming_the_argument(as_viewer, instance, argument, cursor):
+    error = bad_input(as_viewer(ops.INSTANCES, {argument: cursor, "first": 5}))
+    assert error["extensions"]["field"] == argument
+    assert cursor not in error["message"]
+    nested = '{ workflow(name: "Claim Processing") { instances(%s: "%s") { totalCount } } }' % (argument, cursor)
+    assert bad_input(as_viewer(nested))["extensions"]["field"] == argument
+    # the server answers a normal request right after, and real cursors still work
+    page = as_viewer.data(ops.INSTANCES, {"first": 1})["workflowInstances"]
+    assert page["totalCount"] == 1
+    after = as_viewer.data(ops.INSTANCES, {"first": 1, "after": page["pageInfo"]["endCursor"]})
+    assert after["workflowInstances"]["edges"] == []
+
+
+NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"]
+OUT_OF_RANGE = ["9223372036854775808", "-9223372036854775809", "1" * 5000]
+
+
+def post_raw(gql, query: str, variables_json: str) -> dict:
+    """POST a body whose variables are raw JSON text (Python's json accepts NaN and Infinity)."""
+    body = '{"query": %s, "variables": %s}' % (json.dumps(query), variables_json)
+    response = gql.client.post(ENDPOINT, body, content_type="application/json")
+    assert response.status_code == 200, response.content[:300]
+    return response.json()
+
+
+@pytest.mark.parametrize("number", NOT_FINITE + OUT_OF_RANGE)
+def test_numbers_that_are_not_finite_or_out_of_range_are_bad_user_input(as_admin, instance, number):
+    i = gid("WorkflowInstance", instance.pk)
+    update = post_raw(
+        as_admin,
+        ops.UPDATE_STATUS,
+        '{"input": {"instanceId": "%s", "statusName": "Submitted", "context": {"claim": {"amount": [1, %s]}}}}'
+        % (i, number),
+    )
+    error = bad_input(update)
+    assert error["extensions"]["field"] == "input.context.claim.amount.1"
+    assert number not in error["message"]
+    evaluate = post_raw(as_admin, ops.EVALUATE, '{"instanceId": "%s", "context": {"a": %s}}' % (i, number))
+    assert bad_input(evaluate)["extensions"]["field"] == "context.a"
+    # nothing was applied, and a normal request works right after
+    instance.refresh_from_db()
+    assert instance.version == 1
+    payload = as_admin.data(ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusName": "Submitted", "context": {"a": 1.5}}})
+    assert payload["updateWorkflowStepStatus"]["__typename"] == "WorkflowInstance"
+
+
+@pytest.mark.parametrize("literal", ["1e400", "-1e400", "9223372036854775808", "1" * 5000, '"' + "x" * 100_001 + '"'])
+def test_inline_json_literals_are_checked_too(as_admin, instance, literal):
+    query = 'query { evaluateTransitions(instanceId: "%s", context: {claim: {amount: %s}}) { error } }' % (
+        gid("WorkflowInstance", instance.pk),
+        literal,
+    )
+    assert bad_input(as_admin(query))["extensions"]["field"] == "context.claim.amount"
+    assert as_admin.data(ops.ME)["me"]["username"] == "admin"
+
+
+def test_ints_out_of_graphql_range_are_bad_user_input(as_viewer, instance):
+    for value in ("2147483648", "1e400", "NaN", "1" * 5000):
+        error = bad_input(post_raw(as_viewer, ops.INSTANCES, '{"first": %s}' % value))
+        assert error["extensions"]["field"] == "first", error
+    assert as_viewer.data(ops.INSTANCES, {"first": 1})["workflowInstances"]["totalCount"] == 1
+
+
+def test_oversized_inputs_are_bad_user_input(as_admin, instance):
+    i = gid("WorkflowInstance", instance.pk)
+    cases = [
+        ({"input": {"instanceId": i, "statusName": "x" * 100_001}}, "input.statusName"),
+        ({"input": {"instanceId": i, "statusName": "Submitted", "context": {f"k{n}": n for n in range(10_001)}}},
+         "input.context"),
+        ({"input": {"instanceId": i, "statusName": "Submitted", "context": {"claim": {"tags": list(range(20_000))}}}},
+         "input.context.claim.tags"),
+    ]
+    deep: dict = {}
+    node = deep
+    for _ in range(40):
+        node["a"] = {}
+        node = node["a"]
+    cases.append(({"input": {"instanceId": i, "statusName": "Submitted", "context": deep}}, "input.context"))
+    long_key = {"input": {"instanceId": i, "statusName": "Submitted", "context": {"k" * 100_001: 1, "a": "x" * 100_001}}}
+    cases.append((long_key, "input.context"))
+    for variables, field in cases:
+        error = bad_input(as_admin(ops.UPDATE_STATUS, variables))
+        assert error["extensions"]["field"].startswith(field), (field, error)
+        assert len(error["message"]) < 300
+    instance.refresh_from_db()
+    assert instance.version == 1
+    assert as_admin.data(ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusName": "Submitted"}})
+
+
+# ------------------------------------------------------------------------------ suggestions
+
+
+def test_no_suggestions_while_introspection_is_off(as_viewer, settings):
+    typos = [
+        "{ workflow(name: \"x\") { nam } }",  # field
+        "{ workflow(nme: \"x\") { name } }",  # argument
+        "{ workflowInstances(filters: {stat: ACTIVE}) { totalCount } }",  # input field
+        "{ workflowInstances(filters: {state: ACTIV}) { totalCount } }",  # enum value
+        "query($f: WorkflowInstanceFiltr) { workflowInstances(filters: $f) { totalCount } }",  # type
+    ]
+    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "INTROSPECTION": True}
+    shown = [as_viewer(query)["errors"][0]["message"] for query in typos]
+    assert all("Did you mean" in message for message in shown), shown
+    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "INTROSPECTION": False}
+    for query in typos:
+        for error in as_viewer(query)["errors"]:
+            assert "Did you mean" not in error["message"] and "'state'" not in error["message"], error
+            assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+# ----------------------------------------------------------------------------------- logging
+
+
+def test_client_errors_are_logged_in_one_line_without_traceback(as_viewer, as_operator, instance, caplog, monkeypatch):
+    caplog.set_level(logging.DEBUG)
+    i = gid("WorkflowInstance", instance.pk)
+    as_viewer("{ workflows { ")  # syntax
+    as_viewer("{ nope }")  # validation
+    as_viewer(ops.INSTANCES, {"after": b64("arrayconnection:-5")})  # bad input
+    as_viewer(ops.NODE, {"id": "garbage"})  # invalid id, raised by a resolver
+    as_viewer(NESTED_HISTORY, {"id": i})  # cost
+    client_records = list(caplog.records)
+    assert len(client_records) == 5, [r.getMessage() for r in client_records]
+    for record in client_records:
+        assert record.levelno in (logging.INFO, logging.WARNING), record.getMessage()
+        assert record.exc_info is None and "\n" not in record.getMessage()
+        assert record.name == "graphql_api"
+    codes = [r.getMessage().split()[3] for r in client_records]
+    assert codes == ["GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "INVALID_ID",
+                     "QUERY_TOO_COMPLEX"]
+    assert client_records[-1].levelno == logging.WARNING
+
+    caplog.clear()
+    from django_steps import services
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(services, "set_workflow_on_hold", boom)
+    as_operator(ops.HOLD, {"input": {"instanceId": i}})
+    [fault] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert fault.levelno == logging.ERROR and fault.exc_info and fault.exc_info[0] is RuntimeError
+    assert "setWorkflowOnHold" in fault.getMessage()
+    assert not [r for r in caplog.records if r.name.startswith("strawberry")]
+
+
+NESTED_HISTORY = """
+query Nested($id: ID!) {
+  workflowInstance(id: $id) { history { instance { history { instance { history { id } } } } } }
+}
+"""
