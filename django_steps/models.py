@@ -193,9 +193,10 @@ class WorkflowInstance(models.Model):
         indexes = [
             models.Index(fields=["content_type", "object_id"], name="django_steps_instance_object"),
             models.Index(fields=["state"], name="django_steps_instance_state"),
-            # The default ordering, alone and within one workflow (the dashboard's lists).
+            # The API's default ordering (newest first by id) within one workflow (the dashboard's
+            # lists), and the ordering by start time.
+            models.Index(fields=["workflow", "id"], name="django_steps_inst_wf_id"),
             models.Index(fields=["started_at", "id"], name="django_steps_inst_started"),
-            models.Index(fields=["workflow", "started_at", "id"], name="django_steps_inst_wf_started"),
             # Counts per workflow by state and by current step.
             models.Index(fields=["workflow", "state", "current_step"], name="django_steps_inst_wf_state"),
         ]
@@ -277,6 +278,8 @@ class WorkflowEvent(models.Model):
         indexes = [
             models.Index(fields=["workflow", "txid", "position"], name="django_steps_event_wf_cursor"),
             models.Index(fields=["instance", "txid", "position"], name="django_steps_event_in_cursor"),
+            # An instance's history page by page (the API orders it by id: see connections.py).
+            models.Index(fields=["instance", "id"], name="django_steps_event_in_id"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["instance", "sequence"], name="django_steps_event_sequence_unique"),

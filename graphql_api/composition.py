@@ -51,6 +51,7 @@ from strawberry.types.enum import StrawberryEnumDefinition
 from strawberry.types.lazy_type import LazyType
 from strawberry.types.union import StrawberryUnion
 
+from .connections import CONNECTION_NAMES, fix_pagination_descriptions
 from .execution import SharedEventExecutionContext
 from .extensions import schema_extensions
 from .mutations import Mutation
@@ -132,8 +133,7 @@ def compose_schema(
             f"rename= names Relay Node types of django-steps ({', '.join(nodes)}): their global IDs carry the type "
             "name, so they cannot be renamed (yet). Rename your own type instead."
         )
-    if rename:
-        converter = config.name_converter = _renaming(config.name_converter, rename)
+    converter = config.name_converter = _renaming(config.name_converter, rename or {})
     wanted = set(replace)
     replaced: set[str] = set()
     roots = {
@@ -168,6 +168,7 @@ def compose_schema(
             f"{error.message}: by your types and django-steps'. Pass rename={{{name!r}: 'Workflow{name}'}} "
             "(any free name) to compose_schema() to rename ours in this schema."
         ) from error
+    fix_pagination_descriptions(schema._schema)
     if rename:
         unused = set(rename) - converter.renamed  # type: ignore[attr-defined]
         if unused:
@@ -255,12 +256,28 @@ class _RenameOurTypes:
         return self._rename(name, ours) if ours is not None else name
 
 
+class _OurConnectionNames:
+    """Mixin for strawberry's ``NameConverter``: our keyset connections keep the names of the
+    first version's (``WorkflowInstanceConnection``, ``WorkflowInstanceEdge``), not
+    strawberry-django's ``…CursorConnection`` / ``…CursorEdge`` (see :mod:`graphql_api.connections`).
+    Only connections of our own node types are named so."""
+
+    def from_generic(self, generic_type: StrawberryObjectDefinition, types: list[Any]) -> str:
+        name = super().from_generic(generic_type, types)  # type: ignore[misc]
+        suffix = CONNECTION_NAMES.get(generic_type.name)
+        nodes = [t.resolve_type() if isinstance(t, LazyType) else t for t in types]
+        if suffix and nodes and all(_is_ours(node) for node in nodes):
+            return name[: -len(generic_type.name)] + suffix
+        return name
+
+
 def _renaming(converter: NameConverter, renames: Mapping[str, str]) -> NameConverter:
-    """A copy of ``converter`` that also renames our types (its own naming rules still apply)."""
+    """A copy of ``converter`` that also names our connections and renames our types (its own
+    naming rules still apply)."""
     if len(set(renames.values())) != len(renames):
         raise ImproperlyConfigured("rename= gives two of django-steps' types the same name.")
     base = type(converter)
-    cls = type(f"Renaming{base.__name__}", (_RenameOurTypes, base), {})
+    cls = type(f"Renaming{base.__name__}", (_RenameOurTypes, _OurConnectionNames, base), {})
     copy = cls.__new__(cls)
     copy.__dict__.update(converter.__dict__)
     copy.renames = dict(renames)

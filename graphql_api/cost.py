@@ -43,6 +43,7 @@ operation (``bench/graphql_cost.py``).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ from graphql import (
 )
 from graphql.utilities import get_operation_ast, value_from_ast_untyped
 from strawberry import relay
+from strawberry_django.relay import DjangoCursorConnection, DjangoCursorEdge
 
 __all__ = [
     "DEFAULT_LIST_BOUND",
@@ -251,6 +253,7 @@ class _FieldFacts:
     named: Any  # the named GraphQL type
     connection: bool  # the named type is a relay Connection
     offset_cursors: bool  # ... whose cursors are offsets (a ListConnection)
+    keyset_cursors: bool  # ... whose cursors are ordering values (a DjangoCursorConnection)
     max_results: int | None  # connection fields: the largest page
     declared_bound: int | None  # list fields: metadata[MAX_ITEMS]
 
@@ -294,6 +297,7 @@ def _field_facts(parent: Any, name: str) -> _FieldFacts | None:
         named=type_,
         connection=connection,
         offset_cursors=connection and issubclass(origin, relay.ListConnection),
+        keyset_cursors=connection and issubclass(origin, DjangoCursorConnection),
         max_results=max_results,
         declared_bound=metadata.get(MAX_ITEMS),
     )
@@ -313,6 +317,7 @@ class _Walk:
     ) -> None:
         self.facts = _schema_facts(schema)
         self.schema = schema
+        self.roots = {schema.query_type, schema.mutation_type, schema.subscription_type} - {None}
         self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         self.variables = dict(variables)
         for definition in operation.variable_definitions or ():
@@ -396,10 +401,10 @@ class _Walk:
     def page_size(self, node: FieldNode, parent: Any, facts: _FieldFacts) -> int:
         largest = facts.max_results or self.default_page
         arguments = {argument.name.value: argument.value for argument in node.arguments or ()}
-        if facts.offset_cursors:
-            for name in ("after", "before"):
-                if name in arguments:
-                    self.check_offset_cursor(name, self.value(arguments[name]), f"{parent.name}.{node.name.value}")
+        for name in ("after", "before"):
+            if name in arguments and (facts.offset_cursors or facts.keyset_cursors):
+                check = self.check_offset_cursor if facts.offset_cursors else self.check_keyset_cursor
+                check(name, self.value(arguments[name]), f"{parent.name}.{node.name.value}")
         sizes = []
         for name in ("first", "last"):
             if name not in arguments:
@@ -410,6 +415,11 @@ class _Walk:
             if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= largest:
                 return 0  # the field refuses it (BAD_USER_INPUT) and returns no item
             sizes.append(size)
+        if not sizes and facts.keyset_cursors and parent not in self.roots:
+            # Paged in SQL by strawberry-django's optimizer from the arguments as written: without
+            # them it would read every row of every parent (see graphql_api/connections.py).
+            where = f"{parent.name}.{node.name.value}"
+            raise InputProblem("first", f"`{where}` needs `first` or `last` (at most {largest}).")
         return min(sizes) if sizes else largest
 
     @staticmethod
@@ -425,6 +435,29 @@ class _Walk:
             if prefix == relay.types.PREFIX and raw.isascii() and raw.isdigit() and len(raw) <= 10:
                 position = int(raw)
         if position is None or position > MAX_OFFSET:
+            raise InputProblem(argument, f"`{argument}` of `{where}` is not a cursor of this connection.")
+
+
+    @staticmethod
+    def check_keyset_cursor(argument: str, cursor: Any, where: str) -> None:
+        """A keyset cursor is base64 of ``orderedcursor:`` and a JSON list of the row's ordering
+        values (strings or nulls); whether each value fits its column is checked when it is
+        used (and is ``BAD_USER_INPUT`` then too)."""
+        if cursor is None or cursor == "":
+            return
+        values = None
+        if isinstance(cursor, str) and len(cursor) <= 1000:
+            try:
+                prefix, raw = relay.from_base64(cursor)
+                if prefix == DjangoCursorEdge.CURSOR_PREFIX:
+                    values = json.loads(raw)
+            except ValueError:
+                values = None
+        if not (
+            isinstance(values, list)
+            and 0 < len(values) <= 10
+            and all(value is None or (isinstance(value, str) and len(value) <= 100) for value in values)
+        ):
             raise InputProblem(argument, f"`{argument}` of `{where}` is not a cursor of this connection.")
 
 

@@ -170,10 +170,14 @@ def returns_operation_info(resolver: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def query_error(code: str, message: str) -> GraphQLError:
+def query_error(code: str, message: str, *, field: str | None = None) -> GraphQLError:
     """An error for a query field caused by the request, readable by clients: ``extensions.code``
-    holds the code, ``extensions.classification`` says it is the client's (``BAD_USER_INPUT``)."""
-    return GraphQLError(message, extensions={"code": code, "classification": BAD_USER_INPUT})
+    holds the code, ``extensions.classification`` says it is the client's (``BAD_USER_INPUT``),
+    ``extensions.field`` names the argument at fault, if one is."""
+    extensions = {"code": code, "classification": BAD_USER_INPUT}
+    if field is not None:
+        extensions["field"] = field
+    return GraphQLError(message, extensions=extensions)
 
 
 def raise_for_query(error: Exception) -> None:
@@ -272,8 +276,21 @@ def client_error(error: GraphQLError) -> GraphQLError | None:
         return _with_code(error, BAD_USER_INPUT, UNSTORABLE_STRING)
     if _raised_in_pagination(original):
         message = str(original)
-        return _with_code(error, BAD_USER_INPUT, message if message.startswith("Argument '") else "Invalid pagination cursor.")
+        if message.startswith("Argument '"):
+            return _with_code(error, BAD_USER_INPUT, message)
+        readable = _with_code(error, BAD_USER_INPUT, "Invalid pagination cursor.")
+        cursors = _cursor_arguments(error)
+        if cursors:
+            readable.extensions["field"] = ",".join(cursors)
+        return readable
     return None
+
+
+def _cursor_arguments(error: GraphQLError) -> list[str]:
+    """The cursor arguments (``after``, ``before``) the failing connection field was given."""
+    node = (error.nodes or [None])[0]
+    names = [argument.name.value for argument in getattr(node, "arguments", None) or ()]
+    return [name for name in ("after", "before") if name in names]
 
 
 def should_mask(error: GraphQLError) -> bool:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Optional
+from typing import Annotated, Optional
 
 import strawberry
 import strawberry_django
 from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
-from strawberry_django.relay import DjangoListConnection
 
 from django_steps import models, services
 from django_steps.cel import check_context
@@ -18,11 +17,20 @@ from django_steps.exceptions import InvalidContext, WorkflowError
 from django_steps.models import Workflow, WorkflowInstance
 
 
-from .errors import INVALID_CONTEXT, INVALID_ID, NOT_FOUND, ApiError, query_error, raise_for_query
+from .errors import BAD_USER_INPUT, INVALID_CONTEXT, INVALID_ID, NOT_FOUND, ApiError, query_error, raise_for_query
 from .ids import parse_global_id
 from . import permissions
+from .connections import Connection, connection
 from .permissions import VIEW_WORKFLOW, current_user, has_perm, visible
-from .types import MAX_PAGE_SIZE, TransitionDryRunType, UserType, WorkflowInstanceType, WorkflowType
+from .types import (
+    MAX_PAGE_SIZE,
+    TransitionDryRunType,
+    UserType,
+    WorkflowEventFeedEdgeType,
+    WorkflowEventFeedType,
+    WorkflowInstanceType,
+    WorkflowType,
+)
 
 def _definitions(model):
     return lambda info: visible(model.objects.all(), info, VIEW_WORKFLOW)
@@ -58,15 +66,15 @@ class Query:
             raise_for_query(error)
         return readable(info).filter(pk=pk).first()
 
-    @strawberry_django.connection(
-        DjangoListConnection[WorkflowType],
+    @connection(
+        Connection[WorkflowType],
         description="Workflow definitions (needs `view_workflow`), by name.",
         max_results=MAX_PAGE_SIZE,
     )
     def workflows(self, info: Info) -> Iterable[Workflow]:
         return visible(Workflow.objects.all(), info, VIEW_WORKFLOW)
 
-    workflow_instances: DjangoListConnection[WorkflowInstanceType] = strawberry_django.connection(
+    workflow_instances: Connection[WorkflowInstanceType] = connection(
         description=(
             "Workflow instances the viewer may see (`view_workflowinstance`, narrowed by the project's visibility "
             "rule), newest first unless ordered."
@@ -130,6 +138,81 @@ class Query:
             evaluations=[_evaluation(e) for e in dry_run.evaluations],
             fired=_evaluation(dry_run.fired) if dry_run.fired else None,
             error=dry_run.error,
+        )
+
+    @strawberry.field(
+        description=(
+            "The commit-ordered history over HTTP: the events after `after` (an event `cursor`, the same "
+            "cursors `workflowInstanceEvents` hands out) that the viewer may see, of one instance "
+            "(`instanceId`), one workflow (`workflowName`) or all, oldest first, at most `first` "
+            "(default and largest: `MAX_PAGE_SIZE`). To catch up, then stay live: read pages until "
+            "`pageInfo.hasNextPage` is false, then subscribe with `after: cursor` — nothing is missed or "
+            "repeated. Only events no running transaction can precede are returned (see the README)."
+        )
+    )
+    def workflow_events(
+        self,
+        info: Info,
+        after: Annotated[
+            Optional[str], strawberry.argument(description="An event `cursor`: return the events after it.")
+        ] = None,
+        first: Annotated[
+            Optional[int], strawberry.argument(description="How many events at most (default and largest: 100).")
+        ] = None,
+        instance_id: Annotated[
+            Optional[strawberry.ID], strawberry.argument(description="Global ID of one `WorkflowInstance`.")
+        ] = None,
+        workflow_name: Annotated[
+            Optional[str], strawberry.argument(description="Name of a workflow: all its instances.")
+        ] = None,
+    ) -> WorkflowEventFeedType:
+        from django.db import router
+
+        from django_steps import authorization, history
+        from django_steps.models import WorkflowEvent
+        from django_steps.selectors import events_after
+
+        from .streams import InvalidCursor, parse_cursor, read_events
+        from .subscriptions import resolve_stream
+
+        try:
+            position = parse_cursor(after)
+        except InvalidCursor as error:
+            raise query_error(error.code, str(error), field="after") from error
+        if first is not None and not 0 <= first <= MAX_PAGE_SIZE:
+            raise query_error(BAD_USER_INPUT, f"`first` must be between 0 and {MAX_PAGE_SIZE}.", field="first")
+        size = MAX_PAGE_SIZE if first is None else first
+        user = current_user(info)
+        spec = resolve_stream(user, instance_id, workflow_name, position)
+        visible = authorization.visible_events(
+            user, events_after(position or 0, instance_id=spec.instance_id, workflow_id=spec.workflow_id)
+        )
+        events = read_events(visible, size + 1)
+        for event in events:
+            permissions.vouch(info, event.instance_id)
+        has_next = len(events) > size
+        events = events[:size]
+        if events:
+            resume = events[-1].cursor
+        elif position is not None:
+            resume = position
+        else:
+            stream = WorkflowEvent.objects.all()
+            if spec.instance_id is not None:
+                stream = stream.filter(instance_id=spec.instance_id)
+            elif spec.workflow_id is not None:
+                stream = stream.filter(workflow_id=spec.workflow_id)
+            resume = history.newest(authorization.visible_events(user, stream))
+        edges = [WorkflowEventFeedEdgeType(cursor=str(event.cursor), node=event) for event in events]
+        return WorkflowEventFeedType(
+            edges=edges,
+            page_info=relay.PageInfo(
+                has_next_page=has_next,
+                has_previous_page=position is not None and position > 0,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            cursor=str(resume),
         )
 
     @strawberry_django.field(description="The logged-in user, or null.")

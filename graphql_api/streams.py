@@ -70,6 +70,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import router
+from django.db.models import QuerySet
 
 from django_steps import compiled, history
 from django_steps.history import CURSOR_LIMIT
@@ -87,6 +88,7 @@ __all__ = [
     "format_cursor",
     "hub_for",
     "parse_cursor",
+    "read_events",
     "running_hub_loop",
     "stream_events",
 ]
@@ -193,10 +195,11 @@ def _attach(obj: Any, field: str, rows: dict[int, Any]) -> None:
         related.set_cached_value(obj, rows[pk])
 
 
-def _read(after: int, until: int | None = None, spec: StreamSpec | None = None) -> list[WorkflowEvent]:
-    spec = spec or StreamSpec()
-    qs = events_after(after, instance_id=spec.instance_id, workflow_id=spec.workflow_id, until=until)
-    events = list(qs.select_related(*_RELATED)[:BATCH])
+def read_events(queryset: QuerySet[WorkflowEvent], limit: int = BATCH) -> list[WorkflowEvent]:
+    """Up to ``limit`` events of ``queryset``, with everything a subscriber or a page of events
+    shows already attached (instance and workflow joined, definition rows from the per-process
+    cache): serialising them costs no further query."""
+    events = list(queryset.select_related(*_RELATED)[:limit])
     for event in events:
         rows = _definitions(event.workflow)
         for field in ("from_step", "to_step"):
@@ -209,6 +212,11 @@ def _read(after: int, until: int | None = None, spec: StreamSpec | None = None) 
         _attach(instance, "current_step", rows["steps"])
         _attach(instance, "current_step_status", rows["statuses"])
     return events
+
+
+def _read(after: int, until: int | None = None, spec: StreamSpec | None = None) -> list[WorkflowEvent]:
+    spec = spec or StreamSpec()
+    return read_events(events_after(after, instance_id=spec.instance_id, workflow_id=spec.workflow_id, until=until))
 
 
 def _read_final(after: int, until: int) -> tuple[list[WorkflowEvent], int]:

@@ -50,13 +50,14 @@ from .permissions import current_user
 from .streams import InvalidCursor, StreamSpec, parse_cursor, stream_events
 from .types import WorkflowEventType
 
-__all__ = ["Subscription"]
+__all__ = ["Subscription", "resolve_stream"]
 
 _DENIED = "You may no longer read workflow instances on this connection."
 
 
-def _resolve(user, instance_id: str | None, workflow_name: str | None, after: int | None = None) -> StreamSpec:
-    """Check the user and the arguments (sync: runs in a worker thread)."""
+def resolve_stream(user, instance_id: str | None, workflow_name: str | None, after: int | None = None) -> StreamSpec:
+    """Check the user and the arguments of an event stream (``workflowInstanceEvents``,
+    ``workflowEvents``): sync, in a worker thread under ASGI."""
     if user is None or not user.is_authenticated or not user.is_active:
         raise query_error(PERMISSION_DENIED, "Log in to subscribe to workflow events.")
     if not authorization.may_read_instances(user):
@@ -229,7 +230,7 @@ class Subscription:
         except InvalidCursor as error:
             raise query_error(error.code, str(error)) from error
         user = current_user(info)
-        spec = await database_sync_to_async(_resolve)(user, instance_id, workflow_name, position)
+        spec = await database_sync_to_async(resolve_stream)(user, instance_id, workflow_name, position)
         access = Access(info, user)
         async for event in _guarded(stream_events(get_channel_layer(), spec, after=position), access, spec, info):
             yield event

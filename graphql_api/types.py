@@ -17,11 +17,10 @@ import strawberry
 import strawberry_django
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
-from strawberry_django.relay import DjangoListConnection
 
 from graphql import GraphQLError
 
@@ -32,6 +31,7 @@ from .enums import WorkflowEventKind, WorkflowInstanceState
 from .extensions import graphql_setting
 from .filters import WorkflowFilter, WorkflowInstanceFilter, WorkflowInstanceOrder, WorkflowOrder
 from . import permissions
+from .connections import Connection, connection
 from .errors import NOT_FOUND
 
 
@@ -154,8 +154,8 @@ class WorkflowType(relay.Node):
     transitions: list[WorkflowTransitionType] = strawberry_django.field(
         description="All transitions, by source step order then priority (highest first)."
     )
-    instances: DjangoListConnection[WorkflowInstanceType] = (
-        strawberry_django.connection(
+    instances: Connection[WorkflowInstanceType] = (
+        connection(
             description="Instances of this workflow (needs `view_workflowinstance`).",
             max_results=MAX_PAGE_SIZE,
         )
@@ -236,6 +236,8 @@ class WorkflowEventType(relay.Node):
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet, info: Info, **kwargs) -> QuerySet:
+        if not queryset.query.order_by:  # an instance's history, oldest first (see connections.py)
+            queryset = queryset.order_by("pk")
         return permissions.visible_events(queryset, info)
 
     @classmethod
@@ -271,9 +273,32 @@ class WorkflowInstanceType(relay.Node):
     completed_at: Optional[datetime] = strawberry_django.field(
         description="When it completed or was cancelled (null while unfinished)."
     )
-    history: list[WorkflowEventType] = strawberry_django.field(
-        field_name="events", description="Every change, oldest first."
+    history: Connection[WorkflowEventType] = connection(
+        field_name="events",
+        max_results=MAX_PAGE_SIZE,
+        description=(
+            "Every change, oldest first, a page at a time (at most `MAX_PAGE_SIZE` events, 100 by default, "
+            "also when `first` is not given). For the newest change alone, read `lastEvent`."
+        ),
     )
+
+    @strawberry_django.field(
+        prefetch_related=[
+            Prefetch(
+                "events",
+                queryset=models.WorkflowEvent.objects.order_by("-txid", "-position").select_related(
+                    "from_step", "from_status", "to_step", "to_status", "requested_status", "transition", "actor"
+                )[:1],
+                to_attr="_django_steps_last_event",
+            )
+        ],
+        description="The newest change (the event whose `sequence` equals `version`).",
+    )
+    def last_event(self, root: strawberry.Parent[models.WorkflowInstance]) -> WorkflowEventType:
+        prefetched = getattr(root, "_django_steps_last_event", None)
+        if prefetched:
+            return prefetched[0]
+        return root.events.order_by("-txid", "-position").first()
 
     @strawberry_django.field(
         only=["content_type_id"],
@@ -340,6 +365,8 @@ class WorkflowInstanceType(relay.Node):
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet, info: Info, **kwargs) -> QuerySet:
+        if not queryset.query.order_by:  # newest first (see connections.py)
+            queryset = queryset.order_by("-pk")
         return permissions.visible_instances(queryset, info)
 
     @classmethod
@@ -403,3 +430,24 @@ class TransitionDryRunType:
 class DeletedWorkflowType:
     id: strawberry.ID = strawberry.field(description="The global ID the workflow had.")  # noqa: A003
     name: str = strawberry.field(description="The name the workflow had.")
+
+
+@strawberry.type(name="WorkflowEventFeedEdge", description="One event of a `WorkflowEventFeed`.")
+class WorkflowEventFeedEdgeType:
+    cursor: str = strawberry.field(description="The event's `cursor` (the same as `node.cursor`).")
+    node: WorkflowEventType = strawberry.field(description="The event.")
+
+
+@strawberry.type(
+    name="WorkflowEventFeed",
+    description="A page of the commit-ordered history (`workflowEvents`), with the cursor to continue from.",
+)
+class WorkflowEventFeedType:
+    edges: list[WorkflowEventFeedEdgeType] = strawberry.field(description="The events, oldest first.")
+    page_info: relay.PageInfo = strawberry.field(description="Whether more events follow this page.")
+    cursor: str = strawberry.field(
+        description=(
+            "Where to continue: the last event's cursor, or (no event) the `after` given, or the newest "
+            "event's. Pass it as `after` to the next `workflowEvents` page or to `workflowInstanceEvents`."
+        )
+    )

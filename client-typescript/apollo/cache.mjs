@@ -3,7 +3,8 @@
  * An Apollo Client cache for this schema: the type policies docs/graphql.md ("Clients")
  * recommends, checked against the schema and Apollo's own cache by check-cache.mjs.
  *
- * - Connections (`workflows`, `workflowInstances`, `Workflow.instances`): one cache entry per
+ * - Connections (`workflows`, `workflowInstances`, `workflowEvents`, `Workflow.instances`,
+ *   `WorkflowInstance.history`): one cache entry per
  *   filter and ordering, pages appended by cursor (`relayStylePagination`), `totalCount` kept.
  * - Lists of normalized objects that can shrink (`availableStatuses` empties when an instance
  *   finishes; steps and statuses when a definition is replaced): the new list replaces the old
@@ -24,6 +25,8 @@ export const typePolicies = {
     fields: {
       workflows: relayStylePagination(LIST_ARGS),
       workflowInstances: relayStylePagination(LIST_ARGS),
+      // The commit-ordered history: one list per stream, pages appended by event cursor.
+      workflowEvents: relayStylePagination(["instanceId", "workflowName"]),
       workflowInstance: {
         read(existing, { args, toReference }) {
           return existing ?? toReference({ __typename: "WorkflowInstance", id: args?.["id"] });
@@ -49,7 +52,7 @@ export const typePolicies = {
       availableStatuses: { merge: false },
       // What the viewer may do now: a whole, replaced by each newer read (it has no id).
       viewerCan: { merge: false },
-      history: { merge: false },
+      history: relayStylePagination([]),
     },
   },
 };

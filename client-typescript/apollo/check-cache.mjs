@@ -174,7 +174,16 @@ function scenario(/** @type {InMemoryCache} */ cache) {
     cache.writeQuery({
       query: operation("InstanceHistory"),
       variables: { id: "I1" },
-      data: { workflowInstance: { ...held, history: [] } },
+      data: {
+        workflowInstance: {
+          ...held,
+          history: {
+            __typename: "WorkflowEventConnection",
+            pageInfo: { __typename: "PageInfo", hasNextPage: false, endCursor: null },
+            edges: [],
+          },
+        },
+      },
     });
     // The definitions list, and a sidebar that selects the same field without totalCount.
     cache.writeQuery({

@@ -194,7 +194,8 @@ export async function diagram(endpoint: string, name: string): Promise<string | 
 export async function history(endpoint: string, id: string): Promise<string[]> {
   const { workflowInstance } = await request(endpoint, InstanceHistoryDocument, { id });
   if (workflowInstance === null) return [];
-  return useFragment(EventFieldsFragmentDoc, workflowInstance.history).map(describeEvent);
+  const events = workflowInstance.history.edges.map((edge) => edge.node);
+  return useFragment(EventFieldsFragmentDoc, events).map(describeEvent);
 }
 
 // ---------------------------------------------------------------------------- subscription

@@ -81,11 +81,11 @@ query InstancesWithHistory($first: Int!) {
         workflow { id name }
         currentStep { id name }
         currentStepStatus { id name isCompletionStatus }
-        history {
+        history(first: 10) { edges { node {
           id kind cursor sequence state createdAt context
           fromStep { name } toStep { name } fromStatus { name } toStatus { name }
           requestedStatus { name } transition { id } actor { id username }
-        }
+        } } }
       }
     }
   }
@@ -98,12 +98,12 @@ INSTANCE = (
 query Instance($id: ID!) {
   workflowInstance(id: $id) {
     ...InstanceFields
-    history {
+    history(first: 100) { edges { node {
       id kind cursor sequence state createdAt context
       fromStep { name } fromStatus { name } toStep { name } toStatus { name }
       requestedStatus { name } transition { id condition } actor { id username }
       instance { id } workflow { name }
-    }
+    } } }
   }
 }
 """
@@ -159,7 +159,7 @@ mutation UpdateStatus($input: UpdateWorkflowStepStatusInput!) {
   updateWorkflowStepStatus(input: $input) {
     __typename
     ...InstanceFields
-    ... on WorkflowInstance { history { kind actor { username } context transition { id } } }
+    ... on WorkflowInstance { lastEvent { kind actor { username } context transition { id } } }
     ...Messages
   }
 }
@@ -263,3 +263,8 @@ ALL = {
     for name, value in dict(globals()).items()
     if name.isupper() and isinstance(value, str) and ("query " in value or "mutation " in value)
 }
+
+
+def events(instance: dict) -> list[dict]:
+    """The events of an instance's ``history`` page, oldest first."""
+    return [edge["node"] for edge in instance["history"]["edges"]]

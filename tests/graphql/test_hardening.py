@@ -408,6 +408,6 @@ def test_client_errors_are_logged_in_one_line_without_traceback(as_viewer, as_op
 
 NESTED_HISTORY = """
 query Nested($id: ID!) {
-  workflowInstance(id: $id) { history { instance { history { instance { history { id } } } } } }
+  workflowInstance(id: $id) { history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id } } } } } } } }
 }
 """

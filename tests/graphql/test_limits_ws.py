@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 run = database_sync_to_async
 
 NESTED = """
-subscription { workflowInstanceEvents { instance { history { instance { history { instance { history { id } } } } } } } }
+subscription { workflowInstanceEvents { instance { history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id } } } } } } } } } }
 """
 
 

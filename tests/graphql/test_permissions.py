@@ -100,7 +100,7 @@ def test_inactive_superuser_is_refused(instance, claim):
 READS = """
 query Reads($instanceId: ID!, $workflowId: ID!, $eventId: ID!) {
   workflows { totalCount edges { node { name } } }
-  workflow(name: "Claim Processing") { name instances { totalCount } }
+  workflow(name: "Claim Processing") { name instances(first: 0) { totalCount } }
   workflowInstances { totalCount edges { node { id } } }
   workflowInstance(id: $instanceId) { id }
   instanceNode: node(id: $instanceId) { id }
@@ -155,7 +155,7 @@ def test_view_workflowinstance_shows_instances_and_history_but_not_the_definitio
     # the definition list needs view_workflow; the workflow an instance runs is shown with it
     assert data["workflows"]["totalCount"] == 0 and data["workflow"] is None and data["workflowNode"] is None
     instance = gql.data(ops.INSTANCE, {"id": read_vars["instanceId"]})["workflowInstance"]
-    assert instance["workflow"]["name"] == "Claim Processing" and len(instance["history"]) == 1
+    assert instance["workflow"]["name"] == "Claim Processing" and len(ops.events(instance)) == 1
 
 
 def test_viewer_sees_everything(as_viewer, read_vars):

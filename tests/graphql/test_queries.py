@@ -131,12 +131,12 @@ def test_instance_fields_and_history_oldest_first(as_operator, routed_instance_v
     data = as_operator.data(ops.INSTANCE, {"id": gid("WorkflowInstance", instance.pk)})["workflowInstance"]
     assert data["contentType"] == "claims.claim" and data["objectId"] == str(instance.object_id)
     assert data["workflow"]["name"] == "Routed"
-    kinds = [e["kind"] for e in data["history"]]
+    kinds = [e["kind"] for e in ops.events(data)]
     assert kinds == ["STARTED", "NO_TRANSITION", "ADVANCED"]
-    assert [e["sequence"] for e in data["history"]] == [1, 2, 3]
-    cursors = [int(e["cursor"]) for e in data["history"]]
+    assert [e["sequence"] for e in ops.events(data)] == [1, 2, 3]
+    cursors = [int(e["cursor"]) for e in ops.events(data)]
     assert cursors == sorted(cursors)
-    started, no_transition, advanced = data["history"]
+    started, no_transition, advanced = ops.events(data)
     assert started["fromStep"] is None and started["toStep"]["name"] == "Review"
     assert no_transition["requestedStatus"]["name"] == "Done" and no_transition["context"] == {"amount": 500}
     assert advanced["transition"]["condition"] == "amount > 1000"

@@ -70,9 +70,13 @@ def test_contract_names(sdl):
     instance = built.get_type("WorkflowInstance").fields
     assert {
         "state", "version", "currentStep", "currentStepStatus", "workflow", "contentType", "objectId", "startedAt",
-        "completedAt", "isCompleted", "availableStatuses", "history", "isAwaitingTransition",
+        "completedAt", "isCompleted", "availableStatuses", "history", "lastEvent", "viewerCan",
+        "isAwaitingTransition",
     } <= set(instance)
-    assert str(instance["history"].type) == "[WorkflowEvent!]!"
+    # v2: the history is a bounded, paged connection; the newest change is one field away.
+    assert str(instance["history"].type) == "WorkflowEventConnection!"
+    assert {"first", "after", "last", "before"} <= set(instance["history"].args)
+    assert str(instance["lastEvent"].type) == "WorkflowEvent!"
     assert str(instance["version"].type) == "Int!" and str(instance["objectId"].type) == "ID!"
     event = built.get_type("WorkflowEvent").fields
     assert {"kind", "cursor", "sequence", "state", "fromStep", "toStep", "fromStatus", "toStatus", "requestedStatus",
