@@ -213,6 +213,10 @@ DJANGO_STEPS_GRAPHQL = {
     "MAX_COST": int(os.environ.get("GRAPHQL_MAX_COST", "20000")),
 }
 
+# strawberry-django clamps window-paged lists to this: one above our largest page, so a full
+# nested page can tell whether another follows (checked by django_steps.W007).
+STRAWBERRY_DJANGO = {"PAGINATION_MAX_LIMIT": DJANGO_STEPS_GRAPHQL["MAX_PAGE_SIZE"] + 1}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -16,6 +16,7 @@ names the fix.
 ``django_steps.W003``       GraphiQL is on while ``DEBUG`` is off
 ``django_steps.W004``       the WebSocket route serves another schema than the HTTP view
 ``django_steps.W005``       no URL routes to the GraphQL view
+``django_steps.W007``       ``MAX_PAGE_SIZE`` is not below strawberry-django's ``PAGINATION_MAX_LIMIT``
 ``django_steps.W006``       the ASGI application could not be inspected (wrapped in something
                             these checks do not know): WebSocket routing was not verified
 ==========================  ================================================================
@@ -40,7 +41,7 @@ from django.utils.module_loading import import_string
 from .extensions import graphql_setting
 
 __all__ = ["check_apps_and_middleware", "check_asgi", "check_channel_layer", "check_development_server",
-           "check_graphiql"]
+           "check_graphiql", "check_page_size"]
 
 TAG = "django_steps"
 
@@ -143,6 +144,27 @@ def check_graphiql(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
             "GraphiQL is on while DEBUG is off: anyone reaching /graphql/ with a browser gets the IDE.",
             hint="Remove DJANGO_STEPS_GRAPHQL['GRAPHIQL'] (it then follows DEBUG) or set it to False in production.",
             id="django_steps.W003",
+        )
+    ]
+
+
+def check_page_size(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    """strawberry-django clamps every window-paged list to its PAGINATION_MAX_LIMIT (100 by
+    default). A nested page reads one row more than it returns to know whether another page
+    follows: at MAX_PAGE_SIZE or above, a full nested page would say `hasNextPage: false`."""
+    from strawberry_django.settings import strawberry_django_settings
+
+    limit = strawberry_django_settings()["PAGINATION_MAX_LIMIT"]
+    page = int(graphql_setting("MAX_PAGE_SIZE"))
+    if limit is None or page < limit:
+        return []
+    return [
+        Warning(
+            f"DJANGO_STEPS_GRAPHQL['MAX_PAGE_SIZE'] ({page}) is not below strawberry-django's "
+            f"PAGINATION_MAX_LIMIT ({limit}): a full page of a nested connection (history) would report no "
+            "next page.",
+            hint=f"Set STRAWBERRY_DJANGO = {{'PAGINATION_MAX_LIMIT': {page + 1}}} (or more), or lower MAX_PAGE_SIZE.",
+            id="django_steps.W007",
         )
     ]
 

@@ -138,3 +138,10 @@ def test_unknown_asgi_wrappers_are_reported_as_unverified(clean):
 def test_no_url_to_the_graphql_view(clean, settings):
     settings.ROOT_URLCONF = "tests.checks.urls_empty"
     assert ids() == ["django_steps.W005"]
+
+
+def test_a_page_size_strawberry_django_would_clamp(clean):
+    clean.STRAWBERRY_DJANGO = {"PAGINATION_MAX_LIMIT": 100}  # strawberry-django's default
+    assert ids() == ["django_steps.W007"]
+    clean.STRAWBERRY_DJANGO = {"PAGINATION_MAX_LIMIT": None}
+    assert ids() == []
