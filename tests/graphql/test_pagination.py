@@ -145,6 +145,7 @@ def test_the_history_is_bounded_and_nested_connections_need_first_or_last(as_vie
     assert (error["extensions"]["code"], error["extensions"]["field"]) == ("BAD_USER_INPUT", "first")
 
 
+@pytest.mark.django_db(transaction=True)  # it reads final events: committed ones (PostgreSQL)
 def test_workflow_events_reads_the_commit_ordered_history_with_the_subscriptions_cursors(as_viewer, ten):
     feed = as_viewer.data(EVENTS, {"first": 4})["workflowEvents"]
     cursors = [edge["cursor"] for edge in feed["edges"]]
