@@ -29,19 +29,17 @@ what :func:`client_error` returns.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DataError, DatabaseError
 from graphql import GraphQLError
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.utils.str_converters import to_camel_case
-from strawberry_django.fields.types import OperationInfo, OperationMessage
 
 from django_steps.exceptions import (
     ConditionSyntaxError,
@@ -51,9 +49,12 @@ from django_steps.exceptions import (
     WorkflowError,
 )
 
+from .error_codes import Kind, code_of
+from .error_codes import OperationInfoType as OperationInfo
+from .error_codes import OperationMessageType as OperationMessage
+
 logger = logging.getLogger("graphql_api")
 
-Kind = OperationMessage.Kind
 
 INVALID_ID = "INVALID_ID"
 NOT_FOUND = "NOT_FOUND"
@@ -102,48 +103,43 @@ def _cut(message: str) -> str:
 
 def to_operation_info(error: Exception) -> OperationInfo:
     """Map an expected error to ``OperationInfo``; re-raise anything unexpected."""
-    info = _to_operation_info(error)
-    for message in info.messages:
-        message.message = _cut(message.message)
-    return info
+    return OperationInfo(
+        messages=[
+            OperationMessage(kind=kind, message=_cut(message), field=field, code=code_of(code))
+            for kind, message, field, code in _messages(error)
+        ]
+    )
 
 
-def _to_operation_info(error: Exception) -> OperationInfo:
+def _messages(error: Exception) -> list[tuple[Kind, str, str | None, str]]:
+    """``(kind, message, field, code)`` of each message ``error`` becomes."""
     if isinstance(error, ApiError):
-        return OperationInfo(
-            messages=[OperationMessage(kind=error.kind, message=error.message, field=error.field, code=error.code)]
-        )
+        return [(error.kind, error.message, error.field, error.code)]
     if isinstance(error, PermissionDenied):
-        return OperationInfo(
-            messages=[
-                OperationMessage(
-                    kind=Kind.PERMISSION,
-                    message=str(error) or "You do not have permission to perform this action.",
-                    code=PERMISSION_DENIED,
-                )
-            ]
-        )
+        return [(Kind.PERMISSION, str(error) or "You do not have permission to perform this action.", None,
+                 PERMISSION_DENIED)]
     if isinstance(error, InvalidDefinition) and error.problems:
-        return OperationInfo(
-            messages=[
-                OperationMessage(
-                    kind=Kind.VALIDATION,
-                    message=str(problem.get("message", error.message)),
-                    field=_path_to_field(problem.get("path")),
-                    code=error.code,
-                )
-                for problem in error.problems
-            ]
-        )
+        return [
+            (Kind.VALIDATION, str(problem.get("message", error.message)), _path_to_field(problem.get("path")),
+             error.code)
+            for problem in error.problems
+        ]
     if isinstance(error, WorkflowError):
         kind = Kind.VALIDATION if isinstance(error, _VALIDATION_ERRORS) else Kind.ERROR
         if isinstance(error, NotPermitted):
             kind = Kind.PERMISSION
-        return OperationInfo(messages=[OperationMessage(kind=kind, message=error.message, code=error.code)])
+        field = error.details.get("field") if isinstance(error.details.get("field"), str) else None
+        return [(kind, error.message, field, error.code)]
+    if isinstance(error, ValidationError):  # a model's own validation (e.g. a host's clean())
+        fields = getattr(error, "error_dict", None) or {None: error.error_list}
+        return [
+            (Kind.VALIDATION, " ".join(str(m) for m in ValidationError(item).messages), _path_to_field(name),
+             BAD_USER_INPUT)
+            for name, items in fields.items()
+            for item in items
+        ]
     if is_unstorable_string_error(error):
-        return OperationInfo(
-            messages=[OperationMessage(kind=Kind.VALIDATION, message=UNSTORABLE_STRING, code=BAD_USER_INPUT)]
-        )
+        return [(Kind.VALIDATION, UNSTORABLE_STRING, None, BAD_USER_INPUT)]
     raise error
 
 
@@ -155,19 +151,6 @@ def is_unstorable_string_error(error: BaseException | None) -> bool:
     return isinstance(error, UnicodeEncodeError) or (
         isinstance(error, (ValueError, DataError)) and "NUL (0x00)" in str(error)
     )
-
-
-def returns_operation_info(resolver: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a mutation resolver: expected errors become ``OperationInfo``."""
-
-    @functools.wraps(resolver)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return resolver(*args, **kwargs)
-        except (ApiError, WorkflowError, PermissionDenied) as error:
-            return to_operation_info(error)
-
-    return wrapper
 
 
 def query_error(code: str, message: str, *, field: str | None = None) -> GraphQLError:
@@ -305,7 +288,8 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 def log_errors(errors: Iterable[GraphQLError], execution_context: Any = None) -> None:
     """Log each error once: a client error in one line (INFO, WARNING for
-    :data:`WARNING_CODES`), a server fault at ERROR with its traceback."""
+    :data:`WARNING_CODES`), a server fault at ERROR with its traceback. A client error that
+    has no ``extensions.code`` yet (one found before execution) gets it here."""
     operation = getattr(execution_context, "operation_name", None) or "-"
     for error in errors:
         where = ".".join(str(part) for part in error.path) if error.path else "-"
@@ -320,6 +304,10 @@ def log_errors(errors: Iterable[GraphQLError], execution_context: Any = None) ->
             )
             continue
         code = readable.extensions.get("code")
+        if not (error.extensions or {}).get("code"):
+            # Errors found before execution (parse, validation) reach the client as they are:
+            # give them their code too (one error model: every error has a code).
+            error.extensions = {**readable.extensions, **(error.extensions or {})}
         level = logging.WARNING if code in WARNING_CODES else logging.INFO
         if logger.isEnabledFor(level):
             logger.log(level, "GraphQL client error %s in operation %s at %s: %s", code, operation, where,

@@ -11,8 +11,10 @@ instance is ``NOT_FOUND`` exactly like a missing one. Each returns ``<Type> | Op
 from __future__ import annotations
 
 import functools
+import inspect
+import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Union
 
 import strawberry
 import strawberry_django
@@ -24,7 +26,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest
 from strawberry import relay
 from strawberry.types import Info
-from strawberry_django.fields.types import OperationInfo
+from strawberry.utils.str_converters import to_camel_case
 from strawberry_django.auth.mutations import resolve_login, resolve_logout
 from strawberry_django.utils.requests import get_request
 
@@ -34,6 +36,7 @@ from django_steps.exceptions import ContentObjectNotFound, InvalidContext, Model
 from django_steps.models import Workflow, WorkflowInstance
 
 from . import permissions
+from .error_codes import OperationInfoType as OperationInfo
 from .errors import (
     INVALID_CONTEXT,
     INVALID_CREDENTIALS,
@@ -59,22 +62,29 @@ from .permissions import ADD_WORKFLOW, CHANGE_INSTANCE, CHANGE_WORKFLOW, DELETE_
 from .types import DeletedWorkflowType, UserType, WorkflowInstanceType, WorkflowType
 
 
-def mutation(description: str, *, perm: str) -> Callable[[Callable[..., Any]], Any]:
-    """A mutation that needs ``perm`` and returns ``<Type> | OperationInfo``: expected errors
-    (the engine's, this layer's, Django's ``PermissionDenied``) become ``OperationInfo``;
-    anything else is a bug and is raised (masked and logged by the schema)."""
+def mutation(description: str, *, perm: str | None) -> Callable[[Callable[..., Any]], Any]:
+    """A mutation that needs ``perm`` (``None``: anyone) and returns ``<Name>Payload``, the union
+    of its object and ``OperationInfo``: expected errors (the engine's, this layer's, Django's
+    ``PermissionDenied`` and ``ValidationError``) become ``OperationInfo`` with a
+    ``WorkflowErrorCode``; anything else is a bug and is raised (masked and logged)."""
 
     def decorate(resolver: Callable[..., Any]) -> Any:
         @functools.wraps(resolver)
         def guarded(self: Any, info: Info, **kwargs: Any) -> Any:
             try:
-                if not has_perm(info, perm):
+                if perm is not None and not has_perm(info, perm):
                     raise permission_denied()
                 return resolver(self, info, **kwargs)
             except Exception as error:  # noqa: BLE001 - expected errors mapped, the rest re-raised
                 return to_operation_info(error)
 
-        return strawberry_django.mutation(handle_django_errors=True, description=description)(guarded)
+        returns = typing.get_type_hints(resolver)["return"]
+        if not isinstance(returns, type):  # e.g. `UserType | OperationInfo` written out already
+            returns = next(t for t in typing.get_args(returns) if t is not OperationInfo)
+        name = to_camel_case(resolver.__name__)
+        union = Annotated[Union[returns, OperationInfo], strawberry.union(name[0].upper() + name[1:] + "Payload")]
+        guarded.__signature__ = inspect.signature(resolver).replace(return_annotation=union)
+        return strawberry_django.mutation(description=description)(guarded)
 
     return decorate
 
@@ -300,13 +310,11 @@ class Mutation:
 
     # ------------------------------------------------------------------ session
 
-    @strawberry_django.mutation(
-        handle_django_errors=True,
-        description=(
-            "Log in with a Django session (sets the `sessionid` cookie and rotates `csrftoken`: "
-            "read the new token before the next POST). After repeated failures from one client the "
-            "login is refused for a while with TOO_MANY_ATTEMPTS."
-        ),
+    @mutation(
+        "Log in with a Django session (sets the `sessionid` cookie and rotates `csrftoken`: "
+        "read the new token before the next POST). After repeated failures from one client the "
+        "login is refused for a while with TOO_MANY_ATTEMPTS.",
+        perm=None,
     )
     def login(self, info: Info, username: str, password: str) -> UserType:
         request = get_request(info)

@@ -14,6 +14,15 @@ from strawberry import relay
 ENDPOINT = "/graphql/"
 
 
+def _error_codes() -> set[str]:
+    from graphql_api.error_codes import WorkflowErrorCode
+
+    return {member.value for member in WorkflowErrorCode}
+
+
+ERROR_CODES = _error_codes()
+
+
 def gid(type_name: str, pk: Any) -> str:
     return relay.to_base64(type_name, pk)
 
@@ -31,7 +40,10 @@ class GQL:
     def __call__(self, query: str, variables: dict | None = None, **extra: Any) -> dict:
         response = self.post(query, variables, **extra)
         assert response.status_code == 200, response.content
-        return response.json()
+        result = response.json()
+        for error in result.get("errors") or ():  # one typed error model: every code is the enum's
+            assert (error.get("extensions") or {}).get("code") in ERROR_CODES, error
+        return result
 
     def data(self, query: str, variables: dict | None = None) -> dict:
         result = self(query, variables)
