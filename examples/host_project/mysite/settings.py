@@ -136,6 +136,9 @@ INSTALLED_APPS = [
     "graphql_api",
     "invoices",  # your own apps
 ]
+# strawberry-django reads one row more than a page to know whether another follows; its paging
+# clamp (100 by default) must be above the largest page (MAX_PAGE_SIZE, 100): django_steps.W007.
+STRAWBERRY_DJANGO = {"PAGINATION_MAX_LIMIT": 101}
 
 # mysite/settings.py: startproject's MIDDLEWARE already has what the API needs
 MIDDLEWARE = [
@@ -168,6 +171,3 @@ DJANGO_STEPS_GRAPHQL = {
     # "INTROSPECTION": True to let code generators read the schema of a production server.
     "ALLOWED_ORIGINS": [],  # pages on other origins (a SPA) allowed to open the WebSocket
 }
-# strawberry-django reads one row more than a page to know whether another follows; its paging
-# clamp (100 by default) must be above the largest page (MAX_PAGE_SIZE, 100): django_steps.W007.
-STRAWBERRY_DJANGO = {"PAGINATION_MAX_LIMIT": 101}
