@@ -42,7 +42,6 @@ from typing import Any
 
 import strawberry
 from django.core.exceptions import ImproperlyConfigured
-from strawberry import relay
 from strawberry.exceptions import DuplicatedTypeName
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
@@ -127,12 +126,6 @@ def compose_schema(
         )
     config = dataclasses.replace(config) if config is not None else StrawberryConfig()
     converter: NameConverter = config.name_converter
-    nodes = sorted(set(rename or ()) & _our_node_names())
-    if nodes:
-        raise ImproperlyConfigured(
-            f"rename= names Relay Node types of django-steps ({', '.join(nodes)}): their global IDs carry the type "
-            "name, so they cannot be renamed (yet). Rename your own type instead."
-        )
     converter = config.name_converter = _renaming(config.name_converter, rename or {})
     wanted = set(replace)
     replaced: set[str] = set()
@@ -228,23 +221,16 @@ class _RenameOurTypes:
     renames: dict[str, str]
     renamed: set[str]
 
-    def _rename(self, name: str, origin: Any, is_node: bool = False) -> str:
+    def _rename(self, name: str, origin: Any) -> str:
         new = self.renames.get(name)
         if new is None or not _is_ours(origin):
             return name
-        if is_node:
-            raise ImproperlyConfigured(
-                f"{name} is a Relay Node of django-steps: its global IDs carry its type name, so it cannot "
-                "be renamed (yet). Rename your own type instead."
-            )
         self.renamed.add(name)
         return new
 
     def from_object(self, object_type: StrawberryObjectDefinition) -> str:
         name = super().from_object(object_type)  # type: ignore[misc]
-        origin = object_type.origin
-        is_node = not object_type.is_input and isinstance(origin, type) and issubclass(origin, relay.Node)
-        return self._rename(name, origin, is_node)
+        return self._rename(name, object_type.origin)
 
     def from_enum(self, enum: StrawberryEnumDefinition) -> str:
         return self._rename(super().from_enum(enum), enum.wrapped_cls)  # type: ignore[misc]
@@ -283,16 +269,6 @@ def _renaming(converter: NameConverter, renames: Mapping[str, str]) -> NameConve
     copy.renames = dict(renames)
     copy.renamed = set()
     return copy
-
-
-def _our_node_names() -> set[str]:
-    from . import types as our_types
-
-    return {
-        cls.__strawberry_definition__.name
-        for cls in vars(our_types).values()
-        if isinstance(cls, type) and issubclass(cls, relay.Node) and has_object_definition(cls)
-    }
 
 
 def _is_ours(origin: Any) -> bool:

@@ -46,7 +46,7 @@ from .errors import (
     permission_denied,
     to_operation_info,
 )
-from .ids import get_by_global_id
+from .ids import get_by_global_id, schema_name
 from .inputs import (
     AdvanceWorkflowInstanceInput,
     CancelWorkflowInstanceInput,
@@ -92,7 +92,7 @@ def mutation(description: str, *, perm: str | None) -> Callable[[Callable[..., A
 def _instance(info: Info, input_id: str) -> WorkflowInstance:
     """The instance ``input_id`` names, if the viewer may see it (else NOT_FOUND, as for none)."""
     visible = permissions.visible_instances(WorkflowInstance.objects.all(), info)
-    return get_by_global_id(visible, input_id, "WorkflowInstance", field="instanceId")
+    return get_by_global_id(visible, input_id, "WorkflowInstance", field="instanceId", info=info)
 
 
 def _context(value: Any) -> dict | None:
@@ -304,7 +304,11 @@ class Mutation:
         workflow = Workflow.objects.filter(name=input.name).first()
         if workflow is None:
             raise WorkflowNotFound(f'No workflow is named "{input.name:.100}".')
-        deleted = DeletedWorkflowType(id=strawberry.ID(relay.to_base64("Workflow", workflow.pk)), name=workflow.name)
+        deleted = DeletedWorkflowType(
+            id=strawberry.ID(relay.to_base64("DeletedWorkflow", workflow.pk)),
+            workflow_id=strawberry.ID(relay.to_base64(schema_name(info, "Workflow"), workflow.pk)),
+            name=workflow.name,
+        )
         delete_workflow(workflow)
         return deleted
 

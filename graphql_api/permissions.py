@@ -155,3 +155,17 @@ def may_view_attached_object(info: Info, instance: WorkflowInstance) -> bool:
         allowed = authorization.may_view_object(user, instance.content_object)
     book.objects[key] = allowed
     return allowed
+
+
+def visible_users(info: Info) -> QuerySet:
+    """The user accounts the viewer may read by ID (``node``): their own, or every one with
+    ``auth.view_user``. (Users shown as an event's ``actor`` are shown with the event.)"""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model()._default_manager.all()
+    user = current_user(info)
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return users.none()
+    if user.has_perm(f"{users.model._meta.app_label}.view_{users.model._meta.model_name}"):
+        return users
+    return users.filter(pk=user.pk)

@@ -18,7 +18,7 @@ from django_steps.models import Workflow, WorkflowInstance
 
 
 from .errors import BAD_USER_INPUT, INVALID_CONTEXT, INVALID_ID, NOT_FOUND, ApiError, query_error, raise_for_query
-from .ids import parse_global_id
+from .ids import our_name, parse_global_id
 from . import permissions
 from .connections import Connection, connection
 from .permissions import VIEW_WORKFLOW, current_user, has_perm, visible
@@ -44,6 +44,7 @@ NODE_MODELS = {
     "WorkflowTransition": _definitions(models.WorkflowTransition),
     "WorkflowInstance": lambda info: permissions.visible_instances(models.WorkflowInstance.objects.all(), info),
     "WorkflowEvent": lambda info: permissions.visible_events(models.WorkflowEvent.objects.all(), info),
+    "User": lambda info: permissions.visible_users(info),
 }
 
 
@@ -55,11 +56,12 @@ class Query:
             gid = relay.GlobalID.from_id(str(id))
         except ValueError:
             raise query_error(INVALID_ID, "Not a valid global ID.") from None
-        readable = NODE_MODELS.get(gid.type_name)
+        ours = our_name(info, gid.type_name)
+        readable = NODE_MODELS.get(ours)
         if readable is None:
             raise query_error(INVALID_ID, f"Unknown type {gid.type_name!r:.80} in the global ID.")
         try:
-            pk = parse_global_id(str(id), gid.type_name)
+            pk = parse_global_id(str(id), ours, info=info)
         except ApiError as error:
             if error.code == NOT_FOUND:
                 return None
@@ -91,7 +93,7 @@ class Query:
     )
     def workflow_instance(self, info: Info, id: strawberry.ID) -> Optional[WorkflowInstanceType]:  # noqa: A002
         try:
-            pk = parse_global_id(id, "WorkflowInstance")
+            pk = parse_global_id(id, "WorkflowInstance", info=info)
         except ApiError as error:
             if error.code == NOT_FOUND:
                 return WorkflowInstance.objects.none()
@@ -112,7 +114,7 @@ class Query:
         context: Optional[JSON] = None,
     ) -> Optional[TransitionDryRunType]:
         try:
-            pk = parse_global_id(instance_id, "WorkflowInstance", field="instanceId")
+            pk = parse_global_id(instance_id, "WorkflowInstance", field="instanceId", info=info)
         except ApiError as error:
             if error.code == NOT_FOUND:
                 return None
@@ -183,7 +185,7 @@ class Query:
             raise query_error(BAD_USER_INPUT, f"`first` must be between 0 and {MAX_PAGE_SIZE}.", field="first")
         size = MAX_PAGE_SIZE if first is None else first
         user = current_user(info)
-        spec = resolve_stream(user, instance_id, workflow_name, position)
+        spec = resolve_stream(user, instance_id, workflow_name, position, info=info)
         visible = authorization.visible_events(
             user, events_after(position or 0, instance_id=spec.instance_id, workflow_id=spec.workflow_id)
         )

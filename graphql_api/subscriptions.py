@@ -55,7 +55,9 @@ __all__ = ["Subscription", "resolve_stream"]
 _DENIED = "You may no longer read workflow instances on this connection."
 
 
-def resolve_stream(user, instance_id: str | None, workflow_name: str | None, after: int | None = None) -> StreamSpec:
+def resolve_stream(
+    user, instance_id: str | None, workflow_name: str | None, after: int | None = None, *, info: Any = None
+) -> StreamSpec:
     """Check the user and the arguments of an event stream (``workflowInstanceEvents``,
     ``workflowEvents``): sync, in a worker thread under ASGI."""
     if user is None or not user.is_authenticated or not user.is_active:
@@ -74,7 +76,7 @@ def resolve_stream(user, instance_id: str | None, workflow_name: str | None, aft
     if instance_id is None:
         return StreamSpec(workflow_id=workflow_id)
     try:
-        pk = parse_global_id(instance_id, "WorkflowInstance", field="instanceId")
+        pk = parse_global_id(instance_id, "WorkflowInstance", field="instanceId", info=info)
     except ApiError as error:
         raise query_error(error.code, error.message) from error
     visible = authorization.visible_instances(user, WorkflowInstance.objects.filter(pk=pk))
@@ -230,7 +232,7 @@ class Subscription:
         except InvalidCursor as error:
             raise query_error(error.code, str(error)) from error
         user = current_user(info)
-        spec = await database_sync_to_async(resolve_stream)(user, instance_id, workflow_name, position)
+        spec = await database_sync_to_async(resolve_stream)(user, instance_id, workflow_name, position, info=info)
         access = Access(info, user)
         async for event in _guarded(stream_events(get_channel_layer(), spec, after=position), access, spec, info):
             yield event

@@ -45,10 +45,8 @@ MAX_PAGE_SIZE = int(graphql_setting("MAX_PAGE_SIZE"))
 
 
 @strawberry_django.type(get_user_model(), name="User", description="A user account.")
-class UserType:
-    @strawberry.field(description="The user's primary key.")
-    def id(self, root: strawberry.Parent[Any]) -> strawberry.ID:  # noqa: A003
-        return strawberry.ID(str(root.pk))
+class UserType(relay.Node):
+    _id_attr = "pk"  # see ID_ATTR_NOTE
 
     username: str = strawberry_django.field(description="The user's login name.")
 
@@ -428,7 +426,12 @@ class TransitionDryRunType:
 
 @strawberry.type(name="DeletedWorkflow", description="A workflow definition that was deleted.")
 class DeletedWorkflowType:
-    id: strawberry.ID = strawberry.field(description="The global ID the workflow had.")  # noqa: A003
+    id: strawberry.ID = strawberry.field(  # noqa: A003
+        description="An ID of this deletion, which no other object has (not the workflow's: see `workflowId`)."
+    )
+    workflow_id: strawberry.ID = strawberry.field(
+        description="The global ID the workflow had: remove that object from a client cache."
+    )
     name: str = strawberry.field(description="The name the workflow had.")
 
 

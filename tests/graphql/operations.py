@@ -240,7 +240,7 @@ DELETE_WORKFLOW = (
     MESSAGES
     + """
 mutation DeleteWorkflow($input: DeleteWorkflowInput!) {
-  deleteWorkflow(input: $input) { __typename ... on DeletedWorkflow { id name } ...Messages }
+  deleteWorkflow(input: $input) { __typename ... on DeletedWorkflow { id workflowId name } ...Messages }
 }
 """
 )

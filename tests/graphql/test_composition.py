@@ -41,15 +41,13 @@ def test_a_host_user_type_needs_ours_renamed_and_gets_a_hint():
         compose_schema(query=HostQuery)
     sdl = str(compose_schema(query=HostQuery, rename={"User": "WorkflowUser"}))
     assert "type User {\n  username: String!\n  email: String!\n}" in sdl
-    assert "type WorkflowUser {" in sdl and "union LoginPayload = WorkflowUser | OperationInfo" in sdl
+    assert "type WorkflowUser implements Node {" in sdl and "union LoginPayload = WorkflowUser | OperationInfo" in sdl
     assert "staff: [User!]!" in sdl and "me: WorkflowUser" in sdl
 
 
-def test_renames_must_name_our_non_node_types():
+def test_renames_must_name_our_types():
     with pytest.raises(ImproperlyConfigured, match="no type of django-steps: \\['Invoice'\\]"):
         compose_schema(query=HostQuery, rename={"User": "WorkflowUser", "Invoice": "X"})
-    with pytest.raises(ImproperlyConfigured, match="Relay Node"):
-        compose_schema(rename={"WorkflowInstance": "StepsInstance"})
     with pytest.raises(ImproperlyConfigured, match="same name"):
         compose_schema(rename={"User": "X", "WorkflowEventKind": "X"})
     sdl = str(compose_schema(rename={"WorkflowInstanceState": "StepsState"}))
@@ -95,3 +93,40 @@ def test_schemas_are_named_by_object_dotted_path_or_callable():
         load_schema("graphql_api.schema:__name__")
     with pytest.raises(ImproperlyConfigured, match="not int"):
         load_schema(42)
+
+
+def test_renamed_node_types_keep_working_global_ids(db, claim_workflow, claim):
+    """A global ID carries its type's GraphQL name: in a schema that renamed ours, IDs use the new
+    name, and node(), lookups and mutations read them."""
+    from django.contrib.auth.models import User
+    from django.test import RequestFactory
+    from strawberry import relay
+    from strawberry.django.context import StrawberryDjangoContext
+
+    from django_steps.services import start_workflow_instance
+
+    schema = compose_schema(query=HostQuery, rename={"User": "WorkflowUser", "WorkflowInstance": "StepsInstance"})
+    boss = User.objects.create_superuser("boss", "b@example.com", "pw")
+    instance = start_workflow_instance("Claim Processing", claim)
+
+    def run(query: str, **variables):
+        request = RequestFactory().post("/graphql/")
+        request.user = boss
+        result = schema.execute_sync(query, variables, context_value=StrawberryDjangoContext(request, None))
+        assert result.errors is None, result.errors
+        return result.data
+
+    me = run("{ me { id } }")["me"]["id"]
+    assert relay.GlobalID.from_id(me).type_name == "WorkflowUser"
+    assert run("query($id: ID!) { node(id: $id) { __typename id } }", id=me)["node"] == {
+        "__typename": "WorkflowUser", "id": me,
+    }
+    instance_id = relay.to_base64("StepsInstance", instance.pk)
+    assert run("query($id: ID!) { workflowInstance(id: $id) { id } }", id=instance_id)["workflowInstance"] == {
+        "id": instance_id,
+    }
+    held = run(
+        "mutation($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) { __typename ... on StepsInstance { state } } }",
+        id=instance_id,
+    )["setWorkflowOnHold"]
+    assert held == {"__typename": "StepsInstance", "state": "ON_HOLD"}

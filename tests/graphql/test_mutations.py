@@ -382,7 +382,12 @@ def test_delete_workflow(as_designer, claim_workflow, claim):
     assert codes(payload) == ["WORKFLOW_IN_USE"]
     instance.delete()
     data = as_designer.data(ops.DELETE_WORKFLOW, {"input": {"name": "Claim Processing"}})["deleteWorkflow"]
-    assert data == {"__typename": "DeletedWorkflow", "id": gid("Workflow", claim_workflow.pk), "name": "Claim Processing"}
+    assert data == {
+        "__typename": "DeletedWorkflow",
+        "id": gid("DeletedWorkflow", claim_workflow.pk),  # no live object has this ID (Relay caches by ID)
+        "workflowId": gid("Workflow", claim_workflow.pk),
+        "name": "Claim Processing",
+    }
     assert not Workflow.objects.exists()
     payload = as_designer.data(ops.DELETE_WORKFLOW, {"input": {"name": "Claim Processing"}})["deleteWorkflow"]
     assert codes(payload) == ["WORKFLOW_NOT_FOUND"]

@@ -184,7 +184,17 @@ def test_node_resolves_every_type(as_viewer, routed_instance_via_api):
     assert as_viewer.data(ops.NODE, {"id": gid("WorkflowEvent", 10**6)})["node"] is None
 
 
-@pytest.mark.parametrize("bad", ["garbage", "", gid("User", 1), gid("Nope", 1), gid("Workflow", "x"), "🙂" * 50])
+def test_user_is_a_node_the_viewer_reads_by_global_id(as_viewer, viewer, operator):
+    me = as_viewer.data("{ me { id username } }")["me"]
+    assert me == {"id": gid("User", viewer.pk), "username": "viewer"}
+    node = as_viewer.data("query($id: ID!) { node(id: $id) { __typename id ... on User { username } } }",
+                          {"id": me["id"]})["node"]
+    assert node == {"__typename": "User", "id": me["id"], "username": "viewer"}
+    # Another account: only with auth.view_user (an actor is shown with the event instead).
+    assert as_viewer.data(ops.NODE, {"id": gid("User", operator.pk)})["node"] is None
+
+
+@pytest.mark.parametrize("bad", ["garbage", "", gid("Nope", 1), gid("Workflow", "x"), "🙂" * 50])
 def test_node_with_malformed_ids_is_a_coded_error(as_viewer, bad):
     result = as_viewer(ops.NODE, {"id": bad})
     assert result["data"] == {"node": None}
