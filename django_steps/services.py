@@ -480,13 +480,15 @@ def start_workflow_instance(workflow_name: str, content_object: Model, *, actor:
 
 def update_workflow_step_status(
     workflow_instance: WorkflowInstance,
-    new_status_name: str,
+    new_status_name: str | None,
     context_data: Mapping[str, Any] | None = None,
     *,
     actor: Any = None,
     expected_version: int | None = None,
+    status_id: int | None = None,
 ) -> WorkflowInstance:
-    """Set a status of the current step.
+    """Set a status of the current step, named by ``new_status_name`` or, instead, by its
+    primary key ``status_id`` (which must then be a status of the current step).
 
     A completion status advances: outgoing transitions are tried by priority, highest first,
     and the first whose condition matches moves the instance to its target step's default
@@ -498,11 +500,16 @@ def update_workflow_step_status(
         instance = _lock(workflow_instance, expected_version)
         _refuse_finished(instance)
         definition, step = _definition(instance)
-        status = step.statuses.get(new_status_name)
+        if status_id is not None:
+            status = next((s for s in step.statuses.values() if s.id == status_id), None)
+            wanted = f"with this ID (#{status_id})"
+        else:
+            status = step.statuses.get(new_status_name)
+            wanted = f'"{new_status_name}"'
         if status is None:
             known = ", ".join(f'"{name}"' for name in step.statuses) or "none"
             raise UnknownStatus(
-                f'Step "{step.name}" has no status "{new_status_name}". Its statuses: {known}.',
+                f'Step "{step.name}" has no status {wanted}. Its statuses: {known}.',
                 status_name=new_status_name,
                 step_name=step.name,
             )

@@ -37,6 +37,7 @@ change its IDs in the host schema; that is refused for now (``ImproperlyConfigur
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -44,6 +45,7 @@ import strawberry
 from django.core.exceptions import ImproperlyConfigured
 from strawberry.exceptions import DuplicatedTypeName
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.schema.name_converter import NameConverter
 from strawberry.types.base import StrawberryObjectDefinition, has_object_definition
 from strawberry.types.enum import StrawberryEnumDefinition
@@ -82,6 +84,17 @@ __all__ = [
     "compose_schema",
     "schema_extensions",
 ]
+
+#: strawberry's DateTime, saying which format it is (``@specifiedBy``), so generated clients and
+#: humans know what to parse. A host's own ``scalar_overrides`` for ``datetime`` win.
+SCALARS = {
+    datetime.datetime: dataclasses.replace(
+        DateTimeDefinition,
+        description="Date with time with its UTC offset, ISO 8601 (e.g. `2026-11-30T21:00:00.123456+00:00`).",
+        specified_by_url="https://datatracker.ietf.org/doc/html/rfc3339#section-5.6",
+    )
+}
+
 
 class Schema(strawberry.Schema):
     """strawberry's schema, logging errors with :func:`~graphql_api.errors.log_errors` (client
@@ -142,6 +155,7 @@ def compose_schema(
             f"replace= names fields that your root types do not share with django-steps': {sorted(wanted - replaced)}."
         )
     try:
+        schema_options["scalar_overrides"] = {**SCALARS, **(schema_options.get("scalar_overrides") or {})}
         schema = Schema(
             query=roots["Query"],
             mutation=roots["Mutation"],

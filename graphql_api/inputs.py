@@ -18,7 +18,14 @@ class StartWorkflowInstanceInput:
 @strawberry.input(name="UpdateWorkflowStepStatusInput", description="Set a status of the instance's current step.")
 class UpdateWorkflowStepStatusInput:
     instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
-    status_name: str = strawberry.field(description="Name of a status of the current step.")
+    status_name: Optional[str] = strawberry.field(
+        default=None, description="Name of a status of the current step (give it or `statusId`)."
+    )
+    status_id: Optional[strawberry.ID] = strawberry.field(
+        default=None,
+        description="Global ID of a status of the current step, as `availableStatuses` and `viewerCan` give them "
+        "(give it or `statusName`).",
+    )
     context: Optional[JSON] = strawberry.field(
         default=None,
         description="A JSON object used as the CEL context of transition conditions; "

@@ -38,6 +38,7 @@ from django_steps.models import Workflow, WorkflowInstance
 from . import permissions
 from .error_codes import OperationInfoType as OperationInfo
 from .errors import (
+    BAD_USER_INPUT,
     INVALID_CONTEXT,
     INVALID_CREDENTIALS,
     TOO_MANY_ATTEMPTS,
@@ -46,7 +47,7 @@ from .errors import (
     permission_denied,
     to_operation_info,
 )
-from .ids import get_by_global_id, schema_name
+from .ids import get_by_global_id, parse_global_id, schema_name
 from .inputs import (
     AdvanceWorkflowInstanceInput,
     CancelWorkflowInstanceInput,
@@ -218,9 +219,20 @@ class Mutation:
         input: UpdateWorkflowStepStatusInput,  # noqa: A002
     ) -> WorkflowInstanceType:
         instance = _instance(info, input.instance_id)
+        if (input.status_name is None) == (input.status_id is None):
+            raise ApiError(BAD_USER_INPUT, "Give either `statusName` or `statusId`.", kind=Kind.VALIDATION,
+                           field="statusName")
+        status_id = None
+        if input.status_id is not None:
+            status_id = parse_global_id(input.status_id, "WorkflowStepStatus", field="statusId", info=info)
         context = _context(input.context)
         services.update_workflow_step_status(
-            instance, input.status_name, context, actor=current_user(info), expected_version=input.expected_version
+            instance,
+            input.status_name,
+            context,
+            actor=current_user(info),
+            expected_version=input.expected_version,
+            status_id=status_id,
         )
         return _reloaded(instance)
 
@@ -320,7 +332,12 @@ class Mutation:
         "login is refused for a while with TOO_MANY_ATTEMPTS.",
         perm=None,
     )
-    def login(self, info: Info, username: str, password: str) -> UserType:
+    def login(
+        self,
+        info: Info,
+        username: Annotated[str, strawberry.argument(description="The account's username.")],
+        password: Annotated[str, strawberry.argument(description="Its password.")],
+    ) -> UserType:
         request = get_request(info)
         if len(username) > _longest_username():
             # no account has it; nothing to check or throttle (django-axes could not store it)

@@ -51,7 +51,11 @@ NODE_MODELS = {
 @strawberry.type(name="Query", description="Read workflow definitions, instances and their history.")
 class Query:
     @strawberry.field(description="Any object by its global ID (null if it does not exist or you may not read it).")
-    def node(self, info: Info, id: strawberry.ID) -> Optional[relay.Node]:  # noqa: A002
+    def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global ID (an `id` field's value).")],  # noqa: A002
+    ) -> Optional[relay.Node]:
         try:
             gid = relay.GlobalID.from_id(str(id))
         except ValueError:
@@ -85,13 +89,19 @@ class Query:
     )
 
     @strawberry_django.field(description="The workflow with this name (null if none, or not readable).")
-    def workflow(self, info: Info, name: str) -> Optional[WorkflowType]:
+    def workflow(
+        self, info: Info, name: Annotated[str, strawberry.argument(description="The workflow's unique name.")]
+    ) -> Optional[WorkflowType]:
         return visible(Workflow.objects.filter(name=name), info, VIEW_WORKFLOW)
 
     @strawberry_django.field(
         description="The workflow instance with this global ID (null if none, or the viewer may not see it)."
     )
-    def workflow_instance(self, info: Info, id: strawberry.ID) -> Optional[WorkflowInstanceType]:  # noqa: A002
+    def workflow_instance(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the instance.")],  # noqa: A002
+    ) -> Optional[WorkflowInstanceType]:
         try:
             pk = parse_global_id(id, "WorkflowInstance", info=info)
         except ApiError as error:
@@ -110,8 +120,11 @@ class Query:
     def evaluate_transitions(
         self,
         info: Info,
-        instance_id: strawberry.ID,
-        context: Optional[JSON] = None,
+        instance_id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the instance.")],
+        context: Annotated[
+            Optional[JSON],
+            strawberry.argument(description="A JSON object to evaluate against; default: the object's fields."),
+        ] = None,
     ) -> Optional[TransitionDryRunType]:
         try:
             pk = parse_global_id(instance_id, "WorkflowInstance", field="instanceId", info=info)

@@ -310,7 +310,15 @@ class WorkflowInstanceType(relay.Node):
     def object_id(self, root: strawberry.Parent[models.WorkflowInstance]) -> strawberry.ID:
         return strawberry.ID(root.object_id)
 
-    @strawberry_django.field(only=["state"], description="True once completed or cancelled.")
+    @strawberry_django.field(only=["state"], description="True once completed or cancelled: it accepts no change.")
+    def is_finished(self, root: strawberry.Parent[models.WorkflowInstance]) -> bool:
+        return root.state in FINISHED_STATES
+
+    @strawberry_django.field(
+        only=["state"],
+        description="True once completed or cancelled.",
+        deprecation_reason="It is also true for cancelled instances: read `isFinished` (the same), or `state`.",
+    )
     def is_completed(self, root: strawberry.Parent[models.WorkflowInstance]) -> bool:
         return root.state in FINISHED_STATES
 

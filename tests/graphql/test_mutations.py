@@ -410,3 +410,28 @@ def test_login_me_logout(db):
     assert gql.data(ops.LOGOUT)["logout"] is True
     assert gql.data(ops.ME)["me"] is None
     assert gql.data(ops.LOGOUT)["logout"] is False
+
+
+
+
+def test_a_status_is_set_by_the_id_available_statuses_and_viewer_can_hand_out(as_operator, instance):
+    query = """query($id: ID!) { workflowInstance(id: $id) {
+        availableStatuses { id name } viewerCan { statuses { id name } } } }"""
+    i = gid("WorkflowInstance", instance.pk)
+    data = as_operator.data(query, {"id": i})["workflowInstance"]
+    submitted = next(s for s in data["availableStatuses"] if s["name"] == "Submitted")
+    assert submitted in data["viewerCan"]["statuses"]
+    moved = as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusId": submitted["id"]}})[
+        "updateWorkflowStepStatus"
+    ]
+    assert moved["currentStep"]["name"] == "Review Claim"
+    # The same ID again: it is a status of the step the instance left, not of the current one.
+    again = as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusId": submitted["id"]}})
+    assert codes(again["updateWorkflowStepStatus"]) == ["UNKNOWN_STATUS"]
+    for both_or_neither in ({"statusId": submitted["id"], "statusName": "Approved"}, {}):
+        payload = as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": i, **both_or_neither}})
+        assert [(m["code"], m["field"]) for m in payload["updateWorkflowStepStatus"]["messages"]] == [
+            ("BAD_USER_INPUT", "statusName")
+        ]
+    wrong_type = as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusId": i}})
+    assert codes(wrong_type["updateWorkflowStepStatus"]) == ["INVALID_ID"]

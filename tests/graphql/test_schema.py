@@ -109,3 +109,32 @@ def test_every_type_and_field_has_a_description(sdl):
             if not gql_type.description:
                 missing.append(name)
     assert not missing, f"undocumented: {missing}"
+
+
+def test_every_type_field_and_argument_of_ours_says_what_it_is():
+    """Docs live in the schema: what client developers read in their IDE and generated code."""
+    from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLObjectType
+    from graphql import GraphQLUnionType
+
+    schema = build_schema(SCHEMA_FILE.read_text())
+    missing = []
+    for name, named in schema.type_map.items():
+        if name.startswith("__") or name in {"String", "Int", "Float", "Boolean", "ID", "PageInfo", "Node", "Ordering"}:
+            continue  # GraphQL's and strawberry(-django)'s own
+        if isinstance(named, GraphQLUnionType) or name.endswith(("Connection", "Edge")):
+            continue  # payload unions and strawberry's relay types (described by strawberry)
+        if not named.description and name not in ("OperationMessageKind",):
+            missing.append(name)
+        if isinstance(named, (GraphQLObjectType, GraphQLInterfaceType, GraphQLInputObjectType)):
+            for field_name, field in named.fields.items():
+                if name.endswith("Filter") and field_name in ("AND", "OR", "NOT", "DISTINCT"):
+                    continue  # strawberry-django's logical filters
+                if not field.description:
+                    missing.append(f"{name}.{field_name}")
+                for arg_name, arg in getattr(field, "args", {}).items():
+                    if not arg.description and arg_name not in ("filters", "ordering", "input"):
+                        missing.append(f"{name}.{field_name}({arg_name})")
+        if isinstance(named, GraphQLEnumType):
+            missing += [f"{name}.{v}" for v, value in named.values.items() if not value.description
+                        and name != "OperationMessageKind"]
+    assert missing == []
