@@ -93,9 +93,17 @@ def test_the_example_project_is_what_the_readme_describes():
             assert text in settings, text
         else:
             final[path] = text
-    assert set(final) == {"mysite/urls.py", "mysite/asgi.py", "invoices/schema.py", "mysite/schema.py"}
+    assert set(final) == {
+        "mysite/urls.py", "mysite/asgi.py", "invoices/schema.py", "invoices/visibility.py", "mysite/schema.py",
+    }
     for path, text in final.items():
         assert (EXAMPLE / path).read_text() == text, path
+    # The YAML excerpts are the example workflow's own lines.
+    workflow = (EXAMPLE / "invoices" / "workflows" / "invoice_approval.yaml").read_text()
+    excerpts = re.findall(r"```yaml\n(.*?)```", SECTION, flags=re.S)
+    assert excerpts
+    for excerpt in excerpts:
+        assert excerpt in workflow, excerpt
 
 
 def test_the_install_commands_name_the_wheel_the_build_makes_and_real_extras():
@@ -176,7 +184,7 @@ def test_a_fresh_project_set_up_as_the_readme_says(tmp_path):
     env.pop("DATABASE_URL", None)
     subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(project)], check=True, env=env)
     shutil.copytree(EXAMPLE / "invoices", project / "invoices",
-                    ignore=shutil.ignore_patterns("schema.py", "__pycache__"))
+                    ignore=shutil.ignore_patterns("schema.py", "visibility.py", "__pycache__"))
 
     ran = []
     for language, text in STEPS:

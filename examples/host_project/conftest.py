@@ -61,6 +61,25 @@ def clerk(db):
 
 
 @pytest.fixture
+def manager(db):
+    """A clerk who may also change invoices: gives the second approval (README step 9)."""
+    return make_user(
+        "manager",
+        "invoices.view_invoice",
+        "invoices.change_invoice",
+        "django_steps.view_workflow",
+        "django_steps.view_workflowinstance",
+        "django_steps.change_workflowinstance",
+    )
+
+
+@pytest.fixture
+def outsider(db):
+    """Sees django-steps' instances, but not invoices: the visibility rule hides theirs."""
+    return make_user("outsider", "django_steps.view_workflow", "django_steps.view_workflowinstance")
+
+
+@pytest.fixture
 def auditor(db):
     """Sees invoices, but not django-steps' workflow instances."""
     return make_user("auditor", "invoices.view_invoice")

@@ -171,3 +171,9 @@ DJANGO_STEPS_GRAPHQL = {
     # "INTROSPECTION": True to let code generators read the schema of a production server.
     "ALLOWED_ORIGINS": [],  # pages on other origins (a SPA) allowed to open the WebSocket
 }
+
+# mysite/settings.py
+DJANGO_STEPS = {
+    # (user, queryset) -> queryset, a dotted path or the function; default: all instances.
+    "VISIBLE_INSTANCES": "invoices.visibility.visible_instances",
+}

@@ -113,6 +113,55 @@ def test_start_a_workflow_on_an_invoice_and_set_statuses(clerk, workflow, invoic
     assert [m["code"] for m in refused["messages"]] == ["UNKNOWN_STATUS"]
 
 
+INSTANCES = """{
+  workflowInstances(first: 10) { totalCount edges { node { id } } }
+  workflow(name: "Invoice Approval") { instanceCounts { total } }
+}"""
+
+VIEWER_CAN = """query Can($id: ID!) {
+  node(id: $id) { ... on WorkflowInstance { viewerCan { statuses { name } } } }
+}"""
+
+
+def test_the_visibility_rule_hides_invoice_workflows_from_who_may_not_see_invoices(clerk, outsider, workflow, invoice):
+    from django_steps.services import start_workflow_instance
+
+    start_workflow_instance("Invoice Approval", invoice)
+    browser = Browser()
+    browser.login("clerk")
+    seen = browser(INSTANCES)
+    assert seen["workflowInstances"]["totalCount"] == 1 and seen["workflow"]["instanceCounts"] == {"total": 1}
+    browser = Browser()
+    browser.login("outsider")  # django-steps' read permissions, not invoices'
+    hidden = browser(INSTANCES)
+    assert hidden["workflowInstances"] == {"totalCount": 0, "edges": []}
+    assert hidden["workflow"]["instanceCounts"] == {"total": 0}
+
+
+def test_the_second_approval_needs_the_permission_its_status_names(clerk, manager, workflow, invoice):
+    from django_steps.services import start_workflow_instance, update_workflow_step_status
+
+    instance = start_workflow_instance("Invoice Approval", invoice)
+    update_workflow_step_status(instance, "Submitted")
+    update_workflow_step_status(instance, "Approved")  # 12500 > 10000: a second approval
+    from strawberry.relay import to_base64
+
+    instance_id = to_base64("WorkflowInstance", instance.pk)
+    clerk_browser = Browser()
+    clerk_browser.login("clerk")
+    can = clerk_browser(VIEWER_CAN, id=instance_id)["node"]["viewerCan"]["statuses"]
+    assert [s["name"] for s in can] == ["Waiting"]
+    refused = clerk_browser(SET_STATUS, id=instance_id, status="Approved")["updateWorkflowStepStatus"]
+    assert [m["code"] for m in refused["messages"]] == ["PERMISSION_DENIED"]
+
+    manager_browser = Browser()
+    manager_browser.login("manager")
+    can = manager_browser(VIEWER_CAN, id=instance_id)["node"]["viewerCan"]["statuses"]
+    assert [s["name"] for s in can] == ["Waiting", "Approved"]
+    moved = manager_browser(SET_STATUS, id=instance_id, status="Approved")["updateWorkflowStepStatus"]
+    assert moved["currentStep"] == {"name": "Payment"} and moved["version"] == 4
+
+
 def test_our_read_rules_apply_through_the_projects_type(auditor, workflow, invoice):
     from django_steps.services import start_workflow_instance
 
