@@ -17,6 +17,7 @@ class GraphqlApiConfig(AppConfig):
             checks.check_channel_layer,
             checks.check_development_server,
             checks.check_graphiql,
+            checks.check_login_throttling,
             checks.check_page_size,
             checks.check_asgi,
         ):

@@ -6,7 +6,6 @@ names the fix.
 ==========================  ================================================================
 ``django_steps.E001``       a required app is not in ``INSTALLED_APPS``
 ``django_steps.E002``       session or authentication middleware missing, or out of order
-``django_steps.E003``       ``ASGI_APPLICATION`` is not set
 ``django_steps.E004``       ``ASGI_APPLICATION`` cannot be imported
 ``django_steps.E005``       the ASGI application routes no WebSocket to GraphQL where the
                             GraphQL view is mounted (subscriptions would fail)
@@ -19,6 +18,11 @@ names the fix.
 ``django_steps.W007``       ``MAX_PAGE_SIZE`` is not below strawberry-django's ``PAGINATION_MAX_LIMIT``
 ``django_steps.W006``       the ASGI application could not be inspected (wrapped in something
                             these checks do not know): WebSocket routing was not verified
+``django_steps.W008``       ``ASGI_APPLICATION`` is not set: HTTP works, subscriptions do not
+                            (a warning, so a project adding the apps step by step can still
+                            run ``migrate``; it replaces the first version's ``E003``)
+``django_steps.W009``       django-axes is not installed: the ``login`` mutation is not
+                            throttled against password guessing
 ==========================  ================================================================
 
 CSRF middleware is not required: the GraphQL view runs Django's CSRF check itself (see
@@ -41,7 +45,7 @@ from django.utils.module_loading import import_string
 from .extensions import graphql_setting
 
 __all__ = ["check_apps_and_middleware", "check_asgi", "check_channel_layer", "check_development_server",
-           "check_graphiql", "check_page_size"]
+           "check_graphiql", "check_login_throttling", "check_page_size"]
 
 TAG = "django_steps"
 
@@ -96,6 +100,20 @@ def check_apps_and_middleware(app_configs=None, **kwargs: Any) -> list[CheckMess
             )
         )
     return errors
+
+
+def check_login_throttling(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    if "axes" in _installed():
+        return []  # django-axes checks its own backend and middleware (axes.W00x)
+    return [
+        Warning(
+            "django-axes is not installed: the GraphQL login mutation does not throttle password guessing.",
+            hint="Add 'axes' to INSTALLED_APPS, 'axes.middleware.AxesMiddleware' last in MIDDLEWARE and "
+            "'axes.backends.AxesStandaloneBackend' first in AUTHENTICATION_BACKENDS, with AXES_FAILURE_LIMIT, "
+            "AXES_COOLOFF_TIME and AXES_LOCKOUT_PARAMETERS (README, 'Use it in your project', step 3).",
+            id="django_steps.W009",
+        )
+    ]
 
 
 def check_channel_layer(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
@@ -178,11 +196,13 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
         return [
-            Error(
-                "ASGI_APPLICATION is not set: subscriptions need the ASGI application of graphql_api.routing.",
-                hint="In mysite/asgi.py: application = get_application('mysite.schema:schema') "
-                "(from graphql_api.routing); in settings: ASGI_APPLICATION = 'mysite.asgi.application'.",
-                id="django_steps.E003",
+            Warning(
+                "ASGI_APPLICATION is not set: GraphQL works over HTTP, but subscriptions need the ASGI "
+                "application of graphql_api.routing.",
+                hint="In mysite/asgi.py: application = get_application() (from graphql_api.routing; with a "
+                "schema of your own, get_application('mysite.schema:schema')); in settings: "
+                "ASGI_APPLICATION = 'mysite.asgi.application' (README, 'Use it in your project', step 5).",
+                id="django_steps.W008",
             )
         ]
     try:

@@ -209,4 +209,4 @@ def test_a_fresh_project_set_up_as_the_readme_says(tmp_path):
                 if command[2] == "check":
                     assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
             ran.append(command[2])
-    assert ran == ["migrate", "check", "runserver", "migrate", "check"]
+    assert ran == ["migrate", "check", "runserver", "load_workflow", "migrate", "check"]

@@ -95,9 +95,19 @@ def test_graphiql_with_debug_off(clean):
     assert ids() == ["django_steps.W003"]
 
 
-def test_asgi_application_unset(clean):
+def test_asgi_application_unset_is_a_warning_so_migrate_still_runs(clean):
     del clean.ASGI_APPLICATION
-    assert ids() == ["django_steps.E003"]
+    assert ids() == ["django_steps.W008"]
+    [message] = run_checks(tags=["django_steps"])
+    assert not message.is_serious()  # manage.py migrate is not stopped
+    assert "get_application()" in message.hint
+
+
+def test_login_without_django_axes(clean):
+    clean.INSTALLED_APPS = [app for app in clean.INSTALLED_APPS if app != "axes"]
+    clean.MIDDLEWARE = [m for m in clean.MIDDLEWARE if not m.startswith("axes.")]
+    clean.AUTHENTICATION_BACKENDS = [b for b in clean.AUTHENTICATION_BACKENDS if not b.startswith("axes.")]
+    assert ids() == ["django_steps.W009"]
 
 
 def test_asgi_application_that_cannot_be_imported(clean):

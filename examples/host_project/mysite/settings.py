@@ -134,13 +134,14 @@ INSTALLED_APPS = [
     "strawberry_django",
     "django_steps",
     "graphql_api",
+    "axes",  # django-axes: throttles the login mutation (step 3)
     "invoices",  # your own apps
 ]
 # strawberry-django reads one row more than a page to know whether another follows; its paging
 # clamp (100 by default) must be above the largest page (MAX_PAGE_SIZE, 100): django_steps.W007.
 STRAWBERRY_DJANGO = {"PAGINATION_MAX_LIMIT": 101}
 
-# mysite/settings.py: startproject's MIDDLEWARE already has what the API needs
+# mysite/settings.py: startproject's MIDDLEWARE has what the API needs; django-axes comes last
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",  # needed: the session logs users in
@@ -149,7 +150,19 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",  # needed: request.user
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+
+# mysite/settings.py
+from datetime import timedelta
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out address before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]  # behind a proxy, set AXES_IPWARE_PROXY_COUNT too
 
 # mysite/settings.py
 ASGI_APPLICATION = "mysite.asgi.application"

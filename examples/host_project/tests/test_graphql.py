@@ -232,3 +232,15 @@ def test_graphiql_is_served_from_the_installed_package_without_other_hosts(clien
         assert found.is_relative_to(package), found  # the package's own copy
         content = (tmp_path / "static" / path).read_bytes()  # collected for deployment
         assert base64.b64encode(hashlib.sha384(content).digest()).decode() == integrity
+
+
+def test_password_guessing_is_throttled(clerk):
+    """README step 3: django-axes; the 5th failure from one address locks it out, then even the
+    right password is TOO_MANY_ATTEMPTS."""
+    browser = Browser()
+    for attempt in range(1, 6):
+        refused = browser(LOGIN, username="clerk", password="wrong")["login"]
+        expected = "TOO_MANY_ATTEMPTS" if attempt == 5 else "INVALID_CREDENTIALS"
+        assert [m["code"] for m in refused["messages"]] == [expected]
+    locked = browser(LOGIN, username="clerk", password="pw")["login"]
+    assert [m["code"] for m in locked["messages"]] == ["TOO_MANY_ATTEMPTS"]
