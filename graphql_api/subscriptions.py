@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator
+from contextvars import ContextVar
 from importlib import import_module
 from typing import Annotated, Any
 
@@ -53,6 +54,10 @@ from .types import WorkflowEventType
 __all__ = ["Subscription", "resolve_stream"]
 
 _DENIED = "You may no longer read workflow instances on this connection."
+
+#: The event whose result the current operation (its asyncio task) is about to send: the
+#: WebSocket size guard names its cursor when the message is too large (graphql_api/routing.py).
+sending_event: ContextVar[WorkflowEvent | None] = ContextVar("sending_event", default=None)
 
 
 def resolve_stream(user, instance_id: str | None, workflow_name: str | None, after: int | None = None) -> StreamSpec:
@@ -233,4 +238,5 @@ class Subscription:
         spec = await database_sync_to_async(resolve_stream)(user, instance_id, workflow_name, position)
         access = Access(info, user)
         async for event in _guarded(stream_events(get_channel_layer(), spec, after=position), access, spec, info):
+            sending_event.set(event)  # this generator runs in the operation's task: the sender sees it
             yield event
