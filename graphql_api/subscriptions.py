@@ -3,7 +3,10 @@
 Arguments are resolved and permissions checked before the stream starts, so a refused
 subscription gets one error (``extensions.code``: ``PERMISSION_DENIED``, ``INVALID_ID``,
 ``NOT_FOUND``, ``INVALID_CURSOR``) on both WebSocket protocols. The stream itself (replay,
-live, gap fill, outage recovery, and the choice of cursor) is :mod:`graphql_api.streams`.
+live, gap fill, outage recovery, and the choice of cursor) is :mod:`graphql_api.streams`. An
+event whose message would be too large for the socket ends the subscription with
+``EVENT_TOO_LARGE`` and the event's cursor (:mod:`graphql_api.routing`; the event being sent is
+named by :data:`sending_event`).
 
 Access while the stream runs
 ============================
@@ -213,7 +216,9 @@ class Subscription:
             "the stored events after it are replayed first and live ones follow, with no gap and no "
             "duplicate, so a reconnecting client misses nothing. Events are sent only once their "
             "transaction has committed. Ends with PERMISSION_DENIED once the viewer logs out, is deactivated "
-            "or loses the permission."
+            "or loses the permission, and with EVENT_TOO_LARGE (the event's `cursor` in `extensions`) when an "
+            "event is too large for one WebSocket message: read it and what follows with `workflowEvents`, "
+            "then subscribe again with `after`."
         )
     )
     async def workflow_instance_events(
