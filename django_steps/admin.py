@@ -14,7 +14,11 @@ Definitions
       is shown again, with the user's input and the new problems as form errors;
     - a workflow **without running instances** is a draft that is often built over several
       pages (statuses live on the step pages), so the save is kept and the remaining problems
-      are shown as a warning.
+      are shown as a warning;
+    - except a size limit (``DEFINITION_MAX_*``: steps, statuses per step, transitions,
+      transitions leaving a step): a save that goes over one is rolled back even in a draft —
+      no later page could make it valid, and the GraphQL cost estimate relies on the limits. A
+      workflow already over a limit (e.g. after the limit was lowered) can still be edited.
 
     Changes that need several pages at once on a live workflow (e.g. a new step with its
     statuses and incoming transition) are better applied atomically as a whole document:
@@ -49,12 +53,18 @@ from .models import (
 # --------------------------------------------------------------------------- validation guard
 
 
-class _Rejected(Exception):
-    """The save would add problems to a workflow with running instances; roll it back."""
+_LIVE = "Not saved: the workflow has running instances and this change would make its definition invalid."
+_OVER_LIMIT = "Not saved: the workflow would be over a size limit."
 
-    def __init__(self, problems: list[str]) -> None:
+
+class _Rejected(Exception):
+    """The save would add problems to a workflow with running instances, or put a workflow
+    over a size limit; roll it back."""
+
+    def __init__(self, problems: list[str], headline: str = _LIVE) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+        self.headline = headline
 
 
 def _messages(problems: list[dict[str, str]]) -> list[str]:
@@ -73,24 +83,21 @@ class DefinitionGuardMixin:
                 # The admin wraps this in transaction.atomic(): raising rolls everything back.
                 return super().changeform_view(request, object_id, form_url, extra_context)
             except _Rejected as exc:
-                request._steps_rejected = exc.problems
+                request._steps_rejected = exc
         # Second pass (after a rejection): the form reports the problems and is re-rendered
         # with the submitted data; nothing is saved.
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
-        problems = getattr(request, "_steps_rejected", None)
-        if not problems:
+        rejected = getattr(request, "_steps_rejected", None)
+        if rejected is None:
             return form
 
         class RejectedForm(form):
             def clean(self):
                 cleaned = super().clean()
-                raise ValidationError(
-                    ["Not saved: the workflow has running instances and this change would make its "
-                     "definition invalid."] + problems
-                )
+                raise ValidationError([rejected.headline, *rejected.problems])
                 return cleaned  # pragma: no cover
 
         RejectedForm.__name__ = form.__name__
@@ -111,6 +118,10 @@ class DefinitionGuardMixin:
         workflow = Workflow.objects.get(pk=self.workflow_of(form.instance).pk)
         problems, warnings = check_workflow(workflow)
         messages_ = _messages(problems)
+        before = getattr(request, "_steps_before", set())
+        over = [p["message"] for p in problems if p.get("limit") and p["message"] not in before]
+        if over:
+            raise _Rejected(over, _OVER_LIMIT)
         if getattr(request, "_steps_live", False):
             new = [m for m in messages_ if m not in request._steps_before]
             if new:

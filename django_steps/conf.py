@@ -39,6 +39,17 @@ DEFAULTS: dict[str, Any] = {
     # after YAML aliases are expanded.
     "DEFINITION_MAX_CONDITIONS_LENGTH": 20000,  # characters
     "DOCUMENT_MAX_SIZE": 1000000,  # characters
+    # Definition size (a definition problem when over). The GraphQL cost estimate counts the
+    # lists of a definition (Workflow.steps, WorkflowStep.statuses, …) with these bounds, so
+    # they are what keeps that estimate true (graphql_api/cost.py reads them).
+    "DEFINITION_MAX_STEPS": 20,
+    "DEFINITION_MAX_STATUSES_PER_STEP": 10,
+    "DEFINITION_MAX_TRANSITIONS": 60,
+    "DEFINITION_MAX_TRANSITIONS_PER_STEP": 10,  # leaving one step
+    # History: the CEL context stored with an event, measured as compact JSON with non-ASCII
+    # characters escaped (as it is sent to clients). Over it, the event stores a marker instead
+    # ({"_omitted": "TOO_LARGE", "size": …, "maxSize": …}), never part of the value. None: no limit.
+    "HISTORY_CONTEXT_MAX_SIZE": 65536,  # bytes
 }
 
 

@@ -45,6 +45,11 @@ Validation (:func:`validate_definition`) reports *every* problem at once, each w
   default status that is also a cancellation or on-hold status (an instance would arrive
   "cancelled" or "on hold" without being either);
 - a final step without a completion status (instances could never complete there);
+- definitions over a size limit: more than ``DEFINITION_MAX_STEPS`` steps (20),
+  ``DEFINITION_MAX_STATUSES_PER_STEP`` statuses in a step (10), ``DEFINITION_MAX_TRANSITIONS``
+  transitions (60) or ``DEFINITION_MAX_TRANSITIONS_PER_STEP`` transitions leaving one step (10).
+  The GraphQL cost estimate counts a definition's lists with these bounds
+  (:mod:`graphql_api.cost`), so they are what makes it true;
 - transitions naming unknown steps, conditions that do not compile or are over a CEL limit
   (length, nesting, size, estimated cost: see :mod:`django_steps.cel`; the problem names the
   transition "From → To"), conditions totalling more than ``DEFINITION_MAX_CONDITIONS_LENGTH``
@@ -134,8 +139,13 @@ class _Problems:
     def __init__(self) -> None:
         self.items: list[dict[str, str]] = []
 
-    def add(self, path: str, message: str) -> None:
-        self.items.append({"path": path, "message": message})
+    def add(self, path: str, message: str, *, limit: str | None = None) -> None:
+        """One problem; ``limit`` names the size setting it is over (the admin refuses those
+        even in a draft, see :mod:`django_steps.admin`)."""
+        problem = {"path": path, "message": message}
+        if limit is not None:
+            problem["limit"] = limit
+        self.items.append(problem)
 
 
 def _is_type(value: Any, expected: type) -> bool:
@@ -276,6 +286,7 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
 
     if not steps and "steps" not in {p["path"] for p in type_problems}:
         problems.add("steps", "a workflow needs at least one step")
+    _check_size(doc, problems)
 
     for i, label in enumerate(doc["content_types"]):
         if _content_type(label) is None:
@@ -405,6 +416,41 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
                 problems.add(step["_path"], f'step "{name}" is unreachable from the initial step "{start}"')
 
     return doc, problems.items, warnings
+
+
+def _check_size(doc: dict[str, Any], problems: _Problems) -> None:
+    """The ``DEFINITION_MAX_*`` limits. The messages do not repeat the counts, so a workflow
+    already over a limit can be edited down in the admin without each save looking like a new
+    problem."""
+    max_steps = int(steps_setting("DEFINITION_MAX_STEPS"))
+    max_statuses = int(steps_setting("DEFINITION_MAX_STATUSES_PER_STEP"))
+    max_transitions = int(steps_setting("DEFINITION_MAX_TRANSITIONS"))
+    max_outgoing = int(steps_setting("DEFINITION_MAX_TRANSITIONS_PER_STEP"))
+    if len(doc["steps"]) > max_steps:
+        problems.add("steps", f"a workflow may have at most {max_steps} steps", limit="DEFINITION_MAX_STEPS")
+    if len(doc["transitions"]) > max_transitions:
+        problems.add(
+            "transitions", f"a workflow may have at most {max_transitions} transitions", limit="DEFINITION_MAX_TRANSITIONS"
+        )
+    outgoing: dict[str, int] = defaultdict(int)
+    for t in doc["transitions"]:
+        outgoing[t["from_step"]] += 1
+    reported: set[str] = set()
+    for step in doc["steps"]:
+        name = step["name"]
+        if len(step["statuses"]) > max_statuses:
+            problems.add(
+                f"{step['_path']}.statuses",
+                f'step "{name}" may have at most {max_statuses} statuses',
+                limit="DEFINITION_MAX_STATUSES_PER_STEP",
+            )
+        if outgoing.get(name, 0) > max_outgoing and name not in reported:
+            reported.add(name)  # duplicate step names are reported elsewhere
+            problems.add(
+                step["_path"],
+                f'step "{name}" may have at most {max_outgoing} outgoing transitions',
+                limit="DEFINITION_MAX_TRANSITIONS_PER_STEP",
+            )
 
 
 def _content_type(label: str) -> ContentType | None:

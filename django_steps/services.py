@@ -43,6 +43,7 @@ context or the object. The dry run (:func:`evaluate_transitions`) reports the sa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,7 @@ from django.utils import timezone
 from . import authorization, cel, compiled, history
 from .choices import EventKind, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef, TransitionDef
+from .conf import steps_setting
 from .exceptions import (
     ConditionError,
     ConditionSyntaxError,
@@ -210,12 +212,24 @@ class _Context:
         return self._cel
 
     def for_history(self) -> Any:
+        """The context to store with the event: JSON of at most ``HISTORY_CONTEXT_MAX_SIZE``
+        bytes (as sent to clients: compact, non-ASCII escaped), else a marker saying it was too
+        large and how large — never part of the value. The attached object's fields (unbounded
+        text fields) and a client context (up to the ``CONTEXT_MAX_*`` limits) can be large, and
+        every event is replayed to subscribers and read back over HTTP."""
         if self.context_data is None and self._raw is None:
             return None
         try:
-            return cel.to_json(self.context_data if self.context_data is not None else self.raw)
+            value = cel.to_json(self.context_data if self.context_data is not None else self.raw)
         except (ValueError, RecursionError):
             return None
+        limit = steps_setting("HISTORY_CONTEXT_MAX_SIZE")
+        if limit is None:
+            return value
+        size = len(json.dumps(value, separators=(",", ":")))
+        if size > limit:
+            return {"_omitted": "TOO_LARGE", "size": size, "maxSize": limit}
+        return value
 
 
 def _describe(definition: CompiledWorkflow, t: TransitionDef) -> str:

@@ -19,7 +19,10 @@ the number of values its ancestors can return:
 * a field returning one object: ``1 + cost(selection)``;
 * a list field: ``bound × (1 + cost(selection))``. The bound is declared per field, as
   ``strawberry.field(metadata={MAX_ITEMS: n})`` or in :data:`LIST_BOUNDS` (``"Type.field"``);
-  an undeclared list counts :data:`DEFAULT_LIST_BOUND` items;
+  an undeclared list counts :data:`DEFAULT_LIST_BOUND` items. The lists of a definition (its
+  steps, a step's statuses, transitions …, :data:`DEFINITION_BOUNDS`) are bounded by the
+  engine's ``DEFINITION_MAX_*`` settings, which definition validation enforces: they are read
+  at each estimate, so one setting moves both the limit and the estimate;
 * a connection field (a strawberry relay ``Connection``): its ``edges``/``nodes`` lists count
   the page size: ``first``/``last`` when given (variables resolved, the smaller of the two), the
   field's ``max_results`` (``MAX_PAGE_SIZE``) when absent, none when out of range (the field
@@ -75,8 +78,11 @@ from graphql.utilities import get_operation_ast, value_from_ast_untyped
 from strawberry import relay
 from strawberry_django.relay import DjangoCursorConnection, DjangoCursorEdge
 
+from django_steps.conf import steps_setting
+
 __all__ = [
     "DEFAULT_LIST_BOUND",
+    "DEFINITION_BOUNDS",
     "LIST_BOUNDS",
     "MAX_ITEMS",
     "InputLimits",
@@ -85,6 +91,7 @@ __all__ = [
     "check_input",
     "estimate",
     "expanded_fields",
+    "list_bounds",
 ]
 
 #: Key of a strawberry field's ``metadata`` declaring the most items its list returns.
@@ -94,21 +101,33 @@ MAX_ITEMS = "max_items"
 DEFAULT_LIST_BOUND = 100
 
 #: Declared bounds of the plain (non-connection) list fields of this schema, as
-#: ``"Type.field": most items``. The definition parts assume a definition of at most 20 steps,
-#: 10 statuses per step and 40 transitions (10 leaving a step); the estimate is low by the
-#: factor a larger definition exceeds them. ``WorkflowInstance.history`` counts one page
-#: (it returns every event today; it becomes a bounded connection).
+#: ``"Type.field": most items`` (the definition lists are in :data:`DEFINITION_BOUNDS`).
+#: ``WorkflowInstance.history`` counts one page.
 LIST_BOUNDS: dict[str, int] = {
-    "Workflow.steps": 20,
-    "Workflow.transitions": 40,
-    "WorkflowStep.statuses": 10,
-    "WorkflowStep.outgoingTransitions": 10,
-    "WorkflowInstance.availableStatuses": 10,
-    "WorkflowInstanceActions.statuses": 10,
     "WorkflowInstance.history": 100,
-    "TransitionDryRun.evaluations": 10,
     "OperationInfo.messages": 50,
 }
+
+#: The list fields of a definition, each bounded by the engine setting
+#: (``settings.DJANGO_STEPS``) that definition validation enforces
+#: (:mod:`django_steps.definitions`): ``"Type.field": setting``. They take precedence over
+#: :data:`LIST_BOUNDS`.
+DEFINITION_BOUNDS: dict[str, str] = {
+    "Workflow.steps": "DEFINITION_MAX_STEPS",
+    "Workflow.transitions": "DEFINITION_MAX_TRANSITIONS",
+    "WorkflowStep.statuses": "DEFINITION_MAX_STATUSES_PER_STEP",
+    "WorkflowStep.outgoingTransitions": "DEFINITION_MAX_TRANSITIONS_PER_STEP",
+    # the current step's statuses, and the transitions leaving it
+    "WorkflowInstance.availableStatuses": "DEFINITION_MAX_STATUSES_PER_STEP",
+    "WorkflowInstanceActions.statuses": "DEFINITION_MAX_STATUSES_PER_STEP",
+    "TransitionDryRun.evaluations": "DEFINITION_MAX_TRANSITIONS_PER_STEP",
+}
+
+
+def list_bounds() -> dict[str, int]:
+    """The bound of every declared list field, with the definition lists read from the
+    settings now."""
+    return {**LIST_BOUNDS, **{field: int(steps_setting(name)) for field, name in DEFINITION_BOUNDS.items()}}
 
 #: The range of an offset cursor's position (strawberry's ``arrayconnection:<n>``): GraphQL's
 #: ``Int``. Outside it, SQL ``OFFSET`` overflows or Django refuses a negative index.
@@ -326,6 +345,7 @@ class _Walk:
                 self.variables[name] = value_from_ast_untyped(definition.default_value)
         self.default_page = default_page
         self.limits = limits
+        self.bounds = list_bounds()
         self.memo: dict[tuple[str, int | None], int] = {}
 
     def facts_of(self, parent: Any, name: str) -> _FieldFacts | None:
@@ -391,7 +411,7 @@ class _Walk:
             elif facts.declared_bound is not None:
                 bound = facts.declared_bound
             else:
-                bound = LIST_BOUNDS.get(f"{parent.name}.{name}", DEFAULT_LIST_BOUND)
+                bound = self.bounds.get(f"{parent.name}.{name}", DEFAULT_LIST_BOUND)
             count = bound**facts.lists
         child_page = None
         if facts.connection:

@@ -44,6 +44,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_STRING_LENGTH": 100_000,
     "MAX_INPUT_VALUES": 10_000,
     "MAX_INPUT_DEPTH": 32,
+    # Bytes of one result message over WebSocket; over it the operation ends with
+    # EVENT_TOO_LARGE / RESULT_TOO_LARGE (graphql_api/routing.py). Keep it below the server's
+    # frame limit (daphne: 1 MiB). A false value turns the check off.
+    "WEBSOCKET_MAX_MESSAGE_SIZE": 512 * 1024,
 }
 
 

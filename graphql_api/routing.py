@@ -27,6 +27,32 @@ The origin check accepts browsers on a host of ``ALLOWED_HOSTS`` (as Channels'
 ``"https://app.example.com"``; ``"*"`` allows any). A handshake without ``Origin`` comes from a
 non-browser client, which cannot carry a victim's cookies across sites, and is accepted.
 
+Messages too large to send
+==========================
+
+A WebSocket server refuses a message over its frame limit (daphne: 1 MiB; uvicorn's
+``ws_max_size``, 16 MiB by default, bounds what it receives, but clients have limits too), and
+the subscription then ended with ``complete`` and no error: the client believed it was up to
+date. An event can be large through its ``context``, ``instance { … }`` selections or fields
+repeated under aliases. So every result message (``next`` in graphql-transport-ws, ``data`` in
+graphql-ws) is measured after strawberry serialised it — ``len()`` of the ASCII JSON text strawberry sends,
+nothing serialised twice — and one over ``DJANGO_STEPS_GRAPHQL["WEBSOCKET_MAX_MESSAGE_SIZE"]``
+(512 KiB, below both servers' limits) is not sent. In its place the operation gets a result
+with one error and ends (``complete``), on both protocols:
+
+* ``EVENT_TOO_LARGE`` for a workflow event, with the event's ``cursor`` in ``extensions``
+  (and ``size``, ``maxSize``): the client reads it and what follows over HTTP
+  (``workflowEvents(after: <the last cursor it received>)``) and subscribes again with
+  ``after``;
+* ``RESULT_TOO_LARGE`` for anything else (a query or mutation sent over the socket, another
+  subscription of a composed schema).
+
+The override is small: an adapter whose ``send_json`` raises :class:`MessageTooLarge`
+instead of sending, and per protocol a handler whose ``send_message`` answers it and ends the
+operation the way strawberry ends one the client stopped (cancelling its task). The event
+being sent is known from :data:`graphql_api.subscriptions.sending_event`, set by the
+subscription in the operation's task.
+
 Serve it with ``daphne mysite.asgi:application`` or ``uvicorn mysite.asgi:application``; uvicorn
 needs a WebSocket implementation, which ``uvicorn[standard]`` (the ``server`` extra) brings. In
 development, ``manage.py runserver`` serves it when ``"daphne"`` is the first of
@@ -47,26 +73,138 @@ from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.urls import re_path
 from strawberry.channels import GraphQLWSConsumer
+from strawberry.channels.handlers.ws_handler import ChannelsWebSocketAdapter
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from .schemas import SchemaSpec, load_schema
 
 logger = logging.getLogger("graphql_api.routing")
 
-__all__ = ["GraphQLOriginValidator", "WorkflowGraphQLWSConsumer", "get_application", "websocket_application"]
+__all__ = [
+    "GraphQLOriginValidator",
+    "MessageTooLarge",
+    "WorkflowGraphQLWSConsumer",
+    "get_application",
+    "websocket_application",
+]
 
 
 def _graphql_settings() -> dict:
     return getattr(settings, "DJANGO_STEPS_GRAPHQL", {}) or {}
 
 
+# --------------------------------------------------------------------------- message size
+
+#: The messages that carry a result (graphql-transport-ws, graphql-ws).
+_RESULT_MESSAGES = frozenset({"next", "data"})
+
+
+class MessageTooLarge(Exception):
+    """A result message over ``WEBSOCKET_MAX_MESSAGE_SIZE``; it was not sent."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"message of {size} bytes, over {limit}")
+        self.size = size
+        self.limit = limit
+
+    def payload(self) -> dict:
+        """The result sent instead: one error, no data (see the module docstring)."""
+        from .errors import EVENT_TOO_LARGE, RESULT_TOO_LARGE
+        from .subscriptions import sending_event
+
+        event = sending_event.get()
+        over = f"{self.size:,} bytes, more than a WebSocket message may hold ({self.limit:,})"
+        if event is not None:
+            cursor = str(event.cursor)
+            message = (
+                f"This event is {over}: it was not sent and the subscription has ended. Read it and what "
+                "follows over HTTP with `workflowEvents(after: <the cursor of the last event you received>)` "
+                "(its own cursor is in `extensions.cursor`), then subscribe again with `after`."
+            )
+            extensions = {"code": EVENT_TOO_LARGE, "cursor": cursor}
+        else:
+            cursor = None
+            message = f"This result is {over}: it was not sent. Ask for fewer fields or smaller pages, or use HTTP."
+            extensions = {"code": RESULT_TOO_LARGE}
+        extensions.update(size=self.size, maxSize=self.limit)
+        logger.warning(
+            "WebSocket result of %d bytes not sent (WEBSOCKET_MAX_MESSAGE_SIZE %d): %s%s",
+            self.size,
+            self.limit,
+            extensions["code"],
+            f" at cursor {cursor}" if cursor else "",
+        )
+        return {"data": None, "errors": [{"message": message, "extensions": extensions}]}
+
+
+class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
+    """strawberry's adapter, refusing a result message over the size limit (read per socket)."""
+
+    def __init__(self, view, request, response) -> None:
+        from .extensions import graphql_setting  # not at import: routing is imported before setup
+
+        super().__init__(view, request, response)
+        self.max_size = int(graphql_setting("WEBSOCKET_MAX_MESSAGE_SIZE") or 0)
+
+    async def send_json(self, message, *, limited: bool = True) -> None:
+        text = self.view.encode_json(message)  # json.dumps: ASCII, so characters are bytes
+        if limited and self.max_size and len(text) > self.max_size and message.get("type") in _RESULT_MESSAGES:
+            raise MessageTooLarge(len(text), self.max_size)
+        await self.ws_consumer.send(text)
+
+
+class _TransportWSHandler(BaseGraphQLTransportWSHandler):
+    """graphql-transport-ws: a result too large becomes an error, then ``complete``."""
+
+    async def send_message(self, message) -> None:
+        try:
+            await super().send_message(message)
+        except MessageTooLarge as too_large:
+            operation = self.operations.get(message["id"])
+            refusal = {"id": message["id"], "type": "next", "payload": too_large.payload()}
+            await self.websocket.send_json(refusal, limited=False)  # a few hundred bytes, whatever the limit
+            if operation is not None:
+                # Marks it completed (nothing more is sent for it) and frees its id.
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+                if operation.task is not None:
+                    operation.task.cancel()  # as strawberry stops an operation; this task ends at its next await
+
+
+class _GraphQLWSHandler(BaseGraphQLWSHandler):
+    """graphql-ws: a result too large becomes an error, then ``complete``."""
+
+    _ended: frozenset[str] = frozenset()
+
+    async def send_message(self, message) -> None:
+        if message.get("id") in self._ended:
+            if message.get("type") == "data":
+                return  # ended: whatever the task yields before it stops is not for the client
+            self._ended = self._ended - {message["id"]}
+        try:
+            await super().send_message(message)
+        except MessageTooLarge as too_large:
+            refusal = {"type": "data", "id": message["id"], "payload": too_large.payload()}
+            await self.websocket.send_json(refusal, limited=False)  # a few hundred bytes, whatever the limit
+            task = self.tasks.get(message["id"])
+            if task is not None:
+                self._ended = self._ended | {message["id"]}
+                task.cancel()  # strawberry answers a cancelled operation with "complete"
+
+
 class WorkflowGraphQLWSConsumer(GraphQLWSConsumer):
-    """strawberry's consumer, kept alive through channel-layer outages.
+    """strawberry's consumer, kept alive through channel-layer outages, with results over the
+    size limit answered by an error instead of being dropped (see the module docstring).
 
     The workflow events do not use the socket's own channel (each process has one
     :class:`~graphql_api.streams.EventHub`), but strawberry's ``channel_listen`` does, so the
     channel stays. Channels' consumer dies when the layer's ``receive`` raises (Redis down),
     closing the socket; this one logs and retries with a short back-off.
     """
+
+    websocket_adapter_class = SizeLimitedWebSocketAdapter
+    graphql_transport_ws_handler_class = _TransportWSHandler
+    graphql_ws_handler_class = _GraphQLWSHandler
 
     async def __call__(self, scope, receive, send):
         # AsyncConsumer.__call__, with a receive from the channel layer that survives errors.

@@ -3,7 +3,10 @@
 Arguments are resolved and permissions checked before the stream starts, so a refused
 subscription gets one error (``extensions.code``: ``PERMISSION_DENIED``, ``INVALID_ID``,
 ``NOT_FOUND``, ``INVALID_CURSOR``) on both WebSocket protocols. The stream itself (replay,
-live, gap fill, outage recovery, and the choice of cursor) is :mod:`graphql_api.streams`.
+live, gap fill, outage recovery, and the choice of cursor) is :mod:`graphql_api.streams`. An
+event whose message would be too large for the socket ends the subscription with
+``EVENT_TOO_LARGE`` and the event's cursor (:mod:`graphql_api.routing`; the event being sent is
+named by :data:`sending_event`).
 
 Access while the stream runs
 ============================
@@ -29,6 +32,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator
+from contextvars import ContextVar
 from importlib import import_module
 from typing import Annotated, Any
 
@@ -53,6 +57,10 @@ from .types import WorkflowEventType
 __all__ = ["Subscription", "resolve_stream"]
 
 _DENIED = "You may no longer read workflow instances on this connection."
+
+#: The event whose result the current operation (its asyncio task) is about to send: the
+#: WebSocket size guard names its cursor when the message is too large (graphql_api/routing.py).
+sending_event: ContextVar[WorkflowEvent | None] = ContextVar("sending_event", default=None)
 
 
 def resolve_stream(
@@ -210,7 +218,9 @@ class Subscription:
             "the stored events after it are replayed first and live ones follow, with no gap and no "
             "duplicate, so a reconnecting client misses nothing. Events are sent only once their "
             "transaction has committed. Ends with PERMISSION_DENIED once the viewer logs out, is deactivated "
-            "or loses the permission."
+            "or loses the permission, and with EVENT_TOO_LARGE (the event's `cursor` in `extensions`) when an "
+            "event is too large for one WebSocket message: read it and what follows with `workflowEvents`, "
+            "then subscribe again with `after`."
         )
     )
     async def workflow_instance_events(
@@ -235,4 +245,5 @@ class Subscription:
         spec = await database_sync_to_async(resolve_stream)(user, instance_id, workflow_name, position, info=info)
         access = Access(info, user)
         async for event in _guarded(stream_events(get_channel_layer(), spec, after=position), access, spec, info):
+            sending_event.set(event)  # this generator runs in the operation's task: the sender sees it
             yield event

@@ -1,0 +1,96 @@
+"""The CEL context stored with an event is bounded: over ``HISTORY_CONTEXT_MAX_SIZE`` bytes of
+JSON the event stores a marker (too large, and its size) instead, never part of the value; the
+change itself decides on the whole context."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from django_steps.conf import DEFAULTS
+from django_steps.models import WorkflowEvent
+from django_steps.services import start_workflow_instance, update_workflow_step_status
+from tests.conftest import make_workflow
+from tests.testapp.models import Document
+
+pytestmark = pytest.mark.django_db
+
+LIMIT = DEFAULTS["HISTORY_CONTEXT_MAX_SIZE"]
+
+
+def json_size(value) -> int:
+    return len(json.dumps(value, separators=(",", ":")))
+
+
+def routing(condition: str) -> dict:
+    """Intake → Fast when ``condition`` holds, else Slow (both final)."""
+    final = [{"name": "Open", "is_default_status": True}, {"name": "Done", "is_completion_status": True}]
+    return {
+        "steps": [
+            {"name": "Intake", "is_initial_step": True, "statuses": final},
+            {"name": "Fast", "is_final_step": True, "statuses": final},
+            {"name": "Slow", "is_final_step": True, "statuses": final},
+        ],
+        "transitions": [
+            {"from_step": "Intake", "to_step": "Fast", "condition": condition, "priority": 10},
+            {"from_step": "Intake", "to_step": "Slow", "priority": 0},
+        ],
+    }
+
+
+def stored_context(instance):
+    return WorkflowEvent.objects.get(pk=instance.last_event.pk).context
+
+
+def test_a_client_context_over_the_limit_is_stored_as_a_marker_and_still_decides():
+    make_workflow("Routing", routing("amount > 1000 && size(notes) > 0"))
+    context = {"amount": 1500, "notes": "x" * LIMIT}
+    instance = update_workflow_step_status(start_workflow_instance("Routing", Document.objects.create()), "Done",
+                                           context)
+    assert instance.current_step.name == "Fast"  # decided on the whole context
+    assert stored_context(instance) == {"_omitted": "TOO_LARGE", "size": json_size(context), "maxSize": LIMIT}
+    assert json_size(stored_context(instance)) < 100
+
+
+def test_a_context_within_the_limit_is_stored_whole():
+    make_workflow("Routing", routing("amount > 1000"))
+    context = {"amount": 1500, "notes": "x" * (LIMIT - 100)}
+    assert json_size(context) <= LIMIT
+    instance = update_workflow_step_status(start_workflow_instance("Routing", Document.objects.create()), "Done",
+                                           context)
+    assert stored_context(instance) == context
+
+
+def test_the_size_is_counted_as_sent_to_clients_non_ascii_escaped():
+    make_workflow("Routing", routing("amount > 1000"))
+    # 40 KB of UTF-8, but each "é" travels as "\\u00e9" in the JSON of a GraphQL response
+    context = {"amount": 1500, "notes": "é" * (LIMIT // 3)}
+    instance = update_workflow_step_status(start_workflow_instance("Routing", Document.objects.create()), "Done",
+                                           context)
+    assert stored_context(instance)["_omitted"] == "TOO_LARGE"
+    assert stored_context(instance)["size"] > LIMIT > len(json.dumps(context, ensure_ascii=False).encode())
+
+
+def test_the_attached_objects_fields_are_bounded_too(settings):
+    settings.DJANGO_STEPS = {**settings.DJANGO_STEPS, "HISTORY_CONTEXT_MAX_SIZE": 400}
+    make_workflow("Routing", routing("document.amount > 1000"))
+    small = Document.objects.create(title="t", amount=Decimal("5000"))
+    instance = update_workflow_step_status(start_workflow_instance("Routing", small), "Done")
+    assert stored_context(instance)["document"]["amount"] == "5000.00"  # the object's fields, whole
+
+    large = Document.objects.create(title="t" * 100, amount=Decimal("5000"))
+    instance = update_workflow_step_status(start_workflow_instance("Routing", large), "Done")
+    assert instance.current_step.name == "Fast"
+    marker = stored_context(instance)
+    assert marker["_omitted"] == "TOO_LARGE" and marker["size"] > 400 and marker["maxSize"] == 400
+
+
+def test_no_limit_when_the_setting_is_none(settings):
+    settings.DJANGO_STEPS = {**settings.DJANGO_STEPS, "HISTORY_CONTEXT_MAX_SIZE": None}
+    make_workflow("Routing", routing("amount > 1000"))
+    context = {"amount": 1500, "notes": "x" * (LIMIT + 1)}
+    instance = update_workflow_step_status(start_workflow_instance("Routing", Document.objects.create()), "Done",
+                                           context)
+    assert stored_context(instance) == context
