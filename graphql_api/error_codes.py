@@ -80,6 +80,16 @@ class WorkflowErrorCode(enum.Enum):
         description="A value the server cannot take (`extensions.field` names where, never the value).",
     )
     QUERY_TOO_COMPLEX = E("QUERY_TOO_COMPLEX", description="Over the cost limit: ask for fewer objects.")
+    EVENT_TOO_LARGE = E(
+        "EVENT_TOO_LARGE",
+        description=(
+            "A subscription event too large for one WebSocket message; the subscription ends. "
+            "`extensions.cursor` is the event's: read it over HTTP, then subscribe again `after` it."
+        ),
+    )
+    RESULT_TOO_LARGE = E(
+        "RESULT_TOO_LARGE", description="Any other result too large for one WebSocket message: ask over HTTP."
+    )
     GRAPHQL_PARSE_FAILED = E("GRAPHQL_PARSE_FAILED", description="The document is not GraphQL.")
     GRAPHQL_VALIDATION_FAILED = E(
         "GRAPHQL_VALIDATION_FAILED", description="Not valid against the schema, or over a depth/alias/token limit."
