@@ -21,7 +21,10 @@ Changing
     Changing instances needs ``django_steps.change_workflowinstance`` (:func:`may_change_instances`,
     checked by the API layer). A status may name a permission (``WorkflowStepStatus.permission``,
     ``"app_label.codename"``); setting it — directly, or by holding or cancelling through it —
-    needs that permission for the instance's object (:func:`may_set_status`). Object-level
+    needs that permission for the instance's object (:func:`may_set_status`); so does resuming an
+    instance held through such an on-hold status. A step without an on-hold (cancellation) status
+    can be held (cancelled) by anyone who may change the instance: a definition restricts it by
+    giving the step one that names a permission. Object-level
     backends (django-rules, django-guardian) decide per object through
     ``user.has_perm(permission, obj)``; a global permission (``user.has_perm(permission)``, e.g.
     from Django's ``ModelBackend``, which never grants object-level checks) allows it on every
@@ -183,7 +186,9 @@ def allowed_actions(user: Any, instance: Any, definition: Any) -> AllowedActions
     may_cancel = permitted(cancellation)
     if instance.state == InstanceState.ON_HOLD:
         statuses = (cancellation,) if cancellation is not None and may_cancel else ()
-        return AllowedActions(statuses, hold=False, resume=True, cancel=may_cancel, advance=False)
+        held_on = definition.statuses.get(instance.current_step_status_id)
+        may_resume = permitted(held_on) if held_on is not None and held_on.is_on_hold_status else True
+        return AllowedActions(statuses, hold=False, resume=may_resume, cancel=may_cancel, advance=False)
     statuses = tuple(status for status in step.statuses.values() if permitted(status))
     current = definition.statuses.get(instance.current_step_status_id)
     awaiting = current is not None and current.is_completion_status

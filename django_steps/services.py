@@ -628,7 +628,9 @@ def set_workflow_on_hold(
 def resume_workflow_instance(
     workflow_instance: WorkflowInstance, *, actor: Any = None, expected_version: int | None = None
 ) -> WorkflowInstance:
-    """Resume an instance on hold (state ACTIVE; from an on-hold status, the step's default)."""
+    """Resume an instance on hold (state ACTIVE; from an on-hold status, the step's default).
+
+    Held through an on-hold status that names a permission, resuming needs that permission too."""
     with transaction.atomic(using=_db()):
         instance = _lock(workflow_instance, expected_version)
         _refuse_finished(instance)
@@ -636,6 +638,8 @@ def resume_workflow_instance(
             raise NotOnHold(f"Workflow instance {instance.pk} is not on hold.", instance_id=instance.pk)
         definition, step = _definition(instance)
         current = definition.statuses[instance.current_step_status_id]
+        if current.is_on_hold_status:
+            _require_permission(actor, current, instance)  # who may hold through it may release it
         status = _default_status(definition, step) if current.is_on_hold_status else current
         _save(
             instance,

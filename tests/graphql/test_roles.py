@@ -248,8 +248,14 @@ def test_viewer_can_lists_exactly_the_actions_that_succeed(demo):
     # Each advertised action works, each other one is refused.
     held = client_for(rita).data(ops.HOLD, {"input": {"instanceId": variables["id"]}})["setWorkflowOnHold"]
     assert held["state"] == "ON_HOLD"
+    # Held through "On Hold" (a reviewer's): only who may hold may release it.
+    hers = client_for(alice).data(CAN, variables)["workflowInstance"]["viewerCan"]
+    ritas = client_for(rita).data(CAN, variables)["workflowInstance"]["viewerCan"]
+    assert (hers["resume"], ritas["resume"]) == (False, True)
     refused = client_for(alice).data(ops.RESUME, {"input": {"instanceId": variables["id"]}})
-    assert refused["resumeWorkflowInstance"]["state"] == "ACTIVE"  # resume needs no status permission
+    assert codes(refused["resumeWorkflowInstance"]) == ["PERMISSION_DENIED"]
+    resumed = client_for(rita).data(ops.RESUME, {"input": {"instanceId": variables["id"]}})
+    assert resumed["resumeWorkflowInstance"]["state"] == "ACTIVE"
     assert codes(client_for(alice).data(ops.HOLD, {"input": {"instanceId": variables["id"]}})["setWorkflowOnHold"]) == [
         "PERMISSION_DENIED"
     ]
@@ -257,6 +263,25 @@ def test_viewer_can_lists_exactly_the_actions_that_succeed(demo):
     assert client_for(rita).data(CAN, {"id": gid("WorkflowInstance", finished.pk)})["workflowInstance"]["viewerCan"] == {
         "statuses": [], "hold": False, "resume": False, "cancel": False, "advance": False,
     }
+
+
+def test_a_claimant_cannot_hold_or_cancel_once_her_claim_is_under_review(demo):
+    """Every step of the demo's workflows names who may hold and cancel on it (a step without an
+    on-hold or cancellation status would let anyone who may change the instance do it)."""
+    alice, rita = demo["alice"], demo["rita"]
+    for name in ("Claim Processing", "Claim Triage"):
+        claim = Claim.objects.create(title="Reviewed", claimant="Alice", amount=Decimal("10"), owner=alice)
+        instance = services.start_workflow_instance(name, claim)
+        first = {"Claim Processing": "Submitted", "Claim Triage": "Triaged"}[name]
+        services.update_workflow_step_status(instance, first)  # now past the claimant's step
+        variables = {"id": gid("WorkflowInstance", instance.pk)}
+        hers = client_for(alice).data(CAN, variables)["workflowInstance"]["viewerCan"]
+        assert (hers["hold"], hers["cancel"]) == (False, False), name
+        for operation, field in ((ops.HOLD, "setWorkflowOnHold"), (ops.CANCEL, "cancelWorkflowInstance")):
+            payload = client_for(alice).data(operation, {"input": {"instanceId": variables["id"]}})[field]
+            assert codes(payload) == ["PERMISSION_DENIED"], (name, field)
+        ritas = client_for(rita).data(CAN, variables)["workflowInstance"]["viewerCan"]
+        assert (ritas["hold"], ritas["cancel"]) == (True, True), name
 
 
 @pytest.mark.parametrize("who", ["alice", "rita"])
