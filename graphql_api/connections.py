@@ -47,12 +47,19 @@ CONNECTION_NAMES = {
 
 
 class BoundedPage(FieldExtension):
-    """Wraps the connection: no ``first`` and no ``last`` means a page of ``max_results``."""
+    """Wraps the connection: no ``first`` and no ``last`` means a page of ``max_results``; each of
+    them, when given, must be within ``0..max_results`` (``BAD_USER_INPUT`` naming it)."""
 
     def __init__(self, max_results: int) -> None:
         self.max_results = max_results
 
     def resolve(self, next_: Any, source: Any, info: Any, **kwargs: Any) -> Any:
+        from .errors import BAD_USER_INPUT, query_error
+
+        for name in ("first", "last"):  # strawberry-django checks them one at a time, not both
+            size = kwargs.get(name)
+            if size is not None and not 0 <= size <= self.max_results:
+                raise query_error(BAD_USER_INPUT, f"`{name}` must be between 0 and {self.max_results}.", field=name)
         if kwargs.get("first") is None and kwargs.get("last") is None:
             kwargs["first"] = self.max_results
         return next_(source, info, **kwargs)

@@ -205,5 +205,5 @@ def examples_per_operation(report: Path) -> dict[str, int]:
         finished = event.get("ScenarioFinished")
         if finished:
             label = finished["recorder"]["label"]
-            counts[label] = counts.get(label, 0) + len(finished["recorder"]["cases"])
+            counts[label] = counts.get(label, 0) + len(finished["recorder"].get("cases", {}))  # none when skipped
     return counts
