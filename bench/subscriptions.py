@@ -15,7 +15,7 @@ Every subscriber follows the workflow-wide stream, so every commit reaches every
 transaction just before it commits), the arrival time is taken when the client has parsed
 the message; the clients run in this process, so their own work counts against the latency.
 
-Database: a scratch PostgreSQL database when ``DATABASE_URL`` is PostgreSQL, else a temporary
+Database: a scratch PostgreSQL database (its own name, always dropped) when ``DATABASE_URL`` is PostgreSQL, else a temporary
 SQLite file. Redis: ``REDIS_URL`` if set, else a private ``redis-server`` on a free port.
 
     python bench/subscriptions.py [--quick] [--json]
@@ -61,17 +61,10 @@ def free_port() -> int:
 
 
 def setup_database(workdir: Path) -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith("postgres"):
-        import psycopg
+    from bench._common import handle_termination, scratch_database
 
-        base, _, _ = url.rpartition("/")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute('DROP DATABASE IF EXISTS "bench_subscriptions" WITH (FORCE)')
-            conn.execute('CREATE DATABASE "bench_subscriptions"')
-        url = f"{base}/bench_subscriptions"
-    else:
-        url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    handle_termination()
+    url = scratch_database("subscriptions") or f"sqlite:///{workdir / 'bench.sqlite3'}"
     os.environ["DATABASE_URL"] = url
     os.environ.pop("REDIS_URL", None)  # this process makes no commits that publish
     os.environ["DJANGO_SETTINGS_MODULE"] = "demo.settings"
@@ -224,12 +217,17 @@ def cpu_seconds(pids: list[int]) -> float | None:
 
 async def scenario(ports: list[int], session: str, instance_ids: list[str], subscribers: int, commits: int,
                    rate: float, pids: list[int] | None = None) -> dict:
-    from django.db.models import Max
-
+    from django_steps import history
     from django_steps.models import WorkflowEvent
 
     def newest() -> int:
-        return WorkflowEvent.objects.aggregate(m=Max("position"))["m"] or 0
+        """The newest committed event's cursor (what a client would hold)."""
+        from django.db import connection
+
+        try:
+            return history.newest(WorkflowEvent.objects.all())
+        finally:
+            connection.close()  # a worker thread's connection: back to the pool now
 
     # Every subscriber resumes from the same cursor, so one that becomes active late still gets
     # every event (from the history). One warm-up commit, received by every subscriber, proves
