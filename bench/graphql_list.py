@@ -35,6 +35,7 @@ import contextlib
 import http.client
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -187,6 +188,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy record both servers during the HTTP rounds "
+                        "(raw stacks into DIR/ours.txt and DIR/peer.txt)")
     args = parser.parse_args()
     rounds = {10: 15, 100: 8} if args.quick else {10: 300, 100: 120}
     handle_termination()
@@ -262,6 +265,14 @@ def main() -> None:
         print(f"# servers: ours pid {ours_pid} port {ours_port}, graphene-django pid {peer_pid} port {peer_port}",
               file=sys.stderr)
         ours, theirs = Browser(ours_port, session), Browser(peer_port, session)
+        profilers = []
+        if args.profile:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            spy = Path(sys.executable).parent / "py-spy"
+            for name, pid in (("ours", ours_pid), ("peer", peer_pid)):
+                profilers.append(subprocess.Popen([str(spy), "record", "-p", str(pid), "-r", "250", "-f", "raw", "-o",
+                                                   str(Path(args.profile) / f"{name}.txt")],
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for size in SIZES:
             body = json.dumps({"query": QUERY, "variables": {"first": size}}).encode()
             for _ in range(10):  # warm up: connections, the pool, parser caches
@@ -287,6 +298,9 @@ def main() -> None:
                 "figure": f"page of {size} over HTTP: per-round ratio ours/graphene-django, median [interquartile range]",
                 "value": f"{statistics.median(per_round):.2f} [{q1:.2f}-{q3:.2f}]",
             })
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(60)
     emit(rows, args.json, f"GraphQL list page ({backend})")
 
 
