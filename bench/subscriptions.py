@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -215,6 +216,46 @@ def cpu_seconds(pids: list[int]) -> float | None:
         return None
 
 
+class HorizonSampler:
+    """PostgreSQL: every 50 ms, the age of the oldest transaction holding a transaction id in
+    *another* database of the cluster. Readers only see events below every running transaction
+    (django_steps/history.py), cluster-wide, so such a transaction delays delivery here."""
+
+    def __init__(self) -> None:
+        self.ages: list[float] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        url = os.environ.get("DATABASE_URL", "")
+        if not url.startswith("postgres"):
+            return
+        self._thread = threading.Thread(target=self._run, args=(url.replace("postgres://", "postgresql://", 1),),
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str) -> None:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not self._stop.is_set():
+                age = conn.execute(
+                    "SELECT COALESCE(EXTRACT(EPOCH FROM max(clock_timestamp() - xact_start)), 0) FROM pg_stat_activity "
+                    "WHERE backend_xid IS NOT NULL AND datname <> current_database()"
+                ).fetchone()[0]
+                self.ages.append(float(age))
+                self._stop.wait(0.05)
+
+    def stop(self) -> dict | None:
+        self._stop.set()
+        if self._thread is None:
+            return None
+        self._thread.join()
+        if not self.ages:
+            return None
+        return {"max": max(self.ages), "over": sum(a > 0.25 for a in self.ages) / len(self.ages)}
+
+
 async def scenario(ports: list[int], session: str, instance_ids: list[str], subscribers: int, commits: int,
                    rate: float, pids: list[int] | None = None) -> dict:
     from django_steps import history
@@ -267,6 +308,8 @@ async def scenario(ports: list[int], session: str, instance_ids: list[str], subs
         per.clear()
 
     cpu_before = cpu_seconds(pids or [])
+    horizon = HorizonSampler()
+    horizon.start()
     # Commits are fired on schedule, not one after the other, so a slow server cannot lower the
     # rate; each instance alternates hold/resume, and its previous change is awaited first.
     started = time.monotonic()
@@ -298,6 +341,7 @@ async def scenario(ports: list[int], session: str, instance_ids: list[str], subs
     while time.monotonic() < deadline and any(len(seen[i]) < commits - failures for i in live):
         await asyncio.sleep(0.2)
     cpu_after = cpu_seconds(pids or [])
+    held = horizon.stop()
     stop.set()
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     closed = [o for o in outcomes if isinstance(o, BaseException)]
@@ -314,6 +358,7 @@ async def scenario(ports: list[int], session: str, instance_ids: list[str], subs
             "delivered": delivered / expected if expected else 0.0, "failures": failures, "rate": achieved_rate,
             "closed": len(closed),
             # Worker CPU over the commit phase (HTTP commits included) per event delivered.
+            "horizon": held,
             "cpu_per_delivery": ((cpu_after - cpu_before) / delivered * 1e6
                                  if cpu_before is not None and cpu_after is not None and delivered else None)}
 
@@ -329,6 +374,10 @@ def rows_for(name: str, result: dict, p99_target: float, subscribers: int, commi
          "floor": 100.0, "ratio": round(result["delivered"], 5), "target": "100 %",
          "met": result["delivered"] >= 1.0 and result["failures"] == 0},
         {"figure": f"{label}, commit rate achieved", "value": round(result["rate"], 1), "unit": "/s"},
+        *([{"figure": f"{label}, other databases of the cluster: oldest transaction holding an xid (max; share of "
+                       "samples over 250 ms)",
+            "value": f"{result['horizon']['max']:.2f} s; {result['horizon']['over'] * 100:.1f} %"}]
+          if result.get("horizon") else []),
         {"figure": f"{label}, worker CPU per delivery", "unit": "µs",
          "value": None if result["cpu_per_delivery"] is None else round(result["cpu_per_delivery"])},
     ]
