@@ -28,12 +28,22 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret-" + "x" * 40
 
 
 def _raise_exit(signum, frame):  # noqa: ARG001
+    # Drop the scratch databases first: the exception below may land in code that swallows it
+    # (a broad ``except`` in a library) or the process may be killed before ``atexit`` runs.
+    # WITH (FORCE) ends this process's own connections; the names are this process's alone.
+    import psycopg
+
+    while _SCRATCH:
+        admin_url, name = _SCRATCH.pop()
+        with contextlib.suppress(Exception), psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     raise SystemExit(128 + signum)
 
 
 def handle_termination() -> None:
-    """SIGTERM / SIGHUP (run.py's timeout, a closed terminal) unwind like Ctrl-C does, so every
-    ``finally`` runs: servers are stopped and scratch databases dropped."""
+    """SIGTERM / SIGHUP (run.py's timeout, a closed terminal): the scratch databases are dropped
+    at once, then the process unwinds like Ctrl-C does, so every ``finally`` runs (servers are
+    stopped)."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_exit)
 
