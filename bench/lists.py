@@ -301,7 +301,6 @@ def main() -> None:
                           TARGET))
 
     # ---- a dashboard page: instances with lastEvent and history(first: 10) each, vs a floor
-    kinds = {}
 
     def floor_dashboard(alias: str, size: int):
         def fetch():
@@ -352,7 +351,6 @@ def main() -> None:
         row = ratio_row(f"page of {size} with lastEvent + history(first: 10) each vs hand-written floor", ta, tb, None)
         row["figure"] += f"; SQL queries {dashboard_counts[size]} vs floor {floor_queries}"
         rows.append(row)
-    del kinds
     rows.append({"figure": "page with lastEvent + history(first: 10) each: SQL queries for 10 / 100 instances",
                  "value": f"{dashboard_counts[10]} / {dashboard_counts[100]}", "target": "constant in page size",
                  "met": dashboard_counts[10] == dashboard_counts[100]})
