@@ -1,13 +1,22 @@
-"""Shared set-up for the benchmark scripts: Django on a scratch database, seeded data, timing."""
+"""Shared set-up for the benchmark scripts: Django on a scratch database, seeded data, timing.
+
+Scratch databases (PostgreSQL) have a name no other run can have and are always dropped: on
+normal exit, on an exception, on Ctrl-C and on SIGTERM (run.py's timeout sends SIGTERM first).
+"""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import secrets
+import signal
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -18,19 +27,95 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret-" + "x" * 40)
 
 
-def setup_django(settings_module: str, scratch_db: str) -> str:
-    """Configure Django. SQLite in memory by default; with DATABASE_URL=postgres://… a scratch
-    database ``scratch_db`` is (re)created so a benchmark never touches real data."""
-    os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith("postgres"):
-        import psycopg
+def _raise_exit(signum, frame):  # noqa: ARG001
+    # Drop the scratch databases first: the exception below may land in code that swallows it
+    # (a broad ``except`` in a library) or the process may be killed before ``atexit`` runs.
+    # WITH (FORCE) ends this process's own connections; the names are this process's alone.
+    import psycopg
 
-        base, _, _ = url.rpartition("/")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{scratch_db}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{scratch_db}"')
-        os.environ["DATABASE_URL"] = f"{base}/{scratch_db}"
+    while _SCRATCH:
+        admin_url, name = _SCRATCH.pop()
+        with contextlib.suppress(Exception), psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    raise SystemExit(128 + signum)
+
+
+def handle_termination() -> None:
+    """SIGTERM / SIGHUP (run.py's timeout, a closed terminal): the scratch databases are dropped
+    at once, then the process unwinds like Ctrl-C does, so every ``finally`` runs (servers are
+    stopped)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_exit)
+
+
+_SCRATCH: list[tuple[str, str]] = []  # (admin URL, database name) created by this process
+
+
+def scratch_database(label: str) -> str | None:
+    """With ``DATABASE_URL=postgres://…``: create a database of a name no other run can have
+    (``bench_<label>_<pid>_<random>``), dropped when this process exits (normally, on an
+    exception, Ctrl-C or SIGTERM), and return its URL. None on SQLite."""
+    url = os.environ.get("BENCH_ORIGINAL_DATABASE_URL") or os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://", "pgsql://")):
+        return None
+    import psycopg
+
+    os.environ["BENCH_ORIGINAL_DATABASE_URL"] = url
+    parts = urlsplit(url)
+    admin_url = urlunsplit(parts._replace(scheme="postgresql"))
+    name = f"bench_{label}_{os.getpid()}_{secrets.token_hex(4)}"
+    handle_termination()
+    if not _SCRATCH:
+        atexit.register(drop_scratch_databases)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    _SCRATCH.append((admin_url, name))
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def close_django_connections() -> None:
+    """Close this process's connections, and the psycopg pools that keep them open."""
+    if "django.db" not in sys.modules:
+        return
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+        if conn.alias in getattr(conn, "_connection_pools", {}):  # a pool was opened (PostgreSQL)
+            conn.close_pool()
+
+
+def drop_scratch_databases() -> None:
+    """Drop the databases :func:`scratch_database` created. Our servers have been stopped by
+    then; a connection still closing is waited for. Only as a last resort ``WITH (FORCE)``:
+    the name is this process's alone, so that can only end our own stragglers."""
+    import psycopg
+
+    with contextlib.suppress(Exception):
+        close_django_connections()
+    while _SCRATCH:
+        admin_url, name = _SCRATCH.pop()
+        try:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                for attempt in range(50):
+                    try:
+                        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                        break
+                    except psycopg.errors.ObjectInUse:
+                        time.sleep(0.2)
+                else:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except Exception as error:  # noqa: BLE001 - report, and go on dropping the others
+            print(f"could not drop the scratch database {name}: {error}", file=sys.stderr)
+
+
+def setup_django(settings_module: str, label: str) -> str:
+    """Configure Django and migrate. SQLite in memory by default; with DATABASE_URL=postgres://…
+    a scratch database (see :func:`scratch_database`) so a benchmark never touches real data."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
+    url = scratch_database(label)
+    if url:
+        os.environ["DATABASE_URL"] = url
         backend = "postgresql"
     else:
         os.environ["DATABASE_URL"] = "sqlite://:memory:"

@@ -1,10 +1,23 @@
-"""The graphene-django schema of the peer (imported after django.setup())."""
+"""The graphene-django schema of the peer (imported after django.setup()).
+
+Written as a competent graphene-django user would, doing the same permission work as ours:
+the instances are those ``django_steps.authorization.visible_instances`` keeps (the
+``view_workflowinstance`` permission and the project's visibility rule, a queryset filter), the
+history those ``visible_events`` keeps; the related rows come with ``select_related`` and one
+``Prefetch`` of the history (a sliced queryset: Django pages it per instance with a window
+function, at most the largest page, 100) — graphene-django has no optimizer, so the resolver
+says what to load. Same field names as ours, so both serve the same query text.
+"""
+
 
 def build_schema():
     import graphene
     from graphene import relay
     from graphene_django import DjangoConnectionField, DjangoObjectType
 
+    from django.db.models import Prefetch
+
+    from django_steps import authorization
     from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance, WorkflowStep, WorkflowStepStatus
 
     class WorkflowType(DjangoObjectType):
@@ -23,14 +36,15 @@ def build_schema():
             fields = ("id", "name")
 
     class EventType(DjangoObjectType):
-        cursor = graphene.String()
+        cursor = graphene.String(required=True)
 
         class Meta:
             model = WorkflowEvent
-            fields = ("id", "kind", "created_at")
+            fields = ("id", "kind", "sequence", "created_at")
+            interfaces = (relay.Node,)
 
         def resolve_cursor(self, info):
-            return str(self.position)
+            return str(self.cursor)
 
     class InstanceConnectionBase(relay.Connection):
         total_count = graphene.Int(required=True)
@@ -42,7 +56,7 @@ def build_schema():
             return self.length
 
     class InstanceType(DjangoObjectType):
-        history = graphene.List(graphene.NonNull(EventType), required=True)
+        history = relay.ConnectionField(EventType._meta.connection, required=True)
 
         class Meta:
             model = WorkflowInstance
@@ -50,17 +64,20 @@ def build_schema():
             interfaces = (relay.Node,)
             connection_class = InstanceConnectionBase
 
-        def resolve_history(self, info):
-            return list(self.events.all())
+        def resolve_history(self, info, **kwargs):
+            return self.history_page
 
     class Query(graphene.ObjectType):
         workflow_instances = DjangoConnectionField(InstanceType)
 
         def resolve_workflow_instances(self, info, **kwargs):
-            return (
+            user = info.context.user
+            events = authorization.visible_events(user, WorkflowEvent.objects.order_by("pk"))[:100]
+            return authorization.visible_instances(
+                user,
                 WorkflowInstance.objects.select_related("workflow", "current_step", "current_step_status")
-                .prefetch_related("events")
-                .order_by("-started_at", "-id")
+                .prefetch_related(Prefetch("events", queryset=events, to_attr="history_page"))
+                .order_by("-pk"),
             )
 
     return graphene.Schema(query=Query)

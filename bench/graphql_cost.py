@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rounds = 30 if args.quick else 150
-    backend = setup_django("tests.settings", "bench_graphql_cost")
+    backend = setup_django("tests.settings", "graphql_cost")
 
     from django.conf import settings
     from django.contrib.auth.models import User

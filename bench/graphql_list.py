@@ -1,12 +1,29 @@
-"""GraphQL list page: SQL queries and median latency of a ``workflowInstances`` page of
-10 / 100 / 1000 instances with nested workflow, step, status and history, through Django's
-full request stack (middleware, session auth, view, schema, optimizer).
+"""GraphQL list page over real HTTP: ours (strawberry-graphql-django) vs graphene-django,
+alternating requests, plus SQL queries and the in-process cost against a hand-written floor.
 
-Floor: the same JSON built by a hand-written optimized ORM query and ``json.dumps``.
-Peer: the same query served by graphene-django on the same models (``_graphene_peer.py``),
-run in its own venv (``bench/.venv-peer``, created on first use) because graphene needs
-graphql-core 3.2 and strawberry 3.3. Targets: queries constant in page size; faster than
-graphene-django; within 5× the floor.
+The page: ``workflowInstances(first: 10 | 100)`` with ``totalCount``, each instance's workflow,
+step, status and ``history(first: 10)`` (3 events each).
+
+Over HTTP (the figures that compare with graphene-django):
+
+* ours: the demo's ASGI application (``demo.asgi``) under uvicorn, 1 worker, DEBUG off;
+* the peer: graphene-django (``bench/_peer_schema.py``) as a Django ASGI application under the
+  same uvicorn version, 1 worker, in its own venv (``bench/.venv-peer``, created on first use:
+  graphene needs graphql-core 3.2, strawberry 3.3);
+* the same database, the same middleware (the demo's list: sessions, CSRF, auth, django-axes…),
+  the same authentication backends and secret key: one logged-in session and one CSRF token
+  serve both; every POST carries the token and is checked (ours by its view's CSRF check, the
+  peer by Django's CSRF middleware);
+* the same permission work: the bench user owns the claims and is no reviewer, so the demo's
+  visibility rule is a real queryset filter on both sides (the peer's resolver calls the same
+  ``django_steps.authorization.visible_instances`` / ``visible_events``);
+* one keep-alive connection per server; requests alternate A/B, the order flipping every
+  round; the figure is the ratio of the medians, with the interquartile range of the per-round
+  ratios. Target: ratio ≤ 1.0.
+
+In process (Django's test client against the same database): SQL queries per page (constant in
+page size) and the time against the floor, the same JSON built by two hand-written ORM queries
+and ``json.dumps``.
 
     python bench/graphql_list.py [--quick] [--json]
 """
@@ -14,19 +31,38 @@ graphene-django; within 5× the floor.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.client
 import json
 import os
+import signal
+import socket
+import statistics
 import subprocess
 import sys
+import tempfile
+import time
+from importlib.metadata import version
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import create_workflow, emit, median_seconds, seed_instances, setup_django  # noqa: E402
+from bench._common import (  # noqa: E402
+    close_django_connections,
+    create_workflow,
+    emit,
+    handle_termination,
+    median_seconds,
+    scratch_database,
+    seed_instances,
+)
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 PEER_VENV = HERE / ".venv-peer"
-PEER_PACKAGES = ["graphene-django>=3.2", "Django>=5.2,<6", "cel-python>=0.5", "PyYAML>=6", "psycopg[binary]>=3.2", "rules>=3.5"]
+CSRF = "benchgraphqllistcsrftoken0000000"  # 32 characters: a valid CSRF secret
+SIZES = [10, 100]
+TARGET = 1.0
 
 QUERY = """
 query Page($first: Int!) {
@@ -34,96 +70,162 @@ query Page($first: Int!) {
     totalCount
     edges { node { id state version
       workflow { name } currentStep { name } currentStepStatus { name }
-      history { kind cursor createdAt } } }
+      history(first: 10) { edges { node { kind cursor createdAt } } } } }
   }
 }
 """
 
 
-def floor_page(size: int) -> str:
-    """What a hand-written view would do: one optimized query set and json.dumps."""
+def peer_packages() -> list[str]:
+    """The peer's venv: graphene-django, and the versions of everything both sides share."""
+    same = ["Django", "uvicorn", "psycopg", "psycopg-pool", "django-axes", "rules", "cel-python", "PyYAML"]
+    return ["graphene-django==3.2.3", "psycopg-binary==" + version("psycopg-binary"),
+            *(f"{name}=={version(name)}" for name in same)]
+
+
+def peer_python() -> Path:
+    python = PEER_VENV / "bin" / "python"
+    wanted = "\n".join(peer_packages())
+    stamp = PEER_VENV / ".bench-requirements"
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *peer_packages()], check=True, capture_output=True)
+    stamp.write_text(wanted)
+    return python
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server(python: Path, app: str, env_extra: dict, log: Path):
+    port = free_port()
+    env = {**os.environ, **env_extra, "PYTHONPATH": str(ROOT), "DJANGO_DEBUG": "0",
+           "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "DJANGO_STEPS_LOG_LEVEL": "WARNING"}
+    cmd = [str(python), "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+           "--log-level", "warning", "--no-access-log"]
+    with open(log, "ab") as out:
+        process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{app} exited: {log.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield port, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Browser:
+    """One keep-alive connection, the session cookie and the CSRF token, as a browser app sends them."""
+
+    def __init__(self, port: int, session: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.headers = {"Content-Type": "application/json", "X-CSRFToken": CSRF,
+                        "Cookie": f"sessionid={session}; csrftoken={CSRF}"}
+
+    def post(self, body: bytes) -> tuple[float, dict]:
+        started = time.perf_counter()
+        self.conn.request("POST", "/graphql/", body, self.headers)
+        response = self.conn.getresponse()
+        raw = response.read()
+        elapsed = time.perf_counter() - started
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {raw[:300]!r}")
+        data = json.loads(raw)
+        if data.get("errors"):
+            raise RuntimeError(f"errors: {str(data['errors'])[:300]}")
+        return elapsed, data
+
+
+def floor_page(size: int, user) -> str:
+    """What a hand-written view would do: the same rows (the same visibility rule), two
+    queries (instances with their joins, then each one's first 10 events), json.dumps."""
     from django.db.models import Prefetch
 
+    from django_steps import authorization
     from django_steps.models import WorkflowEvent, WorkflowInstance
 
-    qs = (
+    events = authorization.visible_events(user, WorkflowEvent.objects.order_by("pk"))[:10]
+    qs = authorization.visible_instances(
+        user,
         WorkflowInstance.objects.select_related("workflow", "current_step", "current_step_status")
-        .prefetch_related(Prefetch("events", queryset=WorkflowEvent.objects.order_by("sequence")))
-        .order_by("-started_at", "-id")
+        .prefetch_related(Prefetch("events", queryset=events, to_attr="page"))
+        .order_by("-pk"),
     )
     total = qs.count()
     edges = [
-        {
-            "node": {
-                "id": str(i.pk),
-                "state": i.state,
-                "version": i.version,
-                "workflow": {"name": i.workflow.name},
-                "currentStep": {"name": i.current_step.name},
-                "currentStepStatus": {"name": i.current_step_status.name},
-                "history": [
-                    {"kind": e.kind, "cursor": str(e.position), "createdAt": e.created_at.isoformat()}
-                    for e in i.events.all()
-                ],
-            }
-        }
+        {"node": {
+            "id": str(i.pk), "state": i.state, "version": i.version,
+            "workflow": {"name": i.workflow.name}, "currentStep": {"name": i.current_step.name},
+            "currentStepStatus": {"name": i.current_step_status.name},
+            "history": {"edges": [{"node": {"kind": e.kind, "cursor": str(e.cursor), "createdAt": e.created_at.isoformat()}}
+                                  for e in i.page]},
+        }}
         for i in qs[:size]
     ]
     return json.dumps({"data": {"workflowInstances": {"totalCount": total, "edges": edges}}})
-
-
-def run_peer(sizes: list[int], repeat: int) -> dict | str:
-    python = PEER_VENV / "bin" / "python"
-    try:
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-            subprocess.run(
-                [str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES],
-                check=True,
-                capture_output=True,
-            )
-        done = subprocess.run(
-            [str(python), str(HERE / "_graphene_peer.py"), "--sizes", ",".join(map(str, sizes)), "--repeat", str(repeat)],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "DATABASE_URL": os.environ.get("BENCH_ORIGINAL_DATABASE_URL", "")},
-            timeout=900,
-        )
-    except (subprocess.SubprocessError, OSError) as exc:
-        return f"peer unavailable: {exc}"
-    if done.returncode != 0:
-        return "peer failed: " + " | ".join(done.stderr.strip().splitlines()[-3:])
-    return {int(k): v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy record both servers during the HTTP rounds "
+                        "(raw stacks into DIR/ours.txt and DIR/peer.txt)")
     args = parser.parse_args()
-    sizes = [10, 100] if args.quick else [10, 100, 1000]
-    repeat = 5 if args.quick else 15
-    os.environ["BENCH_ORIGINAL_DATABASE_URL"] = os.environ.get("DATABASE_URL", "")
-    os.environ["GRAPHQL_MAX_PAGE_SIZE"] = str(max(sizes))  # the API caps pages at 100 by default
-    os.environ["GRAPHQL_MAX_COST"] = str(10**7)  # a page of 1000 with histories estimates ~10^5 objects
-    backend = setup_django("tests.settings", "bench_graphql")
+    rounds = {10: 15, 100: 8} if args.quick else {10: 300, 100: 120}
+    handle_termination()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-graphql-list-"))
+    url = scratch_database("graphql_list")
+    os.environ["DATABASE_URL"] = url or f"sqlite:///{workdir / 'bench.sqlite3'}"
+    backend = "PostgreSQL" if url else "SQLite (file)"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "demo.settings"
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
 
     from django.conf import settings
-    from django.contrib.auth.models import User
+    from django.contrib.auth.models import Permission, User
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    from claims.models import Claim
+
     settings.ALLOWED_HOSTS = ["*"]
     create_workflow("Bench")
-    seed_instances("Bench", max(sizes))
+    seed_instances("Bench", max(SIZES) + 10)
+    user = User.objects.create_user("bench", "b@example.com", "x")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_workflowinstance", "view_workflow"]))
+    Claim.objects.update(owner=user)  # the visibility rule keeps them: a real filter, every row passes
     client = Client()
-    client.force_login(User.objects.create_superuser("bench", "b@example.com", "x"))
-    peer = run_peer(sizes, repeat)
+    client.force_login(user)
+    session = client.cookies["sessionid"].value
 
     rows: list[dict] = []
     query_counts = {}
-    for size in sizes:
+    user = User.objects.get(pk=user.pk)
+    for size in SIZES:
         body = json.dumps({"query": QUERY, "variables": {"first": size}})
 
         def fetch():
@@ -136,53 +238,69 @@ def main() -> None:
 
         with CaptureQueriesContext(connection) as queries:
             fetch()
-        count = query_counts[size] = len(queries)  # read now: the query log is a bounded deque
-        ours = median_seconds(fetch, repeat)
-        floor = median_seconds(lambda: floor_page(size), repeat)
-        rows.append(
-            {
-                "figure": f"page of {size}: SQL queries",
-                "value": count,
-                "unit": "queries",
-                "peer": peer[size]["queries"] if isinstance(peer, dict) else None,
-                "target": "constant in page size",
-            }
-        )
-        rows.append(
-            {
-                "figure": f"page of {size}: median latency vs floor",
-                "value": round(ours * 1000, 2),
-                "unit": "ms",
-                "floor": round(floor * 1000, 2),
-                "ratio": round(ours / floor, 2),
-                "target": "<= 5x floor",
-                "met": ours / floor <= 5,
-            }
-        )
-        if isinstance(peer, dict):
-            theirs = peer[size]["seconds"]
-            rows.append(
-                {
-                    "figure": f"page of {size}: median latency vs graphene-django",
-                    "value": round(ours * 1000, 2),
-                    "unit": "ms",
-                    "peer": round(theirs * 1000, 2),
-                    "ratio": round(ours / theirs, 2),
-                    "target": "faster than graphene-django (ratio < 1)",
-                    "met": ours < theirs,
-                }
-            )
-    constant = len(set(query_counts.values())) == 1
-    rows.append(
-        {
-            "figure": "SQL queries constant across page sizes",
-            "value": " / ".join(f"{s}:{q}" for s, q in query_counts.items()),
-            "target": "same count for every size",
-            "met": constant,
-        }
-    )
-    if not isinstance(peer, dict):
-        rows.append({"figure": "graphene-django peer", "value": peer, "met": False})
+        count = query_counts[size] = len(queries)
+        ours = median_seconds(fetch, 5 if args.quick else 30)
+        floor = median_seconds(lambda: floor_page(size, user), 5 if args.quick else 30)
+        rows.append({"figure": f"page of {size}: SQL queries (in process, incl. session and user)", "value": count,
+                     "unit": "queries", "target": "constant in page size"})
+        rows.append({"figure": f"page of {size}: median latency vs floor (in process)", "value": round(ours * 1000, 2),
+                     "unit": "ms", "floor": round(floor * 1000, 2), "ratio": round(ours / floor, 2),
+                     "target": "<= 5x floor", "met": ours / floor <= 5})
+    rows.append({"figure": "SQL queries constant across page sizes",
+                 "value": " / ".join(f"{s}:{q}" for s, q in query_counts.items()),
+                 "target": "same count for every size", "met": len(set(query_counts.values())) == 1})
+    close_django_connections()
+
+    try:
+        python = peer_python()
+    except (subprocess.SubprocessError, OSError) as exc:
+        rows.append({"figure": "graphene-django peer", "value": f"unavailable: {exc}", "met": False})
+        emit(rows, args.json, f"GraphQL list page ({backend})")
+        return
+    db_env = {"DATABASE_URL": os.environ["DATABASE_URL"]}
+    with server(Path(sys.executable), "demo.asgi:application", {**db_env, "DJANGO_SETTINGS_MODULE": "demo.settings"},
+                workdir / "ours.log") as (ours_port, ours_pid), \
+            server(python, "bench._peer_asgi:application", {**db_env, "DJANGO_SETTINGS_MODULE": "bench._peer_settings"},
+                   workdir / "peer.log") as (peer_port, peer_pid):
+        print(f"# servers: ours pid {ours_pid} port {ours_port}, graphene-django pid {peer_pid} port {peer_port}",
+              file=sys.stderr)
+        ours, theirs = Browser(ours_port, session), Browser(peer_port, session)
+        profilers = []
+        if args.profile:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            spy = Path(sys.executable).parent / "py-spy"
+            for name, pid in (("ours", ours_pid), ("peer", peer_pid)):
+                profilers.append(subprocess.Popen([str(spy), "record", "-p", str(pid), "-r", "250", "-f", "raw", "-o",
+                                                   str(Path(args.profile) / f"{name}.txt")],
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for size in SIZES:
+            body = json.dumps({"query": QUERY, "variables": {"first": size}}).encode()
+            for _ in range(10):  # warm up: connections, the pool, parser caches
+                for side in (ours, theirs):
+                    _, data = side.post(body)
+                    page = data["data"]["workflowInstances"]
+                    assert len(page["edges"]) == size and page["totalCount"] == max(SIZES) + 10, page["totalCount"]
+            t_ours, t_theirs = [], []
+            for r in range(rounds[size]):
+                pair = ((ours, t_ours), (theirs, t_theirs))
+                for side, out in pair if r % 2 == 0 else reversed(pair):
+                    out.append(side.post(body)[0])
+            a, b = statistics.median(t_ours), statistics.median(t_theirs)
+            per_round = sorted(x / y for x, y in zip(t_ours, t_theirs))
+            q1, _, q3 = statistics.quantiles(per_round, n=4)
+            rows.append({
+                "figure": f"page of {size} over HTTP (uvicorn, session + CSRF, same permission work): ours vs "
+                          f"graphene-django, {rounds[size]} alternating rounds",
+                "value": round(a * 1000, 2), "unit": "ms", "peer": round(b * 1000, 2), "ratio": round(a / b, 2),
+                "target": f"<= {TARGET:g}", "met": a / b <= TARGET,
+            })
+            rows.append({
+                "figure": f"page of {size} over HTTP: per-round ratio ours/graphene-django, median [interquartile range]",
+                "value": f"{statistics.median(per_round):.2f} [{q1:.2f}-{q3:.2f}]",
+            })
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(60)
     emit(rows, args.json, f"GraphQL list page ({backend})")
 
 

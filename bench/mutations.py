@@ -156,7 +156,7 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         backend = "sqlite (file)"
     else:
-        backend = setup_django("demo.settings", "bench_mutations")
+        backend = setup_django("demo.settings", "mutations")
 
     from django.contrib.auth.models import User
 

@@ -11,6 +11,7 @@ Benchmarks never fail on a time: this prints what was measured and whether each 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -52,6 +53,19 @@ def fmt(value) -> str:
     return str(value)
 
 
+def stop(process: subprocess.Popen, grace: float = 30.0) -> None:
+    """SIGTERM to the script's process group (the script stops its servers and drops its scratch
+    databases), SIGKILL to what is left after ``grace`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.communicate(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+
+
 def run(only: set[str] | None, quick: bool, timeout: float) -> tuple[list[dict], list[str]]:
     rows: list[dict] = []
     problems: list[str] = []
@@ -59,16 +73,19 @@ def run(only: set[str] | None, quick: bool, timeout: float) -> tuple[list[dict],
     for script in scripts(only):
         args = [sys.executable, str(script), "--json"] + (["--quick"] if quick else [])
         started = time.monotonic()
-        # Its own process group: on a timeout the servers a script started go too.
+        # Its own process group: on a timeout or Ctrl-C the servers a script started get the
+        # signal too.
         process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                    cwd=HERE.parent, start_new_session=True)
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
+            stop(process)
             problems.append(f"{script.name}: timed out after {timeout:.0f}s")
             continue
+        except BaseException:  # Ctrl-C (the script is in its own session and did not get it)
+            stop(process)
+            raise
         done = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]

@@ -15,7 +15,7 @@ Every subscriber follows the workflow-wide stream, so every commit reaches every
 transaction just before it commits), the arrival time is taken when the client has parsed
 the message; the clients run in this process, so their own work counts against the latency.
 
-Database: a scratch PostgreSQL database when ``DATABASE_URL`` is PostgreSQL, else a temporary
+Database: a scratch PostgreSQL database (its own name, always dropped) when ``DATABASE_URL`` is PostgreSQL, else a temporary
 SQLite file. Redis: ``REDIS_URL`` if set, else a private ``redis-server`` on a free port.
 
     python bench/subscriptions.py [--quick] [--json]
@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -61,17 +62,10 @@ def free_port() -> int:
 
 
 def setup_database(workdir: Path) -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith("postgres"):
-        import psycopg
+    from bench._common import handle_termination, scratch_database
 
-        base, _, _ = url.rpartition("/")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute('DROP DATABASE IF EXISTS "bench_subscriptions" WITH (FORCE)')
-            conn.execute('CREATE DATABASE "bench_subscriptions"')
-        url = f"{base}/bench_subscriptions"
-    else:
-        url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    handle_termination()
+    url = scratch_database("subscriptions") or f"sqlite:///{workdir / 'bench.sqlite3'}"
     os.environ["DATABASE_URL"] = url
     os.environ.pop("REDIS_URL", None)  # this process makes no commits that publish
     os.environ["DJANGO_SETTINGS_MODULE"] = "demo.settings"
@@ -222,14 +216,59 @@ def cpu_seconds(pids: list[int]) -> float | None:
         return None
 
 
+class HorizonSampler:
+    """PostgreSQL: every 50 ms, the age of the oldest transaction holding a transaction id in
+    *another* database of the cluster. Readers only see events below every running transaction
+    (django_steps/history.py), cluster-wide, so such a transaction delays delivery here."""
+
+    def __init__(self) -> None:
+        self.ages: list[float] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        url = os.environ.get("DATABASE_URL", "")
+        if not url.startswith("postgres"):
+            return
+        self._thread = threading.Thread(target=self._run, args=(url.replace("postgres://", "postgresql://", 1),),
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str) -> None:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not self._stop.is_set():
+                age = conn.execute(
+                    "SELECT COALESCE(EXTRACT(EPOCH FROM max(clock_timestamp() - xact_start)), 0) FROM pg_stat_activity "
+                    "WHERE backend_xid IS NOT NULL AND datname <> current_database()"
+                ).fetchone()[0]
+                self.ages.append(float(age))
+                self._stop.wait(0.05)
+
+    def stop(self) -> dict | None:
+        self._stop.set()
+        if self._thread is None:
+            return None
+        self._thread.join()
+        if not self.ages:
+            return None
+        return {"max": max(self.ages), "over": sum(a > 0.25 for a in self.ages) / len(self.ages)}
+
+
 async def scenario(ports: list[int], session: str, instance_ids: list[str], subscribers: int, commits: int,
                    rate: float, pids: list[int] | None = None) -> dict:
-    from django.db.models import Max
-
+    from django_steps import history
     from django_steps.models import WorkflowEvent
 
     def newest() -> int:
-        return WorkflowEvent.objects.aggregate(m=Max("position"))["m"] or 0
+        """The newest committed event's cursor (what a client would hold)."""
+        from django.db import connection
+
+        try:
+            return history.newest(WorkflowEvent.objects.all())
+        finally:
+            connection.close()  # a worker thread's connection: back to the pool now
 
     # Every subscriber resumes from the same cursor, so one that becomes active late still gets
     # every event (from the history). One warm-up commit, received by every subscriber, proves
@@ -269,6 +308,8 @@ async def scenario(ports: list[int], session: str, instance_ids: list[str], subs
         per.clear()
 
     cpu_before = cpu_seconds(pids or [])
+    horizon = HorizonSampler()
+    horizon.start()
     # Commits are fired on schedule, not one after the other, so a slow server cannot lower the
     # rate; each instance alternates hold/resume, and its previous change is awaited first.
     started = time.monotonic()
@@ -300,6 +341,7 @@ async def scenario(ports: list[int], session: str, instance_ids: list[str], subs
     while time.monotonic() < deadline and any(len(seen[i]) < commits - failures for i in live):
         await asyncio.sleep(0.2)
     cpu_after = cpu_seconds(pids or [])
+    held = horizon.stop()
     stop.set()
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     closed = [o for o in outcomes if isinstance(o, BaseException)]
@@ -316,6 +358,7 @@ async def scenario(ports: list[int], session: str, instance_ids: list[str], subs
             "delivered": delivered / expected if expected else 0.0, "failures": failures, "rate": achieved_rate,
             "closed": len(closed),
             # Worker CPU over the commit phase (HTTP commits included) per event delivered.
+            "horizon": held,
             "cpu_per_delivery": ((cpu_after - cpu_before) / delivered * 1e6
                                  if cpu_before is not None and cpu_after is not None and delivered else None)}
 
@@ -331,6 +374,10 @@ def rows_for(name: str, result: dict, p99_target: float, subscribers: int, commi
          "floor": 100.0, "ratio": round(result["delivered"], 5), "target": "100 %",
          "met": result["delivered"] >= 1.0 and result["failures"] == 0},
         {"figure": f"{label}, commit rate achieved", "value": round(result["rate"], 1), "unit": "/s"},
+        *([{"figure": f"{label}, other databases of the cluster: oldest transaction holding an xid (max; share of "
+                       "samples over 250 ms)",
+            "value": f"{result['horizon']['max']:.2f} s; {result['horizon']['over'] * 100:.1f} %"}]
+          if result.get("horizon") else []),
         {"figure": f"{label}, worker CPU per delivery", "unit": "µs",
          "value": None if result["cpu_per_delivery"] is None else round(result["cpu_per_delivery"])},
     ]
