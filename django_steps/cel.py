@@ -714,10 +714,13 @@ def clear_cache() -> None:
 def check_context(context: Any) -> None:
     """Refuse a client-supplied context (``context_data``, GraphQL ``context``) that CEL should
     not see: not a mapping, more than ``CONTEXT_MAX_ITEMS`` values or ``CONTEXT_MAX_LENGTH``
-    characters of text and keys, nested deeper than ``CONTEXT_MAX_DEPTH``, or holding a number
-    CEL cannot represent (NaN, ±Infinity, an integer outside 64 bits). Raises
-    :class:`InvalidContext`; the message names the rule, never a key or a value.
-    Stops at the first problem, so its cost is bounded by the limits."""
+    characters of text and keys, nested deeper than ``CONTEXT_MAX_DEPTH``, holding a number
+    CEL cannot represent (NaN, ±Infinity, an integer outside 64 bits), or text a database cannot
+    store (a NUL character or an unpaired surrogate in a string or key: the context is stored
+    with the event, and PostgreSQL's ``jsonb`` refuses both — refused on every database, so a
+    context valid on one is valid on all). Raises :class:`InvalidContext`; the message names
+    the rule, never a key or a value. Stops at the first problem, so its cost is bounded by the
+    limits."""
     if not isinstance(context, Mapping):
         raise InvalidContext("The context must be a mapping of names to values.", reason="NOT_A_MAPPING")
     max_items, max_length, max_depth = (
@@ -740,12 +743,19 @@ def check_context(context: Any) -> None:
                 )
             if isinstance(value, Mapping):
                 for key, item in value.items():
-                    length += len(key) if isinstance(key, str) else 1
+                    if isinstance(key, str):
+                        length += len(key)
+                        if length <= max_length:
+                            _check_storable(key)
+                    else:
+                        length += 1
                     stack.append((item, depth + 1))
             else:
                 stack.extend((item, depth + 1) for item in value)
         elif isinstance(value, (str, bytes)):
             length += len(value)
+            if isinstance(value, str) and length <= max_length:
+                _check_storable(value)
         elif isinstance(value, bool) or value is None:
             pass
         elif isinstance(value, int):
@@ -770,6 +780,24 @@ def check_context(context: Any) -> None:
                 reason="TOO_LONG",
                 limit=max_length,
             )
+
+
+def _check_storable(text: str) -> None:
+    if "\x00" in text or _has_surrogate(text):
+        raise InvalidContext(
+            "The context holds text with a NUL character or an unpaired surrogate, which cannot be stored.",
+            reason="UNSTORABLE_TEXT",
+        )
+
+
+def _has_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def to_cel(value: Any, _depth: int = 0) -> Any:

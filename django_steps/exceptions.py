@@ -93,8 +93,8 @@ class ConditionSyntaxError(WorkflowError):
 
 class InvalidContext(WorkflowError):
     """Raised when a client-supplied CEL context is not a mapping, is too large or too deeply
-    nested, or holds a number CEL cannot represent (NaN, ±Infinity, an integer beyond 64 bits);
-    nothing was changed."""
+    nested, holds a number CEL cannot represent (NaN, ±Infinity, an integer beyond 64 bits) or
+    text no database stores (NUL, an unpaired surrogate); nothing was changed."""
 
     code = "INVALID_CONTEXT"
 

@@ -118,7 +118,7 @@ def _lock(workflow_instance: WorkflowInstance, expected_version: int | None) -> 
         raise InstanceNotFound(f"Workflow instance {workflow_instance.pk} does not exist.", instance_id=workflow_instance.pk)
     if expected_version is not None and locked.version != expected_version:
         raise VersionConflict(
-            f"Workflow instance {locked.pk} is at version {locked.version}, not {expected_version}: "
+            f"Workflow instance {locked.pk} is at version {locked.version}, not the expected one: "
             "it was changed by someone else. Reload it and try again.",
             instance_id=locked.pk,
             expected_version=expected_version,
@@ -438,7 +438,7 @@ def start_workflow_instance(workflow_name: str, content_object: Model, *, actor:
     with transaction.atomic(using=using):
         workflow = Workflow.objects.using(using).filter(name=workflow_name).first()
         if workflow is None:
-            raise WorkflowNotFound(f'No workflow is named "{workflow_name}".', workflow_name=workflow_name)
+            raise WorkflowNotFound("No workflow has this name.", workflow_name=workflow_name)
         definition = compiled.load(workflow)
         authorization.check_startable(definition, content_type)
         existing = (
@@ -516,11 +516,12 @@ def update_workflow_step_status(
         definition, step = _definition(instance)
         if status_id is not None:
             status = next((s for s in step.statuses.values() if s.id == status_id), None)
-            wanted = f"with this ID (#{status_id})"
+            wanted = "with this ID"
         else:
             status = step.statuses.get(new_status_name)
-            wanted = f'"{new_status_name}"'
+            wanted = "of this name"
         if status is None:
+            # the step's own names, never the caller's (details keep it for code)
             known = ", ".join(f'"{name}"' for name in step.statuses) or "none"
             raise UnknownStatus(
                 f'Step "{step.name}" has no status {wanted}. Its statuses: {known}.',

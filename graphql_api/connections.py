@@ -22,18 +22,47 @@ What this module adds:
 ``totalCount`` is ``Int!`` and counted only when selected, with one ``COUNT`` (never a window over
 every row). A nested connection needs ``first`` or ``last``: strawberry-django's optimizer pages
 it in SQL from the arguments as written (the cost limit refuses one without, see
-:mod:`graphql_api.cost`). A malformed or foreign cursor is ``BAD_USER_INPUT``.
+:mod:`graphql_api.cost`).
+
+**Cursors from clients.** A malformed or foreign cursor is ``BAD_USER_INPUT`` with ``field``
+``after``/``before``, never a server fault. Its shape (base64 of ``orderedcursor:`` and a short
+JSON list of strings) is checked before the operation runs (:mod:`graphql_api.cost`). Its values
+are checked against the columns of the connection's ordering (:func:`check_cursors`) before any
+SQL holds them: as many values as ordering columns, each one its column can parse and hold — an
+integer within the column's range on this database (SQLite's driver raises ``OverflowError``
+past 64 bits; PostgreSQL would compare it as a number and answer an empty page), a datetime that
+exists in UTC, no null for a non-null column, text without unpaired surrogates (nor NUL on
+PostgreSQL). strawberry-django decodes a cursor in two places, neither with a hook, so it is
+checked in both: a root connection in our subclass of its connection extension (the queryset
+and the cursor meet there), a nested one in our field's ``get_queryset``, which the optimizer
+calls with the arguments when it pages the nested connection inside the parent's query — there
+the refusal is the parent's error (its query cannot run), with ``field`` and the connection named
+in the message.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import inspect
+import math
+from decimal import Decimal
 from typing import Any
 
 import strawberry_django
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connections, models
+from django.db.models import QuerySet
 from strawberry.extensions.field_extension import FieldExtension
-from strawberry_django.relay import DjangoCursorConnection, DjangoCursorEdge
+from strawberry_django.fields.field import StrawberryDjangoConnectionExtension, StrawberryDjangoField
+from strawberry_django.optimizer import is_optimized_by_prefetching
+from strawberry_django.relay import DjangoCursorConnection, DjangoCursorEdge, OrderedCollectionCursor
+from strawberry_django.relay.cursor_connection import OrderingDescriptor, annotate_ordering_fields
 
-__all__ = ["CONNECTION_NAMES", "Connection", "connection", "fix_pagination_descriptions"]
+from .errors import BAD_USER_INPUT, query_error
+from .ids import schema_name
+
+__all__ = ["CONNECTION_NAMES", "Connection", "check_cursors", "connection", "fix_pagination_descriptions"]
 
 #: Our keyset connection type, generic over the node type.
 Connection = DjangoCursorConnection
@@ -65,10 +94,138 @@ class BoundedPage(FieldExtension):
         return next_(source, info, **kwargs)
 
 
+# ------------------------------------------------------------------------------ cursor checks
+
+
+def check_cursors(queryset: QuerySet, *, after: str | None, before: str | None, where: str) -> None:
+    """Refuse (``BAD_USER_INPUT``, ``field`` the argument) a cursor that does not fit the
+    ordering of ``queryset`` (see the module docstring). Reads no row."""
+    descriptors: list[OrderingDescriptor] | None = None
+    for argument, cursor in (("after", after), ("before", before)):
+        if not cursor:
+            continue  # strawberry reads an empty cursor as none
+        if descriptors is None:
+            descriptors = annotate_ordering_fields(queryset)[1]
+        if not _cursor_fits(cursor, descriptors, queryset.db):
+            raise query_error(BAD_USER_INPUT, f"`{argument}` of `{where}` is not a cursor of this connection.",
+                              field=argument)
+
+
+def _cursor_fits(cursor: str, descriptors: list[OrderingDescriptor], using: str) -> bool:
+    try:
+        # strawberry-django's own decoding: the prefix, a JSON list of strings or nulls, one per
+        # ordering column, each parsed by its column (ValueError otherwise)
+        values = OrderedCollectionCursor.from_cursor(cursor, descriptors).field_values
+    except (ValueError, TypeError, RecursionError):
+        return False
+    connection = connections[using]
+    for descriptor, value in zip(descriptors, values, strict=True):
+        if value is None:
+            if not descriptor.maybe_null:
+                return False
+        elif not _value_fits(value, descriptor.order_by.expression.output_field, connection):
+            return False
+    return True
+
+
+def _value_fits(value: Any, field: models.Field, connection: Any) -> bool:
+    """Whether the database can compare ``field``'s column with ``value`` (parsed by the field)."""
+    if isinstance(value, str):
+        if "\x00" in value and connection.vendor == "postgresql":
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # an unpaired surrogate: no driver sends it
+            return False
+    elif isinstance(value, int) and not isinstance(value, bool) and isinstance(field, models.IntegerField):
+        try:
+            low, high = connection.ops.integer_field_range(field.get_internal_type())
+        except KeyError:  # a custom integer type: the widest column
+            low, high = -(2**63), 2**63 - 1
+        if (low is not None and value < low) or (high is not None and value > high):
+            return False
+    elif isinstance(value, float) and not math.isfinite(value):
+        return False
+    elif isinstance(value, Decimal) and not value.is_finite():
+        return False
+    elif isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            return not settings.USE_TZ  # the cursors we hand out carry their offset
+        try:
+            value.astimezone(dt.timezone.utc)  # what the database compares (SQLite stores UTC)
+        except OverflowError:
+            return False
+    try:
+        field.get_db_prep_value(value, connection)  # what the SQL parameter will be
+    except (OverflowError, ValueError, TypeError, ValidationError):
+        return False
+    return True
+
+
+def _where(info: Any) -> str:
+    raw = info._raw_info  # strawberry's Info has no parent type
+    return f"{raw.parent_type.name}.{raw.field_name}"
+
+
+class _CheckedConnectionExtension(StrawberryDjangoConnectionExtension):
+    """strawberry-django's connection extension, checking the cursors of a connection it pages
+    itself (a root one, or a nested one the optimizer did not prefetch) against its queryset."""
+
+    def resolve(self, next_: Any, source: Any, info: Any, *, before: str | None = None,
+                after: str | None = None, first: int | None = None, last: int | None = None, **kwargs: Any) -> Any:
+        if before or after:
+            where, unchecked = _where(info), next_
+
+            def check(nodes: Any) -> Any:
+                if isinstance(nodes, QuerySet) and not is_optimized_by_prefetching(nodes):
+                    check_cursors(nodes, after=after, before=before, where=where)
+                return nodes
+
+            def checked_next(source: Any, info: Any, **kwargs: Any) -> Any:
+                nodes = unchecked(source, info, **kwargs)
+                if inspect.isawaitable(nodes):
+
+                    async def checked() -> Any:
+                        return check(await nodes)
+
+                    return checked()
+                return check(nodes)
+
+            next_ = checked_next
+        return super().resolve(next_, source, info, before=before, after=after, first=first, last=last, **kwargs)
+
+
+class _ConnectionField(StrawberryDjangoField):
+    """Checks the cursors of a nested connection when the optimizer pages it inside its parent's
+    query (the only caller that passes ``after``/``before`` to ``get_queryset``)."""
+
+    def get_queryset(self, queryset: QuerySet, info: Any, **kwargs: Any) -> QuerySet:
+        queryset = super().get_queryset(queryset, info, **kwargs)
+        after, before = kwargs.get("after"), kwargs.get("before")
+        if (after or before) and not is_optimized_by_prefetching(queryset):
+            check_cursors(queryset, after=after, before=before, where=self._where(info))
+        return queryset
+
+    def _where(self, info: Any) -> str:
+        definition = getattr(self.origin, "__strawberry_definition__", None)
+        parent = schema_name(info, definition.name) if definition is not None else "?"
+        return f"{parent}.{info.schema.config.name_converter.from_field(self)}"
+
+
 def connection(graphql_type: Any = None, *, max_results: int, description: str, **options: Any) -> Any:
-    """``strawberry_django.connection`` whose page is bounded without ``first``/``last``."""
+    """``strawberry_django.connection`` whose page is bounded without ``first``/``last`` and whose
+    cursors are checked against their columns."""
     args = (graphql_type,) if graphql_type is not None else ()
+    options.setdefault("field_cls", _ConnectionField)
     field = strawberry_django.connection(*args, description=description, max_results=max_results, **options)
+    # strawberry-django adds its connection extension itself: ours in its place (the optimizer
+    # finds it with isinstance, and still sees a DjangoCursorConnection)
+    field.extensions = [
+        _CheckedConnectionExtension(max_results=extension.max_results)
+        if type(extension) is StrawberryDjangoConnectionExtension
+        else extension
+        for extension in field.extensions
+    ]
     field.extensions.append(BoundedPage(max_results))  # last: it wraps the connection extension
     return field
 

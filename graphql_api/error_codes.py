@@ -54,7 +54,11 @@ class WorkflowErrorCode(enum.Enum):
     )
     CONDITION_SYNTAX_ERROR = E("CONDITION_SYNTAX_ERROR", description="A condition does not compile or is too large.")
     INVALID_CONTEXT = E(
-        "INVALID_CONTEXT", description="`context` is not a JSON object, or too large or too deep for the engine."
+        "INVALID_CONTEXT",
+        description=(
+            "`context` is not a JSON object, is too large or too deep for the engine, or holds text no database "
+            "stores (NUL, an unpaired surrogate)."
+        ),
     )
     INVALID_DEFINITION = E(
         "INVALID_DEFINITION", description="The definition is invalid: one message per problem, `field` its path."
@@ -96,7 +100,13 @@ class WorkflowErrorCode(enum.Enum):
     )
     # --- refused before GraphQL runs (HTTP)
     CSRF_FAILED = E("CSRF_FAILED", description="A POST without a valid CSRF token (403).")
-    BAD_REQUEST = E("BAD_REQUEST", description="Not a GraphQL request (400).")
+    BAD_REQUEST = E(
+        "BAD_REQUEST",
+        description="Not a GraphQL request, or a subscription sent over HTTP (400; subscriptions need the WebSocket).",
+    )
+    REQUEST_TOO_LARGE = E(
+        "REQUEST_TOO_LARGE", description="The request body is over the server's size limit (413): send less."
+    )
     METHOD_NOT_ALLOWED = E("METHOD_NOT_ALLOWED", description="Neither GET nor POST (405).")
     # --- ours
     INTERNAL_SERVER_ERROR = E("INTERNAL_SERVER_ERROR", description="A fault of the server, logged; not the client's.")

@@ -95,7 +95,7 @@ def _path_to_field(path: str | None) -> str | None:
     return ".".join(to_camel_case(part) for part in str(path).split("."))
 
 
-#: Messages echo client input (names, IDs); they are cut to this length.
+#: Messages are cut to this length (they name no client value, but a host's own may).
 MAX_MESSAGE = 1000
 
 

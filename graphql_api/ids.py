@@ -4,10 +4,18 @@ A global ID carries the GraphQL name of its type. In a host project's schema one
 may have been renamed (``compose_schema(rename={"User": "WorkflowUser"})``): :func:`schema_name`
 gives the name a type of ours has in the schema answering the request, and
 :func:`our_name` the other way round.
+
+Only the canonical form of an ID is accepted: exactly the text we hand out, base64 of
+``<Type>:<primary key>`` with the key as ``str(int)`` writes it (ASCII digits, no ``+``, space or
+leading zero; a negative key is well formed and names nothing: NOT_FOUND). Python's
+``int()`` would read ``01``, `` 1``, ``+1``, ``1\n``, ``1_0`` or full-width digits as a key too,
+so one object would have many IDs (a client cache keyed by ID holds duplicates, an ID-keyed
+allow list is bypassed). Messages never repeat the ID or the type it names.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
@@ -17,6 +25,10 @@ from strawberry.relay.types import GlobalIDValueError
 from .errors import INVALID_ID, NOT_FOUND, ApiError, Kind
 
 M = TypeVar("M", bound=Model)
+
+#: A primary key as ``str(int)`` writes it. A negative one is well formed but names nothing
+#: (NOT_FOUND, as a key past the last row): it cannot be another spelling of an existing key.
+_CANONICAL_KEY = re.compile(r"-?(?:0|[1-9][0-9]*)", re.ASCII)
 
 
 def _renames(info: Any) -> dict[str, str]:
@@ -37,27 +49,25 @@ def our_name(info: Any, type_name: str) -> str:
 
 
 def parse_global_id(raw: str, type_name: str, *, field: str = "id", info: Any = None) -> int:
-    """The primary key in ``raw``, which must be a global ID of our type ``type_name`` (under
-    the name it has in ``info``'s schema)."""
+    """The primary key in ``raw``, which must be the canonical global ID of an object of our type
+    ``type_name`` (under the name it has in ``info``'s schema): INVALID_ID otherwise, NOT_FOUND
+    for a key no row can have."""
     type_name = schema_name(info, type_name)
+    invalid = ApiError(INVALID_ID, "Not a valid global ID.", kind=Kind.VALIDATION, field=field)
     try:
         gid = relay.GlobalID.from_id(str(raw))
     except (GlobalIDValueError, ValueError, TypeError):
-        raise ApiError(INVALID_ID, f"{raw!r:.80} is not a valid global ID.", kind=Kind.VALIDATION, field=field)
+        raise invalid from None
     if gid.type_name != type_name:
         raise ApiError(
-            INVALID_ID,
-            f"The global ID is of type {gid.type_name!r:.80}, expected {type_name!r}.",
-            kind=Kind.VALIDATION,
-            field=field,
+            INVALID_ID, f"The global ID is of another type than {type_name}.", kind=Kind.VALIDATION, field=field
         )
-    try:
-        pk = int(gid.node_id)
-    except (TypeError, ValueError):
-        raise ApiError(INVALID_ID, f"The global ID names no {type_name}.", kind=Kind.VALIDATION, field=field)
-    if not (0 < pk < 2**63):
+    node_id = gid.node_id
+    if _CANONICAL_KEY.fullmatch(node_id) is None or node_id == "-0" or relay.to_base64(gid.type_name, node_id) != raw:
+        raise invalid
+    if len(node_id) > 19 or not 0 < int(node_id) < 2**63:
         raise ApiError(NOT_FOUND, f"No {type_name} has this ID.", field=field)
-    return pk
+    return int(node_id)
 
 
 def get_by_global_id(queryset: QuerySet[M], raw: str, type_name: str, *, field: str = "id", info: Any = None) -> M:

@@ -12,8 +12,12 @@
   ``CsrfViewMiddleware``.
 * **Errors before GraphQL runs** answer in GraphQL's JSON error shape,
   ``{"errors": [{"message": …, "extensions": {"code": …}}]}``, never an HTML page:
-  ``CSRF_FAILED`` (403), ``PERMISSION_DENIED`` (403), ``BAD_REQUEST`` (400: malformed body,
-  unsupported content type, no query — also a plain ``GET /graphql/`` while GraphiQL is off),
+  ``CSRF_FAILED`` (403), ``PERMISSION_DENIED`` (403), ``BAD_REQUEST`` (400: malformed body, a
+  JSON body that is not one object — batching is off —, a ``query``/``variables``/
+  ``operationName`` of the wrong type, an ``operationName`` the document does not define,
+  unsupported content type, no query — also a plain ``GET /graphql/`` while GraphiQL is off —,
+  and a subscription: subscriptions need the WebSocket), ``REQUEST_TOO_LARGE`` (413: a body over
+  Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``, also when the CSRF check is the first to read it),
   ``METHOD_NOT_ALLOWED`` (405). Messages never repeat what the client sent.
 * **GraphiQL** (``DJANGO_STEPS_GRAPHQL["GRAPHIQL"]``, default ``DEBUG``) is our template with
   our static files (``graphql_api/vendor/graphiql/``): no request leaves the site. The page is
@@ -24,14 +28,15 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import cache
+from functools import cache, wraps
 from pathlib import Path
 from typing import Any
 
 from cross_web import HTTPException
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.http.request import HttpHeaders
 from django.middleware.csrf import (
     REASON_CSRF_TOKEN_MISSING,
@@ -44,6 +49,11 @@ from django.utils.decorators import decorator_from_middleware
 from django.utils.log import log_response
 from django.views.decorators.csrf import csrf_exempt
 from strawberry.django.views import GraphQLView
+from strawberry.exceptions import MissingQueryError
+from strawberry.http import GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from .cost import parse_json_int
 from .extensions import graphql_setting
@@ -61,6 +71,7 @@ __all__ = [
     "CSRF_FAILED",
     "METHOD_NOT_ALLOWED",
     "PERMISSION_DENIED",
+    "REQUEST_TOO_LARGE",
     "DjangoStepsGraphQLView",
     "error_response",
     "graphql_view",
@@ -70,6 +81,7 @@ CSRF_FAILED = "CSRF_FAILED"
 PERMISSION_DENIED = "PERMISSION_DENIED"
 BAD_REQUEST = "BAD_REQUEST"
 METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
 
 _CODE_FOR_STATUS = {405: METHOD_NOT_ALLOWED}
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -105,6 +117,69 @@ class DjangoStepsGraphQLView(GraphQLView):
             return error_response(BAD_REQUEST, "Unable to parse request body as UTF-8.", 400)
         except PermissionDenied:
             return error_response(PERMISSION_DENIED, "You do not have permission to perform this action.", 403)
+
+    def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """strawberry's parsing, after checking the shape of a JSON body (strawberry calls
+        ``.get`` on whatever the body decodes to: a 500 for ``"x"``, ``1`` or ``null``) and the
+        type of ``operationName`` (strawberry passes any JSON value on)."""
+        if request.method == "POST" and "application/json" in (request.content_type or ""):
+            body = request.body
+            data = self.parse_json(body)
+            if isinstance(data, list) and self.schema.config.batching_config is None:
+                raise HTTPException(400, "Batching is off: send one operation, as a JSON object, per request.")
+            if not isinstance(data, (dict, list)):
+                raise HTTPException(400, "The request body must be a JSON object (`query`, `variables`, `operationName`).")
+            self._parsed_body = (body, data)  # decoded once: strawberry's parsing asks for it again
+        data = super().parse_http_body(request)
+        for operation in data if isinstance(data, list) else (data,):
+            if not isinstance(operation.operation_name, (str, type(None))):
+                raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null, if provided.")
+        return data
+
+    def parse_json(self, data: str | bytes) -> Any:
+        parsed = getattr(self, "_parsed_body", None)
+        if parsed is not None and parsed[0] is data:
+            return parsed[1]
+        return super().parse_json(data)
+
+    def execute_single(
+        self,
+        request: HttpRequest,
+        request_adapter: Any,
+        sub_response: Any,
+        context: Any,
+        root_value: Any,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """strawberry's ``execute_single`` without subscriptions (it allows them over POST and GET,
+        for streaming transports this sync view cannot serve: the operation ran as a query and
+        failed on its async generator) and with messages that do not repeat the request.
+        Reimplemented rather than wrapped: the allowed operation types are a local there."""
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        if not self.allow_queries_via_get and request_adapter.method == "GET":  # pragma: no cover - allowed here
+            allowed -= {OperationType.QUERY}
+        try:
+            return self.schema.execute_sync(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as error:
+            if request_data.operation_name:
+                raise HTTPException(400, "The document has no operation of the name given in `operationName`.") from error
+            raise HTTPException(400, "The document holds no operation.") from error
+        except InvalidOperationTypeError as error:
+            if error.operation_type == OperationType.SUBSCRIPTION:
+                raise HTTPException(
+                    400, "Subscriptions are served over the WebSocket only (graphql-transport-ws or graphql-ws)."
+                ) from error
+            raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from error
+        except MissingQueryError as error:
+            raise HTTPException(400, "No GraphQL query found in the request") from error
 
     def decode_json(self, data: str | bytes) -> object:
         try:
@@ -173,8 +248,29 @@ def _csrf_header() -> str:
 _csrf_checked = decorator_from_middleware(_GraphQLCsrfCheck)
 
 
+def _unreadable_bodies_refused(view):
+    """Django refuses to read a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (or a form with too
+    many fields, or a malformed multipart body) by raising; its handler would answer an HTML
+    400. The first reader may be the CSRF check (it reads a form body for its token), so this
+    wraps it too."""
+
+    @wraps(view)
+    def refusing(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except RequestDataTooBig:
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            return error_response(
+                REQUEST_TOO_LARGE, f"The request body is larger than this server accepts ({limit:,} bytes).", 413
+            )
+        except (TooManyFieldsSent, TooManyFilesSent, MultiPartParserError):
+            return error_response(BAD_REQUEST, "The request body cannot be read as a form.", 400)
+
+    return refusing
+
+
 def graphql_view(schema: SchemaSpec = None):
     """The ``/graphql/`` view for ``schema`` (ours by default; see :mod:`graphql_api.schemas`)."""
     view = DjangoStepsGraphQLView.as_view(schema=load_schema(schema))
     # csrf_exempt for the project's middleware only: _csrf_checked runs the same check itself.
-    return login_not_required(csrf_exempt(_csrf_checked(view)))
+    return login_not_required(csrf_exempt(_unreadable_bodies_refused(_csrf_checked(view))))

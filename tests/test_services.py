@@ -151,7 +151,8 @@ def test_start_of_an_unknown_workflow_is_refused(db, claim):
     with pytest.raises(WorkflowError) as excinfo:
         start_workflow_instance("No Such Workflow", claim)
     assert codes(excinfo) == "WORKFLOW_NOT_FOUND"
-    assert "No Such Workflow" in excinfo.value.message
+    assert "No Such Workflow" not in excinfo.value.message  # the caller's value: in details only
+    assert excinfo.value.details["workflow_name"] == "No Such Workflow"
     assert not WorkflowInstance.objects.exists()
 
 
@@ -378,13 +379,13 @@ def test_a_target_step_without_default_status_is_an_invalid_definition_and_chang
 # --------------------------------------------------------------------------- errors
 
 
-def test_unknown_status_names_the_status_and_the_step(claim_workflow, claim):
+def test_unknown_status_names_the_step_and_its_statuses(claim_workflow, claim):
     instance = start_workflow_instance("Claim Processing", claim)
     with pytest.raises(WorkflowError) as excinfo:
         update_workflow_step_status(instance, "Under Review")  # a status of another step
     assert codes(excinfo) == "UNKNOWN_STATUS"
-    assert "Under Review" in excinfo.value.message
-    assert "Submit Claim" in excinfo.value.message
+    assert "Under Review" not in excinfo.value.message  # the caller's value: in details only
+    assert "Submit Claim" in excinfo.value.message and '"Submitted"' in excinfo.value.message
     assert excinfo.value.details["status_name"] == "Under Review"
     assert excinfo.value.details["step_name"] == "Submit Claim"
     assert state_of(instance)[:4] == ("Submit Claim", "Draft", "ACTIVE", 1)
