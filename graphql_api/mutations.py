@@ -74,6 +74,7 @@ def mutation(description: str, *, perm: str | None) -> Callable[[Callable[..., A
         @functools.wraps(resolver)
         def guarded(self: Any, info: Info, **kwargs: Any) -> Any:
             try:
+                permissions.recheck_socket_user(info)  # over a WebSocket: the user as of now, exactly
                 if perm is not None and not has_perm(info, perm):
                     raise permission_denied()
                 return resolver(self, info, **kwargs)

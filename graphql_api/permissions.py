@@ -39,6 +39,9 @@ Over a WebSocket
       check per interval, not one per operation. :func:`current_user` then reads the refreshed
       ``scope["user"]``: it stays the one place every resolver asks. Subscriptions keep
       re-checking while they run (:mod:`graphql_api.subscriptions`), through the same decisions.
+      A mutation does not rely on that interval: it reads the user again at once
+      (:func:`recheck_socket_user`, one query in its worker thread), so no change is ever
+      written for a session that has ended.
     * **Each operation has its own ledger** (:func:`begin_socket_operation`): what one
       operation proved visible is not trusted by the next, which may run for another user
       (``login`` / ``logout`` on the socket) or after the rule changed its answer.
@@ -348,3 +351,27 @@ async def refresh_socket_user(scope: dict) -> Any:
     if scope.get("user") is user:  # not replaced meanwhile (login / logout on this socket)
         scope["user"] = fresh if fresh is not None else AnonymousUser()
     return scope["user"]
+
+
+def socket_scope(info: Info) -> dict | None:
+    """The scope of the WebSocket ``info``'s operation came over (None over HTTP)."""
+    context = info.context
+    consumer = context.get("ws") if isinstance(context, dict) else None
+    return getattr(consumer, "scope", None)
+
+
+def recheck_socket_user(info: Info) -> None:
+    """Before a change over a WebSocket: read the socket's user again *now*, not as decided up
+    to ``SUBSCRIPTION_RECHECK_SECONDS`` ago, so no write runs for a session that has ended.
+    Sync: the mutation's worker thread. Nothing to do over HTTP or for an anonymous socket."""
+    from django.contrib.auth.models import AnonymousUser
+
+    scope = socket_scope(info)
+    if scope is None:
+        return
+    user = scope.get("user")
+    if user is None or not getattr(user, "is_authenticated", False):
+        return
+    fresh = reload_user(user.pk, getattr(scope.get("session"), "session_key", None))
+    if scope.get("user") is user:
+        scope["user"] = fresh if fresh is not None else AnonymousUser()
