@@ -94,6 +94,13 @@ class WorkflowErrorCode(enum.Enum):
     RESULT_TOO_LARGE = E(
         "RESULT_TOO_LARGE", description="Any other result too large for one WebSocket message: ask over HTTP."
     )
+    TOO_MANY_OPERATIONS = E(
+        "TOO_MANY_OPERATIONS",
+        description=(
+            "Too many operations running at once on one WebSocket (100): complete one, or wait for one "
+            "to end, before starting another. The others go on."
+        ),
+    )
     GRAPHQL_PARSE_FAILED = E("GRAPHQL_PARSE_FAILED", description="The document is not GraphQL.")
     GRAPHQL_VALIDATION_FAILED = E(
         "GRAPHQL_VALIDATION_FAILED", description="Not valid against the schema, or over a depth/alias/token limit."
@@ -102,7 +109,11 @@ class WorkflowErrorCode(enum.Enum):
     CSRF_FAILED = E("CSRF_FAILED", description="A POST without a valid CSRF token (403).")
     BAD_REQUEST = E(
         "BAD_REQUEST",
-        description="Not a GraphQL request, or a subscription sent over HTTP (400; subscriptions need the WebSocket).",
+        description=(
+            "Not a GraphQL request (400): also a subscription sent over HTTP (subscriptions need the "
+            "WebSocket), and on a legacy `graphql-ws` socket a malformed message or a query or mutation "
+            "(it carries subscriptions only)."
+        ),
     )
     REQUEST_TOO_LARGE = E(
         "REQUEST_TOO_LARGE", description="The request body is over the server's size limit (413): send less."

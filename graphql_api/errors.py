@@ -39,6 +39,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DataError, DatabaseError
 from graphql import GraphQLError
 from strawberry.relay.types import GlobalIDValueError
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.utils.str_converters import to_camel_case
 
 from django_steps.exceptions import (
@@ -66,6 +67,8 @@ TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 EVENT_TOO_LARGE = "EVENT_TOO_LARGE"
 RESULT_TOO_LARGE = "RESULT_TOO_LARGE"
+TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"
+BAD_REQUEST = "BAD_REQUEST"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
@@ -257,6 +260,10 @@ def client_error(error: GraphQLError) -> GraphQLError | None:
         return error if code else _with_code(error, PERMISSION_DENIED)
     if isinstance(original, GlobalIDValueError):
         return error if code else _with_code(error, INVALID_ID)
+    if isinstance(original, InvalidOperationTypeError):
+        # A query or mutation where only subscriptions run: the legacy graphql-ws protocol.
+        kind = original.operation_type.value.capitalize()
+        return _with_code(error, BAD_REQUEST, _NOT_A_SUBSCRIPTION.format(kind=kind))
     if is_unstorable_string_error(original):
         return _with_code(error, BAD_USER_INPUT, UNSTORABLE_STRING)
     if _raised_in_pagination(original):
@@ -269,6 +276,12 @@ def client_error(error: GraphQLError) -> GraphQLError | None:
             readable.extensions["field"] = ",".join(cursors)
         return readable
     return None
+
+
+_NOT_A_SUBSCRIPTION = (
+    "{kind} operations cannot be sent this way: the legacy graphql-ws protocol carries subscriptions only. "
+    "Send them over HTTP or a graphql-transport-ws socket."
+)
 
 
 def _cursor_arguments(error: GraphQLError) -> list[str]:

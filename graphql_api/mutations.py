@@ -28,6 +28,7 @@ from strawberry import relay
 from strawberry.types import Info
 from strawberry.utils.str_converters import to_camel_case
 from strawberry_django.auth.mutations import resolve_login, resolve_logout
+from strawberry_django.resolvers import django_resolver
 from strawberry_django.utils.requests import get_request
 
 from django_steps import authorization, compiled, services
@@ -73,6 +74,7 @@ def mutation(description: str, *, perm: str | None) -> Callable[[Callable[..., A
         @functools.wraps(resolver)
         def guarded(self: Any, info: Info, **kwargs: Any) -> Any:
             try:
+                permissions.recheck_socket_user(info)  # over a WebSocket: the user as of now, exactly
                 if perm is not None and not has_perm(info, perm):
                     raise permission_denied()
                 return resolver(self, info, **kwargs)
@@ -93,7 +95,12 @@ def mutation(description: str, *, perm: str | None) -> Callable[[Callable[..., A
 def _instance(info: Info, input_id: str) -> WorkflowInstance:
     """The instance ``input_id`` names, if the viewer may see it (else NOT_FOUND, as for none)."""
     visible = permissions.visible_instances(WorkflowInstance.objects.all(), info)
-    return get_by_global_id(visible, input_id, "WorkflowInstance", field="instanceId", info=info)
+    instance = get_by_global_id(visible, input_id, "WorkflowInstance", field="instanceId", info=info)
+    # The payload shows the instance the viewer just changed, reloaded (_reloaded): its type's
+    # is_type_of reads this instead of querying (which it could not do in the event loop over
+    # a WebSocket).
+    permissions.vouch(info, instance.pk)
+    return instance
 
 
 def _context(value: Any) -> dict | None:
@@ -124,7 +131,7 @@ def _startable_object(info: Info, workflow_name: str, content_type: str, object_
     viewer must be allowed to view (a hidden one is refused exactly like a missing one)."""
     workflow = Workflow.objects.filter(name=workflow_name).first()
     if workflow is None:
-        raise WorkflowNotFound(f'No workflow is named "{workflow_name:.100}".', workflow_name=workflow_name)
+        raise WorkflowNotFound("No workflow has this name.", workflow_name=workflow_name)
     app_label, _, model = content_type.partition(".")
     try:
         ct = ContentType.objects.get_by_natural_key(app_label, model.lower())
@@ -154,6 +161,38 @@ def _login_refused(request: HttpRequest) -> OperationInfo:
     return to_operation_info(ApiError(INVALID_CREDENTIALS, "Incorrect username or password.", kind=Kind.VALIDATION))
 
 
+def _request_from_scope(scope: dict) -> HttpRequest:
+    """An ``HttpRequest`` made from a socket's scope (the client address, the headers), for
+    what needs one: django-axes' login and logout records."""
+    request = HttpRequest()
+    request.method = "POST"
+    request.path = request.path_info = scope.get("path", "")
+    request.META["REMOTE_ADDR"] = (scope.get("client") or ("",))[0]
+    for name, value in scope.get("headers", ()):
+        request.META["HTTP_" + name.decode("latin1").upper().replace("-", "_")] = value.decode("latin1")
+    return request
+
+
+def _logout_on_socket(scope: dict) -> bool:
+    """``logout`` over a WebSocket: the socket's session ends (flushed: deleted from the session
+    store, so the cookie is logged out over HTTP too) and the socket is anonymous from its next
+    operation on. (strawberry-django's ``resolve_logout`` answered true over a socket and
+    logged nothing out.) Django's ``logout`` on a request made from the scope, as for
+    ``login``, so django-axes records it like an HTTP logout."""
+    from django.contrib.auth.models import AnonymousUser
+
+    user = scope.get("user")
+    was_logged_in = bool(getattr(user, "is_authenticated", False))
+    session = scope.get("session")
+    if session is not None:
+        request = _request_from_scope(scope)
+        request.session = session
+        request.user = user if user is not None else AnonymousUser()
+        auth.logout(request)  # user_logged_out, then session.flush(): the stored session is deleted
+    scope["user"] = AnonymousUser()
+    return was_logged_in
+
+
 def _login_on_socket(scope: dict, username: str, password: str) -> Any:
     """``login`` over a WebSocket: throttled like over HTTP, then the socket's session logs in
     (later operations on the socket run as the user).
@@ -161,12 +200,7 @@ def _login_on_socket(scope: dict, username: str, password: str) -> Any:
     django-axes needs an ``HttpRequest`` (the client address, the headers): one is made from
     the socket's scope. (strawberry-django's ``resolve_login`` returned the user over a socket
     without logging the session in.)"""
-    request = HttpRequest()
-    request.method = "POST"
-    request.path = request.path_info = scope.get("path", "")
-    request.META["REMOTE_ADDR"] = (scope.get("client") or ("",))[0]
-    for name, value in scope.get("headers", ()):
-        request.META["HTTP_" + name.decode("latin1").upper().replace("-", "_")] = value.decode("latin1")
+    request = _request_from_scope(scope)
     user = auth.authenticate(request, username=username, password=password)
     if user is None:
         return _login_refused(request)
@@ -205,7 +239,10 @@ class Mutation:
     def start_workflow_instance(self, info: Info, input: StartWorkflowInstanceInput) -> WorkflowInstanceType:  # noqa: A002
         obj = _startable_object(info, input.workflow_name, input.content_type, str(input.object_id))
         instance = services.start_workflow_instance(input.workflow_name, obj, actor=current_user(info))
-        return _reloaded(instance)
+        # Loaded through the visibility rule when the viewer sees it (marked: no query in
+        # is_type_of); otherwise is_type_of refuses it as over HTTP.
+        seen = permissions.visible_instances(WorkflowInstance.objects.filter(pk=instance.pk), info)
+        return seen.select_related("workflow", "current_step", "current_step_status").first() or _reloaded(instance)
 
     @mutation(
         "Set a status of the current step. A completion status advances along the first matching "
@@ -302,7 +339,7 @@ class Mutation:
         from django_steps.definitions import import_workflow
 
         if not Workflow.objects.filter(name=input.name).exists():
-            raise WorkflowNotFound(f'No workflow is named "{input.name:.100}".')
+            raise WorkflowNotFound("No workflow has this name.", workflow_name=input.name)
         return import_workflow(definition_document(input), replace=True)
 
     @mutation(
@@ -315,7 +352,7 @@ class Mutation:
 
         workflow = Workflow.objects.filter(name=input.name).first()
         if workflow is None:
-            raise WorkflowNotFound(f'No workflow is named "{input.name:.100}".')
+            raise WorkflowNotFound("No workflow has this name.", workflow_name=input.name)
         deleted = DeletedWorkflowType(
             id=strawberry.ID(relay.to_base64("DeletedWorkflow", workflow.pk)),
             workflow_id=strawberry.ID(relay.to_base64(schema_name(info, "Workflow"), workflow.pk)),
@@ -349,6 +386,15 @@ class Mutation:
         except ValidationError:
             return _login_refused(request)
 
-    @strawberry.mutation(description="Log out of the session. True if someone was logged in.")
+    @strawberry.mutation(
+        description=(
+            "Log out of the session (over a WebSocket too: the session ends for the socket and for HTTP). "
+            "True if someone was logged in."
+        )
+    )
+    @django_resolver(qs_hook=None)
     def logout(self, info: Info) -> bool:
+        request = get_request(info)
+        if not isinstance(request, HttpRequest):  # a WebSocket: the consumer
+            return _logout_on_socket(request.scope)
         return resolve_logout(info)

@@ -10,6 +10,7 @@ import strawberry_django
 from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
+from strawberry_django.resolvers import django_resolver
 
 from django_steps import models, services
 from django_steps.cel import check_context
@@ -50,7 +51,10 @@ NODE_MODELS = {
 
 @strawberry.type(name="Query", description="Read workflow definitions, instances and their history.")
 class Query:
+    # Plain resolvers that query run through django_resolver: in a worker thread when executed
+    # asynchronously (over a WebSocket), as strawberry-django's fields do (permissions.py).
     @strawberry.field(description="Any object by its global ID (null if it does not exist or you may not read it).")
+    @django_resolver(qs_hook=None)
     def node(
         self,
         info: Info,
@@ -63,7 +67,7 @@ class Query:
         ours = our_name(info, gid.type_name)
         readable = NODE_MODELS.get(ours)
         if readable is None:
-            raise query_error(INVALID_ID, f"Unknown type {gid.type_name!r:.80} in the global ID.")
+            raise query_error(INVALID_ID, "The global ID names a type this API does not serve.")
         try:
             pk = parse_global_id(str(id), ours, info=info)
         except ApiError as error:
@@ -144,6 +148,7 @@ class Query:
         instance = permissions.visible_instances(WorkflowInstance.objects.all(), info).filter(pk=pk).first()
         if instance is None:
             return None
+        permissions.vouch(info, instance.pk)  # the dry run's instance: loaded through the rule
         try:
             dry_run = services.evaluate_transitions(instance, context)
         except WorkflowError as error:
@@ -165,6 +170,7 @@ class Query:
             "repeated. Only events no running transaction can precede are returned (see the README)."
         )
     )
+    @django_resolver(qs_hook=None)
     def workflow_events(
         self,
         info: Info,

@@ -53,6 +53,37 @@ operation the way strawberry ends one the client stopped (cancelling its task). 
 being sent is known from :data:`graphql_api.subscriptions.sending_event`, set by the
 subscription in the operation's task.
 
+Every operation, as of now
+==========================
+
+Before each operation on a socket (``subscribe`` in graphql-transport-ws, ``start`` in
+graphql-ws) the handler gives it its own visibility ledger and refreshes the socket's user
+(:func:`graphql_api.permissions.refresh_socket_user`: the session must still be valid and the
+user active, re-read at most every ``SUBSCRIPTION_RECHECK_SECONDS``); a socket whose session
+ended runs as anonymous from then on. If that check itself fails (the database is down), the
+operation gets ``INTERNAL_SERVER_ERROR`` and nothing runs.
+
+Malformed messages
+==================
+
+strawberry's handlers index into each message as if it were well-formed: a ``payload`` that is
+not an object, an ``id`` that is not a string, a ``query`` that is not a string, or a message
+nested too deep for the JSON decoder (``RecursionError``) raised out of the socket's read loop,
+leaving it open and dead. Here each message is checked before strawberry sees it
+(:func:`message_problem`): on graphql-transport-ws the socket is closed with ``4400`` and the
+reason, as the protocol prescribes for an invalid message; on the legacy graphql-ws the client
+gets ``error`` (for a ``start`` with a usable ``id``; code ``BAD_REQUEST``) or
+``connection_error`` and the socket goes on. Each is logged in one line (INFO, no traceback).
+Anything else that escapes a handler is a bug: logged with its traceback, and the socket is
+closed with ``1011`` rather than left dead.
+
+The operations limit
+====================
+
+strawberry refuses an operation beyond ``max_subscriptions_per_connection`` (100) with an error
+that has no code; here it carries ``TOO_MANY_OPERATIONS`` (both protocols), and the socket and
+its other operations go on.
+
 Serve it with ``daphne mysite.asgi:application`` or ``uvicorn mysite.asgi:application``; uvicorn
 needs a WebSocket implementation, which ``uvicorn[standard]`` (the ``server`` extra) brings. In
 development, ``manage.py runserver`` serves it when ``"daphne"`` is the first of
@@ -62,7 +93,9 @@ development, ``manage.py runserver`` serves it when ``"daphne"`` is the first of
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from typing import Any
 
 from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
@@ -72,8 +105,10 @@ from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.urls import re_path
+from graphql import GraphQLError
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.channels.handlers.ws_handler import ChannelsWebSocketAdapter
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
@@ -153,9 +188,130 @@ class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
             raise MessageTooLarge(len(text), self.max_size)
         await self.ws_consumer.send(text)
 
+    async def iter_json(self, *, ignore_parsing_errors: bool = False):
+        # strawberry's, but a message nested too deep for the decoder (RecursionError) is not
+        # JSON either, and where the protocol ignores bad JSON (graphql-ws) the handler is told,
+        # so that it answers connection_error instead of nothing.
+        while True:
+            message = await self.ws_consumer.message_queue.get()
+            if message["disconnected"]:
+                break
+            if message["message"] is None:
+                raise NonTextMessageReceived
+            try:
+                decoded = self.view.decode_json(message["message"])
+            except (ValueError, RecursionError) as error:  # json.JSONDecodeError is a ValueError
+                if not ignore_parsing_errors:
+                    raise NonJsonMessageReceived from error
+                decoded = UNDECODABLE
+            yield decoded
+
+
+#: What :meth:`SizeLimitedWebSocketAdapter.iter_json` yields for a message that is not JSON.
+UNDECODABLE: dict = {"type": None}
+
+
+# --------------------------------------------------------------------------- message checks
+
+_OPTIONAL_OBJECT = (dict, type(None))
+_OPTIONAL_STRING = (str, type(None))
+
+
+def message_problem(message: Any, *, start: str, stop: str) -> str | None:
+    """What is wrong with a protocol message (None: nothing strawberry would trip over).
+    ``start``/``stop``: the protocol's names for starting and stopping an operation."""
+    if message is UNDECODABLE:
+        return "WebSocket message must be valid JSON"
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "Message must be a JSON object with a string `type`"
+    kind = message["type"]
+    if kind not in (start, stop):
+        return None
+    if not isinstance(message.get("id"), str):
+        return f"`{kind}` needs a string `id`"
+    if kind == stop:
+        return None
+    payload = message.get("payload")
+    if not isinstance(payload, dict):
+        return f"`{kind}` needs an object `payload`"
+    if not isinstance(payload.get("query"), str):
+        return "`payload.query` must be a string"
+    if not isinstance(payload.get("variables"), _OPTIONAL_OBJECT):
+        return "`payload.variables` must be an object"
+    if not isinstance(payload.get("operationName"), _OPTIONAL_STRING):
+        return "`payload.operationName` must be a string"
+    if not isinstance(payload.get("extensions"), _OPTIONAL_OBJECT):
+        return "`payload.extensions` must be an object"
+    return None
+
+
+def _too_many_operations(limit: int) -> GraphQLError:
+    from .errors import TOO_MANY_OPERATIONS
+
+    return GraphQLError(
+        f"At most {limit} operations may run at once on one connection: complete one, or wait for one to end, "
+        "before starting another.",
+        extensions={"code": TOO_MANY_OPERATIONS},
+    )
+
+
+def _check_failed() -> GraphQLError:
+    from .errors import INTERNAL_SERVER_ERROR
+
+    return GraphQLError("Unexpected error.", extensions={"code": INTERNAL_SERVER_ERROR})
+
+
+async def _prepare_operation(scope: dict) -> bool:
+    """Run in the operation's task before it executes: its own ledger, the socket's user as of
+    now. False (logged) when the user could not be checked."""
+    from . import permissions
+
+    permissions.begin_socket_operation()
+    try:
+        await permissions.refresh_socket_user(scope)
+    except Exception:
+        logger.exception("Could not check the user of a WebSocket before an operation")
+        return False
+    return True
+
 
 class _TransportWSHandler(BaseGraphQLTransportWSHandler):
-    """graphql-transport-ws: a result too large becomes an error, then ``complete``."""
+    """graphql-transport-ws: malformed messages close the socket with 4400, each operation runs
+    as the socket's user as of now, the operations limit has a code, a result too large becomes
+    an error, then ``complete`` (see the module docstring)."""
+
+    async def handle_message(self, message) -> None:
+        problem = message_problem(message, start="subscribe", stop="complete")
+        if problem is not None:
+            await self.handle_invalid_message(problem)
+            return
+        try:
+            await super().handle_message(message)
+        except Exception:
+            logger.exception("WebSocket message handling failed (graphql-transport-ws); closing with 1011")
+            await self.websocket.close(code=1011, reason="Internal server error")
+
+    async def handle_invalid_message(self, error_message: str) -> None:
+        logger.info("WebSocket closed with 4400 (graphql-transport-ws): %s", error_message)
+        await super().handle_invalid_message(error_message)
+
+    async def handle_subscribe(self, message) -> None:
+        limit = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and limit is not None
+            and message["id"] not in self.operations
+            and len(self.operations) >= limit
+        ):
+            await self.send_message({"id": message["id"], "type": "error", "payload": [_too_many_operations(limit).formatted]})
+            return
+        await super().handle_subscribe(message)
+
+    async def run_operation(self, operation) -> None:
+        if not await _prepare_operation(self.view.scope):
+            await operation.send_initial_errors([_check_failed()])
+            return
+        await super().run_operation(operation)
 
     async def send_message(self, message) -> None:
         try:
@@ -172,9 +328,50 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler):
 
 
 class _GraphQLWSHandler(BaseGraphQLWSHandler):
-    """graphql-ws: a result too large becomes an error, then ``complete``."""
+    """graphql-ws: malformed messages are answered with ``error`` or ``connection_error``, each
+    operation runs as the socket's user as of now, the operations limit has a code, a result too
+    large becomes an error, then ``complete`` (see the module docstring)."""
 
     _ended: frozenset[str] = frozenset()
+
+    async def handle_message(self, message) -> None:
+        problem = message_problem(message, start="start", stop="stop")
+        if problem is not None:
+            logger.info("WebSocket message refused (graphql-ws): %s", problem)
+            operation_id = message.get("id") if isinstance(message, dict) else None
+            if isinstance(operation_id, str) and message.get("type") == "start":
+                from .errors import BAD_REQUEST
+
+                error = {"message": problem, "extensions": {"code": BAD_REQUEST}}
+                await self.send_message({"type": "error", "id": operation_id, "payload": error})
+            else:
+                await self.send_message({"type": "connection_error", "payload": {"message": problem}})
+            return
+        try:
+            await super().handle_message(message)
+        except Exception:
+            logger.exception("WebSocket message handling failed (graphql-ws); closing with 1011")
+            await self.websocket.close(code=1011, reason="Internal server error")
+
+    async def handle_start(self, message) -> None:
+        limit = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and limit is not None
+            and message["id"] not in self.tasks
+            and len(self.tasks) >= limit
+        ):
+            error = _too_many_operations(limit).formatted
+            await self.send_message({"type": "error", "id": message["id"], "payload": error})
+            return
+        await super().handle_start(message)
+
+    async def handle_async_results(self, operation_id, query, operation_name, variables) -> None:
+        if not await _prepare_operation(self.view.scope):
+            self.tasks.pop(operation_id, None)
+            await self.send_message({"type": "error", "id": operation_id, "payload": _check_failed().formatted})
+            return
+        await super().handle_async_results(operation_id, query, operation_name, variables)
 
     async def send_message(self, message) -> None:
         if message.get("id") in self._ended:

@@ -30,16 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncGenerator
 from contextvars import ContextVar
-from importlib import import_module
 from typing import Annotated, Any
 
 import strawberry
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.db import router
 from strawberry.types import Info
 
@@ -48,7 +45,6 @@ from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance
 
 from . import permissions
 from .errors import NOT_FOUND, PERMISSION_DENIED, ApiError, query_error
-from .extensions import graphql_setting
 from .ids import parse_global_id
 from .permissions import current_user
 from .streams import InvalidCursor, StreamSpec, parse_cursor, stream_events
@@ -80,7 +76,7 @@ def resolve_stream(
     if workflow_name is not None:
         workflow_id = Workflow.objects.filter(name=workflow_name).values_list("pk", flat=True).first()
         if workflow_id is None:
-            raise query_error(NOT_FOUND, f"No workflow is named {workflow_name!r:.100}.")
+            raise query_error(NOT_FOUND, "No workflow has this name.", field="workflowName")
     if instance_id is None:
         return StreamSpec(workflow_id=workflow_id)
     try:
@@ -103,67 +99,25 @@ def _session_key(info: Info) -> str | None:
     return getattr(session, "session_key", None)
 
 
-def _reload_user(user_pk: Any, session_key: str | None) -> Any:
-    """The user as the database and the session say now (None: logged out or gone)."""
-    from django.contrib.auth import get_user, get_user_model
-
-    if session_key is None:
-        return get_user_model()._default_manager.filter(pk=user_pk).first()
-
-    class _Request:  # what django.contrib.auth.get_user reads
-        session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-
-    user = get_user(_Request())
-    return user if getattr(user, "pk", None) == user_pk else None
-
-
-class _Decisions:
-    """Access decisions of this process, each kept ``ttl`` seconds and computed once however
-    many subscriptions ask at the same time."""
-
-    def __init__(self) -> None:
-        self.kept: dict[tuple, tuple[float, Any]] = {}
-        self.pending: dict[tuple, asyncio.Future] = {}
-
-    async def get(self, key: tuple, ttl: float, compute) -> Any:
-        now = time.monotonic()
-        found = self.kept.get(key)
-        if found is not None and found[0] > now:
-            return found[1]
-        future = self.pending.get(key)
-        if future is None:
-            future = self.pending[key] = asyncio.ensure_future(database_sync_to_async(compute)())
-            future.add_done_callback(lambda done: self._keep(key, ttl, done))
-        return await asyncio.shield(future)
-
-    def _keep(self, key: tuple, ttl: float, done: asyncio.Future) -> None:
-        self.pending.pop(key, None)
-        if not done.cancelled() and done.exception() is None:
-            if len(self.kept) > 50_000:
-                self.kept.clear()
-            self.kept[key] = (time.monotonic() + ttl, done.result())
-
-
-_DECISIONS = _Decisions()
-
-
 class Access:
     """The user of one subscription, re-checked while it runs (see the module docstring)."""
 
     def __init__(self, info: Info, user: Any) -> None:
         self.user_pk = user.pk
         self.session_key = _session_key(info)
-        self.ttl = float(graphql_setting("SUBSCRIPTION_RECHECK_SECONDS"))
+        self.ttl = permissions.recheck_seconds()
         self.user = user
 
     async def check_user(self) -> None:
-        """Raise ``PERMISSION_DENIED`` once the user may no longer read instances."""
-
-        def compute() -> Any:
-            user = _reload_user(self.user_pk, self.session_key)
-            return user if authorization.may_read_instances(user) else None
-
-        user = await _DECISIONS.get(("user", self.user_pk, self.session_key), self.ttl, compute)
+        """Raise ``PERMISSION_DENIED`` once the user may no longer read instances (the user is
+        read again as for every operation on a socket: :func:`permissions.user_now`)."""
+        user = await permissions.user_now(self.user_pk, self.session_key)
+        if user is not None:
+            may_read = await permissions.DECISIONS.get(
+                ("may-read", self.user_pk, self.session_key), self.ttl, lambda: authorization.may_read_instances(user)
+            )
+            if not may_read:
+                user = None
         if user is None:
             raise query_error(PERMISSION_DENIED, _DENIED)
         self.user = user
@@ -174,7 +128,7 @@ class Access:
         def compute() -> bool:
             return authorization.visible_instances(user, WorkflowInstance.objects.filter(pk=instance_id)).exists()
 
-        return await _DECISIONS.get(("instance", self.user_pk, self.session_key, instance_id), self.ttl, compute)
+        return await permissions.DECISIONS.get(("instance", self.user_pk, self.session_key, instance_id), self.ttl, compute)
 
 
 async def _guarded(events: AsyncGenerator[WorkflowEvent, None], access: Access, spec: StreamSpec, info: Info):

@@ -324,9 +324,8 @@ class WorkflowEventType(relay.Node):
     def is_type_of(cls, obj: Any, info: Info) -> bool:
         if not isinstance(obj, models.WorkflowEvent):
             return isinstance(obj, cls)
-        if permissions.instance_is_visible(info, obj.instance_id, obj):
-            return True
-        raise _hidden("No workflow event has this ID.")
+        # True, NOT_FOUND, or (unknown, in the event loop) an awaitable checking it in a thread
+        return permissions.require_visible(info, obj.instance_id, obj, lambda: _hidden("No workflow event has this ID."))
 
 
 @strawberry_django.type(
@@ -461,9 +460,8 @@ class WorkflowInstanceType(relay.Node):
     def is_type_of(cls, obj: Any, info: Info) -> bool:
         if not isinstance(obj, models.WorkflowInstance):
             return isinstance(obj, cls)
-        if permissions.instance_is_visible(info, obj.pk, obj):
-            return True
-        raise _hidden("No workflow instance has this ID.")
+        # True, NOT_FOUND, or (unknown, in the event loop) an awaitable checking it in a thread
+        return permissions.require_visible(info, obj.pk, obj, lambda: _hidden("No workflow instance has this ID."))
 
 
 def _hidden(message: str) -> GraphQLError:
