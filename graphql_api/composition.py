@@ -13,8 +13,8 @@ with what our API needs to behave as documented, for every operation of that sch
 
 * our schema extensions (:func:`schema_extensions`: depth/alias/token limits, parser and
   validation caches, the introspection switch, error masking, the query optimizer), then the
-  host's own (a host extension we already run, e.g. ``DjangoOptimizerExtension``, is not added
-  twice);
+  host's own (a host extension we already run is not added twice; a host's
+  ``DjangoOptimizerExtension`` runs in place of ours, :class:`~graphql_api.extensions.QuerysetOptimizer`);
 * our execution context (:class:`SharedEventExecutionContext`: a workflow event is executed
   once per identical subscription);
 * name clashes settled by renaming *our* types in that schema only (``rename``): a host type
@@ -51,10 +51,11 @@ from strawberry.types.base import StrawberryObjectDefinition, has_object_definit
 from strawberry.types.enum import StrawberryEnumDefinition
 from strawberry.types.lazy_type import LazyType
 from strawberry.types.union import StrawberryUnion
+from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from .connections import CONNECTION_NAMES, fix_pagination_descriptions
 from .execution import SharedEventExecutionContext
-from .extensions import schema_extensions
+from .extensions import QuerysetOptimizer, schema_extensions
 from .mutations import Mutation
 from .queries import Query
 from .subscriptions import Subscription
@@ -217,9 +218,18 @@ def _extensions(host_extensions: Iterable[Any]) -> list[Any]:
     ours = schema_extensions()
     our_classes = {e for e in ours if isinstance(e, type)}
     result = list(ours)
+    optimizer_given = False
     for extension in host_extensions:
-        if (extension if isinstance(extension, type) else type(extension)) in our_classes:
+        cls = extension if isinstance(extension, type) else type(extension)
+        if cls in our_classes:
             continue  # already runs for every operation
+        if issubclass(cls, DjangoOptimizerExtension):
+            # The host's optimizer (e.g. with its per-field hook, for its own plain resolvers
+            # returning querysets) runs in place of ours: one optimizer per operation.
+            if not optimizer_given:
+                optimizer_given = True
+                result = [extension if e is QuerysetOptimizer else e for e in result]
+            continue
         result.append(extension)
     return result
 

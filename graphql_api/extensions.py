@@ -205,6 +205,24 @@ def _query_limits() -> AddValidationRules:
     return AddValidationRules(list(rules))
 
 
+class QuerysetOptimizer(DjangoOptimizerExtension):
+    """strawberry-django's optimizer without its per-field ``resolve`` hook.
+
+    Every list, connection and node lookup of our schema is a strawberry-django field, and those
+    optimize their own querysets (``get_queryset_hook`` / ``resolve_model_nodes`` find the
+    optimizer through the context variable ``on_execute`` sets). The hook only re-checked the
+    value of *every* field for a QuerySet it had not seen: a graphql-core middleware call per
+    resolved field, 2,400 on a page of 100 instances with 10 events each, about a fifth of the
+    request (``bench/graphql_list.py``). The SQL is the same with or without it
+    (``tests/graphql/test_query_counts.py``). A host's own plain ``@strawberry.field`` returning
+    a QuerySet is not optimized by this one: give it ``strawberry_django.field``, or pass
+    ``DjangoOptimizerExtension`` to :func:`graphql_api.composition.compose_schema`, which then
+    runs instead of this one.
+    """
+
+    resolve = SchemaExtension.resolve
+
+
 #: Parsed documents and validation results of recent operations (module-level LRU caches in
 #: strawberry, shared by the per-request extension instances). A dashboard or SPA sends the
 #: same few operations over and over; this skips re-parsing and re-validating them.
@@ -221,5 +239,5 @@ def schema_extensions() -> list[Any]:
         IntrospectionSwitch,
         MaskUnexpectedErrors,
         OperationLimits,  # before the optimizer: its on_execute must not have run when this refuses
-        DjangoOptimizerExtension,
+        QuerysetOptimizer,
     ]
