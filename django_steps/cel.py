@@ -127,7 +127,6 @@ __all__ = [
 ]
 
 
-
 class _FreeSubscript:
     """Subscripted, gives back ``object`` at no cost: see :func:`_erase_typing_in_casts`."""
 

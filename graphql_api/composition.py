@@ -218,17 +218,15 @@ def _extensions(host_extensions: Iterable[Any]) -> list[Any]:
     ours = schema_extensions()
     our_classes = {e for e in ours if isinstance(e, type)}
     result = list(ours)
-    optimizer_given = False
     for extension in host_extensions:
         cls = extension if isinstance(extension, type) else type(extension)
         if cls in our_classes:
             continue  # already runs for every operation
         if issubclass(cls, DjangoOptimizerExtension):
-            # The host's optimizer (e.g. with its per-field hook, for its own plain resolvers
-            # returning querysets) runs in place of ours: one optimizer per operation.
-            if not optimizer_given:
-                optimizer_given = True
-                result = [extension if e is QuerysetOptimizer else e for e in result]
+            # The host's first optimizer (e.g. with its per-field hook, for its own plain
+            # resolvers returning querysets) runs in place of ours: one optimizer per operation.
+            if QuerysetOptimizer in result:
+                result[result.index(QuerysetOptimizer)] = extension
             continue
         result.append(extension)
     return result
