@@ -145,7 +145,11 @@ FIVE_STEPS = {
         for i in range(1, 6)
     ],
     "transitions": [
-        {"from_step": f"Step {i}", "to_step": f"Step {i + 1}", "condition": "claim.amount > 10" if i == 2 else ""}
+        {
+            "from_step": f"Step {i}",
+            "to_step": f"Step {i + 1}",
+            "condition": "claim.amount > 10" if i == 2 else "",
+        }
         for i in range(1, 5)
     ],
 }
@@ -186,7 +190,9 @@ def seed_instances(workflow_name: str, count: int) -> None:
     from django_steps.services import start_workflow_instance, update_workflow_step_status
 
     for i in range(count):
-        claim = Claim.objects.create(title=f"Claim {i}", claimant=f"C{i % 17}", amount=Decimal(100 + i))
+        claim = Claim.objects.create(
+            title=f"Claim {i}", claimant=f"C{i % 17}", amount=Decimal(100 + i)
+        )
         instance = start_workflow_instance(workflow_name, claim)
         update_workflow_step_status(instance, "Working")
         update_workflow_step_status(instance, "Done")
@@ -215,4 +221,6 @@ def emit(rows: list[dict], as_json: bool, title: str) -> None:
         if row.get("floor") is not None or row.get("peer") is not None:
             extra = f"  (vs {row.get('floor', row.get('peer'))}, ratio {row.get('ratio')})"
         met = "" if row.get("met") is None else ("  met" if row["met"] else "  NOT met")
-        print(f"  {row['figure']}: {row['value']} {row.get('unit', '')}{extra}  target {row.get('target', '-')}{met}")
+        print(
+            f"  {row['figure']}: {row['value']} {row.get('unit', '')}{extra}  target {row.get('target', '-')}{met}"
+        )

@@ -14,7 +14,9 @@ from demo.settings import database_from_url  # noqa: E402
 DATABASES = {**DATABASES, "large": database_from_url(os.environ["BENCH_LARGE_DATABASE_URL"])}
 DATABASE_ROUTERS = ["bench._lists_settings.Router"]
 
-CURRENT: contextvars.ContextVar[str] = contextvars.ContextVar("bench_lists_database", default="default")
+CURRENT: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "bench_lists_database", default="default"
+)
 
 
 class Router:

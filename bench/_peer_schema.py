@@ -18,7 +18,13 @@ def build_schema():
     from django.db.models import Prefetch
 
     from django_steps import authorization
-    from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance, WorkflowStep, WorkflowStepStatus
+    from django_steps.models import (
+        Workflow,
+        WorkflowEvent,
+        WorkflowInstance,
+        WorkflowStep,
+        WorkflowStepStatus,
+    )
 
     class WorkflowType(DjangoObjectType):
         class Meta:
@@ -75,7 +81,9 @@ def build_schema():
             events = authorization.visible_events(user, WorkflowEvent.objects.order_by("pk"))[:100]
             return authorization.visible_instances(
                 user,
-                WorkflowInstance.objects.select_related("workflow", "current_step", "current_step_status")
+                WorkflowInstance.objects.select_related(
+                    "workflow", "current_step", "current_step_status"
+                )
                 .prefetch_related(Prefetch("events", queryset=events, to_attr="history_page"))
                 .order_by("-pk"),
             )

@@ -39,14 +39,27 @@ if str(ROOT) not in sys.path:
 #: (label, expression, context): a plain comparison on the content object, a list membership
 #: and a string method, a macro over a list, nested macros, list equality.
 CASES = [
-    ("comparison on the object", "claim.amount > 1000 && claim.category == 'car'",
-     {"claim": {"amount": 1500, "category": "car", "title": "Broken window", "count": 3}}),
-    ("'in' list and string method", "claim.category in ['car', 'home', 'travel'] && claim.title.startsWith('B')",
-     {"claim": {"category": "home", "title": "Broken window"}}),
-    ("macro over 100 items", "items.all(i, i.amount >= 0)",
-     {"items": [{"amount": n} for n in range(100)]}),
+    (
+        "comparison on the object",
+        "claim.amount > 1000 && claim.category == 'car'",
+        {"claim": {"amount": 1500, "category": "car", "title": "Broken window", "count": 3}},
+    ),
+    (
+        "'in' list and string method",
+        "claim.category in ['car', 'home', 'travel'] && claim.title.startsWith('B')",
+        {"claim": {"category": "home", "title": "Broken window"}},
+    ),
+    (
+        "macro over 100 items",
+        "items.all(i, i.amount >= 0)",
+        {"items": [{"amount": n} for n in range(100)]},
+    ),
     ("nested macros 10 × 10", "l.all(a, l.exists(b, a + b >= 0))", {"l": list(range(10))}),
-    ("list equality, 500 items", "l == m && size(l) == 500", {"l": list(range(500)), "m": list(range(500))}),
+    (
+        "list equality, 500 items",
+        "l == m && size(l) == 500",
+        {"l": list(range(500)), "m": list(range(500))},
+    ),
 ]
 
 
@@ -87,7 +100,9 @@ def across_depths(fn_a, fn_b, calls: int, rounds: int, depths) -> tuple[float, f
     pairs = []
     gc.collect()
     for depth in depths:
-        pairs.append(interleaved(lambda: at_depth(depth, fn_a), lambda: at_depth(depth, fn_b), calls, rounds))
+        pairs.append(
+            interleaved(lambda: at_depth(depth, fn_a), lambda: at_depth(depth, fn_b), calls, rounds)
+        )
     median = statistics.median_low(a / b for a, b in pairs)
     return next((a, b) for a, b in pairs if a / b == median)
 
@@ -127,16 +142,27 @@ def bench(quick: bool) -> list[dict]:
         value, base = round(with_budget * 1e6, 1), round(without * 1e6, 1)
         ratio = round(value / base, 3)
         ratios.append(ratio)
-        rows.append({
-            "figure": f"CEL budget overhead per evaluation: {label}",
-            "value": value, "unit": "µs", "floor": base, "ratio": ratio,
-            "target": "<= 1.05x floor", "met": ratio <= 1.05,
-        })
+        rows.append(
+            {
+                "figure": f"CEL budget overhead per evaluation: {label}",
+                "value": value,
+                "unit": "µs",
+                "floor": base,
+                "ratio": ratio,
+                "target": "<= 1.05x floor",
+                "met": ratio <= 1.05,
+            }
+        )
     worst = max(ratios)
-    rows.append({
-        "figure": "CEL budget overhead per evaluation: worst case of the above",
-        "value": worst, "unit": "x floor", "target": "<= 1.05", "met": worst <= 1.05,
-    })
+    rows.append(
+        {
+            "figure": "CEL budget overhead per evaluation: worst case of the above",
+            "value": worst,
+            "unit": "x floor",
+            "target": "<= 1.05",
+            "met": worst <= 1.05,
+        }
+    )
     return rows
 
 
@@ -153,8 +179,10 @@ def main() -> int:
         print(f"django-steps CEL budget overhead{' (quick)' if args.quick else ''}\n")
         for r in rows:
             floor = f"  floor {r['floor']} µs  ratio {r['ratio']}" if "floor" in r else ""
-            print(f"{r['figure']}: {r['value']} {r['unit']}{floor}  (target {r['target']}: "
-                  f"{'met' if r['met'] else 'NOT met'})")
+            print(
+                f"{r['figure']}: {r['value']} {r['unit']}{floor}  (target {r['target']}: "
+                f"{'met' if r['met'] else 'NOT met'})"
+            )
     return 0
 
 

@@ -64,7 +64,11 @@ def create_workflow():
     steps = []
     for order, name in enumerate(FIVE_STEPS, start=1):
         step = WorkflowStep.objects.create(
-            workflow=workflow, name=name, order=order, is_initial_step=order == 1, is_final_step=order == 5
+            workflow=workflow,
+            name=name,
+            order=order,
+            is_initial_step=order == 1,
+            is_final_step=order == 5,
         )
         WorkflowStepStatus.objects.create(step=step, name="Open", is_default_status=True)
         WorkflowStepStatus.objects.create(step=step, name="Working")
@@ -87,7 +91,14 @@ def new_document():
     return Document.objects.create(amount=1000, count=3)
 
 
-TX_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+TX_CONTROL = (
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "RELEASE SAVEPOINT",
+    "ROLLBACK TO SAVEPOINT",
+)
 
 
 def count_queries(fn) -> tuple[int, list[str]]:
@@ -112,7 +123,7 @@ def interleaved_per_op_seconds(variants: list[tuple], rounds: int) -> list[float
     means: list[list[float]] = [[] for _ in variants]
     for r in range(rounds):
         order = list(range(len(variants)))
-        order = order[r % len(order):] + order[: r % len(order)]
+        order = order[r % len(order) :] + order[: r % len(order)]
         for v in order:
             fn, _, context = variants[v]
             batch = lists[v][r * sizes[v] : (r + 1) * sizes[v]]
@@ -143,7 +154,15 @@ def receivers_disconnected():
 
 
 def row(figure, value, unit="", floor=None, ratio=None, target=None, met=None):
-    return {"figure": figure, "value": value, "unit": unit, "floor": floor, "ratio": ratio, "target": target, "met": met}
+    return {
+        "figure": figure,
+        "value": value,
+        "unit": unit,
+        "floor": floor,
+        "ratio": ratio,
+        "target": target,
+        "met": met,
+    }
 
 
 def bench(quick: bool, backend: str) -> list[dict]:
@@ -178,7 +197,9 @@ def bench(quick: bool, backend: str) -> list[dict]:
     start_queries, _ = count_queries(lambda: start_workflow_instance(name, doc))
     instance = start_workflow_instance(name, doc)
     update_workflow_step_status(instance, "Done")  # now on Step 2 (conditional way out)
-    advance_cond_queries, cond_sql = count_queries(lambda: update_workflow_step_status(instance, "Done"))
+    advance_cond_queries, cond_sql = count_queries(
+        lambda: update_workflow_step_status(instance, "Done")
+    )
     print("# advancing update:\n#   " + "\n#   ".join(q[:160] for q in cond_sql), file=sys.stderr)
     assert instance.current_step.name == "Step 3"
     advance_plain_queries, _ = count_queries(lambda: update_workflow_step_status(instance, "Done"))
@@ -188,11 +209,21 @@ def bench(quick: bool, backend: str) -> list[dict]:
 
     rows += [
         row("queries per start", start_queries, "queries"),
-        row("queries per advancing update (CEL condition on the object)", advance_cond_queries, "queries",
-            target="<= 5", met=advance_cond_queries <= 5),
+        row(
+            "queries per advancing update (CEL condition on the object)",
+            advance_cond_queries,
+            "queries",
+            target="<= 5",
+            met=advance_cond_queries <= 5,
+        ),
         row("statements per advancing update incl. BEGIN/COMMIT", len(cond_sql), "statements"),
-        row("queries per advancing update (unconditional)", advance_plain_queries, "queries",
-            target="<= 5", met=advance_plain_queries <= 5),
+        row(
+            "queries per advancing update (unconditional)",
+            advance_plain_queries,
+            "queries",
+            target="<= 5",
+            met=advance_plain_queries <= 5,
+        ),
         row("queries per plain status update", status_queries, "queries"),
         row("queries per full run (start + 5 completions, 5 steps)", run_queries, "queries"),
     ]
@@ -210,10 +241,21 @@ def bench(quick: bool, backend: str) -> list[dict]:
     receivers = len(workflow_event_committed.receivers)
     floor, advancing, with_receivers = interleaved_per_op_seconds(
         [
-            (lambda _: Document.objects.filter(pk=target_doc.pk).update(count=F("count") + 1), range(half),
-             contextlib.nullcontext),
-            (lambda inst: update_workflow_step_status(inst, "Done"), ready[:half], receivers_disconnected),
-            (lambda inst: update_workflow_step_status(inst, "Done"), ready[half:], contextlib.nullcontext),
+            (
+                lambda _: Document.objects.filter(pk=target_doc.pk).update(count=F("count") + 1),
+                range(half),
+                contextlib.nullcontext,
+            ),
+            (
+                lambda inst: update_workflow_step_status(inst, "Done"),
+                ready[:half],
+                receivers_disconnected,
+            ),
+            (
+                lambda inst: update_workflow_step_status(inst, "Done"),
+                ready[half:],
+                contextlib.nullcontext,
+            ),
         ],
         rounds,
     )
@@ -222,15 +264,31 @@ def bench(quick: bool, backend: str) -> list[dict]:
     target = TARGET_RATIO[backend]
     rows += [
         row("plain single-row ORM update() (floor)", round(floor * 1e6, 1), "µs"),
-        row("advancing update (CEL condition on the object), engine only", round(advancing * 1e6, 1), "µs",
-            floor=round(floor * 1e6, 1), ratio=round(ratio, 2), target=f"<= {target:g}x floor ({backend})",
-            met=ratio <= target),
-        row(f"advancing update with the {receivers} connected workflow_event_committed receiver(s) vs engine only",
-            round(with_receivers * 1e6, 1), "µs", floor=round(advancing * 1e6, 1),
-            ratio=round(with_receivers / advancing, 2), target=f"<= {TARGET_RECEIVERS:g}x engine only",
-            met=with_receivers / advancing <= TARGET_RECEIVERS),
-        row("advancing update with the receiver(s) vs the floor", round(with_receivers * 1e6, 1), "µs",
-            floor=round(floor * 1e6, 1), ratio=round(with_receivers / floor, 2)),
+        row(
+            "advancing update (CEL condition on the object), engine only",
+            round(advancing * 1e6, 1),
+            "µs",
+            floor=round(floor * 1e6, 1),
+            ratio=round(ratio, 2),
+            target=f"<= {target:g}x floor ({backend})",
+            met=ratio <= target,
+        ),
+        row(
+            f"advancing update with the {receivers} connected workflow_event_committed receiver(s) vs engine only",
+            round(with_receivers * 1e6, 1),
+            "µs",
+            floor=round(advancing * 1e6, 1),
+            ratio=round(with_receivers / advancing, 2),
+            target=f"<= {TARGET_RECEIVERS:g}x engine only",
+            met=with_receivers / advancing <= TARGET_RECEIVERS,
+        ),
+        row(
+            "advancing update with the receiver(s) vs the floor",
+            round(with_receivers * 1e6, 1),
+            "µs",
+            floor=round(floor * 1e6, 1),
+            ratio=round(with_receivers / floor, 2),
+        ),
     ]
 
     # ---- full runs per second
@@ -239,7 +297,9 @@ def bench(quick: bool, backend: str) -> list[dict]:
     for d in docs:
         full_run(d)
     elapsed = time.perf_counter() - started
-    rows.append(row("full runs per second (5 steps, 6 changes each)", round(n_runs / elapsed, 1), "runs/s"))
+    rows.append(
+        row("full runs per second (5 steps, 6 changes each)", round(n_runs / elapsed, 1), "runs/s")
+    )
 
     # ---- CEL: compile a new condition vs evaluate a cached one
     expressions = [f"document.amount > {i} && document.count >= {i % 7}" for i in range(n_cel)]
@@ -258,8 +318,13 @@ def bench(quick: bool, backend: str) -> list[dict]:
     assert cel.stats["compiled"] - compiled_before == n_cel  # evaluating never recompiles
     rows += [
         row("CEL compile of a new condition", round(compile_us, 1), "µs"),
-        row("CEL evaluate of a cached condition", round(eval_us, 1), "µs", floor=round(compile_us, 1),
-            ratio=round(eval_us / compile_us, 2)),
+        row(
+            "CEL evaluate of a cached condition",
+            round(eval_us, 1),
+            "µs",
+            floor=round(compile_us, 1),
+            ratio=round(eval_us / compile_us, 2),
+        ),
     ]
     return rows
 
@@ -276,7 +341,9 @@ def table(rows: list[dict]) -> str:
     body = [[fmt(r[h]) if h != "figure" else r[h] for h in headers] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *body)]
     line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
+    return "\n".join(
+        [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)]
+    )
 
 
 def main() -> int:

@@ -59,17 +59,23 @@ def main() -> None:
     seed_instances("Bench", 100)
     client = Client()
     client.force_login(User.objects.create_superuser("bench", "b@example.com", "x"))
-    instance_id = to_base64("WorkflowInstance", WorkflowInstance.objects.values_list("pk", flat=True).first())
+    instance_id = to_base64(
+        "WorkflowInstance", WorkflowInstance.objects.values_list("pk", flat=True).first()
+    )
     documents = client_operations()
     bodies = {}
     for name, variables in OPERATIONS.items():
         if variables is None:
-            variables = {"id": instance_id} if name == "InstanceHistory" else {"instanceId": instance_id}
+            variables = (
+                {"id": instance_id} if name == "InstanceHistory" else {"instanceId": instance_id}
+            )
         bodies[name] = (documents[name], variables)
 
     with_check = list(schema.extensions)
     without_check = [extension for extension in with_check if extension is not OperationLimits]
-    assert len(without_check) == len(with_check) - 1, "OperationLimits is not in the schema's extensions"
+    assert len(without_check) == len(with_check) - 1, (
+        "OperationLimits is not in the schema's extensions"
+    )
 
     def request(name: str) -> float:
         document, variables = bodies[name]
@@ -128,7 +134,11 @@ def main() -> None:
                 "target": "a small share of the request",
             }
         )
-    emit(rows, args.json, f"GraphQL cost check overhead ({backend}, {rounds} interleaved rounds, medians)")
+    emit(
+        rows,
+        args.json,
+        f"GraphQL cost check overhead ({backend}, {rounds} interleaved rounds, medians)",
+    )
 
 
 if __name__ == "__main__":

@@ -78,9 +78,21 @@ query Page($first: Int!) {
 
 def peer_packages() -> list[str]:
     """The peer's venv: graphene-django, and the versions of everything both sides share."""
-    same = ["Django", "uvicorn", "psycopg", "psycopg-pool", "django-axes", "rules", "cel-python", "PyYAML"]
-    return ["graphene-django==3.2.3", "psycopg-binary==" + version("psycopg-binary"),
-            *(f"{name}=={version(name)}" for name in same)]
+    same = [
+        "Django",
+        "uvicorn",
+        "psycopg",
+        "psycopg-pool",
+        "django-axes",
+        "rules",
+        "cel-python",
+        "PyYAML",
+    ]
+    return [
+        "graphene-django==3.2.3",
+        "psycopg-binary==" + version("psycopg-binary"),
+        *(f"{name}=={version(name)}" for name in same),
+    ]
 
 
 def peer_python() -> Path:
@@ -91,7 +103,11 @@ def peer_python() -> Path:
         return python
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *peer_packages()], check=True, capture_output=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", *peer_packages()],
+        check=True,
+        capture_output=True,
+    )
     stamp.write_text(wanted)
     return python
 
@@ -105,10 +121,29 @@ def free_port() -> int:
 @contextlib.contextmanager
 def server(python: Path, app: str, env_extra: dict, log: Path):
     port = free_port()
-    env = {**os.environ, **env_extra, "PYTHONPATH": str(ROOT), "DJANGO_DEBUG": "0",
-           "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "DJANGO_STEPS_LOG_LEVEL": "WARNING"}
-    cmd = [str(python), "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-           "--log-level", "warning", "--no-access-log"]
+    env = {
+        **os.environ,
+        **env_extra,
+        "PYTHONPATH": str(ROOT),
+        "DJANGO_DEBUG": "0",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_STEPS_LOG_LEVEL": "WARNING",
+    }
+    cmd = [
+        str(python),
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     with open(log, "ab") as out:
         process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -138,8 +173,11 @@ class Browser:
 
     def __init__(self, port: int, session: str) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.headers = {"Content-Type": "application/json", "X-CSRFToken": CSRF,
-                        "Cookie": f"sessionid={session}; csrftoken={CSRF}"}
+        self.headers = {
+            "Content-Type": "application/json",
+            "X-CSRFToken": CSRF,
+            "Cookie": f"sessionid={session}; csrftoken={CSRF}",
+        }
 
     def post(self, body: bytes) -> tuple[float, dict]:
         started = time.perf_counter()
@@ -172,13 +210,28 @@ def floor_page(size: int, user) -> str:
     )
     total = qs.count()
     edges = [
-        {"node": {
-            "id": str(i.pk), "state": i.state, "version": i.version,
-            "workflow": {"name": i.workflow.name}, "currentStep": {"name": i.current_step.name},
-            "currentStepStatus": {"name": i.current_step_status.name},
-            "history": {"edges": [{"node": {"kind": e.kind, "cursor": str(e.cursor), "createdAt": e.created_at.isoformat()}}
-                                  for e in i.page]},
-        }}
+        {
+            "node": {
+                "id": str(i.pk),
+                "state": i.state,
+                "version": i.version,
+                "workflow": {"name": i.workflow.name},
+                "currentStep": {"name": i.current_step.name},
+                "currentStepStatus": {"name": i.current_step_status.name},
+                "history": {
+                    "edges": [
+                        {
+                            "node": {
+                                "kind": e.kind,
+                                "cursor": str(e.cursor),
+                                "createdAt": e.created_at.isoformat(),
+                            }
+                        }
+                        for e in i.page
+                    ]
+                },
+            }
+        }
         for i in qs[:size]
     ]
     return json.dumps({"data": {"workflowInstances": {"totalCount": total, "edges": edges}}})
@@ -188,8 +241,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--profile", metavar="DIR", help="py-spy record both servers during the HTTP rounds "
-                        "(raw stacks into DIR/ours.txt and DIR/peer.txt)")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="py-spy record both servers during the HTTP rounds "
+        "(raw stacks into DIR/ours.txt and DIR/peer.txt)",
+    )
     args = parser.parse_args()
     rounds = {10: 15, 100: 8} if args.quick else {10: 300, 100: 120}
     handle_termination()
@@ -216,8 +273,12 @@ def main() -> None:
     create_workflow("Bench")
     seed_instances("Bench", max(SIZES) + 10)
     user = User.objects.create_user("bench", "b@example.com", "x")
-    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_workflowinstance", "view_workflow"]))
-    Claim.objects.update(owner=user)  # the visibility rule keeps them: a real filter, every row passes
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_workflowinstance", "view_workflow"])
+    )
+    Claim.objects.update(
+        owner=user
+    )  # the visibility rule keeps them: a real filter, every row passes
     client = Client()
     client.force_login(user)
     session = client.cookies["sessionid"].value
@@ -241,45 +302,95 @@ def main() -> None:
         count = query_counts[size] = len(queries)
         ours = median_seconds(fetch, 5 if args.quick else 30)
         floor = median_seconds(lambda: floor_page(size, user), 5 if args.quick else 30)
-        rows.append({"figure": f"page of {size}: SQL queries (in process, incl. session and user)", "value": count,
-                     "unit": "queries", "target": "constant in page size"})
-        rows.append({"figure": f"page of {size}: median latency vs floor (in process)", "value": round(ours * 1000, 2),
-                     "unit": "ms", "floor": round(floor * 1000, 2), "ratio": round(ours / floor, 2),
-                     "target": "<= 5x floor", "met": ours / floor <= 5})
-    rows.append({"figure": "SQL queries constant across page sizes",
-                 "value": " / ".join(f"{s}:{q}" for s, q in query_counts.items()),
-                 "target": "same count for every size", "met": len(set(query_counts.values())) == 1})
+        rows.append(
+            {
+                "figure": f"page of {size}: SQL queries (in process, incl. session and user)",
+                "value": count,
+                "unit": "queries",
+                "target": "constant in page size",
+            }
+        )
+        rows.append(
+            {
+                "figure": f"page of {size}: median latency vs floor (in process)",
+                "value": round(ours * 1000, 2),
+                "unit": "ms",
+                "floor": round(floor * 1000, 2),
+                "ratio": round(ours / floor, 2),
+                "target": "<= 5x floor",
+                "met": ours / floor <= 5,
+            }
+        )
+    rows.append(
+        {
+            "figure": "SQL queries constant across page sizes",
+            "value": " / ".join(f"{s}:{q}" for s, q in query_counts.items()),
+            "target": "same count for every size",
+            "met": len(set(query_counts.values())) == 1,
+        }
+    )
     close_django_connections()
 
     try:
         python = peer_python()
     except (subprocess.SubprocessError, OSError) as exc:
-        rows.append({"figure": "graphene-django peer", "value": f"unavailable: {exc}", "met": False})
+        rows.append(
+            {"figure": "graphene-django peer", "value": f"unavailable: {exc}", "met": False}
+        )
         emit(rows, args.json, f"GraphQL list page ({backend})")
         return
     db_env = {"DATABASE_URL": os.environ["DATABASE_URL"]}
-    with server(Path(sys.executable), "demo.asgi:application", {**db_env, "DJANGO_SETTINGS_MODULE": "demo.settings"},
-                workdir / "ours.log") as (ours_port, ours_pid), \
-            server(python, "bench._peer_asgi:application", {**db_env, "DJANGO_SETTINGS_MODULE": "bench._peer_settings"},
-                   workdir / "peer.log") as (peer_port, peer_pid):
-        print(f"# servers: ours pid {ours_pid} port {ours_port}, graphene-django pid {peer_pid} port {peer_port}",
-              file=sys.stderr)
+    with (
+        server(
+            Path(sys.executable),
+            "demo.asgi:application",
+            {**db_env, "DJANGO_SETTINGS_MODULE": "demo.settings"},
+            workdir / "ours.log",
+        ) as (ours_port, ours_pid),
+        server(
+            python,
+            "bench._peer_asgi:application",
+            {**db_env, "DJANGO_SETTINGS_MODULE": "bench._peer_settings"},
+            workdir / "peer.log",
+        ) as (peer_port, peer_pid),
+    ):
+        print(
+            f"# servers: ours pid {ours_pid} port {ours_port}, graphene-django pid {peer_pid} port {peer_port}",
+            file=sys.stderr,
+        )
         ours, theirs = Browser(ours_port, session), Browser(peer_port, session)
         profilers = []
         if args.profile:
             Path(args.profile).mkdir(parents=True, exist_ok=True)
             spy = Path(sys.executable).parent / "py-spy"
             for name, pid in (("ours", ours_pid), ("peer", peer_pid)):
-                profilers.append(subprocess.Popen([str(spy), "record", "-p", str(pid), "-r", "250", "-f", "raw", "-o",
-                                                   str(Path(args.profile) / f"{name}.txt")],
-                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                profilers.append(
+                    subprocess.Popen(
+                        [
+                            str(spy),
+                            "record",
+                            "-p",
+                            str(pid),
+                            "-r",
+                            "250",
+                            "-f",
+                            "raw",
+                            "-o",
+                            str(Path(args.profile) / f"{name}.txt"),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
         for size in SIZES:
             body = json.dumps({"query": QUERY, "variables": {"first": size}}).encode()
             for _ in range(10):  # warm up: connections, the pool, parser caches
                 for side in (ours, theirs):
                     _, data = side.post(body)
                     page = data["data"]["workflowInstances"]
-                    assert len(page["edges"]) == size and page["totalCount"] == max(SIZES) + 10, page["totalCount"]
+                    assert len(page["edges"]) == size and page["totalCount"] == max(SIZES) + 10, (
+                        page["totalCount"]
+                    )
             t_ours, t_theirs = [], []
             for r in range(rounds[size]):
                 pair = ((ours, t_ours), (theirs, t_theirs))
@@ -288,16 +399,24 @@ def main() -> None:
             a, b = statistics.median(t_ours), statistics.median(t_theirs)
             per_round = sorted(x / y for x, y in zip(t_ours, t_theirs))
             q1, _, q3 = statistics.quantiles(per_round, n=4)
-            rows.append({
-                "figure": f"page of {size} over HTTP (uvicorn, session + CSRF, same permission work): ours vs "
-                          f"graphene-django, {rounds[size]} alternating rounds",
-                "value": round(a * 1000, 2), "unit": "ms", "peer": round(b * 1000, 2), "ratio": round(a / b, 2),
-                "target": f"<= {TARGET:g}", "met": a / b <= TARGET,
-            })
-            rows.append({
-                "figure": f"page of {size} over HTTP: per-round ratio ours/graphene-django, median [interquartile range]",
-                "value": f"{statistics.median(per_round):.2f} [{q1:.2f}-{q3:.2f}]",
-            })
+            rows.append(
+                {
+                    "figure": f"page of {size} over HTTP (uvicorn, session + CSRF, same permission work): ours vs "
+                    f"graphene-django, {rounds[size]} alternating rounds",
+                    "value": round(a * 1000, 2),
+                    "unit": "ms",
+                    "peer": round(b * 1000, 2),
+                    "ratio": round(a / b, 2),
+                    "target": f"<= {TARGET:g}",
+                    "met": a / b <= TARGET,
+                }
+            )
+            rows.append(
+                {
+                    "figure": f"page of {size} over HTTP: per-round ratio ours/graphene-django, median [interquartile range]",
+                    "value": f"{statistics.median(per_round):.2f} [{q1:.2f}-{q3:.2f}]",
+                }
+            )
         for profiler in profilers:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(60)

@@ -93,8 +93,14 @@ def populate(alias: str, instances: int, deep: int, chunk: int = 2000) -> dict:
     def add(count: int, offset: int, events_for) -> list[int]:
         nonlocal position
         claims = Claim.objects.bulk_create(
-            [Claim(title=f"Claim {offset + i}", claimant=f"C{(offset + i) % 17}", amount=Decimal(100 + (offset + i) % 900))
-             for i in range(count)],
+            [
+                Claim(
+                    title=f"Claim {offset + i}",
+                    claimant=f"C{(offset + i) % 17}",
+                    amount=Decimal(100 + (offset + i) % 900),
+                )
+                for i in range(count)
+            ],
             batch_size=chunk,
         )
         plans = []
@@ -105,10 +111,17 @@ def populate(alias: str, instances: int, deep: int, chunk: int = 2000) -> dict:
             last_status = statuses[step.pk]["Working" if n % 3 == 2 else "Open"]
             state = InstanceState.ACTIVE
             plans.append(n)
-            rows.append(WorkflowInstance(
-                workflow=workflow, current_step=step, current_step_status=last_status, state=state, version=n,
-                content_type=claim_type, object_id=str(claim.pk),
-            ))
+            rows.append(
+                WorkflowInstance(
+                    workflow=workflow,
+                    current_step=step,
+                    current_step_status=last_status,
+                    state=state,
+                    version=n,
+                    content_type=claim_type,
+                    object_id=str(claim.pk),
+                )
+            )
         created = WorkflowInstance.objects.bulk_create(rows, batch_size=chunk)
         events = []
         # Neighbouring instances' events interleave: round k writes every instance's k-th event.
@@ -120,27 +133,47 @@ def populate(alias: str, instances: int, deep: int, chunk: int = 2000) -> dict:
                 prev_step = steps[min(len(steps) - 1, (k - 2) // 3)] if k > 1 else None
                 to_status = statuses[step.pk]["Working" if k % 3 == 2 else "Open"]
                 position += 1
-                events.append(WorkflowEvent(
-                    instance=instance, workflow=workflow, sequence=k, txid=0, position=position,
-                    kind=EventKind.STARTED if k == 1 else (EventKind.ADVANCED if step != prev_step else EventKind.STATUS_CHANGED),
-                    state=InstanceState.ACTIVE, from_step=prev_step,
-                    from_status=statuses[prev_step.pk]["Open"] if prev_step else None,
-                    to_step=step, to_status=to_status,
-                ))
+                events.append(
+                    WorkflowEvent(
+                        instance=instance,
+                        workflow=workflow,
+                        sequence=k,
+                        txid=0,
+                        position=position,
+                        kind=EventKind.STARTED
+                        if k == 1
+                        else (
+                            EventKind.ADVANCED if step != prev_step else EventKind.STATUS_CHANGED
+                        ),
+                        state=InstanceState.ACTIVE,
+                        from_step=prev_step,
+                        from_status=statuses[prev_step.pk]["Open"] if prev_step else None,
+                        to_step=step,
+                        to_status=to_status,
+                    )
+                )
         WorkflowEvent.objects.bulk_create(events, batch_size=chunk)
         return [i.pk for i in created]
 
     for offset in range(0, instances, chunk):
-        add(min(chunk, instances - offset), offset, lambda i: EVENTS_PER_INSTANCE[(i * 7919) % len(EVENTS_PER_INSTANCE)])
+        add(
+            min(chunk, instances - offset),
+            offset,
+            lambda i: EVENTS_PER_INSTANCE[(i * 7919) % len(EVENTS_PER_INSTANCE)],
+        )
     deep_pk = None
     if deep:
         # Step 5 holds the instance after its 13th event; its events keep interleaving with nobody.
         deep_pk = add(1, instances, lambda i: deep)[0]
 
     reviewers, _ = Group.objects.get_or_create(name=REVIEWERS)
-    reviewers.permissions.add(*Permission.objects.filter(codename__in=["view_workflowinstance", "view_workflow"]))
+    reviewers.permissions.add(
+        *Permission.objects.filter(codename__in=["view_workflowinstance", "view_workflow"])
+    )
     # The same password hash in both databases: the session's auth hash then holds in both.
-    user = User.objects.create(pk=1, username="bench", password=make_password("x", salt="benchsalt"))
+    user = User.objects.create(
+        pk=1, username="bench", password=make_password("x", salt="benchsalt")
+    )
     user.groups.add(reviewers)
     return {"deep": deep_pk}
 
@@ -167,9 +200,18 @@ def alternate(a, b, rounds: int) -> tuple[list[float], list[float]]:
 def ratio_row(figure: str, ta: list[float], tb: list[float], target: float | None) -> dict:
     a, b = statistics.median(ta), statistics.median(tb)
     per_round = sorted(x / y for x, y in zip(ta, tb))
-    q = statistics.quantiles(per_round, n=4) if len(per_round) >= 4 else [per_round[0], 0, per_round[-1]]
-    row = {"figure": f"{figure} (per-round ratio IQR {q[0]:.2f}-{q[2]:.2f})", "value": round(a * 1000, 3),
-           "unit": "ms", "floor": round(b * 1000, 3), "ratio": round(a / b, 2)}
+    q = (
+        statistics.quantiles(per_round, n=4)
+        if len(per_round) >= 4
+        else [per_round[0], 0, per_round[-1]]
+    )
+    row = {
+        "figure": f"{figure} (per-round ratio IQR {q[0]:.2f}-{q[2]:.2f})",
+        "value": round(a * 1000, 3),
+        "unit": "ms",
+        "floor": round(b * 1000, 3),
+        "ratio": round(a / b, 2),
+    }
     if target is not None:
         row.update(target=f"<= {target:g}x", met=a / b <= target)
     return row
@@ -232,18 +274,25 @@ def main() -> None:
     client.force_login(User.objects.get(pk=1))
     session = Session.objects.get()
     CURRENT.set("large")
-    Session.objects.create(session_key=session.session_key, session_data=session.session_data,
-                           expire_date=session.expire_date)
+    Session.objects.create(
+        session_key=session.session_key,
+        session_data=session.session_data,
+        expire_date=session.expire_date,
+    )
 
     def graphql(alias: str, query: str, variables: dict):
         def fetch():
             CURRENT.set(alias)
-            response = client.post("/graphql/", {"query": query, "variables": variables},
-                                   content_type="application/json")
+            response = client.post(
+                "/graphql/",
+                {"query": query, "variables": variables},
+                content_type="application/json",
+            )
             data = response.json()
             if response.status_code != 200 or data.get("errors"):
                 raise SystemExit(f"{alias}: {response.status_code} {str(data)[:500]}")
             return data["data"]
+
         return fetch
 
     def queries(alias: str, fn) -> tuple[int, list[str]]:
@@ -257,37 +306,60 @@ def main() -> None:
         def fetch():
             CURRENT.set(alias)
             qs = authorization.visible_instances(
-                user, WorkflowInstance.objects.select_related("workflow", "current_step", "current_step_status")
+                user,
+                WorkflowInstance.objects.select_related(
+                    "workflow", "current_step", "current_step_status"
+                ),
             ).order_by("-pk")
             rows = list(qs[:11])
             assert len(rows) == 11
             return rows
+
         return fetch
 
     rows: list[dict] = [
-        {"figure": "tables: instances / events (small, large)",
-         "value": f"{counts['default'][0]:,} / {counts['default'][1]:,}; {counts['large'][0]:,} / {counts['large'][1]:,}"},
+        {
+            "figure": "tables: instances / events (small, large)",
+            "value": f"{counts['default'][0]:,} / {counts['default'][1]:,}; {counts['large'][0]:,} / {counts['large'][1]:,}",
+        },
     ]
     label = f"{counts['large'][0]:,} vs {counts['default'][0]:,} instances"
 
     # ---- a page of 10 instances
-    small_page, large_page = graphql("default", LIST, {"first": 10}), graphql("large", LIST, {"first": 10})
+    small_page, large_page = (
+        graphql("default", LIST, {"first": 10}),
+        graphql("large", LIST, {"first": 10}),
+    )
     for fn in (small_page, large_page):
         for _ in range(3):
             fn()
     n_small, _ = queries("default", small_page)
     n_large, sql_large = queries("large", large_page)
-    print("# page of 10 at the large size:\n#   " + "\n#   ".join(s[:300] for s in sql_large), file=sys.stderr)
+    print(
+        "# page of 10 at the large size:\n#   " + "\n#   ".join(s[:300] for s in sql_large),
+        file=sys.stderr,
+    )
     ta, tb = alternate(large_page, small_page, rounds)
     rows.append(ratio_row(f"workflowInstances(first: 10) over GraphQL, {label}", ta, tb, TARGET))
-    rows.append({"figure": "workflowInstances(first: 10): SQL queries (large / small)", "value": f"{n_large} / {n_small}",
-                 "target": "the same", "met": n_large == n_small})
+    rows.append(
+        {
+            "figure": "workflowInstances(first: 10): SQL queries (large / small)",
+            "value": f"{n_large} / {n_small}",
+            "target": "the same",
+            "met": n_large == n_small,
+        }
+    )
     ta, tb = alternate(orm_page("large"), orm_page("default"), rounds)
     rows.append(ratio_row(f"the same page through the API's ORM queryset, {label}", ta, tb, TARGET))
-    counted_small, counted_large = graphql("default", LIST_COUNT, {"first": 10}), graphql("large", LIST_COUNT, {"first": 10})
+    counted_small, counted_large = (
+        graphql("default", LIST_COUNT, {"first": 10}),
+        graphql("large", LIST_COUNT, {"first": 10}),
+    )
     counted_large()
     ta, tb = alternate(counted_large, counted_small, max(10, rounds // 4))
-    rows.append(ratio_row(f"the same page with totalCount (a COUNT of the table), {label}", ta, tb, None))
+    rows.append(
+        ratio_row(f"the same page with totalCount (a COUNT of the table), {label}", ta, tb, None)
+    )
 
     # ---- a dashboard header: instance counts by state per workflow and per step (one SQL query
     # for them all, an index-only count per state: it grows with the rows counted, like totalCount)
@@ -303,37 +375,71 @@ def main() -> None:
             plan = "\n#   ".join(r[0] for r in cursor_.fetchall())
             print(f"# the workflows' counts at the large size:\n#   {plan}", file=sys.stderr)
     ta, tb = alternate(header_large, header_small, max(10, rounds // 4))
-    rows.append(ratio_row(f"workflows with instanceCounts (by state, per workflow and per step), {label}", ta, tb, None))
-    rows.append({"figure": "workflows with instanceCounts: SQL queries (large / small)", "value": f"{n_large} / {n_small}",
-                 "target": "the same", "met": n_large == n_small})
+    rows.append(
+        ratio_row(
+            f"workflows with instanceCounts (by state, per workflow and per step), {label}",
+            ta,
+            tb,
+            None,
+        )
+    )
+    rows.append(
+        {
+            "figure": "workflows with instanceCounts: SQL queries (large / small)",
+            "value": f"{n_large} / {n_small}",
+            "target": "the same",
+            "met": n_large == n_small,
+        }
+    )
 
     # ---- history: a page deep in a long history vs the first page
     CURRENT.set("large")
-    deep_event = WorkflowEvent.objects.filter(instance_id=deep_pk, sequence=deep - deep // 10).values_list("pk", flat=True).get()
+    deep_event = (
+        WorkflowEvent.objects.filter(instance_id=deep_pk, sequence=deep - deep // 10)
+        .values_list("pk", flat=True)
+        .get()
+    )
     cursor = to_base64(DjangoCursorEdge.CURSOR_PREFIX, json.dumps([str(deep_event)]))
     instance_id = to_base64("WorkflowInstance", deep_pk)
     first_page = graphql("large", HISTORY, {"id": instance_id, "after": None})
     deep_page = graphql("large", HISTORY, {"id": instance_id, "after": cursor})
     got = deep_page()["workflowInstance"]["history"]["edges"]
-    assert [e["node"]["sequence"] for e in got] == list(range(deep - deep // 10 + 1, deep - deep // 10 + 11)), got
-    assert [e["node"]["sequence"] for e in first_page()["workflowInstance"]["history"]["edges"]] == list(range(1, 11))
+    assert [e["node"]["sequence"] for e in got] == list(
+        range(deep - deep // 10 + 1, deep - deep // 10 + 11)
+    ), got
+    assert [
+        e["node"]["sequence"] for e in first_page()["workflowInstance"]["history"]["edges"]
+    ] == list(range(1, 11))
     ta, tb = alternate(deep_page, first_page, rounds)
-    rows.append(ratio_row(f"history(first: 10) after event {deep - deep // 10:,} of {deep:,} vs the first page", ta, tb,
-                          TARGET))
+    rows.append(
+        ratio_row(
+            f"history(first: 10) after event {deep - deep // 10:,} of {deep:,} vs the first page",
+            ta,
+            tb,
+            TARGET,
+        )
+    )
 
     # ---- a dashboard page: instances with lastEvent and history(first: 10) each, vs a floor
 
     def floor_dashboard(alias: str, size: int):
         def fetch():
             CURRENT.set(alias)
-            instances = list(WorkflowInstance.objects.select_related("current_step").order_by("-pk")[:size])
+            instances = list(
+                WorkflowInstance.objects.select_related("current_step").order_by("-pk")[:size]
+            )
             ids = [i.pk for i in instances]
             events = (
                 WorkflowEvent.objects.filter(instance_id__in=ids)
                 .annotate(
-                    first_n=Window(RowNumber(), partition_by=[F("instance_id")], order_by=[F("id").asc()]),
-                    last_n=Window(RowNumber(), partition_by=[F("instance_id")],
-                                  order_by=[F("txid").desc(), F("position").desc()]),
+                    first_n=Window(
+                        RowNumber(), partition_by=[F("instance_id")], order_by=[F("id").asc()]
+                    ),
+                    last_n=Window(
+                        RowNumber(),
+                        partition_by=[F("instance_id")],
+                        order_by=[F("txid").desc(), F("position").desc()],
+                    ),
                 )
                 .filter(Q(first_n__lte=11) | Q(last_n=1))
                 .only("id", "instance_id", "kind", "sequence", "created_at")
@@ -342,23 +448,43 @@ def main() -> None:
             last: dict[int, dict] = {}
             more: set[int] = set()
             for e in events:
-                node = {"id": to_base64("WorkflowEvent", e.pk), "kind": e.kind, "sequence": e.sequence,
-                        "createdAt": e.created_at.isoformat()}
+                node = {
+                    "id": to_base64("WorkflowEvent", e.pk),
+                    "kind": e.kind,
+                    "sequence": e.sequence,
+                    "createdAt": e.created_at.isoformat(),
+                }
                 if e.last_n == 1:
                     last[e.instance_id] = node
                 if e.first_n <= 10:
                     history[e.instance_id].append((e.first_n, node))
                 elif e.first_n == 11:
                     more.add(e.instance_id)
-            page = {"workflowInstances": {"edges": [
-                {"node": {
-                    "id": to_base64("WorkflowInstance", i.pk), "state": i.state, "version": i.version,
-                    "currentStep": {"name": i.current_step.name},
-                    "lastEvent": last[i.pk],
-                    "history": {"edges": [{"node": n} for _, n in sorted(history[i.pk], key=lambda x: x[0])],
-                                "pageInfo": {"hasNextPage": i.pk in more}},
-                }} for i in instances]}}
+            page = {
+                "workflowInstances": {
+                    "edges": [
+                        {
+                            "node": {
+                                "id": to_base64("WorkflowInstance", i.pk),
+                                "state": i.state,
+                                "version": i.version,
+                                "currentStep": {"name": i.current_step.name},
+                                "lastEvent": last[i.pk],
+                                "history": {
+                                    "edges": [
+                                        {"node": n}
+                                        for _, n in sorted(history[i.pk], key=lambda x: x[0])
+                                    ],
+                                    "pageInfo": {"hasNextPage": i.pk in more},
+                                },
+                            }
+                        }
+                        for i in instances
+                    ]
+                }
+            }
             return json.dumps(page)
+
         return fetch
 
     dashboard_counts = {}
@@ -369,12 +495,22 @@ def main() -> None:
         dashboard_counts[size] = queries("large", api)[0]
         floor_queries = queries("large", floor)[0]
         ta, tb = alternate(api, floor, big_rounds if size == 100 else rounds)
-        row = ratio_row(f"page of {size} with lastEvent + history(first: 10) each vs hand-written floor", ta, tb, None)
+        row = ratio_row(
+            f"page of {size} with lastEvent + history(first: 10) each vs hand-written floor",
+            ta,
+            tb,
+            None,
+        )
         row["figure"] += f"; SQL queries {dashboard_counts[size]} vs floor {floor_queries}"
         rows.append(row)
-    rows.append({"figure": "page with lastEvent + history(first: 10) each: SQL queries for 10 / 100 instances",
-                 "value": f"{dashboard_counts[10]} / {dashboard_counts[100]}", "target": "constant in page size",
-                 "met": dashboard_counts[10] == dashboard_counts[100]})
+    rows.append(
+        {
+            "figure": "page with lastEvent + history(first: 10) each: SQL queries for 10 / 100 instances",
+            "value": f"{dashboard_counts[10]} / {dashboard_counts[100]}",
+            "target": "constant in page size",
+            "met": dashboard_counts[10] == dashboard_counts[100],
+        }
+    )
     emit(rows, args.json, f"Lists at scale ({backend})")
 
 

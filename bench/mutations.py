@@ -75,7 +75,11 @@ class Browser:
         request = urllib.request.Request(
             f"{self.base}/graphql/",
             data=json.dumps({"query": query, "variables": variables}).encode(),
-            headers={"Content-Type": "application/json", "X-CSRFToken": self.csrf(), "Referer": self.base + "/"},
+            headers={
+                "Content-Type": "application/json",
+                "X-CSRFToken": self.csrf(),
+                "Referer": self.base + "/",
+            },
         )
         with self.opener.open(request, timeout=30) as response:
             return json.loads(response.read())
@@ -117,7 +121,10 @@ def scenario(base, pks, clients, per_client, shared):
     results = {"latencies": [], "conflicts": 0, "errors": 0}
     lock = threading.Lock()
     threads = [
-        threading.Thread(target=client_loop, args=(base, pks[0] if shared else pks[i], per_client, shared, results, lock))
+        threading.Thread(
+            target=client_loop,
+            args=(base, pks[0] if shared else pks[i], per_client, shared, results, lock),
+        )
         for i in range(clients)
     ]
     started = time.perf_counter()
@@ -165,18 +172,39 @@ def main() -> None:
 
     create_workflow("Bench")
     User.objects.create_superuser("bench", "b@example.com", "bench")
-    pks = [start_workflow_instance("Bench", Claim.objects.create(title="t", claimant="c", amount=5)).pk for _ in range(clients)]
+    pks = [
+        start_workflow_instance("Bench", Claim.objects.create(title="t", claimant="c", amount=5)).pk
+        for _ in range(clients)
+    ]
     from django.db import connections
 
     connections.close_all()
 
     port = free_port()
-    env = {**os.environ, "DJANGO_DEBUG": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "PYTHONPATH": str(ROOT),
+    }
     workers = args.workers if backend == "postgresql" else 1
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "demo.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "demo.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -194,14 +222,24 @@ def main() -> None:
     rows = []
     for name, r in (("separate instances", separate), ("one shared instance", shared)):
         label = f"updateWorkflowStepStatus, {clients} clients, {name}, {workers} worker(s)"
-        rows.append({"figure": f"{label}: mutations/s", "value": round(r["per_second"], 1), "unit": "1/s"})
-        rows.append({"figure": f"{label}: p50 / p99", "value": f"{r['p50']:.1f} / {r['p99']:.1f}", "unit": "ms"})
-        rows.append({
-            "figure": f"{label}: conflicts (retried) / errors",
-            "value": f"{r['conflicts']} / {r['errors']}",
-            "target": "0 errors, no lost update",
-            "met": r["errors"] == 0 and r["ok"] == clients * per_client,
-        })
+        rows.append(
+            {"figure": f"{label}: mutations/s", "value": round(r["per_second"], 1), "unit": "1/s"}
+        )
+        rows.append(
+            {
+                "figure": f"{label}: p50 / p99",
+                "value": f"{r['p50']:.1f} / {r['p99']:.1f}",
+                "unit": "ms",
+            }
+        )
+        rows.append(
+            {
+                "figure": f"{label}: conflicts (retried) / errors",
+                "value": f"{r['conflicts']} / {r['errors']}",
+                "target": "0 errors, no lost update",
+                "met": r["errors"] == 0 and r["ok"] == clients * per_client,
+            }
+        )
     emit(rows, args.json, f"Mutation throughput ({backend})")
 
 

@@ -25,7 +25,9 @@ SKIP = {"run.py", "__init__.py", "conftest.py"}
 
 
 def scripts(only: set[str] | None) -> list[Path]:
-    found = sorted(p for p in HERE.glob("*.py") if p.name not in SKIP and not p.name.startswith("_"))
+    found = sorted(
+        p for p in HERE.glob("*.py") if p.name not in SKIP and not p.name.startswith("_")
+    )
     return [p for p in found if only is None or p.stem in only]
 
 
@@ -69,14 +71,24 @@ def stop(process: subprocess.Popen, grace: float = 30.0) -> None:
 def run(only: set[str] | None, quick: bool, timeout: float) -> tuple[list[dict], list[str]]:
     rows: list[dict] = []
     problems: list[str] = []
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     for script in scripts(only):
         args = [sys.executable, str(script), "--json"] + (["--quick"] if quick else [])
         started = time.monotonic()
         # Its own process group: on a timeout or Ctrl-C the servers a script started get the
         # signal too.
-        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                   cwd=HERE.parent, start_new_session=True)
+        process = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=HERE.parent,
+            start_new_session=True,
+        )
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -99,7 +111,10 @@ def run(only: set[str] | None, quick: bool, timeout: float) -> tuple[list[dict],
         for row in script_rows:
             row.setdefault("script", script.stem)
         rows.extend(script_rows)
-        print(f"# {script.name}: {len(script_rows)} rows in {time.monotonic() - started:.1f}s", file=sys.stderr)
+        print(
+            f"# {script.name}: {len(script_rows)} rows in {time.monotonic() - started:.1f}s",
+            file=sys.stderr,
+        )
     return rows, problems
 
 
@@ -127,7 +142,9 @@ def table(rows: list[dict]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, finishes in under two minutes")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, finishes in under two minutes"
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--only", help="comma-separated script names (without .py)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per script")
@@ -138,7 +155,11 @@ def main() -> int:
     if args.json:
         print(json.dumps({"rows": rows, "problems": problems}, indent=2, default=str))
     else:
-        backend = "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite (in memory)"
+        backend = (
+            "PostgreSQL"
+            if os.environ.get("DATABASE_URL", "").startswith("postgres")
+            else "SQLite (in memory)"
+        )
         layer = "Redis" if os.environ.get("REDIS_URL") else "in-memory channel layer"
         print(f"django-steps benchmarks — {backend}, {layer}{' (quick)' if args.quick else ''}\n")
         print(table(rows))

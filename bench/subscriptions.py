@@ -52,7 +52,9 @@ SUBSCRIBE = """subscription($w: String, $after: String) {
   workflowInstanceEvents(workflowName: $w, after: $after) { cursor createdAt }
 }"""
 HOLD = """mutation($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) { __typename } }"""
-RESUME = """mutation($id: ID!) { resumeWorkflowInstance(input: {instanceId: $id}) { __typename } }"""
+RESUME = (
+    """mutation($id: ID!) { resumeWorkflowInstance(input: {instanceId: $id}) { __typename } }"""
+)
 
 
 def free_port() -> int:
@@ -69,7 +71,9 @@ def setup_database(workdir: Path) -> str:
     os.environ["DATABASE_URL"] = url
     os.environ.pop("REDIS_URL", None)  # this process makes no commits that publish
     os.environ["DJANGO_SETTINGS_MODULE"] = "demo.settings"
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret-" + "x" * 40)  # DEBUG is off
+    os.environ.setdefault(
+        "DJANGO_SECRET_KEY", "bench-only-not-a-secret-" + "x" * 40
+    )  # DEBUG is off
     import django
     from django.core.management import call_command
 
@@ -105,12 +109,36 @@ def seed(instances: int) -> tuple[str, list[str]]:
 def worker(env_extra: dict, log: Path, pids: list[int] | None = None):
     port = free_port()
     # psycopg's connection pool on PostgreSQL: the deployment the README recommends.
-    pool = {"DJANGO_DB_POOL": "1"} if os.environ.get("DATABASE_URL", "").startswith("postgres") else {}
-    env = {**os.environ, **pool, **env_extra, "PYTHONPATH": str(ROOT), "DJANGO_DEBUG": "0",
-           "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", "DJANGO_STEPS_LOG_LEVEL": "WARNING"}
-    cmd = [sys.executable, "-m", "uvicorn", "demo.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-           "--log-level", "warning", "--ws", "websockets", "--ws-max-queue", "1024",
-           "--ws-per-message-deflate", "false"]
+    pool = (
+        {"DJANGO_DB_POOL": "1"} if os.environ.get("DATABASE_URL", "").startswith("postgres") else {}
+    )
+    env = {
+        **os.environ,
+        **pool,
+        **env_extra,
+        "PYTHONPATH": str(ROOT),
+        "DJANGO_DEBUG": "0",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_STEPS_LOG_LEVEL": "WARNING",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "demo.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--ws",
+        "websockets",
+        "--ws-max-queue",
+        "1024",
+        "--ws-per-message-deflate",
+        "false",
+    ]
     with open(log, "ab") as out:
         process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         if pids is not None:
@@ -148,11 +176,17 @@ def redis_url(workdir: Path):
         yield None
         return
     port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     try:
         for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", port), timeout=0.2),
+            ):
                 break
             time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
@@ -165,25 +199,45 @@ def post(port: int, session: str, query: str, **variables) -> dict:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql/",
         data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json", "X-CSRFToken": CSRF,
-                 "Cookie": f"sessionid={session}; csrftoken={CSRF}"},
+        headers={
+            "Content-Type": "application/json",
+            "X-CSRFToken": CSRF,
+            "Cookie": f"sessionid={session}; csrftoken={CSRF}",
+        },
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
 
-async def subscriber(port: int, session: str, after: str, latencies: list[tuple[int, float]], seen: set[str],
-                     ready: asyncio.Event,
-                     stop: asyncio.Event) -> None:
+async def subscriber(
+    port: int,
+    session: str,
+    after: str,
+    latencies: list[tuple[int, float]],
+    seen: set[str],
+    ready: asyncio.Event,
+    stop: asyncio.Event,
+) -> None:
     from websockets.asyncio.client import connect
 
-    async with connect(f"ws://127.0.0.1:{port}/graphql/", subprotocols=["graphql-transport-ws"],
-                       additional_headers={"Cookie": f"sessionid={session}"}, max_queue=None,
-                       open_timeout=60) as ws:
+    async with connect(
+        f"ws://127.0.0.1:{port}/graphql/",
+        subprotocols=["graphql-transport-ws"],
+        additional_headers={"Cookie": f"sessionid={session}"},
+        max_queue=None,
+        open_timeout=60,
+    ) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         await ws.recv()
-        await ws.send(json.dumps({"id": "1", "type": "subscribe",
-                                  "payload": {"query": SUBSCRIBE, "variables": {"w": "Bench", "after": after}}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": SUBSCRIBE, "variables": {"w": "Bench", "after": after}},
+                }
+            )
+        )
         ready.set()
         while not stop.is_set():
             try:
@@ -201,7 +255,9 @@ async def subscriber(port: int, session: str, after: str, latencies: list[tuple[
             if event["cursor"] in seen:
                 continue
             seen.add(event["cursor"])
-            latencies.append((int(event["cursor"]), now - datetime.fromisoformat(event["createdAt"]).timestamp()))
+            latencies.append(
+                (int(event["cursor"]), now - datetime.fromisoformat(event["createdAt"]).timestamp())
+            )
 
 
 def cpu_seconds(pids: list[int]) -> float | None:
@@ -230,8 +286,9 @@ class HorizonSampler:
         url = os.environ.get("DATABASE_URL", "")
         if not url.startswith("postgres"):
             return
-        self._thread = threading.Thread(target=self._run, args=(url.replace("postgres://", "postgresql://", 1),),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(url.replace("postgres://", "postgresql://", 1),), daemon=True
+        )
         self._thread.start()
 
     def _run(self, url: str) -> None:
@@ -256,8 +313,15 @@ class HorizonSampler:
         return {"max": max(self.ages), "over": sum(a > 0.25 for a in self.ages) / len(self.ages)}
 
 
-async def scenario(ports: list[int], session: str, instance_ids: list[str], subscribers: int, commits: int,
-                   rate: float, pids: list[int] | None = None) -> dict:
+async def scenario(
+    ports: list[int],
+    session: str,
+    instance_ids: list[str],
+    subscribers: int,
+    commits: int,
+    rate: float,
+    pids: list[int] | None = None,
+) -> dict:
     from django_steps import history
     from django_steps.models import WorkflowEvent
 
@@ -281,8 +345,13 @@ async def scenario(ports: list[int], session: str, instance_ids: list[str], subs
     readies = [asyncio.Event() for _ in range(subscribers)]
     tasks = []
     for i in range(subscribers):
-        tasks.append(asyncio.create_task(subscriber(ports[i % len(ports)], session, after, latencies[i], seen[i],
-                                                    readies[i], stop)))
+        tasks.append(
+            asyncio.create_task(
+                subscriber(
+                    ports[i % len(ports)], session, after, latencies[i], seen[i], readies[i], stop
+                )
+            )
+        )
         if i % 50 == 49:
             await asyncio.sleep(0.05)
 
@@ -292,17 +361,25 @@ async def scenario(ports: list[int], session: str, instance_ids: list[str], subs
         waiter.cancel()
 
     await asyncio.wait_for(asyncio.gather(*(opened_or_failed(i) for i in range(subscribers))), 120)
-    live = [i for i in range(subscribers) if not tasks[i].done()]  # a failed handshake counts as undelivered
+    live = [
+        i for i in range(subscribers) if not tasks[i].done()
+    ]  # a failed handshake counts as undelivered
     # Hold the warm-up instance, or resume it if an earlier scenario left it on hold.
     answer = await asyncio.to_thread(post, ports[0], session, HOLD, id=warm_up)
-    if answer.get("errors") or (answer.get("data") or {}).get("setWorkflowOnHold", {}).get("__typename") != \
-            "WorkflowInstance":
+    if (
+        answer.get("errors")
+        or (answer.get("data") or {}).get("setWorkflowOnHold", {}).get("__typename")
+        != "WorkflowInstance"
+    ):
         await asyncio.to_thread(post, ports[0], session, RESUME, id=warm_up)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not all(seen[i] for i in live):
         await asyncio.sleep(0.1)
     if not all(seen[i] for i in live):
-        print(f"{sum(not seen[i] for i in live)} subscribers never received the warm-up event", file=sys.stderr)
+        print(
+            f"{sum(not seen[i] for i in live)} subscribers never received the warm-up event",
+            file=sys.stderr,
+        )
     threshold = await asyncio.to_thread(newest)  # the warm-up event's position
     for per in seen:
         per.clear()
@@ -320,8 +397,12 @@ async def scenario(ports: list[int], session: str, instance_ids: list[str], subs
         nonlocal failures
         if before is not None:
             await before
-        result = await asyncio.to_thread(post, ports[n % len(ports)], session, HOLD if hold else RESUME, id=instance)
-        data = (result.get("data") or {}).get("setWorkflowOnHold" if hold else "resumeWorkflowInstance") or {}
+        result = await asyncio.to_thread(
+            post, ports[n % len(ports)], session, HOLD if hold else RESUME, id=instance
+        )
+        data = (result.get("data") or {}).get(
+            "setWorkflowOnHold" if hold else "resumeWorkflowInstance"
+        ) or {}
         if result.get("errors") or data.get("__typename") != "WorkflowInstance":
             failures += 1
 
@@ -346,7 +427,10 @@ async def scenario(ports: list[int], session: str, instance_ids: list[str], subs
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     closed = [o for o in outcomes if isinstance(o, BaseException)]
     if closed:
-        print(f"{len(closed)} of {subscribers} subscriber sockets ended early, e.g. {closed[0]!r}", file=sys.stderr)
+        print(
+            f"{len(closed)} of {subscribers} subscriber sockets ended early, e.g. {closed[0]!r}",
+            file=sys.stderr,
+        )
     flat = sorted(x for per in latencies for position, x in per if position > threshold)
     expected = (commits - failures) * subscribers
     delivered = sum(len(s) for s in seen)
@@ -354,32 +438,71 @@ async def scenario(ports: list[int], session: str, instance_ids: list[str], subs
     def pct(p: float) -> float:
         return flat[min(len(flat) - 1, int(p * len(flat)))] * 1000 if flat else float("nan")
 
-    return {"p50": pct(0.50), "p99": pct(0.99), "max": flat[-1] * 1000 if flat else float("nan"),
-            "delivered": delivered / expected if expected else 0.0, "failures": failures, "rate": achieved_rate,
-            "closed": len(closed),
-            # Worker CPU over the commit phase (HTTP commits included) per event delivered.
-            "horizon": held,
-            "cpu_per_delivery": ((cpu_after - cpu_before) / delivered * 1e6
-                                 if cpu_before is not None and cpu_after is not None and delivered else None)}
+    return {
+        "p50": pct(0.50),
+        "p99": pct(0.99),
+        "max": flat[-1] * 1000 if flat else float("nan"),
+        "delivered": delivered / expected if expected else 0.0,
+        "failures": failures,
+        "rate": achieved_rate,
+        "closed": len(closed),
+        # Worker CPU over the commit phase (HTTP commits included) per event delivered.
+        "horizon": held,
+        "cpu_per_delivery": (
+            (cpu_after - cpu_before) / delivered * 1e6
+            if cpu_before is not None and cpu_after is not None and delivered
+            else None
+        ),
+    }
 
 
-def rows_for(name: str, result: dict, p99_target: float, subscribers: int, commits: int, rate: float) -> list[dict]:
+def rows_for(
+    name: str, result: dict, p99_target: float, subscribers: int, commits: int, rate: float
+) -> list[dict]:
     label = f"{name}: {subscribers} subscribers, {commits} commits at {rate:g}/s"
     return [
         {"figure": f"{label}, p50 commit→client", "value": round(result["p50"], 1), "unit": "ms"},
-        {"figure": f"{label}, p99 commit→client", "value": round(result["p99"], 1), "unit": "ms",
-         "floor": p99_target, "ratio": round(result["p99"] / p99_target, 2), "target": f"≤ {p99_target:.0f} ms",
-         "met": result["p99"] <= p99_target},
-        {"figure": f"{label}, delivered", "value": round(result["delivered"] * 100, 3), "unit": "%",
-         "floor": 100.0, "ratio": round(result["delivered"], 5), "target": "100 %",
-         "met": result["delivered"] >= 1.0 and result["failures"] == 0},
-        {"figure": f"{label}, commit rate achieved", "value": round(result["rate"], 1), "unit": "/s"},
-        *([{"figure": f"{label}, other databases of the cluster: oldest transaction holding an xid (max; share of "
-                       "samples over 250 ms)",
-            "value": f"{result['horizon']['max']:.2f} s; {result['horizon']['over'] * 100:.1f} %"}]
-          if result.get("horizon") else []),
-        {"figure": f"{label}, worker CPU per delivery", "unit": "µs",
-         "value": None if result["cpu_per_delivery"] is None else round(result["cpu_per_delivery"])},
+        {
+            "figure": f"{label}, p99 commit→client",
+            "value": round(result["p99"], 1),
+            "unit": "ms",
+            "floor": p99_target,
+            "ratio": round(result["p99"] / p99_target, 2),
+            "target": f"≤ {p99_target:.0f} ms",
+            "met": result["p99"] <= p99_target,
+        },
+        {
+            "figure": f"{label}, delivered",
+            "value": round(result["delivered"] * 100, 3),
+            "unit": "%",
+            "floor": 100.0,
+            "ratio": round(result["delivered"], 5),
+            "target": "100 %",
+            "met": result["delivered"] >= 1.0 and result["failures"] == 0,
+        },
+        {
+            "figure": f"{label}, commit rate achieved",
+            "value": round(result["rate"], 1),
+            "unit": "/s",
+        },
+        *(
+            [
+                {
+                    "figure": f"{label}, other databases of the cluster: oldest transaction holding an xid (max; share of "
+                    "samples over 250 ms)",
+                    "value": f"{result['horizon']['max']:.2f} s; {result['horizon']['over'] * 100:.1f} %",
+                }
+            ]
+            if result.get("horizon")
+            else []
+        ),
+        {
+            "figure": f"{label}, worker CPU per delivery",
+            "unit": "µs",
+            "value": None
+            if result["cpu_per_delivery"] is None
+            else round(result["cpu_per_delivery"]),
+        },
     ]
 
 
@@ -398,16 +521,27 @@ def main() -> int:
     with redis_url(workdir) as url:
         if url:
             pids: list[int] = []
-            with worker({"REDIS_URL": url}, workdir / "a.log", pids) as a, \
-                    worker({"REDIS_URL": url}, workdir / "b.log", pids) as b:
-                result = asyncio.run(scenario([a, b], session, instance_ids, redis_subs, redis_commits, redis_rate,
-                                              pids))
-            rows += rows_for("redis, 2 workers", result, 250.0, redis_subs, redis_commits, redis_rate)
+            with (
+                worker({"REDIS_URL": url}, workdir / "a.log", pids) as a,
+                worker({"REDIS_URL": url}, workdir / "b.log", pids) as b,
+            ):
+                result = asyncio.run(
+                    scenario(
+                        [a, b], session, instance_ids, redis_subs, redis_commits, redis_rate, pids
+                    )
+                )
+            rows += rows_for(
+                "redis, 2 workers", result, 250.0, redis_subs, redis_commits, redis_rate
+            )
         else:
-            rows.append({"figure": "redis, 2 workers", "value": None, "target": "no redis-server/REDIS_URL"})
+            rows.append(
+                {"figure": "redis, 2 workers", "value": None, "target": "no redis-server/REDIS_URL"}
+            )
     pids = []
     with worker({}, workdir / "memory.log", pids) as port:
-        result = asyncio.run(scenario([port], session, instance_ids, memory_subs, memory_commits, memory_rate, pids))
+        result = asyncio.run(
+            scenario([port], session, instance_ids, memory_subs, memory_commits, memory_rate, pids)
+        )
     rows += rows_for("in-memory, 1 worker", result, 500.0, memory_subs, memory_commits, memory_rate)
 
     if args.json:
@@ -416,7 +550,9 @@ def main() -> int:
         print("workflowInstanceEvents: commit → client latency (workflow-wide stream)")
         for row in rows:
             met = "" if row.get("met") is None else ("  met" if row["met"] else "  NOT met")
-            print(f"  {row['figure']:<70} {row['value']!s:>9} {row.get('unit', '')}  {row.get('target', '')}{met}")
+            print(
+                f"  {row['figure']:<70} {row['value']!s:>9} {row.get('unit', '')}  {row.get('target', '')}{met}"
+            )
     return 0
 
 

@@ -126,9 +126,13 @@ def main() -> None:
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         emit(
-            [{"figure": "writers: changes/s with 1-8 threads vs a plain UPDATE",
-              "value": "needs PostgreSQL (DATABASE_URL=postgres://…); SQLite writes one transaction at a time",
-              "target": "engine 8/1-thread scaling >= 80 % of the floor's"}],
+            [
+                {
+                    "figure": "writers: changes/s with 1-8 threads vs a plain UPDATE",
+                    "value": "needs PostgreSQL (DATABASE_URL=postgres://…); SQLite writes one transaction at a time",
+                    "target": "engine 8/1-thread scaling >= 80 % of the floor's",
+                }
+            ],
             args.json,
             "Independent writers",
         )
@@ -166,44 +170,74 @@ def main() -> None:
                     order.reverse()
                 for kind, op, targets in order:
                     s = sampler if (kind == "engine" and threads == max(THREADS)) else None
-                    results.setdefault((kind, threads), []).append(measure(kind, threads, window, op, targets, s))
+                    results.setdefault((kind, threads), []).append(
+                        measure(kind, threads, window, op, targets, s)
+                    )
     cps = {key: statistics.median(v) for key, v in results.items()}
 
     rows: list[dict] = []
     for threads in THREADS:
         f, e = cps[("floor", threads)], cps[("engine", threads)]
-        rows.append({"figure": f"{threads} thread(s), separate rows: plain single-row UPDATE (floor) changes/s",
-                     "value": round(f), "unit": "1/s"})
-        rows.append({"figure": f"{threads} thread(s), separate instances: engine changes/s",
-                     "value": round(e), "unit": "1/s", "floor": round(f), "ratio": round(e / f, 3)})
+        rows.append(
+            {
+                "figure": f"{threads} thread(s), separate rows: plain single-row UPDATE (floor) changes/s",
+                "value": round(f),
+                "unit": "1/s",
+            }
+        )
+        rows.append(
+            {
+                "figure": f"{threads} thread(s), separate instances: engine changes/s",
+                "value": round(e),
+                "unit": "1/s",
+                "floor": round(f),
+                "ratio": round(e / f, 3),
+            }
+        )
     top = max(THREADS)
     floor_scaling = cps[("floor", top)] / cps[("floor", 1)]
     engine_scaling = cps[("engine", top)] / cps[("engine", 1)]
-    rows.append({
-        "figure": f"engine {top}-thread / 1-thread scaling vs the floor's",
-        "value": round(engine_scaling, 3), "unit": "x", "floor": round(floor_scaling, 3),
-        "ratio": round(engine_scaling / floor_scaling, 3),
-        "target": f">= {TARGET:g} of the floor's scaling", "met": engine_scaling / floor_scaling >= TARGET,
-    })
+    rows.append(
+        {
+            "figure": f"engine {top}-thread / 1-thread scaling vs the floor's",
+            "value": round(engine_scaling, 3),
+            "unit": "x",
+            "floor": round(floor_scaling, 3),
+            "ratio": round(engine_scaling / floor_scaling, 3),
+            "target": f">= {TARGET:g} of the floor's scaling",
+            "met": engine_scaling / floor_scaling >= TARGET,
+        }
+    )
     if sampler.samples:
-        rows.append({
-            "figure": f"engine, {top} threads: backends waiting on a row or transaction lock "
-                      f"(mean / max of {len(sampler.samples)} samples)",
-            "value": f"{statistics.mean(sampler.row_locks):.2f} / {max(sampler.row_locks)}",
-            "unit": "backends",
-            "target": "none: writers share no row",
-            "met": max(sampler.row_locks) == 0,
-        })
-        rows.append({
-            "figure": f"engine, {top} threads: backends waiting on any lock, incl. relation extension (mean / max)",
-            "value": f"{statistics.mean(sampler.samples):.2f} / {max(sampler.samples)}",
-            "unit": "backends",
-        })
-        rows.append({
-            "figure": f"engine, {top} threads: active backends (mean of samples)",
-            "value": round(statistics.mean(sampler.active), 2), "unit": "backends",
-        })
-    emit(rows, args.json, f"Independent writers (PostgreSQL, {window:g} s windows, {rounds} round(s), medians)")
+        rows.append(
+            {
+                "figure": f"engine, {top} threads: backends waiting on a row or transaction lock "
+                f"(mean / max of {len(sampler.samples)} samples)",
+                "value": f"{statistics.mean(sampler.row_locks):.2f} / {max(sampler.row_locks)}",
+                "unit": "backends",
+                "target": "none: writers share no row",
+                "met": max(sampler.row_locks) == 0,
+            }
+        )
+        rows.append(
+            {
+                "figure": f"engine, {top} threads: backends waiting on any lock, incl. relation extension (mean / max)",
+                "value": f"{statistics.mean(sampler.samples):.2f} / {max(sampler.samples)}",
+                "unit": "backends",
+            }
+        )
+        rows.append(
+            {
+                "figure": f"engine, {top} threads: active backends (mean of samples)",
+                "value": round(statistics.mean(sampler.active), 2),
+                "unit": "backends",
+            }
+        )
+    emit(
+        rows,
+        args.json,
+        f"Independent writers (PostgreSQL, {window:g} s windows, {rounds} round(s), medians)",
+    )
 
 
 if __name__ == "__main__":

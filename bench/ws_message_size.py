@@ -40,27 +40,56 @@ TARGET = 1.05
 def event_message(context_chars: int) -> dict:
     """A ``next`` message of ``workflowInstanceEvents`` with the dashboard's selection
     (client/subscriptions.graphql: EventFields and InstanceCard)."""
-    status = {"id": "V29ya2Zsb3dTdGVwU3RhdHVzOjEy", "name": "Under Review", "isDefaultStatus": True,
-              "isCompletionStatus": False, "isCancellationStatus": False, "isOnHoldStatus": False}
+    status = {
+        "id": "V29ya2Zsb3dTdGVwU3RhdHVzOjEy",
+        "name": "Under Review",
+        "isDefaultStatus": True,
+        "isCompletionStatus": False,
+        "isCancellationStatus": False,
+        "isOnHoldStatus": False,
+    }
     event = {
-        "id": "V29ya2Zsb3dFdmVudDoxMjM0NQ==", "cursor": "8589934593", "kind": "ADVANCED", "sequence": 3,
-        "state": "ACTIVE", "createdAt": "2026-11-30T12:00:00.123456+00:00", "actor": {"username": "rita"},
-        "fromStep": {"name": "Submit Claim"}, "fromStatus": {"name": "Submitted"},
-        "toStep": {"name": "Review Claim"}, "toStatus": {"name": "Under Review"},
+        "id": "V29ya2Zsb3dFdmVudDoxMjM0NQ==",
+        "cursor": "8589934593",
+        "kind": "ADVANCED",
+        "sequence": 3,
+        "state": "ACTIVE",
+        "createdAt": "2026-11-30T12:00:00.123456+00:00",
+        "actor": {"username": "rita"},
+        "fromStep": {"name": "Submit Claim"},
+        "fromStatus": {"name": "Submitted"},
+        "toStep": {"name": "Review Claim"},
+        "toStatus": {"name": "Under Review"},
         "instance": {
-            "id": "V29ya2Zsb3dJbnN0YW5jZTo0Mg==", "state": "ACTIVE", "version": 3, "contentType": "claims.claim",
-            "objectId": "42", "startedAt": "2026-11-30T11:00:00+00:00", "updatedAt": "2026-11-30T12:00:00+00:00",
-            "completedAt": None, "isAwaitingTransition": False,
+            "id": "V29ya2Zsb3dJbnN0YW5jZTo0Mg==",
+            "state": "ACTIVE",
+            "version": 3,
+            "contentType": "claims.claim",
+            "objectId": "42",
+            "startedAt": "2026-11-30T11:00:00+00:00",
+            "updatedAt": "2026-11-30T12:00:00+00:00",
+            "completedAt": None,
+            "isAwaitingTransition": False,
             "workflow": {"id": "V29ya2Zsb3c6MQ==", "name": "Claim Processing"},
             "currentStep": {"id": "V29ya2Zsb3dTdGVwOjI=", "name": "Review Claim", "order": 2},
             "currentStepStatus": status,
             "availableStatuses": [status, {**status, "name": "Approved", "isDefaultStatus": False}],
-            "viewerCan": {"statuses": [status], "hold": True, "resume": False, "cancel": True, "advance": False},
+            "viewerCan": {
+                "statuses": [status],
+                "hold": True,
+                "resume": False,
+                "cancel": True,
+                "advance": False,
+            },
         },
     }
     if context_chars:
         event["context"] = {"claim": {"amount": "1500.00", "notes": "x" * context_chars}}
-    return {"id": uuid.uuid4().hex, "type": "next", "payload": {"data": {"workflowInstanceEvents": event}}}
+    return {
+        "id": uuid.uuid4().hex,
+        "type": "next",
+        "payload": {"data": {"workflowInstanceEvents": event}},
+    }
 
 
 def main() -> None:
@@ -103,7 +132,10 @@ def main() -> None:
 
     async def measure() -> list[dict]:
         rows = []
-        for label, chars, count in (("dashboard event", 0, 2000), ("event with a 60 KB context", 60_000, 200)):
+        for label, chars, count in (
+            ("dashboard event", 0, 2000),
+            ("event with a 60 KB context", 60_000, 200),
+        ):
             message = event_message(chars)
             size = len(consumer.encode_json(message))
             samples: dict[str, list[float]] = {"floor": [], "checked": []}
@@ -145,7 +177,11 @@ def main() -> None:
             "target": "a small share of the send",
         }
     )
-    emit(rows, args.json, f"WebSocket message size check ({rounds} interleaved rounds, medians, CPU time)")
+    emit(
+        rows,
+        args.json,
+        f"WebSocket message size check ({rounds} interleaved rounds, medians, CPU time)",
+    )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,10 @@ class ClaimAdmin(admin.ModelAdmin):
             .select_related("workflow", "current_step", "current_step_status")
             .order_by("-started_at")
         )
-        return "; ".join(
-            f"{i.workflow.name}: {i.current_step.name} / {i.current_step_status.name} ({i.get_state_display()})"
-            for i in instances
-        ) or "—"
+        return (
+            "; ".join(
+                f"{i.workflow.name}: {i.current_step.name} / {i.current_step_status.name} ({i.get_state_display()})"
+                for i in instances
+            )
+            or "—"
+        )

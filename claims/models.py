@@ -15,7 +15,9 @@ class Claim(models.Model):
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     amount_approved = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     priority = models.IntegerField(choices=Priority.choices, default=Priority.NORMAL)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -22,6 +22,8 @@ from .models import Claim
 def visible_instances(user, queryset: QuerySet) -> QuerySet:
     if user.has_perm("claims.view_claim"):  # without an object: every claim (reviewers, superusers)
         return queryset
-    own_claims = Claim.objects.filter(owner_id=user.pk).annotate(key=Cast("pk", CharField())).values("key")
+    own_claims = (
+        Claim.objects.filter(owner_id=user.pk).annotate(key=Cast("pk", CharField())).values("key")
+    )
     claim_type = ContentType.objects.get_for_model(Claim)
     return queryset.filter(~Q(content_type=claim_type) | Q(object_id__in=own_claims))

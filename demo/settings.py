@@ -61,7 +61,10 @@ def database_from_url(url: str | None) -> dict:
         if env_bool("DJANGO_DB_POOL", True):
             # psycopg's pool (Django 5.1+): under ASGI every hop to the sync thread would
             # otherwise open a new connection (persistent connections do not apply there).
-            options["pool"] = {"min_size": 2, "max_size": int(os.environ.get("DJANGO_DB_POOL_SIZE", "10"))}
+            options["pool"] = {
+                "min_size": 2,
+                "max_size": int(os.environ.get("DJANGO_DB_POOL_SIZE", "10")),
+            }
             conn_max_age = 0  # the pool keeps the connections
         return {
             "ENGINE": "django.db.backends.postgresql",
@@ -73,7 +76,9 @@ def database_from_url(url: str | None) -> dict:
             "OPTIONS": options,
             "CONN_MAX_AGE": conn_max_age,
         }
-    raise ValueError(f"DATABASE_URL scheme {parts.scheme!r} is not supported (use postgres:// or sqlite://)")
+    raise ValueError(
+        f"DATABASE_URL scheme {parts.scheme!r} is not supported (use postgres:// or sqlite://)"
+    )
 
 
 def channel_layers_from_url(url: str | None) -> dict:
@@ -197,7 +202,9 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "demo" / "static"]  # dashboard assets, vendored graphql-ws and mermaid
+STATICFILES_DIRS = [
+    BASE_DIR / "demo" / "static"
+]  # dashboard assets, vendored graphql-ws and mermaid
 
 # django-steps engine settings: which instances each user sees (claims/visibility.py).
 DJANGO_STEPS = {
@@ -222,7 +229,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {
-        "django_steps": {"handlers": ["console"], "level": os.environ.get("DJANGO_STEPS_LOG_LEVEL", "INFO")},
-        "graphql_api": {"handlers": ["console"], "level": os.environ.get("DJANGO_STEPS_LOG_LEVEL", "INFO")},
+        "django_steps": {
+            "handlers": ["console"],
+            "level": os.environ.get("DJANGO_STEPS_LOG_LEVEL", "INFO"),
+        },
+        "graphql_api": {
+            "handlers": ["console"],
+            "level": os.environ.get("DJANGO_STEPS_LOG_LEVEL", "INFO"),
+        },
     },
 }

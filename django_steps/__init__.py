@@ -1,2 +1,1 @@
 """django-steps: data-defined workflows with CEL-guarded transitions."""
-

@@ -146,7 +146,14 @@ class DefinitionGuardMixin:
 class WorkflowStepInline(admin.TabularInline):
     model = WorkflowStep
     extra = 0
-    fields = ("name", "order", "is_initial_step", "is_final_step", "description", "statuses_summary")
+    fields = (
+        "name",
+        "order",
+        "is_initial_step",
+        "is_final_step",
+        "description",
+        "statuses_summary",
+    )
     readonly_fields = ("statuses_summary",)
     show_change_link = True  # statuses are edited on the step's page
 
@@ -182,7 +189,9 @@ class WorkflowTransitionInline(admin.TabularInline):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name in ("from_step", "to_step"):
-            object_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+            object_id = (
+                request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+            )
             queryset = WorkflowStep.objects.none()
             if object_id:
                 try:
@@ -209,7 +218,10 @@ class WorkflowAdmin(DefinitionGuardMixin, admin.ModelAdmin):
     filter_horizontal = ("content_types",)
     fieldsets = (
         (None, {"fields": ("name", "description", "content_types")}),
-        ("Definition", {"classes": ("collapse",), "fields": ("definition_version", "diagram", "document")}),
+        (
+            "Definition",
+            {"classes": ("collapse",), "fields": ("definition_version", "diagram", "document")},
+        ),
         ("Timestamps", {"classes": ("collapse",), "fields": ("created_at", "updated_at")}),
     )
     inlines = (WorkflowStepInline, WorkflowTransitionInline)
@@ -245,7 +257,8 @@ class WorkflowAdmin(DefinitionGuardMixin, admin.ModelAdmin):
             if problems:
                 self.message_user(
                     request,
-                    f"{workflow.name}: {len(problems)} problem(s): " + "; ".join(_messages(problems)),
+                    f"{workflow.name}: {len(problems)} problem(s): "
+                    + "; ".join(_messages(problems)),
                     messages.ERROR,
                 )
             else:
@@ -362,7 +375,11 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
     @admin.display(description="object")
     def content_object_display(self, instance: WorkflowInstance) -> str:
         obj = instance.content_object
-        return str(obj) if obj is not None else f"{instance.content_type} #{instance.object_id} (deleted)"
+        return (
+            str(obj)
+            if obj is not None
+            else f"{instance.content_type} #{instance.object_id} (deleted)"
+        )
 
     # Read-only: no add, no delete, and object pages are view-only. The changelist keeps the
     # model-level change permission so the actions below (which need it) are offered.
@@ -381,7 +398,9 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
             try:
                 service(instance, actor=request.user)
             except WorkflowError as exc:
-                self.message_user(request, f"Instance {instance.pk}: {exc.code}: {exc.message}", messages.ERROR)
+                self.message_user(
+                    request, f"Instance {instance.pk}: {exc.code}: {exc.message}", messages.ERROR
+                )
             else:
                 changed += 1
         if changed:

@@ -70,7 +70,11 @@ CHANGE_INSTANCE = "django_steps.change_workflowinstance"
 
 
 def _active(user: Any) -> bool:
-    return bool(user is not None and getattr(user, "is_authenticated", False) and getattr(user, "is_active", False))
+    return bool(
+        user is not None
+        and getattr(user, "is_authenticated", False)
+        and getattr(user, "is_active", False)
+    )
 
 
 def may_read_instances(user: Any) -> bool:
@@ -187,8 +191,12 @@ def allowed_actions(user: Any, instance: Any, definition: Any) -> AllowedActions
     if instance.state == InstanceState.ON_HOLD:
         statuses = (cancellation,) if cancellation is not None and may_cancel else ()
         held_on = definition.statuses.get(instance.current_step_status_id)
-        may_resume = permitted(held_on) if held_on is not None and held_on.is_on_hold_status else True
-        return AllowedActions(statuses, hold=False, resume=may_resume, cancel=may_cancel, advance=False)
+        may_resume = (
+            permitted(held_on) if held_on is not None and held_on.is_on_hold_status else True
+        )
+        return AllowedActions(
+            statuses, hold=False, resume=may_resume, cancel=may_cancel, advance=False
+        )
     statuses = tuple(status for status in step.statuses.values() if permitted(status))
     current = definition.statuses.get(instance.current_step_status_id)
     awaiting = current is not None and current.is_completion_status

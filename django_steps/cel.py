@@ -106,7 +106,14 @@ import celpy
 import lark
 import re2
 from celpy import celtypes
-from celpy.evaluation import Activation, CELEvalError, Evaluator, NameContainer, base_functions, eval_error
+from celpy.evaluation import (
+    Activation,
+    CELEvalError,
+    Evaluator,
+    NameContainer,
+    base_functions,
+    eval_error,
+)
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
 from .conf import steps_setting
@@ -235,7 +242,9 @@ class _Meter:
 
 
 #: The meter of the evaluation running in this thread/task (operators read it to charge).
-_METER: contextvars.ContextVar[_Meter | None] = contextvars.ContextVar("django_steps_cel_meter", default=None)
+_METER: contextvars.ContextVar[_Meter | None] = contextvars.ContextVar(
+    "django_steps_cel_meter", default=None
+)
 
 
 class _QuietActivation(Activation):
@@ -259,7 +268,9 @@ class _Evaluator(Evaluator):
     """celpy's evaluator, metered: every macro item charges its body's steps (see the module
     docstring)."""
 
-    def __init__(self, ast: lark.Tree, activation: Activation, meter: _Meter | None, bodies: dict[int, int]) -> None:
+    def __init__(
+        self, ast: lark.Tree, activation: Activation, meter: _Meter | None, bodies: dict[int, int]
+    ) -> None:
         super().__init__(ast, activation)
         self._meter = meter
         self._bodies = bodies
@@ -319,7 +330,9 @@ class _Runner(celpy.InterpretedRunner):
 
     def new_activation(self) -> Activation:
         return _QuietActivation(
-            package=self.environment.package, annotations=self.environment.annotations, functions=self.functions
+            package=self.environment.package,
+            annotations=self.environment.annotations,
+            functions=self.functions,
         )
 
     def evaluate(self, context: Any) -> Any:
@@ -380,7 +393,9 @@ def _in_weight(item: Any, container: Any) -> int:
     if isinstance(container, dict):
         return _weight(item)
     if isinstance(container, list):
-        return _weight(container) + (len(container) * _weight(item) if isinstance(item, (list, dict)) else 0)
+        return _weight(container) + (
+            len(container) * _weight(item) if isinstance(item, (list, dict)) else 0
+        )
     return _weight(container)
 
 
@@ -418,7 +433,11 @@ _FOLD_OR = eval_error("no such overload", TypeError)(_quiet(celtypes.logical_or)
 
 def _numeric_aware(op, fallback):
     def compare(left, right):
-        if isinstance(left, _NUMERIC) and isinstance(right, _NUMERIC) and type(left) is not type(right):
+        if (
+            isinstance(left, _NUMERIC)
+            and isinstance(right, _NUMERIC)
+            and type(left) is not type(right)
+        ):
             return celtypes.BoolType(op(float(left), float(right)))
         return fallback(left, right)
 
@@ -461,13 +480,17 @@ FUNCTIONS: dict[str, Any] = {
     "_in_": _charging(base_functions["_in_"], _in_weight),
     "_+_": _charging(base_functions["_+_"], _add_weight),
     "contains": _charging(base_functions["contains"], lambda container, *_: _weight(container)),
-    "matches": _charging(base_functions["matches"], lambda text, pattern: _weight(text) + _weight(pattern)),
+    "matches": _charging(
+        base_functions["matches"], lambda text, pattern: _weight(text) + _weight(pattern)
+    ),
     "string": _charging(base_functions["string"], lambda value, *_: _weight(value)),
 }
 
 #: Macros celpy evaluates item by item (``min`` takes no body).
 _MACROS = frozenset({"map", "filter", "all", "exists", "exists_one", "reduce"})
-_KNOWN_FUNCTIONS = frozenset(FUNCTIONS) | frozenset(base_functions) | _MACROS | {"min", "has", "dyn"}
+_KNOWN_FUNCTIONS = (
+    frozenset(FUNCTIONS) | frozenset(base_functions) | _MACROS | {"min", "has", "dyn"}
+)
 
 
 # --------------------------------------------------------------------------- compile
@@ -478,7 +501,9 @@ _programs: dict[str, _Runner] = {}
 _cached_nodes = 0
 _MAX_CACHED = 4096
 _MAX_CACHED_NODES = 250_000  # ~700 B per node: the cache stays under ~200 MB however hostile
-stats = {"compiled": 0}  # how many times an expression was really compiled (tests and bench read it)
+stats = {
+    "compiled": 0
+}  # how many times an expression was really compiled (tests and bench read it)
 
 
 def _env() -> celpy.Environment:
@@ -524,18 +549,24 @@ def _check_text(expression: str) -> ConditionSyntaxError | None:
     max_length = _limit("CEL_MAX_LENGTH")
     if len(expression) > max_length:
         return _refusal(
-            expression, Reason.TOO_LONG, f"it is {len(expression)} characters long, over the limit of {max_length}"
+            expression,
+            Reason.TOO_LONG,
+            f"it is {len(expression)} characters long, over the limit of {max_length}",
         )
     max_nesting = _limit("CEL_MAX_NESTING")
     nesting = _nesting(expression)
     if nesting > max_nesting:
         return _refusal(
-            expression, Reason.TOO_DEEP, f"its brackets nest {nesting} deep, over the limit of {max_nesting}"
+            expression,
+            Reason.TOO_DEEP,
+            f"its brackets nest {nesting} deep, over the limit of {max_nesting}",
         )
     return None
 
 
-def _refusal(expression: str, reason: str, description: str, **position: Any) -> ConditionSyntaxError:
+def _refusal(
+    expression: str, reason: str, description: str, **position: Any
+) -> ConditionSyntaxError:
     verb = "does not compile" if reason == Reason.SYNTAX else "is refused"
     return _failure(
         ConditionSyntaxError,
@@ -563,7 +594,11 @@ def _parse_problem(exc: celpy.CELParseError) -> tuple[str, dict[str, int]]:
     else:
         what = "it does not parse"
     line, column = getattr(exc, "line", None), getattr(exc, "column", None)
-    position = {"line": line, "column": column} if isinstance(line, int) and isinstance(column, int) else {}
+    position = (
+        {"line": line, "column": column}
+        if isinstance(line, int) and isinstance(column, int)
+        else {}
+    )
     return what, position
 
 
@@ -623,7 +658,11 @@ def _analyse(ast: lark.Tree, assumed_list_size: int) -> _Shape:
             name = str(children[1])
             if name in _MACROS:
                 wanted = 4 if name == "reduce" else 2
-                args = children[2].children if len(children) == 3 and isinstance(children[2], lark.Tree) else []
+                args = (
+                    children[2].children
+                    if len(children) == 3 and isinstance(children[2], lark.Tree)
+                    else []
+                )
                 if len(args) != wanted and bad_macro is None:
                     bad_macro = name
             elif name not in _KNOWN_FUNCTIONS and unknown is None:
@@ -655,21 +694,29 @@ def _shape_problem(expression: str, shape: _Shape) -> ConditionSyntaxError | Non
     max_depth, max_nodes = _limit("CEL_MAX_AST_DEPTH"), _limit("CEL_MAX_AST_NODES")
     if shape.depth > max_depth:
         return _refusal(
-            expression, Reason.TOO_DEEP, f"it nests too deeply ({shape.depth} levels, over the limit of {max_depth})"
+            expression,
+            Reason.TOO_DEEP,
+            f"it nests too deeply ({shape.depth} levels, over the limit of {max_depth})",
         )
     if shape.nodes > max_nodes:
         return _refusal(
-            expression, Reason.TOO_LARGE, f"it is too large ({shape.nodes} parse nodes, over the limit of {max_nodes})"
+            expression,
+            Reason.TOO_LARGE,
+            f"it is too large ({shape.nodes} parse nodes, over the limit of {max_nodes})",
         )
     if shape.unknown_function is not None:
-        return _refusal(expression, Reason.UNKNOWN_FUNCTION, f"unknown function {shape.unknown_function[:64]!r}")
+        return _refusal(
+            expression, Reason.UNKNOWN_FUNCTION, f"unknown function {shape.unknown_function[:64]!r}"
+        )
     if shape.bad_macro is not None:
         arguments = (
             "an accumulator, a variable, a start value and an expression"
             if shape.bad_macro == "reduce"
             else "a variable and an expression"
         )
-        return _refusal(expression, Reason.SYNTAX, f"the macro {shape.bad_macro!r} takes {arguments}")
+        return _refusal(
+            expression, Reason.SYNTAX, f"the macro {shape.bad_macro!r} takes {arguments}"
+        )
     budget, assumed = _limit("CEL_BUDGET"), _limit("CEL_ASSUMED_LIST_SIZE")
     if shape.estimate > budget:
         return _refusal(
@@ -720,7 +767,9 @@ def compile_condition(expression: str) -> celpy.Runner:
         program.steps = shape.nodes
         program.nodes = shape.nodes
         program.bodies = shape.bodies
-        while _programs and (len(_programs) >= _MAX_CACHED or _cached_nodes + shape.nodes > _MAX_CACHED_NODES):
+        while _programs and (
+            len(_programs) >= _MAX_CACHED or _cached_nodes + shape.nodes > _MAX_CACHED_NODES
+        ):
             _cached_nodes -= _programs.pop(next(iter(_programs))).nodes
         _programs[expression] = program
         _cached_nodes += shape.nodes
@@ -749,7 +798,9 @@ def check_context(context: Any) -> None:
     the rule, never a key or a value. Stops at the first problem, so its cost is bounded by the
     limits."""
     if not isinstance(context, Mapping):
-        raise InvalidContext("The context must be a mapping of names to values.", reason="NOT_A_MAPPING")
+        raise InvalidContext(
+            "The context must be a mapping of names to values.", reason="NOT_A_MAPPING"
+        )
     max_items, max_length, max_depth = (
         _limit("CONTEXT_MAX_ITEMS"),
         _limit("CONTEXT_MAX_LENGTH"),
@@ -762,11 +813,15 @@ def check_context(context: Any) -> None:
         if isinstance(value, Mapping) or isinstance(value, (list, tuple, set, frozenset)):
             if depth > max_depth:
                 raise InvalidContext(
-                    f"The context is nested more than {max_depth} levels deep.", reason="TOO_DEEP", limit=max_depth
+                    f"The context is nested more than {max_depth} levels deep.",
+                    reason="TOO_DEEP",
+                    limit=max_depth,
                 )
             if items + len(value) > max_items:
                 raise InvalidContext(
-                    f"The context holds more than {max_items} values.", reason="TOO_MANY_ITEMS", limit=max_items
+                    f"The context holds more than {max_items} values.",
+                    reason="TOO_MANY_ITEMS",
+                    limit=max_items,
                 )
             if isinstance(value, Mapping):
                 for key, item in value.items():
@@ -788,18 +843,24 @@ def check_context(context: Any) -> None:
         elif isinstance(value, int):
             if not _INT64[0] <= value <= _INT64[1]:
                 raise InvalidContext(
-                    "The context holds an integer outside the 64-bit range CEL supports.", reason="INT_OUT_OF_RANGE"
+                    "The context holds an integer outside the 64-bit range CEL supports.",
+                    reason="INT_OUT_OF_RANGE",
                 )
         elif isinstance(value, (float, Decimal)):
-            if not (value.is_finite() if isinstance(value, Decimal) else True) or not math.isfinite(float(value)):
+            if not (value.is_finite() if isinstance(value, Decimal) else True) or not math.isfinite(
+                float(value)
+            ):
                 raise InvalidContext(
-                    "The context holds a number that is not finite (NaN or Infinity).", reason="NOT_FINITE"
+                    "The context holds a number that is not finite (NaN or Infinity).",
+                    reason="NOT_FINITE",
                 )
         if value is not context:
             items += 1
         if items > max_items:
             raise InvalidContext(
-                f"The context holds more than {max_items} values.", reason="TOO_MANY_ITEMS", limit=max_items
+                f"The context holds more than {max_items} values.",
+                reason="TOO_MANY_ITEMS",
+                limit=max_items,
             )
         if length > max_length:
             raise InvalidContext(
@@ -854,7 +915,9 @@ def to_cel(value: Any, _depth: int = 0) -> Any:
             value = value.replace(tzinfo=dt.timezone.utc)
         return celtypes.TimestampType(value)
     if isinstance(value, dt.date):
-        return celtypes.TimestampType(dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc))
+        return celtypes.TimestampType(
+            dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+        )
     if isinstance(value, dt.timedelta):
         return celtypes.DurationType(value)
     if isinstance(value, uuid.UUID):
@@ -918,7 +981,11 @@ def _identifier(exc: CELEvalError) -> str | None:
     if isinstance(tree, lark.Tree):
         if tree.data == "member_dot" and len(tree.children) == 2:
             token = tree.children[1]
-        elif tree.data == "primary" and tree.children and getattr(tree.children[0], "data", None) == "ident":
+        elif (
+            tree.data == "primary"
+            and tree.children
+            and getattr(tree.children[0], "data", None) == "ident"
+        ):
             token = tree.children[0].children[0]
     elif exc.token is not None:
         token = exc.token
@@ -939,7 +1006,9 @@ def _classify(exc: CELEvalError) -> tuple[str, str]:
         if text.startswith("undeclared reference"):
             if exc.token is not None:
                 return Reason.UNKNOWN_FUNCTION, f"unknown function{quoted}"
-            description = f"no variable{quoted} in the context" if name else "a name is not in the context"
+            description = (
+                f"no variable{quoted} in the context" if name else "a name is not in the context"
+            )
             return Reason.NO_SUCH_VARIABLE, description
         return Reason.NO_SUCH_KEY, f"no such key or field{quoted}"
     if cause is not None and issubclass(cause, TypeError):
@@ -998,14 +1067,21 @@ def evaluate(expression: str, cel_context: Mapping[str, Any], *, budget: int | N
         raise _failure(ConditionError, expression, reason, description, **position)
     if not isinstance(result, celtypes.BoolType):
         kind = _CEL_TYPE_NAMES.get(type(result), "value of another type")
-        raise _failure(ConditionError, expression, Reason.NOT_A_BOOLEAN, f"the result is a {kind}, not a boolean")
+        raise _failure(
+            ConditionError,
+            expression,
+            Reason.NOT_A_BOOLEAN,
+            f"the result is a {kind}, not a boolean",
+        )
     return bool(result)
 
 
 def context_error() -> ConditionError:
     """The failure of converting a context built from the content object (a value CEL cannot
     hold): names no value."""
-    return _failure(ConditionError, "", Reason.INVALID_CONTEXT, "the context cannot be converted to CEL values")
+    return _failure(
+        ConditionError, "", Reason.INVALID_CONTEXT, "the context cannot be converted to CEL values"
+    )
 
 
 def condition_error(
@@ -1022,7 +1098,11 @@ def condition_error(
     shown = _shown(expression)
     reason = failure.details.get("reason", Reason.ERROR)
     description = failure.description or "it could not be evaluated"
-    details: dict[str, Any] = {"transition_id": transition_id, "expression": shown, "reason": reason}
+    details: dict[str, Any] = {
+        "transition_id": transition_id,
+        "expression": shown,
+        "reason": reason,
+    }
     for key in ("line", "column"):
         if key in failure.details:
             details[key] = failure.details[key]

@@ -126,7 +126,11 @@ def cached(kind: str, workflow: Workflow, build: Callable[[int], T], *, keep: in
         return value
     for _attempt in range(3):
         value = build(workflow.pk)
-        current = Workflow.objects.filter(pk=workflow.pk).values_list("definition_token", flat=True).first()
+        current = (
+            Workflow.objects.filter(pk=workflow.pk)
+            .values_list("definition_token", flat=True)
+            .first()
+        )
         if current is None:  # deleted meanwhile: serve what was read, remember nothing
             return value
         if current == token:
@@ -159,17 +163,28 @@ def _compile(workflow: Workflow) -> Callable[[int], CompiledWorkflow]:
             )
             statuses[st.id] = status
             steps[st.step_id].statuses[st.name] = status
-        for t in WorkflowTransition.objects.filter(workflow_id=workflow_id).order_by("-priority", "id"):
+        for t in WorkflowTransition.objects.filter(workflow_id=workflow_id).order_by(
+            "-priority", "id"
+        ):
             if t.from_step_id in steps:
                 steps[t.from_step_id].transitions.append(
-                    TransitionDef(t.id, t.from_step_id, t.to_step_id, t.condition or "", t.priority, t.description)
+                    TransitionDef(
+                        t.id,
+                        t.from_step_id,
+                        t.to_step_id,
+                        t.condition or "",
+                        t.priority,
+                        t.description,
+                    )
                 )
         content_types = frozenset(
             Workflow.content_types.through.objects.filter(workflow_id=workflow_id).values_list(
                 "contenttype_id", flat=True
             )
         )
-        return CompiledWorkflow(workflow_id, workflow.name, workflow.definition_version, steps, statuses, content_types)
+        return CompiledWorkflow(
+            workflow_id, workflow.name, workflow.definition_version, steps, statuses, content_types
+        )
 
     return build
 
@@ -215,5 +230,7 @@ def bump_definition_version(workflow_id: int, *, using: str | None = None) -> No
     if last is not None:
         version = Case(When(definition_token=last, then=F("definition_version")), default=version)
     token = uuid.uuid4()
-    Workflow.objects.using(using).filter(pk=workflow_id).update(definition_version=version, definition_token=token)
+    Workflow.objects.using(using).filter(pk=workflow_id).update(
+        definition_version=version, definition_token=token
+    )
     note_definition_written(workflow_id, token, using)

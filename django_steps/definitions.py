@@ -111,7 +111,13 @@ __all__ = [
 
 MAX_NAME = 255
 
-_WORKFLOW_KEYS = {"name": str, "description": str, "content_types": list, "steps": list, "transitions": list}
+_WORKFLOW_KEYS = {
+    "name": str,
+    "description": str,
+    "content_types": list,
+    "steps": list,
+    "transitions": list,
+}
 _STEP_KEYS = {
     "name": str,
     "description": str,
@@ -130,8 +136,20 @@ _STATUS_KEYS = {
     "permission": str,
 }
 _PERMISSION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z0-9_.-]+$")
-_TRANSITION_KEYS = {"from_step": str, "to_step": str, "condition": str, "priority": int, "description": str}
-_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping"}
+_TRANSITION_KEYS = {
+    "from_step": str,
+    "to_step": str,
+    "condition": str,
+    "priority": int,
+    "description": str,
+}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    bool: "true or false",
+    list: "a list",
+    dict: "a mapping",
+}
 _ROLE_FLAGS = ("is_completion_status", "is_cancellation_status", "is_on_hold_status")
 
 
@@ -192,7 +210,13 @@ def normalize_document(document: Any) -> tuple[dict[str, Any], list[dict[str, st
     problems = _Problems()
     top = _check_mapping(document, "", _WORKFLOW_KEYS, ("name", "steps"), problems)
     if top is None:
-        return {"name": "", "description": "", "content_types": [], "steps": [], "transitions": []}, problems.items
+        return {
+            "name": "",
+            "description": "",
+            "content_types": [],
+            "steps": [],
+            "transitions": [],
+        }, problems.items
     normalized: dict[str, Any] = {
         "name": top.get("name", ""),
         "description": top.get("description", ""),
@@ -202,7 +226,9 @@ def normalize_document(document: Any) -> tuple[dict[str, Any], list[dict[str, st
     }
     for i, label in enumerate(top.get("content_types", [])):
         if not isinstance(label, str):
-            problems.add(f"content_types[{i}]", f'must be "app_label.model", not {type(label).__name__}')
+            problems.add(
+                f"content_types[{i}]", f'must be "app_label.model", not {type(label).__name__}'
+            )
         elif label.lower() not in normalized["content_types"]:
             normalized["content_types"].append(label.lower())
     for i, raw_step in enumerate(top.get("steps", [])):
@@ -214,7 +240,9 @@ def normalize_document(document: Any) -> tuple[dict[str, Any], list[dict[str, st
             problems.add(f"{path}.order", "must not be negative")
         statuses = []
         for j, raw_status in enumerate(step.get("statuses", [])):
-            status = _check_mapping(raw_status, f"{path}.statuses[{j}]", _STATUS_KEYS, ("name",), problems)
+            status = _check_mapping(
+                raw_status, f"{path}.statuses[{j}]", _STATUS_KEYS, ("name",), problems
+            )
             if status is None:
                 continue
             statuses.append(
@@ -266,7 +294,9 @@ def _strip_paths(doc: dict[str, Any]) -> dict[str, Any]:
         "steps": [
             {
                 **{k: v for k, v in step.items() if k not in ("_path", "statuses")},
-                "statuses": [{k: v for k, v in s.items() if k != "_path"} for s in step["statuses"]],
+                "statuses": [
+                    {k: v for k, v in s.items() if k != "_path"} for s in step["statuses"]
+                ],
             }
             for step in doc["steps"]
         ],
@@ -290,9 +320,14 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
 
     for i, label in enumerate(doc["content_types"]):
         if _content_type(label) is None:
-            problems.add(f"content_types[{i}]", f'"{label[:100]}" names no installed model (expected "app_label.model")')
+            problems.add(
+                f"content_types[{i}]",
+                f'"{label[:100]}" names no installed model (expected "app_label.model")',
+            )
     if not doc["content_types"]:
-        warnings.append("No content_types: the workflow cannot be started on any model until some are listed.")
+        warnings.append(
+            "No content_types: the workflow cannot be started on any model until some are listed."
+        )
 
     # Steps and their statuses.
     by_name: dict[str, dict[str, Any]] = {}
@@ -305,7 +340,10 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
         seen: set[str] = set()
         for status in step["statuses"]:
             if status["name"] in seen:
-                problems.add(f"{status['_path']}.name", f'duplicate status name "{status["name"]}" in step "{name}"')
+                problems.add(
+                    f"{status['_path']}.name",
+                    f'duplicate status name "{status["name"]}" in step "{name}"',
+                )
             seen.add(status["name"])
             if status["permission"] and not _PERMISSION_RE.match(status["permission"]):
                 problems.add(
@@ -318,7 +356,9 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
                     status["_path"],
                     f'status "{status["name"]}" of step "{name}" has more than one role: {", ".join(roles)}',
                 )
-            if status["is_default_status"] and (status["is_cancellation_status"] or status["is_on_hold_status"]):
+            if status["is_default_status"] and (
+                status["is_cancellation_status"] or status["is_on_hold_status"]
+            ):
                 problems.add(
                     status["_path"],
                     f'the default status "{status["name"]}" of step "{name}" cannot be a cancellation or on-hold status',
@@ -329,10 +369,16 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
                 f"{path}.statuses",
                 f'step "{name}" must have exactly one default status, not {len(defaults)}',
             )
-        for flag, label in (("is_cancellation_status", "cancellation"), ("is_on_hold_status", "on-hold")):
+        for flag, label in (
+            ("is_cancellation_status", "cancellation"),
+            ("is_on_hold_status", "on-hold"),
+        ):
             flagged = [s for s in step["statuses"] if s[flag]]
             if len(flagged) > 1:
-                problems.add(f"{path}.statuses", f'step "{name}" has {len(flagged)} {label} statuses; at most one')
+                problems.add(
+                    f"{path}.statuses",
+                    f'step "{name}" has {len(flagged)} {label} statuses; at most one',
+                )
         has_completion = any(s["is_completion_status"] for s in step["statuses"])
         if step["is_final_step"] and not has_completion:
             problems.add(
@@ -340,12 +386,18 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
                 f'final step "{name}" needs a completion status, or instances can never complete there',
             )
         elif not step["is_final_step"] and not has_completion:
-            warnings.append(f'Step "{name}" has no completion status: instances there can never move on.')
+            warnings.append(
+                f'Step "{name}" has no completion status: instances there can never move on.'
+            )
 
     initial = [s for s in steps if s["is_initial_step"]]
     if steps and len(initial) != 1:
         names = ", ".join(f'"{s["name"]}"' for s in initial)
-        problems.add("steps", f"exactly one step must be initial, not {len(initial)}" + (f" ({names})" if names else ""))
+        problems.add(
+            "steps",
+            f"exactly one step must be initial, not {len(initial)}"
+            + (f" ({names})" if names else ""),
+        )
     if steps and not any(s["is_final_step"] for s in steps):
         problems.add("steps", "at least one step must be final")
 
@@ -358,10 +410,16 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
         for t in doc["transitions"]
         if not is_unconditional(t["condition"]) and len(t["condition"]) <= longest
     }
-    total, total_limit = sum(map(len, conditions)), int(steps_setting("DEFINITION_MAX_CONDITIONS_LENGTH"))
+    total, total_limit = (
+        sum(map(len, conditions)),
+        int(steps_setting("DEFINITION_MAX_CONDITIONS_LENGTH")),
+    )
     compile_conditions = total <= total_limit
     if not compile_conditions:
-        problems.add("transitions", f"the conditions total {total} characters, over the limit of {total_limit}")
+        problems.add(
+            "transitions",
+            f"the conditions total {total} characters, over the limit of {total_limit}",
+        )
     outgoing: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for t in doc["transitions"]:
         path = t["_path"]
@@ -369,7 +427,9 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
         known = True
         for end in ("from_step", "to_step"):
             if t[end] and t[end] not in by_name:
-                problems.add(f"{path}.{end}", f'transition {label} names an unknown step "{t[end]}"')
+                problems.add(
+                    f"{path}.{end}", f'transition {label} names an unknown step "{t[end]}"'
+                )
                 known = False
         if compile_conditions and not is_unconditional(t["condition"]):
             try:
@@ -389,7 +449,9 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
                 )
             continue
         if not out:
-            warnings.append(f'Step "{name}" is not final and has no outgoing transition: instances there are stuck.')
+            warnings.append(
+                f'Step "{name}" is not final and has no outgoing transition: instances there are stuck.'
+            )
             continue
         for k, t in enumerate(out):
             if is_unconditional(t["condition"]):
@@ -413,7 +475,9 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
                     queue.append(t["to_step"])
         for name, step in by_name.items():
             if name not in reached:
-                problems.add(step["_path"], f'step "{name}" is unreachable from the initial step "{start}"')
+                problems.add(
+                    step["_path"], f'step "{name}" is unreachable from the initial step "{start}"'
+                )
 
     return doc, problems.items, warnings
 
@@ -427,10 +491,14 @@ def _check_size(doc: dict[str, Any], problems: _Problems) -> None:
     max_transitions = int(steps_setting("DEFINITION_MAX_TRANSITIONS"))
     max_outgoing = int(steps_setting("DEFINITION_MAX_TRANSITIONS_PER_STEP"))
     if len(doc["steps"]) > max_steps:
-        problems.add("steps", f"a workflow may have at most {max_steps} steps", limit="DEFINITION_MAX_STEPS")
+        problems.add(
+            "steps", f"a workflow may have at most {max_steps} steps", limit="DEFINITION_MAX_STEPS"
+        )
     if len(doc["transitions"]) > max_transitions:
         problems.add(
-            "transitions", f"a workflow may have at most {max_transitions} transitions", limit="DEFINITION_MAX_TRANSITIONS"
+            "transitions",
+            f"a workflow may have at most {max_transitions} transitions",
+            limit="DEFINITION_MAX_TRANSITIONS",
         )
     outgoing: dict[str, int] = defaultdict(int)
     for t in doc["transitions"]:
@@ -471,7 +539,9 @@ def validate_definition(document: dict) -> list[str]:
     _doc, problems, warnings = _check(document)
     if problems:
         name = document.get("name") if isinstance(document, dict) else None
-        label = f'Workflow "{name}"' if isinstance(name, str) and name else "The workflow definition"
+        label = (
+            f'Workflow "{name}"' if isinstance(name, str) and name else "The workflow definition"
+        )
         count = len(problems)
         raise InvalidDefinition(
             f"{label} is invalid ({count} problem{'s' if count != 1 else ''}): "
@@ -584,20 +654,31 @@ def import_workflow(document: dict, *, replace: bool = False) -> Workflow:
     doc = _strip_paths(doc)
     using = router.db_for_write(Workflow)
     with transaction.atomic(using=using):
-        workflow = Workflow.objects.using(using).select_for_update().filter(name=doc["name"]).first()
+        workflow = (
+            Workflow.objects.using(using).select_for_update().filter(name=doc["name"]).first()
+        )
         if workflow is not None and not replace:
             raise InvalidDefinition(
                 f'A workflow named "{doc["name"]}" already exists (import with replace to update it).',
-                problems=[{"path": "name", "message": f'a workflow named "{doc["name"]}" already exists'}],
+                problems=[
+                    {"path": "name", "message": f'a workflow named "{doc["name"]}" already exists'}
+                ],
             )
         if workflow is None:
             try:
                 with transaction.atomic(using=using):
-                    workflow = Workflow.objects.using(using).create(name=doc["name"], description=doc["description"])
+                    workflow = Workflow.objects.using(using).create(
+                        name=doc["name"], description=doc["description"]
+                    )
             except IntegrityError as exc:  # created concurrently by someone else
                 raise InvalidDefinition(
                     f'A workflow named "{doc["name"]}" already exists.',
-                    problems=[{"path": "name", "message": f'a workflow named "{doc["name"]}" already exists'}],
+                    problems=[
+                        {
+                            "path": "name",
+                            "message": f'a workflow named "{doc["name"]}" already exists',
+                        }
+                    ],
                 ) from exc
         else:
             if _assign(workflow, {"description": doc["description"]}):
@@ -625,17 +706,26 @@ def _canonical(doc: dict[str, Any]) -> tuple:
         for step in doc["steps"]
     )
     transitions = sorted(tuple(sorted(t.items())) for t in doc["transitions"])
-    return doc["description"], tuple(sorted(doc.get("content_types", []))), tuple(steps), tuple(transitions)
+    return (
+        doc["description"],
+        tuple(sorted(doc.get("content_types", []))),
+        tuple(steps),
+        tuple(transitions),
+    )
 
 
 def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
     wanted_types = [_content_type(label) for label in doc["content_types"]]
     if {ct.pk for ct in workflow.content_types.all()} != {ct.pk for ct in wanted_types}:
         workflow.content_types.set(wanted_types)
-    existing_steps = {s.name: s for s in WorkflowStep.objects.using(using).filter(workflow=workflow)}
+    existing_steps = {
+        s.name: s for s in WorkflowStep.objects.using(using).filter(workflow=workflow)
+    }
     existing_statuses: dict[tuple[str, str], WorkflowStepStatus] = {
         (st.step.name, st.name): st
-        for st in WorkflowStepStatus.objects.using(using).filter(step__workflow=workflow).select_related("step")
+        for st in WorkflowStepStatus.objects.using(using)
+        .filter(step__workflow=workflow)
+        .select_related("step")
     }
     wanted_steps = {s["name"] for s in doc["steps"]}
     wanted_statuses = {(s["name"], st["name"]) for s in doc["steps"] for st in s["statuses"]}
@@ -645,7 +735,9 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
     uses = _in_use({s.id for s in removed_steps}, {st.id for st in removed_statuses})
     if uses:
         parts = [f'step "{s.name}"' for s in removed_steps] + [
-            f'status "{st.name}" of step "{st.step.name}"' for st in removed_statuses if st.step.name in wanted_steps
+            f'status "{st.name}" of step "{st.step.name}"'
+            for st in removed_statuses
+            if st.step.name in wanted_steps
         ]
         raise WorkflowInUse(
             f'Cannot replace workflow "{workflow.name}": removing {", ".join(parts)} is refused because '
@@ -678,7 +770,9 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
         values = {k: spec[k] for k in ("description", "order", "is_initial_step", "is_final_step")}
         step = existing_steps.get(spec["name"])
         if step is None:
-            step = WorkflowStep.objects.using(using).create(workflow=workflow, name=spec["name"], **values)
+            step = WorkflowStep.objects.using(using).create(
+                workflow=workflow, name=spec["name"], **values
+            )
         elif _assign(step, values):
             step.save(using=using)
         steps[spec["name"]] = step
@@ -686,7 +780,9 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
             st_values = {k: v for k, v in st_spec.items() if k != "name"}
             status = existing_statuses.get((spec["name"], st_spec["name"]))
             if status is None:
-                WorkflowStepStatus.objects.using(using).create(step=step, name=st_spec["name"], **st_values)
+                WorkflowStepStatus.objects.using(using).create(
+                    step=step, name=st_spec["name"], **st_values
+                )
             else:
                 if _assign(status, st_values):
                     status.save(using=using)
@@ -694,7 +790,9 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
     # Transitions: pair each wanted one with an existing one of the same (from, to, priority),
     # else of the same (from, to), in order, so history rows keep pointing at "their"
     # transition when only its priority, condition or description changes.
-    existing = list(WorkflowTransition.objects.using(using).filter(workflow=workflow).order_by("id"))
+    existing = list(
+        WorkflowTransition.objects.using(using).filter(workflow=workflow).order_by("id")
+    )
     wanted = []
     for spec in doc["transitions"]:
         from_step, to_step = steps[spec["from_step"]], steps[spec["to_step"]]
@@ -716,7 +814,11 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
     for t in existing:
         t.delete(using=using)
     for index, (spec, from_step, to_step) in enumerate(wanted):
-        values = {"condition": spec["condition"], "priority": spec["priority"], "description": spec["description"]}
+        values = {
+            "condition": spec["condition"],
+            "priority": spec["priority"],
+            "description": spec["description"],
+        }
         t = matched.get(index)
         if t is None:
             WorkflowTransition.objects.using(using).create(
@@ -745,7 +847,8 @@ def delete_workflow(workflow: Workflow) -> None:
             workflow.delete(using=using)
         except ProtectedError as exc:
             raise WorkflowInUse(
-                f'Workflow "{workflow.name}" is still referenced and cannot be deleted.', workflow_name=workflow.name
+                f'Workflow "{workflow.name}" is still referenced and cannot be deleted.',
+                workflow_name=workflow.name,
             ) from exc
 
 
@@ -794,7 +897,9 @@ def _load_yaml(text: str, limit: int) -> Any:
             return None
         if _expanded_size(node, limit) > limit:
             problem = f"larger than {limit} characters once its YAML aliases are expanded"
-            raise InvalidDefinition(f"The document would be {problem}.", problems=[{"path": "", "message": problem}])
+            raise InvalidDefinition(
+                f"The document would be {problem}.", problems=[{"path": "", "message": problem}]
+            )
         return loader.construct_document(node)
     finally:
         loader.dispose()
@@ -834,7 +939,8 @@ def load_document(text: str) -> dict:
         document = RecursionError
     if document is RecursionError:
         raise InvalidDefinition(
-            "The document is nested too deeply.", problems=[{"path": "", "message": "nested too deeply"}]
+            "The document is nested too deeply.",
+            problems=[{"path": "", "message": "nested too deeply"}],
         )
     if not isinstance(document, dict):
         kind = "empty" if document is None else f"a {type(document).__name__}"
@@ -850,5 +956,7 @@ def dump_document(doc: dict, format: str = "yaml") -> str:  # noqa: A002 - the d
     if format == "json":
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     if format == "yaml":
-        return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+        return yaml.safe_dump(
+            doc, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
+        )
     raise ValueError(f"unknown format {format!r}; use 'yaml' or 'json'")

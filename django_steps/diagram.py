@@ -64,11 +64,15 @@ def workflow_to_mermaid(workflow: Workflow) -> str:
         if step.is_final_step:
             final.append(node[step.id])
     for t in transitions:
-        if t.from_step_id not in node or t.to_step_id not in node:  # pragma: no cover - same workflow
+        if (
+            t.from_step_id not in node or t.to_step_id not in node
+        ):  # pragma: no cover - same workflow
             continue
         condition = t.condition.strip() if t.condition else ""
         label = f"{condition or 'always'} (priority {t.priority})"
-        lines.append(f'    {node[t.from_step_id]} -->|"{mermaid_text(label)}"| {node[t.to_step_id]}')
+        lines.append(
+            f'    {node[t.from_step_id]} -->|"{mermaid_text(label)}"| {node[t.to_step_id]}'
+        )
     lines.append("    classDef initial fill:#e3f2fd,stroke:#1565c0,stroke-width:2px")
     lines.append("    classDef final fill:#e8f5e9,stroke:#2e7d32,stroke-width:2px")
     if initial:

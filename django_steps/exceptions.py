@@ -104,7 +104,9 @@ class InvalidDefinition(WorkflowError):
 
     code = "INVALID_DEFINITION"
 
-    def __init__(self, message: str, problems: list[dict[str, str]] | None = None, **details: Any) -> None:
+    def __init__(
+        self, message: str, problems: list[dict[str, str]] | None = None, **details: Any
+    ) -> None:
         super().__init__(message, **details)
         self.problems = problems or []
 

@@ -111,7 +111,10 @@ def after(queryset: QuerySet, cursor: int) -> QuerySet:
     txid, position = split_cursor(cursor)
     qn = connections[queryset.db].ops.quote_name
     return queryset.filter(
-        _boolean(f"({qn(_table())}.{qn('txid')}, {qn(_table())}.{qn('position')}) > (%s, %s)", (txid, position))
+        _boolean(
+            f"({qn(_table())}.{qn('txid')}, {qn(_table())}.{qn('position')}) > (%s, %s)",
+            (txid, position),
+        )
     )
 
 
@@ -120,7 +123,10 @@ def up_to(queryset: QuerySet, cursor: int) -> QuerySet:
     txid, position = split_cursor(cursor)
     qn = connections[queryset.db].ops.quote_name
     return queryset.filter(
-        _boolean(f"({qn(_table())}.{qn('txid')}, {qn(_table())}.{qn('position')}) <= (%s, %s)", (txid, position))
+        _boolean(
+            f"({qn(_table())}.{qn('txid')}, {qn(_table())}.{qn('position')}) <= (%s, %s)",
+            (txid, position),
+        )
     )
 
 
@@ -130,7 +136,10 @@ def visible(queryset: QuerySet) -> QuerySet:
         return queryset
     qn = connections[queryset.db].ops.quote_name
     return queryset.filter(
-        _boolean(f"{qn(_table())}.{qn('txid')} < pg_snapshot_xmin(pg_current_snapshot())::text::bigint", ())
+        _boolean(
+            f"{qn(_table())}.{qn('txid')} < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+            (),
+        )
     )
 
 
@@ -156,7 +165,12 @@ def is_ahead(cursor: int, using: str) -> bool:
         with connection.cursor() as db:
             db.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
             return split_cursor(cursor)[0] >= int(db.fetchone()[0])
-    newest_row = WorkflowEvent.objects.using(using).order_by("-txid", "-position").values_list("txid", "position").first()
+    newest_row = (
+        WorkflowEvent.objects.using(using)
+        .order_by("-txid", "-position")
+        .values_list("txid", "position")
+        .first()
+    )
     return cursor > (cursor_of(*newest_row) if newest_row else 0)
 
 
@@ -212,7 +226,9 @@ def next_slot(using: str, instance_id: int) -> tuple[int, int]:
             txid, position = cursor.fetchone()
             return int(txid), int(position)
         if connection.vendor == "sqlite":
-            cursor.execute(f"SELECT COALESCE(MAX({qn('position')}), 0) + 1 FROM {qn(_table())} WHERE {qn('txid')} = 0")
+            cursor.execute(
+                f"SELECT COALESCE(MAX({qn('position')}), 0) + 1 FROM {qn(_table())} WHERE {qn('txid')} = 0"
+            )
             return 0, int(cursor.fetchone()[0])
     raise NotImplementedError(
         f"django-steps keeps its history on PostgreSQL or SQLite, not {connection.vendor}."

@@ -61,7 +61,9 @@ class WorkflowStep(models.Model):
     class Meta:
         ordering = ("workflow", "order", "id")
         constraints = [
-            models.UniqueConstraint(fields=["workflow", "name"], name="django_steps_step_name_unique"),
+            models.UniqueConstraint(
+                fields=["workflow", "name"], name="django_steps_step_name_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -93,9 +95,13 @@ class WorkflowStepStatus(models.Model):
         ordering = ("step", "id")
         verbose_name_plural = "workflow step statuses"
         constraints = [
-            models.UniqueConstraint(fields=["step", "name"], name="django_steps_status_name_unique"),
             models.UniqueConstraint(
-                fields=["step"], condition=Q(is_default_status=True), name="django_steps_one_default_status"
+                fields=["step", "name"], name="django_steps_status_name_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["step"],
+                condition=Q(is_default_status=True),
+                name="django_steps_one_default_status",
             ),
             models.UniqueConstraint(
                 fields=["step"],
@@ -103,7 +109,9 @@ class WorkflowStepStatus(models.Model):
                 name="django_steps_one_cancellation_status",
             ),
             models.UniqueConstraint(
-                fields=["step"], condition=Q(is_on_hold_status=True), name="django_steps_one_on_hold_status"
+                fields=["step"],
+                condition=Q(is_on_hold_status=True),
+                name="django_steps_one_on_hold_status",
             ),
         ]
 
@@ -116,9 +124,15 @@ class WorkflowTransition(models.Model):
     status is set. An empty condition always matches; otherwise a CEL expression decides."""
 
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="transitions")
-    from_step = models.ForeignKey(WorkflowStep, on_delete=models.CASCADE, related_name="outgoing_transitions")
-    to_step = models.ForeignKey(WorkflowStep, on_delete=models.CASCADE, related_name="incoming_transitions")
-    condition = models.TextField(blank=True, default="", help_text="CEL expression; empty = always.")
+    from_step = models.ForeignKey(
+        WorkflowStep, on_delete=models.CASCADE, related_name="outgoing_transitions"
+    )
+    to_step = models.ForeignKey(
+        WorkflowStep, on_delete=models.CASCADE, related_name="incoming_transitions"
+    )
+    condition = models.TextField(
+        blank=True, default="", help_text="CEL expression; empty = always."
+    )
     priority = models.IntegerField(default=0, help_text="Higher priorities are tried first.")
     description = models.TextField(blank=True, default="")
 
@@ -138,13 +152,21 @@ class WorkflowTransition(models.Model):
         from .exceptions import ConditionSyntaxError
 
         errors: dict[str, list[ValidationError]] = {}
-        if self.from_step_id and self.workflow_id and self.from_step.workflow_id != self.workflow_id:
+        if (
+            self.from_step_id
+            and self.workflow_id
+            and self.from_step.workflow_id != self.workflow_id
+        ):
             errors.setdefault("from_step", []).append(
-                ValidationError("The step belongs to another workflow.", code="STEP_OF_OTHER_WORKFLOW")
+                ValidationError(
+                    "The step belongs to another workflow.", code="STEP_OF_OTHER_WORKFLOW"
+                )
             )
         if self.to_step_id and self.workflow_id and self.to_step.workflow_id != self.workflow_id:
             errors.setdefault("to_step", []).append(
-                ValidationError("The step belongs to another workflow.", code="STEP_OF_OTHER_WORKFLOW")
+                ValidationError(
+                    "The step belongs to another workflow.", code="STEP_OF_OTHER_WORKFLOW"
+                )
             )
         if self.condition and self.condition.strip():
             try:
@@ -175,8 +197,12 @@ class WorkflowInstance(models.Model):
 
     workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="instances")
     current_step = models.ForeignKey(WorkflowStep, on_delete=models.PROTECT, related_name="+")
-    current_step_status = models.ForeignKey(WorkflowStepStatus, on_delete=models.PROTECT, related_name="+")
-    state = models.CharField(max_length=16, choices=InstanceState.choices, default=InstanceState.ACTIVE)
+    current_step_status = models.ForeignKey(
+        WorkflowStepStatus, on_delete=models.PROTECT, related_name="+"
+    )
+    state = models.CharField(
+        max_length=16, choices=InstanceState.choices, default=InstanceState.ACTIVE
+    )
     version = models.PositiveIntegerField(default=0, help_text="Increases by one on every change.")
     started_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -198,7 +224,9 @@ class WorkflowInstance(models.Model):
             models.Index(fields=["workflow", "id"], name="django_steps_inst_wf_id"),
             models.Index(fields=["started_at", "id"], name="django_steps_inst_started"),
             # Counts per workflow by state and by current step.
-            models.Index(fields=["workflow", "state", "current_step"], name="django_steps_inst_wf_state"),
+            models.Index(
+                fields=["workflow", "state", "current_step"], name="django_steps_inst_wf_state"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -244,13 +272,19 @@ class WorkflowEvent(models.Model):
     instance = models.ForeignKey(WorkflowInstance, on_delete=models.CASCADE, related_name="events")
     workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="+")
     sequence = models.PositiveIntegerField()
-    txid = models.BigIntegerField(default=0, editable=False, help_text="Writing transaction (PostgreSQL), else 0.")
+    txid = models.BigIntegerField(
+        default=0, editable=False, help_text="Writing transaction (PostgreSQL), else 0."
+    )
     position = models.BigIntegerField(editable=False, help_text="Order within `txid`.")
     kind = models.CharField(max_length=20, choices=EventKind.choices)
     state = models.CharField(
-        max_length=16, choices=InstanceState.choices, help_text="The instance's state after the event."
+        max_length=16,
+        choices=InstanceState.choices,
+        help_text="The instance's state after the event.",
     )
-    from_step = models.ForeignKey(WorkflowStep, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    from_step = models.ForeignKey(
+        WorkflowStep, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     from_status = models.ForeignKey(
         WorkflowStepStatus, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -276,14 +310,22 @@ class WorkflowEvent(models.Model):
     class Meta:
         ordering = ("txid", "position")
         indexes = [
-            models.Index(fields=["workflow", "txid", "position"], name="django_steps_event_wf_cursor"),
-            models.Index(fields=["instance", "txid", "position"], name="django_steps_event_in_cursor"),
+            models.Index(
+                fields=["workflow", "txid", "position"], name="django_steps_event_wf_cursor"
+            ),
+            models.Index(
+                fields=["instance", "txid", "position"], name="django_steps_event_in_cursor"
+            ),
             # An instance's history page by page (the API orders it by id: see connections.py).
             models.Index(fields=["instance", "id"], name="django_steps_event_in_id"),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["instance", "sequence"], name="django_steps_event_sequence_unique"),
-            models.UniqueConstraint(fields=["txid", "position"], name="django_steps_event_cursor_unique"),
+            models.UniqueConstraint(
+                fields=["instance", "sequence"], name="django_steps_event_sequence_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["txid", "position"], name="django_steps_event_cursor_unique"
+            ),
         ]
 
     def __str__(self) -> str:

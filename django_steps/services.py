@@ -103,7 +103,9 @@ def _db() -> str:
 
 
 def _actor(actor: Any) -> Any:
-    return actor if getattr(actor, "is_authenticated", False) and getattr(actor, "pk", None) else None
+    return (
+        actor if getattr(actor, "is_authenticated", False) and getattr(actor, "pk", None) else None
+    )
 
 
 def _lock(workflow_instance: WorkflowInstance, expected_version: int | None) -> WorkflowInstance:
@@ -115,7 +117,10 @@ def _lock(workflow_instance: WorkflowInstance, expected_version: int | None) -> 
             .get(pk=workflow_instance.pk)
         )
     except WorkflowInstance.DoesNotExist:
-        raise InstanceNotFound(f"Workflow instance {workflow_instance.pk} does not exist.", instance_id=workflow_instance.pk)
+        raise InstanceNotFound(
+            f"Workflow instance {workflow_instance.pk} does not exist.",
+            instance_id=workflow_instance.pk,
+        )
     if expected_version is not None and locked.version != expected_version:
         raise VersionConflict(
             f"Workflow instance {locked.pk} is at version {locked.version}, not the expected one: "
@@ -166,7 +171,9 @@ def _default_status(definition: CompiledWorkflow, step: StepDef) -> StatusDef:
     return status
 
 
-def build_context(instance: WorkflowInstance, context_data: Mapping[str, Any] | None) -> dict[str, Any]:
+def build_context(
+    instance: WorkflowInstance, context_data: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """The CEL context: ``context_data`` when given, otherwise the content object's fields,
     at the top level and under the model's name (``claim.amount``)."""
     if context_data is not None:
@@ -246,7 +253,9 @@ def _evaluate(definition: CompiledWorkflow, t: TransitionDef, context: _Context)
         return cel.evaluate(t.condition, context.cel)
     except (ConditionError, ConditionSyntaxError) as exc:
         failure = exc
-    raise cel.condition_error(failure, transition=_describe(definition, t), expression=t.condition, transition_id=t.id)
+    raise cel.condition_error(
+        failure, transition=_describe(definition, t), expression=t.condition, transition_id=t.id
+    )
 
 
 def _choose(definition: CompiledWorkflow, step: StepDef, context: _Context) -> TransitionDef | None:
@@ -271,7 +280,9 @@ def _save(
 ) -> WorkflowEvent:
     """Apply the new position to the locked instance and append its history row."""
     using = instance._state.db or _db()
-    from_step_id, from_status_id = (None, None) if created else (instance.current_step_id, instance.current_step_status_id)
+    from_step_id, from_status_id = (
+        (None, None) if created else (instance.current_step_id, instance.current_step_status_id)
+    )
     if not created:
         instance.current_step_id = step_id
         instance.current_step_status_id = status_id
@@ -306,7 +317,14 @@ def _save(
     return event
 
 
-_INSTANCE_CHANGED = ["current_step", "current_step_status", "state", "version", "completed_at", "updated_at"]
+_INSTANCE_CHANGED = [
+    "current_step",
+    "current_step_status",
+    "state",
+    "version",
+    "completed_at",
+    "updated_at",
+]
 
 
 def _save_signals_connected() -> bool:
@@ -319,7 +337,9 @@ def _save_signals_connected() -> bool:
     )
 
 
-def _write_in_one_statement(instance: WorkflowInstance, event: WorkflowEvent, created: bool, using: str) -> None:
+def _write_in_one_statement(
+    instance: WorkflowInstance, event: WorkflowEvent, created: bool, using: str
+) -> None:
     """PostgreSQL: update the (already locked) instance, take the history row's place and insert
     it in ONE statement (data-modifying CTEs), one round trip instead of three. Same effects as
     the ORM path."""
@@ -334,11 +354,15 @@ def _write_in_one_statement(instance: WorkflowInstance, event: WorkflowEvent, cr
             f = meta.get_field(name)
             sets.append(f"{qn(f.column)} = %s")
             params.append(f.get_db_prep_save(f.pre_save(instance, add=False), conn))
-        ctes.append(f"u AS (UPDATE {qn(meta.db_table)} SET {', '.join(sets)} WHERE {qn(meta.pk.column)} = %s)")
+        ctes.append(
+            f"u AS (UPDATE {qn(meta.db_table)} SET {', '.join(sets)} WHERE {qn(meta.pk.column)} = %s)"
+        )
         params.append(instance.pk)
     params.append(instance.pk)  # the slot's instance
     meta = WorkflowEvent._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key and f.name not in ("txid", "position")]
+    fields = [
+        f for f in meta.concrete_fields if not f.primary_key and f.name not in ("txid", "position")
+    ]
     for f in fields:
         params.append(f.get_db_prep_save(f.pre_save(event, add=True), conn))
     sql = history.insert_event_sql(qn, meta.db_table, [qn(f.column) for f in fields], ctes)
@@ -353,7 +377,9 @@ def _publish(event: WorkflowEvent, instance: WorkflowInstance) -> None:
     """Send ``workflow_event_committed`` once the change is committed. A failing receiver (e.g.
     a channel layer that is down) is logged: the change is committed and must not be reported
     as failed, and the other receivers still run. The history is the source of truth."""
-    for receiver, result in workflow_event_committed.send_robust(sender=WorkflowEvent, event=event, instance=instance):
+    for receiver, result in workflow_event_committed.send_robust(
+        sender=WorkflowEvent, event=event, instance=instance
+    ):
         if isinstance(result, Exception):
             logger.error(
                 "workflow_event_committed receiver %r failed for event %s",
@@ -367,7 +393,14 @@ def _sync(target: WorkflowInstance, source: WorkflowInstance) -> WorkflowInstanc
     """Copy the committed position onto the caller's object (it is returned to them)."""
     if target is source:
         return target
-    for name in ("current_step_id", "current_step_status_id", "state", "version", "completed_at", "updated_at"):
+    for name in (
+        "current_step_id",
+        "current_step_status_id",
+        "state",
+        "version",
+        "completed_at",
+        "updated_at",
+    ):
         setattr(target, name, getattr(source, name))
     target.last_event = getattr(source, "last_event", None)
     return target
@@ -424,7 +457,9 @@ def _advance(
 # --------------------------------------------------------------------------- services
 
 
-def start_workflow_instance(workflow_name: str, content_object: Model, *, actor: Any = None) -> WorkflowInstance:
+def start_workflow_instance(
+    workflow_name: str, content_object: Model, *, actor: Any = None
+) -> WorkflowInstance:
     """Start ``workflow_name`` for ``content_object`` on the initial step with its default status.
 
     If an unfinished instance of that workflow exists for the object, it is returned unchanged;
@@ -568,7 +603,8 @@ def advance_workflow_instance(
         _refuse_finished(instance)
         if instance.state == InstanceState.ON_HOLD:
             raise InstanceOnHold(
-                f"Workflow instance {instance.pk} is on hold; resume it before advancing it.", instance_id=instance.pk
+                f"Workflow instance {instance.pk} is on hold; resume it before advancing it.",
+                instance_id=instance.pk,
             )
         definition, step = _definition(instance)
         status = definition.statuses[instance.current_step_status_id]
@@ -583,7 +619,9 @@ def advance_workflow_instance(
     return _sync(workflow_instance, instance)
 
 
-def _hold(instance: WorkflowInstance, step: StepDef, actor: Any, status: StatusDef | None = None) -> WorkflowEvent:
+def _hold(
+    instance: WorkflowInstance, step: StepDef, actor: Any, status: StatusDef | None = None
+) -> WorkflowEvent:
     status = status or step.on_hold_status
     return _save(
         instance,
@@ -597,7 +635,11 @@ def _hold(instance: WorkflowInstance, step: StepDef, actor: Any, status: StatusD
 
 
 def _cancel(
-    instance: WorkflowInstance, definition: CompiledWorkflow, step: StepDef, actor: Any, status: StatusDef | None = None
+    instance: WorkflowInstance,
+    definition: CompiledWorkflow,
+    step: StepDef,
+    actor: Any,
+    status: StatusDef | None = None,
 ) -> WorkflowEvent:
     status = status or step.cancellation_status
     return _save(
@@ -619,7 +661,9 @@ def set_workflow_on_hold(
         instance = _lock(workflow_instance, expected_version)
         _refuse_finished(instance)
         if instance.state == InstanceState.ON_HOLD:
-            raise InstanceOnHold(f"Workflow instance {instance.pk} is already on hold.", instance_id=instance.pk)
+            raise InstanceOnHold(
+                f"Workflow instance {instance.pk} is already on hold.", instance_id=instance.pk
+            )
         _definition_, step = _definition(instance)
         _require_permission(actor, step.on_hold_status, instance)
         _hold(instance, step, actor)
@@ -636,7 +680,9 @@ def resume_workflow_instance(
         instance = _lock(workflow_instance, expected_version)
         _refuse_finished(instance)
         if instance.state != InstanceState.ON_HOLD:
-            raise NotOnHold(f"Workflow instance {instance.pk} is not on hold.", instance_id=instance.pk)
+            raise NotOnHold(
+                f"Workflow instance {instance.pk} is not on hold.", instance_id=instance.pk
+            )
         definition, step = _definition(instance)
         current = definition.statuses[instance.current_step_status_id]
         if current.is_on_hold_status:
@@ -667,7 +713,9 @@ def cancel_workflow_instance(
     return _sync(workflow_instance, instance)
 
 
-def get_workflow_instance_for_object(content_object: Model, workflow_name: str | None = None) -> WorkflowInstance | None:
+def get_workflow_instance_for_object(
+    content_object: Model, workflow_name: str | None = None
+) -> WorkflowInstance | None:
     """The object's unfinished instance (of ``workflow_name`` if given), else its latest one,
     else ``None``."""
     if content_object is None or getattr(content_object, "pk", None) is None:
@@ -677,7 +725,10 @@ def get_workflow_instance_for_object(content_object: Model, workflow_name: str |
     )
     if workflow_name is not None:
         qs = qs.filter(workflow__name=workflow_name)
-    return qs.unfinished().order_by("-started_at", "-id").first() or qs.order_by("-started_at", "-id").first()
+    return (
+        qs.unfinished().order_by("-started_at", "-id").first()
+        or qs.order_by("-started_at", "-id").first()
+    )
 
 
 # --------------------------------------------------------------------------- dry run
@@ -710,7 +761,9 @@ def evaluate_transitions(
 ) -> TransitionDryRun:
     """Evaluate every outgoing transition of the current step, highest priority first, and say
     which one a completion status would fire. Changes nothing."""
-    instance = WorkflowInstance.objects.select_related("workflow").filter(pk=workflow_instance.pk).first()
+    instance = (
+        WorkflowInstance.objects.select_related("workflow").filter(pk=workflow_instance.pk).first()
+    )
     if instance is None:
         raise InstanceNotFound(f"Workflow instance {workflow_instance.pk} does not exist.")
     definition, step = _definition(instance)
@@ -726,7 +779,9 @@ def evaluate_transitions(
             result = _evaluate(definition, t, context)
         except ConditionError as exc:
             result, error = None, exc.message
-        evaluation = TransitionEvaluation(models[t.id], t.priority, t.condition, result, error, False)
+        evaluation = TransitionEvaluation(
+            models[t.id], t.priority, t.condition, result, error, False
+        )
         if fired is None and first_error is None:
             if error is not None:
                 first_error = error

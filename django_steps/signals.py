@@ -16,7 +16,11 @@ workflow_event_committed = Signal()
 
 def _workflow_id_of(sender, instance) -> int | None:
     if sender is WorkflowStepStatus:
-        step = WorkflowStep.objects.filter(pk=instance.step_id).values_list("workflow_id", flat=True).first()
+        step = (
+            WorkflowStep.objects.filter(pk=instance.step_id)
+            .values_list("workflow_id", flat=True)
+            .first()
+        )
         return step
     return instance.workflow_id
 

@@ -44,8 +44,15 @@ from django.utils.module_loading import import_string
 
 from .extensions import graphql_setting
 
-__all__ = ["check_apps_and_middleware", "check_asgi", "check_channel_layer", "check_development_server",
-           "check_graphiql", "check_login_throttling", "check_page_size"]
+__all__ = [
+    "check_apps_and_middleware",
+    "check_asgi",
+    "check_channel_layer",
+    "check_development_server",
+    "check_graphiql",
+    "check_login_throttling",
+    "check_page_size",
+]
 
 TAG = "django_steps"
 
@@ -59,10 +66,16 @@ def _installed() -> list[str]:
 
 def check_apps_and_middleware(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     installed = _installed()
-    required = ["django.contrib.contenttypes", "django.contrib.auth", "channels", "strawberry_django", "django_steps"]
-    if settings.SESSION_ENGINE.startswith("django.contrib.sessions.backends.") and not settings.SESSION_ENGINE.endswith(
-        (".cache", ".signed_cookies")
-    ):
+    required = [
+        "django.contrib.contenttypes",
+        "django.contrib.auth",
+        "channels",
+        "strawberry_django",
+        "django_steps",
+    ]
+    if settings.SESSION_ENGINE.startswith(
+        "django.contrib.sessions.backends."
+    ) and not settings.SESSION_ENGINE.endswith((".cache", ".signed_cookies")):
         required.insert(2, "django.contrib.sessions")  # the session table
     errors: list[CheckMessage] = [
         Error(
@@ -144,8 +157,11 @@ def check_development_server(app_configs=None, **kwargs: Any) -> list[CheckMessa
     return [
         Warning(
             "'manage.py runserver' would serve WSGI: WebSocket subscriptions (and GraphiQL's) would be refused "
-            + ("(daphne is installed after django.contrib.staticfiles, whose runserver wins)." if "daphne" in installed
-               else "(daphne is not in INSTALLED_APPS)."),
+            + (
+                "(daphne is installed after django.contrib.staticfiles, whose runserver wins)."
+                if "daphne" in installed
+                else "(daphne is not in INSTALLED_APPS)."
+            ),
             hint="Put 'daphne' first in INSTALLED_APPS (the 'server' extra installs it) so runserver serves "
             "ASGI_APPLICATION; or run an ASGI server yourself (uvicorn mysite.asgi:application --reload) and "
             "add 'django_steps.W002' to SILENCED_SYSTEM_CHECKS.",
@@ -210,7 +226,9 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     except Exception as error:  # what the server would hit when it starts
         return [
             Error(
-                f"ASGI_APPLICATION {path!r} cannot be imported: {type(error).__name__}: {error}"[:500],
+                f"ASGI_APPLICATION {path!r} cannot be imported: {type(error).__name__}: {error}"[
+                    :500
+                ],
                 hint="Fix the import; asgi.py must call get_application() before importing anything that "
                 "imports models (pass your schema as a dotted path: get_application('mysite.schema:schema')).",
                 id="django_steps.E004",
@@ -254,7 +272,9 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
                     id="django_steps.E005",
                 )
             )
-        elif not any((getattr(c, "consumer_initkwargs", {}) or {}).get("schema") is schema for c in consumers):
+        elif not any(
+            (getattr(c, "consumer_initkwargs", {}) or {}).get("schema") is schema for c in consumers
+        ):
             messages.append(
                 Warning(
                     f"The WebSocket at /{url} serves another schema than the GraphQL view there: subscriptions "
@@ -267,7 +287,9 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     return messages
 
 
-def _graphql_views(patterns, view_class, prefix: str | None = "") -> Iterator[tuple[str | None, Any]]:
+def _graphql_views(
+    patterns, view_class, prefix: str | None = ""
+) -> Iterator[tuple[str | None, Any]]:
     """(URL path without the leading slash, or None if not concrete; schema) of each GraphQL view."""
     for entry in patterns:
         part = _literal(entry.pattern)
@@ -320,7 +342,11 @@ def _websocket_routes(application: Any) -> tuple[bool, list[tuple[tuple, Any]]]:
         if isinstance(consumer, type) and issubclass(consumer, GraphQLWSConsumer):
             routes.append((patterns, app))
             return
-        for attribute in ("inner", "application", "app"):  # channels middleware, validators, wrappers
+        for attribute in (
+            "inner",
+            "application",
+            "app",
+        ):  # channels middleware, validators, wrappers
             walk(getattr(app, attribute, None), patterns, depth + 1)
 
     walk(application, ())

@@ -133,7 +133,10 @@ def compose_schema(
     host's own definition replaces. Further keyword arguments go to ``strawberry.Schema``.
     """
     execution_context = schema_options.pop("execution_context_class", SharedEventExecutionContext)
-    if not (isinstance(execution_context, type) and issubclass(execution_context, SharedEventExecutionContext)):
+    if not (
+        isinstance(execution_context, type)
+        and issubclass(execution_context, SharedEventExecutionContext)
+    ):
         raise ImproperlyConfigured(
             "compose_schema() needs django-steps' execution context: pass a subclass of "
             "graphql_api.composition.SharedEventExecutionContext, or none."
@@ -156,7 +159,10 @@ def compose_schema(
             f"replace= names fields that your root types do not share with django-steps': {sorted(wanted - replaced)}."
         )
     try:
-        schema_options["scalar_overrides"] = {**SCALARS, **(schema_options.get("scalar_overrides") or {})}
+        schema_options["scalar_overrides"] = {
+            **SCALARS,
+            **(schema_options.get("scalar_overrides") or {}),
+        }
         schema = Schema(
             query=roots["Query"],
             mutation=roots["Mutation"],
@@ -171,7 +177,11 @@ def compose_schema(
         clash = [c for c in (error.first_cls, error.second_cls) if _is_ours(c)]
         if not clash:
             raise
-        name = clash[0].__strawberry_definition__.name if has_object_definition(clash[0]) else str(clash[0])
+        name = (
+            clash[0].__strawberry_definition__.name
+            if has_object_definition(clash[0])
+            else str(clash[0])
+        )
         raise ImproperlyConfigured(
             f"{error.message}: by your types and django-steps'. Pass rename={{{name!r}: 'Workflow{name}'}} "
             "(any free name) to compose_schema() to rename ours in this schema."
@@ -188,12 +198,19 @@ def compose_schema(
 
 
 def _merge(
-    name: str, host: type | None, ours: type, converter: NameConverter, wanted: set[str], replaced: set[str]
+    name: str,
+    host: type | None,
+    ours: type,
+    converter: NameConverter,
+    wanted: set[str],
+    replaced: set[str],
 ) -> type:
     if host is None:
         return ours
     if not has_object_definition(host):
-        raise ImproperlyConfigured(f"The {name} type given to compose_schema() is not a strawberry type.")
+        raise ImproperlyConfigured(
+            f"The {name} type given to compose_schema() is not a strawberry type."
+        )
     host_fields = {converter.from_field(f): f for f in host.__strawberry_definition__.fields}
     our_fields = {converter.from_field(f): f for f in ours.__strawberry_definition__.fields}
     for field_name in sorted(host_fields.keys() & our_fields.keys()):
@@ -210,7 +227,9 @@ def _merge(
         replaced.add(qualified)
     # A subclass of both, the host's type first: for a replaced field its definition wins (as in
     # strawberry.tools.merge_types).
-    description = host.__strawberry_definition__.description or ours.__strawberry_definition__.description
+    description = (
+        host.__strawberry_definition__.description or ours.__strawberry_definition__.description
+    )
     return strawberry.type(type(name, (host, ours), {}), name=name, description=description)
 
 

@@ -54,15 +54,28 @@ from django.core.exceptions import ValidationError
 from django.db import connections, models
 from django.db.models import QuerySet
 from strawberry.extensions.field_extension import FieldExtension
-from strawberry_django.fields.field import StrawberryDjangoConnectionExtension, StrawberryDjangoField
+from strawberry_django.fields.field import (
+    StrawberryDjangoConnectionExtension,
+    StrawberryDjangoField,
+)
 from strawberry_django.optimizer import is_optimized_by_prefetching
-from strawberry_django.relay import DjangoCursorConnection, DjangoCursorEdge, OrderedCollectionCursor
+from strawberry_django.relay import (
+    DjangoCursorConnection,
+    DjangoCursorEdge,
+    OrderedCollectionCursor,
+)
 from strawberry_django.relay.cursor_connection import OrderingDescriptor, annotate_ordering_fields
 
 from .errors import BAD_USER_INPUT, query_error
 from .ids import schema_name
 
-__all__ = ["CONNECTION_NAMES", "Connection", "check_cursors", "connection", "fix_pagination_descriptions"]
+__all__ = [
+    "CONNECTION_NAMES",
+    "Connection",
+    "check_cursors",
+    "connection",
+    "fix_pagination_descriptions",
+]
 
 #: Our keyset connection type, generic over the node type.
 Connection = DjangoCursorConnection
@@ -88,7 +101,11 @@ class BoundedPage(FieldExtension):
         for name in ("first", "last"):  # strawberry-django checks them one at a time, not both
             size = kwargs.get(name)
             if size is not None and not 0 <= size <= self.max_results:
-                raise query_error(BAD_USER_INPUT, f"`{name}` must be between 0 and {self.max_results}.", field=name)
+                raise query_error(
+                    BAD_USER_INPUT,
+                    f"`{name}` must be between 0 and {self.max_results}.",
+                    field=name,
+                )
         if kwargs.get("first") is None and kwargs.get("last") is None:
             kwargs["first"] = self.max_results
         return next_(source, info, **kwargs)
@@ -107,8 +124,11 @@ def check_cursors(queryset: QuerySet, *, after: str | None, before: str | None, 
         if descriptors is None:
             descriptors = annotate_ordering_fields(queryset)[1]
         if not _cursor_fits(cursor, descriptors, queryset.db):
-            raise query_error(BAD_USER_INPUT, f"`{argument}` of `{where}` is not a cursor of this connection.",
-                              field=argument)
+            raise query_error(
+                BAD_USER_INPUT,
+                f"`{argument}` of `{where}` is not a cursor of this connection.",
+                field=argument,
+            )
 
 
 def _cursor_fits(cursor: str, descriptors: list[OrderingDescriptor], using: str) -> bool:
@@ -137,7 +157,11 @@ def _value_fits(value: Any, field: models.Field, connection: Any) -> bool:
             value.encode("utf-8")
         except UnicodeEncodeError:  # an unpaired surrogate: no driver sends it
             return False
-    elif isinstance(value, int) and not isinstance(value, bool) and isinstance(field, models.IntegerField):
+    elif (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and isinstance(field, models.IntegerField)
+    ):
         try:
             low, high = connection.ops.integer_field_range(field.get_internal_type())
         except KeyError:  # a custom integer type: the widest column
@@ -171,8 +195,18 @@ class _CheckedConnectionExtension(StrawberryDjangoConnectionExtension):
     """strawberry-django's connection extension, checking the cursors of a connection it pages
     itself (a root one, or a nested one the optimizer did not prefetch) against its queryset."""
 
-    def resolve(self, next_: Any, source: Any, info: Any, *, before: str | None = None,
-                after: str | None = None, first: int | None = None, last: int | None = None, **kwargs: Any) -> Any:
+    def resolve(
+        self,
+        next_: Any,
+        source: Any,
+        info: Any,
+        *,
+        before: str | None = None,
+        after: str | None = None,
+        first: int | None = None,
+        last: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
         if before or after:
             where, unchecked = _where(info), next_
 
@@ -192,7 +226,9 @@ class _CheckedConnectionExtension(StrawberryDjangoConnectionExtension):
                 return check(nodes)
 
             next_ = checked_next
-        return super().resolve(next_, source, info, before=before, after=after, first=first, last=last, **kwargs)
+        return super().resolve(
+            next_, source, info, before=before, after=after, first=first, last=last, **kwargs
+        )
 
 
 class _ConnectionField(StrawberryDjangoField):
@@ -212,12 +248,16 @@ class _ConnectionField(StrawberryDjangoField):
         return f"{parent}.{info.schema.config.name_converter.from_field(self)}"
 
 
-def connection(graphql_type: Any = None, *, max_results: int, description: str, **options: Any) -> Any:
+def connection(
+    graphql_type: Any = None, *, max_results: int, description: str, **options: Any
+) -> Any:
     """``strawberry_django.connection`` whose page is bounded without ``first``/``last`` and whose
     cursors are checked against their columns."""
     args = (graphql_type,) if graphql_type is not None else ()
     options.setdefault("field_cls", _ConnectionField)
-    field = strawberry_django.connection(*args, description=description, max_results=max_results, **options)
+    field = strawberry_django.connection(
+        *args, description=description, max_results=max_results, **options
+    )
     # strawberry-django adds its connection extension itself: ours in its place (the optimizer
     # finds it with isinstance, and still sees a DjangoCursorConnection)
     field.extensions = [
@@ -241,4 +281,6 @@ def fix_pagination_descriptions(graphql_schema: Any) -> None:
         for field in named.fields.values():
             last, after = field.args.get("last"), field.args.get("after")
             if last is not None and after is not None and last.description == after.description:
-                last.description = "Returns the last n items from the list (before `before`, if given)."
+                last.description = (
+                    "Returns the last n items from the list (before `before`, if given)."
+                )

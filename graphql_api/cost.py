@@ -127,7 +127,11 @@ DEFINITION_BOUNDS: dict[str, str] = {
 def list_bounds() -> dict[str, int]:
     """The bound of every declared list field, with the definition lists read from the
     settings now."""
-    return {**LIST_BOUNDS, **{field: int(steps_setting(name)) for field, name in DEFINITION_BOUNDS.items()}}
+    return {
+        **LIST_BOUNDS,
+        **{field: int(steps_setting(name)) for field, name in DEFINITION_BOUNDS.items()},
+    }
+
 
 #: The range of an offset cursor's position (strawberry's ``arrayconnection:<n>``): GraphQL's
 #: ``Int``. Outside it, SQL ``OFFSET`` overflows or Django refuses a negative index.
@@ -198,7 +202,9 @@ def check_input(variables: Mapping[str, Any] | None, limits: InputLimits) -> Non
     if len(variables) > limits.max_values:
         raise InputProblem("variables", f"Too many input values (more than {limits.max_values}).")
     count = 0
-    stack: list[tuple[str, Any, int]] = [(_segment(name), value, 1) for name, value in reversed(variables.items())]
+    stack: list[tuple[str, Any, int]] = [
+        (_segment(name), value, 1) for name, value in reversed(variables.items())
+    ]
     while stack:
         field, value, depth = stack.pop()
         count += 1
@@ -208,19 +214,30 @@ def check_input(variables: Mapping[str, Any] | None, limits: InputLimits) -> Non
                 raise problem
         elif isinstance(value, str):
             if len(value) > limits.max_string_length:
-                raise InputProblem(field, f"`{field}` is longer than {limits.max_string_length} characters.")
+                raise InputProblem(
+                    field, f"`{field}` is longer than {limits.max_string_length} characters."
+                )
         elif isinstance(value, (dict, list)):
             if depth >= limits.max_depth:
-                raise InputProblem(field, f"`{field}` is nested more than {limits.max_depth} levels deep.")
+                raise InputProblem(
+                    field, f"`{field}` is nested more than {limits.max_depth} levels deep."
+                )
             if count + len(stack) + len(value) > limits.max_values:
                 raise InputProblem(field, f"Too many input values (more than {limits.max_values}).")
             if isinstance(value, dict):
                 for key in value:
                     if len(key) > limits.max_string_length:
-                        raise InputProblem(field, f"A key in `{field}` is longer than {limits.max_string_length} characters.")
-                children = [(f"{field}.{_segment(key)}", item, depth + 1) for key, item in value.items()]
+                        raise InputProblem(
+                            field,
+                            f"A key in `{field}` is longer than {limits.max_string_length} characters.",
+                        )
+                children = [
+                    (f"{field}.{_segment(key)}", item, depth + 1) for key, item in value.items()
+                ]
             else:
-                children = [(f"{field}.{index}", item, depth + 1) for index, item in enumerate(value)]
+                children = [
+                    (f"{field}.{index}", item, depth + 1) for index, item in enumerate(value)
+                ]
             stack.extend(reversed(children))
 
 
@@ -246,7 +263,13 @@ def _literal_problem(field: str, node: ValueNode, limits: InputLimits) -> InputP
             )
         elif isinstance(value, StringValueNode):
             too_long = len(value.value) > limits.max_string_length
-            problem = InputProblem(path, f"`{path}` is longer than {limits.max_string_length} characters.") if too_long else None
+            problem = (
+                InputProblem(
+                    path, f"`{path}` is longer than {limits.max_string_length} characters."
+                )
+                if too_long
+                else None
+            )
         elif isinstance(value, ObjectValueNode):
             stack.extend((f"{path}.{f.name.value}", f.value) for f in value.fields)
             continue
@@ -337,7 +360,9 @@ class _Walk:
         self.facts = _schema_facts(schema)
         self.schema = schema
         self.roots = {schema.query_type, schema.mutation_type, schema.subscription_type} - {None}
-        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
         self.variables = dict(variables)
         for definition in operation.variable_definitions or ():
             name = definition.variable.name.value
@@ -367,7 +392,9 @@ class _Walk:
             return None
         return node  # not a value the checks below accept
 
-    def selection_set(self, selection_set: SelectionSetNode | None, parent: Any, page: int | None) -> int:
+    def selection_set(
+        self, selection_set: SelectionSetNode | None, parent: Any, page: int | None
+    ) -> int:
         if selection_set is None:
             return 0
         total = 0
@@ -423,7 +450,9 @@ class _Walk:
         arguments = {argument.name.value: argument.value for argument in node.arguments or ()}
         for name in ("after", "before"):
             if name in arguments and (facts.offset_cursors or facts.keyset_cursors):
-                check = self.check_offset_cursor if facts.offset_cursors else self.check_keyset_cursor
+                check = (
+                    self.check_offset_cursor if facts.offset_cursors else self.check_keyset_cursor
+                )
                 check(name, self.value(arguments[name]), f"{parent.name}.{node.name.value}")
         sizes = []
         for name in ("first", "last"):
@@ -455,8 +484,9 @@ class _Walk:
             if prefix == relay.types.PREFIX and raw.isascii() and raw.isdigit() and len(raw) <= 10:
                 position = int(raw)
         if position is None or position > MAX_OFFSET:
-            raise InputProblem(argument, f"`{argument}` of `{where}` is not a cursor of this connection.")
-
+            raise InputProblem(
+                argument, f"`{argument}` of `{where}` is not a cursor of this connection."
+            )
 
     @staticmethod
     def check_keyset_cursor(argument: str, cursor: Any, where: str) -> None:
@@ -476,9 +506,13 @@ class _Walk:
         if not (
             isinstance(values, list)
             and 0 < len(values) <= 10
-            and all(value is None or (isinstance(value, str) and len(value) <= 100) for value in values)
+            and all(
+                value is None or (isinstance(value, str) and len(value) <= 100) for value in values
+            )
         ):
-            raise InputProblem(argument, f"`{argument}` of `{where}` is not a cursor of this connection.")
+            raise InputProblem(
+                argument, f"`{argument}` of `{where}` is not a cursor of this connection."
+            )
 
 
 def expanded_fields(document: DocumentNode) -> int:
@@ -487,7 +521,9 @@ def expanded_fields(document: DocumentNode) -> int:
     often fragments spread each other: the number bounds the work of validation rules that
     expand fragments (strawberry's depth and alias limiters do, once per spread). A spread
     that cycles back counts nothing (validation reports the cycle)."""
-    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
     sizes: dict[str, int] = {}
     pending: set[str] = set()
 
@@ -551,4 +587,3 @@ def estimate(
         limits or InputLimits(),
     )
     return walk.selection_set(operation.selection_set, root, None)
-

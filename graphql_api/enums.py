@@ -9,34 +9,53 @@ import strawberry
 from django_steps.choices import EventKind, InstanceState
 
 
-@strawberry.enum(name="WorkflowInstanceState", description="Lifecycle state of a workflow instance.")
+@strawberry.enum(
+    name="WorkflowInstanceState", description="Lifecycle state of a workflow instance."
+)
 class WorkflowInstanceState(enum.Enum):
-    ACTIVE = strawberry.enum_value(InstanceState.ACTIVE.value, description="Running; its status can be changed.")
+    ACTIVE = strawberry.enum_value(
+        InstanceState.ACTIVE.value, description="Running; its status can be changed."
+    )
     ON_HOLD = strawberry.enum_value(
-        InstanceState.ON_HOLD.value, description="Paused; status changes are refused until it is resumed."
+        InstanceState.ON_HOLD.value,
+        description="Paused; status changes are refused until it is resumed.",
     )
     COMPLETED = strawberry.enum_value(
-        InstanceState.COMPLETED.value, description="Finished on a final step; accepts no further changes."
+        InstanceState.COMPLETED.value,
+        description="Finished on a final step; accepts no further changes.",
     )
-    CANCELLED = strawberry.enum_value(InstanceState.CANCELLED.value, description="Cancelled; accepts no further changes.")
+    CANCELLED = strawberry.enum_value(
+        InstanceState.CANCELLED.value, description="Cancelled; accepts no further changes."
+    )
 
 
 @strawberry.enum(name="WorkflowEventKind", description="What one history row records.")
 class WorkflowEventKind(enum.Enum):
     STARTED = strawberry.enum_value(
-        EventKind.STARTED.value, description="The instance was created on the initial step with its default status."
+        EventKind.STARTED.value,
+        description="The instance was created on the initial step with its default status.",
     )
     STATUS_CHANGED = strawberry.enum_value(
-        EventKind.STATUS_CHANGED.value, description="A status of the current step was set; the step did not change."
+        EventKind.STATUS_CHANGED.value,
+        description="A status of the current step was set; the step did not change.",
     )
     ADVANCED = strawberry.enum_value(
-        EventKind.ADVANCED.value, description="A completion status fired a transition to another step."
+        EventKind.ADVANCED.value,
+        description="A completion status fired a transition to another step.",
     )
     NO_TRANSITION = strawberry.enum_value(
         EventKind.NO_TRANSITION.value,
         description="A completion status was set but no transition matched; retry with `advanceWorkflowInstance`.",
     )
-    ON_HOLD = strawberry.enum_value(EventKind.ON_HOLD.value, description="The instance was put on hold.")
-    RESUMED = strawberry.enum_value(EventKind.RESUMED.value, description="The instance was resumed.")
-    CANCELLED = strawberry.enum_value(EventKind.CANCELLED.value, description="The instance was cancelled.")
-    COMPLETED = strawberry.enum_value(EventKind.COMPLETED.value, description="The instance finished on a final step.")
+    ON_HOLD = strawberry.enum_value(
+        EventKind.ON_HOLD.value, description="The instance was put on hold."
+    )
+    RESUMED = strawberry.enum_value(
+        EventKind.RESUMED.value, description="The instance was resumed."
+    )
+    CANCELLED = strawberry.enum_value(
+        EventKind.CANCELLED.value, description="The instance was cancelled."
+    )
+    COMPLETED = strawberry.enum_value(
+        EventKind.COMPLETED.value, description="The instance finished on a final step."
+    )

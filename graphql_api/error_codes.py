@@ -33,26 +33,39 @@ E = strawberry.enum_value
 class WorkflowErrorCode(enum.Enum):
     # --- the engine's (django_steps.exceptions)
     WORKFLOW_NOT_FOUND = E("WORKFLOW_NOT_FOUND", description="No workflow has this name.")
-    INSTANCE_NOT_FOUND = E("INSTANCE_NOT_FOUND", description="The workflow instance does not exist, or no longer.")
+    INSTANCE_NOT_FOUND = E(
+        "INSTANCE_NOT_FOUND", description="The workflow instance does not exist, or no longer."
+    )
     OBJECT_NOT_FOUND = E(
-        "OBJECT_NOT_FOUND", description="No object with this primary key, or one the viewer may not view."
+        "OBJECT_NOT_FOUND",
+        description="No object with this primary key, or one the viewer may not view.",
     )
     MODEL_NOT_ALLOWED = E(
-        "MODEL_NOT_ALLOWED", description="The workflow does not list this model in its `contentTypes`."
+        "MODEL_NOT_ALLOWED",
+        description="The workflow does not list this model in its `contentTypes`.",
     )
     UNKNOWN_STATUS = E("UNKNOWN_STATUS", description="The current step has no such status.")
-    INSTANCE_FINISHED = E("INSTANCE_FINISHED", description="The instance is completed or cancelled.")
-    INSTANCE_ON_HOLD = E("INSTANCE_ON_HOLD", description="The instance is on hold: resume it first.")
+    INSTANCE_FINISHED = E(
+        "INSTANCE_FINISHED", description="The instance is completed or cancelled."
+    )
+    INSTANCE_ON_HOLD = E(
+        "INSTANCE_ON_HOLD", description="The instance is on hold: resume it first."
+    )
     NOT_ON_HOLD = E("NOT_ON_HOLD", description="The instance is not on hold.")
     NOT_AWAITING_TRANSITION = E(
-        "NOT_AWAITING_TRANSITION", description="The instance does not wait for a transition (no retry to do)."
+        "NOT_AWAITING_TRANSITION",
+        description="The instance does not wait for a transition (no retry to do).",
     )
-    VERSION_CONFLICT = E("VERSION_CONFLICT", description="`expectedVersion` is stale: reload and retry.")
+    VERSION_CONFLICT = E(
+        "VERSION_CONFLICT", description="`expectedVersion` is stale: reload and retry."
+    )
     CONDITION_ERROR = E(
         "CONDITION_ERROR",
         description="A transition's condition failed to evaluate or ran over its budget; nothing changed.",
     )
-    CONDITION_SYNTAX_ERROR = E("CONDITION_SYNTAX_ERROR", description="A condition does not compile or is too large.")
+    CONDITION_SYNTAX_ERROR = E(
+        "CONDITION_SYNTAX_ERROR", description="A condition does not compile or is too large."
+    )
     INVALID_CONTEXT = E(
         "INVALID_CONTEXT",
         description=(
@@ -61,29 +74,44 @@ class WorkflowErrorCode(enum.Enum):
         ),
     )
     INVALID_DEFINITION = E(
-        "INVALID_DEFINITION", description="The definition is invalid: one message per problem, `field` its path."
+        "INVALID_DEFINITION",
+        description="The definition is invalid: one message per problem, `field` its path.",
     )
-    WORKFLOW_IN_USE = E("WORKFLOW_IN_USE", description="Instances still use what would be deleted or changed.")
-    WORKFLOW_ERROR = E("WORKFLOW_ERROR", description="Another refusal of the engine (see the message).")
+    WORKFLOW_IN_USE = E(
+        "WORKFLOW_IN_USE", description="Instances still use what would be deleted or changed."
+    )
+    WORKFLOW_ERROR = E(
+        "WORKFLOW_ERROR", description="Another refusal of the engine (see the message)."
+    )
     # --- who may do what
     PERMISSION_DENIED = E(
-        "PERMISSION_DENIED", description="Not logged in, or missing the permission (of the mutation or the status)."
+        "PERMISSION_DENIED",
+        description="Not logged in, or missing the permission (of the mutation or the status).",
     )
     NOT_FOUND = E(
-        "NOT_FOUND", description="A well-formed ID of nothing the viewer may see (missing and hidden look alike)."
+        "NOT_FOUND",
+        description="A well-formed ID of nothing the viewer may see (missing and hidden look alike).",
     )
     INVALID_CREDENTIALS = E("INVALID_CREDENTIALS", description="`login` failed.")
-    TOO_MANY_ATTEMPTS = E("TOO_MANY_ATTEMPTS", description="`login` refused for a while after repeated failures.")
+    TOO_MANY_ATTEMPTS = E(
+        "TOO_MANY_ATTEMPTS", description="`login` refused for a while after repeated failures."
+    )
     # --- what the client sent
-    INVALID_ID = E("INVALID_ID", description="Not a global ID, or one of another type (`field` names the input).")
+    INVALID_ID = E(
+        "INVALID_ID",
+        description="Not a global ID, or one of another type (`field` names the input).",
+    )
     INVALID_CURSOR = E(
-        "INVALID_CURSOR", description="Not an event cursor this history handed out: reload, then start afresh."
+        "INVALID_CURSOR",
+        description="Not an event cursor this history handed out: reload, then start afresh.",
     )
     BAD_USER_INPUT = E(
         "BAD_USER_INPUT",
         description="A value the server cannot take (`extensions.field` names where, never the value).",
     )
-    QUERY_TOO_COMPLEX = E("QUERY_TOO_COMPLEX", description="Over the cost limit: ask for fewer objects.")
+    QUERY_TOO_COMPLEX = E(
+        "QUERY_TOO_COMPLEX", description="Over the cost limit: ask for fewer objects."
+    )
     EVENT_TOO_LARGE = E(
         "EVENT_TOO_LARGE",
         description=(
@@ -92,7 +120,8 @@ class WorkflowErrorCode(enum.Enum):
         ),
     )
     RESULT_TOO_LARGE = E(
-        "RESULT_TOO_LARGE", description="Any other result too large for one WebSocket message: ask over HTTP."
+        "RESULT_TOO_LARGE",
+        description="Any other result too large for one WebSocket message: ask over HTTP.",
     )
     TOO_MANY_OPERATIONS = E(
         "TOO_MANY_OPERATIONS",
@@ -103,7 +132,8 @@ class WorkflowErrorCode(enum.Enum):
     )
     GRAPHQL_PARSE_FAILED = E("GRAPHQL_PARSE_FAILED", description="The document is not GraphQL.")
     GRAPHQL_VALIDATION_FAILED = E(
-        "GRAPHQL_VALIDATION_FAILED", description="Not valid against the schema, or over a depth/alias/token limit."
+        "GRAPHQL_VALIDATION_FAILED",
+        description="Not valid against the schema, or over a depth/alias/token limit.",
     )
     # --- refused before GraphQL runs (HTTP)
     CSRF_FAILED = E("CSRF_FAILED", description="A POST without a valid CSRF token (403).")
@@ -116,11 +146,14 @@ class WorkflowErrorCode(enum.Enum):
         ),
     )
     REQUEST_TOO_LARGE = E(
-        "REQUEST_TOO_LARGE", description="The request body is over the server's size limit (413): send less."
+        "REQUEST_TOO_LARGE",
+        description="The request body is over the server's size limit (413): send less.",
     )
     METHOD_NOT_ALLOWED = E("METHOD_NOT_ALLOWED", description="Neither GET nor POST (405).")
     # --- ours
-    INTERNAL_SERVER_ERROR = E("INTERNAL_SERVER_ERROR", description="A fault of the server, logged; not the client's.")
+    INTERNAL_SERVER_ERROR = E(
+        "INTERNAL_SERVER_ERROR", description="A fault of the server, logged; not the client's."
+    )
 
 
 def code_of(code: str) -> WorkflowErrorCode:
@@ -136,7 +169,9 @@ from strawberry_django.fields.types import OperationMessage as _DjangoOperationM
 Kind = _DjangoOperationMessage.Kind
 
 
-@strawberry.type(name="OperationMessage", description="An error that happened while executing an operation.")
+@strawberry.type(
+    name="OperationMessage", description="An error that happened while executing an operation."
+)
 class OperationMessageType:
     kind: Kind = strawberry.field(description="The kind of this message.")
     message: str = strawberry.field(description="The error message (for people; switch on `code`).")
@@ -152,7 +187,9 @@ class OperationMessageType:
     description="The messages a mutation returns instead of its object when it changed nothing.",
 )
 class OperationInfoType:
-    messages: list[OperationMessageType] = strawberry.field(description="List of messages returned by the operation.")
+    messages: list[OperationMessageType] = strawberry.field(
+        description="List of messages returned by the operation."
+    )
 
 
 # ----------------------------------------------------------------------------- the docs' table

@@ -80,7 +80,9 @@ _VALIDATION_ERRORS = (InvalidDefinition, ConditionSyntaxError, UnknownStatus)
 class ApiError(Exception):
     """An error of this layer with a stable code; becomes an ``OperationMessage``."""
 
-    def __init__(self, code: str, message: str, *, kind: Kind = Kind.ERROR, field: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, kind: Kind = Kind.ERROR, field: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -88,7 +90,9 @@ class ApiError(Exception):
         self.field = field
 
 
-def permission_denied(message: str = "You do not have permission to perform this action.") -> ApiError:
+def permission_denied(
+    message: str = "You do not have permission to perform this action.",
+) -> ApiError:
     return ApiError(PERMISSION_DENIED, message, kind=Kind.PERMISSION)
 
 
@@ -121,12 +125,22 @@ def _messages(error: Exception) -> list[tuple[Kind, str, str | None, str]]:
     if isinstance(error, ApiError):
         return [(error.kind, error.message, error.field, error.code)]
     if isinstance(error, PermissionDenied):
-        return [(Kind.PERMISSION, str(error) or "You do not have permission to perform this action.", None,
-                 PERMISSION_DENIED)]
+        return [
+            (
+                Kind.PERMISSION,
+                str(error) or "You do not have permission to perform this action.",
+                None,
+                PERMISSION_DENIED,
+            )
+        ]
     if isinstance(error, InvalidDefinition) and error.problems:
         return [
-            (Kind.VALIDATION, str(problem.get("message", error.message)), _path_to_field(problem.get("path")),
-             error.code)
+            (
+                Kind.VALIDATION,
+                str(problem.get("message", error.message)),
+                _path_to_field(problem.get("path")),
+                error.code,
+            )
             for problem in error.problems
         ]
     if isinstance(error, WorkflowError):
@@ -138,8 +152,12 @@ def _messages(error: Exception) -> list[tuple[Kind, str, str | None, str]]:
     if isinstance(error, ValidationError):  # a model's own validation (e.g. a host's clean())
         fields = getattr(error, "error_dict", None) or {None: error.error_list}
         return [
-            (Kind.VALIDATION, " ".join(str(m) for m in ValidationError(item).messages), _path_to_field(name),
-             BAD_USER_INPUT)
+            (
+                Kind.VALIDATION,
+                " ".join(str(m) for m in ValidationError(item).messages),
+                _path_to_field(name),
+                BAD_USER_INPUT,
+            )
             for name, items in fields.items()
             for item in items
         ]
@@ -180,7 +198,10 @@ def raise_for_query(error: Exception) -> None:
 #: Client errors logged at WARNING (they suggest abuse); the others at INFO.
 WARNING_CODES = frozenset({QUERY_TOO_COMPLEX, TOO_MANY_ATTEMPTS})
 
-_RELAY_SOURCES = (f"{os.sep}strawberry{os.sep}relay{os.sep}", f"{os.sep}strawberry_django{os.sep}relay{os.sep}")
+_RELAY_SOURCES = (
+    f"{os.sep}strawberry{os.sep}relay{os.sep}",
+    f"{os.sep}strawberry_django{os.sep}relay{os.sep}",
+)
 
 #: graphql-core's messages about variable values (raised while coercing them, no path).
 _VARIABLE_VALUE_MARKERS = ("invalid value", "was not provided", "must not be null")
@@ -215,7 +236,9 @@ def _request_error_code(error: GraphQLError) -> str:
     message = error.message
     if message.startswith("Syntax Error"):
         return GRAPHQL_PARSE_FAILED
-    if message.startswith("Variable '$") and any(marker in message for marker in _VARIABLE_VALUE_MARKERS):
+    if message.startswith("Variable '$") and any(
+        marker in message for marker in _VARIABLE_VALUE_MARKERS
+    ):
         return BAD_USER_INPUT
     return GRAPHQL_VALIDATION_FAILED
 
@@ -232,7 +255,9 @@ def _raised_in_pagination(original: BaseException) -> bool:
         tb = tb.tb_next
     if not frames:
         return False
-    if isinstance(original, (ValueError, TypeError)) and any(source in frames[-1] for source in _RELAY_SOURCES):
+    if isinstance(original, (ValueError, TypeError)) and any(
+        source in frames[-1] for source in _RELAY_SOURCES
+    ):
         return True
     if isinstance(original, (OverflowError, DataError)) or (
         isinstance(original, DatabaseError) and "datatype mismatch" in str(original)
@@ -325,5 +350,11 @@ def log_errors(errors: Iterable[GraphQLError], execution_context: Any = None) ->
             error.extensions = {**readable.extensions, **(error.extensions or {})}
         level = logging.WARNING if code in WARNING_CODES else logging.INFO
         if logger.isEnabledFor(level):
-            logger.log(level, "GraphQL client error %s in operation %s at %s: %s", code, operation, where,
-                       _one_line(readable.message))
+            logger.log(
+                level,
+                "GraphQL client error %s in operation %s at %s: %s",
+                code,
+                operation,
+                where,
+                _one_line(readable.message),
+            )

@@ -154,4 +154,6 @@ def on_workflow_event_committed(sender, event: WorkflowEvent, **kwargs) -> None:
 
 
 def connect() -> None:
-    workflow_event_committed.connect(on_workflow_event_committed, dispatch_uid="graphql_api.events.publish")
+    workflow_event_committed.connect(
+        on_workflow_event_committed, dispatch_uid="graphql_api.events.publish"
+    )

@@ -30,7 +30,13 @@ from strawberry.extensions import (
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from .cost import InputLimits, InputProblem, check_input, estimate, expanded_fields
-from .errors import BAD_USER_INPUT, INTERNAL_SERVER_ERROR, QUERY_TOO_COMPLEX, client_error, should_mask
+from .errors import (
+    BAD_USER_INPUT,
+    INTERNAL_SERVER_ERROR,
+    QUERY_TOO_COMPLEX,
+    client_error,
+    should_mask,
+)
 
 DEFAULTS: dict[str, Any] = {
     "GRAPHIQL": None,  # None: follow settings.DEBUG
@@ -150,7 +156,11 @@ class OperationLimits(SchemaExtension):
         except InputProblem as problem:
             raise GraphQLError(
                 problem.message,
-                extensions={"code": BAD_USER_INPUT, "classification": BAD_USER_INPUT, "field": problem.field},
+                extensions={
+                    "code": BAD_USER_INPUT,
+                    "classification": BAD_USER_INPUT,
+                    "field": problem.field,
+                },
             ) from None
         max_cost = graphql_setting("MAX_COST")
         if max_cost and cost > max_cost:
@@ -201,7 +211,9 @@ def _limit_rules(max_depth: int, max_aliases: int, max_fields: int) -> tuple[typ
 
 
 def _query_limits() -> AddValidationRules:
-    rules = _limit_rules(graphql_setting("MAX_DEPTH"), graphql_setting("MAX_ALIASES"), graphql_setting("MAX_TOKENS"))
+    rules = _limit_rules(
+        graphql_setting("MAX_DEPTH"), graphql_setting("MAX_ALIASES"), graphql_setting("MAX_TOKENS")
+    )
     return AddValidationRules(list(rules))
 
 

@@ -14,20 +14,28 @@ from django_steps import models
 from .enums import WorkflowInstanceState
 
 
-@strawberry_django.filter_type(models.Workflow, name="WorkflowFilter", description="Filters for `workflows`.")
+@strawberry_django.filter_type(
+    models.Workflow, name="WorkflowFilter", description="Filters for `workflows`."
+)
 class WorkflowFilter:
     name: Optional[str] = strawberry_django.filter_field(description="Exact workflow name.")
 
-    @strawberry_django.filter_field(description="Workflow name contains this text (case-insensitive).")
+    @strawberry_django.filter_field(
+        description="Workflow name contains this text (case-insensitive)."
+    )
     def name_contains(self, value: str, prefix: str) -> Q:
         return Q(**{f"{prefix}name__icontains": value})
 
 
 @strawberry_django.filter_type(
-    models.WorkflowInstance, name="WorkflowInstanceFilter", description="Filters for `workflowInstances`."
+    models.WorkflowInstance,
+    name="WorkflowInstanceFilter",
+    description="Filters for `workflowInstances`.",
 )
 class WorkflowInstanceFilter:
-    state: Optional[WorkflowInstanceState] = strawberry_django.filter_field(description="Lifecycle state.")
+    state: Optional[WorkflowInstanceState] = strawberry_django.filter_field(
+        description="Lifecycle state."
+    )
     object_id: Optional[strawberry.ID] = strawberry_django.filter_field(
         description="Primary key of the attached object (use with `contentType`)."
     )
@@ -48,7 +56,12 @@ class WorkflowInstanceFilter:
         app_label, _, model = value.partition(".")
         if not app_label or not model:
             return Q(pk__in=[])
-        return Q(**{f"{prefix}content_type__app_label": app_label, f"{prefix}content_type__model": model.lower()})
+        return Q(
+            **{
+                f"{prefix}content_type__app_label": app_label,
+                f"{prefix}content_type__model": model.lower(),
+            }
+        )
 
     @strawberry_django.filter_field(description="Started at or after this time.")
     def started_after(self, value: datetime, prefix: str) -> Q:
@@ -72,7 +85,9 @@ class WorkflowInstanceOrder:
     state: strawberry.auto = strawberry_django.order_field(description="Its state.")
 
 
-@strawberry_django.order_type(models.Workflow, name="WorkflowOrder", description="Ordering of `workflows`.")
+@strawberry_django.order_type(
+    models.Workflow, name="WorkflowOrder", description="Ordering of `workflows`."
+)
 class WorkflowOrder:
     name: strawberry.auto = strawberry_django.order_field(description="Workflow name.")
     created_at: strawberry.auto = strawberry_django.order_field(description="When it was created.")

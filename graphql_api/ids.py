@@ -32,7 +32,9 @@ _CANONICAL_KEY = re.compile(r"-?(?:0|[1-9][0-9]*)", re.ASCII)
 
 
 def _renames(info: Any) -> dict[str, str]:
-    converter = getattr(getattr(getattr(info, "schema", None), "config", None), "name_converter", None)
+    converter = getattr(
+        getattr(getattr(info, "schema", None), "config", None), "name_converter", None
+    )
     return dict(getattr(converter, "renames", None) or {})
 
 
@@ -60,17 +62,26 @@ def parse_global_id(raw: str, type_name: str, *, field: str = "id", info: Any = 
         raise invalid from None
     if gid.type_name != type_name:
         raise ApiError(
-            INVALID_ID, f"The global ID is of another type than {type_name}.", kind=Kind.VALIDATION, field=field
+            INVALID_ID,
+            f"The global ID is of another type than {type_name}.",
+            kind=Kind.VALIDATION,
+            field=field,
         )
     node_id = gid.node_id
-    if _CANONICAL_KEY.fullmatch(node_id) is None or node_id == "-0" or relay.to_base64(gid.type_name, node_id) != raw:
+    if (
+        _CANONICAL_KEY.fullmatch(node_id) is None
+        or node_id == "-0"
+        or relay.to_base64(gid.type_name, node_id) != raw
+    ):
         raise invalid
     if len(node_id) > 19 or not 0 < int(node_id) < 2**63:
         raise ApiError(NOT_FOUND, f"No {type_name} has this ID.", field=field)
     return int(node_id)
 
 
-def get_by_global_id(queryset: QuerySet[M], raw: str, type_name: str, *, field: str = "id", info: Any = None) -> M:
+def get_by_global_id(
+    queryset: QuerySet[M], raw: str, type_name: str, *, field: str = "id", info: Any = None
+) -> M:
     """The row of ``queryset`` that ``raw`` names, or ``ApiError`` INVALID_ID / NOT_FOUND."""
     pk = parse_global_id(raw, type_name, field=field, info=info)
     obj = queryset.filter(pk=pk).first()

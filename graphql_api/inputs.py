@@ -11,11 +11,15 @@ from strawberry.scalars import JSON
 @strawberry.input(name="StartWorkflowInstanceInput", description="Start a workflow for an object.")
 class StartWorkflowInstanceInput:
     workflow_name: str = strawberry.field(description="Name of the workflow to start.")
-    content_type: str = strawberry.field(description='Model of the object, as "app_label.model" (e.g. "claims.claim").')
+    content_type: str = strawberry.field(
+        description='Model of the object, as "app_label.model" (e.g. "claims.claim").'
+    )
     object_id: strawberry.ID = strawberry.field(description="Primary key of the object.")
 
 
-@strawberry.input(name="UpdateWorkflowStepStatusInput", description="Set a status of the instance's current step.")
+@strawberry.input(
+    name="UpdateWorkflowStepStatusInput", description="Set a status of the instance's current step."
+)
 class UpdateWorkflowStepStatusInput:
     instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
     status_name: Optional[str] = strawberry.field(
@@ -32,7 +36,8 @@ class UpdateWorkflowStepStatusInput:
         "default: the attached object's fields.",
     )
     expected_version: Optional[int] = strawberry.field(
-        default=None, description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version."
+        default=None,
+        description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
     )
 
 
@@ -47,7 +52,8 @@ class AdvanceWorkflowInstanceInput:
         description="A JSON object used as the CEL context; default: the attached object's fields.",
     )
     expected_version: Optional[int] = strawberry.field(
-        default=None, description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version."
+        default=None,
+        description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
     )
 
 
@@ -55,15 +61,19 @@ class AdvanceWorkflowInstanceInput:
 class SetWorkflowOnHoldInput:
     instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
     expected_version: Optional[int] = strawberry.field(
-        default=None, description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version."
+        default=None,
+        description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
     )
 
 
-@strawberry.input(name="ResumeWorkflowInstanceInput", description="Resume an instance that is on hold.")
+@strawberry.input(
+    name="ResumeWorkflowInstanceInput", description="Resume an instance that is on hold."
+)
 class ResumeWorkflowInstanceInput:
     instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
     expected_version: Optional[int] = strawberry.field(
-        default=None, description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version."
+        default=None,
+        description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
     )
 
 
@@ -71,7 +81,8 @@ class ResumeWorkflowInstanceInput:
 class CancelWorkflowInstanceInput:
     instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
     expected_version: Optional[int] = strawberry.field(
-        default=None, description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version."
+        default=None,
+        description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
     )
 
 
@@ -82,12 +93,18 @@ class CancelWorkflowInstanceInput:
 class WorkflowStepStatusInput:
     name: str = strawberry.field(description="Name, unique within the step.")
     description: str = strawberry.field(default="", description="Free text shown to users.")
-    is_default_status: bool = strawberry.field(default=False, description="Set when an instance enters the step.")
+    is_default_status: bool = strawberry.field(
+        default=False, description="Set when an instance enters the step."
+    )
     is_completion_status: bool = strawberry.field(
         default=False, description="Setting it completes the step (transitions are tried)."
     )
-    is_cancellation_status: bool = strawberry.field(default=False, description="Setting it cancels the instance.")
-    is_on_hold_status: bool = strawberry.field(default=False, description="Setting it puts the instance on hold.")
+    is_cancellation_status: bool = strawberry.field(
+        default=False, description="Setting it cancels the instance."
+    )
+    is_on_hold_status: bool = strawberry.field(
+        default=False, description="Setting it puts the instance on hold."
+    )
     permission: str = strawberry.field(
         default="",
         description='Permission needed to set it ("app_label.codename"), checked for the attached object; '
@@ -102,12 +119,20 @@ class WorkflowStepInput:
     order: Optional[int] = strawberry.field(
         default=None, description="Position (ascending); default: the step's position in the list."
     )
-    is_initial_step: bool = strawberry.field(default=False, description="New instances start here (exactly one).")
-    is_final_step: bool = strawberry.field(default=False, description="A completion status here completes.")
-    statuses: list[WorkflowStepStatusInput] = strawberry.field(description="The step's statuses (one default).")
+    is_initial_step: bool = strawberry.field(
+        default=False, description="New instances start here (exactly one)."
+    )
+    is_final_step: bool = strawberry.field(
+        default=False, description="A completion status here completes."
+    )
+    statuses: list[WorkflowStepStatusInput] = strawberry.field(
+        description="The step's statuses (one default)."
+    )
 
 
-@strawberry.input(name="WorkflowTransitionInput", description="A transition, naming its steps by name.")
+@strawberry.input(
+    name="WorkflowTransitionInput", description="A transition, naming its steps by name."
+)
 class WorkflowTransitionInput:
     from_step: str = strawberry.field(description="Name of the step it leaves.")
     to_step: str = strawberry.field(description="Name of the step it enters.")
@@ -137,7 +162,9 @@ class WorkflowDefinitionInput:
     )
 
 
-@strawberry.input(name="DeleteWorkflowInput", description="Delete a workflow definition that no instance uses.")
+@strawberry.input(
+    name="DeleteWorkflowInput", description="Delete a workflow definition that no instance uses."
+)
 class DeleteWorkflowInput:
     name: str = strawberry.field(description="Name of the workflow.")
 

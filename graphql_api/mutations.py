@@ -33,7 +33,12 @@ from strawberry_django.utils.requests import get_request
 
 from django_steps import authorization, compiled, services
 from django_steps.cel import check_context
-from django_steps.exceptions import ContentObjectNotFound, InvalidContext, ModelNotAllowed, WorkflowNotFound
+from django_steps.exceptions import (
+    ContentObjectNotFound,
+    InvalidContext,
+    ModelNotAllowed,
+    WorkflowNotFound,
+)
 from django_steps.models import Workflow, WorkflowInstance
 
 from . import permissions
@@ -60,7 +65,14 @@ from .inputs import (
     WorkflowDefinitionInput,
     definition_document,
 )
-from .permissions import ADD_WORKFLOW, CHANGE_INSTANCE, CHANGE_WORKFLOW, DELETE_WORKFLOW, current_user, has_perm
+from .permissions import (
+    ADD_WORKFLOW,
+    CHANGE_INSTANCE,
+    CHANGE_WORKFLOW,
+    DELETE_WORKFLOW,
+    current_user,
+    has_perm,
+)
 from .types import DeletedWorkflowType, UserType, WorkflowInstanceType, WorkflowType
 
 
@@ -74,7 +86,9 @@ def mutation(description: str, *, perm: str | None) -> Callable[[Callable[..., A
         @functools.wraps(resolver)
         def guarded(self: Any, info: Info, **kwargs: Any) -> Any:
             try:
-                permissions.recheck_socket_user(info)  # over a WebSocket: the user as of now, exactly
+                permissions.recheck_socket_user(
+                    info
+                )  # over a WebSocket: the user as of now, exactly
                 if perm is not None and not has_perm(info, perm):
                     raise permission_denied()
                 return resolver(self, info, **kwargs)
@@ -85,7 +99,9 @@ def mutation(description: str, *, perm: str | None) -> Callable[[Callable[..., A
         if not isinstance(returns, type):  # e.g. `UserType | OperationInfo` written out already
             returns = next(t for t in typing.get_args(returns) if t is not OperationInfo)
         name = to_camel_case(resolver.__name__)
-        union = Annotated[Union[returns, OperationInfo], strawberry.union(name[0].upper() + name[1:] + "Payload")]
+        union = Annotated[
+            Union[returns, OperationInfo], strawberry.union(name[0].upper() + name[1:] + "Payload")
+        ]
         guarded.__signature__ = inspect.signature(resolver).replace(return_annotation=union)
         return strawberry_django.mutation(description=description)(guarded)
 
@@ -95,7 +111,9 @@ def mutation(description: str, *, perm: str | None) -> Callable[[Callable[..., A
 def _instance(info: Info, input_id: str) -> WorkflowInstance:
     """The instance ``input_id`` names, if the viewer may see it (else NOT_FOUND, as for none)."""
     visible = permissions.visible_instances(WorkflowInstance.objects.all(), info)
-    instance = get_by_global_id(visible, input_id, "WorkflowInstance", field="instanceId", info=info)
+    instance = get_by_global_id(
+        visible, input_id, "WorkflowInstance", field="instanceId", info=info
+    )
     # The payload shows the instance the viewer just changed, reloaded (_reloaded): its type's
     # is_type_of reads this instead of querying (which it could not do in the event loop over
     # a WebSocket).
@@ -107,18 +125,25 @@ def _context(value: Any) -> dict | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise ApiError(INVALID_CONTEXT, "`context` must be a JSON object.", kind=Kind.VALIDATION, field="context")
+        raise ApiError(
+            INVALID_CONTEXT,
+            "`context` must be a JSON object.",
+            kind=Kind.VALIDATION,
+            field="context",
+        )
     try:
         check_context(value)  # size, depth, NaN/Infinity, integers beyond 64 bits
     except InvalidContext as error:
-        raise ApiError(INVALID_CONTEXT, error.message, kind=Kind.VALIDATION, field="context") from None
+        raise ApiError(
+            INVALID_CONTEXT, error.message, kind=Kind.VALIDATION, field="context"
+        ) from None
     return value
 
 
 def _reloaded(instance: WorkflowInstance) -> WorkflowInstance:
-    return WorkflowInstance.objects.select_related("workflow", "current_step", "current_step_status").get(
-        pk=instance.pk
-    )
+    return WorkflowInstance.objects.select_related(
+        "workflow", "current_step", "current_step_status"
+    ).get(pk=instance.pk)
 
 
 _NOT_ALLOWED = "This workflow cannot be started on this model."
@@ -158,7 +183,9 @@ def _longest_username() -> int:
 def _login_refused(request: HttpRequest) -> OperationInfo:
     if getattr(request, "axes_locked_out", False):
         return to_operation_info(_locked_out(request))
-    return to_operation_info(ApiError(INVALID_CREDENTIALS, "Incorrect username or password.", kind=Kind.VALIDATION))
+    return to_operation_info(
+        ApiError(INVALID_CREDENTIALS, "Incorrect username or password.", kind=Kind.VALIDATION)
+    )
 
 
 def _request_from_scope(scope: dict) -> HttpRequest:
@@ -169,7 +196,9 @@ def _request_from_scope(scope: dict) -> HttpRequest:
     request.path = request.path_info = scope.get("path", "")
     request.META["REMOTE_ADDR"] = (scope.get("client") or ("",))[0]
     for name, value in scope.get("headers", ()):
-        request.META["HTTP_" + name.decode("latin1").upper().replace("-", "_")] = value.decode("latin1")
+        request.META["HTTP_" + name.decode("latin1").upper().replace("-", "_")] = value.decode(
+            "latin1"
+        )
     return request
 
 
@@ -221,11 +250,17 @@ def _locked_out(request: Any) -> ApiError:
 
     request.axes_locked_out = False
     cool_off = get_cool_off(request)
-    wait = f" Try again in {max(1, round(cool_off.total_seconds() / 60))} minutes." if cool_off else ""
-    return ApiError(TOO_MANY_ATTEMPTS, "Too many failed login attempts." + wait, kind=Kind.PERMISSION)
+    wait = (
+        f" Try again in {max(1, round(cool_off.total_seconds() / 60))} minutes." if cool_off else ""
+    )
+    return ApiError(
+        TOO_MANY_ATTEMPTS, "Too many failed login attempts." + wait, kind=Kind.PERMISSION
+    )
 
 
-@strawberry.type(name="Mutation", description="Change workflow instances and definitions; log in and out.")
+@strawberry.type(
+    name="Mutation", description="Change workflow instances and definitions; log in and out."
+)
 class Mutation:
     # ------------------------------------------------------------------ instances
 
@@ -236,13 +271,19 @@ class Mutation:
         "object's model (`contentTypes`, else MODEL_NOT_ALLOWED).",
         perm=CHANGE_INSTANCE,
     )
-    def start_workflow_instance(self, info: Info, input: StartWorkflowInstanceInput) -> WorkflowInstanceType:  # noqa: A002
+    def start_workflow_instance(
+        self, info: Info, input: StartWorkflowInstanceInput
+    ) -> WorkflowInstanceType:  # noqa: A002
         obj = _startable_object(info, input.workflow_name, input.content_type, str(input.object_id))
-        instance = services.start_workflow_instance(input.workflow_name, obj, actor=current_user(info))
+        instance = services.start_workflow_instance(
+            input.workflow_name, obj, actor=current_user(info)
+        )
         # Loaded through the visibility rule when the viewer sees it (marked: no query in
         # is_type_of); otherwise is_type_of refuses it as over HTTP.
         seen = permissions.visible_instances(WorkflowInstance.objects.filter(pk=instance.pk), info)
-        return seen.select_related("workflow", "current_step", "current_step_status").first() or _reloaded(instance)
+        return seen.select_related(
+            "workflow", "current_step", "current_step_status"
+        ).first() or _reloaded(instance)
 
     @mutation(
         "Set a status of the current step. A completion status advances along the first matching "
@@ -257,11 +298,17 @@ class Mutation:
     ) -> WorkflowInstanceType:
         instance = _instance(info, input.instance_id)
         if (input.status_name is None) == (input.status_id is None):
-            raise ApiError(BAD_USER_INPUT, "Give either `statusName` or `statusId`.", kind=Kind.VALIDATION,
-                           field="statusName")
+            raise ApiError(
+                BAD_USER_INPUT,
+                "Give either `statusName` or `statusId`.",
+                kind=Kind.VALIDATION,
+                field="statusName",
+            )
         status_id = None
         if input.status_id is not None:
-            status_id = parse_global_id(input.status_id, "WorkflowStepStatus", field="statusId", info=info)
+            status_id = parse_global_id(
+                input.status_id, "WorkflowStepStatus", field="statusId", info=info
+            )
         context = _context(input.context)
         services.update_workflow_step_status(
             instance,
@@ -279,7 +326,9 @@ class Mutation:
         "permission of the completion status it retries, if it names one.",
         perm=CHANGE_INSTANCE,
     )
-    def advance_workflow_instance(self, info: Info, input: AdvanceWorkflowInstanceInput) -> WorkflowInstanceType:  # noqa: A002
+    def advance_workflow_instance(
+        self, info: Info, input: AdvanceWorkflowInstanceInput
+    ) -> WorkflowInstanceType:  # noqa: A002
         instance = _instance(info, input.instance_id)
         context = _context(input.context)
         services.advance_workflow_instance(
@@ -292,9 +341,13 @@ class Mutation:
         "`change_workflowinstance`, and that status's permission if it names one.",
         perm=CHANGE_INSTANCE,
     )
-    def set_workflow_on_hold(self, info: Info, input: SetWorkflowOnHoldInput) -> WorkflowInstanceType:  # noqa: A002
+    def set_workflow_on_hold(
+        self, info: Info, input: SetWorkflowOnHoldInput
+    ) -> WorkflowInstanceType:  # noqa: A002
         instance = _instance(info, input.instance_id)
-        services.set_workflow_on_hold(instance, actor=current_user(info), expected_version=input.expected_version)
+        services.set_workflow_on_hold(
+            instance, actor=current_user(info), expected_version=input.expected_version
+        )
         return _reloaded(instance)
 
     @mutation(
@@ -302,9 +355,13 @@ class Mutation:
         "Needs `change_workflowinstance`.",
         perm=CHANGE_INSTANCE,
     )
-    def resume_workflow_instance(self, info: Info, input: ResumeWorkflowInstanceInput) -> WorkflowInstanceType:  # noqa: A002
+    def resume_workflow_instance(
+        self, info: Info, input: ResumeWorkflowInstanceInput
+    ) -> WorkflowInstanceType:  # noqa: A002
         instance = _instance(info, input.instance_id)
-        services.resume_workflow_instance(instance, actor=current_user(info), expected_version=input.expected_version)
+        services.resume_workflow_instance(
+            instance, actor=current_user(info), expected_version=input.expected_version
+        )
         return _reloaded(instance)
 
     @mutation(
@@ -312,9 +369,13 @@ class Mutation:
         "`change_workflowinstance`, and that status's permission if it names one.",
         perm=CHANGE_INSTANCE,
     )
-    def cancel_workflow_instance(self, info: Info, input: CancelWorkflowInstanceInput) -> WorkflowInstanceType:  # noqa: A002
+    def cancel_workflow_instance(
+        self, info: Info, input: CancelWorkflowInstanceInput
+    ) -> WorkflowInstanceType:  # noqa: A002
         instance = _instance(info, input.instance_id)
-        services.cancel_workflow_instance(instance, actor=current_user(info), expected_version=input.expected_version)
+        services.cancel_workflow_instance(
+            instance, actor=current_user(info), expected_version=input.expected_version
+        )
         return _reloaded(instance)
 
     # ------------------------------------------------------------------ definitions

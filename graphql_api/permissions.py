@@ -92,7 +92,11 @@ def current_user(info: Info) -> Any:
 
 def has_perm(info: Info, perm: str) -> bool:
     user = current_user(info)
-    if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+    if (
+        user is None
+        or not getattr(user, "is_authenticated", False)
+        or not getattr(user, "is_active", False)
+    ):
         return False
     return user.has_perm(perm)
 
@@ -118,7 +122,9 @@ _LEDGER = "_django_steps_ledger"
 
 #: The ledger of the WebSocket operation running in this task (its resolvers' threads see it
 #: too: asgiref copies the context). HTTP requests keep theirs on the request's context.
-_operation_ledger: ContextVar[Ledger | None] = ContextVar("django_steps_operation_ledger", default=None)
+_operation_ledger: ContextVar[Ledger | None] = ContextVar(
+    "django_steps_operation_ledger", default=None
+)
 
 
 def begin_socket_operation() -> None:
@@ -174,7 +180,9 @@ def instance_is_visible(info: Info, instance_id: int, obj: Any = None) -> bool |
     user = current_user(info)
 
     def check() -> bool:
-        seen = authorization.visible_instances(user, WorkflowInstance.objects.filter(pk=instance_id)).exists()
+        seen = authorization.visible_instances(
+            user, WorkflowInstance.objects.filter(pk=instance_id)
+        ).exists()
         (book.visible if seen else book.hidden).add(instance_id)
         return seen
 

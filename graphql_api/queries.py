@@ -18,7 +18,15 @@ from django_steps.exceptions import InvalidContext, WorkflowError
 from django_steps.models import Workflow, WorkflowInstance
 
 
-from .errors import BAD_USER_INPUT, INVALID_CONTEXT, INVALID_ID, NOT_FOUND, ApiError, query_error, raise_for_query
+from .errors import (
+    BAD_USER_INPUT,
+    INVALID_CONTEXT,
+    INVALID_ID,
+    NOT_FOUND,
+    ApiError,
+    query_error,
+    raise_for_query,
+)
 from .ids import our_name, parse_global_id
 from . import permissions
 from .connections import Connection, connection
@@ -33,6 +41,7 @@ from .types import (
     WorkflowType,
 )
 
+
 def _definitions(model):
     return lambda info: visible(model.objects.all(), info, VIEW_WORKFLOW)
 
@@ -43,22 +52,32 @@ NODE_MODELS = {
     "WorkflowStep": _definitions(models.WorkflowStep),
     "WorkflowStepStatus": _definitions(models.WorkflowStepStatus),
     "WorkflowTransition": _definitions(models.WorkflowTransition),
-    "WorkflowInstance": lambda info: permissions.visible_instances(models.WorkflowInstance.objects.all(), info),
-    "WorkflowEvent": lambda info: permissions.visible_events(models.WorkflowEvent.objects.all(), info),
+    "WorkflowInstance": lambda info: permissions.visible_instances(
+        models.WorkflowInstance.objects.all(), info
+    ),
+    "WorkflowEvent": lambda info: permissions.visible_events(
+        models.WorkflowEvent.objects.all(), info
+    ),
     "User": lambda info: permissions.visible_users(info),
 }
 
 
-@strawberry.type(name="Query", description="Read workflow definitions, instances and their history.")
+@strawberry.type(
+    name="Query", description="Read workflow definitions, instances and their history."
+)
 class Query:
     # Plain resolvers that query run through django_resolver: in a worker thread when executed
     # asynchronously (over a WebSocket), as strawberry-django's fields do (permissions.py).
-    @strawberry.field(description="Any object by its global ID (null if it does not exist or you may not read it).")
+    @strawberry.field(
+        description="Any object by its global ID (null if it does not exist or you may not read it)."
+    )
     @django_resolver(qs_hook=None)
     def node(
         self,
         info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="A global ID (an `id` field's value).")],  # noqa: A002
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="A global ID (an `id` field's value).")
+        ],  # noqa: A002
     ) -> Optional[relay.Node]:
         try:
             gid = relay.GlobalID.from_id(str(id))
@@ -92,9 +111,13 @@ class Query:
         max_results=MAX_PAGE_SIZE,
     )
 
-    @strawberry_django.field(description="The workflow with this name (null if none, or not readable).")
+    @strawberry_django.field(
+        description="The workflow with this name (null if none, or not readable)."
+    )
     def workflow(
-        self, info: Info, name: Annotated[str, strawberry.argument(description="The workflow's unique name.")]
+        self,
+        info: Info,
+        name: Annotated[str, strawberry.argument(description="The workflow's unique name.")],
     ) -> Optional[WorkflowType]:
         return visible(Workflow.objects.filter(name=name), info, VIEW_WORKFLOW)
 
@@ -124,10 +147,14 @@ class Query:
     def evaluate_transitions(
         self,
         info: Info,
-        instance_id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the instance.")],
+        instance_id: Annotated[
+            strawberry.ID, strawberry.argument(description="Global ID of the instance.")
+        ],
         context: Annotated[
             Optional[JSON],
-            strawberry.argument(description="A JSON object to evaluate against; default: the object's fields."),
+            strawberry.argument(
+                description="A JSON object to evaluate against; default: the object's fields."
+            ),
         ] = None,
     ) -> Optional[TransitionDryRunType]:
         try:
@@ -145,7 +172,11 @@ class Query:
                 error = query_error(INVALID_CONTEXT, invalid.message)
                 error.extensions["field"] = "context"
                 raise error from None
-        instance = permissions.visible_instances(WorkflowInstance.objects.all(), info).filter(pk=pk).first()
+        instance = (
+            permissions.visible_instances(WorkflowInstance.objects.all(), info)
+            .filter(pk=pk)
+            .first()
+        )
         if instance is None:
             return None
         permissions.vouch(info, instance.pk)  # the dry run's instance: loaded through the rule
@@ -175,13 +206,16 @@ class Query:
         self,
         info: Info,
         after: Annotated[
-            Optional[str], strawberry.argument(description="An event `cursor`: return the events after it.")
+            Optional[str],
+            strawberry.argument(description="An event `cursor`: return the events after it."),
         ] = None,
         first: Annotated[
-            Optional[int], strawberry.argument(description="How many events at most (default and largest: 100).")
+            Optional[int],
+            strawberry.argument(description="How many events at most (default and largest: 100)."),
         ] = None,
         instance_id: Annotated[
-            Optional[strawberry.ID], strawberry.argument(description="Global ID of one `WorkflowInstance`.")
+            Optional[strawberry.ID],
+            strawberry.argument(description="Global ID of one `WorkflowInstance`."),
         ] = None,
         workflow_name: Annotated[
             Optional[str], strawberry.argument(description="Name of a workflow: all its instances.")
@@ -201,12 +235,15 @@ class Query:
         except InvalidCursor as error:
             raise query_error(error.code, str(error), field="after") from error
         if first is not None and not 0 <= first <= MAX_PAGE_SIZE:
-            raise query_error(BAD_USER_INPUT, f"`first` must be between 0 and {MAX_PAGE_SIZE}.", field="first")
+            raise query_error(
+                BAD_USER_INPUT, f"`first` must be between 0 and {MAX_PAGE_SIZE}.", field="first"
+            )
         size = MAX_PAGE_SIZE if first is None else first
         user = current_user(info)
         spec = resolve_stream(user, instance_id, workflow_name, position, info=info)
         visible = authorization.visible_events(
-            user, events_after(position or 0, instance_id=spec.instance_id, workflow_id=spec.workflow_id)
+            user,
+            events_after(position or 0, instance_id=spec.instance_id, workflow_id=spec.workflow_id),
         )
         events = read_events(visible, size + 1)
         for event in events:
@@ -224,7 +261,9 @@ class Query:
             elif spec.workflow_id is not None:
                 stream = stream.filter(workflow_id=spec.workflow_id)
             resume = history.newest(authorization.visible_events(user, stream))
-        edges = [WorkflowEventFeedEdgeType(cursor=str(event.cursor), node=event) for event in events]
+        edges = [
+            WorkflowEventFeedEdgeType(cursor=str(event.cursor), node=event) for event in events
+        ]
         return WorkflowEventFeedType(
             edges=edges,
             page_info=relay.PageInfo(

@@ -109,7 +109,9 @@ from graphql import GraphQLError
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.channels.handlers.ws_handler import ChannelsWebSocketAdapter
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from .schemas import SchemaSpec, load_schema
@@ -184,7 +186,12 @@ class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
 
     async def send_json(self, message, *, limited: bool = True) -> None:
         text = self.view.encode_json(message)  # json.dumps: ASCII, so characters are bytes
-        if limited and self.max_size and len(text) > self.max_size and message.get("type") in _RESULT_MESSAGES:
+        if (
+            limited
+            and self.max_size
+            and len(text) > self.max_size
+            and message.get("type") in _RESULT_MESSAGES
+        ):
             raise MessageTooLarge(len(text), self.max_size)
         await self.ws_consumer.send(text)
 
@@ -288,7 +295,9 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler):
         try:
             await super().handle_message(message)
         except Exception:
-            logger.exception("WebSocket message handling failed (graphql-transport-ws); closing with 1011")
+            logger.exception(
+                "WebSocket message handling failed (graphql-transport-ws); closing with 1011"
+            )
             await self.websocket.close(code=1011, reason="Internal server error")
 
     async def handle_invalid_message(self, error_message: str) -> None:
@@ -303,7 +312,13 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler):
             and message["id"] not in self.operations
             and len(self.operations) >= limit
         ):
-            await self.send_message({"id": message["id"], "type": "error", "payload": [_too_many_operations(limit).formatted]})
+            await self.send_message(
+                {
+                    "id": message["id"],
+                    "type": "error",
+                    "payload": [_too_many_operations(limit).formatted],
+                }
+            )
             return
         await super().handle_subscribe(message)
 
@@ -319,7 +334,9 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler):
         except MessageTooLarge as too_large:
             operation = self.operations.get(message["id"])
             refusal = {"id": message["id"], "type": "next", "payload": too_large.payload()}
-            await self.websocket.send_json(refusal, limited=False)  # a few hundred bytes, whatever the limit
+            await self.websocket.send_json(
+                refusal, limited=False
+            )  # a few hundred bytes, whatever the limit
             if operation is not None:
                 # Marks it completed (nothing more is sent for it) and frees its id.
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
@@ -345,7 +362,9 @@ class _GraphQLWSHandler(BaseGraphQLWSHandler):
                 error = {"message": problem, "extensions": {"code": BAD_REQUEST}}
                 await self.send_message({"type": "error", "id": operation_id, "payload": error})
             else:
-                await self.send_message({"type": "connection_error", "payload": {"message": problem}})
+                await self.send_message(
+                    {"type": "connection_error", "payload": {"message": problem}}
+                )
             return
         try:
             await super().handle_message(message)
@@ -369,7 +388,9 @@ class _GraphQLWSHandler(BaseGraphQLWSHandler):
     async def handle_async_results(self, operation_id, query, operation_name, variables) -> None:
         if not await _prepare_operation(self.view.scope):
             self.tasks.pop(operation_id, None)
-            await self.send_message({"type": "error", "id": operation_id, "payload": _check_failed().formatted})
+            await self.send_message(
+                {"type": "error", "id": operation_id, "payload": _check_failed().formatted}
+            )
             return
         await super().handle_async_results(operation_id, query, operation_name, variables)
 
@@ -382,7 +403,9 @@ class _GraphQLWSHandler(BaseGraphQLWSHandler):
             await super().send_message(message)
         except MessageTooLarge as too_large:
             refusal = {"type": "data", "id": message["id"], "payload": too_large.payload()}
-            await self.websocket.send_json(refusal, limited=False)  # a few hundred bytes, whatever the limit
+            await self.websocket.send_json(
+                refusal, limited=False
+            )  # a few hundred bytes, whatever the limit
             task = self.tasks.get(message["id"])
             if task is not None:
                 self._ended = self._ended | {message["id"]}
@@ -460,11 +483,15 @@ def websocket_application(schema: SchemaSpec = None, *, path: str = r"^graphql/?
         keep_alive=True,
         keep_alive_interval=_graphql_settings().get("WEBSOCKET_KEEP_ALIVE_SECONDS", 15),
     )
-    return GraphQLOriginValidator(AuthMiddlewareStack(URLRouter([re_path(path, consumer)])), allowed_origins())
+    return GraphQLOriginValidator(
+        AuthMiddlewareStack(URLRouter([re_path(path, consumer)])), allowed_origins()
+    )
 
 
 def get_application(schema: SchemaSpec = None, *, path: str = r"^graphql/?$"):
     """The project's ASGI application: Django for HTTP, ``schema`` (ours by default) over
     WebSocket on ``path`` (a regular expression matching the GraphQL view's URL path)."""
     django_asgi = get_asgi_application()  # sets Django up before anything imports models
-    return ProtocolTypeRouter({"http": django_asgi, "websocket": websocket_application(schema, path=path)})
+    return ProtocolTypeRouter(
+        {"http": django_asgi, "websocket": websocket_application(schema, path=path)}
+    )

@@ -52,7 +52,9 @@ def load_schema(spec: SchemaSpec = None) -> Schema:
             f"not {type(spec).__name__}."
         )
     if not isinstance(value, Schema):
-        raise ImproperlyConfigured(f"{spec!r} gave a {type(value).__name__}, not a strawberry Schema.")
+        raise ImproperlyConfigured(
+            f"{spec!r} gave a {type(value).__name__}, not a strawberry Schema."
+        )
     return value
 
 
@@ -61,9 +63,13 @@ def _import(path: str) -> object:
     if not sep:
         module_name, _, attribute = path.rpartition(".")
     if not module_name or not attribute:
-        raise ImproperlyConfigured(f"{path!r} is not a dotted path to a schema (e.g. 'mysite.schema:schema').")
+        raise ImproperlyConfigured(
+            f"{path!r} is not a dotted path to a schema (e.g. 'mysite.schema:schema')."
+        )
     module = import_module(module_name)
     try:
         return getattr(module, attribute)
     except AttributeError:
-        raise ImproperlyConfigured(f"Module {module_name!r} has no attribute {attribute!r}.") from None
+        raise ImproperlyConfigured(
+            f"Module {module_name!r} has no attribute {attribute!r}."
+        ) from None

@@ -74,7 +74,13 @@ from django.db.models import QuerySet
 
 from django_steps import compiled, history
 from django_steps.history import CURSOR_LIMIT
-from django_steps.models import Workflow, WorkflowEvent, WorkflowStep, WorkflowStepStatus, WorkflowTransition
+from django_steps.models import (
+    Workflow,
+    WorkflowEvent,
+    WorkflowStep,
+    WorkflowStepStatus,
+    WorkflowTransition,
+)
 from django_steps.selectors import events_after, newest_cursor
 
 logger = logging.getLogger("graphql_api.streams")
@@ -176,8 +182,12 @@ def _definition_rows(workflow_id: int) -> dict[str, dict[int, Any]]:
     steps = {step.pk: step for step in WorkflowStep.objects.filter(workflow_id=workflow_id)}
     return {
         "steps": steps,
-        "statuses": {status.pk: status for status in WorkflowStepStatus.objects.filter(step__in=list(steps))},
-        "transitions": {t.pk: t for t in WorkflowTransition.objects.filter(workflow_id=workflow_id)},
+        "statuses": {
+            status.pk: status for status in WorkflowStepStatus.objects.filter(step__in=list(steps))
+        },
+        "transitions": {
+            t.pk: t for t in WorkflowTransition.objects.filter(workflow_id=workflow_id)
+        },
     }
 
 
@@ -214,9 +224,13 @@ def read_events(queryset: QuerySet[WorkflowEvent], limit: int = BATCH) -> list[W
     return events
 
 
-def _read(after: int, until: int | None = None, spec: StreamSpec | None = None) -> list[WorkflowEvent]:
+def _read(
+    after: int, until: int | None = None, spec: StreamSpec | None = None
+) -> list[WorkflowEvent]:
     spec = spec or StreamSpec()
-    return read_events(events_after(after, instance_id=spec.instance_id, workflow_id=spec.workflow_id, until=until))
+    return read_events(
+        events_after(after, instance_id=spec.instance_id, workflow_id=spec.workflow_id, until=until)
+    )
 
 
 def _read_final(after: int, until: int) -> tuple[list[WorkflowEvent], int]:
@@ -273,7 +287,9 @@ class EventHub:
         self.catch_up_interval = catch_up_interval
         self.retry_interval = retry_interval
         self.channel: str | None = None
-        self.watermark = 0  # every event at or below this cursor was handed out (or predates the hub)
+        self.watermark = (
+            0  # every event at or below this cursor was handed out (or predates the hub)
+        )
         self.target = 0  # the newest cursor announced: the hub reads until it gets there
         self.healthy = False
         self.by_instance: dict[int, set[_Subscriber]] = defaultdict(set)
@@ -333,7 +349,9 @@ class EventHub:
             raise
         self._tasks = [asyncio.create_task(self._maintain_loop(), name="django_steps hub maintain")]
         if self.layer is not None:
-            self._tasks.append(asyncio.create_task(self._receive_loop(), name="django_steps hub receive"))
+            self._tasks.append(
+                asyncio.create_task(self._receive_loop(), name="django_steps hub receive")
+            )
 
     async def _stop(self) -> None:
         if _HUBS.get(self.key) is self:
@@ -356,7 +374,10 @@ class EventHub:
         try:
             await self.layer.group_add(GROUP, self.channel)
         except Exception as exc:
-            logger.warning("Cannot join the channel-layer group (%s); reading the history until it is back", exc)
+            logger.warning(
+                "Cannot join the channel-layer group (%s); reading the history until it is back",
+                exc,
+            )
             return False
         return True
 
@@ -417,7 +438,9 @@ class EventHub:
         async with self._fill_lock:
             await self._read_to_target()
         if self.watermark < self.target and self._waiting is None:
-            self._waiting = asyncio.create_task(self._wait_for_horizon(), name="django_steps hub horizon")
+            self._waiting = asyncio.create_task(
+                self._wait_for_horizon(), name="django_steps hub horizon"
+            )
 
     async def _read_to_target(self) -> None:
         while self.watermark < self.target:
@@ -498,7 +521,9 @@ async def stream_events(
     limit = int(options.get("SUBSCRIPTION_BUFFER", 10_000))
     hub = hub_for(layer, catch_up_interval=catch_up_interval, retry_interval=retry_interval)
     subscriber = _Subscriber(spec, limit)
-    await hub.add(subscriber)  # 1. register first: what the history read below misses, the hub hands out
+    await hub.add(
+        subscriber
+    )  # 1. register first: what the history read below misses, the hub hands out
     try:
         last, batch = await database_sync_to_async(_start)(spec, after)
 

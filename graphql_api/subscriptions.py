@@ -60,21 +60,31 @@ sending_event: ContextVar[WorkflowEvent | None] = ContextVar("sending_event", de
 
 
 def resolve_stream(
-    user, instance_id: str | None, workflow_name: str | None, after: int | None = None, *, info: Any = None
+    user,
+    instance_id: str | None,
+    workflow_name: str | None,
+    after: int | None = None,
+    *,
+    info: Any = None,
 ) -> StreamSpec:
     """Check the user and the arguments of an event stream (``workflowInstanceEvents``,
     ``workflowEvents``): sync, in a worker thread under ASGI."""
     if user is None or not user.is_authenticated or not user.is_active:
         raise query_error(PERMISSION_DENIED, "Log in to subscribe to workflow events.")
     if not authorization.may_read_instances(user):
-        raise query_error(PERMISSION_DENIED, "You do not have permission to view workflow instances.")
+        raise query_error(
+            PERMISSION_DENIED, "You do not have permission to view workflow instances."
+        )
     if after is not None and history.is_ahead(after, router.db_for_read(WorkflowEvent)):
         raise query_error(
-            InvalidCursor.code, "This cursor is not from this history: reload, then subscribe without `after`."
+            InvalidCursor.code,
+            "This cursor is not from this history: reload, then subscribe without `after`.",
         )
     workflow_id = None
     if workflow_name is not None:
-        workflow_id = Workflow.objects.filter(name=workflow_name).values_list("pk", flat=True).first()
+        workflow_id = (
+            Workflow.objects.filter(name=workflow_name).values_list("pk", flat=True).first()
+        )
         if workflow_id is None:
             raise query_error(NOT_FOUND, "No workflow has this name.", field="workflowName")
     if instance_id is None:
@@ -85,8 +95,13 @@ def resolve_stream(
         raise query_error(error.code, error.message) from error
     visible = authorization.visible_instances(user, WorkflowInstance.objects.filter(pk=pk))
     instance_workflow_id = visible.values_list("workflow_id", flat=True).first()
-    if instance_workflow_id is None or (workflow_id is not None and instance_workflow_id != workflow_id):
-        raise query_error(NOT_FOUND, "No workflow instance has this ID" + (" in this workflow." if workflow_id else "."))
+    if instance_workflow_id is None or (
+        workflow_id is not None and instance_workflow_id != workflow_id
+    ):
+        raise query_error(
+            NOT_FOUND,
+            "No workflow instance has this ID" + (" in this workflow." if workflow_id else "."),
+        )
     return StreamSpec(instance_id=pk, workflow_id=instance_workflow_id)
 
 
@@ -114,7 +129,9 @@ class Access:
         user = await permissions.user_now(self.user_pk, self.session_key)
         if user is not None:
             may_read = await permissions.DECISIONS.get(
-                ("may-read", self.user_pk, self.session_key), self.ttl, lambda: authorization.may_read_instances(user)
+                ("may-read", self.user_pk, self.session_key),
+                self.ttl,
+                lambda: authorization.may_read_instances(user),
             )
             if not may_read:
                 user = None
@@ -126,12 +143,18 @@ class Access:
         user = self.user
 
         def compute() -> bool:
-            return authorization.visible_instances(user, WorkflowInstance.objects.filter(pk=instance_id)).exists()
+            return authorization.visible_instances(
+                user, WorkflowInstance.objects.filter(pk=instance_id)
+            ).exists()
 
-        return await permissions.DECISIONS.get(("instance", self.user_pk, self.session_key, instance_id), self.ttl, compute)
+        return await permissions.DECISIONS.get(
+            ("instance", self.user_pk, self.session_key, instance_id), self.ttl, compute
+        )
 
 
-async def _guarded(events: AsyncGenerator[WorkflowEvent, None], access: Access, spec: StreamSpec, info: Info):
+async def _guarded(
+    events: AsyncGenerator[WorkflowEvent, None], access: Access, spec: StreamSpec, info: Info
+):
     """``events``, re-checking access before each one and every few seconds while idle."""
     pending: asyncio.Future | None = None
     try:
@@ -162,7 +185,9 @@ async def _guarded(events: AsyncGenerator[WorkflowEvent, None], access: Access, 
         await events.aclose()
 
 
-@strawberry.type(description="Real-time updates, over WebSocket (`graphql-transport-ws` or `graphql-ws`).")
+@strawberry.type(
+    description="Real-time updates, over WebSocket (`graphql-transport-ws` or `graphql-ws`)."
+)
 class Subscription:
     @strawberry.subscription(
         description=(
@@ -181,14 +206,18 @@ class Subscription:
         self,
         info: Info,
         instance_id: Annotated[
-            strawberry.ID | None, strawberry.argument(description="Global ID of one `WorkflowInstance` to follow.")
+            strawberry.ID | None,
+            strawberry.argument(description="Global ID of one `WorkflowInstance` to follow."),
         ] = None,
         workflow_name: Annotated[
-            str | None, strawberry.argument(description="Name of a workflow: follow all its instances.")
+            str | None,
+            strawberry.argument(description="Name of a workflow: follow all its instances."),
         ] = None,
         after: Annotated[
             str | None,
-            strawberry.argument(description="Resume after this event `cursor` (replays what was missed)."),
+            strawberry.argument(
+                description="Resume after this event `cursor` (replays what was missed)."
+            ),
         ] = None,
     ) -> AsyncGenerator[WorkflowEventType, None]:
         try:
@@ -196,8 +225,14 @@ class Subscription:
         except InvalidCursor as error:
             raise query_error(error.code, str(error)) from error
         user = current_user(info)
-        spec = await database_sync_to_async(resolve_stream)(user, instance_id, workflow_name, position, info=info)
+        spec = await database_sync_to_async(resolve_stream)(
+            user, instance_id, workflow_name, position, info=info
+        )
         access = Access(info, user)
-        async for event in _guarded(stream_events(get_channel_layer(), spec, after=position), access, spec, info):
-            sending_event.set(event)  # this generator runs in the operation's task: the sender sees it
+        async for event in _guarded(
+            stream_events(get_channel_layer(), spec, after=position), access, spec, info
+        ):
+            sending_event.set(
+                event
+            )  # this generator runs in the operation's task: the sender sees it
             yield event

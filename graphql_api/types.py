@@ -94,7 +94,10 @@ def _counts(root: Any, info: Info, outer: str, prefix: str) -> WorkflowInstanceC
         found = {name: getattr(root, f"{prefix}{name}") for name in _STATES}
     else:  # not loaded through the optimizer: one grouped query
         per_state = dict(
-            _visible_rows(info, **{outer: root.pk}).values_list("state").annotate(n=Count("pk")).values_list("state", "n")
+            _visible_rows(info, **{outer: root.pk})
+            .values_list("state")
+            .annotate(n=Count("pk"))
+            .values_list("state", "n")
         )
         found = {name: per_state.get(state, 0) for name, state in _STATES.items()}
     return WorkflowInstanceCountsType(total=sum(found.values()), **found)
@@ -115,8 +118,12 @@ class WorkflowInstanceCountsType:
     total: int = strawberry.field(description="All of them (the sum of the four states).")
     active: int = strawberry.field(description="State `ACTIVE`.")
     on_hold: int = strawberry.field(description="State `ON_HOLD`.")
-    completed: int = strawberry.field(description="State `COMPLETED` (on a step: completed on it, a final step).")
-    cancelled: int = strawberry.field(description="State `CANCELLED` (on a step: cancelled while on it).")
+    completed: int = strawberry.field(
+        description="State `COMPLETED` (on a step: completed on it, a final step)."
+    )
+    cancelled: int = strawberry.field(
+        description="State `CANCELLED` (on a step: cancelled while on it)."
+    )
 
 
 @strawberry_django.type(
@@ -129,20 +136,23 @@ class WorkflowStepStatusType(relay.Node):
 
     name: str = strawberry_django.field(description="Name, unique within its step.")
     description: str = strawberry_django.field(description="Free text shown to users.")
-    step: WorkflowStepType = strawberry_django.field(
-        description="The step this status belongs to."
+    step: WorkflowStepType = strawberry_django.field(description="The step this status belongs to.")
+    is_default_status: bool = strawberry_django.field(
+        description="Set when an instance enters the step."
     )
-    is_default_status: bool = strawberry_django.field(description="Set when an instance enters the step.")
     is_completion_status: bool = strawberry_django.field(
         description="Setting it completes the step: transitions are tried, or the instance completes on a final step."
     )
-    is_cancellation_status: bool = strawberry_django.field(description="Setting it cancels the instance.")
-    is_on_hold_status: bool = strawberry_django.field(description="Setting it puts the instance on hold.")
+    is_cancellation_status: bool = strawberry_django.field(
+        description="Setting it cancels the instance."
+    )
+    is_on_hold_status: bool = strawberry_django.field(
+        description="Setting it puts the instance on hold."
+    )
     permission: str = strawberry_django.field(
         description='Permission needed to set it ("app_label.codename"), checked for the attached object; '
         "empty: anyone who may change the instance."
     )
-
 
 
 @strawberry_django.type(
@@ -155,7 +165,9 @@ class WorkflowStepType(relay.Node):
 
     name: str = strawberry_django.field(description="Name, unique within its workflow.")
     description: str = strawberry_django.field(description="Free text shown to users.")
-    order: int = strawberry_django.field(description="Position of the step in the workflow (ascending).")
+    order: int = strawberry_django.field(
+        description="Position of the step in the workflow (ascending)."
+    )
     is_initial_step: bool = strawberry_django.field(description="New instances start on this step.")
     is_final_step: bool = strawberry_django.field(
         description="A completion status set on this step completes the instance."
@@ -163,18 +175,21 @@ class WorkflowStepType(relay.Node):
     workflow: WorkflowType = strawberry_django.field(
         description="The workflow this step belongs to."
     )
-    statuses: list[WorkflowStepStatusType] = strawberry_django.field(description="The step's statuses.")
-    outgoing_transitions: list[WorkflowTransitionType] = (
-        strawberry_django.field(description="Transitions leaving this step, highest priority first.")
+    statuses: list[WorkflowStepStatusType] = strawberry_django.field(
+        description="The step's statuses."
+    )
+    outgoing_transitions: list[WorkflowTransitionType] = strawberry_django.field(
+        description="Transitions leaving this step, highest priority first."
     )
 
     @strawberry_django.field(
         annotate=_count_annotations("current_step", _STEP_COUNTS),
         description="Instances on this step now (their current step), by state, that the viewer may see.",
     )
-    def instance_counts(self, root: strawberry.Parent[models.WorkflowStep], info: Info) -> WorkflowInstanceCountsType:
+    def instance_counts(
+        self, root: strawberry.Parent[models.WorkflowStep], info: Info
+    ) -> WorkflowInstanceCountsType:
         return _counts(root, info, "current_step", _STEP_COUNTS)
-
 
 
 @strawberry_django.type(
@@ -200,7 +215,6 @@ class WorkflowTransitionType(relay.Node):
     )
 
 
-
 @strawberry_django.type(
     models.Workflow,
     name="Workflow",
@@ -214,7 +228,9 @@ class WorkflowType(relay.Node):
     name: str = strawberry_django.field(description="Unique name; instances are started by it.")
     description: str = strawberry_django.field(description="Free text shown to users.")
     created_at: datetime = strawberry_django.field(description="When the definition was created.")
-    updated_at: datetime = strawberry_django.field(description="When the definition was last saved.")
+    updated_at: datetime = strawberry_django.field(
+        description="When the definition was last saved."
+    )
     steps: list[WorkflowStepType] = strawberry_django.field(description="The steps, in order.")
 
     @strawberry_django.field(
@@ -227,18 +243,18 @@ class WorkflowType(relay.Node):
     transitions: list[WorkflowTransitionType] = strawberry_django.field(
         description="All transitions, by source step order then priority (highest first)."
     )
-    instances: Connection[WorkflowInstanceType] = (
-        connection(
-            description="Instances of this workflow (needs `view_workflowinstance`).",
-            max_results=MAX_PAGE_SIZE,
-        )
+    instances: Connection[WorkflowInstanceType] = connection(
+        description="Instances of this workflow (needs `view_workflowinstance`).",
+        max_results=MAX_PAGE_SIZE,
     )
 
     @strawberry_django.field(
         annotate=_count_annotations("workflow", _WORKFLOW_COUNTS),
         description="Its instances by state, that the viewer may see (for a dashboard header: no paging needed).",
     )
-    def instance_counts(self, root: strawberry.Parent[models.Workflow], info: Info) -> WorkflowInstanceCountsType:
+    def instance_counts(
+        self, root: strawberry.Parent[models.Workflow], info: Info
+    ) -> WorkflowInstanceCountsType:
         return _counts(root, info, "workflow", _WORKFLOW_COUNTS)
 
     @strawberry_django.field(
@@ -254,7 +270,6 @@ class WorkflowType(relay.Node):
         return workflow_to_mermaid(root)
 
 
-
 @strawberry_django.type(
     models.WorkflowEvent,
     name="WorkflowEvent",
@@ -267,7 +282,9 @@ class WorkflowEventType(relay.Node):
     sequence: int = strawberry_django.field(
         description="Number of the event within its instance (1, 2, 3…); equals the instance's `version` after it."
     )
-    state: WorkflowInstanceState = strawberry_django.field(description="The instance's state after the event.")
+    state: WorkflowInstanceState = strawberry_django.field(
+        description="The instance's state after the event."
+    )
     from_step: Optional[WorkflowStepType] = strawberry_django.field(
         description="The step before the event (null for STARTED)."
     )
@@ -275,14 +292,19 @@ class WorkflowEventType(relay.Node):
         description="The status before the event (null for STARTED)."
     )
     to_step: WorkflowStepType = strawberry_django.field(description="The step after the event.")
-    to_status: WorkflowStepStatusType = strawberry_django.field(description="The status after the event.")
+    to_status: WorkflowStepStatusType = strawberry_django.field(
+        description="The status after the event."
+    )
     requested_status: Optional[WorkflowStepStatusType] = strawberry_django.field(
         description="The status named by the update that caused the event, if any."
     )
     transition: Optional[WorkflowTransitionType] = strawberry_django.field(
         description="The transition that fired, if any."
     )
-    actor: Optional[UserType] = strawberry_django.field(description="Who made the change (null: the system).")
+    actor: Optional[UserType] = strawberry_django.field(
+        description="Who made the change (null: the system)."
+    )
+
     @strawberry_django.field(
         only=["context", "instance_id"],
         description=(
@@ -325,7 +347,9 @@ class WorkflowEventType(relay.Node):
         if not isinstance(obj, models.WorkflowEvent):
             return isinstance(obj, cls)
         # True, NOT_FOUND, or (unknown, in the event loop) an awaitable checking it in a thread
-        return permissions.require_visible(info, obj.instance_id, obj, lambda: _hidden("No workflow event has this ID."))
+        return permissions.require_visible(
+            info, obj.instance_id, obj, lambda: _hidden("No workflow event has this ID.")
+        )
 
 
 @strawberry_django.type(
@@ -343,7 +367,9 @@ class WorkflowInstanceType(relay.Node):
         description="Increases by one on every change; pass it as `expectedVersion` to refuse lost updates."
     )
     workflow: WorkflowType = strawberry_django.field(description="The workflow definition it runs.")
-    current_step: WorkflowStepType = strawberry_django.field(description="The step the instance is on.")
+    current_step: WorkflowStepType = strawberry_django.field(
+        description="The step the instance is on."
+    )
     current_step_status: WorkflowStepStatusType = strawberry_django.field(
         description="The status of the current step."
     )
@@ -366,7 +392,13 @@ class WorkflowInstanceType(relay.Node):
             Prefetch(
                 "events",
                 queryset=models.WorkflowEvent.objects.order_by("-txid", "-position").select_related(
-                    "from_step", "from_status", "to_step", "to_status", "requested_status", "transition", "actor"
+                    "from_step",
+                    "from_status",
+                    "to_step",
+                    "to_status",
+                    "requested_status",
+                    "transition",
+                    "actor",
                 )[:1],
                 to_attr="_django_steps_last_event",
             )
@@ -387,11 +419,15 @@ class WorkflowInstanceType(relay.Node):
         ct = ContentType.objects.get_for_id(root.content_type_id)  # cached per process
         return f"{ct.app_label}.{ct.model}"
 
-    @strawberry_django.field(only=["object_id"], description="Primary key of the attached object, as text.")
+    @strawberry_django.field(
+        only=["object_id"], description="Primary key of the attached object, as text."
+    )
     def object_id(self, root: strawberry.Parent[models.WorkflowInstance]) -> strawberry.ID:
         return strawberry.ID(root.object_id)
 
-    @strawberry_django.field(only=["state"], description="True once completed or cancelled: it accepts no change.")
+    @strawberry_django.field(
+        only=["state"], description="True once completed or cancelled: it accepts no change."
+    )
     def is_finished(self, root: strawberry.Parent[models.WorkflowInstance]) -> bool:
         return root.state in FINISHED_STATES
 
@@ -423,7 +459,9 @@ class WorkflowInstanceType(relay.Node):
             "may set, read `viewerCan`."
         ),
     )
-    def available_statuses(self, root: strawberry.Parent[models.WorkflowInstance]) -> list[WorkflowStepStatusType]:
+    def available_statuses(
+        self, root: strawberry.Parent[models.WorkflowInstance]
+    ) -> list[WorkflowStepStatusType]:
         if root.state in FINISHED_STATES:
             return []
         statuses = list(root.current_step.statuses.all())
@@ -432,7 +470,14 @@ class WorkflowInstanceType(relay.Node):
         return statuses
 
     @strawberry_django.field(
-        only=["state", "current_step_id", "current_step_status_id", "workflow_id", "content_type_id", "object_id"],
+        only=[
+            "state",
+            "current_step_id",
+            "current_step_status_id",
+            "workflow_id",
+            "content_type_id",
+            "object_id",
+        ],
         select_related=["workflow"],
         prefetch_related=["current_step__statuses", "content_object"],
         description=(
@@ -440,14 +485,26 @@ class WorkflowInstanceType(relay.Node):
             "permissions, the statuses' permissions and the instance's state): show only these actions."
         ),
     )
-    def viewer_can(self, root: strawberry.Parent[models.WorkflowInstance], info: Info) -> WorkflowInstanceActionsType:
+    def viewer_can(
+        self, root: strawberry.Parent[models.WorkflowInstance], info: Info
+    ) -> WorkflowInstanceActionsType:
         from django_steps import compiled
 
-        actions = authorization.allowed_actions(permissions.current_user(info), root, compiled.load(root.workflow))
+        actions = authorization.allowed_actions(
+            permissions.current_user(info), root, compiled.load(root.workflow)
+        )
         allowed = {status.id for status in actions.statuses}
-        rows = [status for status in root.current_step.statuses.all() if status.pk in allowed] if allowed else []
+        rows = (
+            [status for status in root.current_step.statuses.all() if status.pk in allowed]
+            if allowed
+            else []
+        )
         return WorkflowInstanceActionsType(
-            statuses=rows, hold=actions.hold, resume=actions.resume, cancel=actions.cancel, advance=actions.advance
+            statuses=rows,
+            hold=actions.hold,
+            resume=actions.resume,
+            cancel=actions.cancel,
+            advance=actions.advance,
         )
 
     @classmethod
@@ -461,7 +518,9 @@ class WorkflowInstanceType(relay.Node):
         if not isinstance(obj, models.WorkflowInstance):
             return isinstance(obj, cls)
         # True, NOT_FOUND, or (unknown, in the event loop) an awaitable checking it in a thread
-        return permissions.require_visible(info, obj.pk, obj, lambda: _hidden("No workflow instance has this ID."))
+        return permissions.require_visible(
+            info, obj.pk, obj, lambda: _hidden("No workflow instance has this ID.")
+        )
 
 
 def _hidden(message: str) -> GraphQLError:
@@ -485,14 +544,22 @@ class WorkflowInstanceActionsType:
     )
 
 
-@strawberry.type(name="TransitionEvaluation", description="One candidate transition, as the dry run saw it.")
+@strawberry.type(
+    name="TransitionEvaluation", description="One candidate transition, as the dry run saw it."
+)
 class TransitionEvaluationType:
     transition: WorkflowTransitionType = strawberry.field(description="The transition.")
     priority: int = strawberry.field(description="Its priority (higher first).")
     condition: str = strawberry.field(description="Its CEL condition (empty: always).")
-    result: Optional[bool] = strawberry.field(description="What the condition gave; null if it failed.")
-    error: Optional[str] = strawberry.field(description="Why the condition failed to evaluate, if it did.")
-    would_fire: bool = strawberry.field(description="True for the transition a completion status would fire now.")
+    result: Optional[bool] = strawberry.field(
+        description="What the condition gave; null if it failed."
+    )
+    error: Optional[str] = strawberry.field(
+        description="Why the condition failed to evaluate, if it did."
+    )
+    would_fire: bool = strawberry.field(
+        description="True for the transition a completion status would fire now."
+    )
 
 
 @strawberry.type(
@@ -534,8 +601,12 @@ class WorkflowEventFeedEdgeType:
     description="A page of the commit-ordered history (`workflowEvents`), with the cursor to continue from.",
 )
 class WorkflowEventFeedType:
-    edges: list[WorkflowEventFeedEdgeType] = strawberry.field(description="The events, oldest first.")
-    page_info: relay.PageInfo = strawberry.field(description="Whether more events follow this page.")
+    edges: list[WorkflowEventFeedEdgeType] = strawberry.field(
+        description="The events, oldest first."
+    )
+    page_info: relay.PageInfo = strawberry.field(
+        description="Whether more events follow this page."
+    )
     cursor: str = strawberry.field(
         description=(
             "Where to continue: the last event's cursor, or (no event) the `after` given, or the newest "

@@ -18,7 +18,9 @@ from .views import graphql_view
 __all__ = ["graphql_urls", "urlpatterns"]
 
 
-def graphql_urls(schema: SchemaSpec = None, *, route: str = "graphql/", name: str = "graphql") -> list[URLPattern]:
+def graphql_urls(
+    schema: SchemaSpec = None, *, route: str = "graphql/", name: str = "graphql"
+) -> list[URLPattern]:
     """URL patterns serving ``schema`` (ours by default) at ``route``."""
     return [path(route, graphql_view(schema), name=name)]
 

@@ -34,7 +34,12 @@ from typing import Any
 
 from cross_web import HTTPException
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.http.request import HttpHeaders
@@ -62,6 +67,7 @@ from .schemas import SchemaSpec, load_schema
 try:  # Django 5.1+
     from django.contrib.auth.decorators import login_not_required
 except ImportError:  # pragma: no cover - Django 5.0 has no LoginRequiredMiddleware
+
     def login_not_required(view):  # type: ignore[no-redef]
         return view
 
@@ -91,7 +97,9 @@ csrf_logger = logging.getLogger("django.security.csrf")
 
 def error_response(code: str, message: str, status: int) -> JsonResponse:
     """A refusal in GraphQL's JSON error shape (no ``data``: the operation never ran)."""
-    return JsonResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status=status)
+    return JsonResponse(
+        {"errors": [{"message": message, "extensions": {"code": code}}]}, status=status
+    )
 
 
 class DjangoStepsGraphQLView(GraphQLView):
@@ -108,15 +116,20 @@ class DjangoStepsGraphQLView(GraphQLView):
                     "No GraphQL query found in the request (send `query` in the URL or POST it; GraphiQL is off).",
                     400,
                 )
-            response = error_response(_CODE_FOR_STATUS.get(error.status_code, BAD_REQUEST), str(error.reason)[:200],
-                                      error.status_code)
+            response = error_response(
+                _CODE_FOR_STATUS.get(error.status_code, BAD_REQUEST),
+                str(error.reason)[:200],
+                error.status_code,
+            )
             if error.status_code == 405:
                 response["Allow"] = "GET, POST"
             return response
         except UnicodeDecodeError:  # a body that is not UTF-8, decoded before any JSON parsing
             return error_response(BAD_REQUEST, "Unable to parse request body as UTF-8.", 400)
         except PermissionDenied:
-            return error_response(PERMISSION_DENIED, "You do not have permission to perform this action.", 403)
+            return error_response(
+                PERMISSION_DENIED, "You do not have permission to perform this action.", 403
+            )
 
     def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
         """strawberry's parsing, after checking the shape of a JSON body (strawberry calls
@@ -126,14 +139,22 @@ class DjangoStepsGraphQLView(GraphQLView):
             body = request.body
             data = self.parse_json(body)
             if isinstance(data, list) and self.schema.config.batching_config is None:
-                raise HTTPException(400, "Batching is off: send one operation, as a JSON object, per request.")
+                raise HTTPException(
+                    400, "Batching is off: send one operation, as a JSON object, per request."
+                )
             if not isinstance(data, (dict, list)):
-                raise HTTPException(400, "The request body must be a JSON object (`query`, `variables`, `operationName`).")
+                raise HTTPException(
+                    400,
+                    "The request body must be a JSON object (`query`, `variables`, `operationName`).",
+                )
             self._parsed_body = (body, data)  # decoded once: strawberry's parsing asks for it again
         data = super().parse_http_body(request)
         for operation in data if isinstance(data, list) else (data,):
             if not isinstance(operation.operation_name, (str, type(None))):
-                raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null, if provided.")
+                raise HTTPException(
+                    400,
+                    "The GraphQL operation's `operationName` must be a string or null, if provided.",
+                )
         return data
 
     def parse_json(self, data: str | bytes) -> Any:
@@ -156,7 +177,9 @@ class DjangoStepsGraphQLView(GraphQLView):
         failed on its async generator) and with messages that do not repeat the request.
         Reimplemented rather than wrapped: the allowed operation types are a local there."""
         allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
-        if not self.allow_queries_via_get and request_adapter.method == "GET":  # pragma: no cover - allowed here
+        if (
+            not self.allow_queries_via_get and request_adapter.method == "GET"
+        ):  # pragma: no cover - allowed here
             allowed -= {OperationType.QUERY}
         try:
             return self.schema.execute_sync(
@@ -170,12 +193,15 @@ class DjangoStepsGraphQLView(GraphQLView):
             )
         except CannotGetOperationTypeError as error:
             if request_data.operation_name:
-                raise HTTPException(400, "The document has no operation of the name given in `operationName`.") from error
+                raise HTTPException(
+                    400, "The document has no operation of the name given in `operationName`."
+                ) from error
             raise HTTPException(400, "The document holds no operation.") from error
         except InvalidOperationTypeError as error:
             if error.operation_type == OperationType.SUBSCRIPTION:
                 raise HTTPException(
-                    400, "Subscriptions are served over the WebSocket only (graphql-transport-ws or graphql-ws)."
+                    400,
+                    "Subscriptions are served over the WebSocket only (graphql-transport-ws or graphql-ws).",
                 ) from error
             raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from error
         except MissingQueryError as error:
@@ -215,8 +241,14 @@ class _GraphQLCsrfCheck(CsrfViewMiddleware):
     def _reject(self, request: HttpRequest, reason: str) -> HttpResponse:
         get_token(request)  # a refused client gets a cookie to retry with
         response = error_response(CSRF_FAILED, _csrf_message(reason), 403)
-        log_response("Forbidden (%s): %s", reason, request.path, response=response, request=request,
-                     logger=csrf_logger)
+        log_response(
+            "Forbidden (%s): %s",
+            reason,
+            request.path,
+            response=response,
+            request=request,
+            logger=csrf_logger,
+        )
         return self.process_response(request, response)
 
 
@@ -261,7 +293,9 @@ def _unreadable_bodies_refused(view):
         except RequestDataTooBig:
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
             return error_response(
-                REQUEST_TOO_LARGE, f"The request body is larger than this server accepts ({limit:,} bytes).", 413
+                REQUEST_TOO_LARGE,
+                f"The request body is larger than this server accepts ({limit:,} bytes).",
+                413,
             )
         except (TooManyFieldsSent, TooManyFilesSent, MultiPartParserError):
             return error_response(BAD_REQUEST, "The request body cannot be read as a form.", 400)

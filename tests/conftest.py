@@ -13,7 +13,11 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-REQUIRE_SERVICES = os.environ.get("DJANGO_STEPS_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}
+REQUIRE_SERVICES = os.environ.get("DJANGO_STEPS_REQUIRE_SERVICES", "").lower() in {
+    "1",
+    "true",
+    "yes",
+}
 
 
 def _missing_service(item) -> str | None:
@@ -36,7 +40,9 @@ def pytest_runtest_setup(item):
     reason = _missing_service(item)
     if reason:
         if REQUIRE_SERVICES:
-            pytest.fail(f"DJANGO_STEPS_REQUIRE_SERVICES is set but the service is missing: {reason}")
+            pytest.fail(
+                f"DJANGO_STEPS_REQUIRE_SERVICES is set but the service is missing: {reason}"
+            )
         pytest.skip(reason)
 
 

@@ -108,7 +108,10 @@ def test_instances_and_history_are_read_only(client, claim_workflow, claim):
     event = WorkflowEvent.objects.get(instance=instance)
     assert client.get(url(WorkflowInstance, "add")).status_code == 403
     assert client.get(url(WorkflowEvent, "add")).status_code == 403
-    assert client.post(url(WorkflowInstance, "delete", instance.pk), {"post": "yes"}).status_code == 403
+    assert (
+        client.post(url(WorkflowInstance, "delete", instance.pk), {"post": "yes"}).status_code
+        == 403
+    )
     assert client.post(url(WorkflowEvent, "delete", event.pk), {"post": "yes"}).status_code == 403
     response = client.post(url(WorkflowInstance, "change", instance.pk), {"state": "COMPLETED"})
     assert response.status_code == 403
@@ -130,7 +133,9 @@ def test_editing_a_transition_inline_saves_it(client, claim_workflow):
     assert (t.condition, t.priority) == ("claim.amount > 10", 7)
 
 
-def test_the_models_a_workflow_runs_on_and_a_status_permission_are_edited_in_the_admin(client, claim_workflow, claim):
+def test_the_models_a_workflow_runs_on_and_a_status_permission_are_edited_in_the_admin(
+    client, claim_workflow, claim
+):
     from django.contrib.contenttypes.models import ContentType
 
     from django_steps.exceptions import ModelNotAllowed, NotPermitted
@@ -138,12 +143,17 @@ def test_the_models_a_workflow_runs_on_and_a_status_permission_are_edited_in_the
 
     document_type = ContentType.objects.get_for_model(Document)
     data = form_data(client.get(url(Workflow, "change", claim_workflow.pk)))
-    data["content_types"] = [str(ContentType.objects.get_for_model(claim).pk)]  # claims only, as before
+    data["content_types"] = [
+        str(ContentType.objects.get_for_model(claim).pk)
+    ]  # claims only, as before
     response = client.post(url(Workflow, "change", claim_workflow.pk), data)
     assert response.status_code == 302, response.content.decode()[:2000]
     with pytest.raises(ModelNotAllowed):
         services.start_workflow_instance("Claim Processing", Document.objects.create())
-    data["content_types"] = [str(ContentType.objects.get_for_model(claim).pk), str(document_type.pk)]
+    data["content_types"] = [
+        str(ContentType.objects.get_for_model(claim).pk),
+        str(document_type.pk),
+    ]
     assert client.post(url(Workflow, "change", claim_workflow.pk), data).status_code == 302
     assert services.start_workflow_instance("Claim Processing", Document.objects.create()).pk
 
@@ -172,7 +182,11 @@ def test_a_condition_that_does_not_compile_is_a_form_error(client, claim_workflo
 def test_transition_choices_are_the_workflows_own_steps(client, claim_workflow):
     import_workflow({**export_workflow(claim_workflow), "name": "Other"})
     response = client.get(url(Workflow, "change", claim_workflow.pk))
-    formset = next(f.formset for f in response.context["inline_admin_formsets"] if f.formset.prefix == "transitions")
+    formset = next(
+        f.formset
+        for f in response.context["inline_admin_formsets"]
+        if f.formset.prefix == "transitions"
+    )
     choices = formset.forms[0].fields["from_step"].queryset
     assert set(choices.values_list("workflow__name", flat=True)) == {"Claim Processing"}
 
@@ -202,7 +216,10 @@ def test_a_draft_workflow_is_saved_with_its_problems_as_a_warning(client, claim_
     response = client.post(url(Workflow, "change", claim_workflow.pk), data)
     assert response.status_code == 302
     assert not WorkflowStep.objects.get(name="Approve/Reject").is_final_step
-    assert any("not valid yet" in m and "at least one step must be final" in m for m in messages_of(response))
+    assert any(
+        "not valid yet" in m and "at least one step must be final" in m
+        for m in messages_of(response)
+    )
 
 
 def test_a_new_workflow_can_be_built_in_the_admin(client):

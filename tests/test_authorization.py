@@ -28,9 +28,17 @@ GUARDED = {
             **CLAIM_PROCESSING["steps"][0],
             "statuses": [
                 {"name": "Draft", "is_default_status": True},
-                {"name": "Submitted", "is_completion_status": True, "permission": "claims.submit_claim"},
+                {
+                    "name": "Submitted",
+                    "is_completion_status": True,
+                    "permission": "claims.submit_claim",
+                },
                 {"name": "On Hold", "is_on_hold_status": True, "permission": "claims.decide_claim"},
-                {"name": "Withdrawn", "is_cancellation_status": True, "permission": "claims.submit_claim"},
+                {
+                    "name": "Withdrawn",
+                    "is_cancellation_status": True,
+                    "permission": "claims.submit_claim",
+                },
             ],
         },
         *CLAIM_PROCESSING["steps"][1:],
@@ -58,15 +66,21 @@ def test_a_workflow_starts_only_on_the_models_it_lists(db):
     assert not WorkflowInstance.objects.exists()
     make_workflow("Nothing", {**CLAIM_PROCESSING, "content_types": []})
     with pytest.raises(ModelNotAllowed):
-        services.start_workflow_instance("Nothing", Claim.objects.create(title="t", claimant="c", amount=1))
+        services.start_workflow_instance(
+            "Nothing", Claim.objects.create(title="t", claimant="c", amount=1)
+        )
 
 
-def test_a_status_permission_is_checked_for_the_acting_user_and_refusals_change_nothing(instance, owner):
+def test_a_status_permission_is_checked_for_the_acting_user_and_refusals_change_nothing(
+    instance, owner
+):
     stranger = User.objects.create_user("stranger", password="pw")
     for change in (
         lambda: services.update_workflow_step_status(instance, "Submitted", actor=stranger),
         lambda: services.cancel_workflow_instance(instance, actor=stranger),  # through "Withdrawn"
-        lambda: services.set_workflow_on_hold(instance, actor=owner),  # "On Hold" needs decide_claim
+        lambda: services.set_workflow_on_hold(
+            instance, actor=owner
+        ),  # "On Hold" needs decide_claim
     ):
         with pytest.raises(NotPermitted) as refused:
             change()
@@ -74,17 +88,27 @@ def test_a_status_permission_is_checked_for_the_acting_user_and_refusals_change_
     assert WorkflowInstance.objects.get(pk=instance.pk).version == 1
     assert WorkflowEvent.objects.filter(instance=instance).count() == 1
     # The owner may (django-rules, per object); without an actor nothing is checked (the system).
-    assert services.update_workflow_step_status(instance, "Submitted", actor=owner).current_step.name == "Review Claim"
+    assert (
+        services.update_workflow_step_status(instance, "Submitted", actor=owner).current_step.name
+        == "Review Claim"
+    )
 
 
 def test_a_global_permission_allows_a_status_on_every_object(instance):
     """ModelBackend answers stored permissions globally (never per object): still honoured."""
     clerk = User.objects.create_user("clerk", password="pw")
-    clerk.user_permissions.add(Permission.objects.create(
-        codename="submit_claim", name="Can submit any claim", content_type=ContentType.objects.get_for_model(Claim)
-    ))
+    clerk.user_permissions.add(
+        Permission.objects.create(
+            codename="submit_claim",
+            name="Can submit any claim",
+            content_type=ContentType.objects.get_for_model(Claim),
+        )
+    )
     clerk = User.objects.get(pk=clerk.pk)  # permissions are cached per user object
-    assert services.update_workflow_step_status(instance, "Submitted", actor=clerk).current_step.name == "Review Claim"
+    assert (
+        services.update_workflow_step_status(instance, "Submitted", actor=clerk).current_step.name
+        == "Review Claim"
+    )
 
 
 def test_an_inactive_user_may_set_no_guarded_status(instance, owner):
@@ -106,6 +130,8 @@ def test_the_visibility_rule_is_a_setting_read_at_call_time(settings, instance, 
     settings.DJANGO_STEPS = {}
     assert list(authorization.visible_instances(reader, everything)) == [instance]
     # A callable works as well as a dotted path.
-    settings.DJANGO_STEPS = {"VISIBLE_INSTANCES": lambda user, queryset: queryset.filter(state="ON_HOLD")}
+    settings.DJANGO_STEPS = {
+        "VISIBLE_INSTANCES": lambda user, queryset: queryset.filter(state="ON_HOLD")
+    }
     assert list(authorization.visible_instances(reader, everything)) == []
     assert list(authorization.visible_events(reader, WorkflowEvent.objects.all())) == []

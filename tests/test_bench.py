@@ -26,7 +26,10 @@ EXPECTED = {
     # On SQLite (`make test` on a fresh machine) one row says it needs PostgreSQL; on PostgreSQL
     # (CI) the threads are measured.
     "writers": (
-        ["1 thread(s), separate instances: engine changes/s", "engine 8-thread / 1-thread scaling vs the floor's"]
+        [
+            "1 thread(s), separate instances: engine changes/s",
+            "engine 8-thread / 1-thread scaling vs the floor's",
+        ]
         if os.environ.get("DATABASE_URL", "").startswith("postgres")
         else ["writers: changes/s with 1-8 threads vs a plain UPDATE"]
     ),
@@ -51,7 +54,10 @@ EXPECTED = {
         "page of 100 over HTTP (uvicorn, session + CSRF, same permission work): ours vs graphene-django",
         "page of 100 over HTTP: per-round ratio ours/graphene-django, median [interquartile range]",
     ],
-    "graphql_cost": ["WorkflowInstances: request with the cost check", "WorkflowInstances: the estimate alone"],
+    "graphql_cost": [
+        "WorkflowInstances: request with the cost check",
+        "WorkflowInstances: the estimate alone",
+    ],
     "ws_message_size": ["send one ", "naming the event being sent"],
     "mutations": ["updateWorkflowStepStatus"],
     "subscriptions": ["redis, 2 workers", "in-memory, 1 worker"],
@@ -73,7 +79,9 @@ def test_quick_bench_produces_every_row():
     for script, figures in EXPECTED.items():
         names = [r["figure"] for r in rows if r.get("script") == script]
         for figure in figures:
-            assert any(n.startswith(figure) for n in names), f"{script}: no row {figure!r} in {names}"
+            assert any(n.startswith(figure) for n in names), (
+                f"{script}: no row {figure!r} in {names}"
+            )
     for row in rows:
         assert "value" in row and row["figure"], row
     # The figures are measured, not made up: counts are positive, ratios are value/floor.
@@ -81,8 +89,19 @@ def test_quick_bench_produces_every_row():
     assert engine["queries per start"]["value"] > 0
     # Constant in page size, as measured (not a time: a count).
     lists = {r["figure"]: r for r in rows if r["script"] == "lists"}
-    assert lists["page with lastEvent + history(first: 10) each: SQL queries for 10 / 100 instances"]["met"] is True
+    assert (
+        lists["page with lastEvent + history(first: 10) each: SQL queries for 10 / 100 instances"][
+            "met"
+        ]
+        is True
+    )
     assert lists["workflows with instanceCounts: SQL queries (large / small)"]["met"] is True
     for row in rows:
-        if isinstance(row.get("ratio"), (int, float)) and isinstance(row.get("floor"), (int, float)) and row["floor"]:
-            assert abs(row["ratio"] - row["value"] / row["floor"]) <= 0.05 * row["ratio"] + 0.01, row
+        if (
+            isinstance(row.get("ratio"), (int, float))
+            and isinstance(row.get("floor"), (int, float))
+            and row["floor"]
+        ):
+            assert abs(row["ratio"] - row["value"] / row["floor"]) <= 0.05 * row["ratio"] + 0.01, (
+                row
+            )

@@ -12,7 +12,11 @@ import pytest
 from django_steps import cel, compiled
 from django_steps.exceptions import ConditionError, ConditionSyntaxError
 from django_steps.models import Workflow, WorkflowStepStatus, WorkflowTransition
-from django_steps.services import advance_workflow_instance, start_workflow_instance, update_workflow_step_status
+from django_steps.services import (
+    advance_workflow_instance,
+    start_workflow_instance,
+    update_workflow_step_status,
+)
 from tests.conftest import make_workflow
 from tests.test_services import routing
 from tests.testapp.models import Document
@@ -39,8 +43,16 @@ def run(expression, **context):
         ("name.startsWith('A')", {"name": "Ada"}, True),
         ("when < timestamp('2024-01-02T00:00:00Z')", {"when": dt.date(2024, 1, 1)}, True),
         ("when == timestamp('2024-01-01T00:00:00Z')", {"when": dt.date(2024, 1, 1)}, True),
-        ("when > timestamp('2024-01-01T10:00:00Z')", {"when": dt.datetime(2024, 1, 1, 11, tzinfo=dt.timezone.utc)}, True),
-        ("when == timestamp('2024-01-01T10:00:00Z')", {"when": dt.datetime(2024, 1, 1, 10)}, True),  # naive = UTC
+        (
+            "when > timestamp('2024-01-01T10:00:00Z')",
+            {"when": dt.datetime(2024, 1, 1, 11, tzinfo=dt.timezone.utc)},
+            True,
+        ),
+        (
+            "when == timestamp('2024-01-01T10:00:00Z')",
+            {"when": dt.datetime(2024, 1, 1, 10)},
+            True,
+        ),  # naive = UTC
         ("d > duration('1h')", {"d": dt.timedelta(hours=2)}, True),
         ("ref == '00000000-0000-0000-0000-000000000001'", {"ref": uuid.UUID(int=1)}, True),
         ("x == null", {"x": None}, True),
@@ -86,7 +98,13 @@ def test_the_name_an_error_is_about_is_the_expressions_never_a_value():
 
 @pytest.mark.parametrize(
     "expression,position",
-    [("amount >", (1, 8)), ("a ==== b", (1, 5)), ("(", (1, 1)), ("'unterminated", (1, 1)), ("a\n  && (b", (2, 7))],
+    [
+        ("amount >", (1, 8)),
+        ("a ==== b", (1, 5)),
+        ("(", (1, 1)),
+        ("'unterminated", (1, 1)),
+        ("a\n  && (b", (2, 7)),
+    ],
 )
 def test_syntax_errors_give_a_position_and_a_short_description(expression, position):
     with pytest.raises(ConditionSyntaxError) as excinfo:
@@ -96,11 +114,18 @@ def test_syntax_errors_give_a_position_and_a_short_description(expression, posit
     assert error.details["reason"] == "SYNTAX"
     assert (error.details["line"], error.details["column"]) == position
     assert repr(expression) in error.message
-    assert "Token(" not in error.message and "RULE" not in error.message and "Expected" not in error.message
+    assert (
+        "Token(" not in error.message
+        and "RULE" not in error.message
+        and "Expected" not in error.message
+    )
 
 
 def test_brackets_in_strings_and_comments_do_not_count_as_nesting():
-    assert run("s == '((((((((((((((((((((' // ))))))))))))))))))))]]]]", s="((((((((((((((((((((") is True
+    assert (
+        run("s == '((((((((((((((((((((' // ))))))))))))))))))))]]]]", s="((((((((((((((((((((")
+        is True
+    )
     assert run('s != """[[[[[[[[[[[[[[[[[[[[[["""', s="x") is True
 
 
@@ -189,10 +214,15 @@ def test_to_json_is_json_safe():
 @pytest.mark.django_db
 def test_services_compile_each_condition_once_across_many_evaluations():
     cel.clear_cache()
-    make_workflow("Routing", routing([("Fast", "document.amount > 1000", 10), ("Slow", "document.count > 2.5", 5)]))
+    make_workflow(
+        "Routing",
+        routing([("Fast", "document.amount > 1000", 10), ("Slow", "document.count > 2.5", 5)]),
+    )
     before = cel.stats["compiled"]
     for _ in range(10):
-        instance = start_workflow_instance("Routing", Document.objects.create(amount=Decimal("1"), count=1))
+        instance = start_workflow_instance(
+            "Routing", Document.objects.create(amount=Decimal("1"), count=1)
+        )
         update_workflow_step_status(instance, "Done")  # both evaluated, no match
         advance_workflow_instance(instance, {"document": {"amount": 1, "count": 1}})
     assert cel.stats["compiled"] - before == 2
@@ -200,12 +230,21 @@ def test_services_compile_each_condition_once_across_many_evaluations():
 
 @pytest.mark.django_db(transaction=True)  # every change commits, as in production
 def test_definition_cache_is_used_and_invalidated_when_a_transition_or_status_changes():
-    workflow = make_workflow("Routing", routing([("Fast", "document.amount > 1000", 10), ("Slow", "", 0)]))
+    workflow = make_workflow(
+        "Routing", routing([("Fast", "document.amount > 1000", 10), ("Slow", "", 0)])
+    )
     doc = Document.objects.create(amount=Decimal("5000"))
     loads = compiled.stats["loads"]
-    assert update_workflow_step_status(start_workflow_instance("Routing", doc), "Done").current_step.name == "Fast"
+    assert (
+        update_workflow_step_status(
+            start_workflow_instance("Routing", doc), "Done"
+        ).current_step.name
+        == "Fast"
+    )
     for _ in range(5):
-        instance = start_workflow_instance("Routing", Document.objects.create(amount=Decimal("5000")))
+        instance = start_workflow_instance(
+            "Routing", Document.objects.create(amount=Decimal("5000"))
+        )
         update_workflow_step_status(instance, "Checking")
     assert compiled.stats["loads"] == loads + 1  # loaded once, then served from the cache
 
@@ -220,14 +259,18 @@ def test_definition_cache_is_used_and_invalidated_when_a_transition_or_status_ch
     assert compiled.stats["loads"] == loads + 2
 
     # Rename a status: the old name is unknown, the new one works.
-    status = WorkflowStepStatus.objects.get(step__workflow=workflow, step__name="Intake", name="Checking")
+    status = WorkflowStepStatus.objects.get(
+        step__workflow=workflow, step__name="Intake", name="Checking"
+    )
     status.name = "Verifying"
     status.save()
     instance = start_workflow_instance("Routing", Document.objects.create())
     with pytest.raises(Exception) as excinfo:
         update_workflow_step_status(instance, "Checking")
     assert excinfo.value.code == "UNKNOWN_STATUS"
-    assert update_workflow_step_status(instance, "Verifying").current_step_status.name == "Verifying"
+    assert (
+        update_workflow_step_status(instance, "Verifying").current_step_status.name == "Verifying"
+    )
 
     # Delete a transition: it no longer fires.
     transition.delete()

@@ -22,7 +22,13 @@ from django.test import Client
 
 from django_steps import cel
 from django_steps.definitions import import_workflow, load_document, validate_definition
-from django_steps.exceptions import ConditionError, ConditionSyntaxError, InvalidContext, InvalidDefinition, WorkflowError
+from django_steps.exceptions import (
+    ConditionError,
+    ConditionSyntaxError,
+    InvalidContext,
+    InvalidDefinition,
+    WorkflowError,
+)
 from django_steps.models import WorkflowInstance, WorkflowStep, WorkflowTransition
 from django_steps.services import (
     advance_workflow_instance,
@@ -58,7 +64,9 @@ def assert_no_value(text: str, max_length: int | None = 1000) -> None:
 
 
 def secret_document() -> Document:
-    return Document.objects.create(title=SECRET_TITLE, amount=SECRET_AMOUNT, count=SECRET_COUNT, reference=SECRET_REF)
+    return Document.objects.create(
+        title=SECRET_TITLE, amount=SECRET_AMOUNT, count=SECRET_COUNT, reference=SECRET_REF
+    )
 
 
 def hostile_workflow(condition: str, name: str = "Routing"):
@@ -98,7 +106,9 @@ FAILING = {
 
 
 @pytest.mark.parametrize("condition,reason", FAILING.items(), ids=list(FAILING.values()))
-def test_a_failing_condition_names_transition_expression_and_kind_never_a_value(db, condition, reason):
+def test_a_failing_condition_names_transition_expression_and_kind_never_a_value(
+    db, condition, reason
+):
     hostile_workflow(condition)
     instance = start_workflow_instance("Routing", secret_document())
     before = state_of(instance)
@@ -150,7 +160,9 @@ def test_over_graphql_neither_the_dry_run_nor_a_mutation_shows_a_value(operator)
     client = client_for(operator)
 
     for target in (instance, other):
-        data = client.data(ops.EVALUATE, {"instanceId": gid("WorkflowInstance", target.pk)})["evaluateTransitions"]
+        data = client.data(ops.EVALUATE, {"instanceId": gid("WorkflowInstance", target.pk)})[
+            "evaluateTransitions"
+        ]
         fast = data["evaluations"][0]
         assert fast["result"] is None and fast["error"]
         assert data["error"] == fast["error"] and data["fired"] is None
@@ -158,7 +170,8 @@ def test_over_graphql_neither_the_dry_run_nor_a_mutation_shows_a_value(operator)
         assert_no_value(json.dumps(data), max_length=None)
 
         payload = client.data(
-            ops.UPDATE_STATUS, {"input": {"instanceId": gid("WorkflowInstance", target.pk), "statusName": "Done"}}
+            ops.UPDATE_STATUS,
+            {"input": {"instanceId": gid("WorkflowInstance", target.pk), "statusName": "Done"}},
         )["updateWorkflowStepStatus"]
         assert [m["code"] for m in payload["messages"]] == ["CONDITION_ERROR"]
         assert_no_value(payload["messages"][0]["message"])
@@ -167,9 +180,13 @@ def test_over_graphql_neither_the_dry_run_nor_a_mutation_shows_a_value(operator)
 
     # The server answers a normal request right after.
     payload = client.data(
-        ops.UPDATE_STATUS, {"input": {"instanceId": gid("WorkflowInstance", instance.pk), "statusName": "Checking"}}
+        ops.UPDATE_STATUS,
+        {"input": {"instanceId": gid("WorkflowInstance", instance.pk), "statusName": "Checking"}},
     )["updateWorkflowStepStatus"]
-    assert payload["__typename"] == "WorkflowInstance" and payload["currentStepStatus"]["name"] == "Checking"
+    assert (
+        payload["__typename"] == "WorkflowInstance"
+        and payload["currentStepStatus"]["name"] == "Checking"
+    )
 
 
 # --------------------------------------------------------------------------- 2. definition-time limits
@@ -180,10 +197,22 @@ def definition(condition: str) -> dict:
         "name": "Limits",
         "content_types": ["testapp.document"],
         "steps": [
-            {"name": "A", "is_initial_step": True, "statuses": [
-                {"name": "Open", "is_default_status": True}, {"name": "Done", "is_completion_status": True}]},
-            {"name": "B", "is_final_step": True, "statuses": [
-                {"name": "Open", "is_default_status": True}, {"name": "Done", "is_completion_status": True}]},
+            {
+                "name": "A",
+                "is_initial_step": True,
+                "statuses": [
+                    {"name": "Open", "is_default_status": True},
+                    {"name": "Done", "is_completion_status": True},
+                ],
+            },
+            {
+                "name": "B",
+                "is_final_step": True,
+                "statuses": [
+                    {"name": "Open", "is_default_status": True},
+                    {"name": "Done", "is_completion_status": True},
+                ],
+            },
         ],
         "transitions": [{"from_step": "A", "to_step": "B", "condition": condition}],
     }
@@ -238,13 +267,22 @@ def test_a_condition_over_the_size_limit_is_refused_and_its_parse_tree_freed(db)
 @pytest.mark.parametrize(
     "condition,reason",
     [
-        ("(" * 200 + "document.amount" + ")" * 200 + " > 1", "TOO_DEEP"),  # brackets, before parsing
+        (
+            "(" * 200 + "document.amount" + ")" * 200 + " > 1",
+            "TOO_DEEP",
+        ),  # brackets, before parsing
         (" + ".join(["a"] * 300) + " > 1", "TOO_DEEP"),  # an operator chain, no brackets
         ("nosuchfunction(document.amount)", "UNKNOWN_FUNCTION"),
         ("document.items.all(x)", "SYNTAX"),
         ("l.all(a, l.all(b, l.all(c, a + b + c > 0)))", "TOO_COSTLY"),  # 20³ items × body
     ],
-    ids=["nested-parentheses", "operator-chain", "unknown-function", "macro-arity", "three-nested-macros"],
+    ids=[
+        "nested-parentheses",
+        "operator-chain",
+        "unknown-function",
+        "macro-arity",
+        "three-nested-macros",
+    ],
 )
 def test_definition_time_limits_are_definition_problems(db, condition, reason):
     started = time.monotonic()
@@ -270,7 +308,12 @@ def test_the_cost_estimate_uses_list_literals_and_lets_two_nested_macros_through
     # Two macros over unknown lists: 20 × 20 items, under the budget.
     assert validate_definition(definition("l.exists(a, a.tags.exists(t, t == 'vip'))")) == []
     # Literal lists count their items: three levels over three items each are cheap.
-    assert validate_definition(definition("[1, 2, 3].all(a, [1, 2, 3].all(b, [1, 2, 3].all(c, a + b + c > 0)))")) == []
+    assert (
+        validate_definition(
+            definition("[1, 2, 3].all(a, [1, 2, 3].all(b, [1, 2, 3].all(c, a + b + c > 0)))")
+        )
+        == []
+    )
 
 
 def test_200_nested_parentheses_stored_unvalidated_fail_cleanly_at_evaluation(db):
@@ -292,14 +335,34 @@ def test_an_oversized_definition_through_graphql_is_refused_and_the_server_answe
         document = definition(condition)
         return client(
             ops.CREATE_WORKFLOW,
-            {"input": {"name": "Limits", "steps": [
-                {"name": s["name"], "isInitialStep": s.get("is_initial_step", False),
-                 "isFinalStep": s.get("is_final_step", False),
-                 "statuses": [{"name": st["name"], "isDefaultStatus": st.get("is_default_status", False),
-                               "isCompletionStatus": st.get("is_completion_status", False)}
-                              for st in s["statuses"]]}
-                for s in document["steps"]
-            ], "transitions": [{"fromStep": "A", "toStep": "B", "condition": document["transitions"][0]["condition"]}]}},
+            {
+                "input": {
+                    "name": "Limits",
+                    "steps": [
+                        {
+                            "name": s["name"],
+                            "isInitialStep": s.get("is_initial_step", False),
+                            "isFinalStep": s.get("is_final_step", False),
+                            "statuses": [
+                                {
+                                    "name": st["name"],
+                                    "isDefaultStatus": st.get("is_default_status", False),
+                                    "isCompletionStatus": st.get("is_completion_status", False),
+                                }
+                                for st in s["statuses"]
+                            ],
+                        }
+                        for s in document["steps"]
+                    ],
+                    "transitions": [
+                        {
+                            "fromStep": "A",
+                            "toStep": "B",
+                            "condition": document["transitions"][0]["condition"],
+                        }
+                    ],
+                }
+            },
         )
 
     started = time.monotonic()
@@ -321,7 +384,12 @@ def test_an_oversized_definition_through_graphql_is_refused_and_the_server_answe
 def test_a_definitions_conditions_are_bounded_in_total(db):
     doc = definition("true")
     doc["transitions"] = [
-        {"from_step": "A", "to_step": "B", "priority": i, "condition": f"document.amount > {i} && " * 60 + "true"}
+        {
+            "from_step": "A",
+            "to_step": "B",
+            "priority": i,
+            "condition": f"document.amount > {i} && " * 60 + "true",
+        }
         for i in range(40)
     ]
     with pytest.raises(InvalidDefinition) as excinfo:
@@ -369,7 +437,10 @@ def test_two_nested_macros_over_a_list_of_1000_are_stopped_by_the_budget(db):
     [
         ("l == l && l == l && l == l", {"l": list(range(9000))}),  # size-proportional operators
         ("[l, l, l, l] == [l, l, l, l] && l[0] == 0", {"l": list(range(5000))}),  # nested lists
-        ("l.reduce(r, i, '', r + s).size() > 0", {"l": list(range(1000)), "s": "x" * 5000}),  # growing text
+        (
+            "l.reduce(r, i, '', r + s).size() > 0",
+            {"l": list(range(1000)), "s": "x" * 5000},
+        ),  # growing text
         ("l.map(x, l).all(m, m.all(y, y >= 0))", {"l": list(range(300))}),
     ],
     ids=["equality", "nested-equality", "reduce-concatenation", "map-then-nested-all"],
@@ -403,7 +474,9 @@ def test_errors_folded_by_all_exists_and_or_do_not_grow(db, condition):
     try:
         started = time.monotonic()
         with pytest.raises(ConditionError) as excinfo:
-            update_workflow_step_status(instance, "Done", {"l": [{"a": i} for i in range(200)], "m": {}})
+            update_workflow_step_status(
+                instance, "Done", {"l": [{"a": i} for i in range(200)], "m": {}}
+            )
         elapsed = time.monotonic() - started
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -418,7 +491,10 @@ def test_errors_folded_by_all_exists_and_or_do_not_grow(db, condition):
 def test_a_macro_over_a_large_list_within_the_budget_still_works(db):
     hostile_workflow("l.exists(x, x == 799)")
     instance = start_workflow_instance("Routing", secret_document())
-    assert update_workflow_step_status(instance, "Done", {"l": list(range(800))}).current_step.name == "Fast"
+    assert (
+        update_workflow_step_status(instance, "Done", {"l": list(range(800))}).current_step.name
+        == "Fast"
+    )
 
 
 def test_a_crafted_duration_string_does_not_backtrack(db):
@@ -439,7 +515,10 @@ def test_nested_macros_over_a_client_list_of_1000_through_the_read_only_dry_run(
     import_workflow(definition("l.all(a, l.all(b, a + b >= 0))"))
     instance = start_workflow_instance("Limits", secret_document())
     client = client_for(operator)
-    variables = {"instanceId": gid("WorkflowInstance", instance.pk), "context": {"l": list(range(1000))}}
+    variables = {
+        "instanceId": gid("WorkflowInstance", instance.pk),
+        "context": {"l": list(range(1000))},
+    }
     started = time.monotonic()
     data = client.data(ops.EVALUATE, variables)["evaluateTransitions"]
     assert time.monotonic() - started < GUARD
@@ -450,8 +529,13 @@ def test_nested_macros_over_a_client_list_of_1000_through_the_read_only_dry_run(
     assert_no_value(json.dumps(data), max_length=None)
 
     # The same through a mutation: CONDITION_ERROR, nothing changed.
-    update = {"input": {"instanceId": gid("WorkflowInstance", instance.pk), "statusName": "Done",
-                        "context": {"l": list(range(1000))}}}
+    update = {
+        "input": {
+            "instanceId": gid("WorkflowInstance", instance.pk),
+            "statusName": "Done",
+            "context": {"l": list(range(1000))},
+        }
+    }
     payload = client.data(ops.UPDATE_STATUS, update)["updateWorkflowStepStatus"]
     assert [m["code"] for m in payload["messages"]] == ["CONDITION_ERROR"]
     assert state_of(instance)[:4] == ("A", "Open", "ACTIVE", 1)
@@ -475,7 +559,9 @@ def test_a_condition_over_budget_never_holds_the_row_lock_long():
     def hostile():
         try:
             began.set()
-            update_workflow_step_status(WorkflowInstance.objects.get(pk=instance.pk), "Done", {"l": list(range(1000))})
+            update_workflow_step_status(
+                WorkflowInstance.objects.get(pk=instance.pk), "Done", {"l": list(range(1000))}
+            )
         except WorkflowError as exc:
             outcome["error"] = exc
         finally:
@@ -547,8 +633,12 @@ def _post_raw(client: Client, query: str, variables_json: str) -> dict:
     return response.json()
 
 
-@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400", "18446744073709551616"])
-def test_over_graphql_a_context_with_a_number_cel_cannot_hold_is_a_coded_error_on_field_context(operator, number):
+@pytest.mark.parametrize(
+    "number", ["NaN", "Infinity", "-Infinity", "1e400", "18446744073709551616"]
+)
+def test_over_graphql_a_context_with_a_number_cel_cannot_hold_is_a_coded_error_on_field_context(
+    operator, number
+):
     hostile_workflow("x > 1")
     instance = start_workflow_instance("Routing", secret_document())
     client = client_for(operator)
@@ -556,21 +646,31 @@ def test_over_graphql_a_context_with_a_number_cel_cannot_hold_is_a_coded_error_o
 
     # Python's json reads NaN, Infinity and 1e400 (infinity); the GraphQL layer refuses them (and
     # integers CEL cannot hold) as the client's mistake, naming the field, before anything runs.
-    result = _post_raw(client.client, ops.UPDATE_STATUS,
-                       '{"input": {"instanceId": %s, "statusName": "Done", "context": {"x": %s}}}' % (instance_id, number))
+    result = _post_raw(
+        client.client,
+        ops.UPDATE_STATUS,
+        '{"input": {"instanceId": %s, "statusName": "Done", "context": {"x": %s}}}'
+        % (instance_id, number),
+    )
     assert result["data"] is None
     assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in result["errors"]] == [
         ("BAD_USER_INPUT", "input.context.x")
     ]
     assert state_of(instance)[:4] == ("Intake", "New", "ACTIVE", 1)
 
-    result = _post_raw(client.client, ops.EVALUATE, '{"instanceId": %s, "context": {"x": [%s]}}' % (instance_id, number))
+    result = _post_raw(
+        client.client,
+        ops.EVALUATE,
+        '{"instanceId": %s, "context": {"x": [%s]}}' % (instance_id, number),
+    )
     [error] = result["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["extensions"]["field"].startswith("context")
 
     # The server answers a normal request right after.
-    data = client.data(ops.EVALUATE, {"instanceId": gid("WorkflowInstance", instance.pk), "context": {"x": 2}})
+    data = client.data(
+        ops.EVALUATE, {"instanceId": gid("WorkflowInstance", instance.pk), "context": {"x": 2}}
+    )
     assert data["evaluateTransitions"]["fired"]["transition"]["toStep"]["name"] == "Fast"
 
 
@@ -580,15 +680,23 @@ def test_over_graphql_a_context_too_deep_or_too_large_is_refused(operator):
     client = client_for(operator)
     # Deeper than the engine takes (the GraphQL layer allows 32 levels): the engine refuses it.
     deep = {"x": [[[[[[[[[[[1]]]]]]]]]]]}
-    payload = client.data(ops.ADVANCE, {"input": {"instanceId": gid("WorkflowInstance", instance.pk), "context": deep}})
+    payload = client.data(
+        ops.ADVANCE,
+        {"input": {"instanceId": gid("WorkflowInstance", instance.pk), "context": deep}},
+    )
     assert [(m["code"], m["field"]) for m in payload["advanceWorkflowInstance"]["messages"]] == [
         ("INVALID_CONTEXT", "context")
     ]
-    result = client(ops.EVALUATE, {"instanceId": gid("WorkflowInstance", instance.pk), "context": deep})
+    result = client(
+        ops.EVALUATE, {"instanceId": gid("WorkflowInstance", instance.pk), "context": deep}
+    )
     assert result["errors"][0]["extensions"]["code"] == "INVALID_CONTEXT"
     # More values than any operation may carry: the GraphQL layer refuses the request.
     large = {"x": list(range(10_001))}
-    result = client(ops.ADVANCE, {"input": {"instanceId": gid("WorkflowInstance", instance.pk), "context": large}})
+    result = client(
+        ops.ADVANCE,
+        {"input": {"instanceId": gid("WorkflowInstance", instance.pk), "context": large}},
+    )
     assert result["data"] is None and result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert len(history(instance)) == 1
 
@@ -597,7 +705,9 @@ def test_over_graphql_a_context_too_deep_or_too_large_is_refused(operator):
 
 
 def billion_laughs(levels: int = 9) -> str:
-    text = 'name: Bomb\nsteps: []\nlol: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    text = (
+        'name: Bomb\nsteps: []\nlol: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    )
     previous = "a"
     for level in range(levels):
         name = f"l{level}"
@@ -647,7 +757,9 @@ def test_load_workflow_refuses_an_alias_bomb_and_an_oversized_document(tmp_path,
     good = tmp_path / "good.json"
     good.write_text(json.dumps(definition("document.amount > 1")))
     call_command("load_workflow", str(good), stdout=open("/dev/null", "w"))
-    assert WorkflowTransition.objects.get(workflow__name="Limits").condition == "document.amount > 1"
+    assert (
+        WorkflowTransition.objects.get(workflow__name="Limits").condition == "document.amount > 1"
+    )
 
 
 # --------------------------------------------------------------------------- 6. settings

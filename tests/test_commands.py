@@ -61,7 +61,12 @@ def test_load_workflow_lists_every_problem(tmp_path):
     with pytest.raises(CommandError) as info:
         run("load_workflow", str(path))
     text = str(info.value)
-    for path_ in ("steps[0].statuses", "transitions[0].to_step", "transitions[0].condition", "steps:"):
+    for path_ in (
+        "steps[0].statuses",
+        "transitions[0].to_step",
+        "transitions[0].condition",
+        "steps:",
+    ):
         assert path_ in text
     assert "initial" in text and "final" in text
     assert not Workflow.objects.exists()

@@ -139,7 +139,9 @@ def test_a_change_of_b_commits_while_a_change_of_a_is_open_and_no_reader_skips_e
     def change_a_and_wait():
         try:
             with transaction.atomic():
-                outcome["t1"] = update_workflow_step_status(WorkflowInstance(pk=a.pk), "Checking").last_event.cursor
+                outcome["t1"] = update_workflow_step_status(
+                    WorkflowInstance(pk=a.pk), "Checking"
+                ).last_event.cursor
                 t1_changed.set()
                 assert t1_commit.wait(30)
         except BaseException as exc:  # noqa: BLE001
@@ -150,7 +152,9 @@ def test_a_change_of_b_commits_while_a_change_of_a_is_open_and_no_reader_skips_e
 
     def change_b(key):
         try:
-            outcome[key] = update_workflow_step_status(WorkflowInstance(pk=b.pk), "Checking").last_event.cursor
+            outcome[key] = update_workflow_step_status(
+                WorkflowInstance(pk=b.pk), "Checking"
+            ).last_event.cursor
         except BaseException as exc:  # noqa: BLE001
             outcome[f"{key}_error"] = exc
         finally:
@@ -215,7 +219,10 @@ def test_an_outer_transaction_changing_a_then_b_does_not_deadlock_with_a_change_
             single_done.set()
             connection.close()
 
-    threads = [threading.Thread(target=outer, daemon=True), threading.Thread(target=single, daemon=True)]
+    threads = [
+        threading.Thread(target=outer, daemon=True),
+        threading.Thread(target=single, daemon=True),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

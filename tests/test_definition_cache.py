@@ -42,7 +42,9 @@ def _route(amount: str) -> str:
 def test_a_rolled_back_edit_is_never_served_to_a_later_committed_edit():
     """The reported bug: the rolled-back edit was read (and cached) inside its transaction; the
     next committed edit reached the same version number and was served the rolled-back rows."""
-    workflow = make_workflow("Routing", routing([("Fast", "document.amount > 1000", 10), ("Slow", "", 0)]))
+    workflow = make_workflow(
+        "Routing", routing([("Fast", "document.amount > 1000", 10), ("Slow", "", 0)])
+    )
     assert _route("5000") == "Fast"
     version = Workflow.objects.get(pk=workflow.pk).definition_version
 
@@ -55,7 +57,9 @@ def test_a_rolled_back_edit_is_never_served_to_a_later_committed_edit():
     assert _route("5") == "Slow"  # the rolled-back condition is not used
 
     _set_condition(workflow, "Fast", "document.amount > 100000")  # committed
-    assert Workflow.objects.get(pk=workflow.pk).definition_version == version + 1  # same number as the rolled-back one
+    assert (
+        Workflow.objects.get(pk=workflow.pk).definition_version == version + 1
+    )  # same number as the rolled-back one
     assert _route("5") == "Slow"
     assert _route("5000") == "Slow"  # the committed condition, not the rolled-back "> 0"
     assert _route("500000") == "Fast"
@@ -77,23 +81,34 @@ def test_ids_given_back_by_a_rollback_do_not_alias_another_workflow():
 
 
 def test_an_edit_committed_by_someone_else_is_seen_by_the_next_change():
-    workflow = make_workflow("Routing", routing([("Fast", "document.amount > 1000", 10), ("Slow", "", 0)]))
+    workflow = make_workflow(
+        "Routing", routing([("Fast", "document.amount > 1000", 10), ("Slow", "", 0)])
+    )
     assert _route("5000") == "Fast"
     loads = compiled.stats["loads"]
     assert _route("5000") == "Fast"
     assert compiled.stats["loads"] == loads  # served from the cache
     # A bulk update bypasses the signals; the documented call makes it visible.
-    WorkflowTransition.objects.filter(workflow=workflow, to_step__name="Fast").update(condition="false")
+    WorkflowTransition.objects.filter(workflow=workflow, to_step__name="Fast").update(
+        condition="false"
+    )
     compiled.bump_definition_version(workflow.pk)
     assert _route("5000") == "Slow"
 
 
 def test_the_version_moves_once_per_committed_change(tmp_path):
     path = tmp_path / "routing.yaml"
-    doc = {"name": "Loaded", **routing([("Fast", "document.amount > 1000", 10), ("Slow", "", 0), ("Manual", "false", 0)])}
+    doc = {
+        "name": "Loaded",
+        **routing(
+            [("Fast", "document.amount > 1000", 10), ("Slow", "", 0), ("Manual", "false", 0)]
+        ),
+    }
     path.write_text(json.dumps(doc))
     call_command("load_workflow", str(path), stdout=open(tmp_path / "out", "w"))
-    assert Workflow.objects.get(name="Loaded").definition_version == 1  # created with its steps: one change
+    assert (
+        Workflow.objects.get(name="Loaded").definition_version == 1
+    )  # created with its steps: one change
     doc = export_workflow(Workflow.objects.get(name="Loaded"))
 
     call_command("load_workflow", str(path), "--replace", stdout=open(tmp_path / "out", "w"))
@@ -112,4 +127,9 @@ def test_the_version_moves_once_per_committed_change(tmp_path):
         _set_condition(Workflow.objects.get(name="Loaded"), "Fast", "document.amount > 4000")
         _set_condition(Workflow.objects.get(name="Loaded"), "Fast", "document.amount > 5000")
     assert Workflow.objects.get(name="Loaded").definition_version == 4
-    assert import_workflow(export_workflow(Workflow.objects.get(name="Loaded")), replace=True).definition_version == 4
+    assert (
+        import_workflow(
+            export_workflow(Workflow.objects.get(name="Loaded")), replace=True
+        ).definition_version
+        == 4
+    )

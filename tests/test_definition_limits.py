@@ -33,8 +33,14 @@ MAX_OUTGOING = DEFAULTS["DEFINITION_MAX_TRANSITIONS_PER_STEP"]
 # --------------------------------------------------------------------------- documents
 
 
-def document(*, steps: int = 3, statuses: int = 2, transitions: int | None = None, fan_out: int = 1,
-             name: str = "Big") -> dict:
+def document(
+    *,
+    steps: int = 3,
+    statuses: int = 2,
+    transitions: int | None = None,
+    fan_out: int = 1,
+    name: str = "Big",
+) -> dict:
     """A valid-in-shape definition: ``steps`` steps in a chain (every step reachable), the first
     one with ``statuses`` statuses, ``transitions`` transitions in all (the chain, then jumps
     spread over the steps: at most 4 leave one step for up to 70) and ``fan_out`` transitions
@@ -48,7 +54,10 @@ def document(*, steps: int = 3, statuses: int = 2, transitions: int | None = Non
         assert len(pairs) == transitions, "not enough steps for that many transitions"
 
     def step_statuses(count: int) -> list[dict]:
-        base = [{"name": "Open", "is_default_status": True}, {"name": "Done", "is_completion_status": True}]
+        base = [
+            {"name": "Open", "is_default_status": True},
+            {"name": "Done", "is_completion_status": True},
+        ]
         return base + [{"name": f"Extra {k}"} for k in range(count - 2)]
 
     return {
@@ -115,7 +124,9 @@ def test_a_document_at_a_limit_is_imported_and_one_over_it_is_refused(case):
 
 def test_every_limit_is_reported_at_once():
     doc = document(steps=MAX_STEPS + 1, statuses=MAX_STATUSES + 1, transitions=MAX_TRANSITIONS + 1)
-    doc["transitions"] += [{"from_step": "Step 0", "to_step": f"Step {j}"} for j in range(6, 6 + MAX_OUTGOING)]
+    doc["transitions"] += [
+        {"from_step": "Step 0", "to_step": f"Step {j}"} for j in range(6, 6 + MAX_OUTGOING)
+    ]
     with pytest.raises(InvalidDefinition) as caught:
         validate_definition(doc)
     assert {p["limit"] for p in limit_problems(caught.value.problems)} == {
@@ -189,7 +200,9 @@ def test_create_workflow_refuses_a_definition_over_a_limit(designer, case):
     assert message["field"] == where and "at most" in message["message"]
     assert not Workflow.objects.exists()
     # the largest allowed is created
-    assert create_workflow(designer, document(**largest, name="Largest"))["__typename"] == "Workflow"
+    assert (
+        create_workflow(designer, document(**largest, name="Largest"))["__typename"] == "Workflow"
+    )
 
 
 # --------------------------------------------------------------------------- the admin
@@ -244,8 +257,14 @@ def add_rows(data: dict, prefix: str, rows: list[dict]) -> None:
 
 
 def new_workflow_form(steps: int) -> dict:
-    data = {"name": "Hand made", "description": "", "transitions-TOTAL_FORMS": "0", "transitions-INITIAL_FORMS": "0",
-            "steps-TOTAL_FORMS": "0", "steps-INITIAL_FORMS": "0"}
+    data = {
+        "name": "Hand made",
+        "description": "",
+        "transitions-TOTAL_FORMS": "0",
+        "transitions-INITIAL_FORMS": "0",
+        "steps-TOTAL_FORMS": "0",
+        "steps-INITIAL_FORMS": "0",
+    }
     add_rows(data, "steps", [{"name": f"Step {i}", "order": str(i)} for i in range(steps)])
     return data
 
@@ -255,7 +274,10 @@ def test_a_new_workflow_with_too_many_steps_is_not_saved_even_as_a_draft(admin_c
     assert_refused(response, f"a workflow may have at most {MAX_STEPS} steps")
     assert not Workflow.objects.exists() and not WorkflowStep.objects.exists()
     # a draft within the limits is saved (its other problems shown as a warning)
-    assert admin_client.post(admin_url(Workflow, "add"), new_workflow_form(MAX_STEPS)).status_code == 302
+    assert (
+        admin_client.post(admin_url(Workflow, "add"), new_workflow_form(MAX_STEPS)).status_code
+        == 302
+    )
     assert WorkflowStep.objects.filter(workflow__name="Hand made").count() == MAX_STEPS
 
 
@@ -287,17 +309,30 @@ def test_transitions_added_over_a_limit_are_rolled_back(admin_client, case):
     setting, largest, _too_big, _where = CASES[case]
     workflow = import_workflow(document(**largest))
     steps = {s.name: s.pk for s in workflow.steps.all()}
-    taken = set(WorkflowTransition.objects.filter(workflow=workflow).values_list("from_step__name", "to_step__name"))
+    taken = set(
+        WorkflowTransition.objects.filter(workflow=workflow).values_list(
+            "from_step__name", "to_step__name"
+        )
+    )
     if case == "outgoing":
         new = ("Step 0", f"Step {MAX_OUTGOING + 1}")
     else:
-        new = next((f"Step {i}", f"Step {j}") for i in range(MAX_STEPS) for j in range(MAX_STEPS)
-                   if i != j and (f"Step {i}", f"Step {j}") not in taken)
+        new = next(
+            (f"Step {i}", f"Step {j}")
+            for i in range(MAX_STEPS)
+            for j in range(MAX_STEPS)
+            if i != j and (f"Step {i}", f"Step {j}") not in taken
+        )
     data = change_form(admin_client, Workflow, workflow)
-    add_rows(data, "transitions", [{"from_step": steps[new[0]], "to_step": steps[new[1]], "priority": "0",
-                                    "condition": ""}])
+    add_rows(
+        data,
+        "transitions",
+        [{"from_step": steps[new[0]], "to_step": steps[new[1]], "priority": "0", "condition": ""}],
+    )
     assert_refused(admin_client.post(admin_url(Workflow, "change", workflow.pk), data), "at most")
-    assert WorkflowTransition.objects.filter(workflow=workflow).count() == len(document(**largest)["transitions"])
+    assert WorkflowTransition.objects.filter(workflow=workflow).count() == len(
+        document(**largest)["transitions"]
+    )
 
 
 def test_a_workflow_already_over_a_limit_can_still_be_edited(admin_client, settings):
@@ -312,7 +347,9 @@ def test_a_workflow_already_over_a_limit_can_still_be_edited(admin_client, setti
 
 # --------------------------------------------------------------------------- the cost estimate
 
-STEPS_OF_ONE = "{ workflows(first: 1) { edges { node { steps { id statuses { id } } transitions { id } } } } }"
+STEPS_OF_ONE = (
+    "{ workflows(first: 1) { edges { node { steps { id statuses { id } } transitions { id } } } } }"
+)
 CURRENT_STEP_LISTS = """query($id: ID!) { workflowInstance(id: $id) {
   availableStatuses { id } viewerCan { statuses { id } } currentStep { outgoingTransitions { id } } } }"""
 
@@ -327,7 +364,9 @@ def estimated(document_text: str) -> int:
 def test_the_estimate_counts_a_definition_with_the_limits(settings):
     # workflows: the connection, one edge, its node, then the steps (each with its statuses)
     # and the transitions at their limits
-    assert estimated(STEPS_OF_ONE) == 1 + 1 * (1 + 1 + MAX_STEPS * (1 + MAX_STATUSES) + MAX_TRANSITIONS)
+    assert estimated(STEPS_OF_ONE) == 1 + 1 * (
+        1 + 1 + MAX_STEPS * (1 + MAX_STATUSES) + MAX_TRANSITIONS
+    )
     assert estimated(CURRENT_STEP_LISTS) == 1 + MAX_STATUSES + 1 + MAX_STATUSES + 1 + MAX_OUTGOING
 
     # one setting moves the limit and the estimate together
@@ -353,6 +392,13 @@ def test_the_estimate_is_an_upper_bound_for_the_largest_definition(admin_client)
         "/graphql/", data=json.dumps({"query": STEPS_OF_ONE}), content_type="application/json"
     )
     node = response.json()["data"]["workflows"]["edges"][0]["node"]
-    objects = 1 + 1 + 1 + len(node["steps"]) + sum(len(s["statuses"]) for s in node["steps"]) + len(node["transitions"])
+    objects = (
+        1
+        + 1
+        + 1
+        + len(node["steps"])
+        + sum(len(s["statuses"]) for s in node["steps"])
+        + len(node["transitions"])
+    )
     assert len(node["steps"]) == MAX_STEPS and len(node["transitions"]) == MAX_TRANSITIONS
     assert objects <= estimated(STEPS_OF_ONE)

@@ -19,7 +19,13 @@ from django_steps.definitions import (
     validate_definition,
 )
 from django_steps.exceptions import InvalidDefinition, WorkflowInUse
-from django_steps.models import Workflow, WorkflowEvent, WorkflowStep, WorkflowStepStatus, WorkflowTransition
+from django_steps.models import (
+    Workflow,
+    WorkflowEvent,
+    WorkflowStep,
+    WorkflowStepStatus,
+    WorkflowTransition,
+)
 
 from .conftest import CLAIM_PROCESSING
 
@@ -86,13 +92,19 @@ def _final_without_completion(doc):
 
 def _two_cancellations(doc):
     _step(doc, "Review Claim")["statuses"].extend(
-        [{"name": "Dropped", "is_cancellation_status": True}, {"name": "Void", "is_cancellation_status": True}]
+        [
+            {"name": "Dropped", "is_cancellation_status": True},
+            {"name": "Void", "is_cancellation_status": True},
+        ]
     )
 
 
 def _two_on_hold(doc):
     _step(doc, "Review Claim")["statuses"].extend(
-        [{"name": "Paused", "is_on_hold_status": True}, {"name": "Waiting", "is_on_hold_status": True}]
+        [
+            {"name": "Paused", "is_on_hold_status": True},
+            {"name": "Waiting", "is_on_hold_status": True},
+        ]
     )
 
 
@@ -181,7 +193,14 @@ def test_each_kind_of_problem_is_reported_with_its_path(mutate, path, words):
 
 def test_every_problem_is_reported_at_once():
     doc = claim_doc()
-    for mutate in (_no_final, _no_default, _duplicate_status, _unknown_step, _bad_condition, _wrong_type):
+    for mutate in (
+        _no_final,
+        _no_default,
+        _duplicate_status,
+        _unknown_step,
+        _bad_condition,
+        _wrong_type,
+    ):
         mutate(doc)
     paths = paths_of(doc)
     assert {
@@ -217,9 +236,16 @@ def test_null_values_take_the_defaults():
 def test_warnings_for_legal_but_suspicious_definitions():
     doc = claim_doc()
     # An unconditional transition of higher priority shadows a later one of the same step.
-    doc["steps"].insert(2, {"name": "Escalate", "statuses": [{"name": "Open", "is_default_status": True}]})
+    doc["steps"].insert(
+        2, {"name": "Escalate", "statuses": [{"name": "Open", "is_default_status": True}]}
+    )
     doc["transitions"] += [
-        {"from_step": "Submit Claim", "to_step": "Escalate", "priority": -1, "condition": "claim.amount > 5"},
+        {
+            "from_step": "Submit Claim",
+            "to_step": "Escalate",
+            "priority": -1,
+            "condition": "claim.amount > 5",
+        },
         {"from_step": "Approve/Reject", "to_step": "Review Claim"},
     ]
     warnings = validate_definition(doc)
@@ -236,7 +262,11 @@ def test_warnings_for_legal_but_suspicious_definitions():
 def test_import_creates_the_workflow_and_it_runs(claim):
     workflow = import_workflow(claim_doc())
     assert workflow.name == "Claims"
-    assert list(workflow.steps.values_list("name", flat=True)) == ["Submit Claim", "Review Claim", "Approve/Reject"]
+    assert list(workflow.steps.values_list("name", flat=True)) == [
+        "Submit Claim",
+        "Review Claim",
+        "Approve/Reject",
+    ]
     instance = services.start_workflow_instance("Claims", claim)
     services.update_workflow_step_status(instance, "Submitted")
     assert instance.current_step.name == "Review Claim"
@@ -281,7 +311,14 @@ def test_export_gives_every_key_and_the_steps_in_order(claim_workflow):
     assert list(doc) == ["name", "description", "content_types", "steps", "transitions"]
     assert doc["content_types"] == ["claims.claim"]
     assert [s["name"] for s in doc["steps"]] == ["Submit Claim", "Review Claim", "Approve/Reject"]
-    assert set(doc["steps"][0]) == {"name", "description", "order", "is_initial_step", "is_final_step", "statuses"}
+    assert set(doc["steps"][0]) == {
+        "name",
+        "description",
+        "order",
+        "is_initial_step",
+        "is_final_step",
+        "statuses",
+    }
     assert set(doc["steps"][0]["statuses"][0]) == {
         "name",
         "description",
@@ -309,18 +346,28 @@ def test_replace_updates_in_place_and_running_instances_follow(claim_workflow, c
 
     doc = export_workflow(claim_workflow)
     doc["description"] = "Now with an escalation path"
-    _step(doc, "Review Claim")["statuses"].append({"name": "Needs Senior", "is_completion_status": True})
+    _step(doc, "Review Claim")["statuses"].append(
+        {"name": "Needs Senior", "is_completion_status": True}
+    )
     doc["steps"].insert(
         2,
         {
             "name": "Senior Review",
             "order": 3,
-            "statuses": [{"name": "Waiting", "is_default_status": True}, {"name": "Done", "is_completion_status": True}],
+            "statuses": [
+                {"name": "Waiting", "is_default_status": True},
+                {"name": "Done", "is_completion_status": True},
+            ],
         },
     )
     _step(doc, "Approve/Reject")["order"] = 4
     doc["transitions"] = [
-        {"from_step": "Submit Claim", "to_step": "Senior Review", "priority": 5, "condition": "claim.amount > 1000"},
+        {
+            "from_step": "Submit Claim",
+            "to_step": "Senior Review",
+            "priority": 5,
+            "condition": "claim.amount > 1000",
+        },
         {"from_step": "Submit Claim", "to_step": "Review Claim"},
         {"from_step": "Review Claim", "to_step": "Approve/Reject"},
         {"from_step": "Senior Review", "to_step": "Approve/Reject"},
@@ -334,7 +381,12 @@ def test_replace_updates_in_place_and_running_instances_follow(claim_workflow, c
         assert WorkflowStep.objects.get(workflow=workflow, name=name).pk == pk
     assert WorkflowStepStatus.objects.get(step__name="Submit Claim", name="Draft").id == draft_id
     assert export_workflow(workflow)["transitions"] == [
-        {**t, "condition": t.get("condition", ""), "priority": t.get("priority", 0), "description": ""}
+        {
+            **t,
+            "condition": t.get("condition", ""),
+            "priority": t.get("priority", 0),
+            "description": "",
+        }
         for t in doc["transitions"]
     ]
     # The running instance (claim amount 1500) takes the new guarded transition.
@@ -415,7 +467,9 @@ def test_load_document_reads_json_and_yaml():
     assert load_document(dump_document(doc, "yaml")) == doc
 
 
-@pytest.mark.parametrize("text", ["name: [unclosed", '{"name": "x",', "", "- a\n- b\n", "just words"])
+@pytest.mark.parametrize(
+    "text", ["name: [unclosed", '{"name": "x",', "", "- a\n- b\n", "just words"]
+)
 def test_load_document_refuses_what_is_not_a_mapping(text):
     with pytest.raises(InvalidDefinition) as info:
         load_document(text)
@@ -459,8 +513,12 @@ def test_claim_processing_example_is_the_readme_workflow(claim_workflow):
 
     # The example adds the demo's permissions to some statuses, and an on-hold and a cancellation
     # status (reviewers' only) to the steps that had none; the README's workflow has neither.
-    added = {("Review Claim", "On Hold"), ("Review Claim", "Closed"), ("Approve/Reject", "On Hold"),
-             ("Approve/Reject", "Closed")}
+    added = {
+        ("Review Claim", "On Hold"),
+        ("Review Claim", "Closed"),
+        ("Approve/Reject", "On Hold"),
+        ("Approve/Reject", "Closed"),
+    }
 
     def shape(d):
         ignored = ("description", "permission")
@@ -468,8 +526,13 @@ def test_claim_processing_example_is_the_readme_workflow(claim_workflow):
             "content_types": d["content_types"],
             "steps": [
                 {k: v for k, v in s.items() if k != "description"}
-                | {"statuses": [{k: v for k, v in st.items() if k not in ignored} for st in s["statuses"]
-                                if (s["name"], st["name"]) not in added]}
+                | {
+                    "statuses": [
+                        {k: v for k, v in st.items() if k not in ignored}
+                        for st in s["statuses"]
+                        if (s["name"], st["name"]) not in added
+                    ]
+                }
                 for s in d["steps"]
             ],
             "transitions": d["transitions"],
@@ -501,7 +564,10 @@ def test_claim_triage_example_routes_large_claims_to_senior_review():
 
 
 def test_examples_are_shipped_as_package_data():
-    assert sorted(p.name for p in EXAMPLES.glob("*.yaml")) == ["claim_processing.yaml", "claim_triage.yaml"]
+    assert sorted(p.name for p in EXAMPLES.glob("*.yaml")) == [
+        "claim_processing.yaml",
+        "claim_triage.yaml",
+    ]
 
 
 def test_replace_keeps_transitions_that_only_changed_priority_or_condition(claim_workflow, claim):

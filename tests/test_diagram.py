@@ -29,7 +29,10 @@ def test_claim_processing_diagram(claim_workflow):
 
 
 def _statuses():
-    return [{"name": "Open", "is_default_status": True}, {"name": "Done", "is_completion_status": True}]
+    return [
+        {"name": "Open", "is_default_status": True},
+        {"name": "Done", "is_completion_status": True},
+    ]
 
 
 TRICKY = {
@@ -48,7 +51,11 @@ TRICKY = {
             "priority": 10,
             "condition": 'claim.amount > 1000 && claim.claimant != "Bob"',
         },
-        {"from_step": "Check A/B (fast) | #1", "to_step": "End; `done`", "condition": "claim.priority >= 2 || true"},
+        {
+            "from_step": "Check A/B (fast) | #1",
+            "to_step": "End; `done`",
+            "condition": "claim.priority >= 2 || true",
+        },
         {"from_step": "Big & <slow>", "to_step": "End; `done`", "priority": -1},
         {"from_step": "Big & <slow>", "to_step": 'Start "here"', "priority": -2},
     ],
@@ -99,7 +106,14 @@ def test_a_step_both_initial_and_final_is_a_double_circle():
     workflow = import_workflow(
         {
             "name": "One step",
-            "steps": [{"name": "Only", "is_initial_step": True, "is_final_step": True, "statuses": _statuses()}],
+            "steps": [
+                {
+                    "name": "Only",
+                    "is_initial_step": True,
+                    "is_final_step": True,
+                    "statuses": _statuses(),
+                }
+            ],
         }
     )
     text = workflow_to_mermaid(workflow)

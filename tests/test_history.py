@@ -41,7 +41,9 @@ def received():
 
 @pytest.fixture
 def routing_workflow(db):
-    return make_workflow("Routing", routing([("Fast", "amount > 1000", 10), ("Slow", "amount > 100", 5)]))
+    return make_workflow(
+        "Routing", routing([("Fast", "amount > 1000", 10), ("Slow", "amount > 100", 5)])
+    )
 
 
 def every_change(instance, user):
@@ -53,7 +55,16 @@ def every_change(instance, user):
     advance_workflow_instance(instance, {"amount": 5000}, actor=user)
     update_workflow_step_status(instance, "Done", actor=user)
     update_workflow_step_status(instance, "Done", actor=user)
-    return ["STARTED", "STATUS_CHANGED", "ON_HOLD", "RESUMED", "NO_TRANSITION", "ADVANCED", "ADVANCED", "COMPLETED"]
+    return [
+        "STARTED",
+        "STATUS_CHANGED",
+        "ON_HOLD",
+        "RESUMED",
+        "NO_TRANSITION",
+        "ADVANCED",
+        "ADVANCED",
+        "COMPLETED",
+    ]
 
 
 @pytest.mark.django_db
@@ -79,7 +90,16 @@ def test_exactly_one_event_per_change_with_sequence_equal_to_version(routing_wor
         kinds.append(instance.last_event.kind)
 
     events = list(selectors.history(instance))
-    assert kinds == ["STARTED", "STATUS_CHANGED", "ON_HOLD", "RESUMED", "NO_TRANSITION", "ADVANCED", "ADVANCED", "COMPLETED"]
+    assert kinds == [
+        "STARTED",
+        "STATUS_CHANGED",
+        "ON_HOLD",
+        "RESUMED",
+        "NO_TRANSITION",
+        "ADVANCED",
+        "ADVANCED",
+        "COMPLETED",
+    ]
     assert [e.kind for e in events] == kinds
     assert [e.sequence for e in events] == versions == list(range(1, 9))
     assert WorkflowInstance.objects.get(pk=instance.pk).version == 8
@@ -87,7 +107,10 @@ def test_exactly_one_event_per_change_with_sequence_equal_to_version(routing_wor
     assert events[-1].state == "COMPLETED" and events[2].state == "ON_HOLD"
     # from/to chain: each event starts where the previous one ended.
     for before, after in zip(events, events[1:]):
-        assert (after.from_step_id, after.from_status_id) == (before.to_step_id, before.to_status_id)
+        assert (after.from_step_id, after.from_status_id) == (
+            before.to_step_id,
+            before.to_status_id,
+        )
     advanced = events[5]
     assert (advanced.from_step.name, advanced.from_status.name) == ("Intake", "Done")
     assert (advanced.to_step.name, advanced.to_status.name) == ("Fast", "Open")
@@ -97,14 +120,18 @@ def test_exactly_one_event_per_change_with_sequence_equal_to_version(routing_wor
     assert events[1].context is None  # no condition was evaluated
 
 
-@pytest.mark.django_db(transaction=True)  # readers of the global history see committed, final events
+@pytest.mark.django_db(
+    transaction=True
+)  # readers of the global history see committed, final events
 def test_cursors_increase_in_commit_order_across_instances(routing_workflow):
     a = start_workflow_instance("Routing", Document.objects.create())
     b = start_workflow_instance("Routing", Document.objects.create())
     for _ in range(3):
         update_workflow_step_status(a, "Checking")
         update_workflow_step_status(b, "New")
-    cursors = [e.cursor for e in WorkflowEvent.objects.order_by("id")]  # committed one after the other
+    cursors = [
+        e.cursor for e in WorkflowEvent.objects.order_by("id")
+    ]  # committed one after the other
     assert cursors == sorted(set(cursors)) and len(cursors) == 8
     if connection.vendor == "sqlite":  # one writer at a time: plain positions, no gap
         positions = [e.position for e in WorkflowEvent.objects.order_by("id")]
@@ -123,7 +150,9 @@ def test_cursors_increase_in_commit_order_across_instances(routing_workflow):
     assert selectors.newest_cursor(instance_id=a.pk) == cursors[-2]
     other = make_workflow("Other", routing([]))
     start_workflow_instance("Other", Document.objects.create())
-    assert [e.workflow_id for e in selectors.events_after(cursors[-1], workflow_id=other.pk)] == [other.pk]
+    assert [e.workflow_id for e in selectors.events_after(cursors[-1], workflow_id=other.pk)] == [
+        other.pk
+    ]
 
 
 @pytest.mark.django_db
@@ -137,7 +166,9 @@ def test_events_are_append_only(routing_workflow):
 
 
 @pytest.mark.django_db
-def test_signal_is_sent_only_when_the_transaction_commits(routing_workflow, received, django_capture_on_commit_callbacks):
+def test_signal_is_sent_only_when_the_transaction_commits(
+    routing_workflow, received, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         instance = start_workflow_instance("Routing", Document.objects.create())
         update_workflow_step_status(instance, "Checking")
@@ -145,7 +176,10 @@ def test_signal_is_sent_only_when_the_transaction_commits(routing_workflow, rece
     assert len(callbacks) == 2
     for callback in callbacks:
         callback()
-    assert [(event.kind, event.sequence) for event, _ in received] == [("STARTED", 1), ("STATUS_CHANGED", 2)]
+    assert [(event.kind, event.sequence) for event, _ in received] == [
+        ("STARTED", 1),
+        ("STATUS_CHANGED", 2),
+    ]
     assert all(sent_instance.pk == instance.pk for _, sent_instance in received)
     assert received[1][1].version == 2
 
@@ -157,7 +191,9 @@ def test_committed_changes_send_one_signal_each(routing_workflow, received):
     assert [event.kind for event, _ in received] == kinds
     assert [event.sequence for event, _ in received] == list(range(1, len(kinds) + 1))
     assert [event.pk for event, _ in received] == list(
-        WorkflowEvent.objects.filter(instance=instance).order_by("sequence").values_list("pk", flat=True)
+        WorkflowEvent.objects.filter(instance=instance)
+        .order_by("sequence")
+        .values_list("pk", flat=True)
     )
     # Refused changes send nothing.
     with pytest.raises(WorkflowError):
@@ -218,7 +254,10 @@ def test_a_failing_receiver_does_not_fail_the_committed_change(routing_workflow,
     finally:
         workflow_event_committed.disconnect(broken)
     assert WorkflowInstance.objects.get(pk=instance.pk).version == 2
-    assert [e.kind for e, _ in received] == ["STARTED", "STATUS_CHANGED"]  # the other receiver still ran
+    assert [e.kind for e, _ in received] == [
+        "STARTED",
+        "STATUS_CHANGED",
+    ]  # the other receiver still ran
     assert "channel layer down" in caplog.text
 
 

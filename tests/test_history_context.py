@@ -26,7 +26,10 @@ def json_size(value) -> int:
 
 def routing(condition: str) -> dict:
     """Intake → Fast when ``condition`` holds, else Slow (both final)."""
-    final = [{"name": "Open", "is_default_status": True}, {"name": "Done", "is_completion_status": True}]
+    final = [
+        {"name": "Open", "is_default_status": True},
+        {"name": "Done", "is_completion_status": True},
+    ]
     return {
         "steps": [
             {"name": "Intake", "is_initial_step": True, "statuses": final},
@@ -47,10 +50,15 @@ def stored_context(instance):
 def test_a_client_context_over_the_limit_is_stored_as_a_marker_and_still_decides():
     make_workflow("Routing", routing("amount > 1000 && size(notes) > 0"))
     context = {"amount": 1500, "notes": "x" * LIMIT}
-    instance = update_workflow_step_status(start_workflow_instance("Routing", Document.objects.create()), "Done",
-                                           context)
+    instance = update_workflow_step_status(
+        start_workflow_instance("Routing", Document.objects.create()), "Done", context
+    )
     assert instance.current_step.name == "Fast"  # decided on the whole context
-    assert stored_context(instance) == {"_omitted": "TOO_LARGE", "size": json_size(context), "maxSize": LIMIT}
+    assert stored_context(instance) == {
+        "_omitted": "TOO_LARGE",
+        "size": json_size(context),
+        "maxSize": LIMIT,
+    }
     assert json_size(stored_context(instance)) < 100
 
 
@@ -58,8 +66,9 @@ def test_a_context_within_the_limit_is_stored_whole():
     make_workflow("Routing", routing("amount > 1000"))
     context = {"amount": 1500, "notes": "x" * (LIMIT - 100)}
     assert json_size(context) <= LIMIT
-    instance = update_workflow_step_status(start_workflow_instance("Routing", Document.objects.create()), "Done",
-                                           context)
+    instance = update_workflow_step_status(
+        start_workflow_instance("Routing", Document.objects.create()), "Done", context
+    )
     assert stored_context(instance) == context
 
 
@@ -67,10 +76,15 @@ def test_the_size_is_counted_as_sent_to_clients_non_ascii_escaped():
     make_workflow("Routing", routing("amount > 1000"))
     # 40 KB of UTF-8, but each "é" travels as "\\u00e9" in the JSON of a GraphQL response
     context = {"amount": 1500, "notes": "é" * (LIMIT // 3)}
-    instance = update_workflow_step_status(start_workflow_instance("Routing", Document.objects.create()), "Done",
-                                           context)
+    instance = update_workflow_step_status(
+        start_workflow_instance("Routing", Document.objects.create()), "Done", context
+    )
     assert stored_context(instance)["_omitted"] == "TOO_LARGE"
-    assert stored_context(instance)["size"] > LIMIT > len(json.dumps(context, ensure_ascii=False).encode())
+    assert (
+        stored_context(instance)["size"]
+        > LIMIT
+        > len(json.dumps(context, ensure_ascii=False).encode())
+    )
 
 
 def test_the_attached_objects_fields_are_bounded_too(settings):
@@ -91,6 +105,7 @@ def test_no_limit_when_the_setting_is_none(settings):
     settings.DJANGO_STEPS = {**settings.DJANGO_STEPS, "HISTORY_CONTEXT_MAX_SIZE": None}
     make_workflow("Routing", routing("amount > 1000"))
     context = {"amount": 1500, "notes": "x" * (LIMIT + 1)}
-    instance = update_workflow_step_status(start_workflow_instance("Routing", Document.objects.create()), "Done",
-                                           context)
+    instance = update_workflow_step_status(
+        start_workflow_instance("Routing", Document.objects.create()), "Done", context
+    )
     assert stored_context(instance) == context

@@ -15,7 +15,11 @@ from django_steps.models import (
     WorkflowStepStatus,
     WorkflowTransition,
 )
-from django_steps.services import cancel_workflow_instance, start_workflow_instance, update_workflow_step_status
+from django_steps.services import (
+    cancel_workflow_instance,
+    start_workflow_instance,
+    update_workflow_step_status,
+)
 from tests.conftest import make_workflow
 from tests.test_services import routing
 from tests.testapp.models import Document
@@ -28,13 +32,17 @@ def workflow(db):
     return make_workflow("Routing", routing([("Fast", "", 10), ("Slow", "", 0)]))
 
 
-@pytest.mark.parametrize("flag", ["is_default_status", "is_cancellation_status", "is_on_hold_status"])
+@pytest.mark.parametrize(
+    "flag", ["is_default_status", "is_cancellation_status", "is_on_hold_status"]
+)
 def test_one_default_cancellation_and_on_hold_status_per_step(workflow, flag):
     step = workflow.steps.get(name="Intake")  # already has one of each
     with pytest.raises(IntegrityError), transaction.atomic():
         WorkflowStepStatus.objects.create(step=step, name="Second", **{flag: True})
     # Another step may have its own.
-    WorkflowStepStatus.objects.create(step=workflow.steps.get(name="Slow"), name="Second", **{flag: flag != "is_default_status"})
+    WorkflowStepStatus.objects.create(
+        step=workflow.steps.get(name="Slow"), name="Second", **{flag: flag != "is_default_status"}
+    )
 
 
 def test_names_are_unique_per_workflow_and_per_step(workflow):
@@ -68,7 +76,9 @@ def test_one_unfinished_instance_per_workflow_and_object(workflow):
 
 
 def test_steps_and_statuses_in_use_cannot_be_deleted(workflow):
-    instance = update_workflow_step_status(start_workflow_instance("Routing", Document.objects.create()), "Done")
+    instance = update_workflow_step_status(
+        start_workflow_instance("Routing", Document.objects.create()), "Done"
+    )
     # The instance sits on Fast/Open; the history references Intake/New and Intake/Done.
     for obj in (
         WorkflowStep.objects.get(workflow=workflow, name="Fast"),
@@ -84,7 +94,9 @@ def test_steps_and_statuses_in_use_cannot_be_deleted(workflow):
     assert WorkflowEvent.objects.filter(instance=instance).count() == 2
 
     # Unused ones can go.
-    WorkflowStepStatus.objects.get(step__workflow=workflow, step__name="Intake", name="Checking").delete()
+    WorkflowStepStatus.objects.get(
+        step__workflow=workflow, step__name="Intake", name="Checking"
+    ).delete()
     WorkflowStep.objects.get(workflow=workflow, name="Manual").delete()
 
 

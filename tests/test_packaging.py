@@ -25,8 +25,19 @@ def built(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("dist")
     # --no-isolation: the dev extra brings setuptools>=77, and the test needs no network.
     result = subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", str(out), str(ROOT)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--no-isolation",
+            "--wheel",
+            "--outdir",
+            str(out),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     [wheel] = out.glob("*.whl")
@@ -35,7 +46,9 @@ def built(tmp_path_factory) -> tuple[Path, str]:
 
 def test_the_build_has_no_deprecation_warning(built):
     _, log = built
-    assert "Deprecat" not in log and "deprecat" not in log, [line for line in log.splitlines() if "eprecat" in line]
+    assert "Deprecat" not in log and "deprecat" not in log, [
+        line for line in log.splitlines() if "eprecat" in line
+    ]
 
 
 def test_the_wheel_holds_every_file_of_both_packages(built):
@@ -65,7 +78,9 @@ def test_the_wheel_holds_every_file_of_both_packages(built):
 def test_the_metadata_has_an_spdx_licence_and_its_files(built):
     wheel, _ = built
     archive = zipfile.ZipFile(wheel)
-    dist_info = next(n.split("/")[0] for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+    dist_info = next(
+        n.split("/")[0] for n in archive.namelist() if n.endswith(".dist-info/METADATA")
+    )
     metadata = email.message_from_bytes(archive.read(f"{dist_info}/METADATA"))
     assert metadata["License-Expression"] == "MIT"
     assert metadata["License"] is None  # the deprecated free-text field

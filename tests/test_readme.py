@@ -66,7 +66,7 @@ def test_readme_login_query_and_mutation_work_as_written(client):
 
 # --------------------------------------------------------------------- Use it in your project
 
-SECTION = README[README.index("## Use it in your project"):README.index("## Configuration")]
+SECTION = README[README.index("## Use it in your project") : README.index("## Configuration")]
 #: (language, text) of each code block of the section, in order.
 STEPS = re.findall(r"```(python|sh)\n(.*?)```", SECTION, flags=re.S)
 EXAMPLE = ROOT / "examples" / "host_project"
@@ -94,7 +94,11 @@ def test_the_example_project_is_what_the_readme_describes():
         else:
             final[path] = text
     assert set(final) == {
-        "mysite/urls.py", "mysite/asgi.py", "invoices/schema.py", "invoices/visibility.py", "mysite/schema.py",
+        "mysite/urls.py",
+        "mysite/asgi.py",
+        "invoices/schema.py",
+        "invoices/visibility.py",
+        "mysite/schema.py",
     }
     for path, text in final.items():
         assert (EXAMPLE / path).read_text() == text, path
@@ -143,24 +147,45 @@ def _probe_runserver(command: list[str], cwd: Path, env: dict) -> None:
     from websockets.sync.client import connect
 
     port = _free_port()
-    process = subprocess.Popen([*command, f"127.0.0.1:{port}", "--noreload"], cwd=cwd, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [*command, f"127.0.0.1:{port}", "--noreload"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
             assert process.poll() is None, process.stdout.read().decode()[-3000:]
             try:
-                page = urllib.request.urlopen(urllib.request.Request(
-                    f"http://127.0.0.1:{port}/graphql/", headers={"Accept": "text/html"}), timeout=2).read().decode()
+                page = (
+                    urllib.request.urlopen(
+                        urllib.request.Request(
+                            f"http://127.0.0.1:{port}/graphql/", headers={"Accept": "text/html"}
+                        ),
+                        timeout=2,
+                    )
+                    .read()
+                    .decode()
+                )
                 break
             except OSError:
                 assert time.monotonic() < deadline, "runserver did not start"
                 time.sleep(0.2)
         assert "graphiql" in page.lower()  # DEBUG is on in a new project
-        script = re.search(r'src="(/static/graphql_api/vendor/graphiql/graphiql-[^"]+\.js)"', page).group(1)
-        assert len(urllib.request.urlopen(f"http://127.0.0.1:{port}{script}", timeout=10).read()) > 100_000
-        with connect(f"ws://127.0.0.1:{port}/graphql/", subprotocols=["graphql-transport-ws"],
-                     open_timeout=10) as socket:
+        script = re.search(
+            r'src="(/static/graphql_api/vendor/graphiql/graphiql-[^"]+\.js)"', page
+        ).group(1)
+        assert (
+            len(urllib.request.urlopen(f"http://127.0.0.1:{port}{script}", timeout=10).read())
+            > 100_000
+        )
+        with connect(
+            f"ws://127.0.0.1:{port}/graphql/",
+            subprotocols=["graphql-transport-ws"],
+            open_timeout=10,
+        ) as socket:
             socket.send(json.dumps({"type": "connection_init", "payload": {}}))
             assert json.loads(socket.recv(timeout=10))["type"] == "connection_ack"
     finally:
@@ -182,9 +207,16 @@ def test_a_fresh_project_set_up_as_the_readme_says(tmp_path):
     project.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "mysite.settings"}
     env.pop("DATABASE_URL", None)
-    subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(project)], check=True, env=env)
-    shutil.copytree(EXAMPLE / "invoices", project / "invoices",
-                    ignore=shutil.ignore_patterns("schema.py", "visibility.py", "__pycache__"))
+    subprocess.run(
+        [sys.executable, "-m", "django", "startproject", "mysite", str(project)],
+        check=True,
+        env=env,
+    )
+    shutil.copytree(
+        EXAMPLE / "invoices",
+        project / "invoices",
+        ignore=shutil.ignore_patterns("schema.py", "visibility.py", "__pycache__"),
+    )
 
     ran = []
     for language, text in STEPS:
@@ -204,9 +236,13 @@ def test_a_fresh_project_set_up_as_the_readme_says(tmp_path):
             if command[2] == "runserver":
                 _probe_runserver(command, project, env)
             else:
-                result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+                result = subprocess.run(
+                    command, cwd=project, env=env, capture_output=True, text=True, timeout=300
+                )
                 assert result.returncode == 0, result.stdout + result.stderr
                 if command[2] == "check":
-                    assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
+                    assert "System check identified no issues" in result.stdout, (
+                        result.stdout + result.stderr
+                    )
             ran.append(command[2])
     assert ran == ["migrate", "check", "runserver", "load_workflow", "migrate", "check"]

@@ -63,7 +63,10 @@ def routing(transitions, *, intake_extra=(), fast_statuses=None):
             },
         ],
         "transitions": [
-            *({"from_step": "Intake", "to_step": to, "condition": cond, "priority": prio} for to, cond, prio in transitions),
+            *(
+                {"from_step": "Intake", "to_step": to, "condition": cond, "priority": prio}
+                for to, cond, prio in transitions
+            ),
             {"from_step": "Fast", "to_step": "End"},
             {"from_step": "Slow", "to_step": "End"},
             {"from_step": "Manual", "to_step": "End"},
@@ -82,7 +85,13 @@ def history(instance) -> list[WorkflowEvent]:
 
 def state_of(instance) -> tuple:
     fresh = WorkflowInstance.objects.get(pk=instance.pk)
-    return (fresh.current_step.name, fresh.current_step_status.name, fresh.state, fresh.version, fresh.completed_at)
+    return (
+        fresh.current_step.name,
+        fresh.current_step_status.name,
+        fresh.state,
+        fresh.version,
+        fresh.completed_at,
+    )
 
 
 @pytest.fixture
@@ -107,7 +116,12 @@ def test_start_puts_the_instance_on_the_initial_step_with_its_default_status(cla
     assert instance.content_object == claim
     assert not instance.is_completed()
     [event] = history(instance)
-    assert (event.kind, event.sequence, event.to_status.name, event.from_step) == (EventKind.STARTED, 1, "Draft", None)
+    assert (event.kind, event.sequence, event.to_status.name, event.from_step) == (
+        EventKind.STARTED,
+        1,
+        "Draft",
+        None,
+    )
 
 
 def test_starting_again_returns_the_existing_unfinished_instance(claim_workflow, claim):
@@ -142,7 +156,11 @@ def test_a_finished_instance_can_be_started_again_as_a_new_one(claim_workflow, c
     second = start_workflow_instance("Claim Processing", claim)
 
     assert second.pk != first.pk
-    assert (second.current_step.name, second.current_step_status.name, second.version) == ("Submit Claim", "Draft", 1)
+    assert (second.current_step.name, second.current_step_status.name, second.version) == (
+        "Submit Claim",
+        "Draft",
+        1,
+    )
     assert WorkflowInstance.objects.filter(object_id=str(claim.pk)).count() == 2
     assert get_workflow_instance_for_object(claim).pk == second.pk
 
@@ -167,7 +185,16 @@ def test_start_for_an_unsaved_object_is_refused(claim_workflow):
 def test_start_without_a_default_status_on_the_initial_step_is_an_invalid_definition(db):
     make_workflow(
         "Broken",
-        {"steps": [{"name": "Only", "is_initial_step": True, "is_final_step": True, "statuses": [{"name": "X"}]}]},
+        {
+            "steps": [
+                {
+                    "name": "Only",
+                    "is_initial_step": True,
+                    "is_final_step": True,
+                    "statuses": [{"name": "X"}],
+                }
+            ]
+        },
     )
     with pytest.raises(WorkflowError) as excinfo:
         start_workflow_instance("Broken", Document.objects.create())
@@ -178,7 +205,18 @@ def test_start_without_a_default_status_on_the_initial_step_is_an_invalid_defini
 
 
 def test_start_without_an_initial_step_is_an_invalid_definition(db):
-    make_workflow("No Start", {"steps": [{"name": "End", "is_final_step": True, "statuses": [{"name": "X", "is_default_status": True}]}]})
+    make_workflow(
+        "No Start",
+        {
+            "steps": [
+                {
+                    "name": "End",
+                    "is_final_step": True,
+                    "statuses": [{"name": "X", "is_default_status": True}],
+                }
+            ]
+        },
+    )
     with pytest.raises(WorkflowError) as excinfo:
         start_workflow_instance("No Start", Document.objects.create())
     assert codes(excinfo) == "INVALID_DEFINITION"
@@ -199,7 +237,9 @@ def test_start_without_an_initial_step_is_an_invalid_definition(db):
 def test_integer_uuid_and_string_primary_keys(db, make_object):
     make_workflow("Routing", routing([("Manual", "", 0)]))
     obj = make_object()
-    other = make_object() if not isinstance(obj, CodeThing) else CodeThing.objects.create(code="other")
+    other = (
+        make_object() if not isinstance(obj, CodeThing) else CodeThing.objects.create(code="other")
+    )
 
     instance = start_workflow_instance("Routing", obj)
     start_workflow_instance("Routing", other)
@@ -242,7 +282,11 @@ def test_setting_a_plain_status_keeps_the_step(claim_workflow, claim):
 
     update_workflow_step_status(other, "Checking")
 
-    assert (other.current_step.name, other.current_step_status.name, other.version) == ("Intake", "Checking", 2)
+    assert (other.current_step.name, other.current_step_status.name, other.version) == (
+        "Intake",
+        "Checking",
+        2,
+    )
     assert history(other)[-1].kind == EventKind.STATUS_CHANGED
     assert instance.version == 1
 
@@ -251,9 +295,15 @@ def test_completion_status_advances_through_the_original_claim_workflow(claim_wo
     instance = start_workflow_instance("Claim Processing", claim)
 
     update_workflow_step_status(instance, "Submitted")
-    assert (instance.current_step.name, instance.current_step_status.name) == ("Review Claim", "Under Review")
+    assert (instance.current_step.name, instance.current_step_status.name) == (
+        "Review Claim",
+        "Under Review",
+    )
     update_workflow_step_status(instance, "Approved")
-    assert (instance.current_step.name, instance.current_step_status.name) == ("Approve/Reject", "Awaiting Decision")
+    assert (instance.current_step.name, instance.current_step_status.name) == (
+        "Approve/Reject",
+        "Awaiting Decision",
+    )
     assert instance.completed_at is None and not instance.is_completed()
 
     update_workflow_step_status(instance, "Rejected")
@@ -269,7 +319,9 @@ def test_completion_status_advances_through_the_original_claim_workflow(claim_wo
 
 def test_transitions_are_tried_by_priority_highest_first(db):
     # Created lowest priority first: priority, not id order, decides.
-    make_workflow("Routing", routing([("Manual", "", 1), ("Slow", "true", 5), ("Fast", "true", 10)]))
+    make_workflow(
+        "Routing", routing([("Manual", "", 1), ("Slow", "true", 5), ("Fast", "true", 10)])
+    )
     instance = start_workflow_instance("Routing", Document.objects.create())
     update_workflow_step_status(instance, "Done")
     assert instance.current_step.name == "Fast"
@@ -318,7 +370,11 @@ def test_no_matching_transition_keeps_the_status_and_can_be_retried_with_new_con
 
     # Still nothing: another NO_TRANSITION, visible.
     advance_workflow_instance(instance, {"amount": 5, "urgent": False})
-    assert (instance.current_step.name, instance.version, instance.last_event.kind) == ("Intake", 3, "NO_TRANSITION")
+    assert (instance.current_step.name, instance.version, instance.last_event.kind) == (
+        "Intake",
+        3,
+        "NO_TRANSITION",
+    )
     assert instance.last_event.context == {"amount": 5, "urgent": False}
 
     advance_workflow_instance(instance, {"amount": 2000, "urgent": False}, actor=user)
@@ -328,7 +384,12 @@ def test_no_matching_transition_keeps_the_status_and_can_be_retried_with_new_con
     event = instance.last_event
     assert (event.kind, event.actor, event.sequence) == (EventKind.ADVANCED, user, 4)
     assert event.transition.to_step.name == "Fast"
-    assert [e.kind for e in history(instance)] == ["STARTED", "NO_TRANSITION", "NO_TRANSITION", "ADVANCED"]
+    assert [e.kind for e in history(instance)] == [
+        "STARTED",
+        "NO_TRANSITION",
+        "NO_TRANSITION",
+        "ADVANCED",
+    ]
 
 
 def test_retry_uses_the_object_fields_when_no_context_is_given(db):
@@ -351,10 +412,16 @@ def test_advancing_an_instance_that_is_not_waiting_is_refused(db):
 
 def test_advancing_to_a_final_step_whose_default_is_a_completion_status_completes(db):
     spec = routing([("Fast", "", 0)])
-    spec["steps"][1] = {"name": "Fast", "is_final_step": True, "statuses": [{"name": "Closed", "is_default_status": True, "is_completion_status": True}]}
+    spec["steps"][1] = {
+        "name": "Fast",
+        "is_final_step": True,
+        "statuses": [{"name": "Closed", "is_default_status": True, "is_completion_status": True}],
+    }
     spec["transitions"] = [t for t in spec["transitions"] if t["from_step"] != "Fast"]
     make_workflow("Routing", spec)
-    instance = update_workflow_step_status(start_workflow_instance("Routing", Document.objects.create()), "Done")
+    instance = update_workflow_step_status(
+        start_workflow_instance("Routing", Document.objects.create()), "Done"
+    )
     assert instance.state == InstanceState.COMPLETED
     assert instance.completed_at is not None
     assert instance.last_event.kind == EventKind.COMPLETED
@@ -460,7 +527,9 @@ def test_a_condition_that_fails_names_transition_expression_cause_and_changes_no
 
 def test_a_condition_error_on_retry_also_changes_nothing(db):
     make_workflow("Routing", routing([("Fast", "amount > 1000", 10)]))
-    instance = update_workflow_step_status(start_workflow_instance("Routing", Document.objects.create()), "Done")
+    instance = update_workflow_step_status(
+        start_workflow_instance("Routing", Document.objects.create()), "Done"
+    )
     with pytest.raises(WorkflowError) as excinfo:
         advance_workflow_instance(instance, {"other": 1})
     assert codes(excinfo) == "CONDITION_ERROR"
@@ -469,7 +538,9 @@ def test_a_condition_error_on_retry_also_changes_nothing(db):
 
 def test_a_stored_condition_that_does_not_compile_is_a_condition_error_naming_the_transition(db):
     make_workflow("Routing", routing([("Fast", "", 10)]))
-    WorkflowTransition.objects.filter(to_step__name="Fast").update(condition="amount >>> 1")  # bypasses validation
+    WorkflowTransition.objects.filter(to_step__name="Fast").update(
+        condition="amount >>> 1"
+    )  # bypasses validation
     from django_steps.compiled import bump_definition_version
     from django_steps.models import Workflow
 
@@ -487,7 +558,9 @@ def test_a_condition_that_does_not_compile_is_refused_by_full_clean(db):
 
     workflow = make_workflow("Routing", routing([]))
     intake, fast = WorkflowStep.objects.get(name="Intake"), WorkflowStep.objects.get(name="Fast")
-    transition = WorkflowTransition(workflow=workflow, from_step=intake, to_step=fast, condition="amount > ", priority=3)
+    transition = WorkflowTransition(
+        workflow=workflow, from_step=intake, to_step=fast, condition="amount > ", priority=3
+    )
     with pytest.raises(ValidationError) as excinfo:
         transition.full_clean()
     [error] = excinfo.value.error_dict["condition"]
@@ -505,7 +578,9 @@ def test_a_transition_to_another_workflows_step_is_refused_by_full_clean(db):
     workflow = make_workflow("Routing", routing([]))
     other = make_workflow("Other", routing([]))
     transition = WorkflowTransition(
-        workflow=workflow, from_step=workflow.steps.get(name="Intake"), to_step=other.steps.get(name="Fast")
+        workflow=workflow,
+        from_step=workflow.steps.get(name="Intake"),
+        to_step=other.steps.get(name="Fast"),
     )
     with pytest.raises(ValidationError) as excinfo:
         transition.full_clean()
@@ -552,7 +627,9 @@ def test_resume_from_the_on_hold_status_returns_to_the_default_status(claim_work
 
 def test_hold_and_resume_keep_the_status_on_a_step_without_on_hold_status(db):
     make_workflow("Routing", routing([("Fast", "", 0)]))
-    instance = update_workflow_step_status(start_workflow_instance("Routing", Document.objects.create()), "Done")
+    instance = update_workflow_step_status(
+        start_workflow_instance("Routing", Document.objects.create()), "Done"
+    )
     update_workflow_step_status(instance, "Waiting")
 
     set_workflow_on_hold(instance)
@@ -592,7 +669,9 @@ def test_setting_the_cancellation_status_cancels(claim_workflow, claim):
 
 
 def test_cancel_keeps_the_status_on_a_step_without_cancellation_status(claim_workflow, claim):
-    instance = update_workflow_step_status(start_workflow_instance("Claim Processing", claim), "Submitted")
+    instance = update_workflow_step_status(
+        start_workflow_instance("Claim Processing", claim), "Submitted"
+    )
     cancel_workflow_instance(instance)
     assert (instance.state, instance.current_step.name, instance.current_step_status.name) == (
         "CANCELLED",
@@ -657,7 +736,9 @@ def test_actor_is_recorded_and_anonymous_is_none(claim_workflow, claim, user):
 # --------------------------------------------------------------------------- CEL context and values
 
 
-@pytest.mark.parametrize("field", ["amount", "ratio", "count"], ids=["DecimalField", "FloatField", "IntegerField"])
+@pytest.mark.parametrize(
+    "field", ["amount", "ratio", "count"], ids=["DecimalField", "FloatField", "IntegerField"]
+)
 @pytest.mark.parametrize("value,expected", [(1500, "Fast"), (1000, "Slow"), (999, "Slow")])
 def test_amount_greater_than_an_integer_literal_for_every_numeric_field(db, field, value, expected):
     make_workflow("Routing", routing([("Fast", f"document.{field} > 1000", 10), ("Slow", "", 0)]))
@@ -668,19 +749,34 @@ def test_amount_greater_than_an_integer_literal_for_every_numeric_field(db, fiel
 
 @pytest.mark.parametrize(
     "condition",
-    ["document.amount > 1000.5", "document.amount >= 1000.75", "document.amount == 1000.75", "document.ratio < 2000"],
+    [
+        "document.amount > 1000.5",
+        "document.amount >= 1000.75",
+        "document.amount == 1000.75",
+        "document.ratio < 2000",
+    ],
 )
 def test_decimal_and_double_literals(db, condition):
     make_workflow("Routing", routing([("Fast", condition, 10), ("Slow", "", 0)]))
     doc = Document.objects.create(amount=Decimal("1000.75"), ratio=1000.75)
-    assert update_workflow_step_status(start_workflow_instance("Routing", doc), "Done").current_step.name == "Fast"
+    assert (
+        update_workflow_step_status(
+            start_workflow_instance("Routing", doc), "Done"
+        ).current_step.name
+        == "Fast"
+    )
 
 
 @pytest.mark.parametrize("count,expected", [(3, "Fast"), (2, "Slow")])
 def test_integer_field_against_a_double_literal(db, count, expected):
     make_workflow("Routing", routing([("Fast", "document.count > 2.5", 10), ("Slow", "", 0)]))
     doc = Document.objects.create(count=count)
-    assert update_workflow_step_status(start_workflow_instance("Routing", doc), "Done").current_step.name == expected
+    assert (
+        update_workflow_step_status(
+            start_workflow_instance("Routing", doc), "Done"
+        ).current_step.name
+        == expected
+    )
 
 
 @pytest.mark.parametrize(
@@ -698,21 +794,39 @@ def test_integer_field_against_a_double_literal(db, count, expected):
 def test_dates_and_datetimes_compare_as_timestamps(db, condition, expected):
     make_workflow("Routing", routing([("Fast", condition, 10), ("Slow", "", 0)]))
     doc = Document.objects.create(
-        due=dt.date(2024, 6, 30), submitted_at=dt.datetime(2024, 6, 30, 12, 0, tzinfo=dt.timezone.utc)
+        due=dt.date(2024, 6, 30),
+        submitted_at=dt.datetime(2024, 6, 30, 12, 0, tzinfo=dt.timezone.utc),
     )
-    assert update_workflow_step_status(start_workflow_instance("Routing", doc), "Done").current_step.name == expected
+    assert (
+        update_workflow_step_status(
+            start_workflow_instance("Routing", doc), "Done"
+        ).current_step.name
+        == expected
+    )
 
 
 def test_uuid_is_a_string_and_booleans_are_booleans(db):
     ref = uuid.UUID("12345678-1234-5678-1234-567812345678")
     make_workflow(
         "Routing",
-        routing([("Fast", f"document.reference == '{ref}' && document.urgent", 10), ("Slow", "", 0)]),
+        routing(
+            [("Fast", f"document.reference == '{ref}' && document.urgent", 10), ("Slow", "", 0)]
+        ),
     )
     hit = Document.objects.create(reference=ref, urgent=True)
     miss = Document.objects.create(reference=ref, urgent=False)
-    assert update_workflow_step_status(start_workflow_instance("Routing", hit), "Done").current_step.name == "Fast"
-    assert update_workflow_step_status(start_workflow_instance("Routing", miss), "Done").current_step.name == "Slow"
+    assert (
+        update_workflow_step_status(
+            start_workflow_instance("Routing", hit), "Done"
+        ).current_step.name
+        == "Fast"
+    )
+    assert (
+        update_workflow_step_status(
+            start_workflow_instance("Routing", miss), "Done"
+        ).current_step.name
+        == "Slow"
+    )
 
 
 def test_object_fields_are_at_the_top_level_and_under_the_model_name(claim_workflow, claim):
@@ -720,10 +834,27 @@ def test_object_fields_are_at_the_top_level_and_under_the_model_name(claim_workf
         "Claims",
         {
             "steps": [
-                {"name": "A", "is_initial_step": True, "statuses": [{"name": "Open", "is_default_status": True}, {"name": "Done", "is_completion_status": True}]},
-                {"name": "B", "is_final_step": True, "statuses": [{"name": "Open", "is_default_status": True}]},
+                {
+                    "name": "A",
+                    "is_initial_step": True,
+                    "statuses": [
+                        {"name": "Open", "is_default_status": True},
+                        {"name": "Done", "is_completion_status": True},
+                    ],
+                },
+                {
+                    "name": "B",
+                    "is_final_step": True,
+                    "statuses": [{"name": "Open", "is_default_status": True}],
+                },
             ],
-            "transitions": [{"from_step": "A", "to_step": "B", "condition": "claim.amount > 1000 && amount == claim.amount && claimant == 'Ada'"}],
+            "transitions": [
+                {
+                    "from_step": "A",
+                    "to_step": "B",
+                    "condition": "claim.amount > 1000 && amount == claim.amount && claimant == 'Ada'",
+                }
+            ],
         },
     )
     instance = update_workflow_step_status(start_workflow_instance("Claims", claim), "Done")
@@ -735,7 +866,9 @@ def test_object_fields_are_at_the_top_level_and_under_the_model_name(claim_workf
 def test_context_data_replaces_the_object_fields(db):
     make_workflow("Routing", routing([("Fast", "amount > 1000", 10), ("Slow", "", 0)]))
     doc = Document.objects.create(amount=Decimal("5000"))
-    instance = update_workflow_step_status(start_workflow_instance("Routing", doc), "Done", {"amount": 10})
+    instance = update_workflow_step_status(
+        start_workflow_instance("Routing", doc), "Done", {"amount": 10}
+    )
     assert instance.current_step.name == "Slow"
     assert instance.last_event.context == {"amount": 10}
 
@@ -803,13 +936,23 @@ def test_a_context_that_is_not_a_mapping_is_refused(db):
 def test_dry_run_lists_candidates_and_changes_nothing(db):
     make_workflow(
         "Routing",
-        routing([("Fast", "document.amount > 1000", 10), ("Slow", "document.count > 2.5", 5), ("Manual", "", 0)]),
+        routing(
+            [
+                ("Fast", "document.amount > 1000", 10),
+                ("Slow", "document.count > 2.5", 5),
+                ("Manual", "", 0),
+            ]
+        ),
     )
-    instance = start_workflow_instance("Routing", Document.objects.create(amount=Decimal("10"), count=3))
+    instance = start_workflow_instance(
+        "Routing", Document.objects.create(amount=Decimal("10"), count=3)
+    )
 
     dry = evaluate_transitions(instance)
 
-    assert [(e.transition.to_step.name, e.priority, e.result, e.would_fire) for e in dry.evaluations] == [
+    assert [
+        (e.transition.to_step.name, e.priority, e.result, e.would_fire) for e in dry.evaluations
+    ] == [
         ("Fast", 10, False, False),
         ("Slow", 5, True, True),
         ("Manual", 0, True, False),

@@ -6,167 +6,422 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('contenttypes', '0002_remove_content_type_name'),
+        ("contenttypes", "0002_remove_content_type_name"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='EventCounter',
+            name="EventCounter",
             fields=[
-                ('id', models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
-                ('value', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False),
+                ),
+                ("value", models.BigIntegerField(default=0)),
             ],
             options={
-                'db_table': 'django_steps_event_counter',
+                "db_table": "django_steps_event_counter",
             },
         ),
         migrations.CreateModel(
-            name='Workflow',
+            name="Workflow",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='Unique name of the workflow.', max_length=255, unique=True)),
-                ('description', models.TextField(blank=True, default='')),
-                ('definition_version', models.PositiveIntegerField(default=1, editable=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Unique name of the workflow.", max_length=255, unique=True
+                    ),
+                ),
+                ("description", models.TextField(blank=True, default="")),
+                ("definition_version", models.PositiveIntegerField(default=1, editable=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ('name',),
+                "ordering": ("name",),
             },
         ),
         migrations.CreateModel(
-            name='WorkflowStep',
+            name="WorkflowStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255)),
-                ('description', models.TextField(blank=True, default='')),
-                ('order', models.PositiveIntegerField(default=0)),
-                ('is_initial_step', models.BooleanField(default=False)),
-                ('is_final_step', models.BooleanField(default=False)),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='django_steps.workflow')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=255)),
+                ("description", models.TextField(blank=True, default="")),
+                ("order", models.PositiveIntegerField(default=0)),
+                ("is_initial_step", models.BooleanField(default=False)),
+                ("is_final_step", models.BooleanField(default=False)),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="steps",
+                        to="django_steps.workflow",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('workflow', 'order', 'id'),
+                "ordering": ("workflow", "order", "id"),
             },
         ),
         migrations.CreateModel(
-            name='WorkflowStepStatus',
+            name="WorkflowStepStatus",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255)),
-                ('description', models.TextField(blank=True, default='')),
-                ('is_default_status', models.BooleanField(default=False)),
-                ('is_completion_status', models.BooleanField(default=False)),
-                ('is_cancellation_status', models.BooleanField(default=False)),
-                ('is_on_hold_status', models.BooleanField(default=False)),
-                ('step', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='statuses', to='django_steps.workflowstep')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=255)),
+                ("description", models.TextField(blank=True, default="")),
+                ("is_default_status", models.BooleanField(default=False)),
+                ("is_completion_status", models.BooleanField(default=False)),
+                ("is_cancellation_status", models.BooleanField(default=False)),
+                ("is_on_hold_status", models.BooleanField(default=False)),
+                (
+                    "step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="statuses",
+                        to="django_steps.workflowstep",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'workflow step statuses',
-                'ordering': ('step', 'id'),
+                "verbose_name_plural": "workflow step statuses",
+                "ordering": ("step", "id"),
             },
         ),
         migrations.CreateModel(
-            name='WorkflowInstance',
+            name="WorkflowInstance",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('ACTIVE', 'Active'), ('ON_HOLD', 'On hold'), ('COMPLETED', 'Completed'), ('CANCELLED', 'Cancelled')], default='ACTIVE', max_length=16)),
-                ('version', models.PositiveIntegerField(default=0, help_text='Increases by one on every change.')),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('object_id', models.CharField(max_length=255)),
-                ('content_type', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='contenttypes.contenttype')),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='instances', to='django_steps.workflow')),
-                ('current_step', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='django_steps.workflowstep')),
-                ('current_step_status', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='django_steps.workflowstepstatus')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("ACTIVE", "Active"),
+                            ("ON_HOLD", "On hold"),
+                            ("COMPLETED", "Completed"),
+                            ("CANCELLED", "Cancelled"),
+                        ],
+                        default="ACTIVE",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "version",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Increases by one on every change."
+                    ),
+                ),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                ("object_id", models.CharField(max_length=255)),
+                (
+                    "content_type",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="contenttypes.contenttype",
+                    ),
+                ),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="instances",
+                        to="django_steps.workflow",
+                    ),
+                ),
+                (
+                    "current_step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="django_steps.workflowstep",
+                    ),
+                ),
+                (
+                    "current_step_status",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="django_steps.workflowstepstatus",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-started_at', '-id'),
+                "ordering": ("-started_at", "-id"),
             },
         ),
         migrations.CreateModel(
-            name='WorkflowTransition',
+            name="WorkflowTransition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('condition', models.TextField(blank=True, default='', help_text='CEL expression; empty = always.')),
-                ('priority', models.IntegerField(default=0, help_text='Higher priorities are tried first.')),
-                ('description', models.TextField(blank=True, default='')),
-                ('from_step', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='outgoing_transitions', to='django_steps.workflowstep')),
-                ('to_step', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='incoming_transitions', to='django_steps.workflowstep')),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transitions', to='django_steps.workflow')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "condition",
+                    models.TextField(
+                        blank=True, default="", help_text="CEL expression; empty = always."
+                    ),
+                ),
+                (
+                    "priority",
+                    models.IntegerField(default=0, help_text="Higher priorities are tried first."),
+                ),
+                ("description", models.TextField(blank=True, default="")),
+                (
+                    "from_step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="outgoing_transitions",
+                        to="django_steps.workflowstep",
+                    ),
+                ),
+                (
+                    "to_step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="incoming_transitions",
+                        to="django_steps.workflowstep",
+                    ),
+                ),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="transitions",
+                        to="django_steps.workflow",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('workflow', 'from_step__order', '-priority', 'id'),
+                "ordering": ("workflow", "from_step__order", "-priority", "id"),
             },
         ),
         migrations.CreateModel(
-            name='WorkflowEvent',
+            name="WorkflowEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sequence', models.PositiveIntegerField()),
-                ('position', models.BigIntegerField(unique=True)),
-                ('kind', models.CharField(choices=[('STARTED', 'Started'), ('STATUS_CHANGED', 'Status changed'), ('ADVANCED', 'Advanced'), ('NO_TRANSITION', 'No transition'), ('ON_HOLD', 'On hold'), ('RESUMED', 'Resumed'), ('CANCELLED', 'Cancelled'), ('COMPLETED', 'Completed')], max_length=20)),
-                ('state', models.CharField(choices=[('ACTIVE', 'Active'), ('ON_HOLD', 'On hold'), ('COMPLETED', 'Completed'), ('CANCELLED', 'Cancelled')], help_text="The instance's state after the event.", max_length=16)),
-                ('context', models.JSONField(blank=True, help_text='The CEL context used, if any.', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='django_steps.workflow')),
-                ('instance', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='django_steps.workflowinstance')),
-                ('from_step', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='django_steps.workflowstep')),
-                ('to_step', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='django_steps.workflowstep')),
-                ('from_status', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='django_steps.workflowstepstatus')),
-                ('requested_status', models.ForeignKey(blank=True, help_text='The status named in the update that caused this event, if any.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='django_steps.workflowstepstatus')),
-                ('to_status', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='django_steps.workflowstepstatus')),
-                ('transition', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='django_steps.workflowtransition')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sequence", models.PositiveIntegerField()),
+                ("position", models.BigIntegerField(unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("STARTED", "Started"),
+                            ("STATUS_CHANGED", "Status changed"),
+                            ("ADVANCED", "Advanced"),
+                            ("NO_TRANSITION", "No transition"),
+                            ("ON_HOLD", "On hold"),
+                            ("RESUMED", "Resumed"),
+                            ("CANCELLED", "Cancelled"),
+                            ("COMPLETED", "Completed"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("ACTIVE", "Active"),
+                            ("ON_HOLD", "On hold"),
+                            ("COMPLETED", "Completed"),
+                            ("CANCELLED", "Cancelled"),
+                        ],
+                        help_text="The instance's state after the event.",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "context",
+                    models.JSONField(
+                        blank=True, help_text="The CEL context used, if any.", null=True
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="django_steps.workflow",
+                    ),
+                ),
+                (
+                    "instance",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="django_steps.workflowinstance",
+                    ),
+                ),
+                (
+                    "from_step",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="django_steps.workflowstep",
+                    ),
+                ),
+                (
+                    "to_step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="django_steps.workflowstep",
+                    ),
+                ),
+                (
+                    "from_status",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="django_steps.workflowstepstatus",
+                    ),
+                ),
+                (
+                    "requested_status",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The status named in the update that caused this event, if any.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="django_steps.workflowstepstatus",
+                    ),
+                ),
+                (
+                    "to_status",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="django_steps.workflowstepstatus",
+                    ),
+                ),
+                (
+                    "transition",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="django_steps.workflowtransition",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('position',),
+                "ordering": ("position",),
             },
         ),
         migrations.AddConstraint(
-            model_name='workflowstep',
-            constraint=models.UniqueConstraint(fields=('workflow', 'name'), name='django_steps_step_name_unique'),
+            model_name="workflowstep",
+            constraint=models.UniqueConstraint(
+                fields=("workflow", "name"), name="django_steps_step_name_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='workflowstepstatus',
-            constraint=models.UniqueConstraint(fields=('step', 'name'), name='django_steps_status_name_unique'),
+            model_name="workflowstepstatus",
+            constraint=models.UniqueConstraint(
+                fields=("step", "name"), name="django_steps_status_name_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='workflowstepstatus',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_default_status', True)), fields=('step',), name='django_steps_one_default_status'),
+            model_name="workflowstepstatus",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_default_status", True)),
+                fields=("step",),
+                name="django_steps_one_default_status",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='workflowstepstatus',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_cancellation_status', True)), fields=('step',), name='django_steps_one_cancellation_status'),
+            model_name="workflowstepstatus",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_cancellation_status", True)),
+                fields=("step",),
+                name="django_steps_one_cancellation_status",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='workflowstepstatus',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_on_hold_status', True)), fields=('step',), name='django_steps_one_on_hold_status'),
+            model_name="workflowstepstatus",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_on_hold_status", True)),
+                fields=("step",),
+                name="django_steps_one_on_hold_status",
+            ),
         ),
         migrations.AddIndex(
-            model_name='workflowinstance',
-            index=models.Index(fields=['content_type', 'object_id'], name='django_steps_instance_object'),
+            model_name="workflowinstance",
+            index=models.Index(
+                fields=["content_type", "object_id"], name="django_steps_instance_object"
+            ),
         ),
         migrations.AddIndex(
-            model_name='workflowinstance',
-            index=models.Index(fields=['state'], name='django_steps_instance_state'),
+            model_name="workflowinstance",
+            index=models.Index(fields=["state"], name="django_steps_instance_state"),
         ),
         migrations.AddConstraint(
-            model_name='workflowinstance',
-            constraint=models.UniqueConstraint(condition=models.Q(('state__in', ('ACTIVE', 'ON_HOLD'))), fields=('workflow', 'content_type', 'object_id'), name='django_steps_one_unfinished_instance'),
+            model_name="workflowinstance",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state__in", ("ACTIVE", "ON_HOLD"))),
+                fields=("workflow", "content_type", "object_id"),
+                name="django_steps_one_unfinished_instance",
+            ),
         ),
         migrations.AddIndex(
-            model_name='workflowevent',
-            index=models.Index(fields=['workflow', 'position'], name='django_steps_event_workflow'),
+            model_name="workflowevent",
+            index=models.Index(fields=["workflow", "position"], name="django_steps_event_workflow"),
         ),
         migrations.AddConstraint(
-            model_name='workflowevent',
-            constraint=models.UniqueConstraint(fields=('instance', 'sequence'), name='django_steps_event_sequence_unique'),
+            model_name="workflowevent",
+            constraint=models.UniqueConstraint(
+                fields=("instance", "sequence"), name="django_steps_event_sequence_unique"
+            ),
         ),
     ]

@@ -6,7 +6,9 @@ from django.db import migrations, models
 def give_each_workflow_its_own_token(apps, schema_editor):
     Workflow = apps.get_model("django_steps", "Workflow")
     for pk in Workflow.objects.using(schema_editor.connection.alias).values_list("pk", flat=True):
-        Workflow.objects.using(schema_editor.connection.alias).filter(pk=pk).update(definition_token=uuid.uuid4())
+        Workflow.objects.using(schema_editor.connection.alias).filter(pk=pk).update(
+            definition_token=uuid.uuid4()
+        )
 
 
 class Migration(migrations.Migration):

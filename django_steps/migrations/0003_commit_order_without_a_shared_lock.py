@@ -5,57 +5,68 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('contenttypes', '0002_remove_content_type_name'),
-        ('django_steps', '0002_workflow_definition_token'),
+        ("contenttypes", "0002_remove_content_type_name"),
+        ("django_steps", "0002_workflow_definition_token"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.DeleteModel(
-            name='EventCounter',
+            name="EventCounter",
         ),
         migrations.AlterModelOptions(
-            name='workflowevent',
-            options={'ordering': ('txid', 'position')},
+            name="workflowevent",
+            options={"ordering": ("txid", "position")},
         ),
         migrations.RemoveIndex(
-            model_name='workflowevent',
-            name='django_steps_event_workflow',
+            model_name="workflowevent",
+            name="django_steps_event_workflow",
         ),
         migrations.AddField(
-            model_name='workflowevent',
-            name='txid',
-            field=models.BigIntegerField(default=0, editable=False, help_text='Writing transaction (PostgreSQL), else 0.'),
+            model_name="workflowevent",
+            name="txid",
+            field=models.BigIntegerField(
+                default=0, editable=False, help_text="Writing transaction (PostgreSQL), else 0."
+            ),
         ),
         migrations.AlterField(
-            model_name='workflowevent',
-            name='position',
-            field=models.BigIntegerField(editable=False, help_text='Order within `txid`.'),
+            model_name="workflowevent",
+            name="position",
+            field=models.BigIntegerField(editable=False, help_text="Order within `txid`."),
         ),
         migrations.AddIndex(
-            model_name='workflowevent',
-            index=models.Index(fields=['workflow', 'txid', 'position'], name='django_steps_event_wf_cursor'),
+            model_name="workflowevent",
+            index=models.Index(
+                fields=["workflow", "txid", "position"], name="django_steps_event_wf_cursor"
+            ),
         ),
         migrations.AddIndex(
-            model_name='workflowevent',
-            index=models.Index(fields=['instance', 'txid', 'position'], name='django_steps_event_in_cursor'),
+            model_name="workflowevent",
+            index=models.Index(
+                fields=["instance", "txid", "position"], name="django_steps_event_in_cursor"
+            ),
         ),
         migrations.AddIndex(
-            model_name='workflowinstance',
-            index=models.Index(fields=['started_at', 'id'], name='django_steps_inst_started'),
+            model_name="workflowinstance",
+            index=models.Index(fields=["started_at", "id"], name="django_steps_inst_started"),
         ),
         migrations.AddIndex(
-            model_name='workflowinstance',
-            index=models.Index(fields=['workflow', 'started_at', 'id'], name='django_steps_inst_wf_started'),
+            model_name="workflowinstance",
+            index=models.Index(
+                fields=["workflow", "started_at", "id"], name="django_steps_inst_wf_started"
+            ),
         ),
         migrations.AddIndex(
-            model_name='workflowinstance',
-            index=models.Index(fields=['workflow', 'state', 'current_step'], name='django_steps_inst_wf_state'),
+            model_name="workflowinstance",
+            index=models.Index(
+                fields=["workflow", "state", "current_step"], name="django_steps_inst_wf_state"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='workflowevent',
-            constraint=models.UniqueConstraint(fields=('txid', 'position'), name='django_steps_event_cursor_unique'),
+            model_name="workflowevent",
+            constraint=models.UniqueConstraint(
+                fields=("txid", "position"), name="django_steps_event_cursor_unique"
+            ),
         ),
     ]

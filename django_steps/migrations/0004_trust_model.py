@@ -10,7 +10,11 @@ def keep_existing_workflows_startable(apps, schema_editor):
     using = schema_editor.connection.alias
     Workflow = apps.get_model("django_steps", "Workflow")
     WorkflowInstance = apps.get_model("django_steps", "WorkflowInstance")
-    pairs = WorkflowInstance.objects.using(using).values_list("workflow_id", "content_type_id").distinct()
+    pairs = (
+        WorkflowInstance.objects.using(using)
+        .values_list("workflow_id", "content_type_id")
+        .distinct()
+    )
     by_workflow: dict[int, set[int]] = {}
     for workflow_id, content_type_id in pairs.order_by():
         by_workflow.setdefault(workflow_id, set()).add(content_type_id)
@@ -19,22 +23,31 @@ def keep_existing_workflows_startable(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('contenttypes', '0002_remove_content_type_name'),
-        ('django_steps', '0003_commit_order_without_a_shared_lock'),
+        ("contenttypes", "0002_remove_content_type_name"),
+        ("django_steps", "0003_commit_order_without_a_shared_lock"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='workflow',
-            name='content_types',
-            field=models.ManyToManyField(blank=True, help_text='Models whose objects this workflow may be started on.', related_name='+', to='contenttypes.contenttype'),
+            model_name="workflow",
+            name="content_types",
+            field=models.ManyToManyField(
+                blank=True,
+                help_text="Models whose objects this workflow may be started on.",
+                related_name="+",
+                to="contenttypes.contenttype",
+            ),
         ),
         migrations.AddField(
-            model_name='workflowstepstatus',
-            name='permission',
-            field=models.CharField(blank=True, default='', help_text='Permission needed to set this status ("app_label.codename"), checked with user.has_perm(permission, content_object); empty: anyone who may change the instance.', max_length=255),
+            model_name="workflowstepstatus",
+            name="permission",
+            field=models.CharField(
+                blank=True,
+                default="",
+                help_text='Permission needed to set this status ("app_label.codename"), checked with user.has_perm(permission, content_object); empty: anyone who may change the instance.',
+                max_length=255,
+            ),
         ),
         migrations.RunPython(keep_existing_workflows_startable, migrations.RunPython.noop),
     ]

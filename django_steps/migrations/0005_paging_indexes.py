@@ -5,24 +5,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('contenttypes', '0002_remove_content_type_name'),
-        ('django_steps', '0004_trust_model'),
+        ("contenttypes", "0002_remove_content_type_name"),
+        ("django_steps", "0004_trust_model"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='workflowinstance',
-            name='django_steps_inst_wf_started',
+            model_name="workflowinstance",
+            name="django_steps_inst_wf_started",
         ),
         migrations.AddIndex(
-            model_name='workflowevent',
-            index=models.Index(fields=['instance', 'id'], name='django_steps_event_in_id'),
+            model_name="workflowevent",
+            index=models.Index(fields=["instance", "id"], name="django_steps_event_in_id"),
         ),
         migrations.AddIndex(
-            model_name='workflowinstance',
-            index=models.Index(fields=['workflow', 'id'], name='django_steps_inst_wf_id'),
+            model_name="workflowinstance",
+            index=models.Index(fields=["workflow", "id"], name="django_steps_inst_wf_id"),
         ),
     ]

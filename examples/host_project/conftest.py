@@ -24,7 +24,9 @@ def pytest_configure(config):
 
         for package in (django_steps, graphql_api):
             location = Path(package.__file__).resolve()
-            assert "site-packages" in location.parts, f"{package.__name__} comes from {location}, not the wheel"
+            assert "site-packages" in location.parts, (
+                f"{package.__name__} comes from {location}, not the wheel"
+            )
 
 
 @pytest.fixture
@@ -44,7 +46,9 @@ def make_user(username: str, *perms: str):
     user = get_user_model().objects.create_user(username, f"{username}@example.com", "pw")
     for perm in perms:
         app_label, codename = perm.split(".")
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
     return user
 
 

@@ -22,7 +22,9 @@ def ids() -> list[str]:
 def clean(settings):
     """The test settings with DEBUG on (as in development) and GraphiQL following it."""
     settings.DEBUG = True
-    settings.DJANGO_STEPS_GRAPHQL = {k: v for k, v in settings.DJANGO_STEPS_GRAPHQL.items() if k != "GRAPHIQL"}
+    settings.DJANGO_STEPS_GRAPHQL = {
+        k: v for k, v in settings.DJANGO_STEPS_GRAPHQL.items() if k != "GRAPHIQL"
+    }
     settings.ASGI_APPLICATION = f"{VARIANTS}.good"
     assert ids() == []
     return settings
@@ -35,8 +37,15 @@ def test_the_demo_settings_pass(clean):
 
 
 @pytest.mark.parametrize(
-    "app", ["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions", "channels",
-            "strawberry_django", "django_steps"],
+    "app",
+    [
+        "django.contrib.contenttypes",
+        "django.contrib.auth",
+        "django.contrib.sessions",
+        "channels",
+        "strawberry_django",
+        "django_steps",
+    ],
 )
 def test_each_required_app(clean, app):
     clean.INSTALLED_APPS = [a for a in clean.INSTALLED_APPS if a != app]
@@ -52,7 +61,10 @@ def test_sessions_app_is_not_needed_with_cookie_sessions(clean):
 
 @pytest.mark.parametrize(
     "middleware",
-    ["django.contrib.sessions.middleware.SessionMiddleware", "django.contrib.auth.middleware.AuthenticationMiddleware"],
+    [
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+    ],
 )
 def test_each_required_middleware(clean, middleware):
     clean.MIDDLEWARE = [m for m in clean.MIDDLEWARE if m != middleware]
@@ -60,15 +72,19 @@ def test_each_required_middleware(clean, middleware):
 
 
 def test_middleware_order(clean):
-    session, auth = ("django.contrib.sessions.middleware.SessionMiddleware",
-                     "django.contrib.auth.middleware.AuthenticationMiddleware")
+    session, auth = (
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+    )
     rest = [m for m in clean.MIDDLEWARE if m not in (session, auth)]
     clean.MIDDLEWARE = [auth, session, *rest]
     assert ids() == ["django_steps.E002"]
 
 
 def test_csrf_middleware_is_not_required(clean):
-    clean.MIDDLEWARE = [m for m in clean.MIDDLEWARE if m != "django.middleware.csrf.CsrfViewMiddleware"]
+    clean.MIDDLEWARE = [
+        m for m in clean.MIDDLEWARE if m != "django.middleware.csrf.CsrfViewMiddleware"
+    ]
     assert ids() == []
 
 
@@ -82,7 +98,10 @@ def test_no_channel_layer(clean):
 def test_runserver_without_daphne(clean):
     clean.INSTALLED_APPS = [a for a in clean.INSTALLED_APPS if a != "daphne"]
     assert ids() == ["django_steps.W002"]
-    clean.INSTALLED_APPS = [*clean.INSTALLED_APPS, "daphne"]  # after staticfiles: its runserver wins
+    clean.INSTALLED_APPS = [
+        *clean.INSTALLED_APPS,
+        "daphne",
+    ]  # after staticfiles: its runserver wins
     assert ids() == ["django_steps.W002"]
     clean.DEBUG = False  # production does not use runserver
     assert ids() == []
@@ -106,7 +125,9 @@ def test_asgi_application_unset_is_a_warning_so_migrate_still_runs(clean):
 def test_login_without_django_axes(clean):
     clean.INSTALLED_APPS = [app for app in clean.INSTALLED_APPS if app != "axes"]
     clean.MIDDLEWARE = [m for m in clean.MIDDLEWARE if not m.startswith("axes.")]
-    clean.AUTHENTICATION_BACKENDS = [b for b in clean.AUTHENTICATION_BACKENDS if not b.startswith("axes.")]
+    clean.AUTHENTICATION_BACKENDS = [
+        b for b in clean.AUTHENTICATION_BACKENDS if not b.startswith("axes.")
+    ]
     assert ids() == ["django_steps.W009"]
 
 

@@ -175,7 +175,9 @@ def test_ariadne_codegen_generates_an_importable_typed_client(codegen_python, tm
 
 def test_ariadne_codegen_fails_on_a_breaking_schema_change(codegen_python, tmp_path):
     broken = tmp_path / "schema.graphql"
-    broken.write_text(SCHEMA.read_text(encoding="utf-8").replace("availableStatuses", "allowedStatuses"))
+    broken.write_text(
+        SCHEMA.read_text(encoding="utf-8").replace("availableStatuses", "allowedStatuses")
+    )
     out = tmp_path / "out"
     out.mkdir()
     result = generate(codegen_python, broken, out)

@@ -25,7 +25,10 @@ def demo_client(client):
 
 
 def embedded_config(response) -> dict:
-    match = re.search(r'<script id="dashboard-config" type="application/json">(.*?)</script>', response.content.decode())
+    match = re.search(
+        r'<script id="dashboard-config" type="application/json">(.*?)</script>',
+        response.content.decode(),
+    )
     assert match, "the page embeds its configuration"
     return json.loads(match.group(1))
 
@@ -42,7 +45,9 @@ def test_anonymous_visitors_are_sent_to_the_login_form(client):
 def test_login_form_logs_in_and_lands_on_the_dashboard(client):
     call_command("demo_setup", stdout=open("/dev/null", "w"))
     client.get("/accounts/login/")
-    response = client.post("/accounts/login/", {"username": "demo", "password": "demo", "next": "/"})
+    response = client.post(
+        "/accounts/login/", {"username": "demo", "password": "demo", "next": "/"}
+    )
     assert response.status_code == 302 and response["Location"] == "/"
     assert client.get("/").status_code == 200
 
@@ -81,7 +86,9 @@ def test_vendored_assets_are_served_without_internet(demo_client):
         assert response.status_code == 200, path
         body = b"".join(response.streaming_content)
         assert len(body) > 1000, path
-    graphql_ws = b"".join(demo_client.get("/static/graphql_api/vendor/graphql-ws-6.4.2.min.js").streaming_content)
+    graphql_ws = b"".join(
+        demo_client.get("/static/graphql_api/vendor/graphql-ws-6.4.2.min.js").streaming_content
+    )
     assert b"graphqlWs" in graphql_ws and b"createClient" in graphql_ws
 
 
@@ -89,7 +96,15 @@ def test_labels_name_the_attached_objects(demo_client):
     claim = Claim.objects.get(title="Broken window")
     response = demo_client.get(
         "/dashboard/labels/",
-        {"ref": [f"claims.claim:{claim.pk}", "claims.claim:999999", "nope.nothing:1", "claims.claim:x", "garbage"]},
+        {
+            "ref": [
+                f"claims.claim:{claim.pk}",
+                "claims.claim:999999",
+                "nope.nothing:1",
+                "claims.claim:x",
+                "garbage",
+            ]
+        },
     )
     assert response.status_code == 200
     assert response.json() == {"labels": {f"claims.claim:{claim.pk}": "Broken window (450.00)"}}

@@ -24,14 +24,19 @@ def run_setup() -> str:
 def positions() -> dict[str, tuple[str, str, str]]:
     return {
         str(i.content_object): (i.workflow.name, i.current_step.name, i.current_step_status.name)
-        for i in WorkflowInstance.objects.select_related("workflow", "current_step", "current_step_status")
+        for i in WorkflowInstance.objects.select_related(
+            "workflow", "current_step", "current_step_status"
+        )
     }
 
 
 def test_setup_loads_both_examples_and_creates_the_four_users():
     output = run_setup()
 
-    assert set(Workflow.objects.values_list("name", flat=True)) == {"Claim Processing", "Claim Triage"}
+    assert set(Workflow.objects.values_list("name", flat=True)) == {
+        "Claim Processing",
+        "Claim Triage",
+    }
     users = get_user_model().objects
     for username in ("demo", "alice", "bob", "rita"):
         assert username in output
@@ -43,12 +48,17 @@ def test_setup_loads_both_examples_and_creates_the_four_users():
     assert own is not None and Claim.objects.filter(owner=bob).exists()
     for user in (alice, bob, rita):
         assert not user.is_superuser and not user.is_staff
-        for perm in ("django_steps.view_workflow", "django_steps.view_workflowinstance",
-                     "django_steps.change_workflowinstance"):
+        for perm in (
+            "django_steps.view_workflow",
+            "django_steps.view_workflowinstance",
+            "django_steps.change_workflowinstance",
+        ):
             assert user.has_perm(perm), (user, perm)
     # The object-level rules (django-rules): alice's own claim, rita's every claim.
     assert alice.has_perm("claims.view_claim", own) and alice.has_perm("claims.submit_claim", own)
-    assert not bob.has_perm("claims.view_claim", own) and not bob.has_perm("claims.submit_claim", own)
+    assert not bob.has_perm("claims.view_claim", own) and not bob.has_perm(
+        "claims.submit_claim", own
+    )
     assert not alice.has_perm("claims.decide_claim", own)
     assert rita.has_perm("claims.view_claim", own) and rita.has_perm("claims.decide_claim", own)
     assert not rita.has_perm("claims.submit_claim", own)

@@ -21,10 +21,20 @@ PRODUCTION = {
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     """``manage.py`` in a fresh process whose environment holds only ``env`` (not the tests')."""
-    clean = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
-             "DJANGO_SETTINGS_MODULE": "demo.settings", **env}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True,
-                          timeout=120)
+    clean = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DJANGO_SETTINGS_MODULE": "demo.settings",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_check_deploy_is_clean_with_the_documented_production_environment():
@@ -35,8 +45,15 @@ def test_check_deploy_is_clean_with_the_documented_production_environment():
 
 
 def test_without_the_secure_switch_check_deploy_names_what_is_missing():
-    done = manage("check", "--deploy", **{k: v for k, v in PRODUCTION.items() if k != "DJANGO_SECURE"})
-    for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):  # HSTS, SSL, cookies
+    done = manage(
+        "check", "--deploy", **{k: v for k, v in PRODUCTION.items() if k != "DJANGO_SECURE"}
+    )
+    for warning in (
+        "security.W004",
+        "security.W008",
+        "security.W012",
+        "security.W016",
+    ):  # HSTS, SSL, cookies
         assert warning in done.stderr + done.stdout, warning
 
 
@@ -48,7 +65,12 @@ def test_outside_debug_a_secret_key_is_required():
 
 
 def test_debug_is_off_unless_asked():
-    show = ["shell", "--no-imports", "-c", "from django.conf import settings as s; print(s.DEBUG, s.DJANGO_STEPS_GRAPHQL['GRAPHIQL'])"]
+    show = [
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings as s; print(s.DEBUG, s.DJANGO_STEPS_GRAPHQL['GRAPHIQL'])",
+    ]
     assert manage(*show, **PRODUCTION).stdout.split() == ["False", "False"]
     asked = manage(*show, DJANGO_DEBUG="1")  # what `make demo` sets; no secret key needed then
     assert asked.returncode == 0, asked.stderr

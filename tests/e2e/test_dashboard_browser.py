@@ -60,14 +60,28 @@ class DemoServer:
 
     def manage(self, *args: str) -> None:
         subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True, capture_output=True, timeout=300
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=300,
         )
 
     def start(self) -> None:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "demo.asgi:application"],
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "demo.asgi:application",
+                ],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
@@ -120,7 +134,12 @@ def test_dashboard_live_updates_actions_and_reconnect(demo_server):
     script = subprocess.Popen(
         [node_path(), str(HERE / "dashboard.e2e.mjs")],
         cwd=HERE,
-        env={**os.environ, "BASE_URL": demo_server.url, "SCREENSHOT": str(screenshot), "CHROMIUM": chromium_path()},
+        env={
+            **os.environ,
+            "BASE_URL": demo_server.url,
+            "SCREENSHOT": str(screenshot),
+            "CHROMIUM": chromium_path(),
+        },
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -27,7 +27,11 @@ def missing_browser_tools() -> str | None:
         return "needs Node.js (node) to drive Chromium with playwright-core"
     try:
         subprocess.run(
-            [node, "-e", "require.resolve('playwright-core')"], cwd=HERE, check=True, capture_output=True, timeout=30
+            [node, "-e", "require.resolve('playwright-core')"],
+            cwd=HERE,
+            check=True,
+            capture_output=True,
+            timeout=30,
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
         return "needs playwright-core: run `npm ci` in tests/e2e (.ci/run does)"

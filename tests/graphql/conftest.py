@@ -35,7 +35,9 @@ class GQL:
 
     def post(self, query: str, variables: dict | None = None, **extra: Any):
         body = {"query": query, "variables": variables or {}}
-        return self.client.post(ENDPOINT, data=json.dumps(body), content_type="application/json", **extra)
+        return self.client.post(
+            ENDPOINT, data=json.dumps(body), content_type="application/json", **extra
+        )
 
     def __call__(self, query: str, variables: dict | None = None, **extra: Any) -> dict:
         response = self.post(query, variables, **extra)
@@ -51,13 +53,17 @@ class GQL:
         return result["data"]
 
 
-def make_user(username: str, *perms: str, superuser: bool = False, groups: tuple[str, ...] = ()) -> User:
+def make_user(
+    username: str, *perms: str, superuser: bool = False, groups: tuple[str, ...] = ()
+) -> User:
     if superuser:
         return User.objects.create_superuser(username, f"{username}@example.com", "pw")
     user = User.objects.create_user(username, f"{username}@example.com", "pw")
     for perm in perms:
         app_label, codename = perm.split(".")
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
     for name in groups:
         user.groups.add(Group.objects.get_or_create(name=name)[0])
     return user

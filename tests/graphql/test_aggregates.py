@@ -42,7 +42,9 @@ def spread(workflow: str = "Claim Processing", owner=None, times: int = 1) -> No
     """Instances in every state, on more than one step."""
     for _ in range(times):
         start(workflow, owner)  # ACTIVE on Submit Claim
-        services.update_workflow_step_status(start(workflow, owner), "Submitted")  # ACTIVE on Review Claim
+        services.update_workflow_step_status(
+            start(workflow, owner), "Submitted"
+        )  # ACTIVE on Review Claim
         services.set_workflow_on_hold(start(workflow, owner))  # ON_HOLD on Submit Claim
         services.cancel_workflow_instance(start(workflow, owner))  # CANCELLED on Submit Claim
         done = start(workflow, owner)
@@ -76,18 +78,30 @@ def test_counts_by_state_per_workflow_and_per_current_step(as_viewer, claim_work
         rows = WorkflowInstance.objects.filter(workflow__name=name)
         assert seen[name]["instanceCounts"] == truth(rows)
         for step in seen[name]["steps"]:
-            assert step["instanceCounts"] == truth(rows.filter(current_step__name=step["name"])), step["name"]
+            assert step["instanceCounts"] == truth(rows.filter(current_step__name=step["name"])), (
+                step["name"]
+            )
     claims = seen["Claim Processing"]
-    assert claims["instanceCounts"] == {"total": 10, "active": 4, "onHold": 2, "completed": 2, "cancelled": 2}
+    assert claims["instanceCounts"] == {
+        "total": 10,
+        "active": 4,
+        "onHold": 2,
+        "completed": 2,
+        "cancelled": 2,
+    }
     assert [s["instanceCounts"]["total"] for s in claims["steps"]] == [6, 2, 2]
 
 
 def test_counts_cover_only_what_the_viewer_may_see(claim_workflow):
-    ada = make_user("ada", *VIEW)  # a claimant: sees the instances of her own claims (claims/visibility.py)
+    ada = make_user(
+        "ada", *VIEW
+    )  # a claimant: sees the instances of her own claims (claims/visibility.py)
     spread(owner=ada)
     spread(times=3)  # other people's claims
     own = header(client_for(ada))["Claim Processing"]
-    assert own["instanceCounts"] == truth(WorkflowInstance.objects.filter(object_id__in=_claims_of(ada)))
+    assert own["instanceCounts"] == truth(
+        WorkflowInstance.objects.filter(object_id__in=_claims_of(ada))
+    )
     assert own["instanceCounts"]["total"] == 5
     assert sum(step["instanceCounts"]["total"] for step in own["steps"]) == 5
     # With the definitions but not the instances, everything counts zero.
@@ -106,7 +120,9 @@ def _queries(gql) -> int:
     return len(queries)
 
 
-def test_a_dashboard_header_costs_the_same_sql_for_more_workflows_and_instances(as_viewer, claim_workflow):
+def test_a_dashboard_header_costs_the_same_sql_for_more_workflows_and_instances(
+    as_viewer, claim_workflow
+):
     spread()
     small = _queries(as_viewer)
     for n in range(4):
@@ -114,7 +130,9 @@ def test_a_dashboard_header_costs_the_same_sql_for_more_workflows_and_instances(
         spread(f"More {n}", times=2)
     spread(times=9)
     large = _queries(as_viewer)
-    print(f"\nSQL queries for the dashboard header: 1 workflow, 5 instances -> {small}; 5 workflows, 90 instances -> {large}")
+    print(
+        f"\nSQL queries for the dashboard header: 1 workflow, 5 instances -> {small}; 5 workflows, 90 instances -> {large}"
+    )
     assert small == large
 
 
@@ -125,7 +143,9 @@ def test_counts_on_a_step_reached_through_an_instance(as_viewer, claim_workflow)
     )
     for edge in data["workflowInstances"]["edges"]:
         step = edge["node"]["currentStep"]
-        rows = WorkflowInstance.objects.filter(current_step__name=step["name"], workflow__name="Claim Processing")
+        rows = WorkflowInstance.objects.filter(
+            current_step__name=step["name"], workflow__name="Claim Processing"
+        )
         assert step["instanceCounts"]["total"] == rows.count(), step["name"]
 
 
@@ -142,4 +162,9 @@ def test_counts_in_a_mutation_payload(as_admin, claim_workflow):
         {"id": str(claim.pk)},
     )["startWorkflowInstance"]
     assert result["workflow"]["instanceCounts"] == {"total": 6, "active": 3, "cancelled": 1}
-    assert result["currentStep"]["instanceCounts"] == {"total": 4, "active": 2, "onHold": 1, "cancelled": 1}
+    assert result["currentStep"]["instanceCounts"] == {
+        "total": 4,
+        "active": 2,
+        "onHold": 1,
+        "cancelled": 1,
+    }

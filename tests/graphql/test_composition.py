@@ -42,7 +42,10 @@ def test_a_host_user_type_needs_ours_renamed_and_gets_a_hint():
         compose_schema(query=HostQuery)
     sdl = str(compose_schema(query=HostQuery, rename={"User": "WorkflowUser"}))
     assert "type User {\n  username: String!\n  email: String!\n}" in sdl
-    assert "type WorkflowUser implements Node {" in sdl and "union LoginPayload = WorkflowUser | OperationInfo" in sdl
+    assert (
+        "type WorkflowUser implements Node {" in sdl
+        and "union LoginPayload = WorkflowUser | OperationInfo" in sdl
+    )
     assert "staff: [User!]!" in sdl and "me: WorkflowUser" in sdl
 
 
@@ -66,16 +69,30 @@ def test_a_root_field_both_define_is_refused_unless_replaced():
 
 def test_our_extensions_and_execution_context_apply_once():
     def optimizers(schema):
-        return [e for e in schema.extensions
-                if issubclass(e if isinstance(e, type) else type(e), DjangoOptimizerExtension)]
+        return [
+            e
+            for e in schema.extensions
+            if issubclass(e if isinstance(e, type) else type(e), DjangoOptimizerExtension)
+        ]
 
-    assert optimizers(compose_schema(query=HostQuery, rename={"User": "WorkflowUser"})) == [QuerysetOptimizer]
+    assert optimizers(compose_schema(query=HostQuery, rename={"User": "WorkflowUser"})) == [
+        QuerysetOptimizer
+    ]
     # a host's own optimizer runs in place of ours, once
-    schema = compose_schema(query=HostQuery, rename={"User": "WorkflowUser"},
-                            extensions=[DjangoOptimizerExtension, DjangoOptimizerExtension()])
+    schema = compose_schema(
+        query=HostQuery,
+        rename={"User": "WorkflowUser"},
+        extensions=[DjangoOptimizerExtension, DjangoOptimizerExtension()],
+    )
     assert optimizers(schema) == [DjangoOptimizerExtension]
     assert schema.execution_context_class is SharedEventExecutionContext
-    deep = "{ staff { username } " + "workflows { edges { node { steps { workflow { " * 3 + "name" + " } } } } }" * 3 + " }"
+    deep = (
+        "{ staff { username } "
+        + "workflows { edges { node { steps { workflow { " * 3
+        + "name"
+        + " } } } } }" * 3
+        + " }"
+    )
     assert "exceeds maximum operation depth" in schema.execute_sync(deep).errors[0].message
 
     class NotOurs:
@@ -111,24 +128,31 @@ def test_renamed_node_types_keep_working_global_ids(db, claim_workflow, claim):
 
     from django_steps.services import start_workflow_instance
 
-    schema = compose_schema(query=HostQuery, rename={"User": "WorkflowUser", "WorkflowInstance": "StepsInstance"})
+    schema = compose_schema(
+        query=HostQuery, rename={"User": "WorkflowUser", "WorkflowInstance": "StepsInstance"}
+    )
     boss = User.objects.create_superuser("boss", "b@example.com", "pw")
     instance = start_workflow_instance("Claim Processing", claim)
 
     def run(query: str, **variables):
         request = RequestFactory().post("/graphql/")
         request.user = boss
-        result = schema.execute_sync(query, variables, context_value=StrawberryDjangoContext(request, None))
+        result = schema.execute_sync(
+            query, variables, context_value=StrawberryDjangoContext(request, None)
+        )
         assert result.errors is None, result.errors
         return result.data
 
     me = run("{ me { id } }")["me"]["id"]
     assert relay.GlobalID.from_id(me).type_name == "WorkflowUser"
     assert run("query($id: ID!) { node(id: $id) { __typename id } }", id=me)["node"] == {
-        "__typename": "WorkflowUser", "id": me,
+        "__typename": "WorkflowUser",
+        "id": me,
     }
     instance_id = relay.to_base64("StepsInstance", instance.pk)
-    assert run("query($id: ID!) { workflowInstance(id: $id) { id } }", id=instance_id)["workflowInstance"] == {
+    assert run("query($id: ID!) { workflowInstance(id: $id) { id } }", id=instance_id)[
+        "workflowInstance"
+    ] == {
         "id": instance_id,
     }
     held = run(

@@ -57,9 +57,14 @@ def test_every_dashboard_and_client_operation_is_well_under_the_default_limit():
     from demo.views import client_operations
 
     operations = client_operations()  # client/*.graphql: the dashboard sends exactly these
-    assert {"Workflows", "WorkflowInstances", "InstanceHistory", "InstanceEvents"} <= set(operations)
+    assert {"Workflows", "WorkflowInstances", "InstanceHistory", "InstanceEvents"} <= set(
+        operations
+    )
     limit = DEFAULTS["MAX_COST"]
-    costs = {name: cost(document, dashboard_variables(name), name) for name, document in operations.items()}
+    costs = {
+        name: cost(document, dashboard_variables(name), name)
+        for name, document in operations.items()
+    }
     print("estimated cost per client operation:", costs)
     assert all(value * MARGIN <= limit for value in costs.values()), (costs, limit)
     # a page of instances counts every instance it may return
@@ -89,12 +94,18 @@ def test_nested_history_is_refused_before_any_resolver_runs(as_viewer, instance)
     assert "objects" in error["message"] and "first" in error["message"]
     assert not [q for q in queries if "django_steps_" in q["sql"]], "a resolver ran"
     # the server answers a normal request right after
-    assert as_viewer.data(ops.INSTANCE, {"id": gid("WorkflowInstance", instance.pk)})["workflowInstance"]
+    assert as_viewer.data(ops.INSTANCE, {"id": gid("WorkflowInstance", instance.pk)})[
+        "workflowInstance"
+    ]
 
 
 def test_the_estimate_multiplies_nested_lists_and_pages():
-    one = cost("query($id: ID!) { workflowInstance(id: $id) { history(first: 100) { edges { node { id } } } } }")
-    two = cost("query($id: ID!) { workflowInstance(id: $id) { history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id } } } } } } } } }")
+    one = cost(
+        "query($id: ID!) { workflowInstance(id: $id) { history(first: 100) { edges { node { id } } } } }"
+    )
+    two = cost(
+        "query($id: ID!) { workflowInstance(id: $id) { history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id } } } } } } } } }"
+    )
     # the instance, its history connection, 100 edges each with its node
     assert one == 1 + 1 + 100 * (1 + 1)
     assert two == 1 + 1 + 100 * (1 + 1 + 1 + 1 + 100 * 2)
@@ -112,7 +123,9 @@ def test_page_sizes_come_from_arguments_and_variables():
     assert cost(PAGE, {"last": 7}) == 1 + 7 * 2
     assert cost(PAGE, {"first": 5, "last": 3}) == 1 + 3 * 2
     assert cost(PAGE) == 1 + 100 * 2  # absent: the largest page
-    assert cost(PAGE.replace("$first: Int", "$first: Int = 9")) == 1 + 9 * 2  # the variable's default
+    assert (
+        cost(PAGE.replace("$first: Int", "$first: Int = 9")) == 1 + 9 * 2
+    )  # the variable's default
     assert cost("{ workflowInstances(first: 4) { edges { node { id } } } }") == 1 + 4 * 2
     # an out-of-range page is refused by the field itself: it returns nothing
     assert cost(PAGE, {"first": -1}) == 1
@@ -137,9 +150,14 @@ def test_fragments_and_aliases_are_counted():
 def test_a_fragment_spread_in_many_places_is_costed_once():
     """Spreads of spreads: 2^40 paths, estimated in linear time."""
     fragments = "".join(
-        f"fragment F{i} on WorkflowInstance {{ currentStep {{ name }} ...F{i + 1} ...F{i + 1} }}\n" for i in range(40)
+        f"fragment F{i} on WorkflowInstance {{ currentStep {{ name }} ...F{i + 1} ...F{i + 1} }}\n"
+        for i in range(40)
     )
-    document = '{ workflowInstance(id: "x") { ...F0 } }' + fragments + "fragment F40 on WorkflowInstance { id }"
+    document = (
+        '{ workflowInstance(id: "x") { ...F0 } }'
+        + fragments
+        + "fragment F40 on WorkflowInstance { id }"
+    )
     started = time.monotonic()
     assert cost(document) == 1 + sum(2**i for i in range(40))
     assert time.monotonic() - started < 1
@@ -147,7 +165,12 @@ def test_a_fragment_spread_in_many_places_is_costed_once():
 
 def test_subscriptions_count_one_event():
     assert cost("subscription { workflowInstanceEvents { id toStep { name } } }") == 2
-    assert cost("subscription { workflowInstanceEvents { instance { history(first: 100) { edges { node { id } } } } } }") == 1 + 1 + 1 + 100 * 2
+    assert (
+        cost(
+            "subscription { workflowInstanceEvents { instance { history(first: 100) { edges { node { id } } } } } }"
+        )
+        == 1 + 1 + 1 + 100 * 2
+    )
 
 
 def test_scalars_typename_and_introspection_cost_nothing():
@@ -222,8 +245,14 @@ def test_a_page_out_of_range_stays_bad_user_input(as_viewer, instance):
 
 def test_fragments_spread_exponentially_are_refused_fast(as_viewer):
     """strawberry's depth and alias limiters expand each spread again (26 s for this at 20)."""
-    fragments = "".join(f"fragment F{i} on WorkflowInstance {{ id ...F{i + 1} ...F{i + 1} }}\n" for i in range(30))
-    document = '{ workflowInstance(id: "x") { ...F0 } }' + fragments + "fragment F30 on WorkflowInstance { id }"
+    fragments = "".join(
+        f"fragment F{i} on WorkflowInstance {{ id ...F{i + 1} ...F{i + 1} }}\n" for i in range(30)
+    )
+    document = (
+        '{ workflowInstance(id: "x") { ...F0 } }'
+        + fragments
+        + "fragment F30 on WorkflowInstance { id }"
+    )
     started = time.monotonic()
     result = as_viewer(document)
     assert time.monotonic() - started < 5

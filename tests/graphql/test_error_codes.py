@@ -38,7 +38,9 @@ def _constants(module) -> set[str]:
 
 
 def test_every_code_the_code_defines_is_in_the_enum():
-    engine = {exceptions.WorkflowError.code} | {cls.code for cls in _subclasses(exceptions.WorkflowError)}
+    engine = {exceptions.WorkflowError.code} | {
+        cls.code for cls in _subclasses(exceptions.WorkflowError)
+    }
     api = _constants(errors) | _constants(views) | {streams.InvalidCursor.code}
     assert engine | api <= VALUES, sorted((engine | api) - VALUES)
 
@@ -65,22 +67,35 @@ def test_every_error_path_returns_a_code_of_the_enum(as_operator, as_viewer, ano
     i = gid("WorkflowInstance", instance.pk)
     results = [
         anon.data(ops.HOLD, {"input": {"instanceId": i}})["setWorkflowOnHold"],  # PERMISSION_DENIED
-        as_operator.data(ops.HOLD, {"input": {"instanceId": "garbage"}})["setWorkflowOnHold"],  # INVALID_ID
-        as_operator.data(ops.HOLD, {"input": {"instanceId": gid("WorkflowInstance", 10**9)}})["setWorkflowOnHold"],
+        as_operator.data(ops.HOLD, {"input": {"instanceId": "garbage"}})[
+            "setWorkflowOnHold"
+        ],  # INVALID_ID
+        as_operator.data(ops.HOLD, {"input": {"instanceId": gid("WorkflowInstance", 10**9)}})[
+            "setWorkflowOnHold"
+        ],
         as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusName": "Nope"}})[
             "updateWorkflowStepStatus"
         ],
-        as_operator.data(ops.RESUME, {"input": {"instanceId": i}})["resumeWorkflowInstance"],  # NOT_ON_HOLD
-        as_operator.data(ops.START, {"input": {"workflowName": "Nope", "contentType": "x.y", "objectId": "1"}})[
-            "startWorkflowInstance"
-        ],
+        as_operator.data(ops.RESUME, {"input": {"instanceId": i}})[
+            "resumeWorkflowInstance"
+        ],  # NOT_ON_HOLD
+        as_operator.data(
+            ops.START, {"input": {"workflowName": "Nope", "contentType": "x.y", "objectId": "1"}}
+        )["startWorkflowInstance"],
         as_operator.data(ops.LOGIN, {"username": "nobody", "password": "wrong"})["login"],
     ]
     seen = {code for payload in results for code in codes(payload)}
-    assert seen == {"PERMISSION_DENIED", "INVALID_ID", "NOT_FOUND", "UNKNOWN_STATUS", "NOT_ON_HOLD",
-                    "WORKFLOW_NOT_FOUND", "INVALID_CREDENTIALS"}
+    assert seen == {
+        "PERMISSION_DENIED",
+        "INVALID_ID",
+        "NOT_FOUND",
+        "UNKNOWN_STATUS",
+        "NOT_ON_HOLD",
+        "WORKFLOW_NOT_FOUND",
+        "INVALID_CREDENTIALS",
+    }
     for query, variables in [
-        ("{ node(id: \"x\") { id } }", {}),
+        ('{ node(id: "x") { id } }', {}),
         ("{ nope }", {}),
         ("{", {}),
         (ops.INSTANCES, {"first": 1000}),
@@ -90,7 +105,9 @@ def test_every_error_path_returns_a_code_of_the_enum(as_operator, as_viewer, ano
             assert error["extensions"]["code"] in VALUES, error
     # Refused before GraphQL runs: the same codes.
     client = Client(enforce_csrf_checks=True)
-    response = client.post("/graphql/", json.dumps({"query": "{ me { id } }"}), content_type="application/json")
+    response = client.post(
+        "/graphql/", json.dumps({"query": "{ me { id } }"}), content_type="application/json"
+    )
     assert response.status_code == 403
     assert response.json()["errors"][0]["extensions"]["code"] == "CSRF_FAILED"
     response = Client().put("/graphql/", "{}", content_type="application/json")

@@ -43,7 +43,11 @@ def _operations() -> int:
     from graphql import build_schema
 
     schema = build_schema((ROOT / "schema.graphql").read_text())
-    names = [f"{root.name}.{field}" for root in (schema.query_type, schema.mutation_type) for field in root.fields]
+    names = [
+        f"{root.name}.{field}"
+        for root in (schema.query_type, schema.mutation_type)
+        for field in root.fields
+    ]
     return len([name for name in names if name not in EXCLUDED])
 
 
@@ -91,7 +95,13 @@ def fuzz_target(fast_live_server, transactional_db):
     from claims.models import Claim
     from strawberry.relay import to_base64
 
-    from django_steps.models import Workflow, WorkflowInstance, WorkflowStep, WorkflowStepStatus, WorkflowTransition
+    from django_steps.models import (
+        Workflow,
+        WorkflowInstance,
+        WorkflowStep,
+        WorkflowStepStatus,
+        WorkflowTransition,
+    )
 
     make_user("fuzzer", superuser=True)
     make_workflow("Claim Processing", CLAIM_PROCESSING)
@@ -103,7 +113,10 @@ def fuzz_target(fast_live_server, transactional_db):
     for i in range(12, 15):
         Claim.objects.create(title=f"c{i}", claimant="Ada", amount=100 * i)  # nothing started yet
     # mostly instances: every instance mutation takes one
-    ids = [to_base64("WorkflowInstance", pk) for pk in WorkflowInstance.objects.values_list("pk", flat=True)] + [
+    ids = [
+        to_base64("WorkflowInstance", pk)
+        for pk in WorkflowInstance.objects.values_list("pk", flat=True)
+    ] + [
         to_base64(model.__name__, model.objects.values_list("pk", flat=True).first())
         for model in (Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition)
     ]
@@ -116,7 +129,9 @@ def fuzz_target(fast_live_server, transactional_db):
     return fast_live_server, {"ids": ids, "strings": strings}
 
 
-def run_schemathesis(base: str, headers: dict[str, str], examples: int, report: Path, values: dict) -> tuple[int, str]:
+def run_schemathesis(
+    base: str, headers: dict[str, str], examples: int, report: Path, values: dict
+) -> tuple[int, str]:
     """Run schemathesis, printing each operation as it finishes (from the NDJSON report)."""
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
@@ -154,7 +169,9 @@ def run_schemathesis(base: str, headers: dict[str, str], examples: int, report: 
     output = report.with_suffix(".out")
     started = time.monotonic()
     with open(output, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env, text=True)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env, text=True
+        )
         seen = 0
         try:
             while process.poll() is None:
@@ -175,8 +192,11 @@ def _print_progress(report: Path, seen: int, started: float) -> int:
     finished = examples_per_operation(report) if report.exists() else {}
     if len(finished) > seen:
         for label, count in list(finished.items())[seen:]:
-            print(f"fuzz: [{len(finished):>2}/{OPERATIONS}] {label}: {count} cases, "
-                  f"{time.monotonic() - started:.0f} s", flush=True)
+            print(
+                f"fuzz: [{len(finished):>2}/{OPERATIONS}] {label}: {count} cases, "
+                f"{time.monotonic() - started:.0f} s",
+                flush=True,
+            )
     return len(finished)
 
 
@@ -200,7 +220,10 @@ def test_schemathesis_finds_no_server_error(fuzz_target, tmp_path):
     assert len(many) >= 10, cases
     # the fuzzer's mutations reached the engine: they changed real instances, as the fuzzer
     written = WorkflowEvent.objects.filter(actor__username="fuzzer")
-    print("history written by the fuzzer's mutations:", sorted(set(written.values_list("kind", flat=True))))
+    print(
+        "history written by the fuzzer's mutations:",
+        sorted(set(written.values_list("kind", flat=True))),
+    )
     assert written.exists()
 
 
@@ -216,5 +239,7 @@ def examples_per_operation(report: Path) -> dict[str, int]:
         finished = event.get("ScenarioFinished")
         if finished and finished["recorder"]["label"].startswith(("Query.", "Mutation.")):
             label = finished["recorder"]["label"]
-            counts[label] = counts.get(label, 0) + len(finished["recorder"].get("cases", {}))  # none when skipped
+            counts[label] = counts.get(label, 0) + len(
+                finished["recorder"].get("cases", {})
+            )  # none when skipped
     return counts

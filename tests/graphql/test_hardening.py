@@ -33,7 +33,10 @@ def test_depth_limit(as_viewer):
 
 
 def test_normal_deep_queries_pass_the_depth_limit(as_viewer, instance):
-    assert as_viewer.data(ops.INSTANCES_WITH_HISTORY, {"first": 5})["workflowInstances"]["totalCount"] == 1
+    assert (
+        as_viewer.data(ops.INSTANCES_WITH_HISTORY, {"first": 5})["workflowInstances"]["totalCount"]
+        == 1
+    )
 
 
 def test_alias_limit(as_viewer):
@@ -41,7 +44,9 @@ def test_alias_limit(as_viewer):
     result = as_viewer(query)
     assert result.get("data") is None
     assert "aliases" in result["errors"][0]["message"]
-    assert "errors" not in as_viewer("{ " + " ".join(f"a{i}: me {{ id }}" for i in range(30)) + " }")
+    assert "errors" not in as_viewer(
+        "{ " + " ".join(f"a{i}: me {{ id }}" for i in range(30)) + " }"
+    )
 
 
 def test_token_limit(as_viewer):
@@ -66,7 +71,9 @@ def test_csrf_cookie_from_get_and_header_on_post(viewer, claim_workflow):
     token = client.cookies["csrftoken"].value
     assert token
 
-    wrong = client.post(ENDPOINT, body, content_type="application/json", HTTP_X_CSRFTOKEN="nope" * 8)
+    wrong = client.post(
+        ENDPOINT, body, content_type="application/json", HTTP_X_CSRFTOKEN="nope" * 8
+    )
     assert wrong.status_code == 403
     ok = client.post(ENDPOINT, body, content_type="application/json", HTTP_X_CSRFTOKEN=token)
     assert ok.status_code == 200 and ok.json()["data"]["workflows"]["totalCount"] == 1
@@ -79,7 +86,11 @@ def test_login_over_csrf_then_use_the_rotated_token(db):
     client = Client(enforce_csrf_checks=True)
     client.get(ENDPOINT, HTTP_ACCEPT="application/json")
     gql = GQL(client)
-    response = gql.post(ops.LOGIN, {"username": "ada", "password": "pw"}, HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    response = gql.post(
+        ops.LOGIN,
+        {"username": "ada", "password": "pw"},
+        HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value,
+    )
     assert response.json()["data"]["login"]["username"] == "ada"
     # login rotated the token: the new cookie works, the session is the user's
     response = gql.post(ops.ME, HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
@@ -89,20 +100,28 @@ def test_login_over_csrf_then_use_the_rotated_token(db):
 # -------------------------------------------------------------------------------- masking
 
 
-def test_unexpected_errors_are_masked_but_domain_errors_are_readable(as_operator, instance, monkeypatch):
+def test_unexpected_errors_are_masked_but_domain_errors_are_readable(
+    as_operator, instance, monkeypatch
+):
     from django_steps import services
 
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals at /srv/app.py")
 
     monkeypatch.setattr(services, "set_workflow_on_hold", boom)
-    response = as_operator.post(ops.HOLD, {"input": {"instanceId": gid("WorkflowInstance", instance.pk)}})
+    response = as_operator.post(
+        ops.HOLD, {"input": {"instanceId": gid("WorkflowInstance", instance.pk)}}
+    )
     assert response.status_code == 200
     assert b"secret" not in response.content
     error = response.json()["errors"][0]
-    assert error["message"] == "Unexpected error." and error["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}
+    assert error["message"] == "Unexpected error." and error["extensions"] == {
+        "code": "INTERNAL_SERVER_ERROR"
+    }
 
-    payload = as_operator.data(ops.RESUME, {"input": {"instanceId": gid("WorkflowInstance", instance.pk)}})
+    payload = as_operator.data(
+        ops.RESUME, {"input": {"instanceId": gid("WorkflowInstance", instance.pk)}}
+    )
     assert payload["resumeWorkflowInstance"]["messages"][0]["message"]  # NOT_ON_HOLD, readable
 
 
@@ -132,7 +151,9 @@ def test_graphiql_switch(client, settings):
     assert page.status_code == 200 and b"graphiql" in page.content.lower()
     assert "csrftoken" in page.cookies
     settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "GRAPHIQL": False}
-    off = client.get(ENDPOINT, HTTP_ACCEPT="text/html")  # JSON, not a 404 page (tests/graphql/test_view.py)
+    off = client.get(
+        ENDPOINT, HTTP_ACCEPT="text/html"
+    )  # JSON, not a 404 page (tests/graphql/test_view.py)
     assert off.status_code == 400 and off.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
 
@@ -142,14 +163,19 @@ def test_graphiql_switch(client, settings):
 @pytest.mark.parametrize("first, last", [(-1, None), (None, -5), (101, None), (10**6, None)])
 def test_bad_pagination_is_a_coded_error(as_viewer, instance, first, last):
     for query in (ops.INSTANCES, ops.WORKFLOWS):
-        result = as_viewer(query, {"first": first, "last": last} if query is ops.INSTANCES else {"first": first or 0})
+        result = as_viewer(
+            query,
+            {"first": first, "last": last} if query is ops.INSTANCES else {"first": first or 0},
+        )
         if query is ops.WORKFLOWS and first is None:
             continue
         assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", result
 
 
 def test_bad_pagination_on_nested_connections(as_viewer, instance):
-    result = as_viewer('{ workflow(name: "Claim Processing") { instances(first: -1) { totalCount } } }')
+    result = as_viewer(
+        '{ workflow(name: "Claim Processing") { instances(first: -1) { totalCount } } }'
+    )
     assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
@@ -165,24 +191,80 @@ def test_out_of_range_ints_and_bad_cursors(as_viewer, instance):
 def test_ten_kilobyte_strings_everywhere(as_admin, instance, claim):
     i = gid("WorkflowInstance", instance.pk)
     checks = [
-        (ops.START, {"input": {"workflowName": BIG, "contentType": "claims.claim", "objectId": claim.pk}},
-         "startWorkflowInstance", "WORKFLOW_NOT_FOUND"),
-        (ops.START, {"input": {"workflowName": "Claim Processing", "contentType": BIG, "objectId": claim.pk}},
-         "startWorkflowInstance", "MODEL_NOT_ALLOWED"),
-        (ops.START, {"input": {"workflowName": "Claim Processing", "contentType": "claims.claim", "objectId": BIG}},
-         "startWorkflowInstance", "OBJECT_NOT_FOUND"),
-        (ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusName": BIG}}, "updateWorkflowStepStatus",
-         "UNKNOWN_STATUS"),
-        (ops.UPDATE_STATUS, {"input": {"instanceId": BIG, "statusName": "x"}}, "updateWorkflowStepStatus",
-         "INVALID_ID"),
-        (ops.CREATE_WORKFLOW, {"input": {**DEFINITION, "name": BIG}}, "createWorkflow", "INVALID_DEFINITION"),
-        (ops.CREATE_WORKFLOW,
-         {"input": {**DEFINITION, "transitions": [{"fromStep": "Draft", "toStep": "Booked", "condition": BIG + " <"}]}},
-         "createWorkflow", "INVALID_DEFINITION"),
-        (ops.CREATE_WORKFLOW,
-         {"input": {**DEFINITION, "transitions": [{"fromStep": "Draft", "toStep": "Booked", "condition": "(" * 5000}]}},
-         "createWorkflow", "INVALID_DEFINITION"),
-
+        (
+            ops.START,
+            {"input": {"workflowName": BIG, "contentType": "claims.claim", "objectId": claim.pk}},
+            "startWorkflowInstance",
+            "WORKFLOW_NOT_FOUND",
+        ),
+        (
+            ops.START,
+            {
+                "input": {
+                    "workflowName": "Claim Processing",
+                    "contentType": BIG,
+                    "objectId": claim.pk,
+                }
+            },
+            "startWorkflowInstance",
+            "MODEL_NOT_ALLOWED",
+        ),
+        (
+            ops.START,
+            {
+                "input": {
+                    "workflowName": "Claim Processing",
+                    "contentType": "claims.claim",
+                    "objectId": BIG,
+                }
+            },
+            "startWorkflowInstance",
+            "OBJECT_NOT_FOUND",
+        ),
+        (
+            ops.UPDATE_STATUS,
+            {"input": {"instanceId": i, "statusName": BIG}},
+            "updateWorkflowStepStatus",
+            "UNKNOWN_STATUS",
+        ),
+        (
+            ops.UPDATE_STATUS,
+            {"input": {"instanceId": BIG, "statusName": "x"}},
+            "updateWorkflowStepStatus",
+            "INVALID_ID",
+        ),
+        (
+            ops.CREATE_WORKFLOW,
+            {"input": {**DEFINITION, "name": BIG}},
+            "createWorkflow",
+            "INVALID_DEFINITION",
+        ),
+        (
+            ops.CREATE_WORKFLOW,
+            {
+                "input": {
+                    **DEFINITION,
+                    "transitions": [
+                        {"fromStep": "Draft", "toStep": "Booked", "condition": BIG + " <"}
+                    ],
+                }
+            },
+            "createWorkflow",
+            "INVALID_DEFINITION",
+        ),
+        (
+            ops.CREATE_WORKFLOW,
+            {
+                "input": {
+                    **DEFINITION,
+                    "transitions": [
+                        {"fromStep": "Draft", "toStep": "Booked", "condition": "(" * 5000}
+                    ],
+                }
+            },
+            "createWorkflow",
+            "INVALID_DEFINITION",
+        ),
         (ops.DELETE_WORKFLOW, {"input": {"name": BIG}}, "deleteWorkflow", "WORKFLOW_NOT_FOUND"),
         (ops.LOGIN, {"username": BIG, "password": BIG}, "login", "INVALID_CREDENTIALS"),
     ]
@@ -193,7 +275,9 @@ def test_ten_kilobyte_strings_everywhere(as_admin, instance, claim):
     assert as_admin.data(ops.WORKFLOW, {"name": BIG})["workflow"] is None
     assert as_admin(ops.NODE, {"id": BIG})["errors"][0]["extensions"]["code"] == "INVALID_ID"
     filters = {"workflowName": BIG, "currentStepName": BIG, "contentType": BIG, "objectId": BIG}
-    assert as_admin.data(ops.INSTANCES, {"filters": filters})["workflowInstances"]["totalCount"] == 0
+    assert (
+        as_admin.data(ops.INSTANCES, {"filters": filters})["workflowInstances"]["totalCount"] == 0
+    )
     assert Workflow.objects.count() == 1
 
 
@@ -209,7 +293,11 @@ def test_hostile_request_bodies_are_400_not_500(as_viewer):
         json.dumps({"query": 42}),
     ):
         response = client.post(ENDPOINT, body, content_type="application/json")
-        assert 400 <= response.status_code < 500, (body[:40], response.status_code, response.content[:200])
+        assert 400 <= response.status_code < 500, (
+            body[:40],
+            response.status_code,
+            response.content[:200],
+        )
 
 
 def test_null_bytes_and_unpaired_surrogates_are_bad_input_not_500(as_admin, instance, claim):
@@ -222,9 +310,22 @@ def test_null_bytes_and_unpaired_surrogates_are_bad_input_not_500(as_admin, inst
         assert result.get("data") == {"workflow": None}
         assert all(e["extensions"]["code"] == "BAD_USER_INPUT" for e in result.get("errors", []))
         for operation, variables, field in (
-            (ops.START, {"input": {"workflowName": value, "contentType": "claims.claim", "objectId": value}},
-             "startWorkflowInstance"),
-            (ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusName": value}}, "updateWorkflowStepStatus"),
+            (
+                ops.START,
+                {
+                    "input": {
+                        "workflowName": value,
+                        "contentType": "claims.claim",
+                        "objectId": value,
+                    }
+                },
+                "startWorkflowInstance",
+            ),
+            (
+                ops.UPDATE_STATUS,
+                {"input": {"instanceId": i, "statusName": value}},
+                "updateWorkflowStepStatus",
+            ),
             (ops.CREATE_WORKFLOW, {"input": {**DEFINITION, "name": value + "x"}}, "createWorkflow"),
         ):
             payload = as_admin.data(operation, variables)[field]
@@ -260,11 +361,16 @@ MALFORMED_CURSORS = [
 
 @pytest.mark.parametrize("argument", ["after", "before"])
 @pytest.mark.parametrize("cursor", MALFORMED_CURSORS)
-def test_malformed_cursors_are_bad_user_input_naming_the_argument(as_viewer, instance, argument, cursor):
+def test_malformed_cursors_are_bad_user_input_naming_the_argument(
+    as_viewer, instance, argument, cursor
+):
     error = bad_input(as_viewer(ops.INSTANCES, {argument: cursor, "first": 5}))
     assert error["extensions"]["field"] == argument
     assert cursor not in error["message"]
-    nested = '{ workflow(name: "Claim Processing") { instances(%s: "%s") { totalCount } } }' % (argument, cursor)
+    nested = '{ workflow(name: "Claim Processing") { instances(%s: "%s") { totalCount } } }' % (
+        argument,
+        cursor,
+    )
     assert bad_input(as_viewer(nested))["extensions"]["field"] == argument
     # the server answers a normal request right after, and real cursors still work
     page = as_viewer.data(ops.INSTANCES, {"first": 1})["workflowInstances"]
@@ -297,20 +403,30 @@ def test_numbers_that_are_not_finite_or_out_of_range_are_bad_user_input(as_admin
     error = bad_input(update)
     assert error["extensions"]["field"] == "input.context.claim.amount.1"
     assert number not in error["message"]
-    evaluate = post_raw(as_admin, ops.EVALUATE, '{"instanceId": "%s", "context": {"a": %s}}' % (i, number))
+    evaluate = post_raw(
+        as_admin, ops.EVALUATE, '{"instanceId": "%s", "context": {"a": %s}}' % (i, number)
+    )
     assert bad_input(evaluate)["extensions"]["field"] == "context.a"
     # nothing was applied, and a normal request works right after
     instance.refresh_from_db()
     assert instance.version == 1
-    payload = as_admin.data(ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusName": "Submitted", "context": {"a": 1.5}}})
+    payload = as_admin.data(
+        ops.UPDATE_STATUS,
+        {"input": {"instanceId": i, "statusName": "Submitted", "context": {"a": 1.5}}},
+    )
     assert payload["updateWorkflowStepStatus"]["__typename"] == "WorkflowInstance"
 
 
-@pytest.mark.parametrize("literal", ["1e400", "-1e400", "9223372036854775808", "1" * 5000, '"' + "x" * 100_001 + '"'])
+@pytest.mark.parametrize(
+    "literal", ["1e400", "-1e400", "9223372036854775808", "1" * 5000, '"' + "x" * 100_001 + '"']
+)
 def test_inline_json_literals_are_checked_too(as_admin, instance, literal):
-    query = 'query { evaluateTransitions(instanceId: "%s", context: {claim: {amount: %s}}) { error } }' % (
-        gid("WorkflowInstance", instance.pk),
-        literal,
+    query = (
+        'query { evaluateTransitions(instanceId: "%s", context: {claim: {amount: %s}}) { error } }'
+        % (
+            gid("WorkflowInstance", instance.pk),
+            literal,
+        )
     )
     assert bad_input(as_admin(query))["extensions"]["field"] == "context.claim.amount"
     assert as_admin.data(ops.ME)["me"]["username"] == "admin"
@@ -327,18 +443,42 @@ def test_oversized_inputs_are_bad_user_input(as_admin, instance):
     i = gid("WorkflowInstance", instance.pk)
     cases = [
         ({"input": {"instanceId": i, "statusName": "x" * 100_001}}, "input.statusName"),
-        ({"input": {"instanceId": i, "statusName": "Submitted", "context": {f"k{n}": n for n in range(10_001)}}},
-         "input.context"),
-        ({"input": {"instanceId": i, "statusName": "Submitted", "context": {"claim": {"tags": list(range(20_000))}}}},
-         "input.context.claim.tags"),
+        (
+            {
+                "input": {
+                    "instanceId": i,
+                    "statusName": "Submitted",
+                    "context": {f"k{n}": n for n in range(10_001)},
+                }
+            },
+            "input.context",
+        ),
+        (
+            {
+                "input": {
+                    "instanceId": i,
+                    "statusName": "Submitted",
+                    "context": {"claim": {"tags": list(range(20_000))}},
+                }
+            },
+            "input.context.claim.tags",
+        ),
     ]
     deep: dict = {}
     node = deep
     for _ in range(40):
         node["a"] = {}
         node = node["a"]
-    cases.append(({"input": {"instanceId": i, "statusName": "Submitted", "context": deep}}, "input.context"))
-    long_key = {"input": {"instanceId": i, "statusName": "Submitted", "context": {"k" * 100_001: 1, "a": "x" * 100_001}}}
+    cases.append(
+        ({"input": {"instanceId": i, "statusName": "Submitted", "context": deep}}, "input.context")
+    )
+    long_key = {
+        "input": {
+            "instanceId": i,
+            "statusName": "Submitted",
+            "context": {"k" * 100_001: 1, "a": "x" * 100_001},
+        }
+    }
     cases.append((long_key, "input.context"))
     for variables, field in cases:
         error = bad_input(as_admin(ops.UPDATE_STATUS, variables))
@@ -354,8 +494,8 @@ def test_oversized_inputs_are_bad_user_input(as_admin, instance):
 
 def test_no_suggestions_while_introspection_is_off(as_viewer, settings):
     typos = [
-        "{ workflow(name: \"x\") { nam } }",  # field
-        "{ workflow(nme: \"x\") { name } }",  # argument
+        '{ workflow(name: "x") { nam } }',  # field
+        '{ workflow(nme: "x") { name } }',  # argument
         "{ workflowInstances(filters: {stat: ACTIVE}) { totalCount } }",  # input field
         "{ workflowInstances(filters: {state: ACTIV}) { totalCount } }",  # enum value
         "query($f: WorkflowInstanceFiltr) { workflowInstances(filters: $f) { totalCount } }",  # type
@@ -366,14 +506,18 @@ def test_no_suggestions_while_introspection_is_off(as_viewer, settings):
     settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "INTROSPECTION": False}
     for query in typos:
         for error in as_viewer(query)["errors"]:
-            assert "Did you mean" not in error["message"] and "'state'" not in error["message"], error
+            assert "Did you mean" not in error["message"] and "'state'" not in error["message"], (
+                error
+            )
             assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 
 
 # ----------------------------------------------------------------------------------- logging
 
 
-def test_client_errors_are_logged_in_one_line_without_traceback(as_viewer, as_operator, instance, caplog, monkeypatch):
+def test_client_errors_are_logged_in_one_line_without_traceback(
+    as_viewer, as_operator, instance, caplog, monkeypatch
+):
     caplog.set_level(logging.DEBUG)
     i = gid("WorkflowInstance", instance.pk)
     as_viewer("{ workflows { ")  # syntax
@@ -388,8 +532,13 @@ def test_client_errors_are_logged_in_one_line_without_traceback(as_viewer, as_op
         assert record.exc_info is None and "\n" not in record.getMessage()
         assert record.name == "graphql_api"
     codes = [r.getMessage().split()[3] for r in client_records]
-    assert codes == ["GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "INVALID_ID",
-                     "QUERY_TOO_COMPLEX"]
+    assert codes == [
+        "GRAPHQL_PARSE_FAILED",
+        "GRAPHQL_VALIDATION_FAILED",
+        "BAD_USER_INPUT",
+        "INVALID_ID",
+        "QUERY_TOO_COMPLEX",
+    ]
     assert client_records[-1].levelno == logging.WARNING
 
     caplog.clear()

@@ -47,7 +47,9 @@ def b64(text: str) -> str:
 # ------------------------------------------------------------------------------ request bodies
 
 
-@pytest.mark.parametrize("body", ['"x"', "null", "1", "true", "1.5", '"{me{id}}"', '"{\\"query\\": \\"{me{id}}\\"}"'])
+@pytest.mark.parametrize(
+    "body", ['"x"', "null", "1", "true", "1.5", '"{me{id}}"', '"{\\"query\\": \\"{me{id}}\\"}"']
+)
 def test_a_json_body_that_is_not_an_object_is_bad_request(as_viewer, body):
     error = refusal(post_body(as_viewer, body), 400)
     assert error["extensions"] == {"code": "BAD_REQUEST"}
@@ -70,12 +72,16 @@ def test_an_operation_name_that_is_not_a_string_is_bad_request(as_viewer, name):
 
 
 def test_an_unknown_operation_name_is_not_repeated(as_viewer):
-    body = json.dumps({"query": "query A { me { id } } query B { me { id } }", "operationName": HOSTILE})
+    body = json.dumps(
+        {"query": "query A { me { id } } query B { me { id } }", "operationName": HOSTILE}
+    )
     error = refusal(post_body(as_viewer, body), 400)
     assert error["extensions"] == {"code": "BAD_REQUEST"}
     assert "script" not in error["message"] and "operationName" in error["message"]
     # a known name runs
-    body = json.dumps({"query": "query A { me { username } } query B { me { id } }", "operationName": "A"})
+    body = json.dumps(
+        {"query": "query A { me { username } } query B { me { id } }", "operationName": "A"}
+    )
     assert post_body(as_viewer, body).json() == {"data": {"me": {"username": "viewer"}}}
 
 
@@ -86,16 +92,24 @@ def test_a_body_over_the_upload_limit_is_a_json_413(viewer, settings):
     token = client.cookies["csrftoken"].value
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     body = json.dumps({"query": "{ me { id } }" + " " * limit})
-    error = refusal(client.post(ENDPOINT, body, content_type="application/json", HTTP_X_CSRFTOKEN=token), 413)
+    error = refusal(
+        client.post(ENDPOINT, body, content_type="application/json", HTTP_X_CSRFTOKEN=token), 413
+    )
     assert error["extensions"] == {"code": "REQUEST_TOO_LARGE"}
     assert f"{limit:,} bytes" in error["message"]
     # a form body is read by the CSRF check first: refused the same way
     form = "query=" + "x" * limit
-    response = client.post(ENDPOINT, form, content_type="application/x-www-form-urlencoded", HTTP_X_CSRFTOKEN=token)
+    response = client.post(
+        ENDPOINT, form, content_type="application/x-www-form-urlencoded", HTTP_X_CSRFTOKEN=token
+    )
     assert refusal(response, 413)["extensions"] == {"code": "REQUEST_TOO_LARGE"}
     # the same client goes on normally
-    ok = client.post(ENDPOINT, json.dumps({"query": "{ me { username } }"}), content_type="application/json",
-                     HTTP_X_CSRFTOKEN=token)
+    ok = client.post(
+        ENDPOINT,
+        json.dumps({"query": "{ me { username } }"}),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+    )
     assert ok.json() == {"data": {"me": {"username": "viewer"}}}
 
 
@@ -107,9 +121,16 @@ def test_a_subscription_over_http_is_bad_request_not_a_server_fault(as_viewer, i
     responses = [
         post_body(as_viewer, json.dumps({"query": SUBSCRIPTION})),
         as_viewer.client.get(ENDPOINT, {"query": SUBSCRIPTION}, HTTP_ACCEPT="application/json"),
-        post_body(as_viewer, json.dumps({"query": "query Q { me { id } } " + SUBSCRIPTION.replace("subscription",
-                                                                                                 "subscription S"),
-                                         "operationName": "S"})),
+        post_body(
+            as_viewer,
+            json.dumps(
+                {
+                    "query": "query Q { me { id } } "
+                    + SUBSCRIPTION.replace("subscription", "subscription S"),
+                    "operationName": "S",
+                }
+            ),
+        ),
     ]
     for response in responses:
         error = refusal(response, 400)
@@ -152,14 +173,20 @@ def cursor_refused(result: dict, argument: str, cursor: str) -> dict:
 
 @pytest.mark.parametrize("argument", ["after", "before"])
 @pytest.mark.parametrize("key", BEYOND)
-def test_a_cursor_key_beyond_its_column_is_bad_user_input_on_every_connection(as_viewer, instance, argument, key):
+def test_a_cursor_key_beyond_its_column_is_bad_user_input_on_every_connection(
+    as_viewer, instance, argument, key
+):
     started = instance.started_at.isoformat()
     cases = [
         # root connections: instances (newest first: started_at, id), workflows (name, id)
         (ops.INSTANCES, {"first": 5}, b64("orderedcursor:" + json.dumps([started, key]))),
         (ROOT_WORKFLOWS, {}, b64("orderedcursor:" + json.dumps(["Claim Processing", key]))),
         # nested ones, paged in the parent's query: an instance's history (id), a workflow's instances
-        (NESTED_HISTORY, {"id": gid("WorkflowInstance", instance.pk)}, b64("orderedcursor:" + json.dumps([key]))),
+        (
+            NESTED_HISTORY,
+            {"id": gid("WorkflowInstance", instance.pk)},
+            b64("orderedcursor:" + json.dumps([key])),
+        ),
         (NESTED_INSTANCES, {}, b64("orderedcursor:" + json.dumps([started, key]))),
     ]
     for query, variables, cursor in cases:
@@ -186,15 +213,22 @@ def test_cursor_values_an_instance_cannot_have_are_bad_user_input(as_viewer, ins
 @pytest.mark.parametrize("value", [None, "\ud800", "1.5", "", "1e3"])
 def test_history_cursor_values_an_event_id_cannot_be_are_bad_user_input(as_viewer, instance, value):
     cursor = b64("orderedcursor:" + json.dumps([value]))
-    result = as_viewer(NESTED_HISTORY, {"id": gid("WorkflowInstance", instance.pk), "before": cursor})
+    result = as_viewer(
+        NESTED_HISTORY, {"id": gid("WorkflowInstance", instance.pk), "before": cursor}
+    )
     cursor_refused(result, "before", cursor)
 
 
 def test_a_malformed_nested_cursor_names_its_argument(as_viewer, instance):
     """Wrong number of values, or a value the column cannot parse."""
     for cursor in (b64('orderedcursor:["1","2","3"]'), b64('orderedcursor:["abc"]')):
-        cursor_refused(as_viewer(NESTED_HISTORY, {"id": gid("WorkflowInstance", instance.pk), "before": cursor}),
-                       "before", cursor)
+        cursor_refused(
+            as_viewer(
+                NESTED_HISTORY, {"id": gid("WorkflowInstance", instance.pk), "before": cursor}
+            ),
+            "before",
+            cursor,
+        )
 
 
 def test_cursors_the_connections_hand_out_still_page(as_operator, instance, claim_workflow):
@@ -204,8 +238,12 @@ def test_cursors_the_connections_hand_out_still_page(as_operator, instance, clai
     assert len(nested) == WorkflowEvent.objects.filter(instance=instance).count() >= 2
     query = """query H($id: ID!, $after: String) { workflowInstance(id: $id) {
         history(first: 1, after: $after) { edges { cursor node { id } } } } }"""
-    first = as_operator.data(query, {"id": gid("WorkflowInstance", instance.pk)})["workflowInstance"]["history"]
-    after = as_operator.data(query, {"id": gid("WorkflowInstance", instance.pk), "after": first["edges"][0]["cursor"]})
+    first = as_operator.data(query, {"id": gid("WorkflowInstance", instance.pk)})[
+        "workflowInstance"
+    ]["history"]
+    after = as_operator.data(
+        query, {"id": gid("WorkflowInstance", instance.pk), "after": first["edges"][0]["cursor"]}
+    )
     assert after["workflowInstance"]["history"]["edges"][0]["node"]["id"] == nested[1]["node"]["id"]
     root = as_operator.data(ops.INSTANCES, {"first": 1})["workflowInstances"]
     again = as_operator.data(ops.INSTANCES, {"first": 1, "before": root["pageInfo"]["endCursor"]})
@@ -239,7 +277,9 @@ def test_a_global_id_in_a_non_canonical_form_is_invalid(as_operator, instance, f
     assert not any((result["data"] or {}).values()), result
     assert {e["extensions"]["code"] for e in result["errors"]} == {"INVALID_ID"}, result
     payload = as_operator.data(ops.HOLD, {"input": {"instanceId": raw}})["setWorkflowOnHold"]
-    assert [(m["code"], m["field"]) for m in payload["messages"]] == [("INVALID_ID", "instanceId")], payload
+    assert [(m["code"], m["field"]) for m in payload["messages"]] == [
+        ("INVALID_ID", "instanceId")
+    ], payload
     instance.refresh_from_db()
     assert instance.state == "ACTIVE"
 
@@ -258,7 +298,14 @@ def test_a_global_id_in_non_canonical_base64_is_invalid(as_operator, instance):
 
 
 @pytest.mark.parametrize(
-    "raw", ["garbage", b64(f"{HOSTILE}:1"), b64("WorkflowInstance:" + HOSTILE), b64("WorkflowStep:1"), HOSTILE]
+    "raw",
+    [
+        "garbage",
+        b64(f"{HOSTILE}:1"),
+        b64("WorkflowInstance:" + HOSTILE),
+        b64("WorkflowStep:1"),
+        HOSTILE,
+    ],
 )
 def test_invalid_global_ids_are_refused_without_repeating_them(as_operator, instance, raw):
     result = as_operator("query($id: ID!) { workflowInstance(id: $id) { id } }", {"id": raw})
@@ -279,7 +326,9 @@ def test_engine_refusals_do_not_repeat_the_callers_values(instance, claim):
     with pytest.raises(WorkflowNotFound) as not_found:
         services.start_workflow_instance(HOSTILE, claim)
     assert "script" not in not_found.value.message
-    assert not_found.value.details["workflow_name"] == HOSTILE  # for the caller's code, not the message
+    assert (
+        not_found.value.details["workflow_name"] == HOSTILE
+    )  # for the caller's code, not the message
     with pytest.raises(UnknownStatus) as unknown:
         services.update_workflow_step_status(instance, HOSTILE)
     assert "script" not in unknown.value.message and '"Submitted"' in unknown.value.message
@@ -289,7 +338,9 @@ def test_engine_refusals_do_not_repeat_the_callers_values(instance, claim):
 
 
 def test_an_unknown_status_over_graphql_is_not_repeated(as_operator, instance):
-    variables = {"input": {"instanceId": gid("WorkflowInstance", instance.pk), "statusName": HOSTILE}}
+    variables = {
+        "input": {"instanceId": gid("WorkflowInstance", instance.pk), "statusName": HOSTILE}
+    }
     payload = as_operator.data(ops.UPDATE_STATUS, variables)["updateWorkflowStepStatus"]
     [message] = payload["messages"]
     assert message["code"] == "UNKNOWN_STATUS" and "script" not in message["message"]
@@ -306,8 +357,13 @@ UNSTORABLE_CONTEXTS = [
 
 @pytest.mark.parametrize("context", UNSTORABLE_CONTEXTS)
 def test_a_context_holding_nul_is_invalid_context_on_every_database(as_operator, instance, context):
-    variables = {"input": {"instanceId": gid("WorkflowInstance", instance.pk), "statusName": "Submitted",
-                           "context": context}}
+    variables = {
+        "input": {
+            "instanceId": gid("WorkflowInstance", instance.pk),
+            "statusName": "Submitted",
+            "context": context,
+        }
+    }
     payload = as_operator.data(ops.UPDATE_STATUS, variables)["updateWorkflowStepStatus"]
     assert [m["code"] for m in payload["messages"]] == ["INVALID_CONTEXT"], payload
     assert "\x00" not in payload["messages"][0]["message"]
@@ -324,8 +380,14 @@ def test_a_context_holding_nul_is_invalid_context_on_every_database(as_operator,
 
 
 def test_a_context_holding_an_unpaired_surrogate_is_invalid_context(as_operator, instance):
-    body = '{"query": %s, "variables": {"input": {"instanceId": "%s", "statusName": "Submitted", "context": %s}}}' % (
-        json.dumps(ops.UPDATE_STATUS), gid("WorkflowInstance", instance.pk), '{"note": "\\ud800"}')
+    body = (
+        '{"query": %s, "variables": {"input": {"instanceId": "%s", "statusName": "Submitted", "context": %s}}}'
+        % (
+            json.dumps(ops.UPDATE_STATUS),
+            gid("WorkflowInstance", instance.pk),
+            '{"note": "\\ud800"}',
+        )
+    )
     response = as_operator.client.post(ENDPOINT, body, content_type="application/json")
     payload = response.json()["data"]["updateWorkflowStepStatus"]
     assert [m["code"] for m in payload["messages"]] == ["INVALID_CONTEXT"], payload

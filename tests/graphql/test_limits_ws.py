@@ -40,7 +40,11 @@ async def test_a_subscription_over_the_cost_limit_is_refused(application, protoc
     from django_steps.services import start_workflow_instance
 
     await run(make_workflow)("Claim Processing", CLAIM_PROCESSING)
-    session = await run(lambda: login_session(make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",))))()
+    session = await run(
+        lambda: login_session(
+            make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",))
+        )
+    )()
     async with GraphQLSocket(application, protocol=protocol, session_key=session) as ws:
         refused = await ws.result(await ws.subscribe(NESTED))
         assert error_codes(refused) == ["QUERY_TOO_COMPLEX"]

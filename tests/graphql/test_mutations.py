@@ -28,7 +28,10 @@ ROUTED = {
         {
             "name": "Paid",
             "is_final_step": True,
-            "statuses": [{"name": "Pending", "is_default_status": True}, {"name": "Paid", "is_completion_status": True}],
+            "statuses": [
+                {"name": "Pending", "is_default_status": True},
+                {"name": "Paid", "is_completion_status": True},
+            ],
         },
     ],
     "transitions": [
@@ -58,12 +61,26 @@ def iid(instance) -> str:
 # ------------------------------------------------------------------------------------ start
 
 
-def test_start_creates_an_instance_on_the_initial_step_and_records_the_actor(as_operator, claim_workflow, claim):
+def test_start_creates_an_instance_on_the_initial_step_and_records_the_actor(
+    as_operator, claim_workflow, claim
+):
     data = as_operator.data(
-        ops.START, {"input": {"workflowName": "Claim Processing", "contentType": "claims.claim", "objectId": claim.pk}}
+        ops.START,
+        {
+            "input": {
+                "workflowName": "Claim Processing",
+                "contentType": "claims.claim",
+                "objectId": claim.pk,
+            }
+        },
     )["startWorkflowInstance"]
     assert data["__typename"] == "WorkflowInstance"
-    assert (data["state"], data["version"], data["currentStep"]["name"], data["currentStepStatus"]["name"]) == (
+    assert (
+        data["state"],
+        data["version"],
+        data["currentStep"]["name"],
+        data["currentStepStatus"]["name"],
+    ) == (
         "ACTIVE",
         1,
         "Submit Claim",
@@ -76,7 +93,14 @@ def test_start_creates_an_instance_on_the_initial_step_and_records_the_actor(as_
 
 def test_start_again_returns_the_unfinished_instance(as_operator, instance, claim):
     data = as_operator.data(
-        ops.START, {"input": {"workflowName": "Claim Processing", "contentType": "claims.claim", "objectId": claim.pk}}
+        ops.START,
+        {
+            "input": {
+                "workflowName": "Claim Processing",
+                "contentType": "claims.claim",
+                "objectId": claim.pk,
+            }
+        },
     )["startWorkflowInstance"]
     assert data["id"] == iid(instance)
     assert WorkflowInstance.objects.count() == 1
@@ -88,15 +112,26 @@ def test_start_works_for_uuid_and_text_primary_keys(operator, claim_workflow):
 
     from tests.testapp.models import CodeThing, UUIDThing
 
-    claim_workflow.content_types.add(*ContentType.objects.get_for_models(UUIDThing, CodeThing).values())
+    claim_workflow.content_types.add(
+        *ContentType.objects.get_for_models(UUIDThing, CodeThing).values()
+    )
     # Starting needs the permission to view the object too.
-    operator.user_permissions.add(*Permission.objects.filter(codename__in=["view_uuidthing", "view_codething"]))
+    operator.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_uuidthing", "view_codething"])
+    )
     as_operator = client_for(operator)
     thing = UUIDThing.objects.create()
     code = CodeThing.objects.create(code="A-1/ü")
     for content_type, pk in (("testapp.uuidthing", str(thing.pk)), ("testapp.codething", code.pk)):
         data = as_operator.data(
-            ops.START, {"input": {"workflowName": "Claim Processing", "contentType": content_type, "objectId": pk}}
+            ops.START,
+            {
+                "input": {
+                    "workflowName": "Claim Processing",
+                    "contentType": content_type,
+                    "objectId": pk,
+                }
+            },
         )["startWorkflowInstance"]
         assert data["__typename"] == "WorkflowInstance"
         assert (data["contentType"], data["objectId"]) == (content_type, pk)
@@ -116,10 +151,19 @@ def test_start_works_for_uuid_and_text_primary_keys(operator, claim_workflow):
         ("Claim Processing", "claims.claim", "9" * 40, "OBJECT_NOT_FOUND", None),
     ],
 )
-def test_start_errors(as_operator, claim_workflow, claim, workflow_name, content_type, object_id, code, field):
+def test_start_errors(
+    as_operator, claim_workflow, claim, workflow_name, content_type, object_id, code, field
+):
     object_id = str(claim.pk) if object_id == "CLAIM" else object_id
     payload = as_operator.data(
-        ops.START, {"input": {"workflowName": workflow_name, "contentType": content_type, "objectId": object_id}}
+        ops.START,
+        {
+            "input": {
+                "workflowName": workflow_name,
+                "contentType": content_type,
+                "objectId": object_id,
+            }
+        },
     )["startWorkflowInstance"]
     assert codes(payload) == [code]
     assert payload["messages"][0]["kind"] == "ERROR"
@@ -132,7 +176,13 @@ def test_start_errors(as_operator, claim_workflow, claim, workflow_name, content
 def test_update_status_advances_and_records_actor_and_context(as_operator, routed_instance):
     data = as_operator.data(
         ops.UPDATE_STATUS,
-        {"input": {"instanceId": iid(routed_instance), "statusName": "Done", "context": {"amount": 5000}}},
+        {
+            "input": {
+                "instanceId": iid(routed_instance),
+                "statusName": "Done",
+                "context": {"amount": 5000},
+            }
+        },
     )["updateWorkflowStepStatus"]
     assert (data["currentStep"]["name"], data["currentStepStatus"]["name"], data["version"]) == (
         "Manager",
@@ -146,13 +196,17 @@ def test_update_status_advances_and_records_actor_and_context(as_operator, route
 
 def test_update_status_uses_the_objects_fields_without_context(as_operator, routed_instance):
     # the claim's amount is 1500.00 (a Decimal): "amount > 1000" matches
-    data = as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": iid(routed_instance), "statusName": "Done"}})
+    data = as_operator.data(
+        ops.UPDATE_STATUS, {"input": {"instanceId": iid(routed_instance), "statusName": "Done"}}
+    )
     assert data["updateWorkflowStepStatus"]["currentStep"]["name"] == "Manager"
 
 
 def test_update_status_completes_on_a_final_step(as_operator, instance):
     for status in ("Submitted", "Approved", "Approved"):
-        data = as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": iid(instance), "statusName": status}})
+        data = as_operator.data(
+            ops.UPDATE_STATUS, {"input": {"instanceId": iid(instance), "statusName": status}}
+        )
     data = data["updateWorkflowStepStatus"]
     assert data["state"] == "COMPLETED" and data["isCompleted"] and data["completedAt"]
     assert data["availableStatuses"] == []
@@ -161,15 +215,32 @@ def test_update_status_completes_on_a_final_step(as_operator, instance):
 def test_no_transition_is_visible_and_advance_retries_it(as_operator, routed_instance):
     data = as_operator.data(
         ops.UPDATE_STATUS,
-        {"input": {"instanceId": iid(routed_instance), "statusName": "Done", "context": {"amount": 500}}},
+        {
+            "input": {
+                "instanceId": iid(routed_instance),
+                "statusName": "Done",
+                "context": {"amount": 500},
+            }
+        },
     )["updateWorkflowStepStatus"]
     assert data["lastEvent"]["kind"] == "NO_TRANSITION"
     assert data["isAwaitingTransition"] and data["currentStep"]["name"] == "Review"
 
     retried = as_operator.data(
-        ops.ADVANCE, {"input": {"instanceId": iid(routed_instance), "context": {"amount": 50}, "expectedVersion": 2}}
+        ops.ADVANCE,
+        {
+            "input": {
+                "instanceId": iid(routed_instance),
+                "context": {"amount": 50},
+                "expectedVersion": 2,
+            }
+        },
     )["advanceWorkflowInstance"]
-    assert (retried["currentStep"]["name"], retried["version"], retried["isAwaitingTransition"]) == ("Paid", 3, False)
+    assert (
+        retried["currentStep"]["name"],
+        retried["version"],
+        retried["isAwaitingTransition"],
+    ) == ("Paid", 3, False)
 
 
 @pytest.mark.parametrize(
@@ -183,9 +254,9 @@ def test_no_transition_is_visible_and_advance_retries_it(as_operator, routed_ins
     ],
 )
 def test_update_status_errors_change_nothing(as_operator, routed_instance, variables, code, kind):
-    payload = as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": iid(routed_instance), **variables}})[
-        "updateWorkflowStepStatus"
-    ]
+    payload = as_operator.data(
+        ops.UPDATE_STATUS, {"input": {"instanceId": iid(routed_instance), **variables}}
+    )["updateWorkflowStepStatus"]
     assert codes(payload) == [code]
     assert payload["messages"][0]["kind"] == kind
     routed_instance.refresh_from_db()
@@ -194,12 +265,18 @@ def test_update_status_errors_change_nothing(as_operator, routed_instance, varia
 
 def test_update_status_of_a_held_and_of_a_finished_instance(as_operator, routed_instance):
     as_operator.data(ops.HOLD, {"input": {"instanceId": iid(routed_instance)}})
-    payload = as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": iid(routed_instance), "statusName": "Open"}})
+    payload = as_operator.data(
+        ops.UPDATE_STATUS, {"input": {"instanceId": iid(routed_instance), "statusName": "Open"}}
+    )
     assert codes(payload["updateWorkflowStepStatus"]) == ["INSTANCE_ON_HOLD"]
     # the cancellation status is still accepted while on hold
-    data = as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": iid(routed_instance), "statusName": "Dropped"}})
+    data = as_operator.data(
+        ops.UPDATE_STATUS, {"input": {"instanceId": iid(routed_instance), "statusName": "Dropped"}}
+    )
     assert data["updateWorkflowStepStatus"]["state"] == "CANCELLED"
-    payload = as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": iid(routed_instance), "statusName": "Open"}})
+    payload = as_operator.data(
+        ops.UPDATE_STATUS, {"input": {"instanceId": iid(routed_instance), "statusName": "Open"}}
+    )
     assert codes(payload["updateWorkflowStepStatus"]) == ["INSTANCE_FINISHED"]
 
 
@@ -226,8 +303,12 @@ def test_update_status_of_a_held_and_of_a_finished_instance(as_operator, routed_
         (lambda i: gid("WorkflowInstance", 10**30), "NOT_FOUND"),
     ],
 )
-def test_instance_mutations_with_bad_ids(as_operator, routed_instance, operation, field, extra, make_id, code):
-    payload = as_operator.data(operation, {"input": {"instanceId": make_id(routed_instance), **extra}})[field]
+def test_instance_mutations_with_bad_ids(
+    as_operator, routed_instance, operation, field, extra, make_id, code
+):
+    payload = as_operator.data(
+        operation, {"input": {"instanceId": make_id(routed_instance), **extra}}
+    )[field]
     assert codes(payload) == [code]
     assert payload["messages"][0]["field"] == "instanceId"
 
@@ -236,14 +317,22 @@ def test_instance_mutations_with_bad_ids(as_operator, routed_instance, operation
 
 
 def test_hold_resume_cancel(as_operator, routed_instance):
-    held = as_operator.data(ops.HOLD, {"input": {"instanceId": iid(routed_instance), "expectedVersion": 1}})[
-        "setWorkflowOnHold"
-    ]
+    held = as_operator.data(
+        ops.HOLD, {"input": {"instanceId": iid(routed_instance), "expectedVersion": 1}}
+    )["setWorkflowOnHold"]
     assert (held["state"], held["currentStepStatus"]["name"]) == ("ON_HOLD", "Paused")
     assert [s["name"] for s in held["availableStatuses"]] == ["Dropped"]
-    resumed = as_operator.data(ops.RESUME, {"input": {"instanceId": iid(routed_instance)}})["resumeWorkflowInstance"]
-    assert (resumed["state"], resumed["currentStepStatus"]["name"], resumed["version"]) == ("ACTIVE", "Open", 3)
-    cancelled = as_operator.data(ops.CANCEL, {"input": {"instanceId": iid(routed_instance)}})["cancelWorkflowInstance"]
+    resumed = as_operator.data(ops.RESUME, {"input": {"instanceId": iid(routed_instance)}})[
+        "resumeWorkflowInstance"
+    ]
+    assert (resumed["state"], resumed["currentStepStatus"]["name"], resumed["version"]) == (
+        "ACTIVE",
+        "Open",
+        3,
+    )
+    cancelled = as_operator.data(ops.CANCEL, {"input": {"instanceId": iid(routed_instance)}})[
+        "cancelWorkflowInstance"
+    ]
     assert (cancelled["state"], cancelled["currentStepStatus"]["name"]) == ("CANCELLED", "Dropped")
     assert cancelled["isCompleted"] and cancelled["completedAt"]
     kinds = list(routed_instance.events.values_list("kind", flat=True))
@@ -252,17 +341,25 @@ def test_hold_resume_cancel(as_operator, routed_instance):
 
 def test_hold_resume_advance_cancel_errors(as_operator, routed_instance):
     i = {"instanceId": iid(routed_instance)}
-    assert codes(as_operator.data(ops.RESUME, {"input": i})["resumeWorkflowInstance"]) == ["NOT_ON_HOLD"]
-    assert codes(as_operator.data(ops.ADVANCE, {"input": i})["advanceWorkflowInstance"]) == ["NOT_AWAITING_TRANSITION"]
-    assert codes(as_operator.data(ops.HOLD, {"input": {**i, "expectedVersion": 0}})["setWorkflowOnHold"]) == [
-        "VERSION_CONFLICT"
+    assert codes(as_operator.data(ops.RESUME, {"input": i})["resumeWorkflowInstance"]) == [
+        "NOT_ON_HOLD"
     ]
+    assert codes(as_operator.data(ops.ADVANCE, {"input": i})["advanceWorkflowInstance"]) == [
+        "NOT_AWAITING_TRANSITION"
+    ]
+    assert codes(
+        as_operator.data(ops.HOLD, {"input": {**i, "expectedVersion": 0}})["setWorkflowOnHold"]
+    ) == ["VERSION_CONFLICT"]
     as_operator.data(ops.HOLD, {"input": i})
-    assert codes(as_operator.data(ops.HOLD, {"input": i})["setWorkflowOnHold"]) == ["INSTANCE_ON_HOLD"]
-    assert codes(as_operator.data(ops.ADVANCE, {"input": i})["advanceWorkflowInstance"]) == ["INSTANCE_ON_HOLD"]
-    assert codes(as_operator.data(ops.ADVANCE, {"input": {**i, "context": 3}})["advanceWorkflowInstance"]) == [
-        "INVALID_CONTEXT"
+    assert codes(as_operator.data(ops.HOLD, {"input": i})["setWorkflowOnHold"]) == [
+        "INSTANCE_ON_HOLD"
     ]
+    assert codes(as_operator.data(ops.ADVANCE, {"input": i})["advanceWorkflowInstance"]) == [
+        "INSTANCE_ON_HOLD"
+    ]
+    assert codes(
+        as_operator.data(ops.ADVANCE, {"input": {**i, "context": 3}})["advanceWorkflowInstance"]
+    ) == ["INVALID_CONTEXT"]
     as_operator.data(ops.CANCEL, {"input": i})
     for operation, field in (
         (ops.CANCEL, "cancelWorkflowInstance"),
@@ -290,23 +387,39 @@ DEFINITION = {
         {
             "name": "Booked",
             "isFinalStep": True,
-            "statuses": [{"name": "Open", "isDefaultStatus": True}, {"name": "Closed", "isCompletionStatus": True}],
+            "statuses": [
+                {"name": "Open", "isDefaultStatus": True},
+                {"name": "Closed", "isCompletionStatus": True},
+            ],
         },
     ],
-    "transitions": [{"fromStep": "Draft", "toStep": "Booked", "condition": "amount < 100", "priority": 1}],
+    "transitions": [
+        {"fromStep": "Draft", "toStep": "Booked", "condition": "amount < 100", "priority": 1}
+    ],
 }
 
 
 def test_create_workflow_from_a_definition_document(as_designer):
     data = as_designer.data(ops.CREATE_WORKFLOW, {"input": DEFINITION})["createWorkflow"]
     assert data["__typename"] == "Workflow" and data["name"] == "Expenses"
-    assert [(s["name"], s["order"], s["isInitialStep"], s["isFinalStep"]) for s in data["steps"]] == [
+    assert [
+        (s["name"], s["order"], s["isInitialStep"], s["isFinalStep"]) for s in data["steps"]
+    ] == [
         ("Draft", 1, True, False),
         ("Booked", 2, False, True),
     ]
-    assert data["steps"][0]["statuses"][1] == {"name": "Sent", "isDefaultStatus": False, "isCompletionStatus": True}
+    assert data["steps"][0]["statuses"][1] == {
+        "name": "Sent",
+        "isDefaultStatus": False,
+        "isCompletionStatus": True,
+    }
     assert data["transitions"] == [
-        {"fromStep": {"name": "Draft"}, "toStep": {"name": "Booked"}, "condition": "amount < 100", "priority": 1}
+        {
+            "fromStep": {"name": "Draft"},
+            "toStep": {"name": "Booked"},
+            "condition": "amount < 100",
+            "priority": 1,
+        }
     ]
     from django_steps.definitions import export_workflow
 
@@ -328,7 +441,10 @@ def test_create_workflow_refuses_an_invalid_definition_atomically(as_designer):
 
 
 def test_create_workflow_with_malformed_cel_names_the_condition(as_designer):
-    bad = {**DEFINITION, "transitions": [{"fromStep": "Draft", "toStep": "Booked", "condition": "amount <<< ("}]}
+    bad = {
+        **DEFINITION,
+        "transitions": [{"fromStep": "Draft", "toStep": "Booked", "condition": "amount <<< ("}],
+    }
     payload = as_designer.data(ops.CREATE_WORKFLOW, {"input": bad})["createWorkflow"]
     assert set(codes(payload)) == {"INVALID_DEFINITION"}
     assert any("transitions" in (m["field"] or "") for m in payload["messages"])
@@ -336,14 +452,20 @@ def test_create_workflow_with_malformed_cel_names_the_condition(as_designer):
 
 
 def test_create_workflow_refuses_an_existing_name(as_designer, claim_workflow):
-    payload = as_designer.data(ops.CREATE_WORKFLOW, {"input": {**DEFINITION, "name": "Claim Processing"}})
+    payload = as_designer.data(
+        ops.CREATE_WORKFLOW, {"input": {**DEFINITION, "name": "Claim Processing"}}
+    )
     assert codes(payload["createWorkflow"]) == ["INVALID_DEFINITION"]
     assert payload["createWorkflow"]["messages"][0]["field"] == "name"
 
 
 def test_update_workflow_replaces_the_definition(as_designer):
     as_designer.data(ops.CREATE_WORKFLOW, {"input": DEFINITION})
-    changed = {**DEFINITION, "description": "v2", "transitions": [{"fromStep": "Draft", "toStep": "Booked"}]}
+    changed = {
+        **DEFINITION,
+        "description": "v2",
+        "transitions": [{"fromStep": "Draft", "toStep": "Booked"}],
+    }
     data = as_designer.data(ops.UPDATE_WORKFLOW, {"input": changed})["updateWorkflow"]
     assert data["description"] == "v2" and data["transitions"] == [{"condition": ""}]
 
@@ -378,18 +500,26 @@ def test_delete_workflow(as_designer, claim_workflow, claim):
     from django_steps.services import start_workflow_instance
 
     instance = start_workflow_instance("Claim Processing", claim)
-    payload = as_designer.data(ops.DELETE_WORKFLOW, {"input": {"name": "Claim Processing"}})["deleteWorkflow"]
+    payload = as_designer.data(ops.DELETE_WORKFLOW, {"input": {"name": "Claim Processing"}})[
+        "deleteWorkflow"
+    ]
     assert codes(payload) == ["WORKFLOW_IN_USE"]
     instance.delete()
-    data = as_designer.data(ops.DELETE_WORKFLOW, {"input": {"name": "Claim Processing"}})["deleteWorkflow"]
+    data = as_designer.data(ops.DELETE_WORKFLOW, {"input": {"name": "Claim Processing"}})[
+        "deleteWorkflow"
+    ]
     assert data == {
         "__typename": "DeletedWorkflow",
-        "id": gid("DeletedWorkflow", claim_workflow.pk),  # no live object has this ID (Relay caches by ID)
+        "id": gid(
+            "DeletedWorkflow", claim_workflow.pk
+        ),  # no live object has this ID (Relay caches by ID)
         "workflowId": gid("Workflow", claim_workflow.pk),
         "name": "Claim Processing",
     }
     assert not Workflow.objects.exists()
-    payload = as_designer.data(ops.DELETE_WORKFLOW, {"input": {"name": "Claim Processing"}})["deleteWorkflow"]
+    payload = as_designer.data(ops.DELETE_WORKFLOW, {"input": {"name": "Claim Processing"}})[
+        "deleteWorkflow"
+    ]
     assert codes(payload) == ["WORKFLOW_NOT_FOUND"]
 
 
@@ -412,26 +542,30 @@ def test_login_me_logout(db):
     assert gql.data(ops.LOGOUT)["logout"] is False
 
 
-
-
-def test_a_status_is_set_by_the_id_available_statuses_and_viewer_can_hand_out(as_operator, instance):
+def test_a_status_is_set_by_the_id_available_statuses_and_viewer_can_hand_out(
+    as_operator, instance
+):
     query = """query($id: ID!) { workflowInstance(id: $id) {
         availableStatuses { id name } viewerCan { statuses { id name } } } }"""
     i = gid("WorkflowInstance", instance.pk)
     data = as_operator.data(query, {"id": i})["workflowInstance"]
     submitted = next(s for s in data["availableStatuses"] if s["name"] == "Submitted")
     assert submitted in data["viewerCan"]["statuses"]
-    moved = as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusId": submitted["id"]}})[
-        "updateWorkflowStepStatus"
-    ]
+    moved = as_operator.data(
+        ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusId": submitted["id"]}}
+    )["updateWorkflowStepStatus"]
     assert moved["currentStep"]["name"] == "Review Claim"
     # The same ID again: it is a status of the step the instance left, not of the current one.
-    again = as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusId": submitted["id"]}})
+    again = as_operator.data(
+        ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusId": submitted["id"]}}
+    )
     assert codes(again["updateWorkflowStepStatus"]) == ["UNKNOWN_STATUS"]
     for both_or_neither in ({"statusId": submitted["id"], "statusName": "Approved"}, {}):
-        payload = as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": i, **both_or_neither}})
-        assert [(m["code"], m["field"]) for m in payload["updateWorkflowStepStatus"]["messages"]] == [
-            ("BAD_USER_INPUT", "statusName")
-        ]
+        payload = as_operator.data(
+            ops.UPDATE_STATUS, {"input": {"instanceId": i, **both_or_neither}}
+        )
+        assert [
+            (m["code"], m["field"]) for m in payload["updateWorkflowStepStatus"]["messages"]
+        ] == [("BAD_USER_INPUT", "statusName")]
     wrong_type = as_operator.data(ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusId": i}})
     assert codes(wrong_type["updateWorkflowStepStatus"]) == ["INVALID_ID"]

@@ -12,7 +12,10 @@ CASES = [
     ("{ workflows(first: -5, last: 3) { totalCount } }", "first"),
     ("{ workflows(first: 3, last: 101) { totalCount } }", "last"),
     ("{ workflowInstances(first: 2, last: -1) { totalCount } }", "last"),
-    ("{ workflow(name: \"Claim Processing\") { instances(first: 2, last: -1) { totalCount } } }", "last"),
+    (
+        '{ workflow(name: "Claim Processing") { instances(first: 2, last: -1) { totalCount } } }',
+        "last",
+    ),
 ]
 
 
@@ -22,4 +25,9 @@ def test_each_page_argument_is_checked(as_admin, claim_workflow, query, field):
     assert error["extensions"]["code"] == "BAD_USER_INPUT", error
     assert error["extensions"].get("field") == field, error
     # and the server answers a normal request right after
-    assert as_admin.data("{ workflows(first: 2, last: 1) { totalCount edges { cursor } } }")["workflows"]["totalCount"] == 1
+    assert (
+        as_admin.data("{ workflows(first: 2, last: 1) { totalCount edges { cursor } } }")[
+            "workflows"
+        ]["totalCount"]
+        == 1
+    )

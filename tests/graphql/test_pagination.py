@@ -74,9 +74,13 @@ def test_instances_page_forward_without_repeat_or_gap_while_rows_come_and_go(as_
     # Elsewhere: a new instance is started (it sorts first) and one from page 1 is deleted.
     start("newcomer")
     WorkflowInstance.objects.filter(pk=pk_of(everything[1])).delete()
-    page2 = as_viewer.data(PAGE, {"first": 4, "after": page1["pageInfo"]["endCursor"]})["workflowInstances"]
+    page2 = as_viewer.data(PAGE, {"first": 4, "after": page1["pageInfo"]["endCursor"]})[
+        "workflowInstances"
+    ]
     assert ids(page2) == everything[4:8]
-    page3 = as_viewer.data(PAGE, {"first": 4, "after": page2["pageInfo"]["endCursor"]})["workflowInstances"]
+    page3 = as_viewer.data(PAGE, {"first": 4, "after": page2["pageInfo"]["endCursor"]})[
+        "workflowInstances"
+    ]
     assert ids(page3) == everything[8:] and not page3["pageInfo"]["hasNextPage"]
     assert page3["totalCount"] == 10  # 10 + the newcomer - the deleted one
 
@@ -86,9 +90,13 @@ def test_instances_page_backward_without_repeat_or_gap(as_viewer, ten):
     tail = as_viewer.data(PAGE, {"last": 3})["workflowInstances"]
     assert ids(tail) == everything[-3:] and tail["pageInfo"]["hasPreviousPage"]
     start("newcomer")  # sorts first: before everything, it must not shift the pages back
-    before = as_viewer.data(PAGE, {"last": 3, "before": tail["pageInfo"]["startCursor"]})["workflowInstances"]
+    before = as_viewer.data(PAGE, {"last": 3, "before": tail["pageInfo"]["startCursor"]})[
+        "workflowInstances"
+    ]
     assert ids(before) == everything[-6:-3]
-    earlier = as_viewer.data(PAGE, {"last": 3, "before": before["pageInfo"]["startCursor"]})["workflowInstances"]
+    earlier = as_viewer.data(PAGE, {"last": 3, "before": before["pageInfo"]["startCursor"]})[
+        "workflowInstances"
+    ]
     assert ids(earlier) == everything[-9:-6]
 
 
@@ -100,10 +108,16 @@ def test_a_root_connection_without_first_or_last_returns_one_bounded_page(as_vie
 
 
 def history_of(instance) -> list[int]:
-    return list(WorkflowEvent.objects.filter(instance=instance).order_by("sequence").values_list("pk", flat=True))
+    return list(
+        WorkflowEvent.objects.filter(instance=instance)
+        .order_by("sequence")
+        .values_list("pk", flat=True)
+    )
 
 
-def test_the_history_pages_oldest_first_without_repeat_or_gap_while_it_grows(as_viewer, claim_workflow):
+def test_the_history_pages_oldest_first_without_repeat_or_gap_while_it_grows(
+    as_viewer, claim_workflow
+):
     instance = start("long")
     for _ in range(4):
         services.set_workflow_on_hold(instance)
@@ -116,18 +130,31 @@ def test_the_history_pages_oldest_first_without_repeat_or_gap_while_it_grows(as_
     after = page1["history"]["pageInfo"]["endCursor"]
     page2 = as_viewer.data(HISTORY, {**variables, "first": 4, "after": after})["workflowInstance"]
     assert [e["node"]["sequence"] for e in page2["history"]["edges"]] == [5, 6, 7, 8]
-    page3 = as_viewer.data(HISTORY, {**variables, "first": 4, "after": page2["history"]["pageInfo"]["endCursor"]})
+    page3 = as_viewer.data(
+        HISTORY, {**variables, "first": 4, "after": page2["history"]["pageInfo"]["endCursor"]}
+    )
     assert [e["node"]["sequence"] for e in page3["workflowInstance"]["history"]["edges"]] == [9, 10]
     # Backward from the end.
     last = as_viewer.data(HISTORY, {**variables, "last": 3})["workflowInstance"]
     assert [e["node"]["sequence"] for e in last["history"]["edges"]] == [8, 9, 10]
-    before = as_viewer.data(HISTORY, {**variables, "last": 3, "before": last["history"]["pageInfo"]["startCursor"]})
-    assert [e["node"]["sequence"] for e in before["workflowInstance"]["history"]["edges"]] == [5, 6, 7]
+    before = as_viewer.data(
+        HISTORY, {**variables, "last": 3, "before": last["history"]["pageInfo"]["startCursor"]}
+    )
+    assert [e["node"]["sequence"] for e in before["workflowInstance"]["history"]["edges"]] == [
+        5,
+        6,
+        7,
+    ]
     # lastEvent is the newest change.
-    assert last["lastEvent"]["sequence"] == last["version"] == 10 and last["lastEvent"]["kind"] == "ON_HOLD"
+    assert (
+        last["lastEvent"]["sequence"] == last["version"] == 10
+        and last["lastEvent"]["kind"] == "ON_HOLD"
+    )
 
 
-def test_the_history_is_bounded_and_nested_connections_need_first_or_last(as_viewer, claim_workflow):
+def test_the_history_is_bounded_and_nested_connections_need_first_or_last(
+    as_viewer, claim_workflow
+):
     from graphql_api.types import MAX_PAGE_SIZE
 
     instance = start("long")
@@ -135,18 +162,27 @@ def test_the_history_is_bounded_and_nested_connections_need_first_or_last(as_vie
         services.set_workflow_on_hold(instance)
         services.resume_workflow_instance(instance)
     variables = {"id": gid("WorkflowInstance", instance.pk)}
-    page = as_viewer.data(HISTORY, {**variables, "first": MAX_PAGE_SIZE})["workflowInstance"]["history"]
+    page = as_viewer.data(HISTORY, {**variables, "first": MAX_PAGE_SIZE})["workflowInstance"][
+        "history"
+    ]
     assert len(page["edges"]) == MAX_PAGE_SIZE and page["pageInfo"]["hasNextPage"]
     too_many = as_viewer(HISTORY, {**variables, "first": MAX_PAGE_SIZE + 1})
     assert too_many["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
-    unbounded = as_viewer("query($id: ID!) { workflowInstance(id: $id) { history { totalCount } } }", variables)
+    unbounded = as_viewer(
+        "query($id: ID!) { workflowInstance(id: $id) { history { totalCount } } }", variables
+    )
     assert unbounded["data"] is None
     [error] = unbounded["errors"]
-    assert (error["extensions"]["code"], error["extensions"]["field"]) == ("BAD_USER_INPUT", "first")
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == (
+        "BAD_USER_INPUT",
+        "first",
+    )
 
 
 @pytest.mark.django_db(transaction=True)  # it reads final events: committed ones (PostgreSQL)
-def test_workflow_events_reads_the_commit_ordered_history_with_the_subscriptions_cursors(as_viewer, ten):
+def test_workflow_events_reads_the_commit_ordered_history_with_the_subscriptions_cursors(
+    as_viewer, ten
+):
     feed = as_viewer.data(EVENTS, {"first": 4})["workflowEvents"]
     cursors = [edge["cursor"] for edge in feed["edges"]]
     assert cursors == [edge["node"]["cursor"] for edge in feed["edges"]]
@@ -167,7 +203,9 @@ def test_workflow_events_reads_the_commit_ordered_history_with_the_subscriptions
     # One instance's stream, one workflow's stream.
     instance = ten[3]
     services.set_workflow_on_hold(instance)
-    mine = as_viewer.data(EVENTS, {"after": after, "instanceId": gid("WorkflowInstance", instance.pk)})
+    mine = as_viewer.data(
+        EVENTS, {"after": after, "instanceId": gid("WorkflowInstance", instance.pk)}
+    )
     assert [e["node"]["kind"] for e in mine["workflowEvents"]["edges"]] == ["ON_HOLD"]
 
 
@@ -180,14 +218,18 @@ def test_workflow_events_refuses_bad_arguments_with_codes(as_viewer, ten):
     ]:
         result = as_viewer(EVENTS, variables)
         [error] = result["errors"]
-        assert (error["extensions"]["code"], error["extensions"].get("field")) == (code, field), variables
+        assert (error["extensions"]["code"], error["extensions"].get("field")) == (code, field), (
+            variables
+        )
     [error] = as_viewer(EVENTS, {"workflowName": "Nope"})["errors"]
     assert error["extensions"]["code"] == "NOT_FOUND"
     [error] = as_viewer(EVENTS, {"instanceId": gid("WorkflowInstance", 10**9)})["errors"]
     assert error["extensions"]["code"] == "NOT_FOUND"
 
 
-def test_a_page_of_instances_with_last_event_and_a_history_page_costs_constant_queries(as_viewer, claim_workflow):
+def test_a_page_of_instances_with_last_event_and_a_history_page_costs_constant_queries(
+    as_viewer, claim_workflow
+):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 

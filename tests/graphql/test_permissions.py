@@ -17,9 +17,22 @@ pytestmark = pytest.mark.django_db
 def instance_mutations(instance, claim):
     i = gid("WorkflowInstance", instance.pk)
     return [
-        (ops.START, "startWorkflowInstance",
-         {"input": {"workflowName": "Claim Processing", "contentType": "claims.claim", "objectId": claim.pk}}),
-        (ops.UPDATE_STATUS, "updateWorkflowStepStatus", {"input": {"instanceId": i, "statusName": "Submitted"}}),
+        (
+            ops.START,
+            "startWorkflowInstance",
+            {
+                "input": {
+                    "workflowName": "Claim Processing",
+                    "contentType": "claims.claim",
+                    "objectId": claim.pk,
+                }
+            },
+        ),
+        (
+            ops.UPDATE_STATUS,
+            "updateWorkflowStepStatus",
+            {"input": {"instanceId": i, "statusName": "Submitted"}},
+        ),
         (ops.ADVANCE, "advanceWorkflowInstance", {"input": {"instanceId": i}}),
         (ops.HOLD, "setWorkflowOnHold", {"input": {"instanceId": i}}),
         (ops.RESUME, "resumeWorkflowInstance", {"input": {"instanceId": i}}),
@@ -30,21 +43,36 @@ def instance_mutations(instance, claim):
 def definition_mutations():
     return [
         (ops.CREATE_WORKFLOW, "createWorkflow", {"input": DEFINITION}),
-        (ops.UPDATE_WORKFLOW, "updateWorkflow", {"input": {**DEFINITION, "name": "Claim Processing"}}),
+        (
+            ops.UPDATE_WORKFLOW,
+            "updateWorkflow",
+            {"input": {**DEFINITION, "name": "Claim Processing"}},
+        ),
         (ops.DELETE_WORKFLOW, "deleteWorkflow", {"input": {"name": "Claim Processing"}}),
     ]
 
 
 def assert_denied(payload):
     assert payload["__typename"] == "OperationInfo", payload
-    assert [(m["kind"], m["code"]) for m in payload["messages"]] == [("PERMISSION", "PERMISSION_DENIED")]
+    assert [(m["kind"], m["code"]) for m in payload["messages"]] == [
+        ("PERMISSION", "PERMISSION_DENIED")
+    ]
 
 
 @pytest.mark.parametrize("who", ["anonymous", "nobody", "viewer"])
 def test_every_mutation_is_refused_without_permission(who, instance, claim):
-    user = None if who == "anonymous" else make_user(who, *(
-        ("django_steps.view_workflow", "django_steps.view_workflowinstance") if who == "viewer" else ()
-    ))
+    user = (
+        None
+        if who == "anonymous"
+        else make_user(
+            who,
+            *(
+                ("django_steps.view_workflow", "django_steps.view_workflowinstance")
+                if who == "viewer"
+                else ()
+            ),
+        )
+    )
     gql = client_for(user)
     for operation, field, variables in instance_mutations(instance, claim) + definition_mutations():
         assert_denied(gql.data(operation, variables)[field])
@@ -63,15 +91,21 @@ def test_instance_mutations_need_change_workflowinstance(instance, claim):
     gql = client_for(make_user("changer", "django_steps.change_workflowinstance"))
     for operation, field, variables in instance_mutations(instance, claim):
         payload = gql.data(operation, variables)[field]
-        assert payload["__typename"] == "WorkflowInstance" or payload["messages"][0]["kind"] != "PERMISSION"
+        assert (
+            payload["__typename"] == "WorkflowInstance"
+            or payload["messages"][0]["kind"] != "PERMISSION"
+        )
     for operation, field, variables in definition_mutations():
         assert_denied(gql.data(operation, variables)[field])
 
 
 @pytest.mark.parametrize(
     "perm, allowed",
-    [("django_steps.add_workflow", "createWorkflow"), ("django_steps.change_workflow", "updateWorkflow"),
-     ("django_steps.delete_workflow", "deleteWorkflow")],
+    [
+        ("django_steps.add_workflow", "createWorkflow"),
+        ("django_steps.change_workflow", "updateWorkflow"),
+        ("django_steps.delete_workflow", "deleteWorkflow"),
+    ],
 )
 def test_each_definition_mutation_needs_its_own_permission(claim_workflow, perm, allowed):
     gql = client_for(make_user("designer1", perm))
@@ -84,7 +118,9 @@ def test_each_definition_mutation_needs_its_own_permission(claim_workflow, perm,
 
 
 def test_superuser_may_do_everything(as_admin, instance, claim):
-    for operation, field, variables in instance_mutations(instance, claim)[:2] + definition_mutations()[:1]:
+    for operation, field, variables in (
+        instance_mutations(instance, claim)[:2] + definition_mutations()[:1]
+    ):
         assert as_admin.data(operation, variables)[field]["__typename"] != "OperationInfo"
 
 
@@ -142,7 +178,11 @@ def test_view_workflow_shows_definitions_but_not_instances(read_vars):
     assert data["workflows"]["totalCount"] == 1 and data["workflowNode"] is not None
     assert data["workflow"] == {"name": "Claim Processing", "instances": {"totalCount": 0}}
     assert data["workflowInstances"]["totalCount"] == 0
-    assert data["workflowInstance"] is None and data["instanceNode"] is None and data["eventNode"] is None
+    assert (
+        data["workflowInstance"] is None
+        and data["instanceNode"] is None
+        and data["eventNode"] is None
+    )
     assert data["evaluateTransitions"] is None
 
 
@@ -153,7 +193,11 @@ def test_view_workflowinstance_shows_instances_and_history_but_not_the_definitio
     assert data["workflowInstance"] and data["instanceNode"] and data["eventNode"]
     assert data["evaluateTransitions"] == {"error": None}
     # the definition list needs view_workflow; the workflow an instance runs is shown with it
-    assert data["workflows"]["totalCount"] == 0 and data["workflow"] is None and data["workflowNode"] is None
+    assert (
+        data["workflows"]["totalCount"] == 0
+        and data["workflow"] is None
+        and data["workflowNode"] is None
+    )
     instance = gql.data(ops.INSTANCE, {"id": read_vars["instanceId"]})["workflowInstance"]
     assert instance["workflow"]["name"] == "Claim Processing" and len(ops.events(instance)) == 1
 

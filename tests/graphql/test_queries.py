@@ -22,7 +22,10 @@ pytestmark = pytest.mark.django_db
 def claims(db):
     from claims.models import Claim
 
-    return [Claim.objects.create(title=f"c{i}", claimant="Ada", amount=Decimal(100 * i)) for i in range(1, 6)]
+    return [
+        Claim.objects.create(title=f"c{i}", claimant="Ada", amount=Decimal(100 * i))
+        for i in range(1, 6)
+    ]
 
 
 @pytest.fixture
@@ -51,7 +54,12 @@ def test_workflows_connection_with_steps_transitions_and_mermaid(as_viewer, clai
     claim = data["edges"][0]["node"]
     assert [s["name"] for s in claim["steps"]] == ["Submit Claim", "Review Claim", "Approve/Reject"]
     assert claim["steps"][0]["isInitialStep"] and claim["steps"][2]["isFinalStep"]
-    assert [s["name"] for s in claim["steps"][0]["statuses"]] == ["Draft", "Submitted", "On Hold", "Withdrawn"]
+    assert [s["name"] for s in claim["steps"][0]["statuses"]] == [
+        "Draft",
+        "Submitted",
+        "On Hold",
+        "Withdrawn",
+    ]
     assert "flowchart" in claim["mermaid"] and "Review Claim" in claim["mermaid"]
     routed = data["edges"][1]["node"]
     assert [t["priority"] for t in routed["transitions"]][:2] == [10, 5]
@@ -59,17 +67,21 @@ def test_workflows_connection_with_steps_transitions_and_mermaid(as_viewer, clai
 
 def test_workflows_filters_ordering_and_pages(as_viewer, claim_workflow):
     make_workflow("Routed", ROUTED)
-    assert names(as_viewer.data(ops.WORKFLOWS, {"filters": {"name": "Routed"}})["workflows"]) == ["Routed"]
-    assert names(as_viewer.data(ops.WORKFLOWS, {"filters": {"nameContains": "claim"}})["workflows"]) == [
-        "Claim Processing"
+    assert names(as_viewer.data(ops.WORKFLOWS, {"filters": {"name": "Routed"}})["workflows"]) == [
+        "Routed"
     ]
+    assert names(
+        as_viewer.data(ops.WORKFLOWS, {"filters": {"nameContains": "claim"}})["workflows"]
+    ) == ["Claim Processing"]
     assert names(as_viewer.data(ops.WORKFLOWS, {"ordering": [{"name": "DESC"}]})["workflows"]) == [
         "Routed",
         "Claim Processing",
     ]
     first = as_viewer.data(ops.WORKFLOWS, {"first": 1})["workflows"]
     assert names(first) == ["Claim Processing"] and first["pageInfo"]["hasNextPage"]
-    second = as_viewer.data(ops.WORKFLOWS, {"first": 1, "after": first["pageInfo"]["endCursor"]})["workflows"]
+    second = as_viewer.data(ops.WORKFLOWS, {"first": 1, "after": first["pageInfo"]["endCursor"]})[
+        "workflows"
+    ]
     assert names(second) == ["Routed"] and not second["pageInfo"]["hasNextPage"]
 
 
@@ -87,7 +99,9 @@ def _ids(result):
 
 def test_instances_filters(as_viewer, population, claims):
     def count(filters):
-        return as_viewer.data(ops.INSTANCES, {"filters": filters})["workflowInstances"]["totalCount"]
+        return as_viewer.data(ops.INSTANCES, {"filters": filters})["workflowInstances"][
+            "totalCount"
+        ]
 
     assert count(None) == 6
     assert count({"workflowName": "Claim Processing"}) == 5
@@ -110,16 +124,21 @@ def test_instances_filters(as_viewer, population, claims):
 
 def test_instances_ordering_and_pagination(as_viewer, population):
     default = _ids(as_viewer.data(ops.INSTANCES))
-    newest_first = [gid("WorkflowInstance", i.pk) for i in sorted(population, key=lambda i: (i.started_at, i.pk))][
-        ::-1
-    ]
+    newest_first = [
+        gid("WorkflowInstance", i.pk)
+        for i in sorted(population, key=lambda i: (i.started_at, i.pk))
+    ][::-1]
     assert default == newest_first
-    by_version = as_viewer.data(ops.INSTANCES, {"ordering": [{"version": "DESC"}, {"startedAt": "ASC"}]})
+    by_version = as_viewer.data(
+        ops.INSTANCES, {"ordering": [{"version": "DESC"}, {"startedAt": "ASC"}]}
+    )
     versions = [e["node"]["version"] for e in by_version["workflowInstances"]["edges"]]
     assert versions == sorted(versions, reverse=True)
 
     page1 = as_viewer.data(ops.INSTANCES, {"first": 4})["workflowInstances"]
-    page2 = as_viewer.data(ops.INSTANCES, {"first": 4, "after": page1["pageInfo"]["endCursor"]})["workflowInstances"]
+    page2 = as_viewer.data(ops.INSTANCES, {"first": 4, "after": page1["pageInfo"]["endCursor"]})[
+        "workflowInstances"
+    ]
     assert len(page1["edges"]) == 4 and page1["pageInfo"]["hasNextPage"]
     assert len(page2["edges"]) == 2 and not page2["pageInfo"]["hasNextPage"]
     last = as_viewer.data(ops.INSTANCES, {"last": 2})["workflowInstances"]
@@ -128,7 +147,9 @@ def test_instances_ordering_and_pagination(as_viewer, population):
 
 def test_instance_fields_and_history_oldest_first(as_operator, routed_instance_via_api):
     instance = routed_instance_via_api
-    data = as_operator.data(ops.INSTANCE, {"id": gid("WorkflowInstance", instance.pk)})["workflowInstance"]
+    data = as_operator.data(ops.INSTANCE, {"id": gid("WorkflowInstance", instance.pk)})[
+        "workflowInstance"
+    ]
     assert data["contentType"] == "claims.claim" and data["objectId"] == str(instance.object_id)
     assert data["workflow"]["name"] == "Routed"
     kinds = [e["kind"] for e in ops.events(data)]
@@ -138,7 +159,9 @@ def test_instance_fields_and_history_oldest_first(as_operator, routed_instance_v
     assert cursors == sorted(cursors)
     started, no_transition, advanced = ops.events(data)
     assert started["fromStep"] is None and started["toStep"]["name"] == "Review"
-    assert no_transition["requestedStatus"]["name"] == "Done" and no_transition["context"] == {"amount": 500}
+    assert no_transition["requestedStatus"]["name"] == "Done" and no_transition["context"] == {
+        "amount": 500
+    }
     assert advanced["transition"]["condition"] == "amount > 1000"
     assert (advanced["fromStep"]["name"], advanced["toStep"]["name"]) == ("Review", "Manager")
     assert advanced["actor"]["username"] == "operator"
@@ -154,12 +177,19 @@ def routed_instance_via_api(as_operator, claim):
     update_workflow_step_status(instance, "Done", {"amount": 500})
     from django.contrib.auth.models import User
 
-    advance_workflow_instance(instance, {"amount": 5000}, actor=User.objects.get(username="operator"))
+    advance_workflow_instance(
+        instance, {"amount": 5000}, actor=User.objects.get(username="operator")
+    )
     return instance
 
 
 def test_workflow_instance_unknown_and_malformed_ids(as_viewer, instance):
-    assert as_viewer.data(ops.INSTANCE, {"id": gid("WorkflowInstance", instance.pk + 99)})["workflowInstance"] is None
+    assert (
+        as_viewer.data(ops.INSTANCE, {"id": gid("WorkflowInstance", instance.pk + 99)})[
+            "workflowInstance"
+        ]
+        is None
+    )
     for bad in ("garbage", gid("Workflow", instance.workflow_id), gid("WorkflowInstance", "x")):
         result = as_viewer(ops.INSTANCE, {"id": bad})
         assert result["data"] == {"workflowInstance": None}
@@ -174,7 +204,11 @@ def test_node_resolves_every_type(as_viewer, routed_instance_via_api):
         gid("Workflow", instance.workflow_id): ("Workflow", "name", "Routed"),
         gid("WorkflowStep", step.pk): ("WorkflowStep", "name", step.name),
         gid("WorkflowStepStatus", step.statuses.first().pk): ("WorkflowStepStatus", "name", "Open"),
-        gid("WorkflowTransition", event.transition_id): ("WorkflowTransition", "condition", "amount > 1000"),
+        gid("WorkflowTransition", event.transition_id): (
+            "WorkflowTransition",
+            "condition",
+            "amount > 1000",
+        ),
         gid("WorkflowInstance", instance.pk): ("WorkflowInstance", "state", "ACTIVE"),
         gid("WorkflowEvent", event.pk): ("WorkflowEvent", "kind", "ADVANCED"),
     }
@@ -187,8 +221,10 @@ def test_node_resolves_every_type(as_viewer, routed_instance_via_api):
 def test_user_is_a_node_the_viewer_reads_by_global_id(as_viewer, viewer, operator):
     me = as_viewer.data("{ me { id username } }")["me"]
     assert me == {"id": gid("User", viewer.pk), "username": "viewer"}
-    node = as_viewer.data("query($id: ID!) { node(id: $id) { __typename id ... on User { username } } }",
-                          {"id": me["id"]})["node"]
+    node = as_viewer.data(
+        "query($id: ID!) { node(id: $id) { __typename id ... on User { username } } }",
+        {"id": me["id"]},
+    )["node"]
     assert node == {"__typename": "User", "id": me["id"], "username": "viewer"}
     # Another account: only with auth.view_user (an actor is shown with the event instead).
     assert as_viewer.data(ops.NODE, {"id": gid("User", operator.pk)})["node"] is None
@@ -206,7 +242,9 @@ def test_evaluate_transitions_dry_run(as_viewer, claim):
     instance = start_workflow_instance("Routed", claim)
     variables = {"instanceId": gid("WorkflowInstance", instance.pk)}
 
-    data = as_viewer.data(ops.EVALUATE, {**variables, "context": {"amount": 50}})["evaluateTransitions"]
+    data = as_viewer.data(ops.EVALUATE, {**variables, "context": {"amount": 50}})[
+        "evaluateTransitions"
+    ]
     assert [(e["priority"], e["result"], e["wouldFire"]) for e in data["evaluations"]] == [
         (10, False, False),
         (5, True, True),
@@ -217,7 +255,9 @@ def test_evaluate_transitions_dry_run(as_viewer, claim):
     data = as_viewer.data(ops.EVALUATE, variables)["evaluateTransitions"]
     assert data["fired"]["transition"]["toStep"]["name"] == "Manager"
 
-    data = as_viewer.data(ops.EVALUATE, {**variables, "context": {"nothing": 1}})["evaluateTransitions"]
+    data = as_viewer.data(ops.EVALUATE, {**variables, "context": {"nothing": 1}})[
+        "evaluateTransitions"
+    ]
     assert data["fired"] is None and data["error"] and data["evaluations"][0]["error"]
     assert data["evaluations"][0]["result"] is None
 
@@ -228,7 +268,9 @@ def test_evaluate_transitions_dry_run(as_viewer, claim):
 def test_evaluate_transitions_errors(as_viewer, instance):
     result = as_viewer(ops.EVALUATE, {"instanceId": "garbage"})
     assert result["errors"][0]["extensions"]["code"] == "INVALID_ID"
-    result = as_viewer(ops.EVALUATE, {"instanceId": gid("WorkflowInstance", instance.pk), "context": [1]})
+    result = as_viewer(
+        ops.EVALUATE, {"instanceId": gid("WorkflowInstance", instance.pk), "context": [1]}
+    )
     assert result["errors"][0]["extensions"]["code"] == "INVALID_CONTEXT"
     missing = as_viewer.data(ops.EVALUATE, {"instanceId": gid("WorkflowInstance", instance.pk + 5)})
     assert missing["evaluateTransitions"] is None

@@ -28,7 +28,9 @@ def hundred_instances(claim_workflow, operator):
     )
     for claim in claims:
         instance = start_workflow_instance("Claim Processing", claim, actor=operator)
-        update_workflow_step_status(instance, "Submitted", actor=operator)  # ADVANCED, with a transition
+        update_workflow_step_status(
+            instance, "Submitted", actor=operator
+        )  # ADVANCED, with a transition
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +60,9 @@ def test_a_page_of_100_costs_what_a_page_of_10_costs(as_admin, hundred_instances
 
 def test_the_same_holds_for_a_user_with_model_permissions(as_operator, hundred_instances):
     ten, hundred = _count(as_operator, 10), _count(as_operator, 100)
-    print(f"\nSQL queries per request (user with view perms): page of 10 -> {ten}, page of 100 -> {hundred}")
+    print(
+        f"\nSQL queries per request (user with view perms): page of 10 -> {ten}, page of 100 -> {hundred}"
+    )
     # three more than a superuser: Django loads the user's and the groups' permissions once,
     # django-rules the user's group names once
     assert ten == hundred <= MAX_QUERIES + 3

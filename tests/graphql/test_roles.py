@@ -68,7 +68,11 @@ def demo(db):
 
 def own_instances(user) -> set[int]:
     claims = Claim.objects.filter(owner=user).values_list("pk", flat=True)
-    return set(WorkflowInstance.objects.filter(object_id__in=[str(pk) for pk in claims]).values_list("pk", flat=True))
+    return set(
+        WorkflowInstance.objects.filter(object_id__in=[str(pk) for pk in claims]).values_list(
+            "pk", flat=True
+        )
+    )
 
 
 def pk_of(global_id: str) -> int:
@@ -81,7 +85,10 @@ def listed(gql) -> tuple[set[int], set[int]]:
     data = gql.data(LIST, {"first": 100})
     top = {pk_of(e["node"]["id"]) for e in data["workflowInstances"]["edges"]}
     assert data["workflowInstances"]["totalCount"] == len(top)
-    nested = {pk_of(e["node"]["id"]) for e in (data["workflow"] or {"instances": {"edges": []}})["instances"]["edges"]}
+    nested = {
+        pk_of(e["node"]["id"])
+        for e in (data["workflow"] or {"instances": {"edges": []}})["instances"]["edges"]
+    }
     return top, nested
 
 
@@ -90,7 +97,11 @@ def listed(gql) -> tuple[set[int], set[int]]:
 
 def test_each_user_sees_exactly_what_their_role_allows_in_every_list(demo):
     everything = set(WorkflowInstance.objects.values_list("pk", flat=True))
-    processing = set(WorkflowInstance.objects.filter(workflow__name="Claim Processing").values_list("pk", flat=True))
+    processing = set(
+        WorkflowInstance.objects.filter(workflow__name="Claim Processing").values_list(
+            "pk", flat=True
+        )
+    )
     for name in ("alice", "bob"):
         mine = own_instances(demo[name])
         assert mine and mine != everything
@@ -110,14 +121,18 @@ def test_another_users_instance_is_null_by_id_node_and_dry_run_and_its_events_to
     hers, his = min(own_instances(alice)), min(own_instances(bob))
     gql = client_for(alice)
     assert gql.data(ONE, {"id": gid("WorkflowInstance", his)}) == {
-        "workflowInstance": None, "node": None, "evaluateTransitions": None,
+        "workflowInstance": None,
+        "node": None,
+        "evaluateTransitions": None,
     }
     mine = gql.data(ONE, {"id": gid("WorkflowInstance", hers)})
     assert mine["workflowInstance"] and mine["node"] and mine["evaluateTransitions"] is not None
     his_event = WorkflowEvent.objects.filter(instance_id=his).first()
     assert gql.data(ops.NODE, {"id": gid("WorkflowEvent", his_event.pk)})["node"] is None
     her_event = WorkflowEvent.objects.filter(instance_id=hers).first()
-    assert gql.data(ops.NODE, {"id": gid("WorkflowEvent", her_event.pk)})["node"]["kind"] == "STARTED"
+    assert (
+        gql.data(ops.NODE, {"id": gid("WorkflowEvent", her_event.pk)})["node"]["kind"] == "STARTED"
+    )
 
 
 def test_the_stored_context_is_shown_only_to_who_may_view_the_object(demo):
@@ -151,7 +166,11 @@ def test_another_users_instance_is_not_found_in_every_mutation_and_nothing_chang
     i = gid("WorkflowInstance", his)
     gql = client_for(alice)
     for operation, field, variables in [
-        (ops.UPDATE_STATUS, "updateWorkflowStepStatus", {"input": {"instanceId": i, "statusName": "Withdrawn"}}),
+        (
+            ops.UPDATE_STATUS,
+            "updateWorkflowStepStatus",
+            {"input": {"instanceId": i, "statusName": "Withdrawn"}},
+        ),
         (ops.ADVANCE, "advanceWorkflowInstance", {"input": {"instanceId": i}}),
         (ops.HOLD, "setWorkflowOnHold", {"input": {"instanceId": i}}),
         (ops.RESUME, "resumeWorkflowInstance", {"input": {"instanceId": i}}),
@@ -159,7 +178,9 @@ def test_another_users_instance_is_not_found_in_every_mutation_and_nothing_chang
     ]:
         assert codes(gql.data(operation, variables)[field]) == ["NOT_FOUND"], field
     # Exactly what a missing instance answers.
-    missing = gql.data(ops.HOLD, {"input": {"instanceId": gid("WorkflowInstance", 10**9)}})["setWorkflowOnHold"]
+    missing = gql.data(ops.HOLD, {"input": {"instanceId": gid("WorkflowInstance", 10**9)}})[
+        "setWorkflowOnHold"
+    ]
     hidden = gql.data(ops.HOLD, {"input": {"instanceId": i}})["setWorkflowOnHold"]
     assert missing["messages"] == hidden["messages"]
     assert (WorkflowInstance.objects.get(pk=his).version, WorkflowEvent.objects.count()) == before
@@ -168,16 +189,22 @@ def test_another_users_instance_is_not_found_in_every_mutation_and_nothing_chang
 def _at_review(owner) -> WorkflowInstance:
     claim = Claim.objects.create(title="New", claimant="x", amount=Decimal("10"), owner=owner)
     instance = services.start_workflow_instance("Claim Processing", claim)
-    return services.update_workflow_step_status(instance, "Submitted", actor=owner)  # now on Review Claim
+    return services.update_workflow_step_status(
+        instance, "Submitted", actor=owner
+    )  # now on Review Claim
 
 
 def test_only_a_reviewer_may_approve_and_a_refusal_changes_nothing(demo):
     alice, rita = demo["alice"], demo["rita"]
     instance = _at_review(alice)
-    variables = {"input": {"instanceId": gid("WorkflowInstance", instance.pk), "statusName": "Approved"}}
+    variables = {
+        "input": {"instanceId": gid("WorkflowInstance", instance.pk), "statusName": "Approved"}
+    }
     events = WorkflowEvent.objects.count()
     refused = client_for(alice).data(ops.UPDATE_STATUS, variables)["updateWorkflowStepStatus"]
-    assert codes(refused) == ["PERMISSION_DENIED"] and refused["messages"][0]["kind"] == "PERMISSION"
+    assert (
+        codes(refused) == ["PERMISSION_DENIED"] and refused["messages"][0]["kind"] == "PERMISSION"
+    )
     assert WorkflowInstance.objects.get(pk=instance.pk).version == instance.version
     assert WorkflowEvent.objects.count() == events
     approved = client_for(rita).data(ops.UPDATE_STATUS, variables)["updateWorkflowStepStatus"]
@@ -189,26 +216,45 @@ def test_a_claimant_submits_and_withdraws_their_own_claim_but_not_another(demo):
     claim = Claim.objects.create(title="Mine", claimant="Alice", amount=Decimal("10"), owner=alice)
     instance = services.start_workflow_instance("Claim Processing", claim)
     i = gid("WorkflowInstance", instance.pk)
-    submitted = client_for(alice).data(ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusName": "Submitted"}})
+    submitted = client_for(alice).data(
+        ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusName": "Submitted"}}
+    )
     assert submitted["updateWorkflowStepStatus"]["currentStep"]["name"] == "Review Claim"
-    other = services.start_workflow_instance("Claim Processing", Claim.objects.create(
-        title="Also mine", claimant="Alice", amount=Decimal("10"), owner=alice))
+    other = services.start_workflow_instance(
+        "Claim Processing",
+        Claim.objects.create(
+            title="Also mine", claimant="Alice", amount=Decimal("10"), owner=alice
+        ),
+    )
     j = gid("WorkflowInstance", other.pk)
-    assert codes(client_for(bob).data(ops.CANCEL, {"input": {"instanceId": j}})["cancelWorkflowInstance"]) == [
-        "NOT_FOUND"
+    assert codes(
+        client_for(bob).data(ops.CANCEL, {"input": {"instanceId": j}})["cancelWorkflowInstance"]
+    ) == ["NOT_FOUND"]
+    withdrawn = client_for(alice).data(ops.CANCEL, {"input": {"instanceId": j}})[
+        "cancelWorkflowInstance"
     ]
-    withdrawn = client_for(alice).data(ops.CANCEL, {"input": {"instanceId": j}})["cancelWorkflowInstance"]
     assert withdrawn["state"] == "CANCELLED"
 
 
-def test_starting_on_a_model_the_workflow_does_not_list_is_refused_the_same_whether_or_not_it_exists(demo):
-    demo_user = demo["demo"]  # a superuser: even they may not attach a claims workflow to a user row
+def test_starting_on_a_model_the_workflow_does_not_list_is_refused_the_same_whether_or_not_it_exists(
+    demo,
+):
+    demo_user = demo[
+        "demo"
+    ]  # a superuser: even they may not attach a claims workflow to a user row
     gql = client_for(demo_user)
     answers = []
     for object_id in (str(demo_user.pk), "987654"):
-        payload = gql.data(ops.START, {"input": {
-            "workflowName": "Claim Processing", "contentType": "auth.user", "objectId": object_id,
-        }})["startWorkflowInstance"]
+        payload = gql.data(
+            ops.START,
+            {
+                "input": {
+                    "workflowName": "Claim Processing",
+                    "contentType": "auth.user",
+                    "objectId": object_id,
+                }
+            },
+        )["startWorkflowInstance"]
         answers.append(payload)
     assert answers[0] == answers[1]
     assert codes(answers[0]) == ["MODEL_NOT_ALLOWED"]
@@ -221,9 +267,16 @@ def test_starting_on_someone_elses_object_is_refused_like_a_missing_one(demo):
     gql = client_for(alice)
 
     def start(object_id):
-        return gql.data(ops.START, {"input": {
-            "workflowName": "Claim Processing", "contentType": "claims.claim", "objectId": str(object_id),
-        }})["startWorkflowInstance"]
+        return gql.data(
+            ops.START,
+            {
+                "input": {
+                    "workflowName": "Claim Processing",
+                    "contentType": "claims.claim",
+                    "objectId": str(object_id),
+                }
+            },
+        )["startWorkflowInstance"]
 
     assert start(his.pk) == start(10**9)
     assert codes(start(his.pk)) == ["OBJECT_NOT_FOUND"]
@@ -241,12 +294,24 @@ def test_viewer_can_lists_exactly_the_actions_that_succeed(demo):
     variables = {"id": gid("WorkflowInstance", instance.pk)}
     hers = client_for(alice).data(CAN, variables)["workflowInstance"]["viewerCan"]
     assert [s["name"] for s in hers["statuses"]] == ["Draft", "Submitted", "Withdrawn"]
-    assert (hers["hold"], hers["resume"], hers["cancel"], hers["advance"]) == (False, False, True, False)
+    assert (hers["hold"], hers["resume"], hers["cancel"], hers["advance"]) == (
+        False,
+        False,
+        True,
+        False,
+    )
     ritas = client_for(rita).data(CAN, variables)["workflowInstance"]["viewerCan"]
     assert [s["name"] for s in ritas["statuses"]] == ["Draft", "On Hold"]
-    assert (ritas["hold"], ritas["resume"], ritas["cancel"], ritas["advance"]) == (True, False, False, False)
+    assert (ritas["hold"], ritas["resume"], ritas["cancel"], ritas["advance"]) == (
+        True,
+        False,
+        False,
+        False,
+    )
     # Each advertised action works, each other one is refused.
-    held = client_for(rita).data(ops.HOLD, {"input": {"instanceId": variables["id"]}})["setWorkflowOnHold"]
+    held = client_for(rita).data(ops.HOLD, {"input": {"instanceId": variables["id"]}})[
+        "setWorkflowOnHold"
+    ]
     assert held["state"] == "ON_HOLD"
     # Held through "On Hold" (a reviewer's): only who may hold may release it.
     hers = client_for(alice).data(CAN, variables)["workflowInstance"]["viewerCan"]
@@ -256,12 +321,20 @@ def test_viewer_can_lists_exactly_the_actions_that_succeed(demo):
     assert codes(refused["resumeWorkflowInstance"]) == ["PERMISSION_DENIED"]
     resumed = client_for(rita).data(ops.RESUME, {"input": {"instanceId": variables["id"]}})
     assert resumed["resumeWorkflowInstance"]["state"] == "ACTIVE"
-    assert codes(client_for(alice).data(ops.HOLD, {"input": {"instanceId": variables["id"]}})["setWorkflowOnHold"]) == [
-        "PERMISSION_DENIED"
-    ]
+    assert codes(
+        client_for(alice).data(ops.HOLD, {"input": {"instanceId": variables["id"]}})[
+            "setWorkflowOnHold"
+        ]
+    ) == ["PERMISSION_DENIED"]
     finished = services.cancel_workflow_instance(instance)
-    assert client_for(rita).data(CAN, {"id": gid("WorkflowInstance", finished.pk)})["workflowInstance"]["viewerCan"] == {
-        "statuses": [], "hold": False, "resume": False, "cancel": False, "advance": False,
+    assert client_for(rita).data(CAN, {"id": gid("WorkflowInstance", finished.pk)})[
+        "workflowInstance"
+    ]["viewerCan"] == {
+        "statuses": [],
+        "hold": False,
+        "resume": False,
+        "cancel": False,
+        "advance": False,
     }
 
 
@@ -270,15 +343,22 @@ def test_a_claimant_cannot_hold_or_cancel_once_her_claim_is_under_review(demo):
     on-hold or cancellation status would let anyone who may change the instance do it)."""
     alice, rita = demo["alice"], demo["rita"]
     for name in ("Claim Processing", "Claim Triage"):
-        claim = Claim.objects.create(title="Reviewed", claimant="Alice", amount=Decimal("10"), owner=alice)
+        claim = Claim.objects.create(
+            title="Reviewed", claimant="Alice", amount=Decimal("10"), owner=alice
+        )
         instance = services.start_workflow_instance(name, claim)
         first = {"Claim Processing": "Submitted", "Claim Triage": "Triaged"}[name]
         services.update_workflow_step_status(instance, first)  # now past the claimant's step
         variables = {"id": gid("WorkflowInstance", instance.pk)}
         hers = client_for(alice).data(CAN, variables)["workflowInstance"]["viewerCan"]
         assert (hers["hold"], hers["cancel"]) == (False, False), name
-        for operation, field in ((ops.HOLD, "setWorkflowOnHold"), (ops.CANCEL, "cancelWorkflowInstance")):
-            payload = client_for(alice).data(operation, {"input": {"instanceId": variables["id"]}})[field]
+        for operation, field in (
+            (ops.HOLD, "setWorkflowOnHold"),
+            (ops.CANCEL, "cancelWorkflowInstance"),
+        ):
+            payload = client_for(alice).data(operation, {"input": {"instanceId": variables["id"]}})[
+                field
+            ]
             assert codes(payload) == ["PERMISSION_DENIED"], (name, field)
         ritas = client_for(rita).data(CAN, variables)["workflowInstance"]["viewerCan"]
         assert (ritas["hold"], ritas["cancel"]) == (True, True), name
@@ -288,7 +368,9 @@ def test_a_claimant_cannot_hold_or_cancel_once_her_claim_is_under_review(demo):
 def test_a_page_of_100_with_allowed_actions_costs_what_a_page_of_10_costs(demo, who):
     owner = demo["alice"]
     for i in range(100):
-        claim = Claim.objects.create(title=f"Bulk {i}", claimant="Alice", amount=Decimal("10"), owner=owner)
+        claim = Claim.objects.create(
+            title=f"Bulk {i}", claimant="Alice", amount=Decimal("10"), owner=owner
+        )
         services.start_workflow_instance("Claim Processing", claim)
     gql = client_for(demo[who])
 
@@ -337,13 +419,17 @@ def test_our_types_filter_instances_a_host_resolver_returns(demo):
 
     schema = compose_schema(query=HostQuery)
     alice, bob = demo["alice"], demo["bob"]
-    newest_claim = Claim.objects.create(title="Newest", claimant="Bob", amount=Decimal("1"), owner=bob)
+    newest_claim = Claim.objects.create(
+        title="Newest", claimant="Bob", amount=Decimal("1"), owner=bob
+    )
     services.start_workflow_instance("Claim Processing", newest_claim)
 
     def run(user, query):
         request = RequestFactory().post("/graphql/")
         request.user = user
-        return schema.execute_sync(query, context_value=StrawberryDjangoContext(request=request, response=None))
+        return schema.execute_sync(
+            query, context_value=StrawberryDjangoContext(request=request, response=None)
+        )
 
     everyone = run(alice, "{ everyInstance { id } }")
     assert everyone.errors is None
@@ -352,7 +438,9 @@ def test_our_types_filter_instances_a_host_resolver_returns(demo):
     assert newest.data == {"newestInstance": None}
     assert [e.extensions["code"] for e in newest.errors] == ["NOT_FOUND"]
     assert "state" not in json.dumps(newest.data)
-    plain = run(alice, "{ everyInstancePlain { id state } }")  # a hidden item: an error, never its data
+    plain = run(
+        alice, "{ everyInstancePlain { id state } }"
+    )  # a hidden item: an error, never its data
     assert plain.data is None and {e.extensions["code"] for e in plain.errors} == {"NOT_FOUND"}
     objects = run(alice, "{ instanceObjects { id } }")
     shown = {pk_of(i["id"]) for i in objects.data["instanceObjects"] if i}

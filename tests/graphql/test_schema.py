@@ -23,7 +23,14 @@ from . import operations as ops
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 
 #: Types that strawberry / strawberry-django contribute, documented upstream.
-UPSTREAM = {"PageInfo", "Node", "OperationInfo", "OperationMessage", "OperationMessageKind", "Ordering"}
+UPSTREAM = {
+    "PageInfo",
+    "Node",
+    "OperationInfo",
+    "OperationMessage",
+    "OperationMessageKind",
+    "Ordering",
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +46,15 @@ def test_schema_file_matches_the_code(sdl):
 
 def test_schema_file_is_valid_sdl_and_the_operations_validate(sdl):
     built = build_schema(sdl)
-    assert set(ops.ALL) >= {"WORKFLOWS", "INSTANCES", "NODE", "EVALUATE", "START", "CREATE_WORKFLOW", "LOGIN"}
+    assert set(ops.ALL) >= {
+        "WORKFLOWS",
+        "INSTANCES",
+        "NODE",
+        "EVALUATE",
+        "START",
+        "CREATE_WORKFLOW",
+        "LOGIN",
+    }
     for name, operation in ops.ALL.items():
         errors = validate(built, parse(operation))
         assert not errors, (name, errors)
@@ -48,9 +63,15 @@ def test_schema_file_is_valid_sdl_and_the_operations_validate(sdl):
 def test_contract_names(sdl):
     built = build_schema(sdl)
     query = built.query_type.fields
-    assert {"node", "workflows", "workflow", "workflowInstances", "workflowInstance", "evaluateTransitions", "me"} <= set(
-        query
-    )
+    assert {
+        "node",
+        "workflows",
+        "workflow",
+        "workflowInstances",
+        "workflowInstance",
+        "evaluateTransitions",
+        "me",
+    } <= set(query)
     mutation = built.mutation_type.fields
     assert {
         "startWorkflowInstance",
@@ -65,12 +86,31 @@ def test_contract_names(sdl):
         "login",
         "logout",
     } <= set(mutation)
-    for name in ("Workflow", "WorkflowStep", "WorkflowStepStatus", "WorkflowTransition", "WorkflowInstance", "WorkflowEvent"):
+    for name in (
+        "Workflow",
+        "WorkflowStep",
+        "WorkflowStepStatus",
+        "WorkflowTransition",
+        "WorkflowInstance",
+        "WorkflowEvent",
+    ):
         assert built.get_type("Node") in built.get_type(name).interfaces, name
     instance = built.get_type("WorkflowInstance").fields
     assert {
-        "state", "version", "currentStep", "currentStepStatus", "workflow", "contentType", "objectId", "startedAt",
-        "completedAt", "isCompleted", "availableStatuses", "history", "lastEvent", "viewerCan",
+        "state",
+        "version",
+        "currentStep",
+        "currentStepStatus",
+        "workflow",
+        "contentType",
+        "objectId",
+        "startedAt",
+        "completedAt",
+        "isCompleted",
+        "availableStatuses",
+        "history",
+        "lastEvent",
+        "viewerCan",
         "isAwaitingTransition",
     } <= set(instance)
     # v2: the history is a bounded, paged connection; the newest change is one field away.
@@ -79,15 +119,39 @@ def test_contract_names(sdl):
     assert str(instance["lastEvent"].type) == "WorkflowEvent!"
     assert str(instance["version"].type) == "Int!" and str(instance["objectId"].type) == "ID!"
     event = built.get_type("WorkflowEvent").fields
-    assert {"kind", "cursor", "sequence", "state", "fromStep", "toStep", "fromStatus", "toStatus", "requestedStatus",
-            "transition", "actor", "context", "createdAt", "instance"} <= set(event)
+    assert {
+        "kind",
+        "cursor",
+        "sequence",
+        "state",
+        "fromStep",
+        "toStep",
+        "fromStatus",
+        "toStatus",
+        "requestedStatus",
+        "transition",
+        "actor",
+        "context",
+        "createdAt",
+        "instance",
+    } <= set(event)
     assert str(event["context"].type) == "JSON"
-    assert {"steps", "transitions", "instances", "mermaid"} <= set(built.get_type("Workflow").fields)
+    assert {"steps", "transitions", "instances", "mermaid"} <= set(
+        built.get_type("Workflow").fields
+    )
     assert "totalCount" in built.get_type("WorkflowInstanceConnection").fields
-    for name in ("startWorkflowInstance", "updateWorkflowStepStatus", "setWorkflowOnHold", "cancelWorkflowInstance"):
+    for name in (
+        "startWorkflowInstance",
+        "updateWorkflowStepStatus",
+        "setWorkflowOnHold",
+        "cancelWorkflowInstance",
+    ):
         members = {t.name for t in mutation[name].type.of_type.types}
         assert members == {"WorkflowInstance", "OperationInfo"}, name
-    assert {t.name for t in mutation["createWorkflow"].type.of_type.types} == {"Workflow", "OperationInfo"}
+    assert {t.name for t in mutation["createWorkflow"].type.of_type.types} == {
+        "Workflow",
+        "OperationInfo",
+    }
 
 
 def test_every_type_and_field_has_a_description(sdl):
@@ -97,15 +161,21 @@ def test_every_type_and_field_has_a_description(sdl):
         if name.startswith("__") or name in UPSTREAM:
             continue
         if isinstance(gql_type, (GraphQLObjectType, GraphQLInterfaceType, GraphQLInputObjectType)):
-            if name not in {"Query", "Mutation", "Subscription"} and not name.endswith(("Connection", "Edge")):
+            if name not in {"Query", "Mutation", "Subscription"} and not name.endswith(
+                ("Connection", "Edge")
+            ):
                 if not gql_type.description:
                     missing.append(name)
             for field_name, field in gql_type.fields.items():
-                if field_name in {"AND", "OR", "NOT", "DISTINCT"} or name.endswith(("Connection", "Edge")):
+                if field_name in {"AND", "OR", "NOT", "DISTINCT"} or name.endswith(
+                    ("Connection", "Edge")
+                ):
                     continue
                 if not field.description:
                     missing.append(f"{name}.{field_name}")
-        elif isinstance(gql_type, (GraphQLEnumType, GraphQLUnionType)) and not name.endswith("Payload"):
+        elif isinstance(gql_type, (GraphQLEnumType, GraphQLUnionType)) and not name.endswith(
+            "Payload"
+        ):
             if not gql_type.description:
                 missing.append(name)
     assert not missing, f"undocumented: {missing}"
@@ -113,13 +183,27 @@ def test_every_type_and_field_has_a_description(sdl):
 
 def test_every_type_field_and_argument_of_ours_says_what_it_is():
     """Docs live in the schema: what client developers read in their IDE and generated code."""
-    from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLObjectType
+    from graphql import (
+        GraphQLEnumType,
+        GraphQLInputObjectType,
+        GraphQLInterfaceType,
+        GraphQLObjectType,
+    )
     from graphql import GraphQLUnionType
 
     schema = build_schema(SCHEMA_FILE.read_text())
     missing = []
     for name, named in schema.type_map.items():
-        if name.startswith("__") or name in {"String", "Int", "Float", "Boolean", "ID", "PageInfo", "Node", "Ordering"}:
+        if name.startswith("__") or name in {
+            "String",
+            "Int",
+            "Float",
+            "Boolean",
+            "ID",
+            "PageInfo",
+            "Node",
+            "Ordering",
+        }:
             continue  # GraphQL's and strawberry(-django)'s own
         if isinstance(named, GraphQLUnionType) or name.endswith(("Connection", "Edge")):
             continue  # payload unions and strawberry's relay types (described by strawberry)
@@ -135,6 +219,9 @@ def test_every_type_field_and_argument_of_ours_says_what_it_is():
                     if not arg.description and arg_name not in ("filters", "ordering", "input"):
                         missing.append(f"{name}.{field_name}({arg_name})")
         if isinstance(named, GraphQLEnumType):
-            missing += [f"{name}.{v}" for v, value in named.values.items() if not value.description
-                        and name != "OperationMessageKind"]
+            missing += [
+                f"{name}.{v}"
+                for v, value in named.values.items()
+                if not value.description and name != "OperationMessageKind"
+            ]
     assert missing == []

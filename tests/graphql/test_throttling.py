@@ -40,7 +40,9 @@ def ada(db):
 def test_graphql_login_is_locked_after_repeated_failures(ada, as_viewer, monkeypatch):
     gql = GQL(Client())
     codes = fail_until_locked(gql)
-    assert codes == ["INVALID_CREDENTIALS"] * (settings.AXES_FAILURE_LIMIT - 1) + ["TOO_MANY_ATTEMPTS"]
+    assert codes == ["INVALID_CREDENTIALS"] * (settings.AXES_FAILURE_LIMIT - 1) + [
+        "TOO_MANY_ATTEMPTS"
+    ]
 
     checked = []
     monkeypatch.setattr(ModelBackend, "authenticate", lambda *a, **k: checked.append(1))
@@ -68,15 +70,21 @@ def test_the_lockout_ends_after_the_cool_off(ada):
     gql = GQL(Client())
     assert fail_until_locked(gql)[-1] == "TOO_MANY_ATTEMPTS"
     assert code(login(gql, "ada", "pw")) == "TOO_MANY_ATTEMPTS"
-    AccessAttempt.objects.update(attempt_time=timezone.now() - settings.AXES_COOLOFF_TIME - timedelta(seconds=1))
+    AccessAttempt.objects.update(
+        attempt_time=timezone.now() - settings.AXES_COOLOFF_TIME - timedelta(seconds=1)
+    )
     assert login(gql, "ada", "pw")["username"] == "ada"
 
 
 def test_admin_login_is_throttled_with_axes_lockout_page(ada):
     admin = Client()
     form = {"username": "ada", "password": "wrong", "next": "/admin/"}
-    statuses = [admin.post("/admin/login/", form).status_code for _ in range(settings.AXES_FAILURE_LIMIT)]
-    assert statuses[:-1] == [200] * (settings.AXES_FAILURE_LIMIT - 1)  # the form again, with an error
+    statuses = [
+        admin.post("/admin/login/", form).status_code for _ in range(settings.AXES_FAILURE_LIMIT)
+    ]
+    assert statuses[:-1] == [200] * (
+        settings.AXES_FAILURE_LIMIT - 1
+    )  # the form again, with an error
     locked = admin.post("/admin/login/", {**form, "password": "pw"})
     assert locked.status_code == 429
     assert b"too many login attempts" in locked.content.lower()

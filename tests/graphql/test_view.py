@@ -54,7 +54,9 @@ def test_missing_or_wrong_csrf_token_is_a_json_403(viewer, header):
     client.force_login(viewer)
     client.get(ENDPOINT, HTTP_ACCEPT="application/json")
     extra = {} if header is None else {"HTTP_X_CSRFTOKEN": header}
-    error = graphql_error(client.post(ENDPOINT, QUERY, content_type="application/json", **extra), 403)
+    error = graphql_error(
+        client.post(ENDPOINT, QUERY, content_type="application/json", **extra), 403
+    )
     assert error["extensions"]["code"] == "CSRF_FAILED"
     assert "X-CSRFToken" in error["message"]
 
@@ -64,35 +66,52 @@ def test_an_untrusted_origin_is_refused_without_echoing_it(viewer):
     client.force_login(viewer)
     client.get(ENDPOINT, HTTP_ACCEPT="application/json")
     token = client.cookies["csrftoken"].value
-    response = client.post(ENDPOINT, QUERY, content_type="application/json", HTTP_X_CSRFTOKEN=token,
-                           HTTP_ORIGIN="https://evil.example")
+    response = client.post(
+        ENDPOINT,
+        QUERY,
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+        HTTP_ORIGIN="https://evil.example",
+    )
     error = graphql_error(response, 403)
     assert error["extensions"]["code"] == "CSRF_FAILED"
     assert "evil" not in response.content.decode()
 
 
 def test_csrf_is_checked_even_without_the_projects_csrf_middleware(viewer, settings):
-    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "django.middleware.csrf.CsrfViewMiddleware"]
+    settings.MIDDLEWARE = [
+        m for m in settings.MIDDLEWARE if m != "django.middleware.csrf.CsrfViewMiddleware"
+    ]
     client = Client(enforce_csrf_checks=True)
     client.force_login(viewer)
-    assert graphql_error(client.post(ENDPOINT, QUERY, content_type="application/json"), 403)["extensions"] == {
-        "code": "CSRF_FAILED"
-    }
+    assert graphql_error(client.post(ENDPOINT, QUERY, content_type="application/json"), 403)[
+        "extensions"
+    ] == {"code": "CSRF_FAILED"}
     client.get(ENDPOINT, HTTP_ACCEPT="application/json")  # still sets the cookie
-    ok = client.post(ENDPOINT, QUERY, content_type="application/json",
-                     HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    ok = client.post(
+        ENDPOINT,
+        QUERY,
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value,
+    )
     assert ok.json()["data"]["me"]["username"] == "viewer"
 
 
 def test_anonymous_clients_reach_login_behind_login_required_middleware(db, settings):
-    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.contrib.auth.middleware.LoginRequiredMiddleware"]
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    ]
     make_user("ada")
     client = Client(enforce_csrf_checks=True)
     assert client.get("/admin/").status_code == 302  # the middleware is active
     first = client.get(ENDPOINT, HTTP_ACCEPT="application/json")
     assert first.status_code == 400 and first["Content-Type"] == "application/json"
-    result = GQL(client)(ops.LOGIN, {"username": "ada", "password": "pw"},
-                         HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    result = GQL(client)(
+        ops.LOGIN,
+        {"username": "ada", "password": "pw"},
+        HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value,
+    )
     assert result["data"]["login"]["username"] == "ada"
 
 
@@ -109,8 +128,13 @@ def test_plain_get_with_graphiql_off_answers_json_and_sets_the_cookie(client, se
 
 @pytest.mark.parametrize(
     "body, content_type",
-    [("{not json", "application/json"), (b"\xff\xfe\x00", "application/json"), ("query=x", "text/plain"),
-     (json.dumps({"query": 42}), "application/json"), (json.dumps({}), "application/json")],
+    [
+        ("{not json", "application/json"),
+        (b"\xff\xfe\x00", "application/json"),
+        ("query=x", "text/plain"),
+        (json.dumps({"query": 42}), "application/json"),
+        (json.dumps({}), "application/json"),
+    ],
 )
 def test_malformed_requests_are_json_400(as_viewer, body, content_type):
     response = as_viewer.client.post(ENDPOINT, body, content_type=content_type)
@@ -165,15 +189,22 @@ def graphiql_page(client) -> str:
 
 
 def test_graphiql_follows_debug_unless_set(client, settings):
-    settings.DJANGO_STEPS_GRAPHQL = {k: v for k, v in settings.DJANGO_STEPS_GRAPHQL.items()
-                                     if k not in ("GRAPHIQL", "INTROSPECTION")}
+    settings.DJANGO_STEPS_GRAPHQL = {
+        k: v
+        for k, v in settings.DJANGO_STEPS_GRAPHQL.items()
+        if k not in ("GRAPHIQL", "INTROSPECTION")
+    }
     settings.DEBUG = True
     assert "GraphiQL" in graphiql_page(client)
-    assert "__schema" in json.dumps(client.get(ENDPOINT, {"query": "{ __schema { queryType { name } } }"}).json())
+    assert "__schema" in json.dumps(
+        client.get(ENDPOINT, {"query": "{ __schema { queryType { name } } }"}).json()
+    )
     settings.DEBUG = False
     assert graphql_error(client.get(ENDPOINT, HTTP_ACCEPT="text/html"), 400)
     refused = client.get(ENDPOINT, {"query": "{ __schema { queryType { name } } }"}).json()
-    assert refused.get("data") is None and "introspection" in refused["errors"][0]["message"].lower()
+    assert (
+        refused.get("data") is None and "introspection" in refused["errors"][0]["message"].lower()
+    )
 
 
 def test_graphiql_loads_only_package_files_matching_strawberrys_integrity_hashes(client, settings):
@@ -190,7 +221,9 @@ def test_graphiql_loads_only_package_files_matching_strawberrys_integrity_hashes
         assert digest == expected, path
         # The stylesheets load nothing from elsewhere either (fonts are data: URLs).
         if path.endswith(".css"):
-            assert not re.findall(r"url\(\s*['\"]?(?:https?:)?//", open(found, encoding="utf-8").read())
+            assert not re.findall(
+                r"url\(\s*['\"]?(?:https?:)?//", open(found, encoding="utf-8").read()
+            )
 
 
 def test_graphiql_sends_the_projects_csrf_header_from_its_cookie(client, settings):
@@ -213,6 +246,12 @@ def test_graphiql_sends_the_projects_csrf_header_from_its_cookie(client, setting
 
 def test_graphiql_renders_whatever_the_projects_templates(client, settings):
     settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "GRAPHIQL": True}
-    settings.TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [],
-                           "APP_DIRS": False, "OPTIONS": {}}]
+    settings.TEMPLATES = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "DIRS": [],
+            "APP_DIRS": False,
+            "OPTIONS": {},
+        }
+    ]
     assert "graphql_api/vendor/graphiql/graphiql-3.8.3.min.js" in graphiql_page(client)

@@ -36,7 +36,9 @@ def make_user(username: str, *perms: str, groups: tuple[str, ...] = (), **extra)
     user = get_user_model().objects.create_user(username=username, password="pw", **extra)
     for perm in perms:
         app_label, codename = perm.split(".")
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
     for name in groups:
         user.groups.add(Group.objects.get_or_create(name=name)[0])
     return user
@@ -46,13 +48,17 @@ def make_user(username: str, *perms: str, groups: tuple[str, ...] = (), **extra)
 def viewer_session(transactional_db):
     # A reviewer: the test settings are the demo's, where claims are seen by their owner and by
     # reviewers (tests/graphql/test_roles.py tests the claimants).
-    return login_session(make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",)))
+    return login_session(
+        make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",))
+    )
 
 
 @pytest.fixture
 def claim_workflows(transactional_db):
     """Two workflows of the same shape ("Claim Processing", "Claim Triage")."""
-    return make_workflow("Claim Processing", CLAIM_PROCESSING), make_workflow("Claim Triage", CLAIM_PROCESSING)
+    return make_workflow("Claim Processing", CLAIM_PROCESSING), make_workflow(
+        "Claim Triage", CLAIM_PROCESSING
+    )
 
 
 def new_claim(title: str = "Broken window"):

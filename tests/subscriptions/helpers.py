@@ -39,15 +39,23 @@ def instance_gid(instance) -> str:
 class GraphQLSocket:
     """One WebSocket speaking either protocol; messages are sorted per subscription id."""
 
-    def __init__(self, application, *, protocol: str = GRAPHQL_TRANSPORT_WS_PROTOCOL, session_key: str | None = None,
-                 origin: str | None = None) -> None:
+    def __init__(
+        self,
+        application,
+        *,
+        protocol: str = GRAPHQL_TRANSPORT_WS_PROTOCOL,
+        session_key: str | None = None,
+        origin: str | None = None,
+    ) -> None:
         headers = []
         if session_key:
             headers.append((b"cookie", f"sessionid={session_key}".encode()))
         if origin:
             headers.append((b"origin", origin.encode()))
         self.protocol = protocol
-        self.communicator = GraphQLWebsocketCommunicator(application, "/graphql/", headers=headers, protocol=protocol)
+        self.communicator = GraphQLWebsocketCommunicator(
+            application, "/graphql/", headers=headers, protocol=protocol
+        )
         self.buffers: dict[str, deque] = defaultdict(deque)
         self.closed: int | None = None
 

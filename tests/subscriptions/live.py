@@ -38,7 +38,9 @@ def free_port() -> int:
 def database_url() -> str:
     """The pytest-django test database, as a URL for a server subprocess."""
     s = connection.settings_dict
-    assert connection.vendor == "postgresql", "live servers share the test database: PostgreSQL only"
+    assert connection.vendor == "postgresql", (
+        "live servers share the test database: PostgreSQL only"
+    )
     auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
@@ -60,7 +62,9 @@ def _wait_http(port: int, process: subprocess.Popen, log: Path, timeout: float =
 
 
 @contextlib.contextmanager
-def server(kind: str = "uvicorn", *, redis_url: str | None = None, log: Path | None = None) -> Iterator[int]:
+def server(
+    kind: str = "uvicorn", *, redis_url: str | None = None, log: Path | None = None
+) -> Iterator[int]:
     """Run ``demo.asgi:application`` under ``kind`` (uvicorn or daphne); yields its port."""
     port = free_port()
     env = {
@@ -75,10 +79,31 @@ def server(kind: str = "uvicorn", *, redis_url: str | None = None, log: Path | N
         env["REDIS_URL"] = redis_url
     if kind == "uvicorn":
         # WebSockets under uvicorn need uvicorn[standard] (or `websockets`): the `server` extra.
-        cmd = [sys.executable, "-m", "uvicorn", "demo.asgi:application", "--host", "127.0.0.1",
-               "--port", str(port), "--log-level", "warning", "--ws", "websockets"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "demo.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--ws",
+            "websockets",
+        ]
     else:
-        cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "demo.asgi:application"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "demo.asgi:application",
+        ]
     if log is None:
         log = Path(tempfile.mkdtemp(prefix="django-steps-server-")) / f"{kind}-{port}.log"
     out = open(log, "ab")
@@ -126,13 +151,26 @@ class RedisServer:
     def start(self) -> None:
         assert self.binary, "redis-server is not installed"
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
                 return
             time.sleep(0.05)
         raise TimeoutError("redis-server did not start")

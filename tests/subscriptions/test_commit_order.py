@@ -53,10 +53,20 @@ async def test_commit_out_of_id_order_loses_and_duplicates_nothing(
     application, claim_workflows, viewer_session, stream
 ):
     variables = {"workflowName": "Claim Processing"} if stream == "workflow" else {}
-    instances = await run(lambda: [services.start_workflow_instance(
-        "Claim Processing" if i % 3 else "Claim Triage", new_claim(f"c{i}")) for i in range(6)])()
-    first = await run(lambda: services.start_workflow_instance("Claim Processing", new_claim("a")))()
-    second = await run(lambda: services.start_workflow_instance("Claim Processing", new_claim("b")))()
+    instances = await run(
+        lambda: [
+            services.start_workflow_instance(
+                "Claim Processing" if i % 3 else "Claim Triage", new_claim(f"c{i}")
+            )
+            for i in range(6)
+        ]
+    )()
+    first = await run(
+        lambda: services.start_workflow_instance("Claim Processing", new_claim("a"))
+    )()
+    second = await run(
+        lambda: services.start_workflow_instance("Claim Processing", new_claim("b"))
+    )()
     cursor = str((await run(_all_cursors)())[-1])
     initial = int(cursor)
 

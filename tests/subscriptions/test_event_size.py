@@ -42,7 +42,10 @@ GATED = {
         {
             "name": "Through",
             "is_final_step": True,
-            "statuses": [{"name": "Open", "is_default_status": True}, {"name": "Done", "is_completion_status": True}],
+            "statuses": [
+                {"name": "Open", "is_default_status": True},
+                {"name": "Done", "is_completion_status": True},
+            ],
         },
     ],
     "transitions": [{"from_step": "Gate", "to_step": "Through", "condition": "go"}],
@@ -87,14 +90,19 @@ def gated_instance():
 
 
 def last_cursor(instance) -> str:
-    return str(WorkflowEvent.objects.filter(instance_id=instance.pk).order_by("-sequence")[0].cursor)
+    return str(
+        WorkflowEvent.objects.filter(instance_id=instance.pk).order_by("-sequence")[0].cursor
+    )
 
 
 def over_http(session_key: str, query: str, **variables) -> dict:
     client = Client()
     client.cookies["sessionid"] = session_key
-    response = client.post("/graphql/", data=json.dumps({"query": query, "variables": variables}),
-                           content_type="application/json")
+    response = client.post(
+        "/graphql/",
+        data=json.dumps({"query": query, "variables": variables}),
+        content_type="application/json",
+    )
     assert response.status_code == 200, response.content
     result = response.json()
     assert "errors" not in result, result["errors"]
@@ -118,8 +126,9 @@ def big(transactional_db):
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_a_live_event_too_large_ends_the_subscription_with_its_cursor(application, viewer_session, big,
-                                                                             protocol, caplog):
+async def test_a_live_event_too_large_ends_the_subscription_with_its_cursor(
+    application, viewer_session, big, protocol, caplog
+):
     previous = await run(last_cursor)(big)
     async with GraphQLSocket(application, protocol=protocol, session_key=viewer_session) as ws:
         sub = await ws.subscribe(BIG, instanceId=instance_gid(big))
@@ -129,16 +138,23 @@ async def test_a_live_event_too_large_ends_the_subscription_with_its_cursor(appl
             error = await too_large(ws, sub)
         held = await run(last_cursor)(big)
         assert error["extensions"]["cursor"] == held
-        assert error["extensions"]["size"] > 2 * 1024 * 1024 and error["extensions"]["maxSize"] == LIMIT
+        assert (
+            error["extensions"]["size"] > 2 * 1024 * 1024
+            and error["extensions"]["maxSize"] == LIMIT
+        )
         assert "workflowEvents(after:" in error["message"]
-        assert any("EVENT_TOO_LARGE" in r.getMessage() and held in r.getMessage() for r in caplog.records)
+        assert any(
+            "EVENT_TOO_LARGE" in r.getMessage() and held in r.getMessage() for r in caplog.records
+        )
 
         # The subscription is over: nothing more reaches it.
         await run(services.resume_workflow_instance)(big)
         assert await ws.nothing_more(sub, 0.5)
 
         # Nothing is lost: the client reads what it missed over HTTP, from the last cursor it had...
-        feed = (await run(over_http)(viewer_session, MISSED, after=previous, instanceId=instance_gid(big)))
+        feed = await run(over_http)(
+            viewer_session, MISSED, after=previous, instanceId=instance_gid(big)
+        )
         nodes = [edge["node"] for edge in feed["workflowEvents"]["edges"]]
         assert [(n["cursor"], n["kind"]) for n in nodes][0] == (held, "ON_HOLD")
         assert [n["kind"] for n in nodes] == ["ON_HOLD", "RESUMED"]
@@ -147,19 +163,29 @@ async def test_a_live_event_too_large_ends_the_subscription_with_its_cursor(appl
         assert sum(c is not None and c["notes"] == "x" * NOTES for c in contexts) == TRIES - 2
 
         # ... and subscribes again after it: the next event arrives (a normal one, on the same socket).
-        again = await ws.subscribe(EVENTS, instanceId=instance_gid(big), after=feed["workflowEvents"]["cursor"])
+        again = await ws.subscribe(
+            EVENTS, instanceId=instance_gid(big), after=feed["workflowEvents"]["cursor"]
+        )
         assert await ws.nothing_more(again, 0.3)
         await run(services.set_workflow_on_hold)(big)
         [event] = await ws.events(again, 1)
-        assert event["kind"] == "ON_HOLD" and int(event["cursor"]) > int(feed["workflowEvents"]["cursor"])
+        assert event["kind"] == "ON_HOLD" and int(event["cursor"]) > int(
+            feed["workflowEvents"]["cursor"]
+        )
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_a_replayed_event_too_large_is_reported_too(application, viewer_session, big, protocol):
+async def test_a_replayed_event_too_large_is_reported_too(
+    application, viewer_session, big, protocol
+):
     await run(services.set_workflow_on_hold)(big)
     await run(services.resume_workflow_instance)(big)
-    held = await run(lambda: str(WorkflowEvent.objects.get(instance_id=big.pk, kind="ON_HOLD").cursor))()
-    before = await run(lambda: str(WorkflowEvent.objects.get(instance_id=big.pk, sequence=TRIES + 1).cursor))()
+    held = await run(
+        lambda: str(WorkflowEvent.objects.get(instance_id=big.pk, kind="ON_HOLD").cursor)
+    )()
+    before = await run(
+        lambda: str(WorkflowEvent.objects.get(instance_id=big.pk, sequence=TRIES + 1).cursor)
+    )()
     async with GraphQLSocket(application, protocol=protocol, session_key=viewer_session) as ws:
         sub = await ws.subscribe(BIG, instanceId=instance_gid(big), after=before)
         assert (await too_large(ws, sub))["extensions"]["cursor"] == held
@@ -198,12 +224,21 @@ subscription Aliased($instanceId: ID) {
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_the_limit_is_a_setting(application, viewer_session, claim_workflows, settings, protocol):
-    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "WEBSOCKET_MAX_MESSAGE_SIZE": 300}
-    instance = await run(lambda: services.start_workflow_instance("Claim Processing", new_claim()))()
+async def test_the_limit_is_a_setting(
+    application, viewer_session, claim_workflows, settings, protocol
+):
+    settings.DJANGO_STEPS_GRAPHQL = {
+        **settings.DJANGO_STEPS_GRAPHQL,
+        "WEBSOCKET_MAX_MESSAGE_SIZE": 300,
+    }
+    instance = await run(
+        lambda: services.start_workflow_instance("Claim Processing", new_claim())
+    )()
     async with GraphQLSocket(application, protocol=protocol, session_key=viewer_session) as ws:
-        small = await ws.subscribe("subscription($i: ID) { workflowInstanceEvents(instanceId: $i) { cursor } }",
-                                   i=instance_gid(instance))
+        small = await ws.subscribe(
+            "subscription($i: ID) { workflowInstanceEvents(instanceId: $i) { cursor } }",
+            i=instance_gid(instance),
+        )
         aliased = await ws.subscribe(ALIASED, instanceId=instance_gid(instance))
         assert await ws.nothing_more(small, 0.3)
         await run(services.set_workflow_on_hold)(instance)
@@ -212,7 +247,10 @@ async def test_the_limit_is_a_setting(application, viewer_session, claim_workflo
         [event] = await ws.events(small, 1)
         assert event["cursor"] == error["extensions"]["cursor"]
 
-    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "WEBSOCKET_MAX_MESSAGE_SIZE": 0}  # off
+    settings.DJANGO_STEPS_GRAPHQL = {
+        **settings.DJANGO_STEPS_GRAPHQL,
+        "WEBSOCKET_MAX_MESSAGE_SIZE": 0,
+    }  # off
     async with GraphQLSocket(application, protocol=protocol, session_key=viewer_session) as ws:
         aliased = await ws.subscribe(ALIASED, instanceId=instance_gid(instance))
         assert await ws.nothing_more(aliased, 0.3)
@@ -220,7 +258,9 @@ async def test_the_limit_is_a_setting(application, viewer_session, claim_workflo
         assert len(await ws.events(aliased, 1)) == 1
 
 
-async def test_a_query_result_too_large_over_the_socket_is_reported(application, viewer_session, big):
+async def test_a_query_result_too_large_over_the_socket_is_reported(
+    application, viewer_session, big
+):
     """graphql-transport-ws also carries queries: a result too large is RESULT_TOO_LARGE (no
     cursor), and the socket goes on."""
     query = "query($id: ID!) { workflowInstance(id: $id) { history(last: 40) { edges { node { context } } } } }"
@@ -230,7 +270,9 @@ async def test_a_query_result_too_large_over_the_socket_is_reported(application,
         assert error_codes(payload) == ["RESULT_TOO_LARGE"] and payload["data"] is None
         assert "cursor" not in payload["errors"][0]["extensions"]
         assert await ws.result(op) is COMPLETE
-        op = await ws.subscribe("query($id: ID!) { workflowInstance(id: $id) { state } }", id=instance_gid(big))
+        op = await ws.subscribe(
+            "query($id: ID!) { workflowInstance(id: $id) { state } }", id=instance_gid(big)
+        )
         assert (await ws.result(op))["data"] == {"workflowInstance": {"state": "ACTIVE"}}
 
 
@@ -261,7 +303,10 @@ def burst_schema():
 async def test_nothing_follows_the_error_of_a_subscription_that_never_waits(settings, protocol):
     from graphql_api.routing import websocket_application
 
-    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "WEBSOCKET_MAX_MESSAGE_SIZE": 1000}
+    settings.DJANGO_STEPS_GRAPHQL = {
+        **settings.DJANGO_STEPS_GRAPHQL,
+        "WEBSOCKET_MAX_MESSAGE_SIZE": 1000,
+    }
     async with GraphQLSocket(websocket_application(burst_schema()), protocol=protocol) as ws:
         sub = await ws.subscribe("subscription { burst }")
         payload = await ws.result(sub)

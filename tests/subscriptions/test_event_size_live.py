@@ -56,7 +56,11 @@ class RawSocket:
     async def subscribe(self, query: str, **variables) -> str:
         id_ = uuid.uuid4().hex
         kind = "subscribe" if self.transport_ws else "start"
-        await self.ws.send(json.dumps({"id": id_, "type": kind, "payload": {"query": query, "variables": variables}}))
+        await self.ws.send(
+            json.dumps(
+                {"id": id_, "type": kind, "payload": {"query": query, "variables": variables}}
+            )
+        )
         await asyncio.sleep(0.5)  # let the server start streaming
         return id_
 
@@ -79,9 +83,14 @@ async def change(port: int, session: str, instance, operation: str) -> None:
 
 @pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
 async def test_an_event_over_2_mib_is_reported_not_dropped_by_a_live_server(claim_workflows, kind):
-    operator = await run(lambda: login_session(make_user("ops", is_superuser=True, is_staff=True)))()
-    viewer = await run(lambda: login_session(
-        make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",))))()
+    operator = await run(
+        lambda: login_session(make_user("ops", is_superuser=True, is_staff=True))
+    )()
+    viewer = await run(
+        lambda: login_session(
+            make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",))
+        )
+    )()
     instance = await run(gated_instance)()
     gid = instance_gid(instance)
     with server(kind) as port:
@@ -92,7 +101,10 @@ async def test_an_event_over_2_mib_is_reported_not_dropped_by_a_live_server(clai
                 await change(port, operator, instance, HOLD)
                 messages = await ws.messages_until_complete(sub)
                 result_type = "next" if ws.transport_ws else "data"
-                assert [m["type"] for m in messages] == [result_type, "complete"], (protocol, messages)
+                assert [m["type"] for m in messages] == [result_type, "complete"], (
+                    protocol,
+                    messages,
+                )
                 [error] = messages[0]["payload"]["errors"]
                 assert messages[0]["payload"]["data"] is None
                 assert error["extensions"]["code"] == "EVENT_TOO_LARGE", error
@@ -109,9 +121,14 @@ async def test_an_event_over_2_mib_is_reported_not_dropped_by_a_live_server(clai
                 assert event["kind"] == "RESUMED" and int(event["cursor"]) > int(held)
 
             # Nothing committed is lost: the event that could not be sent, read over HTTP.
-            feed = await asyncio.to_thread(graphql, port, MISSED, viewer, after=previous, instanceId=gid)
+            feed = await asyncio.to_thread(
+                graphql, port, MISSED, viewer, after=previous, instanceId=gid
+            )
             assert "errors" not in feed, feed["errors"]
             nodes = [edge["node"] for edge in feed["data"]["workflowEvents"]["edges"]]
-            assert [(n["cursor"], n["kind"]) for n in nodes] == [(held, "ON_HOLD"), (event["cursor"], "RESUMED")]
+            assert [(n["cursor"], n["kind"]) for n in nodes] == [
+                (held, "ON_HOLD"),
+                (event["cursor"], "RESUMED"),
+            ]
             contexts = [e["node"]["context"] for e in nodes[0]["instance"]["history"]["edges"]]
             assert sum(c is not None and c["notes"] == "x" * NOTES for c in contexts) >= TRIES - 4

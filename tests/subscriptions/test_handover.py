@@ -51,15 +51,23 @@ def read_over_http(session_key: str, **variables) -> tuple[list[str], str]:
 
 
 def stored(**filters) -> list[str]:
-    return [str(e.cursor) for e in WorkflowEvent.objects.filter(**filters).order_by("txid", "position")]
+    return [
+        str(e.cursor) for e in WorkflowEvent.objects.filter(**filters).order_by("txid", "position")
+    ]
 
 
 @pytest.mark.parametrize("stream", ["all", "workflow", "instance"])
-async def test_http_then_subscribe_loses_and_repeats_nothing(application, claim_workflows, viewer_session, stream):
-    instances = await run(lambda: [
-        services.start_workflow_instance("Claim Processing" if i % 2 else "Claim Triage", new_claim(f"c{i}"))
-        for i in range(4)
-    ])()
+async def test_http_then_subscribe_loses_and_repeats_nothing(
+    application, claim_workflows, viewer_session, stream
+):
+    instances = await run(
+        lambda: [
+            services.start_workflow_instance(
+                "Claim Processing" if i % 2 else "Claim Triage", new_claim(f"c{i}")
+            )
+            for i in range(4)
+        ]
+    )()
     target = instances[1]  # a Claim Processing instance
     variables, filters = {
         "all": ({}, {}),

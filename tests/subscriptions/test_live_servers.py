@@ -44,8 +44,15 @@ class LiveSubscriber:
         await self.ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         assert json.loads(await self.ws.recv())["type"] == "connection_ack"
         self.id = uuid.uuid4().hex
-        await self.ws.send(json.dumps({"id": self.id, "type": "subscribe",
-                                       "payload": {"query": EVENTS, "variables": self.variables}}))
+        await self.ws.send(
+            json.dumps(
+                {
+                    "id": self.id,
+                    "type": "subscribe",
+                    "payload": {"query": EVENTS, "variables": self.variables},
+                }
+            )
+        )
         self._task = asyncio.create_task(self._read())
         await asyncio.sleep(0.5)  # let the server join its group
         return self
@@ -78,13 +85,20 @@ class LiveSubscriber:
 
 def _setup(n_instances: int = 2):
     session = login_session(make_user("ops", is_superuser=True, is_staff=True))
-    viewer = login_session(make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",)))
-    instances = [services.start_workflow_instance("Claim Processing", new_claim(f"c{i}")) for i in range(n_instances)]
+    viewer = login_session(
+        make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",))
+    )
+    instances = [
+        services.start_workflow_instance("Claim Processing", new_claim(f"c{i}"))
+        for i in range(n_instances)
+    ]
     return session, viewer, instances
 
 
 async def _change(port: int, session: str, instance, hold: bool) -> dict:
-    result = await asyncio.to_thread(graphql, port, HOLD if hold else RESUME, session, id=instance_gid(instance))
+    result = await asyncio.to_thread(
+        graphql, port, HOLD if hold else RESUME, session, id=instance_gid(instance)
+    )
     assert "errors" not in result, result
     field = result["data"]["setWorkflowOnHold" if hold else "resumeWorkflowInstance"]
     assert field["__typename"] == "WorkflowInstance", field
@@ -117,7 +131,10 @@ async def test_websockets_client_library_against_a_live_uvicorn(claim_workflows)
 async def test_two_servers_share_subscriptions_through_redis(claim_workflows):
     session, viewer, instances = await run(_setup)(3)
     redis_url = os.environ["REDIS_URL"]
-    with server("daphne", redis_url=redis_url) as port_a, server("uvicorn", redis_url=redis_url) as port_b:
+    with (
+        server("daphne", redis_url=redis_url) as port_a,
+        server("uvicorn", redis_url=redis_url) as port_b,
+    ):
         async with (
             LiveSubscriber(port_a, viewer, workflowName="Claim Processing") as on_a,
             LiveSubscriber(port_a, viewer, instanceId=instance_gid(instances[0])) as one_on_a,
@@ -159,7 +176,9 @@ async def test_redis_restart_mid_stream_loses_and_duplicates_nothing(claim_workf
                     instance = instances[made % 2]
                     holds[instance.pk] = not holds[instance.pk]
                     # Alternate servers; a mutation must succeed even while Redis is down.
-                    await _change(port_a if made % 2 else port_b, session, instance, hold=holds[instance.pk])
+                    await _change(
+                        port_a if made % 2 else port_b, session, instance, hold=holds[instance.pk]
+                    )
                     made += 1
                     await asyncio.sleep(0.05)
 
@@ -171,7 +190,9 @@ async def test_redis_restart_mid_stream_loses_and_duplicates_nothing(claim_workf
             await asyncio.sleep(1)
             await changes(10)
             for subscriber in subscribers:
-                await subscriber.wait_for(30 if subscriber is not subscribers[3] else 15, timeout=30)
+                await subscriber.wait_for(
+                    30 if subscriber is not subscribers[3] else 15, timeout=30
+                )
             for subscriber in subscribers:
                 await subscriber.__aexit__(None, None, None)
     finally:

@@ -40,10 +40,15 @@ def demo(transactional_db):
     call_command("demo_setup", "--no-claims", stdout=StringIO())
     users = {name: User.objects.get(username=name) for name in ("alice", "bob", "rita")}
     claims = {
-        name: Claim.objects.create(title=f"{name}'s claim", claimant=name, amount=100, owner=users[name])
+        name: Claim.objects.create(
+            title=f"{name}'s claim", claimant=name, amount=100, owner=users[name]
+        )
         for name in ("alice", "bob")
     }
-    instances = {name: services.start_workflow_instance("Claim Processing", claim) for name, claim in claims.items()}
+    instances = {
+        name: services.start_workflow_instance("Claim Processing", claim)
+        for name, claim in claims.items()
+    }
     return users, instances
 
 
@@ -56,11 +61,15 @@ def hold_and_resume(instance) -> None:
 async def test_a_claimant_receives_only_their_own_instances_events(application, demo, stream):
     users, instances = demo
     variables = {"workflowName": "Claim Processing"} if stream == "workflow" else {}
-    async with GraphQLSocket(application, session_key=await run(login_session)(users["alice"])) as alice, \
-            GraphQLSocket(application, session_key=await run(login_session)(users["rita"])) as rita:
+    async with (
+        GraphQLSocket(application, session_key=await run(login_session)(users["alice"])) as alice,
+        GraphQLSocket(application, session_key=await run(login_session)(users["rita"])) as rita,
+    ):
         hers = await alice.subscribe(**variables)
         everything = await rita.subscribe(**variables)
-        assert await alice.nothing_more(hers, 0.3) and await rita.nothing_more(everything, 0.1)  # live now
+        assert await alice.nothing_more(hers, 0.3) and await rita.nothing_more(
+            everything, 0.1
+        )  # live now
         await run(hold_and_resume)(instances["bob"])
         await run(hold_and_resume)(instances["alice"])
         got = await alice.events(hers, 2)
@@ -74,7 +83,9 @@ async def test_a_claimant_receives_only_their_own_instances_events(application, 
 
 async def test_another_users_instance_stream_is_not_found(application, demo):
     users, instances = demo
-    async with GraphQLSocket(application, session_key=await run(login_session)(users["alice"])) as alice:
+    async with GraphQLSocket(
+        application, session_key=await run(login_session)(users["alice"])
+    ) as alice:
         sub = await alice.subscribe(instanceId=instance_gid(instances["bob"]))
         assert error_codes(await alice.result(sub)) == ["NOT_FOUND"]
         mine = await alice.subscribe(instanceId=instance_gid(instances["alice"]))
@@ -98,7 +109,11 @@ def _remove_permission(user) -> None:
     user.user_permissions.remove(Permission.objects.get(codename="view_workflowinstance"))
 
 
-@pytest.mark.parametrize("revoke", [_logout, _deactivate, _remove_permission], ids=["logout", "deactivation", "permission"])
+@pytest.mark.parametrize(
+    "revoke",
+    [_logout, _deactivate, _remove_permission],
+    ids=["logout", "deactivation", "permission"],
+)
 @pytest.mark.parametrize("idle", [False, True], ids=["with-events", "idle"])
 async def test_revoked_access_ends_the_stream_within_seconds(application, demo, revoke, idle):
     users, instances = demo
@@ -145,9 +160,13 @@ async def test_logout_stops_a_live_server_socket(demo):
     session = await run(login_session)(users["alice"])
     operator = await run(login_session)(await run(User.objects.get)(username="demo"))
 
-    async def hold_and_resume_on_the_server() -> None:  # committed by the server, which announces it
+    async def hold_and_resume_on_the_server() -> (
+        None
+    ):  # committed by the server, which announces it
         for operation in (HOLD, RESUME):
-            result = await asyncio.to_thread(graphql, port, operation, operator, id=instance_gid(instances["alice"]))
+            result = await asyncio.to_thread(
+                graphql, port, operation, operator, id=instance_gid(instances["alice"])
+            )
             assert "errors" not in result, result
 
     with server("daphne") as port:
@@ -161,7 +180,11 @@ async def test_logout_stops_a_live_server_socket(demo):
 
             await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
             assert json.loads(await ws.recv())["type"] == "connection_ack"
-            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": EVENTS, "variables": {}}}))
+            await ws.send(
+                json.dumps(
+                    {"id": "1", "type": "subscribe", "payload": {"query": EVENTS, "variables": {}}}
+                )
+            )
             await asyncio.sleep(0.5)
             await hold_and_resume_on_the_server()
 

@@ -39,7 +39,10 @@ RECHECK = 0.3  # SUBSCRIPTION_RECHECK_SECONDS for these tests
 
 @pytest.fixture(autouse=True)
 def _quick_recheck(settings):
-    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "SUBSCRIPTION_RECHECK_SECONDS": RECHECK}
+    settings.DJANGO_STEPS_GRAPHQL = {
+        **settings.DJANGO_STEPS_GRAPHQL,
+        "SUBSCRIPTION_RECHECK_SECONDS": RECHECK,
+    }
 
 
 def http(session_key: str, query: str, variables: dict | None = None) -> dict:
@@ -116,8 +119,14 @@ async def test_every_read_over_a_socket_answers_as_over_http(application, demo):
     users, instances = demo
     session = await run(login_session)(users["alice"])
     reads = {name: doc for name, doc in client_operations().items() if _kind(doc) == "query"}
-    assert {"Workflows", "WorkflowCounts", "WorkflowInstances", "InstanceHistory", "WorkflowEvents",
-            "EvaluateTransitions"} <= set(reads)
+    assert {
+        "Workflows",
+        "WorkflowCounts",
+        "WorkflowInstances",
+        "InstanceHistory",
+        "WorkflowEvents",
+        "EvaluateTransitions",
+    } <= set(reads)
     reads.update(EXTRA_READS)
     async with GraphQLSocket(application, session_key=session) as ws:
         for name, document in reads.items():
@@ -131,53 +140,107 @@ async def test_every_read_over_a_socket_answers_as_over_http(application, demo):
     assert expected is not None
 
 
-async def test_every_mutation_over_a_socket_succeeds_once_and_answers_the_instance(application, demo):  # noqa: F811
+async def test_every_mutation_over_a_socket_succeeds_once_and_answers_the_instance(
+    application, demo
+):  # noqa: F811
     """As rita (a reviewer, not a superuser: she may hold and resume) and alice (the claimant: she
     may withdraw). Each successful
     mutation answers the instance as HTTP then reads it, and is applied once, as rita."""
     users, instances = demo
     session = await run(login_session)(users["rita"])
     operations = client_operations()
-    claim = await run(Claim.objects.create)(title="Fence", claimant="alice", amount=10, owner=users["alice"])
+    claim = await run(Claim.objects.create)(
+        title="Fence", claimant="alice", amount=10, owner=users["alice"]
+    )
     target = instances["alice"]
 
     async def applied(name: str, input_: dict, field: str) -> dict:
-        before = await run(lambda: WorkflowInstance.objects.filter(pk=target.pk).values_list("version", flat=True).first())()
+        before = await run(
+            lambda: (
+                WorkflowInstance.objects.filter(pk=target.pk)
+                .values_list("version", flat=True)
+                .first()
+            )
+        )()
         payload = await over_socket(ws, operations[name], {"input": input_})
         assert "errors" not in payload, (name, payload)
         result = payload["data"][field]
         assert result["__typename"] == "WorkflowInstance", (name, result)
         read = await run(http)(session, READ_INSTANCE, {"id": result["id"]})
-        assert {k: result[k] for k in read["data"]["workflowInstance"]} == read["data"]["workflowInstance"], name
+        assert {k: result[k] for k in read["data"]["workflowInstance"]} == read["data"][
+            "workflowInstance"
+        ], name
         if result["id"] == instance_gid(target):
             assert result["version"] == before + 1, name  # applied exactly once
         return result
 
     async with GraphQLSocket(application, session_key=session) as ws:
         login = await over_socket(ws, operations["Login"], {"username": "rita", "password": "rita"})
-        assert login == {"data": {"login": {"__typename": "User", "id": _gid("User", users["rita"].pk),
-                                            "username": "rita"}}}
-        started = await applied("StartWorkflowInstance", {"workflowName": "Claim Processing",
-                                                          "contentType": "claims.claim", "objectId": str(claim.pk)},
-                                "startWorkflowInstance")
+        assert login == {
+            "data": {
+                "login": {
+                    "__typename": "User",
+                    "id": _gid("User", users["rita"].pk),
+                    "username": "rita",
+                }
+            }
+        }
+        started = await applied(
+            "StartWorkflowInstance",
+            {
+                "workflowName": "Claim Processing",
+                "contentType": "claims.claim",
+                "objectId": str(claim.pk),
+            },
+            "startWorkflowInstance",
+        )
         assert started["state"] == "ACTIVE"
-        card = (await run(http)(session, READ_INSTANCE, {"id": instance_gid(target)}))["data"]["workflowInstance"]
-        status = next(s["name"] for s in card["viewerCan"]["statuses"]
-                      if not (s["isOnHoldStatus"] or s["isCancellationStatus"]))
-        await applied("UpdateWorkflowStepStatus", {"instanceId": instance_gid(target), "statusName": status},
-                      "updateWorkflowStepStatus")
-        assert (await applied("SetWorkflowOnHold", {"instanceId": instance_gid(target)},
-                              "setWorkflowOnHold"))["state"] == "ON_HOLD"
-        assert (await applied("ResumeWorkflowInstance", {"instanceId": instance_gid(target)},
-                              "resumeWorkflowInstance"))["state"] == "ACTIVE"
+        card = (await run(http)(session, READ_INSTANCE, {"id": instance_gid(target)}))["data"][
+            "workflowInstance"
+        ]
+        status = next(
+            s["name"]
+            for s in card["viewerCan"]["statuses"]
+            if not (s["isOnHoldStatus"] or s["isCancellationStatus"])
+        )
+        await applied(
+            "UpdateWorkflowStepStatus",
+            {"instanceId": instance_gid(target), "statusName": status},
+            "updateWorkflowStepStatus",
+        )
+        assert (
+            await applied(
+                "SetWorkflowOnHold", {"instanceId": instance_gid(target)}, "setWorkflowOnHold"
+            )
+        )["state"] == "ON_HOLD"
+        assert (
+            await applied(
+                "ResumeWorkflowInstance",
+                {"instanceId": instance_gid(target)},
+                "resumeWorkflowInstance",
+            )
+        )["state"] == "ACTIVE"
     # Withdrawing (the cancellation status) needs the claimant's permission: alice cancels.
     session = await run(login_session)(users["alice"])
     async with GraphQLSocket(application, session_key=session) as ws:
-        assert (await applied("CancelWorkflowInstance", {"instanceId": instance_gid(target)},
-                              "cancelWorkflowInstance"))["state"] == "CANCELLED"
+        assert (
+            await applied(
+                "CancelWorkflowInstance",
+                {"instanceId": instance_gid(target)},
+                "cancelWorkflowInstance",
+            )
+        )["state"] == "CANCELLED"
 
-    actors = await run(lambda: list(target.events.order_by("pk").values_list("actor__username", flat=True)))()
-    assert actors == [None, "rita", "rita", "rita", "alice"]  # started by the system, then each change once
+    actors = await run(
+        lambda: list(target.events.order_by("pk").values_list("actor__username", flat=True))
+    )()
+    assert actors == [
+        None,
+        "rita",
+        "rita",
+        "rita",
+        "alice",
+    ]  # started by the system, then each change once
 
 
 def _deactivate(user) -> None:
@@ -205,15 +268,25 @@ async def test_a_socket_whose_session_ended_runs_as_anonymous(application, demo,
             await run(_deactivate)(alice)
         # A change is refused at once (a mutation reads the user again, whatever the interval)
         refused = await over_socket(ws, UPDATE, variables)
-        assert refused == {"data": {"updateWorkflowStepStatus": {
-            "__typename": "OperationInfo", "messages": [{"code": "PERMISSION_DENIED"}]}}}
+        assert refused == {
+            "data": {
+                "updateWorkflowStepStatus": {
+                    "__typename": "OperationInfo",
+                    "messages": [{"code": "PERMISSION_DENIED"}],
+                }
+            }
+        }
         # reads see nothing, at the latest once the re-check interval has passed
         await _past_the_recheck_interval()
         after = await over_socket(ws, READ, variables)
-        assert after == {"data": {"me": None, "workflowInstances": {"totalCount": 0}, "workflowInstance": None}}
+        assert after == {
+            "data": {"me": None, "workflowInstances": {"totalCount": 0}, "workflowInstance": None}
+        }
         sub = await ws.subscribe()
         assert error_codes(await ws.result(sub)) == ["PERMISSION_DENIED"]
-    assert await run(lambda: WorkflowInstance.objects.get(pk=mine.pk).version)() == version  # nothing applied
+    assert (
+        await run(lambda: WorkflowInstance.objects.get(pk=mine.pk).version)() == version
+    )  # nothing applied
 
 
 async def _past_the_recheck_interval() -> None:
@@ -234,17 +307,21 @@ async def test_logout_over_a_socket_ends_the_session_for_the_socket_and_http(app
         assert await over_socket(ws, LOGOUT) == {"data": {"logout": True}}
         assert await over_socket(ws, ME) == {"data": {"me": None}}  # at once, no re-check interval
         refused = await over_socket(ws, UPDATE, {"id": instance_gid(instances["alice"])})
-        assert refused["data"]["updateWorkflowStepStatus"]["messages"] == [{"code": "PERMISSION_DENIED"}]
+        assert refused["data"]["updateWorkflowStepStatus"]["messages"] == [
+            {"code": "PERMISSION_DENIED"}
+        ]
         assert await over_socket(ws, LOGOUT) == {"data": {"logout": False}}  # nobody was logged in
         # the cookie is logged out over HTTP too
         assert await run(http)(session, ME) == {"data": {"me": None}}
         # and a login on the same socket works again
-        login = "mutation { login(username: \"bob\", password: \"bob\") { __typename } }"
+        login = 'mutation { login(username: "bob", password: "bob") { __typename } }'
         assert await over_socket(ws, login) == {"data": {"login": {"__typename": "User"}}}
         assert await over_socket(ws, ME) == {"data": {"me": {"username": "bob"}}}
 
 
-async def test_the_legacy_protocol_refuses_queries_and_mutations_with_a_code(application, demo, caplog):  # noqa: F811
+async def test_the_legacy_protocol_refuses_queries_and_mutations_with_a_code(
+    application, demo, caplog
+):  # noqa: F811
     """graphql-ws (subscriptions-transport-ws) runs subscriptions only, as strawberry implements it:
     a query or mutation is refused with BAD_REQUEST (it was "Unexpected error." and a logged
     traceback), nothing is applied, and the socket goes on."""
@@ -255,11 +332,19 @@ async def test_the_legacy_protocol_refuses_queries_and_mutations_with_a_code(app
     version = await run(lambda: WorkflowInstance.objects.get(pk=instances["alice"].pk).version)()
     hold = client_operations()["SetWorkflowOnHold"]
     async with GraphQLSocket(application, protocol=GRAPHQL_WS_PROTOCOL, session_key=session) as ws:
-        for document, variables in ((ME, {}), (hold, {"input": {"instanceId": instance_gid(instances["alice"])}})):
+        for document, variables in (
+            (ME, {}),
+            (hold, {"input": {"instanceId": instance_gid(instances["alice"])}}),
+        ):
             refused = await ws.result(await ws.subscribe(document, **variables))
-            assert refused["errors"]["extensions"]["code"] == "BAD_REQUEST"  # graphql-ws: one error object
+            assert (
+                refused["errors"]["extensions"]["code"] == "BAD_REQUEST"
+            )  # graphql-ws: one error object
             assert "graphql-transport-ws" in refused["errors"]["message"]
         sub = await ws.subscribe()
         assert await ws.nothing_more(sub, 0.3)  # a subscription runs
-    assert await run(lambda: WorkflowInstance.objects.get(pk=instances["alice"].pk).version)() == version
+    assert (
+        await run(lambda: WorkflowInstance.objects.get(pk=instances["alice"].pk).version)()
+        == version
+    )
     assert not [r for r in caplog.records if r.levelname == "ERROR"]

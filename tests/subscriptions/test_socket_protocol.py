@@ -29,7 +29,9 @@ MALFORMED = {
     "payload not an object": json.dumps({"id": "1", "type": "{start}", "payload": "x"}),
     "id not a string": json.dumps({"id": {"a": 1}, "type": "{start}", "payload": ME}),
     "query not a string": json.dumps({"id": "1", "type": "{start}", "payload": {"query": 123}}),
-    "variables not an object": json.dumps({"id": "1", "type": "{start}", "payload": {**ME, "variables": [1]}}),
+    "variables not an object": json.dumps(
+        {"id": "1", "type": "{start}", "payload": {**ME, "variables": [1]}}
+    ),
     "variables nested 100k deep": '{"id": "1", "type": "{start}", "payload": {"query": "{ me { username } }", '
     '"variables": {"x": ' + DEEP + "}}}",
     "message not an object": json.dumps(["{start}"]),
@@ -39,7 +41,11 @@ MALFORMED = {
 
 
 def _text(template: str, protocol: str) -> str:
-    start, stop = ("subscribe", "complete") if protocol == GRAPHQL_TRANSPORT_WS_PROTOCOL else ("start", "stop")
+    start, stop = (
+        ("subscribe", "complete")
+        if protocol == GRAPHQL_TRANSPORT_WS_PROTOCOL
+        else ("start", "stop")
+    )
     return template.replace("{start}", start, 1).replace("{stop}", stop, 1)
 
 
@@ -60,15 +66,21 @@ async def _me(ws: GraphQLSocket) -> dict:
 
 @pytest.fixture
 def session(transactional_db):
-    return login_session(make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",)))
+    return login_session(
+        make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",))
+    )
 
 
 @pytest.mark.parametrize("name", list(MALFORMED))
-async def test_a_malformed_message_closes_a_graphql_transport_ws_socket_with_4400(application, session, name, caplog):
+async def test_a_malformed_message_closes_a_graphql_transport_ws_socket_with_4400(
+    application, session, name, caplog
+):
     caplog.set_level(logging.INFO)
     async with GraphQLSocket(application, session_key=session) as bystander:
         async with GraphQLSocket(application, session_key=session) as ws:
-            await ws.communicator.send_to(text_data=_text(MALFORMED[name], GRAPHQL_TRANSPORT_WS_PROTOCOL))
+            await ws.communicator.send_to(
+                text_data=_text(MALFORMED[name], GRAPHQL_TRANSPORT_WS_PROTOCOL)
+            )
             assert await _next(ws) == {"close": 4400}
         # the server goes on serving the other socket
         assert await _me(bystander) == {"data": {"me": {"username": "viewer"}}}
@@ -77,7 +89,9 @@ async def test_a_malformed_message_closes_a_graphql_transport_ws_socket_with_440
 
 
 @pytest.mark.parametrize("name", list(MALFORMED))
-async def test_a_malformed_message_is_answered_on_a_graphql_ws_socket_that_goes_on(application, session, name, caplog):
+async def test_a_malformed_message_is_answered_on_a_graphql_ws_socket_that_goes_on(
+    application, session, name, caplog
+):
     caplog.set_level(logging.INFO)
     async with GraphQLSocket(application, protocol=GRAPHQL_WS_PROTOCOL, session_key=session) as ws:
         await ws.communicator.send_to(text_data=_text(MALFORMED[name], GRAPHQL_WS_PROTOCOL))
@@ -93,12 +107,16 @@ async def test_a_malformed_message_is_answered_on_a_graphql_ws_socket_that_goes_
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_the_operation_beyond_the_limit_is_refused_with_a_code(application, session, protocol):
+async def test_the_operation_beyond_the_limit_is_refused_with_a_code(
+    application, session, protocol
+):
     async with GraphQLSocket(application, protocol=protocol, session_key=session) as ws:
         subscriptions = [await ws.subscribe(EVENTS) for _ in range(100)]
         assert await ws.nothing_more(subscriptions[-1], 0.5)
         refused = await ws.result(await ws.subscribe(EVENTS))
-        errors = refused["errors"] if protocol == GRAPHQL_TRANSPORT_WS_PROTOCOL else [refused["errors"]]
+        errors = (
+            refused["errors"] if protocol == GRAPHQL_TRANSPORT_WS_PROTOCOL else [refused["errors"]]
+        )
         assert [e["extensions"]["code"] for e in errors] == ["TOO_MANY_OPERATIONS"]
         assert "100" in errors[0]["message"]
         # the others go on; ending one makes room for another

@@ -53,17 +53,25 @@ async def test_anonymous_socket_cannot_subscribe(application, claim_workflows, p
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_user_without_view_permission_cannot_subscribe(application, claim_workflows, protocol):
+async def test_user_without_view_permission_cannot_subscribe(
+    application, claim_workflows, protocol
+):
     session = await run(lambda: login_session(make_user("nobody")))()
     instance = await run(start)()
     async with GraphQLSocket(application, protocol=protocol, session_key=session) as ws:
-        for variables in ({}, {"workflowName": "Claim Processing"}, {"instanceId": instance_gid(instance)}):
+        for variables in (
+            {},
+            {"workflowName": "Claim Processing"},
+            {"instanceId": instance_gid(instance)},
+        ):
             payload = await ws.result(await ws.subscribe(**variables))
             assert error_codes(payload) == ["PERMISSION_DENIED"], variables
 
 
 async def test_superuser_may_follow_everything(application, claim_workflows):
-    session = await run(lambda: login_session(make_user("root", is_superuser=True, is_staff=True)))()
+    session = await run(
+        lambda: login_session(make_user("root", is_superuser=True, is_staff=True))
+    )()
     async with GraphQLSocket(application, session_key=session) as ws:
         sub = await ws.subscribe()
         await ws.nothing_more(sub, 0.3)  # joined
@@ -83,13 +91,17 @@ async def test_superuser_may_follow_everything(application, claim_workflows):
         ({"instanceId": instance_gid(type("I", (), {"pk": 999999})())}, "NOT_FOUND"),
     ],
 )
-async def test_bad_arguments_get_a_code(application, claim_workflows, viewer_session, variables, code):
+async def test_bad_arguments_get_a_code(
+    application, claim_workflows, viewer_session, variables, code
+):
     async with GraphQLSocket(application, session_key=viewer_session) as ws:
         payload = await ws.result(await ws.subscribe(**variables))
         assert error_codes(payload) == [code]
 
 
-async def test_instance_of_another_workflow_is_not_found(application, claim_workflows, viewer_session):
+async def test_instance_of_another_workflow_is_not_found(
+    application, claim_workflows, viewer_session
+):
     instance = await run(start)("Claim Triage")
     async with GraphQLSocket(application, session_key=viewer_session) as ws:
         sub = await ws.subscribe(instanceId=instance_gid(instance), workflowName="Claim Processing")
@@ -100,7 +112,9 @@ async def test_instance_of_another_workflow_is_not_found(application, claim_work
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_instance_stream_delivers_every_change_in_order(application, claim_workflows, viewer_session, protocol):
+async def test_instance_stream_delivers_every_change_in_order(
+    application, claim_workflows, viewer_session, protocol
+):
     instance = await run(start)()
     async with GraphQLSocket(application, protocol=protocol, session_key=viewer_session) as ws:
         sub = await ws.subscribe(instanceId=instance_gid(instance))
@@ -111,14 +125,26 @@ async def test_instance_stream_delivers_every_change_in_order(application, claim
             services.resume_workflow_instance(instance)
             services.update_workflow_step_status(instance, "Submitted")  # advances to Review Claim
             services.update_workflow_step_status(instance, "Approved")  # advances to Approve/Reject
-            services.update_workflow_step_status(instance, "Approved")  # completes on the final step
+            services.update_workflow_step_status(
+                instance, "Approved"
+            )  # completes on the final step
 
         await run(changes)()
         events = await ws.events(sub, 5)
-    assert [e["kind"] for e in events] == ["ON_HOLD", "RESUMED", "ADVANCED", "ADVANCED", "COMPLETED"]
+    assert [e["kind"] for e in events] == [
+        "ON_HOLD",
+        "RESUMED",
+        "ADVANCED",
+        "ADVANCED",
+        "COMPLETED",
+    ]
     assert [e["state"] for e in events] == ["ON_HOLD", "ACTIVE", "ACTIVE", "ACTIVE", "COMPLETED"]
     assert [e["sequence"] for e in events] == [2, 3, 4, 5, 6]
-    assert [e["toStep"]["name"] for e in events][2:] == ["Review Claim", "Approve/Reject", "Approve/Reject"]
+    assert [e["toStep"]["name"] for e in events][2:] == [
+        "Review Claim",
+        "Approve/Reject",
+        "Approve/Reject",
+    ]
     assert positions(events) == sorted(positions(events))
     stored = await run(lambda: stored_cursors(WorkflowEvent.objects.filter(instance=instance)))()
     assert positions(events) == stored[1:]
@@ -201,7 +227,9 @@ async def test_after_replays_history_then_continues_live(
     assert positions(replayed + live) == (await run(expected_positions)())[2:]
 
 
-async def test_after_the_newest_cursor_replays_nothing(application, claim_workflows, viewer_session):
+async def test_after_the_newest_cursor_replays_nothing(
+    application, claim_workflows, viewer_session
+):
     instance = await run(start)()
     last = await run(lambda: WorkflowEvent.objects.order_by("txid", "position").last().cursor)()
     async with GraphQLSocket(application, session_key=viewer_session) as ws:
@@ -265,8 +293,11 @@ async def test_a_lost_live_message_is_filled_from_history_before_the_next(
 ):
     instance = await run(start)()
     other = await run(start)("Claim Triage", "other")
-    variables = {"instance": {"instanceId": instance_gid(instance)}, "workflow": {"workflowName": "Claim Processing"},
-                 "all": {}}[stream]
+    variables = {
+        "instance": {"instanceId": instance_gid(instance)},
+        "workflow": {"workflowName": "Claim Processing"},
+        "all": {},
+    }[stream]
     async with GraphQLSocket(application, session_key=viewer_session) as ws:
         sub = await ws.subscribe(**variables)
         await ws.nothing_more(sub, 0.3)
@@ -278,13 +309,17 @@ async def test_a_lost_live_message_is_filled_from_history_before_the_next(
             services.set_workflow_on_hold(instance)  # sequence 4: announced
 
         await run(changes)()
-        events = await ws.events(sub, 3 if stream != "all" else 5, timeout=0.9)  # before any idle catch-up
+        events = await ws.events(
+            sub, 3 if stream != "all" else 5, timeout=0.9
+        )  # before any idle catch-up
     mine = [e for e in events if e["instance"]["id"] == instance_gid(instance)]
     assert [e["sequence"] for e in mine] == [2, 3, 4]
     assert positions(events) == sorted(set(positions(events)))
 
 
-async def test_an_idle_stream_catches_up_from_history(application, claim_workflows, viewer_session, drop_publishes):
+async def test_an_idle_stream_catches_up_from_history(
+    application, claim_workflows, viewer_session, drop_publishes
+):
     instance = await run(start)()
     async with GraphQLSocket(application, session_key=viewer_session) as ws:
         sub = await ws.subscribe(workflowName="Claim Processing")
@@ -336,7 +371,10 @@ async def test_websocket_origin_check(settings, claim_workflows, origin, accepte
 
     from graphql_api.routing import get_application
 
-    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "ALLOWED_ORIGINS": ["https://app.example.com"]}
+    settings.DJANGO_STEPS_GRAPHQL = {
+        **settings.DJANGO_STEPS_GRAPHQL,
+        "ALLOWED_ORIGINS": ["https://app.example.com"],
+    }
     headers = [(b"origin", origin.encode())] if origin else []
     communicator = WebsocketCommunicator(
         get_application(), "/graphql/", headers=headers, subprotocols=["graphql-transport-ws"]

@@ -31,7 +31,12 @@ import django_steps
 from claims.models import Claim
 from claims.rules import REVIEWERS
 from django_steps import services
-from django_steps.definitions import export_workflow, import_workflow, load_document, normalize_document
+from django_steps.definitions import (
+    export_workflow,
+    import_workflow,
+    load_document,
+    normalize_document,
+)
 from django_steps.exceptions import WorkflowError
 from django_steps.models import Workflow, WorkflowInstance
 
@@ -52,8 +57,14 @@ ROLE_PERMISSIONS = (
 
 #: username -> (is a reviewer, the titles of the claims the user owns).
 ROLES: dict[str, tuple[bool, tuple[str, ...]]] = {
-    "alice": (False, ("Broken window", "Hail damage on car", "Water damage in kitchen", "Cracked phone screen")),
-    "bob": (False, ("Burst pipe in basement", "Lost luggage", "Stolen bicycle", "Roof leak after storm")),
+    "alice": (
+        False,
+        ("Broken window", "Hail damage on car", "Water damage in kitchen", "Cracked phone screen"),
+    ),
+    "bob": (
+        False,
+        ("Burst pipe in basement", "Lost luggage", "Stolen bicycle", "Roof leak after storm"),
+    ),
     "rita": (True, ()),
 }
 
@@ -61,7 +72,14 @@ ROLES: dict[str, tuple[bool, tuple[str, ...]]] = {
 #: Actions: a status name (``update_workflow_step_status``), ``"@hold"`` or ``"@cancel"``.
 EXAMPLE_CLAIMS: tuple[tuple[str, str, str, int, str, tuple[str, ...]], ...] = (
     ("Broken window", "Ada Lovelace", "450.00", Claim.Priority.NORMAL, "Claim Processing", ()),
-    ("Hail damage on car", "Ben Okafor", "1800.00", Claim.Priority.HIGH, "Claim Processing", ("Submitted",)),
+    (
+        "Hail damage on car",
+        "Ben Okafor",
+        "1800.00",
+        Claim.Priority.HIGH,
+        "Claim Processing",
+        ("Submitted",),
+    ),
     (
         "Burst pipe in basement",
         "Chloe Martin",
@@ -72,8 +90,22 @@ EXAMPLE_CLAIMS: tuple[tuple[str, str, str, int, str, tuple[str, ...]], ...] = (
     ),
     ("Lost luggage", "Dev Patel", "300.00", Claim.Priority.LOW, "Claim Processing", ("@hold",)),
     # Claim Triage routes by amount: "Triaged" sends claims over 1000 to Senior Review (CEL).
-    ("Water damage in kitchen", "Eva Novak", "2400.00", Claim.Priority.HIGH, "Claim Triage", ("Triaged",)),
-    ("Stolen bicycle", "Farid Haddad", "800.00", Claim.Priority.NORMAL, "Claim Triage", ("Triaged",)),
+    (
+        "Water damage in kitchen",
+        "Eva Novak",
+        "2400.00",
+        Claim.Priority.HIGH,
+        "Claim Triage",
+        ("Triaged",),
+    ),
+    (
+        "Stolen bicycle",
+        "Farid Haddad",
+        "800.00",
+        Claim.Priority.NORMAL,
+        "Claim Triage",
+        ("Triaged",),
+    ),
     (
         "Cracked phone screen",
         "Grace Kim",
@@ -108,7 +140,12 @@ def _canonical(document: dict) -> str:
         key=lambda t: (t["from_step"], t["to_step"], t["priority"], t["condition"]),
     )
     return json.dumps(
-        {"name": doc["name"], "description": doc["description"], "steps": steps, "transitions": transitions},
+        {
+            "name": doc["name"],
+            "description": doc["description"],
+            "steps": steps,
+            "transitions": transitions,
+        },
         sort_keys=True,
     )
 
@@ -119,7 +156,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--no-claims", action="store_true", help="Skip the example claims.")
         parser.add_argument(
-            "--url", default="http://127.0.0.1:8000", help="Where the demo will be served (for the printed links)."
+            "--url",
+            default="http://127.0.0.1:8000",
+            help="Where the demo will be served (for the printed links).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -157,14 +196,22 @@ class Command(BaseCommand):
             import_workflow(document, replace=existing is not None)
         except WorkflowError as exc:
             raise CommandError(f"Could not load {path.name} [{exc.code}]: {exc}") from exc
-        self.stdout.write(f"Workflow {name!r}: {'updated' if existing else 'created'} from {path.name}.")
+        self.stdout.write(
+            f"Workflow {name!r}: {'updated' if existing else 'created'} from {path.name}."
+        )
 
     # ------------------------------------------------------------------ user
 
     def _demo_user(self):
         User = get_user_model()
-        user, created = User.objects.get_or_create(username=DEMO_USERNAME, defaults={"email": "demo@example.com"})
-        if created or not user.check_password(DEMO_PASSWORD) or not (user.is_superuser and user.is_active):
+        user, created = User.objects.get_or_create(
+            username=DEMO_USERNAME, defaults={"email": "demo@example.com"}
+        )
+        if (
+            created
+            or not user.check_password(DEMO_PASSWORD)
+            or not (user.is_superuser and user.is_active)
+        ):
             user.set_password(DEMO_PASSWORD)
             user.is_staff = user.is_superuser = user.is_active = True
             user.save()
@@ -177,12 +224,18 @@ class Command(BaseCommand):
         perms = []
         for dotted in ROLE_PERMISSIONS:
             app_label, codename = dotted.split(".")
-            perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            perm = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
             if perm is None:
-                raise CommandError(f"Permission {dotted} does not exist: run `manage.py migrate` first.")
+                raise CommandError(
+                    f"Permission {dotted} does not exist: run `manage.py migrate` first."
+                )
             perms.append(perm)
         for username, (is_reviewer, _claims) in ROLES.items():
-            user, created = User.objects.get_or_create(username=username, defaults={"email": f"{username}@example.com"})
+            user, created = User.objects.get_or_create(
+                username=username, defaults={"email": f"{username}@example.com"}
+            )
             if created or not user.check_password(username) or not user.is_active:
                 user.set_password(username)
                 user.is_active = True
@@ -210,7 +263,11 @@ class Command(BaseCommand):
                     claimant=claimant,
                     defaults={"amount": Decimal(amount), "priority": priority},
                 )
-                if WorkflowInstance.objects.for_object(claim).filter(workflow__name=workflow_name).exists():
+                if (
+                    WorkflowInstance.objects.for_object(claim)
+                    .filter(workflow__name=workflow_name)
+                    .exists()
+                ):
                     continue
                 instance = services.start_workflow_instance(workflow_name, claim)
                 for action in actions:
@@ -222,4 +279,6 @@ class Command(BaseCommand):
                         instance = services.update_workflow_step_status(instance, action)
                 started += 1
         total = Claim.objects.count()
-        self.stdout.write(f"Example claims: {started} instance(s) started, {total} claim(s) in all.")
+        self.stdout.write(
+            f"Example claims: {started} instance(s) started, {total} claim(s) in all."
+        )

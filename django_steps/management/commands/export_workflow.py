@@ -19,4 +19,6 @@ class Command(BaseCommand):
         workflow = Workflow.objects.filter(name=options["name"]).first()
         if workflow is None:
             raise CommandError(f'No workflow is named "{options["name"]}".')
-        self.stdout.write(dump_document(export_workflow(workflow), format=options["format"]), ending="")
+        self.stdout.write(
+            dump_document(export_workflow(workflow), format=options["format"]), ending=""
+        )

@@ -2,5 +2,5 @@ from django.apps import AppConfig
 
 
 class InvoicesConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'invoices'
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "invoices"

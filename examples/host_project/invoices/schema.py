@@ -27,7 +27,9 @@ class InvoiceType:
     customer: strawberry.auto
     amount: strawberry.auto
 
-    @strawberry_django.field(description="The unfinished workflow instance, else the latest (null if none).")
+    @strawberry_django.field(
+        description="The unfinished workflow instance, else the latest (null if none)."
+    )
     def workflow(self, root: strawberry.Parent[Invoice]) -> Optional[WorkflowInstanceType]:
         # A queryset of django-steps' type: its read rules decide whether you see the instance.
         instances = WorkflowInstance.objects.for_object(root)
@@ -36,7 +38,9 @@ class InvoiceType:
 
 @strawberry.type
 class Query:
-    invoices: list[InvoiceType] = strawberry_django.field(extensions=[HasPerm("invoices.view_invoice")])
+    invoices: list[InvoiceType] = strawberry_django.field(
+        extensions=[HasPerm("invoices.view_invoice")]
+    )
 
     @strawberry_django.field(description="The logged-in user (null if anonymous).")
     def viewer(self, info: strawberry.Info) -> Optional[UserType]:

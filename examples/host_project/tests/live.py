@@ -33,19 +33,36 @@ def free_port() -> int:
 def daphne() -> Iterator[str]:
     """Yields the server's base URL (``http://127.0.0.1:<port>``)."""
     port = free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
-           "HOST_PROJECT_SERVER_DB": str(connection.settings_dict["NAME"])}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "HOST_PROJECT_SERVER_DB": str(connection.settings_dict["NAME"]),
+    }
     log = Path(tempfile.mkdtemp(prefix="host-project-daphne-")) / "daphne.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "mysite.asgi:application"],
-            cwd=PROJECT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "mysite.asgi:application",
+            ],
+            cwd=PROJECT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + 30
             while True:
                 if process.poll() is not None:
-                    raise RuntimeError(f"daphne exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+                    raise RuntimeError(
+                        f"daphne exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+                    )
                 try:
                     urllib.request.urlopen(f"http://127.0.0.1:{port}/graphql/", timeout=1)
                     break

@@ -12,10 +12,18 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 def test_manage_py_check_is_clean():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "mysite.settings"}
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=PROJECT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "System check identified no issues (0 silenced)." in result.stdout, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout, (
+        result.stdout + result.stderr
+    )
 
 
 def test_our_checks_are_registered_and_run(settings):

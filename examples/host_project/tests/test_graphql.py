@@ -74,7 +74,8 @@ class Browser:
 
     def login(self, username: str) -> None:
         assert self(LOGIN, username=username, password="pw")["login"] == {
-            "__typename": "WorkflowUser", "username": username,
+            "__typename": "WorkflowUser",
+            "username": username,
         }
 
 
@@ -83,7 +84,11 @@ def test_both_user_types_compose(clerk):
     assert browser("{ viewer { username } me { username } }") == {"viewer": None, "me": None}
     browser.login("clerk")
     data = browser("{ viewer { __typename username email } me { __typename username } }")
-    assert data["viewer"] == {"__typename": "User", "username": "clerk", "email": "clerk@example.com"}
+    assert data["viewer"] == {
+        "__typename": "User",
+        "username": "clerk",
+        "email": "clerk@example.com",
+    }
     assert data["me"] == {"__typename": "WorkflowUser", "username": "clerk"}
 
 
@@ -95,7 +100,9 @@ def test_start_a_workflow_on_an_invoice_and_set_statuses(clerk, workflow, invoic
     ]
 
     started = browser(START, objectId=str(invoice.pk))["startWorkflowInstance"]
-    assert started["__typename"] == "WorkflowInstance" and started["currentStep"] == {"name": "Draft"}
+    assert started["__typename"] == "WorkflowInstance" and started["currentStep"] == {
+        "name": "Draft"
+    }
 
     moved = browser(SET_STATUS, id=started["id"], status="Submitted")["updateWorkflowStepStatus"]
     assert moved["currentStep"] == {"name": "Approval"} and moved["version"] == 2
@@ -105,8 +112,10 @@ def test_start_a_workflow_on_an_invoice_and_set_statuses(clerk, workflow, invoic
 
     [row] = browser(INVOICES)["invoices"]
     assert row["workflow"] == {
-        "id": started["id"], "state": "ACTIVE",
-        "currentStep": {"name": "Second Approval"}, "currentStepStatus": {"name": "Waiting"},
+        "id": started["id"],
+        "state": "ACTIVE",
+        "currentStep": {"name": "Second Approval"},
+        "currentStepStatus": {"name": "Waiting"},
     }
 
     refused = browser(SET_STATUS, id=started["id"], status="Nope")["updateWorkflowStepStatus"]
@@ -123,14 +132,18 @@ VIEWER_CAN = """query Can($id: ID!) {
 }"""
 
 
-def test_the_visibility_rule_hides_invoice_workflows_from_who_may_not_see_invoices(clerk, outsider, workflow, invoice):
+def test_the_visibility_rule_hides_invoice_workflows_from_who_may_not_see_invoices(
+    clerk, outsider, workflow, invoice
+):
     from django_steps.services import start_workflow_instance
 
     start_workflow_instance("Invoice Approval", invoice)
     browser = Browser()
     browser.login("clerk")
     seen = browser(INSTANCES)
-    assert seen["workflowInstances"]["totalCount"] == 1 and seen["workflow"]["instanceCounts"] == {"total": 1}
+    assert seen["workflowInstances"]["totalCount"] == 1 and seen["workflow"]["instanceCounts"] == {
+        "total": 1
+    }
     browser = Browser()
     browser.login("outsider")  # django-steps' read permissions, not invoices'
     hidden = browser(INSTANCES)
@@ -138,7 +151,9 @@ def test_the_visibility_rule_hides_invoice_workflows_from_who_may_not_see_invoic
     assert hidden["workflow"]["instanceCounts"] == {"total": 0}
 
 
-def test_the_second_approval_needs_the_permission_its_status_names(clerk, manager, workflow, invoice):
+def test_the_second_approval_needs_the_permission_its_status_names(
+    clerk, manager, workflow, invoice
+):
     from django_steps.services import start_workflow_instance, update_workflow_step_status
 
     instance = start_workflow_instance("Invoice Approval", invoice)
@@ -151,14 +166,18 @@ def test_the_second_approval_needs_the_permission_its_status_names(clerk, manage
     clerk_browser.login("clerk")
     can = clerk_browser(VIEWER_CAN, id=instance_id)["node"]["viewerCan"]["statuses"]
     assert [s["name"] for s in can] == ["Waiting"]
-    refused = clerk_browser(SET_STATUS, id=instance_id, status="Approved")["updateWorkflowStepStatus"]
+    refused = clerk_browser(SET_STATUS, id=instance_id, status="Approved")[
+        "updateWorkflowStepStatus"
+    ]
     assert [m["code"] for m in refused["messages"]] == ["PERMISSION_DENIED"]
 
     manager_browser = Browser()
     manager_browser.login("manager")
     can = manager_browser(VIEWER_CAN, id=instance_id)["node"]["viewerCan"]["statuses"]
     assert [s["name"] for s in can] == ["Waiting", "Approved"]
-    moved = manager_browser(SET_STATUS, id=instance_id, status="Approved")["updateWorkflowStepStatus"]
+    moved = manager_browser(SET_STATUS, id=instance_id, status="Approved")[
+        "updateWorkflowStepStatus"
+    ]
     assert moved["currentStep"] == {"name": "Payment"} and moved["version"] == 4
 
 
@@ -180,14 +199,18 @@ def test_our_limits_apply_to_the_projects_fields_too(clerk):
     browser = Browser()
     browser.login("clerk")
     nested = "name " + "".join("steps { workflow { " for _ in range(6)) + "name" + " } }" * 6
-    response = browser.post("{ invoices { workflow { workflow { " + nested + " } } } }")  # depth 15 > 10
+    response = browser.post(
+        "{ invoices { workflow { workflow { " + nested + " } } } }"
+    )  # depth 15 > 10
     assert response.status_code == 200
     assert "exceeds maximum operation depth" in response.json()["errors"][0]["message"]
 
 
 def test_csrf_failure_is_graphql_json():
     response = Client(enforce_csrf_checks=True).post(
-        "/graphql/", json.dumps({"query": "{ viewer { username } }"}), content_type="application/json"
+        "/graphql/",
+        json.dumps({"query": "{ viewer { username } }"}),
+        content_type="application/json",
     )
     assert response.status_code == 403
     assert response.json()["errors"][0]["extensions"] == {"code": "CSRF_FAILED"}
@@ -202,10 +225,14 @@ class _Urls(HTMLParser):
         self.urls: list[str] = []
 
     def handle_starttag(self, tag, attrs):
-        self.urls += [value for name, value in attrs if name in {"src", "href", "action", "srcset"} and value]
+        self.urls += [
+            value for name, value in attrs if name in {"src", "href", "action", "srcset"} and value
+        ]
 
 
-def test_graphiql_is_served_from_the_installed_package_without_other_hosts(client, settings, tmp_path):
+def test_graphiql_is_served_from_the_installed_package_without_other_hosts(
+    client, settings, tmp_path
+):
     settings.DEBUG = True  # GraphiQL follows DEBUG
     settings.DJANGO_STEPS_GRAPHQL = {}
     response = client.get("/graphql/", HTTP_ACCEPT="text/html")
@@ -216,7 +243,9 @@ def test_graphiql_is_served_from_the_installed_package_without_other_hosts(clien
     assert parser.urls, "the page loads scripts and styles"
     for url in parser.urls:
         parts = urlsplit(url)
-        assert parts.scheme == "data" or not (parts.scheme or parts.netloc), f"{url} is on another host"
+        assert parts.scheme == "data" or not (parts.scheme or parts.netloc), (
+            f"{url} is on another host"
+        )
     for script in re.findall(r"<script[^>]*>(.*?)</script>", html, flags=re.S):
         assert not re.search(r"(?:fetch|import|url)\(\s*['\"]?(?:https?:)?//", script)
 

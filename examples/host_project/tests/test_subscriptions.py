@@ -30,16 +30,33 @@ def test_a_subscription_sees_a_status_set_over_http(clerk, workflow, invoice):
     start_workflow_instance("Invoice Approval", probe)
     with daphne() as base:
         session = Session(base)
-        assert session.graphql(LOGIN, username="clerk", password="pw")["login"]["username"] == "clerk"
-        ids = {row["number"]: row["workflow"]["id"] for row in session.graphql(INSTANCE_IDS)["invoices"]}
+        assert (
+            session.graphql(LOGIN, username="clerk", password="pw")["login"]["username"] == "clerk"
+        )
+        ids = {
+            row["number"]: row["workflow"]["id"]
+            for row in session.graphql(INSTANCE_IDS)["invoices"]
+        }
 
         ws_url = base.replace("http://", "ws://") + "/graphql/"
         headers = {"Cookie": session.cookie_header(), "Origin": base}
-        with connect(ws_url, subprotocols=["graphql-transport-ws"], additional_headers=headers) as socket:
+        with connect(
+            ws_url, subprotocols=["graphql-transport-ws"], additional_headers=headers
+        ) as socket:
             socket.send(json.dumps({"type": "connection_init", "payload": {}}))
             assert json.loads(socket.recv(timeout=10))["type"] == "connection_ack"
-            socket.send(json.dumps({"id": "1", "type": "subscribe",
-                                    "payload": {"query": SUBSCRIBE, "variables": {"workflow": "Invoice Approval"}}}))
+            socket.send(
+                json.dumps(
+                    {
+                        "id": "1",
+                        "type": "subscribe",
+                        "payload": {
+                            "query": SUBSCRIBE,
+                            "variables": {"workflow": "Invoice Approval"},
+                        },
+                    }
+                )
+            )
 
             def events(timeout: float):
                 while True:
@@ -58,10 +75,15 @@ def test_a_subscription_sees_a_status_set_over_http(clerk, workflow, invoice):
                 except TimeoutError:
                     assert time.monotonic() < deadline, "the subscription never delivered"
 
-            moved = session.graphql(SET_STATUS, id=ids["INV-1"], status="Submitted")["updateWorkflowStepStatus"]
+            moved = session.graphql(SET_STATUS, id=ids["INV-1"], status="Submitted")[
+                "updateWorkflowStepStatus"
+            ]
             assert moved["currentStep"] == {"name": "Approval"}
             event = next(e for e in events(timeout=10) if e["instance"]["id"] == ids["INV-1"])
             assert event == {
-                "kind": "ADVANCED", "state": "ACTIVE", "instance": {"id": ids["INV-1"]},
-                "toStep": {"name": "Approval"}, "toStatus": {"name": "Waiting"},
+                "kind": "ADVANCED",
+                "state": "ACTIVE",
+                "instance": {"id": ids["INV-1"]},
+                "toStep": {"name": "Approval"},
+                "toStatus": {"name": "Waiting"},
             }

@@ -5,38 +5,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='CodeThing',
+            name="CodeThing",
             fields=[
-                ('code', models.CharField(max_length=40, primary_key=True, serialize=False)),
+                ("code", models.CharField(max_length=40, primary_key=True, serialize=False)),
             ],
         ),
         migrations.CreateModel(
-            name='Document',
+            name="Document",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(default='doc', max_length=100)),
-                ('amount', models.DecimalField(decimal_places=2, default=0, max_digits=12)),
-                ('ratio', models.FloatField(default=0.0)),
-                ('count', models.IntegerField(default=0)),
-                ('due', models.DateField(blank=True, null=True)),
-                ('submitted_at', models.DateTimeField(blank=True, null=True)),
-                ('reference', models.UUIDField(default=uuid.uuid4)),
-                ('urgent', models.BooleanField(default=False)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("title", models.CharField(default="doc", max_length=100)),
+                ("amount", models.DecimalField(decimal_places=2, default=0, max_digits=12)),
+                ("ratio", models.FloatField(default=0.0)),
+                ("count", models.IntegerField(default=0)),
+                ("due", models.DateField(blank=True, null=True)),
+                ("submitted_at", models.DateTimeField(blank=True, null=True)),
+                ("reference", models.UUIDField(default=uuid.uuid4)),
+                ("urgent", models.BooleanField(default=False)),
             ],
         ),
         migrations.CreateModel(
-            name='UUIDThing',
+            name="UUIDThing",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, primary_key=True, serialize=False)),
-                ('name', models.CharField(default='thing', max_length=50)),
+                ("id", models.UUIDField(default=uuid.uuid4, primary_key=True, serialize=False)),
+                ("name", models.CharField(default="thing", max_length=50)),
             ],
         ),
     ]
