@@ -79,7 +79,10 @@ def _rule(label: str) -> tuple[frozenset[str] | None, frozenset[str]]:
     lists = [rule.get(key) for key in ("include", "exclude")] if not unknown else []
     if unknown or any(
         value is not None
-        and (isinstance(value, str) or not all(isinstance(name, str) for name in value))
+        and (
+            not isinstance(value, (list, tuple, set, frozenset))
+            or not all(isinstance(name, str) for name in value)
+        )
         for value in lists
     ):
         raise ImproperlyConfigured(

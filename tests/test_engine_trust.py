@@ -64,7 +64,8 @@ def code_of(call) -> str | None:
 # --------------------------------------------------------------------------- 6. no secrets
 
 
-def test_a_workflow_on_users_reads_and_stores_no_password_hash(db):
+@pytest.mark.django_db(transaction=True)  # workflowEvents reads committed events (PostgreSQL)
+def test_a_workflow_on_users_reads_and_stores_no_password_hash():
     two_steps("user.is_staff == false && is_active", content_types=["auth.user"])
     member = User.objects.create_user("member", password="correct horse battery staple")
     instance = services.start_workflow_instance("Guarded", member)
@@ -142,7 +143,13 @@ def test_a_malformed_context_fields_setting_is_a_configuration_error(db, setting
     two_steps("claim.amount > 1")
     claim = Claim.objects.create(title="Window", claimant="Ada", amount=Decimal("7"))
     instance = services.start_workflow_instance("Guarded", claim)
-    for bad in ({"claims.claim": {"only": ["amount"]}}, {"claims.claim": {"include": "amount"}}):
+    for bad in (
+        {"claims.claim": {"only": ["amount"]}},
+        {"claims.claim": {"include": "amount"}},
+        {"claims.claim": {"exclude": 3}},
+        {"claims.claim": ["amount"]},
+        ["claims.claim"],
+    ):
         settings.DJANGO_STEPS = {**settings.DJANGO_STEPS, "CONTEXT_FIELDS": bad}
         with pytest.raises(ImproperlyConfigured, match="CONTEXT_FIELDS"):
             services.update_workflow_step_status(instance, "Done")
