@@ -552,7 +552,9 @@ def update_workflow_step_status(
                 status_name=new_status_name,
                 step_name=step.name,
             )
-        _require_move(actor, instance, definition.statuses[instance.current_step_status_id], status)
+        _require_move(
+            actor, instance, definition.statuses.get(instance.current_step_status_id), status
+        )
         if status.is_cancellation_status:
             _cancel(instance, definition, step, actor, status=status)
         elif instance.state == InstanceState.ON_HOLD:
@@ -656,7 +658,7 @@ def set_workflow_on_hold(
                 f"Workflow instance {instance.pk} is already on hold.", instance_id=instance.pk
             )
         definition, step = _definition(instance)
-        current = definition.statuses[instance.current_step_status_id]
+        current = definition.statuses.get(instance.current_step_status_id)
         _require_move(actor, instance, current, step.on_hold_status)
         _hold(instance, step, actor)
     return _sync(workflow_instance, instance)
@@ -702,7 +704,7 @@ def cancel_workflow_instance(
         instance = _lock(workflow_instance, expected_version, actor)
         _refuse_finished(instance)
         definition, step = _definition(instance)
-        current = definition.statuses[instance.current_step_status_id]
+        current = definition.statuses.get(instance.current_step_status_id)
         _require_move(actor, instance, current, step.cancellation_status)
         _cancel(instance, definition, step, actor)
     return _sync(workflow_instance, instance)
