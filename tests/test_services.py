@@ -102,6 +102,7 @@ def user(db):
         "ada",
         "django_steps.view_workflowinstance",
         "django_steps.change_workflowinstance",
+        "testapp.view_document",
         groups=("reviewers",),  # the demo's rules: sees every claim
     )
 
