@@ -10,7 +10,10 @@ permissions stored in the database (the ``demo`` superuser has them all).
 
 The statuses of the example workflows name these permissions (``permission:`` in
 ``django_steps/examples/*.yaml``); the visibility rule in :mod:`claims.visibility` narrows the
-workflow instances a user sees in the same way as ``claims.view_claim``.
+workflow instances a user sees in the same way as ``claims.view_claim``. A status set with one of
+them sticks: leaving it needs the same permission, unless the new status names one the user
+holds (an owner cannot undo a reviewer's "Waiting for Documents" with "New", but may still
+withdraw).
 """
 
 from __future__ import annotations

@@ -18,21 +18,31 @@ Starting
     cannot be started at all (the safe default: a definition says what it runs on).
 
 Changing
-    Changing instances needs ``django_steps.change_workflowinstance`` (:func:`may_change_instances`,
-    checked by the API layer). A status may name a permission (``WorkflowStepStatus.permission``,
-    ``"app_label.codename"``); setting it — directly, or by holding or cancelling through it —
-    needs that permission for the instance's object (:func:`may_set_status`); so does resuming an
-    instance held through such an on-hold status. A step without an on-hold (cancellation) status
-    can be held (cancelled) by anyone who may change the instance: a definition restricts it by
-    giving the step one that names a permission. Object-level
-    backends (django-rules, django-guardian) decide per object through
-    ``user.has_perm(permission, obj)``; a global permission (``user.has_perm(permission)``, e.g.
-    from Django's ``ModelBackend``, which never grants object-level checks) allows it on every
-    object. :func:`allowed_actions` says what a user may do with an instance now, from the same
-    checks, so a UI shows only what will succeed.
+    Changing an instance needs ``django_steps.change_workflowinstance``
+    (:func:`may_change_instances`) on an instance the user may see (:func:`may_see_instance`).
+    A status may name a permission (``WorkflowStepStatus.permission``, ``"app_label.codename"``),
+    and **a decision sticks**:
+    every move of an instance — setting a status, holding, resuming, cancelling, retrying its
+    transitions — goes from the current status to a target status, and needs one permission
+    (:func:`required_permission`): the target's if it names one, else the current status's if
+    that names one, else none. So setting a status that names a permission needs it (directly,
+    or by holding or cancelling through it); a status set through a permission is undone only
+    by someone who holds it, or by moving to a status whose own permission the user holds (a
+    claimant may still withdraw a claim a reviewer put on "Waiting for Documents", through a
+    "Withdrawn" status naming the claimant's permission); resuming from an on-hold status goes
+    to the step's default status, so it needs the on-hold status's permission unless the
+    default names one. A hold or cancel on a step without an on-hold (cancellation) status keeps
+    the current status: it needs the current status's permission, if any. Object-level backends
+    (django-rules, django-guardian) decide per object through ``user.has_perm(permission,
+    obj)``; a global permission (``user.has_perm(permission)``, e.g. from Django's
+    ``ModelBackend``, which never grants object-level checks) allows it on every object.
+    :func:`allowed_actions` says what a user may do with an instance now, from the same
+    checks, so a UI shows only what will succeed. The services apply all of it when given an
+    ``actor``; without one they are the trusted (system) path and check nothing.
 
 Stored context
-    An event's stored context holds the object's fields: it is shown only to users who may view
+    An event's stored context holds the object's fields (secrets left out, see
+    :mod:`django_steps.context`) and the caller's input: it is shown only to users who may view
     the object (:func:`may_view_object`: ``<app_label>.view_<model>``, globally or for it).
 
 Active superusers pass every ``has_perm`` check (Django's rule); inactive and anonymous users
@@ -58,8 +68,11 @@ __all__ = [
     "allowed_actions",
     "check_startable",
     "may_change_instances",
+    "may_move",
     "may_read_instances",
+    "may_see_instance",
     "may_set_status",
+    "required_permission",
     "may_view_object",
     "visible_events",
     "visible_instances",
@@ -137,6 +150,40 @@ def may_set_status(user: Any, permission: str, obj: Model | None) -> bool:
     return user.has_perm(permission) or (obj is not None and user.has_perm(permission, obj))
 
 
+def may_see_instance(user: Any, instance: Model) -> bool:
+    """Whether ``user`` may see ``instance`` (the view permission and the visibility rule):
+    one query, none when the rule keeps every instance for this user."""
+    if not may_read_instances(user):
+        return False
+    from .models import WorkflowInstance
+
+    everything = WorkflowInstance.objects.using(instance._state.db or "default").all()
+    seen = visible_instances(user, everything)
+    query = seen.query
+    if not query.has_filters() and not query.is_sliced and not query.combinator:
+        return True
+    return seen.filter(pk=instance.pk).exists()
+
+
+def required_permission(current: Any, target: Any) -> str:
+    """The permission moving an instance from status ``current`` to status ``target`` needs
+    (``""``: none): the target's if it names one, else the current status's — a status set
+    through a permission is left only by who holds it, or for a status whose own permission
+    they hold. ``target`` is ``None`` when the move keeps the status (a hold or cancel on a step
+    without an on-hold or cancellation status)."""
+    if target is not None and target.permission:
+        return target.permission
+    if current is not None and current.permission:
+        return current.permission
+    return ""
+
+
+def may_move(user: Any, current: Any, target: Any, obj: Model | None) -> bool:
+    """Whether ``user`` may move an instance of ``obj`` from ``current`` to ``target`` (status
+    definitions, see :func:`required_permission`)."""
+    return may_set_status(user, required_permission(current, target), obj)
+
+
 def check_startable(definition: Any, content_type: Any) -> None:
     """Raise ``ModelNotAllowed`` unless the compiled ``definition`` lists ``content_type``."""
     from .exceptions import ModelNotAllowed
@@ -163,11 +210,16 @@ class AllowedActions:
 NOTHING = AllowedActions((), hold=False, resume=False, cancel=False, advance=False)
 
 
-def allowed_actions(user: Any, instance: Any, definition: Any) -> AllowedActions:
+def allowed_actions(
+    user: Any, instance: Any, definition: Any, *, visible: bool | None = None
+) -> AllowedActions:
     """The statuses ``user`` may set on ``instance`` now and whether they may hold, resume,
-    cancel or retry it, given its compiled ``definition`` (:func:`django_steps.compiled.load`).
+    cancel or retry it, given its compiled ``definition`` (:func:`django_steps.compiled.load`):
+    exactly what the services accept with ``actor=user``.
 
-    The instance's object is read only when a status names a permission (prefetch
+    ``visible``: whether the user may see the instance, if the caller knows (an instance loaded
+    through :func:`visible_instances`); otherwise it is checked (:func:`may_see_instance`). The
+    instance's object is read only when a status involved names a permission (prefetch
     ``content_object`` for lists: the checks then run no query of their own, except what an
     object-level backend does)."""
     from .choices import FINISHED_STATES, InstanceState
@@ -177,28 +229,29 @@ def allowed_actions(user: Any, instance: Any, definition: Any) -> AllowedActions
     step = definition.steps.get(instance.current_step_id)
     if step is None:
         return NOTHING
+    if not (may_see_instance(user, instance) if visible is None else visible):
+        return NOTHING
+    current = definition.statuses.get(instance.current_step_status_id)
     obj: list[Any] = []
 
-    def permitted(status: Any) -> bool:
-        if status is None or not status.permission:
+    def permitted(target: Any) -> bool:
+        permission = required_permission(current, target)
+        if not permission:
             return True
         if not obj:
             obj.append(instance.content_object)
-        return may_set_status(user, status.permission, obj[0])
+        return may_set_status(user, permission, obj[0])
 
     cancellation = step.cancellation_status
     may_cancel = permitted(cancellation)
     if instance.state == InstanceState.ON_HOLD:
         statuses = (cancellation,) if cancellation is not None and may_cancel else ()
-        held_on = definition.statuses.get(instance.current_step_status_id)
-        may_resume = (
-            permitted(held_on) if held_on is not None and held_on.is_on_hold_status else True
-        )
+        held_on = current is not None and current.is_on_hold_status
+        may_resume = permitted(step.default_status if held_on else current)
         return AllowedActions(
             statuses, hold=False, resume=may_resume, cancel=may_cancel, advance=False
         )
     statuses = tuple(status for status in step.statuses.values() if permitted(status))
-    current = definition.statuses.get(instance.current_step_status_id)
     awaiting = current is not None and current.is_completion_status
     return AllowedActions(
         statuses,

@@ -131,6 +131,7 @@ __all__ = [
     "is_unconditional",
     "to_cel",
     "to_json",
+    "variables",
 ]
 
 
@@ -327,6 +328,7 @@ class _Runner(celpy.InterpretedRunner):
     steps: int = 0  # the tree's node count, charged once per evaluation
     bodies: dict[int, int] = {}  # id(macro call node) -> steps per item (set by compile_condition)
     nodes: int = 0
+    names: frozenset[str] = frozenset()  # the variables the condition reads
 
     def new_activation(self) -> Activation:
         return _QuietActivation(
@@ -444,6 +446,24 @@ def _numeric_aware(op, fallback):
     return compare
 
 
+def _is_null(value: Any) -> bool:
+    return value is None or isinstance(value, celtypes.NullType)
+
+
+def _null_aware(op, fallback):
+    """``==`` / ``!=`` with ``null`` on either side: CEL compares values of different types as
+    unequal (``1 == null`` is false, ``1 != null`` true), but celpy has no int or double
+    overload with null and fails. A nullable field of the object (a foreign key reads its
+    primary key, or null when empty) must be testable with ``x != null`` whatever it holds."""
+
+    def compare(left, right):
+        if _is_null(left) or _is_null(right):
+            return celtypes.BoolType(op(_is_null(left), _is_null(right)))
+        return fallback(left, right)
+
+    return compare
+
+
 _DURATION = re2.compile(r"[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+")
 
 
@@ -464,9 +484,11 @@ BASE_FUNCTIONS: dict[str, Any] = {
             ("_<=_", operator.le),
             ("_>_", operator.gt),
             ("_>=_", operator.ge),
-            ("_==_", operator.eq),
-            ("_!=_", operator.ne),
         )
+    },
+    **{
+        name: _null_aware(op, _numeric_aware(op, base_functions[name]))
+        for name, op in (("_==_", operator.eq), ("_!=_", operator.ne))
     },
     "duration": _duration,
     "_&&_": _quiet(celtypes.logical_and),
@@ -517,6 +539,16 @@ def _env() -> celpy.Environment:
 
 def is_unconditional(expression: str | None) -> bool:
     return not expression or expression.isspace()
+
+
+def variables(expression: str) -> frozenset[str]:
+    """The variables ``expression`` reads — ``{"claim", "input"}`` for ``claim.amount >
+    input.limit`` — macro variables left out; none for an empty condition. The services build
+    only what a condition reads (an object's fields are not loaded for a condition reading
+    ``input`` alone). Raises :class:`ConditionSyntaxError` as :func:`compile_condition` does."""
+    if is_unconditional(expression):
+        return frozenset()
+    return (_programs.get(expression) or compile_condition(expression)).names
 
 
 def _nesting(text: str) -> int:
@@ -610,6 +642,7 @@ class _Shape:
     bodies: dict[int, int]
     unknown_function: str | None
     bad_macro: str | None
+    names: frozenset[str] = frozenset()  # the variables it reads (macro variables left out)
 
 
 def _is_macro(tree: lark.Tree) -> bool:
@@ -635,21 +668,63 @@ def _literal_length(member: Any) -> int | None:
     return len(literal.children[0].children) if literal.children else 0
 
 
+def _macro_variables(tree: lark.Tree) -> tuple[str, ...]:
+    """The names a macro call binds (``x`` in ``l.all(x, …)``; ``r, i`` in ``l.reduce(r, i, 0,
+    …)``), found as celpy finds them: the first identifier of each variable argument."""
+    args = tree.children[2].children
+    count = 2 if str(tree.children[1]) == "reduce" else 1
+    names = []
+    for var in args[:count]:
+        ident = next(iter(var.find_data("ident")), None) if isinstance(var, lark.Tree) else None
+        if ident is not None and ident.children:
+            names.append(str(ident.children[0]))
+    return tuple(names)
+
+
 def _analyse(ast: lark.Tree, assumed_list_size: int) -> _Shape:
-    """Depth, size, cost estimate and per-item macro costs of a parse tree, iteratively (the
-    tree may be deeper than Python's stack)."""
+    """Depth, size, cost estimate, per-item macro costs and the variables read of a parse
+    tree, iteratively (the tree may be deeper than Python's stack).
+
+    A variable is an identifier that is not a macro's own (``x`` in ``l.all(x, x > 1)`` is
+    bound inside the macro's body only; a reduce's start value is read outside it)."""
     order: list[lark.Tree] = []
     depth = 0
-    stack = [(ast, 1)]
+    empty: frozenset[str] = frozenset()
+    # (tree, level, names bound by enclosing macros, whether it declares a macro variable)
+    stack: list[tuple[lark.Tree, int, frozenset[str], bool]] = [(ast, 1, empty, False)]
     unknown = bad_macro = None
+    names: set[str] = set()
+    macro_args: dict[int, tuple[int, frozenset[str], frozenset[str]]] = {}
     while stack:
-        tree, level = stack.pop()
+        tree, level, bound, declaring = stack.pop()
         order.append(tree)
         depth = max(depth, level)
         children = tree.children
-        for child in children:
-            if isinstance(child, lark.Tree):
-                stack.append((child, level + 1))
+        scope = macro_args.get(id(tree))
+        for index, child in enumerate(children):
+            if not isinstance(child, lark.Tree):
+                continue
+            if scope is None:
+                stack.append((child, level + 1, bound, declaring))
+                continue
+            count, outer, inner = scope  # the arguments of a macro call
+            if index < count:
+                stack.append((child, level + 1, outer, True))
+            elif count == 2 and index == 2:  # reduce's start value: outside the macro's scope
+                stack.append((child, level + 1, outer, False))
+            else:
+                stack.append((child, level + 1, inner, False))
+        if (tree.data == "ident" or tree.data == "dot_ident") and not declaring and children:
+            name = str(children[0])
+            if name not in bound:
+                names.add(name)
+        if _is_macro(tree) and isinstance(children[2], lark.Tree):
+            variables = _macro_variables(tree)
+            macro_args[id(children[2])] = (
+                2 if str(children[1]) == "reduce" else 1,
+                bound,
+                bound | frozenset(variables),
+            )
         if tree.data == "ident_arg" or tree.data == "dot_ident_arg":
             name = str(children[0])
             if name not in _KNOWN_FUNCTIONS and unknown is None:
@@ -687,7 +762,9 @@ def _analyse(ast: lark.Tree, assumed_list_size: int) -> _Shape:
         size[id(tree)] = steps
         extra[id(tree)] = more
     root = id(ast)
-    return _Shape(len(order), depth, size[root] + extra[root], bodies, unknown, bad_macro)
+    return _Shape(
+        len(order), depth, size[root] + extra[root], bodies, unknown, bad_macro, frozenset(names)
+    )
 
 
 def _shape_problem(expression: str, shape: _Shape) -> ConditionSyntaxError | None:
@@ -767,6 +844,7 @@ def compile_condition(expression: str) -> celpy.Runner:
         program.steps = shape.nodes
         program.nodes = shape.nodes
         program.bodies = shape.bodies
+        program.names = shape.names
         while _programs and (
             len(_programs) >= _MAX_CACHED or _cached_nodes + shape.nodes > _MAX_CACHED_NODES
         ):

@@ -30,7 +30,14 @@ DEFAULTS: dict[str, Any] = {
     # at definition time, and one that runs over it is a CONDITION_ERROR.
     "CEL_BUDGET": 20000,
     "CEL_ASSUMED_LIST_SIZE": 20,
-    # Client-supplied context (``context_data`` / GraphQL ``context``).
+    # What conditions read from the attached object, and history stores (see context.py). Per
+    # model ("app_label.model"): {"include": [names]} reads only these fields, {"exclude":
+    # [names]} leaves these out. A field named "password" is never read.
+    "CONTEXT_FIELDS": {},
+    # Field names (fnmatch patterns, case-insensitive) left out of every model's context unless
+    # its "include" names them.
+    "CONTEXT_SECRET_FIELDS": ("*password*", "*secret*", "*token*", "*api_key*", "*private_key*"),
+    # Client-supplied context (``context_data`` / GraphQL ``context``), read as ``input``.
     "CONTEXT_MAX_ITEMS": 10000,  # values, nested ones included
     "CONTEXT_MAX_LENGTH": 100000,  # characters of every string and key together
     "CONTEXT_MAX_DEPTH": 10,  # nested mappings/lists, the context itself being 1

@@ -151,6 +151,40 @@ _TYPE_NAMES = {
     dict: "a mapping",
 }
 _ROLE_FLAGS = ("is_completion_status", "is_cancellation_status", "is_on_hold_status")
+#: What the database columns hold (PositiveIntegerField / IntegerField on every backend).
+_INT_RANGES = {"order": (0, 2**31 - 1), "priority": (-(2**31), 2**31 - 1)}
+#: Characters of an integer literal in a document text past which it is out of every range
+#: above, and is not computed (see _TooLong).
+_MAX_INT_LITERAL = 40
+
+
+class _TooLong(int):
+    """Stands for an integer literal of a document text too long to be any field's value. Its
+    value is never computed: Python refuses to convert more than 4300 decimal digits (a bare
+    ``ValueError``), and a hexadecimal literal would build a number of any size. Out of every
+    range a document checks (:data:`_INT_RANGES`), so validation reports it with its path."""
+
+    length: int
+
+    def __new__(cls, length: int) -> _TooLong:
+        value = super().__new__(cls, 2**63)
+        value.length = length
+        return value
+
+    def __repr__(self) -> str:
+        return f"<an integer of {self.length} characters>"
+
+    __str__ = __repr__
+
+
+def _parse_int(text: str) -> int:
+    """``parse_int`` of ``json.loads``."""
+    return _TooLong(len(text)) if len(text) > _MAX_INT_LITERAL else int(text)
+
+
+def _kind(value: Any) -> str:
+    """The type of ``value`` as problems name it."""
+    return "int" if isinstance(value, _TooLong) else type(value).__name__
 
 
 class _Problems:
@@ -177,7 +211,7 @@ def _check_mapping(
 ) -> dict[str, Any] | None:
     """Type-check one mapping; return it with defaults-to-be (None) dropped, or None if unusable."""
     if not isinstance(value, dict):
-        problems.add(path, f"must be a mapping, not {type(value).__name__}")
+        problems.add(path, f"must be a mapping, not {_kind(value)}")
         return None
     clean: dict[str, Any] = {}
     for key, item in value.items():
@@ -188,7 +222,14 @@ def _check_mapping(
         if item is None:
             continue
         if not _is_type(item, keys[key]):
-            problems.add(key_path, f"must be {_TYPE_NAMES[keys[key]]}, not {type(item).__name__}")
+            problems.add(key_path, f"must be {_TYPE_NAMES[keys[key]]}, not {_kind(item)}")
+            continue
+        low, high = _INT_RANGES.get(key, (None, None)) if keys[key] is int else (None, None)
+        if low is not None and low >= 0 and item < 0:
+            problems.add(key_path, "must not be negative")
+            continue
+        if low is not None and not low <= item <= high:
+            problems.add(key_path, f"must be an integer from {low} to {high}")
             continue
         clean[key] = item
     for key in required:
@@ -226,9 +267,7 @@ def normalize_document(document: Any) -> tuple[dict[str, Any], list[dict[str, st
     }
     for i, label in enumerate(top.get("content_types", [])):
         if not isinstance(label, str):
-            problems.add(
-                f"content_types[{i}]", f'must be "app_label.model", not {type(label).__name__}'
-            )
+            problems.add(f"content_types[{i}]", f'must be "app_label.model", not {_kind(label)}')
         elif label.lower() not in normalized["content_types"]:
             normalized["content_types"].append(label.lower())
     for i, raw_step in enumerate(top.get("steps", [])):
@@ -236,8 +275,6 @@ def normalize_document(document: Any) -> tuple[dict[str, Any], list[dict[str, st
         step = _check_mapping(raw_step, path, _STEP_KEYS, ("name",), problems)
         if step is None:
             continue
-        if step.get("order", 0) < 0:
-            problems.add(f"{path}.order", "must not be negative")
         statuses = []
         for j, raw_status in enumerate(step.get("statuses", [])):
             status = _check_mapping(
@@ -886,7 +923,18 @@ def _expanded_size(root: yaml.Node, limit: int) -> int:
     return sizes[id(root)]
 
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The safe loader (libyaml's when available), with integers too long for any field left
+    uncomputed (:class:`_TooLong`)."""
+
+
+def _construct_int(loader: Any, node: yaml.ScalarNode) -> int:
+    if len(node.value) > _MAX_INT_LITERAL:
+        return _TooLong(len(node.value))
+    return loader.construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def _load_yaml(text: str, limit: int) -> Any:
@@ -920,7 +968,7 @@ def load_document(text: str) -> dict:
             problems=[{"path": "", "message": f"longer than {limit} characters"}],
         )
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_int=_parse_int)
     except ValueError as json_error:
         try:
             document = _load_yaml(text, limit)
@@ -943,7 +991,8 @@ def load_document(text: str) -> dict:
             problems=[{"path": "", "message": "nested too deeply"}],
         )
     if not isinstance(document, dict):
-        kind = "empty" if document is None else f"a {type(document).__name__}"
+        name = _kind(document)
+        kind = "empty" if document is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
         raise InvalidDefinition(
             f"A workflow document must be a mapping; this one is {kind}.",
             problems=[{"path": "", "message": f"must be a mapping, not {kind}"}],

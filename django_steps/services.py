@@ -20,6 +20,23 @@ The original's names and positional arguments are kept; ``actor=`` and ``expecte
 are keyword-only extras. Each function returns the instance it was given, updated in place,
 with ``instance.last_event`` set to the history row the change wrote.
 
+Acting users and the trusted path
+---------------------------------
+
+With ``actor=user`` a service applies the whole rule of :mod:`django_steps.authorization`,
+whoever calls it (the GraphQL mutations, the admin, a host's own views): without
+``django_steps.change_workflowinstance`` it raises ``NotPermitted`` (``PERMISSION_DENIED``)
+before looking the instance up; an instance the user may not see is ``InstanceNotFound``,
+exactly as a missing one (checked before ``expected_version``, which would tell that it
+exists); then the move needs the permission of its target status, or of the status it leaves
+(``authorization.required_permission``: a decision sticks). An anonymous or inactive user
+passes none of these. Without ``actor`` the caller is trusted — the system: a management
+command, a scheduled job, a migration — and nothing is checked; its events record no actor, so
+an event without an actor is always the system's.
+
+Conditions read the same values on both paths: the object's fields from the database, a
+caller's ``context_data`` under ``input`` (:mod:`django_steps.context`).
+
 Conditions run under the row lock, within a tight budget
 --------------------------------------------------------
 
@@ -43,14 +60,12 @@ context or the object. The dry run (:func:`evaluate_transitions`) reports the sa
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-import logging
-
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
@@ -59,7 +74,7 @@ from django.utils import timezone
 from . import authorization, cel, compiled, history
 from .choices import EventKind, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef, TransitionDef
-from .conf import steps_setting
+from .context import Context, build_context
 from .exceptions import (
     ConditionError,
     ConditionSyntaxError,
@@ -108,7 +123,23 @@ def _actor(actor: Any) -> Any:
     )
 
 
-def _lock(workflow_instance: WorkflowInstance, expected_version: int | None) -> WorkflowInstance:
+def _may_change(actor: Any) -> None:
+    """With an acting user: changing instances needs ``change_workflowinstance``, checked
+    before the instance is looked up (the refusal says nothing about it)."""
+    if actor is not None and not authorization.may_change_instances(actor):
+        raise NotPermitted("You may not change workflow instances. Nothing was changed.")
+
+
+def _missing(pk: Any) -> InstanceNotFound:
+    # The one refusal for an instance that does not exist and for one the actor may not see.
+    return InstanceNotFound(f"Workflow instance {pk} does not exist.", instance_id=pk)
+
+
+def _lock(
+    workflow_instance: WorkflowInstance, expected_version: int | None, actor: Any = None
+) -> WorkflowInstance:
+    """The instance's row, locked; with an acting user, only if they may see it (checked before
+    the version, which would tell that it exists)."""
     try:
         locked = (
             WorkflowInstance.objects.using(_db())
@@ -117,10 +148,9 @@ def _lock(workflow_instance: WorkflowInstance, expected_version: int | None) -> 
             .get(pk=workflow_instance.pk)
         )
     except WorkflowInstance.DoesNotExist:
-        raise InstanceNotFound(
-            f"Workflow instance {workflow_instance.pk} does not exist.",
-            instance_id=workflow_instance.pk,
-        )
+        raise _missing(workflow_instance.pk) from None
+    if actor is not None and not authorization.may_see_instance(actor, locked):
+        raise _missing(workflow_instance.pk)
     if expected_version is not None and locked.version != expected_version:
         raise VersionConflict(
             f"Workflow instance {locked.pk} is at version {locked.version}, not the expected one: "
@@ -141,16 +171,32 @@ def _refuse_finished(instance: WorkflowInstance) -> None:
         )
 
 
-def _require_permission(actor: Any, status: StatusDef | None, instance: WorkflowInstance) -> None:
-    """With an acting user, a status that names a permission needs it (see authorization.py)."""
-    if actor is None or status is None or not status.permission:
+def _require_move(
+    actor: Any,
+    instance: WorkflowInstance,
+    current: StatusDef | None,
+    target: StatusDef | None,
+) -> None:
+    """With an acting user, the permission moving from ``current`` to ``target`` needs (see
+    :func:`django_steps.authorization.required_permission`: a decision sticks)."""
+    if actor is None:
         return
-    if not authorization.may_set_status(actor, status.permission, instance.content_object):
-        raise NotPermitted(
-            f'You do not have the permission to set the status "{status.name}". Nothing was changed.',
-            status_name=status.name,
-            instance_id=instance.pk,
+    permission = authorization.required_permission(current, target)
+    if not permission or authorization.may_set_status(actor, permission, instance.content_object):
+        return
+    if target is not None and permission == target.permission:
+        message = f'You do not have the permission to set the status "{target.name}".'
+    else:
+        message = (
+            f'The status "{current.name}" was set with a permission you do not have: you may not '
+            "move the instance away from it."
         )
+    raise NotPermitted(
+        f"{message} Nothing was changed.",
+        status_name=target.name if target is not None else None,
+        current_status_name=current.name if current is not None else None,
+        instance_id=instance.pk,
+    )
 
 
 def _definition(instance: WorkflowInstance) -> tuple[CompiledWorkflow, StepDef]:
@@ -171,86 +217,18 @@ def _default_status(definition: CompiledWorkflow, step: StepDef) -> StatusDef:
     return status
 
 
-def build_context(
-    instance: WorkflowInstance, context_data: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """The CEL context: ``context_data`` when given, otherwise the content object's fields,
-    at the top level and under the model's name (``claim.amount``)."""
-    if context_data is not None:
-        if not isinstance(context_data, Mapping):
-            raise ConditionError("context_data must be a mapping of names to values.")
-        return dict(context_data)
-    obj = instance.content_object
-    if obj is None:
-        return {}
-    fields = {f.name: f.value_from_object(obj) for f in obj._meta.concrete_fields}
-    context = dict(fields)
-    context.setdefault(obj._meta.model_name, dict(fields))
-    return context
-
-
-class _Context:
-    """Builds the CEL activation lazily: an instance whose transitions are unconditional never
-    loads its content object. Client-supplied ``context_data`` is checked at once (size, depth,
-    numbers CEL cannot hold): :class:`~django_steps.exceptions.InvalidContext`."""
-
-    def __init__(self, instance: WorkflowInstance, context_data: Mapping[str, Any] | None) -> None:
-        if context_data is not None:
-            cel.check_context(context_data)
-        self.instance = instance
-        self.context_data = context_data
-        self._raw: dict[str, Any] | None = None
-        self._cel: dict[str, Any] | None = None
-
-    @property
-    def raw(self) -> dict[str, Any]:
-        if self._raw is None:
-            self._raw = build_context(self.instance, self.context_data)
-        return self._raw
-
-    @property
-    def cel(self) -> dict[str, Any]:
-        if self._cel is None:
-            try:
-                self._cel = cel.activation(self.raw)
-            except (ValueError, TypeError, OverflowError, RecursionError):
-                # e.g. a content object's value CEL cannot hold; the message names no value.
-                raise cel.context_error() from None
-        return self._cel
-
-    def for_history(self) -> Any:
-        """The context to store with the event: JSON of at most ``HISTORY_CONTEXT_MAX_SIZE``
-        bytes (as sent to clients: compact, non-ASCII escaped), else a marker saying it was too
-        large and how large — never part of the value. The attached object's fields (unbounded
-        text fields) and a client context (up to the ``CONTEXT_MAX_*`` limits) can be large, and
-        every event is replayed to subscribers and read back over HTTP."""
-        if self.context_data is None and self._raw is None:
-            return None
-        try:
-            value = cel.to_json(self.context_data if self.context_data is not None else self.raw)
-        except (ValueError, RecursionError):
-            return None
-        limit = steps_setting("HISTORY_CONTEXT_MAX_SIZE")
-        if limit is None:
-            return value
-        size = len(json.dumps(value, separators=(",", ":")))
-        if size > limit:
-            return {"_omitted": "TOO_LARGE", "size": size, "maxSize": limit}
-        return value
-
-
 def _describe(definition: CompiledWorkflow, t: TransitionDef) -> str:
     return f'"{definition.step_name(t.from_step_id)}" → "{definition.step_name(t.to_step_id)}" (priority {t.priority})'
 
 
-def _evaluate(definition: CompiledWorkflow, t: TransitionDef, context: _Context) -> bool:
+def _evaluate(definition: CompiledWorkflow, t: TransitionDef, context: Context) -> bool:
     """Whether ``t``'s condition holds; a failure (including a stored condition that does not
     compile or is over a limit) is a :class:`ConditionError` formatted by
     :func:`django_steps.cel.condition_error`."""
     if cel.is_unconditional(t.condition):
         return True
     try:
-        return cel.evaluate(t.condition, context.cel)
+        return cel.evaluate(t.condition, context.activation(t.condition))
     except (ConditionError, ConditionSyntaxError) as exc:
         failure = exc
     raise cel.condition_error(
@@ -258,7 +236,7 @@ def _evaluate(definition: CompiledWorkflow, t: TransitionDef, context: _Context)
     )
 
 
-def _choose(definition: CompiledWorkflow, step: StepDef, context: _Context) -> TransitionDef | None:
+def _choose(definition: CompiledWorkflow, step: StepDef, context: Context) -> TransitionDef | None:
     for t in step.transitions:
         if _evaluate(definition, t, context):
             return t
@@ -411,7 +389,7 @@ def _advance(
     definition: CompiledWorkflow,
     step: StepDef,
     status: StatusDef,
-    context: _Context,
+    context: Context,
     actor: Any,
 ) -> WorkflowEvent:
     """``status`` (a completion status) is set on ``step``: complete, move on, or stay."""
@@ -464,7 +442,11 @@ def start_workflow_instance(
 
     If an unfinished instance of that workflow exists for the object, it is returned unchanged;
     a finished one does not prevent starting again.
+
+    With ``actor``: ``NotPermitted`` without ``change_workflowinstance``, and
+    ``ContentObjectNotFound`` (as for a missing object) unless the actor may view the object.
     """
+    _may_change(actor)
     if content_object is None or getattr(content_object, "pk", None) is None:
         raise ContentObjectNotFound("A workflow can only be started for a saved object.")
     using = _db()
@@ -476,6 +458,8 @@ def start_workflow_instance(
             raise WorkflowNotFound("No workflow has this name.", workflow_name=workflow_name)
         definition = compiled.load(workflow)
         authorization.check_startable(definition, content_type)
+        if actor is not None and not authorization.may_view_object(actor, content_object):
+            raise ContentObjectNotFound("The object does not exist, or you may not view it.")
         existing = (
             WorkflowInstance.objects.using(using)
             .unfinished()
@@ -544,9 +528,14 @@ def update_workflow_step_status(
     status; on a final step the instance completes. When nothing matches, the status is kept
     and a ``NO_TRANSITION`` event records it (retry with :func:`advance_workflow_instance`).
     Setting the step's on-hold status holds the instance; its cancellation status cancels it.
+
+    With ``actor``: the whole rule (:mod:`django_steps.authorization`): ``NotPermitted`` without
+    ``change_workflowinstance`` or the permission the move needs, ``InstanceNotFound`` for an
+    instance the actor may not see.
     """
+    _may_change(actor)
     with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version)
+        instance = _lock(workflow_instance, expected_version, actor)
         _refuse_finished(instance)
         definition, step = _definition(instance)
         if status_id is not None:
@@ -563,7 +552,9 @@ def update_workflow_step_status(
                 status_name=new_status_name,
                 step_name=step.name,
             )
-        _require_permission(actor, status, instance)
+        _require_move(
+            actor, instance, definition.statuses.get(instance.current_step_status_id), status
+        )
         if status.is_cancellation_status:
             _cancel(instance, definition, step, actor, status=status)
         elif instance.state == InstanceState.ON_HOLD:
@@ -574,7 +565,7 @@ def update_workflow_step_status(
         elif status.is_on_hold_status:
             _hold(instance, step, actor, status=status)
         elif status.is_completion_status:
-            _advance(instance, definition, step, status, _Context(instance, context_data), actor)
+            _advance(instance, definition, step, status, Context(instance, context_data), actor)
         else:
             _save(
                 instance,
@@ -598,8 +589,9 @@ def advance_workflow_instance(
     """Retry the transitions of an instance whose completion status found no match earlier,
     e.g. with new ``context_data``. Writes ``ADVANCED``/``COMPLETED``, or ``NO_TRANSITION``
     again when still nothing matches."""
+    _may_change(actor)
     with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version)
+        instance = _lock(workflow_instance, expected_version, actor)
         _refuse_finished(instance)
         if instance.state == InstanceState.ON_HOLD:
             raise InstanceOnHold(
@@ -614,8 +606,8 @@ def advance_workflow_instance(
                 f'on step "{step.name}" is not a completion status.',
                 instance_id=instance.pk,
             )
-        _require_permission(actor, status, instance)
-        _advance(instance, definition, step, status, _Context(instance, context_data), actor)
+        _require_move(actor, instance, status, status)
+        _advance(instance, definition, step, status, Context(instance, context_data), actor)
     return _sync(workflow_instance, instance)
 
 
@@ -657,15 +649,17 @@ def set_workflow_on_hold(
     workflow_instance: WorkflowInstance, *, actor: Any = None, expected_version: int | None = None
 ) -> WorkflowInstance:
     """Put an active instance on hold (state ON_HOLD; the step's on-hold status if it has one)."""
+    _may_change(actor)
     with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version)
+        instance = _lock(workflow_instance, expected_version, actor)
         _refuse_finished(instance)
         if instance.state == InstanceState.ON_HOLD:
             raise InstanceOnHold(
                 f"Workflow instance {instance.pk} is already on hold.", instance_id=instance.pk
             )
-        _definition_, step = _definition(instance)
-        _require_permission(actor, step.on_hold_status, instance)
+        definition, step = _definition(instance)
+        current = definition.statuses.get(instance.current_step_status_id)
+        _require_move(actor, instance, current, step.on_hold_status)
         _hold(instance, step, actor)
     return _sync(workflow_instance, instance)
 
@@ -675,9 +669,11 @@ def resume_workflow_instance(
 ) -> WorkflowInstance:
     """Resume an instance on hold (state ACTIVE; from an on-hold status, the step's default).
 
-    Held through an on-hold status that names a permission, resuming needs that permission too."""
+    Held through an on-hold status that names a permission, resuming needs that permission too
+    (unless the default status names one of its own, which then decides)."""
+    _may_change(actor)
     with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version)
+        instance = _lock(workflow_instance, expected_version, actor)
         _refuse_finished(instance)
         if instance.state != InstanceState.ON_HOLD:
             raise NotOnHold(
@@ -685,9 +681,8 @@ def resume_workflow_instance(
             )
         definition, step = _definition(instance)
         current = definition.statuses[instance.current_step_status_id]
-        if current.is_on_hold_status:
-            _require_permission(actor, current, instance)  # who may hold through it may release it
         status = _default_status(definition, step) if current.is_on_hold_status else current
+        _require_move(actor, instance, current, status)  # who may hold through it may release it
         _save(
             instance,
             EventKind.RESUMED,
@@ -704,25 +699,29 @@ def cancel_workflow_instance(
 ) -> WorkflowInstance:
     """Cancel an unfinished instance (state CANCELLED, completed_at set, the step's
     cancellation status if it has one)."""
+    _may_change(actor)
     with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version)
+        instance = _lock(workflow_instance, expected_version, actor)
         _refuse_finished(instance)
         definition, step = _definition(instance)
-        _require_permission(actor, step.cancellation_status, instance)
+        current = definition.statuses.get(instance.current_step_status_id)
+        _require_move(actor, instance, current, step.cancellation_status)
         _cancel(instance, definition, step, actor)
     return _sync(workflow_instance, instance)
 
 
 def get_workflow_instance_for_object(
-    content_object: Model, workflow_name: str | None = None
+    content_object: Model, workflow_name: str | None = None, *, actor: Any = None
 ) -> WorkflowInstance | None:
     """The object's unfinished instance (of ``workflow_name`` if given), else its latest one,
-    else ``None``."""
+    else ``None``; with ``actor``, among the instances the actor may see."""
     if content_object is None or getattr(content_object, "pk", None) is None:
         return None
     qs = WorkflowInstance.objects.for_object(content_object).select_related(
         "workflow", "current_step", "current_step_status"
     )
+    if actor is not None:
+        qs = authorization.visible_instances(actor, qs)
     if workflow_name is not None:
         qs = qs.filter(workflow__name=workflow_name)
     return (
@@ -757,17 +756,24 @@ class TransitionDryRun:
 
 
 def evaluate_transitions(
-    workflow_instance: WorkflowInstance, context_data: Mapping[str, Any] | None = None
+    workflow_instance: WorkflowInstance,
+    context_data: Mapping[str, Any] | None = None,
+    *,
+    actor: Any = None,
 ) -> TransitionDryRun:
     """Evaluate every outgoing transition of the current step, highest priority first, and say
-    which one a completion status would fire. Changes nothing."""
+    which one a completion status would fire, reading what the change would read (the object's
+    fields from the database, ``context_data`` under ``input``). Changes nothing. With
+    ``actor``: ``InstanceNotFound`` for an instance the actor may not see."""
     instance = (
         WorkflowInstance.objects.select_related("workflow").filter(pk=workflow_instance.pk).first()
     )
-    if instance is None:
-        raise InstanceNotFound(f"Workflow instance {workflow_instance.pk} does not exist.")
+    if instance is None or (
+        actor is not None and not authorization.may_see_instance(actor, instance)
+    ):
+        raise _missing(workflow_instance.pk)
     definition, step = _definition(instance)
-    context = _Context(instance, context_data)
+    context = Context(instance, context_data)
     models = WorkflowTransition.objects.in_bulk([t.id for t in step.transitions])
     evaluations: list[TransitionEvaluation] = []
     fired: TransitionEvaluation | None = None

@@ -32,8 +32,9 @@ class UpdateWorkflowStepStatusInput:
     )
     context: Optional[JSON] = strawberry.field(
         default=None,
-        description="A JSON object used as the CEL context of transition conditions; "
-        "default: the attached object's fields.",
+        description="A JSON object of your values, read by transition conditions as "
+        "`input.<key>` (e.g. `input.amount`). It never replaces the attached object's fields, "
+        "which conditions read from the database (`claim.amount`).",
     )
     expected_version: Optional[int] = strawberry.field(
         default=None,
@@ -49,7 +50,8 @@ class AdvanceWorkflowInstanceInput:
     instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
     context: Optional[JSON] = strawberry.field(
         default=None,
-        description="A JSON object used as the CEL context; default: the attached object's fields.",
+        description="A JSON object of your values, read by conditions as `input.<key>`; the "
+        "attached object's fields are read from the database.",
     )
     expected_version: Optional[int] = strawberry.field(
         default=None,

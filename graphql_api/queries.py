@@ -139,8 +139,9 @@ class Query:
 
     @strawberry_django.field(
         description=(
-            "Dry run: evaluate every outgoing transition of the instance's current step against `context` "
-            "(default: the attached object's fields) and tell which one a completion status would fire. "
+            "Dry run: evaluate every outgoing transition of the instance's current step as a "
+            "change would (the attached object's fields from the database, `context` as `input`) "
+            "and tell which one a completion status would fire. "
             "Changes nothing. Null if the instance does not exist or the viewer may not see it."
         )
     )
@@ -152,9 +153,7 @@ class Query:
         ],
         context: Annotated[
             Optional[JSON],
-            strawberry.argument(
-                description="A JSON object to evaluate against; default: the object's fields."
-            ),
+            strawberry.argument(description="Your values, read by conditions as `input.<key>`."),
         ] = None,
     ) -> Optional[TransitionDryRunType]:
         try:

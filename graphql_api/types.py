@@ -308,8 +308,10 @@ class WorkflowEventType(relay.Node):
     @strawberry_django.field(
         only=["context", "instance_id"],
         description=(
-            "The CEL context the change used, if any. It holds the attached object's fields, so it is null for "
-            "viewers who may not view that object (`<app_label>.view_<model>`)."
+            "What the change's conditions read, if anything: "
+            '`{"object": {…}, "input": {…}}`, the attached object\'s fields as read from the '
+            "database (secrets left out) and, apart, the values the client sent as `context`. "
+            "Null for viewers who may not view that object (`<app_label>.view_<model>`)."
         ),
     )
     def context(self, root: strawberry.Parent[models.WorkflowEvent], info: Info) -> Optional[JSON]:
@@ -490,8 +492,9 @@ class WorkflowInstanceType(relay.Node):
     ) -> WorkflowInstanceActionsType:
         from django_steps import compiled
 
+        # visible: this type resolves only instances the viewer may see (get_queryset, is_type_of)
         actions = authorization.allowed_actions(
-            permissions.current_user(info), root, compiled.load(root.workflow)
+            permissions.current_user(info), root, compiled.load(root.workflow), visible=True
         )
         allowed = {status.id for status in actions.statuses}
         rows = (

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 
 from claims.models import Claim
@@ -58,6 +58,19 @@ def instance(owner):
     return services.start_workflow_instance("Guarded", claim)
 
 
+def may_change(user, *, reviewer: bool = False):
+    """``user`` may read and change instances (a reviewer also sees every claim): what an acting
+    user needs before a status's own permission is asked."""
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=("view_workflowinstance", "change_workflowinstance")
+        )
+    )
+    if reviewer:
+        user.groups.add(Group.objects.get_or_create(name="reviewers")[0])
+    return User.objects.get(pk=user.pk)  # permissions are cached per user object
+
+
 def test_a_workflow_starts_only_on_the_models_it_lists(db):
     make_workflow("Claims only", CLAIM_PROCESSING)
     with pytest.raises(ModelNotAllowed) as refused:
@@ -74,7 +87,9 @@ def test_a_workflow_starts_only_on_the_models_it_lists(db):
 def test_a_status_permission_is_checked_for_the_acting_user_and_refusals_change_nothing(
     instance, owner
 ):
-    stranger = User.objects.create_user("stranger", password="pw")
+    # a reviewer sees the claim, but claims.submit_claim is its owner's
+    stranger = may_change(User.objects.create_user("stranger", password="pw"), reviewer=True)
+    owner = may_change(owner)
     for change in (
         lambda: services.update_workflow_step_status(instance, "Submitted", actor=stranger),
         lambda: services.cancel_workflow_instance(instance, actor=stranger),  # through "Withdrawn"
@@ -104,7 +119,7 @@ def test_a_global_permission_allows_a_status_on_every_object(instance):
             content_type=ContentType.objects.get_for_model(Claim),
         )
     )
-    clerk = User.objects.get(pk=clerk.pk)  # permissions are cached per user object
+    clerk = may_change(clerk, reviewer=True)  # reviewers see every claim
     assert (
         services.update_workflow_step_status(instance, "Submitted", actor=clerk).current_step.name
         == "Review Claim"

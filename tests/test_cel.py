@@ -56,6 +56,17 @@ def run(expression, **context):
         ("d > duration('1h')", {"d": dt.timedelta(hours=2)}, True),
         ("ref == '00000000-0000-0000-0000-000000000001'", {"ref": uuid.UUID(int=1)}, True),
         ("x == null", {"x": None}, True),
+        # null against a value of any type: equal only to null (celpy alone fails on numbers)
+        ("x != null", {"x": 7}, True),
+        ("x == null", {"x": 7}, False),
+        ("null == x", {"x": 7.5}, False),
+        ("x != null", {"x": Decimal("1.5")}, True),
+        ("x != null", {"x": None}, False),
+        ("x != null", {"x": "text"}, True),
+        ("x == null", {"x": dt.date(2024, 1, 1)}, False),
+        ("x == 7", {"x": None}, False),
+        ("x != 7", {"x": None}, True),
+        ("null == null", {}, True),
         ("m.a.b == 1", {"m": {"a": {"b": 1}}}, True),
         ("size(items) == 2 && 'x' in items", {"items": ["x", "y"]}, True),
         ("missing > 1 || true", {}, True),  # CEL absorbs errors in || when the other side decides
@@ -276,3 +287,24 @@ def test_definition_cache_is_used_and_invalidated_when_a_transition_or_status_ch
     transition.delete()
     instance = start_workflow_instance("Routing", Document.objects.create(amount=Decimal("99999")))
     assert update_workflow_step_status(instance, "Done").current_step.name == "Slow"
+
+
+@pytest.mark.parametrize(
+    "expression,reads",
+    [
+        ("", set()),
+        ("claim.amount > input.limit", {"claim", "input"}),
+        ("input.items.all(x, x > 1)", {"input"}),  # x is the macro's own
+        ("l.all(x, x > y) && x > 0", {"l", "y", "x"}),  # x outside the macro is a variable
+        ("l.reduce(r, i, start, r + i) > 0", {"l", "start"}),
+        ("has(claim.owner) && size(title) > 0", {"claim", "title"}),
+    ],
+)
+def test_variables_are_the_names_a_condition_reads(expression, reads):
+    assert cel.variables(expression) == reads
+
+
+def test_ordering_against_null_is_still_an_error():
+    with pytest.raises(ConditionError) as excinfo:
+        run("x > 1", x=None)
+    assert excinfo.value.details["reason"] == "NO_MATCHING_OVERLOAD"

@@ -403,7 +403,7 @@ def test_a_definitions_conditions_are_bounded_in_total(db):
 def test_three_nested_macros_over_30_items_are_a_condition_error_within_seconds(db):
     # 27,000 items: 8.1 s under the row lock before. Stored unvalidated, it is refused when
     # compiled (its estimate is over the budget), before anything is evaluated.
-    hostile_workflow("l.all(a, l.all(b, l.all(c, a + b + c >= 0)))")
+    hostile_workflow("input.l.all(a, input.l.all(b, input.l.all(c, a + b + c >= 0)))")
     instance = start_workflow_instance("Routing", secret_document())
     before = state_of(instance)
     started = time.monotonic()
@@ -419,7 +419,7 @@ def test_three_nested_macros_over_30_items_are_a_condition_error_within_seconds(
 
 def test_two_nested_macros_over_a_list_of_1000_are_stopped_by_the_budget(db):
     # Accepted at definition time (lists of 20 assumed); 10⁶ items with this context.
-    hostile_workflow("l.all(a, l.all(b, a + b >= 0))")
+    hostile_workflow("input.l.all(a, input.l.all(b, a + b >= 0))")
     instance = start_workflow_instance("Routing", secret_document())
     before = state_of(instance)
     started = time.monotonic()
@@ -435,13 +435,20 @@ def test_two_nested_macros_over_a_list_of_1000_are_stopped_by_the_budget(db):
 @pytest.mark.parametrize(
     "condition,context",
     [
-        ("l == l && l == l && l == l", {"l": list(range(9000))}),  # size-proportional operators
-        ("[l, l, l, l] == [l, l, l, l] && l[0] == 0", {"l": list(range(5000))}),  # nested lists
         (
-            "l.reduce(r, i, '', r + s).size() > 0",
+            "input.l == input.l && input.l == input.l && input.l == input.l",
+            {"l": list(range(9000))},
+        ),  # size-proportional operators
+        (
+            "[input.l, input.l, input.l, input.l] == [input.l, input.l, input.l, input.l]"
+            " && input.l[0] == 0",
+            {"l": list(range(5000))},
+        ),  # nested lists
+        (
+            "input.l.reduce(r, i, '', r + input.s).size() > 0",
             {"l": list(range(1000)), "s": "x" * 5000},
         ),  # growing text
-        ("l.map(x, l).all(m, m.all(y, y >= 0))", {"l": list(range(300))}),
+        ("input.l.map(x, input.l).all(m, m.all(y, y >= 0))", {"l": list(range(300))}),
     ],
     ids=["equality", "nested-equality", "reduce-concatenation", "map-then-nested-all"],
 )
@@ -459,9 +466,9 @@ def test_work_that_grows_with_the_data_is_metered(db, condition, context):
 @pytest.mark.parametrize(
     "condition",
     [
-        "l.exists(x, x.nosuch == 1)",
-        "l.all(x, x.nosuch == 1)",
-        " || ".join(f"m.k{i} > 1" for i in range(40)),
+        "input.l.exists(x, x.nosuch == 1)",
+        "input.l.all(x, x.nosuch == 1)",
+        " || ".join(f"input.m.k{i} > 1" for i in range(40)),
     ],
     ids=["exists", "all", "or-chain"],
 )
@@ -489,7 +496,7 @@ def test_errors_folded_by_all_exists_and_or_do_not_grow(db, condition):
 
 
 def test_a_macro_over_a_large_list_within_the_budget_still_works(db):
-    hostile_workflow("l.exists(x, x == 799)")
+    hostile_workflow("input.l.exists(x, x == 799)")
     instance = start_workflow_instance("Routing", secret_document())
     assert (
         update_workflow_step_status(instance, "Done", {"l": list(range(800))}).current_step.name
@@ -499,7 +506,7 @@ def test_a_macro_over_a_large_list_within_the_budget_still_works(db):
 
 def test_a_crafted_duration_string_does_not_backtrack(db):
     # celpy's own regular expression takes exponential time on this (minutes at 30 characters).
-    hostile_workflow("duration(s) > duration('1s')")
+    hostile_workflow("duration(input.s) > duration('1s')")
     instance = start_workflow_instance("Routing", secret_document())
     started = time.monotonic()
     with pytest.raises(ConditionError) as excinfo:
@@ -512,7 +519,7 @@ def test_a_crafted_duration_string_does_not_backtrack(db):
 def test_nested_macros_over_a_client_list_of_1000_through_the_read_only_dry_run(operator):
     # Two nested macros pass the definition-time estimate (lists of 20 assumed); a client then
     # sends 1000 items: 10⁶ steps, it ran past 30 s.
-    import_workflow(definition("l.all(a, l.all(b, a + b >= 0))"))
+    import_workflow(definition("input.l.all(a, input.l.all(b, a + b >= 0))"))
     instance = start_workflow_instance("Limits", secret_document())
     client = client_for(operator)
     variables = {
@@ -551,7 +558,7 @@ def test_nested_macros_over_a_client_list_of_1000_through_the_read_only_dry_run(
 def test_a_condition_over_budget_never_holds_the_row_lock_long():
     """On PostgreSQL the row lock is real: a second change of the same instance waits for the
     hostile one, which is stopped within its budget (unbounded, 10⁶ macro items: over a minute)."""
-    hostile_workflow("l.all(a, l.all(b, a + b >= 0))")
+    hostile_workflow("input.l.all(a, input.l.all(b, a + b >= 0))")
     instance = start_workflow_instance("Routing", secret_document())
     outcome: dict = {}
     began = threading.Event()
@@ -600,7 +607,7 @@ BAD_CONTEXTS = {
 
 @pytest.mark.parametrize("context,reason", BAD_CONTEXTS.values(), ids=list(BAD_CONTEXTS))
 def test_a_client_context_cel_should_not_see_is_refused_and_nothing_changes(db, context, reason):
-    make_workflow("Routing", routing([("Fast", "x == 1", 10)]))
+    make_workflow("Routing", routing([("Fast", "input.x == 1", 10)]))
     instance = start_workflow_instance("Routing", secret_document())
 
     def refused(call) -> None:
@@ -620,7 +627,7 @@ def test_a_client_context_cel_should_not_see_is_refused_and_nothing_changes(db, 
 
 
 def test_a_context_at_the_limits_is_accepted(db):
-    hostile_workflow("size(x) == 9900")
+    hostile_workflow("size(input.x) == 9900")
     instance = start_workflow_instance("Routing", secret_document())
     context = {"x": list(range(9_900)), "deep": [[[[[[[[1]]]]]]]], "text": "a" * 90_000}
     assert update_workflow_step_status(instance, "Done", context).current_step.name == "Fast"
@@ -639,7 +646,7 @@ def _post_raw(client: Client, query: str, variables_json: str) -> dict:
 def test_over_graphql_a_context_with_a_number_cel_cannot_hold_is_a_coded_error_on_field_context(
     operator, number
 ):
-    hostile_workflow("x > 1")
+    hostile_workflow("input.x > 1")
     instance = start_workflow_instance("Routing", secret_document())
     client = client_for(operator)
     instance_id = json.dumps(gid("WorkflowInstance", instance.pk))
@@ -675,7 +682,7 @@ def test_over_graphql_a_context_with_a_number_cel_cannot_hold_is_a_coded_error_o
 
 
 def test_over_graphql_a_context_too_deep_or_too_large_is_refused(operator):
-    hostile_workflow("x > 1")
+    hostile_workflow("input.x > 1")
     instance = start_workflow_instance("Routing", secret_document())
     client = client_for(operator)
     # Deeper than the engine takes (the GraphQL layer allows 32 levels): the engine refuses it.
@@ -767,7 +774,7 @@ def test_load_workflow_refuses_an_alias_bomb_and_an_oversized_document(tmp_path,
 
 def test_the_limits_are_settings(db, settings):
     settings.DJANGO_STEPS = {"CEL_BUDGET": 600, "CONTEXT_MAX_ITEMS": 150, "CEL_MAX_LENGTH": 40}
-    hostile_workflow("l.exists(x, x == 99)")
+    hostile_workflow("input.l.exists(x, x == 99)")
     instance = start_workflow_instance("Routing", secret_document())
     with pytest.raises(ConditionError) as excinfo:  # ~100 × 19 steps, over 600
         update_workflow_step_status(instance, "Done", {"l": list(range(100))})

@@ -1,4 +1,4 @@
-"""Management commands: load_workflow, export_workflow, workflow_diagram."""
+"""Management commands: load_workflow, export_workflow, workflow_diagram, scrub_history_context."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 import django_steps
 from django_steps import services
 from django_steps.definitions import export_workflow
-from django_steps.models import Workflow
+from django_steps.models import Workflow, WorkflowEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -123,3 +123,37 @@ def test_workflow_diagram_prints_mermaid(claim_workflow):
 def test_unknown_workflow_names_are_command_errors(command):
     with pytest.raises(CommandError, match="No workflow is named"):
         run(command, "Nope")
+
+
+def test_scrub_history_context_removes_secrets_stored_by_earlier_versions(db):
+    from django.contrib.auth import get_user_model
+
+    from tests.test_engine_trust import two_steps
+
+    User = get_user_model()
+    two_steps("user.is_active", content_types=["auth.user"])
+    member = User.objects.create_user("member", password="pw-of-member")
+    instance = services.start_workflow_instance("Guarded", member)
+    services.update_workflow_step_status(instance, "Done", {"note": "kept", "password": "typed"})
+    event = WorkflowEvent.objects.get(pk=instance.last_event.pk)
+    # what an earlier version stored: every field, at the top level and under the model's name
+    old = {"username": "member", "password": member.password}
+    WorkflowEvent.objects.filter(pk=event.pk).update(context={**old, "user": dict(old)})
+    out = io.StringIO()
+    call_command("scrub_history_context", "--dry-run", stdout=out)
+    assert "1 events" in out.getvalue()
+    assert WorkflowEvent.objects.get(pk=event.pk).context["password"] == member.password
+    call_command("scrub_history_context", stdout=io.StringIO())
+    assert WorkflowEvent.objects.get(pk=event.pk).context == {
+        "username": "member",
+        "user": {"username": "member"},
+    }
+    # events of this version: the object's part is already clean, a caller's input is theirs
+    WorkflowEvent.objects.filter(pk=event.pk).update(
+        context={"object": {**old}, "input": {"password": "typed"}}
+    )
+    call_command("scrub_history_context", stdout=io.StringIO())
+    assert WorkflowEvent.objects.get(pk=event.pk).context == {
+        "object": {"username": "member"},
+        "input": {"password": "typed"},
+    }

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 
 import django_steps
 from django_steps import services
@@ -585,3 +587,60 @@ def test_replace_keeps_transitions_that_only_changed_priority_or_condition(claim
     event = WorkflowEvent.objects.get(instance=instance, kind="ADVANCED")
     assert event.transition_id == taken.id
     assert event.transition.priority == 3
+
+
+# --------------------------------------------------------------------------- integers too large
+
+
+HUGE = "9" * 900_000  # Python refuses to convert more than 4300 digits: a bare ValueError
+
+
+def _document(priority: str) -> str:
+    return (
+        "name: Huge\n"
+        "content_types: [claims.claim]\n"
+        "steps:\n"
+        "  - {name: A, is_initial_step: true, is_final_step: true, statuses: "
+        "[{name: Open, is_default_status: true}, {name: Done, is_completion_status: true}]}\n"
+        f"transitions:\n  - {{from_step: A, to_step: A, priority: {priority}}}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _document(HUGE),
+        _document("0x" + "f" * 100_000),  # no digit limit, but a number of any size
+        _document("3000000000"),  # fits Python, not the database column
+        json.dumps({"name": "Huge", "steps": [{"name": "A", "order": 0}]}).replace(
+            '"order": 0', f'"order": {HUGE}'
+        ),
+    ],
+    ids=["yaml-decimal", "yaml-hexadecimal", "yaml-beyond-32-bits", "json"],
+)
+def test_a_document_with_an_integer_too_large_is_an_invalid_definition_with_a_path(
+    db, tmp_path, text
+):
+    with pytest.raises(InvalidDefinition) as refused:
+        validate_definition(load_document(text))
+    paths = [p["path"] for p in refused.value.problems]
+    assert ("transitions[0].priority" in paths) or ("steps[0].order" in paths), paths
+    assert all(len(p["message"]) < 200 for p in refused.value.problems)
+
+    path = tmp_path / "huge.yaml"
+    path.write_text(text)
+    with pytest.raises(CommandError) as failed:
+        call_command("load_workflow", str(path))
+    assert "priority" in str(failed.value) or "order" in str(failed.value)
+    assert len(str(failed.value)) < 2000
+
+
+def test_a_huge_integer_anywhere_else_is_named_by_its_path_without_its_digits(db):
+    document = load_document(f"name: {HUGE}\nsteps: []\n")  # read: a value, not a crash
+    with pytest.raises(InvalidDefinition) as refused:
+        validate_definition(document)
+    assert refused.value.problems[0] == {"path": "name", "message": "must be a string, not int"}
+    assert HUGE[:50] not in json.dumps(refused.value.problems)
+    with pytest.raises(InvalidDefinition) as top:
+        load_document(HUGE)
+    assert top.value.problems == [{"path": "", "message": "must be a mapping, not an int"}]

@@ -24,6 +24,7 @@ from django_steps.services import (
     update_workflow_step_status,
 )
 from tests.conftest import make_workflow
+from tests.graphql.conftest import make_user
 from tests.testapp.models import CodeThing, Document, UUIDThing
 
 pytestmark = pytest.mark.django_db
@@ -96,7 +97,14 @@ def state_of(instance) -> tuple:
 
 @pytest.fixture
 def user(db):
-    return get_user_model().objects.create_user("ada", password="pw")
+    """A user who may change every instance (an acting user needs the whole rule)."""
+    return make_user(
+        "ada",
+        "django_steps.view_workflowinstance",
+        "django_steps.change_workflowinstance",
+        "testapp.view_document",
+        groups=("reviewers",),  # the demo's rules: sees every claim
+    )
 
 
 # --------------------------------------------------------------------------- start
@@ -356,7 +364,15 @@ def test_whitespace_only_condition_is_unconditional(db):
 
 
 def test_no_matching_transition_keeps_the_status_and_can_be_retried_with_new_context(db, user):
-    make_workflow("Routing", routing([("Fast", "amount > 1000", 10), ("Slow", "urgent", 5)]))
+    make_workflow(
+        "Routing",
+        routing(
+            [
+                ("Fast", "has(input.amount) && input.amount > 1000", 10),
+                ("Slow", "has(input.urgent) && input.urgent", 5),
+            ]
+        ),
+    )
     instance = start_workflow_instance("Routing", Document.objects.create(amount=Decimal("10")))
 
     result = update_workflow_step_status(instance, "Done")
@@ -375,7 +391,8 @@ def test_no_matching_transition_keeps_the_status_and_can_be_retried_with_new_con
         3,
         "NO_TRANSITION",
     )
-    assert instance.last_event.context == {"amount": 5, "urgent": False}
+    # the conditions read the caller's input only: the object was not read, nor stored
+    assert instance.last_event.context == {"input": {"amount": 5, "urgent": False}}
 
     advance_workflow_instance(instance, {"amount": 2000, "urgent": False}, actor=user)
 
@@ -526,12 +543,12 @@ def test_a_condition_that_fails_names_transition_expression_cause_and_changes_no
 
 
 def test_a_condition_error_on_retry_also_changes_nothing(db):
-    make_workflow("Routing", routing([("Fast", "amount > 1000", 10)]))
+    make_workflow("Routing", routing([("Fast", "amount > 1000 || input.amount > 1000", 10)]))
     instance = update_workflow_step_status(
-        start_workflow_instance("Routing", Document.objects.create()), "Done"
+        start_workflow_instance("Routing", Document.objects.create()), "Done", {"amount": 1}
     )
     with pytest.raises(WorkflowError) as excinfo:
-        advance_workflow_instance(instance, {"other": 1})
+        advance_workflow_instance(instance, {"other": 1})  # no input.amount
     assert codes(excinfo) == "CONDITION_ERROR"
     assert state_of(instance)[:4] == ("Intake", "Done", "ACTIVE", 2)
 
@@ -725,12 +742,24 @@ def test_the_callers_object_is_updated_and_related_objects_are_fresh(claim_workf
 # --------------------------------------------------------------------------- actor
 
 
-def test_actor_is_recorded_and_anonymous_is_none(claim_workflow, claim, user):
+def test_the_actor_is_recorded_and_an_event_without_one_is_the_systems(claim_workflow, claim, user):
     instance = start_workflow_instance("Claim Processing", claim, actor=user)
-    update_workflow_step_status(instance, "Submitted", actor=AnonymousUser())
+    update_workflow_step_status(instance, "Submitted")  # trusted code: the system
     set_workflow_on_hold(instance, actor=user)
     resume_workflow_instance(instance, actor=user)
     assert [e.actor for e in history(instance)] == [user, None, user, user]
+
+
+def test_an_anonymous_or_inactive_actor_is_refused_never_recorded_as_the_system(
+    claim_workflow, claim, user
+):
+    instance = start_workflow_instance("Claim Processing", claim)
+    user.is_active = False
+    for actor in (AnonymousUser(), user):
+        with pytest.raises(WorkflowError) as excinfo:
+            update_workflow_step_status(instance, "Submitted", actor=actor)
+        assert codes(excinfo) == "PERMISSION_DENIED"
+    assert [e.kind for e in history(instance)] == ["STARTED"]
 
 
 # --------------------------------------------------------------------------- CEL context and values
@@ -860,23 +889,41 @@ def test_object_fields_are_at_the_top_level_and_under_the_model_name(claim_workf
     instance = update_workflow_step_status(start_workflow_instance("Claims", claim), "Done")
     assert instance.current_step.name == "B"
     context = instance.last_event.context
-    assert context["claim"]["amount"] == "1500.00" and context["title"] == "Broken window"
+    assert set(context) == {"object"}  # what the condition read, and nothing from a caller
+    assert context["object"]["amount"] == "1500.00"
+    assert context["object"]["title"] == "Broken window"
 
 
-def test_context_data_replaces_the_object_fields(db):
-    make_workflow("Routing", routing([("Fast", "amount > 1000", 10), ("Slow", "", 0)]))
+def test_context_data_is_read_as_input_and_never_replaces_the_objects_fields(db):
+    make_workflow(
+        "Routing",
+        routing([("Fast", "amount > 1000 && document.amount > 1000", 10), ("Slow", "", 0)]),
+    )
     doc = Document.objects.create(amount=Decimal("5000"))
     instance = update_workflow_step_status(
-        start_workflow_instance("Routing", doc), "Done", {"amount": 10}
+        start_workflow_instance("Routing", doc),
+        "Done",
+        {"amount": 10, "document": {"amount": 10}},  # trusted code or not: shadows nothing
     )
-    assert instance.current_step.name == "Slow"
-    assert instance.last_event.context == {"amount": 10}
+    assert instance.current_step.name == "Fast"
+    context = instance.last_event.context
+    assert context["input"] == {"amount": 10, "document": {"amount": 10}}
+    assert context["object"]["amount"] == "5000.00"
 
-    make_workflow("Routing2", routing([("Fast", "document.amount > 1000", 10), ("Slow", "", 0)]))
+    make_workflow("Routing2", routing([("Fast", "input.amount > 1000", 10), ("Slow", "", 0)]))
     other = start_workflow_instance("Routing2", doc)
-    with pytest.raises(WorkflowError) as excinfo:  # the object is not merged in: no "document" key
-        update_workflow_step_status(other, "Done", {"amount": 10})
-    assert codes(excinfo) == "CONDITION_ERROR"
+    assert update_workflow_step_status(other, "Done", {"amount": 10}).current_step.name == "Slow"
+    assert other.last_event.context == {"input": {"amount": 10}}  # the object was not read
+
+
+def test_input_is_an_empty_map_without_context_data(db):
+    make_workflow(
+        "Routing", routing([("Fast", "has(input.rush) && input.rush", 10), ("Slow", "", 0)])
+    )
+    doc = Document.objects.create()
+    instance = update_workflow_step_status(start_workflow_instance("Routing", doc), "Done")
+    assert instance.current_step.name == "Slow"
+    assert instance.last_event.context is None  # neither the object nor a caller's context
 
 
 def test_context_data_values_of_python_types(db):
@@ -886,8 +933,9 @@ def test_context_data_values_of_python_types(db):
             [
                 (
                     "Fast",
-                    "total > 100 && when < timestamp('2030-01-01T00:00:00Z') && ref == '12345678-1234-5678-1234-567812345678'"
-                    " && tags.exists(t, t == 'vip') && nested.level >= 2.0",
+                    "input.total > 100 && input.when < timestamp('2030-01-01T00:00:00Z')"
+                    " && input.ref == '12345678-1234-5678-1234-567812345678'"
+                    " && input.tags.exists(t, t == 'vip') && input.nested.level >= 2.0",
                     10,
                 ),
                 ("Slow", "", 0),
@@ -907,8 +955,8 @@ def test_context_data_values_of_python_types(db):
         },
     )
     assert instance.current_step.name == "Fast"
-    assert instance.last_event.context["total"] == "100.01"
-    assert instance.last_event.context["ref"] == "12345678-1234-5678-1234-567812345678"
+    assert instance.last_event.context["input"]["total"] == "100.01"
+    assert instance.last_event.context["input"]["ref"] == "12345678-1234-5678-1234-567812345678"
 
 
 def test_a_context_that_refers_to_itself_is_refused_not_a_hang(db):
@@ -938,15 +986,14 @@ def test_dry_run_lists_candidates_and_changes_nothing(db):
         "Routing",
         routing(
             [
-                ("Fast", "document.amount > 1000", 10),
+                ("Fast", "document.amount > 1000 && input.rush", 10),
                 ("Slow", "document.count > 2.5", 5),
                 ("Manual", "", 0),
             ]
         ),
     )
-    instance = start_workflow_instance(
-        "Routing", Document.objects.create(amount=Decimal("10"), count=3)
-    )
+    doc = Document.objects.create(amount=Decimal("10"), count=3)
+    instance = start_workflow_instance("Routing", doc)
 
     dry = evaluate_transitions(instance)
 
@@ -962,8 +1009,14 @@ def test_dry_run_lists_candidates_and_changes_nothing(db):
     assert WorkflowInstance.objects.get(pk=instance.pk).version == 1
     assert len(history(instance)) == 1
 
+    # The dry run reads the object from the database, as the change would: now `input.rush`
+    # is read, and missing.
+    Document.objects.filter(pk=doc.pk).update(amount=Decimal("5000"))
     erroring = evaluate_transitions(instance, {"count": 1})
     assert erroring.evaluations[0].error and erroring.evaluations[0].result is None
     assert erroring.fired is None
     assert erroring.error == erroring.evaluations[0].error
     assert erroring.evaluations[2].result is True  # evaluated, but would not fire: the error aborts
+    assert erroring.evaluations[1].result is True  # `count` is the object's: input shadows nothing
+    rushed = evaluate_transitions(instance, {"rush": True})
+    assert rushed.fired.transition.to_step.name == "Fast" and rushed.error is None

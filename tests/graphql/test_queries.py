@@ -159,9 +159,10 @@ def test_instance_fields_and_history_oldest_first(as_operator, routed_instance_v
     assert cursors == sorted(cursors)
     started, no_transition, advanced = ops.events(data)
     assert started["fromStep"] is None and started["toStep"]["name"] == "Review"
-    assert no_transition["requestedStatus"]["name"] == "Done" and no_transition["context"] == {
-        "amount": 500
-    }
+    assert no_transition["requestedStatus"]["name"] == "Done"
+    # what the conditions read: the claim's fields and, apart, the caller's input
+    assert no_transition["context"]["object"]["amount"] == "500.00"
+    assert no_transition["context"]["input"] == {"amount": 500}
     assert advanced["transition"]["condition"] == "amount > 1000"
     assert (advanced["fromStep"]["name"], advanced["toStep"]["name"]) == ("Review", "Manager")
     assert advanced["actor"]["username"] == "operator"
@@ -174,9 +175,11 @@ def routed_instance_via_api(as_operator, claim):
 
     make_workflow("Routed", ROUTED)
     instance = start_workflow_instance("Routed", claim)
+    type(claim).objects.filter(pk=claim.pk).update(amount=500)
     update_workflow_step_status(instance, "Done", {"amount": 500})
     from django.contrib.auth.models import User
 
+    type(claim).objects.filter(pk=claim.pk).update(amount=5000)
     advance_workflow_instance(
         instance, {"amount": 5000}, actor=User.objects.get(username="operator")
     )
@@ -242,24 +245,38 @@ def test_evaluate_transitions_dry_run(as_viewer, claim):
     instance = start_workflow_instance("Routed", claim)
     variables = {"instanceId": gid("WorkflowInstance", instance.pk)}
 
-    data = as_viewer.data(ops.EVALUATE, {**variables, "context": {"amount": 50}})[
-        "evaluateTransitions"
-    ]
+    # the claim's fields (amount 1500.00), whatever the client's context says
+    for context in (None, {"amount": 50}, {"claim": {"amount": 50}}):
+        data = as_viewer.data(ops.EVALUATE, {**variables, "context": context})[
+            "evaluateTransitions"
+        ]
+        assert data["fired"]["transition"]["toStep"]["name"] == "Manager"
+
+    type(claim).objects.filter(pk=claim.pk).update(amount=50)  # read from the database
+    data = as_viewer.data(ops.EVALUATE, variables)["evaluateTransitions"]
     assert [(e["priority"], e["result"], e["wouldFire"]) for e in data["evaluations"]] == [
         (10, False, False),
         (5, True, True),
     ]
     assert data["fired"]["transition"]["toStep"]["name"] == "Paid" and data["error"] is None
 
-    # default context: the claim's fields (amount 1500.00)
-    data = as_viewer.data(ops.EVALUATE, variables)["evaluateTransitions"]
-    assert data["fired"]["transition"]["toStep"]["name"] == "Manager"
-
-    data = as_viewer.data(ops.EVALUATE, {**variables, "context": {"nothing": 1}})[
+    make_workflow(
+        "Scored",
+        {
+            **ROUTED,
+            "transitions": [
+                {"from_step": "Review", "to_step": "Manager", "condition": "input.score > 5"}
+            ],
+        },
+    )
+    scored = {"instanceId": gid("WorkflowInstance", start_workflow_instance("Scored", claim).pk)}
+    data = as_viewer.data(ops.EVALUATE, {**scored, "context": {"nothing": 1}})[
         "evaluateTransitions"
     ]
     assert data["fired"] is None and data["error"] and data["evaluations"][0]["error"]
     assert data["evaluations"][0]["result"] is None
+    data = as_viewer.data(ops.EVALUATE, {**scored, "context": {"score": 6}})["evaluateTransitions"]
+    assert data["fired"]["transition"]["toStep"]["name"] == "Manager"
 
     instance.refresh_from_db()
     assert instance.version == 1  # nothing changed

@@ -153,7 +153,7 @@ def test_the_stored_context_is_shown_only_to_who_may_view_the_object(demo):
     reader.user_permissions.add(Permission.objects.get(codename="view_document"))
     reader = User.objects.get(pk=reader.pk)  # permissions are cached per user object
     history = ops.events(client_for(reader).data(query, variables)["workflowInstance"])
-    assert history[1]["context"] == {"secret": "s3cr3t"}
+    assert history[1]["context"] == {"input": {"secret": "s3cr3t"}}
 
 
 # --------------------------------------------------------------------------- changing
