@@ -33,7 +33,8 @@ Instances and history
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db.models import Field
 from django.utils.html import format_html, format_html_join
 
 from . import services
@@ -49,12 +50,29 @@ from .models import (
     WorkflowStepStatus,
     WorkflowTransition,
 )
+from .shape import STATUS, STEP, TRANSITION, WORKFLOW, Part
 
 # --------------------------------------------------------------------------- validation guard
 
 
 _LIVE = "Not saved: the workflow has running instances and this change would make its definition invalid."
 _OVER_LIMIT = "Not saved: the workflow would be over a size limit."
+
+
+def _form_fields(part: Part) -> tuple[str, ...]:
+    """The form fields of one part of the definition: each key of its shape that is a field of
+    its model (its columns, and the relations named like their key: a transition's steps, a
+    workflow's content types), the free-text description last (the widest column of a row)."""
+    model = part.model
+    names = []
+    for name in part.names:
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        if isinstance(field, Field):  # not a reverse relation (a workflow's steps: inlines)
+            names.append(name)
+    return tuple(sorted(names, key=lambda name: name == "description"))
 
 
 class _Rejected(Exception):
@@ -146,14 +164,7 @@ class DefinitionGuardMixin:
 class WorkflowStepInline(admin.TabularInline):
     model = WorkflowStep
     extra = 0
-    fields = (
-        "name",
-        "order",
-        "is_initial_step",
-        "is_final_step",
-        "description",
-        "statuses_summary",
-    )
+    fields = (*_form_fields(STEP), "statuses_summary")
     readonly_fields = ("statuses_summary",)
     show_change_link = True  # statuses are edited on the step's page
 
@@ -185,7 +196,7 @@ class WorkflowTransitionInline(admin.TabularInline):
     model = WorkflowTransition
     fk_name = "workflow"
     extra = 0
-    fields = ("from_step", "to_step", "condition", "priority", "description")
+    fields = _form_fields(TRANSITION)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name in ("from_step", "to_step"):
@@ -217,7 +228,7 @@ class WorkflowAdmin(DefinitionGuardMixin, admin.ModelAdmin):
     readonly_fields = ("definition_version", "created_at", "updated_at", "diagram", "document")
     filter_horizontal = ("content_types",)
     fieldsets = (
-        (None, {"fields": ("name", "description", "content_types")}),
+        (None, {"fields": _form_fields(WORKFLOW)}),
         (
             "Definition",
             {"classes": ("collapse",), "fields": ("definition_version", "diagram", "document")},
@@ -269,15 +280,7 @@ class WorkflowAdmin(DefinitionGuardMixin, admin.ModelAdmin):
 class WorkflowStepStatusInline(admin.TabularInline):
     model = WorkflowStepStatus
     extra = 0
-    fields = (
-        "name",
-        "is_default_status",
-        "is_completion_status",
-        "is_cancellation_status",
-        "is_on_hold_status",
-        "permission",
-        "description",
-    )
+    fields = _form_fields(STATUS)
 
 
 @admin.register(WorkflowStep)
@@ -286,7 +289,7 @@ class WorkflowStepAdmin(DefinitionGuardMixin, admin.ModelAdmin):
     list_filter = ("workflow",)
     list_select_related = ("workflow",)
     search_fields = ("name", "workflow__name")
-    fields = ("workflow", "name", "order", "is_initial_step", "is_final_step", "description")
+    fields = ("workflow", *_form_fields(STEP))
     inlines = (WorkflowStepStatusInline,)
 
     def workflow_of(self, obj: WorkflowStep) -> Workflow:

@@ -39,17 +39,22 @@ from django.db import router, transaction
 from django.db.models import Case, F, When
 
 from .models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
+from .shape import STATUS, STEP, TRANSITION
+
+# The snapshot's classes hold the id and every column of their part of the definition's shape
+# (django_steps.shape), built from the rows by name; tests/test_shape.py checks they keep up.
 
 
 @dataclass(frozen=True)
 class StatusDef:
     id: int
     name: str
+    description: str
     is_default_status: bool
     is_completion_status: bool
     is_cancellation_status: bool
     is_on_hold_status: bool
-    permission: str = ""
+    permission: str
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class TransitionDef:
 class StepDef:
     id: int
     name: str
+    description: str
     order: int
     is_initial_step: bool
     is_final_step: bool
@@ -147,20 +153,12 @@ def _compile(workflow: Workflow) -> Callable[[int], CompiledWorkflow]:
     def build(workflow_id: int) -> CompiledWorkflow:
         stats["loads"] += 1
         steps = {
-            s.id: StepDef(s.id, s.name, s.order, s.is_initial_step, s.is_final_step)
+            s.id: StepDef(id=s.id, **STEP.values_of(s))
             for s in WorkflowStep.objects.filter(workflow_id=workflow_id).order_by("order", "id")
         }
         statuses: dict[int, StatusDef] = {}
         for st in WorkflowStepStatus.objects.filter(step__workflow_id=workflow_id).order_by("id"):
-            status = StatusDef(
-                st.id,
-                st.name,
-                st.is_default_status,
-                st.is_completion_status,
-                st.is_cancellation_status,
-                st.is_on_hold_status,
-                st.permission,
-            )
+            status = StatusDef(id=st.id, **STATUS.values_of(st))
             statuses[st.id] = status
             steps[st.step_id].statuses[st.name] = status
         for t in WorkflowTransition.objects.filter(workflow_id=workflow_id).order_by(
@@ -169,12 +167,10 @@ def _compile(workflow: Workflow) -> Callable[[int], CompiledWorkflow]:
             if t.from_step_id in steps:
                 steps[t.from_step_id].transitions.append(
                     TransitionDef(
-                        t.id,
-                        t.from_step_id,
-                        t.to_step_id,
-                        t.condition or "",
-                        t.priority,
-                        t.description,
+                        id=t.id,
+                        from_step_id=t.from_step_id,
+                        to_step_id=t.to_step_id,
+                        **TRANSITION.values_of(t, condition=t.condition or ""),
                     )
                 )
         content_types = frozenset(

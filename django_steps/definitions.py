@@ -97,6 +97,7 @@ from .models import (
     WorkflowStepStatus,
     WorkflowTransition,
 )
+from .shape import ONE_PER_STEP_FLAGS, ROLE_FLAGS, STATUS, STEP, TRANSITION, WORKFLOW, Part
 
 __all__ = [
     "validate_definition",
@@ -111,38 +112,7 @@ __all__ = [
 
 MAX_NAME = 255
 
-_WORKFLOW_KEYS = {
-    "name": str,
-    "description": str,
-    "content_types": list,
-    "steps": list,
-    "transitions": list,
-}
-_STEP_KEYS = {
-    "name": str,
-    "description": str,
-    "order": int,
-    "is_initial_step": bool,
-    "is_final_step": bool,
-    "statuses": list,
-}
-_STATUS_KEYS = {
-    "name": str,
-    "description": str,
-    "is_default_status": bool,
-    "is_completion_status": bool,
-    "is_cancellation_status": bool,
-    "is_on_hold_status": bool,
-    "permission": str,
-}
 _PERMISSION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z0-9_.-]+$")
-_TRANSITION_KEYS = {
-    "from_step": str,
-    "to_step": str,
-    "condition": str,
-    "priority": int,
-    "description": str,
-}
 _TYPE_NAMES = {
     str: "a string",
     int: "an integer",
@@ -150,9 +120,6 @@ _TYPE_NAMES = {
     list: "a list",
     dict: "a mapping",
 }
-_ROLE_FLAGS = ("is_completion_status", "is_cancellation_status", "is_on_hold_status")
-#: What the database columns hold (PositiveIntegerField / IntegerField on every backend).
-_INT_RANGES = {"order": (0, 2**31 - 1), "priority": (-(2**31), 2**31 - 1)}
 #: Characters of an integer literal in a document text past which it is out of every range
 #: above, and is not computed (see _TooLong).
 _MAX_INT_LITERAL = 40
@@ -162,7 +129,7 @@ class _TooLong(int):
     """Stands for an integer literal of a document text too long to be any field's value. Its
     value is never computed: Python refuses to convert more than 4300 decimal digits (a bare
     ``ValueError``), and a hexadecimal literal would build a number of any size. Out of every
-    range a document checks (:data:`_INT_RANGES`), so validation reports it with its path."""
+    range a document checks (``Key.range`` in :mod:`django_steps.shape`), so validation reports it with its path."""
 
     length: int
 
@@ -206,35 +173,38 @@ def _is_type(value: Any, expected: type) -> bool:
     return isinstance(value, expected)
 
 
-def _check_mapping(
-    value: Any, path: str, keys: dict[str, type], required: tuple[str, ...], problems: _Problems
-) -> dict[str, Any] | None:
-    """Type-check one mapping; return it with defaults-to-be (None) dropped, or None if unusable."""
+def _check_mapping(value: Any, path: str, part: Part, problems: _Problems) -> dict[str, Any] | None:
+    """Type-check one mapping against its part of the shape; return it with defaults-to-be
+    (None) dropped, or None if unusable."""
     if not isinstance(value, dict):
         problems.add(path, f"must be a mapping, not {_kind(value)}")
         return None
     clean: dict[str, Any] = {}
-    for key, item in value.items():
-        key_path = f"{path}.{key}" if path else str(key)
-        if key not in keys:
-            problems.add(key_path, f"unknown key {key!r}; expected one of: {', '.join(keys)}")
+    for name, item in value.items():
+        key_path = f"{path}.{name}" if path else str(name)
+        if name not in part.names:
+            problems.add(
+                key_path, f"unknown key {name!r}; expected one of: {', '.join(part.names)}"
+            )
             continue
         if item is None:
             continue
-        if not _is_type(item, keys[key]):
-            problems.add(key_path, f"must be {_TYPE_NAMES[keys[key]]}, not {_kind(item)}")
+        key = part[name]
+        if not _is_type(item, key.type):
+            problems.add(key_path, f"must be {_TYPE_NAMES[key.type]}, not {_kind(item)}")
             continue
-        low, high = _INT_RANGES.get(key, (None, None)) if keys[key] is int else (None, None)
-        if low is not None and low >= 0 and item < 0:
-            problems.add(key_path, "must not be negative")
-            continue
-        if low is not None and not low <= item <= high:
-            problems.add(key_path, f"must be an integer from {low} to {high}")
-            continue
-        clean[key] = item
-    for key in required:
-        if value.get(key) is None:
-            problems.add(f"{path}.{key}" if path else key, "is required")
+        if key.range is not None:
+            low, high = key.range
+            if low >= 0 and item < 0:
+                problems.add(key_path, "must not be negative")
+                continue
+            if not low <= item <= high:
+                problems.add(key_path, f"must be an integer from {low} to {high}")
+                continue
+        clean[name] = item
+    for name in part.required:
+        if value.get(name) is None:
+            problems.add(f"{path}.{name}" if path else name, "is required")
     if "name" in clean:
         name = clean["name"]
         name_path = f"{path}.name" if path else "name"
@@ -249,22 +219,15 @@ def normalize_document(document: Any) -> tuple[dict[str, Any], list[dict[str, st
     """Type-check ``document`` and fill in defaults. Returns the normalized document (parts
     with type problems are left out) and the list of type/shape problems."""
     problems = _Problems()
-    top = _check_mapping(document, "", _WORKFLOW_KEYS, ("name", "steps"), problems)
-    if top is None:
-        return {
-            "name": "",
-            "description": "",
-            "content_types": [],
-            "steps": [],
-            "transitions": [],
-        }, problems.items
+    top = _check_mapping(document, "", WORKFLOW, problems)
     normalized: dict[str, Any] = {
-        "name": top.get("name", ""),
-        "description": top.get("description", ""),
+        **WORKFLOW.fill(top or {}),
         "content_types": [],
         "steps": [],
         "transitions": [],
     }
+    if top is None:
+        return normalized, problems.items
     for i, label in enumerate(top.get("content_types", [])):
         if not isinstance(label, str):
             problems.add(f"content_types[{i}]", f'must be "app_label.model", not {_kind(label)}')
@@ -272,54 +235,23 @@ def normalize_document(document: Any) -> tuple[dict[str, Any], list[dict[str, st
             normalized["content_types"].append(label.lower())
     for i, raw_step in enumerate(top.get("steps", [])):
         path = f"steps[{i}]"
-        step = _check_mapping(raw_step, path, _STEP_KEYS, ("name",), problems)
+        step = _check_mapping(raw_step, path, STEP, problems)
         if step is None:
             continue
         statuses = []
         for j, raw_status in enumerate(step.get("statuses", [])):
-            status = _check_mapping(
-                raw_status, f"{path}.statuses[{j}]", _STATUS_KEYS, ("name",), problems
-            )
-            if status is None:
-                continue
-            statuses.append(
-                {
-                    "name": status.get("name", ""),
-                    "description": status.get("description", ""),
-                    "is_default_status": status.get("is_default_status", False),
-                    "is_completion_status": status.get("is_completion_status", False),
-                    "is_cancellation_status": status.get("is_cancellation_status", False),
-                    "is_on_hold_status": status.get("is_on_hold_status", False),
-                    "permission": status.get("permission", ""),
-                    "_path": f"{path}.statuses[{j}]",
-                }
-            )
+            status_path = f"{path}.statuses[{j}]"
+            status = _check_mapping(raw_status, status_path, STATUS, problems)
+            if status is not None:
+                statuses.append({**STATUS.fill(status), "_path": status_path})
         normalized["steps"].append(
-            {
-                "name": step.get("name", ""),
-                "description": step.get("description", ""),
-                "order": step.get("order", i + 1),
-                "is_initial_step": step.get("is_initial_step", False),
-                "is_final_step": step.get("is_final_step", False),
-                "statuses": statuses,
-                "_path": path,
-            }
+            {**STEP.fill(step, order=i + 1), "statuses": statuses, "_path": path}
         )
     for i, raw in enumerate(top.get("transitions", [])):
         path = f"transitions[{i}]"
-        t = _check_mapping(raw, path, _TRANSITION_KEYS, ("from_step", "to_step"), problems)
-        if t is None:
-            continue
-        normalized["transitions"].append(
-            {
-                "from_step": t.get("from_step", ""),
-                "to_step": t.get("to_step", ""),
-                "condition": t.get("condition", ""),
-                "priority": t.get("priority", 0),
-                "description": t.get("description", ""),
-                "_path": path,
-            }
-        )
+        t = _check_mapping(raw, path, TRANSITION, problems)
+        if t is not None:
+            normalized["transitions"].append({**TRANSITION.fill(t), "_path": path})
     return normalized, problems.items
 
 
@@ -387,7 +319,7 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
                     f"{status['_path']}.permission",
                     f'permission of status "{status["name"]}" must be "app_label.codename"',
                 )
-            roles = [flag for flag in _ROLE_FLAGS if status[flag]]
+            roles = [flag for flag in ROLE_FLAGS if status[flag]]
             if len(roles) > 1:
                 problems.add(
                     status["_path"],
@@ -611,39 +543,18 @@ def export_workflow(workflow: Workflow) -> dict:
     )
     content_types = sorted(f"{ct.app_label}.{ct.model}" for ct in workflow.content_types.all())
     return {
-        "name": workflow.name,
-        "description": workflow.description,
+        **WORKFLOW.values_of(workflow),
         "content_types": content_types,
         "steps": [
-            {
-                "name": step.name,
-                "description": step.description,
-                "order": step.order,
-                "is_initial_step": step.is_initial_step,
-                "is_final_step": step.is_final_step,
-                "statuses": [
-                    {
-                        "name": st.name,
-                        "description": st.description,
-                        "is_default_status": st.is_default_status,
-                        "is_completion_status": st.is_completion_status,
-                        "is_cancellation_status": st.is_cancellation_status,
-                        "is_on_hold_status": st.is_on_hold_status,
-                        "permission": st.permission,
-                    }
-                    for st in statuses[step.id]
-                ],
-            }
+            {**STEP.values_of(step), "statuses": [STATUS.values_of(st) for st in statuses[step.id]]}
             for step in steps
         ],
         "transitions": [
-            {
-                "from_step": names.get(t.from_step_id, f"#{t.from_step_id}"),
-                "to_step": names.get(t.to_step_id, f"#{t.to_step_id}"),
-                "condition": t.condition,
-                "priority": t.priority,
-                "description": t.description,
-            }
+            TRANSITION.values_of(
+                t,
+                from_step=names.get(t.from_step_id, f"#{t.from_step_id}"),
+                to_step=names.get(t.to_step_id, f"#{t.to_step_id}"),
+            )
             for t in transitions
         ],
     }
@@ -704,9 +615,7 @@ def import_workflow(document: dict, *, replace: bool = False) -> Workflow:
         if workflow is None:
             try:
                 with transaction.atomic(using=using):
-                    workflow = Workflow.objects.using(using).create(
-                        name=doc["name"], description=doc["description"]
-                    )
+                    workflow = Workflow.objects.using(using).create(**WORKFLOW.column_values(doc))
             except IntegrityError as exc:  # created concurrently by someone else
                 raise InvalidDefinition(
                     f'A workflow named "{doc["name"]}" already exists.',
@@ -718,8 +627,9 @@ def import_workflow(document: dict, *, replace: bool = False) -> Workflow:
                     ],
                 ) from exc
         else:
-            if _assign(workflow, {"description": doc["description"]}):
-                workflow.save(update_fields=["description", "updated_at"])
+            changes = WORKFLOW.column_values(doc, without=("name",))
+            if _assign(workflow, changes):
+                workflow.save(update_fields=[*changes, "updated_at"])
             if _canonical(export_workflow(workflow)) == _canonical(doc):
                 return workflow  # nothing to change: the definition (and its version) stay
         _apply(workflow, doc, using)
@@ -787,11 +697,10 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
         # Transitions are rebuilt after steps; remove the unmatched ones later. Clear the
         # per-step role flags first so that moving "default" from one status to another
         # never collides with the one-default-per-step constraint mid-way.
-        WorkflowStepStatus.objects.using(using).filter(step__workflow=workflow).update(
-            is_default_status=False, is_cancellation_status=False, is_on_hold_status=False
-        )
+        cleared = dict.fromkeys(ONE_PER_STEP_FLAGS, False)
+        WorkflowStepStatus.objects.using(using).filter(step__workflow=workflow).update(**cleared)
         for st in existing_statuses.values():
-            st.is_default_status = st.is_cancellation_status = st.is_on_hold_status = False
+            _assign(st, cleared)
         for st in removed_statuses:
             st.delete(using=using)
         for s in removed_steps:
@@ -804,7 +713,7 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
 
     steps: dict[str, WorkflowStep] = {}
     for spec in doc["steps"]:
-        values = {k: spec[k] for k in ("description", "order", "is_initial_step", "is_final_step")}
+        values = STEP.column_values(spec, without=("name",))
         step = existing_steps.get(spec["name"])
         if step is None:
             step = WorkflowStep.objects.using(using).create(
@@ -814,7 +723,7 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
             step.save(using=using)
         steps[spec["name"]] = step
         for st_spec in spec["statuses"]:
-            st_values = {k: v for k, v in st_spec.items() if k != "name"}
+            st_values = STATUS.column_values(st_spec, without=("name",))
             status = existing_statuses.get((spec["name"], st_spec["name"]))
             if status is None:
                 WorkflowStepStatus.objects.using(using).create(
@@ -851,11 +760,7 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
     for t in existing:
         t.delete(using=using)
     for index, (spec, from_step, to_step) in enumerate(wanted):
-        values = {
-            "condition": spec["condition"],
-            "priority": spec["priority"],
-            "description": spec["description"],
-        }
+        values = TRANSITION.column_values(spec)
         t = matched.get(index)
         if t is None:
             WorkflowTransition.objects.using(using).create(

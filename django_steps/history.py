@@ -58,7 +58,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connections
-from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, QuerySet
 from django.db.models.expressions import RawSQL
 
 __all__ = [

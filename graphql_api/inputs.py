@@ -7,6 +7,8 @@ from typing import Any, Optional
 import strawberry
 from strawberry.scalars import JSON
 
+from django_steps.shape import STATUS, STEP, TRANSITION, WORKFLOW, Part
+
 
 @strawberry.input(name="StartWorkflowInstanceInput", description="Start a workflow for an object.")
 class StartWorkflowInstanceInput:
@@ -171,45 +173,22 @@ class DeleteWorkflowInput:
     name: str = strawberry.field(description="Name of the workflow.")
 
 
+def _part(part: Part, value: Any, **children: Any) -> dict[str, Any]:
+    """One part of the definition document: the input's value for each key of the part's shape
+    (a key left unset, ``None``, takes the engine's default), then its children."""
+    keys = (name for name in part.names if name not in part.children)
+    doc = {name: getattr(value, name) for name in keys if getattr(value, name) is not None}
+    return {**doc, **children}
+
+
 def definition_document(data: WorkflowDefinitionInput) -> dict[str, Any]:
     """The input as the engine's definition document (snake_case keys, as in the models)."""
-
-    def step(s: WorkflowStepInput) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "name": s.name,
-            "description": s.description,
-            "is_initial_step": s.is_initial_step,
-            "is_final_step": s.is_final_step,
-            "statuses": [
-                {
-                    "name": st.name,
-                    "description": st.description,
-                    "is_default_status": st.is_default_status,
-                    "is_completion_status": st.is_completion_status,
-                    "is_cancellation_status": st.is_cancellation_status,
-                    "is_on_hold_status": st.is_on_hold_status,
-                    "permission": st.permission,
-                }
-                for st in s.statuses
-            ],
-        }
-        if s.order is not None:
-            doc["order"] = s.order
-        return doc
-
-    return {
-        "name": data.name,
-        "description": data.description,
-        "content_types": list(data.content_types),
-        "steps": [step(s) for s in data.steps],
-        "transitions": [
-            {
-                "from_step": t.from_step,
-                "to_step": t.to_step,
-                "condition": t.condition,
-                "priority": t.priority,
-                "description": t.description,
-            }
-            for t in data.transitions
+    return _part(
+        WORKFLOW,
+        data,
+        content_types=list(data.content_types),
+        steps=[
+            _part(STEP, s, statuses=[_part(STATUS, st) for st in s.statuses]) for s in data.steps
         ],
-    }
+        transitions=[_part(TRANSITION, t) for t in data.transitions],
+    )

@@ -1,0 +1,183 @@
+"""The shape of a workflow definition, declared once.
+
+A definition document (YAML/JSON for ``load_workflow``, the GraphQL ``WorkflowDefinitionInput``,
+the admin's forms, the stored rows) has four parts — the workflow, its steps, each step's
+statuses, the transitions — and each part has keys. This module says, for every key: its type,
+its default when a document leaves it out, whether it is required, the range an integer must be
+in, and whether it is a column of the part's model under the same name.
+
+Everything that walks the keys of a part reads them from here rather than spelling them out:
+
+* :mod:`django_steps.definitions` type-checks documents, fills in defaults, exports stored
+  workflows and writes the columns on import;
+* :mod:`django_steps.compiled` builds its snapshot (``StatusDef`` …) from the columns;
+* ``graphql_api``'s definition input turns into a document key by key;
+* the admin lists the columns in its forms.
+
+What cannot be derived — the GraphQL types, whose descriptions are written for clients, and the
+model fields, which need a migration — is checked against this module by the tests
+(``tests/test_shape.py``), which name what is missing. Adding a key is therefore one
+:class:`Key` here plus its semantics (a validation rule in ``definitions._check``, its effect in
+the services), a model field and its migration, and the GraphQL fields the tests ask for.
+
+Plain frozen dataclasses: the shape is read by code, never parsed from input (validation must
+report *every* problem with its path, and keep the values it could not use out; a pydantic or
+attrs model would stop at the first or convert silently), and nothing here needs a dependency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.apps import apps
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a definition part."""
+
+    name: str
+    type: type
+    #: The value when a document leaves the key out (``None``: the part's normaliser decides,
+    #: e.g. a step's ``order`` is its position). Immutable or copied: see :meth:`Part.fill`.
+    default: Any = None
+    required: bool = False
+    #: ``(low, high)`` an integer must lie in: what the database column holds on every backend.
+    range: tuple[int, int] | None = None
+    #: Stored as the model field of the same name (not: nested parts, names of other rows).
+    column: bool = True
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of a definition: its keys in document order (export writes them in it)."""
+
+    name: str
+    #: The django_steps model that stores one of these parts.
+    model_name: str
+    keys: tuple[Key, ...]
+    #: The keys holding this part's children, if any (``steps``, ``statuses`` …).
+    children: tuple[str, ...] = field(default=())
+
+    @property
+    def model(self) -> type:
+        return apps.get_model("django_steps", self.model_name)
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self.keys)
+
+    def __getitem__(self, name: str) -> Key:
+        for key in self.keys:
+            if key.name == name:
+                return key
+        raise KeyError(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(key.name for key in self.keys)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The keys stored as model fields of the same name."""
+        return tuple(key.name for key in self.keys if key.column)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(key.name for key in self.keys if key.required)
+
+    def types(self) -> dict[str, type]:
+        return {key.name: key.type for key in self.keys}
+
+    def fill(self, given: dict[str, Any], **defaults: Any) -> dict[str, Any]:
+        """The part's keys other than its children, in order: the value ``given`` has, else the
+        default passed here, else the key's own default."""
+        filled = {}
+        for key in self.keys:
+            if key.name in self.children:
+                continue
+            if key.name in given:
+                filled[key.name] = given[key.name]
+            elif key.name in defaults:
+                filled[key.name] = defaults[key.name]
+            else:
+                filled[key.name] = list(key.default) if key.type is list else key.default
+        return filled
+
+    def values_of(self, row: Any, **given: Any) -> dict[str, Any]:
+        """The document of one stored row (children left out), in order: the columns read from
+        ``row``, the other keys from ``given`` (a transition's step names …)."""
+        return {
+            key.name: given[key.name] if key.name in given else getattr(row, key.name)
+            for key in self.keys
+            if key.name not in self.children and (key.column or key.name in given)
+        }
+
+    def column_values(self, part: dict[str, Any], *, without: tuple[str, ...] = ()) -> dict:
+        """The model fields a normalised part sets (its columns, less ``without``)."""
+        return {name: part[name] for name in self.columns if name not in without}
+
+
+#: What ``PositiveIntegerField`` / ``IntegerField`` hold on every supported database.
+_POSITIVE_INT = (0, 2**31 - 1)
+_INT = (-(2**31), 2**31 - 1)
+
+STATUS = Part(
+    "status",
+    "WorkflowStepStatus",
+    (
+        Key("name", str, "", required=True),
+        Key("description", str, ""),
+        Key("is_default_status", bool, False),
+        Key("is_completion_status", bool, False),
+        Key("is_cancellation_status", bool, False),
+        Key("is_on_hold_status", bool, False),
+        Key("permission", str, ""),
+    ),
+)
+
+STEP = Part(
+    "step",
+    "WorkflowStep",
+    (
+        Key("name", str, "", required=True),
+        Key("description", str, ""),
+        Key("order", int, None, range=_POSITIVE_INT),  # default: the step's position
+        Key("is_initial_step", bool, False),
+        Key("is_final_step", bool, False),
+        Key("statuses", list, (), column=False),
+    ),
+    children=("statuses",),
+)
+
+TRANSITION = Part(
+    "transition",
+    "WorkflowTransition",
+    (
+        Key("from_step", str, "", required=True, column=False),  # the step's name
+        Key("to_step", str, "", required=True, column=False),
+        Key("condition", str, ""),
+        Key("priority", int, 0, range=_INT),
+        Key("description", str, ""),
+    ),
+)
+
+WORKFLOW = Part(
+    "workflow",
+    "Workflow",
+    (
+        Key("name", str, "", required=True),
+        Key("description", str, ""),
+        Key("content_types", list, (), column=False),  # "app_label.model" labels
+        Key("steps", list, (), required=True, column=False),
+        Key("transitions", list, (), column=False),
+    ),
+    children=("content_types", "steps", "transitions"),
+)
+
+#: The status flags that give a status a role; a status has at most one of them.
+ROLE_FLAGS = ("is_completion_status", "is_cancellation_status", "is_on_hold_status")
+#: Flags at most one status of a step may have (constraints of the model; import clears them
+#: before it sets them again, so moving one never collides mid-way).
+ONE_PER_STEP_FLAGS = ("is_default_status", "is_cancellation_status", "is_on_hold_status")
