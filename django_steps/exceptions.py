@@ -1,14 +1,17 @@
-"""The one error hierarchy of the engine. Every error has a stable ``code`` clients can switch on."""
+"""The one error hierarchy of the engine. Every error has a stable ``code`` clients can switch on:
+a member of :class:`~django_steps.error_codes.ErrorCode`."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .error_codes import ErrorCode
+
 
 class WorkflowError(Exception):
     """Base class of every error the engine raises on purpose."""
 
-    code = "WORKFLOW_ERROR"
+    code = ErrorCode.WORKFLOW_ERROR
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -22,62 +25,62 @@ class WorkflowError(Exception):
 class WorkflowNotFound(WorkflowError):
     """Raised when no workflow has the given name."""
 
-    code = "WORKFLOW_NOT_FOUND"
+    code = ErrorCode.WORKFLOW_NOT_FOUND
 
 
 class InstanceNotFound(WorkflowError):
     """Raised when a workflow instance does not exist (any more)."""
 
-    code = "INSTANCE_NOT_FOUND"
+    code = ErrorCode.INSTANCE_NOT_FOUND
 
 
 class ContentObjectNotFound(WorkflowError):
     """Raised when the object an instance should be attached to cannot be found."""
 
-    code = "OBJECT_NOT_FOUND"
+    code = ErrorCode.OBJECT_NOT_FOUND
 
 
 class UnknownStatus(WorkflowError):
     """Raised when a status name does not exist on the instance's current step."""
 
-    code = "UNKNOWN_STATUS"
+    code = ErrorCode.UNKNOWN_STATUS
 
 
 class InstanceFinished(WorkflowError):
     """Raised when a completed or cancelled instance is asked to change."""
 
-    code = "INSTANCE_FINISHED"
+    code = ErrorCode.INSTANCE_FINISHED
 
 
 class InstanceOnHold(WorkflowError):
     """Raised when an instance on hold is asked to change status or to hold again."""
 
-    code = "INSTANCE_ON_HOLD"
+    code = ErrorCode.INSTANCE_ON_HOLD
 
 
 class NotOnHold(WorkflowError):
     """Raised when resuming an instance that is not on hold."""
 
-    code = "NOT_ON_HOLD"
+    code = ErrorCode.NOT_ON_HOLD
 
 
 class NotAwaitingTransition(WorkflowError):
     """Raised when retrying the advance of an instance that is not waiting for a transition."""
 
-    code = "NOT_AWAITING_TRANSITION"
+    code = ErrorCode.NOT_AWAITING_TRANSITION
 
 
 class VersionConflict(WorkflowError):
     """Raised when ``expected_version`` no longer matches: someone else changed the instance."""
 
-    code = "VERSION_CONFLICT"
+    code = ErrorCode.VERSION_CONFLICT
 
 
 class ConditionError(WorkflowError):
     """Raised when a transition's CEL condition fails to evaluate (or runs over its evaluation
     budget); nothing was changed. ``details["reason"]`` names the kind of failure."""
 
-    code = "CONDITION_ERROR"
+    code = ErrorCode.CONDITION_ERROR
     #: The failure alone, without transition or expression (set by django_steps.cel).
     description: str | None = None
 
@@ -86,7 +89,7 @@ class ConditionSyntaxError(WorkflowError):
     """Raised when a CEL condition does not compile or is over a definition-time limit (length,
     nesting, size, estimated cost); ``details["reason"]`` says which."""
 
-    code = "CONDITION_SYNTAX_ERROR"
+    code = ErrorCode.CONDITION_SYNTAX_ERROR
     #: The problem alone, without the expression (set by django_steps.cel).
     description: str | None = None
 
@@ -96,13 +99,13 @@ class InvalidContext(WorkflowError):
     nested, holds a number CEL cannot represent (NaN, ±Infinity, an integer beyond 64 bits) or
     text no database stores (NUL, an unpaired surrogate); nothing was changed."""
 
-    code = "INVALID_CONTEXT"
+    code = ErrorCode.INVALID_CONTEXT
 
 
 class InvalidDefinition(WorkflowError):
     """Raised when a workflow definition is inconsistent; ``problems`` lists every issue found."""
 
-    code = "INVALID_DEFINITION"
+    code = ErrorCode.INVALID_DEFINITION
 
     def __init__(
         self, message: str, problems: list[dict[str, str]] | None = None, **details: Any
@@ -114,16 +117,16 @@ class InvalidDefinition(WorkflowError):
 class WorkflowInUse(WorkflowError):
     """Raised when deleting or reshaping a definition that instances or history still use."""
 
-    code = "WORKFLOW_IN_USE"
+    code = ErrorCode.WORKFLOW_IN_USE
 
 
 class ModelNotAllowed(WorkflowError):
     """Raised when a workflow is started on an object of a model its definition does not list."""
 
-    code = "MODEL_NOT_ALLOWED"
+    code = ErrorCode.MODEL_NOT_ALLOWED
 
 
 class NotPermitted(WorkflowError):
     """Raised when the acting user lacks the permission a status names; nothing was changed."""
 
-    code = "PERMISSION_DENIED"
+    code = ErrorCode.PERMISSION_DENIED
