@@ -74,7 +74,7 @@ __all__ = [
     "is_ahead",
     "renumber",
     "next_slot",
-    "insert_event_sql",
+    "write_in_one_statement",
 ]
 
 #: Own events of a transaction are ``STRIDE`` apart; the slots between take the events of older
@@ -200,18 +200,20 @@ def newest(queryset: QuerySet) -> int:
 # --------------------------------------------------------------------------- writing
 
 
-def _slot_sql(qn: Any, instance_param: str = "%s") -> str:
-    """A one-row SELECT of ``(txid, position)`` for the next event of one instance (PostgreSQL)."""
+def _slot_sql(qn: Any, instance_param: str) -> str:
+    """A one-row SELECT of ``(txid, position)`` for the next event of one instance (PostgreSQL);
+    ``instance_param`` is the placeholder of the instance id."""
     table, txid, position = qn(_table()), qn("txid"), qn("position")
     instance, sequence = qn("instance_id"), qn("sequence")
     return (
         "SELECT CASE WHEN l.t IS NULL OR (l.t, l.p) < (x.t, x.p) THEN x.t ELSE l.t END, "
         "CASE WHEN l.t IS NULL OR (l.t, l.p) < (x.t, x.p) THEN x.p ELSE l.p + 1 END "
         "FROM (SELECT s.t, "
-        f"COALESCE((SELECT (MAX(e.{position}) / {STRIDE} + 1) * {STRIDE} FROM {table} e WHERE e.{txid} = s.t), 0) AS p "
+        f"COALESCE((SELECT (MAX(e.{position}) / {STRIDE} + 1) * {STRIDE} FROM {table} e "
+        f"WHERE e.{txid} = s.t), 0) AS p "
         "FROM (SELECT pg_current_xact_id()::text::bigint AS t) s) x "
-        f"LEFT JOIN (SELECT e.{txid} AS t, e.{position} AS p FROM {table} e WHERE e.{instance} = {instance_param} "
-        f"ORDER BY e.{sequence} DESC LIMIT 1) l ON true"
+        f"LEFT JOIN (SELECT e.{txid} AS t, e.{position} AS p FROM {table} e "
+        f"WHERE e.{instance} = {instance_param} ORDER BY e.{sequence} DESC LIMIT 1) l ON true"
     )
 
 
@@ -222,12 +224,13 @@ def next_slot(using: str, instance_id: int) -> tuple[int, int]:
     qn = connection.ops.quote_name
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(_slot_sql(qn), [instance_id])
+            cursor.execute(_slot_sql(qn, "%(instance)s"), {"instance": instance_id})
             txid, position = cursor.fetchone()
             return int(txid), int(position)
         if connection.vendor == "sqlite":
             cursor.execute(
-                f"SELECT COALESCE(MAX({qn('position')}), 0) + 1 FROM {qn(_table())} WHERE {qn('txid')} = 0"
+                f"SELECT COALESCE(MAX({qn('position')}), 0) + 1 FROM {qn(_table())} "
+                f"WHERE {qn('txid')} = 0"
             )
             return 0, int(cursor.fetchone()[0])
     raise NotImplementedError(
@@ -235,15 +238,50 @@ def next_slot(using: str, instance_id: int) -> tuple[int, int]:
     )
 
 
-def insert_event_sql(qn: Any, table: str, columns: list[str], ctes: list[str]) -> str:
-    """PostgreSQL: one statement that runs ``ctes`` (e.g. the instance UPDATE), takes the slot
-    (as :func:`next_slot`) and inserts the event, returning ``(id, txid, position)``.
+def write_in_one_statement(using: str, event: Any, *, update: Any = None, fields=()) -> None:
+    """PostgreSQL: insert ``event`` at its place in the global order — and first, when
+    ``update`` is given, save ``fields`` of that (already locked) instance — in ONE statement
+    (data-modifying CTEs): one round trip instead of the ORM path's three, with the same
+    effects. Sets ``event``'s ``pk``, ``txid`` and ``position``.
 
-    Parameters, in order: those of ``ctes``, the instance id, one per column."""
-    slot = _slot_sql(qn)
-    return (
-        f"WITH {', '.join([*ctes, f'slot(t, p) AS ({slot})'])} "
-        f"INSERT INTO {qn(table)} ({', '.join(columns)}, {qn('txid')}, {qn('position')}) "
-        f"SELECT {', '.join(['%s'] * len(columns))}, slot.t, slot.p FROM slot "
+    Every value is a named parameter (``%(u_<column>)s``, ``%(e_<column>)s``); the statement is
+    built from the models' fields, so a new column needs no edit here."""
+    from .models import WorkflowEvent
+
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    params: dict[str, Any] = {"instance": event.instance_id}
+    ctes = []
+    if update is not None:
+        meta = update._meta
+        sets = []
+        for name in fields:
+            field = meta.get_field(name)
+            sets.append(f"{qn(field.column)} = %(u_{field.column})s")
+            value = field.pre_save(update, add=False)
+            params[f"u_{field.column}"] = field.get_db_prep_save(value, connection)
+        ctes.append(
+            f"u AS (UPDATE {qn(meta.db_table)} SET {', '.join(sets)} "
+            f"WHERE {qn(meta.pk.column)} = %(instance)s)"
+        )
+    ctes.append(f"slot(t, p) AS ({_slot_sql(qn, '%(instance)s')})")
+    columns = [
+        field
+        for field in WorkflowEvent._meta.concrete_fields
+        if not field.primary_key and field.name not in ("txid", "position")
+    ]
+    for field in columns:
+        value = field.pre_save(event, add=True)
+        params[f"e_{field.column}"] = field.get_db_prep_save(value, connection)
+    sql = (
+        f"WITH {', '.join(ctes)} "
+        f"INSERT INTO {qn(_table())} ({', '.join(qn(f.column) for f in columns)}, "
+        f"{qn('txid')}, {qn('position')}) "
+        f"SELECT {', '.join(f'%(e_{f.column})s' for f in columns)}, slot.t, slot.p FROM slot "
         f"RETURNING {qn('id')}, {qn('txid')}, {qn('position')}"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        event.pk, event.txid, event.position = cursor.fetchone()
+    event._state.adding = False
+    event._state.db = using

@@ -1,14 +1,31 @@
-"""Read helpers shared by the admin, the GraphQL layer and the subscription replay."""
+"""The reads: an object's instance, the dry run of its transitions, history and its cursors —
+shared by the admin, the GraphQL layer and the subscription replay. Changes are
+:mod:`django_steps.services`' (which re-exports the first two under their original names)."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
+from django.db.models import Model, QuerySet
+
+from . import authorization
 from . import history as order
-from .models import WorkflowEvent, WorkflowInstance
-from .services import get_workflow_instance_for_object
+from .context import Context
+from .evaluation import definition_of, evaluate, missing
+from .exceptions import ConditionError
+from .models import WorkflowEvent, WorkflowInstance, WorkflowTransition
 
-__all__ = ["get_workflow_instance_for_object", "history", "events_after", "newest_cursor"]
+__all__ = [
+    "get_workflow_instance_for_object",
+    "evaluate_transitions",
+    "TransitionEvaluation",
+    "TransitionDryRun",
+    "history",
+    "events_after",
+    "newest_cursor",
+]
 
 
 def history(instance: WorkflowInstance) -> QuerySet[WorkflowEvent]:
@@ -39,11 +56,104 @@ def events_after(
     return qs[:limit] if limit else qs
 
 
-def newest_cursor(*, instance_id: int | None = None, workflow_id: int | None = None) -> int:
-    """The cursor of the newest final event of a stream (0 when it has none)."""
+def newest_cursor(
+    *, instance_id: int | None = None, workflow_id: int | None = None, user: Any = None
+) -> int:
+    """The cursor of the newest final event of a stream (0 when it has none); with ``user``,
+    of the newest one that user may see."""
     qs = WorkflowEvent.objects.all()
     if instance_id is not None:
         qs = qs.filter(instance_id=instance_id)
     if workflow_id is not None:
         qs = qs.filter(workflow_id=workflow_id)
+    if user is not None:
+        qs = authorization.visible_events(user, qs)
     return order.newest(qs)
+
+
+def get_workflow_instance_for_object(
+    content_object: Model, workflow_name: str | None = None, *, actor: Any = None
+) -> WorkflowInstance | None:
+    """The object's unfinished instance (of ``workflow_name`` if given), else its latest one,
+    else ``None``; with ``actor``, among the instances the actor may see."""
+    if content_object is None or getattr(content_object, "pk", None) is None:
+        return None
+    qs = WorkflowInstance.objects.for_object(content_object).select_related(
+        "workflow", "current_step", "current_step_status"
+    )
+    if actor is not None:
+        qs = authorization.visible_instances(actor, qs)
+    if workflow_name is not None:
+        qs = qs.filter(workflow__name=workflow_name)
+    return (
+        qs.unfinished().order_by("-started_at", "-id").first()
+        or qs.order_by("-started_at", "-id").first()
+    )
+
+
+# --------------------------------------------------------------------------- dry run
+
+
+@dataclass
+class TransitionEvaluation:
+    """One candidate transition of the current step, as a dry run saw it."""
+
+    transition: WorkflowTransition
+    priority: int
+    condition: str
+    result: bool | None
+    error: str | None
+    would_fire: bool
+
+
+@dataclass
+class TransitionDryRun:
+    """What setting a completion status (or retrying) would do now, without changing anything."""
+
+    instance: WorkflowInstance
+    evaluations: list[TransitionEvaluation]
+    fired: TransitionEvaluation | None
+    error: str | None  # set when an earlier condition's error would abort the real update
+
+
+def evaluate_transitions(
+    workflow_instance: WorkflowInstance,
+    context_data: Mapping[str, Any] | None = None,
+    *,
+    actor: Any = None,
+) -> TransitionDryRun:
+    """Evaluate every outgoing transition of the current step, highest priority first, and say
+    which one a completion status would fire, reading what the change would read (the object's
+    fields from the database, ``context_data`` under ``input``). Changes nothing. With
+    ``actor``: ``InstanceNotFound`` for an instance the actor may not see."""
+    instance = (
+        WorkflowInstance.objects.select_related("workflow").filter(pk=workflow_instance.pk).first()
+    )
+    if instance is None or (
+        actor is not None and not authorization.may_see_instance(actor, instance)
+    ):
+        raise missing(workflow_instance.pk)
+    definition, step = definition_of(instance)
+    context = Context(instance, context_data)
+    models = WorkflowTransition.objects.in_bulk([t.id for t in step.transitions])
+    evaluations: list[TransitionEvaluation] = []
+    fired: TransitionEvaluation | None = None
+    first_error: str | None = None
+    for t in step.transitions:
+        result: bool | None
+        error: str | None = None
+        try:
+            result = evaluate(definition, t, context)
+        except ConditionError as exc:
+            result, error = None, exc.message
+        evaluation = TransitionEvaluation(
+            models[t.id], t.priority, t.condition, result, error, False
+        )
+        if fired is None and first_error is None:
+            if error is not None:
+                first_error = error
+            elif result:
+                evaluation.would_fire = True
+                fired = evaluation
+        evaluations.append(evaluation)
+    return TransitionDryRun(instance, evaluations, fired, first_error)

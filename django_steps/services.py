@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -71,16 +70,13 @@ from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from . import authorization, cel, compiled, history
+from . import authorization, compiled, evaluation, history
 from .choices import EventKind, InstanceState
-from .compiled import CompiledWorkflow, StatusDef, StepDef, TransitionDef
+from .compiled import CompiledWorkflow, StatusDef, StepDef
 from .context import Context, build_context
 from .exceptions import (
-    ConditionError,
-    ConditionSyntaxError,
     ContentObjectNotFound,
     InstanceFinished,
-    InstanceNotFound,
     InstanceOnHold,
     InvalidDefinition,
     NotAwaitingTransition,
@@ -90,7 +86,13 @@ from .exceptions import (
     VersionConflict,
     WorkflowNotFound,
 )
-from .models import Workflow, WorkflowEvent, WorkflowInstance, WorkflowTransition
+from .models import Workflow, WorkflowEvent, WorkflowInstance
+from .selectors import (
+    TransitionDryRun,
+    TransitionEvaluation,
+    evaluate_transitions,
+    get_workflow_instance_for_object,
+)
 from .signals import workflow_event_committed
 
 __all__ = [
@@ -130,9 +132,7 @@ def _may_change(actor: Any) -> None:
         raise NotPermitted("You may not change workflow instances. Nothing was changed.")
 
 
-def _missing(pk: Any) -> InstanceNotFound:
-    # The one refusal for an instance that does not exist and for one the actor may not see.
-    return InstanceNotFound(f"Workflow instance {pk} does not exist.", instance_id=pk)
+_missing = evaluation.missing
 
 
 def _lock(
@@ -199,50 +199,6 @@ def _require_move(
     )
 
 
-def _definition(instance: WorkflowInstance) -> tuple[CompiledWorkflow, StepDef]:
-    definition = compiled.load(instance.workflow)
-    step = definition.steps.get(instance.current_step_id)
-    if step is None:  # pragma: no cover - PROTECT keeps the step alive
-        raise InvalidDefinition(f"The current step of instance {instance.pk} no longer exists.")
-    return definition, step
-
-
-def _default_status(definition: CompiledWorkflow, step: StepDef) -> StatusDef:
-    status = step.default_status
-    if status is None:
-        raise InvalidDefinition(
-            f'Step "{step.name}" of workflow "{definition.name}" has no default status.',
-            problems=[{"path": f"steps.{step.name}", "message": "no default status"}],
-        )
-    return status
-
-
-def _describe(definition: CompiledWorkflow, t: TransitionDef) -> str:
-    return f'"{definition.step_name(t.from_step_id)}" → "{definition.step_name(t.to_step_id)}" (priority {t.priority})'
-
-
-def _evaluate(definition: CompiledWorkflow, t: TransitionDef, context: Context) -> bool:
-    """Whether ``t``'s condition holds; a failure (including a stored condition that does not
-    compile or is over a limit) is a :class:`ConditionError` formatted by
-    :func:`django_steps.cel.condition_error`."""
-    if cel.is_unconditional(t.condition):
-        return True
-    try:
-        return cel.evaluate(t.condition, context.activation(t.condition))
-    except (ConditionError, ConditionSyntaxError) as exc:
-        failure = exc
-    raise cel.condition_error(
-        failure, transition=_describe(definition, t), expression=t.condition, transition_id=t.id
-    )
-
-
-def _choose(definition: CompiledWorkflow, step: StepDef, context: Context) -> TransitionDef | None:
-    for t in step.transitions:
-        if _evaluate(definition, t, context):
-            return t
-    return None
-
-
 def _save(
     instance: WorkflowInstance,
     kind: str,
@@ -284,7 +240,9 @@ def _save(
         context=context,
     )
     if connections[using].vendor == "postgresql" and not _save_signals_connected():
-        _write_in_one_statement(instance, event, created, using)
+        history.write_in_one_statement(
+            using, event, update=None if created else instance, fields=_INSTANCE_CHANGED
+        )
     else:
         if not created:
             instance.save(using=using, update_fields=_INSTANCE_CHANGED)
@@ -313,42 +271,6 @@ def _save_signals_connected() -> bool:
         for signal in (pre_save, post_save)
         for model in (WorkflowInstance, WorkflowEvent)
     )
-
-
-def _write_in_one_statement(
-    instance: WorkflowInstance, event: WorkflowEvent, created: bool, using: str
-) -> None:
-    """PostgreSQL: update the (already locked) instance, take the history row's place and insert
-    it in ONE statement (data-modifying CTEs), one round trip instead of three. Same effects as
-    the ORM path."""
-    conn = connections[using]
-    qn = conn.ops.quote_name
-    params: list[Any] = []
-    ctes = []
-    if not created:
-        meta = WorkflowInstance._meta
-        sets = []
-        for name in _INSTANCE_CHANGED:
-            f = meta.get_field(name)
-            sets.append(f"{qn(f.column)} = %s")
-            params.append(f.get_db_prep_save(f.pre_save(instance, add=False), conn))
-        ctes.append(
-            f"u AS (UPDATE {qn(meta.db_table)} SET {', '.join(sets)} WHERE {qn(meta.pk.column)} = %s)"
-        )
-        params.append(instance.pk)
-    params.append(instance.pk)  # the slot's instance
-    meta = WorkflowEvent._meta
-    fields = [
-        f for f in meta.concrete_fields if not f.primary_key and f.name not in ("txid", "position")
-    ]
-    for f in fields:
-        params.append(f.get_db_prep_save(f.pre_save(event, add=True), conn))
-    sql = history.insert_event_sql(qn, meta.db_table, [qn(f.column) for f in fields], ctes)
-    with conn.cursor() as cursor:
-        cursor.execute(sql, params)
-        event.pk, event.txid, event.position = cursor.fetchone()
-    event._state.adding = False
-    event._state.db = using
 
 
 def _publish(event: WorkflowEvent, instance: WorkflowInstance) -> None:
@@ -404,7 +326,7 @@ def _advance(
             requested_status_id=status.id,
             context=context.for_history(),
         )
-    transition = _choose(definition, step, context)
+    transition = evaluation.choose(definition, step, context)
     if transition is None:
         return _save(
             instance,
@@ -417,7 +339,7 @@ def _advance(
             context=context.for_history(),
         )
     target = definition.steps[transition.to_step_id]
-    target_status = _default_status(definition, target)
+    target_status = evaluation.default_status(definition, target)
     finished = target.is_final_step and target_status.is_completion_status
     return _save(
         instance,
@@ -474,7 +396,7 @@ def start_workflow_instance(
                 f'Workflow "{workflow.name}" has no initial step.',
                 problems=[{"path": "steps", "message": "no initial step"}],
             )
-        status = _default_status(definition, initial)
+        status = evaluation.default_status(definition, initial)
         try:
             with transaction.atomic(using=using):
                 instance = WorkflowInstance.objects.using(using).create(
@@ -537,7 +459,7 @@ def update_workflow_step_status(
     with transaction.atomic(using=_db()):
         instance = _lock(workflow_instance, expected_version, actor)
         _refuse_finished(instance)
-        definition, step = _definition(instance)
+        definition, step = evaluation.definition_of(instance)
         if status_id is not None:
             status = next((s for s in step.statuses.values() if s.id == status_id), None)
             wanted = "with this ID"
@@ -598,7 +520,7 @@ def advance_workflow_instance(
                 f"Workflow instance {instance.pk} is on hold; resume it before advancing it.",
                 instance_id=instance.pk,
             )
-        definition, step = _definition(instance)
+        definition, step = evaluation.definition_of(instance)
         status = definition.statuses[instance.current_step_status_id]
         if not status.is_completion_status:
             raise NotAwaitingTransition(
@@ -657,7 +579,7 @@ def set_workflow_on_hold(
             raise InstanceOnHold(
                 f"Workflow instance {instance.pk} is already on hold.", instance_id=instance.pk
             )
-        definition, step = _definition(instance)
+        definition, step = evaluation.definition_of(instance)
         current = definition.statuses.get(instance.current_step_status_id)
         _require_move(actor, instance, current, step.on_hold_status)
         _hold(instance, step, actor)
@@ -679,9 +601,11 @@ def resume_workflow_instance(
             raise NotOnHold(
                 f"Workflow instance {instance.pk} is not on hold.", instance_id=instance.pk
             )
-        definition, step = _definition(instance)
+        definition, step = evaluation.definition_of(instance)
         current = definition.statuses[instance.current_step_status_id]
-        status = _default_status(definition, step) if current.is_on_hold_status else current
+        status = (
+            evaluation.default_status(definition, step) if current.is_on_hold_status else current
+        )
         _require_move(actor, instance, current, status)  # who may hold through it may release it
         _save(
             instance,
@@ -703,96 +627,8 @@ def cancel_workflow_instance(
     with transaction.atomic(using=_db()):
         instance = _lock(workflow_instance, expected_version, actor)
         _refuse_finished(instance)
-        definition, step = _definition(instance)
+        definition, step = evaluation.definition_of(instance)
         current = definition.statuses.get(instance.current_step_status_id)
         _require_move(actor, instance, current, step.cancellation_status)
         _cancel(instance, definition, step, actor)
     return _sync(workflow_instance, instance)
-
-
-def get_workflow_instance_for_object(
-    content_object: Model, workflow_name: str | None = None, *, actor: Any = None
-) -> WorkflowInstance | None:
-    """The object's unfinished instance (of ``workflow_name`` if given), else its latest one,
-    else ``None``; with ``actor``, among the instances the actor may see."""
-    if content_object is None or getattr(content_object, "pk", None) is None:
-        return None
-    qs = WorkflowInstance.objects.for_object(content_object).select_related(
-        "workflow", "current_step", "current_step_status"
-    )
-    if actor is not None:
-        qs = authorization.visible_instances(actor, qs)
-    if workflow_name is not None:
-        qs = qs.filter(workflow__name=workflow_name)
-    return (
-        qs.unfinished().order_by("-started_at", "-id").first()
-        or qs.order_by("-started_at", "-id").first()
-    )
-
-
-# --------------------------------------------------------------------------- dry run
-
-
-@dataclass
-class TransitionEvaluation:
-    """One candidate transition of the current step, as a dry run saw it."""
-
-    transition: WorkflowTransition
-    priority: int
-    condition: str
-    result: bool | None
-    error: str | None
-    would_fire: bool
-
-
-@dataclass
-class TransitionDryRun:
-    """What setting a completion status (or retrying) would do now, without changing anything."""
-
-    instance: WorkflowInstance
-    evaluations: list[TransitionEvaluation]
-    fired: TransitionEvaluation | None
-    error: str | None  # set when an earlier condition's error would abort the real update
-
-
-def evaluate_transitions(
-    workflow_instance: WorkflowInstance,
-    context_data: Mapping[str, Any] | None = None,
-    *,
-    actor: Any = None,
-) -> TransitionDryRun:
-    """Evaluate every outgoing transition of the current step, highest priority first, and say
-    which one a completion status would fire, reading what the change would read (the object's
-    fields from the database, ``context_data`` under ``input``). Changes nothing. With
-    ``actor``: ``InstanceNotFound`` for an instance the actor may not see."""
-    instance = (
-        WorkflowInstance.objects.select_related("workflow").filter(pk=workflow_instance.pk).first()
-    )
-    if instance is None or (
-        actor is not None and not authorization.may_see_instance(actor, instance)
-    ):
-        raise _missing(workflow_instance.pk)
-    definition, step = _definition(instance)
-    context = Context(instance, context_data)
-    models = WorkflowTransition.objects.in_bulk([t.id for t in step.transitions])
-    evaluations: list[TransitionEvaluation] = []
-    fired: TransitionEvaluation | None = None
-    first_error: str | None = None
-    for t in step.transitions:
-        result: bool | None
-        error: str | None = None
-        try:
-            result = _evaluate(definition, t, context)
-        except ConditionError as exc:
-            result, error = None, exc.message
-        evaluation = TransitionEvaluation(
-            models[t.id], t.priority, t.condition, result, error, False
-        )
-        if fired is None and first_error is None:
-            if error is not None:
-                first_error = error
-            elif result:
-                evaluation.would_fire = True
-                fired = evaluation
-        evaluations.append(evaluation)
-    return TransitionDryRun(instance, evaluations, fired, first_error)

@@ -222,9 +222,8 @@ class Query:
     ) -> WorkflowEventFeedType:
         from django.db import router
 
-        from django_steps import authorization, history
-        from django_steps.models import WorkflowEvent
-        from django_steps.selectors import events_after
+        from django_steps import authorization
+        from django_steps.selectors import events_after, newest_cursor
 
         from .streams import InvalidCursor, parse_cursor, read_events
         from .subscriptions import resolve_stream
@@ -254,12 +253,9 @@ class Query:
         elif position is not None:
             resume = position
         else:
-            stream = WorkflowEvent.objects.all()
-            if spec.instance_id is not None:
-                stream = stream.filter(instance_id=spec.instance_id)
-            elif spec.workflow_id is not None:
-                stream = stream.filter(workflow_id=spec.workflow_id)
-            resume = history.newest(authorization.visible_events(user, stream))
+            resume = newest_cursor(
+                instance_id=spec.instance_id, workflow_id=spec.workflow_id, user=user
+            )
         edges = [
             WorkflowEventFeedEdgeType(cursor=str(event.cursor), node=event) for event in events
         ]
