@@ -103,7 +103,11 @@ class WorkflowErrorCode(enum.Enum):
     )
     INVALID_CURSOR = E(
         "INVALID_CURSOR",
-        description="Not an event cursor this history handed out: reload, then start afresh.",
+        description=(
+            "Not an event cursor (malformed or out of range): pass back an event's `cursor`. A "
+            "well-formed cursor past the newest event is not refused: it reads as the newest the "
+            "viewer may see."
+        ),
     )
     BAD_USER_INPUT = E(
         "BAD_USER_INPUT",
@@ -126,8 +130,23 @@ class WorkflowErrorCode(enum.Enum):
     TOO_MANY_OPERATIONS = E(
         "TOO_MANY_OPERATIONS",
         description=(
-            "Too many operations running at once on one WebSocket (100): complete one, or wait for one "
-            "to end, before starting another. The others go on."
+            "Too many operations running at once on one WebSocket (`WEBSOCKET_MAX_OPERATIONS`, 10): "
+            "complete one, or wait for one to end, before starting another. The others go on."
+        ),
+    )
+    TOO_MANY_CONNECTIONS = E(
+        "TOO_MANY_CONNECTIONS",
+        description=(
+            "Too many WebSockets open for one user (`WEBSOCKET_MAX_CONNECTIONS_PER_USER`, 10, per server "
+            "process): the new socket is closed with code 4429 and this reason. Close one first."
+        ),
+    )
+    CURSOR_TOO_OLD = E(
+        "CURSOR_TOO_OLD",
+        description=(
+            "More events follow the subscription's `after` than a replay sends "
+            "(`SUBSCRIPTION_REPLAY_WINDOW`): catch up over HTTP with `workflowEvents`, then subscribe "
+            "`after` the cursor it returned. Nothing was sent."
         ),
     )
     GRAPHQL_PARSE_FAILED = E("GRAPHQL_PARSE_FAILED", description="The document is not GraphQL.")

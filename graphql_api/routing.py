@@ -77,12 +77,16 @@ gets ``error`` (for a ``start`` with a usable ``id``; code ``BAD_REQUEST``) or
 Anything else that escapes a handler is a bug: logged with its traceback, and the socket is
 closed with ``1011`` rather than left dead.
 
-The operations limit
-====================
+The operations and sockets limits
+=================================
 
-strawberry refuses an operation beyond ``max_subscriptions_per_connection`` (100) with an error
-that has no code; here it carries ``TOO_MANY_OPERATIONS`` (both protocols), and the socket and
-its other operations go on.
+strawberry refuses an operation beyond ``max_subscriptions_per_connection`` with an error that
+has no code; here the limit is ``DJANGO_STEPS_GRAPHQL["WEBSOCKET_MAX_OPERATIONS"]`` (10: a
+replaying subscription is real work, strawberry's 100 is far too many), read when the socket
+opens, and the refusal carries ``TOO_MANY_OPERATIONS`` (both protocols); the socket and its other
+operations go on. A logged-in user may hold ``WEBSOCKET_MAX_CONNECTIONS_PER_USER`` (10) sockets at
+once in one server process: the next one is accepted and closed at once with code ``4429`` and
+the reason ``TOO_MANY_CONNECTIONS: …`` (:func:`_limit_sockets`).
 
 Serve it with ``daphne mysite.asgi:application`` or ``uvicorn mysite.asgi:application``; uvicorn
 needs a WebSocket implementation, which ``uvicorn[standard]`` (the ``server`` extra) brings. In
@@ -412,6 +416,43 @@ class _GraphQLWSHandler(BaseGraphQLWSHandler):
                 task.cancel()  # strawberry answers a cancelled operation with "complete"
 
 
+#: Open sockets per user id in this process (WEBSOCKET_MAX_CONNECTIONS_PER_USER).
+_SOCKETS_PER_USER: dict[Any, int] = {}
+
+
+def _limit_sockets(scope: dict) -> Any:
+    """Count a new socket of the scope's user: its user id (release it with
+    :func:`_release_socket`), None for an anonymous socket, or raise :class:`_TooManySockets`."""
+    from .extensions import graphql_setting
+
+    user = scope.get("user")
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    limit = int(graphql_setting("WEBSOCKET_MAX_CONNECTIONS_PER_USER") or 0)
+    open_now = _SOCKETS_PER_USER.get(user.pk, 0)
+    if limit and open_now >= limit:
+        raise _TooManySockets(limit)
+    _SOCKETS_PER_USER[user.pk] = open_now + 1
+    return user.pk
+
+
+def _release_socket(user_pk: Any) -> None:
+    left = _SOCKETS_PER_USER.get(user_pk, 0) - 1
+    if left > 0:
+        _SOCKETS_PER_USER[user_pk] = left
+    else:
+        _SOCKETS_PER_USER.pop(user_pk, None)
+
+
+class _TooManySockets(Exception):
+    def __init__(self, limit: int) -> None:
+        from .errors import TOO_MANY_CONNECTIONS
+
+        super().__init__(
+            f"{TOO_MANY_CONNECTIONS}: at most {limit} WebSockets per user are open at once; close one first."
+        )
+
+
 class WorkflowGraphQLWSConsumer(GraphQLWSConsumer):
     """strawberry's consumer, kept alive through channel-layer outages, with results over the
     size limit answered by an error instead of being dropped (see the module docstring).
@@ -440,6 +481,36 @@ class WorkflowGraphQLWSConsumer(GraphQLWSConsumer):
             await await_many_dispatch(callables, self.dispatch)
         except StopConsumer:
             pass
+
+    _counted_user: Any = None
+    _refused = False
+
+    async def connect(self) -> None:
+        # The limits of this socket (see the module docstring), before strawberry runs it.
+        from .extensions import graphql_setting
+
+        self.max_subscriptions_per_connection = (
+            int(graphql_setting("WEBSOCKET_MAX_OPERATIONS") or 0) or None
+        )
+        try:
+            self._counted_user = _limit_sockets(self.scope)
+        except _TooManySockets as refusal:
+            self._refused = True
+            logger.info("WebSocket refused: %s", refusal)
+            await self.accept(subprotocol=await self.pick_websocket_subprotocol(self))
+            await self.close(code=4429, reason=str(refusal))
+            return
+        await super().connect()
+
+    async def disconnect(self, code: int) -> None:
+        if self._refused:
+            return
+        try:
+            await super().disconnect(code)
+        finally:
+            if self._counted_user is not None:
+                _release_socket(self._counted_user)
+                self._counted_user = None
 
     async def _receive_from_layer(self) -> dict:
         delay = 0.1
