@@ -102,6 +102,7 @@ import json
 import logging
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
 from channels.routing import ProtocolTypeRouter, URLRouter
@@ -389,6 +390,30 @@ class _GraphQLWSHandler(BaseGraphQLWSHandler):
             return
         await super().handle_start(message)
 
+    async def handle_stop(self, message) -> None:
+        # strawberry awaits the stopped operation's end before it reads the next message, and
+        # each end takes turns of a busy event loop: 50 `stop`s took seconds while the other
+        # replays went on. Cancel it and read on; it sends `complete` as it ends.
+        operation_id = message["id"]
+        task = self.tasks.get(operation_id)
+        if task is None:
+            return
+        self.subscriptions.pop(operation_id, None)
+        self._ended = self._ended | {operation_id}
+        task.cancel()
+
+    async def cleanup(self) -> None:
+        # The socket closed: cancel every operation at once, then wait for them (strawberry
+        # cancels and awaits one after the other while the rest run on).
+        tasks = list(self.tasks.values())
+        self.subscriptions.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self.tasks.clear()
+
     async def handle_async_results(self, operation_id, query, operation_name, variables) -> None:
         if not await _prepare_operation(self.view.scope):
             self.tasks.pop(operation_id, None)
@@ -512,6 +537,18 @@ class WorkflowGraphQLWSConsumer(GraphQLWSConsumer):
 
     _counted_user: Any = None
     _refused = False
+
+    async def dispatch(self, message) -> None:
+        # channels' dispatch first closes stale database connections in the database thread,
+        # i.e. every message the client sends waits behind the page reads queued there: under 50
+        # replays a `complete` waited seconds. Receiving and closing touch no database here (the
+        # operations' own database calls close stale connections around each call), so they go
+        # straight to their handlers.
+        if message.get("type") in ("websocket.receive", "websocket.disconnect"):
+            handler = getattr(self, get_handler_name(message))
+            await handler(message)
+            return
+        await super().dispatch(message)
 
     async def connect(self) -> None:
         # The limits of this socket (see the module docstring), before strawberry runs it.

@@ -94,6 +94,17 @@ def _results_sent(ws: GraphQLSocket) -> int:
     )
 
 
+async def _replaying(ws: GraphQLSocket, results: int = 200, timeout: float = 15) -> None:
+    """Read until ``results`` results have arrived: the replays are under way."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    seen = 0
+    while seen < results:
+        remaining = deadline - loop.time()
+        assert remaining > 0, f"only {seen} results within {timeout}s"
+        seen += await _drain(ws, min(remaining, 0.2))
+
+
 async def _cpu_over(seconds: float) -> float:
     """CPU time this process (every thread) spends while the event loop idles ``seconds``."""
     start = time.process_time()
@@ -119,7 +130,7 @@ async def test_closing_a_socket_with_50_replays_leaves_the_server_idle(applicati
     session = await run(login_session)(users["rita"])
     async with GraphQLSocket(application, session_key=session) as ws:
         ids = [await ws.subscribe(REPLAY, after="0") for _ in range(50)]
-        assert await _drain(ws, 1.0) > 0  # the replays are running
+        await _replaying(ws)
         await ws.communicator.disconnect()
         cpu = await _cpu_over(3.0)
         assert cpu < 0.6, f"{cpu:.2f} s of CPU in the 3 s after the close (limit: 20 % of a core)"
@@ -138,7 +149,7 @@ async def test_complete_stops_every_replay_at_once(application, busy, protocol):
     session = await run(login_session)(users["rita"])
     async with GraphQLSocket(application, protocol=protocol, session_key=session) as ws:
         ids = [await ws.subscribe(REPLAY, after="0") for _ in range(50)]
-        assert await _drain(ws, 1.0) > 0
+        await _replaying(ws)
         for id_ in ids:
             await ws.stop(id_)
         # What the server sends from now on, whatever this client has still to read of before.
