@@ -324,9 +324,13 @@ def _start(
     """Where a stream starts (``after``, or the newest final event) and its first replay page."""
     if after is None:
         return _newest(), []
-    if window and _too_old(after, spec, visible, window):
+    page = _replay_page(after, spec, visible)
+    if window and (
+        len(page) > window  # a short page within the window needs no second look
+        or (len(page) == REPLAY_PAGE and _too_old(after, spec, visible, window))
+    ):
         raise CursorTooOld(window)
-    return after, _replay_page(after, spec, visible)
+    return after, page
 
 
 # --------------------------------------------------------------------------- the hub
