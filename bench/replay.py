@@ -37,15 +37,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench._common import emit, scratch_database  # noqa: E402
+from bench._common import emit, scratch_database
 
 TARGET = 2.0
 SELECTION = "cursor kind sequence state instance { id version state }"
-REPLAY = "subscription($after: String) { workflowInstanceEvents(after: $after) { %s } }" % SELECTION
+REPLAY = (
+    "subscription($after: String) { workflowInstanceEvents(after: $after) { " + SELECTION + " } }"
+)
 LIVE = "subscription { workflowInstanceEvents { cursor } }"
 HTTP = (
-    'query { workflowEvents(after: "0", first: 100) { edges { node { %s } } pageInfo { hasNextPage } } }'
-    % SELECTION
+    'query { workflowEvents(after: "0", first: 100) { edges { node { '
+    + SELECTION
+    + " } } pageInfo { hasNextPage } } }"
 )
 VISIBLE = 12
 
