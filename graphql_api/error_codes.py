@@ -38,7 +38,9 @@ class TransportCode(DescribedCode):
     INVALID_ID = "INVALID_ID", "Not a global ID, or one of another type (`field` names the input)."
     INVALID_CURSOR = (
         "INVALID_CURSOR",
-        "Not an event cursor this history handed out: reload, then start afresh.",
+        "Not an event cursor (malformed or out of range): pass back an event's `cursor`. A "
+        "well-formed cursor past the newest event is not refused: it reads as the newest the "
+        "viewer may see.",
     )
     BAD_USER_INPUT = (
         "BAD_USER_INPUT",
@@ -57,8 +59,20 @@ class TransportCode(DescribedCode):
     )
     TOO_MANY_OPERATIONS = (
         "TOO_MANY_OPERATIONS",
-        "Too many operations running at once on one WebSocket (100): complete one, or wait "
-        "for one to end, before starting another. The others go on.",
+        "Too many operations running at once on one WebSocket (`WEBSOCKET_MAX_OPERATIONS`, 10): "
+        "complete one, or wait for one to end, before starting another. The others go on.",
+    )
+    TOO_MANY_CONNECTIONS = (
+        "TOO_MANY_CONNECTIONS",
+        "Too many WebSockets open for one user (`WEBSOCKET_MAX_CONNECTIONS_PER_USER`, 10, per "
+        "server process): the new socket is closed with code 4429 and this reason. Close one "
+        "first.",
+    )
+    CURSOR_TOO_OLD = (
+        "CURSOR_TOO_OLD",
+        "More events follow the subscription's `after` than a replay sends "
+        "(`SUBSCRIPTION_REPLAY_WINDOW`): catch up over HTTP with `workflowEvents`, then "
+        "subscribe `after` the cursor it returned. Nothing was sent.",
     )
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED", "The document is not GraphQL."
     GRAPHQL_VALIDATION_FAILED = (

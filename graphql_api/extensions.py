@@ -54,6 +54,10 @@ DEFAULTS: dict[str, Any] = {
     # EVENT_TOO_LARGE / RESULT_TOO_LARGE (graphql_api/routing.py). Keep it below the server's
     # frame limit (daphne: 1 MiB). A false value turns the check off.
     "WEBSOCKET_MAX_MESSAGE_SIZE": 512 * 1024,
+    # Operations running at once on one WebSocket, and WebSockets open at once per user (per
+    # server process): see graphql_api/routing.py.
+    "WEBSOCKET_MAX_OPERATIONS": 10,
+    "WEBSOCKET_MAX_CONNECTIONS_PER_USER": 10,
 }
 
 

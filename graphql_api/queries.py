@@ -226,7 +226,7 @@ class Query:
         from django_steps.selectors import events_after, newest_cursor
 
         from .streams import InvalidCursor, parse_cursor, read_events
-        from .subscriptions import resolve_stream
+        from .subscriptions import resolve_stream, resume_cursor
 
         try:
             position = parse_cursor(after)
@@ -239,6 +239,7 @@ class Query:
         size = MAX_PAGE_SIZE if first is None else first
         user = current_user(info)
         spec = resolve_stream(user, instance_id, workflow_name, position, info=info)
+        position = resume_cursor(user, spec, position)  # past the newest: no refusal, no leak
         visible = authorization.visible_events(
             user,
             events_after(position or 0, instance_id=spec.instance_id, workflow_id=spec.workflow_id),

@@ -77,12 +77,16 @@ gets ``error`` (for a ``start`` with a usable ``id``; code ``BAD_REQUEST``) or
 Anything else that escapes a handler is a bug: logged with its traceback, and the socket is
 closed with ``1011`` rather than left dead.
 
-The operations limit
-====================
+The operations and sockets limits
+=================================
 
-strawberry refuses an operation beyond ``max_subscriptions_per_connection`` (100) with an error
-that has no code; here it carries ``TOO_MANY_OPERATIONS`` (both protocols), and the socket and
-its other operations go on.
+strawberry refuses an operation beyond ``max_subscriptions_per_connection`` with an error that
+has no code; here the limit is ``DJANGO_STEPS_GRAPHQL["WEBSOCKET_MAX_OPERATIONS"]`` (10: a
+replaying subscription is real work, strawberry's 100 is far too many), read when the socket
+opens, and the refusal carries ``TOO_MANY_OPERATIONS`` (both protocols); the socket and its other
+operations go on. A logged-in user may hold ``WEBSOCKET_MAX_CONNECTIONS_PER_USER`` (10) sockets at
+once in one server process: the next one is accepted and closed at once with code ``4429`` and
+the reason ``TOO_MANY_CONNECTIONS: …`` (:func:`_limit_sockets`).
 
 Serve it with ``daphne mysite.asgi:application`` or ``uvicorn mysite.asgi:application``; uvicorn
 needs a WebSocket implementation, which ``uvicorn[standard]`` (the ``server`` extra) brings. In
@@ -93,15 +97,16 @@ development, ``manage.py runserver`` serves it when ``"daphne"`` is the first of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import OriginValidator
-from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.urls import re_path
@@ -385,6 +390,30 @@ class _GraphQLWSHandler(BaseGraphQLWSHandler):
             return
         await super().handle_start(message)
 
+    async def handle_stop(self, message) -> None:
+        # strawberry awaits the stopped operation's end before it reads the next message, and
+        # each end takes turns of a busy event loop: 50 `stop`s took seconds while the other
+        # replays went on. Cancel it and read on; it sends `complete` as it ends.
+        operation_id = message["id"]
+        task = self.tasks.get(operation_id)
+        if task is None:
+            return
+        self.subscriptions.pop(operation_id, None)
+        self._ended = self._ended | {operation_id}
+        task.cancel()
+
+    async def cleanup(self) -> None:
+        # The socket closed: cancel every operation at once, then wait for them (strawberry
+        # cancels and awaits one after the other while the rest run on).
+        tasks = list(self.tasks.values())
+        self.subscriptions.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self.tasks.clear()
+
     async def handle_async_results(self, operation_id, query, operation_name, variables) -> None:
         if not await _prepare_operation(self.view.scope):
             self.tasks.pop(operation_id, None)
@@ -412,6 +441,71 @@ class _GraphQLWSHandler(BaseGraphQLWSHandler):
                 task.cancel()  # strawberry answers a cancelled operation with "complete"
 
 
+async def dispatch_promptly(receivers, dispatch) -> None:
+    """channels' ``await_many_dispatch``, with each source read in a loop of its own: messages
+    already waiting are dispatched in the same turn of the event loop. channels' version spends
+    several turns per message (a new task, a wait, a wake-up), and while replays keep the loop and
+    a database thread busy each turn costs milliseconds: 50 ``complete`` messages took a second to
+    be read. Dispatches stay one at a time and in order per source, as there; the first error
+    (``StopConsumer`` at the end) ends it."""
+    one_at_a_time = asyncio.Lock()
+
+    async def pump(receive) -> None:
+        while True:
+            message = await receive()
+            async with one_at_a_time:
+                await dispatch(message)
+
+    tasks = [asyncio.ensure_future(pump(receive)) for receive in receivers]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+#: Open sockets per user id in this process (WEBSOCKET_MAX_CONNECTIONS_PER_USER).
+_SOCKETS_PER_USER: dict[Any, int] = {}
+
+
+def _limit_sockets(scope: dict) -> Any:
+    """Count a new socket of the scope's user: its user id (release it with
+    :func:`_release_socket`), None for an anonymous socket, or raise :class:`_TooManySockets`."""
+    from .extensions import graphql_setting
+
+    user = scope.get("user")
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    limit = int(graphql_setting("WEBSOCKET_MAX_CONNECTIONS_PER_USER") or 0)
+    open_now = _SOCKETS_PER_USER.get(user.pk, 0)
+    if limit and open_now >= limit:
+        raise _TooManySockets(limit)
+    _SOCKETS_PER_USER[user.pk] = open_now + 1
+    return user.pk
+
+
+def _release_socket(user_pk: Any) -> None:
+    left = _SOCKETS_PER_USER.get(user_pk, 0) - 1
+    if left > 0:
+        _SOCKETS_PER_USER[user_pk] = left
+    else:
+        _SOCKETS_PER_USER.pop(user_pk, None)
+
+
+class _TooManySockets(Exception):
+    def __init__(self, limit: int) -> None:
+        from .errors import TOO_MANY_CONNECTIONS
+
+        super().__init__(
+            f"{TOO_MANY_CONNECTIONS}: at most {limit} WebSockets per user are open at once; close one first."
+        )
+
+
 class WorkflowGraphQLWSConsumer(GraphQLWSConsumer):
     """strawberry's consumer, kept alive through channel-layer outages, with results over the
     size limit answered by an error instead of being dropped (see the module docstring).
@@ -437,9 +531,51 @@ class WorkflowGraphQLWSConsumer(GraphQLWSConsumer):
             self.channel_receive = self._receive_from_layer
             callables.append(self._receive_from_layer)
         try:
-            await await_many_dispatch(callables, self.dispatch)
+            await dispatch_promptly(callables, self.dispatch)
         except StopConsumer:
             pass
+
+    _counted_user: Any = None
+    _refused = False
+
+    async def dispatch(self, message) -> None:
+        # channels' dispatch first closes stale database connections in the database thread,
+        # i.e. every message the client sends waits behind the page reads queued there: under 50
+        # replays a `complete` waited seconds. Receiving and closing touch no database here (the
+        # operations' own database calls close stale connections around each call), so they go
+        # straight to their handlers.
+        if message.get("type") in ("websocket.receive", "websocket.disconnect"):
+            handler = getattr(self, get_handler_name(message))
+            await handler(message)
+            return
+        await super().dispatch(message)
+
+    async def connect(self) -> None:
+        # The limits of this socket (see the module docstring), before strawberry runs it.
+        from .extensions import graphql_setting
+
+        self.max_subscriptions_per_connection = (
+            int(graphql_setting("WEBSOCKET_MAX_OPERATIONS") or 0) or None
+        )
+        try:
+            self._counted_user = _limit_sockets(self.scope)
+        except _TooManySockets as refusal:
+            self._refused = True
+            logger.info("WebSocket refused: %s", refusal)
+            await self.accept(subprotocol=await self.pick_websocket_subprotocol(self))
+            await self.close(code=4429, reason=str(refusal))
+            return
+        await super().connect()
+
+    async def disconnect(self, code: int) -> None:
+        if self._refused:
+            return
+        try:
+            await super().disconnect(code)
+        finally:
+            if self._counted_user is not None:
+                _release_socket(self._counted_user)
+                self._counted_user = None
 
     async def _receive_from_layer(self) -> dict:
         delay = 0.1

@@ -54,6 +54,23 @@ two can be missed: the hub hands out an event only after it is committed, and th
 registers before it reads the history. A stream whose client does not keep up (more than
 ``SUBSCRIPTION_BUFFER`` events waiting) drops its buffer and re-reads the history instead, so a
 slow socket costs bounded memory and still loses nothing.
+
+Replay costs what it returns, and stops when told
+=================================================
+
+A stream's history reads (its replay, and the re-read after an overflow) go through the
+subscriber's visibility filter *in SQL* (``visible``: the same semi-join as ``workflowEvents``),
+so a claimant replaying her 12 events among 100,000 reads 12 rows, not the whole history. They
+read :data:`REPLAY_PAGE` events at a time, each page in a worker thread, and the stream awaits
+between pages: cancelling the operation (``complete``, the socket closing, the server stopping)
+stops it at the next page at the latest — the queued page reads are dropped, and the page
+running in its thread is abandoned (its result discarded). On PostgreSQL each page runs under
+``SET LOCAL statement_timeout`` (:data:`REPLAY_STATEMENT_TIMEOUT_MS`), so an abandoned
+statement cannot run on for long either.
+
+A cursor further back than ``SUBSCRIPTION_REPLAY_WINDOW`` events of the subscriber's stream
+(what it may see) is refused with :class:`CursorTooOld` before anything is sent: the client
+catches up over HTTP (``workflowEvents``), then subscribes with the cursor it ended on.
 """
 
 from __future__ import annotations
@@ -63,13 +80,13 @@ import contextlib
 import logging
 import re
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import router
+from django.db import connections, router, transaction
 from django.db.models import QuerySet
 
 from django_steps import compiled, history
@@ -87,6 +104,7 @@ logger = logging.getLogger("graphql_api.streams")
 
 __all__ = [
     "GROUP",
+    "CursorTooOld",
     "EventHub",
     "InvalidCursor",
     "StreamSpec",
@@ -103,6 +121,12 @@ __all__ = [
 GROUP = "django_steps.events"
 MESSAGE_TYPE = "django_steps.event"
 BATCH = 500
+#: Events per replay read: small, so that a cancelled stream stops after one short read.
+REPLAY_PAGE = 100
+#: PostgreSQL ``statement_timeout`` of one replay page (milliseconds).
+REPLAY_STATEMENT_TIMEOUT_MS = 5_000
+#: The default of ``SUBSCRIPTION_REPLAY_WINDOW``: most events a replay sends before going live.
+REPLAY_WINDOW = 10_000
 _CURSOR_RE = re.compile(r"^[0-9]{1,39}$")
 #: Rows joined to every event read (few joins: PostgreSQL plans a 12-way join in ~40 ms). Steps,
 #: statuses and transitions come from :func:`_definitions` instead, so serialising an event
@@ -115,6 +139,20 @@ class InvalidCursor(ValueError):
     """Raised when an ``after`` cursor is not one this server hands out."""
 
     code = "INVALID_CURSOR"
+
+
+class CursorTooOld(Exception):
+    """Raised when more events of a stream follow its ``after`` cursor than a replay sends
+    (``SUBSCRIPTION_REPLAY_WINDOW``): the client catches up over HTTP first."""
+
+    code = "CURSOR_TOO_OLD"
+
+    def __init__(self, window: int) -> None:
+        super().__init__(
+            f"More than {window:,} events follow this cursor: catch up over HTTP with "
+            "`workflowEvents(after: <this cursor>)` until `pageInfo.hasNextPage` is false, then "
+            "subscribe again with `after` set to the `cursor` it returned."
+        )
 
 
 def format_cursor(cursor: int) -> str:
@@ -224,13 +262,50 @@ def read_events(queryset: QuerySet[WorkflowEvent], limit: int = BATCH) -> list[W
     return events
 
 
+#: A filter of events (a queryset in, the events a subscriber may see out), applied in SQL.
+Visible = Callable[[QuerySet[WorkflowEvent]], QuerySet[WorkflowEvent]]
+
+
 def _read(
-    after: int, until: int | None = None, spec: StreamSpec | None = None
+    after: int,
+    until: int | None = None,
+    spec: StreamSpec | None = None,
+    visible: Visible | None = None,
+    limit: int = BATCH,
 ) -> list[WorkflowEvent]:
     spec = spec or StreamSpec()
-    return read_events(
-        events_after(after, instance_id=spec.instance_id, workflow_id=spec.workflow_id, until=until)
+    queryset = events_after(
+        after, instance_id=spec.instance_id, workflow_id=spec.workflow_id, until=until
     )
+    if visible is not None:
+        queryset = visible(queryset)
+    return read_events(queryset, limit)
+
+
+def _bounded(read: Callable[[], Any]) -> Any:
+    """Run ``read`` (sync) with its statements cut after :data:`REPLAY_STATEMENT_TIMEOUT_MS` on
+    PostgreSQL (a transaction of its own: ``SET LOCAL`` ends with it)."""
+    using = router.db_for_read(WorkflowEvent)
+    connection = connections[using]
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return read()
+    with transaction.atomic(using=using):
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL statement_timeout = {int(REPLAY_STATEMENT_TIMEOUT_MS)}")
+        return read()
+
+
+def _replay_page(after: int, spec: StreamSpec, visible: Visible | None) -> list[WorkflowEvent]:
+    return _bounded(lambda: _read(after, None, spec, visible, REPLAY_PAGE))
+
+
+def _too_old(after: int, spec: StreamSpec, visible: Visible | None, window: int) -> bool:
+    """Whether more than ``window`` events of the stream (that the subscriber may see) follow
+    ``after``: one query reading at most ``window + 1`` index entries of the stream."""
+    queryset = events_after(after, instance_id=spec.instance_id, workflow_id=spec.workflow_id)
+    if visible is not None:
+        queryset = visible(queryset)
+    return _bounded(lambda: queryset.values_list("pk", flat=True)[window : window + 1].exists())
 
 
 def _read_final(after: int, until: int) -> tuple[list[WorkflowEvent], int]:
@@ -243,11 +318,19 @@ def _read_final(after: int, until: int) -> tuple[list[WorkflowEvent], int]:
     return events, max(after, min(until, horizon - 1))
 
 
-def _start(spec: StreamSpec, after: int | None) -> tuple[int, list[WorkflowEvent]]:
-    """Where a stream starts (``after``, or the newest final event) and its first replay batch."""
+def _start(
+    spec: StreamSpec, after: int | None, visible: Visible | None, window: int
+) -> tuple[int, list[WorkflowEvent]]:
+    """Where a stream starts (``after``, or the newest final event) and its first replay page."""
     if after is None:
         return _newest(), []
-    return after, _read(after, None, spec)
+    page = _replay_page(after, spec, visible)
+    if window and (
+        len(page) > window  # a short page within the window needs no second look
+        or (len(page) == REPLAY_PAGE and _too_old(after, spec, visible, window))
+    ):
+        raise CursorTooOld(window)
+    return after, page
 
 
 # --------------------------------------------------------------------------- the hub
@@ -506,12 +589,16 @@ async def stream_events(
     spec: StreamSpec,
     *,
     after: int | None = None,
+    visible: Visible | None = None,
     catch_up_interval: float | None = None,
     retry_interval: float | None = None,
 ) -> AsyncIterator[WorkflowEvent]:
     """Every committed event of ``spec`` after ``after`` (or from now), once each, in commit order.
 
     ``layer`` is the channel layer (``None``: no live feed, the hub polls the history).
+    ``visible`` filters the history reads in SQL (the events the subscriber may see); live
+    events are not filtered here (the caller checks each one). Raises :class:`CursorTooOld`
+    before the first event when ``after`` is outside the replay window.
     """
     options = _options()
     if catch_up_interval is None:
@@ -519,25 +606,27 @@ async def stream_events(
     if retry_interval is None:
         retry_interval = float(options.get("SUBSCRIPTION_RETRY_SECONDS", 0.5))
     limit = int(options.get("SUBSCRIPTION_BUFFER", 10_000))
+    window = int(options.get("SUBSCRIPTION_REPLAY_WINDOW", REPLAY_WINDOW) or 0)
     hub = hub_for(layer, catch_up_interval=catch_up_interval, retry_interval=retry_interval)
     subscriber = _Subscriber(spec, limit)
     await hub.add(
         subscriber
     )  # 1. register first: what the history read below misses, the hub hands out
     try:
-        last, batch = await database_sync_to_async(_start)(spec, after)
+        last, page = await database_sync_to_async(_start)(spec, after, visible, window)
 
         async def replay() -> AsyncIterator[WorkflowEvent]:
-            nonlocal last, batch
-            while batch:
-                for event in batch:
+            # Page by page, awaiting between pages: a cancelled stream stops here.
+            nonlocal last, page
+            while page:
+                for event in page:
                     if event.cursor > last:
                         last = event.cursor
                         yield event
-                if len(batch) < BATCH:
+                if len(page) < REPLAY_PAGE:
                     break
-                batch = await database_sync_to_async(_read)(last, None, spec)
-            batch = []
+                page = await database_sync_to_async(_replay_page)(last, spec, visible)
+            page = []
 
         async for event in replay():
             yield event
@@ -546,7 +635,7 @@ async def stream_events(
             event = await queue.get()
             if event is None:  # 3. the buffer overflowed: re-read the history
                 subscriber.overflowed = False
-                batch = await database_sync_to_async(_read)(last, None, spec)
+                page = await database_sync_to_async(_replay_page)(last, spec, visible)
                 async for event in replay():
                     yield event
                 continue

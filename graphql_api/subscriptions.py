@@ -2,7 +2,12 @@
 
 Arguments are resolved and permissions checked before the stream starts, so a refused
 subscription gets one error (``extensions.code``: ``PERMISSION_DENIED``, ``INVALID_ID``,
-``NOT_FOUND``, ``INVALID_CURSOR``) on both WebSocket protocols. The stream itself (replay,
+``NOT_FOUND``, ``INVALID_CURSOR`` for a string that is not a cursor, ``CURSOR_TOO_OLD`` for one
+outside the replay window) on both WebSocket protocols. The replay reads only the events the
+user may see, filtered in SQL (:func:`visible_to`). A well-formed cursor past the newest event
+is not refused (that answer would let a binary search find the newest cursor of the whole
+history, i.e. everyone's activity): it counts as the newest event the user may see
+(:func:`resume_cursor`), so it behaves exactly like any cursor after their last event. The stream itself (replay,
 live, gap fill, outage recovery, and the choice of cursor) is :mod:`graphql_api.streams`. An
 event whose message would be too large for the socket ends the subscription with
 ``EVENT_TOO_LARGE`` and the event's cursor (:mod:`graphql_api.routing`; the event being sent is
@@ -47,7 +52,7 @@ from . import permissions
 from .errors import NOT_FOUND, PERMISSION_DENIED, ApiError, query_error
 from .ids import parse_global_id
 from .permissions import current_user
-from .streams import InvalidCursor, StreamSpec, parse_cursor, stream_events
+from .streams import CursorTooOld, InvalidCursor, StreamSpec, parse_cursor, stream_events
 from .types import WorkflowEventType
 
 __all__ = ["Subscription", "resolve_stream"]
@@ -75,11 +80,6 @@ def resolve_stream(
         raise query_error(
             PERMISSION_DENIED, "You do not have permission to view workflow instances."
         )
-    if after is not None and history.is_ahead(after, router.db_for_read(WorkflowEvent)):
-        raise query_error(
-            InvalidCursor.code,
-            "This cursor is not from this history: reload, then subscribe without `after`.",
-        )
     workflow_id = None
     if workflow_name is not None:
         workflow_id = (
@@ -103,6 +103,45 @@ def resolve_stream(
             "No workflow instance has this ID" + (" in this workflow." if workflow_id else "."),
         )
     return StreamSpec(instance_id=pk, workflow_id=instance_workflow_id)
+
+
+def visible_to(user):
+    """The SQL filter of the events ``user`` may see (for :func:`~graphql_api.streams.stream_events`)."""
+    return lambda queryset: authorization.visible_events(user, queryset)
+
+
+def resume_cursor(user, spec: StreamSpec, after: int | None) -> int | None:
+    """``after``, or for a cursor past the newest event (one this history never handed out, e.g.
+    after a restore) the newest event of the stream ``user`` may see: reading after either gives
+    the same events, so nothing tells the two apart (sync)."""
+    if after is None or not history.is_ahead(after, router.db_for_read(WorkflowEvent)):
+        return after
+    stream = WorkflowEvent.objects.all()
+    if spec.instance_id is not None:
+        stream = stream.filter(instance_id=spec.instance_id)
+    elif spec.workflow_id is not None:
+        stream = stream.filter(workflow_id=spec.workflow_id)
+    return min(after, history.newest(authorization.visible_events(user, stream)))
+
+
+def _resolve(user, instance_id, workflow_name, after, info) -> tuple[StreamSpec, int | None]:
+    spec = resolve_stream(user, instance_id, workflow_name, after, info=info)
+    return spec, resume_cursor(user, spec, after)
+
+
+def _socket_turn(info: Info) -> asyncio.Lock | contextlib.nullcontext:
+    """The lock the subscriptions of one socket take in turn to have one event executed and
+    sent. Without it, 50 replays on a socket put 50 events' work into every turn of the event
+    loop, and each message the socket receives (``complete`` first) waits for several such turns;
+    with it, every turn carries one event per socket, so ``complete`` is read at once. A socket's
+    throughput is unchanged (the work is the same, in turn instead of all at once)."""
+    consumer = info.context.get("ws") if isinstance(info.context, dict) else None
+    if consumer is None:
+        return contextlib.nullcontext()
+    turn = getattr(consumer, "_django_steps_turn", None)
+    if turn is None:
+        turn = consumer._django_steps_turn = asyncio.Lock()
+    return turn
 
 
 # --------------------------------------------------------------------------- access
@@ -199,7 +238,9 @@ class Subscription:
             "transaction has committed. Ends with PERMISSION_DENIED once the viewer logs out, is deactivated "
             "or loses the permission, and with EVENT_TOO_LARGE (the event's `cursor` in `extensions`) when an "
             "event is too large for one WebSocket message: read it and what follows with `workflowEvents`, "
-            "then subscribe again with `after`."
+            "then subscribe again with `after`. With `after`, only the events the viewer may see are read; "
+            "a cursor with more than `SUBSCRIPTION_REPLAY_WINDOW` such events after it is refused with "
+            "CURSOR_TOO_OLD: catch up with `workflowEvents` first."
         )
     )
     async def workflow_instance_events(
@@ -225,14 +266,21 @@ class Subscription:
         except InvalidCursor as error:
             raise query_error(error.code, str(error)) from error
         user = current_user(info)
-        spec = await database_sync_to_async(resolve_stream)(
-            user, instance_id, workflow_name, position, info=info
+        spec, position = await database_sync_to_async(_resolve)(
+            user, instance_id, workflow_name, position, info
         )
         access = Access(info, user)
-        async for event in _guarded(
-            stream_events(get_channel_layer(), spec, after=position), access, spec, info
-        ):
-            sending_event.set(
-                event
-            )  # this generator runs in the operation's task: the sender sees it
-            yield event
+        events = stream_events(get_channel_layer(), spec, after=position, visible=visible_to(user))
+        try:
+            # aclosing: when the operation ends (complete, close, cancel), the stream is closed
+            # now, not whenever the garbage collector finalises it.
+            turn = _socket_turn(info)
+            async with contextlib.aclosing(_guarded(events, access, spec, info)) as guarded:
+                async for event in guarded:
+                    async with turn:  # held while strawberry executes and sends this event
+                        sending_event.set(
+                            event
+                        )  # this generator runs in the operation's task: the sender sees it
+                        yield event
+        except CursorTooOld as error:
+            raise query_error(error.code, str(error)) from error

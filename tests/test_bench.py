@@ -61,6 +61,7 @@ EXPECTED = {
     "ws_message_size": ["send one ", "naming the event being sent"],
     "mutations": ["updateWorkflowStepStatus"],
     "subscriptions": ["redis, 2 workers", "in-memory, 1 worker"],
+    "replay": ["replay of a claimant's 12 events among"],
 }
 
 

@@ -13,7 +13,7 @@ class Command(BaseCommand):
         "Give every stored workflow event a plain position (1, 2, 3…) in its current order, so that "
         "events written from now on sort after them. Run it once after restoring a dump into another "
         "PostgreSQL cluster (its transaction ids start again from low numbers), before serving; "
-        "clients' cursors from before are then refused with INVALID_CURSOR and they reload."
+        "clients' cursors from before mean nothing afterwards: have them reload."
     )
 
     def add_arguments(self, parser):
