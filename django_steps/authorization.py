@@ -160,6 +160,8 @@ def _globally_viewable(user: Any) -> set[int]:
             model = apps.get_model(app_label, codename[5:])
         except LookupError:  # a custom permission named view_something
             continue
+        if model._meta.proxy:  # viewing a proxy's rows is not viewing every row of its table
+            continue
         found.add(ContentType.objects.get_for_model(model).pk)
     return found
 

@@ -305,3 +305,25 @@ def test_last_event_is_none_before_any_change_and_follows_changes_made_elsewhere
     assert started.last_event.kind == "STARTED"  # what this object's own call wrote
     started.refresh_from_db()
     assert started.last_event.kind == "ADVANCED"  # re-read
+
+
+@pytest.mark.django_db
+def test_the_context_fields_example_is_a_valid_setting_that_does_what_its_comments_say(settings):
+    """The CONTEXT_FIELDS block of "Conditions": only the named user fields are read; a claim's
+    "exclude" leaves out the named field (the demo's Claim has no "notes": nothing else goes)."""
+    from django.contrib.auth import get_user_model
+
+    from claims.models import Claim
+    from django_steps.context import readable_fields
+
+    section = README[README.index("## Conditions") : README.index("## Python API")]
+    [text] = [
+        b for b in re.findall(r"```python\n(.*?)```", section, flags=re.S) if "CONTEXT_FIELDS" in b
+    ]
+    namespace: dict = {}
+    exec(compile(text, "README.md (Conditions)", "exec"), namespace)
+    settings.DJANGO_STEPS = {**settings.DJANGO_STEPS, **namespace["DJANGO_STEPS"]}
+    user_fields = {f.name for f in readable_fields(get_user_model())}
+    assert user_fields == {"username", "is_staff", "date_joined"}
+    claim_fields = {f.name for f in readable_fields(Claim)}
+    assert {"amount", "owner", "title"} <= claim_fields and "notes" not in claim_fields
