@@ -5,14 +5,15 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.contenttypes.admin import GenericTabularInline
 
+from django_steps.authorization import visible_instances
 from django_steps.models import WorkflowInstance
 
 from .models import Claim
 
 
 class WorkflowInstanceInline(GenericTabularInline):
-    """The claim's workflow instances, read-only: changes go through the services (GraphQL,
-    the dashboard), which check transitions and write the history."""
+    """The claim's workflow instances the user may see, read-only: changes go through the
+    services (GraphQL, the dashboard), which check transitions and write the history."""
 
     model = WorkflowInstance
     ct_field = "content_type"
@@ -25,6 +26,9 @@ class WorkflowInstanceInline(GenericTabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    def get_queryset(self, request):
+        return visible_instances(request.user, super().get_queryset(request))
 
 
 @admin.register(Claim)

@@ -9,8 +9,9 @@ permissions stored in the database (the ``demo`` superuser has them all).
 - ``claims.decide_claim``: a reviewer (approve, reject, hold, triage: every other move).
 
 The statuses of the example workflows name these permissions (``permission:`` in
-``django_steps/examples/*.yaml``); the visibility rule in :mod:`claims.visibility` narrows the
-workflow instances a user sees in the same way as ``claims.view_claim``. A status set with one of
+``django_steps/examples/*.yaml``). Which claims' workflow instances a user sees follows
+``claims.view_claim``: globally for reviewers, and per claim through the object rule in
+:mod:`claims.visibility` (the same owner test as a queryset, for lists). A status set with one of
 them sticks: leaving it needs the same permission, unless the new status names one the user
 holds (an owner cannot undo a reviewer's "Waiting for Documents" with "New", but may still
 withdraw).

@@ -1,29 +1,20 @@
-"""The demo's visibility rule: which workflow instances a user sees.
+"""The demo's object rule: which claims a user may view, as a queryset.
 
-Named in the demo settings as ``DJANGO_STEPS["VISIBLE_INSTANCES"]``; django-steps applies it to
-every list, lookup, nested field, history and subscription (see
-``django_steps/authorization.py``). Like ``claims.view_claim`` (:mod:`claims.rules`): reviewers
-(and users with the permission for every claim, e.g. superusers) see every claim's instances;
-everyone else only those of the claims they own. Instances on other models are left to the
-default (everything, for users with ``view_workflowinstance``).
+Named in the demo settings as ``DJANGO_STEPS["VISIBLE_OBJECTS"]["claims.claim"]``. django-steps'
+default visibility rule shows a workflow instance to whoever may view its object (see
+``django_steps/authorization.py``): users holding ``claims.view_claim`` for every claim (reviewers
+through :mod:`claims.rules`, superusers) see every claim's instances without this rule; everyone
+else sees those of the claims this rule keeps: their own, as ``claims.view_claim`` says per
+object. Instances on any other model (a workflow on users, say) are seen only by who may view
+that model.
 
 One queryset filter, no Python per row: a list page costs the same whatever the user.
 """
 
 from __future__ import annotations
 
-from django.contrib.contenttypes.models import ContentType
-from django.db.models import CharField, Q, QuerySet
-from django.db.models.functions import Cast
-
-from .models import Claim
+from django.db.models import QuerySet
 
 
-def visible_instances(user, queryset: QuerySet) -> QuerySet:
-    if user.has_perm("claims.view_claim"):  # without an object: every claim (reviewers, superusers)
-        return queryset
-    own_claims = (
-        Claim.objects.filter(owner_id=user.pk).annotate(key=Cast("pk", CharField())).values("key")
-    )
-    claim_type = ContentType.objects.get_for_model(Claim)
-    return queryset.filter(~Q(content_type=claim_type) | Q(object_id__in=own_claims))
+def visible_claims(user, queryset: QuerySet) -> QuerySet:
+    return queryset.filter(owner_id=user.pk)

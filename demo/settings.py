@@ -206,9 +206,10 @@ STATICFILES_DIRS = [
     BASE_DIR / "demo" / "static"
 ]  # dashboard assets, vendored graphql-ws and mermaid
 
-# django-steps engine settings: which instances each user sees (claims/visibility.py).
+# django-steps engine settings. Instances are visible to who may view their object; claims are
+# viewed per object (their owner), so the default rule asks claims/visibility.py which.
 DJANGO_STEPS = {
-    "VISIBLE_INSTANCES": "claims.visibility.visible_instances",
+    "VISIBLE_OBJECTS": {"claims.claim": "claims.visibility.visible_claims"},
 }
 
 # django-steps GraphQL settings (see README, "Configuration").

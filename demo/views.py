@@ -6,16 +6,17 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.contenttypes.models import ContentType
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
-from django_steps.authorization import may_view_object
+from django_steps.authorization import may_view_object, visible_instances
+from django_steps.models import WorkflowInstance
 
 #: Most labels one request may ask for.
 MAX_LABELS = 200
@@ -86,9 +87,10 @@ def object_labels(request: HttpRequest) -> JsonResponse:
 
     ``?ref=claims.claim:3&ref=...`` (the instance's ``contentType`` and ``objectId``) returns
     ``{"labels": {"claims.claim:3": "Broken window (450.00)"}}``. The GraphQL API deliberately
-    knows nothing about the attached models, so the demo page asks its own project. Objects of
-    the user may not view (``<app>.view_<model>``, for the object), or that do not exist, are
-    left out.
+    knows nothing about the attached models, so the demo page asks its own project. Only
+    objects carrying an instance the user may see (the visibility rule, as in GraphQL) that the
+    user may view are named; anything else (another model, someone else's object, a missing
+    one) is left out, the same way.
     """
     wanted: dict[tuple[str, str], list[str]] = {}
     for ref in request.GET.getlist("ref")[:MAX_LABELS]:
@@ -100,16 +102,23 @@ def object_labels(request: HttpRequest) -> JsonResponse:
     labels: dict[str, str] = {}
     for (app_label, model_name), ids in wanted.items():
         try:
-            model = apps.get_model(app_label, model_name)
-        except LookupError:
+            content_type = ContentType.objects.get_by_natural_key(app_label, model_name)
+        except ContentType.DoesNotExist:
             continue
-        valid = []
-        for object_id in ids:
+        model = content_type.model_class()
+        if model is None:
+            continue
+        attached = visible_instances(
+            request.user,
+            WorkflowInstance.objects.filter(content_type=content_type, object_id__in=ids),
+        ).values_list("object_id", flat=True)
+        keys = set()
+        for object_id in attached:
             try:
-                valid.append(model._meta.pk.to_python(object_id))
+                keys.add(model._meta.pk.to_python(object_id))
             except Exception:  # a malformed id names no object
                 continue
-        for obj in model._default_manager.filter(pk__in=valid):
-            if may_view_object(request.user, obj):  # globally, or this object (django-rules)
+        for obj in model._default_manager.filter(pk__in=keys):
+            if may_view_object(request.user, obj):
                 labels[f"{app_label}.{model._meta.model_name}:{obj.pk}"] = str(obj)
     return JsonResponse({"labels": labels})

@@ -25,7 +25,10 @@ Definitions
     ``manage.py load_workflow FILE --replace`` or the GraphQL API.
 
 Instances and history
-    Read-only. Instances show their history inline; the actions "Put on hold", "Resume" and
+    Read-only, and only what the visibility rule shows the user
+    (:func:`django_steps.authorization.visible_instances` / ``visible_events``: the changelists,
+    the change and history pages, the running-instance counts of the workflow list); an event's
+    stored context only to users who may view the object (``may_view_object``). Instances show their history inline; the actions "Put on hold", "Resume" and
     "Cancel" call :mod:`django_steps.services` with ``actor=request.user`` and report each
     instance that could not be changed with its error code.
 """
@@ -34,10 +37,11 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db.models import Field
+from django.db.models import Count, Field, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils.html import format_html, format_html_join
 
-from . import services
+from . import authorization, services
 from .choices import UNFINISHED_STATES
 from .definitions import check_workflow, dump_document, export_workflow
 from .diagram import workflow_to_mermaid
@@ -245,9 +249,23 @@ class WorkflowAdmin(DefinitionGuardMixin, admin.ModelAdmin):
     def step_count(self, workflow: Workflow) -> int:
         return workflow.steps.count()
 
-    @admin.display(description="running instances")
+    def get_queryset(self, request):
+        running = authorization.visible_instances(
+            request.user,
+            WorkflowInstance.objects.filter(workflow=OuterRef("pk"), state__in=UNFINISHED_STATES),
+        )
+        counted = running.order_by().values("workflow").annotate(n=Count("pk")).values("n")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _running=Coalesce(Subquery(counted, output_field=IntegerField()), 0),
+            )
+        )
+
+    @admin.display(description="running instances (that you can see)")
     def running_instances(self, workflow: Workflow) -> int:
-        return workflow.instances.filter(state__in=UNFINISHED_STATES).count()
+        return workflow._running
 
     @admin.display(description="Mermaid diagram")
     def diagram(self, workflow: Workflow) -> str:
@@ -330,6 +348,12 @@ class WorkflowEventInline(admin.TabularInline):
     readonly_fields = fields
     verbose_name_plural = "history"
 
+    def get_queryset(self, request):
+        return authorization.visible_events(request.user, super().get_queryset(request))
+
+    def get_fields(self, request, obj=None):
+        return _without_hidden_context(request, obj, super().get_fields(request, obj))
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
@@ -338,6 +362,16 @@ class WorkflowEventInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+def _without_hidden_context(request, instance, fields):
+    """``fields`` without ``context`` unless the user may view the instance's object (the stored
+    context holds its fields)."""
+    if instance is not None and authorization.may_view_object(
+        request.user, instance.content_object
+    ):
+        return fields
+    return [name for name in fields if name != "context"]
 
 
 @admin.register(WorkflowInstance)
@@ -373,7 +407,8 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
     fields = readonly_fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("content_object")
+        visible = authorization.visible_instances(request.user, super().get_queryset(request))
+        return visible.prefetch_related("content_object")
 
     @admin.display(description="object")
     def content_object_display(self, instance: WorkflowInstance) -> str:
@@ -439,6 +474,13 @@ class WorkflowEventAdmin(admin.ModelAdmin):
     list_filter = ("kind", "workflow")
     list_select_related = ("instance", "from_step", "to_step", "to_status", "actor")
     search_fields = ("instance__object_id",)
+
+    def get_queryset(self, request):
+        return authorization.visible_events(request.user, super().get_queryset(request))
+
+    def get_fields(self, request, obj=None):
+        instance = obj.instance if obj is not None else None
+        return _without_hidden_context(request, instance, super().get_fields(request, obj))
 
     def has_add_permission(self, request) -> bool:
         return False

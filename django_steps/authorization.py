@@ -6,10 +6,26 @@ this module; nothing else decides. The rule has four parts.
 Reading instances
     A user reads instances (and their history) only with ``django_steps.view_workflowinstance``
     (:func:`may_read_instances`), and then only those the **visibility rule** keeps
-    (:func:`visible_instances`). The rule is a callable ``(user, queryset) -> queryset`` named
-    by ``settings.DJANGO_STEPS["VISIBLE_INSTANCES"]`` (a dotted path, or the callable itself);
-    by default it keeps everything. It must narrow with a queryset filter (no Python per row),
-    so a list page costs the same whatever the rule. Events are visible with their instance.
+    (:func:`visible_instances`). The default rule (:func:`default_visible_instances`): an
+    instance is visible to a user who may view the object it is attached to —
+
+    - every instance on a model whose ``<app_label>.view_<model>`` permission the user holds
+      globally (from the database, a group, or any backend's ``has_perm(perm)``; active
+      superusers hold them all): the fast path, one filter on the content type;
+    - on a model named in ``settings.DJANGO_STEPS["VISIBLE_OBJECTS"]`` (``{"app_label.model":
+      callable or dotted path}``), the instances on the objects that **object rule** keeps: a
+      callable ``(user, queryset of the model) -> queryset`` (the per-object hook: e.g. "the
+      claims the user owns"), applied as an SQL semi-join;
+    - nothing else (so a workflow on a model nobody thought about — users, say — shows its
+      instances only to who may view that model).
+
+    Object-permission backends (django-rules, django-guardian) answer one object at a time, which
+    no list can use: name an object rule for their models (the demo's ``claims.claim`` does).
+    ``settings.DJANGO_STEPS["VISIBLE_INSTANCES"]`` (a callable ``(user, queryset) -> queryset``
+    or its dotted path) replaces the whole default; a rule of your own can start from
+    :func:`default_visible_instances`. Every rule narrows with a queryset filter (no Python per
+    row), so a list page costs the same whatever the rule. Events are visible with their
+    instance.
 
 Starting
     A workflow lists the models it may be started on (``Workflow.content_types``; document key
@@ -43,7 +59,8 @@ Changing
 Stored context
     An event's stored context holds the object's fields (secrets left out, see
     :mod:`django_steps.context`) and the caller's input: it is shown only to users who may view
-    the object (:func:`may_view_object`: ``<app_label>.view_<model>``, globally or for it).
+    the object (:func:`may_view_object`: ``<app_label>.view_<model>`` globally, else the model's
+    object rule if it has one, else ``has_perm`` for the object).
 
 Active superusers pass every ``has_perm`` check (Django's rule); inactive and anonymous users
 pass none.
@@ -56,7 +73,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Model, QuerySet
+from django.apps import apps
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import CharField, Model, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils.module_loading import import_string
 
 from .conf import steps_setting
@@ -67,6 +88,7 @@ __all__ = [
     "AllowedActions",
     "allowed_actions",
     "check_startable",
+    "default_visible_instances",
     "may_change_instances",
     "may_move",
     "may_read_instances",
@@ -98,21 +120,92 @@ def may_change_instances(user: Any) -> bool:
     return _active(user) and user.has_perm(CHANGE_INSTANCE)
 
 
-def _keep_all(user: Any, queryset: QuerySet) -> QuerySet:
-    return queryset
-
-
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=64)
 def _import(path: str) -> Callable[[Any, QuerySet], QuerySet]:
     return import_string(path)
+
+
+def _callable(rule: Any) -> Callable[[Any, QuerySet], QuerySet]:
+    return _import(rule) if isinstance(rule, str) else rule
+
+
+def _view_permission(model: type[Model]) -> str:
+    return f"{model._meta.app_label}.view_{model._meta.model_name}"
+
+
+def object_rules() -> dict[type[Model], Callable[[Any, QuerySet], QuerySet]]:
+    """``settings.DJANGO_STEPS["VISIBLE_OBJECTS"]`` as {concrete model: callable}."""
+    rules: dict[type[Model], Callable[[Any, QuerySet], QuerySet]] = {}
+    for label, rule in (steps_setting("VISIBLE_OBJECTS") or {}).items():
+        try:
+            model = apps.get_model(label)
+        except (LookupError, ValueError) as error:
+            raise ImproperlyConfigured(
+                f'DJANGO_STEPS["VISIBLE_OBJECTS"] names {label!r}, which is no installed model '
+                '("app_label.model").'
+            ) from error
+        rules[model._meta.concrete_model] = _callable(rule)
+    return rules
+
+
+def _globally_viewable(user: Any) -> set[int]:
+    """Content type ids of the models the user may view globally, from the permissions the
+    backends list (``get_all_permissions``; Django's backend caches them on the user)."""
+    found: set[int] = set()
+    for perm in getattr(user, "get_all_permissions", set)():
+        app_label, _, codename = perm.partition(".")
+        if not codename.startswith("view_"):
+            continue
+        try:
+            model = apps.get_model(app_label, codename[5:])
+        except LookupError:  # a custom permission named view_something
+            continue
+        if model._meta.proxy:  # viewing a proxy's rows is not viewing every row of its table
+            continue
+        found.add(ContentType.objects.get_for_model(model).pk)
+    return found
+
+
+def _objects_kept(rule: Callable, user: Any, model: type[Model]) -> QuerySet:
+    """The keys (as text, like ``WorkflowInstance.object_id``) of the objects ``rule`` keeps."""
+    kept = rule(user, model._default_manager.all())
+    return kept.annotate(_steps_key=Cast("pk", CharField())).values("_steps_key")
+
+
+def _default_filter(user: Any, prefix: str = "") -> Q | None:
+    """The default rule as a filter on instances (``prefix``: the path to the instance, e.g.
+    ``"instance__"`` for events); ``None``: every instance."""
+    if getattr(user, "is_superuser", False):
+        return None
+    everywhere = _globally_viewable(user)
+    per_object = Q()
+    for model, rule in object_rules().items():
+        content_type = ContentType.objects.get_for_model(model).pk
+        if content_type in everywhere:
+            continue
+        if user.has_perm(_view_permission(model)):  # a backend granting it without listing it
+            everywhere.add(content_type)
+            continue
+        per_object |= Q(
+            **{
+                f"{prefix}content_type_id": content_type,
+                f"{prefix}object_id__in": _objects_kept(rule, user, model),
+            }
+        )
+    return Q(**{f"{prefix}content_type_id__in": sorted(everywhere)}) | per_object
+
+
+def default_visible_instances(user: Any, queryset: QuerySet) -> QuerySet:
+    """The default visibility rule: the instances of ``queryset`` whose object ``user`` may
+    view (see the module docstring). Expects a user who may read instances."""
+    condition = _default_filter(user)
+    return queryset if condition is None else queryset.filter(condition)
 
 
 def visibility_rule() -> Callable[[Any, QuerySet], QuerySet]:
     """The configured visibility rule (read at call time, so changing the setting takes effect)."""
     rule = steps_setting("VISIBLE_INSTANCES")
-    if rule is None:
-        return _keep_all
-    return _import(rule) if isinstance(rule, str) else rule
+    return default_visible_instances if rule is None else _callable(rule)
 
 
 def visible_instances(user: Any, queryset: QuerySet) -> QuerySet:
@@ -126,6 +219,9 @@ def visible_events(user: Any, queryset: QuerySet) -> QuerySet:
     """The events of ``queryset`` whose instance ``user`` may see."""
     if not may_read_instances(user):
         return queryset.none()
+    if steps_setting("VISIBLE_INSTANCES") is None:
+        condition = _default_filter(user, "instance__")
+        return queryset if condition is None else queryset.filter(condition)
     from .models import WorkflowInstance
 
     instances = visibility_rule()(user, WorkflowInstance.objects.all())
@@ -135,10 +231,19 @@ def visible_events(user: Any, queryset: QuerySet) -> QuerySet:
 
 
 def may_view_object(user: Any, obj: Model | None) -> bool:
+    """Whether ``user`` may view ``obj``: ``<app_label>.view_<model>`` globally; else the
+    model's object rule (``VISIBLE_OBJECTS``) if it has one; else ``has_perm`` for the object
+    (object-permission backends)."""
     if obj is None or not _active(user):
         return False
-    perm = f"{obj._meta.app_label}.view_{obj._meta.model_name}"
-    return user.has_perm(perm) or user.has_perm(perm, obj)
+    perm = _view_permission(type(obj))
+    if user.has_perm(perm):
+        return True
+    model = obj._meta.concrete_model
+    rule = object_rules().get(model)
+    if rule is not None:
+        return rule(user, model._default_manager.filter(pk=obj.pk)).exists()
+    return user.has_perm(perm, obj)
 
 
 def may_set_status(user: Any, permission: str, obj: Model | None) -> bool:
@@ -152,9 +257,22 @@ def may_set_status(user: Any, permission: str, obj: Model | None) -> bool:
 
 def may_see_instance(user: Any, instance: Model) -> bool:
     """Whether ``user`` may see ``instance`` (the view permission and the visibility rule):
-    one query, none when the rule keeps every instance for this user."""
+    no query when a global permission decides, else one."""
     if not may_read_instances(user):
         return False
+    if steps_setting("VISIBLE_INSTANCES") is None:
+        if getattr(user, "is_superuser", False):
+            return True
+        content_type = ContentType.objects.get_for_id(instance.content_type_id)
+        model = content_type.model_class()
+        if model is None:  # the model is gone: nobody but superusers can view its objects
+            return False
+        if user.has_perm(_view_permission(model)):
+            return True
+        rule = object_rules().get(model._meta.concrete_model)
+        if rule is None:
+            return False
+        return _objects_kept(rule, user, model).filter(_steps_key=instance.object_id).exists()
     from .models import WorkflowInstance
 
     everything = WorkflowInstance.objects.using(instance._state.db or "default").all()

@@ -17,9 +17,12 @@ from django.core.signals import setting_changed
 __all__ = ["DEFAULTS", "steps_setting"]
 
 DEFAULTS: dict[str, Any] = {
-    # The visibility rule: a callable (user, queryset) -> queryset, or its dotted path; None keeps
-    # every instance (for users with django_steps.view_workflowinstance). See authorization.py.
+    # The visibility rule: a callable (user, queryset) -> queryset, or its dotted path; None: the
+    # default, an instance is visible to who may view its object (see authorization.py).
     "VISIBLE_INSTANCES": None,
+    # Object rules of the default: {"app_label.model": callable (user, queryset of the model) ->
+    # the objects the user may view, or its dotted path} for models viewed per object.
+    "VISIBLE_OBJECTS": {},
     # CEL conditions, checked when a condition is compiled (a definition problem when over).
     "CEL_MAX_LENGTH": 2000,  # characters of one condition
     "CEL_MAX_NESTING": 16,  # brackets (), [], {} open at once, counted before parsing

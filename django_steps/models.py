@@ -252,6 +252,23 @@ class WorkflowInstance(models.Model):
         return self.state == InstanceState.ON_HOLD
 
     @property
+    def last_event(self) -> WorkflowEvent | None:
+        """The newest event of the history (``None`` before the first). A service sets it on the
+        instance it returns (the row it wrote, no query); otherwise it is read each time."""
+        written = self.__dict__.get("_last_event")
+        if written is not None:
+            return written
+        return self.events.order_by("-txid", "-position").first() if self.pk else None
+
+    @last_event.setter
+    def last_event(self, event: WorkflowEvent | None) -> None:
+        self.__dict__["_last_event"] = event
+
+    def refresh_from_db(self, *args, **kwargs) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self.__dict__.pop("_last_event", None)  # re-read: another change may have followed
+
+    @property
     def is_awaiting_transition(self) -> bool:
         """A completion status is set but no transition matched yet: retry with
         :func:`django_steps.services.advance_workflow_instance`."""

@@ -302,7 +302,7 @@ def _sync(target: WorkflowInstance, source: WorkflowInstance) -> WorkflowInstanc
         "updated_at",
     ):
         setattr(target, name, getattr(source, name))
-    target.last_event = getattr(source, "last_event", None)
+    target.last_event = source.__dict__.get("_last_event")  # the row written, if any
     return target
 
 

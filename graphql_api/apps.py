@@ -22,3 +22,5 @@ class GraphqlApiConfig(AppConfig):
             checks.check_asgi,
         ):
             django_checks.register(check, checks.TAG)
+        for check in checks.DEPLOY_CHECKS:  # risky in production: manage.py check --deploy
+            django_checks.register(check, checks.TAG, django_checks.Tags.security, deploy=True)

@@ -25,6 +25,21 @@ names the fix.
                             throttled against password guessing
 ==========================  ================================================================
 
+With ``manage.py check --deploy`` (tags ``django_steps`` and ``security``), settings that are
+risky in production:
+
+==========================  ================================================================
+``django_steps.W010``       introspection is on while ``DEBUG`` is off
+``django_steps.W011``       ``ALLOWED_ORIGINS`` holds ``"*"``: any site's page may open the
+                            WebSocket with the visitor's session
+``django_steps.W012``       ``MAX_COST`` is 0: operations of any size are run
+``django_steps.W013``       django-axes is installed out of order (``AxesMiddleware`` not last
+                            in ``MIDDLEWARE``, or its backend not first in
+                            ``AUTHENTICATION_BACKENDS``)
+``django_steps.W014``       the in-memory channel layer while ``DEBUG`` is off: each worker
+                            process has its own, so events from the others arrive late
+==========================  ================================================================
+
 CSRF middleware is not required: the GraphQL view runs Django's CSRF check itself (see
 :mod:`graphql_api.views`).
 """
@@ -45,6 +60,7 @@ from django.utils.module_loading import import_string
 from .extensions import graphql_setting
 
 __all__ = [
+    "DEPLOY_CHECKS",
     "check_apps_and_middleware",
     "check_asgi",
     "check_channel_layer",
@@ -361,3 +377,120 @@ def _matches(patterns: tuple, path: str) -> bool:
             return False
         remaining = match[0]
     return True
+
+
+# ------------------------------------------------------------------------ deployment (--deploy)
+
+
+def check_introspection(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    if settings.DEBUG or not graphql_setting("INTROSPECTION"):
+        return []
+    return [
+        Warning(
+            "GraphQL introspection is on while DEBUG is off: anyone may read the whole schema, every "
+            "type, field and argument, from the production server.",
+            hint="Remove DJANGO_STEPS_GRAPHQL['INTROSPECTION'] (it then follows DEBUG); code generators can "
+            "read the committed schema.graphql (manage.py export_schema) instead of the server.",
+            id="django_steps.W010",
+        )
+    ]
+
+
+def check_allowed_origins(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    origins = graphql_setting("ALLOWED_ORIGINS") or []
+    if "*" not in origins:
+        return []
+    return [
+        Warning(
+            "DJANGO_STEPS_GRAPHQL['ALLOWED_ORIGINS'] holds '*': a page on any site may open the GraphQL "
+            "WebSocket with a visitor's session cookie and act as them.",
+            hint="List the origins of your own front ends instead, e.g. ['https://app.example.com'] "
+            "(scheme, host and port).",
+            id="django_steps.W011",
+        )
+    ]
+
+
+def check_max_cost(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    if graphql_setting("MAX_COST"):
+        return []
+    return [
+        Warning(
+            "DJANGO_STEPS_GRAPHQL['MAX_COST'] is 0: GraphQL operations are run whatever the number of "
+            "objects they could return, so one request can hold a worker and the database for long.",
+            hint="Remove MAX_COST (default 20000) or set the largest cost your clients need (README, "
+            "'Configuration'; the refused operation's extensions.cost tells the figure).",
+            id="django_steps.W012",
+        )
+    ]
+
+
+_AXES_MIDDLEWARE = "axes.middleware.AxesMiddleware"
+_AXES_BACKEND = "axes.backends.AxesStandaloneBackend"
+
+
+def _is(path: str, base: str) -> bool:
+    try:
+        cls, parent = import_string(path), import_string(base)
+    except ImportError:
+        return False  # Django (or django-axes) reports it
+    return isinstance(cls, type) and issubclass(cls, parent)
+
+
+def check_axes_order(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    if "axes" not in _installed():
+        return []  # django_steps.W009
+    messages: list[CheckMessage] = []
+    middleware = list(settings.MIDDLEWARE)
+    axes = [i for i, path in enumerate(middleware) if _is(path, _AXES_MIDDLEWARE)]
+    if axes and axes[-1] != len(middleware) - 1:
+        messages.append(
+            Warning(
+                "AxesMiddleware is not the last entry of MIDDLEWARE: a middleware after it can answer "
+                "a locked-out login before django-axes turns it into its lockout response.",
+                hint=f"Move {_AXES_MIDDLEWARE!r} to the end of MIDDLEWARE.",
+                id="django_steps.W013",
+            )
+        )
+    backends = list(settings.AUTHENTICATION_BACKENDS)
+    if (
+        backends
+        and not _is(backends[0], _AXES_BACKEND)
+        and any(_is(path, _AXES_BACKEND) for path in backends)
+    ):
+        messages.append(
+            Warning(
+                "django-axes' backend is not the first of AUTHENTICATION_BACKENDS: a backend before it "
+                "logs a locked-out address in with the right password, so guessing is not stopped.",
+                hint=f"Put {_AXES_BACKEND!r} (or your subclass of it) first in AUTHENTICATION_BACKENDS.",
+                id="django_steps.W013",
+            )
+        )
+    return messages
+
+
+def check_in_memory_layer(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    layer = (getattr(settings, "CHANNEL_LAYERS", None) or {}).get("default") or {}
+    backend = layer.get("BACKEND", "")
+    if settings.DEBUG or not backend or not _is(backend, "channels.layers.InMemoryChannelLayer"):
+        return []
+    return [
+        Warning(
+            "CHANNEL_LAYERS uses the in-memory layer while DEBUG is off: each worker process has its own, "
+            "so a subscriber hears of changes made through another worker only when it next reads the "
+            "history (SUBSCRIPTION_CATCH_UP_SECONDS), seconds late.",
+            hint="Use channels-redis (the 'redis' extra; the demo: REDIS_URL=redis://host:6379/0), or, if "
+            "you serve from one process only, add 'django_steps.W014' to SILENCED_SYSTEM_CHECKS.",
+            id="django_steps.W014",
+        )
+    ]
+
+
+#: Registered with ``deploy=True`` (``manage.py check --deploy``).
+DEPLOY_CHECKS = (
+    check_introspection,
+    check_allowed_origins,
+    check_max_cost,
+    check_axes_order,
+    check_in_memory_layer,
+)

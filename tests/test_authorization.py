@@ -133,6 +133,97 @@ def test_an_inactive_user_may_set_no_guarded_status(instance, owner):
         services.update_workflow_step_status(instance, "Submitted", actor=owner)
 
 
+# --------------------------------------------------------------------------- visibility
+
+
+USER_WORKFLOW = {**CLAIM_PROCESSING, "content_types": ["auth.user"]}
+DOCUMENT_WORKFLOW = {**CLAIM_PROCESSING, "content_types": ["testapp.document"]}
+
+
+def reader(username: str, *codenames: str, superuser: bool = False):
+    """A user who may read instances, with these extra model permissions (codenames)."""
+    user = User.objects.create_user(username, password="pw", is_superuser=superuser)
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=("view_workflowinstance", *codenames))
+    )
+    return User.objects.get(pk=user.pk)  # permissions are cached per user object
+
+
+@pytest.fixture
+def spread(instance, owner):
+    """One instance on each kind of object: the owner's claim (``instance``), another user's
+    claim, a user account (a workflow on users) and a document."""
+    make_workflow("On users", USER_WORKFLOW)
+    make_workflow("On documents", DOCUMENT_WORKFLOW)
+    boss = User.objects.create_superuser("boss", password="pw")
+    other = Claim.objects.create(title="o", claimant="c", amount=Decimal("1"), owner=boss)
+    return {
+        "own claim": instance,
+        "other claim": services.start_workflow_instance("Guarded", other),
+        "user": services.start_workflow_instance("On users", boss),
+        "document": services.start_workflow_instance(
+            "On documents", Document.objects.create(title="d")
+        ),
+    }
+
+
+def seen(user, spread) -> set[str]:
+    """What ``user`` sees of ``spread``, asked every way the rule can be asked; they agree."""
+    names = {pk: name for name, pk in ((n, i.pk) for n, i in spread.items())}
+    listed = {
+        names[i.pk] for i in authorization.visible_instances(user, WorkflowInstance.objects.all())
+    }
+    events = {
+        names[e.instance_id]
+        for e in authorization.visible_events(user, WorkflowEvent.objects.all())
+    }
+    one_by_one = {n for n, i in spread.items() if authorization.may_see_instance(user, i)}
+    assert listed == events == one_by_one
+    return listed
+
+
+def test_by_default_an_instance_is_seen_by_who_may_view_its_object(settings, spread, owner):
+    settings.DJANGO_STEPS = {}  # no object rule: claims need the global permission too
+    assert seen(reader("plain"), spread) == set()
+    assert seen(reader("documents", "view_document"), spread) == {"document"}
+    assert seen(reader("staff", "view_user", "view_claim"), spread) == {
+        "own claim",
+        "other claim",
+        "user",
+    }
+    assert seen(reader("root", superuser=True), spread) == set(spread)
+    # Without view_workflowinstance nothing, whatever else the user may view; inactive: nothing.
+    assert seen(reader("viewer", "view_user", "view_claim", "view_document"), spread)
+    owner.user_permissions.add(*Permission.objects.filter(codename__in=("view_claim", "view_user")))
+    assert seen(User.objects.get(pk=owner.pk), spread) == set()
+    assert (
+        seen(User.objects.create_superuser("gone", password="pw", is_active=False), spread) == set()
+    )
+
+
+def test_an_object_rule_shows_the_instances_of_the_objects_it_keeps(spread, owner):
+    # The demo's settings: claims.claim has an object rule (its owner), reviewers hold
+    # claims.view_claim for every claim through django-rules.
+    claimant = may_change(owner)
+    assert seen(claimant, spread) == {"own claim"}  # not the superuser's claim, not users
+    assert seen(may_change(reader("nobody")), spread) == set()  # owns no claim, no reviewer
+    reviewer = may_change(User.objects.create_user("reviewer", password="pw"), reviewer=True)
+    assert seen(reviewer, spread) == {"own claim", "other claim"}
+    # The stored context follows the same rule.
+    assert authorization.may_view_object(claimant, spread["own claim"].content_object)
+    assert not authorization.may_view_object(claimant, spread["other claim"].content_object)
+    assert not authorization.may_view_object(claimant, spread["user"].content_object)
+    assert authorization.may_view_object(reviewer, spread["other claim"].content_object)
+
+
+def test_an_object_rule_naming_no_model_is_a_configuration_error(settings, spread, owner):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.DJANGO_STEPS = {"VISIBLE_OBJECTS": {"claims.nothing": lambda u, q: q}}
+    with pytest.raises(ImproperlyConfigured):
+        authorization.visible_instances(may_change(owner), WorkflowInstance.objects.all())
+
+
 def test_the_visibility_rule_is_a_setting_read_at_call_time(settings, instance, owner):
     reader = User.objects.create_user("reader", password="pw")
     reader.user_permissions.add(Permission.objects.get(codename="view_workflowinstance"))
@@ -141,12 +232,13 @@ def test_the_visibility_rule_is_a_setting_read_at_call_time(settings, instance, 
     # The demo's rule (the test settings): claims of others are hidden.
     assert list(authorization.visible_instances(reader, everything)) == []
     assert list(authorization.visible_instances(owner, everything)) == []  # no view permission
-    # The default keeps every instance for users with the view permission.
-    settings.DJANGO_STEPS = {}
+    # A rule of one's own replaces the default: a callable works as well as a dotted path.
+    settings.DJANGO_STEPS = {"VISIBLE_INSTANCES": lambda user, queryset: queryset}
     assert list(authorization.visible_instances(reader, everything)) == [instance]
-    # A callable works as well as a dotted path.
+    assert authorization.may_see_instance(reader, instance)
     settings.DJANGO_STEPS = {
         "VISIBLE_INSTANCES": lambda user, queryset: queryset.filter(state="ON_HOLD")
     }
     assert list(authorization.visible_instances(reader, everything)) == []
     assert list(authorization.visible_events(reader, WorkflowEvent.objects.all())) == []
+    assert not authorization.may_see_instance(reader, instance)

@@ -149,7 +149,10 @@ def test_a_long_expression_is_cut_in_the_message(db):
 
 @pytest.fixture
 def operator(db):
-    return make_user("operator", *VIEW, "django_steps.change_workflowinstance")
+    # testapp.view_document: instances on documents are seen by who may view documents
+    return make_user(
+        "operator", *VIEW, "django_steps.change_workflowinstance", "testapp.view_document"
+    )
 
 
 def test_over_graphql_neither_the_dry_run_nor_a_mutation_shows_a_value(operator):

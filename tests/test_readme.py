@@ -246,3 +246,84 @@ def test_a_fresh_project_set_up_as_the_readme_says(tmp_path):
                     )
             ran.append(command[2])
     assert ran == ["migrate", "check", "runserver", "load_workflow", "migrate", "check"]
+
+
+# --------------------------------------------------------------------- Python API
+
+
+def python_api_block() -> str:
+    section = README[README.index("## Python API") : README.index("## GraphQL")]
+    return re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+
+
+@pytest.mark.django_db
+def test_the_python_api_example_runs_as_written():
+    """The block runs as it is, with a claim, and a request from a reviewer (``actor``):
+    its comments say what each line gives."""
+    from types import SimpleNamespace
+
+    from django.contrib.auth import get_user_model
+
+    from claims.models import Claim
+    from django_steps.models import WorkflowInstance
+
+    call_command("demo_setup", "--no-claims", stdout=open("/dev/null", "w"))
+    claim = Claim.objects.create(title="README", claimant="Ada", amount=Decimal("450.00"))
+    request = SimpleNamespace(user=get_user_model().objects.get(username="rita"))
+    namespace = {"claim": claim, "request": request}
+    exec(compile(python_api_block(), "README.md (Python API)", "exec"), namespace)
+
+    instance = namespace["instance"]
+    assert instance.current_step.name == "Approve/Reject"
+    # A freshly read instance has the newest event (no service set it on that object).
+    fresh = WorkflowInstance.objects.get(pk=instance.pk)
+    assert fresh.last_event == instance.last_event and fresh.last_event.kind == "ON_HOLD"
+    # What the comments say: the approval advanced, as rita; the second hold is refused.
+    approval = instance.events.get(sequence=3)
+    assert approval.kind == "ADVANCED" and approval.actor == request.user
+    from django_steps.exceptions import WorkflowError
+    from django_steps.services import set_workflow_on_hold
+
+    with pytest.raises(WorkflowError) as refused:  # (Python unbinds `exc` after the block)
+        set_workflow_on_hold(instance)
+    assert refused.value.code == "INSTANCE_ON_HOLD"
+    assert refused.value.message == f"Workflow instance {instance.pk} is already on hold."
+
+
+@pytest.mark.django_db
+def test_last_event_is_none_before_any_change_and_follows_changes_made_elsewhere():
+    from claims.models import Claim
+    from django_steps.models import WorkflowInstance
+    from django_steps.services import start_workflow_instance, update_workflow_step_status
+
+    call_command("demo_setup", "--no-claims", stdout=open("/dev/null", "w"))
+    claim = Claim.objects.create(title="t", claimant="c", amount=Decimal("1"))
+    assert WorkflowInstance(pk=None).last_event is None
+    started = start_workflow_instance("Claim Processing", claim)
+    assert started.last_event.kind == "STARTED"
+    update_workflow_step_status(WorkflowInstance.objects.get(pk=started.pk), "Submitted")
+    assert started.last_event.kind == "STARTED"  # what this object's own call wrote
+    started.refresh_from_db()
+    assert started.last_event.kind == "ADVANCED"  # re-read
+
+
+@pytest.mark.django_db
+def test_the_context_fields_example_is_a_valid_setting_that_does_what_its_comments_say(settings):
+    """The CONTEXT_FIELDS block of "Conditions": only the named user fields are read; a claim's
+    "exclude" leaves out the named field (the demo's Claim has no "notes": nothing else goes)."""
+    from django.contrib.auth import get_user_model
+
+    from claims.models import Claim
+    from django_steps.context import readable_fields
+
+    section = README[README.index("## Conditions") : README.index("## Python API")]
+    [text] = [
+        b for b in re.findall(r"```python\n(.*?)```", section, flags=re.S) if "CONTEXT_FIELDS" in b
+    ]
+    namespace: dict = {}
+    exec(compile(text, "README.md (Conditions)", "exec"), namespace)
+    settings.DJANGO_STEPS = {**settings.DJANGO_STEPS, **namespace["DJANGO_STEPS"]}
+    user_fields = {f.name for f in readable_fields(get_user_model())}
+    assert user_fields == {"username", "is_staff", "date_joined"}
+    claim_fields = {f.name for f in readable_fields(Claim)}
+    assert {"amount", "owner", "title"} <= claim_fields and "notes" not in claim_fields

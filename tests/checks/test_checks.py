@@ -176,3 +176,89 @@ def test_a_page_size_strawberry_django_would_clamp(clean):
     assert ids() == ["django_steps.W007"]
     clean.STRAWBERRY_DJANGO = {"PAGINATION_MAX_LIMIT": None}
     assert ids() == []
+
+
+# --------------------------------------------------------------------- manage.py check --deploy
+
+
+def deploy_ids() -> list[str]:
+    messages = run_checks(tags=["django_steps"], include_deployment_checks=True)
+    for message in messages:
+        assert message.hint, message  # every message says the fix
+    assert {m.id for m in messages} == {
+        m.id for m in run_checks(tags=["security"], include_deployment_checks=True)
+    } & {m.id for m in messages}  # tagged security too: they show with Django's own
+    return sorted(m.id for m in messages)
+
+
+@pytest.fixture
+def production(clean):
+    """The test settings as deployed: DEBUG off, GraphiQL and introspection following it, a
+    Redis channel layer (only named: the checks connect to nothing)."""
+    clean.DEBUG = False
+    clean.DJANGO_STEPS_GRAPHQL = {
+        k: v for k, v in clean.DJANGO_STEPS_GRAPHQL.items() if k != "INTROSPECTION"
+    }
+    clean.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]},
+        }
+    }
+    assert deploy_ids() == []
+    return clean
+
+
+def test_risky_settings_are_reported_only_by_check_deploy(production):
+    production.DJANGO_STEPS_GRAPHQL = {**production.DJANGO_STEPS_GRAPHQL, "MAX_COST": 0}
+    assert ids() == []
+    assert deploy_ids() == ["django_steps.W012"]
+
+
+def test_introspection_on_with_debug_off(production):
+    production.DJANGO_STEPS_GRAPHQL = {**production.DJANGO_STEPS_GRAPHQL, "INTROSPECTION": True}
+    assert deploy_ids() == ["django_steps.W010"]
+    production.DEBUG = True  # development: introspection is expected
+    assert "django_steps.W010" not in deploy_ids()
+
+
+def test_any_origin_may_open_the_websocket(production):
+    graphql = production.DJANGO_STEPS_GRAPHQL
+    production.DJANGO_STEPS_GRAPHQL = {**graphql, "ALLOWED_ORIGINS": ["https://app.example.com"]}
+    assert deploy_ids() == []
+    production.DJANGO_STEPS_GRAPHQL = {**graphql, "ALLOWED_ORIGINS": ["https://a.example", "*"]}
+    assert deploy_ids() == ["django_steps.W011"]
+
+
+def test_no_cost_limit(production):
+    production.DJANGO_STEPS_GRAPHQL = {**production.DJANGO_STEPS_GRAPHQL, "MAX_COST": 0}
+    [message] = [
+        m for m in run_checks(include_deployment_checks=True) if m.id == "django_steps.W012"
+    ]
+    assert "MAX_COST" in message.msg and "20000" in message.hint
+
+
+def test_axes_middleware_not_last(production):
+    axes = "axes.middleware.AxesMiddleware"
+    others = [m for m in production.MIDDLEWARE if m != axes]
+    production.MIDDLEWARE = [*others[:2], axes, *others[2:]]
+    assert deploy_ids() == ["django_steps.W013"]
+    production.MIDDLEWARE = [*others, axes]
+    assert deploy_ids() == []
+
+
+def test_axes_backend_not_first(production):
+    backends = list(production.AUTHENTICATION_BACKENDS)
+    assert backends[0] == "axes.backends.AxesStandaloneBackend"
+    production.AUTHENTICATION_BACKENDS = [*backends[1:], backends[0]]
+    [message] = [m for m in run_checks(include_deployment_checks=True) if m.id.endswith("W013")]
+    assert "AUTHENTICATION_BACKENDS" in message.msg and backends[0] in message.hint
+
+
+def test_in_memory_channel_layer_with_debug_off(production):
+    production.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    assert deploy_ids() == ["django_steps.W014"]
+    production.SILENCED_SYSTEM_CHECKS = ["django_steps.W014"]  # one process: the documented way
+    out = io.StringIO()
+    call_command("check", "--deploy", "--tag", "django_steps", stdout=out)
+    assert "no issues (1 silenced)" in out.getvalue()

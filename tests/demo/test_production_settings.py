@@ -16,6 +16,9 @@ PRODUCTION = {
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "DJANGO_ALLOWED_HOSTS": "steps.example.com",
     "DJANGO_SECURE": "1",
+    # several workers share events through Redis (the in-memory layer is django_steps.W014);
+    # the check only reads the URL
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
 }
 
 
@@ -55,6 +58,22 @@ def test_without_the_secure_switch_check_deploy_names_what_is_missing():
         "security.W016",
     ):  # HSTS, SSL, cookies
         assert warning in done.stderr + done.stdout, warning
+
+
+def test_check_deploy_names_the_risky_graphql_settings_with_their_fix():
+    env = {k: v for k, v in PRODUCTION.items() if k != "REDIS_URL"}
+    done = manage(
+        "check",
+        "--deploy",
+        **env,
+        GRAPHQL_INTROSPECTION="1",
+        GRAPHQL_ALLOWED_ORIGINS="*",
+        GRAPHQL_MAX_COST="0",
+    )
+    output = done.stdout + done.stderr
+    for warning in ("W010", "W011", "W012", "W014"):
+        assert f"django_steps.{warning}" in output, output
+    assert output.count("HINT:") >= 4
 
 
 def test_outside_debug_a_secret_key_is_required():

@@ -135,7 +135,7 @@ def test_another_users_instance_is_null_by_id_node_and_dry_run_and_its_events_to
     )
 
 
-def test_the_stored_context_is_shown_only_to_who_may_view_the_object(demo):
+def test_the_stored_context_is_shown_only_to_who_may_view_the_object(demo, settings):
     from tests.conftest import CLAIM_PROCESSING, make_workflow
     from tests.testapp.models import Document
 
@@ -145,8 +145,11 @@ def test_the_stored_context_is_shown_only_to_who_may_view_the_object(demo):
     services.update_workflow_step_status(instance, "Submitted", {"secret": "s3cr3t"})
     query = """query($id: ID!) { workflowInstance(id: $id) { history(first: 10) { edges { node { kind context } } } } }"""
     variables = {"id": gid("WorkflowInstance", instance.pk)}
-    # Sees the instance (documents are not claims: the default rule), not the document.
     reader = make_user("reader", "django_steps.view_workflowinstance")
+    # The default rule: who may not view the document does not see its instance at all.
+    assert client_for(reader).data(query, variables)["workflowInstance"] is None
+    # A rule of the project's own that shows every instance: the history, not the document's data.
+    settings.DJANGO_STEPS = {**settings.DJANGO_STEPS, "VISIBLE_INSTANCES": lambda user, qs: qs}
     history = ops.events(client_for(reader).data(query, variables)["workflowInstance"])
     assert [e["context"] for e in history] == [None, None]
     assert "s3cr3t" not in json.dumps(history)

@@ -1,13 +1,7 @@
 # invoices/visibility.py
-"""Which workflow instances a user sees (settings.DJANGO_STEPS["VISIBLE_INSTANCES"])."""
-
-from django.contrib.contenttypes.models import ContentType
-
-from .models import Invoice
+"""Which invoices a user may view without invoices.view_invoice (DJANGO_STEPS["VISIBLE_OBJECTS"])."""
 
 
-def visible_instances(user, queryset):
-    """Instances on invoices only for users who may view invoices; other models' unchanged."""
-    if user.has_perm("invoices.view_invoice"):
-        return queryset
-    return queryset.exclude(content_type=ContentType.objects.get_for_model(Invoice))
+def visible_invoices(user, queryset):
+    """A customer's own invoices (the invoice names the customer by username)."""
+    return queryset.filter(customer=user.get_username())

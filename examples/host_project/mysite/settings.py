@@ -187,6 +187,6 @@ DJANGO_STEPS_GRAPHQL = {
 
 # mysite/settings.py
 DJANGO_STEPS = {
-    # (user, queryset) -> queryset, a dotted path or the function; default: all instances.
-    "VISIBLE_INSTANCES": "invoices.visibility.visible_instances",
+    # Instances are seen by who may view their object; per object for invoices, by this rule.
+    "VISIBLE_OBJECTS": {"invoices.invoice": "invoices.visibility.visible_invoices"},
 }

@@ -151,6 +151,19 @@ def test_the_visibility_rule_hides_invoice_workflows_from_who_may_not_see_invoic
     assert hidden["workflow"]["instanceCounts"] == {"total": 0}
 
 
+def test_an_object_rule_shows_a_customer_the_workflows_of_their_own_invoices(workflow, invoice):
+    from conftest import make_user
+
+    from django_steps.services import start_workflow_instance
+
+    start_workflow_instance("Invoice Approval", invoice)
+    # no invoices.view_invoice: invoices/visibility.py says which invoices (their own)
+    make_user(invoice.customer, "django_steps.view_workflow", "django_steps.view_workflowinstance")
+    browser = Browser()
+    browser.login(invoice.customer)
+    assert browser(INSTANCES)["workflowInstances"]["totalCount"] == 1
+
+
 def test_the_second_approval_needs_the_permission_its_status_names(
     clerk, manager, workflow, invoice
 ):
