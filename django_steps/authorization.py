@@ -10,8 +10,10 @@ Reading instances
     instance is visible to a user who may view the object it is attached to —
 
     - every instance on a model whose ``<app_label>.view_<model>`` permission the user holds
-      globally (from the database, a group, or any backend's ``has_perm(perm)``; active
-      superusers hold them all): the fast path, one filter on the content type;
+      globally — listed by the backends' ``get_all_permissions`` (Django's: the user's and
+      their groups' permissions), or, for a model with an object rule, ``has_perm(perm)`` from
+      any backend (django-rules' reviewers); active superusers hold them all: the fast path,
+      one filter on the content type;
     - on a model named in ``settings.DJANGO_STEPS["VISIBLE_OBJECTS"]`` (``{"app_label.model":
       callable or dotted path}``), the instances on the objects that **object rule** keeps: a
       callable ``(user, queryset of the model) -> queryset`` (the per-object hook: e.g. "the

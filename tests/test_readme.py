@@ -327,3 +327,31 @@ def test_the_context_fields_example_is_a_valid_setting_that_does_what_its_commen
     assert user_fields == {"username", "is_staff", "date_joined"}
     claim_fields = {f.name for f in readable_fields(Claim)}
     assert {"amount", "owner", "title"} <= claim_fields and "notes" not in claim_fields
+
+
+def cel_examples() -> list[tuple[str, str]]:
+    """(condition, its comment) of each line of the CEL block in "Conditions" / "Values"."""
+    section = README[README.index("## Conditions") : README.index("## Python API")]
+    [block] = re.findall(r"```text\n(.*?)```", section, flags=re.S)
+    lines = [(line.split("//", 1) + [""])[:2] for line in block.strip().splitlines()]
+    return [(text.strip(), comment.strip()) for text, comment in lines]
+
+
+@pytest.mark.parametrize("owner", [None, 42], ids=["no owner", "owner 42"])
+def test_the_readme_cel_examples_hold_with_a_nullable_key_empty_and_set(owner):
+    """Every condition of the block evaluates without error whether the foreign key is empty
+    or set, and the null tests say what their comments say."""
+    from django_steps import cel
+
+    context = cel.activation(
+        {
+            "claim": {"owner": owner, "priority": 2},
+            "ticket": {"assignee": owner},
+            "input": {"reason": "checked by phone with the claimant"},
+        }
+    )
+    results = {text: cel.evaluate(text, context) for text, _comment in cel_examples()}
+    assert results["claim.owner != null"] is (owner is not None)
+    assert results["claim.owner == null || claim.priority < 3"] is True
+    assert results["ticket.assignee == 42"] is (owner == 42)
+    assert results["has(input.reason) && size(input.reason) > 10"] is True
