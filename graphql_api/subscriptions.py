@@ -129,15 +129,16 @@ def _resolve(user, instance_id, workflow_name, after, info) -> tuple[StreamSpec,
     return spec, resume_cursor(user, spec, after)
 
 
-def _socket_turn(info: Info) -> asyncio.Lock | contextlib.nullcontext:
-    """The lock the subscriptions of one socket take in turn to have one event executed and
-    sent. Without it, 50 replays on a socket put 50 events' work into every turn of the event
-    loop, and each message the socket receives (``complete`` first) waits for several such turns;
-    with it, every turn carries one event per socket, so ``complete`` is read at once. A socket's
-    throughput is unchanged (the work is the same, in turn instead of all at once)."""
+def _socket_turn(info: Info) -> asyncio.Lock | None:
+    """The lock the subscriptions of one socket pass through, one at a time, before each event
+    they send. Without it, 50 replays on one socket put 50 events' work into every turn of the
+    event loop, and whatever else the process does (the socket's own ``complete`` first) waits
+    behind it; with it (a fair lock: one waiter woken per release), each turn of the loop
+    carries about one event per socket. The lock is never held across an ``await``, so an
+    operation that ends anywhere cannot keep it."""
     consumer = info.context.get("ws") if isinstance(info.context, dict) else None
     if consumer is None:
-        return contextlib.nullcontext()
+        return None
     turn = getattr(consumer, "_django_steps_turn", None)
     if turn is None:
         turn = consumer._django_steps_turn = asyncio.Lock()
@@ -277,10 +278,12 @@ class Subscription:
             turn = _socket_turn(info)
             async with contextlib.aclosing(_guarded(events, access, spec, info)) as guarded:
                 async for event in guarded:
-                    async with turn:  # held while strawberry executes and sends this event
-                        sending_event.set(
-                            event
-                        )  # this generator runs in the operation's task: the sender sees it
-                        yield event
+                    if turn is not None:
+                        async with turn:  # wait for this socket's turn (see _socket_turn)
+                            pass
+                    sending_event.set(
+                        event
+                    )  # this generator runs in the operation's task: the sender sees it
+                    yield event
         except CursorTooOld as error:
             raise query_error(error.code, str(error)) from error
