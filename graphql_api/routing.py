@@ -21,11 +21,15 @@ schema, so a schema given as a dotted path or a callable (see :mod:`graphql_api.
 import models freely; importing the host's schema module at the top of ``asgi.py`` instead would
 raise ``AppRegistryNotReady``. Without a schema it serves django-steps' own.
 
-The origin check accepts browsers on a host of ``ALLOWED_HOSTS`` (as Channels'
-``AllowedHostsOriginValidator``) or on an origin listed in
+The origin check (:class:`GraphQLOriginValidator`) follows Django's CSRF origin check exactly:
+a browser's handshake is accepted from the socket's own origin (scheme, a host of
+``ALLOWED_HOSTS`` and port, as Django's ``request.get_host()`` and ``is_secure()`` read them,
+proxy settings included) or from a trusted origin — ``CSRF_TRUSTED_ORIGINS`` and
 ``DJANGO_STEPS_GRAPHQL["ALLOWED_ORIGINS"]`` (a SPA served elsewhere, e.g.
-``"https://app.example.com"``; ``"*"`` allows any). A handshake without ``Origin`` comes from a
-non-browser client, which cannot carry a victim's cookies across sites, and is accepted.
+``"https://app.example.com"``; ``"https://*.example.com"`` for subdomains; ``"*"`` allows any).
+So an origin the same POST would be refused for (``CSRF_FAILED``) cannot open the socket either.
+A handshake without ``Origin`` comes from a non-browser client, which cannot carry a victim's
+cookies across sites, and is accepted.
 
 Messages too large to send
 ==========================
@@ -93,17 +97,20 @@ development, ``manage.py runserver`` serves it when ``"daphne"`` is the first of
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
 from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import WebsocketDenier
 from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.core.asgi import get_asgi_application
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured
+from django.http import HttpRequest
+from django.http.request import is_same_domain
 from django.urls import re_path
 from graphql import GraphQLError
 from strawberry.channels import GraphQLWSConsumer
@@ -454,20 +461,110 @@ class WorkflowGraphQLWSConsumer(GraphQLWSConsumer):
                 delay = min(delay * 2, 2.0)
 
 
-class GraphQLOriginValidator(OriginValidator):
-    """Origins matching ``ALLOWED_HOSTS`` or ``ALLOWED_ORIGINS``; no ``Origin`` (not a browser) passes."""
+class _Handshake(HttpRequest):
+    """A WebSocket handshake seen as the HttpRequest Django's CSRF origin check reads: its
+    headers as ``META``, the scheme of the socket (``wss`` is secure), ``SECURE_PROXY_SSL_HEADER``
+    and ``USE_X_FORWARDED_HOST`` applied by Django itself (``is_secure()``, ``get_host()``)."""
 
-    def valid_origin(self, parsed_origin):
-        if parsed_origin is None:
+    def __init__(self, scope: dict) -> None:
+        super().__init__()
+        self._secure = scope.get("scheme") in ("wss", "https")
+        for raw_name, raw_value in scope.get("headers", []):
+            name = raw_name.decode("latin1").upper().replace("-", "_")
+            key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
+            value = raw_value.decode("latin1")
+            self.META[key] = f"{self.META[key]},{value}" if key in self.META else value
+        server = scope.get("server") or (None, None)
+        if server[0] is not None:
+            self.META["SERVER_NAME"] = str(server[0])
+            self.META["SERVER_PORT"] = str(server[1] if server[1] is not None else "")
+
+    def _get_scheme(self) -> str:
+        return "https" if self._secure else "http"
+
+
+class TrustedOrigins:
+    """The origins, besides the handshake's own, whose pages may open the WebSocket:
+    ``CSRF_TRUSTED_ORIGINS`` and ``DJANGO_STEPS_GRAPHQL["ALLOWED_ORIGINS"]`` with the rules of
+    Django's CSRF check (an exact ``scheme://host[:port]``, or ``scheme://*.domain`` for its
+    subdomains); ``"*"`` in ``ALLOWED_ORIGINS`` allows any."""
+
+    def __init__(self, origins: list[str]) -> None:
+        self.any = "*" in origins
+        self.exact = {origin for origin in origins if "*" not in origin}
+        self.subdomains: dict[str, list[str]] = {}
+        for origin in origins:
+            if origin == "*":
+                continue
+            parts = urlsplit(origin)
+            if not parts.scheme or not parts.netloc:
+                raise ImproperlyConfigured(
+                    f"WebSocket origin {origin!r} must be an origin: scheme, host and port if not the "
+                    "default one, e.g. 'https://app.example.com' (CSRF_TRUSTED_ORIGINS, "
+                    "DJANGO_STEPS_GRAPHQL['ALLOWED_ORIGINS'])."
+                )
+            if "*" in origin:
+                self.subdomains.setdefault(parts.scheme, []).append(parts.netloc.lstrip("*"))
+
+    @classmethod
+    def from_settings(cls) -> TrustedOrigins:
+        return cls(
+            [*settings.CSRF_TRUSTED_ORIGINS, *(_graphql_settings().get("ALLOWED_ORIGINS") or [])]
+        )
+
+    def allow(self, origin: str) -> bool:
+        if self.any or origin in self.exact:
             return True
-        return self.validate_origin(parsed_origin)
+        try:
+            parts = urlsplit(origin)
+        except ValueError:
+            return False
+        return any(
+            is_same_domain(parts.netloc, host) for host in self.subdomains.get(parts.scheme, ())
+        )
 
 
-def allowed_origins() -> list[str]:
-    hosts = list(settings.ALLOWED_HOSTS)
-    if settings.DEBUG and not hosts:
-        hosts = ["localhost", "127.0.0.1", "[::1]"]
-    return hosts + list(_graphql_settings().get("ALLOWED_ORIGINS", []))
+def origin_allowed(scope: dict, trusted: TrustedOrigins) -> bool:
+    """Whether the WebSocket handshake ``scope`` may go on, by the rules of Django's CSRF origin
+    check: no ``Origin`` (not a browser, which cannot carry a victim's cookies across sites),
+    the request's own origin (scheme, a host of ``ALLOWED_HOSTS`` and port, exactly), or a
+    trusted origin."""
+    origins = [value for name, value in scope.get("headers", []) if name == b"origin"]
+    if not origins:
+        return True
+    if len(origins) > 1:
+        return False
+    try:
+        origin = origins[0].decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    request = _Handshake(scope)
+    try:
+        own = f"{request.scheme}://{request.get_host()}"
+    except DisallowedHost:
+        own = None
+    return origin == own or trusted.allow(origin)
+
+
+class GraphQLOriginValidator:
+    """ASGI middleware refusing a WebSocket handshake from a page on another origin (see
+    :func:`origin_allowed`). ``allowed_origins``: the trusted origins; by default
+    ``CSRF_TRUSTED_ORIGINS`` and ``ALLOWED_ORIGINS``, read at each handshake."""
+
+    def __init__(self, application, allowed_origins: list[str] | None = None) -> None:
+        self.application = application
+        self.trusted = None if allowed_origins is None else TrustedOrigins(allowed_origins)
+        if self.trusted is None:
+            TrustedOrigins.from_settings()  # a malformed setting fails at start, not per socket
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            raise ValueError("GraphQLOriginValidator only serves WebSocket connections")
+        trusted = self.trusted or TrustedOrigins.from_settings()
+        if origin_allowed(scope, trusted):
+            return await self.application(scope, receive, send)
+        logger.info("WebSocket handshake refused: its Origin is not this site nor a trusted origin")
+        return await WebsocketDenier()(scope, receive, send)
 
 
 def websocket_application(schema: SchemaSpec = None, *, path: str = r"^graphql/?$"):
@@ -483,9 +580,7 @@ def websocket_application(schema: SchemaSpec = None, *, path: str = r"^graphql/?
         keep_alive=True,
         keep_alive_interval=_graphql_settings().get("WEBSOCKET_KEEP_ALIVE_SECONDS", 15),
     )
-    return GraphQLOriginValidator(
-        AuthMiddlewareStack(URLRouter([re_path(path, consumer)])), allowed_origins()
-    )
+    return GraphQLOriginValidator(AuthMiddlewareStack(URLRouter([re_path(path, consumer)])))
 
 
 def get_application(schema: SchemaSpec = None, *, path: str = r"^graphql/?$"):

@@ -63,18 +63,27 @@ def _wait_http(port: int, process: subprocess.Popen, log: Path, timeout: float =
 
 @contextlib.contextmanager
 def server(
-    kind: str = "uvicorn", *, redis_url: str | None = None, log: Path | None = None
+    kind: str = "uvicorn",
+    *,
+    redis_url: str | None = None,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[int]:
-    """Run ``demo.asgi:application`` under ``kind`` (uvicorn or daphne); yields its port."""
+    """Run ``demo.asgi:application`` under ``kind`` (uvicorn or daphne); yields its port.
+    ``env``: more environment variables for the server."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url(),
-        "PYTHONPATH": str(ROOT),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-    }
+    extra_env, env = (
+        env,
+        {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url(),
+            "PYTHONPATH": str(ROOT),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        },
+    )
     env.pop("REDIS_URL", None)
+    env.update(extra_env or {})
     if redis_url:
         env["REDIS_URL"] = redis_url
     if kind == "uvicorn":
