@@ -138,6 +138,13 @@ def _graphql_settings() -> dict:
     return getattr(settings, "DJANGO_STEPS_GRAPHQL", {}) or {}
 
 
+def being_cancelled() -> bool:
+    """Whether the running task has been asked to stop (even if a library swallowed the
+    ``CancelledError`` and raised something else): a retry loop must end, not retry."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 # --------------------------------------------------------------------------- message size
 
 #: The messages that carry a result (graphql-transport-ws, graphql-ws).
@@ -456,6 +463,12 @@ class WorkflowGraphQLWSConsumer(GraphQLWSConsumer):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if being_cancelled():
+                    # Cancelled (the socket closed, the worker stops), but the layer raised
+                    # something else: Python 3.11's asyncio.timeout turns a cancellation into
+                    # TimeoutError when redis-py's read timeout fires at the same moment.
+                    # Retrying here left the task "cancelling" forever and hung SIGTERM.
+                    raise asyncio.CancelledError from exc
                 logger.debug("Channel layer receive failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

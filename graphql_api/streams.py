@@ -391,6 +391,8 @@ class EventHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if _being_cancelled():  # see graphql_api.routing.being_cancelled
+                    raise asyncio.CancelledError from exc
                 logger.warning("Channel layer receive failed (%s); retrying in %.1fs", exc, delay)
                 self.healthy = False
                 self._kick.set()
@@ -476,6 +478,11 @@ class EventHub:
 
 
 _HUBS: dict[tuple[int, int], EventHub] = {}
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _key(layer: Any) -> tuple[int, int]:

@@ -61,6 +61,13 @@ def _wait_http(port: int, process: subprocess.Popen, log: Path, timeout: float =
     raise TimeoutError(f"server on port {port} did not start")
 
 
+class ServerPort(int):
+    """The port of a live server (an ``int``), with its ``process`` and ``log`` file."""
+
+    process: subprocess.Popen
+    log: Path
+
+
 @contextlib.contextmanager
 def server(
     kind: str = "uvicorn",
@@ -68,7 +75,7 @@ def server(
     redis_url: str | None = None,
     log: Path | None = None,
     env: dict[str, str] | None = None,
-) -> Iterator[int]:
+) -> Iterator[ServerPort]:
     """Run ``demo.asgi:application`` under ``kind`` (uvicorn or daphne); yields its port.
     ``env``: more environment variables for the server."""
     port = free_port()
@@ -119,9 +126,12 @@ def server(
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_http(port, process, log)
-        yield port
+        live = ServerPort(port)
+        live.process, live.log = process, log
+        yield live
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
