@@ -15,6 +15,7 @@ class GraphqlApiConfig(AppConfig):
         for check in (
             checks.check_apps_and_middleware,
             checks.check_channel_layer,
+            checks.check_redis_read_timeout,
             checks.check_development_server,
             checks.check_graphiql,
             checks.check_login_throttling,

@@ -103,6 +103,9 @@ __all__ = [
 GROUP = "django_steps.events"
 MESSAGE_TYPE = "django_steps.event"
 BATCH = 500
+#: Seconds a hub waits for the channel layer to let it join the group before it counts the
+#: layer as down (and reads the history every ``SUBSCRIPTION_RETRY_SECONDS`` meanwhile).
+JOIN_TIMEOUT = 1.0
 _CURSOR_RE = re.compile(r"^[0-9]{1,39}$")
 #: Rows joined to every event read (few joins: PostgreSQL plans a 12-way join in ~40 ms). Steps,
 #: statuses and transitions come from :func:`_definitions` instead, so serialising an event
@@ -372,7 +375,10 @@ class EventHub:
         if self.layer is None:  # no channel layer configured: poll the history
             return False
         try:
-            await self.layer.group_add(GROUP, self.channel)
+            # Bounded: against a frozen Redis, group_add waits for the client's read timeout
+            # (seconds), and each rejoin would wait that long instead of retry_interval.
+            async with asyncio.timeout(JOIN_TIMEOUT):
+                await self.layer.group_add(GROUP, self.channel)
         except Exception as exc:
             logger.warning(
                 "Cannot join the channel-layer group (%s); reading the history until it is back",

@@ -176,3 +176,21 @@ def test_a_page_size_strawberry_django_would_clamp(clean):
     assert ids() == ["django_steps.W007"]
     clean.STRAWBERRY_DJANGO = {"PAGINATION_MAX_LIMIT": None}
     assert ids() == []
+
+
+@pytest.mark.parametrize(
+    ("hosts", "warned"),
+    [
+        (["redis://127.0.0.1:6379/0"], True),  # redis-py reads with a 5 s timeout by default
+        ([{"address": "redis://127.0.0.1:6379/0", "socket_timeout": 5}], True),
+        ([{"address": "redis://127.0.0.1:6379/0", "socket_timeout": 10}], False),
+        ([{"host": "127.0.0.1", "port": 6379, "socket_timeout": None}], False),
+    ],
+)
+def test_a_redis_channel_layer_whose_read_timeout_equals_its_blocking_receive(clean, hosts, warned):
+    """An idle channels-redis receive blocks 5 s in BZPOPMIN: with redis-py's 5 s read timeout it
+    failed every 5 s (logged, and the worker's feed marked down)."""
+    clean.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": hosts}}
+    }
+    assert ids() == (["django_steps.W020"] if warned else [])

@@ -194,8 +194,16 @@ class RedisServer:
             time.sleep(0.05)
         raise TimeoutError("redis-server did not start")
 
+    def freeze(self) -> None:
+        """Stop the process without closing its sockets (SIGSTOP): clients hang, nothing fails."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
             self.process.kill()
             self.process.wait(5)
         self.process = None
