@@ -106,6 +106,9 @@ BATCH = 500
 #: Seconds a hub waits for the channel layer to let it join the group before it counts the
 #: layer as down (and reads the history every ``SUBSCRIPTION_RETRY_SECONDS`` meanwhile).
 JOIN_TIMEOUT = 1.0
+#: Other message types sent to :data:`GROUP` -> what the hub calls with each, in the order the
+#: messages arrive (graphql_api.revocation registers one).
+MESSAGE_HANDLERS: dict[str, Any] = {}
 _CURSOR_RE = re.compile(r"^[0-9]{1,39}$")
 #: Rows joined to every event read (few joins: PostgreSQL plans a 12-way join in ~40 ms). Steps,
 #: statuses and transitions come from :func:`_definitions` instead, so serialising an event
@@ -406,6 +409,10 @@ class EventHub:
                 delay = min(delay * 2, 2.0)
                 continue
             delay = 0.1
+            handler = MESSAGE_HANDLERS.get(message.get("type"))
+            if handler is not None:  # in order with the events: e.g. revocations
+                handler(message)
+                continue
             if message.get("type") != MESSAGE_TYPE:
                 continue
             try:

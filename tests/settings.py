@@ -26,3 +26,11 @@ if os.environ.get("TEST_CHANNEL_LAYER_BACKEND"):
     from demo.settings import CHANNEL_LAYERS  # noqa: E402
 
     CHANNEL_LAYERS["default"]["BACKEND"] = os.environ["TEST_CHANNEL_LAYER_BACKEND"]
+
+# A live-test server that re-checks subscriptions rarely, to show what is pushed.
+if os.environ.get("TEST_SUBSCRIPTION_RECHECK_SECONDS"):
+    from demo.settings import DJANGO_STEPS_GRAPHQL  # noqa: E402
+
+    DJANGO_STEPS_GRAPHQL["SUBSCRIPTION_RECHECK_SECONDS"] = float(
+        os.environ["TEST_SUBSCRIPTION_RECHECK_SECONDS"]
+    )
