@@ -130,6 +130,13 @@ class WorkflowErrorCode(enum.Enum):
             "to end, before starting another. The others go on."
         ),
     )
+    CONSUMER_TOO_SLOW = E(
+        "CONSUMER_TOO_SLOW",
+        description=(
+            "The WebSocket was closed (code 4413, this reason) because its client read too slowly: "
+            "connect again and subscribe with `after` the last cursor received; nothing is lost."
+        ),
+    )
     GRAPHQL_PARSE_FAILED = E("GRAPHQL_PARSE_FAILED", description="The document is not GraphQL.")
     GRAPHQL_VALIDATION_FAILED = E(
         "GRAPHQL_VALIDATION_FAILED",

@@ -54,6 +54,11 @@ DEFAULTS: dict[str, Any] = {
     # EVENT_TOO_LARGE / RESULT_TOO_LARGE (graphql_api/routing.py). Keep it below the server's
     # frame limit (daphne: 1 MiB). A false value turns the check off.
     "WEBSOCKET_MAX_MESSAGE_SIZE": 512 * 1024,
+    # A reader too slow is closed with CONSUMER_TOO_SLOW (graphql_api/routing.py): more than
+    # this many bytes sent and not acknowledged by a pong (graphql-transport-ws), or one send
+    # blocked this many seconds (servers with back-pressure). A false value turns each off.
+    "WEBSOCKET_SEND_WINDOW": 4 * 1024 * 1024,
+    "WEBSOCKET_SEND_TIMEOUT": 20.0,
 }
 
 

@@ -97,7 +97,10 @@ development, ``manage.py runserver`` serves it when ``"daphne"`` is the first of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
+from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -126,6 +129,8 @@ from .schemas import SchemaSpec, load_schema
 logger = logging.getLogger("graphql_api.routing")
 
 __all__ = [
+    "CONSUMER_TOO_SLOW_CLOSE_CODE",
+    "ConsumerTooSlow",
     "GraphQLOriginValidator",
     "MessageTooLarge",
     "WorkflowGraphQLWSConsumer",
@@ -189,6 +194,61 @@ class MessageTooLarge(Exception):
         return {"data": None, "errors": [{"message": message, "extensions": extensions}]}
 
 
+# --------------------------------------------------------------------------- slow readers
+
+#: The close code of a socket whose reader fell too far behind (reason ``CONSUMER_TOO_SLOW``).
+CONSUMER_TOO_SLOW_CLOSE_CODE = 4413
+
+
+class ConsumerTooSlow(Exception):
+    """The client reads too slowly: the socket is closed with ``CONSUMER_TOO_SLOW``."""
+
+
+class FlowControl:
+    """Bytes sent on a graphql-transport-ws socket that the client has not acknowledged yet.
+
+    After every eighth of ``window`` bytes sent, a ``ping`` carrying a random token follows; the
+    client's ``pong`` (which the protocol requires, read in order after everything sent before
+    the ping) acknowledges every byte sent before it. A pong that echoes the payload (as the
+    ``graphql-ws`` library does) acknowledges its own ping; one without payload, the oldest
+    ping unanswered. A message that would leave more than ``window`` bytes unacknowledged waits
+    for pongs: servers whose ``send`` never blocks (daphne) would otherwise buffer without bound
+    for a reader that stopped, and this is the back-pressure they lack."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.sent = 0
+        self.acknowledged = 0
+        self.next_ping = max(window // 8, 1)
+        self.pings: deque[tuple[str, int]] = deque()
+        self.acked = asyncio.Event()
+
+    def fits(self, size: int) -> bool:
+        unacknowledged = self.sent - self.acknowledged
+        return unacknowledged == 0 or unacknowledged + size <= self.window
+
+    def ping(self, *, now: bool = False) -> dict | None:
+        """The ping to send now, if one is due (``now``: if anything sent is not covered yet)."""
+        covered = self.pings[-1][1] if self.pings else self.acknowledged
+        if self.sent < self.next_ping and not (now and self.sent > covered):
+            return None
+        self.next_ping = self.sent + max(self.window // 8, 1)
+        token = secrets.token_hex(8)
+        self.pings.append((token, self.sent))
+        return {"type": "ping", "payload": {"ack": token}}
+
+    def pong(self, payload: Any) -> None:
+        token = payload.get("ack") if isinstance(payload, dict) else None
+        if token is not None and all(token != pending for pending, _ in self.pings):
+            return  # not one of ours
+        while self.pings:
+            pending, sent = self.pings.popleft()
+            self.acknowledged = max(self.acknowledged, sent)
+            if token is None or pending == token:
+                break
+        self.acked.set()
+
+
 class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
     """strawberry's adapter, refusing a result message over the size limit (read per socket)."""
 
@@ -197,6 +257,13 @@ class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
 
         super().__init__(view, request, response)
         self.max_size = int(graphql_setting("WEBSOCKET_MAX_MESSAGE_SIZE") or 0)
+        self.send_timeout = float(graphql_setting("WEBSOCKET_SEND_TIMEOUT") or 0)
+        window = int(graphql_setting("WEBSOCKET_SEND_WINDOW") or 0)
+        #: Set by the graphql-transport-ws handler (the legacy protocol has no ping to answer).
+        self.flow: FlowControl | None = None
+        self._window = window
+        self.too_slow = False
+        self.closing: asyncio.Future | None = None  # closing as too slow (_close_once_read)
 
     async def send_json(self, message, *, limited: bool = True) -> None:
         text = self.view.encode_json(message)  # json.dumps: ASCII, so characters are bytes
@@ -207,7 +274,47 @@ class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
             and message.get("type") in _RESULT_MESSAGES
         ):
             raise MessageTooLarge(len(text), self.max_size)
-        await self.ws_consumer.send(text)
+        if self.too_slow:
+            raise ConsumerTooSlow("already closed")
+        flow = self.flow
+        if flow is not None:
+            if not flow.fits(len(text)):
+                await self._wait_for_window(flow, len(text))
+            flow.sent += len(text)
+        await self._send(text)
+        ping = flow.ping() if flow is not None else None
+        if ping is not None:
+            await self._send(self.view.encode_json(ping))
+
+    async def _wait_for_window(self, flow: FlowControl, size: int) -> None:
+        """Wait until the client acknowledged enough (``WEBSOCKET_SEND_TIMEOUT`` at most)."""
+        ping = flow.ping(now=True)
+        if ping is not None:
+            await self._send(self.view.encode_json(ping))
+        try:
+            async with asyncio.timeout(self.send_timeout or None):
+                while not flow.fits(size):
+                    flow.acked.clear()
+                    await flow.acked.wait()
+        except TimeoutError:
+            self.too_slow = True
+            unacknowledged = flow.sent - flow.acknowledged
+            raise ConsumerTooSlow(
+                f"{unacknowledged:,} bytes unacknowledged for {self.send_timeout:g} s"
+            ) from None
+
+    async def _send(self, text: str) -> None:
+        if not self.send_timeout:
+            await self.ws_consumer.send(text)
+            return
+        try:
+            # A server that applies back-pressure (uvicorn) blocks here while the client does
+            # not read; daphne never blocks (FlowControl covers it).
+            async with asyncio.timeout(self.send_timeout):
+                await self.ws_consumer.send(text)
+        except TimeoutError:
+            self.too_slow = True
+            raise ConsumerTooSlow(f"a send waited over {self.send_timeout:g} s") from None
 
     async def iter_json(self, *, ignore_parsing_errors: bool = False):
         # strawberry's, but a message nested too deep for the decoder (RecursionError) is not
@@ -296,16 +403,74 @@ async def _prepare_operation(scope: dict) -> bool:
     return True
 
 
+#: Seconds a socket closed as too slow waits for its client to read what was already sent, so
+#: that the close frame (``CONSUMER_TOO_SLOW``) is read rather than cut off with the data before
+#: it (daphne aborts a connection 1 s after it sent a close frame the client did not answer).
+CLOSE_LINGER_SECONDS = 60.0
+
+
+def _too_slow(websocket: SizeLimitedWebSocketAdapter, why: ConsumerTooSlow) -> bool:
+    """Start closing a socket whose reader is too slow; False if that is under way already.
+    The caller cancels the socket's operations (their memory is released at once)."""
+    from .errors import CONSUMER_TOO_SLOW
+
+    if websocket.closing is not None:
+        return False
+    websocket.too_slow = True
+    logger.info(
+        "WebSocket closing with %d (%s): the client reads too slowly (%s)",
+        CONSUMER_TOO_SLOW_CLOSE_CODE,
+        CONSUMER_TOO_SLOW,
+        why,
+    )
+    websocket.closing = asyncio.ensure_future(_close_once_read(websocket))
+    return True
+
+
+async def _close_once_read(websocket: SizeLimitedWebSocketAdapter) -> None:
+    """Nothing more is sent; once the client has read (acknowledged) everything sent before, or
+    after :data:`CLOSE_LINGER_SECONDS`, the socket is closed with ``CONSUMER_TOO_SLOW``."""
+    from .errors import CONSUMER_TOO_SLOW
+
+    flow = websocket.flow
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(CLOSE_LINGER_SECONDS):
+            if flow is not None:
+                ping = flow.ping(now=True)
+                if ping is not None:
+                    await websocket.ws_consumer.send(websocket.view.encode_json(ping))
+                while flow.acknowledged < flow.sent:
+                    flow.acked.clear()
+                    await flow.acked.wait()
+    with contextlib.suppress(Exception):
+        await websocket.close(code=CONSUMER_TOO_SLOW_CLOSE_CODE, reason=CONSUMER_TOO_SLOW)
+
+
 class _TransportWSHandler(BaseGraphQLTransportWSHandler):
     """graphql-transport-ws: malformed messages close the socket with 4400, each operation runs
     as the socket's user as of now, the operations limit has a code, a result too large becomes
-    an error, then ``complete`` (see the module docstring)."""
+    an error, then ``complete``, a reader too slow is closed with ``CONSUMER_TOO_SLOW`` (see the
+    module docstring)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        window = getattr(self.websocket, "_window", 0)
+        if window:
+            self.websocket.flow = FlowControl(window)
+
+    async def shutdown(self) -> None:
+        closing = self.websocket.closing
+        if closing is not None and not closing.done():
+            closing.cancel()  # the client went away before reading on
+        await super().shutdown()
 
     async def handle_message(self, message) -> None:
         problem = message_problem(message, start="subscribe", stop="complete")
         if problem is not None:
             await self.handle_invalid_message(problem)
             return
+        if message["type"] == "pong" and self.websocket.flow is not None:
+            self.websocket.flow.pong(message.get("payload"))
         try:
             await super().handle_message(message)
         except Exception:
@@ -345,6 +510,10 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler):
     async def send_message(self, message) -> None:
         try:
             await super().send_message(message)
+        except ConsumerTooSlow as why:
+            if _too_slow(self.websocket, why):
+                for operation_id in list(self.operations):
+                    await self.cleanup_operation(operation_id)  # cancels; ends at its next await
         except MessageTooLarge as too_large:
             operation = self.operations.get(message["id"])
             refusal = {"id": message["id"], "type": "next", "payload": too_large.payload()}
@@ -415,6 +584,10 @@ class _GraphQLWSHandler(BaseGraphQLWSHandler):
             self._ended = self._ended - {message["id"]}
         try:
             await super().send_message(message)
+        except ConsumerTooSlow as why:
+            if _too_slow(self.websocket, why):
+                for task in list(self.tasks.values()):
+                    task.cancel()
         except MessageTooLarge as too_large:
             refusal = {"type": "data", "id": message["id"], "payload": too_large.payload()}
             await self.websocket.send_json(

@@ -27,10 +27,10 @@ if os.environ.get("TEST_CHANNEL_LAYER_BACKEND"):
 
     CHANNEL_LAYERS["default"]["BACKEND"] = os.environ["TEST_CHANNEL_LAYER_BACKEND"]
 
-# A live-test server that re-checks subscriptions rarely, to show what is pushed.
-if os.environ.get("TEST_SUBSCRIPTION_RECHECK_SECONDS"):
+# A live-test server with other DJANGO_STEPS_GRAPHQL values (JSON), e.g. a rare periodic re-check.
+if os.environ.get("TEST_GRAPHQL_SETTINGS"):
+    import json  # noqa: E402
+
     from demo.settings import DJANGO_STEPS_GRAPHQL  # noqa: E402
 
-    DJANGO_STEPS_GRAPHQL["SUBSCRIPTION_RECHECK_SECONDS"] = float(
-        os.environ["TEST_SUBSCRIPTION_RECHECK_SECONDS"]
-    )
+    DJANGO_STEPS_GRAPHQL.update(json.loads(os.environ["TEST_GRAPHQL_SETTINGS"]))

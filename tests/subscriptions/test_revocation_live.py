@@ -69,7 +69,7 @@ async def test_no_event_after_a_revocation_reaches_the_socket(claim_workflows, r
             viewer.groups.set([readers, Group.objects.get(name="reviewers")])
 
         await run(through_a_group)()
-    env = {"TEST_SUBSCRIPTION_RECHECK_SECONDS": "60"}
+    env = {"TEST_GRAPHQL_SETTINGS": json.dumps({"SUBSCRIPTION_RECHECK_SECONDS": 60})}
     with server("uvicorn", redis_url=os.environ["REDIS_URL"], env=env) as port:
         async with connect(
             f"ws://127.0.0.1:{port}/graphql/",
