@@ -81,6 +81,18 @@ gets ``error`` (for a ``start`` with a usable ``id``; code ``BAD_REQUEST``) or
 Anything else that escapes a handler is a bug: logged with its traceback, and the socket is
 closed with ``1011`` rather than left dead.
 
+Slow readers
+============
+
+daphne's ``send`` never blocks: for a client that stopped reading, whatever the subscriptions
+sent piled up in the server's memory (uvicorn holds the send back instead). So each socket's
+outbound bytes are bounded (:class:`FlowControl`, graphql-transport-ws): a ``ping`` follows
+every eighth of ``WEBSOCKET_SEND_WINDOW`` bytes, the client's ``pong`` acknowledges what came
+before, and with a full window unacknowledged the sending operation waits. A socket that waits
+on its client (a full window, or a send the server holds back) over ``WEBSOCKET_SEND_TIMEOUT``
+has its operations cancelled and is closed with ``4413`` / ``CONSUMER_TOO_SLOW`` once the client
+has read what was sent (:func:`_close_once_read`); the client resumes with ``after``.
+
 The operations limit
 ====================
 
