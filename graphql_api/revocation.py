@@ -34,6 +34,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
@@ -169,9 +170,16 @@ def _on_group_permissions(sender, instance, action, reverse, model, pk_set, **kw
 
 
 def connect() -> None:
+    from django.apps import apps
+
+    if not apps.is_installed("django.contrib.auth"):
+        return  # check E001 says what is missing
     from django.contrib.auth.models import Group
 
-    User = get_user_model()
+    try:
+        User = get_user_model()
+    except ImproperlyConfigured:
+        return
     user_logged_out.connect(_on_logout, dispatch_uid="graphql_api.revocation.logout")
     post_save.connect(_on_user_saved, sender=User, dispatch_uid="graphql_api.revocation.saved")
     post_delete.connect(
