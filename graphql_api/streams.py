@@ -429,6 +429,8 @@ class EventHub:
     async def _maintain_loop(self) -> None:
         previous = self.watermark
         while True:
+            if _being_cancelled():  # an error below may have swallowed the cancellation
+                raise asyncio.CancelledError
             interval = self.catch_up_interval if self.healthy else self.retry_interval
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
@@ -470,6 +472,8 @@ class EventHub:
         delay = 0.01
         try:
             while self.watermark < self.target:
+                if _being_cancelled():
+                    raise asyncio.CancelledError
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 try:
