@@ -151,7 +151,9 @@ async def test_an_idle_redis_layer_logs_nothing_and_delivers_at_once(claim_workf
         await stream.wait_for(1)
         await stream.close()
     assert [data["kind"] for _, data in stream.arrivals] == ["ON_HOLD"]
-    assert stream.arrivals[0][0] - committed < 1.0
+    assert (
+        stream.arrivals[0][0] - committed < 2.0
+    )  # an idle feed marked down polls at 0.5 s: not this
     text = log.read_text(errors="replace")
     assert "receive failed" not in text and "Timeout" not in text, text[-3000:]
 
@@ -189,4 +191,4 @@ async def test_while_redis_is_frozen_events_follow_the_retry_interval(claim_work
     assert [data["sequence"] for _, data in stream.arrivals] == list(range(2, 14))
     late = [round(arrived - done, 2) for (arrived, _), done in zip(stream.arrivals, committed)]
     # The retry interval, plus one bounded attempt to rejoin, plus reading the history.
-    assert max(late) < 2.0, late
+    assert max(late) < 3.0, late  # it was 5-7 s: one read timeout per attempt to rejoin
