@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -54,7 +55,7 @@ def _stopped_within(process, seconds: float) -> float:
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(seconds)
-    except Exception:
+    except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
         pytest.fail(f"the worker was still running {seconds} s after SIGTERM")
