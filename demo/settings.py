@@ -89,7 +89,10 @@ def channel_layers_from_url(url: str | None) -> dict:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [url],
+                # channels-redis blocks 5 s in BZPOPMIN (RedisChannelLayer.brpop_timeout) while
+                # idle; redis-py's default read timeout is 5 s too, so an idle receive raised
+                # TimeoutError every 5 s. The read timeout needs headroom over the block.
+                "hosts": [{"address": url, "socket_timeout": 10, "socket_connect_timeout": 2}],
                 # A dashboard stream can burst; the history fills any gap past this anyway.
                 "capacity": int(os.environ.get("CHANNEL_CAPACITY", "1000")),
                 "expiry": 60,

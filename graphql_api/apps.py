@@ -9,12 +9,14 @@ class GraphqlApiConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks as django_checks
 
-        from . import checks, events
+        from . import checks, events, revocation
 
         events.connect()  # committed history -> channel layer (subscriptions)
+        revocation.connect()  # logout, deactivation, permission changes -> running subscriptions
         for check in (
             checks.check_apps_and_middleware,
             checks.check_channel_layer,
+            checks.check_redis_read_timeout,
             checks.check_development_server,
             checks.check_graphiql,
             checks.check_login_throttling,

@@ -23,6 +23,8 @@ names the fix.
                             run ``migrate``; it replaces the first version's ``E003``)
 ``django_steps.W009``       django-axes is not installed: the ``login`` mutation is not
                             throttled against password guessing
+``django_steps.W020``       a channels-redis host's read timeout is not above the layer's
+                            5 s BZPOPMIN block: an idle receive fails every 5 s
 ==========================  ================================================================
 
 With ``manage.py check --deploy`` (tags ``django_steps`` and ``security``), settings that are
@@ -153,11 +155,45 @@ def check_channel_layer(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
             "CHANNEL_LAYERS has no 'default' layer: subscriptions would poll the database for new events "
             "instead of being told of them.",
             hint="Set CHANNEL_LAYERS = {'default': {'BACKEND': 'channels_redis.core.RedisChannelLayer', "
-            "'CONFIG': {'hosts': ['redis://localhost:6379/0']}}} (the 'redis' extra), or "
+            "'CONFIG': {'hosts': [{'address': 'redis://localhost:6379/0', 'socket_timeout': 10}]}}} "
+            "(the 'redis' extra), or "
             "'channels.layers.InMemoryChannelLayer' for a single process.",
             id="django_steps.W001",
         )
     ]
+
+
+#: A read timeout above channels-redis' BZPOPMIN block (``RedisChannelLayer.brpop_timeout``, 5 s).
+REDIS_SOCKET_TIMEOUT = 10
+
+
+def check_redis_read_timeout(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    """channels-redis blocks ``brpop_timeout`` (5 s) in BZPOPMIN while idle and redis-py reads
+    with a 5 s ``socket_timeout`` by default: an idle receive then raises ``TimeoutError`` every
+    5 s (logged, and the worker's event feed marked down until it rejoins)."""
+    messages: list[CheckMessage] = []
+    for alias, layer in (getattr(settings, "CHANNEL_LAYERS", None) or {}).items():
+        backend = str(layer.get("BACKEND", ""))
+        if backend != "channels_redis.core.RedisChannelLayer":
+            continue
+        try:
+            block = import_string(backend).brpop_timeout
+        except ImportError:
+            continue
+        for host in (layer.get("CONFIG") or {}).get("hosts") or ["redis://localhost:6379"]:
+            timeout = host.get("socket_timeout", 5) if isinstance(host, dict) else 5
+            if timeout is not None and timeout <= block:
+                messages.append(
+                    Warning(
+                        f"CHANNEL_LAYERS[{alias!r}]: a Redis host's read timeout ({timeout} s) is not above "
+                        f"channels-redis' {block} s blocking receive: an idle receive fails every {block} s.",
+                        hint="Give each host a longer read timeout, e.g. 'hosts': [{'address': "
+                        f"'redis://localhost:6379/0', 'socket_timeout': {REDIS_SOCKET_TIMEOUT}}}].",
+                        id="django_steps.W020",
+                    )
+                )
+                break
+    return messages
 
 
 def check_development_server(app_configs=None, **kwargs: Any) -> list[CheckMessage]:

@@ -68,6 +68,12 @@ class TransportCode(DescribedCode):
         "server process): the new socket is closed with code 4429 and this reason. Close one "
         "first.",
     )
+    CONSUMER_TOO_SLOW = (
+        "CONSUMER_TOO_SLOW",
+        "The WebSocket was closed (code 4413, this reason) because its client read too "
+        "slowly: connect again and subscribe with `after` the last cursor received; nothing "
+        "is lost.",
+    )
     CURSOR_TOO_OLD = (
         "CURSOR_TOO_OLD",
         "More events follow the subscription's `after` than a replay sends "

@@ -58,6 +58,11 @@ DEFAULTS: dict[str, Any] = {
     # server process): see graphql_api/routing.py.
     "WEBSOCKET_MAX_OPERATIONS": 10,
     "WEBSOCKET_MAX_CONNECTIONS_PER_USER": 10,
+    # A reader too slow is closed with CONSUMER_TOO_SLOW (graphql_api/routing.py): more than
+    # this many bytes sent and not acknowledged by a pong (graphql-transport-ws), or one send
+    # blocked this many seconds (servers with back-pressure). A false value turns each off.
+    "WEBSOCKET_SEND_WINDOW": 4 * 1024 * 1024,
+    "WEBSOCKET_SEND_TIMEOUT": 20.0,
 }
 
 

@@ -296,23 +296,30 @@ def reload_user(user_pk: Any, session_key: str | None) -> Any:
 
 class Decisions:
     """Access decisions of this process, each kept ``ttl`` seconds and computed once (in a
-    worker thread) however many operations and subscriptions ask at the same time."""
+    worker thread) however many operations and subscriptions ask at the same time. Keys start
+    with ``(kind, user pk)``: a decision taken before a revocation pushed for that user
+    (:mod:`graphql_api.revocation`) is not used after it."""
 
     def __init__(self) -> None:
-        self.kept: dict[tuple, tuple[float, Any]] = {}
-        self.pending: dict[tuple, asyncio.Future] = {}
+        self.kept: dict[tuple, tuple[float, Any, Any]] = {}
+        self.pending: dict[tuple, tuple[asyncio.Future, Any]] = {}
 
     async def get(self, key: tuple, ttl: float, compute: Callable[[], Any]) -> Any:
         from channels.db import database_sync_to_async
 
-        now = time.monotonic()
+        from .revocation import user_epoch
+
+        epoch = user_epoch(key[1])
         found = self.kept.get(key)
-        if found is not None and found[0] > now:
+        if found is not None and found[0] > time.monotonic() and found[2] == epoch:
             return found[1]
-        future = self.pending.get(key)
-        if future is None:
-            future = self.pending[key] = asyncio.ensure_future(database_sync_to_async(compute)())
-            future.add_done_callback(lambda done: self._keep(key, ttl, done))
+        pending = self.pending.get(key)
+        if pending is not None and pending[1] == epoch:
+            future = pending[0]
+        else:
+            future = asyncio.ensure_future(database_sync_to_async(compute)())
+            self.pending[key] = (future, epoch)
+            future.add_done_callback(lambda done: self._keep(key, ttl, done, epoch))
         return await asyncio.shield(future)
 
     def forget(self, *prefix: Any) -> None:
@@ -320,12 +327,13 @@ class Decisions:
         for key in [k for k in self.kept if k[: len(prefix)] == prefix]:
             self.kept.pop(key, None)
 
-    def _keep(self, key: tuple, ttl: float, done: asyncio.Future) -> None:
-        self.pending.pop(key, None)
+    def _keep(self, key: tuple, ttl: float, done: asyncio.Future, epoch: Any) -> None:
+        if self.pending.get(key, (None,))[0] is done:
+            del self.pending[key]
         if not done.cancelled() and done.exception() is None:
             if len(self.kept) > 50_000:
                 self.kept.clear()
-            self.kept[key] = (time.monotonic() + ttl, done.result())
+            self.kept[key] = (time.monotonic() + ttl, done.result(), epoch)
 
 
 DECISIONS = Decisions()
@@ -355,7 +363,12 @@ async def refresh_socket_user(scope: dict) -> Any:
     if user is None or not getattr(user, "is_authenticated", False):
         return user
     session_key = getattr(scope.get("session"), "session_key", None)
-    fresh = await user_now(user.pk, session_key)
+    from . import revocation
+
+    if revocation.session_ended(session_key):
+        fresh = None
+    else:
+        fresh = await user_now(user.pk, session_key)
     if scope.get("user") is user:  # not replaced meanwhile (login / logout on this socket)
         scope["user"] = fresh if fresh is not None else AnonymousUser()
     return scope["user"]

@@ -21,11 +21,15 @@ schema, so a schema given as a dotted path or a callable (see :mod:`graphql_api.
 import models freely; importing the host's schema module at the top of ``asgi.py`` instead would
 raise ``AppRegistryNotReady``. Without a schema it serves django-steps' own.
 
-The origin check accepts browsers on a host of ``ALLOWED_HOSTS`` (as Channels'
-``AllowedHostsOriginValidator``) or on an origin listed in
+The origin check (:class:`GraphQLOriginValidator`) follows Django's CSRF origin check exactly:
+a browser's handshake is accepted from the socket's own origin (scheme, a host of
+``ALLOWED_HOSTS`` and port, as Django's ``request.get_host()`` and ``is_secure()`` read them,
+proxy settings included) or from a trusted origin — ``CSRF_TRUSTED_ORIGINS`` and
 ``DJANGO_STEPS_GRAPHQL["ALLOWED_ORIGINS"]`` (a SPA served elsewhere, e.g.
-``"https://app.example.com"``; ``"*"`` allows any). A handshake without ``Origin`` comes from a
-non-browser client, which cannot carry a victim's cookies across sites, and is accepted.
+``"https://app.example.com"``; ``"https://*.example.com"`` for subdomains; ``"*"`` allows any).
+So an origin the same POST would be refused for (``CSRF_FAILED``) cannot open the socket either.
+A handshake without ``Origin`` comes from a non-browser client, which cannot carry a victim's
+cookies across sites, and is accepted.
 
 Messages too large to send
 ==========================
@@ -77,6 +81,18 @@ gets ``error`` (for a ``start`` with a usable ``id``; code ``BAD_REQUEST``) or
 Anything else that escapes a handler is a bug: logged with its traceback, and the socket is
 closed with ``1011`` rather than left dead.
 
+Slow readers
+============
+
+daphne's ``send`` never blocks: for a client that stopped reading, whatever the subscriptions
+sent piled up in the server's memory (uvicorn holds the send back instead). So each socket's
+outbound bytes are bounded (:class:`FlowControl`, graphql-transport-ws): a ``ping`` follows
+every eighth of ``WEBSOCKET_SEND_WINDOW`` bytes, the client's ``pong`` acknowledges what came
+before, and with a full window unacknowledged the sending operation waits. A socket that waits
+on its client (a full window, or a send the server holds back) over ``WEBSOCKET_SEND_TIMEOUT``
+has its operations cancelled and is closed with ``4413`` / ``CONSUMER_TOO_SLOW`` once the client
+has read what was sent (:func:`_close_once_read`); the client resumes with ``after``.
+
 The operations and sockets limits
 =================================
 
@@ -98,17 +114,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import secrets
+from collections import deque
 from typing import Any
+from urllib.parse import urlsplit
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
 from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.core.asgi import get_asgi_application
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured
+from django.http import HttpRequest
+from django.http.request import is_same_domain
 from django.urls import re_path
 from graphql import GraphQLError
 from strawberry.channels import GraphQLWSConsumer
@@ -124,6 +145,8 @@ from .schemas import SchemaSpec, load_schema
 logger = logging.getLogger("graphql_api.routing")
 
 __all__ = [
+    "CONSUMER_TOO_SLOW_CLOSE_CODE",
+    "ConsumerTooSlow",
     "GraphQLOriginValidator",
     "MessageTooLarge",
     "WorkflowGraphQLWSConsumer",
@@ -134,6 +157,13 @@ __all__ = [
 
 def _graphql_settings() -> dict:
     return getattr(settings, "DJANGO_STEPS_GRAPHQL", {}) or {}
+
+
+def being_cancelled() -> bool:
+    """Whether the running task has been asked to stop (even if a library swallowed the
+    ``CancelledError`` and raised something else): a retry loop must end, not retry."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 # --------------------------------------------------------------------------- message size
@@ -180,6 +210,61 @@ class MessageTooLarge(Exception):
         return {"data": None, "errors": [{"message": message, "extensions": extensions}]}
 
 
+# --------------------------------------------------------------------------- slow readers
+
+#: The close code of a socket whose reader fell too far behind (reason ``CONSUMER_TOO_SLOW``).
+CONSUMER_TOO_SLOW_CLOSE_CODE = 4413
+
+
+class ConsumerTooSlow(Exception):
+    """The client reads too slowly: the socket is closed with ``CONSUMER_TOO_SLOW``."""
+
+
+class FlowControl:
+    """Bytes sent on a graphql-transport-ws socket that the client has not acknowledged yet.
+
+    After every eighth of ``window`` bytes sent, a ``ping`` carrying a random token follows; the
+    client's ``pong`` (which the protocol requires, read in order after everything sent before
+    the ping) acknowledges every byte sent before it. A pong that echoes the payload (as the
+    ``graphql-ws`` library does) acknowledges its own ping; one without payload, the oldest
+    ping unanswered. A message that would leave more than ``window`` bytes unacknowledged waits
+    for pongs: servers whose ``send`` never blocks (daphne) would otherwise buffer without bound
+    for a reader that stopped, and this is the back-pressure they lack."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.sent = 0
+        self.acknowledged = 0
+        self.next_ping = max(window // 8, 1)
+        self.pings: deque[tuple[str, int]] = deque()
+        self.acked = asyncio.Event()
+
+    def fits(self, size: int) -> bool:
+        unacknowledged = self.sent - self.acknowledged
+        return unacknowledged == 0 or unacknowledged + size <= self.window
+
+    def ping(self, *, now: bool = False) -> dict | None:
+        """The ping to send now, if one is due (``now``: if anything sent is not covered yet)."""
+        covered = self.pings[-1][1] if self.pings else self.acknowledged
+        if self.sent < self.next_ping and not (now and self.sent > covered):
+            return None
+        self.next_ping = self.sent + max(self.window // 8, 1)
+        token = secrets.token_hex(8)
+        self.pings.append((token, self.sent))
+        return {"type": "ping", "payload": {"ack": token}}
+
+    def pong(self, payload: Any) -> None:
+        token = payload.get("ack") if isinstance(payload, dict) else None
+        if token is not None and all(token != pending for pending, _ in self.pings):
+            return  # not one of ours
+        while self.pings:
+            pending, sent = self.pings.popleft()
+            self.acknowledged = max(self.acknowledged, sent)
+            if token is None or pending == token:
+                break
+        self.acked.set()
+
+
 class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
     """strawberry's adapter, refusing a result message over the size limit (read per socket)."""
 
@@ -188,6 +273,13 @@ class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
 
         super().__init__(view, request, response)
         self.max_size = int(graphql_setting("WEBSOCKET_MAX_MESSAGE_SIZE") or 0)
+        self.send_timeout = float(graphql_setting("WEBSOCKET_SEND_TIMEOUT") or 0)
+        window = int(graphql_setting("WEBSOCKET_SEND_WINDOW") or 0)
+        #: Set by the graphql-transport-ws handler (the legacy protocol has no ping to answer).
+        self.flow: FlowControl | None = None
+        self._window = window
+        self.too_slow = False
+        self.closing: asyncio.Future | None = None  # closing as too slow (_close_once_read)
 
     async def send_json(self, message, *, limited: bool = True) -> None:
         text = self.view.encode_json(message)  # json.dumps: ASCII, so characters are bytes
@@ -198,7 +290,47 @@ class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
             and message.get("type") in _RESULT_MESSAGES
         ):
             raise MessageTooLarge(len(text), self.max_size)
-        await self.ws_consumer.send(text)
+        if self.too_slow:
+            raise ConsumerTooSlow("already closed")
+        flow = self.flow
+        if flow is not None:
+            if not flow.fits(len(text)):
+                await self._wait_for_window(flow, len(text))
+            flow.sent += len(text)
+        await self._send(text)
+        ping = flow.ping() if flow is not None else None
+        if ping is not None:
+            await self._send(self.view.encode_json(ping))
+
+    async def _wait_for_window(self, flow: FlowControl, size: int) -> None:
+        """Wait until the client acknowledged enough (``WEBSOCKET_SEND_TIMEOUT`` at most)."""
+        ping = flow.ping(now=True)
+        if ping is not None:
+            await self._send(self.view.encode_json(ping))
+        try:
+            async with asyncio.timeout(self.send_timeout or None):
+                while not flow.fits(size):
+                    flow.acked.clear()
+                    await flow.acked.wait()
+        except TimeoutError:
+            self.too_slow = True
+            unacknowledged = flow.sent - flow.acknowledged
+            raise ConsumerTooSlow(
+                f"{unacknowledged:,} bytes unacknowledged for {self.send_timeout:g} s"
+            ) from None
+
+    async def _send(self, text: str) -> None:
+        if not self.send_timeout:
+            await self.ws_consumer.send(text)
+            return
+        try:
+            # A server that applies back-pressure (uvicorn) blocks here while the client does
+            # not read; daphne never blocks (FlowControl covers it).
+            async with asyncio.timeout(self.send_timeout):
+                await self.ws_consumer.send(text)
+        except TimeoutError:
+            self.too_slow = True
+            raise ConsumerTooSlow(f"a send waited over {self.send_timeout:g} s") from None
 
     async def iter_json(self, *, ignore_parsing_errors: bool = False):
         # strawberry's, but a message nested too deep for the decoder (RecursionError) is not
@@ -287,16 +419,74 @@ async def _prepare_operation(scope: dict) -> bool:
     return True
 
 
+#: Seconds a socket closed as too slow waits for its client to read what was already sent, so
+#: that the close frame (``CONSUMER_TOO_SLOW``) is read rather than cut off with the data before
+#: it (daphne aborts a connection 1 s after it sent a close frame the client did not answer).
+CLOSE_LINGER_SECONDS = 60.0
+
+
+def _too_slow(websocket: SizeLimitedWebSocketAdapter, why: ConsumerTooSlow) -> bool:
+    """Start closing a socket whose reader is too slow; False if that is under way already.
+    The caller cancels the socket's operations (their memory is released at once)."""
+    from .errors import CONSUMER_TOO_SLOW
+
+    if websocket.closing is not None:
+        return False
+    websocket.too_slow = True
+    logger.info(
+        "WebSocket closing with %d (%s): the client reads too slowly (%s)",
+        CONSUMER_TOO_SLOW_CLOSE_CODE,
+        CONSUMER_TOO_SLOW,
+        why,
+    )
+    websocket.closing = asyncio.ensure_future(_close_once_read(websocket))
+    return True
+
+
+async def _close_once_read(websocket: SizeLimitedWebSocketAdapter) -> None:
+    """Nothing more is sent; once the client has read (acknowledged) everything sent before, or
+    after :data:`CLOSE_LINGER_SECONDS`, the socket is closed with ``CONSUMER_TOO_SLOW``."""
+    from .errors import CONSUMER_TOO_SLOW
+
+    flow = websocket.flow
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(CLOSE_LINGER_SECONDS):
+            if flow is not None:
+                ping = flow.ping(now=True)
+                if ping is not None:
+                    await websocket.ws_consumer.send(websocket.view.encode_json(ping))
+                while flow.acknowledged < flow.sent:
+                    flow.acked.clear()
+                    await flow.acked.wait()
+    with contextlib.suppress(Exception):
+        await websocket.close(code=CONSUMER_TOO_SLOW_CLOSE_CODE, reason=CONSUMER_TOO_SLOW)
+
+
 class _TransportWSHandler(BaseGraphQLTransportWSHandler):
     """graphql-transport-ws: malformed messages close the socket with 4400, each operation runs
     as the socket's user as of now, the operations limit has a code, a result too large becomes
-    an error, then ``complete`` (see the module docstring)."""
+    an error, then ``complete``, a reader too slow is closed with ``CONSUMER_TOO_SLOW`` (see the
+    module docstring)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        window = getattr(self.websocket, "_window", 0)
+        if window:
+            self.websocket.flow = FlowControl(window)
+
+    async def shutdown(self) -> None:
+        closing = self.websocket.closing
+        if closing is not None and not closing.done():
+            closing.cancel()  # the client went away before reading on
+        await super().shutdown()
 
     async def handle_message(self, message) -> None:
         problem = message_problem(message, start="subscribe", stop="complete")
         if problem is not None:
             await self.handle_invalid_message(problem)
             return
+        if message["type"] == "pong" and self.websocket.flow is not None:
+            self.websocket.flow.pong(message.get("payload"))
         try:
             await super().handle_message(message)
         except Exception:
@@ -336,6 +526,10 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler):
     async def send_message(self, message) -> None:
         try:
             await super().send_message(message)
+        except ConsumerTooSlow as why:
+            if _too_slow(self.websocket, why):
+                for operation_id in list(self.operations):
+                    await self.cleanup_operation(operation_id)  # cancels; ends at its next await
         except MessageTooLarge as too_large:
             operation = self.operations.get(message["id"])
             refusal = {"id": message["id"], "type": "next", "payload": too_large.payload()}
@@ -430,6 +624,10 @@ class _GraphQLWSHandler(BaseGraphQLWSHandler):
             self._ended = self._ended - {message["id"]}
         try:
             await super().send_message(message)
+        except ConsumerTooSlow as why:
+            if _too_slow(self.websocket, why):
+                for task in list(self.tasks.values()):
+                    task.cancel()
         except MessageTooLarge as too_large:
             refusal = {"type": "data", "id": message["id"], "payload": too_large.payload()}
             await self.websocket.send_json(
@@ -585,25 +783,121 @@ class WorkflowGraphQLWSConsumer(GraphQLWSConsumer):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if being_cancelled():
+                    # Cancelled (the socket closed, the worker stops), but the layer raised
+                    # something else: Python 3.11's asyncio.timeout turns a cancellation into
+                    # TimeoutError when redis-py's read timeout fires at the same moment.
+                    # Retrying here left the task "cancelling" forever and hung SIGTERM.
+                    raise asyncio.CancelledError from exc
                 logger.debug("Channel layer receive failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
 
-class GraphQLOriginValidator(OriginValidator):
-    """Origins matching ``ALLOWED_HOSTS`` or ``ALLOWED_ORIGINS``; no ``Origin`` (not a browser) passes."""
+class _Handshake(HttpRequest):
+    """A WebSocket handshake seen as the HttpRequest Django's CSRF origin check reads: its
+    headers as ``META``, the scheme of the socket (``wss`` is secure), ``SECURE_PROXY_SSL_HEADER``
+    and ``USE_X_FORWARDED_HOST`` applied by Django itself (``is_secure()``, ``get_host()``)."""
 
-    def valid_origin(self, parsed_origin):
-        if parsed_origin is None:
+    def __init__(self, scope: dict) -> None:
+        super().__init__()
+        self._secure = scope.get("scheme") in ("wss", "https")
+        for raw_name, raw_value in scope.get("headers", []):
+            name = raw_name.decode("latin1").upper().replace("-", "_")
+            key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
+            value = raw_value.decode("latin1")
+            self.META[key] = f"{self.META[key]},{value}" if key in self.META else value
+        server = scope.get("server") or (None, None)
+        if server[0] is not None:
+            self.META["SERVER_NAME"] = str(server[0])
+            self.META["SERVER_PORT"] = str(server[1] if server[1] is not None else "")
+
+    def _get_scheme(self) -> str:
+        return "https" if self._secure else "http"
+
+
+class TrustedOrigins:
+    """The origins, besides the handshake's own, whose pages may open the WebSocket:
+    ``CSRF_TRUSTED_ORIGINS`` and ``DJANGO_STEPS_GRAPHQL["ALLOWED_ORIGINS"]`` with the rules of
+    Django's CSRF check (an exact ``scheme://host[:port]``, or ``scheme://*.domain`` for its
+    subdomains); ``"*"`` in ``ALLOWED_ORIGINS`` allows any."""
+
+    def __init__(self, origins: list[str]) -> None:
+        self.any = "*" in origins
+        self.exact = {origin for origin in origins if "*" not in origin}
+        self.subdomains: dict[str, list[str]] = {}
+        for origin in origins:
+            if origin == "*":
+                continue
+            parts = urlsplit(origin)
+            if not parts.scheme or not parts.netloc:
+                raise ImproperlyConfigured(
+                    f"WebSocket origin {origin!r} must be an origin: scheme, host and port if not the "
+                    "default one, e.g. 'https://app.example.com' (CSRF_TRUSTED_ORIGINS, "
+                    "DJANGO_STEPS_GRAPHQL['ALLOWED_ORIGINS'])."
+                )
+            if "*" in origin:
+                self.subdomains.setdefault(parts.scheme, []).append(parts.netloc.lstrip("*"))
+
+    @classmethod
+    def from_settings(cls) -> TrustedOrigins:
+        return cls(
+            [*settings.CSRF_TRUSTED_ORIGINS, *(_graphql_settings().get("ALLOWED_ORIGINS") or [])]
+        )
+
+    def allow(self, origin: str) -> bool:
+        if self.any or origin in self.exact:
             return True
-        return self.validate_origin(parsed_origin)
+        try:
+            parts = urlsplit(origin)
+        except ValueError:
+            return False
+        return any(
+            is_same_domain(parts.netloc, host) for host in self.subdomains.get(parts.scheme, ())
+        )
 
 
-def allowed_origins() -> list[str]:
-    hosts = list(settings.ALLOWED_HOSTS)
-    if settings.DEBUG and not hosts:
-        hosts = ["localhost", "127.0.0.1", "[::1]"]
-    return hosts + list(_graphql_settings().get("ALLOWED_ORIGINS", []))
+def origin_allowed(scope: dict, trusted: TrustedOrigins) -> bool:
+    """Whether the WebSocket handshake ``scope`` may go on, by the rules of Django's CSRF origin
+    check: no ``Origin`` (not a browser, which cannot carry a victim's cookies across sites),
+    the request's own origin (scheme, a host of ``ALLOWED_HOSTS`` and port, exactly), or a
+    trusted origin."""
+    origins = [value for name, value in scope.get("headers", []) if name == b"origin"]
+    if not origins:
+        return True
+    if len(origins) > 1:
+        return False
+    try:
+        origin = origins[0].decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    request = _Handshake(scope)
+    try:
+        own = f"{request.scheme}://{request.get_host()}"
+    except DisallowedHost:
+        own = None
+    return origin == own or trusted.allow(origin)
+
+
+class GraphQLOriginValidator:
+    """ASGI middleware refusing a WebSocket handshake from a page on another origin (see
+    :func:`origin_allowed`). ``allowed_origins``: the trusted origins; by default
+    ``CSRF_TRUSTED_ORIGINS`` and ``ALLOWED_ORIGINS``, read at each handshake."""
+
+    def __init__(self, application, allowed_origins: list[str] | None = None) -> None:
+        self.application = application
+        self.trusted = None if allowed_origins is None else TrustedOrigins(allowed_origins)
+        if self.trusted is None:
+            TrustedOrigins.from_settings()  # a malformed setting fails at start, not per socket
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            raise ValueError("GraphQLOriginValidator only serves WebSocket connections")
+        trusted = self.trusted or TrustedOrigins.from_settings()
+        if origin_allowed(scope, trusted):
+            return await self.application(scope, receive, send)
+        logger.info("WebSocket handshake refused: its Origin is not this site nor a trusted origin")
+        return await WebsocketDenier()(scope, receive, send)
 
 
 def websocket_application(schema: SchemaSpec = None, *, path: str = r"^graphql/?$"):
@@ -619,9 +913,7 @@ def websocket_application(schema: SchemaSpec = None, *, path: str = r"^graphql/?
         keep_alive=True,
         keep_alive_interval=_graphql_settings().get("WEBSOCKET_KEEP_ALIVE_SECONDS", 15),
     )
-    return GraphQLOriginValidator(
-        AuthMiddlewareStack(URLRouter([re_path(path, consumer)])), allowed_origins()
-    )
+    return GraphQLOriginValidator(AuthMiddlewareStack(URLRouter([re_path(path, consumer)])))
 
 
 def get_application(schema: SchemaSpec = None, *, path: str = r"^graphql/?$"):

@@ -127,6 +127,12 @@ REPLAY_PAGE = 100
 REPLAY_STATEMENT_TIMEOUT_MS = 5_000
 #: The default of ``SUBSCRIPTION_REPLAY_WINDOW``: most events a replay sends before going live.
 REPLAY_WINDOW = 10_000
+#: Seconds a hub waits for the channel layer to let it join the group before it counts the
+#: layer as down (and reads the history every ``SUBSCRIPTION_RETRY_SECONDS`` meanwhile).
+JOIN_TIMEOUT = 1.0
+#: Other message types sent to :data:`GROUP` -> what the hub calls with each, in the order the
+#: messages arrive (graphql_api.revocation registers one).
+MESSAGE_HANDLERS: dict[str, Any] = {}
 _CURSOR_RE = re.compile(r"^[0-9]{1,39}$")
 #: Rows joined to every event read (few joins: PostgreSQL plans a 12-way join in ~40 ms). Steps,
 #: statuses and transitions come from :func:`_definitions` instead, so serialising an event
@@ -455,7 +461,10 @@ class EventHub:
         if self.layer is None:  # no channel layer configured: poll the history
             return False
         try:
-            await self.layer.group_add(GROUP, self.channel)
+            # Bounded: against a frozen Redis, group_add waits for the client's read timeout
+            # (seconds), and each rejoin would wait that long instead of retry_interval.
+            async with asyncio.timeout(JOIN_TIMEOUT):
+                await self.layer.group_add(GROUP, self.channel)
         except Exception as exc:
             logger.warning(
                 "Cannot join the channel-layer group (%s); reading the history until it is back",
@@ -474,6 +483,8 @@ class EventHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if _being_cancelled():  # see graphql_api.routing.being_cancelled
+                    raise asyncio.CancelledError from exc
                 logger.warning("Channel layer receive failed (%s); retrying in %.1fs", exc, delay)
                 self.healthy = False
                 self._kick.set()
@@ -481,6 +492,10 @@ class EventHub:
                 delay = min(delay * 2, 2.0)
                 continue
             delay = 0.1
+            handler = MESSAGE_HANDLERS.get(message.get("type"))
+            if handler is not None:  # in order with the events: e.g. revocations
+                handler(message)
+                continue
             if message.get("type") != MESSAGE_TYPE:
                 continue
             try:
@@ -497,6 +512,8 @@ class EventHub:
     async def _maintain_loop(self) -> None:
         previous = self.watermark
         while True:
+            if _being_cancelled():  # an error below may have swallowed the cancellation
+                raise asyncio.CancelledError
             interval = self.catch_up_interval if self.healthy else self.retry_interval
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
@@ -538,6 +555,8 @@ class EventHub:
         delay = 0.01
         try:
             while self.watermark < self.target:
+                if _being_cancelled():
+                    raise asyncio.CancelledError
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 try:
@@ -559,6 +578,11 @@ class EventHub:
 
 
 _HUBS: dict[tuple[int, int], EventHub] = {}
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _key(layer: Any) -> tuple[int, int]:

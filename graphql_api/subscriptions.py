@@ -20,7 +20,9 @@ A socket outlives the checks made when it opened, so the subscription keeps chec
 (:class:`Access`):
 
 * **Its user.** Every ``SUBSCRIPTION_RECHECK_SECONDS`` (2) — before the next event is sent, and
-  on a timer while no event comes — the user is read again: through the socket's session when it
+  on a timer while no event comes — and before the next event after a revocation pushed by
+  :mod:`graphql_api.revocation` (logout: the subscription ends without re-reading), the user is
+  read again: through the socket's session when it
   has one (a logout deletes the session, a password change invalidates its hash), then their
   ``is_active`` and their permission to read instances. Once that fails, no further event data
   is sent and the subscription ends with ``PERMISSION_DENIED``.
@@ -48,7 +50,7 @@ from strawberry.types import Info
 from django_steps import authorization, history
 from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance
 
-from . import permissions
+from . import permissions, revocation
 from .errors import NOT_FOUND, PERMISSION_DENIED, ApiError, query_error
 from .ids import parse_global_id
 from .permissions import current_user
@@ -165,7 +167,11 @@ class Access:
 
     async def check_user(self) -> None:
         """Raise ``PERMISSION_DENIED`` once the user may no longer read instances (the user is
-        read again as for every operation on a socket: :func:`permissions.user_now`)."""
+        read again as for every operation on a socket: :func:`permissions.user_now`; at once,
+        whatever the interval, after a revocation: :mod:`graphql_api.revocation`)."""
+        if revocation.session_ended(self.session_key):
+            raise query_error(PERMISSION_DENIED, _DENIED)
+        # After a pushed change the decisions below are taken again (permissions.Decisions).
         user = await permissions.user_now(self.user_pk, self.session_key)
         if user is not None:
             may_read = await permissions.DECISIONS.get(

@@ -262,3 +262,19 @@ def test_in_memory_channel_layer_with_debug_off(production):
     out = io.StringIO()
     call_command("check", "--deploy", "--tag", "django_steps", stdout=out)
     assert "no issues (1 silenced)" in out.getvalue()
+@pytest.mark.parametrize(
+    ("hosts", "warned"),
+    [
+        (["redis://127.0.0.1:6379/0"], True),  # redis-py reads with a 5 s timeout by default
+        ([{"address": "redis://127.0.0.1:6379/0", "socket_timeout": 5}], True),
+        ([{"address": "redis://127.0.0.1:6379/0", "socket_timeout": 10}], False),
+        ([{"host": "127.0.0.1", "port": 6379, "socket_timeout": None}], False),
+    ],
+)
+def test_a_redis_channel_layer_whose_read_timeout_equals_its_blocking_receive(clean, hosts, warned):
+    """An idle channels-redis receive blocks 5 s in BZPOPMIN: with redis-py's 5 s read timeout it
+    failed every 5 s (logged, and the worker's feed marked down)."""
+    clean.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": hosts}}
+    }
+    assert ids() == (["django_steps.W020"] if warned else [])

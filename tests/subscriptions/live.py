@@ -61,20 +61,36 @@ def _wait_http(port: int, process: subprocess.Popen, log: Path, timeout: float =
     raise TimeoutError(f"server on port {port} did not start")
 
 
+class ServerPort(int):
+    """The port of a live server (an ``int``), with its ``process`` and ``log`` file."""
+
+    process: subprocess.Popen
+    log: Path
+
+
 @contextlib.contextmanager
 def server(
-    kind: str = "uvicorn", *, redis_url: str | None = None, log: Path | None = None
-) -> Iterator[int]:
-    """Run ``demo.asgi:application`` under ``kind`` (uvicorn or daphne); yields its port."""
+    kind: str = "uvicorn",
+    *,
+    redis_url: str | None = None,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[ServerPort]:
+    """Run ``demo.asgi:application`` under ``kind`` (uvicorn or daphne); yields its port.
+    ``env``: more environment variables for the server."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url(),
-        "PYTHONPATH": str(ROOT),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-    }
+    extra_env, env = (
+        env,
+        {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url(),
+            "PYTHONPATH": str(ROOT),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        },
+    )
     env.pop("REDIS_URL", None)
+    env.update(extra_env or {})
     if redis_url:
         env["REDIS_URL"] = redis_url
     if kind == "uvicorn":
@@ -110,9 +126,12 @@ def server(
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_http(port, process, log)
-        yield port
+        live = ServerPort(port)
+        live.process, live.log = process, log
+        yield live
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
@@ -175,8 +194,16 @@ class RedisServer:
             time.sleep(0.05)
         raise TimeoutError("redis-server did not start")
 
+    def freeze(self) -> None:
+        """Stop the process without closing its sockets (SIGSTOP): clients hang, nothing fails."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
             self.process.kill()
             self.process.wait(5)
         self.process = None

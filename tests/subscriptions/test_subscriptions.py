@@ -361,12 +361,21 @@ async def test_a_channel_layer_outage_fails_no_mutation_and_is_logged(
     ("origin", "accepted"),
     [
         (None, True),  # not a browser
-        ("http://127.0.0.1:8000", True),  # a host of ALLOWED_HOSTS
+        ("http://127.0.0.1:8000", True),  # the socket's own origin
         ("https://app.example.com", True),  # ALLOWED_ORIGINS (a SPA elsewhere)
+        ("https://csrf.example.com", True),  # CSRF_TRUSTED_ORIGINS
+        ("https://a.sub.example.org", True),  # CSRF_TRUSTED_ORIGINS, subdomain wildcard
+        ("http://a.sub.example.org", False),  # ... of another scheme
         ("https://evil.example.net", False),
+        ("http://127.0.0.1:3000", False),  # same host, other port
+        ("https://127.0.0.1", False),  # other scheme
+        ("ftp://127.0.0.1", False),
+        ("http://localhost:1337", False),  # another host of ALLOWED_HOSTS
+        ("null", False),
     ],
 )
 async def test_websocket_origin_check(settings, claim_workflows, origin, accepted):
+    """In-process (a live server test covers real handshakes: test_origin_live.py)."""
     from channels.testing import WebsocketCommunicator
 
     from graphql_api.routing import get_application
@@ -375,7 +384,9 @@ async def test_websocket_origin_check(settings, claim_workflows, origin, accepte
         **settings.DJANGO_STEPS_GRAPHQL,
         "ALLOWED_ORIGINS": ["https://app.example.com"],
     }
-    headers = [(b"origin", origin.encode())] if origin else []
+    settings.CSRF_TRUSTED_ORIGINS = ["https://csrf.example.com", "https://*.sub.example.org"]
+    headers = [(b"host", b"127.0.0.1:8000")]
+    headers += [(b"origin", origin.encode())] if origin else []
     communicator = WebsocketCommunicator(
         get_application(), "/graphql/", headers=headers, subprotocols=["graphql-transport-ws"]
     )

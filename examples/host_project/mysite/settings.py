@@ -174,7 +174,8 @@ CHANNEL_LAYERS = {
     # Several workers share live events through Redis (the `redis` extra):
     # "default": {
     #     "BACKEND": "channels_redis.core.RedisChannelLayer",
-    #     "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]},
+    #     # The read timeout must exceed channels-redis' 5 s blocking receive (check W020).
+    #     "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": 10}]},
     # },
 }
 
