@@ -112,6 +112,7 @@ def bench(quick: bool) -> list[dict]:
     from celpy import celtypes
 
     from django_steps import cel
+    from django_steps.cel import compiler, runtime
 
     rounds = 2 if quick else 5
     depths = range(0, 200, 8) if quick else range(0, 201, 3)
@@ -120,7 +121,9 @@ def bench(quick: bool) -> list[dict]:
     for label, expression, context in CASES:
         activation = cel.activation(context)
         program = cel.compile_condition(expression)
-        plain = celpy.InterpretedRunner(cel._env(), program.ast, functions=cel.BASE_FUNCTIONS)
+        plain = celpy.InterpretedRunner(
+            compiler._env(), program.ast, functions=runtime.BASE_FUNCTIONS
+        )
 
         def budgeted():
             return cel.evaluate(expression, activation)

@@ -370,7 +370,7 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
     if steps and not any(s["is_final_step"] for s in steps):
         problems.add("steps", "at least one step must be final")
 
-    # Transitions. Compiling is bounded per condition (cel.py) and here for the whole
+    # Transitions. Compiling is bounded per condition (django_steps.cel) and here for the whole
     # definition: distinct conditions over DEFINITION_MAX_CONDITIONS_LENGTH characters in all
     # are refused without compiling any (one over CEL_MAX_LENGTH is refused unparsed anyway).
     longest = int(steps_setting("CEL_MAX_LENGTH"))
