@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Prefetch, QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule, ValidationContext, ValidationRule
 from strawberry.extensions import (
@@ -233,6 +235,63 @@ class QuerysetOptimizer(DjangoOptimizerExtension):
     """
 
     resolve = SchemaExtension.resolve
+
+    def optimize(self, qs: Any, info: Any, *, store: Any = None) -> Any:
+        return consistent_prefetches(super().optimize(qs, info, store=store))
+
+
+def consistent_prefetches(qs: Any) -> Any:
+    """``qs`` with prefetches Django accepts whatever fields were selected together.
+
+    strawberry-django merges its own ``Prefetch`` of a relation with the fields' hints, but it
+    lists plain lookups first and may also join the same relation: a field hinting
+    ``"current_step__statuses"`` next to ``currentStep { instanceCounts }`` (which prefetches the
+    step with annotations) made Django refuse the query ("lookup was already seen with a
+    different queryset"), and a joined relation makes Django skip a ``Prefetch`` of it, with its
+    nested lookups (one query per object later). So: a relation prefetched with a queryset is
+    not joined as well, prefetches with a queryset come first (shallowest first), and the same
+    holds inside every nested prefetch."""
+    if not isinstance(qs, QuerySet):
+        return qs
+    lookups = list(qs._prefetch_related_lookups)
+    if not lookups:
+        return qs
+    fixed = [_consistent_prefetch(lookup) for lookup in lookups]
+    fixed.sort(key=_prefetch_order)  # stable: the optimizer's order otherwise
+    prefetched = {
+        lookup.prefetch_to
+        for lookup in fixed
+        if isinstance(lookup, Prefetch)
+        and lookup.queryset is not None
+        and LOOKUP_SEP not in lookup.prefetch_to
+    }
+    joined = qs.query.select_related
+    if fixed == lookups and not (isinstance(joined, dict) and prefetched & set(joined)):
+        return qs
+    qs = qs._chain()
+    if isinstance(joined, dict) and prefetched & set(joined):
+        qs.query.select_related = {k: v for k, v in joined.items() if k not in prefetched}
+        names, defer = qs.query.deferred_loading
+        if not defer:  # only(): keep the foreign key, drop the columns of the unjoined rows
+            kept = {n for n in names if n.split(LOOKUP_SEP, 1)[0] not in prefetched}
+            qs.query.deferred_loading = (frozenset(kept | prefetched), False)
+    qs._prefetch_related_lookups = tuple(fixed)
+    return qs
+
+
+def _prefetch_order(lookup: Any) -> tuple[int, int]:
+    if isinstance(lookup, Prefetch) and lookup.queryset is not None:
+        return (0, lookup.prefetch_to.count(LOOKUP_SEP))
+    return (1, 0)
+
+
+def _consistent_prefetch(lookup: Any) -> Any:
+    if not isinstance(lookup, Prefetch) or lookup.queryset is None:
+        return lookup
+    inner = consistent_prefetches(lookup.queryset)
+    if inner is lookup.queryset:
+        return lookup
+    return Prefetch(lookup.prefetch_through, queryset=inner, to_attr=lookup.to_attr)
 
 
 #: Parsed documents and validation results of recent operations (module-level LRU caches in

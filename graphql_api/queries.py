@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import strawberry
 import strawberry_django
@@ -11,6 +11,7 @@ from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
 from strawberry_django.resolvers import django_resolver
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 
 from django_steps import models, services
 from django_steps.cel import check_context
@@ -249,6 +250,10 @@ class Query:
             permissions.vouch(info, event.instance_id)
         has_next = len(events) > size
         events = events[:size]
+        edges = [
+            WorkflowEventFeedEdgeType(cursor=str(event.cursor), node=node)
+            for event, node in zip(events, _with_selection(info, events))
+        ]
         if events:
             resume = events[-1].cursor
         elif position is not None:
@@ -260,9 +265,6 @@ class Query:
             elif spec.workflow_id is not None:
                 stream = stream.filter(workflow_id=spec.workflow_id)
             resume = history.newest(authorization.visible_events(user, stream))
-        edges = [
-            WorkflowEventFeedEdgeType(cursor=str(event.cursor), node=event) for event in events
-        ]
         return WorkflowEventFeedType(
             edges=edges,
             page_info=relay.PageInfo(
@@ -278,6 +280,53 @@ class Query:
     def me(self, info: Info) -> Optional[UserType]:
         user = current_user(info)
         return user if getattr(user, "is_authenticated", False) else None
+
+
+def _node_fields(info: Info) -> list[FieldNode]:
+    """The ``edges { node }`` field nodes of this ``workflowEvents`` field, fragments included."""
+    raw = info._raw_info
+
+    def fields(nodes: Iterable[Any], name: str) -> list[FieldNode]:
+        found: list[FieldNode] = []
+        stack = [s for node in nodes if node.selection_set for s in node.selection_set.selections]
+        while stack:
+            selection = stack.pop()
+            if isinstance(selection, FieldNode):
+                if selection.name.value == name:
+                    found.append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                stack.extend(selection.selection_set.selections)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = raw.fragments.get(selection.name.value)
+                if fragment is not None:
+                    stack.extend(fragment.selection_set.selections)
+        return found
+
+    return fields(fields(raw.field_nodes, "edges"), "node")
+
+
+def _with_selection(info: Info, events: list[models.WorkflowEvent]) -> list[models.WorkflowEvent]:
+    """``events`` loaded again with what their selection needs, joined and prefetched by
+    strawberry-django's optimizer as for any list of the schema (one query per relation, not
+    one per event): ``workflowEvents`` returns its own type, so the optimizer does not see it."""
+    nodes = _node_fields(info)
+    if not events or not nodes:
+        return events
+    from strawberry_django.optimizer import OptimizerStore, optimize
+
+    raw = info._raw_info
+    schema = raw.schema
+    node_info = raw._replace(
+        field_name="node",
+        field_nodes=nodes,
+        return_type=schema.get_type("WorkflowEvent"),
+        parent_type=schema.get_type("WorkflowEventFeedEdge"),
+    )
+    rows = models.WorkflowEvent.objects.filter(pk__in=[event.pk for event in events])
+    # is_type_of reads instance_id (vouched for above): never a deferred load per event
+    store = OptimizerStore(only=["instance_id", "txid", "position"])
+    loaded = {event.pk: event for event in optimize(rows, node_info, store=store)}
+    return [loaded.get(event.pk, event) for event in events]
 
 
 def _evaluation(e: services.TransitionEvaluation):
