@@ -112,6 +112,13 @@ class WorkflowErrorCode(enum.Enum):
     QUERY_TOO_COMPLEX = E(
         "QUERY_TOO_COMPLEX", description="Over the cost limit: ask for fewer objects."
     )
+    TIMEOUT = E(
+        "TIMEOUT",
+        description=(
+            "The request ran over its time budget (`MAX_SECONDS`) and was stopped. A mutation's change is "
+            "all or nothing: read the object again to know which. Ask for less, or retry later."
+        ),
+    )
     EVENT_TOO_LARGE = E(
         "EVENT_TOO_LARGE",
         description=(

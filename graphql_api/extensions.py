@@ -4,19 +4,22 @@ Limits are configurable in ``settings.DJANGO_STEPS_GRAPHQL``: ``MAX_DEPTH``, ``M
 ``MAX_TOKENS`` (validation rules), ``MAX_COST`` (the estimated number of objects an operation may
 return; a false value turns the limit off), ``MAX_STRING_LENGTH``, ``MAX_INPUT_VALUES`` and
 ``MAX_INPUT_DEPTH`` (what the variables and inline arguments may hold); see
-:mod:`graphql_api.cost`. Every extension is created per operation (a factory), never shared
+:mod:`graphql_api.cost`; ``MAX_SECONDS`` (the time budget of a query or mutation, see
+:mod:`graphql_api.budget`). Every extension is created per operation (a factory), never shared
 between concurrent requests.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.db.models.constants import LOOKUP_SEP
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule, ValidationContext, ValidationRule
 from strawberry.extensions import (
@@ -29,7 +32,10 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.types.graphql import OperationType
 from strawberry_django.optimizer import DjangoOptimizerExtension
+
+from .budget import TIMEOUT, RequestTimeout, time_budget
 
 from .cost import InputLimits, InputProblem, check_input, estimate, expanded_fields
 from .errors import (
@@ -37,6 +43,7 @@ from .errors import (
     INTERNAL_SERVER_ERROR,
     QUERY_TOO_COMPLEX,
     client_error,
+    log_errors,
     should_mask,
 )
 
@@ -52,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_STRING_LENGTH": 100_000,
     "MAX_INPUT_VALUES": 10_000,
     "MAX_INPUT_DEPTH": 32,
+    # Wall-clock seconds a query or mutation may run (graphql_api/budget.py): then its SQL
+    # stops and its fields fail with TIMEOUT. A false value turns the budget off.
+    "MAX_SECONDS": 10.0,
     # Bytes of one result message over WebSocket; over it the operation ends with
     # EVENT_TOO_LARGE / RESULT_TOO_LARGE (graphql_api/routing.py). Keep it below the server's
     # frame limit (daphne: 1 MiB). A false value turns the check off.
@@ -134,6 +144,37 @@ def _input_limits() -> InputLimits:
         max_values=graphql_setting("MAX_INPUT_VALUES"),
         max_depth=graphql_setting("MAX_INPUT_DEPTH"),
     )
+
+
+class TimeBudget(SchemaExtension):
+    """A query or mutation runs for at most ``DJANGO_STEPS_GRAPHQL["MAX_SECONDS"]``, counted from
+    when the request reached the schema (parsing and validation included); then its SQL stops
+    and it answers ``{"data": null, "errors": [TIMEOUT]}`` (:mod:`graphql_api.budget`).
+    Subscriptions have none."""
+
+    def on_operation(self) -> Iterator[None]:
+        self.started = time.monotonic()
+        yield
+
+    def on_execute(self) -> Iterator[None]:
+        seconds = graphql_setting("MAX_SECONDS")
+        if not seconds or self.execution_context.operation_type == OperationType.SUBSCRIPTION:
+            yield
+            return
+        left = max(float(seconds) - (time.monotonic() - self.started), 1e-6)
+        with time_budget(left) as budget:
+            budget.seconds = float(seconds)  # the message names the setting, not what was left
+            yield
+        if budget.spent:
+            # Some statement was refused or cut. Code that reads a failed query as "nothing
+            # there" (a permission check, say) may have answered wrongly: nothing of the result
+            # is kept, the client is told to ask for less.
+            error = GraphQLError(
+                str(RequestTimeout(float(seconds))),
+                extensions={"code": TIMEOUT, "classification": BAD_USER_INPUT},
+            )
+            log_errors([error], self.execution_context)
+            self.execution_context.result = GraphQLExecutionResult(data=None, errors=[error])
 
 
 class OperationLimits(SchemaExtension):
@@ -309,6 +350,7 @@ def schema_extensions() -> list[Any]:
         lambda: ValidationCache(maxsize=CACHED_OPERATIONS),
         IntrospectionSwitch,
         MaskUnexpectedErrors,
+        TimeBudget,
         OperationLimits,  # before the optimizer: its on_execute must not have run when this refuses
         QuerysetOptimizer,
     ]
