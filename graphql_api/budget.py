@@ -29,7 +29,7 @@ from typing import Any
 from django.db import DatabaseError, connections
 from django.db.backends.signals import connection_created
 
-__all__ = ["TIMEOUT", "Budget", "RequestTimeout", "is_timeout", "time_budget"]
+__all__ = ["TIMEOUT", "Budget", "RequestTimeout", "end_budget", "is_timeout", "time_budget"]
 
 TIMEOUT = "TIMEOUT"
 
@@ -85,6 +85,12 @@ def time_budget(seconds: float | None) -> Iterator[Budget | None]:
         yield budget
     finally:
         _budget.reset(token)
+
+
+def end_budget(budget: Budget | None) -> None:
+    """Clear ``budget`` if it is still the current one (a block that could not end it)."""
+    if budget is not None and _budget.get() is budget:
+        _budget.set(None)
 
 
 def is_timeout(error: BaseException | None) -> bool:

@@ -4,7 +4,8 @@ Limits are configurable in ``settings.DJANGO_STEPS_GRAPHQL``: ``MAX_DEPTH``, ``M
 ``MAX_TOKENS`` (validation rules), ``MAX_COST`` (the estimated number of objects an operation may
 return; a false value turns the limit off), ``MAX_STRING_LENGTH``, ``MAX_INPUT_VALUES`` and
 ``MAX_INPUT_DEPTH`` (what the variables and inline arguments may hold); see
-:mod:`graphql_api.cost`; ``MAX_SECONDS`` (the time budget of a query or mutation, see
+:mod:`graphql_api.cost`; ``ANONYMOUS_MAX_TOKENS`` and ``ANONYMOUS_MAX_FRAGMENTS`` (documents of
+callers not logged in, checked before validation); ``MAX_SECONDS`` (the time budget of a query or mutation, see
 :mod:`graphql_api.budget`). Every extension is created per operation (a factory), never shared
 between concurrent requests.
 """
@@ -20,7 +21,12 @@ from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError
+from graphql import (
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+)
 from graphql.validation import NoSchemaIntrospectionCustomRule, ValidationContext, ValidationRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -35,7 +41,7 @@ from strawberry.extensions import (
 from strawberry.types.graphql import OperationType
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from .budget import TIMEOUT, RequestTimeout, time_budget
+from .budget import TIMEOUT, Budget, RequestTimeout, end_budget, time_budget
 
 from .cost import InputLimits, InputProblem, check_input, estimate, expanded_fields
 from .errors import (
@@ -59,6 +65,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_STRING_LENGTH": 100_000,
     "MAX_INPUT_VALUES": 10_000,
     "MAX_INPUT_DEPTH": 32,
+    # Anonymous callers' documents (graphql-core's validation of a few hundred fragments costs
+    # seconds of CPU): refused at parsing, before any validation rule runs.
+    "ANONYMOUS_MAX_TOKENS": 1000,
+    "ANONYMOUS_MAX_FRAGMENTS": 10,
     # Wall-clock seconds a query or mutation may run (graphql_api/budget.py): then its SQL
     # stops and its fields fail with TIMEOUT. A false value turns the budget off.
     "MAX_SECONDS": 10.0,
@@ -146,15 +156,79 @@ def _input_limits() -> InputLimits:
     )
 
 
+class AnonymousDocumentLimits(SchemaExtension):
+    """Tighter document limits for callers who are not logged in, checked before validation (whose
+    cost grows with fragments much faster than with the document): at most
+    ``ANONYMOUS_MAX_TOKENS`` tokens (the parser stops there, ``GRAPHQL_PARSE_FAILED``) and
+    ``ANONYMOUS_MAX_FRAGMENTS`` fragments — definitions, spreads and inline fragments together
+    (``QUERY_TOO_COMPLEX``). Logging in needs a few dozen tokens and no fragment."""
+
+    anonymous = False
+
+    def on_operation(self) -> Iterator[None]:
+        from .permissions import current_user
+
+        user = current_user(_ContextOnly(self.execution_context.context))
+        self.anonymous = not getattr(user, "is_authenticated", False)
+        if self.anonymous:
+            options = self.execution_context.parse_options
+            limit = int(graphql_setting("ANONYMOUS_MAX_TOKENS"))
+            options["max_tokens"] = min(options.get("max_tokens") or limit, limit)
+        yield
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        document = self.execution_context.graphql_document
+        if not self.anonymous or document is None:
+            return
+        limit = int(graphql_setting("ANONYMOUS_MAX_FRAGMENTS"))
+        if _fragments(document) > limit:
+            raise GraphQLError(
+                f"Requests that are not logged in may hold at most {limit} fragments: log in first.",
+                extensions={"code": QUERY_TOO_COMPLEX, "classification": BAD_USER_INPUT},
+            )
+
+
+class _ContextOnly:
+    """What :func:`~graphql_api.permissions.current_user` reads of an ``Info``: its context."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+
+def _fragments(document: Any) -> int:
+    """Fragment definitions, spreads and inline fragments of ``document`` (a walk of its nodes:
+    the parser bounded their number)."""
+    count = 0
+    stack = list(document.definitions)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (FragmentDefinitionNode, FragmentSpreadNode, InlineFragmentNode)):
+            count += 1
+        selection_set = getattr(node, "selection_set", None)
+        if selection_set is not None:
+            stack.extend(selection_set.selections)
+    return count
+
+
 class TimeBudget(SchemaExtension):
     """A query or mutation runs for at most ``DJANGO_STEPS_GRAPHQL["MAX_SECONDS"]``, counted from
     when the request reached the schema (parsing and validation included); then its SQL stops
     and it answers ``{"data": null, "errors": [TIMEOUT]}`` (:mod:`graphql_api.budget`).
-    Subscriptions have none."""
+    Subscriptions have none. Listed last: an extension refusing in its own ``on_execute`` after
+    this one entered would leave the budget set (strawberry does not unwind hooks already
+    entered), so ``on_operation`` clears it too."""
+
+    budget: Budget | None = None
 
     def on_operation(self) -> Iterator[None]:
         self.started = time.monotonic()
-        yield
+        try:
+            yield
+        finally:
+            end_budget(self.budget)
 
     def on_execute(self) -> Iterator[None]:
         seconds = graphql_setting("MAX_SECONDS")
@@ -163,6 +237,7 @@ class TimeBudget(SchemaExtension):
             return
         left = max(float(seconds) - (time.monotonic() - self.started), 1e-6)
         with time_budget(left) as budget:
+            self.budget = budget
             budget.seconds = float(seconds)  # the message names the setting, not what was left
             yield
         if budget.spent:
@@ -346,11 +421,12 @@ def schema_extensions() -> list[Any]:
     return [
         _query_limits,
         lambda: MaxTokensLimiter(max_token_count=graphql_setting("MAX_TOKENS")),
+        AnonymousDocumentLimits,  # after MaxTokensLimiter (it lowers its limit), before the caches
         lambda: ParserCache(maxsize=CACHED_OPERATIONS),
         lambda: ValidationCache(maxsize=CACHED_OPERATIONS),
         IntrospectionSwitch,
         MaskUnexpectedErrors,
-        TimeBudget,
         OperationLimits,  # before the optimizer: its on_execute must not have run when this refuses
         QuerysetOptimizer,
+        TimeBudget,  # last: see its docstring
     ]

@@ -162,3 +162,16 @@ def test_postgresql_request_over_its_budget_stops_with_timeout(hundred_instances
     assert result["data"] is None and _timeouts(result)
     assert time.perf_counter() - started < 2.0
     assert "errors" not in as_viewer("{ workflowInstances(first: 5) { edges { node { id } } } }")
+
+
+def test_a_refused_operation_leaves_no_budget_behind(as_viewer, instance, settings):
+    """An operation refused by the cost limit (an extension refusing as execution starts) must not
+    leave its deadline on the thread: the next request would then time out."""
+    _budget(settings, 0.2)
+    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "MAX_COST": 10}
+    refused = as_viewer("{ workflowInstances(first: 100) { edges { node { id } } } }")
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["QUERY_TOO_COMPLEX"]
+    time.sleep(0.3)
+    assert "errors" not in as_viewer("{ me { username } }")
+    with connection.cursor() as cursor:  # and code outside GraphQL has no budget either
+        cursor.execute("SELECT 1")
