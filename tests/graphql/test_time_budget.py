@@ -175,3 +175,34 @@ def test_a_refused_operation_leaves_no_budget_behind(as_viewer, instance, settin
     assert "errors" not in as_viewer("{ me { username } }")
     with connection.cursor() as cursor:  # and code outside GraphQL has no budget either
         cursor.execute("SELECT 1")
+
+
+# --------------------------------------------------------------------------- over WebSocket
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_query_over_its_budget_on_a_websocket_answers_timeout(settings):
+    """Over graphql-transport-ws the resolvers query in worker threads: the budget reaches them."""
+    from channels.db import database_sync_to_async as run
+
+    from graphql_api.routing import get_application
+    from tests.conftest import CLAIM_PROCESSING, make_workflow
+    from tests.subscriptions.conftest import login_session, make_user
+    from tests.subscriptions.helpers import GraphQLSocket, error_codes
+
+    await run(make_workflow)("Claim Processing", CLAIM_PROCESSING)
+    session = await run(
+        lambda: login_session(
+            make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",))
+        )
+    )()
+    query = "query { workflowInstances(first: 5) { edges { node { id } } } }"
+    async with GraphQLSocket(
+        get_application(), protocol="graphql-transport-ws", session_key=session
+    ) as ws:
+        _budget(settings, 1e-9)
+        refused = await ws.result(await ws.subscribe(query))
+        assert error_codes(refused) == ["TIMEOUT"] and refused.get("data") is None
+        _budget(settings, 10)
+        answered = await ws.result(await ws.subscribe(query))
+        assert not answered.get("errors") and answered["data"]["workflowInstances"]["edges"] == []
