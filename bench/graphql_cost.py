@@ -12,9 +12,10 @@ Then what the limits do to work a client should not get for free (#17 item 3), m
 
 * 30 aliases of ``workflowInstances(first: 100) { edges { node { workflow { mermaid } } } }``
   (15.2 s before ``Workflow.mermaid`` was costed and cached): refused at the default limits;
-  with the cost limit off, the diagrams are served from the per-definition cache: <= 1 s;
+  with the cost limit off, the diagrams are served from the per-definition cache: <= 1.5x the
+  same query selecting ``workflow { name }``;
 * the same with 10x the definitions: the 100 instances on 10 workflows whose definitions were
-  all just changed (every diagram rendered again): <= 1 s;
+  all just changed (every diagram rendered again): <= 2x that floor;
 * the time budget: a query doing seconds of work (20 aliases of a page of instances with their
   history), cost limit off, with ``MAX_SECONDS`` 1 against none;
 * 400 fragments sent anonymously (1-2 s of validation before the anonymous limits): refused.
@@ -206,14 +207,18 @@ def resolver_work_rows(client, settings) -> list[dict]:
             "met": codes == {"QUERY_TOO_COMPLEX"},
         }
     )
+    names = MERMAID_ALIASES.replace("mermaid", "name")  # the floor: the same objects, no diagram
+    floor, _ = timed(names, {"MAX_COST": 0})
     warm, codes = timed(MERMAID_ALIASES, {"MAX_COST": 0})
     rows.append(
         {
-            "figure": "the same, cost limit off (diagram cached per definition)",
+            "figure": "the same, cost limit off (diagrams cached per definition) vs `workflow { name }`",
             "value": round(warm * 1000, 1),
             "unit": "ms",
-            "target": "<= 1 s",
-            "met": warm <= 1.0 and not codes,
+            "floor": round(floor * 1000, 1),
+            "ratio": round(warm / floor, 2),
+            "target": "<= 1.5x the floor (issue: 15.2 s vs 0.29 s, 52x)",
+            "met": warm <= 1.5 * floor and not codes,
         }
     )
     workflows = [f"Bench x{i}" for i in range(10)]
@@ -229,13 +234,16 @@ def resolver_work_rows(client, settings) -> list[dict]:
 
     samples = [cold() for _ in range(5)]
     ten = statistics.median(t for t, _ in samples)
+    floor, _ = timed(names, {"MAX_COST": 0})
     rows.append(
         {
             "figure": "the same over 10x the definitions (10 workflows, each just changed: cold)",
             "value": round(ten * 1000, 1),
             "unit": "ms",
-            "target": "<= 1 s",
-            "met": ten <= 1.0 and not any(c for _, c in samples),
+            "floor": round(floor * 1000, 1),
+            "ratio": round(ten / floor, 2),
+            "target": "<= 2x the floor",
+            "met": ten <= 2 * floor and not any(c for _, c in samples),
         }
     )
     unbounded, codes = timed(HEAVY, {"MAX_COST": 0, "MAX_SECONDS": 0}, repeat=3)
