@@ -10,6 +10,7 @@ import strawberry_django
 from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
+from django.db.models import prefetch_related_objects
 from strawberry_django.resolvers import django_resolver
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 
@@ -326,7 +327,17 @@ def _with_selection(info: Info, events: list[models.WorkflowEvent]) -> list[mode
     # is_type_of reads instance_id (vouched for above): never a deferred load per event
     store = OptimizerStore(only=["instance_id", "txid", "position"])
     loaded = {event.pk: event for event in optimize(rows, node_info, store=store)}
-    return [loaded.get(event.pk, event) for event in events]
+    page = [loaded.get(event.pk, event) for event in events]
+    if any(node.name.value == "context" for field in nodes for node in _direct_fields(field)):
+        # `context` asks whether the viewer may view each attached object: load them together
+        # (one query per model), not one by one
+        prefetch_related_objects(page, "instance__content_object")
+    return page
+
+
+def _direct_fields(field: FieldNode) -> list[FieldNode]:
+    selections = field.selection_set.selections if field.selection_set else ()
+    return [s for s in selections if isinstance(s, FieldNode)]
 
 
 def _evaluation(e: services.TransitionEvaluation):

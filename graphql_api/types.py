@@ -320,7 +320,11 @@ class WorkflowEventType(relay.Node):
     )
 
     @strawberry_django.field(
-        only=["context", "instance_id"],
+        only=["context", "instance_id", "instance__content_type_id", "instance__object_id"],
+        select_related=["instance"],
+        # a viewer without the model's view permission: its object is checked (loaded once
+        # per request and object; under `workflowEvents` loaded together)
+        metadata={WORK: 1},
         description=(
             "What the change's conditions read, if anything: "
             '`{"object": {…}, "input": {…}}`, the attached object\'s fields as read from the '
