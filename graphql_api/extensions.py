@@ -4,9 +4,9 @@ Limits are configurable in ``settings.DJANGO_STEPS_GRAPHQL``: ``MAX_DEPTH``, ``M
 ``MAX_TOKENS`` (validation rules), ``MAX_COST`` (the estimated number of objects an operation may
 return; a false value turns the limit off), ``MAX_STRING_LENGTH``, ``MAX_INPUT_VALUES`` and
 ``MAX_INPUT_DEPTH`` (what the variables and inline arguments may hold); see
-:mod:`graphql_api.cost`; ``ANONYMOUS_MAX_TOKENS`` and ``ANONYMOUS_MAX_FRAGMENTS`` (documents of
-callers not logged in, checked before validation); ``MAX_SECONDS`` (the time budget of a query or mutation, see
-:mod:`graphql_api.budget`). Every extension is created per operation (a factory), never shared
+:mod:`graphql_api.cost`; ``ANONYMOUS_MAX_TOKENS`` and ``ANONYMOUS_MAX_FRAGMENTS`` (documents
+of callers not logged in, checked before validation); ``MAX_SECONDS`` (the time budget of a query
+or mutation, see :mod:`graphql_api.budget`). Every extension is created per operation (a factory), never shared
 between concurrent requests.
 """
 
@@ -42,7 +42,6 @@ from strawberry.types.graphql import OperationType
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from .budget import TIMEOUT, Budget, RequestTimeout, end_budget, time_budget
-
 from .cost import InputLimits, InputProblem, check_input, estimate, expanded_fields
 from .errors import (
     BAD_USER_INPUT,
@@ -70,7 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "ANONYMOUS_MAX_TOKENS": 1000,
     "ANONYMOUS_MAX_FRAGMENTS": 10,
     # Wall-clock seconds a query or mutation may run (graphql_api/budget.py): then its SQL
-    # stops and its fields fail with TIMEOUT. A false value turns the budget off.
+    # stops and it answers TIMEOUT, without data. A false value turns the budget off.
     "MAX_SECONDS": 10.0,
     # Bytes of one result message over WebSocket; over it the operation ends with
     # EVENT_TOO_LARGE / RESULT_TOO_LARGE (graphql_api/routing.py). Keep it below the server's

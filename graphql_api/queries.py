@@ -7,12 +7,12 @@ from typing import Annotated, Any, Optional
 
 import strawberry
 import strawberry_django
+from django.db.models import prefetch_related_objects
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
-from django.db.models import prefetch_related_objects
 from strawberry_django.resolvers import django_resolver
-from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 
 from django_steps import models, services
 from django_steps.cel import check_context

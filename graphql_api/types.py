@@ -110,7 +110,6 @@ def _counts(root: Any, info: Info, outer: str, prefix: str) -> WorkflowInstanceC
 
 
 _WORKFLOW_COUNTS = "_steps_wf_count_"
-
 _STEP_COUNTS = "_steps_step_count_"
 
 
