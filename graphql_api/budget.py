@@ -9,9 +9,10 @@ short is kept: code that reads a failed query as "no rows" may have answered wro
 * **every SQL statement** of the operation first checks the deadline (a Django execute wrapper,
   on every connection, also in the worker threads an asynchronous operation queries in);
 * **a statement already running** is cut at the deadline: SQLite's progress handler interrupts
-  it, PostgreSQL's ``statement_timeout`` is set to what is left of the budget for the
-  operation's statements (``SET`` for the session outside a transaction, reset to the server's
-  default by the next statement outside any budget; ``SET LOCAL`` inside one).
+  it; on PostgreSQL ``statement_timeout`` is set to what is left of the budget (again once that
+  has shrunk by more than :data:`PG_TIMEOUT_SLACK`): ``SET`` for the session outside a
+  transaction, reset to the server's default by the next statement outside any budget, and
+  ``SET LOCAL`` inside one.
 
 Python work between statements is not interrupted (it is bounded by the other limits: cost,
 depth, tokens, input sizes). Subscriptions have no budget (they run as long as the socket); a
@@ -130,17 +131,25 @@ def _check_deadline(execute: Any, sql: str, params: Any, many: bool, context: di
         raise
 
 
+#: Seconds a running statement may outlive the deadline before PostgreSQL's timeout is set again
+#: (``statement_timeout`` counts from each statement's start: set once, it would let a statement
+#: begun late in the budget run the whole budget again). At most one ``SET`` per this interval.
+PG_TIMEOUT_SLACK = 0.5
+
+
 def _set_statement_timeout(connection: Any, budget: Budget, remaining: float) -> None:
     local = connection.in_atomic_block
-    if getattr(connection, "_steps_budget", None) is budget and (
-        not local or getattr(connection, "_steps_local", None) is budget
-    ):
-        return
+    current = getattr(connection, "_steps_local" if local else "_steps_budget", None)
+    if current is budget:
+        milliseconds = getattr(connection, "_steps_timeout_ms", 0)
+        if time.monotonic() + milliseconds / 1000 <= budget.deadline + PG_TIMEOUT_SLACK:
+            return
     milliseconds = max(1, int(remaining * 1000))
     with connection.connection.cursor() as cursor:  # the raw cursor: no wrapper, no recursion
         cursor.execute(
             "SELECT set_config('statement_timeout', %s, %s)", [f"{milliseconds}ms", local]
         )
+    connection._steps_timeout_ms = milliseconds
     if local:
         connection._steps_local = budget  # until the transaction ends
     else:
@@ -148,10 +157,12 @@ def _set_statement_timeout(connection: Any, budget: Budget, remaining: float) ->
 
 
 def _reset_statement_timeout(connection: Any) -> None:
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+    if connection.vendor != "postgresql":
+        connection._steps_budget = None
+    elif not connection.in_atomic_block:  # in a transaction, a rollback would undo the RESET
         with connection.connection.cursor() as cursor:
             cursor.execute("RESET statement_timeout")
-    connection._steps_budget = None
+        connection._steps_budget = None
 
 
 def _sqlite_progress() -> int:

@@ -137,6 +137,20 @@ def test_postgresql_cuts_a_statement_with_statement_timeout():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+def test_postgresql_cuts_a_statement_begun_late_in_the_budget_at_the_deadline():
+    """``statement_timeout`` counts from each statement's start: it follows what is left."""
+    started = time.perf_counter()
+    with pytest.raises(Exception) as raised, time_budget(1.5):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")  # sets the timeout to the whole budget
+            time.sleep(1.0)
+            cursor.execute("SELECT pg_sleep(5)")
+    assert is_timeout(raised.value)
+    assert time.perf_counter() - started < 2.0  # not 1.0 + 1.5
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_postgresql_cuts_a_statement_inside_a_transaction():
     from django.db import transaction
 
