@@ -8,6 +8,18 @@ process; each round sends every operation once with the check and once without (
 the figure is the ratio of the medians. The time of the estimate alone is printed too.
 Target: <= 5 % per request.
 
+Then what the limits do to work a client should not get for free (#17 item 3), medians of 5:
+
+* 30 aliases of ``workflowInstances(first: 100) { edges { node { workflow { mermaid } } } }``
+  (15.2 s before ``Workflow.mermaid`` was costed and cached): refused at the default limits;
+  with the cost limit off, the diagrams are served from the per-definition cache: <= 1.5x the
+  same query selecting ``workflow { name }``;
+* the same with 10x the definitions: the 100 instances on 10 workflows whose definitions were
+  all just changed (every diagram rendered again): <= 2x that floor;
+* the time budget: a query doing seconds of work (20 aliases of a page of instances with their
+  history), cost limit off, with ``MAX_SECONDS`` 1 against none;
+* 400 fragments sent anonymously (1-2 s of validation before the anonymous limits): refused.
+
     python bench/graphql_cost.py [--quick] [--json]
 """
 
@@ -134,11 +146,133 @@ def main() -> None:
                 "target": "a small share of the request",
             }
         )
+    rows.extend(resolver_work_rows(client, settings))
     emit(
         rows,
         args.json,
         f"GraphQL cost check overhead ({backend}, {rounds} interleaved rounds, medians)",
     )
+
+
+MERMAID_ALIASES = "{ %s }" % " ".join(
+    f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ workflow {{ mermaid }} }} }} }}"
+    for i in range(30)
+)
+HEAVY = "{ %s }" % " ".join(
+    f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ id history(first: 100) "
+    "{ edges { node { kind toStep { name statuses { name } } actor { username } } } } "
+    "currentStep { instanceCounts { total } } } } }"
+    for i in range(20)
+)
+FRAGMENTS = (
+    "query { "
+    + " ".join(f"...F{i}" for i in range(400))
+    + " } "
+    + " ".join(f"fragment F{i} on Query {{ me {{ username }} }}" for i in range(400))
+)
+
+
+def resolver_work_rows(client, settings) -> list[dict]:
+    from django.test import Client
+
+    from django_steps.models import WorkflowStep
+
+    from bench._common import create_workflow, seed_instances
+
+    base = dict(getattr(settings, "DJANGO_STEPS_GRAPHQL", {}))
+
+    def timed(document: str, overrides: dict, who=client, repeat: int = 5) -> tuple[float, set]:
+        settings.DJANGO_STEPS_GRAPHQL = {**base, **overrides}
+        times, codes = [], set()
+        try:
+            for _ in range(repeat):
+                # a text of its own each time: parsed and validated, not served from the caches
+                body = json.dumps({"query": f"{document}\n# {time.perf_counter_ns()}"})
+                started = time.perf_counter()
+                response = who.post("/graphql/", body, content_type="application/json")
+                times.append(time.perf_counter() - started)
+                codes |= {e["extensions"]["code"] for e in response.json().get("errors") or ()}
+        finally:
+            settings.DJANGO_STEPS_GRAPHQL = base
+        return statistics.median(times), codes
+
+    rows = []
+    refused, codes = timed(MERMAID_ALIASES, {})
+    rows.append(
+        {
+            "figure": "30 aliases x 100 instances' Mermaid diagrams, default limits: refused",
+            "value": round(refused * 1000, 2),
+            "unit": "ms",
+            "target": "refused (QUERY_TOO_COMPLEX) or <= 1 s",
+            "met": codes == {"QUERY_TOO_COMPLEX"},
+        }
+    )
+    names = MERMAID_ALIASES.replace("mermaid", "name")  # the floor: the same objects, no diagram
+    floor, _ = timed(names, {"MAX_COST": 0})
+    warm, codes = timed(MERMAID_ALIASES, {"MAX_COST": 0})
+    rows.append(
+        {
+            "figure": "the same, cost limit off (diagrams cached per definition) vs `workflow { name }`",
+            "value": round(warm * 1000, 1),
+            "unit": "ms",
+            "floor": round(floor * 1000, 1),
+            "ratio": round(warm / floor, 2),
+            "target": "<= 1.5x the floor (issue: 15.2 s vs 0.29 s, 52x)",
+            "met": warm <= 1.5 * floor and not codes,
+        }
+    )
+    workflows = [f"Bench x{i}" for i in range(10)]
+    for name in workflows:
+        create_workflow(name)
+        seed_instances(name, 10)  # the newest 100 instances: 10 per workflow
+
+    def cold() -> tuple[float, set]:
+        for step in WorkflowStep.objects.filter(workflow__name__in=workflows, order=1):
+            step.description = f"changed {time.monotonic()}"
+            step.save()  # a new definition: every diagram is rendered again
+        return timed(MERMAID_ALIASES, {"MAX_COST": 0}, repeat=1)
+
+    samples = [cold() for _ in range(5)]
+    ten = statistics.median(t for t, _ in samples)
+    floor, _ = timed(names, {"MAX_COST": 0})
+    rows.append(
+        {
+            "figure": "the same over 10x the definitions (10 workflows, each just changed: cold)",
+            "value": round(ten * 1000, 1),
+            "unit": "ms",
+            "floor": round(floor * 1000, 1),
+            "ratio": round(ten / floor, 2),
+            "target": "<= 2x the floor",
+            "met": ten <= 2 * floor and not any(c for _, c in samples),
+        }
+    )
+    unbounded, codes = timed(HEAVY, {"MAX_COST": 0, "MAX_SECONDS": 0}, repeat=3)
+    bounded, bounded_codes = timed(HEAVY, {"MAX_COST": 0, "MAX_SECONDS": 1}, repeat=3)
+    rows.append(
+        {
+            "figure": "seconds of work (20 aliases, pages with history), MAX_SECONDS 1 vs none",
+            "value": round(bounded, 2),
+            "unit": "s",
+            "floor": round(unbounded, 2),
+            "ratio": round(bounded / unbounded, 2),
+            "target": "stopped near 1 s with TIMEOUT",
+            "met": bounded_codes == {"TIMEOUT"} and bounded < 1.5 and not codes,
+        }
+    )
+    anonymous, codes = timed(FRAGMENTS, {}, who=Client())
+    logged_in, _ = timed(FRAGMENTS, {}, repeat=3)
+    rows.append(
+        {
+            "figure": "400 fragments, anonymous (refused before validation) vs logged in",
+            "value": round(anonymous * 1000, 2),
+            "unit": "ms",
+            "floor": round(logged_in * 1000, 1),
+            "ratio": round(anonymous / logged_in, 4),
+            "target": "refused, in milliseconds",
+            "met": codes == {"GRAPHQL_PARSE_FAILED"} and anonymous < 0.05,
+        }
+    )
+    return rows
 
 
 if __name__ == "__main__":

@@ -27,7 +27,11 @@ the number of values its ancestors can return:
   the page size: ``first``/``last`` when given (variables resolved, the smaller of the two), the
   field's ``max_results`` (``MAX_PAGE_SIZE``) when absent, none when out of range (the field
   refuses it and returns nothing);
-* scalars, enums and ``__typename`` count nothing. Introspection (``__schema``, ``__type``) is
+* a field that does work of its own for each value it returns (a query the optimizer cannot
+  join, a rendering) declares it as ``metadata={WORK: n}``: each value
+  counts ``n`` more (``Workflow.mermaid``), leaf or not. Work done in the query that loads the
+  rows (``instanceCounts``: counts through an index, joined by the optimizer) counts nothing more;
+* other scalars, enums and ``__typename`` count nothing. Introspection (``__schema``, ``__type``) is
   not counted: its size is bounded by the schema, and it is off in production.
 
 Fragments count where they are spread (named ones are costed once per page size and reused, so
@@ -85,6 +89,7 @@ __all__ = [
     "DEFINITION_BOUNDS",
     "LIST_BOUNDS",
     "MAX_ITEMS",
+    "WORK",
     "InputLimits",
     "InputProblem",
     "parse_json_int",
@@ -96,6 +101,10 @@ __all__ = [
 
 #: Key of a strawberry field's ``metadata`` declaring the most items its list returns.
 MAX_ITEMS = "max_items"
+
+#: Key of a strawberry field's ``metadata`` declaring the work its resolver does per value, in
+#: objects (see the module docstring): counted even on a scalar field.
+WORK = "work"
 
 #: Items counted for a list field that declares no bound: as many as the largest page.
 DEFAULT_LIST_BOUND = 100
@@ -298,6 +307,7 @@ class _FieldFacts:
     keyset_cursors: bool  # ... whose cursors are ordering values (a DjangoCursorConnection)
     max_results: int | None  # connection fields: the largest page
     declared_bound: int | None  # list fields: metadata[MAX_ITEMS]
+    work: int  # metadata[WORK]: extra objects counted per value
 
 
 _FACTS: dict[int, tuple[GraphQLSchema, dict[tuple[str, str], _FieldFacts | None]]] = {}
@@ -342,6 +352,7 @@ def _field_facts(parent: Any, name: str) -> _FieldFacts | None:
         keyset_cursors=connection and issubclass(origin, DjangoCursorConnection),
         max_results=max_results,
         declared_bound=metadata.get(MAX_ITEMS),
+        work=int(metadata.get(WORK, 0)),
     )
 
 
@@ -429,7 +440,7 @@ class _Walk:
             if problem:
                 raise problem
         facts = self.facts_of(parent, name)
-        if facts is None or facts.leaf:
+        if facts is None or (facts.leaf and not facts.work):
             return 0
         count = 1
         if facts.lists:
@@ -440,10 +451,13 @@ class _Walk:
             else:
                 bound = self.bounds.get(f"{parent.name}.{name}", DEFAULT_LIST_BOUND)
             count = bound**facts.lists
+        if facts.leaf:
+            return count * facts.work
         child_page = None
         if facts.connection:
             child_page = self.page_size(node, parent, facts)
-        return count * (1 + self.selection_set(node.selection_set, facts.named, child_page))
+        inner = self.selection_set(node.selection_set, facts.named, child_page)
+        return count * (1 + facts.work + inner)
 
     def page_size(self, node: FieldNode, parent: Any, facts: _FieldFacts) -> int:
         largest = facts.max_results or self.default_page

@@ -47,6 +47,12 @@ class TransportCode(DescribedCode):
         "A value the server cannot take (`extensions.field` names where, never the value).",
     )
     QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX", "Over the cost limit: ask for fewer objects."
+    TIMEOUT = (
+        "TIMEOUT",
+        "The request ran over its time budget (`MAX_SECONDS`) and was stopped. A mutation's "
+        "change is all or nothing: read the object again to know which. Ask for less, or retry "
+        "later.",
+    )
     EVENT_TOO_LARGE = (
         "EVENT_TOO_LARGE",
         "A subscription event too large for one WebSocket message; the subscription ends. "

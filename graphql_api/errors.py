@@ -18,7 +18,8 @@ Queries report problems as GraphQL errors whose ``extensions.code`` holds the sa
 ``extensions.classification`` is ``BAD_USER_INPUT``); errors about the request itself carry
 ``GRAPHQL_PARSE_FAILED`` (syntax), ``GRAPHQL_VALIDATION_FAILED`` (not valid against the schema),
 ``BAD_USER_INPUT`` (a variable or argument value; ``extensions.field`` names it) or
-``QUERY_TOO_COMPLEX`` (over the cost limit, :mod:`graphql_api.cost`). Anything else is a bug:
+``QUERY_TOO_COMPLEX`` (over the cost limit, :mod:`graphql_api.cost`) or ``TIMEOUT`` (over the time
+budget, :mod:`graphql_api.budget`). Anything else is a bug:
 it is masked as "Unexpected error." with code ``INTERNAL_SERVER_ERROR``.
 
 One place decides which is which, :func:`client_error`; the schema logs through
@@ -50,6 +51,7 @@ from django_steps.exceptions import (
     WorkflowError,
 )
 
+from .budget import RequestTimeout, is_timeout
 from .error_codes import Kind, code_of
 from .error_codes import OperationInfoType as OperationInfo
 from .error_codes import OperationMessageType as OperationMessage
@@ -75,6 +77,7 @@ BAD_REQUEST = "BAD_REQUEST"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+TIMEOUT = "TIMEOUT"
 
 #: Engine errors about what the client sent (the rest are ERROR: a state that refuses the change).
 _VALIDATION_ERRORS = (InvalidDefinition, ConditionSyntaxError, UnknownStatus)
@@ -199,7 +202,7 @@ def raise_for_query(error: Exception) -> None:
 # ------------------------------------------------------------------ client error or fault?
 
 #: Client errors logged at WARNING (they suggest abuse); the others at INFO.
-WARNING_CODES = frozenset({QUERY_TOO_COMPLEX, TOO_MANY_ATTEMPTS})
+WARNING_CODES = frozenset({QUERY_TOO_COMPLEX, TOO_MANY_ATTEMPTS, TIMEOUT})
 
 _RELAY_SOURCES = (
     f"{os.sep}strawberry{os.sep}relay{os.sep}",
@@ -294,6 +297,8 @@ def client_error(error: GraphQLError) -> GraphQLError | None:
         return _with_code(error, BAD_REQUEST, _NOT_A_SUBSCRIPTION.format(kind=kind))
     if is_unstorable_string_error(original):
         return _with_code(error, BAD_USER_INPUT, UNSTORABLE_STRING)
+    if is_timeout(original):  # over DJANGO_STEPS_GRAPHQL["MAX_SECONDS"] (graphql_api/budget.py)
+        return _with_code(error, TIMEOUT, str(RequestTimeout()))
     if _raised_in_pagination(original):
         message = str(original)
         if message.startswith("Argument '"):

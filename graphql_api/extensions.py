@@ -4,18 +4,29 @@ Limits are configurable in ``settings.DJANGO_STEPS_GRAPHQL``: ``MAX_DEPTH``, ``M
 ``MAX_TOKENS`` (validation rules), ``MAX_COST`` (the estimated number of objects an operation may
 return; a false value turns the limit off), ``MAX_STRING_LENGTH``, ``MAX_INPUT_VALUES`` and
 ``MAX_INPUT_DEPTH`` (what the variables and inline arguments may hold); see
-:mod:`graphql_api.cost`. Every extension is created per operation (a factory), never shared
+:mod:`graphql_api.cost`; ``ANONYMOUS_MAX_TOKENS`` and ``ANONYMOUS_MAX_FRAGMENTS`` (documents
+of callers not logged in, checked before validation); ``MAX_SECONDS`` (the time budget of a query
+or mutation, see :mod:`graphql_api.budget`). Every extension is created per operation (a factory), never shared
 between concurrent requests.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from graphql import GraphQLError
+from django.db.models import Prefetch, QuerySet
+from django.db.models.constants import LOOKUP_SEP
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import (
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+)
 from graphql.validation import NoSchemaIntrospectionCustomRule, ValidationContext, ValidationRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -27,14 +38,17 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.types.graphql import OperationType
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
+from .budget import TIMEOUT, Budget, RequestTimeout, end_budget, time_budget
 from .cost import InputLimits, InputProblem, check_input, estimate, expanded_fields
 from .errors import (
     BAD_USER_INPUT,
     INTERNAL_SERVER_ERROR,
     QUERY_TOO_COMPLEX,
     client_error,
+    log_errors,
     should_mask,
 )
 
@@ -50,6 +64,13 @@ DEFAULTS: dict[str, Any] = {
     "MAX_STRING_LENGTH": 100_000,
     "MAX_INPUT_VALUES": 10_000,
     "MAX_INPUT_DEPTH": 32,
+    # Anonymous callers' documents (graphql-core's validation of a few hundred fragments costs
+    # seconds of CPU): refused at parsing, before any validation rule runs.
+    "ANONYMOUS_MAX_TOKENS": 1000,
+    "ANONYMOUS_MAX_FRAGMENTS": 10,
+    # Wall-clock seconds a query or mutation may run (graphql_api/budget.py): then its SQL
+    # stops and it answers TIMEOUT, without data. A false value turns the budget off.
+    "MAX_SECONDS": 10.0,
     # Bytes of one result message over WebSocket; over it the operation ends with
     # EVENT_TOO_LARGE / RESULT_TOO_LARGE (graphql_api/routing.py). Keep it below the server's
     # frame limit (daphne: 1 MiB). A false value turns the check off.
@@ -141,6 +162,102 @@ def _input_limits() -> InputLimits:
         max_values=graphql_setting("MAX_INPUT_VALUES"),
         max_depth=graphql_setting("MAX_INPUT_DEPTH"),
     )
+
+
+class AnonymousDocumentLimits(SchemaExtension):
+    """Tighter document limits for callers who are not logged in, checked before validation (whose
+    cost grows with fragments much faster than with the document): at most
+    ``ANONYMOUS_MAX_TOKENS`` tokens (the parser stops there, ``GRAPHQL_PARSE_FAILED``) and
+    ``ANONYMOUS_MAX_FRAGMENTS`` fragments — definitions, spreads and inline fragments together
+    (``QUERY_TOO_COMPLEX``). Logging in needs a few dozen tokens and no fragment."""
+
+    anonymous = False
+
+    def on_operation(self) -> Iterator[None]:
+        from .permissions import current_user
+
+        user = current_user(_ContextOnly(self.execution_context.context))
+        self.anonymous = not getattr(user, "is_authenticated", False)
+        if self.anonymous:
+            options = self.execution_context.parse_options
+            limit = int(graphql_setting("ANONYMOUS_MAX_TOKENS"))
+            options["max_tokens"] = min(options.get("max_tokens") or limit, limit)
+        yield
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        document = self.execution_context.graphql_document
+        if not self.anonymous or document is None:
+            return
+        limit = int(graphql_setting("ANONYMOUS_MAX_FRAGMENTS"))
+        if _fragments(document) > limit:
+            raise GraphQLError(
+                f"Requests that are not logged in may hold at most {limit} fragments: log in first.",
+                extensions={"code": QUERY_TOO_COMPLEX, "classification": BAD_USER_INPUT},
+            )
+
+
+class _ContextOnly:
+    """What :func:`~graphql_api.permissions.current_user` reads of an ``Info``: its context."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+
+def _fragments(document: Any) -> int:
+    """Fragment definitions, spreads and inline fragments of ``document`` (a walk of its nodes:
+    the parser bounded their number)."""
+    count = 0
+    stack = list(document.definitions)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (FragmentDefinitionNode, FragmentSpreadNode, InlineFragmentNode)):
+            count += 1
+        selection_set = getattr(node, "selection_set", None)
+        if selection_set is not None:
+            stack.extend(selection_set.selections)
+    return count
+
+
+class TimeBudget(SchemaExtension):
+    """A query or mutation runs for at most ``DJANGO_STEPS_GRAPHQL["MAX_SECONDS"]``, counted from
+    when the request reached the schema (parsing and validation included); then its SQL stops
+    and it answers ``{"data": null, "errors": [TIMEOUT]}`` (:mod:`graphql_api.budget`).
+    Subscriptions have none. Listed last: an extension refusing in its own ``on_execute`` after
+    this one entered would leave the budget set (strawberry does not unwind hooks already
+    entered), so ``on_operation`` clears it too."""
+
+    budget: Budget | None = None
+
+    def on_operation(self) -> Iterator[None]:
+        self.started = time.monotonic()
+        try:
+            yield
+        finally:
+            end_budget(self.budget)
+
+    def on_execute(self) -> Iterator[None]:
+        seconds = graphql_setting("MAX_SECONDS")
+        if not seconds or self.execution_context.operation_type == OperationType.SUBSCRIPTION:
+            yield
+            return
+        left = max(float(seconds) - (time.monotonic() - self.started), 1e-6)
+        with time_budget(left) as budget:
+            self.budget = budget
+            budget.seconds = float(seconds)  # the message names the setting, not what was left
+            yield
+        if budget.spent:
+            # Some statement was refused or cut. Code that reads a failed query as "nothing
+            # there" (a permission check, say) may have answered wrongly: nothing of the result
+            # is kept, the client is told to ask for less.
+            error = GraphQLError(
+                str(RequestTimeout(float(seconds))),
+                extensions={"code": TIMEOUT, "classification": BAD_USER_INPUT},
+            )
+            log_errors([error], self.execution_context)
+            self.execution_context.result = GraphQLExecutionResult(data=None, errors=[error])
 
 
 class OperationLimits(SchemaExtension):
@@ -243,6 +360,63 @@ class QuerysetOptimizer(DjangoOptimizerExtension):
 
     resolve = SchemaExtension.resolve
 
+    def optimize(self, qs: Any, info: Any, *, store: Any = None) -> Any:
+        return consistent_prefetches(super().optimize(qs, info, store=store))
+
+
+def consistent_prefetches(qs: Any) -> Any:
+    """``qs`` with prefetches Django accepts whatever fields were selected together.
+
+    strawberry-django merges its own ``Prefetch`` of a relation with the fields' hints, but it
+    lists plain lookups first and may also join the same relation: a field hinting
+    ``"current_step__statuses"`` next to ``currentStep { instanceCounts }`` (which prefetches the
+    step with annotations) made Django refuse the query ("lookup was already seen with a
+    different queryset"), and a joined relation makes Django skip a ``Prefetch`` of it, with its
+    nested lookups (one query per object later). So: a relation prefetched with a queryset is
+    not joined as well, prefetches with a queryset come first (shallowest first), and the same
+    holds inside every nested prefetch."""
+    if not isinstance(qs, QuerySet):
+        return qs
+    lookups = list(qs._prefetch_related_lookups)
+    if not lookups:
+        return qs
+    fixed = [_consistent_prefetch(lookup) for lookup in lookups]
+    fixed.sort(key=_prefetch_order)  # stable: the optimizer's order otherwise
+    prefetched = {
+        lookup.prefetch_to
+        for lookup in fixed
+        if isinstance(lookup, Prefetch)
+        and lookup.queryset is not None
+        and LOOKUP_SEP not in lookup.prefetch_to
+    }
+    joined = qs.query.select_related
+    if fixed == lookups and not (isinstance(joined, dict) and prefetched & set(joined)):
+        return qs
+    qs = qs._chain()
+    if isinstance(joined, dict) and prefetched & set(joined):
+        qs.query.select_related = {k: v for k, v in joined.items() if k not in prefetched}
+        names, defer = qs.query.deferred_loading
+        if not defer:  # only(): keep the foreign key, drop the columns of the unjoined rows
+            kept = {n for n in names if n.split(LOOKUP_SEP, 1)[0] not in prefetched}
+            qs.query.deferred_loading = (frozenset(kept | prefetched), False)
+    qs._prefetch_related_lookups = tuple(fixed)
+    return qs
+
+
+def _prefetch_order(lookup: Any) -> tuple[int, int]:
+    if isinstance(lookup, Prefetch) and lookup.queryset is not None:
+        return (0, lookup.prefetch_to.count(LOOKUP_SEP))
+    return (1, 0)
+
+
+def _consistent_prefetch(lookup: Any) -> Any:
+    if not isinstance(lookup, Prefetch) or lookup.queryset is None:
+        return lookup
+    inner = consistent_prefetches(lookup.queryset)
+    if inner is lookup.queryset:
+        return lookup
+    return Prefetch(lookup.prefetch_through, queryset=inner, to_attr=lookup.to_attr)
+
 
 #: Parsed documents and validation results of recent operations (module-level LRU caches in
 #: strawberry, shared by the per-request extension instances). A dashboard or SPA sends the
@@ -255,10 +429,12 @@ def schema_extensions() -> list[Any]:
     return [
         _query_limits,
         lambda: MaxTokensLimiter(max_token_count=graphql_setting("MAX_TOKENS")),
+        AnonymousDocumentLimits,  # after MaxTokensLimiter (it lowers its limit), before the caches
         lambda: ParserCache(maxsize=CACHED_OPERATIONS),
         lambda: ValidationCache(maxsize=CACHED_OPERATIONS),
         IntrospectionSwitch,
         MaskUnexpectedErrors,
         OperationLimits,  # before the optimizer: its on_execute must not have run when this refuses
         QuerysetOptimizer,
+        TimeBudget,  # last: see its docstring
     ]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import strawberry
 import strawberry_django
+from django.db.models import prefetch_related_objects
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -249,6 +251,10 @@ class Query:
             permissions.vouch(info, event.instance_id)
         has_next = len(events) > size
         events = events[:size]
+        edges = [
+            WorkflowEventFeedEdgeType(cursor=str(event.cursor), node=node)
+            for event, node in zip(events, _with_selection(info, events))
+        ]
         if events:
             resume = events[-1].cursor
         elif position is not None:
@@ -257,9 +263,6 @@ class Query:
             resume = newest_cursor(
                 instance_id=spec.instance_id, workflow_id=spec.workflow_id, user=user
             )
-        edges = [
-            WorkflowEventFeedEdgeType(cursor=str(event.cursor), node=event) for event in events
-        ]
         return WorkflowEventFeedType(
             edges=edges,
             page_info=relay.PageInfo(
@@ -275,6 +278,63 @@ class Query:
     def me(self, info: Info) -> Optional[UserType]:
         user = current_user(info)
         return user if getattr(user, "is_authenticated", False) else None
+
+
+def _node_fields(info: Info) -> list[FieldNode]:
+    """The ``edges { node }`` field nodes of this ``workflowEvents`` field, fragments included."""
+    raw = info._raw_info
+
+    def fields(nodes: Iterable[Any], name: str) -> list[FieldNode]:
+        found: list[FieldNode] = []
+        stack = [s for node in nodes if node.selection_set for s in node.selection_set.selections]
+        while stack:
+            selection = stack.pop()
+            if isinstance(selection, FieldNode):
+                if selection.name.value == name:
+                    found.append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                stack.extend(selection.selection_set.selections)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = raw.fragments.get(selection.name.value)
+                if fragment is not None:
+                    stack.extend(fragment.selection_set.selections)
+        return found
+
+    return fields(fields(raw.field_nodes, "edges"), "node")
+
+
+def _with_selection(info: Info, events: list[models.WorkflowEvent]) -> list[models.WorkflowEvent]:
+    """``events`` loaded again with what their selection needs, joined and prefetched by
+    strawberry-django's optimizer as for any list of the schema (one query per relation, not
+    one per event): ``workflowEvents`` returns its own type, so the optimizer does not see it."""
+    nodes = _node_fields(info)
+    if not events or not nodes:
+        return events
+    from strawberry_django.optimizer import OptimizerStore, optimize
+
+    raw = info._raw_info
+    schema = raw.schema
+    node_info = raw._replace(
+        field_name="node",
+        field_nodes=nodes,
+        return_type=schema.get_type("WorkflowEvent"),
+        parent_type=schema.get_type("WorkflowEventFeedEdge"),
+    )
+    rows = models.WorkflowEvent.objects.filter(pk__in=[event.pk for event in events])
+    # is_type_of reads instance_id (vouched for above): never a deferred load per event
+    store = OptimizerStore(only=["instance_id", "txid", "position"])
+    loaded = {event.pk: event for event in optimize(rows, node_info, store=store)}
+    page = [loaded.get(event.pk, event) for event in events]
+    if any(node.name.value == "context" for field in nodes for node in _direct_fields(field)):
+        # `context` asks whether the viewer may view each attached object: load them together
+        # (one query per model), not one by one
+        prefetch_related_objects(page, "instance__content_object")
+    return page
+
+
+def _direct_fields(field: FieldNode) -> list[FieldNode]:
+    selections = field.selection_set.selections if field.selection_set else ()
+    return [s for s in selections if isinstance(s, FieldNode)]
 
 
 def _evaluation(e: services.TransitionEvaluation):

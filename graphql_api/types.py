@@ -33,6 +33,7 @@ from .extensions import graphql_setting
 from .filters import WorkflowFilter, WorkflowInstanceFilter, WorkflowInstanceOrder, WorkflowOrder
 from . import permissions
 from .connections import Connection, connection
+from .cost import WORK
 from .errors import NOT_FOUND
 
 
@@ -43,6 +44,11 @@ from .errors import NOT_FOUND
 #: Largest page a connection returns (``first``/``last`` above it are refused):
 #: ``DJANGO_STEPS_GRAPHQL["MAX_PAGE_SIZE"]``, read when the schema is built (default 100).
 MAX_PAGE_SIZE = int(graphql_setting("MAX_PAGE_SIZE"))
+
+#: Cost units (objects) counted per value of ``Workflow.mermaid``, in addition to the workflow
+#: (see :data:`graphql_api.cost.WORK`): rendering a diagram is cached per definition, but a
+#: miss reads the definition's steps and transitions.
+MERMAID_COST = 5
 
 
 @strawberry_django.type(get_user_model(), name="User", description="A user account.")
@@ -260,14 +266,21 @@ class WorkflowType(relay.Node):
     @strawberry_django.field(
         description=(
             "The workflow as a Mermaid flowchart (steps as nodes, transitions as edges with their conditions). "
-            "Rendered per workflow: select it for a few workflows, not for long lists."
+            "Rendered once per committed definition and kept (no query after the first)."
         ),
-        only=["id", "name"],
+        only=["id", "name", "definition_token"],
+        metadata={WORK: MERMAID_COST},
     )
     def mermaid(self, root: strawberry.Parent[models.Workflow]) -> str:
+        from django_steps import compiled
         from django_steps.diagram import workflow_to_mermaid
 
-        return workflow_to_mermaid(root)
+        # Cached per committed definition like the compiled one: 2 queries per workflow once,
+        # none after. The name is not part of the definition (a rename keeps the token): the
+        # first line, which carries it, is written per call.
+        text = compiled.cached("mermaid", root, lambda _pk: workflow_to_mermaid(root))
+        _title, body = text.split("\n", 1)
+        return f"%% Workflow: {' '.join(root.name.split())}\n{body}"
 
 
 @strawberry_django.type(
@@ -306,7 +319,11 @@ class WorkflowEventType(relay.Node):
     )
 
     @strawberry_django.field(
-        only=["context", "instance_id"],
+        only=["context", "instance_id", "instance__content_type_id", "instance__object_id"],
+        select_related=["instance"],
+        # a viewer without the model's view permission: its object is checked (loaded once
+        # per request and object; under `workflowEvents` loaded together)
+        metadata={WORK: 1},
         description=(
             "What the change's conditions read, if anything: "
             '`{"object": {…}, "input": {…}}`, the attached object\'s fields as read from the '
