@@ -382,23 +382,25 @@ def consistent_prefetches(qs: Any) -> Any:
         return qs
     fixed = [_consistent_prefetch(lookup) for lookup in lookups]
     fixed.sort(key=_prefetch_order)  # stable: the optimizer's order otherwise
+    # Relations (not to_attr names) prefetched with a queryset of their own.
     prefetched = {
-        lookup.prefetch_to
+        lookup.prefetch_through
         for lookup in fixed
         if isinstance(lookup, Prefetch)
         and lookup.queryset is not None
-        and LOOKUP_SEP not in lookup.prefetch_to
+        and LOOKUP_SEP not in lookup.prefetch_through
     }
     joined = qs.query.select_related
-    if fixed == lookups and not (isinstance(joined, dict) and prefetched & set(joined)):
+    unjoin = prefetched & set(joined) if isinstance(joined, dict) else set()
+    if fixed == lookups and not unjoin:
         return qs
     qs = qs._chain()
-    if isinstance(joined, dict) and prefetched & set(joined):
-        qs.query.select_related = {k: v for k, v in joined.items() if k not in prefetched}
+    if unjoin:
+        qs.query.select_related = {k: v for k, v in joined.items() if k not in unjoin}
         names, defer = qs.query.deferred_loading
         if not defer:  # only(): keep the foreign key, drop the columns of the unjoined rows
-            kept = {n for n in names if n.split(LOOKUP_SEP, 1)[0] not in prefetched}
-            qs.query.deferred_loading = (frozenset(kept | prefetched), False)
+            kept = {n for n in names if n.split(LOOKUP_SEP, 1)[0] not in unjoin}
+            qs.query.deferred_loading = (frozenset(kept | unjoin), False)
     qs._prefetch_related_lookups = tuple(fixed)
     return qs
 

@@ -251,4 +251,6 @@ def test_per_object_permissions_run_no_query_per_object(claimant_pages, username
 
     count(8)  # warm the per-process caches (the definitions of every workflow on the page)
     per_object = PER_OBJECT.get((username, selection), 0)
-    assert count(8) - count(2) == per_object * 6, query
+    # At most what the cost estimate counts per object (the object rule may also decide several
+    # objects in one query: the demo's claim rule does).
+    assert count(8) - count(2) <= per_object * 6, query
