@@ -232,6 +232,13 @@ def visible_events(user: Any, queryset: QuerySet) -> QuerySet:
     return queryset.filter(instance__in=instances.values("pk"))
 
 
+def seeing_an_instance_is_viewing_its_object() -> bool:
+    """Whether every instance a user may see is attached to an object they may view: true of
+    the default rule (it shows an instance exactly for an object the user may view), not
+    known of a ``VISIBLE_INSTANCES`` rule of a project's own."""
+    return steps_setting("VISIBLE_INSTANCES") is None
+
+
 def may_view_object(user: Any, obj: Model | None) -> bool:
     """Whether ``user`` may view ``obj``: ``<app_label>.view_<model>`` globally; else the
     model's object rule (``VISIBLE_OBJECTS``) if it has one; else ``has_perm`` for the object

@@ -251,7 +251,9 @@ def may_view_attached_object(info: Info, instance: WorkflowInstance) -> bool:
         return known
     content_type = ContentType.objects.get_for_id(instance.content_type_id)
     perm = f"{content_type.app_label}.view_{content_type.model}"
-    if user is not None and getattr(user, "is_active", False) and user.has_perm(perm):
+    if instance.pk in book.visible and authorization.seeing_an_instance_is_viewing_its_object():
+        allowed = True  # the rule that showed the instance already decided, in SQL
+    elif user is not None and getattr(user, "is_active", False) and user.has_perm(perm):
         allowed = True
     else:
         allowed = authorization.may_view_object(user, instance.content_object)
