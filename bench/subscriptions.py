@@ -120,6 +120,8 @@ def worker(env_extra: dict, log: Path, pids: list[int] | None = None):
         "DJANGO_DEBUG": "0",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_STEPS_LOG_LEVEL": "WARNING",
+        # Every subscriber here is the same user: no per-user socket limit.
+        "GRAPHQL_WS_MAX_CONNECTIONS_PER_USER": "0",
     }
     cmd = [
         sys.executable,

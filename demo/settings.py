@@ -222,6 +222,9 @@ DJANGO_STEPS_GRAPHQL = {
     "ALLOWED_ORIGINS": env_list("GRAPHQL_ALLOWED_ORIGINS", []),
     "MAX_PAGE_SIZE": int(os.environ.get("GRAPHQL_MAX_PAGE_SIZE", "100")),
     "MAX_COST": int(os.environ.get("GRAPHQL_MAX_COST", "20000")),
+    "WEBSOCKET_MAX_CONNECTIONS_PER_USER": int(
+        os.environ.get("GRAPHQL_WS_MAX_CONNECTIONS_PER_USER", "10")
+    ),
 }
 
 # strawberry-django clamps window-paged lists to this: one above our largest page, so a full

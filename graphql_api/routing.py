@@ -662,8 +662,8 @@ async def dispatch_promptly(receivers, dispatch) -> None:
     finally:
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+        for task in tasks:  # each one, whatever the others raise (the first raised above)
+            with contextlib.suppress(BaseException):
                 await task
 
 
