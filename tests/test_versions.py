@@ -416,3 +416,16 @@ def test_the_cli_prints_the_plan_on_a_dry_run_and_migrates_without_it(tmp_path):
     mapping.write_text(json.dumps({"steps": {"Review Claim": "Nowhere"}}))
     with pytest.raises(CommandError, match="mapping.steps.Review Claim"):
         run("migrate_instances", "Claims", "--to", "2", "--mapping", str(mapping))
+
+
+def test_each_version_has_its_own_diagram():
+    from django_steps.diagram import version_to_mermaid, workflow_to_mermaid
+
+    workflow = import_workflow(claims_doc())
+    v1_diagram = workflow_to_mermaid(workflow)
+    _v2_without_review(workflow)
+    assert version_to_mermaid(get_version(workflow, 1)) == v1_diagram
+    assert "Review Claim" in v1_diagram
+    v2_diagram = version_to_mermaid(get_version(workflow, 2))
+    assert "Review Claim" not in v2_diagram
+    assert v2_diagram == workflow_to_mermaid(workflow)
