@@ -61,6 +61,11 @@ EXPECTED = {
     "ws_message_size": ["send one ", "naming the event being sent"],
     "mutations": ["updateWorkflowStepStatus"],
     "subscriptions": ["redis, 2 workers", "in-memory, 1 worker"],
+    "versions": [
+        "advancing update, workflow with 50 published versions vs 1",
+        "dry run of a migration of",
+        "migrating ",
+    ],
 }
 
 
