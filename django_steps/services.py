@@ -20,6 +20,14 @@ The original's names and positional arguments are kept; ``actor=`` and ``expecte
 are keyword-only extras. Each function returns the instance it was given, updated in place,
 with ``instance.last_event`` set to the history row the change wrote.
 
+Each instance runs on its published version
+-------------------------------------------
+
+Every change reads the compiled definition of the version the instance is pinned to
+(``WorkflowInstance.definition_version``, see :mod:`django_steps.versions`), never the current
+rows: a later version changes nothing for it until it is migrated, and each event records the
+version it happened on. A new instance starts on the latest published version.
+
 Acting users and the trusted path
 ---------------------------------
 
@@ -386,10 +394,13 @@ def start_workflow_instance(
         workflow = Workflow.objects.using(using).filter(name=workflow_name).first()
         if workflow is None:
             raise WorkflowNotFound("No workflow has this name.", workflow_name=workflow_name)
-        # A new instance runs on the latest published version (a workflow never published is
-        # published now, if its definition is valid).
-        version = versions.latest_or_publish(workflow)
-        definition = compiled.for_version(version)
+        # A new instance runs on the latest published version (cached by its number and hash,
+        # read with the workflow row: no query on a hit); a workflow never published is
+        # published now, if its definition is valid.
+        if workflow.definition_version:
+            definition = compiled.load(workflow)
+        else:
+            definition = compiled.for_version(versions.publish_workflow(workflow))
         authorization.check_startable(definition, content_type)
         if actor is not None and not authorization.may_view_object(actor, content_object):
             raise ContentObjectNotFound("The object does not exist, or you may not view it.")
@@ -412,7 +423,7 @@ def start_workflow_instance(
             with transaction.atomic(using=using):
                 instance = WorkflowInstance.objects.using(using).create(
                     workflow=workflow,
-                    definition_version=version,
+                    definition_version_id=definition.version_id,
                     current_step_id=initial.id,
                     current_step_status_id=status.id,
                     state=InstanceState.ACTIVE,

@@ -140,18 +140,6 @@ def publish_workflow(
     return version
 
 
-def latest_or_publish(workflow: Workflow, *, actor: Any = None) -> WorkflowVersion:
-    """The latest published version; a workflow never published is published now (its draft
-    must be valid: ``InvalidDefinition`` otherwise)."""
-    version = (
-        WorkflowVersion.objects.filter(workflow_id=workflow.pk)
-        .order_by("-number")
-        .defer("document")
-        .first()
-    )
-    return version if version is not None else publish_workflow(workflow, actor=actor)
-
-
 def get_version(workflow: Workflow, number: int) -> WorkflowVersion:
     """Version ``number`` of ``workflow``; ``InvalidDefinition`` (path ``version``) if none."""
     version = WorkflowVersion.objects.filter(workflow=workflow, number=number).first()
