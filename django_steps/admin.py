@@ -185,7 +185,38 @@ class RetireOnDeleteMixin:
             if commit:
                 obj.retire()
 
-        return type(formset.__name__, (formset,), {"delete_existing": delete_existing})
+        def save_new(self, form, commit=True):
+            # A name that was retired comes back as the same row (its id, so its global ID).
+            obj = form.save(commit=False)
+            setattr(obj, self.fk.name, self.instance)
+            retired = (
+                type(obj)
+                .all_objects.filter(
+                    **{self.fk.name: self.instance, "name": getattr(obj, "name", None)},
+                    retired=True,
+                )
+                .first()
+                if hasattr(obj, "name")
+                else None
+            )
+            if retired is None:
+                return super(formset_class, self).save_new(form, commit=commit)
+            for name in form.cleaned_data:
+                field = getattr(type(obj), name, None)
+                if name not in ("id", "DELETE", self.fk.name) and field is not None:
+                    setattr(retired, name, getattr(obj, name))
+            retired.retired = False
+            if commit:
+                retired.save()
+            form.instance = retired
+            return retired
+
+        formset_class = type(
+            formset.__name__,
+            (formset,),
+            {"delete_existing": delete_existing, "save_new": save_new},
+        )
+        return formset_class
 
 
 class WorkflowVersionInline(admin.TabularInline):

@@ -455,3 +455,26 @@ def test_migrate_action_shows_the_dry_run_then_migrates(client, admin_user, clai
         admin_user,
         2,
     )
+
+
+def test_adding_a_retired_name_again_in_the_admin_brings_back_its_row(
+    client, claim_workflow, claim
+):
+    instance = services.start_workflow_instance("Claim Processing", claim)
+    step = claim_workflow.steps.get(name="Submit Claim")
+    withdrawn = WorkflowStepStatus.objects.get(step=step, name="Withdrawn")
+    withdrawn.retire()
+    data = form_data(client.get(url(WorkflowStep, "change", step.pk)))
+    total = int(data["statuses-TOTAL_FORMS"])
+    data.update(
+        {
+            "statuses-TOTAL_FORMS": str(total + 1),
+            f"statuses-{total}-name": "Withdrawn",
+            f"statuses-{total}-is_cancellation_status": "on",
+        }
+    )
+    response = client.post(url(WorkflowStep, "change", step.pk), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert WorkflowStepStatus.objects.get(step=step, name="Withdrawn").pk == withdrawn.pk
+    services.cancel_workflow_instance(instance)
+    assert instance.current_step_status.pk == withdrawn.pk
