@@ -300,30 +300,33 @@ def _mapping_problems(mapping: Mapping[str, Any], target: CompiledWorkflow) -> l
         isinstance(k, str) and isinstance(v, str) for k, v in steps.items()
     ):
         return [{"path": "mapping.steps", "message": "expected step names to step names"}]
-    for old, new in steps.items():
+    # Paths number the mapping's entries (in order) rather than repeat the names given.
+    for i, new in enumerate(steps.values()):
         if target.step_named(new) is None:
             problems.append(
-                {"path": f"mapping.steps.{old}", "message": "names no step of the target version"}
+                {"path": f"mapping.steps[{i}]", "message": "names no step of the target version"}
             )
     if not isinstance(statuses, Mapping):
         return [{"path": "mapping.statuses", "message": "expected step names to mappings"}]
-    for old_step, names in statuses.items():
-        if not isinstance(names, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in names.items()
+    for i, (old_step, names) in enumerate(statuses.items()):
+        if (
+            not isinstance(old_step, str)
+            or not isinstance(names, Mapping)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in names.items())
         ):
             problems.append(
                 {
-                    "path": f"mapping.statuses.{old_step}",
+                    "path": f"mapping.statuses[{i}]",
                     "message": "expected status names to status names",
                 }
             )
             continue
         target_step = target.step_named(steps.get(old_step, old_step))
-        for old, new in names.items():
+        for j, new in enumerate(names.values()):
             if target_step is None or new not in target_step.statuses:
                 problems.append(
                     {
-                        "path": f"mapping.statuses.{old_step}.{old}",
+                        "path": f"mapping.statuses[{i}][{j}]",
                         "message": "names no status of the target step",
                     }
                 )
@@ -421,6 +424,11 @@ def plan_migration(
     target_row = (
         to_version if isinstance(to_version, WorkflowVersion) else get_version(workflow, to_version)
     )
+    if target_row.workflow_id != workflow.pk:
+        raise InvalidDefinition(
+            "The target version belongs to another workflow.",
+            problems=[{"path": "version", "message": "a version of another workflow"}],
+        )
     target = compiled.for_version(target_row)
     mapping = mapping or {}
     problems = _mapping_problems(mapping, target)

@@ -249,7 +249,14 @@ def test_a_dry_run_names_the_instances_that_cannot_move_and_why():
     assert moves[on_draft.pk].blocked == "TARGET_STATUS_ROLE"  # it would cancel the instance
     with pytest.raises(InvalidDefinition) as info:
         plan_migration("Claims", 2, {"steps": {"Review Claim": "Nowhere"}})
-    assert info.value.problems[0]["path"] == "mapping.steps.Review Claim"
+    assert info.value.problems == [
+        {"path": "mapping.steps[0]", "message": "names no step of the target version"}
+    ]
+    with pytest.raises(InvalidDefinition) as info:
+        plan_migration("Claims", 2, {"statuses": {"Submit Claim": {"Draft": "Gone"}}})
+    assert info.value.problems[0]["path"] == "mapping.statuses[0][0]"
+    with pytest.raises(InvalidDefinition):
+        plan_migration("Claims", 9)
 
 
 def test_migrating_needs_its_permission_and_sees_only_visible_instances(settings):
@@ -414,7 +421,7 @@ def test_the_cli_prints_the_plan_on_a_dry_run_and_migrates_without_it(tmp_path):
     assert WorkflowEvent.objects.filter(kind="MIGRATED").count() == 2
 
     mapping.write_text(json.dumps({"steps": {"Review Claim": "Nowhere"}}))
-    with pytest.raises(CommandError, match="mapping.steps.Review Claim"):
+    with pytest.raises(CommandError, match=r"mapping.steps\[0\]"):
         run("migrate_instances", "Claims", "--to", "2", "--mapping", str(mapping))
 
 
