@@ -84,7 +84,10 @@ def populate(alias: str, instances: int, deep: int, chunk: int = 2000) -> dict:
     from django_steps.models import WorkflowEvent, WorkflowInstance
 
     CURRENT.set(alias)
+    from django_steps.versions import publish_workflow
+
     workflow = create_workflow("Bench")
+    version = publish_workflow(workflow)
     steps = list(workflow.steps.order_by("order"))
     statuses = {s.pk: {st.name: st for st in s.statuses.all()} for s in steps}
     claim_type = ContentType.objects.get_for_model(Claim)
@@ -114,6 +117,7 @@ def populate(alias: str, instances: int, deep: int, chunk: int = 2000) -> dict:
             rows.append(
                 WorkflowInstance(
                     workflow=workflow,
+                    definition_version=version,
                     current_step=step,
                     current_step_status=last_status,
                     state=state,
@@ -137,6 +141,7 @@ def populate(alias: str, instances: int, deep: int, chunk: int = 2000) -> dict:
                     WorkflowEvent(
                         instance=instance,
                         workflow=workflow,
+                        definition_version=version,
                         sequence=k,
                         txid=0,
                         position=position,

@@ -9,28 +9,30 @@ Definitions
     After a save (main form *and* inlines, in the admin's transaction), the whole workflow is
     validated as a definition document (:func:`django_steps.definitions.check_workflow`):
 
-    - a workflow with **running instances** must not get worse: if the save introduces a
-      problem the workflow did not already have, the transaction is rolled back and the form
-      is shown again, with the user's input and the new problems as form errors;
-    - a workflow **without running instances** is a draft that is often built over several
-      pages (statuses live on the step pages), so the save is kept and the remaining problems
-      are shown as a warning;
-    - except a size limit (``DEFINITION_MAX_*``: steps, statuses per step, transitions,
-      transitions leaving a step): a save that goes over one is rolled back even in a draft —
-      no later page could make it valid, and the GraphQL cost estimate relies on the limits. A
-      workflow already over a limit (e.g. after the limit was lowered) can still be edited.
+    - **valid**: it is published as the workflow's next version
+      (:func:`django_steps.versions.publish_workflow`, the acting user as its author; nothing
+      new if the content is that of the latest version) and new instances run on it;
+    - **invalid**: the save is kept as a **draft** (often built over several pages: statuses
+      live on the step pages) and nothing is published; the remaining problems are shown as a
+      warning. Running instances are unaffected either way: they run on their own version;
+    - a save that goes over a size limit (``DEFINITION_MAX_*``: steps, statuses per step,
+      transitions, transitions leaving a step) is rolled back even in a draft — no later page
+      could make it valid, and the GraphQL cost estimate relies on the limits. A workflow
+      already over a limit (e.g. after the limit was lowered) can still be edited.
 
-    Changes that need several pages at once on a live workflow (e.g. a new step with its
-    statuses and incoming transition) are better applied atomically as a whole document:
-    ``manage.py load_workflow FILE --replace`` or the GraphQL API.
+    Deleting a step, status or transition in the inlines retires it (versions and history keep
+    referring to it); the workflow page lists its published versions, read-only.
 
 Instances and history
     Read-only, and only what the visibility rule shows the user
     (:func:`django_steps.authorization.visible_instances` / ``visible_events``: the changelists,
     the change and history pages, the running-instance counts of the workflow list); an event's
-    stored context only to users who may view the object (``may_view_object``). Instances show their history inline; the actions "Put on hold", "Resume" and
-    "Cancel" call :mod:`django_steps.services` with ``actor=request.user`` and report each
-    instance that could not be changed with its error code.
+    stored context only to users who may view the object (``may_view_object``). Instances show
+    their version and their history inline; the actions "Put on hold", "Resume" and "Cancel"
+    call :mod:`django_steps.services` with ``actor=request.user`` and report each instance that
+    could not be changed with its error code. "Migrate to the latest version" shows the dry run
+    (:func:`django_steps.versions.plan_migration`, no mapping: names kept, defaults) on a
+    confirmation page, then migrates the movable ones.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ from django.db.models import Count, Field, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils.html import format_html, format_html_join
 
-from . import authorization, services
+from django.template.response import TemplateResponse
+
+from . import authorization, services, versions
 from .choices import UNFINISHED_STATES
 from .definitions import check_workflow, dump_document, export_workflow
 from .diagram import workflow_to_mermaid
@@ -53,13 +57,13 @@ from .models import (
     WorkflowStep,
     WorkflowStepStatus,
     WorkflowTransition,
+    WorkflowVersion,
 )
 from .shape import STATUS, STEP, TRANSITION, WORKFLOW, Part
 
 # --------------------------------------------------------------------------- validation guard
 
 
-_LIVE = "Not saved: the workflow has running instances and this change would make its definition invalid."
 _OVER_LIMIT = "Not saved: the workflow would be over a size limit."
 
 
@@ -80,10 +84,9 @@ def _form_fields(part: Part) -> tuple[str, ...]:
 
 
 class _Rejected(Exception):
-    """The save would add problems to a workflow with running instances, or put a workflow
-    over a size limit; roll it back."""
+    """The save would put a workflow over a size limit; roll it back."""
 
-    def __init__(self, problems: list[str], headline: str = _LIVE) -> None:
+    def __init__(self, problems: list[str], headline: str = _OVER_LIMIT) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
         self.headline = headline
@@ -129,10 +132,9 @@ class DefinitionGuardMixin:
         workflow = self.workflow_of(obj) if change or not isinstance(obj, Workflow) else None
         if workflow is not None and workflow.pk:
             workflow = Workflow.objects.get(pk=workflow.pk)  # as stored, before this save
-            request._steps_live = workflow.instances.filter(state__in=UNFINISHED_STATES).exists()
             request._steps_before = set(_messages(check_workflow(workflow)[0]))
         else:
-            request._steps_live, request._steps_before = False, set()
+            request._steps_before = set()
         super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):
@@ -144,28 +146,101 @@ class DefinitionGuardMixin:
         over = [p["message"] for p in problems if p.get("limit") and p["message"] not in before]
         if over:
             raise _Rejected(over, _OVER_LIMIT)
-        if getattr(request, "_steps_live", False):
-            new = [m for m in messages_ if m not in request._steps_before]
-            if new:
-                raise _Rejected(new)
         if messages_:
             self.message_user(
                 request,
                 format_html(
-                    "The workflow “{}” is not valid yet (instances cannot run it safely):<ul>{}</ul>",
+                    "The workflow “{}” is not valid yet: saved as a draft, not published (running "
+                    "instances keep their version; new ones start on version {}):<ul>{}</ul>",
                     workflow.name,
+                    workflow.definition_version or "— none published yet",
                     format_html_join("", "<li>{}</li>", ((m,) for m in messages_)),
                 ),
                 messages.WARNING,
             )
-        elif warnings:
+            return
+        before = workflow.definition_version
+        version = versions.publish_workflow(workflow, actor=request.user)
+        if version.number != before:
+            self.message_user(
+                request,
+                f"Published version {version.number} of “{workflow.name}”: new instances run on it; "
+                "running ones keep theirs until migrated.",
+                messages.SUCCESS,
+            )
+        if warnings:
             self.message_user(request, " ".join(warnings), messages.INFO)
 
 
 # --------------------------------------------------------------------------- definitions
 
 
-class WorkflowStepInline(admin.TabularInline):
+class RetireOnDeleteMixin:
+    """Deleting a row in the inline retires it (published versions and history refer to it)
+    instead of deleting it or refusing because instances used it."""
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        # The admin refuses deleting rows with protected references; retiring is always fine.
+        formset.form = type(
+            formset.form.__name__, (formset.form,), {"hand_clean_DELETE": lambda self: None}
+        )
+
+        def delete_existing(self, obj, commit=True):
+            if commit:
+                obj.retire()
+
+        def save_new(self, form, commit=True):
+            # A name that was retired comes back as the same row (its id, so its global ID).
+            obj = form.save(commit=False)
+            setattr(obj, self.fk.name, self.instance)
+            retired = (
+                type(obj)
+                .all_objects.filter(
+                    **{self.fk.name: self.instance, "name": getattr(obj, "name", None)},
+                    retired=True,
+                )
+                .first()
+                if hasattr(obj, "name")
+                else None
+            )
+            if retired is None:
+                return super(formset_class, self).save_new(form, commit=commit)
+            for name in form.cleaned_data:
+                field = getattr(type(obj), name, None)
+                if name not in ("id", "DELETE", self.fk.name) and field is not None:
+                    setattr(retired, name, getattr(obj, name))
+            retired.retired = False
+            if commit:
+                retired.save()
+            form.instance = retired
+            return retired
+
+        formset_class = type(
+            formset.__name__,
+            (formset,),
+            {"delete_existing": delete_existing, "save_new": save_new},
+        )
+        return formset_class
+
+
+class WorkflowVersionInline(admin.TabularInline):
+    model = WorkflowVersion
+    extra = 0
+    can_delete = False
+    fields = ("number", "created_at", "created_by", "content_hash")
+    readonly_fields = fields
+    ordering = ("-number",)
+    verbose_name_plural = "published versions"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class WorkflowStepInline(RetireOnDeleteMixin, admin.TabularInline):
     model = WorkflowStep
     extra = 0
     fields = (*_form_fields(STEP), "statuses_summary")
@@ -196,7 +271,7 @@ def _statuses_summary(step: WorkflowStep) -> str:
     return ", ".join(parts) or "none"
 
 
-class WorkflowTransitionInline(admin.TabularInline):
+class WorkflowTransitionInline(RetireOnDeleteMixin, admin.TabularInline):
     model = WorkflowTransition
     fk_name = "workflow"
     extra = 0
@@ -230,6 +305,7 @@ class WorkflowAdmin(DefinitionGuardMixin, admin.ModelAdmin):
     list_display = ("name", "step_count", "running_instances", "definition_version", "updated_at")
     search_fields = ("name", "description")
     readonly_fields = ("definition_version", "created_at", "updated_at", "diagram", "document")
+    # definition_version: the latest published version's number (0: none yet)
     filter_horizontal = ("content_types",)
     fieldsets = (
         (None, {"fields": _form_fields(WORKFLOW)}),
@@ -239,11 +315,14 @@ class WorkflowAdmin(DefinitionGuardMixin, admin.ModelAdmin):
         ),
         ("Timestamps", {"classes": ("collapse",), "fields": ("created_at", "updated_at")}),
     )
-    inlines = (WorkflowStepInline, WorkflowTransitionInline)
+    inlines = (WorkflowStepInline, WorkflowTransitionInline, WorkflowVersionInline)
     actions = ("validate_definitions",)
 
     def workflow_of(self, obj: Workflow) -> Workflow:
         return obj
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else self.inlines[:-1]  # no versions yet
 
     @admin.display(description="steps")
     def step_count(self, workflow: Workflow) -> int:
@@ -295,7 +374,7 @@ class WorkflowAdmin(DefinitionGuardMixin, admin.ModelAdmin):
                 self.message_user(request, f"{workflow.name}: valid.{suffix}", messages.SUCCESS)
 
 
-class WorkflowStepStatusInline(admin.TabularInline):
+class WorkflowStepStatusInline(RetireOnDeleteMixin, admin.TabularInline):
     model = WorkflowStepStatus
     extra = 0
     fields = _form_fields(STATUS)
@@ -380,6 +459,7 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
         "id",
         "workflow",
         "content_object_display",
+        "definition_version_number",
         "current_step",
         "current_step_status",
         "state",
@@ -387,12 +467,19 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
         "updated_at",
     )
     list_filter = ("state", "workflow")
-    list_select_related = ("workflow", "current_step", "current_step_status", "content_type")
+    list_select_related = (
+        "workflow",
+        "definition_version",
+        "current_step",
+        "current_step_status",
+        "content_type",
+    )
     search_fields = ("object_id", "workflow__name")
     inlines = (WorkflowEventInline,)
-    actions = ("hold", "resume", "cancel")
+    actions = ("hold", "resume", "cancel", "migrate_to_latest")
     readonly_fields = (
         "workflow",
+        "definition_version_number",
         "content_type",
         "object_id",
         "content_object_display",
@@ -408,7 +495,11 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         visible = authorization.visible_instances(request.user, super().get_queryset(request))
-        return visible.prefetch_related("content_object")
+        return visible.defer("definition_version__document").prefetch_related("content_object")
+
+    @admin.display(description="definition version", ordering="definition_version__number")
+    def definition_version_number(self, instance: WorkflowInstance) -> int:
+        return instance.definition_version.number
 
     @admin.display(description="object")
     def content_object_display(self, instance: WorkflowInstance) -> str:
@@ -455,6 +546,56 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel", permissions=["change"])
     def cancel(self, request, queryset):
         self._run(request, queryset, services.cancel_workflow_instance, "cancelled")
+
+    def has_migrate_permission(self, request) -> bool:
+        return request.user.has_perm(versions.MIGRATE_INSTANCE)
+
+    @admin.action(description="Migrate to the latest version", permissions=["migrate"])
+    def migrate_to_latest(self, request, queryset):
+        """A confirmation page with the dry run per workflow; "Migrate" applies it."""
+        ids = list(queryset.values_list("pk", flat=True))
+        plans = []
+        try:
+            for workflow in Workflow.objects.filter(instances__pk__in=ids).distinct():
+                latest = workflow.latest_version
+                if latest is not None:
+                    plans.append(
+                        versions.plan_migration(
+                            workflow, latest, filters={"ids": ids}, actor=request.user
+                        )
+                    )
+        except WorkflowError as exc:
+            self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
+            return None
+        if request.POST.get("apply") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Migrate to the latest version",
+                "plans": plans,
+                "ids": ids,
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/django_steps/migrate_to_latest.html", context)
+        migrated, failed = 0, 0
+        for plan in plans:
+            result = versions.migrate_instances(
+                plan.workflow, plan.to_version, actor=request.user, plan=plan
+            )
+            migrated += len(result.migrated)
+            for pk, code in result.failed.items():
+                failed += 1
+                self.message_user(request, f"Instance {pk}: {code}", messages.ERROR)
+            for move in result.blocked:
+                self.message_user(
+                    request,
+                    f"Instance {move.instance_id}: {move.blocked}: {move.reason}",
+                    messages.WARNING,
+                )
+        self.message_user(
+            request, f"{migrated} instance(s) migrated to the latest version.", messages.SUCCESS
+        )
+        return None
 
 
 @admin.register(WorkflowEvent)

@@ -7,4 +7,4 @@ class DjangoStepsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (connects the definition-cache invalidation)
+        from . import signals  # noqa: F401  (declares workflow_event_committed)

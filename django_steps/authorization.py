@@ -341,7 +341,8 @@ def allowed_actions(
     user: Any, instance: Any, definition: Any, *, visible: bool | None = None
 ) -> AllowedActions:
     """The statuses ``user`` may set on ``instance`` now and whether they may hold, resume,
-    cancel or retry it, given its compiled ``definition`` (:func:`django_steps.compiled.load`):
+    cancel or retry it, given the compiled version it runs on
+    (:func:`django_steps.compiled.for_instance`):
     exactly what the services accept with ``actor=user``.
 
     ``visible``: whether the user may see the instance, if the caller knows (an instance loaded

@@ -25,3 +25,4 @@ class EventKind(models.TextChoices):
     RESUMED = "RESUMED", "Resumed"
     CANCELLED = "CANCELLED", "Cancelled"
     COMPLETED = "COMPLETED", "Completed"  # finished on a final step
+    MIGRATED = "MIGRATED", "Migrated"  # moved to another published version of its workflow

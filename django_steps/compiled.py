@@ -1,48 +1,43 @@
-"""A compiled, per-process cached view of one workflow definition.
+"""Compiled, per-process cached views of published workflow versions.
 
 The services read steps, statuses and transitions from here instead of querying them on
 every change.
 
-Only committed definitions are ever served
-==========================================
+Caching by construction
+=======================
 
-Every write to a step, status or transition (see ``signals.py``) calls
-:func:`bump_definition_version`, which gives the workflow row a new random
-``definition_token``. The cache is keyed by ``(workflow.pk, definition_token)``:
+A published version (:class:`~django_steps.models.WorkflowVersion`) is immutable and its
+``document`` holds every step, status and transition with its row id, so a version compiles
+from its own row alone and the compiled result never goes stale. The cache is keyed by the
+version's ``(pk, content_hash)``:
 
-* a definition read inside a transaction that then rolls back is cached under a token that
-  was never committed and, being random, is never handed out again — the entry is dead, not
-  wrong (the next committed edit has a token of its own);
-* ids a rollback gives back (SQLite reuses them) cannot alias: the new row has a new token;
-* a definition committed by someone else while it is being read (PostgreSQL reads each
-  statement at its own snapshot) is detected by reading the token again after the rows
-  (:func:`cached`): the rows are only cached when the token did not move meanwhile.
+* a version published inside a transaction that then rolls back may be cached, but its key
+  is only ever looked up again for the very same content: a later version that gets the same
+  id (SQLite hands rolled-back ids out again) has another hash unless its content — row ids
+  included — is identical, and then so is its compiled form;
+* an instance runs on the version it is pinned to (``WorkflowInstance.definition_version``):
+  publishing a new version never changes what a running instance reads.
 
-``definition_version`` is the human-facing counter (admin, ``load_workflow``): it moves once
-per committed transaction that changes the definition, however many rows it saves — the first
-bump of a transaction increments it, later ones see their own token and leave it.
-
-Bulk ``QuerySet.update()`` on definition tables bypasses the signals: call
-:func:`bump_definition_version` after one.
+Edits of the rows (the admin, the ORM) are a draft until :func:`django_steps.versions.publish_workflow`
+publishes them; nothing here reads the draft except :func:`load` for a workflow never published.
 """
 
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from django.db import router, transaction
-from django.db.models import Case, F, When
+from django.contrib.contenttypes.models import ContentType
 
-from .models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
+from .models import Workflow, WorkflowInstance, WorkflowVersion
 from .shape import STATUS, STEP, TRANSITION
 
 # The snapshot's classes hold the id and every column of their part of the definition's shape
-# (django_steps.shape), built from the rows by name; tests/test_shape.py checks they keep up.
+# (django_steps.shape), built from the version's document by name; tests/test_shape.py checks
+# they keep up.
 
 
 @dataclass(frozen=True)
@@ -95,10 +90,12 @@ class StepDef:
 class CompiledWorkflow:
     id: int
     name: str
-    definition_version: int
+    definition_version: int  # the version's number (0: an unpublished draft)
     steps: dict[int, StepDef]
     statuses: dict[int, StatusDef]
     content_type_ids: frozenset[int] = frozenset()
+    version_id: int | None = None  # the WorkflowVersion's pk (None: an unpublished draft)
+    content_hash: str = ""
 
     @property
     def initial_step(self) -> StepDef | None:
@@ -108,125 +105,137 @@ class CompiledWorkflow:
         step = self.steps.get(step_id)
         return step.name if step else f"#{step_id}"
 
+    def step_named(self, name: str) -> StepDef | None:
+        return next((s for s in self.steps.values() if s.name == name), None)
+
 
 T = TypeVar("T")
 
 _lock = threading.Lock()
-_caches: dict[str, OrderedDict[tuple[int, uuid.UUID], Any]] = {}
+_caches: dict[str, OrderedDict[tuple, Any]] = {}
 _MAX = 512
 stats = {"loads": 0}
 
 
-def cached(kind: str, workflow: Workflow, build: Callable[[int], T], *, keep: int = _MAX) -> T:
-    """``build(workflow.pk)``, cached per process under ``(kind, workflow.pk, token)``.
-
-    The token is read again after ``build`` ran: if a definition change committed meanwhile,
-    the rows read may belong to it, so they are built again for the new token (and the result
-    is cached only once the token held still around a whole build). ``build`` must only read
-    the definition's own rows (steps, statuses, transitions).
-    """
-    cache = _caches.setdefault(kind, OrderedDict())
-    token = workflow.definition_token
-    value = cache.get((workflow.pk, token))
-    if value is not None:
-        return value
-    for _attempt in range(3):
-        value = build(workflow.pk)
-        current = (
-            Workflow.objects.filter(pk=workflow.pk)
-            .values_list("definition_token", flat=True)
-            .first()
-        )
-        if current is None:  # deleted meanwhile: serve what was read, remember nothing
-            return value
-        if current == token:
-            with _lock:
-                cache[(workflow.pk, token)] = value
-                while len(cache) > keep:
-                    cache.popitem(last=False)
-            return value
-        token = current
-    return value  # the definition keeps changing under us: serve the latest read, uncached
+def _remember(kind: str, key: tuple, value: Any, keep: int = _MAX) -> None:
+    with _lock:
+        cache = _caches.setdefault(kind, OrderedDict())
+        cache[key] = value
+        while len(cache) > keep:
+            cache.popitem(last=False)
 
 
-def _compile(workflow: Workflow) -> Callable[[int], CompiledWorkflow]:
-    def build(workflow_id: int) -> CompiledWorkflow:
-        stats["loads"] += 1
-        steps = {
-            s.id: StepDef(id=s.id, **STEP.values_of(s))
-            for s in WorkflowStep.objects.filter(workflow_id=workflow_id).order_by("order", "id")
-        }
-        statuses: dict[int, StatusDef] = {}
-        for st in WorkflowStepStatus.objects.filter(step__workflow_id=workflow_id).order_by("id"):
-            status = StatusDef(id=st.id, **STATUS.values_of(st))
-            statuses[st.id] = status
-            steps[st.step_id].statuses[st.name] = status
-        for t in WorkflowTransition.objects.filter(workflow_id=workflow_id).order_by(
-            "-priority", "id"
-        ):
-            if t.from_step_id in steps:
-                steps[t.from_step_id].transitions.append(
-                    TransitionDef(
-                        id=t.id,
-                        from_step_id=t.from_step_id,
-                        to_step_id=t.to_step_id,
-                        **TRANSITION.values_of(t, condition=t.condition or ""),
-                    )
-                )
-        content_types = frozenset(
-            Workflow.content_types.through.objects.filter(workflow_id=workflow_id).values_list(
-                "contenttype_id", flat=True
+def _content_type_ids(labels: list[str]) -> frozenset[int]:
+    ids = set()
+    for label in labels:
+        app_label, _, model = label.partition(".")
+        try:
+            ids.add(ContentType.objects.get_by_natural_key(app_label, model).pk)
+        except ContentType.DoesNotExist:  # an app uninstalled since: nothing can start on it
+            continue
+    return frozenset(ids)
+
+
+def compile_document(
+    workflow_id: int,
+    document: dict[str, Any],
+    *,
+    number: int = 0,
+    version_id: int | None = None,
+    content_hash: str = "",
+) -> CompiledWorkflow:
+    """The compiled form of a version's document (every part carrying its row ``id``)."""
+    stats["loads"] += 1
+    steps: dict[int, StepDef] = {}
+    statuses: dict[int, StatusDef] = {}
+    by_name: dict[str, StepDef] = {}
+    for spec in document["steps"]:
+        step = StepDef(id=spec["id"], **{name: spec[name] for name in STEP.columns})
+        for st in spec["statuses"]:
+            status = StatusDef(id=st["id"], **{name: st[name] for name in STATUS.columns})
+            statuses[status.id] = status
+            step.statuses[status.name] = status
+        steps[step.id] = step
+        by_name[step.name] = step
+    for spec in sorted(document["transitions"], key=lambda t: (-t["priority"], t["id"])):
+        source, target = by_name.get(spec["from_step"]), by_name.get(spec["to_step"])
+        if source is None or target is None:  # pragma: no cover - published versions are valid
+            continue
+        source.transitions.append(
+            TransitionDef(
+                id=spec["id"],
+                from_step_id=source.id,
+                to_step_id=target.id,
+                **{name: spec[name] for name in TRANSITION.columns},
             )
         )
-        return CompiledWorkflow(
-            workflow_id, workflow.name, workflow.definition_version, steps, statuses, content_types
-        )
+    return CompiledWorkflow(
+        workflow_id,
+        document["name"],
+        number,
+        steps,
+        statuses,
+        _content_type_ids(document.get("content_types", [])),
+        version_id,
+        content_hash,
+    )
 
-    return build
+
+def for_version(version: WorkflowVersion) -> CompiledWorkflow:
+    """The compiled form of ``version`` (its ``document`` may be deferred: it is read only on a
+    cache miss)."""
+    key = (version.pk, version.content_hash)
+    value = _caches.get("versions", {}).get(key)
+    if value is None:
+        value = compile_document(
+            version.workflow_id,
+            version.document,
+            number=version.number,
+            version_id=version.pk,
+            content_hash=version.content_hash,
+        )
+        _remember("versions", key, value)
+    return value
+
+
+def for_instance(instance: WorkflowInstance) -> CompiledWorkflow:
+    """The compiled version ``instance`` runs on (select ``definition_version`` with the
+    instance, its ``document`` deferred, to make a hit cost no query)."""
+    return for_version(instance.definition_version)
 
 
 def load(workflow: Workflow) -> CompiledWorkflow:
-    """Return the compiled definition of ``workflow`` (5 queries on a cache miss, 0 on a hit)."""
-    return cached("compiled", workflow, _compile(workflow))
+    """The compiled latest published version of ``workflow`` (as of ``workflow``'s
+    ``definition_version``), or — never published — its current draft, uncached."""
+    if not workflow.definition_version:
+        from .definitions import snapshot_workflow
+
+        return compile_document(workflow.pk, snapshot_workflow(workflow))
+    key = (workflow.pk, workflow.definition_version, workflow.definition_hash)
+    value = _caches.get("latest", {}).get(key)
+    if value is None:
+        version = (
+            WorkflowVersion.objects.filter(workflow_id=workflow.pk)
+            .order_by("-number")
+            .defer("document")
+            .first()
+        )
+        value = for_version(version)
+        if version.number == workflow.definition_version:
+            _remember("latest", key, value)
+    return value
 
 
-# --------------------------------------------------------------------------- the token
+def cached(kind: str, workflow: Workflow, build: Callable[[int], T], *, keep: int = _MAX) -> T:
+    """``build(workflow.pk)``, cached per process under the workflow's latest published version
+    (``definition_version`` and ``definition_hash``, which move together only on publish).
 
-
-def _tokens_written(using: str) -> dict[int, uuid.UUID] | None:
-    """Tokens this connection wrote in its current transaction (None outside a transaction).
-
-    Cleared when the transaction commits. After a rollback the entries are stale but harmless:
-    a rolled-back token is not the one in the database, so the next bump increments again.
-    """
-    connection = transaction.get_connection(using)
-    if not connection.in_atomic_block:
-        return None
-    tokens = getattr(connection, "_django_steps_definition_tokens", None)
-    if tokens is None:
-        tokens = connection._django_steps_definition_tokens = {}
-    return tokens
-
-
-def note_definition_written(workflow_id: int, token: uuid.UUID, using: str) -> None:
-    """Remember that this transaction wrote ``token`` (later bumps keep the version)."""
-    tokens = _tokens_written(using)
-    if tokens is not None:
-        tokens[workflow_id] = token
-        transaction.on_commit(tokens.clear, using=using)
-
-
-def bump_definition_version(workflow_id: int, *, using: str | None = None) -> None:
-    """Give the workflow a new definition token; increment ``definition_version`` unless this
-    transaction already did (or created the workflow)."""
-    using = using or router.db_for_write(Workflow)
-    tokens = _tokens_written(using)
-    last = tokens.get(workflow_id) if tokens else None
-    version: Any = F("definition_version") + 1
-    if last is not None:
-        version = Case(When(definition_token=last, then=F("definition_version")), default=version)
-    token = uuid.uuid4()
-    Workflow.objects.using(using).filter(pk=workflow_id).update(
-        definition_version=version, definition_token=token
-    )
-    note_definition_written(workflow_id, token, using)
+    For values derived from the definition's rows (e.g. rows by id, for history readers): rows
+    are never deleted while a version or an event refers to them, so what a build read for a
+    version stays true for it."""
+    key = (workflow.pk, workflow.definition_version, workflow.definition_hash)
+    value = _caches.get(kind, {}).get(key)
+    if value is None:
+        value = build(workflow.pk)
+        _remember(kind, key, value, keep)
+    return value

@@ -65,12 +65,14 @@ transitions out of a final step (never taken: a completion status there complete
 instance), and transitions that can never fire because an unconditional transition of the
 same step is tried before them.
 
-:func:`import_workflow` is atomic. With ``replace=True`` an existing workflow is updated in
-place: steps are matched by name, statuses by (step, name) and transitions by
-(from step, to step, priority), else by (from step, to step), in document order, so running
-instances and history keep pointing at the same rows. Parts missing from the document are deleted; if one of them is
-still used by an instance or by history, :class:`~django_steps.exceptions.WorkflowInUse` is
-raised and nothing changes.
+:func:`import_workflow` is atomic and publishes the result as a new version (see
+:mod:`django_steps.versions`; identical content publishes nothing). With ``replace=True`` an
+existing workflow is updated in place: steps are matched by name, statuses by (step, name) and
+transitions by (from step, to step, priority), else by (from step, to step), in document order,
+so running instances and history keep pointing at the same rows (and GraphQL ids stay stable).
+Parts missing from the document are **retired**, not deleted: published versions and history
+still refer to them, running instances pinned to an older version finish on it, and adding the
+name again brings back the same row.
 """
 
 from __future__ import annotations
@@ -83,15 +85,13 @@ from typing import Any
 import yaml
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, router, transaction
-from django.db.models import ProtectedError, Q
+from django.db.models import ProtectedError
 
 from .cel import compile_condition, is_unconditional
-from .compiled import bump_definition_version
 from .conf import steps_setting
 from .exceptions import ConditionSyntaxError, InvalidDefinition, WorkflowInUse
 from .models import (
     Workflow,
-    WorkflowEvent,
     WorkflowInstance,
     WorkflowStep,
     WorkflowStepStatus,
@@ -103,6 +103,8 @@ __all__ = [
     "validate_definition",
     "import_workflow",
     "export_workflow",
+    "snapshot_workflow",
+    "strip_ids",
     "delete_workflow",
     "load_document",
     "dump_document",
@@ -529,35 +531,83 @@ def check_workflow(workflow: Workflow) -> tuple[list[dict[str, str]], list[str]]
 # --------------------------------------------------------------------------- export
 
 
-def export_workflow(workflow: Workflow) -> dict:
-    """The definition document of ``workflow`` (every key given, steps in order)."""
-    steps = list(WorkflowStep.objects.filter(workflow=workflow).order_by("order", "id"))
-    statuses: dict[int, list[WorkflowStepStatus]] = defaultdict(list)
-    for status in WorkflowStepStatus.objects.filter(step__workflow=workflow).order_by("id"):
-        statuses[status.step_id].append(status)
+def snapshot_workflow(workflow: Any, models: tuple[Any, Any, Any] | None = None) -> dict:
+    """The definition document of ``workflow``'s current rows (retired ones left out), each
+    step, status and transition with its row ``id``: what a published version stores.
+
+    ``models``: the (step, status, transition) model classes, for a data migration's
+    historical models."""
+    step_model, status_model, transition_model = models or (
+        WorkflowStep,
+        WorkflowStepStatus,
+        WorkflowTransition,
+    )
+    steps = list(
+        step_model._base_manager.filter(workflow_id=workflow.pk, retired=False).order_by(
+            "order", "id"
+        )
+    )
     names = {s.id: s.name for s in steps}
+    statuses: dict[int, list[Any]] = defaultdict(list)
+    for status in status_model._base_manager.filter(
+        step_id__in=list(names), retired=False
+    ).order_by("id"):
+        statuses[status.step_id].append(status)
     position = {s.id: i for i, s in enumerate(steps)}
     transitions = sorted(
-        WorkflowTransition.objects.filter(workflow=workflow),
-        key=lambda t: (position.get(t.from_step_id, len(steps)), -t.priority, t.id),
+        (
+            t
+            for t in transition_model._base_manager.filter(workflow_id=workflow.pk, retired=False)
+            if t.from_step_id in names and t.to_step_id in names
+        ),
+        key=lambda t: (position[t.from_step_id], -t.priority, t.id),
     )
     content_types = sorted(f"{ct.app_label}.{ct.model}" for ct in workflow.content_types.all())
     return {
         **WORKFLOW.values_of(workflow),
         "content_types": content_types,
         "steps": [
-            {**STEP.values_of(step), "statuses": [STATUS.values_of(st) for st in statuses[step.id]]}
+            {
+                "id": step.id,
+                **STEP.values_of(step),
+                "statuses": [{"id": st.id, **STATUS.values_of(st)} for st in statuses[step.id]],
+            }
             for step in steps
         ],
         "transitions": [
-            TRANSITION.values_of(
-                t,
-                from_step=names.get(t.from_step_id, f"#{t.from_step_id}"),
-                to_step=names.get(t.to_step_id, f"#{t.to_step_id}"),
-            )
+            {
+                "id": t.id,
+                **TRANSITION.values_of(
+                    t,
+                    from_step=names[t.from_step_id],
+                    to_step=names[t.to_step_id],
+                    condition=t.condition or "",
+                ),
+            }
             for t in transitions
         ],
     }
+
+
+def strip_ids(document: dict) -> dict:
+    """A version's document without its row ids: a definition document."""
+    return {
+        **{k: v for k, v in document.items() if k not in ("steps", "transitions")},
+        "steps": [
+            {
+                **{k: v for k, v in step.items() if k not in ("id", "statuses")},
+                "statuses": [{k: v for k, v in st.items() if k != "id"} for st in step["statuses"]],
+            }
+            for step in document["steps"]
+        ],
+        "transitions": [{k: v for k, v in t.items() if k != "id"} for t in document["transitions"]],
+    }
+
+
+def export_workflow(workflow: Workflow) -> dict:
+    """The definition document of ``workflow``'s current rows (every key given, steps in
+    order; retired parts left out). A published version's is ``strip_ids(version.document)``."""
+    return strip_ids(snapshot_workflow(workflow))
 
 
 # --------------------------------------------------------------------------- import
@@ -572,30 +622,13 @@ def _assign(obj: Any, values: dict[str, Any]) -> bool:
     return changed
 
 
-def _in_use(step_ids: set[int], status_ids: set[int]) -> list[str]:
-    """Describe how removed steps/statuses are still used (empty when they are not)."""
-    uses = []
-    if step_ids or status_ids:
-        instances = WorkflowInstance.objects.filter(
-            Q(current_step_id__in=step_ids) | Q(current_step_status_id__in=status_ids)
-        ).count()
-        events = WorkflowEvent.objects.filter(
-            Q(from_step_id__in=step_ids)
-            | Q(to_step_id__in=step_ids)
-            | Q(from_status_id__in=status_ids)
-            | Q(to_status_id__in=status_ids)
-            | Q(requested_status_id__in=status_ids)
-        ).count()
-        if instances:
-            uses.append(f"{instances} workflow instance{'s' if instances != 1 else ''}")
-        if events:
-            uses.append(f"{events} history event{'s' if events != 1 else ''}")
-    return uses
-
-
-def import_workflow(document: dict, *, replace: bool = False) -> Workflow:
+def import_workflow(document: dict, *, replace: bool = False, actor: Any = None) -> Workflow:
     """Create a workflow from ``document`` or, with ``replace=True``, update the existing one
-    of that name in place. Atomic: on any error nothing changes."""
+    of that name in place, and publish the result (a new version unless the content is that of
+    the latest one; ``actor`` is recorded as its author). Atomic: on any error nothing
+    changes."""
+    from .versions import publish_workflow
+
     doc, problems, _warnings = _check(document)
     if problems:
         validate_definition(document)  # raises with the full message
@@ -631,10 +664,12 @@ def import_workflow(document: dict, *, replace: bool = False) -> Workflow:
             if _assign(workflow, changes):
                 workflow.save(update_fields=[*changes, "updated_at"])
             if _canonical(export_workflow(workflow)) == _canonical(doc):
-                return workflow  # nothing to change: the definition (and its version) stay
+                # nothing to change in the rows; a draft left by ORM edits is published
+                publish_workflow(workflow, actor=actor)
+                workflow.refresh_from_db()
+                return workflow
         _apply(workflow, doc, using)
-        # The bulk update in _apply bypasses the signals; the version still moves only once.
-        bump_definition_version(workflow.pk, using=using)
+        publish_workflow(workflow, actor=actor)
     workflow.refresh_from_db()
     return workflow
 
@@ -665,51 +700,34 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
     wanted_types = [_content_type(label) for label in doc["content_types"]]
     if {ct.pk for ct in workflow.content_types.all()} != {ct.pk for ct in wanted_types}:
         workflow.content_types.set(wanted_types)
+    # Retired rows too: adding a name again brings its row back (with its id).
     existing_steps = {
-        s.name: s for s in WorkflowStep.objects.using(using).filter(workflow=workflow)
+        s.name: s for s in WorkflowStep.all_objects.using(using).filter(workflow=workflow)
     }
     existing_statuses: dict[tuple[str, str], WorkflowStepStatus] = {
         (st.step.name, st.name): st
-        for st in WorkflowStepStatus.objects.using(using)
+        for st in WorkflowStepStatus.all_objects.using(using)
         .filter(step__workflow=workflow)
         .select_related("step")
     }
     wanted_steps = {s["name"] for s in doc["steps"]}
     wanted_statuses = {(s["name"], st["name"]) for s in doc["steps"] for st in s["statuses"]}
 
-    removed_steps = [s for name, s in existing_steps.items() if name not in wanted_steps]
-    removed_statuses = [st for key, st in existing_statuses.items() if key not in wanted_statuses]
-    uses = _in_use({s.id for s in removed_steps}, {st.id for st in removed_statuses})
-    if uses:
-        parts = [f'step "{s.name}"' for s in removed_steps] + [
-            f'status "{st.name}" of step "{st.step.name}"'
-            for st in removed_statuses
-            if st.step.name in wanted_steps
-        ]
-        raise WorkflowInUse(
-            f'Cannot replace workflow "{workflow.name}": removing {", ".join(parts)} is refused because '
-            f"{' and '.join(uses)} still use them. Nothing was changed.",
-            workflow_name=workflow.name,
-            removed=parts,
-        )
-
-    try:
-        # Transitions are rebuilt after steps; remove the unmatched ones later. Clear the
-        # per-step role flags first so that moving "default" from one status to another
-        # never collides with the one-default-per-step constraint mid-way.
-        cleared = dict.fromkeys(ONE_PER_STEP_FLAGS, False)
-        WorkflowStepStatus.objects.using(using).filter(step__workflow=workflow).update(**cleared)
-        for st in existing_statuses.values():
-            _assign(st, cleared)
-        for st in removed_statuses:
-            st.delete(using=using)
-        for s in removed_steps:
-            s.delete(using=using)  # cascades to its statuses and transitions
-    except ProtectedError as exc:  # pragma: no cover - _in_use catches these first
-        raise WorkflowInUse(
-            f'Cannot replace workflow "{workflow.name}": parts it would remove are still in use.',
-            workflow_name=workflow.name,
-        ) from exc
+    # Clear the per-step role flags first so that moving "default" from one status to another
+    # never collides with the one-default-per-step constraint mid-way (retired statuses keep
+    # them cleared: their roles live on in the versions that have them).
+    cleared = dict.fromkeys(ONE_PER_STEP_FLAGS, False)
+    WorkflowStepStatus.all_objects.using(using).filter(step__workflow=workflow).update(**cleared)
+    for st in existing_statuses.values():
+        _assign(st, cleared)
+    # Parts no longer wanted are retired, never deleted: versions and history refer to them.
+    retire = {"retired": True}
+    WorkflowStepStatus.all_objects.using(using).filter(
+        pk__in=[st.pk for key, st in existing_statuses.items() if key not in wanted_statuses]
+    ).update(**retire)
+    WorkflowStep.all_objects.using(using).filter(
+        pk__in=[s.pk for name, s in existing_steps.items() if name not in wanted_steps]
+    ).update(**retire)
 
     steps: dict[str, WorkflowStep] = {}
     for spec in doc["steps"]:
@@ -719,7 +737,7 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
             step = WorkflowStep.objects.using(using).create(
                 workflow=workflow, name=spec["name"], **values
             )
-        elif _assign(step, values):
+        elif _assign(step, {**values, "retired": False}):
             step.save(using=using)
         steps[spec["name"]] = step
         for st_spec in spec["statuses"]:
@@ -729,15 +747,16 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
                 WorkflowStepStatus.objects.using(using).create(
                     step=step, name=st_spec["name"], **st_values
                 )
-            else:
-                if _assign(status, st_values):
-                    status.save(using=using)
+            elif _assign(status, {**st_values, "retired": False}):
+                status.save(using=using)
 
     # Transitions: pair each wanted one with an existing one of the same (from, to, priority),
     # else of the same (from, to), in order, so history rows keep pointing at "their"
     # transition when only its priority, condition or description changes.
     existing = list(
-        WorkflowTransition.objects.using(using).filter(workflow=workflow).order_by("id")
+        WorkflowTransition.all_objects.using(using)
+        .filter(workflow=workflow)
+        .order_by("retired", "id")  # live ones first
     )
     wanted = []
     for spec in doc["transitions"]:
@@ -757,8 +776,9 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
                     matched[index] = t
                     existing.remove(t)
                     break
-    for t in existing:
-        t.delete(using=using)
+    WorkflowTransition.all_objects.using(using).filter(pk__in=[t.pk for t in existing]).update(
+        retired=True
+    )
     for index, (spec, from_step, to_step) in enumerate(wanted):
         values = TRANSITION.column_values(spec)
         t = matched.get(index)
@@ -766,7 +786,7 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
             WorkflowTransition.objects.using(using).create(
                 workflow=workflow, from_step=from_step, to_step=to_step, **values
             )
-        elif _assign(t, values):
+        elif _assign(t, {**values, "retired": False}):
             t.save(using=using)
 
 

@@ -13,9 +13,11 @@ Labels are always quoted, and characters Mermaid would otherwise interpret (quot
 
 from __future__ import annotations
 
-from .models import Workflow, WorkflowStep, WorkflowTransition
+from types import SimpleNamespace
 
-__all__ = ["workflow_to_mermaid", "mermaid_text"]
+from .models import Workflow, WorkflowVersion
+
+__all__ = ["workflow_to_mermaid", "version_to_mermaid", "document_to_mermaid", "mermaid_text"]
 
 _ENTITIES = {
     "#": "#35;",  # first, so the other replacements are not themselves re-escaped
@@ -39,14 +41,33 @@ def _comment(text: str) -> str:
 
 
 def workflow_to_mermaid(workflow: Workflow) -> str:
-    """The Mermaid ``flowchart TD`` source of ``workflow`` (deterministic; ends with a newline)."""
-    steps = list(WorkflowStep.objects.filter(workflow=workflow).order_by("order", "id"))
+    """The Mermaid ``flowchart TD`` source of ``workflow``'s current definition (deterministic;
+    ends with a newline)."""
+    from .definitions import snapshot_workflow
+
+    return document_to_mermaid(snapshot_workflow(workflow))
+
+
+def version_to_mermaid(version: WorkflowVersion) -> str:
+    """The Mermaid source of one published version (as :func:`workflow_to_mermaid` drew it)."""
+    return document_to_mermaid(version.document)
+
+
+def document_to_mermaid(document: dict) -> str:
+    """The Mermaid source of a version's document (steps and transitions with their ``id``)."""
+    steps = [SimpleNamespace(**step) for step in document["steps"]]
+    ids = {step.name: step.id for step in steps}
     node = {step.id: f"s{i}" for i, step in enumerate(steps, start=1)}
     position = {step.id: i for i, step in enumerate(steps)}
     transitions = sorted(
-        WorkflowTransition.objects.filter(workflow=workflow),
+        (
+            SimpleNamespace(**t, from_step_id=ids[t["from_step"]], to_step_id=ids[t["to_step"]])
+            for t in document["transitions"]
+            if t["from_step"] in ids and t["to_step"] in ids
+        ),
         key=lambda t: (position.get(t.from_step_id, len(steps)), -t.priority, t.id),
     )
+    workflow = SimpleNamespace(name=document["name"])
 
     lines = [f"%% Workflow: {_comment(workflow.name)}", "flowchart TD"]
     initial, final = [], []

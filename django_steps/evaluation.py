@@ -19,10 +19,12 @@ def missing(pk: Any) -> InstanceNotFound:
 
 
 def definition_of(instance: WorkflowInstance) -> tuple[CompiledWorkflow, StepDef]:
-    definition = compiled.load(instance.workflow)
+    definition = compiled.for_instance(instance)  # the version it is pinned to
     step = definition.steps.get(instance.current_step_id)
-    if step is None:  # pragma: no cover - PROTECT keeps the step alive
-        raise InvalidDefinition(f"The current step of instance {instance.pk} no longer exists.")
+    if step is None:  # pragma: no cover - an instance's step is one of its version's
+        raise InvalidDefinition(
+            f"The current step of instance {instance.pk} is not in its version."
+        )
     return definition, step
 
 

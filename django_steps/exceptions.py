@@ -115,7 +115,8 @@ class InvalidDefinition(WorkflowError):
 
 
 class WorkflowInUse(WorkflowError):
-    """Raised when deleting or reshaping a definition that instances or history still use."""
+    """Raised when deleting a workflow that has instances (their history refers to it). Parts
+    removed from a definition are retired instead (see :mod:`django_steps.versions`)."""
 
     code = ErrorCode.WORKFLOW_IN_USE
 

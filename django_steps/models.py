@@ -5,8 +5,6 @@ Model and field names are those of the original django-steps, so code written ag
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
@@ -23,11 +21,11 @@ class Workflow(models.Model):
 
     name = models.CharField(max_length=255, unique=True, help_text="Unique name of the workflow.")
     description = models.TextField(blank=True, default="")
-    # Moves once per committed transaction that changes a step, status or transition.
-    definition_version = models.PositiveIntegerField(default=1, editable=False)
-    # A new random value on every such write: the per-process definition caches are keyed by
-    # it, so a rolled-back edit's token is never handed out again (see ``compiled.py``).
-    definition_token = models.UUIDField(default=uuid.uuid4, editable=False)
+    # The number of the latest published version (0: never published) and its content hash;
+    # both move only when a version is published (see ``versions.py``). The per-process caches
+    # of ``compiled.py`` are keyed by them.
+    definition_version = models.PositiveIntegerField(default=0, editable=False)
+    definition_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
     # The models it may be started on; none listed: it cannot be started (see authorization.py).
     content_types = models.ManyToManyField(
         ContentType,
@@ -47,6 +45,61 @@ class Workflow(models.Model):
     def get_initial_step(self) -> WorkflowStep | None:
         return self.steps.filter(is_initial_step=True).first()
 
+    @property
+    def latest_version(self) -> WorkflowVersion | None:
+        """The latest published version (None before the first publish)."""
+        return self.versions.order_by("-number").first()
+
+
+class LiveManager(models.Manager):
+    """The default manager of steps, statuses and transitions: the rows of the current
+    definition. Retired rows (removed from the definition, kept because published versions and
+    history refer to them) are left out; ``all_objects`` includes them, and foreign keys
+    (``instance.current_step``, an event's ``to_step``) always reach them."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(retired=False)
+
+
+_RETIRED_HELP = (
+    "Removed from the definition; kept because published versions and history refer to it "
+    "(adding the name again brings it back)."
+)
+
+
+class WorkflowVersion(models.Model):
+    """One published version of a workflow definition: an immutable snapshot.
+
+    ``document`` is the definition document (:func:`django_steps.definitions.export_workflow`)
+    with the ``id`` of every step, status and transition row added, so an instance pinned to
+    the version runs from it alone (:mod:`django_steps.compiled`). ``content_hash`` is the
+    SHA-256 of its canonical JSON: publishing identical content makes no new version."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField(help_text="1, 2, 3… per workflow.")
+    document = models.JSONField()
+    content_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("workflow", "-number")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "number"], name="django_steps_version_number_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.name} v{self.number}" if self.workflow_id else f"v{self.number}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValueError("A published workflow version is immutable.")
+        super().save(*args, **kwargs)
+
 
 class WorkflowStep(models.Model):
     """One step of a workflow. Exactly one step is initial; at least one is final."""
@@ -57,6 +110,10 @@ class WorkflowStep(models.Model):
     order = models.PositiveIntegerField(default=0)
     is_initial_step = models.BooleanField(default=False)
     is_final_step = models.BooleanField(default=False)
+    retired = models.BooleanField(default=False, editable=False, help_text=_RETIRED_HELP)
+
+    objects = LiveManager()
+    all_objects = models.Manager()
 
     class Meta:
         ordering = ("workflow", "order", "id")
@@ -71,6 +128,17 @@ class WorkflowStep(models.Model):
 
     def get_default_status(self) -> WorkflowStepStatus | None:
         return self.statuses.filter(is_default_status=True).first()
+
+    def retire(self) -> None:
+        """Remove the step (with its statuses and transitions) from the definition, keeping the
+        rows published versions and history refer to. Takes effect when published."""
+        for status in WorkflowStepStatus.all_objects.filter(step=self):
+            status.retire()
+        WorkflowTransition.all_objects.filter(Q(from_step=self) | Q(to_step=self)).update(
+            retired=True
+        )
+        self.retired = True
+        self.save(update_fields=["retired"])
 
 
 class WorkflowStepStatus(models.Model):
@@ -90,6 +158,10 @@ class WorkflowStepStatus(models.Model):
         help_text='Permission needed to set this status ("app_label.codename"), checked with '
         "user.has_perm(permission, content_object); empty: anyone who may change the instance.",
     )
+    retired = models.BooleanField(default=False, editable=False, help_text=_RETIRED_HELP)
+
+    objects = LiveManager()
+    all_objects = models.Manager()
 
     class Meta:
         ordering = ("step", "id")
@@ -118,6 +190,16 @@ class WorkflowStepStatus(models.Model):
     def __str__(self) -> str:
         return f"{self.step} / {self.name}" if self.step_id else self.name
 
+    def retire(self) -> None:
+        """Remove the status from the definition, keeping the row (see :meth:`WorkflowStep.retire`);
+        its one-per-step roles are cleared so a live status can take them."""
+        from .shape import ONE_PER_STEP_FLAGS
+
+        for flag in ONE_PER_STEP_FLAGS:
+            setattr(self, flag, False)
+        self.retired = True
+        self.save(update_fields=[*ONE_PER_STEP_FLAGS, "retired"])
+
 
 class WorkflowTransition(models.Model):
     """A move from one step to another, tried by priority (highest first) when a completion
@@ -135,12 +217,21 @@ class WorkflowTransition(models.Model):
     )
     priority = models.IntegerField(default=0, help_text="Higher priorities are tried first.")
     description = models.TextField(blank=True, default="")
+    retired = models.BooleanField(default=False, editable=False, help_text=_RETIRED_HELP)
+
+    objects = LiveManager()
+    all_objects = models.Manager()
 
     class Meta:
         ordering = ("workflow", "from_step__order", "-priority", "id")
 
     def __str__(self) -> str:
         return f"{self.from_step.name} → {self.to_step.name}"
+
+    def retire(self) -> None:
+        """Remove the transition from the definition, keeping the row history refers to."""
+        self.retired = True
+        self.save(update_fields=["retired"])
 
     def _label(self) -> str:
         from_name = self.from_step.name if self.from_step_id else "?"
@@ -196,6 +287,12 @@ class WorkflowInstance(models.Model):
     """One run of a workflow for one object (any model, through a generic foreign key)."""
 
     workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="instances")
+    definition_version = models.ForeignKey(
+        WorkflowVersion,
+        on_delete=models.PROTECT,
+        related_name="instances",
+        help_text="The published version the instance runs on (until it is migrated).",
+    )
     current_step = models.ForeignKey(WorkflowStep, on_delete=models.PROTECT, related_name="+")
     current_step_status = models.ForeignKey(
         WorkflowStepStatus, on_delete=models.PROTECT, related_name="+"
@@ -227,6 +324,9 @@ class WorkflowInstance(models.Model):
             models.Index(
                 fields=["workflow", "state", "current_step"], name="django_steps_inst_wf_state"
             ),
+        ]
+        permissions = [
+            ("migrate_workflowinstance", "Can migrate workflow instances to another version"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -288,6 +388,12 @@ class WorkflowEvent(models.Model):
 
     instance = models.ForeignKey(WorkflowInstance, on_delete=models.CASCADE, related_name="events")
     workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="+")
+    definition_version = models.ForeignKey(
+        WorkflowVersion,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The published version the instance ran on after the event.",
+    )
     sequence = models.PositiveIntegerField()
     txid = models.BigIntegerField(
         default=0, editable=False, help_text="Writing transaction (PostgreSQL), else 0."

@@ -127,7 +127,10 @@ def evaluate_transitions(
     fields from the database, ``context_data`` under ``input``). Changes nothing. With
     ``actor``: ``InstanceNotFound`` for an instance the actor may not see."""
     instance = (
-        WorkflowInstance.objects.select_related("workflow").filter(pk=workflow_instance.pk).first()
+        WorkflowInstance.objects.select_related("workflow", "definition_version")
+        .defer("definition_version__document")
+        .filter(pk=workflow_instance.pk)
+        .first()
     )
     if instance is None or (
         actor is not None and not authorization.may_see_instance(actor, instance)

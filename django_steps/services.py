@@ -20,6 +20,14 @@ The original's names and positional arguments are kept; ``actor=`` and ``expecte
 are keyword-only extras. Each function returns the instance it was given, updated in place,
 with ``instance.last_event`` set to the history row the change wrote.
 
+Each instance runs on its published version
+-------------------------------------------
+
+Every change reads the compiled definition of the version the instance is pinned to
+(``WorkflowInstance.definition_version``, see :mod:`django_steps.versions`), never the current
+rows: a later version changes nothing for it until it is migrated, and each event records the
+version it happened on. A new instance starts on the latest published version.
+
 Acting users and the trusted path
 ---------------------------------
 
@@ -70,7 +78,7 @@ from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from . import authorization, compiled, evaluation, history
+from . import authorization, compiled, evaluation, history, versions
 from .choices import EventKind, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef
 from .context import Context, build_context
@@ -144,7 +152,8 @@ def _lock(
         locked = (
             WorkflowInstance.objects.using(_db())
             .select_for_update(of=("self",))
-            .select_related("workflow")
+            .select_related("workflow", "definition_version")
+            .defer("definition_version__document")  # read only when its compiled form is not cached
             .get(pk=workflow_instance.pk)
         )
     except WorkflowInstance.DoesNotExist:
@@ -211,9 +220,13 @@ def _save(
     transition_id: int | None = None,
     context: Any = None,
     created: bool = False,
+    definition_version_id: int | None = None,
 ) -> WorkflowEvent:
-    """Apply the new position to the locked instance and append its history row."""
+    """Apply the new position (and, migrating, the new version) to the locked instance and
+    append its history row."""
     using = instance._state.db or _db()
+    if definition_version_id is not None:
+        instance.definition_version_id = definition_version_id
     from_step_id, from_status_id = (
         (None, None) if created else (instance.current_step_id, instance.current_step_status_id)
     )
@@ -227,6 +240,7 @@ def _save(
     event = WorkflowEvent(
         instance=instance,
         workflow_id=instance.workflow_id,
+        definition_version_id=instance.definition_version_id,
         sequence=instance.version,
         kind=kind,
         state=state,
@@ -254,6 +268,7 @@ def _save(
 
 
 _INSTANCE_CHANGED = [
+    "definition_version",
     "current_step",
     "current_step_status",
     "state",
@@ -294,6 +309,7 @@ def _sync(target: WorkflowInstance, source: WorkflowInstance) -> WorkflowInstanc
     if target is source:
         return target
     for name in (
+        "definition_version_id",
         "current_step_id",
         "current_step_status_id",
         "state",
@@ -378,7 +394,13 @@ def start_workflow_instance(
         workflow = Workflow.objects.using(using).filter(name=workflow_name).first()
         if workflow is None:
             raise WorkflowNotFound("No workflow has this name.", workflow_name=workflow_name)
-        definition = compiled.load(workflow)
+        # A new instance runs on the latest published version (cached by its number and hash,
+        # read with the workflow row: no query on a hit); a workflow never published is
+        # published now, if its definition is valid.
+        if workflow.definition_version:
+            definition = compiled.load(workflow)
+        else:
+            definition = compiled.for_version(versions.publish_workflow(workflow))
         authorization.check_startable(definition, content_type)
         if actor is not None and not authorization.may_view_object(actor, content_object):
             raise ContentObjectNotFound("The object does not exist, or you may not view it.")
@@ -401,6 +423,7 @@ def start_workflow_instance(
             with transaction.atomic(using=using):
                 instance = WorkflowInstance.objects.using(using).create(
                     workflow=workflow,
+                    definition_version_id=definition.version_id,
                     current_step_id=initial.id,
                     current_step_status_id=status.id,
                     state=InstanceState.ACTIVE,

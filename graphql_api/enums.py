@@ -59,3 +59,7 @@ class WorkflowEventKind(enum.Enum):
     COMPLETED = strawberry.enum_value(
         EventKind.COMPLETED.value, description="The instance finished on a final step."
     )
+    MIGRATED = strawberry.enum_value(
+        EventKind.MIGRATED.value,
+        description="The instance was moved to another published version of its workflow.",
+    )

@@ -223,14 +223,16 @@ def _newest() -> int:
 
 
 def _definition_rows(workflow_id: int) -> dict[str, dict[int, Any]]:
-    steps = {step.pk: step for step in WorkflowStep.objects.filter(workflow_id=workflow_id)}
+    # all_objects: events refer to retired rows too (removed from later versions)
+    steps = {step.pk: step for step in WorkflowStep.all_objects.filter(workflow_id=workflow_id)}
     return {
         "steps": steps,
         "statuses": {
-            status.pk: status for status in WorkflowStepStatus.objects.filter(step__in=list(steps))
+            status.pk: status
+            for status in WorkflowStepStatus.all_objects.filter(step__in=list(steps))
         },
         "transitions": {
-            t.pk: t for t in WorkflowTransition.objects.filter(workflow_id=workflow_id)
+            t.pk: t for t in WorkflowTransition.all_objects.filter(workflow_id=workflow_id)
         },
     }
 

@@ -496,8 +496,12 @@ class WorkflowInstanceType(relay.Node):
             "workflow_id",
             "content_type_id",
             "object_id",
+            "definition_version__id",
+            "definition_version__number",
+            "definition_version__content_hash",
+            "definition_version__workflow_id",
         ],
-        select_related=["workflow"],
+        select_related=["workflow", "definition_version"],
         prefetch_related=["current_step__statuses", "content_object"],
         description=(
             "What the current viewer may do with this instance now — each would succeed if tried (their "
@@ -511,7 +515,7 @@ class WorkflowInstanceType(relay.Node):
 
         # visible: this type resolves only instances the viewer may see (get_queryset, is_type_of)
         actions = authorization.allowed_actions(
-            permissions.current_user(info), root, compiled.load(root.workflow), visible=True
+            permissions.current_user(info), root, compiled.for_instance(root), visible=True
         )
         allowed = {status.id for status in actions.statuses}
         rows = (

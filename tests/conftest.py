@@ -50,8 +50,10 @@ def pytest_runtest_setup(item):
 TEST_MODELS = ("claims.claim", "testapp.document", "testapp.uuidthing", "testapp.codething")
 
 
-def make_workflow(name: str, spec: dict) -> "Workflow":  # noqa: F821
-    """Build a workflow through the ORM from a compact spec (the definition document shape)."""
+def make_workflow(name: str, spec: dict, *, publish: bool = True) -> "Workflow":  # noqa: F821
+    """Build a workflow through the ORM from a compact spec (the definition document shape) and
+    publish it as its first version (``publish=False``: leave it a draft). Specs may be what
+    documents refuse (unreachable steps): published unvalidated, as the trusted path may."""
     from django.contrib.contenttypes.models import ContentType
 
     from django_steps.models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
@@ -80,6 +82,10 @@ def make_workflow(name: str, spec: dict) -> "Workflow":  # noqa: F821
             priority=t.get("priority", 0),
             description=t.get("description", ""),
         )
+    if publish:
+        from django_steps.versions import publish_workflow
+
+        publish_workflow(workflow, validate=False)
     workflow.refresh_from_db()
     return workflow
 

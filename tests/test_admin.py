@@ -191,23 +191,64 @@ def test_transition_choices_are_the_workflows_own_steps(client, claim_workflow):
     assert set(choices.values_list("workflow__name", flat=True)) == {"Claim Processing"}
 
 
-def test_breaking_a_live_workflow_is_refused_and_rolled_back(client, claim_workflow, claim):
-    services.start_workflow_instance("Claim Processing", claim)
-    before = export_workflow(claim_workflow)
-    version = Workflow.objects.get(pk=claim_workflow.pk).definition_version
+def test_an_invalid_save_of_a_live_workflow_is_a_draft_and_running_instances_are_unaffected(
+    client, claim_workflow, claim
+):
+    instance = services.start_workflow_instance("Claim Processing", claim)
     data = form_data(client.get(url(Workflow, "change", claim_workflow.pk)))
     data["description"] = "edited"
     data.pop("steps-2-is_final_step")  # "Approve/Reject" is no longer final
     response = client.post(url(Workflow, "change", claim_workflow.pk), data)
 
-    assert response.status_code == 200  # the form again, with the problems
-    page = response.content.decode()
-    assert "Not saved" in page and "at least one step must be final" in page
-    assert response.context["adminform"].form.data["description"] == "edited"  # input kept
+    assert response.status_code == 302  # saved...
+    assert any(
+        "saved as a draft, not published" in m and "at least one step must be final" in m
+        for m in messages_of(response)
+    )
     claim_workflow.refresh_from_db()
-    assert claim_workflow.description == ""
-    assert export_workflow(claim_workflow) == before
-    assert claim_workflow.definition_version == version
+    assert claim_workflow.description == "edited"
+    assert claim_workflow.definition_version == 1  # ...but not published
+    assert claim_workflow.versions.count() == 1
+    # The running instance and new ones run on version 1, where Approve/Reject is final.
+    for name in ("Submitted", "Approved", "Approved"):
+        services.update_workflow_step_status(instance, name)
+    assert instance.state == "COMPLETED"
+
+
+def test_a_valid_save_publishes_a_version_with_its_author(client, admin_user, claim_workflow):
+    data = form_data(client.get(url(Workflow, "change", claim_workflow.pk)))
+    data["transitions-0-condition"] = "claim.amount > 10"
+    response = client.post(url(Workflow, "change", claim_workflow.pk), data)
+    assert response.status_code == 302
+    assert any("Published version 2" in m for m in messages_of(response))
+    latest = claim_workflow.versions.get(number=2)
+    assert latest.created_by == admin_user
+    # Saving again without a change publishes nothing.
+    response = client.post(url(Workflow, "change", claim_workflow.pk), data)
+    assert not any("Published version 3" in m for m in messages_of(response))
+    assert claim_workflow.versions.count() == 2
+    page = client.get(url(Workflow, "change", claim_workflow.pk)).content.decode()
+    assert "published versions" in page.lower() and latest.content_hash in page
+
+
+def test_deleting_a_step_in_use_in_the_admin_retires_it(client, claim_workflow, claim):
+    instance = services.start_workflow_instance("Claim Processing", claim)
+    services.update_workflow_step_status(instance, "Submitted")  # on Review Claim
+    data = form_data(client.get(url(Workflow, "change", claim_workflow.pk)))
+    review = WorkflowStep.objects.get(name="Review Claim")
+    data["steps-1-DELETE"] = "on"
+    data["transitions-1-DELETE"] = "on"
+    data["transitions-0-to_step"] = str(WorkflowStep.objects.get(name="Approve/Reject").pk)
+    response = client.post(url(Workflow, "change", claim_workflow.pk), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert any("Published version 2" in m for m in messages_of(response))
+    assert WorkflowStep.all_objects.get(pk=review.pk).retired
+    assert [s["name"] for s in export_workflow(claim_workflow)["steps"]] == [
+        "Submit Claim",
+        "Approve/Reject",
+    ]
+    services.update_workflow_step_status(instance, "Approved")  # on version 1 still
+    assert instance.current_step.name == "Approve/Reject"
 
 
 def test_a_draft_workflow_is_saved_with_its_problems_as_a_warning(client, claim_workflow):
@@ -279,16 +320,19 @@ def check_is_valid(workflow) -> bool:
     return True
 
 
-def test_removing_the_default_status_of_a_live_step_is_refused(client, claim_workflow, claim):
+def test_removing_the_default_status_of_a_live_step_is_a_draft_not_published(
+    client, claim_workflow, claim
+):
     services.start_workflow_instance("Claim Processing", claim)
     step = claim_workflow.steps.get(name="Review Claim")
     data = form_data(client.get(url(WorkflowStep, "change", step.pk)))
     assert data["statuses-0-name"] == "Under Review"
     data.pop("statuses-0-is_default_status")
     response = client.post(url(WorkflowStep, "change", step.pk), data)
-    assert response.status_code == 200
-    assert "exactly one default status" in response.content.decode()
-    assert WorkflowStepStatus.objects.get(step=step, name="Under Review").is_default_status
+    assert response.status_code == 302
+    assert any("exactly one default status" in m for m in messages_of(response))
+    claim_workflow.refresh_from_db()
+    assert claim_workflow.definition_version == 1
 
 
 def test_a_live_workflow_can_still_be_changed_validly(client, claim_workflow, claim):
@@ -299,6 +343,8 @@ def test_a_live_workflow_can_still_be_changed_validly(client, claim_workflow, cl
     response = client.post(url(WorkflowStep, "change", step.pk), data)
     assert response.status_code == 302
     assert WorkflowStepStatus.objects.filter(step=step, name="Escalated").exists()
+    claim_workflow.refresh_from_db()
+    assert claim_workflow.definition_version == 2
 
 
 def test_validate_action_reports_each_workflow(client, claim_workflow):
@@ -369,3 +415,66 @@ def test_actions_report_each_failure_with_its_code(client, claim_workflow, claim
     fresh = services.start_workflow_instance("Claim Processing", other)
     response = _act(client, "resume", fresh)
     assert any(f"Instance {fresh.pk}: NOT_ON_HOLD" in m for m in messages_of(response))
+
+
+def test_migrate_action_shows_the_dry_run_then_migrates(client, admin_user, claim_workflow, claim):
+    from claims.models import Claim
+
+    on_review = services.start_workflow_instance("Claim Processing", claim)
+    services.update_workflow_step_status(on_review, "Submitted")
+    other = Claim.objects.create(title="Fence", claimant="Bob", amount=10)
+    on_submit = services.start_workflow_instance("Claim Processing", other)
+    doc = export_workflow(claim_workflow)
+    doc["steps"] = [s for s in doc["steps"] if s["name"] != "Review Claim"]
+    doc["transitions"] = [{"from_step": "Submit Claim", "to_step": "Approve/Reject"}]
+    import_workflow(doc, replace=True)
+
+    response = _act(client, "migrate_to_latest", on_review, on_submit)
+    assert response.status_code == 200  # the confirmation page
+    page = response.content.decode()
+    assert "UNMAPPED_STEP" in page and "Submit Claim / Draft" in page
+    on_submit.refresh_from_db()
+    assert on_submit.definition_version.number == 1  # nothing changed yet
+
+    response = client.post(
+        url(WorkflowInstance, "changelist"),
+        {
+            "action": "migrate_to_latest",
+            "apply": "yes",
+            "_selected_action": [on_review.pk, on_submit.pk],
+        },
+    )
+    assert response.status_code == 302
+    assert any("1 instance(s) migrated" in m for m in messages_of(response))
+    on_submit.refresh_from_db()
+    on_review.refresh_from_db()
+    assert (on_submit.definition_version.number, on_review.definition_version.number) == (2, 1)
+    event = on_submit.events.order_by("sequence").last()
+    assert (event.kind, event.actor, event.definition_version.number) == (
+        "MIGRATED",
+        admin_user,
+        2,
+    )
+
+
+def test_adding_a_retired_name_again_in_the_admin_brings_back_its_row(
+    client, claim_workflow, claim
+):
+    instance = services.start_workflow_instance("Claim Processing", claim)
+    step = claim_workflow.steps.get(name="Submit Claim")
+    withdrawn = WorkflowStepStatus.objects.get(step=step, name="Withdrawn")
+    withdrawn.retire()
+    data = form_data(client.get(url(WorkflowStep, "change", step.pk)))
+    total = int(data["statuses-TOTAL_FORMS"])
+    data.update(
+        {
+            "statuses-TOTAL_FORMS": str(total + 1),
+            f"statuses-{total}-name": "Withdrawn",
+            f"statuses-{total}-is_cancellation_status": "on",
+        }
+    )
+    response = client.post(url(WorkflowStep, "change", step.pk), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert WorkflowStepStatus.objects.get(step=step, name="Withdrawn").pk == withdrawn.pk
+    services.cancel_workflow_instance(instance)
+    assert instance.current_step_status.pk == withdrawn.pk

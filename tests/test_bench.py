@@ -62,6 +62,11 @@ EXPECTED = {
     "mutations": ["updateWorkflowStepStatus"],
     "subscriptions": ["redis, 2 workers", "in-memory, 1 worker"],
     "replay": ["replay of a claimant's 12 events among"],
+    "versions": [
+        "advancing update, workflow with 50 published versions vs 1",
+        "dry run of a migration of",
+        "migrating ",
+    ],
 }
 
 

@@ -17,6 +17,7 @@ from django_steps.services import (
     start_workflow_instance,
     update_workflow_step_status,
 )
+from django_steps.versions import publish_workflow
 from tests.conftest import make_workflow
 from tests.test_services import routing
 from tests.testapp.models import Document
@@ -240,7 +241,7 @@ def test_services_compile_each_condition_once_across_many_evaluations():
 
 
 @pytest.mark.django_db(transaction=True)  # every change commits, as in production
-def test_definition_cache_is_used_and_invalidated_when_a_transition_or_status_changes():
+def test_definition_cache_is_used_and_a_published_change_of_a_transition_or_status_is_seen():
     workflow = make_workflow(
         "Routing", routing([("Fast", "document.amount > 1000", 10), ("Slow", "", 0)])
     )
@@ -259,12 +260,16 @@ def test_definition_cache_is_used_and_invalidated_when_a_transition_or_status_ch
         update_workflow_step_status(instance, "Checking")
     assert compiled.stats["loads"] == loads + 1  # loaded once, then served from the cache
 
-    # Change a transition's condition: the next update sees it.
+    # Change a transition's condition through the ORM: a draft, until it is published.
     version = Workflow.objects.get(pk=workflow.pk).definition_version
     transition = WorkflowTransition.objects.get(workflow=workflow, to_step__name="Fast")
     transition.condition = "document.amount > 10000"
     transition.save()
-    assert Workflow.objects.get(pk=workflow.pk).definition_version > version
+    assert Workflow.objects.get(pk=workflow.pk).definition_version == version
+    draft = start_workflow_instance("Routing", Document.objects.create(amount=Decimal("5000")))
+    assert update_workflow_step_status(draft, "Done").current_step.name == "Fast"
+    publish_workflow(workflow, validate=False)
+    assert Workflow.objects.get(pk=workflow.pk).definition_version == version + 1
     instance = start_workflow_instance("Routing", Document.objects.create(amount=Decimal("5000")))
     assert update_workflow_step_status(instance, "Done").current_step.name == "Slow"
     assert compiled.stats["loads"] == loads + 2
@@ -275,6 +280,7 @@ def test_definition_cache_is_used_and_invalidated_when_a_transition_or_status_ch
     )
     status.name = "Verifying"
     status.save()
+    publish_workflow(workflow, validate=False)
     instance = start_workflow_instance("Routing", Document.objects.create())
     with pytest.raises(Exception) as excinfo:
         update_workflow_step_status(instance, "Checking")
@@ -285,6 +291,7 @@ def test_definition_cache_is_used_and_invalidated_when_a_transition_or_status_ch
 
     # Delete a transition: it no longer fires.
     transition.delete()
+    publish_workflow(workflow, validate=False)
     instance = start_workflow_instance("Routing", Document.objects.create(amount=Decimal("99999")))
     assert update_workflow_step_status(instance, "Done").current_step.name == "Slow"
 

@@ -87,15 +87,22 @@ def test_load_workflow_reports_unreadable_and_unparsable_files(tmp_path):
         run("load_workflow", str(broken))
 
 
-def test_load_workflow_replace_refuses_removing_parts_in_use(tmp_path, claim_workflow, claim):
-    services.start_workflow_instance("Claim Processing", claim)
+def test_load_workflow_replace_removing_a_status_in_use_publishes_a_version_without_it(
+    tmp_path, claim_workflow, claim
+):
+    instance = services.start_workflow_instance("Claim Processing", claim)  # on Draft, v1
     doc = export_workflow(claim_workflow)
     doc["steps"][0]["statuses"] = [s for s in doc["steps"][0]["statuses"] if s["name"] != "Draft"]
     doc["steps"][0]["statuses"][0]["is_default_status"] = True
     path = tmp_path / "claims.yaml"
     path.write_text(yaml.safe_dump(doc))
-    with pytest.raises(CommandError, match="WORKFLOW_IN_USE"):
-        run("load_workflow", str(path), "--replace")
+    out, _ = run("load_workflow", str(path), "--replace")
+    assert "published version 2" in out
+    assert export_workflow(Workflow.objects.get(name="Claim Processing")) == doc
+    # The running instance stays on version 1, where Draft exists.
+    services.update_workflow_step_status(instance, "Draft")
+    assert instance.current_step_status.name == "Draft"
+    assert instance.definition_version.number == 1
 
 
 @pytest.mark.parametrize("fmt, parse", [("yaml", yaml.safe_load), ("json", json.loads)])

@@ -1,7 +1,8 @@
 """The per-process definition cache only ever serves committed definitions.
 
-These tests commit for real (``transaction=True``) and never clear a cache: a worker process
-keeps its caches for its whole life, so must the tests.
+Compiled versions are cached by the version itself (its pk and content hash): these tests
+commit for real (``transaction=True``) and never clear a cache: a worker process keeps its
+caches for its whole life, so must the tests.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django_steps import compiled
 from django_steps.definitions import export_workflow, import_workflow
 from django_steps.models import Workflow, WorkflowTransition
 from django_steps.services import start_workflow_instance, update_workflow_step_status
+from django_steps.versions import publish_workflow
 from tests.conftest import make_workflow
 from tests.test_services import routing
 from tests.testapp.models import Document
@@ -29,9 +31,11 @@ class Rollback(Exception):
 
 
 def _set_condition(workflow: Workflow, to_step: str, condition: str) -> None:
+    """Edit through the ORM (a draft) and publish it."""
     transition = WorkflowTransition.objects.get(workflow=workflow, to_step__name=to_step)
     transition.condition = condition
     transition.save()
+    publish_workflow(workflow, validate=False)  # a fixture with unreachable steps
 
 
 def _route(amount: str) -> str:
@@ -41,7 +45,8 @@ def _route(amount: str) -> str:
 
 def test_a_rolled_back_edit_is_never_served_to_a_later_committed_edit():
     """The reported bug: the rolled-back edit was read (and cached) inside its transaction; the
-    next committed edit reached the same version number and was served the rolled-back rows."""
+    next committed edit reached the same version number (and, on SQLite, the same version row
+    id) and was served the rolled-back rows."""
     workflow = make_workflow(
         "Routing", routing([("Fast", "document.amount > 1000", 10), ("Slow", "", 0)])
     )
@@ -88,11 +93,13 @@ def test_an_edit_committed_by_someone_else_is_seen_by_the_next_change():
     loads = compiled.stats["loads"]
     assert _route("5000") == "Fast"
     assert compiled.stats["loads"] == loads  # served from the cache
-    # A bulk update bypasses the signals; the documented call makes it visible.
+    # A bulk update is a draft like any ORM edit; publishing makes it the version new
+    # instances run on.
     WorkflowTransition.objects.filter(workflow=workflow, to_step__name="Fast").update(
         condition="false"
     )
-    compiled.bump_definition_version(workflow.pk)
+    assert _route("5000") == "Fast"
+    publish_workflow(workflow, validate=False)  # a fixture with unreachable steps
     assert _route("5000") == "Slow"
 
 
@@ -120,16 +127,23 @@ def test_the_version_moves_once_per_committed_change(tmp_path):
     call_command("load_workflow", str(path), "--replace", stdout=open(tmp_path / "out", "w"))
     assert Workflow.objects.get(name="Loaded").definition_version == 2  # one change, several rows
 
-    # Through the models, each committed save is one change.
-    _set_condition(Workflow.objects.get(name="Loaded"), "Fast", "document.amount > 3000")
+    # Through the models, edits are a draft: each publish of changed content is one version.
+    transition = WorkflowTransition.objects.get(workflow__name="Loaded", to_step__name="Fast")
+    transition.condition = "document.amount > 3000"
+    transition.save()
+    assert Workflow.objects.get(name="Loaded").definition_version == 2  # not published yet
+    publish_workflow(Workflow.objects.get(name="Loaded"))
     assert Workflow.objects.get(name="Loaded").definition_version == 3
     with transaction.atomic():
         _set_condition(Workflow.objects.get(name="Loaded"), "Fast", "document.amount > 4000")
-        _set_condition(Workflow.objects.get(name="Loaded"), "Fast", "document.amount > 5000")
-    assert Workflow.objects.get(name="Loaded").definition_version == 4
+        _set_condition(Workflow.objects.get(name="Loaded"), "Fast", "document.amount > 3000")
+    assert Workflow.objects.get(name="Loaded").definition_version == 5  # two publishes
+    publish_workflow(Workflow.objects.get(name="Loaded"))  # nothing new
+    assert Workflow.objects.get(name="Loaded").definition_version == 5
     assert (
         import_workflow(
             export_workflow(Workflow.objects.get(name="Loaded")), replace=True
         ).definition_version
-        == 4
+        == 5
     )
+    assert Workflow.objects.get(name="Loaded").versions.count() == 5

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 import django_steps
+from claims.models import Claim
 from django_steps import services
 from django_steps.definitions import (
     delete_workflow,
@@ -340,7 +341,7 @@ def test_export_gives_every_key_and_the_steps_in_order(claim_workflow):
 
 
 @pytest.mark.django_db(transaction=True)  # the version moves per committed change
-def test_replace_updates_in_place_and_running_instances_follow(claim_workflow, claim):
+def test_replace_updates_in_place_and_only_new_instances_follow(claim_workflow, claim):
     instance = services.start_workflow_instance("Claim Processing", claim)
     step_ids = dict(WorkflowStep.objects.values_list("name", "id"))
     draft_id = WorkflowStepStatus.objects.get(step__name="Submit Claim", name="Draft").id
@@ -391,9 +392,18 @@ def test_replace_updates_in_place_and_running_instances_follow(claim_workflow, c
         }
         for t in doc["transitions"]
     ]
-    # The running instance (claim amount 1500) takes the new guarded transition.
+    # The running instance (claim amount 1500) stays on the version it started on...
     services.update_workflow_step_status(instance, "Submitted")
-    assert instance.current_step.name == "Senior Review"
+    assert instance.current_step.name == "Review Claim"
+    # ...while a new one runs on the new version and takes the new guarded transition.
+    other = Claim.objects.create(title="Roof", claimant="Bo", amount=Decimal("1500.00"))
+    newer = services.start_workflow_instance("Claim Processing", other)
+    services.update_workflow_step_status(newer, "Submitted")
+    assert newer.current_step.name == "Senior Review"
+    assert (instance.definition_version.number, newer.definition_version.number) == (
+        version,
+        workflow.definition_version,
+    )
 
 
 def test_replace_can_move_the_default_and_cancellation_flags_between_statuses(claim_workflow):
@@ -421,34 +431,51 @@ def test_replace_removes_unused_parts(claim_workflow):
     assert WorkflowTransition.objects.filter(workflow=workflow).count() == 1
 
 
-def test_replace_refuses_to_remove_parts_in_use_and_changes_nothing(claim_workflow, claim):
+def test_removing_a_step_in_use_publishes_a_version_and_the_running_instance_finishes_on_its_own(
+    claim_workflow, claim
+):
     instance = services.start_workflow_instance("Claim Processing", claim)
     services.update_workflow_step_status(instance, "Submitted")  # now on "Review Claim"
+    review = WorkflowStep.objects.get(name="Review Claim")
     before = export_workflow(claim_workflow)
-    version = Workflow.objects.get(pk=claim_workflow.pk).definition_version
 
     doc = copy.deepcopy(before)
-    doc["description"] = "changed"
     doc["steps"] = [s for s in doc["steps"] if s["name"] != "Review Claim"]
     doc["transitions"] = [{"from_step": "Submit Claim", "to_step": "Approve/Reject"}]
-    with pytest.raises(WorkflowInUse) as info:
-        import_workflow(doc, replace=True)
-    assert info.value.code == "WORKFLOW_IN_USE"
-    assert "Review Claim" in info.value.message
-
-    # A status used only by history is protected too.
-    doc = copy.deepcopy(before)
-    _step(doc, "Submit Claim")["statuses"] = [
-        s for s in _step(doc, "Submit Claim")["statuses"] if s["name"] != "Submitted"
+    workflow = import_workflow(doc, replace=True)
+    assert workflow.definition_version == 2
+    assert [s["name"] for s in export_workflow(workflow)["steps"]] == [
+        "Submit Claim",
+        "Approve/Reject",
     ]
-    with pytest.raises(WorkflowInUse):
-        import_workflow(doc, replace=True)
+    # The step is retired, not deleted: the instance and its history still point at it.
+    assert not WorkflowStep.objects.filter(pk=review.pk).exists()
+    assert WorkflowStep.all_objects.get(pk=review.pk).retired
 
-    claim_workflow.refresh_from_db()
-    assert export_workflow(claim_workflow) == before
-    assert claim_workflow.definition_version == version
+    # The running instance finishes on version 1, through the removed step.
     services.update_workflow_step_status(instance, "Approved")
     assert instance.current_step.name == "Approve/Reject"
+    services.update_workflow_step_status(instance, "Approved")
+    assert instance.state == "COMPLETED"
+    assert instance.definition_version.number == 1
+    assert [e.definition_version.number for e in instance.events.order_by("sequence")] == [1] * 4
+
+    # Adding the step again brings back the same row (its id, so its global ID, is stable).
+    workflow = import_workflow(before, replace=True)
+    assert workflow.definition_version == 3
+    assert WorkflowStep.objects.get(name="Review Claim").pk == review.pk
+    assert export_workflow(workflow) == before
+
+
+def test_an_identical_re_import_publishes_no_version(claim_workflow):
+    doc = export_workflow(claim_workflow)
+    first = import_workflow(doc, replace=True)
+    assert first.definition_version == 1
+    assert import_workflow(copy.deepcopy(doc), replace=True).definition_version == 1
+    assert claim_workflow.versions.count() == 1
+    # Lists in another order are the same definition.
+    doc["steps"][0]["statuses"].reverse()
+    assert import_workflow(doc, replace=True).definition_version == 1
 
 
 def test_replace_with_an_invalid_document_changes_nothing(claim_workflow):

@@ -61,6 +61,7 @@ def test_one_unfinished_instance_per_workflow_and_object(workflow):
     first = start_workflow_instance("Routing", doc)
     fields = dict(
         workflow=workflow,
+        definition_version_id=first.definition_version_id,
         current_step_id=first.current_step_id,
         current_step_status_id=first.current_step_status_id,
         content_type_id=first.content_type_id,

@@ -20,12 +20,12 @@ from tests.graphql.conftest import client_for, make_user
 PARTS = (WORKFLOW, STEP, STATUS, TRANSITION)
 
 #: Model fields that are not keys of the definition document: ids, the part's parent, the
-#: workflow's version bookkeeping and timestamps.
+#: workflow's version bookkeeping, timestamps, and the flag of rows retired from the definition.
 NOT_DEFINITION = {
-    "Workflow": {"id", "definition_version", "definition_token", "created_at", "updated_at"},
-    "WorkflowStep": {"id", "workflow"},
-    "WorkflowStepStatus": {"id", "step"},
-    "WorkflowTransition": {"id", "workflow"},
+    "Workflow": {"id", "definition_version", "definition_hash", "created_at", "updated_at"},
+    "WorkflowStep": {"id", "workflow", "retired"},
+    "WorkflowStepStatus": {"id", "step", "retired"},
+    "WorkflowTransition": {"id", "workflow", "retired"},
 }
 
 #: One document that gives every key of the shape a value other than its default.
@@ -98,9 +98,7 @@ def test_the_document_of_these_tests_sets_every_key_of_the_shape():
 
 @pytest.mark.parametrize("part", PARTS, ids=lambda p: p.name)
 def test_every_definition_field_of_a_model_is_a_key_of_the_shape(part):
-    fields = {
-        f.name for f in part.model._meta.get_fields() if isinstance(f, Field) and f.concrete
-    }
+    fields = {f.name for f in part.model._meta.get_fields() if isinstance(f, Field) and f.concrete}
     # Relations are keys by the same name too (a transition's from_step, a workflow's
     # content_types), written as names in documents.
     assert fields - NOT_DEFINITION[part.model_name] - set(part.names) == set()
@@ -174,9 +172,7 @@ def _camel(value):
 
 
 def test_every_key_survives_the_graphql_definition_input(db):
-    gql = client_for(
-        make_user("shaper", "django_steps.view_workflow", "django_steps.add_workflow")
-    )
+    gql = client_for(make_user("shaper", "django_steps.view_workflow", "django_steps.add_workflow"))
     result = gql.data(
         """mutation($input: WorkflowDefinitionInput!) {
              createWorkflow(input: $input) { __typename ... on Workflow { name } } }""",

@@ -115,6 +115,9 @@ def test_start_works_for_uuid_and_text_primary_keys(operator, claim_workflow):
     claim_workflow.content_types.add(
         *ContentType.objects.get_for_models(UUIDThing, CodeThing).values()
     )
+    from django_steps.versions import publish_workflow
+
+    publish_workflow(claim_workflow)  # an ORM edit is a draft until published
     # Starting needs the permission to view the object too.
     operator.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_uuidthing", "view_codething"])
@@ -502,8 +505,9 @@ def test_update_workflow_errors(as_designer, claim, claim_workflow):
     assert codes(payload) == ["WORKFLOW_NOT_FOUND"]
     from django_steps.services import start_workflow_instance
 
-    start_workflow_instance("Claim Processing", claim)
-    # dropping the step the instance is on is refused
+    instance = start_workflow_instance("Claim Processing", claim)
+    # dropping the step the instance is on publishes a version without it; the instance stays
+    # on its own
     doc = {
         "name": "Claim Processing",
         "steps": [
@@ -519,8 +523,12 @@ def test_update_workflow_errors(as_designer, claim, claim_workflow):
         ],
     }
     payload = as_designer.data(ops.UPDATE_WORKFLOW, {"input": doc})["updateWorkflow"]
-    assert codes(payload) == ["WORKFLOW_IN_USE"]
-    assert claim_workflow.steps.count() == 3
+    assert payload["__typename"] == "Workflow"
+    assert claim_workflow.steps.count() == 1
+    claim_workflow.refresh_from_db()
+    assert claim_workflow.definition_version == 2
+    instance.refresh_from_db()
+    assert (instance.definition_version.number, instance.current_step.name) == (1, "Submit Claim")
 
 
 def test_delete_workflow(as_designer, claim_workflow, claim):

@@ -25,7 +25,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--replace",
             action="store_true",
-            help="Update the existing workflow of that name in place (refused if removed parts are in use).",
+            help="Update the existing workflow of that name in place and publish it as a new version "
+            "(running instances stay on theirs; removed parts are retired).",
         )
         parser.add_argument("--check", action="store_true", help="Only validate; change nothing.")
 
@@ -57,6 +58,6 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f'Loaded workflow "{workflow.name}" ({steps} steps, {transitions} transitions, '
-                f"definition version {workflow.definition_version})."
+                f"published version {workflow.definition_version})."
             )
         )

@@ -1,0 +1,82 @@
+"""The data migration that gives every existing workflow its first published version."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+BEFORE = [("django_steps", "0005_paging_indexes")]
+AFTER = [("django_steps", "0008_versions_required")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_existing_workflows_get_a_version_their_instances_and_events_point_at():
+    executor = MigrationExecutor(connection)
+    executor.migrate(BEFORE)
+    apps = executor.loader.project_state(BEFORE).apps
+    Workflow = apps.get_model("django_steps", "Workflow")
+    Step = apps.get_model("django_steps", "WorkflowStep")
+    Status = apps.get_model("django_steps", "WorkflowStepStatus")
+    Transition = apps.get_model("django_steps", "WorkflowTransition")
+    Instance = apps.get_model("django_steps", "WorkflowInstance")
+    Event = apps.get_model("django_steps", "WorkflowEvent")
+    ContentType = apps.get_model("contenttypes", "ContentType")
+
+    claim_type = ContentType.objects.get(app_label="claims", model="claim")
+    workflow = Workflow.objects.create(name="Old", definition_version=7)
+    workflow.content_types.add(claim_type)
+    first = Step.objects.create(workflow=workflow, name="First", order=1, is_initial_step=True)
+    last = Step.objects.create(workflow=workflow, name="Last", order=2, is_final_step=True)
+    new = Status.objects.create(step=first, name="New", is_default_status=True)
+    Status.objects.create(step=first, name="Done", is_completion_status=True)
+    Status.objects.create(
+        step=last, name="Closed", is_default_status=True, is_completion_status=True
+    )
+    Transition.objects.create(workflow=workflow, from_step=first, to_step=last, condition="true")
+    instance = Instance.objects.create(
+        workflow=workflow,
+        current_step=first,
+        current_step_status=new,
+        version=1,
+        content_type=claim_type,
+        object_id="1",
+    )
+    Event.objects.create(
+        instance=instance,
+        workflow=workflow,
+        sequence=1,
+        position=1,
+        kind="STARTED",
+        state="ACTIVE",
+        to_step=first,
+        to_status=new,
+    )
+    empty = Workflow.objects.create(name="Empty")
+
+    executor.loader.build_graph()
+    executor.migrate(AFTER)
+
+    from django_steps import compiled
+    from django_steps.definitions import export_workflow
+    from django_steps.models import Workflow as Current
+    from django_steps.models import WorkflowEvent, WorkflowInstance
+    from django_steps.versions import publish_workflow
+
+    old = Current.objects.get(name="Old")
+    (version,) = old.versions.all()
+    assert (version.number, old.definition_version, old.definition_hash) == (
+        7,
+        7,
+        version.content_hash,
+    )
+    assert WorkflowInstance.objects.get(pk=instance.pk).definition_version == version
+    assert WorkflowEvent.objects.get(instance_id=instance.pk).definition_version == version
+    definition = compiled.for_version(version)
+    assert definition.steps[first.pk].transitions[0].condition == "true"
+    assert definition.content_type_ids == {claim_type.pk}
+    # Publishing the unchanged rows again makes no new version: the hash is the same.
+    assert publish_workflow(old) == version
+    assert export_workflow(old)["steps"][0]["statuses"][0]["name"] == "New"
+    assert Current.objects.get(name="Empty").versions.get().number == 1
+    assert empty.pk
