@@ -265,20 +265,33 @@ class WorkflowType(relay.Node):
 
     @strawberry_django.field(
         description=(
-            "The workflow as a Mermaid flowchart (steps as nodes, transitions as edges with their conditions). "
-            "Rendered once per committed definition and kept (no query after the first)."
+            "The workflow's latest published version as a Mermaid flowchart (steps as nodes, "
+            "transitions as edges with their conditions). Rendered once per version and kept (no "
+            "query after the first)."
         ),
-        only=["id", "name", "definition_token"],
+        only=["id", "name", "definition_version", "definition_hash"],
         metadata={WORK: MERMAID_COST},
     )
     def mermaid(self, root: strawberry.Parent[models.Workflow]) -> str:
         from django_steps import compiled
-        from django_steps.diagram import workflow_to_mermaid
+        from django_steps.diagram import version_to_mermaid, workflow_to_mermaid
 
-        # Cached per committed definition like the compiled one: 2 queries per workflow once,
-        # none after. The name is not part of the definition (a rename keeps the token): the
-        # first line, which carries it, is written per call.
-        text = compiled.cached("mermaid", root, lambda _pk: workflow_to_mermaid(root))
+        # The latest published version, rendered once per process (1 query the first time,
+        # none after): a version never changes. A workflow never published is drawn from its
+        # draft rows each time. The name is not part of a version's content (a rename keeps
+        # it): the first line, which carries it, is written per call.
+        if root.definition_version:
+            text = compiled.cached(
+                "mermaid",
+                root,
+                lambda pk: version_to_mermaid(
+                    models.WorkflowVersion.objects.get(
+                        workflow_id=pk, number=root.definition_version
+                    )
+                ),
+            )
+        else:
+            text = workflow_to_mermaid(root)
         _title, body = text.split("\n", 1)
         return f"%% Workflow: {' '.join(root.name.split())}\n{body}"
 

@@ -286,7 +286,7 @@ def test_migrating_needs_its_permission_and_sees_only_visible_instances(settings
 
 
 def test_a_status_permission_blocks_the_move_for_an_actor_without_it(settings):
-    settings.DJANGO_STEPS = {}  # every instance visible
+    settings.DJANGO_STEPS = {}  # the default rule: who may view claims sees their instances
     doc = claims_doc()
     workflow = import_workflow(doc)
     instance = services.start_workflow_instance("Claims", claim("10"))
@@ -297,7 +297,10 @@ def test_a_status_permission_blocks_the_move_for_an_actor_without_it(settings):
     )
     import_workflow(doc, replace=True)
     migrator = make_user(
-        "migrator", "django_steps.migrate_workflowinstance", "django_steps.view_workflowinstance"
+        "migrator",
+        "django_steps.migrate_workflowinstance",
+        "django_steps.view_workflowinstance",
+        "claims.view_claim",
     )
     (move,) = plan_migration("Claims", 2, actor=migrator).moves
     assert (move.blocked, move.to_status) == ("PERMISSION_DENIED", "Draft")

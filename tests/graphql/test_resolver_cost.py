@@ -15,8 +15,8 @@ from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, is_leaf_type
 
 from django_steps.models import WorkflowStep
 from django_steps.services import start_workflow_instance, update_workflow_step_status
+from django_steps.versions import publish_workflow
 from graphql_api.schema import schema
-
 
 pytestmark = pytest.mark.django_db
 
@@ -181,13 +181,15 @@ def test_diagrams_under_the_limit_are_rendered_once_per_definition(as_viewer, pa
     print(f"\n30 aliases x 8 diagrams, limit off: {elapsed:.3f} s, {len(queries)} queries")
 
 
-def test_a_diagram_follows_definition_changes_and_renames(as_viewer, claim_workflow):
+def test_a_diagram_follows_published_versions_and_renames(as_viewer, claim_workflow):
     query = "query($name: String!) { workflow(name: $name) { mermaid } }"
     before = as_viewer.data(query, {"name": "Claim Processing"})["workflow"]["mermaid"]
     assert before.startswith("%% Workflow: Claim Processing\n")
     step = WorkflowStep.objects.get(workflow=claim_workflow, name="Review Claim")
     step.name = "Second Look"
-    step.save()
+    step.save()  # a draft: the diagram is the published version's until it is published
+    assert as_viewer.data(query, {"name": "Claim Processing"})["workflow"]["mermaid"] == before
+    publish_workflow(claim_workflow, validate=False)
     claim_workflow.refresh_from_db()
     claim_workflow.name = "Claims"
     claim_workflow.save()
