@@ -62,8 +62,8 @@ def main() -> None:
 
     from demo.views import client_operations
     from django_steps.models import WorkflowInstance
-    from graphql_api.cost import estimate
-    from graphql_api.extensions import OperationLimits
+    from graphql_api.security.cost import estimate
+    from graphql_api.security.extensions import OperationLimits
     from graphql_api.schema import schema
 
     settings.ALLOWED_HOSTS = ["*"]

@@ -138,7 +138,7 @@ async def measure(session: str, rounds: int) -> tuple[list[float], list[float]]:
     from django.test import Client
     from strawberry.channels.testing import GraphQLWebsocketCommunicator
 
-    from graphql_api.routing import get_application
+    from graphql_api.live.routing import get_application
 
     client = Client()
     client.cookies["sessionid"] = session

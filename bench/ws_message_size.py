@@ -2,7 +2,7 @@
 
     python bench/ws_message_size.py [--quick] [--json]
 
-Every ``next``/``data`` message goes through ``graphql_api.routing.SizeLimitedWebSocketAdapter``
+Every ``next``/``data`` message goes through ``graphql_api.live.routing.SizeLimitedWebSocketAdapter``
 (serialise, compare the text's length with ``WEBSOCKET_MAX_MESSAGE_SIZE``, send) instead of
 strawberry's ``ChannelsWebSocketAdapter`` (serialise, send). Both are driven here the way a
 subscription drives them: the real ``WorkflowGraphQLWSConsumer`` (its Channels ``send``, with
@@ -105,9 +105,9 @@ def main() -> None:
     django.setup()
     from strawberry.channels.handlers.ws_handler import ChannelsWebSocketAdapter
 
-    from graphql_api.routing import SizeLimitedWebSocketAdapter, WorkflowGraphQLWSConsumer
+    from graphql_api.live.routing import SizeLimitedWebSocketAdapter, WorkflowGraphQLWSConsumer
     from graphql_api.schema import schema
-    from graphql_api.subscriptions import sending_event
+    from graphql_api.live.subscriptions import sending_event
 
     consumer = WorkflowGraphQLWSConsumer(schema=schema)
     sent = []

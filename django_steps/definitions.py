@@ -49,7 +49,7 @@ Validation (:func:`validate_definition`) reports *every* problem at once, each w
   ``DEFINITION_MAX_STATUSES_PER_STEP`` statuses in a step (10), ``DEFINITION_MAX_TRANSITIONS``
   transitions (60) or ``DEFINITION_MAX_TRANSITIONS_PER_STEP`` transitions leaving one step (10).
   The GraphQL cost estimate counts a definition's lists with these bounds
-  (:mod:`graphql_api.cost`), so they are what makes it true;
+  (:mod:`graphql_api.security.cost`), so they are what makes it true;
 - transitions naming unknown steps, conditions that do not compile or are over a CEL limit
   (length, nesting, size, estimated cost: see :mod:`django_steps.cel`; the problem names the
   transition "From → To"), conditions totalling more than ``DEFINITION_MAX_CONDITIONS_LENGTH``

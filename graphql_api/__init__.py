@@ -8,7 +8,7 @@ What a project uses (README, "Use it in your project"):
 * :mod:`graphql_api.routing`: ``get_application(schema)`` for ``asgi.py``;
 * :mod:`graphql_api.views`: the view and ``error_response()``;
 * :mod:`graphql_api.schemas`: how those helpers read a schema (object, dotted path, callable);
-* :mod:`graphql_api.checks`: what ``manage.py check`` reports.
+* :mod:`graphql_api.security.checks`: what ``manage.py check`` reports.
 
 Importing this package (and ``routing``/``schemas``) touches no model: safe before ``django.setup()``.
 """

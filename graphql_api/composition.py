@@ -14,7 +14,7 @@ with what our API needs to behave as documented, for every operation of that sch
 * our schema extensions (:func:`schema_extensions`: depth/alias/token limits, parser and
   validation caches, the introspection switch, error masking, the query optimizer), then the
   host's own (a host extension we already run is not added twice; a host's
-  ``DjangoOptimizerExtension`` runs in place of ours, :class:`~graphql_api.extensions.QuerysetOptimizer`);
+  ``DjangoOptimizerExtension`` runs in place of ours, :class:`~graphql_api.security.extensions.QuerysetOptimizer`);
 * our execution context (:class:`SharedEventExecutionContext`: a workflow event is executed
   once per identical subscription);
 * name clashes settled by renaming *our* types in that schema only (``rename``): a host type
@@ -53,13 +53,13 @@ from strawberry.types.lazy_type import LazyType
 from strawberry.types.union import StrawberryUnion
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from .connections import CONNECTION_NAMES, fix_pagination_descriptions
-from .execution import SharedEventExecutionContext
-from .extensions import QuerysetOptimizer, schema_extensions
-from .mutations import Mutation
-from .queries import Query
-from .subscriptions import Subscription
-from .types import (
+from graphql_api.api.connections import CONNECTION_NAMES, fix_pagination_descriptions
+from graphql_api.live.execution import SharedEventExecutionContext
+from graphql_api.security.extensions import QuerysetOptimizer, schema_extensions
+from graphql_api.api.mutations import Mutation
+from graphql_api.api.queries import Query
+from graphql_api.live.subscriptions import Subscription
+from graphql_api.api.types import (
     UserType,
     WorkflowEventType,
     WorkflowInstanceType,
@@ -98,12 +98,12 @@ SCALARS = {
 
 
 class Schema(strawberry.Schema):
-    """strawberry's schema, logging errors with :func:`~graphql_api.errors.log_errors` (client
+    """strawberry's schema, logging errors with :func:`~graphql_api.security.errors.log_errors` (client
     errors in one line without a traceback, server faults with theirs) instead of every error
     at ERROR with a traceback. Every schema :func:`compose_schema` builds is one."""
 
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
-        from .errors import log_errors
+        from graphql_api.security.errors import log_errors
 
         log_errors(errors, execution_context)
 
@@ -286,7 +286,7 @@ class _RenameOurTypes:
 class _OurConnectionNames:
     """Mixin for strawberry's ``NameConverter``: our keyset connections keep the names of the
     first version's (``WorkflowInstanceConnection``, ``WorkflowInstanceEdge``), not
-    strawberry-django's ``…CursorConnection`` / ``…CursorEdge`` (see :mod:`graphql_api.connections`).
+    strawberry-django's ``…CursorConnection`` / ``…CursorEdge`` (see :mod:`graphql_api.api.connections`).
     Only connections of our own node types are named so."""
 
     def from_generic(self, generic_type: StrawberryObjectDefinition, types: list[Any]) -> str:

@@ -8,7 +8,7 @@ and execution context.
 
 from __future__ import annotations
 
-from .composition import compose_schema
+from graphql_api.composition import compose_schema
 
 __all__ = ["schema"]
 

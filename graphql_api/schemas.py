@@ -2,7 +2,7 @@
 
 The URL helper (:func:`graphql_api.urls.graphql_urls`), the view factory
 (:func:`graphql_api.views.graphql_view`) and the ASGI helper
-(:func:`graphql_api.routing.get_application`) all take the schema the same way, through
+(:func:`graphql_api.live.routing.get_application`) all take the schema the same way, through
 :func:`load_schema`:
 
 * ``None``: django-steps' own schema (``graphql_api.schema.schema``);
@@ -35,7 +35,7 @@ SchemaSpec = Union[Schema, str, Callable[[], Schema], None]
 def load_schema(spec: SchemaSpec = None) -> Schema:
     """The schema ``spec`` names (django-steps' own for ``None``)."""
     if spec is None:
-        from .schema import schema
+        from graphql_api.schema import schema
 
         return schema
     if isinstance(spec, Schema):

@@ -4,7 +4,7 @@
 * A host project's composed schema (see :mod:`graphql_api.composition`):
   ``path("", include(graphql_urls("mysite.schema:schema")))``.
 
-The WebSocket side of the same path is the ASGI helper's (:func:`graphql_api.routing.get_application`);
+The WebSocket side of the same path is the ASGI helper's (:func:`graphql_api.live.routing.get_application`);
 give both the same schema (``manage.py check`` says when they differ).
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from .schemas import SchemaSpec
-from .views import graphql_view
+from graphql_api.schemas import SchemaSpec
+from graphql_api.views import graphql_view
 
 __all__ = ["graphql_urls", "urlpatterns"]
 

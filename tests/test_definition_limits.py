@@ -355,7 +355,7 @@ CURRENT_STEP_LISTS = """query($id: ID!) { workflowInstance(id: $id) {
 
 
 def estimated(document_text: str) -> int:
-    from graphql_api.cost import estimate
+    from graphql_api.security.cost import estimate
     from graphql_api.schema import schema
 
     return estimate(schema._schema, parse(document_text), None, {})

@@ -4,7 +4,7 @@ from channels.routing import ProtocolTypeRouter
 from django.core.asgi import get_asgi_application
 
 from graphql_api.composition import compose_schema
-from graphql_api.routing import get_application
+from graphql_api.live.routing import get_application
 
 good = get_application()
 http_only = ProtocolTypeRouter({"http": get_asgi_application()})

@@ -8,6 +8,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.demo.settings_static")
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from graphql_api.routing import get_application  # noqa: E402
+from graphql_api.live.routing import get_application  # noqa: E402
 
 application = ASGIStaticFilesHandler(get_application())

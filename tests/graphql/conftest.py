@@ -15,7 +15,7 @@ ENDPOINT = "/graphql/"
 
 
 def _error_codes() -> set[str]:
-    from graphql_api.error_codes import WorkflowErrorCode
+    from graphql_api.security.error_codes import WorkflowErrorCode
 
     return {member.value for member in WorkflowErrorCode}
 

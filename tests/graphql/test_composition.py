@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from graphql_api.composition import SharedEventExecutionContext, compose_schema
-from graphql_api.extensions import QuerysetOptimizer
+from graphql_api.security.extensions import QuerysetOptimizer
 from graphql_api.schemas import load_schema
 
 

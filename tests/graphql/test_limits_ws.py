@@ -21,7 +21,7 @@ subscription { workflowInstanceEvents { instance { history(first: 100) { edges {
 
 @pytest.fixture
 def application():
-    from graphql_api.routing import get_application
+    from graphql_api.live.routing import get_application
 
     return get_application()
 

@@ -101,7 +101,7 @@ def test_instances_page_backward_without_repeat_or_gap(as_viewer, ten):
 
 
 def test_a_root_connection_without_first_or_last_returns_one_bounded_page(as_viewer, ten):
-    from graphql_api.types import MAX_PAGE_SIZE
+    from graphql_api.api.types import MAX_PAGE_SIZE
 
     page = as_viewer.data(PAGE)["workflowInstances"]
     assert len(page["edges"]) == 10 <= MAX_PAGE_SIZE
@@ -155,7 +155,7 @@ def test_the_history_pages_oldest_first_without_repeat_or_gap_while_it_grows(
 def test_the_history_is_bounded_and_nested_connections_need_first_or_last(
     as_viewer, claim_workflow
 ):
-    from graphql_api.types import MAX_PAGE_SIZE
+    from graphql_api.api.types import MAX_PAGE_SIZE
 
     instance = start("long")
     for _ in range(MAX_PAGE_SIZE):

@@ -96,7 +96,7 @@ def test_admin_login_is_throttled_with_axes_lockout_page(ada):
 
 @pytest.mark.django_db(transaction=True)
 async def test_login_over_a_websocket_is_throttled_and_logs_the_socket_in():
-    from graphql_api.routing import get_application
+    from graphql_api.live.routing import get_application
     from tests.subscriptions.helpers import GraphQLSocket
 
     await database_sync_to_async(make_user)("ada")

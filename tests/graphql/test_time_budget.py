@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from django_steps.services import start_workflow_instance, update_workflow_step_status
-from graphql_api.budget import is_timeout, time_budget
+from graphql_api.security.budget import is_timeout, time_budget
 
 pytestmark = pytest.mark.django_db
 
@@ -199,7 +199,7 @@ async def test_a_query_over_its_budget_on_a_websocket_answers_timeout(settings):
     """Over graphql-transport-ws the resolvers query in worker threads: the budget reaches them."""
     from channels.db import database_sync_to_async as run
 
-    from graphql_api.routing import get_application
+    from graphql_api.live.routing import get_application
     from tests.conftest import CLAIM_PROCESSING, make_workflow
     from tests.subscriptions.conftest import login_session, make_user
     from tests.subscriptions.helpers import GraphQLSocket, error_codes

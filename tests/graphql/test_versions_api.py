@@ -12,7 +12,7 @@ from django_steps import services
 from django_steps.choices import EventKind
 from django_steps.definitions import import_workflow
 from django_steps.versions import migrate_instances
-from graphql_api.enums import WorkflowEventKind
+from graphql_api.api.enums import WorkflowEventKind
 
 from .conftest import gid
 

@@ -21,7 +21,7 @@ def _fast_catch_up(settings):
 
 @pytest.fixture
 def application():
-    from graphql_api.routing import get_application
+    from graphql_api.live.routing import get_application
 
     return get_application()
 

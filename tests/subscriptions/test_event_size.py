@@ -14,7 +14,7 @@ from django.test import Client
 
 from django_steps import services
 from django_steps.models import WorkflowEvent
-from graphql_api.extensions import DEFAULTS
+from graphql_api.security.extensions import DEFAULTS
 
 from .conftest import new_claim
 from .helpers import COMPLETE, EVENTS, PROTOCOLS, GraphQLSocket, error_codes, instance_gid
@@ -133,7 +133,7 @@ async def test_a_live_event_too_large_ends_the_subscription_with_its_cursor(
     async with GraphQLSocket(application, protocol=protocol, session_key=viewer_session) as ws:
         sub = await ws.subscribe(BIG, instanceId=instance_gid(big))
         assert await ws.nothing_more(sub, 0.3)  # live now
-        with caplog.at_level(logging.WARNING, logger="graphql_api.routing"):
+        with caplog.at_level(logging.WARNING, logger="graphql_api.live.routing"):
             await run(services.set_workflow_on_hold)(big)
             error = await too_large(ws, sub)
         held = await run(last_cursor)(big)
@@ -302,7 +302,7 @@ def burst_schema():
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_nothing_follows_the_error_of_a_subscription_that_never_waits(settings, protocol):
-    from graphql_api.routing import websocket_application
+    from graphql_api.live.routing import websocket_application
 
     settings.DJANGO_STEPS_GRAPHQL = {
         **settings.DJANGO_STEPS_GRAPHQL,

@@ -273,7 +273,7 @@ async def test_rolled_back_change_publishes_nothing(application, claim_workflows
 @pytest.fixture
 def drop_publishes(monkeypatch):
     """Make the channel layer "lose" the announcements of chosen events (at-most-once delivery)."""
-    from graphql_api import events as publisher
+    from graphql_api.live import events as publisher
 
     dropped: set[int] = set()
     real = publisher.publish_event
@@ -337,11 +337,11 @@ async def test_a_channel_layer_outage_fails_no_mutation_and_is_logged(
         async def group_send(self, group, message):
             raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    import graphql_api.events as publisher
+    import graphql_api.live.events as publisher
 
     instance = await run(start)()
     monkeypatch.setattr(publisher, "get_channel_layer", lambda: DownLayer())
-    with caplog.at_level(logging.ERROR, logger="graphql_api.events"):
+    with caplog.at_level(logging.ERROR, logger="graphql_api.live.events"):
         held = await run(services.set_workflow_on_hold)(instance)
         assert held.state == "ON_HOLD"
         assert await run(lambda: WorkflowEvent.objects.filter(instance=instance).count())() == 2
@@ -378,7 +378,7 @@ async def test_websocket_origin_check(settings, claim_workflows, origin, accepte
     """In-process (a live server test covers real handshakes: test_origin_live.py)."""
     from channels.testing import WebsocketCommunicator
 
-    from graphql_api.routing import get_application
+    from graphql_api.live.routing import get_application
 
     settings.DJANGO_STEPS_GRAPHQL = {
         **settings.DJANGO_STEPS_GRAPHQL,
@@ -407,7 +407,7 @@ async def test_the_channel_layer_carries_each_event_once_per_process(
 
     from channels.layers import get_channel_layer
 
-    from graphql_api.streams import GROUP
+    from graphql_api.live.streams import GROUP
 
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     instance = await run(start)()

@@ -59,7 +59,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils.module_loading import import_string
 
-from .extensions import graphql_setting
+from graphql_api.security.extensions import graphql_setting
 
 __all__ = [
     "DEPLOY_CHECKS",
@@ -259,15 +259,15 @@ def check_page_size(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
 
 
 def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
-    from .views import DjangoStepsGraphQLView
+    from graphql_api.views import DjangoStepsGraphQLView
 
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
         return [
             Warning(
                 "ASGI_APPLICATION is not set: GraphQL works over HTTP, but subscriptions need the ASGI "
-                "application of graphql_api.routing.",
-                hint="In mysite/asgi.py: application = get_application() (from graphql_api.routing; with a "
+                "application of graphql_api.live.routing.",
+                hint="In mysite/asgi.py: application = get_application() (from graphql_api.live.routing; with a "
                 "schema of your own, get_application('mysite.schema:schema')); in settings: "
                 "ASGI_APPLICATION = 'mysite.asgi.application' (README, 'Use it in your project', step 5).",
                 id="django_steps.W008",
@@ -303,7 +303,7 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
             Warning(
                 f"ASGI_APPLICATION {path!r} could not be inspected (no channels ProtocolTypeRouter found inside): "
                 "its WebSocket routing to GraphQL was not verified.",
-                hint="Build it with graphql_api.routing.get_application(), or silence django_steps.W006 once "
+                hint="Build it with graphql_api.live.routing.get_application(), or silence django_steps.W006 once "
                 "subscriptions work.",
                 id="django_steps.W006",
             )
@@ -319,7 +319,7 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
                     f"The GraphQL view is at /{url} but ASGI_APPLICATION {path!r} routes no WebSocket to a "
                     "GraphQL consumer there: subscriptions would fail.",
                     hint="In asgi.py: application = get_application(<your schema>, "
-                    f"path=r'^{re.escape(url.rstrip('/'))}/?$') (graphql_api.routing; path is a regular "
+                    f"path=r'^{re.escape(url.rstrip('/'))}/?$') (graphql_api.live.routing; path is a regular "
                     "expression of the URL path).",
                     id="django_steps.E005",
                 )

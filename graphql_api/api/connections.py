@@ -22,11 +22,11 @@ What this module adds:
 ``totalCount`` is ``Int!`` and counted only when selected, with one ``COUNT`` (never a window over
 every row). A nested connection needs ``first`` or ``last``: strawberry-django's optimizer pages
 it in SQL from the arguments as written (the cost limit refuses one without, see
-:mod:`graphql_api.cost`).
+:mod:`graphql_api.security.cost`).
 
 **Cursors from clients.** A malformed or foreign cursor is ``BAD_USER_INPUT`` with ``field``
 ``after``/``before``, never a server fault. Its shape (base64 of ``orderedcursor:`` and a short
-JSON list of strings) is checked before the operation runs (:mod:`graphql_api.cost`). Its values
+JSON list of strings) is checked before the operation runs (:mod:`graphql_api.security.cost`). Its values
 are checked against the columns of the connection's ordering (:func:`check_cursors`) before any
 SQL holds them: as many values as ordering columns, each one its column can parse and hold — an
 integer within the column's range on this database (SQLite's driver raises ``OverflowError``
@@ -66,8 +66,8 @@ from strawberry_django.relay import (
 )
 from strawberry_django.relay.cursor_connection import OrderingDescriptor, annotate_ordering_fields
 
-from .errors import BAD_USER_INPUT, query_error
-from .ids import schema_name
+from graphql_api.security.errors import BAD_USER_INPUT, query_error
+from graphql_api.api.ids import schema_name
 
 __all__ = [
     "CONNECTION_NAMES",
@@ -96,7 +96,7 @@ class BoundedPage(FieldExtension):
         self.max_results = max_results
 
     def resolve(self, next_: Any, source: Any, info: Any, **kwargs: Any) -> Any:
-        from .errors import BAD_USER_INPUT, query_error
+        from graphql_api.security.errors import BAD_USER_INPUT, query_error
 
         for name in ("first", "last"):  # strawberry-django checks them one at a time, not both
             size = kwargs.get(name)

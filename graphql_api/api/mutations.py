@@ -4,7 +4,7 @@
 The rest is the same for every mutation and lives in :func:`mutation`: the permission the
 mutation needs (``PERMISSION_DENIED`` before anything is looked up, so a refused client learns
 nothing about IDs), and the mapping of expected errors to ``OperationInfo``
-(:mod:`graphql_api.errors`). Instances are looked up through the visibility rule, so a hidden
+(:mod:`graphql_api.security.errors`). Instances are looked up through the visibility rule, so a hidden
 instance is ``NOT_FOUND`` exactly like a missing one. Each returns ``<Type> | OperationInfo``.
 """
 
@@ -41,9 +41,9 @@ from django_steps.exceptions import (
 )
 from django_steps.models import Workflow, WorkflowInstance
 
-from . import permissions
-from .error_codes import OperationInfoType as OperationInfo
-from .errors import (
+from graphql_api.security import permissions
+from graphql_api.security.error_codes import OperationInfoType as OperationInfo
+from graphql_api.security.errors import (
     BAD_USER_INPUT,
     INVALID_CONTEXT,
     INVALID_CREDENTIALS,
@@ -53,8 +53,8 @@ from .errors import (
     permission_denied,
     to_operation_info,
 )
-from .ids import get_by_global_id, parse_global_id, schema_name
-from .inputs import (
+from graphql_api.api.ids import get_by_global_id, parse_global_id, schema_name
+from graphql_api.api.inputs import (
     AdvanceWorkflowInstanceInput,
     CancelWorkflowInstanceInput,
     DeleteWorkflowInput,
@@ -65,7 +65,7 @@ from .inputs import (
     WorkflowDefinitionInput,
     definition_document,
 )
-from .permissions import (
+from graphql_api.security.permissions import (
     ADD_WORKFLOW,
     CHANGE_INSTANCE,
     CHANGE_WORKFLOW,
@@ -73,7 +73,7 @@ from .permissions import (
     current_user,
     has_perm,
 )
-from .types import DeletedWorkflowType, UserType, WorkflowInstanceType, WorkflowType
+from graphql_api.api.types import DeletedWorkflowType, UserType, WorkflowInstanceType, WorkflowType
 
 
 def mutation(description: str, *, perm: str | None) -> Callable[[Callable[..., Any]], Any]:

@@ -9,7 +9,7 @@ subscription that asks for it. Only results without errors are shared; they are 
 afterwards (each socket serialises its own copy of the message).
 
 The results are kept beside the event object for as long as it lives: the
-:class:`~graphql_api.streams.EventHub` hands one object to every stream of the process, and it
+:class:`~graphql_api.live.streams.EventHub` hands one object to every stream of the process, and it
 is freed once every stream has sent it.
 """
 

@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from django_steps import models
 
-from .enums import WorkflowInstanceState
+from graphql_api.api.enums import WorkflowInstanceState
 
 
 @strawberry_django.filter_type(

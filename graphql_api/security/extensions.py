@@ -4,9 +4,9 @@ Limits are configurable in ``settings.DJANGO_STEPS_GRAPHQL``: ``MAX_DEPTH``, ``M
 ``MAX_TOKENS`` (validation rules), ``MAX_COST`` (the estimated number of objects an operation may
 return; a false value turns the limit off), ``MAX_STRING_LENGTH``, ``MAX_INPUT_VALUES`` and
 ``MAX_INPUT_DEPTH`` (what the variables and inline arguments may hold); see
-:mod:`graphql_api.cost`; ``ANONYMOUS_MAX_TOKENS`` and ``ANONYMOUS_MAX_FRAGMENTS`` (documents
+:mod:`graphql_api.security.cost`; ``ANONYMOUS_MAX_TOKENS`` and ``ANONYMOUS_MAX_FRAGMENTS`` (documents
 of callers not logged in, checked before validation); ``MAX_SECONDS`` (the time budget of a query
-or mutation, see :mod:`graphql_api.budget`). Every extension is created per operation (a factory), never shared
+or mutation, see :mod:`graphql_api.security.budget`). Every extension is created per operation (a factory), never shared
 between concurrent requests.
 """
 
@@ -41,9 +41,9 @@ from strawberry.extensions import (
 from strawberry.types.graphql import OperationType
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from .budget import TIMEOUT, Budget, RequestTimeout, end_budget, time_budget
-from .cost import InputLimits, InputProblem, check_input, estimate, expanded_fields
-from .errors import (
+from graphql_api.security.budget import TIMEOUT, Budget, RequestTimeout, end_budget, time_budget
+from graphql_api.security.cost import InputLimits, InputProblem, check_input, estimate, expanded_fields
+from graphql_api.security.errors import (
     BAD_USER_INPUT,
     INTERNAL_SERVER_ERROR,
     QUERY_TOO_COMPLEX,
@@ -106,7 +106,7 @@ class IntrospectionSwitch(SchemaExtension):
 
 
 class MaskUnexpectedErrors(MaskErrors):
-    """``MaskErrors`` that shows clients what :func:`~graphql_api.errors.client_error` makes of
+    """``MaskErrors`` that shows clients what :func:`~graphql_api.security.errors.client_error` makes of
     each error (client errors readable and coded, server faults masked as
     ``INTERNAL_SERVER_ERROR``), without graphql-core's "Did you mean …?" suggestions while
     introspection is off (they name fields and types)."""
@@ -174,7 +174,7 @@ class AnonymousDocumentLimits(SchemaExtension):
     anonymous = False
 
     def on_operation(self) -> Iterator[None]:
-        from .permissions import current_user
+        from graphql_api.security.permissions import current_user
 
         user = current_user(_ContextOnly(self.execution_context.context))
         self.anonymous = not getattr(user, "is_authenticated", False)
@@ -198,7 +198,7 @@ class AnonymousDocumentLimits(SchemaExtension):
 
 
 class _ContextOnly:
-    """What :func:`~graphql_api.permissions.current_user` reads of an ``Info``: its context."""
+    """What :func:`~graphql_api.security.permissions.current_user` reads of an ``Info``: its context."""
 
     __slots__ = ("context",)
 
@@ -224,7 +224,7 @@ def _fragments(document: Any) -> int:
 class TimeBudget(SchemaExtension):
     """A query or mutation runs for at most ``DJANGO_STEPS_GRAPHQL["MAX_SECONDS"]``, counted from
     when the request reached the schema (parsing and validation included); then its SQL stops
-    and it answers ``{"data": null, "errors": [TIMEOUT]}`` (:mod:`graphql_api.budget`).
+    and it answers ``{"data": null, "errors": [TIMEOUT]}`` (:mod:`graphql_api.security.budget`).
     Subscriptions have none. Listed last: an extension refusing in its own ``on_execute`` after
     this one entered would leave the budget set (strawberry does not unwind hooks already
     entered), so ``on_operation`` clears it too."""
@@ -264,7 +264,7 @@ class OperationLimits(SchemaExtension):
     """Before any resolver runs: refuse input the engine cannot process (``BAD_USER_INPUT``
     with ``extensions.field``) and operations whose estimated cost is over
     ``DJANGO_STEPS_GRAPHQL["MAX_COST"]`` (``QUERY_TOO_COMPLEX`` with ``extensions.cost`` and
-    ``extensions.maxCost``). See :mod:`graphql_api.cost`."""
+    ``extensions.maxCost``). See :mod:`graphql_api.security.cost`."""
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
@@ -311,7 +311,7 @@ def _limit_rules(max_depth: int, max_aliases: int, max_fields: int) -> tuple[typ
 
     strawberry's depth and alias limiters walk each fragment again at every spread: fragments
     that spread the next one twice, 20 deep, took 26 s to validate. The rule first counts the
-    operation's fields with fragments expanded (:func:`~graphql_api.cost.expanded_fields`,
+    operation's fields with fragments expanded (:func:`~graphql_api.security.cost.expanded_fields`,
     linear) and refuses more than ``max_fields`` (``QUERY_TOO_COMPLEX``); only then do the
     limiters run. (They do all their work when created and visit nothing afterwards.)"""
     limiters = (

@@ -20,7 +20,7 @@ from django_steps.exceptions import InvalidContext, WorkflowError
 from django_steps.models import Workflow, WorkflowInstance
 
 
-from .errors import (
+from graphql_api.security.errors import (
     BAD_USER_INPUT,
     INVALID_CONTEXT,
     INVALID_ID,
@@ -29,11 +29,11 @@ from .errors import (
     query_error,
     raise_for_query,
 )
-from .ids import our_name, parse_global_id
-from . import permissions
-from .connections import Connection, connection
-from .permissions import VIEW_WORKFLOW, current_user, has_perm, visible
-from .types import (
+from graphql_api.api.ids import our_name, parse_global_id
+from graphql_api.security import permissions
+from graphql_api.api.connections import Connection, connection
+from graphql_api.security.permissions import VIEW_WORKFLOW, current_user, has_perm, visible
+from graphql_api.api.types import (
     MAX_PAGE_SIZE,
     TransitionDryRunType,
     UserType,
@@ -227,8 +227,8 @@ class Query:
         from django_steps import authorization
         from django_steps.selectors import events_after, newest_cursor
 
-        from .streams import InvalidCursor, parse_cursor, read_events
-        from .subscriptions import resolve_stream, resume_cursor
+        from graphql_api.live.streams import InvalidCursor, parse_cursor, read_events
+        from graphql_api.live.subscriptions import resolve_stream, resume_cursor
 
         try:
             position = parse_cursor(after)
@@ -338,7 +338,7 @@ def _direct_fields(field: FieldNode) -> list[FieldNode]:
 
 
 def _evaluation(e: services.TransitionEvaluation):
-    from .types import TransitionEvaluationType
+    from graphql_api.api.types import TransitionEvaluationType
 
     return TransitionEvaluationType(
         transition=e.transition,

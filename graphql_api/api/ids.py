@@ -22,7 +22,7 @@ from django.db.models import Model, QuerySet
 from strawberry import relay
 from strawberry.relay.types import GlobalIDValueError
 
-from .errors import INVALID_ID, NOT_FOUND, ApiError, Kind
+from graphql_api.security.errors import INVALID_ID, NOT_FOUND, ApiError, Kind
 
 M = TypeVar("M", bound=Model)
 

@@ -1,6 +1,6 @@
 """GraphQL object types: definitions, instances and their history, each a Relay ``Node``.
 
-Read access (see :mod:`graphql_api.permissions`): instances and events check
+Read access (see :mod:`graphql_api.security.permissions`): instances and events check
 ``view_workflowinstance`` in their type's ``get_queryset``, so it holds wherever they are listed
 (top level, ``Workflow.instances``, ``history``). Definitions are checked where they are entered
 (``workflows``, ``workflow``, ``node``); the definition parts an instance points to are shown with
@@ -28,13 +28,13 @@ from graphql import GraphQLError
 from django_steps import authorization, models
 from django_steps.choices import FINISHED_STATES, InstanceState
 
-from .enums import WorkflowEventKind, WorkflowInstanceState
-from .extensions import graphql_setting
-from .filters import WorkflowFilter, WorkflowInstanceFilter, WorkflowInstanceOrder, WorkflowOrder
-from . import permissions
-from .connections import Connection, connection
-from .cost import WORK
-from .errors import NOT_FOUND
+from graphql_api.api.enums import WorkflowEventKind, WorkflowInstanceState
+from graphql_api.security.extensions import graphql_setting
+from graphql_api.api.filters import WorkflowFilter, WorkflowInstanceFilter, WorkflowInstanceOrder, WorkflowOrder
+from graphql_api.security import permissions
+from graphql_api.api.connections import Connection, connection
+from graphql_api.security.cost import WORK
+from graphql_api.security.errors import NOT_FOUND
 
 
 # ID_ATTR_NOTE: every Node type names its id attribute up front. Without it strawberry's
@@ -46,7 +46,7 @@ from .errors import NOT_FOUND
 MAX_PAGE_SIZE = int(graphql_setting("MAX_PAGE_SIZE"))
 
 #: Cost units (objects) counted per value of ``Workflow.mermaid``, in addition to the workflow
-#: (see :data:`graphql_api.cost.WORK`): rendering a diagram is cached per definition, but a
+#: (see :data:`graphql_api.security.cost.WORK`): rendering a diagram is cached per definition, but a
 #: miss reads the definition's steps and transitions.
 MERMAID_COST = 5
 

@@ -5,13 +5,13 @@ transaction has committed, so a rolled-back change publishes nothing. Publishing
 effort: the channel layer is at most once and may be down (a Redis outage raises
 ``ConnectionError``). A failure is logged and swallowed — the change is committed and the
 mutation must report success — and subscribers recover the event from the stored history
-(see :mod:`graphql_api.streams`).
+(see :mod:`graphql_api.live.streams`).
 
 Publishing never blocks the writer and never creates an event loop per event (``async_to_sync``
 did both: ~0.4 ms per change). The receiver runs in the committing thread, which is
 synchronous; the message is handed to a running event loop and sent there:
 
-* in a server process with live subscriptions, the loop of its :class:`~graphql_api.streams.EventHub`
+* in a server process with live subscriptions, the loop of its :class:`~graphql_api.live.streams.EventHub`
   (the in-memory channel layer is only safe to use from the loop its receivers wait on);
 * anywhere else (a WSGI worker, a management command, a script), one background thread per
   process that runs a loop of its own, started on first use.
@@ -29,9 +29,9 @@ from channels.layers import get_channel_layer
 from django_steps.models import WorkflowEvent
 from django_steps.signals import workflow_event_committed
 
-from . import streams
+from graphql_api.live import streams
 
-logger = logging.getLogger("graphql_api.events")
+logger = logging.getLogger("graphql_api.live.events")
 
 __all__ = ["connect", "publish_event"]
 
@@ -155,5 +155,5 @@ def on_workflow_event_committed(sender, event: WorkflowEvent, **kwargs) -> None:
 
 def connect() -> None:
     workflow_event_committed.connect(
-        on_workflow_event_committed, dispatch_uid="graphql_api.events.publish"
+        on_workflow_event_committed, dispatch_uid="graphql_api.live.events.publish"
     )

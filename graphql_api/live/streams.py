@@ -1,7 +1,7 @@
 """Live event streams behind the ``workflowInstanceEvents`` subscription: replay, live, gap fill.
 
 Kept free of strawberry so it can be tested and reused on its own; the GraphQL field in
-:mod:`graphql_api.subscriptions` only resolves arguments, checks permissions and iterates
+:mod:`graphql_api.live.subscriptions` only resolves arguments, checks permissions and iterates
 :func:`stream_events`.
 
 The cursor
@@ -100,7 +100,7 @@ from django_steps.models import (
 )
 from django_steps.selectors import events_after, newest_cursor
 
-logger = logging.getLogger("graphql_api.streams")
+logger = logging.getLogger("graphql_api.live.streams")
 
 __all__ = [
     "GROUP",
@@ -131,7 +131,7 @@ REPLAY_WINDOW = 10_000
 #: layer as down (and reads the history every ``SUBSCRIPTION_RETRY_SECONDS`` meanwhile).
 JOIN_TIMEOUT = 1.0
 #: Other message types sent to :data:`GROUP` -> what the hub calls with each, in the order the
-#: messages arrive (graphql_api.revocation registers one).
+#: messages arrive (graphql_api.live.revocation registers one).
 MESSAGE_HANDLERS: dict[str, Any] = {}
 _CURSOR_RE = re.compile(r"^[0-9]{1,39}$")
 #: Rows joined to every event read (few joins: PostgreSQL plans a 12-way join in ~40 ms). Steps,
@@ -485,7 +485,7 @@ class EventHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if _being_cancelled():  # see graphql_api.routing.being_cancelled
+                if _being_cancelled():  # see graphql_api.live.routing.being_cancelled
                     raise asyncio.CancelledError from exc
                 logger.warning("Channel layer receive failed (%s); retrying in %.1fs", exc, delay)
                 self.healthy = False

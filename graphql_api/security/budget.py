@@ -1,6 +1,6 @@
 """A time budget per operation: ``DJANGO_STEPS_GRAPHQL["MAX_SECONDS"]`` of wall-clock time.
 
-The cost limit (:mod:`graphql_api.cost`) bounds what an operation may return; this bounds how long
+The cost limit (:mod:`graphql_api.security.cost`) bounds what an operation may return; this bounds how long
 it may run, whatever the reason (a table much larger than usual, a slow disk, a rule that
 queries). Once the budget is spent the operation's database work stops, and it answers
 ``{"data": null, "errors": [{"extensions": {"code": "TIMEOUT"}}]}`` (nothing of a result cut
@@ -184,4 +184,4 @@ def _connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
     _install(connection)
 
 
-connection_created.connect(_connection_created, dispatch_uid="graphql_api.budget")
+connection_created.connect(_connection_created, dispatch_uid="graphql_api.security.budget")

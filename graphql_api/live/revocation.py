@@ -3,7 +3,7 @@
 A subscription re-checks its user every ``SUBSCRIPTION_RECHECK_SECONDS`` (rules that emit no
 signal, such as django-rules predicates, are only seen that way). The changes Django does
 signal reach every worker at once instead, as channel-layer messages on the event group of
-:mod:`graphql_api.streams` (each worker's hub is a member; one message per worker):
+:mod:`graphql_api.live.streams` (each worker's hub is a member; one message per worker):
 
 * ``user_logged_out``: that session has ended. Subscriptions running on it end with
   ``PERMISSION_DENIED`` before any further event, without re-reading anything (the signal is
@@ -38,9 +38,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-from . import streams
+from graphql_api.live import streams
 
-logger = logging.getLogger("graphql_api.revocation")
+logger = logging.getLogger("graphql_api.live.revocation")
 
 __all__ = ["MESSAGE_TYPE", "connect", "revoke", "session_ended", "user_epoch"]
 
@@ -102,7 +102,7 @@ def revoke(users: Iterable[Any] | None, session_key: str | None = None) -> None:
     if layer is None:
         return
     message = {"type": MESSAGE_TYPE, "users": users, "session": session_key}
-    from .events import _background  # one publishing loop per process, shared with events
+    from graphql_api.live.events import _background  # one publishing loop per process, shared with events
 
     loop = streams.running_hub_loop() or _background.loop()
     future = asyncio.run_coroutine_threadsafe(layer.group_send(streams.GROUP, message), loop)
@@ -180,20 +180,20 @@ def connect() -> None:
         User = get_user_model()
     except ImproperlyConfigured:
         return
-    user_logged_out.connect(_on_logout, dispatch_uid="graphql_api.revocation.logout")
-    post_save.connect(_on_user_saved, sender=User, dispatch_uid="graphql_api.revocation.saved")
+    user_logged_out.connect(_on_logout, dispatch_uid="graphql_api.live.revocation.logout")
+    post_save.connect(_on_user_saved, sender=User, dispatch_uid="graphql_api.live.revocation.saved")
     post_delete.connect(
-        _on_user_deleted, sender=User, dispatch_uid="graphql_api.revocation.deleted"
+        _on_user_deleted, sender=User, dispatch_uid="graphql_api.live.revocation.deleted"
     )
     for field in ("user_permissions", "groups"):
         through = getattr(getattr(User, field, None), "through", None)
         if through is not None:
             m2m_changed.connect(
-                _on_memberships, sender=through, dispatch_uid=f"graphql_api.revocation.{field}"
+                _on_memberships, sender=through, dispatch_uid=f"graphql_api.live.revocation.{field}"
             )
     m2m_changed.connect(
         _on_group_permissions,
         sender=Group.permissions.through,
-        dispatch_uid="graphql_api.revocation.group_permissions",
+        dispatch_uid="graphql_api.live.revocation.group_permissions",
     )
     streams.MESSAGE_HANDLERS[MESSAGE_TYPE] = _on_message

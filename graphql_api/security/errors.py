@@ -18,8 +18,8 @@ Queries report problems as GraphQL errors whose ``extensions.code`` holds the sa
 ``extensions.classification`` is ``BAD_USER_INPUT``); errors about the request itself carry
 ``GRAPHQL_PARSE_FAILED`` (syntax), ``GRAPHQL_VALIDATION_FAILED`` (not valid against the schema),
 ``BAD_USER_INPUT`` (a variable or argument value; ``extensions.field`` names it) or
-``QUERY_TOO_COMPLEX`` (over the cost limit, :mod:`graphql_api.cost`) or ``TIMEOUT`` (over the time
-budget, :mod:`graphql_api.budget`). Anything else is a bug:
+``QUERY_TOO_COMPLEX`` (over the cost limit, :mod:`graphql_api.security.cost`) or ``TIMEOUT`` (over the time
+budget, :mod:`graphql_api.security.budget`). Anything else is a bug:
 it is masked as "Unexpected error." with code ``INTERNAL_SERVER_ERROR``.
 
 One place decides which is which, :func:`client_error`; the schema logs through
@@ -51,10 +51,10 @@ from django_steps.exceptions import (
     WorkflowError,
 )
 
-from .budget import RequestTimeout, is_timeout
-from .error_codes import Kind, code_of
-from .error_codes import OperationInfoType as OperationInfo
-from .error_codes import OperationMessageType as OperationMessage
+from graphql_api.security.budget import RequestTimeout, is_timeout
+from graphql_api.security.error_codes import Kind, code_of
+from graphql_api.security.error_codes import OperationInfoType as OperationInfo
+from graphql_api.security.error_codes import OperationMessageType as OperationMessage
 
 logger = logging.getLogger("graphql_api")
 

@@ -30,7 +30,7 @@ Over a WebSocket
     mutation, subscription) runs in the event loop, where no ORM call may run.
 
     * **The user is the socket's user as of now.** Before each operation the protocol handler
-      (:mod:`graphql_api.routing`) calls :func:`refresh_socket_user`: the user is read again
+      (:mod:`graphql_api.live.routing`) calls :func:`refresh_socket_user`: the user is read again
       through the socket's session (a logout deletes it, a password change invalidates its
       hash) and must still be active; otherwise the socket is anonymous from then on (queries
       see nothing, mutations are ``PERMISSION_DENIED``), exactly as an HTTP request with that
@@ -38,7 +38,7 @@ Over a WebSocket
       shared by every socket of the process (:class:`Decisions`), so a busy socket costs one
       check per interval, not one per operation. :func:`current_user` then reads the refreshed
       ``scope["user"]``: it stays the one place every resolver asks. Subscriptions keep
-      re-checking while they run (:mod:`graphql_api.subscriptions`), through the same decisions.
+      re-checking while they run (:mod:`graphql_api.live.subscriptions`), through the same decisions.
       A mutation does not rely on that interval: it reads the user again at once
       (:func:`recheck_socket_user`, one query in its worker thread), so no change is ever
       written for a session that has ended.
@@ -129,7 +129,7 @@ _operation_ledger: ContextVar[Ledger | None] = ContextVar(
 
 def begin_socket_operation() -> None:
     """Give the WebSocket operation of the current task its own ledger (call it in the
-    operation's task, before it executes: :mod:`graphql_api.routing` does)."""
+    operation's task, before it executes: :mod:`graphql_api.live.routing` does)."""
     _operation_ledger.set(Ledger())
 
 
@@ -300,7 +300,7 @@ class Decisions:
     """Access decisions of this process, each kept ``ttl`` seconds and computed once (in a
     worker thread) however many operations and subscriptions ask at the same time. Keys start
     with ``(kind, user pk)``: a decision taken before a revocation pushed for that user
-    (:mod:`graphql_api.revocation`) is not used after it."""
+    (:mod:`graphql_api.live.revocation`) is not used after it."""
 
     def __init__(self) -> None:
         self.kept: dict[tuple, tuple[float, Any, Any]] = {}
@@ -309,7 +309,7 @@ class Decisions:
     async def get(self, key: tuple, ttl: float, compute: Callable[[], Any]) -> Any:
         from channels.db import database_sync_to_async
 
-        from .revocation import user_epoch
+        from graphql_api.live.revocation import user_epoch
 
         epoch = user_epoch(key[1])
         found = self.kept.get(key)
@@ -342,7 +342,7 @@ DECISIONS = Decisions()
 
 
 def recheck_seconds() -> float:
-    from .extensions import graphql_setting  # not at import: extensions reads settings
+    from graphql_api.security.extensions import graphql_setting  # not at import: extensions reads settings
 
     return float(graphql_setting("SUBSCRIPTION_RECHECK_SECONDS"))
 
@@ -365,7 +365,7 @@ async def refresh_socket_user(scope: dict) -> Any:
     if user is None or not getattr(user, "is_authenticated", False):
         return user
     session_key = getattr(scope.get("session"), "session_key", None)
-    from . import revocation
+    from graphql_api.live import revocation
 
     if revocation.session_ended(session_key):
         fresh = None

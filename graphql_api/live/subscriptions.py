@@ -8,9 +8,9 @@ user may see, filtered in SQL (:func:`visible_to`). A well-formed cursor past th
 is not refused (that answer would let a binary search find the newest cursor of the whole
 history, i.e. everyone's activity): it counts as the newest event the user may see
 (:func:`resume_cursor`), so it behaves exactly like any cursor after their last event. The stream itself (replay,
-live, gap fill, outage recovery, and the choice of cursor) is :mod:`graphql_api.streams`. An
+live, gap fill, outage recovery, and the choice of cursor) is :mod:`graphql_api.live.streams`. An
 event whose message would be too large for the socket ends the subscription with
-``EVENT_TOO_LARGE`` and the event's cursor (:mod:`graphql_api.routing`; the event being sent is
+``EVENT_TOO_LARGE`` and the event's cursor (:mod:`graphql_api.live.routing`; the event being sent is
 named by :data:`sending_event`).
 
 Access while the stream runs
@@ -21,7 +21,7 @@ A socket outlives the checks made when it opened, so the subscription keeps chec
 
 * **Its user.** Every ``SUBSCRIPTION_RECHECK_SECONDS`` (2) — before the next event is sent, and
   on a timer while no event comes — and before the next event after a revocation pushed by
-  :mod:`graphql_api.revocation` (logout: the subscription ends without re-reading), the user is
+  :mod:`graphql_api.live.revocation` (logout: the subscription ends without re-reading), the user is
   read again: through the socket's session when it
   has one (a logout deletes the session, a password change invalidates its hash), then their
   ``is_active`` and their permission to read instances. Once that fails, no further event data
@@ -50,12 +50,14 @@ from strawberry.types import Info
 from django_steps import authorization, history
 from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance
 
-from . import permissions, revocation
-from .errors import NOT_FOUND, PERMISSION_DENIED, ApiError, query_error
-from .ids import parse_global_id
-from .permissions import current_user
-from .streams import CursorTooOld, InvalidCursor, StreamSpec, parse_cursor, stream_events
-from .types import WorkflowEventType
+from graphql_api.security import permissions
+
+from graphql_api.live import revocation
+from graphql_api.security.errors import NOT_FOUND, PERMISSION_DENIED, ApiError, query_error
+from graphql_api.api.ids import parse_global_id
+from graphql_api.security.permissions import current_user
+from graphql_api.live.streams import CursorTooOld, InvalidCursor, StreamSpec, parse_cursor, stream_events
+from graphql_api.api.types import WorkflowEventType
 
 __all__ = ["Subscription", "resolve_stream"]
 
@@ -108,7 +110,7 @@ def resolve_stream(
 
 
 def visible_to(user):
-    """The SQL filter of the events ``user`` may see (for :func:`~graphql_api.streams.stream_events`)."""
+    """The SQL filter of the events ``user`` may see (for :func:`~graphql_api.live.streams.stream_events`)."""
     return lambda queryset: authorization.visible_events(user, queryset)
 
 
@@ -168,7 +170,7 @@ class Access:
     async def check_user(self) -> None:
         """Raise ``PERMISSION_DENIED`` once the user may no longer read instances (the user is
         read again as for every operation on a socket: :func:`permissions.user_now`; at once,
-        whatever the interval, after a revocation: :mod:`graphql_api.revocation`)."""
+        whatever the interval, after a revocation: :mod:`graphql_api.live.revocation`)."""
         if revocation.session_ended(self.session_key):
             raise query_error(PERMISSION_DENIED, _DENIED)
         # After a pushed change the decisions below are taken again (permissions.Decisions).
