@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The declared style first (ruff, configured in pyproject.toml), then the suite.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The demo on http://$(DEMO_HOST):$(DEMO_PORT)/ (dashboard), /graphql/ (GraphiQL), /admin/.

@@ -14,8 +14,8 @@ import signal
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret-" + "x" * 40)
 
 
-def _raise_exit(signum, frame):  # noqa: ARG001
+def _raise_exit(signum, frame):
     # Drop the scratch databases first: the exception below may land in code that swallows it
     # (a broad ``except`` in a library) or the process may be killed before ``atexit`` runs.
     # WITH (FORCE) ends this process's own connections; the names are this process's alone.
@@ -105,7 +105,7 @@ def drop_scratch_databases() -> None:
                         time.sleep(0.2)
                 else:
                     conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        except Exception as error:  # noqa: BLE001 - report, and go on dropping the others
+        except Exception as error:
             print(f"could not drop the scratch database {name}: {error}", file=sys.stderr)
 
 
@@ -156,11 +156,10 @@ FIVE_STEPS = {
 
 
 def create_workflow(name: str, spec: dict = FIVE_STEPS):
-    from django_steps.models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
-
     from django.contrib.contenttypes.models import ContentType
 
     from claims.models import Claim
+    from django_steps.models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
 
     workflow = Workflow.objects.create(name=name)
     workflow.content_types.add(ContentType.objects.get_for_model(Claim))

@@ -6,10 +6,9 @@ one process."""
 import contextvars
 import os
 
-from tests.settings import *  # noqa: F401,F403
-from tests.settings import DATABASES  # noqa: E402
-
-from demo.settings import database_from_url  # noqa: E402
+from demo.settings import database_from_url
+from tests.settings import *  # noqa: F403
+from tests.settings import DATABASES
 
 DATABASES = {**DATABASES, "large": database_from_url(os.environ["BENCH_LARGE_DATABASE_URL"])}
 DATABASE_ROUTERS = ["bench._lists_settings.Router"]

@@ -12,10 +12,9 @@ says what to load. Same field names as ours, so both serve the same query text.
 
 def build_schema():
     import graphene
+    from django.db.models import Prefetch
     from graphene import relay
     from graphene_django import DjangoConnectionField, DjangoObjectType
-
-    from django.db.models import Prefetch
 
     from django_steps import authorization
     from django_steps.models import (

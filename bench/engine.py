@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import statistics
 import sys
 import time
@@ -53,10 +52,9 @@ def setup_database() -> str:
 def create_workflow():
     """Five steps; every step has Open (default), Working and Done (completion). The transition
     out of Step 2 has a CEL condition on the content object, the others are unconditional."""
-    from django_steps.models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
-
     from django.contrib.contenttypes.models import ContentType
 
+    from django_steps.models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
     from tests.testapp.models import Document
 
     workflow = Workflow.objects.create(name="Bench five steps")
@@ -74,7 +72,7 @@ def create_workflow():
         WorkflowStepStatus.objects.create(step=step, name="Working")
         WorkflowStepStatus.objects.create(step=step, name="Done", is_completion_status=True)
         steps.append(step)
-    for i, (src, dst) in enumerate(zip(steps, steps[1:]), start=1):
+    for i, (src, dst) in enumerate(zip(steps, steps[1:], strict=False), start=1):
         WorkflowTransition.objects.create(
             workflow=workflow,
             from_step=src,
@@ -339,8 +337,10 @@ def table(rows: list[dict]) -> str:
 
     headers = ["figure", "value", "unit", "floor", "ratio", "target", "met"]
     body = [[fmt(r[h]) if h != "figure" else r[h] for h in headers] for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *body)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *body, strict=False)]
+    line = lambda cells: (
+        "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)) + " |"
+    )
     return "\n".join(
         [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)]
     )

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import create_workflow, emit, seed_instances, setup_django  # noqa: E402
+from bench._common import create_workflow, emit, seed_instances, setup_django
 
 #: Operation name -> variables, as the dashboard sends them (demo/static/demo/dashboard.js).
 OPERATIONS = {
@@ -62,9 +62,9 @@ def main() -> None:
 
     from demo.views import client_operations
     from django_steps.models import WorkflowInstance
+    from graphql_api.schema import schema
     from graphql_api.security.cost import estimate
     from graphql_api.security.extensions import OperationLimits
-    from graphql_api.schema import schema
 
     settings.ALLOWED_HOSTS = ["*"]
     create_workflow("Bench")
@@ -154,15 +154,19 @@ def main() -> None:
     )
 
 
-MERMAID_ALIASES = "{ %s }" % " ".join(
-    f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ workflow {{ mermaid }} }} }} }}"
-    for i in range(30)
+MERMAID_ALIASES = "{{ {} }}".format(
+    " ".join(
+        f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ workflow {{ mermaid }} }} }} }}"
+        for i in range(30)
+    )
 )
-HEAVY = "{ %s }" % " ".join(
-    f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ id history(first: 100) "
-    "{ edges { node { kind toStep { name statuses { name } } actor { username } } } } "
-    "currentStep { instanceCounts { total } } } } }"
-    for i in range(20)
+HEAVY = "{{ {} }}".format(
+    " ".join(
+        f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ id history(first: 100) "
+        "{ edges { node { kind toStep { name statuses { name } } actor { username } } } } "
+        "currentStep { instanceCounts { total } } } } }"
+        for i in range(20)
+    )
 )
 FRAGMENTS = (
     "query { "
@@ -175,9 +179,8 @@ FRAGMENTS = (
 def resolver_work_rows(client, settings) -> list[dict]:
     from django.test import Client
 
-    from django_steps.models import WorkflowStep
-
     from bench._common import create_workflow, seed_instances
+    from django_steps.models import WorkflowStep
 
     base = dict(getattr(settings, "DJANGO_STEPS_GRAPHQL", {}))
 

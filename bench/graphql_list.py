@@ -47,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import (  # noqa: E402
+from bench._common import (
     close_django_connections,
     create_workflow,
     emit,
@@ -397,7 +397,7 @@ def main() -> None:
                 for side, out in pair if r % 2 == 0 else reversed(pair):
                     out.append(side.post(body)[0])
             a, b = statistics.median(t_ours), statistics.median(t_theirs)
-            per_round = sorted(x / y for x, y in zip(t_ours, t_theirs))
+            per_round = sorted(x / y for x, y in zip(t_ours, t_theirs, strict=False))
             q1, _, q3 = statistics.quantiles(per_round, n=4)
             rows.append(
                 {

@@ -44,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import emit, scratch_database  # noqa: E402
+from bench._common import emit, scratch_database
 
 LIST = """query Page($first: Int!) { workflowInstances(first: $first) {
   edges { node { id state version workflow { name } currentStep { name } currentStepStatus { name } } }
@@ -130,7 +130,7 @@ def populate(alias: str, instances: int, deep: int, chunk: int = 2000) -> dict:
         events = []
         # Neighbouring instances' events interleave: round k writes every instance's k-th event.
         for k in range(1, max(plans) + 1):
-            for instance, n in zip(created, plans):
+            for instance, n in zip(created, plans, strict=False):
                 if k > n:
                     continue
                 step = steps[min(len(steps) - 1, (k - 1) // 3)]
@@ -204,7 +204,7 @@ def alternate(a, b, rounds: int) -> tuple[list[float], list[float]]:
 
 def ratio_row(figure: str, ta: list[float], tb: list[float], target: float | None) -> dict:
     a, b = statistics.median(ta), statistics.median(tb)
-    per_round = sorted(x / y for x, y in zip(ta, tb))
+    per_round = sorted(x / y for x, y in zip(ta, tb, strict=False))
     q = (
         statistics.quantiles(per_round, n=4)
         if len(per_round) >= 4

@@ -104,7 +104,7 @@ def bench(quick: bool) -> list[dict]:
                 out.append((time.perf_counter() - started) / len(batch))
     assert all(i.current_step.name == "Step 3" for i in a_items + b_items)
     a, b = statistics.median(ta), statistics.median(tb)
-    ratios = sorted(x / y for x, y in zip(ta, tb))
+    ratios = sorted(x / y for x, y in zip(ta, tb, strict=False))
     q = statistics.quantiles(ratios, n=4)
     rows = [
         row(

@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import emit, setup_django  # noqa: E402
+from bench._common import emit, setup_django
 
 THREADS = [1, 2, 4, 8]
 TARGET = 0.8

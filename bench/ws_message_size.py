@@ -106,8 +106,8 @@ def main() -> None:
     from strawberry.channels.handlers.ws_handler import ChannelsWebSocketAdapter
 
     from graphql_api.live.routing import SizeLimitedWebSocketAdapter, WorkflowGraphQLWSConsumer
-    from graphql_api.schema import schema
     from graphql_api.live.subscriptions import sending_event
+    from graphql_api.schema import schema
 
     consumer = WorkflowGraphQLWSConsumer(schema=schema)
     sent = []

@@ -4,6 +4,6 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
 
-from graphql_api.routing import get_application  # noqa: E402
+from graphql_api.routing import get_application
 
 application = get_application()

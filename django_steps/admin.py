@@ -41,9 +41,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import Count, Field, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.utils.html import format_html, format_html_join
-
 from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
 
 from . import authorization, services, versions
 from .choices import UNFINISHED_STATES

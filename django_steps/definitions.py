@@ -925,7 +925,7 @@ def load_document(text: str) -> dict:
     return document
 
 
-def dump_document(doc: dict, format: str = "yaml") -> str:  # noqa: A002 - the documented name
+def dump_document(doc: dict, format: str = "yaml") -> str:
     """Render a document as YAML (default) or JSON text."""
     if format == "json":
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -9,11 +9,8 @@ class GraphqlApiConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks as django_checks
 
+        from graphql_api.live import events, revocation
         from graphql_api.security import checks
-
-        from graphql_api.live import events
-
-        from graphql_api.live import revocation
 
         events.connect()  # committed history -> channel layer (subscriptions)
         revocation.connect()  # logout, deactivation, permission changes -> running subscriptions

@@ -45,8 +45,8 @@ import strawberry
 from django.core.exceptions import ImproperlyConfigured
 from strawberry.exceptions import DuplicatedTypeName
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.schema.name_converter import NameConverter
+from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.types.base import StrawberryObjectDefinition, has_object_definition
 from strawberry.types.enum import StrawberryEnumDefinition
 from strawberry.types.lazy_type import LazyType
@@ -54,11 +54,8 @@ from strawberry.types.union import StrawberryUnion
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from graphql_api.api.connections import CONNECTION_NAMES, fix_pagination_descriptions
-from graphql_api.live.execution import SharedEventExecutionContext
-from graphql_api.security.extensions import QuerysetOptimizer, schema_extensions
 from graphql_api.api.mutations import Mutation
 from graphql_api.api.queries import Query
-from graphql_api.live.subscriptions import Subscription
 from graphql_api.api.types import (
     UserType,
     WorkflowEventType,
@@ -68,6 +65,9 @@ from graphql_api.api.types import (
     WorkflowTransitionType,
     WorkflowType,
 )
+from graphql_api.live.execution import SharedEventExecutionContext
+from graphql_api.live.subscriptions import Subscription
+from graphql_api.security.extensions import QuerysetOptimizer, schema_extensions
 
 __all__ = [
     "Mutation",

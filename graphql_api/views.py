@@ -60,9 +60,9 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from graphql_api.schemas import SchemaSpec, load_schema
 from graphql_api.security.cost import parse_json_int
 from graphql_api.security.extensions import graphql_setting
-from graphql_api.schemas import SchemaSpec, load_schema
 
 try:  # Django 5.1+
     from django.contrib.auth.decorators import login_not_required

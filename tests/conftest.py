@@ -50,7 +50,7 @@ def pytest_runtest_setup(item):
 TEST_MODELS = ("claims.claim", "testapp.document", "testapp.uuidthing", "testapp.codething")
 
 
-def make_workflow(name: str, spec: dict, *, publish: bool = True) -> "Workflow":  # noqa: F821
+def make_workflow(name: str, spec: dict, *, publish: bool = True) -> Workflow:  # noqa: F821
     """Build a workflow through the ORM from a compact spec (the definition document shape) and
     publish it as its first version (``publish=False``: leave it a draft). Specs may be what
     documents refuse (unreachable steps): published unvalidated, as the trusted path may."""

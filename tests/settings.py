@@ -9,8 +9,8 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-not-a-secret-" + "x" * 40
 os.environ.setdefault("GRAPHQL_GRAPHIQL", "1")
 os.environ.setdefault("GRAPHQL_INTROSPECTION", "1")
 
-from demo.settings import *  # noqa: E402,F401,F403
-from demo.settings import DATABASES, INSTALLED_APPS  # noqa: E402
+from demo.settings import *  # noqa: F403
+from demo.settings import DATABASES, INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

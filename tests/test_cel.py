@@ -46,7 +46,7 @@ def run(expression, **context):
         ("when == timestamp('2024-01-01T00:00:00Z')", {"when": dt.date(2024, 1, 1)}, True),
         (
             "when > timestamp('2024-01-01T10:00:00Z')",
-            {"when": dt.datetime(2024, 1, 1, 11, tzinfo=dt.timezone.utc)},
+            {"when": dt.datetime(2024, 1, 1, 11, tzinfo=dt.UTC)},
             True,
         ),
         (
@@ -204,7 +204,7 @@ def test_to_json_is_json_safe():
     value = {
         "d": Decimal("1.50"),
         "day": dt.date(2024, 1, 2),
-        "at": dt.datetime(2024, 1, 2, 3, 4, tzinfo=dt.timezone.utc),
+        "at": dt.datetime(2024, 1, 2, 3, 4, tzinfo=dt.UTC),
         "ref": uuid.UUID(int=7),
         "items": (1, 2),
         "span": dt.timedelta(seconds=90),

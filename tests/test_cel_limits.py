@@ -637,7 +637,7 @@ def test_a_context_at_the_limits_is_accepted(db):
 
 
 def _post_raw(client: Client, query: str, variables_json: str) -> dict:
-    body = '{"query": %s, "variables": %s}' % (json.dumps(query), variables_json)
+    body = f'{{"query": {json.dumps(query)}, "variables": {variables_json}}}'
     response = client.post(ENDPOINT, data=body, content_type="application/json")
     assert response.status_code == 200, response.content[:500]
     return response.json()
@@ -659,8 +659,7 @@ def test_over_graphql_a_context_with_a_number_cel_cannot_hold_is_a_coded_error_o
     result = _post_raw(
         client.client,
         ops.UPDATE_STATUS,
-        '{"input": {"instanceId": %s, "statusName": "Done", "context": {"x": %s}}}'
-        % (instance_id, number),
+        f'{{"input": {{"instanceId": {instance_id}, "statusName": "Done", "context": {{"x": {number}}}}}}}',
     )
     assert result["data"] is None
     assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in result["errors"]] == [
@@ -671,7 +670,7 @@ def test_over_graphql_a_context_with_a_number_cel_cannot_hold_is_a_coded_error_o
     result = _post_raw(
         client.client,
         ops.EVALUATE,
-        '{"instanceId": %s, "context": {"x": [%s]}}' % (instance_id, number),
+        f'{{"instanceId": {instance_id}, "context": {{"x": [{number}]}}}}',
     )
     [error] = result["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"

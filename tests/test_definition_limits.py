@@ -78,23 +78,23 @@ def document(
 
 #: (limit, the largest document allowed, the smallest refused, where the problem is reported)
 CASES = {
-    "steps": ("DEFINITION_MAX_STEPS", dict(steps=MAX_STEPS), dict(steps=MAX_STEPS + 1), "steps"),
+    "steps": ("DEFINITION_MAX_STEPS", {"steps": MAX_STEPS}, {"steps": MAX_STEPS + 1}, "steps"),
     "statuses": (
         "DEFINITION_MAX_STATUSES_PER_STEP",
-        dict(statuses=MAX_STATUSES),
-        dict(statuses=MAX_STATUSES + 1),
+        {"statuses": MAX_STATUSES},
+        {"statuses": MAX_STATUSES + 1},
         "steps[0].statuses",
     ),
     "transitions": (
         "DEFINITION_MAX_TRANSITIONS",
-        dict(steps=MAX_STEPS, transitions=MAX_TRANSITIONS),
-        dict(steps=MAX_STEPS, transitions=MAX_TRANSITIONS + 1),
+        {"steps": MAX_STEPS, "transitions": MAX_TRANSITIONS},
+        {"steps": MAX_STEPS, "transitions": MAX_TRANSITIONS + 1},
         "transitions",
     ),
     "outgoing": (
         "DEFINITION_MAX_TRANSITIONS_PER_STEP",
-        dict(steps=MAX_OUTGOING + 2, fan_out=MAX_OUTGOING),
-        dict(steps=MAX_OUTGOING + 2, fan_out=MAX_OUTGOING + 1),
+        {"steps": MAX_OUTGOING + 2, "fan_out": MAX_OUTGOING},
+        {"steps": MAX_OUTGOING + 2, "fan_out": MAX_OUTGOING + 1},
         "steps[0]",
     ),
 }
@@ -355,8 +355,8 @@ CURRENT_STEP_LISTS = """query($id: ID!) { workflowInstance(id: $id) {
 
 
 def estimated(document_text: str) -> int:
-    from graphql_api.security.cost import estimate
     from graphql_api.schema import schema
+    from graphql_api.security.cost import estimate
 
     return estimate(schema._schema, parse(document_text), None, {})
 

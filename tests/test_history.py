@@ -114,7 +114,7 @@ def test_exactly_one_event_per_change_with_sequence_equal_to_version(routing_wor
     assert all(e.actor == user for e in events)
     assert events[-1].state == "COMPLETED" and events[2].state == "ON_HOLD"
     # from/to chain: each event starts where the previous one ended.
-    for before, after in zip(events, events[1:]):
+    for before, after in zip(events, events[1:], strict=False):
         assert (after.from_step_id, after.from_status_id) == (
             before.to_step_id,
             before.to_status_id,

@@ -59,14 +59,14 @@ def test_names_are_unique_per_workflow_and_per_step(workflow):
 def test_one_unfinished_instance_per_workflow_and_object(workflow):
     doc = Document.objects.create()
     first = start_workflow_instance("Routing", doc)
-    fields = dict(
-        workflow=workflow,
-        definition_version_id=first.definition_version_id,
-        current_step_id=first.current_step_id,
-        current_step_status_id=first.current_step_status_id,
-        content_type_id=first.content_type_id,
-        object_id=first.object_id,
-    )
+    fields = {
+        "workflow": workflow,
+        "definition_version_id": first.definition_version_id,
+        "current_step_id": first.current_step_id,
+        "current_step_status_id": first.current_step_status_id,
+        "content_type_id": first.content_type_id,
+        "object_id": first.object_id,
+    }
     with pytest.raises(IntegrityError), transaction.atomic():
         WorkflowInstance.objects.create(state=InstanceState.ON_HOLD, **fields)
     # Finished ones do not count.

@@ -7,7 +7,6 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
 from django_steps.choices import EventKind, InstanceState
@@ -824,7 +823,7 @@ def test_dates_and_datetimes_compare_as_timestamps(db, condition, expected):
     make_workflow("Routing", routing([("Fast", condition, 10), ("Slow", "", 0)]))
     doc = Document.objects.create(
         due=dt.date(2024, 6, 30),
-        submitted_at=dt.datetime(2024, 6, 30, 12, 0, tzinfo=dt.timezone.utc),
+        submitted_at=dt.datetime(2024, 6, 30, 12, 0, tzinfo=dt.UTC),
     )
     assert (
         update_workflow_step_status(

@@ -125,7 +125,7 @@ def evaluate(expression: str, cel_context: Mapping[str, Any], *, budget: int | N
         )
     except RecursionError:
         failure = (Reason.TOO_DEEP, "it nests too deeply to be evaluated", {})
-    except Exception:  # noqa: BLE001 - celpy raises plain Python errors in a few corners
+    except Exception:
         failure = (Reason.ERROR, "it could not be evaluated", {})
     finally:
         _METER.reset(token)

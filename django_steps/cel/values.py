@@ -146,11 +146,11 @@ def to_cel(value: Any, _depth: int = 0) -> Any:
         return celtypes.BytesType(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
         return celtypes.TimestampType(value)
     if isinstance(value, dt.date):
         return celtypes.TimestampType(
-            dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+            dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
         )
     if isinstance(value, dt.timedelta):
         return celtypes.DurationType(value)

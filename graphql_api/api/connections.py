@@ -66,8 +66,8 @@ from strawberry_django.relay import (
 )
 from strawberry_django.relay.cursor_connection import OrderingDescriptor, annotate_ordering_fields
 
-from graphql_api.security.errors import BAD_USER_INPUT, query_error
 from graphql_api.api.ids import schema_name
+from graphql_api.security.errors import BAD_USER_INPUT, query_error
 
 __all__ = [
     "CONNECTION_NAMES",
@@ -176,7 +176,7 @@ def _value_fits(value: Any, field: models.Field, connection: Any) -> bool:
         if value.tzinfo is None:
             return not settings.USE_TZ  # the cursors we hand out carry their offset
         try:
-            value.astimezone(dt.timezone.utc)  # what the database compares (SQLite stores UTC)
+            value.astimezone(dt.UTC)  # what the database compares (SQLite stores UTC)
         except OverflowError:
             return False
     try:

@@ -10,7 +10,6 @@ import strawberry_django
 from django.db.models import Q
 
 from django_steps import models
-
 from graphql_api.api.enums import WorkflowInstanceState
 
 

@@ -40,19 +40,6 @@ from django_steps.exceptions import (
     WorkflowNotFound,
 )
 from django_steps.models import Workflow, WorkflowInstance
-
-from graphql_api.security import permissions
-from graphql_api.security.error_codes import OperationInfoType as OperationInfo
-from graphql_api.security.errors import (
-    BAD_USER_INPUT,
-    INVALID_CONTEXT,
-    INVALID_CREDENTIALS,
-    TOO_MANY_ATTEMPTS,
-    ApiError,
-    Kind,
-    permission_denied,
-    to_operation_info,
-)
 from graphql_api.api.ids import get_by_global_id, parse_global_id, schema_name
 from graphql_api.api.inputs import (
     AdvanceWorkflowInstanceInput,
@@ -65,6 +52,19 @@ from graphql_api.api.inputs import (
     WorkflowDefinitionInput,
     definition_document,
 )
+from graphql_api.api.types import DeletedWorkflowType, UserType, WorkflowInstanceType, WorkflowType
+from graphql_api.security import permissions
+from graphql_api.security.error_codes import OperationInfoType as OperationInfo
+from graphql_api.security.errors import (
+    BAD_USER_INPUT,
+    INVALID_CONTEXT,
+    INVALID_CREDENTIALS,
+    TOO_MANY_ATTEMPTS,
+    ApiError,
+    Kind,
+    permission_denied,
+    to_operation_info,
+)
 from graphql_api.security.permissions import (
     ADD_WORKFLOW,
     CHANGE_INSTANCE,
@@ -73,7 +73,6 @@ from graphql_api.security.permissions import (
     current_user,
     has_perm,
 )
-from graphql_api.api.types import DeletedWorkflowType, UserType, WorkflowInstanceType, WorkflowType
 
 
 def mutation(description: str, *, perm: str | None) -> Callable[[Callable[..., Any]], Any]:
@@ -92,7 +91,7 @@ def mutation(description: str, *, perm: str | None) -> Callable[[Callable[..., A
                 if perm is not None and not has_perm(info, perm):
                     raise permission_denied()
                 return resolver(self, info, **kwargs)
-            except Exception as error:  # noqa: BLE001 - expected errors mapped, the rest re-raised
+            except Exception as error:
                 return to_operation_info(error)
 
         returns = typing.get_type_hints(resolver)["return"]
@@ -273,7 +272,7 @@ class Mutation:
     )
     def start_workflow_instance(
         self, info: Info, input: StartWorkflowInstanceInput
-    ) -> WorkflowInstanceType:  # noqa: A002
+    ) -> WorkflowInstanceType:
         obj = _startable_object(info, input.workflow_name, input.content_type, str(input.object_id))
         instance = services.start_workflow_instance(
             input.workflow_name, obj, actor=current_user(info)
@@ -294,7 +293,7 @@ class Mutation:
     def update_workflow_step_status(
         self,
         info: Info,
-        input: UpdateWorkflowStepStatusInput,  # noqa: A002
+        input: UpdateWorkflowStepStatusInput,
     ) -> WorkflowInstanceType:
         instance = _instance(info, input.instance_id)
         if (input.status_name is None) == (input.status_id is None):
@@ -328,7 +327,7 @@ class Mutation:
     )
     def advance_workflow_instance(
         self, info: Info, input: AdvanceWorkflowInstanceInput
-    ) -> WorkflowInstanceType:  # noqa: A002
+    ) -> WorkflowInstanceType:
         instance = _instance(info, input.instance_id)
         context = _context(input.context)
         services.advance_workflow_instance(
@@ -343,7 +342,7 @@ class Mutation:
     )
     def set_workflow_on_hold(
         self, info: Info, input: SetWorkflowOnHoldInput
-    ) -> WorkflowInstanceType:  # noqa: A002
+    ) -> WorkflowInstanceType:
         instance = _instance(info, input.instance_id)
         services.set_workflow_on_hold(
             instance, actor=current_user(info), expected_version=input.expected_version
@@ -357,7 +356,7 @@ class Mutation:
     )
     def resume_workflow_instance(
         self, info: Info, input: ResumeWorkflowInstanceInput
-    ) -> WorkflowInstanceType:  # noqa: A002
+    ) -> WorkflowInstanceType:
         instance = _instance(info, input.instance_id)
         services.resume_workflow_instance(
             instance, actor=current_user(info), expected_version=input.expected_version
@@ -371,7 +370,7 @@ class Mutation:
     )
     def cancel_workflow_instance(
         self, info: Info, input: CancelWorkflowInstanceInput
-    ) -> WorkflowInstanceType:  # noqa: A002
+    ) -> WorkflowInstanceType:
         instance = _instance(info, input.instance_id)
         services.cancel_workflow_instance(
             instance, actor=current_user(info), expected_version=input.expected_version
@@ -385,7 +384,7 @@ class Mutation:
         "one default status per step, known steps, compiling CEL) and saved atomically. Needs `add_workflow`.",
         perm=ADD_WORKFLOW,
     )
-    def create_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:  # noqa: A002
+    def create_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:
         from django_steps.definitions import import_workflow
 
         # An existing name is refused by the engine (INVALID_DEFINITION on field "name").
@@ -396,7 +395,7 @@ class Mutation:
         "what would change). Needs `change_workflow`.",
         perm=CHANGE_WORKFLOW,
     )
-    def update_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:  # noqa: A002
+    def update_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:
         from django_steps.definitions import import_workflow
 
         if not Workflow.objects.filter(name=input.name).exists():
@@ -408,7 +407,7 @@ class Mutation:
         "Needs `delete_workflow`.",
         perm=DELETE_WORKFLOW,
     )
-    def delete_workflow(self, info: Info, input: DeleteWorkflowInput) -> DeletedWorkflowType:  # noqa: A002
+    def delete_workflow(self, info: Info, input: DeleteWorkflowInput) -> DeletedWorkflowType:
         from django_steps.definitions import delete_workflow
 
         workflow = Workflow.objects.filter(name=input.name).first()

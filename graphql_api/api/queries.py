@@ -18,21 +18,8 @@ from django_steps import models, services
 from django_steps.cel import check_context
 from django_steps.exceptions import InvalidContext, WorkflowError
 from django_steps.models import Workflow, WorkflowInstance
-
-
-from graphql_api.security.errors import (
-    BAD_USER_INPUT,
-    INVALID_CONTEXT,
-    INVALID_ID,
-    NOT_FOUND,
-    ApiError,
-    query_error,
-    raise_for_query,
-)
-from graphql_api.api.ids import our_name, parse_global_id
-from graphql_api.security import permissions
 from graphql_api.api.connections import Connection, connection
-from graphql_api.security.permissions import VIEW_WORKFLOW, current_user, has_perm, visible
+from graphql_api.api.ids import our_name, parse_global_id
 from graphql_api.api.types import (
     MAX_PAGE_SIZE,
     TransitionDryRunType,
@@ -42,6 +29,17 @@ from graphql_api.api.types import (
     WorkflowInstanceType,
     WorkflowType,
 )
+from graphql_api.security import permissions
+from graphql_api.security.errors import (
+    BAD_USER_INPUT,
+    INVALID_CONTEXT,
+    INVALID_ID,
+    NOT_FOUND,
+    ApiError,
+    query_error,
+    raise_for_query,
+)
+from graphql_api.security.permissions import VIEW_WORKFLOW, current_user, visible
 
 
 def _definitions(model):
@@ -79,7 +77,7 @@ class Query:
         info: Info,
         id: Annotated[
             strawberry.ID, strawberry.argument(description="A global ID (an `id` field's value).")
-        ],  # noqa: A002
+        ],
     ) -> Optional[relay.Node]:
         try:
             gid = relay.GlobalID.from_id(str(id))
@@ -129,7 +127,7 @@ class Query:
     def workflow_instance(
         self,
         info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the instance.")],  # noqa: A002
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the instance.")],
     ) -> Optional[WorkflowInstanceType]:
         try:
             pk = parse_global_id(id, "WorkflowInstance", info=info)
@@ -222,11 +220,9 @@ class Query:
             Optional[str], strawberry.argument(description="Name of a workflow: all its instances.")
         ] = None,
     ) -> WorkflowEventFeedType:
-        from django.db import router
 
         from django_steps import authorization
         from django_steps.selectors import events_after, newest_cursor
-
         from graphql_api.live.streams import InvalidCursor, parse_cursor, read_events
         from graphql_api.live.subscriptions import resolve_stream, resume_cursor
 
@@ -253,7 +249,7 @@ class Query:
         events = events[:size]
         edges = [
             WorkflowEventFeedEdgeType(cursor=str(event.cursor), node=node)
-            for event, node in zip(events, _with_selection(info, events))
+            for event, node in zip(events, _with_selection(info, events), strict=False)
         ]
         if events:
             resume = events[-1].cursor

@@ -19,23 +19,25 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from graphql import GraphQLError
 from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from graphql import GraphQLError
-
 from django_steps import authorization, models
 from django_steps.choices import FINISHED_STATES, InstanceState
-
-from graphql_api.api.enums import WorkflowEventKind, WorkflowInstanceState
-from graphql_api.security.extensions import graphql_setting
-from graphql_api.api.filters import WorkflowFilter, WorkflowInstanceFilter, WorkflowInstanceOrder, WorkflowOrder
-from graphql_api.security import permissions
 from graphql_api.api.connections import Connection, connection
+from graphql_api.api.enums import WorkflowEventKind, WorkflowInstanceState
+from graphql_api.api.filters import (
+    WorkflowFilter,
+    WorkflowInstanceFilter,
+    WorkflowInstanceOrder,
+    WorkflowOrder,
+)
+from graphql_api.security import permissions
 from graphql_api.security.cost import WORK
 from graphql_api.security.errors import NOT_FOUND
-
+from graphql_api.security.extensions import graphql_setting
 
 # ID_ATTR_NOTE: every Node type names its id attribute up front. Without it strawberry's
 # ``Node.resolve_id_attr`` re-scans the class annotations (``eval_type`` on each) for every
@@ -618,7 +620,7 @@ class TransitionDryRunType:
 
 @strawberry.type(name="DeletedWorkflow", description="A workflow definition that was deleted.")
 class DeletedWorkflowType:
-    id: strawberry.ID = strawberry.field(  # noqa: A003
+    id: strawberry.ID = strawberry.field(
         description="An ID of this deletion, which no other object has (not the workflow's: see `workflowId`)."
     )
     workflow_id: strawberry.ID = strawberry.field(

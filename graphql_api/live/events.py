@@ -28,7 +28,6 @@ from channels.layers import get_channel_layer
 
 from django_steps.models import WorkflowEvent
 from django_steps.signals import workflow_event_committed
-
 from graphql_api.live import streams
 
 logger = logging.getLogger("graphql_api.live.events")

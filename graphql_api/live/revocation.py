@@ -102,7 +102,9 @@ def revoke(users: Iterable[Any] | None, session_key: str | None = None) -> None:
     if layer is None:
         return
     message = {"type": MESSAGE_TYPE, "users": users, "session": session_key}
-    from graphql_api.live.events import _background  # one publishing loop per process, shared with events
+    from graphql_api.live.events import (
+        _background,  # one publishing loop per process, shared with events
+    )
 
     loop = streams.running_hub_loop() or _background.loop()
     future = asyncio.run_coroutine_threadsafe(layer.group_send(streams.GROUP, message), loop)

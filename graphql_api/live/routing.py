@@ -182,8 +182,8 @@ class MessageTooLarge(Exception):
 
     def payload(self) -> dict:
         """The result sent instead: one error, no data (see the module docstring)."""
-        from graphql_api.security.errors import EVENT_TOO_LARGE, RESULT_TOO_LARGE
         from graphql_api.live.subscriptions import sending_event
+        from graphql_api.security.errors import EVENT_TOO_LARGE, RESULT_TOO_LARGE
 
         event = sending_event.get()
         over = f"{self.size:,} bytes, more than a WebSocket message may hold ({self.limit:,})"
@@ -269,7 +269,9 @@ class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
     """strawberry's adapter, refusing a result message over the size limit (read per socket)."""
 
     def __init__(self, view, request, response) -> None:
-        from graphql_api.security.extensions import graphql_setting  # not at import: routing is imported before setup
+        from graphql_api.security.extensions import (
+            graphql_setting,  # not at import: routing is imported before setup
+        )
 
         super().__init__(view, request, response)
         self.max_size = int(graphql_setting("WEBSOCKET_MAX_MESSAGE_SIZE") or 0)

@@ -49,15 +49,19 @@ from strawberry.types import Info
 
 from django_steps import authorization, history
 from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance
-
-from graphql_api.security import permissions
-
-from graphql_api.live import revocation
-from graphql_api.security.errors import NOT_FOUND, PERMISSION_DENIED, ApiError, query_error
 from graphql_api.api.ids import parse_global_id
-from graphql_api.security.permissions import current_user
-from graphql_api.live.streams import CursorTooOld, InvalidCursor, StreamSpec, parse_cursor, stream_events
 from graphql_api.api.types import WorkflowEventType
+from graphql_api.live import revocation
+from graphql_api.live.streams import (
+    CursorTooOld,
+    InvalidCursor,
+    StreamSpec,
+    parse_cursor,
+    stream_events,
+)
+from graphql_api.security import permissions
+from graphql_api.security.errors import NOT_FOUND, PERMISSION_DENIED, ApiError, query_error
+from graphql_api.security.permissions import current_user
 
 __all__ = ["Subscription", "resolve_stream"]
 

@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import DataError, DatabaseError
+from django.db import DatabaseError, DataError
 from graphql import GraphQLError
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.exceptions import InvalidOperationTypeError
@@ -50,7 +50,6 @@ from django_steps.exceptions import (
     UnknownStatus,
     WorkflowError,
 )
-
 from graphql_api.security.budget import RequestTimeout, is_timeout
 from graphql_api.security.error_codes import Kind, code_of
 from graphql_api.security.error_codes import OperationInfoType as OperationInfo

@@ -42,7 +42,13 @@ from strawberry.types.graphql import OperationType
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from graphql_api.security.budget import TIMEOUT, Budget, RequestTimeout, end_budget, time_budget
-from graphql_api.security.cost import InputLimits, InputProblem, check_input, estimate, expanded_fields
+from graphql_api.security.cost import (
+    InputLimits,
+    InputProblem,
+    check_input,
+    estimate,
+    expanded_fields,
+)
 from graphql_api.security.errors import (
     BAD_USER_INPUT,
     INTERNAL_SERVER_ERROR,

@@ -63,8 +63,7 @@ from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet, Value
-from django.db.models import IntegerField
+from django.db.models import IntegerField, QuerySet, Value
 from strawberry.types import Info
 from strawberry_django.auth.utils import get_current_user
 
@@ -342,7 +341,9 @@ DECISIONS = Decisions()
 
 
 def recheck_seconds() -> float:
-    from graphql_api.security.extensions import graphql_setting  # not at import: extensions reads settings
+    from graphql_api.security.extensions import (
+        graphql_setting,  # not at import: extensions reads settings
+    )
 
     return float(graphql_setting("SUBSCRIPTION_RECHECK_SECONDS"))
 

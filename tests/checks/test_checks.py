@@ -262,6 +262,8 @@ def test_in_memory_channel_layer_with_debug_off(production):
     out = io.StringIO()
     call_command("check", "--deploy", "--tag", "django_steps", stdout=out)
     assert "no issues (1 silenced)" in out.getvalue()
+
+
 @pytest.mark.parametrize(
     ("hosts", "warned"),
     [

@@ -6,8 +6,8 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.demo.settings_static")
 
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
-from graphql_api.live.routing import get_application  # noqa: E402
+from graphql_api.live.routing import get_application
 
 application = ASGIStaticFilesHandler(get_application())

@@ -19,7 +19,7 @@ FRAGMENTS = (
 )
 
 #: Few tokens, many fragments.
-INLINE = "query { %s }" % " ".join("... on Query { me { username } }" for _ in range(11))
+INLINE = "query {{ {} }}".format(" ".join("... on Query { me { username } }" for _ in range(11)))
 
 
 def _codes(result: dict) -> list[str]:
@@ -57,7 +57,7 @@ def test_the_anonymous_limits_follow_the_settings(anon, settings):
         "ANONYMOUS_MAX_TOKENS": 200,
     }
     assert anon(INLINE)["data"] == {"me": None}
-    long = "query { %s }" % " ".join(f"a{i}: me {{ username }}" for i in range(60))
+    long = "query {{ {} }}".format(" ".join(f"a{i}: me {{ username }}" for i in range(60)))
     assert _codes(anon(long)) == ["GRAPHQL_PARSE_FAILED"]
 
 

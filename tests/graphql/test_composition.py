@@ -13,8 +13,8 @@ from django.core.exceptions import ImproperlyConfigured
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from graphql_api.composition import SharedEventExecutionContext, compose_schema
-from graphql_api.security.extensions import QuerysetOptimizer
 from graphql_api.schemas import load_schema
+from graphql_api.security.extensions import QuerysetOptimizer
 
 
 @strawberry_django.type(get_user_model(), name="User")

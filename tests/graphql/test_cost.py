@@ -12,9 +12,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from graphql import parse
 
+from graphql_api.schema import schema
 from graphql_api.security.cost import DEFAULT_LIST_BOUND, MAX_ITEMS, estimate
 from graphql_api.security.extensions import DEFAULTS
-from graphql_api.schema import schema
 
 from . import operations as ops
 from .conftest import gid

@@ -13,9 +13,9 @@ from django.test import Client
 from graphql import build_schema
 
 from django_steps import exceptions
-from graphql_api.security import errors
-from graphql_api.live import streams
 from graphql_api import views
+from graphql_api.live import streams
+from graphql_api.security import errors
 from graphql_api.security.error_codes import WorkflowErrorCode, markdown_table
 
 from . import operations as ops
@@ -57,7 +57,9 @@ def test_the_docs_table_is_the_enum():
     text = (ROOT / "docs" / "graphql.md").read_text()
     block = re.search(r"<!-- error codes: generated -->\n(.*?)<!-- /error codes -->", text, re.S)
     assert block, "docs/graphql.md lost its generated code table"
-    assert block.group(1) == markdown_table(), "regenerate it: python -m graphql_api.security.error_codes"
+    assert block.group(1) == markdown_table(), (
+        "regenerate it: python -m graphql_api.security.error_codes"
+    )
 
 
 @pytest.fixture

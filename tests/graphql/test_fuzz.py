@@ -92,9 +92,9 @@ def fast_live_server(live_server, monkeypatch):
 
 @pytest.fixture
 def fuzz_target(fast_live_server, transactional_db):
-    from claims.models import Claim
     from strawberry.relay import to_base64
 
+    from claims.models import Claim
     from django_steps.models import (
         Workflow,
         WorkflowInstance,

@@ -118,9 +118,7 @@ def _field_tail(draw, field, levels: int) -> str:
     if _connection(target):
         node = _named(_named(target.fields["edges"].type).fields["node"].type)
         first = draw(st.integers(min_value=0, max_value=3))
-        page = "{ pageInfo { hasNextPage } edges { cursor node %s } }" % draw(
-            selections(node, levels)
-        )
+        page = f"{{ pageInfo {{ hasNextPage }} edges {{ cursor node {draw(selections(node, levels))} }} }}"
         if "totalCount" in target.fields and draw(st.booleans()):
             page = page[:-1] + " totalCount }"
         return f"(first: {first}) {page}"
@@ -138,14 +136,16 @@ def nested_queries(draw) -> str:
         target = _named(field.type)
         arguments = ROOTS[name].format(n=draw(st.integers(min_value=1, max_value=3)))
         if name == "workflowEvents":
-            body = "{ cursor edges { cursor node %s } }" % draw(
-                selections(
-                    _named(target.fields["edges"].type).fields["node"].type.of_type, MAX_LEVELS
+            body = "{{ cursor edges {{ cursor node {} }} }}".format(
+                draw(
+                    selections(
+                        _named(target.fields["edges"].type).fields["node"].type.of_type, MAX_LEVELS
+                    )
                 )
             )
         elif _connection(target):
             node = _named(_named(target.fields["edges"].type).fields["node"].type)
-            body = "{ edges { node %s } }" % draw(selections(node, MAX_LEVELS))
+            body = f"{{ edges {{ node {draw(selections(node, MAX_LEVELS))} }} }}"
         else:
             body = draw(selections(target, MAX_LEVELS))
         parts.append(f"r{i}: {name}{arguments} {body}")  # at most 3 aliases here

@@ -367,10 +367,7 @@ def test_malformed_cursors_are_bad_user_input_naming_the_argument(
     error = bad_input(as_viewer(ops.INSTANCES, {argument: cursor, "first": 5}))
     assert error["extensions"]["field"] == argument
     assert cursor not in error["message"]
-    nested = '{ workflow(name: "Claim Processing") { instances(%s: "%s") { totalCount } } }' % (
-        argument,
-        cursor,
-    )
+    nested = f'{{ workflow(name: "Claim Processing") {{ instances({argument}: "{cursor}") {{ totalCount }} }} }}'
     assert bad_input(as_viewer(nested))["extensions"]["field"] == argument
     # the server answers a normal request right after, and real cursors still work
     page = as_viewer.data(ops.INSTANCES, {"first": 1})["workflowInstances"]
@@ -385,7 +382,7 @@ OUT_OF_RANGE = ["9223372036854775808", "-9223372036854775809", "1" * 5000]
 
 def post_raw(gql, query: str, variables_json: str) -> dict:
     """POST a body whose variables are raw JSON text (Python's json accepts NaN and Infinity)."""
-    body = '{"query": %s, "variables": %s}' % (json.dumps(query), variables_json)
+    body = f'{{"query": {json.dumps(query)}, "variables": {variables_json}}}'
     response = gql.client.post(ENDPOINT, body, content_type="application/json")
     assert response.status_code == 200, response.content[:300]
     return response.json()
@@ -397,14 +394,13 @@ def test_numbers_that_are_not_finite_or_out_of_range_are_bad_user_input(as_admin
     update = post_raw(
         as_admin,
         ops.UPDATE_STATUS,
-        '{"input": {"instanceId": "%s", "statusName": "Submitted", "context": {"claim": {"amount": [1, %s]}}}}'
-        % (i, number),
+        f'{{"input": {{"instanceId": "{i}", "statusName": "Submitted", "context": {{"claim": {{"amount": [1, {number}]}}}}}}}}',
     )
     error = bad_input(update)
     assert error["extensions"]["field"] == "input.context.claim.amount.1"
     assert number not in error["message"]
     evaluate = post_raw(
-        as_admin, ops.EVALUATE, '{"instanceId": "%s", "context": {"a": %s}}' % (i, number)
+        as_admin, ops.EVALUATE, f'{{"instanceId": "{i}", "context": {{"a": {number}}}}}'
     )
     assert bad_input(evaluate)["extensions"]["field"] == "context.a"
     # nothing was applied, and a normal request works right after
@@ -421,12 +417,9 @@ def test_numbers_that_are_not_finite_or_out_of_range_are_bad_user_input(as_admin
     "literal", ["1e400", "-1e400", "9223372036854775808", "1" * 5000, '"' + "x" * 100_001 + '"']
 )
 def test_inline_json_literals_are_checked_too(as_admin, instance, literal):
-    query = (
-        'query { evaluateTransitions(instanceId: "%s", context: {claim: {amount: %s}}) { error } }'
-        % (
-            gid("WorkflowInstance", instance.pk),
-            literal,
-        )
+    query = 'query {{ evaluateTransitions(instanceId: "{}", context: {{claim: {{amount: {}}}}}) {{ error }} }}'.format(
+        gid("WorkflowInstance", instance.pk),
+        literal,
     )
     assert bad_input(as_admin(query))["extensions"]["field"] == "context.claim.amount"
     assert as_admin.data(ops.ME)["me"]["username"] == "admin"
@@ -434,7 +427,7 @@ def test_inline_json_literals_are_checked_too(as_admin, instance, literal):
 
 def test_ints_out_of_graphql_range_are_bad_user_input(as_viewer, instance):
     for value in ("2147483648", "1e400", "NaN", "1" * 5000):
-        error = bad_input(post_raw(as_viewer, ops.INSTANCES, '{"first": %s}' % value))
+        error = bad_input(post_raw(as_viewer, ops.INSTANCES, f'{{"first": {value}}}'))
         assert error["extensions"]["field"] == "first", error
     assert as_viewer.data(ops.INSTANCES, {"first": 1})["workflowInstances"]["totalCount"] == 1
 

@@ -380,13 +380,10 @@ def test_a_context_holding_nul_is_invalid_context_on_every_database(as_operator,
 
 
 def test_a_context_holding_an_unpaired_surrogate_is_invalid_context(as_operator, instance):
-    body = (
-        '{"query": %s, "variables": {"input": {"instanceId": "%s", "statusName": "Submitted", "context": %s}}}'
-        % (
-            json.dumps(ops.UPDATE_STATUS),
-            gid("WorkflowInstance", instance.pk),
-            '{"note": "\\ud800"}',
-        )
+    body = '{{"query": {}, "variables": {{"input": {{"instanceId": "{}", "statusName": "Submitted", "context": {}}}}}}}'.format(
+        json.dumps(ops.UPDATE_STATUS),
+        gid("WorkflowInstance", instance.pk),
+        '{"note": "\\ud800"}',
     )
     response = as_operator.client.post(ENDPOINT, body, content_type="application/json")
     payload = response.json()["data"]["updateWorkflowStepStatus"]

@@ -136,7 +136,7 @@ TOGETHER = [
 
 @pytest.mark.parametrize("selection", TOGETHER)
 def test_fields_that_load_the_same_relation_can_be_selected_together(as_viewer, pages, selection):
-    query = "query($n: Int!) { workflowInstances(first: $n) { edges { node { %s } } } }" % selection
+    query = f"query($n: Int!) {{ workflowInstances(first: $n) {{ edges {{ node {{ {selection} }} }} }} }}"
 
     def count(n: int) -> int:
         with CaptureQueriesContext(connection) as queries:
@@ -151,9 +151,11 @@ def test_fields_that_load_the_same_relation_can_be_selected_together(as_viewer, 
 
 # ---------------------------------------------------------------------- Workflow.mermaid
 
-MERMAID_ALIASES = "{ %s }" % " ".join(
-    f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ workflow {{ mermaid }} }} }} }}"
-    for i in range(30)
+MERMAID_ALIASES = "{{ {} }}".format(
+    " ".join(
+        f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ workflow {{ mermaid }} }} }} }}"
+        for i in range(30)
+    )
 )
 
 
@@ -243,7 +245,7 @@ def claimant_pages(db):
 @pytest.mark.parametrize("username", ["alice", "rita"])
 def test_per_object_permissions_run_no_query_per_object(claimant_pages, username, selection):
     """As the demo's claimant and its reviewer, on events whose context is stored."""
-    query = "query($n: Int!) { %s }" % selection
+    query = f"query($n: Int!) {{ {selection} }}"
 
     def count(n: int) -> int:
         with CaptureQueriesContext(connection) as queries:

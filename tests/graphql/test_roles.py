@@ -18,13 +18,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from claims.models import Claim
 from django_steps import services
-from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance
-
+from django_steps.models import WorkflowEvent, WorkflowInstance
 from graphql_api.composition import WorkflowInstanceType
 
 from . import operations as ops

@@ -188,8 +188,8 @@ def test_every_type_field_and_argument_of_ours_says_what_it_is():
         GraphQLInputObjectType,
         GraphQLInterfaceType,
         GraphQLObjectType,
+        GraphQLUnionType,
     )
-    from graphql import GraphQLUnionType
 
     schema = build_schema(SCHEMA_FILE.read_text())
     missing = []

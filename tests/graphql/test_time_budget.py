@@ -16,11 +16,13 @@ from graphql_api.security.budget import is_timeout, time_budget
 pytestmark = pytest.mark.django_db
 
 #: Many aliases of a page of instances with their history: seconds of work without a budget.
-HEAVY = "{ %s }" % " ".join(
-    f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ id history(first: 100) "
-    "{ edges { node { kind toStep { name statuses { name } } actor { username } } } } "
-    "currentStep { instanceCounts { total } } } } }"
-    for i in range(20)
+HEAVY = "{{ {} }}".format(
+    " ".join(
+        f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ id history(first: 100) "
+        "{ edges { node { kind toStep { name statuses { name } } actor { username } } } } "
+        "currentStep { instanceCounts { total } } } } }"
+        for i in range(20)
+    )
 )
 
 
@@ -167,7 +169,7 @@ def test_postgresql_cuts_a_statement_inside_a_transaction():
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_postgresql_request_over_its_budget_stops_with_timeout(hundred_instances, settings):
-    from .conftest import client_for, make_user, VIEW, STAFF
+    from .conftest import STAFF, VIEW, client_for, make_user
 
     as_viewer = client_for(make_user("viewer2", *VIEW, groups=STAFF))
     _budget(settings, 0.3)

@@ -123,7 +123,7 @@ class GraphQLSocket:
         """True if no message arrives for ``id_`` within ``wait`` seconds."""
         try:
             await self.result(id_, wait)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             return True
         return False
 

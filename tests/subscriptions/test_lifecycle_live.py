@@ -190,6 +190,9 @@ async def test_while_redis_is_frozen_events_follow_the_retry_interval(claim_work
     finally:
         redis.stop()
     assert [data["sequence"] for _, data in stream.arrivals] == list(range(2, 14))
-    late = [round(arrived - done, 2) for (arrived, _), done in zip(stream.arrivals, committed)]
+    late = [
+        round(arrived - done, 2)
+        for (arrived, _), done in zip(stream.arrivals, committed, strict=False)
+    ]
     # The retry interval, plus one bounded attempt to rejoin, plus reading the history.
     assert max(late) < 3.0, late  # it was 5-7 s: one read timeout per attempt to rejoin

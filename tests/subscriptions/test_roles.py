@@ -21,7 +21,6 @@ from django.test import Client
 
 from claims.models import Claim
 from django_steps import services
-from django_steps.models import WorkflowInstance
 
 from .conftest import login_session
 from .helpers import COMPLETE, GraphQLSocket, error_codes, instance_gid

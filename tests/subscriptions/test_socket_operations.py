@@ -142,7 +142,7 @@ async def test_every_read_over_a_socket_answers_as_over_http(application, demo):
 
 async def test_every_mutation_over_a_socket_succeeds_once_and_answers_the_instance(
     application, demo
-):  # noqa: F811
+):
     """As rita (a reviewer, not a superuser: she may hold and resume) and alice (the claimant: she
     may withdraw). Each successful
     mutation answers the instance as HTTP then reads it, and is applied once, as rita."""
@@ -321,7 +321,7 @@ async def test_logout_over_a_socket_ends_the_session_for_the_socket_and_http(app
 
 async def test_the_legacy_protocol_refuses_queries_and_mutations_with_a_code(
     application, demo, caplog
-):  # noqa: F811
+):
     """graphql-ws (subscriptions-transport-ws) runs subscriptions only, as strawberry implements it:
     a query or mutation is refused with BAD_REQUEST (it was "Unexpected error." and a logged
     traceback), nothing is applied, and the socket goes on."""

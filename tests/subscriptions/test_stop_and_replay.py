@@ -199,7 +199,7 @@ async def _open(application, session: str) -> tuple[GraphQLWebsocketCommunicator
 
 async def test_sockets_beyond_the_per_user_limit_are_closed_with_a_code(
     application, demo, settings
-):  # noqa: F811
+):
     users, _ = demo
     _options(settings, WEBSOCKET_MAX_CONNECTIONS_PER_USER=2)
     alice = await run(login_session)(users["alice"])

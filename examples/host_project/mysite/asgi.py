@@ -3,7 +3,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
 
-from graphql_api.routing import get_application  # noqa: E402 (imports no model: safe before setup)
+from graphql_api.routing import get_application
 
 # A dotted path: your schema module (which imports models) is imported after django.setup().
 application = get_application("mysite.schema:schema")

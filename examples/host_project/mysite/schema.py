@@ -1,6 +1,7 @@
 # mysite/schema.py
-from graphql_api.composition import compose_schema
 from invoices.schema import Query
+
+from graphql_api.composition import compose_schema
 
 # Your Query merged with django-steps' Query, Mutation and Subscription. Your type named `User`
 # keeps its name; django-steps' is `WorkflowUser` in this schema.
