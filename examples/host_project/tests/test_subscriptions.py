@@ -22,9 +22,8 @@ INSTANCE_IDS = "{ invoices { number workflow { id } } }"
 
 @pytest.mark.django_db(transaction=True)
 def test_a_subscription_sees_a_status_set_over_http(clerk, workflow, invoice):
-    from invoices.models import Invoice
-
     from django_steps.services import start_workflow_instance
+    from invoices.models import Invoice
 
     probe = Invoice.objects.create(number="PROBE", customer="Nobody", amount=Decimal("1.00"))
     start_workflow_instance("Invoice Approval", invoice)
