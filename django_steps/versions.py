@@ -491,7 +491,7 @@ def migrate_instances(
     was planned at — an instance changed since is reported in ``failed`` (``VERSION_CONFLICT``)
     and left as it is, as is one whose write fails (``DATABASE_ERROR``, logged). Each migrated instance gets one ``MIGRATED`` event (its ``version``
     moves by one). ``progress(done, total)`` is called after every ``batch_size`` instances."""
-    from .services import _lock, _save
+    from .writes import _lock, _save
 
     if plan is None:
         plan = plan_migration(workflow, to_version, mapping, filters, actor=actor)
