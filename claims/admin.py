@@ -47,7 +47,8 @@ class ClaimAdmin(admin.ModelAdmin):
         )
         return (
             "; ".join(
-                f"{i.workflow.name}: {i.current_step.name} / {i.current_step_status.name} ({i.get_state_display()})"
+                f"{i.workflow.name}: {i.current_step.name} / {i.current_step_status.name} "
+                f"({i.get_state_display()})"
                 for i in instances
             )
             or "—"

@@ -106,8 +106,9 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set. Outside development (DJANGO_DEBUG=1) the secret key must come from "
-            "the environment: a long random string, e.g. the output of "
+            "DJANGO_SECRET_KEY is not set. Outside development (DJANGO_DEBUG=1) "
+            "the secret key must come from the environment: a long random string, "
+            "e.g. the output of "
             "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
         )
     SECRET_KEY = "django-insecure-development-only-key"  # DEBUG only (`make demo`)

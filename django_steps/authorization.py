@@ -317,8 +317,8 @@ def check_startable(definition: Any, content_type: Any) -> None:
 
     if content_type.pk not in definition.content_type_ids:
         raise ModelNotAllowed(
-            f'Workflow "{definition.name}" cannot be started on this model: its definition does not list it '
-            "in content_types.",
+            f'Workflow "{definition.name}" cannot be started on this model: '
+            "its definition does not list it in content_types.",
             workflow_name=definition.name,
         )
 

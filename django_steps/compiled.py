@@ -18,8 +18,9 @@ version's ``(pk, content_hash)``:
 * an instance runs on the version it is pinned to (``WorkflowInstance.definition_version``):
   publishing a new version never changes what a running instance reads.
 
-Edits of the rows (the admin, the ORM) are a draft until :func:`django_steps.versions.publish_workflow`
-publishes them; nothing here reads the draft except :func:`load` for a workflow never published.
+Edits of the rows (the admin, the ORM) are a draft until
+:func:`django_steps.versions.publish_workflow` publishes them; nothing here reads the draft
+except :func:`load` for a workflow never published.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ _ENTITIES = {
 
 
 def mermaid_text(text: str) -> str:
-    """``text`` made safe for a quoted Mermaid label (one line, special characters as entity codes)."""
+    """``text`` made safe for a quoted Mermaid label (one line, special characters as entity
+    codes)."""
     text = " ".join(str(text).split())
     return "".join(_ENTITIES.get(ch, ch) for ch in text)
 

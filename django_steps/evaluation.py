@@ -39,7 +39,10 @@ def default_status(definition: CompiledWorkflow, step: StepDef) -> StatusDef:
 
 
 def describe(definition: CompiledWorkflow, t: TransitionDef) -> str:
-    return f'"{definition.step_name(t.from_step_id)}" → "{definition.step_name(t.to_step_id)}" (priority {t.priority})'
+    return (
+        f'"{definition.step_name(t.from_step_id)}" → "{definition.step_name(t.to_step_id)}" '
+        f"(priority {t.priority})"
+    )
 
 
 def evaluate(definition: CompiledWorkflow, t: TransitionDef, context: Context) -> bool:

@@ -185,7 +185,8 @@ def renumber(using: str) -> int:
         # Two steps: negative positions first, so no row ever collides with one not yet moved.
         db.execute(
             f"UPDATE {table} SET {position} = -r.n FROM (SELECT {pk} AS i, "
-            f"ROW_NUMBER() OVER (ORDER BY {txid}, {position}) AS n FROM {table}) r WHERE {table}.{pk} = r.i"
+            f"ROW_NUMBER() OVER (ORDER BY {txid}, {position}) AS n FROM {table}) r "
+            f"WHERE {table}.{pk} = r.i"
         )
         db.execute(f"UPDATE {table} SET {txid} = 0, {position} = -{position}")
         return db.rowcount

@@ -113,7 +113,9 @@ class WorkflowStep(models.Model):
     retired = models.BooleanField(default=False, editable=False, help_text=_RETIRED_HELP)
 
     objects = LiveManager()
-    all_objects = models.Manager()
+    # Declared after `objects`: the first manager is the default one. Ruff takes
+    # models.Manager() for a field, hence the noqa.
+    all_objects = models.Manager()  # noqa: DJ012
 
     class Meta:
         ordering = ("workflow", "order", "id")
@@ -142,7 +144,8 @@ class WorkflowStep(models.Model):
 
 
 class WorkflowStepStatus(models.Model):
-    """A custom status of a step. Per step: one default, at most one cancellation and one on-hold."""
+    """A custom status of a step. Per step: one default, at most one cancellation and one
+    on-hold."""
 
     step = models.ForeignKey(WorkflowStep, on_delete=models.CASCADE, related_name="statuses")
     name = models.CharField(max_length=255)
@@ -161,7 +164,9 @@ class WorkflowStepStatus(models.Model):
     retired = models.BooleanField(default=False, editable=False, help_text=_RETIRED_HELP)
 
     objects = LiveManager()
-    all_objects = models.Manager()
+    # Declared after `objects`: the first manager is the default one. Ruff takes
+    # models.Manager() for a field, hence the noqa.
+    all_objects = models.Manager()  # noqa: DJ012
 
     class Meta:
         ordering = ("step", "id")
@@ -220,7 +225,9 @@ class WorkflowTransition(models.Model):
     retired = models.BooleanField(default=False, editable=False, help_text=_RETIRED_HELP)
 
     objects = LiveManager()
-    all_objects = models.Manager()
+    # Declared after `objects`: the first manager is the default one. Ruff takes
+    # models.Manager() for a field, hence the noqa.
+    all_objects = models.Manager()  # noqa: DJ012
 
     class Meta:
         ordering = ("workflow", "from_step__order", "-priority", "id")
@@ -454,18 +461,19 @@ class WorkflowEvent(models.Model):
     def __str__(self) -> str:
         return f"#{self.cursor} {self.kind} (instance {self.instance_id} seq {self.sequence})"
 
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValueError("Workflow history is append-only; events cannot be changed.")
+        super().save(*args, **kwargs)
+
     @property
     def version(self) -> int:
         return self.sequence
 
     @cached_property
     def cursor(self) -> int:
-        """This event's place in the global history as one number (see :mod:`django_steps.history`)."""
+        """This event's place in the global history as one number (see
+        :mod:`django_steps.history`)."""
         from .history import cursor_of
 
         return cursor_of(self.txid, self.position)
-
-    def save(self, *args, **kwargs) -> None:
-        if not self._state.adding:
-            raise ValueError("Workflow history is append-only; events cannot be changed.")
-        super().save(*args, **kwargs)

@@ -10,9 +10,9 @@ Publishing
 
 Pinning
     An instance runs on the version it started on (``WorkflowInstance.definition_version``):
-    every service reads that version's compiled definition (:func:`django_steps.compiled.for_instance`),
-    so a later version changes nothing for it until it is migrated. Each history event records
-    the version it happened on.
+    every service reads that version's compiled definition
+    (:func:`django_steps.compiled.for_instance`), so a later version changes nothing for it
+    until it is migrated. Each history event records the version it happened on.
 
 Migrating
     :func:`plan_migration` is the dry run: for each instance it selects, where it would land
@@ -347,7 +347,8 @@ def _landing(
             None,
             None,
             "UNMAPPED_STEP",
-            f'Step "{step.name}" is not in the target version and the mapping names no step for it.',
+            f'Step "{step.name}" is not in the target version '
+            "and the mapping names no step for it.",
         )
     mapped = ((mapping.get("statuses") or {}).get(step.name) or {}).get(status.name)
     target_status = (
@@ -363,8 +364,8 @@ def _landing(
             target_step,
             target_status,
             "TARGET_STATUS_ROLE",
-            f'The status "{target_status.name}" would cancel or hold the instance: cancel or hold it '
-            "instead, or map the status to another one.",
+            f'The status "{target_status.name}" would cancel or hold the instance: '
+            "cancel or hold it instead, or map the status to another one.",
         )
     return target_step, target_status, None, None
 
@@ -489,9 +490,10 @@ def migrate_instances(
     """Apply the migration :func:`plan_migration` plans (or ``plan``, a plan made earlier):
     each movable instance in its own transaction, its row locked, expected at the version it
     was planned at — an instance changed since is reported in ``failed`` (``VERSION_CONFLICT``)
-    and left as it is, as is one whose write fails (``DATABASE_ERROR``, logged). Each migrated instance gets one ``MIGRATED`` event (its ``version``
-    moves by one). ``progress(done, total)`` is called after every ``batch_size`` instances."""
-    from .services import _lock, _save
+    and left as it is, as is one whose write fails (``DATABASE_ERROR``, logged). Each migrated
+    instance gets one ``MIGRATED`` event (its ``version`` moves by one). ``progress(done,
+    total)`` is called after every ``batch_size`` instances."""
+    from .writes import _lock, _save
 
     if plan is None:
         plan = plan_migration(workflow, to_version, mapping, filters, actor=actor)

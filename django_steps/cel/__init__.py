@@ -26,6 +26,7 @@ __all__ = [
     "context_error",
     "evaluate",
     "is_unconditional",
+    "stats",
     "to_cel",
     "to_json",
     "variables",

@@ -326,8 +326,9 @@ def _shape_problem(expression: str, shape: _Shape) -> ConditionSyntaxError | Non
         return _refusal(
             expression,
             Reason.TOO_COSTLY,
-            f"its estimated cost is {shape.estimate} steps with lists of {assumed} items, over the evaluation "
-            f"budget of {budget}; nest fewer macros (all, exists, exists_one, map, filter) over lists",
+            f"its estimated cost is {shape.estimate} steps with lists of {assumed} items, "
+            f"over the evaluation budget of {budget}; "
+            "nest fewer macros (all, exists, exists_one, map, filter) over lists",
         )
     return None
 

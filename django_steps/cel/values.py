@@ -107,7 +107,8 @@ def check_context(context: Any) -> None:
 def _check_storable(text: str) -> None:
     if "\x00" in text or _has_surrogate(text):
         raise InvalidContext(
-            "The context holds text with a NUL character or an unpaired surrogate, which cannot be stored.",
+            "The context holds text with a NUL character or an unpaired surrogate, "
+            "which cannot be stored.",
             reason="UNSTORABLE_TEXT",
         )
 

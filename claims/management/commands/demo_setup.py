@@ -151,7 +151,10 @@ def _canonical(document: dict) -> str:
 
 
 class Command(BaseCommand):
-    help = "Load the example workflows, create the demo users (demo, alice, bob, rita) and a few example claims."
+    help = (
+        "Load the example workflows, create the demo users (demo, alice, bob, rita) "
+        "and a few example claims."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--no-claims", action="store_true", help="Skip the example claims.")

@@ -25,8 +25,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--replace",
             action="store_true",
-            help="Update the existing workflow of that name in place and publish it as a new version "
-            "(running instances stay on theirs; removed parts are retired).",
+            help="Update the existing workflow of that name in place and publish it as a new "
+            "version (running instances stay on theirs; removed parts are retired).",
         )
         parser.add_argument("--check", action="store_true", help="Only validate; change nothing.")
 

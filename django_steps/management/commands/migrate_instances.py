@@ -66,11 +66,13 @@ class Command(BaseCommand):
             origin = f"v{move.from_version} {move.from_step} / {move.from_status}"
             if move.can_move:
                 self.stdout.write(
-                    f"instance {move.instance_id}: {origin} -> v{target} {move.to_step} / {move.to_status}"
+                    f"instance {move.instance_id}: {origin} -> v{target} "
+                    f"{move.to_step} / {move.to_status}"
                 )
             else:
                 self.stdout.write(
-                    f"instance {move.instance_id}: {origin} cannot move: {move.blocked}: {move.reason}"
+                    f"instance {move.instance_id}: {origin} cannot move: "
+                    f"{move.blocked}: {move.reason}"
                 )
         summary = f"{len(plan.movable)} can move, {len(plan.blocked)} cannot"
         if options["dry_run"]:
@@ -92,6 +94,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"{len(result.migrated)} instance(s) migrated to version {target}; "
-                f"{len(result.failed)} changed meanwhile or failed; {len(plan.blocked)} cannot move."
+                f"{len(result.failed)} changed meanwhile or failed; "
+                f"{len(plan.blocked)} cannot move."
             )
         )

@@ -1,4 +1,5 @@
-"""``manage.py renumber_history``: re-key the stored history after a restore into another cluster."""
+"""``manage.py renumber_history``: re-key the stored history after a restore into another
+cluster."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from django_steps import history
 
 class Command(BaseCommand):
     help = (
-        "Give every stored workflow event a plain position (1, 2, 3…) in its current order, so that "
-        "events written from now on sort after them. Run it once after restoring a dump into another "
-        "PostgreSQL cluster (its transaction ids start again from low numbers), before serving; "
+        "Give every stored workflow event a plain position (1, 2, 3…) in its current order, "
+        "so that events written from now on sort after them. Run it once after restoring a dump "
+        "into another PostgreSQL cluster (its transaction ids start again from low numbers), "
+        "before serving; "
         "clients' cursors from before mean nothing afterwards: have them reload."
     )
 

@@ -13,7 +13,9 @@ from .live import Session, daphne
 from .test_graphql import LOGIN, SET_STATUS
 
 SUBSCRIBE = """subscription Follow($workflow: String!) {
-  workflowInstanceEvents(workflowName: $workflow) { kind state instance { id } toStep { name } toStatus { name } }
+  workflowInstanceEvents(workflowName: $workflow) {
+    kind state instance { id } toStep { name } toStatus { name }
+  }
 }"""
 HOLD = "mutation($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) { __typename } }"
 RESUME = "mutation($id: ID!) { resumeWorkflowInstance(input: {instanceId: $id}) { __typename } }"

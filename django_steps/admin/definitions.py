@@ -1,38 +1,5 @@
-"""Django admin for workflow definitions, instances and their history.
-
-Definitions
-    The workflow page edits the workflow with its steps and transitions inline; each step row
-    links to the step page, which edits that step's statuses inline (Django has no nested
-    inlines). Transition step choices are limited to the workflow's own steps, so steps are
-    saved before transitions can point at them.
-
-    After a save (main form *and* inlines, in the admin's transaction), the whole workflow is
-    validated as a definition document (:func:`django_steps.definitions.check_workflow`):
-
-    - **valid**: it is published as the workflow's next version
-      (:func:`django_steps.versions.publish_workflow`, the acting user as its author; nothing
-      new if the content is that of the latest version) and new instances run on it;
-    - **invalid**: the save is kept as a **draft** (often built over several pages: statuses
-      live on the step pages) and nothing is published; the remaining problems are shown as a
-      warning. Running instances are unaffected either way: they run on their own version;
-    - a save that goes over a size limit (``DEFINITION_MAX_*``: steps, statuses per step,
-      transitions, transitions leaving a step) is rolled back even in a draft — no later page
-      could make it valid, and the GraphQL cost estimate relies on the limits. A workflow
-      already over a limit (e.g. after the limit was lowered) can still be edited.
-
-    Deleting a step, status or transition in the inlines retires it (versions and history keep
-    referring to it); the workflow page lists its published versions, read-only.
-
-Instances and history
-    Read-only, and only what the visibility rule shows the user
-    (:func:`django_steps.authorization.visible_instances` / ``visible_events``: the changelists,
-    the change and history pages, the running-instance counts of the workflow list); an event's
-    stored context only to users who may view the object (``may_view_object``). Instances show
-    their version and their history inline; the actions "Put on hold", "Resume" and "Cancel"
-    call :mod:`django_steps.services` with ``actor=request.user`` and report each instance that
-    could not be changed with its error code. "Migrate to the latest version" shows the dry run
-    (:func:`django_steps.versions.plan_migration`, no mapping: names kept, defaults) on a
-    confirmation page, then migrates the movable ones.
+"""The admin of workflow definitions: workflows, steps, statuses and transitions, the guard
+that validates a save and publishes it, and the published versions (see :mod:`django_steps.admin`).
 """
 
 from __future__ import annotations
@@ -41,24 +8,21 @@ from django.contrib import admin, messages
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import Count, Field, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
-from . import authorization, services, versions
-from .choices import UNFINISHED_STATES
-from .definitions import check_workflow, dump_document, export_workflow
-from .diagram import workflow_to_mermaid
-from .exceptions import WorkflowError
-from .models import (
+from .. import authorization, versions
+from ..choices import UNFINISHED_STATES
+from ..definitions import check_workflow, dump_document, export_workflow
+from ..diagram import workflow_to_mermaid
+from ..models import (
     Workflow,
-    WorkflowEvent,
     WorkflowInstance,
     WorkflowStep,
     WorkflowStepStatus,
     WorkflowTransition,
     WorkflowVersion,
 )
-from .shape import STATUS, STEP, TRANSITION, WORKFLOW, Part
+from ..shape import STATUS, STEP, TRANSITION, WORKFLOW, Part
 
 # --------------------------------------------------------------------------- validation guard
 
@@ -163,8 +127,8 @@ class DefinitionGuardMixin:
         if version.number != before:
             self.message_user(
                 request,
-                f"Published version {version.number} of “{workflow.name}”: new instances run on it; "
-                "running ones keep theirs until migrated.",
+                f"Published version {version.number} of “{workflow.name}”: "
+                "new instances run on it; running ones keep theirs until migrated.",
                 messages.SUCCESS,
             )
         if warnings:
@@ -397,236 +361,3 @@ class WorkflowStepAdmin(DefinitionGuardMixin, admin.ModelAdmin):
     @admin.display(description="statuses")
     def statuses(self, step: WorkflowStep) -> str:
         return _statuses_summary(step)
-
-
-# --------------------------------------------------------------------------- instances
-
-
-class WorkflowEventInline(admin.TabularInline):
-    model = WorkflowEvent
-    fk_name = "instance"
-    extra = 0
-    can_delete = False
-    ordering = ("sequence",)
-    fields = (
-        "sequence",
-        "cursor",
-        "kind",
-        "state",
-        "from_step",
-        "from_status",
-        "to_step",
-        "to_status",
-        "requested_status",
-        "transition",
-        "actor",
-        "context",
-        "created_at",
-    )
-    readonly_fields = fields
-    verbose_name_plural = "history"
-
-    def get_queryset(self, request):
-        return authorization.visible_events(request.user, super().get_queryset(request))
-
-    def get_fields(self, request, obj=None):
-        return _without_hidden_context(request, obj, super().get_fields(request, obj))
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-def _without_hidden_context(request, instance, fields):
-    """``fields`` without ``context`` unless the user may view the instance's object (the stored
-    context holds its fields)."""
-    if instance is not None and authorization.may_view_object(
-        request.user, instance.content_object
-    ):
-        return fields
-    return [name for name in fields if name != "context"]
-
-
-@admin.register(WorkflowInstance)
-class WorkflowInstanceAdmin(admin.ModelAdmin):
-    list_display = (
-        "id",
-        "workflow",
-        "content_object_display",
-        "definition_version_number",
-        "current_step",
-        "current_step_status",
-        "state",
-        "version",
-        "updated_at",
-    )
-    list_filter = ("state", "workflow")
-    list_select_related = (
-        "workflow",
-        "definition_version",
-        "current_step",
-        "current_step_status",
-        "content_type",
-    )
-    search_fields = ("object_id", "workflow__name")
-    inlines = (WorkflowEventInline,)
-    actions = ("hold", "resume", "cancel", "migrate_to_latest")
-    readonly_fields = (
-        "workflow",
-        "definition_version_number",
-        "content_type",
-        "object_id",
-        "content_object_display",
-        "current_step",
-        "current_step_status",
-        "state",
-        "version",
-        "started_at",
-        "updated_at",
-        "completed_at",
-    )
-    fields = readonly_fields
-
-    def get_queryset(self, request):
-        visible = authorization.visible_instances(request.user, super().get_queryset(request))
-        return visible.defer("definition_version__document").prefetch_related("content_object")
-
-    @admin.display(description="definition version", ordering="definition_version__number")
-    def definition_version_number(self, instance: WorkflowInstance) -> int:
-        return instance.definition_version.number
-
-    @admin.display(description="object")
-    def content_object_display(self, instance: WorkflowInstance) -> str:
-        obj = instance.content_object
-        return (
-            str(obj)
-            if obj is not None
-            else f"{instance.content_type} #{instance.object_id} (deleted)"
-        )
-
-    # Read-only: no add, no delete, and object pages are view-only. The changelist keeps the
-    # model-level change permission so the actions below (which need it) are offered.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None and super().has_change_permission(request)
-
-    def _run(self, request, queryset, service, done: str) -> None:
-        changed = 0
-        for instance in queryset.order_by("pk"):
-            try:
-                service(instance, actor=request.user)
-            except WorkflowError as exc:
-                self.message_user(
-                    request, f"Instance {instance.pk}: {exc.code}: {exc.message}", messages.ERROR
-                )
-            else:
-                changed += 1
-        if changed:
-            self.message_user(request, f"{changed} instance(s) {done}.", messages.SUCCESS)
-
-    @admin.action(description="Put on hold", permissions=["change"])
-    def hold(self, request, queryset):
-        self._run(request, queryset, services.set_workflow_on_hold, "put on hold")
-
-    @admin.action(description="Resume", permissions=["change"])
-    def resume(self, request, queryset):
-        self._run(request, queryset, services.resume_workflow_instance, "resumed")
-
-    @admin.action(description="Cancel", permissions=["change"])
-    def cancel(self, request, queryset):
-        self._run(request, queryset, services.cancel_workflow_instance, "cancelled")
-
-    def has_migrate_permission(self, request) -> bool:
-        return request.user.has_perm(versions.MIGRATE_INSTANCE)
-
-    @admin.action(description="Migrate to the latest version", permissions=["migrate"])
-    def migrate_to_latest(self, request, queryset):
-        """A confirmation page with the dry run per workflow; "Migrate" applies it."""
-        ids = list(queryset.values_list("pk", flat=True))
-        plans = []
-        try:
-            for workflow in Workflow.objects.filter(instances__pk__in=ids).distinct():
-                latest = workflow.latest_version
-                if latest is not None:
-                    plans.append(
-                        versions.plan_migration(
-                            workflow, latest, filters={"ids": ids}, actor=request.user
-                        )
-                    )
-        except WorkflowError as exc:
-            self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
-            return None
-        if request.POST.get("apply") != "yes":
-            context = {
-                **self.admin_site.each_context(request),
-                "title": "Migrate to the latest version",
-                "plans": plans,
-                "ids": ids,
-                "opts": self.model._meta,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            }
-            return TemplateResponse(request, "admin/django_steps/migrate_to_latest.html", context)
-        migrated, failed = 0, 0
-        for plan in plans:
-            result = versions.migrate_instances(
-                plan.workflow, plan.to_version, actor=request.user, plan=plan
-            )
-            migrated += len(result.migrated)
-            for pk, code in result.failed.items():
-                failed += 1
-                self.message_user(request, f"Instance {pk}: {code}", messages.ERROR)
-            for move in result.blocked:
-                self.message_user(
-                    request,
-                    f"Instance {move.instance_id}: {move.blocked}: {move.reason}",
-                    messages.WARNING,
-                )
-        self.message_user(
-            request, f"{migrated} instance(s) migrated to the latest version.", messages.SUCCESS
-        )
-        return None
-
-
-@admin.register(WorkflowEvent)
-class WorkflowEventAdmin(admin.ModelAdmin):
-    list_display = (
-        "cursor",
-        "instance",
-        "sequence",
-        "kind",
-        "state",
-        "from_step",
-        "to_step",
-        "to_status",
-        "actor",
-        "created_at",
-    )
-    list_filter = ("kind", "workflow")
-    list_select_related = ("instance", "from_step", "to_step", "to_status", "actor")
-    search_fields = ("instance__object_id",)
-
-    def get_queryset(self, request):
-        return authorization.visible_events(request.user, super().get_queryset(request))
-
-    def get_fields(self, request, obj=None):
-        instance = obj.instance if obj is not None else None
-        return _without_hidden_context(request, instance, super().get_fields(request, obj))
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -1,0 +1,566 @@
+"""Definition documents as data: reading them from YAML or JSON text (with size limits),
+normalising them to every key, validating them, and writing them back as text.
+
+:mod:`django_steps.definitions` is the public entry: it re-exports the names here and describes
+the document format and the validation rules; storing workflows is done there.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict, deque
+from typing import Any
+
+import yaml
+from django.contrib.contenttypes.models import ContentType
+
+from .cel import compile_condition, is_unconditional
+from .conf import steps_setting
+from .exceptions import ConditionSyntaxError, InvalidDefinition
+from .shape import ROLE_FLAGS, STATUS, STEP, TRANSITION, WORKFLOW, Part
+
+__all__ = [
+    "validate_definition",
+    "load_document",
+    "dump_document",
+    "normalize_document",
+]
+
+
+MAX_NAME = 255
+
+_PERMISSION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z0-9_.-]+$")
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    bool: "true or false",
+    list: "a list",
+    dict: "a mapping",
+}
+#: Characters of an integer literal in a document text past which it is out of every range
+#: above, and is not computed (see _TooLong).
+_MAX_INT_LITERAL = 40
+
+
+class _TooLong(int):
+    """Stands for an integer literal of a document text too long to be any field's value. Its
+    value is never computed: Python refuses to convert more than 4300 decimal digits (a bare
+    ``ValueError``), and a hexadecimal literal would build a number of any size. Out of every
+    range a document checks (``Key.range`` in :mod:`django_steps.shape`), so validation reports
+    it with its path."""
+
+    length: int
+
+    def __new__(cls, length: int) -> _TooLong:
+        value = super().__new__(cls, 2**63)
+        value.length = length
+        return value
+
+    def __repr__(self) -> str:
+        return f"<an integer of {self.length} characters>"
+
+    __str__ = __repr__
+
+
+def _parse_int(text: str) -> int:
+    """``parse_int`` of ``json.loads``."""
+    return _TooLong(len(text)) if len(text) > _MAX_INT_LITERAL else int(text)
+
+
+def _kind(value: Any) -> str:
+    """The type of ``value`` as problems name it."""
+    return "int" if isinstance(value, _TooLong) else type(value).__name__
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def add(self, path: str, message: str, *, limit: str | None = None) -> None:
+        """One problem; ``limit`` names the size setting it is over (the admin refuses those
+        even in a draft, see :mod:`django_steps.admin`)."""
+        problem = {"path": path, "message": message}
+        if limit is not None:
+            problem["limit"] = limit
+        self.items.append(problem)
+
+
+def _is_type(value: Any, expected: type) -> bool:
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _check_mapping(value: Any, path: str, part: Part, problems: _Problems) -> dict[str, Any] | None:
+    """Type-check one mapping against its part of the shape; return it with defaults-to-be
+    (None) dropped, or None if unusable."""
+    if not isinstance(value, dict):
+        problems.add(path, f"must be a mapping, not {_kind(value)}")
+        return None
+    clean: dict[str, Any] = {}
+    for name, item in value.items():
+        key_path = f"{path}.{name}" if path else str(name)
+        if name not in part.names:
+            problems.add(
+                key_path, f"unknown key {name!r}; expected one of: {', '.join(part.names)}"
+            )
+            continue
+        if item is None:
+            continue
+        key = part[name]
+        if not _is_type(item, key.type):
+            problems.add(key_path, f"must be {_TYPE_NAMES[key.type]}, not {_kind(item)}")
+            continue
+        if key.range is not None:
+            low, high = key.range
+            if low >= 0 and item < 0:
+                problems.add(key_path, "must not be negative")
+                continue
+            if not low <= item <= high:
+                problems.add(key_path, f"must be an integer from {low} to {high}")
+                continue
+        clean[name] = item
+    for name in part.required:
+        if value.get(name) is None:
+            problems.add(f"{path}.{name}" if path else name, "is required")
+    if "name" in clean:
+        name = clean["name"]
+        name_path = f"{path}.name" if path else "name"
+        if not name.strip():
+            problems.add(name_path, "must not be blank")
+        elif len(name) > MAX_NAME:
+            problems.add(name_path, f"is longer than {MAX_NAME} characters")
+    return clean
+
+
+def normalize_document(document: Any) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """Type-check ``document`` and fill in defaults. Returns the normalized document (parts
+    with type problems are left out) and the list of type/shape problems."""
+    problems = _Problems()
+    top = _check_mapping(document, "", WORKFLOW, problems)
+    normalized: dict[str, Any] = {
+        **WORKFLOW.fill(top or {}),
+        "content_types": [],
+        "steps": [],
+        "transitions": [],
+    }
+    if top is None:
+        return normalized, problems.items
+    for i, label in enumerate(top.get("content_types", [])):
+        if not isinstance(label, str):
+            problems.add(f"content_types[{i}]", f'must be "app_label.model", not {_kind(label)}')
+        elif label.lower() not in normalized["content_types"]:
+            normalized["content_types"].append(label.lower())
+    for i, raw_step in enumerate(top.get("steps", [])):
+        path = f"steps[{i}]"
+        step = _check_mapping(raw_step, path, STEP, problems)
+        if step is None:
+            continue
+        statuses = []
+        for j, raw_status in enumerate(step.get("statuses", [])):
+            status_path = f"{path}.statuses[{j}]"
+            status = _check_mapping(raw_status, status_path, STATUS, problems)
+            if status is not None:
+                statuses.append({**STATUS.fill(status), "_path": status_path})
+        normalized["steps"].append(
+            {**STEP.fill(step, order=i + 1), "statuses": statuses, "_path": path}
+        )
+    for i, raw in enumerate(top.get("transitions", [])):
+        path = f"transitions[{i}]"
+        t = _check_mapping(raw, path, TRANSITION, problems)
+        if t is not None:
+            normalized["transitions"].append({**TRANSITION.fill(t), "_path": path})
+    return normalized, problems.items
+
+
+def _strip_paths(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": doc["name"],
+        "description": doc["description"],
+        "content_types": list(doc["content_types"]),
+        "steps": [
+            {
+                **{k: v for k, v in step.items() if k not in ("_path", "statuses")},
+                "statuses": [
+                    {k: v for k, v in s.items() if k != "_path"} for s in step["statuses"]
+                ],
+            }
+            for step in doc["steps"]
+        ],
+        "transitions": [{k: v for k, v in t.items() if k != "_path"} for t in doc["transitions"]],
+    }
+
+
+def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[str]]:
+    """Normalize and validate; returns (normalized document with paths, problems, warnings)."""
+    doc, type_problems = normalize_document(document)
+    problems = _Problems()
+    problems.items.extend(type_problems)
+    warnings: list[str] = []
+    if not isinstance(document, dict):
+        return doc, problems.items, warnings
+    steps = doc["steps"]
+
+    if not steps and "steps" not in {p["path"] for p in type_problems}:
+        problems.add("steps", "a workflow needs at least one step")
+    _check_size(doc, problems)
+
+    for i, label in enumerate(doc["content_types"]):
+        if _content_type(label) is None:
+            problems.add(
+                f"content_types[{i}]",
+                f'"{label[:100]}" names no installed model (expected "app_label.model")',
+            )
+    if not doc["content_types"]:
+        warnings.append(
+            "No content_types: the workflow cannot be started on any model until some are listed."
+        )
+
+    # Steps and their statuses.
+    by_name: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        path, name = step["_path"], step["name"]
+        if name in by_name:
+            problems.add(f"{path}.name", f'duplicate step name "{name}"')
+        elif name:
+            by_name[name] = step
+        seen: set[str] = set()
+        for status in step["statuses"]:
+            if status["name"] in seen:
+                problems.add(
+                    f"{status['_path']}.name",
+                    f'duplicate status name "{status["name"]}" in step "{name}"',
+                )
+            seen.add(status["name"])
+            if status["permission"] and not _PERMISSION_RE.match(status["permission"]):
+                problems.add(
+                    f"{status['_path']}.permission",
+                    f'permission of status "{status["name"]}" must be "app_label.codename"',
+                )
+            roles = [flag for flag in ROLE_FLAGS if status[flag]]
+            if len(roles) > 1:
+                problems.add(
+                    status["_path"],
+                    f'status "{status["name"]}" of step "{name}" has more than one role: '
+                    f"{', '.join(roles)}",
+                )
+            if status["is_default_status"] and (
+                status["is_cancellation_status"] or status["is_on_hold_status"]
+            ):
+                problems.add(
+                    status["_path"],
+                    f'the default status "{status["name"]}" of step "{name}" cannot be a '
+                    "cancellation or on-hold status",
+                )
+        defaults = [s for s in step["statuses"] if s["is_default_status"]]
+        if len(defaults) != 1:
+            problems.add(
+                f"{path}.statuses",
+                f'step "{name}" must have exactly one default status, not {len(defaults)}',
+            )
+        for flag, label in (
+            ("is_cancellation_status", "cancellation"),
+            ("is_on_hold_status", "on-hold"),
+        ):
+            flagged = [s for s in step["statuses"] if s[flag]]
+            if len(flagged) > 1:
+                problems.add(
+                    f"{path}.statuses",
+                    f'step "{name}" has {len(flagged)} {label} statuses; at most one',
+                )
+        has_completion = any(s["is_completion_status"] for s in step["statuses"])
+        if step["is_final_step"] and not has_completion:
+            problems.add(
+                f"{path}.statuses",
+                f'final step "{name}" needs a completion status, '
+                "or instances can never complete there",
+            )
+        elif not step["is_final_step"] and not has_completion:
+            warnings.append(
+                f'Step "{name}" has no completion status: instances there can never move on.'
+            )
+
+    initial = [s for s in steps if s["is_initial_step"]]
+    if steps and len(initial) != 1:
+        names = ", ".join(f'"{s["name"]}"' for s in initial)
+        problems.add(
+            "steps",
+            f"exactly one step must be initial, not {len(initial)}"
+            + (f" ({names})" if names else ""),
+        )
+    if steps and not any(s["is_final_step"] for s in steps):
+        problems.add("steps", "at least one step must be final")
+
+    # Transitions. Compiling is bounded per condition (django_steps.cel) and here for the whole
+    # definition: distinct conditions over DEFINITION_MAX_CONDITIONS_LENGTH characters in all
+    # are refused without compiling any (one over CEL_MAX_LENGTH is refused unparsed anyway).
+    longest = int(steps_setting("CEL_MAX_LENGTH"))
+    conditions = {
+        t["condition"]
+        for t in doc["transitions"]
+        if not is_unconditional(t["condition"]) and len(t["condition"]) <= longest
+    }
+    total, total_limit = (
+        sum(map(len, conditions)),
+        int(steps_setting("DEFINITION_MAX_CONDITIONS_LENGTH")),
+    )
+    compile_conditions = total <= total_limit
+    if not compile_conditions:
+        problems.add(
+            "transitions",
+            f"the conditions total {total} characters, over the limit of {total_limit}",
+        )
+    outgoing: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for t in doc["transitions"]:
+        path = t["_path"]
+        label = f'"{t["from_step"]} → {t["to_step"]}"'
+        known = True
+        for end in ("from_step", "to_step"):
+            if t[end] and t[end] not in by_name:
+                problems.add(
+                    f"{path}.{end}", f'transition {label} names an unknown step "{t[end]}"'
+                )
+                known = False
+        if compile_conditions and not is_unconditional(t["condition"]):
+            try:
+                compile_condition(t["condition"])
+            except ConditionSyntaxError as exc:
+                problems.add(f"{path}.condition", f"transition {label}: {exc.message}")
+        if known and t["from_step"] and t["to_step"]:
+            outgoing[t["from_step"]].append(t)
+
+    for name, step in by_name.items():
+        out = sorted(outgoing.get(name, []), key=lambda t: -t["priority"])  # stable: document order
+        if step["is_final_step"]:
+            if out:
+                warnings.append(
+                    f'Transitions out of final step "{name}" are never taken: '
+                    "a completion status there completes the instance."
+                )
+            continue
+        if not out:
+            warnings.append(
+                f'Step "{name}" is not final and has no outgoing transition: '
+                "instances there are stuck."
+            )
+            continue
+        for k, t in enumerate(out):
+            if is_unconditional(t["condition"]):
+                for shadowed in out[k + 1 :]:
+                    warnings.append(
+                        f'Transition "{shadowed["from_step"]} → {shadowed["to_step"]}" (priority '
+                        f"{shadowed['priority']}) never fires: the unconditional "
+                        f'"{t["from_step"]} → {t["to_step"]}" (priority {t["priority"]}) '
+                        "is tried first."
+                    )
+                break
+
+    # Reachability from the single initial step.
+    if len(initial) == 1 and initial[0]["name"] in by_name:
+        start = initial[0]["name"]
+        reached = {start}
+        queue = deque([start])
+        while queue:
+            for t in outgoing.get(queue.popleft(), []):
+                if t["to_step"] not in reached:
+                    reached.add(t["to_step"])
+                    queue.append(t["to_step"])
+        for name, step in by_name.items():
+            if name not in reached:
+                problems.add(
+                    step["_path"], f'step "{name}" is unreachable from the initial step "{start}"'
+                )
+
+    return doc, problems.items, warnings
+
+
+def _check_size(doc: dict[str, Any], problems: _Problems) -> None:
+    """The ``DEFINITION_MAX_*`` limits. The messages do not repeat the counts, so a workflow
+    already over a limit can be edited down in the admin without each save looking like a new
+    problem."""
+    max_steps = int(steps_setting("DEFINITION_MAX_STEPS"))
+    max_statuses = int(steps_setting("DEFINITION_MAX_STATUSES_PER_STEP"))
+    max_transitions = int(steps_setting("DEFINITION_MAX_TRANSITIONS"))
+    max_outgoing = int(steps_setting("DEFINITION_MAX_TRANSITIONS_PER_STEP"))
+    if len(doc["steps"]) > max_steps:
+        problems.add(
+            "steps", f"a workflow may have at most {max_steps} steps", limit="DEFINITION_MAX_STEPS"
+        )
+    if len(doc["transitions"]) > max_transitions:
+        problems.add(
+            "transitions",
+            f"a workflow may have at most {max_transitions} transitions",
+            limit="DEFINITION_MAX_TRANSITIONS",
+        )
+    outgoing: dict[str, int] = defaultdict(int)
+    for t in doc["transitions"]:
+        outgoing[t["from_step"]] += 1
+    reported: set[str] = set()
+    for step in doc["steps"]:
+        name = step["name"]
+        if len(step["statuses"]) > max_statuses:
+            problems.add(
+                f"{step['_path']}.statuses",
+                f'step "{name}" may have at most {max_statuses} statuses',
+                limit="DEFINITION_MAX_STATUSES_PER_STEP",
+            )
+        if outgoing.get(name, 0) > max_outgoing and name not in reported:
+            reported.add(name)  # duplicate step names are reported elsewhere
+            problems.add(
+                step["_path"],
+                f'step "{name}" may have at most {max_outgoing} outgoing transitions',
+                limit="DEFINITION_MAX_TRANSITIONS_PER_STEP",
+            )
+
+
+def _content_type(label: str) -> ContentType | None:
+    """The content type of an installed model named "app_label.model", else None."""
+    app_label, _, model = label.partition(".")
+    if not app_label or not model:
+        return None
+    try:
+        content_type = ContentType.objects.get_by_natural_key(app_label, model.lower())
+    except ContentType.DoesNotExist:
+        return None
+    return content_type if content_type.model_class() is not None else None
+
+
+def validate_definition(document: dict) -> list[str]:
+    """Validate a whole definition document. Returns warnings; raises
+    :class:`InvalidDefinition` listing every problem (``exc.problems``)."""
+    _doc, problems, warnings = _check(document)
+    if problems:
+        name = document.get("name") if isinstance(document, dict) else None
+        label = (
+            f'Workflow "{name}"' if isinstance(name, str) and name else "The workflow definition"
+        )
+        count = len(problems)
+        raise InvalidDefinition(
+            f"{label} is invalid ({count} problem{'s' if count != 1 else ''}): "
+            + "; ".join(f"{p['path']}: {p['message']}" for p in problems),
+            problems=problems,
+        )
+    return warnings
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """Characters (scalars) plus nodes of the document as it would be once every alias is
+    expanded, counted on the composed node graph (each node once, memoised by identity), so
+    a "billion laughs" document is measured without being built. Stops past ``limit``."""
+    sizes: dict[int, int] = {}
+    expanding: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = 1 + len(node.value)
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = list(node.value)
+        if not children_done:
+            if key in expanding:  # reached again from inside itself: a recursive alias
+                return limit + 1
+            expanding.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        expanding.discard(key)
+        sizes[key] = min(limit + 1, 1 + sum(sizes[id(child)] for child in children))
+    return sizes[id(root)]
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The safe loader (libyaml's when available), with integers too long for any field left
+    uncomputed (:class:`_TooLong`)."""
+
+
+def _construct_int(loader: Any, node: yaml.ScalarNode) -> int:
+    if len(node.value) > _MAX_INT_LITERAL:
+        return _TooLong(len(node.value))
+    return loader.construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def _load_yaml(text: str, limit: int) -> Any:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, limit) > limit:
+            problem = f"larger than {limit} characters once its YAML aliases are expanded"
+            raise InvalidDefinition(
+                f"The document would be {problem}.", problems=[{"path": "", "message": problem}]
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def load_document(text: str) -> dict:
+    """Parse a JSON or YAML definition document. Raises :class:`InvalidDefinition` when the
+    text does not parse, is not a mapping, or is larger than ``DOCUMENT_MAX_SIZE`` characters
+    — as text, or once its YAML aliases (``*anchor``) are expanded: aliases are allowed (to
+    share a list of statuses, say), but a document whose aliases multiply it past the limit
+    (a "billion laughs") is refused before anything is built from it."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    limit = int(steps_setting("DOCUMENT_MAX_SIZE"))
+    if len(text) > limit:
+        raise InvalidDefinition(
+            f"The document is {len(text)} characters long, over the limit of {limit}.",
+            problems=[{"path": "", "message": f"longer than {limit} characters"}],
+        )
+    try:
+        document = json.loads(text, parse_int=_parse_int)
+    except ValueError as json_error:
+        try:
+            document = _load_yaml(text, limit)
+        except yaml.YAMLError as exc:
+            message = " ".join(str(exc).split())
+            looks_json = text.lstrip().startswith(("{", "["))
+            if looks_json:
+                message = f"{json_error}"
+            raise InvalidDefinition(
+                f"The document is neither valid JSON nor YAML: {message}",
+                problems=[{"path": "", "message": f"neither valid JSON nor YAML: {message}"}],
+            ) from exc
+        except RecursionError:
+            document = RecursionError
+    except RecursionError:
+        document = RecursionError
+    if document is RecursionError:
+        raise InvalidDefinition(
+            "The document is nested too deeply.",
+            problems=[{"path": "", "message": "nested too deeply"}],
+        )
+    if not isinstance(document, dict):
+        name = _kind(document)
+        kind = "empty" if document is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+        raise InvalidDefinition(
+            f"A workflow document must be a mapping; this one is {kind}.",
+            problems=[{"path": "", "message": f"must be a mapping, not {kind}"}],
+        )
+    return document
+
+
+def dump_document(doc: dict, format: str = "yaml") -> str:
+    """Render a document as YAML (default) or JSON text."""
+    if format == "json":
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    if format == "yaml":
+        return yaml.safe_dump(
+            doc, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
+        )
+    raise ValueError(f"unknown format {format!r}; use 'yaml' or 'json'")

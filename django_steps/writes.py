@@ -1,0 +1,274 @@
+"""The write path the services share: locking an instance, checking a move, saving its new
+position with its history row, and announcing the committed change.
+
+:mod:`django_steps.services` holds the public services built on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import connections, router, transaction
+from django.db.models.signals import post_save, pre_save
+from django.utils import timezone
+
+from . import authorization, evaluation, history
+from .choices import EventKind, InstanceState
+from .compiled import CompiledWorkflow, StatusDef, StepDef
+from .context import Context
+from .exceptions import InstanceFinished, NotPermitted, VersionConflict
+from .models import WorkflowEvent, WorkflowInstance
+from .signals import workflow_event_committed
+
+logger = logging.getLogger("django_steps")
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _db() -> str:
+    return router.db_for_write(WorkflowInstance)
+
+
+def _actor(actor: Any) -> Any:
+    return (
+        actor if getattr(actor, "is_authenticated", False) and getattr(actor, "pk", None) else None
+    )
+
+
+def _may_change(actor: Any) -> None:
+    """With an acting user: changing instances needs ``change_workflowinstance``, checked
+    before the instance is looked up (the refusal says nothing about it)."""
+    if actor is not None and not authorization.may_change_instances(actor):
+        raise NotPermitted("You may not change workflow instances. Nothing was changed.")
+
+
+_missing = evaluation.missing
+
+
+def _lock(
+    workflow_instance: WorkflowInstance, expected_version: int | None, actor: Any = None
+) -> WorkflowInstance:
+    """The instance's row, locked; with an acting user, only if they may see it (checked before
+    the version, which would tell that it exists)."""
+    try:
+        locked = (
+            WorkflowInstance.objects.using(_db())
+            .select_for_update(of=("self",))
+            .select_related("workflow", "definition_version")
+            .defer("definition_version__document")  # read only when its compiled form is not cached
+            .get(pk=workflow_instance.pk)
+        )
+    except WorkflowInstance.DoesNotExist:
+        raise _missing(workflow_instance.pk) from None
+    if actor is not None and not authorization.may_see_instance(actor, locked):
+        raise _missing(workflow_instance.pk)
+    if expected_version is not None and locked.version != expected_version:
+        raise VersionConflict(
+            f"Workflow instance {locked.pk} is at version {locked.version}, not the expected one: "
+            "it was changed by someone else. Reload it and try again.",
+            instance_id=locked.pk,
+            expected_version=expected_version,
+            actual_version=locked.version,
+        )
+    return locked
+
+
+def _refuse_finished(instance: WorkflowInstance) -> None:
+    if instance.is_completed():
+        raise InstanceFinished(
+            f"Workflow instance {instance.pk} is {instance.state.lower()}; "
+            "it accepts no further changes.",
+            instance_id=instance.pk,
+            state=instance.state,
+        )
+
+
+def _require_move(
+    actor: Any,
+    instance: WorkflowInstance,
+    current: StatusDef | None,
+    target: StatusDef | None,
+) -> None:
+    """With an acting user, the permission moving from ``current`` to ``target`` needs (see
+    :func:`django_steps.authorization.required_permission`: a decision sticks)."""
+    if actor is None:
+        return
+    permission = authorization.required_permission(current, target)
+    if not permission or authorization.may_set_status(actor, permission, instance.content_object):
+        return
+    if target is not None and permission == target.permission:
+        message = f'You do not have the permission to set the status "{target.name}".'
+    else:
+        message = (
+            f'The status "{current.name}" was set with a permission you do not have: you may not '
+            "move the instance away from it."
+        )
+    raise NotPermitted(
+        f"{message} Nothing was changed.",
+        status_name=target.name if target is not None else None,
+        current_status_name=current.name if current is not None else None,
+        instance_id=instance.pk,
+    )
+
+
+def _save(
+    instance: WorkflowInstance,
+    kind: str,
+    *,
+    step_id: int,
+    status_id: int,
+    state: str,
+    actor: Any,
+    requested_status_id: int | None = None,
+    transition_id: int | None = None,
+    context: Any = None,
+    created: bool = False,
+    definition_version_id: int | None = None,
+) -> WorkflowEvent:
+    """Apply the new position (and, migrating, the new version) to the locked instance and
+    append its history row."""
+    using = instance._state.db or _db()
+    if definition_version_id is not None:
+        instance.definition_version_id = definition_version_id
+    from_step_id, from_status_id = (
+        (None, None) if created else (instance.current_step_id, instance.current_step_status_id)
+    )
+    if not created:
+        instance.current_step_id = step_id
+        instance.current_step_status_id = status_id
+        instance.state = state
+        instance.version += 1
+        if state in (InstanceState.COMPLETED, InstanceState.CANCELLED):
+            instance.completed_at = timezone.now()
+    event = WorkflowEvent(
+        instance=instance,
+        workflow_id=instance.workflow_id,
+        definition_version_id=instance.definition_version_id,
+        sequence=instance.version,
+        kind=kind,
+        state=state,
+        from_step_id=from_step_id,
+        from_status_id=from_status_id,
+        to_step_id=step_id,
+        to_status_id=status_id,
+        requested_status_id=requested_status_id,
+        transition_id=transition_id,
+        actor=_actor(actor),
+        context=context,
+    )
+    if connections[using].vendor == "postgresql" and not _save_signals_connected():
+        history.write_in_one_statement(
+            using, event, update=None if created else instance, fields=_INSTANCE_CHANGED
+        )
+    else:
+        if not created:
+            instance.save(using=using, update_fields=_INSTANCE_CHANGED)
+        event.txid, event.position = history.next_slot(using, instance.pk)
+        event.save(using=using, force_insert=True)
+    transaction.on_commit(lambda: _publish(event, instance), using=using)
+    instance.last_event = event
+    return event
+
+
+_INSTANCE_CHANGED = [
+    "definition_version",
+    "current_step",
+    "current_step_status",
+    "state",
+    "version",
+    "completed_at",
+    "updated_at",
+]
+
+
+def _save_signals_connected() -> bool:
+    """Model save signals on instances or events must keep firing for code that listens to
+    them (as code written against the original may); then the ORM path is used."""
+    return any(
+        signal.has_listeners(model)
+        for signal in (pre_save, post_save)
+        for model in (WorkflowInstance, WorkflowEvent)
+    )
+
+
+def _publish(event: WorkflowEvent, instance: WorkflowInstance) -> None:
+    """Send ``workflow_event_committed`` once the change is committed. A failing receiver (e.g.
+    a channel layer that is down) is logged: the change is committed and must not be reported
+    as failed, and the other receivers still run. The history is the source of truth."""
+    for receiver, result in workflow_event_committed.send_robust(
+        sender=WorkflowEvent, event=event, instance=instance
+    ):
+        if isinstance(result, Exception):
+            logger.error(
+                "workflow_event_committed receiver %r failed for event %s",
+                receiver,
+                event.pk,
+                exc_info=(type(result), result, result.__traceback__),
+            )
+
+
+def _sync(target: WorkflowInstance, source: WorkflowInstance) -> WorkflowInstance:
+    """Copy the committed position onto the caller's object (it is returned to them)."""
+    if target is source:
+        return target
+    for name in (
+        "definition_version_id",
+        "current_step_id",
+        "current_step_status_id",
+        "state",
+        "version",
+        "completed_at",
+        "updated_at",
+    ):
+        setattr(target, name, getattr(source, name))
+    target.last_event = source.__dict__.get("_last_event")  # the row written, if any
+    return target
+
+
+def _advance(
+    instance: WorkflowInstance,
+    definition: CompiledWorkflow,
+    step: StepDef,
+    status: StatusDef,
+    context: Context,
+    actor: Any,
+) -> WorkflowEvent:
+    """``status`` (a completion status) is set on ``step``: complete, move on, or stay."""
+    if step.is_final_step:
+        return _save(
+            instance,
+            EventKind.COMPLETED,
+            step_id=step.id,
+            status_id=status.id,
+            state=InstanceState.COMPLETED,
+            actor=actor,
+            requested_status_id=status.id,
+            context=context.for_history(),
+        )
+    transition = evaluation.choose(definition, step, context)
+    if transition is None:
+        return _save(
+            instance,
+            EventKind.NO_TRANSITION,
+            step_id=step.id,
+            status_id=status.id,
+            state=InstanceState.ACTIVE,
+            actor=actor,
+            requested_status_id=status.id,
+            context=context.for_history(),
+        )
+    target = definition.steps[transition.to_step_id]
+    target_status = evaluation.default_status(definition, target)
+    finished = target.is_final_step and target_status.is_completion_status
+    return _save(
+        instance,
+        EventKind.COMPLETED if finished else EventKind.ADVANCED,
+        step_id=target.id,
+        status_id=target_status.id,
+        state=InstanceState.COMPLETED if finished else InstanceState.ACTIVE,
+        actor=actor,
+        requested_status_id=status.id,
+        transition_id=transition.id,
+        context=context.for_history(),
+    )
