@@ -17,8 +17,7 @@ import strawberry
 import strawberry_django
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Prefetch, QuerySet
 from graphql import GraphQLError
 from strawberry import relay
 from strawberry.scalars import JSON
@@ -27,6 +26,13 @@ from strawberry.types import Info
 from django_steps import authorization, models
 from django_steps.choices import FINISHED_STATES, InstanceState
 from graphql_api.api.connections import Connection, connection
+from graphql_api.api.counts import (
+    STEP_COUNTS,
+    WORKFLOW_COUNTS,
+    WorkflowInstanceCountsType,
+    count_annotations,
+    counts,
+)
 from graphql_api.api.enums import WorkflowEventKind, WorkflowInstanceState
 from graphql_api.api.filters import (
     WorkflowFilter,
@@ -58,80 +64,6 @@ class UserType(relay.Node):
     _id_attr = "pk"  # see ID_ATTR_NOTE
 
     username: str = strawberry_django.field(description="The user's login name.")
-
-
-# -- Dashboard aggregates ----------------------------------------------------------------------
-# ``instanceCounts`` on a workflow and on a step: one correlated COUNT per state, added to the
-# query that loads the workflows (or their steps) through the optimizer's ``annotate`` hint, so a
-# dashboard header costs the same SQL whatever the number of workflows, steps or instances (the
-# index ``django_steps_inst_wf_state`` serves the workflow counts). The counts cover the instances
-# the viewer may see: the visibility rule filters them inside the subquery. Loaded any other way
-# (a mutation payload), a workflow or step counts with one grouped query.
-
-_STATES = {
-    "active": InstanceState.ACTIVE,
-    "on_hold": InstanceState.ON_HOLD,
-    "completed": InstanceState.COMPLETED,
-    "cancelled": InstanceState.CANCELLED,
-}
-
-
-def _visible_rows(info: Info, **lookups: Any) -> QuerySet:
-    rows = models.WorkflowInstance.objects.filter(**lookups).order_by()
-    return authorization.visible_instances(permissions.current_user(info), rows)
-
-
-def _count_annotations(outer: str, prefix: str) -> dict[str, Any]:
-    """``{annotation: callable(info) -> expression}``: the visible instances per state whose
-    ``outer`` (``workflow`` or ``current_step``) is the annotated row."""
-
-    def count(state: str):
-        def expression(info: Info) -> Coalesce:
-            rows = _visible_rows(info, **{outer: OuterRef("pk"), "state": state})
-            counted = rows.values(outer).annotate(n=Count("pk")).values("n")
-            return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
-
-        return expression
-
-    return {f"{prefix}{name}": count(state) for name, state in _STATES.items()}
-
-
-def _counts(root: Any, info: Info, outer: str, prefix: str) -> WorkflowInstanceCountsType:
-    names = [f"{prefix}{name}" for name in _STATES]
-    if all(hasattr(root, name) for name in names):
-        found = {name: getattr(root, f"{prefix}{name}") for name in _STATES}
-    else:  # not loaded through the optimizer: one grouped query
-        per_state = dict(
-            _visible_rows(info, **{outer: root.pk})
-            .values_list("state")
-            .annotate(n=Count("pk"))
-            .values_list("state", "n")
-        )
-        found = {name: per_state.get(state, 0) for name, state in _STATES.items()}
-    return WorkflowInstanceCountsType(total=sum(found.values()), **found)
-
-
-_WORKFLOW_COUNTS = "_steps_wf_count_"
-_STEP_COUNTS = "_steps_step_count_"
-
-
-@strawberry.type(
-    name="WorkflowInstanceCounts",
-    description=(
-        "How many instances the viewer may see, by state (for a workflow: all its instances; for a step: "
-        "those whose current step it is). Counted in the query that loads the workflows or steps."
-    ),
-)
-class WorkflowInstanceCountsType:
-    total: int = strawberry.field(description="All of them (the sum of the four states).")
-    active: int = strawberry.field(description="State `ACTIVE`.")
-    on_hold: int = strawberry.field(description="State `ON_HOLD`.")
-    completed: int = strawberry.field(
-        description="State `COMPLETED` (on a step: completed on it, a final step)."
-    )
-    cancelled: int = strawberry.field(
-        description="State `CANCELLED` (on a step: cancelled while on it)."
-    )
 
 
 @strawberry_django.type(
@@ -191,13 +123,13 @@ class WorkflowStepType(relay.Node):
     )
 
     @strawberry_django.field(
-        annotate=_count_annotations("current_step", _STEP_COUNTS),
+        annotate=count_annotations("current_step", STEP_COUNTS),
         description="Instances on this step now (their current step), by state, that the viewer may see.",
     )
     def instance_counts(
         self, root: strawberry.Parent[models.WorkflowStep], info: Info
     ) -> WorkflowInstanceCountsType:
-        return _counts(root, info, "current_step", _STEP_COUNTS)
+        return counts(root, info, "current_step", STEP_COUNTS)
 
 
 @strawberry_django.type(
@@ -257,13 +189,13 @@ class WorkflowType(relay.Node):
     )
 
     @strawberry_django.field(
-        annotate=_count_annotations("workflow", _WORKFLOW_COUNTS),
+        annotate=count_annotations("workflow", WORKFLOW_COUNTS),
         description="Its instances by state, that the viewer may see (for a dashboard header: no paging needed).",
     )
     def instance_counts(
         self, root: strawberry.Parent[models.Workflow], info: Info
     ) -> WorkflowInstanceCountsType:
-        return _counts(root, info, "workflow", _WORKFLOW_COUNTS)
+        return counts(root, info, "workflow", WORKFLOW_COUNTS)
 
     @strawberry_django.field(
         description=(
