@@ -18,8 +18,6 @@ from typing import Annotated, Any, Union
 
 import strawberry
 import strawberry_django
-from django.contrib import auth
-from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
@@ -58,12 +56,16 @@ from graphql_api.security.error_codes import OperationInfoType as OperationInfo
 from graphql_api.security.errors import (
     BAD_USER_INPUT,
     INVALID_CONTEXT,
-    INVALID_CREDENTIALS,
-    TOO_MANY_ATTEMPTS,
     ApiError,
     Kind,
     permission_denied,
     to_operation_info,
+)
+from graphql_api.security.login import (
+    login_on_socket,
+    login_refused,
+    logout_on_socket,
+    longest_username,
 )
 from graphql_api.security.permissions import (
     ADD_WORKFLOW,
@@ -171,90 +173,6 @@ def _startable_object(info: Info, workflow_name: str, content_type: str, object_
     if obj is None or not authorization.may_view_object(current_user(info), obj):
         raise ContentObjectNotFound(_NO_OBJECT)
     return obj
-
-
-def _longest_username() -> int:
-    """The longest username an account can have (django-axes stores up to 255 characters)."""
-    model = get_user_model()
-    return min(model._meta.get_field(model.USERNAME_FIELD).max_length or 255, 255)
-
-
-def _login_refused(request: HttpRequest) -> OperationInfo:
-    if getattr(request, "axes_locked_out", False):
-        return to_operation_info(_locked_out(request))
-    return to_operation_info(
-        ApiError(INVALID_CREDENTIALS, "Incorrect username or password.", kind=Kind.VALIDATION)
-    )
-
-
-def _request_from_scope(scope: dict) -> HttpRequest:
-    """An ``HttpRequest`` made from a socket's scope (the client address, the headers), for
-    what needs one: django-axes' login and logout records."""
-    request = HttpRequest()
-    request.method = "POST"
-    request.path = request.path_info = scope.get("path", "")
-    request.META["REMOTE_ADDR"] = (scope.get("client") or ("",))[0]
-    for name, value in scope.get("headers", ()):
-        request.META["HTTP_" + name.decode("latin1").upper().replace("-", "_")] = value.decode(
-            "latin1"
-        )
-    return request
-
-
-def _logout_on_socket(scope: dict) -> bool:
-    """``logout`` over a WebSocket: the socket's session ends (flushed: deleted from the session
-    store, so the cookie is logged out over HTTP too) and the socket is anonymous from its next
-    operation on. (strawberry-django's ``resolve_logout`` answered true over a socket and
-    logged nothing out.) Django's ``logout`` on a request made from the scope, as for
-    ``login``, so django-axes records it like an HTTP logout."""
-    from django.contrib.auth.models import AnonymousUser
-
-    user = scope.get("user")
-    was_logged_in = bool(getattr(user, "is_authenticated", False))
-    session = scope.get("session")
-    if session is not None:
-        request = _request_from_scope(scope)
-        request.session = session
-        request.user = user if user is not None else AnonymousUser()
-        auth.logout(request)  # user_logged_out, then session.flush(): the stored session is deleted
-    scope["user"] = AnonymousUser()
-    return was_logged_in
-
-
-def _login_on_socket(scope: dict, username: str, password: str) -> Any:
-    """``login`` over a WebSocket: throttled like over HTTP, then the socket's session logs in
-    (later operations on the socket run as the user).
-
-    django-axes needs an ``HttpRequest`` (the client address, the headers): one is made from
-    the socket's scope. (strawberry-django's ``resolve_login`` returned the user over a socket
-    without logging the session in.)"""
-    request = _request_from_scope(scope)
-    user = auth.authenticate(request, username=username, password=password)
-    if user is None:
-        return _login_refused(request)
-    # Django's login on the socket's session (channels' login signals without a request, which
-    # django-axes cannot record)
-    request.session = scope["session"]
-    auth.login(request, user)
-    scope["session"].save()
-    scope["user"] = user
-    return user
-
-
-def _locked_out(request: Any) -> ApiError:
-    """django-axes refused the login (too many failures from this client). It flags the request
-    for AxesMiddleware, which would replace the whole response with its 429 page; the mutation
-    answers in GraphQL's shape instead, so it clears the flag."""
-    from axes.helpers import get_cool_off
-
-    request.axes_locked_out = False
-    cool_off = get_cool_off(request)
-    wait = (
-        f" Try again in {max(1, round(cool_off.total_seconds() / 60))} minutes." if cool_off else ""
-    )
-    return ApiError(
-        TOO_MANY_ATTEMPTS, "Too many failed login attempts." + wait, kind=Kind.PERMISSION
-    )
 
 
 @strawberry.type(
@@ -436,15 +354,15 @@ class Mutation:
         password: Annotated[str, strawberry.argument(description="Its password.")],
     ) -> UserType:
         request = get_request(info)
-        if len(username) > _longest_username():
+        if len(username) > longest_username():
             # no account has it; nothing to check or throttle (django-axes could not store it)
-            return _login_refused(request)
+            return login_refused(request)
         if not isinstance(request, HttpRequest):  # a WebSocket: the consumer
-            return _login_on_socket(request.scope, username, password)
+            return login_on_socket(request.scope, username, password)
         try:
             return resolve_login(info, username, password)
         except ValidationError:
-            return _login_refused(request)
+            return login_refused(request)
 
     @strawberry.mutation(
         description=(
@@ -456,5 +374,5 @@ class Mutation:
     def logout(self, info: Info) -> bool:
         request = get_request(info)
         if not isinstance(request, HttpRequest):  # a WebSocket: the consumer
-            return _logout_on_socket(request.scope)
+            return logout_on_socket(request.scope)
         return resolve_logout(info)
