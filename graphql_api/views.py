@@ -62,6 +62,7 @@ from strawberry.types.graphql import OperationType
 
 from graphql_api.schemas import SchemaSpec, load_schema
 from graphql_api.security.cost import parse_json_int
+from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.extensions import graphql_setting
 
 try:  # Django 5.1+
@@ -83,11 +84,12 @@ __all__ = [
     "graphql_view",
 ]
 
-CSRF_FAILED = "CSRF_FAILED"
-PERMISSION_DENIED = "PERMISSION_DENIED"
-BAD_REQUEST = "BAD_REQUEST"
-METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
-REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+# The codes of refused requests, members of the API's one code enum; the names stay public.
+CSRF_FAILED = TransportCode.CSRF_FAILED
+PERMISSION_DENIED = ErrorCode.PERMISSION_DENIED
+BAD_REQUEST = TransportCode.BAD_REQUEST
+METHOD_NOT_ALLOWED = TransportCode.METHOD_NOT_ALLOWED
+REQUEST_TOO_LARGE = TransportCode.REQUEST_TOO_LARGE
 
 _CODE_FOR_STATUS = {405: METHOD_NOT_ALLOWED}
 _TEMPLATES = Path(__file__).resolve().parent / "templates"

@@ -52,15 +52,9 @@ from graphql_api.api.inputs import (
 )
 from graphql_api.api.types import DeletedWorkflowType, UserType, WorkflowInstanceType, WorkflowType
 from graphql_api.security import permissions
+from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.error_codes import OperationInfoType as OperationInfo
-from graphql_api.security.errors import (
-    BAD_USER_INPUT,
-    INVALID_CONTEXT,
-    ApiError,
-    Kind,
-    permission_denied,
-    to_operation_info,
-)
+from graphql_api.security.errors import ApiError, Kind, permission_denied, to_operation_info
 from graphql_api.security.login import (
     login_on_socket,
     login_refused,
@@ -127,7 +121,7 @@ def _context(value: Any) -> dict | None:
         return None
     if not isinstance(value, dict):
         raise ApiError(
-            INVALID_CONTEXT,
+            ErrorCode.INVALID_CONTEXT,
             "`context` must be a JSON object.",
             kind=Kind.VALIDATION,
             field="context",
@@ -136,7 +130,7 @@ def _context(value: Any) -> dict | None:
         check_context(value)  # size, depth, NaN/Infinity, integers beyond 64 bits
     except InvalidContext as error:
         raise ApiError(
-            INVALID_CONTEXT, error.message, kind=Kind.VALIDATION, field="context"
+            ErrorCode.INVALID_CONTEXT, error.message, kind=Kind.VALIDATION, field="context"
         ) from None
     return value
 
@@ -216,7 +210,7 @@ class Mutation:
         instance = _instance(info, input.instance_id)
         if (input.status_name is None) == (input.status_id is None):
             raise ApiError(
-                BAD_USER_INPUT,
+                TransportCode.BAD_USER_INPUT,
                 "Give either `statusName` or `statusId`.",
                 kind=Kind.VALIDATION,
                 field="statusName",

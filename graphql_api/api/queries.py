@@ -30,15 +30,8 @@ from graphql_api.api.types import (
     WorkflowType,
 )
 from graphql_api.security import permissions
-from graphql_api.security.errors import (
-    BAD_USER_INPUT,
-    INVALID_CONTEXT,
-    INVALID_ID,
-    NOT_FOUND,
-    ApiError,
-    query_error,
-    raise_for_query,
-)
+from graphql_api.security.error_codes import ErrorCode, TransportCode
+from graphql_api.security.errors import ApiError, query_error, raise_for_query
 from graphql_api.security.permissions import VIEW_WORKFLOW, current_user, visible
 
 
@@ -82,15 +75,17 @@ class Query:
         try:
             gid = relay.GlobalID.from_id(str(id))
         except ValueError:
-            raise query_error(INVALID_ID, "Not a valid global ID.") from None
+            raise query_error(TransportCode.INVALID_ID, "Not a valid global ID.") from None
         ours = our_name(info, gid.type_name)
         readable = NODE_MODELS.get(ours)
         if readable is None:
-            raise query_error(INVALID_ID, "The global ID names a type this API does not serve.")
+            raise query_error(
+                TransportCode.INVALID_ID, "The global ID names a type this API does not serve."
+            )
         try:
             pk = parse_global_id(str(id), ours, info=info)
         except ApiError as error:
-            if error.code == NOT_FOUND:
+            if error.code == TransportCode.NOT_FOUND:
                 return None
             raise_for_query(error)
         return readable(info).filter(pk=pk).first()
@@ -132,7 +127,7 @@ class Query:
         try:
             pk = parse_global_id(id, "WorkflowInstance", info=info)
         except ApiError as error:
-            if error.code == NOT_FOUND:
+            if error.code == TransportCode.NOT_FOUND:
                 return WorkflowInstance.objects.none()
             raise_for_query(error)
         return WorkflowInstance.objects.filter(pk=pk)
@@ -159,7 +154,7 @@ class Query:
         try:
             pk = parse_global_id(instance_id, "WorkflowInstance", field="instanceId", info=info)
         except ApiError as error:
-            if error.code == NOT_FOUND:
+            if error.code == TransportCode.NOT_FOUND:
                 return None
             raise_for_query(error)
         if context is not None:
@@ -168,7 +163,7 @@ class Query:
                     raise InvalidContext("`context` must be a JSON object.")
                 check_context(context)  # size, depth, NaN/Infinity, integers beyond 64 bits
             except InvalidContext as invalid:
-                error = query_error(INVALID_CONTEXT, invalid.message)
+                error = query_error(ErrorCode.INVALID_CONTEXT, invalid.message)
                 error.extensions["field"] = "context"
                 raise error from None
         instance = (
@@ -232,7 +227,9 @@ class Query:
             raise query_error(error.code, str(error), field="after") from error
         if first is not None and not 0 <= first <= MAX_PAGE_SIZE:
             raise query_error(
-                BAD_USER_INPUT, f"`first` must be between 0 and {MAX_PAGE_SIZE}.", field="first"
+                TransportCode.BAD_USER_INPUT,
+                f"`first` must be between 0 and {MAX_PAGE_SIZE}.",
+                field="first",
             )
         size = MAX_PAGE_SIZE if first is None else first
         user = current_user(info)

@@ -42,7 +42,7 @@ from graphql_api.api.filters import (
 )
 from graphql_api.security import permissions
 from graphql_api.security.cost import WORK
-from graphql_api.security.errors import NOT_FOUND
+from graphql_api.security.error_codes import TransportCode
 from graphql_api.security.extensions import graphql_setting
 
 # ID_ATTR_NOTE: every Node type names its id attribute up front. Without it strawberry's
@@ -496,7 +496,7 @@ class WorkflowInstanceType(relay.Node):
 
 def _hidden(message: str) -> GraphQLError:
     """A hidden instance is reported exactly like a missing one."""
-    return GraphQLError(message, extensions={"code": NOT_FOUND})
+    return GraphQLError(message, extensions={"code": TransportCode.NOT_FOUND})
 
 
 @strawberry.type(

@@ -30,9 +30,11 @@ from typing import Any
 from django.db import DatabaseError, connections
 from django.db.backends.signals import connection_created
 
+from graphql_api.security.error_codes import TransportCode
+
 __all__ = ["TIMEOUT", "Budget", "RequestTimeout", "end_budget", "is_timeout", "time_budget"]
 
-TIMEOUT = "TIMEOUT"
+TIMEOUT = TransportCode.TIMEOUT
 
 #: SQLite virtual-machine instructions between two deadline checks (a check costs well under a
 #: microsecond; 1000 instructions take about 10-50 µs).

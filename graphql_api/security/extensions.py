@@ -49,14 +49,8 @@ from graphql_api.security.cost import (
     estimate,
     expanded_fields,
 )
-from graphql_api.security.errors import (
-    BAD_USER_INPUT,
-    INTERNAL_SERVER_ERROR,
-    QUERY_TOO_COMPLEX,
-    client_error,
-    log_errors,
-    should_mask,
-)
+from graphql_api.security.error_codes import TransportCode
+from graphql_api.security.errors import client_error, log_errors, should_mask
 
 DEFAULTS: dict[str, Any] = {
     "GRAPHIQL": None,  # None: follow settings.DEBUG
@@ -142,7 +136,7 @@ class MaskUnexpectedErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         masked = super().anonymise_error(error)
-        masked.extensions = {"code": INTERNAL_SERVER_ERROR}
+        masked.extensions = {"code": TransportCode.INTERNAL_SERVER_ERROR}
         return masked
 
 
@@ -199,7 +193,10 @@ class AnonymousDocumentLimits(SchemaExtension):
         if _fragments(document) > limit:
             raise GraphQLError(
                 f"Requests that are not logged in may hold at most {limit} fragments: log in first.",
-                extensions={"code": QUERY_TOO_COMPLEX, "classification": BAD_USER_INPUT},
+                extensions={
+                    "code": TransportCode.QUERY_TOO_COMPLEX,
+                    "classification": TransportCode.BAD_USER_INPUT,
+                },
             )
 
 
@@ -260,7 +257,7 @@ class TimeBudget(SchemaExtension):
             # is kept, the client is told to ask for less.
             error = GraphQLError(
                 str(RequestTimeout(float(seconds))),
-                extensions={"code": TIMEOUT, "classification": BAD_USER_INPUT},
+                extensions={"code": TIMEOUT, "classification": TransportCode.BAD_USER_INPUT},
             )
             log_errors([error], self.execution_context)
             self.execution_context.result = GraphQLExecutionResult(data=None, errors=[error])
@@ -289,8 +286,8 @@ class OperationLimits(SchemaExtension):
             raise GraphQLError(
                 problem.message,
                 extensions={
-                    "code": BAD_USER_INPUT,
-                    "classification": BAD_USER_INPUT,
+                    "code": TransportCode.BAD_USER_INPUT,
+                    "classification": TransportCode.BAD_USER_INPUT,
                     "field": problem.field,
                 },
             ) from None
@@ -300,8 +297,8 @@ class OperationLimits(SchemaExtension):
                 f"This operation could return up to {cost:,} objects, more than the limit of {max_cost:,}. "
                 "Ask for smaller pages (`first`/`last`) or fewer nested lists.",
                 extensions={
-                    "code": QUERY_TOO_COMPLEX,
-                    "classification": BAD_USER_INPUT,
+                    "code": TransportCode.QUERY_TOO_COMPLEX,
+                    "classification": TransportCode.BAD_USER_INPUT,
                     "cost": cost,
                     "maxCost": max_cost,
                 },
@@ -332,7 +329,10 @@ def _limit_rules(max_depth: int, max_aliases: int, max_fields: int) -> tuple[typ
                 context.report_error(
                     GraphQLError(
                         f"This operation selects more than {max_fields:,} fields once its fragments are expanded.",
-                        extensions={"code": QUERY_TOO_COMPLEX, "classification": BAD_USER_INPUT},
+                        extensions={
+                            "code": TransportCode.QUERY_TOO_COMPLEX,
+                            "classification": TransportCode.BAD_USER_INPUT,
+                        },
                     )
                 )
                 return

@@ -11,13 +11,8 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 
 from graphql_api.security.error_codes import OperationInfoType as OperationInfo
-from graphql_api.security.errors import (
-    INVALID_CREDENTIALS,
-    TOO_MANY_ATTEMPTS,
-    ApiError,
-    Kind,
-    to_operation_info,
-)
+from graphql_api.security.error_codes import TransportCode
+from graphql_api.security.errors import ApiError, Kind, to_operation_info
 
 
 def longest_username() -> int:
@@ -30,7 +25,11 @@ def login_refused(request: HttpRequest) -> OperationInfo:
     if getattr(request, "axes_locked_out", False):
         return to_operation_info(locked_out(request))
     return to_operation_info(
-        ApiError(INVALID_CREDENTIALS, "Incorrect username or password.", kind=Kind.VALIDATION)
+        ApiError(
+            TransportCode.INVALID_CREDENTIALS,
+            "Incorrect username or password.",
+            kind=Kind.VALIDATION,
+        )
     )
 
 
@@ -100,5 +99,7 @@ def locked_out(request: Any) -> ApiError:
         f" Try again in {max(1, round(cool_off.total_seconds() / 60))} minutes." if cool_off else ""
     )
     return ApiError(
-        TOO_MANY_ATTEMPTS, "Too many failed login attempts." + wait, kind=Kind.PERMISSION
+        TransportCode.TOO_MANY_ATTEMPTS,
+        "Too many failed login attempts." + wait,
+        kind=Kind.PERMISSION,
     )
