@@ -115,7 +115,8 @@ class DjangoStepsGraphQLView(GraphQLView):
             if error.status_code == 404:  # strawberry's answer to a plain GET with GraphiQL off
                 return error_response(
                     BAD_REQUEST,
-                    "No GraphQL query found in the request (send `query` in the URL or POST it; GraphiQL is off).",
+                    "No GraphQL query found in the request (send `query` in the URL or POST it; "
+                    "GraphiQL is off).",
                     400,
                 )
             response = error_response(
@@ -147,7 +148,8 @@ class DjangoStepsGraphQLView(GraphQLView):
             if not isinstance(data, (dict, list)):
                 raise HTTPException(
                     400,
-                    "The request body must be a JSON object (`query`, `variables`, `operationName`).",
+                    "The request body must be a JSON object (`query`, `variables`, "
+                    "`operationName`).",
                 )
             self._parsed_body = (body, data)  # decoded once: strawberry's parsing asks for it again
         data = super().parse_http_body(request)
@@ -203,7 +205,8 @@ class DjangoStepsGraphQLView(GraphQLView):
             if error.operation_type == OperationType.SUBSCRIPTION:
                 raise HTTPException(
                     400,
-                    "Subscriptions are served over the WebSocket only (graphql-transport-ws or graphql-ws).",
+                    "Subscriptions are served over the WebSocket only (graphql-transport-ws or "
+                    "graphql-ws).",
                 ) from error
             raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from error
         except MissingQueryError as error:
@@ -268,7 +271,10 @@ def _csrf_message(reason: str) -> str:
     elif reason.startswith("CSRF cookie"):
         why = f"the {cookie} cookie is malformed. GET this URL for a new one"
     else:
-        why = f"the token is incorrect. Send the current value of the {cookie} cookie in the {header} header"
+        why = (
+            f"the token is incorrect. Send the current value of the {cookie} cookie in the "
+            f"{header} header"
+        )
     return f"CSRF verification failed: {why}."
 
 

@@ -26,7 +26,8 @@ it in SQL from the arguments as written (the cost limit refuses one without, see
 
 **Cursors from clients.** A malformed or foreign cursor is ``BAD_USER_INPUT`` with ``field``
 ``after``/``before``, never a server fault. Its shape (base64 of ``orderedcursor:`` and a short
-JSON list of strings) is checked before the operation runs (:mod:`graphql_api.security.cost`). Its values
+JSON list of strings) is checked before the operation runs (:mod:`graphql_api.security.cost`). Its
+values
 are checked against the columns of the connection's ordering (:func:`check_cursors`) before any
 SQL holds them: as many values as ordering columns, each one its column can parse and hold — an
 integer within the column's range on this database (SQLite's driver raises ``OverflowError``

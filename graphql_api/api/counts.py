@@ -72,8 +72,9 @@ STEP_COUNTS = "_steps_step_count_"
 @strawberry.type(
     name="WorkflowInstanceCounts",
     description=(
-        "How many instances the viewer may see, by state (for a workflow: all its instances; for a step: "
-        "those whose current step it is). Counted in the query that loads the workflows or steps."
+        "How many instances the viewer may see, by state (for a workflow: all its instances; for a "
+        "step: those whose current step it is). Counted in the query that loads the workflows or "
+        "steps."
     ),
 )
 class WorkflowInstanceCountsType:

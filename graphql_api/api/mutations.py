@@ -4,7 +4,8 @@
 The rest is the same for every mutation and lives in :func:`mutation`: the permission the
 mutation needs (``PERMISSION_DENIED`` before anything is looked up, so a refused client learns
 nothing about IDs), and the mapping of expected errors to ``OperationInfo``
-(:mod:`graphql_api.security.errors`). Instances are looked up through the visibility rule, so a hidden
+(:mod:`graphql_api.security.errors`). Instances are looked up through the visibility rule, so a
+hidden
 instance is ``NOT_FOUND`` exactly like a missing one. Each returns ``<Type> | OperationInfo``.
 """
 
@@ -176,10 +177,10 @@ class Mutation:
     # ------------------------------------------------------------------ instances
 
     @mutation(
-        "Start a workflow for an object, on the initial step with its default status. If an unfinished "
-        "instance of that workflow exists for the object, it is returned unchanged. Needs "
-        "`change_workflowinstance` and the permission to view the object; the workflow must list the "
-        "object's model (`contentTypes`, else MODEL_NOT_ALLOWED).",
+        "Start a workflow for an object, on the initial step with its default status. If an "
+        "unfinished instance of that workflow exists for the object, it is returned unchanged. "
+        "Needs `change_workflowinstance` and the permission to view the object; the workflow must "
+        "list the object's model (`contentTypes`, else MODEL_NOT_ALLOWED).",
         perm=CHANGE_INSTANCE,
     )
     def start_workflow_instance(
@@ -198,8 +199,9 @@ class Mutation:
 
     @mutation(
         "Set a status of the current step. A completion status advances along the first matching "
-        "transition (or completes on a final step, or records NO_TRANSITION); the on-hold and cancellation "
-        "statuses hold and cancel. Needs `change_workflowinstance`, and the status's permission if it names one.",
+        "transition (or completes on a final step, or records NO_TRANSITION); the on-hold and "
+        "cancellation statuses hold and cancel. Needs `change_workflowinstance`, and the status's "
+        "permission if it names one.",
         perm=CHANGE_INSTANCE,
     )
     def update_workflow_step_status(
@@ -292,8 +294,9 @@ class Mutation:
     # ------------------------------------------------------------------ definitions
 
     @mutation(
-        "Create a workflow from a whole definition, validated as a whole (one initial step, a final step, "
-        "one default status per step, known steps, compiling CEL) and saved atomically. Needs `add_workflow`.",
+        "Create a workflow from a whole definition, validated as a whole (one initial step, a "
+        "final step, one default status per step, known steps, compiling CEL) and saved "
+        "atomically. Needs `add_workflow`.",
         perm=ADD_WORKFLOW,
     )
     def create_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:
@@ -303,8 +306,8 @@ class Mutation:
         return import_workflow(definition_document(input))
 
     @mutation(
-        "Replace the definition of the workflow with this name (WORKFLOW_IN_USE if instances still need "
-        "what would change). Needs `change_workflow`.",
+        "Replace the definition of the workflow with this name (WORKFLOW_IN_USE if instances still "
+        "need what would change). Needs `change_workflow`.",
         perm=CHANGE_WORKFLOW,
     )
     def update_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:
@@ -336,9 +339,9 @@ class Mutation:
     # ------------------------------------------------------------------ session
 
     @mutation(
-        "Log in with a Django session (sets the `sessionid` cookie and rotates `csrftoken`: "
-        "read the new token before the next POST). After repeated failures from one client the "
-        "login is refused for a while with TOO_MANY_ATTEMPTS.",
+        "Log in with a Django session (sets the `sessionid` cookie and rotates `csrftoken`: read "
+        "the new token before the next POST). After repeated failures from one client the login is "
+        "refused for a while with TOO_MANY_ATTEMPTS.",
         perm=None,
     )
     def login(
@@ -360,8 +363,8 @@ class Mutation:
 
     @strawberry.mutation(
         description=(
-            "Log out of the session (over a WebSocket too: the session ends for the socket and for HTTP). "
-            "True if someone was logged in."
+            "Log out of the session (over a WebSocket too: the session ends for the socket and for "
+            "HTTP). True if someone was logged in."
         )
     )
     @django_resolver(qs_hook=None)

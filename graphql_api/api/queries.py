@@ -62,7 +62,8 @@ class Query:
     # Plain resolvers that query run through django_resolver: in a worker thread when executed
     # asynchronously (over a WebSocket), as strawberry-django's fields do (permissions.py).
     @strawberry.field(
-        description="Any object by its global ID (null if it does not exist or you may not read it)."
+        description="Any object by its global ID (null if it does not exist or you may not read "
+        "it)."
     )
     @django_resolver(qs_hook=None)
     def node(
@@ -100,8 +101,8 @@ class Query:
 
     workflow_instances: Connection[WorkflowInstanceType] = connection(
         description=(
-            "Workflow instances the viewer may see (`view_workflowinstance`, narrowed by the project's visibility "
-            "rule), newest first unless ordered."
+            "Workflow instances the viewer may see (`view_workflowinstance`, narrowed by the "
+            "project's visibility rule), newest first unless ordered."
         ),
         max_results=MAX_PAGE_SIZE,
     )
@@ -117,7 +118,8 @@ class Query:
         return visible(Workflow.objects.filter(name=name), info, VIEW_WORKFLOW)
 
     @strawberry_django.field(
-        description="The workflow instance with this global ID (null if none, or the viewer may not see it)."
+        description="The workflow instance with this global ID (null if none, or the viewer may "
+        "not see it)."
     )
     def workflow_instance(
         self,
@@ -136,8 +138,8 @@ class Query:
         description=(
             "Dry run: evaluate every outgoing transition of the instance's current step as a "
             "change would (the attached object's fields from the database, `context` as `input`) "
-            "and tell which one a completion status would fire. "
-            "Changes nothing. Null if the instance does not exist or the viewer may not see it."
+            "and tell which one a completion status would fire. Changes nothing. Null if the "
+            "instance does not exist or the viewer may not see it."
         )
     )
     def evaluate_transitions(
@@ -187,12 +189,13 @@ class Query:
 
     @strawberry.field(
         description=(
-            "The commit-ordered history over HTTP: the events after `after` (an event `cursor`, the same "
-            "cursors `workflowInstanceEvents` hands out) that the viewer may see, of one instance "
-            "(`instanceId`), one workflow (`workflowName`) or all, oldest first, at most `first` "
-            "(default and largest: `MAX_PAGE_SIZE`). To catch up, then stay live: read pages until "
-            "`pageInfo.hasNextPage` is false, then subscribe with `after: cursor` — nothing is missed or "
-            "repeated. Only events no running transaction can precede are returned (see the README)."
+            "The commit-ordered history over HTTP: the events after `after` (an event `cursor`, "
+            "the same cursors `workflowInstanceEvents` hands out) that the viewer may see, of one "
+            "instance (`instanceId`), one workflow (`workflowName`) or all, oldest first, at most "
+            "`first` (default and largest: `MAX_PAGE_SIZE`). To catch up, then stay live: read "
+            "pages until `pageInfo.hasNextPage` is false, then subscribe with `after: cursor` — "
+            "nothing is missed or repeated. Only events no running transaction can precede are "
+            "returned (see the README)."
         )
     )
     @django_resolver(qs_hook=None)

@@ -81,7 +81,8 @@ class WorkflowStepStatusType(relay.Node):
         description="Set when an instance enters the step."
     )
     is_completion_status: bool = strawberry_django.field(
-        description="Setting it completes the step: transitions are tried, or the instance completes on a final step."
+        description="Setting it completes the step: transitions are tried, or the instance "
+        "completes on a final step."
     )
     is_cancellation_status: bool = strawberry_django.field(
         description="Setting it cancels the instance."
@@ -90,8 +91,8 @@ class WorkflowStepStatusType(relay.Node):
         description="Setting it puts the instance on hold."
     )
     permission: str = strawberry_django.field(
-        description='Permission needed to set it ("app_label.codename"), checked for the attached object; '
-        "empty: anyone who may change the instance."
+        description='Permission needed to set it ("app_label.codename"), checked for the attached '
+        "object; empty: anyone who may change the instance."
     )
 
 
@@ -124,7 +125,8 @@ class WorkflowStepType(relay.Node):
 
     @strawberry_django.field(
         annotate=count_annotations("current_step", STEP_COUNTS),
-        description="Instances on this step now (their current step), by state, that the viewer may see.",
+        description="Instances on this step now (their current step), by state, that the viewer "
+        "may see.",
     )
     def instance_counts(
         self, root: strawberry.Parent[models.WorkflowStep], info: Info
@@ -136,8 +138,8 @@ class WorkflowStepType(relay.Node):
     models.WorkflowTransition,
     name="WorkflowTransition",
     description=(
-        "A move from one step to another. When a completion status is set, the current step's transitions "
-        "are tried by priority, highest first; the first whose condition matches fires."
+        "A move from one step to another. When a completion status is set, the current step's "
+        "transitions are tried by priority, highest first; the first whose condition matches fires."
     ),
 )
 class WorkflowTransitionType(relay.Node):
@@ -158,7 +160,8 @@ class WorkflowTransitionType(relay.Node):
 @strawberry_django.type(
     models.Workflow,
     name="Workflow",
-    description="A workflow definition: ordered steps with custom statuses, joined by CEL-guarded transitions.",
+    description="A workflow definition: ordered steps with custom statuses, joined by CEL-guarded "
+    "transitions.",
     filters=WorkflowFilter,
     ordering=WorkflowOrder,
 )
@@ -190,7 +193,8 @@ class WorkflowType(relay.Node):
 
     @strawberry_django.field(
         annotate=count_annotations("workflow", WORKFLOW_COUNTS),
-        description="Its instances by state, that the viewer may see (for a dashboard header: no paging needed).",
+        description="Its instances by state, that the viewer may see (for a dashboard header: no "
+        "paging needed).",
     )
     def instance_counts(
         self, root: strawberry.Parent[models.Workflow], info: Info
@@ -240,7 +244,8 @@ class WorkflowEventType(relay.Node):
 
     kind: WorkflowEventKind = strawberry_django.field(description="What happened.")
     sequence: int = strawberry_django.field(
-        description="Number of the event within its instance (1, 2, 3…); equals the instance's `version` after it."
+        description="Number of the event within its instance (1, 2, 3…); equals the instance's "
+        "`version` after it."
     )
     state: WorkflowInstanceState = strawberry_django.field(
         description="The instance's state after the event."
@@ -274,8 +279,8 @@ class WorkflowEventType(relay.Node):
         description=(
             "What the change's conditions read, if anything: "
             '`{"object": {…}, "input": {…}}`, the attached object\'s fields as read from the '
-            "database (secrets left out) and, apart, the values the client sent as `context`. "
-            "Null for viewers who may not view that object (`<app_label>.view_<model>`)."
+            "database (secrets left out) and, apart, the values the client sent as `context`. Null "
+            "for viewers who may not view that object (`<app_label>.view_<model>`)."
         ),
     )
     def context(self, root: strawberry.Parent[models.WorkflowEvent], info: Info) -> Optional[JSON]:
@@ -292,8 +297,9 @@ class WorkflowEventType(relay.Node):
     @strawberry_django.field(
         only=["txid", "position"],
         description=(
-            "Stable, opaque cursor of this event in the global, commit-ordered history. Pass it as `after` "
-            "to `workflowInstanceEvents` to receive exactly the events committed after this one."
+            "Stable, opaque cursor of this event in the global, commit-ordered history. Pass it as "
+            "`after` to `workflowInstanceEvents` to receive exactly the events committed after "
+            "this one."
         ),
     )
     def cursor(self, root: strawberry.Parent[models.WorkflowEvent]) -> str:
@@ -321,7 +327,8 @@ class WorkflowEventType(relay.Node):
 @strawberry_django.type(
     models.WorkflowInstance,
     name="WorkflowInstance",
-    description="One run of a workflow for one object of any model (attached through a generic foreign key).",
+    description="One run of a workflow for one object of any model (attached through a generic "
+    "foreign key).",
     filters=WorkflowInstanceFilter,
     ordering=WorkflowInstanceOrder,
 )
@@ -330,7 +337,8 @@ class WorkflowInstanceType(relay.Node):
 
     state: WorkflowInstanceState = strawberry_django.field(description="Lifecycle state.")
     version: int = strawberry_django.field(
-        description="Increases by one on every change; pass it as `expectedVersion` to refuse lost updates."
+        description="Increases by one on every change; pass it as `expectedVersion` to refuse lost "
+        "updates."
     )
     workflow: WorkflowType = strawberry_django.field(description="The workflow definition it runs.")
     current_step: WorkflowStepType = strawberry_django.field(
@@ -348,8 +356,9 @@ class WorkflowInstanceType(relay.Node):
         field_name="events",
         max_results=MAX_PAGE_SIZE,
         description=(
-            "Every change, oldest first, a page at a time (at most `MAX_PAGE_SIZE` events, 100 by default, "
-            "also when `first` is not given). For the newest change alone, read `lastEvent`."
+            "Every change, oldest first, a page at a time (at most `MAX_PAGE_SIZE` events, 100 by "
+            "default, also when `first` is not given). For the newest change alone, read "
+            "`lastEvent`."
         ),
     )
 
@@ -400,7 +409,8 @@ class WorkflowInstanceType(relay.Node):
     @strawberry_django.field(
         only=["state"],
         description="True once completed or cancelled.",
-        deprecation_reason="It is also true for cancelled instances: read `isFinished` (the same), or `state`.",
+        deprecation_reason="It is also true for cancelled instances: read `isFinished` (the same), "
+        "or `state`.",
     )
     def is_completed(self, root: strawberry.Parent[models.WorkflowInstance]) -> bool:
         return root.state in FINISHED_STATES
@@ -420,9 +430,9 @@ class WorkflowInstanceType(relay.Node):
         only=["state", "current_step_id"],
         prefetch_related=["current_step__statuses"],
         description=(
-            "Statuses the engine accepts now: every status of the current step while active, only the "
-            "cancellation status while on hold, none once finished — whoever asks. For what the current viewer "
-            "may set, read `viewerCan`."
+            "Statuses the engine accepts now: every status of the current step while active, only "
+            "the cancellation status while on hold, none once finished — whoever asks. For what "
+            "the current viewer may set, read `viewerCan`."
         ),
     )
     def available_statuses(
@@ -451,8 +461,9 @@ class WorkflowInstanceType(relay.Node):
         select_related=["workflow", "definition_version"],
         prefetch_related=["current_step__statuses", "content_object"],
         description=(
-            "What the current viewer may do with this instance now — each would succeed if tried (their "
-            "permissions, the statuses' permissions and the instance's state): show only these actions."
+            "What the current viewer may do with this instance now — each would succeed if tried "
+            "(their permissions, the statuses' permissions and the instance's state): show only "
+            "these actions."
         ),
     )
     def viewer_can(
@@ -501,17 +512,20 @@ def _hidden(message: str) -> GraphQLError:
 
 @strawberry.type(
     name="WorkflowInstanceActions",
-    description="What the current viewer may do with one instance now (see `WorkflowInstance.viewerCan`).",
+    description="What the current viewer may do with one instance now (see "
+    "`WorkflowInstance.viewerCan`).",
 )
 class WorkflowInstanceActionsType:
     statuses: list[WorkflowStepStatusType] = strawberry.field(
-        description="Statuses of the current step the viewer may set now (`updateWorkflowStepStatus`)."
+        description="Statuses of the current step the viewer may set now "
+        "(`updateWorkflowStepStatus`)."
     )
     hold: bool = strawberry.field(description="May put it on hold now (`setWorkflowOnHold`).")
     resume: bool = strawberry.field(description="May resume it now (`resumeWorkflowInstance`).")
     cancel: bool = strawberry.field(description="May cancel it now (`cancelWorkflowInstance`).")
     advance: bool = strawberry.field(
-        description="May retry its transitions now (`advanceWorkflowInstance`; it awaits a transition)."
+        description="May retry its transitions now (`advanceWorkflowInstance`; it awaits a "
+        "transition)."
     )
 
 
@@ -546,14 +560,16 @@ class TransitionDryRunType:
         description="The transition that would fire, or null (no match, or an error first)."
     )
     error: Optional[str] = strawberry.field(
-        description="Set when a condition error would abort the real update (it changes nothing then)."
+        description="Set when a condition error would abort the real update (it changes nothing "
+        "then)."
     )
 
 
 @strawberry.type(name="DeletedWorkflow", description="A workflow definition that was deleted.")
 class DeletedWorkflowType:
     id: strawberry.ID = strawberry.field(
-        description="An ID of this deletion, which no other object has (not the workflow's: see `workflowId`)."
+        description="An ID of this deletion, which no other object has (not the workflow's: see "
+        "`workflowId`)."
     )
     workflow_id: strawberry.ID = strawberry.field(
         description="The global ID the workflow had: remove that object from a client cache."
@@ -569,7 +585,8 @@ class WorkflowEventFeedEdgeType:
 
 @strawberry.type(
     name="WorkflowEventFeed",
-    description="A page of the commit-ordered history (`workflowEvents`), with the cursor to continue from.",
+    description="A page of the commit-ordered history (`workflowEvents`), with the cursor to "
+    "continue from.",
 )
 class WorkflowEventFeedType:
     edges: list[WorkflowEventFeedEdgeType] = strawberry.field(
@@ -580,7 +597,8 @@ class WorkflowEventFeedType:
     )
     cursor: str = strawberry.field(
         description=(
-            "Where to continue: the last event's cursor, or (no event) the `after` given, or the newest "
-            "event's. Pass it as `after` to the next `workflowEvents` page or to `workflowInstanceEvents`."
+            "Where to continue: the last event's cursor, or (no event) the `after` given, or the "
+            "newest event's. Pass it as `after` to the next `workflowEvents` page or to "
+            "`workflowInstanceEvents`."
         )
     )

@@ -204,7 +204,8 @@ def check_input(variables: Mapping[str, Any] | None, limits: InputLimits) -> Non
                     if len(key) > limits.max_string_length:
                         raise InputProblem(
                             field,
-                            f"A key in `{field}` is longer than {limits.max_string_length} characters.",
+                            f"A key in `{field}` is longer than {limits.max_string_length} "
+                            "characters.",
                         )
                 children = [
                     (f"{field}.{_segment(key)}", item, depth + 1) for key, item in value.items()

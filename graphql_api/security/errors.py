@@ -18,7 +18,8 @@ Queries report problems as GraphQL errors whose ``extensions.code`` holds the sa
 ``extensions.classification`` is ``BAD_USER_INPUT``); errors about the request itself carry
 ``GRAPHQL_PARSE_FAILED`` (syntax), ``GRAPHQL_VALIDATION_FAILED`` (not valid against the schema),
 ``BAD_USER_INPUT`` (a variable or argument value; ``extensions.field`` names it) or
-``QUERY_TOO_COMPLEX`` (over the cost limit, :mod:`graphql_api.security.cost`) or ``TIMEOUT`` (over the time
+``QUERY_TOO_COMPLEX`` (over the cost limit, :mod:`graphql_api.security.cost`) or ``TIMEOUT`` (over
+the time
 budget, :mod:`graphql_api.security.budget`). Anything else is a bug:
 it is masked as "Unexpected error." with code ``INTERNAL_SERVER_ERROR``.
 
@@ -305,8 +306,8 @@ def client_error(error: GraphQLError) -> GraphQLError | None:
 
 
 _NOT_A_SUBSCRIPTION = (
-    "{kind} operations cannot be sent this way: the legacy graphql-ws protocol carries subscriptions only. "
-    "Send them over HTTP or a graphql-transport-ws socket."
+    "{kind} operations cannot be sent this way: the legacy graphql-ws protocol carries "
+    "subscriptions only. Send them over HTTP or a graphql-transport-ws socket."
 )
 
 

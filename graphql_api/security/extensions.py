@@ -4,9 +4,11 @@ Limits are configurable in ``settings.DJANGO_STEPS_GRAPHQL``: ``MAX_DEPTH``, ``M
 ``MAX_TOKENS`` (validation rules), ``MAX_COST`` (the estimated number of objects an operation may
 return; a false value turns the limit off), ``MAX_STRING_LENGTH``, ``MAX_INPUT_VALUES`` and
 ``MAX_INPUT_DEPTH`` (what the variables and inline arguments may hold); see
-:mod:`graphql_api.security.cost`; ``ANONYMOUS_MAX_TOKENS`` and ``ANONYMOUS_MAX_FRAGMENTS`` (documents
+:mod:`graphql_api.security.cost`; ``ANONYMOUS_MAX_TOKENS`` and ``ANONYMOUS_MAX_FRAGMENTS``
+(documents
 of callers not logged in, checked before validation); ``MAX_SECONDS`` (the time budget of a query
-or mutation, see :mod:`graphql_api.security.budget`). Every extension is created per operation (a factory), never shared
+or mutation, see :mod:`graphql_api.security.budget`). Every extension is created per operation (a
+factory), never shared
 between concurrent requests.
 """
 
@@ -106,7 +108,8 @@ class IntrospectionSwitch(SchemaExtension):
 
 
 class MaskUnexpectedErrors(MaskErrors):
-    """``MaskErrors`` that shows clients what :func:`~graphql_api.security.errors.client_error` makes of
+    """``MaskErrors`` that shows clients what :func:`~graphql_api.security.errors.client_error`
+    makes of
     each error (client errors readable and coded, server faults masked as
     ``INTERNAL_SERVER_ERROR``), without graphql-core's "Did you mean …?" suggestions while
     introspection is off (they name fields and types)."""
@@ -201,7 +204,8 @@ class AnonymousDocumentLimits(SchemaExtension):
 
 
 class _ContextOnly:
-    """What :func:`~graphql_api.security.permissions.current_user` reads of an ``Info``: its context."""
+    """What :func:`~graphql_api.security.permissions.current_user` reads of an ``Info``: its
+    context."""
 
     __slots__ = ("context",)
 
@@ -294,8 +298,8 @@ class OperationLimits(SchemaExtension):
         max_cost = graphql_setting("MAX_COST")
         if max_cost and cost > max_cost:
             raise GraphQLError(
-                f"This operation could return up to {cost:,} objects, more than the limit of {max_cost:,}. "
-                "Ask for smaller pages (`first`/`last`) or fewer nested lists.",
+                f"This operation could return up to {cost:,} objects, more than the limit of "
+                f"{max_cost:,}. Ask for smaller pages (`first`/`last`) or fewer nested lists.",
                 extensions={
                     "code": TransportCode.QUERY_TOO_COMPLEX,
                     "classification": TransportCode.BAD_USER_INPUT,
@@ -328,7 +332,8 @@ def _limit_rules(max_depth: int, max_aliases: int, max_fields: int) -> tuple[typ
             if expanded_fields(context.document) > max_fields:
                 context.report_error(
                     GraphQLError(
-                        f"This operation selects more than {max_fields:,} fields once its fragments are expanded.",
+                        f"This operation selects more than {max_fields:,} fields once its "
+                        "fragments are expanded.",
                         extensions={
                             "code": TransportCode.QUERY_TOO_COMPLEX,
                             "classification": TransportCode.BAD_USER_INPUT,

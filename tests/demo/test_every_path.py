@@ -373,7 +373,10 @@ def root_queries(world) -> list[tuple[str, dict]]:
         for combo, body in runs:
             declared = ", ".join(f"${a}: {field.args[a].type}" for a in combo)
             call = ", ".join([*args_text, *(f"{a}: ${a}" for a in combo)])
-            text = f"query{f'({declared})' if declared else ''} {{ {name}{f'({call})' if call else ''} {body} }}"
+            text = (
+                f"query{f'({declared})' if declared else ''} "
+                f"{{ {name}{f'({call})' if call else ''} {body} }}"
+            )
             queries.append((text, combo))
     return queries
 

@@ -25,7 +25,10 @@ BIG = "x" * 10_240
 
 
 def test_depth_limit(as_viewer):
-    nested = "workflow { steps { workflow { steps { workflow { steps { workflow { steps { workflow { name } } } } } } } } }"
+    nested = (
+        "workflow { steps { workflow { steps { workflow { steps { workflow { steps { workflow { "
+        "name } } } } } } } } }"
+    )
     query = "{ workflowInstances { edges { node { " + nested + " } } } }"
     result = as_viewer(query)
     assert result.get("data") is None
@@ -417,7 +420,10 @@ def test_numbers_that_are_not_finite_or_out_of_range_are_bad_user_input(as_admin
     "literal", ["1e400", "-1e400", "9223372036854775808", "1" * 5000, '"' + "x" * 100_001 + '"']
 )
 def test_inline_json_literals_are_checked_too(as_admin, instance, literal):
-    query = 'query {{ evaluateTransitions(instanceId: "{}", context: {{claim: {{amount: {}}}}}) {{ error }} }}'.format(
+    query = (
+        'query {{ evaluateTransitions(instanceId: "{}", context: {{claim: {{amount: {}}}}}) '
+        "{{ error }} }}"
+    ).format(
         gid("WorkflowInstance", instance.pk),
         literal,
     )
@@ -491,7 +497,8 @@ def test_no_suggestions_while_introspection_is_off(as_viewer, settings):
         '{ workflow(nme: "x") { name } }',  # argument
         "{ workflowInstances(filters: {stat: ACTIVE}) { totalCount } }",  # input field
         "{ workflowInstances(filters: {state: ACTIV}) { totalCount } }",  # enum value
-        "query($f: WorkflowInstanceFiltr) { workflowInstances(filters: $f) { totalCount } }",  # type
+        # type
+        "query($f: WorkflowInstanceFiltr) { workflowInstances(filters: $f) { totalCount } }",
     ]
     settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "INTROSPECTION": True}
     shown = [as_viewer(query)["errors"][0]["message"] for query in typos]
