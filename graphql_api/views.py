@@ -157,7 +157,8 @@ class DjangoStepsGraphQLView(GraphQLView):
             if not isinstance(operation.operation_name, (str, type(None))):
                 raise HTTPException(
                     400,
-                    "The GraphQL operation's `operationName` must be a string or null, if provided.",
+                    "The GraphQL operation's `operationName` must be a string or null, "
+                    "if provided.",
                 )
         return data
 

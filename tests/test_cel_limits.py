@@ -661,7 +661,8 @@ def test_over_graphql_a_context_with_a_number_cel_cannot_hold_is_a_coded_error_o
     result = _post_raw(
         client.client,
         ops.UPDATE_STATUS,
-        f'{{"input": {{"instanceId": {instance_id}, "statusName": "Done", "context": {{"x": {number}}}}}}}',
+        f'{{"input": {{"instanceId": {instance_id}, "statusName": "Done", '
+        f'"context": {{"x": {number}}}}}}}',
     )
     assert result["data"] is None
     assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in result["errors"]] == [

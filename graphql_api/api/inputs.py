@@ -46,7 +46,9 @@ class UpdateWorkflowStepStatusInput:
 
 @strawberry.input(
     name="AdvanceWorkflowInstanceInput",
-    description="Retry the transitions of an instance that found no match (`isAwaitingTransition`).",
+    description=(
+        "Retry the transitions of an instance that found no match (`isAwaitingTransition`)."
+    ),
 )
 class AdvanceWorkflowInstanceInput:
     instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")

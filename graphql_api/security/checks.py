@@ -354,7 +354,8 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
 def _graphql_views(
     patterns, view_class, prefix: str | None = ""
 ) -> Iterator[tuple[str | None, Any]]:
-    """(URL path without the leading slash, or None if not concrete; schema) of each GraphQL view."""
+    """(URL path without the leading slash, or None if not concrete; schema) of each GraphQL
+    view."""
     for entry in patterns:
         part = _literal(entry.pattern)
         path = None if prefix is None or part is None else prefix + part

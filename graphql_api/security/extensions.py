@@ -195,7 +195,8 @@ class AnonymousDocumentLimits(SchemaExtension):
         limit = int(graphql_setting("ANONYMOUS_MAX_FRAGMENTS"))
         if _fragments(document) > limit:
             raise GraphQLError(
-                f"Requests that are not logged in may hold at most {limit} fragments: log in first.",
+                f"Requests that are not logged in may hold at most {limit} fragments: "
+                "log in first.",
                 extensions={
                     "code": TransportCode.QUERY_TOO_COMPLEX,
                     "classification": TransportCode.BAD_USER_INPUT,

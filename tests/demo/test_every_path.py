@@ -325,7 +325,10 @@ def edge_bodies(type_) -> list[str]:
             if any(is_required_argument(a) for a in field.args.values()):
                 continue
             args = "(first: 2)" if "first" in field.args else ""
-            step = lambda inner, w=wrap, own=own, n=name, a=args: w(f"{{ {own} {n}{a} {inner} }}")
+
+            def step(inner, w=wrap, own=own, n=name, a=args):
+                return w(f"{{ {own} {n}{a} {inner} }}")
+
             inner = (
                 "{ __typename }"
                 if isinstance(child, (GraphQLUnionType, GraphQLInterfaceType))

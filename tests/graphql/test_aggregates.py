@@ -140,7 +140,8 @@ def test_a_dashboard_header_costs_the_same_sql_for_more_workflows_and_instances(
 def test_counts_on_a_step_reached_through_an_instance(as_viewer, claim_workflow):
     spread(times=2)
     data = as_viewer.data(
-        """{ workflowInstances(first: 20) { edges { node { currentStep { name instanceCounts { total active } } } } } }"""
+        "{ workflowInstances(first: 20) { edges { node { currentStep { name "
+        "instanceCounts { total active } } } } } }"
     )
     for edge in data["workflowInstances"]["edges"]:
         step = edge["node"]["currentStep"]

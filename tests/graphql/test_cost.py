@@ -39,7 +39,8 @@ def assert_too_complex(result: dict) -> dict:
 NESTED_HISTORY = """
 query Nested($id: ID!) {
   workflowInstance(id: $id) {
-    history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id kind } } } } } } }
+    history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id kind }
+      } } } } } }
   }
 }
 """

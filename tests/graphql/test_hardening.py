@@ -370,7 +370,10 @@ def test_malformed_cursors_are_bad_user_input_naming_the_argument(
     error = bad_input(as_viewer(ops.INSTANCES, {argument: cursor, "first": 5}))
     assert error["extensions"]["field"] == argument
     assert cursor not in error["message"]
-    nested = f'{{ workflow(name: "Claim Processing") {{ instances({argument}: "{cursor}") {{ totalCount }} }} }}'
+    nested = (
+        '{ workflow(name: "Claim Processing") '
+        f'{{ instances({argument}: "{cursor}") {{ totalCount }} }} }}'
+    )
     assert bad_input(as_viewer(nested))["extensions"]["field"] == argument
     # the server answers a normal request right after, and real cursors still work
     page = as_viewer.data(ops.INSTANCES, {"first": 1})["workflowInstances"]
@@ -397,7 +400,8 @@ def test_numbers_that_are_not_finite_or_out_of_range_are_bad_user_input(as_admin
     update = post_raw(
         as_admin,
         ops.UPDATE_STATUS,
-        f'{{"input": {{"instanceId": "{i}", "statusName": "Submitted", "context": {{"claim": {{"amount": [1, {number}]}}}}}}}}',
+        f'{{"input": {{"instanceId": "{i}", "statusName": "Submitted", '
+        f'"context": {{"claim": {{"amount": [1, {number}]}}}}}}}}',
     )
     error = bad_input(update)
     assert error["extensions"]["field"] == "input.context.claim.amount.1"
@@ -557,6 +561,7 @@ def test_client_errors_are_logged_in_one_line_without_traceback(
 
 NESTED_HISTORY = """
 query Nested($id: ID!) {
-  workflowInstance(id: $id) { history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id } } } } } } } }
+  workflowInstance(id: $id) { history(first: 100) { edges { node { instance { history(first: 100) {
+    edges { node { id } } } } } } } }
 }
 """

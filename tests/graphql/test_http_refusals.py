@@ -145,13 +145,15 @@ BEYOND = ["9223372036854775808", "-9223372036854775809", "1" + "0" * 26, "-1" + 
 
 NESTED_HISTORY = """
 query History($id: ID!, $after: String, $before: String) {
-  workflowInstance(id: $id) { id history(first: 5, after: $after, before: $before) { edges { node { id } } } }
+  workflowInstance(id: $id) { id history(first: 5, after: $after, before: $before) { edges { node {
+    id } } } }
 }
 """
 
 NESTED_INSTANCES = """
 query WorkflowInstances($after: String, $before: String) {
-  workflow(name: "Claim Processing") { name instances(first: 5, after: $after, before: $before) { edges { node { id } } } }
+  workflow(name: "Claim Processing") { name instances(first: 5, after: $after, before: $before) {
+    edges { node { id } } } }
 }
 """
 

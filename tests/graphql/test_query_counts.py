@@ -75,7 +75,8 @@ def test_nested_definitions_do_not_multiply_queries(as_admin, claim_workflow):
     for i in range(9):
         make_workflow(f"W{i}", CLAIM_PROCESSING)
     query = """{ workflows(first: 10) { totalCount edges { node {
-        name steps { name statuses { name } } transitions { condition fromStep { name } toStep { name } }
+        name steps { name statuses { name } } transitions { condition fromStep { name } toStep {
+          name } }
     } } } }"""
     with CaptureQueriesContext(connection) as queries:
         data = as_admin.data(query)
