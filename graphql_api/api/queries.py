@@ -19,13 +19,12 @@ from django_steps.cel import check_context
 from django_steps.exceptions import InvalidContext, WorkflowError
 from django_steps.models import Workflow, WorkflowInstance
 from graphql_api.api.connections import Connection, connection
+from graphql_api.api.feed import WorkflowEventFeedEdgeType, WorkflowEventFeedType
 from graphql_api.api.ids import our_name, parse_global_id
 from graphql_api.api.types import (
     MAX_PAGE_SIZE,
     TransitionDryRunType,
     UserType,
-    WorkflowEventFeedEdgeType,
-    WorkflowEventFeedType,
     WorkflowInstanceType,
     WorkflowType,
 )

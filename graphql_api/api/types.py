@@ -575,30 +575,3 @@ class DeletedWorkflowType:
         description="The global ID the workflow had: remove that object from a client cache."
     )
     name: str = strawberry.field(description="The name the workflow had.")
-
-
-@strawberry.type(name="WorkflowEventFeedEdge", description="One event of a `WorkflowEventFeed`.")
-class WorkflowEventFeedEdgeType:
-    cursor: str = strawberry.field(description="The event's `cursor` (the same as `node.cursor`).")
-    node: WorkflowEventType = strawberry.field(description="The event.")
-
-
-@strawberry.type(
-    name="WorkflowEventFeed",
-    description="A page of the commit-ordered history (`workflowEvents`), with the cursor to "
-    "continue from.",
-)
-class WorkflowEventFeedType:
-    edges: list[WorkflowEventFeedEdgeType] = strawberry.field(
-        description="The events, oldest first."
-    )
-    page_info: relay.PageInfo = strawberry.field(
-        description="Whether more events follow this page."
-    )
-    cursor: str = strawberry.field(
-        description=(
-            "Where to continue: the last event's cursor, or (no event) the `after` given, or the "
-            "newest event's. Pass it as `after` to the next `workflowEvents` page or to "
-            "`workflowInstanceEvents`."
-        )
-    )
