@@ -1,4 +1,5 @@
-"""GraphQL API of django-steps (strawberry-graphql-django): types, queries, mutations, subscriptions.
+"""GraphQL API of django-steps (strawberry-graphql-django): types, queries, mutations,
+subscriptions.
 
 What a project uses (README, "Use it in your project"):
 
@@ -10,5 +11,6 @@ What a project uses (README, "Use it in your project"):
 * :mod:`graphql_api.schemas`: how those helpers read a schema (object, dotted path, callable);
 * :mod:`graphql_api.security.checks`: what ``manage.py check`` reports.
 
-Importing this package (and ``routing``/``schemas``) touches no model: safe before ``django.setup()``.
+Importing this package (and ``routing``/``schemas``) touches no model: safe before
+``django.setup()``.
 """

@@ -14,7 +14,8 @@ with what our API needs to behave as documented, for every operation of that sch
 * our schema extensions (:func:`schema_extensions`: depth/alias/token limits, parser and
   validation caches, the introspection switch, error masking, the query optimizer), then the
   host's own (a host extension we already run is not added twice; a host's
-  ``DjangoOptimizerExtension`` runs in place of ours, :class:`~graphql_api.security.extensions.QuerysetOptimizer`);
+  ``DjangoOptimizerExtension`` runs in place of ours,
+  :class:`~graphql_api.security.extensions.QuerysetOptimizer`);
 * our execution context (:class:`SharedEventExecutionContext`: a workflow event is executed
   once per identical subscription);
 * name clashes settled by renaming *our* types in that schema only (``rename``): a host type
@@ -91,14 +92,16 @@ __all__ = [
 SCALARS = {
     datetime.datetime: dataclasses.replace(
         DateTimeDefinition,
-        description="Date with time with its UTC offset, ISO 8601 (e.g. `2026-11-30T21:00:00.123456+00:00`).",
+        description="Date with time with its UTC offset, ISO 8601 (e.g. "
+        "`2026-11-30T21:00:00.123456+00:00`).",
         specified_by_url="https://datatracker.ietf.org/doc/html/rfc3339#section-5.6",
     )
 }
 
 
 class Schema(strawberry.Schema):
-    """strawberry's schema, logging errors with :func:`~graphql_api.security.errors.log_errors` (client
+    """strawberry's schema, logging errors with :func:`~graphql_api.security.errors.log_errors`
+    (client
     errors in one line without a traceback, server faults with theirs) instead of every error
     at ERROR with a traceback. Every schema :func:`compose_schema` builds is one."""
 
@@ -156,7 +159,8 @@ def compose_schema(
     }
     if wanted - replaced:
         raise ImproperlyConfigured(
-            f"replace= names fields that your root types do not share with django-steps': {sorted(wanted - replaced)}."
+            "replace= names fields that your root types do not share with django-steps': "
+            f"{sorted(wanted - replaced)}."
         )
     try:
         schema_options["scalar_overrides"] = {
@@ -183,16 +187,17 @@ def compose_schema(
             else str(clash[0])
         )
         raise ImproperlyConfigured(
-            f"{error.message}: by your types and django-steps'. Pass rename={{{name!r}: 'Workflow{name}'}} "
-            "(any free name) to compose_schema() to rename ours in this schema."
+            f"{error.message}: by your types and django-steps'. Pass "
+            f"rename={{{name!r}: 'Workflow{name}'}} (any free name) to compose_schema() to rename "
+            "ours in this schema."
         ) from error
     fix_pagination_descriptions(schema._schema)
     if rename:
         unused = set(rename) - converter.renamed  # type: ignore[attr-defined]
         if unused:
             raise ImproperlyConfigured(
-                f"rename= names no type of django-steps: {sorted(unused)} "
-                "(use the names in schema.graphql, e.g. 'User')."
+                f"rename= names no type of django-steps: {sorted(unused)} (use the names in "
+                "schema.graphql, e.g. 'User')."
             )
     return schema
 
@@ -217,12 +222,14 @@ def _merge(
         qualified = f"{name}.{field_name}"
         if qualified not in wanted:
             raise ImproperlyConfigured(
-                f"{qualified} is defined by your {name} type and by django-steps'. Rename yours, or pass "
-                f"replace=[{qualified!r}] to compose_schema() to serve yours instead of ours."
+                f"{qualified} is defined by your {name} type and by django-steps'. Rename yours, "
+                f"or pass replace=[{qualified!r}] to compose_schema() to serve yours instead of "
+                "ours."
             )
         if host_fields[field_name].python_name != our_fields[field_name].python_name:
             raise ImproperlyConfigured(
-                f"To replace {qualified}, name your Python attribute {our_fields[field_name].python_name!r}."
+                f"To replace {qualified}, name your Python attribute "
+                f"{our_fields[field_name].python_name!r}."
             )
         replaced.add(qualified)
     # A subclass of both, the host's type first: for a replaced field its definition wins (as in
@@ -286,7 +293,8 @@ class _RenameOurTypes:
 class _OurConnectionNames:
     """Mixin for strawberry's ``NameConverter``: our keyset connections keep the names of the
     first version's (``WorkflowInstanceConnection``, ``WorkflowInstanceEdge``), not
-    strawberry-django's ``…CursorConnection`` / ``…CursorEdge`` (see :mod:`graphql_api.api.connections`).
+    strawberry-django's ``…CursorConnection`` / ``…CursorEdge`` (see
+    :mod:`graphql_api.api.connections`).
     Only connections of our own node types are named so."""
 
     def from_generic(self, generic_type: StrawberryObjectDefinition, types: list[Any]) -> str:

@@ -4,7 +4,8 @@
 * A host project's composed schema (see :mod:`graphql_api.composition`):
   ``path("", include(graphql_urls("mysite.schema:schema")))``.
 
-The WebSocket side of the same path is the ASGI helper's (:func:`graphql_api.live.routing.get_application`);
+The WebSocket side of the same path is the ASGI helper's
+(:func:`graphql_api.live.routing.get_application`);
 give both the same schema (``manage.py check`` says when they differ).
 """
 

@@ -62,6 +62,7 @@ from strawberry.types.graphql import OperationType
 
 from graphql_api.schemas import SchemaSpec, load_schema
 from graphql_api.security.cost import parse_json_int
+from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.extensions import graphql_setting
 
 try:  # Django 5.1+
@@ -83,11 +84,12 @@ __all__ = [
     "graphql_view",
 ]
 
-CSRF_FAILED = "CSRF_FAILED"
-PERMISSION_DENIED = "PERMISSION_DENIED"
-BAD_REQUEST = "BAD_REQUEST"
-METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
-REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+# The codes of refused requests, members of the API's one code enum; the names stay public.
+CSRF_FAILED = TransportCode.CSRF_FAILED
+PERMISSION_DENIED = ErrorCode.PERMISSION_DENIED
+BAD_REQUEST = TransportCode.BAD_REQUEST
+METHOD_NOT_ALLOWED = TransportCode.METHOD_NOT_ALLOWED
+REQUEST_TOO_LARGE = TransportCode.REQUEST_TOO_LARGE
 
 _CODE_FOR_STATUS = {405: METHOD_NOT_ALLOWED}
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -113,7 +115,8 @@ class DjangoStepsGraphQLView(GraphQLView):
             if error.status_code == 404:  # strawberry's answer to a plain GET with GraphiQL off
                 return error_response(
                     BAD_REQUEST,
-                    "No GraphQL query found in the request (send `query` in the URL or POST it; GraphiQL is off).",
+                    "No GraphQL query found in the request (send `query` in the URL or POST it; "
+                    "GraphiQL is off).",
                     400,
                 )
             response = error_response(
@@ -145,7 +148,8 @@ class DjangoStepsGraphQLView(GraphQLView):
             if not isinstance(data, (dict, list)):
                 raise HTTPException(
                     400,
-                    "The request body must be a JSON object (`query`, `variables`, `operationName`).",
+                    "The request body must be a JSON object (`query`, `variables`, "
+                    "`operationName`).",
                 )
             self._parsed_body = (body, data)  # decoded once: strawberry's parsing asks for it again
         data = super().parse_http_body(request)
@@ -153,7 +157,8 @@ class DjangoStepsGraphQLView(GraphQLView):
             if not isinstance(operation.operation_name, (str, type(None))):
                 raise HTTPException(
                     400,
-                    "The GraphQL operation's `operationName` must be a string or null, if provided.",
+                    "The GraphQL operation's `operationName` must be a string or null, "
+                    "if provided.",
                 )
         return data
 
@@ -201,7 +206,8 @@ class DjangoStepsGraphQLView(GraphQLView):
             if error.operation_type == OperationType.SUBSCRIPTION:
                 raise HTTPException(
                     400,
-                    "Subscriptions are served over the WebSocket only (graphql-transport-ws or graphql-ws).",
+                    "Subscriptions are served over the WebSocket only (graphql-transport-ws or "
+                    "graphql-ws).",
                 ) from error
             raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from error
         except MissingQueryError as error:
@@ -266,7 +272,10 @@ def _csrf_message(reason: str) -> str:
     elif reason.startswith("CSRF cookie"):
         why = f"the {cookie} cookie is malformed. GET this URL for a new one"
     else:
-        why = f"the token is incorrect. Send the current value of the {cookie} cookie in the {header} header"
+        why = (
+            f"the token is incorrect. Send the current value of the {cookie} cookie in the "
+            f"{header} header"
+        )
     return f"CSRF verification failed: {why}."
 
 

@@ -1,4 +1,5 @@
-"""The admin: pages render, definitions are validated on save, instance actions call the services."""
+"""The admin: pages render, definitions are validated on save, instance actions call the
+services."""
 
 from __future__ import annotations
 

@@ -50,8 +50,10 @@ EXPECTED = {
         "page of 10: median latency vs floor",
         "page of 100: median latency vs floor",
         "SQL queries constant across page sizes",
-        "page of 10 over HTTP (uvicorn, session + CSRF, same permission work): ours vs graphene-django",
-        "page of 100 over HTTP (uvicorn, session + CSRF, same permission work): ours vs graphene-django",
+        "page of 10 over HTTP (uvicorn, session + CSRF, same permission work): ours vs "
+        "graphene-django",
+        "page of 100 over HTTP (uvicorn, session + CSRF, same permission work): ours vs "
+        "graphene-django",
         "page of 100 over HTTP: per-round ratio ours/graphene-django, median [interquartile range]",
     ],
     "graphql_cost": [

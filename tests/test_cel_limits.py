@@ -97,7 +97,8 @@ FAILING = {
     "duration(document.title) > duration('1s')": "INVALID_VALUE",
     "document.count / (document.count - document.count) > 1": "DIVISION_BY_ZERO",
     "document.title.matches('[') ": "INVALID_PATTERN",
-    "nosuchfunction(document.title)": "UNKNOWN_FUNCTION",  # stored unvalidated: refused when compiled
+    # stored unvalidated: refused when compiled
+    "nosuchfunction(document.title)": "UNKNOWN_FUNCTION",
     "document.title >": "SYNTAX",  # idem
 }
 
@@ -192,7 +193,8 @@ def test_over_graphql_neither_the_dry_run_nor_a_mutation_shows_a_value(operator)
     )
 
 
-# --------------------------------------------------------------------------- 2. definition-time limits
+# --------------------------------------------------------------------------- 2. definition-time
+# limits
 
 
 def definition(condition: str) -> dict:
@@ -443,8 +445,8 @@ def test_two_nested_macros_over_a_list_of_1000_are_stopped_by_the_budget(db):
             {"l": list(range(9000))},
         ),  # size-proportional operators
         (
-            "[input.l, input.l, input.l, input.l] == [input.l, input.l, input.l, input.l]"
-            " && input.l[0] == 0",
+            "[input.l, input.l, input.l, input.l] == [input.l, input.l, input.l, input.l] && "
+            "input.l[0] == 0",
             {"l": list(range(5000))},
         ),  # nested lists
         (
@@ -659,7 +661,8 @@ def test_over_graphql_a_context_with_a_number_cel_cannot_hold_is_a_coded_error_o
     result = _post_raw(
         client.client,
         ops.UPDATE_STATUS,
-        f'{{"input": {{"instanceId": {instance_id}, "statusName": "Done", "context": {{"x": {number}}}}}}}',
+        f'{{"input": {{"instanceId": {instance_id}, "statusName": "Done", '
+        f'"context": {{"x": {number}}}}}}}',
     )
     assert result["data"] is None
     assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in result["errors"]] == [
@@ -738,9 +741,9 @@ def test_a_yaml_alias_bomb_is_refused_before_it_is_built(db):
         load_document("name: X\nsteps: &s [*s]\n")
     # Aliases that stay small are fine (sharing a list of statuses).
     doc = load_document(
-        "name: Shared\n"
-        "statuses: &s [{name: Open, is_default_status: true}, {name: Done, is_completion_status: true}]\n"
-        "steps: [{name: A, is_initial_step: true, statuses: *s}, {name: B, is_final_step: true, statuses: *s}]\n"
+        "name: Shared\nstatuses: &s [{name: Open, is_default_status: true}, {name: Done, "
+        "is_completion_status: true}]\nsteps: [{name: A, is_initial_step: true, statuses: *s}, "
+        "{name: B, is_final_step: true, statuses: *s}]\n"
     )
     assert doc["steps"][1]["statuses"][0]["name"] == "Open"
 

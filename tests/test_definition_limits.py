@@ -351,7 +351,8 @@ STEPS_OF_ONE = (
     "{ workflows(first: 1) { edges { node { steps { id statuses { id } } transitions { id } } } } }"
 )
 CURRENT_STEP_LISTS = """query($id: ID!) { workflowInstance(id: $id) {
-  availableStatuses { id } viewerCan { statuses { id } } currentStep { outgoingTransitions { id } } } }"""
+  availableStatuses { id } viewerCan { statuses { id } } currentStep { outgoingTransitions { id } }
+    } }"""
 
 
 def estimated(document_text: str) -> int:

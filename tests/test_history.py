@@ -22,10 +22,10 @@ from django_steps.services import (
 from django_steps.signals import workflow_event_committed
 from tests.conftest import make_workflow
 from tests.graphql.conftest import make_user
-
-CHANGE = "django_steps.change_workflowinstance"
 from tests.test_services import routing
 from tests.testapp.models import Document
+
+CHANGE = "django_steps.change_workflowinstance"
 
 
 @pytest.fixture

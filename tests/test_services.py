@@ -880,7 +880,8 @@ def test_object_fields_are_at_the_top_level_and_under_the_model_name(claim_workf
                 {
                     "from_step": "A",
                     "to_step": "B",
-                    "condition": "claim.amount > 1000 && amount == claim.amount && claimant == 'Ada'",
+                    "condition": "claim.amount > 1000 && amount == claim.amount && claimant == "
+                    "'Ada'",
                 }
             ],
         },
@@ -932,9 +933,9 @@ def test_context_data_values_of_python_types(db):
             [
                 (
                     "Fast",
-                    "input.total > 100 && input.when < timestamp('2030-01-01T00:00:00Z')"
-                    " && input.ref == '12345678-1234-5678-1234-567812345678'"
-                    " && input.tags.exists(t, t == 'vip') && input.nested.level >= 2.0",
+                    "input.total > 100 && input.when < timestamp('2030-01-01T00:00:00Z') && "
+                    "input.ref == '12345678-1234-5678-1234-567812345678' && input.tags.exists(t, t "
+                    "== 'vip') && input.nested.level >= 2.0",
                     10,
                 ),
                 ("Slow", "", 0),

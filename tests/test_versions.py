@@ -309,7 +309,7 @@ def test_a_status_permission_blocks_the_move_for_an_actor_without_it(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_migrating_a_thousand_instances_in_batches_one_event_each_and_a_concurrent_change_conflicts():
+def test_migrating_a_thousand_instances_in_batches_one_event_each_and_a_concurrent_change_conflicts():  # noqa: E501
     workflow = import_workflow(claims_doc())
     claims = Claim.objects.bulk_create(
         [Claim(title=f"c{i}", claimant="Ada", amount=Decimal("10")) for i in range(1000)]

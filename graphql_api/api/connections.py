@@ -26,7 +26,8 @@ it in SQL from the arguments as written (the cost limit refuses one without, see
 
 **Cursors from clients.** A malformed or foreign cursor is ``BAD_USER_INPUT`` with ``field``
 ``after``/``before``, never a server fault. Its shape (base64 of ``orderedcursor:`` and a short
-JSON list of strings) is checked before the operation runs (:mod:`graphql_api.security.cost`). Its values
+JSON list of strings) is checked before the operation runs (:mod:`graphql_api.security.cost`). Its
+values
 are checked against the columns of the connection's ordering (:func:`check_cursors`) before any
 SQL holds them: as many values as ordering columns, each one its column can parse and hold — an
 integer within the column's range on this database (SQLite's driver raises ``OverflowError``
@@ -67,7 +68,8 @@ from strawberry_django.relay import (
 from strawberry_django.relay.cursor_connection import OrderingDescriptor, annotate_ordering_fields
 
 from graphql_api.api.ids import schema_name
-from graphql_api.security.errors import BAD_USER_INPUT, query_error
+from graphql_api.security.error_codes import TransportCode
+from graphql_api.security.errors import query_error
 
 __all__ = [
     "CONNECTION_NAMES",
@@ -96,13 +98,13 @@ class BoundedPage(FieldExtension):
         self.max_results = max_results
 
     def resolve(self, next_: Any, source: Any, info: Any, **kwargs: Any) -> Any:
-        from graphql_api.security.errors import BAD_USER_INPUT, query_error
+        from graphql_api.security.errors import query_error
 
         for name in ("first", "last"):  # strawberry-django checks them one at a time, not both
             size = kwargs.get(name)
             if size is not None and not 0 <= size <= self.max_results:
                 raise query_error(
-                    BAD_USER_INPUT,
+                    TransportCode.BAD_USER_INPUT,
                     f"`{name}` must be between 0 and {self.max_results}.",
                     field=name,
                 )
@@ -125,7 +127,7 @@ def check_cursors(queryset: QuerySet, *, after: str | None, before: str | None, 
             descriptors = annotate_ordering_fields(queryset)[1]
         if not _cursor_fits(cursor, descriptors, queryset.db):
             raise query_error(
-                BAD_USER_INPUT,
+                TransportCode.BAD_USER_INPUT,
                 f"`{argument}` of `{where}` is not a cursor of this connection.",
                 field=argument,
             )

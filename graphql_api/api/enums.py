@@ -45,7 +45,8 @@ class WorkflowEventKind(enum.Enum):
     )
     NO_TRANSITION = strawberry.enum_value(
         EventKind.NO_TRANSITION.value,
-        description="A completion status was set but no transition matched; retry with `advanceWorkflowInstance`.",
+        description="A completion status was set but no transition matched; retry with "
+        "`advanceWorkflowInstance`.",
     )
     ON_HOLD = strawberry.enum_value(
         EventKind.ON_HOLD.value, description="The instance was put on hold."

@@ -74,7 +74,8 @@ class WorkflowInstanceFilter:
 @strawberry_django.order_type(
     models.WorkflowInstance,
     name="WorkflowInstanceOrder",
-    description="Ordering of `workflowInstances`; give one field per list item. Default: newest first.",
+    description="Ordering of `workflowInstances`; give one field per list item. Default: newest "
+    "first.",
 )
 class WorkflowInstanceOrder:
     started_at: strawberry.auto = strawberry_django.order_field(description="When it was started.")

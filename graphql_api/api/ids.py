@@ -22,7 +22,8 @@ from django.db.models import Model, QuerySet
 from strawberry import relay
 from strawberry.relay.types import GlobalIDValueError
 
-from graphql_api.security.errors import INVALID_ID, NOT_FOUND, ApiError, Kind
+from graphql_api.security.error_codes import TransportCode
+from graphql_api.security.errors import ApiError, Kind
 
 M = TypeVar("M", bound=Model)
 
@@ -55,14 +56,16 @@ def parse_global_id(raw: str, type_name: str, *, field: str = "id", info: Any = 
     ``type_name`` (under the name it has in ``info``'s schema): INVALID_ID otherwise, NOT_FOUND
     for a key no row can have."""
     type_name = schema_name(info, type_name)
-    invalid = ApiError(INVALID_ID, "Not a valid global ID.", kind=Kind.VALIDATION, field=field)
+    invalid = ApiError(
+        TransportCode.INVALID_ID, "Not a valid global ID.", kind=Kind.VALIDATION, field=field
+    )
     try:
         gid = relay.GlobalID.from_id(str(raw))
     except (GlobalIDValueError, ValueError, TypeError):
         raise invalid from None
     if gid.type_name != type_name:
         raise ApiError(
-            INVALID_ID,
+            TransportCode.INVALID_ID,
             f"The global ID is of another type than {type_name}.",
             kind=Kind.VALIDATION,
             field=field,
@@ -75,7 +78,7 @@ def parse_global_id(raw: str, type_name: str, *, field: str = "id", info: Any = 
     ):
         raise invalid
     if len(node_id) > 19 or not 0 < int(node_id) < 2**63:
-        raise ApiError(NOT_FOUND, f"No {type_name} has this ID.", field=field)
+        raise ApiError(TransportCode.NOT_FOUND, f"No {type_name} has this ID.", field=field)
     return int(node_id)
 
 
@@ -86,5 +89,5 @@ def get_by_global_id(
     pk = parse_global_id(raw, type_name, field=field, info=info)
     obj = queryset.filter(pk=pk).first()
     if obj is None:
-        raise ApiError(NOT_FOUND, f"No {type_name} has this ID.", field=field)
+        raise ApiError(TransportCode.NOT_FOUND, f"No {type_name} has this ID.", field=field)
     return obj

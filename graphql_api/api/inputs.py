@@ -29,14 +29,14 @@ class UpdateWorkflowStepStatusInput:
     )
     status_id: Optional[strawberry.ID] = strawberry.field(
         default=None,
-        description="Global ID of a status of the current step, as `availableStatuses` and `viewerCan` give them "
-        "(give it or `statusName`).",
+        description="Global ID of a status of the current step, as `availableStatuses` and "
+        "`viewerCan` give them (give it or `statusName`).",
     )
     context: Optional[JSON] = strawberry.field(
         default=None,
-        description="A JSON object of your values, read by transition conditions as "
-        "`input.<key>` (e.g. `input.amount`). It never replaces the attached object's fields, "
-        "which conditions read from the database (`claim.amount`).",
+        description="A JSON object of your values, read by transition conditions as `input.<key>` "
+        "(e.g. `input.amount`). It never replaces the attached object's fields, which conditions "
+        "read from the database (`claim.amount`).",
     )
     expected_version: Optional[int] = strawberry.field(
         default=None,
@@ -46,7 +46,9 @@ class UpdateWorkflowStepStatusInput:
 
 @strawberry.input(
     name="AdvanceWorkflowInstanceInput",
-    description="Retry the transitions of an instance that found no match (`isAwaitingTransition`).",
+    description=(
+        "Retry the transitions of an instance that found no match (`isAwaitingTransition`)."
+    ),
 )
 class AdvanceWorkflowInstanceInput:
     instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
@@ -111,8 +113,8 @@ class WorkflowStepStatusInput:
     )
     permission: str = strawberry.field(
         default="",
-        description='Permission needed to set it ("app_label.codename"), checked for the attached object; '
-        "empty: anyone who may change the instance.",
+        description='Permission needed to set it ("app_label.codename"), checked for the attached '
+        "object; empty: anyone who may change the instance.",
     )
 
 
@@ -148,8 +150,8 @@ class WorkflowTransitionInput:
 @strawberry.input(
     name="WorkflowDefinitionInput",
     description=(
-        "A whole workflow definition — the same document `load_workflow` reads (in camelCase). "
-        "It is validated as a whole and saved atomically."
+        "A whole workflow definition — the same document `load_workflow` reads (in camelCase). It "
+        "is validated as a whole and saved atomically."
     ),
 )
 class WorkflowDefinitionInput:
@@ -157,8 +159,8 @@ class WorkflowDefinitionInput:
     description: str = strawberry.field(default="", description="Free text shown to users.")
     content_types: list[str] = strawberry.field(
         default_factory=list,
-        description='Models it may be started on, as "app_label.model" (e.g. "claims.claim"); none: it cannot '
-        "be started.",
+        description='Models it may be started on, as "app_label.model" (e.g. "claims.claim"); '
+        "none: it cannot be started.",
     )
     steps: list[WorkflowStepInput] = strawberry.field(description="The steps, in order.")
     transitions: list[WorkflowTransitionInput] = strawberry.field(

@@ -4,7 +4,8 @@
 The rest is the same for every mutation and lives in :func:`mutation`: the permission the
 mutation needs (``PERMISSION_DENIED`` before anything is looked up, so a refused client learns
 nothing about IDs), and the mapping of expected errors to ``OperationInfo``
-(:mod:`graphql_api.security.errors`). Instances are looked up through the visibility rule, so a hidden
+(:mod:`graphql_api.security.errors`). Instances are looked up through the visibility rule, so a
+hidden
 instance is ``NOT_FOUND`` exactly like a missing one. Each returns ``<Type> | OperationInfo``.
 """
 
@@ -18,8 +19,6 @@ from typing import Annotated, Any, Union
 
 import strawberry
 import strawberry_django
-from django.contrib import auth
-from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
@@ -54,16 +53,14 @@ from graphql_api.api.inputs import (
 )
 from graphql_api.api.types import DeletedWorkflowType, UserType, WorkflowInstanceType, WorkflowType
 from graphql_api.security import permissions
+from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.error_codes import OperationInfoType as OperationInfo
-from graphql_api.security.errors import (
-    BAD_USER_INPUT,
-    INVALID_CONTEXT,
-    INVALID_CREDENTIALS,
-    TOO_MANY_ATTEMPTS,
-    ApiError,
-    Kind,
-    permission_denied,
-    to_operation_info,
+from graphql_api.security.errors import ApiError, Kind, permission_denied, to_operation_info
+from graphql_api.security.login import (
+    login_on_socket,
+    login_refused,
+    logout_on_socket,
+    longest_username,
 )
 from graphql_api.security.permissions import (
     ADD_WORKFLOW,
@@ -125,7 +122,7 @@ def _context(value: Any) -> dict | None:
         return None
     if not isinstance(value, dict):
         raise ApiError(
-            INVALID_CONTEXT,
+            ErrorCode.INVALID_CONTEXT,
             "`context` must be a JSON object.",
             kind=Kind.VALIDATION,
             field="context",
@@ -134,7 +131,7 @@ def _context(value: Any) -> dict | None:
         check_context(value)  # size, depth, NaN/Infinity, integers beyond 64 bits
     except InvalidContext as error:
         raise ApiError(
-            INVALID_CONTEXT, error.message, kind=Kind.VALIDATION, field="context"
+            ErrorCode.INVALID_CONTEXT, error.message, kind=Kind.VALIDATION, field="context"
         ) from None
     return value
 
@@ -173,90 +170,6 @@ def _startable_object(info: Info, workflow_name: str, content_type: str, object_
     return obj
 
 
-def _longest_username() -> int:
-    """The longest username an account can have (django-axes stores up to 255 characters)."""
-    model = get_user_model()
-    return min(model._meta.get_field(model.USERNAME_FIELD).max_length or 255, 255)
-
-
-def _login_refused(request: HttpRequest) -> OperationInfo:
-    if getattr(request, "axes_locked_out", False):
-        return to_operation_info(_locked_out(request))
-    return to_operation_info(
-        ApiError(INVALID_CREDENTIALS, "Incorrect username or password.", kind=Kind.VALIDATION)
-    )
-
-
-def _request_from_scope(scope: dict) -> HttpRequest:
-    """An ``HttpRequest`` made from a socket's scope (the client address, the headers), for
-    what needs one: django-axes' login and logout records."""
-    request = HttpRequest()
-    request.method = "POST"
-    request.path = request.path_info = scope.get("path", "")
-    request.META["REMOTE_ADDR"] = (scope.get("client") or ("",))[0]
-    for name, value in scope.get("headers", ()):
-        request.META["HTTP_" + name.decode("latin1").upper().replace("-", "_")] = value.decode(
-            "latin1"
-        )
-    return request
-
-
-def _logout_on_socket(scope: dict) -> bool:
-    """``logout`` over a WebSocket: the socket's session ends (flushed: deleted from the session
-    store, so the cookie is logged out over HTTP too) and the socket is anonymous from its next
-    operation on. (strawberry-django's ``resolve_logout`` answered true over a socket and
-    logged nothing out.) Django's ``logout`` on a request made from the scope, as for
-    ``login``, so django-axes records it like an HTTP logout."""
-    from django.contrib.auth.models import AnonymousUser
-
-    user = scope.get("user")
-    was_logged_in = bool(getattr(user, "is_authenticated", False))
-    session = scope.get("session")
-    if session is not None:
-        request = _request_from_scope(scope)
-        request.session = session
-        request.user = user if user is not None else AnonymousUser()
-        auth.logout(request)  # user_logged_out, then session.flush(): the stored session is deleted
-    scope["user"] = AnonymousUser()
-    return was_logged_in
-
-
-def _login_on_socket(scope: dict, username: str, password: str) -> Any:
-    """``login`` over a WebSocket: throttled like over HTTP, then the socket's session logs in
-    (later operations on the socket run as the user).
-
-    django-axes needs an ``HttpRequest`` (the client address, the headers): one is made from
-    the socket's scope. (strawberry-django's ``resolve_login`` returned the user over a socket
-    without logging the session in.)"""
-    request = _request_from_scope(scope)
-    user = auth.authenticate(request, username=username, password=password)
-    if user is None:
-        return _login_refused(request)
-    # Django's login on the socket's session (channels' login signals without a request, which
-    # django-axes cannot record)
-    request.session = scope["session"]
-    auth.login(request, user)
-    scope["session"].save()
-    scope["user"] = user
-    return user
-
-
-def _locked_out(request: Any) -> ApiError:
-    """django-axes refused the login (too many failures from this client). It flags the request
-    for AxesMiddleware, which would replace the whole response with its 429 page; the mutation
-    answers in GraphQL's shape instead, so it clears the flag."""
-    from axes.helpers import get_cool_off
-
-    request.axes_locked_out = False
-    cool_off = get_cool_off(request)
-    wait = (
-        f" Try again in {max(1, round(cool_off.total_seconds() / 60))} minutes." if cool_off else ""
-    )
-    return ApiError(
-        TOO_MANY_ATTEMPTS, "Too many failed login attempts." + wait, kind=Kind.PERMISSION
-    )
-
-
 @strawberry.type(
     name="Mutation", description="Change workflow instances and definitions; log in and out."
 )
@@ -264,10 +177,10 @@ class Mutation:
     # ------------------------------------------------------------------ instances
 
     @mutation(
-        "Start a workflow for an object, on the initial step with its default status. If an unfinished "
-        "instance of that workflow exists for the object, it is returned unchanged. Needs "
-        "`change_workflowinstance` and the permission to view the object; the workflow must list the "
-        "object's model (`contentTypes`, else MODEL_NOT_ALLOWED).",
+        "Start a workflow for an object, on the initial step with its default status. If an "
+        "unfinished instance of that workflow exists for the object, it is returned unchanged. "
+        "Needs `change_workflowinstance` and the permission to view the object; the workflow must "
+        "list the object's model (`contentTypes`, else MODEL_NOT_ALLOWED).",
         perm=CHANGE_INSTANCE,
     )
     def start_workflow_instance(
@@ -286,8 +199,9 @@ class Mutation:
 
     @mutation(
         "Set a status of the current step. A completion status advances along the first matching "
-        "transition (or completes on a final step, or records NO_TRANSITION); the on-hold and cancellation "
-        "statuses hold and cancel. Needs `change_workflowinstance`, and the status's permission if it names one.",
+        "transition (or completes on a final step, or records NO_TRANSITION); the on-hold and "
+        "cancellation statuses hold and cancel. Needs `change_workflowinstance`, and the status's "
+        "permission if it names one.",
         perm=CHANGE_INSTANCE,
     )
     def update_workflow_step_status(
@@ -298,7 +212,7 @@ class Mutation:
         instance = _instance(info, input.instance_id)
         if (input.status_name is None) == (input.status_id is None):
             raise ApiError(
-                BAD_USER_INPUT,
+                TransportCode.BAD_USER_INPUT,
                 "Give either `statusName` or `statusId`.",
                 kind=Kind.VALIDATION,
                 field="statusName",
@@ -380,8 +294,9 @@ class Mutation:
     # ------------------------------------------------------------------ definitions
 
     @mutation(
-        "Create a workflow from a whole definition, validated as a whole (one initial step, a final step, "
-        "one default status per step, known steps, compiling CEL) and saved atomically. Needs `add_workflow`.",
+        "Create a workflow from a whole definition, validated as a whole (one initial step, a "
+        "final step, one default status per step, known steps, compiling CEL) and saved "
+        "atomically. Needs `add_workflow`.",
         perm=ADD_WORKFLOW,
     )
     def create_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:
@@ -391,8 +306,8 @@ class Mutation:
         return import_workflow(definition_document(input))
 
     @mutation(
-        "Replace the definition of the workflow with this name (WORKFLOW_IN_USE if instances still need "
-        "what would change). Needs `change_workflow`.",
+        "Replace the definition of the workflow with this name (WORKFLOW_IN_USE if instances still "
+        "need what would change). Needs `change_workflow`.",
         perm=CHANGE_WORKFLOW,
     )
     def update_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:
@@ -424,9 +339,9 @@ class Mutation:
     # ------------------------------------------------------------------ session
 
     @mutation(
-        "Log in with a Django session (sets the `sessionid` cookie and rotates `csrftoken`: "
-        "read the new token before the next POST). After repeated failures from one client the "
-        "login is refused for a while with TOO_MANY_ATTEMPTS.",
+        "Log in with a Django session (sets the `sessionid` cookie and rotates `csrftoken`: read "
+        "the new token before the next POST). After repeated failures from one client the login is "
+        "refused for a while with TOO_MANY_ATTEMPTS.",
         perm=None,
     )
     def login(
@@ -436,25 +351,25 @@ class Mutation:
         password: Annotated[str, strawberry.argument(description="Its password.")],
     ) -> UserType:
         request = get_request(info)
-        if len(username) > _longest_username():
+        if len(username) > longest_username():
             # no account has it; nothing to check or throttle (django-axes could not store it)
-            return _login_refused(request)
+            return login_refused(request)
         if not isinstance(request, HttpRequest):  # a WebSocket: the consumer
-            return _login_on_socket(request.scope, username, password)
+            return login_on_socket(request.scope, username, password)
         try:
             return resolve_login(info, username, password)
         except ValidationError:
-            return _login_refused(request)
+            return login_refused(request)
 
     @strawberry.mutation(
         description=(
-            "Log out of the session (over a WebSocket too: the session ends for the socket and for HTTP). "
-            "True if someone was logged in."
+            "Log out of the session (over a WebSocket too: the session ends for the socket and for "
+            "HTTP). True if someone was logged in."
         )
     )
     @django_resolver(qs_hook=None)
     def logout(self, info: Info) -> bool:
         request = get_request(info)
         if not isinstance(request, HttpRequest):  # a WebSocket: the consumer
-            return _logout_on_socket(request.scope)
+            return logout_on_socket(request.scope)
         return resolve_logout(info)

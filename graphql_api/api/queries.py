@@ -19,26 +19,18 @@ from django_steps.cel import check_context
 from django_steps.exceptions import InvalidContext, WorkflowError
 from django_steps.models import Workflow, WorkflowInstance
 from graphql_api.api.connections import Connection, connection
+from graphql_api.api.feed import WorkflowEventFeedEdgeType, WorkflowEventFeedType
 from graphql_api.api.ids import our_name, parse_global_id
 from graphql_api.api.types import (
     MAX_PAGE_SIZE,
     TransitionDryRunType,
     UserType,
-    WorkflowEventFeedEdgeType,
-    WorkflowEventFeedType,
     WorkflowInstanceType,
     WorkflowType,
 )
 from graphql_api.security import permissions
-from graphql_api.security.errors import (
-    BAD_USER_INPUT,
-    INVALID_CONTEXT,
-    INVALID_ID,
-    NOT_FOUND,
-    ApiError,
-    query_error,
-    raise_for_query,
-)
+from graphql_api.security.error_codes import ErrorCode, TransportCode
+from graphql_api.security.errors import ApiError, query_error, raise_for_query
 from graphql_api.security.permissions import VIEW_WORKFLOW, current_user, visible
 
 
@@ -69,7 +61,8 @@ class Query:
     # Plain resolvers that query run through django_resolver: in a worker thread when executed
     # asynchronously (over a WebSocket), as strawberry-django's fields do (permissions.py).
     @strawberry.field(
-        description="Any object by its global ID (null if it does not exist or you may not read it)."
+        description="Any object by its global ID (null if it does not exist or you may not read "
+        "it)."
     )
     @django_resolver(qs_hook=None)
     def node(
@@ -82,15 +75,17 @@ class Query:
         try:
             gid = relay.GlobalID.from_id(str(id))
         except ValueError:
-            raise query_error(INVALID_ID, "Not a valid global ID.") from None
+            raise query_error(TransportCode.INVALID_ID, "Not a valid global ID.") from None
         ours = our_name(info, gid.type_name)
         readable = NODE_MODELS.get(ours)
         if readable is None:
-            raise query_error(INVALID_ID, "The global ID names a type this API does not serve.")
+            raise query_error(
+                TransportCode.INVALID_ID, "The global ID names a type this API does not serve."
+            )
         try:
             pk = parse_global_id(str(id), ours, info=info)
         except ApiError as error:
-            if error.code == NOT_FOUND:
+            if error.code == TransportCode.NOT_FOUND:
                 return None
             raise_for_query(error)
         return readable(info).filter(pk=pk).first()
@@ -105,8 +100,8 @@ class Query:
 
     workflow_instances: Connection[WorkflowInstanceType] = connection(
         description=(
-            "Workflow instances the viewer may see (`view_workflowinstance`, narrowed by the project's visibility "
-            "rule), newest first unless ordered."
+            "Workflow instances the viewer may see (`view_workflowinstance`, narrowed by the "
+            "project's visibility rule), newest first unless ordered."
         ),
         max_results=MAX_PAGE_SIZE,
     )
@@ -122,7 +117,8 @@ class Query:
         return visible(Workflow.objects.filter(name=name), info, VIEW_WORKFLOW)
 
     @strawberry_django.field(
-        description="The workflow instance with this global ID (null if none, or the viewer may not see it)."
+        description="The workflow instance with this global ID (null if none, or the viewer may "
+        "not see it)."
     )
     def workflow_instance(
         self,
@@ -132,7 +128,7 @@ class Query:
         try:
             pk = parse_global_id(id, "WorkflowInstance", info=info)
         except ApiError as error:
-            if error.code == NOT_FOUND:
+            if error.code == TransportCode.NOT_FOUND:
                 return WorkflowInstance.objects.none()
             raise_for_query(error)
         return WorkflowInstance.objects.filter(pk=pk)
@@ -141,8 +137,8 @@ class Query:
         description=(
             "Dry run: evaluate every outgoing transition of the instance's current step as a "
             "change would (the attached object's fields from the database, `context` as `input`) "
-            "and tell which one a completion status would fire. "
-            "Changes nothing. Null if the instance does not exist or the viewer may not see it."
+            "and tell which one a completion status would fire. Changes nothing. Null if the "
+            "instance does not exist or the viewer may not see it."
         )
     )
     def evaluate_transitions(
@@ -159,7 +155,7 @@ class Query:
         try:
             pk = parse_global_id(instance_id, "WorkflowInstance", field="instanceId", info=info)
         except ApiError as error:
-            if error.code == NOT_FOUND:
+            if error.code == TransportCode.NOT_FOUND:
                 return None
             raise_for_query(error)
         if context is not None:
@@ -168,7 +164,7 @@ class Query:
                     raise InvalidContext("`context` must be a JSON object.")
                 check_context(context)  # size, depth, NaN/Infinity, integers beyond 64 bits
             except InvalidContext as invalid:
-                error = query_error(INVALID_CONTEXT, invalid.message)
+                error = query_error(ErrorCode.INVALID_CONTEXT, invalid.message)
                 error.extensions["field"] = "context"
                 raise error from None
         instance = (
@@ -192,12 +188,13 @@ class Query:
 
     @strawberry.field(
         description=(
-            "The commit-ordered history over HTTP: the events after `after` (an event `cursor`, the same "
-            "cursors `workflowInstanceEvents` hands out) that the viewer may see, of one instance "
-            "(`instanceId`), one workflow (`workflowName`) or all, oldest first, at most `first` "
-            "(default and largest: `MAX_PAGE_SIZE`). To catch up, then stay live: read pages until "
-            "`pageInfo.hasNextPage` is false, then subscribe with `after: cursor` — nothing is missed or "
-            "repeated. Only events no running transaction can precede are returned (see the README)."
+            "The commit-ordered history over HTTP: the events after `after` (an event `cursor`, "
+            "the same cursors `workflowInstanceEvents` hands out) that the viewer may see, of one "
+            "instance (`instanceId`), one workflow (`workflowName`) or all, oldest first, at most "
+            "`first` (default and largest: `MAX_PAGE_SIZE`). To catch up, then stay live: read "
+            "pages until `pageInfo.hasNextPage` is false, then subscribe with `after: cursor` — "
+            "nothing is missed or repeated. Only events no running transaction can precede are "
+            "returned (see the README)."
         )
     )
     @django_resolver(qs_hook=None)
@@ -232,7 +229,9 @@ class Query:
             raise query_error(error.code, str(error), field="after") from error
         if first is not None and not 0 <= first <= MAX_PAGE_SIZE:
             raise query_error(
-                BAD_USER_INPUT, f"`first` must be between 0 and {MAX_PAGE_SIZE}.", field="first"
+                TransportCode.BAD_USER_INPUT,
+                f"`first` must be between 0 and {MAX_PAGE_SIZE}.",
+                field="first",
             )
         size = MAX_PAGE_SIZE if first is None else first
         user = current_user(info)

@@ -17,8 +17,7 @@ import strawberry
 import strawberry_django
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Prefetch, QuerySet
 from graphql import GraphQLError
 from strawberry import relay
 from strawberry.scalars import JSON
@@ -27,6 +26,13 @@ from strawberry.types import Info
 from django_steps import authorization, models
 from django_steps.choices import FINISHED_STATES, InstanceState
 from graphql_api.api.connections import Connection, connection
+from graphql_api.api.counts import (
+    STEP_COUNTS,
+    WORKFLOW_COUNTS,
+    WorkflowInstanceCountsType,
+    count_annotations,
+    counts,
+)
 from graphql_api.api.enums import WorkflowEventKind, WorkflowInstanceState
 from graphql_api.api.filters import (
     WorkflowFilter,
@@ -36,7 +42,7 @@ from graphql_api.api.filters import (
 )
 from graphql_api.security import permissions
 from graphql_api.security.cost import WORK
-from graphql_api.security.errors import NOT_FOUND
+from graphql_api.security.error_codes import TransportCode
 from graphql_api.security.extensions import graphql_setting
 
 # ID_ATTR_NOTE: every Node type names its id attribute up front. Without it strawberry's
@@ -60,80 +66,6 @@ class UserType(relay.Node):
     username: str = strawberry_django.field(description="The user's login name.")
 
 
-# -- Dashboard aggregates ----------------------------------------------------------------------
-# ``instanceCounts`` on a workflow and on a step: one correlated COUNT per state, added to the
-# query that loads the workflows (or their steps) through the optimizer's ``annotate`` hint, so a
-# dashboard header costs the same SQL whatever the number of workflows, steps or instances (the
-# index ``django_steps_inst_wf_state`` serves the workflow counts). The counts cover the instances
-# the viewer may see: the visibility rule filters them inside the subquery. Loaded any other way
-# (a mutation payload), a workflow or step counts with one grouped query.
-
-_STATES = {
-    "active": InstanceState.ACTIVE,
-    "on_hold": InstanceState.ON_HOLD,
-    "completed": InstanceState.COMPLETED,
-    "cancelled": InstanceState.CANCELLED,
-}
-
-
-def _visible_rows(info: Info, **lookups: Any) -> QuerySet:
-    rows = models.WorkflowInstance.objects.filter(**lookups).order_by()
-    return authorization.visible_instances(permissions.current_user(info), rows)
-
-
-def _count_annotations(outer: str, prefix: str) -> dict[str, Any]:
-    """``{annotation: callable(info) -> expression}``: the visible instances per state whose
-    ``outer`` (``workflow`` or ``current_step``) is the annotated row."""
-
-    def count(state: str):
-        def expression(info: Info) -> Coalesce:
-            rows = _visible_rows(info, **{outer: OuterRef("pk"), "state": state})
-            counted = rows.values(outer).annotate(n=Count("pk")).values("n")
-            return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
-
-        return expression
-
-    return {f"{prefix}{name}": count(state) for name, state in _STATES.items()}
-
-
-def _counts(root: Any, info: Info, outer: str, prefix: str) -> WorkflowInstanceCountsType:
-    names = [f"{prefix}{name}" for name in _STATES]
-    if all(hasattr(root, name) for name in names):
-        found = {name: getattr(root, f"{prefix}{name}") for name in _STATES}
-    else:  # not loaded through the optimizer: one grouped query
-        per_state = dict(
-            _visible_rows(info, **{outer: root.pk})
-            .values_list("state")
-            .annotate(n=Count("pk"))
-            .values_list("state", "n")
-        )
-        found = {name: per_state.get(state, 0) for name, state in _STATES.items()}
-    return WorkflowInstanceCountsType(total=sum(found.values()), **found)
-
-
-_WORKFLOW_COUNTS = "_steps_wf_count_"
-_STEP_COUNTS = "_steps_step_count_"
-
-
-@strawberry.type(
-    name="WorkflowInstanceCounts",
-    description=(
-        "How many instances the viewer may see, by state (for a workflow: all its instances; for a step: "
-        "those whose current step it is). Counted in the query that loads the workflows or steps."
-    ),
-)
-class WorkflowInstanceCountsType:
-    total: int = strawberry.field(description="All of them (the sum of the four states).")
-    active: int = strawberry.field(description="State `ACTIVE`.")
-    on_hold: int = strawberry.field(description="State `ON_HOLD`.")
-    completed: int = strawberry.field(
-        description="State `COMPLETED` (on a step: completed on it, a final step)."
-    )
-    cancelled: int = strawberry.field(
-        description="State `CANCELLED` (on a step: cancelled while on it)."
-    )
-
-
 @strawberry_django.type(
     models.WorkflowStepStatus,
     name="WorkflowStepStatus",
@@ -149,7 +81,8 @@ class WorkflowStepStatusType(relay.Node):
         description="Set when an instance enters the step."
     )
     is_completion_status: bool = strawberry_django.field(
-        description="Setting it completes the step: transitions are tried, or the instance completes on a final step."
+        description="Setting it completes the step: transitions are tried, or the instance "
+        "completes on a final step."
     )
     is_cancellation_status: bool = strawberry_django.field(
         description="Setting it cancels the instance."
@@ -158,8 +91,8 @@ class WorkflowStepStatusType(relay.Node):
         description="Setting it puts the instance on hold."
     )
     permission: str = strawberry_django.field(
-        description='Permission needed to set it ("app_label.codename"), checked for the attached object; '
-        "empty: anyone who may change the instance."
+        description='Permission needed to set it ("app_label.codename"), checked for the attached '
+        "object; empty: anyone who may change the instance."
     )
 
 
@@ -191,21 +124,22 @@ class WorkflowStepType(relay.Node):
     )
 
     @strawberry_django.field(
-        annotate=_count_annotations("current_step", _STEP_COUNTS),
-        description="Instances on this step now (their current step), by state, that the viewer may see.",
+        annotate=count_annotations("current_step", STEP_COUNTS),
+        description="Instances on this step now (their current step), by state, that the viewer "
+        "may see.",
     )
     def instance_counts(
         self, root: strawberry.Parent[models.WorkflowStep], info: Info
     ) -> WorkflowInstanceCountsType:
-        return _counts(root, info, "current_step", _STEP_COUNTS)
+        return counts(root, info, "current_step", STEP_COUNTS)
 
 
 @strawberry_django.type(
     models.WorkflowTransition,
     name="WorkflowTransition",
     description=(
-        "A move from one step to another. When a completion status is set, the current step's transitions "
-        "are tried by priority, highest first; the first whose condition matches fires."
+        "A move from one step to another. When a completion status is set, the current step's "
+        "transitions are tried by priority, highest first; the first whose condition matches fires."
     ),
 )
 class WorkflowTransitionType(relay.Node):
@@ -226,7 +160,8 @@ class WorkflowTransitionType(relay.Node):
 @strawberry_django.type(
     models.Workflow,
     name="Workflow",
-    description="A workflow definition: ordered steps with custom statuses, joined by CEL-guarded transitions.",
+    description="A workflow definition: ordered steps with custom statuses, joined by CEL-guarded "
+    "transitions.",
     filters=WorkflowFilter,
     ordering=WorkflowOrder,
 )
@@ -257,13 +192,14 @@ class WorkflowType(relay.Node):
     )
 
     @strawberry_django.field(
-        annotate=_count_annotations("workflow", _WORKFLOW_COUNTS),
-        description="Its instances by state, that the viewer may see (for a dashboard header: no paging needed).",
+        annotate=count_annotations("workflow", WORKFLOW_COUNTS),
+        description="Its instances by state, that the viewer may see (for a dashboard header: no "
+        "paging needed).",
     )
     def instance_counts(
         self, root: strawberry.Parent[models.Workflow], info: Info
     ) -> WorkflowInstanceCountsType:
-        return _counts(root, info, "workflow", _WORKFLOW_COUNTS)
+        return counts(root, info, "workflow", WORKFLOW_COUNTS)
 
     @strawberry_django.field(
         description=(
@@ -308,7 +244,8 @@ class WorkflowEventType(relay.Node):
 
     kind: WorkflowEventKind = strawberry_django.field(description="What happened.")
     sequence: int = strawberry_django.field(
-        description="Number of the event within its instance (1, 2, 3…); equals the instance's `version` after it."
+        description="Number of the event within its instance (1, 2, 3…); equals the instance's "
+        "`version` after it."
     )
     state: WorkflowInstanceState = strawberry_django.field(
         description="The instance's state after the event."
@@ -342,8 +279,8 @@ class WorkflowEventType(relay.Node):
         description=(
             "What the change's conditions read, if anything: "
             '`{"object": {…}, "input": {…}}`, the attached object\'s fields as read from the '
-            "database (secrets left out) and, apart, the values the client sent as `context`. "
-            "Null for viewers who may not view that object (`<app_label>.view_<model>`)."
+            "database (secrets left out) and, apart, the values the client sent as `context`. Null "
+            "for viewers who may not view that object (`<app_label>.view_<model>`)."
         ),
     )
     def context(self, root: strawberry.Parent[models.WorkflowEvent], info: Info) -> Optional[JSON]:
@@ -360,8 +297,9 @@ class WorkflowEventType(relay.Node):
     @strawberry_django.field(
         only=["txid", "position"],
         description=(
-            "Stable, opaque cursor of this event in the global, commit-ordered history. Pass it as `after` "
-            "to `workflowInstanceEvents` to receive exactly the events committed after this one."
+            "Stable, opaque cursor of this event in the global, commit-ordered history. Pass it as "
+            "`after` to `workflowInstanceEvents` to receive exactly the events committed after "
+            "this one."
         ),
     )
     def cursor(self, root: strawberry.Parent[models.WorkflowEvent]) -> str:
@@ -389,7 +327,8 @@ class WorkflowEventType(relay.Node):
 @strawberry_django.type(
     models.WorkflowInstance,
     name="WorkflowInstance",
-    description="One run of a workflow for one object of any model (attached through a generic foreign key).",
+    description="One run of a workflow for one object of any model (attached through a generic "
+    "foreign key).",
     filters=WorkflowInstanceFilter,
     ordering=WorkflowInstanceOrder,
 )
@@ -398,7 +337,8 @@ class WorkflowInstanceType(relay.Node):
 
     state: WorkflowInstanceState = strawberry_django.field(description="Lifecycle state.")
     version: int = strawberry_django.field(
-        description="Increases by one on every change; pass it as `expectedVersion` to refuse lost updates."
+        description="Increases by one on every change; pass it as `expectedVersion` to refuse lost "
+        "updates."
     )
     workflow: WorkflowType = strawberry_django.field(description="The workflow definition it runs.")
     current_step: WorkflowStepType = strawberry_django.field(
@@ -416,8 +356,9 @@ class WorkflowInstanceType(relay.Node):
         field_name="events",
         max_results=MAX_PAGE_SIZE,
         description=(
-            "Every change, oldest first, a page at a time (at most `MAX_PAGE_SIZE` events, 100 by default, "
-            "also when `first` is not given). For the newest change alone, read `lastEvent`."
+            "Every change, oldest first, a page at a time (at most `MAX_PAGE_SIZE` events, 100 by "
+            "default, also when `first` is not given). For the newest change alone, read "
+            "`lastEvent`."
         ),
     )
 
@@ -468,7 +409,8 @@ class WorkflowInstanceType(relay.Node):
     @strawberry_django.field(
         only=["state"],
         description="True once completed or cancelled.",
-        deprecation_reason="It is also true for cancelled instances: read `isFinished` (the same), or `state`.",
+        deprecation_reason="It is also true for cancelled instances: read `isFinished` (the same), "
+        "or `state`.",
     )
     def is_completed(self, root: strawberry.Parent[models.WorkflowInstance]) -> bool:
         return root.state in FINISHED_STATES
@@ -488,9 +430,9 @@ class WorkflowInstanceType(relay.Node):
         only=["state", "current_step_id"],
         prefetch_related=["current_step__statuses"],
         description=(
-            "Statuses the engine accepts now: every status of the current step while active, only the "
-            "cancellation status while on hold, none once finished — whoever asks. For what the current viewer "
-            "may set, read `viewerCan`."
+            "Statuses the engine accepts now: every status of the current step while active, only "
+            "the cancellation status while on hold, none once finished — whoever asks. For what "
+            "the current viewer may set, read `viewerCan`."
         ),
     )
     def available_statuses(
@@ -519,8 +461,9 @@ class WorkflowInstanceType(relay.Node):
         select_related=["workflow", "definition_version"],
         prefetch_related=["current_step__statuses", "content_object"],
         description=(
-            "What the current viewer may do with this instance now — each would succeed if tried (their "
-            "permissions, the statuses' permissions and the instance's state): show only these actions."
+            "What the current viewer may do with this instance now — each would succeed if tried "
+            "(their permissions, the statuses' permissions and the instance's state): show only "
+            "these actions."
         ),
     )
     def viewer_can(
@@ -564,22 +507,25 @@ class WorkflowInstanceType(relay.Node):
 
 def _hidden(message: str) -> GraphQLError:
     """A hidden instance is reported exactly like a missing one."""
-    return GraphQLError(message, extensions={"code": NOT_FOUND})
+    return GraphQLError(message, extensions={"code": TransportCode.NOT_FOUND})
 
 
 @strawberry.type(
     name="WorkflowInstanceActions",
-    description="What the current viewer may do with one instance now (see `WorkflowInstance.viewerCan`).",
+    description="What the current viewer may do with one instance now (see "
+    "`WorkflowInstance.viewerCan`).",
 )
 class WorkflowInstanceActionsType:
     statuses: list[WorkflowStepStatusType] = strawberry.field(
-        description="Statuses of the current step the viewer may set now (`updateWorkflowStepStatus`)."
+        description="Statuses of the current step the viewer may set now "
+        "(`updateWorkflowStepStatus`)."
     )
     hold: bool = strawberry.field(description="May put it on hold now (`setWorkflowOnHold`).")
     resume: bool = strawberry.field(description="May resume it now (`resumeWorkflowInstance`).")
     cancel: bool = strawberry.field(description="May cancel it now (`cancelWorkflowInstance`).")
     advance: bool = strawberry.field(
-        description="May retry its transitions now (`advanceWorkflowInstance`; it awaits a transition)."
+        description="May retry its transitions now (`advanceWorkflowInstance`; it awaits a "
+        "transition)."
     )
 
 
@@ -614,41 +560,18 @@ class TransitionDryRunType:
         description="The transition that would fire, or null (no match, or an error first)."
     )
     error: Optional[str] = strawberry.field(
-        description="Set when a condition error would abort the real update (it changes nothing then)."
+        description="Set when a condition error would abort the real update (it changes nothing "
+        "then)."
     )
 
 
 @strawberry.type(name="DeletedWorkflow", description="A workflow definition that was deleted.")
 class DeletedWorkflowType:
     id: strawberry.ID = strawberry.field(
-        description="An ID of this deletion, which no other object has (not the workflow's: see `workflowId`)."
+        description="An ID of this deletion, which no other object has (not the workflow's: see "
+        "`workflowId`)."
     )
     workflow_id: strawberry.ID = strawberry.field(
         description="The global ID the workflow had: remove that object from a client cache."
     )
     name: str = strawberry.field(description="The name the workflow had.")
-
-
-@strawberry.type(name="WorkflowEventFeedEdge", description="One event of a `WorkflowEventFeed`.")
-class WorkflowEventFeedEdgeType:
-    cursor: str = strawberry.field(description="The event's `cursor` (the same as `node.cursor`).")
-    node: WorkflowEventType = strawberry.field(description="The event.")
-
-
-@strawberry.type(
-    name="WorkflowEventFeed",
-    description="A page of the commit-ordered history (`workflowEvents`), with the cursor to continue from.",
-)
-class WorkflowEventFeedType:
-    edges: list[WorkflowEventFeedEdgeType] = strawberry.field(
-        description="The events, oldest first."
-    )
-    page_info: relay.PageInfo = strawberry.field(
-        description="Whether more events follow this page."
-    )
-    cursor: str = strawberry.field(
-        description=(
-            "Where to continue: the last event's cursor, or (no event) the `after` given, or the newest "
-            "event's. Pass it as `after` to the next `workflowEvents` page or to `workflowInstanceEvents`."
-        )
-    )

@@ -1,6 +1,7 @@
 """A time budget per operation: ``DJANGO_STEPS_GRAPHQL["MAX_SECONDS"]`` of wall-clock time.
 
-The cost limit (:mod:`graphql_api.security.cost`) bounds what an operation may return; this bounds how long
+The cost limit (:mod:`graphql_api.security.cost`) bounds what an operation may return; this bounds
+how long
 it may run, whatever the reason (a table much larger than usual, a slow disk, a rule that
 queries). Once the budget is spent the operation's database work stops, and it answers
 ``{"data": null, "errors": [{"extensions": {"code": "TIMEOUT"}}]}`` (nothing of a result cut
@@ -30,9 +31,11 @@ from typing import Any
 from django.db import DatabaseError, connections
 from django.db.backends.signals import connection_created
 
+from graphql_api.security.error_codes import TransportCode
+
 __all__ = ["TIMEOUT", "Budget", "RequestTimeout", "end_budget", "is_timeout", "time_budget"]
 
-TIMEOUT = "TIMEOUT"
+TIMEOUT = TransportCode.TIMEOUT
 
 #: SQLite virtual-machine instructions between two deadline checks (a check costs well under a
 #: microsecond; 1000 instructions take about 10-50 µs).
@@ -63,8 +66,8 @@ class RequestTimeout(Exception):
     def __init__(self, seconds: float | None = None) -> None:
         limit = f" of {seconds:g} s" if seconds else ""
         super().__init__(
-            f"The request ran over its time budget{limit} and was stopped. Ask for less "
-            "(smaller pages, fewer nested lists) or try again later."
+            f"The request ran over its time budget{limit} and was stopped. Ask for less (smaller "
+            "pages, fewer nested lists) or try again later."
         )
 
 

@@ -15,7 +15,8 @@ names the fix.
 ``django_steps.W003``       GraphiQL is on while ``DEBUG`` is off
 ``django_steps.W004``       the WebSocket route serves another schema than the HTTP view
 ``django_steps.W005``       no URL routes to the GraphQL view
-``django_steps.W007``       ``MAX_PAGE_SIZE`` is not below strawberry-django's ``PAGINATION_MAX_LIMIT``
+``django_steps.W007``       ``MAX_PAGE_SIZE`` is not below strawberry-django's
+                            ``PAGINATION_MAX_LIMIT``
 ``django_steps.W006``       the ASGI application could not be inspected (wrapped in something
                             these checks do not know): WebSocket routing was not verified
 ``django_steps.W008``       ``ASGI_APPLICATION`` is not set: HTTP works, subscriptions do not
@@ -117,7 +118,8 @@ def check_apps_and_middleware(app_configs=None, **kwargs: Any) -> list[CheckMess
         if path not in positions:
             errors.append(
                 Error(
-                    f"{path.rsplit('.', 1)[1]} is not in MIDDLEWARE: GraphQL requests could not {role}.",
+                    f"{path.rsplit('.', 1)[1]} is not in MIDDLEWARE: GraphQL requests could not "
+                    f"{role}.",
                     hint=f"Add {path!r} to MIDDLEWARE (README, 'Use it in your project').",
                     id="django_steps.E002",
                 )
@@ -138,10 +140,12 @@ def check_login_throttling(app_configs=None, **kwargs: Any) -> list[CheckMessage
         return []  # django-axes checks its own backend and middleware (axes.W00x)
     return [
         Warning(
-            "django-axes is not installed: the GraphQL login mutation does not throttle password guessing.",
-            hint="Add 'axes' to INSTALLED_APPS, 'axes.middleware.AxesMiddleware' last in MIDDLEWARE and "
-            "'axes.backends.AxesStandaloneBackend' first in AUTHENTICATION_BACKENDS, with AXES_FAILURE_LIMIT, "
-            "AXES_COOLOFF_TIME and AXES_LOCKOUT_PARAMETERS (README, 'Use it in your project', step 3).",
+            "django-axes is not installed: the GraphQL login mutation does not throttle password "
+            "guessing.",
+            hint="Add 'axes' to INSTALLED_APPS, 'axes.middleware.AxesMiddleware' last in "
+            "MIDDLEWARE and 'axes.backends.AxesStandaloneBackend' first in "
+            "AUTHENTICATION_BACKENDS, with AXES_FAILURE_LIMIT, AXES_COOLOFF_TIME and "
+            "AXES_LOCKOUT_PARAMETERS (README, 'Use it in your project', step 3).",
             id="django_steps.W009",
         )
     ]
@@ -152,11 +156,11 @@ def check_channel_layer(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
         return []
     return [
         Warning(
-            "CHANNEL_LAYERS has no 'default' layer: subscriptions would poll the database for new events "
-            "instead of being told of them.",
-            hint="Set CHANNEL_LAYERS = {'default': {'BACKEND': 'channels_redis.core.RedisChannelLayer', "
-            "'CONFIG': {'hosts': [{'address': 'redis://localhost:6379/0', 'socket_timeout': 10}]}}} "
-            "(the 'redis' extra), or "
+            "CHANNEL_LAYERS has no 'default' layer: subscriptions would poll the database for new "
+            "events instead of being told of them.",
+            hint="Set CHANNEL_LAYERS = {'default': {'BACKEND': "
+            "'channels_redis.core.RedisChannelLayer', 'CONFIG': {'hosts': [{'address': "
+            "'redis://localhost:6379/0', 'socket_timeout': 10}]}}} (the 'redis' extra), or "
             "'channels.layers.InMemoryChannelLayer' for a single process.",
             id="django_steps.W001",
         )
@@ -185,8 +189,9 @@ def check_redis_read_timeout(app_configs=None, **kwargs: Any) -> list[CheckMessa
             if timeout is not None and timeout <= block:
                 messages.append(
                     Warning(
-                        f"CHANNEL_LAYERS[{alias!r}]: a Redis host's read timeout ({timeout} s) is not above "
-                        f"channels-redis' {block} s blocking receive: an idle receive fails every {block} s.",
+                        f"CHANNEL_LAYERS[{alias!r}]: a Redis host's read timeout ({timeout} s) is "
+                        f"not above channels-redis' {block} s blocking receive: an idle receive "
+                        f"fails every {block} s.",
                         hint="Give each host a longer read timeout, e.g. 'hosts': [{'address': "
                         f"'redis://localhost:6379/0', 'socket_timeout': {REDIS_SOCKET_TIMEOUT}}}].",
                         id="django_steps.W020",
@@ -208,15 +213,17 @@ def check_development_server(app_configs=None, **kwargs: Any) -> list[CheckMessa
         return []
     return [
         Warning(
-            "'manage.py runserver' would serve WSGI: WebSocket subscriptions (and GraphiQL's) would be refused "
+            "'manage.py runserver' would serve WSGI: WebSocket subscriptions (and GraphiQL's) "
+            "would be refused "
             + (
                 "(daphne is installed after django.contrib.staticfiles, whose runserver wins)."
                 if "daphne" in installed
                 else "(daphne is not in INSTALLED_APPS)."
             ),
-            hint="Put 'daphne' first in INSTALLED_APPS (the 'server' extra installs it) so runserver serves "
-            "ASGI_APPLICATION; or run an ASGI server yourself (uvicorn mysite.asgi:application --reload) and "
-            "add 'django_steps.W002' to SILENCED_SYSTEM_CHECKS.",
+            hint="Put 'daphne' first in INSTALLED_APPS (the 'server' extra installs it) so "
+            "runserver serves ASGI_APPLICATION; or run an ASGI server yourself (uvicorn "
+            "mysite.asgi:application --reload) and add 'django_steps.W002' to "
+            "SILENCED_SYSTEM_CHECKS.",
             id="django_steps.W002",
         )
     ]
@@ -227,8 +234,10 @@ def check_graphiql(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
         return []
     return [
         Warning(
-            "GraphiQL is on while DEBUG is off: anyone reaching /graphql/ with a browser gets the IDE.",
-            hint="Remove DJANGO_STEPS_GRAPHQL['GRAPHIQL'] (it then follows DEBUG) or set it to False in production.",
+            "GraphiQL is on while DEBUG is off: anyone reaching /graphql/ with a browser gets the "
+            "IDE.",
+            hint="Remove DJANGO_STEPS_GRAPHQL['GRAPHIQL'] (it then follows DEBUG) or set it to "
+            "False in production.",
             id="django_steps.W003",
         )
     ]
@@ -247,9 +256,10 @@ def check_page_size(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     return [
         Warning(
             f"DJANGO_STEPS_GRAPHQL['MAX_PAGE_SIZE'] ({page}) is not below strawberry-django's "
-            f"PAGINATION_MAX_LIMIT ({limit}): a full page of a nested connection (history) would report no "
-            "next page.",
-            hint=f"Set STRAWBERRY_DJANGO = {{'PAGINATION_MAX_LIMIT': {page + 1}}} (or more), or lower MAX_PAGE_SIZE.",
+            f"PAGINATION_MAX_LIMIT ({limit}): a full page of a nested connection (history) would "
+            "report no next page.",
+            hint=f"Set STRAWBERRY_DJANGO = {{'PAGINATION_MAX_LIMIT': {page + 1}}} (or more), or "
+            "lower MAX_PAGE_SIZE.",
             id="django_steps.W007",
         )
     ]
@@ -265,11 +275,12 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     if not path:
         return [
             Warning(
-                "ASGI_APPLICATION is not set: GraphQL works over HTTP, but subscriptions need the ASGI "
-                "application of graphql_api.live.routing.",
-                hint="In mysite/asgi.py: application = get_application() (from graphql_api.live.routing; with a "
-                "schema of your own, get_application('mysite.schema:schema')); in settings: "
-                "ASGI_APPLICATION = 'mysite.asgi.application' (README, 'Use it in your project', step 5).",
+                "ASGI_APPLICATION is not set: GraphQL works over HTTP, but subscriptions need the "
+                "ASGI application of graphql_api.live.routing.",
+                hint="In mysite/asgi.py: application = get_application() (from "
+                "graphql_api.live.routing; with a schema of your own, "
+                "get_application('mysite.schema:schema')); in settings: ASGI_APPLICATION = "
+                "'mysite.asgi.application' (README, 'Use it in your project', step 5).",
                 id="django_steps.W008",
             )
         ]
@@ -281,8 +292,9 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
                 f"ASGI_APPLICATION {path!r} cannot be imported: {type(error).__name__}: {error}"[
                     :500
                 ],
-                hint="Fix the import; asgi.py must call get_application() before importing anything that "
-                "imports models (pass your schema as a dotted path: get_application('mysite.schema:schema')).",
+                hint="Fix the import; asgi.py must call get_application() before importing "
+                "anything that imports models (pass your schema as a dotted path: "
+                "get_application('mysite.schema:schema')).",
                 id="django_steps.E004",
             )
         ]
@@ -292,8 +304,8 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
         return [
             Warning(
                 "No URL routes to django-steps' GraphQL view.",
-                hint="Add path('', include('graphql_api.urls')) to your URLconf, or "
-                "path('', include(graphql_urls('mysite.schema:schema'))) for a composed schema.",
+                hint="Add path('', include('graphql_api.urls')) to your URLconf, or path('', "
+                "include(graphql_urls('mysite.schema:schema'))) for a composed schema.",
                 id="django_steps.W005",
             )
         ]
@@ -301,10 +313,10 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     if not found:
         return [
             Warning(
-                f"ASGI_APPLICATION {path!r} could not be inspected (no channels ProtocolTypeRouter found inside): "
-                "its WebSocket routing to GraphQL was not verified.",
-                hint="Build it with graphql_api.live.routing.get_application(), or silence django_steps.W006 once "
-                "subscriptions work.",
+                f"ASGI_APPLICATION {path!r} could not be inspected (no channels ProtocolTypeRouter "
+                "found inside): its WebSocket routing to GraphQL was not verified.",
+                hint="Build it with graphql_api.live.routing.get_application(), or silence "
+                "django_steps.W006 once subscriptions work.",
                 id="django_steps.W006",
             )
         ]
@@ -316,11 +328,11 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
         if not consumers:
             messages.append(
                 Error(
-                    f"The GraphQL view is at /{url} but ASGI_APPLICATION {path!r} routes no WebSocket to a "
-                    "GraphQL consumer there: subscriptions would fail.",
+                    f"The GraphQL view is at /{url} but ASGI_APPLICATION {path!r} routes no "
+                    "WebSocket to a GraphQL consumer there: subscriptions would fail.",
                     hint="In asgi.py: application = get_application(<your schema>, "
-                    f"path=r'^{re.escape(url.rstrip('/'))}/?$') (graphql_api.live.routing; path is a regular "
-                    "expression of the URL path).",
+                    f"path=r'^{re.escape(url.rstrip('/'))}/?$') (graphql_api.live.routing; path is "
+                    "a regular expression of the URL path).",
                     id="django_steps.E005",
                 )
             )
@@ -329,10 +341,10 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
         ):
             messages.append(
                 Warning(
-                    f"The WebSocket at /{url} serves another schema than the GraphQL view there: subscriptions "
-                    "and HTTP operations would not see the same API.",
-                    hint="Pass the same schema to graphql_urls(...) and get_application(...) (e.g. the same "
-                    "dotted path).",
+                    f"The WebSocket at /{url} serves another schema than the GraphQL view there: "
+                    "subscriptions and HTTP operations would not see the same API.",
+                    hint="Pass the same schema to graphql_urls(...) and get_application(...) (e.g. "
+                    "the same dotted path).",
                     id="django_steps.W004",
                 )
             )
@@ -342,7 +354,8 @@ def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
 def _graphql_views(
     patterns, view_class, prefix: str | None = ""
 ) -> Iterator[tuple[str | None, Any]]:
-    """(URL path without the leading slash, or None if not concrete; schema) of each GraphQL view."""
+    """(URL path without the leading slash, or None if not concrete; schema) of each GraphQL
+    view."""
     for entry in patterns:
         part = _literal(entry.pattern)
         path = None if prefix is None or part is None else prefix + part
@@ -423,10 +436,11 @@ def check_introspection(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
         return []
     return [
         Warning(
-            "GraphQL introspection is on while DEBUG is off: anyone may read the whole schema, every "
-            "type, field and argument, from the production server.",
-            hint="Remove DJANGO_STEPS_GRAPHQL['INTROSPECTION'] (it then follows DEBUG); code generators can "
-            "read the committed schema.graphql (manage.py export_schema) instead of the server.",
+            "GraphQL introspection is on while DEBUG is off: anyone may read the whole schema, "
+            "every type, field and argument, from the production server.",
+            hint="Remove DJANGO_STEPS_GRAPHQL['INTROSPECTION'] (it then follows DEBUG); code "
+            "generators can read the committed schema.graphql (manage.py export_schema) instead of "
+            "the server.",
             id="django_steps.W010",
         )
     ]
@@ -438,10 +452,10 @@ def check_allowed_origins(app_configs=None, **kwargs: Any) -> list[CheckMessage]
         return []
     return [
         Warning(
-            "DJANGO_STEPS_GRAPHQL['ALLOWED_ORIGINS'] holds '*': a page on any site may open the GraphQL "
-            "WebSocket with a visitor's session cookie and act as them.",
-            hint="List the origins of your own front ends instead, e.g. ['https://app.example.com'] "
-            "(scheme, host and port).",
+            "DJANGO_STEPS_GRAPHQL['ALLOWED_ORIGINS'] holds '*': a page on any site may open the "
+            "GraphQL WebSocket with a visitor's session cookie and act as them.",
+            hint="List the origins of your own front ends instead, e.g. "
+            "['https://app.example.com'] (scheme, host and port).",
             id="django_steps.W011",
         )
     ]
@@ -452,10 +466,11 @@ def check_max_cost(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
         return []
     return [
         Warning(
-            "DJANGO_STEPS_GRAPHQL['MAX_COST'] is 0: GraphQL operations are run whatever the number of "
-            "objects they could return, so one request can hold a worker and the database for long.",
-            hint="Remove MAX_COST (default 20000) or set the largest cost your clients need (README, "
-            "'Configuration'; the refused operation's extensions.cost tells the figure).",
+            "DJANGO_STEPS_GRAPHQL['MAX_COST'] is 0: GraphQL operations are run whatever the number "
+            "of objects they could return, so one request can hold a worker and the database for "
+            "long.",
+            hint="Remove MAX_COST (default 20000) or set the largest cost your clients need "
+            "(README, 'Configuration'; the refused operation's extensions.cost tells the figure).",
             id="django_steps.W012",
         )
     ]
@@ -482,8 +497,8 @@ def check_axes_order(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     if axes and axes[-1] != len(middleware) - 1:
         messages.append(
             Warning(
-                "AxesMiddleware is not the last entry of MIDDLEWARE: a middleware after it can answer "
-                "a locked-out login before django-axes turns it into its lockout response.",
+                "AxesMiddleware is not the last entry of MIDDLEWARE: a middleware after it can "
+                "answer a locked-out login before django-axes turns it into its lockout response.",
                 hint=f"Move {_AXES_MIDDLEWARE!r} to the end of MIDDLEWARE.",
                 id="django_steps.W013",
             )
@@ -496,9 +511,11 @@ def check_axes_order(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     ):
         messages.append(
             Warning(
-                "django-axes' backend is not the first of AUTHENTICATION_BACKENDS: a backend before it "
-                "logs a locked-out address in with the right password, so guessing is not stopped.",
-                hint=f"Put {_AXES_BACKEND!r} (or your subclass of it) first in AUTHENTICATION_BACKENDS.",
+                "django-axes' backend is not the first of AUTHENTICATION_BACKENDS: a backend "
+                "before it logs a locked-out address in with the right password, so guessing is "
+                "not stopped.",
+                hint=f"Put {_AXES_BACKEND!r} (or your subclass of it) first in "
+                "AUTHENTICATION_BACKENDS.",
                 id="django_steps.W013",
             )
         )
@@ -512,11 +529,12 @@ def check_in_memory_layer(app_configs=None, **kwargs: Any) -> list[CheckMessage]
         return []
     return [
         Warning(
-            "CHANNEL_LAYERS uses the in-memory layer while DEBUG is off: each worker process has its own, "
-            "so a subscriber hears of changes made through another worker only when it next reads the "
-            "history (SUBSCRIPTION_CATCH_UP_SECONDS), seconds late.",
-            hint="Use channels-redis (the 'redis' extra; the demo: REDIS_URL=redis://host:6379/0), or, if "
-            "you serve from one process only, add 'django_steps.W014' to SILENCED_SYSTEM_CHECKS.",
+            "CHANNEL_LAYERS uses the in-memory layer while DEBUG is off: each worker process has "
+            "its own, so a subscriber hears of changes made through another worker only when it "
+            "next reads the history (SUBSCRIPTION_CATCH_UP_SECONDS), seconds late.",
+            hint="Use channels-redis (the 'redis' extra; the demo: REDIS_URL=redis://host:6379/0), "
+            "or, if you serve from one process only, add 'django_steps.W014' to "
+            "SILENCED_SYSTEM_CHECKS.",
             id="django_steps.W014",
         )
     ]

@@ -82,7 +82,16 @@ from graphql.utilities import get_operation_ast, value_from_ast_untyped
 from strawberry import relay
 from strawberry_django.relay import DjangoCursorConnection, DjangoCursorEdge
 
-from django_steps.conf import steps_setting
+# The tables live in their own module; they stay importable from here (docs name
+# ``graphql_api.cost.WORK``, ``LIST_BOUNDS``, ``DEFINITION_BOUNDS``).
+from graphql_api.security.cost_bounds import (
+    DEFAULT_LIST_BOUND,
+    DEFINITION_BOUNDS,
+    LIST_BOUNDS,
+    MAX_ITEMS,
+    WORK,
+    list_bounds,
+)
 
 __all__ = [
     "DEFAULT_LIST_BOUND",
@@ -98,49 +107,6 @@ __all__ = [
     "expanded_fields",
     "list_bounds",
 ]
-
-#: Key of a strawberry field's ``metadata`` declaring the most items its list returns.
-MAX_ITEMS = "max_items"
-
-#: Key of a strawberry field's ``metadata`` declaring the work its resolver does per value, in
-#: objects (see the module docstring): counted even on a scalar field.
-WORK = "work"
-
-#: Items counted for a list field that declares no bound: as many as the largest page.
-DEFAULT_LIST_BOUND = 100
-
-#: Declared bounds of the plain (non-connection) list fields of this schema, as
-#: ``"Type.field": most items`` (the definition lists are in :data:`DEFINITION_BOUNDS`).
-#: ``WorkflowInstance.history`` counts one page.
-LIST_BOUNDS: dict[str, int] = {
-    "WorkflowInstance.history": 100,
-    "OperationInfo.messages": 50,
-}
-
-#: The list fields of a definition, each bounded by the engine setting
-#: (``settings.DJANGO_STEPS``) that definition validation enforces
-#: (:mod:`django_steps.definitions`): ``"Type.field": setting``. They take precedence over
-#: :data:`LIST_BOUNDS`.
-DEFINITION_BOUNDS: dict[str, str] = {
-    "Workflow.steps": "DEFINITION_MAX_STEPS",
-    "Workflow.transitions": "DEFINITION_MAX_TRANSITIONS",
-    "WorkflowStep.statuses": "DEFINITION_MAX_STATUSES_PER_STEP",
-    "WorkflowStep.outgoingTransitions": "DEFINITION_MAX_TRANSITIONS_PER_STEP",
-    # the current step's statuses, and the transitions leaving it
-    "WorkflowInstance.availableStatuses": "DEFINITION_MAX_STATUSES_PER_STEP",
-    "WorkflowInstanceActions.statuses": "DEFINITION_MAX_STATUSES_PER_STEP",
-    "TransitionDryRun.evaluations": "DEFINITION_MAX_TRANSITIONS_PER_STEP",
-}
-
-
-def list_bounds() -> dict[str, int]:
-    """The bound of every declared list field, with the definition lists read from the
-    settings now."""
-    return {
-        **LIST_BOUNDS,
-        **{field: int(steps_setting(name)) for field, name in DEFINITION_BOUNDS.items()},
-    }
-
 
 #: The range of an offset cursor's position (strawberry's ``arrayconnection:<n>``): GraphQL's
 #: ``Int``. Outside it, SQL ``OFFSET`` overflows or Django refuses a negative index.
@@ -238,7 +204,8 @@ def check_input(variables: Mapping[str, Any] | None, limits: InputLimits) -> Non
                     if len(key) > limits.max_string_length:
                         raise InputProblem(
                             field,
-                            f"A key in `{field}` is longer than {limits.max_string_length} characters.",
+                            f"A key in `{field}` is longer than {limits.max_string_length} "
+                            "characters.",
                         )
                 children = [
                     (f"{field}.{_segment(key)}", item, depth + 1) for key, item in value.items()

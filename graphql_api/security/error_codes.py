@@ -49,15 +49,13 @@ class TransportCode(DescribedCode):
     QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX", "Over the cost limit: ask for fewer objects."
     TIMEOUT = (
         "TIMEOUT",
-        "The request ran over its time budget (`MAX_SECONDS`) and was stopped. A mutation's "
-        "change is all or nothing: read the object again to know which. Ask for less, or retry "
-        "later.",
+        "The request ran over its time budget (`MAX_SECONDS`) and was stopped. A mutation's change "
+        "is all or nothing: read the object again to know which. Ask for less, or retry later.",
     )
     EVENT_TOO_LARGE = (
         "EVENT_TOO_LARGE",
         "A subscription event too large for one WebSocket message; the subscription ends. "
-        "`extensions.cursor` is the event's: read it over HTTP, then subscribe again `after` "
-        "it.",
+        "`extensions.cursor` is the event's: read it over HTTP, then subscribe again `after` it.",
     )
     RESULT_TOO_LARGE = (
         "RESULT_TOO_LARGE",
@@ -76,15 +74,14 @@ class TransportCode(DescribedCode):
     )
     CONSUMER_TOO_SLOW = (
         "CONSUMER_TOO_SLOW",
-        "The WebSocket was closed (code 4413, this reason) because its client read too "
-        "slowly: connect again and subscribe with `after` the last cursor received; nothing "
-        "is lost.",
+        "The WebSocket was closed (code 4413, this reason) because its client read too slowly: "
+        "connect again and subscribe with `after` the last cursor received; nothing is lost.",
     )
     CURSOR_TOO_OLD = (
         "CURSOR_TOO_OLD",
         "More events follow the subscription's `after` than a replay sends "
-        "(`SUBSCRIPTION_REPLAY_WINDOW`): catch up over HTTP with `workflowEvents`, then "
-        "subscribe `after` the cursor it returned. Nothing was sent.",
+        "(`SUBSCRIPTION_REPLAY_WINDOW`): catch up over HTTP with `workflowEvents`, then subscribe "
+        "`after` the cursor it returned. Nothing was sent.",
     )
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED", "The document is not GraphQL."
     GRAPHQL_VALIDATION_FAILED = (
@@ -95,9 +92,9 @@ class TransportCode(DescribedCode):
     CSRF_FAILED = "CSRF_FAILED", "A POST without a valid CSRF token (403)."
     BAD_REQUEST = (
         "BAD_REQUEST",
-        "Not a GraphQL request (400): also a subscription sent over HTTP (subscriptions need "
-        "the WebSocket), and on a legacy `graphql-ws` socket a malformed message or a query "
-        "or mutation (it carries subscriptions only).",
+        "Not a GraphQL request (400): also a subscription sent over HTTP (subscriptions need the "
+        "WebSocket), and on a legacy `graphql-ws` socket a malformed message or a query or "
+        "mutation (it carries subscriptions only).",
     )
     REQUEST_TOO_LARGE = (
         "REQUEST_TOO_LARGE",
@@ -149,7 +146,8 @@ class OperationMessageType:
     message: str = strawberry.field(description="The error message (for people; switch on `code`).")
     field: str | None = strawberry.field(
         default=None,
-        description="The input that caused the error (e.g. `instanceId`, `steps[0].statuses`), or null.",
+        description="The input that caused the error (e.g. `instanceId`, `steps[0].statuses`), or "
+        "null.",
     )
     code: WorkflowErrorCode = strawberry.field(description="The error code: what to switch on.")
 

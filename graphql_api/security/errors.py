@@ -18,7 +18,8 @@ Queries report problems as GraphQL errors whose ``extensions.code`` holds the sa
 ``extensions.classification`` is ``BAD_USER_INPUT``); errors about the request itself carry
 ``GRAPHQL_PARSE_FAILED`` (syntax), ``GRAPHQL_VALIDATION_FAILED`` (not valid against the schema),
 ``BAD_USER_INPUT`` (a variable or argument value; ``extensions.field`` names it) or
-``QUERY_TOO_COMPLEX`` (over the cost limit, :mod:`graphql_api.security.cost`) or ``TIMEOUT`` (over the time
+``QUERY_TOO_COMPLEX`` (over the cost limit, :mod:`graphql_api.security.cost`) or ``TIMEOUT`` (over
+the time
 budget, :mod:`graphql_api.security.budget`). Anything else is a bug:
 it is masked as "Unexpected error." with code ``INTERNAL_SERVER_ERROR``.
 
@@ -51,32 +52,24 @@ from django_steps.exceptions import (
     WorkflowError,
 )
 from graphql_api.security.budget import RequestTimeout, is_timeout
-from graphql_api.security.error_codes import Kind, code_of
+from graphql_api.security.error_codes import ErrorCode, Kind, TransportCode, code_of
 from graphql_api.security.error_codes import OperationInfoType as OperationInfo
 from graphql_api.security.error_codes import OperationMessageType as OperationMessage
 
 logger = logging.getLogger("graphql_api")
 
 
-INVALID_ID = "INVALID_ID"
-NOT_FOUND = "NOT_FOUND"
-PERMISSION_DENIED = "PERMISSION_DENIED"
-INVALID_CONTEXT = "INVALID_CONTEXT"
-INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
-BAD_USER_INPUT = "BAD_USER_INPUT"
-TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
-QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
-EVENT_TOO_LARGE = "EVENT_TOO_LARGE"
-RESULT_TOO_LARGE = "RESULT_TOO_LARGE"
-TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"
-TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
-CURSOR_TOO_OLD = "CURSOR_TOO_OLD"
-CONSUMER_TOO_SLOW = "CONSUMER_TOO_SLOW"
-BAD_REQUEST = "BAD_REQUEST"
-GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
-GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
-INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
-TIMEOUT = "TIMEOUT"
+# The codes as they were named before they became enum members: graphql_api/live still imports
+# these names (kept until it uses ``TransportCode``/``ErrorCode`` itself).
+BAD_REQUEST = TransportCode.BAD_REQUEST
+CONSUMER_TOO_SLOW = TransportCode.CONSUMER_TOO_SLOW
+EVENT_TOO_LARGE = TransportCode.EVENT_TOO_LARGE
+INTERNAL_SERVER_ERROR = TransportCode.INTERNAL_SERVER_ERROR
+NOT_FOUND = TransportCode.NOT_FOUND
+PERMISSION_DENIED = ErrorCode.PERMISSION_DENIED
+RESULT_TOO_LARGE = TransportCode.RESULT_TOO_LARGE
+TOO_MANY_CONNECTIONS = TransportCode.TOO_MANY_CONNECTIONS
+TOO_MANY_OPERATIONS = TransportCode.TOO_MANY_OPERATIONS
 
 #: Engine errors about what the client sent (the rest are ERROR: a state that refuses the change).
 _VALIDATION_ERRORS = (InvalidDefinition, ConditionSyntaxError, UnknownStatus)
@@ -98,7 +91,7 @@ class ApiError(Exception):
 def permission_denied(
     message: str = "You do not have permission to perform this action.",
 ) -> ApiError:
-    return ApiError(PERMISSION_DENIED, message, kind=Kind.PERMISSION)
+    return ApiError(ErrorCode.PERMISSION_DENIED, message, kind=Kind.PERMISSION)
 
 
 def _path_to_field(path: str | None) -> str | None:
@@ -135,7 +128,7 @@ def _messages(error: Exception) -> list[tuple[Kind, str, str | None, str]]:
                 Kind.PERMISSION,
                 str(error) or "You do not have permission to perform this action.",
                 None,
-                PERMISSION_DENIED,
+                ErrorCode.PERMISSION_DENIED,
             )
         ]
     if isinstance(error, InvalidDefinition) and error.problems:
@@ -161,13 +154,13 @@ def _messages(error: Exception) -> list[tuple[Kind, str, str | None, str]]:
                 Kind.VALIDATION,
                 " ".join(str(m) for m in ValidationError(item).messages),
                 _path_to_field(name),
-                BAD_USER_INPUT,
+                TransportCode.BAD_USER_INPUT,
             )
             for name, items in fields.items()
             for item in items
         ]
     if is_unstorable_string_error(error):
-        return [(Kind.VALIDATION, UNSTORABLE_STRING, None, BAD_USER_INPUT)]
+        return [(Kind.VALIDATION, UNSTORABLE_STRING, None, TransportCode.BAD_USER_INPUT)]
     raise error
 
 
@@ -185,7 +178,7 @@ def query_error(code: str, message: str, *, field: str | None = None) -> GraphQL
     """An error for a query field caused by the request, readable by clients: ``extensions.code``
     holds the code, ``extensions.classification`` says it is the client's (``BAD_USER_INPUT``),
     ``extensions.field`` names the argument at fault, if one is."""
-    extensions = {"code": code, "classification": BAD_USER_INPUT}
+    extensions = {"code": code, "classification": TransportCode.BAD_USER_INPUT}
     if field is not None:
         extensions["field"] = field
     return GraphQLError(message, extensions=extensions)
@@ -201,7 +194,9 @@ def raise_for_query(error: Exception) -> None:
 # ------------------------------------------------------------------ client error or fault?
 
 #: Client errors logged at WARNING (they suggest abuse); the others at INFO.
-WARNING_CODES = frozenset({QUERY_TOO_COMPLEX, TOO_MANY_ATTEMPTS, TIMEOUT})
+WARNING_CODES = frozenset(
+    {TransportCode.QUERY_TOO_COMPLEX, TransportCode.TOO_MANY_ATTEMPTS, TransportCode.TIMEOUT}
+)
 
 _RELAY_SOURCES = (
     f"{os.sep}strawberry{os.sep}relay{os.sep}",
@@ -219,8 +214,8 @@ _VARIABLE_PATH = re.compile(r" at '(\w+(?:\.\w+|\[\d+\])*)'")
 def _with_code(error: GraphQLError, code: str, message: str | None = None) -> GraphQLError:
     extensions = dict(error.extensions or {})
     extensions.setdefault("code", code)
-    extensions.setdefault("classification", BAD_USER_INPUT)
-    if code == BAD_USER_INPUT and "field" not in extensions:
+    extensions.setdefault("classification", TransportCode.BAD_USER_INPUT)
+    if code == TransportCode.BAD_USER_INPUT and "field" not in extensions:
         variable = _VARIABLE.match(error.message)
         if variable:
             path = _VARIABLE_PATH.search(error.message)
@@ -240,12 +235,12 @@ def _request_error_code(error: GraphQLError) -> str:
     """The code of an error graphql-core raised about the request itself."""
     message = error.message
     if message.startswith("Syntax Error"):
-        return GRAPHQL_PARSE_FAILED
+        return TransportCode.GRAPHQL_PARSE_FAILED
     if message.startswith("Variable '$") and any(
         marker in message for marker in _VARIABLE_VALUE_MARKERS
     ):
-        return BAD_USER_INPUT
-    return GRAPHQL_VALIDATION_FAILED
+        return TransportCode.BAD_USER_INPUT
+    return TransportCode.GRAPHQL_VALIDATION_FAILED
 
 
 def _raised_in_pagination(original: BaseException) -> bool:
@@ -287,22 +282,22 @@ def client_error(error: GraphQLError) -> GraphQLError | None:
     if isinstance(original, (ApiError, WorkflowError)):
         return error if code else _with_code(error, original.code)
     if isinstance(original, PermissionDenied):
-        return error if code else _with_code(error, PERMISSION_DENIED)
+        return error if code else _with_code(error, ErrorCode.PERMISSION_DENIED)
     if isinstance(original, GlobalIDValueError):
-        return error if code else _with_code(error, INVALID_ID)
+        return error if code else _with_code(error, TransportCode.INVALID_ID)
     if isinstance(original, InvalidOperationTypeError):
         # A query or mutation where only subscriptions run: the legacy graphql-ws protocol.
         kind = original.operation_type.value.capitalize()
-        return _with_code(error, BAD_REQUEST, _NOT_A_SUBSCRIPTION.format(kind=kind))
+        return _with_code(error, TransportCode.BAD_REQUEST, _NOT_A_SUBSCRIPTION.format(kind=kind))
     if is_unstorable_string_error(original):
-        return _with_code(error, BAD_USER_INPUT, UNSTORABLE_STRING)
+        return _with_code(error, TransportCode.BAD_USER_INPUT, UNSTORABLE_STRING)
     if is_timeout(original):  # over DJANGO_STEPS_GRAPHQL["MAX_SECONDS"] (graphql_api/budget.py)
-        return _with_code(error, TIMEOUT, str(RequestTimeout()))
+        return _with_code(error, TransportCode.TIMEOUT, str(RequestTimeout()))
     if _raised_in_pagination(original):
         message = str(original)
         if message.startswith("Argument '"):
-            return _with_code(error, BAD_USER_INPUT, message)
-        readable = _with_code(error, BAD_USER_INPUT, "Invalid pagination cursor.")
+            return _with_code(error, TransportCode.BAD_USER_INPUT, message)
+        readable = _with_code(error, TransportCode.BAD_USER_INPUT, "Invalid pagination cursor.")
         cursors = _cursor_arguments(error)
         if cursors:
             readable.extensions["field"] = ",".join(cursors)
@@ -311,8 +306,8 @@ def client_error(error: GraphQLError) -> GraphQLError | None:
 
 
 _NOT_A_SUBSCRIPTION = (
-    "{kind} operations cannot be sent this way: the legacy graphql-ws protocol carries subscriptions only. "
-    "Send them over HTTP or a graphql-transport-ws socket."
+    "{kind} operations cannot be sent this way: the legacy graphql-ws protocol carries "
+    "subscriptions only. Send them over HTTP or a graphql-transport-ws socket."
 )
 
 

@@ -4,9 +4,11 @@ Limits are configurable in ``settings.DJANGO_STEPS_GRAPHQL``: ``MAX_DEPTH``, ``M
 ``MAX_TOKENS`` (validation rules), ``MAX_COST`` (the estimated number of objects an operation may
 return; a false value turns the limit off), ``MAX_STRING_LENGTH``, ``MAX_INPUT_VALUES`` and
 ``MAX_INPUT_DEPTH`` (what the variables and inline arguments may hold); see
-:mod:`graphql_api.security.cost`; ``ANONYMOUS_MAX_TOKENS`` and ``ANONYMOUS_MAX_FRAGMENTS`` (documents
+:mod:`graphql_api.security.cost`; ``ANONYMOUS_MAX_TOKENS`` and ``ANONYMOUS_MAX_FRAGMENTS``
+(documents
 of callers not logged in, checked before validation); ``MAX_SECONDS`` (the time budget of a query
-or mutation, see :mod:`graphql_api.security.budget`). Every extension is created per operation (a factory), never shared
+or mutation, see :mod:`graphql_api.security.budget`). Every extension is created per operation (a
+factory), never shared
 between concurrent requests.
 """
 
@@ -49,14 +51,8 @@ from graphql_api.security.cost import (
     estimate,
     expanded_fields,
 )
-from graphql_api.security.errors import (
-    BAD_USER_INPUT,
-    INTERNAL_SERVER_ERROR,
-    QUERY_TOO_COMPLEX,
-    client_error,
-    log_errors,
-    should_mask,
-)
+from graphql_api.security.error_codes import TransportCode
+from graphql_api.security.errors import client_error, log_errors, should_mask
 
 DEFAULTS: dict[str, Any] = {
     "GRAPHIQL": None,  # None: follow settings.DEBUG
@@ -112,7 +108,8 @@ class IntrospectionSwitch(SchemaExtension):
 
 
 class MaskUnexpectedErrors(MaskErrors):
-    """``MaskErrors`` that shows clients what :func:`~graphql_api.security.errors.client_error` makes of
+    """``MaskErrors`` that shows clients what :func:`~graphql_api.security.errors.client_error`
+    makes of
     each error (client errors readable and coded, server faults masked as
     ``INTERNAL_SERVER_ERROR``), without graphql-core's "Did you mean …?" suggestions while
     introspection is off (they name fields and types)."""
@@ -142,7 +139,7 @@ class MaskUnexpectedErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         masked = super().anonymise_error(error)
-        masked.extensions = {"code": INTERNAL_SERVER_ERROR}
+        masked.extensions = {"code": TransportCode.INTERNAL_SERVER_ERROR}
         return masked
 
 
@@ -198,13 +195,18 @@ class AnonymousDocumentLimits(SchemaExtension):
         limit = int(graphql_setting("ANONYMOUS_MAX_FRAGMENTS"))
         if _fragments(document) > limit:
             raise GraphQLError(
-                f"Requests that are not logged in may hold at most {limit} fragments: log in first.",
-                extensions={"code": QUERY_TOO_COMPLEX, "classification": BAD_USER_INPUT},
+                f"Requests that are not logged in may hold at most {limit} fragments: "
+                "log in first.",
+                extensions={
+                    "code": TransportCode.QUERY_TOO_COMPLEX,
+                    "classification": TransportCode.BAD_USER_INPUT,
+                },
             )
 
 
 class _ContextOnly:
-    """What :func:`~graphql_api.security.permissions.current_user` reads of an ``Info``: its context."""
+    """What :func:`~graphql_api.security.permissions.current_user` reads of an ``Info``: its
+    context."""
 
     __slots__ = ("context",)
 
@@ -260,7 +262,7 @@ class TimeBudget(SchemaExtension):
             # is kept, the client is told to ask for less.
             error = GraphQLError(
                 str(RequestTimeout(float(seconds))),
-                extensions={"code": TIMEOUT, "classification": BAD_USER_INPUT},
+                extensions={"code": TIMEOUT, "classification": TransportCode.BAD_USER_INPUT},
             )
             log_errors([error], self.execution_context)
             self.execution_context.result = GraphQLExecutionResult(data=None, errors=[error])
@@ -289,19 +291,19 @@ class OperationLimits(SchemaExtension):
             raise GraphQLError(
                 problem.message,
                 extensions={
-                    "code": BAD_USER_INPUT,
-                    "classification": BAD_USER_INPUT,
+                    "code": TransportCode.BAD_USER_INPUT,
+                    "classification": TransportCode.BAD_USER_INPUT,
                     "field": problem.field,
                 },
             ) from None
         max_cost = graphql_setting("MAX_COST")
         if max_cost and cost > max_cost:
             raise GraphQLError(
-                f"This operation could return up to {cost:,} objects, more than the limit of {max_cost:,}. "
-                "Ask for smaller pages (`first`/`last`) or fewer nested lists.",
+                f"This operation could return up to {cost:,} objects, more than the limit of "
+                f"{max_cost:,}. Ask for smaller pages (`first`/`last`) or fewer nested lists.",
                 extensions={
-                    "code": QUERY_TOO_COMPLEX,
-                    "classification": BAD_USER_INPUT,
+                    "code": TransportCode.QUERY_TOO_COMPLEX,
+                    "classification": TransportCode.BAD_USER_INPUT,
                     "cost": cost,
                     "maxCost": max_cost,
                 },
@@ -331,8 +333,12 @@ def _limit_rules(max_depth: int, max_aliases: int, max_fields: int) -> tuple[typ
             if expanded_fields(context.document) > max_fields:
                 context.report_error(
                     GraphQLError(
-                        f"This operation selects more than {max_fields:,} fields once its fragments are expanded.",
-                        extensions={"code": QUERY_TOO_COMPLEX, "classification": BAD_USER_INPUT},
+                        f"This operation selects more than {max_fields:,} fields once its "
+                        "fragments are expanded.",
+                        extensions={
+                            "code": TransportCode.QUERY_TOO_COMPLEX,
+                            "classification": TransportCode.BAD_USER_INPUT,
+                        },
                     )
                 )
                 return

@@ -143,8 +143,8 @@ def test_ariadne_codegen_generates_an_importable_typed_client(codegen_python, tm
         from django_steps_client.input_types import UpdateWorkflowStepStatusInput
 
         for method in ("login", "workflows", "workflow_instances", "update_workflow_step_status",
-                       "set_workflow_on_hold", "resume_workflow_instance", "cancel_workflow_instance",
-                       "instance_events"):
+                       "set_workflow_on_hold", "resume_workflow_instance",
+                       "cancel_workflow_instance", "instance_events"):
             assert inspect.iscoroutinefunction(getattr(DjangoStepsClient, method)) or \\
                 inspect.isasyncgenfunction(getattr(DjangoStepsClient, method)), method
 
@@ -153,12 +153,14 @@ def test_ariadne_codegen_generates_an_importable_typed_client(codegen_python, tm
                   "isCancellationStatus": False, "isOnHoldStatus": False}
         parsed = UpdateWorkflowStepStatus.model_validate({"updateWorkflowStepStatus": {
             "__typename": "WorkflowInstance", "id": "i", "state": "ACTIVE", "version": 2,
-            "contentType": "claims.claim", "objectId": "1", "startedAt": "2026-01-01T00:00:00+00:00",
-            "updatedAt": "2026-01-01T00:00:01+00:00", "completedAt": None, "isAwaitingTransition": False,
+            "contentType": "claims.claim", "objectId": "1",
+            "startedAt": "2026-01-01T00:00:00+00:00", "updatedAt": "2026-01-01T00:00:01+00:00",
+            "completedAt": None, "isAwaitingTransition": False,
             "workflow": {"id": "w", "name": "Claim Processing"},
             "currentStep": {"id": "st", "name": "Submit Claim", "order": 1},
             "currentStepStatus": status, "availableStatuses": [status],
-            "viewerCan": {"statuses": [status], "hold": True, "resume": False, "cancel": True, "advance": False}}})
+            "viewerCan": {"statuses": [status], "hold": True, "resume": False, "cancel": True,
+                          "advance": False}}})
         result = parsed.update_workflow_step_status
         assert result.version == 2 and result.state.value == "ACTIVE"
         assert isinstance(result.updated_at, datetime.datetime)

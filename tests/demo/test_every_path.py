@@ -325,7 +325,10 @@ def edge_bodies(type_) -> list[str]:
             if any(is_required_argument(a) for a in field.args.values()):
                 continue
             args = "(first: 2)" if "first" in field.args else ""
-            step = lambda inner, w=wrap, own=own, n=name, a=args: w(f"{{ {own} {n}{a} {inner} }}")
+
+            def step(inner, w=wrap, own=own, n=name, a=args):
+                return w(f"{{ {own} {n}{a} {inner} }}")
+
             inner = (
                 "{ __typename }"
                 if isinstance(child, (GraphQLUnionType, GraphQLInterfaceType))
@@ -373,7 +376,10 @@ def root_queries(world) -> list[tuple[str, dict]]:
         for combo, body in runs:
             declared = ", ".join(f"${a}: {field.args[a].type}" for a in combo)
             call = ", ".join([*args_text, *(f"{a}: ${a}" for a in combo)])
-            text = f"query{f'({declared})' if declared else ''} {{ {name}{f'({call})' if call else ''} {body} }}"
+            text = (
+                f"query{f'({declared})' if declared else ''} "
+                f"{{ {name}{f'({call})' if call else ''} {body} }}"
+            )
             queries.append((text, combo))
     return queries
 

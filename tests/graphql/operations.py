@@ -28,7 +28,8 @@ fragment Messages on OperationInfo {
 # ----------------------------------------------------------------------------------- queries
 
 WORKFLOWS = """
-query Workflows($filters: WorkflowFilter, $ordering: [WorkflowOrder!]! = [], $first: Int = 20, $after: String) {
+query Workflows($filters: WorkflowFilter, $ordering: [WorkflowOrder!]! = [], $first: Int = 20,
+  $after: String) {
   workflows(filters: $filters, ordering: $ordering, first: $first, after: $after) {
     totalCount
     pageInfo { hasNextPage endCursor }
@@ -38,7 +39,8 @@ query Workflows($filters: WorkflowFilter, $ordering: [WorkflowOrder!]! = [], $fi
         id name description mermaid
         steps {
           id name order isInitialStep isFinalStep
-          statuses { id name isDefaultStatus isCompletionStatus isCancellationStatus isOnHoldStatus }
+          statuses { id name isDefaultStatus isCompletionStatus isCancellationStatus
+            isOnHoldStatus }
         }
         transitions { id condition priority fromStep { name } toStep { name } }
       }
@@ -60,8 +62,10 @@ query Workflow($name: String!) {
 INSTANCES = (
     INSTANCE_FIELDS
     + """
-query Instances($filters: WorkflowInstanceFilter, $ordering: [WorkflowInstanceOrder!]! = [], $first: Int, $last: Int, $after: String, $before: String) {
-  workflowInstances(filters: $filters, ordering: $ordering, first: $first, last: $last, after: $after, before: $before) {
+query Instances($filters: WorkflowInstanceFilter, $ordering: [WorkflowInstanceOrder!]! = [],
+  $first: Int, $last: Int, $after: String, $before: String) {
+  workflowInstances(filters: $filters, ordering: $ordering, first: $first, last: $last,
+    after: $after, before: $before) {
     totalCount
     pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
     edges { cursor node { ...InstanceFields } }
@@ -214,7 +218,8 @@ mutation CreateWorkflow($input: WorkflowDefinitionInput!) {
     __typename
     ... on Workflow {
       id name description
-      steps { name order isInitialStep isFinalStep statuses { name isDefaultStatus isCompletionStatus } }
+      steps { name order isInitialStep isFinalStep statuses { name isDefaultStatus
+        isCompletionStatus } }
       transitions { fromStep { name } toStep { name } condition priority }
     }
     ...Messages
@@ -229,7 +234,8 @@ UPDATE_WORKFLOW = (
 mutation UpdateWorkflow($input: WorkflowDefinitionInput!) {
   updateWorkflow(input: $input) {
     __typename
-    ... on Workflow { id name description steps { name statuses { name } } transitions { condition } }
+    ... on Workflow { id name description steps { name statuses { name } }
+      transitions { condition } }
     ...Messages
   }
 }
@@ -240,7 +246,8 @@ DELETE_WORKFLOW = (
     MESSAGES
     + """
 mutation DeleteWorkflow($input: DeleteWorkflowInput!) {
-  deleteWorkflow(input: $input) { __typename ... on DeletedWorkflow { id workflowId name } ...Messages }
+  deleteWorkflow(input: $input) { __typename ... on DeletedWorkflow { id workflowId name }
+    ...Messages }
 }
 """
 )
@@ -249,7 +256,8 @@ LOGIN = (
     MESSAGES
     + """
 mutation Login($username: String!, $password: String!) {
-  login(username: $username, password: $password) { __typename ... on User { id username } ...Messages }
+  login(username: $username, password: $password) { __typename ... on User { id username }
+    ...Messages }
 }
 """
 )

@@ -131,7 +131,8 @@ def test_a_dashboard_header_costs_the_same_sql_for_more_workflows_and_instances(
     spread(times=9)
     large = _queries(as_viewer)
     print(
-        f"\nSQL queries for the dashboard header: 1 workflow, 5 instances -> {small}; 5 workflows, 90 instances -> {large}"
+        f"\nSQL queries for the dashboard header: 1 workflow, 5 instances -> {small}; 5 workflows, "
+        f"90 instances -> {large}"
     )
     assert small == large
 
@@ -139,7 +140,8 @@ def test_a_dashboard_header_costs_the_same_sql_for_more_workflows_and_instances(
 def test_counts_on_a_step_reached_through_an_instance(as_viewer, claim_workflow):
     spread(times=2)
     data = as_viewer.data(
-        """{ workflowInstances(first: 20) { edges { node { currentStep { name instanceCounts { total active } } } } } }"""
+        "{ workflowInstances(first: 20) { edges { node { currentStep { name "
+        "instanceCounts { total active } } } } } }"
     )
     for edge in data["workflowInstances"]["edges"]:
         step = edge["node"]["currentStep"]

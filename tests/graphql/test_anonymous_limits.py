@@ -63,6 +63,7 @@ def test_the_anonymous_limits_follow_the_settings(anon, settings):
 
 def test_logging_in_fits_the_anonymous_limits(anon, viewer):
     result = anon(
-        'mutation { login(username: "viewer", password: "pw") { __typename ... on User { username } } }'
+        'mutation { login(username: "viewer", password: "pw") { __typename ... on User { username '
+        "} } }"
     )
     assert result["data"]["login"] == {"__typename": "User", "username": "viewer"}

@@ -156,7 +156,8 @@ def test_renamed_node_types_keep_working_global_ids(db, claim_workflow, claim):
         "id": instance_id,
     }
     held = run(
-        "mutation($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) { __typename ... on StepsInstance { state } } }",
+        "mutation($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) { __typename ... on "
+        "StepsInstance { state } } }",
         id=instance_id,
     )["setWorkflowOnHold"]
     assert held == {"__typename": "StepsInstance", "state": "ON_HOLD"}

@@ -39,7 +39,8 @@ def assert_too_complex(result: dict) -> dict:
 NESTED_HISTORY = """
 query Nested($id: ID!) {
   workflowInstance(id: $id) {
-    history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id kind } } } } } } }
+    history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id kind }
+      } } } } } }
   }
 }
 """
@@ -101,10 +102,12 @@ def test_nested_history_is_refused_before_any_resolver_runs(as_viewer, instance)
 
 def test_the_estimate_multiplies_nested_lists_and_pages():
     one = cost(
-        "query($id: ID!) { workflowInstance(id: $id) { history(first: 100) { edges { node { id } } } } }"
+        "query($id: ID!) { workflowInstance(id: $id) { history(first: 100) { edges { node { id } } "
+        "} } }"
     )
     two = cost(
-        "query($id: ID!) { workflowInstance(id: $id) { history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id } } } } } } } } }"
+        "query($id: ID!) { workflowInstance(id: $id) { history(first: 100) { edges { node { "
+        "instance { history(first: 100) { edges { node { id } } } } } } } } }"
     )
     # the instance, its history connection, 100 edges each with its node
     assert one == 1 + 1 + 100 * (1 + 1)
@@ -115,7 +118,10 @@ def test_the_estimate_multiplies_nested_lists_and_pages():
 # --------------------------------------------------------------------- what the estimate counts
 
 
-PAGE = "query($first: Int, $last: Int) { workflowInstances(first: $first, last: $last) { edges { node { id } } } }"
+PAGE = (
+    "query($first: Int, $last: Int) { workflowInstances(first: $first, last: $last) { edges { node "
+    "{ id } } } }"
+)
 
 
 def test_page_sizes_come_from_arguments_and_variables():
@@ -139,9 +145,15 @@ def test_fragments_and_aliases_are_counted():
       fragment Page on WorkflowInstanceConnection { edges { node { ...Card } } }
       fragment Card on WorkflowInstance { id currentStep { name } }
     """
-    typed = "{ workflowInstances(first: 10) { edges { node { ... on WorkflowInstance { currentStep { name } } } } } }"
+    typed = (
+        "{ workflowInstances(first: 10) { edges { node { ... on WorkflowInstance { currentStep { "
+        "name } } } } } }"
+    )
     assert cost(inline) == cost(named) == cost(typed) == 1 + 10 * 3
-    aliased = "{ a: workflowInstances(first: 10) { edges { node { id } } } b: workflowInstances(first: 10) { edges { node { id } } } }"
+    aliased = (
+        "{ a: workflowInstances(first: 10) { edges { node { id } } } b: workflowInstances(first: "
+        "10) { edges { node { id } } } }"
+    )
     assert cost(aliased) == 2 * (1 + 10 * 2)
     spread_twice = named.replace("...Card }", "...Card currentStepStatus { name } }")
     assert cost(spread_twice) == cost(inline) + 10
@@ -167,7 +179,8 @@ def test_subscriptions_count_one_event():
     assert cost("subscription { workflowInstanceEvents { id toStep { name } } }") == 2
     assert (
         cost(
-            "subscription { workflowInstanceEvents { instance { history(first: 100) { edges { node { id } } } } } }"
+            "subscription { workflowInstanceEvents { instance { history(first: 100) { edges { node "
+            "{ id } } } } } }"
         )
         == 1 + 1 + 1 + 100 * 2
     )
@@ -219,7 +232,10 @@ def test_list_fields_declare_their_bound_in_metadata_or_get_the_default():
 
 
 def test_aliases_that_add_up_over_the_limit_are_refused(as_viewer, instance, settings):
-    page = "{name}: workflowInstances(first: 100) {{ edges {{ node {{ id currentStep {{ name }} }} }} }}"
+    page = (
+        "{name}: workflowInstances(first: 100) {{ edges {{ node {{ id currentStep {{ name }} }} }} "
+        "}}"
+    )
     under = "{ " + " ".join(page.format(name=f"p{i}") for i in range(3)) + " }"
     over = "{ " + " ".join(page.format(name=f"p{i}") for i in range(2 * 3)) + " }"
     settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "MAX_COST": 1000}

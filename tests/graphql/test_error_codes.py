@@ -15,7 +15,7 @@ from graphql import build_schema
 from django_steps import exceptions
 from graphql_api import views
 from graphql_api.live import streams
-from graphql_api.security import errors
+from graphql_api.security import budget, errors
 from graphql_api.security.error_codes import WorkflowErrorCode, markdown_table
 
 from . import operations as ops
@@ -32,18 +32,22 @@ def _subclasses(cls):
 
 
 def _constants(module) -> set[str]:
-    return {
-        value
+    """The codes a module names as constants: members of the code enums, never bare strings."""
+    constants = {
+        name: value
         for name, value in vars(module).items()
         if isinstance(value, str) and name.isupper() and value == name
     }
+    strings = sorted(name for name, value in constants.items() if type(value) is str)
+    assert not strings, f"{module.__name__}: codes as bare strings, not enum members: {strings}"
+    return set(constants.values())
 
 
 def test_every_code_the_code_defines_is_in_the_enum():
     engine = {exceptions.WorkflowError.code} | {
         cls.code for cls in _subclasses(exceptions.WorkflowError)
     }
-    api = _constants(errors) | _constants(views) | {streams.InvalidCursor.code}
+    api = _constants(errors) | _constants(views) | _constants(budget) | {streams.InvalidCursor.code}
     assert engine | api <= VALUES, sorted((engine | api) - VALUES)
 
 

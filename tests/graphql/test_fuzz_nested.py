@@ -118,7 +118,10 @@ def _field_tail(draw, field, levels: int) -> str:
     if _connection(target):
         node = _named(_named(target.fields["edges"].type).fields["node"].type)
         first = draw(st.integers(min_value=0, max_value=3))
-        page = f"{{ pageInfo {{ hasNextPage }} edges {{ cursor node {draw(selections(node, levels))} }} }}"
+        page = (
+            "{ pageInfo { hasNextPage } edges { cursor node "
+            f"{draw(selections(node, levels))} }} }}"
+        )
         if "totalCount" in target.fields and draw(st.booleans()):
             page = page[:-1] + " totalCount }"
         return f"(first: {first}) {page}"

@@ -25,7 +25,10 @@ BIG = "x" * 10_240
 
 
 def test_depth_limit(as_viewer):
-    nested = "workflow { steps { workflow { steps { workflow { steps { workflow { steps { workflow { name } } } } } } } } }"
+    nested = (
+        "workflow { steps { workflow { steps { workflow { steps { workflow { steps { workflow { "
+        "name } } } } } } } } }"
+    )
     query = "{ workflowInstances { edges { node { " + nested + " } } } }"
     result = as_viewer(query)
     assert result.get("data") is None
@@ -367,7 +370,10 @@ def test_malformed_cursors_are_bad_user_input_naming_the_argument(
     error = bad_input(as_viewer(ops.INSTANCES, {argument: cursor, "first": 5}))
     assert error["extensions"]["field"] == argument
     assert cursor not in error["message"]
-    nested = f'{{ workflow(name: "Claim Processing") {{ instances({argument}: "{cursor}") {{ totalCount }} }} }}'
+    nested = (
+        '{ workflow(name: "Claim Processing") '
+        f'{{ instances({argument}: "{cursor}") {{ totalCount }} }} }}'
+    )
     assert bad_input(as_viewer(nested))["extensions"]["field"] == argument
     # the server answers a normal request right after, and real cursors still work
     page = as_viewer.data(ops.INSTANCES, {"first": 1})["workflowInstances"]
@@ -394,7 +400,8 @@ def test_numbers_that_are_not_finite_or_out_of_range_are_bad_user_input(as_admin
     update = post_raw(
         as_admin,
         ops.UPDATE_STATUS,
-        f'{{"input": {{"instanceId": "{i}", "statusName": "Submitted", "context": {{"claim": {{"amount": [1, {number}]}}}}}}}}',
+        f'{{"input": {{"instanceId": "{i}", "statusName": "Submitted", '
+        f'"context": {{"claim": {{"amount": [1, {number}]}}}}}}}}',
     )
     error = bad_input(update)
     assert error["extensions"]["field"] == "input.context.claim.amount.1"
@@ -417,7 +424,10 @@ def test_numbers_that_are_not_finite_or_out_of_range_are_bad_user_input(as_admin
     "literal", ["1e400", "-1e400", "9223372036854775808", "1" * 5000, '"' + "x" * 100_001 + '"']
 )
 def test_inline_json_literals_are_checked_too(as_admin, instance, literal):
-    query = 'query {{ evaluateTransitions(instanceId: "{}", context: {{claim: {{amount: {}}}}}) {{ error }} }}'.format(
+    query = (
+        'query {{ evaluateTransitions(instanceId: "{}", context: {{claim: {{amount: {}}}}}) '
+        "{{ error }} }}"
+    ).format(
         gid("WorkflowInstance", instance.pk),
         literal,
     )
@@ -491,7 +501,8 @@ def test_no_suggestions_while_introspection_is_off(as_viewer, settings):
         '{ workflow(nme: "x") { name } }',  # argument
         "{ workflowInstances(filters: {stat: ACTIVE}) { totalCount } }",  # input field
         "{ workflowInstances(filters: {state: ACTIV}) { totalCount } }",  # enum value
-        "query($f: WorkflowInstanceFiltr) { workflowInstances(filters: $f) { totalCount } }",  # type
+        # type
+        "query($f: WorkflowInstanceFiltr) { workflowInstances(filters: $f) { totalCount } }",
     ]
     settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "INTROSPECTION": True}
     shown = [as_viewer(query)["errors"][0]["message"] for query in typos]
@@ -550,6 +561,7 @@ def test_client_errors_are_logged_in_one_line_without_traceback(
 
 NESTED_HISTORY = """
 query Nested($id: ID!) {
-  workflowInstance(id: $id) { history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id } } } } } } } }
+  workflowInstance(id: $id) { history(first: 100) { edges { node { instance { history(first: 100) {
+    edges { node { id } } } } } } } }
 }
 """

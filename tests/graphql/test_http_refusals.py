@@ -145,13 +145,15 @@ BEYOND = ["9223372036854775808", "-9223372036854775809", "1" + "0" * 26, "-1" + 
 
 NESTED_HISTORY = """
 query History($id: ID!, $after: String, $before: String) {
-  workflowInstance(id: $id) { id history(first: 5, after: $after, before: $before) { edges { node { id } } } }
+  workflowInstance(id: $id) { id history(first: 5, after: $after, before: $before) { edges { node {
+    id } } } }
 }
 """
 
 NESTED_INSTANCES = """
 query WorkflowInstances($after: String, $before: String) {
-  workflow(name: "Claim Processing") { name instances(first: 5, after: $after, before: $before) { edges { node { id } } } }
+  workflow(name: "Claim Processing") { name instances(first: 5, after: $after, before: $before) {
+    edges { node { id } } } }
 }
 """
 
@@ -181,7 +183,8 @@ def test_a_cursor_key_beyond_its_column_is_bad_user_input_on_every_connection(
         # root connections: instances (newest first: started_at, id), workflows (name, id)
         (ops.INSTANCES, {"first": 5}, b64("orderedcursor:" + json.dumps([started, key]))),
         (ROOT_WORKFLOWS, {}, b64("orderedcursor:" + json.dumps(["Claim Processing", key]))),
-        # nested ones, paged in the parent's query: an instance's history (id), a workflow's instances
+        # nested ones, paged in the parent's query: an instance's history (id), a workflow's
+        # instances
         (
             NESTED_HISTORY,
             {"id": gid("WorkflowInstance", instance.pk)},
@@ -380,7 +383,10 @@ def test_a_context_holding_nul_is_invalid_context_on_every_database(as_operator,
 
 
 def test_a_context_holding_an_unpaired_surrogate_is_invalid_context(as_operator, instance):
-    body = '{{"query": {}, "variables": {{"input": {{"instanceId": "{}", "statusName": "Submitted", "context": {}}}}}}}'.format(
+    body = (
+        '{{"query": {}, "variables": {{"input": {{"instanceId": "{}", "statusName": "Submitted", '
+        '"context": {}}}}}}}'
+    ).format(
         json.dumps(ops.UPDATE_STATUS),
         gid("WorkflowInstance", instance.pk),
         '{"note": "\\ud800"}',

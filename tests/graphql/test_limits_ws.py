@@ -15,7 +15,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 run = database_sync_to_async
 
 NESTED = """
-subscription { workflowInstanceEvents { instance { history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id } } } } } } } } } }
+subscription { workflowInstanceEvents { instance { history(first: 100) { edges { node { instance {
+  history(first: 100) { edges { node { id } } } } } } } } } }
 """
 
 

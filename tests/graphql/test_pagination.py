@@ -38,7 +38,8 @@ HISTORY = """query History($id: ID!, $first: Int, $after: String, $last: Int, $b
 }"""
 
 EVENTS = """query Events($after: String, $first: Int, $instanceId: ID, $workflowName: String) {
-  workflowEvents(after: $after, first: $first, instanceId: $instanceId, workflowName: $workflowName) {
+  workflowEvents(after: $after, first: $first, instanceId: $instanceId, workflowName:
+    $workflowName) {
     cursor
     pageInfo { hasNextPage }
     edges { cursor node { id cursor kind sequence instance { id } } }

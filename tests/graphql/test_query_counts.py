@@ -61,7 +61,8 @@ def test_a_page_of_100_costs_what_a_page_of_10_costs(as_admin, hundred_instances
 def test_the_same_holds_for_a_user_with_model_permissions(as_operator, hundred_instances):
     ten, hundred = _count(as_operator, 10), _count(as_operator, 100)
     print(
-        f"\nSQL queries per request (user with view perms): page of 10 -> {ten}, page of 100 -> {hundred}"
+        f"\nSQL queries per request (user with view perms): page of 10 -> {ten}, page of 100 -> "
+        f"{hundred}"
     )
     # three more than a superuser: Django loads the user's and the groups' permissions once,
     # django-rules the user's group names once
@@ -74,7 +75,8 @@ def test_nested_definitions_do_not_multiply_queries(as_admin, claim_workflow):
     for i in range(9):
         make_workflow(f"W{i}", CLAIM_PROCESSING)
     query = """{ workflows(first: 10) { totalCount edges { node {
-        name steps { name statuses { name } } transitions { condition fromStep { name } toStep { name } }
+        name steps { name statuses { name } } transitions { condition fromStep { name } toStep {
+          name } }
     } } } }"""
     with CaptureQueriesContext(connection) as queries:
         data = as_admin.data(query)

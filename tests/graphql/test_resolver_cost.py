@@ -26,8 +26,10 @@ PATHS = {
     "WorkflowInstance": "workflowInstances(first: $n) { edges { node { %s } } }",
     "Workflow": "workflowInstances(first: $n) { edges { node { workflow { %s } } } }",
     "WorkflowStep": "workflowInstances(first: $n) { edges { node { currentStep { %s } } } }",
-    "WorkflowStepStatus": "workflowInstances(first: $n) { edges { node { currentStepStatus { %s } } } }",
-    "WorkflowInstanceActions": "workflowInstances(first: $n) { edges { node { viewerCan { %s } } } }",
+    "WorkflowStepStatus": "workflowInstances(first: $n) { edges { node { currentStepStatus { %s } "
+    "} } }",
+    "WorkflowInstanceActions": "workflowInstances(first: $n) { edges { node { viewerCan { %s } } "
+    "} }",
     "WorkflowEvent": "workflowEvents(first: $n) { edges { node { %s } } }",
     "WorkflowTransition": "workflowEvents(first: $n) { edges { node { transition { %s } } } }",
     "User": "workflowEvents(first: $n) { edges { node { actor { %s } } } }",
@@ -110,8 +112,8 @@ def test_no_field_runs_sql_per_object(as_viewer, pages, query):
 def test_available_statuses_next_to_the_current_steps_counts_answers(as_viewer, pages):
     """#17 item 10: this answered INTERNAL_SERVER_ERROR (a prefetch lookup conflict)."""
     query = (
-        "{ workflowInstances(first: 1) { edges { node { availableStatuses { name } "
-        "currentStep { instanceCounts { total } } } } } }"
+        "{ workflowInstances(first: 1) { edges { node { availableStatuses { name } currentStep { "
+        "instanceCounts { total } } } } } }"
     )
     [edge] = as_viewer.data(query)["workflowInstances"]["edges"]
     assert [s["name"] for s in edge["node"]["availableStatuses"]] == [
@@ -136,7 +138,10 @@ TOGETHER = [
 
 @pytest.mark.parametrize("selection", TOGETHER)
 def test_fields_that_load_the_same_relation_can_be_selected_together(as_viewer, pages, selection):
-    query = f"query($n: Int!) {{ workflowInstances(first: $n) {{ edges {{ node {{ {selection} }} }} }} }}"
+    query = (
+        "query($n: Int!) "
+        f"{{ workflowInstances(first: $n) {{ edges {{ node {{ {selection} }} }} }} }}"
+    )
 
     def count(n: int) -> int:
         with CaptureQueriesContext(connection) as queries:
@@ -203,10 +208,12 @@ def test_a_diagram_follows_published_versions_and_renames(as_viewer, claim_workf
 # ------------------------------------------------------- a claimant: per-object permissions
 
 CLAIMANT_CASES = [
-    "workflowInstances(first: $n) { edges { node { viewerCan { statuses { name } hold cancel } } } }",
+    "workflowInstances(first: $n) { edges { node { viewerCan { statuses { name } hold cancel } } } "
+    "}",
     "workflowEvents(first: $n) { edges { node { instance { viewerCan { cancel } } } } }",
     "workflowEvents(first: $n) { edges { node { context } } }",
-    "workflowInstances(first: $n) { edges { node { history(first: 3) { edges { node { context } } } } } }",
+    "workflowInstances(first: $n) { edges { node { history(first: 3) { edges { node { context } } "
+    "} } } }",
 ]
 
 #: Queries per object that a case may still run (none: under the default rule the instance's

@@ -52,7 +52,8 @@ CAN = """query Can($id: ID!) {
 
 EVENTS_PAGE = """query Events($first: Int!) {
   workflowInstances(first: $first) {
-    edges { node { id viewerCan { statuses { name } hold cancel } history(first: 5) { edges { node { id context } } } } }
+    edges { node { id viewerCan { statuses { name } hold cancel } history(first: 5) { edges { node
+      { id context } } } } }
   }
 }"""
 
@@ -141,7 +142,10 @@ def test_the_stored_context_is_shown_only_to_who_may_view_the_object(demo, setti
     document = Document.objects.create(amount=Decimal("5"))
     instance = services.start_workflow_instance("Documents", document)
     services.update_workflow_step_status(instance, "Submitted", {"secret": "s3cr3t"})
-    query = """query($id: ID!) { workflowInstance(id: $id) { history(first: 10) { edges { node { kind context } } } } }"""
+    query = (
+        "query($id: ID!) { workflowInstance(id: $id) { history(first: 10) { edges { node { kind "
+        "context } } } } }"
+    )
     variables = {"id": gid("WorkflowInstance", instance.pk)}
     reader = make_user("reader", "django_steps.view_workflowinstance")
     # The default rule: who may not view the document does not see its instance at all.
@@ -237,7 +241,7 @@ def test_a_claimant_submits_and_withdraws_their_own_claim_but_not_another(demo):
     assert withdrawn["state"] == "CANCELLED"
 
 
-def test_starting_on_a_model_the_workflow_does_not_list_is_refused_the_same_whether_or_not_it_exists(
+def test_starting_on_a_model_the_workflow_does_not_list_is_refused_the_same_whether_or_not_it_exists(  # noqa: E501
     demo,
 ):
     demo_user = demo[

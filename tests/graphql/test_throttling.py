@@ -17,7 +17,10 @@ from django.utils import timezone
 from . import operations as ops
 from .conftest import GQL, make_user
 
-LOGIN = 'mutation { login(username: "%s", password: "%s") { __typename ... on User { username } ... on OperationInfo { messages { kind code message } } } }'
+LOGIN = (
+    'mutation { login(username: "%s", password: "%s") { __typename ... on User { username } '
+    "... on OperationInfo { messages { kind code message } } } }"
+)
 
 
 def login(gql: GQL, username: str, password: str) -> dict:

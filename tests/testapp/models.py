@@ -17,11 +17,20 @@ class Document(models.Model):
     reference = models.UUIDField(default=uuid.uuid4)
     urgent = models.BooleanField(default=False)
 
+    def __str__(self) -> str:
+        return self.title
+
 
 class UUIDThing(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     name = models.CharField(max_length=50, default="thing")
 
+    def __str__(self) -> str:
+        return self.name
+
 
 class CodeThing(models.Model):
     code = models.CharField(max_length=40, primary_key=True)
+
+    def __str__(self) -> str:
+        return self.code

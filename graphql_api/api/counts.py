@@ -1,0 +1,89 @@
+"""``instanceCounts`` of workflows and steps: the per-state instance counts the viewer may see,
+annotated onto the query that loads the rows (the type and the helpers that count)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from strawberry.types import Info
+
+from django_steps import authorization, models
+from django_steps.choices import InstanceState
+from graphql_api.security import permissions
+
+# -- Dashboard aggregates ----------------------------------------------------------------------
+# ``instanceCounts`` on a workflow and on a step: one correlated COUNT per state, added to the
+# query that loads the workflows (or their steps) through the optimizer's ``annotate`` hint, so a
+# dashboard header costs the same SQL whatever the number of workflows, steps or instances (the
+# index ``django_steps_inst_wf_state`` serves the workflow counts). The counts cover the instances
+# the viewer may see: the visibility rule filters them inside the subquery. Loaded any other way
+# (a mutation payload), a workflow or step counts with one grouped query.
+
+_STATES = {
+    "active": InstanceState.ACTIVE,
+    "on_hold": InstanceState.ON_HOLD,
+    "completed": InstanceState.COMPLETED,
+    "cancelled": InstanceState.CANCELLED,
+}
+
+
+def visible_rows(info: Info, **lookups: Any) -> QuerySet:
+    rows = models.WorkflowInstance.objects.filter(**lookups).order_by()
+    return authorization.visible_instances(permissions.current_user(info), rows)
+
+
+def count_annotations(outer: str, prefix: str) -> dict[str, Any]:
+    """``{annotation: callable(info) -> expression}``: the visible instances per state whose
+    ``outer`` (``workflow`` or ``current_step``) is the annotated row."""
+
+    def count(state: str):
+        def expression(info: Info) -> Coalesce:
+            rows = visible_rows(info, **{outer: OuterRef("pk"), "state": state})
+            counted = rows.values(outer).annotate(n=Count("pk")).values("n")
+            return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+        return expression
+
+    return {f"{prefix}{name}": count(state) for name, state in _STATES.items()}
+
+
+def counts(root: Any, info: Info, outer: str, prefix: str) -> WorkflowInstanceCountsType:
+    names = [f"{prefix}{name}" for name in _STATES]
+    if all(hasattr(root, name) for name in names):
+        found = {name: getattr(root, f"{prefix}{name}") for name in _STATES}
+    else:  # not loaded through the optimizer: one grouped query
+        per_state = dict(
+            visible_rows(info, **{outer: root.pk})
+            .values_list("state")
+            .annotate(n=Count("pk"))
+            .values_list("state", "n")
+        )
+        found = {name: per_state.get(state, 0) for name, state in _STATES.items()}
+    return WorkflowInstanceCountsType(total=sum(found.values()), **found)
+
+
+WORKFLOW_COUNTS = "_steps_wf_count_"
+STEP_COUNTS = "_steps_step_count_"
+
+
+@strawberry.type(
+    name="WorkflowInstanceCounts",
+    description=(
+        "How many instances the viewer may see, by state (for a workflow: all its instances; for a "
+        "step: those whose current step it is). Counted in the query that loads the workflows or "
+        "steps."
+    ),
+)
+class WorkflowInstanceCountsType:
+    total: int = strawberry.field(description="All of them (the sum of the four states).")
+    active: int = strawberry.field(description="State `ACTIVE`.")
+    on_hold: int = strawberry.field(description="State `ON_HOLD`.")
+    completed: int = strawberry.field(
+        description="State `COMPLETED` (on a step: completed on it, a final step)."
+    )
+    cancelled: int = strawberry.field(
+        description="State `CANCELLED` (on a step: cancelled while on it)."
+    )
