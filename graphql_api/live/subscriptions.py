@@ -7,11 +7,11 @@ outside the replay window) on both WebSocket protocols. The replay reads only th
 user may see, filtered in SQL (:func:`visible_to`). A well-formed cursor past the newest event
 is not refused (that answer would let a binary search find the newest cursor of the whole
 history, i.e. everyone's activity): it counts as the newest event the user may see
-(:func:`resume_cursor`), so it behaves exactly like any cursor after their last event. The stream itself (replay,
-live, gap fill, outage recovery, and the choice of cursor) is :mod:`graphql_api.live.streams`. An
-event whose message would be too large for the socket ends the subscription with
-``EVENT_TOO_LARGE`` and the event's cursor (:mod:`graphql_api.live.routing`; the event being sent is
-named by :data:`sending_event`).
+(:func:`resume_cursor`), so it behaves exactly like any cursor after their last event. The
+stream itself (replay, live, gap fill, outage recovery, and the choice of cursor) is
+:mod:`graphql_api.live.streams`. An event whose message would be too large for the socket ends
+the subscription with ``EVENT_TOO_LARGE`` and the event's cursor (:mod:`graphql_api.live.adapter`;
+the event being sent is named by :data:`sending_event`).
 
 Access while the stream runs
 ============================
@@ -114,7 +114,8 @@ def resolve_stream(
 
 
 def visible_to(user):
-    """The SQL filter of the events ``user`` may see (for :func:`~graphql_api.live.streams.stream_events`)."""
+    """The SQL filter of the events ``user`` may see (for
+    :func:`~graphql_api.live.streams.stream_events`)."""
     return lambda queryset: authorization.visible_events(user, queryset)
 
 
@@ -243,17 +244,18 @@ async def _guarded(
 class Subscription:
     @strawberry.subscription(
         description=(
-            "Every change committed to workflow instances the viewer may see, as it happens, in commit order: "
-            "one instance (`instanceId`), one workflow (`workflowName`), or, with neither, all of them. Needs "
-            "`view_workflowinstance`. With `after` (the `cursor` of the last event a client received), "
-            "the stored events after it are replayed first and live ones follow, with no gap and no "
-            "duplicate, so a reconnecting client misses nothing. Events are sent only once their "
-            "transaction has committed. Ends with PERMISSION_DENIED once the viewer logs out, is deactivated "
-            "or loses the permission, and with EVENT_TOO_LARGE (the event's `cursor` in `extensions`) when an "
-            "event is too large for one WebSocket message: read it and what follows with `workflowEvents`, "
-            "then subscribe again with `after`. With `after`, only the events the viewer may see are read; "
-            "a cursor with more than `SUBSCRIPTION_REPLAY_WINDOW` such events after it is refused with "
-            "CURSOR_TOO_OLD: catch up with `workflowEvents` first."
+            "Every change committed to workflow instances the viewer may see, as it happens, in "
+            "commit order: one instance (`instanceId`), one workflow (`workflowName`), or, with "
+            "neither, all of them. Needs `view_workflowinstance`. With `after` (the `cursor` of "
+            "the last event a client received), the stored events after it are replayed first and "
+            "live ones follow, with no gap and no duplicate, so a reconnecting client misses "
+            "nothing. Events are sent only once their transaction has committed. Ends with "
+            "PERMISSION_DENIED once the viewer logs out, is deactivated or loses the permission, "
+            "and with EVENT_TOO_LARGE (the event's `cursor` in `extensions`) when an event is too "
+            "large for one WebSocket message: read it and what follows with `workflowEvents`, "
+            "then subscribe again with `after`. With `after`, only the events the viewer may see "
+            "are read; a cursor with more than `SUBSCRIPTION_REPLAY_WINDOW` such events after it "
+            "is refused with CURSOR_TOO_OLD: catch up with `workflowEvents` first."
         )
     )
     async def workflow_instance_events(
