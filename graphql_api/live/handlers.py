@@ -109,11 +109,12 @@ def _check_failed() -> GraphQLError:
 async def _prepare_operation(scope: dict) -> bool:
     """Run in the operation's task before it executes: its own ledger, the socket's user as of
     now. False (logged) when the user could not be checked."""
+    from graphql_api.live import socket_auth
     from graphql_api.security import permissions
 
     permissions.begin_socket_operation()
     try:
-        await permissions.refresh_socket_user(scope)
+        await socket_auth.refresh_socket_user(scope)
     except Exception:
         logger.exception("Could not check the user of a WebSocket before an operation")
         return False

@@ -51,7 +51,7 @@ from django_steps import authorization, history
 from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance
 from graphql_api.api.ids import parse_global_id
 from graphql_api.api.types import WorkflowEventType
-from graphql_api.live import revocation
+from graphql_api.live import revocation, socket_auth
 from graphql_api.live.streams import (
     CursorTooOld,
     InvalidCursor,
@@ -169,19 +169,19 @@ class Access:
     def __init__(self, info: Info, user: Any) -> None:
         self.user_pk = user.pk
         self.session_key = _session_key(info)
-        self.ttl = permissions.recheck_seconds()
+        self.ttl = socket_auth.recheck_seconds()
         self.user = user
 
     async def check_user(self) -> None:
         """Raise ``PERMISSION_DENIED`` once the user may no longer read instances (the user is
-        read again as for every operation on a socket: :func:`permissions.user_now`; at once,
+        read again as for every operation on a socket: :func:`socket_auth.user_now`; at once,
         whatever the interval, after a revocation: :mod:`graphql_api.live.revocation`)."""
         if revocation.session_ended(self.session_key):
             raise query_error(PERMISSION_DENIED, _DENIED)
-        # After a pushed change the decisions below are taken again (permissions.Decisions).
-        user = await permissions.user_now(self.user_pk, self.session_key)
+        # After a pushed change the decisions below are taken again (socket_auth.Decisions).
+        user = await socket_auth.user_now(self.user_pk, self.session_key)
         if user is not None:
-            may_read = await permissions.DECISIONS.get(
+            may_read = await socket_auth.DECISIONS.get(
                 ("may-read", self.user_pk, self.session_key),
                 self.ttl,
                 lambda: authorization.may_read_instances(user),
@@ -200,7 +200,7 @@ class Access:
                 user, WorkflowInstance.objects.filter(pk=instance_id)
             ).exists()
 
-        return await permissions.DECISIONS.get(
+        return await socket_auth.DECISIONS.get(
             ("instance", self.user_pk, self.session_key, instance_id), self.ttl, compute
         )
 
