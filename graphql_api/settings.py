@@ -43,6 +43,13 @@ DEFAULTS: dict[str, Any] = {
     "WEBSOCKET_SEND_TIMEOUT": 20.0,
     # Seconds between the server's keep-alive pings on a GraphQL WebSocket.
     "WEBSOCKET_KEEP_ALIVE_SECONDS": 15,
+    # Event streams (graphql_api/live/streams.py): seconds between catch-up reads of the history,
+    # and between retries while the channel layer is down; events a slow stream may have
+    # waiting; most events a replay sends before going live (a false value: no limit).
+    "SUBSCRIPTION_CATCH_UP_SECONDS": 5.0,
+    "SUBSCRIPTION_RETRY_SECONDS": 0.5,
+    "SUBSCRIPTION_BUFFER": 10_000,
+    "SUBSCRIPTION_REPLAY_WINDOW": 10_000,
 }
 
 
