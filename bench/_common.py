@@ -97,7 +97,7 @@ def drop_scratch_databases() -> None:
         admin_url, name = _SCRATCH.pop()
         try:
             with psycopg.connect(admin_url, autocommit=True) as conn:
-                for attempt in range(50):
+                for _attempt in range(50):
                     try:
                         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
                         break
@@ -221,5 +221,6 @@ def emit(rows: list[dict], as_json: bool, title: str) -> None:
             extra = f"  (vs {row.get('floor', row.get('peer'))}, ratio {row.get('ratio')})"
         met = "" if row.get("met") is None else ("  met" if row["met"] else "  NOT met")
         print(
-            f"  {row['figure']}: {row['value']} {row.get('unit', '')}{extra}  target {row.get('target', '-')}{met}"
+            f"  {row['figure']}: {row['value']} {row.get('unit', '')}{extra}  "
+            f"target {row.get('target', '-')}{met}"
         )

@@ -272,7 +272,8 @@ def bench(quick: bool, backend: str) -> list[dict]:
             met=ratio <= target,
         ),
         row(
-            f"advancing update with the {receivers} connected workflow_event_committed receiver(s) vs engine only",
+            f"advancing update with the {receivers} connected workflow_event_committed "
+            "receiver(s) vs engine only",
             round(with_receivers * 1e6, 1),
             "µs",
             floor=round(advancing * 1e6, 1),
@@ -338,9 +339,12 @@ def table(rows: list[dict]) -> str:
     headers = ["figure", "value", "unit", "floor", "ratio", "target", "met"]
     body = [[fmt(r[h]) if h != "figure" else r[h] for h in headers] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *body, strict=False)]
-    line = lambda cells: (
-        "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)) + " |"
-    )
+
+    def line(cells):
+        return (
+            "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)) + " |"
+        )
+
     return "\n".join(
         [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)]
     )

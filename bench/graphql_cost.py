@@ -215,7 +215,8 @@ def resolver_work_rows(client, settings) -> list[dict]:
     warm, codes = timed(MERMAID_ALIASES, {"MAX_COST": 0})
     rows.append(
         {
-            "figure": "the same, cost limit off (diagrams cached per definition) vs `workflow { name }`",
+            "figure": "the same, cost limit off (diagrams cached per definition) "
+            "vs `workflow { name }`",
             "value": round(warm * 1000, 1),
             "unit": "ms",
             "floor": round(floor * 1000, 1),

@@ -169,7 +169,8 @@ def server(python: Path, app: str, env_extra: dict, log: Path):
 
 
 class Browser:
-    """One keep-alive connection, the session cookie and the CSRF token, as a browser app sends them."""
+    """One keep-alive connection, the session cookie and the CSRF token, as a browser app sends
+    them."""
 
     def __init__(self, port: int, session: str) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -355,7 +356,8 @@ def main() -> None:
         ) as (peer_port, peer_pid),
     ):
         print(
-            f"# servers: ours pid {ours_pid} port {ours_port}, graphene-django pid {peer_pid} port {peer_port}",
+            f"# servers: ours pid {ours_pid} port {ours_port}, "
+            f"graphene-django pid {peer_pid} port {peer_port}",
             file=sys.stderr,
         )
         ours, theirs = Browser(ours_port, session), Browser(peer_port, session)
@@ -401,7 +403,8 @@ def main() -> None:
             q1, _, q3 = statistics.quantiles(per_round, n=4)
             rows.append(
                 {
-                    "figure": f"page of {size} over HTTP (uvicorn, session + CSRF, same permission work): ours vs "
+                    "figure": f"page of {size} over HTTP "
+                    "(uvicorn, session + CSRF, same permission work): ours vs "
                     f"graphene-django, {rounds[size]} alternating rounds",
                     "value": round(a * 1000, 2),
                     "unit": "ms",
@@ -413,7 +416,8 @@ def main() -> None:
             )
             rows.append(
                 {
-                    "figure": f"page of {size} over HTTP: per-round ratio ours/graphene-django, median [interquartile range]",
+                    "figure": f"page of {size} over HTTP: per-round ratio ours/graphene-django, "
+                    "median [interquartile range]",
                     "value": f"{statistics.median(per_round):.2f} [{q1:.2f}-{q3:.2f}]",
                 }
             )

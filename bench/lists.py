@@ -47,10 +47,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import emit, scratch_database
 
 LIST = """query Page($first: Int!) { workflowInstances(first: $first) {
-  edges { node { id state version workflow { name } currentStep { name } currentStepStatus { name } } }
+  edges { node { id state version workflow { name } currentStep { name }
+  currentStepStatus { name } } }
   pageInfo { hasNextPage endCursor } } }"""
 LIST_COUNT = """query Page($first: Int!) { workflowInstances(first: $first) { totalCount
-  edges { node { id state version workflow { name } currentStep { name } currentStepStatus { name } } }
+  edges { node { id state version workflow { name } currentStep { name }
+  currentStepStatus { name } } }
   pageInfo { hasNextPage endCursor } } }"""
 HISTORY = """query History($id: ID!, $after: String) { workflowInstance(id: $id) { id
   history(first: 10, after: $after) { edges { cursor node { id kind sequence createdAt } }
@@ -61,7 +63,8 @@ COUNTS = """query Counts { workflows(first: 20) { edges { node { name
 DASHBOARD = """query Dashboard($first: Int!) { workflowInstances(first: $first) { edges { node {
   id state version currentStep { name }
   lastEvent { id kind sequence createdAt }
-  history(first: 10) { edges { node { id kind sequence createdAt } } pageInfo { hasNextPage } } } } } }"""
+  history(first: 10) { edges { node { id kind sequence createdAt } }
+  pageInfo { hasNextPage } } } } } }"""
 
 EVENTS_PER_INSTANCE = [1, 2, 3, 3, 4, 5, 12]  # 4.3 on average; some have more than a page of 10
 TARGET = 2.0
@@ -325,7 +328,8 @@ def main() -> None:
     rows: list[dict] = [
         {
             "figure": "tables: instances / events (small, large)",
-            "value": f"{counts['default'][0]:,} / {counts['default'][1]:,}; {counts['large'][0]:,} / {counts['large'][1]:,}",
+            "value": f"{counts['default'][0]:,} / {counts['default'][1]:,}; "
+            f"{counts['large'][0]:,} / {counts['large'][1]:,}",
         },
     ]
     label = f"{counts['large'][0]:,} vs {counts['default'][0]:,} instances"
@@ -510,7 +514,8 @@ def main() -> None:
         rows.append(row)
     rows.append(
         {
-            "figure": "page with lastEvent + history(first: 10) each: SQL queries for 10 / 100 instances",
+            "figure": "page with lastEvent + history(first: 10) each: "
+            "SQL queries for 10 / 100 instances",
             "value": f"{dashboard_counts[10]} / {dashboard_counts[100]}",
             "target": "constant in page size",
             "met": dashboard_counts[10] == dashboard_counts[100],

@@ -43,7 +43,10 @@ mutation Update($input: UpdateWorkflowStepStatusInput!) {
 }
 """
 VERSION = "query V($id: ID!) { workflowInstance(id: $id) { version } }"
-LOGIN = "mutation L($u: String!, $p: String!) { login(username: $u, password: $p) { __typename ... on User { username } } }"
+LOGIN = (
+    "mutation L($u: String!, $p: String!) { login(username: $u, password: $p) "
+    "{ __typename ... on User { username } } }"
+)
 
 
 def free_port() -> int:

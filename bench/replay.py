@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench._common import emit, scratch_database
+from bench._common import emit, scratch_database  # noqa: E402 - after the path is set
 
 TARGET = 2.0
 SELECTION = "cursor kind sequence state instance { id version state }"
@@ -69,7 +69,8 @@ def setup(label: str) -> str:
 
 
 def bulk_events(instance, count: int) -> None:
-    """``count`` copies of ``instance``'s last event, each in its own slot after every stored one."""
+    """``count`` copies of ``instance``'s last event, each in its own slot after every stored
+    one."""
     from django.db import connection, transaction
     from django.db.models import Max
 

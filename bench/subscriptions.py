@@ -15,8 +15,9 @@ Every subscriber follows the workflow-wide stream, so every commit reaches every
 transaction just before it commits), the arrival time is taken when the client has parsed
 the message; the clients run in this process, so their own work counts against the latency.
 
-Database: a scratch PostgreSQL database (its own name, always dropped) when ``DATABASE_URL`` is PostgreSQL, else a temporary
-SQLite file. Redis: ``REDIS_URL`` if set, else a private ``redis-server`` on a free port.
+Database: a scratch PostgreSQL database (its own name, always dropped) when ``DATABASE_URL`` is
+PostgreSQL, else a temporary SQLite file. Redis: ``REDIS_URL`` if set, else a private
+``redis-server`` on a free port.
 
     python bench/subscriptions.py [--quick] [--json]
 """
@@ -298,7 +299,8 @@ class HorizonSampler:
         with psycopg.connect(url, autocommit=True) as conn:
             while not self._stop.is_set():
                 age = conn.execute(
-                    "SELECT COALESCE(EXTRACT(EPOCH FROM max(clock_timestamp() - xact_start)), 0) FROM pg_stat_activity "
+                    "SELECT COALESCE(EXTRACT(EPOCH FROM max(clock_timestamp() - xact_start)), 0) "
+                    "FROM pg_stat_activity "
                     "WHERE backend_xid IS NOT NULL AND datname <> current_database()"
                 ).fetchone()[0]
                 self.ages.append(float(age))
@@ -489,9 +491,10 @@ def rows_for(
         *(
             [
                 {
-                    "figure": f"{label}, other databases of the cluster: oldest transaction holding an xid (max; share of "
-                    "samples over 250 ms)",
-                    "value": f"{result['horizon']['max']:.2f} s; {result['horizon']['over'] * 100:.1f} %",
+                    "figure": f"{label}, other databases of the cluster: "
+                    "oldest transaction holding an xid (max; share of samples over 250 ms)",
+                    "value": f"{result['horizon']['max']:.2f} s; "
+                    f"{result['horizon']['over'] * 100:.1f} %",
                 }
             ]
             if result.get("horizon")
@@ -552,7 +555,8 @@ def main() -> int:
         for row in rows:
             met = "" if row.get("met") is None else ("  met" if row["met"] else "  NOT met")
             print(
-                f"  {row['figure']:<70} {row['value']!s:>9} {row.get('unit', '')}  {row.get('target', '')}{met}"
+                f"  {row['figure']:<70} {row['value']!s:>9} {row.get('unit', '')}  "
+                f"{row.get('target', '')}{met}"
             )
     return 0
 

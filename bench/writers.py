@@ -103,7 +103,8 @@ class LockSampler:
             while not self._stop.is_set() and time.perf_counter() < end:
                 waiting, rows, active = conn.execute(
                     "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), "
-                    "count(*) FILTER (WHERE wait_event_type = 'Lock' AND wait_event IN ('tuple', 'transactionid')), "
+                    "count(*) FILTER (WHERE wait_event_type = 'Lock' "
+                    "AND wait_event IN ('tuple', 'transactionid')), "
                     "count(*) FILTER (WHERE state = 'active') "
                     "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
                     [self.dbname],
@@ -129,7 +130,8 @@ def main() -> None:
             [
                 {
                     "figure": "writers: changes/s with 1-8 threads vs a plain UPDATE",
-                    "value": "needs PostgreSQL (DATABASE_URL=postgres://…); SQLite writes one transaction at a time",
+                    "value": "needs PostgreSQL (DATABASE_URL=postgres://…); "
+                    "SQLite writes one transaction at a time",
                     "target": "engine 8/1-thread scaling >= 80 % of the floor's",
                 }
             ],
@@ -180,7 +182,8 @@ def main() -> None:
         f, e = cps[("floor", threads)], cps[("engine", threads)]
         rows.append(
             {
-                "figure": f"{threads} thread(s), separate rows: plain single-row UPDATE (floor) changes/s",
+                "figure": f"{threads} thread(s), separate rows: "
+                "plain single-row UPDATE (floor) changes/s",
                 "value": round(f),
                 "unit": "1/s",
             }
@@ -221,7 +224,8 @@ def main() -> None:
         )
         rows.append(
             {
-                "figure": f"engine, {top} threads: backends waiting on any lock, incl. relation extension (mean / max)",
+                "figure": f"engine, {top} threads: backends waiting on any lock, "
+                "incl. relation extension (mean / max)",
                 "value": f"{statistics.mean(sampler.samples):.2f} / {max(sampler.samples)}",
                 "unit": "backends",
             }

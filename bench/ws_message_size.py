@@ -2,14 +2,15 @@
 
     python bench/ws_message_size.py [--quick] [--json]
 
-Every ``next``/``data`` message goes through ``graphql_api.live.routing.SizeLimitedWebSocketAdapter``
-(serialise, compare the text's length with ``WEBSOCKET_MAX_MESSAGE_SIZE``, send) instead of
-strawberry's ``ChannelsWebSocketAdapter`` (serialise, send). Both are driven here the way a
-subscription drives them: the real ``WorkflowGraphQLWSConsumer`` (its Channels ``send``, with
-the ASGI send replaced by a no-op), each socket serialising its own copy of a shared result.
-Messages: one event as the dashboard's ``InstanceEvents`` selects it (about 1.3 KB), and one with
-a 60 KB context. The subscription also sets a context variable per event (the event the guard
-names when a message is too large): timed on its own.
+Every ``next``/``data`` message goes through
+``graphql_api.live.adapter.SizeLimitedWebSocketAdapter`` (serialise, compare the text's length with
+``WEBSOCKET_MAX_MESSAGE_SIZE``, send) instead of strawberry's ``ChannelsWebSocketAdapter``
+(serialise, send). Both are driven here the way a subscription drives them: the real
+``WorkflowGraphQLWSConsumer`` (its Channels ``send``, with the ASGI send replaced by a no-op), each
+socket serialising its own copy of a shared result. Messages: one event as the dashboard's
+``InstanceEvents`` selects it (about 1.3 KB), and one with a 60 KB context. The subscription also
+sets a context variable per event (the event the guard names when a message is too large): timed on
+its own.
 
 Each round sends a batch through each adapter, in alternating order; CPU time of this thread,
 garbage collector paused; the ratio of the median batches is the overhead (target ≤ 1.05).

@@ -11,8 +11,9 @@ Publishing never blocks the writer and never creates an event loop per event (``
 did both: ~0.4 ms per change). The receiver runs in the committing thread, which is
 synchronous; the message is handed to a running event loop and sent there:
 
-* in a server process with live subscriptions, the loop of its :class:`~graphql_api.live.streams.EventHub`
-  (the in-memory channel layer is only safe to use from the loop its receivers wait on);
+* in a server process with live subscriptions, the loop of its
+  :class:`~graphql_api.live.hub.EventHub` (the in-memory channel layer is only safe to use
+  from the loop its receivers wait on);
 * anywhere else (a WSGI worker, a management command, a script), one background thread per
   process that runs a loop of its own, started on first use.
 """
@@ -30,7 +31,7 @@ from django_steps.models import WorkflowEvent
 from django_steps.signals import workflow_event_committed
 from graphql_api.live import streams
 
-logger = logging.getLogger("graphql_api.live.events")
+logger = logging.getLogger("graphql_api.events")
 
 __all__ = ["connect", "publish_event"]
 

@@ -40,7 +40,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from graphql_api.live import streams
 
-logger = logging.getLogger("graphql_api.live.revocation")
+logger = logging.getLogger("graphql_api.revocation")
 
 __all__ = ["MESSAGE_TYPE", "connect", "revoke", "session_ended", "user_epoch"]
 

@@ -7,11 +7,11 @@ outside the replay window) on both WebSocket protocols. The replay reads only th
 user may see, filtered in SQL (:func:`visible_to`). A well-formed cursor past the newest event
 is not refused (that answer would let a binary search find the newest cursor of the whole
 history, i.e. everyone's activity): it counts as the newest event the user may see
-(:func:`resume_cursor`), so it behaves exactly like any cursor after their last event. The stream itself (replay,
-live, gap fill, outage recovery, and the choice of cursor) is :mod:`graphql_api.live.streams`. An
-event whose message would be too large for the socket ends the subscription with
-``EVENT_TOO_LARGE`` and the event's cursor (:mod:`graphql_api.live.routing`; the event being sent is
-named by :data:`sending_event`).
+(:func:`resume_cursor`), so it behaves exactly like any cursor after their last event. The
+stream itself (replay, live, gap fill, outage recovery, and the choice of cursor) is
+:mod:`graphql_api.live.streams`. An event whose message would be too large for the socket ends
+the subscription with ``EVENT_TOO_LARGE`` and the event's cursor (:mod:`graphql_api.live.adapter`;
+the event being sent is named by :data:`sending_event`).
 
 Access while the stream runs
 ============================
@@ -51,7 +51,7 @@ from django_steps import authorization, history
 from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance
 from graphql_api.api.ids import parse_global_id
 from graphql_api.api.types import WorkflowEventType
-from graphql_api.live import revocation
+from graphql_api.live import revocation, socket_auth
 from graphql_api.live.streams import (
     CursorTooOld,
     InvalidCursor,
@@ -114,7 +114,8 @@ def resolve_stream(
 
 
 def visible_to(user):
-    """The SQL filter of the events ``user`` may see (for :func:`~graphql_api.live.streams.stream_events`)."""
+    """The SQL filter of the events ``user`` may see (for
+    :func:`~graphql_api.live.streams.stream_events`)."""
     return lambda queryset: authorization.visible_events(user, queryset)
 
 
@@ -168,19 +169,19 @@ class Access:
     def __init__(self, info: Info, user: Any) -> None:
         self.user_pk = user.pk
         self.session_key = _session_key(info)
-        self.ttl = permissions.recheck_seconds()
+        self.ttl = socket_auth.recheck_seconds()
         self.user = user
 
     async def check_user(self) -> None:
         """Raise ``PERMISSION_DENIED`` once the user may no longer read instances (the user is
-        read again as for every operation on a socket: :func:`permissions.user_now`; at once,
+        read again as for every operation on a socket: :func:`socket_auth.user_now`; at once,
         whatever the interval, after a revocation: :mod:`graphql_api.live.revocation`)."""
         if revocation.session_ended(self.session_key):
             raise query_error(PERMISSION_DENIED, _DENIED)
-        # After a pushed change the decisions below are taken again (permissions.Decisions).
-        user = await permissions.user_now(self.user_pk, self.session_key)
+        # After a pushed change the decisions below are taken again (socket_auth.Decisions).
+        user = await socket_auth.user_now(self.user_pk, self.session_key)
         if user is not None:
-            may_read = await permissions.DECISIONS.get(
+            may_read = await socket_auth.DECISIONS.get(
                 ("may-read", self.user_pk, self.session_key),
                 self.ttl,
                 lambda: authorization.may_read_instances(user),
@@ -199,7 +200,7 @@ class Access:
                 user, WorkflowInstance.objects.filter(pk=instance_id)
             ).exists()
 
-        return await permissions.DECISIONS.get(
+        return await socket_auth.DECISIONS.get(
             ("instance", self.user_pk, self.session_key, instance_id), self.ttl, compute
         )
 
@@ -243,17 +244,18 @@ async def _guarded(
 class Subscription:
     @strawberry.subscription(
         description=(
-            "Every change committed to workflow instances the viewer may see, as it happens, in commit order: "
-            "one instance (`instanceId`), one workflow (`workflowName`), or, with neither, all of them. Needs "
-            "`view_workflowinstance`. With `after` (the `cursor` of the last event a client received), "
-            "the stored events after it are replayed first and live ones follow, with no gap and no "
-            "duplicate, so a reconnecting client misses nothing. Events are sent only once their "
-            "transaction has committed. Ends with PERMISSION_DENIED once the viewer logs out, is deactivated "
-            "or loses the permission, and with EVENT_TOO_LARGE (the event's `cursor` in `extensions`) when an "
-            "event is too large for one WebSocket message: read it and what follows with `workflowEvents`, "
-            "then subscribe again with `after`. With `after`, only the events the viewer may see are read; "
-            "a cursor with more than `SUBSCRIPTION_REPLAY_WINDOW` such events after it is refused with "
-            "CURSOR_TOO_OLD: catch up with `workflowEvents` first."
+            "Every change committed to workflow instances the viewer may see, as it happens, in "
+            "commit order: one instance (`instanceId`), one workflow (`workflowName`), or, with "
+            "neither, all of them. Needs `view_workflowinstance`. With `after` (the `cursor` of "
+            "the last event a client received), the stored events after it are replayed first and "
+            "live ones follow, with no gap and no duplicate, so a reconnecting client misses "
+            "nothing. Events are sent only once their transaction has committed. Ends with "
+            "PERMISSION_DENIED once the viewer logs out, is deactivated or loses the permission, "
+            "and with EVENT_TOO_LARGE (the event's `cursor` in `extensions`) when an event is too "
+            "large for one WebSocket message: read it and what follows with `workflowEvents`, "
+            "then subscribe again with `after`. With `after`, only the events the viewer may see "
+            "are read; a cursor with more than `SUBSCRIPTION_REPLAY_WINDOW` such events after it "
+            "is refused with CURSOR_TOO_OLD: catch up with `workflowEvents` first."
         )
     )
     async def workflow_instance_events(

@@ -19,7 +19,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from graphql import ExecutionResult as GraphQLExecutionResult
@@ -53,46 +52,7 @@ from graphql_api.security.cost import (
 )
 from graphql_api.security.error_codes import TransportCode
 from graphql_api.security.errors import client_error, log_errors, should_mask
-
-DEFAULTS: dict[str, Any] = {
-    "GRAPHIQL": None,  # None: follow settings.DEBUG
-    "INTROSPECTION": None,  # None: follow settings.DEBUG
-    "MAX_DEPTH": 10,
-    "MAX_ALIASES": 30,
-    "MAX_TOKENS": 5000,
-    "MAX_PAGE_SIZE": 100,
-    "SUBSCRIPTION_RECHECK_SECONDS": 2.0,
-    "MAX_COST": 20_000,
-    "MAX_STRING_LENGTH": 100_000,
-    "MAX_INPUT_VALUES": 10_000,
-    "MAX_INPUT_DEPTH": 32,
-    # Anonymous callers' documents (graphql-core's validation of a few hundred fragments costs
-    # seconds of CPU): refused at parsing, before any validation rule runs.
-    "ANONYMOUS_MAX_TOKENS": 1000,
-    "ANONYMOUS_MAX_FRAGMENTS": 10,
-    # Wall-clock seconds a query or mutation may run (graphql_api/budget.py): then its SQL
-    # stops and it answers TIMEOUT, without data. A false value turns the budget off.
-    "MAX_SECONDS": 10.0,
-    # Bytes of one result message over WebSocket; over it the operation ends with
-    # EVENT_TOO_LARGE / RESULT_TOO_LARGE (graphql_api/routing.py). Keep it below the server's
-    # frame limit (daphne: 1 MiB). A false value turns the check off.
-    "WEBSOCKET_MAX_MESSAGE_SIZE": 512 * 1024,
-    # Operations running at once on one WebSocket, and WebSockets open at once per user (per
-    # server process): see graphql_api/routing.py.
-    "WEBSOCKET_MAX_OPERATIONS": 10,
-    "WEBSOCKET_MAX_CONNECTIONS_PER_USER": 10,
-    # A reader too slow is closed with CONSUMER_TOO_SLOW (graphql_api/routing.py): more than
-    # this many bytes sent and not acknowledged by a pong (graphql-transport-ws), or one send
-    # blocked this many seconds (servers with back-pressure). A false value turns each off.
-    "WEBSOCKET_SEND_WINDOW": 4 * 1024 * 1024,
-    "WEBSOCKET_SEND_TIMEOUT": 20.0,
-}
-
-
-def graphql_setting(name: str) -> Any:
-    """A key of ``settings.DJANGO_STEPS_GRAPHQL``, read at call time (tests may override it)."""
-    value = getattr(settings, "DJANGO_STEPS_GRAPHQL", {}).get(name, DEFAULTS.get(name))
-    return settings.DEBUG if value is None and name in ("GRAPHIQL", "INTROSPECTION") else value
+from graphql_api.settings import DEFAULTS, graphql_setting  # noqa: F401 (re-exported)
 
 
 class IntrospectionSwitch(SchemaExtension):

@@ -30,7 +30,7 @@ Over a WebSocket
     mutation, subscription) runs in the event loop, where no ORM call may run.
 
     * **The user is the socket's user as of now.** Before each operation the protocol handler
-      (:mod:`graphql_api.live.routing`) calls :func:`refresh_socket_user`: the user is read again
+      (:mod:`graphql_api.live.handlers`) calls :func:`refresh_socket_user`: the user is read again
       through the socket's session (a logout deletes it, a password change invalidates its
       hash) and must still be active; otherwise the socket is anonymous from then on (queries
       see nothing, mutations are ``PERMISSION_DENIED``), exactly as an HTTP request with that
@@ -38,10 +38,11 @@ Over a WebSocket
       shared by every socket of the process (:class:`Decisions`), so a busy socket costs one
       check per interval, not one per operation. :func:`current_user` then reads the refreshed
       ``scope["user"]``: it stays the one place every resolver asks. Subscriptions keep
-      re-checking while they run (:mod:`graphql_api.live.subscriptions`), through the same decisions.
-      A mutation does not rely on that interval: it reads the user again at once
-      (:func:`recheck_socket_user`, one query in its worker thread), so no change is ever
-      written for a session that has ended.
+      re-checking while they run (:mod:`graphql_api.live.subscriptions`), through the same
+      decisions. These functions live in :mod:`graphql_api.live.socket_auth`. A mutation does
+      not rely on that interval: it reads the user again at once (:func:`recheck_socket_user`,
+      one query in its worker thread), so no change is ever written for a session that has
+      ended.
     * **Each operation has its own ledger** (:func:`begin_socket_operation`): what one
       operation proved visible is not trusted by the next, which may run for another user
       (``login`` / ``logout`` on the socket) or after the rule changed its answer.
@@ -56,19 +57,28 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from importlib import import_module
 from typing import Any
 
-from django.conf import settings
 from django.db.models import IntegerField, QuerySet, Value
 from strawberry.types import Info
 from strawberry_django.auth.utils import get_current_user
 
 from django_steps import authorization
 from django_steps.models import WorkflowInstance
+
+# The WebSocket users (moved to graphql_api.live.socket_auth), importable from here as before.
+from graphql_api.live.socket_auth import (  # noqa: F401
+    DECISIONS,
+    Decisions,
+    recheck_seconds,
+    recheck_socket_user,
+    refresh_socket_user,
+    reload_user,
+    socket_scope,
+    user_now,
+)
 
 VIEW_WORKFLOW = "django_steps.view_workflow"
 VIEW_INSTANCE = authorization.VIEW_INSTANCE
@@ -128,7 +138,7 @@ _operation_ledger: ContextVar[Ledger | None] = ContextVar(
 
 def begin_socket_operation() -> None:
     """Give the WebSocket operation of the current task its own ledger (call it in the
-    operation's task, before it executes: :mod:`graphql_api.live.routing` does)."""
+    operation's task, before it executes: :mod:`graphql_api.live.handlers` does)."""
     _operation_ledger.set(Ledger())
 
 
@@ -272,130 +282,3 @@ def visible_users(info: Info) -> QuerySet:
     if user.has_perm(f"{users.model._meta.app_label}.view_{users.model._meta.model_name}"):
         return users
     return users.filter(pk=user.pk)
-
-
-# --------------------------------------------------------------------------- WebSocket users
-
-
-def reload_user(user_pk: Any, session_key: str | None) -> Any:
-    """The user as the database and the session say now: None when the session ended (logout,
-    flushed, expired, password changed), the account is gone or inactive. Sync (a worker thread)."""
-    from django.contrib.auth import get_user, get_user_model
-
-    if session_key is None:
-        user = get_user_model()._default_manager.filter(pk=user_pk).first()
-    else:
-
-        class _Request:  # what django.contrib.auth.get_user reads
-            session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-
-        user = get_user(_Request())
-        if getattr(user, "pk", None) != user_pk:
-            return None
-    return user if user is not None and getattr(user, "is_active", False) else None
-
-
-class Decisions:
-    """Access decisions of this process, each kept ``ttl`` seconds and computed once (in a
-    worker thread) however many operations and subscriptions ask at the same time. Keys start
-    with ``(kind, user pk)``: a decision taken before a revocation pushed for that user
-    (:mod:`graphql_api.live.revocation`) is not used after it."""
-
-    def __init__(self) -> None:
-        self.kept: dict[tuple, tuple[float, Any, Any]] = {}
-        self.pending: dict[tuple, tuple[asyncio.Future, Any]] = {}
-
-    async def get(self, key: tuple, ttl: float, compute: Callable[[], Any]) -> Any:
-        from channels.db import database_sync_to_async
-
-        from graphql_api.live.revocation import user_epoch
-
-        epoch = user_epoch(key[1])
-        found = self.kept.get(key)
-        if found is not None and found[0] > time.monotonic() and found[2] == epoch:
-            return found[1]
-        pending = self.pending.get(key)
-        if pending is not None and pending[1] == epoch:
-            future = pending[0]
-        else:
-            future = asyncio.ensure_future(database_sync_to_async(compute)())
-            self.pending[key] = (future, epoch)
-            future.add_done_callback(lambda done: self._keep(key, ttl, done, epoch))
-        return await asyncio.shield(future)
-
-    def forget(self, *prefix: Any) -> None:
-        """Drop the kept decisions whose key starts with ``prefix`` (e.g. after a logout)."""
-        for key in [k for k in self.kept if k[: len(prefix)] == prefix]:
-            self.kept.pop(key, None)
-
-    def _keep(self, key: tuple, ttl: float, done: asyncio.Future, epoch: Any) -> None:
-        if self.pending.get(key, (None,))[0] is done:
-            del self.pending[key]
-        if not done.cancelled() and done.exception() is None:
-            if len(self.kept) > 50_000:
-                self.kept.clear()
-            self.kept[key] = (time.monotonic() + ttl, done.result(), epoch)
-
-
-DECISIONS = Decisions()
-
-
-def recheck_seconds() -> float:
-    from graphql_api.security.extensions import (
-        graphql_setting,  # not at import: extensions reads settings
-    )
-
-    return float(graphql_setting("SUBSCRIPTION_RECHECK_SECONDS"))
-
-
-async def user_now(user_pk: Any, session_key: str | None) -> Any:
-    """:func:`reload_user`, decided at most once per ``SUBSCRIPTION_RECHECK_SECONDS`` per
-    user and session for the whole process."""
-    return await DECISIONS.get(
-        ("user", user_pk, session_key), recheck_seconds(), lambda: reload_user(user_pk, session_key)
-    )
-
-
-async def refresh_socket_user(scope: dict) -> Any:
-    """Make ``scope["user"]`` the socket's user as of now (see the module docstring): the same
-    user re-read, or ``AnonymousUser`` once the session ended or the user was deactivated.
-    Called before each operation on a socket; an anonymous socket costs nothing."""
-    from django.contrib.auth.models import AnonymousUser
-
-    user = scope.get("user")
-    if user is None or not getattr(user, "is_authenticated", False):
-        return user
-    session_key = getattr(scope.get("session"), "session_key", None)
-    from graphql_api.live import revocation
-
-    if revocation.session_ended(session_key):
-        fresh = None
-    else:
-        fresh = await user_now(user.pk, session_key)
-    if scope.get("user") is user:  # not replaced meanwhile (login / logout on this socket)
-        scope["user"] = fresh if fresh is not None else AnonymousUser()
-    return scope["user"]
-
-
-def socket_scope(info: Info) -> dict | None:
-    """The scope of the WebSocket ``info``'s operation came over (None over HTTP)."""
-    context = info.context
-    consumer = context.get("ws") if isinstance(context, dict) else None
-    return getattr(consumer, "scope", None)
-
-
-def recheck_socket_user(info: Info) -> None:
-    """Before a change over a WebSocket: read the socket's user again *now*, not as decided up
-    to ``SUBSCRIPTION_RECHECK_SECONDS`` ago, so no write runs for a session that has ended.
-    Sync: the mutation's worker thread. Nothing to do over HTTP or for an anonymous socket."""
-    from django.contrib.auth.models import AnonymousUser
-
-    scope = socket_scope(info)
-    if scope is None:
-        return
-    user = scope.get("user")
-    if user is None or not getattr(user, "is_authenticated", False):
-        return
-    fresh = reload_user(user.pk, getattr(scope.get("session"), "session_key", None))
-    if scope.get("user") is user:
-        scope["user"] = fresh if fresh is not None else AnonymousUser()

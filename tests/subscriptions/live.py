@@ -24,9 +24,11 @@ ROOT = Path(__file__).resolve().parents[2]
 CSRF = "subscriptionstestcsrftoken000000"  # any 32 characters: cookie and header must match
 
 HOLD = """mutation Hold($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) {
-  __typename ... on WorkflowInstance { version state } ... on OperationInfo { messages { code } } } }"""
+  __typename ... on WorkflowInstance { version state }
+  ... on OperationInfo { messages { code } } } }"""
 RESUME = """mutation Resume($id: ID!) { resumeWorkflowInstance(input: {instanceId: $id}) {
-  __typename ... on WorkflowInstance { version state } ... on OperationInfo { messages { code } } } }"""
+  __typename ... on WorkflowInstance { version state }
+  ... on OperationInfo { messages { code } } } }"""
 
 
 def free_port() -> int:

@@ -133,7 +133,7 @@ async def test_a_live_event_too_large_ends_the_subscription_with_its_cursor(
     async with GraphQLSocket(application, protocol=protocol, session_key=viewer_session) as ws:
         sub = await ws.subscribe(BIG, instanceId=instance_gid(big))
         assert await ws.nothing_more(sub, 0.3)  # live now
-        with caplog.at_level(logging.WARNING, logger="graphql_api.live.routing"):
+        with caplog.at_level(logging.WARNING, logger="graphql_api.routing"):
             await run(services.set_workflow_on_hold)(big)
             error = await too_large(ws, sub)
         held = await run(last_cursor)(big)
@@ -163,7 +163,8 @@ async def test_a_live_event_too_large_ends_the_subscription_with_its_cursor(
         notes = [c["input"]["notes"] for c in contexts if c is not None]
         assert sum(n == "x" * NOTES for n in notes) == TRIES - 2
 
-        # ... and subscribes again after it: the next event arrives (a normal one, on the same socket).
+        # ... and subscribes again after it: the next event arrives (a normal one, on the same
+        # socket).
         again = await ws.subscribe(
             EVENTS, instanceId=instance_gid(big), after=feed["workflowEvents"]["cursor"]
         )
@@ -264,7 +265,10 @@ async def test_a_query_result_too_large_over_the_socket_is_reported(
 ):
     """graphql-transport-ws also carries queries: a result too large is RESULT_TOO_LARGE (no
     cursor), and the socket goes on."""
-    query = "query($id: ID!) { workflowInstance(id: $id) { history(last: 40) { edges { node { context } } } } }"
+    query = (
+        "query($id: ID!) { workflowInstance(id: $id) { "
+        "history(last: 40) { edges { node { context } } } } }"
+    )
     async with GraphQLSocket(application, session_key=viewer_session) as ws:
         op = await ws.subscribe(query, id=instance_gid(big))
         payload = await ws.result(op)
@@ -277,7 +281,7 @@ async def test_a_query_result_too_large_over_the_socket_is_reported(
         assert (await ws.result(op))["data"] == {"workflowInstance": {"state": "ACTIVE"}}
 
 
-# --------------------------------------------------------------------------- another schema's subscription
+# ------------------------------------------------------------- another schema's subscription
 
 
 def burst_schema():

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 run = database_sync_to_async
 
 FEED = """query Feed($after: String, $first: Int, $instanceId: ID, $workflowName: String) {
-  workflowEvents(after: $after, first: $first, instanceId: $instanceId, workflowName: $workflowName) {
+  workflowEvents(
+    after: $after, first: $first, instanceId: $instanceId, workflowName: $workflowName
+  ) {
     cursor
     pageInfo { hasNextPage }
     edges { cursor }

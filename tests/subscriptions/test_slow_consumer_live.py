@@ -108,7 +108,8 @@ async def test_a_reader_that_stops_is_closed_and_resumes_by_cursor(claim_workflo
         first = await asyncio.to_thread(
             graphql,
             port,
-            "query($id: ID!) { workflowEvents(instanceId: $id, first: 1) { edges { node { cursor } } } }",
+            "query($id: ID!) { workflowEvents(instanceId: $id, first: 1) "
+            "{ edges { node { cursor } } } }",
             session,
             id=instance_gid(instance),
         )

@@ -46,7 +46,8 @@ def _quick_recheck(settings):
 
 
 def http(session_key: str, query: str, variables: dict | None = None) -> dict:
-    """The operation over HTTP with the session cookie (what a browser tab of the same user sends)."""
+    """The operation over HTTP with the session cookie (what a browser tab of the same user
+    sends)."""
     client = Client()
     client.cookies["sessionid"] = session_key
     body = json.dumps({"query": query, "variables": variables or {}})
@@ -78,10 +79,13 @@ READ_INSTANCE = (
 #: Reads beyond the client's operations that go through other resolvers: `node` (a plain
 #: resolver; each type's is_type_of), `workflowEvents` with a nested node, `me`.
 EXTRA_READS = {
-    "node instance": "query($id: ID!) { node(id: $id) { id ... on WorkflowInstance { state viewerCan { hold } } } }",
-    "node event": "query($event: ID!) { node(id: $event) { id ... on WorkflowEvent { kind cursor instance { id } } } }",
+    "node instance": "query($id: ID!) { node(id: $id) { id "
+    "... on WorkflowInstance { state viewerCan { hold } } } }",
+    "node event": "query($event: ID!) { node(id: $event) { id "
+    "... on WorkflowEvent { kind cursor instance { id } } } }",
     "node hidden": "query($hidden: ID!) { node(id: $hidden) { id } }",
-    "events": "{ workflowEvents(first: 3) { cursor edges { cursor node { cursor instance { id } } } } }",
+    "events": "{ workflowEvents(first: 3) { cursor "
+    "edges { cursor node { cursor instance { id } } } } }",
     "history": "query($id: ID!) { workflowInstance(id: $id) { lastEvent { id context } "
     "history(first: 5) { edges { node { id context instance { id } } } } } }",
     "me": "{ me { username } }",
@@ -141,7 +145,8 @@ async def test_every_read_over_a_socket_answers_as_over_http(application, demo):
 
 
 async def test_every_mutation_over_a_socket_succeeds_once_and_answers_the_instance(
-    application, demo
+    application,
+    demo,  # noqa: F811 - the fixture imported above
 ):
     """As rita (a reviewer, not a superuser: she may hold and resume) and alice (the claimant: she
     may withdraw). Each successful
@@ -247,9 +252,13 @@ def _deactivate(user) -> None:
     User.objects.filter(pk=user.pk).update(is_active=False)
 
 
-UPDATE = """mutation($id: ID!) { updateWorkflowStepStatus(input: {instanceId: $id, statusName: "Draft"}) {
+UPDATE = """mutation($id: ID!) {
+  updateWorkflowStepStatus(input: {instanceId: $id, statusName: "Draft"}) {
   __typename ... on OperationInfo { messages { code } } } }"""
-READ = "query($id: ID!) { me { username } workflowInstances(first: 10) { totalCount } workflowInstance(id: $id) { id } }"
+READ = (
+    "query($id: ID!) { me { username } workflowInstances(first: 10) { totalCount } "
+    "workflowInstance(id: $id) { id } }"
+)
 
 
 @pytest.mark.parametrize("revoke", ["logout", "deactivation"])
@@ -320,7 +329,9 @@ async def test_logout_over_a_socket_ends_the_session_for_the_socket_and_http(app
 
 
 async def test_the_legacy_protocol_refuses_queries_and_mutations_with_a_code(
-    application, demo, caplog
+    application,
+    demo,  # noqa: F811 - the fixture imported above
+    caplog,
 ):
     """graphql-ws (subscriptions-transport-ws) runs subscriptions only, as strawberry implements it:
     a query or mutation is refused with BAD_REQUEST (it was "Unexpected error." and a logged

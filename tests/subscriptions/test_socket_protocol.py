@@ -32,7 +32,8 @@ MALFORMED = {
     "variables not an object": json.dumps(
         {"id": "1", "type": "{start}", "payload": {**ME, "variables": [1]}}
     ),
-    "variables nested 100k deep": '{"id": "1", "type": "{start}", "payload": {"query": "{ me { username } }", '
+    "variables nested 100k deep": '{"id": "1", "type": "{start}", '
+    '"payload": {"query": "{ me { username } }", '
     '"variables": {"x": ' + DEEP + "}}}",
     "message not an object": json.dumps(["{start}"]),
     "no type": json.dumps({"id": "1", "payload": ME}),

@@ -198,7 +198,9 @@ async def _open(application, session: str) -> tuple[GraphQLWebsocketCommunicator
 
 
 async def test_sockets_beyond_the_per_user_limit_are_closed_with_a_code(
-    application, demo, settings
+    application,
+    demo,  # noqa: F811 - the fixture imported above
+    settings,
 ):
     users, _ = demo
     _options(settings, WEBSOCKET_MAX_CONNECTIONS_PER_USER=2)

@@ -341,7 +341,7 @@ async def test_a_channel_layer_outage_fails_no_mutation_and_is_logged(
 
     instance = await run(start)()
     monkeypatch.setattr(publisher, "get_channel_layer", lambda: DownLayer())
-    with caplog.at_level(logging.ERROR, logger="graphql_api.live.events"):
+    with caplog.at_level(logging.ERROR, logger="graphql_api.events"):
         held = await run(services.set_workflow_on_hold)(instance)
         assert held.state == "ON_HOLD"
         assert await run(lambda: WorkflowEvent.objects.filter(instance=instance).count())() == 2
