@@ -106,6 +106,8 @@ export function describeEvent(event: EventFieldsFragment): string {
       return `${event.fromStep?.name ?? "?"} → ${where}`;
     case "NO_TRANSITION":
       return `no transition matched on ${where}: retry with advanceWorkflowInstance`;
+    case "MIGRATED":
+      return `moved to another published version of the workflow: ${where}`;
     default:
       return assertNever(kind);
   }
