@@ -49,6 +49,7 @@ from strawberry.types import Info
 
 from django_steps import authorization, history
 from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance
+from django_steps.selectors import newest_cursor
 from graphql_api.api.ids import parse_global_id
 from graphql_api.api.types import WorkflowEventType
 from graphql_api.live import revocation, socket_auth
@@ -125,12 +126,8 @@ def resume_cursor(user, spec: StreamSpec, after: int | None) -> int | None:
     the same events, so nothing tells the two apart (sync)."""
     if after is None or not history.is_ahead(after, router.db_for_read(WorkflowEvent)):
         return after
-    stream = WorkflowEvent.objects.all()
-    if spec.instance_id is not None:
-        stream = stream.filter(instance_id=spec.instance_id)
-    elif spec.workflow_id is not None:
-        stream = stream.filter(workflow_id=spec.workflow_id)
-    return min(after, history.newest(authorization.visible_events(user, stream)))
+    newest = newest_cursor(instance_id=spec.instance_id, workflow_id=spec.workflow_id, user=user)
+    return min(after, newest)
 
 
 def _resolve(user, instance_id, workflow_name, after, info) -> tuple[StreamSpec, int | None]:
