@@ -14,6 +14,7 @@ from django.core.management import call_command
 from claims.models import Claim
 from django_steps import services
 from django_steps.definitions import import_workflow
+from tests.demo.test_every_path import ON_USERS  # the same workflow on user accounts
 
 from .conftest import login_session
 from .helpers import GraphQLSocket, instance_gid
@@ -22,24 +23,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 run = database_sync_to_async
 User = get_user_model()
-
-ON_USERS = {
-    "name": "Account Review",
-    "content_types": ["auth.user"],
-    "steps": [
-        {
-            "name": "Review",
-            "is_initial_step": True,
-            "is_final_step": True,
-            "statuses": [
-                {"name": "Open", "is_default_status": True},
-                {"name": "Flagged"},
-                {"name": "Done", "is_completion_status": True},
-            ],
-        }
-    ],
-    "transitions": [],
-}
 
 
 @pytest.fixture
