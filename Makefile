@@ -51,7 +51,7 @@ schema: $(STAMP)
 # printing each operation as it finishes: 30-45 minutes, mostly hypothesis generating inputs (the
 # test sets its own timeout from FUZZ_EXAMPLES). Only server errors are logged meanwhile.
 fuzz: $(STAMP)
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} DJANGO_STEPS_LOG_LEVEL=ERROR $(BIN)/python -m pytest tests/graphql/test_fuzz.py -q -s -p no:logging $(PYTEST_ARGS)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} DJANGO_STEPS_LOG_LEVEL=ERROR $(BIN)/python -m pytest tests/graphql_api/api/test_fuzz.py -q -s -p no:logging $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

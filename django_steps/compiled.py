@@ -37,8 +37,8 @@ from .models import Workflow, WorkflowInstance, WorkflowVersion
 from .shape import STATUS, STEP, TRANSITION
 
 # The snapshot's classes hold the id and every column of their part of the definition's shape
-# (django_steps.shape), built from the version's document by name; tests/test_shape.py checks
-# they keep up.
+# (django_steps.shape), built from the version's document by name;
+# tests/django_steps/test_shape.py checks they keep up.
 
 
 @dataclass(frozen=True)

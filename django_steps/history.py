@@ -1,7 +1,7 @@
 """Where each history row goes in the global, commit-ordered history, and how readers read it.
 
 The hand-written SQL of the engine lives here (and only here), with its tests in
-``tests/test_history_order.py``.
+``tests/django_steps/test_history_order.py``.
 
 The problem
 ===========

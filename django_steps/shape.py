@@ -16,7 +16,7 @@ Everything that walks the keys of a part reads them from here rather than spelli
 
 What cannot be derived — the GraphQL types, whose descriptions are written for clients, and the
 model fields, which need a migration — is checked against this module by the tests
-(``tests/test_shape.py``), which name what is missing. Adding a key is therefore one
+(``tests/django_steps/test_shape.py``), which name what is missing. Adding a key is therefore one
 :class:`Key` here plus its semantics (a validation rule in ``documents._check``, its effect in
 the services), a model field and its migration, and the GraphQL fields the tests ask for.
 

@@ -10,7 +10,7 @@ One list for every channel an error takes:
 The engine's codes are declared once, in :mod:`django_steps.error_codes` (the exceptions use
 them); this layer declares its own in :class:`TransportCode`, and the GraphQL enum is assembled
 from the two. A test checks that every code raised anywhere is a member, and that the table in
-docs/graphql.md lists exactly these (tests/graphql/test_error_codes.py).
+docs/graphql.md lists exactly these (tests/graphql_api/security/test_error_codes.py).
 """
 
 from __future__ import annotations

@@ -324,10 +324,10 @@ class QuerysetOptimizer(DjangoOptimizerExtension):
     value of *every* field for a QuerySet it had not seen: a graphql-core middleware call per
     resolved field, 2,400 on a page of 100 instances with 10 events each, about a fifth of the
     request (``bench/graphql_list.py``). The SQL is the same with or without it
-    (``tests/graphql/test_query_counts.py``). A host's own plain ``@strawberry.field`` returning
-    a QuerySet is not optimized by this one: give it ``strawberry_django.field``, or pass
-    ``DjangoOptimizerExtension`` to :func:`graphql_api.composition.compose_schema`, which then
-    runs instead of this one.
+    (``tests/graphql_api/api/test_query_counts.py``). A host's own plain
+    ``@strawberry.field`` returning a QuerySet is not optimized by this one: give it
+    ``strawberry_django.field``, or pass ``DjangoOptimizerExtension`` to
+    :func:`graphql_api.composition.compose_schema`, which then runs instead of this one.
     """
 
     resolve = SchemaExtension.resolve

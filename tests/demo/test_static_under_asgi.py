@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from django.contrib.staticfiles import finders
 
-from tests.subscriptions.live import free_port
+from tests.graphql_api.live.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,252 @@
+"""Keyset pagination: a page fetched after rows were inserted or removed elsewhere neither
+repeats nor skips a row, forward and backward, for instances and for an instance's history;
+the history is a bounded connection with `lastEvent` beside it; `workflowEvents` reads the
+commit-ordered history over HTTP with the subscription's cursors."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from claims.models import Claim
+from django_steps import services
+from django_steps.models import WorkflowEvent, WorkflowInstance
+from tests.graphql_api.conftest import gid
+
+pytestmark = pytest.mark.django_db
+
+PAGE = """query Page($first: Int, $after: String, $last: Int, $before: String) {
+  workflowInstances(first: $first, after: $after, last: $last, before: $before) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { id } }
+  }
+}"""
+
+HISTORY = """query History($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {
+  workflowInstance(id: $id) {
+    version
+    lastEvent { id sequence kind }
+    history(first: $first, after: $after, last: $last, before: $before) {
+      totalCount
+      pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+      edges { cursor node { id sequence } }
+    }
+  }
+}"""
+
+EVENTS = """query Events($after: String, $first: Int, $instanceId: ID, $workflowName: String) {
+  workflowEvents(after: $after, first: $first, instanceId: $instanceId, workflowName:
+    $workflowName) {
+    cursor
+    pageInfo { hasNextPage }
+    edges { cursor node { id cursor kind sequence instance { id } } }
+  }
+}"""
+
+
+def start(title: str) -> WorkflowInstance:
+    claim = Claim.objects.create(title=title, claimant="x", amount=Decimal("1"))
+    return services.start_workflow_instance("Claim Processing", claim)
+
+
+def pk_of(global_id: str) -> int:
+    from strawberry import relay
+
+    return int(relay.GlobalID.from_id(global_id).node_id)
+
+
+def ids(connection: dict) -> list[str]:
+    return [edge["node"]["id"] for edge in connection["edges"]]
+
+
+@pytest.fixture
+def ten(claim_workflow):
+    return [start(f"c{i}") for i in range(10)]
+
+
+def test_instances_page_forward_without_repeat_or_gap_while_rows_come_and_go(as_viewer, ten):
+    everything = ids(as_viewer.data(PAGE, {"first": 100})["workflowInstances"])  # newest first
+    assert len(everything) == 10
+    page1 = as_viewer.data(PAGE, {"first": 4})["workflowInstances"]
+    assert ids(page1) == everything[:4] and page1["pageInfo"]["hasNextPage"]
+    # Elsewhere: a new instance is started (it sorts first) and one from page 1 is deleted.
+    start("newcomer")
+    WorkflowInstance.objects.filter(pk=pk_of(everything[1])).delete()
+    page2 = as_viewer.data(PAGE, {"first": 4, "after": page1["pageInfo"]["endCursor"]})[
+        "workflowInstances"
+    ]
+    assert ids(page2) == everything[4:8]
+    page3 = as_viewer.data(PAGE, {"first": 4, "after": page2["pageInfo"]["endCursor"]})[
+        "workflowInstances"
+    ]
+    assert ids(page3) == everything[8:] and not page3["pageInfo"]["hasNextPage"]
+    assert page3["totalCount"] == 10  # 10 + the newcomer - the deleted one
+
+
+def test_instances_page_backward_without_repeat_or_gap(as_viewer, ten):
+    everything = ids(as_viewer.data(PAGE, {"first": 100})["workflowInstances"])
+    tail = as_viewer.data(PAGE, {"last": 3})["workflowInstances"]
+    assert ids(tail) == everything[-3:] and tail["pageInfo"]["hasPreviousPage"]
+    start("newcomer")  # sorts first: before everything, it must not shift the pages back
+    before = as_viewer.data(PAGE, {"last": 3, "before": tail["pageInfo"]["startCursor"]})[
+        "workflowInstances"
+    ]
+    assert ids(before) == everything[-6:-3]
+    earlier = as_viewer.data(PAGE, {"last": 3, "before": before["pageInfo"]["startCursor"]})[
+        "workflowInstances"
+    ]
+    assert ids(earlier) == everything[-9:-6]
+
+
+def test_a_root_connection_without_first_or_last_returns_one_bounded_page(as_viewer, ten):
+    from graphql_api.api.types import MAX_PAGE_SIZE
+
+    page = as_viewer.data(PAGE)["workflowInstances"]
+    assert len(page["edges"]) == 10 <= MAX_PAGE_SIZE
+
+
+def history_of(instance) -> list[int]:
+    return list(
+        WorkflowEvent.objects.filter(instance=instance)
+        .order_by("sequence")
+        .values_list("pk", flat=True)
+    )
+
+
+def test_the_history_pages_oldest_first_without_repeat_or_gap_while_it_grows(
+    as_viewer, claim_workflow
+):
+    instance = start("long")
+    for _ in range(4):
+        services.set_workflow_on_hold(instance)
+        services.resume_workflow_instance(instance)  # 9 events
+    variables = {"id": gid("WorkflowInstance", instance.pk)}
+    page1 = as_viewer.data(HISTORY, {**variables, "first": 4})["workflowInstance"]
+    assert [e["node"]["sequence"] for e in page1["history"]["edges"]] == [1, 2, 3, 4]
+    assert page1["history"]["totalCount"] == 9 and page1["history"]["pageInfo"]["hasNextPage"]
+    services.set_workflow_on_hold(instance)  # the history grows at its end meanwhile
+    after = page1["history"]["pageInfo"]["endCursor"]
+    page2 = as_viewer.data(HISTORY, {**variables, "first": 4, "after": after})["workflowInstance"]
+    assert [e["node"]["sequence"] for e in page2["history"]["edges"]] == [5, 6, 7, 8]
+    page3 = as_viewer.data(
+        HISTORY, {**variables, "first": 4, "after": page2["history"]["pageInfo"]["endCursor"]}
+    )
+    assert [e["node"]["sequence"] for e in page3["workflowInstance"]["history"]["edges"]] == [9, 10]
+    # Backward from the end.
+    last = as_viewer.data(HISTORY, {**variables, "last": 3})["workflowInstance"]
+    assert [e["node"]["sequence"] for e in last["history"]["edges"]] == [8, 9, 10]
+    before = as_viewer.data(
+        HISTORY, {**variables, "last": 3, "before": last["history"]["pageInfo"]["startCursor"]}
+    )
+    assert [e["node"]["sequence"] for e in before["workflowInstance"]["history"]["edges"]] == [
+        5,
+        6,
+        7,
+    ]
+    # lastEvent is the newest change.
+    assert (
+        last["lastEvent"]["sequence"] == last["version"] == 10
+        and last["lastEvent"]["kind"] == "ON_HOLD"
+    )
+
+
+def test_the_history_is_bounded_and_nested_connections_need_first_or_last(
+    as_viewer, claim_workflow
+):
+    from graphql_api.api.types import MAX_PAGE_SIZE
+
+    instance = start("long")
+    for _ in range(MAX_PAGE_SIZE):
+        services.set_workflow_on_hold(instance)
+        services.resume_workflow_instance(instance)
+    variables = {"id": gid("WorkflowInstance", instance.pk)}
+    page = as_viewer.data(HISTORY, {**variables, "first": MAX_PAGE_SIZE})["workflowInstance"][
+        "history"
+    ]
+    assert len(page["edges"]) == MAX_PAGE_SIZE and page["pageInfo"]["hasNextPage"]
+    too_many = as_viewer(HISTORY, {**variables, "first": MAX_PAGE_SIZE + 1})
+    assert too_many["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    unbounded = as_viewer(
+        "query($id: ID!) { workflowInstance(id: $id) { history { totalCount } } }", variables
+    )
+    assert unbounded["data"] is None
+    [error] = unbounded["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == (
+        "BAD_USER_INPUT",
+        "first",
+    )
+
+
+@pytest.mark.django_db(transaction=True)  # it reads final events: committed ones (PostgreSQL)
+def test_workflow_events_reads_the_commit_ordered_history_with_the_subscriptions_cursors(
+    as_viewer, ten
+):
+    feed = as_viewer.data(EVENTS, {"first": 4})["workflowEvents"]
+    cursors = [edge["cursor"] for edge in feed["edges"]]
+    assert cursors == [edge["node"]["cursor"] for edge in feed["edges"]]
+    assert [int(c) for c in cursors] == sorted(int(c) for c in cursors)
+    assert feed["pageInfo"]["hasNextPage"] and feed["cursor"] == cursors[-1]
+    seen = list(cursors)
+    after = feed["cursor"]
+    while True:
+        feed = as_viewer.data(EVENTS, {"first": 4, "after": after})["workflowEvents"]
+        seen += [edge["cursor"] for edge in feed["edges"]]
+        after = feed["cursor"]
+        if not feed["pageInfo"]["hasNextPage"]:
+            break
+    assert seen == [str(e.cursor) for e in WorkflowEvent.objects.order_by("txid", "position")]
+    # Nothing after the end: the cursor to continue from is where we are.
+    empty = as_viewer.data(EVENTS, {"after": after})["workflowEvents"]
+    assert empty["edges"] == [] and empty["cursor"] == after
+    # One instance's stream, one workflow's stream.
+    instance = ten[3]
+    services.set_workflow_on_hold(instance)
+    mine = as_viewer.data(
+        EVENTS, {"after": after, "instanceId": gid("WorkflowInstance", instance.pk)}
+    )
+    assert [e["node"]["kind"] for e in mine["workflowEvents"]["edges"]] == ["ON_HOLD"]
+
+
+def test_workflow_events_refuses_bad_arguments_with_codes(as_viewer, ten):
+    for variables, code, field in [
+        ({"after": "garbage"}, "INVALID_CURSOR", "after"),
+        ({"after": str(2**200)}, "INVALID_CURSOR", "after"),
+        ({"first": -1}, "BAD_USER_INPUT", "first"),
+        ({"first": 101}, "BAD_USER_INPUT", "first"),
+    ]:
+        result = as_viewer(EVENTS, variables)
+        [error] = result["errors"]
+        assert (error["extensions"]["code"], error["extensions"].get("field")) == (code, field), (
+            variables
+        )
+    [error] = as_viewer(EVENTS, {"workflowName": "Nope"})["errors"]
+    assert error["extensions"]["code"] == "NOT_FOUND"
+    [error] = as_viewer(EVENTS, {"instanceId": gid("WorkflowInstance", 10**9)})["errors"]
+    assert error["extensions"]["code"] == "NOT_FOUND"
+
+
+def test_a_page_of_instances_with_last_event_and_a_history_page_costs_constant_queries(
+    as_viewer, claim_workflow
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for i in range(30):
+        instance = start(f"c{i}")
+        services.set_workflow_on_hold(instance)
+    query = """query($first: Int!) { workflowInstances(first: $first) { edges { node {
+        id lastEvent { kind toStatus { name } actor { username } }
+        history(first: 10) { edges { node { kind toStep { name } } } }
+    } } } }"""
+
+    def count(first: int) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            edges = as_viewer.data(query, {"first": first})["workflowInstances"]["edges"]
+        assert len(edges) == first
+        assert all(e["node"]["lastEvent"]["kind"] == "ON_HOLD" for e in edges)
+        assert all(len(e["node"]["history"]["edges"]) == 2 for e in edges)
+        return len(queries)
+
+    assert count(3) == count(30)

@@ -1,0 +1,85 @@
+"""SQL queries per request do not grow with the page size (the optimizer joins and prefetches)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from django_steps.services import start_workflow_instance, update_workflow_step_status
+from tests.graphql_api import operations as ops
+
+pytestmark = pytest.mark.django_db
+
+#: Whole request, for a superuser: session + user, count, page (with workflow, step and status
+#: joined), history prefetch (with its steps, statuses, transition and actor joined).
+MAX_QUERIES = 6
+
+
+@pytest.fixture
+def hundred_instances(claim_workflow, operator):
+    from claims.models import Claim
+
+    claims = Claim.objects.bulk_create(
+        [Claim(title=f"c{i}", claimant="Ada", amount=Decimal(i)) for i in range(100)]
+    )
+    for claim in claims:
+        instance = start_workflow_instance("Claim Processing", claim, actor=operator)
+        update_workflow_step_status(
+            instance, "Submitted", actor=operator
+        )  # ADVANCED, with a transition
+
+
+@pytest.fixture(autouse=True)
+def _lift_the_cost_limit(settings):
+    """A page of 100 instances with every relation of their history counts 80,501 objects at
+    worst (100 events each; measured 13-18 s), over the default ``MAX_COST``: these tests
+    measure SQL queries, not the cost limit (tested in test_cost.py)."""
+    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "MAX_COST": 100_000}
+
+
+def _count(gql, first: int) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        data = gql.data(ops.INSTANCES_WITH_HISTORY, {"first": first})
+    edges = data["workflowInstances"]["edges"]
+    assert len(edges) == first
+    assert all(len(ops.events(e["node"])) == 2 for e in edges)
+    assert ops.events(edges[0]["node"])[1]["actor"]["username"] == "operator"
+    assert ops.events(edges[0]["node"])[1]["transition"]["id"]
+    return len(queries)
+
+
+def test_a_page_of_100_costs_what_a_page_of_10_costs(as_admin, hundred_instances):
+    ten, hundred = _count(as_admin, 10), _count(as_admin, 100)
+    print(f"\nSQL queries per request (superuser): page of 10 -> {ten}, page of 100 -> {hundred}")
+    assert ten == hundred <= MAX_QUERIES
+
+
+def test_the_same_holds_for_a_user_with_model_permissions(as_operator, hundred_instances):
+    ten, hundred = _count(as_operator, 10), _count(as_operator, 100)
+    print(
+        f"\nSQL queries per request (user with view perms): page of 10 -> {ten}, page of 100 -> "
+        f"{hundred}"
+    )
+    # three more than a superuser: Django loads the user's and the groups' permissions once,
+    # django-rules the user's group names once
+    assert ten == hundred <= MAX_QUERIES + 3
+
+
+def test_nested_definitions_do_not_multiply_queries(as_admin, claim_workflow):
+    from tests.conftest import CLAIM_PROCESSING, make_workflow
+
+    for i in range(9):
+        make_workflow(f"W{i}", CLAIM_PROCESSING)
+    query = """{ workflows(first: 10) { totalCount edges { node {
+        name steps { name statuses { name } } transitions { condition fromStep { name } toStep {
+          name } }
+    } } } }"""
+    with CaptureQueriesContext(connection) as queries:
+        data = as_admin.data(query)
+    assert data["workflows"]["totalCount"] == 10
+    # session, user, page, its count (asked for: one COUNT, never a window over every row),
+    # steps, their statuses, transitions (steps joined)
+    assert len(queries) <= 7, [q["sql"][:120] for q in queries.captured_queries]

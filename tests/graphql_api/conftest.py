@@ -1,0 +1,161 @@
+"""Fixtures of the GraphQL tests: users with and without permissions, and a client helper that
+posts operations to ``/graphql/`` through Django's middleware (sessions, CSRF)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django.test import Client
+from strawberry import relay
+
+ENDPOINT = "/graphql/"
+
+
+def _error_codes() -> set[str]:
+    from graphql_api.security.error_codes import WorkflowErrorCode
+
+    return {member.value for member in WorkflowErrorCode}
+
+
+ERROR_CODES = _error_codes()
+
+
+def gid(type_name: str, pk: Any) -> str:
+    return relay.to_base64(type_name, pk)
+
+
+class GQL:
+    """Posts GraphQL operations as a browser would: JSON body, session cookie, CSRF header."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def post(self, query: str, variables: dict | None = None, **extra: Any):
+        body = {"query": query, "variables": variables or {}}
+        return self.client.post(
+            ENDPOINT, data=json.dumps(body), content_type="application/json", **extra
+        )
+
+    def __call__(self, query: str, variables: dict | None = None, **extra: Any) -> dict:
+        response = self.post(query, variables, **extra)
+        assert response.status_code == 200, response.content
+        result = response.json()
+        for error in result.get("errors") or ():  # one typed error model: every code is the enum's
+            assert (error.get("extensions") or {}).get("code") in ERROR_CODES, error
+        return result
+
+    def data(self, query: str, variables: dict | None = None) -> dict:
+        result = self(query, variables)
+        assert "errors" not in result, result["errors"]
+        return result["data"]
+
+
+def make_user(
+    username: str, *perms: str, superuser: bool = False, groups: tuple[str, ...] = ()
+) -> User:
+    if superuser:
+        return User.objects.create_superuser(username, f"{username}@example.com", "pw")
+    user = User.objects.create_user(username, f"{username}@example.com", "pw")
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    for name in groups:
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
+    return user
+
+
+VIEW = ("django_steps.view_workflow", "django_steps.view_workflowinstance")
+
+#: The test settings are the demo's: claims are seen by their owner and by reviewers
+#: (claims/rules.py, claims/visibility.py). The generic test users below are reviewers, so they
+#: see every claim; tests/graphql_api/api/test_roles.py tests the demo's claimants.
+STAFF = ("reviewers",)
+
+
+@pytest.fixture
+def admin_user(db):
+    return make_user("admin", superuser=True)
+
+
+@pytest.fixture
+def operator(db):
+    """Reads everything and changes instances."""
+    return make_user("operator", *VIEW, "django_steps.change_workflowinstance", groups=STAFF)
+
+
+@pytest.fixture
+def viewer(db):
+    return make_user("viewer", *VIEW, groups=STAFF)
+
+
+@pytest.fixture
+def designer(db):
+    return make_user(
+        "designer",
+        *VIEW,
+        "django_steps.add_workflow",
+        "django_steps.change_workflow",
+        "django_steps.delete_workflow",
+        groups=STAFF,
+    )
+
+
+@pytest.fixture
+def nobody(db):
+    """Logged in, without any permission."""
+    return make_user("nobody")
+
+
+def client_for(user: User | None) -> GQL:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return GQL(client)
+
+
+@pytest.fixture
+def anon(db) -> GQL:
+    return client_for(None)
+
+
+@pytest.fixture
+def as_admin(admin_user) -> GQL:
+    return client_for(admin_user)
+
+
+@pytest.fixture
+def as_operator(operator) -> GQL:
+    return client_for(operator)
+
+
+@pytest.fixture
+def as_viewer(viewer) -> GQL:
+    return client_for(viewer)
+
+
+@pytest.fixture
+def as_designer(designer) -> GQL:
+    return client_for(designer)
+
+
+@pytest.fixture
+def as_nobody(nobody) -> GQL:
+    return client_for(nobody)
+
+
+@pytest.fixture
+def instance(claim_workflow, claim):
+    from django_steps.services import start_workflow_instance
+
+    return start_workflow_instance("Claim Processing", claim)
+
+
+def codes(payload: dict) -> list[str]:
+    """The codes of an ``OperationInfo`` payload."""
+    assert payload.get("__typename") == "OperationInfo", payload
+    return [m["code"] for m in payload["messages"]]

@@ -1,0 +1,211 @@
+"""Real servers for the live tests: daphne or uvicorn subprocesses on free ports, sharing the
+pytest-django test database (PostgreSQL) and, optionally, a Redis channel layer."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[3]
+CSRF = "subscriptionstestcsrftoken000000"  # any 32 characters: cookie and header must match
+
+HOLD = """mutation Hold($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) {
+  __typename ... on WorkflowInstance { version state }
+  ... on OperationInfo { messages { code } } } }"""
+RESUME = """mutation Resume($id: ID!) { resumeWorkflowInstance(input: {instanceId: $id}) {
+  __typename ... on WorkflowInstance { version state }
+  ... on OperationInfo { messages { code } } } }"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    """The pytest-django test database, as a URL for a server subprocess."""
+    s = connection.settings_dict
+    assert connection.vendor == "postgresql", (
+        "live servers share the test database: PostgreSQL only"
+    )
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def _wait_http(port: int, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"server exited with {process.returncode}:\n{tail}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/graphql/", timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"server on port {port} did not start")
+
+
+class ServerPort(int):
+    """The port of a live server (an ``int``), with its ``process`` and ``log`` file."""
+
+    process: subprocess.Popen
+    log: Path
+
+
+@contextlib.contextmanager
+def server(
+    kind: str = "uvicorn",
+    *,
+    redis_url: str | None = None,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[ServerPort]:
+    """Run ``demo.asgi:application`` under ``kind`` (uvicorn or daphne); yields its port.
+    ``env``: more environment variables for the server."""
+    port = free_port()
+    extra_env, env = (
+        env,
+        {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url(),
+            "PYTHONPATH": str(ROOT),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        },
+    )
+    env.pop("REDIS_URL", None)
+    env.update(extra_env or {})
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    if kind == "uvicorn":
+        # WebSockets under uvicorn need uvicorn[standard] (or `websockets`): the `server` extra.
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "demo.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--ws",
+            "websockets",
+        ]
+    else:
+        cmd = [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "demo.asgi:application",
+        ]
+    if log is None:
+        log = Path(tempfile.mkdtemp(prefix="django-steps-server-")) / f"{kind}-{port}.log"
+    out = open(log, "ab")
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_http(port, process, log)
+        live = ServerPort(port)
+        live.process, live.log = process, log
+        yield live
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        out.close()
+
+
+def graphql(port: int, query: str, session_key: str, **variables) -> dict:
+    """POST a GraphQL operation with the session cookie and the CSRF token, as a SPA does."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql/",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Cookie": f"sessionid={session_key}; csrftoken={CSRF}",
+            "X-CSRFToken": CSRF,
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+class RedisServer:
+    """A private redis-server on a free port that can be stopped and started again."""
+
+    def __init__(self) -> None:
+        self.binary = shutil.which("redis-server")
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        assert self.binary, "redis-server is not installed"
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
+                return
+            time.sleep(0.05)
+        raise TimeoutError("redis-server did not start")
+
+    def freeze(self) -> None:
+        """Stop the process without closing its sockets (SIGSTOP): clients hang, nothing fails."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(5)
+        self.process = None

@@ -1,0 +1,223 @@
+"""A time budget per request: ``MAX_SECONDS`` of wall-clock time, then the operation's SQL stops
+and its fields fail with ``TIMEOUT`` (#17, "Cost counts work"). SQLite interrupts a running
+statement through its progress handler, PostgreSQL through ``statement_timeout``."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from django_steps.services import start_workflow_instance, update_workflow_step_status
+from graphql_api.security.budget import is_timeout, time_budget
+
+pytestmark = pytest.mark.django_db
+
+#: Many aliases of a page of instances with their history: seconds of work without a budget.
+HEAVY = "{{ {} }}".format(
+    " ".join(
+        f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ id history(first: 100) "
+        "{ edges { node { kind toStep { name statuses { name } } actor { username } } } } "
+        "currentStep { instanceCounts { total } } } } }"
+        for i in range(20)
+    )
+)
+
+
+@pytest.fixture
+def hundred_instances(claim_workflow, operator):
+    from claims.models import Claim
+
+    claims = Claim.objects.bulk_create(
+        [Claim(title=f"c{i}", claimant="Ada", amount=Decimal(i)) for i in range(100)]
+    )
+    for claim in claims:
+        instance = start_workflow_instance("Claim Processing", claim, actor=operator)
+        update_workflow_step_status(instance, "Submitted", actor=operator)
+
+
+def _budget(settings, seconds):
+    settings.DJANGO_STEPS_GRAPHQL = {
+        **settings.DJANGO_STEPS_GRAPHQL,
+        "MAX_SECONDS": seconds,
+        "MAX_COST": 0,  # the cost limit would refuse HEAVY before it runs
+    }
+
+
+def _timeouts(result: dict) -> list[dict]:
+    return [e for e in result.get("errors") or () if e["extensions"]["code"] == "TIMEOUT"]
+
+
+# ---------------------------------------------------------------------------- over GraphQL
+
+
+def test_a_request_over_its_budget_stops_with_timeout(as_viewer, hundred_instances, settings):
+    _budget(settings, 0)
+    started = time.perf_counter()
+    assert "errors" not in as_viewer(HEAVY)
+    unbounded = time.perf_counter() - started
+
+    _budget(settings, 0.3)
+    started = time.perf_counter()
+    result = as_viewer(HEAVY)
+    bounded = time.perf_counter() - started
+    print(f"\n20 heavy aliases: {unbounded:.2f} s without a budget, {bounded:.2f} s with 0.3 s")
+    # nothing of a cut-short result is kept (a check that failed may have hidden rows)
+    assert result["data"] is None and len(_timeouts(result)) == len(result["errors"]) == 1
+    assert "time budget" in result["errors"][0]["message"]
+    assert bounded < min(2.0, unbounded / 2), (bounded, unbounded)  # 2 cores shared in CI
+
+    # the server answers normally right after, within the same budget
+    quick = as_viewer("{ workflowInstances(first: 5) { edges { node { id } } } }")
+    assert "errors" not in quick and len(quick["data"]["workflowInstances"]["edges"]) == 5
+
+
+def test_a_mutation_over_its_budget_changes_nothing(as_operator, instance, settings):
+    from graphql_api.schema import schema  # noqa: F401  (the budget's SQL hook is installed)
+    from tests.graphql_api.conftest import gid
+
+    _budget(settings, 1e-9)  # spent before the first statement
+    result = as_operator(
+        """mutation($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) {
+             __typename ... on WorkflowInstance { state } } }""",
+        {"id": gid("WorkflowInstance", instance.pk)},
+    )
+    assert _timeouts(result), result
+    instance.refresh_from_db()
+    assert instance.state == "ACTIVE" and instance.version == 1
+
+
+def test_the_budget_follows_the_setting_and_can_be_turned_off(as_viewer, instance, settings):
+    _budget(settings, 1e-9)
+    assert _timeouts(as_viewer("{ workflowInstances(first: 1) { edges { node { id } } } }"))
+    _budget(settings, 0)
+    assert "errors" not in as_viewer("{ workflowInstances(first: 1) { edges { node { id } } } }")
+
+
+# ------------------------------------------------------------ a statement already running
+
+
+LONG_SQLITE = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
+    "SELECT count(*) FROM c"
+)
+
+
+def _interrupted_within(seconds: float, sql: str) -> float:
+    started = time.perf_counter()
+    with pytest.raises(Exception) as raised, time_budget(seconds):
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+    elapsed = time.perf_counter() - started
+    assert is_timeout(raised.value), raised.value
+    return elapsed
+
+
+def test_sqlite_interrupts_a_statement_at_the_deadline():
+    if connection.vendor != "sqlite":
+        pytest.skip("the PostgreSQL test is below")
+    elapsed = _interrupted_within(0.2, LONG_SQLITE)
+    assert elapsed < 0.7, elapsed
+    with connection.cursor() as cursor:  # the connection goes on, without a budget
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_cuts_a_statement_with_statement_timeout():
+    elapsed = _interrupted_within(0.2, "SELECT pg_sleep(5)")
+    assert elapsed < 0.7, elapsed
+    with connection.cursor() as cursor:  # outside a budget: the server's default again
+        cursor.execute("SELECT 1")
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone() == ("0",)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_cuts_a_statement_begun_late_in_the_budget_at_the_deadline():
+    """``statement_timeout`` counts from each statement's start: it follows what is left."""
+    started = time.perf_counter()
+    with pytest.raises(Exception) as raised, time_budget(1.5):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")  # sets the timeout to the whole budget
+            time.sleep(1.0)
+            cursor.execute("SELECT pg_sleep(5)")
+    assert is_timeout(raised.value)
+    assert time.perf_counter() - started < 2.0  # not 1.0 + 1.5
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_cuts_a_statement_inside_a_transaction():
+    from django.db import transaction
+
+    started = time.perf_counter()
+    with pytest.raises(Exception) as raised, time_budget(0.2), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(5)")
+    assert is_timeout(raised.value) and time.perf_counter() - started < 0.7
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone() == ("0",)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_request_over_its_budget_stops_with_timeout(hundred_instances, settings):
+    from tests.graphql_api.conftest import STAFF, VIEW, client_for, make_user
+
+    as_viewer = client_for(make_user("viewer2", *VIEW, groups=STAFF))
+    _budget(settings, 0.3)
+    started = time.perf_counter()
+    result = as_viewer(HEAVY)
+    assert result["data"] is None and _timeouts(result)
+    assert time.perf_counter() - started < 2.0
+    assert "errors" not in as_viewer("{ workflowInstances(first: 5) { edges { node { id } } } }")
+
+
+def test_a_refused_operation_leaves_no_budget_behind(as_viewer, instance, settings):
+    """An operation refused by the cost limit (an extension refusing as execution starts) must not
+    leave its deadline on the thread: the next request would then time out."""
+    _budget(settings, 0.2)
+    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "MAX_COST": 10}
+    refused = as_viewer("{ workflowInstances(first: 100) { edges { node { id } } } }")
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["QUERY_TOO_COMPLEX"]
+    time.sleep(0.3)
+    assert "errors" not in as_viewer("{ me { username } }")
+    with connection.cursor() as cursor:  # and code outside GraphQL has no budget either
+        cursor.execute("SELECT 1")
+
+
+# --------------------------------------------------------------------------- over WebSocket
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_query_over_its_budget_on_a_websocket_answers_timeout(settings):
+    """Over graphql-transport-ws the resolvers query in worker threads: the budget reaches them."""
+    from channels.db import database_sync_to_async as run
+
+    from graphql_api.live.routing import get_application
+    from tests.conftest import CLAIM_PROCESSING, make_workflow
+    from tests.graphql_api.live.conftest import login_session, make_user
+    from tests.graphql_api.live.helpers import GraphQLSocket, error_codes
+
+    await run(make_workflow)("Claim Processing", CLAIM_PROCESSING)
+    session = await run(
+        lambda: login_session(
+            make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",))
+        )
+    )()
+    query = "query { workflowInstances(first: 5) { edges { node { id } } } }"
+    async with GraphQLSocket(
+        get_application(), protocol="graphql-transport-ws", session_key=session
+    ) as ws:
+        _budget(settings, 1e-9)
+        refused = await ws.result(await ws.subscribe(query))
+        assert error_codes(refused) == ["TIMEOUT"] and refused.get("data") is None
+        _budget(settings, 10)
+        answered = await ws.result(await ws.subscribe(query))
+        assert not answered.get("errors") and answered["data"]["workflowInstances"]["edges"] == []
