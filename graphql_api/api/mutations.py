@@ -39,11 +39,13 @@ from django_steps.exceptions import (
     WorkflowNotFound,
 )
 from django_steps.models import Workflow, WorkflowInstance
+from graphql_api.api import migration
 from graphql_api.api.ids import get_by_global_id, parse_global_id, schema_name
 from graphql_api.api.inputs import (
     AdvanceWorkflowInstanceInput,
     CancelWorkflowInstanceInput,
     DeleteWorkflowInput,
+    MigrateWorkflowInstancesInput,
     ResumeWorkflowInstanceInput,
     SetWorkflowOnHoldInput,
     StartWorkflowInstanceInput,
@@ -51,7 +53,9 @@ from graphql_api.api.inputs import (
     WorkflowDefinitionInput,
     definition_document,
 )
-from graphql_api.api.types import DeletedWorkflowType, UserType, WorkflowInstanceType, WorkflowType
+from graphql_api.api.migration import WorkflowMigrationType
+from graphql_api.api.results import DeletedWorkflowType
+from graphql_api.api.types import UserType, WorkflowInstanceType, WorkflowType
 from graphql_api.security import permissions
 from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.error_codes import OperationInfoType as OperationInfo
@@ -67,6 +71,7 @@ from graphql_api.security.permissions import (
     CHANGE_INSTANCE,
     CHANGE_WORKFLOW,
     DELETE_WORKFLOW,
+    MIGRATE_INSTANCE,
     current_user,
     has_perm,
 )
@@ -291,6 +296,21 @@ class Mutation:
         )
         return _reloaded(instance)
 
+    @mutation(
+        "Move running instances of a workflow to one of its published versions (`toVersion`), "
+        "or with `dryRun` only tell where each would land or why it cannot move "
+        "(UNMAPPED_STEP, TARGET_STATUS_ROLE, PERMISSION_DENIED). Each instance moves in its own "
+        "transaction with one MIGRATED event (live over subscriptions); one changed meanwhile is "
+        "FAILED with VERSION_CONFLICT and left as it was. At most `first` instances per request "
+        "(largest: `MAX_PAGE_SIZE`): continue with `after`. Only instances the viewer may see are "
+        "listed or moved. Needs `migrate_workflowinstance`, and the statuses' permissions.",
+        perm=MIGRATE_INSTANCE,
+    )
+    def migrate_workflow_instances(
+        self, info: Info, input: MigrateWorkflowInstancesInput
+    ) -> WorkflowMigrationType:
+        return migration.migrate_workflow_instances(info, input)
+
     # ------------------------------------------------------------------ definitions
 
     @mutation(
@@ -303,7 +323,7 @@ class Mutation:
         from django_steps.definitions import import_workflow
 
         # An existing name is refused by the engine (INVALID_DEFINITION on field "name").
-        return import_workflow(definition_document(input))
+        return import_workflow(definition_document(input), actor=current_user(info))
 
     @mutation(
         "Replace the definition of the workflow with this name (WORKFLOW_IN_USE if instances still "
@@ -315,7 +335,7 @@ class Mutation:
 
         if not Workflow.objects.filter(name=input.name).exists():
             raise WorkflowNotFound("No workflow has this name.", workflow_name=input.name)
-        return import_workflow(definition_document(input), replace=True)
+        return import_workflow(definition_document(input), replace=True, actor=current_user(info))
 
     @mutation(
         "Delete a workflow definition. Refused with WORKFLOW_IN_USE while instances of it exist. "
