@@ -93,15 +93,6 @@ class WorkflowChangeKind(enum.Enum):
     CHANGED = strawberry.enum_value("changed", description="In both, with other field values.")
 
 
-@strawberry.type(name="WorkflowFieldChange", description="One field of a changed part.")
-class WorkflowFieldChangeType:
-    field: str = strawberry.field(
-        description="The field, as named in the schema (e.g. `condition`, `isDefaultStatus`)."
-    )
-    before: Optional[JSON] = strawberry.field(description="Its value in `fromVersion`.")
-    after: Optional[JSON] = strawberry.field(description="Its value in `toVersion`.")
-
-
 @strawberry.type(
     name="WorkflowChange",
     description="One difference between two versions (`Workflow.diff`). Steps and statuses are "
@@ -113,20 +104,28 @@ class WorkflowChangeType:
     name: str = strawberry.field(
         description='The part\'s name (a status: "Step / Status"; a transition: "From → To").'
     )
-    fields: list[WorkflowFieldChangeType] = strawberry.field(
-        description="For CHANGED: each field that differs, with both values (empty otherwise)."
+    fields: list[str] = strawberry.field(
+        description="For CHANGED: the fields that differ, as named in the schema (e.g. "
+        "`condition`, `isDefaultStatus`); empty otherwise."
+    )
+    before: Optional[JSON] = strawberry.field(
+        description="For CHANGED: each of `fields` with its value in `fromVersion` (null "
+        "otherwise)."
+    )
+    after: Optional[JSON] = strawberry.field(
+        description="For CHANGED: each of `fields` with its value in `toVersion` (null otherwise)."
     )
 
 
 def _change(change: Change) -> WorkflowChangeType:
+    fields = {to_camel_case(name): values for name, values in change.changes.items()}
     return WorkflowChangeType(
         part=WorkflowPart(change.part),
         change=WorkflowChangeKind(change.action),
         name=change.name,
-        fields=[
-            WorkflowFieldChangeType(field=to_camel_case(name), before=old, after=new)
-            for name, (old, new) in change.changes.items()
-        ],
+        fields=list(fields),
+        before={name: old for name, (old, _new) in fields.items()} if fields else None,
+        after={name: new for name, (_old, new) in fields.items()} if fields else None,
     )
 
 

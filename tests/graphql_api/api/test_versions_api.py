@@ -100,7 +100,7 @@ VERSIONS = """query { workflow(name: "Routing") { version
   versions(first: 10) { edges { node { id number contentHash createdBy { username }
     mermaid document } } } } }"""
 DIFF = """query($from: Int!, $to: Int!) { workflow(name: "Routing") {
-  diff(fromVersion: $from, toVersion: $to) { part change name fields { field before after } } } }"""
+  diff(fromVersion: $from, toVersion: $to) { part change name fields before after } } }"""
 MIGRATE = """mutation($input: MigrateWorkflowInstancesInput!) {
   migrateWorkflowInstances(input: $input) {
     __typename
@@ -199,15 +199,16 @@ def test_the_diff_names_each_changed_part_with_both_values(designer_client, as_v
     v2["steps"][0]["statuses"].append({"name": "Parked"})
     designer_client.data(ROUTING % "updateWorkflow", {"input": v2})
     changes = as_viewer.data(DIFF, {"from": 1, "to": 2})["workflow"]["diff"]
-    assert {"part": "STATUS", "change": "ADDED", "name": "Review / Parked", "fields": []} in changes
+    added = {"part": "STATUS", "change": "ADDED", "name": "Review / Parked", "fields": []}
+    assert {**added, "before": None, "after": None} in changes
     [condition] = [c for c in changes if c["part"] == "TRANSITION"]
     assert condition == {
         "part": "TRANSITION",
         "change": "CHANGED",
         "name": "Review → Senior",
-        "fields": [
-            {"field": "condition", "before": "claim.amount > 1000", "after": "claim.amount > 5000"}
-        ],
+        "fields": ["condition"],
+        "before": {"condition": "claim.amount > 1000"},
+        "after": {"condition": "claim.amount > 5000"},
     }
     assert as_viewer.data(DIFF, {"from": 2, "to": 2})["workflow"]["diff"] == []
     result = as_viewer(DIFF, {"from": 1, "to": 3})
