@@ -65,9 +65,6 @@ MAX_PAGE_SIZE = int(graphql_setting("MAX_PAGE_SIZE"))
 #: miss reads the definition's steps and transitions.
 MERMAID_COST = 5
 
-#: Cost units of ``Workflow.diff`` per workflow: it reads the two versions' documents.
-DIFF_COST = 2
-
 
 @strawberry_django.type(get_user_model(), name="User", description="A user account.")
 class UserType(relay.Node):
@@ -221,8 +218,7 @@ class WorkflowType(relay.Node):
     ] = connection(description="Its published versions, newest first.", max_results=MAX_PAGE_SIZE)
 
     @strawberry_django.field(
-        only=["id"],
-        metadata={WORK: DIFF_COST},
+        only=["id"],  # one query for both versions; counted by its list bound (cost_bounds.py)
         description="What changed from one published version to another: steps, statuses, "
         "transitions and the workflow's own fields added, removed or changed (conditions, "
         "permissions, roles …). An unknown number is BAD_USER_INPUT.",
