@@ -6,8 +6,8 @@ through playwright-core: log in, actions in the page, another client's change sh
 2 seconds, a forced WebSocket drop with changes committed meanwhile that arrive after the
 reconnect exactly once, a legible error code, a server restart with a change committed while
 the server was down, a new published version (instances shown on "v1", the migration preview,
-then the migration arriving live as MIGRATED events), a screenshot (artifacts/dashboard.png), and a subscription in the
-vendored GraphiQL; no request leaves the server (no CDN).
+then the migration arriving live as MIGRATED events), a screenshot (artifacts/dashboard.png),
+and a subscription in the vendored GraphiQL; no request leaves the server (no CDN).
 
 The script asks for the restart by printing ``{"check": "restart server"}``; this test stops
 daphne, commits a change through the services (as another process would), starts daphne again
