@@ -64,33 +64,33 @@ class AdvanceWorkflowInstanceInput:
     )
 
 
-@strawberry.input(name="SetWorkflowOnHoldInput", description="Put an active instance on hold.")
-class SetWorkflowOnHoldInput:
+@strawberry.input(name="InstanceChangeInput")
+class InstanceChangeInput:
+    """The fields of a change that names nothing but the instance (hold, resume, cancel). Its
+    subclasses are the schema's inputs; this one is in no field, so not in the schema."""
+
     instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
     expected_version: Optional[int] = strawberry.field(
         default=None,
         description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
     )
+
+
+@strawberry.input(name="SetWorkflowOnHoldInput", description="Put an active instance on hold.")
+class SetWorkflowOnHoldInput(InstanceChangeInput):
+    pass
 
 
 @strawberry.input(
     name="ResumeWorkflowInstanceInput", description="Resume an instance that is on hold."
 )
-class ResumeWorkflowInstanceInput:
-    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
-    expected_version: Optional[int] = strawberry.field(
-        default=None,
-        description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
-    )
+class ResumeWorkflowInstanceInput(InstanceChangeInput):
+    pass
 
 
 @strawberry.input(name="CancelWorkflowInstanceInput", description="Cancel an unfinished instance.")
-class CancelWorkflowInstanceInput:
-    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
-    expected_version: Optional[int] = strawberry.field(
-        default=None,
-        description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
-    )
+class CancelWorkflowInstanceInput(InstanceChangeInput):
+    pass
 
 
 # ----------------------------------------------------------------------------- definitions

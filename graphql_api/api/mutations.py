@@ -141,6 +141,22 @@ def _context(value: Any) -> dict | None:
     return value
 
 
+def _changed(
+    info: Info,
+    instance: WorkflowInstance,
+    input: Any,
+    service: Callable[..., Any],
+    *args: Any,
+    **kw: Any,
+) -> WorkflowInstance:
+    """``service(instance, *args, **kw)`` as the viewer, at ``input.expected_version``; the
+    instance reloaded."""
+    service(
+        instance, *args, actor=current_user(info), expected_version=input.expected_version, **kw
+    )
+    return _reloaded(instance)
+
+
 def _reloaded(instance: WorkflowInstance) -> WorkflowInstance:
     return WorkflowInstance.objects.select_related(
         "workflow", "current_step", "current_step_status"
@@ -228,15 +244,15 @@ class Mutation:
                 input.status_id, "WorkflowStepStatus", field="statusId", info=info
             )
         context = _context(input.context)
-        services.update_workflow_step_status(
+        return _changed(
+            info,
             instance,
+            input,
+            services.update_workflow_step_status,
             input.status_name,
             context,
-            actor=current_user(info),
-            expected_version=input.expected_version,
             status_id=status_id,
         )
-        return _reloaded(instance)
 
     @mutation(
         "Retry the transitions of an instance whose completion status found no match "
@@ -249,10 +265,7 @@ class Mutation:
     ) -> WorkflowInstanceType:
         instance = _instance(info, input.instance_id)
         context = _context(input.context)
-        services.advance_workflow_instance(
-            instance, context, actor=current_user(info), expected_version=input.expected_version
-        )
-        return _reloaded(instance)
+        return _changed(info, instance, input, services.advance_workflow_instance, context)
 
     @mutation(
         "Put an active instance on hold (the step's on-hold status if it has one). Needs "
@@ -262,11 +275,9 @@ class Mutation:
     def set_workflow_on_hold(
         self, info: Info, input: SetWorkflowOnHoldInput
     ) -> WorkflowInstanceType:
-        instance = _instance(info, input.instance_id)
-        services.set_workflow_on_hold(
-            instance, actor=current_user(info), expected_version=input.expected_version
+        return _changed(
+            info, _instance(info, input.instance_id), input, services.set_workflow_on_hold
         )
-        return _reloaded(instance)
 
     @mutation(
         "Resume an instance on hold (from an on-hold status, back to the step's default status). "
@@ -276,11 +287,9 @@ class Mutation:
     def resume_workflow_instance(
         self, info: Info, input: ResumeWorkflowInstanceInput
     ) -> WorkflowInstanceType:
-        instance = _instance(info, input.instance_id)
-        services.resume_workflow_instance(
-            instance, actor=current_user(info), expected_version=input.expected_version
+        return _changed(
+            info, _instance(info, input.instance_id), input, services.resume_workflow_instance
         )
-        return _reloaded(instance)
 
     @mutation(
         "Cancel an unfinished instance (the step's cancellation status if it has one). Needs "
@@ -290,11 +299,9 @@ class Mutation:
     def cancel_workflow_instance(
         self, info: Info, input: CancelWorkflowInstanceInput
     ) -> WorkflowInstanceType:
-        instance = _instance(info, input.instance_id)
-        services.cancel_workflow_instance(
-            instance, actor=current_user(info), expected_version=input.expected_version
+        return _changed(
+            info, _instance(info, input.instance_id), input, services.cancel_workflow_instance
         )
-        return _reloaded(instance)
 
     @mutation(
         "Move running instances of a workflow to one of its published versions (`toVersion`), "

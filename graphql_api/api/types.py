@@ -33,9 +33,7 @@ from graphql_api.api.connections import Connection, connection
 from graphql_api.api.counts import (
     STEP_COUNTS,
     WORKFLOW_COUNTS,
-    WorkflowInstanceCountsType,
-    count_annotations,
-    counts,
+    instance_counts_field,
 )
 from graphql_api.api.enums import WorkflowEventKind, WorkflowInstanceState
 from graphql_api.api.filters import (
@@ -130,15 +128,14 @@ class WorkflowStepType(relay.Node):
         description="Transitions leaving this step, highest priority first."
     )
 
-    @strawberry_django.field(
-        annotate=count_annotations("current_step", STEP_COUNTS),
+    # Not annotated: a field with a resolver and no annotation keeps its place among the
+    # resolver fields, after the annotated ones (where the schema has always had it).
+    instance_counts = instance_counts_field(
+        "current_step",
+        STEP_COUNTS,
         description="Instances on this step now (their current step), by state, that the viewer "
         "may see.",
     )
-    def instance_counts(
-        self, root: strawberry.Parent[models.WorkflowStep], info: Info
-    ) -> WorkflowInstanceCountsType:
-        return counts(root, info, "current_step", STEP_COUNTS)
 
 
 @strawberry_django.type(
@@ -198,15 +195,12 @@ class WorkflowType(relay.Node):
         max_results=MAX_PAGE_SIZE,
     )
 
-    @strawberry_django.field(
-        annotate=count_annotations("workflow", WORKFLOW_COUNTS),
+    instance_counts = instance_counts_field(
+        "workflow",
+        WORKFLOW_COUNTS,
         description="Its instances by state, that the viewer may see (for a dashboard header: no "
         "paging needed).",
     )
-    def instance_counts(
-        self, root: strawberry.Parent[models.Workflow], info: Info
-    ) -> WorkflowInstanceCountsType:
-        return counts(root, info, "workflow", WORKFLOW_COUNTS)
 
     version: int = strawberry_django.field(
         field_name="definition_version",
