@@ -242,6 +242,19 @@ def test_a_removed_step_still_resolves_for_the_history_that_names_it(designer_cl
     assert as_operator.data(query, {"id": gid("WorkflowStep", done.pk)})["node"] == {"name": "Done"}
     steps = as_operator.data('{ workflow(name: "Routing") { steps { name } } }')
     assert [s["name"] for s in steps["workflow"]["steps"]] == ["Review", "Senior"]
+    history = as_operator.data(
+        """query($id: ID!) { workflowInstance(id: $id) { currentStep { id name }
+          history(first: 5) { edges { node { toStep { name } toStatus { id name } } } } } }""",
+        {"id": instance["id"]},
+    )["workflowInstance"]
+    assert history["currentStep"] == {"id": gid("WorkflowStep", done.pk), "name": "Done"}
+    last = history["history"]["edges"][-1]["node"]
+    assert (last["toStep"]["name"], last["toStatus"]["name"]) == ("Done", "Closed")
+    status = as_operator.data(
+        "query($id: ID!) { node(id: $id) { ... on WorkflowStepStatus { name step { name } } } }",
+        {"id": last["toStatus"]["id"]},
+    )
+    assert status["node"] == {"name": "Closed", "step": {"name": "Done"}}
 
 
 def test_available_statuses_are_those_of_the_instances_version(designer_client, as_operator):

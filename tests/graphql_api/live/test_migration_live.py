@@ -20,7 +20,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 run = database_sync_to_async
 
-EVENTS = """subscription($instanceId: ID) { workflowInstanceEvents(instanceId: $instanceId) {
+EVENTS = """subscription($instanceId: ID, $after: String) {
+  workflowInstanceEvents(instanceId: $instanceId, after: $after) {
   kind sequence definitionVersion toStatus { name } } }"""
 MIGRATE = """mutation($input: MigrateWorkflowInstancesInput!) {
   migrateWorkflowInstances(input: $input) { ... on WorkflowMigration { migratedCount } } }"""
@@ -58,9 +59,10 @@ async def test_a_migration_is_pushed_as_one_migrated_event(
         lambda: services.start_workflow_instance("Claim Processing", new_claim())
     )()
     await run(publish_v2)(claim_workflows[0])
+    started = await run(lambda: str(instance.events.get().cursor))()
     async with GraphQLSocket(application, protocol=protocol, session_key=viewer_session) as ws:
-        sub = await ws.subscribe(EVENTS, instanceId=instance_gid(instance))
-        assert await ws.nothing_more(sub, 0.3)  # joined; nothing before the migration
+        sub = await ws.subscribe(EVENTS, instanceId=instance_gid(instance), after=started)
+        assert await ws.nothing_more(sub, 0.3)  # joined after STARTED: nothing before the migration
         assert await run(migrate_over_http)() == {"migratedCount": 1}
         [event] = await ws.events(sub, 1)
         assert event == {
