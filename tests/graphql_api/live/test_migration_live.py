@@ -13,7 +13,7 @@ from django_steps import services
 from django_steps.models import WorkflowStep, WorkflowStepStatus
 from django_steps.versions import publish_workflow
 
-from .conftest import make_user, new_claim
+from .conftest import login_session, make_user, new_claim
 from .helpers import PROTOCOLS, GraphQLSocket, instance_gid
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,3 +72,43 @@ async def test_a_migration_is_pushed_as_one_migrated_event(
             "toStatus": {"name": "Draft"},
         }
         assert await ws.nothing_more(sub, 0.3)
+
+
+SOCKET_MIGRATE = """mutation($input: MigrateWorkflowInstancesInput!) {
+  migrateWorkflowInstances(input: $input) {
+    __typename
+    ... on WorkflowMigration { dryRun migratedCount
+      moves { outcome instance { id definitionVersion currentStep { name } } } }
+    ... on OperationInfo { messages { code } } } }"""
+
+
+async def test_a_migration_over_a_websocket_answers_its_instances(application, claim_workflows):
+    """The mutation runs over the socket too; the instances it answers were selected through
+    the visibility rule, so their type check runs no query in the event loop."""
+    instance = await run(
+        lambda: services.start_workflow_instance("Claim Processing", new_claim())
+    )()
+    await run(publish_v2)(claim_workflows[0])
+    user = await run(make_user)(
+        "migrator",
+        "django_steps.view_workflowinstance",
+        "django_steps.migrate_workflowinstance",
+        groups=("reviewers",),
+    )
+    session = await run(login_session)(user)
+    async with GraphQLSocket(application, session_key=session) as ws:
+        for dry_run, outcome, version in ((True, "WOULD_MIGRATE", 1), (False, "MIGRATED", 2)):
+            input_ = {"workflowName": "Claim Processing", "toVersion": 2, "dryRun": dry_run}
+            payload = await ws.result(await ws.subscribe(SOCKET_MIGRATE, input=input_))
+            assert "errors" not in payload, payload
+            result = payload["data"]["migrateWorkflowInstances"]
+            assert result["moves"] == [
+                {
+                    "outcome": outcome,
+                    "instance": {
+                        "id": instance_gid(instance),
+                        "definitionVersion": version,
+                        "currentStep": {"name": "Submit Claim"},
+                    },
+                }
+            ]
