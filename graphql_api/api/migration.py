@@ -13,6 +13,7 @@ import enum
 from typing import Any, Optional
 
 import strawberry
+from django.db.models import prefetch_related_objects
 from strawberry import relay
 from strawberry.types import Info
 
@@ -231,6 +232,8 @@ def migrate_workflow_instances(
         .defer("definition_version__document")
         .in_bulk([move.instance_id for move in plan.moves])
     )
+    # `viewerCan` may check the attached objects: loaded together (one query per model)
+    prefetch_related_objects(list(rows.values()), "content_object")
     for pk in rows:  # selected through the visibility rule (migration_page)
         permissions.vouch(info, pk)
     moves = [_move(move, rows[move.instance_id], data.dry_run, failed) for move in plan.moves]
@@ -261,7 +264,7 @@ def _move(
     elif move.instance_id in failed:
         outcome = WorkflowMigrationOutcome.FAILED
         code = failed[move.instance_id]
-        reason = code if code in WorkflowMigrationReason.__members__ else "REFUSED"
+        reason = code
         message = _REFUSED_MESSAGE.get(code, "The instance could not be moved.")
     else:
         outcome = WorkflowMigrationOutcome.MIGRATED

@@ -449,3 +449,29 @@ def test_filters_select_by_version_step_and_state(migrator, moves_v2):
     assert [m["instance"]["id"] for m in held["moves"]] == [gid("WorkflowInstance", moves_v2[1].pk)]
     none = _migrate(client, dryRun=True, filters={"steps": ["Closed"]})
     assert none["moves"] == []
+
+
+def test_a_dry_run_page_costs_the_same_queries_for_2_and_8_instances(migrator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    import_workflow(DOC)
+    for _ in range(8):
+        services.start_workflow_instance("Moves", _claim())
+    import_workflow({**DOC, "description": "v2"}, replace=True)
+    client = client_for(migrator)
+    card = MIGRATE.replace(
+        "instance { id definitionVersion currentStep { name } }",
+        "instance { id definitionVersion currentStep { name } availableStatuses { name } "
+        "viewerCan { statuses { name } hold cancel } workflow { version } }",
+    )
+
+    def count(n: int) -> int:
+        input_ = {"workflowName": "Moves", "toVersion": 2, "dryRun": True, "first": n}
+        with CaptureQueriesContext(connection) as queries:
+            result = client.data(card, {"input": input_})["migrateWorkflowInstances"]
+        assert len(result["moves"]) == n
+        return len(queries)
+
+    count(2)  # warm the per-process caches
+    assert count(2) == count(8)
