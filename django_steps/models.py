@@ -308,6 +308,11 @@ class WorkflowInstance(models.Model):
         max_length=16, choices=InstanceState.choices, default=InstanceState.ACTIVE
     )
     version = models.PositiveIntegerField(default=0, help_text="Increases by one on every change.")
+    last_sequence = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="The sequence number of its newest history row (changes and notes).",
+    )
     started_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -385,12 +390,13 @@ class WorkflowInstance(models.Model):
 class WorkflowEvent(models.Model):
     """One row of an instance's append-only history; every change writes exactly one.
 
-    ``sequence`` numbers an instance's events 1, 2, 3… (equal to the instance's ``version``
-    after the change). ``(txid, position)`` orders the global history so that a reader never
-    skips an event that commits late: see :mod:`django_steps.history` for how it is assigned
-    and read (PostgreSQL transaction ids with the snapshot's ``xmin`` as visibility horizon;
-    on SQLite, whose writers take turns, ``txid`` is 0 and ``position`` counts 1, 2, 3…).
-    :attr:`cursor` is the pair as one number, the cursor clients resume from.
+    ``sequence`` numbers an instance's events 1, 2, 3…; ``version`` is the instance's version
+    after the event (a note, :data:`~django_steps.choices.NOTE_KINDS`, leaves it unchanged).
+    ``(txid, position)`` orders the global history so that a reader never skips an event that
+    commits late: see :mod:`django_steps.history` for how it is assigned and read (PostgreSQL
+    transaction ids with the snapshot's ``xmin`` as visibility horizon; on SQLite, whose
+    writers take turns, ``txid`` is 0 and ``position`` counts 1, 2, 3…). :attr:`cursor` is
+    the pair as one number, the cursor clients resume from.
     """
 
     instance = models.ForeignKey(WorkflowInstance, on_delete=models.CASCADE, related_name="events")
@@ -402,6 +408,7 @@ class WorkflowEvent(models.Model):
         help_text="The published version the instance ran on after the event.",
     )
     sequence = models.PositiveIntegerField()
+    version = models.PositiveIntegerField(help_text="The instance's version after the event.")
     txid = models.BigIntegerField(
         default=0, editable=False, help_text="Writing transaction (PostgreSQL), else 0."
     )
@@ -411,6 +418,14 @@ class WorkflowEvent(models.Model):
         max_length=16,
         choices=InstanceState.choices,
         help_text="The instance's state after the event.",
+    )
+    # null, not "": there is no state before STARTED, and the API's enum reads it as null.
+    from_state = models.CharField(  # noqa: DJ001
+        max_length=16,
+        choices=InstanceState.choices,
+        null=True,
+        blank=True,
+        help_text="The instance's state before the event (null for STARTED).",
     )
     from_step = models.ForeignKey(
         WorkflowStep, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -435,6 +450,12 @@ class WorkflowEvent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     context = models.JSONField(null=True, blank=True, help_text="The CEL context used, if any.")
+    detail = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='What else the event records, e.g. {"reason": "DEADLINE"} for a change the '
+        "system made, or the user a work item was delegated to.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -465,10 +486,6 @@ class WorkflowEvent(models.Model):
         if not self._state.adding:
             raise ValueError("Workflow history is append-only; events cannot be changed.")
         super().save(*args, **kwargs)
-
-    @property
-    def version(self) -> int:
-        return self.sequence
 
     @cached_property
     def cursor(self) -> int:

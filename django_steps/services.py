@@ -179,6 +179,7 @@ def start_workflow_instance(
                     current_step_status_id=status.id,
                     state=InstanceState.ACTIVE,
                     version=1,
+                    last_sequence=1,
                     content_type=content_type,
                     object_id=object_id,
                 )

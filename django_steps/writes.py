@@ -14,7 +14,7 @@ from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from . import authorization, evaluation, history
-from .choices import EventKind, InstanceState
+from .choices import NOTE_KINDS, EventKind, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef
 from .context import Context
 from .exceptions import InstanceFinished, NotPermitted, VersionConflict
@@ -125,29 +125,34 @@ def _save(
     context: Any = None,
     created: bool = False,
     definition_version_id: int | None = None,
+    detail: Any = None,
 ) -> WorkflowEvent:
     """Apply the new position (and, migrating, the new version) to the locked instance and
     append its history row."""
-    using = instance._state.db or _db()
     if definition_version_id is not None:
         instance.definition_version_id = definition_version_id
-    from_step_id, from_status_id = (
-        (None, None) if created else (instance.current_step_id, instance.current_step_status_id)
+    from_step_id, from_status_id, from_state = (
+        (None, None, None)
+        if created
+        else (instance.current_step_id, instance.current_step_status_id, instance.state)
     )
     if not created:
         instance.current_step_id = step_id
         instance.current_step_status_id = status_id
         instance.state = state
         instance.version += 1
+        instance.last_sequence += 1
         if state in (InstanceState.COMPLETED, InstanceState.CANCELLED):
             instance.completed_at = timezone.now()
     event = WorkflowEvent(
         instance=instance,
         workflow_id=instance.workflow_id,
         definition_version_id=instance.definition_version_id,
-        sequence=instance.version,
+        sequence=instance.last_sequence,
+        version=instance.version,
         kind=kind,
         state=state,
+        from_state=from_state,
         from_step_id=from_step_id,
         from_status_id=from_status_id,
         to_step_id=step_id,
@@ -156,19 +161,58 @@ def _save(
         transition_id=transition_id,
         actor=_actor(actor),
         context=context,
+        detail=detail,
     )
+    _append(instance, event, None if created else _INSTANCE_CHANGED)
+    instance.last_event = event
+    return event
+
+
+def note(
+    instance: WorkflowInstance, kind: str, *, actor: Any = None, detail: Any = None
+) -> WorkflowEvent:
+    """Append a note (a kind of :data:`~django_steps.choices.NOTE_KINDS`: a reminder, a claim
+    …) to the history of ``instance``, whose row the caller has locked (:func:`_lock`) inside
+    its transaction. A note changes neither the instance's position nor its ``version``, so
+    it never makes a concurrent status change conflict; it takes the next ``sequence`` and its
+    place in the global order like any event, and is published after commit like any event."""
+    if kind not in NOTE_KINDS:
+        raise ValueError(f"{kind} changes the instance: write it with the services.")
+    instance.last_sequence += 1
+    event = WorkflowEvent(
+        instance=instance,
+        workflow_id=instance.workflow_id,
+        definition_version_id=instance.definition_version_id,
+        sequence=instance.last_sequence,
+        version=instance.version,
+        kind=kind,
+        state=instance.state,
+        from_state=instance.state,
+        from_step_id=instance.current_step_id,
+        from_status_id=instance.current_step_status_id,
+        to_step_id=instance.current_step_id,
+        to_status_id=instance.current_step_status_id,
+        actor=_actor(actor),
+        detail=detail,
+    )
+    _append(instance, event, ["last_sequence"])
+    return event
+
+
+def _append(instance: WorkflowInstance, event: WorkflowEvent, changed: list[str] | None) -> None:
+    """Save ``changed`` fields of the locked instance (None: it was just created) and insert
+    ``event`` at its place in the global order; publish it once committed."""
+    using = instance._state.db or _db()
     if connections[using].vendor == "postgresql" and not _save_signals_connected():
         history.write_in_one_statement(
-            using, event, update=None if created else instance, fields=_INSTANCE_CHANGED
+            using, event, update=instance if changed else None, fields=changed or ()
         )
     else:
-        if not created:
-            instance.save(using=using, update_fields=_INSTANCE_CHANGED)
+        if changed:
+            instance.save(using=using, update_fields=changed)
         event.txid, event.position = history.next_slot(using, instance.pk)
         event.save(using=using, force_insert=True)
     transaction.on_commit(lambda: _publish(event, instance), using=using)
-    instance.last_event = event
-    return event
 
 
 _INSTANCE_CHANGED = [
@@ -177,6 +221,7 @@ _INSTANCE_CHANGED = [
     "current_step_status",
     "state",
     "version",
+    "last_sequence",
     "completed_at",
     "updated_at",
 ]
@@ -218,6 +263,7 @@ def _sync(target: WorkflowInstance, source: WorkflowInstance) -> WorkflowInstanc
         "current_step_status_id",
         "state",
         "version",
+        "last_sequence",
         "completed_at",
         "updated_at",
     ):

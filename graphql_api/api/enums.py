@@ -64,3 +64,29 @@ class WorkflowEventKind(enum.Enum):
         EventKind.MIGRATED.value,
         description="The instance was moved to another published version of its workflow.",
     )
+    REMINDER = strawberry.enum_value(
+        EventKind.REMINDER.value,
+        description="A note: the deadline of the current step is near. Changes nothing.",
+    )
+    DEADLINE_PASSED = strawberry.enum_value(
+        EventKind.DEADLINE_PASSED.value,
+        description="A note: the deadline of the current step passed (a deadline that names no "
+        "status). Changes nothing.",
+    )
+    DEADLINE_ERROR = strawberry.enum_value(
+        EventKind.DEADLINE_ERROR.value,
+        description="A note: the deadline of the current step could not be computed (its `at` "
+        "expression gave no timestamp). Changes nothing.",
+    )
+    CLAIMED = strawberry.enum_value(
+        EventKind.CLAIMED.value,
+        description="A note: a user claimed the work item of the current step.",
+    )
+    RELEASED = strawberry.enum_value(
+        EventKind.RELEASED.value,
+        description="A note: the work item of the current step went back to its candidates.",
+    )
+    DELEGATED = strawberry.enum_value(
+        EventKind.DELEGATED.value,
+        description="A note: the work item of the current step was handed to another user.",
+    )

@@ -267,11 +267,20 @@ class WorkflowEventType(relay.Node):
 
     kind: WorkflowEventKind = strawberry_django.field(description="What happened.")
     sequence: int = strawberry_django.field(
-        description="Number of the event within its instance (1, 2, 3…); equals the instance's "
-        "`version` after it."
+        description="Number of the event within its instance (1, 2, 3…, no gaps)."
+    )
+    version: int = strawberry_django.field(
+        description="The instance's `version` after the event. A change moves it by one; a note "
+        "(REMINDER, DEADLINE_PASSED, DEADLINE_ERROR, CLAIMED, RELEASED, DELEGATED) leaves it as "
+        "it was, so it never makes a change with `expectedVersion` conflict."
     )
     state: WorkflowInstanceState = strawberry_django.field(
         description="The instance's state after the event."
+    )
+    from_state: Optional[WorkflowInstanceState] = strawberry_django.field(
+        description="The instance's state before the event (null for STARTED): with `state`, "
+        "`fromStep` and `fromStatus` a client moves the instance between counts and filtered "
+        "lists without a refetch."
     )
     from_step: Optional[WorkflowStepType] = strawberry_django.field(
         description="The step before the event (null for STARTED)."
@@ -452,7 +461,7 @@ class WorkflowInstanceType(relay.Node):
                 to_attr="_django_steps_last_event",
             )
         ],
-        description="The newest change (the event whose `sequence` equals `version`).",
+        description="The newest event of its history (a change or a note).",
     )
     def last_event(self, root: strawberry.Parent[models.WorkflowInstance]) -> WorkflowEventType:
         prefetched = getattr(root, "_django_steps_last_event", None)

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 
-from django_steps import selectors
+from django_steps import selectors, writes
 from django_steps.choices import EventKind
 from django_steps.exceptions import WorkflowError
 from django_steps.models import WorkflowEvent, WorkflowInstance
@@ -76,7 +76,7 @@ def every_change(instance, user):
 
 
 @pytest.mark.django_db
-def test_exactly_one_event_per_change_with_sequence_equal_to_version(routing_workflow):
+def test_exactly_one_event_per_change_with_its_version_and_the_state_before_it(routing_workflow):
     user = make_user("ada", "django_steps.view_workflowinstance", CHANGE, "testapp.view_document")
     instance = start_workflow_instance("Routing", Document.objects.create(), actor=user)
     versions = [instance.version]
@@ -113,6 +113,9 @@ def test_exactly_one_event_per_change_with_sequence_equal_to_version(routing_wor
     assert WorkflowInstance.objects.get(pk=instance.pk).version == 8
     assert all(e.actor == user for e in events)
     assert events[-1].state == "COMPLETED" and events[2].state == "ON_HOLD"
+    assert [e.from_state for e in events] == [None, *(e.state for e in events[:-1])]
+    assert [e.version for e in events] == versions
+
     # from/to chain: each event starts where the previous one ended.
     for before, after in zip(events, events[1:], strict=False):
         assert (after.from_step_id, after.from_status_id) == (
@@ -126,6 +129,42 @@ def test_exactly_one_event_per_change_with_sequence_equal_to_version(routing_wor
     assert advanced.context == {"input": {"amount": 5000}}  # the caller's, said to be
     assert events[4].context == {"input": {"amount": 1}}
     assert events[1].context is None  # no condition was evaluated
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_note_is_history_that_changes_nothing_and_never_makes_a_change_conflict(
+    routing_workflow, received
+):
+    instance = start_workflow_instance("Routing", Document.objects.create())
+    update_workflow_step_status(instance, "Checking")
+    with transaction.atomic():
+        locked = writes._lock(instance, None)
+        note = writes.note(locked, EventKind.REMINDER, detail={"due_at": "2026-12-08T09:00:00Z"})
+    stored = WorkflowInstance.objects.get(pk=instance.pk)
+    assert (stored.version, stored.current_step_status.name, stored.state) == (
+        2,
+        "Checking",
+        "ACTIVE",
+    )
+    assert (note.sequence, note.version, note.kind) == (3, 2, "REMINDER")
+    assert (note.from_state, note.state) == ("ACTIVE", "ACTIVE")
+    assert note.from_status_id == note.to_status_id == stored.current_step_status_id
+    assert received[-1][0].pk == note.pk  # published after commit, like any event
+
+    # A client that read version 2 before the note still changes the instance.
+    changed = update_workflow_step_status(instance, "Done", {"amount": 1}, expected_version=2)
+    assert (changed.version, changed.last_event.sequence, changed.last_event.version) == (3, 4, 3)
+    events = list(selectors.history(instance))
+    assert [(e.sequence, e.version, e.kind) for e in events] == [
+        (1, 1, "STARTED"),
+        (2, 2, "STATUS_CHANGED"),
+        (3, 2, "REMINDER"),
+        (4, 3, "NO_TRANSITION"),
+    ]
+    assert [e.cursor for e in events] == sorted(e.cursor for e in events)
+
+    with transaction.atomic(), pytest.raises(ValueError):
+        writes.note(writes._lock(instance, None), EventKind.ADVANCED)
 
 
 @pytest.mark.django_db(

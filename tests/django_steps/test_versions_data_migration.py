@@ -1,4 +1,5 @@
-"""The data migration that gives every existing workflow its first published version."""
+"""The data migrations of existing rows: every workflow gets its first published version, and
+every event its own version and the state before it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 BEFORE = [("django_steps", "0005_paging_indexes")]
-AFTER = [("django_steps", "0008_versions_required")]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -52,10 +52,23 @@ def test_existing_workflows_get_a_version_their_instances_and_events_point_at():
         to_step=first,
         to_status=new,
     )
+    Event.objects.create(
+        instance=instance,
+        workflow=workflow,
+        sequence=2,
+        position=2,
+        kind="ON_HOLD",
+        state="ON_HOLD",
+        from_step=first,
+        from_status=new,
+        to_step=first,
+        to_status=new,
+    )
+    Instance.objects.filter(pk=instance.pk).update(version=2, state="ON_HOLD")
     empty = Workflow.objects.create(name="Empty")
 
     executor.loader.build_graph()
-    executor.migrate(AFTER)
+    executor.migrate(executor.loader.graph.leaf_nodes("django_steps"))
 
     from django_steps import compiled
     from django_steps.definitions import export_workflow
@@ -71,7 +84,13 @@ def test_existing_workflows_get_a_version_their_instances_and_events_point_at():
         version.content_hash,
     )
     assert WorkflowInstance.objects.get(pk=instance.pk).definition_version == version
-    assert WorkflowEvent.objects.get(instance_id=instance.pk).definition_version == version
+    events = WorkflowEvent.objects.filter(instance_id=instance.pk).order_by("sequence")
+    assert {event.definition_version for event in events} == {version}
+    assert [(e.sequence, e.version, e.from_state, e.state) for e in events] == [
+        (1, 1, None, "ACTIVE"),
+        (2, 2, "ACTIVE", "ON_HOLD"),
+    ]
+    assert WorkflowInstance.objects.get(pk=instance.pk).last_sequence == 2
     definition = compiled.for_version(version)
     assert definition.steps[first.pk].transitions[0].condition == "true"
     assert definition.content_type_ids == {claim_type.pk}

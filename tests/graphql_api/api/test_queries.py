@@ -303,3 +303,17 @@ def test_get_requests_run_queries_but_not_mutations(as_viewer, claim_workflow):
     response = as_viewer.client.get("/graphql/", {"query": "mutation { logout }"})
     assert response.status_code == 400  # mutations are refused over GET
     assert as_viewer.data(ops.ME)["me"]["username"] == "viewer"  # so the logout did not happen
+
+
+def test_history_says_the_state_before_each_event_and_the_version_after_it(as_viewer, population):
+    on_hold = population[2]
+    data = as_viewer.data(
+        """query($id: ID!) { workflowInstance(id: $id) {
+          history(first: 5) { edges { node { kind fromState state version sequence } } } } }""",
+        {"id": gid("WorkflowInstance", on_hold.pk)},
+    )
+    nodes = [edge["node"] for edge in data["workflowInstance"]["history"]["edges"]]
+    assert nodes == [
+        {"kind": "STARTED", "fromState": None, "state": "ACTIVE", "version": 1, "sequence": 1},
+        {"kind": "ON_HOLD", "fromState": "ACTIVE", "state": "ON_HOLD", "version": 2, "sequence": 2},
+    ]
