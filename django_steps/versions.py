@@ -77,6 +77,7 @@ __all__ = [
     "MigrationPlan",
     "MigrationResult",
     "plan_migration",
+    "migration_page",
     "migrate_instances",
 ]
 
@@ -474,6 +475,26 @@ def plan_migration(
             )
         )
     return MigrationPlan(workflow, target_row, moves)
+
+
+def migration_page(
+    workflow: Workflow,
+    to_version: WorkflowVersion,
+    filters: Mapping[str, Any] | None = None,
+    *,
+    first: int,
+    after: int | None = None,
+    actor: Any = None,
+) -> tuple[list[int], bool]:
+    """The ids of the first ``first`` instances (by id, after id ``after``) a migration to
+    ``to_version`` with ``filters`` selects, and whether more follow — for callers that bound
+    one request's work (pass the ids as the ``ids`` filter of :func:`plan_migration`)."""
+    _may_migrate(actor)
+    selected = _selected(workflow, to_version, filters or {}, actor)
+    if after is not None:
+        selected = selected.filter(pk__gt=after)
+    ids = list(selected.values_list("pk", flat=True)[: first + 1])
+    return ids[:first], len(ids) > first
 
 
 def migrate_instances(

@@ -15,7 +15,9 @@ with what our API needs to behave as documented, for every operation of that sch
   validation caches, the introspection switch, error masking, the query optimizer), then the
   host's own (a host extension we already run is not added twice; a host's
   ``DjangoOptimizerExtension`` runs in place of ours,
-  :class:`~graphql_api.security.extensions.QuerysetOptimizer`);
+  :class:`~graphql_api.security.extensions.QuerysetOptimizer`: give it
+  ``prefetch_custom_queryset=True`` as ours has, or a definition's lists also show the steps,
+  statuses and transitions a later version removed);
 * our execution context (:class:`SharedEventExecutionContext`: a workflow event is executed
   once per identical subscription);
 * name clashes settled by renaming *our* types in that schema only (``rename``): a host type

@@ -332,6 +332,12 @@ class QuerysetOptimizer(DjangoOptimizerExtension):
 
     resolve = SchemaExtension.resolve
 
+    def __init__(self, *, prefetch_custom_queryset: bool = True, **options: Any) -> None:
+        # Prefetched lists read the default manager, as ``workflow.steps.all()`` does: the steps,
+        # statuses and transitions a later version removed (kept as retired rows for history)
+        # are not part of the definition any more (strawberry-django reads the base manager).
+        super().__init__(prefetch_custom_queryset=prefetch_custom_queryset, **options)
+
     def optimize(self, qs: Any, info: Any, *, store: Any = None) -> Any:
         return consistent_prefetches(super().optimize(qs, info, store=store))
 

@@ -86,6 +86,7 @@ CHANGE_INSTANCE = authorization.CHANGE_INSTANCE
 ADD_WORKFLOW = "django_steps.add_workflow"
 CHANGE_WORKFLOW = "django_steps.change_workflow"
 DELETE_WORKFLOW = "django_steps.delete_workflow"
+MIGRATE_INSTANCE = "django_steps.migrate_workflowinstance"
 
 #: The column that marks rows loaded through our types' get_queryset in this request.
 MARK = "_django_steps_seen"
