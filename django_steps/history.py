@@ -61,6 +61,8 @@ from django.db import connections
 from django.db.models import BooleanField, ExpressionWrapper, QuerySet
 from django.db.models.expressions import RawSQL
 
+from .models import WorkflowEvent
+
 __all__ = [
     "STRIDE",
     "CURSOR_LIMIT",
@@ -96,8 +98,6 @@ def split_cursor(cursor: int) -> tuple[int, int]:
 
 
 def _table() -> str:
-    from .models import WorkflowEvent
-
     return WorkflowEvent._meta.db_table
 
 
@@ -158,8 +158,6 @@ def is_ahead(cursor: int, using: str) -> bool:
     """True for a cursor this database never handed out: from a later transaction than any so
     far (PostgreSQL), or past the newest event (SQLite) — e.g. after a restore into another
     cluster followed by :func:`renumber`. Clients holding one must reload and start afresh."""
-    from .models import WorkflowEvent
-
     connection = connections[using]
     if connection.vendor == "postgresql":
         with connection.cursor() as db:
@@ -247,8 +245,6 @@ def write_in_one_statement(using: str, event: Any, *, update: Any = None, fields
 
     Every value is a named parameter (``%(u_<column>)s``, ``%(e_<column>)s``); the statement is
     built from the models' fields, so a new column needs no edit here."""
-    from .models import WorkflowEvent
-
     connection = connections[using]
     qn = connection.ops.quote_name
     params: dict[str, Any] = {"instance": event.instance_id}

@@ -13,7 +13,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils.functional import cached_property
 
+from .cel import compile_condition
 from .choices import FINISHED_STATES, UNFINISHED_STATES, EventKind, InstanceState
+from .exceptions import ConditionSyntaxError
+from .shape import ONE_PER_STEP_FLAGS
 
 
 class Workflow(models.Model):
@@ -198,8 +201,6 @@ class WorkflowStepStatus(models.Model):
     def retire(self) -> None:
         """Remove the status from the definition, keeping the row (see :meth:`WorkflowStep.retire`);
         its one-per-step roles are cleared so a live status can take them."""
-        from .shape import ONE_PER_STEP_FLAGS
-
         for flag in ONE_PER_STEP_FLAGS:
             setattr(self, flag, False)
         self.retired = True
@@ -246,9 +247,6 @@ class WorkflowTransition(models.Model):
         return f'"{from_name}" → "{to_name}" (priority {self.priority})'
 
     def clean(self) -> None:
-        from .cel import compile_condition
-        from .exceptions import ConditionSyntaxError
-
         errors: dict[str, list[ValidationError]] = {}
         if (
             self.from_step_id
@@ -474,6 +472,6 @@ class WorkflowEvent(models.Model):
     def cursor(self) -> int:
         """This event's place in the global history as one number (see
         :mod:`django_steps.history`)."""
-        from .history import cursor_of
+        from .history import cursor_of  # history imports these models: import it on use
 
         return cursor_of(self.txid, self.position)

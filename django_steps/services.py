@@ -77,7 +77,7 @@ from django.db.models import Model
 
 from . import authorization, compiled, evaluation, versions
 from .choices import EventKind, InstanceState
-from .compiled import CompiledWorkflow, StatusDef, StepDef
+from .compiled import StatusDef, StepDef
 from .context import Context, build_context
 from .exceptions import (
     ContentObjectNotFound,
@@ -252,7 +252,7 @@ def update_workflow_step_status(
             actor, instance, definition.statuses.get(instance.current_step_status_id), status
         )
         if status.is_cancellation_status:
-            _cancel(instance, definition, step, actor, status=status)
+            _cancel(instance, step, actor, status=status)
         elif instance.state == InstanceState.ON_HOLD:
             raise InstanceOnHold(
                 f"Workflow instance {instance.pk} is on hold; "
@@ -311,32 +311,45 @@ def advance_workflow_instance(
 def _hold(
     instance: WorkflowInstance, step: StepDef, actor: Any, status: StatusDef | None = None
 ) -> WorkflowEvent:
-    status = status or step.on_hold_status
-    return _save(
+    return _park(
         instance,
         EventKind.ON_HOLD,
-        step_id=step.id,
-        status_id=status.id if status else instance.current_step_status_id,
-        state=InstanceState.ON_HOLD,
-        actor=actor,
-        requested_status_id=status.id if status else None,
+        InstanceState.ON_HOLD,
+        step,
+        actor,
+        status or step.on_hold_status,
     )
 
 
 def _cancel(
-    instance: WorkflowInstance,
-    definition: CompiledWorkflow,
-    step: StepDef,
-    actor: Any,
-    status: StatusDef | None = None,
+    instance: WorkflowInstance, step: StepDef, actor: Any, status: StatusDef | None = None
 ) -> WorkflowEvent:
-    status = status or step.cancellation_status
-    return _save(
+    return _park(
         instance,
         EventKind.CANCELLED,
+        InstanceState.CANCELLED,
+        step,
+        actor,
+        status or step.cancellation_status,
+    )
+
+
+def _park(
+    instance: WorkflowInstance,
+    kind: str,
+    state: str,
+    step: StepDef,
+    actor: Any,
+    status: StatusDef | None,
+) -> WorkflowEvent:
+    """Hold or cancel: set ``status`` (the step's on-hold or cancellation status), or keep the
+    current status when the step has none."""
+    return _save(
+        instance,
+        kind,
         step_id=step.id,
         status_id=status.id if status else instance.current_step_status_id,
-        state=InstanceState.CANCELLED,
+        state=state,
         actor=actor,
         requested_status_id=status.id if status else None,
     )
@@ -405,5 +418,5 @@ def cancel_workflow_instance(
         definition, step = evaluation.definition_of(instance)
         current = definition.statuses.get(instance.current_step_status_id)
         _require_move(actor, instance, current, step.cancellation_status)
-        _cancel(instance, definition, step, actor)
+        _cancel(instance, step, actor)
     return _sync(workflow_instance, instance)
