@@ -108,23 +108,21 @@ def _boolean(sql: str, params: tuple) -> ExpressionWrapper:
 def after(queryset: QuerySet, cursor: int) -> QuerySet:
     """Rows of ``queryset`` (of events) strictly after ``cursor``, as a keyset condition the
     ``(…, txid, position)`` indexes serve."""
-    txid, position = split_cursor(cursor)
-    qn = connections[queryset.db].ops.quote_name
-    return queryset.filter(
-        _boolean(
-            f"({qn(_table())}.{qn('txid')}, {qn(_table())}.{qn('position')}) > (%s, %s)",
-            (txid, position),
-        )
-    )
+    return _keyset(queryset, ">", cursor)
 
 
 def up_to(queryset: QuerySet, cursor: int) -> QuerySet:
     """Rows of ``queryset`` at or before ``cursor``."""
+    return _keyset(queryset, "<=", cursor)
+
+
+def _keyset(queryset: QuerySet, operator: str, cursor: int) -> QuerySet:
     txid, position = split_cursor(cursor)
     qn = connections[queryset.db].ops.quote_name
+    table = qn(_table())
     return queryset.filter(
         _boolean(
-            f"({qn(_table())}.{qn('txid')}, {qn(_table())}.{qn('position')}) <= (%s, %s)",
+            f"({table}.{qn('txid')}, {table}.{qn('position')}) {operator} (%s, %s)",
             (txid, position),
         )
     )

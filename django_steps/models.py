@@ -279,6 +279,14 @@ class WorkflowTransition(models.Model):
             raise ValidationError(errors)
 
 
+def _version_key(related_name: str, help_text: str) -> models.ForeignKey:
+    """A reference to a published version: protected, since instances and history rows must
+    keep saying which version they ran on."""
+    return models.ForeignKey(
+        WorkflowVersion, on_delete=models.PROTECT, related_name=related_name, help_text=help_text
+    )
+
+
 class WorkflowInstanceQuerySet(models.QuerySet):
     def unfinished(self) -> WorkflowInstanceQuerySet:
         return self.filter(state__in=UNFINISHED_STATES)
@@ -292,11 +300,8 @@ class WorkflowInstance(models.Model):
     """One run of a workflow for one object (any model, through a generic foreign key)."""
 
     workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="instances")
-    definition_version = models.ForeignKey(
-        WorkflowVersion,
-        on_delete=models.PROTECT,
-        related_name="instances",
-        help_text="The published version the instance runs on (until it is migrated).",
+    definition_version = _version_key(
+        "instances", "The published version the instance runs on (until it is migrated)."
     )
     current_step = models.ForeignKey(WorkflowStep, on_delete=models.PROTECT, related_name="+")
     current_step_status = models.ForeignKey(
@@ -393,11 +398,8 @@ class WorkflowEvent(models.Model):
 
     instance = models.ForeignKey(WorkflowInstance, on_delete=models.CASCADE, related_name="events")
     workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="+")
-    definition_version = models.ForeignKey(
-        WorkflowVersion,
-        on_delete=models.PROTECT,
-        related_name="+",
-        help_text="The published version the instance ran on after the event.",
+    definition_version = _version_key(
+        "+", "The published version the instance ran on after the event."
     )
     sequence = models.PositiveIntegerField()
     txid = models.BigIntegerField(

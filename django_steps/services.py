@@ -264,14 +264,8 @@ def update_workflow_step_status(
         elif status.is_completion_status:
             _advance(instance, definition, step, status, Context(instance, context_data), actor)
         else:
-            _save(
-                instance,
-                EventKind.STATUS_CHANGED,
-                step_id=step.id,
-                status_id=status.id,
-                state=InstanceState.ACTIVE,
-                actor=actor,
-                requested_status_id=status.id,
+            _set_status(
+                instance, EventKind.STATUS_CHANGED, InstanceState.ACTIVE, step, actor, status
             )
     return _sync(workflow_instance, instance)
 
@@ -311,7 +305,7 @@ def advance_workflow_instance(
 def _hold(
     instance: WorkflowInstance, step: StepDef, actor: Any, status: StatusDef | None = None
 ) -> WorkflowEvent:
-    return _park(
+    return _set_status(
         instance,
         EventKind.ON_HOLD,
         InstanceState.ON_HOLD,
@@ -324,7 +318,7 @@ def _hold(
 def _cancel(
     instance: WorkflowInstance, step: StepDef, actor: Any, status: StatusDef | None = None
 ) -> WorkflowEvent:
-    return _park(
+    return _set_status(
         instance,
         EventKind.CANCELLED,
         InstanceState.CANCELLED,
@@ -334,7 +328,7 @@ def _cancel(
     )
 
 
-def _park(
+def _set_status(
     instance: WorkflowInstance,
     kind: str,
     state: str,
@@ -342,8 +336,8 @@ def _park(
     actor: Any,
     status: StatusDef | None,
 ) -> WorkflowEvent:
-    """Hold or cancel: set ``status`` (the step's on-hold or cancellation status), or keep the
-    current status when the step has none."""
+    """Set ``status`` on ``step`` with ``state``; without one (holding or cancelling on a step
+    with no on-hold or cancellation status) the current status stays."""
     return _save(
         instance,
         kind,
