@@ -68,6 +68,7 @@ from graphql_api.api.types import (
 )
 from graphql_api.live.execution import SharedEventExecutionContext
 from graphql_api.live.subscriptions import Subscription
+from graphql_api.security.errors import log_errors
 from graphql_api.security.extensions import QuerysetOptimizer, schema_extensions
 
 __all__ = [
@@ -106,8 +107,6 @@ class Schema(strawberry.Schema):
     at ERROR with a traceback. Every schema :func:`compose_schema` builds is one."""
 
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
-        from graphql_api.security.errors import log_errors
-
         log_errors(errors, execution_context)
 
 

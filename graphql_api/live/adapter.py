@@ -55,6 +55,7 @@ from typing import Any
 from strawberry.channels.handlers.ws_handler import ChannelsWebSocketAdapter
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 
+from graphql_api.security.errors import CONSUMER_TOO_SLOW, EVENT_TOO_LARGE, RESULT_TOO_LARGE
 from graphql_api.settings import graphql_setting
 
 logger = logging.getLogger("graphql_api.routing")  # the name it always had
@@ -86,8 +87,8 @@ class MessageTooLarge(Exception):
 
     def payload(self) -> dict:
         """The result sent instead: one error, no data (see the module docstring)."""
+        # subscriptions imports the models; routing imports this module before Django is set up
         from graphql_api.live.subscriptions import sending_event
-        from graphql_api.security.errors import EVENT_TOO_LARGE, RESULT_TOO_LARGE
 
         event = sending_event.get()
         over = f"{self.size:,} bytes, more than a WebSocket message may hold ({self.limit:,})"
@@ -270,8 +271,6 @@ CLOSE_LINGER_SECONDS = 60.0
 def _too_slow(websocket: SizeLimitedWebSocketAdapter, why: ConsumerTooSlow) -> bool:
     """Start closing a socket whose reader is too slow; False if that is under way already.
     The caller cancels the socket's operations (their memory is released at once)."""
-    from graphql_api.security.errors import CONSUMER_TOO_SLOW
-
     if websocket.closing is not None:
         return False
     websocket.too_slow = True
@@ -288,8 +287,6 @@ def _too_slow(websocket: SizeLimitedWebSocketAdapter, why: ConsumerTooSlow) -> b
 async def _close_once_read(websocket: SizeLimitedWebSocketAdapter) -> None:
     """Nothing more is sent; once the client has read (acknowledged) everything sent before, or
     after :data:`CLOSE_LINGER_SECONDS`, the socket is closed with ``CONSUMER_TOO_SLOW``."""
-    from graphql_api.security.errors import CONSUMER_TOO_SLOW
-
     flow = websocket.flow
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(CLOSE_LINGER_SECONDS):

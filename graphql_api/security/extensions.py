@@ -52,6 +52,7 @@ from graphql_api.security.cost import (
 )
 from graphql_api.security.error_codes import TransportCode
 from graphql_api.security.errors import client_error, log_errors, should_mask
+from graphql_api.security.permissions import current_user
 from graphql_api.settings import DEFAULTS, graphql_setting  # noqa: F401 (re-exported)
 
 
@@ -137,8 +138,6 @@ class AnonymousDocumentLimits(SchemaExtension):
     anonymous = False
 
     def on_operation(self) -> Iterator[None]:
-        from graphql_api.security.permissions import current_user
-
         user = current_user(_ContextOnly(self.execution_context.context))
         self.anonymous = not getattr(user, "is_authenticated", False)
         if self.anonymous:
