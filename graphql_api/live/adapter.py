@@ -55,7 +55,7 @@ from typing import Any
 from strawberry.channels.handlers.ws_handler import ChannelsWebSocketAdapter
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 
-from graphql_api.security.errors import CONSUMER_TOO_SLOW, EVENT_TOO_LARGE, RESULT_TOO_LARGE
+from graphql_api.security.error_codes import TransportCode
 from graphql_api.settings import graphql_setting
 
 logger = logging.getLogger("graphql_api.routing")  # the name it always had
@@ -100,14 +100,14 @@ class MessageTooLarge(Exception):
                 "`workflowEvents(after: <the cursor of the last event you received>)` "
                 "(its own cursor is in `extensions.cursor`), then subscribe again with `after`."
             )
-            extensions = {"code": EVENT_TOO_LARGE, "cursor": cursor}
+            extensions = {"code": TransportCode.EVENT_TOO_LARGE, "cursor": cursor}
         else:
             cursor = None
             message = (
                 f"This result is {over}: it was not sent. "
                 "Ask for fewer fields or smaller pages, or use HTTP."
             )
-            extensions = {"code": RESULT_TOO_LARGE}
+            extensions = {"code": TransportCode.RESULT_TOO_LARGE}
         extensions.update(size=self.size, maxSize=self.limit)
         logger.warning(
             "WebSocket result of %d bytes not sent (WEBSOCKET_MAX_MESSAGE_SIZE %d): %s%s",
@@ -277,7 +277,7 @@ def _too_slow(websocket: SizeLimitedWebSocketAdapter, why: ConsumerTooSlow) -> b
     logger.info(
         "WebSocket closing with %d (%s): the client reads too slowly (%s)",
         CONSUMER_TOO_SLOW_CLOSE_CODE,
-        CONSUMER_TOO_SLOW,
+        TransportCode.CONSUMER_TOO_SLOW,
         why,
     )
     websocket.closing = asyncio.ensure_future(_close_once_read(websocket))
@@ -298,4 +298,6 @@ async def _close_once_read(websocket: SizeLimitedWebSocketAdapter) -> None:
                     flow.acked.clear()
                     await flow.acked.wait()
     with contextlib.suppress(Exception):
-        await websocket.close(code=CONSUMER_TOO_SLOW_CLOSE_CODE, reason=CONSUMER_TOO_SLOW)
+        await websocket.close(
+            code=CONSUMER_TOO_SLOW_CLOSE_CODE, reason=TransportCode.CONSUMER_TOO_SLOW
+        )

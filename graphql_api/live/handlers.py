@@ -48,7 +48,7 @@ from graphql_api.live.adapter import (
     MessageTooLarge,
     _too_slow,
 )
-from graphql_api.security.errors import BAD_REQUEST, INTERNAL_SERVER_ERROR, TOO_MANY_OPERATIONS
+from graphql_api.security.error_codes import TransportCode
 
 logger = logging.getLogger("graphql_api.routing")  # the name it always had
 
@@ -107,12 +107,14 @@ def _refused_start(handler: Any, running: Mapping[str, Any], operation_id: str) 
         f"At most {limit} operations may run at once on one connection: "
         "complete one, or wait for one to end, "
         "before starting another.",
-        extensions={"code": TOO_MANY_OPERATIONS},
+        extensions={"code": TransportCode.TOO_MANY_OPERATIONS},
     ).formatted
 
 
 def _check_failed() -> GraphQLError:
-    return GraphQLError("Unexpected error.", extensions={"code": INTERNAL_SERVER_ERROR})
+    return GraphQLError(
+        "Unexpected error.", extensions={"code": TransportCode.INTERNAL_SERVER_ERROR}
+    )
 
 
 async def _prepare_operation(scope: dict) -> bool:
@@ -216,7 +218,7 @@ class _GraphQLWSHandler(BaseGraphQLWSHandler):
             logger.info("WebSocket message refused (graphql-ws): %s", problem)
             operation_id = message.get("id") if isinstance(message, dict) else None
             if isinstance(operation_id, str) and message.get("type") == "start":
-                error = {"message": problem, "extensions": {"code": BAD_REQUEST}}
+                error = {"message": problem, "extensions": {"code": TransportCode.BAD_REQUEST}}
                 await self.send_message({"type": "error", "id": operation_id, "payload": error})
             else:
                 await self.send_message(
