@@ -218,9 +218,18 @@ def _canonical(doc: dict[str, Any]) -> tuple:
 
 
 def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
+    """Make ``workflow``'s rows say what ``doc`` says (see the module docstring on matching)."""
     wanted_types = [_content_type(label) for label in doc["content_types"]]
     if {ct.pk for ct in workflow.content_types.all()} != {ct.pk for ct in wanted_types}:
         workflow.content_types.set(wanted_types)
+    steps = _apply_steps(workflow, doc["steps"], using)
+    _apply_transitions(workflow, doc["transitions"], steps, using)
+
+
+def _apply_steps(
+    workflow: Workflow, wanted: list[dict[str, Any]], using: str
+) -> dict[str, WorkflowStep]:
+    """Steps and their statuses, matched by name; returns the live steps by name."""
     # Retired rows too: adding a name again brings its row back (with its id).
     existing_steps = {
         s.name: s for s in WorkflowStep.all_objects.using(using).filter(workflow=workflow)
@@ -231,8 +240,8 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
         .filter(step__workflow=workflow)
         .select_related("step")
     }
-    wanted_steps = {s["name"] for s in doc["steps"]}
-    wanted_statuses = {(s["name"], st["name"]) for s in doc["steps"] for st in s["statuses"]}
+    wanted_steps = {s["name"] for s in wanted}
+    wanted_statuses = {(s["name"], st["name"]) for s in wanted for st in s["statuses"]}
 
     # Clear the per-step role flags first so that moving "default" from one status to another
     # never collides with the one-default-per-step constraint mid-way (retired statuses keep
@@ -251,7 +260,7 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
     ).update(**retire)
 
     steps: dict[str, WorkflowStep] = {}
-    for spec in doc["steps"]:
+    for spec in wanted:
         values = STEP.column_values(spec, without=("name",))
         step = existing_steps.get(spec["name"])
         if step is None:
@@ -270,19 +279,24 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
                 )
             elif _assign(status, {**st_values, "retired": False}):
                 status.save(using=using)
+    return steps
 
-    # Transitions: pair each wanted one with an existing one of the same (from, to, priority),
-    # else of the same (from, to), in order, so history rows keep pointing at "their"
-    # transition when only its priority, condition or description changes.
+
+def _apply_transitions(
+    workflow: Workflow,
+    specs: list[dict[str, Any]],
+    steps: dict[str, WorkflowStep],
+    using: str,
+) -> None:
+    """Transitions, each paired with an existing one of the same (from, to, priority), else of
+    the same (from, to), in order, so history rows keep pointing at "their" transition when only
+    its priority, condition or description changes."""
     existing = list(
         WorkflowTransition.all_objects.using(using)
         .filter(workflow=workflow)
         .order_by("retired", "id")  # live ones first
     )
-    wanted = []
-    for spec in doc["transitions"]:
-        from_step, to_step = steps[spec["from_step"]], steps[spec["to_step"]]
-        wanted.append((spec, from_step, to_step))
+    wanted = [(spec, steps[spec["from_step"]], steps[spec["to_step"]]) for spec in specs]
     matched: dict[int, WorkflowTransition] = {}
     for exact in (True, False):
         for index, (spec, from_step, to_step) in enumerate(wanted):

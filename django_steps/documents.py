@@ -201,23 +201,35 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
     if not isinstance(document, dict):
         return doc, problems.items, warnings
     steps = doc["steps"]
-
     if not steps and "steps" not in {p["path"] for p in type_problems}:
         problems.add("steps", "a workflow needs at least one step")
     _check_size(doc, problems)
+    _check_content_types(doc["content_types"], problems, warnings)
+    by_name = _check_steps(steps, problems, warnings)
+    outgoing = _check_transitions(doc["transitions"], by_name, problems)
+    _warn_dead_ends(by_name, outgoing, warnings)
+    _check_reachable(steps, by_name, outgoing, problems)
+    return doc, problems.items, warnings
 
-    for i, label in enumerate(doc["content_types"]):
+
+def _check_content_types(labels: list[str], problems: _Problems, warnings: list[str]) -> None:
+    for i, label in enumerate(labels):
         if _content_type(label) is None:
             problems.add(
                 f"content_types[{i}]",
                 f'"{label[:100]}" names no installed model (expected "app_label.model")',
             )
-    if not doc["content_types"]:
+    if not labels:
         warnings.append(
             "No content_types: the workflow cannot be started on any model until some are listed."
         )
 
-    # Steps and their statuses.
+
+def _check_steps(
+    steps: list[dict[str, Any]], problems: _Problems, warnings: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Step names, each step's statuses and roles, the initial and final steps; returns the
+    steps by name (the first of a duplicated name)."""
     by_name: dict[str, dict[str, Any]] = {}
     for step in steps:
         path, name = step["_path"], step["name"]
@@ -225,62 +237,7 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
             problems.add(f"{path}.name", f'duplicate step name "{name}"')
         elif name:
             by_name[name] = step
-        seen: set[str] = set()
-        for status in step["statuses"]:
-            if status["name"] in seen:
-                problems.add(
-                    f"{status['_path']}.name",
-                    f'duplicate status name "{status["name"]}" in step "{name}"',
-                )
-            seen.add(status["name"])
-            if status["permission"] and not _PERMISSION_RE.match(status["permission"]):
-                problems.add(
-                    f"{status['_path']}.permission",
-                    f'permission of status "{status["name"]}" must be "app_label.codename"',
-                )
-            roles = [flag for flag in ROLE_FLAGS if status[flag]]
-            if len(roles) > 1:
-                problems.add(
-                    status["_path"],
-                    f'status "{status["name"]}" of step "{name}" has more than one role: '
-                    f"{', '.join(roles)}",
-                )
-            if status["is_default_status"] and (
-                status["is_cancellation_status"] or status["is_on_hold_status"]
-            ):
-                problems.add(
-                    status["_path"],
-                    f'the default status "{status["name"]}" of step "{name}" cannot be a '
-                    "cancellation or on-hold status",
-                )
-        defaults = [s for s in step["statuses"] if s["is_default_status"]]
-        if len(defaults) != 1:
-            problems.add(
-                f"{path}.statuses",
-                f'step "{name}" must have exactly one default status, not {len(defaults)}',
-            )
-        for flag, label in (
-            ("is_cancellation_status", "cancellation"),
-            ("is_on_hold_status", "on-hold"),
-        ):
-            flagged = [s for s in step["statuses"] if s[flag]]
-            if len(flagged) > 1:
-                problems.add(
-                    f"{path}.statuses",
-                    f'step "{name}" has {len(flagged)} {label} statuses; at most one',
-                )
-        has_completion = any(s["is_completion_status"] for s in step["statuses"])
-        if step["is_final_step"] and not has_completion:
-            problems.add(
-                f"{path}.statuses",
-                f'final step "{name}" needs a completion status, '
-                "or instances can never complete there",
-            )
-        elif not step["is_final_step"] and not has_completion:
-            warnings.append(
-                f'Step "{name}" has no completion status: instances there can never move on.'
-            )
-
+        _check_statuses(step, problems, warnings)
     initial = [s for s in steps if s["is_initial_step"]]
     if steps and len(initial) != 1:
         names = ", ".join(f'"{s["name"]}"' for s in initial)
@@ -291,14 +248,80 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
         )
     if steps and not any(s["is_final_step"] for s in steps):
         problems.add("steps", "at least one step must be final")
+    return by_name
 
-    # Transitions. Compiling is bounded per condition (django_steps.cel) and here for the whole
-    # definition: distinct conditions over DEFINITION_MAX_CONDITIONS_LENGTH characters in all
-    # are refused without compiling any (one over CEL_MAX_LENGTH is refused unparsed anyway).
+
+def _check_statuses(step: dict[str, Any], problems: _Problems, warnings: list[str]) -> None:
+    """The statuses of ``step``: each with a unique name, a well-formed permission and one role at
+    most; one default, at most one cancellation and one on-hold status, a completion status."""
+    path, name = step["_path"], step["name"]
+    seen: set[str] = set()
+    for status in step["statuses"]:
+        if status["name"] in seen:
+            problems.add(
+                f"{status['_path']}.name",
+                f'duplicate status name "{status["name"]}" in step "{name}"',
+            )
+        seen.add(status["name"])
+        if status["permission"] and not _PERMISSION_RE.match(status["permission"]):
+            problems.add(
+                f"{status['_path']}.permission",
+                f'permission of status "{status["name"]}" must be "app_label.codename"',
+            )
+        roles = [flag for flag in ROLE_FLAGS if status[flag]]
+        if len(roles) > 1:
+            problems.add(
+                status["_path"],
+                f'status "{status["name"]}" of step "{name}" has more than one role: '
+                f"{', '.join(roles)}",
+            )
+        if status["is_default_status"] and (
+            status["is_cancellation_status"] or status["is_on_hold_status"]
+        ):
+            problems.add(
+                status["_path"],
+                f'the default status "{status["name"]}" of step "{name}" cannot be a '
+                "cancellation or on-hold status",
+            )
+    defaults = [s for s in step["statuses"] if s["is_default_status"]]
+    if len(defaults) != 1:
+        problems.add(
+            f"{path}.statuses",
+            f'step "{name}" must have exactly one default status, not {len(defaults)}',
+        )
+    for flag, label in (
+        ("is_cancellation_status", "cancellation"),
+        ("is_on_hold_status", "on-hold"),
+    ):
+        flagged = [s for s in step["statuses"] if s[flag]]
+        if len(flagged) > 1:
+            problems.add(
+                f"{path}.statuses",
+                f'step "{name}" has {len(flagged)} {label} statuses; at most one',
+            )
+    has_completion = any(s["is_completion_status"] for s in step["statuses"])
+    if step["is_final_step"] and not has_completion:
+        problems.add(
+            f"{path}.statuses",
+            f'final step "{name}" needs a completion status, or instances can never complete there',
+        )
+    elif not step["is_final_step"] and not has_completion:
+        warnings.append(
+            f'Step "{name}" has no completion status: instances there can never move on.'
+        )
+
+
+def _check_transitions(
+    transitions: list[dict[str, Any]], by_name: dict[str, dict[str, Any]], problems: _Problems
+) -> dict[str, list[dict[str, Any]]]:
+    """Their steps and conditions; returns the valid transitions by the name of their step."""
+    # Compiling is bounded per condition (django_steps.cel) and here for the whole definition:
+    # distinct conditions over DEFINITION_MAX_CONDITIONS_LENGTH characters in all are refused
+    # without compiling any (one over CEL_MAX_LENGTH is refused unparsed anyway).
     longest = int(steps_setting("CEL_MAX_LENGTH"))
     conditions = {
         t["condition"]
-        for t in doc["transitions"]
+        for t in transitions
         if not is_unconditional(t["condition"]) and len(t["condition"]) <= longest
     }
     total, total_limit = (
@@ -312,7 +335,7 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
             f"the conditions total {total} characters, over the limit of {total_limit}",
         )
     outgoing: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for t in doc["transitions"]:
+    for t in transitions:
         path = t["_path"]
         label = f'"{t["from_step"]} → {t["to_step"]}"'
         known = True
@@ -330,6 +353,15 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
         if known and t["from_step"] and t["to_step"]:
             outgoing[t["from_step"]].append(t)
 
+    return outgoing
+
+
+def _warn_dead_ends(
+    by_name: dict[str, dict[str, Any]],
+    outgoing: dict[str, list[dict[str, Any]]],
+    warnings: list[str],
+) -> None:
+    """Steps instances get stuck on, transitions never taken or shadowed by an unconditional one."""
     for name, step in by_name.items():
         out = sorted(outgoing.get(name, []), key=lambda t: -t["priority"])  # stable: document order
         if step["is_final_step"]:
@@ -356,7 +388,15 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
                     )
                 break
 
-    # Reachability from the single initial step.
+
+def _check_reachable(
+    steps: list[dict[str, Any]],
+    by_name: dict[str, dict[str, Any]],
+    outgoing: dict[str, list[dict[str, Any]]],
+    problems: _Problems,
+) -> None:
+    """Every step is reachable from the single initial step (none checked without one)."""
+    initial = [s for s in steps if s["is_initial_step"]]
     if len(initial) == 1 and initial[0]["name"] in by_name:
         start = initial[0]["name"]
         reached = {start}
@@ -371,8 +411,6 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
                 problems.add(
                     step["_path"], f'step "{name}" is unreachable from the initial step "{start}"'
                 )
-
-    return doc, problems.items, warnings
 
 
 def _check_size(doc: dict[str, Any], problems: _Problems) -> None:

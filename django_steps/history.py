@@ -9,10 +9,10 @@ The problem
 Subscribers resume from a cursor: "every event after the last one I received". A cursor is
 only sound if no event can ever appear *below* a cursor a reader already holds. An
 auto-increment id cannot promise that: on PostgreSQL a transaction that took id 7 may commit
-after one that took id 8, and a reader that saw 8 would skip 7 forever. The first version took
-positions from one counter row locked until commit — sound, but every writer of every
-instance waited on that row, and a transaction changing instances A then B deadlocked against
-a single change of B.
+after one that took id 8, and a reader that saw 8 would skip 7 forever. Positions taken from
+one counter row locked until commit would be sound, but every writer of every instance would
+wait on that row, and a transaction changing instances A then B would deadlock against a single
+change of B: so writers share no row.
 
 PostgreSQL: transaction ids and the snapshot's ``xmin``
 =======================================================
@@ -48,9 +48,9 @@ order, and readers need no horizon. PostgreSQL and SQLite are the supported data
 The cursor
 ==========
 
-A cursor is the pair as one decimal number, ``txid * 2**63 + position``. Cursors handed out by
-the first version (plain positions) are ``(0, position)``: rows written then keep ``txid`` 0
-and their position, and sort before every row written since, so those cursors keep working.
+A cursor is the pair as one decimal number, ``txid * 2**63 + position``. Rows written before
+``txid`` existed (migration ``0003``) keep ``txid`` 0 and their position, and sort before every
+row written since, so the plain positions handed out as cursors then still work.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ from django.db.models import Model
 
 from . import authorization, compiled, evaluation, versions
 from .choices import EventKind, InstanceState
-from .compiled import StatusDef, StepDef
+from .compiled import CompiledWorkflow, StatusDef, StepDef
 from .context import Context, build_context
 from .exceptions import (
     ContentObjectNotFound,
@@ -145,22 +145,16 @@ def start_workflow_instance(
         workflow = Workflow.objects.using(using).filter(name=workflow_name).first()
         if workflow is None:
             raise WorkflowNotFound("No workflow has this name.", workflow_name=workflow_name)
-        # A new instance runs on the latest published version (cached by its number and hash,
-        # read with the workflow row: no query on a hit); a workflow never published is
-        # published now, if its definition is valid.
-        if workflow.definition_version:
-            definition = compiled.load(workflow)
-        else:
-            definition = compiled.for_version(versions.publish_workflow(workflow))
+        definition = _definition_to_start(workflow)
         authorization.check_startable(definition, content_type)
         if actor is not None and not authorization.may_view_object(actor, content_object):
             raise ContentObjectNotFound("The object does not exist, or you may not view it.")
-        existing = (
+        running = (
             WorkflowInstance.objects.using(using)
             .unfinished()
             .filter(workflow=workflow, content_type=content_type, object_id=object_id)
-            .first()
         )
+        existing = running.first()
         if existing is not None:
             return existing
         initial = definition.initial_step
@@ -183,13 +177,9 @@ def start_workflow_instance(
                     object_id=object_id,
                 )
         except IntegrityError:
-            # Another transaction started it first: return theirs, as the original would.
-            existing = (
-                WorkflowInstance.objects.using(using)
-                .unfinished()
-                .filter(workflow=workflow, content_type=content_type, object_id=object_id)
-                .first()
-            )
+            # Another transaction started one first (one unfinished instance per object and
+            # workflow): theirs is returned, as if it had been there before.
+            existing = running.first()
             if existing is None:
                 raise
             return existing
@@ -205,6 +195,15 @@ def start_workflow_instance(
             created=True,
         )
     return instance
+
+
+def _definition_to_start(workflow: Workflow) -> CompiledWorkflow:
+    """What a new instance runs on: the latest published version (cached by its number and
+    hash, read with the workflow row: no query on a hit); a workflow never published is
+    published now, if its definition is valid."""
+    if workflow.definition_version:
+        return compiled.load(workflow)
+    return compiled.for_version(versions.publish_workflow(workflow))
 
 
 def update_workflow_step_status(

@@ -290,8 +290,8 @@ class _RenameOurTypes:
 
 
 class _OurConnectionNames:
-    """Mixin for strawberry's ``NameConverter``: our keyset connections keep the names of the
-    first version's (``WorkflowInstanceConnection``, ``WorkflowInstanceEdge``), not
+    """Mixin for strawberry's ``NameConverter``: our keyset connections keep the names clients
+    already use (``WorkflowInstanceConnection``, ``WorkflowInstanceEdge``), not
     strawberry-django's ``…CursorConnection`` / ``…CursorEdge`` (see
     :mod:`graphql_api.api.connections`).
     Only connections of our own node types are named so."""

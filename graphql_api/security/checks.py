@@ -21,7 +21,7 @@ names the fix.
                             these checks do not know): WebSocket routing was not verified
 ``django_steps.W008``       ``ASGI_APPLICATION`` is not set: HTTP works, subscriptions do not
                             (a warning, so a project adding the apps step by step can still
-                            run ``migrate``; it replaces the first version's ``E003``)
+                            run ``migrate``)
 ``django_steps.W009``       django-axes is not installed: the ``login`` mutation is not
                             throttled against password guessing
 ``django_steps.W020``       a channels-redis host's read timeout is not above the layer's
