@@ -97,10 +97,9 @@ from .selectors import (
 )
 from .writes import (
     _advance,
+    _changing,
     _db,
-    _lock,
     _may_change,
-    _refuse_finished,
     _require_move,
     _save,
     _sync,
@@ -228,10 +227,7 @@ def update_workflow_step_status(
     ``change_workflowinstance`` or the permission the move needs, ``InstanceNotFound`` for an
     instance the actor may not see.
     """
-    _may_change(actor)
-    with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version, actor)
-        _refuse_finished(instance)
+    with _changing(workflow_instance, expected_version, actor) as instance:
         definition, step = evaluation.definition_of(instance)
         if status_id is not None:
             status = next((s for s in step.statuses.values() if s.id == status_id), None)
@@ -251,7 +247,7 @@ def update_workflow_step_status(
             actor, instance, definition.statuses.get(instance.current_step_status_id), status
         )
         if status.is_cancellation_status:
-            _cancel(instance, step, actor, status=status)
+            _set_status(instance, EventKind.CANCELLED, InstanceState.CANCELLED, step, actor, status)
         elif instance.state == InstanceState.ON_HOLD:
             raise InstanceOnHold(
                 f"Workflow instance {instance.pk} is on hold; "
@@ -259,7 +255,7 @@ def update_workflow_step_status(
                 instance_id=instance.pk,
             )
         elif status.is_on_hold_status:
-            _hold(instance, step, actor, status=status)
+            _set_status(instance, EventKind.ON_HOLD, InstanceState.ON_HOLD, step, actor, status)
         elif status.is_completion_status:
             _advance(instance, definition, step, status, Context(instance, context_data), actor)
         else:
@@ -279,10 +275,7 @@ def advance_workflow_instance(
     """Retry the transitions of an instance whose completion status found no match earlier,
     e.g. with new ``context_data``. Writes ``ADVANCED``/``COMPLETED``, or ``NO_TRANSITION``
     again when still nothing matches."""
-    _may_change(actor)
-    with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version, actor)
-        _refuse_finished(instance)
+    with _changing(workflow_instance, expected_version, actor) as instance:
         if instance.state == InstanceState.ON_HOLD:
             raise InstanceOnHold(
                 f"Workflow instance {instance.pk} is on hold; resume it before advancing it.",
@@ -301,32 +294,6 @@ def advance_workflow_instance(
     return _sync(workflow_instance, instance)
 
 
-def _hold(
-    instance: WorkflowInstance, step: StepDef, actor: Any, status: StatusDef | None = None
-) -> WorkflowEvent:
-    return _set_status(
-        instance,
-        EventKind.ON_HOLD,
-        InstanceState.ON_HOLD,
-        step,
-        actor,
-        status or step.on_hold_status,
-    )
-
-
-def _cancel(
-    instance: WorkflowInstance, step: StepDef, actor: Any, status: StatusDef | None = None
-) -> WorkflowEvent:
-    return _set_status(
-        instance,
-        EventKind.CANCELLED,
-        InstanceState.CANCELLED,
-        step,
-        actor,
-        status or step.cancellation_status,
-    )
-
-
 def _set_status(
     instance: WorkflowInstance,
     kind: str,
@@ -334,9 +301,12 @@ def _set_status(
     step: StepDef,
     actor: Any,
     status: StatusDef | None,
+    *,
+    requested: bool = True,
 ) -> WorkflowEvent:
     """Set ``status`` on ``step`` with ``state``; without one (holding or cancelling on a step
-    with no on-hold or cancellation status) the current status stays."""
+    with no on-hold or cancellation status) the current status stays. ``requested``: the event
+    records ``status`` as the one asked for."""
     return _save(
         instance,
         kind,
@@ -344,7 +314,7 @@ def _set_status(
         status_id=status.id if status else instance.current_step_status_id,
         state=state,
         actor=actor,
-        requested_status_id=status.id if status else None,
+        requested_status_id=status.id if status and requested else None,
     )
 
 
@@ -352,10 +322,7 @@ def set_workflow_on_hold(
     workflow_instance: WorkflowInstance, *, actor: Any = None, expected_version: int | None = None
 ) -> WorkflowInstance:
     """Put an active instance on hold (state ON_HOLD; the step's on-hold status if it has one)."""
-    _may_change(actor)
-    with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version, actor)
-        _refuse_finished(instance)
+    with _changing(workflow_instance, expected_version, actor) as instance:
         if instance.state == InstanceState.ON_HOLD:
             raise InstanceOnHold(
                 f"Workflow instance {instance.pk} is already on hold.", instance_id=instance.pk
@@ -363,7 +330,9 @@ def set_workflow_on_hold(
         definition, step = evaluation.definition_of(instance)
         current = definition.statuses.get(instance.current_step_status_id)
         _require_move(actor, instance, current, step.on_hold_status)
-        _hold(instance, step, actor)
+        _set_status(
+            instance, EventKind.ON_HOLD, InstanceState.ON_HOLD, step, actor, step.on_hold_status
+        )
     return _sync(workflow_instance, instance)
 
 
@@ -374,10 +343,7 @@ def resume_workflow_instance(
 
     Held through an on-hold status that names a permission, resuming needs that permission too
     (unless the default status names one of its own, which then decides)."""
-    _may_change(actor)
-    with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version, actor)
-        _refuse_finished(instance)
+    with _changing(workflow_instance, expected_version, actor) as instance:
         if instance.state != InstanceState.ON_HOLD:
             raise NotOnHold(
                 f"Workflow instance {instance.pk} is not on hold.", instance_id=instance.pk
@@ -388,13 +354,9 @@ def resume_workflow_instance(
             evaluation.default_status(definition, step) if current.is_on_hold_status else current
         )
         _require_move(actor, instance, current, status)  # who may hold through it may release it
-        _save(
-            instance,
-            EventKind.RESUMED,
-            step_id=step.id,
-            status_id=status.id,
-            state=InstanceState.ACTIVE,
-            actor=actor,
+        # No status was asked for: resuming returns to one.
+        _set_status(
+            instance, EventKind.RESUMED, InstanceState.ACTIVE, step, actor, status, requested=False
         )
     return _sync(workflow_instance, instance)
 
@@ -404,12 +366,16 @@ def cancel_workflow_instance(
 ) -> WorkflowInstance:
     """Cancel an unfinished instance (state CANCELLED, completed_at set, the step's
     cancellation status if it has one)."""
-    _may_change(actor)
-    with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version, actor)
-        _refuse_finished(instance)
+    with _changing(workflow_instance, expected_version, actor) as instance:
         definition, step = evaluation.definition_of(instance)
         current = definition.statuses.get(instance.current_step_status_id)
         _require_move(actor, instance, current, step.cancellation_status)
-        _cancel(instance, step, actor)
+        _set_status(
+            instance,
+            EventKind.CANCELLED,
+            InstanceState.CANCELLED,
+            step,
+            actor,
+            step.cancellation_status,
+        )
     return _sync(workflow_instance, instance)

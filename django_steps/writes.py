@@ -7,6 +7,8 @@ position with its history row, and announcing the committed change.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connections, router, transaction
@@ -82,6 +84,20 @@ def _refuse_finished(instance: WorkflowInstance) -> None:
             instance_id=instance.pk,
             state=instance.state,
         )
+
+
+@contextmanager
+def _changing(
+    workflow_instance: WorkflowInstance, expected_version: int | None, actor: Any
+) -> Iterator[WorkflowInstance]:
+    """How every change of an instance starts: the permission to change checked, then, in one
+    transaction, the instance's row locked (at ``expected_version``) and refused if finished.
+    The change is written inside the block."""
+    _may_change(actor)
+    with transaction.atomic(using=_db()):
+        instance = _lock(workflow_instance, expected_version, actor)
+        _refuse_finished(instance)
+        yield instance
 
 
 def _require_move(

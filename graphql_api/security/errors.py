@@ -208,14 +208,22 @@ def _with_code(error: GraphQLError, code: str, message: str | None = None) -> Gr
         if variable:
             path = _VARIABLE_PATH.search(error.message)
             extensions["field"] = path.group(1) if path else variable.group(1)
+    return reworded(error, (message or error.message)[:MAX_MESSAGE], extensions)
+
+
+def reworded(
+    error: GraphQLError, message: str, extensions: dict[str, Any] | None = None
+) -> GraphQLError:
+    """``error`` with another message (and ``extensions``, if given), at the same place in the
+    document and the result, raised by the same exception."""
     return GraphQLError(
-        (message or error.message)[:MAX_MESSAGE],
+        message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
         original_error=error.original_error,
-        extensions=extensions,
+        extensions=error.extensions if extensions is None else extensions,
     )
 
 
