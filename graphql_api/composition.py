@@ -70,6 +70,7 @@ from graphql_api.api.types import (
 )
 from graphql_api.live.execution import SharedEventExecutionContext
 from graphql_api.live.subscriptions import Subscription
+from graphql_api.security.errors import log_errors
 from graphql_api.security.extensions import QuerysetOptimizer, schema_extensions
 
 __all__ = [
@@ -108,8 +109,6 @@ class Schema(strawberry.Schema):
     at ERROR with a traceback. Every schema :func:`compose_schema` builds is one."""
 
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
-        from graphql_api.security.errors import log_errors
-
         log_errors(errors, execution_context)
 
 
@@ -293,8 +292,8 @@ class _RenameOurTypes:
 
 
 class _OurConnectionNames:
-    """Mixin for strawberry's ``NameConverter``: our keyset connections keep the names of the
-    first version's (``WorkflowInstanceConnection``, ``WorkflowInstanceEdge``), not
+    """Mixin for strawberry's ``NameConverter``: our keyset connections keep the names clients
+    already use (``WorkflowInstanceConnection``, ``WorkflowInstanceEdge``), not
     strawberry-django's ``…CursorConnection`` / ``…CursorEdge`` (see
     :mod:`graphql_api.api.connections`).
     Only connections of our own node types are named so."""

@@ -29,6 +29,7 @@ from django_steps import authorization, compiled, models
 from django_steps.choices import FINISHED_STATES, InstanceState
 from django_steps.compiled import StatusDef
 from django_steps.diagram import version_to_mermaid, workflow_to_mermaid
+from django_steps.selectors import EVENT_RELATIONS
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.counts import (
     STEP_COUNTS,
@@ -450,13 +451,7 @@ class WorkflowInstanceType(relay.Node):
             Prefetch(
                 "events",
                 queryset=models.WorkflowEvent.objects.order_by("-txid", "-position").select_related(
-                    "from_step",
-                    "from_status",
-                    "to_step",
-                    "to_status",
-                    "requested_status",
-                    "transition",
-                    "actor",
+                    *EVENT_RELATIONS
                 )[:1],
                 to_attr="_django_steps_last_event",
             )
