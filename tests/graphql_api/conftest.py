@@ -3,6 +3,7 @@ posts operations to ``/graphql/`` through Django's middleware (sessions, CSRF)."
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -159,3 +160,23 @@ def codes(payload: dict) -> list[str]:
     """The codes of an ``OperationInfo`` payload."""
     assert payload.get("__typename") == "OperationInfo", payload
     return [m["code"] for m in payload["messages"]]
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def bad_input(result: dict) -> dict:
+    """The single BAD_USER_INPUT error of a refused request (nothing resolved)."""
+    assert result.get("data") is None, result
+    [error] = result["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    return error
+
+
+def post_raw(gql: GQL, query: str, variables_json: str) -> dict:
+    """POST a body whose variables are raw JSON text (Python's json accepts NaN and Infinity)."""
+    body = f'{{"query": {json.dumps(query)}, "variables": {variables_json}}}'
+    response = gql.client.post(ENDPOINT, body, content_type="application/json")
+    assert response.status_code == 200, response.content[:300]
+    return response.json()

@@ -276,3 +276,14 @@ ALL = {
 def events(instance: dict) -> list[dict]:
     """The events of an instance's ``history`` page, oldest first."""
     return [edge["node"] for edge in instance["history"]["edges"]]
+
+
+#: Each history entry's instance with its history again: far over the default cost limit.
+NESTED_HISTORY = """
+query Nested($id: ID!) {
+  workflowInstance(id: $id) {
+    history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id kind }
+      } } } } } }
+  }
+}
+"""

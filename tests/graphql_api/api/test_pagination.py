@@ -12,7 +12,8 @@ import pytest
 from claims.models import Claim
 from django_steps import services
 from django_steps.models import WorkflowEvent, WorkflowInstance
-from tests.graphql_api.conftest import gid
+from tests.graphql_api import operations as ops
+from tests.graphql_api.conftest import b64, bad_input, gid, post_raw
 
 pytestmark = pytest.mark.django_db
 
@@ -250,3 +251,103 @@ def test_a_page_of_instances_with_last_event_and_a_history_page_costs_constant_q
         return len(queries)
 
     assert count(3) == count(30)
+
+
+# ------------------------------------------------------------------------------- page arguments
+
+
+BIG = "x" * 10_240
+
+CASES = [
+    ("{ workflows(first: 5, last: -254) { totalCount } }", "last"),
+    ("{ workflows(first: -5, last: 3) { totalCount } }", "first"),
+    ("{ workflows(first: 3, last: 101) { totalCount } }", "last"),
+    ("{ workflowInstances(first: 2, last: -1) { totalCount } }", "last"),
+    (
+        '{ workflow(name: "Claim Processing") { instances(first: 2, last: -1) { totalCount } } }',
+        "last",
+    ),
+]
+
+
+@pytest.mark.parametrize("query, field", CASES)
+def test_each_page_argument_is_checked(as_admin, claim_workflow, query, field):
+    [error] = as_admin(query)["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert error["extensions"].get("field") == field, error
+    # and the server answers a normal request right after
+    assert (
+        as_admin.data("{ workflows(first: 2, last: 1) { totalCount edges { cursor } } }")[
+            "workflows"
+        ]["totalCount"]
+        == 1
+    )
+
+
+@pytest.mark.parametrize("first, last", [(-1, None), (None, -5), (101, None), (10**6, None)])
+def test_bad_pagination_is_a_coded_error(as_viewer, instance, first, last):
+    for query in (ops.INSTANCES, ops.WORKFLOWS):
+        result = as_viewer(
+            query,
+            {"first": first, "last": last} if query is ops.INSTANCES else {"first": first or 0},
+        )
+        if query is ops.WORKFLOWS and first is None:
+            continue
+        assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", result
+
+
+def test_bad_pagination_on_nested_connections(as_viewer, instance):
+    result = as_viewer(
+        '{ workflow(name: "Claim Processing") { instances(first: -1) { totalCount } } }'
+    )
+    assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_out_of_range_ints_and_bad_cursors(as_viewer, instance):
+    result = as_viewer(ops.INSTANCES, {"first": 2**40})
+    assert result["errors"]  # Int coercion error, not a 500
+    result = as_viewer(ops.INSTANCES, {"after": "not-a-cursor"})
+    assert "errors" in result or result["data"]["workflowInstances"]["edges"] is not None
+    result = as_viewer(ops.INSTANCES, {"after": BIG, "before": "🙂"})
+    assert "data" in result
+
+
+def test_ints_out_of_graphql_range_are_bad_user_input(as_viewer, instance):
+    for value in ("2147483648", "1e400", "NaN", "1" * 5000):
+        error = bad_input(post_raw(as_viewer, ops.INSTANCES, f'{{"first": {value}}}'))
+        assert error["extensions"]["field"] == "first", error
+    assert as_viewer.data(ops.INSTANCES, {"first": 1})["workflowInstances"]["totalCount"] == 1
+
+
+# ---------------------------------------------------------------------------- malformed cursors
+
+
+MALFORMED_CURSORS = [
+    b64("arrayconnection:-5"),  # Django refuses negative indexing
+    b64("arrayconnection:" + "9" * 30),  # OFFSET overflows
+    b64("arrayconnection:9223372036854775807"),
+    b64("arrayconnection:abc"),
+    b64("orderedcursor:[1]"),
+    "garbage!!",
+    "x" * 300,
+]
+
+
+@pytest.mark.parametrize("argument", ["after", "before"])
+@pytest.mark.parametrize("cursor", MALFORMED_CURSORS)
+def test_malformed_cursors_are_bad_user_input_naming_the_argument(
+    as_viewer, instance, argument, cursor
+):
+    error = bad_input(as_viewer(ops.INSTANCES, {argument: cursor, "first": 5}))
+    assert error["extensions"]["field"] == argument
+    assert cursor not in error["message"]
+    nested = (
+        '{ workflow(name: "Claim Processing") '
+        f'{{ instances({argument}: "{cursor}") {{ totalCount }} }} }}'
+    )
+    assert bad_input(as_viewer(nested))["extensions"]["field"] == argument
+    # the server answers a normal request right after, and real cursors still work
+    page = as_viewer.data(ops.INSTANCES, {"first": 1})["workflowInstances"]
+    assert page["totalCount"] == 1
+    after = as_viewer.data(ops.INSTANCES, {"first": 1, "after": page["pageInfo"]["endCursor"]})
+    assert after["workflowInstances"]["edges"] == []

@@ -8,7 +8,6 @@ Runs on SQLite and on PostgreSQL (``DATABASE_URL``)."""
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 
@@ -19,7 +18,7 @@ from django_steps import services
 from django_steps.exceptions import InvalidContext, UnknownStatus, VersionConflict, WorkflowNotFound
 from django_steps.models import WorkflowEvent
 from tests.graphql_api import operations as ops
-from tests.graphql_api.conftest import ENDPOINT, gid
+from tests.graphql_api.conftest import ENDPOINT, b64, gid
 
 pytestmark = pytest.mark.django_db
 
@@ -37,10 +36,6 @@ def refusal(response, status: int) -> dict:
 
 def post_body(gql, body: str | bytes, content_type: str = "application/json"):
     return gql.client.post(ENDPOINT, body, content_type=content_type)
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
 
 
 # ------------------------------------------------------------------------------ request bodies
@@ -110,6 +105,25 @@ def test_a_body_over_the_upload_limit_is_a_json_413(viewer, settings):
         HTTP_X_CSRFTOKEN=token,
     )
     assert ok.json() == {"data": {"me": {"username": "viewer"}}}
+
+
+def test_hostile_request_bodies_are_400_not_500(as_viewer):
+    client = as_viewer.client
+    deep = "[" * 100_000 + "]" * 100_000
+    for body in (
+        "{not json",
+        b"\xff\xfe\x00garbage",
+        json.dumps({"query": "{ me { id } }", "variables": "notadict"}),
+        '{"query": "{ me { id } }", "variables": ' + deep + "}",
+        json.dumps([1, 2, 3]),
+        json.dumps({"query": 42}),
+    ):
+        response = client.post(ENDPOINT, body, content_type="application/json")
+        assert 400 <= response.status_code < 500, (
+            body[:40],
+            response.status_code,
+            response.content[:200],
+        )
 
 
 SUBSCRIPTION = "subscription { workflowInstanceEvents { id } }"
