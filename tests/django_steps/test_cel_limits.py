@@ -36,7 +36,7 @@ from django_steps.services import (
     start_workflow_instance,
     update_workflow_step_status,
 )
-from tests.conftest import make_workflow
+from tests.conftest import make_workflow, two_steps
 from tests.django_steps.test_services import history, routing, state_of
 from tests.graphql_api import operations as ops
 from tests.graphql_api.conftest import ENDPOINT, VIEW, client_for, gid, make_user
@@ -198,29 +198,7 @@ def test_over_graphql_neither_the_dry_run_nor_a_mutation_shows_a_value(operator)
 
 
 def definition(condition: str) -> dict:
-    return {
-        "name": "Limits",
-        "content_types": ["testapp.document"],
-        "steps": [
-            {
-                "name": "A",
-                "is_initial_step": True,
-                "statuses": [
-                    {"name": "Open", "is_default_status": True},
-                    {"name": "Done", "is_completion_status": True},
-                ],
-            },
-            {
-                "name": "B",
-                "is_final_step": True,
-                "statuses": [
-                    {"name": "Open", "is_default_status": True},
-                    {"name": "Done", "is_completion_status": True},
-                ],
-            },
-        ],
-        "transitions": [{"from_step": "A", "to_step": "B", "condition": condition}],
-    }
+    return two_steps(name="Limits", content_types=["testapp.document"], condition=condition)
 
 
 def refusal(condition: str) -> tuple[InvalidDefinition, ConditionSyntaxError]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance
-from tests.conftest import make_workflow
+from tests.conftest import camel, make_workflow, statuses, two_steps
 from tests.graphql_api import operations as ops
 from tests.graphql_api.conftest import client_for, codes, gid
 
@@ -401,31 +401,18 @@ def test_hold_resume_advance_cancel_errors(as_operator, routed_instance):
 
 # -------------------------------------------------------------------------------- definitions
 
-DEFINITION = {
-    "name": "Expenses",
-    "description": "Small expenses",
-    "steps": [
-        {
-            "name": "Draft",
-            "isInitialStep": True,
-            "statuses": [
-                {"name": "Editing", "isDefaultStatus": True},
-                {"name": "Sent", "isCompletionStatus": True},
-            ],
-        },
-        {
-            "name": "Booked",
-            "isFinalStep": True,
-            "statuses": [
-                {"name": "Open", "isDefaultStatus": True},
-                {"name": "Closed", "isCompletionStatus": True},
-            ],
-        },
-    ],
-    "transitions": [
-        {"fromStep": "Draft", "toStep": "Booked", "condition": "amount < 100", "priority": 1}
-    ],
-}
+DEFINITION = camel(
+    two_steps(
+        "Draft",
+        "Booked",
+        first_statuses=statuses("Editing", "Sent"),
+        second_statuses=statuses("Open", "Closed"),
+        condition="amount < 100",
+        priority=1,
+        name="Expenses",
+        description="Small expenses",
+    )
+)
 
 
 def test_create_workflow_from_a_definition_document(as_designer):
