@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import create_workflow, emit, seed_instances, setup_django
+from tests.graphql_api.operations import HEAVY
 
 #: Operation name -> variables, as the dashboard sends them (demo/static/demo/dashboard.js).
 OPERATIONS = {
@@ -158,14 +159,6 @@ MERMAID_ALIASES = "{{ {} }}".format(
     " ".join(
         f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ workflow {{ mermaid }} }} }} }}"
         for i in range(30)
-    )
-)
-HEAVY = "{{ {} }}".format(
-    " ".join(
-        f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ id history(first: 100) "
-        "{ edges { node { kind toStep { name statuses { name } } actor { username } } } } "
-        "currentStep { instanceCounts { total } } } } }"
-        for i in range(20)
     )
 )
 FRAGMENTS = (

@@ -56,6 +56,7 @@ from bench._common import (
     scratch_database,
     seed_instances,
 )
+from tests.servers import asgi_command, free_port, stop
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -112,12 +113,6 @@ def peer_python() -> Path:
     return python
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def server(python: Path, app: str, env_extra: dict, log: Path):
     port = free_port()
@@ -129,21 +124,9 @@ def server(python: Path, app: str, env_extra: dict, log: Path):
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_STEPS_LOG_LEVEL": "WARNING",
     }
-    cmd = [
-        str(python),
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    cmd = asgi_command(
+        "uvicorn", app, port, "--workers", "1", "--no-access-log", python=str(python)
+    )
     with open(log, "ab") as out:
         process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -160,12 +143,7 @@ def server(python: Path, app: str, env_extra: dict, log: Path):
                 time.sleep(0.1)
         yield port, process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=15)
 
 
 class Browser:

@@ -30,7 +30,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.servers import asgi_command, free_port, stop, wait_http  # noqa: E402
+
 CSRF = "benchsubscriptionscsrftoken00000"
 GIVEN_REDIS_URL = os.environ.get("REDIS_URL")
 SUBSCRIBE = """subscription($w: String, $after: String) {
@@ -55,12 +56,6 @@ HOLD = """mutation($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) { __t
 RESUME = (
     """mutation($id: ID!) { resumeWorkflowInstance(input: {instanceId: $id}) { __typename } }"""
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def setup_database(workdir: Path) -> str:
@@ -123,49 +118,21 @@ def worker(env_extra: dict, log: Path, pids: list[int] | None = None):
         # Every subscriber here is the same user: no per-user socket limit.
         "GRAPHQL_WS_MAX_CONNECTIONS_PER_USER": "0",
     }
-    cmd = [
-        sys.executable,
-        "-m",
+    cmd = asgi_command(
         "uvicorn",
         "demo.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--ws",
-        "websockets",
-        "--ws-max-queue",
-        "1024",
-        "--ws-per-message-deflate",
-        "false",
-    ]
+        port,
+        *("--ws", "websockets", "--ws-max-queue", "1024", "--ws-per-message-deflate", "false"),
+    )
     with open(log, "ab") as out:
         process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         if pids is not None:
             pids.append(process.pid)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"worker exited: {log.read_text()[-2000:]}")
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/graphql/", timeout=1)
-                    break
-                except urllib.error.HTTPError:
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+            wait_http(port, process, log)
             yield port
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
 
 
 @contextlib.contextmanager

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import base64
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 from strawberry import relay
+
+from claims.models import Claim
+from django_steps.services import start_workflow_instance, update_workflow_step_status
 
 ENDPOINT = "/graphql/"
 
@@ -55,11 +59,12 @@ class GQL:
 
 
 def make_user(
-    username: str, *perms: str, superuser: bool = False, groups: tuple[str, ...] = ()
+    username: str, *perms: str, superuser: bool = False, groups: tuple[str, ...] = (), **extra
 ) -> User:
+    """A user with password "pw", ``perms`` and ``groups``; ``extra``: more model fields."""
     if superuser:
         return User.objects.create_superuser(username, f"{username}@example.com", "pw")
-    user = User.objects.create_user(username, f"{username}@example.com", "pw")
+    user = User.objects.create_user(username, f"{username}@example.com", "pw", **extra)
     for perm in perms:
         app_label, codename = perm.split(".")
         user.user_permissions.add(
@@ -151,9 +156,18 @@ def as_nobody(nobody) -> GQL:
 
 @pytest.fixture
 def instance(claim_workflow, claim):
-    from django_steps.services import start_workflow_instance
-
     return start_workflow_instance("Claim Processing", claim)
+
+
+def submitted_claims(count: int, actor: User) -> None:
+    """``count`` claims on "Claim Processing", each submitted by ``actor`` (an ADVANCED event,
+    with a transition)."""
+    claims = Claim.objects.bulk_create(
+        [Claim(title=f"c{i}", claimant="Ada", amount=Decimal(i)) for i in range(count)]
+    )
+    for claim in claims:
+        instance = start_workflow_instance("Claim Processing", claim, actor=actor)
+        update_workflow_step_status(instance, "Submitted", actor=actor)
 
 
 def codes(payload: dict) -> list[str]:

@@ -170,45 +170,27 @@ mutation UpdateStatus($input: UpdateWorkflowStepStatusInput!) {
 """
 )
 
-ADVANCE = (
-    INSTANCE_FIELDS
-    + MESSAGES
-    + """
-mutation Advance($input: AdvanceWorkflowInstanceInput!) {
-  advanceWorkflowInstance(input: $input) { __typename ...InstanceFields ...Messages }
-}
-"""
-)
 
-HOLD = (
-    INSTANCE_FIELDS
-    + MESSAGES
-    + """
-mutation Hold($input: SetWorkflowOnHoldInput!) {
-  setWorkflowOnHold(input: $input) { __typename ...InstanceFields ...Messages }
-}
+def instance_mutation(name: str, field: str, input_type: str) -> str:
+    """A mutation on one instance answering the instance's fields or the messages."""
+    return (
+        INSTANCE_FIELDS
+        + MESSAGES
+        + f"""
+mutation {name}($input: {input_type}!) {{
+  {field}(input: $input) {{ __typename ...InstanceFields ...Messages }}
+}}
 """
-)
+    )
 
-RESUME = (
-    INSTANCE_FIELDS
-    + MESSAGES
-    + """
-mutation Resume($input: ResumeWorkflowInstanceInput!) {
-  resumeWorkflowInstance(input: $input) { __typename ...InstanceFields ...Messages }
-}
-"""
-)
 
-CANCEL = (
-    INSTANCE_FIELDS
-    + MESSAGES
-    + """
-mutation Cancel($input: CancelWorkflowInstanceInput!) {
-  cancelWorkflowInstance(input: $input) { __typename ...InstanceFields ...Messages }
-}
-"""
-)
+ADVANCE = instance_mutation("Advance", "advanceWorkflowInstance", "AdvanceWorkflowInstanceInput")
+
+HOLD = instance_mutation("Hold", "setWorkflowOnHold", "SetWorkflowOnHoldInput")
+
+RESUME = instance_mutation("Resume", "resumeWorkflowInstance", "ResumeWorkflowInstanceInput")
+
+CANCEL = instance_mutation("Cancel", "cancelWorkflowInstance", "CancelWorkflowInstanceInput")
 
 CREATE_WORKFLOW = (
     MESSAGES
@@ -266,6 +248,27 @@ LOGOUT = """
 mutation Logout { logout }
 """
 
+#: Each history entry's instance with its history again: far over the default cost limit.
+NESTED_HISTORY = """
+query Nested($id: ID!) {
+  workflowInstance(id: $id) {
+    history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id kind }
+      } } } } } }
+  }
+}
+"""
+
+#: Many aliases of a page of instances with their history: a lot of work without a time budget
+#: (the cost limit refuses it; the time-budget tests and bench/graphql_cost.py turn that off).
+HEAVY = "{{ {} }}".format(
+    " ".join(
+        f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ id history(first: 100) "
+        "{ edges { node { kind toStep { name statuses { name } } actor { username } } } } "
+        "currentStep { instanceCounts { total } } } } }"
+        for i in range(20)
+    )
+)
+
 ALL = {
     name: value
     for name, value in dict(globals()).items()
@@ -276,14 +279,3 @@ ALL = {
 def events(instance: dict) -> list[dict]:
     """The events of an instance's ``history`` page, oldest first."""
     return [edge["node"] for edge in instance["history"]["edges"]]
-
-
-#: Each history entry's instance with its history again: far over the default cost limit.
-NESTED_HISTORY = """
-query Nested($id: ID!) {
-  workflowInstance(id: $id) {
-    history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id kind }
-      } } } } } }
-  }
-}
-"""

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from django_steps.services import start_workflow_instance, update_workflow_step_status
 from tests.graphql_api import operations as ops
+from tests.graphql_api.conftest import submitted_claims
 
 pytestmark = pytest.mark.django_db
 
@@ -20,16 +18,7 @@ MAX_QUERIES = 6
 
 @pytest.fixture
 def hundred_instances(claim_workflow, operator):
-    from claims.models import Claim
-
-    claims = Claim.objects.bulk_create(
-        [Claim(title=f"c{i}", claimant="Ada", amount=Decimal(i)) for i in range(100)]
-    )
-    for claim in claims:
-        instance = start_workflow_instance("Claim Processing", claim, actor=operator)
-        update_workflow_step_status(
-            instance, "Submitted", actor=operator
-        )  # ADVANCED, with a transition
+    submitted_claims(100, operator)
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from django.test import Client
 from django_steps import services
 from django_steps.models import WorkflowEvent
 from graphql_api.security.extensions import DEFAULTS
-from tests.conftest import statuses, two_steps
+from tests.conftest import make_workflow, statuses, two_steps
 
 from .conftest import new_claim
 from .helpers import COMPLETE, EVENTS, PROTOCOLS, GraphQLSocket, error_codes, instance_gid
@@ -61,15 +61,14 @@ query Missed($after: String, $instanceId: ID) {
 """
 
 
-def gated_instance():
-    """An instance of GATED with TRIES events holding NOTES characters of context each."""
-    from tests.conftest import make_workflow
-
+def gated_instance(tries: int = TRIES, notes: int = NOTES):
+    """An instance of GATED with ``tries`` events after its start, each holding ``notes``
+    characters of context."""
     make_workflow("Gated", GATED)
     instance = services.start_workflow_instance("Gated", new_claim())
-    context = {"go": False, "notes": "x" * NOTES}
+    context = {"go": False, "notes": "x" * notes}
     services.update_workflow_step_status(instance, "Ready", context)
-    for _ in range(TRIES - 1):
+    for _ in range(tries - 1):
         services.advance_workflow_instance(instance, context)
     return instance
 

@@ -14,12 +14,10 @@ from channels.db import database_sync_to_async
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from django_steps import services
-
-from .conftest import login_session, make_user, new_claim
+from .conftest import login_session, make_user
 from .helpers import instance_gid
 from .live import graphql, server
-from .test_event_size import GATED
+from .test_event_size import gated_instance
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -37,14 +35,7 @@ LARGE = (
 
 
 def _setup():
-    from tests.conftest import make_workflow
-
-    make_workflow("Gated", GATED)
-    instance = services.start_workflow_instance("Gated", new_claim())
-    context = {"go": False, "notes": "x" * NOTES}
-    services.update_workflow_step_status(instance, "Ready", context)
-    for _ in range(EVENTS - 2):
-        services.advance_workflow_instance(instance, context)
+    instance = gated_instance(tries=EVENTS - 1, notes=NOTES)
     return login_session(make_user("ops", is_superuser=True, is_staff=True)), instance
 
 

@@ -13,6 +13,7 @@ from channels.db import database_sync_to_async
 from websockets.asyncio.client import connect
 
 from django_steps import services
+from tests.conftest import make_workflow, statuses, two_steps
 
 from .conftest import login_session, make_user, new_claim
 from .live import graphql, server
@@ -26,32 +27,16 @@ REPLAY = (
     'subscription Replay { workflowInstanceEvents(after: "0") {'
     " cursor kind sequence state context instance { id version state } } }"
 )
-GATED = {
-    "steps": [
-        {
-            "name": "Open",
-            "is_initial_step": True,
-            "statuses": [
-                {"name": "New", "is_default_status": True},
-                {"name": "Waiting"},
-            ],
-        },
-        {
-            "name": "Done",
-            "is_final_step": True,
-            "statuses": [
-                {"name": "Closed", "is_default_status": True, "is_completion_status": True}
-            ],
-        },
-    ],
-    "transitions": [{"from_step": "Open", "to_step": "Done"}],
-}
+GATED = two_steps(
+    "Open",
+    "Done",
+    first_statuses=[*statuses("New"), {"name": "Waiting"}],
+    second_statuses=[{"name": "Closed", "is_default_status": True, "is_completion_status": True}],
+)
 
 
 def _history() -> str:
     """Some thousands of events, and a reviewer who may read them all."""
-    from tests.conftest import make_workflow
-
     make_workflow("Busy", GATED)
     for _ in range(INSTANCES):
         instance = services.start_workflow_instance("Busy", new_claim())

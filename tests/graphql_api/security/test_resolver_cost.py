@@ -17,6 +17,7 @@ from django_steps.models import WorkflowStep
 from django_steps.services import start_workflow_instance, update_workflow_step_status
 from django_steps.versions import publish_workflow
 from graphql_api.schema import schema
+from tests.graphql_api.conftest import submitted_claims
 
 pytestmark = pytest.mark.django_db
 
@@ -78,14 +79,7 @@ def _cases():
 
 @pytest.fixture
 def pages(claim_workflow, operator):
-    from claims.models import Claim
-
-    claims = Claim.objects.bulk_create(
-        [Claim(title=f"c{i}", claimant="Ada", amount=Decimal(i)) for i in range(8)]
-    )
-    for claim in claims:
-        instance = start_workflow_instance("Claim Processing", claim, actor=operator)
-        update_workflow_step_status(instance, "Submitted", actor=operator)
+    submitted_claims(8, operator)
 
 
 # ------------------------------------------------------------------- every field, audited
