@@ -30,7 +30,6 @@ and ``json.dumps``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import http.client
 import json
@@ -48,6 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (
+    bench_arguments,
     close_django_connections,
     create_workflow,
     emit,
@@ -55,6 +55,7 @@ from bench._common import (
     median_seconds,
     scratch_database,
     seed_instances,
+    versus,
 )
 from tests.servers import asgi_command, free_port, stop
 
@@ -217,9 +218,7 @@ def floor_page(size: int, user) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
+    parser = bench_arguments(__doc__)
     parser.add_argument(
         "--profile",
         metavar="DIR",
@@ -290,15 +289,13 @@ def main() -> None:
             }
         )
         rows.append(
-            {
-                "figure": f"page of {size}: median latency vs floor (in process)",
-                "value": round(ours * 1000, 2),
-                "unit": "ms",
-                "floor": round(floor * 1000, 2),
-                "ratio": round(ours / floor, 2),
-                "target": "<= 5x floor",
-                "met": ours / floor <= 5,
-            }
+            versus(
+                f"page of {size}: median latency vs floor (in process)",
+                *(ours, floor, "ms"),
+                scale=1000,
+                target="<= 5x floor",
+                met=ours / floor <= 5,
+            )
         )
     rows.append(
         {

@@ -12,7 +12,6 @@ database, whose writers queue on one lock.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import http.cookiejar
 import json
@@ -30,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import create_workflow, emit, setup_django  # noqa: E402
+from bench._common import bench_arguments, create_workflow, emit, setup_django  # noqa: E402
 from tests.servers import asgi_command, free_port, stop  # noqa: E402
 
 UPDATE = """
@@ -143,9 +142,7 @@ def scenario(base, pks, clients, per_client, shared):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
+    parser = bench_arguments(__doc__)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     clients, per_client = (4, 10) if args.quick else (8, 50)

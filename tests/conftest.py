@@ -142,6 +142,24 @@ def two_steps(
     }
 
 
+def fork(start: str, yes: str, no: str, condition: str, *, priority: int = 1, **spec) -> dict:
+    """A spec where ``start`` (initial) leads to ``yes`` when ``condition`` holds, else to ``no``
+    (both final); each step has "Open" (default) and "Done" (completion)."""
+    done = statuses("Open", "Done")
+    return {
+        **spec,
+        "steps": [
+            {"name": start, "is_initial_step": True, "statuses": done},
+            {"name": yes, "is_final_step": True, "statuses": done},
+            {"name": no, "is_final_step": True, "statuses": done},
+        ],
+        "transitions": [
+            {"from_step": start, "to_step": yes, "condition": condition, "priority": priority},
+            {"from_step": start, "to_step": no, "priority": 0},
+        ],
+    }
+
+
 def camel(value):
     """A definition document as GraphQL input (camelCase keys, as the schema names them)."""
     if isinstance(value, dict):

@@ -4,6 +4,7 @@ process behind."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -12,6 +13,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+CSRF = "serverstestcsrftoken000000000000"  # any 32 characters: cookie and header must match
 
 
 def free_port() -> int:
@@ -58,3 +61,18 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+
+
+def graphql(port: int, query: str, session_key: str, **variables) -> dict:
+    """POST a GraphQL operation with the session cookie and the CSRF token, as a SPA does."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql/",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Cookie": f"sessionid={session_key}; csrftoken={CSRF}",
+            "X-CSRFToken": CSRF,
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())

@@ -20,7 +20,7 @@ from claims.models import Claim
 from django_steps import authorization, compiled, services
 from django_steps.exceptions import WorkflowError
 from django_steps.models import WorkflowEvent, WorkflowInstance
-from tests.conftest import CLAIM_PROCESSING, make_workflow
+from tests.conftest import CLAIM_PROCESSING, fork, make_workflow
 from tests.django_steps.test_authorization import GUARDED
 from tests.graphql_api.conftest import client_for, make_user
 
@@ -33,25 +33,7 @@ CHANGE = ("django_steps.view_workflowinstance", "django_steps.change_workflowins
 
 def two_steps(condition: str, content_types=("claims.claim",), name: str = "Guarded") -> None:
     """A → Yes when ``condition`` holds, else A → No."""
-    statuses = [
-        {"name": "Open", "is_default_status": True},
-        {"name": "Done", "is_completion_status": True},
-    ]
-    make_workflow(
-        name,
-        {
-            "content_types": list(content_types),
-            "steps": [
-                {"name": "A", "is_initial_step": True, "statuses": statuses},
-                {"name": "Yes", "is_final_step": True, "statuses": statuses},
-                {"name": "No", "is_final_step": True, "statuses": statuses},
-            ],
-            "transitions": [
-                {"from_step": "A", "to_step": "Yes", "condition": condition, "priority": 1},
-                {"from_step": "A", "to_step": "No", "priority": 0},
-            ],
-        },
-    )
+    make_workflow(name, fork("A", "Yes", "No", condition, content_types=list(content_types)))
 
 
 def code_of(call) -> str | None:

@@ -269,6 +269,24 @@ HEAVY = "{{ {} }}".format(
     )
 )
 
+
+def instance_changes(instance_id: str, status: str) -> list[tuple[str, str, dict]]:
+    """Every mutation changing one instance (to ``status`` for the status update), as
+    ``(operation, payload field, variables)``."""
+    one = {"input": {"instanceId": instance_id}}
+    return [
+        (
+            UPDATE_STATUS,
+            "updateWorkflowStepStatus",
+            {"input": {"instanceId": instance_id, "statusName": status}},
+        ),
+        (ADVANCE, "advanceWorkflowInstance", one),
+        (HOLD, "setWorkflowOnHold", one),
+        (RESUME, "resumeWorkflowInstance", one),
+        (CANCEL, "cancelWorkflowInstance", one),
+    ]
+
+
 ALL = {
     name: value
     for name, value in dict(globals()).items()

@@ -24,7 +24,7 @@ def hundred_instances(claim_workflow, operator):
 @pytest.fixture(autouse=True)
 def _lift_the_cost_limit(settings):
     """A page of 100 instances with every relation of their history counts 80,501 objects at
-    worst (100 events each; measured 13-18 s), over the default ``MAX_COST``: these tests
+    worst (100 events each), over the default ``MAX_COST``: these tests
     measure SQL queries, not the cost limit (tested in test_cost.py)."""
     settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "MAX_COST": 100_000}
 

@@ -12,17 +12,15 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from django.db import connection
+from websockets.asyncio.client import ClientConnection, connect
 
 from tests.servers import asgi_command, free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[3]
-CSRF = "subscriptionstestcsrftoken000000"  # any 32 characters: cookie and header must match
 
 HOLD = """mutation Hold($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) {
   __typename ... on WorkflowInstance { version state }
@@ -91,19 +89,31 @@ def server(
         out.close()
 
 
-def graphql(port: int, query: str, session_key: str, **variables) -> dict:
-    """POST a GraphQL operation with the session cookie and the CSRF token, as a SPA does."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql/",
-        data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={
-            "Content-Type": "application/json",
-            "Cookie": f"sessionid={session_key}; csrftoken={CSRF}",
-            "X-CSRFToken": CSRF,
-        },
+async def open_socket(
+    port: int, session: str | None, protocol: str = "graphql-transport-ws", **options
+) -> ClientConnection:
+    """A WebSocket to the server on ``port``, as the session's user (``None``: anonymous), the
+    connection acknowledged; ``options`` go to the `websockets` library's ``connect``."""
+    ws = await connect(
+        f"ws://127.0.0.1:{port}/graphql/",
+        subprotocols=[protocol],
+        additional_headers={"Cookie": f"sessionid={session}"} if session else {},
+        origin=f"http://127.0.0.1:{port}",
+        **options,
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+    await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    return ws
+
+
+async def messages(ws: ClientConnection):
+    """The messages a socket receives, decoded, its pings answered."""
+    async for raw in ws:
+        message = json.loads(raw)
+        if message["type"] == "ping":
+            await ws.send(json.dumps({"type": "pong"}))
+        else:
+            yield message
 
 
 class RedisServer:
