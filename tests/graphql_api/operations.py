@@ -192,36 +192,32 @@ RESUME = instance_mutation("Resume", "resumeWorkflowInstance", "ResumeWorkflowIn
 
 CANCEL = instance_mutation("Cancel", "cancelWorkflowInstance", "CancelWorkflowInstanceInput")
 
-CREATE_WORKFLOW = (
-    MESSAGES
-    + """
-mutation CreateWorkflow($input: WorkflowDefinitionInput!) {
-  createWorkflow(input: $input) {
-    __typename
-    ... on Workflow {
-      id name description
+
+def definition_mutation(name: str, field: str, workflow: str) -> str:
+    """A mutation taking a whole definition, answering the ``workflow`` fields or the messages."""
+    return (
+        MESSAGES
+        + f"""
+mutation {name}($input: WorkflowDefinitionInput!) {{
+  {field}(input: $input) {{ __typename ... on Workflow {{ {workflow} }} ...Messages }}
+}}
+"""
+    )
+
+
+CREATE_WORKFLOW = definition_mutation(
+    "CreateWorkflow",
+    "createWorkflow",
+    """id name description
       steps { name order isInitialStep isFinalStep statuses { name isDefaultStatus
         isCompletionStatus } }
-      transitions { fromStep { name } toStep { name } condition priority }
-    }
-    ...Messages
-  }
-}
-"""
+      transitions { fromStep { name } toStep { name } condition priority }""",
 )
 
-UPDATE_WORKFLOW = (
-    MESSAGES
-    + """
-mutation UpdateWorkflow($input: WorkflowDefinitionInput!) {
-  updateWorkflow(input: $input) {
-    __typename
-    ... on Workflow { id name description steps { name statuses { name } }
-      transitions { condition } }
-    ...Messages
-  }
-}
-"""
+UPDATE_WORKFLOW = definition_mutation(
+    "UpdateWorkflow",
+    "updateWorkflow",
+    "id name description steps { name statuses { name } } transitions { condition }",
 )
 
 DELETE_WORKFLOW = (
