@@ -191,6 +191,19 @@ def _startable_object(info: Info, workflow_name: str, content_type: str, object_
     return obj
 
 
+def _lifecycle_mutation(input_type: type, service: Callable[..., Any], description: str) -> Any:
+    """The mutation named like the lifecycle ``service`` (hold, resume, cancel) that applies it to
+    the instance ``input.instanceId`` names: the three differ only in their service and input."""
+
+    def resolver(self: Any, info: Info, input: Any) -> WorkflowInstanceType:
+        return _changed(info, _instance(info, input.instance_id), input, service)
+
+    # The service's name is the field's (and names its `<Name>Payload` union).
+    resolver.__name__ = resolver.__qualname__ = service.__name__
+    resolver.__annotations__ = {"info": Info, "input": input_type, "return": WorkflowInstanceType}
+    return mutation(description, perm=CHANGE_INSTANCE)(resolver)
+
+
 @strawberry.type(
     name="Mutation", description="Change workflow instances and definitions; log in and out."
 )
@@ -267,41 +280,24 @@ class Mutation:
         context = _context(input.context)
         return _changed(info, instance, input, services.advance_workflow_instance, context)
 
-    @mutation(
+    set_workflow_on_hold = _lifecycle_mutation(
+        SetWorkflowOnHoldInput,
+        services.set_workflow_on_hold,
         "Put an active instance on hold (the step's on-hold status if it has one). Needs "
         "`change_workflowinstance`, and that status's permission if it names one.",
-        perm=CHANGE_INSTANCE,
     )
-    def set_workflow_on_hold(
-        self, info: Info, input: SetWorkflowOnHoldInput
-    ) -> WorkflowInstanceType:
-        return _changed(
-            info, _instance(info, input.instance_id), input, services.set_workflow_on_hold
-        )
-
-    @mutation(
+    resume_workflow_instance = _lifecycle_mutation(
+        ResumeWorkflowInstanceInput,
+        services.resume_workflow_instance,
         "Resume an instance on hold (from an on-hold status, back to the step's default status). "
         "Needs `change_workflowinstance`.",
-        perm=CHANGE_INSTANCE,
     )
-    def resume_workflow_instance(
-        self, info: Info, input: ResumeWorkflowInstanceInput
-    ) -> WorkflowInstanceType:
-        return _changed(
-            info, _instance(info, input.instance_id), input, services.resume_workflow_instance
-        )
-
-    @mutation(
+    cancel_workflow_instance = _lifecycle_mutation(
+        CancelWorkflowInstanceInput,
+        services.cancel_workflow_instance,
         "Cancel an unfinished instance (the step's cancellation status if it has one). Needs "
         "`change_workflowinstance`, and that status's permission if it names one.",
-        perm=CHANGE_INSTANCE,
     )
-    def cancel_workflow_instance(
-        self, info: Info, input: CancelWorkflowInstanceInput
-    ) -> WorkflowInstanceType:
-        return _changed(
-            info, _instance(info, input.instance_id), input, services.cancel_workflow_instance
-        )
 
     @mutation(
         "Move running instances of a workflow to one of its published versions (`toVersion`), "
