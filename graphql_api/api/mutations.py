@@ -191,15 +191,17 @@ def _startable_object(info: Info, workflow_name: str, content_type: str, object_
     return obj
 
 
-def _lifecycle_mutation(input_type: type, service: Callable[..., Any], description: str) -> Any:
-    """The mutation named like the lifecycle ``service`` (hold, resume, cancel) that applies it to
-    the instance ``input.instanceId`` names: the three differ only in their service and input."""
+def _lifecycle_mutation(input_type: type, name: str, description: str) -> Any:
+    """The mutation ``name`` that applies the lifecycle service of that name (hold, resume,
+    cancel) to the instance ``input.instanceId`` names: the three differ only in their service
+    and input."""
 
     def resolver(self: Any, info: Info, input: Any) -> WorkflowInstanceType:
+        # Looked up on each call, as `services.<name>` written in a method body would be.
+        service = getattr(services, name)
         return _changed(info, _instance(info, input.instance_id), input, service)
 
-    # The service's name is the field's (and names its `<Name>Payload` union).
-    resolver.__name__ = resolver.__qualname__ = service.__name__
+    resolver.__name__ = resolver.__qualname__ = name  # names the field and its Payload union
     resolver.__annotations__ = {"info": Info, "input": input_type, "return": WorkflowInstanceType}
     return mutation(description, perm=CHANGE_INSTANCE)(resolver)
 
@@ -282,19 +284,19 @@ class Mutation:
 
     set_workflow_on_hold = _lifecycle_mutation(
         SetWorkflowOnHoldInput,
-        services.set_workflow_on_hold,
+        "set_workflow_on_hold",
         "Put an active instance on hold (the step's on-hold status if it has one). Needs "
         "`change_workflowinstance`, and that status's permission if it names one.",
     )
     resume_workflow_instance = _lifecycle_mutation(
         ResumeWorkflowInstanceInput,
-        services.resume_workflow_instance,
+        "resume_workflow_instance",
         "Resume an instance on hold (from an on-hold status, back to the step's default status). "
         "Needs `change_workflowinstance`.",
     )
     cancel_workflow_instance = _lifecycle_mutation(
         CancelWorkflowInstanceInput,
-        services.cancel_workflow_instance,
+        "cancel_workflow_instance",
         "Cancel an unfinished instance (the step's cancellation status if it has one). Needs "
         "`change_workflowinstance`, and that status's permission if it names one.",
     )
