@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from django.contrib.contenttypes.models import ContentType
 
+from . import deadlines
 from .cel import compile_condition, is_unconditional
 from .conf import steps_setting
 from .exceptions import ConditionSyntaxError, InvalidDefinition
@@ -253,6 +254,10 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
                     f'the default status "{status["name"]}" of step "{name}" cannot be a '
                     "cancellation or on-hold status",
                 )
+        if step.get("deadline") is not None:
+            names = [status["name"] for status in step["statuses"]]
+            for key, message in deadlines.problems(step["deadline"], names):
+                problems.add(f"{path}.deadline" + (f".{key}" if key else ""), message)
         defaults = [s for s in step["statuses"] if s["is_default_status"]]
         if len(defaults) != 1:
             problems.add(

@@ -25,6 +25,7 @@ from strawberry.types import Info
 
 from django_steps import authorization, models
 from django_steps.choices import FINISHED_STATES, InstanceState
+from graphql_api.api import deadlines as api_deadlines
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.counts import (
     STEP_COUNTS,
@@ -113,6 +114,7 @@ class WorkflowStepType(relay.Node):
     is_final_step: bool = strawberry_django.field(
         description="A completion status set on this step completes the instance."
     )
+    deadline = api_deadlines.step_deadline_field()
     workflow: WorkflowType = strawberry_django.field(
         description="The workflow this step belongs to."
     )
@@ -361,6 +363,8 @@ class WorkflowInstanceType(relay.Node):
     completed_at: Optional[datetime] = strawberry_django.field(
         description="When it completed or was cancelled (null while unfinished)."
     )
+    due_at = api_deadlines.due_at_field()
+    is_overdue = api_deadlines.is_overdue_field()
     history: Connection[WorkflowEventType] = connection(
         field_name="events",
         max_results=MAX_PAGE_SIZE,
