@@ -62,7 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "HISTORY_CONTEXT_MAX_SIZE": 65536,  # bytes
     # Deadlines (see deadlines.py): seconds between the sweeps of `manage.py steps_worker`, and
     # timers fired per transaction.
-    "WORKER_POLL_SECONDS": 1.0,
+    "WORKER_POLL_SECONDS": 0.5,
     "WORKER_BATCH_SIZE": 200,
 }
 

@@ -247,18 +247,41 @@ def fire_due(now: dt.datetime | None = None, *, limit: int = 200, using: str | N
 
     using = using or router.db_for_write(WorkflowTimer)
     now = now or timezone.now()
-    handled = 0
     with transaction.atomic(using=using):
-        due = (
+        timers = list(
             WorkflowTimer.objects.using(using)
             .select_for_update(skip_locked=True)
             .filter(fired_at__isnull=True, due_at__lte=now)
             .order_by("due_at", "id")[:limit]
         )
-        for timer in list(due):
-            with transaction.atomic(using=using):  # one savepoint per timer
-                handled += _fire(timer, using, services, writes)
-    return handled
+        if not timers:
+            return 0
+        # Their instances, locked in one statement; one being changed is skipped, never waited
+        # for (the change may be waiting for one of the timers locked above).
+        instances = {
+            instance.pk: instance
+            for instance in WorkflowInstance.objects.using(using)
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("workflow", "definition_version")
+            .defer("definition_version__document")
+            .filter(pk__in={timer.instance_id for timer in timers})
+        }
+        fired, stale = [], []
+        for timer in timers:
+            instance = instances.get(timer.instance_id)
+            if instance is None:  # being changed right now: the next sweep sees what it did
+                continue
+            if instance.current_step_id != timer.step_id or instance.state != InstanceState.ACTIVE:
+                # the change that left the step disarms in its own transaction; a timer still
+                # here (an instance held by the same batch's deadline …) is never applied
+                stale.append(timer.pk)
+                continue
+            _fire(timer, instance, using, services, writes)
+            fired.append(timer.pk)
+        timers_of = WorkflowTimer.objects.using(using)
+        timers_of.filter(pk__in=fired).update(fired_at=timezone.now())  # with their effects
+        timers_of.filter(pk__in=stale).delete()
+    return len(fired) + len(stale)
 
 
 def run_once(*, limit: int = 200, using: str | None = None) -> int:
@@ -271,24 +294,10 @@ def run_once(*, limit: int = 200, using: str | None = None) -> int:
             return total
 
 
-def _fire(timer: WorkflowTimer, using: str, services: Any, writes: Any) -> int:
-    instance = (
-        WorkflowInstance.objects.using(using)
-        .select_for_update(skip_locked=True, of=("self",))
-        .select_related("workflow", "definition_version")
-        .defer("definition_version__document")
-        .filter(pk=timer.instance_id)
-        .first()
-    )
-    if instance is None:  # being changed right now: the next sweep sees what it did
-        return 0
-    if instance.current_step_id != timer.step_id or instance.state != InstanceState.ACTIVE:
-        # the change that left the step disarms it in its own transaction; a timer that is
-        # still here is stale all the same, never applied to the newer state
-        timer.delete()
-        return 1
-    timer.fired_at = timezone.now()
-    timer.save(update_fields=["fired_at"])
+def _fire(
+    timer: WorkflowTimer, instance: WorkflowInstance, using: str, services: Any, writes: Any
+) -> None:
+    """The effect of ``timer`` on ``instance`` (locked, on the timer's step, active)."""
     spec = compiled.for_instance(instance).steps[instance.current_step_id].deadline or {}
     if timer.kind == Kind.ERROR:
         writes.note(instance, EventKind.DEADLINE_ERROR, detail=timer.detail)
@@ -310,7 +319,6 @@ def _fire(timer: WorkflowTimer, using: str, services: Any, writes: Any) -> int:
                 EventKind.DEADLINE_ERROR,
                 detail={"reason": str(exc.code.value), "status": spec["status"]},
             )
-    return 1
 
 
 # --------------------------------------------------------------------------- reading
