@@ -11,6 +11,7 @@ The document's keys mirror the model fields::
         order: 1                       # default: the step's position (1-based)
         is_initial_step: true
         is_final_step: false
+        deadline: {after: P2D}         # optional: see django_steps.deadlines
         statuses:
           - name: Draft
             description: ""
