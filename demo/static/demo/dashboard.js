@@ -230,13 +230,28 @@
     store.due = due;
   }
 
-  // A change may arm, pause or remove deadlines: read them again, once per burst of events.
-  let dueTimer = null;
-  function reloadDueSoon() {
-    clearTimeout(dueTimer);
-    dueTimer = setTimeout(() => {
-      loadDue().then(scheduleRender).catch((err) => showError(err.code, err.message));
-    }, 300);
+  // Changes that enter or leave a step, hold, resume or finish arm, pause or remove deadlines:
+  // the deadlines are read again (one request at a time; one more if more came meanwhile), and
+  // once more on every (re)connect. Never while offline: a refused request is noise.
+  const MOVES_DEADLINES = new Set(["STARTED", "ADVANCED", "COMPLETED", "CANCELLED", "ON_HOLD", "RESUMED", "MIGRATED"]);
+  let dueLoading = null;
+  let dueAgain = false;
+  function reloadDue() {
+    if (store.connection !== "connected") return;
+    if (dueLoading) {
+      dueAgain = true;
+      return;
+    }
+    dueLoading = loadDue()
+      .then(scheduleRender)
+      .catch(() => {}) // cosmetic: read again on the next change or reconnect
+      .finally(() => {
+        dueLoading = null;
+        if (dueAgain) {
+          dueAgain = false;
+          reloadDue();
+        }
+      });
   }
 
   // ------------------------------------------------------------------ subscription
@@ -287,6 +302,7 @@
         const resumed = connectedOnce;
         connectedOnce = true;
         setConnection("connected", "Live");
+        if (resumed) reloadDue();
         if (resumed && store.cursor === null) {
           // Nothing received yet, so there is no cursor to resume from: re-read the snapshot.
           loadSnapshot().then(render).catch((err) => showError(err.code, err.message));
@@ -325,7 +341,7 @@
     }
     const instance = event.instance;
     upsert(instance, { flash: true });
-    reloadDueSoon();
+    if (MOVES_DEADLINES.has(event.kind)) reloadDue();
     store.cardErrors.delete(instance && instance.id);
     if (instance && !(refOf(instance) in store.labels)) {
       loadLabels([instance]).then(scheduleRender);
