@@ -17,7 +17,8 @@ Timers
     calls :func:`after_change` for every change; for a step without a deadline it costs no
     query. An ``at`` that gives no timestamp (null, a string …) arms an ``ERROR`` timer, due at
     once, recorded by the worker as a ``DEADLINE_ERROR`` note: a change never fails because of
-    its deadline. ``at`` is read once, on entering the step.
+    its deadline. ``at`` is read once, on entering the step. An instance runs on its version's
+    deadlines; migrating it to another version arms that version's, counted from the migration.
 
 Firing
     :func:`fire_due` claims due timers with ``SELECT … FOR UPDATE SKIP LOCKED`` (PostgreSQL; on

@@ -4,10 +4,12 @@ worker killed mid-batch loses nothing, and a user's change racing a firing gives
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 from django.db import close_old_connections, transaction
@@ -154,3 +156,28 @@ def test_a_users_change_racing_a_firing_gives_exactly_one_effect():
         EventKind.STARTED,
         EventKind.STATUS_CHANGED,
     ]
+
+
+def test_the_worker_fires_what_falls_due_while_it_runs_and_stops_cleanly_on_sigterm():
+    workflow({"after": "PT0S"})
+    command = [sys.executable, "manage.py", "steps_worker", "--poll", "0.1"]
+    worker = subprocess.Popen(
+        command, cwd=ROOT, env=environment(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert "firing due timers every 0.1 s" in worker.stdout.readline()
+        (instance,) = started(1)
+        for _ in range(300):  # until the running worker fired it (or 30 s passed)
+            if WorkflowEvent.objects.filter(kind=EventKind.DEADLINE_PASSED).exists():
+                break
+            time.sleep(0.1)
+        worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0
+    assert "stopped" in out
+    assert (
+        WorkflowEvent.objects.filter(instance=instance, kind=EventKind.DEADLINE_PASSED).count() == 1
+    )

@@ -23,6 +23,7 @@ from django_steps.services import (
     start_workflow_instance,
     update_workflow_step_status,
 )
+from django_steps.versions import migrate_instances
 from tests.testapp.models import Document
 
 pytestmark = pytest.mark.django_db
@@ -229,6 +230,24 @@ def test_a_deadline_naming_the_on_hold_status_holds(clock):
     instance.refresh_from_db()
     assert instance.state == InstanceState.ON_HOLD
     assert instance.last_event.kind == EventKind.ON_HOLD
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def test_each_version_keeps_its_own_deadline_and_migrating_arms_the_new_ones(clock):
+    import_workflow(review({"after": "PT1H"}))
+    old = start_workflow_instance("Review", Document.objects.create())
+    import_workflow(review({"after": "PT5H", "status": "Escalated"}), replace=True)  # version 2
+    new = start_workflow_instance("Review", Document.objects.create())
+    update_workflow_step_status(old, "Sent")  # on version 1: its deadline
+    update_workflow_step_status(new, "Sent")
+    due = dict(WorkflowTimer.objects.values_list("instance_id", "due_at"))
+    assert due == {old.pk: T0 + dt.timedelta(hours=1), new.pk: T0 + dt.timedelta(hours=5)}
+
+    clock.shift(dt.timedelta(hours=2))
+    migrate_instances("Review", 2, filters={"ids": [old.pk]})
+    assert WorkflowTimer.objects.get(instance=old).due_at == T0 + dt.timedelta(hours=7)
 
 
 # --------------------------------------------------------------------------- at
