@@ -5,15 +5,9 @@ DEADLINE_PASSED event arrives live."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import threading
-
 import pytest
 
-from .test_dashboard_browser import DemoServer
-from .tools import HERE, chromium_path, node_path
+from .test_dashboard_browser import DemoServer, run_browser_script
 
 pytestmark = pytest.mark.browser
 
@@ -46,36 +40,12 @@ def overdue_demo(tmp_path):
 
 
 def test_dashboard_shows_deadlines_live(overdue_demo):
-    script = subprocess.Popen(
-        [node_path(), str(HERE / "deadlines.e2e.mjs")],
-        cwd=HERE,
-        env={**os.environ, "BASE_URL": overdue_demo.url, "CHROMIUM": chromium_path()},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    checks = []
-    watchdog = threading.Timer(180, script.kill)  # a hung browser must not hang the suite
-    watchdog.start()
-    try:
-        for line in script.stdout:
-            if not line.startswith("{"):
-                continue
-            checks.append(json.loads(line))
-            if checks[-1]["check"] == "run worker":
-                overdue_demo.manage("steps_worker", "--once")
-                script.stdin.write("fired\n")
-                script.stdin.flush()
-        script.wait(timeout=120)
-    finally:
-        watchdog.cancel()
-        if script.poll() is None:
-            script.kill()
-    report = "\n".join(json.dumps(c) for c in checks)
-    assert script.returncode == 0, (
-        f"browser script failed:\n{report}\n--- stderr\n{script.stderr.read()[-3000:]}\n"
-        f"--- server log (tail)\n{overdue_demo.log_tail()}"
+    def run_worker() -> str:
+        overdue_demo.manage("steps_worker", "--once")
+        return "fired"
+
+    checks = run_browser_script(
+        "deadlines.e2e.mjs", overdue_demo, {"run worker": run_worker}, timeout=180
     )
     assert [c["check"] for c in checks] == [
         "overdue badge shown",

@@ -135,56 +135,35 @@ def test_due_at_costs_no_query_per_instance(as_admin, clock):
     assert count(2) == count(12)
 
 
+CREATE = """mutation($input: WorkflowDefinitionInput!) { createWorkflow(input: $input) {
+  __typename ... on Workflow { steps { name deadline { after at status } } }
+  ... on OperationInfo { messages { code field } } } }"""
+
+
+def create_timed(gql, deadline: dict) -> dict:
+    """A one-step workflow with ``deadline``, created over GraphQL."""
+    step = {
+        "name": "Only",
+        "isInitialStep": True,
+        "isFinalStep": True,
+        "deadline": deadline,
+        "statuses": [
+            {"name": "Open", "isDefaultStatus": True},
+            {"name": "Done", "isCompletionStatus": True},
+        ],
+    }
+    document = {"name": "Timed", "contentTypes": ["claims.claim"], "steps": [step]}
+    return gql.data(CREATE, {"input": document})["createWorkflow"]
+
+
 def test_a_deadline_is_defined_through_the_graphql_input(as_admin):
-    result = as_admin.data(
-        """mutation($input: WorkflowDefinitionInput!) { createWorkflow(input: $input) {
-             __typename ... on Workflow { steps { name deadline { after at status } } }
-             ... on OperationInfo { messages { code field message } } } }""",
-        {
-            "input": {
-                "name": "Timed",
-                "contentTypes": ["claims.claim"],
-                "steps": [
-                    {
-                        "name": "Only",
-                        "isInitialStep": True,
-                        "isFinalStep": True,
-                        "deadline": {"after": "P3D", "status": "Done"},
-                        "statuses": [
-                            {"name": "Open", "isDefaultStatus": True},
-                            {"name": "Done", "isCompletionStatus": True},
-                        ],
-                    }
-                ],
-            }
-        },
-    )["createWorkflow"]
+    result = create_timed(as_admin, {"after": "P3D", "status": "Done"})
     assert result["steps"] == [
         {"name": "Only", "deadline": {"after": "P3D", "at": None, "status": "Done"}}
     ]
 
 
 def test_a_bad_deadline_in_the_graphql_input_is_a_definition_problem(as_admin):
-    result = as_admin.data(
-        """mutation($input: WorkflowDefinitionInput!) { createWorkflow(input: $input) {
-             __typename ... on OperationInfo { messages { code field } } } }""",
-        {
-            "input": {
-                "name": "Timed",
-                "contentTypes": ["claims.claim"],
-                "steps": [
-                    {
-                        "name": "Only",
-                        "isInitialStep": True,
-                        "isFinalStep": True,
-                        "deadline": {"after": "P1M", "at": "claim.created_at"},
-                        "statuses": [
-                            {"name": "Done", "isDefaultStatus": True, "isCompletionStatus": True}
-                        ],
-                    }
-                ],
-            }
-        },
-    )["createWorkflow"]
+    result = create_timed(as_admin, {"after": "P1M", "at": "claim.created_at"})
     assert result["__typename"] == "OperationInfo"
     assert {m["code"] for m in result["messages"]} == {"INVALID_DEFINITION"}
