@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField
 
 from django_steps import authorization, deadlines, models
 from django_steps.choices import InstanceState
@@ -47,7 +48,9 @@ def count_annotations(outer: str, prefix: str) -> dict[str, Any]:
 
         return expression
 
-    def overdue(info: Info) -> Coalesce:
+    def overdue(info: Info) -> Coalesce | Value:
+        if not _asks_for(info, "overdue"):  # the one count that reads another table
+            return Value(0, output_field=IntegerField())
         rows = visible_rows(
             info, **{outer: OuterRef("pk"), "pk__in": deadlines.overdue_instances()}
         )
@@ -58,6 +61,21 @@ def count_annotations(outer: str, prefix: str) -> dict[str, Any]:
         **{f"{prefix}{name}": count(state) for name, state in _STATES.items()},
         f"{prefix}overdue": overdue,
     }
+
+
+def _asks_for(info: Info, name: str) -> bool:
+    """Whether the operation selects ``name`` under the field being resolved."""
+
+    def names(selections: list) -> set[str]:
+        found = set()
+        for selection in selections:
+            if isinstance(selection, SelectedField):
+                found.add(selection.name)
+            else:  # a fragment spread or inline fragment
+                found |= names(selection.selections)
+        return found
+
+    return any(name in names(field.selections) for field in info.selected_fields)
 
 
 def counts(root: Any, info: Info, outer: str, prefix: str) -> WorkflowInstanceCountsType:

@@ -123,6 +123,20 @@ def test_overdue_is_counted_beside_the_states(as_admin, clock):
     assert header["instanceCounts"] == {"total": 3, "active": 3, "overdue": 0}
 
 
+def test_counts_read_deadlines_only_when_overdue_is_asked_for(as_admin, clock):
+    import_workflow(with_deadline({"after": "PT1H"}))
+    submitted(2)
+    clock.shift(dt.timedelta(hours=1))
+    without = COUNTS.replace(" overdue", "").replace("deadline { after status remindBefore }", "")
+    with CaptureQueriesContext(connection) as queries:
+        as_admin.data(without)
+    assert not [q for q in queries if "workflowtimer" in q["sql"]]
+    in_fragment = """{ workflows(first: 5) { edges { node { instanceCounts { ...Late } } } } }
+      fragment Late on WorkflowInstanceCounts { overdue }"""
+    data = as_admin.data(in_fragment)
+    assert data["workflows"]["edges"][0]["node"]["instanceCounts"] == {"overdue": 2}
+
+
 def test_due_at_costs_no_query_per_instance(as_admin, clock):
     import_workflow(with_deadline({"after": "PT1H"}))
     submitted(12)
