@@ -108,6 +108,17 @@ export function describeEvent(event: EventFieldsFragment): string {
       return `no transition matched on ${where}: retry with advanceWorkflowInstance`;
     case "MIGRATED":
       return `moved to another published version of the workflow: ${where}`;
+    // Notes: they change nothing (and leave `version` alone).
+    case "REMINDER":
+      return `reminder: the deadline of ${event.toStep.name} is near`;
+    case "DEADLINE_PASSED":
+      return `the deadline of ${event.toStep.name} has passed`;
+    case "DEADLINE_ERROR":
+      return `the deadline of ${event.toStep.name} could not be computed`;
+    case "CLAIMED":
+    case "RELEASED":
+    case "DELEGATED":
+      return `work item ${kind.toLowerCase()} on ${where}`;
     default:
       return assertNever(kind);
   }
