@@ -150,8 +150,8 @@ def latencies(due: int, spread: float) -> list[float]:
     )
     pending = WorkflowTimer.objects.filter(kind="DEADLINE", fired_at__isnull=True)
     while pending.exists():
-        if deadlines.fire_due(limit=batch) < batch:
-            time.sleep(poll)
+        if deadlines.fire_due(limit=batch) < batch:  # as steps_worker does
+            time.sleep(deadlines.seconds_to_wait(poll))
     return [
         (fired - due_at).total_seconds()
         for fired, due_at in WorkflowTimer.objects.filter(kind="DEADLINE").values_list(

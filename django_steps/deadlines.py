@@ -38,7 +38,8 @@ Firing
     * a deadline naming no status writes a ``DEADLINE_PASSED`` note, a reminder a ``REMINDER``
       note (notes leave the instance's ``version`` alone).
 
-    ``python manage.py steps_worker`` sweeps every ``WORKER_POLL_SECONDS``;
+    ``python manage.py steps_worker`` sweeps when the next timer falls due, at least every
+    ``WORKER_POLL_SECONDS`` (a timer armed meanwhile);
     :mod:`django_steps.tasks` runs the same sweep on Celery.
 
 Time is ``django.utils.timezone.now()`` throughout.
@@ -68,6 +69,7 @@ __all__ = [
     "after_change",
     "fire_due",
     "run_once",
+    "seconds_to_wait",
     "due_at_expression",
     "overdue_instances",
     "instances_due_before",
@@ -283,6 +285,23 @@ def fire_due(now: dt.datetime | None = None, *, limit: int = 200, using: str | N
         timers_of.filter(pk__in=fired).update(fired_at=timezone.now())  # with their effects
         timers_of.filter(pk__in=stale).delete()
     return len(fired) + len(stale)
+
+
+def seconds_to_wait(poll: float, *, using: str | None = None) -> float:
+    """How long a worker that has caught up sleeps: until the next timer falls due, at most
+    ``poll`` seconds (which bounds how late a timer armed meanwhile fires), and at least 20 ms
+    (timers falling due close together are fired together). One indexed query."""
+    using = using or router.db_for_read(WorkflowTimer)
+    next_due = (
+        WorkflowTimer.objects.using(using)
+        .filter(fired_at__isnull=True, due_at__isnull=False)
+        .order_by("due_at")
+        .values_list("due_at", flat=True)
+        .first()
+    )
+    if next_due is None:
+        return poll
+    return min(poll, max(0.02, (next_due - timezone.now()).total_seconds()))
 
 
 def run_once(*, limit: int = 200, using: str | None = None) -> int:

@@ -316,6 +316,16 @@ def test_a_timer_whose_instance_left_its_step_is_discarded_not_applied(clock):
 # --------------------------------------------------------------------------- the worker
 
 
+def test_a_worker_that_caught_up_sleeps_until_the_next_timer_at_most_a_poll(clock):
+    assert deadlines.seconds_to_wait(0.5) == 0.5  # nothing armed
+    in_review({"after": "PT1M"})
+    assert deadlines.seconds_to_wait(0.5) == 0.5  # not due within a poll
+    clock.shift(dt.timedelta(seconds=59.75))
+    assert deadlines.seconds_to_wait(0.5) == pytest.approx(0.25)
+    clock.shift(dt.timedelta(seconds=1))
+    assert deadlines.seconds_to_wait(0.5) == 0.02  # overdue: sweep again at once
+
+
 def test_steps_worker_once_fires_everything_due(clock, capsys):
     for name in ("A", "B", "C"):
         in_review({"after": "PT1M"}, name=name)

@@ -17,7 +17,8 @@ from django_steps.conf import steps_setting
 
 class Command(BaseCommand):
     help = (
-        "Fire the deadlines and reminders that are due, every WORKER_POLL_SECONDS, until stopped "
+        "Fire the deadlines and reminders as they fall due (looking for new ones at least every "
+        "WORKER_POLL_SECONDS) until stopped "
         "(SIGTERM or Ctrl-C finish the batch under way). Several workers may run at once: each "
         "timer fires once."
     )
@@ -55,6 +56,6 @@ class Command(BaseCommand):
         while not stop.is_set():
             close_old_connections()  # a connection the database dropped is opened again
             handled = deadlines.fire_due(limit=batch)
-            if handled < batch:  # caught up: wait for the next poll (or a signal)
-                stop.wait(float(poll))
+            if handled < batch:  # caught up: wait for the next timer, the next poll or a signal
+                stop.wait(deadlines.seconds_to_wait(float(poll)))
         self.stdout.write("steps_worker: stopped.")
