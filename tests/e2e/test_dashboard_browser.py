@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import asgi_command, stop
+
 from .tools import HERE, chromium_path, node_path
 
 ROOT = HERE.parent.parent
@@ -73,16 +75,7 @@ class DemoServer:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "demo.asgi:application",
-                ],
+                asgi_command("daphne", "demo.asgi:application", self.port),
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
@@ -100,13 +93,8 @@ class DemoServer:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            stop(self.process)
 
     @property
     def url(self) -> str:
