@@ -20,6 +20,7 @@ from django_steps.definitions import import_workflow
 from django_steps.exceptions import VersionConflict
 from django_steps.models import WorkflowEvent, WorkflowInstance, WorkflowTimer
 from django_steps.services import start_workflow_instance, update_workflow_step_status
+from tests.conftest import statuses
 from tests.graphql_api.live.live import ROOT, database_url
 from tests.testapp.models import Document
 
@@ -36,11 +37,7 @@ def workflow(deadline: dict) -> None:
                     "name": "Open",
                     "is_initial_step": True,
                     "deadline": deadline,
-                    "statuses": [
-                        {"name": "New", "is_default_status": True},
-                        {"name": "Late"},
-                        {"name": "Done", "is_completion_status": True},
-                    ],
+                    "statuses": [*statuses("New", "Done"), {"name": "Late"}],
                 },
                 {
                     "name": "Closed",

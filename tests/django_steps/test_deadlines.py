@@ -24,6 +24,7 @@ from django_steps.services import (
     update_workflow_step_status,
 )
 from django_steps.versions import migrate_instances
+from tests.conftest import statuses
 from tests.testapp.models import Document
 
 pytestmark = pytest.mark.django_db
@@ -40,21 +41,15 @@ def review(deadline: dict | None, *, name: str = "Review", permission: str = "")
             {
                 "name": "Intake",
                 "is_initial_step": True,
-                "statuses": [
-                    {"name": "New", "is_default_status": True},
-                    {"name": "Sent", "is_completion_status": True},
-                ],
+                "statuses": statuses("New", "Sent"),
             },
             {
                 "name": "Review",
                 "deadline": deadline,
                 "statuses": [
-                    {"name": "Open", "is_default_status": True},
+                    *statuses("Open", "Approved", hold="Parked", cancellation="Dropped"),
                     {"name": "Looking"},
                     {"name": "Escalated", "permission": permission},
-                    {"name": "Approved", "is_completion_status": True},
-                    {"name": "Parked", "is_on_hold_status": True},
-                    {"name": "Dropped", "is_cancellation_status": True},
                 ],
             },
             {
