@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import connections, router, transaction
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from . import authorization, evaluation, history
+from . import authorization, deadlines, evaluation, history
 from .choices import NOTE_KINDS, UNFINISHED_STATES, EventKind, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef
 from .context import Context
@@ -46,6 +47,20 @@ def _may_change(actor: Any) -> None:
 
 
 _missing = evaluation.missing
+
+#: The ``detail`` of the changes the system makes inside :func:`system_detail`.
+_system_detail: ContextVar[Any] = ContextVar("django_steps_system_detail", default=None)
+
+
+@contextmanager
+def system_detail(detail: Any) -> Iterator[None]:
+    """Record ``detail`` (e.g. ``{"reason": "DEADLINE"}``) on the changes made inside, which
+    the system (a worker) makes through the ordinary services."""
+    token = _system_detail.set(detail)
+    try:
+        yield
+    finally:
+        _system_detail.reset(token)
 
 
 def _lock(
@@ -161,12 +176,13 @@ def _save(
         kind,
         source,
         actor=actor,
-        detail=detail,
+        detail=detail if detail is not None else _system_detail.get(),
         requested_status_id=requested_status_id,
         transition_id=transition_id,
         context=context,
     )
     _append(instance, event, None if created else _INSTANCE_CHANGED)
+    deadlines.after_change(instance, event)
     instance.last_event = event
     return event
 

@@ -65,6 +65,7 @@ class Reason(enum.StrEnum):
     INDEX_OUT_OF_RANGE = enum.auto()
     INVALID_PATTERN = enum.auto()
     NOT_A_BOOLEAN = enum.auto()
+    NOT_A_TIMESTAMP = enum.auto()  # a deadline's `at`
     OVER_BUDGET = enum.auto()
     INVALID_CONTEXT = enum.auto()
     ERROR = enum.auto()

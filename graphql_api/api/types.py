@@ -30,6 +30,7 @@ from django_steps.choices import FINISHED_STATES, InstanceState
 from django_steps.compiled import StatusDef
 from django_steps.diagram import version_to_mermaid, workflow_to_mermaid
 from django_steps.selectors import EVENT_RELATIONS
+from graphql_api.api import deadlines as api_deadlines
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.counts import (
     STEP_COUNTS,
@@ -119,6 +120,7 @@ class WorkflowStepType(relay.Node):
     is_final_step: bool = strawberry_django.field(
         description="A completion status set on this step completes the instance."
     )
+    deadline = api_deadlines.step_deadline_field()
     workflow: WorkflowType = strawberry_django.field(
         description="The workflow this step belongs to."
     )
@@ -436,6 +438,8 @@ class WorkflowInstanceType(relay.Node):
     completed_at: Optional[datetime] = strawberry_django.field(
         description="When it completed or was cancelled (null while unfinished)."
     )
+    due_at = api_deadlines.due_at_field()
+    is_overdue = api_deadlines.is_overdue_field()
     history: Connection[WorkflowEventType] = connection(
         field_name="events",
         max_results=MAX_PAGE_SIZE,

@@ -532,8 +532,9 @@ def test_claim_processing_example_is_the_readme_workflow(claim_workflow):
     workflow = import_workflow({**doc, "name": "From the example"})
     ours, theirs = export_workflow(workflow), export_workflow(claim_workflow)
 
-    # The example adds the demo's permissions to some statuses, and an on-hold and a cancellation
-    # status (reviewers' only) to the steps that had none; the README's workflow has neither.
+    # The example adds the demo's permissions to some statuses, an on-hold and a cancellation
+    # status (reviewers' only) to the steps that had none, and a deadline to the review; the
+    # README's workflow has none of these.
     added = {
         ("Review Claim", "On Hold"),
         ("Review Claim", "Closed"),
@@ -546,7 +547,7 @@ def test_claim_processing_example_is_the_readme_workflow(claim_workflow):
         return {
             "content_types": d["content_types"],
             "steps": [
-                {k: v for k, v in s.items() if k != "description"}
+                {k: v for k, v in s.items() if k not in ("description", "deadline")}
                 | {
                     "statuses": [
                         {k: v for k, v in st.items() if k not in ignored}
