@@ -7,4 +7,9 @@ class DjangoStepsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core import checks
+
         from . import signals  # noqa: F401  (declares workflow_event_committed)
+        from .workitems import check_groups
+
+        checks.register(check_groups, "django_steps")

@@ -71,6 +71,7 @@ class StepDef:
     order: int
     is_initial_step: bool
     is_final_step: bool
+    assignees: dict[str, Any] | None = None  # see django_steps.workitems
     statuses: dict[str, StatusDef] = field(default_factory=dict)
     transitions: list[TransitionDef] = field(default_factory=list)  # highest priority first
 
@@ -151,7 +152,8 @@ def compile_document(
     statuses: dict[int, StatusDef] = {}
     by_name: dict[str, StepDef] = {}
     for spec in document["steps"]:
-        step = StepDef(id=spec["id"], **{name: spec[name] for name in STEP.columns})
+        # a key added to the shape after a version was published: its default
+        step = StepDef(id=spec["id"], **{k: spec.get(k, STEP[k].default) for k in STEP.columns})
         for st in spec["statuses"]:
             status = StatusDef(id=st["id"], **{name: st[name] for name in STATUS.columns})
             statuses[status.id] = status

@@ -77,6 +77,7 @@ name again brings back the same row.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
@@ -278,6 +279,7 @@ def _canonical(doc: dict[str, Any]) -> tuple:
             step["order"],
             step["is_initial_step"],
             step["is_final_step"],
+            json.dumps(step.get("assignees"), sort_keys=True),
             tuple(sorted(tuple(sorted(status.items())) for status in step["statuses"])),
         )
         for step in doc["steps"]

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from django.contrib.contenttypes.models import ContentType
 
+from . import workitems
 from .cel import compile_condition, is_unconditional
 from .conf import steps_setting
 from .exceptions import ConditionSyntaxError, InvalidDefinition
@@ -225,6 +226,8 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
             problems.add(f"{path}.name", f'duplicate step name "{name}"')
         elif name:
             by_name[name] = step
+        for sub, message in workitems.assignee_problems(step["assignees"]):
+            problems.add(f"{path}.assignees{sub}", message)
         seen: set[str] = set()
         for status in step["statuses"]:
             if status["name"] in seen:

@@ -131,3 +131,21 @@ class NotPermitted(WorkflowError):
     """Raised when the acting user lacks the permission a status names; nothing was changed."""
 
     code = ErrorCode.PERMISSION_DENIED
+
+
+class WorkItemNotFound(WorkflowError):
+    """Raised when a work item is closed, missing, or on an instance the actor may not see."""
+
+    code = ErrorCode.WORK_ITEM_NOT_FOUND
+
+
+class WorkItemClaimed(WorkflowError):
+    """Raised when claiming a work item someone has claimed (e.g. two claims at once)."""
+
+    code = ErrorCode.ALREADY_CLAIMED
+
+
+class WorkItemNotClaimed(WorkflowError):
+    """Raised when releasing a work item nobody has claimed."""
+
+    code = ErrorCode.NOT_CLAIMED

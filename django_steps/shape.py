@@ -146,6 +146,9 @@ STEP = Part(
         Key("order", int, None, range=_POSITIVE_INT),  # default: the step's position
         Key("is_initial_step", bool, False),
         Key("is_final_step", bool, False),
+        # who acts on the step: {"groups": [names], "expression": CEL giving user ids/usernames}
+        # (see django_steps.workitems); None: anyone who may change the instance
+        Key("assignees", dict, None),
         Key("statuses", list, (), column=False),
     ),
     children=("statuses",),

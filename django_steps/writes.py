@@ -13,7 +13,7 @@ from django.db import connections, router, transaction
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from . import authorization, evaluation, history
+from . import authorization, compiled, evaluation, history, workitems
 from .choices import NOTE_KINDS, EventKind, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef
 from .context import Context
@@ -94,6 +94,8 @@ def _require_move(
     :func:`django_steps.authorization.required_permission`: a decision sticks)."""
     if actor is None:
         return
+    step = compiled.for_instance(instance).steps.get(instance.current_step_id)
+    authorization.check_acts(actor, instance, step)  # an assigned step: its candidates only
     permission = authorization.required_permission(current, target)
     if not permission or authorization.may_set_status(actor, permission, instance.content_object):
         return
@@ -126,9 +128,11 @@ def _save(
     created: bool = False,
     definition_version_id: int | None = None,
     detail: Any = None,
+    definition: CompiledWorkflow | None = None,
 ) -> WorkflowEvent:
     """Apply the new position (and, migrating, the new version) to the locked instance and
-    append its history row."""
+    append its history row; open and close its work items (``definition``: the compiled
+    version it runs on, if the caller has it)."""
     if definition_version_id is not None:
         instance.definition_version_id = definition_version_id
     from_step_id, from_status_id, from_state = (
@@ -164,6 +168,7 @@ def _save(
         detail=detail,
     )
     _append(instance, event, None if created else _INSTANCE_CHANGED)
+    workitems.after_change(instance, event, definition)
     instance.last_event = event
     return event
 

@@ -25,6 +25,7 @@ from ..exceptions import ConditionError, ConditionSyntaxError
 from .common import Reason, _failure, _shown
 from .compiler import _programs, compile_condition
 from .runtime import _METER, _Meter, _OverBudget
+from .values import to_json
 
 # --------------------------------------------------------------------------- evaluate
 
@@ -96,13 +97,20 @@ def _classify(exc: CELEvalError) -> tuple[str, str]:
     return Reason.ERROR, "it could not be evaluated"
 
 
-def evaluate(expression: str, cel_context: Mapping[str, Any], *, budget: int | None = None) -> bool:
+def evaluate(
+    expression: str,
+    cel_context: Mapping[str, Any],
+    *,
+    budget: int | None = None,
+    boolean: bool = True,
+) -> Any:
     """Evaluate a condition against an already converted context (see :func:`activation`),
     within ``budget`` steps (default ``CEL_BUDGET``).
 
     An empty condition is true. Raises :class:`ConditionError` (``details["reason"]``) when
     evaluation fails, runs over budget or the result is not a boolean, and
-    :class:`ConditionSyntaxError` when the condition does not compile.
+    :class:`ConditionSyntaxError` when the condition does not compile. ``boolean=False``: any
+    result is returned as JSON values (a step's ``assignees`` expression gives users).
     """
     if not expression or expression.isspace():  # is_unconditional, inlined (hot path)
         return True
@@ -134,6 +142,8 @@ def evaluate(expression: str, cel_context: Mapping[str, Any], *, budget: int | N
     if failure is not None:
         reason, description, position = failure
         raise _failure(ConditionError, expression, reason, description, **position)
+    if not boolean:
+        return to_json(result)
     if not isinstance(result, celtypes.BoolType):
         kind = _CEL_TYPE_NAMES.get(type(result), "value of another type")
         raise _failure(

@@ -39,6 +39,7 @@ from django_steps.exceptions import (
     WorkflowNotFound,
 )
 from django_steps.models import Workflow, WorkflowInstance
+from graphql_api.api import inbox
 from graphql_api.api.ids import get_by_global_id, parse_global_id, schema_name
 from graphql_api.api.inputs import (
     AdvanceWorkflowInstanceInput,
@@ -51,7 +52,8 @@ from graphql_api.api.inputs import (
     WorkflowDefinitionInput,
     definition_document,
 )
-from graphql_api.api.types import DeletedWorkflowType, UserType, WorkflowInstanceType, WorkflowType
+from graphql_api.api.results import DeletedWorkflowType
+from graphql_api.api.types import UserType, WorkflowInstanceType, WorkflowType
 from graphql_api.security import permissions
 from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.error_codes import OperationInfoType as OperationInfo
@@ -290,6 +292,10 @@ class Mutation:
             instance, actor=current_user(info), expected_version=input.expected_version
         )
         return _reloaded(instance)
+
+    claim_work_item = mutation(inbox.CLAIM, perm=CHANGE_INSTANCE)(inbox.claim_work_item)
+    release_work_item = mutation(inbox.RELEASE, perm=CHANGE_INSTANCE)(inbox.release_work_item)
+    delegate_work_item = mutation(inbox.DELEGATE, perm=CHANGE_INSTANCE)(inbox.delegate_work_item)
 
     # ------------------------------------------------------------------ definitions
 

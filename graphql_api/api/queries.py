@@ -21,9 +21,9 @@ from django_steps.models import Workflow, WorkflowInstance
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.feed import WorkflowEventFeedEdgeType, WorkflowEventFeedType
 from graphql_api.api.ids import our_name, parse_global_id
+from graphql_api.api.results import TransitionDryRunType
 from graphql_api.api.types import (
     MAX_PAGE_SIZE,
-    TransitionDryRunType,
     UserType,
     WorkflowInstanceType,
     WorkflowType,
@@ -333,7 +333,7 @@ def _direct_fields(field: FieldNode) -> list[FieldNode]:
 
 
 def _evaluation(e: services.TransitionEvaluation):
-    from graphql_api.api.types import TransitionEvaluationType
+    from graphql_api.api.results import TransitionEvaluationType
 
     return TransitionEvaluationType(
         transition=e.transition,

@@ -11,7 +11,7 @@ prefetch every foreign key instead of joining it.)
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import strawberry
 import strawberry_django
@@ -25,6 +25,7 @@ from strawberry.types import Info
 
 from django_steps import authorization, models
 from django_steps.choices import FINISHED_STATES, InstanceState
+from django_steps.workitems import open_items
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.counts import (
     STEP_COUNTS,
@@ -45,6 +46,11 @@ from graphql_api.security.cost import WORK
 from graphql_api.security.error_codes import TransportCode
 from graphql_api.security.extensions import graphql_setting
 
+if TYPE_CHECKING:  # lazy below: inbox.py builds on this module's types
+    from graphql_api.api.inbox import WorkflowStepAssigneesType, WorkItemType
+
+_INBOX = strawberry.lazy("graphql_api.api.inbox")
+
 # ID_ATTR_NOTE: every Node type names its id attribute up front. Without it strawberry's
 # ``Node.resolve_id_attr`` re-scans the class annotations (``eval_type`` on each) for every
 # object it serializes; on a page of 100 instances that was 40% of the request time.
@@ -64,6 +70,17 @@ class UserType(relay.Node):
     _id_attr = "pk"  # see ID_ATTR_NOTE
 
     username: str = strawberry_django.field(description="The user's login name.")
+
+    @connection(
+        Connection[Annotated["WorkItemType", _INBOX]],
+        description="The viewer's open work items — claimed by them, or waiting with them or one "
+        "of their groups among the candidates — newest first. Empty for any other user.",
+        max_results=MAX_PAGE_SIZE,
+    )
+    def inbox(self, root: strawberry.Parent[Any], info: Info) -> QuerySet:
+        from graphql_api.api.inbox import inbox_of  # a cycle: see TYPE_CHECKING above
+
+        return inbox_of(root, info)
 
 
 @strawberry_django.type(
@@ -113,6 +130,15 @@ class WorkflowStepType(relay.Node):
     is_final_step: bool = strawberry_django.field(
         description="A completion status set on this step completes the instance."
     )
+
+    @strawberry_django.field(only=["assignees"], description="Who acts on it (null: anyone).")
+    def assignees(
+        self, root: strawberry.Parent[models.WorkflowStep]
+    ) -> Optional[Annotated[WorkflowStepAssigneesType, _INBOX]]:
+        from graphql_api.api.inbox import assignees_of  # a cycle: see TYPE_CHECKING above
+
+        return assignees_of(root)
+
     workflow: WorkflowType = strawberry_django.field(
         description="The workflow this step belongs to."
     )
@@ -468,7 +494,11 @@ class WorkflowInstanceType(relay.Node):
             "definition_version__workflow_id",
         ],
         select_related=["workflow", "definition_version"],
-        prefetch_related=["current_step__statuses", "content_object"],
+        prefetch_related=[
+            "current_step__statuses",
+            "content_object",
+            Prefetch("work_items", open_items(), to_attr="_django_steps_open_items"),
+        ],
         description=(
             "What the current viewer may do with this instance now — each would succeed if tried "
             "(their permissions, the statuses' permissions and the instance's state): show only "
@@ -496,6 +526,9 @@ class WorkflowInstanceType(relay.Node):
             resume=actions.resume,
             cancel=actions.cancel,
             advance=actions.advance,
+            claim=actions.claim,
+            release=actions.release,
+            delegate=actions.delegate,
         )
 
     @classmethod
@@ -536,51 +569,8 @@ class WorkflowInstanceActionsType:
         description="May retry its transitions now (`advanceWorkflowInstance`; it awaits a "
         "transition)."
     )
-
-
-@strawberry.type(
-    name="TransitionEvaluation", description="One candidate transition, as the dry run saw it."
-)
-class TransitionEvaluationType:
-    transition: WorkflowTransitionType = strawberry.field(description="The transition.")
-    priority: int = strawberry.field(description="Its priority (higher first).")
-    condition: str = strawberry.field(description="Its CEL condition (empty: always).")
-    result: Optional[bool] = strawberry.field(
-        description="What the condition gave; null if it failed."
+    claim: bool = strawberry.field(description="May claim its open work item (`claimWorkItem`).")
+    release: bool = strawberry.field(description="May release its work item (`releaseWorkItem`).")
+    delegate: bool = strawberry.field(
+        description="May hand its work item to another user (`delegateWorkItem`)."
     )
-    error: Optional[str] = strawberry.field(
-        description="Why the condition failed to evaluate, if it did."
-    )
-    would_fire: bool = strawberry.field(
-        description="True for the transition a completion status would fire now."
-    )
-
-
-@strawberry.type(
-    name="TransitionDryRun",
-    description="What setting a completion status (or retrying) would do now. Nothing is changed.",
-)
-class TransitionDryRunType:
-    instance: WorkflowInstanceType = strawberry.field(description="The instance evaluated.")
-    evaluations: list[TransitionEvaluationType] = strawberry.field(
-        description="Every outgoing transition of the current step, highest priority first."
-    )
-    fired: Optional[TransitionEvaluationType] = strawberry.field(
-        description="The transition that would fire, or null (no match, or an error first)."
-    )
-    error: Optional[str] = strawberry.field(
-        description="Set when a condition error would abort the real update (it changes nothing "
-        "then)."
-    )
-
-
-@strawberry.type(name="DeletedWorkflow", description="A workflow definition that was deleted.")
-class DeletedWorkflowType:
-    id: strawberry.ID = strawberry.field(
-        description="An ID of this deletion, which no other object has (not the workflow's: see "
-        "`workflowId`)."
-    )
-    workflow_id: strawberry.ID = strawberry.field(
-        description="The global ID the workflow had: remove that object from a client cache."
-    )
-    name: str = strawberry.field(description="The name the workflow had.")
