@@ -109,7 +109,8 @@ class Part:
         """The document of one stored row (children left out), in order: the columns read from
         ``row``, the other keys from ``given`` (a transition's step names …)."""
         return {
-            key.name: given[key.name] if key.name in given else getattr(row, key.name)
+            # a data migration's historical row may predate a key: its default
+            key.name: given[key.name] if key.name in given else getattr(row, key.name, key.default)
             for key in self.keys
             if key.name not in self.children and (key.column or key.name in given)
         }

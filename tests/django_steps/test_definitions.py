@@ -319,6 +319,7 @@ def test_export_gives_every_key_and_the_steps_in_order(claim_workflow):
         "order",
         "is_initial_step",
         "is_final_step",
+        "assignees",
         "statuses",
     }
     assert set(doc["steps"][0]["statuses"][0]) == {

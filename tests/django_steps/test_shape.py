@@ -40,6 +40,7 @@ EVERY_KEY = {
             "order": 10,
             "is_initial_step": True,
             "is_final_step": False,
+            "assignees": {"groups": ["reviewers"], "expression": "claim.owner"},
             "statuses": [
                 {"name": "New", "description": "Just in.", "is_default_status": True},
                 {
