@@ -329,3 +329,11 @@ def test_a_host_may_say_who_is_in_which_group(instance, settings):
     outsider = user("outsider")
     assert list(selectors.inbox(outsider)) == [open_item(instance)]
     services.update_workflow_step_status(instance, "Approved", actor=outsider)
+
+
+def test_the_admin_lists_work_items_with_their_candidates(instance, admin_client):
+    item = open_item(instance)
+    listed = admin_client.get("/admin/django_steps/workitem/")
+    assert listed.status_code == 200 and str(instance) in listed.content.decode()
+    shown = admin_client.get(f"/admin/django_steps/workitem/{item.pk}/change/")
+    assert shown.status_code == 200 and "alice" in shown.content.decode()
