@@ -114,6 +114,7 @@ __all__ = [
     "required_permission",
     "may_view_object",
     "visible_events",
+    "visible_work_items",
     "visible_instances",
 ]
 
@@ -247,6 +248,12 @@ def visible_events(user: Any, queryset: QuerySet) -> QuerySet:
     if not instances.query.has_filters():  # the rule keeps everything: no semi-join
         return queryset
     return queryset.filter(instance__in=instances.values("pk"))
+
+
+def visible_work_items(user: Any, queryset: QuerySet) -> QuerySet:
+    """The work items of ``queryset`` whose instance ``user`` may see (as events: through their
+    ``instance``, the default rule a join filter, not a semi-join over every instance)."""
+    return visible_events(user, queryset)
 
 
 def seeing_an_instance_is_viewing_its_object() -> bool:

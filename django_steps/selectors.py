@@ -185,11 +185,7 @@ def inbox(user: Any, queryset: QuerySet[WorkItem] | None = None) -> QuerySet[Wor
     mine = Q(claimed_by_id=user.pk) | Q(
         claimed_by__isnull=True, pk__in=_candidate_of(user).values("item_id")
     )
-    items = queryset.filter(mine, closed_at__isnull=True)
-    visible = authorization.visible_instances(user, WorkflowInstance.objects.all())
-    if visible.query.has_filters():
-        items = items.filter(instance__in=visible.values("pk"))
-    return items
+    return authorization.visible_work_items(user, queryset.filter(mine, closed_at__isnull=True))
 
 
 def work_items_touching(user: Any) -> QuerySet[WorkItem]:

@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 from strawberry import relay
 from strawberry.types import Info
 
-from django_steps import models, selectors, services
+from django_steps import authorization, models, selectors, services
 from django_steps.exceptions import NotPermitted
 from graphql_api.api.ids import get_by_global_id, parse_global_id
 from graphql_api.api.types import UserType, WorkflowInstanceType, WorkflowStepType
@@ -113,8 +113,7 @@ class WorkItemType(relay.Node):
     def get_queryset(cls, queryset: QuerySet, info: Info, **kwargs: Any) -> QuerySet:
         if not queryset.query.order_by:
             queryset = queryset.order_by("-pk")  # newest first
-        visible = permissions.visible_instances(models.WorkflowInstance.objects.all(), info)
-        return queryset.filter(instance__in=visible.values("pk"))
+        return authorization.visible_work_items(current_user(info), queryset)
 
 
 def inbox_of(user_row: Any, info: Info) -> QuerySet:
@@ -167,8 +166,7 @@ DELEGATE = (
 
 def _item(info: Info, raw: str) -> models.WorkItem:
     """The open item ``raw`` names, on an instance the viewer may see (else NOT_FOUND)."""
-    visible = permissions.visible_instances(models.WorkflowInstance.objects.all(), info)
-    items = models.WorkItem.objects.filter(instance__in=visible.values("pk"))
+    items = authorization.visible_work_items(current_user(info), models.WorkItem.objects.all())
     return get_by_global_id(items, raw, "WorkItem", field="workItemId", info=info)
 
 
