@@ -543,14 +543,14 @@ class WorkItem(models.Model):
                 "Can act on assigned steps without being a candidate or the claimant",
             )
         ]
-        constraints = [
-            models.UniqueConstraint(
+        indexes = [
+            # the open item of an instance (one at a time: the instance's row lock serialises
+            # its changes; no unique constraint, so one statement can close one and open the next)
+            models.Index(
                 fields=["instance"],
                 condition=Q(closed_at__isnull=True),
-                name="django_steps_one_open_item",
-            )
-        ]
-        indexes = [
+                name="django_steps_item_open",
+            ),
             models.Index(
                 fields=["claimed_by", "id"],
                 condition=Q(closed_at__isnull=True),

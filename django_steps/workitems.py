@@ -11,7 +11,7 @@ transaction, with its candidates computed on entry: the groups named, and the us
 expression gives (ids or usernames of existing users; an expression that fails or names nobody
 is logged and adds no user). Leaving the step, completing or cancelling closes it; a hold keeps
 it open. Steps without ``assignees`` cost nothing: no query (:func:`after_change` reads the
-compiled, cached step).
+compiled, cached step): :func:`plan` says what a change does, written with its history row.
 
 Who acts on an assigned step (candidates, or the claimant; groups of a user) is
 :mod:`django_steps.authorization`'s rule; the inbox is :func:`django_steps.selectors.inbox`;
@@ -21,6 +21,7 @@ claiming, releasing and delegating are services (:mod:`django_steps.services`).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -37,10 +38,11 @@ from .exceptions import ConditionError, ConditionSyntaxError
 from .models import WorkflowEvent, WorkflowInstance, WorkflowStep, WorkItem, WorkItemCandidate
 
 __all__ = [
-    "after_change",
+    "Plan",
+    "apply",
     "assignee_problems",
     "check_groups",
-    "open_item",
+    "plan",
     "open_item_of",
     "open_items",
 ]
@@ -123,50 +125,75 @@ def check_groups(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 # --------------------------------------------------------------------------- the hook
 
 
-def after_change(instance: WorkflowInstance, event: WorkflowEvent, definition: Any = None) -> None:
-    """Open and close the instance's work item for the change ``event`` records (called by
-    :func:`django_steps.writes._save`, in its transaction). No query unless a step involved is
-    assigned (or the change is a migration)."""
-    kind = event.kind
-    finished = event.state in FINISHED_STATES
+@dataclass(frozen=True)
+class Plan:
+    """What one change does to its instance's work items: close the open one, open one on
+    ``step_id`` with these candidates. Written with the change's history row (on PostgreSQL in
+    the same statement: :func:`django_steps.history.write_in_one_statement`)."""
+
+    close: bool
+    step_id: int | None = None
+    groups: tuple[str, ...] = ()
+    users: tuple[int, ...] = ()
+
+
+def plan(
+    instance: WorkflowInstance,
+    kind: str,
+    *,
+    from_step_id: int | None,
+    to_step_id: int,
+    state: str,
+    definition: Any = None,
+) -> Plan | None:
+    """The work items a change of ``instance`` (``kind``, from one step to another, to
+    ``state``) opens and closes, computed before it is written (candidates included: the
+    expression reads the object). ``None`` — and no query — unless a step involved is assigned
+    or the change is a migration."""
+    finished = state in FINISHED_STATES
     if kind not in _MOVES and not finished:
-        return  # a status set, a hold, a resume: the work item stays as it is
+        return None  # a status set, a hold, a resume: the work item stays as it is
     definition = definition or compiled.for_instance(instance)
+    close = False
     if kind != EventKind.STARTED:
-        leaving = event.from_step_id != event.to_step_id or finished or kind == EventKind.MIGRATED
+        leaving = from_step_id != to_step_id or finished or kind == EventKind.MIGRATED
         # a migration's from_step is of the older version: close whatever is open
-        if leaving and (
-            kind == EventKind.MIGRATED or _assigned(definition.steps.get(event.from_step_id))
-        ):
-            WorkItem.objects.using(instance._state.db).filter(
-                instance_id=instance.pk, closed_at__isnull=True
-            ).update(closed_at=timezone.now(), closed_event=event)
-        if not leaving and kind != EventKind.MIGRATED:
-            return
-    step = definition.steps.get(event.to_step_id)
-    if not finished and _assigned(step):
-        open_item(instance, step, event)
+        close = leaving and (
+            kind == EventKind.MIGRATED or _assigned(definition.steps.get(from_step_id))
+        )
+        if not leaving:
+            return None
+    step = definition.steps.get(to_step_id)
+    if finished or not _assigned(step):
+        return Plan(close=True) if close else None
+    groups = tuple(g for g in dict.fromkeys(step.assignees.get("groups") or []) if g)
+    users = _users_of(instance, step.assignees.get("expression") or "")
+    return Plan(close=close, step_id=step.id, groups=groups, users=tuple(users))
 
 
-def open_item(instance: WorkflowInstance, step: Any, event: WorkflowEvent | None) -> WorkItem:
-    """Open the work item of ``instance`` on ``step`` (its compiled, assigned step)."""
+def apply(plan: Plan, instance: WorkflowInstance, event: WorkflowEvent) -> None:
+    """Write ``plan`` through the ORM (SQLite, or model save signals connected)."""
     using = instance._state.db or "default"
-    groups = [g for g in dict.fromkeys((step.assignees or {}).get("groups") or []) if g]
-    users = _users_of(instance, (step.assignees or {}).get("expression") or "", using)
+    now = timezone.now()
+    if plan.close:
+        WorkItem.objects.using(using).filter(
+            instance_id=instance.pk, closed_at__isnull=True
+        ).update(closed_at=now, closed_event=event)
+    if plan.step_id is None:
+        return
     item = WorkItem.objects.using(using).create(
         instance=instance,
-        step_id=step.id,
-        candidate_groups=groups,
-        opened_at=timezone.now(),
+        step_id=plan.step_id,
+        candidate_groups=list(plan.groups),
+        opened_at=now,
         opened_event=event,
     )
-    rows = [WorkItemCandidate(item=item, user_id=pk) for pk in users]
-    rows += [WorkItemCandidate(item=item, group=name) for name in groups]
+    rows = [WorkItemCandidate(item=item, user_id=pk) for pk in plan.users]
+    rows += [WorkItemCandidate(item=item, group=name) for name in plan.groups]
     WorkItemCandidate.objects.using(using).bulk_create(rows)
-    return item
 
 
-def _users_of(instance: WorkflowInstance, expression: str, using: str) -> list[int]:
+def _users_of(instance: WorkflowInstance, expression: str) -> list[int]:
     """The ids of the existing users ``expression`` names (ids or usernames)."""
     if not expression.strip():
         return []
@@ -188,7 +215,7 @@ def _users_of(instance: WorkflowInstance, expression: str, using: str) -> list[i
     if not ids and not names:
         return []
     User = get_user_model()
-    found = User._default_manager.db_manager(using).filter(
+    found = User._default_manager.db_manager(instance._state.db or "default").filter(
         Q(pk__in=ids) | Q(**{f"{User.USERNAME_FIELD}__in": names})
     )
     return sorted(found.values_list("pk", flat=True))

@@ -167,8 +167,15 @@ def _save(
         context=context,
         detail=detail,
     )
-    _append(instance, event, None if created else _INSTANCE_CHANGED)
-    workitems.after_change(instance, event, definition)
+    work = workitems.plan(
+        instance,
+        kind,
+        from_step_id=from_step_id,
+        to_step_id=step_id,
+        state=state,
+        definition=definition,
+    )
+    _append(instance, event, None if created else _INSTANCE_CHANGED, work)
     instance.last_event = event
     return event
 
@@ -204,19 +211,27 @@ def note(
     return event
 
 
-def _append(instance: WorkflowInstance, event: WorkflowEvent, changed: list[str] | None) -> None:
-    """Save ``changed`` fields of the locked instance (None: it was just created) and insert
-    ``event`` at its place in the global order; publish it once committed."""
+def _append(
+    instance: WorkflowInstance,
+    event: WorkflowEvent,
+    changed: list[str] | None,
+    work: workitems.Plan | None = None,
+) -> None:
+    """Save ``changed`` fields of the locked instance (None: it was just created), insert
+    ``event`` at its place in the global order and open/close work items (``work``); publish
+    the event once committed."""
     using = instance._state.db or _db()
     if connections[using].vendor == "postgresql" and not _save_signals_connected():
         history.write_in_one_statement(
-            using, event, update=instance if changed else None, fields=changed or ()
+            using, event, update=instance if changed else None, fields=changed or (), work=work
         )
     else:
         if changed:
             instance.save(using=using, update_fields=changed)
         event.txid, event.position = history.next_slot(using, instance.pk)
         event.save(using=using, force_insert=True)
+        if work is not None:
+            workitems.apply(work, instance, event)
     transaction.on_commit(lambda: _publish(event, instance), using=using)
 
 

@@ -92,17 +92,21 @@ async def test_opened_claimed_by_someone_else_and_closed_arrive_live(application
         assert await ws.nothing_more(sub)
 
 
-async def test_a_change_closing_one_item_and_opening_the_next_sends_both(application):
+async def test_a_change_closing_one_item_and_opening_the_next_sends_both_with_one_cursor(
+    application,
+):
     people = await run(setup_people)()
     alice = people["alice"]
+    await run(lambda: alice.groups.add(people["rita"].groups.get()))()  # a reviewer as well
     session = await run(login_session)(alice)
     instance = await run(start)(alice)
     async with GraphQLSocket(application, session_key=session) as ws:
-        sub = await ws.subscribe(INBOX_EVENTS)
-        await ws.nothing_more(sub, 0.3)
-        await run(submit)(instance)  # alice's item closes; the reviewers' opens (not hers)
-        [closed] = await messages(ws, sub, 1)
-        assert closed["kind"] == "CLOSED"
+        sub = await ws.subscribe(INBOX_EVENTS, after=str(instance.last_event.cursor))
+        await run(submit)(instance)  # her item closes; the reviewers' opens
+        closed, opened = await messages(ws, sub, 2)
+        assert (closed["kind"], opened["kind"]) == ("CLOSED", "OPENED")
+        assert closed["cursor"] == opened["cursor"]
+        assert opened["workItem"]["step"]["name"] == "Review Claim"
         assert await ws.nothing_more(sub)
 
 
