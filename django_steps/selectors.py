@@ -182,10 +182,16 @@ def inbox(user: Any, queryset: QuerySet[WorkItem] | None = None) -> QuerySet[Wor
     queryset = WorkItem.objects.all() if queryset is None else queryset
     if not authorization.may_read_instances(user):
         return queryset.none()
-    mine = Q(claimed_by_id=user.pk) | Q(
-        claimed_by__isnull=True, pk__in=_candidate_of(user).values("item_id")
+    # Driven by the user's own rows (the candidate index, their claims), not by every open item:
+    # a page costs what their open items cost, whatever the table holds.
+    waiting = (
+        _candidate_of(user)
+        .filter(item__closed_at__isnull=True, item__claimed_by__isnull=True)
+        .values("item_id")
     )
-    return authorization.visible_work_items(user, queryset.filter(mine, closed_at__isnull=True))
+    claimed = WorkItem.objects.filter(claimed_by_id=user.pk, closed_at__isnull=True).values("pk")
+    items = queryset.filter(pk__in=waiting.union(claimed), closed_at__isnull=True)
+    return authorization.visible_work_items(user, items)
 
 
 def work_items_touching(user: Any) -> QuerySet[WorkItem]:
