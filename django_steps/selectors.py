@@ -184,13 +184,13 @@ def inbox(user: Any, queryset: QuerySet[WorkItem] | None = None) -> QuerySet[Wor
         return queryset.none()
     # Driven by the user's own rows (the candidate index, their claims), not by every open item:
     # a page costs what their open items cost, whatever the table holds.
-    waiting = (
-        _candidate_of(user)
-        .filter(item__closed_at__isnull=True, item__claimed_by__isnull=True)
-        .values("item_id")
-    )
+    waiting = _candidate_of(user).values("item_id")  # no join here: an index range
     claimed = WorkItem.objects.filter(claimed_by_id=user.pk, closed_at__isnull=True).values("pk")
-    items = queryset.filter(pk__in=waiting.union(claimed), closed_at__isnull=True)
+    items = queryset.filter(
+        Q(claimed_by__isnull=True) | Q(claimed_by_id=user.pk),
+        pk__in=waiting.union(claimed),
+        closed_at__isnull=True,
+    )
     return authorization.visible_work_items(user, items)
 
 
