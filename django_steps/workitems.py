@@ -51,6 +51,9 @@ logger = logging.getLogger("django_steps")
 
 #: Longest group name (Django's ``Group.name``).
 MAX_GROUP = 150
+#: Most groups a step names, and most users its expression may give (more are left out, logged):
+#: ``WorkItem.candidateUsers`` / ``candidateGroups`` are lists the GraphQL cost counts this way.
+MAX_CANDIDATES = 50
 
 #: Events that move an instance off its step or onto one (the others keep its work item).
 _MOVES = frozenset({EventKind.STARTED, EventKind.ADVANCED, EventKind.MIGRATED})
@@ -70,6 +73,8 @@ def assignee_problems(value: Any) -> list[tuple[str, str]]:
     if not isinstance(groups, list):
         problems.append((".groups", "must be a list of group names"))
         groups = []
+    elif len(groups) > MAX_CANDIDATES:
+        problems.append((".groups", f"names more than {MAX_CANDIDATES} groups"))
     for i, name in enumerate(groups):
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_GROUP:
             message = f"must be a group name of 1 to {MAX_GROUP} characters"
@@ -218,7 +223,17 @@ def _users_of(instance: WorkflowInstance, expression: str) -> list[int]:
     found = User._default_manager.db_manager(instance._state.db or "default").filter(
         Q(pk__in=ids) | Q(**{f"{User.USERNAME_FIELD}__in": names})
     )
-    return sorted(found.values_list("pk", flat=True))
+    users = sorted(found.values_list("pk", flat=True)[: MAX_CANDIDATES + 1])
+    if len(users) > MAX_CANDIDATES:
+        logger.warning(
+            "assignees expression of step %s names more than %s users for instance %s: the "
+            "first %s are candidates",
+            instance.current_step_id,
+            MAX_CANDIDATES,
+            instance.pk,
+            MAX_CANDIDATES,
+        )
+    return users[:MAX_CANDIDATES]
 
 
 # --------------------------------------------------------------------------- reads

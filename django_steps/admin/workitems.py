@@ -7,11 +7,12 @@ from __future__ import annotations
 from django.contrib import admin
 
 from .. import authorization
-from ..models import WorkflowInstance, WorkItem
+from ..models import WorkItem
+from .instances import ReadOnlyAdminMixin
 
 
 @admin.register(WorkItem)
-class WorkItemAdmin(admin.ModelAdmin):
+class WorkItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "instance", "step", "claimed_by", "opened_at", "closed_at", "due_at")
     list_filter = (("closed_at", admin.EmptyFieldListFilter), "step__workflow")
     list_select_related = ("instance", "instance__workflow", "step", "claimed_by")
@@ -35,14 +36,4 @@ class WorkItemAdmin(admin.ModelAdmin):
         return ", ".join(user.get_username() for user in obj.candidate_users.all()) or "—"
 
     def get_queryset(self, request):
-        visible = authorization.visible_instances(request.user, WorkflowInstance.objects.all())
-        return super().get_queryset(request).filter(instance__in=visible.values("pk"))
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+        return authorization.visible_work_items(request.user, super().get_queryset(request))

@@ -8,7 +8,8 @@
 // second client appears live (inboxEvents), she releases hers, and an approval by another client
 // closes that item and opens the next step's. Prints one JSON line per check.
 
-import { chromium, request as playwrightRequest } from "playwright-core";
+import { chromium } from "playwright-core";
+import { apiClient } from "./api.mjs";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,19 +27,7 @@ function assert(condition, message, data = {}) {
 }
 
 async function client(username) {
-  const api = await playwrightRequest.newContext({ baseURL: BASE_URL, extraHTTPHeaders: { Origin: BASE_URL } });
-  const csrf = async () => ((await api.storageState()).cookies.find((c) => c.name === "csrftoken") || {}).value || "";
-  async function gql(query, variables) {
-    const response = await api.post("/graphql/", {
-      headers: { "Content-Type": "application/json", "X-CSRFToken": await csrf(), Referer: BASE_URL + "/" },
-      data: { query, variables },
-    });
-    const body = await response.json();
-    assert(!body.errors, "GraphQL errors from " + username, { errors: body.errors });
-    return body.data;
-  }
-  await api.get("/graphql/", { headers: { Accept: "text/html" } });
-  await gql("mutation($u: String!, $p: String!) { login(username: $u, password: $p) { __typename } }", { u: username, p: username });
+  const { api, gql } = await apiClient(BASE_URL, username, username, assert);
   return {
     api,
     async setStatus(instanceId, statusName) {
