@@ -230,3 +230,14 @@ def test_pages_follow_by_cursor_newest_first(people):
     rest = inbox(people["rita"], first=2, after=first["pageInfo"]["endCursor"])
     ids = [e["node"]["id"] for e in first["edges"] + rest["edges"]]
     assert len(set(ids)) == 3 and rest["pageInfo"]["hasNextPage"] is False
+
+
+NODE = "query ($id: ID!) { node(id: $id) { ... on WorkItem { step { name } } } }"
+
+
+def test_a_work_item_is_a_node_for_who_may_see_its_instance(people):
+    instance = start(people["alice"])
+    variables = {"id": item_of(instance)}
+    seen = client_for(people["alice"]).data(NODE, variables)["node"]
+    assert seen == {"step": {"name": "Submit Claim"}}
+    assert client_for(people["bob"]).data(NODE, variables)["node"] is None
