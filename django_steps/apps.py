@@ -12,4 +12,5 @@ class DjangoStepsConfig(AppConfig):
         from . import signals  # noqa: F401  (declares workflow_event_committed)
         from .workitems import check_groups
 
-        checks.register(check_groups, "django_steps")
+        # It reads rows: a database check (manage.py check --database default, and migrate).
+        checks.register(check_groups, "django_steps", checks.Tags.database)

@@ -95,23 +95,31 @@ def _assigned(step: Any) -> bool:
     return bool(step is not None and step.assignees)
 
 
-def check_groups(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_groups(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     """``django_steps.W030``: a step's ``assignees`` names a Django group that does not exist
-    (nobody would be its candidate). Skipped when ``GROUPS_OF`` resolves groups, or before the
-    tables exist."""
-    if steps_setting("GROUPS_OF") is not None:
+    (nobody would be its candidate). A database check: it reads the ``databases`` it is given
+    (none by default, as Django's own); skipped when ``GROUPS_OF`` resolves groups, or before
+    the tables exist."""
+    if steps_setting("GROUPS_OF") is not None or not databases:
         return []
     from django.contrib.auth.models import Group
 
+    using = "default" if "default" in databases else next(iter(databases))
     try:
         named = {
             (step.workflow.name, step.name, group)
-            for step in WorkflowStep.objects.exclude(assignees=None).select_related("workflow")
+            for step in WorkflowStep.objects.using(using)
+            .exclude(assignees=None)
+            .select_related("workflow")
             if isinstance(step.assignees, dict)
             for group in step.assignees.get("groups") or []
         }
         existing = set(
-            Group.objects.filter(name__in={g for *_, g in named}).values_list("name", flat=True)
+            Group.objects.using(using)
+            .filter(name__in={g for *_, g in named})
+            .values_list("name", flat=True)
         )
     except DatabaseError:  # not migrated yet
         return []

@@ -118,10 +118,10 @@ def test_a_malformed_assignees_value_is_refused_with_its_path(assignees, path):
 
 def test_check_warns_about_an_assignees_group_that_does_not_exist(workflow):
     Group.objects.filter(name="reviewers").delete()
-    found = [m for m in checks.run_checks() if m.id == "django_steps.W030"]
+    found = [m for m in checks.run_checks(databases=["default"]) if m.id == "django_steps.W030"]
     assert found and "reviewers" in found[0].msg
     Group.objects.create(name="reviewers")
-    assert not [m for m in checks.run_checks() if m.id == "django_steps.W030"]
+    assert not [m for m in checks.run_checks(databases=["default"]) if m.id == "django_steps.W030"]
 
 
 # --------------------------------------------------------------------------- open and close
