@@ -75,6 +75,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "graphqlPath": "/graphql/",
         "labelsUrl": reverse("dashboard-labels"),
         "username": request.user.get_username(),
+        # Offer the migration preview only to who may migrate (the mutation checks it again).
+        "mayMigrate": request.user.has_perm("django_steps.migrate_workflowinstance"),
         "operations": client_operations(),
     }
     return render(request, "demo/dashboard.html", {"config": config})

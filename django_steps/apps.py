@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from . import signals  # noqa: F401  (declares workflow_event_committed)
+
 
 class DjangoStepsConfig(AppConfig):
     name = "django_steps"
@@ -9,8 +11,7 @@ class DjangoStepsConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
-        from . import signals  # noqa: F401  (declares workflow_event_committed)
-        from .workitems import check_groups
+        from .workitems import check_groups  # it reads models: once the registry is ready
 
         # It reads rows: a database check (manage.py check --database default, and migrate).
         checks.register(check_groups, "django_steps", checks.Tags.database)

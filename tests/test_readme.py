@@ -11,6 +11,8 @@ import pytest
 from django.core.management import call_command
 from graphql import build_schema, parse, validate
 
+from tests.servers import free_port, stop
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```graphql\n(.*?)```", README, flags=re.S)
@@ -62,6 +64,52 @@ def test_readme_login_query_and_mutation_work_as_written(client):
     moved = result["data"]["updateWorkflowStepStatus"]
     assert moved["version"] == 2
     assert moved["currentStep"]["name"] == "Senior Review"  # the CEL branch: 5600 > 1000
+
+
+@pytest.mark.django_db
+def test_readme_versions_query_and_migration_preview_work_as_written(client):
+    from django.contrib.auth import get_user_model
+
+    from django_steps.definitions import export_workflow, import_workflow
+    from django_steps.models import Workflow, WorkflowInstance
+
+    call_command("demo_setup", stdout=open("/dev/null", "w"))
+    client.force_login(get_user_model().objects.get(username="demo"))
+    client.get("/graphql/")
+    # Version 2 of "Claim Triage": a higher threshold, one status renamed.
+    document = export_workflow(Workflow.objects.get(name="Claim Triage"))
+    for transition in document["transitions"]:
+        if transition["condition"]:
+            transition["condition"] = "claim.amount > 5000"
+    intake = next(step for step in document["steps"] if step["name"] == "Intake")
+    for status in intake["statuses"]:
+        if status["name"] == "Waiting for Documents":
+            status["name"] = "Documents Requested"
+    import_workflow(document, replace=True)
+
+    def post(query):
+        response = client.post(
+            "/graphql/",
+            json.dumps({"query": query}),
+            content_type="application/json",
+            HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value,
+        )
+        assert response.status_code == 200, response.content
+        assert "errors" not in response.json(), response.json()
+        return response.json()["data"]
+
+    workflow = post(block("query Versions"))["workflow"]
+    assert workflow["version"] == 2
+    assert [e["node"]["number"] for e in workflow["versions"]["edges"]] == [2, 1]
+    parts = {(c["part"], c["change"], c["name"]) for c in workflow["diff"]}
+    assert ("TRANSITION", "CHANGED", "Intake → Senior Review") in parts
+    assert ("STATUS", "ADDED", "Intake / Documents Requested") in parts
+
+    preview = post(block("mutation Migrate"))["migrateWorkflowInstances"]
+    running = WorkflowInstance.objects.filter(workflow__name="Claim Triage").unfinished()
+    assert preview["__typename"] == "WorkflowMigration"
+    assert len(preview["moves"]) == running.count() > 0
+    assert not running.filter(definition_version__number=2).exists()  # a dry run
 
 
 # --------------------------------------------------------------------- Use it in your project
@@ -128,14 +176,6 @@ def test_the_install_commands_name_the_wheel_the_build_makes_and_real_extras():
     assert set(extras.split(",")) <= set(ci_extras.split(","))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _probe_runserver(command: list[str], cwd: Path, env: dict) -> None:
     """Run `manage.py runserver` (on a free port) and use it: GraphiQL and its static files over
     HTTP, and a GraphQL WebSocket."""
@@ -146,7 +186,7 @@ def _probe_runserver(command: list[str], cwd: Path, env: dict) -> None:
 
     from websockets.sync.client import connect
 
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [*command, f"127.0.0.1:{port}", "--noreload"],
         cwd=cwd,
@@ -189,8 +229,7 @@ def _probe_runserver(command: list[str], cwd: Path, env: dict) -> None:
             socket.send(json.dumps({"type": "connection_init", "payload": {}}))
             assert json.loads(socket.recv(timeout=10))["type"] == "connection_ack"
     finally:
-        process.terminate()
-        process.wait(10)
+        stop(process)
 
 
 def test_a_fresh_project_set_up_as_the_readme_says(tmp_path):

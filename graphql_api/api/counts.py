@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+import strawberry_django
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from strawberry.types import Info
@@ -86,4 +87,18 @@ class WorkflowInstanceCountsType:
     )
     cancelled: int = strawberry.field(
         description="State `CANCELLED` (on a step: cancelled while on it)."
+    )
+
+
+def instance_counts_field(outer: str, prefix: str, *, description: str) -> Any:
+    """The ``instanceCounts`` field of the type whose rows ``outer`` (``workflow`` or
+    ``current_step``) of an instance points to: annotated onto the query that loads the rows."""
+
+    def instance_counts(root: strawberry.Parent[Any], info: Info) -> WorkflowInstanceCountsType:
+        return counts(root, info, outer, prefix)
+
+    return strawberry_django.field(
+        resolver=instance_counts,
+        annotate=count_annotations(outer, prefix),
+        description=description,
     )

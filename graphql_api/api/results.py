@@ -1,4 +1,5 @@
-"""Result types of single operations: the transition dry run and a deleted workflow."""
+"""Plain result types of queries and mutations (not Relay nodes): the transition dry run and a
+deleted workflow."""
 
 from __future__ import annotations
 

@@ -37,7 +37,8 @@ from graphql_api.live.streams import (
     stream_events,
 )
 from graphql_api.live.subscriptions import Access, _guarded, resume_cursor
-from graphql_api.security.errors import PERMISSION_DENIED, query_error
+from graphql_api.security.error_codes import ErrorCode
+from graphql_api.security.errors import query_error
 from graphql_api.security.permissions import current_user
 
 __all__ = ["InboxEventType", "inbox_events", "inbox_messages"]
@@ -120,10 +121,10 @@ def inbox_messages(user: Any, event: WorkflowEvent) -> list[InboxEventType]:
 
 def _start(user: Any, after: int | None) -> int | None:
     if user is None or not user.is_authenticated or not user.is_active:
-        raise query_error(PERMISSION_DENIED, "Log in to follow your inbox.")
+        raise query_error(ErrorCode.PERMISSION_DENIED, "Log in to follow your inbox.")
     if not authorization.may_read_instances(user):
         raise query_error(
-            PERMISSION_DENIED, "You do not have permission to view workflow instances."
+            ErrorCode.PERMISSION_DENIED, "You do not have permission to view workflow instances."
         )
     return resume_cursor(user, StreamSpec(), after)
 

@@ -186,10 +186,10 @@ def test_a_change_of_b_commits_while_a_change_of_a_is_open_and_no_reader_skips_e
 
 
 def test_an_outer_transaction_changing_a_then_b_does_not_deadlock_with_a_change_of_b(workflow):
-    """The first version took history positions from one row locked until commit: the outer
-    transaction held it while it locked B, and a single change of B held B while it waited for
-    the row: a deadlock. Now the single change commits at once and the outer one follows it,
-    and B's history still sorts in version order (the outer transaction's id is the older)."""
+    """History positions taken from one row locked until commit would deadlock here: the outer
+    transaction would hold it while it locked B, and a single change of B would hold B while it
+    waited for the row. The single change commits at once and the outer one follows it, and
+    B's history still sorts in version order (the outer transaction's id is the older)."""
     a = start_workflow_instance("Routing", Document.objects.create())
     b = start_workflow_instance("Routing", Document.objects.create())
     base = selectors.newest_cursor()

@@ -29,7 +29,7 @@ from django_steps.models import (
     WorkflowStepStatus,
     WorkflowTransition,
 )
-from tests.conftest import CLAIM_PROCESSING
+from tests.conftest import CLAIM_PROCESSING, statuses
 
 pytestmark = pytest.mark.django_db
 
@@ -354,14 +354,7 @@ def test_replace_updates_in_place_and_only_new_instances_follow(claim_workflow, 
     )
     doc["steps"].insert(
         2,
-        {
-            "name": "Senior Review",
-            "order": 3,
-            "statuses": [
-                {"name": "Waiting", "is_default_status": True},
-                {"name": "Done", "is_completion_status": True},
-            ],
-        },
+        {"name": "Senior Review", "order": 3, "statuses": statuses("Waiting", "Done")},
     )
     _step(doc, "Approve/Reject")["order"] = 4
     doc["transitions"] = [

@@ -15,6 +15,7 @@ from django_steps.definitions import export_workflow, import_workflow
 from django_steps.models import Workflow
 from django_steps.shape import STATUS, STEP, TRANSITION, WORKFLOW
 from graphql_api.schema import schema
+from tests.conftest import camel
 from tests.graphql_api.conftest import client_for, make_user
 
 PARTS = (WORKFLOW, STEP, STATUS, TRANSITION)
@@ -164,20 +165,12 @@ def test_every_key_survives_a_document_import_and_export(db):
     assert open_step.transitions[0].priority == 7
 
 
-def _camel(value):
-    if isinstance(value, dict):
-        return {to_camel_case(k): _camel(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_camel(v) for v in value]
-    return value
-
-
 def test_every_key_survives_the_graphql_definition_input(db):
     gql = client_for(make_user("shaper", "django_steps.view_workflow", "django_steps.add_workflow"))
     result = gql.data(
         """mutation($input: WorkflowDefinitionInput!) {
              createWorkflow(input: $input) { __typename ... on Workflow { name } } }""",
-        {"input": _camel(EVERY_KEY)},
+        {"input": camel(EVERY_KEY)},
     )
     assert result["createWorkflow"] == {"__typename": "Workflow", "name": "Shape"}
     from_graphql = export_workflow(Workflow.objects.get(name="Shape"))
