@@ -27,7 +27,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core import checks
 from django.db import DatabaseError
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from . import cel, compiled
@@ -44,7 +44,7 @@ __all__ = [
     "check_groups",
     "plan",
     "open_item_of",
-    "open_items",
+    "open_items_prefetch",
 ]
 
 logger = logging.getLogger("django_steps")
@@ -261,6 +261,8 @@ def open_item_of(instance: WorkflowInstance) -> WorkItem | None:
     )
 
 
-def open_items() -> QuerySet[WorkItem]:
-    """Open work items with their candidates (to ``Prefetch`` into instances)."""
-    return WorkItem.objects.filter(closed_at__isnull=True).prefetch_related("candidates")
+def open_items_prefetch() -> Prefetch:
+    """Prefetch the open work item of each instance of a list, with its candidates (read by
+    :func:`open_item_of`: the access rule then runs no query per instance)."""
+    items = WorkItem.objects.filter(closed_at__isnull=True).prefetch_related("candidates")
+    return Prefetch("work_items", items, to_attr="_django_steps_open_items")

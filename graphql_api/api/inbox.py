@@ -28,35 +28,11 @@ __all__ = [
     "RELEASE",
     "WorkItemFilter",
     "WorkItemType",
-    "WorkflowStepAssigneesType",
-    "assignees_of",
     "claim_work_item",
     "delegate_work_item",
     "inbox_of",
     "release_work_item",
 ]
-
-
-@strawberry.type(
-    name="WorkflowStepAssignees",
-    description="Who acts on a step: its candidates are the members of `groups` and the users "
-    "`expression` gives, computed when an instance enters the step.",
-)
-class WorkflowStepAssigneesType:
-    groups: list[str] = strawberry.field(description="Names of the candidate groups.")
-    expression: str = strawberry.field(
-        description="CEL over the attached object giving users (ids or usernames), e.g. "
-        '"claim.owner"; empty: none.'
-    )
-
-
-def assignees_of(step: models.WorkflowStep) -> Optional[WorkflowStepAssigneesType]:
-    value = step.assignees or None
-    if value is None:
-        return None
-    return WorkflowStepAssigneesType(
-        groups=list(value.get("groups") or []), expression=value.get("expression") or ""
-    )
 
 
 @strawberry_django.filter_type(

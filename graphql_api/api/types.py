@@ -30,7 +30,7 @@ from django_steps.choices import FINISHED_STATES, InstanceState
 from django_steps.compiled import StatusDef
 from django_steps.diagram import version_to_mermaid, workflow_to_mermaid
 from django_steps.selectors import EVENT_RELATIONS
-from django_steps.workitems import open_items
+from django_steps.workitems import open_items_prefetch
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.counts import (
     STEP_COUNTS,
@@ -44,16 +44,14 @@ from graphql_api.api.filters import (
     WorkflowInstanceOrder,
     WorkflowOrder,
 )
+from graphql_api.api.people import step_assignees, user_inbox
 from graphql_api.security import permissions
 from graphql_api.security.cost import WORK
 from graphql_api.security.error_codes import TransportCode
 from graphql_api.security.extensions import graphql_setting
 
-if TYPE_CHECKING:  # lazy below: versions.py and inbox.py import this module
-    from graphql_api.api.inbox import WorkflowStepAssigneesType, WorkItemType
+if TYPE_CHECKING:  # graphql_api.api.versions imports this module: the fields name them lazily
     from graphql_api.api.versions import WorkflowChangeType, WorkflowVersionType
-
-_INBOX = strawberry.lazy("graphql_api.api.inbox")
 
 # ID_ATTR_NOTE: every Node type names its id attribute up front. Without it strawberry's
 # ``Node.resolve_id_attr`` re-scans the class annotations (``eval_type`` on each) for every
@@ -74,17 +72,7 @@ class UserType(relay.Node):
     _id_attr = "pk"  # see ID_ATTR_NOTE
 
     username: str = strawberry_django.field(description="The user's login name.")
-
-    @connection(
-        Connection[Annotated["WorkItemType", _INBOX]],
-        description="The viewer's open work items — claimed by them, or waiting with them or one "
-        "of their groups among the candidates — newest first. Empty for any other user.",
-        max_results=MAX_PAGE_SIZE,
-    )
-    def inbox(self, root: strawberry.Parent[Any], info: Info) -> QuerySet:
-        from graphql_api.api.inbox import inbox_of  # a cycle: see TYPE_CHECKING above
-
-        return inbox_of(root, info)
+    inbox = user_inbox
 
 
 @strawberry_django.type(
@@ -134,14 +122,7 @@ class WorkflowStepType(relay.Node):
     is_final_step: bool = strawberry_django.field(
         description="A completion status set on this step completes the instance."
     )
-
-    @strawberry_django.field(only=["assignees"], description="Who acts on it (null: anyone).")
-    def assignees(
-        self, root: strawberry.Parent[models.WorkflowStep]
-    ) -> Optional[Annotated[WorkflowStepAssigneesType, _INBOX]]:
-        from graphql_api.api.inbox import assignees_of  # a cycle: see TYPE_CHECKING above
-
-        return assignees_of(root)
+    assignees = step_assignees
 
     workflow: WorkflowType = strawberry_django.field(
         description="The workflow this step belongs to."
@@ -549,10 +530,7 @@ class WorkflowInstanceType(relay.Node):
     @strawberry_django.field(
         only=[*_PINNED, "current_step_status_id", "workflow_id", "content_type_id", "object_id"],
         select_related=["workflow", "definition_version", "current_step"],
-        prefetch_related=[
-            "content_object",
-            Prefetch("work_items", open_items(), to_attr="_django_steps_open_items"),
-        ],
+        prefetch_related=["content_object", open_items_prefetch()],
         description=(
             "What the current viewer may do with this instance now — each would succeed if tried "
             "(their permissions, the statuses' permissions of the version it runs on and the "
@@ -569,13 +547,10 @@ class WorkflowInstanceType(relay.Node):
         allowed = {status.id for status in actions.statuses}
         return WorkflowInstanceActionsType(
             statuses=_pinned_statuses(root, lambda s: s.id in allowed) if allowed else [],
-            hold=actions.hold,
-            resume=actions.resume,
-            cancel=actions.cancel,
-            advance=actions.advance,
-            claim=actions.claim,
-            release=actions.release,
-            delegate=actions.delegate,
+            **{
+                name: getattr(actions, name)
+                for name in ("hold", "resume", "cancel", "advance", "claim", "release", "delegate")
+            },
         )
 
     @classmethod
@@ -619,5 +594,5 @@ class WorkflowInstanceActionsType:
     claim: bool = strawberry.field(description="May claim its open work item (`claimWorkItem`).")
     release: bool = strawberry.field(description="May release its work item (`releaseWorkItem`).")
     delegate: bool = strawberry.field(
-        description="May hand its work item to another user (`delegateWorkItem`)."
+        description="May hand its work item over (`delegateWorkItem`)."
     )
