@@ -8,14 +8,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 
 from . import authorization
 from . import history as order
 from .context import Context
 from .evaluation import definition_of, evaluate, missing
 from .exceptions import ConditionError
-from .models import WorkflowEvent, WorkflowInstance, WorkflowTransition
+from .models import (
+    WorkflowEvent,
+    WorkflowInstance,
+    WorkflowTransition,
+    WorkItem,
+    WorkItemCandidate,
+)
 
 __all__ = [
     "get_workflow_instance_for_object",
@@ -25,6 +31,8 @@ __all__ = [
     "history",
     "events_after",
     "newest_cursor",
+    "inbox",
+    "work_items_touching",
     "EVENT_RELATIONS",
 ]
 
@@ -174,3 +182,35 @@ def evaluate_transitions(
                 fired = evaluation
         evaluations.append(evaluation)
     return TransitionDryRun(instance, evaluations, fired, first_error)
+
+
+def _candidate_of(user: Any) -> QuerySet[WorkItemCandidate]:
+    groups = sorted(authorization.groups_of(user))
+    who = Q(user_id=user.pk) | Q(group__in=groups) if groups else Q(user_id=user.pk)
+    return WorkItemCandidate.objects.filter(who)
+
+
+def inbox(user: Any, queryset: QuerySet[WorkItem] | None = None) -> QuerySet[WorkItem]:
+    """The open work items waiting for ``user``: claimed by them, or unclaimed with them or one
+    of their groups among the candidates — on instances they may see (the visibility rule)."""
+    queryset = WorkItem.objects.all() if queryset is None else queryset
+    if not authorization.may_read_instances(user):
+        return queryset.none()
+    # Driven by the user's own rows (the candidate index, their claims), not by every open item:
+    # a page costs what their open items cost, whatever the table holds.
+    waiting = _candidate_of(user).values("item_id")  # no join here: an index range
+    claimed = WorkItem.objects.filter(claimed_by_id=user.pk, closed_at__isnull=True).values("pk")
+    items = queryset.filter(
+        Q(claimed_by__isnull=True) | Q(claimed_by_id=user.pk),
+        pk__in=waiting.union(claimed),
+        closed_at__isnull=True,
+    )
+    return authorization.visible_work_items(user, items)
+
+
+def work_items_touching(user: Any) -> QuerySet[WorkItem]:
+    """Every work item, open or closed, ``user`` is concerned by — a candidate (in person or by
+    a group) or its claimant (for the inbox stream; the visibility rule is the caller's)."""
+    return WorkItem.objects.filter(
+        Q(claimed_by_id=user.pk) | Q(pk__in=_candidate_of(user).values("item_id"))
+    )

@@ -30,6 +30,7 @@ from django_steps.choices import FINISHED_STATES, InstanceState
 from django_steps.compiled import StatusDef
 from django_steps.diagram import version_to_mermaid, workflow_to_mermaid
 from django_steps.selectors import EVENT_RELATIONS
+from django_steps.workitems import open_items_prefetch
 from graphql_api.api import deadlines as api_deadlines
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.counts import (
@@ -44,6 +45,7 @@ from graphql_api.api.filters import (
     WorkflowInstanceOrder,
     WorkflowOrder,
 )
+from graphql_api.api.people import step_assignees, user_inbox
 from graphql_api.security import permissions
 from graphql_api.security.cost import WORK
 from graphql_api.security.error_codes import TransportCode
@@ -71,6 +73,7 @@ class UserType(relay.Node):
     _id_attr = "pk"  # see ID_ATTR_NOTE
 
     username: str = strawberry_django.field(description="The user's login name.")
+    inbox = user_inbox
 
 
 @strawberry_django.type(
@@ -121,6 +124,8 @@ class WorkflowStepType(relay.Node):
         description="A completion status set on this step completes the instance."
     )
     deadline = api_deadlines.step_deadline_field()
+    assignees = step_assignees
+
     workflow: WorkflowType = strawberry_django.field(
         description="The workflow this step belongs to."
     )
@@ -529,7 +534,7 @@ class WorkflowInstanceType(relay.Node):
     @strawberry_django.field(
         only=[*_PINNED, "current_step_status_id", "workflow_id", "content_type_id", "object_id"],
         select_related=["workflow", "definition_version", "current_step"],
-        prefetch_related=["content_object"],
+        prefetch_related=["content_object", open_items_prefetch()],
         description=(
             "What the current viewer may do with this instance now — each would succeed if tried "
             "(their permissions, the statuses' permissions of the version it runs on and the "
@@ -546,10 +551,10 @@ class WorkflowInstanceType(relay.Node):
         allowed = {status.id for status in actions.statuses}
         return WorkflowInstanceActionsType(
             statuses=_pinned_statuses(root, lambda s: s.id in allowed) if allowed else [],
-            hold=actions.hold,
-            resume=actions.resume,
-            cancel=actions.cancel,
-            advance=actions.advance,
+            **{
+                name: getattr(actions, name)
+                for name in ("hold", "resume", "cancel", "advance", "claim", "release", "delegate")
+            },
         )
 
     @classmethod
@@ -589,4 +594,9 @@ class WorkflowInstanceActionsType:
     advance: bool = strawberry.field(
         description="May retry its transitions now (`advanceWorkflowInstance`; it awaits a "
         "transition)."
+    )
+    claim: bool = strawberry.field(description="May claim its open work item (`claimWorkItem`).")
+    release: bool = strawberry.field(description="May release its work item (`releaseWorkItem`).")
+    delegate: bool = strawberry.field(
+        description="May hand its work item over (`delegateWorkItem`)."
     )
