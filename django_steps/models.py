@@ -120,6 +120,12 @@ class WorkflowStep(models.Model):
         help_text='Who acts on the step: {"groups": [names], "expression": "CEL giving users"}; '
         "empty: anyone who may change the instance.",
     )
+    deadline = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='When the step is due: {"after": "P2D"} (or "at": a CEL timestamp), an optional '
+        '"status" to set then and "remind_before": "PT4H". See django_steps.deadlines.',
+    )
     retired = models.BooleanField(default=False, editable=False, help_text=_RETIRED_HELP)
 
     objects = LiveManager()
@@ -503,83 +509,50 @@ class WorkflowEvent(models.Model):
         return cursor_of(self.txid, self.position)
 
 
-class WorkItem(models.Model):
-    """The work of one assigned step for one instance: opened when the instance enters the step,
-    closed when it leaves it (see :mod:`django_steps.workitems`)."""
+class WorkflowTimer(models.Model):
+    """A deadline or reminder of the step an instance is on: armed in the transaction that
+    enters the step, removed in the one that leaves it, fired once by a worker (see
+    :mod:`django_steps.deadlines`)."""
 
-    instance = models.ForeignKey(
-        WorkflowInstance, on_delete=models.CASCADE, related_name="work_items"
+    class Kind(models.TextChoices):
+        DEADLINE = "DEADLINE", "Deadline"
+        REMINDER = "REMINDER", "Reminder"
+        #: A deadline that could not be computed (its ``at`` gave no timestamp): the worker
+        #: records a DEADLINE_ERROR note at once.
+        ERROR = "ERROR", "Error"
+
+    instance = models.ForeignKey(WorkflowInstance, on_delete=models.CASCADE, related_name="timers")
+    step = models.ForeignKey(WorkflowStep, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    due_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it fires (null while the instance is on hold)."
     )
-    step = models.ForeignKey(WorkflowStep, on_delete=models.PROTECT, related_name="+")
-    candidate_users = models.ManyToManyField(
-        settings.AUTH_USER_MODEL,
-        through="WorkItemCandidate",
-        through_fields=("item", "user"),
-        related_name="+",
-        blank=True,
+    remaining = models.DurationField(
+        null=True, blank=True, help_text="The time that was left when the instance was put on hold."
     )
-    candidate_groups = models.JSONField(default=list, blank=True, help_text="Group names.")
-    claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
+    armed_version = models.PositiveIntegerField(
+        help_text="The instance's version when the timer was armed."
     )
-    opened_at = models.DateTimeField()
-    closed_at = models.DateTimeField(null=True, blank=True)
-    due_at = models.DateTimeField(null=True, blank=True)
-    opened_event = models.ForeignKey(
-        WorkflowEvent, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
-    )
-    closed_event = models.ForeignKey(
-        WorkflowEvent, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
-    )
+    fired_at = models.DateTimeField(null=True, blank=True)
+    detail = models.JSONField(null=True, blank=True, help_text="Why an ERROR timer failed.")
+    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        permissions = [
-            (
-                "override_workitem",
-                "Can act on assigned steps without being a candidate or the claimant",
-            )
-        ]
+        ordering = ("due_at", "id")
         indexes = [
-            # the open item of an instance (one at a time: the instance's row lock serialises
-            # its changes; no unique constraint, so one statement can close one and open the next)
+            # The workers' sweep: unfired timers by due time.
             models.Index(
-                fields=["instance"],
-                condition=Q(closed_at__isnull=True),
-                name="django_steps_item_open",
+                fields=["due_at"],
+                condition=Q(fired_at__isnull=True),
+                name="django_steps_timer_due",
             ),
-            models.Index(
-                fields=["claimed_by", "id"],
-                condition=Q(closed_at__isnull=True),
-                name="django_steps_item_claimed",
-            ),
+            models.Index(fields=["instance", "kind"], name="django_steps_timer_instance"),
         ]
 
     def __str__(self) -> str:
-        return f"work item {self.pk} of instance {self.instance_id}"
-
-    @property
-    def is_open(self) -> bool:
-        return self.closed_at is None
+        return f"{self.kind} of instance {self.instance_id} due {self.due_at}"
 
 
-class WorkItemCandidate(models.Model):
-    """One candidate of a work item: a user, or a group by name (for "my groups' items")."""
-
-    item = models.ForeignKey(WorkItem, on_delete=models.CASCADE, related_name="candidates")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
-    )
-    group = models.CharField(max_length=150, blank=True, default="")
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["user", "item"], name="django_steps_cand_user"),
-            models.Index(fields=["group", "item"], name="django_steps_cand_group"),
-        ]
-
-    def __str__(self) -> str:
-        return f"user {self.user_id}" if self.user_id else f"group {self.group}"
+# Work items live in django_steps/work_models.py (this module would pass 600 lines); imported
+# here, last, so Django registers them with the app: they refer to the models above.
+from .work_models import WorkItem, WorkItemCandidate  # noqa: E402, F401

@@ -25,7 +25,6 @@ from ..exceptions import ConditionError, ConditionSyntaxError
 from .common import Reason, _failure, _shown
 from .compiler import _programs, compile_condition
 from .runtime import _METER, _Meter, _OverBudget
-from .values import to_json
 
 # --------------------------------------------------------------------------- evaluate
 
@@ -97,23 +96,32 @@ def _classify(exc: CELEvalError) -> tuple[str, str]:
     return Reason.ERROR, "it could not be evaluated"
 
 
-def evaluate(
-    expression: str,
-    cel_context: Mapping[str, Any],
-    *,
-    budget: int | None = None,
-    boolean: bool = True,
-) -> Any:
+def evaluate(expression: str, cel_context: Mapping[str, Any], *, budget: int | None = None) -> bool:
     """Evaluate a condition against an already converted context (see :func:`activation`),
     within ``budget`` steps (default ``CEL_BUDGET``).
 
     An empty condition is true. Raises :class:`ConditionError` (``details["reason"]``) when
     evaluation fails, runs over budget or the result is not a boolean, and
-    :class:`ConditionSyntaxError` when the condition does not compile. ``boolean=False``: any
-    result is returned as JSON values (a step's ``assignees`` expression gives users).
+    :class:`ConditionSyntaxError` when the condition does not compile.
     """
     if not expression or expression.isspace():  # is_unconditional, inlined (hot path)
         return True
+    result = evaluate_value(expression, cel_context, budget=budget)
+    if not isinstance(result, celtypes.BoolType):
+        raise _failure(ConditionError, expression, Reason.NOT_A_BOOLEAN, _not_a("boolean", result))
+    return bool(result)
+
+
+def _not_a(wanted: str, result: Any) -> str:
+    kind = _CEL_TYPE_NAMES.get(type(result), "value of another type")
+    return f"the result is a {kind}, not a {wanted}"
+
+
+def evaluate_value(
+    expression: str, cel_context: Mapping[str, Any], *, budget: int | None = None
+) -> Any:
+    """The CEL value of ``expression`` (e.g. a deadline's ``at``, a timestamp), with the
+    failures of :func:`evaluate` (other than the type of the result)."""
     program = _programs.get(expression) or compile_condition(expression)
     meter = _Meter(steps_setting("CEL_BUDGET") if budget is None else budget)
     failure: tuple[str, str, dict[str, int]] | None = None
@@ -142,17 +150,18 @@ def evaluate(
     if failure is not None:
         reason, description, position = failure
         raise _failure(ConditionError, expression, reason, description, **position)
-    if not boolean:
-        return to_json(result)
-    if not isinstance(result, celtypes.BoolType):
-        kind = _CEL_TYPE_NAMES.get(type(result), "value of another type")
+    return result
+
+
+def timestamp(expression: str, cel_context: Mapping[str, Any]) -> Any:
+    """The timestamp ``expression`` gives (an aware ``datetime``); :class:`ConditionError`
+    (reason ``NOT_A_TIMESTAMP``) for any other value, e.g. null."""
+    result = evaluate_value(expression, cel_context)
+    if not isinstance(result, celtypes.TimestampType):
         raise _failure(
-            ConditionError,
-            expression,
-            Reason.NOT_A_BOOLEAN,
-            f"the result is a {kind}, not a boolean",
+            ConditionError, expression, Reason.NOT_A_TIMESTAMP, _not_a("timestamp", result)
         )
-    return bool(result)
+    return result
 
 
 def context_error() -> ConditionError:

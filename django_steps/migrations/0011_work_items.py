@@ -11,7 +11,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("django_steps", "0009_event_notes"),
+        ("django_steps", "0010_deadlines"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

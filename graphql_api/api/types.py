@@ -31,6 +31,7 @@ from django_steps.compiled import StatusDef
 from django_steps.diagram import version_to_mermaid, workflow_to_mermaid
 from django_steps.selectors import EVENT_RELATIONS
 from django_steps.workitems import open_items_prefetch
+from graphql_api.api import deadlines as api_deadlines
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.counts import (
     STEP_COUNTS,
@@ -65,6 +66,8 @@ MAX_PAGE_SIZE = int(graphql_setting("MAX_PAGE_SIZE"))
 #: (see :data:`graphql_api.security.cost.WORK`): rendering a diagram is cached per definition, but a
 #: miss reads the definition's steps and transitions.
 MERMAID_COST = 5
+#: The yes/no fields of ``WorkflowInstanceActions``, as ``authorization.AllowedActions`` names them.
+ACTIONS = ("hold", "resume", "cancel", "advance", "claim", "release", "delegate")
 
 
 @strawberry_django.type(get_user_model(), name="User", description="A user account.")
@@ -124,6 +127,7 @@ class WorkflowStepType(relay.Node):
     )
     assignees = step_assignees
 
+    deadline = api_deadlines.step_deadline_field()
     workflow: WorkflowType = strawberry_django.field(
         description="The workflow this step belongs to."
     )
@@ -441,6 +445,8 @@ class WorkflowInstanceType(relay.Node):
     completed_at: Optional[datetime] = strawberry_django.field(
         description="When it completed or was cancelled (null while unfinished)."
     )
+    due_at = api_deadlines.due_at_field()
+    is_overdue = api_deadlines.is_overdue_field()
     history: Connection[WorkflowEventType] = connection(
         field_name="events",
         max_results=MAX_PAGE_SIZE,
@@ -547,10 +553,7 @@ class WorkflowInstanceType(relay.Node):
         allowed = {status.id for status in actions.statuses}
         return WorkflowInstanceActionsType(
             statuses=_pinned_statuses(root, lambda s: s.id in allowed) if allowed else [],
-            **{
-                name: getattr(actions, name)
-                for name in ("hold", "resume", "cancel", "advance", "claim", "release", "delegate")
-            },
+            **{name: getattr(actions, name) for name in ACTIONS},
         )
 
     @classmethod
@@ -593,6 +596,4 @@ class WorkflowInstanceActionsType:
     )
     claim: bool = strawberry.field(description="May claim its open work item (`claimWorkItem`).")
     release: bool = strawberry.field(description="May release its work item (`releaseWorkItem`).")
-    delegate: bool = strawberry.field(
-        description="May hand its work item over (`delegateWorkItem`)."
-    )
+    delegate: bool = strawberry.field(description="May hand it over (`delegateWorkItem`).")

@@ -31,11 +31,15 @@ def get(url: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+#: The demo project as it ships: its ASGI application and its settings.
+DEMO = ("demo.asgi:application", "demo.settings")
+
+
 @pytest.mark.parametrize(
     ("kind", "app", "settings_module"),
     [
-        ("daphne", "demo.asgi:application", "demo.settings"),
-        ("uvicorn", "demo.asgi:application", "demo.settings"),
+        ("daphne", *DEMO),
+        ("uvicorn", *DEMO),
         ("uvicorn", "tests.demo.asgi_static:application", "tests.demo.settings_static"),
     ],
 )

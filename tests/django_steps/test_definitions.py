@@ -319,7 +319,6 @@ def test_export_gives_every_key_and_the_steps_in_order(claim_workflow):
         "order",
         "is_initial_step",
         "is_final_step",
-        "assignees",
         "statuses",
     }
     assert set(doc["steps"][0]["statuses"][0]) == {
@@ -533,8 +532,9 @@ def test_claim_processing_example_is_the_readme_workflow(claim_workflow):
     workflow = import_workflow({**doc, "name": "From the example"})
     ours, theirs = export_workflow(workflow), export_workflow(claim_workflow)
 
-    # The example adds the demo's permissions to some statuses, and an on-hold and a cancellation
-    # status (reviewers' only) to the steps that had none; the README's workflow has neither.
+    # The example adds the demo's permissions to some statuses, an on-hold and a cancellation
+    # status (reviewers' only) to the steps that had none, and a deadline to the review; the
+    # README's workflow has none of these.
     added = {
         ("Review Claim", "On Hold"),
         ("Review Claim", "Closed"),
@@ -547,8 +547,8 @@ def test_claim_processing_example_is_the_readme_workflow(claim_workflow):
         return {
             "content_types": d["content_types"],
             "steps": [
-                # assignees: who acts on each step, added by issue 23
-                {k: v for k, v in s.items() if k not in ("description", "assignees")}
+                # assignees (who acts, issue 23) and deadline were added to the example
+                {k: v for k, v in s.items() if k not in ("description", "assignees", "deadline")}
                 | {
                     "statuses": [
                         {k: v for k, v in st.items() if k not in ignored}

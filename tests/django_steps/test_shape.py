@@ -42,6 +42,7 @@ EVERY_KEY = {
             "is_initial_step": True,
             "is_final_step": False,
             "assignees": {"groups": ["reviewers"], "expression": "claim.owner"},
+            "deadline": {"after": "P2D", "status": "Dropped", "remind_before": "PT4H"},
             "statuses": [
                 {"name": "New", "description": "Just in.", "is_default_status": True},
                 {
@@ -151,7 +152,11 @@ def test_every_key_survives_a_document_import_and_export(db):
                     {key.name: status.get(key.name, key.default) for key in STATUS}
                     for status in step["statuses"]
                 ],
-                **{k.name: step.get(k.name, k.default) for k in STEP if k.name != "statuses"},
+                **{
+                    k.name: step.get(k.name, k.default)
+                    for k in STEP
+                    if k.name != "statuses" and (k.name in step or not k.optional)
+                },
             }
             for step in EVERY_KEY["steps"]
         ]
@@ -163,6 +168,7 @@ def test_every_key_survives_a_document_import_and_export(db):
     assert open_step.statuses["Ready"].description == "Moves on."
     assert open_step.statuses["Ready"].permission == "claims.decide_claim"
     assert open_step.transitions[0].priority == 7
+    assert open_step.deadline == {"after": "P2D", "status": "Dropped", "remind_before": "PT4H"}
 
 
 def test_every_key_survives_the_graphql_definition_input(db):

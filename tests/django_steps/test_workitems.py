@@ -90,7 +90,7 @@ def open_item(instance) -> WorkItem | None:
 
 def test_assignees_survive_import_and_export(workflow):
     steps = export_workflow(workflow)["steps"]
-    assert [s["assignees"] for s in steps] == [
+    assert [s.get("assignees") for s in steps] == [  # an unassigned step leaves the key out
         {"expression": "claim.owner"},
         {"groups": ["reviewers"]},
         None,

@@ -342,25 +342,17 @@ def test_hold_resume_cancel(as_operator, routed_instance):
 
 def test_hold_resume_advance_cancel_errors(as_operator, routed_instance):
     i = {"instanceId": iid(routed_instance)}
-    assert codes(as_operator.data(ops.RESUME, {"input": i})["resumeWorkflowInstance"]) == [
-        "NOT_ON_HOLD"
-    ]
-    assert codes(as_operator.data(ops.ADVANCE, {"input": i})["advanceWorkflowInstance"]) == [
-        "NOT_AWAITING_TRANSITION"
-    ]
-    assert codes(
-        as_operator.data(ops.HOLD, {"input": {**i, "expectedVersion": 0}})["setWorkflowOnHold"]
-    ) == ["VERSION_CONFLICT"]
+
+    def refused(operation: str, field: str, **extra) -> list[str]:
+        return codes(as_operator.data(operation, {"input": {**i, **extra}})[field])
+
+    assert refused(ops.RESUME, "resumeWorkflowInstance") == ["NOT_ON_HOLD"]
+    assert refused(ops.ADVANCE, "advanceWorkflowInstance") == ["NOT_AWAITING_TRANSITION"]
+    assert refused(ops.HOLD, "setWorkflowOnHold", expectedVersion=0) == ["VERSION_CONFLICT"]
     as_operator.data(ops.HOLD, {"input": i})
-    assert codes(as_operator.data(ops.HOLD, {"input": i})["setWorkflowOnHold"]) == [
-        "INSTANCE_ON_HOLD"
-    ]
-    assert codes(as_operator.data(ops.ADVANCE, {"input": i})["advanceWorkflowInstance"]) == [
-        "INSTANCE_ON_HOLD"
-    ]
-    assert codes(
-        as_operator.data(ops.ADVANCE, {"input": {**i, "context": 3}})["advanceWorkflowInstance"]
-    ) == ["INVALID_CONTEXT"]
+    assert refused(ops.HOLD, "setWorkflowOnHold") == ["INSTANCE_ON_HOLD"]
+    assert refused(ops.ADVANCE, "advanceWorkflowInstance") == ["INSTANCE_ON_HOLD"]
+    assert refused(ops.ADVANCE, "advanceWorkflowInstance", context=3) == ["INVALID_CONTEXT"]
     as_operator.data(ops.CANCEL, {"input": i})
     for operation, field in (
         (ops.CANCEL, "cancelWorkflowInstance"),
@@ -368,7 +360,7 @@ def test_hold_resume_advance_cancel_errors(as_operator, routed_instance):
         (ops.RESUME, "resumeWorkflowInstance"),
         (ops.ADVANCE, "advanceWorkflowInstance"),
     ):
-        assert codes(as_operator.data(operation, {"input": i})[field]) == ["INSTANCE_FINISHED"]
+        assert refused(operation, field) == ["INSTANCE_FINISHED"]
 
 
 # -------------------------------------------------------------------------------- definitions

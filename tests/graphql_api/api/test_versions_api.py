@@ -15,7 +15,7 @@ from django_steps.definitions import import_workflow
 from django_steps.models import WorkflowInstance, WorkflowStep
 from django_steps.versions import migrate_instances
 from graphql_api.api.enums import WorkflowEventKind
-from tests.conftest import statuses, two_steps
+from tests.conftest import camel, statuses, two_steps
 from tests.graphql_api.conftest import STAFF, VIEW, client_for, codes, gid, make_user
 
 pytestmark = pytest.mark.django_db
@@ -46,10 +46,7 @@ def routing(threshold: int) -> dict:
             {
                 "name": "Review",
                 "isInitialStep": True,
-                "statuses": [
-                    {"name": "Open", "isDefaultStatus": True},
-                    {"name": "Checked", "isCompletionStatus": True},
-                ],
+                "statuses": camel(statuses("Open", "Checked")),
             },
             {
                 "name": "Senior",
@@ -286,11 +283,7 @@ def moves_v2(db):
             {
                 "name": "Open",
                 "is_initial_step": True,
-                "statuses": [
-                    {"name": "New", "is_default_status": True},
-                    {"name": "Finished", "is_completion_status": True},
-                    {"name": "Dropped", "is_cancellation_status": True},
-                ],
+                "statuses": statuses("New", "Finished", cancellation="Dropped"),
             },
             DOC["steps"][1],
         ],

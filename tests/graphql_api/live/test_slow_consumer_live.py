@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from channels.db import database_sync_to_async
+from channels.db import database_sync_to_async as run
 from websockets.exceptions import ConnectionClosed
 
 from tests.servers import graphql
@@ -21,8 +21,6 @@ from .live import open_socket, server
 from .test_event_size import gated_instance
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-run = database_sync_to_async
 
 EVENTS, NOTES, ALIASES = 400, 8_000, 16
 #: Each event's context repeated under aliases: ~130 KB per message (~52 MB for all), while the

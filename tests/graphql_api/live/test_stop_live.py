@@ -9,7 +9,7 @@ import os
 import time
 
 import pytest
-from channels.db import database_sync_to_async
+from channels.db import database_sync_to_async as run
 
 from django_steps import services
 from tests.conftest import make_workflow, statuses, two_steps
@@ -19,8 +19,6 @@ from .conftest import login_session, make_user, new_claim
 from .live import open_socket, server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-run = database_sync_to_async
 
 INSTANCES, CHANGES, SUBSCRIPTIONS = 150, 12, 50
 REPLAY = (
