@@ -344,12 +344,13 @@ def _fire(
 # --------------------------------------------------------------------------- reading
 
 
-def due_at_expression() -> Subquery:
+def due_at_expression(instance: str = "pk") -> Subquery:
     """An instance's running deadline (null without one, or while on hold), to annotate onto
-    instance rows."""
+    instance rows (``instance``: the field naming the instance on other rows, e.g. a work
+    item's ``instance_id``)."""
     return Subquery(
         WorkflowTimer.objects.filter(
-            instance_id=OuterRef("pk"), kind=Kind.DEADLINE, due_at__isnull=False
+            instance_id=OuterRef(instance), kind=Kind.DEADLINE, due_at__isnull=False
         )
         .order_by("due_at")
         .values("due_at")[:1]

@@ -160,12 +160,12 @@ STEP = Part(
         Key("order", int, None, range=_POSITIVE_INT),  # default: the step's position
         Key("is_initial_step", bool, False),
         Key("is_final_step", bool, False),
-        # {after: "P2D" | at: "<CEL timestamp>", status: "<a status of the step>",
-        #  remind_before: "PT4H"}: see django_steps.deadlines.
-        Key("deadline", dict, None, optional=True),
         # who acts on the step: {"groups": [names], "expression": CEL giving user ids/usernames}
         # (see django_steps.workitems); None: anyone who may change the instance
         Key("assignees", dict, None, optional=True),
+        # {after: "P2D" | at: "<CEL timestamp>", status: "<a status of the step>",
+        #  remind_before: "PT4H"}: see django_steps.deadlines.
+        Key("deadline", dict, None, optional=True),
         Key("statuses", list, (), column=False),
     ),
     children=("statuses",),

@@ -211,8 +211,8 @@ def _users_of(instance: WorkflowInstance, expression: str) -> list[int]:
     if not expression.strip():
         return []
     try:
-        value = cel.evaluate(
-            expression, Context(instance, None).activation(expression), boolean=False
+        value = cel.to_json(
+            cel.evaluate_value(expression, Context(instance, None).activation(expression))
         )
     except (ConditionError, ConditionSyntaxError) as error:
         logger.warning(

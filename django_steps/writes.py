@@ -188,7 +188,7 @@ def _save(
     work = workitems.plan(
         instance,
         kind,
-        from_step_id=source[0],
+        from_step_id=event.from_step_id,
         to_step_id=step_id,
         state=state,
         definition=definition,

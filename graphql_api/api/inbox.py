@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 from strawberry import relay
 from strawberry.types import Info
 
-from django_steps import authorization, models, selectors, services
+from django_steps import authorization, deadlines, models, selectors, services
 from django_steps.exceptions import NotPermitted
 from graphql_api.api.ids import get_by_global_id, parse_global_id
 from graphql_api.api.types import UserType, WorkflowInstanceType, WorkflowStepType
@@ -33,6 +33,10 @@ __all__ = [
     "inbox_of",
     "release_work_item",
 ]
+
+
+#: The annotation carrying an open item's running deadline.
+DUE = "_steps_item_due"
 
 
 @strawberry_django.filter_type(
@@ -81,9 +85,20 @@ class WorkItemType(relay.Node):
     closed_at: Optional[datetime] = strawberry_django.field(
         description="When the instance left the step (null while open)."
     )
-    due_at: Optional[datetime] = strawberry_django.field(
-        description="When the step is due, if it has a deadline."
+
+    @strawberry_django.field(
+        annotate={DUE: lambda info: deadlines.due_at_expression("instance_id")},
+        only=["closed_at", "due_at", "instance_id"],
+        description="When the step is due, if it has a deadline (its running deadline while the "
+        "item is open; null while the instance is on hold).",
     )
+    def due_at(self, root: strawberry.Parent[models.WorkItem]) -> Optional[datetime]:
+        if root.closed_at is not None or root.due_at is not None:
+            return root.due_at
+        if hasattr(root, DUE):
+            return getattr(root, DUE)
+        item = models.WorkItem.objects.filter(pk=root.pk)  # not annotated (an inbox message)
+        return item.values_list(deadlines.due_at_expression("instance_id"), flat=True).first()
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet, info: Info, **kwargs: Any) -> QuerySet:

@@ -148,13 +148,13 @@ class WorkflowStepInput:
     is_final_step: bool = strawberry.field(
         default=False, description="A completion status here completes."
     )
-    deadline: Optional[WorkflowDeadlineInput] = strawberry.field(
-        default=None, description="When an instance on the step is due (none: never)."
-    )
     assignees: Optional[WorkflowStepAssigneesInput] = strawberry.field(
         default=None,
         description="Who acts on the step (a work item opens when an instance enters it); "
         "none: anyone who may change the instance.",
+    )
+    deadline: Optional[WorkflowDeadlineInput] = strawberry.field(
+        default=None, description="When an instance on the step is due (none: never)."
     )
     statuses: list[WorkflowStepStatusInput] = strawberry.field(
         description="The step's statuses (one default)."

@@ -66,6 +66,8 @@ MAX_PAGE_SIZE = int(graphql_setting("MAX_PAGE_SIZE"))
 #: (see :data:`graphql_api.security.cost.WORK`): rendering a diagram is cached per definition, but a
 #: miss reads the definition's steps and transitions.
 MERMAID_COST = 5
+#: The yes/no fields of ``WorkflowInstanceActions``, as ``authorization.AllowedActions`` names them.
+ACTIONS = ("hold", "resume", "cancel", "advance", "claim", "release", "delegate")
 
 
 @strawberry_django.type(get_user_model(), name="User", description="A user account.")
@@ -123,9 +125,9 @@ class WorkflowStepType(relay.Node):
     is_final_step: bool = strawberry_django.field(
         description="A completion status set on this step completes the instance."
     )
-    deadline = api_deadlines.step_deadline_field()
     assignees = step_assignees
 
+    deadline = api_deadlines.step_deadline_field()
     workflow: WorkflowType = strawberry_django.field(
         description="The workflow this step belongs to."
     )
@@ -551,10 +553,7 @@ class WorkflowInstanceType(relay.Node):
         allowed = {status.id for status in actions.statuses}
         return WorkflowInstanceActionsType(
             statuses=_pinned_statuses(root, lambda s: s.id in allowed) if allowed else [],
-            **{
-                name: getattr(actions, name)
-                for name in ("hold", "resume", "cancel", "advance", "claim", "release", "delegate")
-            },
+            **{name: getattr(actions, name) for name in ACTIONS},
         )
 
     @classmethod
@@ -597,6 +596,4 @@ class WorkflowInstanceActionsType:
     )
     claim: bool = strawberry.field(description="May claim its open work item (`claimWorkItem`).")
     release: bool = strawberry.field(description="May release its work item (`releaseWorkItem`).")
-    delegate: bool = strawberry.field(
-        description="May hand its work item over (`delegateWorkItem`)."
-    )
+    delegate: bool = strawberry.field(description="May hand it over (`delegateWorkItem`).")

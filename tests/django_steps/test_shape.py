@@ -41,8 +41,8 @@ EVERY_KEY = {
             "order": 10,
             "is_initial_step": True,
             "is_final_step": False,
-            "deadline": {"after": "P2D", "status": "Dropped", "remind_before": "PT4H"},
             "assignees": {"groups": ["reviewers"], "expression": "claim.owner"},
+            "deadline": {"after": "P2D", "status": "Dropped", "remind_before": "PT4H"},
             "statuses": [
                 {"name": "New", "description": "Just in.", "is_default_status": True},
                 {

@@ -241,3 +241,14 @@ def test_a_work_item_is_a_node_for_who_may_see_its_instance(people):
     seen = client_for(people["alice"]).data(NODE, variables)["node"]
     assert seen == {"step": {"name": "Submit Claim"}}
     assert client_for(people["bob"]).data(NODE, variables)["node"] is None
+
+
+def test_due_at_is_the_step_s_running_deadline(people):
+    review = {**ASSIGNED["steps"][1], "deadline": {"after": "P2D"}}
+    document = {**ASSIGNED, "steps": [ASSIGNED["steps"][0], review, ASSIGNED["steps"][2]]}
+    import_workflow(document, replace=True)
+    instance = start(people["alice"])
+    assert inbox(people["alice"])["edges"][0]["node"]["dueAt"] is None  # no deadline there
+    services.update_workflow_step_status(instance, "Submitted")
+    due = inbox(people["rita"])["edges"][0]["node"]["dueAt"]
+    assert due is not None and due > instance.last_event.created_at.isoformat()
