@@ -7,7 +7,8 @@ the primary key alone (instances newest first, an instance's events oldest first
 instance's events follow its versions, each written under the instance's row lock), so a
 cursor's condition is one indexed ``id > n``: a page deep in a long list or a long history costs
 what the first page costs. A page reads ``first + 1`` rows; nested connections (``history`` of a
-page of instances) are read for the whole page in one query (strawberry-django's optimizer).
+page of instances) are read for the whole page in one query (strawberry-django's optimizer, paged
+by :mod:`graphql_api.api.nested_pages` so that their ``totalCount`` ignores the cursor).
 
 What this module adds:
 
@@ -68,6 +69,7 @@ from strawberry_django.relay import (
 from strawberry_django.relay.cursor_connection import OrderingDescriptor, annotate_ordering_fields
 
 from graphql_api.api.ids import schema_name
+from graphql_api.api.nested_pages import KeysetConnection, page_nested
 from graphql_api.security.error_codes import TransportCode
 from graphql_api.security.errors import query_error
 
@@ -79,13 +81,15 @@ __all__ = [
     "fix_pagination_descriptions",
 ]
 
-#: Our keyset connection type, generic over the node type.
-Connection = DjangoCursorConnection
+#: Our keyset connection type, generic over the node type (a nested one paged by
+#: :func:`graphql_api.api.nested_pages.page_nested`).
+Connection = KeysetConnection
 
 #: The GraphQL names of strawberry-django's generic types -> the suffix their specializations
 #: over our node types get (``WorkflowInstanceConnection``, not ``…CursorConnection``).
 CONNECTION_NAMES = {
     DjangoCursorConnection.__strawberry_definition__.name: "Connection",
+    KeysetConnection.__strawberry_definition__.name: "Connection",
     DjangoCursorEdge.__strawberry_definition__.name: "Edge",
 }
 
@@ -234,15 +238,36 @@ class _CheckedConnectionExtension(StrawberryDjangoConnectionExtension):
 
 
 class _ConnectionField(StrawberryDjangoField):
-    """Checks the cursors of a nested connection when the optimizer pages it inside its parent's
-    query (the only caller that passes ``after``/``before`` to ``get_queryset``)."""
+    """Checks the cursors of a nested connection and pages it when the optimizer prefetches it
+    inside its parent's query (the only caller that passes ``after``/``before`` and the related
+    field to ``get_queryset``)."""
 
     def get_queryset(self, queryset: QuerySet, info: Any, **kwargs: Any) -> QuerySet:
         queryset = super().get_queryset(queryset, info, **kwargs)
+        if is_optimized_by_prefetching(queryset):
+            return queryset
         after, before = kwargs.get("after"), kwargs.get("before")
-        if (after or before) and not is_optimized_by_prefetching(queryset):
+        if after or before:
             check_cursors(queryset, after=after, before=before, where=self._where(info))
+        related_field_id = kwargs.get("_strawberry_related_field_id")
+        if related_field_id is not None and self.is_connection:
+            queryset = page_nested(
+                queryset,
+                related_field_id=related_field_id,
+                after=after,
+                before=before,
+                first=kwargs.get("first"),
+                last=kwargs.get("last"),
+                max_results=self._max_results(),
+            )
         return queryset
+
+    def _max_results(self) -> int:
+        return next(
+            extension.max_results
+            for extension in self.extensions
+            if isinstance(extension, BoundedPage)
+        )
 
     def _where(self, info: Any) -> str:
         definition = getattr(self.origin, "__strawberry_definition__", None)
