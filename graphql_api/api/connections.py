@@ -3,10 +3,10 @@
 A cursor encodes the ordering values of its row, not an offset. Page 2 fetched after a row was
 inserted or removed elsewhere neither repeats nor skips a row, which infinite scroll on a live
 list needs. Every ordering ends with the primary key, so it is total. The default orderings are
-the primary key alone (instances newest first, an instance's events oldest first: the ids of one
-instance's events follow its versions, each written under the instance's row lock), so a
-cursor's condition is one indexed ``id > n``: a page deep in a long list or a long history costs
-what the first page costs. A page reads ``first + 1`` rows; nested connections (``history`` of a
+indexed: instances by primary key, newest first (a cursor's condition is one ``id < n``), an
+instance's events oldest first in the global history's order ``(txid, position)``, whose edge
+cursors are the events' own (:mod:`graphql_api.api.event_cursors`): a page deep in a long list
+or a long history costs what the first page costs. A page reads ``first + 1`` rows; nested connections (``history`` of a
 page of instances) are read for the whole page in one query (strawberry-django's optimizer, paged
 by :mod:`graphql_api.api.nested_pages` so that their ``totalCount`` ignores the cursor).
 
@@ -47,6 +47,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import math
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -68,6 +69,7 @@ from strawberry_django.relay import (
 )
 from strawberry_django.relay.cursor_connection import OrderingDescriptor, annotate_ordering_fields
 
+from graphql_api.api.event_cursors import EventConnection
 from graphql_api.api.ids import schema_name
 from graphql_api.api.nested_pages import KeysetConnection, page_nested
 from graphql_api.security.error_codes import TransportCode
@@ -90,6 +92,7 @@ Connection = KeysetConnection
 CONNECTION_NAMES = {
     DjangoCursorConnection.__strawberry_definition__.name: "Connection",
     KeysetConnection.__strawberry_definition__.name: "Connection",
+    EventConnection.__strawberry_definition__.name: "Connection",
     DjangoCursorEdge.__strawberry_definition__.name: "Edge",
 }
 
@@ -197,9 +200,29 @@ def _where(info: Any) -> str:
     return f"{raw.parent_type.name}.{raw.field_name}"
 
 
+#: Reads a cursor given as ``after``/``before`` (``argument``) into the connection's keyset
+#: cursor (see :func:`graphql_api.api.event_cursors.read_event_cursor`).
+CursorReader = Callable[..., "str | None"]
+
+
+def _read_cursors(
+    reader: CursorReader | None, where: str, after: str | None, before: str | None
+) -> tuple[str | None, str | None]:
+    if reader is None:
+        return after, before
+    return (
+        reader(after, argument="after", where=where),
+        reader(before, argument="before", where=where),
+    )
+
+
 class _CheckedConnectionExtension(StrawberryDjangoConnectionExtension):
     """strawberry-django's connection extension, checking the cursors of a connection it pages
     itself (a root one, or a nested one the optimizer did not prefetch) against its queryset."""
+
+    def __init__(self, *args: Any, cursor_reader: CursorReader | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.cursor_reader = cursor_reader
 
     def resolve(
         self,
@@ -215,6 +238,7 @@ class _CheckedConnectionExtension(StrawberryDjangoConnectionExtension):
     ) -> Any:
         if before or after:
             where, unchecked = _where(info), next_
+            after, before = _read_cursors(self.cursor_reader, where, after, before)
 
             def check(nodes: Any) -> Any:
                 if isinstance(nodes, QuerySet) and not is_optimized_by_prefetching(nodes):
@@ -248,7 +272,9 @@ class _ConnectionField(StrawberryDjangoField):
             return queryset
         after, before = kwargs.get("after"), kwargs.get("before")
         if after or before:
-            check_cursors(queryset, after=after, before=before, where=self._where(info))
+            where = self._where(info)
+            after, before = _read_cursors(self.cursor_reader, where, after, before)
+            check_cursors(queryset, after=after, before=before, where=where)
         related_field_id = kwargs.get("_strawberry_related_field_id")
         if related_field_id is not None and self.is_connection:
             queryset = page_nested(
@@ -261,6 +287,17 @@ class _ConnectionField(StrawberryDjangoField):
                 max_results=self._max_results(),
             )
         return queryset
+
+    @property
+    def cursor_reader(self) -> CursorReader | None:
+        return next(
+            (
+                extension.cursor_reader
+                for extension in self.extensions
+                if isinstance(extension, _CheckedConnectionExtension)
+            ),
+            None,
+        )
 
     def _max_results(self) -> int:
         return next(
@@ -276,10 +313,15 @@ class _ConnectionField(StrawberryDjangoField):
 
 
 def connection(
-    graphql_type: Any = None, *, max_results: int, description: str, **options: Any
+    graphql_type: Any = None,
+    *,
+    max_results: int,
+    description: str,
+    cursor_reader: CursorReader | None = None,
+    **options: Any,
 ) -> Any:
     """``strawberry_django.connection`` whose page is bounded without ``first``/``last`` and whose
-    cursors are checked against their columns."""
+    cursors are checked against their columns (after ``cursor_reader``, if given, read them)."""
     args = (graphql_type,) if graphql_type is not None else ()
     options.setdefault("field_cls", _ConnectionField)
     field = strawberry_django.connection(
@@ -288,7 +330,7 @@ def connection(
     # strawberry-django adds its connection extension itself: ours in its place (the optimizer
     # finds it with isinstance, and still sees a DjangoCursorConnection)
     field.extensions = [
-        _CheckedConnectionExtension(max_results=extension.max_results)
+        _CheckedConnectionExtension(max_results=extension.max_results, cursor_reader=cursor_reader)
         if type(extension) is StrawberryDjangoConnectionExtension
         else extension
         for extension in field.extensions

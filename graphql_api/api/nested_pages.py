@@ -18,6 +18,7 @@ edges, cursors and the resolution of a page are strawberry-django's.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import strawberry
@@ -114,10 +115,21 @@ def page_nested(
             filters.append({"_steps_from_end__lte": skipped + Value(last + 1)})
         else:
             filters.append({"_steps_from_end__lte": last + 1})
+    # strawberry-django's edge cursors read the ordering values off each row, but the optimizer
+    # applies the selection's `only()` after this (dropping an ordering column nobody selected,
+    # which each row would then load in a query of its own): read them from copies instead
+    readable = []
+    for index, descriptor in enumerate(descriptors):
+        if descriptor.attname in {"pk", queryset.model._meta.pk.attname}:
+            readable.append(descriptor)
+            continue
+        alias = f"_steps_order_value_{index}"
+        annotations[alias] = F(descriptor.attname)
+        readable.append(dataclasses.replace(descriptor, attname=alias))
     queryset = queryset.annotate(**annotations)
     for condition in filters:
         queryset = queryset.filter(**condition)
     if last is not None:
         queryset = queryset.reverse()
-    get_queryset_config(queryset).ordering_descriptors = descriptors
+    get_queryset_config(queryset).ordering_descriptors = readable
     return mark_optimized_by_prefetching(queryset)

@@ -34,6 +34,7 @@ from graphql_api.api.counts import (
     counts,
 )
 from graphql_api.api.enums import WorkflowEventKind, WorkflowInstanceState
+from graphql_api.api.event_cursors import EventConnection, read_event_cursor
 from graphql_api.api.filters import (
     WorkflowFilter,
     WorkflowInstanceFilter,
@@ -319,8 +320,8 @@ class WorkflowEventType(relay.Node):
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet, info: Info, **kwargs) -> QuerySet:
-        if not queryset.query.order_by:  # an instance's history, oldest first (see connections.py)
-            queryset = queryset.order_by("pk")
+        if not queryset.query.order_by:  # an instance's history, oldest first (event_cursors.py)
+            queryset = queryset.order_by("txid", "position")
         return permissions.visible_events(queryset, info)
 
     @classmethod
@@ -361,13 +362,16 @@ class WorkflowInstanceType(relay.Node):
     completed_at: Optional[datetime] = strawberry_django.field(
         description="When it completed or was cancelled (null while unfinished)."
     )
-    history: Connection[WorkflowEventType] = connection(
+    history: EventConnection[WorkflowEventType] = connection(
         field_name="events",
         max_results=MAX_PAGE_SIZE,
+        cursor_reader=read_event_cursor,
         description=(
             "Every change, oldest first, a page at a time (at most `MAX_PAGE_SIZE` events, 100 by "
             "default, also when `first` is not given). For the newest change alone, read "
-            "`lastEvent`."
+            "`lastEvent`. Its edge cursors are the events' `cursor` (also read by "
+            "`workflowEvents(after:)` and the subscriptions' `after`), and `after`/`before` take "
+            "any event cursor."
         ),
     )
 
