@@ -50,6 +50,13 @@ DEFAULTS: dict[str, Any] = {
     "SUBSCRIPTION_RETRY_SECONDS": 0.5,
     "SUBSCRIPTION_BUFFER": 10_000,
     "SUBSCRIPTION_REPLAY_WINDOW": 10_000,
+    # Persisted queries (graphql_api/security/persisted.py): None (off), "apq" (Apollo's
+    # automatic persisted queries, kept in the cache below), or "only" (APQ, and only the
+    # documents registered with `manage.py register_documents` run); the cache alias; the file
+    # that holds the registered documents (relative paths: to settings.BASE_DIR).
+    "PERSISTED_QUERIES": None,
+    "PERSISTED_QUERIES_CACHE": "default",
+    "PERSISTED_QUERIES_DOCUMENTS": "persisted-documents.json",
 }
 
 

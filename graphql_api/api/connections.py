@@ -6,9 +6,10 @@ list needs. Every ordering ends with the primary key, so it is total. The defaul
 indexed: instances by primary key, newest first (a cursor's condition is one ``id < n``), an
 instance's events oldest first in the global history's order ``(txid, position)``, whose edge
 cursors are the events' own (:mod:`graphql_api.api.event_cursors`): a page deep in a long list
-or a long history costs what the first page costs. A page reads ``first + 1`` rows; nested connections (``history`` of a
-page of instances) are read for the whole page in one query (strawberry-django's optimizer, paged
-by :mod:`graphql_api.api.nested_pages` so that their ``totalCount`` ignores the cursor).
+or a long history costs what the first page costs. A page reads ``first + 1`` rows; nested
+connections (``history`` of a page of instances) are read for the whole page in one query
+(strawberry-django's optimizer, paged by :mod:`graphql_api.api.nested_pages` so that their
+``totalCount`` ignores the cursor).
 
 What this module adds:
 

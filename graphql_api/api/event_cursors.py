@@ -70,22 +70,28 @@ def _with_event_cursors(page: Any) -> Any:
 
 def read_event_cursor(cursor: str | None, *, argument: str, where: str) -> str | None:
     """The keyset cursor of the history for ``cursor``: an event cursor, or an edge cursor
-    handed out before event cursors (anything else is returned as given, for the connection's
-    checks to refuse)."""
-    if not cursor or len(cursor) > 1000:
-        return cursor
+    handed out before event cursors. Anything else is ``BAD_USER_INPUT`` naming ``argument``
+    (the connection's own keyset cursors are never handed out)."""
+    if not cursor:
+        return cursor  # strawberry reads an empty cursor as none
+    refusal = query_error(
+        TransportCode.BAD_USER_INPUT,
+        f"`{argument}` of `{where}` is not a cursor of this connection.",
+        field=argument,
+    )
+    if len(cursor) > 1000:
+        raise refusal
     if cursor.strip().isascii() and cursor.strip().isdigit():
         try:
             txid, position = split_cursor(parse_cursor(cursor))
         except InvalidCursor as error:
-            raise query_error(
-                TransportCode.BAD_USER_INPUT,
-                f"`{argument}` of `{where}` is not a cursor of this connection.",
-                field=argument,
-            ) from error
+            raise refusal from error
         edge_id = _LAST_ID if argument == "after" else _FIRST_ID
         return _keyset(txid, position, edge_id)
-    return _from_id_cursor(cursor) or cursor
+    keyset = _from_id_cursor(cursor)
+    if keyset is None:
+        raise refusal
+    return keyset
 
 
 def _keyset(txid: int, position: int, pk: int) -> str:
