@@ -14,9 +14,11 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
+from graphql import parse
 
 from django_steps.authorization import may_view_object, visible_instances
 from django_steps.models import WorkflowInstance
+from graphql_api.security.persisted import operation_texts
 
 #: Most labels one request may ask for.
 MAX_LABELS = 200
@@ -30,39 +32,12 @@ CLIENT_DIR = Path(settings.BASE_DIR) / "client"
 def client_operations() -> dict[str, str]:
     """``{operation name: document}`` from ``client/*.graphql``; each document holds the
     operation and the fragments it uses (transitively), ready to POST."""
-    from graphql import DocumentNode, FragmentSpreadNode, parse, print_ast, visit
-    from graphql.language import Visitor
-
-    definitions = []
-    for path in sorted(CLIENT_DIR.glob("*.graphql")):
-        definitions.extend(parse(path.read_text(encoding="utf-8")).definitions)
-    fragments = {d.name.value: d for d in definitions if d.kind == "fragment_definition"}
-
-    def spreads(node) -> set[str]:
-        found: set[str] = set()
-
-        class Collect(Visitor):
-            def enter_fragment_spread(self, spread: FragmentSpreadNode, *_args) -> None:
-                found.add(spread.name.value)
-
-        visit(node, Collect())
-        return found
-
-    operations = {}
-    for d in definitions:
-        if d.kind != "operation_definition" or d.name is None:
-            continue
-        needed: list[str] = []
-        todo = sorted(spreads(d))
-        while todo:
-            name = todo.pop()
-            if name in needed:
-                continue
-            needed.append(name)
-            todo.extend(sorted(spreads(fragments[name]) - set(needed)))
-        document = DocumentNode(definitions=[d, *(fragments[n] for n in sorted(needed))])
-        operations[d.name.value] = print_ast(document)
-    return operations
+    sources = [path.read_text(encoding="utf-8") for path in sorted(CLIENT_DIR.glob("*.graphql"))]
+    return {
+        node.name.value: text
+        for node, text in operation_texts(parse("\n".join(sources)))
+        if node.name is not None
+    }
 
 
 @require_GET

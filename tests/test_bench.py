@@ -61,6 +61,7 @@ EXPECTED = {
         "WorkflowInstances: the estimate alone",
     ],
     "ws_message_size": ["send one ", "naming the event being sent"],
+    "apq": ["WorkflowInstances: hash-only POST vs the full query"],
     "mutations": ["updateWorkflowStepStatus"],
     "subscriptions": ["redis, 2 workers", "in-memory, 1 worker"],
     "replay": ["replay of a claimant's 12 events among"],

@@ -54,6 +54,7 @@ __all__ = [
     "PersistedQueryError",
     "documents_path",
     "operation_hashes",
+    "operation_texts",
     "persisted_message",
     "read_documents",
     "resolve",
@@ -131,7 +132,10 @@ def resolve(query: Any, extensions: Any) -> Any:
             raise PersistedQueryError(
                 TransportCode.PERSISTED_QUERY_NOT_FOUND, "PersistedQueryNotFound", 200
             )
-    elif not isinstance(query, str) or sha256_of(query) != sha:
+        if mode == "only":
+            _require_registered(query)  # the list may have changed since it was kept
+        return query
+    if not isinstance(query, str) or sha256_of(query) != sha:
         raise PersistedQueryError(
             TransportCode.BAD_REQUEST,
             "`extensions.persistedQuery.sha256Hash` is not the SHA-256 of `query`.",
@@ -167,22 +171,27 @@ def persisted_message(message: Any, start: str) -> bool:
 # ----------------------------------------------------------------------- registered documents
 
 
-def operation_hashes(document: DocumentNode) -> dict[str, str]:
-    """Each operation of ``document`` with the fragments it uses, printed by graphql-core (one
-    canonical text whatever the formatting), by the SHA-256 of that text."""
+def operation_texts(document: DocumentNode) -> list[tuple[OperationDefinitionNode, str]]:
+    """Each operation of ``document`` and its text: the operation and the fragments it uses
+    (sorted by name), printed by graphql-core — one text whatever the formatting."""
     fragments = {
         node.name.value: node
         for node in document.definitions
         if isinstance(node, FragmentDefinitionNode)
     }
-    texts = {}
+    texts = []
     for node in document.definitions:
         if not isinstance(node, OperationDefinitionNode):
             continue
         used = sorted(_fragments_used(node, fragments))
         text = print_ast(DocumentNode(definitions=(node, *(fragments[name] for name in used))))
-        texts[sha256_of(text)] = text
+        texts.append((node, text))
     return texts
+
+
+def operation_hashes(document: DocumentNode) -> dict[str, str]:
+    """The texts of :func:`operation_texts` by their SHA-256."""
+    return {sha256_of(text): text for _node, text in operation_texts(document)}
 
 
 class _Spreads(Visitor):
