@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+import strawberry_django
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from strawberry.types import Info
@@ -67,14 +68,33 @@ def counts(root: Any, info: Info, outer: str, prefix: str) -> WorkflowInstanceCo
 
 WORKFLOW_COUNTS = "_steps_wf_count_"
 STEP_COUNTS = "_steps_step_count_"
+STATUS_COUNTS = "_steps_status_count_"
+
+
+def status_counts_field() -> Any:
+    """``WorkflowStepStatus.instanceCounts``: the instances whose current status it is, by state,
+    counted like those of a step."""
+
+    @strawberry_django.field(
+        annotate=count_annotations("current_step_status", STATUS_COUNTS),
+        description="Instances whose current status it is, by state, that the viewer may see "
+        "(the custom status counts of a dashboard: no paging, counted in the query that loads "
+        "the statuses; list them with the `currentStatusId` filter).",
+    )
+    def instance_counts(
+        self, root: strawberry.Parent[Any], info: Info
+    ) -> WorkflowInstanceCountsType:
+        return counts(root, info, "current_step_status", STATUS_COUNTS)
+
+    return instance_counts
 
 
 @strawberry.type(
     name="WorkflowInstanceCounts",
     description=(
         "How many instances the viewer may see, by state (for a workflow: all its instances; for a "
-        "step: those whose current step it is). Counted in the query that loads the workflows or "
-        "steps."
+        "step: those whose current step it is; for a status: those whose current status it is). "
+        "Counted in the query that loads the workflows, steps or statuses."
     ),
 )
 class WorkflowInstanceCountsType:

@@ -32,6 +32,7 @@ from graphql_api.api.counts import (
     WorkflowInstanceCountsType,
     count_annotations,
     counts,
+    status_counts_field,
 )
 from graphql_api.api.enums import WorkflowEventKind, WorkflowInstanceState
 from graphql_api.api.event_cursors import EventConnection, read_event_cursor
@@ -95,6 +96,7 @@ class WorkflowStepStatusType(relay.Node):
         description='Permission needed to set it ("app_label.codename"), checked for the attached '
         "object; empty: anyone who may change the instance."
     )
+    instance_counts = status_counts_field()
 
 
 @strawberry_django.type(
