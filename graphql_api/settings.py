@@ -50,6 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "SUBSCRIPTION_RETRY_SECONDS": 0.5,
     "SUBSCRIPTION_BUFFER": 10_000,
     "SUBSCRIPTION_REPLAY_WINDOW": 10_000,
+    # `workflowCounts` (graphql_api/live/counts.py): seconds between two pushes at the least.
+    "SUBSCRIPTION_COUNTS_SECONDS": 0.5,
     # Persisted queries (graphql_api/security/persisted.py): None (off), "apq" (Apollo's
     # automatic persisted queries, kept in the cache below), or "only" (APQ, and only the
     # documents registered with `manage.py register_documents` run); the cache alias; the file
