@@ -42,6 +42,7 @@ from graphql_api.api.filters import (
     WorkflowInstanceOrder,
     WorkflowOrder,
 )
+from graphql_api.api.subject import subject_field
 from graphql_api.security import permissions
 from graphql_api.security.cost import WORK
 from graphql_api.security.error_codes import TransportCode
@@ -408,6 +409,8 @@ class WorkflowInstanceType(relay.Node):
     def content_type(self, root: strawberry.Parent[models.WorkflowInstance]) -> str:
         ct = ContentType.objects.get_for_id(root.content_type_id)  # cached per process
         return f"{ct.app_label}.{ct.model}"
+
+    subject = subject_field()
 
     @strawberry_django.field(
         only=["object_id"], description="Primary key of the attached object, as text."
