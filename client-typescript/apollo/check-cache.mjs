@@ -116,6 +116,7 @@ function instance(/** @type {number} */ n, { state = "ACTIVE", version = 1, stat
     version,
     contentType: "claims.claim",
     objectId: String(n),
+    subject: { __typename: "WorkflowSubject", label: `Claim ${n}` },
     startedAt: T0,
     updatedAt: T0,
     completedAt: null,

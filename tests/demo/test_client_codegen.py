@@ -153,7 +153,7 @@ def test_ariadne_codegen_generates_an_importable_typed_client(codegen_python, tm
                   "isCancellationStatus": False, "isOnHoldStatus": False}
         parsed = UpdateWorkflowStepStatus.model_validate({"updateWorkflowStepStatus": {
             "__typename": "WorkflowInstance", "id": "i", "state": "ACTIVE", "version": 2,
-            "contentType": "claims.claim", "objectId": "1",
+            "contentType": "claims.claim", "objectId": "1", "subject": {"label": "Broken window"},
             "startedAt": "2026-01-01T00:00:00+00:00", "updatedAt": "2026-01-01T00:00:01+00:00",
             "completedAt": None, "isAwaitingTransition": False,
             "workflow": {"id": "w", "name": "Claim Processing"},
@@ -163,6 +163,7 @@ def test_ariadne_codegen_generates_an_importable_typed_client(codegen_python, tm
                           "advance": False}}})
         result = parsed.update_workflow_step_status
         assert result.version == 2 and result.state.value == "ACTIVE"
+        assert result.subject.label == "Broken window"
         assert isinstance(result.updated_at, datetime.datetime)
         assert result.viewer_can.hold and [s.name for s in result.viewer_can.statuses] == ["Draft"]
         print("typed client ok")
