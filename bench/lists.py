@@ -125,6 +125,7 @@ def populate(alias: str, instances: int, deep: int, chunk: int = 2000) -> dict:
                     current_step_status=last_status,
                     state=state,
                     version=n,
+                    last_sequence=n,
                     content_type=claim_type,
                     object_id=str(claim.pk),
                 )
@@ -146,6 +147,7 @@ def populate(alias: str, instances: int, deep: int, chunk: int = 2000) -> dict:
                         workflow=workflow,
                         definition_version=version,
                         sequence=k,
+                        version=k,
                         txid=0,
                         position=position,
                         kind=EventKind.STARTED

@@ -93,6 +93,7 @@ def bulk_events(instance, count: int) -> None:
             row.sequence, row.txid, row.position = last.sequence + n, txid, start + n
             rows.append(row)
         WorkflowEvent.objects.bulk_create(rows, batch_size=2000)
+        type(instance).objects.filter(pk=instance.pk).update(last_sequence=last.sequence + count)
 
 
 def build(total: int) -> tuple[str, int]:

@@ -42,6 +42,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     config = {
         "graphqlPath": "/graphql/",
         "username": request.user.get_username(),
+        # Offer the migration preview only to who may migrate (the mutation checks it again).
+        "mayMigrate": request.user.has_perm("django_steps.migrate_workflowinstance"),
         "operations": client_operations(),
     }
     return render(request, "demo/dashboard.html", {"config": config})

@@ -82,7 +82,10 @@ from django.db.models import CharField, Model, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils.module_loading import import_string
 
+from .choices import FINISHED_STATES, InstanceState
 from .conf import steps_setting
+from .exceptions import ModelNotAllowed
+from .models import WorkflowInstance
 
 __all__ = [
     "VIEW_INSTANCE",
@@ -228,8 +231,6 @@ def visible_events(user: Any, queryset: QuerySet) -> QuerySet:
     if steps_setting("VISIBLE_INSTANCES") is None:
         condition = _default_filter(user, "instance__")
         return queryset if condition is None else queryset.filter(condition)
-    from .models import WorkflowInstance
-
     instances = visibility_rule()(user, WorkflowInstance.objects.all())
     if not instances.query.has_filters():  # the rule keeps everything: no semi-join
         return queryset
@@ -286,8 +287,6 @@ def may_see_instance(user: Any, instance: Model) -> bool:
         if rule is None:
             return False
         return _objects_kept(rule, user, model).filter(_steps_key=instance.object_id).exists()
-    from .models import WorkflowInstance
-
     everything = WorkflowInstance.objects.using(instance._state.db or "default").all()
     seen = visible_instances(user, everything)
     query = seen.query
@@ -317,8 +316,6 @@ def may_move(user: Any, current: Any, target: Any, obj: Model | None) -> bool:
 
 def check_startable(definition: Any, content_type: Any) -> None:
     """Raise ``ModelNotAllowed`` unless the compiled ``definition`` lists ``content_type``."""
-    from .exceptions import ModelNotAllowed
-
     if content_type.pk not in definition.content_type_ids:
         raise ModelNotAllowed(
             f'Workflow "{definition.name}" cannot be started on this model: '
@@ -354,8 +351,6 @@ def allowed_actions(
     instance's object is read only when a status involved names a permission (prefetch
     ``content_object`` for lists: the checks then run no query of their own, except what an
     object-level backend does)."""
-    from .choices import FINISHED_STATES, InstanceState
-
     if instance.state in FINISHED_STATES or not may_change_instances(user):
         return NOTHING
     step = definition.steps.get(instance.current_step_id)

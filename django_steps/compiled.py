@@ -35,6 +35,7 @@ from django.contrib.contenttypes.models import ContentType
 
 from .models import Workflow, WorkflowInstance, WorkflowVersion
 from .shape import STATUS, STEP, TRANSITION
+from .snapshots import snapshot_workflow
 
 # The snapshot's classes hold the id and every column of their part of the definition's shape
 # (django_steps.shape), built from the version's document by name;
@@ -209,8 +210,6 @@ def load(workflow: Workflow) -> CompiledWorkflow:
     """The compiled latest published version of ``workflow`` (as of ``workflow``'s
     ``definition_version``), or — never published — its current draft, uncached."""
     if not workflow.definition_version:
-        from .definitions import snapshot_workflow
-
         return compile_document(workflow.pk, snapshot_workflow(workflow))
     key = (workflow.pk, workflow.definition_version, workflow.definition_hash)
     value = _caches.get("latest", {}).get(key)

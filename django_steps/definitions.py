@@ -77,7 +77,6 @@ name again brings back the same row.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from django.db import IntegrityError, router, transaction
@@ -101,6 +100,8 @@ from .models import (
     WorkflowTransition,
 )
 from .shape import ONE_PER_STEP_FLAGS, STATUS, STEP, TRANSITION, WORKFLOW
+from .snapshots import snapshot_workflow, strip_ids
+from .versions import publish_workflow
 
 __all__ = [
     "validate_definition",
@@ -123,79 +124,6 @@ def check_workflow(workflow: Workflow) -> tuple[list[dict[str, str]], list[str]]
 
 
 # --------------------------------------------------------------------------- export
-
-
-def snapshot_workflow(workflow: Any, models: tuple[Any, Any, Any] | None = None) -> dict:
-    """The definition document of ``workflow``'s current rows (retired ones left out), each
-    step, status and transition with its row ``id``: what a published version stores.
-
-    ``models``: the (step, status, transition) model classes, for a data migration's
-    historical models."""
-    step_model, status_model, transition_model = models or (
-        WorkflowStep,
-        WorkflowStepStatus,
-        WorkflowTransition,
-    )
-    steps = list(
-        step_model._base_manager.filter(workflow_id=workflow.pk, retired=False).order_by(
-            "order", "id"
-        )
-    )
-    names = {s.id: s.name for s in steps}
-    statuses: dict[int, list[Any]] = defaultdict(list)
-    for status in status_model._base_manager.filter(
-        step_id__in=list(names), retired=False
-    ).order_by("id"):
-        statuses[status.step_id].append(status)
-    position = {s.id: i for i, s in enumerate(steps)}
-    transitions = sorted(
-        (
-            t
-            for t in transition_model._base_manager.filter(workflow_id=workflow.pk, retired=False)
-            if t.from_step_id in names and t.to_step_id in names
-        ),
-        key=lambda t: (position[t.from_step_id], -t.priority, t.id),
-    )
-    content_types = sorted(f"{ct.app_label}.{ct.model}" for ct in workflow.content_types.all())
-    return {
-        **WORKFLOW.values_of(workflow),
-        "content_types": content_types,
-        "steps": [
-            {
-                "id": step.id,
-                **STEP.values_of(step),
-                "statuses": [{"id": st.id, **STATUS.values_of(st)} for st in statuses[step.id]],
-            }
-            for step in steps
-        ],
-        "transitions": [
-            {
-                "id": t.id,
-                **TRANSITION.values_of(
-                    t,
-                    from_step=names[t.from_step_id],
-                    to_step=names[t.to_step_id],
-                    condition=t.condition or "",
-                ),
-            }
-            for t in transitions
-        ],
-    }
-
-
-def strip_ids(document: dict) -> dict:
-    """A version's document without its row ids: a definition document."""
-    return {
-        **{k: v for k, v in document.items() if k not in ("steps", "transitions")},
-        "steps": [
-            {
-                **{k: v for k, v in step.items() if k not in ("id", "statuses")},
-                "statuses": [{k: v for k, v in st.items() if k != "id"} for st in step["statuses"]],
-            }
-            for step in document["steps"]
-        ],
-        "transitions": [{k: v for k, v in t.items() if k != "id"} for t in document["transitions"]],
-    }
 
 
 def export_workflow(workflow: Workflow) -> dict:
@@ -221,8 +149,6 @@ def import_workflow(document: dict, *, replace: bool = False, actor: Any = None)
     of that name in place, and publish the result (a new version unless the content is that of
     the latest one; ``actor`` is recorded as its author). Atomic: on any error nothing
     changes."""
-    from .versions import publish_workflow
-
     doc, problems, _warnings = _check(document)
     if problems:
         validate_definition(document)  # raises with the full message
@@ -292,9 +218,18 @@ def _canonical(doc: dict[str, Any]) -> tuple:
 
 
 def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
+    """Make ``workflow``'s rows say what ``doc`` says (see the module docstring on matching)."""
     wanted_types = [_content_type(label) for label in doc["content_types"]]
     if {ct.pk for ct in workflow.content_types.all()} != {ct.pk for ct in wanted_types}:
         workflow.content_types.set(wanted_types)
+    steps = _apply_steps(workflow, doc["steps"], using)
+    _apply_transitions(workflow, doc["transitions"], steps, using)
+
+
+def _apply_steps(
+    workflow: Workflow, wanted: list[dict[str, Any]], using: str
+) -> dict[str, WorkflowStep]:
+    """Steps and their statuses, matched by name; returns the live steps by name."""
     # Retired rows too: adding a name again brings its row back (with its id).
     existing_steps = {
         s.name: s for s in WorkflowStep.all_objects.using(using).filter(workflow=workflow)
@@ -305,8 +240,8 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
         .filter(step__workflow=workflow)
         .select_related("step")
     }
-    wanted_steps = {s["name"] for s in doc["steps"]}
-    wanted_statuses = {(s["name"], st["name"]) for s in doc["steps"] for st in s["statuses"]}
+    wanted_steps = {s["name"] for s in wanted}
+    wanted_statuses = {(s["name"], st["name"]) for s in wanted for st in s["statuses"]}
 
     # Clear the per-step role flags first so that moving "default" from one status to another
     # never collides with the one-default-per-step constraint mid-way (retired statuses keep
@@ -325,7 +260,7 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
     ).update(**retire)
 
     steps: dict[str, WorkflowStep] = {}
-    for spec in doc["steps"]:
+    for spec in wanted:
         values = STEP.column_values(spec, without=("name",))
         step = existing_steps.get(spec["name"])
         if step is None:
@@ -344,19 +279,24 @@ def _apply(workflow: Workflow, doc: dict[str, Any], using: str) -> None:
                 )
             elif _assign(status, {**st_values, "retired": False}):
                 status.save(using=using)
+    return steps
 
-    # Transitions: pair each wanted one with an existing one of the same (from, to, priority),
-    # else of the same (from, to), in order, so history rows keep pointing at "their"
-    # transition when only its priority, condition or description changes.
+
+def _apply_transitions(
+    workflow: Workflow,
+    specs: list[dict[str, Any]],
+    steps: dict[str, WorkflowStep],
+    using: str,
+) -> None:
+    """Transitions, each paired with an existing one of the same (from, to, priority), else of
+    the same (from, to), in order, so history rows keep pointing at "their" transition when only
+    its priority, condition or description changes."""
     existing = list(
         WorkflowTransition.all_objects.using(using)
         .filter(workflow=workflow)
         .order_by("retired", "id")  # live ones first
     )
-    wanted = []
-    for spec in doc["transitions"]:
-        from_step, to_step = steps[spec["from_step"]], steps[spec["to_step"]]
-        wanted.append((spec, from_step, to_step))
+    wanted = [(spec, steps[spec["from_step"]], steps[spec["to_step"]]) for spec in specs]
     matched: dict[int, WorkflowTransition] = {}
     for exact in (True, False):
         for index, (spec, from_step, to_step) in enumerate(wanted):

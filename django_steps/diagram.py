@@ -16,6 +16,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from .models import Workflow, WorkflowVersion
+from .snapshots import snapshot_workflow
 
 __all__ = ["workflow_to_mermaid", "version_to_mermaid", "document_to_mermaid", "mermaid_text"]
 
@@ -44,8 +45,6 @@ def _comment(text: str) -> str:
 def workflow_to_mermaid(workflow: Workflow) -> str:
     """The Mermaid ``flowchart TD`` source of ``workflow``'s current definition (deterministic;
     ends with a newline)."""
-    from .definitions import snapshot_workflow
-
     return document_to_mermaid(snapshot_workflow(workflow))
 
 

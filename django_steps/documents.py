@@ -1,5 +1,5 @@
-"""Definition documents as data: reading them from YAML or JSON text (with size limits),
-normalising them to every key, validating them, and writing them back as text.
+"""Definition documents as data: normalising them to every key and validating them (reading
+and writing their text is :mod:`django_steps.document_text`).
 
 :mod:`django_steps.definitions` is the public entry: it re-exports the names here and describes
 the document format and the validation rules; storing workflows is done there.
@@ -7,16 +7,15 @@ the document format and the validation rules; storing workflows is done there.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict, deque
 from typing import Any
 
-import yaml
 from django.contrib.contenttypes.models import ContentType
 
 from .cel import compile_condition, is_unconditional
 from .conf import steps_setting
+from .document_text import _kind, dump_document, load_document
 from .exceptions import ConditionSyntaxError, InvalidDefinition
 from .shape import ROLE_FLAGS, STATUS, STEP, TRANSITION, WORKFLOW, Part
 
@@ -38,39 +37,6 @@ _TYPE_NAMES = {
     list: "a list",
     dict: "a mapping",
 }
-#: Characters of an integer literal in a document text past which it is out of every range
-#: above, and is not computed (see _TooLong).
-_MAX_INT_LITERAL = 40
-
-
-class _TooLong(int):
-    """Stands for an integer literal of a document text too long to be any field's value. Its
-    value is never computed: Python refuses to convert more than 4300 decimal digits (a bare
-    ``ValueError``), and a hexadecimal literal would build a number of any size. Out of every
-    range a document checks (``Key.range`` in :mod:`django_steps.shape`), so validation reports
-    it with its path."""
-
-    length: int
-
-    def __new__(cls, length: int) -> _TooLong:
-        value = super().__new__(cls, 2**63)
-        value.length = length
-        return value
-
-    def __repr__(self) -> str:
-        return f"<an integer of {self.length} characters>"
-
-    __str__ = __repr__
-
-
-def _parse_int(text: str) -> int:
-    """``parse_int`` of ``json.loads``."""
-    return _TooLong(len(text)) if len(text) > _MAX_INT_LITERAL else int(text)
-
-
-def _kind(value: Any) -> str:
-    """The type of ``value`` as problems name it."""
-    return "int" if isinstance(value, _TooLong) else type(value).__name__
 
 
 class _Problems:
@@ -201,23 +167,35 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
     if not isinstance(document, dict):
         return doc, problems.items, warnings
     steps = doc["steps"]
-
     if not steps and "steps" not in {p["path"] for p in type_problems}:
         problems.add("steps", "a workflow needs at least one step")
     _check_size(doc, problems)
+    _check_content_types(doc["content_types"], problems, warnings)
+    by_name = _check_steps(steps, problems, warnings)
+    outgoing = _check_transitions(doc["transitions"], by_name, problems)
+    _warn_dead_ends(by_name, outgoing, warnings)
+    _check_reachable(steps, by_name, outgoing, problems)
+    return doc, problems.items, warnings
 
-    for i, label in enumerate(doc["content_types"]):
+
+def _check_content_types(labels: list[str], problems: _Problems, warnings: list[str]) -> None:
+    for i, label in enumerate(labels):
         if _content_type(label) is None:
             problems.add(
                 f"content_types[{i}]",
                 f'"{label[:100]}" names no installed model (expected "app_label.model")',
             )
-    if not doc["content_types"]:
+    if not labels:
         warnings.append(
             "No content_types: the workflow cannot be started on any model until some are listed."
         )
 
-    # Steps and their statuses.
+
+def _check_steps(
+    steps: list[dict[str, Any]], problems: _Problems, warnings: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Step names, each step's statuses and roles, the initial and final steps; returns the
+    steps by name (the first of a duplicated name)."""
     by_name: dict[str, dict[str, Any]] = {}
     for step in steps:
         path, name = step["_path"], step["name"]
@@ -225,62 +203,7 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
             problems.add(f"{path}.name", f'duplicate step name "{name}"')
         elif name:
             by_name[name] = step
-        seen: set[str] = set()
-        for status in step["statuses"]:
-            if status["name"] in seen:
-                problems.add(
-                    f"{status['_path']}.name",
-                    f'duplicate status name "{status["name"]}" in step "{name}"',
-                )
-            seen.add(status["name"])
-            if status["permission"] and not _PERMISSION_RE.match(status["permission"]):
-                problems.add(
-                    f"{status['_path']}.permission",
-                    f'permission of status "{status["name"]}" must be "app_label.codename"',
-                )
-            roles = [flag for flag in ROLE_FLAGS if status[flag]]
-            if len(roles) > 1:
-                problems.add(
-                    status["_path"],
-                    f'status "{status["name"]}" of step "{name}" has more than one role: '
-                    f"{', '.join(roles)}",
-                )
-            if status["is_default_status"] and (
-                status["is_cancellation_status"] or status["is_on_hold_status"]
-            ):
-                problems.add(
-                    status["_path"],
-                    f'the default status "{status["name"]}" of step "{name}" cannot be a '
-                    "cancellation or on-hold status",
-                )
-        defaults = [s for s in step["statuses"] if s["is_default_status"]]
-        if len(defaults) != 1:
-            problems.add(
-                f"{path}.statuses",
-                f'step "{name}" must have exactly one default status, not {len(defaults)}',
-            )
-        for flag, label in (
-            ("is_cancellation_status", "cancellation"),
-            ("is_on_hold_status", "on-hold"),
-        ):
-            flagged = [s for s in step["statuses"] if s[flag]]
-            if len(flagged) > 1:
-                problems.add(
-                    f"{path}.statuses",
-                    f'step "{name}" has {len(flagged)} {label} statuses; at most one',
-                )
-        has_completion = any(s["is_completion_status"] for s in step["statuses"])
-        if step["is_final_step"] and not has_completion:
-            problems.add(
-                f"{path}.statuses",
-                f'final step "{name}" needs a completion status, '
-                "or instances can never complete there",
-            )
-        elif not step["is_final_step"] and not has_completion:
-            warnings.append(
-                f'Step "{name}" has no completion status: instances there can never move on.'
-            )
-
+        _check_statuses(step, problems, warnings)
     initial = [s for s in steps if s["is_initial_step"]]
     if steps and len(initial) != 1:
         names = ", ".join(f'"{s["name"]}"' for s in initial)
@@ -291,20 +214,84 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
         )
     if steps and not any(s["is_final_step"] for s in steps):
         problems.add("steps", "at least one step must be final")
+    return by_name
 
-    # Transitions. Compiling is bounded per condition (django_steps.cel) and here for the whole
-    # definition: distinct conditions over DEFINITION_MAX_CONDITIONS_LENGTH characters in all
-    # are refused without compiling any (one over CEL_MAX_LENGTH is refused unparsed anyway).
+
+def _check_statuses(step: dict[str, Any], problems: _Problems, warnings: list[str]) -> None:
+    """The statuses of ``step``: each with a unique name, a well-formed permission and one role at
+    most; one default, at most one cancellation and one on-hold status, a completion status."""
+    path, name = step["_path"], step["name"]
+    seen: set[str] = set()
+    for status in step["statuses"]:
+        if status["name"] in seen:
+            problems.add(
+                f"{status['_path']}.name",
+                f'duplicate status name "{status["name"]}" in step "{name}"',
+            )
+        seen.add(status["name"])
+        if status["permission"] and not _PERMISSION_RE.match(status["permission"]):
+            problems.add(
+                f"{status['_path']}.permission",
+                f'permission of status "{status["name"]}" must be "app_label.codename"',
+            )
+        roles = [flag for flag in ROLE_FLAGS if status[flag]]
+        if len(roles) > 1:
+            problems.add(
+                status["_path"],
+                f'status "{status["name"]}" of step "{name}" has more than one role: '
+                f"{', '.join(roles)}",
+            )
+        if status["is_default_status"] and (
+            status["is_cancellation_status"] or status["is_on_hold_status"]
+        ):
+            problems.add(
+                status["_path"],
+                f'the default status "{status["name"]}" of step "{name}" cannot be a '
+                "cancellation or on-hold status",
+            )
+    defaults = [s for s in step["statuses"] if s["is_default_status"]]
+    if len(defaults) != 1:
+        problems.add(
+            f"{path}.statuses",
+            f'step "{name}" must have exactly one default status, not {len(defaults)}',
+        )
+    for flag, label in (
+        ("is_cancellation_status", "cancellation"),
+        ("is_on_hold_status", "on-hold"),
+    ):
+        flagged = [s for s in step["statuses"] if s[flag]]
+        if len(flagged) > 1:
+            problems.add(
+                f"{path}.statuses",
+                f'step "{name}" has {len(flagged)} {label} statuses; at most one',
+            )
+    has_completion = any(s["is_completion_status"] for s in step["statuses"])
+    if step["is_final_step"] and not has_completion:
+        problems.add(
+            f"{path}.statuses",
+            f'final step "{name}" needs a completion status, or instances can never complete there',
+        )
+    elif not step["is_final_step"] and not has_completion:
+        warnings.append(
+            f'Step "{name}" has no completion status: instances there can never move on.'
+        )
+
+
+def _check_transitions(
+    transitions: list[dict[str, Any]], by_name: dict[str, dict[str, Any]], problems: _Problems
+) -> dict[str, list[dict[str, Any]]]:
+    """Their steps and conditions; returns the valid transitions by the name of their step."""
+    # Compiling is bounded per condition (django_steps.cel) and here for the whole definition:
+    # distinct conditions over DEFINITION_MAX_CONDITIONS_LENGTH characters in all are refused
+    # without compiling any (one over CEL_MAX_LENGTH is refused unparsed anyway).
     longest = int(steps_setting("CEL_MAX_LENGTH"))
     conditions = {
         t["condition"]
-        for t in doc["transitions"]
+        for t in transitions
         if not is_unconditional(t["condition"]) and len(t["condition"]) <= longest
     }
-    total, total_limit = (
-        sum(map(len, conditions)),
-        int(steps_setting("DEFINITION_MAX_CONDITIONS_LENGTH")),
-    )
+    total = sum(map(len, conditions))
+    total_limit = int(steps_setting("DEFINITION_MAX_CONDITIONS_LENGTH"))
     compile_conditions = total <= total_limit
     if not compile_conditions:
         problems.add(
@@ -312,7 +299,7 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
             f"the conditions total {total} characters, over the limit of {total_limit}",
         )
     outgoing: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for t in doc["transitions"]:
+    for t in transitions:
         path = t["_path"]
         label = f'"{t["from_step"]} → {t["to_step"]}"'
         known = True
@@ -330,6 +317,15 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
         if known and t["from_step"] and t["to_step"]:
             outgoing[t["from_step"]].append(t)
 
+    return outgoing
+
+
+def _warn_dead_ends(
+    by_name: dict[str, dict[str, Any]],
+    outgoing: dict[str, list[dict[str, Any]]],
+    warnings: list[str],
+) -> None:
+    """Steps instances get stuck on, transitions never taken or shadowed by an unconditional one."""
     for name, step in by_name.items():
         out = sorted(outgoing.get(name, []), key=lambda t: -t["priority"])  # stable: document order
         if step["is_final_step"]:
@@ -356,7 +352,15 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
                     )
                 break
 
-    # Reachability from the single initial step.
+
+def _check_reachable(
+    steps: list[dict[str, Any]],
+    by_name: dict[str, dict[str, Any]],
+    outgoing: dict[str, list[dict[str, Any]]],
+    problems: _Problems,
+) -> None:
+    """Every step is reachable from the single initial step (none checked without one)."""
+    initial = [s for s in steps if s["is_initial_step"]]
     if len(initial) == 1 and initial[0]["name"] in by_name:
         start = initial[0]["name"]
         reached = {start}
@@ -371,8 +375,6 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
                 problems.add(
                     step["_path"], f'step "{name}" is unreachable from the initial step "{start}"'
                 )
-
-    return doc, problems.items, warnings
 
 
 def _check_size(doc: dict[str, Any], problems: _Problems) -> None:
@@ -442,125 +444,3 @@ def validate_definition(document: dict) -> list[str]:
             problems=problems,
         )
     return warnings
-
-
-# --------------------------------------------------------------------------- text
-
-
-def _expanded_size(root: yaml.Node, limit: int) -> int:
-    """Characters (scalars) plus nodes of the document as it would be once every alias is
-    expanded, counted on the composed node graph (each node once, memoised by identity), so
-    a "billion laughs" document is measured without being built. Stops past ``limit``."""
-    sizes: dict[int, int] = {}
-    expanding: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        key = id(node)
-        if key in sizes:
-            continue
-        if isinstance(node, yaml.ScalarNode):
-            sizes[key] = 1 + len(node.value)
-            continue
-        if isinstance(node, yaml.MappingNode):
-            children = [part for pair in node.value for part in pair]
-        else:
-            children = list(node.value)
-        if not children_done:
-            if key in expanding:  # reached again from inside itself: a recursive alias
-                return limit + 1
-            expanding.add(key)
-            stack.append((node, True))
-            stack.extend((child, False) for child in children if id(child) not in sizes)
-            continue
-        expanding.discard(key)
-        sizes[key] = min(limit + 1, 1 + sum(sizes[id(child)] for child in children))
-    return sizes[id(root)]
-
-
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """The safe loader (libyaml's when available), with integers too long for any field left
-    uncomputed (:class:`_TooLong`)."""
-
-
-def _construct_int(loader: Any, node: yaml.ScalarNode) -> int:
-    if len(node.value) > _MAX_INT_LITERAL:
-        return _TooLong(len(node.value))
-    return loader.construct_yaml_int(node)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-
-
-def _load_yaml(text: str, limit: int) -> Any:
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        if _expanded_size(node, limit) > limit:
-            problem = f"larger than {limit} characters once its YAML aliases are expanded"
-            raise InvalidDefinition(
-                f"The document would be {problem}.", problems=[{"path": "", "message": problem}]
-            )
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def load_document(text: str) -> dict:
-    """Parse a JSON or YAML definition document. Raises :class:`InvalidDefinition` when the
-    text does not parse, is not a mapping, or is larger than ``DOCUMENT_MAX_SIZE`` characters
-    — as text, or once its YAML aliases (``*anchor``) are expanded: aliases are allowed (to
-    share a list of statuses, say), but a document whose aliases multiply it past the limit
-    (a "billion laughs") is refused before anything is built from it."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    limit = int(steps_setting("DOCUMENT_MAX_SIZE"))
-    if len(text) > limit:
-        raise InvalidDefinition(
-            f"The document is {len(text)} characters long, over the limit of {limit}.",
-            problems=[{"path": "", "message": f"longer than {limit} characters"}],
-        )
-    try:
-        document = json.loads(text, parse_int=_parse_int)
-    except ValueError as json_error:
-        try:
-            document = _load_yaml(text, limit)
-        except yaml.YAMLError as exc:
-            message = " ".join(str(exc).split())
-            looks_json = text.lstrip().startswith(("{", "["))
-            if looks_json:
-                message = f"{json_error}"
-            raise InvalidDefinition(
-                f"The document is neither valid JSON nor YAML: {message}",
-                problems=[{"path": "", "message": f"neither valid JSON nor YAML: {message}"}],
-            ) from exc
-        except RecursionError:
-            document = RecursionError
-    except RecursionError:
-        document = RecursionError
-    if document is RecursionError:
-        raise InvalidDefinition(
-            "The document is nested too deeply.",
-            problems=[{"path": "", "message": "nested too deeply"}],
-        )
-    if not isinstance(document, dict):
-        name = _kind(document)
-        kind = "empty" if document is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
-        raise InvalidDefinition(
-            f"A workflow document must be a mapping; this one is {kind}.",
-            problems=[{"path": "", "message": f"must be a mapping, not {kind}"}],
-        )
-    return document
-
-
-def dump_document(doc: dict, format: str = "yaml") -> str:
-    """Render a document as YAML (default) or JSON text."""
-    if format == "json":
-        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    if format == "yaml":
-        return yaml.safe_dump(
-            doc, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
-        )
-    raise ValueError(f"unknown format {format!r}; use 'yaml' or 'json'")

@@ -13,6 +13,12 @@ class WorkflowError(Exception):
 
     code = ErrorCode.WORKFLOW_ERROR
 
+    def __init_subclass__(cls, *, code: ErrorCode | None = None, **kwargs: Any) -> None:
+        """A subclass names its code in its bases: ``class X(WorkflowError, code=...)``."""
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
         self.message = message
@@ -22,90 +28,66 @@ class WorkflowError(Exception):
         return self.message
 
 
-class WorkflowNotFound(WorkflowError):
+class WorkflowNotFound(WorkflowError, code=ErrorCode.WORKFLOW_NOT_FOUND):
     """Raised when no workflow has the given name."""
 
-    code = ErrorCode.WORKFLOW_NOT_FOUND
 
-
-class InstanceNotFound(WorkflowError):
+class InstanceNotFound(WorkflowError, code=ErrorCode.INSTANCE_NOT_FOUND):
     """Raised when a workflow instance does not exist (any more)."""
 
-    code = ErrorCode.INSTANCE_NOT_FOUND
 
-
-class ContentObjectNotFound(WorkflowError):
+class ContentObjectNotFound(WorkflowError, code=ErrorCode.OBJECT_NOT_FOUND):
     """Raised when the object an instance should be attached to cannot be found."""
 
-    code = ErrorCode.OBJECT_NOT_FOUND
 
-
-class UnknownStatus(WorkflowError):
+class UnknownStatus(WorkflowError, code=ErrorCode.UNKNOWN_STATUS):
     """Raised when a status name does not exist on the instance's current step."""
 
-    code = ErrorCode.UNKNOWN_STATUS
 
-
-class InstanceFinished(WorkflowError):
+class InstanceFinished(WorkflowError, code=ErrorCode.INSTANCE_FINISHED):
     """Raised when a completed or cancelled instance is asked to change."""
 
-    code = ErrorCode.INSTANCE_FINISHED
 
-
-class InstanceOnHold(WorkflowError):
+class InstanceOnHold(WorkflowError, code=ErrorCode.INSTANCE_ON_HOLD):
     """Raised when an instance on hold is asked to change status or to hold again."""
 
-    code = ErrorCode.INSTANCE_ON_HOLD
 
-
-class NotOnHold(WorkflowError):
+class NotOnHold(WorkflowError, code=ErrorCode.NOT_ON_HOLD):
     """Raised when resuming an instance that is not on hold."""
 
-    code = ErrorCode.NOT_ON_HOLD
 
-
-class NotAwaitingTransition(WorkflowError):
+class NotAwaitingTransition(WorkflowError, code=ErrorCode.NOT_AWAITING_TRANSITION):
     """Raised when retrying the advance of an instance that is not waiting for a transition."""
 
-    code = ErrorCode.NOT_AWAITING_TRANSITION
 
-
-class VersionConflict(WorkflowError):
+class VersionConflict(WorkflowError, code=ErrorCode.VERSION_CONFLICT):
     """Raised when ``expected_version`` no longer matches: someone else changed the instance."""
 
-    code = ErrorCode.VERSION_CONFLICT
 
-
-class ConditionError(WorkflowError):
+class ConditionError(WorkflowError, code=ErrorCode.CONDITION_ERROR):
     """Raised when a transition's CEL condition fails to evaluate (or runs over its evaluation
     budget); nothing was changed. ``details["reason"]`` names the kind of failure."""
 
-    code = ErrorCode.CONDITION_ERROR
     #: The failure alone, without transition or expression (set by django_steps.cel).
     description: str | None = None
 
 
-class ConditionSyntaxError(WorkflowError):
+class ConditionSyntaxError(WorkflowError, code=ErrorCode.CONDITION_SYNTAX_ERROR):
     """Raised when a CEL condition does not compile or is over a definition-time limit (length,
     nesting, size, estimated cost); ``details["reason"]`` says which."""
 
-    code = ErrorCode.CONDITION_SYNTAX_ERROR
     #: The problem alone, without the expression (set by django_steps.cel).
     description: str | None = None
 
 
-class InvalidContext(WorkflowError):
+class InvalidContext(WorkflowError, code=ErrorCode.INVALID_CONTEXT):
     """Raised when a client-supplied CEL context is not a mapping, is too large or too deeply
     nested, holds a number CEL cannot represent (NaN, ±Infinity, an integer beyond 64 bits) or
     text no database stores (NUL, an unpaired surrogate); nothing was changed."""
 
-    code = ErrorCode.INVALID_CONTEXT
 
-
-class InvalidDefinition(WorkflowError):
+class InvalidDefinition(WorkflowError, code=ErrorCode.INVALID_DEFINITION):
     """Raised when a workflow definition is inconsistent; ``problems`` lists every issue found."""
-
-    code = ErrorCode.INVALID_DEFINITION
 
     def __init__(
         self, message: str, problems: list[dict[str, str]] | None = None, **details: Any
@@ -114,20 +96,14 @@ class InvalidDefinition(WorkflowError):
         self.problems = problems or []
 
 
-class WorkflowInUse(WorkflowError):
+class WorkflowInUse(WorkflowError, code=ErrorCode.WORKFLOW_IN_USE):
     """Raised when deleting a workflow that has instances (their history refers to it). Parts
     removed from a definition are retired instead (see :mod:`django_steps.versions`)."""
 
-    code = ErrorCode.WORKFLOW_IN_USE
 
-
-class ModelNotAllowed(WorkflowError):
+class ModelNotAllowed(WorkflowError, code=ErrorCode.MODEL_NOT_ALLOWED):
     """Raised when a workflow is started on an object of a model its definition does not list."""
 
-    code = ErrorCode.MODEL_NOT_ALLOWED
 
-
-class NotPermitted(WorkflowError):
+class NotPermitted(WorkflowError, code=ErrorCode.PERMISSION_DENIED):
     """Raised when the acting user lacks the permission a status names; nothing was changed."""
-
-    code = ErrorCode.PERMISSION_DENIED

@@ -9,10 +9,10 @@ The problem
 Subscribers resume from a cursor: "every event after the last one I received". A cursor is
 only sound if no event can ever appear *below* a cursor a reader already holds. An
 auto-increment id cannot promise that: on PostgreSQL a transaction that took id 7 may commit
-after one that took id 8, and a reader that saw 8 would skip 7 forever. The first version took
-positions from one counter row locked until commit — sound, but every writer of every
-instance waited on that row, and a transaction changing instances A then B deadlocked against
-a single change of B.
+after one that took id 8, and a reader that saw 8 would skip 7 forever. Positions taken from
+one counter row locked until commit would be sound, but every writer of every instance would
+wait on that row, and a transaction changing instances A then B would deadlock against a single
+change of B: so writers share no row.
 
 PostgreSQL: transaction ids and the snapshot's ``xmin``
 =======================================================
@@ -48,9 +48,9 @@ order, and readers need no horizon. PostgreSQL and SQLite are the supported data
 The cursor
 ==========
 
-A cursor is the pair as one decimal number, ``txid * 2**63 + position``. Cursors handed out by
-the first version (plain positions) are ``(0, position)``: rows written then keep ``txid`` 0
-and their position, and sort before every row written since, so those cursors keep working.
+A cursor is the pair as one decimal number, ``txid * 2**63 + position``. Rows written before
+``txid`` existed (migration ``0003``) keep ``txid`` 0 and their position, and sort before every
+row written since, so the plain positions handed out as cursors then still work.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ from typing import Any
 from django.db import connections
 from django.db.models import BooleanField, ExpressionWrapper, QuerySet
 from django.db.models.expressions import RawSQL
+
+from .models import WorkflowEvent
 
 __all__ = [
     "STRIDE",
@@ -96,8 +98,6 @@ def split_cursor(cursor: int) -> tuple[int, int]:
 
 
 def _table() -> str:
-    from .models import WorkflowEvent
-
     return WorkflowEvent._meta.db_table
 
 
@@ -108,23 +108,21 @@ def _boolean(sql: str, params: tuple) -> ExpressionWrapper:
 def after(queryset: QuerySet, cursor: int) -> QuerySet:
     """Rows of ``queryset`` (of events) strictly after ``cursor``, as a keyset condition the
     ``(…, txid, position)`` indexes serve."""
-    txid, position = split_cursor(cursor)
-    qn = connections[queryset.db].ops.quote_name
-    return queryset.filter(
-        _boolean(
-            f"({qn(_table())}.{qn('txid')}, {qn(_table())}.{qn('position')}) > (%s, %s)",
-            (txid, position),
-        )
-    )
+    return _keyset(queryset, ">", cursor)
 
 
 def up_to(queryset: QuerySet, cursor: int) -> QuerySet:
     """Rows of ``queryset`` at or before ``cursor``."""
+    return _keyset(queryset, "<=", cursor)
+
+
+def _keyset(queryset: QuerySet, operator: str, cursor: int) -> QuerySet:
     txid, position = split_cursor(cursor)
     qn = connections[queryset.db].ops.quote_name
+    table = qn(_table())
     return queryset.filter(
         _boolean(
-            f"({qn(_table())}.{qn('txid')}, {qn(_table())}.{qn('position')}) <= (%s, %s)",
+            f"({table}.{qn('txid')}, {table}.{qn('position')}) {operator} (%s, %s)",
             (txid, position),
         )
     )
@@ -158,8 +156,6 @@ def is_ahead(cursor: int, using: str) -> bool:
     """True for a cursor this database never handed out: from a later transaction than any so
     far (PostgreSQL), or past the newest event (SQLite) — e.g. after a restore into another
     cluster followed by :func:`renumber`. Clients holding one must reload and start afresh."""
-    from .models import WorkflowEvent
-
     connection = connections[using]
     if connection.vendor == "postgresql":
         with connection.cursor() as db:
@@ -247,8 +243,6 @@ def write_in_one_statement(using: str, event: Any, *, update: Any = None, fields
 
     Every value is a named parameter (``%(u_<column>)s``, ``%(e_<column>)s``); the statement is
     built from the models' fields, so a new column needs no edit here."""
-    from .models import WorkflowEvent
-
     connection = connections[using]
     qn = connection.ops.quote_name
     params: dict[str, Any] = {"instance": event.instance_id}

@@ -13,7 +13,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils.functional import cached_property
 
+from .cel import compile_condition
 from .choices import FINISHED_STATES, UNFINISHED_STATES, EventKind, InstanceState
+from .exceptions import ConditionSyntaxError
+from .shape import ONE_PER_STEP_FLAGS
 
 
 class Workflow(models.Model):
@@ -198,8 +201,6 @@ class WorkflowStepStatus(models.Model):
     def retire(self) -> None:
         """Remove the status from the definition, keeping the row (see :meth:`WorkflowStep.retire`);
         its one-per-step roles are cleared so a live status can take them."""
-        from .shape import ONE_PER_STEP_FLAGS
-
         for flag in ONE_PER_STEP_FLAGS:
             setattr(self, flag, False)
         self.retired = True
@@ -246,9 +247,6 @@ class WorkflowTransition(models.Model):
         return f'"{from_name}" → "{to_name}" (priority {self.priority})'
 
     def clean(self) -> None:
-        from .cel import compile_condition
-        from .exceptions import ConditionSyntaxError
-
         errors: dict[str, list[ValidationError]] = {}
         if (
             self.from_step_id
@@ -281,6 +279,14 @@ class WorkflowTransition(models.Model):
             raise ValidationError(errors)
 
 
+def _version_key(related_name: str, help_text: str) -> models.ForeignKey:
+    """A reference to a published version: protected, since instances and history rows must
+    keep saying which version they ran on."""
+    return models.ForeignKey(
+        WorkflowVersion, on_delete=models.PROTECT, related_name=related_name, help_text=help_text
+    )
+
+
 class WorkflowInstanceQuerySet(models.QuerySet):
     def unfinished(self) -> WorkflowInstanceQuerySet:
         return self.filter(state__in=UNFINISHED_STATES)
@@ -294,11 +300,8 @@ class WorkflowInstance(models.Model):
     """One run of a workflow for one object (any model, through a generic foreign key)."""
 
     workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="instances")
-    definition_version = models.ForeignKey(
-        WorkflowVersion,
-        on_delete=models.PROTECT,
-        related_name="instances",
-        help_text="The published version the instance runs on (until it is migrated).",
+    definition_version = _version_key(
+        "instances", "The published version the instance runs on (until it is migrated)."
     )
     current_step = models.ForeignKey(WorkflowStep, on_delete=models.PROTECT, related_name="+")
     current_step_status = models.ForeignKey(
@@ -401,11 +404,8 @@ class WorkflowEvent(models.Model):
 
     instance = models.ForeignKey(WorkflowInstance, on_delete=models.CASCADE, related_name="events")
     workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="+")
-    definition_version = models.ForeignKey(
-        WorkflowVersion,
-        on_delete=models.PROTECT,
-        related_name="+",
-        help_text="The published version the instance ran on after the event.",
+    definition_version = _version_key(
+        "+", "The published version the instance ran on after the event."
     )
     sequence = models.PositiveIntegerField()
     version = models.PositiveIntegerField(help_text="The instance's version after the event.")
@@ -491,6 +491,6 @@ class WorkflowEvent(models.Model):
     def cursor(self) -> int:
         """This event's place in the global history as one number (see
         :mod:`django_steps.history`)."""
-        from .history import cursor_of
+        from .history import cursor_of  # history imports these models: import it on use
 
         return cursor_of(self.txid, self.position)

@@ -27,7 +27,21 @@ __all__ = [
     "events_after",
     "newest_cursor",
     "subject_label",
+    "EVENT_RELATIONS",
 ]
+
+#: The relations an event is shown with, in the order its pages list them (the positions it
+#: moved between, the status asked for, the transition taken, who acted):
+#: ``select_related(*EVENT_RELATIONS)`` reads them with the event.
+EVENT_RELATIONS = (
+    "from_step",
+    "from_status",
+    "to_step",
+    "to_status",
+    "requested_status",
+    "transition",
+    "actor",
+)
 
 
 def history(instance: WorkflowInstance) -> QuerySet[WorkflowEvent]:

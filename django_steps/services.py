@@ -97,10 +97,9 @@ from .selectors import (
 )
 from .writes import (
     _advance,
+    _changing,
     _db,
-    _lock,
     _may_change,
-    _refuse_finished,
     _require_move,
     _save,
     _sync,
@@ -145,22 +144,16 @@ def start_workflow_instance(
         workflow = Workflow.objects.using(using).filter(name=workflow_name).first()
         if workflow is None:
             raise WorkflowNotFound("No workflow has this name.", workflow_name=workflow_name)
-        # A new instance runs on the latest published version (cached by its number and hash,
-        # read with the workflow row: no query on a hit); a workflow never published is
-        # published now, if its definition is valid.
-        if workflow.definition_version:
-            definition = compiled.load(workflow)
-        else:
-            definition = compiled.for_version(versions.publish_workflow(workflow))
+        definition = _definition_to_start(workflow)
         authorization.check_startable(definition, content_type)
         if actor is not None and not authorization.may_view_object(actor, content_object):
             raise ContentObjectNotFound("The object does not exist, or you may not view it.")
-        existing = (
+        running = (
             WorkflowInstance.objects.using(using)
             .unfinished()
             .filter(workflow=workflow, content_type=content_type, object_id=object_id)
-            .first()
         )
+        existing = running.first()
         if existing is not None:
             return existing
         initial = definition.initial_step
@@ -184,13 +177,9 @@ def start_workflow_instance(
                     object_id=object_id,
                 )
         except IntegrityError:
-            # Another transaction started it first: return theirs, as the original would.
-            existing = (
-                WorkflowInstance.objects.using(using)
-                .unfinished()
-                .filter(workflow=workflow, content_type=content_type, object_id=object_id)
-                .first()
-            )
+            # Another transaction started one first (one unfinished instance per object and
+            # workflow): theirs is returned, as if it had been there before.
+            existing = running.first()
             if existing is None:
                 raise
             return existing
@@ -206,6 +195,15 @@ def start_workflow_instance(
             created=True,
         )
     return instance
+
+
+def _definition_to_start(workflow: Workflow) -> CompiledWorkflow:
+    """What a new instance runs on: the latest published version (cached by its number and
+    hash, read with the workflow row: no query on a hit); a workflow never published is
+    published now, if its definition is valid."""
+    if workflow.definition_version:
+        return compiled.load(workflow)
+    return compiled.for_version(versions.publish_workflow(workflow))
 
 
 def update_workflow_step_status(
@@ -230,10 +228,7 @@ def update_workflow_step_status(
     ``change_workflowinstance`` or the permission the move needs, ``InstanceNotFound`` for an
     instance the actor may not see.
     """
-    _may_change(actor)
-    with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version, actor)
-        _refuse_finished(instance)
+    with _changing(workflow_instance, expected_version, actor) as instance:
         definition, step = evaluation.definition_of(instance)
         if status_id is not None:
             status = next((s for s in step.statuses.values() if s.id == status_id), None)
@@ -253,7 +248,7 @@ def update_workflow_step_status(
             actor, instance, definition.statuses.get(instance.current_step_status_id), status
         )
         if status.is_cancellation_status:
-            _cancel(instance, definition, step, actor, status=status)
+            _set_status(instance, EventKind.CANCELLED, InstanceState.CANCELLED, step, actor, status)
         elif instance.state == InstanceState.ON_HOLD:
             raise InstanceOnHold(
                 f"Workflow instance {instance.pk} is on hold; "
@@ -261,18 +256,12 @@ def update_workflow_step_status(
                 instance_id=instance.pk,
             )
         elif status.is_on_hold_status:
-            _hold(instance, step, actor, status=status)
+            _set_status(instance, EventKind.ON_HOLD, InstanceState.ON_HOLD, step, actor, status)
         elif status.is_completion_status:
             _advance(instance, definition, step, status, Context(instance, context_data), actor)
         else:
-            _save(
-                instance,
-                EventKind.STATUS_CHANGED,
-                step_id=step.id,
-                status_id=status.id,
-                state=InstanceState.ACTIVE,
-                actor=actor,
-                requested_status_id=status.id,
+            _set_status(
+                instance, EventKind.STATUS_CHANGED, InstanceState.ACTIVE, step, actor, status
             )
     return _sync(workflow_instance, instance)
 
@@ -287,10 +276,7 @@ def advance_workflow_instance(
     """Retry the transitions of an instance whose completion status found no match earlier,
     e.g. with new ``context_data``. Writes ``ADVANCED``/``COMPLETED``, or ``NO_TRANSITION``
     again when still nothing matches."""
-    _may_change(actor)
-    with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version, actor)
-        _refuse_finished(instance)
+    with _changing(workflow_instance, expected_version, actor) as instance:
         if instance.state == InstanceState.ON_HOLD:
             raise InstanceOnHold(
                 f"Workflow instance {instance.pk} is on hold; resume it before advancing it.",
@@ -309,37 +295,27 @@ def advance_workflow_instance(
     return _sync(workflow_instance, instance)
 
 
-def _hold(
-    instance: WorkflowInstance, step: StepDef, actor: Any, status: StatusDef | None = None
-) -> WorkflowEvent:
-    status = status or step.on_hold_status
-    return _save(
-        instance,
-        EventKind.ON_HOLD,
-        step_id=step.id,
-        status_id=status.id if status else instance.current_step_status_id,
-        state=InstanceState.ON_HOLD,
-        actor=actor,
-        requested_status_id=status.id if status else None,
-    )
-
-
-def _cancel(
+def _set_status(
     instance: WorkflowInstance,
-    definition: CompiledWorkflow,
+    kind: str,
+    state: str,
     step: StepDef,
     actor: Any,
-    status: StatusDef | None = None,
+    status: StatusDef | None,
+    *,
+    requested: bool = True,
 ) -> WorkflowEvent:
-    status = status or step.cancellation_status
+    """Set ``status`` on ``step`` with ``state``; without one (holding or cancelling on a step
+    with no on-hold or cancellation status) the current status stays. ``requested``: the event
+    records ``status`` as the one asked for."""
     return _save(
         instance,
-        EventKind.CANCELLED,
+        kind,
         step_id=step.id,
         status_id=status.id if status else instance.current_step_status_id,
-        state=InstanceState.CANCELLED,
+        state=state,
         actor=actor,
-        requested_status_id=status.id if status else None,
+        requested_status_id=status.id if status and requested else None,
     )
 
 
@@ -347,10 +323,7 @@ def set_workflow_on_hold(
     workflow_instance: WorkflowInstance, *, actor: Any = None, expected_version: int | None = None
 ) -> WorkflowInstance:
     """Put an active instance on hold (state ON_HOLD; the step's on-hold status if it has one)."""
-    _may_change(actor)
-    with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version, actor)
-        _refuse_finished(instance)
+    with _changing(workflow_instance, expected_version, actor) as instance:
         if instance.state == InstanceState.ON_HOLD:
             raise InstanceOnHold(
                 f"Workflow instance {instance.pk} is already on hold.", instance_id=instance.pk
@@ -358,7 +331,9 @@ def set_workflow_on_hold(
         definition, step = evaluation.definition_of(instance)
         current = definition.statuses.get(instance.current_step_status_id)
         _require_move(actor, instance, current, step.on_hold_status)
-        _hold(instance, step, actor)
+        _set_status(
+            instance, EventKind.ON_HOLD, InstanceState.ON_HOLD, step, actor, step.on_hold_status
+        )
     return _sync(workflow_instance, instance)
 
 
@@ -369,10 +344,7 @@ def resume_workflow_instance(
 
     Held through an on-hold status that names a permission, resuming needs that permission too
     (unless the default status names one of its own, which then decides)."""
-    _may_change(actor)
-    with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version, actor)
-        _refuse_finished(instance)
+    with _changing(workflow_instance, expected_version, actor) as instance:
         if instance.state != InstanceState.ON_HOLD:
             raise NotOnHold(
                 f"Workflow instance {instance.pk} is not on hold.", instance_id=instance.pk
@@ -383,13 +355,9 @@ def resume_workflow_instance(
             evaluation.default_status(definition, step) if current.is_on_hold_status else current
         )
         _require_move(actor, instance, current, status)  # who may hold through it may release it
-        _save(
-            instance,
-            EventKind.RESUMED,
-            step_id=step.id,
-            status_id=status.id,
-            state=InstanceState.ACTIVE,
-            actor=actor,
+        # No status was asked for: resuming returns to one.
+        _set_status(
+            instance, EventKind.RESUMED, InstanceState.ACTIVE, step, actor, status, requested=False
         )
     return _sync(workflow_instance, instance)
 
@@ -399,12 +367,16 @@ def cancel_workflow_instance(
 ) -> WorkflowInstance:
     """Cancel an unfinished instance (state CANCELLED, completed_at set, the step's
     cancellation status if it has one)."""
-    _may_change(actor)
-    with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version, actor)
-        _refuse_finished(instance)
+    with _changing(workflow_instance, expected_version, actor) as instance:
         definition, step = evaluation.definition_of(instance)
         current = definition.statuses.get(instance.current_step_status_id)
         _require_move(actor, instance, current, step.cancellation_status)
-        _cancel(instance, definition, step, actor)
+        _set_status(
+            instance,
+            EventKind.CANCELLED,
+            InstanceState.CANCELLED,
+            step,
+            actor,
+            step.cancellation_status,
+        )
     return _sync(workflow_instance, instance)

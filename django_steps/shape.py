@@ -122,13 +122,15 @@ class Part:
 #: What ``PositiveIntegerField`` / ``IntegerField`` hold on every supported database.
 _POSITIVE_INT = (0, 2**31 - 1)
 _INT = (-(2**31), 2**31 - 1)
+#: A workflow, a step and a status are found by name (unique among their siblings) and may
+#: say what they are for.
+_NAMED = (Key("name", str, "", required=True), Key("description", str, ""))
 
 STATUS = Part(
     "status",
     "WorkflowStepStatus",
     (
-        Key("name", str, "", required=True),
-        Key("description", str, ""),
+        *_NAMED,
         Key("is_default_status", bool, False),
         Key("is_completion_status", bool, False),
         Key("is_cancellation_status", bool, False),
@@ -141,8 +143,7 @@ STEP = Part(
     "step",
     "WorkflowStep",
     (
-        Key("name", str, "", required=True),
-        Key("description", str, ""),
+        *_NAMED,
         Key("order", int, None, range=_POSITIVE_INT),  # default: the step's position
         Key("is_initial_step", bool, False),
         Key("is_final_step", bool, False),
@@ -167,8 +168,7 @@ WORKFLOW = Part(
     "workflow",
     "Workflow",
     (
-        Key("name", str, "", required=True),
-        Key("description", str, ""),
+        *_NAMED,
         Key("content_types", list, (), column=False),  # "app_label.model" labels
         Key("steps", list, (), required=True, column=False),
         Key("transitions", list, (), column=False),

@@ -2,7 +2,7 @@
 
 Publishing
     :func:`publish_workflow` validates a workflow's current rows as a whole, snapshots them
-    (:func:`django_steps.definitions.snapshot_workflow`: the document plus every row id) and
+    (:func:`django_steps.snapshots.snapshot_workflow`: the document plus every row id) and
     stores version N+1 — unless the content is that of the latest version, which is then
     returned (an identical re-import makes no version). ``import_workflow`` and the admin
     publish; edits made through the ORM are a **draft** until ``publish_workflow`` is called.
@@ -53,18 +53,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DatabaseError, router, transaction
+from django.db.models import prefetch_related_objects
 
 from . import authorization, compiled
-from .choices import UNFINISHED_STATES, EventKind, InstanceState
+from .choices import UNFINISHED_STATES, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef
+from .documents import validate_definition
 from .exceptions import (
     InvalidDefinition,
     NotPermitted,
-    VersionConflict,
     WorkflowError,
     WorkflowNotFound,
 )
 from .models import Workflow, WorkflowInstance, WorkflowVersion
+from .snapshots import snapshot_workflow, strip_ids
+from .writes import move_to_version
 
 __all__ = [
     "MIGRATE_INSTANCE",
@@ -77,6 +80,7 @@ __all__ = [
     "MigrationPlan",
     "MigrationResult",
     "plan_migration",
+    "migration_page",
     "migrate_instances",
 ]
 
@@ -105,8 +109,6 @@ def publish_workflow(
     ``validate=False`` is for trusted code that builds definitions through the ORM which the
     document rules refuse on purpose (a test fixture with unreachable steps, say): the version
     is published as the rows are, and the engine refuses what it cannot run when it runs it."""
-    from .definitions import snapshot_workflow, strip_ids, validate_definition
-
     using = router.db_for_write(WorkflowVersion)
     with transaction.atomic(using=using):
         # The workflow row lock serialises publishers of one workflow (numbers stay 1, 2, 3…).
@@ -441,8 +443,6 @@ def plan_migration(
         )
     instances = list(_selected(workflow, target_row, filters or {}, actor))
     if actor is not None:
-        from django.db.models import prefetch_related_objects
-
         prefetch_related_objects(instances, "content_object")
     moves = []
     for instance in instances:
@@ -476,6 +476,26 @@ def plan_migration(
     return MigrationPlan(workflow, target_row, moves)
 
 
+def migration_page(
+    workflow: Workflow,
+    to_version: WorkflowVersion,
+    filters: Mapping[str, Any] | None = None,
+    *,
+    first: int,
+    after: int | None = None,
+    actor: Any = None,
+) -> tuple[list[int], bool]:
+    """The ids of the first ``first`` instances (by id, after id ``after``) a migration to
+    ``to_version`` with ``filters`` selects, and whether more follow — for callers that bound
+    one request's work (pass the ids as the ``ids`` filter of :func:`plan_migration`)."""
+    _may_migrate(actor)
+    selected = _selected(workflow, to_version, filters or {}, actor)
+    if after is not None:
+        selected = selected.filter(pk__gt=after)
+    ids = list(selected.values_list("pk", flat=True)[: first + 1])
+    return ids[:first], len(ids) > first
+
+
 def migrate_instances(
     workflow: Workflow | str,
     to_version: int | WorkflowVersion,
@@ -493,8 +513,6 @@ def migrate_instances(
     and left as it is, as is one whose write fails (``DATABASE_ERROR``, logged). Each migrated
     instance gets one ``MIGRATED`` event (its ``version`` moves by one). ``progress(done,
     total)`` is called after every ``batch_size`` instances."""
-    from .writes import _lock, _save
-
     if plan is None:
         plan = plan_migration(workflow, to_version, mapping, filters, actor=actor)
     else:
@@ -507,17 +525,13 @@ def migrate_instances(
     for done, move in enumerate(moves, start=1):
         try:
             with transaction.atomic(using=using):
-                instance = _lock(WorkflowInstance(pk=move.instance_id), move.version, actor)
-                if instance.state not in UNFINISHED_STATES:  # pragma: no cover - version moved
-                    raise VersionConflict("The instance finished since it was planned.")
-                _save(
-                    instance,
-                    EventKind.MIGRATED,
+                move_to_version(
+                    move.instance_id,
+                    move.version,
+                    actor,
+                    definition_version_id=target.pk,
                     step_id=move.to_step_id,
                     status_id=move.to_status_id,
-                    state=instance.state,
-                    actor=actor,
-                    definition_version_id=target.pk,
                 )
         except WorkflowError as exc:
             result.failed[move.instance_id] = str(exc.code)

@@ -7,6 +7,8 @@ position with its history row, and announcing the committed change.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connections, router, transaction
@@ -14,7 +16,7 @@ from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from . import authorization, evaluation, history
-from .choices import NOTE_KINDS, EventKind, InstanceState
+from .choices import NOTE_KINDS, UNFINISHED_STATES, EventKind, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef
 from .context import Context
 from .exceptions import InstanceFinished, NotPermitted, VersionConflict
@@ -82,6 +84,20 @@ def _refuse_finished(instance: WorkflowInstance) -> None:
             instance_id=instance.pk,
             state=instance.state,
         )
+
+
+@contextmanager
+def _changing(
+    workflow_instance: WorkflowInstance, expected_version: int | None, actor: Any
+) -> Iterator[WorkflowInstance]:
+    """How every change of an instance starts: the permission to change checked, then, in one
+    transaction, the instance's row locked (at ``expected_version``) and refused if finished.
+    The change is written inside the block."""
+    _may_change(actor)
+    with transaction.atomic(using=_db()):
+        instance = _lock(workflow_instance, expected_version, actor)
+        _refuse_finished(instance)
+        yield instance
 
 
 def _require_move(
@@ -272,6 +288,32 @@ def _sync(target: WorkflowInstance, source: WorkflowInstance) -> WorkflowInstanc
     return target
 
 
+def move_to_version(
+    instance_id: int,
+    expected_version: int,
+    actor: Any,
+    *,
+    definition_version_id: int,
+    step_id: int,
+    status_id: int,
+) -> WorkflowEvent:
+    """Move one unfinished instance onto another published version of its workflow, in the
+    caller's transaction: its row locked and expected at ``expected_version`` (else
+    ``VersionConflict``), its state kept, one ``MIGRATED`` event."""
+    instance = _lock(WorkflowInstance(pk=instance_id), expected_version, actor)
+    if instance.state not in UNFINISHED_STATES:  # pragma: no cover - its version moved too
+        raise VersionConflict("The instance finished since it was planned.")
+    return _save(
+        instance,
+        EventKind.MIGRATED,
+        step_id=step_id,
+        status_id=status_id,
+        state=instance.state,
+        actor=actor,
+        definition_version_id=definition_version_id,
+    )
+
+
 def _advance(
     instance: WorkflowInstance,
     definition: CompiledWorkflow,
@@ -281,40 +323,24 @@ def _advance(
     actor: Any,
 ) -> WorkflowEvent:
     """``status`` (a completion status) is set on ``step``: complete, move on, or stay."""
-    if step.is_final_step:
-        return _save(
-            instance,
-            EventKind.COMPLETED,
-            step_id=step.id,
-            status_id=status.id,
-            state=InstanceState.COMPLETED,
-            actor=actor,
-            requested_status_id=status.id,
-            context=context.for_history(),
-        )
-    transition = evaluation.choose(definition, step, context)
-    if transition is None:
-        return _save(
-            instance,
-            EventKind.NO_TRANSITION,
-            step_id=step.id,
-            status_id=status.id,
-            state=InstanceState.ACTIVE,
-            actor=actor,
-            requested_status_id=status.id,
-            context=context.for_history(),
-        )
-    target = definition.steps[transition.to_step_id]
-    target_status = evaluation.default_status(definition, target)
-    finished = target.is_final_step and target_status.is_completion_status
+    kind, target, target_status, transition = EventKind.COMPLETED, step, status, None
+    if not step.is_final_step:
+        transition = evaluation.choose(definition, step, context)
+        if transition is None:
+            kind = EventKind.NO_TRANSITION
+        else:
+            target = definition.steps[transition.to_step_id]
+            target_status = evaluation.default_status(definition, target)
+            finished = target.is_final_step and target_status.is_completion_status
+            kind = EventKind.COMPLETED if finished else EventKind.ADVANCED
     return _save(
         instance,
-        EventKind.COMPLETED if finished else EventKind.ADVANCED,
+        kind,
         step_id=target.id,
         status_id=target_status.id,
-        state=InstanceState.COMPLETED if finished else InstanceState.ACTIVE,
+        state=InstanceState.COMPLETED if kind == EventKind.COMPLETED else InstanceState.ACTIVE,
         actor=actor,
         requested_status_id=status.id,
-        transition_id=transition.id,
+        transition_id=transition.id if transition else None,
         context=context.for_history(),
     )

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks as django_checks
 
 
 class GraphqlApiConfig(AppConfig):
@@ -7,8 +8,7 @@ class GraphqlApiConfig(AppConfig):
     verbose_name = "Workflows GraphQL API"
 
     def ready(self) -> None:
-        from django.core import checks as django_checks
-
+        # These import the models (and the checks the views): only once the registry is ready.
         from graphql_api.live import events, revocation
         from graphql_api.security import checks
 

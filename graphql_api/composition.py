@@ -15,7 +15,9 @@ with what our API needs to behave as documented, for every operation of that sch
   validation caches, the introspection switch, error masking, the query optimizer), then the
   host's own (a host extension we already run is not added twice; a host's
   ``DjangoOptimizerExtension`` runs in place of ours,
-  :class:`~graphql_api.security.extensions.QuerysetOptimizer`);
+  :class:`~graphql_api.security.extensions.QuerysetOptimizer`: give it
+  ``prefetch_custom_queryset=True`` as ours has, or a definition's lists also show the steps,
+  statuses and transitions a later version removed);
 * our execution context (:class:`SharedEventExecutionContext`: a workflow event is executed
   once per identical subscription);
 * name clashes settled by renaming *our* types in that schema only (``rename``): a host type
@@ -68,6 +70,7 @@ from graphql_api.api.types import (
 )
 from graphql_api.live.counts import Subscription  # workflowInstanceEvents and workflowCounts
 from graphql_api.live.execution import SharedEventExecutionContext
+from graphql_api.security.errors import log_errors
 from graphql_api.security.extensions import QuerysetOptimizer, schema_extensions
 
 __all__ = [
@@ -106,8 +109,6 @@ class Schema(strawberry.Schema):
     at ERROR with a traceback. Every schema :func:`compose_schema` builds is one."""
 
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
-        from graphql_api.security.errors import log_errors
-
         log_errors(errors, execution_context)
 
 
@@ -291,8 +292,8 @@ class _RenameOurTypes:
 
 
 class _OurConnectionNames:
-    """Mixin for strawberry's ``NameConverter``: our keyset connections keep the names of the
-    first version's (``WorkflowInstanceConnection``, ``WorkflowInstanceEdge``), not
+    """Mixin for strawberry's ``NameConverter``: our keyset connections keep the names clients
+    already use (``WorkflowInstanceConnection``, ``WorkflowInstanceEdge``), not
     strawberry-django's ``…CursorConnection`` / ``…CursorEdge`` (see
     :mod:`graphql_api.api.connections`).
     Only connections of our own node types are named so."""

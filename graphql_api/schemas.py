@@ -35,7 +35,7 @@ SchemaSpec = Union[Schema, str, Callable[[], Schema], None]
 def load_schema(spec: SchemaSpec = None) -> Schema:
     """The schema ``spec`` names (django-steps' own for ``None``)."""
     if spec is None:
-        from graphql_api.schema import schema
+        from graphql_api.schema import schema  # builds every type: only when asked for
 
         return schema
     if isinstance(spec, Schema):

@@ -64,6 +64,52 @@ def test_readme_login_query_and_mutation_work_as_written(client):
     assert moved["currentStep"]["name"] == "Senior Review"  # the CEL branch: 5600 > 1000
 
 
+@pytest.mark.django_db
+def test_readme_versions_query_and_migration_preview_work_as_written(client):
+    from django.contrib.auth import get_user_model
+
+    from django_steps.definitions import export_workflow, import_workflow
+    from django_steps.models import Workflow, WorkflowInstance
+
+    call_command("demo_setup", stdout=open("/dev/null", "w"))
+    client.force_login(get_user_model().objects.get(username="demo"))
+    client.get("/graphql/")
+    # Version 2 of "Claim Triage": a higher threshold, one status renamed.
+    document = export_workflow(Workflow.objects.get(name="Claim Triage"))
+    for transition in document["transitions"]:
+        if transition["condition"]:
+            transition["condition"] = "claim.amount > 5000"
+    intake = next(step for step in document["steps"] if step["name"] == "Intake")
+    for status in intake["statuses"]:
+        if status["name"] == "Waiting for Documents":
+            status["name"] = "Documents Requested"
+    import_workflow(document, replace=True)
+
+    def post(query):
+        response = client.post(
+            "/graphql/",
+            json.dumps({"query": query}),
+            content_type="application/json",
+            HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value,
+        )
+        assert response.status_code == 200, response.content
+        assert "errors" not in response.json(), response.json()
+        return response.json()["data"]
+
+    workflow = post(block("query Versions"))["workflow"]
+    assert workflow["version"] == 2
+    assert [e["node"]["number"] for e in workflow["versions"]["edges"]] == [2, 1]
+    parts = {(c["part"], c["change"], c["name"]) for c in workflow["diff"]}
+    assert ("TRANSITION", "CHANGED", "Intake → Senior Review") in parts
+    assert ("STATUS", "ADDED", "Intake / Documents Requested") in parts
+
+    preview = post(block("mutation Migrate"))["migrateWorkflowInstances"]
+    running = WorkflowInstance.objects.filter(workflow__name="Claim Triage").unfinished()
+    assert preview["__typename"] == "WorkflowMigration"
+    assert len(preview["moves"]) == running.count() > 0
+    assert not running.filter(definition_version__number=2).exists()  # a dry run
+
+
 # --------------------------------------------------------------------- Use it in your project
 
 SECTION = README[README.index("## Use it in your project") : README.index("## Configuration")]

@@ -4,7 +4,7 @@
  * recommends, checked against the schema and Apollo's own cache by check-cache.mjs.
  *
  * - Connections (`workflows`, `workflowInstances`, `workflowEvents`, `Workflow.instances`,
- *   `WorkflowInstance.history`): one cache entry per
+ *   `Workflow.versions`, `WorkflowInstance.history`): one cache entry per
  *   filter and ordering, pages appended by cursor (`relayStylePagination`), `totalCount` kept.
  * - Lists of normalized objects that can shrink (`availableStatuses` empties when an instance
  *   finishes; steps and statuses when a definition is replaced): the new list replaces the old
@@ -37,6 +37,8 @@ export const typePolicies = {
   Workflow: {
     fields: {
       instances: relayStylePagination(LIST_ARGS),
+      // Published versions, newest first: one list, pages appended by cursor.
+      versions: relayStylePagination([]),
       steps: { merge: false },
       transitions: { merge: false },
     },

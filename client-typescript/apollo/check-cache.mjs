@@ -121,7 +121,8 @@ function instance(/** @type {number} */ n, { state = "ACTIVE", version = 1, stat
     updatedAt: T0,
     completedAt: null,
     isAwaitingTransition: false,
-    workflow: { __typename: "Workflow", id: "W1", name: "Claim Processing" },
+    definitionVersion: 1,
+    workflow: { __typename: "Workflow", id: "W1", name: "Claim Processing", version: 1 },
     currentStep: STEP,
     currentStepStatus: status,
     availableStatuses: available,
@@ -153,6 +154,7 @@ const WORKFLOW = {
   name: "Claim Processing",
   description: "Claims",
   updatedAt: T0,
+  version: 1,
   steps: [{ ...STEP, isInitialStep: true, isFinalStep: false }],
 };
 

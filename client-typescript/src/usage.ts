@@ -15,12 +15,15 @@ import {
   InstanceCardFragmentDoc,
   InstanceHistoryDocument,
   LoginDocument,
+  MigrateWorkflowInstancesDocument,
   OperationErrorsFragmentDoc,
   StatusFieldsFragmentDoc,
   UpdateWorkflowStepStatusDocument,
   WorkflowDiagramDocument,
+  WorkflowDiffDocument,
   WorkflowInstancesDocument,
   WorkflowsDocument,
+  WorkflowVersionsDocument,
   type EventFieldsFragment,
   type InstanceCardFragment,
   type InstanceEventsSubscription,
@@ -28,6 +31,8 @@ import {
   type WorkflowEventKind,
   type WorkflowInstancesQuery,
   type WorkflowInstanceState,
+  type WorkflowMigrationOutcome,
+  type WorkflowMigrationReason,
 } from "./gql/graphql";
 
 // ---------------------------------------------------------------------------- transport
@@ -108,6 +113,17 @@ export function describeEvent(event: EventFieldsFragment): string {
       return `no transition matched on ${where}: retry with advanceWorkflowInstance`;
     case "MIGRATED":
       return `moved to another published version of the workflow: ${where}`;
+    // Notes: recorded in the history, they change nothing (not even `version`).
+    case "REMINDER":
+      return `reminder: the deadline of ${event.toStep.name} is near`;
+    case "DEADLINE_PASSED":
+      return `the deadline of ${event.toStep.name} passed`;
+    case "DEADLINE_ERROR":
+      return `the deadline of ${event.toStep.name} could not be computed`;
+    case "CLAIMED":
+    case "RELEASED":
+    case "DELEGATED":
+      return `work item ${kind.toLowerCase()} on ${event.toStep.name}`;
     default:
       return assertNever(kind);
   }
@@ -198,6 +214,72 @@ export async function history(endpoint: string, id: string): Promise<string[]> {
   if (workflowInstance === null) return [];
   const events = workflowInstance.history.edges.map((edge) => edge.node);
   return useFragment(EventFieldsFragmentDoc, events).map(describeEvent);
+}
+
+// ---------------------------------------------------------------------------- versions
+
+/** An instance on an older published version than its workflow's latest: offer a migration. */
+export function onOlderVersion(instance: InstanceCardFragment): boolean {
+  return instance.definitionVersion < instance.workflow.version;
+}
+
+/** Version numbers, newest first, with who published each. */
+export async function versions(endpoint: string, name: string): Promise<string[]> {
+  const { workflow } = await request(endpoint, WorkflowVersionsDocument, { name });
+  return (workflow?.versions.edges ?? []).map(
+    ({ node }) => `v${node.number} by ${node.createdBy?.username ?? "the system"}`,
+  );
+}
+
+/** What changed between two versions, one line per part (`before`/`after`: JSON objects). */
+export async function changes(endpoint: string, name: string, fromVersion: number, toVersion: number): Promise<string[]> {
+  const { workflow } = await request(endpoint, WorkflowDiffDocument, { name, fromVersion, toVersion });
+  return (workflow?.diff ?? []).map((c) => `${c.change} ${c.part} ${c.name}${c.fields.length ? ": " + c.fields.join(", ") : ""}`);
+}
+
+/** Exhaustive: a reason added to or removed from the schema fails here. */
+export const MIGRATION_REASON: Record<WorkflowMigrationReason, string> = {
+  UNMAPPED_STEP: "its step is gone: map it to a step of the new version",
+  TARGET_STATUS_ROLE: "it would be cancelled or held: map its status to another one",
+  PERMISSION_DENIED: "you may not set the status it would land on",
+  VERSION_CONFLICT: "it changed meanwhile: preview again",
+  REFUSED: "refused",
+};
+
+function outcomeLabel(outcome: WorkflowMigrationOutcome): string {
+  switch (outcome) {
+    case "WOULD_MIGRATE":
+      return "would move";
+    case "MIGRATED":
+      return "moved";
+    case "BLOCKED":
+      return "cannot move";
+    case "FAILED":
+      return "refused";
+    default:
+      return assertNever(outcome);
+  }
+}
+
+/** The migration preview (a dry run): one line per instance, a page of at most 100. */
+export async function migrationPreview(endpoint: string, workflowName: string, toVersion: number): Promise<string[]> {
+  const { migrateWorkflowInstances: payload } = await request(endpoint, MigrateWorkflowInstancesDocument, {
+    input: { workflowName, toVersion, dryRun: true },
+  });
+  switch (payload.__typename) {
+    case "WorkflowMigration":
+      return payload.moves.map((move) => {
+        const where = move.toStep ? ` → ${move.toStep} / ${move.toStatus ?? "?"}` : "";
+        const why = move.reason ? `: ${MIGRATION_REASON[move.reason]}` : "";
+        return `v${move.fromVersion} ${move.fromStep} / ${move.fromStatus}${where} (${outcomeLabel(move.outcome)}${why})`;
+      });
+    case "OperationInfo": {
+      const codes = useFragment(OperationErrorsFragmentDoc, payload).messages.map((m) => m.code ?? m.kind);
+      throw new GraphQLRequestError(codes[0] ?? "ERROR", "migration refused");
+    }
+    default:
+      return assertNever(payload);
+  }
 }
 
 // ---------------------------------------------------------------------------- subscription

@@ -4,11 +4,16 @@ that validates a save and publishes it, and the published versions (see :mod:`dj
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import Count, Field, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
 
 from .. import authorization, versions
 from ..choices import UNFINISHED_STATES
@@ -47,12 +52,14 @@ def _form_fields(part: Part) -> tuple[str, ...]:
 
 
 class _Rejected(Exception):
-    """The save would put a workflow over a size limit; roll it back."""
+    """The save would put a workflow over a size limit: raised out of the admin's transaction
+    (which rolls the whole save back) with the bound form and formsets, to show them again."""
 
-    def __init__(self, problems: list[str], headline: str = _OVER_LIMIT) -> None:
+    def __init__(self, problems: list[str], form: Any, formsets: list[Any]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
-        self.headline = headline
+        self.form = form
+        self.formsets = formsets
 
 
 def _messages(problems: list[dict[str, str]]) -> list[str]:
@@ -66,50 +73,73 @@ class DefinitionGuardMixin:
         raise NotImplementedError
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        if request.method == "POST" and not hasattr(request, "_steps_rejected"):
-            try:
-                # The admin wraps this in transaction.atomic(): raising rolls everything back.
-                return super().changeform_view(request, object_id, form_url, extra_context)
-            except _Rejected as exc:
-                request._steps_rejected = exc
-        # Second pass (after a rejection): the form reports the problems and is re-rendered
-        # with the submitted data; nothing is saved.
-        return super().changeform_view(request, object_id, form_url, extra_context)
+        try:
+            # The admin runs a POST in transaction.atomic(): _Rejected rolls all of it back.
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _Rejected as rejected:
+            return self._render_rejected(request, object_id, form_url, extra_context, rejected)
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        rejected = getattr(request, "_steps_rejected", None)
-        if rejected is None:
-            return form
-
-        class RejectedForm(form):
-            def clean(self):
-                cleaned = super().clean()
-                raise ValidationError([rejected.headline, *rejected.problems])
-                return cleaned  # pragma: no cover
-
-        RejectedForm.__name__ = form.__name__
-        return RejectedForm
+    def _render_rejected(self, request, object_id, form_url, extra_context, rejected):
+        """The change form again, once, with the submitted data and the problems (as the admin
+        renders a form that does not validate)."""
+        form, formsets = rejected.form, rejected.formsets
+        form.add_error(None, ValidationError([_OVER_LIMIT, *rejected.problems]))
+        add = object_id is None
+        obj = None if add else form.instance
+        admin_form = helpers.AdminForm(
+            form,
+            list(self.get_fieldsets(request, obj)),
+            self.get_prepopulated_fields(request, obj),
+            self.get_readonly_fields(request, obj),
+            model_admin=self,
+        )
+        inline_formsets = self.get_inline_formsets(
+            request, formsets, self.get_inline_instances(request, obj), obj
+        )
+        media = self.media + admin_form.media
+        for inline_formset in inline_formsets:
+            media += inline_formset.media
+        title = _("Add %s") if add else _("Change %s")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title % self.opts.verbose_name,
+            "subtitle": str(obj) if obj else None,
+            "adminform": admin_form,
+            "object_id": object_id,
+            "original": obj,
+            "is_popup": IS_POPUP_VAR in request.POST or IS_POPUP_VAR in request.GET,
+            "media": media,
+            "inline_admin_formsets": inline_formsets,
+            "errors": helpers.AdminErrorList(form, formsets),
+            "preserved_filters": self.get_preserved_filters(request),
+            **(extra_context or {}),
+        }
+        return self.render_change_form(
+            request, context, add=add, change=not add, obj=obj, form_url=form_url
+        )
 
     def save_model(self, request, obj, form, change):
-        workflow = self.workflow_of(obj) if change or not isinstance(obj, Workflow) else None
-        if workflow is not None and workflow.pk:
-            workflow = Workflow.objects.get(pk=workflow.pk)  # as stored, before this save
-            request._steps_before = set(_messages(check_workflow(workflow)[0]))
-        else:
-            request._steps_before = set()
-        super().save_model(request, obj, form, change)
+        """Saved by :meth:`save_related`, which first reads the workflow's problems as stored."""
 
     def save_related(self, request, form, formsets, change):
+        obj = form.instance
+        workflow = self.workflow_of(obj) if change or not isinstance(obj, Workflow) else None
+        before = set()
+        if workflow is not None and workflow.pk:
+            stored = Workflow.objects.get(pk=workflow.pk)  # as stored, before this save
+            before = set(_messages(check_workflow(stored)[0]))
+        super().save_model(request, obj, form, change)
         super().save_related(request, form, formsets, change)
-        workflow = Workflow.objects.get(pk=self.workflow_of(form.instance).pk)
+        workflow = Workflow.objects.get(pk=self.workflow_of(obj).pk)
         problems, warnings = check_workflow(workflow)
-        messages_ = _messages(problems)
-        before = getattr(request, "_steps_before", set())
         over = [p["message"] for p in problems if p.get("limit") and p["message"] not in before]
         if over:
-            raise _Rejected(over, _OVER_LIMIT)
-        if messages_:
+            raise _Rejected(over, form, formsets)
+        self._publish(request, workflow, _messages(problems), warnings)
+
+    def _publish(self, request, workflow: Workflow, problems: list[str], warnings: list[str]):
+        """Publish a valid save as the next version; an invalid one stays a draft (said so)."""
+        if problems:
             self.message_user(
                 request,
                 format_html(
@@ -117,7 +147,7 @@ class DefinitionGuardMixin:
                     "instances keep their version; new ones start on version {}):<ul>{}</ul>",
                     workflow.name,
                     workflow.definition_version or "— none published yet",
-                    format_html_join("", "<li>{}</li>", ((m,) for m in messages_)),
+                    format_html_join("", "<li>{}</li>", ((m,) for m in problems)),
                 ),
                 messages.WARNING,
             )

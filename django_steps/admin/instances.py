@@ -14,6 +14,7 @@ from ..models import (
     WorkflowEvent,
     WorkflowInstance,
 )
+from ..selectors import EVENT_RELATIONS
 
 # --------------------------------------------------------------------------- instances
 
@@ -24,21 +25,7 @@ class WorkflowEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
     ordering = ("sequence",)
-    fields = (
-        "sequence",
-        "cursor",
-        "kind",
-        "state",
-        "from_step",
-        "from_status",
-        "to_step",
-        "to_status",
-        "requested_status",
-        "transition",
-        "actor",
-        "context",
-        "created_at",
-    )
+    fields = ("sequence", "cursor", "kind", "state", *EVENT_RELATIONS, "context", "created_at")
     readonly_fields = fields
     verbose_name_plural = "history"
 

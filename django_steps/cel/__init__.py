@@ -3,7 +3,8 @@ what went wrong without ever showing a value. Pure: no ORM access.
 
 cel-python facts this module relies on (checked against cel-python 0.5):
 
-- compiling costs 70-240 µs, so compiled programs are cached per expression text;
+- compiling costs far more than evaluating (``bench/engine.py`` measures both), so compiled
+  programs are cached per expression text;
 - results are ``celtypes.BoolType`` (a Python ``int`` subclass), never ``True``;
 - ``Decimal`` is not a CEL value and ``int > double`` has no overload, so values are converted
   and the comparison operators are replaced with ones that compare int/uint/double numerically

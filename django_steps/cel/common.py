@@ -4,8 +4,10 @@ evaluator needs."""
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
+import celpy.evaluation
 from celpy import celtypes
 
 from ..conf import steps_setting
@@ -22,15 +24,11 @@ class _FreeSubscript:
 def _erase_typing_in_casts() -> None:
     """celpy's evaluator writes ``cast(Tuple[Result, Result], …)`` in every operator it
     evaluates; typing builds that alias through its cache each time, hashing the 15-member
-    ``Result`` union (nested aliases included): a third of a simple condition's evaluation
-    (``bench/engine.py``'s cached condition: 188 → 124 µs). ``cast`` ignores its first
+    ``Result`` union (nested aliases included): a large share of a simple condition's
+    evaluation (``bench/engine.py`` measures it). ``cast`` ignores its first
     argument, and in ``celpy.evaluation`` these five names are used at run time only inside
     ``cast`` (signatures and module-level aliases were built at import; local annotations are
     never evaluated), so they are replaced there, and only while they are typing's own."""
-    import typing
-
-    import celpy.evaluation
-
     for name in ("Tuple", "Union", "List", "Dict", "Iterable"):
         if getattr(celpy.evaluation, name, None) is getattr(typing, name):
             setattr(celpy.evaluation, name, _FreeSubscript())

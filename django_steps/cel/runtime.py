@@ -20,9 +20,9 @@ evaluation (``map``, ``+``) nor know which branch runs. The few operators whose 
 with their operands' size — ``==``/``!=`` on lists and maps, ``in``, ``+`` on lists and text,
 ``contains``, ``matches``, ``string()`` — charge that size too (one step per element, or per
 256 characters), so ``l == l && l == l && …`` or ``reduce`` growing a string is bounded too.
-One step is about one tree node: 7-10 µs here, so the default 20,000 steps stop a condition
-after roughly 0.2 s of CPU. ``bench/cel_budget.py`` measures what the meter costs: 0-3 % of
-an evaluation here.
+One step is about one tree node, so the default 20,000 steps stop a condition after a fraction
+of a second of CPU. ``bench/cel_budget.py`` measures a step and what the meter costs (figures in
+``bench/RESULTS.md``).
 
 Three more things celpy would otherwise let run long, found while reading it:
 

@@ -71,24 +71,6 @@ STEP_COUNTS = "_steps_step_count_"
 STATUS_COUNTS = "_steps_status_count_"
 
 
-def status_counts_field() -> Any:
-    """``WorkflowStepStatus.instanceCounts``: the instances whose current status it is, by state,
-    counted like those of a step."""
-
-    @strawberry_django.field(
-        annotate=count_annotations("current_step_status", STATUS_COUNTS),
-        description="Instances whose current status it is, by state, that the viewer may see "
-        "(the custom status counts of a dashboard: no paging, counted in the query that loads "
-        "the statuses; list them with the `currentStatusId` filter).",
-    )
-    def instance_counts(
-        self, root: strawberry.Parent[Any], info: Info
-    ) -> WorkflowInstanceCountsType:
-        return counts(root, info, "current_step_status", STATUS_COUNTS)
-
-    return instance_counts
-
-
 @strawberry.type(
     name="WorkflowInstanceCounts",
     description=(
@@ -107,3 +89,27 @@ class WorkflowInstanceCountsType:
     cancelled: int = strawberry.field(
         description="State `CANCELLED` (on a step: cancelled while on it)."
     )
+
+
+def instance_counts_field(outer: str, prefix: str, *, description: str) -> Any:
+    """The ``instanceCounts`` field of the type whose rows ``outer`` (``workflow`` or
+    ``current_step``) of an instance points to: annotated onto the query that loads the rows."""
+
+    def instance_counts(root: strawberry.Parent[Any], info: Info) -> WorkflowInstanceCountsType:
+        return counts(root, info, outer, prefix)
+
+    return strawberry_django.field(
+        resolver=instance_counts,
+        annotate=count_annotations(outer, prefix),
+        description=description,
+    )
+
+
+#: ``WorkflowStepStatus.instanceCounts``.
+STATUS_INSTANCE_COUNTS = instance_counts_field(
+    "current_step_status",
+    STATUS_COUNTS,
+    description="Instances whose current status it is, by state, that the viewer may see (the "
+    "custom status counts of a dashboard: no paging, counted in the query that loads the "
+    "statuses; list them with the `currentStatusId` filter).",
+)

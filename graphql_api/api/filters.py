@@ -75,7 +75,7 @@ class WorkflowInstanceFilter:
         return Q(**{f"{prefix}started_at__lte": value})
 
     @strawberry_django.filter_field(
-        description="In any of these states (e.g. `[ACTIVE, ON_HOLD]`; an empty list matches "
+        description="In one of these states (e.g. `[ACTIVE, ON_HOLD]`; an empty list matches "
         "nothing)."
     )
     def states(self, value: list[WorkflowInstanceState], prefix: str) -> Q:

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from django_steps.shape import STATUS, STEP, TRANSITION, WORKFLOW, Part
+from graphql_api.api.enums import WorkflowInstanceState
 
 
 @strawberry.input(name="StartWorkflowInstanceInput", description="Start a workflow for an object.")
@@ -63,33 +64,33 @@ class AdvanceWorkflowInstanceInput:
     )
 
 
-@strawberry.input(name="SetWorkflowOnHoldInput", description="Put an active instance on hold.")
-class SetWorkflowOnHoldInput:
+@strawberry.input(name="InstanceChangeInput")
+class InstanceChangeInput:
+    """The fields of a change that names nothing but the instance (hold, resume, cancel). Its
+    subclasses are the schema's inputs; this one is in no field, so not in the schema."""
+
     instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
     expected_version: Optional[int] = strawberry.field(
         default=None,
         description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
     )
+
+
+@strawberry.input(name="SetWorkflowOnHoldInput", description="Put an active instance on hold.")
+class SetWorkflowOnHoldInput(InstanceChangeInput):
+    pass
 
 
 @strawberry.input(
     name="ResumeWorkflowInstanceInput", description="Resume an instance that is on hold."
 )
-class ResumeWorkflowInstanceInput:
-    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
-    expected_version: Optional[int] = strawberry.field(
-        default=None,
-        description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
-    )
+class ResumeWorkflowInstanceInput(InstanceChangeInput):
+    pass
 
 
 @strawberry.input(name="CancelWorkflowInstanceInput", description="Cancel an unfinished instance.")
-class CancelWorkflowInstanceInput:
-    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
-    expected_version: Optional[int] = strawberry.field(
-        default=None,
-        description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
-    )
+class CancelWorkflowInstanceInput(InstanceChangeInput):
+    pass
 
 
 # ----------------------------------------------------------------------------- definitions
@@ -193,4 +194,96 @@ def definition_document(data: WorkflowDefinitionInput) -> dict[str, Any]:
             _part(STEP, s, statuses=[_part(STATUS, st) for st in s.statuses]) for s in data.steps
         ],
         transitions=[_part(TRANSITION, t) for t in data.transitions],
+    )
+
+
+# ----------------------------------------------------------------------------- migration
+
+
+@strawberry.input(
+    name="WorkflowStepMappingInput", description="Where instances on a step of their version go."
+)
+class WorkflowStepMappingInput:
+    from_step: str = strawberry.field(description="A step of the instances' version.")
+    to_step: str = strawberry.field(description="A step of the target version.")
+
+
+@strawberry.input(
+    name="WorkflowStatusMappingInput",
+    description="Which status instances on a status of their version get.",
+)
+class WorkflowStatusMappingInput:
+    step: str = strawberry.field(description="The step of the instances' version it is on.")
+    from_status: str = strawberry.field(description="A status of that step.")
+    to_status: str = strawberry.field(
+        description="A status of the step it lands on in the target version."
+    )
+
+
+@strawberry.input(
+    name="WorkflowMigrationMappingInput",
+    description=(
+        "How instances land on the target version. A step kept by name maps to itself; a step "
+        "neither kept nor mapped blocks its instances (UNMAPPED_STEP). A status is mapped here, "
+        "else kept by name when the target step has it, else the target step's default status."
+    ),
+)
+class WorkflowMigrationMappingInput:
+    steps: list[WorkflowStepMappingInput] = strawberry.field(
+        default_factory=list, description="Steps mapped to other steps (each `fromStep` once)."
+    )
+    statuses: list[WorkflowStatusMappingInput] = strawberry.field(
+        default_factory=list,
+        description="Statuses mapped to other statuses (each `step` and `fromStatus` once).",
+    )
+
+
+@strawberry.input(
+    name="WorkflowMigrationFiltersInput",
+    description="Which instances to migrate (all given must match). Finished instances and "
+    "instances already on the target version are never selected.",
+)
+class WorkflowMigrationFiltersInput:
+    instance_ids: Optional[list[strawberry.ID]] = strawberry.field(
+        default=None, description="Global IDs of instances."
+    )
+    from_versions: Optional[list[int]] = strawberry.field(
+        default=None, description="The versions they run on (`definitionVersion`)."
+    )
+    steps: Optional[list[str]] = strawberry.field(
+        default=None, description="Names of their current steps."
+    )
+    states: Optional[list[WorkflowInstanceState]] = strawberry.field(
+        default=None, description="Their states (ACTIVE, ON_HOLD)."
+    )
+
+
+@strawberry.input(
+    name="MigrateWorkflowInstancesInput",
+    description=(
+        "Move running instances of a workflow to one of its published versions, a page at a "
+        "time (by instance, oldest first)."
+    ),
+)
+class MigrateWorkflowInstancesInput:
+    workflow_name: str = strawberry.field(description="Name of the workflow.")
+    to_version: int = strawberry.field(description="The version to move them to (`number`).")
+    mapping: Optional[WorkflowMigrationMappingInput] = strawberry.field(
+        default=None, description="Steps and statuses mapped (none: everything kept by name)."
+    )
+    filters: Optional[WorkflowMigrationFiltersInput] = strawberry.field(
+        default=None, description="Which instances (none: every running one the viewer sees)."
+    )
+    dry_run: bool = strawberry.field(
+        default=False,
+        description="Only tell where each instance would land or why it cannot move: nothing "
+        "changes.",
+    )
+    first: Optional[int] = strawberry.field(
+        default=None,
+        description="How many instances this request handles at most (default and largest: "
+        "`MAX_PAGE_SIZE`, 100). Continue with `after` while `hasNextPage`.",
+    )
+    after: Optional[str] = strawberry.field(
+        default=None, description="The `endCursor` of the previous page."
     )

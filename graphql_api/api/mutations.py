@@ -39,11 +39,13 @@ from django_steps.exceptions import (
     WorkflowNotFound,
 )
 from django_steps.models import Workflow, WorkflowInstance
+from graphql_api.api import migration
 from graphql_api.api.ids import get_by_global_id, parse_global_id, schema_name
 from graphql_api.api.inputs import (
     AdvanceWorkflowInstanceInput,
     CancelWorkflowInstanceInput,
     DeleteWorkflowInput,
+    MigrateWorkflowInstancesInput,
     ResumeWorkflowInstanceInput,
     SetWorkflowOnHoldInput,
     StartWorkflowInstanceInput,
@@ -51,7 +53,9 @@ from graphql_api.api.inputs import (
     WorkflowDefinitionInput,
     definition_document,
 )
-from graphql_api.api.types import DeletedWorkflowType, UserType, WorkflowInstanceType, WorkflowType
+from graphql_api.api.migration import WorkflowMigrationType
+from graphql_api.api.results import DeletedWorkflowType
+from graphql_api.api.types import UserType, WorkflowInstanceType, WorkflowType
 from graphql_api.security import permissions
 from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.error_codes import OperationInfoType as OperationInfo
@@ -67,6 +71,7 @@ from graphql_api.security.permissions import (
     CHANGE_INSTANCE,
     CHANGE_WORKFLOW,
     DELETE_WORKFLOW,
+    MIGRATE_INSTANCE,
     current_user,
     has_perm,
 )
@@ -134,6 +139,22 @@ def _context(value: Any) -> dict | None:
             ErrorCode.INVALID_CONTEXT, error.message, kind=Kind.VALIDATION, field="context"
         ) from None
     return value
+
+
+def _changed(
+    info: Info,
+    instance: WorkflowInstance,
+    input: Any,
+    service: Callable[..., Any],
+    *args: Any,
+    **kw: Any,
+) -> WorkflowInstance:
+    """``service(instance, *args, **kw)`` as the viewer, at ``input.expected_version``; the
+    instance reloaded."""
+    service(
+        instance, *args, actor=current_user(info), expected_version=input.expected_version, **kw
+    )
+    return _reloaded(instance)
 
 
 def _reloaded(instance: WorkflowInstance) -> WorkflowInstance:
@@ -223,15 +244,15 @@ class Mutation:
                 input.status_id, "WorkflowStepStatus", field="statusId", info=info
             )
         context = _context(input.context)
-        services.update_workflow_step_status(
+        return _changed(
+            info,
             instance,
+            input,
+            services.update_workflow_step_status,
             input.status_name,
             context,
-            actor=current_user(info),
-            expected_version=input.expected_version,
             status_id=status_id,
         )
-        return _reloaded(instance)
 
     @mutation(
         "Retry the transitions of an instance whose completion status found no match "
@@ -244,10 +265,7 @@ class Mutation:
     ) -> WorkflowInstanceType:
         instance = _instance(info, input.instance_id)
         context = _context(input.context)
-        services.advance_workflow_instance(
-            instance, context, actor=current_user(info), expected_version=input.expected_version
-        )
-        return _reloaded(instance)
+        return _changed(info, instance, input, services.advance_workflow_instance, context)
 
     @mutation(
         "Put an active instance on hold (the step's on-hold status if it has one). Needs "
@@ -257,11 +275,9 @@ class Mutation:
     def set_workflow_on_hold(
         self, info: Info, input: SetWorkflowOnHoldInput
     ) -> WorkflowInstanceType:
-        instance = _instance(info, input.instance_id)
-        services.set_workflow_on_hold(
-            instance, actor=current_user(info), expected_version=input.expected_version
+        return _changed(
+            info, _instance(info, input.instance_id), input, services.set_workflow_on_hold
         )
-        return _reloaded(instance)
 
     @mutation(
         "Resume an instance on hold (from an on-hold status, back to the step's default status). "
@@ -271,11 +287,9 @@ class Mutation:
     def resume_workflow_instance(
         self, info: Info, input: ResumeWorkflowInstanceInput
     ) -> WorkflowInstanceType:
-        instance = _instance(info, input.instance_id)
-        services.resume_workflow_instance(
-            instance, actor=current_user(info), expected_version=input.expected_version
+        return _changed(
+            info, _instance(info, input.instance_id), input, services.resume_workflow_instance
         )
-        return _reloaded(instance)
 
     @mutation(
         "Cancel an unfinished instance (the step's cancellation status if it has one). Needs "
@@ -285,11 +299,24 @@ class Mutation:
     def cancel_workflow_instance(
         self, info: Info, input: CancelWorkflowInstanceInput
     ) -> WorkflowInstanceType:
-        instance = _instance(info, input.instance_id)
-        services.cancel_workflow_instance(
-            instance, actor=current_user(info), expected_version=input.expected_version
+        return _changed(
+            info, _instance(info, input.instance_id), input, services.cancel_workflow_instance
         )
-        return _reloaded(instance)
+
+    @mutation(
+        "Move running instances of a workflow to one of its published versions (`toVersion`), "
+        "or with `dryRun` only tell where each would land or why it cannot move "
+        "(UNMAPPED_STEP, TARGET_STATUS_ROLE, PERMISSION_DENIED). Each instance moves in its own "
+        "transaction with one MIGRATED event (live over subscriptions); one changed meanwhile is "
+        "FAILED with VERSION_CONFLICT and left as it was. At most `first` instances per request "
+        "(largest: `MAX_PAGE_SIZE`): continue with `after`. Only instances the viewer may see are "
+        "listed or moved. Needs `migrate_workflowinstance`, and the statuses' permissions.",
+        perm=MIGRATE_INSTANCE,
+    )
+    def migrate_workflow_instances(
+        self, info: Info, input: MigrateWorkflowInstancesInput
+    ) -> WorkflowMigrationType:
+        return migration.migrate_workflow_instances(info, input)
 
     # ------------------------------------------------------------------ definitions
 
@@ -303,7 +330,7 @@ class Mutation:
         from django_steps.definitions import import_workflow
 
         # An existing name is refused by the engine (INVALID_DEFINITION on field "name").
-        return import_workflow(definition_document(input))
+        return import_workflow(definition_document(input), actor=current_user(info))
 
     @mutation(
         "Replace the definition of the workflow with this name (WORKFLOW_IN_USE if instances still "
@@ -315,7 +342,7 @@ class Mutation:
 
         if not Workflow.objects.filter(name=input.name).exists():
             raise WorkflowNotFound("No workflow has this name.", workflow_name=input.name)
-        return import_workflow(definition_document(input), replace=True)
+        return import_workflow(definition_document(input), replace=True, actor=current_user(info))
 
     @mutation(
         "Delete a workflow definition. Refused with WORKFLOW_IN_USE while instances of it exist. "

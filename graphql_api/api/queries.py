@@ -21,9 +21,9 @@ from django_steps.models import Workflow, WorkflowInstance
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.feed import WorkflowEventFeedEdgeType, WorkflowEventFeedType
 from graphql_api.api.ids import our_name, parse_global_id
+from graphql_api.api.results import TransitionDryRunType, TransitionEvaluationType
 from graphql_api.api.types import (
     MAX_PAGE_SIZE,
-    TransitionDryRunType,
     UserType,
     WorkflowInstanceType,
     WorkflowType,
@@ -34,16 +34,19 @@ from graphql_api.security.errors import ApiError, query_error, raise_for_query
 from graphql_api.security.permissions import VIEW_WORKFLOW, current_user, visible
 
 
-def _definitions(model):
-    return lambda info: visible(model.objects.all(), info, VIEW_WORKFLOW)
+def _definitions(model, manager: str = "objects"):
+    return lambda info: visible(getattr(model, manager).all(), info, VIEW_WORKFLOW)
 
 
 #: Global ID type name -> the rows of it the viewer may read.
 NODE_MODELS = {
     "Workflow": _definitions(models.Workflow),
-    "WorkflowStep": _definitions(models.WorkflowStep),
-    "WorkflowStepStatus": _definitions(models.WorkflowStepStatus),
-    "WorkflowTransition": _definitions(models.WorkflowTransition),
+    "WorkflowVersion": _definitions(models.WorkflowVersion),
+    # steps, statuses and transitions a later version removed too (`all_objects`): history and
+    # earlier versions refer to them
+    "WorkflowStep": _definitions(models.WorkflowStep, "all_objects"),
+    "WorkflowStepStatus": _definitions(models.WorkflowStepStatus, "all_objects"),
+    "WorkflowTransition": _definitions(models.WorkflowTransition, "all_objects"),
     "WorkflowInstance": lambda info: permissions.visible_instances(
         models.WorkflowInstance.objects.all(), info
     ),
@@ -334,8 +337,6 @@ def _direct_fields(field: FieldNode) -> list[FieldNode]:
 
 
 def _evaluation(e: services.TransitionEvaluation):
-    from graphql_api.api.types import TransitionEvaluationType
-
     return TransitionEvaluationType(
         transition=e.transition,
         priority=e.priority,

@@ -10,8 +10,10 @@ prefetch every foreign key instead of joining it.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import strawberry
 import strawberry_django
@@ -23,16 +25,17 @@ from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from django_steps import authorization, models
+from django_steps import authorization, compiled, models
 from django_steps.choices import FINISHED_STATES, InstanceState
+from django_steps.compiled import StatusDef
+from django_steps.diagram import version_to_mermaid, workflow_to_mermaid
+from django_steps.selectors import EVENT_RELATIONS
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.counts import (
+    STATUS_INSTANCE_COUNTS,
     STEP_COUNTS,
     WORKFLOW_COUNTS,
-    WorkflowInstanceCountsType,
-    count_annotations,
-    counts,
-    status_counts_field,
+    instance_counts_field,
 )
 from graphql_api.api.enums import WorkflowEventKind, WorkflowInstanceState
 from graphql_api.api.event_cursors import EventConnection, read_event_cursor
@@ -47,6 +50,9 @@ from graphql_api.security import permissions
 from graphql_api.security.cost import WORK
 from graphql_api.security.error_codes import TransportCode
 from graphql_api.security.extensions import graphql_setting
+
+if TYPE_CHECKING:  # graphql_api.api.versions imports this module: the fields name them lazily
+    from graphql_api.api.versions import WorkflowChangeType, WorkflowVersionType
 
 # ID_ATTR_NOTE: every Node type names its id attribute up front. Without it strawberry's
 # ``Node.resolve_id_attr`` re-scans the class annotations (``eval_type`` on each) for every
@@ -97,7 +103,7 @@ class WorkflowStepStatusType(relay.Node):
         description='Permission needed to set it ("app_label.codename"), checked for the attached '
         "object; empty: anyone who may change the instance."
     )
-    instance_counts = status_counts_field()
+    instance_counts = STATUS_INSTANCE_COUNTS
 
 
 @strawberry_django.type(
@@ -127,15 +133,14 @@ class WorkflowStepType(relay.Node):
         description="Transitions leaving this step, highest priority first."
     )
 
-    @strawberry_django.field(
-        annotate=count_annotations("current_step", STEP_COUNTS),
+    # Not annotated: a field with a resolver and no annotation keeps its place among the
+    # resolver fields, after the annotated ones (where the schema has always had it).
+    instance_counts = instance_counts_field(
+        "current_step",
+        STEP_COUNTS,
         description="Instances on this step now (their current step), by state, that the viewer "
         "may see.",
     )
-    def instance_counts(
-        self, root: strawberry.Parent[models.WorkflowStep], info: Info
-    ) -> WorkflowInstanceCountsType:
-        return counts(root, info, "current_step", STEP_COUNTS)
 
 
 @strawberry_django.type(
@@ -195,15 +200,37 @@ class WorkflowType(relay.Node):
         max_results=MAX_PAGE_SIZE,
     )
 
-    @strawberry_django.field(
-        annotate=count_annotations("workflow", WORKFLOW_COUNTS),
+    instance_counts = instance_counts_field(
+        "workflow",
+        WORKFLOW_COUNTS,
         description="Its instances by state, that the viewer may see (for a dashboard header: no "
         "paging needed).",
     )
-    def instance_counts(
-        self, root: strawberry.Parent[models.Workflow], info: Info
-    ) -> WorkflowInstanceCountsType:
-        return counts(root, info, "workflow", WORKFLOW_COUNTS)
+
+    version: int = strawberry_django.field(
+        field_name="definition_version",
+        description="The number of its latest published version (`versions`; 0: never published). "
+        "Each committed change of the definition publishes the next one.",
+    )
+    versions: Connection[
+        Annotated[WorkflowVersionType, strawberry.lazy("graphql_api.api.versions")]
+    ] = connection(description="Its published versions, newest first.", max_results=MAX_PAGE_SIZE)
+
+    @strawberry_django.field(
+        only=["id"],  # one query for both versions; counted by its list bound (cost_bounds.py)
+        description="What changed from one published version to another: steps, statuses, "
+        "transitions and the workflow's own fields added, removed or changed (conditions, "
+        "permissions, roles …). An unknown number is BAD_USER_INPUT.",
+    )
+    def diff(
+        self,
+        root: strawberry.Parent[models.Workflow],
+        from_version: Annotated[int, strawberry.argument(description="The older version.")],
+        to_version: Annotated[int, strawberry.argument(description="The newer version.")],
+    ) -> list[Annotated[WorkflowChangeType, strawberry.lazy("graphql_api.api.versions")]]:
+        from graphql_api.api.versions import workflow_diff  # a cycle: it imports this module
+
+        return workflow_diff(root, from_version, to_version)
 
     @strawberry_django.field(
         description=(
@@ -215,9 +242,6 @@ class WorkflowType(relay.Node):
         metadata={WORK: MERMAID_COST},
     )
     def mermaid(self, root: strawberry.Parent[models.Workflow]) -> str:
-        from django_steps import compiled
-        from django_steps.diagram import version_to_mermaid, workflow_to_mermaid
-
         # The latest published version, rendered once per process (1 query the first time,
         # none after): a version never changes. A workflow never published is drawn from its
         # draft rows each time. The name is not part of a version's content (a rename keeps
@@ -302,6 +326,17 @@ class WorkflowEventType(relay.Node):
         return root.context
 
     created_at: datetime = strawberry_django.field(description="When the change was committed.")
+
+    @strawberry_django.field(
+        only=["definition_version__number"],
+        select_related=["definition_version"],
+        description="The number of the published version the instance ran on after the event "
+        "(for MIGRATED: the version it was moved to). Not `version`, which counts the instance's "
+        "changes.",
+    )
+    def definition_version(self, root: strawberry.Parent[models.WorkflowEvent]) -> int:
+        return root.definition_version.number
+
     instance: WorkflowInstanceType = strawberry_django.field(
         description="The instance that changed."
     )
@@ -337,6 +372,35 @@ class WorkflowEventType(relay.Node):
         )
 
 
+#: What :func:`_pinned_statuses` reads of an instance (the version it runs on, its document
+#: left deferred: the compiled version is cached per process).
+_PINNED = [
+    "state",
+    "current_step_id",
+    "definition_version__id",
+    "definition_version__number",
+    "definition_version__content_hash",
+    "definition_version__workflow_id",
+]
+
+
+def _pinned_statuses(
+    instance: models.WorkflowInstance, keep: Callable[[StatusDef], bool]
+) -> list[models.WorkflowStepStatus]:
+    """The statuses of ``instance``'s current step, as the version it runs on defines them (a
+    status added later is not there; one removed later still is), those ``keep`` accepts. They
+    are built from the cached version, not read: no query per instance. Each keeps its row's
+    id, so its global ID is the one other versions give it."""
+    step = compiled.for_instance(instance).steps.get(instance.current_step_id)
+    rows = []
+    for status in step.statuses.values() if step else ():
+        if keep(status):
+            row = models.WorkflowStepStatus(step=instance.current_step, **asdict(status))
+            row._state.adding, row._state.db = False, instance._state.db
+            rows.append(row)
+    return rows
+
+
 @strawberry_django.type(
     models.WorkflowInstance,
     name="WorkflowInstance",
@@ -360,6 +424,17 @@ class WorkflowInstanceType(relay.Node):
     current_step_status: WorkflowStepStatusType = strawberry_django.field(
         description="The status of the current step."
     )
+
+    @strawberry_django.field(
+        only=["definition_version__number"],
+        select_related=["definition_version"],
+        description="The number of the published version of its workflow it runs on (see "
+        "`Workflow.versions`): the version it started on, until it is migrated. Compare it with "
+        "`workflow.version` to find instances on an older version.",
+    )
+    def definition_version(self, root: strawberry.Parent[models.WorkflowInstance]) -> int:
+        return root.definition_version.number
+
     started_at: datetime = strawberry_django.field(description="When the instance was started.")
     updated_at: datetime = strawberry_django.field(description="When the instance last changed.")
     completed_at: Optional[datetime] = strawberry_django.field(
@@ -372,9 +447,8 @@ class WorkflowInstanceType(relay.Node):
         description=(
             "Every change, oldest first, a page at a time (at most `MAX_PAGE_SIZE` events, 100 by "
             "default, also when `first` is not given). For the newest change alone, read "
-            "`lastEvent`. Its edge cursors are the events' `cursor` (also read by "
-            "`workflowEvents(after:)` and the subscriptions' `after`), and `after`/`before` take "
-            "any event cursor."
+            "`lastEvent`. Edge cursors are the events' `cursor`; `after`/`before` take an event "
+            "cursor."
         ),
     )
 
@@ -383,13 +457,7 @@ class WorkflowInstanceType(relay.Node):
             Prefetch(
                 "events",
                 queryset=models.WorkflowEvent.objects.order_by("-txid", "-position").select_related(
-                    "from_step",
-                    "from_status",
-                    "to_step",
-                    "to_status",
-                    "requested_status",
-                    "transition",
-                    "actor",
+                    *EVENT_RELATIONS
                 )[:1],
                 to_attr="_django_steps_last_event",
             )
@@ -445,12 +513,13 @@ class WorkflowInstanceType(relay.Node):
         return root.is_awaiting_transition
 
     @strawberry_django.field(
-        only=["state", "current_step_id"],
-        prefetch_related=["current_step__statuses"],
+        only=_PINNED,
+        select_related=["definition_version", "current_step"],
         description=(
             "Statuses the engine accepts now: every status of the current step while active, only "
-            "the cancellation status while on hold, none once finished — whoever asks. For what "
-            "the current viewer may set, read `viewerCan`."
+            "the cancellation status while on hold, none once finished — whoever asks. They are "
+            "the statuses of the version the instance runs on (`definitionVersion`). For what the "
+            "current viewer may set, read `viewerCan`."
         ),
     )
     def available_statuses(
@@ -458,49 +527,29 @@ class WorkflowInstanceType(relay.Node):
     ) -> list[WorkflowStepStatusType]:
         if root.state in FINISHED_STATES:
             return []
-        statuses = list(root.current_step.statuses.all())
-        if root.state == InstanceState.ON_HOLD:
-            return [s for s in statuses if s.is_cancellation_status]
-        return statuses
+        on_hold = root.state == InstanceState.ON_HOLD
+        return _pinned_statuses(root, lambda s: s.is_cancellation_status or not on_hold)
 
     @strawberry_django.field(
-        only=[
-            "state",
-            "current_step_id",
-            "current_step_status_id",
-            "workflow_id",
-            "content_type_id",
-            "object_id",
-            "definition_version__id",
-            "definition_version__number",
-            "definition_version__content_hash",
-            "definition_version__workflow_id",
-        ],
-        select_related=["workflow", "definition_version"],
-        prefetch_related=["current_step__statuses", "content_object"],
+        only=[*_PINNED, "current_step_status_id", "workflow_id", "content_type_id", "object_id"],
+        select_related=["workflow", "definition_version", "current_step"],
+        prefetch_related=["content_object"],
         description=(
             "What the current viewer may do with this instance now — each would succeed if tried "
-            "(their permissions, the statuses' permissions and the instance's state): show only "
-            "these actions."
+            "(their permissions, the statuses' permissions of the version it runs on and the "
+            "instance's state): show only these actions."
         ),
     )
     def viewer_can(
         self, root: strawberry.Parent[models.WorkflowInstance], info: Info
     ) -> WorkflowInstanceActionsType:
-        from django_steps import compiled
-
         # visible: this type resolves only instances the viewer may see (get_queryset, is_type_of)
         actions = authorization.allowed_actions(
             permissions.current_user(info), root, compiled.for_instance(root), visible=True
         )
         allowed = {status.id for status in actions.statuses}
-        rows = (
-            [status for status in root.current_step.statuses.all() if status.pk in allowed]
-            if allowed
-            else []
-        )
         return WorkflowInstanceActionsType(
-            statuses=rows,
+            statuses=_pinned_statuses(root, lambda s: s.id in allowed) if allowed else [],
             hold=actions.hold,
             resume=actions.resume,
             cancel=actions.cancel,
@@ -545,51 +594,3 @@ class WorkflowInstanceActionsType:
         description="May retry its transitions now (`advanceWorkflowInstance`; it awaits a "
         "transition)."
     )
-
-
-@strawberry.type(
-    name="TransitionEvaluation", description="One candidate transition, as the dry run saw it."
-)
-class TransitionEvaluationType:
-    transition: WorkflowTransitionType = strawberry.field(description="The transition.")
-    priority: int = strawberry.field(description="Its priority (higher first).")
-    condition: str = strawberry.field(description="Its CEL condition (empty: always).")
-    result: Optional[bool] = strawberry.field(
-        description="What the condition gave; null if it failed."
-    )
-    error: Optional[str] = strawberry.field(
-        description="Why the condition failed to evaluate, if it did."
-    )
-    would_fire: bool = strawberry.field(
-        description="True for the transition a completion status would fire now."
-    )
-
-
-@strawberry.type(
-    name="TransitionDryRun",
-    description="What setting a completion status (or retrying) would do now. Nothing is changed.",
-)
-class TransitionDryRunType:
-    instance: WorkflowInstanceType = strawberry.field(description="The instance evaluated.")
-    evaluations: list[TransitionEvaluationType] = strawberry.field(
-        description="Every outgoing transition of the current step, highest priority first."
-    )
-    fired: Optional[TransitionEvaluationType] = strawberry.field(
-        description="The transition that would fire, or null (no match, or an error first)."
-    )
-    error: Optional[str] = strawberry.field(
-        description="Set when a condition error would abort the real update (it changes nothing "
-        "then)."
-    )
-
-
-@strawberry.type(name="DeletedWorkflow", description="A workflow definition that was deleted.")
-class DeletedWorkflowType:
-    id: strawberry.ID = strawberry.field(
-        description="An ID of this deletion, which no other object has (not the workflow's: see "
-        "`workflowId`)."
-    )
-    workflow_id: strawberry.ID = strawberry.field(
-        description="The global ID the workflow had: remove that object from a client cache."
-    )
-    name: str = strawberry.field(description="The name the workflow had.")

@@ -55,6 +55,7 @@ from typing import Any
 from strawberry.channels.handlers.ws_handler import ChannelsWebSocketAdapter
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 
+from graphql_api.security.error_codes import TransportCode
 from graphql_api.settings import graphql_setting
 
 logger = logging.getLogger("graphql_api.routing")  # the name it always had
@@ -86,8 +87,8 @@ class MessageTooLarge(Exception):
 
     def payload(self) -> dict:
         """The result sent instead: one error, no data (see the module docstring)."""
+        # subscriptions imports the models; routing imports this module before Django is set up
         from graphql_api.live.subscriptions import sending_event
-        from graphql_api.security.errors import EVENT_TOO_LARGE, RESULT_TOO_LARGE
 
         event = sending_event.get()
         over = f"{self.size:,} bytes, more than a WebSocket message may hold ({self.limit:,})"
@@ -99,14 +100,14 @@ class MessageTooLarge(Exception):
                 "`workflowEvents(after: <the cursor of the last event you received>)` "
                 "(its own cursor is in `extensions.cursor`), then subscribe again with `after`."
             )
-            extensions = {"code": EVENT_TOO_LARGE, "cursor": cursor}
+            extensions = {"code": TransportCode.EVENT_TOO_LARGE, "cursor": cursor}
         else:
             cursor = None
             message = (
                 f"This result is {over}: it was not sent. "
                 "Ask for fewer fields or smaller pages, or use HTTP."
             )
-            extensions = {"code": RESULT_TOO_LARGE}
+            extensions = {"code": TransportCode.RESULT_TOO_LARGE}
         extensions.update(size=self.size, maxSize=self.limit)
         logger.warning(
             "WebSocket result of %d bytes not sent (WEBSOCKET_MAX_MESSAGE_SIZE %d): %s%s",
@@ -270,15 +271,13 @@ CLOSE_LINGER_SECONDS = 60.0
 def _too_slow(websocket: SizeLimitedWebSocketAdapter, why: ConsumerTooSlow) -> bool:
     """Start closing a socket whose reader is too slow; False if that is under way already.
     The caller cancels the socket's operations (their memory is released at once)."""
-    from graphql_api.security.errors import CONSUMER_TOO_SLOW
-
     if websocket.closing is not None:
         return False
     websocket.too_slow = True
     logger.info(
         "WebSocket closing with %d (%s): the client reads too slowly (%s)",
         CONSUMER_TOO_SLOW_CLOSE_CODE,
-        CONSUMER_TOO_SLOW,
+        TransportCode.CONSUMER_TOO_SLOW,
         why,
     )
     websocket.closing = asyncio.ensure_future(_close_once_read(websocket))
@@ -288,8 +287,6 @@ def _too_slow(websocket: SizeLimitedWebSocketAdapter, why: ConsumerTooSlow) -> b
 async def _close_once_read(websocket: SizeLimitedWebSocketAdapter) -> None:
     """Nothing more is sent; once the client has read (acknowledged) everything sent before, or
     after :data:`CLOSE_LINGER_SECONDS`, the socket is closed with ``CONSUMER_TOO_SLOW``."""
-    from graphql_api.security.errors import CONSUMER_TOO_SLOW
-
     flow = websocket.flow
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(CLOSE_LINGER_SECONDS):
@@ -301,4 +298,6 @@ async def _close_once_read(websocket: SizeLimitedWebSocketAdapter) -> None:
                     flow.acked.clear()
                     await flow.acked.wait()
     with contextlib.suppress(Exception):
-        await websocket.close(code=CONSUMER_TOO_SLOW_CLOSE_CODE, reason=CONSUMER_TOO_SLOW)
+        await websocket.close(
+            code=CONSUMER_TOO_SLOW_CLOSE_CODE, reason=TransportCode.CONSUMER_TOO_SLOW
+        )

@@ -7,8 +7,8 @@ effort: the channel layer is at most once and may be down (a Redis outage raises
 mutation must report success — and subscribers recover the event from the stored history
 (see :mod:`graphql_api.live.streams`).
 
-Publishing never blocks the writer and never creates an event loop per event (``async_to_sync``
-did both: ~0.4 ms per change). The receiver runs in the committing thread, which is
+Publishing never blocks the writer and never creates an event loop per event (as
+``async_to_sync`` would, on every change). The receiver runs in the committing thread, which is
 synchronous; the message is handed to a running event loop and sent there:
 
 * in a server process with live subscriptions, the loop of its

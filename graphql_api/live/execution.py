@@ -1,10 +1,10 @@
 """One execution per event for identical subscriptions.
 
 A dashboard fleet subscribes many sockets with the same operation: the same document, the same
-variables, the same user. graphql-core executes the selection set once per socket per event,
-which costs ~0.2 ms each in strawberry; with a thousand sockets that is the whole budget of a
-worker. This executor (passed to strawberry as ``execution_context_class``) executes a
-workflow event once per (operation, variables, user) and hands the same result to every
+variables, the same user. graphql-core executes the selection set once per socket per event;
+with a thousand sockets that is the whole budget of a worker (``bench/subscriptions.py``). This
+executor (passed to strawberry as ``execution_context_class``) executes a workflow event once
+per (operation, variables, user) and hands the same result to every
 subscription that asks for it. Only results without errors are shared; they are read-only
 afterwards (each socket serialises its own copy of the message).
 

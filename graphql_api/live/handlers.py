@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -48,6 +49,7 @@ from graphql_api.live.adapter import (
     MessageTooLarge,
     _too_slow,
 )
+from graphql_api.security.error_codes import TransportCode
 from graphql_api.security.persisted import PersistedQueryError, persisted_message
 from graphql_api.security.persisted import resolve as resolve_persisted
 
@@ -106,26 +108,37 @@ async def _resolve_persisted(message: dict) -> PersistedQueryError | None:
     return None
 
 
-def _too_many_operations(limit: int) -> GraphQLError:
-    from graphql_api.security.errors import TOO_MANY_OPERATIONS
-
+def _refused_start(handler: Any, running: Mapping[str, Any], operation_id: str) -> dict | None:
+    """The error refusing to start ``operation_id`` when ``running`` (the handler's operations)
+    is at the connection's limit, else None. Restarting a running id is not refused here: the
+    protocol handler answers it."""
+    limit = handler.max_subscriptions_per_connection
+    if (
+        not handler.connection_acknowledged
+        or limit is None
+        or operation_id in running
+        or len(running) < limit
+    ):
+        return None
     return GraphQLError(
         f"At most {limit} operations may run at once on one connection: "
         "complete one, or wait for one to end, "
         "before starting another.",
-        extensions={"code": TOO_MANY_OPERATIONS},
-    )
+        extensions={"code": TransportCode.TOO_MANY_OPERATIONS},
+    ).formatted
 
 
 def _check_failed() -> GraphQLError:
-    from graphql_api.security.errors import INTERNAL_SERVER_ERROR
-
-    return GraphQLError("Unexpected error.", extensions={"code": INTERNAL_SERVER_ERROR})
+    return GraphQLError(
+        "Unexpected error.", extensions={"code": TransportCode.INTERNAL_SERVER_ERROR}
+    )
 
 
 async def _prepare_operation(scope: dict) -> bool:
     """Run in the operation's task before it executes: its own ledger, the socket's user as of
     now. False (logged) when the user could not be checked."""
+    # Imported on use: both import the models, and routing imports this module before Django
+    # is set up (see graphql_api.live.routing).
     from graphql_api.live import socket_auth
     from graphql_api.security import permissions
 
@@ -182,20 +195,9 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler):
         await super().handle_invalid_message(error_message)
 
     async def handle_subscribe(self, message) -> None:
-        limit = self.max_subscriptions_per_connection
-        if (
-            self.connection_acknowledged
-            and limit is not None
-            and message["id"] not in self.operations
-            and len(self.operations) >= limit
-        ):
-            await self.send_message(
-                {
-                    "id": message["id"],
-                    "type": "error",
-                    "payload": [_too_many_operations(limit).formatted],
-                }
-            )
+        refusal = _refused_start(self, self.operations, message["id"])
+        if refusal is not None:
+            await self.send_message({"id": message["id"], "type": "error", "payload": [refusal]})
             return
         await super().handle_subscribe(message)
 
@@ -245,9 +247,7 @@ class _GraphQLWSHandler(BaseGraphQLWSHandler):
             logger.info("WebSocket message refused (graphql-ws): %s", problem)
             operation_id = message.get("id") if isinstance(message, dict) else None
             if isinstance(operation_id, str) and message.get("type") == "start":
-                from graphql_api.security.errors import BAD_REQUEST
-
-                error = {"message": problem, "extensions": {"code": BAD_REQUEST}}
+                error = {"message": problem, "extensions": {"code": TransportCode.BAD_REQUEST}}
                 await self.send_message({"type": "error", "id": operation_id, "payload": error})
             else:
                 await self.send_message(
@@ -261,15 +261,9 @@ class _GraphQLWSHandler(BaseGraphQLWSHandler):
             await self.websocket.close(code=1011, reason="Internal server error")
 
     async def handle_start(self, message) -> None:
-        limit = self.max_subscriptions_per_connection
-        if (
-            self.connection_acknowledged
-            and limit is not None
-            and message["id"] not in self.tasks
-            and len(self.tasks) >= limit
-        ):
-            error = _too_many_operations(limit).formatted
-            await self.send_message({"type": "error", "id": message["id"], "payload": error})
+        refusal = _refused_start(self, self.tasks, message["id"])
+        if refusal is not None:
+            await self.send_message({"type": "error", "id": message["id"], "payload": refusal})
             return
         await super().handle_start(message)
 

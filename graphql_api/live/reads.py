@@ -44,7 +44,7 @@ REPLAY_STATEMENT_TIMEOUT_MS = 5_000
 #: The default of ``SUBSCRIPTION_REPLAY_WINDOW``: most events a replay sends before going live.
 REPLAY_WINDOW = 10_000
 _CURSOR_RE = re.compile(r"^[0-9]{1,39}$")
-#: Rows joined to every event read (few joins: PostgreSQL plans a 12-way join in ~40 ms). Steps,
+#: Rows joined to every event read (few: PostgreSQL's planning time grows fast with joins). Steps,
 #: statuses and transitions come from :func:`_definitions` instead, so serialising an event
 #: costs no query per subscriber.
 _RELATED = ("instance", "workflow", "actor")

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.core.exceptions import ImproperlyConfigured
@@ -39,6 +40,7 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from graphql_api.live import streams
+from graphql_api.live.events import _background  # one publishing loop per process
 
 logger = logging.getLogger("graphql_api.revocation")
 
@@ -102,10 +104,6 @@ def revoke(users: Iterable[Any] | None, session_key: str | None = None) -> None:
     if layer is None:
         return
     message = {"type": MESSAGE_TYPE, "users": users, "session": session_key}
-    from graphql_api.live.events import (
-        _background,  # one publishing loop per process, shared with events
-    )
-
     loop = streams.running_hub_loop() or _background.loop()
     future = asyncio.run_coroutine_threadsafe(layer.group_send(streams.GROUP, message), loop)
     try:
@@ -172,11 +170,9 @@ def _on_group_permissions(sender, instance, action, reverse, model, pk_set, **kw
 
 
 def connect() -> None:
-    from django.apps import apps
-
     if not apps.is_installed("django.contrib.auth"):
         return  # check E001 says what is missing
-    from django.contrib.auth.models import Group
+    from django.contrib.auth.models import Group  # importable only with the auth app, checked above
 
     try:
         User = get_user_model()

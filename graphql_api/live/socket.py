@@ -27,6 +27,7 @@ from strawberry.channels import GraphQLWSConsumer
 
 from graphql_api.live.adapter import SizeLimitedWebSocketAdapter
 from graphql_api.live.handlers import _GraphQLWSHandler, _TransportWSHandler
+from graphql_api.security.error_codes import TransportCode
 from graphql_api.settings import graphql_setting
 
 logger = logging.getLogger("graphql_api.routing")  # the name it always had
@@ -101,11 +102,9 @@ def _release_socket(user_pk: Any) -> None:
 
 class _TooManySockets(Exception):
     def __init__(self, limit: int) -> None:
-        from graphql_api.security.errors import TOO_MANY_CONNECTIONS
-
         super().__init__(
-            f"{TOO_MANY_CONNECTIONS}: at most {limit} WebSockets per user are open at once; "
-            "close one first."
+            f"{TransportCode.TOO_MANY_CONNECTIONS}: at most {limit} WebSockets per user are open "
+            "at once; close one first."
         )
 
 

@@ -10,9 +10,13 @@ from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
+from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user, get_user_model
+from django.contrib.auth.models import AnonymousUser
 from strawberry.types import Info
 
+from graphql_api.live import revocation
 from graphql_api.settings import graphql_setting
 
 __all__ = [
@@ -30,8 +34,6 @@ __all__ = [
 def reload_user(user_pk: Any, session_key: str | None) -> Any:
     """The user as the database and the session say now: None when the session ended (logout,
     flushed, expired, password changed), the account is gone or inactive. Sync (a worker thread)."""
-    from django.contrib.auth import get_user, get_user_model
-
     if session_key is None:
         user = get_user_model()._default_manager.filter(pk=user_pk).first()
     else:
@@ -56,11 +58,7 @@ class Decisions:
         self.pending: dict[tuple, tuple[asyncio.Future, Any]] = {}
 
     async def get(self, key: tuple, ttl: float, compute: Callable[[], Any]) -> Any:
-        from channels.db import database_sync_to_async
-
-        from graphql_api.live.revocation import user_epoch
-
-        epoch = user_epoch(key[1])
+        epoch = revocation.user_epoch(key[1])
         found = self.kept.get(key)
         if found is not None and found[0] > time.monotonic() and found[2] == epoch:
             return found[1]
@@ -106,14 +104,10 @@ async def refresh_socket_user(scope: dict) -> Any:
     """Make ``scope["user"]`` the socket's user as of now (see the module docstring): the same
     user re-read, or ``AnonymousUser`` once the session ended or the user was deactivated.
     Called before each operation on a socket; an anonymous socket costs nothing."""
-    from django.contrib.auth.models import AnonymousUser
-
     user = scope.get("user")
     if user is None or not getattr(user, "is_authenticated", False):
         return user
     session_key = getattr(scope.get("session"), "session_key", None)
-    from graphql_api.live import revocation
-
     if revocation.session_ended(session_key):
         fresh = None
     else:
@@ -134,8 +128,6 @@ def recheck_socket_user(info: Info) -> None:
     """Before a change over a WebSocket: read the socket's user again *now*, not as decided up
     to ``SUBSCRIPTION_RECHECK_SECONDS`` ago, so no write runs for a session that has ended.
     Sync: the mutation's worker thread. Nothing to do over HTTP or for an anonymous socket."""
-    from django.contrib.auth.models import AnonymousUser
-
     scope = socket_scope(info)
     if scope is None:
         return

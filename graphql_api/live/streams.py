@@ -16,7 +16,7 @@ another to get its place.
 
 One cursor works for every stream (one instance, one workflow, everything), so a client can
 store the last ``cursor`` it received and pass it back as ``after`` on any reconnection.
-Cursors handed out by the first version (the plain positions of that time) keep working.
+Cursors handed out as plain positions, before ``txid`` existed, keep working.
 
 The hub
 =======

@@ -61,7 +61,8 @@ from graphql_api.live.streams import (
     stream_events,
 )
 from graphql_api.security import permissions
-from graphql_api.security.errors import NOT_FOUND, PERMISSION_DENIED, ApiError, query_error
+from graphql_api.security.error_codes import ErrorCode, TransportCode
+from graphql_api.security.errors import ApiError, query_error
 from graphql_api.security.permissions import current_user
 
 __all__ = ["Subscription", "resolve_stream"]
@@ -84,10 +85,10 @@ def resolve_stream(
     """Check the user and the arguments of an event stream (``workflowInstanceEvents``,
     ``workflowEvents``): sync, in a worker thread under ASGI."""
     if user is None or not user.is_authenticated or not user.is_active:
-        raise query_error(PERMISSION_DENIED, "Log in to subscribe to workflow events.")
+        raise query_error(ErrorCode.PERMISSION_DENIED, "Log in to subscribe to workflow events.")
     if not authorization.may_read_instances(user):
         raise query_error(
-            PERMISSION_DENIED, "You do not have permission to view workflow instances."
+            ErrorCode.PERMISSION_DENIED, "You do not have permission to view workflow instances."
         )
     workflow_id = None
     if workflow_name is not None:
@@ -95,7 +96,9 @@ def resolve_stream(
             Workflow.objects.filter(name=workflow_name).values_list("pk", flat=True).first()
         )
         if workflow_id is None:
-            raise query_error(NOT_FOUND, "No workflow has this name.", field="workflowName")
+            raise query_error(
+                TransportCode.NOT_FOUND, "No workflow has this name.", field="workflowName"
+            )
     if instance_id is None:
         return StreamSpec(workflow_id=workflow_id)
     try:
@@ -108,7 +111,7 @@ def resolve_stream(
         workflow_id is not None and instance_workflow_id != workflow_id
     ):
         raise query_error(
-            NOT_FOUND,
+            TransportCode.NOT_FOUND,
             "No workflow instance has this ID" + (" in this workflow." if workflow_id else "."),
         )
     return StreamSpec(instance_id=pk, workflow_id=instance_workflow_id)
@@ -174,7 +177,7 @@ class Access:
         read again as for every operation on a socket: :func:`socket_auth.user_now`; at once,
         whatever the interval, after a revocation: :mod:`graphql_api.live.revocation`)."""
         if revocation.session_ended(self.session_key):
-            raise query_error(PERMISSION_DENIED, _DENIED)
+            raise query_error(ErrorCode.PERMISSION_DENIED, _DENIED)
         # After a pushed change the decisions below are taken again (socket_auth.Decisions).
         user = await socket_auth.user_now(self.user_pk, self.session_key)
         if user is not None:
@@ -186,7 +189,7 @@ class Access:
             if not may_read:
                 user = None
         if user is None:
-            raise query_error(PERMISSION_DENIED, _DENIED)
+            raise query_error(ErrorCode.PERMISSION_DENIED, _DENIED)
         self.user = user
 
     async def may_see(self, instance_id: int) -> bool:
@@ -223,7 +226,7 @@ async def _guarded(
                 pending = None
             if not await access.may_see(event.instance_id):
                 if spec.instance_id is not None:
-                    raise query_error(NOT_FOUND, "No workflow instance has this ID.")
+                    raise query_error(TransportCode.NOT_FOUND, "No workflow instance has this ID.")
                 continue
             permissions.vouch(info, event.instance_id)
             yield event

@@ -21,7 +21,7 @@ names the fix.
                             these checks do not know): WebSocket routing was not verified
 ``django_steps.W008``       ``ASGI_APPLICATION`` is not set: HTTP works, subscriptions do not
                             (a warning, so a project adding the apps step by step can still
-                            run ``migrate``; it replaces the first version's ``E003``)
+                            run ``migrate``)
 ``django_steps.W009``       django-axes is not installed: the ``login`` mutation is not
                             throttled against password guessing
 ``django_steps.W020``       a channels-redis host's read timeout is not above the layer's
@@ -53,14 +53,18 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from channels.routing import ProtocolTypeRouter, URLRouter
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils.module_loading import import_string
+from strawberry.channels import GraphQLWSConsumer
+from strawberry_django.settings import strawberry_django_settings
 
 from graphql_api.security.extensions import graphql_setting
+from graphql_api.views import DjangoStepsGraphQLView
 
 __all__ = [
     "DEPLOY_CHECKS",
@@ -247,8 +251,6 @@ def check_page_size(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     """strawberry-django clamps every window-paged list to its PAGINATION_MAX_LIMIT (100 by
     default). A nested page reads one row more than it returns to know whether another page
     follows: at MAX_PAGE_SIZE or above, a full nested page would say `hasNextPage: false`."""
-    from strawberry_django.settings import strawberry_django_settings
-
     limit = strawberry_django_settings()["PAGINATION_MAX_LIMIT"]
     page = int(graphql_setting("MAX_PAGE_SIZE"))
     if limit is None or page < limit:
@@ -269,8 +271,6 @@ def check_page_size(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
 
 
 def check_asgi(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
-    from graphql_api.views import DjangoStepsGraphQLView
-
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
         return [
@@ -383,9 +383,6 @@ def _literal(pattern: Any) -> str | None:
 def _websocket_routes(application: Any) -> tuple[bool, list[tuple[tuple, Any]]]:
     """Whether a channels ProtocolTypeRouter was found, and every (URL patterns, consumer app) of
     a GraphQL WebSocket consumer reachable from its ``websocket`` side."""
-    from channels.routing import ProtocolTypeRouter, URLRouter
-    from strawberry.channels import GraphQLWSConsumer
-
     found = False
     routes: list[tuple[tuple, Any]] = []
     seen: set[int] = set()

@@ -40,10 +40,20 @@ DEFINITION_BOUNDS: dict[str, str] = {
 }
 
 
+def diff_bound() -> int:
+    """Most changes ``Workflow.diff`` lists: each step, status and transition of either version
+    once, the workflow itself, and its models (counted as a plain list)."""
+    steps = int(steps_setting("DEFINITION_MAX_STEPS"))
+    statuses = int(steps_setting("DEFINITION_MAX_STATUSES_PER_STEP"))
+    transitions = int(steps_setting("DEFINITION_MAX_TRANSITIONS"))
+    return 2 * (steps * (1 + statuses) + transitions) + 1 + DEFAULT_LIST_BOUND
+
+
 def list_bounds() -> dict[str, int]:
     """The bound of every declared list field, with the definition lists read from the
     settings now."""
     return {
         **LIST_BOUNDS,
+        "Workflow.diff": diff_bound(),
         **{field: int(steps_setting(name)) for field, name in DEFINITION_BOUNDS.items()},
     }

@@ -59,18 +59,6 @@ from graphql_api.security.error_codes import OperationMessageType as OperationMe
 logger = logging.getLogger("graphql_api")
 
 
-# The codes as they were named before they became enum members: graphql_api/live still imports
-# these names (kept until it uses ``TransportCode``/``ErrorCode`` itself).
-BAD_REQUEST = TransportCode.BAD_REQUEST
-CONSUMER_TOO_SLOW = TransportCode.CONSUMER_TOO_SLOW
-EVENT_TOO_LARGE = TransportCode.EVENT_TOO_LARGE
-INTERNAL_SERVER_ERROR = TransportCode.INTERNAL_SERVER_ERROR
-NOT_FOUND = TransportCode.NOT_FOUND
-PERMISSION_DENIED = ErrorCode.PERMISSION_DENIED
-RESULT_TOO_LARGE = TransportCode.RESULT_TOO_LARGE
-TOO_MANY_CONNECTIONS = TransportCode.TOO_MANY_CONNECTIONS
-TOO_MANY_OPERATIONS = TransportCode.TOO_MANY_OPERATIONS
-
 #: Engine errors about what the client sent (the rest are ERROR: a state that refuses the change).
 _VALIDATION_ERRORS = (InvalidDefinition, ConditionSyntaxError, UnknownStatus)
 
@@ -220,14 +208,22 @@ def _with_code(error: GraphQLError, code: str, message: str | None = None) -> Gr
         if variable:
             path = _VARIABLE_PATH.search(error.message)
             extensions["field"] = path.group(1) if path else variable.group(1)
+    return reworded(error, (message or error.message)[:MAX_MESSAGE], extensions)
+
+
+def reworded(
+    error: GraphQLError, message: str, extensions: dict[str, Any] | None = None
+) -> GraphQLError:
+    """``error`` with another message (and ``extensions``, if given), at the same place in the
+    document and the result, raised by the same exception."""
     return GraphQLError(
-        (message or error.message)[:MAX_MESSAGE],
+        message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
         original_error=error.original_error,
-        extensions=extensions,
+        extensions=error.extensions if extensions is None else extensions,
     )
 
 

@@ -51,7 +51,8 @@ from graphql_api.security.cost import (
     expanded_fields,
 )
 from graphql_api.security.error_codes import TransportCode
-from graphql_api.security.errors import client_error, log_errors, should_mask
+from graphql_api.security.errors import client_error, log_errors, reworded, should_mask
+from graphql_api.security.permissions import current_user
 from graphql_api.settings import DEFAULTS, graphql_setting  # noqa: F401 (re-exported)
 
 
@@ -108,15 +109,7 @@ _SUGGESTION = " Did you mean "
 
 
 def _without_suggestions(error: GraphQLError) -> GraphQLError:
-    return GraphQLError(
-        error.message.split(_SUGGESTION, 1)[0],
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        original_error=error.original_error,
-        extensions=error.extensions,
-    )
+    return reworded(error, error.message.split(_SUGGESTION, 1)[0])
 
 
 def _input_limits() -> InputLimits:
@@ -137,8 +130,6 @@ class AnonymousDocumentLimits(SchemaExtension):
     anonymous = False
 
     def on_operation(self) -> Iterator[None]:
-        from graphql_api.security.permissions import current_user
-
         user = current_user(_ContextOnly(self.execution_context.context))
         self.anonymous = not getattr(user, "is_authenticated", False)
         if self.anonymous:
@@ -331,6 +322,12 @@ class QuerysetOptimizer(DjangoOptimizerExtension):
     """
 
     resolve = SchemaExtension.resolve
+
+    def __init__(self, *, prefetch_custom_queryset: bool = True, **options: Any) -> None:
+        # Prefetched lists read the default manager, as ``workflow.steps.all()`` does: the steps,
+        # statuses and transitions a later version removed (kept as retired rows for history)
+        # are not part of the definition any more (strawberry-django reads the base manager).
+        super().__init__(prefetch_custom_queryset=prefetch_custom_queryset, **options)
 
     def optimize(self, qs: Any, info: Any, *, store: Any = None) -> Any:
         return consistent_prefetches(super().optimize(qs, info, store=store))

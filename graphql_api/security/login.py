@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib import auth
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 
 from graphql_api.security.error_codes import OperationInfoType as OperationInfo
@@ -53,8 +54,6 @@ def logout_on_socket(scope: dict) -> bool:
     operation on. (strawberry-django's ``resolve_logout`` answered true over a socket and
     logged nothing out.) Django's ``logout`` on a request made from the scope, as for
     ``login``, so django-axes records it like an HTTP logout."""
-    from django.contrib.auth.models import AnonymousUser
-
     user = scope.get("user")
     was_logged_in = bool(getattr(user, "is_authenticated", False))
     session = scope.get("session")
@@ -91,7 +90,7 @@ def locked_out(request: Any) -> ApiError:
     """django-axes refused the login (too many failures from this client). It flags the request
     for AxesMiddleware, which would replace the whole response with its 429 page; the mutation
     answers in GraphQL's shape instead, so it clears the flag."""
-    from axes.helpers import get_cool_off
+    from axes.helpers import get_cool_off  # django-axes is optional: only its own refusal gets here
 
     request.axes_locked_out = False
     cool_off = get_cool_off(request)

@@ -61,6 +61,9 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
+from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import IntegerField, QuerySet, Value
 from strawberry.types import Info
 from strawberry_django.auth.utils import get_current_user
@@ -86,6 +89,7 @@ CHANGE_INSTANCE = authorization.CHANGE_INSTANCE
 ADD_WORKFLOW = "django_steps.add_workflow"
 CHANGE_WORKFLOW = "django_steps.change_workflow"
 DELETE_WORKFLOW = "django_steps.delete_workflow"
+MIGRATE_INSTANCE = "django_steps.migrate_workflowinstance"
 
 #: The column that marks rows loaded through our types' get_queryset in this request.
 MARK = "_django_steps_seen"
@@ -235,8 +239,6 @@ class Deferred:
         self.compute = compute
 
     def __await__(self):
-        from channels.db import database_sync_to_async
-
         return database_sync_to_async(self.compute)().__await__()
 
 
@@ -250,8 +252,6 @@ def may_view_attached_object(info: Info, instance: WorkflowInstance) -> bool:
     is that object's data). A global ``view_<model>`` permission answers without loading the
     object; otherwise each distinct object is loaded and checked once per request (it is
     already loaded when the instance's ``content_object`` was prefetched)."""
-    from django.contrib.contenttypes.models import ContentType
-
     user = current_user(info)
     key = (instance.content_type_id, instance.object_id)
     book = ledger(info)
@@ -273,8 +273,6 @@ def may_view_attached_object(info: Info, instance: WorkflowInstance) -> bool:
 def visible_users(info: Info) -> QuerySet:
     """The user accounts the viewer may read by ID (``node``): their own, or every one with
     ``auth.view_user``. (Users shown as an event's ``actor`` are shown with the event.)"""
-    from django.contrib.auth import get_user_model
-
     users = get_user_model()._default_manager.all()
     user = current_user(info)
     if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):

@@ -144,7 +144,8 @@ def test_ariadne_codegen_generates_an_importable_typed_client(codegen_python, tm
 
         for method in ("login", "workflows", "workflow_instances", "update_workflow_step_status",
                        "set_workflow_on_hold", "resume_workflow_instance",
-                       "cancel_workflow_instance", "instance_events"):
+                       "cancel_workflow_instance", "instance_events", "workflow_versions",
+                       "workflow_diff", "migrate_workflow_instances"):
             assert inspect.iscoroutinefunction(getattr(DjangoStepsClient, method)) or \\
                 inspect.isasyncgenfunction(getattr(DjangoStepsClient, method)), method
 
@@ -155,8 +156,8 @@ def test_ariadne_codegen_generates_an_importable_typed_client(codegen_python, tm
             "__typename": "WorkflowInstance", "id": "i", "state": "ACTIVE", "version": 2,
             "contentType": "claims.claim", "objectId": "1", "subject": {"label": "Broken window"},
             "startedAt": "2026-01-01T00:00:00+00:00", "updatedAt": "2026-01-01T00:00:01+00:00",
-            "completedAt": None, "isAwaitingTransition": False,
-            "workflow": {"id": "w", "name": "Claim Processing"},
+            "completedAt": None, "isAwaitingTransition": False, "definitionVersion": 1,
+            "workflow": {"id": "w", "name": "Claim Processing", "version": 2},
             "currentStep": {"id": "st", "name": "Submit Claim", "order": 1},
             "currentStepStatus": status, "availableStatuses": [status],
             "viewerCan": {"statuses": [status], "hold": True, "resume": False, "cancel": True,
@@ -166,6 +167,7 @@ def test_ariadne_codegen_generates_an_importable_typed_client(codegen_python, tm
         assert result.subject.label == "Broken window"
         assert isinstance(result.updated_at, datetime.datetime)
         assert result.viewer_can.hold and [s.name for s in result.viewer_can.statuses] == ["Draft"]
+        assert result.definition_version < result.workflow.version  # an older version: migrate
         print("typed client ok")
         """
     )

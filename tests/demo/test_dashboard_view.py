@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.http import HttpRequest
 
@@ -73,6 +74,12 @@ def test_dashboard_sets_the_csrf_cookie_and_embeds_the_client_operations(demo_cl
     assert "/static/graphql_api/vendor/graphql-ws-6.4.2.min.js" in html
     # Nothing is loaded from another host (the CSRF token is random text: look at URLs only).
     assert re.findall(r"(?:src|href)=[\"']?(?:https?:)?//", html) == []
+
+
+def test_the_migration_preview_is_offered_only_to_who_may_migrate(demo_client, client):
+    assert embedded_config(demo_client.get("/"))["mayMigrate"] is True  # the demo superuser
+    client.force_login(get_user_model().objects.get(username="rita"))  # a reviewer
+    assert embedded_config(client.get("/"))["mayMigrate"] is False
 
 
 def test_vendored_assets_are_served_without_internet(demo_client):

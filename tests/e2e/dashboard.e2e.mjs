@@ -77,6 +77,29 @@ async function otherClient() {
       assert(result.__typename === "WorkflowInstance", `${field} failed`, { result });
       return result;
     },
+    /** Publish the next version of workflow ``name``: its latest document plus a status on the first step. */
+    async publishVersion(name, statusName) {
+      const read = await gql(
+        "query($name: String!) { workflow(name: $name) { version versions(first: 1) { edges { node { document } } } } }",
+        { name },
+      );
+      const camel = (value) =>
+        Array.isArray(value)
+          ? value.map(camel)
+          : value && typeof value === "object"
+            ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c) => c.toUpperCase()), camel(v)]))
+            : value;
+      const input = camel(read.workflow.versions.edges[0].node.document);
+      input.steps[0].statuses.push({ name: statusName });
+      const data = await gql(
+        `mutation($input: WorkflowDefinitionInput!) { updateWorkflow(input: $input) {
+           __typename ... on Workflow { version } ... on OperationInfo { messages { code field message } } } }`,
+        { input },
+      );
+      assert(data.updateWorkflow.__typename === "Workflow", "updateWorkflow failed", { result: data.updateWorkflow });
+      assert(data.updateWorkflow.version === read.workflow.version + 1, "a new version was published", { data, read });
+      return data.updateWorkflow.version;
+    },
   };
 }
 
@@ -221,14 +244,53 @@ async function main() {
       log("change made while the server was down shown", { replayed, states, step: afterRestart.instances[phone].step });
     }
 
-    // 6. Screenshot of the populated dashboard, diagram rendered.
+    // 6. A new published version: the other client publishes "Claim Processing" v2. After a reload
+    // the unfinished instances show "v1" (older), the migration preview (a dry run) lists where each
+    // would land, and applying it moves them: MIGRATED events arrive live and the cards show "v2".
+    const newVersion = await other.publishVersion("Claim Processing", "Needs Info");
+    await page.reload();
+    await page.evaluate(() => window.dashboard.ready);
+    await page.waitForSelector("#connection[data-state=connected]", { timeout: 10000 });
+    await page.click('.workflow-list button:has-text("Claim Processing")');
+    const luggageChip = card(luggage).locator(".chip.def-version");
+    assert((await luggageChip.textContent()) === "v1", "the card shows the version it runs on", { text: await luggageChip.textContent() });
+    assert(await luggageChip.evaluate((el) => el.classList.contains("older")), "an older version is marked");
+    const onOld = () =>
+      page.evaluate(() =>
+        Object.values(window.dashboard.state().instances).filter(
+          (i) => i.workflow === "Claim Processing" && i.definitionVersion === 1 && !["COMPLETED", "CANCELLED"].includes(i.state),
+        ),
+      );
+    const olderBefore = (await onOld()).length;
+    assert(olderBefore > 0, "unfinished instances run on v1");
+    await page.click('button[data-action="preview-migration"]');
+    await page.waitForSelector('.migration-moves[data-dry-run="true"] .migration-move', { timeout: 5000 });
+    const preview = await page.$$eval(".migration-move", (items) => items.map((li) => li.dataset.outcome));
+    assert(preview.length === olderBefore && preview.every((o) => o === "WOULD_MIGRATE"), "every unfinished instance would move", { preview });
+    assert((await onOld()).length === olderBefore, "a preview changes nothing", { olderBefore });
+    log("migration preview shown", { moves: preview.length, version: newVersion });
+    const receivedBefore = (await state()).received;
+    await page.click('button[data-action="apply-migration"]');
+    await page.waitForSelector('.migration-moves[data-dry-run="false"] .migration-move[data-outcome="MIGRATED"]', { timeout: 5000 });
+    await page.waitForFunction(
+      (n) => window.dashboard.state().received >= n,
+      receivedBefore + preview.length,
+      { timeout: 5000 },
+    );
+    await page.waitForSelector(`.card[data-instance-id="${luggage}"] .chip.def-version[data-definition-version="${newVersion}"]`, { timeout: 5000 });
+    const kinds = await page.evaluate((n) => window.dashboard.store.events.slice(0, n).map((e) => e.kind), preview.length);
+    assert(kinds.every((k) => k === "MIGRATED"), "one MIGRATED event per instance, live", { kinds });
+    assert((await onOld()).length === 0, "no unfinished instance left on v1");
+    log("migrated", { migrated: preview.length, events: kinds.length });
+
+    // 7. Screenshot of the populated dashboard, diagram rendered.
     await page.waitForSelector("#diagram svg", { timeout: 15000 });
     await page.waitForTimeout(1700); // let the highlight animation settle
     mkdirSync(dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     log("screenshot", { path: SCREENSHOT });
 
-    // 7. GraphiQL (vendored, offline) runs a subscription over the same session.
+    // 8. GraphiQL (vendored, offline) runs a subscription over the same session.
     const bicycle = await idOf("Stolen bicycle");
     const graphiql = await context.newPage();
     graphiql.on("pageerror", (err) => problems.push("GraphiQL page error: " + err.message));

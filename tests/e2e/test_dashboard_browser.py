@@ -5,8 +5,9 @@ A fresh SQLite file is migrated and prepared with ``demo_setup``, daphne serves
 through playwright-core: log in, actions in the page, another client's change shown within
 2 seconds, a forced WebSocket drop with changes committed meanwhile that arrive after the
 reconnect exactly once, a legible error code, a server restart with a change committed while
-the server was down, a screenshot (artifacts/dashboard.png), and a subscription in the
-vendored GraphiQL; no request leaves the server (no CDN).
+the server was down, a new published version (instances shown on "v1", the migration preview,
+then the migration arriving live as MIGRATED events), a screenshot (artifacts/dashboard.png),
+and a subscription in the vendored GraphiQL; no request leaves the server (no CDN).
 
 The script asks for the restart by printing ``{"check": "restart server"}``; this test stops
 daphne, commits a change through the services (as another process would), starts daphne again
@@ -174,6 +175,8 @@ def test_dashboard_live_updates_actions_and_reconnect(demo_server):
     assert by_name["reconnected and resumed from the cursor"]["replayed"] == 2
     assert by_name["error shown"]["code"] == "VERSION_CONFLICT"
     assert by_name["change made while the server was down shown"]["replayed"] == 1
+    assert by_name["migration preview shown"]["version"] == 2
+    assert by_name["migrated"]["migrated"] == by_name["migration preview shown"]["moves"] > 0
     assert "GraphiQL subscription received" in by_name
     assert screenshot.stat().st_size > 20_000  # a populated page, not a blank one
     assert checks[-1]["check"] == "ok"

@@ -37,6 +37,7 @@
     cardErrors: new Map(), // instance id -> [{code, message}]
     chosen: new Map(), // instance id -> status picked in its select (survives re-renders)
     flash: new Set(),
+    migration: null, // {workflow, toVersion, busy, result (WorkflowMigration) | null, error}
   };
 
   // ------------------------------------------------------------------ helpers
@@ -357,6 +358,120 @@
     if (!store.workflows.length) list.replaceChildren(h("li", { class: "muted", text: "No workflows you may see." }));
   }
 
+  // ------------------------------------------------------------------ versions
+
+  /** The latest published version of ``name`` (the Workflows query), or 0 if unknown. */
+  function latestVersion(name) {
+    const workflow = store.workflows.find((w) => w.name === name);
+    return workflow ? workflow.version : 0;
+  }
+
+  function versionChip(instance) {
+    const latest = latestVersion(instance.workflow.name);
+    // A finished instance stays on the version it finished on: nothing to migrate.
+    const older = !FINISHED.has(instance.state) && instance.definitionVersion < latest;
+    return h("span", {
+      class: "chip def-version" + (older ? " older" : ""),
+      title: "runs on version " + instance.definitionVersion + " of the workflow; the latest is " + latest,
+      dataset: { definitionVersion: String(instance.definitionVersion) },
+      text: "v" + instance.definitionVersion,
+    });
+  }
+
+  /** Unfinished instances of ``workflow`` on a version older than its latest. */
+  function olderInstances(workflow) {
+    return instancesOf(workflow.name).filter((i) => !FINISHED.has(i.state) && i.definitionVersion < workflow.version);
+  }
+
+  /** The migration preview (a dry run) or, with apply, the migration of a page of instances. */
+  async function migrate(workflow, apply) {
+    const state = { workflow: workflow.name, toVersion: workflow.version, busy: true, result: null, error: null };
+    if (apply && store.migration) state.result = store.migration.result;
+    store.migration = state;
+    render();
+    try {
+      const input = { workflowName: workflow.name, toVersion: workflow.version, dryRun: !apply };
+      const result = (await gql("MigrateWorkflowInstances", { input })).migrateWorkflowInstances;
+      if (result.__typename === "OperationInfo") {
+        state.error = result.messages.map((m) => (m.code || m.kind) + ": " + m.message).join("; ");
+      } else {
+        state.result = result;
+        for (const move of result.moves) upsert(move.instance, { flash: !result.dryRun });
+      }
+    } catch (err) {
+      state.error = err.code + ": " + err.message;
+    } finally {
+      state.busy = false;
+      render();
+    }
+  }
+
+  function renderMigration(workflow) {
+    const box = $("#migration");
+    const older = config.mayMigrate ? olderInstances(workflow) : [];
+    const shown = store.migration && store.migration.workflow === workflow.name ? store.migration : null;
+    if (!older.length && !shown) {
+      box.hidden = true;
+      box.replaceChildren();
+      return;
+    }
+    box.hidden = false;
+    const result = shown && shown.result;
+    const versions = [...new Set(older.map((i) => "v" + i.definitionVersion))].sort().join(", ");
+    const parts = [
+      h(
+        "div",
+        { class: "migration-head" },
+        h("span", {
+          class: "migration-summary",
+          text: older.length
+            ? older.length + " unfinished instance" + (older.length === 1 ? "" : "s") + " on " + versions + "; the latest version is v" + workflow.version + "."
+            : "Every unfinished instance runs on v" + workflow.version + ".",
+        }),
+        older.length > 0 &&
+          h("button", {
+            class: "btn",
+            type: "button",
+            "data-action": "preview-migration",
+            disabled: shown && shown.busy,
+            text: "Preview migration to v" + workflow.version,
+            onclick: () => migrate(workflow, false),
+          }),
+        result &&
+          result.dryRun &&
+          result.movableCount > 0 &&
+          h("button", {
+            class: "btn primary",
+            type: "button",
+            "data-action": "apply-migration",
+            disabled: shown.busy,
+            text: "Migrate " + result.movableCount,
+            onclick: () => migrate(workflow, true),
+          }),
+      ),
+      shown && shown.error && h("div", { class: "card-error", role: "alert", text: shown.error }),
+      result &&
+        h(
+          "ol",
+          { class: "migration-moves", dataset: { dryRun: String(result.dryRun) } },
+          result.moves.map((move) => {
+            const instance = store.instances.get(move.instance.id) || move.instance;
+            const to = move.toStep ? move.toStep + " / " + move.toStatus : "—";
+            return h(
+              "li",
+              { class: "migration-move", dataset: { instanceId: move.instance.id, outcome: move.outcome } },
+              h("strong", { text: labelOf(instance) }),
+              " v" + move.fromVersion + " " + move.fromStep + " / " + move.fromStatus + " → v" + result.toVersion.number + " " + to + " ",
+              h("span", { class: "chip outcome-" + move.outcome, text: move.outcome.replace("_", " ").toLowerCase() }),
+              move.reason && h("code", { title: move.message || "", text: " " + move.reason }),
+            );
+          }),
+        ),
+      result && result.hasNextPage && h("p", { class: "muted small", text: "More instances follow this page of " + result.moves.length + "." }),
+    ];
+    box.replaceChildren(...parts.filter(Boolean));
+  }
+
   function renderCard(instance) {
     const errors = store.cardErrors.get(instance.id) || [];
     const active = instance.state === "ACTIVE";
@@ -403,11 +518,12 @@
         h("span", { class: "chip status", title: "status", text: instance.currentStepStatus.name }),
         h("span", { class: "chip state-" + instance.state, title: "state", text: STATE_LABEL[instance.state] || instance.state }),
         instance.isAwaitingTransition && h("span", { class: "chip awaiting", text: "no transition matched" }),
+        versionChip(instance),
       ),
       h(
         "div",
         { class: "card-meta" },
-        "v" + instance.version + " · last change ",
+        "#" + instance.version + " · last change ",
         h("time", { datetime: instance.updatedAt, title: new Date(instance.updatedAt).toLocaleString(), text: timeAgo(instance.updatedAt) }),
       ),
       !finished &&
@@ -436,11 +552,14 @@
     const board = $("#board");
     if (!workflow) {
       $("#workflow-title").textContent = "No workflow";
+      $("#workflow-version").textContent = "";
       board.replaceChildren(h("p", { class: "muted", text: "Load one with `manage.py load_workflow`." }));
       return;
     }
     $("#workflow-title").textContent = workflow.name;
+    $("#workflow-version").textContent = "v" + workflow.version;
     $("#workflow-description").textContent = workflow.description || "";
+    renderMigration(workflow);
     const showFinished = $("#show-finished").checked;
     const instances = instancesOf(workflow.name);
     const counts = {};
@@ -579,11 +698,19 @@
   window.dashboard = {
     ready,
     store,
-    /** A summary for tests: {connection, cursor, received, instances: {id: {version, state, step, status}}}. */
+    /** A summary for tests: {connection, cursor, received, instances: {id: {version, workflow, definitionVersion, state, step, status, label}}}. */
     state() {
       const instances = {};
       for (const [id, i] of store.instances) {
-        instances[id] = { version: i.version, state: i.state, step: i.currentStep.name, status: i.currentStepStatus.name, label: labelOf(i) };
+        instances[id] = {
+          version: i.version,
+          workflow: i.workflow.name,
+          definitionVersion: i.definitionVersion,
+          state: i.state,
+          step: i.currentStep.name,
+          status: i.currentStepStatus.name,
+          label: labelOf(i),
+        };
       }
       return { connection: store.connection, cursor: store.cursor, received: store.received, instances };
     },

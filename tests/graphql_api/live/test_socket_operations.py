@@ -96,6 +96,8 @@ def _read_variables(name: str, mine: WorkflowInstance, hidden: WorkflowInstance)
     event = mine.events.order_by("pk").first()
     return {
         "WorkflowDiagram": {"name": "Claim Processing"},
+        "WorkflowVersions": {"name": "Claim Processing"},
+        "WorkflowDiff": {"name": "Claim Processing", "fromVersion": 1, "toVersion": 1},
         "WorkflowInstances": {"first": 100},
         "InstanceHistory": {"id": instance_gid(mine)},
         "WorkflowEvents": {"first": 10},

@@ -36,6 +36,8 @@ PATHS = {
     "EventStep": "workflowEvents(first: $n) { edges { node { toStep { %s } } } }",
     "EventWorkflow": "workflowEvents(first: $n) { edges { node { workflow { %s } } } }",
     "EventInstance": "workflowEvents(first: $n) { edges { node { instance { %s } } } }",
+    "WorkflowVersion": "workflowInstances(first: $n) { edges { node { workflow { versions(first: "
+    "3) { edges { node { %s } } } } } } }",
 }
 TYPE_OF = {
     "EventStep": "WorkflowStep",
