@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import create_workflow, emit, seed_instances, setup_django
+from bench._common import emit, setup_django, superuser_client
 
 #: Operation name -> variables, as the dashboard sends them (demo/static/demo/dashboard.js).
 OPERATIONS = {"WorkflowInstances": {"first": 100}, "Workflows": {}, "InstanceHistory": None}
@@ -42,25 +42,14 @@ def main() -> None:
     backend = setup_django("tests.settings", "apq")
 
     from django.conf import settings
-    from django.contrib.auth.models import User
-    from django.test import Client
-    from strawberry.relay import to_base64
 
     from demo.views import client_operations
-    from django_steps.models import WorkflowInstance
 
-    settings.ALLOWED_HOSTS = ["*"]
     settings.DJANGO_STEPS_GRAPHQL = {
         **getattr(settings, "DJANGO_STEPS_GRAPHQL", {}),
         "PERSISTED_QUERIES": "apq",
     }
-    create_workflow("Bench")
-    seed_instances("Bench", 100)
-    client = Client()
-    client.force_login(User.objects.create_superuser("bench", "b@example.com", "x"))
-    instance_id = to_base64(
-        "WorkflowInstance", WorkflowInstance.objects.values_list("pk", flat=True).first()
-    )
+    client, instance_id = superuser_client("Bench", 100)
     documents = client_operations()
 
     def send(way: str, name: str) -> tuple[float, int]:
