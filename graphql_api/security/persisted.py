@@ -3,18 +3,20 @@ both WebSocket protocols, and a production switch that runs registered documents
 
 ``DJANGO_STEPS_GRAPHQL["PERSISTED_QUERIES"]``:
 
-* ``None`` (default): a request's ``extensions.persistedQuery`` is ignored when it carries its
-  ``query``; without it, ``PERSISTED_QUERY_NOT_SUPPORTED`` (Apollo's link then stops hashing).
-* ``"apq"``: the APQ protocol. A hash without ``query`` that the server knows runs that document;
-  one it does not know is ``PERSISTED_QUERY_NOT_FOUND`` (the client then sends hash and query
-  once); hash and query together are checked (the hash must be the query's SHA-256) and the
-  document kept in Django's cache (``PERSISTED_QUERIES_CACHE``) under its hash. A cache entry is
-  keyed by the hash of its own text, so no client can make another's hash run something else.
+* ``"apq"`` (default): the APQ protocol. A hash without ``query`` that the server knows runs
+  that document; one it does not know is ``PERSISTED_QUERY_NOT_FOUND`` (the client then sends
+  hash and query once); hash and query together are checked (the hash must be the query's
+  SHA-256) and the document kept in Django's cache (``PERSISTED_QUERIES_CACHE``) under its
+  hash. A cache entry is keyed by the hash of its own text, so no client can make another's
+  hash run something else; it is kept ``PERSISTED_QUERIES_SECONDS`` (a day), then a client
+  sends its query once again.
 * ``"only"``: as ``"apq"``, and every document must be registered: each of its operations, with
   the fragments it uses, printed the way graphql-core prints it (so formatting, comments and
   the order of fragments do not matter) must be in the file ``PERSISTED_QUERIES_DOCUMENTS``,
   written by ``manage.py register_documents``. Anything else is ``PERSISTED_QUERY_NOT_IN_LIST``
   before it is validated.
+* ``None``: off. A request's ``extensions.persistedQuery`` is ignored when it carries its
+  ``query``; without it, ``PERSISTED_QUERY_NOT_SUPPORTED`` (Apollo's link then stops hashing).
 
 Why a file for the registered documents: they belong to a release of the clients, not to the
 data — the file is reviewed, versioned and deployed with the code like a migration, identical on
@@ -144,7 +146,7 @@ def resolve(query: Any, extensions: Any) -> Any:
     if mode == "only":
         _require_registered(query)
     if _parses(query):  # kept only once it is a document (validation comes next, as always)
-        cache.set(_CACHE_KEY.format(sha), query)
+        cache.set(_CACHE_KEY.format(sha), query, graphql_setting("PERSISTED_QUERIES_SECONDS"))
     return query
 
 

@@ -52,6 +52,11 @@ def apq(settings):
 
 
 @pytest.fixture
+def off(settings):
+    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "PERSISTED_QUERIES": None}
+
+
+@pytest.fixture
 def only(settings, tmp_path):
     settings.DJANGO_STEPS_GRAPHQL = {
         **settings.DJANGO_STEPS_GRAPHQL,
@@ -115,7 +120,16 @@ def test_a_document_that_does_not_parse_is_not_kept(apq, as_viewer):
     assert code(post(as_viewer, {"extensions": extensions(query)})) == "PERSISTED_QUERY_NOT_FOUND"
 
 
-def test_with_persisted_queries_off_a_hash_alone_is_not_supported(as_viewer, claim_workflow):
+def test_apq_is_on_by_default(as_viewer, claim_workflow):
+    query = unique_query()
+    assert code(post(as_viewer, {"extensions": extensions(query)})) == "PERSISTED_QUERY_NOT_FOUND"
+    post(as_viewer, {"query": query, "extensions": extensions(query)})
+    assert post(as_viewer, {"extensions": extensions(query)}).json() == {
+        "data": {"workflows": {"totalCount": 1}}
+    }
+
+
+def test_with_persisted_queries_off_a_hash_alone_is_not_supported(off, as_viewer, claim_workflow):
     query = unique_query()
     alone = post(as_viewer, {"extensions": extensions(query)})
     assert alone.status_code == 200 and code(alone) == "PERSISTED_QUERY_NOT_SUPPORTED"
