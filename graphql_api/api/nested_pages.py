@@ -22,8 +22,18 @@ import dataclasses
 from typing import Any
 
 import strawberry
-from django.db import DEFAULT_DB_ALIAS
-from django.db.models import Case, Count, F, IntegerField, QuerySet, Sum, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OrderBy,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Least, RowNumber
 from strawberry import relay
 from strawberry_django.optimizer import mark_optimized_by_prefetching
@@ -55,11 +65,6 @@ def _rows_matching(condition: Any, partition: str, *, matching: bool = True) -> 
     )
 
 
-def _order_by(queryset: QuerySet) -> list:
-    compiler = queryset.query.get_compiler(using=queryset._db or DEFAULT_DB_ALIAS)
-    return [expression for expression, _ in compiler.get_order_by()]
-
-
 def page_nested(
     queryset: QuerySet,
     *,
@@ -80,6 +85,9 @@ def page_nested(
         "_strawberry_total_count": _window(Count(1), related_field_id),
         "_steps_position": _window(RowNumber(), related_field_id, order_by),
     }
+    # Every bound a filter compares with is an annotation of its own (or a plain number): Django
+    # then filters the windows with no column of its own added, and keeps the columns as
+    # selected (with one added, it re-selects them by expression, and merges equal ones)
     filters: list[dict[str, Any]] = []
     low: Any = Value(0)  # positions after the page's start (exclusive)
     if after:
@@ -99,34 +107,47 @@ def page_nested(
         filters.append({"_steps_position__lte": F("_steps_kept")})
     if first is not None:
         # one row more than asked: strawberry-django reads `hasNextPage` from it
-        top = low + Value(first + 1) if after else first + 1
+        top: Any = first + 1
+        if after:
+            annotations["_steps_top"] = low + Value(first + 1)
+            top = F("_steps_top")
         filters.append({"_steps_position__lte": top})
         if last is not None:
             top_value = Value(top) if isinstance(top, int) else top
             high = Least(F("_steps_kept"), top_value) if before else top_value
             annotations["_strawberry_row_number_fwd"] = F("_steps_position") - low
-            filters.append({"_steps_position__gt": high - Value(last + 2)})
+            annotations["_steps_floor"] = high - Value(last + 2)
+            filters.append({"_steps_position__gt": F("_steps_floor")})
     elif last is not None:
-        reverse_order = _order_by(queryset.reverse())
-        annotations["_steps_from_end"] = _window(RowNumber(), related_field_id, reverse_order)
-        if before:
-            # rows at or after the cursor: the last `total - kept` positions
-            skipped = F("_strawberry_total_count") - F("_steps_kept")
-            filters.append({"_steps_from_end__lte": skipped + Value(last + 1)})
-        else:
-            filters.append({"_steps_from_end__lte": last + 1})
+        # the last `last + 1` positions up to the end (the cursor, or the parent's last row)
+        end = F("_steps_kept") if before else F("_strawberry_total_count")
+        annotations["_steps_start"] = end - Value(last + 1)
+        filters.append({"_steps_position__gt": F("_steps_start")})
     # strawberry-django's edge cursors read the ordering values off each row, but the optimizer
     # applies the selection's `only()` after this (dropping an ordering column nobody selected,
     # which each row would then load in a query of its own): read them from copies instead
-    readable = []
+    # (and the page is ordered by the copies: an ORDER BY column the query does not select
+    # would make Django re-select the columns by expression, as above)
+    readable, ordering = [], []
     for index, descriptor in enumerate(descriptors):
         if descriptor.attname in {"pk", queryset.model._meta.pk.attname}:
             readable.append(descriptor)
-            continue
-        alias = f"_steps_order_value_{index}"
-        annotations[alias] = F(descriptor.attname)
-        readable.append(dataclasses.replace(descriptor, attname=alias))
-    queryset = queryset.annotate(**annotations)
+            name = "pk"
+        else:
+            name = f"_steps_order_value_{index}"
+            output = descriptor.order_by.expression.output_field
+            annotations[name] = ExpressionWrapper(F(descriptor.attname), output_field=output)
+            readable.append(dataclasses.replace(descriptor, attname=name))
+        order = descriptor.order_by
+        ordering.append(
+            OrderBy(
+                F(name),
+                descending=order.descending,
+                nulls_first=order.nulls_first,
+                nulls_last=order.nulls_last,
+            )
+        )
+    queryset = queryset.annotate(**annotations).order_by(*ordering)
     for condition in filters:
         queryset = queryset.filter(**condition)
     if last is not None:

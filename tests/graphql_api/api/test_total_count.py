@@ -173,3 +173,37 @@ def test_nested_counts_after_a_cursor_cost_the_same_queries_for_2_or_5_parents(
         for edge in data["workflowInstances"]["edges"]:
             assert edge["node"]["history"]["totalCount"] == 5
     assert counted[0] == counted[1]
+
+
+ORDERED = """query Ordered($first: Int, $after: String, $last: Int, $before: String) {
+  workflow(name: "Claim Processing") {
+    instances(first: $first, after: $after, last: $last, before: $before,
+      ordering: [{version: DESC}, {startedAt: ASC}], filters: {state: ACTIVE}) {
+      totalCount
+      pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+      edges { node { id version } }
+    }
+  }
+}"""
+
+
+def test_a_nested_page_with_ordering_and_filters_counts_the_filtered_set_both_ways(
+    as_viewer, claim_workflow
+):
+    instances = [start(f"c{i}") for i in range(6)]
+    for instance in instances[:2]:
+        services.set_workflow_on_hold(instance)
+        services.resume_workflow_instance(instance)  # version 3: first in the ordering
+    services.cancel_workflow_instance(instances[5])  # filtered out
+
+    def pick(data):
+        return data["workflow"]["instances"]
+
+    forwards = walk(as_viewer, ORDERED, {}, pick, 2)
+    assert [page["totalCount"] for page in forwards] == [5, 5, 5]
+    order = [e["node"]["id"] for page in forwards for e in page["edges"]]
+    assert len(set(order)) == 5
+    assert [e["node"]["version"] for e in forwards[0]["edges"]] == [3, 3]
+    backwards = walk(as_viewer, ORDERED, {}, pick, 2, backwards=True)
+    assert [page["totalCount"] for page in backwards] == [5, 5, 5]
+    assert [e["node"]["id"] for page in reversed(backwards) for e in page["edges"]] == order
