@@ -31,6 +31,9 @@ DEMO_ENV := DJANGO_DEBUG=$${DJANGO_DEBUG:-1}
 demo: $(STAMP)
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
 	$(DEMO_ENV) $(BIN)/python manage.py demo_setup --url http://$(DEMO_HOST):$(DEMO_PORT)
+	@# The deadline scheduler runs beside the server and stops with it.
+	$(DEMO_ENV) $(BIN)/python manage.py steps_worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(DEMO_ENV) $(BIN)/daphne -b $(DEMO_HOST) -p $(DEMO_PORT) demo.asgi:application
 
 # A typed Python client (ariadne-codegen) from schema.graphql + client/*.graphql, into build/.

@@ -6,6 +6,7 @@ normal exit, on an exception, on Ctrl-C and on SIGTERM (run.py's timeout sends S
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import os
@@ -225,6 +226,40 @@ def median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 1) -> fl
         fn()
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)
+
+
+def bench_arguments(doc: str | None, quick: str = "smaller sizes, fewer rounds"):
+    """The options every benchmark script takes, ``--quick`` and ``--json``; a script adds its
+    own to the parser returned."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--json", action="store_true", help="print one JSON object {rows: [...]}")
+    return parser
+
+
+def versus(
+    figure: str,
+    value: float,
+    floor: float,
+    unit: str,
+    *,
+    scale: float = 1.0,
+    digits: int = 2,
+    ratio_digits: int = 2,
+    target: str | None = None,
+    met: bool | None = None,
+) -> dict:
+    """A row measuring ``value`` against its ``floor`` (both shown in ``unit`` once multiplied by
+    ``scale``, e.g. seconds in µs with 1e6), with their ratio."""
+    return {
+        "figure": figure,
+        "value": round(value * scale, digits),
+        "unit": unit,
+        "floor": round(floor * scale, digits),
+        "ratio": round(value / floor, ratio_digits),
+        "target": target,
+        "met": met,
+    }
 
 
 def emit(rows: list[dict], as_json: bool, title: str) -> None:

@@ -29,15 +29,12 @@ INSTALLED_APPS = [
     "django_steps",
     "claims",
 ]
-MIDDLEWARE = demo.MIDDLEWARE
-AUTHENTICATION_BACKENDS = demo.AUTHENTICATION_BACKENDS
-AXES_FAILURE_LIMIT = demo.AXES_FAILURE_LIMIT
-AXES_COOLOFF_TIME = demo.AXES_COOLOFF_TIME
-AXES_LOCKOUT_PARAMETERS = demo.AXES_LOCKOUT_PARAMETERS
-DJANGO_STEPS = demo.DJANGO_STEPS
+#: The demo's own values, like for like.
+SHARED = ("MIDDLEWARE", "AUTHENTICATION_BACKENDS", "DJANGO_STEPS", "TIME_ZONE")
+SHARED += ("AXES_FAILURE_LIMIT", "AXES_COOLOFF_TIME", "AXES_LOCKOUT_PARAMETERS")
+globals().update({name: getattr(demo, name) for name in SHARED})
 ROOT_URLCONF = "bench._peer_urls"
 DATABASES = {"default": demo.database_from_url(os.environ.get("DATABASE_URL"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
-TIME_ZONE = demo.TIME_ZONE
 GRAPHENE = {"SCHEMA": "bench._peer_schema.schema", "RELAY_CONNECTION_MAX_LIMIT": 100}

@@ -16,7 +16,6 @@ plus one cache read. Target: no slower than the full query (within 5 %).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import statistics
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import emit, setup_django, superuser_client
+from bench._common import bench_arguments, emit, setup_django, superuser_client
 
 #: Operation name -> variables, as the dashboard sends them (demo/static/demo/dashboard.js).
 OPERATIONS = {"WorkflowInstances": {"first": 100}, "Workflows": {}, "InstanceHistory": None}
@@ -34,10 +33,7 @@ TARGET = 1.05  # no slower than the full query, within the noise of a shared mac
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = bench_arguments(__doc__).parse_args()
     rounds = 20 if args.quick else 100
     backend = setup_django("tests.settings", "apq")
 

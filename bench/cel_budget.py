@@ -23,7 +23,6 @@ database is touched.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -35,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench._common import bench_arguments, versus  # noqa: E402
 
 #: (label, expression, context): a plain comparison on the content object, a list membership
 #: and a string method, a macro over a list, nested macros, list equality.
@@ -142,19 +143,18 @@ def bench(quick: bool) -> list[dict]:
         one = time.thread_time() - started
         calls = max(2, int((0.004 if quick else 0.01) / max(one, 1e-6)))
         with_budget, without = across_depths(budgeted, floor, calls, rounds, depths)
-        value, base = round(with_budget * 1e6, 1), round(without * 1e6, 1)
-        ratio = round(value / base, 3)
+        ratio = round(with_budget / without, 3)
         ratios.append(ratio)
         rows.append(
-            {
-                "figure": f"CEL budget overhead per evaluation: {label}",
-                "value": value,
-                "unit": "µs",
-                "floor": base,
-                "ratio": ratio,
-                "target": "<= 1.05x floor",
-                "met": ratio <= 1.05,
-            }
+            versus(
+                f"CEL budget overhead per evaluation: {label}",
+                *(with_budget, without, "µs"),
+                scale=1e6,
+                digits=1,
+                ratio_digits=3,
+                target="<= 1.05x floor",
+                met=ratio <= 1.05,
+            )
         )
     worst = max(ratios)
     rows.append(
@@ -170,10 +170,7 @@ def bench(quick: bool) -> list[dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (a few seconds)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object {rows: [...]}")
-    args = parser.parse_args()
+    args = bench_arguments(__doc__, "fewer rounds (a few seconds)").parse_args()
     setup()
     rows = bench(args.quick)
     if args.json:

@@ -20,7 +20,6 @@ PostgreSQL; with the publisher connected ≤ 1.3× the engine alone.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import statistics
@@ -31,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench._common import bench_arguments, versus  # noqa: E402
 
 FIVE_STEPS = [f"Step {i}" for i in range(1, 6)]
 
@@ -151,6 +152,10 @@ def receivers_disconnected():
             signal.sender_receivers_cache.clear()
 
 
+#: Seconds shown in µs with one decimal.
+MICROSECONDS = {"scale": 1e6, "digits": 1}
+
+
 def row(figure, value, unit="", floor=None, ratio=None, target=None, met=None):
     return {
         "figure": figure,
@@ -262,31 +267,25 @@ def bench(quick: bool, backend: str) -> list[dict]:
     target = TARGET_RATIO[backend]
     rows += [
         row("plain single-row ORM update() (floor)", round(floor * 1e6, 1), "µs"),
-        row(
+        versus(
             "advancing update (CEL condition on the object), engine only",
-            round(advancing * 1e6, 1),
-            "µs",
-            floor=round(floor * 1e6, 1),
-            ratio=round(ratio, 2),
+            *(advancing, floor, "µs"),
+            **MICROSECONDS,
             target=f"<= {target:g}x floor ({backend})",
             met=ratio <= target,
         ),
-        row(
+        versus(
             f"advancing update with the {receivers} connected workflow_event_committed "
             "receiver(s) vs engine only",
-            round(with_receivers * 1e6, 1),
-            "µs",
-            floor=round(advancing * 1e6, 1),
-            ratio=round(with_receivers / advancing, 2),
+            *(with_receivers, advancing, "µs"),
+            **MICROSECONDS,
             target=f"<= {TARGET_RECEIVERS:g}x engine only",
             met=with_receivers / advancing <= TARGET_RECEIVERS,
         ),
-        row(
+        versus(
             "advancing update with the receiver(s) vs the floor",
-            round(with_receivers * 1e6, 1),
-            "µs",
-            floor=round(floor * 1e6, 1),
-            ratio=round(with_receivers / floor, 2),
+            *(with_receivers, floor, "µs"),
+            **MICROSECONDS,
         ),
     ]
 
@@ -351,10 +350,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (a few seconds)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object {rows: [...]}")
-    args = parser.parse_args()
+    args = bench_arguments(__doc__, "small sizes (a few seconds)").parse_args()
 
     backend = setup_database()
     rows = bench(args.quick, backend)

@@ -30,7 +30,6 @@ and ``json.dumps``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import http.client
 import json
@@ -48,6 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (
+    bench_arguments,
     close_django_connections,
     create_workflow,
     emit,
@@ -55,7 +55,9 @@ from bench._common import (
     median_seconds,
     scratch_database,
     seed_instances,
+    versus,
 )
+from tests.servers import asgi_command, free_port, stop
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -112,12 +114,6 @@ def peer_python() -> Path:
     return python
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def server(python: Path, app: str, env_extra: dict, log: Path):
     port = free_port()
@@ -129,21 +125,9 @@ def server(python: Path, app: str, env_extra: dict, log: Path):
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_STEPS_LOG_LEVEL": "WARNING",
     }
-    cmd = [
-        str(python),
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    cmd = asgi_command(
+        "uvicorn", app, port, "--workers", "1", "--no-access-log", python=str(python)
+    )
     with open(log, "ab") as out:
         process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -160,12 +144,7 @@ def server(python: Path, app: str, env_extra: dict, log: Path):
                 time.sleep(0.1)
         yield port, process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=15)
 
 
 class Browser:
@@ -239,9 +218,7 @@ def floor_page(size: int, user) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
+    parser = bench_arguments(__doc__)
     parser.add_argument(
         "--profile",
         metavar="DIR",
@@ -312,15 +289,13 @@ def main() -> None:
             }
         )
         rows.append(
-            {
-                "figure": f"page of {size}: median latency vs floor (in process)",
-                "value": round(ours * 1000, 2),
-                "unit": "ms",
-                "floor": round(floor * 1000, 2),
-                "ratio": round(ours / floor, 2),
-                "target": "<= 5x floor",
-                "met": ours / floor <= 5,
-            }
+            versus(
+                f"page of {size}: median latency vs floor (in process)",
+                *(ours, floor, "ms"),
+                scale=1000,
+                target="<= 5x floor",
+                met=ours / floor <= 5,
+            )
         )
     rows.append(
         {

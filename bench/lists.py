@@ -34,7 +34,6 @@ visibility rule keeps every claim for reviewers).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -44,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import emit, scratch_database
+from bench._common import bench_arguments, emit, scratch_database
 
 LIST = """query Page($first: Int!) { workflowInstances(first: $first) {
   edges { node { id state version workflow { name } currentStep { name }
@@ -228,10 +227,7 @@ def ratio_row(figure: str, ta: list[float], tb: list[float], target: float | Non
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = bench_arguments(__doc__).parse_args()
     small, large, deep = (333, 3_330, 1_000) if args.quick else (333, 333_000, 10_000)
     rounds = 30 if args.quick else 200
     big_rounds = 10 if args.quick else 60

@@ -12,12 +12,10 @@ database, whose writers queue on one lock.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import http.cookiejar
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import create_workflow, emit, setup_django  # noqa: E402
+from bench._common import bench_arguments, create_workflow, emit, setup_django  # noqa: E402
+from tests.servers import asgi_command, free_port, stop  # noqa: E402
 
 UPDATE = """
 mutation Update($input: UpdateWorkflowStepStatusInput!) {
@@ -47,12 +46,6 @@ LOGIN = (
     "mutation L($u: String!, $p: String!) { login(username: $u, password: $p) "
     "{ __typename ... on User { username } } }"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def global_id(pk: int) -> str:
@@ -149,9 +142,7 @@ def scenario(base, pks, clients, per_client, shared):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
+    parser = bench_arguments(__doc__)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     clients, per_client = (4, 10) if args.quick else (8, 50)
@@ -192,20 +183,7 @@ def main() -> None:
     }
     workers = args.workers if backend == "postgresql" else 1
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "demo.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ],
+        asgi_command("uvicorn", "demo.asgi:application", port, "--workers", str(workers)),
         cwd=ROOT,
         env=env,
     )
@@ -220,8 +198,7 @@ def main() -> None:
         separate = scenario(base, pks, clients, per_client, shared=False)
         shared = scenario(base, pks, clients, per_client, shared=True)
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        stop(server, timeout=20)
     rows = []
     for name, r in (("separate instances", separate), ("one shared instance", shared)):
         label = f"updateWorkflowStepStatus, {clients} clients, {name}, {workers} worker(s)"

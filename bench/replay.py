@@ -22,7 +22,6 @@ PostgreSQL the tables are then analysed, as autovacuum does after a bulk load.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -37,7 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench._common import emit, scratch_database  # noqa: E402 - after the path is set
+from bench._common import bench_arguments, emit, scratch_database  # noqa: E402 - after the path is set
+from tests.graphql_api.live.helpers import add_events  # noqa: E402
 
 TARGET = 2.0
 SELECTION = "cursor kind sequence state instance { id version state }"
@@ -68,34 +68,6 @@ def setup(label: str) -> str:
     return "postgresql" if url.startswith("postgres") else "sqlite"
 
 
-def bulk_events(instance, count: int) -> None:
-    """``count`` copies of ``instance``'s last event, each in its own slot after every stored
-    one."""
-    from django.db import connection, transaction
-    from django.db.models import Max
-
-    from django_steps.models import WorkflowEvent
-
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_current_xact_id()::text::bigint")
-                txid, start = int(cursor.fetchone()[0]), 0
-        else:
-            txid = 0
-            start = WorkflowEvent.objects.filter(txid=0).aggregate(m=Max("position"))["m"] or 0
-        last = WorkflowEvent.objects.filter(instance=instance).order_by("-sequence").first()
-        fields = [f.attname for f in WorkflowEvent._meta.concrete_fields if not f.primary_key]
-        template = {name: getattr(last, name) for name in fields}
-        rows = []
-        for n in range(1, count + 1):
-            row = WorkflowEvent(**template)
-            row.sequence, row.txid, row.position = last.sequence + n, txid, start + n
-            rows.append(row)
-        WorkflowEvent.objects.bulk_create(rows, batch_size=2000)
-        type(instance).objects.filter(pk=instance.pk).update(last_sequence=last.sequence + count)
-
-
 def build(total: int) -> tuple[str, int]:
     """The demo's users, alice's 12 events among ``total``; alice's session key."""
     from io import StringIO
@@ -118,12 +90,12 @@ def build(total: int) -> tuple[str, int]:
     alice = services.start_workflow_instance("Claim Processing", claims["alice"])
     chunk = (total - VISIBLE - 1) // VISIBLE
     for n in range(VISIBLE - 1):
-        bulk_events(bob, chunk)
+        add_events(bob, chunk)
         if n % 2 == 0:
             services.set_workflow_on_hold(alice)
         else:
             services.resume_workflow_instance(alice)
-    bulk_events(bob, total - WorkflowEvent.objects.count())
+    add_events(bob, total - WorkflowEvent.objects.count())
     assert WorkflowEvent.objects.filter(instance=alice).count() == VISIBLE
     from django.db import connection
 
@@ -193,10 +165,7 @@ async def measure(session: str, rounds: int) -> tuple[list[float], list[float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = bench_arguments(__doc__).parse_args()
     total = 10_000 if args.quick else 100_000
     rounds = 10 if args.quick else 40
     backend = setup("replay")

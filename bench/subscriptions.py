@@ -7,8 +7,9 @@ Two figures sets:
   (targets: p99 ≤ 250 ms, 100 % delivered);
 * **in-memory**: 1000 subscribers on one uvicorn worker with the in-memory channel layer, 240
   commits at 2/s through that worker, i.e. 2000 deliveries a second (target: p99 ≤ 500 ms,
-  100 % delivered). One worker runs on one core: each delivery costs it ~0.3 ms of CPU (the
-  "worker CPU per delivery" row), so 1000 subscribers × 20 commits/s would need six cores.
+  100 % delivered). One worker runs on one core and each delivery costs it CPU (the "worker
+  CPU per delivery" row): more subscribers × commits per second than one core serves need more
+  workers.
 
 Every subscriber follows the workflow-wide stream, so every commit reaches every subscriber
 (200 × 1000 deliveries). The commit time is the event's ``createdAt`` (set inside the
@@ -24,21 +25,17 @@ PostgreSQL, else a temporary SQLite file. Redis: ``REDIS_URL`` if set, else a pr
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -46,7 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-CSRF = "benchsubscriptionscsrftoken00000"
+from bench._common import bench_arguments  # noqa: E402
+from tests.servers import asgi_command, free_port, graphql, stop, wait_http  # noqa: E402
+
 GIVEN_REDIS_URL = os.environ.get("REDIS_URL")
 SUBSCRIBE = """subscription($w: String, $after: String) {
   workflowInstanceEvents(workflowName: $w, after: $after) { cursor createdAt }
@@ -55,12 +54,6 @@ HOLD = """mutation($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) { __t
 RESUME = (
     """mutation($id: ID!) { resumeWorkflowInstance(input: {instanceId: $id}) { __typename } }"""
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def setup_database(workdir: Path) -> str:
@@ -123,49 +116,21 @@ def worker(env_extra: dict, log: Path, pids: list[int] | None = None):
         # Every subscriber here is the same user: no per-user socket limit.
         "GRAPHQL_WS_MAX_CONNECTIONS_PER_USER": "0",
     }
-    cmd = [
-        sys.executable,
-        "-m",
+    cmd = asgi_command(
         "uvicorn",
         "demo.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--ws",
-        "websockets",
-        "--ws-max-queue",
-        "1024",
-        "--ws-per-message-deflate",
-        "false",
-    ]
+        port,
+        *("--ws", "websockets", "--ws-max-queue", "1024", "--ws-per-message-deflate", "false"),
+    )
     with open(log, "ab") as out:
         process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         if pids is not None:
             pids.append(process.pid)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"worker exited: {log.read_text()[-2000:]}")
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/graphql/", timeout=1)
-                    break
-                except urllib.error.HTTPError:
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+            wait_http(port, process, log)
             yield port
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
 
 
 @contextlib.contextmanager
@@ -195,20 +160,6 @@ def redis_url(workdir: Path):
     finally:
         process.kill()
         process.wait(5)
-
-
-def post(port: int, session: str, query: str, **variables) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql/",
-        data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={
-            "Content-Type": "application/json",
-            "X-CSRFToken": CSRF,
-            "Cookie": f"sessionid={session}; csrftoken={CSRF}",
-        },
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
 
 
 async def subscriber(
@@ -368,13 +319,13 @@ async def scenario(
         i for i in range(subscribers) if not tasks[i].done()
     ]  # a failed handshake counts as undelivered
     # Hold the warm-up instance, or resume it if an earlier scenario left it on hold.
-    answer = await asyncio.to_thread(post, ports[0], session, HOLD, id=warm_up)
+    answer = await asyncio.to_thread(graphql, ports[0], HOLD, session, id=warm_up)
     if (
         answer.get("errors")
         or (answer.get("data") or {}).get("setWorkflowOnHold", {}).get("__typename")
         != "WorkflowInstance"
     ):
-        await asyncio.to_thread(post, ports[0], session, RESUME, id=warm_up)
+        await asyncio.to_thread(graphql, ports[0], RESUME, session, id=warm_up)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not all(seen[i] for i in live):
         await asyncio.sleep(0.1)
@@ -401,7 +352,7 @@ async def scenario(
         if before is not None:
             await before
         result = await asyncio.to_thread(
-            post, ports[n % len(ports)], session, HOLD if hold else RESUME, id=instance
+            graphql, ports[n % len(ports)], HOLD if hold else RESUME, session, id=instance
         )
         data = (result.get("data") or {}).get(
             "setWorkflowOnHold" if hold else "resumeWorkflowInstance"
@@ -511,10 +462,7 @@ def rows_for(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = bench_arguments(__doc__).parse_args()
     redis_subs, redis_commits, redis_rate = (20, 100, 20.0) if args.quick else (200, 1000, 20.0)
     memory_subs, memory_commits, memory_rate = (100, 50, 10.0) if args.quick else (1000, 240, 2.0)
 

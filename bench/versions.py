@@ -19,7 +19,6 @@ Figures (never pass/fail on time):
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -28,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench._common import bench_arguments, emit, setup_django, versus  # noqa: E402
 
 TARGET = 1.05
 
@@ -107,13 +108,13 @@ def bench(quick: bool) -> list[dict]:
     ratios = sorted(x / y for x, y in zip(ta, tb, strict=False))
     q = statistics.quantiles(ratios, n=4)
     rows = [
-        row(
+        versus(
             "advancing update, workflow with 50 published versions vs 1 "
             f"(per-round ratio median {statistics.median(ratios):.3f}, IQR {q[0]:.3f}-{q[2]:.3f})",
-            round(a * 1e6, 1),
-            "µs",
-            floor=round(b * 1e6, 1),
-            ratio=round(a / b, 3),
+            *(a, b, "µs"),
+            scale=1e6,
+            digits=1,
+            ratio_digits=3,
             target=f"<= {TARGET:g}x",
             met=a / b <= TARGET,
         )
@@ -151,12 +152,7 @@ def bench(quick: bool) -> list[dict]:
 
 
 def main() -> int:
-    from bench._common import emit, setup_django
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes")
-    parser.add_argument("--json", action="store_true", help="print one JSON object {rows: [...]}")
-    args = parser.parse_args()
+    args = bench_arguments(__doc__, "small sizes").parse_args()
     backend = setup_django("tests.settings", "versions")
     rows = bench(args.quick)
     for r in rows:

@@ -26,7 +26,6 @@ On SQLite it prints a row saying it needs PostgreSQL (SQLite lets one transactio
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -36,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import emit, setup_django
+from bench._common import bench_arguments, emit, setup_django
 
 THREADS = [1, 2, 4, 8]
 TARGET = 0.8
@@ -121,10 +120,7 @@ class LockSampler:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = bench_arguments(__doc__).parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         emit(
             [

@@ -19,7 +19,6 @@ No database is touched.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import os
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench._common import emit  # noqa: E402
+from bench._common import bench_arguments, emit, versus  # noqa: E402
 
 TARGET = 1.05
 
@@ -94,10 +93,7 @@ def event_message(context_chars: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = bench_arguments(__doc__).parse_args()
     rounds = 15 if args.quick else 60
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
@@ -148,15 +144,14 @@ def main() -> None:
                     samples[name].append(await batch(adapter, message, count))
             on, off = statistics.median(samples["checked"]), statistics.median(samples["floor"])
             rows.append(
-                {
-                    "figure": f"send one {label} ({size:,} bytes) with the size check",
-                    "value": round(on * 1e6, 2),
-                    "unit": "µs",
-                    "floor": round(off * 1e6, 2),
-                    "ratio": round(on / off, 3),
-                    "target": f"<= {TARGET} (strawberry's adapter, no check)",
-                    "met": on / off <= TARGET,
-                }
+                versus(
+                    f"send one {label} ({size:,} bytes) with the size check",
+                    *(on, off, "µs"),
+                    scale=1e6,
+                    ratio_digits=3,
+                    target=f"<= {TARGET} (strawberry's adapter, no check)",
+                    met=on / off <= TARGET,
+                )
             )
         return rows
 

@@ -198,6 +198,11 @@ TEMPLATES = [
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL"))}
 CHANNEL_LAYERS = channel_layers_from_url(os.environ.get("REDIS_URL"))
 
+# Deadlines on Celery (`celery -A demo worker --beat`, the `celery` extra; `make demo` runs
+# `manage.py steps_worker` instead): Redis as broker. The schedule is in demo/celery.py.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL")
+CELERY_TASK_IGNORE_RESULT = True
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = []
 LANGUAGE_CODE = "en-us"

@@ -72,6 +72,7 @@ class StepDef:
     order: int
     is_initial_step: bool
     is_final_step: bool
+    deadline: dict[str, Any] | None = None  # see django_steps.deadlines
     statuses: dict[str, StatusDef] = field(default_factory=dict)
     transitions: list[TransitionDef] = field(default_factory=list)  # highest priority first
 
@@ -152,9 +153,9 @@ def compile_document(
     statuses: dict[int, StatusDef] = {}
     by_name: dict[str, StepDef] = {}
     for spec in document["steps"]:
-        step = StepDef(id=spec["id"], **{name: spec[name] for name in STEP.columns})
+        step = StepDef(id=spec["id"], **STEP.read(spec))
         for st in spec["statuses"]:
-            status = StatusDef(id=st["id"], **{name: st[name] for name in STATUS.columns})
+            status = StatusDef(id=st["id"], **STATUS.read(st))
             statuses[status.id] = status
             step.statuses[status.name] = status
         steps[step.id] = step
@@ -168,7 +169,7 @@ def compile_document(
                 id=spec["id"],
                 from_step_id=source.id,
                 to_step_id=target.id,
-                **{name: spec[name] for name in TRANSITION.columns},
+                **TRANSITION.read(spec),
             )
         )
     return CompiledWorkflow(

@@ -64,6 +64,10 @@ DEFAULTS: dict[str, Any] = {
     # (GraphQL `WorkflowInstance.subject.label`): a callable (obj) -> str, or its dotted path;
     # None: str(obj).
     "SUBJECT_LABEL": None,
+    # Deadlines (see deadlines.py): seconds between the sweeps of `manage.py steps_worker`, and
+    # timers fired per transaction.
+    "WORKER_POLL_SECONDS": 0.5,
+    "WORKER_BATCH_SIZE": 200,
 }
 
 

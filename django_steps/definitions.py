@@ -11,6 +11,7 @@ The document's keys mirror the model fields::
         order: 1                       # default: the step's position (1-based)
         is_initial_step: true
         is_final_step: false
+        deadline: {after: P2D}         # optional: see django_steps.deadlines
         statuses:
           - name: Draft
             description: ""
@@ -77,6 +78,7 @@ name again brings back the same row.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.db import IntegrityError, router, transaction
@@ -204,6 +206,7 @@ def _canonical(doc: dict[str, Any]) -> tuple:
             step["order"],
             step["is_initial_step"],
             step["is_final_step"],
+            json.dumps(step.get("deadline"), sort_keys=True),
             tuple(sorted(tuple(sorted(status.items())) for status in step["statuses"])),
         )
         for step in doc["steps"]

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 
+from . import deadlines
 from .cel import compile_condition, is_unconditional
 from .conf import steps_setting
 from .document_text import _kind, dump_document, load_document
@@ -204,6 +205,10 @@ def _check_steps(
         elif name:
             by_name[name] = step
         _check_statuses(step, problems, warnings)
+        if step.get("deadline") is not None:
+            names = [status["name"] for status in step["statuses"]]
+            for key, message in deadlines.problems(step["deadline"], names):
+                problems.add(f"{path}.deadline" + (f".{key}" if key else ""), message)
     initial = [s for s in steps if s["is_initial_step"]]
     if steps and len(initial) != 1:
         names = ", ".join(f'"{s["name"]}"' for s in initial)

@@ -113,6 +113,12 @@ class WorkflowStep(models.Model):
     order = models.PositiveIntegerField(default=0)
     is_initial_step = models.BooleanField(default=False)
     is_final_step = models.BooleanField(default=False)
+    deadline = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='When the step is due: {"after": "P2D"} (or "at": a CEL timestamp), an optional '
+        '"status" to set then and "remind_before": "PT4H". See django_steps.deadlines.',
+    )
     retired = models.BooleanField(default=False, editable=False, help_text=_RETIRED_HELP)
 
     objects = LiveManager()
@@ -495,3 +501,47 @@ class WorkflowEvent(models.Model):
         from .history import cursor_of  # history imports these models: import it on use
 
         return cursor_of(self.txid, self.position)
+
+
+class WorkflowTimer(models.Model):
+    """A deadline or reminder of the step an instance is on: armed in the transaction that
+    enters the step, removed in the one that leaves it, fired once by a worker (see
+    :mod:`django_steps.deadlines`)."""
+
+    class Kind(models.TextChoices):
+        DEADLINE = "DEADLINE", "Deadline"
+        REMINDER = "REMINDER", "Reminder"
+        #: A deadline that could not be computed (its ``at`` gave no timestamp): the worker
+        #: records a DEADLINE_ERROR note at once.
+        ERROR = "ERROR", "Error"
+
+    instance = models.ForeignKey(WorkflowInstance, on_delete=models.CASCADE, related_name="timers")
+    step = models.ForeignKey(WorkflowStep, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    due_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it fires (null while the instance is on hold)."
+    )
+    remaining = models.DurationField(
+        null=True, blank=True, help_text="The time that was left when the instance was put on hold."
+    )
+    armed_version = models.PositiveIntegerField(
+        help_text="The instance's version when the timer was armed."
+    )
+    fired_at = models.DateTimeField(null=True, blank=True)
+    detail = models.JSONField(null=True, blank=True, help_text="Why an ERROR timer failed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("due_at", "id")
+        indexes = [
+            # The workers' sweep: unfired timers by due time.
+            models.Index(
+                fields=["due_at"],
+                condition=Q(fired_at__isnull=True),
+                name="django_steps_timer_due",
+            ),
+            models.Index(fields=["instance", "kind"], name="django_steps_timer_instance"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of instance {self.instance_id} due {self.due_at}"

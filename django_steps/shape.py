@@ -48,6 +48,9 @@ class Key:
     range: tuple[int, int] | None = None
     #: Stored as the model field of the same name (not: nested parts, names of other rows).
     column: bool = True
+    #: Left out of documents (exports, published versions) while unset: documents and versions
+    #: written before the key existed keep their content, and so their hash.
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,20 @@ class Part:
     def values_of(self, row: Any, **given: Any) -> dict[str, Any]:
         """The document of one stored row (children left out), in order: the columns read from
         ``row``, the other keys from ``given`` (a transition's step names …)."""
-        return {
-            key.name: given[key.name] if key.name in given else getattr(row, key.name)
+        values = {
+            key.name: given[key.name] if key.name in given else getattr(row, key.name, key.default)
             for key in self.keys
             if key.name not in self.children and (key.column or key.name in given)
         }
+        return {
+            name: value
+            for name, value in values.items()
+            if value is not None or not self[name].optional
+        }
+
+    def read(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The columns of one part of a version's document (an optional key it lacks: unset)."""
+        return {key.name: spec.get(key.name, key.default) for key in self.keys if key.column}
 
     def column_values(self, part: dict[str, Any], *, without: tuple[str, ...] = ()) -> dict:
         """The model fields a normalised part sets (its columns, less ``without``)."""
@@ -147,6 +159,9 @@ STEP = Part(
         Key("order", int, None, range=_POSITIVE_INT),  # default: the step's position
         Key("is_initial_step", bool, False),
         Key("is_final_step", bool, False),
+        # {after: "P2D" | at: "<CEL timestamp>", status: "<a status of the step>",
+        #  remind_before: "PT4H"}: see django_steps.deadlines.
+        Key("deadline", dict, None, optional=True),
         Key("statuses", list, (), column=False),
     ),
     children=("statuses",),

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import connections, router, transaction
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from . import authorization, evaluation, history
+from . import authorization, deadlines, evaluation, history
 from .choices import NOTE_KINDS, UNFINISHED_STATES, EventKind, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef
 from .context import Context
@@ -46,6 +47,20 @@ def _may_change(actor: Any) -> None:
 
 
 _missing = evaluation.missing
+
+#: The ``detail`` of the changes the system makes inside :func:`system_detail`.
+_system_detail: ContextVar[Any] = ContextVar("django_steps_system_detail", default=None)
+
+
+@contextmanager
+def system_detail(detail: Any) -> Iterator[None]:
+    """Record ``detail`` (e.g. ``{"reason": "DEADLINE"}``) on the changes made inside, which
+    the system (a worker) makes through the ordinary services."""
+    token = _system_detail.set(detail)
+    try:
+        yield
+    finally:
+        _system_detail.reset(token)
 
 
 def _lock(
@@ -147,11 +162,7 @@ def _save(
     append its history row."""
     if definition_version_id is not None:
         instance.definition_version_id = definition_version_id
-    from_step_id, from_status_id, from_state = (
-        (None, None, None)
-        if created
-        else (instance.current_step_id, instance.current_step_status_id, instance.state)
-    )
+    source = (None, None, None) if created else _position(instance)
     if not created:
         instance.current_step_id = step_id
         instance.current_step_status_id = status_id
@@ -160,26 +171,18 @@ def _save(
         instance.last_sequence += 1
         if state in (InstanceState.COMPLETED, InstanceState.CANCELLED):
             instance.completed_at = timezone.now()
-    event = WorkflowEvent(
-        instance=instance,
-        workflow_id=instance.workflow_id,
-        definition_version_id=instance.definition_version_id,
-        sequence=instance.last_sequence,
-        version=instance.version,
-        kind=kind,
-        state=state,
-        from_state=from_state,
-        from_step_id=from_step_id,
-        from_status_id=from_status_id,
-        to_step_id=step_id,
-        to_status_id=status_id,
+    event = _event(
+        instance,
+        kind,
+        source,
+        actor=actor,
+        detail=detail if detail is not None else _system_detail.get(),
         requested_status_id=requested_status_id,
         transition_id=transition_id,
-        actor=_actor(actor),
         context=context,
-        detail=detail,
     )
     _append(instance, event, None if created else _INSTANCE_CHANGED)
+    deadlines.after_change(instance, event)
     instance.last_event = event
     return event
 
@@ -195,24 +198,45 @@ def note(
     if kind not in NOTE_KINDS:
         raise ValueError(f"{kind} changes the instance: write it with the services.")
     instance.last_sequence += 1
-    event = WorkflowEvent(
+    event = _event(instance, kind, _position(instance), actor=actor, detail=detail)
+    _append(instance, event, ["last_sequence"])
+    return event
+
+
+def _position(instance: WorkflowInstance) -> tuple[int | None, int | None, str | None]:
+    """Where ``instance`` stands: its step, its status and its state."""
+    return instance.current_step_id, instance.current_step_status_id, instance.state
+
+
+def _event(
+    instance: WorkflowInstance,
+    kind: str,
+    source: tuple[int | None, int | None, str | None],
+    *,
+    actor: Any,
+    **fields: Any,
+) -> WorkflowEvent:
+    """The history row ``kind`` of ``instance`` as it stands now (its sequence already counted),
+    coming from ``source`` (:func:`_position` before the change; ``None``s when it was just
+    created); ``fields``: the row's other columns (``detail``, ``context`` …)."""
+    from_step_id, from_status_id, from_state = source
+    to_step_id, to_status_id, state = _position(instance)
+    return WorkflowEvent(
         instance=instance,
         workflow_id=instance.workflow_id,
         definition_version_id=instance.definition_version_id,
         sequence=instance.last_sequence,
         version=instance.version,
         kind=kind,
-        state=instance.state,
-        from_state=instance.state,
-        from_step_id=instance.current_step_id,
-        from_status_id=instance.current_step_status_id,
-        to_step_id=instance.current_step_id,
-        to_status_id=instance.current_step_status_id,
+        state=state,
+        from_state=from_state,
+        from_step_id=from_step_id,
+        from_status_id=from_status_id,
+        to_step_id=to_step_id,
+        to_status_id=to_status_id,
         actor=_actor(actor),
-        detail=detail,
+        **fields,
     )
-    _append(instance, event, ["last_sequence"])
-    return event
 
 
 def _append(instance: WorkflowInstance, event: WorkflowEvent, changed: list[str] | None) -> None:

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from strawberry.utils.str_converters import to_camel_case
 
 REQUIRE_SERVICES = os.environ.get("DJANGO_STEPS_REQUIRE_SERVICES", "").lower() in {
     "1",
@@ -90,37 +91,99 @@ def make_workflow(name: str, spec: dict, *, publish: bool = True) -> Workflow:  
     return workflow
 
 
-#: The original README's "Claim Processing" workflow; its first and last steps got a default
-#: status (the original had none there, which left a new instance without a status).
+def statuses(
+    default: str, *completions: str, hold: str | None = None, cancellation: str | None = None
+) -> list[dict]:
+    """A step's statuses in a spec: its default, its completion statuses, an on-hold and a
+    cancellation status, in that order."""
+    flagged = [(default, "is_default_status")]
+    flagged += [(name, "is_completion_status") for name in completions]
+    flagged += [
+        (name, flag)
+        for name, flag in ((hold, "is_on_hold_status"), (cancellation, "is_cancellation_status"))
+        if name
+    ]
+    return [{"name": name, flag: True} for name, flag in flagged]
+
+
+def two_steps(
+    first: str = "A",
+    second: str = "B",
+    *,
+    first_statuses: list[dict] | None = None,
+    second_statuses: list[dict] | None = None,
+    condition: str | None = None,
+    priority: int | None = None,
+    **spec,
+) -> dict:
+    """A spec (or definition document) of two steps: ``first``, initial, leads to ``second``,
+    final, under ``condition``; each step has "Open" (default) and "Done" (completion) unless
+    given other statuses. ``spec`` adds top-level keys (name, description, content_types)."""
+    transition = {"from_step": first, "to_step": second}
+    if condition is not None:
+        transition["condition"] = condition
+    if priority is not None:
+        transition["priority"] = priority
+    return {
+        **spec,
+        "steps": [
+            {
+                "name": first,
+                "is_initial_step": True,
+                "statuses": first_statuses or statuses("Open", "Done"),
+            },
+            {
+                "name": second,
+                "is_final_step": True,
+                "statuses": second_statuses or statuses("Open", "Done"),
+            },
+        ],
+        "transitions": [transition],
+    }
+
+
+def fork(start: str, yes: str, no: str, condition: str, *, priority: int = 1, **spec) -> dict:
+    """A spec where ``start`` (initial) leads to ``yes`` when ``condition`` holds, else to ``no``
+    (both final); each step has "Open" (default) and "Done" (completion)."""
+    done = statuses("Open", "Done")
+    return {
+        **spec,
+        "steps": [
+            {"name": start, "is_initial_step": True, "statuses": done},
+            {"name": yes, "is_final_step": True, "statuses": done},
+            {"name": no, "is_final_step": True, "statuses": done},
+        ],
+        "transitions": [
+            {"from_step": start, "to_step": yes, "condition": condition, "priority": priority},
+            {"from_step": start, "to_step": no, "priority": 0},
+        ],
+    }
+
+
+def camel(value):
+    """A definition document as GraphQL input (camelCase keys, as the schema names them)."""
+    if isinstance(value, dict):
+        return {to_camel_case(key): camel(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [camel(item) for item in value]
+    return value
+
+
+#: The demo's "Claim Processing" workflow (the README's definition example); its first and last
+#: steps have a default status, so that a new instance always has one.
 CLAIM_PROCESSING = {
     "content_types": ["claims.claim"],
     "steps": [
         {
             "name": "Submit Claim",
             "is_initial_step": True,
-            "statuses": [
-                {"name": "Draft", "is_default_status": True},
-                {"name": "Submitted", "is_completion_status": True},
-                {"name": "On Hold", "is_on_hold_status": True},
-                {"name": "Withdrawn", "is_cancellation_status": True},
-            ],
+            "statuses": statuses("Draft", "Submitted", hold="On Hold", cancellation="Withdrawn"),
         },
-        {
-            "name": "Review Claim",
-            "statuses": [
-                {"name": "Under Review", "is_default_status": True},
-                {"name": "Approved", "is_completion_status": True},
-                {"name": "Rejected", "is_completion_status": True},
-            ],
-        },
+        {"name": "Review Claim", "statuses": statuses("Under Review", "Approved", "Rejected")},
         {
             "name": "Approve/Reject",
             "is_final_step": True,
-            "statuses": [
-                {"name": "Awaiting Decision", "is_default_status": True},
-                {"name": "Approved", "is_completion_status": True},
-                {"name": "Rejected", "is_completion_status": True},
-            ],
+            "statuses": statuses("Awaiting Decision", "Approved", "Rejected"),
         },
     ],
     "transitions": [

@@ -62,6 +62,12 @@ EXPECTED = {
     ],
     "ws_message_size": ["send one ", "naming the event being sent"],
     "apq": ["WorkflowInstances: hash-only POST vs the full query"],
+    "deadlines": [
+        "firing throughput, one worker",
+        "due → fired latency p99, worker running",
+        "status change with armed timers (deadline, reminder) vs without",
+        "entering a step with a deadline and reminder (arms them) vs one without",
+    ],
     "mutations": ["updateWorkflowStepStatus"],
     "subscriptions": ["redis, 2 workers", "in-memory, 1 worker"],
     "replay": ["replay of a claimant's 12 events among"],

@@ -11,6 +11,8 @@ import pytest
 from django.core.management import call_command
 from graphql import build_schema, parse, validate
 
+from tests.servers import free_port, stop
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```graphql\n(.*?)```", README, flags=re.S)
@@ -174,14 +176,6 @@ def test_the_install_commands_name_the_wheel_the_build_makes_and_real_extras():
     assert set(extras.split(",")) <= set(ci_extras.split(","))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _probe_runserver(command: list[str], cwd: Path, env: dict) -> None:
     """Run `manage.py runserver` (on a free port) and use it: GraphiQL and its static files over
     HTTP, and a GraphQL WebSocket."""
@@ -192,7 +186,7 @@ def _probe_runserver(command: list[str], cwd: Path, env: dict) -> None:
 
     from websockets.sync.client import connect
 
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [*command, f"127.0.0.1:{port}", "--noreload"],
         cwd=cwd,
@@ -235,8 +229,7 @@ def _probe_runserver(command: list[str], cwd: Path, env: dict) -> None:
             socket.send(json.dumps({"type": "connection_init", "payload": {}}))
             assert json.loads(socket.recv(timeout=10))["type"] == "connection_ack"
     finally:
-        process.terminate()
-        process.wait(10)
+        stop(process)
 
 
 def test_a_fresh_project_set_up_as_the_readme_says(tmp_path):

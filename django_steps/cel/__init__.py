@@ -26,8 +26,10 @@ __all__ = [
     "condition_error",
     "context_error",
     "evaluate",
+    "evaluate_value",
     "is_unconditional",
     "stats",
+    "timestamp",
     "to_cel",
     "to_json",
     "variables",
@@ -35,5 +37,5 @@ __all__ = [
 
 from .common import Reason
 from .compiler import clear_cache, compile_condition, is_unconditional, stats, variables
-from .evaluation import condition_error, context_error, evaluate
+from .evaluation import condition_error, context_error, evaluate, evaluate_value, timestamp
 from .values import activation, check_context, to_cel, to_json

@@ -4,6 +4,7 @@ evaluator needs."""
 
 from __future__ import annotations
 
+import enum
 import typing
 from typing import Any
 
@@ -42,26 +43,32 @@ _SHOWN = 160  # characters of an expression quoted in a message
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-class Reason:
-    """Why a condition was refused or failed (``details["reason"]``): stable codes."""
+class Reason(enum.StrEnum):
+    """Why a condition was refused or failed (``details["reason"]``): stable codes, each the
+    string of its own name (a ``str``, so it compares and serializes as that string)."""
 
-    SYNTAX = "SYNTAX"
-    TOO_LONG = "TOO_LONG"
-    TOO_DEEP = "TOO_DEEP"
-    TOO_LARGE = "TOO_LARGE"
-    TOO_COSTLY = "TOO_COSTLY"
-    UNKNOWN_FUNCTION = "UNKNOWN_FUNCTION"
-    NO_SUCH_VARIABLE = "NO_SUCH_VARIABLE"
-    NO_SUCH_KEY = "NO_SUCH_KEY"
-    NO_MATCHING_OVERLOAD = "NO_MATCHING_OVERLOAD"
-    DIVISION_BY_ZERO = "DIVISION_BY_ZERO"
-    INVALID_VALUE = "INVALID_VALUE"
-    INDEX_OUT_OF_RANGE = "INDEX_OUT_OF_RANGE"
-    INVALID_PATTERN = "INVALID_PATTERN"
-    NOT_A_BOOLEAN = "NOT_A_BOOLEAN"
-    OVER_BUDGET = "OVER_BUDGET"
-    INVALID_CONTEXT = "INVALID_CONTEXT"
-    ERROR = "ERROR"
+    @staticmethod
+    def _generate_next_value_(name: str, start: int, count: int, last_values: list) -> str:
+        return name  # StrEnum's own auto() would lower-case it
+
+    SYNTAX = enum.auto()
+    TOO_LONG = enum.auto()
+    TOO_DEEP = enum.auto()
+    TOO_LARGE = enum.auto()
+    TOO_COSTLY = enum.auto()
+    UNKNOWN_FUNCTION = enum.auto()
+    NO_SUCH_VARIABLE = enum.auto()
+    NO_SUCH_KEY = enum.auto()
+    NO_MATCHING_OVERLOAD = enum.auto()
+    DIVISION_BY_ZERO = enum.auto()
+    INVALID_VALUE = enum.auto()
+    INDEX_OUT_OF_RANGE = enum.auto()
+    INVALID_PATTERN = enum.auto()
+    NOT_A_BOOLEAN = enum.auto()
+    NOT_A_TIMESTAMP = enum.auto()  # a deadline's `at`
+    OVER_BUDGET = enum.auto()
+    INVALID_CONTEXT = enum.auto()
+    ERROR = enum.auto()
 
 
 def _limit(name: str) -> int:

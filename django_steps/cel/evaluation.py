@@ -106,6 +106,22 @@ def evaluate(expression: str, cel_context: Mapping[str, Any], *, budget: int | N
     """
     if not expression or expression.isspace():  # is_unconditional, inlined (hot path)
         return True
+    result = evaluate_value(expression, cel_context, budget=budget)
+    if not isinstance(result, celtypes.BoolType):
+        raise _failure(ConditionError, expression, Reason.NOT_A_BOOLEAN, _not_a("boolean", result))
+    return bool(result)
+
+
+def _not_a(wanted: str, result: Any) -> str:
+    kind = _CEL_TYPE_NAMES.get(type(result), "value of another type")
+    return f"the result is a {kind}, not a {wanted}"
+
+
+def evaluate_value(
+    expression: str, cel_context: Mapping[str, Any], *, budget: int | None = None
+) -> Any:
+    """The CEL value of ``expression`` (e.g. a deadline's ``at``, a timestamp), with the
+    failures of :func:`evaluate` (other than the type of the result)."""
     program = _programs.get(expression) or compile_condition(expression)
     meter = _Meter(steps_setting("CEL_BUDGET") if budget is None else budget)
     failure: tuple[str, str, dict[str, int]] | None = None
@@ -134,15 +150,18 @@ def evaluate(expression: str, cel_context: Mapping[str, Any], *, budget: int | N
     if failure is not None:
         reason, description, position = failure
         raise _failure(ConditionError, expression, reason, description, **position)
-    if not isinstance(result, celtypes.BoolType):
-        kind = _CEL_TYPE_NAMES.get(type(result), "value of another type")
+    return result
+
+
+def timestamp(expression: str, cel_context: Mapping[str, Any]) -> Any:
+    """The timestamp ``expression`` gives (an aware ``datetime``); :class:`ConditionError`
+    (reason ``NOT_A_TIMESTAMP``) for any other value, e.g. null."""
+    result = evaluate_value(expression, cel_context)
+    if not isinstance(result, celtypes.TimestampType):
         raise _failure(
-            ConditionError,
-            expression,
-            Reason.NOT_A_BOOLEAN,
-            f"the result is a {kind}, not a boolean",
+            ConditionError, expression, Reason.NOT_A_TIMESTAMP, _not_a("timestamp", result)
         )
-    return bool(result)
+    return result
 
 
 def context_error() -> ConditionError:

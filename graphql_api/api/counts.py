@@ -7,11 +7,12 @@ from typing import Any
 
 import strawberry
 import strawberry_django
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField
 
-from django_steps import authorization, models
+from django_steps import authorization, deadlines, models
 from django_steps.choices import InstanceState
 from graphql_api.security import permissions
 
@@ -48,22 +49,53 @@ def count_annotations(outer: str, prefix: str) -> dict[str, Any]:
 
         return expression
 
-    return {f"{prefix}{name}": count(state) for name, state in _STATES.items()}
+    def overdue(info: Info) -> Coalesce | Value:
+        if not _asks_for(info, "overdue"):  # the one count that reads another table
+            return Value(0, output_field=IntegerField())
+        rows = visible_rows(
+            info, **{outer: OuterRef("pk"), "pk__in": deadlines.overdue_instances()}
+        )
+        counted = rows.values(outer).annotate(n=Count("pk")).values("n")
+        return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+    return {
+        **{f"{prefix}{name}": count(state) for name, state in _STATES.items()},
+        f"{prefix}overdue": overdue,
+    }
+
+
+def _asks_for(info: Info, name: str) -> bool:
+    """Whether the operation selects ``name`` under the field being resolved."""
+
+    def names(selections: list) -> set[str]:
+        found = set()
+        for selection in selections:
+            if isinstance(selection, SelectedField):
+                found.add(selection.name)
+            else:  # a fragment spread or inline fragment
+                found |= names(selection.selections)
+        return found
+
+    return any(name in names(field.selections) for field in info.selected_fields)
 
 
 def counts(root: Any, info: Info, outer: str, prefix: str) -> WorkflowInstanceCountsType:
-    names = [f"{prefix}{name}" for name in _STATES]
+    names = [f"{prefix}{name}" for name in (*_STATES, "overdue")]
     if all(hasattr(root, name) for name in names):
         found = {name: getattr(root, f"{prefix}{name}") for name in _STATES}
+        overdue = getattr(root, f"{prefix}overdue")
     else:  # not loaded through the optimizer: one grouped query
-        per_state = dict(
+        late = Q(pk__in=deadlines.overdue_instances())
+        grouped = (
             visible_rows(info, **{outer: root.pk})
             .values_list("state")
-            .annotate(n=Count("pk"))
-            .values_list("state", "n")
+            .annotate(n=Count("pk"), late=Count("pk", filter=late))
+            .values_list("state", "n", "late")
         )
-        found = {name: per_state.get(state, 0) for name, state in _STATES.items()}
-    return WorkflowInstanceCountsType(total=sum(found.values()), **found)
+        per_state = {state: (n, n_late) for state, n, n_late in grouped}
+        found = {name: per_state.get(state, (0, 0))[0] for name, state in _STATES.items()}
+        overdue = sum(n_late for _n, n_late in per_state.values())
+    return WorkflowInstanceCountsType(total=sum(found.values()), overdue=overdue, **found)
 
 
 WORKFLOW_COUNTS = "_steps_wf_count_"
@@ -88,6 +120,10 @@ class WorkflowInstanceCountsType:
     )
     cancelled: int = strawberry.field(
         description="State `CANCELLED` (on a step: cancelled while on it)."
+    )
+    overdue: int = strawberry.field(
+        description="Those whose current step's deadline has passed (counted in `total` with "
+        "their state)."
     )
 
 

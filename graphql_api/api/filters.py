@@ -10,7 +10,7 @@ import strawberry_django
 from django.db.models import Q
 from strawberry.types import Info
 
-from django_steps import models
+from django_steps import deadlines, models
 from django_steps.choices import FINISHED_STATES
 from graphql_api.api.enums import WorkflowInstanceState
 from graphql_api.api.ids import parse_global_id
@@ -73,6 +73,20 @@ class WorkflowInstanceFilter:
     @strawberry_django.filter_field(description="Started at or before this time.")
     def started_before(self, value: datetime, prefix: str) -> Q:
         return Q(**{f"{prefix}started_at__lte": value})
+
+    @strawberry_django.filter_field(
+        description="true: the deadline of its current step has passed; false: it has not, or "
+        "there is none."
+    )
+    def overdue(self, value: bool, prefix: str) -> Q:
+        overdue = Q(**{f"{prefix}pk__in": deadlines.overdue_instances()})
+        return overdue if value else ~overdue
+
+    @strawberry_django.filter_field(
+        description="The deadline of its current step is at or before this time (passed or not)."
+    )
+    def due_before(self, value: datetime, prefix: str) -> Q:
+        return Q(**{f"{prefix}pk__in": deadlines.instances_due_before(value)})
 
     @strawberry_django.filter_field(
         description="In one of these states (e.g. `[ACTIVE, ON_HOLD]`; an empty list matches "

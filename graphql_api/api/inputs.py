@@ -8,6 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from django_steps.shape import STATUS, STEP, TRANSITION, WORKFLOW, Part
+from graphql_api.api.deadlines import WorkflowDeadlineInput
 from graphql_api.api.enums import WorkflowInstanceState
 
 
@@ -132,6 +133,9 @@ class WorkflowStepInput:
     is_final_step: bool = strawberry.field(
         default=False, description="A completion status here completes."
     )
+    deadline: Optional[WorkflowDeadlineInput] = strawberry.field(
+        default=None, description="When an instance on the step is due (none: never)."
+    )
     statuses: list[WorkflowStepStatusInput] = strawberry.field(
         description="The step's statuses (one default)."
     )
@@ -191,7 +195,13 @@ def definition_document(data: WorkflowDefinitionInput) -> dict[str, Any]:
         data,
         content_types=list(data.content_types),
         steps=[
-            _part(STEP, s, statuses=[_part(STATUS, st) for st in s.statuses]) for s in data.steps
+            _part(
+                STEP,
+                s,
+                statuses=[_part(STATUS, st) for st in s.statuses],
+                **({"deadline": s.deadline.document()} if s.deadline else {}),
+            )
+            for s in data.steps
         ],
         transitions=[_part(TRANSITION, t) for t in data.transitions],
     )

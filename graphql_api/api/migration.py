@@ -32,6 +32,7 @@ from graphql_api.api.inputs import (
     WorkflowMigrationFiltersInput,
     WorkflowMigrationMappingInput,
 )
+from graphql_api.api.results import copied
 from graphql_api.api.types import MAX_PAGE_SIZE, WorkflowInstanceType, WorkflowType
 from graphql_api.api.versions import WorkflowVersionType
 from graphql_api.security import permissions
@@ -268,13 +269,10 @@ def _move(
         message = _REFUSED_MESSAGE.get(code, "The instance could not be moved.")
     else:
         outcome = WorkflowMigrationOutcome.MIGRATED
-    return WorkflowInstanceMoveType(
+    return copied(
+        WorkflowInstanceMoveType,
+        move,
         instance=instance,
-        from_version=move.from_version,
-        from_step=move.from_step,
-        from_status=move.from_status,
-        to_step=move.to_step,
-        to_status=move.to_status,
         outcome=outcome,
         reason=WorkflowMigrationReason.__members__.get(reason, WorkflowMigrationReason.REFUSED)
         if reason

@@ -191,6 +191,21 @@ def _startable_object(info: Info, workflow_name: str, content_type: str, object_
     return obj
 
 
+def _lifecycle_mutation(input_type: type, name: str, description: str) -> Any:
+    """The mutation ``name`` that applies the lifecycle service of that name (hold, resume,
+    cancel) to the instance ``input.instanceId`` names: the three differ only in their service
+    and input."""
+
+    def resolver(self: Any, info: Info, input: Any) -> WorkflowInstanceType:
+        # Looked up on each call, as `services.<name>` written in a method body would be.
+        service = getattr(services, name)
+        return _changed(info, _instance(info, input.instance_id), input, service)
+
+    resolver.__name__ = resolver.__qualname__ = name  # names the field and its Payload union
+    resolver.__annotations__ = {"info": Info, "input": input_type, "return": WorkflowInstanceType}
+    return mutation(description, perm=CHANGE_INSTANCE)(resolver)
+
+
 @strawberry.type(
     name="Mutation", description="Change workflow instances and definitions; log in and out."
 )
@@ -267,41 +282,24 @@ class Mutation:
         context = _context(input.context)
         return _changed(info, instance, input, services.advance_workflow_instance, context)
 
-    @mutation(
+    set_workflow_on_hold = _lifecycle_mutation(
+        SetWorkflowOnHoldInput,
+        "set_workflow_on_hold",
         "Put an active instance on hold (the step's on-hold status if it has one). Needs "
         "`change_workflowinstance`, and that status's permission if it names one.",
-        perm=CHANGE_INSTANCE,
     )
-    def set_workflow_on_hold(
-        self, info: Info, input: SetWorkflowOnHoldInput
-    ) -> WorkflowInstanceType:
-        return _changed(
-            info, _instance(info, input.instance_id), input, services.set_workflow_on_hold
-        )
-
-    @mutation(
+    resume_workflow_instance = _lifecycle_mutation(
+        ResumeWorkflowInstanceInput,
+        "resume_workflow_instance",
         "Resume an instance on hold (from an on-hold status, back to the step's default status). "
         "Needs `change_workflowinstance`.",
-        perm=CHANGE_INSTANCE,
     )
-    def resume_workflow_instance(
-        self, info: Info, input: ResumeWorkflowInstanceInput
-    ) -> WorkflowInstanceType:
-        return _changed(
-            info, _instance(info, input.instance_id), input, services.resume_workflow_instance
-        )
-
-    @mutation(
+    cancel_workflow_instance = _lifecycle_mutation(
+        CancelWorkflowInstanceInput,
+        "cancel_workflow_instance",
         "Cancel an unfinished instance (the step's cancellation status if it has one). Needs "
         "`change_workflowinstance`, and that status's permission if it names one.",
-        perm=CHANGE_INSTANCE,
     )
-    def cancel_workflow_instance(
-        self, info: Info, input: CancelWorkflowInstanceInput
-    ) -> WorkflowInstanceType:
-        return _changed(
-            info, _instance(info, input.instance_id), input, services.cancel_workflow_instance
-        )
 
     @mutation(
         "Move running instances of a workflow to one of its published versions (`toVersion`), "

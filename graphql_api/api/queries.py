@@ -21,7 +21,7 @@ from django_steps.models import Workflow, WorkflowInstance
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.feed import WorkflowEventFeedEdgeType, WorkflowEventFeedType
 from graphql_api.api.ids import our_name, parse_global_id
-from graphql_api.api.results import TransitionDryRunType, TransitionEvaluationType
+from graphql_api.api.results import TransitionDryRunType, TransitionEvaluationType, copied
 from graphql_api.api.types import (
     MAX_PAGE_SIZE,
     UserType,
@@ -337,11 +337,4 @@ def _direct_fields(field: FieldNode) -> list[FieldNode]:
 
 
 def _evaluation(e: services.TransitionEvaluation):
-    return TransitionEvaluationType(
-        transition=e.transition,
-        priority=e.priority,
-        condition=e.condition,
-        result=e.result,
-        error=e.error,
-        would_fire=e.would_fire,
-    )
+    return copied(TransitionEvaluationType, e)

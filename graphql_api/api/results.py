@@ -3,11 +3,23 @@ deleted workflow."""
 
 from __future__ import annotations
 
-from typing import Optional
+import dataclasses
+from typing import Any, Optional, TypeVar
 
 import strawberry
 
 from graphql_api.api.types import WorkflowInstanceType, WorkflowTransitionType
+
+T = TypeVar("T")
+
+
+def copied(type_: type[T], source: Any, **values: Any) -> T:
+    """A ``type_`` (a plain strawberry type) whose fields are ``values``, the others read from the
+    same-named attributes of ``source`` (the domain's result it shows to clients)."""
+    names = (field.name for field in dataclasses.fields(type_))
+    return type_(
+        **{name: values[name] if name in values else getattr(source, name) for name in names}
+    )
 
 
 @strawberry.type(

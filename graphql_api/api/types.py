@@ -30,6 +30,7 @@ from django_steps.choices import FINISHED_STATES, InstanceState
 from django_steps.compiled import StatusDef
 from django_steps.diagram import version_to_mermaid, workflow_to_mermaid
 from django_steps.selectors import EVENT_RELATIONS
+from graphql_api.api import deadlines as api_deadlines
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.counts import (
     STATUS_INSTANCE_COUNTS,
@@ -123,6 +124,7 @@ class WorkflowStepType(relay.Node):
     is_final_step: bool = strawberry_django.field(
         description="A completion status set on this step completes the instance."
     )
+    deadline = api_deadlines.step_deadline_field()
     workflow: WorkflowType = strawberry_django.field(
         description="The workflow this step belongs to."
     )
@@ -440,6 +442,8 @@ class WorkflowInstanceType(relay.Node):
     completed_at: Optional[datetime] = strawberry_django.field(
         description="When it completed or was cancelled (null while unfinished)."
     )
+    due_at = api_deadlines.due_at_field()
+    is_overdue = api_deadlines.is_overdue_field()
     history: EventConnection[WorkflowEventType] = connection(
         field_name="events",
         max_results=MAX_PAGE_SIZE,
@@ -447,8 +451,7 @@ class WorkflowInstanceType(relay.Node):
         description=(
             "Every change, oldest first, a page at a time (at most `MAX_PAGE_SIZE` events, 100 by "
             "default, also when `first` is not given). For the newest change alone, read "
-            "`lastEvent`. Edge cursors are the events' `cursor`; `after`/`before` take an event "
-            "cursor."
+            "`lastEvent`. Edge cursors are the events' `cursor` (`after`/`before` take one)."
         ),
     )
 

@@ -9,7 +9,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,24 +17,9 @@ from pathlib import Path
 import pytest
 from django.contrib.staticfiles import finders
 
-from tests.graphql_api.live.live import free_port
+from tests.servers import asgi_command, free_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
-
-SERVERS = {
-    "daphne": lambda app, port: ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app],
-    "uvicorn": lambda app, port: [
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ],
-}
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -47,11 +31,15 @@ def get(url: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+#: The demo project as it ships: its ASGI application and its settings.
+DEMO = ("demo.asgi:application", "demo.settings")
+
+
 @pytest.mark.parametrize(
     ("kind", "app", "settings_module"),
     [
-        ("daphne", "demo.asgi:application", "demo.settings"),
-        ("uvicorn", "demo.asgi:application", "demo.settings"),
+        ("daphne", *DEMO),
+        ("uvicorn", *DEMO),
         ("uvicorn", "tests.demo.asgi_static:application", "tests.demo.settings_static"),
     ],
 )
@@ -70,7 +58,7 @@ def test_graphiql_and_its_static_files_load_under_an_asgi_server(
     }
     log = open(tmp_path / "server.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, *SERVERS[kind](app, port)],
+        asgi_command(kind, app, port),
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -96,10 +84,5 @@ def test_graphiql_and_its_static_files_load_under_an_asgi_server(
             assert body == Path(finders.find(asset.removeprefix("/static/"))).read_bytes(), asset
         assert get(f"{base}/static/graphql_api/no-such-file.js")[0] == 404
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop(process, signal.SIGINT)
         log.close()

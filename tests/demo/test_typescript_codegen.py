@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 from graphql import GraphQLScalarType, build_schema, parse, print_ast, specified_scalar_types
 
+from tests.e2e.tools import node_finds
+
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "client-typescript"
 CLIENT = ROOT / "client"
@@ -53,16 +55,7 @@ def missing_typescript_tools() -> str | None:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         return "needs Node.js and npm for the TypeScript check (client-typescript/)"
-    try:
-        script = f"for (const p of {json.dumps(PACKAGES)}) require.resolve(p + '/package.json')"
-        subprocess.run(
-            [node, "-e", script],
-            cwd=PROJECT,
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+    if not node_finds(node, PACKAGES, PROJECT):
         return "needs the pinned npm packages: run `npm ci` in client-typescript (.ci/run does)"
     return None
 

@@ -52,6 +52,23 @@ def run_threads(count, target):
     return results, errors
 
 
+def recorded(outcome: dict, key: str, body, *args, done: threading.Event | None = None):
+    """A daemon thread (not started) running ``body(*args)`` on its own connection: an error
+    is kept as ``outcome[key + "_error"]``, and ``done`` is set when it ends, however."""
+
+    def run():
+        try:
+            body(*args)
+        except BaseException as exc:
+            outcome[f"{key}_error"] = exc
+        finally:
+            if done is not None:
+                done.set()
+            connection.close()
+
+    return threading.Thread(target=run, daemon=True)
+
+
 @pytest.fixture
 def workflow(db):
     return make_workflow("Routing", routing([("Fast", "", 0)]))
@@ -137,36 +154,25 @@ def test_a_change_of_b_commits_while_a_change_of_a_is_open_and_no_reader_skips_e
     outcome: dict = {}
 
     def change_a_and_wait():
-        try:
-            with transaction.atomic():
-                outcome["t1"] = update_workflow_step_status(
-                    WorkflowInstance(pk=a.pk), "Checking"
-                ).last_event.cursor
-                t1_changed.set()
-                assert t1_commit.wait(30)
-        except BaseException as exc:
-            outcome["t1_error"] = exc
-        finally:
+        with transaction.atomic():
+            outcome["t1"] = update_workflow_step_status(
+                WorkflowInstance(pk=a.pk), "Checking"
+            ).last_event.cursor
             t1_changed.set()
-            connection.close()
+            assert t1_commit.wait(30)
 
     def change_b(key):
-        try:
-            outcome[key] = update_workflow_step_status(
-                WorkflowInstance(pk=b.pk), "Checking"
-            ).last_event.cursor
-        except BaseException as exc:
-            outcome[f"{key}_error"] = exc
-        finally:
-            connection.close()
+        outcome[key] = update_workflow_step_status(
+            WorkflowInstance(pk=b.pk), "Checking"
+        ).last_event.cursor
 
-    t1 = threading.Thread(target=change_a_and_wait, daemon=True)
+    t1 = recorded(outcome, "t1", change_a_and_wait, done=t1_changed)
     t1.start()
     assert t1_changed.wait(30) and "t1_error" not in outcome
 
     # A's change is written and uncommitted: two changes of B commit meanwhile, without waiting.
     for key in ("t2", "t3"):
-        writer = threading.Thread(target=change_b, args=(key,), daemon=True)
+        writer = recorded(outcome, key, change_b, key)
         writer.start()
         writer.join(10)
         assert not writer.is_alive(), f"{key} waited for the open change of another instance"
@@ -186,10 +192,10 @@ def test_a_change_of_b_commits_while_a_change_of_a_is_open_and_no_reader_skips_e
 
 
 def test_an_outer_transaction_changing_a_then_b_does_not_deadlock_with_a_change_of_b(workflow):
-    """The first version took history positions from one row locked until commit: the outer
-    transaction held it while it locked B, and a single change of B held B while it waited for
-    the row: a deadlock. Now the single change commits at once and the outer one follows it,
-    and B's history still sorts in version order (the outer transaction's id is the older)."""
+    """History positions taken from one row locked until commit would deadlock here: the outer
+    transaction would hold it while it locked B, and a single change of B would hold B while it
+    waited for the row. The single change commits at once and the outer one follows it, and
+    B's history still sorts in version order (the outer transaction's id is the older)."""
     a = start_workflow_instance("Routing", Document.objects.create())
     b = start_workflow_instance("Routing", Document.objects.create())
     base = selectors.newest_cursor()
@@ -197,31 +203,19 @@ def test_an_outer_transaction_changing_a_then_b_does_not_deadlock_with_a_change_
     outcome: dict = {}
 
     def outer():
-        try:
-            with transaction.atomic():
-                update_workflow_step_status(WorkflowInstance(pk=a.pk), "Checking")
-                outer_has_a.set()
-                assert single_done.wait(30)
-                update_workflow_step_status(WorkflowInstance(pk=b.pk), "New")
-        except BaseException as exc:
-            outcome["outer_error"] = exc
-        finally:
+        with transaction.atomic():
+            update_workflow_step_status(WorkflowInstance(pk=a.pk), "Checking")
             outer_has_a.set()
-            connection.close()
+            assert single_done.wait(30)
+            update_workflow_step_status(WorkflowInstance(pk=b.pk), "New")
 
     def single():
-        try:
-            assert outer_has_a.wait(30)
-            update_workflow_step_status(WorkflowInstance(pk=b.pk), "Checking")
-        except BaseException as exc:
-            outcome["single_error"] = exc
-        finally:
-            single_done.set()
-            connection.close()
+        assert outer_has_a.wait(30)
+        update_workflow_step_status(WorkflowInstance(pk=b.pk), "Checking")
 
     threads = [
-        threading.Thread(target=outer, daemon=True),
-        threading.Thread(target=single, daemon=True),
+        recorded(outcome, "outer", outer, done=outer_has_a),
+        recorded(outcome, "single", single, done=single_done),
     ]
     for thread in threads:
         thread.start()

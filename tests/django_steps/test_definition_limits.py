@@ -19,6 +19,7 @@ from django_steps.conf import DEFAULTS
 from django_steps.definitions import export_workflow, import_workflow, validate_definition
 from django_steps.exceptions import InvalidDefinition
 from django_steps.models import Workflow, WorkflowStep, WorkflowStepStatus, WorkflowTransition
+from tests.conftest import camel
 
 urlpatterns = [path("admin/", admin.site.urls), path("", include("graphql_api.urls"))]
 
@@ -157,18 +158,6 @@ mutation CreateWorkflow($input: WorkflowDefinitionInput!) {
   }
 }
 """
-
-
-def camel(value):
-    """A definition document as GraphQL input (camelCase keys)."""
-    if isinstance(value, list):
-        return [camel(item) for item in value]
-    if isinstance(value, dict):
-        return {
-            key.split("_")[0] + "".join(part.title() for part in key.split("_")[1:]): camel(item)
-            for key, item in value.items()
-        }
-    return value
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from django_steps.models import (
     WorkflowStepStatus,
     WorkflowTransition,
 )
-from tests.conftest import CLAIM_PROCESSING
+from tests.conftest import CLAIM_PROCESSING, statuses
 
 pytestmark = pytest.mark.django_db
 
@@ -353,14 +353,7 @@ def test_replace_updates_in_place_and_only_new_instances_follow(claim_workflow, 
     )
     doc["steps"].insert(
         2,
-        {
-            "name": "Senior Review",
-            "order": 3,
-            "statuses": [
-                {"name": "Waiting", "is_default_status": True},
-                {"name": "Done", "is_completion_status": True},
-            ],
-        },
+        {"name": "Senior Review", "order": 3, "statuses": statuses("Waiting", "Done")},
     )
     _step(doc, "Approve/Reject")["order"] = 4
     doc["transitions"] = [
@@ -539,8 +532,9 @@ def test_claim_processing_example_is_the_readme_workflow(claim_workflow):
     workflow = import_workflow({**doc, "name": "From the example"})
     ours, theirs = export_workflow(workflow), export_workflow(claim_workflow)
 
-    # The example adds the demo's permissions to some statuses, and an on-hold and a cancellation
-    # status (reviewers' only) to the steps that had none; the README's workflow has neither.
+    # The example adds the demo's permissions to some statuses, an on-hold and a cancellation
+    # status (reviewers' only) to the steps that had none, and a deadline to the review; the
+    # README's workflow has none of these.
     added = {
         ("Review Claim", "On Hold"),
         ("Review Claim", "Closed"),
@@ -553,7 +547,7 @@ def test_claim_processing_example_is_the_readme_workflow(claim_workflow):
         return {
             "content_types": d["content_types"],
             "steps": [
-                {k: v for k, v in s.items() if k != "description"}
+                {k: v for k, v in s.items() if k not in ("description", "deadline")}
                 | {
                     "statuses": [
                         {k: v for k, v in st.items() if k not in ignored}

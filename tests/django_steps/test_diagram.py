@@ -6,8 +6,20 @@ import pytest
 
 from django_steps.definitions import import_workflow
 from django_steps.diagram import mermaid_text, workflow_to_mermaid
+from tests.conftest import statuses
 
 pytestmark = pytest.mark.django_db
+
+
+def classes(initial: str, final: str) -> str:
+    """The lines a diagram ends with: the two styles, then the initial and the final node's."""
+    return (
+        "    classDef initial fill:#e3f2fd,stroke:#1565c0,stroke-width:2px\n"
+        "    classDef final fill:#e8f5e9,stroke:#2e7d32,stroke-width:2px\n"
+        f"    class {initial} initial\n"
+        f"    class {final} final\n"
+    )
+
 
 CLAIM_PROCESSING_MERMAID = """\
 %% Workflow: Claim Processing
@@ -17,31 +29,20 @@ flowchart TD
     s3((("Approve/Reject")))
     s1 -->|"always (priority 0)"| s2
     s2 -->|"always (priority 0)"| s3
-    classDef initial fill:#e3f2fd,stroke:#1565c0,stroke-width:2px
-    classDef final fill:#e8f5e9,stroke:#2e7d32,stroke-width:2px
-    class s1 initial
-    class s3 final
-"""
+""" + classes("s1", "s3")
 
 
 def test_claim_processing_diagram(claim_workflow):
     assert workflow_to_mermaid(claim_workflow) == CLAIM_PROCESSING_MERMAID
 
 
-def _statuses():
-    return [
-        {"name": "Open", "is_default_status": True},
-        {"name": "Done", "is_completion_status": True},
-    ]
-
-
 TRICKY = {
     "name": 'Tricky "quotes" & <tags>\nsecond line',
     "steps": [
-        {"name": 'Start "here"', "is_initial_step": True, "statuses": _statuses()},
-        {"name": "Check A/B (fast) | #1", "statuses": _statuses()},
-        {"name": "Big & <slow>", "statuses": _statuses()},
-        {"name": "End; `done`", "is_final_step": True, "statuses": _statuses()},
+        {"name": 'Start "here"', "is_initial_step": True, "statuses": statuses("Open", "Done")},
+        {"name": "Check A/B (fast) | #1", "statuses": statuses("Open", "Done")},
+        {"name": "Big & <slow>", "statuses": statuses("Open", "Done")},
+        {"name": "End; `done`", "is_final_step": True, "statuses": statuses("Open", "Done")},
     ],
     "transitions": [
         {"from_step": 'Start "here"', "to_step": "Check A/B (fast) | #1"},
@@ -73,11 +74,7 @@ flowchart TD
     s2 -->|"claim.priority #62;= 2 #124;#124; true (priority 0)"| s4
     s3 -->|"always (priority -1)"| s4
     s3 -->|"always (priority -2)"| s1
-    classDef initial fill:#e3f2fd,stroke:#1565c0,stroke-width:2px
-    classDef final fill:#e8f5e9,stroke:#2e7d32,stroke-width:2px
-    class s1 initial
-    class s4 final
-"""
+""" + classes("s1", "s4")
 
 
 def test_special_characters_are_escaped_and_node_ids_are_safe():
@@ -111,7 +108,7 @@ def test_a_step_both_initial_and_final_is_a_double_circle():
                     "name": "Only",
                     "is_initial_step": True,
                     "is_final_step": True,
-                    "statuses": _statuses(),
+                    "statuses": statuses("Open", "Done"),
                 }
             ],
         }

@@ -20,7 +20,8 @@ from claims.models import Claim
 from django_steps import authorization, compiled, services
 from django_steps.exceptions import WorkflowError
 from django_steps.models import WorkflowEvent, WorkflowInstance
-from tests.conftest import CLAIM_PROCESSING, make_workflow
+from tests.conftest import CLAIM_PROCESSING, fork, make_workflow
+from tests.django_steps.test_authorization import GUARDED
 from tests.graphql_api.conftest import client_for, make_user
 
 pytestmark = pytest.mark.django_db
@@ -32,25 +33,7 @@ CHANGE = ("django_steps.view_workflowinstance", "django_steps.change_workflowins
 
 def two_steps(condition: str, content_types=("claims.claim",), name: str = "Guarded") -> None:
     """A → Yes when ``condition`` holds, else A → No."""
-    statuses = [
-        {"name": "Open", "is_default_status": True},
-        {"name": "Done", "is_completion_status": True},
-    ]
-    make_workflow(
-        name,
-        {
-            "content_types": list(content_types),
-            "steps": [
-                {"name": "A", "is_initial_step": True, "statuses": statuses},
-                {"name": "Yes", "is_final_step": True, "statuses": statuses},
-                {"name": "No", "is_final_step": True, "statuses": statuses},
-            ],
-            "transitions": [
-                {"from_step": "A", "to_step": "Yes", "condition": condition, "priority": 1},
-                {"from_step": "A", "to_step": "No", "priority": 0},
-            ],
-        },
-    )
+    make_workflow(name, fork("A", "Yes", "No", condition, content_types=list(content_types)))
 
 
 def code_of(call) -> str | None:
@@ -157,28 +140,17 @@ def test_a_malformed_context_fields_setting_is_a_configuration_error(db, setting
 
 # --------------------------------------------------------------------------- 7. decisions stick
 
-#: Claim Processing's first step, with a reviewer's decision and a step without on-hold or
-#: cancellation status.
+#: Claim Processing with test_authorization's guarded first step plus a reviewer's decision, and
+#: a step without on-hold or cancellation status.
 STICKY = {
     **CLAIM_PROCESSING,
     "steps": [
         {
-            "name": "Submit Claim",
-            "is_initial_step": True,
+            **GUARDED["steps"][0],
             "statuses": [
-                {"name": "Draft", "is_default_status": True},
+                GUARDED["steps"][0]["statuses"][0],
                 {"name": "Needs Documents", "permission": "claims.decide_claim"},
-                {
-                    "name": "Submitted",
-                    "is_completion_status": True,
-                    "permission": "claims.submit_claim",
-                },
-                {"name": "On Hold", "is_on_hold_status": True, "permission": "claims.decide_claim"},
-                {
-                    "name": "Withdrawn",
-                    "is_cancellation_status": True,
-                    "permission": "claims.submit_claim",
-                },
+                *GUARDED["steps"][0]["statuses"][1:],
             ],
         },
         {

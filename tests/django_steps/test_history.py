@@ -54,25 +54,37 @@ def routing_workflow(db):
     )
 
 
+#: The kinds of event of a started instance after its `changes`, in order.
+EVERY_KIND = [
+    "STARTED",
+    "STATUS_CHANGED",
+    "ON_HOLD",
+    "RESUMED",
+    "NO_TRANSITION",
+    "ADVANCED",
+    "ADVANCED",
+    "COMPLETED",
+]
+
+
+def changes(instance, user) -> list:
+    """Every kind of change of one instance of the routing workflow, one callable each."""
+    return [
+        lambda: update_workflow_step_status(instance, "Checking", actor=user),
+        lambda: set_workflow_on_hold(instance, actor=user),
+        lambda: resume_workflow_instance(instance, actor=user),
+        lambda: update_workflow_step_status(instance, "Done", {"amount": 1}, actor=user),
+        lambda: advance_workflow_instance(instance, {"amount": 5000}, actor=user),
+        lambda: update_workflow_step_status(instance, "Done", actor=user),
+        lambda: update_workflow_step_status(instance, "Done", actor=user),
+    ]
+
+
 def every_change(instance, user):
     """Drive one instance through every kind of change; returns the kinds written."""
-    update_workflow_step_status(instance, "Checking", actor=user)
-    set_workflow_on_hold(instance, actor=user)
-    resume_workflow_instance(instance, actor=user)
-    update_workflow_step_status(instance, "Done", {"amount": 1}, actor=user)
-    advance_workflow_instance(instance, {"amount": 5000}, actor=user)
-    update_workflow_step_status(instance, "Done", actor=user)
-    update_workflow_step_status(instance, "Done", actor=user)
-    return [
-        "STARTED",
-        "STATUS_CHANGED",
-        "ON_HOLD",
-        "RESUMED",
-        "NO_TRANSITION",
-        "ADVANCED",
-        "ADVANCED",
-        "COMPLETED",
-    ]
+    for change in changes(instance, user):
+        change()
+    return EVERY_KIND
 
 
 @pytest.mark.django_db
@@ -81,15 +93,7 @@ def test_exactly_one_event_per_change_with_its_version_and_the_state_before_it(r
     instance = start_workflow_instance("Routing", Document.objects.create(), actor=user)
     versions = [instance.version]
     kinds = ["STARTED"]
-    for step in (
-        lambda: update_workflow_step_status(instance, "Checking", actor=user),
-        lambda: set_workflow_on_hold(instance, actor=user),
-        lambda: resume_workflow_instance(instance, actor=user),
-        lambda: update_workflow_step_status(instance, "Done", {"amount": 1}, actor=user),
-        lambda: advance_workflow_instance(instance, {"amount": 5000}, actor=user),
-        lambda: update_workflow_step_status(instance, "Done", actor=user),
-        lambda: update_workflow_step_status(instance, "Done", actor=user),
-    ):
+    for step in changes(instance, user):
         count = WorkflowEvent.objects.count()
         step()
         assert WorkflowEvent.objects.count() == count + 1
@@ -98,16 +102,7 @@ def test_exactly_one_event_per_change_with_its_version_and_the_state_before_it(r
         kinds.append(instance.last_event.kind)
 
     events = list(selectors.history(instance))
-    assert kinds == [
-        "STARTED",
-        "STATUS_CHANGED",
-        "ON_HOLD",
-        "RESUMED",
-        "NO_TRANSITION",
-        "ADVANCED",
-        "ADVANCED",
-        "COMPLETED",
-    ]
+    assert kinds == EVERY_KIND
     assert [e.kind for e in events] == kinds
     assert [e.sequence for e in events] == versions == list(range(1, 9))
     assert WorkflowInstance.objects.get(pk=instance.pk).version == 8
@@ -310,8 +305,8 @@ def test_a_failing_receiver_does_not_fail_the_committed_change(routing_workflow,
 
 @pytest.mark.django_db
 def test_model_save_signals_still_fire_for_code_that_listens_to_them(routing_workflow):
-    """Code written against the original may listen to post_save of instances; the engine then
-    saves through the ORM (on PostgreSQL it otherwise writes one combined statement)."""
+    """A project's code may listen to post_save of instances: then the engine saves through the
+    ORM (on PostgreSQL it otherwise writes one combined statement), so the signal still fires."""
     from django.db.models.signals import post_save
 
     saved = []

@@ -12,7 +12,7 @@ import pytest
 from django_steps.conf import DEFAULTS
 from django_steps.models import WorkflowEvent
 from django_steps.services import start_workflow_instance, update_workflow_step_status
-from tests.conftest import make_workflow
+from tests.conftest import fork, make_workflow
 from tests.testapp.models import Document
 
 pytestmark = pytest.mark.django_db
@@ -26,21 +26,7 @@ def json_size(value) -> int:
 
 def routing(condition: str) -> dict:
     """Intake → Fast when ``condition`` holds, else Slow (both final)."""
-    final = [
-        {"name": "Open", "is_default_status": True},
-        {"name": "Done", "is_completion_status": True},
-    ]
-    return {
-        "steps": [
-            {"name": "Intake", "is_initial_step": True, "statuses": final},
-            {"name": "Fast", "is_final_step": True, "statuses": final},
-            {"name": "Slow", "is_final_step": True, "statuses": final},
-        ],
-        "transitions": [
-            {"from_step": "Intake", "to_step": "Fast", "condition": condition, "priority": 10},
-            {"from_step": "Intake", "to_step": "Slow", "priority": 0},
-        ],
-    }
+    return fork("Intake", "Fast", "Slow", condition, priority=10)
 
 
 def stored_context(instance):

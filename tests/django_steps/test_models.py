@@ -6,15 +6,9 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
+from django_steps import models
 from django_steps.choices import InstanceState
-from django_steps.models import (
-    Workflow,
-    WorkflowEvent,
-    WorkflowInstance,
-    WorkflowStep,
-    WorkflowStepStatus,
-    WorkflowTransition,
-)
+from django_steps.models import WorkflowInstance, WorkflowStep, WorkflowStepStatus
 from django_steps.services import (
     cancel_workflow_instance,
     start_workflow_instance,
@@ -51,7 +45,7 @@ def test_names_are_unique_per_workflow_and_per_step(workflow):
     with pytest.raises(IntegrityError), transaction.atomic():
         WorkflowStepStatus.objects.create(step=workflow.steps.get(name="Intake"), name="New")
     with pytest.raises(IntegrityError), transaction.atomic():
-        Workflow.objects.create(name="Routing")
+        models.Workflow.objects.create(name="Routing")
     other = make_workflow("Other", routing([]))
     assert other.steps.filter(name="Intake").exists()  # same names in another workflow are fine
 
@@ -92,7 +86,7 @@ def test_steps_and_statuses_in_use_cannot_be_deleted(workflow):
         with pytest.raises(ProtectedError), transaction.atomic():
             obj.delete()
     assert WorkflowStep.objects.filter(workflow=workflow).count() == 5
-    assert WorkflowEvent.objects.filter(instance=instance).count() == 2
+    assert models.WorkflowEvent.objects.filter(instance=instance).count() == 2
 
     # Unused ones can go.
     WorkflowStepStatus.objects.get(
@@ -105,7 +99,7 @@ def test_deleting_an_unused_workflow_deletes_its_definition(workflow):
     workflow.delete()
     assert not WorkflowStep.objects.exists()
     assert not WorkflowStepStatus.objects.exists()
-    assert not WorkflowTransition.objects.exists()
+    assert not models.WorkflowTransition.objects.exists()
 
 
 def test_transitions_of_a_step_come_highest_priority_first(workflow):

@@ -22,7 +22,7 @@ from django_steps.services import (
     start_workflow_instance,
     update_workflow_step_status,
 )
-from tests.conftest import make_workflow
+from tests.conftest import make_workflow, statuses, two_steps
 from tests.graphql_api.conftest import make_user
 from tests.testapp.models import CodeThing, Document, UUIDThing
 
@@ -860,31 +860,10 @@ def test_uuid_is_a_string_and_booleans_are_booleans(db):
 def test_object_fields_are_at_the_top_level_and_under_the_model_name(claim_workflow, claim):
     make_workflow(
         "Claims",
-        {
-            "steps": [
-                {
-                    "name": "A",
-                    "is_initial_step": True,
-                    "statuses": [
-                        {"name": "Open", "is_default_status": True},
-                        {"name": "Done", "is_completion_status": True},
-                    ],
-                },
-                {
-                    "name": "B",
-                    "is_final_step": True,
-                    "statuses": [{"name": "Open", "is_default_status": True}],
-                },
-            ],
-            "transitions": [
-                {
-                    "from_step": "A",
-                    "to_step": "B",
-                    "condition": "claim.amount > 1000 && amount == claim.amount && claimant == "
-                    "'Ada'",
-                }
-            ],
-        },
+        two_steps(
+            second_statuses=statuses("Open"),
+            condition="claim.amount > 1000 && amount == claim.amount && claimant == 'Ada'",
+        ),
     )
     instance = update_workflow_step_status(start_workflow_instance("Claims", claim), "Done")
     assert instance.current_step.name == "B"

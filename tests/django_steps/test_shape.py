@@ -15,6 +15,7 @@ from django_steps.definitions import export_workflow, import_workflow
 from django_steps.models import Workflow
 from django_steps.shape import STATUS, STEP, TRANSITION, WORKFLOW
 from graphql_api.schema import schema
+from tests.conftest import camel
 from tests.graphql_api.conftest import client_for, make_user
 
 PARTS = (WORKFLOW, STEP, STATUS, TRANSITION)
@@ -40,6 +41,7 @@ EVERY_KEY = {
             "order": 10,
             "is_initial_step": True,
             "is_final_step": False,
+            "deadline": {"after": "P2D", "status": "Dropped", "remind_before": "PT4H"},
             "statuses": [
                 {"name": "New", "description": "Just in.", "is_default_status": True},
                 {
@@ -149,7 +151,11 @@ def test_every_key_survives_a_document_import_and_export(db):
                     {key.name: status.get(key.name, key.default) for key in STATUS}
                     for status in step["statuses"]
                 ],
-                **{k.name: step.get(k.name, k.default) for k in STEP if k.name != "statuses"},
+                **{
+                    k.name: step.get(k.name, k.default)
+                    for k in STEP
+                    if k.name != "statuses" and (k.name in step or not k.optional)
+                },
             }
             for step in EVERY_KEY["steps"]
         ]
@@ -161,14 +167,7 @@ def test_every_key_survives_a_document_import_and_export(db):
     assert open_step.statuses["Ready"].description == "Moves on."
     assert open_step.statuses["Ready"].permission == "claims.decide_claim"
     assert open_step.transitions[0].priority == 7
-
-
-def _camel(value):
-    if isinstance(value, dict):
-        return {to_camel_case(k): _camel(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_camel(v) for v in value]
-    return value
+    assert open_step.deadline == {"after": "P2D", "status": "Dropped", "remind_before": "PT4H"}
 
 
 def test_every_key_survives_the_graphql_definition_input(db):
@@ -176,7 +175,7 @@ def test_every_key_survives_the_graphql_definition_input(db):
     result = gql.data(
         """mutation($input: WorkflowDefinitionInput!) {
              createWorkflow(input: $input) { __typename ... on Workflow { name } } }""",
-        {"input": _camel(EVERY_KEY)},
+        {"input": camel(EVERY_KEY)},
     )
     assert result["createWorkflow"] == {"__typename": "Workflow", "name": "Shape"}
     from_graphql = export_workflow(Workflow.objects.get(name="Shape"))

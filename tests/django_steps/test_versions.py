@@ -26,7 +26,7 @@ from django_steps.versions import (
     plan_migration,
     publish_workflow,
 )
-from tests.conftest import CLAIM_PROCESSING, make_workflow
+from tests.conftest import CLAIM_PROCESSING, make_workflow, statuses
 from tests.graphql_api.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -36,14 +36,7 @@ def claims_doc() -> dict:
     doc = {"name": "Claims", **copy.deepcopy(CLAIM_PROCESSING)}
     doc["steps"].insert(
         2,
-        {
-            "name": "Senior Review",
-            "order": 3,
-            "statuses": [
-                {"name": "Waiting", "is_default_status": True},
-                {"name": "Approved", "is_completion_status": True},
-            ],
-        },
+        {"name": "Senior Review", "order": 3, "statuses": statuses("Waiting", "Approved")},
     )
     doc["steps"][3]["order"] = 4
     doc["transitions"] = [

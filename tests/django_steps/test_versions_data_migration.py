@@ -42,28 +42,22 @@ def test_existing_workflows_get_a_version_their_instances_and_events_point_at():
         content_type=claim_type,
         object_id="1",
     )
-    Event.objects.create(
-        instance=instance,
-        workflow=workflow,
-        sequence=1,
-        position=1,
-        kind="STARTED",
-        state="ACTIVE",
-        to_step=first,
-        to_status=new,
-    )
-    Event.objects.create(
-        instance=instance,
-        workflow=workflow,
-        sequence=2,
-        position=2,
-        kind="ON_HOLD",
-        state="ON_HOLD",
-        from_step=first,
-        from_status=new,
-        to_step=first,
-        to_status=new,
-    )
+    for n, kind, state, from_step, from_status in (
+        (1, "STARTED", "ACTIVE", None, None),
+        (2, "ON_HOLD", "ON_HOLD", first, new),
+    ):
+        Event.objects.create(
+            instance=instance,
+            workflow=workflow,
+            sequence=n,
+            position=n,
+            kind=kind,
+            state=state,
+            from_step=from_step,
+            from_status=from_status,
+            to_step=first,
+            to_status=new,
+        )
     Instance.objects.filter(pk=instance.pk).update(version=2, state="ON_HOLD")
     empty = Workflow.objects.create(name="Empty")
 

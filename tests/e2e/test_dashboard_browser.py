@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import asgi_command, stop
+
 from .tools import HERE, chromium_path, node_path
 
 ROOT = HERE.parent.parent
@@ -73,16 +75,7 @@ class DemoServer:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "demo.asgi:application",
-                ],
+                asgi_command("daphne", "demo.asgi:application", self.port),
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
@@ -100,13 +93,8 @@ class DemoServer:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            stop(self.process)
 
     @property
     def url(self) -> str:
@@ -128,37 +116,32 @@ def demo_server(tmp_path):
         server.stop()
 
 
-def test_dashboard_live_updates_actions_and_reconnect(demo_server):
-    screenshot = ARTIFACTS / "dashboard.png"
-    if screenshot.exists():
-        screenshot.unlink()
+def run_browser_script(
+    name: str, server: DemoServer, answers: dict, env: dict | None = None, timeout: float = 300
+) -> list[dict]:
+    """Run ``tests/e2e/<name>`` against ``server``; when it prints a check named in ``answers``,
+    call that function and write what it returns on the script's stdin. Returns every check the
+    script printed, once it exited successfully."""
     script = subprocess.Popen(
-        [node_path(), str(HERE / "dashboard.e2e.mjs")],
+        [node_path(), str(HERE / name)],
         cwd=HERE,
-        env={
-            **os.environ,
-            "BASE_URL": demo_server.url,
-            "SCREENSHOT": str(screenshot),
-            "CHROMIUM": chromium_path(),
-        },
+        env={**os.environ, "BASE_URL": server.url, "CHROMIUM": chromium_path(), **(env or {})},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     checks = []
-    watchdog = threading.Timer(300, script.kill)  # a hung browser must not hang the suite
+    watchdog = threading.Timer(timeout, script.kill)  # a hung browser must not hang the suite
     watchdog.start()
     try:
         for line in script.stdout:
             if not line.startswith("{"):
                 continue
             checks.append(json.loads(line))
-            if checks[-1]["check"] == "restart server":
-                demo_server.stop()
-                demo_server.manage("shell", "-c", CHANGE_WHILE_DOWN)
-                demo_server.start()  # same port: the page reconnects to the same URL
-                script.stdin.write("restarted\n")
+            answer = answers.get(checks[-1]["check"])
+            if answer is not None:
+                script.stdin.write(answer() + "\n")
                 script.stdin.flush()
         script.wait(timeout=180)
     finally:
@@ -168,7 +151,27 @@ def test_dashboard_live_updates_actions_and_reconnect(demo_server):
     report = "\n".join(json.dumps(c) for c in checks)
     assert script.returncode == 0, (
         f"browser script failed:\n{report}\n--- stderr\n{script.stderr.read()[-3000:]}\n"
-        f"--- server log (tail)\n{demo_server.log_tail()}"
+        f"--- server log (tail)\n{server.log_tail()}"
+    )
+    return checks
+
+
+def test_dashboard_live_updates_actions_and_reconnect(demo_server):
+    screenshot = ARTIFACTS / "dashboard.png"
+    if screenshot.exists():
+        screenshot.unlink()
+
+    def restart() -> str:
+        demo_server.stop()
+        demo_server.manage("shell", "-c", CHANGE_WHILE_DOWN)
+        demo_server.start()  # same port: the page reconnects to the same URL
+        return "restarted"
+
+    checks = run_browser_script(
+        "dashboard.e2e.mjs",
+        demo_server,
+        {"restart server": restart},
+        env={"SCREENSHOT": str(screenshot)},
     )
     by_name = {c["check"]: c for c in checks}
     assert by_name["second client's change shown"]["latencyMs"] <= 2000

@@ -3,13 +3,18 @@ posts operations to ``/graphql/`` through Django's middleware (sessions, CSRF)."
 
 from __future__ import annotations
 
+import base64
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 from strawberry import relay
+
+from claims.models import Claim
+from django_steps.services import start_workflow_instance, update_workflow_step_status
 
 ENDPOINT = "/graphql/"
 
@@ -54,11 +59,12 @@ class GQL:
 
 
 def make_user(
-    username: str, *perms: str, superuser: bool = False, groups: tuple[str, ...] = ()
+    username: str, *perms: str, superuser: bool = False, groups: tuple[str, ...] = (), **extra
 ) -> User:
+    """A user with password "pw", ``perms`` and ``groups``; ``extra``: more model fields."""
     if superuser:
         return User.objects.create_superuser(username, f"{username}@example.com", "pw")
-    user = User.objects.create_user(username, f"{username}@example.com", "pw")
+    user = User.objects.create_user(username, f"{username}@example.com", "pw", **extra)
     for perm in perms:
         app_label, codename = perm.split(".")
         user.user_permissions.add(
@@ -150,12 +156,41 @@ def as_nobody(nobody) -> GQL:
 
 @pytest.fixture
 def instance(claim_workflow, claim):
-    from django_steps.services import start_workflow_instance
-
     return start_workflow_instance("Claim Processing", claim)
+
+
+def submitted_claims(count: int, actor: User) -> None:
+    """``count`` claims on "Claim Processing", each submitted by ``actor`` (an ADVANCED event,
+    with a transition)."""
+    claims = Claim.objects.bulk_create(
+        [Claim(title=f"c{i}", claimant="Ada", amount=Decimal(i)) for i in range(count)]
+    )
+    for claim in claims:
+        instance = start_workflow_instance("Claim Processing", claim, actor=actor)
+        update_workflow_step_status(instance, "Submitted", actor=actor)
 
 
 def codes(payload: dict) -> list[str]:
     """The codes of an ``OperationInfo`` payload."""
     assert payload.get("__typename") == "OperationInfo", payload
     return [m["code"] for m in payload["messages"]]
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def bad_input(result: dict) -> dict:
+    """The single BAD_USER_INPUT error of a refused request (nothing resolved)."""
+    assert result.get("data") is None, result
+    [error] = result["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    return error
+
+
+def post_raw(gql: GQL, query: str, variables_json: str) -> dict:
+    """POST a body whose variables are raw JSON text (Python's json accepts NaN and Infinity)."""
+    body = f'{{"query": {json.dumps(query)}, "variables": {variables_json}}}'
+    response = gql.client.post(ENDPOINT, body, content_type="application/json")
+    assert response.status_code == 200, response.content[:300]
+    return response.json()

@@ -170,76 +170,54 @@ mutation UpdateStatus($input: UpdateWorkflowStepStatusInput!) {
 """
 )
 
-ADVANCE = (
-    INSTANCE_FIELDS
-    + MESSAGES
-    + """
-mutation Advance($input: AdvanceWorkflowInstanceInput!) {
-  advanceWorkflowInstance(input: $input) { __typename ...InstanceFields ...Messages }
-}
-"""
-)
 
-HOLD = (
-    INSTANCE_FIELDS
-    + MESSAGES
-    + """
-mutation Hold($input: SetWorkflowOnHoldInput!) {
-  setWorkflowOnHold(input: $input) { __typename ...InstanceFields ...Messages }
-}
+def instance_mutation(name: str, field: str, input_type: str) -> str:
+    """A mutation on one instance answering the instance's fields or the messages."""
+    return (
+        INSTANCE_FIELDS
+        + MESSAGES
+        + f"""
+mutation {name}($input: {input_type}!) {{
+  {field}(input: $input) {{ __typename ...InstanceFields ...Messages }}
+}}
 """
-)
+    )
 
-RESUME = (
-    INSTANCE_FIELDS
-    + MESSAGES
-    + """
-mutation Resume($input: ResumeWorkflowInstanceInput!) {
-  resumeWorkflowInstance(input: $input) { __typename ...InstanceFields ...Messages }
-}
+
+ADVANCE = instance_mutation("Advance", "advanceWorkflowInstance", "AdvanceWorkflowInstanceInput")
+
+HOLD = instance_mutation("Hold", "setWorkflowOnHold", "SetWorkflowOnHoldInput")
+
+RESUME = instance_mutation("Resume", "resumeWorkflowInstance", "ResumeWorkflowInstanceInput")
+
+CANCEL = instance_mutation("Cancel", "cancelWorkflowInstance", "CancelWorkflowInstanceInput")
+
+
+def definition_mutation(name: str, field: str, workflow: str) -> str:
+    """A mutation taking a whole definition, answering the ``workflow`` fields or the messages."""
+    return (
+        MESSAGES
+        + f"""
+mutation {name}($input: WorkflowDefinitionInput!) {{
+  {field}(input: $input) {{ __typename ... on Workflow {{ {workflow} }} ...Messages }}
+}}
 """
-)
+    )
 
-CANCEL = (
-    INSTANCE_FIELDS
-    + MESSAGES
-    + """
-mutation Cancel($input: CancelWorkflowInstanceInput!) {
-  cancelWorkflowInstance(input: $input) { __typename ...InstanceFields ...Messages }
-}
-"""
-)
 
-CREATE_WORKFLOW = (
-    MESSAGES
-    + """
-mutation CreateWorkflow($input: WorkflowDefinitionInput!) {
-  createWorkflow(input: $input) {
-    __typename
-    ... on Workflow {
-      id name description
+CREATE_WORKFLOW = definition_mutation(
+    "CreateWorkflow",
+    "createWorkflow",
+    """id name description
       steps { name order isInitialStep isFinalStep statuses { name isDefaultStatus
         isCompletionStatus } }
-      transitions { fromStep { name } toStep { name } condition priority }
-    }
-    ...Messages
-  }
-}
-"""
+      transitions { fromStep { name } toStep { name } condition priority }""",
 )
 
-UPDATE_WORKFLOW = (
-    MESSAGES
-    + """
-mutation UpdateWorkflow($input: WorkflowDefinitionInput!) {
-  updateWorkflow(input: $input) {
-    __typename
-    ... on Workflow { id name description steps { name statuses { name } }
-      transitions { condition } }
-    ...Messages
-  }
-}
-"""
+UPDATE_WORKFLOW = definition_mutation(
+    "UpdateWorkflow",
+    "updateWorkflow",
+    "id name description steps { name statuses { name } } transitions { condition }",
 )
 
 DELETE_WORKFLOW = (
@@ -265,6 +243,45 @@ mutation Login($username: String!, $password: String!) {
 LOGOUT = """
 mutation Logout { logout }
 """
+
+#: Each history entry's instance with its history again: far over the default cost limit.
+NESTED_HISTORY = """
+query Nested($id: ID!) {
+  workflowInstance(id: $id) {
+    history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id kind }
+      } } } } } }
+  }
+}
+"""
+
+#: Many aliases of a page of instances with their history: a lot of work without a time budget
+#: (the cost limit refuses it; the time-budget tests and bench/graphql_cost.py turn that off).
+HEAVY = "{{ {} }}".format(
+    " ".join(
+        f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ id history(first: 100) "
+        "{ edges { node { kind toStep { name statuses { name } } actor { username } } } } "
+        "currentStep { instanceCounts { total } } } } }"
+        for i in range(20)
+    )
+)
+
+
+def instance_changes(instance_id: str, status: str) -> list[tuple[str, str, dict]]:
+    """Every mutation changing one instance (to ``status`` for the status update), as
+    ``(operation, payload field, variables)``."""
+    one = {"input": {"instanceId": instance_id}}
+    return [
+        (
+            UPDATE_STATUS,
+            "updateWorkflowStepStatus",
+            {"input": {"instanceId": instance_id, "statusName": status}},
+        ),
+        (ADVANCE, "advanceWorkflowInstance", one),
+        (HOLD, "setWorkflowOnHold", one),
+        (RESUME, "resumeWorkflowInstance", one),
+        (CANCEL, "cancelWorkflowInstance", one),
+    ]
+
 
 ALL = {
     name: value

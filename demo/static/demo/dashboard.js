@@ -13,6 +13,10 @@
  *   - An instance is replaced only by a newer version of itself (versions grow by one per change),
  *     so the initial snapshot, replayed events and mutation results can arrive in any order.
  *
+ * Deadlines: the running ones are read with DueDates (again after every burst of events, since a
+ * change may arm, pause or remove them); cards count down every second and show an "overdue"
+ * badge once theirs passed; "Overdue only" filters the board.
+ *
  * Test hooks (window.dashboard): ready (Promise), state(), dropConnection({hold}),
  * releaseConnection(). The browser test uses them to force a reconnect.
  */
@@ -38,6 +42,7 @@
     chosen: new Map(), // instance id -> status picked in its select (survives re-renders)
     flash: new Set(),
     migration: null, // {workflow, toVersion, busy, result (WorkflowMigration) | null, error}
+    due: new Map(), // instance id -> dueAt (ISO) of its current step's running deadline
   };
 
   // ------------------------------------------------------------------ helpers
@@ -74,6 +79,31 @@
     if (seconds < 3600) return Math.round(seconds / 60) + " min ago";
     if (seconds < 86400) return Math.round(seconds / 3600) + " h ago";
     return new Date(iso).toLocaleDateString();
+  }
+
+  /** "3 h 20 min" for a number of seconds (the two largest units). */
+  function span(seconds) {
+    const units = [["d", 86400], ["h", 3600], ["min", 60], ["s", 1]];
+    const parts = [];
+    let rest = Math.floor(Math.abs(seconds));
+    for (const [name, size] of units) {
+      if (rest >= size || (name === "s" && !parts.length)) {
+        parts.push(Math.floor(rest / size) + " " + name);
+        rest %= size;
+      }
+      if (parts.length === 2) break;
+    }
+    return parts.join(" ");
+  }
+
+  function isOverdue(instance) {
+    const due = store.due.get(instance.id);
+    return !!due && !FINISHED.has(instance.state) && Date.parse(due) <= Date.now();
+  }
+
+  function dueText(due) {
+    const left = (Date.parse(due) - Date.now()) / 1000;
+    return left > 0 ? "due in " + span(left) : "overdue by " + span(-left);
   }
 
   function labelOf(instance) {
@@ -147,7 +177,7 @@
   }
 
   async function loadSnapshot() {
-    const [workflowsData, instances] = await Promise.all([gql("Workflows"), loadAllInstances()]);
+    const [workflowsData, instances] = await Promise.all([gql("Workflows"), loadAllInstances(), loadDue()]);
     store.workflows = workflowsData.workflows.edges.map((e) => e.node);
     for (const instance of instances) upsert(instance);
     if (!store.selected || !store.workflows.some((w) => w.name === store.selected)) {
@@ -168,6 +198,43 @@
       after = conn.pageInfo.endCursor;
     }
     return all;
+  }
+
+  /** The running deadlines (DueDates), replacing what was known. */
+  async function loadDue() {
+    const due = new Map();
+    let after = null;
+    for (let page = 0; page < 50; page++) {
+      const conn = (await gql("DueDates", { after })).workflowInstances;
+      for (const e of conn.edges) if (e.node.dueAt) due.set(e.node.id, e.node.dueAt);
+      if (!conn.pageInfo.hasNextPage) break;
+      after = conn.pageInfo.endCursor;
+    }
+    store.due = due;
+  }
+
+  // Changes that enter or leave a step, hold, resume or finish arm, pause or remove deadlines:
+  // the deadlines are read again (one request at a time; one more if more came meanwhile), and
+  // once more on every (re)connect. Never while offline: a refused request is noise.
+  const MOVES_DEADLINES = new Set(["STARTED", "ADVANCED", "COMPLETED", "CANCELLED", "ON_HOLD", "RESUMED", "MIGRATED"]);
+  let dueLoading = null;
+  let dueAgain = false;
+  function reloadDue() {
+    if (store.connection !== "connected") return;
+    if (dueLoading) {
+      dueAgain = true;
+      return;
+    }
+    dueLoading = loadDue()
+      .then(scheduleRender)
+      .catch(() => {}) // cosmetic: read again on the next change or reconnect
+      .finally(() => {
+        dueLoading = null;
+        if (dueAgain) {
+          dueAgain = false;
+          reloadDue();
+        }
+      });
   }
 
   // ------------------------------------------------------------------ subscription
@@ -218,6 +285,7 @@
         const resumed = connectedOnce;
         connectedOnce = true;
         setConnection("connected", "Live");
+        if (resumed) reloadDue();
         if (resumed && store.cursor === null) {
           // Nothing received yet, so there is no cursor to resume from: re-read the snapshot.
           loadSnapshot().then(render).catch((err) => showError(err.code, err.message));
@@ -256,6 +324,7 @@
     }
     const instance = event.instance;
     upsert(instance, { flash: true });
+    if (MOVES_DEADLINES.has(event.kind)) reloadDue();
     store.cardErrors.delete(instance && instance.id);
     if (instance && !store.workflows.some((w) => w.name === instance.workflow.name)) {
       // A workflow created after the page loaded: fetch the definitions again.
@@ -508,7 +577,7 @@
       "article",
       {
         class: "card" + (store.flash.has(instance.id) ? " flash" : ""),
-        dataset: { instanceId: instance.id, version: String(instance.version), state: instance.state },
+        dataset: { instanceId: instance.id, version: String(instance.version), state: instance.state, overdue: String(isOverdue(instance)) },
       },
       h("div", { class: "card-title", text: labelOf(instance) }),
       h("div", { class: "card-ref", text: instance.contentType + " #" + instance.objectId }),
@@ -519,7 +588,20 @@
         h("span", { class: "chip state-" + instance.state, title: "state", text: STATE_LABEL[instance.state] || instance.state }),
         instance.isAwaitingTransition && h("span", { class: "chip awaiting", text: "no transition matched" }),
         versionChip(instance),
+        isOverdue(instance) && h("span", { class: "chip overdue", title: "its deadline has passed", text: "overdue" }),
       ),
+      store.due.has(instance.id) &&
+        !FINISHED.has(instance.state) &&
+        h(
+          "div",
+          { class: "card-due" + (isOverdue(instance) ? " late" : "") },
+          h("time", {
+            class: "countdown",
+            datetime: store.due.get(instance.id),
+            title: "due " + new Date(store.due.get(instance.id)).toLocaleString(),
+            text: dueText(store.due.get(instance.id)),
+          }),
+        ),
       h(
         "div",
         { class: "card-meta" },
@@ -561,19 +643,23 @@
     $("#workflow-description").textContent = workflow.description || "";
     renderMigration(workflow);
     const showFinished = $("#show-finished").checked;
+    const overdueOnly = $("#overdue-only").checked;
     const instances = instancesOf(workflow.name);
+    const late = instances.filter(isOverdue).length;
     const counts = {};
     for (const i of instances) counts[i.state] = (counts[i.state] || 0) + 1;
     $("#summary").replaceChildren(
       ...["ACTIVE", "ON_HOLD", "COMPLETED", "CANCELLED"]
         .filter((s) => counts[s])
         .map((s) => h("span", { class: "chip state-" + s, text: counts[s] + " " + STATE_LABEL[s].toLowerCase() })),
+      late > 0 && h("span", { class: "chip overdue", text: late + " overdue" }),
     );
     const steps = [...workflow.steps].sort((a, b) => a.order - b.order);
     board.replaceChildren(
       ...steps.map((step) => {
         const here = instances
           .filter((i) => i.currentStep.id === step.id && (showFinished || !FINISHED.has(i.state)))
+          .filter((i) => !overdueOnly || isOverdue(i))
           .sort((a, b) => Date.parse(b.updatedAt) - Date.parse(a.updatedAt));
         return h(
           "section",
@@ -681,6 +767,17 @@
   // ------------------------------------------------------------------ start
 
   $("#show-finished").addEventListener("change", render);
+  $("#overdue-only").addEventListener("change", render);
+  // Countdowns tick every second; a deadline passing re-renders (badge, filter, summary).
+  setInterval(() => {
+    let crossed = false;
+    for (const t of document.querySelectorAll("time.countdown")) {
+      const passed = Date.parse(t.getAttribute("datetime")) <= Date.now();
+      if (passed !== t.parentElement.classList.contains("late")) crossed = true;
+      t.textContent = dueText(t.getAttribute("datetime"));
+    }
+    if (crossed) scheduleRender();
+  }, 1000);
   setInterval(() => {
     for (const t of document.querySelectorAll("time[datetime]")) t.textContent = timeAgo(t.getAttribute("datetime"));
   }, 15000);
@@ -710,6 +807,8 @@
           step: i.currentStep.name,
           status: i.currentStepStatus.name,
           label: labelOf(i),
+          dueAt: store.due.get(id) || null,
+          overdue: isOverdue(i),
         };
       }
       return { connection: store.connection, cursor: store.cursor, received: store.received, instances };

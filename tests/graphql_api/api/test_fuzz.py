@@ -28,9 +28,8 @@ from tests.graphql_api.conftest import make_user
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
-#: Seconds per generated case at worst, for the timeouts (0.05 s at 100 examples on a quiet machine;
-# : hypothesis takes longer per case as it explores, up to 0.3 s for createWorkflow at 1000 under
-# load).
+#: Seconds per generated case at worst, for the timeouts: hypothesis takes longer per case as it
+#: explores (more examples, a loaded machine), so this is set well above a quiet run's.
 SECONDS_PER_CASE = 0.3
 SEED = int(os.environ.get("FUZZ_SEED", "20261126"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance
-from tests.conftest import make_workflow
+from tests.conftest import camel, make_workflow, statuses, two_steps
 from tests.graphql_api import operations as ops
 from tests.graphql_api.conftest import client_for, codes, gid
 
@@ -16,22 +16,10 @@ ROUTED = {
         {
             "name": "Review",
             "is_initial_step": True,
-            "statuses": [
-                {"name": "Open", "is_default_status": True},
-                {"name": "Done", "is_completion_status": True},
-                {"name": "Paused", "is_on_hold_status": True},
-                {"name": "Dropped", "is_cancellation_status": True},
-            ],
+            "statuses": statuses("Open", "Done", hold="Paused", cancellation="Dropped"),
         },
-        {"name": "Manager", "statuses": [{"name": "Waiting", "is_default_status": True}]},
-        {
-            "name": "Paid",
-            "is_final_step": True,
-            "statuses": [
-                {"name": "Pending", "is_default_status": True},
-                {"name": "Paid", "is_completion_status": True},
-            ],
-        },
+        {"name": "Manager", "statuses": statuses("Waiting")},
+        {"name": "Paid", "is_final_step": True, "statuses": statuses("Pending", "Paid")},
     ],
     "transitions": [
         {"from_step": "Review", "to_step": "Manager", "condition": "amount > 1000", "priority": 10},
@@ -53,6 +41,17 @@ def routed_instance(routed, claim):
     return start_workflow_instance("Routed", claim)
 
 
+def start_input(object_id, content_type: str = "claims.claim") -> dict:
+    """The variables starting "Claim Processing" on an object."""
+    return {
+        "input": {
+            "workflowName": "Claim Processing",
+            "contentType": content_type,
+            "objectId": object_id,
+        }
+    }
+
+
 def iid(instance) -> str:
     return gid("WorkflowInstance", instance.pk)
 
@@ -63,16 +62,7 @@ def iid(instance) -> str:
 def test_start_creates_an_instance_on_the_initial_step_and_records_the_actor(
     as_operator, claim_workflow, claim
 ):
-    data = as_operator.data(
-        ops.START,
-        {
-            "input": {
-                "workflowName": "Claim Processing",
-                "contentType": "claims.claim",
-                "objectId": claim.pk,
-            }
-        },
-    )["startWorkflowInstance"]
+    data = as_operator.data(ops.START, start_input(claim.pk))["startWorkflowInstance"]
     assert data["__typename"] == "WorkflowInstance"
     assert (
         data["state"],
@@ -91,16 +81,7 @@ def test_start_creates_an_instance_on_the_initial_step_and_records_the_actor(
 
 
 def test_start_again_returns_the_unfinished_instance(as_operator, instance, claim):
-    data = as_operator.data(
-        ops.START,
-        {
-            "input": {
-                "workflowName": "Claim Processing",
-                "contentType": "claims.claim",
-                "objectId": claim.pk,
-            }
-        },
-    )["startWorkflowInstance"]
+    data = as_operator.data(ops.START, start_input(claim.pk))["startWorkflowInstance"]
     assert data["id"] == iid(instance)
     assert WorkflowInstance.objects.count() == 1
 
@@ -125,16 +106,7 @@ def test_start_works_for_uuid_and_text_primary_keys(operator, claim_workflow):
     thing = UUIDThing.objects.create()
     code = CodeThing.objects.create(code="A-1/ü")
     for content_type, pk in (("testapp.uuidthing", str(thing.pk)), ("testapp.codething", code.pk)):
-        data = as_operator.data(
-            ops.START,
-            {
-                "input": {
-                    "workflowName": "Claim Processing",
-                    "contentType": content_type,
-                    "objectId": pk,
-                }
-            },
-        )["startWorkflowInstance"]
+        data = as_operator.data(ops.START, start_input(pk, content_type))["startWorkflowInstance"]
         assert data["__typename"] == "WorkflowInstance"
         assert (data["contentType"], data["objectId"]) == (content_type, pk)
 
@@ -370,25 +342,17 @@ def test_hold_resume_cancel(as_operator, routed_instance):
 
 def test_hold_resume_advance_cancel_errors(as_operator, routed_instance):
     i = {"instanceId": iid(routed_instance)}
-    assert codes(as_operator.data(ops.RESUME, {"input": i})["resumeWorkflowInstance"]) == [
-        "NOT_ON_HOLD"
-    ]
-    assert codes(as_operator.data(ops.ADVANCE, {"input": i})["advanceWorkflowInstance"]) == [
-        "NOT_AWAITING_TRANSITION"
-    ]
-    assert codes(
-        as_operator.data(ops.HOLD, {"input": {**i, "expectedVersion": 0}})["setWorkflowOnHold"]
-    ) == ["VERSION_CONFLICT"]
+
+    def refused(operation: str, field: str, **extra) -> list[str]:
+        return codes(as_operator.data(operation, {"input": {**i, **extra}})[field])
+
+    assert refused(ops.RESUME, "resumeWorkflowInstance") == ["NOT_ON_HOLD"]
+    assert refused(ops.ADVANCE, "advanceWorkflowInstance") == ["NOT_AWAITING_TRANSITION"]
+    assert refused(ops.HOLD, "setWorkflowOnHold", expectedVersion=0) == ["VERSION_CONFLICT"]
     as_operator.data(ops.HOLD, {"input": i})
-    assert codes(as_operator.data(ops.HOLD, {"input": i})["setWorkflowOnHold"]) == [
-        "INSTANCE_ON_HOLD"
-    ]
-    assert codes(as_operator.data(ops.ADVANCE, {"input": i})["advanceWorkflowInstance"]) == [
-        "INSTANCE_ON_HOLD"
-    ]
-    assert codes(
-        as_operator.data(ops.ADVANCE, {"input": {**i, "context": 3}})["advanceWorkflowInstance"]
-    ) == ["INVALID_CONTEXT"]
+    assert refused(ops.HOLD, "setWorkflowOnHold") == ["INSTANCE_ON_HOLD"]
+    assert refused(ops.ADVANCE, "advanceWorkflowInstance") == ["INSTANCE_ON_HOLD"]
+    assert refused(ops.ADVANCE, "advanceWorkflowInstance", context=3) == ["INVALID_CONTEXT"]
     as_operator.data(ops.CANCEL, {"input": i})
     for operation, field in (
         (ops.CANCEL, "cancelWorkflowInstance"),
@@ -396,36 +360,23 @@ def test_hold_resume_advance_cancel_errors(as_operator, routed_instance):
         (ops.RESUME, "resumeWorkflowInstance"),
         (ops.ADVANCE, "advanceWorkflowInstance"),
     ):
-        assert codes(as_operator.data(operation, {"input": i})[field]) == ["INSTANCE_FINISHED"]
+        assert refused(operation, field) == ["INSTANCE_FINISHED"]
 
 
 # -------------------------------------------------------------------------------- definitions
 
-DEFINITION = {
-    "name": "Expenses",
-    "description": "Small expenses",
-    "steps": [
-        {
-            "name": "Draft",
-            "isInitialStep": True,
-            "statuses": [
-                {"name": "Editing", "isDefaultStatus": True},
-                {"name": "Sent", "isCompletionStatus": True},
-            ],
-        },
-        {
-            "name": "Booked",
-            "isFinalStep": True,
-            "statuses": [
-                {"name": "Open", "isDefaultStatus": True},
-                {"name": "Closed", "isCompletionStatus": True},
-            ],
-        },
-    ],
-    "transitions": [
-        {"fromStep": "Draft", "toStep": "Booked", "condition": "amount < 100", "priority": 1}
-    ],
-}
+DEFINITION = camel(
+    two_steps(
+        "Draft",
+        "Booked",
+        first_statuses=statuses("Editing", "Sent"),
+        second_statuses=statuses("Open", "Closed"),
+        condition="amount < 100",
+        priority=1,
+        name="Expenses",
+        description="Small expenses",
+    )
+)
 
 
 def test_create_workflow_from_a_definition_document(as_designer):

@@ -1,10 +1,13 @@
 """Keyset pagination: a page fetched after rows were inserted or removed elsewhere neither
 repeats nor skips a row, forward and backward, for instances and for an instance's history;
 the history is a bounded connection with `lastEvent` beside it; `workflowEvents` reads the
-commit-ordered history over HTTP with the subscription's cursors."""
+commit-ordered history over HTTP with the subscription's cursors. Page arguments and cursors a
+client got wrong (malformed, or values that do not fit their column) are BAD_USER_INPUT naming
+the argument, never a server fault. Runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -12,7 +15,8 @@ import pytest
 from claims.models import Claim
 from django_steps import services
 from django_steps.models import WorkflowEvent, WorkflowInstance
-from tests.graphql_api.conftest import gid
+from tests.graphql_api import operations as ops
+from tests.graphql_api.conftest import b64, bad_input, gid, post_raw
 
 pytestmark = pytest.mark.django_db
 
@@ -250,3 +254,217 @@ def test_a_page_of_instances_with_last_event_and_a_history_page_costs_constant_q
         return len(queries)
 
     assert count(3) == count(30)
+
+
+# ------------------------------------------------------------------------------- page arguments
+
+
+BIG = "x" * 10_240
+
+CASES = [
+    ("{ workflows(first: 5, last: -254) { totalCount } }", "last"),
+    ("{ workflows(first: -5, last: 3) { totalCount } }", "first"),
+    ("{ workflows(first: 3, last: 101) { totalCount } }", "last"),
+    ("{ workflowInstances(first: 2, last: -1) { totalCount } }", "last"),
+    (
+        '{ workflow(name: "Claim Processing") { instances(first: 2, last: -1) { totalCount } } }',
+        "last",
+    ),
+]
+
+
+@pytest.mark.parametrize("query, field", CASES)
+def test_each_page_argument_is_checked(as_admin, claim_workflow, query, field):
+    [error] = as_admin(query)["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert error["extensions"].get("field") == field, error
+    # and the server answers a normal request right after
+    assert (
+        as_admin.data("{ workflows(first: 2, last: 1) { totalCount edges { cursor } } }")[
+            "workflows"
+        ]["totalCount"]
+        == 1
+    )
+
+
+@pytest.mark.parametrize("first, last", [(-1, None), (None, -5), (101, None), (10**6, None)])
+def test_bad_pagination_is_a_coded_error(as_viewer, instance, first, last):
+    for query in (ops.INSTANCES, ops.WORKFLOWS):
+        result = as_viewer(
+            query,
+            {"first": first, "last": last} if query is ops.INSTANCES else {"first": first or 0},
+        )
+        if query is ops.WORKFLOWS and first is None:
+            continue
+        assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", result
+
+
+def test_bad_pagination_on_nested_connections(as_viewer, instance):
+    result = as_viewer(
+        '{ workflow(name: "Claim Processing") { instances(first: -1) { totalCount } } }'
+    )
+    assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_out_of_range_ints_and_bad_cursors(as_viewer, instance):
+    result = as_viewer(ops.INSTANCES, {"first": 2**40})
+    assert result["errors"]  # Int coercion error, not a 500
+    result = as_viewer(ops.INSTANCES, {"after": "not-a-cursor"})
+    assert "errors" in result or result["data"]["workflowInstances"]["edges"] is not None
+    result = as_viewer(ops.INSTANCES, {"after": BIG, "before": "🙂"})
+    assert "data" in result
+
+
+def test_ints_out_of_graphql_range_are_bad_user_input(as_viewer, instance):
+    for value in ("2147483648", "1e400", "NaN", "1" * 5000):
+        error = bad_input(post_raw(as_viewer, ops.INSTANCES, f'{{"first": {value}}}'))
+        assert error["extensions"]["field"] == "first", error
+    assert as_viewer.data(ops.INSTANCES, {"first": 1})["workflowInstances"]["totalCount"] == 1
+
+
+# ---------------------------------------------------------------------------- malformed cursors
+
+
+MALFORMED_CURSORS = [
+    b64("arrayconnection:-5"),  # Django refuses negative indexing
+    b64("arrayconnection:" + "9" * 30),  # OFFSET overflows
+    b64("arrayconnection:9223372036854775807"),
+    b64("arrayconnection:abc"),
+    b64("orderedcursor:[1]"),
+    "garbage!!",
+    "x" * 300,
+]
+
+
+@pytest.mark.parametrize("argument", ["after", "before"])
+@pytest.mark.parametrize("cursor", MALFORMED_CURSORS)
+def test_malformed_cursors_are_bad_user_input_naming_the_argument(
+    as_viewer, instance, argument, cursor
+):
+    error = bad_input(as_viewer(ops.INSTANCES, {argument: cursor, "first": 5}))
+    assert error["extensions"]["field"] == argument
+    assert cursor not in error["message"]
+    nested = (
+        '{ workflow(name: "Claim Processing") '
+        f'{{ instances({argument}: "{cursor}") {{ totalCount }} }} }}'
+    )
+    assert bad_input(as_viewer(nested))["extensions"]["field"] == argument
+    # the server answers a normal request right after, and real cursors still work
+    page = as_viewer.data(ops.INSTANCES, {"first": 1})["workflowInstances"]
+    assert page["totalCount"] == 1
+    after = as_viewer.data(ops.INSTANCES, {"first": 1, "after": page["pageInfo"]["endCursor"]})
+    assert after["workflowInstances"]["edges"] == []
+
+
+# ------------------------------------------------------------------------------- cursor values
+
+BEYOND = ["9223372036854775808", "-9223372036854775809", "1" + "0" * 26, "-1" + "0" * 26]
+
+NESTED_HISTORY = """
+query History($id: ID!, $after: String, $before: String) {
+  workflowInstance(id: $id) { id history(first: 5, after: $after, before: $before) { edges { node {
+    id } } } }
+}
+"""
+
+NESTED_INSTANCES = """
+query WorkflowInstances($after: String, $before: String) {
+  workflow(name: "Claim Processing") { name instances(first: 5, after: $after, before: $before) {
+    edges { node { id } } } }
+}
+"""
+
+ROOT_WORKFLOWS = """
+query Workflows($after: String, $before: String) {
+  workflows(first: 5, after: $after, before: $before) { edges { node { id } } }
+}
+"""
+
+
+def cursor_refused(result: dict, argument: str, cursor: str) -> dict:
+    """The one error of a refused cursor: BAD_USER_INPUT naming the argument, not the value."""
+    [error] = result["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert error["extensions"]["field"] == argument, error
+    assert cursor not in error["message"] and "922337" not in error["message"]
+    return error
+
+
+@pytest.mark.parametrize("argument", ["after", "before"])
+@pytest.mark.parametrize("key", BEYOND)
+def test_a_cursor_key_beyond_its_column_is_bad_user_input_on_every_connection(
+    as_viewer, instance, argument, key
+):
+    started = instance.started_at.isoformat()
+    cases = [
+        # root connections: instances (newest first: started_at, id), workflows (name, id)
+        (ops.INSTANCES, {"first": 5}, b64("orderedcursor:" + json.dumps([started, key]))),
+        (ROOT_WORKFLOWS, {}, b64("orderedcursor:" + json.dumps(["Claim Processing", key]))),
+        # nested ones, paged in the parent's query: an instance's history (id), a workflow's
+        # instances
+        (
+            NESTED_HISTORY,
+            {"id": gid("WorkflowInstance", instance.pk)},
+            b64("orderedcursor:" + json.dumps([key])),
+        ),
+        (NESTED_INSTANCES, {}, b64("orderedcursor:" + json.dumps([started, key]))),
+    ]
+    for query, variables, cursor in cases:
+        result = as_viewer(query, {**variables, argument: cursor})
+        cursor_refused(result, argument, cursor)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["9999-12-31T23:59:59-05:00", "1"],  # a datetime past year 9999 once in UTC
+        ["0001-01-01T00:00:00+05:00", "1"],  # ... before year 1
+        ["2026-11-30T22:00:00", "1"],  # no offset: not a cursor we hand out
+        [None, "1"],  # the start time of an instance is never null
+        ["2026-11-30T22:00:00+00:00", None],  # nor its id
+        ["2026-11-30T22:00:00+00:00", "\ud800"],
+    ],
+)
+def test_cursor_values_an_instance_cannot_have_are_bad_user_input(as_viewer, instance, values):
+    cursor = b64("orderedcursor:" + json.dumps(values))
+    cursor_refused(as_viewer(ops.INSTANCES, {"first": 5, "after": cursor}), "after", cursor)
+
+
+@pytest.mark.parametrize("value", [None, "\ud800", "1.5", "", "1e3"])
+def test_history_cursor_values_an_event_id_cannot_be_are_bad_user_input(as_viewer, instance, value):
+    cursor = b64("orderedcursor:" + json.dumps([value]))
+    result = as_viewer(
+        NESTED_HISTORY, {"id": gid("WorkflowInstance", instance.pk), "before": cursor}
+    )
+    cursor_refused(result, "before", cursor)
+
+
+def test_a_malformed_nested_cursor_names_its_argument(as_viewer, instance):
+    """Wrong number of values, or a value the column cannot parse."""
+    for cursor in (b64('orderedcursor:["1","2","3"]'), b64('orderedcursor:["abc"]')):
+        cursor_refused(
+            as_viewer(
+                NESTED_HISTORY, {"id": gid("WorkflowInstance", instance.pk), "before": cursor}
+            ),
+            "before",
+            cursor,
+        )
+
+
+def test_cursors_the_connections_hand_out_still_page(as_operator, instance, claim_workflow):
+    services.update_workflow_step_status(instance, "Submitted")
+    page = as_operator.data(NESTED_HISTORY, {"id": gid("WorkflowInstance", instance.pk)})
+    nested = page["workflowInstance"]["history"]["edges"]
+    assert len(nested) == WorkflowEvent.objects.filter(instance=instance).count() >= 2
+    query = """query H($id: ID!, $after: String) { workflowInstance(id: $id) {
+        history(first: 1, after: $after) { edges { cursor node { id } } } } }"""
+    first = as_operator.data(query, {"id": gid("WorkflowInstance", instance.pk)})[
+        "workflowInstance"
+    ]["history"]
+    after = as_operator.data(
+        query, {"id": gid("WorkflowInstance", instance.pk), "after": first["edges"][0]["cursor"]}
+    )
+    assert after["workflowInstance"]["history"]["edges"][0]["node"]["id"] == nested[1]["node"]["id"]
+    root = as_operator.data(ops.INSTANCES, {"first": 1})["workflowInstances"]
+    again = as_operator.data(ops.INSTANCES, {"first": 1, "before": root["pageInfo"]["endCursor"]})
+    assert again["workflowInstances"]["edges"] == []

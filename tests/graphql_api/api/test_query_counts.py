@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from django_steps.services import start_workflow_instance, update_workflow_step_status
 from tests.graphql_api import operations as ops
+from tests.graphql_api.conftest import submitted_claims
 
 pytestmark = pytest.mark.django_db
 
@@ -20,22 +18,13 @@ MAX_QUERIES = 6
 
 @pytest.fixture
 def hundred_instances(claim_workflow, operator):
-    from claims.models import Claim
-
-    claims = Claim.objects.bulk_create(
-        [Claim(title=f"c{i}", claimant="Ada", amount=Decimal(i)) for i in range(100)]
-    )
-    for claim in claims:
-        instance = start_workflow_instance("Claim Processing", claim, actor=operator)
-        update_workflow_step_status(
-            instance, "Submitted", actor=operator
-        )  # ADVANCED, with a transition
+    submitted_claims(100, operator)
 
 
 @pytest.fixture(autouse=True)
 def _lift_the_cost_limit(settings):
     """A page of 100 instances with every relation of their history counts 80,501 objects at
-    worst (100 events each; measured 13-18 s), over the default ``MAX_COST``: these tests
+    worst (100 events each), over the default ``MAX_COST``: these tests
     measure SQL queries, not the cost limit (tested in test_cost.py)."""
     settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "MAX_COST": 100_000}
 

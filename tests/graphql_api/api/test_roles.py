@@ -169,17 +169,7 @@ def test_another_users_instance_is_not_found_in_every_mutation_and_nothing_chang
     before = (WorkflowInstance.objects.get(pk=his).version, WorkflowEvent.objects.count())
     i = gid("WorkflowInstance", his)
     gql = client_for(alice)
-    for operation, field, variables in [
-        (
-            ops.UPDATE_STATUS,
-            "updateWorkflowStepStatus",
-            {"input": {"instanceId": i, "statusName": "Withdrawn"}},
-        ),
-        (ops.ADVANCE, "advanceWorkflowInstance", {"input": {"instanceId": i}}),
-        (ops.HOLD, "setWorkflowOnHold", {"input": {"instanceId": i}}),
-        (ops.RESUME, "resumeWorkflowInstance", {"input": {"instanceId": i}}),
-        (ops.CANCEL, "cancelWorkflowInstance", {"input": {"instanceId": i}}),
-    ]:
+    for operation, field, variables in ops.instance_changes(i, "Withdrawn"):
         assert codes(gql.data(operation, variables)[field]) == ["NOT_FOUND"], field
     # Exactly what a missing instance answers.
     missing = gql.data(ops.HOLD, {"input": {"instanceId": gid("WorkflowInstance", 10**9)}})[

@@ -15,32 +15,19 @@ from django_steps.definitions import import_workflow
 from django_steps.models import WorkflowInstance, WorkflowStep
 from django_steps.versions import migrate_instances
 from graphql_api.api.enums import WorkflowEventKind
+from tests.conftest import camel, statuses, two_steps
 from tests.graphql_api.conftest import STAFF, VIEW, client_for, codes, gid, make_user
 
 pytestmark = pytest.mark.django_db
 
-DOC = {
-    "name": "Moves",
-    "content_types": ["claims.claim"],
-    "steps": [
-        {
-            "name": "Open",
-            "is_initial_step": True,
-            "statuses": [
-                {"name": "New", "is_default_status": True},
-                {"name": "Done", "is_completion_status": True},
-            ],
-        },
-        {
-            "name": "Closed",
-            "is_final_step": True,
-            "statuses": [
-                {"name": "Archived", "is_default_status": True, "is_completion_status": True}
-            ],
-        },
-    ],
-    "transitions": [{"from_step": "Open", "to_step": "Closed"}],
-}
+DOC = two_steps(
+    "Open",
+    "Closed",
+    first_statuses=statuses("New", "Done"),
+    second_statuses=[{"name": "Archived", "is_default_status": True, "is_completion_status": True}],
+    name="Moves",
+    content_types=["claims.claim"],
+)
 
 HISTORY = """query($id: ID!) { workflowInstance(id: $id) {
   history(first: 10) { edges { node { kind definitionVersion toStatus { name } } } } } }"""
@@ -59,10 +46,7 @@ def routing(threshold: int) -> dict:
             {
                 "name": "Review",
                 "isInitialStep": True,
-                "statuses": [
-                    {"name": "Open", "isDefaultStatus": True},
-                    {"name": "Checked", "isCompletionStatus": True},
-                ],
+                "statuses": camel(statuses("Open", "Checked")),
             },
             {
                 "name": "Senior",
@@ -299,11 +283,7 @@ def moves_v2(db):
             {
                 "name": "Open",
                 "is_initial_step": True,
-                "statuses": [
-                    {"name": "New", "is_default_status": True},
-                    {"name": "Finished", "is_completion_status": True},
-                    {"name": "Dropped", "is_cancellation_status": True},
-                ],
+                "statuses": statuses("New", "Finished", cancellation="Dropped"),
             },
             DOC["steps"][1],
         ],

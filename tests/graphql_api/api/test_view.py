@@ -115,6 +115,42 @@ def test_anonymous_clients_reach_login_behind_login_required_middleware(db, sett
     assert result["data"]["login"]["username"] == "ada"
 
 
+def test_csrf_cookie_from_get_and_header_on_post(viewer, claim_workflow):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(viewer)
+    body = json.dumps({"query": "{ workflows { totalCount } }"})
+
+    refused = client.post(ENDPOINT, body, content_type="application/json")
+    assert refused.status_code == 403
+
+    client.get(ENDPOINT, HTTP_ACCEPT="application/json")
+    token = client.cookies["csrftoken"].value
+    assert token
+
+    wrong = client.post(
+        ENDPOINT, body, content_type="application/json", HTTP_X_CSRFTOKEN="nope" * 8
+    )
+    assert wrong.status_code == 403
+    ok = client.post(ENDPOINT, body, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert ok.status_code == 200 and ok.json()["data"]["workflows"]["totalCount"] == 1
+
+
+def test_login_over_csrf_then_use_the_rotated_token(db):
+    make_user("ada", "django_steps.view_workflow")
+    client = Client(enforce_csrf_checks=True)
+    client.get(ENDPOINT, HTTP_ACCEPT="application/json")
+    gql = GQL(client)
+    response = gql.post(
+        ops.LOGIN,
+        {"username": "ada", "password": "pw"},
+        HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value,
+    )
+    assert response.json()["data"]["login"]["username"] == "ada"
+    # login rotated the token: the new cookie works, the session is the user's
+    response = gql.post(ops.ME, HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    assert response.status_code == 200 and response.json()["data"]["me"]["username"] == "ada"
+
+
 # ------------------------------------------------------------------------------ bad requests
 
 
@@ -186,6 +222,18 @@ def graphiql_page(client) -> str:
     response = client.get(ENDPOINT, HTTP_ACCEPT="text/html")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
     return response.content.decode()
+
+
+def test_graphiql_switch(client, settings):
+    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "GRAPHIQL": True}
+    page = client.get(ENDPOINT, HTTP_ACCEPT="text/html")
+    assert page.status_code == 200 and b"graphiql" in page.content.lower()
+    assert "csrftoken" in page.cookies
+    settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "GRAPHIQL": False}
+    off = client.get(
+        ENDPOINT, HTTP_ACCEPT="text/html"
+    )  # JSON, not a 404 page (tests/graphql_api/api/test_view.py)
+    assert off.status_code == 400 and off.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
 
 def test_graphiql_follows_debug_unless_set(client, settings):

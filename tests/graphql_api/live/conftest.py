@@ -3,11 +3,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
 from tests.conftest import CLAIM_PROCESSING, make_workflow
+from tests.graphql_api.conftest import make_user
 
 
 @pytest.fixture(autouse=True)
@@ -30,18 +29,6 @@ def login_session(user) -> str:
     client = Client()
     client.force_login(user)
     return client.cookies["sessionid"].value
-
-
-def make_user(username: str, *perms: str, groups: tuple[str, ...] = (), **extra):
-    user = get_user_model().objects.create_user(username=username, password="pw", **extra)
-    for perm in perms:
-        app_label, codename = perm.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        )
-    for name in groups:
-        user.groups.add(Group.objects.get_or_create(name=name)[0])
-    return user
 
 
 @pytest.fixture

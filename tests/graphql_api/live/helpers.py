@@ -164,3 +164,5 @@ def add_events(instance, count: int) -> None:
             row.position = start + n
             rows.append(row)
         WorkflowEvent.objects.bulk_create(rows, batch_size=1000)
+        # The instance's next event takes the sequence after these.
+        type(instance).objects.filter(pk=instance.pk).update(last_sequence=last.sequence + count)

@@ -10,18 +10,17 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from django.db import connection
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.servers import asgi_command, free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[3]
-CSRF = "subscriptionstestcsrftoken000000"  # any 32 characters: cookie and header must match
 
 HOLD = """mutation Hold($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) {
   __typename ... on WorkflowInstance { version state }
@@ -29,12 +28,6 @@ HOLD = """mutation Hold($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) 
 RESUME = """mutation Resume($id: ID!) { resumeWorkflowInstance(input: {instanceId: $id}) {
   __typename ... on WorkflowInstance { version state }
   ... on OperationInfo { messages { code } } } }"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def database_url() -> str:
@@ -45,22 +38,6 @@ def database_url() -> str:
     )
     auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
-def _wait_http(port: int, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"server exited with {process.returncode}:\n{tail}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/graphql/", timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"server on port {port} did not start")
 
 
 class ServerPort(int):
@@ -95,66 +72,48 @@ def server(
     env.update(extra_env or {})
     if redis_url:
         env["REDIS_URL"] = redis_url
-    if kind == "uvicorn":
-        # WebSockets under uvicorn need uvicorn[standard] (or `websockets`): the `server` extra.
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "demo.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--ws",
-            "websockets",
-        ]
-    else:
-        cmd = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "demo.asgi:application",
-        ]
+    # WebSockets under uvicorn need uvicorn[standard] (or `websockets`): the `server` extra.
+    options = ("--ws", "websockets") if kind == "uvicorn" else ()
+    cmd = asgi_command(kind, "demo.asgi:application", port, *options)
     if log is None:
         log = Path(tempfile.mkdtemp(prefix="django-steps-server-")) / f"{kind}-{port}.log"
     out = open(log, "ab")
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_http(port, process, log)
+        wait_http(port, process, log)
         live = ServerPort(port)
         live.process, live.log = process, log
         yield live
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop(process)
         out.close()
 
 
-def graphql(port: int, query: str, session_key: str, **variables) -> dict:
-    """POST a GraphQL operation with the session cookie and the CSRF token, as a SPA does."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql/",
-        data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={
-            "Content-Type": "application/json",
-            "Cookie": f"sessionid={session_key}; csrftoken={CSRF}",
-            "X-CSRFToken": CSRF,
-        },
+async def open_socket(
+    port: int, session: str | None, protocol: str = "graphql-transport-ws", **options
+) -> ClientConnection:
+    """A WebSocket to the server on ``port``, as the session's user (``None``: anonymous), the
+    connection acknowledged; ``options`` go to the `websockets` library's ``connect``."""
+    ws = await connect(
+        f"ws://127.0.0.1:{port}/graphql/",
+        subprotocols=[protocol],
+        additional_headers={"Cookie": f"sessionid={session}"} if session else {},
+        origin=f"http://127.0.0.1:{port}",
+        **options,
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+    await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    return ws
+
+
+async def messages(ws: ClientConnection):
+    """The messages a socket receives, decoded, its pings answered."""
+    async for raw in ws:
+        message = json.loads(raw)
+        if message["type"] == "ping":
+            await ws.send(json.dumps({"type": "pong"}))
+        else:
+            yield message
 
 
 class RedisServer:

@@ -15,6 +15,7 @@ from django.test import Client
 from django_steps import services
 from django_steps.models import WorkflowEvent
 from graphql_api.security.extensions import DEFAULTS
+from tests.conftest import make_workflow, statuses, two_steps
 
 from .conftest import new_claim
 from .helpers import COMPLETE, EVENTS, PROTOCOLS, GraphQLSocket, error_codes, instance_gid
@@ -27,29 +28,13 @@ LIMIT = DEFAULTS["WEBSOCKET_MAX_MESSAGE_SIZE"]
 
 #: A step whose completion status leads on only when the context says ``go``: each try with
 #: ``go: false`` writes a NO_TRANSITION event that stores its context.
-GATED = {
-    "content_types": ["claims.claim"],
-    "steps": [
-        {
-            "name": "Gate",
-            "is_initial_step": True,
-            "statuses": [
-                {"name": "Waiting", "is_default_status": True},
-                {"name": "Ready", "is_completion_status": True},
-                {"name": "Paused", "is_on_hold_status": True},
-            ],
-        },
-        {
-            "name": "Through",
-            "is_final_step": True,
-            "statuses": [
-                {"name": "Open", "is_default_status": True},
-                {"name": "Done", "is_completion_status": True},
-            ],
-        },
-    ],
-    "transitions": [{"from_step": "Gate", "to_step": "Through", "condition": "input.go"}],
-}
+GATED = two_steps(
+    "Gate",
+    "Through",
+    first_statuses=statuses("Waiting", "Ready", hold="Paused"),
+    condition="input.go",
+    content_types=["claims.claim"],
+)
 
 #: 40 events of 60,000 characters of context each: the instance's history is 2.4 MB of JSON,
 #: each stored context well within HISTORY_CONTEXT_MAX_SIZE.
@@ -76,15 +61,14 @@ query Missed($after: String, $instanceId: ID) {
 """
 
 
-def gated_instance():
-    """An instance of GATED with TRIES events holding NOTES characters of context each."""
-    from tests.conftest import make_workflow
-
+def gated_instance(tries: int = TRIES, notes: int = NOTES):
+    """An instance of GATED with ``tries`` events after its start, each holding ``notes``
+    characters of context."""
     make_workflow("Gated", GATED)
     instance = services.start_workflow_instance("Gated", new_claim())
-    context = {"go": False, "notes": "x" * NOTES}
+    context = {"go": False, "notes": "x" * notes}
     services.update_workflow_step_status(instance, "Ready", context)
-    for _ in range(TRIES - 1):
+    for _ in range(tries - 1):
         services.advance_workflow_instance(instance, context)
     return instance
 

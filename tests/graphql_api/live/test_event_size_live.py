@@ -12,11 +12,12 @@ import uuid
 
 import pytest
 from channels.db import database_sync_to_async
-from websockets.asyncio.client import connect
+
+from tests.servers import graphql
 
 from .conftest import login_session, make_user
 from .helpers import EVENTS, PROTOCOLS, instance_gid
-from .live import HOLD, RESUME, graphql, server
+from .live import HOLD, RESUME, open_socket, server
 from .test_event_size import BIG, MISSED, NOTES, TRIES, gated_instance, last_cursor
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -32,14 +33,7 @@ class RawSocket:
         self.transport_ws = protocol == "graphql-transport-ws"
 
     async def __aenter__(self) -> RawSocket:
-        self.ws = await connect(
-            f"ws://127.0.0.1:{self.port}/graphql/",
-            subprotocols=[self.protocol],
-            additional_headers={"Cookie": f"sessionid={self.session_key}"},
-            origin=f"http://127.0.0.1:{self.port}",
-        )
-        await self.ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-        assert (await self.receive())["type"] == "connection_ack"
+        self.ws = await open_socket(self.port, self.session_key, self.protocol)
         return self
 
     async def __aexit__(self, *exc) -> None:

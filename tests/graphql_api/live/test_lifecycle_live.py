@@ -12,13 +12,13 @@ import time
 
 import pytest
 from channels.db import database_sync_to_async
-from websockets.asyncio.client import connect
 
 from django_steps import services
+from tests.servers import graphql
 
 from .conftest import login_session, make_user, new_claim
 from .helpers import EVENTS, instance_gid
-from .live import HOLD, RESUME, RedisServer, graphql, server
+from .live import HOLD, RESUME, RedisServer, messages, open_socket, server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -31,18 +31,6 @@ def _setup():
     )
     instance = services.start_workflow_instance("Claim Processing", new_claim("c"))
     return viewer, instance
-
-
-async def _socket(port: int, session: str):
-    ws = await connect(
-        f"ws://127.0.0.1:{port}/graphql/",
-        subprotocols=["graphql-transport-ws"],
-        additional_headers={"Cookie": f"sessionid={session}"},
-        origin=f"http://127.0.0.1:{port}",
-    )
-    await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-    assert json.loads(await ws.recv())["type"] == "connection_ack"
-    return ws
 
 
 async def _subscribe(ws, operation_id: str, **variables) -> None:
@@ -78,14 +66,14 @@ async def test_sigterm_ends_a_worker_with_open_and_closed_subscriptions(
     if layer == "redis, cancelled as a timeout":
         env["TEST_CHANNEL_LAYER_BACKEND"] = "tests.testapp.layers.CancelAsTimeoutRedisLayer"
     with server(kind, redis_url=redis_url, log=tmp_path / "server.log", env=env) as port:
-        closed = await _socket(port, viewer)
+        closed = await open_socket(port, viewer)
         for n in range(10):
             await _subscribe(closed, f"c{n}", instanceId=instance_gid(instance))
         await asyncio.sleep(0.5)
         for n in range(10):
             await closed.send(json.dumps({"id": f"c{n}", "type": "complete"}))
         await closed.close()
-        still_open = await _socket(port, viewer)
+        still_open = await open_socket(port, viewer)
         for n in range(5):
             await _subscribe(still_open, f"o{n}", after="0")
         await _subscribe(still_open, "live", instanceId=instance_gid(instance))
@@ -106,11 +94,8 @@ class _Stream:
         self.task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        async for raw in self.ws:
-            message = json.loads(raw)
-            if message["type"] == "ping":
-                await self.ws.send(json.dumps({"type": "pong"}))
-            elif message["type"] == "next":
+        async for message in messages(self.ws):
+            if message["type"] == "next":
                 data = message["payload"]["data"]["workflowInstanceEvents"]
                 self.arrivals.append((time.monotonic(), data))
 
@@ -139,13 +124,13 @@ def _operator():
 
 @pytest.mark.redis
 async def test_an_idle_redis_layer_logs_nothing_and_delivers_at_once(claim_workflows, tmp_path):
-    """channels-redis blocks 5 s in BZPOPMIN while idle; redis-py's read timeout was 5 s too, so
-    every idle receive failed ("Channel layer receive failed", the feed marked down)."""
+    """channels-redis blocks 5 s in BZPOPMIN while idle: a redis-py read timeout as short would
+    fail every idle receive ("Channel layer receive failed", the feed marked down)."""
     viewer, instance = await run(_setup)()
     operator = await run(_operator)()
     log = tmp_path / "server.log"
     with server("uvicorn", redis_url=os.environ["REDIS_URL"], log=log) as port:
-        stream = _Stream(await _socket(port, viewer))
+        stream = _Stream(await open_socket(port, viewer))
         await _subscribe(stream.ws, "1", instanceId=instance_gid(instance))
         await asyncio.sleep(12)  # more than two idle receives
         committed = await _change(port, operator, instance, hold=True)
@@ -170,7 +155,7 @@ async def test_while_redis_is_frozen_events_follow_the_retry_interval(claim_work
     operator = await run(_operator)()
     try:
         with server("uvicorn", redis_url=redis.url, log=tmp_path / "server.log") as port:
-            stream = _Stream(await _socket(port, viewer))
+            stream = _Stream(await open_socket(port, viewer))
             await _subscribe(stream.ws, "1", instanceId=instance_gid(instance))
             await asyncio.sleep(1)
             redis.freeze()
@@ -195,4 +180,4 @@ async def test_while_redis_is_frozen_events_follow_the_retry_interval(claim_work
         for (arrived, _), done in zip(stream.arrivals, committed, strict=False)
     ]
     # The retry interval, plus one bounded attempt to rejoin, plus reading the history.
-    assert max(late) < 3.0, late  # it was 5-7 s: one read timeout per attempt to rejoin
+    assert max(late) < 3.0, late  # not one read timeout per attempt to rejoin

@@ -10,13 +10,13 @@ import uuid
 
 import pytest
 from channels.db import database_sync_to_async
-from websockets.asyncio.client import connect
 
 from django_steps import services
+from tests.servers import graphql
 
 from .conftest import login_session, make_user, new_claim
 from .helpers import EVENTS, instance_gid
-from .live import HOLD, RESUME, RedisServer, graphql, server
+from .live import HOLD, RESUME, RedisServer, messages, open_socket, server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -34,15 +34,7 @@ class LiveSubscriber:
         self._ready = asyncio.Event()
 
     async def __aenter__(self) -> LiveSubscriber:
-        headers = {"Cookie": f"sessionid={self.session_key}"} if self.session_key else {}
-        self.ws = await connect(
-            f"ws://127.0.0.1:{self.port}/graphql/",
-            subprotocols=["graphql-transport-ws"],
-            additional_headers=headers,
-            origin=f"http://127.0.0.1:{self.port}",
-        )
-        await self.ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-        assert json.loads(await self.ws.recv())["type"] == "connection_ack"
+        self.ws = await open_socket(self.port, self.session_key)
         self.id = uuid.uuid4().hex
         await self.ws.send(
             json.dumps(
@@ -58,11 +50,8 @@ class LiveSubscriber:
         return self
 
     async def _read(self) -> None:
-        async for raw in self.ws:
-            message = json.loads(raw)
-            if message["type"] == "ping":
-                await self.ws.send(json.dumps({"type": "pong"}))
-            elif message["type"] == "next":
+        async for message in messages(self.ws):
+            if message["type"] == "next":
                 if message["payload"].get("errors"):
                     self.errors.extend(message["payload"]["errors"])
                 else:

@@ -11,13 +11,13 @@ import os
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import Group, Permission
-from websockets.asyncio.client import connect
 
 from django_steps import services
+from tests.servers import graphql
 
 from .conftest import login_session, make_user, new_claim
 from .helpers import EVENTS, instance_gid
-from .live import HOLD, RESUME, graphql, server
+from .live import HOLD, RESUME, open_socket, server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -71,14 +71,7 @@ async def test_no_event_after_a_revocation_reaches_the_socket(claim_workflows, r
         await run(through_a_group)()
     env = {"TEST_GRAPHQL_SETTINGS": json.dumps({"SUBSCRIPTION_RECHECK_SECONDS": 60})}
     with server("uvicorn", redis_url=os.environ["REDIS_URL"], env=env) as port:
-        async with connect(
-            f"ws://127.0.0.1:{port}/graphql/",
-            subprotocols=["graphql-transport-ws"],
-            additional_headers={"Cookie": f"sessionid={session}"},
-            origin=f"http://127.0.0.1:{port}",
-        ) as ws:
-            await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-            assert json.loads(await ws.recv())["type"] == "connection_ack"
+        async with await open_socket(port, session) as ws:
             variables = {"instanceId": instance_gid(instance)}
             payload = {"query": EVENTS, "variables": variables}
             await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))

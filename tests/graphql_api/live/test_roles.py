@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from io import StringIO
 
@@ -21,9 +22,11 @@ from django.test import Client
 
 from claims.models import Claim
 from django_steps import services
+from tests.servers import graphql
 
 from .conftest import login_session
-from .helpers import COMPLETE, GraphQLSocket, error_codes, instance_gid
+from .helpers import COMPLETE, EVENTS, GraphQLSocket, error_codes, instance_gid
+from .live import HOLD, RESUME, open_socket, server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -150,11 +153,6 @@ async def test_revoked_access_ends_the_stream_within_seconds(application, demo, 
 @pytest.mark.postgres
 async def test_logout_stops_a_live_server_socket(demo):
     """The same over TCP against daphne, with the websockets library."""
-    from websockets.asyncio.client import connect
-
-    from .helpers import EVENTS
-    from .live import HOLD, RESUME, graphql, server
-
     users, instances = demo
     session = await run(login_session)(users["alice"])
     operator = await run(login_session)(await run(User.objects.get)(username="demo"))
@@ -169,16 +167,7 @@ async def test_logout_stops_a_live_server_socket(demo):
             assert "errors" not in result, result
 
     with server("daphne") as port:
-        async with connect(
-            f"ws://127.0.0.1:{port}/graphql/",
-            subprotocols=["graphql-transport-ws"],
-            additional_headers={"Cookie": f"sessionid={session}"},
-            origin=f"http://127.0.0.1:{port}",
-        ) as ws:
-            import json
-
-            await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-            assert json.loads(await ws.recv())["type"] == "connection_ack"
+        async with await open_socket(port, session) as ws:
             await ws.send(
                 json.dumps(
                     {"id": "1", "type": "subscribe", "payload": {"query": EVENTS, "variables": {}}}

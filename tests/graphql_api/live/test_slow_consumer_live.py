@@ -10,20 +10,17 @@ import time
 from pathlib import Path
 
 import pytest
-from channels.db import database_sync_to_async
-from websockets.asyncio.client import connect
+from channels.db import database_sync_to_async as run
 from websockets.exceptions import ConnectionClosed
 
-from django_steps import services
+from tests.servers import graphql
 
-from .conftest import login_session, make_user, new_claim
+from .conftest import login_session, make_user
 from .helpers import instance_gid
-from .live import graphql, server
-from .test_event_size import GATED
+from .live import open_socket, server
+from .test_event_size import gated_instance
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-run = database_sync_to_async
 
 EVENTS, NOTES, ALIASES = 400, 8_000, 16
 #: Each event's context repeated under aliases: ~130 KB per message (~52 MB for all), while the
@@ -37,14 +34,7 @@ LARGE = (
 
 
 def _setup():
-    from tests.conftest import make_workflow
-
-    make_workflow("Gated", GATED)
-    instance = services.start_workflow_instance("Gated", new_claim())
-    context = {"go": False, "notes": "x" * NOTES}
-    services.update_workflow_step_status(instance, "Ready", context)
-    for _ in range(EVENTS - 2):
-        services.advance_workflow_instance(instance, context)
+    instance = gated_instance(tries=EVENTS - 1, notes=NOTES)
     return login_session(make_user("ops", is_superuser=True, is_staff=True)), instance
 
 
@@ -84,15 +74,8 @@ class Reader:
 
 
 async def _open(port: int, session: str, instance, after: str) -> Reader:
-    ws = await connect(
-        f"ws://127.0.0.1:{port}/graphql/",
-        subprotocols=["graphql-transport-ws"],
-        additional_headers={"Cookie": f"sessionid={session}"},
-        origin=f"http://127.0.0.1:{port}",
-        max_queue=4,  # the client library stops reading the TCP socket once 4 messages wait
-    )
-    await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    # the client library stops reading the TCP socket once 4 messages wait
+    ws = await open_socket(port, session, max_queue=4)
     variables = {"instanceId": instance_gid(instance), "after": after}
     payload = {"query": LARGE, "variables": variables}
     await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))

@@ -9,49 +9,32 @@ import os
 import time
 
 import pytest
-from channels.db import database_sync_to_async
-from websockets.asyncio.client import connect
+from channels.db import database_sync_to_async as run
 
 from django_steps import services
+from tests.conftest import make_workflow, statuses, two_steps
+from tests.servers import graphql
 
 from .conftest import login_session, make_user, new_claim
-from .live import graphql, server
+from .live import open_socket, server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-run = database_sync_to_async
 
 INSTANCES, CHANGES, SUBSCRIPTIONS = 150, 12, 50
 REPLAY = (
     'subscription Replay { workflowInstanceEvents(after: "0") {'
     " cursor kind sequence state context instance { id version state } } }"
 )
-GATED = {
-    "steps": [
-        {
-            "name": "Open",
-            "is_initial_step": True,
-            "statuses": [
-                {"name": "New", "is_default_status": True},
-                {"name": "Waiting"},
-            ],
-        },
-        {
-            "name": "Done",
-            "is_final_step": True,
-            "statuses": [
-                {"name": "Closed", "is_default_status": True, "is_completion_status": True}
-            ],
-        },
-    ],
-    "transitions": [{"from_step": "Open", "to_step": "Done"}],
-}
+GATED = two_steps(
+    "Open",
+    "Done",
+    first_statuses=[*statuses("New"), {"name": "Waiting"}],
+    second_statuses=[{"name": "Closed", "is_default_status": True, "is_completion_status": True}],
+)
 
 
 def _history() -> str:
     """Some thousands of events, and a reviewer who may read them all."""
-    from tests.conftest import make_workflow
-
     make_workflow("Busy", GATED)
     for _ in range(INSTANCES):
         instance = services.start_workflow_instance("Busy", new_claim())
@@ -66,15 +49,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 async def _replaying_socket(port: int, session: str):
-    ws = await connect(
-        f"ws://127.0.0.1:{port}/graphql/",
-        subprotocols=["graphql-transport-ws"],
-        additional_headers={"Cookie": f"sessionid={session}"},
-        origin=f"http://127.0.0.1:{port}",
-        max_size=None,
-    )
-    await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    ws = await open_socket(port, session, max_size=None)
     for n in range(SUBSCRIPTIONS):
         await ws.send(json.dumps({"id": str(n), "type": "subscribe", "payload": {"query": REPLAY}}))
     return ws

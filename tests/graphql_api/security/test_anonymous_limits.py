@@ -1,5 +1,5 @@
 """Callers who are not logged in get tighter document limits, checked before validation: 400
-fragments cost graphql-core's validation 1-2 s of CPU, and nobody needs them to log in (#17
+fragments cost graphql-core's validation seconds of CPU, and nobody needs them to log in (#17
 item 10)."""
 
 from __future__ import annotations

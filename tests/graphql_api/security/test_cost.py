@@ -16,7 +16,7 @@ from graphql_api.schema import schema
 from graphql_api.security.cost import DEFAULT_LIST_BOUND, MAX_ITEMS, estimate
 from graphql_api.security.extensions import DEFAULTS
 from tests.graphql_api import operations as ops
-from tests.graphql_api.conftest import gid
+from tests.graphql_api.conftest import bad_input, gid, post_raw
 
 pytestmark = pytest.mark.django_db
 
@@ -33,16 +33,6 @@ def assert_too_complex(result: dict) -> dict:
     [error] = result["errors"]
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX", error
     return error
-
-
-NESTED_HISTORY = """
-query Nested($id: ID!) {
-  workflowInstance(id: $id) {
-    history(first: 100) { edges { node { instance { history(first: 100) { edges { node { id kind }
-      } } } } } }
-  }
-}
-"""
 
 
 # ------------------------------------------------------------------------- the known clients
@@ -87,8 +77,8 @@ def test_the_dashboard_operations_run_under_the_default_limit(as_viewer, instanc
 def test_nested_history_is_refused_before_any_resolver_runs(as_viewer, instance):
     started = time.monotonic()
     with CaptureQueriesContext(connection) as queries:
-        result = as_viewer(NESTED_HISTORY, {"id": gid("WorkflowInstance", instance.pk)})
-    assert time.monotonic() - started < 5  # generous guard: it used to take 30 s
+        result = as_viewer(ops.NESTED_HISTORY, {"id": gid("WorkflowInstance", instance.pk)})
+    assert time.monotonic() - started < 5  # generous guard: run, it would take far longer
     error = assert_too_complex(result)
     assert error["extensions"]["cost"] > error["extensions"]["maxCost"] == DEFAULTS["MAX_COST"]
     assert "objects" in error["message"] and "first" in error["message"]
@@ -111,7 +101,7 @@ def test_the_estimate_multiplies_nested_lists_and_pages():
     # the instance, its history connection, 100 edges each with its node
     assert one == 1 + 1 + 100 * (1 + 1)
     assert two == 1 + 1 + 100 * (1 + 1 + 1 + 1 + 100 * 2)
-    assert cost(NESTED_HISTORY) > DEFAULTS["MAX_COST"]
+    assert cost(ops.NESTED_HISTORY) > DEFAULTS["MAX_COST"]
 
 
 # --------------------------------------------------------------------- what the estimate counts
@@ -250,7 +240,9 @@ def test_the_limit_follows_the_setting(as_viewer, instance, settings):
     assert_too_complex(as_viewer(query, {"first": 30}))
     assert as_viewer.data(query, {"first": 20})["workflowInstances"]["edges"]
     settings.DJANGO_STEPS_GRAPHQL = {**settings.DJANGO_STEPS_GRAPHQL, "MAX_COST": None}
-    assert "errors" not in as_viewer(NESTED_HISTORY, {"id": gid("WorkflowInstance", instance.pk)})
+    assert "errors" not in as_viewer(
+        ops.NESTED_HISTORY, {"id": gid("WorkflowInstance", instance.pk)}
+    )
 
 
 def test_a_page_out_of_range_stays_bad_user_input(as_viewer, instance):
@@ -259,7 +251,8 @@ def test_a_page_out_of_range_stays_bad_user_input(as_viewer, instance):
 
 
 def test_fragments_spread_exponentially_are_refused_fast(as_viewer):
-    """strawberry's depth and alias limiters expand each spread again (26 s for this at 20)."""
+    """strawberry's depth and alias limiters expand each spread again: exponential work for
+    fragments that each spread the next one twice, unless refused first."""
     fragments = "".join(
         f"fragment F{i} on WorkflowInstance {{ id ...F{i + 1} ...F{i + 1} }}\n" for i in range(30)
     )
@@ -274,3 +267,101 @@ def test_fragments_spread_exponentially_are_refused_fast(as_viewer):
     assert_too_complex(result)
     assert "fragments" in result["errors"][0]["message"]
     assert as_viewer.data("{ me { username } }")["me"]["username"] == "viewer"
+
+
+# --------------------------------------------------------------------------------- input limits
+
+
+NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"]
+OUT_OF_RANGE = ["9223372036854775808", "-9223372036854775809", "1" * 5000]
+
+
+@pytest.mark.parametrize("number", NOT_FINITE + OUT_OF_RANGE)
+def test_numbers_that_are_not_finite_or_out_of_range_are_bad_user_input(as_admin, instance, number):
+    i = gid("WorkflowInstance", instance.pk)
+    update = post_raw(
+        as_admin,
+        ops.UPDATE_STATUS,
+        f'{{"input": {{"instanceId": "{i}", "statusName": "Submitted", '
+        f'"context": {{"claim": {{"amount": [1, {number}]}}}}}}}}',
+    )
+    error = bad_input(update)
+    assert error["extensions"]["field"] == "input.context.claim.amount.1"
+    assert number not in error["message"]
+    evaluate = post_raw(
+        as_admin, ops.EVALUATE, f'{{"instanceId": "{i}", "context": {{"a": {number}}}}}'
+    )
+    assert bad_input(evaluate)["extensions"]["field"] == "context.a"
+    # nothing was applied, and a normal request works right after
+    instance.refresh_from_db()
+    assert instance.version == 1
+    payload = as_admin.data(
+        ops.UPDATE_STATUS,
+        {"input": {"instanceId": i, "statusName": "Submitted", "context": {"a": 1.5}}},
+    )
+    assert payload["updateWorkflowStepStatus"]["__typename"] == "WorkflowInstance"
+
+
+@pytest.mark.parametrize(
+    "literal", ["1e400", "-1e400", "9223372036854775808", "1" * 5000, '"' + "x" * 100_001 + '"']
+)
+def test_inline_json_literals_are_checked_too(as_admin, instance, literal):
+    query = (
+        'query {{ evaluateTransitions(instanceId: "{}", context: {{claim: {{amount: {}}}}}) '
+        "{{ error }} }}"
+    ).format(
+        gid("WorkflowInstance", instance.pk),
+        literal,
+    )
+    assert bad_input(as_admin(query))["extensions"]["field"] == "context.claim.amount"
+    assert as_admin.data(ops.ME)["me"]["username"] == "admin"
+
+
+def test_oversized_inputs_are_bad_user_input(as_admin, instance):
+    i = gid("WorkflowInstance", instance.pk)
+    cases = [
+        ({"input": {"instanceId": i, "statusName": "x" * 100_001}}, "input.statusName"),
+        (
+            {
+                "input": {
+                    "instanceId": i,
+                    "statusName": "Submitted",
+                    "context": {f"k{n}": n for n in range(10_001)},
+                }
+            },
+            "input.context",
+        ),
+        (
+            {
+                "input": {
+                    "instanceId": i,
+                    "statusName": "Submitted",
+                    "context": {"claim": {"tags": list(range(20_000))}},
+                }
+            },
+            "input.context.claim.tags",
+        ),
+    ]
+    deep: dict = {}
+    node = deep
+    for _ in range(40):
+        node["a"] = {}
+        node = node["a"]
+    cases.append(
+        ({"input": {"instanceId": i, "statusName": "Submitted", "context": deep}}, "input.context")
+    )
+    long_key = {
+        "input": {
+            "instanceId": i,
+            "statusName": "Submitted",
+            "context": {"k" * 100_001: 1, "a": "x" * 100_001},
+        }
+    }
+    cases.append((long_key, "input.context"))
+    for variables, field in cases:
+        error = bad_input(as_admin(ops.UPDATE_STATUS, variables))
+        assert error["extensions"]["field"].startswith(field), (field, error)
+        assert len(error["message"]) < 300
+    instance.refresh_from_db()
+    assert instance.version == 1
+    assert as_admin.data(ops.UPDATE_STATUS, {"input": {"instanceId": i, "statusName": "Submitted"}})

@@ -27,15 +27,7 @@ def instance_mutations(instance, claim):
                 }
             },
         ),
-        (
-            ops.UPDATE_STATUS,
-            "updateWorkflowStepStatus",
-            {"input": {"instanceId": i, "statusName": "Submitted"}},
-        ),
-        (ops.ADVANCE, "advanceWorkflowInstance", {"input": {"instanceId": i}}),
-        (ops.HOLD, "setWorkflowOnHold", {"input": {"instanceId": i}}),
-        (ops.RESUME, "resumeWorkflowInstance", {"input": {"instanceId": i}}),
-        (ops.CANCEL, "cancelWorkflowInstance", {"input": {"instanceId": i}}),
+        *ops.instance_changes(i, "Submitted"),
     ]
 
 

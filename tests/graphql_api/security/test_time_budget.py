@@ -5,37 +5,20 @@ statement through its progress handler, PostgreSQL through ``statement_timeout``
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 
 import pytest
 from django.db import connection
 
-from django_steps.services import start_workflow_instance, update_workflow_step_status
 from graphql_api.security.budget import is_timeout, time_budget
+from tests.graphql_api import operations as ops
+from tests.graphql_api.conftest import submitted_claims
 
 pytestmark = pytest.mark.django_db
-
-#: Many aliases of a page of instances with their history: seconds of work without a budget.
-HEAVY = "{{ {} }}".format(
-    " ".join(
-        f"a{i}: workflowInstances(first: 100) {{ edges {{ node {{ id history(first: 100) "
-        "{ edges { node { kind toStep { name statuses { name } } actor { username } } } } "
-        "currentStep { instanceCounts { total } } } } }"
-        for i in range(20)
-    )
-)
 
 
 @pytest.fixture
 def hundred_instances(claim_workflow, operator):
-    from claims.models import Claim
-
-    claims = Claim.objects.bulk_create(
-        [Claim(title=f"c{i}", claimant="Ada", amount=Decimal(i)) for i in range(100)]
-    )
-    for claim in claims:
-        instance = start_workflow_instance("Claim Processing", claim, actor=operator)
-        update_workflow_step_status(instance, "Submitted", actor=operator)
+    submitted_claims(100, operator)
 
 
 def _budget(settings, seconds):
@@ -56,12 +39,12 @@ def _timeouts(result: dict) -> list[dict]:
 def test_a_request_over_its_budget_stops_with_timeout(as_viewer, hundred_instances, settings):
     _budget(settings, 0)
     started = time.perf_counter()
-    assert "errors" not in as_viewer(HEAVY)
+    assert "errors" not in as_viewer(ops.HEAVY)
     unbounded = time.perf_counter() - started
 
     _budget(settings, 0.3)
     started = time.perf_counter()
-    result = as_viewer(HEAVY)
+    result = as_viewer(ops.HEAVY)
     bounded = time.perf_counter() - started
     print(f"\n20 heavy aliases: {unbounded:.2f} s without a budget, {bounded:.2f} s with 0.3 s")
     # nothing of a cut-short result is kept (a check that failed may have hidden rows)
@@ -173,7 +156,7 @@ def test_postgresql_request_over_its_budget_stops_with_timeout(hundred_instances
     as_viewer = client_for(make_user("viewer2", *VIEW, groups=STAFF))
     _budget(settings, 0.3)
     started = time.perf_counter()
-    result = as_viewer(HEAVY)
+    result = as_viewer(ops.HEAVY)
     assert result["data"] is None and _timeouts(result)
     assert time.perf_counter() - started < 2.0
     assert "errors" not in as_viewer("{ workflowInstances(first: 5) { edges { node { id } } } }")

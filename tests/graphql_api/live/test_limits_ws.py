@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from channels.db import database_sync_to_async
 
-from tests.conftest import CLAIM_PROCESSING, make_workflow
-from tests.graphql_api.live.conftest import login_session, make_user, new_claim
-from tests.graphql_api.live.helpers import EVENTS, PROTOCOLS, GraphQLSocket, error_codes
+from django_steps.services import start_workflow_instance
+
+from .conftest import new_claim
+from .helpers import EVENTS, PROTOCOLS, GraphQLSocket, error_codes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,33 +21,11 @@ subscription { workflowInstanceEvents { instance { history(first: 100) { edges {
 """
 
 
-@pytest.fixture
-def application():
-    from graphql_api.live.routing import get_application
-
-    return get_application()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_channel_layer():
-    from channels.layers import channel_layers
-
-    channel_layers.backends = {}
-    yield
-    channel_layers.backends = {}
-
-
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_a_subscription_over_the_cost_limit_is_refused(application, protocol):
-    from django_steps.services import start_workflow_instance
-
-    await run(make_workflow)("Claim Processing", CLAIM_PROCESSING)
-    session = await run(
-        lambda: login_session(
-            make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",))
-        )
-    )()
-    async with GraphQLSocket(application, protocol=protocol, session_key=session) as ws:
+async def test_a_subscription_over_the_cost_limit_is_refused(
+    application, claim_workflow, viewer_session, protocol
+):
+    async with GraphQLSocket(application, protocol=protocol, session_key=viewer_session) as ws:
         refused = await ws.result(await ws.subscribe(NESTED))
         assert error_codes(refused) == ["QUERY_TOO_COMPLEX"]
         assert not refused.get("data")

@@ -1,0 +1,180 @@
+"""Deadline workers on PostgreSQL: several worker processes fire each timer exactly once, a
+worker killed mid-batch loses nothing, and a user's change racing a firing gives one effect."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+from django.db import close_old_connections, transaction
+
+from django_steps import deadlines
+from django_steps.choices import EventKind
+from django_steps.definitions import import_workflow
+from django_steps.exceptions import VersionConflict
+from django_steps.models import WorkflowEvent, WorkflowInstance, WorkflowTimer
+from django_steps.services import start_workflow_instance, update_workflow_step_status
+from tests.conftest import statuses
+from tests.graphql_api.live.live import ROOT, database_url
+from tests.testapp.models import Document
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def workflow(deadline: dict) -> None:
+    import_workflow(
+        {
+            "name": "Timed",
+            "content_types": ["testapp.document"],
+            "steps": [
+                {
+                    "name": "Open",
+                    "is_initial_step": True,
+                    "deadline": deadline,
+                    "statuses": [*statuses("New", "Done"), {"name": "Late"}],
+                },
+                {
+                    "name": "Closed",
+                    "is_final_step": True,
+                    "statuses": [
+                        {"name": "End", "is_default_status": True, "is_completion_status": True}
+                    ],
+                },
+            ],
+            "transitions": [{"from_step": "Open", "to_step": "Closed"}],
+        }
+    )
+
+
+def started(n: int) -> list[WorkflowInstance]:
+    documents = Document.objects.bulk_create([Document(title=f"d{i}") for i in range(n)])
+    return [start_workflow_instance("Timed", document) for document in documents]
+
+
+def environment() -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def test_two_worker_processes_fire_each_of_1000_due_timers_exactly_once():
+    workflow({"after": "PT0S"})  # due as soon as armed
+    instances = started(1000)
+    command = [sys.executable, "manage.py", "steps_worker", "--once", "--batch", "25"]
+    workers = [
+        subprocess.Popen(command, cwd=ROOT, env=environment(), stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    handled = [int(output.split()[0]) for output in outputs]
+    assert sum(handled) == 1000, outputs
+    passed = WorkflowEvent.objects.filter(kind=EventKind.DEADLINE_PASSED)
+    assert passed.count() == 1000
+    assert set(passed.values_list("instance_id", flat=True)) == {i.pk for i in instances}
+    assert not WorkflowTimer.objects.filter(fired_at__isnull=True).exists()
+
+
+KILLED_MID_BATCH = """
+import os, signal, django
+django.setup()
+from django_steps import deadlines
+fire, fired = deadlines._fire, []
+def fire_then_die(*args):
+    if len(fired) == 5:  # five timers fired in this batch's transaction: die, uncommitted
+        os.kill(os.getpid(), signal.SIGKILL)
+    fired.append(fire(*args))
+    return fired[-1]
+deadlines._fire = fire_then_die
+deadlines.fire_due(limit=50)
+"""
+
+
+def test_a_worker_killed_mid_batch_loses_nothing():
+    workflow({"after": "PT0S", "status": "Late"})
+    instances = started(20)
+    script = textwrap.dedent(KILLED_MID_BATCH)
+    worker = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=environment(), timeout=120, check=False
+    )
+    assert worker.returncode == -9
+    assert WorkflowTimer.objects.filter(fired_at__isnull=True).count() == 20
+    assert not WorkflowEvent.objects.filter(kind=EventKind.STATUS_CHANGED).exists()
+
+    assert deadlines.run_once() == 20  # the next worker fires them all, once
+    changed = WorkflowEvent.objects.filter(kind=EventKind.STATUS_CHANGED)
+    assert sorted(changed.values_list("instance_id", flat=True)) == sorted(i.pk for i in instances)
+    assert all(event.detail["reason"] == "DEADLINE" for event in changed)
+
+
+def test_a_users_change_racing_a_firing_gives_exactly_one_effect():
+    """The user locks the instance first: the worker leaves it alone; the user's change leaves
+    the step, and the timer goes with it. Then the other way round: the worker fires first, and
+    the user's change, made with the version read before, conflicts."""
+    workflow({"after": "PT0S", "status": "Late"})
+    first, second = started(2)
+    locked, release = threading.Event(), threading.Event()
+
+    def users_change() -> None:
+        try:
+            with transaction.atomic():
+                update_workflow_step_status(first, "Done")  # locks, leaves the step
+                locked.set()
+                release.wait(30)
+        finally:
+            close_old_connections()
+
+    user = threading.Thread(target=users_change)
+    user.start()
+    assert locked.wait(30)
+    handled_while_locked = deadlines.fire_due()  # `first` is skipped (locked), `second` fires
+    release.set()
+    user.join(30)
+    assert handled_while_locked == 1
+    assert deadlines.run_once() == 0  # the user's commit took `first`'s timer away
+    assert [e.kind for e in WorkflowEvent.objects.filter(instance=first).order_by("sequence")] == [
+        EventKind.STARTED,
+        EventKind.COMPLETED,
+    ]
+
+    seen = second.version  # read before the firing above
+    with pytest.raises(VersionConflict):
+        update_workflow_step_status(second, "Done", expected_version=seen)
+    assert [e.kind for e in WorkflowEvent.objects.filter(instance=second).order_by("sequence")] == [
+        EventKind.STARTED,
+        EventKind.STATUS_CHANGED,
+    ]
+
+
+def test_the_worker_fires_what_falls_due_while_it_runs_and_stops_cleanly_on_sigterm():
+    workflow({"after": "PT0S"})
+    command = [sys.executable, "manage.py", "steps_worker", "--poll", "0.1"]
+    worker = subprocess.Popen(
+        command, cwd=ROOT, env=environment(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert "firing due timers every 0.1 s" in worker.stdout.readline()
+        (instance,) = started(1)
+        for _ in range(300):  # until the running worker fired it (or 30 s passed)
+            if WorkflowEvent.objects.filter(kind=EventKind.DEADLINE_PASSED).exists():
+                break
+            time.sleep(0.1)
+        worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0
+    assert "stopped" in out
+    assert (
+        WorkflowEvent.objects.filter(instance=instance, kind=EventKind.DEADLINE_PASSED).count() == 1
+    )
