@@ -7,3 +7,11 @@ class DjangoStepsConfig(AppConfig):
     name = "django_steps"
     verbose_name = "Workflows"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.core import checks
+
+        from .workitems import check_groups  # it reads models: once the registry is ready
+
+        # It reads rows: a database check (manage.py check --database default, and migrate).
+        checks.register(check_groups, "django_steps", checks.Tags.database)

@@ -58,6 +58,17 @@ Changing
     checks, so a UI shows only what will succeed. The services apply all of it when given an
     ``actor``; without one they are the trusted (system) path and check nothing.
 
+Acting on an assigned step
+    A step may name who acts on it (``assignees``, see :mod:`django_steps.workitems`): while an
+    instance is on it, only the candidates of its open work item — a candidate user, or a
+    member of a candidate group (:func:`groups_of`) — or, once someone claimed it, the claimant
+    may move it (set a status, hold, resume, cancel, retry), unless they hold
+    ``django_steps.override_workitem`` (:data:`OVERRIDE_WORKITEM`). Claiming needs to be a
+    candidate; releasing, to be the claimant; handing over (delegating), to be one who may act
+    now — each, or the override. The groups of a user are their Django groups' names, or what
+    ``settings.DJANGO_STEPS["GROUPS_OF"]`` (a callable ``user -> names``, or its dotted path)
+    says. The trusted path (no actor) is exempt.
+
 Stored context
     An event's stored context holds the object's fields (secrets left out, see
     :mod:`django_steps.context`) and the caller's input: it is shown only to users who may view
@@ -82,9 +93,10 @@ from django.db.models import CharField, Model, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils.module_loading import import_string
 
+from . import workitems
 from .choices import FINISHED_STATES, InstanceState
 from .conf import steps_setting
-from .exceptions import ModelNotAllowed
+from .exceptions import ModelNotAllowed, NotPermitted
 from .models import WorkflowInstance
 
 __all__ = [
@@ -94,6 +106,8 @@ __all__ = [
     "allowed_actions",
     "check_startable",
     "default_visible_instances",
+    "groups_of",
+    "may_act_on_item",
     "may_change_instances",
     "may_move",
     "may_read_instances",
@@ -102,11 +116,14 @@ __all__ = [
     "required_permission",
     "may_view_object",
     "visible_events",
+    "visible_work_items",
     "visible_instances",
 ]
 
 VIEW_INSTANCE = "django_steps.view_workflowinstance"
 CHANGE_INSTANCE = "django_steps.change_workflowinstance"
+#: Acting on an assigned step without being a candidate or the claimant.
+OVERRIDE_WORKITEM = "django_steps.override_workitem"
 
 
 def _active(user: Any) -> bool:
@@ -237,6 +254,12 @@ def visible_events(user: Any, queryset: QuerySet) -> QuerySet:
     return queryset.filter(instance__in=instances.values("pk"))
 
 
+def visible_work_items(user: Any, queryset: QuerySet) -> QuerySet:
+    """The work items of ``queryset`` whose instance ``user`` may see (as events: through their
+    ``instance``, the default rule a join filter, not a semi-join over every instance)."""
+    return visible_events(user, queryset)
+
+
 def seeing_an_instance_is_viewing_its_object() -> bool:
     """Whether every instance a user may see is attached to an object they may view: true of
     the default rule (it shows an instance exactly for an object the user may view), not
@@ -333,6 +356,9 @@ class AllowedActions:
     resume: bool
     cancel: bool
     advance: bool
+    claim: bool = False
+    release: bool = False
+    delegate: bool = False
 
 
 NOTHING = AllowedActions((), hold=False, resume=False, cancel=False, advance=False)
@@ -358,6 +384,14 @@ def allowed_actions(
         return NOTHING
     if not (may_see_instance(user, instance) if visible is None else visible):
         return NOTHING
+    item = workitems.open_item_of(instance) if step.assignees else None
+    claims = {
+        "claim": item is not None and may_claim(user, item),
+        "release": item is not None and may_release(user, item),
+        "delegate": item is not None and may_act_on_item(user, item),
+    }
+    if not may_act_on_item(user, item):
+        return AllowedActions((), hold=False, resume=False, cancel=False, advance=False, **claims)
     current = definition.statuses.get(instance.current_step_status_id)
     obj: list[Any] = []
 
@@ -376,7 +410,7 @@ def allowed_actions(
         held_on = current is not None and current.is_on_hold_status
         may_resume = permitted(step.default_status if held_on else current)
         return AllowedActions(
-            statuses, hold=False, resume=may_resume, cancel=may_cancel, advance=False
+            statuses, hold=False, resume=may_resume, cancel=may_cancel, advance=False, **claims
         )
     statuses = tuple(status for status in step.statuses.values() if permitted(status))
     awaiting = current is not None and current.is_completion_status
@@ -386,4 +420,81 @@ def allowed_actions(
         resume=False,
         cancel=may_cancel,
         advance=awaiting and permitted(current),
+        **claims,
     )
+
+
+# --------------------------------------------------------------------------- assigned steps
+
+
+def groups_of(user: Any) -> frozenset[str]:
+    """The names of ``user``'s groups (``GROUPS_OF``, else their Django groups), kept on the
+    user object for the rest of its request."""
+    cached = getattr(user, "_django_steps_groups", None)
+    if cached is not None:
+        return cached
+    rule = steps_setting("GROUPS_OF")
+    if rule is None:
+        names = frozenset(user.groups.values_list("name", flat=True)) if user.pk else frozenset()
+    else:
+        names = frozenset(_callable(rule)(user))
+    user._django_steps_groups = names
+    return names
+
+
+def is_candidate(user: Any, item: Any) -> bool:
+    """Whether ``user`` is a candidate of work item ``item``: a candidate user, or in a
+    candidate group (reads ``item.candidates``: prefetch them for lists)."""
+    if not _active(user):
+        return False
+    if any(candidate.user_id == user.pk for candidate in item.candidates.all()):
+        return True
+    groups = item.candidate_groups or []
+    return bool(groups) and not groups_of(user).isdisjoint(groups)
+
+
+def may_act_on_item(user: Any, item: Any) -> bool:
+    """Whether ``user`` may move an instance whose open work item is ``item`` (None: its step
+    is not assigned): the claimant, else a candidate — or who holds the override."""
+    if item is None:
+        return True
+    if not _active(user):
+        return False
+    if item.claimed_by_id is not None:
+        return item.claimed_by_id == user.pk or user.has_perm(OVERRIDE_WORKITEM)
+    return is_candidate(user, item) or user.has_perm(OVERRIDE_WORKITEM)
+
+
+def may_claim(user: Any, item: Any) -> bool:
+    return (
+        item.claimed_by_id is None
+        and _active(user)
+        and (is_candidate(user, item) or user.has_perm(OVERRIDE_WORKITEM))
+    )
+
+
+def may_release(user: Any, item: Any) -> bool:
+    return (
+        item.claimed_by_id is not None
+        and _active(user)
+        and (item.claimed_by_id == user.pk or user.has_perm(OVERRIDE_WORKITEM))
+    )
+
+
+def may_receive(user: Any, instance: Any) -> bool:
+    """Whether a work item of ``instance`` may be handed to ``user`` (delegated): one who may
+    change and see it."""
+    return may_change_instances(user) and may_see_instance(user, instance)
+
+
+def check_acts(actor: Any, instance: Any, step: Any) -> None:
+    """With an acting user, on an assigned ``step`` (compiled): refuse unless they may act on
+    its open work item (``NotPermitted``). One query, only on assigned steps."""
+    if actor is None or not step.assignees:
+        return
+    if not may_act_on_item(actor, workitems.open_item_of(instance)):
+        raise NotPermitted(
+            "This step is assigned: only its candidates, or who claimed it, may act on it. "
+            "Nothing was changed.",
+            instance_id=instance.pk,
+        )

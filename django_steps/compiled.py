@@ -73,6 +73,7 @@ class StepDef:
     is_initial_step: bool
     is_final_step: bool
     deadline: dict[str, Any] | None = None  # see django_steps.deadlines
+    assignees: dict[str, Any] | None = None  # see django_steps.workitems
     statuses: dict[str, StatusDef] = field(default_factory=dict)
     transitions: list[TransitionDef] = field(default_factory=list)  # highest priority first
 

@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     # Object rules of the default: {"app_label.model": callable (user, queryset of the model) ->
     # the objects the user may view, or its dotted path} for models viewed per object.
     "VISIBLE_OBJECTS": {},
+    # Who is in which group, for steps assigned to groups (workitems.py): a callable user ->
+    # iterable of group names, or its dotted path; None: the user's Django groups.
+    "GROUPS_OF": None,
     # CEL conditions, checked when a condition is compiled (a definition problem when over).
     "CEL_MAX_LENGTH": 2000,  # characters of one condition
     "CEL_MAX_NESTING": 16,  # brackets (), [], {} open at once, counted before parsing

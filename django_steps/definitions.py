@@ -207,6 +207,7 @@ def _canonical(doc: dict[str, Any]) -> tuple:
             step["is_initial_step"],
             step["is_final_step"],
             json.dumps(step.get("deadline"), sort_keys=True),
+            json.dumps(step.get("assignees"), sort_keys=True),
             tuple(sorted(tuple(sorted(status.items())) for status in step["statuses"])),
         )
         for step in doc["steps"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 
-from . import deadlines
+from . import deadlines, workitems
 from .cel import compile_condition, is_unconditional
 from .conf import steps_setting
 from .document_text import _kind, dump_document, load_document
@@ -204,6 +204,8 @@ def _check_steps(
             problems.add(f"{path}.name", f'duplicate step name "{name}"')
         elif name:
             by_name[name] = step
+        for sub, message in workitems.assignee_problems(step["assignees"]):
+            problems.add(f"{path}.assignees{sub}", message)
         _check_statuses(step, problems, warnings)
         if step.get("deadline") is not None:
             names = [status["name"] for status in step["statuses"]]

@@ -72,6 +72,12 @@ class ErrorCode(DescribedCode):
         "Instances still use what would be deleted or changed.",
     )
     WORKFLOW_ERROR = "WORKFLOW_ERROR", "Another refusal of the engine (see the message)."
+    WORK_ITEM_NOT_FOUND = (
+        "WORK_ITEM_NOT_FOUND",
+        "No open work item has this ID (closed since, or not one the viewer may see).",
+    )
+    ALREADY_CLAIMED = "ALREADY_CLAIMED", "Someone else claimed the work item first."
+    NOT_CLAIMED = "NOT_CLAIMED", "The work item is not claimed: there is nothing to release."
     PERMISSION_DENIED = (
         "PERMISSION_DENIED",
         "Not logged in, or missing the permission (of the mutation or the status).",

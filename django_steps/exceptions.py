@@ -107,3 +107,15 @@ class ModelNotAllowed(WorkflowError, code=ErrorCode.MODEL_NOT_ALLOWED):
 
 class NotPermitted(WorkflowError, code=ErrorCode.PERMISSION_DENIED):
     """Raised when the acting user lacks the permission a status names; nothing was changed."""
+
+
+class WorkItemNotFound(WorkflowError, code=ErrorCode.WORK_ITEM_NOT_FOUND):
+    """Raised when a work item is closed, missing, or on an instance the actor may not see."""
+
+
+class WorkItemClaimed(WorkflowError, code=ErrorCode.ALREADY_CLAIMED):
+    """Raised when claiming a work item someone has claimed (e.g. two claims at once)."""
+
+
+class WorkItemNotClaimed(WorkflowError, code=ErrorCode.NOT_CLAIMED):
+    """Raised when releasing a work item nobody has claimed."""

@@ -60,6 +60,7 @@ from typing import Any
 from django.db import connections
 from django.db.models import BooleanField, ExpressionWrapper, QuerySet
 from django.db.models.expressions import RawSQL
+from django.utils import timezone
 
 from .models import WorkflowEvent
 
@@ -235,11 +236,14 @@ def next_slot(using: str, instance_id: int) -> tuple[int, int]:
     )
 
 
-def write_in_one_statement(using: str, event: Any, *, update: Any = None, fields=()) -> None:
+def write_in_one_statement(
+    using: str, event: Any, *, update: Any = None, fields=(), work: Any = None
+) -> None:
     """PostgreSQL: insert ``event`` at its place in the global order — and first, when
-    ``update`` is given, save ``fields`` of that (already locked) instance — in ONE statement
-    (data-modifying CTEs): one round trip instead of the ORM path's three, with the same
-    effects. Sets ``event``'s ``pk``, ``txid`` and ``position``.
+    ``update`` is given, save ``fields`` of that (already locked) instance; with ``work`` (a
+    :class:`django_steps.workitems.Plan`), close and open its work items — in ONE statement
+    (data-modifying CTEs): one round trip instead of the ORM path's three or more, with the
+    same effects. Sets ``event``'s ``pk``, ``txid`` and ``position``.
 
     Every value is a named parameter (``%(u_<column>)s``, ``%(e_<column>)s``); the statement is
     built from the models' fields, so a new column needs no edit here."""
@@ -268,15 +272,61 @@ def write_in_one_statement(using: str, event: Any, *, update: Any = None, fields
     for field in columns:
         value = field.pre_save(event, add=True)
         params[f"e_{field.column}"] = field.get_db_prep_save(value, connection)
-    sql = (
-        f"WITH {', '.join(ctes)} "
+    insert = (
         f"INSERT INTO {qn(_table())} ({', '.join(qn(f.column) for f in columns)}, "
         f"{qn('txid')}, {qn('position')}) "
         f"SELECT {', '.join(f'%(e_{f.column})s' for f in columns)}, slot.t, slot.p FROM slot "
         f"RETURNING {qn('id')}, {qn('txid')}, {qn('position')}"
     )
+    if work is None:
+        sql = f"WITH {', '.join(ctes)} {insert}"
+    else:
+        ctes.append(f"e AS ({insert})")
+        ctes.extend(_work_item_ctes(connection, work, params))
+        sql = f"WITH {', '.join(ctes)} SELECT * FROM e"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         event.pk, event.txid, event.position = cursor.fetchone()
     event._state.adding = False
     event._state.db = using
+
+
+def _work_item_ctes(connection: Any, work: Any, params: dict[str, Any]) -> list[str]:
+    """The CTEs closing the instance's open work item and opening the planned one (``e``: the
+    event just inserted, whose id they record). One instance has at most one open item: its
+    row lock serialises its changes."""
+    from .models import WorkItem, WorkItemCandidate
+
+    qn = connection.ops.quote_name
+    items, candidates = qn(WorkItem._meta.db_table), qn(WorkItemCandidate._meta.db_table)
+    params["w_now"] = timezone.now()
+    ctes = []
+    if work.close:
+        ctes.append(
+            f"wc AS (UPDATE {items} SET {qn('closed_at')} = %(w_now)s, "
+            f"{qn('closed_event_id')} = (SELECT {qn('id')} FROM e) "
+            f"WHERE {qn('instance_id')} = %(instance)s AND {qn('closed_at')} IS NULL)"
+        )
+    if work.step_id is None:
+        return ctes
+    params["w_step"] = work.step_id
+    params["w_groups"] = WorkItem._meta.get_field("candidate_groups").get_db_prep_save(
+        list(work.groups), connection
+    )
+    ctes.append(
+        f"wo AS (INSERT INTO {items} ({qn('instance_id')}, {qn('step_id')}, "
+        f"{qn('candidate_groups')}, {qn('opened_at')}, {qn('opened_event_id')}) "
+        f"SELECT %(instance)s, %(w_step)s, %(w_groups)s, %(w_now)s, e.{qn('id')} FROM e "
+        f"RETURNING {qn('id')})"
+    )
+    rows = [(user, "") for user in work.users] + [(None, group) for group in work.groups]
+    if rows:
+        values = []
+        for i, (user, group) in enumerate(rows):
+            params[f"w_u{i}"], params[f"w_g{i}"] = user, group
+            values.append(f"(%(w_u{i})s::bigint, %(w_g{i})s)")
+        ctes.append(
+            f"wk AS (INSERT INTO {candidates} ({qn('item_id')}, {qn('user_id')}, {qn('group')}) "
+            f"SELECT wo.{qn('id')}, c.u, c.g FROM wo, (VALUES {', '.join(values)}) AS c(u, g))"
+        )
+    return ctes

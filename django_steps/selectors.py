@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 
 from . import authorization
 from . import history as order
@@ -16,7 +16,13 @@ from .conf import steps_setting
 from .context import Context
 from .evaluation import definition_of, evaluate, missing
 from .exceptions import ConditionError
-from .models import WorkflowEvent, WorkflowInstance, WorkflowTransition
+from .models import (
+    WorkflowEvent,
+    WorkflowInstance,
+    WorkflowTransition,
+    WorkItem,
+    WorkItemCandidate,
+)
 
 __all__ = [
     "get_workflow_instance_for_object",
@@ -27,6 +33,8 @@ __all__ = [
     "events_after",
     "newest_cursor",
     "subject_label",
+    "inbox",
+    "work_items_touching",
     "EVENT_RELATIONS",
 ]
 
@@ -186,3 +194,35 @@ def subject_label(obj: Model) -> str:
     if hook is None:
         return str(obj)
     return str(authorization.resolve_callable(hook)(obj))
+
+
+def _candidate_of(user: Any) -> QuerySet[WorkItemCandidate]:
+    groups = sorted(authorization.groups_of(user))
+    who = Q(user_id=user.pk) | Q(group__in=groups) if groups else Q(user_id=user.pk)
+    return WorkItemCandidate.objects.filter(who)
+
+
+def inbox(user: Any, queryset: QuerySet[WorkItem] | None = None) -> QuerySet[WorkItem]:
+    """The open work items waiting for ``user``: claimed by them, or unclaimed with them or one
+    of their groups among the candidates — on instances they may see (the visibility rule)."""
+    queryset = WorkItem.objects.all() if queryset is None else queryset
+    if not authorization.may_read_instances(user):
+        return queryset.none()
+    # Driven by the user's own rows (the candidate index, their claims), not by every open item:
+    # a page costs what their open items cost, whatever the table holds.
+    waiting = _candidate_of(user).values("item_id")  # no join here: an index range
+    claimed = WorkItem.objects.filter(claimed_by_id=user.pk, closed_at__isnull=True).values("pk")
+    items = queryset.filter(
+        Q(claimed_by__isnull=True) | Q(claimed_by_id=user.pk),
+        pk__in=waiting.union(claimed),
+        closed_at__isnull=True,
+    )
+    return authorization.visible_work_items(user, items)
+
+
+def work_items_touching(user: Any) -> QuerySet[WorkItem]:
+    """Every work item, open or closed, ``user`` is concerned by — a candidate (in person or by
+    a group) or its claimant (for the inbox stream; the visibility rule is the caller's)."""
+    return WorkItem.objects.filter(
+        Q(claimed_by_id=user.pk) | Q(pk__in=_candidate_of(user).values("item_id"))
+    )

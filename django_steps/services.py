@@ -85,10 +85,14 @@ from .exceptions import (
     InvalidDefinition,
     NotAwaitingTransition,
     NotOnHold,
+    NotPermitted,
     UnknownStatus,
     WorkflowNotFound,
+    WorkItemClaimed,
+    WorkItemNotClaimed,
+    WorkItemNotFound,
 )
-from .models import Workflow, WorkflowEvent, WorkflowInstance
+from .models import Workflow, WorkflowEvent, WorkflowInstance, WorkItem
 from .selectors import (
     TransitionDryRun,
     TransitionEvaluation,
@@ -99,10 +103,12 @@ from .writes import (
     _advance,
     _changing,
     _db,
+    _lock,
     _may_change,
     _require_move,
     _save,
     _sync,
+    note,
 )
 
 __all__ = [
@@ -115,6 +121,9 @@ __all__ = [
     "get_workflow_instance_for_object",
     "evaluate_transitions",
     "build_context",
+    "claim_work_item",
+    "release_work_item",
+    "delegate_work_item",
     "TransitionEvaluation",
     "TransitionDryRun",
 ]
@@ -193,6 +202,7 @@ def start_workflow_instance(
             state=InstanceState.ACTIVE,
             actor=actor,
             created=True,
+            definition=definition,
         )
     return instance
 
@@ -380,3 +390,75 @@ def cancel_workflow_instance(
             step.cancellation_status,
         )
     return _sync(workflow_instance, instance)
+
+
+# --------------------------------------------------------------------------- work items
+# Claim, release and delegate lock the instance row (the one lock every change of it takes), so
+# of two claims at once one wins and the other gets ALREADY_CLAIMED; each writes a note, which
+# leaves the instance's version alone (see django_steps.workitems).
+
+
+def _locked_item(item: WorkItem, actor: Any) -> tuple[WorkflowInstance, WorkItem]:
+    """The item's instance, locked (``InstanceNotFound`` if the actor may not see it), and the
+    item read again under the lock: ``WORK_ITEM_NOT_FOUND`` once closed."""
+    _may_change(actor)
+    instance = _lock(WorkflowInstance(pk=item.instance_id), None, actor)
+    current = (
+        WorkItem.objects.using(instance._state.db)
+        .prefetch_related("candidates")
+        .filter(pk=item.pk, closed_at__isnull=True)
+        .first()
+    )
+    if current is None:
+        raise WorkItemNotFound("This work item is closed or does not exist.", work_item_id=item.pk)
+    return instance, current
+
+
+def _noted(item: WorkItem, instance: WorkflowInstance, kind: str, actor: Any, **detail: Any):
+    item.save(using=instance._state.db, update_fields=["claimed_by"])
+    note(instance, kind, actor=actor, detail={"workItem": item.pk, **detail})
+    return item
+
+
+def claim_work_item(item: WorkItem, actor: Any = None, *, user: Any = None) -> WorkItem:
+    """``actor`` takes the open work item ``item`` (from the trusted path: ``user`` is given
+    it); from then on only they act on its step. ``ALREADY_CLAIMED`` when someone has it;
+    ``PERMISSION_DENIED`` for an actor who is not a candidate (nor holds the override)."""
+    with transaction.atomic(using=_db()):
+        instance, current = _locked_item(item, actor)
+        if current.claimed_by_id is not None:
+            raise WorkItemClaimed(
+                "Someone has already claimed this work item.", work_item_id=current.pk
+            )
+        if actor is not None and not authorization.may_claim(actor, current):
+            raise NotPermitted("You are not a candidate of this work item. Nothing was changed.")
+        current.claimed_by = actor if actor is not None else user
+        return _noted(current, instance, EventKind.CLAIMED, actor)
+
+
+def release_work_item(item: WorkItem, actor: Any = None) -> WorkItem:
+    """Give ``item`` back to its candidates: by its claimant (or who holds the override).
+    ``NOT_CLAIMED`` when nobody has it."""
+    with transaction.atomic(using=_db()):
+        instance, current = _locked_item(item, actor)
+        if current.claimed_by_id is None:
+            raise WorkItemNotClaimed("This work item is not claimed.", work_item_id=current.pk)
+        if actor is not None and not authorization.may_release(actor, current):
+            raise NotPermitted("You have not claimed this work item. Nothing was changed.")
+        previous = current.claimed_by_id
+        current.claimed_by = None
+        return _noted(current, instance, EventKind.RELEASED, actor, **{"from": previous})
+
+
+def delegate_work_item(item: WorkItem, to_user: Any, actor: Any = None) -> WorkItem:
+    """Hand ``item`` to ``to_user``, who then holds it as if they had claimed it: by one who may
+    act on it now. ``to_user`` must be able to see and change the instance
+    (``PERMISSION_DENIED`` otherwise, as for an actor who may not hand it over)."""
+    with transaction.atomic(using=_db()):
+        instance, current = _locked_item(item, actor)
+        if actor is not None and not authorization.may_act_on_item(actor, current):
+            raise NotPermitted("You may not hand this work item over. Nothing was changed.")
+        if not authorization.may_receive(to_user, instance):
+            raise NotPermitted("That user may not act on this instance. Nothing was changed.")
+        current.claimed_by = to_user
+        return _noted(current, instance, EventKind.DELEGATED, actor, to=to_user.pk)

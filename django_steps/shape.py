@@ -111,6 +111,7 @@ class Part:
     def values_of(self, row: Any, **given: Any) -> dict[str, Any]:
         """The document of one stored row (children left out), in order: the columns read from
         ``row``, the other keys from ``given`` (a transition's step names …)."""
+        # a data migration's historical row may predate a key: its default
         values = {
             key.name: given[key.name] if key.name in given else getattr(row, key.name, key.default)
             for key in self.keys
@@ -162,6 +163,9 @@ STEP = Part(
         # {after: "P2D" | at: "<CEL timestamp>", status: "<a status of the step>",
         #  remind_before: "PT4H"}: see django_steps.deadlines.
         Key("deadline", dict, None, optional=True),
+        # who acts on the step: {"groups": [names], "expression": CEL giving user ids/usernames}
+        # (see django_steps.workitems); None: anyone who may change the instance
+        Key("assignees", dict, None, optional=True),
         Key("statuses", list, (), column=False),
     ),
     children=("statuses",),

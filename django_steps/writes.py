@@ -16,7 +16,7 @@ from django.db import connections, router, transaction
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from . import authorization, deadlines, evaluation, history
+from . import authorization, compiled, deadlines, evaluation, history, workitems
 from .choices import NOTE_KINDS, UNFINISHED_STATES, EventKind, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef
 from .context import Context
@@ -125,6 +125,8 @@ def _require_move(
     :func:`django_steps.authorization.required_permission`: a decision sticks)."""
     if actor is None:
         return
+    step = compiled.for_instance(instance).steps.get(instance.current_step_id)
+    authorization.check_acts(actor, instance, step)  # an assigned step: its candidates only
     permission = authorization.required_permission(current, target)
     if not permission or authorization.may_set_status(actor, permission, instance.content_object):
         return
@@ -157,9 +159,11 @@ def _save(
     created: bool = False,
     definition_version_id: int | None = None,
     detail: Any = None,
+    definition: CompiledWorkflow | None = None,
 ) -> WorkflowEvent:
     """Apply the new position (and, migrating, the new version) to the locked instance and
-    append its history row."""
+    append its history row; open and close its work items (``definition``: the compiled
+    version it runs on, if the caller has it)."""
     if definition_version_id is not None:
         instance.definition_version_id = definition_version_id
     source = (None, None, None) if created else _position(instance)
@@ -181,7 +185,15 @@ def _save(
         transition_id=transition_id,
         context=context,
     )
-    _append(instance, event, None if created else _INSTANCE_CHANGED)
+    work = workitems.plan(
+        instance,
+        kind,
+        from_step_id=source[0],
+        to_step_id=step_id,
+        state=state,
+        definition=definition,
+    )
+    _append(instance, event, None if created else _INSTANCE_CHANGED, work)
     deadlines.after_change(instance, event)
     instance.last_event = event
     return event
@@ -239,19 +251,27 @@ def _event(
     )
 
 
-def _append(instance: WorkflowInstance, event: WorkflowEvent, changed: list[str] | None) -> None:
-    """Save ``changed`` fields of the locked instance (None: it was just created) and insert
-    ``event`` at its place in the global order; publish it once committed."""
+def _append(
+    instance: WorkflowInstance,
+    event: WorkflowEvent,
+    changed: list[str] | None,
+    work: workitems.Plan | None = None,
+) -> None:
+    """Save ``changed`` fields of the locked instance (None: it was just created), insert
+    ``event`` at its place in the global order and open/close work items (``work``); publish
+    the event once committed."""
     using = instance._state.db or _db()
     if connections[using].vendor == "postgresql" and not _save_signals_connected():
         history.write_in_one_statement(
-            using, event, update=instance if changed else None, fields=changed or ()
+            using, event, update=instance if changed else None, fields=changed or (), work=work
         )
     else:
         if changed:
             instance.save(using=using, update_fields=changed)
         event.txid, event.position = history.next_slot(using, instance.pk)
         event.save(using=using, force_insert=True)
+        if work is not None:
+            workitems.apply(work, instance, event)
     transaction.on_commit(lambda: _publish(event, instance), using=using)
 
 

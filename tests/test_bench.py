@@ -71,6 +71,11 @@ EXPECTED = {
     "mutations": ["updateWorkflowStepStatus"],
     "subscriptions": ["redis, 2 workers", "in-memory, 1 worker"],
     "replay": ["replay of a claimant's 12 events among"],
+    "inbox": [
+        "me.inbox(first: 20) over GraphQL,",
+        "me.inbox(first: 20) with totalCount,",
+        "status change closing and opening work items vs the same without assignees",
+    ],
     "versions": [
         "advancing update, workflow with 50 published versions vs 1",
         "dry run of a migration of",

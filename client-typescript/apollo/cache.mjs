@@ -43,6 +43,18 @@ export const typePolicies = {
       transitions: { merge: false },
     },
   },
+  User: {
+    fields: {
+      // The viewer's open work items: one list per filter, pages appended by cursor.
+      inbox: relayStylePagination(["filters"]),
+    },
+  },
+  WorkItem: {
+    fields: {
+      candidateUsers: { merge: false },
+      candidateGroups: { merge: false },
+    },
+  },
   WorkflowStep: {
     fields: {
       statuses: { merge: false },

@@ -13,7 +13,10 @@ import { useFragment } from "./gql";
 import {
   EventFieldsFragmentDoc,
   InstanceCardFragmentDoc,
+  ClaimWorkItemDocument,
   InstanceHistoryDocument,
+  MyInboxDocument,
+  WorkItemCardFragmentDoc,
   LoginDocument,
   MigrateWorkflowInstancesDocument,
   OperationErrorsFragmentDoc,
@@ -26,7 +29,11 @@ import {
   WorkflowVersionsDocument,
   type EventFieldsFragment,
   type InstanceCardFragment,
+  type InboxEventKind,
+  type InboxEventsSubscription,
   type InstanceEventsSubscription,
+  type MyInboxQuery,
+  type WorkItemCardFragment,
   type OperationMessageKind,
   type WorkflowEventKind,
   type WorkflowInstancesQuery,
@@ -299,4 +306,51 @@ export function onEvent(
 
 export function startedAt(instance: InstanceCardFragment): Date {
   return new Date(instance.startedAt);
+}
+
+// ---------------------------------------------------------------------------- my work
+
+/** The "My work" list: the viewer's open work items, newest first. */
+export async function myWork(endpoint: string): Promise<WorkItemCardFragment[]> {
+  const data: MyInboxQuery = await request(endpoint, MyInboxDocument, { first: 20 });
+  const edges = data.me?.inbox.edges ?? [];
+  return edges.map((edge) => useFragment(WorkItemCardFragmentDoc, edge.node));
+}
+
+/** Claim a work item; `ALREADY_CLAIMED` when someone was first (show who, then refresh). */
+export async function claim(endpoint: string, item: WorkItemCardFragment): Promise<string | null> {
+  if (!item.instance.viewerCan.claim) return "not yours to claim";
+  const data = await request(endpoint, ClaimWorkItemDocument, { input: { workItemId: item.id } });
+  const payload = data.claimWorkItem;
+  switch (payload.__typename) {
+    case "WorkItem":
+      return null;
+    case "OperationInfo":
+      return useFragment(OperationErrorsFragmentDoc, payload).messages[0]?.code ?? "refused";
+    default:
+      return assertNever(payload);
+  }
+}
+
+/** Apply one `inboxEvents` message to the list shown (every kind handled: a new one fails tsc). */
+export function onInboxEvent(
+  items: WorkItemCardFragment[],
+  message: InboxEventsSubscription["inboxEvents"],
+  me: string,
+): WorkItemCardFragment[] {
+  const item = useFragment(WorkItemCardFragmentDoc, message.workItem);
+  const others = items.filter((existing) => existing.id !== item.id);
+  const kind: InboxEventKind = message.kind;
+  switch (kind) {
+    case "OPENED":
+    case "RELEASED":
+      return [item, ...others];
+    case "CLAIMED":
+    case "DELEGATED":
+      return item.claimedBy?.username === me ? [item, ...others] : others;
+    case "CLOSED":
+      return others;
+    default:
+      return assertNever(kind);
+  }
 }

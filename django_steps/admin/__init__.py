@@ -49,6 +49,7 @@ from .definitions import (
     WorkflowVersionInline,
 )
 from .instances import WorkflowEventAdmin, WorkflowEventInline, WorkflowInstanceAdmin
+from .workitems import WorkItemAdmin
 
 __all__ = [
     "DefinitionGuardMixin",
@@ -62,4 +63,5 @@ __all__ = [
     "WorkflowEventAdmin",
     "WorkflowEventInline",
     "WorkflowInstanceAdmin",
+    "WorkItemAdmin",
 ]

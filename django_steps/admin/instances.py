@@ -200,8 +200,21 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
         return None
 
 
+class ReadOnlyAdminMixin:
+    """Rows the admin shows and never adds, changes or deletes (history, work items)."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(WorkflowEvent)
-class WorkflowEventAdmin(admin.ModelAdmin):
+class WorkflowEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "cursor",
         "instance",
@@ -224,12 +237,3 @@ class WorkflowEventAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         instance = obj.instance if obj is not None else None
         return _without_hidden_context(request, instance, super().get_fields(request, obj))
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -25,6 +25,7 @@ from ..exceptions import ConditionError, ConditionSyntaxError
 from .common import Reason, _failure, _shown
 from .compiler import _programs, compile_condition
 from .runtime import _METER, _Meter, _OverBudget
+from .values import to_json
 
 # --------------------------------------------------------------------------- evaluate
 
@@ -96,17 +97,26 @@ def _classify(exc: CELEvalError) -> tuple[str, str]:
     return Reason.ERROR, "it could not be evaluated"
 
 
-def evaluate(expression: str, cel_context: Mapping[str, Any], *, budget: int | None = None) -> bool:
+def evaluate(
+    expression: str,
+    cel_context: Mapping[str, Any],
+    *,
+    budget: int | None = None,
+    boolean: bool = True,
+) -> Any:
     """Evaluate a condition against an already converted context (see :func:`activation`),
     within ``budget`` steps (default ``CEL_BUDGET``).
 
     An empty condition is true. Raises :class:`ConditionError` (``details["reason"]``) when
     evaluation fails, runs over budget or the result is not a boolean, and
-    :class:`ConditionSyntaxError` when the condition does not compile.
+    :class:`ConditionSyntaxError` when the condition does not compile. ``boolean=False``: any
+    result is returned as JSON values (a step's ``assignees`` expression gives users).
     """
     if not expression or expression.isspace():  # is_unconditional, inlined (hot path)
         return True
     result = evaluate_value(expression, cel_context, budget=budget)
+    if not boolean:
+        return to_json(result)
     if not isinstance(result, celtypes.BoolType):
         raise _failure(ConditionError, expression, Reason.NOT_A_BOOLEAN, _not_a("boolean", result))
     return bool(result)

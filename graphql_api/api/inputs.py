@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Optional
 
 import strawberry
@@ -120,6 +121,20 @@ class WorkflowStepStatusInput:
     )
 
 
+@strawberry.input(
+    name="WorkflowStepAssigneesInput",
+    description="Who acts on a step: groups by name and/or a CEL expression over the attached "
+    "object giving users (an id or username, or a list of them).",
+)
+class WorkflowStepAssigneesInput:
+    groups: list[str] = strawberry.field(
+        default_factory=list, description="Names of groups whose members are candidates."
+    )
+    expression: str = strawberry.field(
+        default="", description='CEL over the object giving users, e.g. "claim.owner".'
+    )
+
+
 @strawberry.input(name="WorkflowStepInput", description="A step with its statuses.")
 class WorkflowStepInput:
     name: str = strawberry.field(description="Name, unique within the workflow.")
@@ -135,6 +150,11 @@ class WorkflowStepInput:
     )
     deadline: Optional[WorkflowDeadlineInput] = strawberry.field(
         default=None, description="When an instance on the step is due (none: never)."
+    )
+    assignees: Optional[WorkflowStepAssigneesInput] = strawberry.field(
+        default=None,
+        description="Who acts on the step (a work item opens when an instance enters it); "
+        "none: anyone who may change the instance.",
     )
     statuses: list[WorkflowStepStatusInput] = strawberry.field(
         description="The step's statuses (one default)."
@@ -180,11 +200,18 @@ class DeleteWorkflowInput:
     name: str = strawberry.field(description="Name of the workflow.")
 
 
+def _plain(value: Any) -> Any:
+    """A nested input (e.g. a step's ``assignees``) as the document's mapping."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return value
+
+
 def _part(part: Part, value: Any, **children: Any) -> dict[str, Any]:
     """One part of the definition document: the input's value for each key of the part's shape
     (a key left unset, ``None``, takes the engine's default), then its children."""
     keys = (name for name in part.names if name not in part.children)
-    doc = {name: getattr(value, name) for name in keys if getattr(value, name) is not None}
+    doc = {name: _plain(getattr(value, name)) for name in keys if getattr(value, name) is not None}
     return {**doc, **children}
 
 

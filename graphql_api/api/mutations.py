@@ -39,7 +39,7 @@ from django_steps.exceptions import (
     WorkflowNotFound,
 )
 from django_steps.models import Workflow, WorkflowInstance
-from graphql_api.api import migration
+from graphql_api.api import inbox, migration
 from graphql_api.api.ids import get_by_global_id, parse_global_id, schema_name
 from graphql_api.api.inputs import (
     AdvanceWorkflowInstanceInput,
@@ -315,6 +315,10 @@ class Mutation:
         self, info: Info, input: MigrateWorkflowInstancesInput
     ) -> WorkflowMigrationType:
         return migration.migrate_workflow_instances(info, input)
+
+    claim_work_item = mutation(inbox.CLAIM, perm=CHANGE_INSTANCE)(inbox.claim_work_item)
+    release_work_item = mutation(inbox.RELEASE, perm=CHANGE_INSTANCE)(inbox.release_work_item)
+    delegate_work_item = mutation(inbox.DELEGATE, perm=CHANGE_INSTANCE)(inbox.delegate_work_item)
 
     # ------------------------------------------------------------------ definitions
 

@@ -14,7 +14,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 from strawberry_django.resolvers import django_resolver
 
-from django_steps import models, services
+from django_steps import authorization, models, services
 from django_steps.cel import check_context
 from django_steps.exceptions import InvalidContext, WorkflowError
 from django_steps.models import Workflow, WorkflowInstance
@@ -54,6 +54,9 @@ NODE_MODELS = {
         models.WorkflowEvent.objects.all(), info
     ),
     "User": lambda info: permissions.visible_users(info),
+    "WorkItem": lambda info: authorization.visible_work_items(
+        current_user(info), models.WorkItem.objects.all()
+    ),
 }
 
 
@@ -221,7 +224,6 @@ class Query:
         ] = None,
     ) -> WorkflowEventFeedType:
 
-        from django_steps import authorization
         from django_steps.selectors import events_after, newest_cursor
         from graphql_api.live.streams import InvalidCursor, parse_cursor, read_events
         from graphql_api.live.subscriptions import resolve_stream, resume_cursor

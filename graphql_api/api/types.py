@@ -10,8 +10,6 @@ prefetch every foreign key instead of joining it.)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -27,9 +25,9 @@ from strawberry.types import Info
 
 from django_steps import authorization, compiled, models
 from django_steps.choices import FINISHED_STATES, InstanceState
-from django_steps.compiled import StatusDef
 from django_steps.diagram import version_to_mermaid, workflow_to_mermaid
 from django_steps.selectors import EVENT_RELATIONS
+from django_steps.workitems import open_items_prefetch
 from graphql_api.api import deadlines as api_deadlines
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.counts import (
@@ -46,6 +44,8 @@ from graphql_api.api.filters import (
     WorkflowInstanceOrder,
     WorkflowOrder,
 )
+from graphql_api.api.people import step_assignees, user_inbox
+from graphql_api.api.pinned import PINNED, pinned_statuses
 from graphql_api.api.subject import subject_field
 from graphql_api.security import permissions
 from graphql_api.security.cost import WORK
@@ -74,6 +74,7 @@ class UserType(relay.Node):
     _id_attr = "pk"  # see ID_ATTR_NOTE
 
     username: str = strawberry_django.field(description="The user's login name.")
+    inbox = user_inbox
 
 
 @strawberry_django.type(
@@ -125,6 +126,8 @@ class WorkflowStepType(relay.Node):
         description="A completion status set on this step completes the instance."
     )
     deadline = api_deadlines.step_deadline_field()
+    assignees = step_assignees
+
     workflow: WorkflowType = strawberry_django.field(
         description="The workflow this step belongs to."
     )
@@ -374,35 +377,6 @@ class WorkflowEventType(relay.Node):
         )
 
 
-#: What :func:`_pinned_statuses` reads of an instance (the version it runs on, its document
-#: left deferred: the compiled version is cached per process).
-_PINNED = [
-    "state",
-    "current_step_id",
-    "definition_version__id",
-    "definition_version__number",
-    "definition_version__content_hash",
-    "definition_version__workflow_id",
-]
-
-
-def _pinned_statuses(
-    instance: models.WorkflowInstance, keep: Callable[[StatusDef], bool]
-) -> list[models.WorkflowStepStatus]:
-    """The statuses of ``instance``'s current step, as the version it runs on defines them (a
-    status added later is not there; one removed later still is), those ``keep`` accepts. They
-    are built from the cached version, not read: no query per instance. Each keeps its row's
-    id, so its global ID is the one other versions give it."""
-    step = compiled.for_instance(instance).steps.get(instance.current_step_id)
-    rows = []
-    for status in step.statuses.values() if step else ():
-        if keep(status):
-            row = models.WorkflowStepStatus(step=instance.current_step, **asdict(status))
-            row._state.adding, row._state.db = False, instance._state.db
-            rows.append(row)
-    return rows
-
-
 @strawberry_django.type(
     models.WorkflowInstance,
     name="WorkflowInstance",
@@ -516,7 +490,7 @@ class WorkflowInstanceType(relay.Node):
         return root.is_awaiting_transition
 
     @strawberry_django.field(
-        only=_PINNED,
+        only=PINNED,
         select_related=["definition_version", "current_step"],
         description=(
             "Statuses the engine accepts now: every status of the current step while active, only "
@@ -531,12 +505,12 @@ class WorkflowInstanceType(relay.Node):
         if root.state in FINISHED_STATES:
             return []
         on_hold = root.state == InstanceState.ON_HOLD
-        return _pinned_statuses(root, lambda s: s.is_cancellation_status or not on_hold)
+        return pinned_statuses(root, lambda s: s.is_cancellation_status or not on_hold)
 
     @strawberry_django.field(
-        only=[*_PINNED, "current_step_status_id", "workflow_id", "content_type_id", "object_id"],
+        only=[*PINNED, "current_step_status_id", "workflow_id", "content_type_id", "object_id"],
         select_related=["workflow", "definition_version", "current_step"],
-        prefetch_related=["content_object"],
+        prefetch_related=["content_object", open_items_prefetch()],
         description=(
             "What the current viewer may do with this instance now — each would succeed if tried "
             "(their permissions, the statuses' permissions of the version it runs on and the "
@@ -552,11 +526,11 @@ class WorkflowInstanceType(relay.Node):
         )
         allowed = {status.id for status in actions.statuses}
         return WorkflowInstanceActionsType(
-            statuses=_pinned_statuses(root, lambda s: s.id in allowed) if allowed else [],
-            hold=actions.hold,
-            resume=actions.resume,
-            cancel=actions.cancel,
-            advance=actions.advance,
+            statuses=pinned_statuses(root, lambda s: s.id in allowed) if allowed else [],
+            **{
+                name: getattr(actions, name)
+                for name in ("hold", "resume", "cancel", "advance", "claim", "release", "delegate")
+            },
         )
 
     @classmethod
@@ -596,4 +570,9 @@ class WorkflowInstanceActionsType:
     advance: bool = strawberry.field(
         description="May retry its transitions now (`advanceWorkflowInstance`; it awaits a "
         "transition)."
+    )
+    claim: bool = strawberry.field(description="May claim its open work item (`claimWorkItem`).")
+    release: bool = strawberry.field(description="May release its work item (`releaseWorkItem`).")
+    delegate: bool = strawberry.field(
+        description="May hand its work item over (`delegateWorkItem`)."
     )

@@ -39,7 +39,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
 from contextvars import ContextVar
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from channels.db import database_sync_to_async
@@ -64,6 +64,9 @@ from graphql_api.security import permissions
 from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.errors import ApiError, query_error
 from graphql_api.security.permissions import current_user
+
+if TYPE_CHECKING:  # lazy below: inbox.py builds on this module
+    from graphql_api.live.inbox import InboxEventType
 
 __all__ = ["Subscription", "resolve_stream"]
 
@@ -305,3 +308,30 @@ class Subscription:
                     yield event
         except CursorTooOld as error:
             raise query_error(error.code, str(error)) from error
+
+    @strawberry.subscription(
+        description=(
+            "The viewer's inbox as it changes: a message each time a work item they are "
+            "concerned by (a candidate, in person or through a group, or its claimant) is OPENED, "
+            "CLAIMED (by them or someone else), RELEASED, DELEGATED or CLOSED, in commit order. "
+            "The same cursors as `workflowInstanceEvents`: with `after`, what followed it is "
+            "replayed first, with no gap and no duplicate; one change can close an item and open "
+            "the next (two messages, one cursor). Ends with PERMISSION_DENIED once the viewer may "
+            "no longer read instances."
+        )
+    )
+    async def inbox_events(
+        self,
+        info: Info,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Resume after this `cursor` (replays what was missed)."
+            ),
+        ] = None,
+    ) -> AsyncGenerator[Annotated[InboxEventType, strawberry.lazy("graphql_api.live.inbox")], None]:
+        from graphql_api.live.inbox import inbox_events  # a cycle: see TYPE_CHECKING above
+
+        async with contextlib.aclosing(inbox_events(info, after)) as messages:
+            async for message in messages:
+                yield message

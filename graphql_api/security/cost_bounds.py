@@ -22,6 +22,9 @@ DEFAULT_LIST_BOUND = 100
 LIST_BOUNDS: dict[str, int] = {
     "WorkflowInstance.history": 100,
     "OperationInfo.messages": 50,
+    # django_steps.workitems.MAX_CANDIDATES
+    "WorkItem.candidateUsers": 50,
+    "WorkItem.candidateGroups": 50,
 }
 
 #: The list fields of a definition, each bounded by the engine setting

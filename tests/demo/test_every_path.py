@@ -229,8 +229,10 @@ def test_the_admin_shows_hidden_instances_and_events_as_missing(client, world):
 
 #: Fields left out of the generated selections: ``availableStatuses`` next to
 #: ``currentStep { instanceCounts }`` is issue 17 item 10's prefetch conflict (fixed in the
-#: GraphQL types; ``viewerCan.statuses`` lists the same statuses here).
-SKIPPED = {("WorkflowInstance", "availableStatuses")}
+#: GraphQL types; ``viewerCan.statuses`` lists the same statuses here). ``User.inbox`` is the
+#: viewer's alone (``me``, left out of this walk); through an event's ``actor`` it is empty
+#: (tests/graphql_api/api/test_inbox_api.py) and its paths here are past the depth limit.
+SKIPPED = {("WorkflowInstance", "availableStatuses"), ("User", "inbox")}
 
 
 def selection(type_, depth: int) -> list[str]:

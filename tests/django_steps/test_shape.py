@@ -42,6 +42,7 @@ EVERY_KEY = {
             "is_initial_step": True,
             "is_final_step": False,
             "deadline": {"after": "P2D", "status": "Dropped", "remind_before": "PT4H"},
+            "assignees": {"groups": ["reviewers"], "expression": "claim.owner"},
             "statuses": [
                 {"name": "New", "description": "Just in.", "is_default_status": True},
                 {

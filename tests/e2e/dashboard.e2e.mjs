@@ -9,7 +9,8 @@
 // committed while the page was offline arrives after the reconnect, exactly once.
 // Prints one JSON line per check; exits non-zero on the first failure.
 
-import { chromium, request as playwrightRequest } from "playwright-core";
+import { chromium } from "playwright-core";
+import { apiClient } from "./api.mjs";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import readline from "node:readline";
 import { tmpdir } from "node:os";
@@ -39,27 +40,8 @@ function assert(condition, message, data = {}) {
 // ---------------------------------------------------------------- the other client (HTTP only)
 
 async function otherClient() {
-  const api = await playwrightRequest.newContext({ baseURL: BASE_URL, extraHTTPHeaders: { Origin: BASE_URL } });
-  async function csrf() {
-    const state = await api.storageState();
-    const cookie = state.cookies.find((c) => c.name === "csrftoken");
-    return cookie ? cookie.value : "";
-  }
-  async function gql(query, variables) {
-    const response = await api.post("/graphql/", {
-      headers: { "Content-Type": "application/json", "X-CSRFToken": await csrf(), Referer: BASE_URL + "/" },
-      data: { query, variables },
-    });
-    const body = await response.json();
-    assert(!body.errors, "GraphQL errors from the second client", { errors: body.errors });
-    return body.data;
-  }
-  await api.get("/graphql/", { headers: { Accept: "text/html" } }); // sets the csrftoken cookie
-  const login = await gql(
-    "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { __typename ... on User { username } } }",
-    { u: "demo", p: "demo" },
-  );
-  log("second client logged in", { login: login.login });
+  const { api, gql, login } = await apiClient(BASE_URL, "demo", "demo", assert);
+  log("second client logged in", { login });
   return {
     api,
     async mutate(field, input) {

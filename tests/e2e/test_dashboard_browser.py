@@ -183,3 +183,25 @@ def test_dashboard_live_updates_actions_and_reconnect(demo_server):
     assert "GraphiQL subscription received" in by_name
     assert screenshot.stat().st_size > 20_000  # a populated page, not a blank one
     assert checks[-1]["check"] == "ok"
+
+
+def test_my_work_lists_claims_and_updates_live(demo_server):
+    done = subprocess.run(
+        [node_path(), str(HERE / "mywork.e2e.mjs")],
+        cwd=HERE,
+        env={**os.environ, "BASE_URL": demo_server.url, "CHROMIUM": chromium_path()},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    checks = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    report = "\n".join(json.dumps(c) for c in checks)
+    assert done.returncode == 0, (
+        f"browser script failed:\n{report}\n--- stderr\n{done.stderr[-3000:]}\n"
+        f"--- server log (tail)\n{demo_server.log_tail()}"
+    )
+    by_name = {c["check"]: c for c in checks}
+    assert by_name["opened live"]["latencyMs"] <= 2000
+    assert "claimed in the page" in by_name and "released in the page" in by_name
+    assert by_name["closed and opened live"]["steps"] == ["Approve/Reject"]
+    assert checks[-1]["check"] == "ok"

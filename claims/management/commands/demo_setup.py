@@ -258,13 +258,23 @@ class Command(BaseCommand):
     # ------------------------------------------------------------------ claims
 
     def _example_claims(self) -> None:
+        User = get_user_model()
+        owners = {
+            title: User.objects.get(username=username)
+            for username, (_is_reviewer, titles) in ROLES.items()
+            for title in titles
+        }
         started = 0
         for title, claimant, amount, priority, workflow_name, actions in EXAMPLE_CLAIMS:
             with transaction.atomic():
                 claim, _ = Claim.objects.get_or_create(
                     title=title,
                     claimant=claimant,
-                    defaults={"amount": Decimal(amount), "priority": priority},
+                    defaults={
+                        "amount": Decimal(amount),
+                        "priority": priority,
+                        "owner": owners.get(title),  # before it starts: its work item is theirs
+                    },
                 )
                 if (
                     WorkflowInstance.objects.for_object(claim)

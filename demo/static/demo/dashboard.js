@@ -795,6 +795,23 @@
   window.dashboard = {
     ready,
     store,
+    // For mywork.js (the "My work" panel): the same requests, elements, labels and socket.
+    helpers: {
+      gql,
+      h,
+      showError,
+      labelOf,
+      client,
+      operations: OPS,
+      scheduleRender,
+      /** A claim leaves the version alone but changes viewerCan: take an equal version too. */
+      refresh(instance) {
+        const current = store.instances.get(instance.id);
+        if (current && current.version > instance.version) return;
+        store.instances.set(instance.id, instance);
+        scheduleRender();
+      },
+    },
     /** A summary for tests: {connection, cursor, received, instances: {id: {version, workflow, definitionVersion, state, step, status, label}}}. */
     state() {
       const instances = {};

@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 
 from claims.models import Claim
 from django_steps import services
-from django_steps.models import WorkflowEvent, WorkflowInstance
+from django_steps.models import WorkflowEvent, WorkflowInstance, WorkItem
 from graphql_api.composition import WorkflowInstanceType
 from tests.graphql_api import operations as ops
 from tests.graphql_api.conftest import client_for, codes, gid, make_user
@@ -294,6 +294,10 @@ def test_viewer_can_lists_exactly_the_actions_that_succeed(demo):
         True,
         False,
     )
+    ritas = client_for(rita).data(CAN, variables)["workflowInstance"]["viewerCan"]
+    assert ritas["statuses"] == [] and not ritas["hold"]  # the submission step is alice's work
+    item = WorkItem.objects.get(instance=instance, closed_at__isnull=True)
+    services.delegate_work_item(item, rita, alice)  # she hands it to a reviewer
     ritas = client_for(rita).data(CAN, variables)["workflowInstance"]["viewerCan"]
     assert [s["name"] for s in ritas["statuses"]] == ["Draft", "On Hold"]
     assert (ritas["hold"], ritas["resume"], ritas["cancel"], ritas["advance"]) == (

@@ -23,7 +23,8 @@ from graphql import parse, print_ast
 
 from claims.models import Claim
 from demo.views import CLIENT_DIR, client_operations
-from django_steps.models import WorkflowInstance
+from django_steps import services
+from django_steps.models import WorkflowInstance, WorkItem
 
 from .conftest import login_session
 from .helpers import COMPLETE, GraphQLSocket, error_codes, instance_gid
@@ -202,6 +203,9 @@ async def test_every_mutation_over_a_socket_succeeds_once_and_answers_the_instan
             "startWorkflowInstance",
         )
         assert started["state"] == "ACTIVE"
+        # The submission step is alice's work (the demo's assignees): she hands it to rita.
+        item = await run(lambda: WorkItem.objects.get(instance=target, closed_at__isnull=True))()
+        await run(services.delegate_work_item)(item, users["rita"], users["alice"])
         card = (await run(http)(session, READ_INSTANCE, {"id": instance_gid(target)}))["data"][
             "workflowInstance"
         ]
@@ -227,6 +231,7 @@ async def test_every_mutation_over_a_socket_succeeds_once_and_answers_the_instan
                 "resumeWorkflowInstance",
             )
         )["state"] == "ACTIVE"
+    await run(services.release_work_item)(item, users["rita"])  # back to alice
     # Withdrawing (the cancellation status) needs the claimant's permission: alice cancels.
     session = await run(login_session)(users["alice"])
     async with GraphQLSocket(application, session_key=session) as ws:
@@ -243,9 +248,11 @@ async def test_every_mutation_over_a_socket_succeeds_once_and_answers_the_instan
     )()
     assert actors == [
         None,
+        "alice",  # DELEGATED (a note)
         "rita",
         "rita",
         "rita",
+        "rita",  # RELEASED (a note)
         "alice",
     ]  # started by the system, then each change once
 

@@ -1,0 +1,170 @@
+"""The inbox: work items (who must act on an assigned step) as GraphQL types, ``me.inbox``, and
+the resolvers of ``claimWorkItem``, ``releaseWorkItem`` and ``delegateWorkItem`` (declared on the
+Mutation type in :mod:`graphql_api.api.mutations`). The rules are :mod:`django_steps`'
+(``authorization``, ``selectors.inbox``, ``services``); this module resolves IDs and shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+import strawberry
+import strawberry_django
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
+from strawberry import relay
+from strawberry.types import Info
+
+from django_steps import authorization, models, selectors, services
+from django_steps.exceptions import NotPermitted
+from graphql_api.api.ids import get_by_global_id, parse_global_id
+from graphql_api.api.types import UserType, WorkflowInstanceType, WorkflowStepType
+from graphql_api.security import permissions
+from graphql_api.security.permissions import current_user
+
+__all__ = [
+    "CLAIM",
+    "DELEGATE",
+    "RELEASE",
+    "WorkItemFilter",
+    "WorkItemType",
+    "claim_work_item",
+    "delegate_work_item",
+    "inbox_of",
+    "release_work_item",
+]
+
+
+@strawberry_django.filter_type(
+    models.WorkItem, name="WorkItemFilter", description="Filters for `me.inbox`."
+)
+class WorkItemFilter:
+    @strawberry_django.filter_field(description="Exact name of the instance's workflow.")
+    def workflow_name(self, value: str, prefix: str) -> Q:
+        return Q(**{f"{prefix}instance__workflow__name": value})
+
+    @strawberry_django.filter_field(description="Exact name of the step.")
+    def step_name(self, value: str, prefix: str) -> Q:
+        return Q(**{f"{prefix}step__name": value})
+
+    @strawberry_django.filter_field(
+        description="true: the items the viewer claimed (or was handed); false: those waiting "
+        "for a candidate to claim them."
+    )
+    def claimed(self, value: bool, prefix: str) -> Q:
+        return Q(**{f"{prefix}claimed_by__isnull": not value})
+
+
+@strawberry_django.type(
+    models.WorkItem,
+    name="WorkItem",
+    description="The work of one assigned step for one instance: opened when the instance enters "
+    "the step, closed when it leaves it. Only its candidates — or, once claimed, `claimedBy` — "
+    "may move the instance meanwhile.",
+    filters=WorkItemFilter,
+)
+class WorkItemType(relay.Node):
+    _id_attr = "pk"  # see ID_ATTR_NOTE in graphql_api.api.types
+
+    instance: WorkflowInstanceType = strawberry_django.field(description="The instance to act on.")
+    step: WorkflowStepType = strawberry_django.field(description="The assigned step.")
+    candidate_users: list[UserType] = strawberry_django.field(
+        description="Users named by the step's `expression` when the item opened."
+    )
+    candidate_groups: list[str] = strawberry_django.field(
+        description="Names of the groups whose members are candidates."
+    )
+    claimed_by: Optional[UserType] = strawberry_django.field(
+        description="Who claimed it (or was handed it); null: waiting for a candidate."
+    )
+    opened_at: datetime = strawberry_django.field(description="When the instance entered the step.")
+    closed_at: Optional[datetime] = strawberry_django.field(
+        description="When the instance left the step (null while open)."
+    )
+    due_at: Optional[datetime] = strawberry_django.field(
+        description="When the step is due, if it has a deadline."
+    )
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet, info: Info, **kwargs: Any) -> QuerySet:
+        if not queryset.query.order_by:
+            queryset = queryset.order_by("-pk")  # newest first
+        return authorization.visible_work_items(current_user(info), queryset)
+
+
+def inbox_of(user_row: Any, info: Info) -> QuerySet:
+    """``User.inbox``: the viewer's open work items; nothing for any other user."""
+    viewer = current_user(info)
+    if viewer is None or not getattr(viewer, "is_authenticated", False) or viewer.pk != user_row.pk:
+        return models.WorkItem.objects.none()
+    return selectors.inbox(viewer).order_by("-pk")
+
+
+# --------------------------------------------------------------------------- mutations
+
+
+@strawberry.input(name="ClaimWorkItemInput", description="Take an open work item.")
+class ClaimWorkItemInput:
+    work_item_id: strawberry.ID = strawberry.field(description="Global ID of the work item.")
+
+
+@strawberry.input(name="ReleaseWorkItemInput", description="Give a claimed work item back.")
+class ReleaseWorkItemInput:
+    work_item_id: strawberry.ID = strawberry.field(description="Global ID of the work item.")
+
+
+@strawberry.input(name="DelegateWorkItemInput", description="Hand a work item to another user.")
+class DelegateWorkItemInput:
+    work_item_id: strawberry.ID = strawberry.field(description="Global ID of the work item.")
+    user_id: strawberry.ID = strawberry.field(
+        description="Global ID of the `User` who gets it (they must be able to see and change "
+        "the instance)."
+    )
+
+
+CLAIM = (
+    "Claim an open work item: from now on only you act on its step (until you release it or hand "
+    "it over). Needs `change_workflowinstance` and to be a candidate (or "
+    "`django_steps.override_workitem`); ALREADY_CLAIMED when someone was first. Writes a CLAIMED "
+    "event, which does not move the instance's `version`."
+)
+RELEASE = (
+    "Release a work item you claimed: it goes back to its candidates. Writes a RELEASED event "
+    "(the instance's `version` does not move); NOT_CLAIMED when nobody has it."
+)
+DELEGATE = (
+    "Hand a work item to another user who may see and change the instance: it becomes theirs as "
+    "if they had claimed it. Needs to be who may act on it now (its claimant, or a candidate "
+    "while unclaimed) or `django_steps.override_workitem`. Writes a DELEGATED event (the "
+    "instance's `version` does not move)."
+)
+
+
+def _item(info: Info, raw: str) -> models.WorkItem:
+    """The open item ``raw`` names, on an instance the viewer may see (else NOT_FOUND)."""
+    items = authorization.visible_work_items(current_user(info), models.WorkItem.objects.all())
+    return get_by_global_id(items, raw, "WorkItem", field="workItemId", info=info)
+
+
+def _reloaded(item: models.WorkItem, info: Info) -> models.WorkItem:
+    permissions.vouch(info, item.instance_id)
+    return models.WorkItem.objects.select_related("instance", "step", "claimed_by").get(pk=item.pk)
+
+
+def claim_work_item(self: Any, info: Info, input: ClaimWorkItemInput) -> WorkItemType:
+    item = _item(info, input.work_item_id)
+    return _reloaded(services.claim_work_item(item, current_user(info)), info)
+
+
+def release_work_item(self: Any, info: Info, input: ReleaseWorkItemInput) -> WorkItemType:
+    item = _item(info, input.work_item_id)
+    return _reloaded(services.release_work_item(item, current_user(info)), info)
+
+
+def delegate_work_item(self: Any, info: Info, input: DelegateWorkItemInput) -> WorkItemType:
+    item = _item(info, input.work_item_id)
+    pk = parse_global_id(input.user_id, "User", field="userId", info=info)
+    to_user = get_user_model()._default_manager.filter(pk=pk, is_active=True).first()
+    if to_user is None:  # as for a user who may not act: nothing told about accounts
+        raise NotPermitted("That user may not act on this instance. Nothing was changed.")
+    return _reloaded(services.delegate_work_item(item, to_user, current_user(info)), info)
