@@ -198,6 +198,25 @@ def seed_instances(workflow_name: str, count: int) -> None:
         update_workflow_step_status(instance, "Done")
 
 
+def superuser_client(workflow_name: str, count: int) -> tuple:
+    """A new workflow with ``count`` seeded instances, a test client logged in as a superuser
+    (any host allowed), and the global ID of one of the instances (after :func:`setup_django`)."""
+    from django.conf import settings
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from strawberry.relay import to_base64
+
+    from django_steps.models import WorkflowInstance
+
+    settings.ALLOWED_HOSTS = ["*"]
+    create_workflow(workflow_name)
+    seed_instances(workflow_name, count)
+    client = Client()
+    client.force_login(User.objects.create_superuser("bench", "b@example.com", "x"))
+    pk = WorkflowInstance.objects.values_list("pk", flat=True).first()
+    return client, to_base64("WorkflowInstance", pk)
+
+
 def median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
     for _ in range(warmup):
         fn()

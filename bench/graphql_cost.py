@@ -39,6 +39,7 @@ from bench._common import (
     emit,
     seed_instances,
     setup_django,
+    superuser_client,
     versus,
 )
 from tests.graphql_api.operations import HEAVY
@@ -59,25 +60,14 @@ def main() -> None:
     backend = setup_django("tests.settings", "graphql_cost")
 
     from django.conf import settings
-    from django.contrib.auth.models import User
-    from django.test import Client
     from graphql import parse
-    from strawberry.relay import to_base64
 
     from demo.views import client_operations
-    from django_steps.models import WorkflowInstance
     from graphql_api.schema import schema
     from graphql_api.security.cost import estimate
     from graphql_api.security.extensions import OperationLimits
 
-    settings.ALLOWED_HOSTS = ["*"]
-    create_workflow("Bench")
-    seed_instances("Bench", 100)
-    client = Client()
-    client.force_login(User.objects.create_superuser("bench", "b@example.com", "x"))
-    instance_id = to_base64(
-        "WorkflowInstance", WorkflowInstance.objects.values_list("pk", flat=True).first()
-    )
+    client, instance_id = superuser_client("Bench", 100)
     documents = client_operations()
     bodies = {}
     for name, variables in OPERATIONS.items():
@@ -175,7 +165,6 @@ FRAGMENTS = (
 def resolver_work_rows(client, settings) -> list[dict]:
     from django.test import Client
 
-    from bench._common import create_workflow, seed_instances
     from django_steps.models import WorkflowStep
 
     base = dict(getattr(settings, "DJANGO_STEPS_GRAPHQL", {}))

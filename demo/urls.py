@@ -7,7 +7,6 @@ from . import views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
-    path("dashboard/labels/", views.object_labels, name="dashboard-labels"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(

@@ -8,18 +8,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.contrib.contenttypes.models import ContentType
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
+from graphql import parse
 
-from django_steps.authorization import may_view_object, visible_instances
-from django_steps.models import WorkflowInstance
-
-#: Most labels one request may ask for.
-MAX_LABELS = 200
+from graphql_api.security.persisted import operation_texts
 
 #: The example client operations; the dashboard sends exactly these (and the tests validate
 #: them against schema.graphql and generate a typed client from them).
@@ -30,39 +25,12 @@ CLIENT_DIR = Path(settings.BASE_DIR) / "client"
 def client_operations() -> dict[str, str]:
     """``{operation name: document}`` from ``client/*.graphql``; each document holds the
     operation and the fragments it uses (transitively), ready to POST."""
-    from graphql import DocumentNode, FragmentSpreadNode, parse, print_ast, visit
-    from graphql.language import Visitor
-
-    definitions = []
-    for path in sorted(CLIENT_DIR.glob("*.graphql")):
-        definitions.extend(parse(path.read_text(encoding="utf-8")).definitions)
-    fragments = {d.name.value: d for d in definitions if d.kind == "fragment_definition"}
-
-    def spreads(node) -> set[str]:
-        found: set[str] = set()
-
-        class Collect(Visitor):
-            def enter_fragment_spread(self, spread: FragmentSpreadNode, *_args) -> None:
-                found.add(spread.name.value)
-
-        visit(node, Collect())
-        return found
-
-    operations = {}
-    for d in definitions:
-        if d.kind != "operation_definition" or d.name is None:
-            continue
-        needed: list[str] = []
-        todo = sorted(spreads(d))
-        while todo:
-            name = todo.pop()
-            if name in needed:
-                continue
-            needed.append(name)
-            todo.extend(sorted(spreads(fragments[name]) - set(needed)))
-        document = DocumentNode(definitions=[d, *(fragments[n] for n in sorted(needed))])
-        operations[d.name.value] = print_ast(document)
-    return operations
+    sources = [path.read_text(encoding="utf-8") for path in sorted(CLIENT_DIR.glob("*.graphql"))]
+    return {
+        node.name.value: text
+        for node, text in operation_texts(parse("\n".join(sources)))
+        if node.name is not None
+    }
 
 
 @require_GET
@@ -73,54 +41,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     GraphQL mutations send back in ``X-CSRFToken``."""
     config = {
         "graphqlPath": "/graphql/",
-        "labelsUrl": reverse("dashboard-labels"),
         "username": request.user.get_username(),
         # Offer the migration preview only to who may migrate (the mutation checks it again).
         "mayMigrate": request.user.has_perm("django_steps.migrate_workflowinstance"),
         "operations": client_operations(),
     }
     return render(request, "demo/dashboard.html", {"config": config})
-
-
-@require_GET
-@login_required
-def object_labels(request: HttpRequest) -> JsonResponse:
-    """Human-readable names of the objects instances are attached to.
-
-    ``?ref=claims.claim:3&ref=...`` (the instance's ``contentType`` and ``objectId``) returns
-    ``{"labels": {"claims.claim:3": "Broken window (450.00)"}}``. The GraphQL API deliberately
-    knows nothing about the attached models, so the demo page asks its own project. Only
-    objects carrying an instance the user may see (the visibility rule, as in GraphQL) that the
-    user may view are named; anything else (another model, someone else's object, a missing
-    one) is left out, the same way.
-    """
-    wanted: dict[tuple[str, str], list[str]] = {}
-    for ref in request.GET.getlist("ref")[:MAX_LABELS]:
-        label, sep, object_id = ref.rpartition(":")
-        app_label, dot, model_name = label.partition(".")
-        if sep and dot and object_id:
-            wanted.setdefault((app_label, model_name.lower()), []).append(object_id)
-
-    labels: dict[str, str] = {}
-    for (app_label, model_name), ids in wanted.items():
-        try:
-            content_type = ContentType.objects.get_by_natural_key(app_label, model_name)
-        except ContentType.DoesNotExist:
-            continue
-        model = content_type.model_class()
-        if model is None:
-            continue
-        attached = visible_instances(
-            request.user,
-            WorkflowInstance.objects.filter(content_type=content_type, object_id__in=ids),
-        ).values_list("object_id", flat=True)
-        keys = set()
-        for object_id in attached:
-            try:
-                keys.add(model._meta.pk.to_python(object_id))
-            except Exception:  # a malformed id names no object
-                continue
-        for obj in model._default_manager.filter(pk__in=keys):
-            if may_view_object(request.user, obj):
-                labels[f"{app_label}.{model._meta.model_name}:{obj.pk}"] = str(obj)
-    return JsonResponse({"labels": labels})

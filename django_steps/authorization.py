@@ -151,6 +151,10 @@ def _callable(rule: Any) -> Callable[[Any, QuerySet], QuerySet]:
     return _import(rule) if isinstance(rule, str) else rule
 
 
+#: A setting that is a callable or its dotted path, as a callable (imported once).
+resolve_callable = _callable
+
+
 def _view_permission(model: type[Model]) -> str:
     return f"{model._meta.app_label}.view_{model._meta.model_name}"
 

@@ -63,6 +63,10 @@ DEFAULTS: dict[str, Any] = {
     # characters escaped (as it is sent to clients). Over it, the event stores a marker instead
     # ({"_omitted": "TOO_LARGE", "size": …, "maxSize": …}), never part of the value. None: no limit.
     "HISTORY_CONTEXT_MAX_SIZE": 65536,  # bytes
+    # The label of an instance's attached object shown to readers who may view it
+    # (GraphQL `WorkflowInstance.subject.label`): a callable (obj) -> str, or its dotted path;
+    # None: str(obj).
+    "SUBJECT_LABEL": None,
     # Deadlines (see deadlines.py): seconds between the sweeps of `manage.py steps_worker`, and
     # timers fired per transaction.
     "WORKER_POLL_SECONDS": 0.5,

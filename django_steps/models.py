@@ -480,7 +480,8 @@ class WorkflowEvent(models.Model):
             models.Index(
                 fields=["instance", "txid", "position"], name="django_steps_event_in_cursor"
             ),
-            # An instance's history page by page (the API orders it by id: see connections.py).
+            # An instance's events by id (the API's history pages by (txid, position) since its
+            # edge cursors are the events' own: graphql_api/api/event_cursors.py).
             models.Index(fields=["instance", "id"], name="django_steps_event_in_id"),
         ]
         constraints = [

@@ -12,6 +12,7 @@ from django.db.models import Model, Q, QuerySet
 
 from . import authorization
 from . import history as order
+from .conf import steps_setting
 from .context import Context
 from .evaluation import definition_of, evaluate, missing
 from .exceptions import ConditionError
@@ -31,6 +32,7 @@ __all__ = [
     "history",
     "events_after",
     "newest_cursor",
+    "subject_label",
     "inbox",
     "work_items_touching",
     "EVENT_RELATIONS",
@@ -182,6 +184,16 @@ def evaluate_transitions(
                 fired = evaluation
         evaluations.append(evaluation)
     return TransitionDryRun(instance, evaluations, fired, first_error)
+
+
+def subject_label(obj: Model) -> str:
+    """The label of an instance's attached object (``DJANGO_STEPS["SUBJECT_LABEL"]``, default
+    ``str(obj)``). Show it only to who may view the object
+    (:func:`authorization.may_view_object`)."""
+    hook = steps_setting("SUBJECT_LABEL")
+    if hook is None:
+        return str(obj)
+    return str(authorization.resolve_callable(hook)(obj))
 
 
 def _candidate_of(user: Any) -> QuerySet[WorkItemCandidate]:

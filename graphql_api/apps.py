@@ -23,6 +23,7 @@ class GraphqlApiConfig(AppConfig):
             checks.check_login_throttling,
             checks.check_page_size,
             checks.check_asgi,
+            checks.check_persisted_queries,
         ):
             django_checks.register(check, checks.TAG)
         for check in checks.DEPLOY_CHECKS:  # risky in production: manage.py check --deploy

@@ -68,8 +68,8 @@ from graphql_api.api.types import (
     WorkflowTransitionType,
     WorkflowType,
 )
+from graphql_api.live.counts import Subscription  # workflowInstanceEvents and workflowCounts
 from graphql_api.live.execution import SharedEventExecutionContext
-from graphql_api.live.subscriptions import Subscription
 from graphql_api.security.errors import log_errors
 from graphql_api.security.extensions import QuerysetOptimizer, schema_extensions
 

@@ -50,6 +50,16 @@ DEFAULTS: dict[str, Any] = {
     "SUBSCRIPTION_RETRY_SECONDS": 0.5,
     "SUBSCRIPTION_BUFFER": 10_000,
     "SUBSCRIPTION_REPLAY_WINDOW": 10_000,
+    # `workflowCounts` (graphql_api/live/counts.py): seconds between two pushes at the least.
+    "SUBSCRIPTION_COUNTS_SECONDS": 0.5,
+    # Persisted queries (graphql_api/security/persisted.py): "apq" (Apollo's automatic
+    # persisted queries, kept in the cache below for PERSISTED_QUERIES_SECONDS), "only" (APQ,
+    # and only the documents registered with `manage.py register_documents` run) or None (off);
+    # the cache alias; the file that holds the registered documents (relative: to BASE_DIR).
+    "PERSISTED_QUERIES": "apq",
+    "PERSISTED_QUERIES_CACHE": "default",
+    "PERSISTED_QUERIES_SECONDS": 86400,
+    "PERSISTED_QUERIES_DOCUMENTS": "persisted-documents.json",
 }
 
 

@@ -61,9 +61,11 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from graphql_api.schemas import SchemaSpec, load_schema
+from graphql_api.security import persisted
 from graphql_api.security.cost import parse_json_int
 from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.extensions import graphql_setting
+from graphql_api.security.persisted import PersistedQueryError
 
 try:  # Django 5.1+
     from django.contrib.auth.decorators import login_not_required
@@ -133,6 +135,8 @@ class DjangoStepsGraphQLView(GraphQLView):
             return error_response(
                 PERMISSION_DENIED, "You do not have permission to perform this action.", 403
             )
+        except PersistedQueryError as error:
+            return error_response(error.code, error.message, error.status)
 
     def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
         """strawberry's parsing, after checking the shape of a JSON body (strawberry calls
@@ -186,9 +190,10 @@ class DjangoStepsGraphQLView(GraphQLView):
             not self.allow_queries_via_get and request_adapter.method == "GET"
         ):  # pragma: no cover - allowed here
             allowed -= {OperationType.QUERY}
+        query = persisted.resolve(request_data.query, request_data.extensions)
         try:
             return self.schema.execute_sync(
-                request_data.query,
+                query,
                 root_value=root_value,
                 variable_values=request_data.variables,
                 context_value=context,

@@ -61,6 +61,7 @@ EXPECTED = {
         "WorkflowInstances: the estimate alone",
     ],
     "ws_message_size": ["send one ", "naming the event being sent"],
+    "apq": ["WorkflowInstances: hash-only POST vs the full query"],
     "deadlines": [
         "firing throughput, one worker",
         "due → fired latency p99, worker running",

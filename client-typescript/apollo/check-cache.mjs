@@ -116,6 +116,7 @@ function instance(/** @type {number} */ n, { state = "ACTIVE", version = 1, stat
     version,
     contentType: "claims.claim",
     objectId: String(n),
+    subject: { __typename: "WorkflowSubject", label: `Claim ${n}` },
     startedAt: T0,
     updatedAt: T0,
     completedAt: null,
@@ -236,6 +237,67 @@ const one = /** @type {any} */ (
   })
 );
 assert.equal(one?.workflowInstance?.id, "I3", "workflowInstance(id:) reads the cached instance");
+
+// One cursor per event: a live event (from workflowInstanceEvents) is appended to the cached
+// history as the edge { cursor: event.cursor, node: event }, and the next page, fetched with
+// `after` = that cursor, continues after it: no refetch, no duplicate.
+const event = (/** @type {number} */ n) => ({
+  __typename: "WorkflowEvent",
+  id: `E${n}`,
+  cursor: String(100 + n),
+  kind: "STARTED",
+  sequence: n,
+  state: "ACTIVE",
+  createdAt: T0,
+  actor: null,
+  fromStep: null,
+  fromStatus: null,
+  toStep: STEP,
+  toStatus: STATUSES[0],
+});
+const edge = (/** @type {any} */ e) => ({ __typename: "WorkflowEventEdge", cursor: e.cursor, node: e });
+const historyOf = (/** @type {any[]} */ events, /** @type {boolean} */ more) => ({
+  workflowInstance: {
+    ...instance(2),
+    history: {
+      __typename: "WorkflowEventConnection",
+      pageInfo: { __typename: "PageInfo", hasNextPage: more, endCursor: events.at(-1)?.cursor ?? null },
+      edges: events.map(edge),
+    },
+  },
+});
+cache.writeQuery({ query: operation("InstanceHistory"), variables: { id: "I2" }, data: historyOf([event(1), event(2)], false) });
+const live = event(3);
+const liveRef = cache.writeFragment({
+  fragment: extra("fragment Live on WorkflowEvent { ...EventFields }"),
+  fragmentName: "Live",
+  data: live,
+});
+cache.modify({
+  id: cache.identify({ __typename: "WorkflowInstance", id: "I2" }),
+  fields: {
+    history(/** @type {any} */ existing) {
+      return {
+        ...existing,
+        edges: [...existing.edges, { __typename: "WorkflowEventEdge", cursor: live.cursor, node: liveRef }],
+        pageInfo: { ...existing.pageInfo, endCursor: live.cursor },
+      };
+    },
+  },
+});
+const appended = /** @type {any} */ (cache.readQuery({ query: operation("InstanceHistory"), variables: { id: "I2" } }));
+assert.equal(appended.workflowInstance.history.pageInfo.endCursor, live.cursor);
+cache.writeQuery({
+  query: operation("InstanceHistory"),
+  variables: { id: "I2", after: live.cursor },
+  data: historyOf([event(4)], false),
+});
+const continued = /** @type {any} */ (cache.readQuery({ query: operation("InstanceHistory"), variables: { id: "I2" } }));
+assert.deepEqual(
+  continued.workflowInstance.history.edges.map((/** @type {any} */ e) => [e.cursor, e.node.id]),
+  [["101", "E1"], ["102", "E2"], ["103", "E3"], ["104", "E4"]],
+  "the page after the live event's cursor continues after it",
+);
 
 console.log(
   `apollo cache: ${Object.keys(typePolicies).length} type policies match the schema; ` +

@@ -3,11 +3,13 @@
 A cursor encodes the ordering values of its row, not an offset. Page 2 fetched after a row was
 inserted or removed elsewhere neither repeats nor skips a row, which infinite scroll on a live
 list needs. Every ordering ends with the primary key, so it is total. The default orderings are
-the primary key alone (instances newest first, an instance's events oldest first: the ids of one
-instance's events follow its versions, each written under the instance's row lock), so a
-cursor's condition is one indexed ``id > n``: a page deep in a long list or a long history costs
-what the first page costs. A page reads ``first + 1`` rows; nested connections (``history`` of a
-page of instances) are read for the whole page in one query (strawberry-django's optimizer).
+indexed: instances by primary key, newest first (a cursor's condition is one ``id < n``), an
+instance's events oldest first in the global history's order ``(txid, position)``, whose edge
+cursors are the events' own (:mod:`graphql_api.api.event_cursors`): a page deep in a long list
+or a long history costs what the first page costs. A page reads ``first + 1`` rows; nested
+connections (``history`` of a page of instances) are read for the whole page in one query
+(strawberry-django's optimizer, paged by :mod:`graphql_api.api.nested_pages` so that their
+``totalCount`` ignores the cursor).
 
 What this module adds:
 
@@ -46,6 +48,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import math
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -67,7 +70,9 @@ from strawberry_django.relay import (
 )
 from strawberry_django.relay.cursor_connection import OrderingDescriptor, annotate_ordering_fields
 
+from graphql_api.api.event_cursors import EventConnection
 from graphql_api.api.ids import schema_name
+from graphql_api.api.nested_pages import KeysetConnection, page_nested
 from graphql_api.security.error_codes import TransportCode
 from graphql_api.security.errors import query_error
 
@@ -79,13 +84,16 @@ __all__ = [
     "fix_pagination_descriptions",
 ]
 
-#: Our keyset connection type, generic over the node type.
-Connection = DjangoCursorConnection
+#: Our keyset connection type, generic over the node type (a nested one paged by
+#: :func:`graphql_api.api.nested_pages.page_nested`).
+Connection = KeysetConnection
 
 #: The GraphQL names of strawberry-django's generic types -> the suffix their specializations
 #: over our node types get (``WorkflowInstanceConnection``, not ``…CursorConnection``).
 CONNECTION_NAMES = {
     DjangoCursorConnection.__strawberry_definition__.name: "Connection",
+    KeysetConnection.__strawberry_definition__.name: "Connection",
+    EventConnection.__strawberry_definition__.name: "Connection",
     DjangoCursorEdge.__strawberry_definition__.name: "Edge",
 }
 
@@ -193,9 +201,29 @@ def _where(info: Any) -> str:
     return f"{raw.parent_type.name}.{raw.field_name}"
 
 
+#: Reads a cursor given as ``after``/``before`` (``argument``) into the connection's keyset
+#: cursor (see :func:`graphql_api.api.event_cursors.read_event_cursor`).
+CursorReader = Callable[..., "str | None"]
+
+
+def _read_cursors(
+    reader: CursorReader | None, where: str, after: str | None, before: str | None
+) -> tuple[str | None, str | None]:
+    if reader is None:
+        return after, before
+    return (
+        reader(after, argument="after", where=where),
+        reader(before, argument="before", where=where),
+    )
+
+
 class _CheckedConnectionExtension(StrawberryDjangoConnectionExtension):
     """strawberry-django's connection extension, checking the cursors of a connection it pages
     itself (a root one, or a nested one the optimizer did not prefetch) against its queryset."""
+
+    def __init__(self, *args: Any, cursor_reader: CursorReader | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.cursor_reader = cursor_reader
 
     def resolve(
         self,
@@ -211,6 +239,7 @@ class _CheckedConnectionExtension(StrawberryDjangoConnectionExtension):
     ) -> Any:
         if before or after:
             where, unchecked = _where(info), next_
+            after, before = _read_cursors(self.cursor_reader, where, after, before)
 
             def check(nodes: Any) -> Any:
                 if isinstance(nodes, QuerySet) and not is_optimized_by_prefetching(nodes):
@@ -234,15 +263,49 @@ class _CheckedConnectionExtension(StrawberryDjangoConnectionExtension):
 
 
 class _ConnectionField(StrawberryDjangoField):
-    """Checks the cursors of a nested connection when the optimizer pages it inside its parent's
-    query (the only caller that passes ``after``/``before`` to ``get_queryset``)."""
+    """Checks the cursors of a nested connection and pages it when the optimizer prefetches it
+    inside its parent's query (the only caller that passes ``after``/``before`` and the related
+    field to ``get_queryset``)."""
 
     def get_queryset(self, queryset: QuerySet, info: Any, **kwargs: Any) -> QuerySet:
         queryset = super().get_queryset(queryset, info, **kwargs)
+        if is_optimized_by_prefetching(queryset):
+            return queryset
         after, before = kwargs.get("after"), kwargs.get("before")
-        if (after or before) and not is_optimized_by_prefetching(queryset):
-            check_cursors(queryset, after=after, before=before, where=self._where(info))
+        if after or before:
+            where = self._where(info)
+            after, before = _read_cursors(self.cursor_reader, where, after, before)
+            check_cursors(queryset, after=after, before=before, where=where)
+        related_field_id = kwargs.get("_strawberry_related_field_id")
+        if related_field_id is not None and self.is_connection:
+            queryset = page_nested(
+                queryset,
+                related_field_id=related_field_id,
+                after=after,
+                before=before,
+                first=kwargs.get("first"),
+                last=kwargs.get("last"),
+                max_results=self._max_results(),
+            )
         return queryset
+
+    @property
+    def cursor_reader(self) -> CursorReader | None:
+        return next(
+            (
+                extension.cursor_reader
+                for extension in self.extensions
+                if isinstance(extension, _CheckedConnectionExtension)
+            ),
+            None,
+        )
+
+    def _max_results(self) -> int:
+        return next(
+            extension.max_results
+            for extension in self.extensions
+            if isinstance(extension, BoundedPage)
+        )
 
     def _where(self, info: Any) -> str:
         definition = getattr(self.origin, "__strawberry_definition__", None)
@@ -251,10 +314,15 @@ class _ConnectionField(StrawberryDjangoField):
 
 
 def connection(
-    graphql_type: Any = None, *, max_results: int, description: str, **options: Any
+    graphql_type: Any = None,
+    *,
+    max_results: int,
+    description: str,
+    cursor_reader: CursorReader | None = None,
+    **options: Any,
 ) -> Any:
     """``strawberry_django.connection`` whose page is bounded without ``first``/``last`` and whose
-    cursors are checked against their columns."""
+    cursors are checked against their columns (after ``cursor_reader``, if given, read them)."""
     args = (graphql_type,) if graphql_type is not None else ()
     options.setdefault("field_cls", _ConnectionField)
     field = strawberry_django.connection(
@@ -263,7 +331,7 @@ def connection(
     # strawberry-django adds its connection extension itself: ours in its place (the optimizer
     # finds it with isinstance, and still sees a DjangoCursorConnection)
     field.extensions = [
-        _CheckedConnectionExtension(max_results=extension.max_results)
+        _CheckedConnectionExtension(max_results=extension.max_results, cursor_reader=cursor_reader)
         if type(extension) is StrawberryDjangoConnectionExtension
         else extension
         for extension in field.extensions

@@ -100,14 +100,15 @@ def counts(root: Any, info: Info, outer: str, prefix: str) -> WorkflowInstanceCo
 
 WORKFLOW_COUNTS = "_steps_wf_count_"
 STEP_COUNTS = "_steps_step_count_"
+STATUS_COUNTS = "_steps_status_count_"
 
 
 @strawberry.type(
     name="WorkflowInstanceCounts",
     description=(
         "How many instances the viewer may see, by state (for a workflow: all its instances; for a "
-        "step: those whose current step it is). Counted in the query that loads the workflows or "
-        "steps."
+        "step: those whose current step it is; for a status: those whose current status it is). "
+        "Counted in the query that loads the workflows, steps or statuses."
     ),
 )
 class WorkflowInstanceCountsType:
@@ -138,3 +139,13 @@ def instance_counts_field(outer: str, prefix: str, *, description: str) -> Any:
         annotate=count_annotations(outer, prefix),
         description=description,
     )
+
+
+#: ``WorkflowStepStatus.instanceCounts``.
+STATUS_INSTANCE_COUNTS = instance_counts_field(
+    "current_step_status",
+    STATUS_COUNTS,
+    description="Instances whose current status it is, by state, that the viewer may see (the "
+    "custom status counts of a dashboard: no paging, counted in the query that loads the "
+    "statuses; list them with the `currentStatusId` filter).",
+)

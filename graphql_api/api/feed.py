@@ -25,7 +25,8 @@ class WorkflowEventFeedType:
         description="The events, oldest first."
     )
     page_info: relay.PageInfo = strawberry.field(
-        description="Whether more events follow this page."
+        description="Whether more events follow this page; `endCursor` is where to continue (the "
+        "same as `cursor`, set also when the page is empty: `first: 0` reads the head)."
     )
     cursor: str = strawberry.field(
         description=(

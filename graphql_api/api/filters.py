@@ -8,9 +8,13 @@ from typing import Optional
 import strawberry
 import strawberry_django
 from django.db.models import Q
+from strawberry.types import Info
 
 from django_steps import deadlines, models
+from django_steps.choices import FINISHED_STATES
 from graphql_api.api.enums import WorkflowInstanceState
+from graphql_api.api.ids import parse_global_id
+from graphql_api.security.errors import ApiError, query_error
 
 
 @strawberry_django.filter_type(
@@ -83,6 +87,47 @@ class WorkflowInstanceFilter:
     )
     def due_before(self, value: datetime, prefix: str) -> Q:
         return Q(**{f"{prefix}pk__in": deadlines.instances_due_before(value)})
+
+    @strawberry_django.filter_field(
+        description="In one of these states (e.g. `[ACTIVE, ON_HOLD]`; an empty list matches "
+        "nothing)."
+    )
+    def states(self, value: list[WorkflowInstanceState], prefix: str) -> Q:
+        return Q(**{f"{prefix}state__in": [state.value for state in value]})
+
+    @strawberry_django.filter_field(
+        description="True: completed or cancelled; false: active or on hold."
+    )
+    def is_finished(self, value: bool, prefix: str) -> Q:
+        finished = Q(**{f"{prefix}state__in": sorted(FINISHED_STATES)})
+        return finished if value else ~finished
+
+    @strawberry_django.filter_field(
+        description="Changed at or after this time (`updatedAt`): with the newest `updatedAt` "
+        "a client holds, what changed since."
+    )
+    def updated_after(self, value: datetime, prefix: str) -> Q:
+        return Q(**{f"{prefix}updated_at__gte": value})
+
+    @strawberry_django.filter_field(description="Global ID of the `Workflow` it runs.")
+    def workflow_id(self, info: Info, value: strawberry.ID, prefix: str) -> Q:
+        return Q(**{f"{prefix}workflow_id": _pk(value, "Workflow", "workflowId", info)})
+
+    @strawberry_django.filter_field(
+        description="Global ID of its current `WorkflowStepStatus` (the instances a "
+        "`WorkflowStepStatus.instanceCounts` counts)."
+    )
+    def current_status_id(self, info: Info, value: strawberry.ID, prefix: str) -> Q:
+        pk = _pk(value, "WorkflowStepStatus", "currentStatusId", info)
+        return Q(**{f"{prefix}current_step_status_id": pk})
+
+
+def _pk(value: str, type_name: str, name: str, info: Info) -> int:
+    """The key in a global ID given as a filter: INVALID_ID / NOT_FOUND naming the filter."""
+    try:
+        return parse_global_id(value, type_name, field=f"filters.{name}", info=info)
+    except ApiError as error:
+        raise query_error(error.code, error.message, field=error.field) from None
 
 
 @strawberry_django.order_type(

@@ -246,7 +246,8 @@ class Query:
             user,
             events_after(position or 0, instance_id=spec.instance_id, workflow_id=spec.workflow_id),
         )
-        events = read_events(visible, size + 1)
+        # `first: 0` without `after` is a head read: the newest cursor, and nothing after it
+        events = read_events(visible, size + 1) if size or position is not None else []
         for event in events:
             permissions.vouch(info, event.instance_id)
         has_next = len(events) > size
@@ -269,7 +270,7 @@ class Query:
                 has_next_page=has_next,
                 has_previous_page=position is not None and position > 0,
                 start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
+                end_cursor=str(resume),  # set also on an empty page: where to continue
             ),
             cursor=str(resume),
         )

@@ -10,8 +10,6 @@ prefetch every foreign key instead of joining it.)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -27,18 +25,19 @@ from strawberry.types import Info
 
 from django_steps import authorization, compiled, models
 from django_steps.choices import FINISHED_STATES, InstanceState
-from django_steps.compiled import StatusDef
 from django_steps.diagram import version_to_mermaid, workflow_to_mermaid
 from django_steps.selectors import EVENT_RELATIONS
 from django_steps.workitems import open_items_prefetch
 from graphql_api.api import deadlines as api_deadlines
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.counts import (
+    STATUS_INSTANCE_COUNTS,
     STEP_COUNTS,
     WORKFLOW_COUNTS,
     instance_counts_field,
 )
 from graphql_api.api.enums import WorkflowEventKind, WorkflowInstanceState
+from graphql_api.api.event_cursors import EventConnection, read_event_cursor
 from graphql_api.api.filters import (
     WorkflowFilter,
     WorkflowInstanceFilter,
@@ -46,6 +45,8 @@ from graphql_api.api.filters import (
     WorkflowOrder,
 )
 from graphql_api.api.people import step_assignees, user_inbox
+from graphql_api.api.pinned import PINNED, pinned_statuses
+from graphql_api.api.subject import subject_field
 from graphql_api.security import permissions
 from graphql_api.security.cost import WORK
 from graphql_api.security.error_codes import TransportCode
@@ -106,6 +107,7 @@ class WorkflowStepStatusType(relay.Node):
         description='Permission needed to set it ("app_label.codename"), checked for the attached '
         "object; empty: anyone who may change the instance."
     )
+    instance_counts = STATUS_INSTANCE_COUNTS
 
 
 @strawberry_django.type(
@@ -363,8 +365,8 @@ class WorkflowEventType(relay.Node):
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet, info: Info, **kwargs) -> QuerySet:
-        if not queryset.query.order_by:  # an instance's history, oldest first (see connections.py)
-            queryset = queryset.order_by("pk")
+        if not queryset.query.order_by:  # an instance's history, oldest first (event_cursors.py)
+            queryset = queryset.order_by("txid", "position")
         return permissions.visible_events(queryset, info)
 
     @classmethod
@@ -375,35 +377,6 @@ class WorkflowEventType(relay.Node):
         return permissions.require_visible(
             info, obj.instance_id, obj, lambda: _hidden("No workflow event has this ID.")
         )
-
-
-#: What :func:`_pinned_statuses` reads of an instance (the version it runs on, its document
-#: left deferred: the compiled version is cached per process).
-_PINNED = [
-    "state",
-    "current_step_id",
-    "definition_version__id",
-    "definition_version__number",
-    "definition_version__content_hash",
-    "definition_version__workflow_id",
-]
-
-
-def _pinned_statuses(
-    instance: models.WorkflowInstance, keep: Callable[[StatusDef], bool]
-) -> list[models.WorkflowStepStatus]:
-    """The statuses of ``instance``'s current step, as the version it runs on defines them (a
-    status added later is not there; one removed later still is), those ``keep`` accepts. They
-    are built from the cached version, not read: no query per instance. Each keeps its row's
-    id, so its global ID is the one other versions give it."""
-    step = compiled.for_instance(instance).steps.get(instance.current_step_id)
-    rows = []
-    for status in step.statuses.values() if step else ():
-        if keep(status):
-            row = models.WorkflowStepStatus(step=instance.current_step, **asdict(status))
-            row._state.adding, row._state.db = False, instance._state.db
-            rows.append(row)
-    return rows
 
 
 @strawberry_django.type(
@@ -447,13 +420,14 @@ class WorkflowInstanceType(relay.Node):
     )
     due_at = api_deadlines.due_at_field()
     is_overdue = api_deadlines.is_overdue_field()
-    history: Connection[WorkflowEventType] = connection(
+    history: EventConnection[WorkflowEventType] = connection(
         field_name="events",
         max_results=MAX_PAGE_SIZE,
+        cursor_reader=read_event_cursor,
         description=(
             "Every change, oldest first, a page at a time (at most `MAX_PAGE_SIZE` events, 100 by "
             "default, also when `first` is not given). For the newest change alone, read "
-            "`lastEvent`."
+            "`lastEvent`. Edge cursors are the events' `cursor` (`after`/`before` take one)."
         ),
     )
 
@@ -482,6 +456,8 @@ class WorkflowInstanceType(relay.Node):
     def content_type(self, root: strawberry.Parent[models.WorkflowInstance]) -> str:
         ct = ContentType.objects.get_for_id(root.content_type_id)  # cached per process
         return f"{ct.app_label}.{ct.model}"
+
+    subject = subject_field()
 
     @strawberry_django.field(
         only=["object_id"], description="Primary key of the attached object, as text."
@@ -516,7 +492,7 @@ class WorkflowInstanceType(relay.Node):
         return root.is_awaiting_transition
 
     @strawberry_django.field(
-        only=_PINNED,
+        only=PINNED,
         select_related=["definition_version", "current_step"],
         description=(
             "Statuses the engine accepts now: every status of the current step while active, only "
@@ -531,10 +507,10 @@ class WorkflowInstanceType(relay.Node):
         if root.state in FINISHED_STATES:
             return []
         on_hold = root.state == InstanceState.ON_HOLD
-        return _pinned_statuses(root, lambda s: s.is_cancellation_status or not on_hold)
+        return pinned_statuses(root, lambda s: s.is_cancellation_status or not on_hold)
 
     @strawberry_django.field(
-        only=[*_PINNED, "current_step_status_id", "workflow_id", "content_type_id", "object_id"],
+        only=[*PINNED, "current_step_status_id", "workflow_id", "content_type_id", "object_id"],
         select_related=["workflow", "definition_version", "current_step"],
         prefetch_related=["content_object", open_items_prefetch()],
         description=(
@@ -552,7 +528,7 @@ class WorkflowInstanceType(relay.Node):
         )
         allowed = {status.id for status in actions.statuses}
         return WorkflowInstanceActionsType(
-            statuses=_pinned_statuses(root, lambda s: s.id in allowed) if allowed else [],
+            statuses=pinned_statuses(root, lambda s: s.id in allowed) if allowed else [],
             **{name: getattr(actions, name) for name in ACTIONS},
         )
 

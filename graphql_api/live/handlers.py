@@ -35,6 +35,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from graphql import GraphQLError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -49,6 +50,8 @@ from graphql_api.live.adapter import (
     _too_slow,
 )
 from graphql_api.security.error_codes import TransportCode
+from graphql_api.security.persisted import PersistedQueryError, persisted_message
+from graphql_api.security.persisted import resolve as resolve_persisted
 
 logger = logging.getLogger("graphql_api.routing")  # the name it always had
 
@@ -88,6 +91,20 @@ def message_problem(message: Any, *, start: str, stop: str) -> str | None:
         return "`payload.operationName` must be a string"
     if not isinstance(payload.get("extensions"), _OPTIONAL_OBJECT):
         return "`payload.extensions` must be an object"
+    return None
+
+
+async def _resolve_persisted(message: dict) -> PersistedQueryError | None:
+    """Puts the persisted document of an operation message in its ``payload.query`` (Apollo's
+    APQ, :mod:`graphql_api.security.persisted`); the refusal to send, if any."""
+    payload = message["payload"]
+    try:
+        payload["query"] = await sync_to_async(resolve_persisted)(
+            payload.get("query"), payload.get("extensions")
+        )
+    except PersistedQueryError as refusal:
+        logger.info("WebSocket operation refused: %s", refusal.code)
+        return refusal
     return None
 
 
@@ -153,6 +170,12 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler):
         await super().shutdown()
 
     async def handle_message(self, message) -> None:
+        if persisted_message(message, "subscribe"):
+            refusal = await _resolve_persisted(message)
+            if refusal is not None:
+                error = {"id": message["id"], "type": "error", "payload": [refusal.formatted]}
+                await self.send_message(error)
+                return
         problem = message_problem(message, start="subscribe", stop="complete")
         if problem is not None:
             await self.handle_invalid_message(problem)
@@ -213,6 +236,12 @@ class _GraphQLWSHandler(BaseGraphQLWSHandler):
     _ended: frozenset[str] = frozenset()
 
     async def handle_message(self, message) -> None:
+        if persisted_message(message, "start"):
+            refusal = await _resolve_persisted(message)
+            if refusal is not None:
+                error = {"type": "error", "id": message["id"], "payload": refusal.formatted}
+                await self.send_message(error)
+                return
         problem = message_problem(message, start="start", stop="stop")
         if problem is not None:
             logger.info("WebSocket message refused (graphql-ws): %s", problem)

@@ -241,6 +241,10 @@ async def _guarded(
         await events.aclose()
 
 
+#: The guarded event stream, for the other subscriptions riding it (:mod:`graphql_api.live.counts`).
+guarded_events = _guarded
+
+
 @strawberry.type(
     description="Real-time updates, over WebSocket (`graphql-transport-ws` or `graphql-ws`)."
 )

@@ -26,6 +26,9 @@ names the fix.
                             throttled against password guessing
 ``django_steps.W020``       a channels-redis host's read timeout is not above the layer's
                             5 s BZPOPMIN block: an idle receive fails every 5 s
+``django_steps.E006``       ``PERSISTED_QUERIES`` is not None, ``"apq"`` or ``"only"``
+``django_steps.W015``       ``PERSISTED_QUERIES`` is ``"only"`` and no document is registered:
+                            every request would be refused
 ==========================  ================================================================
 
 With ``manage.py check --deploy`` (tags ``django_steps`` and ``security``), settings that are
@@ -63,6 +66,7 @@ from django.utils.module_loading import import_string
 from strawberry.channels import GraphQLWSConsumer
 from strawberry_django.settings import strawberry_django_settings
 
+from graphql_api.security import persisted
 from graphql_api.security.extensions import graphql_setting
 from graphql_api.views import DjangoStepsGraphQLView
 
@@ -75,6 +79,7 @@ __all__ = [
     "check_graphiql",
     "check_login_throttling",
     "check_page_size",
+    "check_persisted_queries",
 ]
 
 TAG = "django_steps"
@@ -535,6 +540,30 @@ def check_in_memory_layer(app_configs=None, **kwargs: Any) -> list[CheckMessage]
             id="django_steps.W014",
         )
     ]
+
+
+def check_persisted_queries(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    mode = graphql_setting("PERSISTED_QUERIES")
+    if mode not in persisted.MODES:
+        return [
+            Error(
+                "DJANGO_STEPS_GRAPHQL['PERSISTED_QUERIES'] must be None, 'apq' or 'only'.",
+                hint="'apq': Apollo's automatic persisted queries; 'only': those and registered "
+                "documents only (manage.py register_documents); None: off.",
+                id="django_steps.E006",
+            )
+        ]
+    if mode == "only" and not persisted.read_documents():
+        return [
+            Warning(
+                "PERSISTED_QUERIES is 'only' but no document is registered "
+                f"({persisted.documents_path()}): every request would be refused.",
+                hint="Run manage.py register_documents with your clients' .graphql files (and "
+                "deploy the file it writes), or set PERSISTED_QUERIES_DOCUMENTS to it.",
+                id="django_steps.W015",
+            )
+        ]
+    return []
 
 
 #: Registered with ``deploy=True`` (``manage.py check --deploy``).

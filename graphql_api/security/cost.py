@@ -473,8 +473,11 @@ class _Walk:
     def check_keyset_cursor(argument: str, cursor: Any, where: str) -> None:
         """A keyset cursor is base64 of ``orderedcursor:`` and a JSON list of the row's ordering
         values (strings or nulls); whether each value fits its column is checked when it is
-        used (and is ``BAD_USER_INPUT`` then too)."""
+        used (and is ``BAD_USER_INPUT`` then too). An event's cursor (digits) is read by the
+        connections of events (:mod:`graphql_api.api.event_cursors`) and refused by the others."""
         if cursor is None or cursor == "":
+            return
+        if isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) <= 39:
             return
         values = None
         if isinstance(cursor, str) and len(cursor) <= 1000:

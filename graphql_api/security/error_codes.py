@@ -101,6 +101,21 @@ class TransportCode(DescribedCode):
         "The request body is over the server's size limit (413): send less.",
     )
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED", "Neither GET nor POST (405)."
+    # --- persisted queries (Apollo's APQ protocol; `PERSISTED_QUERIES`)
+    PERSISTED_QUERY_NOT_FOUND = (
+        "PERSISTED_QUERY_NOT_FOUND",
+        "A `persistedQuery` hash without `query` that the server does not know: send the hash "
+        "with the query once (Apollo's and urql's persisted-query links do it by themselves).",
+    )
+    PERSISTED_QUERY_NOT_SUPPORTED = (
+        "PERSISTED_QUERY_NOT_SUPPORTED",
+        "A `persistedQuery` hash without `query` while persisted queries are off: send the query.",
+    )
+    PERSISTED_QUERY_NOT_IN_LIST = (
+        "PERSISTED_QUERY_NOT_IN_LIST",
+        'The server accepts registered documents only (`PERSISTED_QUERIES: "only"`) and this is '
+        "none of them (`manage.py register_documents` registers a client's documents) (400).",
+    )
     # --- ours
     INTERNAL_SERVER_ERROR = (
         "INTERNAL_SERVER_ERROR",

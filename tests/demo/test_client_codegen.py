@@ -154,7 +154,7 @@ def test_ariadne_codegen_generates_an_importable_typed_client(codegen_python, tm
                   "isCancellationStatus": False, "isOnHoldStatus": False}
         parsed = UpdateWorkflowStepStatus.model_validate({"updateWorkflowStepStatus": {
             "__typename": "WorkflowInstance", "id": "i", "state": "ACTIVE", "version": 2,
-            "contentType": "claims.claim", "objectId": "1",
+            "contentType": "claims.claim", "objectId": "1", "subject": {"label": "Broken window"},
             "startedAt": "2026-01-01T00:00:00+00:00", "updatedAt": "2026-01-01T00:00:01+00:00",
             "completedAt": None, "isAwaitingTransition": False, "definitionVersion": 1,
             "workflow": {"id": "w", "name": "Claim Processing", "version": 2},
@@ -164,6 +164,7 @@ def test_ariadne_codegen_generates_an_importable_typed_client(codegen_python, tm
                           "advance": False}}})
         result = parsed.update_workflow_step_status
         assert result.version == 2 and result.state.value == "ACTIVE"
+        assert result.subject.label == "Broken window"
         assert isinstance(result.updated_at, datetime.datetime)
         assert result.viewer_can.hold and [s.name for s in result.viewer_can.statuses] == ["Draft"]
         assert result.definition_version < result.workflow.version  # an older version: migrate

@@ -127,6 +127,7 @@ def test_the_operations_compile_to_strict_typescript_and_relay_artifacts(tmp_pat
         "WorkflowDiagramDocument",
         "UpdateWorkflowStepStatusDocument",
         "InstanceEventsDocument",
+        "WorkflowCountsLiveDocument",
     ):
         assert f"export const {name} " in generated, name
     assert "startedAt: string," in generated and "context?: unknown;" in generated

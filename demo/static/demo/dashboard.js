@@ -31,7 +31,6 @@
   const store = {
     workflows: [], // [{id, name, description, updatedAt, steps: [...]}]
     instances: new Map(), // id -> instance (InstanceCard fragment)
-    labels: {}, // "claims.claim:3" -> "Broken window (450.00)"
     selected: null, // workflow name
     events: [], // newest first, at most 50
     eventIds: new Set(),
@@ -107,12 +106,9 @@
     return left > 0 ? "due in " + span(left) : "overdue by " + span(-left);
   }
 
-  function refOf(instance) {
-    return instance.contentType + ":" + instance.objectId;
-  }
-
   function labelOf(instance) {
-    return store.labels[refOf(instance)] || instance.contentType + " #" + instance.objectId;
+    // `subject` is null for an object the user may not view (or one deleted since)
+    return (instance.subject && instance.subject.label) || instance.contentType + " #" + instance.objectId;
   }
 
   // ------------------------------------------------------------------ errors
@@ -180,24 +176,10 @@
     return true;
   }
 
-  async function loadLabels(instances) {
-    const missing = [...new Set(instances.map(refOf))].filter((ref) => !(ref in store.labels));
-    if (!missing.length) return;
-    const url = config.labelsUrl + "?" + missing.map((r) => "ref=" + encodeURIComponent(r)).join("&");
-    try {
-      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-      if (response.ok) Object.assign(store.labels, (await response.json()).labels);
-    } catch (err) {
-      /* labels are cosmetic */
-    }
-    for (const ref of missing) if (!(ref in store.labels)) store.labels[ref] = null;
-  }
-
   async function loadSnapshot() {
     const [workflowsData, instances] = await Promise.all([gql("Workflows"), loadAllInstances(), loadDue()]);
     store.workflows = workflowsData.workflows.edges.map((e) => e.node);
     for (const instance of instances) upsert(instance);
-    await loadLabels(instances);
     if (!store.selected || !store.workflows.some((w) => w.name === store.selected)) {
       const fromHash = decodeURIComponent((location.hash.match(/wf=([^&]*)/) || [])[1] || "");
       const withHash = store.workflows.find((w) => w.name === fromHash);
@@ -344,9 +326,6 @@
     upsert(instance, { flash: true });
     if (MOVES_DEADLINES.has(event.kind)) reloadDue();
     store.cardErrors.delete(instance && instance.id);
-    if (instance && !(refOf(instance) in store.labels)) {
-      loadLabels([instance]).then(scheduleRender);
-    }
     if (instance && !store.workflows.some((w) => w.name === instance.workflow.name)) {
       // A workflow created after the page loaded: fetch the definitions again.
       gql("Workflows")
@@ -822,7 +801,6 @@
       h,
       showError,
       labelOf,
-      loadLabels,
       client,
       operations: OPS,
       scheduleRender,

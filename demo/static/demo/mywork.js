@@ -14,7 +14,7 @@
   "use strict";
 
   const dashboard = window.dashboard;
-  const { gql, h, showError, labelOf, loadLabels, client, operations, refresh } = dashboard.helpers;
+  const { gql, h, showError, labelOf, client, operations, refresh } = dashboard.helpers;
   const work = new Map(); // work item id -> WorkItemCard
   const gone = new Set(); // items a message removed: an older snapshot must not bring them back
   let me = null;
@@ -47,7 +47,7 @@
       gone.delete(item.id);
       keep(item);
     }
-    loadLabels([item.instance]).then(render);
+    render(); // labels come with the instance (`subject`)
   }
 
   async function load() {
@@ -57,7 +57,6 @@
     for (const edge of data.me.inbox.edges) {
       if (!gone.has(edge.node.id)) keep(edge.node);
     }
-    await loadLabels([...work.values()].map((item) => item.instance));
     render();
   }
 

@@ -114,6 +114,21 @@ def test_graphiql_with_debug_off(clean):
     assert ids() == ["django_steps.W003"]
 
 
+def test_persisted_queries_setting_and_registered_documents(clean, tmp_path):
+    clean.DJANGO_STEPS_GRAPHQL = {**clean.DJANGO_STEPS_GRAPHQL, "PERSISTED_QUERIES": "always"}
+    assert ids() == ["django_steps.E006"]
+    clean.DJANGO_STEPS_GRAPHQL = {
+        **clean.DJANGO_STEPS_GRAPHQL,
+        "PERSISTED_QUERIES": "only",
+        "PERSISTED_QUERIES_DOCUMENTS": str(tmp_path / "documents.json"),
+    }
+    assert ids() == ["django_steps.W015"]
+    source = tmp_path / "me.graphql"
+    source.write_text("query Me { me { username } }")
+    call_command("register_documents", str(source))
+    assert ids() == []
+
+
 def test_asgi_application_unset_is_a_warning_so_migrate_still_runs(clean):
     del clean.ASGI_APPLICATION
     assert ids() == ["django_steps.W008"]
