@@ -295,7 +295,7 @@ def _work_item_ctes(connection: Any, work: Any, params: dict[str, Any]) -> list[
     """The CTEs closing the instance's open work item and opening the planned one (``e``: the
     event just inserted, whose id they record). One instance has at most one open item: its
     row lock serialises its changes."""
-    from .models import WorkItem, WorkItemCandidate
+    from .models import WorkItem, WorkItemCandidate  # the models import this module
 
     qn = connection.ops.quote_name
     items, candidates = qn(WorkItem._meta.db_table), qn(WorkItemCandidate._meta.db_table)

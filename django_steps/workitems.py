@@ -104,7 +104,7 @@ def check_groups(
     the tables exist."""
     if steps_setting("GROUPS_OF") is not None or not databases:
         return []
-    from django.contrib.auth.models import Group
+    from django.contrib.auth.models import Group  # the auth app may not be installed
 
     using = "default" if "default" in databases else next(iter(databases))
     try:

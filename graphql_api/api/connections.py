@@ -57,6 +57,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections, models
 from django.db.models import QuerySet
+from graphql import GraphQLObjectType
 from strawberry.extensions.field_extension import FieldExtension
 from strawberry_django.fields.field import (
     StrawberryDjangoConnectionExtension,
@@ -106,8 +107,6 @@ class BoundedPage(FieldExtension):
         self.max_results = max_results
 
     def resolve(self, next_: Any, source: Any, info: Any, **kwargs: Any) -> Any:
-        from graphql_api.security.errors import query_error
-
         for name in ("first", "last"):  # strawberry-django checks them one at a time, not both
             size = kwargs.get(name)
             if size is not None and not 0 <= size <= self.max_results:
@@ -343,8 +342,6 @@ def connection(
 def fix_pagination_descriptions(graphql_schema: Any) -> None:
     """strawberry describes ``last`` as "the items that come after the specified cursor" (a
     copy of ``after``'s text); say what it does."""
-    from graphql import GraphQLObjectType
-
     for named in graphql_schema.type_map.values():
         if not isinstance(named, GraphQLObjectType) or named.name.startswith("__"):
             continue

@@ -30,7 +30,7 @@ from strawberry_django.auth.mutations import resolve_login, resolve_logout
 from strawberry_django.resolvers import django_resolver
 from strawberry_django.utils.requests import get_request
 
-from django_steps import authorization, compiled, services
+from django_steps import authorization, compiled, definitions, services
 from django_steps.cel import check_context
 from django_steps.exceptions import (
     ContentObjectNotFound,
@@ -329,10 +329,8 @@ class Mutation:
         perm=ADD_WORKFLOW,
     )
     def create_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:
-        from django_steps.definitions import import_workflow
-
         # An existing name is refused by the engine (INVALID_DEFINITION on field "name").
-        return import_workflow(definition_document(input), actor=current_user(info))
+        return definitions.import_workflow(definition_document(input), actor=current_user(info))
 
     @mutation(
         "Replace the definition of the workflow with this name (WORKFLOW_IN_USE if instances still "
@@ -340,11 +338,11 @@ class Mutation:
         perm=CHANGE_WORKFLOW,
     )
     def update_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:
-        from django_steps.definitions import import_workflow
-
         if not Workflow.objects.filter(name=input.name).exists():
             raise WorkflowNotFound("No workflow has this name.", workflow_name=input.name)
-        return import_workflow(definition_document(input), replace=True, actor=current_user(info))
+        return definitions.import_workflow(
+            definition_document(input), replace=True, actor=current_user(info)
+        )
 
     @mutation(
         "Delete a workflow definition. Refused with WORKFLOW_IN_USE while instances of it exist. "
@@ -352,8 +350,6 @@ class Mutation:
         perm=DELETE_WORKFLOW,
     )
     def delete_workflow(self, info: Info, input: DeleteWorkflowInput) -> DeletedWorkflowType:
-        from django_steps.definitions import delete_workflow
-
         workflow = Workflow.objects.filter(name=input.name).first()
         if workflow is None:
             raise WorkflowNotFound("No workflow has this name.", workflow_name=input.name)
@@ -362,7 +358,7 @@ class Mutation:
             workflow_id=strawberry.ID(relay.to_base64(schema_name(info, "Workflow"), workflow.pk)),
             name=workflow.name,
         )
-        delete_workflow(workflow)
+        definitions.delete_workflow(workflow)
         return deleted
 
     # ------------------------------------------------------------------ session

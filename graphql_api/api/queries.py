@@ -12,12 +12,14 @@ from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
+from strawberry_django.optimizer import OptimizerStore, optimize
 from strawberry_django.resolvers import django_resolver
 
 from django_steps import authorization, models, services
 from django_steps.cel import check_context
 from django_steps.exceptions import InvalidContext, WorkflowError
 from django_steps.models import Workflow, WorkflowInstance
+from django_steps.selectors import events_after, newest_cursor
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.feed import WorkflowEventFeedEdgeType, WorkflowEventFeedType
 from graphql_api.api.ids import our_name, parse_global_id
@@ -224,7 +226,8 @@ class Query:
         ] = None,
     ) -> WorkflowEventFeedType:
 
-        from django_steps.selectors import events_after, newest_cursor
+        # The live path builds on these query types (graphql_api.live.subscriptions imports
+        # this module): its stream readers are imported on use.
         from graphql_api.live.streams import InvalidCursor, parse_cursor, read_events
         from graphql_api.live.subscriptions import resolve_stream, resume_cursor
 
@@ -311,8 +314,6 @@ def _with_selection(info: Info, events: list[models.WorkflowEvent]) -> list[mode
     nodes = _node_fields(info)
     if not events or not nodes:
         return events
-    from strawberry_django.optimizer import OptimizerStore, optimize
-
     raw = info._raw_info
     schema = raw.schema
     node_info = raw._replace(
