@@ -14,9 +14,9 @@ Figures (never pass/fail on time):
   loop running (``WORKER_POLL_SECONDS``): the p99 of ``fired_at - due_at``. Target ≤ 1 s;
 - a status change of an instance with armed timers vs one without (within the step: the write
   path looks the step's deadline up in the compiled definition, no query), and the change that
-  enters a step with a deadline (it arms the timers: one more INSERT) vs one entering a step
-  without, each measured in interleaved rounds (A/B, then B/A) as the ratio of the medians.
-  Target ≤ 1.1×.
+  enters a step with a deadline (it arms the timers: on PostgreSQL inside the change's one
+  statement, on SQLite one more INSERT) vs one entering a step without, each measured in
+  interleaved rounds (A/B, then B/A) as the ratio of the medians. Target ≤ 1.1×.
 """
 
 from __future__ import annotations

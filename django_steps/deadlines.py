@@ -14,11 +14,13 @@ Timers
     rows: the deadline, and its reminder) in the transaction of the change, so a rollback arms
     nothing; leaving the step (or finishing) removes them in the transaction that leaves it.
     Hold pauses the clock (the time left is kept), resume continues with it. The write path
-    calls :func:`after_change` for every change; for a step without a deadline it costs no
-    query. An ``at`` that gives no timestamp (null, a string …) arms an ``ERROR`` timer, due at
-    once, recorded by the worker as a ``DEADLINE_ERROR`` note: a change never fails because of
-    its deadline. ``at`` is read once, on entering the step. An instance runs on its version's
-    deadlines; migrating it to another version arms that version's, counted from the migration.
+    asks :func:`plan` for every change, before writing it, and writes the plan with the change
+    (on PostgreSQL in the change's one statement: no round trip more); for a step without a
+    deadline it costs no query. An ``at`` that gives no timestamp (null, a string …) arms an
+    ``ERROR`` timer, due at once, recorded by the worker as a ``DEADLINE_ERROR`` note: a change
+    never fails because of its deadline. ``at`` is read once, on entering the step. An instance
+    runs on its version's deadlines; migrating it to another version arms that version's,
+    counted from the migration.
 
 Firing
     :func:`fire_due` claims due timers with ``SELECT … FOR UPDATE SKIP LOCKED`` (PostgreSQL; on
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import router, transaction
@@ -66,7 +69,9 @@ __all__ = [
     "KEYS",
     "parse_duration",
     "problems",
-    "after_change",
+    "Plan",
+    "plan",
+    "apply",
     "fire_due",
     "run_once",
     "seconds_to_wait",
@@ -148,10 +153,23 @@ def _at_problems(expression: Any) -> list[str]:
 # --------------------------------------------------------------------------- arming
 
 
-def after_change(instance: WorkflowInstance, event: WorkflowEvent) -> None:
-    """Keep the timers of ``instance`` (locked, just changed by ``event``) in step with it, in
-    the change's transaction: disarm those of a step left, arm those of the step entered, pause
-    on hold, continue on resume. No query when neither step has a deadline."""
+@dataclass(frozen=True)
+class Plan:
+    """What one change does to its instance's timers: ``disarm`` those armed (a step left),
+    ``arm`` these (unsaved rows: a step entered), ``pause`` the running ones (a hold),
+    ``resume`` the paused ones. Written with the change's history row (on PostgreSQL in the
+    same statement: :func:`django_steps.history.write_in_one_statement`)."""
+
+    disarm: bool = False
+    arm: tuple[WorkflowTimer, ...] = ()
+    pause: bool = False
+    resume: bool = False
+
+
+def plan(instance: WorkflowInstance, event: WorkflowEvent) -> Plan | None:
+    """What ``event`` (not written yet) does to the timers of ``instance`` (locked, already at
+    its new position): disarm those of a step left, arm those of the step entered, pause on
+    hold, continue on resume. ``None`` — and no query — when neither step has a deadline."""
     definition = _definition(instance)
     entered = definition.steps.get(event.to_step_id)
     left = definition.steps.get(event.from_step_id) if event.from_step_id else None
@@ -162,16 +180,29 @@ def after_change(instance: WorkflowInstance, event: WorkflowEvent) -> None:
     )
     finished = event.state in FINISHED_STATES
     if moved or finished:
-        if event.kind == EventKind.MIGRATED or (left is not None and left.deadline):
-            _timers(instance).delete()
+        disarm = event.kind == EventKind.MIGRATED or (left is not None and bool(left.deadline))
+        arm: tuple[WorkflowTimer, ...] = ()
         if not finished and entered is not None and entered.deadline:
-            _arm(instance, entered, paused=event.state == InstanceState.ON_HOLD)
-        return
+            arm = _timers_of(instance, entered, paused=event.state == InstanceState.ON_HOLD)
+        return Plan(disarm=disarm, arm=arm) if disarm or arm else None
     if entered is None or not entered.deadline:
-        return
+        return None
     if event.state == InstanceState.ON_HOLD and event.from_state == InstanceState.ACTIVE:
+        return Plan(pause=True)
+    if event.state == InstanceState.ACTIVE and event.from_state == InstanceState.ON_HOLD:
+        return Plan(resume=True)
+    return None
+
+
+def apply(plan: Plan, instance: WorkflowInstance) -> None:
+    """Write ``plan`` through the ORM (SQLite, or model save signals connected)."""
+    if plan.disarm:
+        _timers(instance).delete()
+    if plan.arm:
+        WorkflowTimer.objects.using(instance._state.db).bulk_create(plan.arm)
+    if plan.pause:
         _pause(instance)
-    elif event.state == InstanceState.ACTIVE and event.from_state == InstanceState.ON_HOLD:
+    if plan.resume:
         _resume(instance)
 
 
@@ -191,7 +222,10 @@ def _timers(instance: WorkflowInstance) -> QuerySet:
     return WorkflowTimer.objects.using(instance._state.db).filter(instance_id=instance.pk)
 
 
-def _arm(instance: WorkflowInstance, step: StepDef, *, paused: bool) -> None:
+def _timers_of(
+    instance: WorkflowInstance, step: StepDef, *, paused: bool
+) -> tuple[WorkflowTimer, ...]:
+    """The timers entering ``step`` arms (unsaved)."""
     spec = step.deadline or {}
     now = timezone.now()
     common = {"instance_id": instance.pk, "step_id": step.id, "armed_version": instance.version}
@@ -208,7 +242,7 @@ def _arm(instance: WorkflowInstance, step: StepDef, *, paused: bool) -> None:
         if paused:  # entered on hold (a migration): the clock starts on resume
             for timer in timers:
                 timer.remaining, timer.due_at = max(timer.due_at - now, dt.timedelta(0)), None
-    WorkflowTimer.objects.using(instance._state.db).bulk_create(timers)
+    return tuple(timers)
 
 
 def _at(instance: WorkflowInstance, spec: dict[str, Any]) -> dt.datetime:
@@ -245,7 +279,7 @@ def fire_due(now: dt.datetime | None = None, *, limit: int = 200, using: str | N
     """Fire up to ``limit`` timers due by ``now`` (default: the clock), in one transaction;
     returns how many were handled (fired or discarded). Timers claimed by another worker, or
     whose instance is being changed, are left for a later sweep."""
-    # services and writes are imported here: the write path imports this module (after_change).
+    # services and writes are imported here: the write path imports this module (plan).
     from . import services, writes
 
     using = using or router.db_for_write(WorkflowTimer)

@@ -62,7 +62,7 @@ from django.db.models import BooleanField, ExpressionWrapper, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from .models import WorkflowEvent
+from .models import WorkflowEvent, WorkflowTimer
 
 __all__ = [
     "STRIDE",
@@ -237,13 +237,20 @@ def next_slot(using: str, instance_id: int) -> tuple[int, int]:
 
 
 def write_in_one_statement(
-    using: str, event: Any, *, update: Any = None, fields=(), work: Any = None
+    using: str,
+    event: Any,
+    *,
+    update: Any = None,
+    fields=(),
+    work: Any = None,
+    timers: Any = None,
 ) -> None:
     """PostgreSQL: insert ``event`` at its place in the global order — and first, when
     ``update`` is given, save ``fields`` of that (already locked) instance; with ``work`` (a
-    :class:`django_steps.workitems.Plan`), close and open its work items — in ONE statement
-    (data-modifying CTEs): one round trip instead of the ORM path's three or more, with the
-    same effects. Sets ``event``'s ``pk``, ``txid`` and ``position``.
+    :class:`django_steps.workitems.Plan`), close and open its work items; with ``timers`` (a
+    :class:`django_steps.deadlines.Plan`), disarm, arm, pause or resume its timers — in ONE
+    statement (data-modifying CTEs): one round trip instead of the ORM path's three or more,
+    with the same effects. Sets ``event``'s ``pk``, ``txid`` and ``position``.
 
     Every value is a named parameter (``%(u_<column>)s``, ``%(e_<column>)s``); the statement is
     built from the models' fields, so a new column needs no edit here."""
@@ -263,6 +270,8 @@ def write_in_one_statement(
             f"u AS (UPDATE {qn(meta.db_table)} SET {', '.join(sets)} "
             f"WHERE {qn(meta.pk.column)} = %(instance)s)"
         )
+    if timers is not None:
+        ctes.extend(_timer_ctes(connection, timers, params))
     ctes.append(f"slot(t, p) AS ({_slot_sql(qn, '%(instance)s')})")
     columns = [
         field
@@ -328,5 +337,44 @@ def _work_item_ctes(connection: Any, work: Any, params: dict[str, Any]) -> list[
         ctes.append(
             f"wk AS (INSERT INTO {candidates} ({qn('item_id')}, {qn('user_id')}, {qn('group')}) "
             f"SELECT wo.{qn('id')}, c.u, c.g FROM wo, (VALUES {', '.join(values)}) AS c(u, g))"
+        )
+    return ctes
+
+
+def _timer_ctes(connection: Any, plan: Any, params: dict[str, Any]) -> list[str]:
+    """The CTEs keeping the instance's timers in step with the change (as
+    :func:`django_steps.deadlines.apply` does through the ORM). They read the table as it was
+    before the statement, so the timers armed are never the ones disarmed or paused."""
+    qn = connection.ops.quote_name
+    meta = WorkflowTimer._meta
+    table, mine = qn(meta.db_table), f"{qn('instance_id')} = %(instance)s"
+    unfired = f"{mine} AND {qn('fired_at')} IS NULL"
+    due, remaining = qn("due_at"), qn("remaining")
+    ctes = []
+    if plan.disarm:
+        ctes.append(f"td AS (DELETE FROM {table} WHERE {mine})")
+    if plan.pause:
+        params["t_now"] = timezone.now()
+        ctes.append(
+            f"tp AS (UPDATE {table} SET {remaining} = GREATEST({due} - %(t_now)s, "
+            f"INTERVAL '0'), {due} = NULL WHERE {unfired} AND {due} IS NOT NULL)"
+        )
+    if plan.resume:
+        params["t_now"] = timezone.now()
+        ctes.append(
+            f"tr AS (UPDATE {table} SET {due} = %(t_now)s + {remaining}, {remaining} = NULL "
+            f"WHERE {unfired} AND {remaining} IS NOT NULL)"
+        )
+    if plan.arm:
+        columns = [field for field in meta.concrete_fields if not field.primary_key]
+        rows = []
+        for i, timer in enumerate(plan.arm):
+            for field in columns:
+                value = field.pre_save(timer, add=True)
+                params[f"t{i}_{field.column}"] = field.get_db_prep_save(value, connection)
+            rows.append(f"({', '.join(f'%(t{i}_{f.column})s' for f in columns)})")
+        ctes.append(
+            f"ta AS (INSERT INTO {table} ({', '.join(qn(f.column) for f in columns)}) "
+            f"VALUES {', '.join(rows)})"
         )
     return ctes

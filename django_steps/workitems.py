@@ -10,8 +10,8 @@ Entering an assigned step (start, advance, migration) opens a :class:`WorkItem` 
 transaction, with its candidates computed on entry: the groups named, and the users the
 expression gives (ids or usernames of existing users; an expression that fails or names nobody
 is logged and adds no user). Leaving the step, completing or cancelling closes it; a hold keeps
-it open. Steps without ``assignees`` cost nothing: no query (:func:`after_change` reads the
-compiled, cached step): :func:`plan` says what a change does, written with its history row.
+it open. :func:`plan` says what a change does, written with its history row; for steps without
+``assignees`` it costs nothing (it reads the compiled, cached step: no query).
 
 Who acts on an assigned step (candidates, or the claimant; groups of a user) is
 :mod:`django_steps.authorization`'s rule; the inbox is :func:`django_steps.selectors.inbox`;

@@ -163,7 +163,7 @@ def _save(
 ) -> WorkflowEvent:
     """Apply the new position (and, migrating, the new version) to the locked instance and
     append its history row; open and close its work items (``definition``: the compiled
-    version it runs on, if the caller has it)."""
+    version it runs on, if the caller has it) and arm, pause, resume or disarm its timers."""
     if definition_version_id is not None:
         instance.definition_version_id = definition_version_id
     source = (None, None, None) if created else _position(instance)
@@ -193,8 +193,8 @@ def _save(
         state=state,
         definition=definition,
     )
-    _append(instance, event, None if created else _INSTANCE_CHANGED, work)
-    deadlines.after_change(instance, event)
+    timers = deadlines.plan(instance, event)
+    _append(instance, event, None if created else _INSTANCE_CHANGED, work, timers)
     instance.last_event = event
     return event
 
@@ -256,14 +256,20 @@ def _append(
     event: WorkflowEvent,
     changed: list[str] | None,
     work: workitems.Plan | None = None,
+    timers: deadlines.Plan | None = None,
 ) -> None:
     """Save ``changed`` fields of the locked instance (None: it was just created), insert
-    ``event`` at its place in the global order and open/close work items (``work``); publish
-    the event once committed."""
+    ``event`` at its place in the global order, open/close work items (``work``) and write its
+    timers (``timers``); publish the event once committed."""
     using = instance._state.db or _db()
     if connections[using].vendor == "postgresql" and not _save_signals_connected():
         history.write_in_one_statement(
-            using, event, update=instance if changed else None, fields=changed or (), work=work
+            using,
+            event,
+            update=instance if changed else None,
+            fields=changed or (),
+            work=work,
+            timers=timers,
         )
     else:
         if changed:
@@ -272,6 +278,8 @@ def _append(
         event.save(using=using, force_insert=True)
         if work is not None:
             workitems.apply(work, instance, event)
+        if timers is not None:
+            deadlines.apply(timers, instance)
     transaction.on_commit(lambda: _publish(event, instance), using=using)
 
 

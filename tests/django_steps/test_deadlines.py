@@ -373,3 +373,36 @@ def test_a_change_between_steps_without_deadline_costs_no_query_more(clock):
         update_workflow_step_status(instance, "Looking")
     assert queries.captured_queries
     assert not [q for q in queries.captured_queries if "workflowtimer" in q["sql"]]
+
+
+@pytest.mark.postgres
+def test_on_postgresql_timers_cost_no_statement_more_than_a_step_without_deadline(clock):
+    """Arming, pausing, resuming and disarming are written in the change's one statement."""
+    import_workflow(review({"after": "PT10H", "remind_before": "PT1H"}, name="Timed"))
+    import_workflow(review(None, name="Plain"))
+    H9 = dt.timedelta(hours=9)
+
+    def statements(name: str) -> tuple[list[int], list[list]]:
+        instance = start_workflow_instance(name, Document.objects.create())
+        counts, timers = [], []
+        for change in (
+            lambda: update_workflow_step_status(instance, "Sent"),  # enters Review
+            lambda: set_workflow_on_hold(instance),
+            lambda: resume_workflow_instance(instance),
+            lambda: update_workflow_step_status(instance, "Approved"),  # leaves it
+        ):
+            with CaptureQueriesContext(connection) as queries:
+                change()
+            counts.append(len(queries.captured_queries))
+            rows = WorkflowTimer.objects.filter(instance=instance).order_by("kind")
+            timers.append(list(rows.values_list("kind", "due_at", "remaining")))
+        return counts, timers
+
+    timed, plain = statements("Timed"), statements("Plain")
+    assert timed[0] == plain[0]
+    assert timed[1] == [
+        [("DEADLINE", T0 + dt.timedelta(hours=10), None), ("REMINDER", T0 + H9, None)],
+        [("DEADLINE", None, dt.timedelta(hours=10)), ("REMINDER", None, H9)],
+        [("DEADLINE", T0 + dt.timedelta(hours=10), None), ("REMINDER", T0 + H9, None)],
+        [],
+    ]
