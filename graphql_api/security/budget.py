@@ -140,8 +140,14 @@ def _check_deadline(execute: Any, sql: str, params: Any, many: bool, context: di
 PG_TIMEOUT_SLACK = 0.5
 
 
+def _in_transaction(connection: Any) -> bool:
+    """Inside a transaction (an atomic block, or autocommit turned off), where a ``SET`` or
+    ``RESET`` of the session is undone by a rollback."""
+    return connection.in_atomic_block or not connection.get_autocommit()
+
+
 def _set_statement_timeout(connection: Any, budget: Budget, remaining: float) -> None:
-    local = connection.in_atomic_block
+    local = _in_transaction(connection)
     current = getattr(connection, "_steps_local" if local else "_steps_budget", None)
     if current is budget:
         milliseconds = getattr(connection, "_steps_timeout_ms", 0)
@@ -162,10 +168,16 @@ def _set_statement_timeout(connection: Any, budget: Budget, remaining: float) ->
 def _reset_statement_timeout(connection: Any) -> None:
     if connection.vendor != "postgresql":
         connection._steps_budget = None
-    elif not connection.in_atomic_block:  # in a transaction, a rollback would undo the RESET
+    elif not _in_transaction(connection):
         with connection.connection.cursor() as cursor:
             cursor.execute("RESET statement_timeout")
         connection._steps_budget = None
+    else:
+        # In a transaction a rollback would undo a RESET: lift the limit for this transaction
+        # only, and leave the session's RESET to the first statement outside one.
+        with connection.connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', '0', true)")
+        connection._steps_local = None
 
 
 def _sqlite_progress() -> int:

@@ -204,3 +204,25 @@ async def test_a_query_over_its_budget_on_a_websocket_answers_timeout(settings):
         _budget(settings, 10)
         answered = await ws.result(await ws.subscribe(query))
         assert not answered.get("errors") and answered["data"]["workflowInstances"]["edges"] == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_no_statement_timeout_outlives_its_budget_through_a_rolled_back_transaction():
+    """A budget set outside a transaction is the session's; lifted inside a later transaction
+    that rolls back (autocommit turned off, as some code does), it must not come back."""
+    from django.db import transaction
+
+    with time_budget(10), connection.cursor() as cursor:
+        cursor.execute("SELECT 1")  # the session's timeout: ten seconds
+    transaction.set_autocommit(False)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            assert cursor.fetchone() == ("0",)
+        transaction.rollback()
+    finally:
+        transaction.set_autocommit(True)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone() == ("0",)
