@@ -23,6 +23,7 @@ host's own code can use :func:`time_budget` around any work.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -163,6 +164,7 @@ def _set_statement_timeout(connection: Any, budget: Budget, remaining: float) ->
         connection._steps_local = budget  # until the transaction ends
     else:
         connection._steps_budget = budget
+        _timed_sessions.add(connection.connection)
 
 
 def _reset_statement_timeout(connection: Any) -> None:
@@ -172,6 +174,7 @@ def _reset_statement_timeout(connection: Any) -> None:
         with connection.connection.cursor() as cursor:
             cursor.execute("RESET statement_timeout")
         connection._steps_budget = None
+        _timed_sessions.discard(connection.connection)
     else:
         # In a transaction a rollback would undo a RESET: lift the limit for this transaction
         # only, and leave the session's RESET to the first statement outside one.
@@ -194,8 +197,17 @@ def _install(connection: Any) -> None:
         connection.connection.set_progress_handler(_sqlite_progress, SQLITE_CHECK_EVERY)
 
 
+#: Database sessions (the driver's connections) whose ``statement_timeout`` a budget set for the
+#: session. A pool (psycopg's, the default settings) hands a session to the next Django
+#: connection as it was: that one resets it before its first statement without a budget.
+_timed_sessions: weakref.WeakSet = weakref.WeakSet()
+#: ``_steps_budget`` of a connection whose session still has a timeout of an earlier budget.
+_LEFTOVER = object()
+
+
 def _connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
-    connection._steps_budget = None  # a new session starts at the server's default timeout
+    # A new session starts at the server's default timeout; a pooled one as it was left.
+    connection._steps_budget = _LEFTOVER if connection.connection in _timed_sessions else None
     _install(connection)
 
 

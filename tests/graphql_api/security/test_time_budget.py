@@ -226,3 +226,19 @@ def test_no_statement_timeout_outlives_its_budget_through_a_rolled_back_transact
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone() == ("0",)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_pooled_connection_comes_back_without_the_last_requests_timeout():
+    """With psycopg's pool (the default settings), a connection handed back keeps its session:
+    the next user of it must not inherit a timeout set for the session by a budget."""
+    with time_budget(10), connection.cursor() as cursor:
+        cursor.execute("SELECT 1")  # the session's timeout: ten seconds
+    seen = []
+    for _ in range(12):  # every connection of the pool in turn (it hands them out in order)
+        connection.close()  # back to the pool, as at the end of a request
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            seen.append(cursor.fetchone()[0])
+    assert set(seen) == {"0"}
