@@ -21,7 +21,6 @@ Figures (never pass/fail on time):
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import statistics
 import sys
@@ -248,12 +247,9 @@ def bench(quick: bool) -> list[dict]:
 
 
 def main() -> int:
-    from bench._common import emit, setup_django
+    from bench._common import bench_arguments, emit, setup_django
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes")
-    parser.add_argument("--json", action="store_true", help="print one JSON object {rows: [...]}")
-    args = parser.parse_args()
+    args = bench_arguments(__doc__, "small sizes").parse_args()
     backend = setup_django("tests.settings", "deadlines")
     rows = bench(args.quick)
     for r in rows:
