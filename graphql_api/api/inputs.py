@@ -48,6 +48,14 @@ class UpdateWorkflowStepStatusInput:
 
 
 @strawberry.input(
+    name="SetWorkflowInstanceStatusInput",
+    description="Set a status of the instance's current step.",
+)
+class SetWorkflowInstanceStatusInput(UpdateWorkflowStepStatusInput):
+    pass
+
+
+@strawberry.input(
     name="AdvanceWorkflowInstanceInput",
     description=(
         "Retry the transitions of an instance that found no match (`isAwaitingTransition`)."
@@ -76,6 +84,11 @@ class InstanceChangeInput:
         default=None,
         description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
     )
+
+
+@strawberry.input(name="HoldWorkflowInstanceInput", description="Put an active instance on hold.")
+class HoldWorkflowInstanceInput(InstanceChangeInput):
+    pass
 
 
 @strawberry.input(name="SetWorkflowOnHoldInput", description="Put an active instance on hold.")
