@@ -8,7 +8,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from graphql import build_schema
+from graphql import GraphQLObjectType, build_schema, get_named_type
 
 from django_steps.services import (
     cancel_workflow_instance,
@@ -17,7 +17,7 @@ from django_steps.services import (
 )
 from tests.graphql_api import operations as ops
 from tests.graphql_api.api.test_schema import SCHEMA_FILE
-from tests.graphql_api.conftest import codes, gid
+from tests.graphql_api.conftest import bad_input, codes, gid
 
 pytestmark = pytest.mark.django_db
 
@@ -165,3 +165,31 @@ def test_distinct_is_accepted_and_changes_nothing(as_viewer, four_states):
         fields = schema.get_type(name).fields
         assert fields["DISTINCT"].deprecation_reason, name
         assert all(fields[combinator].description for combinator in ("AND", "OR", "NOT")), name
+
+
+# --------------------------------------------------------------- descriptions match the server
+
+#: A document reaching each connection below the root, without a page size.
+NESTED = {
+    "WorkflowInstance.history": '{ workflowInstance(id: "x") { history { totalCount } } }',
+    "Workflow.instances": '{ workflow(name: "x") { instances { totalCount } } }',
+    "Workflow.versions": '{ workflow(name: "x") { versions { totalCount } } }',
+    "User.inbox": "{ me { inbox { totalCount } } }",
+}
+
+
+def test_nested_connections_say_they_need_a_page_size_and_do(as_admin):
+    schema = build_schema(SCHEMA_FILE.read_text())
+    nested = {
+        f"{type_name}.{name}": field
+        for type_name, named in schema.type_map.items()
+        if isinstance(named, GraphQLObjectType) and named is not schema.query_type
+        for name, field in named.fields.items()
+        if get_named_type(field.type).name.endswith("Connection")
+    }
+    assert set(nested) == set(NESTED), "a new nested connection: add a document for it"
+    for where, document in NESTED.items():
+        assert "Give `first` or `last`" in nested[where].description, where
+        assert "BAD_USER_INPUT" in nested[where].description, where
+        error = bad_input(as_admin(document))
+        assert error["extensions"]["field"] == "first" and where in error["message"]
