@@ -156,7 +156,7 @@ class WorkflowInstanceFilter:
 
     @strawberry_django.filter_field(description="Global ID of the `Workflow` it runs.")
     def workflow_id(self, info: Info, value: strawberry.ID, prefix: str) -> Q:
-        return Q(**{f"{prefix}workflow_id": _pk(value, "Workflow", "workflowId", info)})
+        return Q(**{f"{prefix}workflow_id": workflow_pk(value, info)})
 
     @strawberry_django.filter_field(
         description="Global ID of its current `WorkflowStepStatus` (the instances a "
@@ -165,6 +165,11 @@ class WorkflowInstanceFilter:
     def current_status_id(self, info: Info, value: strawberry.ID, prefix: str) -> Q:
         pk = _pk(value, "WorkflowStepStatus", "currentStatusId", info)
         return Q(**{f"{prefix}current_step_status_id": pk})
+
+
+def workflow_pk(value: str, info: Info) -> int:
+    """The key of the workflow a ``workflowId`` filter names."""
+    return _pk(value, "Workflow", "workflowId", info)
 
 
 def _pk(value: str, type_name: str, name: str, info: Info) -> int:

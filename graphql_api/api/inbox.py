@@ -53,6 +53,10 @@ class WorkItemFilter:
     def workflow_name(self, value: str, prefix: str) -> Q:
         return Q(**{f"{prefix}instance__workflow__name": value})
 
+    @strawberry_django.filter_field(description="Global ID of the instance's `Workflow`.")
+    def workflow_id(self, info: Info, value: strawberry.ID, prefix: str) -> Q:
+        return Q(**{f"{prefix}instance__workflow_id": filters.workflow_pk(value, info)})
+
     @strawberry_django.filter_field(description="Exact name of the step.")
     def step_name(self, value: str, prefix: str) -> Q:
         return Q(**{f"{prefix}step__name": value})

@@ -40,7 +40,7 @@ from django_steps.exceptions import (
 )
 from django_steps.models import Workflow, WorkflowInstance
 from graphql_api.api import inbox, migration
-from graphql_api.api.ids import get_by_global_id, parse_global_id, schema_name
+from graphql_api.api.ids import get_by_global_id, parse_global_id, schema_name, workflow_named
 from graphql_api.api.inputs import (
     AdvanceWorkflowInstanceInput,
     CancelWorkflowInstanceInput,
@@ -271,10 +271,9 @@ class Mutation:
             strawberry.argument(description="The workflow, and the object to start it for."),
         ],
     ) -> WorkflowInstanceType:
-        obj = _startable_object(info, input.workflow_name, input.content_type, str(input.object_id))
-        instance = services.start_workflow_instance(
-            input.workflow_name, obj, actor=current_user(info)
-        )
+        name = workflow_named(info, input.workflow_name, input.workflow_id)
+        obj = _startable_object(info, name, input.content_type, str(input.object_id))
+        instance = services.start_workflow_instance(name, obj, actor=current_user(info))
         # Loaded through the visibility rule when the viewer sees it (marked: no query in
         # is_type_of); otherwise is_type_of refuses it as over HTTP.
         seen = permissions.visible_instances(WorkflowInstance.objects.filter(pk=instance.pk), info)
@@ -451,9 +450,10 @@ class Mutation:
             DeleteWorkflowInput, strawberry.argument(description="The workflow to delete.")
         ],
     ) -> DeletedWorkflowType:
-        workflow = Workflow.objects.filter(name=input.name).first()
+        name = workflow_named(info, input.name, input.workflow_id, fields=("name", "workflowId"))
+        workflow = Workflow.objects.filter(name=name).first()
         if workflow is None:
-            raise WorkflowNotFound("No workflow has this name.", workflow_name=input.name)
+            raise WorkflowNotFound("No workflow has this name.", workflow_name=name)
         deleted = DeletedWorkflowType(
             id=strawberry.ID(relay.to_base64("DeletedWorkflow", workflow.pk)),
             workflow_id=strawberry.ID(relay.to_base64(schema_name(info, "Workflow"), workflow.pk)),
