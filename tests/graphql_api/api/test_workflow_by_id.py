@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import pytest
 
+from django_steps.definitions import import_workflow
 from django_steps.models import Workflow, WorkflowInstance
 from django_steps.services import start_workflow_instance
 from tests.conftest import make_workflow, two_steps
 from tests.graphql_api import operations as ops
+from tests.graphql_api.api.test_inbox_api import ACT, ASSIGNED, inbox
+from tests.graphql_api.api.test_inbox_api import start as start_assigned
 from tests.graphql_api.api.test_versions_api import MIGRATE
-from tests.graphql_api.conftest import bad_input, codes, gid
+from tests.graphql_api.conftest import bad_input, codes, gid, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -104,3 +107,15 @@ def test_workflow_events_by_id(as_operator, claim_workflow, claim):
     assert error["extensions"]["field"] == "workflowName"
     missing = as_operator(EVENTS, {"id": gid("Workflow", other.pk + 50)})
     assert [e["extensions"]["code"] for e in missing["errors"]] == ["NOT_FOUND"]
+
+
+def test_the_inbox_filters_on_the_workflow_id(db):
+    assigned = import_workflow(ASSIGNED)
+    alice = make_user("alice", *ACT)
+    start_assigned(alice)
+    assert inbox(alice, filters={"workflowId": gid("Workflow", assigned.pk)})["totalCount"] == 1
+    other = make_workflow("Other", two_steps())
+    assert inbox(alice, filters={"workflowId": gid("Workflow", other.pk)})["totalCount"] == 0
+    # the same answer as by name, combined with the other filters
+    both = {"workflowName": "Assigned Claims", "workflowId": gid("Workflow", assigned.pk)}
+    assert inbox(alice, filters={**both, "claimed": False})["totalCount"] == 1
