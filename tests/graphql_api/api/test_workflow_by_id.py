@@ -93,6 +93,7 @@ query Events($name: String, $id: ID) {
 """
 
 
+@pytest.mark.django_db(transaction=True)  # it reads final events: committed ones (PostgreSQL)
 def test_workflow_events_by_id(as_operator, claim_workflow, claim):
     other = make_workflow("Other", two_steps(content_types=["claims.claim"]))
     mine = start_workflow_instance(claim_workflow.name, claim)
