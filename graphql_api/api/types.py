@@ -564,9 +564,9 @@ def _hidden(message: str) -> GraphQLError:
 class WorkflowInstanceActionsType:
     statuses: list[WorkflowStepStatusType] = strawberry.field(
         description="Statuses of the current step the viewer may set now "
-        "(`updateWorkflowStepStatus`)."
+        "(`setWorkflowInstanceStatus`)."
     )
-    hold: bool = strawberry.field(description="May put it on hold now (`setWorkflowOnHold`).")
+    hold: bool = strawberry.field(description="May put it on hold now (`holdWorkflowInstance`).")
     resume: bool = strawberry.field(description="May resume it now (`resumeWorkflowInstance`).")
     cancel: bool = strawberry.field(description="May cancel it now (`cancelWorkflowInstance`).")
     advance: bool = strawberry.field(
