@@ -193,3 +193,16 @@ def test_nested_connections_say_they_need_a_page_size_and_do(as_admin):
         assert "BAD_USER_INPUT" in nested[where].description, where
         error = bad_input(as_admin(document))
         assert error["extensions"]["field"] == "first" and where in error["message"]
+
+
+def test_combinators_work_on_a_nested_list_too(as_viewer, four_states):
+    query = """query($filters: WorkflowInstanceFilter) { workflow(name: "Claim Processing") {
+      instances(first: 10, filters: $filters) { totalCount edges { node { state } } } } }"""
+
+    def nested(filters: dict) -> list[str]:
+        page = as_viewer.data(query, {"filters": filters})["workflow"]["instances"]
+        assert page["totalCount"] == len(page["edges"])
+        return sorted(edge["node"]["state"] for edge in page["edges"])
+
+    assert nested({"NOT": {"state": "ACTIVE"}}) == ["CANCELLED", "ON_HOLD"]
+    assert nested({"state": "CANCELLED", "OR": {"state": "ON_HOLD"}}) == ["CANCELLED", "ON_HOLD"]
