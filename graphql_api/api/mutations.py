@@ -40,13 +40,15 @@ from django_steps.exceptions import (
 )
 from django_steps.models import Workflow, WorkflowInstance
 from graphql_api.api import inbox, migration
-from graphql_api.api.ids import get_by_global_id, parse_global_id, schema_name
+from graphql_api.api.ids import get_by_global_id, parse_global_id, schema_name, workflow_named
 from graphql_api.api.inputs import (
     AdvanceWorkflowInstanceInput,
     CancelWorkflowInstanceInput,
     DeleteWorkflowInput,
+    HoldWorkflowInstanceInput,
     MigrateWorkflowInstancesInput,
     ResumeWorkflowInstanceInput,
+    SetWorkflowInstanceStatusInput,
     SetWorkflowOnHoldInput,
     StartWorkflowInstanceInput,
     UpdateWorkflowStepStatusInput,
@@ -101,12 +103,48 @@ def mutation(description: str, *, perm: str | None) -> Callable[[Callable[..., A
             returns = next(t for t in typing.get_args(returns) if t is not OperationInfo)
         name = to_camel_case(resolver.__name__)
         union = Annotated[
-            Union[returns, OperationInfo], strawberry.union(name[0].upper() + name[1:] + "Payload")
+            Union[returns, OperationInfo],
+            strawberry.union(
+                name[0].upper() + name[1:] + "Payload", description=payload_description(name)
+            ),
         ]
         guarded.__signature__ = inspect.signature(resolver).replace(return_annotation=union)
         return strawberry_django.mutation(description=description)(guarded)
 
     return decorate
+
+
+def payload_description(mutation_name: str) -> str:
+    """The description of the payload union of the mutation ``mutation_name`` (camelCase)."""
+    return (
+        f"What `{mutation_name}` returns: its result when it succeeded, otherwise why it did not "
+        "(each member says which it is: select `__typename`)."
+    )
+
+
+def deprecated(field: Any, reason: str) -> Any:
+    """``field`` (a mutation) marked ``@deprecated(reason: ...)``: an old name kept working."""
+    field.deprecation_reason = reason
+    return field
+
+
+def same_mutation(field: Any, name: str, input_type: type, *, perm: str | None) -> Any:
+    """The mutation ``field`` under a second name ``name`` (snake_case), taking ``input_type``
+    (an input with the same fields): the same resolver, description and permission; its own
+    payload union. How a mutation is renamed: the old name stays, ``deprecated``."""
+    resolver = field.base_resolver.wrapped_func.__wrapped__  # under `mutation`'s guard
+    (argument,) = (a for a in field.arguments if a.python_name == "input")
+
+    def renamed(self: Any, info: Info, input: Any) -> Any:
+        return resolver(self, info, input)
+
+    renamed.__name__ = renamed.__qualname__ = name
+    renamed.__annotations__ = {
+        "info": Info,
+        "input": Annotated[input_type, strawberry.argument(description=argument.description)],
+        "return": typing.get_type_hints(resolver)["return"],
+    }
+    return mutation(field.description, perm=perm)(renamed)
 
 
 def _instance(info: Info, input_id: str) -> WorkflowInstance:
@@ -163,6 +201,7 @@ def _reloaded(instance: WorkflowInstance) -> WorkflowInstance:
     ).get(pk=instance.pk)
 
 
+_SET_STATUS = "The instance, the status to set, the context, the expected version."
 _NOT_ALLOWED = "This workflow cannot be started on this model."
 _NO_OBJECT = "No object with this primary key, or you may not view it."
 
@@ -202,7 +241,12 @@ def _lifecycle_mutation(input_type: type, name: str, description: str) -> Any:
         return _changed(info, _instance(info, input.instance_id), input, service)
 
     resolver.__name__ = resolver.__qualname__ = name  # names the field and its Payload union
-    resolver.__annotations__ = {"info": Info, "input": input_type, "return": WorkflowInstanceType}
+    described = strawberry.argument(description="The instance, and the version you expect it at.")
+    resolver.__annotations__ = {
+        "info": Info,
+        "input": Annotated[input_type, described],
+        "return": WorkflowInstanceType,
+    }
     return mutation(description, perm=CHANGE_INSTANCE)(resolver)
 
 
@@ -220,12 +264,16 @@ class Mutation:
         perm=CHANGE_INSTANCE,
     )
     def start_workflow_instance(
-        self, info: Info, input: StartWorkflowInstanceInput
+        self,
+        info: Info,
+        input: Annotated[
+            StartWorkflowInstanceInput,
+            strawberry.argument(description="The workflow, and the object to start it for."),
+        ],
     ) -> WorkflowInstanceType:
-        obj = _startable_object(info, input.workflow_name, input.content_type, str(input.object_id))
-        instance = services.start_workflow_instance(
-            input.workflow_name, obj, actor=current_user(info)
-        )
+        name = workflow_named(info, input.workflow_name, input.workflow_id)
+        obj = _startable_object(info, name, input.content_type, str(input.object_id))
+        instance = services.start_workflow_instance(name, obj, actor=current_user(info))
         # Loaded through the visibility rule when the viewer sees it (marked: no query in
         # is_type_of); otherwise is_type_of refuses it as over HTTP.
         seen = permissions.visible_instances(WorkflowInstance.objects.filter(pk=instance.pk), info)
@@ -233,6 +281,7 @@ class Mutation:
             "workflow", "current_step", "current_step_status"
         ).first() or _reloaded(instance)
 
+    @functools.partial(deprecated, reason="Use `setWorkflowInstanceStatus`.")
     @mutation(
         "Set a status of the current step. A completion status advances along the first matching "
         "transition (or completes on a final step, or records NO_TRANSITION); the on-hold and "
@@ -243,7 +292,9 @@ class Mutation:
     def update_workflow_step_status(
         self,
         info: Info,
-        input: UpdateWorkflowStepStatusInput,
+        input: Annotated[
+            UpdateWorkflowStepStatusInput, strawberry.argument(description=_SET_STATUS)
+        ],
     ) -> WorkflowInstanceType:
         instance = _instance(info, input.instance_id)
         if (input.status_name is None) == (input.status_id is None):
@@ -269,6 +320,13 @@ class Mutation:
             status_id=status_id,
         )
 
+    set_workflow_instance_status = same_mutation(
+        update_workflow_step_status,
+        "set_workflow_instance_status",
+        SetWorkflowInstanceStatusInput,
+        perm=CHANGE_INSTANCE,
+    )
+
     @mutation(
         "Retry the transitions of an instance whose completion status found no match "
         "(`isAwaitingTransition`), e.g. with new context. Needs `change_workflowinstance`, and the "
@@ -276,17 +334,31 @@ class Mutation:
         perm=CHANGE_INSTANCE,
     )
     def advance_workflow_instance(
-        self, info: Info, input: AdvanceWorkflowInstanceInput
+        self,
+        info: Info,
+        input: Annotated[
+            AdvanceWorkflowInstanceInput,
+            strawberry.argument(description="The instance, the context, the expected version."),
+        ],
     ) -> WorkflowInstanceType:
         instance = _instance(info, input.instance_id)
         context = _context(input.context)
         return _changed(info, instance, input, services.advance_workflow_instance, context)
 
-    set_workflow_on_hold = _lifecycle_mutation(
-        SetWorkflowOnHoldInput,
-        "set_workflow_on_hold",
-        "Put an active instance on hold (the step's on-hold status if it has one). Needs "
-        "`change_workflowinstance`, and that status's permission if it names one.",
+    set_workflow_on_hold = deprecated(
+        _lifecycle_mutation(
+            SetWorkflowOnHoldInput,
+            "set_workflow_on_hold",
+            "Put an active instance on hold (the step's on-hold status if it has one). Needs "
+            "`change_workflowinstance`, and that status's permission if it names one.",
+        ),
+        "Use `holdWorkflowInstance`.",
+    )
+    hold_workflow_instance = same_mutation(
+        set_workflow_on_hold,
+        "hold_workflow_instance",
+        HoldWorkflowInstanceInput,
+        perm=CHANGE_INSTANCE,
     )
     resume_workflow_instance = _lifecycle_mutation(
         ResumeWorkflowInstanceInput,
@@ -312,7 +384,14 @@ class Mutation:
         perm=MIGRATE_INSTANCE,
     )
     def migrate_workflow_instances(
-        self, info: Info, input: MigrateWorkflowInstancesInput
+        self,
+        info: Info,
+        input: Annotated[
+            MigrateWorkflowInstancesInput,
+            strawberry.argument(
+                description="The workflow, the target version, the mapping, which instances."
+            ),
+        ],
     ) -> WorkflowMigrationType:
         return migration.migrate_workflow_instances(info, input)
 
@@ -328,7 +407,13 @@ class Mutation:
         "atomically. Needs `add_workflow`.",
         perm=ADD_WORKFLOW,
     )
-    def create_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:
+    def create_workflow(
+        self,
+        info: Info,
+        input: Annotated[
+            WorkflowDefinitionInput, strawberry.argument(description="The whole definition.")
+        ],
+    ) -> WorkflowType:
         # An existing name is refused by the engine (INVALID_DEFINITION on field "name").
         return definitions.import_workflow(definition_document(input), actor=current_user(info))
 
@@ -337,7 +422,16 @@ class Mutation:
         "need what would change). Needs `change_workflow`.",
         perm=CHANGE_WORKFLOW,
     )
-    def update_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:
+    def update_workflow(
+        self,
+        info: Info,
+        input: Annotated[
+            WorkflowDefinitionInput,
+            strawberry.argument(
+                description="The whole new definition; its `name` names the workflow to replace."
+            ),
+        ],
+    ) -> WorkflowType:
         if not Workflow.objects.filter(name=input.name).exists():
             raise WorkflowNotFound("No workflow has this name.", workflow_name=input.name)
         return definitions.import_workflow(
@@ -349,10 +443,17 @@ class Mutation:
         "Needs `delete_workflow`.",
         perm=DELETE_WORKFLOW,
     )
-    def delete_workflow(self, info: Info, input: DeleteWorkflowInput) -> DeletedWorkflowType:
-        workflow = Workflow.objects.filter(name=input.name).first()
+    def delete_workflow(
+        self,
+        info: Info,
+        input: Annotated[
+            DeleteWorkflowInput, strawberry.argument(description="The workflow to delete.")
+        ],
+    ) -> DeletedWorkflowType:
+        name = workflow_named(info, input.name, input.workflow_id, fields=("name", "workflowId"))
+        workflow = Workflow.objects.filter(name=name).first()
         if workflow is None:
-            raise WorkflowNotFound("No workflow has this name.", workflow_name=input.name)
+            raise WorkflowNotFound("No workflow has this name.", workflow_name=name)
         deleted = DeletedWorkflowType(
             id=strawberry.ID(relay.to_base64("DeletedWorkflow", workflow.pk)),
             workflow_id=strawberry.ID(relay.to_base64(schema_name(info, "Workflow"), workflow.pk)),
