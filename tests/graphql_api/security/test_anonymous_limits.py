@@ -4,8 +4,6 @@ item 10)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 pytestmark = pytest.mark.django_db
@@ -27,21 +25,17 @@ def _codes(result: dict) -> list[str]:
 
 
 def test_an_anonymous_document_of_400_fragments_is_refused_before_validation(anon):
-    anon("query { me { username } }")  # the first request of a process sets things up
-    started = time.perf_counter()
+    # The parser's token limit refuses it (GRAPHQL_PARSE_FAILED, naming the limit): no document
+    # exists to validate. Asserted by code, not by a time (the machine's load decides that).
     result = anon(FRAGMENTS)
-    elapsed = time.perf_counter() - started
     assert result.get("data") is None and _codes(result) == ["GRAPHQL_PARSE_FAILED"]
     assert "1000 tokens" in result["errors"][0]["message"]
-    assert elapsed < 0.1, elapsed
 
 
 def test_an_anonymous_document_with_many_fragments_is_refused(anon):
-    started = time.perf_counter()
     result = anon(INLINE)
     assert result.get("data") is None and _codes(result) == ["QUERY_TOO_COMPLEX"]
     assert "log in" in result["errors"][0]["message"]
-    assert time.perf_counter() - started < 0.2
     # within the limits: answered
     assert anon("query { ... on Query { me { username } } }")["data"] == {"me": None}
 
