@@ -352,6 +352,11 @@ class WorkflowInstance(models.Model):
             models.Index(
                 fields=["workflow", "state", "current_step"], name="django_steps_inst_wf_state"
             ),
+            # The models a workflow's instances are on (stats.py: whether the visibility rule
+            # keeps them all), and a workflow's instances on the objects an object rule keeps.
+            models.Index(
+                fields=["workflow", "content_type", "object_id"], name="django_steps_inst_wf_obj"
+            ),
         ]
         permissions = [
             ("migrate_workflowinstance", "Can migrate workflow instances to another version"),
@@ -483,6 +488,8 @@ class WorkflowEvent(models.Model):
             # An instance's events by id (the API's history pages by (txid, position) since its
             # edge cursors are the events' own: graphql_api/api/event_cursors.py).
             models.Index(fields=["instance", "id"], name="django_steps_event_in_id"),
+            # A workflow's events in a window of time (stats.py: charts).
+            models.Index(fields=["workflow", "created_at"], name="django_steps_event_wf_time"),
         ]
         constraints = [
             models.UniqueConstraint(

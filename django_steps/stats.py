@@ -34,20 +34,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.db.models import (
+    CharField,
     Count,
     DateTimeField,
     DurationField,
     ExpressionWrapper,
     F,
+    IntegerField,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
     TextChoices,
+    Value,
 )
-from django.db.models.functions import Trunc
+from django.db.models.expressions import Window as Over
+from django.db.models.functions import Lag, Trunc
 from django.utils import timezone
 
 from . import authorization, stats_sql
@@ -236,6 +240,9 @@ _MOVES = Q(from_status__isnull=True) | ~Q(from_status=F("to_status")) | ~Q(from_
 #: Events after which the instance is on another step (or on its first): where a visit starts.
 _ENTERS = Q(from_step__isnull=True) | ~Q(from_step=F("to_step"))
 
+#: Events that finish an instance.
+_FINISHES = Q(from_state__in=UNFINISHED_STATES, state__in=FINISHED_STATES)
+
 #: Events that end a visit: leaving the step, or finishing the instance on it.
 _LEAVES = Q(from_state__in=UNFINISHED_STATES) & (
     ~Q(from_step=F("to_step")) | Q(state__in=FINISHED_STATES)
@@ -245,13 +252,23 @@ _LEAVES = Q(from_state__in=UNFINISHED_STATES) & (
 def _on_status(
     workflow: Workflow, actor: Any, window: Window
 ) -> tuple[dict[int, list[int]], dict[dt.datetime, dict[str, int]]]:
-    """``{status id: counts per bucket}`` and ``{bucket start: {kind: n}}`` (starts and ends)."""
-    current: dict[int, int] = dict(
+    """``{status id: counts per bucket}`` and ``{bucket start: {kind: n}}`` (starts and ends).
+
+    One statement (so one snapshot: no change can fall between the two halves): the unfinished
+    instances per current status (rows without a bucket), and the events since the window's
+    start that moved instances between statuses, grouped by bucket, kind and move."""
+    nothing = Value(None, output_field=DateTimeField())
+    now = (
         _instances(workflow, actor)
         .filter(state__in=UNFINISHED_STATES)
-        .values_list("current_step_status")
+        .annotate(
+            start=nothing,
+            kind=Value("", output_field=CharField()),
+            from_status=Value(None, output_field=IntegerField()),
+            from_state=Value(None, output_field=CharField()),
+        )
+        .values_list("start", "kind", "from_status", "from_state", "current_step_status", "state")
         .annotate(n=Count("pk"))
-        .values_list("current_step_status", "n")
     )
     moves = (
         _events(workflow, actor)
@@ -262,7 +279,11 @@ def _on_status(
     )
     changes: dict[dt.datetime, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     kinds: dict[dt.datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for start, kind, from_status, from_state, to_status, state, n in moves:
+    current: dict[int, int] = {}
+    for start, kind, from_status, from_state, to_status, state, n in moves.union(now, all=True):
+        if start is None:
+            current[to_status] = current.get(to_status, 0) + n
+            continue
         start = _aware(start)
         kinds[start][kind] += n
         if from_status is not None and from_state in UNFINISHED_STATES:
@@ -314,12 +335,40 @@ def _visits(workflow: Workflow, actor: Any, window: Window) -> QuerySet:
     )
 
 
+def _boundaries(workflow: Workflow, actor: Any, window: Window) -> QuerySet:
+    """The window's events that enter a step or finish an instance, each with the time of the
+    instance's previous one in the window (``entered``; see
+    :func:`django_steps.stats_sql.visit_percentiles`)."""
+    previous = Over(Lag("created_at"), partition_by=[F("instance_id")], order_by="sequence")
+    return (
+        _events(workflow, actor)
+        .filter(_ENTERS | _FINISHES, created_at__gte=window.since, created_at__lt=window.until)
+        .annotate(entered=previous)
+        .values_list(
+            "instance_id",
+            "sequence",
+            "created_at",
+            "from_step_id",
+            "to_step_id",
+            "from_state",
+            "state",
+            "entered",
+        )
+    )
+
+
 def _time_on_step(workflow: Workflow, actor: Any, window: Window) -> list[StepTime]:
-    visits = _visits(workflow, actor, window)
     using = router.db_for_read(WorkflowEvent)
     if connections[using].vendor == "postgresql":
-        rows = stats_sql.percentiles(visits, PERCENTILES, using)
+        rows = stats_sql.visit_percentiles(
+            _boundaries(workflow, actor, window),
+            PERCENTILES,
+            UNFINISHED_STATES,
+            FINISHED_STATES,
+            using,
+        )
     else:
+        visits = _visits(workflow, actor, window)
         spent: dict[int, list[float]] = defaultdict(list)
         for step, duration in visits:
             if duration is not None:
@@ -357,6 +406,37 @@ def workflow_stats(
     :class:`WindowError`), counting only what ``actor`` may see when given."""
     now = _aware(now or timezone.now())
     window = stats_window(since, until, bucket, now=now)
+    using = router.db_for_read(WorkflowEvent)
+    with transaction.atomic(using=using):
+        stats_sql.prepare(connections[using])
+        viewer = _viewer(workflow, actor, using)
+        stats = _workflow_stats(workflow, viewer, window)
+        if viewer is None and actor is not None and _viewer(workflow, actor, using) is not None:
+            # An instance on a model the actor may not view started meanwhile: it may have
+            # been counted. Count again with the rule applied.
+            stats = _workflow_stats(workflow, actor, window)
+        return stats
+
+
+def _viewer(workflow: Workflow, actor: Any, using: str) -> Any:
+    """``actor``, or ``None`` when the visibility rule shows them every instance of the
+    workflow (the usual reviewer or superuser: no filter to apply, so no join of the events
+    with their instances)."""
+    if actor is None:
+        return None
+    if connections[using].vendor == "postgresql":
+        content_types = stats_sql.content_types(workflow.pk, using)
+    else:
+        content_types = set(
+            WorkflowInstance.objects.filter(workflow=workflow)
+            .order_by()
+            .values_list("content_type_id", flat=True)
+            .distinct()
+        )
+    return None if authorization.sees_every_instance_on(actor, content_types) else actor
+
+
+def _workflow_stats(workflow: Workflow, actor: Any, window: Window) -> WorkflowStats:
     per_status, kinds = _on_status(workflow, actor, window)
     ordered = _ordered(workflow, per_status)
     empty = [0] * window.buckets

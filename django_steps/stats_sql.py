@@ -1,39 +1,106 @@
-"""The hand-written SQL of :mod:`django_steps.stats` (PostgreSQL only).
+"""The hand-written SQL of :mod:`django_steps.stats` (PostgreSQL only; SQLite reads the same
+rows through the ORM and computes in Python).
 
-Django's ORM has no ordered-set aggregate (``percentile_cont(…) WITHIN GROUP (ORDER BY …)``)
-and cannot aggregate over a queryset's rows as a derived table, which is what the percentiles
-of the time spent on a step need: the visits are a queryset (the visibility rule and the
-pairing of each leaving event with the one that entered the step stay ORM), and this module
-wraps its SQL in one grouping statement, so the durations never leave the database.
+Django's ORM has no ordered-set aggregate (``percentile_cont(…) WITHIN GROUP (ORDER BY …)``),
+cannot aggregate over a queryset's rows as a derived table, and has no loose index scan: the
+percentiles of the time spent on a step, and the models a workflow's instances are on, need
+all three. The rows stay ORM querysets (the visibility rule, the window, the pairing of events);
+this module wraps their SQL, so the durations never leave the database.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connections
 from django.db.models import QuerySet
 
-__all__ = ["percentiles"]
+from .models import WorkflowEvent, WorkflowInstance
+
+__all__ = ["content_types", "prepare", "visit_percentiles"]
 
 
-def percentiles(
-    visits: QuerySet, fractions: Sequence[float], using: str
-) -> list[tuple[int, int, float, ...]]:
-    """``(group, count, *percentiles in seconds)`` per group of ``visits``, a ``values_list``
-    of two columns: the group (a step id) and a duration (an ``interval``, null ones left out).
-    ``percentile_cont``: linear interpolation between the closest ranks."""
-    sql, params = visits.query.get_compiler(using).as_sql()
-    fractions_sql = ", ".join(["%s"] * len(fractions))
-    columns = ", ".join(f"spent[{index}]" for index in range(1, len(fractions) + 1))
+#: ``work_mem`` of the stats' transaction: the window's events (about 120,000 in the benchmark's
+#: 30 days) are sorted and grouped in memory instead of in temporary files (the default 4 MB
+#: spilled 7 to 9 MB to disk per sort).
+WORK_MEM = "32MB"
+
+
+def prepare(connection: Any) -> None:
+    """Settings of the stats' transaction (PostgreSQL; ``set_config(…, true)``: they end with
+    it). No JIT compilation: the planner's estimate of the correlated lookups passes
+    ``jit_above_cost`` while the queries take tens of milliseconds, and compiling them took 0.8
+    to 2 seconds (``bench/stats.py``). And :data:`WORK_MEM` for the sorts."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('jit', 'off', true), set_config('work_mem', %s, true)", [WORK_MEM]
+        )
+
+
+def content_types(workflow_id: int, using: str) -> set[int]:
+    """The content types of the workflow's instances, read from the
+    ``(workflow, content_type, object_id)`` index one value at a time (a loose index scan: a
+    few probes whatever the number of instances; PostgreSQL 15 has no skip scan of its own)."""
+    table = connections[using].ops.quote_name(WorkflowInstance._meta.db_table)
     statement = (
-        f"SELECT grouped, n, {columns} FROM ("
-        "SELECT v.col1 AS grouped, count(*) AS n, "
-        f"percentile_cont(ARRAY[{fractions_sql}]::float8[]) "
-        "WITHIN GROUP (ORDER BY extract(epoch FROM v.col2)) AS spent "
-        f"FROM ({sql}) AS v (col1, col2) WHERE v.col2 IS NOT NULL GROUP BY v.col1"
-        ") AS per_group"
+        "WITH RECURSIVE found(ct) AS ("
+        f"(SELECT content_type_id FROM {table} WHERE workflow_id = %s "
+        "ORDER BY content_type_id LIMIT 1) "
+        "UNION ALL "
+        f"SELECT (SELECT content_type_id FROM {table} WHERE workflow_id = %s "
+        "AND content_type_id > found.ct ORDER BY content_type_id LIMIT 1) "
+        "FROM found WHERE found.ct IS NOT NULL"
+        ") SELECT ct FROM found WHERE ct IS NOT NULL"
     )
     with connections[using].cursor() as cursor:
-        cursor.execute(statement, (*fractions, *params))
+        cursor.execute(statement, (workflow_id, workflow_id))
+        return {row[0] for row in cursor.fetchall()}
+
+
+def visit_percentiles(
+    boundaries: QuerySet,
+    fractions: Sequence[float],
+    unfinished: Sequence[str],
+    finished: Sequence[str],
+    using: str,
+) -> list[tuple[int, int, float, ...]]:
+    """``(step, visits, *percentiles in seconds)`` of the visits that end in ``boundaries``.
+
+    ``boundaries`` is a ``values_list`` of the window's events that enter a step or finish an
+    instance — ``instance_id, sequence, created_at, from_step_id, to_step_id, from_state,
+    state`` and ``entered``, the ``created_at`` of the instance's previous such event (``lag``,
+    null for its first one in the window). A visit ends at an event that leaves its step or
+    finishes the instance on it; it began at the previous step-entering event: ``entered``, or,
+    for the first visit in the window of an instance that entered its step before the window,
+    the ``(instance, sequence)`` index's answer (read only then: ``COALESCE`` evaluates its
+    second argument only for a null first one).
+
+    Pairing by ``lag`` over the window's own events instead of looking up each visit's start
+    turned 90,000 index lookups into a few thousand (``bench/stats.py``)."""
+    connection = connections[using]
+    sql, params = boundaries.query.get_compiler(using).as_sql()
+    events = connection.ops.quote_name(WorkflowEvent._meta.db_table)
+    marks = ", ".join(["%s"] * len(fractions))
+    columns = ", ".join(f"spent[{index}]" for index in range(1, len(fractions) + 1))
+    unfinished_marks = ", ".join(["%s"] * len(unfinished))
+    finished_marks = ", ".join(["%s"] * len(finished))
+    statement = (
+        f"SELECT step, n, {columns} FROM ("
+        f"SELECT step, count(time) AS n, percentile_cont(ARRAY[{marks}]::float8[]) "
+        "WITHIN GROUP (ORDER BY time) AS spent FROM ("
+        "SELECT b.from_step_id AS step, extract(epoch FROM b.created_at - COALESCE(b.entered, ("
+        f"SELECT p.created_at FROM {events} p WHERE p.instance_id = b.instance_id "
+        "AND p.sequence < b.sequence AND p.from_step_id IS DISTINCT FROM p.to_step_id "
+        "ORDER BY p.sequence DESC LIMIT 1))) AS time "
+        f"FROM ({sql}) AS b (instance_id, sequence, created_at, from_step_id, to_step_id, "
+        "from_state, state, entered) "
+        f"WHERE b.from_state IN ({unfinished_marks}) AND (b.from_step_id IS DISTINCT FROM "
+        f"b.to_step_id OR b.state IN ({finished_marks}))"
+        ") AS visits GROUP BY step) AS per_step"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, (*fractions, *params, *unfinished, *finished))
         return [tuple(row) for row in cursor.fetchall()]

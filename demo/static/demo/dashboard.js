@@ -757,11 +757,13 @@
     }
   }
 
+  const renderHooks = []; // other panels' (charts.js): called after every render
   function render() {
     renderWorkflowList();
     renderBoard();
     renderActivity();
     renderDiagram();
+    for (const hook of renderHooks) hook();
   }
 
   // ------------------------------------------------------------------ start
@@ -804,6 +806,11 @@
       client,
       operations: OPS,
       scheduleRender,
+      /** Call ``hook`` after every render (and once now). */
+      onRender(hook) {
+        renderHooks.push(hook);
+        hook();
+      },
       /** A claim leaves the version alone but changes viewerCan: take an equal version too. */
       refresh(instance) {
         const current = store.instances.get(instance.id);

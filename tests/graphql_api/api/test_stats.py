@@ -229,3 +229,33 @@ def test_needs_the_permission_to_view_instances(story, as_nobody, anon):
         result = client(STATS, WINDOW)
         assert result["data"] == {"workflowStats": None}
         assert result["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
+
+
+def test_a_visit_that_began_before_the_window_counts_from_its_start(story, as_viewer):
+    window = {**WINDOW, "since": at(1, 0).isoformat()}
+    stats = as_viewer.data(STATS, window)["workflowStats"]
+    # ended in days 1-2: c2 left Submit (entered day 0 10:00) and c1 left Review (entered
+    # day 0 15:00), both entered before the window; c2 left Review, c1 finished Approve/Reject
+    assert times(stats) == {
+        "Submit Claim": (1, 24.0, 24.0),
+        "Review Claim": (2, 21.0, 23.4),
+        "Approve/Reject": (1, 27.0, 27.0),
+    }
+
+
+def test_instances_on_a_model_the_viewer_may_not_view_are_not_counted(as_viewer, as_admin):
+    """A reviewer sees every claim but no document: a workflow running on both counts only the
+    claims' instances for them (the visibility rule applies even when it keeps most rows)."""
+    from tests.conftest import make_workflow, two_steps
+    from tests.testapp.models import Document
+
+    make_workflow("Mixed", two_steps(content_types=["claims.claim", "testapp.document"]))
+    claim = Claim.objects.create(title="c", claimant="x", amount=Decimal(1))
+    services.start_workflow_instance("Mixed", claim)
+    services.start_workflow_instance("Mixed", Document.objects.create())
+
+    def started(gql) -> int:
+        stats = gql.data(STATS, {"name": "Mixed"})["workflowStats"]
+        return sum(point["started"] for point in stats["throughput"])
+
+    assert (started(as_viewer), started(as_admin)) == (1, 2)
