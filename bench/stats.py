@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import bench_arguments, create_workflow, emit, setup_django
 
 STATS = """query Stats($name: String!, $since: DateTime) {
-  workflowStats(workflowName: $name, since: $since) {
+  workflowStats(workflow: {name: $name}, since: $since) {
     since until bucket buckets
     throughput { start started completed cancelled }
     instancesOnStep { step { name } counts }

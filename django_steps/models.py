@@ -348,9 +348,11 @@ class WorkflowInstance(models.Model):
             # lists), and the ordering by start time.
             models.Index(fields=["workflow", "id"], name="django_steps_inst_wf_id"),
             models.Index(fields=["started_at", "id"], name="django_steps_inst_started"),
-            # Counts per workflow by state and by current step.
+            # Counts per workflow by state, by current step and by current status (read from
+            # the index alone: instanceCounts, stats.py).
             models.Index(
-                fields=["workflow", "state", "current_step"], name="django_steps_inst_wf_state"
+                fields=["workflow", "state", "current_step", "current_step_status"],
+                name="django_steps_inst_wf_state",
             ),
             # The models a workflow's instances are on (stats.py: whether the visibility rule
             # keeps them all), and a workflow's instances on the objects an object rule keeps.

@@ -36,6 +36,7 @@ from typing import Any
 
 from django.db import connections, router, transaction
 from django.db.models import (
+    BooleanField,
     CharField,
     Count,
     DateTimeField,
@@ -55,7 +56,7 @@ from django.db.models.functions import Lag, Trunc
 from django.utils import timezone
 
 from . import authorization, stats_sql
-from .choices import FINISHED_STATES, UNFINISHED_STATES, EventKind
+from .choices import FINISHED_STATES, UNFINISHED_STATES, EventKind, InstanceState
 from .models import Workflow, WorkflowEvent, WorkflowInstance, WorkflowStepStatus
 
 __all__ = [
@@ -240,6 +241,12 @@ _MOVES = Q(from_status__isnull=True) | ~Q(from_status=F("to_status")) | ~Q(from_
 #: Events after which the instance is on another step (or on its first): where a visit starts.
 _ENTERS = Q(from_step__isnull=True) | ~Q(from_step=F("to_step"))
 
+#: The event kind that finishes an instance in each finished state.
+_FINISHED_BY = {
+    InstanceState.COMPLETED: EventKind.COMPLETED,
+    InstanceState.CANCELLED: EventKind.CANCELLED,
+}
+
 #: Events that finish an instance.
 _FINISHES = Q(from_state__in=UNFINISHED_STATES, state__in=FINISHED_STATES)
 
@@ -252,7 +259,9 @@ _LEAVES = Q(from_state__in=UNFINISHED_STATES) & (
 def _on_status(
     workflow: Workflow, actor: Any, window: Window
 ) -> tuple[dict[int, list[int]], dict[dt.datetime, dict[str, int]]]:
-    """``{status id: counts per bucket}`` and ``{bucket start: {kind: n}}`` (starts and ends).
+    """``{status id: counts per bucket}`` and ``{bucket start: {kind: n}}`` (starts and ends:
+    an event with no state before it is a start, one from an unfinished state to a finished one
+    completes or cancels).
 
     One statement (so one snapshot: no change can fall between the two halves): the unfinished
     instances per current status (rows without a bucket), and the events since the window's
@@ -263,29 +272,31 @@ def _on_status(
         .filter(state__in=UNFINISHED_STATES)
         .annotate(
             start=nothing,
-            kind=Value("", output_field=CharField()),
             from_status=Value(None, output_field=IntegerField()),
             from_state=Value(None, output_field=CharField()),
         )
-        .values_list("start", "kind", "from_status", "from_state", "current_step_status", "state")
-        .annotate(n=Count("pk"))
+        .values_list("start", "from_status", "from_state", "current_step_status", "state")
+        .annotate(n=Count("*"))
     )
     moves = (
         _events(workflow, actor)
         .filter(_MOVES, created_at__gte=window.since)
         .annotate(start=Trunc("created_at", _TRUNC[Bucket(window.bucket)], tzinfo=dt.UTC))
-        .values_list("start", "kind", "from_status", "from_state", "to_status", "state")
+        .values_list("start", "from_status", "from_state", "to_status", "state")
         .annotate(n=Count("pk"))
     )
     changes: dict[dt.datetime, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     kinds: dict[dt.datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     current: dict[int, int] = {}
-    for start, kind, from_status, from_state, to_status, state, n in moves.union(now, all=True):
+    for start, from_status, from_state, to_status, state, n in moves.union(now, all=True):
         if start is None:
             current[to_status] = current.get(to_status, 0) + n
             continue
         start = _aware(start)
-        kinds[start][kind] += n
+        if from_state is None:  # a start (the only event without a state before it)
+            kinds[start][EventKind.STARTED] += n
+        elif state in FINISHED_STATES and from_state in UNFINISHED_STATES:
+            kinds[start][_FINISHED_BY[state]] += n
         if from_status is not None and from_state in UNFINISHED_STATES:
             changes[start][from_status] -= n
         if state in UNFINISHED_STATES:
@@ -343,17 +354,8 @@ def _boundaries(workflow: Workflow, actor: Any, window: Window) -> QuerySet:
     return (
         _events(workflow, actor)
         .filter(_ENTERS | _FINISHES, created_at__gte=window.since, created_at__lt=window.until)
-        .annotate(entered=previous)
-        .values_list(
-            "instance_id",
-            "sequence",
-            "created_at",
-            "from_step_id",
-            "to_step_id",
-            "from_state",
-            "state",
-            "entered",
-        )
+        .annotate(entered=previous, leaves=ExpressionWrapper(_LEAVES, BooleanField()))
+        .values_list("instance_id", "sequence", "created_at", "from_step_id", "leaves", "entered")
     )
 
 
@@ -363,8 +365,6 @@ def _time_on_step(workflow: Workflow, actor: Any, window: Window) -> list[StepTi
         rows = stats_sql.visit_percentiles(
             _boundaries(workflow, actor, window),
             PERCENTILES,
-            UNFINISHED_STATES,
-            FINISHED_STATES,
             using,
         )
     else:

@@ -26,7 +26,7 @@ from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.errors import ApiError, query_error
 from graphql_api.security.permissions import VIEW_WORKFLOW, current_user, visible
 
-__all__ = ["Query", "StatsBucket", "WorkflowStatsType"]
+__all__ = ["Query", "StatsBucket", "StatsWorkflowInput", "WorkflowStatsType"]
 
 StatsBucket = _mirror(
     Bucket,
@@ -115,18 +115,26 @@ class WorkflowStatsType:
     )
 
 
-def _workflow(info: Info, workflow_id: str | None, workflow_name: str | None) -> Workflow | None:
-    if (workflow_id is None) == (workflow_name is None):
-        raise query_error(
-            TransportCode.BAD_USER_INPUT,
-            "Give exactly one of `workflowId` and `workflowName`.",
-            field="workflowId",
-        )
+@strawberry.input(
+    name="StatsWorkflow",
+    one_of=True,
+    description="The workflow of `workflowStats`: by global ID or by name (give one).",
+)
+class StatsWorkflowInput:
+    id: Optional[strawberry.ID] = strawberry.field(
+        default=strawberry.UNSET, description="Global ID of the `Workflow`."
+    )
+    name: Optional[str] = strawberry.field(
+        default=strawberry.UNSET, description="Name of the workflow."
+    )
+
+
+def _workflow(info: Info, workflow: StatsWorkflowInput) -> Workflow | None:
     rows = visible(Workflow.objects.all(), info, VIEW_WORKFLOW)
-    if workflow_name is not None:
-        return rows.filter(name=workflow_name).first()
+    if workflow.name is not strawberry.UNSET and workflow.name is not None:
+        return rows.filter(name=workflow.name).first()
     try:
-        pk = parse_global_id(workflow_id, "Workflow", field="workflowId", info=info)
+        pk = parse_global_id(workflow.id, "Workflow", field="workflow.id", info=info)
     except ApiError as error:
         if error.code == TransportCode.NOT_FOUND:
             return None
@@ -195,14 +203,10 @@ class Query(queries.Query):
     def workflow_stats(
         self,
         info: Info,
-        workflow_id: Annotated[
-            Optional[strawberry.ID],
-            strawberry.argument(description="Global ID of the `Workflow` (or `workflowName`)."),
-        ] = None,
-        workflow_name: Annotated[
-            Optional[str],
-            strawberry.argument(description="Name of the workflow (or `workflowId`)."),
-        ] = None,
+        workflow: Annotated[
+            StatsWorkflowInput,
+            strawberry.argument(description="The workflow: `{name: …}` or `{id: …}`."),
+        ],
         since: Annotated[
             Optional[datetime.datetime],
             strawberry.argument(
@@ -227,15 +231,13 @@ class Query(queries.Query):
                 ErrorCode.PERMISSION_DENIED,
                 "You do not have permission to view workflow instances.",
             )
-        workflow = _workflow(info, workflow_id, workflow_name)
-        if workflow is None:
+        found = _workflow(info, workflow)
+        if found is None:
             return None
         try:
-            stats = workflow_stats(
-                workflow, actor=user, since=since, until=until, bucket=bucket.value
-            )
+            stats = workflow_stats(found, actor=user, since=since, until=until, bucket=bucket.value)
         except WindowError as error:
             raise query_error(
                 TransportCode.BAD_USER_INPUT, error.message, field=error.field
             ) from None
-        return _stats(workflow, stats)
+        return _stats(found, stats)

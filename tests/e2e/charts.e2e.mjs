@@ -31,7 +31,7 @@ function assert(condition, message, data = {}) {
   if (!condition) throw new Error(message + " " + JSON.stringify(data));
 }
 
-const STATS = `query($name: String!, $bucket: StatsBucket!) { workflowStats(workflowName: $name, bucket: $bucket) {
+const STATS = `query($name: String!, $bucket: StatsBucket!) { workflowStats(workflow: {name: $name}, bucket: $bucket) {
   buckets throughput { started completed cancelled } instancesOnStep { step { name } counts }
   timeOnStep { step { name } p50Seconds p90Seconds } } }`;
 

@@ -23,10 +23,9 @@ UTC = dt.UTC
 DAY0 = dt.datetime(2026, 3, 10, tzinfo=UTC)
 HOUR = dt.timedelta(hours=1)
 
-STATS = """query Stats($name: String, $id: ID, $since: DateTime, $until: DateTime,
+STATS = """query Stats($workflow: StatsWorkflow!, $since: DateTime, $until: DateTime,
   $bucket: StatsBucket! = DAY) {
-  workflowStats(workflowName: $name, workflowId: $id, since: $since, until: $until,
-      bucket: $bucket) {
+  workflowStats(workflow: $workflow, since: $since, until: $until, bucket: $bucket) {
     workflow { name }
     since until bucket buckets
     throughput { start started completed cancelled }
@@ -37,7 +36,7 @@ STATS = """query Stats($name: String, $id: ID, $since: DateTime, $until: DateTim
 }"""
 
 WINDOW = {
-    "name": "Claim Processing",
+    "workflow": {"name": "Claim Processing"},
     "since": DAY0.isoformat(),
     "until": (DAY0 + dt.timedelta(days=3)).isoformat(),
 }
@@ -183,7 +182,7 @@ def test_hourly_buckets_and_the_default_window_end_now(story, as_viewer):
     assert by_name(stats["instancesOnStep"])["Submit Claim"] == [2, 3, 3]  # c4, then c1, c2
 
     with time_machine.travel(at(2, 12) + dt.timedelta(minutes=30), tick=False):
-        recent = as_viewer.data(STATS, {"name": "Claim Processing"})["workflowStats"]
+        recent = as_viewer.data(STATS, {"workflow": {"name": "Claim Processing"}})["workflowStats"]
     assert len(recent["buckets"]) == 30
     assert recent["buckets"][-1] == at(2, 0).isoformat()  # the day running now, last
     assert recent["until"] == at(3, 0).isoformat()
@@ -193,9 +192,12 @@ def test_hourly_buckets_and_the_default_window_end_now(story, as_viewer):
 
 
 def test_the_workflow_by_id_and_unknown_workflows(story, as_viewer, claim_workflow):
-    by_id = {**WINDOW, "name": None, "id": gid("Workflow", claim_workflow.pk)}
+    by_id = {**WINDOW, "workflow": {"id": gid("Workflow", claim_workflow.pk)}}
     assert as_viewer.data(STATS, by_id)["workflowStats"]["workflow"]["name"] == "Claim Processing"
-    assert as_viewer.data(STATS, {**WINDOW, "name": "Nope"})["workflowStats"] is None
+    assert as_viewer.data(STATS, {**WINDOW, "workflow": {"name": "Nope"}})["workflowStats"] is None
+    assert as_viewer.data(STATS, {**WINDOW, "workflow": {"id": gid("Workflow", 999)}}) == {
+        "workflowStats": None
+    }
 
 
 @pytest.mark.parametrize(
@@ -205,8 +207,6 @@ def test_the_workflow_by_id_and_unknown_workflows(story, as_viewer, claim_workfl
         ({"since": at(1, 0).isoformat(), "until": at(1, 0).isoformat()}, "since"),
         ({"since": at(-97, 0).isoformat(), "until": at(0, 0).isoformat()}, "since"),
         ({"bucket": "HOUR", "since": at(0, 0).isoformat(), "until": at(4, 1).isoformat()}, "since"),
-        ({"name": None}, "workflowId"),
-        ({"id": "V29ya2Zsb3c6MQ=="}, "workflowId"),  # both given
     ],
 )
 def test_windows_out_of_bounds_are_refused(story, as_viewer, variables, field):
@@ -215,6 +215,16 @@ def test_windows_out_of_bounds_are_refused(story, as_viewer, variables, field):
     [error] = result["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["extensions"]["field"] == field
+
+
+def test_the_workflow_is_given_by_name_or_by_id_not_both(story, as_viewer, claim_workflow):
+    both = {"name": "Claim Processing", "id": gid("Workflow", claim_workflow.pk)}
+    for workflow in (both, {}):  # refused by validation (`@oneOf`), before anything runs
+        result = as_viewer(STATS, {**WINDOW, "workflow": workflow})
+        assert result.get("data") is None
+        [error] = result["errors"]
+        assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+        assert "exactly one key" in error["message"]
 
 
 def test_a_window_of_the_largest_size_is_accepted(story, as_viewer):
@@ -255,7 +265,7 @@ def test_instances_on_a_model_the_viewer_may_not_view_are_not_counted(as_viewer,
     services.start_workflow_instance("Mixed", Document.objects.create())
 
     def started(gql) -> int:
-        stats = gql.data(STATS, {"name": "Mixed"})["workflowStats"]
+        stats = gql.data(STATS, {"workflow": {"name": "Mixed"}})["workflowStats"]
         return sum(point["started"] for point in stats["throughput"])
 
     assert (started(as_viewer), started(as_admin)) == (1, 2)
