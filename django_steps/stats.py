@@ -57,7 +57,7 @@ from django.utils import timezone
 
 from . import authorization, stats_sql
 from .choices import FINISHED_STATES, UNFINISHED_STATES, EventKind, InstanceState
-from .models import Workflow, WorkflowEvent, WorkflowInstance, WorkflowStepStatus
+from .models import Workflow, WorkflowEvent, WorkflowInstance, WorkflowStep, WorkflowStepStatus
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -235,7 +235,7 @@ def _events(workflow: Workflow, actor: Any) -> QuerySet:
 
 
 #: Events that move an instance between the counts: it changes its status or whether it is
-#: finished (a start has no status before it). Notes and holds on the same status move none.
+#: finished (a start has no status before it). Notes move none.
 _MOVES = Q(from_status__isnull=True) | ~Q(from_status=F("to_status")) | ~Q(from_state=F("state"))
 
 #: Events after which the instance is on another step (or on its first): where a visit starts.
@@ -265,7 +265,7 @@ def _on_status(
 
     One statement (so one snapshot: no change can fall between the two halves): the unfinished
     instances per current status (rows without a bucket), and the events since the window's
-    start that moved instances between statuses, grouped by bucket, kind and move."""
+    start that moved instances between statuses, grouped by bucket and move."""
     nothing = Value(None, output_field=DateTimeField())
     now = (
         _instances(workflow, actor)
@@ -362,10 +362,9 @@ def _boundaries(workflow: Workflow, actor: Any, window: Window) -> QuerySet:
 def _time_on_step(workflow: Workflow, actor: Any, window: Window) -> list[StepTime]:
     using = router.db_for_read(WorkflowEvent)
     if connections[using].vendor == "postgresql":
+        steps = WorkflowStep.all_objects.filter(workflow=workflow).values_list("pk", flat=True)
         rows = stats_sql.visit_percentiles(
-            _boundaries(workflow, actor, window),
-            PERCENTILES,
-            using,
+            _boundaries(workflow, actor, window), list(steps), PERCENTILES, using
         )
     else:
         visits = _visits(workflow, actor, window)

@@ -11,25 +11,12 @@
 // refetch is coalesced); the hourly window redraws with 48 points. No request leaves the server.
 // Prints one JSON line per check.
 
-import { chromium } from "playwright-core";
 import { apiClient } from "./api.mjs";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { BASE_URL, assert, inBrowser, log } from "./browser.mjs";
 
-const BASE_URL = process.env.BASE_URL || "http://127.0.0.1:8000";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const LIVE_DEADLINE_MS = 2000;
 const WORKFLOW = "Claim Processing";
 const STEPS = ["Submit Claim", "Review Claim", "Approve/Reject"];
-
-function log(check, data = {}) {
-  console.log(JSON.stringify({ check, ...data }));
-}
-
-function assert(condition, message, data = {}) {
-  if (!condition) throw new Error(message + " " + JSON.stringify(data));
-}
 
 const STATS = `query($name: String!, $bucket: StatsBucket!) { workflowStats(workflow: {name: $name}, bucket: $bucket) {
   buckets throughput { started completed cancelled } instancesOnStep { step { name } counts }
@@ -63,28 +50,13 @@ function asDrawn(stats) {
   };
 }
 
-async function main() {
-  const userDataDir = mkdtempSync(join(tmpdir(), "steps-chromium-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1600, height: 1100 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"],
-  });
-  const problems = [];
-  const foreign = [];
-  try {
-    const page = context.pages()[0] || (await context.newPage());
-    page.on("pageerror", (err) => problems.push("page error: " + err.message));
-    page.on("console", (msg) => msg.type() === "error" && problems.push("console error: " + msg.text()));
+inBrowser(
+  "demo",
+  async (page, problems) => {
+    const foreign = [];
     page.on("request", (request) => {
       if (!request.url().startsWith(BASE_URL) && !request.url().startsWith("ws://127.0.0.1")) foreign.push(request.url());
     });
-
-    await page.goto(BASE_URL + "/");
-    await page.fill("#id_username", "demo");
-    await page.fill("#id_password", "demo");
-    await Promise.all([page.waitForURL(BASE_URL + "/"), page.click("button[type=submit]")]);
     await page.evaluate(() => window.dashboard.ready);
     await page.locator("#workflow-list button", { hasText: WORKFLOW }).click();
     await page.waitForFunction((name) => {
@@ -172,13 +144,6 @@ async function main() {
     await alice.api.dispose();
     await demo.api.dispose();
     log("ok");
-  } finally {
-    await context.close();
-    rmSync(userDataDir, { recursive: true, force: true });
-  }
-}
-
-main().catch((err) => {
-  log("FAILED", { message: err.message });
-  process.exit(1);
-});
+  },
+  { viewport: { width: 1600, height: 1100 } },
+);

@@ -8,23 +8,10 @@
 // second client appears live (inboxEvents), she releases hers, and an approval by another client
 // closes that item and opens the next step's. Prints one JSON line per check.
 
-import { chromium } from "playwright-core";
 import { apiClient } from "./api.mjs";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { BASE_URL, assert, inBrowser, log } from "./browser.mjs";
 
-const BASE_URL = process.env.BASE_URL || "http://127.0.0.1:8000";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const LIVE_DEADLINE_MS = 2000;
-
-function log(check, data = {}) {
-  console.log(JSON.stringify({ check, ...data }));
-}
-
-function assert(condition, message, data = {}) {
-  if (!condition) throw new Error(message + " " + JSON.stringify(data));
-}
 
 async function client(username) {
   const { api, gql } = await apiClient(BASE_URL, username, username, assert);
@@ -44,86 +31,60 @@ async function client(username) {
   };
 }
 
-async function main() {
-  const userDataDir = mkdtempSync(join(tmpdir(), "steps-chromium-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1600, height: 1000 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"],
+inBrowser("rita", async (page, problems) => {
+  await page.evaluate(() => window.dashboard.myWork.ready);
+  await page.waitForSelector("#connection[data-state=connected]", { timeout: 10000 });
+  const items = () => page.evaluate(() => window.dashboard.myWork.items());
+  const row = (label) => page.locator("#my-work li.work-item", { hasText: label });
+
+  // 1. The reviewers' queue: "Hail damage on car" waits on Review Claim, with a Claim button.
+  await row("Hail damage on car").waitFor({ timeout: 5000 });
+  const hail = await row("Hail damage on car");
+  assert((await hail.getAttribute("data-step")) === "Review Claim", "the item is the review step's");
+  const hailInstance = await hail.getAttribute("data-instance");
+  assert((await hail.locator('button[data-action="claim"]').count()) === 1, "Claim offered (viewerCan.claim)");
+  assert((await hail.locator('button[data-action="release"]').count()) === 0, "no Release before a claim");
+  log("my work listed", { items: (await items()).length });
+
+  // 2. Claim it: the button becomes Release, the item is rita's.
+  await hail.locator('button[data-action="claim"]').click();
+  await row("Hail damage on car").locator('button[data-action="release"]').waitFor({ timeout: 5000 });
+  const claimed = (await items()).find((i) => i.instance === hailInstance);
+  assert(claimed && claimed.claimedBy === "rita", "claimed by rita", { claimed });
+  log("claimed in the page");
+
+  // 3. Live: alice submits "Broken window"; the reviewers' new item shows within 2 s.
+  const alice = await client("alice");
+  const broken = await page.evaluate(() => {
+    const s = window.dashboard.state();
+    return Object.entries(s.instances).find(([, i]) => i.label && i.label.startsWith("Broken window"))[0];
   });
-  const problems = [];
-  try {
-    const page = context.pages()[0] || (await context.newPage());
-    page.on("pageerror", (err) => problems.push("page error: " + err.message));
-    page.on("console", (msg) => msg.type() === "error" && problems.push("console error: " + msg.text()));
+  const started = Date.now();
+  await alice.setStatus(broken, "Submitted");
+  await row("Broken window").waitFor({ timeout: LIVE_DEADLINE_MS });
+  const latency = Date.now() - started;
+  log("opened live", { latencyMs: latency });
 
-    await page.goto(BASE_URL + "/");
-    await page.fill("#id_username", "rita");
-    await page.fill("#id_password", "rita");
-    await Promise.all([page.waitForURL(BASE_URL + "/"), page.click("button[type=submit]")]);
-    await page.evaluate(() => window.dashboard.myWork.ready);
-    await page.waitForSelector("#connection[data-state=connected]", { timeout: 10000 });
-    const items = () => page.evaluate(() => window.dashboard.myWork.items());
-    const row = (label) => page.locator("#my-work li.work-item", { hasText: label });
+  // 4. Release hers: Claim is offered again.
+  await row("Hail damage on car").locator('button[data-action="release"]').click();
+  await row("Hail damage on car").locator('button[data-action="claim"]').waitFor({ timeout: 5000 });
+  log("released in the page");
 
-    // 1. The reviewers' queue: "Hail damage on car" waits on Review Claim, with a Claim button.
-    await row("Hail damage on car").waitFor({ timeout: 5000 });
-    const hail = await row("Hail damage on car");
-    assert((await hail.getAttribute("data-step")) === "Review Claim", "the item is the review step's");
-    const hailInstance = await hail.getAttribute("data-instance");
-    assert((await hail.locator('button[data-action="claim"]').count()) === 1, "Claim offered (viewerCan.claim)");
-    assert((await hail.locator('button[data-action="release"]').count()) === 0, "no Release before a claim");
-    log("my work listed", { items: (await items()).length });
+  // 5. Another reviewer... the demo superuser approves the review: the item closes, the
+  //    decision step's opens.
+  const demo = await client("demo");
+  await demo.setStatus(hailInstance, "Approved");
+  await page.waitForFunction(
+    (id) => window.dashboard.myWork.items().some((i) => i.instance === id && i.step === "Approve/Reject"),
+    hailInstance,
+    { timeout: LIVE_DEADLINE_MS * 2 },
+  );
+  const steps = (await items()).filter((i) => i.instance === hailInstance).map((i) => i.step);
+  assert(steps.length === 1, "the review item closed, the decision item opened", { steps });
+  log("closed and opened live", { steps });
 
-    // 2. Claim it: the button becomes Release, the item is rita's.
-    await hail.locator('button[data-action="claim"]').click();
-    await row("Hail damage on car").locator('button[data-action="release"]').waitFor({ timeout: 5000 });
-    const claimed = (await items()).find((i) => i.instance === hailInstance);
-    assert(claimed && claimed.claimedBy === "rita", "claimed by rita", { claimed });
-    log("claimed in the page");
-
-    // 3. Live: alice submits "Broken window"; the reviewers' new item shows within 2 s.
-    const alice = await client("alice");
-    const broken = await page.evaluate(() => {
-      const s = window.dashboard.state();
-      return Object.entries(s.instances).find(([, i]) => i.label && i.label.startsWith("Broken window"))[0];
-    });
-    const started = Date.now();
-    await alice.setStatus(broken, "Submitted");
-    await row("Broken window").waitFor({ timeout: LIVE_DEADLINE_MS });
-    const latency = Date.now() - started;
-    log("opened live", { latencyMs: latency });
-
-    // 4. Release hers: Claim is offered again.
-    await row("Hail damage on car").locator('button[data-action="release"]').click();
-    await row("Hail damage on car").locator('button[data-action="claim"]').waitFor({ timeout: 5000 });
-    log("released in the page");
-
-    // 5. Another reviewer... the demo superuser approves the review: the item closes, the
-    //    decision step's opens.
-    const demo = await client("demo");
-    await demo.setStatus(hailInstance, "Approved");
-    await page.waitForFunction(
-      (id) => window.dashboard.myWork.items().some((i) => i.instance === id && i.step === "Approve/Reject"),
-      hailInstance,
-      { timeout: LIVE_DEADLINE_MS * 2 },
-    );
-    const steps = (await items()).filter((i) => i.instance === hailInstance).map((i) => i.step);
-    assert(steps.length === 1, "the review item closed, the decision item opened", { steps });
-    log("closed and opened live", { steps });
-
-    assert(problems.length === 0, "no errors in the page", { problems });
-    await alice.api.dispose();
-    await demo.api.dispose();
-    log("ok");
-  } finally {
-    await context.close();
-    rmSync(userDataDir, { recursive: true, force: true });
-  }
-}
-
-main().catch((err) => {
-  log("FAILED", { message: err.message });
-  process.exit(1);
+  assert(problems.length === 0, "no errors in the page", { problems });
+  await alice.api.dispose();
+  await demo.api.dispose();
+  log("ok");
 });
