@@ -93,7 +93,7 @@ def visit_percentiles(
     )
     statement = (
         f"SELECT {aggregates} FROM ("
-        "SELECT b.from_step_id AS step, extract(epoch FROM b.created_at - COALESCE(b.entered, ("
+        "SELECT b.from_step_id AS step, date_part('epoch', b.created_at - COALESCE(b.entered, ("
         f"SELECT p.created_at FROM {events} p WHERE p.instance_id = b.instance_id "
         "AND p.sequence < b.sequence AND p.from_step_id IS DISTINCT FROM p.to_step_id "
         "ORDER BY p.sequence DESC LIMIT 1))) AS time "
