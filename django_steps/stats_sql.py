@@ -29,9 +29,10 @@ WORK_MEM = "32MB"
 
 def prepare(connection: Any) -> None:
     """Settings of the stats' transaction (PostgreSQL; ``set_config(…, true)``: they end with
-    it — or, inside an outer transaction such as ``ATOMIC_REQUESTS``, with that one). No JIT compilation: the planner's estimate of the correlated lookups passes
-    ``jit_above_cost`` while the queries take tens of milliseconds, and compiling them took 0.8
-    to 2 seconds (``bench/stats.py``). And :data:`WORK_MEM` for the sorts."""
+    it — or, inside an outer transaction such as ``ATOMIC_REQUESTS``, with that one). No JIT
+    compilation: the planner's estimate of the correlated lookups passes ``jit_above_cost``
+    while the queries take tens of milliseconds, and compiling them took 0.8 to 2 seconds
+    (``bench/stats.py``). And :data:`WORK_MEM` for the sorts."""
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
