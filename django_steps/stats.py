@@ -10,19 +10,20 @@ days, aligned in UTC), from ``since`` to ``until``:
   advance, a migration to another step — to the one that left it or finished the instance);
 * **throughput**: instances started, completed and cancelled per bucket.
 
-Computed in SQL from the history, grouped in the database: per-status counts come from the
-instances' current status minus what the events after each bucket changed (one grouped query
-over the window's events, so the cost follows the events of the window and of the time since,
-not the whole history), the durations from the events that left a step in the window, each
-paired with the one that entered it through the ``(instance, sequence)`` index. On PostgreSQL
-the percentiles are ``percentile_cont`` in the database (:mod:`django_steps.stats_sql`); on
-SQLite the durations are read and the same interpolation is done in Python.
+Computed in SQL from the history, grouped in the database: per-status counts are the
+instances' current statuses less what the events after each bucket changed (one statement: the
+current counts and the window's events grouped by bucket and move, so the cost follows the
+events of the window and of the time since, not the whole history); the durations pair each
+event that left a step in the window with the one that entered it (on PostgreSQL by ``lag`` over
+the window's own events, with ``percentile_cont`` in the database: :mod:`django_steps.stats_sql`;
+on SQLite through the ``(instance, sequence)`` index, with the same interpolation in Python).
 
 The window is bounded: at most :data:`MAX_BUCKETS` buckets (96 days, or 96 hours); by default
 the last :data:`DEFAULT_BUCKETS` buckets up to now. With ``actor``, only the instances (and
 events) the actor may see are counted — the one visibility rule of
-:mod:`django_steps.authorization`, applied as a filter of the same queries; without, the caller
-is trusted and everything counts.
+:mod:`django_steps.authorization`, applied as a filter of the same queries, and skipped when it
+keeps every instance of the workflow (checked from the models its instances are on, before and
+after counting); without, the caller is trusted and everything counts.
 """
 
 from __future__ import annotations
