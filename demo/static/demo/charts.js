@@ -11,6 +11,8 @@
  * after changes to the workflow's instances the viewer may see (coalesced by the server, at most
  * two a second); each push asks for the stats again, at most once a second here (a push that
  * comes while a request runs, or within a second of the last one, makes one more request later).
+ * Nothing is asked while the socket is down; after a reconnect the subscription's first push
+ * asks again.
  *
  * It runs after dashboard.js (deferred, in order) and uses its helpers (requests, elements, the
  * socket) and its render hook to follow the selected workflow.
@@ -59,7 +61,9 @@
 
   async function load() {
     const name = state.workflow;
-    if (!name) return;
+    // Never while offline (a refused request is noise): on reconnect the subscription starts
+    // again, and its first push asks for the stats.
+    if (!name || dashboard.store.connection !== "connected") return;
     state.loading = true;
     state.last = performance.now();
     state.fetches += 1;

@@ -652,7 +652,7 @@
       ...["ACTIVE", "ON_HOLD", "COMPLETED", "CANCELLED"]
         .filter((s) => counts[s])
         .map((s) => h("span", { class: "chip state-" + s, text: counts[s] + " " + STATE_LABEL[s].toLowerCase() })),
-      late > 0 && h("span", { class: "chip overdue", text: late + " overdue" }),
+      ...(late > 0 ? [h("span", { class: "chip overdue", text: late + " overdue" })] : []), // not `false` as text
     );
     const steps = [...workflow.steps].sort((a, b) => a.order - b.order);
     board.replaceChildren(
