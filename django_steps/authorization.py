@@ -82,7 +82,7 @@ pass none.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +115,7 @@ __all__ = [
     "may_set_status",
     "required_permission",
     "may_view_object",
+    "sees_every_instance_on",
     "visible_events",
     "visible_work_items",
     "visible_instances",
@@ -239,6 +240,29 @@ def visible_instances(user: Any, queryset: QuerySet) -> QuerySet:
     if not may_read_instances(user):
         return queryset.none()
     return visibility_rule()(user, queryset)
+
+
+def sees_every_instance_on(user: Any, content_type_ids: Iterable[int]) -> bool:
+    """Whether the visibility rule shows ``user`` every instance attached to an object of the
+    models ``content_type_ids`` — so filtering by it would keep them all, and a caller counting
+    such instances may skip the filter. True for active superusers, and, under the default rule,
+    for a user who may view each of these models globally (as :func:`default_visible_instances`
+    decides it); never known of a ``VISIBLE_INSTANCES`` rule of a project's own."""
+    if not may_read_instances(user) or steps_setting("VISIBLE_INSTANCES") is not None:
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    missing = set(content_type_ids) - _globally_viewable(user)
+    if not missing:
+        return True
+    rules = object_rules()
+    for content_type in missing:
+        model = ContentType.objects.get_for_id(content_type).model_class()
+        if model is None or model._meta.concrete_model not in rules:
+            return False
+        if not user.has_perm(_view_permission(model)):  # as the default filter grants it
+            return False
+    return True
 
 
 def visible_events(user: Any, queryset: QuerySet) -> QuerySet:

@@ -344,9 +344,16 @@ class WorkflowInstance(models.Model):
             # lists), and the ordering by start time.
             models.Index(fields=["workflow", "id"], name="django_steps_inst_wf_id"),
             models.Index(fields=["started_at", "id"], name="django_steps_inst_started"),
-            # Counts per workflow by state and by current step.
+            # Counts per workflow by state, by current step and by current status (read from
+            # the index alone: instanceCounts, stats.py).
             models.Index(
-                fields=["workflow", "state", "current_step"], name="django_steps_inst_wf_state"
+                fields=["workflow", "state", "current_step", "current_step_status"],
+                name="django_steps_inst_wf_state",
+            ),
+            # The models a workflow's instances are on (stats.py: whether the visibility rule
+            # keeps them all), and a workflow's instances on the objects an object rule keeps.
+            models.Index(
+                fields=["workflow", "content_type", "object_id"], name="django_steps_inst_wf_obj"
             ),
         ]
         permissions = [
@@ -479,6 +486,8 @@ class WorkflowEvent(models.Model):
             # An instance's events by id (the API's history pages by (txid, position) since its
             # edge cursors are the events' own: graphql_api/api/event_cursors.py).
             models.Index(fields=["instance", "id"], name="django_steps_event_in_id"),
+            # A workflow's events in a window of time (stats.py: charts).
+            models.Index(fields=["workflow", "created_at"], name="django_steps_event_wf_time"),
         ]
         constraints = [
             models.UniqueConstraint(

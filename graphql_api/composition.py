@@ -59,7 +59,7 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 from graphql_api.api.connections import CONNECTION_NAMES, fix_pagination_descriptions
 from graphql_api.api.descriptions import describe_library_elements
 from graphql_api.api.mutations import Mutation
-from graphql_api.api.queries import Query
+from graphql_api.api.stats import Query  # the queries, with workflowStats
 from graphql_api.api.types import (
     UserType,
     WorkflowEventType,

@@ -76,6 +76,14 @@ EXPECTED = {
         "me.inbox(first: 20) with totalCount,",
         "status change closing and opening work items vs the same without assignees",
     ],
+    "stats": [
+        "workflowStats engine, ",
+        "workflowStats over GraphQL, ",
+        "workflowStats engine, a claimant",
+        "workflowStats over GraphQL, the largest window",
+        "workflowStats engine: ",
+        "workflowStats over GraphQL: ",
+    ],
     "versions": [
         "advancing update, workflow with 50 published versions vs 1",
         "dry run of a migration of",

@@ -40,6 +40,9 @@ DEFINITION_BOUNDS: dict[str, str] = {
     "WorkflowInstance.availableStatuses": "DEFINITION_MAX_STATUSES_PER_STEP",
     "WorkflowInstanceActions.statuses": "DEFINITION_MAX_STATUSES_PER_STEP",
     "TransitionDryRun.evaluations": "DEFINITION_MAX_TRANSITIONS_PER_STEP",
+    # a workflow's figures: one series per step of the definition
+    "WorkflowStats.instancesOnStep": "DEFINITION_MAX_STEPS",
+    "WorkflowStats.timeOnStep": "DEFINITION_MAX_STEPS",
 }
 
 
@@ -59,4 +62,7 @@ def list_bounds() -> dict[str, int]:
         **LIST_BOUNDS,
         "Workflow.diff": diff_bound(),
         **{field: int(steps_setting(name)) for field, name in DEFINITION_BOUNDS.items()},
+        # one series per status of every step
+        "WorkflowStats.instancesOnStatus": int(steps_setting("DEFINITION_MAX_STEPS"))
+        * int(steps_setting("DEFINITION_MAX_STATUSES_PER_STEP")),
     }

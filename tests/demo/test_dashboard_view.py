@@ -86,7 +86,9 @@ def test_vendored_assets_are_served_without_internet(demo_client):
     for path in (
         "/static/graphql_api/vendor/graphql-ws-6.4.2.min.js",
         "/static/vendor/mermaid-11.17.2.min.js",
+        "/static/vendor/uPlot-1.6.32.iife.min.js",
         "/static/demo/dashboard.js",
+        "/static/demo/charts.js",
         "/static/demo/dashboard.css",
     ):
         response = demo_client.get(path)

@@ -337,6 +337,7 @@ def root_queries(world) -> list[tuple[str, dict]]:
         "instanceId": instance_ids,
         "name": ["Account Review", "Claim Processing"],
         "workflowName": ["Account Review", "Claim Processing"],
+        "workflow": [{"name": "Account Review"}, {"name": "Claim Processing"}],
     }
     queries = []
     for name, field in schema._schema.query_type.fields.items():

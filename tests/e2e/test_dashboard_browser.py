@@ -205,3 +205,21 @@ def test_my_work_lists_claims_and_updates_live(demo_server):
     assert "claimed in the page" in by_name and "released in the page" in by_name
     assert by_name["closed and opened live"]["steps"] == ["Approve/Reject"]
     assert checks[-1]["check"] == "ok"
+
+
+def test_charts_draw_the_stats_and_follow_changes_live(demo_server):
+    screenshot = ARTIFACTS / "charts.png"
+    checks = run_browser_script(
+        "charts.e2e.mjs", demo_server, {}, env={"SCREENSHOT": str(screenshot)}
+    )
+    by_name = {c["check"]: c for c in checks}
+    assert by_name["charts drawn"]["points"] == 30
+    assert by_name["charts drawn"]["series"] == {
+        "steps": {"series": 3, "points": 30},
+        "throughput": {"series": 3, "points": 30},
+        "time": {"series": 2, "points": 2},  # Submit and Review were left
+    }
+    assert by_name["another client's change charted"]["latencyMs"] <= 2000
+    assert by_name["burst coalesced"]["fetches"] < by_name["burst coalesced"]["changes"]
+    assert by_name["hourly window drawn"]["points"] == 48
+    assert checks[-1]["check"] == "ok"

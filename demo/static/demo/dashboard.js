@@ -652,7 +652,7 @@
       ...["ACTIVE", "ON_HOLD", "COMPLETED", "CANCELLED"]
         .filter((s) => counts[s])
         .map((s) => h("span", { class: "chip state-" + s, text: counts[s] + " " + STATE_LABEL[s].toLowerCase() })),
-      late > 0 && h("span", { class: "chip overdue", text: late + " overdue" }),
+      ...(late > 0 ? [h("span", { class: "chip overdue", text: late + " overdue" })] : []), // not `false` as text
     );
     const steps = [...workflow.steps].sort((a, b) => a.order - b.order);
     board.replaceChildren(
@@ -757,11 +757,13 @@
     }
   }
 
+  const renderHooks = []; // other panels' (charts.js): called after every render
   function render() {
     renderWorkflowList();
     renderBoard();
     renderActivity();
     renderDiagram();
+    for (const hook of renderHooks) hook();
   }
 
   // ------------------------------------------------------------------ start
@@ -804,6 +806,11 @@
       client,
       operations: OPS,
       scheduleRender,
+      /** Call ``hook`` after every render (and once now). */
+      onRender(hook) {
+        renderHooks.push(hook);
+        hook();
+      },
       /** A claim leaves the version alone but changes viewerCan: take an equal version too. */
       refresh(instance) {
         const current = store.instances.get(instance.id);
