@@ -211,7 +211,7 @@ def migrate_workflow_instances(
     filters = _filters(info, data.filters)
     workflow = Workflow.objects.filter(name=data.workflow_name).first()
     if workflow is None:
-        raise WorkflowNotFound("No workflow has this name.", workflow_name=data.workflow_name)
+        raise WorkflowNotFound("No workflow has this name.", field="workflowName")
     try:
         target = get_version(workflow, data.to_version)
         ids, more = migration_page(workflow, target, filters, first=first, after=after, actor=user)

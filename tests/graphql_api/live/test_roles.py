@@ -89,7 +89,7 @@ async def test_another_users_instance_stream_is_not_found(application, demo):
         application, session_key=await run(login_session)(users["alice"])
     ) as alice:
         sub = await alice.subscribe(instanceId=instance_gid(instances["bob"]))
-        assert error_codes(await alice.result(sub)) == ["NOT_FOUND"]
+        assert error_codes(await alice.result(sub)) == ["INSTANCE_NOT_FOUND"]
         mine = await alice.subscribe(instanceId=instance_gid(instances["alice"]))
         assert await alice.nothing_more(mine, 0.3)  # live now
         await run(hold_and_resume)(instances["alice"])
