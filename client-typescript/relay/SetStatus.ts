@@ -1,5 +1,6 @@
-// A mutation whose payload is the union `WorkflowInstance | OperationInfo`: the instance's
-// fields update the Relay store by `id`; errors carry stable codes.
+// A mutation whose payload is the union `WorkflowInstance | OperationInfo | VersionConflict`:
+// the instance's fields update the Relay store by `id` (also the conflict's `current`, the
+// instance as now committed); errors carry stable codes.
 import { graphql } from "relay-runtime";
 
 import type { SetStatusMutation$data } from "./__generated__/SetStatusMutation.graphql";
@@ -20,6 +21,13 @@ export const SetStatusMutation = graphql`
           message
         }
       }
+      ... on VersionConflict {
+        code
+        current {
+          id
+          version
+        }
+      }
     }
   }
 `;
@@ -31,6 +39,8 @@ export function errorCodes(data: SetStatusMutation$data): string[] {
       return payload.messages.map((m) => m.code ?? m.kind);
     case "WorkflowInstance":
       return [];
+    case "VersionConflict":
+      return [payload.code];
     default:
       return ["UNEXPECTED_PAYLOAD"];
   }

@@ -175,7 +175,9 @@ REFUSED = """mutation($input: {input}!) {
 }"""
 
 
-def refused(gql, field: str, input_type: str, value: dict) -> list[tuple[str, str | None]]:
+def refused(gql, field: str, value: dict) -> list[tuple[str, str | None]]:
+    """``(code, field)`` of each message of ``field``'s OperationInfo (input: ``<Name>Input``)."""
+    input_type = field[0].upper() + field[1:] + "Input"
     query = REFUSED.replace("{input}", input_type).replace("{field}", field)
     payload = gql.data(query, {"input": value})[field]
     assert payload["__typename"] == "OperationInfo", (field, value, payload)
@@ -188,89 +190,48 @@ def test_each_mutation_returns_only_the_codes_it_declares(
     i = gid("WorkflowInstance", instance.pk)
     missing = gid("WorkflowInstance", 10**9)
     item = gid("WorkItem", 10**9)
+    claims = {"workflowName": "Claim Processing", "contentType": "claims.claim", "objectId": "1"}
+    submit = {"instanceId": i, "status": {"name": "Submitted"}}
     seen: dict[str, list[tuple[str, str | None]]] = {}
 
-    def drive(gql, field, input_type, value):
-        seen.setdefault(field, []).extend(refused(gql, field, input_type, value))
+    def drive(gql, calls: list[tuple[str, dict]]) -> None:
+        for field, value in calls:
+            seen.setdefault(field, []).extend(refused(gql, field, value))
 
-    start = "StartWorkflowInstanceInput"
-    drive(
-        anon,
-        "startWorkflowInstance",
-        start,
-        {"workflowName": "x", "contentType": "a.b", "objectId": "1"},
-    )
+    drive(anon, [("startWorkflowInstance", claims), ("cancelWorkflowInstance", {"instanceId": i})])
+    drive(anon, [("migrateWorkflowInstances", {"workflowName": "Nope", "toVersion": 1})])
     drive(
         as_operator,
-        "startWorkflowInstance",
-        start,
-        {"workflowName": "Nope", "contentType": "claims.claim", "objectId": "1"},
+        [
+            ("startWorkflowInstance", {**claims, "workflowName": "Nope"}),
+            ("startWorkflowInstance", {**claims, "contentType": "auth.user"}),
+            ("startWorkflowInstance", {**claims, "objectId": "999999"}),
+            ("updateWorkflowStepStatus", {**submit, "instanceId": "garbage"}),
+            ("updateWorkflowStepStatus", {**submit, "instanceId": missing}),
+            ("updateWorkflowStepStatus", {**submit, "status": {"name": "Nope"}}),
+            ("updateWorkflowStepStatus", {**submit, "context": 3}),
+            ("advanceWorkflowInstance", {"instanceId": i}),
+            ("advanceWorkflowInstance", {"instanceId": missing}),
+            ("resumeWorkflowInstance", {"instanceId": i}),
+            ("claimWorkItem", {"workItemId": item}),
+            ("claimWorkItem", {"workItemId": "garbage"}),
+            ("releaseWorkItem", {"workItemId": item}),
+            ("releaseWorkItem", {"workItemId": "garbage"}),
+            ("delegateWorkItem", {"workItemId": item, "userId": gid("User", 1)}),
+            ("deleteWorkflow", {"name": "Claim Processing"}),
+        ],
     )
-    drive(
-        as_operator,
-        "startWorkflowInstance",
-        start,
-        {"workflowName": "Claim Processing", "contentType": "auth.user", "objectId": "1"},
-    )
-    drive(
-        as_operator,
-        "startWorkflowInstance",
-        start,
-        {"workflowName": "Claim Processing", "contentType": "claims.claim", "objectId": "999999"},
-    )
-    status = "UpdateWorkflowStepStatusInput"
-    drive(
-        as_operator,
-        "updateWorkflowStepStatus",
-        status,
-        {"instanceId": "garbage", "status": {"name": "Submitted"}},
-    )
-    drive(
-        as_operator,
-        "updateWorkflowStepStatus",
-        status,
-        {"instanceId": missing, "status": {"name": "Submitted"}},
-    )
-    drive(
-        as_operator,
-        "updateWorkflowStepStatus",
-        status,
-        {"instanceId": i, "status": {"name": "Nope"}},
-    )
-    drive(
-        as_operator,
-        "updateWorkflowStepStatus",
-        status,
-        {"instanceId": i, "status": {"name": "Submitted"}, "context": 3},
-    )
-    advance = "AdvanceWorkflowInstanceInput"
-    drive(as_operator, "advanceWorkflowInstance", advance, {"instanceId": i})
-    drive(as_operator, "advanceWorkflowInstance", advance, {"instanceId": missing})
-    drive(as_operator, "resumeWorkflowInstance", "ResumeWorkflowInstanceInput", {"instanceId": i})
     services.set_workflow_on_hold(instance, actor=operator)
-    drive(as_operator, "setWorkflowOnHold", "SetWorkflowOnHoldInput", {"instanceId": i})
     drive(
         as_operator,
-        "updateWorkflowStepStatus",
-        status,
-        {"instanceId": i, "status": {"name": "Submitted"}},
+        [("setWorkflowOnHold", {"instanceId": i}), ("updateWorkflowStepStatus", submit)],
     )
     services.cancel_workflow_instance(instance, actor=operator)
-    drive(as_operator, "cancelWorkflowInstance", "CancelWorkflowInstanceInput", {"instanceId": i})
-    drive(anon, "cancelWorkflowInstance", "CancelWorkflowInstanceInput", {"instanceId": i})
-    migrate = "MigrateWorkflowInstancesInput"
-    drive(anon, "migrateWorkflowInstances", migrate, {"workflowName": "Nope", "toVersion": 1})
-    for field, input_type in (
-        ("claimWorkItem", "ClaimWorkItemInput"),
-        ("releaseWorkItem", "ReleaseWorkItemInput"),
-    ):
-        drive(as_operator, field, input_type, {"workItemId": item})
-        drive(as_operator, field, input_type, {"workItemId": "garbage"})
-    delegate = {"workItemId": item, "userId": gid("User", 1)}
-    drive(as_operator, "delegateWorkItem", "DelegateWorkItemInput", delegate)
-    drive(as_designer, "deleteWorkflow", "DeleteWorkflowInput", {"name": "Nope"})
-    drive(as_designer, "deleteWorkflow", "DeleteWorkflowInput", {"name": "Claim Processing"})
-    drive(as_operator, "deleteWorkflow", "DeleteWorkflowInput", {"name": "Claim Processing"})
+    drive(as_operator, [("cancelWorkflowInstance", {"instanceId": i})])
+    drive(
+        as_designer,
+        [("deleteWorkflow", {"name": "Nope"}), ("deleteWorkflow", {"name": "Claim Processing"})],
+    )
     login = as_operator.data(ops.LOGIN, {"username": "nobody", "password": "wrong"})["login"]
     seen["login"] = [(code, None) for code in codes(login)]
 
