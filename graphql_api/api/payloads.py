@@ -79,6 +79,24 @@ def _conflict(info: Info, error: VersionConflict) -> VersionConflictType:
     )
 
 
+#: The input a not-found code is about, for the messages that name none (the engine's: the row
+#: went away between the lookup and the lock, or a work item closed meanwhile).
+_INPUT_OF = {
+    ErrorCode.INSTANCE_NOT_FOUND: ("instance_id", "instanceId"),
+    ErrorCode.WORK_ITEM_NOT_FOUND: ("work_item_id", "workItemId"),
+}
+
+
+def _with_fields(payload: OperationInfo, input: Any) -> OperationInfo:
+    """``payload`` with ``field`` set on the not-found messages that lack it, when the mutation's
+    input has the field they are about."""
+    for message in payload.messages:
+        python_name, name = _INPUT_OF.get(message.code.name, (None, None))
+        if message.field is None and python_name and hasattr(input, python_name):
+            message.field = name
+    return payload
+
+
 def _takes_expected_version(resolver: Callable[..., Any]) -> bool:
     """Whether the mutation's ``input`` has ``expectedVersion`` (so it can conflict)."""
     input_type = typing.get_type_hints(resolver).get("input")
@@ -148,7 +166,7 @@ def mutation(
                         raise
                     return _conflict(info, error)
             except Exception as error:
-                payload = to_operation_info(error)
+                payload = _with_fields(to_operation_info(error), kwargs.get("input"))
                 stray = [m.code.name for m in payload.messages if m.code.name not in declared]
                 if stray:
                     logger.error(
