@@ -396,7 +396,7 @@ class Mutation:
         "the new token before the next POST). After repeated failures from one client the login is "
         "refused for a while with TOO_MANY_ATTEMPTS.",
         perm=None,
-        codes=(T.INVALID_CREDENTIALS, T.TOO_MANY_ATTEMPTS),
+        codes=(T.INVALID_CREDENTIALS, T.TOO_MANY_ATTEMPTS, T.BAD_USER_INPUT),  # NUL: PostgreSQL,
     )
     def login(
         self,
