@@ -233,7 +233,8 @@ def test_each_mutation_returns_only_the_codes_it_declares(
         [("deleteWorkflow", {"name": "Nope"}), ("deleteWorkflow", {"name": "Claim Processing"})],
     )
     login = as_operator.data(ops.LOGIN, {"username": "nobody", "password": "wrong"})["login"]
-    seen["login"] = [(code, None) for code in codes(login)]
+    nul = as_operator.data(ops.LOGIN, {"username": "no\x00body", "password": "x"})["login"]
+    seen["login"] = [(code, None) for code in codes(login) + codes(nul)]
 
     described = {
         f["name"]: f["description"]
