@@ -237,6 +237,21 @@ def bench_arguments(doc: str | None, quick: str = "smaller sizes, fewer rounds")
     return parser
 
 
+def run_backend_bench(
+    doc: str | None, label: str, bench: Callable[[bool], list[dict]], title: str
+) -> int:
+    """The whole ``main()`` of a script that measures in one process on :func:`setup_django`'s
+    database (``tests.settings``): its options, ``bench(quick)``'s rows tagged with the backend,
+    printed under ``title — <backend>``."""
+    args = bench_arguments(doc, "small sizes").parse_args()
+    backend = setup_django("tests.settings", label)
+    rows = bench(args.quick)
+    for row in rows:
+        row["backend"] = backend
+    emit(rows, args.json, f"{title} — {backend}")
+    return 0
+
+
 def versus(
     figure: str,
     value: float,
@@ -276,5 +291,5 @@ def emit(rows: list[dict], as_json: bool, title: str) -> None:
         met = "" if row.get("met") is None else ("  met" if row["met"] else "  NOT met")
         print(
             f"  {row['figure']}: {row['value']} {row.get('unit', '')}{extra}  "
-            f"target {row.get('target', '-')}{met}"
+            f"target {row.get('target') or '-'}{met}"
         )

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import bench_arguments, emit, setup_django, superuser_client
+from bench._common import bench_arguments, emit, setup_django, superuser_client, versus
 
 #: Operation name -> variables, as the dashboard sends them (demo/static/demo/dashboard.js).
 OPERATIONS = {"WorkflowInstances": {"first": 100}, "Workflows": {}, "InstanceHistory": None}
@@ -90,16 +90,18 @@ def main() -> None:
         for way, label in (("post", "POST"), ("get", "GET")):
             value = statistics.median(samples[name][way])
             rows.append(
-                {
-                    "figure": f"{name}: hash-only {label} vs the full query "
+                versus(
+                    f"{name}: hash-only {label} vs the full query "
                     f"({sizes[name][way]:,} vs {sizes[name]['full']:,} bytes sent)",
-                    "value": round(value * 1000, 3),
-                    "unit": "ms",
-                    "floor": round(full * 1000, 3),
-                    "ratio": round(value / full, 3),
-                    "target": f"<= {TARGET} (the same request with its query)",
-                    "met": value / full <= TARGET,
-                }
+                    value,
+                    full,
+                    "ms",
+                    scale=1000,
+                    digits=3,
+                    ratio_digits=3,
+                    target=f"<= {TARGET} (the same request with its query)",
+                    met=value / full <= TARGET,
+                )
             )
     emit(rows, args.json, f"Persisted queries over HTTP ({backend}, {rounds} rounds, medians)")
 

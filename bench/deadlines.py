@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench._common import run_backend_bench  # noqa: E402
+
 LATENCY_TARGET = 1.0  # seconds
 COST_TARGET = 1.1
 
@@ -247,15 +249,7 @@ def bench(quick: bool) -> list[dict]:
 
 
 def main() -> int:
-    from bench._common import bench_arguments, emit, setup_django
-
-    args = bench_arguments(__doc__, "small sizes").parse_args()
-    backend = setup_django("tests.settings", "deadlines")
-    rows = bench(args.quick)
-    for r in rows:
-        r["backend"] = backend
-    emit(rows, args.json, f"django-steps deadlines benchmark — {backend}")
-    return 0
+    return run_backend_bench(__doc__, "deadlines", bench, "django-steps deadlines benchmark")
 
 
 if __name__ == "__main__":

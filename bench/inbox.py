@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import FIVE_STEPS, emit, handle_termination, setup_django
+from bench._common import FIVE_STEPS, bench_arguments, emit, setup_django, versus
 
 INBOX = """query Inbox { me { inbox(first: 20) {
   edges { node { id openedAt dueAt candidateGroups step { name } claimedBy { username }
@@ -189,11 +188,7 @@ def status_change_cost(count: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    handle_termination()
+    args = bench_arguments(__doc__).parse_args()
     backend = setup_django("demo.settings", "inbox")
     total, big, small = (3_330, 1_000, 10) if args.quick else (333_000, 10_000, 100)
     started = time.perf_counter()
@@ -212,33 +207,34 @@ def main() -> None:
     assigned, plain = status_change_cost(40 if args.quick else 200)
     label = f"({backend}, {total:,} instances with an open work item, set up in {setup:.0f} s)"
     rows = [
-        {
-            "figure": f"me.inbox(first: 20) over GraphQL, {big:,} vs {small:,} open items {label}",
-            "value": round(large * 1000, 2),
-            "unit": "ms",
-            "floor": round(few * 1000, 2),
-            "ratio": round(large / few, 2),
-            "target": f"≤ {PAGE_TARGET}×",
-            "met": large / few <= PAGE_TARGET,
-        },
-        {
-            "figure": f"me.inbox(first: 20) with totalCount, {big:,} vs {small:,} open items "
+        versus(
+            f"me.inbox(first: 20) over GraphQL, {big:,} vs {small:,} open items {label}",
+            large,
+            few,
+            "ms",
+            scale=1000,
+            target=f"≤ {PAGE_TARGET}×",
+            met=large / few <= PAGE_TARGET,
+        ),
+        versus(
+            f"me.inbox(first: 20) with totalCount, {big:,} vs {small:,} open items "
             "(a COUNT of the user's items: no target)",
-            "value": round(large_count * 1000, 2),
-            "unit": "ms",
-            "floor": round(few_count * 1000, 2),
-            "ratio": round(large_count / few_count, 2),
-        },
-        {
-            "figure": f"status change closing and opening work items vs the same without "
+            large_count,
+            few_count,
+            "ms",
+            scale=1000,
+        ),
+        versus(
+            "status change closing and opening work items vs the same without "
             f"assignees ({backend})",
-            "value": round(assigned * 1000, 3),
-            "unit": "ms",
-            "floor": round(plain * 1000, 3),
-            "ratio": round(assigned / plain, 2),
-            "target": f"≤ {CHANGE_TARGET}×",
-            "met": assigned / plain <= CHANGE_TARGET,
-        },
+            assigned,
+            plain,
+            "ms",
+            scale=1000,
+            digits=3,
+            target=f"≤ {CHANGE_TARGET}×",
+            met=assigned / plain <= CHANGE_TARGET,
+        ),
     ]
     emit(rows, args.json, "Inbox")
 

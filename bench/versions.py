@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench._common import bench_arguments, emit, setup_django, versus  # noqa: E402
+from bench._common import run_backend_bench, versus  # noqa: E402
 
 TARGET = 1.05
 
@@ -152,13 +152,7 @@ def bench(quick: bool) -> list[dict]:
 
 
 def main() -> int:
-    args = bench_arguments(__doc__, "small sizes").parse_args()
-    backend = setup_django("tests.settings", "versions")
-    rows = bench(args.quick)
-    for r in rows:
-        r["backend"] = backend
-    emit(rows, args.json, f"django-steps versions benchmark — {backend}")
-    return 0
+    return run_backend_bench(__doc__, "versions", bench, "django-steps versions benchmark")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ const config: CodegenConfig = {
     },
     // Every enum of the schema, including each mutation's `<Name>ErrorCode` (the codes its
     // OperationInfo can carry), which no field returns, so the client preset above leaves them
-    // out: switch on `code as UpdateWorkflowStepStatusErrorCode` exhaustively (src/usage.ts).
+    // out: switch on `code as SetWorkflowInstanceStatusErrorCode` exhaustively (src/usage.ts).
     "src/schema-enums.ts": {
       plugins: ["typescript"],
       config: { onlyEnums: true, enumsAsTypes: true },

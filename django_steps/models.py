@@ -70,6 +70,27 @@ _RETIRED_HELP = (
 )
 
 
+class Retirable(models.Model):
+    """A part of a definition (step, status, transition) that is retired rather than deleted
+    when the definition drops it: see :class:`LiveManager`."""
+
+    retired = models.BooleanField(default=False, editable=False, help_text=_RETIRED_HELP)
+
+    objects = LiveManager()
+    # Declared after `objects`: the first manager is the default one. Ruff takes
+    # models.Manager() for a field, hence the noqa.
+    all_objects = models.Manager()  # noqa: DJ012
+
+    class Meta:
+        abstract = True
+
+    def retire(self, *also_saved: str) -> None:
+        """Remove the row from the definition, keeping it for what refers to it (takes effect
+        when published); ``also_saved``: fields a subclass changed with it, saved together."""
+        self.retired = True
+        self.save(update_fields=[*also_saved, "retired"])
+
+
 class WorkflowVersion(models.Model):
     """One published version of a workflow definition: an immutable snapshot.
 
@@ -104,7 +125,7 @@ class WorkflowVersion(models.Model):
         super().save(*args, **kwargs)
 
 
-class WorkflowStep(models.Model):
+class WorkflowStep(Retirable):
     """One step of a workflow. Exactly one step is initial; at least one is final."""
 
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
@@ -126,12 +147,6 @@ class WorkflowStep(models.Model):
         help_text='When the step is due: {"after": "P2D"} (or "at": a CEL timestamp), an optional '
         '"status" to set then and "remind_before": "PT4H". See django_steps.deadlines.',
     )
-    retired = models.BooleanField(default=False, editable=False, help_text=_RETIRED_HELP)
-
-    objects = LiveManager()
-    # Declared after `objects`: the first manager is the default one. Ruff takes
-    # models.Manager() for a field, hence the noqa.
-    all_objects = models.Manager()  # noqa: DJ012
 
     class Meta:
         ordering = ("workflow", "order", "id")
@@ -155,11 +170,10 @@ class WorkflowStep(models.Model):
         WorkflowTransition.all_objects.filter(Q(from_step=self) | Q(to_step=self)).update(
             retired=True
         )
-        self.retired = True
-        self.save(update_fields=["retired"])
+        super().retire()
 
 
-class WorkflowStepStatus(models.Model):
+class WorkflowStepStatus(Retirable):
     """A custom status of a step. Per step: one default, at most one cancellation and one
     on-hold."""
 
@@ -177,12 +191,6 @@ class WorkflowStepStatus(models.Model):
         help_text='Permission needed to set this status ("app_label.codename"), checked with '
         "user.has_perm(permission, content_object); empty: anyone who may change the instance.",
     )
-    retired = models.BooleanField(default=False, editable=False, help_text=_RETIRED_HELP)
-
-    objects = LiveManager()
-    # Declared after `objects`: the first manager is the default one. Ruff takes
-    # models.Manager() for a field, hence the noqa.
-    all_objects = models.Manager()  # noqa: DJ012
 
     class Meta:
         ordering = ("step", "id")
@@ -216,11 +224,10 @@ class WorkflowStepStatus(models.Model):
         its one-per-step roles are cleared so a live status can take them."""
         for flag in ONE_PER_STEP_FLAGS:
             setattr(self, flag, False)
-        self.retired = True
-        self.save(update_fields=[*ONE_PER_STEP_FLAGS, "retired"])
+        super().retire(*ONE_PER_STEP_FLAGS)
 
 
-class WorkflowTransition(models.Model):
+class WorkflowTransition(Retirable):
     """A move from one step to another, tried by priority (highest first) when a completion
     status is set. An empty condition always matches; otherwise a CEL expression decides."""
 
@@ -236,23 +243,12 @@ class WorkflowTransition(models.Model):
     )
     priority = models.IntegerField(default=0, help_text="Higher priorities are tried first.")
     description = models.TextField(blank=True, default="")
-    retired = models.BooleanField(default=False, editable=False, help_text=_RETIRED_HELP)
-
-    objects = LiveManager()
-    # Declared after `objects`: the first manager is the default one. Ruff takes
-    # models.Manager() for a field, hence the noqa.
-    all_objects = models.Manager()  # noqa: DJ012
 
     class Meta:
         ordering = ("workflow", "from_step__order", "-priority", "id")
 
     def __str__(self) -> str:
         return f"{self.from_step.name} → {self.to_step.name}"
-
-    def retire(self) -> None:
-        """Remove the transition from the definition, keeping the row history refers to."""
-        self.retired = True
-        self.save(update_fields=["retired"])
 
     def _label(self) -> str:
         from_name = self.from_step.name if self.from_step_id else "?"

@@ -57,6 +57,7 @@ from strawberry.types.union import StrawberryUnion
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from graphql_api.api.connections import CONNECTION_NAMES, fix_pagination_descriptions
+from graphql_api.api.descriptions import describe_library_elements
 from graphql_api.api.mutations import Mutation
 from graphql_api.api.payloads import error_code_enums
 from graphql_api.api.queries import Query
@@ -195,6 +196,7 @@ def compose_schema(
             "ours in this schema."
         ) from error
     fix_pagination_descriptions(schema._schema)
+    describe_library_elements(schema._schema)
     if rename:
         unused = set(rename) - converter.renamed  # type: ignore[attr-defined]
         if unused:

@@ -1,4 +1,5 @@
-"""The README's GraphQL examples are valid against schema.graphql and work as written."""
+"""The README's GraphQL examples work as written (that they validate against schema.graphql:
+``tests/test_docs.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from graphql import build_schema, parse, validate
 
 from tests.servers import free_port, stop
 
@@ -25,12 +25,6 @@ def block(start: str) -> str:
 def test_readme_has_a_query_a_mutation_and_a_subscription():
     kinds = {b.lstrip().split(None, 1)[0] for b in BLOCKS}
     assert {"query", "mutation", "subscription"} <= kinds
-
-
-@pytest.mark.parametrize("text", BLOCKS)
-def test_readme_operations_validate_against_the_committed_schema(text):
-    schema = build_schema((ROOT / "schema.graphql").read_text())
-    assert validate(schema, parse(text)) == []
 
 
 @pytest.mark.django_db
@@ -61,7 +55,7 @@ def test_readme_login_query_and_mutation_work_as_written(client):
     from strawberry.relay import to_base64
 
     result = post(block("mutation Update"), {"id": to_base64("WorkflowInstance", instance.pk)})
-    moved = result["data"]["updateWorkflowStepStatus"]
+    moved = result["data"]["setWorkflowInstanceStatus"]
     assert moved["version"] == 2
     assert moved["currentStep"]["name"] == "Senior Review"  # the CEL branch: 5600 > 1000
 

@@ -6,8 +6,8 @@ import { graphql } from "relay-runtime";
 import type { SetStatusMutation$data } from "./__generated__/SetStatusMutation.graphql";
 
 export const SetStatusMutation = graphql`
-  mutation SetStatusMutation($input: UpdateWorkflowStepStatusInput!) {
-    updateWorkflowStepStatus(input: $input) {
+  mutation SetStatusMutation($input: SetWorkflowInstanceStatusInput!) {
+    setWorkflowInstanceStatus(input: $input) {
       __typename
       ... on WorkflowInstance {
         id
@@ -33,7 +33,7 @@ export const SetStatusMutation = graphql`
 `;
 
 export function errorCodes(data: SetStatusMutation$data): string[] {
-  const payload = data.updateWorkflowStepStatus;
+  const payload = data.setWorkflowInstanceStatus;
   switch (payload.__typename) {
     case "OperationInfo":
       return payload.messages.map((m) => m.code ?? m.kind);

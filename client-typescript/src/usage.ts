@@ -10,7 +10,7 @@ import { print } from "graphql";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 
 import { useFragment } from "./gql";
-import type { UpdateWorkflowStepStatusErrorCode } from "./schema-enums";
+import type { SetWorkflowInstanceStatusErrorCode } from "./schema-enums";
 import {
   ConflictFragmentDoc,
   EventFieldsFragmentDoc,
@@ -23,7 +23,7 @@ import {
   MigrateWorkflowInstancesDocument,
   OperationErrorsFragmentDoc,
   StatusFieldsFragmentDoc,
-  UpdateWorkflowStepStatusDocument,
+  SetWorkflowInstanceStatusDocument,
   WorkflowDiagramDocument,
   WorkflowDiffDocument,
   WorkflowInstancesDocument,
@@ -148,12 +148,12 @@ export type MutationError = {
 };
 
 /**
- * What the user is told for each code `updateWorkflowStepStatus` can return in OperationInfo:
- * exhaustive over that mutation's own codes (`UpdateWorkflowStepStatusErrorCode`), so a code
+ * What the user is told for each code `setWorkflowInstanceStatus` can return in OperationInfo:
+ * exhaustive over that mutation's own codes (`SetWorkflowInstanceStatusErrorCode`), so a code
  * added to or removed from the mutation fails here, and none of the transport-only codes
  * (CSRF_FAILED, EVENT_TOO_LARGE, …) it never returns needs a case.
  */
-export function statusRefusal(code: UpdateWorkflowStepStatusErrorCode): string {
+export function statusRefusal(code: SetWorkflowInstanceStatusErrorCode): string {
   switch (code) {
     case "PERMISSION_DENIED":
       return "you may not set this status";
@@ -191,7 +191,7 @@ export async function setStatus(
   instance: InstanceCardFragment,
   statusName: string,
 ): Promise<StatusOutcome> {
-  const { updateWorkflowStepStatus: payload } = await request(endpoint, UpdateWorkflowStepStatusDocument, {
+  const { setWorkflowInstanceStatus: payload } = await request(endpoint, SetWorkflowInstanceStatusDocument, {
     input: { instanceId: instance.id, status: { name: statusName }, expectedVersion: instance.version },
   });
   switch (payload.__typename) {
@@ -201,7 +201,7 @@ export async function setStatus(
       const { messages } = useFragment(OperationErrorsFragmentDoc, payload);
       const errors = messages.map(({ kind, code, field, message }) => ({ kind, code, field, message }));
       // The server returns only the codes this mutation declares (its enum in the schema).
-      const hints = messages.map((m) => statusRefusal(m.code as UpdateWorkflowStepStatusErrorCode));
+      const hints = messages.map((m) => statusRefusal(m.code as SetWorkflowInstanceStatusErrorCode));
       return { ok: false, errors, hints };
     }
     case "VersionConflict": {

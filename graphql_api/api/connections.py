@@ -79,11 +79,19 @@ from graphql_api.security.errors import query_error
 
 __all__ = [
     "CONNECTION_NAMES",
+    "NESTED_PAGE",
     "Connection",
     "check_cursors",
     "connection",
     "fix_pagination_descriptions",
 ]
+
+#: What the description of a connection below the root says (the cost limit refuses a nested
+#: connection without a page size: :mod:`graphql_api.security.cost`).
+NESTED_PAGE = (
+    "Give `first` or `last` (at most `MAX_PAGE_SIZE`, 100 by default): without either the "
+    "request is refused with BAD_USER_INPUT."
+)
 
 #: Our keyset connection type, generic over the node type (a nested one paged by
 #: :func:`graphql_api.api.nested_pages.page_nested`).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
+from typing import Any, Optional
 
 import strawberry
 import strawberry_django
@@ -16,12 +16,53 @@ from graphql_api.api.enums import WorkflowInstanceState
 from graphql_api.api.ids import parse_global_id
 from graphql_api.security.errors import ApiError, query_error
 
+# strawberry-django adds AND / OR / NOT / DISTINCT to every filter type; each of ours declares
+# them with these fields instead, to say what they do (and that DISTINCT does nothing).
+
+
+def all_of() -> Any:
+    return strawberry_django.filter_field(
+        description="These conditions too: an item must also match this filter (e.g. to give "
+        "one condition twice)."
+    )
+
+
+def any_of() -> Any:
+    return strawberry_django.filter_field(
+        description="Or this filter: an item matches if it matches every other condition given "
+        "beside `OR`, or this filter. `{a, OR: {b}}` is a or b; `{a, b, OR: {c}}` is (a and b) "
+        "or c."
+    )
+
+
+def none_of() -> Any:
+    return strawberry_django.filter_field(
+        description="Not this filter: an item that matches all of its conditions is left out "
+        "(`{a, NOT: {b}}` is a and not b)."
+    )
+
+
+def distinct() -> Any:
+    """Accepted as before (a client may send it) but ignored: no filter of ours can give a row
+    twice, so DISTINCT never changed a result; it only made the database de-duplicate the whole
+    filtered set before a page could be cut from it."""
+    return strawberry_django.filter_field(
+        description="Ignored: no filter here can match an item twice, so a list never repeats "
+        "an item.",
+        deprecation_reason="No effect: lists never repeat an item. Leave it out.",
+        skip_queryset_filter=True,
+    )
+
 
 @strawberry_django.filter_type(
     models.Workflow, name="WorkflowFilter", description="Filters for `workflows`."
 )
 class WorkflowFilter:
     name: Optional[str] = strawberry_django.filter_field(description="Exact workflow name.")
+    AND: Optional[WorkflowFilter] = all_of()
+    OR: Optional[WorkflowFilter] = any_of()
+    NOT: Optional[WorkflowFilter] = none_of()
+    DISTINCT: Optional[bool] = distinct()
 
     @strawberry_django.filter_field(
         description="Workflow name contains this text (case-insensitive)."
@@ -42,6 +83,10 @@ class WorkflowInstanceFilter:
     object_id: Optional[strawberry.ID] = strawberry_django.filter_field(
         description="Primary key of the attached object (use with `contentType`)."
     )
+    AND: Optional[WorkflowInstanceFilter] = all_of()
+    OR: Optional[WorkflowInstanceFilter] = any_of()
+    NOT: Optional[WorkflowInstanceFilter] = none_of()
+    DISTINCT: Optional[bool] = distinct()
 
     @strawberry_django.filter_field(description="Exact name of the workflow.")
     def workflow_name(self, value: str, prefix: str) -> Q:
@@ -111,7 +156,7 @@ class WorkflowInstanceFilter:
 
     @strawberry_django.filter_field(description="Global ID of the `Workflow` it runs.")
     def workflow_id(self, info: Info, value: strawberry.ID, prefix: str) -> Q:
-        return Q(**{f"{prefix}workflow_id": _pk(value, "Workflow", "workflowId", info)})
+        return Q(**{f"{prefix}workflow_id": workflow_pk(value, info)})
 
     @strawberry_django.filter_field(
         description="Global ID of its current `WorkflowStepStatus` (the instances a "
@@ -120,6 +165,11 @@ class WorkflowInstanceFilter:
     def current_status_id(self, info: Info, value: strawberry.ID, prefix: str) -> Q:
         pk = _pk(value, "WorkflowStepStatus", "currentStatusId", info)
         return Q(**{f"{prefix}current_step_status_id": pk})
+
+
+def workflow_pk(value: str, info: Info) -> int:
+    """The key of the workflow a ``workflowId`` filter names."""
+    return _pk(value, "Workflow", "workflowId", info)
 
 
 def _pk(value: str, type_name: str, name: str, info: Info) -> int:

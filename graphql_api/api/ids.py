@@ -22,6 +22,7 @@ from django.db.models import Model, QuerySet
 from strawberry import relay
 from strawberry.relay.types import GlobalIDValueError
 
+from django_steps.models import Workflow
 from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.errors import ApiError, Kind
 
@@ -100,6 +101,31 @@ def parse_global_id(raw: str, type_name: str, *, field: str = "id", info: Any = 
     if len(node_id) > 19 or not 0 < int(node_id) < 2**63:
         raise not_found(ours, field, info=info)
     return int(node_id)
+
+
+def workflow_named(
+    info: Any,
+    name: str | None,
+    workflow_id: str | None,
+    *,
+    fields: tuple[str, str] = ("workflowName", "workflowId"),
+) -> str:
+    """The name of the workflow a client gives by ``name`` or by global ID ``workflow_id``
+    (exactly one of them, the input fields ``fields``): BAD_USER_INPUT for both or neither;
+    INVALID_ID / WORKFLOW_NOT_FOUND for an ID, as for any workflow ID. A name is returned as
+    given (the caller looks it up as before)."""
+    if (name is None) == (workflow_id is None):
+        raise ApiError(
+            TransportCode.BAD_USER_INPUT,
+            f"Give either `{fields[0]}` or `{fields[1]}`.",
+            kind=Kind.VALIDATION,
+            field=fields[0],
+        )
+    if name is not None:
+        return name
+    return get_by_global_id(
+        Workflow.objects.only("name"), workflow_id, "Workflow", field=fields[1], info=info
+    ).name
 
 
 def get_by_global_id(

@@ -6,7 +6,7 @@ Mutation type in :mod:`graphql_api.api.mutations`). The rules are :mod:`django_s
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import strawberry
 import strawberry_django
@@ -17,6 +17,7 @@ from strawberry.types import Info
 
 from django_steps import authorization, deadlines, models, selectors, services
 from django_steps.exceptions import NotPermitted
+from graphql_api.api import filters
 from graphql_api.api.ids import get_by_global_id, parse_global_id
 from graphql_api.api.types import UserType, WorkflowInstanceType, WorkflowStepType
 from graphql_api.security import permissions
@@ -43,9 +44,18 @@ DUE = "_steps_item_due"
     models.WorkItem, name="WorkItemFilter", description="Filters for `me.inbox`."
 )
 class WorkItemFilter:
+    AND: Optional[WorkItemFilter] = filters.all_of()
+    OR: Optional[WorkItemFilter] = filters.any_of()
+    NOT: Optional[WorkItemFilter] = filters.none_of()
+    DISTINCT: Optional[bool] = filters.distinct()
+
     @strawberry_django.filter_field(description="Exact name of the instance's workflow.")
     def workflow_name(self, value: str, prefix: str) -> Q:
         return Q(**{f"{prefix}instance__workflow__name": value})
+
+    @strawberry_django.filter_field(description="Global ID of the instance's `Workflow`.")
+    def workflow_id(self, info: Info, value: strawberry.ID, prefix: str) -> Q:
+        return Q(**{f"{prefix}instance__workflow_id": filters.workflow_pk(value, info)})
 
     @strawberry_django.filter_field(description="Exact name of the step.")
     def step_name(self, value: str, prefix: str) -> Q:
@@ -155,6 +165,10 @@ DELEGATE = (
 )
 
 
+_ITEM = strawberry.argument(description="The work item.")
+_TO = strawberry.argument(description="The work item, and the user to hand it to.")
+
+
 def _item(info: Info, raw: str) -> models.WorkItem:
     """The open item ``raw`` names, on an instance the viewer may see (else NOT_FOUND)."""
     items = authorization.visible_work_items(current_user(info), models.WorkItem.objects.all())
@@ -166,17 +180,23 @@ def _reloaded(item: models.WorkItem, info: Info) -> models.WorkItem:
     return models.WorkItem.objects.select_related("instance", "step", "claimed_by").get(pk=item.pk)
 
 
-def claim_work_item(self: Any, info: Info, input: ClaimWorkItemInput) -> WorkItemType:
+def claim_work_item(
+    self: Any, info: Info, input: Annotated[ClaimWorkItemInput, _ITEM]
+) -> WorkItemType:
     item = _item(info, input.work_item_id)
     return _reloaded(services.claim_work_item(item, current_user(info)), info)
 
 
-def release_work_item(self: Any, info: Info, input: ReleaseWorkItemInput) -> WorkItemType:
+def release_work_item(
+    self: Any, info: Info, input: Annotated[ReleaseWorkItemInput, _ITEM]
+) -> WorkItemType:
     item = _item(info, input.work_item_id)
     return _reloaded(services.release_work_item(item, current_user(info)), info)
 
 
-def delegate_work_item(self: Any, info: Info, input: DelegateWorkItemInput) -> WorkItemType:
+def delegate_work_item(
+    self: Any, info: Info, input: Annotated[DelegateWorkItemInput, _TO]
+) -> WorkItemType:
     item = _item(info, input.work_item_id)
     pk = parse_global_id(input.user_id, "User", field="userId", info=info)
     to_user = get_user_model()._default_manager.filter(pk=pk, is_active=True).first()

@@ -15,7 +15,12 @@ from graphql_api.api.enums import WorkflowInstanceState
 
 @strawberry.input(name="StartWorkflowInstanceInput", description="Start a workflow for an object.")
 class StartWorkflowInstanceInput:
-    workflow_name: str = strawberry.field(description="Name of the workflow to start.")
+    workflow_name: Optional[str] = strawberry.field(
+        default=None, description="Name of the workflow to start (give it or `workflowId`)."
+    )
+    workflow_id: Optional[strawberry.ID] = strawberry.field(
+        default=None, description="Global ID of the workflow to start (give it or `workflowName`)."
+    )
     content_type: str = strawberry.field(
         description='Model of the object, as "app_label.model" (e.g. "claims.claim").'
     )
@@ -75,6 +80,14 @@ class UpdateWorkflowStepStatusInput:
 
 
 @strawberry.input(
+    name="SetWorkflowInstanceStatusInput",
+    description="Set a status of the instance's current step.",
+)
+class SetWorkflowInstanceStatusInput(UpdateWorkflowStepStatusInput):
+    pass
+
+
+@strawberry.input(
     name="AdvanceWorkflowInstanceInput",
     description=(
         "Retry the transitions of an instance that found no match (`isAwaitingTransition`)."
@@ -103,6 +116,11 @@ class InstanceChangeInput:
         default=None,
         description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
     )
+
+
+@strawberry.input(name="HoldWorkflowInstanceInput", description="Put an active instance on hold.")
+class HoldWorkflowInstanceInput(InstanceChangeInput):
+    pass
 
 
 @strawberry.input(name="SetWorkflowOnHoldInput", description="Put an active instance on hold.")
@@ -224,7 +242,12 @@ class WorkflowDefinitionInput:
     name="DeleteWorkflowInput", description="Delete a workflow definition that no instance uses."
 )
 class DeleteWorkflowInput:
-    name: str = strawberry.field(description="Name of the workflow.")
+    name: Optional[str] = strawberry.field(
+        default=None, description="Name of the workflow (give it or `workflowId`)."
+    )
+    workflow_id: Optional[strawberry.ID] = strawberry.field(
+        default=None, description="Global ID of the workflow (give it or `name`)."
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -330,7 +353,12 @@ class WorkflowMigrationFiltersInput:
     ),
 )
 class MigrateWorkflowInstancesInput:
-    workflow_name: str = strawberry.field(description="Name of the workflow.")
+    workflow_name: Optional[str] = strawberry.field(
+        default=None, description="Name of the workflow (give it or `workflowId`)."
+    )
+    workflow_id: Optional[strawberry.ID] = strawberry.field(
+        default=None, description="Global ID of the workflow (give it or `workflowName`)."
+    )
     to_version: int = strawberry.field(description="The version to move them to (`number`).")
     mapping: Optional[WorkflowMigrationMappingInput] = strawberry.field(
         default=None, description="Steps and statuses mapped (none: everything kept by name)."

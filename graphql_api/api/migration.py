@@ -26,7 +26,7 @@ from django_steps.versions import (
     migration_page,
     plan_migration,
 )
-from graphql_api.api.ids import parse_global_id, schema_name
+from graphql_api.api.ids import parse_global_id, schema_name, workflow_named
 from graphql_api.api.inputs import (
     MigrateWorkflowInstancesInput,
     WorkflowMigrationFiltersInput,
@@ -209,7 +209,8 @@ def migrate_workflow_instances(
     first, after = _page_bounds(info, data)
     mapping, paths = _mapping(data.mapping)
     filters = _filters(info, data.filters)
-    workflow = Workflow.objects.filter(name=data.workflow_name).first()
+    name = workflow_named(info, data.workflow_name, data.workflow_id)
+    workflow = Workflow.objects.filter(name=name).first()
     if workflow is None:
         raise WorkflowNotFound("No workflow has this name.", field="workflowName")
     try:

@@ -11,6 +11,7 @@ missing one."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -36,13 +37,15 @@ from django_steps.exceptions import (
 )
 from django_steps.models import Workflow, WorkflowInstance
 from graphql_api.api import inbox, migration
-from graphql_api.api.ids import get_by_global_id, parse_global_id, schema_name
+from graphql_api.api.ids import get_by_global_id, parse_global_id, schema_name, workflow_named
 from graphql_api.api.inputs import (
     AdvanceWorkflowInstanceInput,
     CancelWorkflowInstanceInput,
     DeleteWorkflowInput,
+    HoldWorkflowInstanceInput,
     MigrateWorkflowInstancesInput,
     ResumeWorkflowInstanceInput,
+    SetWorkflowInstanceStatusInput,
     SetWorkflowOnHoldInput,
     StartWorkflowInstanceInput,
     UpdateWorkflowStepStatusInput,
@@ -50,7 +53,7 @@ from graphql_api.api.inputs import (
     definition_document,
 )
 from graphql_api.api.migration import WorkflowMigrationType
-from graphql_api.api.payloads import mutation
+from graphql_api.api.payloads import deprecated, mutation, same_mutation
 from graphql_api.api.results import DeletedWorkflowType
 from graphql_api.api.types import UserType, WorkflowInstanceType, WorkflowType
 from graphql_api.security import permissions
@@ -174,6 +177,7 @@ def _chosen_status(info: Info, input: UpdateWorkflowStepStatusInput) -> tuple[An
         ) from None
 
 
+_SET_STATUS = "The instance, the status to set, the context, the expected version."
 _NOT_ALLOWED = "This workflow cannot be started on this model."
 _NO_OBJECT = "No object with this primary key, or you may not view it."
 
@@ -215,7 +219,12 @@ def _lifecycle_mutation(
         return _changed(info, _instance(info, input.instance_id), input, service)
 
     resolver.__name__ = resolver.__qualname__ = name  # names the field and its Payload union
-    resolver.__annotations__ = {"info": Info, "input": input_type, "return": WorkflowInstanceType}
+    described = strawberry.argument(description="The instance, and the version you expect it at.")
+    resolver.__annotations__ = {
+        "info": Info,
+        "input": Annotated[input_type, described],
+        "return": WorkflowInstanceType,
+    }
     return mutation(description, perm=CHANGE_INSTANCE, codes=codes)(resolver)
 
 
@@ -231,15 +240,19 @@ class Mutation:
         "Needs `change_workflowinstance` and the permission to view the object; the workflow must "
         "list the object's model (`contentTypes`, else MODEL_NOT_ALLOWED).",
         perm=CHANGE_INSTANCE,
-        codes=(*_ANY, E.WORKFLOW_NOT_FOUND, E.MODEL_NOT_ALLOWED, E.OBJECT_NOT_FOUND),
+        codes=(*_ANY, T.INVALID_ID, E.WORKFLOW_NOT_FOUND, E.MODEL_NOT_ALLOWED, E.OBJECT_NOT_FOUND),
     )
     def start_workflow_instance(
-        self, info: Info, input: StartWorkflowInstanceInput
+        self,
+        info: Info,
+        input: Annotated[
+            StartWorkflowInstanceInput,
+            strawberry.argument(description="The workflow, and the object to start it for."),
+        ],
     ) -> WorkflowInstanceType:
-        obj = _startable_object(info, input.workflow_name, input.content_type, str(input.object_id))
-        instance = services.start_workflow_instance(
-            input.workflow_name, obj, actor=current_user(info)
-        )
+        name = workflow_named(info, input.workflow_name, input.workflow_id)
+        obj = _startable_object(info, name, input.content_type, str(input.object_id))
+        instance = services.start_workflow_instance(name, obj, actor=current_user(info))
         # Loaded through the visibility rule when the viewer sees it (marked: no query in
         # is_type_of); otherwise is_type_of refuses it as over HTTP.
         seen = permissions.visible_instances(WorkflowInstance.objects.filter(pk=instance.pk), info)
@@ -247,6 +260,7 @@ class Mutation:
             "workflow", "current_step", "current_step_status"
         ).first() or _reloaded(instance)
 
+    @functools.partial(deprecated, reason="Use `setWorkflowInstanceStatus`.")
     @mutation(
         "Set a status of the current step. A completion status advances along the first matching "
         "transition (or completes on a final step, or records NO_TRANSITION); the on-hold and "
@@ -258,7 +272,9 @@ class Mutation:
     def update_workflow_step_status(
         self,
         info: Info,
-        input: UpdateWorkflowStepStatusInput,
+        input: Annotated[
+            UpdateWorkflowStepStatusInput, strawberry.argument(description=_SET_STATUS)
+        ],
     ) -> WorkflowInstanceType:
         instance = _instance(info, input.instance_id)
         status_name, status_id, field = _chosen_status(info, input)
@@ -277,6 +293,10 @@ class Mutation:
             error.details["field"] = field  # the input that named it
             raise
 
+    set_workflow_instance_status = same_mutation(
+        update_workflow_step_status, "set_workflow_instance_status", SetWorkflowInstanceStatusInput
+    )
+
     @mutation(
         "Retry the transitions of an instance whose completion status found no match "
         "(`isAwaitingTransition`), e.g. with new context. Needs `change_workflowinstance`, and the "
@@ -285,18 +305,29 @@ class Mutation:
         codes=(*_CHANGE, E.NOT_AWAITING_TRANSITION, *_EVALUATES),
     )
     def advance_workflow_instance(
-        self, info: Info, input: AdvanceWorkflowInstanceInput
+        self,
+        info: Info,
+        input: Annotated[
+            AdvanceWorkflowInstanceInput,
+            strawberry.argument(description="The instance, the context, the expected version."),
+        ],
     ) -> WorkflowInstanceType:
         instance = _instance(info, input.instance_id)
         context = _context(input.context)
         return _changed(info, instance, input, services.advance_workflow_instance, context)
 
-    set_workflow_on_hold = _lifecycle_mutation(
-        SetWorkflowOnHoldInput,
-        "set_workflow_on_hold",
-        "Put an active instance on hold (the step's on-hold status if it has one). Needs "
-        "`change_workflowinstance`, and that status's permission if it names one.",
-        (*_CHANGE, E.INSTANCE_ON_HOLD),
+    set_workflow_on_hold = deprecated(
+        _lifecycle_mutation(
+            SetWorkflowOnHoldInput,
+            "set_workflow_on_hold",
+            "Put an active instance on hold (the step's on-hold status if it has one). Needs "
+            "`change_workflowinstance`, and that status's permission if it names one.",
+            (*_CHANGE, E.INSTANCE_ON_HOLD),
+        ),
+        "Use `holdWorkflowInstance`.",
+    )
+    hold_workflow_instance = same_mutation(
+        set_workflow_on_hold, "hold_workflow_instance", HoldWorkflowInstanceInput
     )
     resume_workflow_instance = _lifecycle_mutation(
         ResumeWorkflowInstanceInput,
@@ -331,7 +362,14 @@ class Mutation:
         ),
     )
     def migrate_workflow_instances(
-        self, info: Info, input: MigrateWorkflowInstancesInput
+        self,
+        info: Info,
+        input: Annotated[
+            MigrateWorkflowInstancesInput,
+            strawberry.argument(
+                description="The workflow, the target version, the mapping, which instances."
+            ),
+        ],
     ) -> WorkflowMigrationType:
         return migration.migrate_workflow_instances(info, input)
 
@@ -354,7 +392,13 @@ class Mutation:
         perm=ADD_WORKFLOW,
         codes=_DEFINITION,
     )
-    def create_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:
+    def create_workflow(
+        self,
+        info: Info,
+        input: Annotated[
+            WorkflowDefinitionInput, strawberry.argument(description="The whole definition.")
+        ],
+    ) -> WorkflowType:
         # An existing name is refused by the engine (INVALID_DEFINITION on field "name").
         return definitions.import_workflow(definition_document(input), actor=current_user(info))
 
@@ -364,7 +408,16 @@ class Mutation:
         perm=CHANGE_WORKFLOW,
         codes=(*_DEFINITION, E.WORKFLOW_NOT_FOUND, E.WORKFLOW_IN_USE),
     )
-    def update_workflow(self, info: Info, input: WorkflowDefinitionInput) -> WorkflowType:
+    def update_workflow(
+        self,
+        info: Info,
+        input: Annotated[
+            WorkflowDefinitionInput,
+            strawberry.argument(
+                description="The whole new definition; its `name` names the workflow to replace."
+            ),
+        ],
+    ) -> WorkflowType:
         if not Workflow.objects.filter(name=input.name).exists():
             raise WorkflowNotFound("No workflow has this name.", field="name")
         return definitions.import_workflow(
@@ -375,10 +428,17 @@ class Mutation:
         "Delete a workflow definition. Refused with WORKFLOW_IN_USE while instances of it exist. "
         "Needs `delete_workflow`.",
         perm=DELETE_WORKFLOW,
-        codes=(*_ANY, E.WORKFLOW_NOT_FOUND, E.WORKFLOW_IN_USE),
+        codes=(*_ANY, T.INVALID_ID, E.WORKFLOW_NOT_FOUND, E.WORKFLOW_IN_USE),
     )
-    def delete_workflow(self, info: Info, input: DeleteWorkflowInput) -> DeletedWorkflowType:
-        workflow = Workflow.objects.filter(name=input.name).first()
+    def delete_workflow(
+        self,
+        info: Info,
+        input: Annotated[
+            DeleteWorkflowInput, strawberry.argument(description="The workflow to delete.")
+        ],
+    ) -> DeletedWorkflowType:
+        name = workflow_named(info, input.name, input.workflow_id, fields=("name", "workflowId"))
+        workflow = Workflow.objects.filter(name=name).first()
         if workflow is None:
             raise WorkflowNotFound("No workflow has this name.", field="name")
         deleted = DeletedWorkflowType(

@@ -183,13 +183,53 @@ def mutation(
         members = (
             (returns, OperationInfo, VersionConflictType) if conflict else (returns, OperationInfo)
         )
-        union = Annotated[Union[members], strawberry.union(f"{title}Payload")]
+        union = Annotated[
+            Union[members],
+            strawberry.union(f"{title}Payload", description=payload_description(name)),
+        ]
         guarded.__signature__ = inspect.signature(resolver).replace(return_annotation=union)
         guarded.error_code_enum = _codes_enum(enum_name, name, codes)  # see error_code_enums()
+        guarded.declared = (description, perm, codes)  # see same_mutation()
         text = _described(description, codes, conflict, enum_name)
         return strawberry_django.mutation(description=text)(guarded)
 
     return decorate
+
+
+def payload_description(mutation_name: str) -> str:
+    """The description of the payload union of the mutation ``mutation_name`` (camelCase)."""
+    return (
+        f"What `{mutation_name}` returns: its result when it succeeded, otherwise why it did not "
+        "(each member says which it is: select `__typename`)."
+    )
+
+
+def deprecated(field: Any, reason: str) -> Any:
+    """``field`` (a mutation) marked ``@deprecated(reason: ...)``: an old name kept working."""
+    field.deprecation_reason = reason
+    return field
+
+
+def same_mutation(field: Any, name: str, input_type: type) -> Any:
+    """The mutation ``field`` (made by :func:`mutation`) under a second name ``name``
+    (snake_case), taking ``input_type`` (an input with the same fields): the same resolver,
+    description, permission and codes; its own payload union and ``<Name>ErrorCode`` enum. How
+    a mutation is renamed: the old name stays, :func:`deprecated`."""
+    guarded = field.base_resolver.wrapped_func
+    resolver = guarded.__wrapped__  # under `mutation`'s guard
+    description, perm, codes = guarded.declared
+    (argument,) = (a for a in field.arguments if a.python_name == "input")
+
+    def renamed(self: Any, info: Info, input: Any) -> Any:
+        return resolver(self, info, input)
+
+    renamed.__name__ = renamed.__qualname__ = name
+    renamed.__annotations__ = {
+        "info": Info,
+        "input": Annotated[input_type, strawberry.argument(description=argument.description)],
+        "return": typing.get_type_hints(resolver)["return"],
+    }
+    return mutation(description, perm=perm, codes=codes)(renamed)
 
 
 def error_code_enums(mutation_type: type) -> list[Any]:

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from strawberry.types import Info
 
 from django_steps import models
-from graphql_api.api.connections import Connection, connection
+from graphql_api.api.connections import NESTED_PAGE, Connection, connection
 from graphql_api.security.extensions import graphql_setting
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def step_assignees(
 @connection(
     Connection[Annotated["WorkItemType", strawberry.lazy("graphql_api.api.inbox")]],
     description="The viewer's open work items — claimed by them, or waiting with them or one of "
-    "their groups among the candidates — newest first. Empty for any other user.",
+    "their groups among the candidates — newest first. Empty for any other user. " + NESTED_PAGE,
     max_results=int(graphql_setting("MAX_PAGE_SIZE")),
 )
 def user_inbox(root: strawberry.Parent[Any], info: Info) -> QuerySet:

@@ -22,7 +22,7 @@ from django_steps.models import Workflow, WorkflowInstance
 from django_steps.selectors import events_after, newest_cursor
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.feed import WorkflowEventFeedEdgeType, WorkflowEventFeedType
-from graphql_api.api.ids import NOT_FOUND_CODES, our_name, parse_global_id
+from graphql_api.api.ids import NOT_FOUND_CODES, our_name, parse_global_id, workflow_named
 from graphql_api.api.results import TransitionDryRunType, TransitionEvaluationType, copied
 from graphql_api.api.types import (
     MAX_PAGE_SIZE,
@@ -198,11 +198,11 @@ class Query:
         description=(
             "The commit-ordered history over HTTP: the events after `after` (an event `cursor`, "
             "the same cursors `workflowInstanceEvents` hands out) that the viewer may see, of one "
-            "instance (`instanceId`), one workflow (`workflowName`) or all, oldest first, at most "
-            "`first` (default and largest: `MAX_PAGE_SIZE`). To catch up, then stay live: read "
-            "pages until `pageInfo.hasNextPage` is false, then subscribe with `after: cursor` — "
-            "nothing is missed or repeated. Only events no running transaction can precede are "
-            "returned (see the README)."
+            "instance (`instanceId`), one workflow (`workflowName` or `workflowId`) or all, "
+            "oldest first, at most `first` (default and largest: `MAX_PAGE_SIZE`). To catch up, "
+            "then stay live: read pages until `pageInfo.hasNextPage` is false, then subscribe "
+            "with `after: cursor` — nothing is missed or repeated. Only events no running "
+            "transaction can precede are returned (see the README)."
         )
     )
     @django_resolver(qs_hook=None)
@@ -224,6 +224,10 @@ class Query:
         workflow_name: Annotated[
             Optional[str], strawberry.argument(description="Name of a workflow: all its instances.")
         ] = None,
+        workflow_id: Annotated[
+            Optional[strawberry.ID],
+            strawberry.argument(description="Global ID of a workflow (instead of `workflowName`)."),
+        ] = None,
     ) -> WorkflowEventFeedType:
 
         # The live path builds on these query types (graphql_api.live.subscriptions imports
@@ -242,6 +246,11 @@ class Query:
                 field="first",
             )
         size = MAX_PAGE_SIZE if first is None else first
+        if workflow_id is not None:
+            try:
+                workflow_name = workflow_named(info, workflow_name, workflow_id)
+            except ApiError as error:
+                raise query_error(error.code, error.message, field=error.field) from None
         user = current_user(info)
         spec = resolve_stream(user, instance_id, workflow_name, position, info=info)
         position = resume_cursor(user, spec, position)  # past the newest: no refusal, no leak

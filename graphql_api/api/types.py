@@ -29,7 +29,7 @@ from django_steps.diagram import version_to_mermaid, workflow_to_mermaid
 from django_steps.selectors import EVENT_RELATIONS
 from django_steps.workitems import open_items_prefetch
 from graphql_api.api import deadlines as api_deadlines
-from graphql_api.api.connections import Connection, connection
+from graphql_api.api.connections import NESTED_PAGE, Connection, connection
 from graphql_api.api.counts import (
     STATUS_INSTANCE_COUNTS,
     STEP_COUNTS,
@@ -203,7 +203,7 @@ class WorkflowType(relay.Node):
         description="All transitions, by source step order then priority (highest first)."
     )
     instances: Connection[WorkflowInstanceType] = connection(
-        description="Instances of this workflow (needs `view_workflowinstance`).",
+        description="Instances of this workflow (needs `view_workflowinstance`). " + NESTED_PAGE,
         max_results=MAX_PAGE_SIZE,
     )
 
@@ -221,7 +221,10 @@ class WorkflowType(relay.Node):
     )
     versions: Connection[
         Annotated[WorkflowVersionType, strawberry.lazy("graphql_api.api.versions")]
-    ] = connection(description="Its published versions, newest first.", max_results=MAX_PAGE_SIZE)
+    ] = connection(
+        description="Its published versions, newest first. " + NESTED_PAGE,
+        max_results=MAX_PAGE_SIZE,
+    )
 
     @strawberry_django.field(
         only=["id"],  # one query for both versions; counted by its list bound (cost_bounds.py)
@@ -425,9 +428,9 @@ class WorkflowInstanceType(relay.Node):
         max_results=MAX_PAGE_SIZE,
         cursor_reader=read_event_cursor,
         description=(
-            "Every change, oldest first, a page at a time (at most `MAX_PAGE_SIZE` events, 100 by "
-            "default, also when `first` is not given). For the newest change alone, read "
-            "`lastEvent`. Edge cursors are the events' `cursor` (`after`/`before` take one)."
+            "Every change, oldest first, a page at a time. For the newest change alone, read "
+            "`lastEvent`. Edge cursors are the events' `cursor` (`after`/`before` take one). "
+            + NESTED_PAGE
         ),
     )
 
@@ -565,9 +568,9 @@ def _hidden(message: str, code: str = TransportCode.NOT_FOUND) -> GraphQLError:
 class WorkflowInstanceActionsType:
     statuses: list[WorkflowStepStatusType] = strawberry.field(
         description="Statuses of the current step the viewer may set now "
-        "(`updateWorkflowStepStatus`)."
+        "(`setWorkflowInstanceStatus`)."
     )
-    hold: bool = strawberry.field(description="May put it on hold now (`setWorkflowOnHold`).")
+    hold: bool = strawberry.field(description="May put it on hold now (`holdWorkflowInstance`).")
     resume: bool = strawberry.field(description="May resume it now (`resumeWorkflowInstance`).")
     cancel: bool = strawberry.field(description="May cancel it now (`cancelWorkflowInstance`).")
     advance: bool = strawberry.field(

@@ -92,6 +92,19 @@ def _installed() -> list[str]:
     return [config.name for config in apps.get_app_configs()]
 
 
+def _channel_layers() -> dict:
+    return getattr(settings, "CHANNEL_LAYERS", None) or {}
+
+
+def _is(path: str, base: str) -> bool:
+    """Whether the class at dotted ``path`` is (a subclass of) the one at ``base``."""
+    try:
+        cls, parent = import_string(path), import_string(base)
+    except ImportError:
+        return False  # Django (or django-axes) reports it
+    return isinstance(cls, type) and issubclass(cls, parent)
+
+
 def check_apps_and_middleware(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     installed = _installed()
     required = [
@@ -116,12 +129,8 @@ def check_apps_and_middleware(app_configs=None, **kwargs: Any) -> list[CheckMess
     ]
     positions = {}
     for index, path in enumerate(settings.MIDDLEWARE):
-        try:
-            cls = import_string(path)
-        except ImportError:
-            continue  # Django reports it
         for required_path in (_SESSIONS, _AUTH):
-            if isinstance(cls, type) and issubclass(cls, import_string(required_path)):
+            if _is(path, required_path):
                 positions.setdefault(required_path, index)
     for path, role in ((_SESSIONS, "log in with a session"), (_AUTH, "know the user")):
         if path not in positions:
@@ -161,7 +170,7 @@ def check_login_throttling(app_configs=None, **kwargs: Any) -> list[CheckMessage
 
 
 def check_channel_layer(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
-    if "default" in (getattr(settings, "CHANNEL_LAYERS", None) or {}):
+    if "default" in _channel_layers():
         return []
     return [
         Warning(
@@ -185,7 +194,7 @@ def check_redis_read_timeout(app_configs=None, **kwargs: Any) -> list[CheckMessa
     with a 5 s ``socket_timeout`` by default: an idle receive then raises ``TimeoutError`` every
     5 s (logged, and the worker's event feed marked down until it rejoins)."""
     messages: list[CheckMessage] = []
-    for alias, layer in (getattr(settings, "CHANNEL_LAYERS", None) or {}).items():
+    for alias, layer in _channel_layers().items():
         backend = str(layer.get("BACKEND", ""))
         if backend != "channels_redis.core.RedisChannelLayer":
             continue
@@ -482,14 +491,6 @@ _AXES_MIDDLEWARE = "axes.middleware.AxesMiddleware"
 _AXES_BACKEND = "axes.backends.AxesStandaloneBackend"
 
 
-def _is(path: str, base: str) -> bool:
-    try:
-        cls, parent = import_string(path), import_string(base)
-    except ImportError:
-        return False  # Django (or django-axes) reports it
-    return isinstance(cls, type) and issubclass(cls, parent)
-
-
 def check_axes_order(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     if "axes" not in _installed():
         return []  # django_steps.W009
@@ -525,7 +526,7 @@ def check_axes_order(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
 
 
 def check_in_memory_layer(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
-    layer = (getattr(settings, "CHANNEL_LAYERS", None) or {}).get("default") or {}
+    layer = _channel_layers().get("default") or {}
     backend = layer.get("BACKEND", "")
     if settings.DEBUG or not backend or not _is(backend, "channels.layers.InMemoryChannelLayer"):
         return []

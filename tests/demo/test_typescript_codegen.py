@@ -127,7 +127,7 @@ def test_the_operations_compile_to_strict_typescript_and_relay_artifacts(tmp_pat
     for name in (
         "WorkflowsDocument",
         "WorkflowDiagramDocument",
-        "UpdateWorkflowStepStatusDocument",
+        "SetWorkflowInstanceStatusDocument",
         "InstanceEventsDocument",
         "WorkflowCountsLiveDocument",
     ):
@@ -170,7 +170,7 @@ def test_a_removed_field_the_operations_use_fails_codegen_and_relay(tmp_path):
         ("VersionConflict", "current", True, "possibly 'null'"),
         # A code a mutation no longer returns: its case in the exhaustive switch of usage.ts.
         (
-            "UpdateWorkflowStepStatusErrorCode",
+            "SetWorkflowInstanceStatusErrorCode",
             "UNKNOWN_STATUS",
             False,
             "'\"UNKNOWN_STATUS\"' is not comparable",
@@ -194,10 +194,10 @@ def test_a_breaking_change_that_still_generates_fails_tsc_strict(
 
 @pytest.mark.typescript
 def test_a_code_added_to_a_mutation_fails_its_exhaustive_switch(tmp_path):
-    # usage.ts switches over UpdateWorkflowStepStatusErrorCode with a `never` default: a code the
+    # usage.ts switches over SetWorkflowInstanceStatusErrorCode with a `never` default: a code the
     # mutation starts to return must be handled there before the client compiles.
     schema = SCHEMA.read_text(encoding="utf-8")
-    start = schema.index("enum UpdateWorkflowStepStatusErrorCode {")
+    start = schema.index("enum SetWorkflowInstanceStatusErrorCode {")
     added = schema[:start] + schema[start:].replace("{", "{\n  WORKFLOW_IN_USE\n", 1)
     project = layout(tmp_path, added)
     assert npm_run(project, "codegen").returncode == 0

@@ -74,8 +74,17 @@ def workflow(db):
     return make_workflow("Routing", routing([("Fast", "", 0)]))
 
 
+def new_instance() -> WorkflowInstance:
+    return start_workflow_instance("Routing", Document.objects.create())
+
+
+def change(instance: WorkflowInstance, status: str) -> WorkflowInstance:
+    """Set ``status`` as a request of its own would: from the instance's primary key alone."""
+    return update_workflow_step_status(WorkflowInstance(pk=instance.pk), status)
+
+
 def test_32_threads_x_50_status_updates_on_one_instance_lose_nothing(workflow):
-    instance = start_workflow_instance("Routing", Document.objects.create())
+    instance = new_instance()
     threads, per_thread = 32, 50
 
     def worker(index):
@@ -107,7 +116,7 @@ def test_32_threads_x_50_status_updates_on_one_instance_lose_nothing(workflow):
 
 
 def test_compare_and_set_under_contention(workflow):
-    instance = start_workflow_instance("Routing", Document.objects.create())
+    instance = new_instance()
 
     def worker(index):
         ok = conflicts = 0
@@ -146,8 +155,7 @@ def test_concurrent_starts_for_one_object_yield_one_instance(workflow):
 
 
 def test_a_change_of_b_commits_while_a_change_of_a_is_open_and_no_reader_skips_either(workflow):
-    a = start_workflow_instance("Routing", Document.objects.create())
-    b = start_workflow_instance("Routing", Document.objects.create())
+    a, b = new_instance(), new_instance()
     base = selectors.newest_cursor()
 
     t1_changed, t1_commit = threading.Event(), threading.Event()
@@ -155,16 +163,12 @@ def test_a_change_of_b_commits_while_a_change_of_a_is_open_and_no_reader_skips_e
 
     def change_a_and_wait():
         with transaction.atomic():
-            outcome["t1"] = update_workflow_step_status(
-                WorkflowInstance(pk=a.pk), "Checking"
-            ).last_event.cursor
+            outcome["t1"] = change(a, "Checking").last_event.cursor
             t1_changed.set()
             assert t1_commit.wait(30)
 
     def change_b(key):
-        outcome[key] = update_workflow_step_status(
-            WorkflowInstance(pk=b.pk), "Checking"
-        ).last_event.cursor
+        outcome[key] = change(b, "Checking").last_event.cursor
 
     t1 = recorded(outcome, "t1", change_a_and_wait, done=t1_changed)
     t1.start()
@@ -196,22 +200,21 @@ def test_an_outer_transaction_changing_a_then_b_does_not_deadlock_with_a_change_
     transaction would hold it while it locked B, and a single change of B would hold B while it
     waited for the row. The single change commits at once and the outer one follows it, and
     B's history still sorts in version order (the outer transaction's id is the older)."""
-    a = start_workflow_instance("Routing", Document.objects.create())
-    b = start_workflow_instance("Routing", Document.objects.create())
+    a, b = new_instance(), new_instance()
     base = selectors.newest_cursor()
     outer_has_a, single_done = threading.Event(), threading.Event()
     outcome: dict = {}
 
     def outer():
         with transaction.atomic():
-            update_workflow_step_status(WorkflowInstance(pk=a.pk), "Checking")
+            change(a, "Checking")
             outer_has_a.set()
             assert single_done.wait(30)
-            update_workflow_step_status(WorkflowInstance(pk=b.pk), "New")
+            change(b, "New")
 
     def single():
         assert outer_has_a.wait(30)
-        update_workflow_step_status(WorkflowInstance(pk=b.pk), "Checking")
+        change(b, "Checking")
 
     threads = [
         recorded(outcome, "outer", outer, done=outer_has_a),
@@ -233,7 +236,7 @@ def test_an_outer_transaction_changing_a_then_b_does_not_deadlock_with_a_change_
 
 
 def test_a_reader_never_skips_an_event_while_writers_commit(workflow):
-    instances = [start_workflow_instance("Routing", Document.objects.create()).pk for _ in range(6)]
+    instances = [new_instance().pk for _ in range(6)]
     start = selectors.newest_cursor()
     writers_done = threading.Event()
     disorder: list = []

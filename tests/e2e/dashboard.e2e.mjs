@@ -9,56 +9,35 @@
 // committed while the page was offline arrives after the reconnect, exactly once.
 // Prints one JSON line per check; exits non-zero on the first failure.
 
-import { chromium } from "playwright-core";
-import { apiClient } from "./api.mjs";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import readline from "node:readline";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import {
+  BASE_URL,
+  apiClient,
+  ask,
+  assert,
+  board,
+  dashboardConnected,
+  log,
+  openDashboard,
+  run,
+  withBrowser,
+} from "./api.mjs";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 
-const BASE_URL = process.env.BASE_URL || "http://127.0.0.1:8000";
 const SCREENSHOT = process.env.SCREENSHOT || "artifacts/dashboard.png";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const LIVE_DEADLINE_MS = 2000;
 // The test answers "restarted" on stdin once it restarted the server; NO_RESTART=1 skips that
 // part (e.g. when running the script by hand).
 const RESTART = !process.env.NO_RESTART;
-const stdinLines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-
-function log(check, data = {}) {
-  console.log(JSON.stringify({ check, ...data }));
-}
-
-function assert(condition, message, data = {}) {
-  if (!condition) {
-    const error = new Error(message + " " + JSON.stringify(data));
-    error.data = data;
-    throw error;
-  }
-}
 
 // ---------------------------------------------------------------- the other client (HTTP only)
 
 async function otherClient() {
-  const { api, gql, login } = await apiClient(BASE_URL, "demo", "demo", assert);
-  log("second client logged in", { login });
+  const other = await apiClient("demo");
+  log("second client logged in", { login: other.login });
+  const { gql } = other;
   return {
-    api,
-    async mutate(field, input) {
-      const data = await gql(
-        `mutation($input: ${field[0].toUpperCase() + field.slice(1)}Input!) {
-           ${field}(input: $input) {
-             __typename
-             ... on WorkflowInstance { id version state currentStep { name } currentStepStatus { name } }
-             ... on OperationInfo { messages { code message } }
-           }
-         }`,
-        { input },
-      );
-      const result = data[field];
-      assert(result.__typename === "WorkflowInstance", `${field} failed`, { result });
-      return result;
-    },
+    ...other,
     /** Publish the next version of workflow ``name``: its latest document plus a status on the first step. */
     async publishVersion(name, statusName) {
       const read = await gql(
@@ -88,31 +67,11 @@ async function otherClient() {
 // ---------------------------------------------------------------- the page
 
 async function main() {
-  const userDataDir = mkdtempSync(join(tmpdir(), "steps-chromium-"));
-  // A fresh, empty profile each run (Playwright passes it as --user-data-dir).
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1600, height: 1000 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  const problems = [];
-  try {
-    const page = context.pages()[0] || (await context.newPage());
+  await withBrowser(async (context, page, problems) => {
     const external = [];
     context.on("request", (r) => {
       if (!r.url().startsWith(BASE_URL) && !r.url().startsWith("data:")) external.push(r.url());
     });
-    page.on("pageerror", (err) => problems.push("page error: " + err.message));
     page.on("console", (msg) => {
       if (msg.type() !== "error") return;
       // Chromium logs each refused reconnect attempt while the server is down (step 5): expected.
@@ -121,24 +80,11 @@ async function main() {
     });
 
     // 1. Log in through the session form.
-    await page.goto(BASE_URL + "/");
-    assert(page.url().includes("/accounts/login/"), "anonymous visitors see the login form", { url: page.url() });
-    await page.fill("#id_username", "demo");
-    await page.fill("#id_password", "demo");
-    await Promise.all([page.waitForURL(BASE_URL + "/"), page.click("button[type=submit]")]);
-    await page.evaluate(() => window.dashboard.ready);
-    await page.waitForSelector("#connection[data-state=connected]", { timeout: 10000 });
+    await openDashboard(page, "demo");
     await page.waitForSelector(".card[data-instance-id]");
     log("logged in, dashboard loaded, connected");
 
-    const state = () => page.evaluate(() => window.dashboard.state());
-    const idOf = async (prefix) => {
-      const s = await state();
-      const found = Object.entries(s.instances).find(([, i]) => i.label && i.label.startsWith(prefix));
-      assert(found, "instance of " + prefix + " on the page", { labels: Object.values(s.instances).map((i) => i.label) });
-      return found[0];
-    };
-    const card = (id) => page.locator(`.card[data-instance-id="${id}"]`);
+    const { state, idOf, card } = board(page);
 
     // 2. An action in the page: put "Broken window" on hold with its button.
     await page.click('.workflow-list button:has-text("Claim Processing")');
@@ -162,7 +108,7 @@ async function main() {
     const other = await otherClient();
     const hail = await idOf("Hail damage on car");
     const started = Date.now();
-    const changed = await other.mutate("updateWorkflowStepStatus", { instanceId: hail, statusName: "Approved" });
+    const changed = await other.mutate("setWorkflowInstanceStatus", { instanceId: hail, status: { name: "Approved" } });
     await page.waitForSelector(
       `.column[data-step="Approve/Reject"] .card[data-instance-id="${hail}"][data-version="${changed.version}"]`,
       { timeout: LIVE_DEADLINE_MS },
@@ -181,7 +127,7 @@ async function main() {
     const luggage = await idOf("Lost luggage");
     const burst = await idOf("Burst pipe");
     const resumed = await other.mutate("resumeWorkflowInstance", { instanceId: luggage });
-    const completed = await other.mutate("updateWorkflowStepStatus", { instanceId: burst, statusName: "Approved" });
+    const completed = await other.mutate("setWorkflowInstanceStatus", { instanceId: burst, status: { name: "Approved" } });
     assert(completed.state === "COMPLETED", "Approved on the final step completes", { completed });
     await page.waitForTimeout(500);
     const offline = await state();
@@ -213,9 +159,7 @@ async function main() {
       const phone = await idOf("Cracked phone screen");
       const beforeRestart = await state();
       const logStart = await page.evaluate(() => window.dashboard.store.connectionLog.length);
-      log("restart server");
-      const answer = await stdinLines.next();
-      assert(answer.value === "restarted", "the test restarted the server", { answer });
+      await ask("restart server", "restarted");
       await page.waitForFunction((id) => window.dashboard.state().instances[id].step === "Fast Track", phone, { timeout: 20000 });
       await page.waitForSelector("#connection[data-state=connected]", { timeout: 20000 });
       const afterRestart = await state();
@@ -231,8 +175,7 @@ async function main() {
     // would land, and applying it moves them: MIGRATED events arrive live and the cards show "v2".
     const newVersion = await other.publishVersion("Claim Processing", "Needs Info");
     await page.reload();
-    await page.evaluate(() => window.dashboard.ready);
-    await page.waitForSelector("#connection[data-state=connected]", { timeout: 10000 });
+    await dashboardConnected(page);
     await page.click('.workflow-list button:has-text("Claim Processing")');
     const luggageChip = card(luggage).locator(".chip.def-version");
     assert((await luggageChip.textContent()) === "v1", "the card shows the version it runs on", { text: await luggageChip.textContent() });
@@ -280,7 +223,7 @@ async function main() {
     await graphiql.goto(BASE_URL + "/graphql/?q=" + encodeURIComponent(subscriptionQuery));
     await graphiql.click(".graphiql-execute-button", { timeout: 20000 });
     await graphiql.waitForTimeout(1000); // let the subscription start
-    await other.mutate("setWorkflowOnHold", { instanceId: bicycle });
+    await other.mutate("holdWorkflowInstance", { instanceId: bicycle });
     await graphiql.waitForFunction(
       () => (document.querySelector(".result-window") || { textContent: "" }).textContent.includes("ON_HOLD"),
       null,
@@ -293,14 +236,7 @@ async function main() {
     assert(problems.length === 0, "no errors in the page", { problems });
     await other.api.dispose();
     log("ok");
-  } finally {
-    await context.close();
-    rmSync(userDataDir, { recursive: true, force: true });
-    process.stdin.destroy();
-  }
+  });
 }
 
-main().catch((err) => {
-  log("FAILED", { message: err.message });
-  process.exit(1);
-});
+run(main);

@@ -5,51 +5,13 @@
 // the test has run `steps_worker --once` (it prints {"check": "run worker"} and waits for
 // "fired" on stdin). Prints one JSON line per check; exits non-zero on the first failure.
 
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import readline from "node:readline";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-
-const BASE_URL = process.env.BASE_URL || "http://127.0.0.1:8000";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const stdinLines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-
-function log(check, data = {}) {
-  console.log(JSON.stringify({ check, ...data }));
-}
-
-function assert(condition, message, data = {}) {
-  if (!condition) throw new Error(message + " " + JSON.stringify(data));
-}
+import { ask, assert, board, log, openDashboard, run, withBrowser } from "./api.mjs";
 
 async function main() {
-  const userDataDir = mkdtempSync(join(tmpdir(), "steps-chromium-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1600, height: 1000 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-  });
-  const problems = [];
-  try {
-    const page = context.pages()[0] || (await context.newPage());
-    page.on("pageerror", (err) => problems.push("page error: " + err.message));
-    await page.goto(BASE_URL + "/");
-    await page.fill("#id_username", "demo");
-    await page.fill("#id_password", "demo");
-    await Promise.all([page.waitForURL(BASE_URL + "/"), page.click("button[type=submit]")]);
-    await page.evaluate(() => window.dashboard.ready);
-    await page.waitForSelector("#connection[data-state=connected]", { timeout: 10000 });
+  await withBrowser(async (context, page, problems) => {
+    await openDashboard(page, "demo");
     await page.click('.workflow-list button:has-text("Claim Processing")');
-
-    const state = () => page.evaluate(() => window.dashboard.state());
-    const idOf = async (prefix) => {
-      const found = Object.entries((await state()).instances).find(([, i]) => i.label && i.label.startsWith(prefix));
-      assert(found, "instance of " + prefix + " on the page");
-      return found[0];
-    };
-    const card = (id) => page.locator(`.card[data-instance-id="${id}"]`);
+    const { state, idOf, card } = board(page);
 
     // 1. The overdue review: badge, countdown past zero, count in the summary.
     const hail = await idOf("Hail damage on car");
@@ -79,9 +41,7 @@ async function main() {
 
     // 4. The worker fires the passed deadline: its event arrives live.
     const before = await page.locator('#activity li[data-kind="DEADLINE_PASSED"]').count();
-    log("run worker");
-    const answer = await stdinLines.next();
-    assert(answer.value === "fired", "the test ran the worker", { answer: answer.value });
+    await ask("run worker", "fired");
     // The worker is another process: with the demo's in-memory channel layer its event reaches
     // the server's subscribers through their catch-up read (SUBSCRIPTION_CATCH_UP_SECONDS, 5 s);
     // with Redis at once.
@@ -93,14 +53,7 @@ async function main() {
 
     assert(problems.length === 0, "no errors in the page", { problems });
     log("ok");
-  } finally {
-    await context.close();
-    rmSync(userDataDir, { recursive: true, force: true });
-    process.stdin.destroy();
-  }
+  });
 }
 
-main().catch((err) => {
-  log("FAILED", { message: err.message });
-  process.exit(1);
-});
+run(main);

@@ -8,62 +8,15 @@
 // second client appears live (inboxEvents), she releases hers, and an approval by another client
 // closes that item and opens the next step's. Prints one JSON line per check.
 
-import { chromium } from "playwright-core";
-import { apiClient } from "./api.mjs";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { apiClient, assert, board, log, openDashboard, run, withBrowser } from "./api.mjs";
 
-const BASE_URL = process.env.BASE_URL || "http://127.0.0.1:8000";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const LIVE_DEADLINE_MS = 2000;
 
-function log(check, data = {}) {
-  console.log(JSON.stringify({ check, ...data }));
-}
-
-function assert(condition, message, data = {}) {
-  if (!condition) throw new Error(message + " " + JSON.stringify(data));
-}
-
-async function client(username) {
-  const { api, gql } = await apiClient(BASE_URL, username, username, assert);
-  return {
-    api,
-    async setStatus(instanceId, statusName) {
-      const data = await gql(
-        `mutation($input: UpdateWorkflowStepStatusInput!) { updateWorkflowStepStatus(input: $input) {
-           __typename ... on WorkflowInstance { id version currentStep { name } }
-           ... on OperationInfo { messages { code message } } } }`,
-        { input: { instanceId, statusName } },
-      );
-      const result = data.updateWorkflowStepStatus;
-      assert(result.__typename === "WorkflowInstance", username + " could not set " + statusName, { result });
-      return result;
-    },
-  };
-}
-
 async function main() {
-  const userDataDir = mkdtempSync(join(tmpdir(), "steps-chromium-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1600, height: 1000 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"],
-  });
-  const problems = [];
-  try {
-    const page = context.pages()[0] || (await context.newPage());
-    page.on("pageerror", (err) => problems.push("page error: " + err.message));
+  await withBrowser(async (context, page, problems) => {
     page.on("console", (msg) => msg.type() === "error" && problems.push("console error: " + msg.text()));
-
-    await page.goto(BASE_URL + "/");
-    await page.fill("#id_username", "rita");
-    await page.fill("#id_password", "rita");
-    await Promise.all([page.waitForURL(BASE_URL + "/"), page.click("button[type=submit]")]);
+    await openDashboard(page, "rita");
     await page.evaluate(() => window.dashboard.myWork.ready);
-    await page.waitForSelector("#connection[data-state=connected]", { timeout: 10000 });
     const items = () => page.evaluate(() => window.dashboard.myWork.items());
     const row = (label) => page.locator("#my-work li.work-item", { hasText: label });
 
@@ -84,13 +37,10 @@ async function main() {
     log("claimed in the page");
 
     // 3. Live: alice submits "Broken window"; the reviewers' new item shows within 2 s.
-    const alice = await client("alice");
-    const broken = await page.evaluate(() => {
-      const s = window.dashboard.state();
-      return Object.entries(s.instances).find(([, i]) => i.label && i.label.startsWith("Broken window"))[0];
-    });
+    const alice = await apiClient("alice");
+    const broken = await board(page).idOf("Broken window");
     const started = Date.now();
-    await alice.setStatus(broken, "Submitted");
+    await alice.mutate("setWorkflowInstanceStatus", { instanceId: broken, status: { name: "Submitted" } });
     await row("Broken window").waitFor({ timeout: LIVE_DEADLINE_MS });
     const latency = Date.now() - started;
     log("opened live", { latencyMs: latency });
@@ -102,8 +52,8 @@ async function main() {
 
     // 5. Another reviewer... the demo superuser approves the review: the item closes, the
     //    decision step's opens.
-    const demo = await client("demo");
-    await demo.setStatus(hailInstance, "Approved");
+    const demo = await apiClient("demo");
+    await demo.mutate("setWorkflowInstanceStatus", { instanceId: hailInstance, status: { name: "Approved" } });
     await page.waitForFunction(
       (id) => window.dashboard.myWork.items().some((i) => i.instance === id && i.step === "Approve/Reject"),
       hailInstance,
@@ -117,13 +67,7 @@ async function main() {
     await alice.api.dispose();
     await demo.api.dispose();
     log("ok");
-  } finally {
-    await context.close();
-    rmSync(userDataDir, { recursive: true, force: true });
-  }
+  });
 }
 
-main().catch((err) => {
-  log("FAILED", { message: err.message });
-  process.exit(1);
-});
+run(main);

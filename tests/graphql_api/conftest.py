@@ -124,34 +124,23 @@ def client_for(user: User | None) -> GQL:
     return GQL(client)
 
 
-@pytest.fixture
-def anon(db) -> GQL:
-    return client_for(None)
+def logged_in_as(user_fixture: str | None):
+    """A fixture: a GraphQL client logged in as the user that the fixture named ``user_fixture``
+    makes (anonymous with None)."""
+
+    @pytest.fixture
+    def fixture(db, request) -> GQL:
+        return client_for(request.getfixturevalue(user_fixture) if user_fixture else None)
+
+    return fixture
 
 
-@pytest.fixture
-def as_admin(admin_user) -> GQL:
-    return client_for(admin_user)
-
-
-@pytest.fixture
-def as_operator(operator) -> GQL:
-    return client_for(operator)
-
-
-@pytest.fixture
-def as_viewer(viewer) -> GQL:
-    return client_for(viewer)
-
-
-@pytest.fixture
-def as_designer(designer) -> GQL:
-    return client_for(designer)
-
-
-@pytest.fixture
-def as_nobody(nobody) -> GQL:
-    return client_for(nobody)
+anon = logged_in_as(None)
+as_admin = logged_in_as("admin_user")
+as_operator = logged_in_as("operator")
+as_viewer = logged_in_as("viewer")
+as_designer = logged_in_as("designer")
+as_nobody = logged_in_as("nobody")
 
 
 @pytest.fixture

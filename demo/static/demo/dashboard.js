@@ -352,8 +352,8 @@
   // ------------------------------------------------------------------ mutations
 
   const MUTATIONS = {
-    status: ["UpdateWorkflowStepStatus", "updateWorkflowStepStatus"],
-    hold: ["SetWorkflowOnHold", "setWorkflowOnHold"],
+    status: ["SetWorkflowInstanceStatus", "setWorkflowInstanceStatus"],
+    hold: ["HoldWorkflowInstance", "holdWorkflowInstance"],
     resume: ["ResumeWorkflowInstance", "resumeWorkflowInstance"],
     cancel: ["CancelWorkflowInstance", "cancelWorkflowInstance"],
   };

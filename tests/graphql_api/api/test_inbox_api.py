@@ -47,35 +47,19 @@ query ($id: ID!) {
 }
 """
 
-CLAIM = """
-mutation ($id: ID!) {
-  claimWorkItem(input: {workItemId: $id}) {
-    __typename
-    ... on WorkItem { id claimedBy { username } }
-    ... on OperationInfo { messages { code } }
-  }
-}
-"""
-
-RELEASE = """
-mutation ($id: ID!) {
-  releaseWorkItem(input: {workItemId: $id}) {
+#: What the work-item mutations answer: who holds the item now, or the refusal's codes.
+HOLDER = """
     __typename
     ... on WorkItem { claimedBy { username } }
     ... on OperationInfo { messages { code } }
-  }
-}
 """
-
-DELEGATE = """
-mutation ($id: ID!, $to: ID!) {
-  delegateWorkItem(input: {workItemId: $id, userId: $to}) {
-    __typename
-    ... on WorkItem { claimedBy { username } }
-    ... on OperationInfo { messages { code } }
-  }
-}
-"""
+CLAIM = "mutation ($id: ID!) { claimWorkItem(input: {workItemId: $id}) {" + HOLDER + "} }"
+RELEASE = "mutation ($id: ID!) { releaseWorkItem(input: {workItemId: $id}) {" + HOLDER + "} }"
+DELEGATE = (
+    "mutation ($id: ID!, $to: ID!) { delegateWorkItem(input: {workItemId: $id, userId: $to}) {"
+    + HOLDER
+    + "} }"
+)
 
 SET_STATUS = """
 mutation ($id: ID!, $status: String!) {

@@ -47,8 +47,14 @@ CHANGES = [
         "UpdateWorkflowStepStatusInput",
         {"status": {"name": "Submitted"}},
     ),
+    (
+        "setWorkflowInstanceStatus",
+        "SetWorkflowInstanceStatusInput",
+        {"status": {"name": "Submitted"}},
+    ),
     ("advanceWorkflowInstance", "AdvanceWorkflowInstanceInput", {}),
     ("setWorkflowOnHold", "SetWorkflowOnHoldInput", {}),
+    ("holdWorkflowInstance", "HoldWorkflowInstanceInput", {}),
     ("resumeWorkflowInstance", "ResumeWorkflowInstanceInput", {}),
     ("cancelWorkflowInstance", "CancelWorkflowInstanceInput", {}),
 ]
@@ -113,8 +119,8 @@ def test_a_hidden_instance_at_a_stale_version_is_not_found_not_a_conflict(db):
 # ------------------------------------------------------------------------ fields and @oneOf
 
 STATUS = """
-mutation Set($input: UpdateWorkflowStepStatusInput!) {
-  updateWorkflowStepStatus(input: $input) {
+mutation Set($input: SetWorkflowInstanceStatusInput!) {
+  setWorkflowInstanceStatus(input: $input) {
     __typename
     ... on WorkflowInstance { currentStep { name } }
     ... on OperationInfo { messages { code field kind } }
@@ -128,9 +134,9 @@ def test_the_status_by_name_or_id_through_one_of(as_operator, instance):
     status = {s.name: s for s in instance.current_step.statuses.all()}
     by_id = gid("WorkflowStepStatus", status["Submitted"].pk)
     moved = as_operator.data(STATUS, {"input": {"instanceId": i, "status": {"id": by_id}}})
-    assert moved["updateWorkflowStepStatus"]["currentStep"] == {"name": "Review Claim"}
+    assert moved["setWorkflowInstanceStatus"]["currentStep"] == {"name": "Review Claim"}
     by_name = as_operator.data(STATUS, {"input": {"instanceId": i, "status": {"name": "Approved"}}})
-    assert by_name["updateWorkflowStepStatus"]["currentStep"] == {"name": "Approve/Reject"}
+    assert by_name["setWorkflowInstanceStatus"]["currentStep"] == {"name": "Approve/Reject"}
     # Both members of the @oneOf: refused by GraphQL before anything runs.
     both = as_operator(
         STATUS, {"input": {"instanceId": i, "status": {"name": "Approved", "id": by_id}}}
@@ -158,7 +164,7 @@ def test_the_status_by_name_or_id_through_one_of(as_operator, instance):
 )
 def test_field_names_the_input_at_fault(as_operator, instance, given, code, field):
     variables = {"input": {"instanceId": gid("WorkflowInstance", instance.pk), **given}}
-    payload = as_operator.data(STATUS, variables)["updateWorkflowStepStatus"]
+    payload = as_operator.data(STATUS, variables)["setWorkflowInstanceStatus"]
     assert [(m["code"], m["field"]) for m in payload["messages"]] == [(code, field)]
     assert WorkflowInstance.objects.get(pk=instance.pk).version == 1
 
@@ -167,7 +173,7 @@ def test_field_names_the_input_at_fault(as_operator, instance, given, code, fiel
 
 ENUM = """query($name: String!) {
   __type(name: $name) { enumValues { name } }
-  __schema { mutationType { fields { name description } } }
+  __schema { mutationType { fields(includeDeprecated: true) { name description } } }
 }"""
 
 REFUSED = """mutation($input: {input}!) {
@@ -185,7 +191,7 @@ def refused(gql, field: str, value: dict) -> list[tuple[str, str | None]]:
 
 
 def test_each_mutation_returns_only_the_codes_it_declares(
-    as_operator, as_designer, anon, operator, instance, caplog
+    as_operator, as_designer, as_admin, anon, operator, instance, caplog
 ):
     i = gid("WorkflowInstance", instance.pk)
     missing = gid("WorkflowInstance", 10**9)
@@ -201,15 +207,23 @@ def test_each_mutation_returns_only_the_codes_it_declares(
     drive(anon, [("startWorkflowInstance", claims), ("cancelWorkflowInstance", {"instanceId": i})])
     drive(anon, [("migrateWorkflowInstances", {"workflowName": "Nope", "toVersion": 1})])
     drive(
+        as_admin,
+        [("migrateWorkflowInstances", {"workflowId": gid("Workflow", 10**9), "toVersion": 1})],
+    )
+    drive(
         as_operator,
         [
             ("startWorkflowInstance", {**claims, "workflowName": "Nope"}),
             ("startWorkflowInstance", {**claims, "contentType": "auth.user"}),
             ("startWorkflowInstance", {**claims, "objectId": "999999"}),
-            ("updateWorkflowStepStatus", {**submit, "instanceId": "garbage"}),
-            ("updateWorkflowStepStatus", {**submit, "instanceId": missing}),
-            ("updateWorkflowStepStatus", {**submit, "status": {"name": "Nope"}}),
-            ("updateWorkflowStepStatus", {**submit, "context": 3}),
+            ("startWorkflowInstance", {**claims, "workflowId": gid("Workflow", 10**9)}),
+            ("startWorkflowInstance", {**claims, "workflowId": "garbage"}),
+            ("startWorkflowInstance", {**claims, "workflowName": None}),
+            ("setWorkflowInstanceStatus", {**submit, "instanceId": "garbage"}),
+            ("setWorkflowInstanceStatus", {**submit, "instanceId": missing}),
+            ("setWorkflowInstanceStatus", {**submit, "status": {"name": "Nope"}}),
+            ("setWorkflowInstanceStatus", {**submit, "context": 3}),
+            ("updateWorkflowStepStatus", {**submit, "statusName": "Nope", "status": None}),
             ("advanceWorkflowInstance", {"instanceId": i}),
             ("advanceWorkflowInstance", {"instanceId": missing}),
             ("resumeWorkflowInstance", {"instanceId": i}),
@@ -224,13 +238,22 @@ def test_each_mutation_returns_only_the_codes_it_declares(
     services.set_workflow_on_hold(instance, actor=operator)
     drive(
         as_operator,
-        [("setWorkflowOnHold", {"instanceId": i}), ("updateWorkflowStepStatus", submit)],
+        [
+            ("setWorkflowOnHold", {"instanceId": i}),
+            ("holdWorkflowInstance", {"instanceId": i}),
+            ("setWorkflowInstanceStatus", submit),
+        ],
     )
     services.cancel_workflow_instance(instance, actor=operator)
     drive(as_operator, [("cancelWorkflowInstance", {"instanceId": i})])
     drive(
         as_designer,
-        [("deleteWorkflow", {"name": "Nope"}), ("deleteWorkflow", {"name": "Claim Processing"})],
+        [
+            ("deleteWorkflow", {"name": "Nope"}),
+            ("deleteWorkflow", {"name": "Claim Processing"}),
+            ("deleteWorkflow", {"workflowId": gid("Workflow", 10**9)}),
+            ("deleteWorkflow", {}),
+        ],
     )
     login = as_operator.data(ops.LOGIN, {"username": "nobody", "password": "wrong"})["login"]
     nul = as_operator.data(ops.LOGIN, {"username": "no\x00body", "password": "x"})["login"]
