@@ -25,6 +25,13 @@ const config: CodegenConfig = {
         useTypeImports: true,
       },
     },
+    // Every enum of the schema, including each mutation's `<Name>ErrorCode` (the codes its
+    // OperationInfo can carry), which no field returns, so the client preset above leaves them
+    // out: switch on `code as SetWorkflowInstanceStatusErrorCode` exhaustively (src/usage.ts).
+    "src/schema-enums.ts": {
+      plugins: ["typescript"],
+      config: { onlyEnums: true, enumsAsTypes: true },
+    },
     // Apollo's possibleTypes (apollo/cache.mjs): which types implement Node, make up each union.
     "src/possible-types.json": {
       plugins: ["fragment-matcher"],

@@ -28,10 +28,11 @@ class DescribedCode(enum.StrEnum):
 class ErrorCode(DescribedCode):
     """Every code the engine raises (``WorkflowError.code``)."""
 
-    WORKFLOW_NOT_FOUND = "WORKFLOW_NOT_FOUND", "No workflow has this name."
+    WORKFLOW_NOT_FOUND = "WORKFLOW_NOT_FOUND", "No workflow has this name (or this ID)."
     INSTANCE_NOT_FOUND = (
         "INSTANCE_NOT_FOUND",
-        "The workflow instance does not exist, or no longer.",
+        "The workflow instance does not exist, no longer, or the viewer may not see it (missing "
+        "and hidden look alike).",
     )
     OBJECT_NOT_FOUND = (
         "OBJECT_NOT_FOUND",

@@ -59,6 +59,7 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 from graphql_api.api.connections import CONNECTION_NAMES, fix_pagination_descriptions
 from graphql_api.api.descriptions import describe_library_elements
 from graphql_api.api.mutations import Mutation
+from graphql_api.api.payloads import error_code_enums
 from graphql_api.api.stats import Query  # the queries, with workflowStats
 from graphql_api.api.types import (
     UserType,
@@ -173,7 +174,8 @@ def compose_schema(
             query=roots["Query"],
             mutation=roots["Mutation"],
             subscription=roots["Subscription"],
-            types=list(types),
+            # each mutation's codes (`<Name>ErrorCode`), for generated clients
+            types=[*error_code_enums(roots["Mutation"]), *types],
             extensions=_extensions(extensions),
             execution_context_class=execution_context,
             config=config,

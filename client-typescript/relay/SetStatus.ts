@@ -1,12 +1,13 @@
-// A mutation whose payload is the union `WorkflowInstance | OperationInfo`: the instance's
-// fields update the Relay store by `id`; errors carry stable codes.
+// A mutation whose payload is the union `WorkflowInstance | OperationInfo | VersionConflict`:
+// the instance's fields update the Relay store by `id` (also the conflict's `current`, the
+// instance as now committed); errors carry stable codes.
 import { graphql } from "relay-runtime";
 
 import type { SetStatusMutation$data } from "./__generated__/SetStatusMutation.graphql";
 
 export const SetStatusMutation = graphql`
-  mutation SetStatusMutation($input: UpdateWorkflowStepStatusInput!) {
-    updateWorkflowStepStatus(input: $input) {
+  mutation SetStatusMutation($input: SetWorkflowInstanceStatusInput!) {
+    setWorkflowInstanceStatus(input: $input) {
       __typename
       ... on WorkflowInstance {
         id
@@ -20,17 +21,26 @@ export const SetStatusMutation = graphql`
           message
         }
       }
+      ... on VersionConflict {
+        code
+        current {
+          id
+          version
+        }
+      }
     }
   }
 `;
 
 export function errorCodes(data: SetStatusMutation$data): string[] {
-  const payload = data.updateWorkflowStepStatus;
+  const payload = data.setWorkflowInstanceStatus;
   switch (payload.__typename) {
     case "OperationInfo":
       return payload.messages.map((m) => m.code ?? m.kind);
     case "WorkflowInstance":
       return [];
+    case "VersionConflict":
+      return [payload.code];
     default:
       return ["UNEXPECTED_PAYLOAD"];
   }

@@ -10,7 +10,9 @@ import { print } from "graphql";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 
 import { useFragment } from "./gql";
+import type { SetWorkflowInstanceStatusErrorCode } from "./schema-enums";
 import {
+  ConflictFragmentDoc,
   EventFieldsFragmentDoc,
   InstanceCardFragmentDoc,
   ClaimWorkItemDocument,
@@ -21,7 +23,7 @@ import {
   MigrateWorkflowInstancesDocument,
   OperationErrorsFragmentDoc,
   StatusFieldsFragmentDoc,
-  UpdateWorkflowStepStatusDocument,
+  SetWorkflowInstanceStatusDocument,
   WorkflowDiagramDocument,
   WorkflowDiffDocument,
   WorkflowInstancesDocument,
@@ -145,21 +147,52 @@ export type MutationError = {
   message: string;
 };
 
+/**
+ * What the user is told for each code `setWorkflowInstanceStatus` can return in OperationInfo:
+ * exhaustive over that mutation's own codes (`SetWorkflowInstanceStatusErrorCode`), so a code
+ * added to or removed from the mutation fails here, and none of the transport-only codes
+ * (CSRF_FAILED, EVENT_TOO_LARGE, …) it never returns needs a case.
+ */
+export function statusRefusal(code: SetWorkflowInstanceStatusErrorCode): string {
+  switch (code) {
+    case "PERMISSION_DENIED":
+      return "you may not set this status";
+    case "BAD_USER_INPUT":
+    case "INVALID_ID":
+    case "INVALID_CONTEXT":
+      return "the request was malformed";
+    case "INSTANCE_NOT_FOUND":
+      return "this instance is gone, or you may no longer see it";
+    case "INSTANCE_FINISHED":
+      return "this instance is finished";
+    case "INSTANCE_ON_HOLD":
+      return "this instance is on hold: resume it first";
+    case "UNKNOWN_STATUS":
+      return "the current step has no such status";
+    case "CONDITION_ERROR":
+      return "a transition's condition failed: nothing changed";
+    default:
+      return assertNever(code);
+  }
+}
+
 export type StatusOutcome =
   | { ok: true; instance: InstanceCardFragment }
-  | { ok: false; errors: MutationError[]; retry: boolean };
+  | { ok: false; errors: MutationError[]; hints: string[] }
+  /** Someone changed it meanwhile: `current` is it as now committed; retry at `retryAt`. */
+  | { ok: false; conflict: string; current: InstanceCardFragment; retryAt: number };
 
 /**
- * Set a status; the payload is `WorkflowInstance | OperationInfo`, so the client switches on
- * `__typename` (exhaustively) and reads each message's stable `code`.
+ * Set a status; the payload is `WorkflowInstance | OperationInfo | VersionConflict`, so the
+ * client switches on `__typename` (exhaustively) and, in OperationInfo, on each message's code.
  */
 export async function setStatus(
   endpoint: string,
   instance: InstanceCardFragment,
   statusName: string,
 ): Promise<StatusOutcome> {
-  const { updateWorkflowStepStatus: payload } = await request(endpoint, UpdateWorkflowStepStatusDocument, {
-    input: { instanceId: instance.id, statusName, expectedVersion: instance.version },
+  const { setWorkflowInstanceStatus: payload } = await request(endpoint, SetWorkflowInstanceStatusDocument, {
+    input: { instanceId: instance.id, status: { name: statusName }, expectedVersion: instance.version },
   });
   switch (payload.__typename) {
     case "WorkflowInstance":
@@ -167,8 +200,16 @@ export async function setStatus(
     case "OperationInfo": {
       const { messages } = useFragment(OperationErrorsFragmentDoc, payload);
       const errors = messages.map(({ kind, code, field, message }) => ({ kind, code, field, message }));
-      // A stale expectedVersion: reload the instance and let the user try again.
-      return { ok: false, errors, retry: errors.some((e) => e.code === "VERSION_CONFLICT") };
+      // The server returns only the codes this mutation declares (its enum in the schema).
+      const hints = messages.map((m) => statusRefusal(m.code as SetWorkflowInstanceStatusErrorCode));
+      return { ok: false, errors, hints };
+    }
+    case "VersionConflict": {
+      // No refetch, no message to parse: the instance as now committed comes with the refusal.
+      const conflict = useFragment(ConflictFragmentDoc, payload);
+      const current = useFragment(InstanceCardFragmentDoc, conflict.current);
+      const retryAt: number = current.version;
+      return { ok: false, conflict: conflict.message, current, retryAt };
     }
     default:
       return assertNever(payload);

@@ -23,7 +23,7 @@ from strawberry import relay
 from strawberry.relay.types import GlobalIDValueError
 
 from django_steps.models import Workflow
-from graphql_api.security.error_codes import TransportCode
+from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.errors import ApiError, Kind
 
 M = TypeVar("M", bound=Model)
@@ -31,6 +31,26 @@ M = TypeVar("M", bound=Model)
 #: A primary key as ``str(int)`` writes it. A negative one is well formed but names nothing
 #: (NOT_FOUND, as a key past the last row): it cannot be another spelling of an existing key.
 _CANONICAL_KEY = re.compile(r"-?(?:0|[1-9][0-9]*)", re.ASCII)
+
+
+#: The code of an ID that names nothing the viewer may see, for the types that have their own
+#: (the engine's codes, the same in queries, mutations and subscriptions); ``NOT_FOUND`` for the
+#: others (statuses, steps, users, events, versions).
+_NOT_FOUND_CODES = {
+    "WorkflowInstance": ErrorCode.INSTANCE_NOT_FOUND,
+    "Workflow": ErrorCode.WORKFLOW_NOT_FOUND,
+    "WorkItem": ErrorCode.WORK_ITEM_NOT_FOUND,
+}
+
+#: Every code :func:`parse_global_id` / :func:`get_by_global_id` give an ID of nothing.
+NOT_FOUND_CODES = frozenset({TransportCode.NOT_FOUND, *_NOT_FOUND_CODES.values()})
+
+
+def not_found(type_name: str, field: str | None = None, *, info: Any = None) -> ApiError:
+    """The error for an ID of our type ``type_name`` that names nothing the viewer may see: a
+    missing object and a hidden one look alike."""
+    code = _NOT_FOUND_CODES.get(type_name, TransportCode.NOT_FOUND)
+    return ApiError(code, f"No {schema_name(info, type_name)} has this ID.", field=field)
 
 
 def _renames(info: Any) -> dict[str, str]:
@@ -54,9 +74,9 @@ def our_name(info: Any, type_name: str) -> str:
 
 def parse_global_id(raw: str, type_name: str, *, field: str = "id", info: Any = None) -> int:
     """The primary key in ``raw``, which must be the canonical global ID of an object of our type
-    ``type_name`` (under the name it has in ``info``'s schema): INVALID_ID otherwise, NOT_FOUND
-    for a key no row can have."""
-    type_name = schema_name(info, type_name)
+    ``type_name`` (under the name it has in ``info``'s schema): INVALID_ID otherwise,
+    :func:`not_found`'s code for a key no row can have."""
+    ours, type_name = type_name, schema_name(info, type_name)
     invalid = ApiError(
         TransportCode.INVALID_ID, "Not a valid global ID.", kind=Kind.VALIDATION, field=field
     )
@@ -79,7 +99,7 @@ def parse_global_id(raw: str, type_name: str, *, field: str = "id", info: Any = 
     ):
         raise invalid
     if len(node_id) > 19 or not 0 < int(node_id) < 2**63:
-        raise ApiError(TransportCode.NOT_FOUND, f"No {type_name} has this ID.", field=field)
+        raise not_found(ours, field, info=info)
     return int(node_id)
 
 
@@ -92,8 +112,8 @@ def workflow_named(
 ) -> str:
     """The name of the workflow a client gives by ``name`` or by global ID ``workflow_id``
     (exactly one of them, the input fields ``fields``): BAD_USER_INPUT for both or neither;
-    INVALID_ID / NOT_FOUND for an ID, as for any ID. A name is returned as given (the caller
-    looks it up as before)."""
+    INVALID_ID / WORKFLOW_NOT_FOUND for an ID, as for any workflow ID. A name is returned as
+    given (the caller looks it up as before)."""
     if (name is None) == (workflow_id is None):
         raise ApiError(
             TransportCode.BAD_USER_INPUT,
@@ -111,9 +131,10 @@ def workflow_named(
 def get_by_global_id(
     queryset: QuerySet[M], raw: str, type_name: str, *, field: str = "id", info: Any = None
 ) -> M:
-    """The row of ``queryset`` that ``raw`` names, or ``ApiError`` INVALID_ID / NOT_FOUND."""
+    """The row of ``queryset`` that ``raw`` names, or ``ApiError`` INVALID_ID or
+    :func:`not_found`'s code."""
     pk = parse_global_id(raw, type_name, field=field, info=info)
     obj = queryset.filter(pk=pk).first()
     if obj is None:
-        raise ApiError(TransportCode.NOT_FOUND, f"No {type_name} has this ID.", field=field)
+        raise not_found(type_name, field, info=info)
     return obj

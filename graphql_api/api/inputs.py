@@ -28,17 +28,44 @@ class StartWorkflowInstanceInput:
 
 
 @strawberry.input(
+    name="WorkflowStepStatusSelector",
+    one_of=True,
+    description="A status of the instance's current step, by its name or by its global ID "
+    "(exactly one).",
+)
+class WorkflowStepStatusSelector:
+    name: Optional[str] = strawberry.field(
+        default=strawberry.UNSET, description="Name of a status of the current step."
+    )
+    id: Optional[strawberry.ID] = strawberry.field(
+        default=strawberry.UNSET,
+        description="Global ID of a status of the current step, as `availableStatuses` and "
+        "`viewerCan` give them.",
+    )
+
+
+_STATUS_FIELD_GONE = "Use `status: {name: …}` (or `{id: …}`)."
+
+
+@strawberry.input(
     name="UpdateWorkflowStepStatusInput", description="Set a status of the instance's current step."
 )
 class UpdateWorkflowStepStatusInput:
     instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
+    status: Optional[WorkflowStepStatusSelector] = strawberry.field(
+        default=None,
+        description="The status to set, by name or by ID. Required unless the deprecated "
+        "`statusName`/`statusId` is given (give one of the three).",
+    )
     status_name: Optional[str] = strawberry.field(
-        default=None, description="Name of a status of the current step (give it or `statusId`)."
+        default=None,
+        description="Name of a status of the current step.",
+        deprecation_reason=_STATUS_FIELD_GONE,
     )
     status_id: Optional[strawberry.ID] = strawberry.field(
         default=None,
-        description="Global ID of a status of the current step, as `availableStatuses` and "
-        "`viewerCan` give them (give it or `statusName`).",
+        description="Global ID of a status of the current step.",
+        deprecation_reason=_STATUS_FIELD_GONE,
     )
     context: Optional[JSON] = strawberry.field(
         default=None,

@@ -212,7 +212,7 @@ def migrate_workflow_instances(
     name = workflow_named(info, data.workflow_name, data.workflow_id)
     workflow = Workflow.objects.filter(name=name).first()
     if workflow is None:
-        raise WorkflowNotFound("No workflow has this name.", workflow_name=name)
+        raise WorkflowNotFound("No workflow has this name.", field="workflowName")
     try:
         target = get_version(workflow, data.to_version)
         ids, more = migration_page(workflow, target, filters, first=first, after=after, actor=user)

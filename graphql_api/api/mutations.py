@@ -1,31 +1,27 @@
 """The Mutation type. Each mutation is thin: resolve the IDs, call one service of
 :mod:`django_steps` with the current user as actor, return the object.
 
-The rest is the same for every mutation and lives in :func:`mutation`: the permission the
-mutation needs (``PERMISSION_DENIED`` before anything is looked up, so a refused client learns
-nothing about IDs), and the mapping of expected errors to ``OperationInfo``
-(:mod:`graphql_api.security.errors`). Instances are looked up through the visibility rule, so a
-hidden
-instance is ``NOT_FOUND`` exactly like a missing one. Each returns ``<Type> | OperationInfo``.
-"""
+The rest is the same for every mutation and lives in :func:`graphql_api.api.payloads.mutation`:
+the permission the mutation needs (``PERMISSION_DENIED`` before anything is looked up, so a
+refused client learns nothing about IDs), the mapping of expected errors to ``OperationInfo``
+(:mod:`graphql_api.security.errors`) with one of the codes the mutation declares (``codes=``),
+and ``VersionConflict`` for a change at a stale ``expectedVersion``. Instances are looked up
+through the visibility rule, so a hidden instance is ``INSTANCE_NOT_FOUND`` exactly like a
+missing one."""
 
 from __future__ import annotations
 
 import functools
-import inspect
-import typing
 from collections.abc import Callable
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 import strawberry
-import strawberry_django
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 from django.http import HttpRequest
 from strawberry import relay
 from strawberry.types import Info
-from strawberry.utils.str_converters import to_camel_case
 from strawberry_django.auth.mutations import resolve_login, resolve_logout
 from strawberry_django.resolvers import django_resolver
 from strawberry_django.utils.requests import get_request
@@ -36,6 +32,7 @@ from django_steps.exceptions import (
     ContentObjectNotFound,
     InvalidContext,
     ModelNotAllowed,
+    UnknownStatus,
     WorkflowNotFound,
 )
 from django_steps.models import Workflow, WorkflowInstance
@@ -56,12 +53,12 @@ from graphql_api.api.inputs import (
     definition_document,
 )
 from graphql_api.api.migration import WorkflowMigrationType
+from graphql_api.api.payloads import deprecated, mutation, same_mutation
 from graphql_api.api.results import DeletedWorkflowType
 from graphql_api.api.types import UserType, WorkflowInstanceType, WorkflowType
 from graphql_api.security import permissions
 from graphql_api.security.error_codes import ErrorCode, TransportCode
-from graphql_api.security.error_codes import OperationInfoType as OperationInfo
-from graphql_api.security.errors import ApiError, Kind, permission_denied, to_operation_info
+from graphql_api.security.errors import ApiError, Kind
 from graphql_api.security.login import (
     login_on_socket,
     login_refused,
@@ -75,80 +72,25 @@ from graphql_api.security.permissions import (
     DELETE_WORKFLOW,
     MIGRATE_INSTANCE,
     current_user,
-    has_perm,
 )
 
-
-def mutation(description: str, *, perm: str | None) -> Callable[[Callable[..., Any]], Any]:
-    """A mutation that needs ``perm`` (``None``: anyone) and returns ``<Name>Payload``, the union
-    of its object and ``OperationInfo``: expected errors (the engine's, this layer's, Django's
-    ``PermissionDenied`` and ``ValidationError``) become ``OperationInfo`` with a
-    ``WorkflowErrorCode``; anything else is a bug and is raised (masked and logged)."""
-
-    def decorate(resolver: Callable[..., Any]) -> Any:
-        @functools.wraps(resolver)
-        def guarded(self: Any, info: Info, **kwargs: Any) -> Any:
-            try:
-                permissions.recheck_socket_user(
-                    info
-                )  # over a WebSocket: the user as of now, exactly
-                if perm is not None and not has_perm(info, perm):
-                    raise permission_denied()
-                return resolver(self, info, **kwargs)
-            except Exception as error:
-                return to_operation_info(error)
-
-        returns = typing.get_type_hints(resolver)["return"]
-        if not isinstance(returns, type):  # e.g. `UserType | OperationInfo` written out already
-            returns = next(t for t in typing.get_args(returns) if t is not OperationInfo)
-        name = to_camel_case(resolver.__name__)
-        union = Annotated[
-            Union[returns, OperationInfo],
-            strawberry.union(
-                name[0].upper() + name[1:] + "Payload", description=payload_description(name)
-            ),
-        ]
-        guarded.__signature__ = inspect.signature(resolver).replace(return_annotation=union)
-        return strawberry_django.mutation(description=description)(guarded)
-
-    return decorate
-
-
-def payload_description(mutation_name: str) -> str:
-    """The description of the payload union of the mutation ``mutation_name`` (camelCase)."""
-    return (
-        f"What `{mutation_name}` returns: its result when it succeeded, otherwise why it did not "
-        "(each member says which it is: select `__typename`)."
-    )
-
-
-def deprecated(field: Any, reason: str) -> Any:
-    """``field`` (a mutation) marked ``@deprecated(reason: ...)``: an old name kept working."""
-    field.deprecation_reason = reason
-    return field
-
-
-def same_mutation(field: Any, name: str, input_type: type, *, perm: str | None) -> Any:
-    """The mutation ``field`` under a second name ``name`` (snake_case), taking ``input_type``
-    (an input with the same fields): the same resolver, description and permission; its own
-    payload union. How a mutation is renamed: the old name stays, ``deprecated``."""
-    resolver = field.base_resolver.wrapped_func.__wrapped__  # under `mutation`'s guard
-    (argument,) = (a for a in field.arguments if a.python_name == "input")
-
-    def renamed(self: Any, info: Info, input: Any) -> Any:
-        return resolver(self, info, input)
-
-    renamed.__name__ = renamed.__qualname__ = name
-    renamed.__annotations__ = {
-        "info": Info,
-        "input": Annotated[input_type, strawberry.argument(description=argument.description)],
-        "return": typing.get_type_hints(resolver)["return"],
-    }
-    return mutation(field.description, perm=perm)(renamed)
+# The codes each mutation can return in OperationInfo (its `codes=`: its description lists them and
+# its `<Name>ErrorCode` enum has them). A change at a stale `expectedVersion` is VersionConflict.
+E, T = ErrorCode, TransportCode
+#: Any guarded mutation: a missing permission; a value the database cannot store, or a host
+#: model's own validation (BAD_USER_INPUT).
+_ANY = (E.PERMISSION_DENIED, T.BAD_USER_INPUT)
+#: A change of the instance `instanceId` names.
+_CHANGE = (*_ANY, T.INVALID_ID, E.INSTANCE_NOT_FOUND, E.INSTANCE_FINISHED)
+#: A change that evaluates transitions with the client's `context`.
+_EVALUATES = (E.INSTANCE_ON_HOLD, E.INVALID_CONTEXT, E.CONDITION_ERROR)
+_WORK_ITEM = (*_ANY, T.INVALID_ID, E.WORK_ITEM_NOT_FOUND)
+_DEFINITION = (*_ANY, E.INVALID_DEFINITION, E.CONDITION_SYNTAX_ERROR)
 
 
 def _instance(info: Info, input_id: str) -> WorkflowInstance:
-    """The instance ``input_id`` names, if the viewer may see it (else NOT_FOUND, as for none)."""
+    """The instance ``input_id`` names, if the viewer may see it (else INSTANCE_NOT_FOUND, as
+    for none)."""
     visible = permissions.visible_instances(WorkflowInstance.objects.all(), info)
     instance = get_by_global_id(
         visible, input_id, "WorkflowInstance", field="instanceId", info=info
@@ -201,6 +143,40 @@ def _reloaded(instance: WorkflowInstance) -> WorkflowInstance:
     ).get(pk=instance.pk)
 
 
+def _chosen_status(info: Info, input: UpdateWorkflowStepStatusInput) -> tuple[Any, Any, str]:
+    """``(name, primary key, field)`` of the status ``input`` names: by ``status`` (a ``@oneOf``:
+    GraphQL guarantees exactly one of its fields) or by the deprecated ``statusName`` /
+    ``statusId``, exactly one of the three. A status ID of nothing is UNKNOWN_STATUS, as one
+    of another step's status."""
+    given = {"status": input.status, "statusName": input.status_name, "statusId": input.status_id}
+    given = {name: value for name, value in given.items() if value is not None}
+    if len(given) != 1:
+        raise ApiError(
+            TransportCode.BAD_USER_INPUT,
+            "Give the status as `status: {name: …}` or `status: {id: …}`.",
+            kind=Kind.VALIDATION,
+            field="status",
+        )
+    ((field, value),) = given.items()
+    if field == "status":
+        if value.name is not None and value.name is not strawberry.UNSET:
+            return value.name, None, "status.name"
+        field, value = "status.id", value.id
+    elif field == "statusName":
+        return value, None, field
+    try:
+        return None, parse_global_id(value, "WorkflowStepStatus", field=field, info=info), field
+    except ApiError as error:
+        if error.code != TransportCode.NOT_FOUND:
+            raise
+        raise ApiError(
+            ErrorCode.UNKNOWN_STATUS,
+            "The current step has no status with this ID.",
+            kind=Kind.VALIDATION,
+            field=field,
+        ) from None
+
+
 _SET_STATUS = "The instance, the status to set, the context, the expected version."
 _NOT_ALLOWED = "This workflow cannot be started on this model."
 _NO_OBJECT = "No object with this primary key, or you may not view it."
@@ -212,7 +188,7 @@ def _startable_object(info: Info, workflow_name: str, content_type: str, object_
     viewer must be allowed to view (a hidden one is refused exactly like a missing one)."""
     workflow = Workflow.objects.filter(name=workflow_name).first()
     if workflow is None:
-        raise WorkflowNotFound("No workflow has this name.", workflow_name=workflow_name)
+        raise WorkflowNotFound("No workflow has this name.", field="workflowName")
     app_label, _, model = content_type.partition(".")
     try:
         ct = ContentType.objects.get_by_natural_key(app_label, model.lower())
@@ -220,17 +196,19 @@ def _startable_object(info: Info, workflow_name: str, content_type: str, object_
         ct = None
     model_class = ct.model_class() if ct else None
     if model_class is None or ct.pk not in compiled.load(workflow).content_type_ids:
-        raise ModelNotAllowed(_NOT_ALLOWED)
+        raise ModelNotAllowed(_NOT_ALLOWED, field="contentType")
     try:
         obj = model_class._default_manager.filter(pk=object_id).first()
     except (ValueError, TypeError, OverflowError, ValidationError, DatabaseError):
         obj = None
     if obj is None or not authorization.may_view_object(current_user(info), obj):
-        raise ContentObjectNotFound(_NO_OBJECT)
+        raise ContentObjectNotFound(_NO_OBJECT, field="objectId")
     return obj
 
 
-def _lifecycle_mutation(input_type: type, name: str, description: str) -> Any:
+def _lifecycle_mutation(
+    input_type: type, name: str, description: str, codes: tuple[str, ...]
+) -> Any:
     """The mutation ``name`` that applies the lifecycle service of that name (hold, resume,
     cancel) to the instance ``input.instanceId`` names: the three differ only in their service
     and input."""
@@ -247,7 +225,7 @@ def _lifecycle_mutation(input_type: type, name: str, description: str) -> Any:
         "input": Annotated[input_type, described],
         "return": WorkflowInstanceType,
     }
-    return mutation(description, perm=CHANGE_INSTANCE)(resolver)
+    return mutation(description, perm=CHANGE_INSTANCE, codes=codes)(resolver)
 
 
 @strawberry.type(
@@ -262,6 +240,7 @@ class Mutation:
         "Needs `change_workflowinstance` and the permission to view the object; the workflow must "
         "list the object's model (`contentTypes`, else MODEL_NOT_ALLOWED).",
         perm=CHANGE_INSTANCE,
+        codes=(*_ANY, T.INVALID_ID, E.WORKFLOW_NOT_FOUND, E.MODEL_NOT_ALLOWED, E.OBJECT_NOT_FOUND),
     )
     def start_workflow_instance(
         self,
@@ -288,6 +267,7 @@ class Mutation:
         "cancellation statuses hold and cancel. Needs `change_workflowinstance`, and the status's "
         "permission if it names one.",
         perm=CHANGE_INSTANCE,
+        codes=(*_CHANGE, E.UNKNOWN_STATUS, *_EVALUATES),
     )
     def update_workflow_step_status(
         self,
@@ -297,34 +277,24 @@ class Mutation:
         ],
     ) -> WorkflowInstanceType:
         instance = _instance(info, input.instance_id)
-        if (input.status_name is None) == (input.status_id is None):
-            raise ApiError(
-                TransportCode.BAD_USER_INPUT,
-                "Give either `statusName` or `statusId`.",
-                kind=Kind.VALIDATION,
-                field="statusName",
-            )
-        status_id = None
-        if input.status_id is not None:
-            status_id = parse_global_id(
-                input.status_id, "WorkflowStepStatus", field="statusId", info=info
-            )
+        status_name, status_id, field = _chosen_status(info, input)
         context = _context(input.context)
-        return _changed(
-            info,
-            instance,
-            input,
-            services.update_workflow_step_status,
-            input.status_name,
-            context,
-            status_id=status_id,
-        )
+        try:
+            return _changed(
+                info,
+                instance,
+                input,
+                services.update_workflow_step_status,
+                status_name,
+                context,
+                status_id=status_id,
+            )
+        except UnknownStatus as error:
+            error.details["field"] = field  # the input that named it
+            raise
 
     set_workflow_instance_status = same_mutation(
-        update_workflow_step_status,
-        "set_workflow_instance_status",
-        SetWorkflowInstanceStatusInput,
-        perm=CHANGE_INSTANCE,
+        update_workflow_step_status, "set_workflow_instance_status", SetWorkflowInstanceStatusInput
     )
 
     @mutation(
@@ -332,6 +302,7 @@ class Mutation:
         "(`isAwaitingTransition`), e.g. with new context. Needs `change_workflowinstance`, and the "
         "permission of the completion status it retries, if it names one.",
         perm=CHANGE_INSTANCE,
+        codes=(*_CHANGE, E.NOT_AWAITING_TRANSITION, *_EVALUATES),
     )
     def advance_workflow_instance(
         self,
@@ -351,26 +322,26 @@ class Mutation:
             "set_workflow_on_hold",
             "Put an active instance on hold (the step's on-hold status if it has one). Needs "
             "`change_workflowinstance`, and that status's permission if it names one.",
+            (*_CHANGE, E.INSTANCE_ON_HOLD),
         ),
         "Use `holdWorkflowInstance`.",
     )
     hold_workflow_instance = same_mutation(
-        set_workflow_on_hold,
-        "hold_workflow_instance",
-        HoldWorkflowInstanceInput,
-        perm=CHANGE_INSTANCE,
+        set_workflow_on_hold, "hold_workflow_instance", HoldWorkflowInstanceInput
     )
     resume_workflow_instance = _lifecycle_mutation(
         ResumeWorkflowInstanceInput,
         "resume_workflow_instance",
         "Resume an instance on hold (from an on-hold status, back to the step's default status). "
         "Needs `change_workflowinstance`.",
+        (*_CHANGE, E.NOT_ON_HOLD),
     )
     cancel_workflow_instance = _lifecycle_mutation(
         CancelWorkflowInstanceInput,
         "cancel_workflow_instance",
         "Cancel an unfinished instance (the step's cancellation status if it has one). Needs "
         "`change_workflowinstance`, and that status's permission if it names one.",
+        _CHANGE,
     )
 
     @mutation(
@@ -382,6 +353,13 @@ class Mutation:
         "(largest: `MAX_PAGE_SIZE`): continue with `after`. Only instances the viewer may see are "
         "listed or moved. Needs `migrate_workflowinstance`, and the statuses' permissions.",
         perm=MIGRATE_INSTANCE,
+        codes=(
+            *_ANY,
+            T.INVALID_ID,
+            E.INSTANCE_NOT_FOUND,
+            E.WORKFLOW_NOT_FOUND,
+            E.INVALID_DEFINITION,
+        ),
     )
     def migrate_workflow_instances(
         self,
@@ -395,9 +373,15 @@ class Mutation:
     ) -> WorkflowMigrationType:
         return migration.migrate_workflow_instances(info, input)
 
-    claim_work_item = mutation(inbox.CLAIM, perm=CHANGE_INSTANCE)(inbox.claim_work_item)
-    release_work_item = mutation(inbox.RELEASE, perm=CHANGE_INSTANCE)(inbox.release_work_item)
-    delegate_work_item = mutation(inbox.DELEGATE, perm=CHANGE_INSTANCE)(inbox.delegate_work_item)
+    claim_work_item = mutation(
+        inbox.CLAIM, perm=CHANGE_INSTANCE, codes=(*_WORK_ITEM, E.ALREADY_CLAIMED)
+    )(inbox.claim_work_item)
+    release_work_item = mutation(
+        inbox.RELEASE, perm=CHANGE_INSTANCE, codes=(*_WORK_ITEM, E.NOT_CLAIMED)
+    )(inbox.release_work_item)
+    delegate_work_item = mutation(
+        inbox.DELEGATE, perm=CHANGE_INSTANCE, codes=(*_WORK_ITEM, E.ALREADY_CLAIMED)
+    )(inbox.delegate_work_item)
 
     # ------------------------------------------------------------------ definitions
 
@@ -406,6 +390,7 @@ class Mutation:
         "final step, one default status per step, known steps, compiling CEL) and saved "
         "atomically. Needs `add_workflow`.",
         perm=ADD_WORKFLOW,
+        codes=_DEFINITION,
     )
     def create_workflow(
         self,
@@ -421,6 +406,7 @@ class Mutation:
         "Replace the definition of the workflow with this name (WORKFLOW_IN_USE if instances still "
         "need what would change). Needs `change_workflow`.",
         perm=CHANGE_WORKFLOW,
+        codes=(*_DEFINITION, E.WORKFLOW_NOT_FOUND, E.WORKFLOW_IN_USE),
     )
     def update_workflow(
         self,
@@ -433,7 +419,7 @@ class Mutation:
         ],
     ) -> WorkflowType:
         if not Workflow.objects.filter(name=input.name).exists():
-            raise WorkflowNotFound("No workflow has this name.", workflow_name=input.name)
+            raise WorkflowNotFound("No workflow has this name.", field="name")
         return definitions.import_workflow(
             definition_document(input), replace=True, actor=current_user(info)
         )
@@ -442,6 +428,7 @@ class Mutation:
         "Delete a workflow definition. Refused with WORKFLOW_IN_USE while instances of it exist. "
         "Needs `delete_workflow`.",
         perm=DELETE_WORKFLOW,
+        codes=(*_ANY, T.INVALID_ID, E.WORKFLOW_NOT_FOUND, E.WORKFLOW_IN_USE),
     )
     def delete_workflow(
         self,
@@ -453,7 +440,7 @@ class Mutation:
         name = workflow_named(info, input.name, input.workflow_id, fields=("name", "workflowId"))
         workflow = Workflow.objects.filter(name=name).first()
         if workflow is None:
-            raise WorkflowNotFound("No workflow has this name.", workflow_name=name)
+            raise WorkflowNotFound("No workflow has this name.", field="name")
         deleted = DeletedWorkflowType(
             id=strawberry.ID(relay.to_base64("DeletedWorkflow", workflow.pk)),
             workflow_id=strawberry.ID(relay.to_base64(schema_name(info, "Workflow"), workflow.pk)),
@@ -469,6 +456,7 @@ class Mutation:
         "the new token before the next POST). After repeated failures from one client the login is "
         "refused for a while with TOO_MANY_ATTEMPTS.",
         perm=None,
+        codes=(T.INVALID_CREDENTIALS, T.TOO_MANY_ATTEMPTS, T.BAD_USER_INPUT),  # NUL: PostgreSQL,
     )
     def login(
         self,

@@ -22,7 +22,7 @@ from django_steps.models import Workflow, WorkflowInstance
 from django_steps.selectors import events_after, newest_cursor
 from graphql_api.api.connections import Connection, connection
 from graphql_api.api.feed import WorkflowEventFeedEdgeType, WorkflowEventFeedType
-from graphql_api.api.ids import our_name, parse_global_id, workflow_named
+from graphql_api.api.ids import NOT_FOUND_CODES, our_name, parse_global_id, workflow_named
 from graphql_api.api.results import TransitionDryRunType, TransitionEvaluationType, copied
 from graphql_api.api.types import (
     MAX_PAGE_SIZE,
@@ -93,7 +93,7 @@ class Query:
         try:
             pk = parse_global_id(str(id), ours, info=info)
         except ApiError as error:
-            if error.code == TransportCode.NOT_FOUND:
+            if error.code in NOT_FOUND_CODES:
                 return None
             raise_for_query(error)
         return readable(info).filter(pk=pk).first()
@@ -136,7 +136,7 @@ class Query:
         try:
             pk = parse_global_id(id, "WorkflowInstance", info=info)
         except ApiError as error:
-            if error.code == TransportCode.NOT_FOUND:
+            if error.code in NOT_FOUND_CODES:
                 return WorkflowInstance.objects.none()
             raise_for_query(error)
         return WorkflowInstance.objects.filter(pk=pk)
@@ -163,7 +163,7 @@ class Query:
         try:
             pk = parse_global_id(instance_id, "WorkflowInstance", field="instanceId", info=info)
         except ApiError as error:
-            if error.code == TransportCode.NOT_FOUND:
+            if error.code in NOT_FOUND_CODES:
                 return None
             raise_for_query(error)
         if context is not None:

@@ -49,7 +49,7 @@ from graphql_api.api.pinned import PINNED, pinned_statuses
 from graphql_api.api.subject import subject_field
 from graphql_api.security import permissions
 from graphql_api.security.cost import WORK
-from graphql_api.security.error_codes import TransportCode
+from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.extensions import graphql_setting
 
 if TYPE_CHECKING:  # graphql_api.api.versions imports this module: the fields name them lazily
@@ -547,13 +547,17 @@ class WorkflowInstanceType(relay.Node):
             return isinstance(obj, cls)
         # True, NOT_FOUND, or (unknown, in the event loop) an awaitable checking it in a thread
         return permissions.require_visible(
-            info, obj.pk, obj, lambda: _hidden("No workflow instance has this ID.")
+            info,
+            obj.pk,
+            obj,
+            lambda: _hidden("No workflow instance has this ID.", ErrorCode.INSTANCE_NOT_FOUND),
         )
 
 
-def _hidden(message: str) -> GraphQLError:
-    """A hidden instance is reported exactly like a missing one."""
-    return GraphQLError(message, extensions={"code": TransportCode.NOT_FOUND})
+def _hidden(message: str, code: str = TransportCode.NOT_FOUND) -> GraphQLError:
+    """A hidden instance is reported exactly like a missing one (INSTANCE_NOT_FOUND; a hidden
+    instance's event NOT_FOUND)."""
+    return GraphQLError(message, extensions={"code": code})
 
 
 @strawberry.type(

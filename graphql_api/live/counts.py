@@ -42,7 +42,7 @@ from graphql_api.api.ids import parse_global_id
 from graphql_api.api.types import WorkflowType
 from graphql_api.live import subscriptions
 from graphql_api.live.streams import StreamSpec, stream_events
-from graphql_api.security.error_codes import TransportCode
+from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.errors import ApiError, query_error
 from graphql_api.security.permissions import current_user
 from graphql_api.settings import graphql_setting
@@ -104,7 +104,7 @@ def _follow(
         workflow_name = Workflow.objects.filter(pk=pk).values_list("name", flat=True).first()
         if workflow_name is None:
             raise query_error(
-                TransportCode.NOT_FOUND, "No workflow has this ID.", field="workflowId"
+                ErrorCode.WORKFLOW_NOT_FOUND, "No workflow has this ID.", field="workflowId"
             )
     pk = subscriptions.resolve_stream(user, None, workflow_name, info=info).workflow_id
     return pk, newest_cursor(workflow_id=pk, user=user)

@@ -61,7 +61,7 @@ from graphql_api.live.streams import (
     stream_events,
 )
 from graphql_api.security import permissions
-from graphql_api.security.error_codes import ErrorCode, TransportCode
+from graphql_api.security.error_codes import ErrorCode
 from graphql_api.security.errors import ApiError, query_error
 from graphql_api.security.permissions import current_user
 
@@ -100,22 +100,23 @@ def resolve_stream(
         )
         if workflow_id is None:
             raise query_error(
-                TransportCode.NOT_FOUND, "No workflow has this name.", field="workflowName"
+                ErrorCode.WORKFLOW_NOT_FOUND, "No workflow has this name.", field="workflowName"
             )
     if instance_id is None:
         return StreamSpec(workflow_id=workflow_id)
     try:
         pk = parse_global_id(instance_id, "WorkflowInstance", field="instanceId", info=info)
     except ApiError as error:
-        raise query_error(error.code, error.message) from error
+        raise query_error(error.code, error.message, field=error.field) from error
     visible = authorization.visible_instances(user, WorkflowInstance.objects.filter(pk=pk))
     instance_workflow_id = visible.values_list("workflow_id", flat=True).first()
     if instance_workflow_id is None or (
         workflow_id is not None and instance_workflow_id != workflow_id
     ):
         raise query_error(
-            TransportCode.NOT_FOUND,
+            ErrorCode.INSTANCE_NOT_FOUND,
             "No workflow instance has this ID" + (" in this workflow." if workflow_id else "."),
+            field="instanceId",
         )
     return StreamSpec(instance_id=pk, workflow_id=instance_workflow_id)
 
@@ -229,7 +230,11 @@ async def _guarded(
                 pending = None
             if not await access.may_see(event.instance_id):
                 if spec.instance_id is not None:
-                    raise query_error(TransportCode.NOT_FOUND, "No workflow instance has this ID.")
+                    raise query_error(
+                        ErrorCode.INSTANCE_NOT_FOUND,
+                        "No workflow instance has this ID.",
+                        field="instanceId",
+                    )
                 continue
             permissions.vouch(info, event.instance_id)
             yield event

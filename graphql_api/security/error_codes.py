@@ -30,7 +30,9 @@ class TransportCode(DescribedCode):
     # --- who may do what
     NOT_FOUND = (
         "NOT_FOUND",
-        "A well-formed ID of nothing the viewer may see (missing and hidden look alike).",
+        "A well-formed ID of nothing the viewer may see (missing and hidden look alike), of a "
+        "kind without its own code (a status, step, user, event): an instance, a workflow and a "
+        "work item have `INSTANCE_NOT_FOUND`, `WORKFLOW_NOT_FOUND` and `WORK_ITEM_NOT_FOUND`.",
     )
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS", "`login` failed."
     TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS", "`login` refused for a while after repeated failures."

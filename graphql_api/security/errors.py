@@ -1,6 +1,7 @@
 """Errors as clients see them.
 
-Mutations return ``<Type> | OperationInfo``. Every ``OperationMessage`` carries a machine-readable
+Mutations return ``<Type> | OperationInfo`` (``| VersionConflict`` for the changes of an
+instance, :mod:`graphql_api.api.payloads`). Every ``OperationMessage`` carries a machine-readable
 ``code``:
 
 * the engine's own codes, ``WorkflowError.code`` (``VERSION_CONFLICT``, ``INSTANCE_FINISHED``,
@@ -8,11 +9,12 @@ Mutations return ``<Type> | OperationInfo``. Every ``OperationMessage`` carries 
   ``CONDITION_ERROR``, ``CONDITION_SYNTAX_ERROR``, ``INVALID_DEFINITION``, ``WORKFLOW_IN_USE``,
   ``WORKFLOW_NOT_FOUND``, ``INSTANCE_NOT_FOUND``, ``OBJECT_NOT_FOUND``);
 * codes of this layer: ``INVALID_ID`` (not a global ID, or one of another type), ``NOT_FOUND``
-  (a well-formed global ID of nothing), ``PERMISSION_DENIED``, ``INVALID_CONTEXT`` (``context``
-  is not a JSON object), ``INVALID_CREDENTIALS`` (``login``), ``TOO_MANY_ATTEMPTS`` (``login``
-  while the client is locked out after repeated failures), ``BAD_USER_INPUT`` (bad pagination
-  arguments or cursors, numbers that are not finite or out of range, oversized input, strings
-  PostgreSQL cannot store).
+  (a well-formed global ID of nothing, for kinds without their own ``*_NOT_FOUND``),
+  ``PERMISSION_DENIED``, ``INVALID_CONTEXT`` (``context`` is not a JSON object),
+  ``INVALID_CREDENTIALS`` (``login``), ``TOO_MANY_ATTEMPTS`` (``login`` while the client is
+  locked out after repeated failures), ``BAD_USER_INPUT`` (bad pagination arguments or cursors,
+  numbers that are not finite or out of range, oversized input, strings PostgreSQL cannot
+  store).
 
 Queries report problems as GraphQL errors whose ``extensions.code`` holds the same codes (and
 ``extensions.classification`` is ``BAD_USER_INPUT``); errors about the request itself carry

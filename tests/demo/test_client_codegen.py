@@ -57,8 +57,8 @@ def test_the_operations_a_frontend_needs_are_there():
         "WorkflowInstances",
         "InstanceHistory",
         "StartWorkflowInstance",
-        "UpdateWorkflowStepStatus",
-        "SetWorkflowOnHold",
+        "SetWorkflowInstanceStatus",
+        "HoldWorkflowInstance",
         "ResumeWorkflowInstance",
         "CancelWorkflowInstance",
         "InstanceEvents",
@@ -139,20 +139,22 @@ def test_ariadne_codegen_generates_an_importable_typed_client(codegen_python, tm
         import datetime, inspect, sys
         sys.path.insert(0, sys.argv[1])
         from django_steps_client import DjangoStepsClient
-        from django_steps_client.update_workflow_step_status import UpdateWorkflowStepStatus
-        from django_steps_client.input_types import UpdateWorkflowStepStatusInput
+        from django_steps_client.set_workflow_instance_status import SetWorkflowInstanceStatus
+        from django_steps_client.input_types import SetWorkflowInstanceStatusInput
 
-        for method in ("login", "workflows", "workflow_instances", "update_workflow_step_status",
-                       "set_workflow_on_hold", "resume_workflow_instance",
+        for method in ("login", "workflows", "workflow_instances", "set_workflow_instance_status",
+                       "hold_workflow_instance", "resume_workflow_instance",
                        "cancel_workflow_instance", "instance_events", "workflow_versions",
                        "workflow_diff", "migrate_workflow_instances"):
             assert inspect.iscoroutinefunction(getattr(DjangoStepsClient, method)) or \\
                 inspect.isasyncgenfunction(getattr(DjangoStepsClient, method)), method
 
-        UpdateWorkflowStepStatusInput(instanceId="V29ya2Zsb3dJbnN0YW5jZTox", statusName="Submitted")
+        SetWorkflowInstanceStatusInput(
+            instanceId="V29ya2Zsb3dJbnN0YW5jZTox", status={"name": "Submitted"}
+        )
         status = {"id": "s", "name": "Draft", "isDefaultStatus": True, "isCompletionStatus": False,
                   "isCancellationStatus": False, "isOnHoldStatus": False}
-        parsed = UpdateWorkflowStepStatus.model_validate({"updateWorkflowStepStatus": {
+        parsed = SetWorkflowInstanceStatus.model_validate({"setWorkflowInstanceStatus": {
             "__typename": "WorkflowInstance", "id": "i", "state": "ACTIVE", "version": 2,
             "contentType": "claims.claim", "objectId": "1", "subject": {"label": "Broken window"},
             "startedAt": "2026-01-01T00:00:00+00:00", "updatedAt": "2026-01-01T00:00:01+00:00",
@@ -162,7 +164,7 @@ def test_ariadne_codegen_generates_an_importable_typed_client(codegen_python, tm
             "currentStepStatus": status, "availableStatuses": [status],
             "viewerCan": {"statuses": [status], "hold": True, "resume": False, "cancel": True,
                           "advance": False}}})
-        result = parsed.update_workflow_step_status
+        result = parsed.set_workflow_instance_status
         assert result.version == 2 and result.state.value == "ACTIVE"
         assert result.subject.label == "Broken window"
         assert isinstance(result.updated_at, datetime.datetime)

@@ -71,7 +71,9 @@ def layout(tmp_path: Path, schema: str | None = None) -> Path:
         schema = SCHEMA.read_text(encoding="utf-8")
     (root / "schema.graphql").write_text(schema)
     project = root / "client-typescript"
-    outputs = shutil.ignore_patterns("node_modules", "gql", "possible-types.json", "__generated__")
+    outputs = shutil.ignore_patterns(
+        "node_modules", "gql", "possible-types.json", "schema-enums.ts", "__generated__"
+    )
     shutil.copytree(PROJECT, project, ignore=outputs)
     (project / "node_modules").symlink_to(PROJECT / "node_modules", target_is_directory=True)
     return project
@@ -125,7 +127,7 @@ def test_the_operations_compile_to_strict_typescript_and_relay_artifacts(tmp_pat
     for name in (
         "WorkflowsDocument",
         "WorkflowDiagramDocument",
-        "UpdateWorkflowStepStatusDocument",
+        "SetWorkflowInstanceStatusDocument",
         "InstanceEventsDocument",
         "WorkflowCountsLiveDocument",
     ):
@@ -164,8 +166,17 @@ def test_a_removed_field_the_operations_use_fails_codegen_and_relay(tmp_path):
         ("WorkflowInstanceState", "ON_HOLD", False, "'ON_HOLD' does not exist in type"),
         # A field turned nullable: usage.ts compares versions without a null check.
         ("WorkflowInstance", "version", True, "possibly 'null'"),
+        # The typed conflict: usage.ts reads `current.version` of a VersionConflict.
+        ("VersionConflict", "current", True, "possibly 'null'"),
+        # A code a mutation no longer returns: its case in the exhaustive switch of usage.ts.
+        (
+            "SetWorkflowInstanceStatusErrorCode",
+            "UNKNOWN_STATUS",
+            False,
+            "'\"UNKNOWN_STATUS\"' is not comparable",
+        ),
     ],
-    ids=["enum-value-removed", "field-turned-nullable"],
+    ids=["enum-value-removed", "field-turned-nullable", "conflict-current", "mutation-code-gone"],
 )
 def test_a_breaking_change_that_still_generates_fails_tsc_strict(
     tmp_path, type_name, member, nullable, expected
@@ -179,6 +190,24 @@ def test_a_breaking_change_that_still_generates_fails_tsc_strict(
     assert typecheck.returncode != 0  # ... but the code using them no longer compiles
     errors = [line for line in output(typecheck).splitlines() if "error TS" in line]
     assert any(line.startswith("src/usage.ts") and expected in line for line in errors), errors
+
+
+@pytest.mark.typescript
+def test_a_code_added_to_a_mutation_fails_its_exhaustive_switch(tmp_path):
+    # usage.ts switches over SetWorkflowInstanceStatusErrorCode with a `never` default: a code the
+    # mutation starts to return must be handled there before the client compiles.
+    schema = SCHEMA.read_text(encoding="utf-8")
+    start = schema.index("enum SetWorkflowInstanceStatusErrorCode {")
+    added = schema[:start] + schema[start:].replace("{", "{\n  WORKFLOW_IN_USE\n", 1)
+    project = layout(tmp_path, added)
+    assert npm_run(project, "codegen").returncode == 0
+    typecheck = npm_run(project, "typecheck")
+    assert typecheck.returncode != 0
+    errors = [line for line in output(typecheck).splitlines() if "error TS" in line]
+    assert any(
+        line.startswith("src/usage.ts") and "'\"WORKFLOW_IN_USE\"'" in line and "'never'" in line
+        for line in errors
+    ), errors
 
 
 @pytest.mark.typescript

@@ -132,7 +132,7 @@ export async function apiClient(username) {
     assert(!body.errors, "GraphQL errors from the second client", { errors: body.errors });
     return body.data;
   }
-  /** An instance mutation (``updateWorkflowStepStatus``, ``resumeWorkflowInstance`` …) that must
+  /** An instance mutation (``setWorkflowInstanceStatus``, ``resumeWorkflowInstance`` …) that must
    * succeed; returns the instance. */
   async function mutate(field, input) {
     const data = await gql(

@@ -108,7 +108,7 @@ async function main() {
     const other = await otherClient();
     const hail = await idOf("Hail damage on car");
     const started = Date.now();
-    const changed = await other.mutate("updateWorkflowStepStatus", { instanceId: hail, statusName: "Approved" });
+    const changed = await other.mutate("setWorkflowInstanceStatus", { instanceId: hail, status: { name: "Approved" } });
     await page.waitForSelector(
       `.column[data-step="Approve/Reject"] .card[data-instance-id="${hail}"][data-version="${changed.version}"]`,
       { timeout: LIVE_DEADLINE_MS },
@@ -127,7 +127,7 @@ async function main() {
     const luggage = await idOf("Lost luggage");
     const burst = await idOf("Burst pipe");
     const resumed = await other.mutate("resumeWorkflowInstance", { instanceId: luggage });
-    const completed = await other.mutate("updateWorkflowStepStatus", { instanceId: burst, statusName: "Approved" });
+    const completed = await other.mutate("setWorkflowInstanceStatus", { instanceId: burst, status: { name: "Approved" } });
     assert(completed.state === "COMPLETED", "Approved on the final step completes", { completed });
     await page.waitForTimeout(500);
     const offline = await state();
@@ -223,7 +223,7 @@ async function main() {
     await graphiql.goto(BASE_URL + "/graphql/?q=" + encodeURIComponent(subscriptionQuery));
     await graphiql.click(".graphiql-execute-button", { timeout: 20000 });
     await graphiql.waitForTimeout(1000); // let the subscription start
-    await other.mutate("setWorkflowOnHold", { instanceId: bicycle });
+    await other.mutate("holdWorkflowInstance", { instanceId: bicycle });
     await graphiql.waitForFunction(
       () => (document.querySelector(".result-window") || { textContent: "" }).textContent.includes("ON_HOLD"),
       null,

@@ -40,7 +40,7 @@ async function main() {
     const alice = await apiClient("alice");
     const broken = await board(page).idOf("Broken window");
     const started = Date.now();
-    await alice.mutate("updateWorkflowStepStatus", { instanceId: broken, statusName: "Submitted" });
+    await alice.mutate("setWorkflowInstanceStatus", { instanceId: broken, status: { name: "Submitted" } });
     await row("Broken window").waitFor({ timeout: LIVE_DEADLINE_MS });
     const latency = Date.now() - started;
     log("opened live", { latencyMs: latency });
@@ -53,7 +53,7 @@ async function main() {
     // 5. Another reviewer... the demo superuser approves the review: the item closes, the
     //    decision step's opens.
     const demo = await apiClient("demo");
-    await demo.mutate("updateWorkflowStepStatus", { instanceId: hailInstance, statusName: "Approved" });
+    await demo.mutate("setWorkflowInstanceStatus", { instanceId: hailInstance, status: { name: "Approved" } });
     await page.waitForFunction(
       (id) => window.dashboard.myWork.items().some((i) => i.instance === id && i.step === "Approve/Reject"),
       hailInstance,

@@ -352,8 +352,8 @@
   // ------------------------------------------------------------------ mutations
 
   const MUTATIONS = {
-    status: ["UpdateWorkflowStepStatus", "updateWorkflowStepStatus"],
-    hold: ["SetWorkflowOnHold", "setWorkflowOnHold"],
+    status: ["SetWorkflowInstanceStatus", "setWorkflowInstanceStatus"],
+    hold: ["HoldWorkflowInstance", "holdWorkflowInstance"],
     resume: ["ResumeWorkflowInstance", "resumeWorkflowInstance"],
     cancel: ["CancelWorkflowInstance", "cancelWorkflowInstance"],
   };
@@ -370,6 +370,11 @@
         const messages = result.messages.map((m) => ({ code: m.code || m.kind, message: m.message }));
         store.cardErrors.set(instance.id, messages);
         for (const m of messages) showError(m.code, m.message);
+      } else if (result.__typename === "VersionConflict") {
+        // Someone changed it meanwhile: show it as it is now (the next try uses its version).
+        upsert(result.current, { flash: true });
+        store.cardErrors.set(instance.id, [{ code: result.code, message: result.message }]);
+        showError(result.code, result.message);
       } else {
         store.cardErrors.delete(instance.id);
         store.chosen.delete(instance.id);
@@ -571,7 +576,7 @@
       "data-action": "status",
       disabled: !can.statuses.length,
       text: "Set status",
-      onclick: (e) => act(instance, "status", e.currentTarget, { statusName: select.value }),
+      onclick: (e) => act(instance, "status", e.currentTarget, { status: { name: select.value } }),
     });
     const card = h(
       "article",

@@ -42,7 +42,7 @@ START = """mutation Start($objectId: ID!) {
 }"""
 
 SET_STATUS = """mutation Set($id: ID!, $status: String!) {
-  updateWorkflowStepStatus(input: {instanceId: $id, statusName: $status}) {
+  setWorkflowInstanceStatus(input: {instanceId: $id, status: {name: $status}}) {
     __typename
     ... on WorkflowInstance { version currentStep { name } currentStepStatus { name } }
     ... on OperationInfo { messages { code message } }
@@ -104,10 +104,10 @@ def test_start_a_workflow_on_an_invoice_and_set_statuses(clerk, workflow, invoic
         "name": "Draft"
     }
 
-    moved = browser(SET_STATUS, id=started["id"], status="Submitted")["updateWorkflowStepStatus"]
+    moved = browser(SET_STATUS, id=started["id"], status="Submitted")["setWorkflowInstanceStatus"]
     assert moved["currentStep"] == {"name": "Approval"} and moved["version"] == 2
     # The condition reads the invoice's own fields: 12500 > 10000 needs a second approval.
-    moved = browser(SET_STATUS, id=started["id"], status="Approved")["updateWorkflowStepStatus"]
+    moved = browser(SET_STATUS, id=started["id"], status="Approved")["setWorkflowInstanceStatus"]
     assert moved["currentStep"] == {"name": "Second Approval"}
 
     [row] = browser(INVOICES)["invoices"]
@@ -118,7 +118,7 @@ def test_start_a_workflow_on_an_invoice_and_set_statuses(clerk, workflow, invoic
         "currentStepStatus": {"name": "Waiting"},
     }
 
-    refused = browser(SET_STATUS, id=started["id"], status="Nope")["updateWorkflowStepStatus"]
+    refused = browser(SET_STATUS, id=started["id"], status="Nope")["setWorkflowInstanceStatus"]
     assert [m["code"] for m in refused["messages"]] == ["UNKNOWN_STATUS"]
 
 
@@ -180,7 +180,7 @@ def test_the_second_approval_needs_the_permission_its_status_names(
     can = clerk_browser(VIEWER_CAN, id=instance_id)["node"]["viewerCan"]["statuses"]
     assert [s["name"] for s in can] == ["Waiting"]
     refused = clerk_browser(SET_STATUS, id=instance_id, status="Approved")[
-        "updateWorkflowStepStatus"
+        "setWorkflowInstanceStatus"
     ]
     assert [m["code"] for m in refused["messages"]] == ["PERMISSION_DENIED"]
 
@@ -189,7 +189,7 @@ def test_the_second_approval_needs_the_permission_its_status_names(
     can = manager_browser(VIEWER_CAN, id=instance_id)["node"]["viewerCan"]["statuses"]
     assert [s["name"] for s in can] == ["Waiting", "Approved"]
     moved = manager_browser(SET_STATUS, id=instance_id, status="Approved")[
-        "updateWorkflowStepStatus"
+        "setWorkflowInstanceStatus"
     ]
     assert moved["currentStep"] == {"name": "Payment"} and moved["version"] == 4
 

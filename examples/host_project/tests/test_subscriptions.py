@@ -17,7 +17,7 @@ SUBSCRIBE = """subscription Follow($workflow: String!) {
     kind state instance { id } toStep { name } toStatus { name }
   }
 }"""
-HOLD = "mutation($id: ID!) { setWorkflowOnHold(input: {instanceId: $id}) { __typename } }"
+HOLD = "mutation($id: ID!) { holdWorkflowInstance(input: {instanceId: $id}) { __typename } }"
 RESUME = "mutation($id: ID!) { resumeWorkflowInstance(input: {instanceId: $id}) { __typename } }"
 INSTANCE_IDS = "{ invoices { number workflow { id } } }"
 
@@ -78,7 +78,7 @@ def test_a_subscription_sees_a_status_set_over_http(clerk, workflow, invoice):
                     assert time.monotonic() < deadline, "the subscription never delivered"
 
             moved = session.graphql(SET_STATUS, id=ids["INV-1"], status="Submitted")[
-                "updateWorkflowStepStatus"
+                "setWorkflowInstanceStatus"
             ]
             assert moved["currentStep"] == {"name": "Approval"}
             event = next(e for e in events(timeout=10) if e["instance"]["id"] == ids["INV-1"])

@@ -188,7 +188,17 @@ def test_claim_release_and_delegate_do_not_move_the_version(people):
 def test_a_work_item_of_an_instance_i_may_not_see_is_not_found(people):
     instance = start(people["alice"])  # bob may not see alice's claim
     refused = client_for(people["bob"]).data(CLAIM, {"id": item_of(instance)})["claimWorkItem"]
-    assert codes(refused) == ["NOT_FOUND"]
+    assert codes(refused) == ["WORK_ITEM_NOT_FOUND"]
+
+
+def test_a_closed_work_item_is_not_found_on_its_input(people):
+    instance = start(people["alice"])
+    item = item_of(instance)
+    client = client_for(people["alice"])
+    client.data(SET_STATUS, {"id": gid("WorkflowInstance", instance.pk), "status": "Submitted"})
+    query = CLAIM.replace("messages { code }", "messages { code field }")
+    refused = client.data(query, {"id": item})["claimWorkItem"]
+    assert refused["messages"] == [{"code": "WORK_ITEM_NOT_FOUND", "field": "workItemId"}]
 
 
 def test_the_inbox_page_costs_the_same_queries_for_one_or_many_items(people):

@@ -226,9 +226,9 @@ def test_workflow_events_refuses_bad_arguments_with_codes(as_viewer, ten):
             variables
         )
     [error] = as_viewer(EVENTS, {"workflowName": "Nope"})["errors"]
-    assert error["extensions"]["code"] == "NOT_FOUND"
+    assert error["extensions"]["code"] == "WORKFLOW_NOT_FOUND"
     [error] = as_viewer(EVENTS, {"instanceId": gid("WorkflowInstance", 10**9)})["errors"]
-    assert error["extensions"]["code"] == "NOT_FOUND"
+    assert error["extensions"]["code"] == "INSTANCE_NOT_FOUND"
 
 
 def test_a_page_of_instances_with_last_event_and_a_history_page_costs_constant_queries(

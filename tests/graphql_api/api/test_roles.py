@@ -170,7 +170,7 @@ def test_another_users_instance_is_not_found_in_every_mutation_and_nothing_chang
     i = gid("WorkflowInstance", his)
     gql = client_for(alice)
     for operation, field, variables in ops.instance_changes(i, "Withdrawn"):
-        assert codes(gql.data(operation, variables)[field]) == ["NOT_FOUND"], field
+        assert codes(gql.data(operation, variables)[field]) == ["INSTANCE_NOT_FOUND"], field
     # Exactly what a missing instance answers.
     missing = gql.data(ops.HOLD, {"input": {"instanceId": gid("WorkflowInstance", 10**9)}})[
         "setWorkflowOnHold"
@@ -223,7 +223,7 @@ def test_a_claimant_submits_and_withdraws_their_own_claim_but_not_another(demo):
     j = gid("WorkflowInstance", other.pk)
     assert codes(
         client_for(bob).data(ops.CANCEL, {"input": {"instanceId": j}})["cancelWorkflowInstance"]
-    ) == ["NOT_FOUND"]
+    ) == ["INSTANCE_NOT_FOUND"]
     withdrawn = client_for(alice).data(ops.CANCEL, {"input": {"instanceId": j}})[
         "cancelWorkflowInstance"
     ]
@@ -434,14 +434,16 @@ def test_our_types_filter_instances_a_host_resolver_returns(demo):
     assert {pk_of(i["id"]) for i in everyone.data["everyInstance"]} == own_instances(alice)
     newest = run(alice, "{ newestInstance { id state } }")
     assert newest.data == {"newestInstance": None}
-    assert [e.extensions["code"] for e in newest.errors] == ["NOT_FOUND"]
+    assert [e.extensions["code"] for e in newest.errors] == ["INSTANCE_NOT_FOUND"]
     assert "state" not in json.dumps(newest.data)
     plain = run(
         alice, "{ everyInstancePlain { id state } }"
     )  # a hidden item: an error, never its data
-    assert plain.data is None and {e.extensions["code"] for e in plain.errors} == {"NOT_FOUND"}
+    assert plain.data is None and {e.extensions["code"] for e in plain.errors} == {
+        "INSTANCE_NOT_FOUND"
+    }
     objects = run(alice, "{ instanceObjects { id } }")
     shown = {pk_of(i["id"]) for i in objects.data["instanceObjects"] if i}
     assert shown == own_instances(alice)
-    assert {e.extensions["code"] for e in objects.errors} == {"NOT_FOUND"}
+    assert {e.extensions["code"] for e in objects.errors} == {"INSTANCE_NOT_FOUND"}
     assert run(bob, "{ newestInstance { id } }").data["newestInstance"] is not None

@@ -1,7 +1,7 @@
 """A workflow can be named by its global ID wherever it could be named by name: starting,
 migrating and deleting (``workflowId`` beside ``workflowName`` / ``name``, exactly one), reading
 the history (``workflowEvents(workflowId:)``) and filtering lists (``workflowId``). By ID
-alone: ``node(id:)``."""
+alone: ``node(id:)``. An ID of no workflow is WORKFLOW_NOT_FOUND, as a name of none."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_start_needs_exactly_one_way_of_naming_the_workflow(as_operator, claim_w
     assert codes(both) == ["BAD_USER_INPUT"] and both["messages"][0]["field"] == "workflowName"
     assert codes(start(as_operator, claim)) == ["BAD_USER_INPUT"]
     for raw, code in (
-        (gid("Workflow", claim_workflow.pk + 100), "NOT_FOUND"),
+        (gid("Workflow", claim_workflow.pk + 100), "WORKFLOW_NOT_FOUND"),
         (gid("WorkflowInstance", 1), "INVALID_ID"),
         ("garbage", "INVALID_ID"),
     ):
@@ -70,7 +70,7 @@ def test_migrate_by_id_is_migrate_by_name(as_admin, claim_workflow, claim):
     wrong = as_admin.data(
         MIGRATE, {"input": {"toVersion": 1, "workflowId": gid("Workflow", claim_workflow.pk + 9)}}
     )["migrateWorkflowInstances"]
-    assert codes(wrong) == ["NOT_FOUND"] and wrong["messages"][0]["field"] == "workflowId"
+    assert codes(wrong) == ["WORKFLOW_NOT_FOUND"] and wrong["messages"][0]["field"] == "workflowId"
 
 
 def test_delete_by_id(as_designer):
@@ -107,7 +107,7 @@ def test_workflow_events_by_id(as_operator, claim_workflow, claim):
     error = bad_input(as_operator(EVENTS, {"name": "x", "id": gid("Workflow", other.pk)}))
     assert error["extensions"]["field"] == "workflowName"
     missing = as_operator(EVENTS, {"id": gid("Workflow", other.pk + 50)})
-    assert [e["extensions"]["code"] for e in missing["errors"]] == ["NOT_FOUND"]
+    assert [e["extensions"]["code"] for e in missing["errors"]] == ["WORKFLOW_NOT_FOUND"]
 
 
 def test_the_inbox_filters_on_the_workflow_id(db):

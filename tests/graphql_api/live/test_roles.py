@@ -89,11 +89,28 @@ async def test_another_users_instance_stream_is_not_found(application, demo):
         application, session_key=await run(login_session)(users["alice"])
     ) as alice:
         sub = await alice.subscribe(instanceId=instance_gid(instances["bob"]))
-        assert error_codes(await alice.result(sub)) == ["NOT_FOUND"]
+        assert error_codes(await alice.result(sub)) == ["INSTANCE_NOT_FOUND"]
         mine = await alice.subscribe(instanceId=instance_gid(instances["alice"]))
         assert await alice.nothing_more(mine, 0.3)  # live now
         await run(hold_and_resume)(instances["alice"])
         assert len(await alice.events(mine, 2)) == 2
+
+
+def _give_to(instance, owner) -> None:
+    Claim.objects.filter(pk=instance.object_id).update(owner=owner)
+
+
+async def test_an_instance_stream_ends_with_instance_not_found_once_it_is_hidden(application, demo):
+    # The same code as for an instance hidden from the start (and as mutations and queries).
+    users, instances = demo
+    async with GraphQLSocket(
+        application, session_key=await run(login_session)(users["alice"])
+    ) as alice:
+        mine = await alice.subscribe(instanceId=instance_gid(instances["alice"]))
+        assert await alice.nothing_more(mine, 0.3)  # live now
+        await run(_give_to)(instances["alice"], users["bob"])
+        await run(hold_and_resume)(instances["alice"])
+        assert error_codes(await alice.result(mine)) == ["INSTANCE_NOT_FOUND"]
 
 
 def _logout(session_key: str) -> None:

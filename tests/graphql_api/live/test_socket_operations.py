@@ -218,9 +218,10 @@ async def test_every_mutation_over_a_socket_succeeds_once_and_answers_the_instan
             if not (s["isOnHoldStatus"] or s["isCancellationStatus"])
         )
         await applied(
-            "UpdateWorkflowStepStatus", {"instanceId": instance_gid(target), "statusName": status}
+            "SetWorkflowInstanceStatus",
+            {"instanceId": instance_gid(target), "status": {"name": status}},
         )
-        assert (await applied("SetWorkflowOnHold"))["state"] == "ON_HOLD"
+        assert (await applied("HoldWorkflowInstance"))["state"] == "ON_HOLD"
         assert (await applied("ResumeWorkflowInstance"))["state"] == "ACTIVE"
     await run(services.release_work_item)(item, users["rita"])  # back to alice
     # Withdrawing (the cancellation status) needs the claimant's permission: alice cancels.
@@ -247,7 +248,7 @@ def _deactivate(user) -> None:
 
 
 UPDATE = """mutation($id: ID!) {
-  updateWorkflowStepStatus(input: {instanceId: $id, statusName: "Draft"}) {
+  setWorkflowInstanceStatus(input: {instanceId: $id, status: {name: "Draft"}}) {
   __typename ... on OperationInfo { messages { code } } } }"""
 READ = (
     "query($id: ID!) { me { username } workflowInstances(first: 10) { totalCount } "
@@ -273,7 +274,7 @@ async def test_a_socket_whose_session_ended_runs_as_anonymous(application, demo,
         refused = await over_socket(ws, UPDATE, variables)
         assert refused == {
             "data": {
-                "updateWorkflowStepStatus": {
+                "setWorkflowInstanceStatus": {
                     "__typename": "OperationInfo",
                     "messages": [{"code": "PERMISSION_DENIED"}],
                 }
@@ -310,7 +311,7 @@ async def test_logout_over_a_socket_ends_the_session_for_the_socket_and_http(app
         assert await over_socket(ws, LOGOUT) == {"data": {"logout": True}}
         assert await over_socket(ws, ME) == {"data": {"me": None}}  # at once, no re-check interval
         refused = await over_socket(ws, UPDATE, {"id": instance_gid(instances["alice"])})
-        assert refused["data"]["updateWorkflowStepStatus"]["messages"] == [
+        assert refused["data"]["setWorkflowInstanceStatus"]["messages"] == [
             {"code": "PERMISSION_DENIED"}
         ]
         assert await over_socket(ws, LOGOUT) == {"data": {"logout": False}}  # nobody was logged in
@@ -335,7 +336,7 @@ async def test_the_legacy_protocol_refuses_queries_and_mutations_with_a_code(
     users, instances = demo
     session = await run(login_session)(users["rita"])
     version = await run(lambda: WorkflowInstance.objects.get(pk=instances["alice"].pk).version)()
-    hold = client_operations()["SetWorkflowOnHold"]
+    hold = client_operations()["HoldWorkflowInstance"]
     async with GraphQLSocket(application, protocol=GRAPHQL_WS_PROTOCOL, session_key=session) as ws:
         for document, variables in (
             (ME, {}),

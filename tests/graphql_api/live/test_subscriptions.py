@@ -85,10 +85,10 @@ async def test_superuser_may_follow_everything(application, claim_workflows):
     [
         ({"after": "not-a-cursor"}, "INVALID_CURSOR"),
         ({"after": "-1"}, "INVALID_CURSOR"),
-        ({"workflowName": "No Such Workflow"}, "NOT_FOUND"),
+        ({"workflowName": "No Such Workflow"}, "WORKFLOW_NOT_FOUND"),
         ({"instanceId": "garbage"}, "INVALID_ID"),
         ({"instanceId": "V29ya2Zsb3c6MQ=="}, "INVALID_ID"),  # a Workflow's global ID
-        ({"instanceId": instance_gid(type("I", (), {"pk": 999999})())}, "NOT_FOUND"),
+        ({"instanceId": instance_gid(type("I", (), {"pk": 999999})())}, "INSTANCE_NOT_FOUND"),
     ],
 )
 async def test_bad_arguments_get_a_code(
@@ -105,7 +105,7 @@ async def test_instance_of_another_workflow_is_not_found(
     instance = await run(start)("Claim Triage")
     async with GraphQLSocket(application, session_key=viewer_session) as ws:
         sub = await ws.subscribe(instanceId=instance_gid(instance), workflowName="Claim Processing")
-        assert error_codes(await ws.result(sub)) == ["NOT_FOUND"]
+        assert error_codes(await ws.result(sub)) == ["INSTANCE_NOT_FOUND"]
 
 
 # --------------------------------------------------------------------------- delivery

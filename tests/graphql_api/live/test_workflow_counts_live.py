@@ -96,7 +96,7 @@ async def test_only_changes_the_viewer_may_see_push_and_counts_are_theirs(
     [
         ({}, "BAD_USER_INPUT"),
         ({"name": "Claim Processing", "id": "V29ya2Zsb3c6MQ=="}, "BAD_USER_INPUT"),
-        ({"name": "No such workflow"}, "NOT_FOUND"),
+        ({"name": "No such workflow"}, "WORKFLOW_NOT_FOUND"),
         ({"id": "VXNlcjox"}, "INVALID_ID"),
     ],
 )

@@ -95,7 +95,7 @@ def test_every_error_path_returns_a_code_of_the_enum(as_operator, as_viewer, ano
     assert seen == {
         "PERMISSION_DENIED",
         "INVALID_ID",
-        "NOT_FOUND",
+        "INSTANCE_NOT_FOUND",
         "UNKNOWN_STATUS",
         "NOT_ON_HOLD",
         "WORKFLOW_NOT_FOUND",
