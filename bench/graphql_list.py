@@ -30,18 +30,13 @@ and ``json.dumps``.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from importlib.metadata import version
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -57,12 +52,8 @@ from bench._common import (
     seed_instances,
     versus,
 )
-from tests.servers import asgi_command, free_port, stop
+from bench._peer_servers import OURS, PEER, Browser, peer_python, server
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-PEER_VENV = HERE / ".venv-peer"
-CSRF = "benchgraphqllistcsrftoken0000000"  # 32 characters: a valid CSRF secret
 SIZES = [10, 100]
 TARGET = 1.0
 
@@ -76,101 +67,6 @@ query Page($first: Int!) {
   }
 }
 """
-
-
-def peer_packages() -> list[str]:
-    """The peer's venv: graphene-django, and the versions of everything both sides share."""
-    same = [
-        "Django",
-        "uvicorn",
-        "psycopg",
-        "psycopg-pool",
-        "django-axes",
-        "rules",
-        "cel-python",
-        "PyYAML",
-    ]
-    return [
-        "graphene-django==3.2.3",
-        "psycopg-binary==" + version("psycopg-binary"),
-        *(f"{name}=={version(name)}" for name in same),
-    ]
-
-
-def peer_python() -> Path:
-    python = PEER_VENV / "bin" / "python"
-    wanted = "\n".join(peer_packages())
-    stamp = PEER_VENV / ".bench-requirements"
-    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
-        return python
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", *peer_packages()],
-        check=True,
-        capture_output=True,
-    )
-    stamp.write_text(wanted)
-    return python
-
-
-@contextlib.contextmanager
-def server(python: Path, app: str, env_extra: dict, log: Path):
-    port = free_port()
-    env = {
-        **os.environ,
-        **env_extra,
-        "PYTHONPATH": str(ROOT),
-        "DJANGO_DEBUG": "0",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DJANGO_STEPS_LOG_LEVEL": "WARNING",
-    }
-    cmd = asgi_command(
-        "uvicorn", app, port, "--workers", "1", "--no-access-log", python=str(python)
-    )
-    with open(log, "ab") as out:
-        process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{app} exited: {log.read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield port, process.pid
-    finally:
-        stop(process, timeout=15)
-
-
-class Browser:
-    """One keep-alive connection, the session cookie and the CSRF token, as a browser app sends
-    them."""
-
-    def __init__(self, port: int, session: str) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.headers = {
-            "Content-Type": "application/json",
-            "X-CSRFToken": CSRF,
-            "Cookie": f"sessionid={session}; csrftoken={CSRF}",
-        }
-
-    def post(self, body: bytes) -> tuple[float, dict]:
-        started = time.perf_counter()
-        self.conn.request("POST", "/graphql/", body, self.headers)
-        response = self.conn.getresponse()
-        raw = response.read()
-        elapsed = time.perf_counter() - started
-        if response.status != 200:
-            raise RuntimeError(f"HTTP {response.status}: {raw[:300]!r}")
-        data = json.loads(raw)
-        if data.get("errors"):
-            raise RuntimeError(f"errors: {str(data['errors'])[:300]}")
-        return elapsed, data
 
 
 def floor_page(size: int, user) -> str:
@@ -319,14 +215,14 @@ def main() -> None:
     with (
         server(
             Path(sys.executable),
-            "demo.asgi:application",
-            {**db_env, "DJANGO_SETTINGS_MODULE": "demo.settings"},
+            OURS,
+            db_env,
             workdir / "ours.log",
         ) as (ours_port, ours_pid),
         server(
             python,
-            "bench._peer_asgi:application",
-            {**db_env, "DJANGO_SETTINGS_MODULE": "bench._peer_settings"},
+            PEER,
+            db_env,
             workdir / "peer.log",
         ) as (peer_port, peer_pid),
     ):
