@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -24,6 +25,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench._common import handle_termination, scratch_database  # noqa: E402
 from tests.servers import asgi_command, free_port, stop  # noqa: E402
 
 PEER_VENV = HERE / ".venv-peer"
@@ -65,6 +67,25 @@ def peer_python() -> Path:
     )
     stamp.write_text(wanted)
     return python
+
+
+def served_database(label: str) -> tuple[Path, str]:
+    """A database the servers share, set up for this process with the demo's settings: a scratch
+    database on PostgreSQL (``DATABASE_URL=postgres://…``), else an SQLite file in a new working
+    directory; migrated. Returns the working directory (logs) and the backend's name."""
+    handle_termination()
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{label}-"))
+    url = scratch_database(label)
+    os.environ["DATABASE_URL"] = url or f"sqlite:///{workdir / 'bench.sqlite3'}"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "demo.settings"
+    import django
+    from django.conf import settings
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+    settings.ALLOWED_HOSTS = ["*"]  # the test client of this process
+    return workdir, "PostgreSQL" if url else "SQLite (file)"
 
 
 #: The ASGI applications and settings of the sides.

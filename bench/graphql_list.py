@@ -36,7 +36,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -46,13 +45,11 @@ from bench._common import (
     close_django_connections,
     create_workflow,
     emit,
-    handle_termination,
     median_seconds,
-    scratch_database,
     seed_instances,
     versus,
 )
-from bench._peer_servers import OURS, PEER, Browser, peer_python, server
+from bench._peer_servers import OURS, PEER, Browser, peer_python, served_database, server
 
 SIZES = [10, 100]
 TARGET = 1.0
@@ -123,19 +120,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     rounds = {10: 15, 100: 8} if args.quick else {10: 300, 100: 120}
-    handle_termination()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-graphql-list-"))
-    url = scratch_database("graphql_list")
-    os.environ["DATABASE_URL"] = url or f"sqlite:///{workdir / 'bench.sqlite3'}"
-    backend = "PostgreSQL" if url else "SQLite (file)"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "demo.settings"
-    import django
-    from django.core.management import call_command
+    workdir, backend = served_database("graphql_list")
 
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
-
-    from django.conf import settings
     from django.contrib.auth.models import Permission, User
     from django.db import connection
     from django.test import Client
@@ -143,7 +129,6 @@ def main() -> None:
 
     from claims.models import Claim
 
-    settings.ALLOWED_HOSTS = ["*"]
     create_workflow("Bench")
     seed_instances("Bench", max(SIZES) + 10)
     user = User.objects.create_user("bench", "b@example.com", "x")
@@ -171,6 +156,7 @@ def main() -> None:
             assert len(data["data"]["workflowInstances"]["edges"]) == size
             return data
 
+        fetch()  # the per-process caches (content types, permissions' names) fill on the first
         with CaptureQueriesContext(connection) as queries:
             fetch()
         count = query_counts[size] = len(queries)

@@ -36,7 +36,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -48,11 +47,9 @@ from bench._common import (
     close_django_connections,
     create_workflow,
     emit,
-    handle_termination,
-    scratch_database,
     versus,
 )
-from bench._peer_servers import OURS, PEER, Browser, peer_python, server
+from bench._peer_servers import OURS, PEER, Browser, peer_python, served_database, server
 
 UPDATE = """
 mutation Update($input: UpdateWorkflowStepStatusInput!) {
@@ -214,19 +211,8 @@ def main() -> None:
     args = parser.parse_args()
     rounds = args.rounds or (4 if args.quick else 30)
     per_round = args.per_round or (3 if args.quick else 6)
-    handle_termination()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-mutations-"))
-    url = scratch_database("mutations")
-    os.environ["DATABASE_URL"] = url or f"sqlite:///{workdir / 'bench.sqlite3'}"
-    backend = "PostgreSQL" if url else "SQLite (file)"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "demo.settings"
-    import django
-    from django.core.management import call_command
+    workdir, backend = served_database("mutations")
 
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
-
-    from django.conf import settings
     from django.contrib.auth.models import Permission, User
     from django.test import Client as TestClient
 
@@ -234,7 +220,6 @@ def main() -> None:
     from django_steps.models import WorkflowInstance
     from django_steps.services import start_workflow_instance
 
-    settings.ALLOWED_HOSTS = ["*"]
     create_workflow("Bench")
     user = User.objects.create_user("bench", "b@example.com", "x")
     user.user_permissions.add(
@@ -259,7 +244,7 @@ def main() -> None:
         sessions.append(login.cookies["sessionid"].value)
     close_django_connections()
 
-    workers = args.workers if url else 1
+    workers = args.workers if backend == "PostgreSQL" else 1
     rows: list[dict] = []
     python = peer_python()
     db_env = {"DATABASE_URL": os.environ["DATABASE_URL"]}
