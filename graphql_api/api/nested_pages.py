@@ -33,6 +33,7 @@ prefetch to use ``to_attr`` and a ``resolve_connection`` that accepts the list (
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from typing import Any
 
@@ -183,8 +184,13 @@ def page_attr(field_name: str, arguments: dict[str, Any]) -> str | None:
         if name not in PAGING_ARGUMENTS and name not in _NOT_ARGUMENTS
     ):
         return None
-    key = repr(tuple(arguments.get(name) for name in PAGING_ARGUMENTS))
-    digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+    return _attr(field_name, *(arguments.get(name) for name in PAGING_ARGUMENTS))
+
+
+@functools.lru_cache(maxsize=1024)
+def _attr(field_name: str, *paging: Any) -> str:
+    # asked once per parent of a page, with the same arguments: remembered
+    digest = hashlib.blake2b(repr(paging).encode(), digest_size=8).hexdigest()
     return f"_steps_page_{field_name}_{digest}"
 
 
