@@ -108,7 +108,9 @@ def server(python: Path, side: tuple[str, str], env_extra: dict, log: Path, work
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_STEPS_LOG_LEVEL": "WARNING",
     }
-    options = ("--workers", str(workers), "--no-access-log")
+    # a client's keep-alive connection may idle while the other sides are measured (uvicorn
+    # closes an idle one after 5 s by default)
+    options = ("--workers", str(workers), "--no-access-log", "--timeout-keep-alive", "600")
     cmd = asgi_command("uvicorn", app, port, *options, python=str(python))
     with open(log, "ab") as out:
         process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
