@@ -19,7 +19,7 @@ Over HTTP (the figures that compare with graphene-django):
   ``django_steps.authorization.visible_instances`` / ``visible_events``);
 * one keep-alive connection per server; requests alternate A/B, the order flipping every
   round; the figure is the ratio of the medians, with the interquartile range of the per-round
-  ratios. Target: ratio ≤ 1.0.
+  ratios. Target: ratio ≤ 1.0 for a page of 10, ≤ 1.2 for a page of 100.
 
 In process (Django's test client against the same database): SQL queries per page (constant in
 page size) and the time against the floor, the same JSON built by two hand-written ORM queries
@@ -52,7 +52,8 @@ from bench._common import (
 from bench._peer_servers import OURS, PEER, Browser, peer_python, served_database, server
 
 SIZES = [10, 100]
-TARGET = 1.0
+#: ours / graphene-django over HTTP, per page size (issue 21).
+TARGET = {10: 1.0, 100: 1.2}
 
 QUERY = """
 query Page($first: Int!) {
@@ -267,8 +268,8 @@ def main() -> None:
                     "unit": "ms",
                     "peer": round(b * 1000, 2),
                     "ratio": round(a / b, 2),
-                    "target": f"<= {TARGET:g}",
-                    "met": a / b <= TARGET,
+                    "target": f"<= {TARGET[size]:g}",
+                    "met": a / b <= TARGET[size],
                 }
             )
             rows.append(

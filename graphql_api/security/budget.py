@@ -13,7 +13,8 @@ short is kept: code that reads a failed query as "no rows" may have answered wro
   it; on PostgreSQL ``statement_timeout`` is set to what is left of the budget (again once that
   has shrunk by more than :data:`PG_TIMEOUT_SLACK`): ``SET`` for the session outside a
   transaction, reset to the server's default by the next statement outside any budget, and
-  ``SET LOCAL`` inside one.
+  inside one ``SET LOCAL`` — unless the session's value this budget set still fits what is
+  left (a mutation's transaction after its reads: one round trip fewer).
 
 Python work between statements is not interrupted (it is bounded by the other limits: cost,
 depth, tokens, input sizes). Subscriptions have no budget (they run as long as the socket); a
