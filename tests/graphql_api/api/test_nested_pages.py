@@ -37,6 +37,16 @@ PAGE_OF_INSTANCES = f"""query Page($n: Int!, $a: Int, $aAfter: String, $aLast: I
   }}
 }}"""
 
+#: A workflow's instances (a nested connection, itself prefetched), each with its history.
+WORKFLOW_INSTANCES = f"""query Nested($n: Int!, $a: Int, $aAfter: String, $aLast: Int,
+  $aBefore: String) {{
+  workflow(name: "Claim Processing") {{
+    instances(first: $n) {{ totalCount edges {{ cursor node {{ id
+      a: history(first: $a, after: $aAfter, last: $aLast, before: $aBefore) {{ {PAGE} }}
+    }} }} }}
+  }}
+}}"""
+
 #: Every instance of a page, with one page of its history.
 ONE_PAGE_EACH = f"""query Page($n: Int!, $last: Int, $before: String) {{
   workflowInstances(first: $n) {{
@@ -121,3 +131,13 @@ def test_the_queries_do_not_grow_with_the_parents(as_viewer, claim_workflow):
         assert [len(h["edges"]) for h in histories] == [2] * n
         assert all(h["totalCount"] == 5 and h["pageInfo"]["hasPreviousPage"] for h in histories)
     assert counted[0] == counted[1]
+
+
+def test_a_connection_nested_two_deep_gets_what_each_parent_gets_alone(as_viewer, instances):
+    second, _newest = _cursors(as_viewer, instances[-1])
+    variables = {"a": 2, "aAfter": second}
+    page = as_viewer.data(WORKFLOW_INSTANCES, {"n": 3, **variables})["workflow"]["instances"]
+    assert page["totalCount"] == len(instances) and len(page["edges"]) == 3
+    for edge in page["edges"]:
+        alone = _alone(as_viewer, edge["node"]["id"], {**variables, "b": 0})
+        assert edge["node"]["a"] == alone["a"]
