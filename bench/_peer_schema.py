@@ -14,8 +14,10 @@ def build_schema():
     import graphene
     from django.db.models import Prefetch
     from graphene import relay
+    from graphene.types.generic import GenericScalar
     from graphene_django import DjangoConnectionField, DjangoObjectType
 
+    from bench._peer_work import update_status
     from django_steps import authorization
     from django_steps.models import (
         Workflow,
@@ -65,6 +67,7 @@ def build_schema():
 
         class Meta:
             model = WorkflowInstance
+            name = "WorkflowInstance"
             fields = ("id", "state", "version", "workflow", "current_step", "current_step_status")
             interfaces = (relay.Node,)
             connection_class = InstanceConnectionBase
@@ -87,7 +90,43 @@ def build_schema():
                 .order_by("-pk"),
             )
 
-    return graphene.Schema(query=Query)
+    class OperationMessage(graphene.ObjectType):
+        code = graphene.String()
+        message = graphene.String(required=True)
+
+    class OperationInfo(graphene.ObjectType):
+        messages = graphene.List(graphene.NonNull(OperationMessage), required=True)
+
+    class UpdateWorkflowStepStatusPayload(graphene.Union):
+        class Meta:
+            types = (InstanceType, OperationInfo)
+
+        @classmethod
+        def resolve_type(cls, instance, info):
+            return OperationInfo if isinstance(instance, OperationInfo) else InstanceType
+
+    class UpdateWorkflowStepStatusInput(graphene.InputObjectType):
+        instance_id = graphene.ID(required=True)
+        status_name = graphene.String()
+        context = GenericScalar()
+        expected_version = graphene.Int()
+
+    class Mutation(graphene.ObjectType):
+        update_workflow_step_status = graphene.Field(
+            UpdateWorkflowStepStatusPayload,
+            required=True,
+            input=UpdateWorkflowStepStatusInput(required=True),
+        )
+
+        def resolve_update_workflow_step_status(self, info, input):
+            result = update_status(
+                info.context.user, input.instance_id, input.status_name, input.expected_version
+            )
+            if isinstance(result, dict):
+                return OperationInfo(messages=[OperationMessage(**m) for m in result["messages"]])
+            return result
+
+    return graphene.Schema(query=Query, mutation=Mutation)
 
 
 schema = build_schema()

@@ -68,7 +68,13 @@ EXPECTED = {
         "status change with armed timers (deadline, reminder) vs without",
         "entering a step with a deadline and reminder (arms them) vs one without",
     ],
-    "mutations": ["updateWorkflowStepStatus"],
+    "mutations": [
+        "updateWorkflowStepStatus over HTTP, ours vs graphene-django, 1 client(s)",
+        "updateWorkflowStepStatus over HTTP, ours vs floor, 1 client(s)",
+        "updateWorkflowStepStatus over HTTP, ours vs graphene-django, 8 client(s)",
+        "updateWorkflowStepStatus over HTTP, ours vs floor, 8 client(s)",
+        "updateWorkflowStepStatus, ours, 8 clients on one shared instance",
+    ],
     "subscriptions": ["redis, 2 workers", "in-memory, 1 worker"],
     "replay": ["replay of a claimant's 12 events among"],
     "inbox": [

@@ -71,11 +71,15 @@ from strawberry_django.relay import (
 )
 from strawberry_django.relay.cursor_connection import OrderingDescriptor, annotate_ordering_fields
 
+# Imported for its patch of strawberry-django (a column field resolves as a basic field),
+# applied before any type of ours is converted into a schema.
+from graphql_api.api import column_fields  # noqa: F401
 from graphql_api.api.event_cursors import EventConnection
 from graphql_api.api.ids import schema_name
-from graphql_api.api.nested_pages import KeysetConnection, page_nested
+from graphql_api.api.nested_pages import KeysetConnection, NestedPage, page_attr, page_nested
 from graphql_api.security.error_codes import TransportCode
 from graphql_api.security.errors import query_error
+from graphql_api.security.permissions import ledger
 
 __all__ = [
     "CONNECTION_NAMES",
@@ -231,6 +235,11 @@ class _CheckedConnectionExtension(StrawberryDjangoConnectionExtension):
     def __init__(self, *args: Any, cursor_reader: CursorReader | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.cursor_reader = cursor_reader
+        self.field_name = ""
+
+    def apply(self, field: Any) -> None:
+        super().apply(field)
+        self.field_name = field.python_name
 
     def resolve(
         self,
@@ -244,6 +253,15 @@ class _CheckedConnectionExtension(StrawberryDjangoConnectionExtension):
         last: int | None = None,
         **kwargs: Any,
     ) -> Any:
+        if source is not None:
+            arguments = {"after": after, "before": before, "first": first, "last": last}
+            attr = page_attr(self.field_name, {**kwargs, **arguments})
+            rows = getattr(source, attr, None) if attr else None
+            page = ledger(info).pages.get(attr) if rows is not None else None
+            if page is not None:  # prefetched with its parent, as a list (nested_pages.py)
+                return self.connection_type.from_prefetched(
+                    source, rows, page, first=first, last=last
+                )
         if before or after:
             where, unchecked = _where(info), next_
             after, before = _read_cursors(self.cursor_reader, where, after, before)
@@ -285,16 +303,35 @@ class _ConnectionField(StrawberryDjangoField):
             check_cursors(queryset, after=after, before=before, where=where)
         related_field_id = kwargs.get("_strawberry_related_field_id")
         if related_field_id is not None and self.is_connection:
+            first, last = kwargs.get("first"), kwargs.get("last")
+            if first is None and last is None:
+                first = self._max_results()  # as BoundedPage makes it when resolving
+            page = None
+            if issubclass(self._connection_class(), KeysetConnection):
+                arguments = {k: v for k, v in kwargs.items() if not k.startswith("_")}
+                attr = page_attr(self.python_name, {**arguments, "first": first, "last": last})
+                if attr is not None:
+                    page = NestedPage(attr, self.django_name or self.python_name)
+                    ledger(info).pages[attr] = page
             queryset = page_nested(
                 queryset,
                 related_field_id=related_field_id,
                 after=after,
                 before=before,
-                first=kwargs.get("first"),
-                last=kwargs.get("last"),
+                first=first,
+                last=last,
                 max_results=self._max_results(),
+                page=page,
             )
         return queryset
+
+    def _connection_class(self) -> type:
+        connection_type = next(
+            extension.connection_type
+            for extension in self.extensions
+            if isinstance(extension, _CheckedConnectionExtension)
+        )
+        return connection_type if isinstance(connection_type, type) else object
 
     @property
     def cursor_reader(self) -> CursorReader | None:

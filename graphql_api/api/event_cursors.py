@@ -56,6 +56,13 @@ class EventConnection(KeysetConnection[relay.NodeType]):
             return with_cursors()
         return _with_event_cursors(page)
 
+    @classmethod
+    def edge_cursor(cls, row: Any, page: Any) -> str:
+        # a prefetched page (nested_pages.py): the event's cursor straight from its (txid,
+        # position), the first two of the page's ordering values
+        txid, position = (getattr(row, descriptor.attname) for descriptor in page[:2])
+        return format_cursor(cursor_of(int(txid), int(position)))
+
 
 def _with_event_cursors(page: Any) -> Any:
     for edge in page.edges:

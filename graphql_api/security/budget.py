@@ -13,7 +13,8 @@ short is kept: code that reads a failed query as "no rows" may have answered wro
   it; on PostgreSQL ``statement_timeout`` is set to what is left of the budget (again once that
   has shrunk by more than :data:`PG_TIMEOUT_SLACK`): ``SET`` for the session outside a
   transaction, reset to the server's default by the next statement outside any budget, and
-  ``SET LOCAL`` inside one.
+  inside one ``SET LOCAL`` — unless the session's value this budget set still fits what is
+  left (a mutation's transaction after its reads: one round trip fewer).
 
 Python work between statements is not interrupted (it is bounded by the other limits: cost,
 depth, tokens, input sizes). Subscriptions have no budget (they run as long as the socket); a
@@ -154,6 +155,17 @@ def _set_statement_timeout(connection: Any, budget: Budget, remaining: float) ->
         milliseconds = getattr(connection, "_steps_timeout_ms", 0)
         if time.monotonic() + milliseconds / 1000 <= budget.deadline + PG_TIMEOUT_SLACK:
             return
+    elif (
+        local
+        and getattr(connection, "_steps_local", None) is None
+        and getattr(connection, "_steps_budget", None) is budget
+    ):
+        # In a transaction that set no timeout of its own, the session's timeout this budget
+        # set outside it still holds: no SET LOCAL while it is within the slack (a mutation's
+        # transaction after its reads: one round trip fewer).
+        milliseconds = getattr(connection, "_steps_session_ms", 0)
+        if time.monotonic() + milliseconds / 1000 <= budget.deadline + PG_TIMEOUT_SLACK:
+            return
     milliseconds = max(1, int(remaining * 1000))
     with connection.connection.cursor() as cursor:  # the raw cursor: no wrapper, no recursion
         cursor.execute(
@@ -164,6 +176,7 @@ def _set_statement_timeout(connection: Any, budget: Budget, remaining: float) ->
         connection._steps_local = budget  # until the transaction ends
     else:
         connection._steps_budget = budget
+        connection._steps_session_ms = milliseconds
         _timed_sessions.add(connection.connection)
 
 
@@ -180,7 +193,7 @@ def _reset_statement_timeout(connection: Any) -> None:
         # only, and leave the session's RESET to the first statement outside one.
         with connection.connection.cursor() as cursor:
             cursor.execute("SELECT set_config('statement_timeout', '0', true)")
-        connection._steps_local = None
+        connection._steps_local = _UNLIMITED
 
 
 def _sqlite_progress() -> int:
@@ -203,6 +216,8 @@ def _install(connection: Any) -> None:
 _timed_sessions: weakref.WeakSet = weakref.WeakSet()
 #: ``_steps_budget`` of a connection whose session still has a timeout of an earlier budget.
 _LEFTOVER = object()
+#: ``_steps_local`` of a connection whose transaction lifted the timeout (none, until it ends).
+_UNLIMITED = object()
 
 
 def _connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:

@@ -42,6 +42,7 @@ from strawberry.extensions import (
 from strawberry.types.graphql import OperationType
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
+from graphql_api.api.nested_pages import with_page_attrs
 from graphql_api.security.budget import TIMEOUT, Budget, RequestTimeout, end_budget, time_budget
 from graphql_api.security.cost import (
     InputLimits,
@@ -343,13 +344,14 @@ def consistent_prefetches(qs: Any) -> Any:
     different queryset"), and a joined relation makes Django skip a ``Prefetch`` of it, with its
     nested lookups (one query per object later). So: a relation prefetched with a queryset is
     not joined as well, prefetches with a queryset come first (shallowest first), and the same
-    holds inside every nested prefetch."""
+    holds inside every nested prefetch. A nested connection's page is prefetched to a list on
+    each parent (:func:`~graphql_api.api.nested_pages.with_page_attrs`)."""
     if not isinstance(qs, QuerySet):
         return qs
     lookups = list(qs._prefetch_related_lookups)
     if not lookups:
         return qs
-    fixed = [_consistent_prefetch(lookup) for lookup in lookups]
+    fixed = with_page_attrs([_consistent_prefetch(lookup) for lookup in lookups])
     fixed.sort(key=_prefetch_order)  # stable: the optimizer's order otherwise
     # Relations (not to_attr names) prefetched with a queryset of their own.
     prefetched = {

@@ -122,13 +122,16 @@ def visible(queryset: QuerySet, info: Info, perm: str) -> QuerySet:
 class Ledger:
     """What this request (or subscription) already knows about instance visibility."""
 
-    __slots__ = ("mark", "visible", "hidden", "objects")
+    __slots__ = ("mark", "visible", "hidden", "objects", "pages")
 
     def __init__(self) -> None:
         self.mark = secrets.randbits(62)
         self.visible: set[int] = set()
         self.hidden: set[int] = set()
         self.objects: dict[tuple[int, str], bool] = {}  # (content type, object id) -> may view
+        #: Nested connection pages prefetched through the visibility rule in this operation, by
+        #: the attribute they are prefetched to (graphql_api.api.nested_pages.NestedPage).
+        self.pages: dict[str, Any] = {}
 
 
 _LEDGER = "_django_steps_ledger"

@@ -135,6 +135,30 @@ def test_postgresql_cuts_a_statement_begun_late_in_the_budget_at_the_deadline():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+def test_postgresql_cuts_a_transaction_after_reads_with_the_session_timeout_they_set():
+    """A mutation reads, then writes in a transaction: the transaction keeps the timeout the
+    reads set for the session (no SET LOCAL of its own), while it is within the slack; begun
+    later in the budget, it gets its own, following what is left."""
+    from django.db import transaction
+
+    for pause in (0.0, 1.0):
+        started = time.perf_counter()
+        with pytest.raises(Exception) as raised, time_budget(1.5):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")  # outside a transaction: the session's timeout
+            time.sleep(pause)
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(5)")
+        assert is_timeout(raised.value)
+        assert time.perf_counter() - started < 2.0, pause  # not pause + 1.5
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone() == ("0",)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_postgresql_cuts_a_statement_inside_a_transaction():
     from django.db import transaction
 
