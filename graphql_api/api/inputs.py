@@ -45,6 +45,12 @@ class WorkflowStepStatusSelector:
 
 
 _STATUS_FIELD_GONE = "Use `status: {name: …}` (or `{id: …}`)."
+_CONTEXT = (
+    "A JSON object of your values, read by transition conditions as `input.<key>` (e.g. "
+    "`input.amount`). It never replaces the attached object's fields, which conditions read from "
+    "the database (`claim.amount`)."
+)
+_EXPECTED = "Refuse the change (VERSION_CONFLICT) unless the instance is at this version."
 
 
 @strawberry.input(
@@ -67,24 +73,24 @@ class UpdateWorkflowStepStatusInput:
         description="Global ID of a status of the current step.",
         deprecation_reason=_STATUS_FIELD_GONE,
     )
-    context: Optional[JSON] = strawberry.field(
-        default=None,
-        description="A JSON object of your values, read by transition conditions as `input.<key>` "
-        "(e.g. `input.amount`). It never replaces the attached object's fields, which conditions "
-        "read from the database (`claim.amount`).",
-    )
-    expected_version: Optional[int] = strawberry.field(
-        default=None,
-        description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
-    )
+    context: Optional[JSON] = strawberry.field(default=None, description=_CONTEXT)
+    expected_version: Optional[int] = strawberry.field(default=None, description=_EXPECTED)
 
 
 @strawberry.input(
     name="SetWorkflowInstanceStatusInput",
     description="Set a status of the instance's current step.",
 )
-class SetWorkflowInstanceStatusInput(UpdateWorkflowStepStatusInput):
-    pass
+class SetWorkflowInstanceStatusInput:
+    """``UpdateWorkflowStepStatusInput`` without the deprecated ``statusName``/``statusId``: a new
+    name starts without the old shapes, so ``status`` is required here."""
+
+    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
+    status: WorkflowStepStatusSelector = strawberry.field(
+        description="The status to set, by name or by ID."
+    )
+    context: Optional[JSON] = strawberry.field(default=None, description=_CONTEXT)
+    expected_version: Optional[int] = strawberry.field(default=None, description=_EXPECTED)
 
 
 @strawberry.input(

@@ -148,7 +148,11 @@ def _chosen_status(info: Info, input: UpdateWorkflowStepStatusInput) -> tuple[An
     GraphQL guarantees exactly one of its fields) or by the deprecated ``statusName`` /
     ``statusId``, exactly one of the three. A status ID of nothing is UNKNOWN_STATUS, as one
     of another step's status."""
-    given = {"status": input.status, "statusName": input.status_name, "statusId": input.status_id}
+    given = {  # SetWorkflowInstanceStatusInput has no deprecated fields
+        "status": input.status,
+        "statusName": getattr(input, "status_name", None),
+        "statusId": getattr(input, "status_id", None),
+    }
     given = {name: value for name, value in given.items() if value is not None}
     if len(given) != 1:
         raise ApiError(

@@ -26,7 +26,7 @@ async function client(username) {
   return {
     api,
     stats: async (bucket = "DAY") => (await gql(STATS, { name: WORKFLOW, bucket })).workflowStats,
-    setStatus: (instanceId, statusName) => mutate("updateWorkflowStepStatus", { instanceId, statusName }),
+    setStatus: (instanceId, name) => mutate("setWorkflowInstanceStatus", { instanceId, status: { name } }),
     cancel: (instanceId) => mutate("cancelWorkflowInstance", { instanceId }),
   };
 }

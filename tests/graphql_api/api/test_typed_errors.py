@@ -148,6 +148,12 @@ def test_the_status_by_name_or_id_through_one_of(as_operator, instance):
     assert WorkflowInstance.objects.get(pk=instance.pk).version == 3
 
 
+#: The deprecated mutation, whose input still takes `statusName`/`statusId` beside `status`.
+OLD_STATUS = STATUS.replace("SetWorkflowInstanceStatus", "UpdateWorkflowStepStatus").replace(
+    "setWorkflowInstanceStatus", "updateWorkflowStepStatus"
+)
+
+
 @pytest.mark.parametrize(
     ("given", "code", "field"),
     [
@@ -155,10 +161,6 @@ def test_the_status_by_name_or_id_through_one_of(as_operator, instance):
         ({"status": {"id": gid("WorkflowStepStatus", 10**9)}}, "UNKNOWN_STATUS", "status.id"),
         ({"status": {"id": gid("WorkflowStepStatus", 10**30)}}, "UNKNOWN_STATUS", "status.id"),
         ({"status": {"id": "garbage"}}, "INVALID_ID", "status.id"),
-        ({"statusName": "Nope"}, "UNKNOWN_STATUS", "statusName"),  # deprecated, still served
-        ({"statusId": gid("WorkflowStepStatus", 10**9)}, "UNKNOWN_STATUS", "statusId"),
-        ({}, "BAD_USER_INPUT", "status"),
-        ({"status": {"name": "Submitted"}, "statusName": "Draft"}, "BAD_USER_INPUT", "status"),
         ({"status": {"name": "Submitted"}, "context": [1]}, "INVALID_CONTEXT", "context"),
     ],
 )
@@ -166,6 +168,36 @@ def test_field_names_the_input_at_fault(as_operator, instance, given, code, fiel
     variables = {"input": {"instanceId": gid("WorkflowInstance", instance.pk), **given}}
     payload = as_operator.data(STATUS, variables)["setWorkflowInstanceStatus"]
     assert [(m["code"], m["field"]) for m in payload["messages"]] == [(code, field)]
+    assert WorkflowInstance.objects.get(pk=instance.pk).version == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "code", "field"),
+    [
+        ({"statusName": "Nope"}, "UNKNOWN_STATUS", "statusName"),  # deprecated, still served
+        ({"statusId": gid("WorkflowStepStatus", 10**9)}, "UNKNOWN_STATUS", "statusId"),
+        ({}, "BAD_USER_INPUT", "status"),
+        ({"status": {"name": "Submitted"}, "statusName": "Draft"}, "BAD_USER_INPUT", "status"),
+    ],
+)
+def test_the_deprecated_status_fields_name_the_input_at_fault(
+    as_operator, instance, given, code, field
+):
+    variables = {"input": {"instanceId": gid("WorkflowInstance", instance.pk), **given}}
+    payload = as_operator.data(OLD_STATUS, variables)["updateWorkflowStepStatus"]
+    assert [(m["code"], m["field"]) for m in payload["messages"]] == [(code, field)]
+    assert WorkflowInstance.objects.get(pk=instance.pk).version == 1
+
+
+def test_the_new_name_takes_only_the_status_selector(as_operator, instance):
+    """`setWorkflowInstanceStatus` was born without the deprecated fields: `status` is required."""
+    variables = {"input": {"instanceId": gid("WorkflowInstance", instance.pk)}}
+    result = as_operator(STATUS, variables)  # a variable missing a required field
+    assert result.get("data") is None and result["errors"]
+    variables["input"]["status"] = {"name": "Submitted"}
+    variables["input"]["statusName"] = "Submitted"  # not a field of the new input
+    result = as_operator(STATUS, variables)
+    assert result.get("data") is None and result["errors"]
     assert WorkflowInstance.objects.get(pk=instance.pk).version == 1
 
 
