@@ -272,8 +272,11 @@ def _joinable(using: str, content_type_id: int | None) -> type[Model] | None:
     for a generic foreign key.)"""
     if content_type_id is None:
         return None
+    manager = _content_types.get(using)
+    if manager is None:  # a copy sharing the default manager's cache (made once: it copies)
+        manager = _content_types[using] = ContentType.objects.db_manager(using)
     try:
-        content_type = ContentType.objects.db_manager(using).get_for_id(content_type_id)
+        content_type = manager.get_for_id(content_type_id)
     except ContentType.DoesNotExist:
         return None
     model = content_type.model_class()
@@ -284,6 +287,7 @@ def _joinable(using: str, content_type_id: int | None) -> type[Model] | None:
     return model
 
 
+_content_types: dict[str, Any] = {}
 _readers: dict[tuple[str, type[Model] | None, bool], _Reader] = {}
 
 
