@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench._common import bench_arguments, versus  # noqa: E402
+from bench.deadlines import document as deadline_document  # noqa: E402
 
 FIVE_STEPS = [f"Step {i}" for i in range(1, 6)]
 
@@ -388,25 +389,11 @@ TARGET_ROUND_TRIPS = 2
 
 
 def extras_document(name: str, second: dict) -> dict:
-    """Three steps, unconditional transitions; the second step carries ``second`` (a
-    deadline, assignees, or nothing)."""
-    statuses = [
-        {"name": "Open", "is_default_status": True},
-        {"name": "Done", "is_completion_status": True},
-    ]
-    return {
-        "name": name,
-        "content_types": ["testapp.document"],
-        "steps": [
-            {"name": "First", "is_initial_step": True, "statuses": statuses},
-            {"name": "Second", "statuses": statuses, **second},
-            {"name": "Last", "is_final_step": True, "statuses": statuses},
-        ],
-        "transitions": [
-            {"from_step": "First", "to_step": "Second"},
-            {"from_step": "Second", "to_step": "Last"},
-        ],
-    }
+    """bench/deadlines.py's three steps (unconditional transitions); the second carries
+    ``second`` (a deadline, assignees, or nothing)."""
+    spec = deadline_document(name, None)
+    spec["steps"][1].update(second)
+    return spec
 
 
 def acting_user():
