@@ -38,12 +38,11 @@ last event sorts after that, takes the slot right after the instance's last even
 lock. And it is safe: the writer's own, older ``txid`` keeps every reader's horizon below it
 until it ends. So an instance's events always sort in ``sequence`` order.
 
-A change written optimistically (one compare-and-set statement in autocommit, see
-:func:`write_in_one_statement`) gets its transaction id inside that statement, after every
-transaction whose event of the instance it could follow has committed (an event committed
-after its read would have made the compare-and-set fail): its own slot is always the later one.
-And the statement's ``UPDATE`` holds the row lock while it writes, so a locking writer placing
-an event right after another's waits for it, as before.
+A change written optimistically (one compare-and-set statement in autocommit) gets its
+transaction id inside that statement, after every transaction with an event of the instance
+committed (one committed after its read would have failed the compare-and-set), so its
+statement's snapshot has them all and its own slot is the later one; its ``UPDATE`` holds the
+row lock while it writes, so a locking writer placing an event after it waits, as before.
 
 SQLite: one writer at a time
 ============================
@@ -87,6 +86,7 @@ __all__ = [
     "next_slot",
     "read_for_change",
     "write_in_one_statement",
+    "write_in_two_statements",
 ]
 
 #: Own events of a transaction are ``STRIDE`` apart; the slots between take the events of older
@@ -207,10 +207,8 @@ def newest(queryset: QuerySet) -> int:
 # --------------------------------------------------------------------------- reading for a change
 
 #: Primary keys the one-statement read can join from ``object_id`` (text) with a cast.
-_INTEGER_KEYS = frozenset(
-    {"AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField"}
-    | {"SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField"}
-)
+_INTEGER_KEYS = {"AutoField", "BigAutoField", "SmallAutoField", "IntegerField"}
+_INTEGER_KEYS |= {"BigIntegerField", "SmallIntegerField", "PositiveIntegerField"}
 
 
 class _Reader:
@@ -384,13 +382,10 @@ def write_in_one_statement(
     statement (data-modifying CTEs): one round trip instead of the ORM path's three or more,
     with the same effects. Sets ``event``'s ``pk``, ``txid`` and ``position``.
 
-    ``expect``: compare-and-set, for a change read without a lock in autocommit. The
-    ``UPDATE`` applies only if the instance is still at ``(version, last_sequence)``, and every
-    other part of the statement only if it did (they read its ``RETURNING``); returns False,
-    having written nothing, when another change came first. The history row's slot is then
-    sound without a lock held across statements: the ``UPDATE`` locks the row for the
-    statement, and any event of the instance committed since the read would have moved its
-    ``last_sequence``, so the statement's snapshot has every earlier event of the instance.
+    ``expect``: compare-and-set (a change read without a lock, in autocommit): the ``UPDATE``
+    applies only if the instance is still at ``(version, last_sequence)``, every other part
+    only if it did; False, nothing written, when another change came first (see the module
+    docstring for why its slot is sound).
 
     Every value is a named parameter (``%(u_<column>)s``, ``%(e_<column>)s``); the statement is
     built from the models' fields, so a new column needs no edit here."""
@@ -433,6 +428,59 @@ def write_in_one_statement(
     return True
 
 
+def write_in_two_statements(using: str, event: Any, *, update: Any = None, fields=()) -> None:
+    """SQLite: save ``fields`` of ``update`` (if given), then insert ``event`` at the next
+    position, read by the INSERT itself (one writer at a time): two statements built once, where
+    the ORM takes three. Sets ``event``'s ``pk``, ``txid`` and ``position``."""
+    connection = connections[using]
+    key = (using, type(update) if update is not None else None, tuple(fields))
+    built = _sqlite_statements.get(key)
+    if built is None:
+        built = _sqlite_statements[key] = _sqlite_statement(connection, update, fields)
+    update_sql, sets, insert_sql, columns = built
+    with connection.cursor() as cursor:
+        if update is not None:
+            values = [f.get_db_prep_save(f.pre_save(update, add=False), connection) for f in sets]
+            cursor.execute(update_sql, [*values, update.pk])
+        values = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in columns]
+        cursor.execute(insert_sql, values)
+        event.pk, event.txid, event.position = cursor.fetchone()
+    event._state.adding = False
+    event._state.db = using
+
+
+_sqlite_statements: dict[tuple, tuple[str, list, str, list]] = {}
+
+
+def _event_columns() -> list:
+    """The event's columns a write sets from the event (its place in the order aside)."""
+    return [
+        field
+        for field in WorkflowEvent._meta.concrete_fields
+        if not field.primary_key and field.name not in ("txid", "position")
+    ]
+
+
+def _sqlite_statement(connection: Any, update: Any, fields) -> tuple[str, list, str, list]:
+    qn = connection.ops.quote_name
+    update_sql, sets = "", []
+    if update is not None:
+        meta = update._meta
+        sets = [meta.get_field(name) for name in fields]
+        update_sql = (
+            f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in sets)} "
+            f"WHERE {qn(meta.pk.column)} = %s"
+        )
+    columns = _event_columns()
+    table, txid, position = qn(_table()), qn("txid"), qn("position")
+    insert_sql = (
+        f"INSERT INTO {table} ({', '.join(qn(f.column) for f in columns)}, {txid}, {position}) "
+        f"SELECT {', '.join('%s' for _ in columns)}, 0, COALESCE(MAX({position}), 0) + 1 "
+        f"FROM {table} WHERE {txid} = 0 RETURNING {qn('id')}, {txid}, {position}"
+    )
+    return update_sql, sets, insert_sql, columns
+
+
 #: The statement of a change without timers or work items, by database, model, fields and
 #: compare-and-set: built once (only its parameters change).
 _statements: dict[tuple, tuple[str, list, list]] = {}
@@ -459,11 +507,7 @@ def _statement(connection: Any, update: Any, fields, compare: bool) -> tuple[str
             f"WHERE {where} RETURNING {qn(meta.pk.column)})"
         )
     ctes.append(f"slot(t, p) AS ({_slot_sql(qn, '%(instance)s')})")
-    columns = [
-        field
-        for field in WorkflowEvent._meta.concrete_fields
-        if not field.primary_key and field.name not in ("txid", "position")
-    ]
+    columns = _event_columns()
     insert = (
         f"INSERT INTO {qn(_table())} ({', '.join(qn(f.column) for f in columns)}, "
         f"{qn('txid')}, {qn('position')}) "

@@ -318,9 +318,8 @@ def _append(
     timers (``timers``); publish the event once committed."""
     using = instance._state.db or _db()
     expect = instance.__dict__.pop("_compare_and_set", None)  # one write per optimistic read
-    if expect is not None or (
-        connections[using].vendor == "postgresql" and not _save_signals_connected()
-    ):
+    vendor, plain = connections[using].vendor, not _save_signals_connected()
+    if expect is not None or (vendor == "postgresql" and plain):
         if not history.write_in_one_statement(
             using,
             event,
@@ -332,10 +331,15 @@ def _append(
         ):
             raise _Overtaken
     else:
-        if changed:
-            instance.save(using=using, update_fields=changed)
-        event.txid, event.position = history.next_slot(using, instance.pk)
-        event.save(using=using, force_insert=True)
+        if vendor == "sqlite" and plain:
+            history.write_in_two_statements(
+                using, event, update=instance if changed else None, fields=changed or ()
+            )
+        else:
+            if changed:
+                instance.save(using=using, update_fields=changed)
+            event.txid, event.position = history.next_slot(using, instance.pk)
+            event.save(using=using, force_insert=True)
         if work is not None:
             workitems.apply(work, instance, event)
         if timers is not None:
