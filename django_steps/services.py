@@ -17,10 +17,11 @@ between, nothing is written and the change is read again, now with the row lock 
 transaction, and decided on that state (with ``expected_version``, an instance that moved on is
 a ``VERSION_CONFLICT``, as before); see :data:`~django_steps.writes.OPTIMISTIC_ATTEMPTS`.
 Locked, it cannot be overtaken: contention alone never fails a change, and its attempts are
-bounded. Inside a caller's ``transaction.atomic()``, on SQLite, or when ``pre_save`` /
-``post_save`` receivers listen to instances or events (then the ORM writes, three statements),
-a change locks the instance's row (``SELECT … FOR UPDATE OF`` the instance) in the caller's
-transaction or its own.
+bounded. Inside a caller's ``transaction.atomic()``, or when ``pre_save`` / ``post_save``
+receivers listen to instances or events (then the ORM writes, three statements), a change locks
+the instance's row (``SELECT … FOR UPDATE OF`` the instance) in the caller's transaction or its
+own. On SQLite, whose writers take turns, a change is one transaction: the read, the instance's
+``UPDATE`` and the history ``INSERT`` (:func:`django_steps.history.write_in_two_statements`).
 
 The only lock a change takes is its instance's row lock, for one statement or for the
 caller's transaction: changes of different instances never wait for each other, and a
