@@ -7,17 +7,20 @@ that row. Now nothing is shared between writers (see ``django_steps/history.py``
 engine should scale with threads as far as a plain ``UPDATE`` does on the same machine.
 
 Both sides: Django's ORM, one connection per thread held for the whole measurement (the
-settings' psycopg pool), autocommit (the engine's change is its own transaction: lock, one
-write statement, commit; the floor is one autocommitted ``UPDATE``). The engine's change is a
-status change (``update_workflow_step_status``, Working/Open in turn: no condition, no content
-object), with the ``workflow_event_committed`` receivers disconnected (the writers alone). Each
-measurement runs all threads for a fixed window; rounds alternate floor and engine at every
-thread count, and each figure is the median round. A sampler reads ``pg_stat_activity`` during
-the engine's 8-thread windows: how many of our backends wait on a lock.
+settings' psycopg pool), autocommit (the engine's change is two statements, each its own
+transaction: one read, one compare-and-set write; the floor is one autocommitted ``UPDATE``).
+The engine's change is a status change (``update_workflow_step_status``, Working/Open in turn:
+no condition), with the ``workflow_event_committed`` receivers disconnected (the writers
+alone). Each measurement runs all threads for a fixed window; rounds alternate floor and engine
+at every thread count, and each figure is the median round. A sampler reads
+``pg_stat_activity`` during the engine's 8-thread windows: how many of our backends wait on a
+lock.
 
-Target: the engine's 8-thread / 1-thread scaling ≥ 80 % of the floor's. All threads are in one
-Python process: both sides share its GIL, so neither scales past what one core of Python
-allows; the 2-core machine also runs PostgreSQL.
+Target: the engine's 8-thread / 1-thread scaling ≥ 80 % of the floor's; beside it, this
+process's CPU per change (``time.process_time`` over the window, all threads) at 1 and 8
+threads, the engine's and the floor's. All threads are in one Python process: both sides share
+its GIL, so neither scales past what one core of Python allows; the 2-core machine also runs
+PostgreSQL.
 
 On SQLite it prints a row saying it needs PostgreSQL (SQLite lets one transaction write at a time).
 
@@ -41,9 +44,13 @@ THREADS = [1, 2, 4, 8]
 TARGET = 0.8
 
 
-def measure(kind: str, threads: int, window: float, op, targets: list, sampler=None) -> float:
+def measure(
+    kind: str, threads: int, window: float, op, targets: list, sampler=None
+) -> tuple[float, float]:
     """Changes per second of ``threads`` threads running ``op(target)`` for ``window`` seconds,
-    each on its own target."""
+    each on its own target, and this process's CPU seconds per change meanwhile
+    (``time.process_time``, all threads: PostgreSQL's work, in its own processes, is left
+    out)."""
     from django.db import connection
 
     counts = [0] * threads
@@ -67,15 +74,17 @@ def measure(kind: str, threads: int, window: float, op, targets: list, sampler=N
     for t in pool:
         t.start()
     start.wait()
+    cpu = time.process_time()
     if sampler is not None:
         sampler.start(window)
     for t in pool:
         t.join()
+    cpu = time.process_time() - cpu
     if sampler is not None:
         sampler.stop()
     # The last change of each thread may end after the window: counted, so divide by the
     # window plus at most one change's time (negligible next to a window of seconds).
-    return sum(counts) / window
+    return sum(counts) / window, cpu / max(1, sum(counts))
 
 
 class LockSampler:
@@ -158,7 +167,7 @@ def main() -> None:
     def engine_op(instance, i):
         update_workflow_step_status(instance, "Working" if i % 2 == 0 else "Open")
 
-    results: dict[tuple[str, int], list[float]] = {}
+    results: dict[tuple[str, int], list[tuple[float, float]]] = {}
     sampler = LockSampler(url, dbname)
     with receivers_disconnected():
         for r in range(rounds):
@@ -171,7 +180,8 @@ def main() -> None:
                     results.setdefault((kind, threads), []).append(
                         measure(kind, threads, window, op, targets, s)
                     )
-    cps = {key: statistics.median(v) for key, v in results.items()}
+    cps = {key: statistics.median(r[0] for r in v) for key, v in results.items()}
+    cpu = {key: statistics.median(r[1] for r in v) for key, v in results.items()}
 
     rows: list[dict] = []
     for threads in THREADS:
@@ -207,6 +217,17 @@ def main() -> None:
             "met": engine_scaling / floor_scaling >= TARGET,
         }
     )
+    for threads in (1, top):
+        rows.append(
+            {
+                "figure": f"engine CPU per change, {threads} thread(s) (this process, "
+                "process_time; the server's work excluded) vs the floor's",
+                "value": round(cpu[("engine", threads)] * 1e3, 3),
+                "unit": "ms",
+                "floor": round(cpu[("floor", threads)] * 1e3, 3),
+                "ratio": round(cpu[("engine", threads)] / cpu[("floor", threads)], 2),
+            }
+        )
     if sampler.samples:
         rows.append(
             {

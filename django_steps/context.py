@@ -187,8 +187,8 @@ class Context:
             return self._input_only()
         obj = self.instance.content_object
         fields = object_fields(obj)
-        try:
-            converted = cel.activation(_with_model_name(obj, fields))
+        try:  # as cel.activation(_with_model_name(obj, fields)), each field converted once
+            converted = cel.activation(fields, obj._meta.model_name if obj is not None else None)
         except (ValueError, TypeError, OverflowError, RecursionError):
             raise cel.context_error() from None
         self.fields = fields

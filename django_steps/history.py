@@ -38,6 +38,12 @@ last event sorts after that, takes the slot right after the instance's last even
 lock. And it is safe: the writer's own, older ``txid`` keeps every reader's horizon below it
 until it ends. So an instance's events always sort in ``sequence`` order.
 
+A change written optimistically (one compare-and-set statement in autocommit) gets its
+transaction id inside that statement, after every transaction with an event of the instance
+committed (one committed after its read would have failed the compare-and-set), so its
+statement's snapshot has them all and its own slot is the later one; its ``UPDATE`` holds the
+row lock while it writes, so a locking writer placing an event after it waits, as before.
+
 SQLite: one writer at a time
 ============================
 
@@ -57,12 +63,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import connections
-from django.db.models import BooleanField, ExpressionWrapper, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Model, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from .models import WorkflowEvent, WorkflowTimer
+from .models import Workflow, WorkflowEvent, WorkflowInstance, WorkflowTimer, WorkflowVersion
 
 __all__ = [
     "STRIDE",
@@ -77,7 +84,9 @@ __all__ = [
     "is_ahead",
     "renumber",
     "next_slot",
+    "read_for_change",
     "write_in_one_statement",
+    "write_in_two_statements",
 ]
 
 #: Own events of a transaction are ``STRIDE`` apart; the slots between take the events of older
@@ -195,6 +204,126 @@ def newest(queryset: QuerySet) -> int:
     return cursor_of(*row) if row else 0
 
 
+# --------------------------------------------------------------------------- reading for a change
+
+#: Primary keys the one-statement read can join from ``object_id`` (text) with a cast.
+_INTEGER_KEYS = {"AutoField", "BigAutoField", "SmallAutoField", "IntegerField"}
+_INTEGER_KEYS |= {"BigIntegerField", "SmallIntegerField", "PositiveIntegerField"}
+
+
+class _Reader:
+    """One change's read as one statement (see :func:`read_for_change`), built once per
+    database, content type and locking."""
+
+    def __init__(self, using: str, model: type[Model] | None, lock: bool) -> None:
+        connection = connections[using]
+        qn = connection.ops.quote_name
+        self.model = model
+        parts: list[tuple[type[Model], str, list]] = [
+            (WorkflowInstance, "i", list(WorkflowInstance._meta.concrete_fields)),
+            (Workflow, "w", list(Workflow._meta.concrete_fields)),
+            (
+                WorkflowVersion,
+                "v",
+                [f for f in WorkflowVersion._meta.concrete_fields if f.name != "document"],
+            ),
+        ]
+        joins = [
+            f"INNER JOIN {qn(Workflow._meta.db_table)} w ON w.{qn('id')} = i.{qn('workflow_id')}",
+            f"INNER JOIN {qn(WorkflowVersion._meta.db_table)} v "
+            f"ON v.{qn('id')} = i.{qn('definition_version_id')}",
+        ]
+        if model is not None:
+            parts.append((model, "o", list(model._meta.concrete_fields)))
+            cast = "bigint" if connection.vendor == "postgresql" else "integer"
+            joins.append(
+                f"LEFT JOIN {qn(model._meta.db_table)} o ON o.{qn(model._meta.pk.column)} = "
+                f"CAST(CASE WHEN i.{qn('content_type_id')} = %s THEN i.{qn('object_id')} END "
+                f"AS {cast})"
+            )
+        columns, self.parts = [], []
+        for part_model, alias, fields in parts:
+            start = len(columns)
+            columns += [f"{alias}.{qn(f.column)}" for f in fields]
+            converters = []  # (column, its converters, its expression) where it has some
+            for n, f in enumerate(fields):
+                column = f.get_col(alias)
+                functions = connection.ops.get_db_converters(column) + f.get_db_converters(
+                    connection
+                )
+                if functions:
+                    converters.append((start + n, functions, column))
+            self.parts.append(
+                (part_model, [f.attname for f in fields], start, len(columns), converters)
+            )
+        self.sql = (
+            f"SELECT {', '.join(columns)} FROM {qn(WorkflowInstance._meta.db_table)} i "
+            f"{' '.join(joins)} WHERE i.{qn('id')} = %s"
+        )
+        if lock and connection.features.has_select_for_update_of:
+            self.sql += " FOR UPDATE OF i"
+
+
+def _joinable(using: str, content_type_id: int | None) -> type[Model] | None:
+    """The model of ``content_type_id`` if the read can join its row: an installed model in
+    one table (no parents) keyed by an integer. (Django's cache of content types answers, as
+    for a generic foreign key.)"""
+    if content_type_id is None:
+        return None
+    manager = _content_types.get(using)
+    if manager is None:  # a copy sharing the default manager's cache (made once: it copies)
+        manager = _content_types[using] = ContentType.objects.db_manager(using)
+    try:
+        content_type = manager.get_for_id(content_type_id)
+    except ContentType.DoesNotExist:
+        return None
+    model = content_type.model_class()
+    if model is None or model._meta.concrete_model._meta.parents:
+        return None
+    if model._meta.pk.get_internal_type() not in _INTEGER_KEYS:
+        return None
+    return model
+
+
+_content_types: dict[str, Any] = {}
+_readers: dict[tuple[str, type[Model] | None, bool], _Reader] = {}
+
+
+def read_for_change(
+    using: str, instance_id: Any, content_type_id: int | None = None, *, lock: bool = False
+) -> WorkflowInstance | None:
+    """The instance ``instance_id`` with its workflow and its version (``document`` deferred)
+    — and, when ``content_type_id`` is the instance's content type and its model can be
+    joined, its content object (``None`` if deleted) — read in ONE statement (``lock``: with
+    its row locked, ``FOR UPDATE OF`` the instance alone). ``None`` when it does not exist."""
+    model = _joinable(using, content_type_id)
+    key = (using, model, lock)
+    reader = _readers.get(key)
+    if reader is None:
+        reader = _readers[key] = _Reader(using, model, lock)
+    connection = connections[using]
+    params = [instance_id] if model is None else [content_type_id, instance_id]
+    with connection.cursor() as cursor:
+        cursor.execute(reader.sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    row = list(row)
+    built = []
+    for part, names, start, end, converters in reader.parts:
+        for index, functions, expression in converters:
+            for convert in functions:
+                row[index] = convert(row[index], expression, connection)
+        built.append(part.from_db(using, names, row[start:end]))
+    instance = built[0]
+    WorkflowInstance.workflow.field.set_cached_value(instance, built[1])
+    WorkflowInstance.definition_version.field.set_cached_value(instance, built[2])
+    if model is not None and instance.content_type_id == content_type_id:
+        obj = built[3] if built[3].pk is not None else None
+        WorkflowInstance.content_object.set_cached_value(instance, obj)
+    return instance
+
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -244,7 +373,8 @@ def write_in_one_statement(
     fields=(),
     work: Any = None,
     timers: Any = None,
-) -> None:
+    expect: tuple[int, int] | None = None,
+) -> bool:
     """PostgreSQL: insert ``event`` at its place in the global order — and first, when
     ``update`` is given, save ``fields`` of that (already locked) instance; with ``work`` (a
     :class:`django_steps.workitems.Plan`), close and open its work items; with ``timers`` (a
@@ -252,52 +382,140 @@ def write_in_one_statement(
     statement (data-modifying CTEs): one round trip instead of the ORM path's three or more,
     with the same effects. Sets ``event``'s ``pk``, ``txid`` and ``position``.
 
+    ``expect``: compare-and-set (a change read without a lock, in autocommit): the ``UPDATE``
+    applies only if the instance is still at ``(version, last_sequence)``, every other part
+    only if it did; False, nothing written, when another change came first (see the module
+    docstring for why its slot is sound).
+
     Every value is a named parameter (``%(u_<column>)s``, ``%(e_<column>)s``); the statement is
     built from the models' fields, so a new column needs no edit here."""
     connection = connections[using]
-    qn = connection.ops.quote_name
     params: dict[str, Any] = {"instance": event.instance_id}
-    ctes = []
-    if update is not None:
-        meta = update._meta
-        sets = []
-        for name in fields:
-            field = meta.get_field(name)
-            sets.append(f"{qn(field.column)} = %(u_{field.column})s")
-            value = field.pre_save(update, add=False)
-            params[f"u_{field.column}"] = field.get_db_prep_save(value, connection)
-        ctes.append(
-            f"u AS (UPDATE {qn(meta.db_table)} SET {', '.join(sets)} "
-            f"WHERE {qn(meta.pk.column)} = %(instance)s)"
-        )
-    if timers is not None:
-        ctes.extend(_timer_ctes(connection, timers, params))
-    ctes.append(f"slot(t, p) AS ({_slot_sql(qn, '%(instance)s')})")
-    columns = [
+    if expect is not None:
+        params["cas_version"], params["cas_sequence"] = expect
+    key = (using, type(update) if update is not None else None, tuple(fields), expect is not None)
+    cached = _statements.get(key) if work is None and timers is None else None
+    sql, sets, columns = cached or _statement(connection, update, fields, expect is not None)
+    for field in sets:
+        value = field.pre_save(update, add=False)
+        params[f"u_{field.column}"] = field.get_db_prep_save(value, connection)
+    for field in columns:
+        value = field.pre_save(event, add=True)
+        params[f"e_{field.column}"] = field.get_db_prep_save(value, connection)
+    if work is not None or timers is not None:  # their CTEs go before the INSERT
+        ctes = []
+        guard = " AND EXISTS (SELECT 1 FROM u)" if expect is not None else ""
+        if timers is not None:
+            ctes.extend(_timer_ctes(connection, timers, params, guard))
+        head, _, insert = sql.partition(" INSERT INTO ")
+        insert = "INSERT INTO " + insert
+        if work is None:
+            sql = f"{head}, {', '.join(ctes)} {insert}"
+        else:
+            ctes.append(f"e AS ({insert})")
+            ctes.extend(_work_item_ctes(connection, work, params))
+            sql = f"{head}, {', '.join(ctes)} SELECT * FROM e"
+    elif cached is None:
+        _statements[key] = (sql, sets, columns)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        written = cursor.fetchone()
+    if written is None:
+        return False
+    event.pk, event.txid, event.position = written
+    event._state.adding = False
+    event._state.db = using
+    return True
+
+
+def write_in_two_statements(using: str, event: Any, *, update: Any = None, fields=()) -> None:
+    """SQLite: save ``fields`` of ``update`` (if given), then insert ``event`` at the next
+    position, read by the INSERT itself (one writer at a time): two statements built once, where
+    the ORM takes three. Sets ``event``'s ``pk``, ``txid`` and ``position``."""
+    connection = connections[using]
+    key = (using, type(update) if update is not None else None, tuple(fields))
+    built = _sqlite_statements.get(key)
+    if built is None:
+        built = _sqlite_statements[key] = _sqlite_statement(connection, update, fields)
+    update_sql, sets, insert_sql, columns = built
+    with connection.cursor() as cursor:
+        if update is not None:
+            values = [f.get_db_prep_save(f.pre_save(update, add=False), connection) for f in sets]
+            cursor.execute(update_sql, [*values, update.pk])
+        values = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in columns]
+        cursor.execute(insert_sql, values)
+        event.pk, event.txid, event.position = cursor.fetchone()
+    event._state.adding = False
+    event._state.db = using
+
+
+_sqlite_statements: dict[tuple, tuple[str, list, str, list]] = {}
+
+
+def _event_columns() -> list:
+    """The event's columns a write sets from the event (its place in the order aside)."""
+    return [
         field
         for field in WorkflowEvent._meta.concrete_fields
         if not field.primary_key and field.name not in ("txid", "position")
     ]
-    for field in columns:
-        value = field.pre_save(event, add=True)
-        params[f"e_{field.column}"] = field.get_db_prep_save(value, connection)
+
+
+def _sqlite_statement(connection: Any, update: Any, fields) -> tuple[str, list, str, list]:
+    qn = connection.ops.quote_name
+    update_sql, sets = "", []
+    if update is not None:
+        meta = update._meta
+        sets = [meta.get_field(name) for name in fields]
+        update_sql = (
+            f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in sets)} "
+            f"WHERE {qn(meta.pk.column)} = %s"
+        )
+    columns = _event_columns()
+    table, txid, position = qn(_table()), qn("txid"), qn("position")
+    insert_sql = (
+        f"INSERT INTO {table} ({', '.join(qn(f.column) for f in columns)}, {txid}, {position}) "
+        f"SELECT {', '.join('%s' for _ in columns)}, 0, COALESCE(MAX({position}), 0) + 1 "
+        f"FROM {table} WHERE {txid} = 0 RETURNING {qn('id')}, {txid}, {position}"
+    )
+    return update_sql, sets, insert_sql, columns
+
+
+#: The statement of a change without timers or work items, by database, model, fields and
+#: compare-and-set: built once (only its parameters change).
+_statements: dict[tuple, tuple[str, list, list]] = {}
+
+
+def _statement(connection: Any, update: Any, fields, compare: bool) -> tuple[str, list, list]:
+    """``(sql, fields of the instance set, columns of the event)`` of
+    :func:`write_in_one_statement`: ``WITH u AS (UPDATE …), slot AS (…) INSERT …``, the
+    CTEs of timers and work items to be inserted before `` INSERT INTO ``."""
+    qn = connection.ops.quote_name
+    ctes, sets = [], []
+    if update is not None:
+        meta = update._meta
+        sets = [meta.get_field(name) for name in fields]
+        assignments = ", ".join(f"{qn(f.column)} = %(u_{f.column})s" for f in sets)
+        where = f"{qn(meta.pk.column)} = %(instance)s"
+        if compare:
+            where += (
+                f" AND {qn('version')} = %(cas_version)s"
+                f" AND {qn('last_sequence')} = %(cas_sequence)s"
+            )
+        ctes.append(
+            f"u AS (UPDATE {qn(meta.db_table)} SET {assignments} "
+            f"WHERE {where} RETURNING {qn(meta.pk.column)})"
+        )
+    ctes.append(f"slot(t, p) AS ({_slot_sql(qn, '%(instance)s')})")
+    columns = _event_columns()
     insert = (
         f"INSERT INTO {qn(_table())} ({', '.join(qn(f.column) for f in columns)}, "
         f"{qn('txid')}, {qn('position')}) "
-        f"SELECT {', '.join(f'%(e_{f.column})s' for f in columns)}, slot.t, slot.p FROM slot "
+        f"SELECT {', '.join(f'%(e_{f.column})s' for f in columns)}, slot.t, slot.p "
+        f"FROM slot{', u' if compare else ''} "
         f"RETURNING {qn('id')}, {qn('txid')}, {qn('position')}"
     )
-    if work is None:
-        sql = f"WITH {', '.join(ctes)} {insert}"
-    else:
-        ctes.append(f"e AS ({insert})")
-        ctes.extend(_work_item_ctes(connection, work, params))
-        sql = f"WITH {', '.join(ctes)} SELECT * FROM e"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        event.pk, event.txid, event.position = cursor.fetchone()
-    event._state.adding = False
-    event._state.db = using
+    return f"WITH {', '.join(ctes)} {insert}", sets, columns
 
 
 def _work_item_ctes(connection: Any, work: Any, params: dict[str, Any]) -> list[str]:
@@ -314,7 +532,8 @@ def _work_item_ctes(connection: Any, work: Any, params: dict[str, Any]) -> list[
         ctes.append(
             f"wc AS (UPDATE {items} SET {qn('closed_at')} = %(w_now)s, "
             f"{qn('closed_event_id')} = (SELECT {qn('id')} FROM e) "
-            f"WHERE {qn('instance_id')} = %(instance)s AND {qn('closed_at')} IS NULL)"
+            f"WHERE {qn('instance_id')} = %(instance)s AND {qn('closed_at')} IS NULL "
+            "AND EXISTS (SELECT 1 FROM e))"
         )
     if work.step_id is None:
         return ctes
@@ -341,18 +560,19 @@ def _work_item_ctes(connection: Any, work: Any, params: dict[str, Any]) -> list[
     return ctes
 
 
-def _timer_ctes(connection: Any, plan: Any, params: dict[str, Any]) -> list[str]:
+def _timer_ctes(connection: Any, plan: Any, params: dict[str, Any], guard: str) -> list[str]:
     """The CTEs keeping the instance's timers in step with the change (as
     :func:`django_steps.deadlines.apply` does through the ORM). They read the table as it was
-    before the statement, so the timers armed are never the ones disarmed or paused."""
+    before the statement, so the timers armed are never the ones disarmed or paused.
+    ``guard``: a condition (`` AND …``) every part needs (the compare-and-set matched)."""
     qn = connection.ops.quote_name
     meta = WorkflowTimer._meta
     table, mine = qn(meta.db_table), f"{qn('instance_id')} = %(instance)s"
-    unfired = f"{mine} AND {qn('fired_at')} IS NULL"
+    unfired = f"{mine} AND {qn('fired_at')} IS NULL{guard}"
     due, remaining = qn("due_at"), qn("remaining")
     ctes = []
     if plan.disarm:
-        ctes.append(f"td AS (DELETE FROM {table} WHERE {mine})")
+        ctes.append(f"td AS (DELETE FROM {table} WHERE {mine}{guard})")
     if plan.pause:
         params["t_now"] = timezone.now()
         ctes.append(
@@ -367,14 +587,14 @@ def _timer_ctes(connection: Any, plan: Any, params: dict[str, Any]) -> list[str]
         )
     if plan.arm:
         columns = [field for field in meta.concrete_fields if not field.primary_key]
-        rows = []
+        # one INSERT … SELECT per timer: it can carry the guard, and its values take the
+        # columns' types (a VALUES list in a sub-select would make untyped ones text)
         for i, timer in enumerate(plan.arm):
             for field in columns:
                 value = field.pre_save(timer, add=True)
                 params[f"t{i}_{field.column}"] = field.get_db_prep_save(value, connection)
-            rows.append(f"({', '.join(f'%(t{i}_{f.column})s' for f in columns)})")
-        ctes.append(
-            f"ta AS (INSERT INTO {table} ({', '.join(qn(f.column) for f in columns)}) "
-            f"VALUES {', '.join(rows)})"
-        )
+            ctes.append(
+                f"ta{i} AS (INSERT INTO {table} ({', '.join(qn(f.column) for f in columns)}) "
+                f"SELECT {', '.join(f'%(t{i}_{f.column})s' for f in columns)} WHERE TRUE{guard})"
+            )
     return ctes

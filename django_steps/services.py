@@ -1,20 +1,33 @@
 """The service layer: every change to a workflow instance goes through these functions.
 
-Each change runs in one transaction with the instance row locked
-(``select_for_update(of=("self",))``), increments ``version`` and appends exactly one
-:class:`~django_steps.models.WorkflowEvent`. ``workflow_event_committed`` is sent after commit.
+Each change increments ``version`` and appends exactly one
+:class:`~django_steps.models.WorkflowEvent`, or changes nothing: no update is lost, no change is
+half applied, conditions decide on committed state, and the history stays commit-ordered and
+gap-free. ``workflow_event_committed`` is sent once per committed change, after commit.
 Failures raise subclasses of :class:`~django_steps.exceptions.WorkflowError` and change nothing.
 
-Round trips per change: the locking ``SELECT``, the content object when a condition needs it,
-then the writes. On PostgreSQL the writes (instance ``UPDATE``, the history row's place in the
-global order, history ``INSERT``) are one statement; on SQLite, or when ``pre_save``/``post_save``
-receivers listen to instances or events, they go through the ORM (three statements).
+Two round trips per change (PostgreSQL, no transaction of the caller's open): one ``SELECT``
+reads the instance, its workflow, its version and — when the caller's instance knows its
+content type — its content object (joined); the change is decided on that committed state; one
+statement writes it (:func:`django_steps.history.write_in_one_statement`: the instance's
+``UPDATE`` guarded by ``version`` and ``last_sequence`` as read — a compare-and-set — with the
+history row, timers and work items as CTEs applied only if it matched). No lock is held between
+the two, and each is its own transaction. When another change of the instance committed in
+between, nothing is written and the change is read again, now with the row lock in a
+transaction, and decided on that state (with ``expected_version``, an instance that moved on is
+a ``VERSION_CONFLICT``, as before); see :data:`~django_steps.writes.OPTIMISTIC_ATTEMPTS`.
+Locked, it cannot be overtaken: contention alone never fails a change, and its attempts are
+bounded. Inside a caller's ``transaction.atomic()``, or when ``pre_save`` / ``post_save``
+receivers listen to instances or events (then the ORM writes, three statements), a change locks
+the instance's row (``SELECT … FOR UPDATE OF`` the instance) in the caller's transaction or its
+own. On SQLite, whose writers take turns, a change is one transaction: the read, the instance's
+``UPDATE`` and the history ``INSERT`` (:func:`django_steps.history.write_in_two_statements`).
 
-The only lock a change takes is its instance's row lock: changes of different instances never
-wait for each other, and a transaction that changes several instances cannot deadlock against
-single changes (it could only deadlock against another transaction locking the same instances
-in the opposite order). Where a history row goes in the global order is
-:mod:`django_steps.history`'s business.
+The only lock a change takes is its instance's row lock, for one statement or for the
+caller's transaction: changes of different instances never wait for each other, and a
+transaction that changes several instances cannot deadlock against single changes (it could
+only deadlock against another transaction locking the same instances in the opposite order).
+Where a history row goes in the global order is :mod:`django_steps.history`'s business.
 
 The original's names and positional arguments are kept; ``actor=`` and ``expected_version=``
 are keyword-only extras. Each function returns the instance it was given, updated in place,
@@ -45,19 +58,18 @@ an event without an actor is always the system's.
 Conditions read the same values on both paths: the object's fields from the database, a
 caller's ``context_data`` under ``input`` (:mod:`django_steps.context`).
 
-Conditions run under the row lock, within a tight budget
---------------------------------------------------------
+Conditions decide on committed state, within a tight budget
+------------------------------------------------------------
 
-Transition conditions are evaluated while the instance row is locked, so the state they
-decide on is the state the change applies to. Evaluating them before taking the lock would
-decide on a state that another change may move meanwhile, and then need a second evaluation
-under the lock to be sure — the same lock time plus a race to get wrong. Instead each
-evaluation is bounded: a condition is stopped after ``CEL_BUDGET`` steps (about 0.2 s of CPU
-with the default 20,000) and the change fails with ``CONDITION_ERROR`` (reason
-``OVER_BUDGET``), releasing the lock; conditions whose estimated cost is over that budget are
-refused when the definition is saved (see :mod:`django_steps.cel`). The lock is therefore held
-at most for the step's conditions tried in priority order — each within its budget — plus the
-context conversion, which the ``CONTEXT_MAX_*`` limits bound for client-supplied context.
+Transition conditions are evaluated on the state the change's read returned, and the write
+applies only if the instance is still in that state (the compare-and-set, or the row lock on the
+locking path): a condition never decides on a state other than the one the change applies to.
+Each evaluation is bounded: a condition is stopped after ``CEL_BUDGET`` steps (about 0.2 s of
+CPU with the default 20,000) and the change fails with ``CONDITION_ERROR`` (reason
+``OVER_BUDGET``); conditions whose estimated cost is over that budget are refused when the
+definition is saved (see :mod:`django_steps.cel`). On the locking path the lock is therefore
+held at most for the step's conditions tried in priority order — each within its budget — plus
+the context conversion, which the ``CONTEXT_MAX_*`` limits bound for client-supplied context.
 Client-supplied ``context_data`` is checked before anything is evaluated: ``INVALID_CONTEXT``,
 nothing changed.
 
@@ -101,7 +113,7 @@ from .selectors import (
 )
 from .writes import (
     _advance,
-    _changing,
+    _change,
     _db,
     _lock,
     _may_change,
@@ -238,7 +250,8 @@ def update_workflow_step_status(
     ``change_workflowinstance`` or the permission the move needs, ``InstanceNotFound`` for an
     instance the actor may not see.
     """
-    with _changing(workflow_instance, expected_version, actor) as instance:
+
+    def change(instance: WorkflowInstance) -> None:
         definition, step = evaluation.definition_of(instance)
         if status_id is not None:
             status = next((s for s in step.statuses.values() if s.id == status_id), None)
@@ -273,7 +286,8 @@ def update_workflow_step_status(
             _set_status(
                 instance, EventKind.STATUS_CHANGED, InstanceState.ACTIVE, step, actor, status
             )
-    return _sync(workflow_instance, instance)
+
+    return _sync(workflow_instance, _change(workflow_instance, expected_version, actor, change))
 
 
 def advance_workflow_instance(
@@ -286,7 +300,8 @@ def advance_workflow_instance(
     """Retry the transitions of an instance whose completion status found no match earlier,
     e.g. with new ``context_data``. Writes ``ADVANCED``/``COMPLETED``, or ``NO_TRANSITION``
     again when still nothing matches."""
-    with _changing(workflow_instance, expected_version, actor) as instance:
+
+    def change(instance: WorkflowInstance) -> None:
         if instance.state == InstanceState.ON_HOLD:
             raise InstanceOnHold(
                 f"Workflow instance {instance.pk} is on hold; resume it before advancing it.",
@@ -302,7 +317,8 @@ def advance_workflow_instance(
             )
         _require_move(actor, instance, status, status)
         _advance(instance, definition, step, status, Context(instance, context_data), actor)
-    return _sync(workflow_instance, instance)
+
+    return _sync(workflow_instance, _change(workflow_instance, expected_version, actor, change))
 
 
 def _set_status(
@@ -333,7 +349,8 @@ def set_workflow_on_hold(
     workflow_instance: WorkflowInstance, *, actor: Any = None, expected_version: int | None = None
 ) -> WorkflowInstance:
     """Put an active instance on hold (state ON_HOLD; the step's on-hold status if it has one)."""
-    with _changing(workflow_instance, expected_version, actor) as instance:
+
+    def change(instance: WorkflowInstance) -> None:
         if instance.state == InstanceState.ON_HOLD:
             raise InstanceOnHold(
                 f"Workflow instance {instance.pk} is already on hold.", instance_id=instance.pk
@@ -344,7 +361,8 @@ def set_workflow_on_hold(
         _set_status(
             instance, EventKind.ON_HOLD, InstanceState.ON_HOLD, step, actor, step.on_hold_status
         )
-    return _sync(workflow_instance, instance)
+
+    return _sync(workflow_instance, _change(workflow_instance, expected_version, actor, change))
 
 
 def resume_workflow_instance(
@@ -354,7 +372,8 @@ def resume_workflow_instance(
 
     Held through an on-hold status that names a permission, resuming needs that permission too
     (unless the default status names one of its own, which then decides)."""
-    with _changing(workflow_instance, expected_version, actor) as instance:
+
+    def change(instance: WorkflowInstance) -> None:
         if instance.state != InstanceState.ON_HOLD:
             raise NotOnHold(
                 f"Workflow instance {instance.pk} is not on hold.", instance_id=instance.pk
@@ -369,7 +388,8 @@ def resume_workflow_instance(
         _set_status(
             instance, EventKind.RESUMED, InstanceState.ACTIVE, step, actor, status, requested=False
         )
-    return _sync(workflow_instance, instance)
+
+    return _sync(workflow_instance, _change(workflow_instance, expected_version, actor, change))
 
 
 def cancel_workflow_instance(
@@ -377,7 +397,8 @@ def cancel_workflow_instance(
 ) -> WorkflowInstance:
     """Cancel an unfinished instance (state CANCELLED, completed_at set, the step's
     cancellation status if it has one)."""
-    with _changing(workflow_instance, expected_version, actor) as instance:
+
+    def change(instance: WorkflowInstance) -> None:
         definition, step = evaluation.definition_of(instance)
         current = definition.statuses.get(instance.current_step_status_id)
         _require_move(actor, instance, current, step.cancellation_status)
@@ -389,7 +410,8 @@ def cancel_workflow_instance(
             actor,
             step.cancellation_status,
         )
-    return _sync(workflow_instance, instance)
+
+    return _sync(workflow_instance, _change(workflow_instance, expected_version, actor, change))
 
 
 # --------------------------------------------------------------------------- work items

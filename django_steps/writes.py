@@ -1,5 +1,6 @@
-"""The write path the services share: locking an instance, checking a move, saving its new
-position with its history row, and announcing the committed change.
+"""The write path the services share: reading an instance for a change (optimistically, or
+with its row locked), checking a move, saving its new position with its history row (a
+compare-and-set on the optimistic path), and announcing the committed change.
 
 :mod:`django_steps.services` holds the public services built on it.
 """
@@ -7,7 +8,7 @@ position with its history row, and announcing the committed change.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -66,29 +67,40 @@ def system_detail(detail: Any) -> Iterator[None]:
 def _lock(
     workflow_instance: WorkflowInstance, expected_version: int | None, actor: Any = None
 ) -> WorkflowInstance:
-    """The instance's row, locked; with an acting user, only if they may see it (checked before
-    the version, which would tell that it exists)."""
-    try:
-        locked = (
-            WorkflowInstance.objects.using(_db())
-            .select_for_update(of=("self",))
-            .select_related("workflow", "definition_version")
-            .defer("definition_version__document")  # read only when its compiled form is not cached
-            .get(pk=workflow_instance.pk)
-        )
-    except WorkflowInstance.DoesNotExist:
-        raise _missing(workflow_instance.pk) from None
-    if actor is not None and not authorization.may_see_instance(actor, locked):
+    """The instance's row, locked (inside the caller's transaction); with an acting user, only
+    if they may see it (checked before the version, which would tell that it exists)."""
+    return _read(workflow_instance, expected_version, actor, lock=True)
+
+
+def _read(
+    workflow_instance: WorkflowInstance,
+    expected_version: int | None,
+    actor: Any,
+    *,
+    lock: bool,
+) -> WorkflowInstance:
+    """The instance as committed (``lock``: its row locked), with its workflow, its version
+    and — its content type being known — its content object, in one statement
+    (:func:`django_steps.history.read_for_change`); checked as :func:`_lock` says."""
+    read = history.read_for_change(
+        _db(),
+        workflow_instance.pk,
+        workflow_instance.__dict__.get("content_type_id"),
+        lock=lock,
+    )
+    if read is None:
         raise _missing(workflow_instance.pk)
-    if expected_version is not None and locked.version != expected_version:
+    if actor is not None and not authorization.may_see_instance(actor, read):
+        raise _missing(workflow_instance.pk)
+    if expected_version is not None and read.version != expected_version:
         raise VersionConflict(
-            f"Workflow instance {locked.pk} is at version {locked.version}, not the expected one: "
+            f"Workflow instance {read.pk} is at version {read.version}, not the expected one: "
             "it was changed by someone else. Reload it and try again.",
-            instance_id=locked.pk,
+            instance_id=read.pk,
             expected_version=expected_version,
-            actual_version=locked.version,
+            actual_version=read.version,
         )
-    return locked
+    return read
 
 
 def _refuse_finished(instance: WorkflowInstance) -> None:
@@ -101,18 +113,61 @@ def _refuse_finished(instance: WorkflowInstance) -> None:
         )
 
 
-@contextmanager
-def _changing(
-    workflow_instance: WorkflowInstance, expected_version: int | None, actor: Any
-) -> Iterator[WorkflowInstance]:
-    """How every change of an instance starts: the permission to change checked, then, in one
-    transaction, the instance's row locked (at ``expected_version``) and refused if finished.
-    The change is written inside the block."""
+#: Optimistic attempts of one change before it takes the instance's row lock (see
+#: :func:`_change`). One: a change overtaken once is contended, and a second optimistic try
+#: would mostly repeat work to be overtaken again (32 threads × 50 changes on one instance took
+#: 19.8 s with one attempt, 23.7 s with two, 16.6 s always locking; loaded 2-core machine).
+OPTIMISTIC_ATTEMPTS = 1
+
+
+class _Overtaken(Exception):
+    """A compare-and-set write found the instance changed since it was read: nothing was
+    written; the change is tried again on a fresh read."""
+
+
+def _change(
+    workflow_instance: WorkflowInstance,
+    expected_version: int | None,
+    actor: Any,
+    apply: Callable[[WorkflowInstance], Any],
+) -> WorkflowInstance:
+    """How every change of an instance runs: the permission to change checked, the instance
+    read (at ``expected_version``) and refused if finished, then ``apply(instance)`` decides
+    and writes the change. Returns the instance as changed.
+
+    On PostgreSQL in autocommit (no caller's transaction open) a change is optimistic: one
+    read, then one compare-and-set write (:func:`django_steps.history.write_in_one_statement`)
+    that applies only if no other event of the instance was committed since the read: two
+    round trips, each its own transaction, no lock held between them. When another change came
+    first (after :data:`OPTIMISTIC_ATTEMPTS` such attempts), it is read again with the row lock
+    in a transaction, as the other path always does, and decided on that state, where nothing
+    can overtake it: a change never fails for contention alone, and its attempts are bounded.
+    With ``expected_version``, an instance that moved on is a ``VERSION_CONFLICT`` at that
+    read, as before. Inside a caller's transaction, on SQLite, or with model save signals
+    connected, the change locks the row in a transaction."""
     _may_change(actor)
-    with transaction.atomic(using=_db()):
-        instance = _lock(workflow_instance, expected_version, actor)
+    using = _db()
+    connection = connections[using]
+    if (
+        connection.vendor == "postgresql"
+        and connection.get_autocommit()
+        and not connection.in_atomic_block
+        and not _save_signals_connected()
+    ):
+        for _ in range(OPTIMISTIC_ATTEMPTS):
+            instance = _read(workflow_instance, expected_version, actor, lock=False)
+            _refuse_finished(instance)
+            instance._compare_and_set = (instance.version, instance.last_sequence)
+            try:
+                apply(instance)
+            except _Overtaken:
+                continue
+            return instance
+    with transaction.atomic(using=using):
+        instance = _read(workflow_instance, expected_version, actor, lock=True)
         _refuse_finished(instance)
-        yield instance
+        apply(instance)
+    return instance
 
 
 def _require_move(
@@ -262,20 +317,29 @@ def _append(
     ``event`` at its place in the global order, open/close work items (``work``) and write its
     timers (``timers``); publish the event once committed."""
     using = instance._state.db or _db()
-    if connections[using].vendor == "postgresql" and not _save_signals_connected():
-        history.write_in_one_statement(
+    expect = instance.__dict__.pop("_compare_and_set", None)  # one write per optimistic read
+    vendor, plain = connections[using].vendor, not _save_signals_connected()
+    if expect is not None or (vendor == "postgresql" and plain):
+        if not history.write_in_one_statement(
             using,
             event,
             update=instance if changed else None,
             fields=changed or (),
             work=work,
             timers=timers,
-        )
+            expect=expect,
+        ):
+            raise _Overtaken
     else:
-        if changed:
-            instance.save(using=using, update_fields=changed)
-        event.txid, event.position = history.next_slot(using, instance.pk)
-        event.save(using=using, force_insert=True)
+        if vendor == "sqlite" and plain:
+            history.write_in_two_statements(
+                using, event, update=instance if changed else None, fields=changed or ()
+            )
+        else:
+            if changed:
+                instance.save(using=using, update_fields=changed)
+            event.txid, event.position = history.next_slot(using, instance.pk)
+            event.save(using=using, force_insert=True)
         if work is not None:
             workitems.apply(work, instance, event)
         if timers is not None:

@@ -22,6 +22,11 @@ EXPECTED = {
         "full runs per second",
         "CEL compile of a new condition",
         "CEL evaluate of a cached condition",
+        "round trips per advancing update, trusted path",
+        "Python CPU per advancing update, trusted path",
+        "advancing update with actor= (permission, visibility and move checks) vs trusted",
+        "advancing update entering a step with a deadline and reminder (arms 2 timers) vs trusted",
+        "advancing update entering an assigned step (opens a work item) vs trusted",
     ],
     # On SQLite (`make test` on a fresh machine) one row says it needs PostgreSQL; on PostgreSQL
     # (CI) the threads are measured.
@@ -29,6 +34,7 @@ EXPECTED = {
         [
             "1 thread(s), separate instances: engine changes/s",
             "engine 8-thread / 1-thread scaling vs the floor's",
+            "engine CPU per change, 8 thread(s)",
         ]
         if os.environ.get("DATABASE_URL", "").startswith("postgres")
         else ["writers: changes/s with 1-8 threads vs a plain UPDATE"]

@@ -185,8 +185,17 @@ def to_json(value: Any, _depth: int = 0) -> Any:
     return str(value)
 
 
-def activation(context: Mapping[str, Any]) -> dict[str, Any]:
+def activation(context: Mapping[str, Any], under: str | None = None) -> dict[str, Any]:
     """The CEL variables of a context. Keys that are not CEL names (``"my-field"``) cannot be
-    referred to by a condition and would make celpy refuse the whole context: they are left out."""
+    referred to by a condition and would make celpy refuse the whole context: they are left out.
+    ``under``: the whole context is also one map variable of that name (an object's fields at
+    the top level and under its model's name), unless a key has that name; each value is
+    converted once for both."""
     names = NameContainer.extended_name_path
-    return {str(key): to_cel(value) for key, value in context.items() if names.match(str(key))}
+    converted = {str(key): to_cel(value) for key, value in context.items()}
+    variables = {key: value for key, value in converted.items() if names.match(key)}
+    if under is not None and names.match(under):
+        variables.setdefault(
+            under, celtypes.MapType({celtypes.StringType(k): v for k, v in converted.items()})
+        )
+    return variables
