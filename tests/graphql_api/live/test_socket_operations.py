@@ -99,6 +99,7 @@ def _read_variables(name: str, mine: WorkflowInstance, hidden: WorkflowInstance)
         "WorkflowDiagram": {"name": "Claim Processing"},
         "WorkflowVersions": {"name": "Claim Processing"},
         "WorkflowDiff": {"name": "Claim Processing", "fromVersion": 1, "toVersion": 1},
+        "WorkflowStats": {"name": "Claim Processing"},
         "WorkflowInstances": {"first": 100},
         "InstanceHistory": {"id": instance_gid(mine)},
         "WorkflowEvents": {"first": 10},
