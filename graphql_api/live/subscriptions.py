@@ -28,9 +28,17 @@ A socket outlives the checks made when it opened, so the subscription keeps chec
   is sent and the subscription ends with ``PERMISSION_DENIED``.
 * **Each event's instance** goes through the visibility rule (workflow-wide and all-instance
   streams carry only what the user may see; a per-instance stream ends with ``NOT_FOUND`` when
-  the instance becomes hidden). Decisions are kept per user and instance for the same few
-  seconds and shared by every subscription of the process, so a thousand sockets of one user
-  cost one query per instance, not a thousand.
+  the instance becomes hidden). Decisions are kept per visibility class and instance (per user
+  and instance for a user of an opaque class: :func:`django_steps.authorization.visibility_class`)
+  for the same few seconds and shared by every subscription of the process, so a thousand
+  sockets of one class cost one query per instance, not a thousand. The class is taken again
+  with the user.
+
+Shared fan-out
+==============
+
+Every subscriber of one class that sends the same document and variables gets one execution
+of the event, serialised once (:mod:`graphql_api.live.execution`).
 """
 
 from __future__ import annotations
@@ -38,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -53,6 +60,7 @@ from django_steps.selectors import newest_cursor
 from graphql_api.api.ids import parse_global_id
 from graphql_api.api.types import WorkflowEventType
 from graphql_api.live import revocation, socket_auth
+from graphql_api.live.shared import sending_event, sharing_class
 from graphql_api.live.streams import (
     CursorTooOld,
     InvalidCursor,
@@ -71,10 +79,6 @@ if TYPE_CHECKING:  # lazy below: inbox.py builds on this module
 __all__ = ["Subscription", "resolve_stream"]
 
 _DENIED = "You may no longer read workflow instances on this connection."
-
-#: The event whose result the current operation (its asyncio task) is about to send: the
-#: WebSocket size guard names its cursor when the message is too large (graphql_api/routing.py).
-sending_event: ContextVar[WorkflowEvent | None] = ContextVar("sending_event", default=None)
 
 
 def resolve_stream(
@@ -174,6 +178,9 @@ class Access:
         self.session_key = _session_key(info)
         self.ttl = socket_auth.recheck_seconds()
         self.user = user
+        #: The user's visibility class (None: opaque, decisions per user), taken again with
+        #: the user: see :func:`django_steps.authorization.visibility_class`.
+        self.visibility_class: Any = None
 
     async def check_user(self) -> None:
         """Raise ``PERMISSION_DENIED`` once the user may no longer read instances (the user is
@@ -193,9 +200,16 @@ class Access:
                 user = None
         if user is None:
             raise query_error(ErrorCode.PERMISSION_DENIED, _DENIED)
+        self.visibility_class = await socket_auth.DECISIONS.get(
+            ("class", self.user_pk, self.session_key),
+            self.ttl,
+            lambda: authorization.visibility_class(user),
+        )
         self.user = user
 
     async def may_see(self, instance_id: int) -> bool:
+        """Whether the user may see the instance: decided once per visibility class (the same
+        for all its members) and instance, or per user for an opaque one, every few seconds."""
         user = self.user
 
         def compute() -> bool:
@@ -203,9 +217,11 @@ class Access:
                 user, WorkflowInstance.objects.filter(pk=instance_id)
             ).exists()
 
-        return await socket_auth.DECISIONS.get(
-            ("instance", self.user_pk, self.session_key, instance_id), self.ttl, compute
-        )
+        if self.visibility_class is not None:
+            key: tuple = ("instance of class", self.visibility_class, instance_id)
+        else:
+            key = ("instance", self.user_pk, self.session_key, instance_id)
+        return await socket_auth.DECISIONS.get(key, self.ttl, compute)
 
 
 async def _guarded(
@@ -302,9 +318,10 @@ class Subscription:
                     if turn is not None:
                         async with turn:  # wait for this socket's turn (see _socket_turn)
                             pass
-                    sending_event.set(
-                        event
-                    )  # this generator runs in the operation's task: the sender sees it
+                    # This generator runs in the operation's task: the executor and the sender
+                    # see these (graphql_api.live.execution, graphql_api.live.adapter).
+                    sending_event.set(event)
+                    sharing_class.set(access.visibility_class)
                     yield event
         except CursorTooOld as error:
             raise query_error(error.code, str(error)) from error
