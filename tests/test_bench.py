@@ -69,7 +69,7 @@ EXPECTED = {
         "entering a step with a deadline and reminder (arms them) vs one without",
     ],
     "mutations": ["updateWorkflowStepStatus"],
-    "subscriptions": ["redis, 2 workers", "in-memory, 1 worker"],
+    "subscriptions": ["fan-out: executions per event", "redis, 2 workers", "in-memory, 1 worker"],
     "replay": ["replay of a claimant's 12 events among"],
     "inbox": [
         "me.inbox(first: 20) over GraphQL,",
