@@ -99,7 +99,7 @@ def check(subscribers: list[Subscriber], expected: list[int]) -> dict:
 
 async def main() -> None:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=1 << 26)  # the expected cursors come in one line
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
 
     async def read() -> dict:

@@ -231,6 +231,7 @@ async def clients(config: dict, subscribers: int, processes: int) -> list:
             str(ROOT / "bench" / "_subscription_client.py"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            limit=1 << 26,  # one line of latencies per client
         )
         await tell([process], {**config, "subscribers": share})
         started.append(process)

@@ -44,12 +44,21 @@ from graphql import (
     visit,
 )
 from graphql.pyutils import is_awaitable
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from django_steps.models import WorkflowEvent
 from graphql_api.live.shared import RESULTS, STATS, Shared, sharing_class
 
-__all__ = ["VIEWER_DEPENDENT", "SharedEventExecutionContext", "selects_viewer_dependent"]
+__all__ = [
+    "VIEWER_DEPENDENT",
+    "SharedEventExecutionContext",
+    "selects_viewer_dependent",
+    "send_shared",
+    "share_base",
+    "share_key",
+    "shares_directly",
+]
 
 #: The fields whose value depends on who asks beyond what they may see, as (GraphQL type, field):
 #: the one list. A subscription document selecting any of them is executed per user.
@@ -68,14 +77,12 @@ VIEWER_DEPENDENT: frozenset[tuple[str, str]] = frozenset(
 _DEPENDENT: dict[int, tuple[Any, bool]] = {}
 
 
-def selects_viewer_dependent(executor: Any) -> bool:
-    """Whether the operation of ``executor`` selects a :data:`VIEWER_DEPENDENT` field anywhere
-    (its selection and every fragment of its document, through interfaces and unions too)."""
-    operation = executor.operation
+def selects_viewer_dependent(schema: Any, operation: Any, fragments: dict) -> bool:
+    """Whether ``operation`` selects a :data:`VIEWER_DEPENDENT` field anywhere (its selection
+    and every fragment of its document, through interfaces and unions too)."""
     found = _DEPENDENT.get(id(operation))
     if found is not None and found[0] is operation:
         return found[1]
-    schema = executor.schema
     type_info = TypeInfo(schema)
     hit = False
 
@@ -94,7 +101,7 @@ def selects_viewer_dependent(executor: Any) -> bool:
             if any((name, node.name.value) in VIEWER_DEPENDENT for name in names):
                 hit = True
 
-    for node in (operation, *executor.fragment_definitions.values()):
+    for node in (operation, *fragments.values()):
         visit(node, TypeInfoVisitor(type_info, _Finder()))
     if len(_DEPENDENT) > 1000:
         _DEPENDENT.clear()
@@ -112,45 +119,53 @@ def _user_key(context: Any) -> tuple | None:
     return ("user", getattr(user, "pk", None), bool(getattr(user, "is_authenticated", False)))
 
 
+def share_base(schema: Any, operation: Any, fragments: dict, variables: Any) -> tuple | None:
+    """What every subscriber sharing results with this subscription has in common: (the
+    operation node, its variables, whether it reads the viewer); None: share nothing."""
+    if operation.operation is not OperationType.SUBSCRIPTION:
+        return None
+    try:
+        variables = json.dumps(variables, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return None
+    # The operation node's identity: strawberry's parser cache gives identical documents the
+    # same node (graphql-core hashes nodes structurally, which is slow). Entries keep the node
+    # alive, so its id cannot be reused while they exist.
+    return (id(operation), variables, selects_viewer_dependent(schema, operation, fragments))
+
+
+def share_key(base: tuple | None, context: Any) -> tuple | None:
+    """The key of the result of one subscriber (``base`` from :func:`share_base`): its
+    visibility class (:data:`sharing_class`), or its user when the class is opaque or the
+    document reads the viewer."""
+    if not base:
+        return None
+    operation, variables, per_user = base
+    visibility = None if per_user else sharing_class.get()
+    if visibility is None:
+        visibility = _user_key(context)
+    return None if visibility is None else (operation, variables, visibility)
+
+
 class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
     _share_base: tuple | None | bool = False  # False: not computed yet
-    _per_user = True
 
     def build_per_event_executor(self, payload: Any) -> Any:
         # Once per subscription (the per-event executors are copies of this one).
         if self._share_base is False:
-            self._share_base = self._compute_share_base()
+            self._share_base = share_base(
+                self.schema,
+                self.operation,
+                self.fragment_definitions,
+                getattr(self.variable_values, "coerced", self.variable_values),
+            )
         return super().build_per_event_executor(payload)
-
-    def _compute_share_base(self) -> tuple | None:
-        if self.operation.operation is not OperationType.SUBSCRIPTION:
-            return None
-        values = getattr(self.variable_values, "coerced", self.variable_values)
-        try:
-            variables = json.dumps(values, sort_keys=True, default=str)
-        except (TypeError, ValueError):
-            return None
-        self._per_user = selects_viewer_dependent(self)
-        # The operation node's identity: strawberry's parser cache gives identical documents the
-        # same node (graphql-core hashes nodes structurally, which is slow). Entries keep the node
-        # alive, so its id cannot be reused while they exist.
-        return (id(self.operation), variables)
-
-    def _share_key(self) -> tuple | None:
-        base = self._share_base
-        if not base:
-            return None
-        visibility = None if self._per_user else sharing_class.get()
-        if visibility is not None:
-            return (*base, visibility)
-        user = _user_key(self.context_value)
-        return None if user is None else (*base, user)
 
     def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
         event = self.root_value
         if not isinstance(event, WorkflowEvent):
             return super().execute_operation(*args, **kwargs)
-        key = self._share_key()
+        key = share_key(self._share_base or None, self.context_value)
         if key is None:
             return self._execute(event, args, kwargs)
         results = RESULTS.get(event)
@@ -208,3 +223,47 @@ def _settle(results: dict, key: tuple, entry: Shared, done: asyncio.Future) -> N
         return
     entry.result = done.result()
     results[id(entry.result.data)] = entry
+
+
+def shares_directly(info: Any) -> bool:
+    """Whether a shared result may be sent as is to another subscriber of ``info``'s schema:
+    unless one of its extensions adds ``extensions`` to results (strawberry's
+    ``get_results``), which strawberry would compute per result."""
+    schema = info.schema
+    found = _DIRECT.get(id(schema))
+    if found is None or found[0] is not schema:
+        # As strawberry builds them for an operation (classes and factories called).
+        extensions = schema.get_extensions()
+        plain = all(type(e).get_results is SchemaExtension.get_results for e in extensions)
+        found = _DIRECT[id(schema)] = (schema, plain)
+    return found[1]
+
+
+#: id(strawberry schema) -> (schema, whether shared results may skip its per-result work).
+_DIRECT: dict[int, tuple[Any, bool]] = {}
+
+
+async def send_shared(event: WorkflowEvent, base: tuple | None, info: Any, operation: Any) -> bool:
+    """Send ``event`` to the graphql-transport-ws ``operation`` running this subscription as the
+    result another subscriber sharing its key (``base``: :func:`share_base`) already got,
+    without executing anything: True if sent, False if there is none (or it failed): the
+    caller yields the event, which executes it as usual."""
+    key = share_key(base, info.context)
+    results = RESULTS.get(event)
+    entry = results.get(key) if results and key else None
+    if entry is None or entry.operation is not info._raw_info.operation:
+        return False
+    result = entry.result
+    if entry.pending is not None:
+        try:
+            result = await asyncio.shield(entry.pending)
+        except Exception:
+            return False
+        if result.errors:
+            return False
+    STATS.shared += 1
+    # What strawberry sends for a result without errors or extensions (Operation.send_next).
+    await operation.send_operation_message(
+        {"id": operation.id, "type": "next", "payload": {"data": result.data}}
+    )
+    return True

@@ -60,8 +60,10 @@ from django_steps.selectors import newest_cursor
 from graphql_api.api.ids import parse_global_id
 from graphql_api.api.types import WorkflowEventType
 from graphql_api.live import revocation, socket_auth
-from graphql_api.live.shared import sending_event, sharing_class
+from graphql_api.live.execution import send_shared, share_base, shares_directly
+from graphql_api.live.shared import direct_operation, sending_event, sharing_class
 from graphql_api.live.streams import (
+    IDLE,
     CursorTooOld,
     InvalidCursor,
     StreamSpec,
@@ -227,22 +229,13 @@ class Access:
 async def _guarded(
     events: AsyncGenerator[WorkflowEvent, None], access: Access, spec: StreamSpec, info: Info
 ):
-    """``events``, re-checking access before each one and every few seconds while idle."""
-    pending: asyncio.Future | None = None
+    """``events`` (a :func:`~graphql_api.live.streams.stream_events` given ``idle=access.ttl``),
+    re-checking access before each one and every few seconds while idle (:data:`IDLE`)."""
     try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait({pending}, timeout=access.ttl)
+        async for event in events:
             await access.check_user()
-            if not done:
+            if event is IDLE:
                 continue
-            try:
-                event = pending.result()
-            except StopAsyncIteration:
-                return
-            finally:
-                pending = None
             if not await access.may_see(event.instance_id):
                 if spec.instance_id is not None:
                     raise query_error(TransportCode.NOT_FOUND, "No workflow instance has this ID.")
@@ -250,10 +243,6 @@ async def _guarded(
             permissions.vouch(info, event.instance_id)
             yield event
     finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):  # let the generator stop before closing it
-                await pending
         await events.aclose()
 
 
@@ -308,11 +297,16 @@ class Subscription:
             user, instance_id, workflow_name, position, info
         )
         access = Access(info, user)
-        events = stream_events(get_channel_layer(), spec, after=position, visible=visible_to(user))
+        events = stream_events(
+            get_channel_layer(), spec, after=position, visible=visible_to(user), idle=access.ttl
+        )
         try:
             # aclosing: when the operation ends (complete, close, cancel), the stream is closed
             # now, not whenever the garbage collector finalises it.
             turn = _socket_turn(info)
+            direct = direct_operation.get() if shares_directly(info) else None
+            raw = info._raw_info
+            base = share_base(raw.schema, raw.operation, raw.fragments, raw.variable_values)
             async with contextlib.aclosing(_guarded(events, access, spec, info)) as guarded:
                 async for event in guarded:
                     if turn is not None:
@@ -322,6 +316,8 @@ class Subscription:
                     # see these (graphql_api.live.execution, graphql_api.live.adapter).
                     sending_event.set(event)
                     sharing_class.set(access.visibility_class)
+                    if direct is not None and await send_shared(event, base, info, direct):
+                        continue  # another subscriber's result, sent as is: nothing to execute
                     yield event
         except CursorTooOld as error:
             raise query_error(error.code, str(error)) from error
