@@ -20,9 +20,14 @@ selecting one of them anywhere (fragments included) is executed per user, as bef
 subscriber may see the event at all is checked per subscriber, against its class
 (:class:`graphql_api.live.subscriptions.Access`), before anything is executed for it.
 
-Only results without errors are shared; they are read-only afterwards. The results are kept
-beside the event object for as long as it lives: the :class:`~graphql_api.live.hub.EventHub`
-hands one object to every stream of the process, and it is freed once every stream has sent it.
+The first subscriber of a key executes the event; the others wait for that execution if it is
+in flight, then send its result as is: on graphql-transport-ws straight from the subscription
+(:func:`send_shared`: no per-event executor, result handling or extension hooks run for them,
+unless a schema extension adds ``extensions`` to results), on graphql-ws through strawberry with
+the shared result. Only results without errors are shared; they are read-only afterwards. The
+results are kept beside the event object for as long as it lives: the
+:class:`~graphql_api.live.hub.EventHub` hands one object to every stream of the process, and it
+is freed once every stream has sent it.
 :data:`graphql_api.live.shared.STATS` counts executions (per event too): the bench and the tests
 read it.
 """

@@ -3,11 +3,15 @@ result for every subscriber as when alone, nothing for a subscriber who may not 
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import pytest
 from channels.db import database_sync_to_async
 
 from django_steps import authorization, services
 from django_steps.models import WorkflowEvent
+from graphql_api.live.execution import VIEWER_DEPENDENT
 from graphql_api.live.shared import STATS
 
 from .conftest import login_session, make_user, new_claim
@@ -145,3 +149,32 @@ async def test_viewer_dependent_fields_run_per_user(application, claim_workflows
         )
         assert got[key] == solo, key
     assert got["0:reviewer"] == got["1:reviewer"]
+
+
+#: What a resolver calls when its answer depends on who asks beyond what they may see.
+READS_THE_VIEWER = re.compile(
+    r"current_user\(|may_view_attached_object\(|has_perm\(info|inbox_of\("
+)
+
+
+def test_every_field_reading_the_viewer_is_declared_viewer_dependent():
+    """A new field whose resolver reads the viewer must join VIEWER_DEPENDENT, or subscribers of
+    one visibility class would get each other's answers (root fields are not in events)."""
+    from graphql import GraphQLObjectType
+
+    from graphql_api.schema import schema
+
+    roots = {"Query", "Mutation", "Subscription"}
+    reading = set()
+    for type_ in schema._schema.type_map.values():
+        if not isinstance(type_, GraphQLObjectType) or type_.name in roots:
+            continue
+        for name, field in type_.fields.items():
+            definition = (field.extensions or {}).get("strawberry-definition")
+            resolver = getattr(definition, "base_resolver", None)
+            if resolver is None:
+                continue
+            if READS_THE_VIEWER.search(inspect.getsource(resolver.wrapped_func)):
+                reading.add((type_.name, name))
+    assert reading  # the scan sees them: viewerCan, context, subject, inbox
+    assert reading <= VIEWER_DEPENDENT, reading - VIEWER_DEPENDENT
