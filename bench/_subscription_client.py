@@ -25,6 +25,9 @@ from array import array
 from collections import Counter
 from datetime import datetime
 
+#: Sockets opened at once.
+BATCH = 100
+
 
 class Subscriber:
     __slots__ = ("cursors", "latencies", "warm", "failed")
@@ -114,19 +117,20 @@ async def main() -> None:
     state = {"threshold": 1 << 62}  # nothing counted before the threshold arrives
     subscribers = [Subscriber() for _ in range(config["subscribers"])]
     readies = [asyncio.Event() for _ in subscribers]
-    tasks = []
-    for i, me in enumerate(subscribers):
-        task = subscribe(config, ports[i % len(ports)], me, state, readies[i])
-        tasks.append(asyncio.create_task(task))
-        if i % 50 == 49:
-            await asyncio.sleep(0.05)
+    tasks: list[asyncio.Task] = []
 
     async def opened_or_failed(i: int) -> None:
         waiter = asyncio.ensure_future(readies[i].wait())
         await asyncio.wait({waiter, tasks[i]}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
 
-    await asyncio.gather(*(opened_or_failed(i) for i in range(len(tasks))))
+    # A batch at a time, each one subscribed (or failed) before the next: thousands of
+    # handshakes at once overflow the servers' accept queues.
+    for start in range(0, len(subscribers), BATCH):
+        for i in range(start, min(start + BATCH, len(subscribers))):
+            task = subscribe(config, ports[i % len(ports)], subscribers[i], state, readies[i])
+            tasks.append(asyncio.create_task(task))
+        await asyncio.gather(*(opened_or_failed(i) for i in range(start, len(tasks))))
     live = [me for me, task in zip(subscribers, tasks, strict=True) if not task.done()]
     say({"ready": len(live), "failed": len(subscribers) - len(live)})
     deadline = time.monotonic() + 120
