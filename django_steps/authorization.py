@@ -29,6 +29,16 @@ Reading instances
     row), so a list page costs the same whatever the rule. Events are visible with their
     instance.
 
+    Beside the rule, its **visibility classes** (:func:`visibility_class`): users with the same
+    class see exactly the same instances, so what is computed from visibility alone (a live
+    event's result, shared by every subscriber of the class) is computed once per class. The
+    default rule derives them (:func:`default_visibility_class`: active superusers form one
+    class; users whose visibility is one filter on content types form one class per set of
+    content types; anyone an object rule applies to is opaque). A ``VISIBLE_INSTANCES`` rule of
+    your own is opaque unless ``settings.DJANGO_STEPS["VISIBILITY_CLASS"]`` (a callable ``user ->
+    hashable or None``, or its dotted path) names its classes; ``None`` means opaque: a class of
+    that user alone. Two users in one class must see the same instances whatever they are.
+
 Starting
     A workflow lists the models it may be started on (``Workflow.content_types``; document key
     ``content_types``). Starting it on an object of any other model is refused with
@@ -105,6 +115,7 @@ __all__ = [
     "AllowedActions",
     "allowed_actions",
     "check_startable",
+    "default_visibility_class",
     "default_visible_instances",
     "groups_of",
     "may_act_on_item",
@@ -116,6 +127,7 @@ __all__ = [
     "required_permission",
     "may_view_object",
     "sees_every_instance_on",
+    "visibility_class",
     "visible_events",
     "visible_work_items",
     "visible_instances",
@@ -227,6 +239,38 @@ def default_visible_instances(user: Any, queryset: QuerySet) -> QuerySet:
     view (see the module docstring). Expects a user who may read instances."""
     condition = _default_filter(user)
     return queryset if condition is None else queryset.filter(condition)
+
+
+def default_visibility_class(user: Any) -> Any:
+    """The visibility class the default rule gives ``user`` (see the module docstring): equal
+    keys see the same instances; None when an object rule applies to them (opaque)."""
+    if getattr(user, "is_superuser", False):
+        return ("everything",)
+    everywhere = _globally_viewable(user)
+    for model in object_rules():
+        content_type = ContentType.objects.get_for_model(model).pk
+        if content_type in everywhere:
+            continue
+        if not user.has_perm(_view_permission(model)):
+            return None  # the object rule decides per user
+        everywhere.add(content_type)
+    return ("content types", tuple(sorted(everywhere)))
+
+
+def visibility_class(user: Any) -> Any:
+    """A key shared by the users who see exactly the same instances as ``user`` (the visibility
+    class of the configured rule), or None: opaque, ``user`` is a class of their own. Users who
+    may not read instances are None too."""
+    if not may_read_instances(user):
+        return None
+    hook = steps_setting("VISIBILITY_CLASS")
+    if hook is not None:
+        key = _callable(hook)(user)
+    elif steps_setting("VISIBLE_INSTANCES") is None:
+        key = default_visibility_class(user)
+    else:  # a rule of the project's own, with no classes named: nothing is known
+        return None
+    return None if key is None else ("visibility class", key)
 
 
 def visibility_rule() -> Callable[[Any, QuerySet], QuerySet]:

@@ -23,6 +23,10 @@ DEFAULTS: dict[str, Any] = {
     # Object rules of the default: {"app_label.model": callable (user, queryset of the model) ->
     # the objects the user may view, or its dotted path} for models viewed per object.
     "VISIBLE_OBJECTS": {},
+    # The visibility class of a user: a callable user -> hashable key (users with equal keys see
+    # exactly the same instances) or None (opaque: a class of their own), or its dotted path;
+    # None: derived from the default rule (authorization.default_visibility_class).
+    "VISIBILITY_CLASS": None,
     # Who is in which group, for steps assigned to groups (workitems.py): a callable user ->
     # iterable of group names, or its dotted path; None: the user's Django groups.
     "GROUPS_OF": None,

@@ -81,7 +81,7 @@ EXPECTED = {
         "updateWorkflowStepStatus over HTTP, ours vs floor, 8 client(s)",
         "updateWorkflowStepStatus, ours, 8 clients on one shared instance",
     ],
-    "subscriptions": ["redis, 2 workers", "in-memory, 1 worker"],
+    "subscriptions": ["fan-out: executions per event", "redis, 2 workers", "in-memory, 1 worker"],
     "replay": ["replay of a claimant's 12 events among"],
     "inbox": [
         "me.inbox(first: 20) over GraphQL,",

@@ -25,7 +25,7 @@ both protocols:
 The override is small: an adapter whose ``send_json`` raises :class:`MessageTooLarge`
 instead of sending, and per protocol a handler whose ``send_message`` answers it and ends the
 operation the way strawberry ends one the client stopped (cancelling its task). The event
-being sent is known from :data:`graphql_api.live.subscriptions.sending_event`, set by the
+being sent is known from :data:`graphql_api.live.shared.sending_event`, set by the
 subscription in the operation's task.
 
 
@@ -55,6 +55,7 @@ from typing import Any
 from strawberry.channels.handlers.ws_handler import ChannelsWebSocketAdapter
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 
+from graphql_api.live.shared import sending_event, shared_frame
 from graphql_api.security.error_codes import TransportCode
 from graphql_api.settings import graphql_setting
 
@@ -87,9 +88,6 @@ class MessageTooLarge(Exception):
 
     def payload(self) -> dict:
         """The result sent instead: one error, no data (see the module docstring)."""
-        # subscriptions imports the models; routing imports this module before Django is set up
-        from graphql_api.live.subscriptions import sending_event
-
         event = sending_event.get()
         over = f"{self.size:,} bytes, more than a WebSocket message may hold ({self.limit:,})"
         if event is not None:
@@ -189,7 +187,13 @@ class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
         self.closing: asyncio.Future | None = None  # closing as too slow (_close_once_read)
 
     async def send_json(self, message, *, limited: bool = True) -> None:
-        text = self.view.encode_json(message)  # json.dumps: ASCII, so characters are bytes
+        # json.dumps: ASCII, so characters are bytes. A result shared by the subscribers of an
+        # event was serialised once for all of them (graphql_api.live.execution).
+        text = None
+        if message.get("type") in _RESULT_MESSAGES:
+            text = shared_frame(sending_event.get(), message, self.view.encode_json)
+        if text is None:
+            text = self.view.encode_json(message)
         if (
             limited
             and self.max_size

@@ -162,7 +162,9 @@ class Subscription(subscriptions.Subscription):
         spec = StreamSpec(workflow_id=pk)
         access = subscriptions.Access(info, user)
         visible = subscriptions.visible_to(user)
-        events = stream_events(get_channel_layer(), spec, after=after, visible=visible)
+        events = stream_events(
+            get_channel_layer(), spec, after=after, visible=visible, idle=access.ttl
+        )
         interval = float(graphql_setting("SUBSCRIPTION_COUNTS_SECONDS"))
         async with (
             contextlib.aclosing(

@@ -1,33 +1,117 @@
-"""One execution per event for identical subscriptions.
+"""Shared fan-out: one execution per event for every subscriber that would get the same result.
 
-A dashboard fleet subscribes many sockets with the same operation: the same document, the same
-variables, the same user. graphql-core executes the selection set once per socket per event;
-with a thousand sockets that is the whole budget of a worker (``bench/subscriptions.py``). This
-executor (passed to strawberry as ``execution_context_class``) executes a workflow event once
-per (operation, variables, user) and hands the same result to every
-subscription that asks for it. Only results without errors are shared; they are read-only
-afterwards (each socket serialises its own copy of the message).
+A dashboard fleet subscribes many sockets with one document; graphql-core executes the
+selection set once per socket per event, and with a thousand sockets that is the whole budget
+of a worker (``bench/subscriptions.py``). This executor (passed to strawberry as
+``execution_context_class``) executes a workflow event once per **(document, variables,
+visibility class)** and hands the same result to every subscription that shares them; the
+sockets then send the same serialised payload (:func:`graphql_api.live.shared.shared_frame`),
+each in its own frame.
 
-The results are kept beside the event object for as long as it lives: the
-:class:`~graphql_api.live.streams.EventHub` hands one object to every stream of the process, and it
+The visibility class
+====================
+
+Users in one class see exactly the same instances (:func:`django_steps.authorization.
+visibility_class`, the hook beside the visibility rule; opaque users are a class of their own).
+So a document whose fields depend only on what the viewer may see gives every member of the
+class the same result. Fields that read the viewer beyond that are declared once, in
+:data:`VIEWER_DEPENDENT` (``viewerCan``, ``context``, ``subject``, ``me``, ``inbox``): a document
+selecting one of them anywhere (fragments included) is executed per user, as before. Whether a
+subscriber may see the event at all is checked per subscriber, against its class
+(:class:`graphql_api.live.subscriptions.Access`), before anything is executed for it.
+
+The first subscriber of a key executes the event; the others wait for that execution if it is
+in flight, then send its result as is: on graphql-transport-ws straight from the subscription
+(:func:`send_shared`: no per-event executor, result handling or extension hooks run for them,
+unless a schema extension adds ``extensions`` to results), on graphql-ws through strawberry with
+the shared result. Only results without errors are shared; they are read-only afterwards. The
+results are kept beside the event object for as long as it lives: the
+:class:`~graphql_api.live.hub.EventHub` hands one object to every stream of the process, and it
 is freed once every stream has sent it.
+:data:`graphql_api.live.shared.STATS` counts executions (per event too): the bench and the tests
+read it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import weakref
 from typing import Any
 
-from graphql import OperationType
+from graphql import (
+    FieldNode,
+    OperationType,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
+    get_named_type,
+    is_abstract_type,
+    visit,
+)
 from graphql.pyutils import is_awaitable
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from django_steps.models import WorkflowEvent
+from graphql_api.live.shared import RESULTS, STATS, Shared, sharing_class
 
-__all__ = ["SharedEventExecutionContext"]
+__all__ = [
+    "VIEWER_DEPENDENT",
+    "SharedEventExecutionContext",
+    "selects_viewer_dependent",
+    "send_shared",
+    "share_base",
+    "share_key",
+    "shares_directly",
+]
 
-_RESULTS: weakref.WeakKeyDictionary[WorkflowEvent, dict] = weakref.WeakKeyDictionary()
+#: The fields whose value depends on who asks beyond what they may see, as (GraphQL type, field):
+#: the one list. A subscription document selecting any of them is executed per user.
+VIEWER_DEPENDENT: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("WorkflowInstance", "viewerCan"),  # the viewer's permissions
+        ("WorkflowInstance", "subject"),  # shown to who may view the object
+        ("WorkflowEvent", "context"),  # shown to who may view the object
+        ("User", "inbox"),  # the viewer's own work items
+        ("Query", "me"),
+    }
+)
+
+#: id(operation node) -> (the node, whether it selects a viewer-dependent field); the entry keeps
+#: the node alive, so its id is not reused while the entry exists.
+_DEPENDENT: dict[int, tuple[Any, bool]] = {}
+
+
+def selects_viewer_dependent(schema: Any, operation: Any, fragments: dict) -> bool:
+    """Whether ``operation`` selects a :data:`VIEWER_DEPENDENT` field anywhere (its selection
+    and every fragment of its document, through interfaces and unions too)."""
+    found = _DEPENDENT.get(id(operation))
+    if found is not None and found[0] is operation:
+        return found[1]
+    type_info = TypeInfo(schema)
+    hit = False
+
+    class _Finder(Visitor):
+        def enter_field(self, node: FieldNode, *_args: Any) -> None:
+            nonlocal hit
+            parent = type_info.get_parent_type()
+            if parent is None:
+                return
+            parent = get_named_type(parent)
+            names = (
+                [t.name for t in schema.get_possible_types(parent)]
+                if is_abstract_type(parent)
+                else [parent.name]
+            )
+            if any((name, node.name.value) in VIEWER_DEPENDENT for name in names):
+                hit = True
+
+    for node in (operation, *fragments.values()):
+        visit(node, TypeInfoVisitor(type_info, _Finder()))
+    if len(_DEPENDENT) > 1000:
+        _DEPENDENT.clear()
+    _DEPENDENT[id(operation)] = (operation, hit)
+    return hit
 
 
 def _user_key(context: Any) -> tuple | None:
@@ -37,55 +121,154 @@ def _user_key(context: Any) -> tuple | None:
     user = scope.get("user")
     if user is None:
         return None
-    return (getattr(user, "pk", None), bool(getattr(user, "is_authenticated", False)))
+    return ("user", getattr(user, "pk", None), bool(getattr(user, "is_authenticated", False)))
+
+
+def share_base(schema: Any, operation: Any, fragments: dict, variables: Any) -> tuple | None:
+    """What every subscriber sharing results with this subscription has in common: (the
+    operation node, its variables, whether it reads the viewer); None: share nothing."""
+    if operation.operation is not OperationType.SUBSCRIPTION:
+        return None
+    try:
+        variables = json.dumps(variables, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return None
+    # The operation node's identity: strawberry's parser cache gives identical documents the
+    # same node (graphql-core hashes nodes structurally, which is slow). Entries keep the node
+    # alive, so its id cannot be reused while they exist.
+    return (id(operation), variables, selects_viewer_dependent(schema, operation, fragments))
+
+
+def share_key(base: tuple | None, context: Any) -> tuple | None:
+    """The key of the result of one subscriber (``base`` from :func:`share_base`): its
+    visibility class (:data:`sharing_class`), or its user when the class is opaque or the
+    document reads the viewer."""
+    if not base:
+        return None
+    operation, variables, per_user = base
+    visibility = None if per_user else sharing_class.get()
+    if visibility is None:
+        visibility = _user_key(context)
+    return None if visibility is None else (operation, variables, visibility)
 
 
 class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    _share_key: tuple | None | bool = False  # False: not computed yet
+    _share_base: tuple | None | bool = False  # False: not computed yet
 
     def build_per_event_executor(self, payload: Any) -> Any:
         # Once per subscription (the per-event executors are copies of this one).
-        if self._share_key is False:
-            self._share_key = self._compute_share_key()
+        if self._share_base is False:
+            self._share_base = share_base(
+                self.schema,
+                self.operation,
+                self.fragment_definitions,
+                getattr(self.variable_values, "coerced", self.variable_values),
+            )
         return super().build_per_event_executor(payload)
-
-    def _compute_share_key(self) -> tuple | None:
-        if self.operation.operation is not OperationType.SUBSCRIPTION:
-            return None
-        user = _user_key(self.context_value)
-        if user is None:
-            return None
-        try:
-            variables = json.dumps(self.variable_values, sort_keys=True, default=str)
-        except (TypeError, ValueError):
-            return None
-        # The operation node's identity: strawberry's parser cache gives identical documents the
-        # same node (graphql-core hashes nodes structurally, which is slow). Entries keep the node
-        # alive, so its id cannot be reused while they exist.
-        return (id(self.operation), variables, user)
 
     def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
         event = self.root_value
-        key = self._share_key
-        if not key or not isinstance(event, WorkflowEvent):
+        if not isinstance(event, WorkflowEvent):
             return super().execute_operation(*args, **kwargs)
-        results = _RESULTS.get(event)
+        key = share_key(self._share_base or None, self.context_value)
+        if key is None:
+            return self._execute(event, args, kwargs)
+        results = RESULTS.get(event)
         if results is None:
-            results = _RESULTS[event] = {}
+            results = RESULTS[event] = {}
         entry = results.get(key)
-        if entry is not None and entry[0] is self.operation:
-            return entry[1]
-        operation = self.operation
-        result = super().execute_operation(*args, **kwargs)
-        if is_awaitable(result):
+        if entry is not None and entry.operation is self.operation:
+            if entry.pending is None:
+                STATS.shared += 1
+                return entry.result
+            return self._shared(entry, event, args, kwargs, first=False)
+        result = self._execute(event, args, kwargs)
+        if not is_awaitable(result):
+            if not result.errors:
+                results[key] = results[id(result.data)] = Shared(self.operation, result)
+            return result
+        # In flight: the subscribers of the same key arriving meanwhile wait for this one (their
+        # operations run side by side, each awaiting its resolvers).
+        entry = results[key] = Shared(self.operation, None)
+        entry.pending = asyncio.ensure_future(result)
+        entry.pending.add_done_callback(lambda done: _settle(results, key, entry, done))
+        return self._shared(entry, event, args, kwargs, first=True)
 
-            async def remember() -> Any:
-                value = await result
-                if not value.errors:
-                    results[key] = (operation, value)
-                return value
+    def _execute(self, event: WorkflowEvent, args: tuple, kwargs: dict) -> Any:
+        STATS.executed(event.cursor)
+        return super().execute_operation(*args, **kwargs)
 
-            return remember()
-        if not result.errors:
-            results[key] = (operation, result)
-        return result
+    async def _shared(
+        self, entry: Shared, event: WorkflowEvent, args: tuple, kwargs: dict, *, first: bool
+    ) -> Any:
+        """The result of the execution in flight for ``entry`` (shielded: one subscriber
+        leaving does not cancel it for the others); if it failed, another's failure is not
+        this one's: execute on its own."""
+        try:
+            value = await asyncio.shield(entry.pending)
+        except Exception:
+            if first:
+                raise
+            value = None
+        if first or (value is not None and not value.errors):
+            if not first:
+                STATS.shared += 1
+            return value
+        result = self._execute(event, args, kwargs)
+        return await result if is_awaitable(result) else result
+
+
+def _settle(results: dict, key: tuple, entry: Shared, done: asyncio.Future) -> None:
+    """An execution in flight ended: keep its result for the later subscribers, unless it
+    failed (they execute on their own)."""
+    entry.pending = None
+    if done.cancelled() or done.exception() is not None or done.result().errors:
+        if results.get(key) is entry:
+            del results[key]
+        return
+    entry.result = done.result()
+    results[id(entry.result.data)] = entry
+
+
+def shares_directly(info: Any) -> bool:
+    """Whether a shared result may be sent as is to another subscriber of ``info``'s schema:
+    unless one of its extensions adds ``extensions`` to results (strawberry's
+    ``get_results``), which strawberry would compute per result."""
+    schema = info.schema
+    found = _DIRECT.get(id(schema))
+    if found is None or found[0] is not schema:
+        # As strawberry builds them for an operation (classes and factories called).
+        extensions = schema.get_extensions()
+        plain = all(type(e).get_results is SchemaExtension.get_results for e in extensions)
+        found = _DIRECT[id(schema)] = (schema, plain)
+    return found[1]
+
+
+#: id(strawberry schema) -> (schema, whether shared results may skip its per-result work).
+_DIRECT: dict[int, tuple[Any, bool]] = {}
+
+
+async def send_shared(event: WorkflowEvent, base: tuple | None, info: Any, operation: Any) -> bool:
+    """Send ``event`` to the graphql-transport-ws ``operation`` running this subscription as the
+    result another subscriber sharing its key (``base``: :func:`share_base`) already got,
+    without executing anything: True if sent, False if there is none (or it failed): the
+    caller yields the event, which executes it as usual."""
+    key = share_key(base, info.context)
+    results = RESULTS.get(event)
+    entry = results.get(key) if results and key else None
+    if entry is None or entry.operation is not info._raw_info.operation:
+        return False
+    result = entry.result
+    if entry.pending is not None:
+        try:
+            result = await asyncio.shield(entry.pending)
+        except Exception:
+            return False
+        if result.errors:
+            return False
+    STATS.shared += 1
+    # What strawberry sends for a result without errors or extensions (Operation.send_next).
+    await operation.send_operation_message(
+        {"id": operation.id, "type": "next", "payload": {"data": result.data}}
+    )
+    return True

@@ -49,6 +49,7 @@ from graphql_api.live.adapter import (
     MessageTooLarge,
     _too_slow,
 )
+from graphql_api.live.shared import direct_operation
 from graphql_api.security.error_codes import TransportCode
 from graphql_api.security.persisted import PersistedQueryError, persisted_message
 from graphql_api.security.persisted import resolve as resolve_persisted
@@ -205,6 +206,7 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler):
         if not await _prepare_operation(self.view.scope):
             await operation.send_initial_errors([_check_failed()])
             return
+        direct_operation.set(operation)  # this task's: shared results may skip strawberry
         await super().run_operation(operation)
 
     async def send_message(self, message) -> None:

@@ -139,7 +139,9 @@ async def inbox_events(info: Info, after: str | None) -> AsyncGenerator[InboxEve
     position = await database_sync_to_async(_start)(user, position)
     spec = StreamSpec()
     access = Access(info, user)
-    events = stream_events(get_channel_layer(), spec, after=position, visible=inbox_filter(user))
+    events = stream_events(
+        get_channel_layer(), spec, after=position, visible=inbox_filter(user), idle=access.ttl
+    )
     try:
         async with contextlib.aclosing(_guarded(events, access, spec, info)) as guarded:
             async for event in guarded:

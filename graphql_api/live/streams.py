@@ -53,6 +53,7 @@ catches up over HTTP (``workflowEvents``), then subscribes with the cursor it en
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -103,7 +104,12 @@ __all__ = [
     "read_events",
     "running_hub_loop",
     "stream_events",
+    "IDLE",
 ]
+
+#: What :func:`stream_events` yields, given ``idle``, after that many seconds without an event
+#: (the caller re-checks access while nothing comes).
+IDLE: Any = type("Idle", (), {"__repr__": lambda self: "IDLE"})()
 
 
 async def stream_events(
@@ -114,6 +120,7 @@ async def stream_events(
     visible: Visible | None = None,
     catch_up_interval: float | None = None,
     retry_interval: float | None = None,
+    idle: float | None = None,
 ) -> AsyncIterator[WorkflowEvent]:
     """Every committed event of ``spec`` after ``after`` (or from now), once each, in commit order.
 
@@ -153,7 +160,17 @@ async def stream_events(
             yield event
         queue = subscriber.queue
         while True:
-            event = await queue.get()
+            if not queue.empty():
+                event = queue.get_nowait()
+            elif idle is None:
+                event = await queue.get()
+            else:
+                try:
+                    async with asyncio.timeout(idle):  # Queue.get: cancelled, it takes nothing
+                        event = await queue.get()
+                except TimeoutError:
+                    yield IDLE
+                    continue
             if event is None:  # 3. the buffer overflowed: re-read the history
                 subscriber.overflowed = False
                 page = await database_sync_to_async(_replay_page)(last, spec, visible)

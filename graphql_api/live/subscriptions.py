@@ -28,9 +28,17 @@ A socket outlives the checks made when it opened, so the subscription keeps chec
   is sent and the subscription ends with ``PERMISSION_DENIED``.
 * **Each event's instance** goes through the visibility rule (workflow-wide and all-instance
   streams carry only what the user may see; a per-instance stream ends with ``NOT_FOUND`` when
-  the instance becomes hidden). Decisions are kept per user and instance for the same few
-  seconds and shared by every subscription of the process, so a thousand sockets of one user
-  cost one query per instance, not a thousand.
+  the instance becomes hidden). Decisions are kept per visibility class and instance (per user
+  and instance for a user of an opaque class: :func:`django_steps.authorization.visibility_class`)
+  for the same few seconds and shared by every subscription of the process, so a thousand
+  sockets of one class cost one query per instance, not a thousand. The class is taken again
+  with the user.
+
+Shared fan-out
+==============
+
+Every subscriber of one class that sends the same document and variables gets one execution
+of the event, serialised once (:mod:`graphql_api.live.execution`).
 """
 
 from __future__ import annotations
@@ -38,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -53,7 +60,10 @@ from django_steps.selectors import newest_cursor
 from graphql_api.api.ids import parse_global_id
 from graphql_api.api.types import WorkflowEventType
 from graphql_api.live import revocation, socket_auth
+from graphql_api.live.execution import send_shared, share_base, shares_directly
+from graphql_api.live.shared import direct_operation, sending_event, sharing_class
 from graphql_api.live.streams import (
+    IDLE,
     CursorTooOld,
     InvalidCursor,
     StreamSpec,
@@ -71,10 +81,6 @@ if TYPE_CHECKING:  # lazy below: inbox.py builds on this module
 __all__ = ["Subscription", "resolve_stream"]
 
 _DENIED = "You may no longer read workflow instances on this connection."
-
-#: The event whose result the current operation (its asyncio task) is about to send: the
-#: WebSocket size guard names its cursor when the message is too large (graphql_api/routing.py).
-sending_event: ContextVar[WorkflowEvent | None] = ContextVar("sending_event", default=None)
 
 
 def resolve_stream(
@@ -175,6 +181,9 @@ class Access:
         self.session_key = _session_key(info)
         self.ttl = socket_auth.recheck_seconds()
         self.user = user
+        #: The user's visibility class (None: opaque, decisions per user), taken again with
+        #: the user: see :func:`django_steps.authorization.visibility_class`.
+        self.visibility_class: Any = None
 
     async def check_user(self) -> None:
         """Raise ``PERMISSION_DENIED`` once the user may no longer read instances (the user is
@@ -194,9 +203,16 @@ class Access:
                 user = None
         if user is None:
             raise query_error(ErrorCode.PERMISSION_DENIED, _DENIED)
+        self.visibility_class = await socket_auth.DECISIONS.get(
+            ("class", self.user_pk, self.session_key),
+            self.ttl,
+            lambda: authorization.visibility_class(user),
+        )
         self.user = user
 
     async def may_see(self, instance_id: int) -> bool:
+        """Whether the user may see the instance: decided once per visibility class (the same
+        for all its members) and instance, or per user for an opaque one, every few seconds."""
         user = self.user
 
         def compute() -> bool:
@@ -204,30 +220,23 @@ class Access:
                 user, WorkflowInstance.objects.filter(pk=instance_id)
             ).exists()
 
-        return await socket_auth.DECISIONS.get(
-            ("instance", self.user_pk, self.session_key, instance_id), self.ttl, compute
-        )
+        if self.visibility_class is not None:
+            key: tuple = ("instance of class", self.visibility_class, instance_id)
+        else:
+            key = ("instance", self.user_pk, self.session_key, instance_id)
+        return await socket_auth.DECISIONS.get(key, self.ttl, compute)
 
 
 async def _guarded(
     events: AsyncGenerator[WorkflowEvent, None], access: Access, spec: StreamSpec, info: Info
 ):
-    """``events``, re-checking access before each one and every few seconds while idle."""
-    pending: asyncio.Future | None = None
+    """``events`` (a :func:`~graphql_api.live.streams.stream_events` given ``idle=access.ttl``),
+    re-checking access before each one and every few seconds while idle (:data:`IDLE`)."""
     try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait({pending}, timeout=access.ttl)
+        async for event in events:
             await access.check_user()
-            if not done:
+            if event is IDLE:
                 continue
-            try:
-                event = pending.result()
-            except StopAsyncIteration:
-                return
-            finally:
-                pending = None
             if not await access.may_see(event.instance_id):
                 if spec.instance_id is not None:
                     raise query_error(
@@ -239,10 +248,6 @@ async def _guarded(
             permissions.vouch(info, event.instance_id)
             yield event
     finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):  # let the generator stop before closing it
-                await pending
         await events.aclose()
 
 
@@ -297,19 +302,27 @@ class Subscription:
             user, instance_id, workflow_name, position, info
         )
         access = Access(info, user)
-        events = stream_events(get_channel_layer(), spec, after=position, visible=visible_to(user))
+        events = stream_events(
+            get_channel_layer(), spec, after=position, visible=visible_to(user), idle=access.ttl
+        )
         try:
             # aclosing: when the operation ends (complete, close, cancel), the stream is closed
             # now, not whenever the garbage collector finalises it.
             turn = _socket_turn(info)
+            direct = direct_operation.get() if shares_directly(info) else None
+            raw = info._raw_info
+            base = share_base(raw.schema, raw.operation, raw.fragments, raw.variable_values)
             async with contextlib.aclosing(_guarded(events, access, spec, info)) as guarded:
                 async for event in guarded:
                     if turn is not None:
                         async with turn:  # wait for this socket's turn (see _socket_turn)
                             pass
-                    sending_event.set(
-                        event
-                    )  # this generator runs in the operation's task: the sender sees it
+                    # This generator runs in the operation's task: the executor and the sender
+                    # see these (graphql_api.live.execution, graphql_api.live.adapter).
+                    sending_event.set(event)
+                    sharing_class.set(access.visibility_class)
+                    if direct is not None and await send_shared(event, base, info, direct):
+                        continue  # another subscriber's result, sent as is: nothing to execute
                     yield event
         except CursorTooOld as error:
             raise query_error(error.code, str(error)) from error

@@ -242,3 +242,42 @@ def test_the_visibility_rule_is_a_setting_read_at_call_time(settings, instance, 
     assert list(authorization.visible_instances(reader, everything)) == []
     assert list(authorization.visible_events(reader, WorkflowEvent.objects.all())) == []
     assert not authorization.may_see_instance(reader, instance)
+
+
+def test_users_of_one_visibility_class_see_the_same_instances(settings, spread, owner):
+    def classes(users: dict) -> dict:
+        return {name: authorization.visibility_class(user) for name, user in users.items()}
+
+    # The demo's settings: reviewers hold claims.view_claim everywhere; a claimant's claims are
+    # kept by the object rule, per user: opaque.
+    users = {
+        "reviewer": may_change(reader("reviewer"), reviewer=True),
+        "colleague": may_change(reader("colleague"), reviewer=True),
+        "claimant": may_change(owner),
+        "root": reader("root", superuser=True),
+        "nobody": User.objects.create_user("nobody", password="pw"),
+    }
+    found = classes(users)
+    assert found["reviewer"] == found["colleague"] is not None
+    assert found["claimant"] is None and found["nobody"] is None  # opaque; may read nothing
+    assert len({found["reviewer"], found["root"]}) == 2
+    assert seen(users["reviewer"], spread) == seen(users["colleague"], spread)
+    # Without object rules: one class per set of models viewed, whoever holds it.
+    settings.DJANGO_STEPS = {}
+    users = {
+        "staff": reader("staff", "view_user", "view_claim"),
+        "clerk": reader("clerk", "view_claim", "view_user"),
+        "archivist": reader("archivist", "view_document"),
+        "plain": reader("plain"),
+    }
+    found = classes(users)
+    assert found["staff"] == found["clerk"] != found["archivist"] != found["plain"]
+    assert seen(users["staff"], spread) == seen(users["clerk"], spread)
+    # A rule of one's own is opaque, unless VISIBILITY_CLASS names its classes.
+    settings.DJANGO_STEPS = {"VISIBLE_INSTANCES": lambda user, queryset: queryset}
+    assert classes(users)["staff"] is None
+    settings.DJANGO_STEPS = {
+        "VISIBLE_INSTANCES": lambda user, queryset: queryset,
+        "VISIBILITY_CLASS": lambda user: "everyone",
+    }
+    assert classes(users)["staff"] == classes(users)["plain"] is not None
