@@ -200,6 +200,7 @@ def read(
     on: changes and kinds up to now, visits of the buckets before ``until`` (those of the
     window). Only what ``actor`` may see, when given."""
     current, figures = _moves(workflow, actor, since, bucket)
-    for step, start, values in _spent(workflow, actor, since, until, bucket):
-        figures[start].spent[step] = values
+    if since < until:  # (a past window whose buckets are all kept reads no visit)
+        for step, start, values in _spent(workflow, actor, since, until, bucket):
+            figures[start].spent[step] = values
     return current, dict(figures)
