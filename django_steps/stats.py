@@ -241,9 +241,14 @@ def _cached(workflow: Workflow, window: Window, now: dt.datetime) -> dict[dt.dat
 
 
 def _keep(
-    workflow: Workflow, window: Window, now: dt.datetime, figures: dict[dt.datetime, Figures]
+    workflow: Workflow,
+    window: Window,
+    now: dt.datetime,
+    since: dt.datetime,
+    figures: dict[dt.datetime, Figures],
 ) -> None:
-    """Put the closed buckets of ``figures`` (read for every instance) in the cache."""
+    """Put the closed buckets read from ``since`` on (``figures``, for every instance; a bucket
+    without an event has none) in the cache."""
     cache = _cache()
     if cache is None:
         return
@@ -254,7 +259,7 @@ def _keep(
             figures.get(start, Figures()).spent,
         )
         for start in window.starts
-        if _closed(window, start, now)
+        if start >= since and _closed(window, start, now)
     }
     cache.set_many(kept, CACHE_SECONDS)
 
@@ -373,7 +378,7 @@ def _workflow_stats(
     since = next((start for start in window.starts if start not in cached), window.until)
     current, figures = stats_buckets.read(workflow, actor, since, window.until, window.bucket)
     if actor is None:
-        _keep(workflow, window, now, {s: f for s, f in figures.items() if s >= since})
+        _keep(workflow, window, now, since, figures)
     figures = {**cached, **figures}
     per_status = _on_status(window, current, figures)
     ordered = _ordered(workflow, per_status)

@@ -315,11 +315,12 @@ def test_a_narrower_viewer_never_gets_the_kept_figures(story, as_viewer):
     reviewer = as_viewer.data(STATS, WINDOW)["workflowStats"]
     alice = client_for(story["alice"]).data(STATS, WINDOW)["workflowStats"]
     again = as_viewer.data(STATS, WINDOW)["workflowStats"]
+    and_again = as_viewer.data(STATS, WINDOW)["workflowStats"]
 
     assert by_name(alice["instancesOnStep"])["Submit Claim"] == [0, 1, 1]
     assert [p["started"] for p in alice["throughput"]] == [1, 1, 0]
     assert times(alice)["Submit Claim"] == (1, 6.0, 6.0)
-    assert again == reviewer
+    assert again == reviewer == and_again
     assert by_name(again["instancesOnStep"])["Submit Claim"] == [2, 2, 2]
     assert times(again)["Submit Claim"] == (2, 15.0, 22.2)
 
@@ -333,4 +334,4 @@ def test_a_past_window_read_again_reads_no_visit(story, as_viewer):
             as_viewer.data(STATS, WINDOW)
         return sum('"django_steps_workflowevent"' in q["sql"] for q in read.captured_queries)
 
-    assert (history_reads(), history_reads()) == (2, 1)
+    assert (history_reads(), history_reads(), history_reads()) == (2, 1, 1)
