@@ -71,6 +71,9 @@ DEFAULTS: dict[str, Any] = {
     # (GraphQL `WorkflowInstance.subject.label`): a callable (obj) -> str, or its dotted path;
     # None: str(obj).
     "SUBJECT_LABEL": None,
+    # The cache (an alias of CACHES) keeping `workflow_stats`' closed buckets (stats.py); None:
+    # none kept, every call reads its whole window.
+    "STATS_CACHE": "default",
     # Deadlines (see deadlines.py): seconds between the sweeps of `manage.py steps_worker`, and
     # timers fired per transaction.
     "WORKER_POLL_SECONDS": 0.5,

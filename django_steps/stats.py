@@ -10,13 +10,23 @@ days, aligned in UTC), from ``since`` to ``until``:
   advance, a migration to another step — to the one that left it or finished the instance);
 * **throughput**: instances started, completed and cancelled per bucket.
 
-Computed in SQL from the history, grouped in the database: per-status counts are the
-instances' current statuses less what the events after each bucket changed (one statement: the
-current counts and the window's events grouped by bucket and move, so the cost follows the
-events of the window and of the time since, not the whole history); the durations pair each
-event that left a step in the window with the one that entered it (on PostgreSQL by ``lag`` over
-the window's own events, with ``percentile_cont`` in the database: :mod:`django_steps.stats_sql`;
-on SQLite through the ``(instance, sequence)`` index, with the same interpolation in Python).
+Computed in SQL from the history, bucket by bucket (:mod:`django_steps.stats_buckets`):
+per-status counts are the instances' current statuses less what the events after each bucket
+changed (one statement: the current counts and the events grouped by bucket and move); the
+durations pair each event that left a step with the one that entered it (on PostgreSQL by
+``lag`` over the window's own events, :mod:`django_steps.stats_sql`; on SQLite through the
+``(instance, sequence)`` index), sorted per step and bucket; the percentiles (``percentile_cont``'s
+interpolation) are taken from the buckets' durations merged, so they are exact.
+
+**Closed buckets are kept.** A bucket's figures are its own events' only, and the history is
+append-only: once a bucket ended more than :data:`SETTLED_AFTER` ago, its figures are put in
+Django's cache (setting ``STATS_CACHE``, an alias of ``CACHES``; ``None``: no cache) for
+:data:`CACHE_SECONDS`, so a call reads from the database only the buckets the cache does not
+hold (usually the one running now) and the current counts. Only the figures of every instance
+are kept and served, to callers the visibility rule shows every instance of the workflow (or
+none given); a viewer with a narrower rule is always counted afresh. What the cache can miss:
+an event written into a bucket after it was kept (a transaction open longer than
+:data:`SETTLED_AFTER`), an instance deleted with its history: at most until the entry expires.
 
 The window is bounded: at most :data:`MAX_BUCKETS` buckets (96 days, or 96 hours); by default
 the last :data:`DEFAULT_BUCKETS` buckets up to now. With ``actor``, only the instances (and
@@ -35,35 +45,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.cache import caches
 from django.db import connections, router, transaction
-from django.db.models import (
-    BooleanField,
-    CharField,
-    Count,
-    DateTimeField,
-    DurationField,
-    ExpressionWrapper,
-    F,
-    IntegerField,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    TextChoices,
-    Value,
-)
-from django.db.models.expressions import Window as Over
-from django.db.models.functions import Lag, Trunc
+from django.db.models import Q, TextChoices
 from django.utils import timezone
 
-from . import authorization, stats_sql
-from .choices import FINISHED_STATES, UNFINISHED_STATES, EventKind, InstanceState
-from .models import Workflow, WorkflowEvent, WorkflowInstance, WorkflowStep, WorkflowStepStatus
+from . import authorization, stats_buckets, stats_sql
+from .choices import EventKind
+from .conf import steps_setting
+from .models import Workflow, WorkflowEvent, WorkflowInstance, WorkflowStepStatus
+from .stats_buckets import Figures, aware, floor
 
 __all__ = [
+    "CACHE_SECONDS",
     "DEFAULT_BUCKETS",
     "MAX_BUCKETS",
     "PERCENTILES",
+    "SETTLED_AFTER",
     "Bucket",
     "StatusSeries",
     "StepSeries",
@@ -91,10 +89,18 @@ class Bucket(TextChoices):
 DEFAULT_BUCKETS = {Bucket.HOUR: 48, Bucket.DAY: 30}
 
 _LENGTH = {Bucket.HOUR: dt.timedelta(hours=1), Bucket.DAY: dt.timedelta(days=1)}
-_TRUNC = {Bucket.HOUR: "hour", Bucket.DAY: "day"}
 
 #: The percentiles of the time spent on a step.
 PERCENTILES = (0.5, 0.9)
+
+#: How long after its end a bucket is taken as final (its events written and committed).
+SETTLED_AFTER = dt.timedelta(minutes=10)
+
+#: How long a closed bucket's figures stay in the cache.
+CACHE_SECONDS = 3600
+
+#: The layout of a cached bucket (changed with it, so old entries are never read).
+_FORMAT = 1
 
 
 class WindowError(ValueError):
@@ -128,17 +134,6 @@ class Window:
         return [self.since + i * self.length for i in range(self.buckets)]
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    if timezone.is_naive(value):
-        return timezone.make_aware(value, dt.UTC)
-    return value.astimezone(dt.UTC)
-
-
-def _floor(value: dt.datetime, bucket: str) -> dt.datetime:
-    value = value.replace(minute=0, second=0, microsecond=0)
-    return value.replace(hour=0) if bucket == Bucket.DAY else value
-
-
 def stats_window(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
@@ -155,15 +150,15 @@ def stats_window(
     except ValueError:
         raise WindowError("`bucket` must be HOUR or DAY.", "bucket") from None
     length = _LENGTH[bucket]
-    end = _aware(until) if until is not None else _aware(now or timezone.now())
-    last = _floor(end, bucket)
+    end = aware(until) if until is not None else aware(now or timezone.now())
+    last = floor(end, bucket)
     if last != end or until is None:  # the bucket holding `end` is in the window
         last += length
     if since is None:
         start = last - DEFAULT_BUCKETS[bucket] * length
     else:
-        start = _floor(_aware(since), bucket)
-        if start >= last or _aware(since) >= end:
+        start = floor(aware(since), bucket)
+        if start >= last or aware(since) >= end:
             raise WindowError("`since` must be before `until`.", "since")
     window = Window(start, last, bucket)
     if window.buckets > MAX_BUCKETS:
@@ -222,100 +217,59 @@ class WorkflowStats:
     time_on_step: list[StepTime]
 
 
-# --------------------------------------------------------------------------- the rows counted
+# --------------------------------------------------------------------------- closed buckets
 
 
-def _instances(workflow: Workflow, actor: Any) -> QuerySet:
-    rows = WorkflowInstance.objects.filter(workflow=workflow).order_by()
-    return rows if actor is None else authorization.visible_instances(actor, rows)
+def _key(workflow: Workflow, bucket: str, start: dt.datetime) -> str:
+    """A closed bucket's cache key: the workflow's id and creation time (an id a rolled-back or
+    deleted workflow handed out again never finds the old one's figures), the bucket."""
+    born = int(workflow.created_at.timestamp() * 1_000_000)
+    return f"django_steps:stats:{_FORMAT}:{workflow.pk}:{born}:{bucket}:{int(start.timestamp())}"
 
 
-def _events(workflow: Workflow, actor: Any) -> QuerySet:
-    rows = WorkflowEvent.objects.filter(workflow=workflow).order_by()
-    return rows if actor is None else authorization.visible_events(actor, rows)
+def _closed(window: Window, start: dt.datetime, now: dt.datetime) -> bool:
+    return start + window.length <= now - SETTLED_AFTER
 
 
-#: Events that move an instance between the counts: it changes its status or whether it is
-#: finished (a start has no status before it). Notes move none.
-_MOVES = Q(from_status__isnull=True) | ~Q(from_status=F("to_status")) | ~Q(from_state=F("state"))
-
-#: Events after which the instance is on another step (or on its first): where a visit starts.
-_ENTERS = Q(from_step__isnull=True) | ~Q(from_step=F("to_step"))
-
-#: The event kind that finishes an instance in each finished state.
-_FINISHED_BY = {
-    InstanceState.COMPLETED: EventKind.COMPLETED,
-    InstanceState.CANCELLED: EventKind.CANCELLED,
-}
-
-#: Events that finish an instance.
-_FINISHES = Q(from_state__in=UNFINISHED_STATES, state__in=FINISHED_STATES)
-
-#: Events that end a visit: leaving the step, or finishing the instance on it.
-_LEAVES = Q(from_state__in=UNFINISHED_STATES) & (
-    ~Q(from_step=F("to_step")) | Q(state__in=FINISHED_STATES)
-)
+def _cached(workflow: Workflow, window: Window, now: dt.datetime) -> dict[dt.datetime, Figures]:
+    """The figures of the window's closed buckets the cache holds."""
+    cache = _cache()
+    if cache is None:
+        return {}
+    keys = {_key(workflow, window.bucket, s): s for s in window.starts if _closed(window, s, now)}
+    return {keys[key]: Figures(*value) for key, value in cache.get_many(list(keys)).items()}
 
 
-def _on_status(
-    workflow: Workflow, actor: Any, window: Window
-) -> tuple[dict[int, list[int]], dict[dt.datetime, dict[str, int]]]:
-    """``{status id: counts per bucket}`` and ``{bucket start: {kind: n}}`` (starts and ends:
-    an event with no state before it is a start, one from an unfinished state to a finished one
-    completes or cancels).
-
-    One statement (so one snapshot: no change can fall between the two halves): the unfinished
-    instances per current status (rows without a bucket), and the events since the window's
-    start that moved instances between statuses, grouped by bucket and move."""
-    nothing = Value(None, output_field=DateTimeField())
-    now = (
-        _instances(workflow, actor)
-        .filter(state__in=UNFINISHED_STATES)
-        .annotate(
-            start=nothing,
-            from_status=Value(None, output_field=IntegerField()),
-            from_state=Value(None, output_field=CharField()),
+def _keep(
+    workflow: Workflow,
+    window: Window,
+    now: dt.datetime,
+    since: dt.datetime,
+    figures: dict[dt.datetime, Figures],
+) -> None:
+    """Put the closed buckets read from ``since`` on (``figures``, for every instance; a bucket
+    without an event has none) in the cache."""
+    cache = _cache()
+    if cache is None:
+        return
+    kept = {
+        _key(workflow, window.bucket, start): (
+            figures.get(start, Figures()).changes,
+            {str(kind): n for kind, n in figures.get(start, Figures()).kinds.items()},
+            figures.get(start, Figures()).spent,
         )
-        .values_list("start", "from_status", "from_state", "current_step_status", "state")
-        .annotate(n=Count("*"))
-    )
-    moves = (
-        _events(workflow, actor)
-        .filter(_MOVES, created_at__gte=window.since)
-        .annotate(start=Trunc("created_at", _TRUNC[Bucket(window.bucket)], tzinfo=dt.UTC))
-        .values_list("start", "from_status", "from_state", "to_status", "state")
-        .annotate(n=Count("pk"))
-    )
-    changes: dict[dt.datetime, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    kinds: dict[dt.datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    current: dict[int, int] = {}
-    for start, from_status, from_state, to_status, state, n in moves.union(now, all=True):
-        if start is None:
-            current[to_status] = current.get(to_status, 0) + n
-            continue
-        start = _aware(start)
-        if from_state is None:  # a start (the only event without a state before it)
-            kinds[start][EventKind.STARTED] += n
-        elif state in FINISHED_STATES and from_state in UNFINISHED_STATES:
-            kinds[start][_FINISHED_BY[state]] += n
-        if from_status is not None and from_state in UNFINISHED_STATES:
-            changes[start][from_status] -= n
-        if state in UNFINISHED_STATES:
-            changes[start][to_status] += n
-    statuses = set(current) | {s for per in changes.values() for s in per}
-    series = {status: [0] * window.buckets for status in statuses}
-    # Walk back from now: at the end of a bucket, a status held what it holds now less what the
-    # events since then brought to it.
-    later = sorted(changes, reverse=True)
-    running = {status: current.get(status, 0) for status in statuses}
-    for index in reversed(range(window.buckets)):
-        end = window.since + (index + 1) * window.length
-        while later and later[0] >= end:  # (none for the bucket running now: it holds `current`)
-            for status, n in changes[later.pop(0)].items():
-                running[status] -= n
-        for status in statuses:
-            series[status][index] = running[status]
-    return series, kinds
+        for start in window.starts
+        if start >= since and _closed(window, start, now)
+    }
+    cache.set_many(kept, CACHE_SECONDS)
+
+
+def _cache() -> Any:
+    alias = steps_setting("STATS_CACHE")
+    return None if alias is None else caches[alias]
+
+
+# --------------------------------------------------------------------------- the figures
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -326,61 +280,39 @@ def _percentile(values: list[float], fraction: float) -> float:
     return values[low] + (values[high] - values[low]) * (position - low)
 
 
-def _visits(workflow: Workflow, actor: Any, window: Window) -> QuerySet:
-    """The visits that ended in the window: ``(step, spent)`` per leaving event."""
-    entered = (
-        WorkflowEvent.objects.filter(
-            _ENTERS, instance_id=OuterRef("instance_id"), sequence__lt=OuterRef("sequence")
-        )
-        .order_by("-sequence")
-        .values("created_at")[:1]
-    )
-    spent = ExpressionWrapper(
-        F("created_at") - Subquery(entered, output_field=DateTimeField()),
-        output_field=DurationField(),
-    )
-    return (
-        _events(workflow, actor)
-        .filter(_LEAVES, created_at__gte=window.since, created_at__lt=window.until)
-        .annotate(spent=spent)
-        .values_list("from_step", "spent")
-    )
+def _on_status(
+    window: Window, current: dict[int, int], figures: dict[dt.datetime, Figures]
+) -> dict[int, list[int]]:
+    """``{status id: counts per bucket}``: walking back from now, at the end of a bucket a
+    status held what it holds now less what the events since then brought to it."""
+    statuses = set(current) | {s for f in figures.values() for s in f.changes}
+    series = {status: [0] * window.buckets for status in statuses}
+    later = sorted(figures, reverse=True)
+    running = {status: current.get(status, 0) for status in statuses}
+    for index in reversed(range(window.buckets)):
+        end = window.since + (index + 1) * window.length
+        while later and later[0] >= end:  # (none for the bucket running now: it holds `current`)
+            for status, n in figures[later.pop(0)].changes.items():
+                running[status] -= n
+        for status in statuses:
+            series[status][index] = running[status]
+    return series
 
 
-def _boundaries(workflow: Workflow, actor: Any, window: Window) -> QuerySet:
-    """The window's events that enter a step or finish an instance, each with the time of the
-    instance's previous one in the window (``entered``; see
-    :func:`django_steps.stats_sql.visit_percentiles`)."""
-    previous = Over(Lag("created_at"), partition_by=[F("instance_id")], order_by="sequence")
-    return (
-        _events(workflow, actor)
-        .filter(_ENTERS | _FINISHES, created_at__gte=window.since, created_at__lt=window.until)
-        .annotate(entered=previous, leaves=ExpressionWrapper(_LEAVES, BooleanField()))
-        .values_list("instance_id", "sequence", "created_at", "from_step_id", "leaves", "entered")
-    )
-
-
-def _time_on_step(workflow: Workflow, actor: Any, window: Window) -> list[StepTime]:
-    using = router.db_for_read(WorkflowEvent)
-    if connections[using].vendor == "postgresql":
-        steps = WorkflowStep.all_objects.filter(workflow=workflow).values_list("pk", flat=True)
-        rows = stats_sql.visit_percentiles(
-            _boundaries(workflow, actor, window), list(steps), PERCENTILES, using
-        )
-    else:
-        visits = _visits(workflow, actor, window)
-        spent: dict[int, list[float]] = defaultdict(list)
-        for step, duration in visits:
-            if duration is not None:
-                spent[step].append(duration.total_seconds())
-        rows = []
-        for step, values in spent.items():
-            values.sort()
-            rows.append((step, len(values), *(_percentile(values, f) for f in PERCENTILES)))
-    return [
-        StepTime(step, n, dt.timedelta(seconds=p50), dt.timedelta(seconds=p90))
-        for step, n, p50, p90 in rows
-    ]
+def _time_on_step(window: Window, figures: dict[dt.datetime, Figures]) -> list[StepTime]:
+    """Exact percentiles over the window: the buckets' sorted durations merged (a sort of
+    sorted runs), per step."""
+    spent: dict[int, list[float]] = defaultdict(list)
+    for start in window.starts:
+        for step, values in figures[start].spent.items() if start in figures else ():
+            spent[step].extend(values)
+    times = []
+    for step, values in spent.items():
+        values.sort()
+        p50, p90 = (_percentile(values, f) for f in PERCENTILES)
+        seconds = (dt.timedelta(seconds=p50), dt.timedelta(seconds=p90))
+        times.append(StepTime(step, len(values), *seconds))
+    return times
 
 
 def _ordered(workflow: Workflow, status_ids: Iterable[int]) -> list[tuple[int, int]]:
@@ -404,17 +336,17 @@ def workflow_stats(
 ) -> WorkflowStats:
     """The figures of ``workflow`` over the window (:func:`stats_window`: raises
     :class:`WindowError`), counting only what ``actor`` may see when given."""
-    now = _aware(now or timezone.now())
+    now = aware(now or timezone.now())
     window = stats_window(since, until, bucket, now=now)
     using = router.db_for_read(WorkflowEvent)
     with transaction.atomic(using=using):
         stats_sql.prepare(connections[using])
         viewer = _viewer(workflow, actor, using)
-        stats = _workflow_stats(workflow, viewer, window)
+        stats = _workflow_stats(workflow, viewer, window, now)
         if viewer is None and actor is not None and _viewer(workflow, actor, using) is not None:
             # An instance on a model the actor may not view started meanwhile: it may have
             # been counted. Count again with the rule applied.
-            stats = _workflow_stats(workflow, actor, window)
+            stats = _workflow_stats(workflow, actor, window, now)
         return stats
 
 
@@ -436,8 +368,19 @@ def _viewer(workflow: Workflow, actor: Any, using: str) -> Any:
     return None if authorization.sees_every_instance_on(actor, content_types) else actor
 
 
-def _workflow_stats(workflow: Workflow, actor: Any, window: Window) -> WorkflowStats:
-    per_status, kinds = _on_status(workflow, actor, window)
+def _workflow_stats(
+    workflow: Workflow, actor: Any, window: Window, now: dt.datetime
+) -> WorkflowStats:
+    """The figures, counted for ``actor`` (``None``: every instance; only then are closed
+    buckets taken from the cache and put in it: a narrower viewer's figures are never kept,
+    so never served to anyone, and the wider ones never reach them)."""
+    cached = _cached(workflow, window, now) if actor is None else {}
+    since = next((start for start in window.starts if start not in cached), window.until)
+    current, figures = stats_buckets.read(workflow, actor, since, window.until, window.bucket)
+    if actor is None:
+        _keep(workflow, window, now, since, figures)
+    figures = {**cached, **figures}
+    per_status = _on_status(window, current, figures)
     ordered = _ordered(workflow, per_status)
     empty = [0] * window.buckets
     on_status = [
@@ -449,12 +392,13 @@ def _workflow_stats(workflow: Workflow, actor: Any, window: Window) -> WorkflowS
         for index, n in enumerate(series.counts):
             total[index] += n
     order = {step: index for index, step in enumerate(steps)}
+    nothing = Figures()
     throughput = [
         Throughput(
             start,
-            started=kinds.get(start, {}).get(EventKind.STARTED, 0),
-            completed=kinds.get(start, {}).get(EventKind.COMPLETED, 0),
-            cancelled=kinds.get(start, {}).get(EventKind.CANCELLED, 0),
+            started=figures.get(start, nothing).kinds.get(EventKind.STARTED, 0),
+            completed=figures.get(start, nothing).kinds.get(EventKind.COMPLETED, 0),
+            cancelled=figures.get(start, nothing).kinds.get(EventKind.CANCELLED, 0),
         )
         for start in window.starts
     ]
@@ -465,7 +409,7 @@ def _workflow_stats(workflow: Workflow, actor: Any, window: Window) -> WorkflowS
         on_status=on_status,
         on_step=[StepSeries(step, counts) for step, counts in steps.items()],
         time_on_step=sorted(  # in the order of the steps' series (the definition's)
-            _time_on_step(workflow, actor, window),
+            _time_on_step(window, figures),
             key=lambda time: order.get(time.step_id, len(order)),
         ),
     )

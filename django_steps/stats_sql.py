@@ -1,16 +1,14 @@
 """The hand-written SQL of :mod:`django_steps.stats` (PostgreSQL only; SQLite reads the same
 rows through the ORM and computes in Python).
 
-Django's ORM has no ordered-set aggregate (``percentile_cont(…) WITHIN GROUP (ORDER BY …)``),
-cannot aggregate over a queryset's rows as a derived table, and has no loose index scan: the
-percentiles of the time spent on a step, and the models a workflow's instances are on, need
-all three. The rows stay ORM querysets (the visibility rule, the window, the pairing of events);
-this module wraps their SQL, so the durations never leave the database.
+Django's ORM cannot aggregate over a queryset's rows as a derived table (the visits' durations,
+sorted per step and bucket, paired from the window's events) and has no loose index scan (the
+models a workflow's instances are on). The rows stay ORM querysets (the visibility rule, the
+window, the pairing of events); this module wraps their SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections
@@ -18,7 +16,7 @@ from django.db.models import QuerySet
 
 from .models import WorkflowEvent, WorkflowInstance
 
-__all__ = ["content_types", "prepare", "visit_percentiles"]
+__all__ = ["content_types", "prepare", "visit_durations"]
 
 
 #: ``work_mem`` of the stats' transaction: the window's events (about 120,000 in the benchmark's
@@ -61,11 +59,10 @@ def content_types(workflow_id: int, using: str) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def visit_percentiles(
-    boundaries: QuerySet, steps: Sequence[int], fractions: Sequence[float], using: str
-) -> list[tuple[int, int, float, ...]]:
-    """``(step, visits, *percentiles in seconds)`` of the visits of ``steps`` that end in
-    ``boundaries`` (steps without one are left out).
+def visit_durations(boundaries: QuerySet, trunc: str, using: str) -> list[tuple[Any, ...]]:
+    """``(step, bucket start, [seconds, ascending])`` of the visits that end in ``boundaries``,
+    per step and bucket (``trunc``: ``hour`` or ``day``, of the leaving event's time in UTC;
+    the start comes naive, in UTC).
 
     ``boundaries`` is a ``values_list`` of the window's events that enter a step or finish an
     instance — ``instance_id, sequence, created_at, from_step_id``, ``leaves`` (whether it
@@ -77,37 +74,22 @@ def visit_percentiles(
     argument only for a null first one).
 
     Pairing by ``lag`` over the window's own events instead of looking up each visit's start
-    turned 90,000 index lookups into about 4,000, and one aggregate per step (``FILTER``)
-    instead of ``GROUP BY`` spares sorting every visit by step before each step's own sort
-    (``bench/stats.py``)."""
-    if not steps:
-        return []
+    turned 90,000 index lookups into about 4,000 (``bench/stats.py``). The durations come back
+    sorted, one array per step and bucket: the percentiles of a window are taken from the
+    buckets' arrays merged (:mod:`django_steps.stats`), so a closed bucket's array can be kept."""
     connection = connections[using]
     sql, params = boundaries.query.get_compiler(using).as_sql()
     events = connection.ops.quote_name(WorkflowEvent._meta.db_table)
-    marks = ", ".join(["%s"] * len(fractions))
-    aggregates = ", ".join(
-        "count(*) FILTER (WHERE step = %s), "
-        f"percentile_cont(ARRAY[{marks}]::float8[]) WITHIN GROUP (ORDER BY time) "
-        "FILTER (WHERE step = %s)"
-        for _step in steps
-    )
     statement = (
-        f"SELECT {aggregates} FROM ("
-        "SELECT b.from_step_id AS step, date_part('epoch', b.created_at - COALESCE(b.entered, ("
+        "SELECT step, start, array_agg(time ORDER BY time) FROM ("
+        "SELECT b.from_step_id AS step, date_trunc(%s, b.created_at AT TIME ZONE 'UTC') AS start, "
+        "date_part('epoch', b.created_at - COALESCE(b.entered, ("
         f"SELECT p.created_at FROM {events} p WHERE p.instance_id = b.instance_id "
         "AND p.sequence < b.sequence AND p.from_step_id IS DISTINCT FROM p.to_step_id "
         "ORDER BY p.sequence DESC LIMIT 1))) AS time "
         f"FROM ({sql}) AS b (instance_id, sequence, created_at, from_step_id, leaves, entered) "
-        "WHERE b.leaves) AS visits"
+        "WHERE b.leaves) AS visits GROUP BY step, start"
     )
-    arguments = [value for step in steps for value in (step, *fractions, step)]
     with connection.cursor() as cursor:
-        cursor.execute(statement, (*arguments, *params))
-        row = cursor.fetchone()
-    found = []
-    for index, step in enumerate(steps):
-        count, spent = row[2 * index], row[2 * index + 1]
-        if count:
-            found.append((step, count, *spent))
-    return found
+        cursor.execute(statement, (trunc, *params))
+        return cursor.fetchall()

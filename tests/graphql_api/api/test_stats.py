@@ -12,6 +12,8 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from claims.models import Claim
 from django_steps import services
@@ -269,3 +271,67 @@ def test_instances_on_a_model_the_viewer_may_not_view_are_not_counted(as_viewer,
         return sum(point["started"] for point in stats["throughput"])
 
     assert (started(as_viewer), started(as_admin)) == (1, 2)
+
+
+def test_a_change_in_the_bucket_running_now_is_seen_at_once(story, as_viewer, claim_workflow):
+    """The closed days' figures are kept after the first read; what happens today is not."""
+    recent = {"workflow": {"name": "Claim Processing"}}
+    with time_machine.travel(at(2, 12) + dt.timedelta(minutes=30), tick=False):
+        before = as_viewer.data(STATS, recent)["workflowStats"]
+    with time_machine.travel(at(2, 13), tick=False):
+        c5 = Claim.objects.create(title="c5", claimant="x", amount=Decimal(10))
+        services.start_workflow_instance("Claim Processing", c5)
+        c3 = claim_workflow.instances.get(object_id=Claim.objects.get(title="c3").pk)
+        services.update_workflow_step_status(c3, "Submitted")
+    with time_machine.travel(at(2, 13) + dt.timedelta(minutes=1), tick=False):
+        after = as_viewer.data(STATS, recent)["workflowStats"]
+
+    assert [p["started"] for p in before["throughput"][-3:]] == [2, 1, 0]
+    assert [p["started"] for p in after["throughput"][-3:]] == [2, 1, 1]
+    assert by_name(before["instancesOnStep"])["Submit Claim"][-3:] == [2, 2, 2]  # c3, c4
+    assert by_name(after["instancesOnStep"])["Submit Claim"][-3:] == [2, 2, 2]  # c4, c5
+    assert by_name(after["instancesOnStep"])["Review Claim"][-3:] == [1, 1, 1]  # c3
+    # c3 entered Submit on day 1 at 12:00 and left it today at 13:00: a visit of 25 h
+    assert times(after)["Submit Claim"] == (3, 24.0, 24.8)
+
+
+def test_a_bucket_just_over_is_read_again_until_it_settles(story, as_viewer):
+    """An event dated in a bucket that ended a moment ago (its transaction committed late) is
+    counted: a bucket is kept only once it ended ``SETTLED_AFTER`` ago."""
+    recent = {"workflow": {"name": "Claim Processing"}}
+    with time_machine.travel(at(3, 0) + dt.timedelta(minutes=5), tick=False):
+        assert as_viewer.data(STATS, recent)["workflowStats"]["throughput"][-2]["started"] == 0
+    with time_machine.travel(at(3, 0) - dt.timedelta(minutes=1), tick=False):
+        late = Claim.objects.create(title="late", claimant="x", amount=Decimal(10))
+        services.start_workflow_instance("Claim Processing", late)
+    with time_machine.travel(at(3, 0) + dt.timedelta(minutes=6), tick=False):
+        stats = as_viewer.data(STATS, recent)["workflowStats"]
+    assert [p["started"] for p in stats["throughput"][-2:]] == [1, 0]  # day 2, day 3
+
+
+def test_a_narrower_viewer_never_gets_the_kept_figures(story, as_viewer):
+    """The reviewer's read keeps the window's days; alice (her own claims only) is still
+    counted on hers, and the reviewer still gets every instance's figures."""
+    reviewer = as_viewer.data(STATS, WINDOW)["workflowStats"]
+    alice = client_for(story["alice"]).data(STATS, WINDOW)["workflowStats"]
+    again = as_viewer.data(STATS, WINDOW)["workflowStats"]
+    and_again = as_viewer.data(STATS, WINDOW)["workflowStats"]
+
+    assert by_name(alice["instancesOnStep"])["Submit Claim"] == [0, 1, 1]
+    assert [p["started"] for p in alice["throughput"]] == [1, 1, 0]
+    assert times(alice)["Submit Claim"] == (1, 6.0, 6.0)
+    assert again == reviewer == and_again
+    assert by_name(again["instancesOnStep"])["Submit Claim"] == [2, 2, 2]
+    assert times(again)["Submit Claim"] == (2, 15.0, 22.2)
+
+
+def test_a_past_window_read_again_reads_no_visit(story, as_viewer):
+    """Every bucket of a past window is kept after the first read: the second one reads the
+    history once (the current counts and the moves since the window), not its visits again."""
+
+    def history_reads() -> int:
+        with CaptureQueriesContext(connection) as read:
+            as_viewer.data(STATS, WINDOW)
+        return sum('"django_steps_workflowevent"' in q["sql"] for q in read.captured_queries)
+
+    assert (history_reads(), history_reads(), history_reads()) == (2, 1, 1)
