@@ -32,7 +32,9 @@ resolver that reads the value where strawberry-django would find it — the colu
 strawberry's own resolver when it is not there (a deferred column, a relation not loaded with
 the row), so the answer is the same either way. A resolver that only reads its parent
 (``self``/``root``, no ``Info``, no argument, marked ``is_async_safe`` and returning a scalar or
-an enum, like ``WorkflowEvent.cursor``) is called directly. Fields with field extensions,
+an enum, like ``WorkflowEvent.cursor``) is called directly, and a Node type's ``id`` is built
+from the row's primary key when the type keeps the stock ``resolve_id`` / ``resolve_typename``
+(0.5 ms on that page, about noise). Fields with field extensions,
 permission classes or another field class are left alone. A page of 100 instances with their
 history: 60.2 → 53.9 ms CPU in process (columns 2.0 ms, relations 1.5 ms, ``cursor`` 2.6 ms,
 each toggled alone; interleaved, one process, load 4). Upstream, the change would be
@@ -46,11 +48,13 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db.models import FileField
+from django.db.models import FileField, Model
 from graphql import GraphQLField, GraphQLObjectType, get_named_type, is_leaf_type
+from strawberry import relay
 from strawberry.types.base import StrawberryObjectDefinition
 from strawberry_django.fields.base import StrawberryDjangoFieldBase
 from strawberry_django.fields.field import StrawberryDjangoField
+from strawberry_django.relay.utils import resolve_model_id
 
 __all__ = ["install_row_readers", "is_column_field"]
 
@@ -102,7 +106,9 @@ def install_row_readers(schema: Any) -> int:
             graphql_field = graphql_type.fields.get(name_of(field))
             if graphql_field is None or graphql_field.resolve is None:
                 continue
-            reader = _row_reader(field, graphql_field)
+            reader = _row_reader(field, graphql_field) or _global_id_reader(
+                definition, field, graphql_type.name, graphql_field
+            )
             if reader is not None:
                 reader._is_default = field.base_resolver is None  # type: ignore[attr-defined]
                 reader.__wrapped__ = graphql_field.resolve  # type: ignore[attr-defined]
@@ -155,6 +161,52 @@ def _row_reader(field: Any, graphql_field: GraphQLField) -> Callable[..., Any] |
 
         return read_relation
     return None
+
+
+#: relay's ``Node.id`` resolver (``Node._id``), which every Node type's ``id`` field copies, and
+#: the ``resolve_id`` / ``resolve_typename`` whose answers :func:`_global_id_reader` reproduces.
+_NODE_ID = next(
+    f for f in relay.Node.__strawberry_definition__.fields if f.python_name == "_id"
+).base_resolver._unbound_wrapped_func  # type: ignore[union-attr]
+_ID_READERS = (relay.Node.resolve_id.__func__, resolve_model_id)  # type: ignore[attr-defined]
+_TYPENAME = relay.Node.resolve_typename.__func__  # type: ignore[attr-defined]
+
+
+def _global_id_reader(
+    definition: StrawberryObjectDefinition, field: Any, type_name: str, graphql_field: GraphQLField
+) -> Callable[..., Any] | None:
+    """The ``id`` of a Django ``Node`` type that keeps strawberry-django's ``resolve_id`` (or
+    relay's) and relay's ``resolve_typename`` and names its id attribute (``_id_attr``): the
+    global ID of the id in the row's ``__dict__`` under the type's GraphQL name (what
+    ``info.path.typename`` is for a field of this type)."""
+    origin = definition.origin
+    resolver = field.base_resolver
+    model = getattr(getattr(origin, "__strawberry_django_definition__", None), "model", None)
+    if (
+        resolver is None
+        or model is None
+        or field.extensions
+        or field.permission_classes
+        or resolver._unbound_wrapped_func is not _NODE_ID
+        or not issubclass(origin, relay.Node)
+        or getattr(origin.resolve_id, "__func__", None) not in _ID_READERS
+        or getattr(origin.resolve_typename, "__func__", None) is not _TYPENAME
+        or not isinstance(origin.__dict__.get("_id_attr"), str)
+    ):
+        return None
+    full = graphql_field.resolve
+    attname = model._meta.pk.attname if origin._id_attr == "pk" else origin._id_attr
+
+    def read_global_id(source: Any, info: Any, **kwargs: Any) -> Any:
+        try:
+            node_id = source.__dict__[attname] if isinstance(source, Model) else None
+        except KeyError:  # deferred
+            node_id = None
+        if node_id is None:
+            return full(source, info, **kwargs)
+        return relay.GlobalID(type_name=type_name, node_id=str(node_id))
+
+    return read_global_id
 
 
 def _plain_resolver_reader(resolver: Any, graphql_field: GraphQLField) -> Any:
