@@ -58,9 +58,10 @@ class EventConnection(KeysetConnection[relay.NodeType]):
 
     @classmethod
     def edge_cursor(cls, row: Any, page: Any) -> str:
-        # a prefetched page (nested_pages.py): the event's own cursor, from its (txid, position);
-        # computed once per row, for the edge and for the node's `cursor` (a cached property)
-        return format_cursor(row.cursor)
+        # a prefetched page (nested_pages.py): the event's cursor straight from its (txid,
+        # position), the first two of the page's ordering values
+        txid, position = (getattr(row, descriptor.attname) for descriptor in page[:2])
+        return format_cursor(cursor_of(int(txid), int(position)))
 
 
 def _with_event_cursors(page: Any) -> Any:
