@@ -57,7 +57,11 @@ from strawberry.types.union import StrawberryUnion
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from graphql_api.api.column_fields import install_row_readers
-from graphql_api.api.connections import CONNECTION_NAMES, fix_pagination_descriptions
+from graphql_api.api.connections import (
+    CONNECTION_NAMES,
+    fix_pagination_descriptions,
+    page_reader,
+)
 from graphql_api.api.descriptions import describe_library_elements
 from graphql_api.api.mutations import Mutation
 from graphql_api.api.payloads import error_code_enums
@@ -207,7 +211,7 @@ def compose_schema(
         ) from error
     fix_pagination_descriptions(schema._schema)
     describe_library_elements(schema._schema)
-    install_row_readers(schema)
+    install_row_readers(schema, page_reader)
     if rename:
         unused = set(rename) - converter.renamed  # type: ignore[attr-defined]
         if unused:

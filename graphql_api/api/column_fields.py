@@ -89,10 +89,17 @@ def is_column_field(field: StrawberryDjangoFieldBase) -> bool:
 StrawberryDjangoFieldBase.is_basic_field = property(is_column_field)  # type: ignore[assignment]
 
 
-def install_row_readers(schema: Any) -> int:
+#: Makes the reader of one field, or None: (its type's definition, the field, the GraphQL type's
+#: name, the GraphQL field, whose ``resolve`` is strawberry's resolver).
+ReaderFactory = Callable[[StrawberryObjectDefinition, Any, str, GraphQLField], Any]
+
+
+def install_row_readers(schema: Any, *more: ReaderFactory) -> int:
     """Give each field of ``schema`` that reads only its row a resolver that reads it in place,
     falling back to strawberry's own when the value is not on the row (see "Row readers" in the
-    module docstring). Returns how many fields got one."""
+    module docstring); ``more`` makes readers for other fields (e.g. a nested page prefetched
+    with its parent, :func:`graphql_api.api.connections.page_reader`). Returns how many fields
+    got one."""
     graphql_schema = schema._schema
     name_of = schema.config.name_converter.get_graphql_name
     installed = 0
@@ -106,9 +113,10 @@ def install_row_readers(schema: Any) -> int:
             graphql_field = graphql_type.fields.get(name_of(field))
             if graphql_field is None or graphql_field.resolve is None:
                 continue
-            reader = _row_reader(field, graphql_field) or _global_id_reader(
-                definition, field, graphql_type.name, graphql_field
-            )
+            reader = _row_reader(field, graphql_field)
+            for factory in (_global_id_reader, *more):
+                if reader is None:
+                    reader = factory(definition, field, graphql_type.name, graphql_field)
             if reader is not None:
                 reader._is_default = field.base_resolver is None  # type: ignore[attr-defined]
                 reader.__wrapped__ = graphql_field.resolve  # type: ignore[attr-defined]
