@@ -56,7 +56,12 @@ from strawberry.types.lazy_type import LazyType
 from strawberry.types.union import StrawberryUnion
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from graphql_api.api.connections import CONNECTION_NAMES, fix_pagination_descriptions
+from graphql_api.api.column_fields import install_row_readers
+from graphql_api.api.connections import (
+    CONNECTION_NAMES,
+    fix_pagination_descriptions,
+    page_reader,
+)
 from graphql_api.api.descriptions import describe_library_elements
 from graphql_api.api.mutations import Mutation
 from graphql_api.api.payloads import error_code_enums
@@ -112,6 +117,15 @@ class Schema(strawberry.Schema):
 
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
         log_errors(errors, execution_context)
+
+    def _get_middleware_manager(self, extensions: list[Any]) -> Any:
+        # strawberry builds a MiddlewareManager per operation even when no extension has a
+        # per-field ``resolve`` hook (ours have none), and graphql-core then asks that empty
+        # manager to wrap every field's resolver (2,400 calls on a page of 100 instances with
+        # their history, ~1 ms). None tells graphql-core there is no middleware. A host's
+        # extension with a ``resolve`` hook still gets its manager.
+        manager = super()._get_middleware_manager(extensions)
+        return manager if manager.middlewares else None
 
 
 #: Python packages whose GraphQL types ``rename`` may rename.
@@ -197,6 +211,7 @@ def compose_schema(
         ) from error
     fix_pagination_descriptions(schema._schema)
     describe_library_elements(schema._schema)
+    install_row_readers(schema, page_reader)
     if rename:
         unused = set(rename) - converter.renamed  # type: ignore[attr-defined]
         if unused:

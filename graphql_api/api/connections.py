@@ -88,6 +88,7 @@ __all__ = [
     "check_cursors",
     "connection",
     "fix_pagination_descriptions",
+    "page_reader",
 ]
 
 #: What the description of a connection below the root says (the cost limit refuses a nested
@@ -255,13 +256,9 @@ class _CheckedConnectionExtension(StrawberryDjangoConnectionExtension):
     ) -> Any:
         if source is not None:
             arguments = {"after": after, "before": before, "first": first, "last": last}
-            attr = page_attr(self.field_name, {**kwargs, **arguments})
-            rows = getattr(source, attr, None) if attr else None
-            page = ledger(info).pages.get(attr) if rows is not None else None
-            if page is not None:  # prefetched with its parent, as a list (nested_pages.py)
-                return self.connection_type.from_prefetched(
-                    source, rows, page, first=first, last=last
-                )
+            found = self.prefetched(source, info, {**kwargs, **arguments})
+            if found is not None:
+                return found
         if before or after:
             where, unchecked = _where(info), next_
             after, before = _read_cursors(self.cursor_reader, where, after, before)
@@ -285,6 +282,50 @@ class _CheckedConnectionExtension(StrawberryDjangoConnectionExtension):
         return super().resolve(
             next_, source, info, before=before, after=after, first=first, last=last, **kwargs
         )
+
+    def prefetched(self, source: Any, info: Any, arguments: dict[str, Any]) -> Any:
+        """The connection of ``source`` from its page prefetched with it as a list
+        (nested_pages.py), or None when there is none for these arguments."""
+        attr = page_attr(self.field_name, arguments)
+        rows = getattr(source, attr, None) if attr else None
+        page = ledger(info).pages.get(attr) if rows is not None else None
+        if page is None:
+            return None
+        return self.connection_type.from_prefetched(
+            source, rows, page, first=arguments["first"], last=arguments["last"]
+        )
+
+
+def page_reader(definition: Any, field: Any, type_name: str, graphql_field: Any) -> Any:
+    """A resolver for a nested connection of ours that builds the page prefetched with its
+    parent (bounds checked, ``first`` defaulted as :class:`BoundedPage` does) without strawberry's
+    resolver path (``Info``, argument conversion, the extension chain); any other case (no
+    prefetched page, a size out of bounds, a filter) goes to strawberry's resolver
+    (:func:`graphql_api.api.column_fields.install_row_readers` installs it)."""
+    kinds = [type(extension) for extension in field.extensions]
+    if type(field) is not _ConnectionField or kinds != [_CheckedConnectionExtension, BoundedPage]:
+        return None
+    checked, bounded = field.extensions
+    full, most = graphql_field.resolve, bounded.max_results
+
+    def read_page(source: Any, info: Any, **kwargs: Any) -> Any:
+        first, last = kwargs.get("first"), kwargs.get("last")
+        if (
+            source is not None
+            and (first is None or 0 <= first <= most)
+            and (last is None or 0 <= last <= most)
+        ):
+            if first is None and last is None:
+                first = most
+            arguments = {**kwargs, "first": first, "last": last}
+            arguments.setdefault("after", None)
+            arguments.setdefault("before", None)
+            found = checked.prefetched(source, info, arguments)
+            if found is not None:
+                return found
+        return full(source, info, **kwargs)
+
+    return read_page
 
 
 class _ConnectionField(StrawberryDjangoField):
