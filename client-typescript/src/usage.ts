@@ -13,6 +13,7 @@ import { useFragment } from "./gql";
 import type { SetWorkflowInstanceStatusErrorCode } from "./schema-enums";
 import {
   ConflictFragmentDoc,
+  CountsByStateFragmentDoc,
   EventFieldsFragmentDoc,
   InstanceCardFragmentDoc,
   ClaimWorkItemDocument,
@@ -34,6 +35,7 @@ import {
   type InboxEventKind,
   type InboxEventsSubscription,
   type InstanceEventsSubscription,
+  type WorkflowCountsLiveSubscription,
   type MyInboxQuery,
   type WorkItemCardFragment,
   type OperationMessageKind,
@@ -343,6 +345,22 @@ export function onEvent(
   const changed = known === undefined || known.version < instance.version;
   if (changed) seen.set(instance.id, instance);
   return { cursor: event.cursor, changed };
+}
+
+/** A numbers-only dashboard (`workflowCounts`): each push replaces the figures shown, the
+ * workflow's by state and every step's and status's total, keyed by their global IDs. */
+export function onCounts(data: WorkflowCountsLiveSubscription): {
+  byState: { active: number; onHold: number; completed: number; cancelled: number };
+  totals: Map<string, number>;
+} {
+  const workflow = data.workflowCounts;
+  const { active, onHold, completed, cancelled } = useFragment(CountsByStateFragmentDoc, workflow.instanceCounts);
+  const totals = new Map<string, number>();
+  for (const step of workflow.steps) {
+    totals.set(step.id, step.instanceCounts.total);
+    for (const status of step.statuses) totals.set(status.id, status.instanceCounts.total);
+  }
+  return { byState: { active, onHold, completed, cancelled }, totals };
 }
 
 export function startedAt(instance: InstanceCardFragment): Date {
