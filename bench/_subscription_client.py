@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import time
 from array import array
@@ -33,7 +34,8 @@ class Subscriber:
     __slots__ = ("cursors", "latencies", "warm", "failed")
 
     def __init__(self) -> None:
-        self.cursors = array("q")
+        # a list, not array("q"): PostgreSQL's cursors (transaction id and position) exceed 64 bits
+        self.cursors: list[int] = []
         self.latencies = array("f")
         self.warm = False
         self.failed: BaseException | None = None
@@ -114,7 +116,9 @@ async def main() -> None:
 
     config = await read()
     ports = config["ports"]
-    state = {"threshold": 1 << 62}  # nothing counted before the threshold arrives
+    # nothing counted before the threshold arrives (PostgreSQL's cursors exceed 64 bits: no int
+    # sentinel is safely above them)
+    state: dict = {"threshold": math.inf}
     subscribers = [Subscriber() for _ in range(config["subscribers"])]
     readies = [asyncio.Event() for _ in subscribers]
     tasks: list[asyncio.Task] = []
