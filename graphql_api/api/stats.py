@@ -19,7 +19,7 @@ from django_steps.models import Workflow, WorkflowStep, WorkflowStepStatus
 from django_steps.stats import MAX_BUCKETS, Bucket, WindowError, WorkflowStats, workflow_stats
 from graphql_api.api import queries
 from graphql_api.api.enums import _mirror
-from graphql_api.api.ids import parse_global_id
+from graphql_api.api.ids import get_by_global_id
 from graphql_api.api.types import WorkflowStepStatusType, WorkflowStepType, WorkflowType
 from graphql_api.security.cost_bounds import MAX_ITEMS, WORK
 from graphql_api.security.error_codes import ErrorCode, TransportCode
@@ -134,12 +134,11 @@ def _workflow(info: Info, workflow: StatsWorkflowInput) -> Workflow | None:
     if workflow.name is not strawberry.UNSET and workflow.name is not None:
         return rows.filter(name=workflow.name).first()
     try:
-        pk = parse_global_id(workflow.id, "Workflow", field="workflow.id", info=info)
+        return get_by_global_id(rows, workflow.id, "Workflow", field="workflow.id", info=info)
     except ApiError as error:
-        if error.code == TransportCode.NOT_FOUND:
+        if error.code == ErrorCode.WORKFLOW_NOT_FOUND:  # no such workflow, or not visible: null
             return None
         raise query_error(error.code, error.message, field=error.field) from error
-    return rows.filter(pk=pk).first()
 
 
 def _stats(workflow: Workflow, stats: WorkflowStats) -> WorkflowStatsType:

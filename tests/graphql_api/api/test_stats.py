@@ -200,6 +200,10 @@ def test_the_workflow_by_id_and_unknown_workflows(story, as_viewer, claim_workfl
     assert as_viewer.data(STATS, {**WINDOW, "workflow": {"id": gid("Workflow", 999)}}) == {
         "workflowStats": None
     }
+    # an ID beyond any primary key is no workflow either, answered the same way
+    assert as_viewer.data(STATS, {**WINDOW, "workflow": {"id": gid("Workflow", 10**30)}}) == {
+        "workflowStats": None
+    }
 
 
 @pytest.mark.parametrize(
