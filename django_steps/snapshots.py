@@ -16,25 +16,17 @@ from .shape import STATUS, STEP, TRANSITION, WORKFLOW
 __all__ = ["snapshot_workflow", "strip_ids"]
 
 
-def snapshot_workflow(workflow: Any, models: tuple[Any, Any, Any] | None = None) -> dict:
+def snapshot_workflow(workflow: Any) -> dict:
     """The definition document of ``workflow``'s current rows (retired ones left out), each
-    step, status and transition with its row ``id``: what a published version stores.
-
-    ``models``: the (step, status, transition) model classes, for a data migration's
-    historical models."""
-    step_model, status_model, transition_model = models or (
-        WorkflowStep,
-        WorkflowStepStatus,
-        WorkflowTransition,
-    )
+    step, status and transition with its row ``id``: what a published version stores."""
     steps = list(
-        step_model._base_manager.filter(workflow_id=workflow.pk, retired=False).order_by(
+        WorkflowStep._base_manager.filter(workflow_id=workflow.pk, retired=False).order_by(
             "order", "id"
         )
     )
     names = {s.id: s.name for s in steps}
     statuses: dict[int, list[Any]] = defaultdict(list)
-    for status in status_model._base_manager.filter(
+    for status in WorkflowStepStatus._base_manager.filter(
         step_id__in=list(names), retired=False
     ).order_by("id"):
         statuses[status.step_id].append(status)
@@ -42,7 +34,7 @@ def snapshot_workflow(workflow: Any, models: tuple[Any, Any, Any] | None = None)
     transitions = sorted(
         (
             t
-            for t in transition_model._base_manager.filter(workflow_id=workflow.pk, retired=False)
+            for t in WorkflowTransition._base_manager.filter(workflow_id=workflow.pk, retired=False)
             if t.from_step_id in names and t.to_step_id in names
         ),
         key=lambda t: (position[t.from_step_id], -t.priority, t.id),
