@@ -11,7 +11,9 @@ class DjangoStepsConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
+        from .checks import check_migrations_squashed
         from .workitems import check_groups  # it reads models: once the registry is ready
 
-        # It reads rows: a database check (manage.py check --database default, and migrate).
+        # They read rows: database checks (manage.py check --database default, and migrate).
         checks.register(check_groups, "django_steps", checks.Tags.database)
+        checks.register(check_migrations_squashed, "django_steps", checks.Tags.database)
