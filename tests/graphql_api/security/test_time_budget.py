@@ -33,6 +33,13 @@ def _timeouts(result: dict) -> list[dict]:
     return [e for e in result.get("errors") or () if e["extensions"]["code"] == "TIMEOUT"]
 
 
+def _statement_timeout() -> str:
+    """The connection's ``statement_timeout`` as PostgreSQL shows it (``"0"``: none)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        return cursor.fetchone()[0]
+
+
 # ---------------------------------------------------------------------------- over GraphQL
 
 
@@ -115,8 +122,7 @@ def test_postgresql_cuts_a_statement_with_statement_timeout():
     assert elapsed < 0.7, elapsed
     with connection.cursor() as cursor:  # outside a budget: the server's default again
         cursor.execute("SELECT 1")
-        cursor.execute("SHOW statement_timeout")
-        assert cursor.fetchone() == ("0",)
+    assert _statement_timeout() == "0"
 
 
 @pytest.mark.postgres
@@ -153,8 +159,7 @@ def test_postgresql_cuts_a_transaction_after_reads_with_the_session_timeout_they
         assert time.perf_counter() - started < 2.0, pause  # not pause + 1.5
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
-        cursor.execute("SHOW statement_timeout")
-        assert cursor.fetchone() == ("0",)
+    assert _statement_timeout() == "0"
 
 
 @pytest.mark.postgres
@@ -167,9 +172,7 @@ def test_postgresql_cuts_a_statement_inside_a_transaction():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_sleep(5)")
     assert is_timeout(raised.value) and time.perf_counter() - started < 0.7
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW statement_timeout")
-        assert cursor.fetchone() == ("0",)
+    assert _statement_timeout() == "0"
 
 
 @pytest.mark.postgres
@@ -241,15 +244,11 @@ def test_no_statement_timeout_outlives_its_budget_through_a_rolled_back_transact
         cursor.execute("SELECT 1")  # the session's timeout: ten seconds
     transaction.set_autocommit(False)
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW statement_timeout")
-            assert cursor.fetchone() == ("0",)
+        assert _statement_timeout() == "0"
         transaction.rollback()
     finally:
         transaction.set_autocommit(True)
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW statement_timeout")
-        assert cursor.fetchone() == ("0",)
+    assert _statement_timeout() == "0"
 
 
 @pytest.mark.postgres
@@ -262,7 +261,5 @@ def test_a_pooled_connection_comes_back_without_the_last_requests_timeout():
     seen = []
     for _ in range(12):  # every connection of the pool in turn (it hands them out in order)
         connection.close()  # back to the pool, as at the end of a request
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW statement_timeout")
-            seen.append(cursor.fetchone()[0])
+        seen.append(_statement_timeout())
     assert set(seen) == {"0"}
