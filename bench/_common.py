@@ -228,6 +228,22 @@ def median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 1) -> fl
     return statistics.median(samples)
 
 
+def alternate(
+    a: Callable[[], object], b: Callable[[], object], rounds: int, warmup: int = 1
+) -> tuple[list[float], list[float]]:
+    """Seconds of ``a()`` and of ``b()``, ``rounds`` calls each, alternating A/B then B/A next
+    round so that drift (a warming cache, a neighbour's load) falls on both alike."""
+    for _ in range(warmup):
+        a(), b()
+    ta, tb = [], []
+    for index in range(rounds):
+        for fn, samples in ((a, ta), (b, tb)) if index % 2 == 0 else ((b, tb), (a, ta)):
+            started = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - started)
+    return ta, tb
+
+
 def bench_arguments(doc: str | None, quick: str = "smaller sizes, fewer rounds"):
     """The options every benchmark script takes, ``--quick`` and ``--json``; a script adds its
     own to the parser returned."""

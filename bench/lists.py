@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import bench_arguments, emit, scratch_database
+from bench._common import alternate, bench_arguments, emit, scratch_database
 
 LIST = """query Page($first: Int!) { workflowInstances(first: $first) {
   edges { node { id state version workflow { name } currentStep { name }
@@ -193,17 +193,6 @@ def analyze(alias: str) -> None:
     if connections[alias].vendor == "postgresql":
         with connections[alias].cursor() as cursor:
             cursor.execute("ANALYZE")
-
-
-def alternate(a, b, rounds: int) -> tuple[list[float], list[float]]:
-    """Time ``a()`` and ``b()`` alternately (A/B, then B/A next round), ``rounds`` times each."""
-    ta, tb = [], []
-    for r in range(rounds):
-        for fn, out in ((a, ta), (b, tb)) if r % 2 == 0 else ((b, tb), (a, ta)):
-            started = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - started)
-    return ta, tb
 
 
 def ratio_row(figure: str, ta: list[float], tb: list[float], target: float | None) -> dict:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import bench_arguments, create_workflow, emit, setup_django
+from bench._common import alternate, bench_arguments, create_workflow, emit, setup_django
 
 STATS = """query Stats($name: String!, $since: DateTime) {
   workflowStats(workflow: {name: $name}, since: $since) {
@@ -192,17 +192,6 @@ def backend_pid() -> int | None:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
     return pid if Path(f"/proc/{pid}/stat").exists() else None
-
-
-def alternate(a, b, rounds: int) -> tuple[list[float], list[float]]:
-    a(), b()
-    ta, tb = [], []
-    for index in range(rounds):
-        for fn, samples in ((a, ta), (b, tb)) if index % 2 == 0 else ((b, tb), (a, ta)):
-            started = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - started)
-    return ta, tb
 
 
 def main() -> None:

@@ -23,7 +23,7 @@
   "use strict";
 
   const dashboard = window.dashboard;
-  const { gql, h, showError, client, operations, onRender } = dashboard.helpers;
+  const { gql, h, showError, subscriptionData, client, operations, onRender } = dashboard.helpers;
   const MIN_INTERVAL = 1000; // ms between two requests for the stats
   const COLORS = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4b5563", "#db2777"];
   const WINDOWS = { DAY: "Last 30 days", HOUR: "Last 48 hours" };
@@ -96,12 +96,7 @@
       { query: operations.WorkflowCountsLive, operationName: "WorkflowCountsLive", variables: { workflowName: name } },
       {
         next: (result) => {
-          if (result.errors && result.errors.length) {
-            const first = result.errors[0];
-            showError((first.extensions && first.extensions.code) || "SUBSCRIPTION_ERROR", first.message);
-            return;
-          }
-          schedule();
+          if (subscriptionData(result, "workflowCounts")) schedule();
         },
         error: () => {}, // the instance stream reports connection problems
         complete: () => {},

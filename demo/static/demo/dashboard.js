@@ -132,6 +132,22 @@
     setTimeout(() => box.remove(), 12000);
   }
 
+  /** A subscription message's `data[field]`, or null when it carries errors (the first shown). */
+  function subscriptionData(result, field) {
+    if (result.errors && result.errors.length) {
+      const first = result.errors[0];
+      showError((first.extensions && first.extensions.code) || "SUBSCRIPTION_ERROR", first.message);
+      return null;
+    }
+    return (result.data && result.data[field]) || null;
+  }
+
+  /** A subscription that failed: graphql-ws gives GraphQL errors (an array) or a close event. */
+  function showSubscriptionError(err) {
+    const message = Array.isArray(err) ? err.map((e) => e.message).join("; ") : (err && (err.reason || err.message)) || String(err);
+    showError("SUBSCRIPTION_ERROR", message);
+  }
+
   // ------------------------------------------------------------------ HTTP GraphQL
 
   async function gql(operationName, variables) {
@@ -307,12 +323,7 @@
   });
 
   function onEvent(result) {
-    if (result.errors && result.errors.length) {
-      const first = result.errors[0];
-      showError((first.extensions && first.extensions.code) || "SUBSCRIPTION_ERROR", first.message);
-      return;
-    }
-    const event = result.data && result.data.workflowInstanceEvents;
+    const event = subscriptionData(result, "workflowInstanceEvents");
     if (!event) return;
     store.received += 1;
     store.cursor = event.cursor;
@@ -341,10 +352,7 @@
   function subscribe() {
     subscription.dispose = client.subscribe(subscription.payload, {
       next: onEvent,
-      error: (err) => {
-        const message = Array.isArray(err) ? err.map((e) => e.message).join("; ") : (err && (err.reason || err.message)) || String(err);
-        showError("SUBSCRIPTION_ERROR", message);
-      },
+      error: showSubscriptionError,
       complete: () => {},
     });
   }
@@ -807,6 +815,8 @@
       gql,
       h,
       showError,
+      subscriptionData,
+      showSubscriptionError,
       labelOf,
       client,
       operations: OPS,

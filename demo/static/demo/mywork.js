@@ -14,7 +14,7 @@
   "use strict";
 
   const dashboard = window.dashboard;
-  const { gql, h, showError, labelOf, client, operations, refresh } = dashboard.helpers;
+  const { gql, h, showError, subscriptionData, showSubscriptionError, labelOf, client, operations, refresh } = dashboard.helpers;
   const work = new Map(); // work item id -> WorkItemCard
   const gone = new Set(); // items a message removed: an older snapshot must not bring them back
   let me = null;
@@ -29,12 +29,7 @@
   }
 
   function onMessage(result) {
-    if (result.errors && result.errors.length) {
-      const first = result.errors[0];
-      showError((first.extensions && first.extensions.code) || "SUBSCRIPTION_ERROR", first.message);
-      return;
-    }
-    const message = result.data && result.data.inboxEvents;
+    const message = subscriptionData(result, "inboxEvents");
     if (!message) return;
     subscription.payload.variables.after = message.cursor;
     const item = message.workItem;
@@ -114,7 +109,7 @@
   // Subscribe first, then read the list: what happens in between arrives as a message.
   client.subscribe(subscription.payload, {
     next: onMessage,
-    error: (err) => showError("SUBSCRIPTION_ERROR", (err && (err.reason || err.message)) || String(err)),
+    error: showSubscriptionError,
     complete: () => {},
   });
   const ready = dashboard.ready.then(load).catch((err) => showError(err.code, err.message));

@@ -3,10 +3,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from channels.db import database_sync_to_async
 from django.test import Client
 
 from tests.conftest import CLAIM_PROCESSING, make_workflow
 from tests.graphql_api.conftest import make_user
+
+from .helpers import GraphQLSocket
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +32,11 @@ def login_session(user) -> str:
     client = Client()
     client.force_login(user)
     return client.cookies["sessionid"].value
+
+
+async def socket_as(application, user) -> GraphQLSocket:
+    """A socket carrying a new session of ``user``, opened by ``async with await socket_as(…)``."""
+    return GraphQLSocket(application, session_key=await database_sync_to_async(login_session)(user))
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from claims.models import Claim
 from django_steps import services
 from tests.servers import graphql
 
-from .conftest import login_session
+from .conftest import login_session, socket_as
 from .helpers import COMPLETE, EVENTS, GraphQLSocket, error_codes, instance_gid
 from .live import HOLD, RESUME, open_socket, server
 
@@ -64,8 +64,8 @@ async def test_a_claimant_receives_only_their_own_instances_events(application, 
     users, instances = demo
     variables = {"workflowName": "Claim Processing"} if stream == "workflow" else {}
     async with (
-        GraphQLSocket(application, session_key=await run(login_session)(users["alice"])) as alice,
-        GraphQLSocket(application, session_key=await run(login_session)(users["rita"])) as rita,
+        await socket_as(application, users["alice"]) as alice,
+        await socket_as(application, users["rita"]) as rita,
     ):
         hers = await alice.subscribe(**variables)
         everything = await rita.subscribe(**variables)
@@ -85,9 +85,7 @@ async def test_a_claimant_receives_only_their_own_instances_events(application, 
 
 async def test_another_users_instance_stream_is_not_found(application, demo):
     users, instances = demo
-    async with GraphQLSocket(
-        application, session_key=await run(login_session)(users["alice"])
-    ) as alice:
+    async with await socket_as(application, users["alice"]) as alice:
         sub = await alice.subscribe(instanceId=instance_gid(instances["bob"]))
         assert error_codes(await alice.result(sub)) == ["INSTANCE_NOT_FOUND"]
         mine = await alice.subscribe(instanceId=instance_gid(instances["alice"]))
@@ -103,9 +101,7 @@ def _give_to(instance, owner) -> None:
 async def test_an_instance_stream_ends_with_instance_not_found_once_it_is_hidden(application, demo):
     # The same code as for an instance hidden from the start (and as mutations and queries).
     users, instances = demo
-    async with GraphQLSocket(
-        application, session_key=await run(login_session)(users["alice"])
-    ) as alice:
+    async with await socket_as(application, users["alice"]) as alice:
         mine = await alice.subscribe(instanceId=instance_gid(instances["alice"]))
         assert await alice.nothing_more(mine, 0.3)  # live now
         await run(_give_to)(instances["alice"], users["bob"])

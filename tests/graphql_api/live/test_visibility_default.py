@@ -16,8 +16,8 @@ from django_steps import services
 from django_steps.definitions import import_workflow
 from tests.demo.test_every_path import ON_USERS  # the same workflow on user accounts
 
-from .conftest import login_session
-from .helpers import GraphQLSocket, instance_gid
+from .conftest import socket_as
+from .helpers import instance_gid
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,8 +41,8 @@ def world(transactional_db):
 async def test_instances_on_user_accounts_reach_no_claimant_replayed_or_live(application, world):
     users, hers, account = world["users"], world["hers"], world["account"]
     async with (
-        GraphQLSocket(application, session_key=await run(login_session)(users["alice"])) as alice,
-        GraphQLSocket(application, session_key=await run(login_session)(users["demo"])) as root,
+        await socket_as(application, users["alice"]) as alice,
+        await socket_as(application, users["demo"]) as root,
     ):
         mine = await alice.subscribe(after="0")  # replay from the start, then live
         everything = await root.subscribe(after="0")
