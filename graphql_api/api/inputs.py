@@ -44,6 +44,7 @@ class WorkflowStepStatusSelector:
     )
 
 
+_INSTANCE = "Global ID of the workflow instance."
 _STATUS_FIELD_GONE = "Use `status: {name: …}` (or `{id: …}`)."
 _CONTEXT = (
     "A JSON object of your values, read by transition conditions as `input.<key>` (e.g. "
@@ -57,7 +58,7 @@ _EXPECTED = "Refuse the change (VERSION_CONFLICT) unless the instance is at this
     name="UpdateWorkflowStepStatusInput", description="Set a status of the instance's current step."
 )
 class UpdateWorkflowStepStatusInput:
-    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
+    instance_id: strawberry.ID = strawberry.field(description=_INSTANCE)
     status: Optional[WorkflowStepStatusSelector] = strawberry.field(
         default=None,
         description="The status to set, by name or by ID. Required unless the deprecated "
@@ -85,7 +86,7 @@ class SetWorkflowInstanceStatusInput:
     """``UpdateWorkflowStepStatusInput`` without the deprecated ``statusName``/``statusId``: a new
     name starts without the old shapes, so ``status`` is required here."""
 
-    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
+    instance_id: strawberry.ID = strawberry.field(description=_INSTANCE)
     status: WorkflowStepStatusSelector = strawberry.field(
         description="The status to set, by name or by ID."
     )
@@ -100,16 +101,13 @@ class SetWorkflowInstanceStatusInput:
     ),
 )
 class AdvanceWorkflowInstanceInput:
-    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
+    instance_id: strawberry.ID = strawberry.field(description=_INSTANCE)
     context: Optional[JSON] = strawberry.field(
         default=None,
         description="A JSON object of your values, read by conditions as `input.<key>`; the "
         "attached object's fields are read from the database.",
     )
-    expected_version: Optional[int] = strawberry.field(
-        default=None,
-        description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
-    )
+    expected_version: Optional[int] = strawberry.field(default=None, description=_EXPECTED)
 
 
 @strawberry.input(name="InstanceChangeInput")
@@ -117,11 +115,8 @@ class InstanceChangeInput:
     """The fields of a change that names nothing but the instance (hold, resume, cancel). Its
     subclasses are the schema's inputs; this one is in no field, so not in the schema."""
 
-    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
-    expected_version: Optional[int] = strawberry.field(
-        default=None,
-        description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
-    )
+    instance_id: strawberry.ID = strawberry.field(description=_INSTANCE)
+    expected_version: Optional[int] = strawberry.field(default=None, description=_EXPECTED)
 
 
 @strawberry.input(name="HoldWorkflowInstanceInput", description="Put an active instance on hold.")
