@@ -11,16 +11,16 @@ Everything that walks the keys of a part reads them from here rather than spelli
 * :mod:`django_steps.definitions` type-checks documents, fills in defaults, exports stored
   workflows and writes the columns on import;
 * :mod:`django_steps.compiled` builds its snapshot (``StatusDef`` …) from the columns;
-* ``graphql_api``'s definition input turns into a document key by key, and its output types
-  (``WorkflowStep`` …) show each column with the key's ``description``;
+* ``graphql_api`` adds a field for each key to the definition input and for each column to the
+  output types (``WorkflowStep`` …), typed, defaulted and described as declared here, and turns
+  the input into a document key by key;
 * the admin lists the columns in its forms.
 
-What cannot be derived — the GraphQL input types, whose descriptions are written for the
-writer of a definition, and the model fields, which need a migration — is checked against this
-module by the tests (``tests/django_steps/test_shape.py``), which name what is missing. Adding a
-key is therefore one :class:`Key` here plus its semantics (a validation rule in
-``documents._check``, its effect in the services), a model field and its migration, and the
-input field the tests ask for.
+What cannot be derived — the model fields, which need a migration, and GraphQL fields of nested
+values (``deadline`` …) — is checked against this module by the tests
+(``tests/django_steps/test_shape.py``), which name what is missing. Adding a key is therefore
+one :class:`Key` here plus its semantics (a validation rule in ``documents._check``, its effect
+in the services) and a model field and its migration.
 
 Plain frozen dataclasses: the shape is read by code, never parsed from input (validation must
 report *every* problem with its path, and keep the values it could not use out; a pydantic or
@@ -53,9 +53,9 @@ class Key:
     #: Left out of documents (exports, published versions) while unset: documents and versions
     #: written before the key existed keep their content, and so their hash.
     optional: bool = False
-    #: What the stored value means, for the people who read it: the GraphQL types of the stored
-    #: parts (``WorkflowStep`` …) describe their field with it. Empty: the key is not shown under
-    #: its own name, or each type words it for its context (``name``).
+    #: What the value means, for the people who read or write it: the GraphQL types and inputs
+    #: of the parts (``WorkflowStep``, ``WorkflowStepInput`` …) describe their field with it.
+    #: Empty: each type words it for its context (``name``) or declares it (nested values).
     description: str = ""
 
 

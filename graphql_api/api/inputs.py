@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 from django_steps.shape import STATUS, STEP, TRANSITION, WORKFLOW, Part
 from graphql_api.api.deadlines import WorkflowDeadlineInput
 from graphql_api.api.enums import WorkflowInstanceState
+from graphql_api.api.shape_fields import shape_inputs
 
 
 @strawberry.input(name="StartWorkflowInstanceInput", description="Start a workflow for an object.")
@@ -145,25 +146,11 @@ class CancelWorkflowInstanceInput(InstanceChangeInput):
 
 
 @strawberry.input(name="WorkflowStepStatusInput", description="A status of a step.")
+@shape_inputs(STATUS)
 class WorkflowStepStatusInput:
     name: str = strawberry.field(description="Name, unique within the step.")
-    description: str = strawberry.field(default="", description="Free text shown to users.")
-    is_default_status: bool = strawberry.field(
-        default=False, description="Set when an instance enters the step."
-    )
     is_completion_status: bool = strawberry.field(
         default=False, description="Setting it completes the step (transitions are tried)."
-    )
-    is_cancellation_status: bool = strawberry.field(
-        default=False, description="Setting it cancels the instance."
-    )
-    is_on_hold_status: bool = strawberry.field(
-        default=False, description="Setting it puts the instance on hold."
-    )
-    permission: str = strawberry.field(
-        default="",
-        description='Permission needed to set it ("app_label.codename"), checked for the attached '
-        "object; empty: anyone who may change the instance.",
     )
 
 
@@ -182,9 +169,9 @@ class WorkflowStepAssigneesInput:
 
 
 @strawberry.input(name="WorkflowStepInput", description="A step with its statuses.")
+@shape_inputs(STEP)
 class WorkflowStepInput:
     name: str = strawberry.field(description="Name, unique within the workflow.")
-    description: str = strawberry.field(default="", description="Free text shown to users.")
     order: Optional[int] = strawberry.field(
         default=None, description="Position (ascending); default: the step's position in the list."
     )
@@ -210,12 +197,11 @@ class WorkflowStepInput:
 @strawberry.input(
     name="WorkflowTransitionInput", description="A transition, naming its steps by name."
 )
+@shape_inputs(TRANSITION)
 class WorkflowTransitionInput:
     from_step: str = strawberry.field(description="Name of the step it leaves.")
     to_step: str = strawberry.field(description="Name of the step it enters.")
     condition: str = strawberry.field(default="", description="CEL expression; empty means always.")
-    priority: int = strawberry.field(default=0, description="Higher priorities are tried first.")
-    description: str = strawberry.field(default="", description="Free text shown to users.")
 
 
 @strawberry.input(
@@ -225,9 +211,9 @@ class WorkflowTransitionInput:
         "is validated as a whole and saved atomically."
     ),
 )
+@shape_inputs(WORKFLOW)
 class WorkflowDefinitionInput:
     name: str = strawberry.field(description="Unique workflow name.")
-    description: str = strawberry.field(default="", description="Free text shown to users.")
     content_types: list[str] = strawberry.field(
         default_factory=list,
         description='Models it may be started on, as "app_label.model" (e.g. "claims.claim"); '
