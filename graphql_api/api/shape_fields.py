@@ -28,7 +28,8 @@ _SCALARS = (bool, int, str)
 
 
 def _derive(cls: type, part: Part, key: Key, field: Any) -> type:
-    """Sets ``field`` as the class's field for ``key``; returns its annotation."""
+    """Sets ``field`` as the class's field for ``key``; returns its annotation. A key without a
+    scalar type or a description is declared on the class."""
     if key.type not in _SCALARS or not key.description:
         raise TypeError(f"declare {part.name}.{key.name} on {cls.__name__}")
     setattr(cls, key.name, field)
@@ -43,14 +44,14 @@ def shape_fields(part: Part, *, after: str = "name") -> Callable[[T], T]:
         own = cls.__dict__.get("__annotations__", {})
         if after not in own:
             raise TypeError(f"{cls.__name__} has no field {after!r} to put the shape's after")
-        derived = [key for key in part if key.column and key.name not in own | vars(cls)]
-        early = [key for key in derived if key.name == "description" and "name" in own]
-        places = {after: [key for key in derived if key not in early]}
-        places["name"] = early + places.get("name", [])
+        derived = [k for k in part if k.column and k.name not in own and k.name not in vars(cls)]
+        beside_name = [k for k in derived if k.name == "description" and "name" in own]
+        rest = [k for k in derived if k not in beside_name]
         annotations = {}
         for name, annotation in own.items():
             annotations[name] = annotation
-            for key in places.get(name, ()):
+            added = (beside_name if name == "name" else []) + (rest if name == after else [])
+            for key in added:
                 field = strawberry_django.field(description=key.description)
                 annotations[key.name] = _derive(cls, part, key, field)
         cls.__annotations__ = annotations
@@ -71,6 +72,8 @@ def shape_inputs(part: Part) -> Callable[[T], T]:
         for key in part:
             if key.name in own:
                 annotations[key.name] = own[key.name]
+            elif key.default is None:  # null or left out: the input decides what it means
+                raise TypeError(f"declare {part.name}.{key.name} on {cls.__name__}")
             else:
                 field = strawberry.field(default=key.default, description=key.description)
                 annotations[key.name] = _derive(cls, part, key, field)
