@@ -11,14 +11,16 @@ Everything that walks the keys of a part reads them from here rather than spelli
 * :mod:`django_steps.definitions` type-checks documents, fills in defaults, exports stored
   workflows and writes the columns on import;
 * :mod:`django_steps.compiled` builds its snapshot (``StatusDef`` …) from the columns;
-* ``graphql_api``'s definition input turns into a document key by key;
+* ``graphql_api`` adds a field for each key to the definition input and for each column to the
+  output types (``WorkflowStep`` …), typed, defaulted and described as declared here, and turns
+  the input into a document key by key;
 * the admin lists the columns in its forms.
 
-What cannot be derived — the GraphQL types, whose descriptions are written for clients, and the
-model fields, which need a migration — is checked against this module by the tests
-(``tests/django_steps/test_shape.py``), which name what is missing. Adding a key is therefore one
-:class:`Key` here plus its semantics (a validation rule in ``documents._check``, its effect in
-the services), a model field and its migration, and the GraphQL fields the tests ask for.
+What cannot be derived — the model fields, which need a migration, and GraphQL fields of nested
+values (``deadline`` …) — is checked against this module by the tests
+(``tests/django_steps/test_shape.py``), which name what is missing. Adding a key is therefore
+one :class:`Key` here plus its semantics (a validation rule in ``documents._check``, its effect
+in the services) and a model field and its migration.
 
 Plain frozen dataclasses: the shape is read by code, never parsed from input (validation must
 report *every* problem with its path, and keep the values it could not use out; a pydantic or
@@ -51,6 +53,10 @@ class Key:
     #: Left out of documents (exports, published versions) while unset: documents and versions
     #: written before the key existed keep their content, and so their hash.
     optional: bool = False
+    #: What the value means, for the people who read or write it: the GraphQL types and inputs
+    #: of the parts (``WorkflowStep``, ``WorkflowStepInput`` …) describe their field with it.
+    #: Empty: each type words it for its context (``name``) or declares it (nested values).
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,18 +143,31 @@ _POSITIVE_INT = (0, 2**31 - 1)
 _INT = (-(2**31), 2**31 - 1)
 #: A workflow, a step and a status are found by name (unique among their siblings) and may
 #: say what they are for.
-_NAMED = (Key("name", str, "", required=True), Key("description", str, ""))
+_DESCRIPTION = Key("description", str, "", description="Free text shown to users.")
+_NAMED = (Key("name", str, "", required=True), _DESCRIPTION)
 
 STATUS = Part(
     "status",
     "WorkflowStepStatus",
     (
         *_NAMED,
-        Key("is_default_status", bool, False),
-        Key("is_completion_status", bool, False),
-        Key("is_cancellation_status", bool, False),
-        Key("is_on_hold_status", bool, False),
-        Key("permission", str, ""),
+        Key("is_default_status", bool, False, description="Set when an instance enters the step."),
+        Key(
+            "is_completion_status",
+            bool,
+            False,
+            description="Setting it completes the step: transitions are tried, or the instance "
+            "completes on a final step.",
+        ),
+        Key("is_cancellation_status", bool, False, description="Setting it cancels the instance."),
+        Key("is_on_hold_status", bool, False, description="Setting it puts the instance on hold."),
+        Key(
+            "permission",
+            str,
+            "",
+            description='Permission needed to set it ("app_label.codename"), checked for the '
+            "attached object; empty: anyone who may change the instance.",
+        ),
     ),
 )
 
@@ -157,9 +176,20 @@ STEP = Part(
     "WorkflowStep",
     (
         *_NAMED,
-        Key("order", int, None, range=_POSITIVE_INT),  # default: the step's position
-        Key("is_initial_step", bool, False),
-        Key("is_final_step", bool, False),
+        Key(
+            "order",
+            int,
+            None,  # the step's position
+            range=_POSITIVE_INT,
+            description="Position of the step in the workflow (ascending).",
+        ),
+        Key("is_initial_step", bool, False, description="New instances start on this step."),
+        Key(
+            "is_final_step",
+            bool,
+            False,
+            description="A completion status set on this step completes the instance.",
+        ),
         # who acts on the step: {"groups": [names], "expression": CEL giving user ids/usernames}
         # (see django_steps.workitems); None: anyone who may change the instance
         Key("assignees", dict, None, optional=True),
@@ -177,9 +207,14 @@ TRANSITION = Part(
     (
         Key("from_step", str, "", required=True, column=False),  # the step's name
         Key("to_step", str, "", required=True, column=False),
-        Key("condition", str, ""),
-        Key("priority", int, 0, range=_INT),
-        Key("description", str, ""),
+        Key(
+            "condition",
+            str,
+            "",
+            description="CEL expression evaluated against the context; empty means always.",
+        ),
+        Key("priority", int, 0, range=_INT, description="Higher priorities are tried first."),
+        _DESCRIPTION,
     ),
 )
 

@@ -54,6 +54,16 @@ def distinct() -> Any:
     )
 
 
+def text_filter(lookup: str, *, description: str) -> Any:
+    """A filter on one text column, by a lookup (``workflow__name``, ``name__icontains``) under
+    the filter's prefix (a nested filter's relation)."""
+
+    def matches(self: Any, value: str, prefix: str) -> Q:
+        return Q(**{f"{prefix}{lookup}": value})
+
+    return strawberry_django.filter_field(resolver=matches, description=description)
+
+
 @strawberry_django.filter_type(
     models.Workflow, name="WorkflowFilter", description="Filters for `workflows`."
 )
@@ -64,11 +74,9 @@ class WorkflowFilter:
     NOT: Optional[WorkflowFilter] = none_of()
     DISTINCT: Optional[bool] = distinct()
 
-    @strawberry_django.filter_field(
-        description="Workflow name contains this text (case-insensitive)."
+    name_contains = text_filter(
+        "name__icontains", description="Workflow name contains this text (case-insensitive)."
     )
-    def name_contains(self, value: str, prefix: str) -> Q:
-        return Q(**{f"{prefix}name__icontains": value})
 
 
 @strawberry_django.filter_type(
@@ -88,13 +96,10 @@ class WorkflowInstanceFilter:
     NOT: Optional[WorkflowInstanceFilter] = none_of()
     DISTINCT: Optional[bool] = distinct()
 
-    @strawberry_django.filter_field(description="Exact name of the workflow.")
-    def workflow_name(self, value: str, prefix: str) -> Q:
-        return Q(**{f"{prefix}workflow__name": value})
-
-    @strawberry_django.filter_field(description="Exact name of the current step.")
-    def current_step_name(self, value: str, prefix: str) -> Q:
-        return Q(**{f"{prefix}current_step__name": value})
+    workflow_name = text_filter("workflow__name", description="Exact name of the workflow.")
+    current_step_name = text_filter(
+        "current_step__name", description="Exact name of the current step."
+    )
 
     @strawberry_django.filter_field(
         description='Model of the attached object as "app_label.model" (e.g. "claims.claim"). '

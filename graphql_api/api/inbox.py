@@ -49,17 +49,15 @@ class WorkItemFilter:
     NOT: Optional[WorkItemFilter] = filters.none_of()
     DISTINCT: Optional[bool] = filters.distinct()
 
-    @strawberry_django.filter_field(description="Exact name of the instance's workflow.")
-    def workflow_name(self, value: str, prefix: str) -> Q:
-        return Q(**{f"{prefix}instance__workflow__name": value})
+    workflow_name = filters.text_filter(
+        "instance__workflow__name", description="Exact name of the instance's workflow."
+    )
 
     @strawberry_django.filter_field(description="Global ID of the instance's `Workflow`.")
     def workflow_id(self, info: Info, value: strawberry.ID, prefix: str) -> Q:
         return Q(**{f"{prefix}instance__workflow_id": filters.workflow_pk(value, info)})
 
-    @strawberry_django.filter_field(description="Exact name of the step.")
-    def step_name(self, value: str, prefix: str) -> Q:
-        return Q(**{f"{prefix}step__name": value})
+    step_name = filters.text_filter("step__name", description="Exact name of the step.")
 
     @strawberry_django.filter_field(
         description="true: the items the viewer claimed (or was handed); false: those waiting "

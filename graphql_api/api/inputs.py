@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 from django_steps.shape import STATUS, STEP, TRANSITION, WORKFLOW, Part
 from graphql_api.api.deadlines import WorkflowDeadlineInput
 from graphql_api.api.enums import WorkflowInstanceState
+from graphql_api.api.shape_fields import shape_inputs
 
 
 @strawberry.input(name="StartWorkflowInstanceInput", description="Start a workflow for an object.")
@@ -44,6 +45,7 @@ class WorkflowStepStatusSelector:
     )
 
 
+_INSTANCE = "Global ID of the workflow instance."
 _STATUS_FIELD_GONE = "Use `status: {name: …}` (or `{id: …}`)."
 _CONTEXT = (
     "A JSON object of your values, read by transition conditions as `input.<key>` (e.g. "
@@ -57,7 +59,7 @@ _EXPECTED = "Refuse the change (VERSION_CONFLICT) unless the instance is at this
     name="UpdateWorkflowStepStatusInput", description="Set a status of the instance's current step."
 )
 class UpdateWorkflowStepStatusInput:
-    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
+    instance_id: strawberry.ID = strawberry.field(description=_INSTANCE)
     status: Optional[WorkflowStepStatusSelector] = strawberry.field(
         default=None,
         description="The status to set, by name or by ID. Required unless the deprecated "
@@ -85,7 +87,7 @@ class SetWorkflowInstanceStatusInput:
     """``UpdateWorkflowStepStatusInput`` without the deprecated ``statusName``/``statusId``: a new
     name starts without the old shapes, so ``status`` is required here."""
 
-    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
+    instance_id: strawberry.ID = strawberry.field(description=_INSTANCE)
     status: WorkflowStepStatusSelector = strawberry.field(
         description="The status to set, by name or by ID."
     )
@@ -100,16 +102,13 @@ class SetWorkflowInstanceStatusInput:
     ),
 )
 class AdvanceWorkflowInstanceInput:
-    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
+    instance_id: strawberry.ID = strawberry.field(description=_INSTANCE)
     context: Optional[JSON] = strawberry.field(
         default=None,
         description="A JSON object of your values, read by conditions as `input.<key>`; the "
         "attached object's fields are read from the database.",
     )
-    expected_version: Optional[int] = strawberry.field(
-        default=None,
-        description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
-    )
+    expected_version: Optional[int] = strawberry.field(default=None, description=_EXPECTED)
 
 
 @strawberry.input(name="InstanceChangeInput")
@@ -117,11 +116,8 @@ class InstanceChangeInput:
     """The fields of a change that names nothing but the instance (hold, resume, cancel). Its
     subclasses are the schema's inputs; this one is in no field, so not in the schema."""
 
-    instance_id: strawberry.ID = strawberry.field(description="Global ID of the workflow instance.")
-    expected_version: Optional[int] = strawberry.field(
-        default=None,
-        description="Refuse the change (VERSION_CONFLICT) unless the instance is at this version.",
-    )
+    instance_id: strawberry.ID = strawberry.field(description=_INSTANCE)
+    expected_version: Optional[int] = strawberry.field(default=None, description=_EXPECTED)
 
 
 @strawberry.input(name="HoldWorkflowInstanceInput", description="Put an active instance on hold.")
@@ -150,25 +146,11 @@ class CancelWorkflowInstanceInput(InstanceChangeInput):
 
 
 @strawberry.input(name="WorkflowStepStatusInput", description="A status of a step.")
+@shape_inputs(STATUS)
 class WorkflowStepStatusInput:
     name: str = strawberry.field(description="Name, unique within the step.")
-    description: str = strawberry.field(default="", description="Free text shown to users.")
-    is_default_status: bool = strawberry.field(
-        default=False, description="Set when an instance enters the step."
-    )
     is_completion_status: bool = strawberry.field(
         default=False, description="Setting it completes the step (transitions are tried)."
-    )
-    is_cancellation_status: bool = strawberry.field(
-        default=False, description="Setting it cancels the instance."
-    )
-    is_on_hold_status: bool = strawberry.field(
-        default=False, description="Setting it puts the instance on hold."
-    )
-    permission: str = strawberry.field(
-        default="",
-        description='Permission needed to set it ("app_label.codename"), checked for the attached '
-        "object; empty: anyone who may change the instance.",
     )
 
 
@@ -187,9 +169,9 @@ class WorkflowStepAssigneesInput:
 
 
 @strawberry.input(name="WorkflowStepInput", description="A step with its statuses.")
+@shape_inputs(STEP)
 class WorkflowStepInput:
     name: str = strawberry.field(description="Name, unique within the workflow.")
-    description: str = strawberry.field(default="", description="Free text shown to users.")
     order: Optional[int] = strawberry.field(
         default=None, description="Position (ascending); default: the step's position in the list."
     )
@@ -215,12 +197,11 @@ class WorkflowStepInput:
 @strawberry.input(
     name="WorkflowTransitionInput", description="A transition, naming its steps by name."
 )
+@shape_inputs(TRANSITION)
 class WorkflowTransitionInput:
     from_step: str = strawberry.field(description="Name of the step it leaves.")
     to_step: str = strawberry.field(description="Name of the step it enters.")
     condition: str = strawberry.field(default="", description="CEL expression; empty means always.")
-    priority: int = strawberry.field(default=0, description="Higher priorities are tried first.")
-    description: str = strawberry.field(default="", description="Free text shown to users.")
 
 
 @strawberry.input(
@@ -230,9 +211,9 @@ class WorkflowTransitionInput:
         "is validated as a whole and saved atomically."
     ),
 )
+@shape_inputs(WORKFLOW)
 class WorkflowDefinitionInput:
     name: str = strawberry.field(description="Unique workflow name.")
-    description: str = strawberry.field(default="", description="Free text shown to users.")
     content_types: list[str] = strawberry.field(
         default_factory=list,
         description='Models it may be started on, as "app_label.model" (e.g. "claims.claim"); '

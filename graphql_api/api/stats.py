@@ -47,15 +47,17 @@ class WorkflowThroughputType:
     cancelled: int = strawberry.field(description="Instances cancelled in the bucket.")
 
 
+#: A step's and a status's series are read at the same instants.
+_AT_EACH_BUCKET_END = "At the end of each bucket of `buckets` (the bucket running now: now)."
+
+
 @strawberry.type(
     name="WorkflowStepSeries",
     description="Unfinished instances (`ACTIVE` or `ON_HOLD`) on one step, bucket by bucket.",
 )
 class WorkflowStepSeriesType:
     step: WorkflowStepType = strawberry.field(description="The step.")
-    counts: list[int] = strawberry.field(
-        description="At the end of each bucket of `buckets` (the bucket running now: now)."
-    )
+    counts: list[int] = strawberry.field(description=_AT_EACH_BUCKET_END)
 
 
 @strawberry.type(
@@ -64,9 +66,7 @@ class WorkflowStepSeriesType:
 )
 class WorkflowStatusSeriesType:
     status: WorkflowStepStatusType = strawberry.field(description="The status.")
-    counts: list[int] = strawberry.field(
-        description="At the end of each bucket of `buckets` (the bucket running now: now)."
-    )
+    counts: list[int] = strawberry.field(description=_AT_EACH_BUCKET_END)
 
 
 @strawberry.type(

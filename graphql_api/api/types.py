@@ -27,6 +27,7 @@ from django_steps import authorization, compiled, models
 from django_steps.choices import FINISHED_STATES, InstanceState
 from django_steps.diagram import version_to_mermaid, workflow_to_mermaid
 from django_steps.selectors import EVENT_RELATIONS
+from django_steps.shape import STATUS, STEP, TRANSITION, WORKFLOW
 from django_steps.workitems import open_items_prefetch
 from graphql_api.api import deadlines as api_deadlines
 from graphql_api.api.connections import NESTED_PAGE, Connection, connection
@@ -46,6 +47,7 @@ from graphql_api.api.filters import (
 )
 from graphql_api.api.people import step_assignees, user_inbox
 from graphql_api.api.pinned import PINNED, pinned_statuses
+from graphql_api.api.shape_fields import shape_fields
 from graphql_api.api.subject import subject_field
 from graphql_api.security import permissions
 from graphql_api.security.cost import WORK
@@ -84,29 +86,12 @@ class UserType(relay.Node):
     name="WorkflowStepStatus",
     description="A custom status of a step. Each step has exactly one default status.",
 )
+@shape_fields(STATUS, after="step")
 class WorkflowStepStatusType(relay.Node):
     _id_attr = "pk"  # see ID_ATTR_NOTE
 
     name: str = strawberry_django.field(description="Name, unique within its step.")
-    description: str = strawberry_django.field(description="Free text shown to users.")
     step: WorkflowStepType = strawberry_django.field(description="The step this status belongs to.")
-    is_default_status: bool = strawberry_django.field(
-        description="Set when an instance enters the step."
-    )
-    is_completion_status: bool = strawberry_django.field(
-        description="Setting it completes the step: transitions are tried, or the instance "
-        "completes on a final step."
-    )
-    is_cancellation_status: bool = strawberry_django.field(
-        description="Setting it cancels the instance."
-    )
-    is_on_hold_status: bool = strawberry_django.field(
-        description="Setting it puts the instance on hold."
-    )
-    permission: str = strawberry_django.field(
-        description='Permission needed to set it ("app_label.codename"), checked for the attached '
-        "object; empty: anyone who may change the instance."
-    )
     instance_counts = STATUS_INSTANCE_COUNTS
 
 
@@ -115,18 +100,11 @@ class WorkflowStepStatusType(relay.Node):
     name="WorkflowStep",
     description="One step of a workflow. Exactly one step is initial; at least one is final.",
 )
+@shape_fields(STEP)
 class WorkflowStepType(relay.Node):
     _id_attr = "pk"  # see ID_ATTR_NOTE
 
     name: str = strawberry_django.field(description="Name, unique within its workflow.")
-    description: str = strawberry_django.field(description="Free text shown to users.")
-    order: int = strawberry_django.field(
-        description="Position of the step in the workflow (ascending)."
-    )
-    is_initial_step: bool = strawberry_django.field(description="New instances start on this step.")
-    is_final_step: bool = strawberry_django.field(
-        description="A completion status set on this step completes the instance."
-    )
     assignees = step_assignees
 
     deadline = api_deadlines.step_deadline_field()
@@ -158,16 +136,12 @@ class WorkflowStepType(relay.Node):
         "transitions are tried by priority, highest first; the first whose condition matches fires."
     ),
 )
+@shape_fields(TRANSITION, after="to_step")
 class WorkflowTransitionType(relay.Node):
     _id_attr = "pk"  # see ID_ATTR_NOTE
 
     from_step: WorkflowStepType = strawberry_django.field(description="The step it leaves.")
     to_step: WorkflowStepType = strawberry_django.field(description="The step it enters.")
-    condition: str = strawberry_django.field(
-        description="CEL expression evaluated against the context; empty means always."
-    )
-    priority: int = strawberry_django.field(description="Higher priorities are tried first.")
-    description: str = strawberry_django.field(description="Free text shown to users.")
     workflow: WorkflowType = strawberry_django.field(
         description="The workflow this transition belongs to."
     )
@@ -181,11 +155,11 @@ class WorkflowTransitionType(relay.Node):
     filters=WorkflowFilter,
     ordering=WorkflowOrder,
 )
+@shape_fields(WORKFLOW)
 class WorkflowType(relay.Node):
     _id_attr = "pk"  # see ID_ATTR_NOTE
 
     name: str = strawberry_django.field(description="Unique name; instances are started by it.")
-    description: str = strawberry_django.field(description="Free text shown to users.")
     created_at: datetime = strawberry_django.field(description="When the definition was created.")
     updated_at: datetime = strawberry_django.field(
         description="When the definition was last saved."

@@ -53,7 +53,7 @@ CSRF middleware is not required: the GraphQL view runs Django's CSRF check itsel
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from channels.routing import ProtocolTypeRouter, URLRouter
@@ -94,6 +94,23 @@ def _installed() -> list[str]:
 
 def _channel_layers() -> dict:
     return getattr(settings, "CHANNEL_LAYERS", None) or {}
+
+
+class SettingWarning:
+    """A check that gives one warning, the same each time, while ``applies()`` is true: what
+    most checks of one setting are, written as its code, condition, message and hint."""
+
+    def __init__(self, code: str, applies: Callable[[], Any], message: str, *, hint: str):
+        # a plain class, not a dataclass: Django keeps checks in a set and tags them
+        self.code = code
+        self.applies = applies
+        self.message = message
+        self.hint = hint
+
+    def __call__(self, app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+        if not self.applies():
+            return []
+        return [Warning(self.message, hint=self.hint, id=f"{TAG}.{self.code}")]
 
 
 def _is(path: str, base: str) -> bool:
@@ -153,36 +170,28 @@ def check_apps_and_middleware(app_configs=None, **kwargs: Any) -> list[CheckMess
     return errors
 
 
-def check_login_throttling(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
-    if "axes" in _installed():
-        return []  # django-axes checks its own backend and middleware (axes.W00x)
-    return [
-        Warning(
-            "django-axes is not installed: the GraphQL login mutation does not throttle password "
-            "guessing.",
-            hint="Add 'axes' to INSTALLED_APPS, 'axes.middleware.AxesMiddleware' last in "
-            "MIDDLEWARE and 'axes.backends.AxesStandaloneBackend' first in "
-            "AUTHENTICATION_BACKENDS, with AXES_FAILURE_LIMIT, AXES_COOLOFF_TIME and "
-            "AXES_LOCKOUT_PARAMETERS (README, 'Use it in your project', step 3).",
-            id="django_steps.W009",
-        )
-    ]
+# django-axes checks its own backend and middleware (axes.W00x)
+check_login_throttling = SettingWarning(
+    "W009",
+    lambda: "axes" not in _installed(),
+    "django-axes is not installed: the GraphQL login mutation does not throttle password guessing.",
+    hint="Add 'axes' to INSTALLED_APPS, 'axes.middleware.AxesMiddleware' last in "
+    "MIDDLEWARE and 'axes.backends.AxesStandaloneBackend' first in "
+    "AUTHENTICATION_BACKENDS, with AXES_FAILURE_LIMIT, AXES_COOLOFF_TIME and "
+    "AXES_LOCKOUT_PARAMETERS (README, 'Use it in your project', step 3).",
+)
 
 
-def check_channel_layer(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
-    if "default" in _channel_layers():
-        return []
-    return [
-        Warning(
-            "CHANNEL_LAYERS has no 'default' layer: subscriptions would poll the database for new "
-            "events instead of being told of them.",
-            hint="Set CHANNEL_LAYERS = {'default': {'BACKEND': "
-            "'channels_redis.core.RedisChannelLayer', 'CONFIG': {'hosts': [{'address': "
-            "'redis://localhost:6379/0', 'socket_timeout': 10}]}}} (the 'redis' extra), or "
-            "'channels.layers.InMemoryChannelLayer' for a single process.",
-            id="django_steps.W001",
-        )
-    ]
+check_channel_layer = SettingWarning(
+    "W001",
+    lambda: "default" not in _channel_layers(),
+    "CHANNEL_LAYERS has no 'default' layer: subscriptions would poll the database for new "
+    "events instead of being told of them.",
+    hint="Set CHANNEL_LAYERS = {'default': {'BACKEND': "
+    "'channels_redis.core.RedisChannelLayer', 'CONFIG': {'hosts': [{'address': "
+    "'redis://localhost:6379/0', 'socket_timeout': 10}]}}} (the 'redis' extra), or "
+    "'channels.layers.InMemoryChannelLayer' for a single process.",
+)
 
 
 #: A read timeout above channels-redis' BZPOPMIN block (``RedisChannelLayer.brpop_timeout``, 5 s).
@@ -247,18 +256,13 @@ def check_development_server(app_configs=None, **kwargs: Any) -> list[CheckMessa
     ]
 
 
-def check_graphiql(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
-    if settings.DEBUG or not graphql_setting("GRAPHIQL"):
-        return []
-    return [
-        Warning(
-            "GraphiQL is on while DEBUG is off: anyone reaching /graphql/ with a browser gets the "
-            "IDE.",
-            hint="Remove DJANGO_STEPS_GRAPHQL['GRAPHIQL'] (it then follows DEBUG) or set it to "
-            "False in production.",
-            id="django_steps.W003",
-        )
-    ]
+check_graphiql = SettingWarning(
+    "W003",
+    lambda: not settings.DEBUG and graphql_setting("GRAPHIQL"),
+    "GraphiQL is on while DEBUG is off: anyone reaching /graphql/ with a browser gets the IDE.",
+    hint="Remove DJANGO_STEPS_GRAPHQL['GRAPHIQL'] (it then follows DEBUG) or set it to "
+    "False in production.",
+)
 
 
 def check_page_size(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
@@ -442,49 +446,36 @@ def _matches(patterns: tuple, path: str) -> bool:
 # ------------------------------------------------------------------------ deployment (--deploy)
 
 
-def check_introspection(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
-    if settings.DEBUG or not graphql_setting("INTROSPECTION"):
-        return []
-    return [
-        Warning(
-            "GraphQL introspection is on while DEBUG is off: anyone may read the whole schema, "
-            "every type, field and argument, from the production server.",
-            hint="Remove DJANGO_STEPS_GRAPHQL['INTROSPECTION'] (it then follows DEBUG); code "
-            "generators can read the committed schema.graphql (manage.py export_schema) instead of "
-            "the server.",
-            id="django_steps.W010",
-        )
-    ]
+check_introspection = SettingWarning(
+    "W010",
+    lambda: not settings.DEBUG and graphql_setting("INTROSPECTION"),
+    "GraphQL introspection is on while DEBUG is off: anyone may read the whole schema, "
+    "every type, field and argument, from the production server.",
+    hint="Remove DJANGO_STEPS_GRAPHQL['INTROSPECTION'] (it then follows DEBUG); code "
+    "generators can read the committed schema.graphql (manage.py export_schema) instead of "
+    "the server.",
+)
 
 
-def check_allowed_origins(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
-    origins = graphql_setting("ALLOWED_ORIGINS") or []
-    if "*" not in origins:
-        return []
-    return [
-        Warning(
-            "DJANGO_STEPS_GRAPHQL['ALLOWED_ORIGINS'] holds '*': a page on any site may open the "
-            "GraphQL WebSocket with a visitor's session cookie and act as them.",
-            hint="List the origins of your own front ends instead, e.g. "
-            "['https://app.example.com'] (scheme, host and port).",
-            id="django_steps.W011",
-        )
-    ]
+check_allowed_origins = SettingWarning(
+    "W011",
+    lambda: "*" in (graphql_setting("ALLOWED_ORIGINS") or []),
+    "DJANGO_STEPS_GRAPHQL['ALLOWED_ORIGINS'] holds '*': a page on any site may open the "
+    "GraphQL WebSocket with a visitor's session cookie and act as them.",
+    hint="List the origins of your own front ends instead, e.g. "
+    "['https://app.example.com'] (scheme, host and port).",
+)
 
 
-def check_max_cost(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
-    if graphql_setting("MAX_COST"):
-        return []
-    return [
-        Warning(
-            "DJANGO_STEPS_GRAPHQL['MAX_COST'] is 0: GraphQL operations are run whatever the number "
-            "of objects they could return, so one request can hold a worker and the database for "
-            "long.",
-            hint="Remove MAX_COST (default 20000) or set the largest cost your clients need "
-            "(README, 'Configuration'; the refused operation's extensions.cost tells the figure).",
-            id="django_steps.W012",
-        )
-    ]
+check_max_cost = SettingWarning(
+    "W012",
+    lambda: not graphql_setting("MAX_COST"),
+    "DJANGO_STEPS_GRAPHQL['MAX_COST'] is 0: GraphQL operations are run whatever the number "
+    "of objects they could return, so one request can hold a worker and the database for "
+    "long.",
+    hint="Remove MAX_COST (default 20000) or set the largest cost your clients need "
+    "(README, 'Configuration'; the refused operation's extensions.cost tells the figure).",
+)
 
 
 _AXES_MIDDLEWARE = "axes.middleware.AxesMiddleware"
@@ -525,22 +516,21 @@ def check_axes_order(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     return messages
 
 
-def check_in_memory_layer(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
-    layer = _channel_layers().get("default") or {}
-    backend = layer.get("BACKEND", "")
-    if settings.DEBUG or not backend or not _is(backend, "channels.layers.InMemoryChannelLayer"):
-        return []
-    return [
-        Warning(
-            "CHANNEL_LAYERS uses the in-memory layer while DEBUG is off: each worker process has "
-            "its own, so a subscriber hears of changes made through another worker only when it "
-            "next reads the history (SUBSCRIPTION_CATCH_UP_SECONDS), seconds late.",
-            hint="Use channels-redis (the 'redis' extra; the demo: REDIS_URL=redis://host:6379/0), "
-            "or, if you serve from one process only, add 'django_steps.W014' to "
-            "SILENCED_SYSTEM_CHECKS.",
-            id="django_steps.W014",
-        )
-    ]
+def _in_memory_layer() -> bool:
+    backend = (_channel_layers().get("default") or {}).get("BACKEND", "")
+    return bool(backend) and _is(backend, "channels.layers.InMemoryChannelLayer")
+
+
+check_in_memory_layer = SettingWarning(
+    "W014",
+    lambda: not settings.DEBUG and _in_memory_layer(),
+    "CHANNEL_LAYERS uses the in-memory layer while DEBUG is off: each worker process has "
+    "its own, so a subscriber hears of changes made through another worker only when it "
+    "next reads the history (SUBSCRIPTION_CATCH_UP_SECONDS), seconds late.",
+    hint="Use channels-redis (the 'redis' extra; the demo: REDIS_URL=redis://host:6379/0), "
+    "or, if you serve from one process only, add 'django_steps.W014' to "
+    "SILENCED_SYSTEM_CHECKS.",
+)
 
 
 def check_persisted_queries(app_configs=None, **kwargs: Any) -> list[CheckMessage]:

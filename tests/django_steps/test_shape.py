@@ -142,6 +142,23 @@ def test_graphql_inputs_and_types_carry_every_key(part, input_type, output_type)
     assert shown - set(types[output_type].fields) == set()
 
 
+@pytest.mark.parametrize(
+    ("part", "output_type"),
+    [
+        (WORKFLOW, "Workflow"),
+        (STEP, "WorkflowStep"),
+        (STATUS, "WorkflowStepStatus"),
+        (TRANSITION, "WorkflowTransition"),
+    ],
+    ids=lambda v: getattr(v, "name", v),
+)
+def test_graphql_types_describe_a_described_key_as_the_shape_does(part, output_type):
+    fields = schema._schema.type_map[output_type].fields
+    described = {to_camel_case(key.name): key.description for key in part if key.description}
+    assert described
+    assert {name: fields[name].description for name in described} == described
+
+
 def test_every_key_survives_a_document_import_and_export(db):
     workflow = import_workflow(EVERY_KEY)
     assert export_workflow(workflow) == EVERY_KEY | {

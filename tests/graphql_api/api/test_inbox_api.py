@@ -126,6 +126,15 @@ def test_a_group_s_items_are_in_each_member_s_inbox_until_one_claims(people):
     assert mine["edges"][0]["node"]["instance"]["viewerCan"]["release"] is True
 
 
+def test_the_inbox_filters_by_exact_step_and_workflow_names(people):
+    alice = people["alice"]
+    start(alice)
+    assert inbox(alice, filters={"stepName": "Submit Claim"})["totalCount"] == 1
+    assert inbox(alice, filters={"stepName": "Submit"})["totalCount"] == 0
+    assert inbox(alice, filters={"workflowName": "Assigned Claims"})["totalCount"] == 1
+    assert inbox(alice, filters={"workflowName": "Assigned"})["totalCount"] == 0
+
+
 def test_another_user_s_inbox_is_never_shown(people):
     instance = start(people["alice"])
     services.update_workflow_step_status(instance, "Submitted", actor=people["alice"])
