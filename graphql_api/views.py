@@ -60,6 +60,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from graphql_api.frames import run_in_fresh_chunk
 from graphql_api.schemas import SchemaSpec, load_schema
 from graphql_api.security import persisted
 from graphql_api.security.cost import parse_json_int
@@ -192,7 +193,9 @@ class DjangoStepsGraphQLView(GraphQLView):
             allowed -= {OperationType.QUERY}
         query = persisted.resolve(request_data.query, request_data.extensions)
         try:
-            return self.schema.execute_sync(
+            # In a chunk of its own: no frame-stack chunk allocated and freed per field.
+            return run_in_fresh_chunk(
+                self.schema.execute_sync,
                 query,
                 root_value=root_value,
                 variable_values=request_data.variables,
