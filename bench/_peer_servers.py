@@ -38,6 +38,10 @@ def peer_packages() -> list[str]:
     same = [
         "Django",
         "uvicorn",
+        # uvicorn picks its event loop and HTTP parser from what is installed: both servers get
+        # the same ones, or the comparison measures the loop rather than the GraphQL layer.
+        "uvloop",
+        "httptools",
         "psycopg",
         "psycopg-pool",
         "django-axes",
