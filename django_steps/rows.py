@@ -32,8 +32,9 @@ _DJANGO = "django.db.models."
 _NONE = type(None)
 _SAME, _INTEGER = "same", "integer"
 
-#: field -> (how an int or str passes, the types that do), or None: Django's path for every value
-_plain: dict[Any, tuple[str, tuple[type, ...]] | None] = {}
+#: id(field) -> (field, its shortcut): by id, as a Field hashes in Python; the field is kept, so
+#: its id is never reused while cached
+_plain: dict[int, tuple[Any, tuple[str, tuple[type, ...]] | None]] = {}
 
 
 def _shortcut(field: Any) -> tuple[str, tuple[type, ...]] | None:
@@ -41,8 +42,9 @@ def _shortcut(field: Any) -> tuple[str, tuple[type, ...]] | None:
     a foreign key to an auto primary key and a text field return an ``int`` / ``str`` as it is
     (``int()``, ``str()``, ``validate_autopk_value``); an integer field returns
     ``connection.ops.adapt_integerfield_value(value)`` after ``int()``. ``None`` stays ``None``."""
-    if field in _plain:
-        return _plain[field]
+    cached = _plain.get(id(field))
+    if cached is not None and cached[0] is field:
+        return cached[1]
     shortcut = None
     if type(field).pre_save is models.Field.pre_save and type(field).__module__.startswith(_DJANGO):
         if isinstance(field, models.ForeignKey):
@@ -55,7 +57,7 @@ def _shortcut(field: Any) -> tuple[str, tuple[type, ...]] | None:
             shortcut = (_INTEGER, (int, _NONE))
         elif isinstance(field, (models.CharField, models.TextField)):
             shortcut = (_SAME, (str, _NONE))
-    _plain[field] = shortcut
+    _plain[id(field)] = (field, shortcut)
     return shortcut
 
 
