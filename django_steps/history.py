@@ -69,6 +69,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Model, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from . import rows
 from .models import Workflow, WorkflowEvent, WorkflowInstance, WorkflowTimer, WorkflowVersion
 
 __all__ = [
@@ -314,7 +315,7 @@ def read_for_change(
         for index, functions, expression in converters:
             for convert in functions:
                 row[index] = convert(row[index], expression, connection)
-        built.append(part.from_db(using, names, row[start:end]))
+        built.append(rows.from_row(part, using, names, row[start:end]))
     instance = built[0]
     WorkflowInstance.workflow.field.set_cached_value(instance, built[1])
     WorkflowInstance.definition_version.field.set_cached_value(instance, built[2])
@@ -396,12 +397,8 @@ def write_in_one_statement(
     key = (using, type(update) if update is not None else None, tuple(fields), expect is not None)
     cached = _statements.get(key) if work is None and timers is None else None
     sql, sets, columns = cached or _statement(connection, update, fields, expect is not None)
-    for field in sets:
-        value = field.pre_save(update, add=False)
-        params[f"u_{field.column}"] = field.get_db_prep_save(value, connection)
-    for field in columns:
-        value = field.pre_save(event, add=True)
-        params[f"e_{field.column}"] = field.get_db_prep_save(value, connection)
+    rows.parameters(params, "u_", sets, update, False, connection)
+    rows.parameters(params, "e_", columns, event, True, connection)
     if work is not None or timers is not None:  # their CTEs go before the INSERT
         ctes = []
         guard = " AND EXISTS (SELECT 1 FROM u)" if expect is not None else ""

@@ -13,8 +13,9 @@ cel-python facts this module relies on (checked against cel-python 0.5):
   ``Token(...)`` reprs and the offending values: none of that text ever leaves this module.
 
 The parts: :mod:`.compiler` (limits, analysis, the cache of compiled programs), :mod:`.runtime`
-(the metered evaluator and its operators), :mod:`.values` (contexts), :mod:`.evaluation` (running a
-condition, classifying its failures), :mod:`.common` (reasons and failures).
+(the metered evaluator and its operators), :mod:`.fast` (the direct path of simple conditions,
+which leaves every failure to the evaluator), :mod:`.values` (contexts), :mod:`.evaluation`
+(running a condition, classifying its failures), :mod:`.common` (reasons and failures).
 """
 
 __all__ = [

@@ -39,8 +39,9 @@ import lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
 from ..exceptions import ConditionSyntaxError
+from . import fast
 from .common import Reason, _failure, _limit, _shown
-from .runtime import _KNOWN_FUNCTIONS, _MACROS, FUNCTIONS, _Runner
+from .runtime import _KNOWN_FUNCTIONS, _MACROS, FUNCTIONS, _Evaluator, _Runner
 
 # --------------------------------------------------------------------------- compile
 
@@ -373,6 +374,7 @@ def compile_condition(expression: str) -> celpy.Runner:
         program.nodes = shape.nodes
         program.bodies = shape.bodies
         program.names = shape.names
+        program.fast = _direct(program)
         while _programs and (
             len(_programs) >= _MAX_CACHED or _cached_nodes + shape.nodes > _MAX_CACHED_NODES
         ):
@@ -381,6 +383,21 @@ def compile_condition(expression: str) -> celpy.Runner:
         _cached_nodes += shape.nodes
         stats["compiled"] += 1
     return program
+
+
+def _direct(program: _Runner) -> Any:
+    """The closure of :mod:`.fast` for ``program``, or None when its tree needs celpy's
+    interpreter."""
+    activation = program.base_activation()
+
+    def literal(tree: lark.Tree) -> Any:  # as celpy's evaluator builds it
+        return _Evaluator(tree, activation, None, {}).visit(tree)
+
+    reserved = frozenset(name.partition(".")[0] for name in program.environment.annotations)
+    try:
+        return fast.build(program.ast, activation.functions, literal, reserved)
+    except (fast.Unsupported, RecursionError):
+        return None
 
 
 def clear_cache() -> None:

@@ -57,6 +57,7 @@ from celpy.evaluation import (
 )
 
 from .common import _NUMERIC
+from .fast import plain_names
 
 # --------------------------------------------------------------------------- metering
 
@@ -167,6 +168,9 @@ class _Runner(celpy.InterpretedRunner):
     nodes: int = 0
     names: frozenset[str] = frozenset()  # the variables the condition reads
 
+    fast: Any = None  # the direct closure of :mod:`.fast`, when the condition allows one
+    _base: Activation | None = None
+
     def new_activation(self) -> Activation:
         return _QuietActivation(
             package=self.environment.package,
@@ -174,8 +178,24 @@ class _Runner(celpy.InterpretedRunner):
             functions=self.functions,
         )
 
+    def base_activation(self) -> Activation:
+        """The activation every evaluation starts from, built once: celpy's evaluator only
+        clones it (``Evaluator.set_activation``), never changes it."""
+        base = self._base
+        if base is None:
+            base = self._base = self.new_activation()
+        return base
+
     def evaluate(self, context: Any) -> Any:
-        evaluator = _Evaluator(self.ast, self.new_activation(), _METER.get(), self.bodies)
+        meter = _METER.get()
+        if self.fast is not None and plain_names(context):
+            left = meter.left if meter is not None else 0
+            try:
+                return self.fast(context)
+            except Exception:
+                if meter is not None:
+                    meter.left = left
+        evaluator = _Evaluator(self.ast, self.base_activation(), meter, self.bodies)
         return evaluator.evaluate(context)
 
 

@@ -131,6 +131,9 @@ def to_cel(value: Any, _depth: int = 0) -> Any:
     """
     if _depth > _MAX_DEPTH:
         raise ValueError("context is nested too deeply (or refers to itself)")
+    convert = _SCALARS.get(type(value))  # the usual field values, without the chain below
+    if convert is not None:
+        return convert(value)
     if value is None:
         return None
     if isinstance(value, bool):
@@ -166,6 +169,17 @@ def to_cel(value: Any, _depth: int = 0) -> Any:
     return celtypes.StringType(str(value))
 
 
+#: Exact types ``to_cel`` converts as its chain of ``isinstance`` tests would.
+_SCALARS: dict[type, Any] = {
+    type(None): lambda value: None,
+    bool: celtypes.BoolType,
+    int: celtypes.IntType,
+    float: celtypes.DoubleType,
+    str: celtypes.StringType,
+    Decimal: lambda value: celtypes.DoubleType(float(value)),
+}
+
+
 def to_json(value: Any, _depth: int = 0) -> Any:
     """A JSON-safe copy of a context (what the history stores as "the context used")."""
     if _depth > _MAX_DEPTH:
@@ -194,8 +208,8 @@ def activation(context: Mapping[str, Any], under: str | None = None) -> dict[str
     names = NameContainer.extended_name_path
     converted = {str(key): to_cel(value) for key, value in context.items()}
     variables = {key: value for key, value in converted.items() if names.match(key)}
-    if under is not None and names.match(under):
-        variables.setdefault(
-            under, celtypes.MapType({celtypes.StringType(k): v for k, v in converted.items()})
-        )
+    if under is not None and names.match(under) and under not in variables:
+        whole = variables[under] = celtypes.MapType()
+        # MapType keeps dict's own item assignment: filled at C speed, as its __init__ would
+        dict.update(whole, {celtypes.StringType(k): v for k, v in converted.items()})
     return variables

@@ -1,0 +1,111 @@
+"""Model instances and statement parameters on the change path, without the ORM's per-field
+machinery where it would do nothing.
+
+Every change reads one row of four models and writes some twenty-five values
+(:mod:`django_steps.history`). Django builds a model from a row through ``Model.__init__`` (a
+``setattr`` per field, through the foreign keys' descriptors, and the ``pre_init`` /
+``post_init`` signals) and prepares each value through ``pre_save`` and ``get_db_prep_save``
+(two to four calls per field). Both are only shortened where that gives the very same result:
+
+- :func:`from_row` fills a model's ``__dict__`` directly when the model has neither its own
+  ``__init__`` nor ``from_db``, its fields' attributes are Django's own descriptors and nothing
+  listens to its ``pre_init`` / ``post_init`` (a host's model may have any of these: then
+  ``Model.from_db`` builds it, as before);
+- :func:`parameters` skips the calls that would return an ``int``, ``str`` or ``None`` as it
+  is (see :func:`_shortcut`) and keeps Django's path for everything else (dates, JSON, fields
+  with their own ``pre_save``, any field class of a host).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import models
+from django.db.models.base import ModelState
+from django.db.models.fields import AutoFieldMixin
+from django.db.models.signals import post_init, pre_init
+
+__all__ = ["from_row", "parameters"]
+
+_DJANGO = "django.db.models."
+_NONE = type(None)
+_SAME, _INTEGER = "same", "integer"
+
+#: id(field) -> (field, its shortcut): by id, as a Field hashes in Python; the field is kept, so
+#: its id is never reused while cached
+_plain: dict[int, tuple[Any, tuple[str, tuple[type, ...]] | None]] = {}
+
+
+def _shortcut(field: Any) -> tuple[str, tuple[type, ...]] | None:
+    """How ``get_db_prep_save`` treats plain values of ``field`` (Django's own field classes):
+    a foreign key to an auto primary key and a text field return an ``int`` / ``str`` as it is
+    (``int()``, ``str()``, ``validate_autopk_value``); an integer field returns
+    ``connection.ops.adapt_integerfield_value(value)`` after ``int()``. ``None`` stays ``None``."""
+    cached = _plain.get(id(field))
+    if cached is not None and cached[0] is field:
+        return cached[1]
+    shortcut = None
+    if type(field).pre_save is models.Field.pre_save and type(field).__module__.startswith(_DJANGO):
+        if isinstance(field, models.ForeignKey):
+            target = field.target_field
+            if isinstance(target, AutoFieldMixin) and type(target).__module__.startswith(_DJANGO):
+                shortcut = (_SAME, (int, _NONE))
+        elif isinstance(field, AutoFieldMixin):
+            shortcut = (_SAME, (int, _NONE))
+        elif isinstance(field, models.IntegerField):
+            shortcut = (_INTEGER, (int, _NONE))
+        elif isinstance(field, (models.CharField, models.TextField)):
+            shortcut = (_SAME, (str, _NONE))
+    _plain[id(field)] = (field, shortcut)
+    return shortcut
+
+
+def parameters(
+    params: dict[str, Any], prefix: str, fields: Iterable[Any], obj: Any, add: bool, connection
+) -> None:
+    """``params[prefix + column]``: each field's value of ``obj`` as saving it would send it."""
+    if obj is None:
+        return
+    values = obj.__dict__
+    for field in fields:
+        shortcut = _shortcut(field)
+        value = values.get(field.attname, values)  # ``values``: not loaded (deferred)
+        if shortcut is not None and type(value) in shortcut[1]:
+            if shortcut[0] is _INTEGER and value is not None:
+                value = connection.ops.adapt_integerfield_value(value, field.get_internal_type())
+        else:
+            value = field.get_db_prep_save(field.pre_save(obj, add=add), connection)
+        params[prefix + field.column] = value
+
+
+_direct: dict[type, bool] = {}
+
+
+def _buildable(model: type[models.Model]) -> bool:
+    direct = _direct.get(model)
+    if direct is None:
+        direct = _direct[model] = (
+            model.__init__ is models.Model.__init__
+            and model.from_db.__func__ is models.Model.from_db.__func__
+            and all(  # nothing a descriptor of another library would do on assignment
+                type(getattr(model, field.attname, None)).__module__.startswith(_DJANGO)
+                for field in model._meta.concrete_fields
+            )
+        )
+    return direct and not pre_init.has_listeners(model) and not post_init.has_listeners(model)
+
+
+def from_row(
+    model: type[models.Model], using: str, attnames: Sequence[str], values: Sequence[Any]
+) -> models.Model:
+    """``model.from_db(using, attnames, values)``, or the same object built directly (see the
+    module docstring). Fields not in ``attnames`` are deferred, as with ``from_db``."""
+    if not _buildable(model):
+        return model.from_db(using, attnames, values)
+    obj = model.__new__(model)
+    state = obj._state = ModelState()
+    state.adding = False
+    state.db = using
+    obj.__dict__.update(zip(attnames, values, strict=True))
+    return obj

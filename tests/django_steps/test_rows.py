@@ -1,0 +1,98 @@
+"""django_steps.rows: the change path's shortcuts give what Django's own path gives."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.models.signals import post_init
+
+from django_steps import rows
+from django_steps.choices import EventKind
+from django_steps.models import WorkflowEvent, WorkflowInstance
+from django_steps.services import start_workflow_instance, update_workflow_step_status
+from tests.conftest import make_workflow
+from tests.django_steps.test_services import routing
+from tests.testapp.models import Document
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def instance(db):
+    make_workflow("Routing", routing([("Fast", "", 0)]))
+    instance = start_workflow_instance("Routing", Document.objects.create(title="t", amount=5))
+    return update_workflow_step_status(instance, "Done")
+
+
+def django_parameters(fields, obj, add):
+    return {f.column: f.get_db_prep_save(f.pre_save(obj, add=add), connection) for f in fields}
+
+
+def shortcut_parameters(fields, obj, add):
+    params = {}
+    rows.parameters(params, "", fields, obj, add, connection)
+    return params
+
+
+def same(a, b):
+    return type(a) is type(b) and (a == b or str(a) == str(b))  # adapters compare by value
+
+
+def test_parameters_are_what_saving_would_send(instance):
+    event = instance.events.order_by("-sequence").first()
+    event.detail = {"reason": "x"}
+    event.actor_id = None
+    event.kind = EventKind.ADVANCED  # a str subclass: Django's path
+    event.from_state = "ACTIVE"
+    for obj, add in ((event, True), (instance, False)):
+        fields = [  # auto_now(_add): the time of each call (see the next test)
+            f
+            for f in type(obj)._meta.concrete_fields
+            if not getattr(f, "auto_now", False) and not getattr(f, "auto_now_add", False)
+        ]
+        expected = django_parameters(fields, obj, add)
+        got = shortcut_parameters(fields, obj, add)
+        assert expected.keys() == got.keys()
+        for column in expected:
+            assert same(got[column], expected[column]), column
+
+
+def test_a_field_with_its_own_pre_save_keeps_it(instance):
+    field = WorkflowInstance._meta.get_field("updated_at")
+    before = instance.updated_at
+    got = shortcut_parameters([field], instance, False)
+    assert instance.updated_at > before  # auto_now ran
+    assert got["updated_at"] == connection.ops.adapt_datetimefield_value(instance.updated_at)
+
+
+def test_a_row_builds_the_model_from_db_would(instance):
+    names = [f.attname for f in WorkflowInstance._meta.concrete_fields]
+    values = [getattr(instance, name) for name in names]
+    built = rows.from_row(WorkflowInstance, "default", names, values)
+    expected = WorkflowInstance.from_db("default", names, values)
+    assert built.__dict__.keys() - {"_state"} == expected.__dict__.keys() - {"_state"}
+    assert all(built.__dict__[n] == expected.__dict__[n] for n in names)
+    assert (built._state.adding, built._state.db) == (False, "default")
+    assert built.workflow.pk == instance.workflow_id  # relations load as usual
+
+
+def test_deferred_fields_stay_deferred(instance):
+    names = [f.attname for f in WorkflowInstance._meta.concrete_fields if f.name != "state"]
+    built = rows.from_row(WorkflowInstance, "default", names, [getattr(instance, n) for n in names])
+    assert built.get_deferred_fields() == {"state"}
+    assert built.state == instance.state  # read when asked, as from_db's would be
+
+
+def test_init_listeners_still_hear_every_instance_read_for_a_change(instance):
+    heard = []
+
+    def listen(sender, instance, **kwargs):
+        heard.append(instance.pk)
+
+    post_init.connect(listen, sender=WorkflowInstance)
+    try:
+        update_workflow_step_status(instance, "Waiting")
+    finally:
+        post_init.disconnect(listen, sender=WorkflowInstance)
+    assert instance.pk in heard
+    assert WorkflowEvent.objects.filter(instance=instance).count() == 3
