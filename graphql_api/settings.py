@@ -25,6 +25,11 @@ DEFAULTS: dict[str, Any] = {
     # seconds of CPU): refused at parsing, before any validation rule runs.
     "ANONYMOUS_MAX_TOKENS": 1000,
     "ANONYMOUS_MAX_FRAGMENTS": 10,
+    # UTF-8 bytes of one document, checked before it is parsed or kept (parser, validation and
+    # persisted-query caches keep whole documents, comments included): see
+    # graphql_api/security/document_size.py. A false value turns a limit off.
+    "MAX_DOCUMENT_BYTES": 64 * 1024,
+    "ANONYMOUS_MAX_DOCUMENT_BYTES": 16 * 1024,
     # Wall-clock seconds a query or mutation may run (graphql_api/budget.py): then its SQL
     # stops and it answers TIMEOUT, without data. A false value turns the budget off.
     "MAX_SECONDS": 10.0,
