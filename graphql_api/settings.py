@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     # server process): see graphql_api/live/socket.py.
     "WEBSOCKET_MAX_OPERATIONS": 10,
     "WEBSOCKET_MAX_CONNECTIONS_PER_USER": 10,
+    # WebSockets open at once without a login, per client address (per server process). Behind
+    # a proxy the address is the proxy's unless the ASGI server reads forwarded headers.
+    "WEBSOCKET_MAX_ANONYMOUS_PER_ADDRESS": 50,
     # A reader too slow is closed with CONSUMER_TOO_SLOW (graphql_api/live/adapter.py): more than
     # this many bytes sent and not acknowledged by a pong (graphql-transport-ws), or one send
     # blocked this many seconds (servers with back-pressure). A false value turns each off.
