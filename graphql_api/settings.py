@@ -25,6 +25,11 @@ DEFAULTS: dict[str, Any] = {
     # seconds of CPU): refused at parsing, before any validation rule runs.
     "ANONYMOUS_MAX_TOKENS": 1000,
     "ANONYMOUS_MAX_FRAGMENTS": 10,
+    # UTF-8 bytes of one document, checked before it is parsed or kept (parser, validation and
+    # persisted-query caches keep whole documents, comments included): see
+    # graphql_api/security/document_size.py. A false value turns a limit off.
+    "MAX_DOCUMENT_BYTES": 64 * 1024,
+    "ANONYMOUS_MAX_DOCUMENT_BYTES": 16 * 1024,
     # Wall-clock seconds a query or mutation may run (graphql_api/budget.py): then its SQL
     # stops and it answers TIMEOUT, without data. A false value turns the budget off.
     "MAX_SECONDS": 10.0,
@@ -36,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     # server process): see graphql_api/live/socket.py.
     "WEBSOCKET_MAX_OPERATIONS": 10,
     "WEBSOCKET_MAX_CONNECTIONS_PER_USER": 10,
+    # WebSockets open at once without a login, per client address (per server process). Behind
+    # a proxy the address is the proxy's unless the ASGI server reads forwarded headers.
+    "WEBSOCKET_MAX_ANONYMOUS_PER_ADDRESS": 50,
     # A reader too slow is closed with CONSUMER_TOO_SLOW (graphql_api/live/adapter.py): more than
     # this many bytes sent and not acknowledged by a pong (graphql-transport-ws), or one send
     # blocked this many seconds (servers with back-pressure). A false value turns each off.

@@ -17,7 +17,8 @@
   ``operationName`` of the wrong type, an ``operationName`` the document does not define,
   unsupported content type, no query — also a plain ``GET /graphql/`` while GraphiQL is off —,
   and a subscription: subscriptions need the WebSocket), ``REQUEST_TOO_LARGE`` (413: a body over
-  Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``, also when the CSRF check is the first to read it),
+  Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``, also when the CSRF check is the first to read it;
+  a document over ``MAX_DOCUMENT_BYTES``, :mod:`graphql_api.security.document_size`),
   ``METHOD_NOT_ALLOWED`` (405). Messages never repeat what the client sent.
 * **GraphiQL** (``DJANGO_STEPS_GRAPHQL["GRAPHIQL"]``, default ``DEBUG``) is our template with
   our static files (``graphql_api/vendor/graphiql/``): no request leaves the site. The page is
@@ -64,6 +65,7 @@ from graphql_api.frames import run_in_fresh_chunk
 from graphql_api.schemas import SchemaSpec, load_schema
 from graphql_api.security import persisted
 from graphql_api.security.cost import parse_json_int
+from graphql_api.security.document_size import check_document_size
 from graphql_api.security.error_codes import ErrorCode, TransportCode
 from graphql_api.security.extensions import graphql_setting
 from graphql_api.security.persisted import PersistedQueryError
@@ -191,7 +193,11 @@ class DjangoStepsGraphQLView(GraphQLView):
             not self.allow_queries_via_get and request_adapter.method == "GET"
         ):  # pragma: no cover - allowed here
             allowed -= {OperationType.QUERY}
+        # Before anything parses or keeps the document (an APQ registration keeps it), and again
+        # for a document found by its hash (kept for a caller whose limit may be higher).
+        check_document_size(request_data.query, getattr(request, "user", None))
         query = persisted.resolve(request_data.query, request_data.extensions)
+        check_document_size(query, getattr(request, "user", None))
         try:
             # In a chunk of its own: no frame-stack chunk allocated and freed per field.
             return run_in_fresh_chunk(

@@ -50,6 +50,7 @@ from graphql_api.live.adapter import (
     _too_slow,
 )
 from graphql_api.live.shared import direct_operation
+from graphql_api.security.document_size import check_document_size
 from graphql_api.security.error_codes import TransportCode
 from graphql_api.security.persisted import PersistedQueryError, persisted_message
 from graphql_api.security.persisted import resolve as resolve_persisted
@@ -95,14 +96,25 @@ def message_problem(message: Any, *, start: str, stop: str) -> str | None:
     return None
 
 
-async def _resolve_persisted(message: dict) -> PersistedQueryError | None:
-    """Puts the persisted document of an operation message in its ``payload.query`` (Apollo's
-    APQ, :mod:`graphql_api.security.persisted`); the refusal to send, if any."""
-    payload = message["payload"]
+async def _document_refusal(message: Any, start: str, scope: dict) -> PersistedQueryError | None:
+    """The refusal to send for an operation message (``start``: the protocol's name for it)
+    whose document is too large for the socket's user
+    (:mod:`graphql_api.security.document_size`) or whose persisted document cannot run; puts
+    that document in its ``payload.query`` (Apollo's APQ, :mod:`graphql_api.security.persisted`).
+    A malformed message is left to :func:`message_problem`."""
+    if not isinstance(message, dict) or message.get("type") != start:
+        return None
+    payload = message.get("payload")
+    if not isinstance(payload, dict) or not isinstance(message.get("id"), str):
+        return None
+    user = scope.get("user")
     try:
-        payload["query"] = await sync_to_async(resolve_persisted)(
-            payload.get("query"), payload.get("extensions")
-        )
+        check_document_size(payload.get("query"), user)  # before an APQ registration keeps it
+        if persisted_message(message, start):
+            payload["query"] = await sync_to_async(resolve_persisted)(
+                payload.get("query"), payload.get("extensions")
+            )
+            check_document_size(payload["query"], user)
     except PersistedQueryError as refusal:
         logger.info("WebSocket operation refused: %s", refusal.code)
         return refusal
@@ -171,12 +183,11 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler):
         await super().shutdown()
 
     async def handle_message(self, message) -> None:
-        if persisted_message(message, "subscribe"):
-            refusal = await _resolve_persisted(message)
-            if refusal is not None:
-                error = {"id": message["id"], "type": "error", "payload": [refusal.formatted]}
-                await self.send_message(error)
-                return
+        refusal = await _document_refusal(message, "subscribe", self.view.scope)
+        if refusal is not None:
+            error = {"id": message["id"], "type": "error", "payload": [refusal.formatted]}
+            await self.send_message(error)
+            return
         problem = message_problem(message, start="subscribe", stop="complete")
         if problem is not None:
             await self.handle_invalid_message(problem)
@@ -238,12 +249,11 @@ class _GraphQLWSHandler(BaseGraphQLWSHandler):
     _ended: frozenset[str] = frozenset()
 
     async def handle_message(self, message) -> None:
-        if persisted_message(message, "start"):
-            refusal = await _resolve_persisted(message)
-            if refusal is not None:
-                error = {"type": "error", "id": message["id"], "payload": refusal.formatted}
-                await self.send_message(error)
-                return
+        refusal = await _document_refusal(message, "start", self.view.scope)
+        if refusal is not None:
+            error = {"type": "error", "id": message["id"], "payload": refusal.formatted}
+            await self.send_message(error)
+            return
         problem = message_problem(message, start="start", stop="stop")
         if problem is not None:
             logger.info("WebSocket message refused (graphql-ws): %s", problem)

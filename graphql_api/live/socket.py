@@ -10,7 +10,9 @@ replaying subscription is real work, strawberry's 100 is far too many), read whe
 opens, and the refusal carries ``TOO_MANY_OPERATIONS`` (both protocols); the socket and its other
 operations go on. A logged-in user may hold ``WEBSOCKET_MAX_CONNECTIONS_PER_USER`` (10) sockets at
 once in one server process: the next one is accepted and closed at once with code ``4429`` and
-the reason ``TOO_MANY_CONNECTIONS: …`` (:func:`_limit_sockets`).
+the reason ``TOO_MANY_CONNECTIONS: …`` (:func:`_limit_sockets`). Sockets not logged in are
+counted per client address instead (``WEBSOCKET_MAX_ANONYMOUS_PER_ADDRESS``, 50): behind a proxy
+that address is the proxy's unless the ASGI server reads forwarded headers.
 """
 
 from __future__ import annotations
@@ -74,36 +76,46 @@ async def dispatch_promptly(receivers, dispatch) -> None:
                 await task
 
 
-#: Open sockets per user id in this process (WEBSOCKET_MAX_CONNECTIONS_PER_USER).
+#: Open sockets in this process per ("user", user id), or per ("address", client address) for
+#: sockets not logged in (WEBSOCKET_MAX_CONNECTIONS_PER_USER, WEBSOCKET_MAX_ANONYMOUS_PER_ADDRESS).
 _SOCKETS_PER_USER: dict[Any, int] = {}
 
 
 def _limit_sockets(scope: dict) -> Any:
-    """Count a new socket of the scope's user: its user id (release it with
-    :func:`_release_socket`), None for an anonymous socket, or raise :class:`_TooManySockets`."""
+    """Count a new socket of the scope's user, or of its client address when nobody is logged in:
+    the key to release it with (:func:`_release_socket`), None when not counted (no address), or
+    raise :class:`_TooManySockets`."""
     user = scope.get("user")
-    if user is None or not getattr(user, "is_authenticated", False):
-        return None
-    limit = int(graphql_setting("WEBSOCKET_MAX_CONNECTIONS_PER_USER") or 0)
-    open_now = _SOCKETS_PER_USER.get(user.pk, 0)
-    if limit and open_now >= limit:
-        raise _TooManySockets(limit)
-    _SOCKETS_PER_USER[user.pk] = open_now + 1
-    return user.pk
-
-
-def _release_socket(user_pk: Any) -> None:
-    left = _SOCKETS_PER_USER.get(user_pk, 0) - 1
-    if left > 0:
-        _SOCKETS_PER_USER[user_pk] = left
+    if user is not None and getattr(user, "is_authenticated", False):
+        key, setting, who = ("user", user.pk), "WEBSOCKET_MAX_CONNECTIONS_PER_USER", "per user"
     else:
-        _SOCKETS_PER_USER.pop(user_pk, None)
+        # Behind a proxy this is the proxy's address unless the ASGI server takes the client's
+        # from forwarded headers (daphne --proxy-headers, uvicorn --forwarded-allow-ips).
+        client = scope.get("client")
+        if not client:
+            return None
+        key = ("address", client[0])
+        setting, who = "WEBSOCKET_MAX_ANONYMOUS_PER_ADDRESS", "not logged in per client address"
+    limit = int(graphql_setting(setting) or 0)
+    open_now = _SOCKETS_PER_USER.get(key, 0)
+    if limit and open_now >= limit:
+        raise _TooManySockets(limit, who)
+    _SOCKETS_PER_USER[key] = open_now + 1
+    return key
+
+
+def _release_socket(key: Any) -> None:
+    left = _SOCKETS_PER_USER.get(key, 0) - 1
+    if left > 0:
+        _SOCKETS_PER_USER[key] = left
+    else:
+        _SOCKETS_PER_USER.pop(key, None)
 
 
 class _TooManySockets(Exception):
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, who: str) -> None:
         super().__init__(
-            f"{TransportCode.TOO_MANY_CONNECTIONS}: at most {limit} WebSockets per user are open "
+            f"{TransportCode.TOO_MANY_CONNECTIONS}: at most {limit} WebSockets {who} are open "
             "at once; close one first."
         )
 

@@ -39,6 +39,8 @@ risky in production:
 ``django_steps.W011``       ``ALLOWED_ORIGINS`` holds ``"*"``: any site's page may open the
                             WebSocket with the visitor's session
 ``django_steps.W012``       ``MAX_COST`` is 0: operations of any size are run
+``django_steps.W016``       ``MAX_DOCUMENT_BYTES`` is off: documents of any size are parsed
+                            and cached
 ``django_steps.W013``       django-axes is installed out of order (``AxesMiddleware`` not last
                             in ``MIDDLEWARE``, or its backend not first in
                             ``AUTHENTICATION_BACKENDS``)
@@ -478,6 +480,16 @@ check_max_cost = SettingWarning(
 )
 
 
+check_max_document_bytes = SettingWarning(
+    "W016",
+    lambda: not graphql_setting("MAX_DOCUMENT_BYTES"),
+    "DJANGO_STEPS_GRAPHQL['MAX_DOCUMENT_BYTES'] is off: documents as large as the request body "
+    "are parsed and kept by the parser, validation and persisted-query caches, so a client "
+    "sending distinct large documents grows each server process by gigabytes.",
+    hint="Remove MAX_DOCUMENT_BYTES (default 65536) or set the size of your largest document.",
+)
+
+
 _AXES_MIDDLEWARE = "axes.middleware.AxesMiddleware"
 _AXES_BACKEND = "axes.backends.AxesStandaloneBackend"
 
@@ -562,6 +574,7 @@ DEPLOY_CHECKS = (
     check_introspection,
     check_allowed_origins,
     check_max_cost,
+    check_max_document_bytes,
     check_axes_order,
     check_in_memory_layer,
 )

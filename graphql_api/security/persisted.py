@@ -219,7 +219,8 @@ def _fragments_used(node: Any, fragments: dict[str, FragmentDefinitionNode]) -> 
     return seen
 
 
-@lru_cache(maxsize=1024)
+# Keyed by whole documents: at most 256 of at most MAX_DOCUMENT_BYTES each (document_size.py).
+@lru_cache(maxsize=256)
 def _registered(query: str, documents_version: tuple) -> bool:
     try:
         document = parse(query, no_location=True, max_tokens=int(graphql_setting("MAX_TOKENS")))

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -255,3 +257,36 @@ def test_due_at_is_the_step_s_running_deadline(people):
     services.update_workflow_step_status(instance, "Submitted")
     due = inbox(people["rita"])["edges"][0]["node"]["dueAt"]
     assert due is not None and due > instance.last_event.created_at.isoformat()
+
+
+def test_who_may_not_hand_an_item_over_learns_nothing_of_the_user_named(people):
+    # An outside tester's report: the answer told existing users ("You may not hand this work
+    # item over") from missing ones ("That user may not act on this instance"). The caller's
+    # right comes first; a missing, inactive or foreign user is one answer.
+    instance = start(people["alice"])
+    services.update_workflow_step_status(instance, "Submitted")
+    item = item_of(instance)
+    rex = client_for(people["rex"])
+    assert rex.data(CLAIM, {"id": item})["claimWorkItem"]["claimedBy"] == {"username": "rex"}
+    inactive = make_user("gone")
+    get_user_model().objects.filter(pk=inactive.pk).update(is_active=False)
+    rita = client_for(people["rita"])  # a candidate, but rex holds the item
+    answers = {
+        json.dumps(rita(DELEGATE_MESSAGES, {"id": item, "to": gid("User", pk)}))
+        for pk in (people["bob"].pk, people["rex"].pk, inactive.pk, 10**9)
+    }
+    [answer] = answers
+    assert "You may not hand this work item over" in answer
+    # one who may hand it over: a missing user and one who may not act answer alike
+    answers = {
+        json.dumps(rex(DELEGATE_MESSAGES, {"id": item, "to": gid("User", pk)}))
+        for pk in (inactive.pk, 10**9, make_user("outsider").pk)
+    }
+    [answer] = answers
+    assert "That user may not act on this instance" in answer
+
+
+DELEGATE_MESSAGES = (
+    "mutation ($id: ID!, $to: ID!) { delegateWorkItem(input: {workItemId: $id, userId: $to}) {"
+    " __typename ... on OperationInfo { messages { code message field } } } }"
+)

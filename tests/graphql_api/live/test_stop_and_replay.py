@@ -339,3 +339,34 @@ async def test_a_cursor_past_the_newest_event_reads_like_the_newest_the_user_may
         for sub in subs:  # and every one of them goes live alike
             (event,) = await ws.events(sub, 1, timeout=3)
             assert event["kind"] == "ON_HOLD"
+
+
+async def _open_from(application, address: str):
+    communicator = GraphQLWebsocketCommunicator(
+        application, "/graphql/", protocol=GRAPHQL_TRANSPORT_WS_PROTOCOL
+    )
+    # Set before the application runs (it starts at the first await): the client's address,
+    # as the ASGI server puts it in the scope.
+    communicator.scope["client"] = [address, 50000]
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.send_json_to({"type": "connection_init"})
+    return communicator, await communicator.receive_output(timeout=3)
+
+
+async def test_sockets_not_logged_in_are_limited_per_client_address(application, settings):
+    # An outside tester opened 600 sockets without a login: the per-user limit counts users.
+    _options(settings, WEBSOCKET_MAX_ANONYMOUS_PER_ADDRESS=2)
+    first, ack = await _open_from(application, "203.0.113.7")
+    assert json.loads(ack["text"])["type"] == "connection_ack"
+    second, _ = await _open_from(application, "203.0.113.7")
+    third, closed = await _open_from(application, "203.0.113.7")
+    assert closed["type"] == "websocket.close" and closed["code"] == 4429
+    assert closed["reason"].startswith("TOO_MANY_CONNECTIONS:")
+    other, ack = await _open_from(application, "198.51.100.1")  # another address is not affected
+    assert json.loads(ack["text"])["type"] == "connection_ack"
+    await first.disconnect()
+    fourth, ack = await _open_from(application, "203.0.113.7")  # a closed socket makes room
+    assert json.loads(ack["text"])["type"] == "connection_ack"
+    for communicator in (second, other, fourth, third):
+        await communicator.disconnect()

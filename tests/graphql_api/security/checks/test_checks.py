@@ -253,6 +253,19 @@ def test_no_cost_limit(production):
     assert "MAX_COST" in message.msg and "20000" in message.hint
 
 
+def test_no_document_size_limit(production):
+    production.DJANGO_STEPS_GRAPHQL = {
+        **production.DJANGO_STEPS_GRAPHQL,
+        "MAX_DOCUMENT_BYTES": None,
+        "ANONYMOUS_MAX_DOCUMENT_BYTES": None,
+    }
+    assert ids() == []
+    [message] = [
+        m for m in run_checks(include_deployment_checks=True) if m.id == "django_steps.W016"
+    ]
+    assert "MAX_DOCUMENT_BYTES" in message.msg and "65536" in message.hint
+
+
 def test_axes_middleware_not_last(production):
     axes = "axes.middleware.AxesMiddleware"
     others = [m for m in production.MIDDLEWARE if m != axes]
