@@ -162,6 +162,39 @@ class DirectSink:
                 websocket.direct_sending = send_now(send, message)
         return True
 
+    def drain(self) -> bool:
+        """Called by the stream about to wait (its buffer empty): write what waited in the
+        backlog while the task was busy, as long as each event's shared result exists; the
+        rest goes to the buffer, in order (True: the stream has events to take)."""
+        self.parked = True
+        while self.backlog:
+            event = self.backlog[0]
+            if event.cursor <= self.subscriber.last:  # replayed already: each event once
+                self.backlog.popleft()
+                continue
+            if not _ready(self):
+                self.release()
+                return True
+            text = _frame(event, self.key, [self])
+            if text is None:
+                waiting = FANS.get((event.cursor, self.key))
+                if waiting is None:  # no one executes it for the key: this task does
+                    self.release()
+                    return True
+                # Being executed for the key: wait for it with the others (FanOut.settle).
+                self.backlog.popleft()
+                self.pending = waiting[0]
+                waiting[1].append(self)
+                return False
+            if not self.write(text[0] + self.id_text + text[1]):
+                self.release()
+                return True
+            self.backlog.popleft()
+            self.subscriber.last = event.cursor
+            STATS.shared += 1
+            STATS.direct += 1
+        return False
+
     def release(self) -> None:
         """The group's event is settled: what arrived meanwhile goes the usual way, in order."""
         self.pending = None
@@ -189,35 +222,24 @@ class FanOut:
     def start(self) -> None:
         event = self.event
         for key, group in self.groups.items():
+            for sink in group:
+                sink.pending = self
+            if self._deliver(key, group):  # executed already (e.g. a backlog's event)
+                continue
             leader, followers = group[0], group[1:]
             leader.subscriber.put(event)  # the usual way: it executes for the key
             leader.release()
-            if not followers:
-                continue
-            for sink in followers:
-                sink.pending = self
-            if not self._deliver(key, followers):
+            if followers:
                 FANS[(event.cursor, key)] = (self, followers)
                 leader.subscriber.leads.append((event.cursor, key))
 
     def _deliver(self, key: tuple, followers: list[DirectSink]) -> bool:
         """Write the shared result of ``key`` to ``followers``, if it exists; False if not yet."""
         event = self.event
-        results = RESULTS.get(event)
-        entry = results.get(key) if results else None
-        if entry is None or entry.pending is not None or entry.result is None:
+        frame = _frame(event, key, followers)
+        if frame is None:
             return False
-        if entry.result.errors or entry.operation is not followers[0].node:
-            return False
-        encode = followers[0].websocket.view.encode_json
-        template = _template(encode, {"id": "", "type": "next", "payload": {"data": None}})
-        if template is None:
-            return False
-        if entry.text is None:
-            entry.text = encode({"data": entry.result.data})
-            STATS.serialised += 1
-        before, between, after = template
-        between = between + entry.text + after
+        before, between = frame
         cursor = event.cursor
         following: dict[int, FanOut] = {}  # what waited in the backlogs, written the same way
         for sink in followers:
@@ -232,6 +254,8 @@ class FanOut:
             sink.subscriber.last = cursor
             STATS.shared += 1
             STATS.direct += 1
+            while sink.backlog and sink.backlog[0].cursor <= cursor:
+                sink.backlog.popleft()
             if sink.backlog:
                 following.setdefault(id(sink.backlog[0]), FanOut(sink.backlog[0]))
                 following[id(sink.backlog[0])].add(sink)
@@ -251,6 +275,26 @@ class FanOut:
             if sink.pending is self:
                 sink.subscriber.put(self.event)
                 sink.release()
+
+
+def _frame(event: Any, key: tuple | None, sinks: list[DirectSink]) -> tuple[str, str] | None:
+    """The ``next`` frame of ``event``'s shared result for ``key`` around the operation id (the
+    text before it, after it); None when there is no such result (yet)."""
+    results = RESULTS.get(event)
+    entry = results.get(key) if results else None
+    if entry is None or entry.pending is not None or entry.result is None:
+        return None
+    if entry.result.errors or entry.operation is not sinks[0].node:
+        return None
+    encode = sinks[0].websocket.view.encode_json
+    template = _template(encode, {"id": "", "type": "next", "payload": {"data": None}})
+    if template is None:
+        return None
+    if entry.text is None:
+        entry.text = encode({"data": entry.result.data})
+        STATS.serialised += 1
+    before, between, after = template
+    return before, between + entry.text + after
 
 
 def _ready(sink: DirectSink) -> bool:

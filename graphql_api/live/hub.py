@@ -345,13 +345,18 @@ class EventHub:
                 sink = subscriber.sink
                 if sink is None:
                     subscriber.put(event)
-                elif sink.pending is not None:  # waits for an earlier event's result
+                elif (sink.pending is not None or not sink.parked) and (
+                    len(sink.backlog) + subscriber.queue.qsize() < subscriber.limit
+                ):
+                    # It waits for an earlier event's result, or its task is busy: the event
+                    # waits, in order, for the hub or the task to write it (DirectSink.drain).
                     sink.backlog.append(event)
                 elif sink.ready(now, epoch_of, session_ended):
                     if fan is None:
                         fan = FanOut(event)
                     fan.add(sink)
                 else:
+                    sink.release()
                     subscriber.put(event)
         if fan is not None:
             fan.start()

@@ -175,6 +175,8 @@ async def stream_events(
             else:
                 wait = idle
                 if sink is not None:  # the hub may write to it until the task wakes
+                    if sink.pending is None and sink.backlog and sink.drain():
+                        continue  # what could not be written directly is in the buffer
                     sink.parked = True
                     if idle is not None and sink.valid_until:
                         # Wake before the access decisions expire, so they are taken again
