@@ -60,14 +60,11 @@ class Decisions:
     async def get(
         self, key: tuple, ttl: float, compute: Callable[[], Any], *, ahead: float = 0.0
     ) -> Any:
-        """The decision of ``key``. With ``ahead``: one kept for less than that many seconds is
-        taken again in the background, and the kept one answers meanwhile (a caller that wakes
-        shortly before decisions expire keeps them fresh without waiting for them)."""
+        """The decision of ``key``; with ``ahead``, one kept for less than that many seconds is
+        taken again (a caller waking shortly before decisions expire keeps them fresh)."""
         epoch = revocation.user_epoch(key[1])
         found = self.kept.get(key)
-        if found is not None and found[0] > time.monotonic() and found[2] == epoch:
-            if ahead and found[0] - ahead <= time.monotonic():
-                self._compute(key, ttl, compute, epoch)
+        if found is not None and found[0] - ahead > time.monotonic() and found[2] == epoch:
             return found[1]
         return await asyncio.shield(self._compute(key, ttl, compute, epoch))
 
