@@ -185,6 +185,8 @@ class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
         self._window = window
         self.too_slow = False
         self.closing: asyncio.Future | None = None  # closing as too slow (_close_once_read)
+        #: A frame the hub wrote directly that is still being sent (graphql_api.live.direct).
+        self.direct_sending: asyncio.Future | None = None
 
     async def send_json(self, message, *, limited: bool = True) -> None:
         # json.dumps: ASCII, so characters are bytes. A result shared by the subscribers of an
@@ -232,12 +234,16 @@ class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
 
     async def _send(self, text: str) -> None:
         if not self.send_timeout:
+            if self.direct_sending is not None:
+                await asyncio.shield(self.direct_sending)  # frames in the order written
             await self.ws_consumer.send(text)
             return
         try:
             # A server that applies back-pressure (uvicorn) blocks here while the client does
             # not read; daphne never blocks (FlowControl covers it).
             async with asyncio.timeout(self.send_timeout):
+                if self.direct_sending is not None:
+                    await asyncio.shield(self.direct_sending)  # frames in the order written
                 await self.ws_consumer.send(text)
         except TimeoutError:
             self.too_slow = True

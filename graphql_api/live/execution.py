@@ -53,6 +53,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from django_steps.models import WorkflowEvent
+from graphql_api.live.direct import settle
 from graphql_api.live.shared import RESULTS, STATS, Shared, sharing_class
 
 __all__ = [
@@ -186,12 +187,13 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if not is_awaitable(result):
             if not result.errors:
                 results[key] = results[id(result.data)] = Shared(self.operation, result)
+                settle(event.cursor, key)  # the sinks waiting for it (graphql_api.live.direct)
             return result
         # In flight: the subscribers of the same key arriving meanwhile wait for this one (their
         # operations run side by side, each awaiting its resolvers).
         entry = results[key] = Shared(self.operation, None)
         entry.pending = asyncio.ensure_future(result)
-        entry.pending.add_done_callback(lambda done: _settle(results, key, entry, done))
+        entry.pending.add_done_callback(lambda done: _settle(results, key, entry, done, event))
         return self._shared(entry, event, args, kwargs, first=True)
 
     def _execute(self, event: WorkflowEvent, args: tuple, kwargs: dict) -> Any:
@@ -218,7 +220,9 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return await result if is_awaitable(result) else result
 
 
-def _settle(results: dict, key: tuple, entry: Shared, done: asyncio.Future) -> None:
+def _settle(
+    results: dict, key: tuple, entry: Shared, done: asyncio.Future, event: WorkflowEvent
+) -> None:
     """An execution in flight ended: keep its result for the later subscribers, unless it
     failed (they execute on their own)."""
     entry.pending = None
@@ -228,6 +232,7 @@ def _settle(results: dict, key: tuple, entry: Shared, done: asyncio.Future) -> N
         return
     entry.result = done.result()
     results[id(entry.result.data)] = entry
+    settle(event.cursor, key)  # the sinks waiting for it (graphql_api.live.direct)
 
 
 def shares_directly(info: Any) -> bool:

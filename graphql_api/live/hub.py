@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -44,6 +45,7 @@ from channels.db import database_sync_to_async
 from django_steps.models import (
     WorkflowEvent,
 )
+from graphql_api.live.direct import DirectSink, FanOut, settle
 from graphql_api.live.reads import (
     BATCH,
     InvalidCursor,
@@ -90,17 +92,30 @@ def event_messages(event: WorkflowEvent) -> list[tuple[str, dict]]:
 
 
 class _Subscriber:
-    """One stream's buffer in the hub."""
+    """One stream's buffer in the hub, the last cursor it delivered, and its sink when the hub
+    may write shared results to its socket directly (:mod:`graphql_api.live.direct`)."""
 
-    __slots__ = ("spec", "queue", "limit", "overflowed")
+    __slots__ = ("spec", "queue", "limit", "overflowed", "last", "sink", "leads")
 
     def __init__(self, spec: StreamSpec, limit: int) -> None:
         self.spec = spec
         self.queue: asyncio.Queue = asyncio.Queue()
         self.limit = limit
         self.overflowed = False
+        self.last = 0
+        self.sink: DirectSink | None = None
+        #: (cursor, share key) of the events it takes for a group of sinks (FanOut.start).
+        self.leads: list[tuple] = []
+
+    def done(self, cursor: int | None = None) -> None:
+        """Done with the events up to ``cursor`` (None: all): the sinks waiting for a result
+        it led are settled (graphql_api.live.direct)."""
+        while self.leads and (cursor is None or self.leads[0][0] <= cursor):
+            settle(*self.leads.pop(0))
 
     def put(self, event: WorkflowEvent) -> None:
+        if self.sink is not None:
+            self.sink.parked = False
         if self.overflowed:
             return
         if self.queue.qsize() >= self.limit:
@@ -316,12 +331,35 @@ class EventHub:
 
     def dispatch(self, event: WorkflowEvent) -> None:
         self.watermark = max(self.watermark, event.cursor)
-        for subscriber in self.everything:
-            subscriber.put(event)
-        for subscriber in self.by_workflow.get(event.workflow_id, ()):
-            subscriber.put(event)
-        for subscriber in self.by_instance.get(event.instance_id, ()):
-            subscriber.put(event)
+        from graphql_api.live import revocation  # a cycle: revocation registers with the hub
+
+        fan = None
+        now = time.monotonic()
+        epoch_of, session_ended = revocation.user_epoch, revocation.session_ended
+        for targets in (
+            self.everything,
+            self.by_workflow.get(event.workflow_id, ()),
+            self.by_instance.get(event.instance_id, ()),
+        ):
+            for subscriber in targets:
+                sink = subscriber.sink
+                if sink is None:
+                    subscriber.put(event)
+                elif (sink.pending is not None or not sink.parked) and (
+                    len(sink.backlog) + subscriber.queue.qsize() < subscriber.limit
+                ):
+                    # It waits for an earlier event's result, or its task is busy: the event
+                    # waits, in order, for the hub or the task to write it (DirectSink.drain).
+                    sink.backlog.append(event)
+                elif sink.ready(now, epoch_of, session_ended):
+                    if fan is None:
+                        fan = FanOut(event)
+                    fan.add(sink)
+                else:
+                    sink.release()
+                    subscriber.put(event)
+        if fan is not None:
+            fan.start()
 
 
 _HUBS: dict[tuple[int, int], EventHub] = {}

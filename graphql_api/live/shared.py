@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "RESULTS",
     "STATS",
+    "FANS",
     "FanOutStats",
     "Shared",
     "direct_operation",
@@ -46,6 +47,7 @@ class FanOutStats:
         self.executions = 0
         self.shared = 0  # results handed to a subscription without executing
         self.serialised = 0  # payloads serialised for a shared result
+        self.direct = 0  # shared results written by the hub, no task of the subscriber woken
         self.by_event: OrderedDict[int, int] = OrderedDict()
 
     def executed(self, cursor: int) -> None:
@@ -63,6 +65,7 @@ class FanOutStats:
             "executions": self.executions,
             "shared": self.shared,
             "serialised": self.serialised,
+            "direct": self.direct,
             "events": len(self.by_event),
         }
 
@@ -85,6 +88,9 @@ class Shared:
 
 #: event -> {share key: Shared, id(result.data): Shared}, for as long as the event object lives.
 RESULTS: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
+#: (event cursor, share key) -> (graphql_api.live.direct.FanOut, the sinks waiting for that
+#: result): settled when the result exists or its leader is done with the event.
+FANS: dict[tuple, tuple[Any, list]] = {}
 #: Stand for the subscription id and the shared payload in a frame template (see
 #: :func:`shared_frame`).
 _ID = "\x00django-steps id\x00"

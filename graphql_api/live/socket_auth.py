@@ -57,19 +57,35 @@ class Decisions:
         self.kept: dict[tuple, tuple[float, Any, Any]] = {}
         self.pending: dict[tuple, tuple[asyncio.Future, Any]] = {}
 
-    async def get(self, key: tuple, ttl: float, compute: Callable[[], Any]) -> Any:
+    async def get(
+        self, key: tuple, ttl: float, compute: Callable[[], Any], *, ahead: float = 0.0
+    ) -> Any:
+        """The decision of ``key``; with ``ahead``, one kept for less than that many seconds is
+        taken again (a caller waking shortly before decisions expire keeps them fresh)."""
         epoch = revocation.user_epoch(key[1])
         found = self.kept.get(key)
-        if found is not None and found[0] > time.monotonic() and found[2] == epoch:
+        if found is not None and found[0] - ahead > time.monotonic() and found[2] == epoch:
             return found[1]
+        return await asyncio.shield(self._compute(key, ttl, compute, epoch))
+
+    def _compute(self, key: tuple, ttl: float, compute: Callable[[], Any], epoch: Any) -> Any:
         pending = self.pending.get(key)
         if pending is not None and pending[1] == epoch:
-            future = pending[0]
-        else:
-            future = asyncio.ensure_future(database_sync_to_async(compute)())
-            self.pending[key] = (future, epoch)
-            future.add_done_callback(lambda done: self._keep(key, ttl, done, epoch))
-        return await asyncio.shield(future)
+            return pending[0]
+        future = asyncio.ensure_future(database_sync_to_async(compute)())
+        self.pending[key] = (future, epoch)
+        future.add_done_callback(lambda done: self._keep(key, ttl, done, epoch))
+        return future
+
+    def expiry(self, keys: list[tuple]) -> float:
+        """Until when (``time.monotonic()``) every decision of ``keys`` is kept (0: one is not)."""
+        until = float("inf")
+        for key in keys:
+            found = self.kept.get(key)
+            if found is None or found[2] != revocation.user_epoch(key[1]):
+                return 0.0
+            until = min(until, found[0])
+        return until
 
     def forget(self, *prefix: Any) -> None:
         """Drop the kept decisions whose key starts with ``prefix`` (e.g. after a logout)."""
@@ -92,11 +108,14 @@ def recheck_seconds() -> float:
     return float(graphql_setting("SUBSCRIPTION_RECHECK_SECONDS"))
 
 
-async def user_now(user_pk: Any, session_key: str | None) -> Any:
+async def user_now(user_pk: Any, session_key: str | None, *, ahead: float = 0.0) -> Any:
     """:func:`reload_user`, decided at most once per ``SUBSCRIPTION_RECHECK_SECONDS`` per
-    user and session for the whole process."""
+    user and session for the whole process (``ahead``: see :meth:`Decisions.get`)."""
     return await DECISIONS.get(
-        ("user", user_pk, session_key), recheck_seconds(), lambda: reload_user(user_pk, session_key)
+        ("user", user_pk, session_key),
+        recheck_seconds(),
+        lambda: reload_user(user_pk, session_key),
+        ahead=ahead,
     )
 
 

@@ -54,6 +54,7 @@ catches up over HTTP (``workflowEvents``), then subscribes with the cursor it en
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -63,6 +64,7 @@ from django_steps.models import WorkflowEvent
 
 # The hub and the history reads live in graphql_api.live.hub and graphql_api.live.reads; every
 # name this module had before the split stays importable from here.
+from graphql_api.live.direct import DirectSink
 from graphql_api.live.hub import (  # noqa: F401
     GROUP,
     JOIN_TIMEOUT,
@@ -121,13 +123,16 @@ async def stream_events(
     catch_up_interval: float | None = None,
     retry_interval: float | None = None,
     idle: float | None = None,
+    sink: DirectSink | None = None,
 ) -> AsyncIterator[WorkflowEvent]:
     """Every committed event of ``spec`` after ``after`` (or from now), once each, in commit order.
 
     ``layer`` is the channel layer (``None``: no live feed, the hub polls the history).
     ``visible`` filters the history reads in SQL (the events the subscriber may see); live
     events are not filtered here (the caller checks each one). Raises :class:`CursorTooOld`
-    before the first event when ``after`` is outside the replay window.
+    before the first event when ``after`` is outside the replay window. With a ``sink``, the hub
+    may write shared results to the subscriber's socket while the stream waits
+    (:mod:`graphql_api.live.direct`): the caller keeps the sink's access current.
     """
     if catch_up_interval is None:
         catch_up_interval = float(graphql_setting("SUBSCRIPTION_CATCH_UP_SECONDS"))
@@ -137,23 +142,28 @@ async def stream_events(
     window = int(graphql_setting("SUBSCRIPTION_REPLAY_WINDOW") or 0)
     hub = hub_for(layer, catch_up_interval=catch_up_interval, retry_interval=retry_interval)
     subscriber = _Subscriber(spec, limit)
+    subscriber.sink = sink
+    if sink is not None:
+        sink.subscriber = subscriber
     await hub.add(
         subscriber
     )  # 1. register first: what the history read below misses, the hub hands out
     try:
-        last, page = await database_sync_to_async(_start)(spec, after, visible, window)
+        # The last cursor delivered lives on the subscriber: the hub moves it when it writes a
+        # shared result to the sink directly (graphql_api.live.direct).
+        subscriber.last, page = await database_sync_to_async(_start)(spec, after, visible, window)
 
         async def replay() -> AsyncIterator[WorkflowEvent]:
             # Page by page, awaiting between pages: a cancelled stream stops here.
-            nonlocal last, page
+            nonlocal page
             while page:
                 for event in page:
-                    if event.cursor > last:
-                        last = event.cursor
+                    if event.cursor > subscriber.last:
+                        subscriber.last = event.cursor
                         yield event
                 if len(page) < REPLAY_PAGE:
                     break
-                page = await database_sync_to_async(_replay_page)(last, spec, visible)
+                page = await database_sync_to_async(_replay_page)(subscriber.last, spec, visible)
             page = []
 
         async for event in replay():
@@ -162,23 +172,43 @@ async def stream_events(
         while True:
             if not queue.empty():
                 event = queue.get_nowait()
-            elif idle is None:
-                event = await queue.get()
             else:
+                wait = idle
+                if sink is not None:  # the hub may write to it until the task wakes
+                    if sink.pending is None and sink.backlog and sink.drain():
+                        continue  # what could not be written directly is in the buffer
+                    sink.parked = True
+                    if idle is not None and sink.valid_until:
+                        # Wake before the access decisions expire, so they are taken again
+                        # in time for the hub to go on writing (see graphql_api.live.direct).
+                        left = sink.valid_until - time.monotonic() - idle / 4
+                        wait = min(idle, max(idle / 4, left))
                 try:
-                    async with asyncio.timeout(idle):  # Queue.get: cancelled, it takes nothing
+                    if wait is None:
                         event = await queue.get()
-                except TimeoutError:
+                    else:
+                        try:
+                            async with asyncio.timeout(wait):  # cancelled, Queue.get takes nothing
+                                event = await queue.get()
+                        except TimeoutError:
+                            event = IDLE
+                finally:
+                    if sink is not None:
+                        sink.parked = False
+                if event is IDLE:
                     yield IDLE
                     continue
             if event is None:  # 3. the buffer overflowed: re-read the history
                 subscriber.overflowed = False
-                page = await database_sync_to_async(_replay_page)(last, spec, visible)
+                page = await database_sync_to_async(_replay_page)(subscriber.last, spec, visible)
                 async for event in replay():
                     yield event
                 continue
-            if event.cursor > last:  # 2. replay and live overlap: each event once
-                last = event.cursor
+            if event.cursor > subscriber.last:  # 2. replay and live overlap: each event once
+                subscriber.last = event.cursor
                 yield event
+            subscriber.done(event.cursor)
     finally:
+        subscriber.sink = None
+        subscriber.done()
         await hub.remove(subscriber)

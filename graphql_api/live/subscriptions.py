@@ -60,7 +60,8 @@ from django_steps.selectors import newest_cursor
 from graphql_api.api.ids import parse_global_id
 from graphql_api.api.types import WorkflowEventType
 from graphql_api.live import revocation, socket_auth
-from graphql_api.live.execution import send_shared, share_base, shares_directly
+from graphql_api.live.direct import DirectSink
+from graphql_api.live.execution import send_shared, share_base, share_key, shares_directly
 from graphql_api.live.shared import direct_operation, sending_event, sharing_class
 from graphql_api.live.streams import (
     IDLE,
@@ -185,19 +186,21 @@ class Access:
         #: the user: see :func:`django_steps.authorization.visibility_class`.
         self.visibility_class: Any = None
 
-    async def check_user(self) -> None:
+    async def check_user(self, ahead: float = 0.0) -> None:
         """Raise ``PERMISSION_DENIED`` once the user may no longer read instances (the user is
         read again as for every operation on a socket: :func:`socket_auth.user_now`; at once,
-        whatever the interval, after a revocation: :mod:`graphql_api.live.revocation`)."""
+        whatever the interval, after a revocation: :mod:`graphql_api.live.revocation`).
+        ``ahead``: decisions kept for less than that many seconds are taken again now."""
         if revocation.session_ended(self.session_key):
             raise query_error(ErrorCode.PERMISSION_DENIED, _DENIED)
         # After a pushed change the decisions below are taken again (socket_auth.Decisions).
-        user = await socket_auth.user_now(self.user_pk, self.session_key)
+        user = await socket_auth.user_now(self.user_pk, self.session_key, ahead=ahead)
         if user is not None:
             may_read = await socket_auth.DECISIONS.get(
                 ("may-read", self.user_pk, self.session_key),
                 self.ttl,
                 lambda: authorization.may_read_instances(user),
+                ahead=ahead,
             )
             if not may_read:
                 user = None
@@ -207,8 +210,20 @@ class Access:
             ("class", self.user_pk, self.session_key),
             self.ttl,
             lambda: authorization.visibility_class(user),
+            ahead=ahead,
         )
         self.user = user
+
+    def keep_sink(self, sink: DirectSink, base: tuple | None, info: Info) -> None:
+        """Just checked: the hub may write to ``sink`` (its share key as of this check) while
+        every decision taken holds and no revocation came for the user since."""
+        sharing_class.set(self.visibility_class)
+        keys = [(kind, self.user_pk, self.session_key) for kind in ("user", "may-read", "class")]
+        sink.checked(
+            share_key(base, info.context),
+            socket_auth.DECISIONS.expiry(keys),
+            revocation.user_epoch(self.user_pk),
+        )
 
     async def may_see(self, instance_id: int) -> bool:
         """Whether the user may see the instance: decided once per visibility class (the same
@@ -228,13 +243,23 @@ class Access:
 
 
 async def _guarded(
-    events: AsyncGenerator[WorkflowEvent, None], access: Access, spec: StreamSpec, info: Info
+    events: AsyncGenerator[WorkflowEvent, None],
+    access: Access,
+    spec: StreamSpec,
+    info: Info,
+    sink: DirectSink | None = None,
+    base: tuple | None = None,
 ):
     """``events`` (a :func:`~graphql_api.live.streams.stream_events` given ``idle=access.ttl``),
-    re-checking access before each one and every few seconds while idle (:data:`IDLE`)."""
+    re-checking access before each one and every few seconds while idle (:data:`IDLE`); the
+    ``sink`` the hub writes to meanwhile learns the outcome (:meth:`Access.keep_sink`)."""
     try:
         async for event in events:
-            await access.check_user()
+            # While idle with a sink, the stream wakes shortly before the decisions expire
+            # (graphql_api.live.streams): take them again then, so the hub may go on writing.
+            await access.check_user(access.ttl / 2 if sink is not None and event is IDLE else 0.0)
+            if sink is not None:
+                access.keep_sink(sink, base, info)
             if event is IDLE:
                 continue
             if not await access.may_see(event.instance_id):
@@ -302,17 +327,27 @@ class Subscription:
             user, instance_id, workflow_name, position, info
         )
         access = Access(info, user)
+        direct = direct_operation.get() if shares_directly(info) else None
+        raw = info._raw_info
+        base = share_base(raw.schema, raw.operation, raw.fragments, raw.variable_values)
+        # Documents that read the viewer are executed per user: no one to write to directly.
+        sink = None
+        if direct is not None and base is not None and not base[2]:
+            sink = DirectSink(direct, raw.operation, access.user_pk, access.session_key)
         events = stream_events(
-            get_channel_layer(), spec, after=position, visible=visible_to(user), idle=access.ttl
+            get_channel_layer(),
+            spec,
+            after=position,
+            visible=visible_to(user),
+            idle=access.ttl,
+            sink=sink,
         )
         try:
             # aclosing: when the operation ends (complete, close, cancel), the stream is closed
             # now, not whenever the garbage collector finalises it.
             turn = _socket_turn(info)
-            direct = direct_operation.get() if shares_directly(info) else None
-            raw = info._raw_info
-            base = share_base(raw.schema, raw.operation, raw.fragments, raw.variable_values)
-            async with contextlib.aclosing(_guarded(events, access, spec, info)) as guarded:
+            guarded = _guarded(events, access, spec, info, sink, base)
+            async with contextlib.aclosing(guarded) as guarded:
                 async for event in guarded:
                     if turn is not None:
                         async with turn:  # wait for this socket's turn (see _socket_turn)

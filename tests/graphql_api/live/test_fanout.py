@@ -178,3 +178,50 @@ def test_every_field_reading_the_viewer_is_declared_viewer_dependent():
                 reading.add((type_.name, name))
     assert reading  # the scan sees them: viewerCan, context, subject, inbox
     assert reading <= VIEWER_DEPENDENT, reading - VIEWER_DEPENDENT
+
+
+# --------------------------------------------------------------------------- written by the hub
+
+
+async def test_many_subscribers_get_their_events_in_order_written_by_the_hub(
+    application, claim_workflows
+):
+    cast = await run(people)()
+    names = ["reviewer", "colleague"] * 4 + ["stranger"]
+    sockets = [GraphQLSocket(application, session_key=cast["sessions"][n]) for n in names]
+    for ws in sockets:
+        await ws.__aenter__()
+    try:
+        subs = [await ws.subscribe(SHARED_DOCUMENT, w="Claim Processing") for ws in sockets]
+        for ws, sub in zip(sockets, subs, strict=True):
+            assert await ws.nothing_more(sub, 0.3)  # live, and nothing before the events
+        direct = STATS.direct
+        cursors = []
+        for n in range(6):  # one at a time (parked sinks), then two in one go (a backlog)
+            change = (
+                services.set_workflow_on_hold if n % 2 == 0 else services.resume_workflow_instance
+            )
+            await run(change)(cast["watched"])
+            cursors.append(str(await run(newest_cursor)()))
+            if n < 4:
+                for ws, sub, name in zip(sockets, subs, names, strict=True):
+                    if name != "stranger":
+                        got = await ws.events(sub, 1)
+                        assert got[0]["cursor"] == cursors[-1]
+        await run(services.set_workflow_on_hold)(cast["other"])  # the stranger's own claim
+        cursors.append(str(await run(newest_cursor)()))
+
+        for ws, sub, name in zip(sockets, subs, names, strict=True):
+            if name == "stranger":
+                (only,) = await ws.events(sub, 1)
+                assert only["cursor"] == cursors[-1]  # nothing of the claim they may not see
+            else:
+                rest = await ws.events(sub, 3)
+                assert [e["cursor"] for e in rest] == cursors[4:]
+                assert rest[-1]["instance"]["state"] == "ON_HOLD"
+            assert await ws.nothing_more(sub, 0.2)  # each event once
+        # Most deliveries were written by the hub, no subscriber's task woken for them.
+        assert STATS.direct - direct >= 4 * (len(names) - 2)
+    finally:
+        for ws in sockets:
+            await ws.__aexit__(None, None, None)
