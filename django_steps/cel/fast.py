@@ -155,24 +155,25 @@ class _Builder:
         raise Unsupported(str(kind))
 
 
+def _checked(value: Any) -> Any:
+    """An operator's result; an error value gives up (celpy's interpreter then decides)."""
+    if isinstance(value, CELEvalError):
+        raise _GiveUp
+    return value
+
+
 def _binary(function: Any, left: Closure, right: Closure) -> Closure:
     def evaluate(context: Mapping[str, Any]) -> Any:
         # both operands first, as celpy's visit_children does (for || and && too)
         a = left(context)
-        value = function(a, right(context))
-        if isinstance(value, CELEvalError):
-            raise _GiveUp
-        return value
+        return _checked(function(a, right(context)))
 
     return evaluate
 
 
 def _unary(function: Any, operand: Closure) -> Closure:
     def evaluate(context: Mapping[str, Any]) -> Any:
-        value = function(operand(context))
-        if isinstance(value, CELEvalError):
-            raise _GiveUp
-        return value
+        return _checked(function(operand(context)))
 
     return evaluate
 

@@ -3,6 +3,7 @@ result for every subscriber as when alone, nothing for a subscriber who may not 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 
@@ -15,7 +16,7 @@ from graphql_api.live.execution import VIEWER_DEPENDENT
 from graphql_api.live.shared import STATS
 
 from .conftest import login_session, make_user, new_claim
-from .helpers import PROTOCOLS, GraphQLSocket
+from .helpers import GRAPHQL_TRANSPORT_WS_PROTOCOL, PROTOCOLS, GraphQLSocket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,32 +80,37 @@ async def alone(application, session: str, document: str, after: int, protocol: 
         return await ws.result(sub)
 
 
+@contextlib.asynccontextmanager
+async def subscribed(application, cast: dict, names: list, document: str, protocol: str):
+    """A socket per name (that person's session), each subscribed to ``document`` and live with
+    nothing sent yet; yields (socket, subscription, name) triples."""
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [
+            await stack.enter_async_context(
+                GraphQLSocket(application, session_key=cast["sessions"][name], protocol=protocol)
+            )
+            for name in names
+        ]
+        subs = [await ws.subscribe(document, w="Claim Processing") for ws in sockets]
+        for ws, sub in zip(sockets, subs, strict=True):
+            assert await ws.nothing_more(sub, 0.3)  # live, and nothing before the first event
+        yield list(zip(sockets, subs, names, strict=True))
+
+
 async def fan_out(application, cast: dict, document: str, protocol: str) -> tuple[dict, int]:
     """Five sockets on one event: the reviewer twice, the colleague, the owner, the stranger.
     Returns each socket's payload (None: nothing within half a second) and the event's cursor."""
     names = ["reviewer", "reviewer", "colleague", "owner", "stranger"]
-    sockets = [
-        GraphQLSocket(application, session_key=cast["sessions"][name], protocol=protocol)
-        for name in names
-    ]
-    for ws in sockets:
-        await ws.__aenter__()
-    try:
-        subs = [await ws.subscribe(document, w="Claim Processing") for ws in sockets]
-        for ws, sub in zip(sockets, subs, strict=True):
-            assert await ws.nothing_more(sub, 0.3)  # live, and nothing before the event
+    async with subscribed(application, cast, names, document, protocol) as subscribers:
         await run(services.set_workflow_on_hold)(cast["watched"])
         cursor = await run(newest_cursor)()
         got = {}
-        for i, (ws, sub) in enumerate(zip(sockets, subs, strict=True)):
-            if names[i] == "stranger":
-                got[f"{i}:{names[i]}"] = None if await ws.nothing_more(sub, 0.5) else "sent"
+        for i, (ws, sub, name) in enumerate(subscribers):
+            if name == "stranger":
+                got[f"{i}:{name}"] = None if await ws.nothing_more(sub, 0.5) else "sent"
             else:
-                got[f"{i}:{names[i]}"] = await ws.result(sub)
+                got[f"{i}:{name}"] = await ws.result(sub)
         return got, cursor
-    finally:
-        for ws in sockets:
-            await ws.__aexit__(None, None, None)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -188,13 +194,8 @@ async def test_many_subscribers_get_their_events_in_order_written_by_the_hub(
 ):
     cast = await run(people)()
     names = ["reviewer", "colleague"] * 4 + ["stranger"]
-    sockets = [GraphQLSocket(application, session_key=cast["sessions"][n]) for n in names]
-    for ws in sockets:
-        await ws.__aenter__()
-    try:
-        subs = [await ws.subscribe(SHARED_DOCUMENT, w="Claim Processing") for ws in sockets]
-        for ws, sub in zip(sockets, subs, strict=True):
-            assert await ws.nothing_more(sub, 0.3)  # live, and nothing before the events
+    protocol = GRAPHQL_TRANSPORT_WS_PROTOCOL  # the hub writes frames of this protocol itself
+    async with subscribed(application, cast, names, SHARED_DOCUMENT, protocol) as subscribers:
         direct = STATS.direct
         cursors = []
         for n in range(6):  # one at a time (parked sinks), then two in one go (a backlog)
@@ -204,14 +205,14 @@ async def test_many_subscribers_get_their_events_in_order_written_by_the_hub(
             await run(change)(cast["watched"])
             cursors.append(str(await run(newest_cursor)()))
             if n < 4:
-                for ws, sub, name in zip(sockets, subs, names, strict=True):
+                for ws, sub, name in subscribers:
                     if name != "stranger":
                         got = await ws.events(sub, 1)
                         assert got[0]["cursor"] == cursors[-1]
         await run(services.set_workflow_on_hold)(cast["other"])  # the stranger's own claim
         cursors.append(str(await run(newest_cursor)()))
 
-        for ws, sub, name in zip(sockets, subs, names, strict=True):
+        for ws, sub, name in subscribers:
             if name == "stranger":
                 (only,) = await ws.events(sub, 1)
                 assert only["cursor"] == cursors[-1]  # nothing of the claim they may not see
@@ -222,6 +223,3 @@ async def test_many_subscribers_get_their_events_in_order_written_by_the_hub(
             assert await ws.nothing_more(sub, 0.2)  # each event once
         # Most deliveries were written by the hub, no subscriber's task woken for them.
         assert STATS.direct - direct >= 4 * (len(names) - 2)
-    finally:
-        for ws in sockets:
-            await ws.__aexit__(None, None, None)
