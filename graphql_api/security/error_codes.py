@@ -71,8 +71,9 @@ class TransportCode(DescribedCode):
     TOO_MANY_CONNECTIONS = (
         "TOO_MANY_CONNECTIONS",
         "Too many WebSockets open for one user (`WEBSOCKET_MAX_CONNECTIONS_PER_USER`, 10, per "
-        "server process): the new socket is closed with code 4429 and this reason. Close one "
-        "first.",
+        "server process), or without a login from one address "
+        "(`WEBSOCKET_MAX_ANONYMOUS_PER_ADDRESS`, 50): the new socket is closed with code 4429 "
+        "and this reason. Close one first.",
     )
     CONSUMER_TOO_SLOW = (
         "CONSUMER_TOO_SLOW",
@@ -100,7 +101,8 @@ class TransportCode(DescribedCode):
     )
     REQUEST_TOO_LARGE = (
         "REQUEST_TOO_LARGE",
-        "The request body is over the server's size limit (413): send less.",
+        "The request body or the GraphQL document is over the server's size limit (413 over "
+        "HTTP; `MAX_DOCUMENT_BYTES`, `ANONYMOUS_MAX_DOCUMENT_BYTES` for documents): send less.",
     )
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED", "Neither GET nor POST (405)."
     # --- persisted queries (Apollo's APQ protocol; `PERSISTED_QUERIES`)
