@@ -199,7 +199,7 @@ def _global_id_reader(
         or not issubclass(origin, relay.Node)
         or getattr(origin.resolve_id, "__func__", None) not in _ID_READERS
         or getattr(origin.resolve_typename, "__func__", None) is not _TYPENAME
-        or not isinstance(origin.__dict__.get("_id_attr"), str)
+        or not isinstance(origin._id_attr, str)
     ):
         return None
     full = graphql_field.resolve

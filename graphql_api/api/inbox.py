@@ -12,13 +12,12 @@ import strawberry
 import strawberry_django
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
-from strawberry import relay
 from strawberry.types import Info
 
 from django_steps import authorization, deadlines, models, selectors, services
 from graphql_api.api import filters
 from graphql_api.api.ids import get_by_global_id, parse_global_id
-from graphql_api.api.types import UserType, WorkflowInstanceType, WorkflowStepType
+from graphql_api.api.types import ModelNode, UserType, WorkflowInstanceType, WorkflowStepType
 from graphql_api.security import permissions
 from graphql_api.security.permissions import current_user
 
@@ -74,9 +73,7 @@ class WorkItemFilter:
     "may move the instance meanwhile.",
     filters=WorkItemFilter,
 )
-class WorkItemType(relay.Node):
-    _id_attr = "pk"  # see ID_ATTR_NOTE in graphql_api.api.types
-
+class WorkItemType(ModelNode):
     instance: WorkflowInstanceType = strawberry_django.field(description="The instance to act on.")
     step: WorkflowStepType = strawberry_django.field(description="The assigned step.")
     candidate_users: list[UserType] = strawberry_django.field(

@@ -14,7 +14,6 @@ from typing import Any, Optional
 import strawberry
 import strawberry_django
 from django.db.models import QuerySet
-from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
 from strawberry.utils.str_converters import to_camel_case
@@ -23,7 +22,7 @@ from django_steps import models
 from django_steps.definitions import strip_ids
 from django_steps.diagram import version_to_mermaid
 from django_steps.versions import Change, diff_versions
-from graphql_api.api.types import MERMAID_COST, UserType, WorkflowType
+from graphql_api.api.types import MERMAID_COST, ModelNode, UserType, WorkflowType
 from graphql_api.security.cost_bounds import WORK
 from graphql_api.security.error_codes import TransportCode
 from graphql_api.security.errors import query_error
@@ -36,9 +35,7 @@ from graphql_api.security.errors import query_error
     "committed change of a definition publishes the next number; instances run on the version "
     "they started on until migrated (`migrateWorkflowInstances`).",
 )
-class WorkflowVersionType(relay.Node):
-    _id_attr = "pk"  # see ID_ATTR_NOTE in graphql_api.api.types
-
+class WorkflowVersionType(ModelNode):
     number: int = strawberry_django.field(description="1, 2, 3… per workflow.")
     content_hash: str = strawberry_django.field(
         description="SHA-256 of the version's content: equal hashes, equal definitions."
