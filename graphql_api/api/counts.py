@@ -3,7 +3,7 @@ annotated onto the query that loads the rows (the type and the helpers that coun
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 import strawberry_django
@@ -16,6 +16,8 @@ from django_steps import authorization, deadlines, models
 from django_steps.choices import InstanceState
 from graphql_api.security import permissions
 
+T = TypeVar("T", bound=type)
+
 # -- Dashboard aggregates ----------------------------------------------------------------------
 # ``instanceCounts`` on a workflow and on a step: one correlated COUNT per state, added to the
 # query that loads the workflows (or their steps) through the optimizer's ``annotate`` hint, so a
@@ -24,11 +26,13 @@ from graphql_api.security import permissions
 # the viewer may see: the visibility rule filters them inside the subquery. Loaded any other way
 # (a mutation payload), a workflow or step counts with one grouped query.
 
-_STATES = {
-    "active": InstanceState.ACTIVE,
-    "on_hold": InstanceState.ON_HOLD,
-    "completed": InstanceState.COMPLETED,
-    "cancelled": InstanceState.CANCELLED,
+#: One count per state of the domain, named after it (``on_hold`` …).
+_STATES = {state.name.lower(): state for state in InstanceState}
+
+#: What a state's count covers beyond the plain state, where it differs on a step.
+_STATE_NOTES = {
+    InstanceState.COMPLETED: " (on a step: completed on it, a final step)",
+    InstanceState.CANCELLED: " (on a step: cancelled while on it)",
 }
 
 
@@ -98,6 +102,21 @@ def counts(root: Any, info: Info, outer: str, prefix: str) -> WorkflowInstanceCo
     return WorkflowInstanceCountsType(total=sum(found.values()), overdue=overdue, **found)
 
 
+def _state_counts(cls: T) -> T:
+    """Class decorator (under ``strawberry.type``): one count field per state of :data:`_STATES`,
+    in the domain's order, after ``total``; a state added to the domain is counted and shown."""
+    annotations = {}
+    for name, annotation in cls.__annotations__.items():
+        annotations[name] = annotation
+        if name == "total":
+            for field_name, state in _STATES.items():
+                note = _STATE_NOTES.get(state, "")
+                setattr(cls, field_name, strawberry.field(description=f"State `{state}`{note}."))
+                annotations[field_name] = "int"
+    cls.__annotations__ = annotations
+    return cls
+
+
 WORKFLOW_COUNTS = "_steps_wf_count_"
 STEP_COUNTS = "_steps_step_count_"
 STATUS_COUNTS = "_steps_status_count_"
@@ -111,16 +130,9 @@ STATUS_COUNTS = "_steps_status_count_"
         "Counted in the query that loads the workflows, steps or statuses."
     ),
 )
+@_state_counts
 class WorkflowInstanceCountsType:
     total: int = strawberry.field(description="All of them (the sum of the four states).")
-    active: int = strawberry.field(description="State `ACTIVE`.")
-    on_hold: int = strawberry.field(description="State `ON_HOLD`.")
-    completed: int = strawberry.field(
-        description="State `COMPLETED` (on a step: completed on it, a final step)."
-    )
-    cancelled: int = strawberry.field(
-        description="State `CANCELLED` (on a step: cancelled while on it)."
-    )
     overdue: int = strawberry.field(
         description="Those whose current step's deadline has passed (counted in `total` with "
         "their state)."
