@@ -83,6 +83,24 @@ def change(instance: WorkflowInstance, status: str) -> WorkflowInstance:
     return update_workflow_step_status(WorkflowInstance(pk=instance.pk), status)
 
 
+def change_and_stay_open(
+    instance: WorkflowInstance,
+    changed: threading.Event,
+    release: threading.Event,
+    *,
+    then=None,
+) -> int:
+    """In one transaction: change ``instance`` (status "Checking"), set ``changed``, wait for
+    ``release``, run ``then()`` if given, commit. Returns the change's cursor."""
+    with transaction.atomic():
+        cursor = change(instance, "Checking").last_event.cursor
+        changed.set()
+        assert release.wait(30)
+        if then is not None:
+            then()
+    return cursor
+
+
 def test_32_threads_x_50_status_updates_on_one_instance_lose_nothing(workflow):
     instance = new_instance()
     threads, per_thread = 32, 50
@@ -162,10 +180,7 @@ def test_a_change_of_b_commits_while_a_change_of_a_is_open_and_no_reader_skips_e
     outcome: dict = {}
 
     def change_a_and_wait():
-        with transaction.atomic():
-            outcome["t1"] = change(a, "Checking").last_event.cursor
-            t1_changed.set()
-            assert t1_commit.wait(30)
+        outcome["t1"] = change_and_stay_open(a, t1_changed, t1_commit)
 
     def change_b(key):
         outcome[key] = change(b, "Checking").last_event.cursor
@@ -206,11 +221,7 @@ def test_an_outer_transaction_changing_a_then_b_does_not_deadlock_with_a_change_
     outcome: dict = {}
 
     def outer():
-        with transaction.atomic():
-            change(a, "Checking")
-            outer_has_a.set()
-            assert single_done.wait(30)
-            change(b, "New")
+        change_and_stay_open(a, outer_has_a, single_done, then=lambda: change(b, "New"))
 
     def single():
         assert outer_has_a.wait(30)
