@@ -15,7 +15,9 @@ Every subscriber follows the workflow-wide stream, so every commit reaches every
 The subscribers run in client processes of their own (bench/_subscription_client.py; two for
 Redis), on the same machine: their CPU is printed beside the workers'. Delivered counts only
 subscribers that got every committed event exactly once, in commit order; each one that did not
-is named on stderr. The commit time is the event's ``createdAt`` (set inside the transaction
+is named on stderr. The workers count their fan-out (bench/_counting_asgi.py): executions per
+event and worker (1 when all its subscribers share one result) and the share of deliveries the
+hub wrote to sockets directly rather than through each subscription's task. The commit time is the event's ``createdAt`` (set inside the transaction
 just before it commits), the arrival time is taken when the client has parsed the message.
 Latencies on a shared machine are upper bounds.
 
@@ -42,6 +44,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -132,7 +135,7 @@ def worker(env_extra: dict, log: Path, pids: list[int] | None = None):
     }
     cmd = asgi_command(
         "uvicorn",
-        "demo.asgi:application",
+        "bench._counting_asgi:application",  # the demo's, counting its fan-out on SIGUSR1
         port,
         *("--ws", "websockets", "--ws-max-queue", "1024", "--ws-per-message-deflate", "false"),
     )
@@ -174,6 +177,29 @@ def redis_url(workdir: Path):
     finally:
         process.kill()
         process.wait(5)
+
+
+#: Where the workers write their fan-out counters (bench/_counting_asgi.py), set by main().
+COUNTERS: dict[str, Path] = {}
+
+
+async def fan_out_counters(pids: list[int]) -> list[dict] | None:
+    """Each worker's fan-out counters now (bench/_counting_asgi.py); None if one does not
+    answer within 10 s."""
+    path = COUNTERS.get("path")
+    if path is None:
+        return None
+    files = [Path(f"{path}.{pid}") for pid in pids]
+    before = [len(f.read_text().splitlines()) if f.exists() else 0 for f in files]
+    for pid in pids:
+        os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = [f.read_text().splitlines() if f.exists() else [] for f in files]
+        if all(len(got) > n for got, n in zip(lines, before, strict=True)):
+            return [json.loads(got[-1]) for got in lines]
+        await asyncio.sleep(0.05)
+    return None
 
 
 def cpu_seconds(pids: list[int]) -> float | None:
@@ -408,6 +434,7 @@ async def scenario(
             )
         threshold = await asyncio.to_thread(newest)  # the warm-up event's position
         await clients.tell({"threshold": threshold})
+        counters_before = await fan_out_counters(pids or [])
         cpu_before = [cpu_seconds([pid]) for pid in pids or []]
         commit_phase = await commit_at_rate(
             ports, session, instance_ids, commits, rate, clients, max_lag, max_seconds
@@ -417,6 +444,7 @@ async def scenario(
         await clients.tell({"expect": expected, "wait": wait})
         results = await clients.hear(wait + 120)
         cpu_after = [cpu_seconds([pid]) for pid in pids or []]
+        counters_after = await fan_out_counters(pids or [])
     finally:
         await clients.close()
     histogram: dict[int, int] = {}
@@ -432,7 +460,22 @@ async def scenario(
         else None
     )
     client_cpu = sum(r["cpu"] for r in results)
+    fan_out = None
+    if counters_before and counters_after and expected:
+        moved = {
+            name: sum(
+                a[name] - b[name] for b, a in zip(counters_before, counters_after, strict=True)
+            )
+            for name in counters_after[0]
+        }
+        sent = moved["executions"] + moved["shared"]
+        fan_out = {
+            # per event and worker: 1 when every subscriber of a worker shares one result
+            "executions": moved["executions"] / (len(expected) * len(counters_after)),
+            "direct": moved["direct"] / sent if sent else 0.0,
+        }
     return {
+        "fan_out": fan_out,
         "p50": histogram_percentile(histogram, 0.50),
         "p99": histogram_percentile(histogram, 0.99),
         "max": max(histogram) / 10 if histogram else float("nan"),
@@ -629,6 +672,18 @@ def rows_for(
             "target": "≤ 50 µs",
             "met": None if result["cpu_per_delivery"] is None else result["cpu_per_delivery"] <= 50,
         },
+        *(
+            [
+                {
+                    "figure": f"{label}, in the workers: executions per event and worker (one "
+                    "visibility class); share of deliveries written by the hub directly",
+                    "value": f"{result['fan_out']['executions']:.2f}; "
+                    f"{result['fan_out']['direct'] * 100:.0f} %",
+                }
+            ]
+            if result.get("fan_out")
+            else []
+        ),
         {
             "figure": f"{label}, client CPU per delivery (the subscribers' processes)",
             "unit": "µs",
@@ -695,6 +750,8 @@ def main() -> int:
         )
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-subscriptions-"))
+    COUNTERS["path"] = workdir / "fan-out-counters"
+    os.environ["BENCH_FANOUT_STATS"] = str(COUNTERS["path"])  # the workers inherit it
     setup_database(workdir)
     session, instance_ids = seed(52)
     fan_out_instance, instance_ids = instance_ids[-1], instance_ids[:-1]
