@@ -17,9 +17,10 @@ Redis), on the same machine: their CPU is printed beside the workers'. Delivered
 subscribers that got every committed event exactly once, in commit order; each one that did not
 is named on stderr. The workers count their fan-out (bench/_counting_asgi.py): executions per
 event and worker (1 when all its subscribers share one result) and the share of deliveries the
-hub wrote to sockets directly rather than through each subscription's task. The commit time is the event's ``createdAt`` (set inside the transaction
-just before it commits), the arrival time is taken when the client has parsed the message.
-Latencies on a shared machine are upper bounds.
+hub wrote to sockets directly rather than through each subscription's task. The commit time is
+the event's ``createdAt`` (set inside the transaction just before it commits), the arrival time
+is taken when the message's bytes reached the client process. Latencies on a shared machine are
+upper bounds.
 
 Database: a scratch PostgreSQL database (its own name, always dropped) when ``DATABASE_URL`` is
 PostgreSQL, else a temporary SQLite file. Redis: ``REDIS_URL`` if set, else a private
