@@ -138,7 +138,8 @@ def worker(env_extra: dict, log: Path, pids: list[int] | None = None):
         "uvicorn",
         "bench._counting_asgi:application",  # the demo's, counting its fan-out on SIGUSR1
         port,
-        *("--ws", "websockets", "--ws-max-queue", "1024", "--ws-per-message-deflate", "false"),
+        *("--ws", WS["implementation"], "--ws-max-queue", "1024"),
+        *("--ws-per-message-deflate", "false"),
     )
     with open(log, "ab") as out:
         process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -179,6 +180,9 @@ def redis_url(workdir: Path):
         process.kill()
         process.wait(5)
 
+
+#: uvicorn's WebSocket implementation in the workers (``--ws``; main() may change it).
+WS = {"implementation": "websockets"}
 
 #: Where the workers write their fan-out counters (bench/_counting_asgi.py), set by main().
 COUNTERS: dict[str, Path] = {}
@@ -720,6 +724,12 @@ def arguments():
     parser.add_argument("--workers", type=int, default=2, help="Redis worker processes")
     parser.add_argument("--client-processes", type=int, help="subscriber processes")
     parser.add_argument(
+        "--ws",
+        choices=("websockets", "websockets-sansio"),
+        default="websockets",
+        help="uvicorn's WebSocket implementation in the workers",
+    )
+    parser.add_argument(
         "--max-lag",
         type=float,
         default=10.0,
@@ -750,6 +760,7 @@ def main() -> int:
             args.rate or rate,
         )
 
+    WS["implementation"] = args.ws
     workdir = Path(tempfile.mkdtemp(prefix="bench-subscriptions-"))
     COUNTERS["path"] = workdir / "fan-out-counters"
     os.environ["BENCH_FANOUT_STATS"] = str(COUNTERS["path"])  # the workers inherit it
