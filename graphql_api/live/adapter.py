@@ -236,7 +236,7 @@ class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
         if not self.send_timeout:
             if self.direct_sending is not None:
                 await asyncio.shield(self.direct_sending)  # frames in the order written
-            await self.ws_consumer.send(text)
+            await self._send_frame(text)
             return
         try:
             # A server that applies back-pressure (uvicorn) blocks here while the client does
@@ -244,10 +244,19 @@ class SizeLimitedWebSocketAdapter(ChannelsWebSocketAdapter):
             async with asyncio.timeout(self.send_timeout):
                 if self.direct_sending is not None:
                     await asyncio.shield(self.direct_sending)  # frames in the order written
-                await self.ws_consumer.send(text)
+                await self._send_frame(text)
         except TimeoutError:
             self.too_slow = True
             raise ConsumerTooSlow(f"a send waited over {self.send_timeout:g} s") from None
+
+    def _send_frame(self, text: str) -> Any:
+        """The consumer's ``send(text)``, below the wrappers that do nothing for a frame
+        (:func:`graphql_api.live.socket.frame_sender`)."""
+        consumer = self.ws_consumer
+        send = getattr(consumer, "frame_send", None)
+        if send is None:
+            return consumer.send(text)
+        return send({"type": "websocket.send", "text": text})
 
     async def iter_json(self, *, ignore_parsing_errors: bool = False):
         # strawberry's, but a message nested too deep for the decoder (RecursionError) is not

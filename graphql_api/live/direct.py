@@ -94,8 +94,8 @@ class DirectSink:
         "parked",
         "pending",
         "backlog",
-        "valid_until",
-        "epoch",
+        "lease",
+        "klass",
         "session_key",
         "user_pk",
     )
@@ -110,31 +110,47 @@ class DirectSink:
         self.parked = False
         self.pending: FanOut | None = None
         self.backlog: deque = deque()
-        self.valid_until = 0.0
-        self.epoch: Any = None
+        #: The access decisions of its user and session, kept fresh for all their sinks
+        #: (graphql_api.live.subscriptions._Lease), and the visibility class of its key.
+        self.lease: Any = None
+        self.klass: Any = None
         self.session_key = session_key
         self.user_pk = user_pk
 
-    def checked(self, key: tuple | None, valid_until: float, epoch: Any) -> None:
-        """The subscription's access was checked: its share key, until when the decisions
-        hold, and the user's revocation epoch they were taken in."""
+    def checked(self, key: tuple | None, lease: Any, klass: Any) -> None:
+        """The subscription's access was checked: its share key, the lease of its user and
+        session's decisions, and the visibility class the key was made with."""
         self.key = key
-        self.valid_until = valid_until
-        self.epoch = epoch
+        self.lease = lease
+        self.klass = klass
 
     def ready(self, now: float, epoch_of: Any, session_ended: Any) -> bool:
-        """Whether the hub may hand the next event to this sink's group."""
+        """Whether the hub may hand the next event to this sink's group: its decisions hold
+        (taken in the user's current revocation epoch, the same class as its key), and it
+        waits for nothing."""
+        lease = self.lease
         operation = self.operation
         return (
             self.parked
             and self.key is not None
-            and now < self.valid_until
+            and lease is not None
+            and now < lease.valid_until
+            and lease.visibility_class == self.klass
             and not operation.completed
             and operation.handler.operations.get(operation.id) is operation
-            and epoch_of(self.user_pk) == self.epoch
+            and epoch_of(self.user_pk) == lease.epoch
             and not session_ended(self.session_key)
             and not self.subscriber.queue.qsize()
         )
+
+    def wake(self) -> None:
+        """Its lease ended: the stream's task wakes and checks access on its own."""
+        from graphql_api.live.streams import IDLE  # a cycle: streams imports this module
+
+        self.lease = None
+        subscriber = self.subscriber
+        if subscriber is not None:
+            subscriber.queue.put_nowait(IDLE)
 
     def write(self, text: str) -> bool:
         """Send one frame now; False (nothing sent) when it must go the usual way."""
@@ -150,7 +166,8 @@ class DirectSink:
             if not flow.fits(size):
                 return False
             flow.sent += size
-        send = websocket.ws_consumer.base_send
+        consumer = websocket.ws_consumer
+        send = getattr(consumer, "frame_send", None) or consumer.base_send
         # A send that has to wait is awaited by the socket's next usual send (adapter._send).
         sending = send_now(send, {"type": "websocket.send", "text": text})
         websocket.direct_sending = sending
@@ -242,12 +259,21 @@ class FanOut:
         before, between = frame
         cursor = event.cursor
         following: dict[int, FanOut] = {}  # what waited in the backlogs, written the same way
+        from graphql_api.live import revocation  # a cycle: revocation imports the hub
+
+        now, epoch_of, session_ended = (
+            time.monotonic(),
+            revocation.user_epoch,
+            revocation.session_ended,
+        )
         for sink in followers:
             if sink.pending is not self:
                 continue
             sink.pending = None
             # Checked again: a revocation, a `complete` or a wake-up may have come meanwhile.
-            if not _ready(sink) or not sink.write(before + sink.id_text + between):
+            if not sink.ready(now, epoch_of, session_ended) or not sink.write(
+                before + sink.id_text + between
+            ):
                 sink.subscriber.put(event)
                 sink.release()
                 continue

@@ -25,6 +25,7 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
+from channels.sessions import InstanceSessionWrapper
 from strawberry.channels import GraphQLWSConsumer
 
 from graphql_api.live.adapter import SizeLimitedWebSocketAdapter
@@ -37,8 +38,23 @@ logger = logging.getLogger("graphql_api.routing")  # the name it always had
 __all__ = [
     "WorkflowGraphQLWSConsumer",
     "being_cancelled",
+    "frame_sender",
     "dispatch_promptly",
 ]
+
+
+def frame_sender(send: Any) -> Any:
+    """The ASGI ``send`` a ``websocket.send`` message may go to: ``send`` itself, or the one
+    below Channels' session middleware, whose wrapper only acts on the message types it saves
+    the session on (``http.response.start``) and otherwise reads the session (through its lazy
+    object) for nothing, per frame. Every other message type keeps the whole stack."""
+    while True:
+        wrapper = getattr(send, "__self__", None)
+        if not isinstance(wrapper, InstanceSessionWrapper) or send != wrapper.send:
+            return send
+        if "websocket.send" in wrapper.save_message_types:
+            return send
+        send = wrapper.real_send
 
 
 def being_cancelled() -> bool:
@@ -139,6 +155,8 @@ class WorkflowGraphQLWSConsumer(GraphQLWSConsumer):
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.base_send = send
+        #: Where the socket's frames (``websocket.send``) go: see :func:`frame_sender`.
+        self.frame_send = frame_sender(send)
         callables = [receive]
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()

@@ -54,7 +54,6 @@ catches up over HTTP (``workflowEvents``), then subscribes with the cursor it en
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -112,6 +111,9 @@ __all__ = [
 #: What :func:`stream_events` yields, given ``idle``, after that many seconds without an event
 #: (the caller re-checks access while nothing comes).
 IDLE: Any = type("Idle", (), {"__repr__": lambda self: "IDLE"})()
+#: A stream whose sink has a lease (its access kept fresh for it) wakes after this many times
+#: ``idle`` without an event, not after ``idle``.
+LEASED_IDLE = 8
 
 
 async def stream_events(
@@ -172,17 +174,21 @@ async def stream_events(
         while True:
             if not queue.empty():
                 event = queue.get_nowait()
+                if event is IDLE:  # its sink's lease ended (DirectSink.wake)
+                    yield IDLE
+                    continue
             else:
                 wait = idle
                 if sink is not None:  # the hub may write to it until the task wakes
                     if sink.pending is None and sink.backlog and sink.drain():
                         continue  # what could not be written directly is in the buffer
                     sink.parked = True
-                    if idle is not None and sink.valid_until:
-                        # Wake before the access decisions expire, so they are taken again
-                        # in time for the hub to go on writing (see graphql_api.live.direct).
-                        left = sink.valid_until - time.monotonic() - idle / 4
-                        wait = min(idle, max(idle / 4, left))
+                    lease = sink.lease
+                    if idle is not None and lease is not None and not lease.ended:
+                        # The lease keeps the access decisions fresh, and wakes the task when
+                        # it cannot (graphql_api.live.subscriptions._Lease); the task still
+                        # checks on its own now and then, should the lease never wake it.
+                        wait = idle * LEASED_IDLE
                 try:
                     if wait is None:
                         event = await queue.get()

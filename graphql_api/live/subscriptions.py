@@ -34,6 +34,12 @@ A socket outlives the checks made when it opened, so the subscription keeps chec
   sockets of one class cost one query per instance, not a thousand. The class is taken again
   with the user.
 
+While a subscription is parked (the hub writes shared results to its socket,
+:mod:`graphql_api.live.direct`), the timer is not its own: one per user and session
+(:class:`_Lease`) takes the decisions again half-way through their life for every parked
+subscription of the pair, and when that check fails each of them wakes, checks on its own and
+ends. A thousand dashboards on one session thus wake one task per interval, not a thousand.
+
 Shared fan-out
 ==============
 
@@ -45,6 +51,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -52,6 +60,7 @@ import strawberry
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import router
+from graphql import GraphQLError
 from strawberry.types import Info
 
 from django_steps import authorization, history
@@ -80,6 +89,8 @@ if TYPE_CHECKING:  # lazy below: inbox.py builds on this module
     from graphql_api.live.inbox import InboxEventType
 
 __all__ = ["Subscription", "resolve_stream"]
+
+logger = logging.getLogger("graphql_api.streams")
 
 _DENIED = "You may no longer read workflow instances on this connection."
 
@@ -216,14 +227,20 @@ class Access:
 
     def keep_sink(self, sink: DirectSink, base: tuple | None, info: Info) -> None:
         """Just checked: the hub may write to ``sink`` (its share key as of this check) while
-        every decision taken holds and no revocation came for the user since."""
+        the decisions of its user and session hold (:class:`_Lease`, kept fresh for every sink
+        of the pair by one timer) and no revocation came for the user since."""
         sharing_class.set(self.visibility_class)
+        lease = _LEASES.get((self.user_pk, self.session_key))
+        if lease is None or lease.ended:
+            lease = _LEASES[(self.user_pk, self.session_key)] = _Lease(self)
+        lease.took(self)
+        sink.checked(share_key(base, info.context), lease, self.visibility_class)
+        lease.add(sink)
+
+    def decisions_until(self) -> float:
+        """Until when the decisions on the user (as :meth:`check_user` took them) hold."""
         keys = [(kind, self.user_pk, self.session_key) for kind in ("user", "may-read", "class")]
-        sink.checked(
-            share_key(base, info.context),
-            socket_auth.DECISIONS.expiry(keys),
-            revocation.user_epoch(self.user_pk),
-        )
+        return socket_auth.DECISIONS.expiry(keys)
 
     async def may_see(self, instance_id: int) -> bool:
         """Whether the user may see the instance: decided once per visibility class (the same
@@ -240,6 +257,79 @@ class Access:
         else:
             key = ("instance", self.user_pk, self.session_key, instance_id)
         return await socket_auth.DECISIONS.get(key, self.ttl, compute)
+
+
+class _Lease:
+    """The access decisions of one user and session in this process, for every direct sink of
+    that pair: the hub writes to a sink while they hold (:meth:`DirectSink.ready`). One timer
+    takes them again shortly before they expire, as each subscription's own timer did, so a
+    thousand parked subscriptions of one session wake no task of theirs between events. When the
+    check fails (or cannot be made), the lease ends and wakes each of its streams, which checks
+    on its own (and ends with ``PERMISSION_DENIED``, or takes a new lease)."""
+
+    def __init__(self, access: Access) -> None:
+        self.access = Access.__new__(Access)
+        self.access.__dict__.update(access.__dict__)
+        self.ttl = access.ttl
+        self.valid_until = 0.0
+        self.epoch: Any = None
+        self.visibility_class: Any = None
+        self.sinks: set[DirectSink] = set()
+        self.ended = False
+        self.task: asyncio.Task | None = None
+
+    def took(self, access: Access) -> None:
+        """``access`` was just checked (the same decisions as this lease's): note them."""
+        self.valid_until = access.decisions_until()
+        self.epoch = revocation.user_epoch(access.user_pk)
+        self.visibility_class = access.visibility_class
+
+    def add(self, sink: DirectSink) -> None:
+        self.sinks.add(sink)
+        if self.task is None:
+            self.task = asyncio.ensure_future(self._keep_fresh())
+
+    def discard(self, sink: DirectSink) -> None:
+        self.sinks.discard(sink)
+        if not self.sinks and self.task is not None and not self.ended:
+            self._end()
+            self.task.cancel()
+
+    async def _keep_fresh(self) -> None:
+        access = self.access
+        try:
+            while self.sinks:
+                # Half-way through the decisions' life: one timer for the pair, so it can
+                # afford the margin against a busy loop or database thread.
+                delay = self.valid_until - time.monotonic() - self.ttl / 2
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if not self.sinks:
+                    return
+                await access.check_user(self.ttl * 3 / 4)
+                self.took(access)
+                if self.valid_until - time.monotonic() <= self.ttl / 4:
+                    return  # not kept (e.g. a revocation meanwhile): each stream checks
+        except Exception as error:  # refused, or the check failed: each stream checks
+            if not isinstance(error, GraphQLError):
+                logger.warning("Re-checking a socket user failed (%r)", error)
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.valid_until = 0.0
+        if _LEASES.get((self.access.user_pk, self.access.session_key)) is self:
+            del _LEASES[(self.access.user_pk, self.access.session_key)]
+        sinks, self.sinks = self.sinks, set()
+        for sink in sinks:
+            sink.wake()
+
+
+#: (user pk, session key) -> its :class:`_Lease` in this process.
+_LEASES: dict[tuple, _Lease] = {}
 
 
 async def _guarded(
@@ -273,6 +363,8 @@ async def _guarded(
             permissions.vouch(info, event.instance_id)
             yield event
     finally:
+        if sink is not None and sink.lease is not None:
+            sink.lease.discard(sink)
         await events.aclose()
 
 

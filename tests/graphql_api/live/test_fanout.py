@@ -9,6 +9,7 @@ import re
 
 import pytest
 from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
 
 from django_steps import authorization, services
 from django_steps.models import WorkflowEvent
@@ -16,7 +17,13 @@ from graphql_api.live.execution import VIEWER_DEPENDENT
 from graphql_api.live.shared import STATS
 
 from .conftest import login_session, make_user, new_claim
-from .helpers import GRAPHQL_TRANSPORT_WS_PROTOCOL, PROTOCOLS, GraphQLSocket
+from .helpers import (
+    COMPLETE,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    PROTOCOLS,
+    GraphQLSocket,
+    error_codes,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -223,3 +230,45 @@ async def test_many_subscribers_get_their_events_in_order_written_by_the_hub(
             assert await ws.nothing_more(sub, 0.2)  # each event once
         # Most deliveries were written by the hub, no subscriber's task woken for them.
         assert STATS.direct - direct >= 4 * (len(names) - 2)
+
+
+async def test_parked_subscribers_stay_written_to_past_the_recheck_and_end_when_access_goes(
+    application, claim_workflows, settings
+):
+    """One re-check per user and session keeps every parked subscription of theirs writable
+    while idle; when that check fails, each of them ends, with no event to carry it."""
+    settings.DJANGO_STEPS_GRAPHQL = {
+        **settings.DJANGO_STEPS_GRAPHQL,
+        "SUBSCRIPTION_RECHECK_SECONDS": 1.0,
+    }
+    cast = await run(people)()
+    names = ["reviewer", "colleague"] * 3
+    protocol = GRAPHQL_TRANSPORT_WS_PROTOCOL
+    async with subscribed(application, cast, names, SHARED_DOCUMENT, protocol) as subscribers:
+        for ws, sub, _ in subscribers:  # idle over several re-check intervals
+            assert await ws.nothing_more(sub, 0.5)
+        direct = STATS.direct
+        await run(services.set_workflow_on_hold)(cast["watched"])
+        cursor = str(await run(newest_cursor)())
+        for ws, sub, _ in subscribers:
+            assert [e["cursor"] for e in await ws.events(sub, 1)] == [cursor]
+        # One subscription of the class executed; the hub wrote to all the others.
+        assert STATS.direct - direct == len(names) - 1
+
+        # The reviewer is deactivated without a signal (an UPDATE): the periodic re-check ends
+        # each of their subscriptions; the colleague's go on.
+        await run(
+            lambda: get_user_model().objects.filter(username="reviewer").update(is_active=False)
+        )()
+        for ws, sub, name in subscribers:
+            if name == "reviewer":
+                payload = await ws.result(sub, 5)
+                assert error_codes(payload) == ["PERMISSION_DENIED"], payload
+        await run(services.resume_workflow_instance)(cast["watched"])
+        cursor = str(await run(newest_cursor)())
+        for ws, sub, name in subscribers:
+            if name == "colleague":
+                assert [e["cursor"] for e in await ws.events(sub, 1)] == [cursor]
+            else:
+                assert await ws.result(sub) is COMPLETE  # ended, nothing after
+                assert await ws.nothing_more(sub, 0.2)
