@@ -11,8 +11,9 @@ Figures (never pass/fail on time; ``met`` only says whether a target was reached
 - full runs per second;
 - the advancing update's time as a ratio to a plain single-row ORM ``update()`` (the floor),
   with the ``workflow_event_committed`` receivers (the GraphQL publisher) disconnected and
-  connected: the three are measured in the same process, on the same database, in alternating
-  batches;
+  connected, and (PostgreSQL) with the connection preparing no statement (Django's default,
+  for poolers in transaction mode; the demo settings prepare after 5 uses): the four are
+  measured in the same process, on the same database, in alternating batches;
 - CEL: compiling a new condition vs evaluating a cached one, in µs;
 - round trips per advancing update on the trusted path (no ``actor``): on PostgreSQL counted
   from libpq's trace of the connection (the server's ``ReadyForQuery`` messages, one per request,
@@ -207,6 +208,33 @@ def receivers_disconnected():
             signal.sender_receivers_cache.clear()
 
 
+def prepare_threshold():
+    """The connection's psycopg ``prepare_threshold`` (None: it prepares nothing; SQLite: None)."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    return getattr(connection.connection, "prepare_threshold", None)
+
+
+@contextlib.contextmanager
+def statements_not_prepared():
+    """The connection prepares nothing while measuring (Django's default, as behind a pooler in
+    transaction mode): the engine's read and write then run through Django's own cursor and are
+    planned each time."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    raw = connection.connection
+    saved = getattr(raw, "prepare_threshold", None)
+    if saved is not None:
+        raw.prepare_threshold = None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            raw.prepare_threshold = saved
+
+
 #: Seconds shown in µs with one decimal.
 MICROSECONDS = {"scale": 1e6, "digits": 1}
 
@@ -293,26 +321,38 @@ def bench(quick: bool, backend: str) -> list[dict]:
         update_workflow_step_status(inst, "Done")  # on Step 2, its way out has a condition
         ready.append(inst)
     target_doc = new_document()
-    half = len(ready) // 2
+    third = len(ready) // 3
     from django_steps.signals import workflow_event_committed
 
     receivers = len(workflow_event_committed.receivers)
-    floor, advancing, with_receivers = interleaved_per_op_seconds(
+    threshold = prepare_threshold()
+
+    @contextlib.contextmanager
+    def unprepared_engine():
+        with receivers_disconnected(), statements_not_prepared():
+            yield
+
+    floor, advancing, with_receivers, unprepared = interleaved_per_op_seconds(
         [
             (
                 lambda _: Document.objects.filter(pk=target_doc.pk).update(count=F("count") + 1),
-                range(half),
+                range(third),
                 contextlib.nullcontext,
             ),
             (
                 lambda inst: update_workflow_step_status(inst, "Done"),
-                ready[:half],
+                ready[:third],
                 receivers_disconnected,
             ),
             (
                 lambda inst: update_workflow_step_status(inst, "Done"),
-                ready[half:],
+                ready[third : 2 * third],
                 contextlib.nullcontext,
+            ),
+            (
+                lambda inst: update_workflow_step_status(inst, "Done"),
+                ready[2 * third :],
+                unprepared_engine,
             ),
         ],
         rounds,
@@ -343,6 +383,19 @@ def bench(quick: bool, backend: str) -> list[dict]:
             **MICROSECONDS,
         ),
     ]
+    if backend == "PostgreSQL":
+        rows += [
+            row(
+                "the engine's statements prepared on the server (connection's prepare_threshold)",
+                "no" if threshold is None else f"after {threshold} uses",
+            ),
+            versus(
+                "advancing update, engine only, statements not prepared (prepare_threshold "
+                "None, Django's default, as behind a pooler in transaction mode)",
+                *(unprepared, floor, "µs"),
+                **MICROSECONDS,
+            ),
+        ]
 
     # ---- full runs per second
     docs = [new_document() for _ in range(n_runs)]

@@ -66,6 +66,11 @@ def database_from_url(url: str | None) -> dict:
                 "max_size": int(os.environ.get("DJANGO_DB_POOL_SIZE", "10")),
             }
             conn_max_age = 0  # the pool keeps the connections
+        # Prepared statements (Django leaves them off for poolers in transaction mode): the
+        # engine's read and write of a change are then prepared on each connection, and the
+        # server no longer plans them each time. "none" turns them off (behind such a pooler).
+        threshold = os.environ.get("DJANGO_DB_PREPARE_THRESHOLD", "5").strip().lower()
+        options["prepare_threshold"] = None if threshold in ("", "none") else int(threshold)
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parts.path.lstrip("/")) or "postgres",

@@ -211,7 +211,7 @@ class Context:
         if not parts:
             return None
         limit = steps_setting("HISTORY_CONTEXT_MAX_SIZE")
-        if limit is None:
+        if limit is None or _size(parts) <= limit:  # the whole fits: nothing to measure apart
             return parts
         sizes = {key: _size(value) for key, value in parts.items()}
         # the whole: the parts, their keys and the braces around them

@@ -304,7 +304,7 @@ def read_for_change(
         reader = _readers[key] = _Reader(using, model, lock)
     connection = connections[using]
     params = [instance_id] if model is None else [content_type_id, instance_id]
-    with connection.cursor() as cursor:
+    with _statement_cursor(connection) as cursor:
         cursor.execute(reader.sql, params)
         row = cursor.fetchone()
     if row is None:
@@ -326,6 +326,28 @@ def read_for_change(
 
 
 # --------------------------------------------------------------------------- writing
+
+
+def _statement_cursor(connection: Any) -> Any:
+    """A cursor for the change path's read and write (:func:`read_for_change`,
+    :func:`write_in_one_statement`). When the connection prepares statements (psycopg 3 with
+    Django's ``OPTIONS["prepare_threshold"]`` set; Django leaves it off by default for poolers
+    in transaction mode), a server-binding cursor: psycopg prepares each of these statements
+    after that many uses on the connection, and PostgreSQL then neither parses nor plans it
+    again — most of the server's time for them. Otherwise Django's own cursor, as everywhere.
+    While queries are logged (``DEBUG``, ``CaptureQueriesContext``) Django's own cursor is used,
+    whose log shows each statement with its values; either way Django wraps the cursor, so
+    ``execute_wrapper`` hooks and error wrapping apply."""
+    if connection.vendor == "postgresql" and not connection.queries_logged:
+        connection.close_if_health_check_failed()
+        connection.ensure_connection()
+        if getattr(connection.connection, "prepare_threshold", None) is not None:
+            from django.db.backends.postgresql.base import ServerBindingCursor
+
+            connection.validate_thread_sharing()
+            with connection.wrap_database_errors:
+                return connection.make_cursor(ServerBindingCursor(connection.connection))
+    return connection.cursor()
 
 
 def _slot_sql(qn: Any, instance_param: str) -> str:
@@ -414,7 +436,7 @@ def write_in_one_statement(
             sql = f"{head}, {', '.join(ctes)} SELECT * FROM e"
     elif cached is None:
         _statements[key] = (sql, sets, columns)
-    with connection.cursor() as cursor:
+    with _statement_cursor(connection) as cursor:
         cursor.execute(sql, params)
         written = cursor.fetchone()
     if written is None:

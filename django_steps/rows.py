@@ -10,7 +10,8 @@ Every change reads one row of four models and writes some twenty-five values
 - :func:`from_row` fills a model's ``__dict__`` directly when the model has neither its own
   ``__init__`` nor ``from_db``, its fields' attributes are Django's own descriptors and nothing
   listens to its ``pre_init`` / ``post_init`` (a host's model may have any of these: then
-  ``Model.from_db`` builds it, as before);
+  ``Model.from_db`` builds it, as before); :func:`new` builds a new, unsaved object the same
+  way, as ``Model(**values)`` would (each field not given takes its default);
 - :func:`parameters` skips the calls that would return an ``int``, ``str`` or ``None`` as it
   is (see :func:`_shortcut`) and keeps Django's path for everything else (dates, JSON, fields
   with their own ``pre_save``, any field class of a host).
@@ -26,7 +27,7 @@ from django.db.models.base import ModelState
 from django.db.models.fields import AutoFieldMixin
 from django.db.models.signals import post_init, pre_init
 
-__all__ = ["from_row", "parameters"]
+__all__ = ["from_row", "new", "parameters"]
 
 _DJANGO = "django.db.models."
 _NONE = type(None)
@@ -61,6 +62,24 @@ def _shortcut(field: Any) -> tuple[str, tuple[type, ...]] | None:
     return shortcut
 
 
+#: (prefix, id of each field) -> for each field: (parameter name, attname, field, its shortcut's
+#: kind and types, its internal type); the fields are kept, so their ids are never reused
+_plans: dict[tuple, tuple[tuple[str, str, Any, str | None, tuple[type, ...], str], ...]] = {}
+
+
+def _plan(prefix: str, fields: Iterable[Any]) -> tuple:
+    fields = tuple(fields)
+    key = (prefix, *map(id, fields))
+    plan = _plans.get(key)
+    if plan is None:
+        plan = _plans[key] = tuple(
+            (prefix + field.column, field.attname, field, *(_shortcut(field) or (None, ())))
+            + (field.get_internal_type(),)
+            for field in fields
+        )
+    return plan
+
+
 def parameters(
     params: dict[str, Any], prefix: str, fields: Iterable[Any], obj: Any, add: bool, connection
 ) -> None:
@@ -68,15 +87,15 @@ def parameters(
     if obj is None:
         return
     values = obj.__dict__
-    for field in fields:
-        shortcut = _shortcut(field)
-        value = values.get(field.attname, values)  # ``values``: not loaded (deferred)
-        if shortcut is not None and type(value) in shortcut[1]:
-            if shortcut[0] is _INTEGER and value is not None:
-                value = connection.ops.adapt_integerfield_value(value, field.get_internal_type())
+    adapt = connection.ops.adapt_integerfield_value
+    for name, attname, field, kind, types, internal in _plan(prefix, fields):
+        value = values.get(attname, values)  # ``values``: not loaded (deferred)
+        if type(value) in types:  # no shortcut: no types
+            if kind is _INTEGER and value is not None:
+                value = adapt(value, internal)
         else:
             value = field.get_db_prep_save(field.pre_save(obj, add=add), connection)
-        params[prefix + field.column] = value
+        params[name] = value
 
 
 _direct: dict[type, bool] = {}
@@ -93,7 +112,11 @@ def _buildable(model: type[models.Model]) -> bool:
                 for field in model._meta.concrete_fields
             )
         )
-    return direct and not pre_init.has_listeners(model) and not post_init.has_listeners(model)
+    return (
+        direct
+        and not (pre_init.receivers and pre_init.has_listeners(model))
+        and not (post_init.receivers and post_init.has_listeners(model))
+    )
 
 
 def from_row(
@@ -108,4 +131,28 @@ def from_row(
     state.adding = False
     state.db = using
     obj.__dict__.update(zip(attnames, values, strict=True))
+    return obj
+
+
+#: model -> its concrete fields as (attname, field), for :func:`new`
+_attnames: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def new(model: type[models.Model], related: dict[str, Any], values: dict[str, Any]) -> models.Model:
+    """``model(**related, **values)``: a new, unsaved object — ``related``: foreign keys by
+    name, each an object or None, set through their descriptors as ``__init__`` does;
+    ``values``: other fields by attname; the rest take their default — or the same object
+    built directly (see the module docstring)."""
+    if not _buildable(model):
+        return model(**related, **values)
+    fields = _attnames.get(model)
+    if fields is None:
+        fields = _attnames[model] = tuple((f.attname, f) for f in model._meta.concrete_fields)
+    obj = model.__new__(model)
+    obj._state = ModelState()  # adding, no database yet: as __init__ leaves it
+    data = obj.__dict__
+    for attname, field in fields:
+        data[attname] = values[attname] if attname in values else field.get_default()
+    for name, target in related.items():
+        setattr(obj, name, target)  # the descriptor: as __init__ sets it (cache, database)
     return obj

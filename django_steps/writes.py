@@ -17,7 +17,7 @@ from django.db import connections, router, transaction
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from . import authorization, compiled, deadlines, evaluation, history, workitems
+from . import authorization, compiled, deadlines, evaluation, history, rows, workitems
 from .choices import NOTE_KINDS, UNFINISHED_STATES, EventKind, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef
 from .context import Context
@@ -285,24 +285,26 @@ def _event(
 ) -> WorkflowEvent:
     """The history row ``kind`` of ``instance`` as it stands now (its sequence already counted),
     coming from ``source`` (:func:`_position` before the change; ``None``s when it was just
-    created); ``fields``: the row's other columns (``detail``, ``context`` …)."""
+    created); ``fields``: the row's other columns by attname (``detail``, ``transition_id`` …)."""
     from_step_id, from_status_id, from_state = source
     to_step_id, to_status_id, state = _position(instance)
-    return WorkflowEvent(
-        instance=instance,
-        workflow_id=instance.workflow_id,
-        definition_version_id=instance.definition_version_id,
-        sequence=instance.last_sequence,
-        version=instance.version,
-        kind=kind,
-        state=state,
-        from_state=from_state,
-        from_step_id=from_step_id,
-        from_status_id=from_status_id,
-        to_step_id=to_step_id,
-        to_status_id=to_status_id,
-        actor=_actor(actor),
-        **fields,
+    return rows.new(
+        WorkflowEvent,
+        {"instance": instance, "actor": _actor(actor)},
+        {
+            "workflow_id": instance.workflow_id,
+            "definition_version_id": instance.definition_version_id,
+            "sequence": instance.last_sequence,
+            "version": instance.version,
+            "kind": kind,
+            "state": state,
+            "from_state": from_state,
+            "from_step_id": from_step_id,
+            "from_status_id": from_status_id,
+            "to_step_id": to_step_id,
+            "to_status_id": to_status_id,
+            **fields,
+        },
     )
 
 
@@ -363,7 +365,7 @@ def _save_signals_connected() -> bool:
     """Model save signals on instances or events must keep firing for code that listens to
     them (as code written against the original may); then the ORM path is used."""
     return any(
-        signal.has_listeners(model)
+        signal.receivers and signal.has_listeners(model)  # none at all: no lookup per model
         for signal in (pre_save, post_save)
         for model in (WorkflowInstance, WorkflowEvent)
     )

@@ -53,6 +53,7 @@ from celpy.evaluation import (
     CELEvalError,
     Evaluator,
     base_functions,
+    boolean,
     eval_error,
 )
 
@@ -332,10 +333,20 @@ def _duration(seconds: Any, *args: Any) -> celtypes.DurationType:
     return celtypes.DurationType(seconds, *args)
 
 
+def _comparison(name: str, op: Any) -> Any:
+    """celpy's comparison ``name``. Its own (``bool_lt`` …) is ``boolean(op)(a, b)``: it wraps
+    ``op`` anew, ``functools.wraps`` included, on every call; that wrapper is built once here
+    instead — the same function. Any other function in celpy's table is kept as it is."""
+    function = base_functions[name]
+    if function.__module__ == "celpy.evaluation" and function.__name__ == f"bool_{op.__name__}":
+        return boolean(op)
+    return function
+
+
 #: The functions conditions are evaluated with, before metering (the bench's baseline).
 BASE_FUNCTIONS: dict[str, Any] = {
     **{
-        name: _numeric_aware(op, base_functions[name])
+        name: _numeric_aware(op, _comparison(name, op))
         for name, op in (
             ("_<_", operator.lt),
             ("_<=_", operator.le),
@@ -344,7 +355,7 @@ BASE_FUNCTIONS: dict[str, Any] = {
         )
     },
     **{
-        name: _null_aware(op, _numeric_aware(op, base_functions[name]))
+        name: _null_aware(op, _numeric_aware(op, _comparison(name, op)))
         for name, op in (("_==_", operator.eq), ("_!=_", operator.ne))
     },
     "duration": _duration,

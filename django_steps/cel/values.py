@@ -169,11 +169,20 @@ def to_cel(value: Any, _depth: int = 0) -> Any:
     return celtypes.StringType(str(value))
 
 
+def _int(value: int) -> Any:
+    """``celtypes.IntType(value)`` for an ``int``: celpy's constructor wraps ``int`` in a new
+    range-checking function (``functools.wraps`` included) on every call; within int64 the
+    result is this one. Outside, celpy's own raises its ``ValueError("overflow")``."""
+    if _INT64[0] <= value <= _INT64[1]:
+        return int.__new__(celtypes.IntType, value)
+    return celtypes.IntType(value)
+
+
 #: Exact types ``to_cel`` converts as its chain of ``isinstance`` tests would.
 _SCALARS: dict[type, Any] = {
     type(None): lambda value: None,
     bool: celtypes.BoolType,
-    int: celtypes.IntType,
+    int: _int,
     float: celtypes.DoubleType,
     str: celtypes.StringType,
     Decimal: lambda value: celtypes.DoubleType(float(value)),

@@ -115,6 +115,24 @@ def test_an_advancing_update_is_one_read_and_one_write(workflow):
     assert sql[1].startswith("WITH u AS (UPDATE")
 
 
+def test_the_read_and_the_write_of_a_change_are_prepared_when_the_connection_prepares(workflow):
+    # the demo settings set OPTIONS["prepare_threshold"] (5): psycopg prepares a statement
+    # after five uses on a connection, and the server plans it no more
+    assert connection.settings_dict["OPTIONS"].get("prepare_threshold") == 5
+    instance = start_workflow_instance("Routing", Document.objects.create())
+    for i in range(7):
+        update_workflow_step_status(instance, "Checking" if i % 2 == 0 else "New")
+    assert instance.version == 8
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any(s.startswith("SELECT") and "django_steps_workflowinstance" in s for s in prepared)
+    assert any(s.startswith("WITH u AS (UPDATE") for s in prepared)
+    # prepared or not, the history is the same: one event per change, in order
+    events = WorkflowEvent.objects.filter(instance=instance).order_by("sequence")
+    assert [e.version for e in events] == list(range(1, 9))
+
+
 def _overtake_once(instance_pk: int, status: str):
     """Patch the read so that, after the first optimistic read, another change of the instance
     commits (in another thread, on its own connection) before the write."""

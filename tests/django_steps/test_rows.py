@@ -96,3 +96,40 @@ def test_init_listeners_still_hear_every_instance_read_for_a_change(instance):
         post_init.disconnect(listen, sender=WorkflowInstance)
     assert instance.pk in heard
     assert WorkflowEvent.objects.filter(instance=instance).count() == 3
+
+
+def test_a_new_event_is_what_its_constructor_builds(instance):
+    values = {
+        "workflow_id": instance.workflow_id,
+        "definition_version_id": instance.definition_version_id,
+        "sequence": 9,
+        "version": 9,
+        "kind": EventKind.STATUS_CHANGED,
+        "state": instance.state,
+        "to_step_id": instance.current_step_id,
+        "to_status_id": instance.current_step_status_id,
+        "context": {"input": {"a": 1}},
+    }
+    related = {"instance": instance, "actor": None}
+    built = rows.new(WorkflowEvent, related, values)
+    expected = WorkflowEvent(**related, **values)
+    assert built.__dict__.keys() == expected.__dict__.keys()
+    names = [f.attname for f in WorkflowEvent._meta.concrete_fields]
+    assert all(built.__dict__[n] == expected.__dict__[n] for n in names)
+    assert (built._state.adding, built._state.db) == (True, expected._state.db)
+    assert built._state.fields_cache == expected._state.fields_cache  # no query for either
+    assert built.instance is instance and built.actor is None
+
+
+def test_init_listeners_still_hear_every_event_written(instance):
+    heard = []
+
+    def listen(sender, instance, **kwargs):
+        heard.append(instance.kind)
+
+    post_init.connect(listen, sender=WorkflowEvent)
+    try:
+        update_workflow_step_status(instance, "Waiting")
+    finally:
+        post_init.disconnect(listen, sender=WorkflowEvent)
+    assert EventKind.STATUS_CHANGED in heard
