@@ -228,7 +228,7 @@ class TimeBudget(SchemaExtension):
 
     def _check_spent(self, budget: Budget) -> None:
         if budget.spent:
-            # Some statement was refused or cut. Code that reads a failed query as "no rows
+            # Some statement was refused or cut. Code that reads a failed query as "nothing
             # there" (a permission check, say) may have answered wrongly: nothing of the result
             # is kept, the client is told to ask for less.
             error = GraphQLError(
