@@ -41,6 +41,7 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.http.request import HttpHeaders
@@ -64,6 +65,7 @@ from strawberry.types.graphql import OperationType
 from graphql_api.frames import run_in_fresh_chunk
 from graphql_api.schemas import SchemaSpec, load_schema
 from graphql_api.security import persisted
+from graphql_api.security.budget import TIMEOUT, RequestTimeout, is_timeout, time_budget
 from graphql_api.security.cost import parse_json_int
 from graphql_api.security.document_size import check_document_size
 from graphql_api.security.error_codes import ErrorCode, TransportCode
@@ -114,6 +116,15 @@ class DjangoStepsGraphQLView(GraphQLView):
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         self.graphql_ide = "graphiql" if graphql_setting("GRAPHIQL") else None
+        # The whole request under the operation's time budget (the TimeBudget extension keeps
+        # it): the session and the user it loads too, so that no statement of it runs outside
+        # a budget, and a pooled session keeps the statement timeout from one request to the
+        # next instead of a RESET and a SET per request (graphql_api/security/budget.py).
+        seconds = graphql_setting("MAX_SECONDS")
+        with time_budget(float(seconds) if seconds else None):
+            return self._dispatch(request)
+
+    def _dispatch(self, request: HttpRequest) -> HttpResponse:
         try:
             return self.run(request=request)
         except HTTPException as error:
@@ -140,6 +151,26 @@ class DjangoStepsGraphQLView(GraphQLView):
             )
         except PersistedQueryError as error:
             return error_response(error.code, error.message, error.status)
+        except (RequestTimeout, DatabaseError) as error:
+            # Over the budget before the operation ran (loading the session or the user): the
+            # answer the TimeBudget extension gives, without data.
+            if not is_timeout(error):
+                raise
+            seconds = graphql_setting("MAX_SECONDS")
+            return JsonResponse(
+                {
+                    "data": None,
+                    "errors": [
+                        {
+                            "message": str(RequestTimeout(float(seconds) if seconds else None)),
+                            "extensions": {
+                                "code": TIMEOUT,
+                                "classification": TransportCode.BAD_USER_INPUT,
+                            },
+                        }
+                    ],
+                }
+            )
 
     def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
         """strawberry's parsing, after checking the shape of a JSON body (strawberry calls

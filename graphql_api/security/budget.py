@@ -10,11 +10,15 @@ short is kept: code that reads a failed query as "no rows" may have answered wro
 * **every SQL statement** of the operation first checks the deadline (a Django execute wrapper,
   on every connection, also in the worker threads an asynchronous operation queries in);
 * **a statement already running** is cut at the deadline: SQLite's progress handler interrupts
-  it; on PostgreSQL ``statement_timeout`` is set to what is left of the budget (again once that
-  has shrunk by more than :data:`PG_TIMEOUT_SLACK`): ``SET`` for the session outside a
-  transaction, reset to the server's default by the next statement outside any budget, and
-  inside one ``SET LOCAL`` — unless the session's value this budget set still fits what is
-  left (a mutation's transaction after its reads: one round trip fewer).
+  it; on PostgreSQL ``statement_timeout`` is what is left of the budget, rounded up to
+  :data:`PG_TIMEOUT_STEP_MS` (set again once it would outlive the deadline by more than
+  :data:`PG_TIMEOUT_SLACK`): ``SET`` for the session outside a transaction, reset to the server's
+  default by the next statement outside any budget, and inside one ``SET LOCAL`` — unless the
+  timeout in effect already fits: the session's this budget set, for a mutation's transaction
+  after its reads; or, on a pooled session, exactly the value an earlier budget of the same
+  length left, while nothing outside a budget ran on it since. The HTTP view budgets the whole
+  request (the session and user loads too), so back-to-back GraphQL requests on a session need
+  neither ``SET`` nor ``RESET``.
 
 Python work between statements is not interrupted (it is bounded by the other limits: cost,
 depth, tokens, input sizes). Subscriptions have no budget (they run as long as the socket); a
@@ -23,6 +27,7 @@ host's own code can use :func:`time_budget` around any work.
 
 from __future__ import annotations
 
+import math
 import time
 import weakref
 from collections.abc import Iterator
@@ -35,7 +40,15 @@ from django.db.backends.signals import connection_created
 
 from graphql_api.security.error_codes import TransportCode
 
-__all__ = ["TIMEOUT", "Budget", "RequestTimeout", "end_budget", "is_timeout", "time_budget"]
+__all__ = [
+    "TIMEOUT",
+    "Budget",
+    "RequestTimeout",
+    "current_budget",
+    "end_budget",
+    "is_timeout",
+    "time_budget",
+]
 
 TIMEOUT = TransportCode.TIMEOUT
 
@@ -73,6 +86,10 @@ class RequestTimeout(Exception):
         )
 
 
+#: ``transaction_status`` of a database session with no transaction open (libpq's
+#: ``PQTRANS_IDLE``, the same in psycopg and psycopg2).
+_IDLE = 0
+
 _budget: ContextVar[Budget | None] = ContextVar("django_steps_time_budget", default=None)
 
 
@@ -91,6 +108,11 @@ def time_budget(seconds: float | None) -> Iterator[Budget | None]:
         yield budget
     finally:
         _budget.reset(token)
+
+
+def current_budget() -> Budget | None:
+    """The budget the code running now is under, if any."""
+    return _budget.get()
 
 
 def end_budget(budget: Budget | None) -> None:
@@ -119,8 +141,8 @@ def _check_deadline(execute: Any, sql: str, params: Any, many: bool, context: di
     budget = _budget.get()
     connection = context["connection"]
     if budget is None:
-        if getattr(connection, "_steps_budget", None) is not None:
-            _reset_statement_timeout(connection)
+        if connection.vendor == "postgresql" and _timeout_in_effect(connection)[0]:
+            _lift_statement_timeout(connection)
         return execute(sql, params, many, context)
     remaining = budget.remaining()
     if remaining <= 0:
@@ -140,6 +162,10 @@ def _check_deadline(execute: Any, sql: str, params: Any, many: bool, context: di
 #: (``statement_timeout`` counts from each statement's start: set once, it would let a statement
 #: begun late in the budget run the whole budget again). At most one ``SET`` per this interval.
 PG_TIMEOUT_SLACK = 0.5
+#: The timeout is set rounded up to a multiple of this many milliseconds: budgets of the same
+#: length then ask for the same value, and a session keeps the one an earlier budget set (no
+#: ``SET`` per request) while nothing outside a budget runs on it in between.
+PG_TIMEOUT_STEP_MS = 100
 
 
 def _in_transaction(connection: Any) -> bool:
@@ -148,52 +174,65 @@ def _in_transaction(connection: Any) -> bool:
     return connection.in_atomic_block or not connection.get_autocommit()
 
 
+#: ``(milliseconds, budget)``: the ``statement_timeout`` a budget set for a database session (the
+#: driver's connection), by session; absent: the server's default. Kept by session, not by
+#: Django connection: a pool (psycopg's, the default settings) hands a session to the next Django
+#: connection as it was, and that one must know what it inherits (reset it before its first
+#: statement outside a budget, or keep it for a budget it fits).
+_session_timeouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_NONE: tuple[int, Any] = (0, None)
+
+
+def _timeout_in_effect(connection: Any) -> tuple[int, Any]:
+    """``(milliseconds, budget that set it)`` of the ``statement_timeout`` the next statement of
+    ``connection`` runs with, as far as budgets set it (0: none)."""
+    session = connection.connection
+    if _in_transaction(connection):
+        # ``_steps_local``: (session, milliseconds, budget) of the SET LOCAL of a transaction.
+        local = getattr(connection, "_steps_local", None)
+        if local is not None:
+            if local[0] is session and session.info.transaction_status != _IDLE:
+                return local[1], local[2]
+            connection._steps_local = None  # that transaction has ended (this statement begins one)
+    return _session_timeouts.get(session, _NONE)
+
+
 def _set_statement_timeout(connection: Any, budget: Budget, remaining: float) -> None:
-    local = _in_transaction(connection)
-    current = getattr(connection, "_steps_local" if local else "_steps_budget", None)
-    if current is budget:
-        milliseconds = getattr(connection, "_steps_timeout_ms", 0)
-        if time.monotonic() + milliseconds / 1000 <= budget.deadline + PG_TIMEOUT_SLACK:
-            return
-    elif (
-        local
-        and getattr(connection, "_steps_local", None) is None
-        and getattr(connection, "_steps_budget", None) is budget
+    """Make the next statement stop at the deadline (``remaining`` seconds from now): ``SET`` for
+    the session outside a transaction, ``SET LOCAL`` inside one (a rollback would bring a
+    session value back) — unless the timeout in effect already does: one this budget set, while
+    it ends at most :data:`PG_TIMEOUT_SLACK` after the deadline (the session's too, for a
+    mutation's transaction after its reads), or exactly the one this budget would set, left by
+    an earlier budget on this session."""
+    wanted = max(1, math.ceil(remaining * 1000 / PG_TIMEOUT_STEP_MS)) * PG_TIMEOUT_STEP_MS
+    milliseconds, owner = _timeout_in_effect(connection)
+    if milliseconds == wanted or (
+        owner is budget and milliseconds and milliseconds <= (remaining + PG_TIMEOUT_SLACK) * 1000
     ):
-        # In a transaction that set no timeout of its own, the session's timeout this budget
-        # set outside it still holds: no SET LOCAL while it is within the slack (a mutation's
-        # transaction after its reads: one round trip fewer).
-        milliseconds = getattr(connection, "_steps_session_ms", 0)
-        if time.monotonic() + milliseconds / 1000 <= budget.deadline + PG_TIMEOUT_SLACK:
-            return
-    milliseconds = max(1, int(remaining * 1000))
-    with connection.connection.cursor() as cursor:  # the raw cursor: no wrapper, no recursion
-        cursor.execute(
-            "SELECT set_config('statement_timeout', %s, %s)", [f"{milliseconds}ms", local]
-        )
-    connection._steps_timeout_ms = milliseconds
+        return
+    local = _in_transaction(connection)
+    session = connection.connection
+    with session.cursor() as cursor:  # the raw cursor: no wrapper, no recursion
+        cursor.execute("SELECT set_config('statement_timeout', %s, %s)", [f"{wanted}ms", local])
     if local:
-        connection._steps_local = budget  # until the transaction ends
+        connection._steps_local = (session, wanted, budget)  # until the transaction ends
     else:
-        connection._steps_budget = budget
-        connection._steps_session_ms = milliseconds
-        _timed_sessions.add(connection.connection)
+        _session_timeouts[session] = (wanted, budget)
 
 
-def _reset_statement_timeout(connection: Any) -> None:
-    if connection.vendor != "postgresql":
-        connection._steps_budget = None
-    elif not _in_transaction(connection):
-        with connection.connection.cursor() as cursor:
+def _lift_statement_timeout(connection: Any) -> None:
+    """No timeout for the next statement (it runs outside any budget)."""
+    session = connection.connection
+    if not _in_transaction(connection):
+        with session.cursor() as cursor:
             cursor.execute("RESET statement_timeout")
-        connection._steps_budget = None
-        _timed_sessions.discard(connection.connection)
+        _session_timeouts.pop(session, None)
     else:
         # In a transaction a rollback would undo a RESET: lift the limit for this transaction
         # only, and leave the session's RESET to the first statement outside one.
-        with connection.connection.cursor() as cursor:
+        with session.cursor() as cursor:
             cursor.execute("SELECT set_config('statement_timeout', '0', true)")
-        connection._steps_local = _UNLIMITED
+        connection._steps_local = (session, 0, None)
 
 
 def _sqlite_progress() -> int:
@@ -210,19 +249,7 @@ def _install(connection: Any) -> None:
         connection.connection.set_progress_handler(_sqlite_progress, SQLITE_CHECK_EVERY)
 
 
-#: Database sessions (the driver's connections) whose ``statement_timeout`` a budget set for the
-#: session. A pool (psycopg's, the default settings) hands a session to the next Django
-#: connection as it was: that one resets it before its first statement without a budget.
-_timed_sessions: weakref.WeakSet = weakref.WeakSet()
-#: ``_steps_budget`` of a connection whose session still has a timeout of an earlier budget.
-_LEFTOVER = object()
-#: ``_steps_local`` of a connection whose transaction lifted the timeout (none, until it ends).
-_UNLIMITED = object()
-
-
 def _connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
-    # A new session starts at the server's default timeout; a pooled one as it was left.
-    connection._steps_budget = _LEFTOVER if connection.connection in _timed_sessions else None
     _install(connection)
 
 

@@ -43,7 +43,14 @@ from strawberry.types.graphql import OperationType
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from graphql_api.api.nested_pages import with_page_attrs
-from graphql_api.security.budget import TIMEOUT, Budget, RequestTimeout, end_budget, time_budget
+from graphql_api.security.budget import (
+    TIMEOUT,
+    Budget,
+    RequestTimeout,
+    current_budget,
+    end_budget,
+    time_budget,
+)
 from graphql_api.security.cost import (
     InputLimits,
     InputProblem,
@@ -183,8 +190,10 @@ def _fragments(document: Any) -> int:
 
 class TimeBudget(SchemaExtension):
     """A query or mutation runs for at most ``DJANGO_STEPS_GRAPHQL["MAX_SECONDS"]``, counted from
-    when the request reached the schema (parsing and validation included); then its SQL stops
-    and it answers ``{"data": null, "errors": [TIMEOUT]}`` (:mod:`graphql_api.security.budget`).
+    when the request reached the schema (parsing and validation included) — or, over HTTP, from
+    when it reached our view, which runs the whole request under that budget (the session and
+    user it loads included: see :mod:`graphql_api.security.budget`); then its SQL stops and it
+    answers ``{"data": null, "errors": [TIMEOUT]}`` (:mod:`graphql_api.security.budget`).
     Subscriptions have none. Listed last: an extension refusing in its own ``on_execute`` after
     this one entered would leave the budget set (strawberry does not unwind hooks already
     entered), so ``on_operation`` clears it too."""
@@ -203,17 +212,27 @@ class TimeBudget(SchemaExtension):
         if not seconds or self.execution_context.operation_type == OperationType.SUBSCRIPTION:
             yield
             return
+        enclosing = current_budget()
+        if enclosing is not None and enclosing.seconds == float(seconds):
+            # The view's budget for this request (its owner ends it): one deadline, counted from
+            # an instant earlier.
+            yield
+            self._check_spent(enclosing)
+            return
         left = max(float(seconds) - (time.monotonic() - self.started), 1e-6)
         with time_budget(left) as budget:
             self.budget = budget
             budget.seconds = float(seconds)  # the message names the setting, not what was left
             yield
+        self._check_spent(budget)
+
+    def _check_spent(self, budget: Budget) -> None:
         if budget.spent:
             # Some statement was refused or cut. Code that reads a failed query as "nothing
             # there" (a permission check, say) may have answered wrongly: nothing of the result
             # is kept, the client is told to ask for less.
             error = GraphQLError(
-                str(RequestTimeout(float(seconds))),
+                str(RequestTimeout(budget.seconds)),
                 extensions={"code": TIMEOUT, "classification": TransportCode.BAD_USER_INPUT},
             )
             log_errors([error], self.execution_context)

@@ -263,3 +263,43 @@ def test_a_pooled_connection_comes_back_without_the_last_requests_timeout():
         connection.close()  # back to the pool, as at the end of a request
         seen.append(_statement_timeout())
     assert set(seen) == {"0"}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_back_to_back_requests_send_no_statement_of_the_budget(as_operator, instance, tmp_path):
+    """Over HTTP the whole request is under its budget (the session and user loads too), and a
+    session keeps the timeout an earlier budget of the same length set: from the second request
+    on, the database sees the request's own statements only (no ``SET``, no ``RESET``), and the
+    timeout is still in effect for them."""
+    from django.test.utils import CaptureQueriesContext
+    from psycopg import pq
+
+    from tests.graphql_api.conftest import gid
+
+    variables = {"id": gid("WorkflowInstance", instance.pk)}
+    hold, resume = (
+        f"mutation($id: ID!) {{ {name}(input: {{instanceId: $id}}) {{ __typename }} }}"
+        for name in ("setWorkflowOnHold", "resumeWorkflowInstance")
+    )
+    assert "errors" not in as_operator(hold, variables)
+    trace = tmp_path / "libpq.trace"
+    session = connection.connection.pgconn
+    with open(trace, "w") as out, CaptureQueriesContext(connection) as own:
+        session.trace(out.fileno())
+        session.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        result = as_operator(resume, variables)
+        session.untrace()
+    assert result["data"]["resumeWorkflowInstance"]["__typename"] == "WorkflowInstance"
+    sent = [  # what the driver sent: the SQL of each Query / Parse message
+        line.split("\t")[3]
+        for line in trace.read_text().splitlines()
+        if line.split("\t")[:1] == ["F"] and line.split("\t")[2] in ("Query", "Parse")
+    ]
+    sent = [sql for sql in sent if not sql.strip(' "').startswith(("BEGIN", "COMMIT"))]
+    assert not [sql for sql in sent if "statement_timeout" in sql], sent
+    assert len(sent) == len(own.captured_queries), sent
+    with connection.connection.cursor() as cursor:  # the driver's cursor: no budget check
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "10s"
+    assert _statement_timeout() == "0"  # a statement outside any budget: the default again
