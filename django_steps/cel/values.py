@@ -194,7 +194,8 @@ def _datetime(value: dt.datetime) -> Any:
 #: Exact types ``to_cel`` converts as its chain of ``isinstance`` tests would.
 _SCALARS: dict[type, Any] = {
     type(None): lambda value: None,
-    bool: celtypes.BoolType,
+    # celpy's BoolType(value) for a bool, after its isinstance tests: int.__new__
+    bool: lambda value: int.__new__(celtypes.BoolType, value),
     int: _int,
     float: celtypes.DoubleType,
     str: _str,
@@ -212,6 +213,11 @@ def to_json(value: Any, _depth: int = 0) -> Any:
     """A JSON-safe copy of a context (what the history stores as "the context used")."""
     if _depth > _MAX_DEPTH:
         raise ValueError("context is nested too deeply (or refers to itself)")
+    convert = _JSON_SCALARS.get(type(value))  # the usual field values, without the chain
+    if convert is not None:
+        return convert(value)
+    if type(value) is dict:  # the Mapping branch below, without the ABC's isinstance
+        return {str(k): to_json(v, _depth + 1) for k, v in value.items()}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Decimal):
@@ -225,6 +231,26 @@ def to_json(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [to_json(v, _depth + 1) for v in value]
     return str(value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+#: Exact types ``to_json`` converts as its chain of ``isinstance`` tests would.
+_JSON_SCALARS: dict[type, Any] = {
+    type(None): _same,
+    bool: _same,
+    int: _same,
+    float: _same,
+    str: _same,
+    Decimal: str,
+    dt.datetime: dt.datetime.isoformat,
+    dt.date: dt.date.isoformat,
+    dt.time: dt.time.isoformat,
+    dt.timedelta: dt.timedelta.total_seconds,
+    uuid.UUID: str,
+}
 
 
 def activation(context: Mapping[str, Any], under: str | None = None) -> dict[str, Any]:
