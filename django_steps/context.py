@@ -48,13 +48,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
+from operator import attrgetter
 from typing import Any
 
+from celpy import celtypes
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.db.models import Field, Model
 
 from . import cel
+from .cel import values as cel_values
 from .conf import steps_setting
 from .exceptions import ConditionError
 
@@ -120,9 +123,35 @@ def readable_fields(model: type[Model]) -> tuple[Field, ...]:
     return found
 
 
+#: Per model class (a proxy has its own name): how to read its readable fields' values in
+#: one call, and the plan of its conditions' variables (see :class:`cel_values.Plan`).
+_plans: dict[type[Model], tuple[tuple[str, ...], Any, cel_values.Plan]] = {}
+
+
+def _plan(model: type[Model]) -> tuple[tuple[str, ...], Any, cel_values.Plan]:
+    found = _plans.get(model)
+    if found is not None:
+        return found
+    fields = readable_fields(model)
+    names = tuple(field.name for field in fields)
+    if fields and all(type(f).value_from_object is Field.value_from_object for f in fields):
+        # Field.value_from_object is getattr(obj, attname): all of them in one C call
+        getter = attrgetter(*(field.attname for field in fields))
+        read = getter if len(fields) > 1 else (lambda obj: (getter(obj),))
+    else:
+        read = lambda obj: tuple(field.value_from_object(obj) for field in fields)  # noqa: E731
+    found = _plans[model] = (
+        names,
+        read,
+        cel_values.Plan(names, model._meta.model_name, extra=(INPUT,)),
+    )
+    return found
+
+
 def _forget(*, setting: str, **kwargs: Any) -> None:
     if setting == "DJANGO_STEPS":
         _cache.clear()
+        _plans.clear()
 
 
 setting_changed.connect(_forget, dispatch_uid="django_steps.context")
@@ -171,8 +200,11 @@ class Context:
 
     def _input_only(self) -> dict[str, Any]:
         if self._input is None:
+            if self.input is None:  # to_cel({}), without its chain of tests
+                self._input = {INPUT: celtypes.MapType()}
+                return self._input
             try:
-                self._input = {INPUT: cel.to_cel(dict(self.input or {}))}
+                self._input = {INPUT: cel.to_cel(dict(self.input))}
             except (ValueError, TypeError, OverflowError, RecursionError):
                 raise cel.context_error() from None
         return self._input
@@ -186,13 +218,20 @@ class Context:
         if not (cel.variables(expression) - {INPUT}):
             return self._input_only()
         obj = self.instance.content_object
-        fields = object_fields(obj)
         try:  # as cel.activation(_with_model_name(obj, fields)), each field converted once
-            converted = cel.activation(fields, obj._meta.model_name if obj is not None else None)
+            if obj is None:
+                fields: dict[str, Any] = {}
+                converted = cel.activation(fields)
+            else:
+                names, read, plan = _plan(type(obj))
+                values = read(obj)
+                fields = dict(zip(names, values, strict=True))
+                converted = plan.activation(values)
         except (ValueError, TypeError, OverflowError, RecursionError):
             raise cel.context_error() from None
         self.fields = fields
-        self._all = {**converted, **self._input_only()}
+        converted.update(self._input_only())  # as {**converted, **input}: a Plain stays one
+        self._all = converted
         return self._all
 
     def for_history(self) -> Any:

@@ -24,6 +24,7 @@ from ..conf import steps_setting
 from ..exceptions import ConditionError, ConditionSyntaxError
 from .common import Reason, _failure, _shown
 from .compiler import _programs, compile_condition
+from .fast import Plain
 from .runtime import _METER, _Meter, _OverBudget
 
 # --------------------------------------------------------------------------- evaluate
@@ -128,7 +129,9 @@ def evaluate_value(
     token = _METER.set(meter)
     try:
         meter.charge(program.steps)
-        result = program.evaluate(dict(cel_context))
+        # a copy (a Plain context stays one: its names are those it was built with)
+        copy = Plain(cel_context) if type(cel_context) is Plain else dict(cel_context)
+        result = program.evaluate(copy)
     except CELEvalError as exc:
         reason, description = _classify(exc)
         position = {"line": exc.line, "column": exc.column} if exc.line and exc.column else {}

@@ -31,7 +31,7 @@ import lark
 from celpy import celtypes
 from celpy.evaluation import CELEvalError
 
-__all__ = ["Unsupported", "build", "plain_names"]
+__all__ = ["Plain", "Unsupported", "build", "is_plain", "plain_names"]
 
 Closure = Callable[[Mapping[str, Any]], Any]
 
@@ -68,9 +68,23 @@ class _GiveUp(Exception):
     """Raised while evaluating: celpy's interpreter decides (see the module docstring)."""
 
 
+class Plain(dict):  # type: ignore[type-arg]
+    """A context whose names were all found plain identifiers when it was built (by a plan
+    worked out once for its keys, see :class:`.values.Plan`): :func:`plain_names` need not
+    check them again. Only a context built that way may be one."""
+
+    __slots__ = ()
+
+
+def is_plain(name: Any) -> bool:
+    return type(name) is str and _IDENT.fullmatch(name) is not None
+
+
 def plain_names(context: Mapping[str, Any]) -> bool:
     """Whether every name of ``context`` is a plain identifier, the only names the closures
     resolve as celpy does."""
+    if type(context) is Plain:
+        return True
     match = _IDENT.fullmatch
     return all(type(name) is str and match(name) for name in context)
 

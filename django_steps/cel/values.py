@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from celpy.evaluation import (
 
 from ..exceptions import InvalidContext
 from .common import _INT64, _MAX_DEPTH, _limit
+from .fast import Plain, is_plain
 
 # --------------------------------------------------------------------------- context
 
@@ -178,14 +179,33 @@ def _int(value: int) -> Any:
     return celtypes.IntType(value)
 
 
+def _str(value: str) -> Any:
+    """``celtypes.StringType(value)`` for a ``str``: celpy's constructor, after its
+    ``isinstance`` tests, calls ``str.__new__`` with it."""
+    return str.__new__(celtypes.StringType, value)
+
+
+def _datetime(value: dt.datetime) -> Any:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return celtypes.TimestampType(value)
+
+
 #: Exact types ``to_cel`` converts as its chain of ``isinstance`` tests would.
 _SCALARS: dict[type, Any] = {
     type(None): lambda value: None,
-    bool: celtypes.BoolType,
+    # celpy's BoolType(value) for a bool, after its isinstance tests: int.__new__
+    bool: lambda value: int.__new__(celtypes.BoolType, value),
     int: _int,
     float: celtypes.DoubleType,
-    str: celtypes.StringType,
+    str: _str,
     Decimal: lambda value: celtypes.DoubleType(float(value)),
+    dt.datetime: _datetime,
+    dt.date: lambda value: celtypes.TimestampType(
+        dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    ),
+    dt.timedelta: celtypes.DurationType,
+    uuid.UUID: lambda value: _str(str(value)),
 }
 
 
@@ -193,6 +213,11 @@ def to_json(value: Any, _depth: int = 0) -> Any:
     """A JSON-safe copy of a context (what the history stores as "the context used")."""
     if _depth > _MAX_DEPTH:
         raise ValueError("context is nested too deeply (or refers to itself)")
+    convert = _JSON_SCALARS.get(type(value))  # the usual field values, without the chain
+    if convert is not None:
+        return convert(value)
+    if type(value) is dict:  # the Mapping branch below, without the ABC's isinstance
+        return {str(k): to_json(v, _depth + 1) for k, v in value.items()}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Decimal):
@@ -206,6 +231,26 @@ def to_json(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [to_json(v, _depth + 1) for v in value]
     return str(value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+#: Exact types ``to_json`` converts as its chain of ``isinstance`` tests would.
+_JSON_SCALARS: dict[type, Any] = {
+    type(None): _same,
+    bool: _same,
+    int: _same,
+    float: _same,
+    str: _same,
+    Decimal: str,
+    dt.datetime: dt.datetime.isoformat,
+    dt.date: dt.date.isoformat,
+    dt.time: dt.time.isoformat,
+    dt.timedelta: dt.timedelta.total_seconds,
+    uuid.UUID: str,
+}
 
 
 def activation(context: Mapping[str, Any], under: str | None = None) -> dict[str, Any]:
@@ -222,3 +267,37 @@ def activation(context: Mapping[str, Any], under: str | None = None) -> dict[str
         # MapType keeps dict's own item assignment: filled at C speed, as its __init__ would
         dict.update(whole, {celtypes.StringType(k): v for k, v in converted.items()})
     return variables
+
+
+class Plan:
+    """What :func:`activation` works out from a context's names alone, worked out once for
+    contexts that always have the same names (an object's readable fields, per model):
+    :meth:`activation` then gives, from the values in the order of ``names``, what
+    ``activation(dict(zip(names, values)), under)`` gives — with ``extra`` (names the caller
+    adds to the result afterwards, e.g. ``input``), a :class:`~.fast.Plain` dict when every
+    name is a plain identifier."""
+
+    __slots__ = ("keys", "names", "plain", "under", "variables")
+
+    def __init__(self, names: Sequence[str], under: str | None, extra: Sequence[str] = ()):
+        match = NameContainer.extended_name_path.match
+        self.names = tuple(str(name) for name in names)
+        self.keys = tuple(celtypes.StringType(name) for name in self.names)
+        self.variables = tuple(match(name) is not None for name in self.names)
+        taken = {name for name, kept in zip(self.names, self.variables, strict=True) if kept}
+        self.under = under if under is not None and match(under) and under not in taken else None
+        self.plain = all(
+            is_plain(name)
+            for name in (*taken, *extra, *((self.under,) if self.under is not None else ()))
+        )
+
+    def activation(self, values: Sequence[Any]) -> dict[str, Any]:
+        converted = [to_cel(value) for value in values]
+        variables: dict[str, Any] = Plain() if self.plain else {}
+        for name, kept, value in zip(self.names, self.variables, converted, strict=True):
+            if kept:
+                variables[name] = value
+        if self.under is not None:
+            whole = variables[self.under] = celtypes.MapType()
+            dict.update(whole, zip(self.keys, converted, strict=True))
+        return variables
