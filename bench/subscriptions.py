@@ -392,6 +392,21 @@ async def scenario(
         finally:
             connection.close()  # a worker thread's connection: back to the pool now
 
+    def on_hold(ids: list[str]) -> set[str]:
+        """Which of these instances are on hold now: a stopped scenario before this one leaves
+        some held, and holding them again would fail (no event, a failed commit)."""
+        from django.db import connection
+        from strawberry.relay import from_base64
+
+        from django_steps.models import WorkflowInstance
+
+        try:
+            by_pk = {int(from_base64(i)[1]): i for i in ids}
+            held = WorkflowInstance.objects.filter(pk__in=by_pk, state="ON_HOLD")
+            return {by_pk[pk] for pk in held.values_list("pk", flat=True)}
+        finally:
+            connection.close()
+
     def committed_after(threshold: int) -> list[int]:
         """The cursors committed after ``threshold``, in commit order: what each subscriber
         must receive, exactly and in this order."""
@@ -441,8 +456,9 @@ async def scenario(
         await clients.tell({"threshold": threshold})
         counters_before = await fan_out_counters(pids or [])
         cpu_before = [cpu_seconds([pid]) for pid in pids or []]
+        held = await asyncio.to_thread(on_hold, instance_ids)
         commit_phase = await commit_at_rate(
-            ports, session, instance_ids, commits, rate, clients, max_lag, max_seconds
+            ports, session, instance_ids, commits, rate, clients, max_lag, max_seconds, held
         )
         expected = await asyncio.to_thread(committed_after, threshold)
         wait = STOPPED_DRAIN_SECONDS if commit_phase["stopped"] else DRAIN_SECONDS
@@ -515,6 +531,7 @@ async def commit_at_rate(
     clients: Clients | None = None,
     max_lag: float = 10.0,
     max_seconds: float | None = None,
+    held: set[str] | None = None,
 ) -> dict:
     """``commits`` changes at ``rate`` a second through the workers' HTTP mutations.
 
@@ -527,7 +544,9 @@ async def commit_at_rate(
     horizon = HorizonSampler()
     horizon.start()
     # Commits are fired on schedule, not one after the other, so a slow server cannot lower the
-    # rate; each instance alternates hold/resume, and its previous change is awaited first.
+    # rate; each instance alternates hold/resume (from its state now: ``held``, those on hold),
+    # and its previous change is awaited first.
+    held = set(held or ())
     started = time.monotonic()
     failures = 0
     previous: dict[str, asyncio.Task] = {}
@@ -573,7 +592,8 @@ async def commit_at_rate(
         if stopped:
             break
         instance = instance_ids[n % len(instance_ids)]
-        hold = (n // len(instance_ids)) % 2 == 0
+        hold = instance not in held
+        held ^= {instance}
         issued.append(time.monotonic())
         task = asyncio.create_task(commit(n, instance, hold, previous.get(instance)))
         previous[instance] = task
