@@ -83,18 +83,28 @@ def test_deferred_fields_stay_deferred(instance):
     assert built.state == instance.state  # read when asked, as from_db's would be
 
 
-def test_init_listeners_still_hear_every_instance_read_for_a_change(instance):
+@pytest.mark.parametrize(
+    "model, attribute, expected",
+    [
+        (WorkflowInstance, "pk", lambda instance: instance.pk),  # read for a change
+        (WorkflowEvent, "kind", lambda instance: EventKind.STATUS_CHANGED),  # written
+    ],
+    ids=["instance read", "event written"],
+)
+def test_init_listeners_still_hear_every_row_built_without_the_constructor(
+    instance, model, attribute, expected
+):
     heard = []
 
     def listen(sender, instance, **kwargs):
-        heard.append(instance.pk)
+        heard.append(getattr(instance, attribute))
 
-    post_init.connect(listen, sender=WorkflowInstance)
+    post_init.connect(listen, sender=model)
     try:
         update_workflow_step_status(instance, "Waiting")
     finally:
-        post_init.disconnect(listen, sender=WorkflowInstance)
-    assert instance.pk in heard
+        post_init.disconnect(listen, sender=model)
+    assert expected(instance) in heard
     assert WorkflowEvent.objects.filter(instance=instance).count() == 3
 
 
@@ -119,17 +129,3 @@ def test_a_new_event_is_what_its_constructor_builds(instance):
     assert (built._state.adding, built._state.db) == (True, expected._state.db)
     assert built._state.fields_cache == expected._state.fields_cache  # no query for either
     assert built.instance is instance and built.actor is None
-
-
-def test_init_listeners_still_hear_every_event_written(instance):
-    heard = []
-
-    def listen(sender, instance, **kwargs):
-        heard.append(instance.kind)
-
-    post_init.connect(listen, sender=WorkflowEvent)
-    try:
-        update_workflow_step_status(instance, "Waiting")
-    finally:
-        post_init.disconnect(listen, sender=WorkflowEvent)
-    assert EventKind.STATUS_CHANGED in heard
