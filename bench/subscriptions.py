@@ -624,6 +624,12 @@ async def commit_at_rate(
     }
 
 
+def per_delivery(figure: str, microseconds: float | None) -> dict:
+    """A row of CPU per delivery in µs (None where /proc could not be read)."""
+    value = None if microseconds is None else round(microseconds)
+    return {"figure": figure, "unit": "µs", "value": value}
+
+
 def rows_for(
     name: str, result: dict, p99_target: float, subscribers: int, commits: int, rate: float
 ) -> list[dict]:
@@ -689,11 +695,7 @@ def rows_for(
             else []
         ),
         {
-            "figure": f"{label}, worker CPU per delivery",
-            "unit": "µs",
-            "value": None
-            if result["cpu_per_delivery"] is None
-            else round(result["cpu_per_delivery"]),
+            **per_delivery(f"{label}, worker CPU per delivery", result["cpu_per_delivery"]),
             "target": "≤ 50 µs",
             "met": None if result["cpu_per_delivery"] is None else result["cpu_per_delivery"] <= 50,
         },
@@ -709,13 +711,10 @@ def rows_for(
             if result.get("fan_out")
             else []
         ),
-        {
-            "figure": f"{label}, client CPU per delivery (the subscribers' processes)",
-            "unit": "µs",
-            "value": None
-            if result["client_cpu_per_delivery"] is None
-            else round(result["client_cpu_per_delivery"]),
-        },
+        per_delivery(
+            f"{label}, client CPU per delivery (the subscribers' processes)",
+            result["client_cpu_per_delivery"],
+        ),
         {
             # The clients run in processes of their own on the same cores as the workers: their
             # CPU is CPU the workers did not get.
