@@ -132,7 +132,7 @@ STATUS_COUNTS = "_steps_status_count_"
 )
 @_state_counts
 class WorkflowInstanceCountsType:
-    total: int = strawberry.field(description="All of them (the sum of the four states).")
+    total: int = strawberry.field(description="All of them (the sum of the per-state counts).")
     overdue: int = strawberry.field(
         description="Those whose current step's deadline has passed (counted in `total` with "
         "their state)."
