@@ -50,6 +50,7 @@ Time is ``django.utils.timezone.now()`` throughout.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,8 @@ from .compiled import CompiledWorkflow, StepDef
 from .context import Context
 from .exceptions import ConditionError, ConditionSyntaxError, WorkflowError
 from .models import WorkflowEvent, WorkflowInstance, WorkflowTimer
+
+logger = logging.getLogger("django_steps")
 
 __all__ = [
     "KEYS",
@@ -354,7 +357,7 @@ def _fire(
     """The effect of ``timer`` on ``instance`` (locked, on the timer's step, active)."""
     spec = compiled.for_instance(instance).steps[instance.current_step_id].deadline or {}
     if timer.kind == Kind.ERROR:
-        writes.note(instance, EventKind.DEADLINE_ERROR, detail=timer.detail)
+        _failed(instance, timer.detail, writes)
     elif timer.kind == Kind.REMINDER:
         due = timer.due_at + parse_duration(spec.get("remind_before") or "PT0S")
         writes.note(instance, EventKind.REMINDER, detail={"dueAt": due.isoformat()})
@@ -368,11 +371,19 @@ def _fire(
                     instance, spec["status"], expected_version=instance.version
                 )
         except WorkflowError as exc:
-            writes.note(
-                instance,
-                EventKind.DEADLINE_ERROR,
-                detail={"reason": str(exc.code.value), "status": spec["status"]},
-            )
+            _failed(instance, {"reason": str(exc.code.value), "status": spec["status"]}, writes)
+
+
+def _failed(instance: WorkflowInstance, detail: dict, writes: Any) -> None:
+    """A deadline that could not do its work: a ``DEADLINE_ERROR`` note on the instance, and a
+    warning for whoever runs the worker (the timer is used up: nothing retries it)."""
+    writes.note(instance, EventKind.DEADLINE_ERROR, detail=detail)
+    logger.warning(
+        "Deadline of workflow instance %s (step %s) failed: %s; recorded as DEADLINE_ERROR.",
+        instance.pk,
+        instance.current_step_id,
+        ", ".join(f"{key} {value}" for key, value in detail.items()),
+    )
 
 
 # --------------------------------------------------------------------------- reading

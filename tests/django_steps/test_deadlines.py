@@ -258,7 +258,7 @@ def test_at_reads_a_timestamp_from_the_object(clock):
     assert kinds(instance)[-1] == EventKind.DEADLINE_PASSED
 
 
-def test_an_at_that_gives_no_timestamp_is_recorded_as_an_error_never_a_crash(clock):
+def test_an_at_that_gives_no_timestamp_is_recorded_as_an_error_never_a_crash(clock, caplog):
     import_workflow(review({"at": "document.submitted_at", "status": "Escalated"}))
     instance = start_workflow_instance("Review", Document.objects.create(submitted_at=None))
     instance = update_workflow_step_status(instance, "Sent")  # the change succeeds
@@ -268,9 +268,13 @@ def test_an_at_that_gives_no_timestamp_is_recorded_as_an_error_never_a_crash(clo
     assert event.kind == EventKind.DEADLINE_ERROR
     assert event.detail == {"reason": "NOT_A_TIMESTAMP", "key": "at"}
     assert instance.current_step_status.name == "Open"
+    # whoever runs the worker is told: the timer is used up
+    warned = [r for r in caplog.records if r.name == "django_steps" and r.levelname == "WARNING"]
+    assert [f"instance {instance.pk} " in r.getMessage() for r in warned] == [True]
+    assert "reason NOT_A_TIMESTAMP" in warned[0].getMessage()
 
 
-def test_a_deadline_whose_status_change_fails_records_an_error(clock):
+def test_a_deadline_whose_status_change_fails_records_an_error(clock, caplog):
     spec = review({"after": "PT1H", "status": "Approved"})
     spec["transitions"][1]["condition"] = "document.missing_field > 1"
     import_workflow(spec)
@@ -282,6 +286,8 @@ def test_a_deadline_whose_status_change_fails_records_an_error(clock):
     assert instance.last_event.kind == EventKind.DEADLINE_ERROR
     assert instance.last_event.detail == {"reason": "CONDITION_ERROR", "status": "Approved"}
     assert instance.current_step.name == "Review"
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"instance {instance.pk} " in m and "CONDITION_ERROR" in m for m in warned)
 
 
 # --------------------------------------------------------------------------- racing
