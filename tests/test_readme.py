@@ -388,3 +388,40 @@ def test_the_readme_cel_examples_hold_with_a_nullable_key_empty_and_set(owner):
     assert results["claim.owner == null || claim.priority < 3"] is True
     assert results["ticket.assignee == 42"] is (owner == 42)
     assert results["has(input.reason) && size(input.reason) > 10"] is True
+
+
+@pytest.mark.django_db
+def test_the_definition_document_imports_as_written_and_exports_every_key_it_shows():
+    """The sample under "Definitions as documents" is a whole, valid workflow (its comments
+    name the rules), and ``export_workflow`` gives back each of its keys."""
+    import yaml
+
+    from django_steps.definitions import export_workflow, import_workflow
+
+    text = re.search(r"\*\*Definitions as documents\.\*\*.*?```yaml\n(.*?)```", README, re.S)
+    document = yaml.safe_load(text.group(1))
+    workflow = import_workflow(document)
+    exported = export_workflow(workflow)
+
+    def keys(node) -> set[str]:
+        if isinstance(node, dict):
+            return set(node).union(*(keys(value) for value in node.values()))
+        if isinstance(node, list):
+            return set().union(*(keys(value) for value in node))
+        return set()
+
+    assert keys(document) <= keys(exported)
+    review = next(step for step in exported["steps"] if step["name"] == "Review Claim")
+    assert review["is_final_step"] and not review.get("is_initial_step")
+
+
+def test_every_file_the_docs_link_to_exists():
+    """A relative link in README.md or docs/*.md names a file or folder of the repository."""
+    broken = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not (path.parent / target).exists():
+                broken.append(f"{path.relative_to(ROOT)}: {target}")
+    assert broken == []

@@ -25,7 +25,9 @@ class StartWorkflowInstanceInput:
     content_type: str = strawberry.field(
         description='Model of the object, as "app_label.model" (e.g. "claims.claim").'
     )
-    object_id: strawberry.ID = strawberry.field(description="Primary key of the object.")
+    object_id: strawberry.ID = strawberry.field(
+        description="Primary key of the object, as the model has it (`\"42\"`; not a global ID)."
+    )
 
 
 @strawberry.input(
