@@ -26,7 +26,7 @@ class StartWorkflowInstanceInput:
         description='Model of the object, as "app_label.model" (e.g. "claims.claim").'
     )
     object_id: strawberry.ID = strawberry.field(
-        description="Primary key of the object, as the model has it (`\"42\"`; not a global ID)."
+        description='Primary key of the object, as the model has it (`"42"`; not a global ID).'
     )
 
 
