@@ -14,7 +14,9 @@ Every change reads one row of four models and writes some twenty-five values
   way, as ``Model(**values)`` would (each field not given takes its default);
 - :func:`parameters` skips the calls that would return an ``int``, ``str`` or ``None`` as it
   is (see :func:`_shortcut`) and keeps Django's path for everything else (dates, JSON, fields
-  with their own ``pre_save``, any field class of a host).
+  with their own ``pre_save``, any field class of a host). A text choice (``EventKind.ADVANCED``)
+  goes as its plain text: Django would pass the member itself, which psycopg sends as that
+  same text, but finds its adapter by walking the enum's classes on every statement.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = ["from_row", "new", "parameters"]
 _DJANGO = "django.db.models."
 _NONE = type(None)
 _SAME, _INTEGER = "same", "integer"
+_TEXT = (str, _NONE)
 
 #: id(field) -> (field, its shortcut): by id, as a Field hashes in Python; the field is kept, so
 #: its id is never reused while cached
@@ -57,7 +60,7 @@ def _shortcut(field: Any) -> tuple[str, tuple[type, ...]] | None:
         elif isinstance(field, models.IntegerField):
             shortcut = (_INTEGER, (int, _NONE))
         elif isinstance(field, (models.CharField, models.TextField)):
-            shortcut = (_SAME, (str, _NONE))
+            shortcut = (_SAME, _TEXT)
     _plain[id(field)] = (field, shortcut)
     return shortcut
 
@@ -93,6 +96,8 @@ def parameters(
         if type(value) in types:  # no shortcut: no types
             if kind is _INTEGER and value is not None:
                 value = adapt(value, internal)
+        elif types is _TEXT and isinstance(value, str) and isinstance(value, models.Choices):
+            value = str.__str__(value)  # the member's text, as the text field sends it
         else:
             value = field.get_db_prep_save(field.pre_save(obj, add=add), connection)
         params[name] = value
