@@ -22,6 +22,7 @@ Every change reads one row of four models and writes some twenty-five values
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC
 from typing import Any
 
 from django.db import models
@@ -29,7 +30,7 @@ from django.db.models.base import ModelState
 from django.db.models.fields import AutoFieldMixin
 from django.db.models.signals import post_init, pre_init
 
-__all__ = ["from_row", "new", "parameters"]
+__all__ = ["from_row", "new", "parameters", "read_as"]
 
 _DJANGO = "django.db.models."
 _NONE = type(None)
@@ -161,3 +162,25 @@ def new(model: type[models.Model], related: dict[str, Any], values: dict[str, An
     for name, target in related.items():
         setattr(obj, name, target)  # the descriptor: as __init__ sets it (cache, database)
     return obj
+
+
+def read_as(connection: Any, field: Any, column: str) -> tuple[str, list]:
+    """How the change path's read selects ``column`` (SQL) of ``field``, and the converters
+    (Django's signature) that make what it selects the value Django's own read gives, to run
+    before Django's: the column as it is, except a ``timestamptz`` on PostgreSQL whose
+    connection is in UTC (``USE_TZ``, Django's default): Django reads one through its own
+    loader, a subclass of psycopg's pure-Python one that then replaces the time zone; selected
+    as the UTC ``timestamp`` it is, psycopg's loader (C, with psycopg's binary or C package)
+    reads it and :func:`_in_utc` sets the zone: the same aware ``datetime``. (Other zones keep
+    Django's loader: a wall-clock time would lose which of a repeated hour it was.)"""
+    if (
+        connection.vendor == "postgresql"
+        and connection.timezone is UTC
+        and field.db_type(connection) == "timestamp with time zone"
+    ):
+        return f"({column} AT TIME ZONE 'UTC')", [_in_utc]
+    return column, []
+
+
+def _in_utc(value: Any, expression: Any, connection: Any) -> Any:
+    return value if value is None else value.replace(tzinfo=UTC)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django.db.models.signals import post_init
@@ -10,6 +12,7 @@ from django_steps import rows
 from django_steps.choices import EventKind, InstanceState
 from django_steps.models import WorkflowEvent, WorkflowInstance
 from django_steps.services import start_workflow_instance, update_workflow_step_status
+from django_steps.signals import workflow_event_committed
 from tests.conftest import make_workflow
 from tests.django_steps.test_services import routing
 from tests.testapp.models import Document
@@ -153,3 +156,42 @@ def test_a_new_event_is_what_its_constructor_builds(instance):
     assert (built._state.adding, built._state.db) == (True, expected._state.db)
     assert built._state.fields_cache == expected._state.fields_cache  # no query for either
     assert built.instance is instance and built.actor is None
+
+
+def test_the_change_reads_every_time_as_django_reads_it(db, django_capture_on_commit_callbacks):
+    """The instance a change reads (its workflow, version and object with it) is the one
+    ``workflow_event_committed`` receivers get: its times are the ORM's, zone and all."""
+    make_workflow(
+        "Routing",
+        routing(
+            [
+                ("Fast", 'document.submitted_at < timestamp("2031-01-01T00:00:00Z")', 10),
+                ("Slow", "", 0),
+            ]
+        ),
+    )
+    submitted = dt.datetime(2030, 3, 4, 5, 6, 7, 891011, tzinfo=dt.UTC)
+    doc = Document.objects.create(title="t", submitted_at=submitted)
+    received = []
+
+    def receiver(sender, event, instance, **kwargs):
+        received.append(instance)
+
+    workflow_event_committed.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            changed = update_workflow_step_status(start_workflow_instance("Routing", doc), "Done")
+    finally:
+        workflow_event_committed.disconnect(receiver)
+    assert changed.current_step.name == "Fast"
+    read = received[-1]
+    orm = WorkflowInstance.objects.select_related("workflow", "definition_version").get(pk=read.pk)
+    pairs = [
+        (read.started_at, orm.started_at),
+        (read.workflow.created_at, orm.workflow.created_at),
+        (read.workflow.updated_at, orm.workflow.updated_at),
+        (read.definition_version.created_at, orm.definition_version.created_at),
+        (read.content_object.submitted_at, submitted),
+    ]
+    for got, expected in pairs:
+        assert (got, got.tzinfo, got.utcoffset()) == (expected, expected.tzinfo, dt.timedelta(0))
