@@ -46,12 +46,19 @@ def _shortcut(field: Any) -> tuple[str, tuple[type, ...]] | None:
     """How ``get_db_prep_save`` treats plain values of ``field`` (Django's own field classes):
     a foreign key to an auto primary key and a text field return an ``int`` / ``str`` as it is
     (``int()``, ``str()``, ``validate_autopk_value``); an integer field returns
-    ``connection.ops.adapt_integerfield_value(value)`` after ``int()``. ``None`` stays ``None``."""
+    ``connection.ops.adapt_integerfield_value(value)`` after ``int()``. ``None`` stays ``None``,
+    also for a JSON field (SQL ``NULL``) and a date and time set by no ``auto_now(_add)``."""
     cached = _plain.get(id(field))
     if cached is not None and cached[0] is field:
         return cached[1]
     shortcut = None
-    if type(field).pre_save is models.Field.pre_save and type(field).__module__.startswith(_DJANGO):
+    if type(field) is models.JSONField or (
+        type(field) is models.DateTimeField and not (field.auto_now or field.auto_now_add)
+    ):
+        shortcut = (_SAME, (_NONE,))
+    elif type(field).pre_save is models.Field.pre_save and type(field).__module__.startswith(
+        _DJANGO
+    ):
         if isinstance(field, models.ForeignKey):
             target = field.target_field
             if isinstance(target, AutoFieldMixin) and type(target).__module__.startswith(_DJANGO):
