@@ -462,4 +462,5 @@ def _advance(
         requested_status_id=status.id,
         transition_id=transition.id if transition else None,
         context=context.for_history(),
+        definition=definition,
     )
