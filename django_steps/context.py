@@ -60,6 +60,7 @@ from . import cel
 from .cel import values as cel_values
 from .conf import steps_setting
 from .exceptions import ConditionError
+from .models import WorkflowInstance
 
 __all__ = ["INPUT", "Context", "build_context", "object_fields", "readable_fields"]
 
@@ -183,6 +184,21 @@ def build_context(instance: Any, context_data: Mapping[str, Any] | None) -> dict
     return context
 
 
+_CONTENT_OBJECT = WorkflowInstance.content_object  # the GenericForeignKey itself
+_UNREAD = object()
+
+
+def _content_object(instance: Any) -> Model | None:
+    """The content object read with ``instance``, else loaded now. The change path reads it in
+    the instance's own statement and caches it (:func:`django_steps.history.read_for_change`;
+    ``None`` for a deleted object), as a new instance caches the object it starts for: that
+    object is used as it is. The descriptor would first compare it with the instance's content
+    type and id, through a copy of the content type manager, on every change; an instance read
+    alone (the dry run, a migration) has none cached and the descriptor loads it."""
+    obj = _CONTENT_OBJECT.get_cached_value(instance, default=_UNREAD)
+    return instance.content_object if obj is _UNREAD else obj
+
+
 class Context:
     """The variables of one change's conditions, built as they are needed: the object's fields
     are read (once) for the first condition that reads a name other than ``input``. A caller's
@@ -217,7 +233,7 @@ class Context:
             return self._all
         if not (cel.variables(expression) - {INPUT}):
             return self._input_only()
-        obj = self.instance.content_object
+        obj = _content_object(self.instance)
         try:  # as cel.activation(_with_model_name(obj, fields)), each field converted once
             if obj is None:
                 fields: dict[str, Any] = {}

@@ -245,13 +245,13 @@ class _Reader:
         columns, self.parts = [], []
         for part_model, alias, fields in parts:
             start = len(columns)
-            columns += [f"{alias}.{qn(f.column)}" for f in fields]
             converters = []  # (column, its converters, its expression) where it has some
             for n, f in enumerate(fields):
+                sql, functions = rows.read_as(connection, f, f"{alias}.{qn(f.column)}")
+                columns.append(sql)
                 column = f.get_col(alias)
-                functions = connection.ops.get_db_converters(column) + f.get_db_converters(
-                    connection
-                )
+                functions += connection.ops.get_db_converters(column)
+                functions += f.get_db_converters(connection)
                 if functions:
                     converters.append((start + n, functions, column))
             self.parts.append(
@@ -287,7 +287,7 @@ def _joinable(using: str, content_type_id: int | None) -> type[Model] | None:
 
 
 _content_types: dict[str, Any] = {}
-_readers: dict[tuple[str, type[Model] | None, bool], _Reader] = {}
+_readers: dict[tuple, _Reader] = {}
 
 
 def read_for_change(
@@ -298,11 +298,11 @@ def read_for_change(
     joined, its content object (``None`` if deleted) — read in ONE statement (``lock``: with
     its row locked, ``FOR UPDATE OF`` the instance alone). ``None`` when it does not exist."""
     model = _joinable(using, content_type_id)
-    key = (using, model, lock)
+    connection = connections[using]
+    key = (using, model, lock, connection.timezone)  # rows.read_as depends on the time zone
     reader = _readers.get(key)
     if reader is None:
         reader = _readers[key] = _Reader(using, model, lock)
-    connection = connections[using]
     params = [instance_id] if model is None else [content_type_id, instance_id]
     with _statement_cursor(connection) as cursor:
         cursor.execute(reader.sql, params)

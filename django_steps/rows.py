@@ -14,12 +14,15 @@ Every change reads one row of four models and writes some twenty-five values
   way, as ``Model(**values)`` would (each field not given takes its default);
 - :func:`parameters` skips the calls that would return an ``int``, ``str`` or ``None`` as it
   is (see :func:`_shortcut`) and keeps Django's path for everything else (dates, JSON, fields
-  with their own ``pre_save``, any field class of a host).
+  with their own ``pre_save``, any field class of a host). A text choice (``EventKind.ADVANCED``)
+  goes as its plain text: Django would pass the member itself, which psycopg sends as that
+  same text, but finds its adapter by walking the enum's classes on every statement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC
 from typing import Any
 
 from django.db import models
@@ -27,11 +30,12 @@ from django.db.models.base import ModelState
 from django.db.models.fields import AutoFieldMixin
 from django.db.models.signals import post_init, pre_init
 
-__all__ = ["from_row", "new", "parameters"]
+__all__ = ["from_row", "new", "parameters", "read_as"]
 
 _DJANGO = "django.db.models."
 _NONE = type(None)
 _SAME, _INTEGER = "same", "integer"
+_TEXT = (str, _NONE)
 
 #: id(field) -> (field, its shortcut): by id, as a Field hashes in Python; the field is kept, so
 #: its id is never reused while cached
@@ -42,12 +46,19 @@ def _shortcut(field: Any) -> tuple[str, tuple[type, ...]] | None:
     """How ``get_db_prep_save`` treats plain values of ``field`` (Django's own field classes):
     a foreign key to an auto primary key and a text field return an ``int`` / ``str`` as it is
     (``int()``, ``str()``, ``validate_autopk_value``); an integer field returns
-    ``connection.ops.adapt_integerfield_value(value)`` after ``int()``. ``None`` stays ``None``."""
+    ``connection.ops.adapt_integerfield_value(value)`` after ``int()``. ``None`` stays ``None``,
+    also for a JSON field (SQL ``NULL``) and a date and time set by no ``auto_now(_add)``."""
     cached = _plain.get(id(field))
     if cached is not None and cached[0] is field:
         return cached[1]
     shortcut = None
-    if type(field).pre_save is models.Field.pre_save and type(field).__module__.startswith(_DJANGO):
+    if type(field) is models.JSONField or (
+        type(field) is models.DateTimeField and not (field.auto_now or field.auto_now_add)
+    ):
+        shortcut = (_SAME, (_NONE,))
+    elif type(field).pre_save is models.Field.pre_save and type(field).__module__.startswith(
+        _DJANGO
+    ):
         if isinstance(field, models.ForeignKey):
             target = field.target_field
             if isinstance(target, AutoFieldMixin) and type(target).__module__.startswith(_DJANGO):
@@ -57,7 +68,7 @@ def _shortcut(field: Any) -> tuple[str, tuple[type, ...]] | None:
         elif isinstance(field, models.IntegerField):
             shortcut = (_INTEGER, (int, _NONE))
         elif isinstance(field, (models.CharField, models.TextField)):
-            shortcut = (_SAME, (str, _NONE))
+            shortcut = (_SAME, _TEXT)
     _plain[id(field)] = (field, shortcut)
     return shortcut
 
@@ -93,6 +104,8 @@ def parameters(
         if type(value) in types:  # no shortcut: no types
             if kind is _INTEGER and value is not None:
                 value = adapt(value, internal)
+        elif types is _TEXT and isinstance(value, str) and isinstance(value, models.Choices):
+            value = str.__str__(value)  # the member's text, as the text field sends it
         else:
             value = field.get_db_prep_save(field.pre_save(obj, add=add), connection)
         params[name] = value
@@ -156,3 +169,25 @@ def new(model: type[models.Model], related: dict[str, Any], values: dict[str, An
     for name, target in related.items():
         setattr(obj, name, target)  # the descriptor: as __init__ sets it (cache, database)
     return obj
+
+
+def read_as(connection: Any, field: Any, column: str) -> tuple[str, list]:
+    """How the change path's read selects ``column`` (SQL) of ``field``, and the converters
+    (Django's signature) that make what it selects the value Django's own read gives, to run
+    before Django's: the column as it is, except a ``timestamptz`` on PostgreSQL whose
+    connection is in UTC (``USE_TZ``, Django's default): Django reads one through its own
+    loader, a subclass of psycopg's pure-Python one that then replaces the time zone; selected
+    as the UTC ``timestamp`` it is, psycopg's loader (C, with psycopg's binary or C package)
+    reads it and :func:`_in_utc` sets the zone: the same aware ``datetime``. (Other zones keep
+    Django's loader: a wall-clock time would lose which of a repeated hour it was.)"""
+    if (
+        connection.vendor == "postgresql"
+        and connection.timezone is UTC
+        and field.db_type(connection) == "timestamp with time zone"
+    ):
+        return f"({column} AT TIME ZONE 'UTC')", [_in_utc]
+    return column, []
+
+
+def _in_utc(value: Any, expression: Any, connection: Any) -> Any:
+    return value if value is None else value.replace(tzinfo=UTC)

@@ -320,8 +320,9 @@ def _append(
     timers (``timers``); publish the event once committed."""
     using = instance._state.db or _db()
     expect = instance.__dict__.pop("_compare_and_set", None)  # one write per optimistic read
-    vendor, plain = connections[using].vendor, not _save_signals_connected()
-    if expect is not None or (vendor == "postgresql" and plain):
+    connection = connections[using]
+    vendor = connection.vendor
+    if expect is not None or (vendor == "postgresql" and not _save_signals_connected()):
         if not history.write_in_one_statement(
             using,
             event,
@@ -333,7 +334,7 @@ def _append(
         ):
             raise _Overtaken
     else:
-        if vendor == "sqlite" and plain:
+        if vendor == "sqlite" and not _save_signals_connected():
             history.write_in_two_statements(
                 using, event, update=instance if changed else None, fields=changed or ()
             )
@@ -346,7 +347,7 @@ def _append(
             workitems.apply(work, instance, event)
         if timers is not None:
             deadlines.apply(timers, instance)
-    transaction.on_commit(lambda: _publish(event, instance), using=using)
+    connection.on_commit(lambda: _publish(event, instance))  # transaction.on_commit's own call
 
 
 _INSTANCE_CHANGED = [
@@ -461,4 +462,5 @@ def _advance(
         requested_status_id=status.id,
         transition_id=transition.id if transition else None,
         context=context.for_history(),
+        definition=definition,
     )

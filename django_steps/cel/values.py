@@ -216,8 +216,14 @@ def to_json(value: Any, _depth: int = 0) -> Any:
     convert = _JSON_SCALARS.get(type(value))  # the usual field values, without the chain
     if convert is not None:
         return convert(value)
-    if type(value) is dict:  # the Mapping branch below, without the ABC's isinstance
-        return {str(k): to_json(v, _depth + 1) for k, v in value.items()}
+    if type(value) is dict and _depth < _MAX_DEPTH:
+        # the Mapping branch below without the ABC's isinstance, and its scalar values (an
+        # object's fields) without a call each: one level deeper, they are within the limit
+        copy = {}
+        for k, v in value.items():
+            scalar = _JSON_SCALARS.get(type(v))
+            copy[str(k)] = scalar(v) if scalar is not None else to_json(v, _depth + 1)
+        return copy
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Decimal):

@@ -198,6 +198,29 @@ def test_to_cel_refuses_a_context_that_contains_itself():
         cel.to_json(context)
 
 
+def test_to_json_has_one_depth_limit_for_dicts_and_other_mappings():
+    from types import MappingProxyType
+
+    def nested(depth, kind):
+        value = 1
+        for _ in range(depth):
+            value = kind({"v": value})
+        return value
+
+    def fits(value):
+        try:
+            cel.to_json(value)
+        except ValueError:
+            return False
+        return True
+
+    limits = {
+        kind: next(depth for depth in range(1, 200) if not fits(nested(depth, kind)))
+        for kind in (dict, MappingProxyType)
+    }
+    assert limits[dict] == limits[MappingProxyType] > 2
+
+
 def test_to_json_is_json_safe():
     import json
 

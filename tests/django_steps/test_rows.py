@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django.db.models.signals import post_init
 
 from django_steps import rows
-from django_steps.choices import EventKind
+from django_steps.choices import EventKind, InstanceState
 from django_steps.models import WorkflowEvent, WorkflowInstance
 from django_steps.services import start_workflow_instance, update_workflow_step_status
+from django_steps.signals import workflow_event_committed
 from tests.conftest import make_workflow
 from tests.django_steps.test_services import routing
 from tests.testapp.models import Document
@@ -34,7 +37,20 @@ def shortcut_parameters(fields, obj, add):
     return params
 
 
+def sent(value):
+    """What the database receives for ``value``: psycopg's literal on PostgreSQL (a text
+    choice goes as its text either way); SQLite binds any ``str`` as its text."""
+    if connection.vendor != "postgresql":
+        return str.__str__(value) if isinstance(value, str) else value
+    from psycopg.adapt import Transformer
+
+    connection.ensure_connection()
+    return Transformer(connection.connection).as_literal(value)
+
+
 def same(a, b):
+    if isinstance(a, str) and isinstance(b, str):  # a text choice goes as its text
+        return sent(a) == sent(b)
     return type(a) is type(b) and (a == b or str(a) == str(b))  # adapters compare by value
 
 
@@ -42,7 +58,7 @@ def test_parameters_are_what_saving_would_send(instance):
     event = instance.events.order_by("-sequence").first()
     event.detail = {"reason": "x"}
     event.actor_id = None
-    event.kind = EventKind.ADVANCED  # a str subclass: Django's path
+    event.kind = EventKind.ADVANCED  # a str subclass: sent as its text
     event.from_state = "ACTIVE"
     for obj, add in ((event, True), (instance, False)):
         fields = [  # auto_now(_add): the time of each call (see the next test)
@@ -55,6 +71,17 @@ def test_parameters_are_what_saving_would_send(instance):
         assert expected.keys() == got.keys()
         for column in expected:
             assert same(got[column], expected[column]), column
+
+
+def test_a_text_choice_is_sent_as_its_text(instance):
+    event = instance.events.order_by("-sequence").first()
+    event.kind, event.state = EventKind.ADVANCED, InstanceState.ACTIVE  # as a change sets them
+    event.from_state = InstanceState.ACTIVE
+    fields = [WorkflowEvent._meta.get_field(name) for name in ("kind", "state", "from_state")]
+    got = shortcut_parameters(fields, event, True)
+    assert [type(got[f.column]) for f in fields] == [str, str, str]
+    assert got == {"kind": "ADVANCED", "state": "ACTIVE", "from_state": "ACTIVE"}
+    assert all(sent(got[f.column]) == sent(getattr(event, f.attname)) for f in fields)
 
 
 def test_a_field_with_its_own_pre_save_keeps_it(instance):
@@ -129,3 +156,42 @@ def test_a_new_event_is_what_its_constructor_builds(instance):
     assert (built._state.adding, built._state.db) == (True, expected._state.db)
     assert built._state.fields_cache == expected._state.fields_cache  # no query for either
     assert built.instance is instance and built.actor is None
+
+
+def test_the_change_reads_every_time_as_django_reads_it(db, django_capture_on_commit_callbacks):
+    """The instance a change reads (its workflow, version and object with it) is the one
+    ``workflow_event_committed`` receivers get: its times are the ORM's, zone and all."""
+    make_workflow(
+        "Routing",
+        routing(
+            [
+                ("Fast", 'document.submitted_at < timestamp("2031-01-01T00:00:00Z")', 10),
+                ("Slow", "", 0),
+            ]
+        ),
+    )
+    submitted = dt.datetime(2030, 3, 4, 5, 6, 7, 891011, tzinfo=dt.UTC)
+    doc = Document.objects.create(title="t", submitted_at=submitted)
+    received = []
+
+    def receiver(sender, event, instance, **kwargs):
+        received.append(instance)
+
+    workflow_event_committed.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            changed = update_workflow_step_status(start_workflow_instance("Routing", doc), "Done")
+    finally:
+        workflow_event_committed.disconnect(receiver)
+    assert changed.current_step.name == "Fast"
+    read = received[-1]
+    orm = WorkflowInstance.objects.select_related("workflow", "definition_version").get(pk=read.pk)
+    pairs = [
+        (read.started_at, orm.started_at),
+        (read.workflow.created_at, orm.workflow.created_at),
+        (read.workflow.updated_at, orm.workflow.updated_at),
+        (read.definition_version.created_at, orm.definition_version.created_at),
+        (read.content_object.submitted_at, submitted),
+    ]
+    for got, expected in pairs:
+        assert (got, got.tzinfo, got.utcoffset()) == (expected, expected.tzinfo, dt.timedelta(0))
