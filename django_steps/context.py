@@ -190,7 +190,7 @@ _UNREAD = object()
 
 def _content_object(instance: Any) -> Model | None:
     """The content object read with ``instance``, else loaded now. The change path reads it in
-    the instance's own statement and caches it (:func:`django_steps.history.read_for_change`;
+    the instance's own statement and caches it (:func:`django_steps.statements.read_for_change`;
     ``None`` for a deleted object), as a new instance caches the object it starts for: that
     object is used as it is. The descriptor would first compare it with the instance's content
     type and id, through a copy of the content type manager, on every change; an instance read

@@ -161,7 +161,7 @@ class Plan:
     """What one change does to its instance's timers: ``disarm`` those armed (a step left),
     ``arm`` these (unsaved rows: a step entered), ``pause`` the running ones (a hold),
     ``resume`` the paused ones. Written with the change's history row (on PostgreSQL in the
-    same statement: :func:`django_steps.history.write_in_one_statement`)."""
+    same statement: :func:`django_steps.statements.write_in_one_statement`)."""
 
     disarm: bool = False
     arm: tuple[WorkflowTimer, ...] = ()

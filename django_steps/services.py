@@ -9,7 +9,7 @@ Failures raise subclasses of :class:`~django_steps.exceptions.WorkflowError` and
 Two round trips per change (PostgreSQL, no transaction of the caller's open): one ``SELECT``
 reads the instance, its workflow, its version and — when the caller's instance knows its
 content type — its content object (joined); the change is decided on that committed state; one
-statement writes it (:func:`django_steps.history.write_in_one_statement`: the instance's
+statement writes it (:func:`django_steps.statements.write_in_one_statement`: the instance's
 ``UPDATE`` guarded by ``version`` and ``last_sequence`` as read — a compare-and-set — with the
 history row, timers and work items as CTEs applied only if it matched). No lock is held between
 the two, and each is its own transaction. When another change of the instance committed in
@@ -21,7 +21,7 @@ bounded. Inside a caller's ``transaction.atomic()``, or when ``pre_save`` / ``po
 receivers listen to instances or events (then the ORM writes, three statements), a change locks
 the instance's row (``SELECT … FOR UPDATE OF`` the instance) in the caller's transaction or its
 own. On SQLite, whose writers take turns, a change is one transaction: the read, the instance's
-``UPDATE`` and the history ``INSERT`` (:func:`django_steps.history.write_in_two_statements`).
+``UPDATE`` and the history ``INSERT`` (:func:`django_steps.statements.write_in_two_statements`).
 
 The only lock a change takes is its instance's row lock, for one statement or for the
 caller's transaction: changes of different instances never wait for each other, and a

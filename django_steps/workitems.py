@@ -142,7 +142,7 @@ def check_groups(
 class Plan:
     """What one change does to its instance's work items: close the open one, open one on
     ``step_id`` with these candidates. Written with the change's history row (on PostgreSQL in
-    the same statement: :func:`django_steps.history.write_in_one_statement`)."""
+    the same statement: :func:`django_steps.statements.write_in_one_statement`)."""
 
     close: bool
     step_id: int | None = None

@@ -17,7 +17,7 @@ from django.db import connections, router, transaction
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from . import authorization, compiled, deadlines, evaluation, history, rows, workitems
+from . import authorization, compiled, deadlines, evaluation, history, rows, statements, workitems
 from .choices import NOTE_KINDS, UNFINISHED_STATES, EventKind, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef
 from .context import Context
@@ -81,8 +81,8 @@ def _read(
 ) -> WorkflowInstance:
     """The instance as committed (``lock``: its row locked), with its workflow, its version
     and — its content type being known — its content object, in one statement
-    (:func:`django_steps.history.read_for_change`); checked as :func:`_lock` says."""
-    read = history.read_for_change(
+    (:func:`django_steps.statements.read_for_change`); checked as :func:`_lock` says."""
+    read = statements.read_for_change(
         _db(),
         workflow_instance.pk,
         workflow_instance.__dict__.get("content_type_id"),
@@ -136,7 +136,7 @@ def _change(
     and writes the change. Returns the instance as changed.
 
     On PostgreSQL in autocommit (no caller's transaction open) a change is optimistic: one
-    read, then one compare-and-set write (:func:`django_steps.history.write_in_one_statement`)
+    read, then one compare-and-set write (:func:`django_steps.statements.write_in_one_statement`)
     that applies only if no other event of the instance was committed since the read: two
     round trips, each its own transaction, no lock held between them. When another change came
     first (after :data:`OPTIMISTIC_ATTEMPTS` such attempts), it is read again with the row lock
@@ -323,7 +323,7 @@ def _append(
     connection = connections[using]
     vendor = connection.vendor
     if expect is not None or (vendor == "postgresql" and not _save_signals_connected()):
-        if not history.write_in_one_statement(
+        if not statements.write_in_one_statement(
             using,
             event,
             update=instance if changed else None,
@@ -335,7 +335,7 @@ def _append(
             raise _Overtaken
     else:
         if vendor == "sqlite" and not _save_signals_connected():
-            history.write_in_two_statements(
+            statements.write_in_two_statements(
                 using, event, update=instance if changed else None, fields=changed or ()
             )
         else:

@@ -136,9 +136,9 @@ def test_the_read_and_the_write_of_a_change_are_prepared_when_the_connection_pre
 def _overtake_once(instance_pk: int, status: str):
     """Patch the read so that, after the first optimistic read, another change of the instance
     commits (in another thread, on its own connection) before the write."""
-    from django_steps import history
+    from django_steps import statements
 
-    real, done = history.read_for_change, []
+    real, done = statements.read_for_change, []
 
     def read_then_overtaken(*args, **kwargs):
         read = real(*args, **kwargs)
@@ -160,7 +160,7 @@ def _overtake_once(instance_pk: int, status: str):
 
 
 def test_a_change_overtaken_after_its_read_is_decided_again_on_the_new_state(workflow, monkeypatch):
-    from django_steps import history
+    from django_steps import statements
 
     instance = start_workflow_instance("Routing", Document.objects.create())
     published = []
@@ -170,7 +170,7 @@ def test_a_change_overtaken_after_its_read_is_decided_again_on_the_new_state(wor
 
     workflow_event_committed.connect(receiver, dispatch_uid="test_compare_and_set")
     try:
-        monkeypatch.setattr(history, "read_for_change", _overtake_once(instance.pk, "Checking"))
+        monkeypatch.setattr(statements, "read_for_change", _overtake_once(instance.pk, "Checking"))
         changed = update_workflow_step_status(instance, "New")
     finally:
         workflow_event_committed.disconnect(dispatch_uid="test_compare_and_set")
@@ -189,10 +189,10 @@ def test_a_change_overtaken_after_its_read_is_decided_again_on_the_new_state(wor
 
 
 def test_with_an_expected_version_an_overtaken_change_is_a_version_conflict(workflow, monkeypatch):
-    from django_steps import history
+    from django_steps import statements
 
     instance = start_workflow_instance("Routing", Document.objects.create())
-    monkeypatch.setattr(history, "read_for_change", _overtake_once(instance.pk, "Checking"))
+    monkeypatch.setattr(statements, "read_for_change", _overtake_once(instance.pk, "Checking"))
     with pytest.raises(VersionConflict) as caught:
         update_workflow_step_status(instance, "New", expected_version=1)
     assert caught.value.code == "VERSION_CONFLICT"
