@@ -279,7 +279,12 @@ class _GraphQLCsrfCheck(CsrfViewMiddleware):
     in GraphQL's JSON error shape instead of the project's HTML failure page."""
 
     def _accept(self, request: HttpRequest) -> None:
-        get_token(request)  # the cookie for the next POST
+        if "CSRF_COOKIE" in request.META:
+            # The client sent its cookie: the answer sends it again (its expiry renewed), as
+            # get_token would, without masking a new token per request that no one reads.
+            request.META["CSRF_COOKIE_NEEDS_UPDATE"] = True
+        else:
+            get_token(request)  # the cookie for the next POST
         return super()._accept(request)
 
     def _reject(self, request: HttpRequest, reason: str) -> HttpResponse:
