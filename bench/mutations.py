@@ -14,11 +14,13 @@ plain-Django floor, all three under uvicorn on the same database.
   visibility rule is a real queryset filter (the user owns the claims).
 
 Each client has one keep-alive connection to each server and one instance on each side (it
-alternates two statuses of the first step). Rounds: in each, every side in turn (the order
-rotates each round) gets ``--per-round`` mutations from each of the clients at once; the
-figures are the ratios of the median latencies over all rounds, with the median and
-interquartile range of the per-round ratios. With 1 client and with 8; the servers have
-``--workers`` processes each (2 by default).
+alternates two statuses of the first step). The connections are split evenly over each server's
+workers, the same split on every side (printed in the rows): the kernel's accept order alone
+could give one side 6+2 and another 4+4, a difference in queueing rather than in work.
+Rounds: in each, every side in turn (the order rotates each round) gets ``--per-round``
+mutations from each of the clients at once; the figures are the ratios of the median latencies
+over all rounds, with the median and interquartile range of the per-round ratios. With 1
+client and with 8; the servers have ``--workers`` processes each (2 by default).
 
 Then a correctness scenario on ours: 8 clients on one shared instance send ``expectedVersion``
 and retry a ``VersionConflict`` at its ``current.version``; every change lands once.
