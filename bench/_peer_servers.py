@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
@@ -98,11 +99,22 @@ PEER = ("bench._peer_asgi:application", "bench._peer_settings")
 
 
 @contextlib.contextmanager
-def server(python: Path, side: tuple[str, str], env_extra: dict, log: Path, workers: int = 1):
+def server(
+    python: Path,
+    side: tuple[str, str],
+    env_extra: dict,
+    log: Path,
+    workers: int = 1,
+    *,
+    worker_pid: bool = False,
+):
     """``side`` (an ASGI application and its settings module) under uvicorn, DEBUG off; yields
-    ``(port, pid)``."""
+    ``(port, pid)``. ``worker_pid``: each answer names its worker (for :func:`spread`)."""
     app, settings_module = side
     port = free_port()
+    if worker_pid:
+        env_extra = {**env_extra, "BENCH_ASGI_APP": app}
+        app = "bench._peer_worker_pid:application"
     env = {
         **os.environ,
         **env_extra,
@@ -142,11 +154,25 @@ class Browser:
     def __init__(self, port: int, session: str, path: str = "/graphql/") -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.path = path
-        self.headers = {
-            "Content-Type": "application/json",
-            "X-CSRFToken": CSRF,
-            "Cookie": f"sessionid={session}; csrftoken={CSRF}",
-        }
+        self.headers = {"Content-Type": "application/json", "X-CSRFToken": CSRF}
+        self.log_in(session)
+        self.worker: str | None = None  # the server's worker on this connection (see spread)
+
+    def log_in(self, session: str) -> None:
+        """Send ``session``'s cookie from now on."""
+        self.headers["Cookie"] = f"sessionid={session}; csrftoken={CSRF}"
+
+    def which_worker(self) -> str:
+        """Connect (once) and ask which worker serves this connection: a GET of the path, whose
+        answer (any status) names it, from a server run with ``worker_pid``."""
+        if self.worker is None:
+            self.conn.request("GET", self.path, headers=self.headers)
+            response = self.conn.getresponse()
+            response.read()
+            self.worker = response.getheader("X-Worker-Pid")
+            if self.worker is None:
+                raise RuntimeError("the server names no worker: run it with worker_pid=True")
+        return self.worker
 
     def post(self, body: bytes) -> tuple[float, dict]:
         """Send ``body``; the seconds until the whole answer was read, and the answer. Raises
@@ -165,3 +191,38 @@ class Browser:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def spread(port: int, sessions: Sequence[str], path: str, workers: int) -> list[Browser]:
+    """One keep-alive connection per session, as evenly split over the server's ``workers`` as
+    the count allows (which worker accepts a connection is the kernel's choice: connections are
+    opened until each worker has its share, the others closed), in an order whose every prefix
+    is split as evenly too. The server runs with ``worker_pid``."""
+    share = -(-len(sessions) // workers)
+    kept: dict[str, list[Browser]] = {}
+    extra: list[Browser] = []
+    while sum(map(len, kept.values())) < len(sessions):
+        if len(extra) > 50 * len(sessions):
+            raise RuntimeError(f"no even split over {workers} workers: {_split(kept)}")
+        browser = Browser(port, sessions[0], path)
+        on = kept.setdefault(browser.which_worker(), [])
+        (on if len(on) < share else extra).append(browser)
+    for browser in extra:
+        browser.close()
+    lanes = sorted(kept.values(), key=len, reverse=True)
+    ordered = [b for rank in range(share) for lane in lanes for b in lane[rank : rank + 1]]
+    for browser, session in zip(ordered, sessions, strict=True):
+        browser.log_in(session)
+    return ordered
+
+
+def split(browsers: Sequence[Browser]) -> str:
+    """How ``browsers`` are split over the workers, most first: ``"4+4"``."""
+    by_worker: dict[str | None, list[Browser]] = {}
+    for browser in browsers:
+        by_worker.setdefault(browser.worker, []).append(browser)
+    return _split(by_worker)
+
+
+def _split(by_worker: dict) -> str:
+    return "+".join(str(n) for n in sorted(map(len, by_worker.values()), reverse=True))

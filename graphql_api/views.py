@@ -65,7 +65,13 @@ from strawberry.types.graphql import OperationType
 from graphql_api.frames import run_in_fresh_chunk
 from graphql_api.schemas import SchemaSpec, load_schema
 from graphql_api.security import persisted
-from graphql_api.security.budget import TIMEOUT, RequestTimeout, is_timeout, time_budget
+from graphql_api.security.budget import (
+    Budget,
+    RequestTimeout,
+    is_timeout,
+    time_budget,
+    timeout_error,
+)
 from graphql_api.security.cost import parse_json_int
 from graphql_api.security.document_size import check_document_size
 from graphql_api.security.error_codes import ErrorCode, TransportCode
@@ -116,15 +122,16 @@ class DjangoStepsGraphQLView(GraphQLView):
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         self.graphql_ide = "graphiql" if graphql_setting("GRAPHIQL") else None
-        # The whole request under the operation's time budget (the TimeBudget extension keeps
-        # it): the session and the user it loads too, so that no statement of it runs outside
+        # The whole request under the operation's time budget, marked as the request's (the
+        # TimeBudget extension keeps it, while it opens its own under any other budget): the
+        # session and the user it loads too, so that no statement of it runs outside
         # a budget, and a pooled session keeps the statement timeout from one request to the
         # next instead of a RESET and a SET per request (graphql_api/security/budget.py).
         seconds = graphql_setting("MAX_SECONDS")
-        with time_budget(float(seconds) if seconds else None):
-            return self._dispatch(request)
+        with time_budget(float(seconds) if seconds else None, whole_request=True) as budget:
+            return self._dispatch(request, budget)
 
-    def _dispatch(self, request: HttpRequest) -> HttpResponse:
+    def _dispatch(self, request: HttpRequest, budget: Budget | None) -> HttpResponse:
         try:
             return self.run(request=request)
         except HTTPException as error:
@@ -156,21 +163,7 @@ class DjangoStepsGraphQLView(GraphQLView):
             # answer the TimeBudget extension gives, without data.
             if not is_timeout(error):
                 raise
-            seconds = graphql_setting("MAX_SECONDS")
-            return JsonResponse(
-                {
-                    "data": None,
-                    "errors": [
-                        {
-                            "message": str(RequestTimeout(float(seconds) if seconds else None)),
-                            "extensions": {
-                                "code": TIMEOUT,
-                                "classification": TransportCode.BAD_USER_INPUT,
-                            },
-                        }
-                    ],
-                }
-            )
+            return JsonResponse({"data": None, "errors": [timeout_error(budget).formatted]})
 
     def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
         """strawberry's parsing, after checking the shape of a JSON body (strawberry calls
@@ -286,7 +279,12 @@ class _GraphQLCsrfCheck(CsrfViewMiddleware):
     in GraphQL's JSON error shape instead of the project's HTML failure page."""
 
     def _accept(self, request: HttpRequest) -> None:
-        get_token(request)  # the cookie for the next POST
+        if "CSRF_COOKIE" in request.META:
+            # The client sent its cookie: the answer sends it again (its expiry renewed), as
+            # get_token would, without masking a new token per request that no one reads.
+            request.META["CSRF_COOKIE_NEEDS_UPDATE"] = True
+        else:
+            get_token(request)  # the cookie for the next POST
         return super()._accept(request)
 
     def _reject(self, request: HttpRequest, reason: str) -> HttpResponse:

@@ -37,6 +37,7 @@ from typing import Any
 
 from django.db import DatabaseError, connections
 from django.db.backends.signals import connection_created
+from graphql import GraphQLError
 
 from graphql_api.security.error_codes import TransportCode
 
@@ -48,6 +49,7 @@ __all__ = [
     "end_budget",
     "is_timeout",
     "time_budget",
+    "timeout_error",
 ]
 
 TIMEOUT = TransportCode.TIMEOUT
@@ -58,14 +60,17 @@ SQLITE_CHECK_EVERY = 1000
 
 
 class Budget:
-    """The deadline of one operation (``time.monotonic()`` seconds)."""
+    """The deadline of one operation (``time.monotonic()`` seconds). ``whole_request``: the HTTP
+    view's budget for its request, the one the operation it serves keeps (by this mark, not by
+    its length: a host's budget of the same length is not the request's)."""
 
-    __slots__ = ("deadline", "seconds", "spent")
+    __slots__ = ("deadline", "seconds", "spent", "whole_request")
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, whole_request: bool = False) -> None:
         self.seconds = seconds
         self.deadline = time.monotonic() + seconds
         self.spent = False  # a statement was refused or cut: the work is incomplete
+        self.whole_request = whole_request
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -94,15 +99,16 @@ _budget: ContextVar[Budget | None] = ContextVar("django_steps_time_budget", defa
 
 
 @contextmanager
-def time_budget(seconds: float | None) -> Iterator[Budget | None]:
+def time_budget(seconds: float | None, *, whole_request: bool = False) -> Iterator[Budget | None]:
     """Run the block under a budget of ``seconds`` (none if false): its SQL stops at the deadline
-    with :class:`RequestTimeout` (or the database's own cancellation, see :func:`is_timeout`)."""
+    with :class:`RequestTimeout` (or the database's own cancellation, see :func:`is_timeout`).
+    ``whole_request``: the budget of a whole HTTP request, which its operation keeps."""
     if not seconds:
         yield None
         return
     for connection in connections.all(initialized_only=True):
         _install(connection)  # connections opened before this module was imported
-    budget = Budget(float(seconds))
+    budget = Budget(float(seconds), whole_request=whole_request)
     token = _budget.set(budget)
     try:
         yield budget
@@ -132,6 +138,15 @@ def is_timeout(error: BaseException | None) -> bool:
     if getattr(cause, "sqlstate", None) == "57014" or getattr(cause, "pgcode", None) == "57014":
         return "statement timeout" in str(cause)
     return str(error) == "interrupted"  # sqlite3.OperationalError from the progress handler
+
+
+def timeout_error(budget: Budget | None) -> GraphQLError:
+    """The one error of an operation stopped by ``budget`` (answered with ``data: null``),
+    whether the operation ran or the request was stopped before it (loading the session)."""
+    return GraphQLError(
+        str(RequestTimeout(budget.seconds if budget is not None else None)),
+        extensions={"code": TIMEOUT, "classification": TransportCode.BAD_USER_INPUT},
+    )
 
 
 # ----------------------------------------------------------------------- the database side

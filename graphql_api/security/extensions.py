@@ -44,12 +44,11 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from graphql_api.api.nested_pages import with_page_attrs
 from graphql_api.security.budget import (
-    TIMEOUT,
     Budget,
-    RequestTimeout,
     current_budget,
     end_budget,
     time_budget,
+    timeout_error,
 )
 from graphql_api.security.cost import (
     InputLimits,
@@ -213,7 +212,7 @@ class TimeBudget(SchemaExtension):
             yield
             return
         enclosing = current_budget()
-        if enclosing is not None and enclosing.seconds == float(seconds):
+        if enclosing is not None and enclosing.whole_request:
             # The view's budget for this request (its owner ends it): one deadline, counted from
             # an instant earlier.
             yield
@@ -231,10 +230,7 @@ class TimeBudget(SchemaExtension):
             # Some statement was refused or cut. Code that reads a failed query as "nothing
             # there" (a permission check, say) may have answered wrongly: nothing of the result
             # is kept, the client is told to ask for less.
-            error = GraphQLError(
-                str(RequestTimeout(budget.seconds)),
-                extensions={"code": TIMEOUT, "classification": TransportCode.BAD_USER_INPUT},
-            )
+            error = timeout_error(budget)
             log_errors([error], self.execution_context)
             self.execution_context.result = GraphQLExecutionResult(data=None, errors=[error])
 

@@ -48,6 +48,21 @@ def test_a_post_without_csrf_cookie_is_a_json_403_and_gets_a_cookie_to_retry(vie
     assert retried.status_code == 200 and retried.json()["data"]["me"]["username"] == "viewer"
 
 
+def test_an_accepted_post_sends_the_same_csrf_cookie_again(viewer, settings):
+    """As Django's ``ensure_csrf_cookie``: each answer renews the cookie's expiry, and keeps its
+    value (a token the client holds stays valid)."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(viewer)
+    token = client.get(ENDPOINT, HTTP_ACCEPT="application/json").cookies["csrftoken"].value
+    for _ in range(2):
+        answered = client.post(
+            ENDPOINT, QUERY, content_type="application/json", HTTP_X_CSRFTOKEN=token
+        )
+        assert answered.status_code == 200 and "errors" not in answered.json()
+        assert answered.cookies["csrftoken"].value == token
+        assert answered.cookies["csrftoken"]["max-age"] == settings.CSRF_COOKIE_AGE
+
+
 @pytest.mark.parametrize("header", [None, "x" * 32, "a" * 5])
 def test_missing_or_wrong_csrf_token_is_a_json_403(viewer, header):
     client = Client(enforce_csrf_checks=True)

@@ -233,6 +233,49 @@ async def test_a_query_over_its_budget_on_a_websocket_answers_timeout(settings):
         assert not answered.get("errors") and answered["data"]["workflowInstances"]["edges"] == []
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_an_operation_inside_a_hosts_budget_of_the_same_length_gets_its_own(settings):
+    """A host's own budget around serving a socket (an ASGI middleware of its own, say) that
+    happens to be ``MAX_SECONDS`` long is not the HTTP view's budget for a request: an operation
+    on that socket, once the host's budget ran out, still gets its own."""
+    import asyncio
+
+    from channels.db import database_sync_to_async as run
+
+    from graphql_api.live.routing import get_application
+    from tests.conftest import CLAIM_PROCESSING, make_workflow
+    from tests.graphql_api.live.conftest import login_session, make_user
+    from tests.graphql_api.live.helpers import GraphQLSocket, error_codes
+
+    await run(make_workflow)("Claim Processing", CLAIM_PROCESSING)
+    session = await run(
+        lambda: login_session(
+            make_user("viewer", "django_steps.view_workflowinstance", groups=("reviewers",))
+        )
+    )()
+    _budget(settings, 1.0)
+    # The socket's user, re-read before its first operation, is kept for the second.
+    settings.DJANGO_STEPS_GRAPHQL = {
+        **settings.DJANGO_STEPS_GRAPHQL,
+        "SUBSCRIPTION_RECHECK_SECONDS": 60,
+    }
+    application, hosts = get_application(), []
+
+    async def budgeted(scope, receive, send):  # the host's middleware
+        with time_budget(1.0) as budget:
+            hosts.append(budget)
+            await application(scope, receive, send)
+
+    query = "query { workflowInstances(first: 5) { edges { node { id } } } }"
+    async with GraphQLSocket(budgeted, protocol="graphql-transport-ws", session_key=session) as ws:
+        first = await ws.result(await ws.subscribe(query))
+        await asyncio.sleep(max(hosts[0].remaining(), 0) + 0.05)  # the host's budget ran out
+        answered = await ws.result(await ws.subscribe(query))
+    assert not error_codes(first), first
+    assert not error_codes(answered), answered
+    assert answered["data"]["workflowInstances"]["edges"] == []
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_no_statement_timeout_outlives_its_budget_through_a_rolled_back_transaction():
