@@ -181,8 +181,9 @@ def redis_url(workdir: Path):
         process.wait(5)
 
 
-#: uvicorn's WebSocket implementation in the workers (``--ws``; main() may change it).
-WS = {"implementation": "websockets"}
+#: uvicorn's WebSocket implementation in the workers (``--ws``; main() may change it): the one
+#: README's Deployment recommends (uvicorn's default since 0.50).
+WS = {"implementation": "websockets-sansio"}
 
 #: Where the workers write their fan-out counters (bench/_counting_asgi.py), set by main().
 COUNTERS: dict[str, Path] = {}
@@ -745,8 +746,8 @@ def arguments():
     parser.add_argument(
         "--ws",
         choices=("websockets", "websockets-sansio"),
-        default="websockets",
-        help="uvicorn's WebSocket implementation in the workers",
+        default="websockets-sansio",
+        help="uvicorn's WebSocket implementation in the workers (websockets: the legacy one)",
     )
     parser.add_argument(
         "--max-lag",
