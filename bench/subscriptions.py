@@ -495,6 +495,8 @@ async def scenario(
             # per event and worker: 1 when every subscriber of a worker shares one result
             "executions": moved["executions"] / (len(expected) * len(counters_after)),
             "direct": moved["direct"] / sent if sent else 0.0,
+            # Thread CPU of the hub's direct writes per delivery they made (µs).
+            "hub_cpu": moved["hub_cpu"] / moved["direct"] * 1e6 if moved["direct"] else None,
         }
     return {
         "fan_out": fan_out,
@@ -710,6 +712,17 @@ def rows_for(
                 }
             ]
             if result.get("fan_out")
+            else []
+        ),
+        *(
+            [
+                per_delivery(
+                    f"{label}, of which the hub's direct writes, per delivery they made (thread "
+                    "CPU: the per-socket part, without each commit's own cost)",
+                    result["fan_out"]["hub_cpu"],
+                )
+            ]
+            if result.get("fan_out") and result["fan_out"]["hub_cpu"] is not None
             else []
         ),
         per_delivery(
