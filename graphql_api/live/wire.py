@@ -62,6 +62,7 @@ def frame_writer(send: Any) -> Callable[[str], bool] | None:
                 or protocol.initial_response is not None
                 or connection.state is not opened
                 or connection.extensions
+                or protocol.transport.is_closing()
             ):
                 return False
             protocol.transport.write(text_frame(text.encode()))
@@ -83,6 +84,7 @@ def frame_writer(send: Any) -> Callable[[str], bool] | None:
                 or protocol.extensions
                 or protocol._fragmented_message_waiter is not None
                 or protocol.transfer_data_task.done()
+                or protocol.transport.is_closing()
             ):
                 return False
             protocol.transport.write(text_frame(text.encode()))
