@@ -181,8 +181,9 @@ def redis_url(workdir: Path):
         process.wait(5)
 
 
-#: uvicorn's WebSocket implementation in the workers (``--ws``; main() may change it).
-WS = {"implementation": "websockets"}
+#: uvicorn's WebSocket implementation in the workers (``--ws``; main() may change it): the one
+#: README's Deployment recommends (uvicorn's default since 0.50).
+WS = {"implementation": "websockets-sansio"}
 
 #: Where the workers write their fan-out counters (bench/_counting_asgi.py), set by main().
 COUNTERS: dict[str, Path] = {}
@@ -494,6 +495,8 @@ async def scenario(
             # per event and worker: 1 when every subscriber of a worker shares one result
             "executions": moved["executions"] / (len(expected) * len(counters_after)),
             "direct": moved["direct"] / sent if sent else 0.0,
+            # Thread CPU of the hub's direct writes per delivery they made (µs).
+            "hub_cpu": moved["hub_cpu"] / moved["direct"] * 1e6 if moved["direct"] else None,
         }
     return {
         "fan_out": fan_out,
@@ -711,6 +714,17 @@ def rows_for(
             if result.get("fan_out")
             else []
         ),
+        *(
+            [
+                per_delivery(
+                    f"{label}, of which the hub's direct writes, per delivery they made (thread "
+                    "CPU: the per-socket part, without each commit's own cost)",
+                    result["fan_out"]["hub_cpu"],
+                )
+            ]
+            if result.get("fan_out") and result["fan_out"]["hub_cpu"] is not None
+            else []
+        ),
         per_delivery(
             f"{label}, client CPU per delivery (the subscribers' processes)",
             result["client_cpu_per_delivery"],
@@ -745,8 +759,8 @@ def arguments():
     parser.add_argument(
         "--ws",
         choices=("websockets", "websockets-sansio"),
-        default="websockets",
-        help="uvicorn's WebSocket implementation in the workers",
+        default="websockets-sansio",
+        help="uvicorn's WebSocket implementation in the workers (websockets: the legacy one)",
     )
     parser.add_argument(
         "--max-lag",

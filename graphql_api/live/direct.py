@@ -29,6 +29,7 @@ from collections import deque
 from typing import Any
 
 from graphql_api.live.shared import FANS, RESULTS, STATS, _template
+from graphql_api.live.wire import frame_writer
 
 logger = logging.getLogger("graphql_api.routing")
 
@@ -98,6 +99,7 @@ class DirectSink:
         "klass",
         "session_key",
         "user_pk",
+        "raw",
     )
 
     def __init__(self, operation: Any, node: Any, user_pk: Any, session_key: Any) -> None:
@@ -116,6 +118,8 @@ class DirectSink:
         self.klass: Any = None
         self.session_key = session_key
         self.user_pk = user_pk
+        consumer = self.websocket.ws_consumer
+        self.raw = frame_writer(getattr(consumer, "frame_send", None) or consumer.base_send)
 
     def checked(self, key: tuple | None, lease: Any, klass: Any) -> None:
         """The subscription's access was checked: its share key, the lease of its user and
@@ -166,18 +170,24 @@ class DirectSink:
             if not flow.fits(size):
                 return False
             flow.sent += size
-        consumer = websocket.ws_consumer
-        send = getattr(consumer, "frame_send", None) or consumer.base_send
         # A send that has to wait is awaited by the socket's next usual send (adapter._send).
-        sending = send_now(send, {"type": "websocket.send", "text": text})
-        websocket.direct_sending = sending
+        sending = websocket.direct_sending = self._send(text)
         if flow is not None and sending is None:
             # While a frame waits to be written, the ping stays due: the next frame sends it.
             ping = flow.ping()
             if ping is not None:
-                message = {"type": "websocket.send", "text": websocket.view.encode_json(ping)}
-                websocket.direct_sending = send_now(send, message)
+                websocket.direct_sending = self._send(websocket.view.encode_json(ping))
         return True
+
+    def _send(self, text: str) -> asyncio.Task | None:
+        """Write one frame now, below the server's protocol when it allows
+        (:mod:`graphql_api.live.wire`), else through ``send``: the task finishing it when
+        that has to wait."""
+        if self.raw is not None and self.raw(text):
+            return None
+        consumer = self.websocket.ws_consumer
+        send = getattr(consumer, "frame_send", None) or consumer.base_send
+        return send_now(send, {"type": "websocket.send", "text": text})
 
     def drain(self) -> bool:
         """Called by the stream about to wait (its buffer empty): write what waited in the

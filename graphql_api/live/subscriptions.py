@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -197,6 +198,11 @@ class Access:
         #: the user: see :func:`django_steps.authorization.visibility_class`.
         self.visibility_class: Any = None
 
+    def copy(self) -> Access:
+        """The same user, session and decisions; checks of the copy (a lease's) replace its
+        ``user`` and ``visibility_class``, never this one's."""
+        return copy.copy(self)
+
     async def check_user(self, ahead: float = 0.0) -> None:
         """Raise ``PERMISSION_DENIED`` once the user may no longer read instances (the user is
         read again as for every operation on a socket: :func:`socket_auth.user_now`; at once,
@@ -268,8 +274,8 @@ class _Lease:
     on its own (and ends with ``PERMISSION_DENIED``, or takes a new lease)."""
 
     def __init__(self, access: Access) -> None:
-        self.access = Access.__new__(Access)
-        self.access.__dict__.update(access.__dict__)
+        # Its own copy: the lease re-checks on its timer, apart from the stream it came from.
+        self.access = access.copy()
         self.ttl = access.ttl
         self.valid_until = 0.0
         self.epoch: Any = None
