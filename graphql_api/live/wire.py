@@ -51,10 +51,12 @@ def frame_writer(send: Any) -> Callable[[str], bool] | None:
     if sansio is not None and type(protocol) is sansio.WebSocketsSansIOProtocol:
         if function is not sansio.WebSocketsSansIOProtocol.send:
             return None
-        connection = protocol.conn
+        connection = getattr(protocol, "conn", None)
+        if connection is None:
+            return None
 
-        def write_sansio(text: str) -> bool:
-            if (
+        def ready_sansio() -> bool:
+            return not (
                 not protocol.writable.is_set()
                 or protocol.disconnected
                 or protocol.close_sent
@@ -63,19 +65,16 @@ def frame_writer(send: Any) -> Callable[[str], bool] | None:
                 or connection.state is not opened
                 or connection.extensions
                 or protocol.transport.is_closing()
-            ):
-                return False
-            protocol.transport.write(text_frame(text.encode()))
-            return True
+            )
 
-        return write_sansio
+        return _writer(protocol, ready_sansio)
     legacy = sys.modules.get(_LEGACY)
     if legacy is not None and type(protocol) is legacy.WebSocketProtocol:
         if function is not legacy.WebSocketProtocol.asgi_send:
             return None
 
-        def write_legacy(text: str) -> bool:
-            if (
+        def ready_legacy() -> bool:
+            return not (
                 protocol._paused
                 or protocol.state is not opened
                 or protocol.closed_event.is_set()
@@ -85,10 +84,25 @@ def frame_writer(send: Any) -> Callable[[str], bool] | None:
                 or protocol._fragmented_message_waiter is not None
                 or protocol.transfer_data_task.done()
                 or protocol.transport.is_closing()
-            ):
-                return False
-            protocol.transport.write(text_frame(text.encode()))
-            return True
+            )
 
-        return write_legacy
+        return _writer(protocol, ready_legacy)
     return None
+
+
+def _writer(protocol: Any, ready: Callable[[], bool]) -> Callable[[str], bool] | None:
+    """The writer, once ``ready`` could be asked: these are uvicorn's and websockets' own
+    attributes, so a version that renamed one gets no writer (``send`` as before), not an
+    error at the first event."""
+    try:
+        ready()
+    except AttributeError:
+        return None
+
+    def write(text: str) -> bool:
+        if not ready():
+            return False
+        protocol.transport.write(text_frame(text.encode()))
+        return True
+
+    return write

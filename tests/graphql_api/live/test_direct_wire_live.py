@@ -110,3 +110,16 @@ async def test_shared_results_reach_every_subscriber_once_in_order(claim_workflo
         got == [{"data": {"workflowInstanceEvents": {"cursor": c}}} for c in cursors]
         for got in small
     )
+
+
+def test_a_uvicorn_protocol_without_an_attribute_the_writer_reads_gets_no_writer():
+    """A uvicorn or websockets version that renamed an attribute the direct write checks falls
+    back to ``send`` (no writer), instead of failing at the first event."""
+    import uvicorn.protocols.websockets.websockets_sansio_impl as sansio
+
+    from graphql_api.live.wire import frame_writer
+
+    protocol = sansio.WebSocketsSansIOProtocol.__new__(sansio.WebSocketsSansIOProtocol)
+    assert frame_writer(protocol.send) is None  # no attributes at all: not even `conn`
+    protocol.conn = object()  # `conn` present, the flags the check reads missing
+    assert frame_writer(protocol.send) is None
