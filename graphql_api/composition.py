@@ -329,10 +329,9 @@ class _OurConnectionNames:
 class _RememberedSpellings:
     """Mixin for strawberry's ``NameConverter``: each Python name's GraphQL spelling is converted
     once (``to_camel_case`` splits and joins the name on every call). The optimizer looks a
-    selected field up by comparing the GraphQL names of its type's fields, request after request:
-    some 80 conversions on a page of ten instances with their history. The names are those of
-    the schema's fields and arguments, so the memory is bounded by the schema
-    (:data:`MAX_SPELLINGS` as a backstop)."""
+    selected field up by comparing the GraphQL names of its type's fields, so every request
+    converted the same names again. The names are those of the schema's fields and arguments,
+    so the memory is bounded by the schema (:data:`MAX_SPELLINGS` as a backstop)."""
 
     spellings: dict[tuple[str, bool], str]
 

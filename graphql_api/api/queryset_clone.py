@@ -4,10 +4,10 @@ per-queryset config without ``dataclasses.replace``.
 strawberry-django replaces ``QuerySet._clone`` (``strawberry_django/queryset.py``) so that every
 clone carries a copy of its :class:`StrawberryDjangoQuerySetConfig` (optimized, ordering, …),
 made with ``dataclasses.replace``. That function looks the dataclass's fields up, checks each
-one and builds the keyword arguments on every call: about three times the cost of calling the
+one and builds the keyword arguments on every call: several times the cost of calling the
 constructor with the same values, on every ``filter``/``annotate``/``only``/``order_by`` of any
-queryset in the process (a few dozen per GraphQL list request: the visibility rule, the
-optimizer, the nested pages).
+queryset in the process (dozens per GraphQL list request: the visibility rule, the optimizer,
+the nested pages).
 
 The copy here is the same one (a new config through the dataclass's ``__init__``, every field's
 value shared as ``replace`` shares it), installed only over strawberry-django's own ``_clone``
