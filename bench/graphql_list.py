@@ -25,7 +25,7 @@ In process (Django's test client against the same database): SQL queries per pag
 page size) and the time against the floor, the same JSON built by two hand-written ORM queries
 and ``json.dumps``.
 
-    python bench/graphql_list.py [--quick] [--json]
+    python bench/graphql_list.py [--quick] [--rounds N] [--json] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -119,8 +119,18 @@ def main() -> None:
         help="py-spy record both servers during the HTTP rounds "
         "(raw stacks into DIR/ours.txt and DIR/peer.txt)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        metavar="N",
+        help="alternating HTTP rounds for each page size (default: 300 for a page of 10, 120 for "
+        "a page of 100; with --quick 15 and 8); --quick with --rounds gives a short run whose "
+        "ratios still have enough rounds",
+    )
     args = parser.parse_args()
     rounds = {10: 15, 100: 8} if args.quick else {10: 300, 100: 120}
+    if args.rounds:
+        rounds = dict.fromkeys(rounds, args.rounds)
     workdir, backend = served_database("graphql_list")
 
     from django.contrib.auth.models import Permission, User

@@ -326,17 +326,42 @@ class _OurConnectionNames:
         return name
 
 
+class _RememberedSpellings:
+    """Mixin for strawberry's ``NameConverter``: each Python name's GraphQL spelling is converted
+    once (``to_camel_case`` splits and joins the name on every call). The optimizer looks a
+    selected field up by comparing the GraphQL names of its type's fields, so every request
+    converted the same names again. The names are those of the schema's fields and arguments,
+    so the memory is bounded by the schema (:data:`MAX_SPELLINGS` as a backstop)."""
+
+    spellings: dict[tuple[str, bool], str]
+
+    def apply_naming_config(self, name: str) -> str:
+        key = (name, self.auto_camel_case)  # type: ignore[attr-defined]
+        spelled = self.spellings.get(key)
+        if spelled is None:
+            spelled = super().apply_naming_config(name)  # type: ignore[misc]
+            if len(self.spellings) < MAX_SPELLINGS:
+                self.spellings[key] = spelled
+        return spelled
+
+
+#: At most this many spellings are remembered (a schema has far fewer names).
+MAX_SPELLINGS = 10_000
+
+
 def _renaming(converter: NameConverter, renames: Mapping[str, str]) -> NameConverter:
-    """A copy of ``converter`` that also names our connections and renames our types (its own
-    naming rules still apply)."""
+    """A copy of ``converter`` that also names our connections, renames our types (its own
+    naming rules still apply) and remembers the spellings of names."""
     if len(set(renames.values())) != len(renames):
         raise ImproperlyConfigured("rename= gives two of django-steps' types the same name.")
     base = type(converter)
-    cls = type(f"Renaming{base.__name__}", (_RenameOurTypes, _OurConnectionNames, base), {})
+    mixins = (_RenameOurTypes, _OurConnectionNames, _RememberedSpellings)
+    cls = type(f"Renaming{base.__name__}", (*mixins, base), {})
     copy = cls.__new__(cls)
     copy.__dict__.update(converter.__dict__)
     copy.renames = dict(renames)
     copy.renamed = set()
+    copy.spellings = {}
     return copy
 
 

@@ -71,9 +71,10 @@ from strawberry_django.relay import (
 )
 from strawberry_django.relay.cursor_connection import OrderingDescriptor, annotate_ordering_fields
 
-# Imported for its patch of strawberry-django (a column field resolves as a basic field),
-# applied before any type of ours is converted into a schema.
-from graphql_api.api import column_fields  # noqa: F401
+# Imported for their patches of strawberry-django, applied before any type of ours is converted
+# into a schema: a column field resolves as a basic field; a queryset's clone copies its config
+# cheaply.
+from graphql_api.api import column_fields, queryset_clone  # noqa: F401
 from graphql_api.api.event_cursors import EventConnection
 from graphql_api.api.ids import schema_name
 from graphql_api.api.nested_pages import KeysetConnection, NestedPage, page_attr, page_nested
