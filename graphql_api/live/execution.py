@@ -54,7 +54,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from django_steps.models import WorkflowEvent
 from graphql_api.live.direct import settle
-from graphql_api.live.shared import RESULTS, STATS, Shared, sharing_class
+from graphql_api.live.shared import FANS, RESULTS, STATS, Shared, sharing_class
 
 __all__ = [
     "VIEWER_DEPENDENT",
@@ -182,7 +182,7 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if entry.pending is None:
                 STATS.shared += 1
                 return entry.result
-            return self._shared(entry, event, args, kwargs, first=False)
+            return self._shared(entry, key, event, args, kwargs, first=False)
         result = self._execute(event, args, kwargs)
         if not is_awaitable(result):
             if not result.errors:
@@ -194,20 +194,26 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
         entry = results[key] = Shared(self.operation, None)
         entry.pending = asyncio.ensure_future(result)
         entry.pending.add_done_callback(lambda done: _settle(results, key, entry, done, event))
-        return self._shared(entry, event, args, kwargs, first=True)
+        return self._shared(entry, key, event, args, kwargs, first=True)
 
     def _execute(self, event: WorkflowEvent, args: tuple, kwargs: dict) -> Any:
         STATS.executed(event.cursor)
         return super().execute_operation(*args, **kwargs)
 
     async def _shared(
-        self, entry: Shared, event: WorkflowEvent, args: tuple, kwargs: dict, *, first: bool
+        self,
+        entry: Shared,
+        key: tuple,
+        event: WorkflowEvent,
+        args: tuple,
+        kwargs: dict,
+        *,
+        first: bool,
     ) -> Any:
-        """The result of the execution in flight for ``entry`` (shielded: one subscriber
-        leaving does not cancel it for the others); if it failed, another's failure is not
-        this one's: execute on its own."""
+        """The result of the execution in flight for ``entry`` (:func:`wait_shared`); if it
+        failed, another's failure is not this one's: execute on its own."""
         try:
-            value = await asyncio.shield(entry.pending)
+            value = await wait_shared(entry, key, event.cursor)
         except Exception:
             if first:
                 raise
@@ -218,6 +224,32 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return value
         result = self._execute(event, args, kwargs)
         return await result if is_awaitable(result) else result
+
+
+async def wait_shared(entry: Shared, key: tuple, cursor: int) -> Any:
+    """The result of ``entry``'s execution in flight, shielded: one subscriber leaving does not
+    cancel it for the others. But the last one waiting for it that leaves (its socket closed,
+    its ``complete`` came) cancels it, unless direct followers still wait for its result: an
+    execution nobody waits for must not run on after its clients are gone (a document doing
+    seconds of work, times every subscription of a socket). One that others cancelled that way
+    raises :class:`SharedCancelled` to whoever comes late to it: execute on your own."""
+    pending = entry.pending
+    entry.waiters += 1
+    try:
+        return await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # this subscriber stopped
+        raise SharedCancelled() from None
+    finally:
+        entry.waiters -= 1
+        if not entry.waiters and not pending.done() and (cursor, key) not in FANS:
+            pending.cancel()
+
+
+class SharedCancelled(Exception):
+    """The execution a subscriber waited for was cancelled by the others leaving."""
 
 
 def _settle(
@@ -266,7 +298,7 @@ async def send_shared(event: WorkflowEvent, base: tuple | None, info: Any, opera
     result = entry.result
     if entry.pending is not None:
         try:
-            result = await asyncio.shield(entry.pending)
+            result = await wait_shared(entry, key, event.cursor)
         except Exception:
             return False
         if result.errors:

@@ -77,13 +77,15 @@ class Shared:
     """One execution of an event shared by its subscribers: its result (once ``pending``, the
     execution in flight, is done) and its payload serialised once."""
 
-    __slots__ = ("operation", "pending", "result", "text")
+    __slots__ = ("operation", "pending", "result", "text", "waiters")
 
     def __init__(self, operation: Any, result: Any) -> None:
         self.operation = operation
         self.result = result
         self.pending: Any = None
         self.text: str | None = None
+        #: Subscribers awaiting ``pending`` now (graphql_api.live.execution.wait_shared).
+        self.waiters = 0
 
 
 #: event -> {share key: Shared, id(result.data): Shared}, for as long as the event object lives.

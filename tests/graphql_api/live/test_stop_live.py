@@ -105,3 +105,35 @@ async def test_complete_stops_every_replay_on_a_real_socket(claim_workflows):
         assert late == 0
         assert busy < 0.4
         await ws.close()
+
+
+#: A document each event of which costs the server real work: the instance's history with every
+#: step's statuses and their counts, per edge (bounded by the cost limit, not by the event).
+HEAVY = (
+    "subscription Heavy%d {"
+    ' workflowInstanceEvents(after: "0") { cursor instance { id history(first: 100) { edges {'
+    " node { id toStep { name instanceCounts { total active } statuses { name"
+    " instanceCounts { total onHold } } } fromStep { name statuses { name"
+    " instanceCounts { total } } } } } } } } }"
+)
+
+
+async def test_closing_a_socket_stops_the_executions_its_subscriptions_were_waiting_for(
+    claim_workflows,
+):
+    """A subscription executing an event runs it as a task its sharers may wait for; once the
+    socket is gone nobody waits, so the work stops with it instead of running on."""
+    session = await run(_history)()
+    env = {"TEST_GRAPHQL_SETTINGS": json.dumps({"WEBSOCKET_MAX_OPERATIONS": 10})}
+    with server("uvicorn", env=env) as port:
+        ws = await open_socket(port, session, max_size=None)
+        for n in range(10):  # distinct documents: nothing shared between them
+            query = HEAVY % n
+            await ws.send(
+                json.dumps({"id": str(n), "type": "subscribe", "payload": {"query": query}})
+            )
+        assert await _read_for(ws, 6.0) > 0  # the executions are running (each takes a while)
+        await ws.close()
+        busy = await _idle_after(port)
+        print(f"heavy: {busy:.3f} s of server CPU in the 3 s after the close")
+        assert busy < 0.6
