@@ -1,9 +1,8 @@
 """A time budget per operation: ``DJANGO_STEPS_GRAPHQL["MAX_SECONDS"]`` of wall-clock time.
 
-The cost limit (:mod:`graphql_api.security.cost`) bounds what an operation may return; this bounds
-how long
-it may run, whatever the reason (a table much larger than usual, a slow disk, a rule that
-queries). Once the budget is spent the operation's database work stops, and it answers
+The cost limit (:mod:`graphql_api.security.cost`) bounds what an operation may return; this
+bounds how long it may run, whatever the reason (a table much larger than usual, a slow disk, a
+rule that queries). Once the budget is spent the operation's database work stops, and it answers
 ``{"data": null, "errors": [{"extensions": {"code": "TIMEOUT"}}]}`` (nothing of a result cut
 short is kept: code that reads a failed query as "no rows" may have answered wrongly):
 
@@ -14,9 +13,10 @@ short is kept: code that reads a failed query as "no rows" may have answered wro
   :data:`PG_TIMEOUT_STEP_MS` (set again once it would outlive the deadline by more than
   :data:`PG_TIMEOUT_SLACK`): ``SET`` for the session outside a transaction, reset to the server's
   default by the next statement outside any budget, and inside one ``SET LOCAL`` — unless the
-  timeout in effect already fits: the session's this budget set, for a mutation's transaction
-  after its reads; or, on a pooled session, exactly the value an earlier budget of the same
-  length left, while nothing outside a budget ran on it since. The HTTP view budgets the whole
+  timeout in effect already fits (lets the statement run to the deadline, and stops it at most
+  :data:`PG_TIMEOUT_SLACK` after): the one this budget set, the session's for a mutation's
+  transaction after its reads, or, on a pooled session, one an earlier budget left, while nothing
+  outside a budget ran on it since. The HTTP view budgets the whole
   request (the session and user loads too), so back-to-back GraphQL requests on a session need
   neither ``SET`` nor ``RESET``.
 
@@ -156,7 +156,7 @@ def _check_deadline(execute: Any, sql: str, params: Any, many: bool, context: di
     budget = _budget.get()
     connection = context["connection"]
     if budget is None:
-        if connection.vendor == "postgresql" and _timeout_in_effect(connection)[0]:
+        if connection.vendor == "postgresql" and _timeout_in_effect(connection):
             _lift_statement_timeout(connection)
         return execute(sql, params, many, context)
     remaining = budget.remaining()
@@ -164,7 +164,7 @@ def _check_deadline(execute: Any, sql: str, params: Any, many: bool, context: di
         budget.spent = True
         raise RequestTimeout(budget.seconds)
     if connection.vendor == "postgresql":
-        _set_statement_timeout(connection, budget, remaining)
+        _set_statement_timeout(connection, remaining)
     try:
         return execute(sql, params, many, context)
     except DatabaseError as error:
@@ -189,50 +189,48 @@ def _in_transaction(connection: Any) -> bool:
     return connection.in_atomic_block or not connection.get_autocommit()
 
 
-#: ``(milliseconds, budget)``: the ``statement_timeout`` a budget set for a database session (the
+#: Milliseconds: the ``statement_timeout`` a budget set for a database session (the
 #: driver's connection), by session; absent: the server's default. Kept by session, not by
 #: Django connection: a pool (psycopg's, the default settings) hands a session to the next Django
 #: connection as it was, and that one must know what it inherits (reset it before its first
 #: statement outside a budget, or keep it for a budget it fits).
 _session_timeouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_NONE: tuple[int, Any] = (0, None)
 
 
-def _timeout_in_effect(connection: Any) -> tuple[int, Any]:
-    """``(milliseconds, budget that set it)`` of the ``statement_timeout`` the next statement of
-    ``connection`` runs with, as far as budgets set it (0: none)."""
+def _timeout_in_effect(connection: Any) -> int:
+    """The ``statement_timeout`` (milliseconds) the next statement of ``connection`` runs with,
+    as far as budgets set it (0: none)."""
     session = connection.connection
     if _in_transaction(connection):
-        # ``_steps_local``: (session, milliseconds, budget) of the SET LOCAL of a transaction.
+        # ``_steps_local``: (session, milliseconds) of the SET LOCAL of a transaction.
         local = getattr(connection, "_steps_local", None)
         if local is not None:
             if local[0] is session and session.info.transaction_status != _IDLE:
-                return local[1], local[2]
+                return local[1]
             connection._steps_local = None  # that transaction has ended (this statement begins one)
-    return _session_timeouts.get(session, _NONE)
+    return _session_timeouts.get(session, 0)
 
 
-def _set_statement_timeout(connection: Any, budget: Budget, remaining: float) -> None:
+def _set_statement_timeout(connection: Any, remaining: float) -> None:
     """Make the next statement stop at the deadline (``remaining`` seconds from now): ``SET`` for
     the session outside a transaction, ``SET LOCAL`` inside one (a rollback would bring a
-    session value back) — unless the timeout in effect already does: one this budget set, while
-    it ends at most :data:`PG_TIMEOUT_SLACK` after the deadline (the session's too, for a
-    mutation's transaction after its reads), or exactly the one this budget would set, left by
-    an earlier budget on this session."""
-    wanted = max(1, math.ceil(remaining * 1000 / PG_TIMEOUT_STEP_MS)) * PG_TIMEOUT_STEP_MS
-    milliseconds, owner = _timeout_in_effect(connection)
-    if milliseconds == wanted or (
-        owner is budget and milliseconds and milliseconds <= (remaining + PG_TIMEOUT_SLACK) * 1000
-    ):
+    session value back) — unless the timeout in effect already does: one that lets the
+    statement run to the deadline and ends at most :data:`PG_TIMEOUT_SLACK` after it, whichever
+    budget set it (this one, the session's for a mutation's transaction after its reads, or an
+    earlier request's left on this session: a request that starts its first statement a little
+    late keeps it, and the next request does not set it back)."""
+    milliseconds = _timeout_in_effect(connection)
+    if milliseconds and remaining * 1000 <= milliseconds <= (remaining + PG_TIMEOUT_SLACK) * 1000:
         return
+    wanted = max(1, math.ceil(remaining * 1000 / PG_TIMEOUT_STEP_MS)) * PG_TIMEOUT_STEP_MS
     local = _in_transaction(connection)
     session = connection.connection
     with session.cursor() as cursor:  # the raw cursor: no wrapper, no recursion
         cursor.execute("SELECT set_config('statement_timeout', %s, %s)", [f"{wanted}ms", local])
     if local:
-        connection._steps_local = (session, wanted, budget)  # until the transaction ends
+        connection._steps_local = (session, wanted)  # until the transaction ends
     else:
-        _session_timeouts[session] = (wanted, budget)
+        _session_timeouts[session] = wanted
 
 
 def _lift_statement_timeout(connection: Any) -> None:
@@ -247,7 +245,7 @@ def _lift_statement_timeout(connection: Any) -> None:
         # only, and leave the session's RESET to the first statement outside one.
         with session.cursor() as cursor:
             cursor.execute("SELECT set_config('statement_timeout', '0', true)")
-        connection._steps_local = (session, 0, None)
+        connection._steps_local = (session, 0)
 
 
 def _sqlite_progress() -> int:

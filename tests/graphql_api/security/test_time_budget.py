@@ -346,3 +346,25 @@ def test_back_to_back_requests_send_no_statement_of_the_budget(as_operator, inst
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone()[0] == "10s"
     assert _statement_timeout() == "0"  # a statement outside any budget: the default again
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_session_keeps_an_earlier_budgets_timeout_while_it_fits_the_deadline():
+    """A statement runs with a timeout that lets it reach the deadline and stops it at most
+    PG_TIMEOUT_SLACK after, whichever budget set it: a budget a little shorter than the one
+    before it (a request whose first statement starts late) keeps the session's; a much shorter
+    or a longer one sets its own."""
+
+    def timeout_within(seconds: float) -> str:
+        with time_budget(seconds):
+            with connection.cursor() as cursor:  # through the budget's check
+                cursor.execute("SELECT 1")
+            with connection.connection.cursor() as cursor:  # the driver's: no check, no SET
+                cursor.execute("SHOW statement_timeout")
+                return cursor.fetchone()[0]
+
+    assert timeout_within(10) == "10s"
+    assert timeout_within(9.8) == "10s"  # kept: 10 s is within 9.8 s + the slack
+    assert timeout_within(5) == "5s"  # would outlive the deadline by more: set
+    assert timeout_within(10) == "10s"  # 5 s would stop it before its deadline: set
