@@ -99,6 +99,7 @@ class DirectSink:
         "klass",
         "session_key",
         "user_pk",
+        "send",
         "raw",
     )
 
@@ -119,7 +120,10 @@ class DirectSink:
         self.session_key = session_key
         self.user_pk = user_pk
         consumer = self.websocket.ws_consumer
-        self.raw = frame_writer(getattr(consumer, "frame_send", None) or consumer.base_send)
+        #: Where the socket's frames go (set when the socket opened, before any sink), and the
+        #: writer below it when the server allows one (:mod:`graphql_api.live.wire`).
+        self.send = getattr(consumer, "frame_send", None) or consumer.base_send
+        self.raw = frame_writer(self.send)
 
     def checked(self, key: tuple | None, lease: Any, klass: Any) -> None:
         """The subscription's access was checked: its share key, the lease of its user and
@@ -185,9 +189,7 @@ class DirectSink:
         that has to wait."""
         if self.raw is not None and self.raw(text):
             return None
-        consumer = self.websocket.ws_consumer
-        send = getattr(consumer, "frame_send", None) or consumer.base_send
-        return send_now(send, {"type": "websocket.send", "text": text})
+        return send_now(self.send, {"type": "websocket.send", "text": text})
 
     def drain(self) -> bool:
         """Called by the stream about to wait (its buffer empty): write what waited in the

@@ -16,9 +16,9 @@ short is kept: code that reads a failed query as "no rows" may have answered wro
   timeout in effect already fits (lets the statement run to the deadline, and stops it at most
   :data:`PG_TIMEOUT_SLACK` after): the one this budget set, the session's for a mutation's
   transaction after its reads, or, on a pooled session, one an earlier budget left, while nothing
-  outside a budget ran on it since. The HTTP view budgets the whole
-  request (the session and user loads too), so back-to-back GraphQL requests on a session need
-  neither ``SET`` nor ``RESET``.
+  outside a budget ran on it since. The HTTP view budgets the whole request (the session and
+  user loads too), so back-to-back GraphQL requests on a session need neither ``SET`` nor
+  ``RESET``.
 
 Python work between statements is not interrupted (it is bounded by the other limits: cost,
 depth, tokens, input sizes). Subscriptions have no budget (they run as long as the socket); a
