@@ -20,6 +20,7 @@ from django_steps.stats import MAX_BUCKETS, Bucket, WindowError, WorkflowStats, 
 from graphql_api.api import queries
 from graphql_api.api.enums import _mirror
 from graphql_api.api.ids import get_by_global_id
+from graphql_api.api.results import copied
 from graphql_api.api.types import WorkflowStepStatusType, WorkflowStepType, WorkflowType
 from graphql_api.security.cost_bounds import MAX_ITEMS, WORK
 from graphql_api.security.error_codes import ErrorCode, TransportCode
@@ -154,15 +155,7 @@ def _stats(workflow: Workflow, stats: WorkflowStats) -> WorkflowStatsType:
         until=window.until,
         bucket=StatsBucket(window.bucket),
         buckets=window.starts,
-        throughput=[
-            WorkflowThroughputType(
-                start=point.start,
-                started=point.started,
-                completed=point.completed,
-                cancelled=point.cancelled,
-            )
-            for point in stats.throughput
-        ],
+        throughput=[copied(WorkflowThroughputType, point) for point in stats.throughput],
         instances_on_step=[
             WorkflowStepSeriesType(step=steps[series.step_id], counts=series.counts)
             for series in stats.on_step
@@ -172,9 +165,10 @@ def _stats(workflow: Workflow, stats: WorkflowStats) -> WorkflowStatsType:
             for series in stats.on_status
         ],
         time_on_step=[
-            WorkflowStepTimeType(
+            copied(
+                WorkflowStepTimeType,
+                time,
                 step=steps[time.step_id],
-                visits=time.visits,
                 p50_seconds=time.p50.total_seconds(),
                 p90_seconds=time.p90.total_seconds(),
             )
