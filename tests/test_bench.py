@@ -82,6 +82,13 @@ EXPECTED = {
         "updateWorkflowStepStatus, ours, 8 clients on one shared instance",
     ],
     "subscriptions": ["fan-out: executions per event", "redis, 2 workers", "in-memory, 1 worker"],
+    # The machine's floor for the Redis row (no Django): with the bench's own client, and with
+    # Node's `ws` (a row saying it is missing where node_modules is not installed).
+    "fanout_floor": [
+        "floor (write), 2 workers, python client: 20 subscribers, 40 events at 20/s, p99",
+        "floor (write), 2 workers, python client: 20 subscribers, 40 events at 20/s, delivered",
+        "floor (write), 2 workers, node client: 20 subscribers",
+    ],
     "replay": ["replay of a claimant's 12 events among"],
     "inbox": [
         "me.inbox(first: 20) over GraphQL,",

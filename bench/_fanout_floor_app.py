@@ -1,0 +1,112 @@
+"""The server of ``bench/fanout_floor.py``: a bare ASGI app (no Django, no GraphQL, no Channels)
+that fans each Redis message out to every subscribed WebSocket, under uvicorn as the workers of
+``bench/subscriptions.py`` run.
+
+It speaks just enough graphql-transport-ws for the bench's own client
+(``bench/_subscription_client.py``) to connect unchanged: ``connection_init`` is acknowledged,
+``subscribe`` registers the socket, ``ping`` is answered. Each message on the Redis channel
+(``BENCH_FLOOR_CHANNEL`` at ``BENCH_FLOOR_REDIS_URL``) is the whole ``next`` message, already
+encoded by the publisher, and is sent as is to every registered socket, one after the other
+(``BENCH_FLOOR_SEND``):
+
+* ``write``: one prebuilt text frame handed to each connection's transport, which is what the
+  project's direct fan-out does below uvicorn (graphql_api/live/wire.py) minus its checks;
+* ``asgi``: ``await send({"type": "websocket.send", "text": ...})`` per socket, the plain ASGI
+  way (uvicorn's protocol builds each frame).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+
+import redis.asyncio as aioredis
+
+ACK = json.dumps({"type": "connection_ack"})
+PONG = json.dumps({"type": "pong"})
+
+#: The registered sockets: their ASGI send -> their transport.
+SOCKETS: dict = {}
+
+
+def text_frame(data: bytes) -> bytes:
+    """One final, unmasked text frame (RFC 6455 section 5.2)."""
+    size = len(data)
+    if size < 126:
+        return bytes((0x81, size)) + data
+    if size < 65536:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + data
+    return b"\x81\x7f" + size.to_bytes(8, "big") + data
+
+
+async def fan_out(data: bytes, how: str) -> None:
+    if how == "asgi":
+        message = {"type": "websocket.send", "text": data.decode()}
+        for send in list(SOCKETS):
+            try:
+                await send(message)
+            except Exception:  # closed meanwhile: the client counts what it missed
+                SOCKETS.pop(send, None)
+        return
+    frame = text_frame(data)
+    for transport in list(SOCKETS.values()):
+        if not transport.is_closing():
+            transport.write(frame)
+
+
+async def listen() -> None:
+    how = os.environ.get("BENCH_FLOOR_SEND", "write")
+    client = aioredis.from_url(os.environ["BENCH_FLOOR_REDIS_URL"])
+    pubsub = client.pubsub()
+    await pubsub.subscribe(os.environ["BENCH_FLOOR_CHANNEL"])
+    try:
+        async for message in pubsub.listen():
+            if message["type"] == "message":
+                await fan_out(message["data"], how)
+    finally:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()
+            await client.aclose()
+
+
+async def websocket(scope, receive, send) -> None:
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept", "subprotocol": "graphql-transport-ws"})
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            kind = json.loads(message.get("text") or message.get("bytes") or "{}").get("type")
+            if kind == "connection_init":
+                await send({"type": "websocket.send", "text": ACK})
+            elif kind == "subscribe":
+                SOCKETS[send] = send.__self__.transport
+            elif kind == "ping":
+                await send({"type": "websocket.send", "text": PONG})
+    finally:
+        SOCKETS.pop(send, None)
+
+
+async def app(scope, receive, send) -> None:
+    if scope["type"] == "websocket":
+        await websocket(scope, receive, send)
+    elif scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+    elif scope["type"] == "lifespan":
+        listener = None
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                listener = asyncio.create_task(listen())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if listener is not None:
+                    listener.cancel()
+                    with contextlib.suppress(BaseException):
+                        await listener
+                await send({"type": "lifespan.shutdown.complete"})
+                return
