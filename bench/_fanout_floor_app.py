@@ -13,6 +13,11 @@ encoded by the publisher, and is sent as is to every registered socket, one afte
   project's direct fan-out does below uvicorn (graphql_api/live/wire.py) minus its checks;
 * ``asgi``: ``await send({"type": "websocket.send", "text": ...})`` per socket, the plain ASGI
   way (uvicorn's protocol builds each frame).
+
+With ``BENCH_FLOOR_COALESCE_MS`` (``write`` only), the frames of the events that arrived within
+that many milliseconds go to each socket in one write: the kernel's cost is per write (a
+syscall, a loopback packet, a wake-up of the reader) far more than per byte, so this measures
+what batching deliveries per socket, paid for in latency, would save.
 """
 
 from __future__ import annotations
@@ -56,16 +61,39 @@ async def fan_out(data: bytes, how: str) -> None:
             transport.write(frame)
 
 
+async def flush_every(seconds: float, pending: list[bytes]) -> None:
+    """Every ``seconds``: the frames gathered since the last time, to every socket at once."""
+    while True:
+        await asyncio.sleep(seconds)
+        if pending:
+            data = b"".join(pending)
+            pending.clear()
+            for transport in list(SOCKETS.values()):
+                if not transport.is_closing():
+                    transport.write(data)
+
+
 async def listen() -> None:
     how = os.environ.get("BENCH_FLOOR_SEND", "write")
+    coalesce = float(os.environ.get("BENCH_FLOOR_COALESCE_MS") or 0) / 1000
+    pending: list[bytes] = []
+    flusher = (
+        asyncio.create_task(flush_every(coalesce, pending)) if coalesce and how == "write" else None
+    )
     client = aioredis.from_url(os.environ["BENCH_FLOOR_REDIS_URL"])
     pubsub = client.pubsub()
     await pubsub.subscribe(os.environ["BENCH_FLOOR_CHANNEL"])
     try:
         async for message in pubsub.listen():
-            if message["type"] == "message":
+            if message["type"] != "message":
+                continue
+            if flusher is not None:
+                pending.append(text_frame(message["data"]))
+            else:
                 await fan_out(message["data"], how)
     finally:
+        if flusher is not None:
+            flusher.cancel()
         with contextlib.suppress(Exception):
             await pubsub.aclose()
             await client.aclose()

@@ -18,16 +18,25 @@ with no Django, no GraphQL and no Channels, to say what these cores can deliver 
   stamped with its publish time; latency is publish → arrival in the client process.
 
 For every subscriber count (``--subscribers``, default 1000, 2500 and 5000) and client, it prints
-the events/s achieved, the deliveries/s sustained, p50/p99 publish → client, the share delivered
-and the CPU per delivery of the workers and of the clients. A run is bounded as
-``bench/subscriptions.py``'s is: once the slowest subscriber is ``--max-lag`` seconds behind, no
-further event is published and a "stopped" row says where it fell behind.
+the events/s achieved, the deliveries/s sustained, p50/p99 publish → client, the share delivered,
+the CPU per delivery of the workers and of the clients (from /proc, from the first publish to the
+last arrival), how much of it the kernel took (system time), the machine's software-interrupt
+time per delivery (loopback TCP's receive side may run there, charged to no process; the whole
+machine's, so an upper bound on a shared one) and the cores the target rate would take at those
+costs. On a loaded machine the rates say what share of the cores the run got; the CPU per
+delivery is the figure to compare. A run is bounded as ``bench/subscriptions.py``'s is: once the
+slowest subscriber is ``--max-lag`` seconds behind, no further event is published and a
+"stopped" row says where it fell behind.
+
+``--coalesce-ms MS`` (with ``--send write``): each worker writes the frames of the events of the
+last MS milliseconds to each socket in one write, trading up to MS of latency for fewer writes
+(the kernel's cost is per write rather than per byte).
 
 Redis: ``REDIS_URL`` if set (a channel of this run's own), else a private ``redis-server``.
 
     python bench/fanout_floor.py [--quick] [--json] [--subscribers 1000,2500,5000]
         [--events 600] [--rate 20] [--clients python,node] [--send write|asgi]
-        [--client-processes 2] [--max-lag 10] [--ports-from PORT]
+        [--coalesce-ms MS] [--client-processes 2] [--max-lag 10] [--ports-from PORT]
 """
 
 from __future__ import annotations
@@ -65,6 +74,8 @@ CURSOR_BASE = 1000 * 2**63
 OPEN_SECONDS = 300.0
 WARM_SECONDS = 150.0
 DRAIN_SECONDS = 30.0
+#: Seconds without a delivery after which the drain ends (a starved client reports late).
+IDLE_SECONDS = 10.0
 P99_TARGET = 500.0
 
 
@@ -310,8 +321,8 @@ async def scenario(
             await publisher.publish(channel, message(CURSOR_BASE + 1 + n))
         published = time.monotonic() - started
         made = len(issued)
-        # Until every live subscriber has every event (or nothing moved for 5 s): the time the
-        # last delivery arrived, within a second (the clients report once a second).
+        # Until every live subscriber has every event (or nothing moved for IDLE_SECONDS): the
+        # time the last delivery arrived, within a second (the clients report once a second).
         wanted = made * live
         received, last_move = 0, time.monotonic()
         drain_until = time.monotonic() + DRAIN_SECONDS
@@ -319,7 +330,7 @@ async def scenario(
             total = sum(p["received"] for p in clients.progress if p)
             if total > received:
                 received, last_move = total, time.monotonic()
-            if received >= wanted or time.monotonic() - last_move > 5:
+            if received >= wanted or time.monotonic() - last_move > IDLE_SECONDS:
                 break
             await asyncio.sleep(0.1)
         delivering = last_move - started
@@ -488,6 +499,12 @@ def arguments():
     parser.add_argument("--rate", type=float, default=20.0, help="events a second")
     parser.add_argument("--clients", default="python,node", help="python, node or both")
     parser.add_argument("--send", choices=("write", "asgi"), default="write")
+    parser.add_argument(
+        "--coalesce-ms",
+        type=float,
+        default=0,
+        help="with --send write: one write per socket for the events of this many ms",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--max-lag", type=float, default=10.0)
@@ -519,11 +536,16 @@ def main() -> int:
     if not args.json:
         print("fan-out floor: a bare ASGI app under uvicorn, publish → client over WebSockets")
     logs = Path(tempfile.mkdtemp(prefix="bench-fanout-floor-"))
+    how = args.send + (
+        f", one write per {args.coalesce_ms:g} ms"
+        if args.coalesce_ms and args.send == "write"
+        else ""
+    )
     labels = [
         (
             kind,
             subscribers,
-            f"floor ({args.send}), {args.workers} workers, {kind} client: {subscribers} "
+            f"floor ({how}), {args.workers} workers, {kind} client: {subscribers} "
             f"subscribers, {events} events at {args.rate:g}/s",
         )
         for kind in kinds
@@ -536,6 +558,7 @@ def main() -> int:
                 "BENCH_FLOOR_REDIS_URL": url or "",
                 "BENCH_FLOOR_CHANNEL": channel,
                 "BENCH_FLOOR_SEND": args.send,
+                "BENCH_FLOOR_COALESCE_MS": str(args.coalesce_ms),
             }
             with contextlib.ExitStack() as stack:
                 if url:
