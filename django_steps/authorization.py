@@ -72,10 +72,12 @@ Acting on an assigned step
     A step may name who acts on it (``assignees``, see :mod:`django_steps.workitems`): while an
     instance is on it, only the candidates of its open work item — a candidate user, or a
     member of a candidate group (:func:`groups_of`) — or, once someone claimed it, the claimant
-    may move it (set a status, hold, resume, cancel, retry), unless they hold
+    may move it (set a status, hold, resume, cancel, retry, migrate), unless they hold
     ``django_steps.override_workitem`` (:data:`OVERRIDE_WORKITEM`). Claiming needs to be a
     candidate; releasing, to be the claimant; handing over (delegating), to be one who may act
-    now — each, or the override. The groups of a user are their Django groups' names, or what
+    now — each, or the override. Who claims an item, or is handed it, must also be able to
+    complete its step (:func:`may_complete`): a claimant who could do nothing with it would
+    lock every other candidate out. The groups of a user are their Django groups' names, or what
     ``settings.DJANGO_STEPS["GROUPS_OF"]`` (a callable ``user -> names``, or its dotted path)
     says. The trusted path (no actor) is exempt.
 
@@ -103,7 +105,7 @@ from django.db.models import CharField, Model, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils.module_loading import import_string
 
-from . import workitems
+from . import compiled, workitems
 from .choices import FINISHED_STATES, InstanceState
 from .conf import steps_setting
 from .exceptions import ModelNotAllowed, NotPermitted
@@ -454,7 +456,7 @@ def allowed_actions(
         return NOTHING
     item = workitems.open_item_of(instance) if step.assignees else None
     claims = {
-        "claim": item is not None and may_claim(user, item),
+        "claim": item is not None and may_claim(user, item, instance, definition),
         "release": item is not None and may_release(user, item),
         "delegate": item is not None and may_act_on_item(user, item),
     }
@@ -533,11 +535,29 @@ def may_act_on_item(user: Any, item: Any) -> bool:
     return is_candidate(user, item) or user.has_perm(OVERRIDE_WORKITEM)
 
 
-def may_claim(user: Any, item: Any) -> bool:
+def may_complete(user: Any, instance: Any, definition: Any = None) -> bool:
+    """Whether ``user`` may set one of the completion statuses of ``instance``'s step from its
+    current status (the permissions alone; True for a step without one): what taking the
+    step's work item needs, so that a claimant can always finish what they took."""
+    definition = definition or compiled.for_instance(instance)
+    step = definition.steps.get(instance.current_step_id)
+    targets = [s for s in step.statuses.values() if s.is_completion_status] if step else []
+    current = definition.statuses.get(instance.current_step_status_id)
+    needed = {required_permission(current, target) for target in targets}
+    if not targets or "" in needed:
+        return True
+    obj = instance.content_object
+    return any(may_set_status(user, permission, obj) for permission in needed)
+
+
+def may_claim(user: Any, item: Any, instance: Any = None, definition: Any = None) -> bool:
+    """Whether ``user`` may claim ``item`` (of ``instance``: read when not given): a candidate
+    (or the override) who may complete its step."""
     return (
         item.claimed_by_id is None
         and _active(user)
         and (is_candidate(user, item) or user.has_perm(OVERRIDE_WORKITEM))
+        and may_complete(user, instance or item.instance, definition)
     )
 
 
@@ -551,8 +571,12 @@ def may_release(user: Any, item: Any) -> bool:
 
 def may_receive(user: Any, instance: Any) -> bool:
     """Whether a work item of ``instance`` may be handed to ``user`` (delegated): one who may
-    change and see it."""
-    return may_change_instances(user) and may_see_instance(user, instance)
+    change and see it, and complete its step (as a claimant must)."""
+    return (
+        may_change_instances(user)
+        and may_see_instance(user, instance)
+        and may_complete(user, instance)
+    )
 
 
 def check_acts(actor: Any, instance: Any, step: Any) -> None:

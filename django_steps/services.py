@@ -445,15 +445,19 @@ def _noted(item: WorkItem, instance: WorkflowInstance, kind: str, actor: Any, **
 def claim_work_item(item: WorkItem, actor: Any = None, *, user: Any = None) -> WorkItem:
     """``actor`` takes the open work item ``item`` (from the trusted path: ``user`` is given
     it); from then on only they act on its step. ``ALREADY_CLAIMED`` when someone has it;
-    ``PERMISSION_DENIED`` for an actor who is not a candidate (nor holds the override)."""
+    ``PERMISSION_DENIED`` for an actor who is not a candidate (nor holds the override), or who
+    may not complete the step (:func:`~django_steps.authorization.may_complete`)."""
     with transaction.atomic(using=_db()):
         instance, current = _locked_item(item, actor)
         if current.claimed_by_id is not None:
             raise WorkItemClaimed(
                 "Someone has already claimed this work item.", work_item_id=current.pk
             )
-        if actor is not None and not authorization.may_claim(actor, current):
-            raise NotPermitted("You are not a candidate of this work item. Nothing was changed.")
+        if actor is not None and not authorization.may_claim(actor, current, instance):
+            raise NotPermitted(
+                "You may not claim this work item: you are not its candidate, or may not "
+                "complete its step. Nothing was changed."
+            )
         current.claimed_by = actor if actor is not None else user
         return _noted(current, instance, EventKind.CLAIMED, actor)
 
@@ -474,7 +478,7 @@ def release_work_item(item: WorkItem, actor: Any = None) -> WorkItem:
 
 def delegate_work_item(item: WorkItem, to_user: Any, actor: Any = None) -> WorkItem:
     """Hand ``item`` to ``to_user``, who then holds it as if they had claimed it: by one who may
-    act on it now. ``to_user`` must be able to see and change the instance
+    act on it now. ``to_user`` must be able to see and change the instance, and complete its step
     (``PERMISSION_DENIED`` otherwise, as for an actor who may not hand it over); None stands for
     a user the caller named who does not exist or is inactive, refused alike. The actor's right
     is checked first, so an actor who may not hand the item over learns nothing of the user."""

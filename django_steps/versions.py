@@ -32,8 +32,13 @@ Migrating
     target step's default status. Landing on a cancellation status, or an active instance on an
     on-hold status, is refused (``TARGET_STATUS_ROLE``: cancel or hold the instance instead); an
     instance on hold stays on hold wherever it lands, and with ``actor=`` the move
-    needs what a status change would (``PERMISSION_DENIED``, see
-    :func:`django_steps.authorization.required_permission`).
+    needs what a status change would (``PERMISSION_DENIED``): on an assigned step, to be a
+    candidate of its open work item, or its claimant once claimed, or to hold
+    ``django_steps.override_workitem`` (checked again when applied, under the row lock: a claim
+    made since the plan is a note that leaves the version alone); and the permission of the
+    target status or the current one (:func:`django_steps.authorization.required_permission`).
+    A migration closes the open work item and opens a new, unclaimed one: it takes the item from
+    its claimant, which is why a claimed step is its claimant's (or an override's) to migrate.
 
     Filters (all optional): ``ids`` (instance primary keys), ``from_versions`` (version
     numbers), ``steps`` (current step names), ``states`` (``ACTIVE`` / ``ON_HOLD``). Finished
@@ -55,7 +60,7 @@ from typing import Any
 from django.db import DatabaseError, router, transaction
 from django.db.models import prefetch_related_objects
 
-from . import authorization, compiled
+from . import authorization, compiled, workitems
 from .choices import UNFINISHED_STATES, InstanceState
 from .compiled import CompiledWorkflow, StatusDef, StepDef
 from .documents import validate_definition
@@ -442,8 +447,8 @@ def plan_migration(
             problems=problems,
         )
     instances = list(_selected(workflow, target_row, filters or {}, actor))
-    if actor is not None:
-        prefetch_related_objects(instances, "content_object")
+    if actor is not None:  # what the rule reads, one query each for the whole page
+        prefetch_related_objects(instances, "content_object", workitems.open_items_prefetch())
     moves = []
     for instance in instances:
         source = compiled.for_instance(instance)
@@ -453,7 +458,15 @@ def plan_migration(
             mapping, step, status, target, instance.state
         )
         if blocked is None and actor is not None:
-            if not authorization.may_move(actor, status, to_status, instance.content_object):
+            # a move like a status change: the step's work item first, then the permissions
+            if step.assignees and not authorization.may_act_on_item(
+                actor, workitems.open_item_of(instance)
+            ):
+                blocked = "PERMISSION_DENIED"
+                reason = (
+                    "Its step is assigned: only its candidates, or who claimed it, may move it."
+                )
+            elif not authorization.may_move(actor, status, to_status, instance.content_object):
                 blocked = "PERMISSION_DENIED"
                 reason = (
                     "You do not have the permission the target status (or the current one) needs."

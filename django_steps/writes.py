@@ -422,6 +422,9 @@ def move_to_version(
     instance = _lock(WorkflowInstance(pk=instance_id), expected_version, actor)
     if instance.state not in UNFINISHED_STATES:  # pragma: no cover - its version moved too
         raise VersionConflict("The instance finished since it was planned.")
+    # a claim since the plan leaves the version alone: the assigned-step rule is read again here
+    step = compiled.for_instance(instance).steps.get(instance.current_step_id)
+    authorization.check_acts(actor, instance, step)
     return _save(
         instance,
         EventKind.MIGRATED,

@@ -5,6 +5,7 @@ rule, with the hold / resume / cancel / migrate actions (see :mod:`django_steps.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import Q
 from django.template.response import TemplateResponse
 
 from .. import authorization, services, versions
@@ -17,6 +18,23 @@ from ..models import (
 from ..selectors import EVENT_RELATIONS
 
 # --------------------------------------------------------------------------- instances
+
+VIEW_WORKFLOW = "django_steps.view_workflow"
+
+
+class VisibleWorkflowFilter(admin.RelatedFieldListFilter):
+    """A workflow list filter offering only the workflows the user may see: every one with
+    ``view_workflow``, else those of the instances the visibility rule shows them (whose names
+    their rows show anyway) — as GraphQL shows a definition only with an instance it may show."""
+
+    def field_choices(self, field, request, model_admin):
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        user = request.user
+        limit = None
+        if not user.has_perm(VIEW_WORKFLOW):
+            seen = authorization.visible_instances(user, WorkflowInstance.objects.all())
+            limit = Q(pk__in=seen.order_by().values("workflow_id"))
+        return field.get_choices(include_blank=False, ordering=ordering, limit_choices_to=limit)
 
 
 class WorkflowEventInline(admin.TabularInline):
@@ -68,7 +86,7 @@ class WorkflowInstanceAdmin(admin.ModelAdmin):
         "version",
         "updated_at",
     )
-    list_filter = ("state", "workflow")
+    list_filter = ("state", ("workflow", VisibleWorkflowFilter))
     list_select_related = (
         "workflow",
         "definition_version",
@@ -227,7 +245,7 @@ class WorkflowEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "actor",
         "created_at",
     )
-    list_filter = ("kind", "workflow")
+    list_filter = ("kind", ("workflow", VisibleWorkflowFilter))
     list_select_related = ("instance", "from_step", "to_step", "to_status", "actor")
     search_fields = ("instance__object_id",)
 

@@ -8,13 +8,16 @@ from django.contrib import admin
 
 from .. import authorization
 from ..models import WorkItem
-from .instances import ReadOnlyAdminMixin
+from .instances import ReadOnlyAdminMixin, VisibleWorkflowFilter
 
 
 @admin.register(WorkItem)
 class WorkItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "instance", "step", "claimed_by", "opened_at", "closed_at", "due_at")
-    list_filter = (("closed_at", admin.EmptyFieldListFilter), "step__workflow")
+    list_filter = (
+        ("closed_at", admin.EmptyFieldListFilter),
+        ("step__workflow", VisibleWorkflowFilter),
+    )
     list_select_related = ("instance", "instance__workflow", "step", "claimed_by")
     search_fields = ("instance__object_id", "claimed_by__username")
     fields = (

@@ -69,7 +69,9 @@ class WorkflowMigrationReason(enum.Enum):
     )
     PERMISSION_DENIED = strawberry.enum_value(
         "PERMISSION_DENIED",
-        description="The viewer lacks the permission the current or the target status needs.",
+        description="The viewer may not move it: they lack the permission the current or the "
+        "target status needs, or its step is assigned and they are neither a candidate nor its "
+        "claimant (nor hold `override_workitem`).",
     )
     VERSION_CONFLICT = strawberry.enum_value(
         "VERSION_CONFLICT", description="It changed while being migrated: plan again."
@@ -131,6 +133,7 @@ class WorkflowMigrationType:
 
 _REFUSED_MESSAGE = {
     "VERSION_CONFLICT": "The instance changed since it was planned: plan again.",
+    "PERMISSION_DENIED": "Its step is assigned and someone else claimed it since it was planned.",
 }
 
 

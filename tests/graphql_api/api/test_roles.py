@@ -22,6 +22,7 @@ from django.test.utils import CaptureQueriesContext
 
 from claims.models import Claim
 from django_steps import services
+from django_steps.exceptions import NotPermitted
 from django_steps.models import WorkflowEvent, WorkflowInstance, WorkItem
 from graphql_api.composition import WorkflowInstanceType
 from tests.graphql_api import operations as ops
@@ -297,7 +298,11 @@ def test_viewer_can_lists_exactly_the_actions_that_succeed(demo):
     ritas = client_for(rita).data(CAN, variables)["workflowInstance"]["viewerCan"]
     assert ritas["statuses"] == [] and not ritas["hold"]  # the submission step is alice's work
     item = WorkItem.objects.get(instance=instance, closed_at__isnull=True)
-    services.delegate_work_item(item, rita, alice)  # she hands it to a reviewer
+    # a reviewer may not complete alice's submission, so nobody hands it to her but the
+    # trusted path (a claimant who cannot finish the step would lock its candidates out)
+    with pytest.raises(NotPermitted):
+        services.delegate_work_item(item, rita, alice)
+    services.claim_work_item(item, user=rita)
     ritas = client_for(rita).data(CAN, variables)["workflowInstance"]["viewerCan"]
     assert [s["name"] for s in ritas["statuses"]] == ["Draft", "On Hold"]
     assert (ritas["hold"], ritas["resume"], ritas["cancel"], ritas["advance"]) == (
