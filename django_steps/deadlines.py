@@ -91,6 +91,19 @@ KEYS = ("after", "at", "status", "remind_before")
 #: The longest duration a deadline may name (beyond it, a date computation could overflow).
 MAX_DURATION = dt.timedelta(days=36500)
 
+#: The range of due times: what a row read back into Python can hold. A due time computed
+#: beyond it (a reminder before an ``at`` in the year 1, a resume pushing an ``at`` of
+#: 9999-12-31 further) is held at its end, never an overflow that would stop the worker.
+EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+#: A deadline whose status the system set this many times on one instance within
+#: :data:`LOOP_WINDOW` fires no more: steps whose deadlines move the instance back and forth at
+#: once would keep a worker busy forever. It is recorded as a ``DEADLINE_ERROR`` (reason
+#: ``DEADLINE_LOOP``) and the instance stays where it is.
+LOOP_CHANGES = 20
+LOOP_WINDOW = dt.timedelta(minutes=1)
+
 _DURATION_RE = re.compile(
     r"^P(?:(?P<days>\d{1,6})D)?"
     r"(?:T(?:(?P<hours>\d{1,7})H)?(?:(?P<minutes>\d{1,9})M)?(?:(?P<seconds>\d{1,11})S)?)?$"
@@ -233,19 +246,35 @@ def _timers_of(
     now = timezone.now()
     common = {"instance_id": instance.pk, "step_id": step.id, "armed_version": instance.version}
     try:
-        due = now + parse_duration(spec["after"]) if spec.get("after") else _at(instance, spec)
+        due = (
+            shifted(now, parse_duration(spec["after"]))
+            if spec.get("after")
+            else _at(instance, spec)
+        )
     except ConditionError as exc:
         detail = {"reason": exc.details.get("reason", cel.Reason.ERROR), "key": "at"}
         timers = [WorkflowTimer(kind=Kind.ERROR, due_at=now, detail=detail, **common)]
     else:
         timers = [WorkflowTimer(kind=Kind.DEADLINE, due_at=due, **common)]
         if spec.get("remind_before"):
-            remind_at = due - parse_duration(spec["remind_before"])
-            timers.append(WorkflowTimer(kind=Kind.REMINDER, due_at=remind_at, **common))
+            remind_at = shifted(due, -parse_duration(spec["remind_before"]))
+            # held at the calendar's start, it keeps the due time its note tells
+            held = {"dueAt": due.isoformat()} if remind_at == EARLIEST else None
+            timers.append(
+                WorkflowTimer(kind=Kind.REMINDER, due_at=remind_at, detail=held, **common)
+            )
         if paused:  # entered on hold (a migration): the clock starts on resume
             for timer in timers:
                 timer.remaining, timer.due_at = max(timer.due_at - now, dt.timedelta(0)), None
     return tuple(timers)
+
+
+def shifted(when: dt.datetime, by: dt.timedelta) -> dt.datetime:
+    """``when + by``, held within :data:`EARLIEST` … :data:`LATEST`."""
+    try:
+        return when + by
+    except OverflowError:
+        return LATEST if by > dt.timedelta(0) else EARLIEST
 
 
 def _at(instance: WorkflowInstance, spec: dict[str, Any]) -> dt.datetime:
@@ -271,7 +300,7 @@ def _resume(instance: WorkflowInstance) -> None:
     now = timezone.now()
     timers = list(_timers(instance).filter(fired_at__isnull=True, remaining__isnull=False))
     for timer in timers:
-        timer.due_at, timer.remaining = now + timer.remaining, None
+        timer.due_at, timer.remaining = shifted(now, timer.remaining), None
     WorkflowTimer.objects.using(instance._state.db).bulk_update(timers, ["remaining", "due_at"])
 
 
@@ -306,7 +335,7 @@ def fire_due(now: dt.datetime | None = None, *, limit: int = 200, using: str | N
             .defer("definition_version__document")
             .filter(pk__in={timer.instance_id for timer in timers})
         }
-        fired, stale = [], []
+        fired, failed, stale = [], [], []
         for timer in timers:
             instance = instances.get(timer.instance_id)
             if instance is None:  # being changed right now: the next sweep sees what it did
@@ -316,12 +345,46 @@ def fire_due(now: dt.datetime | None = None, *, limit: int = 200, using: str | N
                 # here (an instance held by the same batch's deadline …) is never applied
                 stale.append(timer.pk)
                 continue
-            _fire(timer, instance, using, services, writes)
-            fired.append(timer.pk)
+            if _fired_alone(timer, instance, using, services, writes):
+                fired.append(timer.pk)
+            else:
+                failed.append(timer.pk)
         timers_of = WorkflowTimer.objects.using(using)
         timers_of.filter(pk__in=fired).update(fired_at=timezone.now())  # with their effects
+        # used up too: a timer whose firing fails every time must not stop the others forever
+        timers_of.filter(pk__in=failed).update(fired_at=timezone.now(), detail=_BROKEN)
         timers_of.filter(pk__in=stale).delete()
-    return len(fired) + len(stale)
+    return len(fired) + len(failed) + len(stale)
+
+
+#: The ``detail`` of a timer (and of its ``DEADLINE_ERROR`` note) whose firing failed
+#: unexpectedly (a bug, a database error): the traceback is in the worker's log.
+_BROKEN = {"reason": "INTERNAL_ERROR"}
+
+
+def _fired_alone(
+    timer: WorkflowTimer, instance: WorkflowInstance, using: str, services: Any, writes: Any
+) -> bool:
+    """Fire ``timer`` in its own savepoint: an unexpected error undoes its effect only, is
+    logged, and recorded on the instance as a ``DEADLINE_ERROR`` when that can be written;
+    the batch goes on. ``False`` when it failed."""
+    try:
+        with transaction.atomic(using=using):
+            _fire(timer, instance, using, services, writes)
+        return True
+    except Exception:
+        logger.exception(
+            "Timer %s of workflow instance %s could not fire; it is used up.",
+            timer.pk,
+            instance.pk,
+        )
+    try:
+        with transaction.atomic(using=using):
+            instance.refresh_from_db()  # as committed: the failed attempt may have changed it
+            _failed(instance, _BROKEN, writes)
+    except Exception:
+        logger.exception("Its DEADLINE_ERROR could not be recorded either.")
+    return False
 
 
 def seconds_to_wait(poll: float, *, using: str | None = None) -> float:
@@ -359,12 +422,16 @@ def _fire(
     if timer.kind == Kind.ERROR:
         _failed(instance, timer.detail, writes)
     elif timer.kind == Kind.REMINDER:
-        due = timer.due_at + parse_duration(spec.get("remind_before") or "PT0S")
+        due = shifted(timer.due_at, parse_duration(spec.get("remind_before") or "PT0S"))
+        due = dt.datetime.fromisoformat(timer.detail["dueAt"]) if timer.detail else due
         writes.note(instance, EventKind.REMINDER, detail={"dueAt": due.isoformat()})
     elif not spec.get("status"):
         writes.note(instance, EventKind.DEADLINE_PASSED, detail={"dueAt": timer.due_at.isoformat()})
     else:
         reason = {"reason": "DEADLINE", "dueAt": timer.due_at.isoformat()}
+        if _looping(instance, using):
+            _failed(instance, {"reason": "DEADLINE_LOOP", "status": spec["status"]}, writes)
+            return
         try:
             with transaction.atomic(using=using), writes.system_detail(reason):
                 services.update_workflow_step_status(
@@ -372,6 +439,27 @@ def _fire(
                 )
         except WorkflowError as exc:
             _failed(instance, {"reason": str(exc.code.value), "status": spec["status"]}, writes)
+
+
+def _looping(instance: WorkflowInstance, using: str) -> bool:
+    """Whether deadlines set a status of ``instance`` :data:`LOOP_CHANGES` times within the
+    last :data:`LOOP_WINDOW` (one indexed query, for deadlines naming a status only)."""
+    since = timezone.now() - LOOP_WINDOW
+    recent = (  # the newest events only (notes may come between): a bounded index scan
+        WorkflowEvent.objects.using(using)
+        .filter(instance_id=instance.pk)
+        .order_by("-sequence")
+        .values_list("created_at", "actor_id", "detail")[: 3 * LOOP_CHANGES]
+    )
+    made = sum(
+        1
+        for created_at, actor, detail in recent
+        if created_at >= since
+        and actor is None
+        and isinstance(detail, dict)
+        and detail.get("reason") == "DEADLINE"
+    )
+    return made >= LOOP_CHANGES
 
 
 def _failed(instance: WorkflowInstance, detail: dict, writes: Any) -> None:
