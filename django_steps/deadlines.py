@@ -392,16 +392,17 @@ def seconds_to_wait(poll: float, *, using: str | None = None) -> float:
     ``poll`` seconds (which bounds how late a timer armed meanwhile fires), and at least 20 ms
     (timers falling due close together are fired together). One indexed query."""
     using = using or router.db_for_read(WorkflowTimer)
-    next_due = (
+    now = timezone.now()
+    next_due = (  # within the poll only: a later row is never read (nor one out of range)
         WorkflowTimer.objects.using(using)
-        .filter(fired_at__isnull=True, due_at__isnull=False)
+        .filter(fired_at__isnull=True, due_at__lte=shifted(now, dt.timedelta(seconds=poll)))
         .order_by("due_at")
         .values_list("due_at", flat=True)
         .first()
     )
     if next_due is None:
         return poll
-    return min(poll, max(0.02, (next_due - timezone.now()).total_seconds()))
+    return min(poll, max(0.02, (next_due - now).total_seconds()))
 
 
 def run_once(*, limit: int = 200, using: str | None = None) -> int:
