@@ -40,6 +40,11 @@ Firing
     * a deadline naming no status writes a ``DEADLINE_PASSED`` note, a reminder a ``REMINDER``
       note (notes leave the instance's ``version`` alone).
 
+    Nothing a definition or an object says stops the worker: due times are held within the
+    calendar (:func:`shifted`), a firing that fails unexpectedly is undone alone and recorded
+    (``INTERNAL_ERROR``), and a deadline status set :data:`LOOP_CHANGES` times on one instance
+    within :data:`LOOP_WINDOW` is refused (``DEADLINE_LOOP``).
+
     ``python manage.py steps_worker`` sweeps when the next timer falls due, at least every
     ``WORKER_POLL_SECONDS`` (a timer armed meanwhile);
     :mod:`django_steps.tasks` runs the same sweep on Celery.
