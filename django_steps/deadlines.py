@@ -24,7 +24,8 @@ Timers
 
 Firing
     :func:`fire_due` claims due timers with ``SELECT … FOR UPDATE SKIP LOCKED`` (PostgreSQL; on
-    SQLite writers take turns) and fires each in a savepoint of the batch's transaction, under
+    SQLite writers take turns) and fires them in the batch's transaction (a batch a firing
+    failed in is rolled back and fired again, each timer in its own savepoint), under
     the instance's row lock, taken with ``SKIP LOCKED`` too (an instance being changed is left
     for the next sweep; workers never wait for a lock, so they cannot deadlock with a change,
     which locks the instance, then its timers). A timer whose instance is no longer on its
@@ -316,11 +317,22 @@ def fire_due(now: dt.datetime | None = None, *, limit: int = 200, using: str | N
     """Fire up to ``limit`` timers due by ``now`` (default: the clock), in one transaction;
     returns how many were handled (fired or discarded). Timers claimed by another worker, or
     whose instance is being changed, are left for a later sweep."""
+    using = using or router.db_for_write(WorkflowTimer)
+    now = now or timezone.now()
+    try:
+        return _sweep(now, limit, using, alone=False)
+    except Exception:
+        # A firing failed unexpectedly and took the batch with it: the batch again, each timer
+        # in its own savepoint (two statements more per timer, paid only then), so that one
+        # is used up and recorded while the others fire.
+        logger.warning("A deadline sweep failed; firing its timers one by one.", exc_info=True)
+        return _sweep(now, limit, using, alone=True)
+
+
+def _sweep(now: dt.datetime, limit: int, using: str, *, alone: bool) -> int:
     # services and writes are imported here: the write path imports this module (plan).
     from . import services, writes
 
-    using = using or router.db_for_write(WorkflowTimer)
-    now = now or timezone.now()
     with transaction.atomic(using=using):
         timers = list(
             WorkflowTimer.objects.using(using)
@@ -350,7 +362,10 @@ def fire_due(now: dt.datetime | None = None, *, limit: int = 200, using: str | N
                 # here (an instance held by the same batch's deadline …) is never applied
                 stale.append(timer.pk)
                 continue
-            if _fired_alone(timer, instance, using, services, writes):
+            if not alone:
+                _fire(timer, instance, using, services, writes)
+                fired.append(timer.pk)
+            elif _fired_alone(timer, instance, using, services, writes):
                 fired.append(timer.pk)
             else:
                 failed.append(timer.pk)
@@ -435,7 +450,7 @@ def _fire(
         writes.note(instance, EventKind.DEADLINE_PASSED, detail={"dueAt": timer.due_at.isoformat()})
     else:
         reason = {"reason": "DEADLINE", "dueAt": timer.due_at.isoformat()}
-        if _looping(instance, using):
+        if _looping(timer, instance, using):
             _failed(instance, {"reason": "DEADLINE_LOOP", "status": spec["status"]}, writes)
             return
         try:
@@ -447,10 +462,14 @@ def _fire(
             _failed(instance, {"reason": str(exc.code.value), "status": spec["status"]}, writes)
 
 
-def _looping(instance: WorkflowInstance, using: str) -> bool:
+def _looping(timer: WorkflowTimer, instance: WorkflowInstance, using: str) -> bool:
     """Whether deadlines set a status of ``instance`` :data:`LOOP_CHANGES` times within the
-    last :data:`LOOP_WINDOW` (one indexed query, for deadlines naming a status only)."""
+    last :data:`LOOP_WINDOW`. A loop re-arms its timers with every move: a timer armed before
+    the window (every deadline of minutes or days) is none, and costs no query; a younger one
+    costs one indexed query."""
     since = timezone.now() - LOOP_WINDOW
+    if timer.created_at < since:
+        return False
     recent = (  # the newest events only (notes may come between): a bounded index scan
         WorkflowEvent.objects.using(using)
         .filter(instance_id=instance.pk)
