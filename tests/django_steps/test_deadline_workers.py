@@ -235,3 +235,44 @@ def test_the_running_worker_outlives_poisoned_timers_and_fires_the_others():
     assert kinds == {healthy.pk: EventKind.STATUS_CHANGED, poisoned.pk: EventKind.DEADLINE_ERROR}
     assert f"instance {poisoned.pk} could not fire" in err  # logged, with its traceback
     assert "RuntimeError" in err
+
+
+def test_deadlines_moving_an_instance_back_and_forth_stop_the_worker_no_longer_than_the_cap():
+    step_statuses = statuses("Wait", "Go")
+    import_workflow(
+        {
+            "name": "Loop",
+            "content_types": ["testapp.document"],
+            "steps": [
+                {
+                    "name": "One",
+                    "is_initial_step": True,
+                    "deadline": {"after": "PT0S", "status": "Go"},
+                    "statuses": step_statuses,
+                },
+                {
+                    "name": "Two",
+                    "deadline": {"after": "PT0S", "status": "Go"},
+                    "statuses": step_statuses,
+                },
+                {"name": "End", "is_final_step": True, "statuses": statuses("Open", "Done")},
+            ],
+            "transitions": [
+                {"from_step": "One", "to_step": "Two"},
+                {"from_step": "Two", "to_step": "One", "priority": 10},
+                {"from_step": "Two", "to_step": "End", "priority": 0},
+            ],
+        }
+    )
+    instance = start_workflow_instance("Loop", Document.objects.create())
+    command = [sys.executable, "manage.py", "steps_worker", "--once"]
+    worker = subprocess.run(  # fires everything due, then exits: the loop is cut
+        command, cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=120
+    )
+    assert worker.returncode == 0, worker.stderr
+    assert f"{deadlines.LOOP_CHANGES + 1} timer(s) handled." in worker.stdout
+    last = WorkflowEvent.objects.filter(instance=instance).order_by("sequence").last()
+    assert (last.kind, last.detail) == (
+        EventKind.DEADLINE_ERROR,
+        {"reason": "DEADLINE_LOOP", "status": "Go"},
+    )
