@@ -24,7 +24,8 @@ Timers
 
 Firing
     :func:`fire_due` claims due timers with ``SELECT … FOR UPDATE SKIP LOCKED`` (PostgreSQL; on
-    SQLite writers take turns) and fires each in a savepoint of the batch's transaction, under
+    SQLite writers take turns) and fires them in the batch's transaction (a batch a firing
+    failed in is rolled back and fired again, each timer in its own savepoint), under
     the instance's row lock, taken with ``SKIP LOCKED`` too (an instance being changed is left
     for the next sweep; workers never wait for a lock, so they cannot deadlock with a change,
     which locks the instance, then its timers). A timer whose instance is no longer on its
@@ -39,6 +40,11 @@ Firing
       ``DEADLINE_ERROR`` note says why;
     * a deadline naming no status writes a ``DEADLINE_PASSED`` note, a reminder a ``REMINDER``
       note (notes leave the instance's ``version`` alone).
+
+    Nothing a definition or an object says stops the worker: due times are held within the
+    calendar (:func:`shifted`), a firing that fails unexpectedly is undone alone and recorded
+    (``INTERNAL_ERROR``), and a deadline status set :data:`LOOP_CHANGES` times on one instance
+    within :data:`LOOP_WINDOW` is refused (``DEADLINE_LOOP``).
 
     ``python manage.py steps_worker`` sweeps when the next timer falls due, at least every
     ``WORKER_POLL_SECONDS`` (a timer armed meanwhile);
@@ -90,6 +96,19 @@ KEYS = ("after", "at", "status", "remind_before")
 
 #: The longest duration a deadline may name (beyond it, a date computation could overflow).
 MAX_DURATION = dt.timedelta(days=36500)
+
+#: The range of due times: what a row read back into Python can hold. A due time computed
+#: beyond it (a reminder before an ``at`` in the year 1, a resume pushing an ``at`` of
+#: 9999-12-31 further) is held at its end, never an overflow that would stop the worker.
+EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+#: A deadline whose status the system set this many times on one instance within
+#: :data:`LOOP_WINDOW` fires no more: steps whose deadlines move the instance back and forth at
+#: once would keep a worker busy forever. It is recorded as a ``DEADLINE_ERROR`` (reason
+#: ``DEADLINE_LOOP``) and the instance stays where it is.
+LOOP_CHANGES = 20
+LOOP_WINDOW = dt.timedelta(minutes=1)
 
 _DURATION_RE = re.compile(
     r"^P(?:(?P<days>\d{1,6})D)?"
@@ -233,19 +252,35 @@ def _timers_of(
     now = timezone.now()
     common = {"instance_id": instance.pk, "step_id": step.id, "armed_version": instance.version}
     try:
-        due = now + parse_duration(spec["after"]) if spec.get("after") else _at(instance, spec)
+        due = (
+            shifted(now, parse_duration(spec["after"]))
+            if spec.get("after")
+            else _at(instance, spec)
+        )
     except ConditionError as exc:
         detail = {"reason": exc.details.get("reason", cel.Reason.ERROR), "key": "at"}
         timers = [WorkflowTimer(kind=Kind.ERROR, due_at=now, detail=detail, **common)]
     else:
         timers = [WorkflowTimer(kind=Kind.DEADLINE, due_at=due, **common)]
         if spec.get("remind_before"):
-            remind_at = due - parse_duration(spec["remind_before"])
-            timers.append(WorkflowTimer(kind=Kind.REMINDER, due_at=remind_at, **common))
+            remind_at = shifted(due, -parse_duration(spec["remind_before"]))
+            # held at the calendar's start, it keeps the due time its note tells
+            held = {"dueAt": due.isoformat()} if remind_at == EARLIEST else None
+            timers.append(
+                WorkflowTimer(kind=Kind.REMINDER, due_at=remind_at, detail=held, **common)
+            )
         if paused:  # entered on hold (a migration): the clock starts on resume
             for timer in timers:
                 timer.remaining, timer.due_at = max(timer.due_at - now, dt.timedelta(0)), None
     return tuple(timers)
+
+
+def shifted(when: dt.datetime, by: dt.timedelta) -> dt.datetime:
+    """``when + by``, held within :data:`EARLIEST` … :data:`LATEST`."""
+    try:
+        return when + by
+    except OverflowError:
+        return LATEST if by > dt.timedelta(0) else EARLIEST
 
 
 def _at(instance: WorkflowInstance, spec: dict[str, Any]) -> dt.datetime:
@@ -271,7 +306,7 @@ def _resume(instance: WorkflowInstance) -> None:
     now = timezone.now()
     timers = list(_timers(instance).filter(fired_at__isnull=True, remaining__isnull=False))
     for timer in timers:
-        timer.due_at, timer.remaining = now + timer.remaining, None
+        timer.due_at, timer.remaining = shifted(now, timer.remaining), None
     WorkflowTimer.objects.using(instance._state.db).bulk_update(timers, ["remaining", "due_at"])
 
 
@@ -282,11 +317,22 @@ def fire_due(now: dt.datetime | None = None, *, limit: int = 200, using: str | N
     """Fire up to ``limit`` timers due by ``now`` (default: the clock), in one transaction;
     returns how many were handled (fired or discarded). Timers claimed by another worker, or
     whose instance is being changed, are left for a later sweep."""
+    using = using or router.db_for_write(WorkflowTimer)
+    now = now or timezone.now()
+    try:
+        return _sweep(now, limit, using, alone=False)
+    except Exception:
+        # A firing failed unexpectedly and took the batch with it: the batch again, each timer
+        # in its own savepoint (two statements more per timer, paid only then), so that one
+        # is used up and recorded while the others fire.
+        logger.warning("A deadline sweep failed; firing its timers one by one.", exc_info=True)
+        return _sweep(now, limit, using, alone=True)
+
+
+def _sweep(now: dt.datetime, limit: int, using: str, *, alone: bool) -> int:
     # services and writes are imported here: the write path imports this module (plan).
     from . import services, writes
 
-    using = using or router.db_for_write(WorkflowTimer)
-    now = now or timezone.now()
     with transaction.atomic(using=using):
         timers = list(
             WorkflowTimer.objects.using(using)
@@ -306,7 +352,7 @@ def fire_due(now: dt.datetime | None = None, *, limit: int = 200, using: str | N
             .defer("definition_version__document")
             .filter(pk__in={timer.instance_id for timer in timers})
         }
-        fired, stale = [], []
+        fired, failed, stale = [], [], []
         for timer in timers:
             instance = instances.get(timer.instance_id)
             if instance is None:  # being changed right now: the next sweep sees what it did
@@ -316,12 +362,49 @@ def fire_due(now: dt.datetime | None = None, *, limit: int = 200, using: str | N
                 # here (an instance held by the same batch's deadline …) is never applied
                 stale.append(timer.pk)
                 continue
-            _fire(timer, instance, using, services, writes)
-            fired.append(timer.pk)
+            if not alone:
+                _fire(timer, instance, using, services, writes)
+                fired.append(timer.pk)
+            elif _fired_alone(timer, instance, using, services, writes):
+                fired.append(timer.pk)
+            else:
+                failed.append(timer.pk)
         timers_of = WorkflowTimer.objects.using(using)
         timers_of.filter(pk__in=fired).update(fired_at=timezone.now())  # with their effects
+        # used up too: a timer whose firing fails every time must not stop the others forever
+        timers_of.filter(pk__in=failed).update(fired_at=timezone.now(), detail=_BROKEN)
         timers_of.filter(pk__in=stale).delete()
-    return len(fired) + len(stale)
+    return len(fired) + len(failed) + len(stale)
+
+
+#: The ``detail`` of a timer (and of its ``DEADLINE_ERROR`` note) whose firing failed
+#: unexpectedly (a bug, a database error): the traceback is in the worker's log.
+_BROKEN = {"reason": "INTERNAL_ERROR"}
+
+
+def _fired_alone(
+    timer: WorkflowTimer, instance: WorkflowInstance, using: str, services: Any, writes: Any
+) -> bool:
+    """Fire ``timer`` in its own savepoint: an unexpected error undoes its effect only, is
+    logged, and recorded on the instance as a ``DEADLINE_ERROR`` when that can be written;
+    the batch goes on. ``False`` when it failed."""
+    try:
+        with transaction.atomic(using=using):
+            _fire(timer, instance, using, services, writes)
+        return True
+    except Exception:
+        logger.exception(
+            "Timer %s of workflow instance %s could not fire; it is used up.",
+            timer.pk,
+            instance.pk,
+        )
+    try:
+        with transaction.atomic(using=using):
+            instance.refresh_from_db()  # as committed: the failed attempt may have changed it
+            _failed(instance, _BROKEN, writes)
+    except Exception:
+        logger.exception("Its DEADLINE_ERROR could not be recorded either.")
+    return False
 
 
 def seconds_to_wait(poll: float, *, using: str | None = None) -> float:
@@ -329,16 +412,17 @@ def seconds_to_wait(poll: float, *, using: str | None = None) -> float:
     ``poll`` seconds (which bounds how late a timer armed meanwhile fires), and at least 20 ms
     (timers falling due close together are fired together). One indexed query."""
     using = using or router.db_for_read(WorkflowTimer)
-    next_due = (
+    now = timezone.now()
+    next_due = (  # within the poll only: a later row is never read (nor one out of range)
         WorkflowTimer.objects.using(using)
-        .filter(fired_at__isnull=True, due_at__isnull=False)
+        .filter(fired_at__isnull=True, due_at__lte=shifted(now, dt.timedelta(seconds=poll)))
         .order_by("due_at")
         .values_list("due_at", flat=True)
         .first()
     )
     if next_due is None:
         return poll
-    return min(poll, max(0.02, (next_due - timezone.now()).total_seconds()))
+    return min(poll, max(0.02, (next_due - now).total_seconds()))
 
 
 def run_once(*, limit: int = 200, using: str | None = None) -> int:
@@ -359,12 +443,16 @@ def _fire(
     if timer.kind == Kind.ERROR:
         _failed(instance, timer.detail, writes)
     elif timer.kind == Kind.REMINDER:
-        due = timer.due_at + parse_duration(spec.get("remind_before") or "PT0S")
+        due = shifted(timer.due_at, parse_duration(spec.get("remind_before") or "PT0S"))
+        due = dt.datetime.fromisoformat(timer.detail["dueAt"]) if timer.detail else due
         writes.note(instance, EventKind.REMINDER, detail={"dueAt": due.isoformat()})
     elif not spec.get("status"):
         writes.note(instance, EventKind.DEADLINE_PASSED, detail={"dueAt": timer.due_at.isoformat()})
     else:
         reason = {"reason": "DEADLINE", "dueAt": timer.due_at.isoformat()}
+        if _looping(timer, instance, using):
+            _failed(instance, {"reason": "DEADLINE_LOOP", "status": spec["status"]}, writes)
+            return
         try:
             with transaction.atomic(using=using), writes.system_detail(reason):
                 services.update_workflow_step_status(
@@ -372,6 +460,31 @@ def _fire(
                 )
         except WorkflowError as exc:
             _failed(instance, {"reason": str(exc.code.value), "status": spec["status"]}, writes)
+
+
+def _looping(timer: WorkflowTimer, instance: WorkflowInstance, using: str) -> bool:
+    """Whether deadlines set a status of ``instance`` :data:`LOOP_CHANGES` times within the
+    last :data:`LOOP_WINDOW`. A loop re-arms its timers with every move: a timer armed before
+    the window (every deadline of minutes or days) is none, and costs no query; a younger one
+    costs one indexed query."""
+    since = timezone.now() - LOOP_WINDOW
+    if timer.created_at < since:
+        return False
+    recent = (  # the newest events only (notes may come between): a bounded index scan
+        WorkflowEvent.objects.using(using)
+        .filter(instance_id=instance.pk)
+        .order_by("-sequence")
+        .values_list("created_at", "actor_id", "detail")[: 3 * LOOP_CHANGES]
+    )
+    made = sum(
+        1
+        for created_at, actor, detail in recent
+        if created_at >= since
+        and actor is None
+        and isinstance(detail, dict)
+        and detail.get("reason") == "DEADLINE"
+    )
+    return made >= LOOP_CHANGES
 
 
 def _failed(instance: WorkflowInstance, detail: dict, writes: Any) -> None:

@@ -16,7 +16,7 @@ from django.db import connections
 from django.db.models import Model
 from django.utils import timezone
 
-from . import history, rows
+from . import deadlines, history, rows
 from .models import Workflow, WorkflowEvent, WorkflowInstance, WorkflowTimer, WorkflowVersion
 
 __all__ = [
@@ -380,9 +380,10 @@ def _timer_ctes(connection: Any, plan: Any, params: dict[str, Any], guard: str) 
             f"INTERVAL '0'), {due} = NULL WHERE {unfired} AND {due} IS NOT NULL)"
         )
     if plan.resume:
-        params["t_now"] = timezone.now()
-        ctes.append(
-            f"tr AS (UPDATE {table} SET {due} = %(t_now)s + {remaining}, {remaining} = NULL "
+        params["t_now"], params["t_latest"] = timezone.now(), deadlines.LATEST
+        ctes.append(  # held at the latest due time Python reads back, as deadlines.shifted
+            f"tr AS (UPDATE {table} SET {due} = LEAST(%(t_now)s + {remaining}, %(t_latest)s), "
+            f"{remaining} = NULL "
             f"WHERE {unfired} AND {remaining} IS NOT NULL)"
         )
     if plan.arm:

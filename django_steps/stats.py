@@ -150,15 +150,20 @@ def stats_window(
     except ValueError:
         raise WindowError("`bucket` must be HOUR or DAY.", "bucket") from None
     length = _LENGTH[bucket]
-    end = aware(until) if until is not None else aware(now or timezone.now())
+    end = _in_range(until, "until") if until is not None else aware(now or timezone.now())
     last = floor(end, bucket)
     if last != end or until is None:  # the bucket holding `end` is in the window
+        if last > _LATEST - length:
+            raise WindowError("`until` is too late: a window ends by the year 9999.", "until")
         last += length
     if since is None:
+        if last < _EARLIEST + DEFAULT_BUCKETS[bucket] * length:
+            raise WindowError("`until` is too early for the default window: give `since`.", "until")
         start = last - DEFAULT_BUCKETS[bucket] * length
     else:
-        start = floor(aware(since), bucket)
-        if start >= last or aware(since) >= end:
+        begin = _in_range(since, "since")
+        start = floor(begin, bucket)
+        if start >= last or begin >= end:
             raise WindowError("`since` must be before `until`.", "since")
     window = Window(start, last, bucket)
     if window.buckets > MAX_BUCKETS:
@@ -168,6 +173,20 @@ def stats_window(
             "since",
         )
     return window
+
+
+#: The range of dates a window may cover (Python's ``datetime``, in UTC).
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def _in_range(value: dt.datetime, field: str) -> dt.datetime:
+    """``value`` in UTC; :class:`WindowError` on ``field`` when UTC cannot hold it (a date in
+    the year 1 or 9999 with an offset that moves it out)."""
+    try:
+        return aware(value)
+    except OverflowError:
+        raise WindowError(f"`{field}` is out of the range of dates.", field) from None
 
 
 @dataclass(frozen=True)

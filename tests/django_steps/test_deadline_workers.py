@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 
 from django_steps import deadlines
 from django_steps.choices import EventKind
@@ -177,4 +177,102 @@ def test_the_worker_fires_what_falls_due_while_it_runs_and_stops_cleanly_on_sigt
     assert "stopped" in out
     assert (
         WorkflowEvent.objects.filter(instance=instance, kind=EventKind.DEADLINE_PASSED).count() == 1
+    )
+
+
+WORKER_WITH_A_FAILING_RECEIVER = """
+import django
+django.setup()
+from django.core.management import call_command
+from django.db.models.signals import post_save
+from django_steps.models import WorkflowEvent
+def explode(sender, instance, **kwargs):  # a bug in the host's code, for one instance
+    if instance.instance_id == {poisoned} and instance.kind == "STATUS_CHANGED":
+        raise RuntimeError("a bug in the host's receiver")
+post_save.connect(explode, sender=WorkflowEvent, weak=False)
+call_command("steps_worker", "--poll", "0.1")
+"""
+
+
+def test_the_running_worker_outlives_poisoned_timers_and_fires_the_others():
+    """Three instances: one whose deadline's change a host receiver makes fail, one whose
+    timer an older release left due in the year 10000 (PostgreSQL holds it, Python cannot
+    read it), one ordinary. The worker, running, fires the ordinary one, records the failed
+    one, and is still running until SIGTERM."""
+    workflow({"after": "PT1S", "status": "Late"})
+    poisoned, far, healthy = started(3)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {WorkflowTimer._meta.db_table} SET due_at = '10000-01-01T00:00:00Z' "
+            "WHERE instance_id = %s",
+            [far.pk],
+        )
+    script = textwrap.dedent(WORKER_WITH_A_FAILING_RECEIVER.format(poisoned=poisoned.pk))
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "firing due timers every 0.1 s" in worker.stdout.readline()
+        for _ in range(300):  # until both were handled (or 30 s passed)
+            if WorkflowTimer.objects.filter(fired_at__isnull=False).count() == 2:
+                break
+            time.sleep(0.1)
+        time.sleep(1)  # a few more sweeps with the poisoned timers still there
+        assert worker.poll() is None  # still running
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err
+    assert "stopped" in out
+    kinds = dict(WorkflowEvent.objects.filter(sequence=2).values_list("instance_id", "kind"))
+    assert kinds == {healthy.pk: EventKind.STATUS_CHANGED, poisoned.pk: EventKind.DEADLINE_ERROR}
+    assert f"instance {poisoned.pk} could not fire" in err  # logged, with its traceback
+    assert "RuntimeError" in err
+
+
+def test_deadlines_moving_an_instance_back_and_forth_stop_the_worker_no_longer_than_the_cap():
+    step_statuses = statuses("Wait", "Go")
+    import_workflow(
+        {
+            "name": "Loop",
+            "content_types": ["testapp.document"],
+            "steps": [
+                {
+                    "name": "One",
+                    "is_initial_step": True,
+                    "deadline": {"after": "PT0S", "status": "Go"},
+                    "statuses": step_statuses,
+                },
+                {
+                    "name": "Two",
+                    "deadline": {"after": "PT0S", "status": "Go"},
+                    "statuses": step_statuses,
+                },
+                {"name": "End", "is_final_step": True, "statuses": statuses("Open", "Done")},
+            ],
+            "transitions": [
+                {"from_step": "One", "to_step": "Two"},
+                {"from_step": "Two", "to_step": "One", "priority": 10},
+                {"from_step": "Two", "to_step": "End", "priority": 0},
+            ],
+        }
+    )
+    instance = start_workflow_instance("Loop", Document.objects.create())
+    command = [sys.executable, "manage.py", "steps_worker", "--once"]
+    worker = subprocess.run(  # fires everything due, then exits: the loop is cut
+        command, cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=120
+    )
+    assert worker.returncode == 0, worker.stderr
+    assert f"{deadlines.LOOP_CHANGES + 1} timer(s) handled." in worker.stdout
+    last = WorkflowEvent.objects.filter(instance=instance).order_by("sequence").last()
+    assert (last.kind, last.detail) == (
+        EventKind.DEADLINE_ERROR,
+        {"reason": "DEADLINE_LOOP", "status": "Go"},
     )

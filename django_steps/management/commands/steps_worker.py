@@ -4,6 +4,7 @@ due and exits (for cron, or a test)."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from typing import Any
@@ -13,6 +14,8 @@ from django.db import close_old_connections
 
 from django_steps import deadlines
 from django_steps.conf import steps_setting
+
+logger = logging.getLogger("django_steps")
 
 
 class Command(BaseCommand):
@@ -55,7 +58,11 @@ class Command(BaseCommand):
         self.stdout.write(f"steps_worker: firing due timers every {poll} s.")
         while not stop.is_set():
             close_old_connections()  # a connection the database dropped is opened again
-            handled = deadlines.fire_due(limit=batch)
-            if handled < batch:  # caught up: wait for the next timer, the next poll or a signal
-                stop.wait(deadlines.seconds_to_wait(float(poll)))
+            try:
+                handled = deadlines.fire_due(limit=batch)
+                if handled < batch:  # caught up: wait for the next timer, a poll or a signal
+                    stop.wait(deadlines.seconds_to_wait(float(poll)))
+            except Exception:  # the database away, a bug: every deadline waits for this worker
+                logger.exception("steps_worker: the sweep failed; trying again in %s s.", poll)
+                stop.wait(float(poll))
         self.stdout.write("steps_worker: stopped.")

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from claims.models import Claim
 from django_steps import deadlines, services
 from django_steps.definitions import import_workflow
-from tests.conftest import CLAIM_PROCESSING
+from tests.conftest import CLAIM_PROCESSING, statuses
 from tests.graphql_api.conftest import gid
 
 pytestmark = pytest.mark.django_db
@@ -181,3 +181,61 @@ def test_a_bad_deadline_in_the_graphql_input_is_a_definition_problem(as_admin):
     result = create_timed(as_admin, {"after": "P1M", "at": "claim.created_at"})
     assert result["__typename"] == "OperationInfo"
     assert {m["code"] for m in result["messages"]} == {"INVALID_DEFINITION"}
+
+
+START = """mutation($workflow: String!, $object: ID!) { startWorkflowInstance(input: {
+  workflowName: $workflow, contentType: "claims.claim", objectId: $object}) {
+  __typename ... on WorkflowInstance { id dueAt currentStep { name } }
+  ... on OperationInfo { messages { code } } } }"""
+
+HOLD = """mutation($id: ID!) { holdWorkflowInstance(input: {instanceId: $id}) { __typename } }"""
+
+RESUME = """mutation($id: ID!) { resumeWorkflowInstance(input: {instanceId: $id}) {
+  ... on WorkflowInstance { state dueAt } ... on OperationInfo { messages { code } } } }"""
+
+DUE = """query($id: ID!) { node(id: $id) { ... on WorkflowInstance { state dueAt isOverdue } } }"""
+
+
+def timed_at(at: str, remind_before: str) -> None:
+    """One step, on Claim, whose deadline is ``at`` with a reminder ``remind_before``."""
+    step = {
+        "name": "Only",
+        "is_initial_step": True,
+        "is_final_step": True,
+        "deadline": {"at": at, "remind_before": remind_before},
+        "statuses": statuses("Wait", "Done", hold="Held"),
+    }
+    import_workflow({"name": "Timed", "content_types": ["claims.claim"], "steps": [step]})
+
+
+def test_starting_on_a_deadline_in_the_year_1_with_a_reminder_succeeds(as_admin, clock):
+    timed_at('timestamp("0001-01-01T00:00:00Z")', "P1D")
+    claim = Claim.objects.create(title="old", claimant="x", amount=Decimal(1))
+    started = as_admin(START, {"workflow": "Timed", "object": str(claim.pk)})
+    assert "errors" not in started
+    node = started["data"]["startWorkflowInstance"]
+    assert node["dueAt"] == "0001-01-01T00:00:00+00:00"
+    assert deadlines.run_once() == 2  # the reminder and the deadline, at once
+    assert as_admin.data(DUE, {"id": node["id"]})["node"]["isOverdue"] is True
+
+
+def test_a_deadline_of_9999_12_31_held_and_resumed_stays_readable(as_admin, clock):
+    timed_at('timestamp("9999-12-31T23:59:59Z")', "P36500D")
+    claim = Claim.objects.create(title="never", claimant="x", amount=Decimal(1))
+    node = as_admin.data(START, {"workflow": "Timed", "object": str(claim.pk)})
+    instance = node["startWorkflowInstance"]["id"]
+    assert as_admin.data(HOLD, {"id": instance})["holdWorkflowInstance"]["__typename"] == (
+        "WorkflowInstance"
+    )
+    clock.shift(dt.timedelta(days=2))
+    resumed = as_admin(RESUME, {"id": instance})
+    assert "errors" not in resumed
+    latest = "9999-12-31T23:59:59.999999+00:00"  # held at the calendar's end, not past it
+    assert resumed["data"]["resumeWorkflowInstance"] == {"state": "ACTIVE", "dueAt": latest}
+    assert as_admin.data(DUE, {"id": instance})["node"] == {
+        "state": "ACTIVE",
+        "dueAt": latest,
+        "isOverdue": False,
+    }
+    assert deadlines.seconds_to_wait(0.5) == 0.5  # the worker's wait reads it too
+    assert deadlines.run_once() == 0

@@ -213,6 +213,17 @@ def test_the_workflow_by_id_and_unknown_workflows(story, as_viewer, claim_workfl
         ({"since": at(1, 0).isoformat(), "until": at(1, 0).isoformat()}, "since"),
         ({"since": at(-97, 0).isoformat(), "until": at(0, 0).isoformat()}, "since"),
         ({"bucket": "HOUR", "since": at(0, 0).isoformat(), "until": at(4, 1).isoformat()}, "since"),
+        # the ends of the calendar: a window whose last bucket would end after the year 9999,
+        # a default window that would start before the year 1, an offset that moves a date out
+        ({"since": "9999-12-28T00:00:00Z", "until": "9999-12-31T23:59:59Z"}, "until"),
+        (
+            {"bucket": "HOUR", "since": "9999-12-31T00:00:00Z", "until": "9999-12-31T23:30:00Z"},
+            "until",
+        ),
+        ({"bucket": "HOUR", "since": None, "until": "9999-12-31T23:59:59.999999Z"}, "until"),
+        ({"since": None, "until": "0001-01-02T00:00:00Z"}, "until"),
+        ({"since": "0001-01-01T00:00:00+14:00", "until": "0001-01-05T00:00:00Z"}, "since"),
+        ({"since": "9999-12-30T00:00:00Z", "until": "9999-12-31T23:00:00-12:00"}, "until"),
     ],
 )
 def test_windows_out_of_bounds_are_refused(story, as_viewer, variables, field):
@@ -221,6 +232,7 @@ def test_windows_out_of_bounds_are_refused(story, as_viewer, variables, field):
     [error] = result["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["extensions"]["field"] == field
+    assert "9999-12-3" not in error["message"] and "0001-01" not in error["message"]  # no values
 
 
 def test_the_workflow_is_given_by_name_or_by_id_not_both(story, as_viewer, claim_workflow):

@@ -1,0 +1,164 @@
+"""Deadlines at the edges: due times at either end of the calendar, a timer whose firing fails,
+and deadlines that would move an instance back and forth forever. None of them may stop the
+worker, nor keep it busy for nothing; each is recorded on its instance."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+from django.db.models.signals import post_save
+
+from django_steps import deadlines
+from django_steps.choices import EventKind, InstanceState
+from django_steps.definitions import import_workflow
+from django_steps.models import WorkflowEvent, WorkflowTimer
+from django_steps.services import (
+    resume_workflow_instance,
+    set_workflow_on_hold,
+    start_workflow_instance,
+)
+from tests.conftest import statuses
+from tests.testapp.models import Document
+
+pytestmark = pytest.mark.django_db
+
+T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+YEAR_1 = 'timestamp("0001-01-01T00:00:00Z")'
+NEVER = 'timestamp("9999-12-31T23:59:59Z")'  # a common "never"
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(T0, tick=False) as traveller:
+        yield traveller
+
+
+def chain(first: dict, second: dict, *, name: str = "Chain") -> None:
+    """One → Two (→ One again when Two's deadline completes it) → End, on Document."""
+    step_statuses = [*statuses("Wait", "Go", hold="Held"), {"name": "Late"}]
+    import_workflow(
+        {
+            "name": name,
+            "content_types": ["testapp.document"],
+            "steps": [
+                {
+                    "name": "One",
+                    "is_initial_step": True,
+                    "deadline": first,
+                    "statuses": step_statuses,
+                },
+                {"name": "Two", "deadline": second, "statuses": step_statuses},
+                {"name": "End", "is_final_step": True, "statuses": statuses("Open", "Done")},
+            ],
+            "transitions": [
+                {"from_step": "One", "to_step": "Two"},
+                {"from_step": "Two", "to_step": "One", "priority": 10},
+                {"from_step": "Two", "to_step": "End", "priority": 0},
+            ],
+        }
+    )
+
+
+def kinds(instance) -> list[str]:
+    return list(instance.events.order_by("sequence").values_list("kind", flat=True))
+
+
+# --------------------------------------------------------------------------- the calendar's ends
+
+
+@pytest.mark.parametrize("on_object", [False, True])
+def test_a_reminder_before_a_deadline_in_the_year_1_fires_at_once(clock, on_object):
+    """`at` in the year 1 (a constant, or a user-entered date of the object) with a reminder a
+    day before: entering the step succeeds, both fire at once, the worker goes on."""
+    at = "document.submitted_at" if on_object else YEAR_1
+    chain({"after": "PT1H", "status": "Go"}, {"at": at, "remind_before": "P1D"})
+    year_1 = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+    instance = start_workflow_instance("Chain", Document.objects.create(submitted_at=year_1))
+    clock.shift(dt.timedelta(hours=1))
+    assert deadlines.run_once() == 3  # One's deadline, then Two's reminder and deadline
+    assert kinds(instance)[:2] == ["STARTED", "ADVANCED"]
+    notes = {event.kind: event.detail for event in instance.events.order_by("sequence")[2:]}
+    assert notes == {
+        EventKind.REMINDER: {"dueAt": year_1.isoformat()},
+        EventKind.DEADLINE_PASSED: {"dueAt": year_1.isoformat()},
+    }
+    assert deadlines.seconds_to_wait(0.5) == 0.5  # nothing left to fire
+
+
+def test_resuming_a_deadline_of_9999_12_31_keeps_it_within_the_calendar(clock):
+    chain({"at": NEVER, "status": "Go", "remind_before": "P36500D"}, {"after": "PT1H"})
+    instance = start_workflow_instance("Chain", Document.objects.create())
+    clock.shift(dt.timedelta(days=1))
+    set_workflow_on_hold(instance)
+    clock.shift(dt.timedelta(days=2))
+    resume_workflow_instance(instance)
+    due = dict(WorkflowTimer.objects.values_list("kind", "due_at"))
+    assert due["DEADLINE"] == deadlines.LATEST  # held at the end, not past it
+    never = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+    assert due["REMINDER"] == never - dt.timedelta(days=36500) + dt.timedelta(days=2)
+    assert deadlines.seconds_to_wait(0.5) == 0.5
+    assert deadlines.run_once() == 0
+
+
+# --------------------------------------------------------------------------- a failing timer
+
+
+def test_a_timer_whose_firing_fails_is_recorded_and_the_others_still_fire(clock, caplog):
+    """A host's receiver that raises on one instance's change (a bug outside the engine): that
+    timer's effect is undone, recorded as a DEADLINE_ERROR and logged, never retried; the
+    other instance's deadline fires in the same sweep."""
+    chain({"after": "PT1M", "status": "Go"}, {"after": "P1D"})
+    poisoned = start_workflow_instance("Chain", Document.objects.create(title="poison"))
+    healthy = start_workflow_instance("Chain", Document.objects.create(title="fine"))
+
+    def explode(sender, instance, created, **kwargs):
+        if instance.instance_id == poisoned.pk and instance.kind == EventKind.ADVANCED:
+            raise RuntimeError("a bug in the host's receiver")
+
+    post_save.connect(explode, sender=WorkflowEvent, weak=False)
+    try:
+        clock.shift(dt.timedelta(minutes=1))
+        assert deadlines.run_once() == 2
+        assert deadlines.run_once() == 0  # used up: not retried at every sweep
+    finally:
+        post_save.disconnect(explode, sender=WorkflowEvent)
+
+    assert kinds(healthy) == ["STARTED", "ADVANCED"]
+    assert kinds(poisoned) == ["STARTED", "DEADLINE_ERROR"]
+    poisoned.refresh_from_db()
+    assert poisoned.current_step.name == "One"  # its failed change was undone
+    assert poisoned.last_event.detail == {"reason": "INTERNAL_ERROR"}
+    timer = WorkflowTimer.objects.get(instance=poisoned)
+    assert timer.fired_at is not None
+    assert timer.detail == {"reason": "INTERNAL_ERROR"}
+    logged = [r for r in caplog.records if r.name == "django_steps"]
+    assert any(r.exc_info and f"instance {poisoned.pk} " in r.getMessage() for r in logged)
+
+
+# --------------------------------------------------------------------------- loops
+
+
+def test_deadlines_moving_an_instance_back_and_forth_at_once_stop_after_the_cap(clock, caplog):
+    chain({"after": "PT0S", "status": "Go"}, {"after": "PT0S", "status": "Go"})
+    instance = start_workflow_instance("Chain", Document.objects.create())
+    sweeps = [deadlines.fire_due() for _ in range(2 * deadlines.LOOP_CHANGES)]  # bounded
+    assert sum(sweeps) == deadlines.LOOP_CHANGES + 1  # then nothing: the loop is cut
+    assert kinds(instance)[1:] == ["ADVANCED"] * deadlines.LOOP_CHANGES + ["DEADLINE_ERROR"]
+    instance.refresh_from_db()
+    assert instance.last_event.detail == {"reason": "DEADLINE_LOOP", "status": "Go"}
+    assert instance.state == InstanceState.ACTIVE  # left where it is, for a user to move on
+    assert deadlines.run_once() == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("DEADLINE_LOOP" in message for message in warned)
+
+
+def test_a_deadline_cycling_slower_than_the_cap_goes_on(clock):
+    chain({"after": "PT10S", "status": "Go"}, {"after": "PT10S", "status": "Go"})
+    instance = start_workflow_instance("Chain", Document.objects.create())
+    for _ in range(3 * deadlines.LOOP_CHANGES):
+        clock.shift(dt.timedelta(seconds=10))
+        assert deadlines.run_once() == 1
+    assert kinds(instance).count(EventKind.ADVANCED) == 3 * deadlines.LOOP_CHANGES
+    assert EventKind.DEADLINE_ERROR not in kinds(instance)
