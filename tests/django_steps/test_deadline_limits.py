@@ -8,6 +8,8 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.core.management import call_command
+from django.db import connection
 from django.db.models.signals import post_save
 
 from django_steps import deadlines
@@ -162,3 +164,21 @@ def test_a_deadline_cycling_slower_than_the_cap_goes_on(clock):
         assert deadlines.run_once() == 1
     assert kinds(instance).count(EventKind.ADVANCED) == 3 * deadlines.LOOP_CHANGES
     assert EventKind.DEADLINE_ERROR not in kinds(instance)
+
+
+@pytest.mark.postgres
+def test_migrating_holds_due_times_an_earlier_release_wrote_past_the_year_9999(clock):
+    """An earlier release's resume stored a due time in the year 10000 on PostgreSQL, which no
+    read could turn back into a datetime; migration 0002 puts such rows at the calendar's end."""
+    chain({"at": NEVER, "status": "Go"}, {"after": "PT1H"})
+    instance = start_workflow_instance("Chain", Document.objects.create())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE django_steps_workflowtimer SET due_at = '10000-01-01 00:00:01+00'"
+            " WHERE instance_id = %s",
+            [instance.pk],
+        )
+    call_command("migrate", "django_steps", "0001", verbosity=0)
+    call_command("migrate", "django_steps", verbosity=0)
+    assert list(WorkflowTimer.objects.values_list("due_at", flat=True)) == [deadlines.LATEST]
+    assert deadlines.seconds_to_wait(0.5) == 0.5
