@@ -94,9 +94,9 @@ def _read(
         raise _missing(workflow_instance.pk)
     if expected_version is not None and read.version != expected_version:
         raise VersionConflict(
-            f"Workflow instance {read.pk} is at version {read.version}, not the expected "
-            f"{expected_version}: it changed since version {expected_version} was read (by "
-            "this caller or another). Reload it and try again.",
+            f"Workflow instance {read.pk} is at version {read.version}, not the expected one: "
+            "it changed since that version was read (by this caller or another). Reload it and "
+            "try again.",
             instance_id=read.pk,
             expected_version=expected_version,
             actual_version=read.version,

@@ -507,8 +507,9 @@ def test_a_conflict_with_the_callers_own_change_says_what_happened_not_who(claim
     assert codes(excinfo) == "VERSION_CONFLICT"
     message = excinfo.value.message
     assert "someone else" not in message
-    assert f"Workflow instance {instance.pk} is at version 2, not the expected 1: " in message
-    assert "it changed since version 1 was read" in message
+    assert f"Workflow instance {instance.pk} is at version 2, not the expected one: " in message
+    assert "it changed since that version was read (by this caller or another)" in message
+    assert excinfo.value.details["expected_version"] == 1  # the caller's value: details only
     assert state_of(instance)[2] == "ON_HOLD"
 
 
