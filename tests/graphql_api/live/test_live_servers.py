@@ -116,6 +116,26 @@ async def test_websockets_client_library_against_a_live_uvicorn(claim_workflows)
     assert [e["state"] for e in events] == ["ON_HOLD", "ACTIVE"] * 3
 
 
+WORKFLOW_EVENTS = "query Events { workflowEvents(first: 1) { edges { cursor } } }"
+
+
+async def test_a_denied_subscription_is_classified_as_a_denied_query_over_http(claim_workflows):
+    """A socket refused for lack of permission carries what an HTTP query refused for the same
+    reason carries: the code and a classification that says permission, not bad input."""
+    nobody = await run(lambda: login_session(make_user("nobody")))()
+    with server("uvicorn") as port:
+        async with LiveSubscriber(port, nobody, workflowName="Claim Processing") as denied:
+            await denied.wait_for(1, timeout=10)
+        over_http = await asyncio.to_thread(graphql, port, WORKFLOW_EVENTS, nobody)
+    [http_error] = over_http["errors"]
+    [socket_error] = denied.errors
+    assert http_error["extensions"] == {
+        "code": "PERMISSION_DENIED",
+        "classification": "PERMISSION_DENIED",
+    }
+    assert socket_error["extensions"] == http_error["extensions"]
+
+
 @pytest.mark.redis
 async def test_two_servers_share_subscriptions_through_redis(claim_workflows):
     session, viewer, instances = await run(_setup)(3)

@@ -66,6 +66,10 @@ async def test_user_without_view_permission_cannot_subscribe(
         ):
             payload = await ws.result(await ws.subscribe(**variables))
             assert error_codes(payload) == ["PERMISSION_DENIED"], variables
+            # classified as what it is (as over HTTP), not as bad input
+            assert [e["extensions"]["classification"] for e in payload["errors"]] == [
+                "PERMISSION_DENIED"
+            ]
 
 
 async def test_superuser_may_follow_everything(application, claim_workflows):
