@@ -1,6 +1,7 @@
 """Login throttling (django-axes): repeated failed logins to one account from one client address
 lock that account out from that address — in the GraphQL ``login`` mutation (HTTP and
-WebSocket) and the admin — for the cool-off time (other accounts at that address stay free); GraphQL answers ``TOO_MANY_ATTEMPTS``, the admin axes' 429 page."""
+WebSocket) and the admin — for the cool-off time (other accounts at that address stay free);
+GraphQL answers ``TOO_MANY_ATTEMPTS``, the admin axes' 429 page."""
 
 from __future__ import annotations
 
