@@ -31,6 +31,13 @@ subscription Events($instanceId: ID, $workflowName: String, $after: String) {
 
 COMPLETE = {"complete": True}
 
+#: How long a test waits for a message it expects: generous, because on PostgreSQL an event is
+#: delivered once every older transaction of the whole cluster has ended (the history's horizon),
+#: which a loaded machine or another client's open transaction can delay by seconds. Each wait
+#: ends as soon as the message arrives; only waits for *no* message (:meth:`nothing_more`) are
+#: short.
+DELIVERY_WITHIN = 30.0
+
 
 def instance_gid(instance) -> str:
     return to_base64("WorkflowInstance", instance.pk)
@@ -99,7 +106,7 @@ class GraphQLSocket:
             self.buffers[message["id"]].append(COMPLETE)
         # "ka", "pong": keep-alives
 
-    async def result(self, id_: str, timeout: float = 10) -> dict:
+    async def result(self, id_: str, timeout: float = DELIVERY_WITHIN) -> dict:
         """The next payload (``{"data":…, "errors":…}``) of subscription ``id_``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -110,7 +117,7 @@ class GraphQLSocket:
             await self._pump(remaining)
         return self.buffers[id_].popleft()
 
-    async def events(self, id_: str, count: int, timeout: float = 10) -> list[dict]:
+    async def events(self, id_: str, count: int, timeout: float = DELIVERY_WITHIN) -> list[dict]:
         out = []
         for _ in range(count):
             payload = await self.result(id_, timeout)
