@@ -9,9 +9,12 @@ import uuid
 from collections import defaultdict, deque
 from typing import Any
 
+from channels.db import database_sync_to_async
 from strawberry.channels.testing import GraphQLWebsocketCommunicator
 from strawberry.relay import to_base64
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from tests.conftest import wait_until_final
 
 PROTOCOLS = [GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL]
 
@@ -73,7 +76,16 @@ class GraphQLSocket:
     async def __aexit__(self, *exc: Any) -> None:
         await self.communicator.disconnect()
 
-    async def subscribe(self, query: str = EVENTS, **variables: Any) -> str:
+    async def subscribe(
+        self, query: str = EVENTS, *, settled: bool = True, **variables: Any
+    ) -> str:
+        """Start a subscription. ``settled``: first wait until every event committed so far is
+        final (:func:`tests.conftest.wait_until_final`), so that it is history to the new
+        subscription — on PostgreSQL another client's open transaction anywhere in the cluster
+        would otherwise make an event committed before this call arrive later, as a live one.
+        Tests of that very case pass ``settled=False``."""
+        if settled:
+            await database_sync_to_async(wait_until_final)(in_transaction_ok=True)
         id_ = uuid.uuid4().hex
         payload = {"query": query, "variables": variables}
         kind = "subscribe" if self.protocol == GRAPHQL_TRANSPORT_WS_PROTOCOL else "start"
