@@ -167,8 +167,8 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-# Login throttling (django-axes): after DJANGO_LOGIN_FAILURE_LIMIT failed logins from one client
-# address, every login from it (admin, login page, GraphQL `login`) is refused for
+# Login throttling (django-axes): after DJANGO_LOGIN_FAILURE_LIMIT failed logins to one account from
+# one client address, logins to it from there (admin, login page, GraphQL `login`) are refused for
 # DJANGO_LOGIN_COOLOFF_MINUTES, and each failure meanwhile restarts the wait. Reset early with
 # `manage.py axes_reset_ip ADDRESS` (or `axes_reset`). AxesStandaloneBackend goes first: it
 # refuses a locked-out client before any password is hashed. django-rules answers the object
@@ -180,7 +180,9 @@ AUTHENTICATION_BACKENDS = [
 ]
 AXES_FAILURE_LIMIT = int(os.environ.get("DJANGO_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("DJANGO_LOGIN_COOLOFF_MINUTES", "15")))
-AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+# The username and the address together (django-axes' combination): failures against one account
+# from one address lock that account out from there, not everyone behind the same NAT or proxy.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 
 ROOT_URLCONF = "demo.urls"
 ASGI_APPLICATION = "demo.asgi.application"

@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
@@ -59,10 +60,18 @@ from django.db.models import Field, Model
 from . import cel
 from .cel import values as cel_values
 from .conf import steps_setting
-from .exceptions import ConditionError
+from .exceptions import ConditionError, ConditionSyntaxError
 from .models import WorkflowInstance
 
-__all__ = ["INPUT", "Context", "build_context", "object_fields", "readable_fields"]
+__all__ = [
+    "INPUT",
+    "Context",
+    "build_context",
+    "object_fields",
+    "readable_fields",
+    "root_variables",
+    "resolves_alone",
+]
 
 #: The name conditions read the caller's context under.
 INPUT = "input"
@@ -147,6 +156,30 @@ def _plan(model: type[Model]) -> tuple[tuple[str, ...], Any, cel_values.Plan]:
         cel_values.Plan(names, model._meta.model_name, extra=(INPUT,)),
     )
     return found
+
+
+def root_variables(model: type[Model]) -> frozenset[str]:
+    """The variables :meth:`Context.activation` gives a condition of an instance on ``model``:
+    worked out from the same plan (the readable fields that are CEL names, the model's name
+    unless a field takes it) and ``input``. What CEL resolves by itself (``int``, ``google``)
+    is not among them: see :func:`resolves_alone`."""
+    _names, _read, plan = _plan(model)
+    roots = {name for name, kept in zip(plan.names, plan.variables, strict=True) if kept}
+    if plan.under is not None:
+        roots.add(plan.under)
+    roots.add(INPUT)
+    return frozenset(roots)
+
+
+@lru_cache(maxsize=256)  # names from documents: bounded
+def resolves_alone(name: str) -> bool:
+    """Whether CEL resolves ``name`` with no variable at all (a type such as ``int``, a
+    function such as ``duration``, the ``google`` package), as the evaluator decides it."""
+    try:
+        cel.evaluate_value(name, {})
+    except (ConditionError, ConditionSyntaxError) as exc:
+        return exc.details.get("reason") != cel.Reason.NO_SUCH_VARIABLE
+    return True
 
 
 def _forget(*, setting: str, **kwargs: Any) -> None:

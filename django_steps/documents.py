@@ -13,8 +13,8 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 
-from . import deadlines, workitems
-from .cel import compile_condition, is_unconditional
+from . import context, deadlines, workitems
+from .cel import available, compile_condition, is_unconditional, variables
 from .conf import steps_setting
 from .document_text import _kind, dump_document, load_document
 from .exceptions import ConditionSyntaxError, InvalidDefinition
@@ -173,7 +173,8 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
     _check_size(doc, problems)
     _check_content_types(doc["content_types"], problems, warnings)
     by_name = _check_steps(steps, problems, warnings)
-    outgoing = _check_transitions(doc["transitions"], by_name, problems)
+    roots = _root_variables(doc["content_types"])
+    outgoing = _check_transitions(doc["transitions"], by_name, problems, roots)
     _warn_dead_ends(by_name, outgoing, warnings)
     _check_reachable(steps, by_name, outgoing, problems)
     return doc, problems.items, warnings
@@ -284,10 +285,38 @@ def _check_statuses(step: dict[str, Any], problems: _Problems, warnings: list[st
         )
 
 
+def _root_variables(labels: list[str]) -> frozenset[str] | None:
+    """The variables a condition may read on any of the models ``labels`` names (see
+    :func:`django_steps.context.root_variables`); ``None`` when none is listed or one names no
+    model: then nothing is known of them."""
+    models = [ct.model_class() if (ct := _content_type(label)) else None for label in labels]
+    if not models or any(model is None for model in models):
+        return None
+    return frozenset().union(*(context.root_variables(model) for model in models))
+
+
+def _unknown_variable(condition: str, roots: frozenset[str] | None) -> str | None:
+    """The message for a condition reading a variable none of the definition's models has."""
+    if roots is None:
+        return None
+    unknown = sorted(
+        name
+        for name in variables(condition)
+        if name not in roots and not context.resolves_alone(name)
+    )
+    if not unknown:
+        return None
+    return f"unknown variable {unknown[0][:64]!r}; {available(roots)}"
+
+
 def _check_transitions(
-    transitions: list[dict[str, Any]], by_name: dict[str, dict[str, Any]], problems: _Problems
+    transitions: list[dict[str, Any]],
+    by_name: dict[str, dict[str, Any]],
+    problems: _Problems,
+    roots: frozenset[str] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Their steps and conditions; returns the valid transitions by the name of their step."""
+    """Their steps and conditions; returns the valid transitions by the name of their step.
+    ``roots``: the variables the definition's models give conditions (when it lists them)."""
     # Compiling is bounded per condition (django_steps.cel) and here for the whole definition:
     # distinct conditions over DEFINITION_MAX_CONDITIONS_LENGTH characters in all are refused
     # without compiling any (one over CEL_MAX_LENGTH is refused unparsed anyway).
@@ -321,6 +350,10 @@ def _check_transitions(
                 compile_condition(t["condition"])
             except ConditionSyntaxError as exc:
                 problems.add(f"{path}.condition", f"transition {label}: {exc.message}")
+            else:
+                unknown = _unknown_variable(t["condition"], roots)
+                if unknown is not None:
+                    problems.add(f"{path}.condition", f"transition {label}: {unknown}")
         if known and t["from_step"] and t["to_step"]:
             outgoing[t["from_step"]].append(t)
 

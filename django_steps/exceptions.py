@@ -61,7 +61,9 @@ class NotAwaitingTransition(WorkflowError, code=ErrorCode.NOT_AWAITING_TRANSITIO
 
 
 class VersionConflict(WorkflowError, code=ErrorCode.VERSION_CONFLICT):
-    """Raised when ``expected_version`` no longer matches: someone else changed the instance."""
+    """Raised when ``expected_version`` no longer matches: the instance changed since that
+    version was read (by anyone, the caller included: a second change sent with the same
+    version conflicts with the first)."""
 
 
 class ConditionError(WorkflowError, code=ErrorCode.CONDITION_ERROR):

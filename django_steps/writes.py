@@ -95,7 +95,8 @@ def _read(
     if expected_version is not None and read.version != expected_version:
         raise VersionConflict(
             f"Workflow instance {read.pk} is at version {read.version}, not the expected one: "
-            "it was changed by someone else. Reload it and try again.",
+            "it changed since that version was read (by this caller or another). Reload it and "
+            "try again.",
             instance_id=read.pk,
             expected_version=expected_version,
             actual_version=read.version,

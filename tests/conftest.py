@@ -8,6 +8,7 @@ service fails the test instead.
 from __future__ import annotations
 
 import os
+import time
 from decimal import Decimal
 
 import pytest
@@ -203,3 +204,34 @@ def claim(db):
     from claims.models import Claim
 
     return Claim.objects.create(title="Broken window", claimant="Ada", amount=Decimal("1500.00"))
+
+
+#: How long :func:`wait_until_final` waits at most: generous, for a loaded machine.
+FINAL_WITHIN = 30.0
+
+
+def wait_until_final(within: float = FINAL_WITHIN, *, in_transaction_ok: bool = False) -> None:
+    """Return once every stored event is final — below the history's horizon, so that reads of
+    committed events (``workflowEvents``, a replay) see them all. On PostgreSQL the horizon is
+    the cluster's: a transaction of any client of the server (another test run sharing it, a
+    loaded machine's slow commit) holds it back for a while; this polls until it passed, up to
+    ``within`` seconds. At once on SQLite. Call it outside any transaction (autocommit): one's
+    own open transaction would hold the horizon back forever (``in_transaction_ok``: then
+    return at once instead of failing)."""
+    from django.db import connections, router
+
+    from django_steps import history
+    from django_steps.models import WorkflowEvent
+
+    using = router.db_for_read(WorkflowEvent)
+    if connections[using].in_atomic_block:
+        assert in_transaction_ok, "inside a transaction: the wait would never end"
+        return
+    newest = WorkflowEvent.objects.using(using).order_by("-txid", "-position").first()
+    if newest is None:
+        return
+    deadline = time.monotonic() + within
+    while history.horizon(using) <= newest.cursor:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the history's horizon did not pass the newest event in {within}s")
+        time.sleep(0.05)

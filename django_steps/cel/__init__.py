@@ -21,6 +21,7 @@ which leaves every failure to the evaluator), :mod:`.values` (contexts), :mod:`.
 __all__ = [
     "Reason",
     "activation",
+    "available",
     "check_context",
     "clear_cache",
     "compile_condition",
@@ -38,5 +39,12 @@ __all__ = [
 
 from .common import Reason
 from .compiler import clear_cache, compile_condition, is_unconditional, stats, variables
-from .evaluation import condition_error, context_error, evaluate, evaluate_value, timestamp
+from .evaluation import (
+    available,
+    condition_error,
+    context_error,
+    evaluate,
+    evaluate_value,
+    timestamp,
+)
 from .values import activation, check_context, to_cel, to_json

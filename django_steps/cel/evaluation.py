@@ -10,7 +10,7 @@ change and the dry run) call it with the transition.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import lark
@@ -113,6 +113,23 @@ def evaluate(expression: str, cel_context: Mapping[str, Any], *, budget: int | N
     return bool(result)
 
 
+#: How many names of the context a "no variable" message lists, at most.
+_LISTED = 20
+
+
+def available(variables: Iterable[str]) -> str:
+    """The variables a condition could have read, for one that read a name not among them (an
+    author's ``purchase_order`` where the model's name is ``purchaseorder``): names only — the
+    model's name, its readable fields, ``input`` — never a value; sorted, each cut, at most
+    ``_LISTED``. Said at evaluation (the context's names) and at load (a definition's models)."""
+    names = sorted(str(name)[:64] for name in variables)
+    if not names:
+        return "there are no variables"
+    listed = ", ".join(names[:_LISTED])
+    more = len(names) - _LISTED
+    return f"available: {listed}" + (f", … ({more} more)" if more > 0 else "")
+
+
 def _not_a(wanted: str, result: Any) -> str:
     kind = _CEL_TYPE_NAMES.get(type(result), "value of another type")
     return f"the result is a {kind}, not a {wanted}"
@@ -134,6 +151,8 @@ def evaluate_value(
         result = program.evaluate(copy)
     except CELEvalError as exc:
         reason, description = _classify(exc)
+        if reason == Reason.NO_SUCH_VARIABLE:
+            description = f"{description}; {available(cel_context)}"
         position = {"line": exc.line, "column": exc.column} if exc.line and exc.column else {}
         failure = (reason, description, position)
     except _OverBudget:

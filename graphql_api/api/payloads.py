@@ -58,8 +58,8 @@ class VersionConflictType:
 
 
 CONFLICT_MESSAGE = (
-    "The instance was changed by someone else since the version you expected: `current` is it "
-    "as now committed. Nothing was changed."
+    "The instance changed since the version you expected was read (by you or another): "
+    "`current` is it as now committed. Nothing was changed."
 )
 
 

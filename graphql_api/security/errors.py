@@ -17,7 +17,8 @@ instance, :mod:`graphql_api.api.payloads`). Every ``OperationMessage`` carries a
   store).
 
 Queries report problems as GraphQL errors whose ``extensions.code`` holds the same codes (and
-``extensions.classification`` is ``BAD_USER_INPUT``); errors about the request itself carry
+``extensions.classification`` is ``PERMISSION_DENIED`` for ``PERMISSION_DENIED``, else
+``BAD_USER_INPUT``: :func:`classification`); errors about the request itself carry
 ``GRAPHQL_PARSE_FAILED`` (syntax), ``GRAPHQL_VALIDATION_FAILED`` (not valid against the schema),
 ``BAD_USER_INPUT`` (a variable or argument value; ``extensions.field`` names it) or
 ``QUERY_TOO_COMPLEX`` (over the cost limit, :mod:`graphql_api.security.cost`) or ``TIMEOUT`` (over
@@ -164,11 +165,21 @@ def is_unstorable_string_error(error: BaseException | None) -> bool:
     )
 
 
+def classification(code: str) -> str:
+    """``extensions.classification`` of a client error with ``code``: ``PERMISSION_DENIED`` for a
+    refusal of who asks (as mutations say ``kind: PERMISSION``), else ``BAD_USER_INPUT`` (the
+    client's, not a fault of the server). The same on every path: HTTP queries, subscriptions
+    and operations over a WebSocket."""
+    if code == ErrorCode.PERMISSION_DENIED:
+        return ErrorCode.PERMISSION_DENIED
+    return TransportCode.BAD_USER_INPUT
+
+
 def query_error(code: str, message: str, *, field: str | None = None) -> GraphQLError:
     """An error for a query field caused by the request, readable by clients: ``extensions.code``
-    holds the code, ``extensions.classification`` says it is the client's (``BAD_USER_INPUT``),
+    holds the code, ``extensions.classification`` whose it is (:func:`classification`),
     ``extensions.field`` names the argument at fault, if one is."""
-    extensions = {"code": code, "classification": TransportCode.BAD_USER_INPUT}
+    extensions = {"code": code, "classification": classification(code)}
     if field is not None:
         extensions["field"] = field
     return GraphQLError(message, extensions=extensions)
@@ -204,7 +215,7 @@ _VARIABLE_PATH = re.compile(r" at '(\w+(?:\.\w+|\[\d+\])*)'")
 def _with_code(error: GraphQLError, code: str, message: str | None = None) -> GraphQLError:
     extensions = dict(error.extensions or {})
     extensions.setdefault("code", code)
-    extensions.setdefault("classification", TransportCode.BAD_USER_INPUT)
+    extensions.setdefault("classification", classification(extensions["code"]))
     if code == TransportCode.BAD_USER_INPUT and "field" not in extensions:
         variable = _VARIABLE.match(error.message)
         if variable:

@@ -289,7 +289,7 @@ def test_definition_time_limits_are_definition_problems(db, condition, reason):
 
 def test_the_cost_estimate_uses_list_literals_and_lets_two_nested_macros_through(db):
     # Two macros over unknown lists: 20 × 20 items, under the budget.
-    assert validate_definition(definition("l.exists(a, a.tags.exists(t, t == 'vip'))")) == []
+    assert validate_definition(definition("input.l.exists(a, a.tags.exists(t, t == 'vip'))")) == []
     # Literal lists count their items: three levels over three items each are cheap.
     assert (
         validate_definition(

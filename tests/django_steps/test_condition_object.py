@@ -71,3 +71,24 @@ def test_an_instance_without_its_object_cached_reads_it_as_committed(started, ha
     changed = update_workflow_step_status(handle(started), "Done")
     assert changed.current_step.name == "Slow"
     assert read_amount(changed) == 7
+
+
+def test_an_unknown_variable_names_the_variables_there_are_and_no_value(db):
+    """An author who wrote the model's name with an underscore is told which names exist — the
+    same words in the change's error and the dry run's — but never a value of the object."""
+    make_workflow("Misspelt", fork("Intake", "Fast", "Slow", "docu_ment.amount > 10", priority=10))
+    instance = start_workflow_instance(
+        "Misspelt", Document.objects.create(amount=Decimal("4321"), title="Top secret")
+    )
+
+    dry_run = evaluate_transitions(instance)
+    with pytest.raises(WorkflowError) as excinfo:
+        update_workflow_step_status(instance, "Done")
+
+    error = excinfo.value
+    assert error.code == "CONDITION_ERROR" and error.details["reason"] == "NO_SUCH_VARIABLE"
+    assert "no variable 'docu_ment' in the context" in error.message
+    available = "available: amount, count, document, due, id, input, ratio, reference, "
+    assert available + "submitted_at, title, urgent" in error.message
+    assert dry_run.error == error.message
+    assert "4321" not in error.message and "Top secret" not in error.message

@@ -286,6 +286,45 @@ def test_an_invalid_document_creates_nothing():
     assert not WorkflowStep.objects.exists()
 
 
+def test_a_condition_reading_a_variable_no_listed_model_has_is_refused_at_import():
+    doc = claim_doc()
+    doc["transitions"][1]["condition"] = "claim.amount > 10 && clam.amount > 10"
+    with pytest.raises(InvalidDefinition) as info:
+        import_workflow(doc)
+    assert info.value.code == "INVALID_DEFINITION"
+    [problem] = info.value.problems
+    assert problem["path"] == "transitions[1].condition"
+    message = problem["message"]
+    assert message.startswith('transition "Review Claim → Approve/Reject": unknown variable ')
+    assert "'clam'" in message
+    assert "available: amount, amount_approved, claim, claimant, created_at, id, input, " in message
+    assert not Workflow.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "claim.amount > 10 && amount_approved == null",  # under the model's name and at the top
+        "has(input.reason) && input.items.all(item, item > 1)",  # input; a macro's own variable
+        "[1, 2].exists(x, x == priority) && type(amount) == double",  # a type CEL knows
+        "timestamp(input.at) < created_at + duration('1h')",  # functions CEL knows
+    ],
+)
+def test_conditions_reading_what_the_listed_models_give_still_load(condition, claim):
+    doc = claim_doc()
+    doc["transitions"][0]["condition"] = condition
+    assert import_workflow(doc).transitions.get(from_step__name="Submit Claim").condition == (
+        condition
+    )
+
+
+def test_without_content_types_an_unknown_variable_is_found_only_when_evaluated(claim):
+    doc = claim_doc()
+    doc["content_types"] = []
+    doc["transitions"][0]["condition"] = "clam.amount > 10"
+    assert import_workflow(doc).name == "Claims"
+
+
 def test_importing_an_existing_name_is_refused_without_replace():
     import_workflow(claim_doc())
     with pytest.raises(InvalidDefinition) as info:

@@ -499,6 +499,20 @@ def test_version_conflict(claim_workflow, claim):
     assert len(history(instance)) == 4
 
 
+def test_a_conflict_with_the_callers_own_change_says_what_happened_not_who(claim_workflow, claim):
+    instance = start_workflow_instance("Claim Processing", claim)
+    set_workflow_on_hold(instance, expected_version=1)  # the caller's own change: 1 -> 2
+    with pytest.raises(WorkflowError) as excinfo:
+        cancel_workflow_instance(instance, expected_version=1)  # the same version, again
+    assert codes(excinfo) == "VERSION_CONFLICT"
+    message = excinfo.value.message
+    assert "someone else" not in message
+    assert f"Workflow instance {instance.pk} is at version 2, not the expected one: " in message
+    assert "it changed since that version was read (by this caller or another)" in message
+    assert excinfo.value.details["expected_version"] == 1  # the caller's value: details only
+    assert state_of(instance)[2] == "ON_HOLD"
+
+
 @pytest.mark.parametrize(
     "condition,reason",
     [

@@ -162,7 +162,9 @@ AUTHENTICATION_BACKENDS = [
 ]
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
-AXES_LOCKOUT_PARAMETERS = ["ip_address"]  # behind a proxy, set AXES_IPWARE_PROXY_COUNT too
+# the username and the address together: one attacker behind a NAT locks out the account they
+# guess from that address, not everyone there; behind a proxy, set AXES_IPWARE_PROXY_COUNT too
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 
 # mysite/settings.py
 ASGI_APPLICATION = "mysite.asgi.application"

@@ -277,8 +277,8 @@ def test_graphiql_is_served_from_the_installed_package_without_other_hosts(
 
 
 def test_password_guessing_is_throttled(clerk):
-    """README step 3: django-axes; the 5th failure from one address locks it out, then even the
-    right password is TOO_MANY_ATTEMPTS."""
+    """README step 3: django-axes; the 5th failure to one account from one address locks it out
+    from there, then even the right password is TOO_MANY_ATTEMPTS."""
     browser = Browser()
     for attempt in range(1, 6):
         refused = browser(LOGIN, username="clerk", password="wrong")["login"]

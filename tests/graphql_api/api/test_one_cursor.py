@@ -12,6 +12,7 @@ from strawberry.relay import to_base64
 
 from django_steps import services
 from django_steps.models import WorkflowEvent
+from tests.conftest import wait_until_final
 from tests.graphql_api.api.test_total_count import HISTORY, start, with_history
 from tests.graphql_api.conftest import gid
 
@@ -75,6 +76,7 @@ def test_an_edge_cursor_is_read_by_workflow_events_and_a_head_cursor_by_history(
     instance = with_history("long", 2)
     instance_id = gid("WorkflowInstance", instance.pk)
     edge = history(as_viewer, instance, first=2)["edges"][-1]["cursor"]
+    wait_until_final()
     feed = as_viewer.data(EVENTS, {"after": edge, "instanceId": instance_id})["workflowEvents"]
     assert [e["node"]["sequence"] for e in feed["edges"]] == [3, 4, 5]
     head = as_viewer.data(EVENTS, {"first": 0, "instanceId": instance_id})["workflowEvents"]
@@ -116,6 +118,7 @@ def test_an_event_cursor_is_refused_by_a_connection_of_instances(as_viewer, clai
 @COMMITTED
 def test_first_zero_reads_a_consistent_head(as_viewer, claim_workflow):
     with_history("long", 2)
+    wait_until_final()
     head = as_viewer.data(EVENTS, {"first": 0})["workflowEvents"]
     newest = str(WorkflowEvent.objects.order_by("txid", "position").last().cursor)
     assert head["edges"] == []

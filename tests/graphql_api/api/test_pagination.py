@@ -15,6 +15,7 @@ import pytest
 from claims.models import Claim
 from django_steps import services
 from django_steps.models import WorkflowEvent, WorkflowInstance
+from tests.conftest import wait_until_final
 from tests.graphql_api import operations as ops
 from tests.graphql_api.conftest import b64, bad_input, gid, post_raw
 
@@ -187,6 +188,7 @@ def test_the_history_is_bounded_and_nested_connections_need_first_or_last(
 def test_workflow_events_reads_the_commit_ordered_history_with_the_subscriptions_cursors(
     as_viewer, ten
 ):
+    wait_until_final()
     feed = as_viewer.data(EVENTS, {"first": 4})["workflowEvents"]
     cursors = [edge["cursor"] for edge in feed["edges"]]
     assert cursors == [edge["node"]["cursor"] for edge in feed["edges"]]

@@ -89,6 +89,22 @@ def test_a_stale_expected_version_returns_the_instance_as_now_committed(
     assert retried["__typename"] != "VersionConflict"
 
 
+def test_a_conflict_with_the_callers_own_change_does_not_blame_someone_else(as_operator, instance):
+    """The caller sends the version it read twice: the second change conflicts with its own
+    first one, and the message says what is true in every case."""
+    variables = {
+        "input": {"instanceId": gid("WorkflowInstance", instance.pk), "expectedVersion": 1}
+    }
+    first = as_operator.data(change("setWorkflowOnHold", "SetWorkflowOnHoldInput"), variables)
+    assert first["setWorkflowOnHold"]["__typename"] == "WorkflowInstance"
+    field, input_type = "cancelWorkflowInstance", "CancelWorkflowInstanceInput"
+    payload = as_operator.data(change(field, input_type), variables)[field]
+    assert payload["__typename"] == "VersionConflict"
+    message = payload["message"]
+    assert "someone else" not in message
+    assert "changed since the version you expected was read" in message
+
+
 def test_an_old_client_that_does_not_select_the_conflict_gets_its_typename(as_operator, instance):
     services.set_workflow_on_hold(instance)
     variables = {

@@ -10,7 +10,7 @@ import pytest
 from django_steps.definitions import import_workflow
 from django_steps.models import Workflow, WorkflowInstance
 from django_steps.services import start_workflow_instance
-from tests.conftest import make_workflow, two_steps
+from tests.conftest import make_workflow, two_steps, wait_until_final
 from tests.graphql_api import operations as ops
 from tests.graphql_api.api.test_inbox_api import ACT, ASSIGNED, inbox
 from tests.graphql_api.api.test_inbox_api import start as start_assigned
@@ -98,6 +98,7 @@ def test_workflow_events_by_id(as_operator, claim_workflow, claim):
     other = make_workflow("Other", two_steps(content_types=["claims.claim"]))
     mine = start_workflow_instance(claim_workflow.name, claim)
     start_workflow_instance(other.name, claim)
+    wait_until_final()
     by_id = as_operator.data(EVENTS, {"id": gid("Workflow", claim_workflow.pk)})
     by_name = as_operator.data(EVENTS, {"name": claim_workflow.name})
     assert by_id == by_name

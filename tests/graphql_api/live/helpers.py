@@ -9,9 +9,12 @@ import uuid
 from collections import defaultdict, deque
 from typing import Any
 
+from channels.db import database_sync_to_async
 from strawberry.channels.testing import GraphQLWebsocketCommunicator
 from strawberry.relay import to_base64
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from tests.conftest import wait_until_final
 
 PROTOCOLS = [GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL]
 
@@ -30,6 +33,13 @@ subscription Events($instanceId: ID, $workflowName: String, $after: String) {
 """
 
 COMPLETE = {"complete": True}
+
+#: How long a test waits for a message it expects: generous, because on PostgreSQL an event is
+#: delivered once every older transaction of the whole cluster has ended (the history's horizon),
+#: which a loaded machine or another client's open transaction can delay by seconds. Each wait
+#: ends as soon as the message arrives; only waits for *no* message (:meth:`nothing_more`) are
+#: short.
+DELIVERY_WITHIN = 30.0
 
 
 def instance_gid(instance) -> str:
@@ -66,7 +76,16 @@ class GraphQLSocket:
     async def __aexit__(self, *exc: Any) -> None:
         await self.communicator.disconnect()
 
-    async def subscribe(self, query: str = EVENTS, **variables: Any) -> str:
+    async def subscribe(
+        self, query: str = EVENTS, *, settled: bool = True, **variables: Any
+    ) -> str:
+        """Start a subscription. ``settled``: first wait until every event committed so far is
+        final (:func:`tests.conftest.wait_until_final`), so that it is history to the new
+        subscription — on PostgreSQL another client's open transaction anywhere in the cluster
+        would otherwise make an event committed before this call arrive later, as a live one.
+        Tests of that very case pass ``settled=False``."""
+        if settled:
+            await database_sync_to_async(wait_until_final)(in_transaction_ok=True)
         id_ = uuid.uuid4().hex
         payload = {"query": query, "variables": variables}
         kind = "subscribe" if self.protocol == GRAPHQL_TRANSPORT_WS_PROTOCOL else "start"
@@ -99,7 +118,7 @@ class GraphQLSocket:
             self.buffers[message["id"]].append(COMPLETE)
         # "ka", "pong": keep-alives
 
-    async def result(self, id_: str, timeout: float = 10) -> dict:
+    async def result(self, id_: str, timeout: float = DELIVERY_WITHIN) -> dict:
         """The next payload (``{"data":…, "errors":…}``) of subscription ``id_``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -110,7 +129,7 @@ class GraphQLSocket:
             await self._pump(remaining)
         return self.buffers[id_].popleft()
 
-    async def events(self, id_: str, count: int, timeout: float = 10) -> list[dict]:
+    async def events(self, id_: str, count: int, timeout: float = DELIVERY_WITHIN) -> list[dict]:
         out = []
         for _ in range(count):
             payload = await self.result(id_, timeout)

@@ -262,7 +262,7 @@ async def test_parked_subscribers_stay_written_to_past_the_recheck_and_end_when_
         )()
         for ws, sub, name in subscribers:
             if name == "reviewer":
-                payload = await ws.result(sub, 5)
+                payload = await ws.result(sub)  # at the next periodic re-check
                 assert error_codes(payload) == ["PERMISSION_DENIED"], payload
         await run(services.resume_workflow_instance)(cast["watched"])
         cursor = str(await run(newest_cursor)())

@@ -15,7 +15,7 @@ from django_steps import services
 from tests.servers import graphql
 
 from .conftest import login_session, make_user, new_claim
-from .helpers import EVENTS, instance_gid
+from .helpers import DELIVERY_WITHIN, EVENTS, instance_gid
 from .live import HOLD, RESUME, RedisServer, messages, open_socket, server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -59,7 +59,7 @@ class LiveSubscriber:
             elif message["type"] == "error":
                 self.errors.extend(message["payload"])
 
-    async def wait_for(self, count: int, timeout: float = 20) -> list[dict]:
+    async def wait_for(self, count: int, timeout: float = DELIVERY_WITHIN) -> list[dict]:
         deadline = asyncio.get_running_loop().time() + timeout
         while len(self.events) < count and not self.errors:
             if asyncio.get_running_loop().time() > deadline:
@@ -104,7 +104,7 @@ async def test_websockets_client_library_against_a_live_uvicorn(claim_workflows)
     session, viewer, [instance, _] = await run(_setup)()
     with server("uvicorn") as port:
         async with LiveSubscriber(port, None) as anonymous:
-            await anonymous.wait_for(1, timeout=3)
+            await anonymous.wait_for(1)  # ends at the error
         assert [e["extensions"]["code"] for e in anonymous.errors] == ["PERMISSION_DENIED"]
 
         async with LiveSubscriber(port, viewer, instanceId=instance_gid(instance)) as subscriber:
@@ -114,6 +114,26 @@ async def test_websockets_client_library_against_a_live_uvicorn(claim_workflows)
     assert [e["kind"] for e in events] == ["ON_HOLD", "RESUMED"] * 3
     assert [e["sequence"] for e in events] == [2, 3, 4, 5, 6, 7]
     assert [e["state"] for e in events] == ["ON_HOLD", "ACTIVE"] * 3
+
+
+WORKFLOW_EVENTS = "query Events { workflowEvents(first: 1) { edges { cursor } } }"
+
+
+async def test_a_denied_subscription_is_classified_as_a_denied_query_over_http(claim_workflows):
+    """A socket refused for lack of permission carries what an HTTP query refused for the same
+    reason carries: the code and a classification that says permission, not bad input."""
+    nobody = await run(lambda: login_session(make_user("nobody")))()
+    with server("uvicorn") as port:
+        async with LiveSubscriber(port, nobody, workflowName="Claim Processing") as denied:
+            await denied.wait_for(1)  # ends at the error
+        over_http = await asyncio.to_thread(graphql, port, WORKFLOW_EVENTS, nobody)
+    [http_error] = over_http["errors"]
+    [socket_error] = denied.errors
+    assert http_error["extensions"] == {
+        "code": "PERMISSION_DENIED",
+        "classification": "PERMISSION_DENIED",
+    }
+    assert socket_error["extensions"] == http_error["extensions"]
 
 
 @pytest.mark.redis

@@ -163,7 +163,7 @@ async def test_complete_stops_every_replay_at_once(application, busy, protocol):
         live = await ws.subscribe(REPLAY, instanceId=instance_gid(instances["alice"]))
         assert await ws.nothing_more(live, 0.3)
         await run(services.set_workflow_on_hold)(instances["alice"])
-        (event,) = await ws.events(live, 1, timeout=3)
+        (event,) = await ws.events(live, 1)
         assert event["kind"] == "ON_HOLD"
 
 
@@ -337,7 +337,7 @@ async def test_a_cursor_past_the_newest_event_reads_like_the_newest_the_user_may
             assert await ws.nothing_more(sub, 0.2)  # no INVALID_CURSOR, no replay
         await run(services.set_workflow_on_hold)(instances["alice"])
         for sub in subs:  # and every one of them goes live alike
-            (event,) = await ws.events(sub, 1, timeout=3)
+            (event,) = await ws.events(sub, 1)
             assert event["kind"] == "ON_HOLD"
 
 

@@ -1,6 +1,7 @@
-"""Login throttling (django-axes): repeated failed logins from one client address lock that
-address out of every login — the GraphQL ``login`` mutation (HTTP and WebSocket) and the admin —
-for the cool-off time; GraphQL answers ``TOO_MANY_ATTEMPTS``, the admin axes' 429 page."""
+"""Login throttling (django-axes): repeated failed logins to one account from one client address
+lock that account out from that address — in the GraphQL ``login`` mutation (HTTP and
+WebSocket) and the admin — for the cool-off time (other accounts at that address stay free);
+GraphQL answers ``TOO_MANY_ATTEMPTS``, the admin axes' 429 page."""
 
 from __future__ import annotations
 
@@ -65,6 +66,20 @@ def test_graphql_login_is_locked_after_repeated_failures(ada, as_viewer, monkeyp
     call_command("axes_reset_ip", "127.0.0.1", stdout=open("/dev/null", "w"))
     assert login(gql, "ada", "pw")["username"] == "ada"
     assert gql.data(ops.ME)["me"]["username"] == "ada"
+
+
+def test_a_lockout_of_one_user_from_an_address_leaves_other_users_there_free(ada):
+    """Behind one NAT, an attacker guessing ada's password locks ada out from that address, not
+    her colleague who shares it (django-axes locks out the username and address together)."""
+    make_user("bea")
+    office = GQL(Client(REMOTE_ADDR="198.51.100.7"))
+    assert fail_until_locked(office, "ada")[-1] == "TOO_MANY_ATTEMPTS"
+    assert code(login(office, "ada", "pw")) == "TOO_MANY_ATTEMPTS"  # still locked, right password
+
+    colleague = GQL(Client(REMOTE_ADDR="198.51.100.7"))
+    assert login(colleague, "bea", "pw")["username"] == "bea"
+    # and ada herself, from another address
+    assert login(GQL(Client(REMOTE_ADDR="203.0.113.9")), "ada", "pw")["username"] == "ada"
 
 
 def test_the_lockout_ends_after_the_cool_off(ada):
