@@ -30,8 +30,9 @@ DEFAULTS: dict[str, Any] = {
     # graphql_api/security/document_size.py. A false value turns a limit off.
     "MAX_DOCUMENT_BYTES": 64 * 1024,
     "ANONYMOUS_MAX_DOCUMENT_BYTES": 16 * 1024,
-    # Wall-clock seconds a query or mutation may run (graphql_api/budget.py): then its SQL
-    # stops and it answers TIMEOUT, without data. A false value turns the budget off.
+    # Wall-clock seconds a query or mutation may run, and the execution of each event a
+    # subscription sends (graphql_api/security/budget.py): then its SQL stops and it answers
+    # TIMEOUT, without data. A false value turns the budget off.
     "MAX_SECONDS": 10.0,
     # Bytes of one result message over WebSocket; over it the operation ends with
     # EVENT_TOO_LARGE / RESULT_TOO_LARGE (graphql_api/live/adapter.py). Keep it below the server's

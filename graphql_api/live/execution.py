@@ -30,15 +30,30 @@ results are kept beside the event object for as long as it lives: the
 is freed once every stream has sent it.
 :data:`graphql_api.live.shared.STATS` counts executions (per event too): the bench and the tests
 read it.
+
+What one event costs
+====================
+
+Each event executes under the time budget of a query (``MAX_SECONDS``,
+:mod:`graphql_api.security.budget`), counted from when its execution starts: over it, the result
+is one ``TIMEOUT`` error (nothing of a result cut short is kept) and the stream goes on with the
+next event. A shared execution that runs over is the ``TIMEOUT`` of every subscriber of its key:
+not executed again for each, which would cost each the whole budget. And each event executes with
+the operation's queryset optimizer, so its nested lists and ``instanceCounts`` are read in
+batched queries, as over HTTP (strawberry ends the optimizer's ``on_execute`` once the stream is
+set up, before any event).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from graphql import (
+    ExecutionResult,
     FieldNode,
     OperationType,
     TypeInfo,
@@ -51,10 +66,13 @@ from graphql import (
 from graphql.pyutils import is_awaitable
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry_django.optimizer import optimizer
 
 from django_steps.models import WorkflowEvent
 from graphql_api.live.direct import settle
 from graphql_api.live.shared import FANS, RESULTS, STATS, Shared, sharing_class
+from graphql_api.security.budget import TIMEOUT, Budget, time_budget, timeout_error, within_budget
+from graphql_api.settings import graphql_setting
 
 __all__ = [
     "VIEWER_DEPENDENT",
@@ -156,6 +174,14 @@ def share_key(base: tuple | None, context: Any) -> tuple | None:
 class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
     _share_base: tuple | None | bool = False  # False: not computed yet
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The operation's queryset optimizer: strawberry sets it in ``on_execute``, which for a
+        # subscription ends once the stream is set up, before any event executes. Each event
+        # puts it back (the per-event executors are copies of this one): without it, every
+        # nested list and ``instanceCounts`` of an event was read one query per object.
+        self._optimizer = optimizer.get()
+
     def build_per_event_executor(self, payload: Any) -> Any:
         # Once per subscription (the per-event executors are copies of this one).
         if self._share_base is False:
@@ -168,9 +194,11 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return super().build_per_event_executor(payload)
 
     def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        if self.operation.operation is not OperationType.SUBSCRIPTION:
+            return super().execute_operation(*args, **kwargs)
         event = self.root_value
         if not isinstance(event, WorkflowEvent):
-            return super().execute_operation(*args, **kwargs)
+            return self._run_event(args, kwargs)
         key = share_key(self._share_base or None, self.context_value)
         if key is None:
             return self._execute(event, args, kwargs)
@@ -185,8 +213,10 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return self._shared(entry, key, event, args, kwargs, first=False)
         result = self._execute(event, args, kwargs)
         if not is_awaitable(result):
-            if not result.errors:
-                results[key] = results[id(result.data)] = Shared(self.operation, result)
+            if shareable(result):
+                results[key] = Shared(self.operation, result)
+                if not result.errors:
+                    results[id(result.data)] = results[key]
                 settle(event.cursor, key)  # the sinks waiting for it (graphql_api.live.direct)
             return result
         # In flight: the subscribers of the same key arriving meanwhile wait for this one (their
@@ -198,7 +228,24 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def _execute(self, event: WorkflowEvent, args: tuple, kwargs: dict) -> Any:
         STATS.executed(event.cursor)
-        return super().execute_operation(*args, **kwargs)
+        return self._run_event(args, kwargs)
+
+    def _run_event(self, args: tuple, kwargs: dict) -> Any:
+        """Execute one event of the subscription under a time budget of its own
+        (``MAX_SECONDS``, as a query: see :mod:`graphql_api.security.budget`), with the
+        operation's optimizer; over budget, the result is one ``TIMEOUT`` error (no data) and
+        the stream goes on. The budget and the optimizer are context variables: the worker
+        threads the resolvers query in (``sync_to_async``) run in a copy of this context."""
+        with time_budget(graphql_setting("MAX_SECONDS")) as budget, _optimizing(self._optimizer):
+            result = super().execute_operation(*args, **kwargs)
+        if is_awaitable(result):
+            return self._finish_event(result, budget)
+        return _within_budget(result, budget)
+
+    async def _finish_event(self, result: Any, budget: Budget | None) -> Any:
+        with within_budget(budget), _optimizing(self._optimizer):
+            result = await result
+        return _within_budget(result, budget)
 
     async def _shared(
         self,
@@ -218,7 +265,7 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if first:
                 raise
             value = None
-        if first or (value is not None and not value.errors):
+        if first or (value is not None and shareable(value)):
             if not first:
                 STATS.shared += 1
             return value
@@ -258,13 +305,43 @@ def _settle(
     """An execution in flight ended: keep its result for the later subscribers, unless it
     failed (they execute on their own)."""
     entry.pending = None
-    if done.cancelled() or done.exception() is not None or done.result().errors:
+    if done.cancelled() or done.exception() is not None or not shareable(done.result()):
         if results.get(key) is entry:
             del results[key]
         return
     entry.result = done.result()
-    results[id(entry.result.data)] = entry
+    if not entry.result.errors:
+        results[id(entry.result.data)] = entry
     settle(event.cursor, key)  # the sinks waiting for it (graphql_api.live.direct)
+
+
+@contextmanager
+def _optimizing(extension: Any) -> Iterator[None]:
+    token = optimizer.set(extension)
+    try:
+        yield
+    finally:
+        optimizer.reset(token)
+
+
+def _within_budget(result: Any, budget: Budget | None) -> Any:
+    """``result``, or the one ``TIMEOUT`` error once ``budget`` was spent: some statement was
+    refused or cut, and nothing of a result cut short is kept (as for a query)."""
+    if budget is None or not budget.spent:
+        return result
+    return ExecutionResult(data=None, errors=[timeout_error(budget)])
+
+
+def shareable(result: Any) -> bool:
+    """Whether every subscriber of the key may get ``result``: one without errors, or the
+    ``TIMEOUT`` of an event over its budget (executing it again for each would cost each the
+    whole budget)."""
+    errors = result.errors
+    return not errors or (
+        result.data is None
+        and len(errors) == 1
+        and (errors[0].extensions or {}).get("code") == TIMEOUT
+    )
 
 
 def shares_directly(info: Any) -> bool:
@@ -301,8 +378,8 @@ async def send_shared(event: WorkflowEvent, base: tuple | None, info: Any, opera
             result = await wait_shared(entry, key, event.cursor)
         except Exception:
             return False
-        if result.errors:
-            return False
+    if result.errors:  # a shared TIMEOUT: the executor hands it over, through strawberry
+        return False
     STATS.shared += 1
     # What strawberry sends for a result without errors or extensions (Operation.send_next).
     await operation.send_operation_message(

@@ -21,8 +21,9 @@ short is kept: code that reads a failed query as "no rows" may have answered wro
   ``RESET``.
 
 Python work between statements is not interrupted (it is bounded by the other limits: cost,
-depth, tokens, input sizes). Subscriptions have no budget (they run as long as the socket); a
-host's own code can use :func:`time_budget` around any work.
+depth, tokens, input sizes). A subscription runs as long as its socket; each event it sends is
+executed under a budget of its own (:mod:`graphql_api.live.execution`), and over it that event
+answers the same ``TIMEOUT``. A host's own code can use :func:`time_budget` around any work.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "is_timeout",
     "time_budget",
     "timeout_error",
+    "within_budget",
 ]
 
 TIMEOUT = TransportCode.TIMEOUT
@@ -112,6 +114,17 @@ def time_budget(seconds: float | None, *, whole_request: bool = False) -> Iterat
     token = _budget.set(budget)
     try:
         yield budget
+    finally:
+        _budget.reset(token)
+
+
+@contextmanager
+def within_budget(budget: Budget | None) -> Iterator[None]:
+    """Run the block under ``budget``, begun earlier by :func:`time_budget`: the rest of an
+    operation that left the block where its budget was set (an awaitable it returned)."""
+    token = _budget.set(budget)
+    try:
+        yield
     finally:
         _budget.reset(token)
 

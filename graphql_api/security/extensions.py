@@ -5,11 +5,10 @@ Limits are configurable in ``settings.DJANGO_STEPS_GRAPHQL``: ``MAX_DEPTH``, ``M
 return; a false value turns the limit off), ``MAX_STRING_LENGTH``, ``MAX_INPUT_VALUES`` and
 ``MAX_INPUT_DEPTH`` (what the variables and inline arguments may hold); see
 :mod:`graphql_api.security.cost`; ``ANONYMOUS_MAX_TOKENS`` and ``ANONYMOUS_MAX_FRAGMENTS``
-(documents
-of callers not logged in, checked before validation); ``MAX_SECONDS`` (the time budget of a query
-or mutation, see :mod:`graphql_api.security.budget`). Every extension is created per operation (a
-factory), never shared
-between concurrent requests.
+(documents of callers not logged in, checked before validation); ``MAX_SECONDS`` (the time
+budget of a query, a mutation or one subscription event, see
+:mod:`graphql_api.security.budget`). Every extension is created per operation (a factory), never
+shared between concurrent requests.
 """
 
 from __future__ import annotations
@@ -193,9 +192,10 @@ class TimeBudget(SchemaExtension):
     when it reached our view, which runs the whole request under that budget (the session and
     user it loads included: see :mod:`graphql_api.security.budget`); then its SQL stops and it
     answers ``{"data": null, "errors": [TIMEOUT]}`` (:mod:`graphql_api.security.budget`).
-    Subscriptions have none. Listed last: an extension refusing in its own ``on_execute`` after
-    this one entered would leave the budget set (strawberry does not unwind hooks already
-    entered), so ``on_operation`` clears it too."""
+    A subscription's budget is per event, set where each event executes
+    (:mod:`graphql_api.live.execution`). Listed last: an extension refusing in its own
+    ``on_execute`` after this one entered would leave the budget set (strawberry does not unwind
+    hooks already entered), so ``on_operation`` clears it too."""
 
     budget: Budget | None = None
 
