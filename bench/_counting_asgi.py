@@ -54,6 +54,9 @@ def _write_counters(signum, frame) -> None:
         "direct": STATS.direct,
         "serialised": STATS.serialised,
         "hub_cpu": _HUB["cpu"],
+        # The signal is handled on the event loop's thread: its CPU, apart from the threads
+        # running the ORM (the mutations, the hub's reads).
+        "loop_cpu": time.thread_time(),
     }
     with open(f"{path}.{os.getpid()}", "a") as out:
         out.write(json.dumps(counters) + "\n")

@@ -530,6 +530,8 @@ async def scenario(
             "direct": moved["direct"] / sent if sent else 0.0,
             # Thread CPU of the hub's direct writes per delivery they made (µs).
             "hub_cpu": moved["hub_cpu"] / moved["direct"] * 1e6 if moved["direct"] else None,
+            # The event loop threads' CPU per delivery (µs): the rest runs the ORM in threads.
+            "loop_cpu": moved["loop_cpu"] / delivered * 1e6 if delivered else None,
         }
     return {
         "fan_out": fan_out,
@@ -810,6 +812,17 @@ def rows_for(
                 )
             ]
             if result.get("fan_out") and result["fan_out"]["hub_cpu"] is not None
+            else []
+        ),
+        *(
+            [
+                per_delivery(
+                    f"{label}, of the total, the workers' event loop threads (the rest: the "
+                    "threads running the ORM, the commits' mutations and the hub's reads)",
+                    result["fan_out"]["loop_cpu"],
+                )
+            ]
+            if result.get("fan_out") and result["fan_out"]["loop_cpu"] is not None
             else []
         ),
         per_delivery(
