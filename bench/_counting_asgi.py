@@ -6,8 +6,13 @@ shared, of which written directly by the hub) as one JSON line to
 It also counts the CPU time (of the thread, in seconds: ``hub_cpu``) of the hub's direct writes
 (:mod:`graphql_api.live.direct`: ``FanOut._deliver`` and ``DirectSink.drain``), the per-socket
 part of a delivery apart from what each commit costs once (its mutation, the hub's read, the
-leader's execution)."""
+leader's execution).
 
+With ``BENCH_PROFILE`` set, the first ``SIGUSR1`` also starts :mod:`cProfile` on the event loop's
+thread and the second writes what it saw to ``$BENCH_PROFILE.<pid>`` (the commit phase's
+profile: where a delivery's CPU goes)."""
+
+import cProfile
 import json
 import os
 import signal
@@ -49,9 +54,29 @@ def _write_counters(signum, frame) -> None:
         "direct": STATS.direct,
         "serialised": STATS.serialised,
         "hub_cpu": _HUB["cpu"],
+        # The signal is handled on the event loop's thread: its CPU, apart from the threads
+        # running the ORM (the mutations, the hub's reads).
+        "loop_cpu": time.thread_time(),
     }
     with open(f"{path}.{os.getpid()}", "a") as out:
         out.write(json.dumps(counters) + "\n")
+    _toggle_profile()
+
+
+_PROFILE: dict = {}
+
+
+def _toggle_profile() -> None:
+    path = os.environ.get("BENCH_PROFILE")
+    if not path:
+        return
+    profile = _PROFILE.pop("running", None)
+    if profile is None:
+        _PROFILE["running"] = profile = cProfile.Profile()
+        profile.enable()
+    else:
+        profile.disable()
+        profile.dump_stats(f"{path}.{os.getpid()}")
 
 
 signal.signal(signal.SIGUSR1, _write_counters)

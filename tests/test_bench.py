@@ -143,6 +143,20 @@ def test_quick_bench_produces_every_row():
         is True
     )
     assert lists["workflows with instanceCounts: SQL queries (large / small)"]["met"] is True
+    # The fan-out's worker CPU per delivery: the total (the commits' own mutations included) and,
+    # beside it, the marginal cost of delivering (the same commits alone, measured first).
+    memory = [
+        r
+        for r in rows
+        if r["script"] == "subscriptions" and r["figure"].startswith("in-memory, 1 worker")
+    ]
+    for part in (
+        "worker CPU per delivery (total",
+        "worker CPU per delivery, marginal: worker CPU with subscribers minus the same commits",
+        "the same commits without subscribers",
+    ):
+        found = [r for r in memory if part in r["figure"]]
+        assert found and found[0]["value"] is not None, (part, [r["figure"] for r in memory])
     for row in rows:
         if (
             isinstance(row.get("ratio"), (int, float))

@@ -33,7 +33,25 @@ from graphql_api.live.wire import frame_writer
 
 logger = logging.getLogger("graphql_api.routing")
 
-__all__ = ["DirectSink", "FanOut", "send_now", "settle"]
+__all__ = ["Check", "DirectSink", "FanOut", "send_now", "settle"]
+
+
+class Check:
+    """One pass of the hub over its sinks (no await in between): the moment, and the part of
+    :meth:`DirectSink.ready` that is the same for every sink of one lease, taken once per lease.
+    A lease is one user and session's (graphql_api.live.subscriptions._Lease), so the user's
+    revocation epoch and the session's logout are too."""
+
+    __slots__ = ("now", "held", "epoch_of", "session_ended")
+
+    def __init__(self) -> None:
+        from graphql_api.live import revocation  # a cycle: revocation imports the hub
+
+        self.now = time.monotonic()
+        self.epoch_of = revocation.user_epoch
+        self.session_ended = revocation.session_ended
+        #: lease -> whether it holds now (and in the user's current epoch, the session live).
+        self.held: dict[Any, bool] = {}
 
 
 def send_now(send: Any, message: dict) -> asyncio.Task | None:
@@ -132,24 +150,30 @@ class DirectSink:
         self.lease = lease
         self.klass = klass
 
-    def ready(self, now: float, epoch_of: Any, session_ended: Any) -> bool:
+    def ready(self, check: Check) -> bool:
         """Whether the hub may hand the next event to this sink's group: its decisions hold
         (taken in the user's current revocation epoch, the same class as its key), and it
         waits for nothing."""
         lease = self.lease
         operation = self.operation
-        return (
+        if not (
             self.parked
             and self.key is not None
             and lease is not None
-            and now < lease.valid_until
             and lease.visibility_class == self.klass
             and not operation.completed
             and operation.handler.operations.get(operation.id) is operation
-            and epoch_of(self.user_pk) == lease.epoch
-            and not session_ended(self.session_key)
             and not self.subscriber.queue.qsize()
-        )
+        ):
+            return False
+        held = check.held.get(lease)
+        if held is None:
+            held = check.held[lease] = (
+                check.now < lease.valid_until
+                and check.epoch_of(self.user_pk) == lease.epoch
+                and not check.session_ended(self.session_key)
+            )
+        return held
 
     def wake(self) -> None:
         """Its lease ended: the stream's task wakes and checks access on its own."""
@@ -175,7 +199,13 @@ class DirectSink:
                 return False
             flow.sent += size
         # A send that has to wait is awaited by the socket's next usual send (adapter._send).
-        sending = websocket.direct_sending = self._send(text)
+        raw = self.raw
+        if raw is not None and raw(text):  # what _send does, without its call per frame
+            sending = websocket.direct_sending = None
+        else:
+            sending = websocket.direct_sending = send_now(
+                self.send, {"type": "websocket.send", "text": text}
+            )
         if flow is not None and sending is None:
             # While a frame waits to be written, the ping stays due: the next frame sends it.
             ping = flow.ping()
@@ -201,7 +231,7 @@ class DirectSink:
             if event.cursor <= self.subscriber.last:  # replayed already: each event once
                 self.backlog.popleft()
                 continue
-            if not _ready(self):
+            if not self.ready(Check()):
                 self.release()
                 return True
             text = _frame(event, self.key, [self])
@@ -271,35 +301,29 @@ class FanOut:
         before, between = frame
         cursor = event.cursor
         following: dict[int, FanOut] = {}  # what waited in the backlogs, written the same way
-        from graphql_api.live import revocation  # a cycle: revocation imports the hub
-
-        now, epoch_of, session_ended = (
-            time.monotonic(),
-            revocation.user_epoch,
-            revocation.session_ended,
-        )
+        check = Check()
+        written = 0
         for sink in followers:
             if sink.pending is not self:
                 continue
             sink.pending = None
             # Checked again: a revocation, a `complete` or a wake-up may have come meanwhile.
-            if not sink.ready(now, epoch_of, session_ended) or not sink.write(
-                before + sink.id_text + between
-            ):
+            if not sink.ready(check) or not sink.write(before + sink.id_text + between):
                 sink.subscriber.put(event)
                 sink.release()
                 continue
             sink.subscriber.last = cursor
-            STATS.shared += 1
-            STATS.direct += 1
-            while sink.backlog and sink.backlog[0].cursor <= cursor:
-                sink.backlog.popleft()
-            if sink.backlog:
-                following.setdefault(id(sink.backlog[0]), FanOut(sink.backlog[0]))
-                following[id(sink.backlog[0])].add(sink)
-                sink.backlog.popleft()
-            else:
-                sink.release()
+            written += 1
+            # Nothing else to release: its pending is None and what waits is written next.
+            backlog = sink.backlog
+            while backlog and backlog[0].cursor <= cursor:
+                backlog.popleft()
+            if backlog:
+                following.setdefault(id(backlog[0]), FanOut(backlog[0]))
+                following[id(backlog[0])].add(sink)
+                backlog.popleft()
+        STATS.shared += written
+        STATS.direct += written
         for fan in following.values():
             fan.start()
         return True
@@ -333,12 +357,6 @@ def _frame(event: Any, key: tuple | None, sinks: list[DirectSink]) -> tuple[str,
         STATS.serialised += 1
     before, between, after = template
     return before, between + entry.text + after
-
-
-def _ready(sink: DirectSink) -> bool:
-    from graphql_api.live import revocation  # a cycle: revocation imports the hub
-
-    return sink.ready(time.monotonic(), revocation.user_epoch, revocation.session_ended)
 
 
 def settle(cursor: int, key: tuple) -> None:

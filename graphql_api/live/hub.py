@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import defaultdict
 from typing import Any
 
@@ -45,7 +44,7 @@ from channels.db import database_sync_to_async
 from django_steps.models import (
     WorkflowEvent,
 )
-from graphql_api.live.direct import DirectSink, FanOut, settle
+from graphql_api.live.direct import Check, DirectSink, FanOut, settle
 from graphql_api.live.reads import (
     BATCH,
     InvalidCursor,
@@ -331,11 +330,8 @@ class EventHub:
 
     def dispatch(self, event: WorkflowEvent) -> None:
         self.watermark = max(self.watermark, event.cursor)
-        from graphql_api.live import revocation  # a cycle: revocation registers with the hub
-
         fan = None
-        now = time.monotonic()
-        epoch_of, session_ended = revocation.user_epoch, revocation.session_ended
+        check = Check()
         for targets in (
             self.everything,
             self.by_workflow.get(event.workflow_id, ()),
@@ -351,7 +347,7 @@ class EventHub:
                     # It waits for an earlier event's result, or its task is busy: the event
                     # waits, in order, for the hub or the task to write it (DirectSink.drain).
                     sink.backlog.append(event)
-                elif sink.ready(now, epoch_of, session_ended):
+                elif sink.ready(check):
                     if fan is None:
                         fan = FanOut(event)
                     fan.add(sink)
