@@ -473,6 +473,9 @@ def bench(quick: bool, backend: str) -> list[dict]:
 
 #: Python CPU per advancing update on the trusted path, at most (ms).
 TARGET_CPU_MS = 0.8
+#: Changes per variant and round of the CPU rows (``--quick`` too): a round of fewer has too few
+#: of the kernel's ticks to split its CPU time into user and system (see :func:`cpu_rounds`).
+CPU_PER_ROUND = 100
 #: Round trips per advancing update on the trusted path (PostgreSQL).
 TARGET_ROUND_TRIPS = 2
 
@@ -552,7 +555,7 @@ def costs(quick: bool, backend: str) -> list[dict]:
             {"plain": lambda count: started("plain", count), "condition": conditional},
             advance,
             rounds,
-            n // rounds,
+            CPU_PER_ROUND,
         )
         trusted, acting, timed, assigned = interleaved_per_op_seconds(
             [
@@ -597,7 +600,7 @@ def costs(quick: bool, backend: str) -> list[dict]:
             rows.append(
                 row(
                     f"Python CPU per advancing update, trusted path, {label}: {what} "
-                    f"(median of {rounds} interleaved rounds × {n // rounds} changes, "
+                    f"(median of {rounds} interleaved rounds × {CPU_PER_ROUND} changes, "
                     f"[min–max] {per_round[0] * 1e3:.3f}–{per_round[-1] * 1e3:.3f})",
                     round(median, 3),
                     "ms",
