@@ -27,14 +27,15 @@ from typing import Any
 
 from django.db import models
 from django.db.models.base import ModelState
-from django.db.models.fields import AutoFieldMixin
+from django.db.models.fields import AutoFieldMixin, return_None
 from django.db.models.signals import post_init, pre_init
+from django.utils import timezone
 
 __all__ = ["from_row", "new", "parameters", "read_as"]
 
 _DJANGO = "django.db.models."
 _NONE = type(None)
-_SAME, _INTEGER = "same", "integer"
+_SAME, _INTEGER, _NOW = "same", "integer", "now"
 _TEXT = (str, _NONE)
 
 #: id(field) -> (field, its shortcut): by id, as a Field hashes in Python; the field is kept, so
@@ -47,14 +48,18 @@ def _shortcut(field: Any) -> tuple[str, tuple[type, ...]] | None:
     a foreign key to an auto primary key and a text field return an ``int`` / ``str`` as it is
     (``int()``, ``str()``, ``validate_autopk_value``); an integer field returns
     ``connection.ops.adapt_integerfield_value(value)`` after ``int()``. ``None`` stays ``None``,
-    also for a JSON field (SQL ``NULL``) and a date and time set by no ``auto_now(_add)``."""
+    also for a JSON field (SQL ``NULL``) and a date and time set by no ``auto_now(_add)``. A
+    date and time set by ``auto_now(_add)`` is ``timezone.now()``, set on the object, and sent
+    through ``connection.ops.adapt_datetimefield_value`` (what ``pre_save`` and
+    ``get_db_prep_save`` do: ``get_prep_value`` returns an aware or, without ``USE_TZ``, a naive
+    ``datetime`` of ``timezone.now()`` as it is)."""
     cached = _plain.get(id(field))
     if cached is not None and cached[0] is field:
         return cached[1]
     shortcut = None
-    if type(field) is models.JSONField or (
-        type(field) is models.DateTimeField and not (field.auto_now or field.auto_now_add)
-    ):
+    if type(field) is models.DateTimeField and (field.auto_now or field.auto_now_add):
+        shortcut = (_NOW, ())
+    elif type(field) is models.JSONField or type(field) is models.DateTimeField:
         shortcut = (_SAME, (_NONE,))
     elif type(field).pre_save is models.Field.pre_save and type(field).__module__.startswith(
         _DJANGO
@@ -106,6 +111,10 @@ def parameters(
                 value = adapt(value, internal)
         elif types is _TEXT and isinstance(value, str) and isinstance(value, models.Choices):
             value = str.__str__(value)  # the member's text, as the text field sends it
+        elif kind is _NOW and (add or field.auto_now):
+            value = timezone.now()
+            setattr(obj, attname, value)
+            value = connection.ops.adapt_datetimefield_value(value)
         else:
             value = field.get_db_prep_save(field.pre_save(obj, add=add), connection)
         params[name] = value
@@ -147,8 +156,19 @@ def from_row(
     return obj
 
 
-#: model -> its concrete fields as (attname, field), for :func:`new`
+#: model -> its concrete fields as (attname, the field, or None when its default is None), for
+#: :func:`new`
 _attnames: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _no_default(field: Any) -> bool:
+    """Whether ``field.get_default()`` is always None: Django's own ``get_default`` (a foreign
+    key's returns its field's, None) with neither a default nor a database default, where text
+    is nullable or not allowed empty (Django's ``_get_default`` is then ``return_None``)."""
+    return (
+        type(field).get_default in (models.Field.get_default, models.ForeignKey.get_default)
+        and field._get_default is return_None
+    )
 
 
 def new(model: type[models.Model], related: dict[str, Any], values: dict[str, Any]) -> models.Model:
@@ -160,12 +180,17 @@ def new(model: type[models.Model], related: dict[str, Any], values: dict[str, An
         return model(**related, **values)
     fields = _attnames.get(model)
     if fields is None:
-        fields = _attnames[model] = tuple((f.attname, f) for f in model._meta.concrete_fields)
+        fields = _attnames[model] = tuple(
+            (f.attname, None if _no_default(f) else f) for f in model._meta.concrete_fields
+        )
     obj = model.__new__(model)
     obj._state = ModelState()  # adding, no database yet: as __init__ leaves it
     data = obj.__dict__
     for attname, field in fields:
-        data[attname] = values[attname] if attname in values else field.get_default()
+        if attname in values:
+            data[attname] = values[attname]
+        else:
+            data[attname] = None if field is None else field.get_default()
     for name, target in related.items():
         setattr(obj, name, target)  # the descriptor: as __init__ sets it (cache, database)
     return obj

@@ -92,6 +92,18 @@ def test_a_field_with_its_own_pre_save_keeps_it(instance):
     assert got["updated_at"] == connection.ops.adapt_datetimefield_value(instance.updated_at)
 
 
+def test_a_creation_time_is_set_when_added_and_kept_after(instance):
+    field = WorkflowEvent._meta.get_field("created_at")  # auto_now_add
+    event = instance.events.order_by("-sequence").first()
+    written = event.created_at
+    kept = shortcut_parameters([field], event, False)
+    assert event.created_at == written
+    assert kept == django_parameters([field], event, False)
+    added = shortcut_parameters([field], event, True)
+    assert event.created_at > written  # set now, on the object, as pre_save sets it
+    assert added["created_at"] == connection.ops.adapt_datetimefield_value(event.created_at)
+
+
 def test_a_row_builds_the_model_from_db_would(instance):
     names = [f.attname for f in WorkflowInstance._meta.concrete_fields]
     values = [getattr(instance, name) for name in names]
