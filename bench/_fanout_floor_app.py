@@ -29,21 +29,14 @@ import os
 
 import redis.asyncio as aioredis
 
+# The project's own frame encoder (a pure function: importing it loads no Django).
+from graphql_api.live.wire import text_frame
+
 ACK = json.dumps({"type": "connection_ack"})
 PONG = json.dumps({"type": "pong"})
 
 #: The registered sockets: their ASGI send -> their transport.
 SOCKETS: dict = {}
-
-
-def text_frame(data: bytes) -> bytes:
-    """One final, unmasked text frame (RFC 6455 section 5.2)."""
-    size = len(data)
-    if size < 126:
-        return bytes((0x81, size)) + data
-    if size < 65536:
-        return b"\x81\x7e" + size.to_bytes(2, "big") + data
-    return b"\x81\x7f" + size.to_bytes(8, "big") + data
 
 
 async def fan_out(data: bytes, how: str) -> None:

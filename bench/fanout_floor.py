@@ -65,6 +65,7 @@ from bench.subscriptions import (  # noqa: E402
     WS,
     Clients,
     histogram_percentile,
+    redis_url,
 )
 from tests.servers import asgi_command, free_port, stop, wait_http  # noqa: E402
 
@@ -106,35 +107,6 @@ class Ports:
                 except OSError:
                     continue
                 return port
-
-
-@contextlib.contextmanager
-def redis_url(ports: Ports):
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-        return
-    binary = shutil.which("redis-server")
-    if not binary:
-        yield None
-        return
-    port = ports.take()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        for _ in range(100):
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", port), timeout=0.2),
-            ):
-                break
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.kill()
-        process.wait(5)
 
 
 @contextlib.contextmanager
@@ -552,7 +524,7 @@ def main() -> int:
         for subscribers in counts
     ]
     try:
-        with redis_url(ports) as url:
+        with redis_url(ports.take) as url:
             channel = f"bench-fanout-floor-{os.getpid()}-{secrets.token_hex(4)}"
             env = {
                 "BENCH_FLOOR_REDIS_URL": url or "",

@@ -161,7 +161,9 @@ def worker(env_extra: dict, log: Path, pids: list[int] | None = None):
 
 
 @contextlib.contextmanager
-def redis_url(workdir: Path):
+def redis_url(take_port=free_port):
+    """REDIS_URL when given, else a throwaway redis-server on a port from ``take_port`` (None
+    without redis-server)."""
     if GIVEN_REDIS_URL:
         yield GIVEN_REDIS_URL
         return
@@ -169,7 +171,7 @@ def redis_url(workdir: Path):
     if not binary:
         yield None
         return
-    port = free_port()
+    port = take_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
@@ -686,6 +688,11 @@ def per_delivery(figure: str, microseconds: float | None) -> dict:
     return {"figure": figure, "unit": "µs", "value": value}
 
 
+def measured(figure: str, microseconds: float | None) -> list[dict]:
+    """:func:`per_delivery`'s row where the run measured it, else none."""
+    return [] if microseconds is None else [per_delivery(figure, microseconds)]
+
+
 def rows_for(
     name: str, result: dict, p99_target: float, subscribers: int, commits: int, rate: float
 ) -> list[dict]:
@@ -780,16 +787,10 @@ def rows_for(
             if result.get("cpu_marginal") is not None
             else []
         ),
-        *(
-            [
-                per_delivery(
-                    f"{label}, of the total, the workers' time in the kernel (system CPU: the "
-                    "sockets' sends, on loopback the receiving TCP's work too)",
-                    result["system_per_delivery"],
-                )
-            ]
-            if result.get("system_per_delivery") is not None
-            else []
+        *measured(
+            f"{label}, of the total, the workers' time in the kernel (system CPU: the "
+            "sockets' sends, on loopback the receiving TCP's work too)",
+            result.get("system_per_delivery"),
         ),
         *(
             [
@@ -803,27 +804,15 @@ def rows_for(
             if result.get("fan_out")
             else []
         ),
-        *(
-            [
-                per_delivery(
-                    f"{label}, of which the hub's direct writes, per delivery they made (thread "
-                    "CPU: the per-socket part, without each commit's own cost)",
-                    result["fan_out"]["hub_cpu"],
-                )
-            ]
-            if result.get("fan_out") and result["fan_out"]["hub_cpu"] is not None
-            else []
+        *measured(
+            f"{label}, of which the hub's direct writes, per delivery they made (thread "
+            "CPU: the per-socket part, without each commit's own cost)",
+            (result.get("fan_out") or {}).get("hub_cpu"),
         ),
-        *(
-            [
-                per_delivery(
-                    f"{label}, of the total, the workers' event loop threads (the rest: the "
-                    "threads running the ORM, the commits' mutations and the hub's reads)",
-                    result["fan_out"]["loop_cpu"],
-                )
-            ]
-            if result.get("fan_out") and result["fan_out"]["loop_cpu"] is not None
-            else []
+        *measured(
+            f"{label}, of the total, the workers' event loop threads (the rest: the "
+            "threads running the ORM, the commits' mutations and the hub's reads)",
+            (result.get("fan_out") or {}).get("loop_cpu"),
         ),
         per_delivery(
             f"{label}, client CPU per delivery (the subscribers' processes)",
@@ -927,7 +916,7 @@ def main() -> int:
     if "redis" in chosen:
         redis_subs, redis_commits, redis_rate = sizes["redis"]
         name = f"redis, {args.workers} workers"
-        with redis_url(workdir) as url:
+        with redis_url() as url:
             if url:
                 pids: list[int] = []
                 with contextlib.ExitStack() as stack:

@@ -8,14 +8,13 @@ from decimal import Decimal
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.urls import path
 
 from claims.models import Claim
 from django_steps import services
 from django_steps.definitions import import_workflow
 from tests.conftest import statuses, two_steps
+from tests.graphql_api.conftest import make_user
 
 urlpatterns = [path("admin/", admin.site.urls)]
 
@@ -38,13 +37,7 @@ PAGES = (
 
 
 def staff(name: str, *perms: str):
-    user = get_user_model().objects.create_user(name, password="pw", is_staff=True)
-    for perm in (*STAFF, *perms):
-        app_label, codename = perm.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        )
-    return user
+    return make_user(name, *STAFF, *perms, is_staff=True)
 
 
 @pytest.fixture
