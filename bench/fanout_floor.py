@@ -65,8 +65,11 @@ from bench.subscriptions import (  # noqa: E402
     WS,
     Clients,
     histogram_percentile,
+    latency_rows,
     redis_url,
+    stopped_rows,
 )
+from bench.subscriptions import start_clients as start_bench_clients  # noqa: E402
 from tests.servers import asgi_command, free_port, stop, wait_http  # noqa: E402
 
 #: The cursor of the floor's events: as many digits as PostgreSQL's (txid * 2**63 + position),
@@ -144,32 +147,16 @@ async def start_clients(
 ) -> Clients:
     """``processes`` client processes of ``kind`` sharing ``subscribers``; what they say on
     stderr (one line per subscriber that missed an event) goes to the file ``errors``."""
-    if kind == "node":
-        command = ["node", str(ROOT / "bench" / "_fanout_floor_client.cjs")]
-        env = {**os.environ, "FLOOR_WS": str(ws_module())}
-    else:
-        command = [sys.executable, str(ROOT / "bench" / "_subscription_client.py")]
-        env = None
-    clients = Clients()
-    for n in range(processes):
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            env=env,
-            limit=1 << 26,
-        )
-        clients.processes.append(process)
-        clients.answers.append(asyncio.Queue())
-        clients.progress.append(None)
-        clients._readers.append(asyncio.create_task(clients._read(n)))
-    shares = [
-        {"subscribers": subscribers // processes + (n < subscribers % processes)}
-        for n in range(processes)
-    ]
-    await clients.tell(config, shares)
-    return clients
+    if kind != "node":
+        return await start_bench_clients(config, subscribers, processes, stderr=errors)
+    return await start_bench_clients(
+        config,
+        subscribers,
+        processes,
+        command=("node", str(ROOT / "bench" / "_fanout_floor_client.cjs")),
+        env={**os.environ, "FLOOR_WS": str(ws_module())},
+        stderr=errors,
+    )
 
 
 def cpu_split(pids: list[int]) -> tuple[float, float] | None:
@@ -373,18 +360,12 @@ def rows_for(label: str, result: dict, subscribers: int, events: int, rate: floa
     worker, client = result["per_delivery"]
     worker_cpu = result["worker_cpu"]
     return [
-        *(
-            [
-                {
-                    "figure": f"{label}, stopped (fell behind): the rows below cover the events "
-                    "published",
-                    "value": f"{result['made']} of {events} events: {stopped}",
-                    "target": "every event",
-                    "met": False,
-                }
-            ]
-            if stopped
-            else []
+        *stopped_rows(
+            label,
+            stopped,
+            f"{result['made']} of {events} events: {stopped}",
+            covered="events published",
+            target="every event",
         ),
         {
             "figure": f"{label}, events/s achieved (first publish → last arrival)",
@@ -402,23 +383,15 @@ def rows_for(label: str, result: dict, subscribers: int, events: int, rate: floa
             "target": f"{wanted:,.0f}/s",
             "met": not stopped and result["deliveries"] >= wanted * 0.95,
         },
-        {"figure": f"{label}, p50 publish→client", "value": round(result["p50"], 1), "unit": "ms"},
-        {
-            "figure": f"{label}, p99 publish→client",
-            "value": round(result["p99"], 1),
-            "unit": "ms",
-            "floor": P99_TARGET,
-            "ratio": round(result["p99"] / P99_TARGET, 2),
-            "target": f"≤ {P99_TARGET:.0f} ms",
-            "met": not stopped and result["p99"] <= P99_TARGET,
-        },
-        {
-            "figure": f"{label}, delivered (every event to every subscriber, in order)",
-            "value": 100.0 if complete else min(round(result["delivered"] * 100, 3), 99.999),
-            "unit": "%",
-            "target": "100 %",
-            "met": complete,
-        },
+        *latency_rows(
+            label,
+            result,
+            P99_TARGET,
+            stopped=stopped,
+            complete=complete,
+            since="publish",
+            order="in order",
+        ),
         {
             "figure": f"{label}, CPU per delivery: workers; clients",
             "value": "-" if worker is None or client is None else f"{worker:.1f}; {client:.1f}",

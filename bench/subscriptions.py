@@ -61,6 +61,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -334,15 +335,25 @@ class Clients:
         await asyncio.gather(*self._readers, return_exceptions=True)
 
 
-async def start_clients(config: dict, subscribers: int, processes: int) -> Clients:
-    """``processes`` client processes sharing ``subscribers``; each told its own share."""
+async def start_clients(
+    config: dict,
+    subscribers: int,
+    processes: int,
+    *,
+    command: tuple[str, ...] = (sys.executable, str(ROOT / "bench" / "_subscription_client.py")),
+    env: dict | None = None,
+    stderr: Any = None,  # a file, or None: the bench's own stderr
+) -> Clients:
+    """``processes`` client processes (``command``) sharing ``subscribers``; each told its own
+    share."""
     clients = Clients()
     for n in range(processes):
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(ROOT / "bench" / "_subscription_client.py"),
+            *command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
             limit=1 << 26,  # the final answer carries a histogram in one line
         )
         clients.processes.append(process)
@@ -688,6 +699,50 @@ def per_delivery(figure: str, microseconds: float | None) -> dict:
     return {"figure": figure, "unit": "µs", "value": value}
 
 
+def stopped_rows(label: str, stopped: object, value: object, *, covered: str, target: str):
+    """A row saying the run stopped (fell behind) and what the rows below cover, if it did."""
+    if not stopped:
+        return []
+    figure = f"{label}, stopped (fell behind): the rows below cover the {covered}"
+    return [{"figure": figure, "value": value, "target": target, "met": False}]
+
+
+def latency_rows(
+    label: str,
+    result: dict,
+    p99_target: float,
+    *,
+    stopped: object,
+    complete: bool,
+    since: str = "commit",
+    order: str = "in commit order",
+) -> list[dict]:
+    """p50 and p99 from ``since`` to the client, and the delivered share: never 100 when one
+    event was missed, repeated or out of order (named on stderr), nor when the run stopped
+    before every event was made."""
+    return [
+        {"figure": f"{label}, p50 {since}→client", "value": round(result["p50"], 1), "unit": "ms"},
+        {
+            "figure": f"{label}, p99 {since}→client",
+            "value": round(result["p99"], 1),
+            "unit": "ms",
+            "floor": p99_target,
+            "ratio": round(result["p99"] / p99_target, 2),
+            "target": f"≤ {p99_target:.0f} ms",
+            "met": not stopped and result["p99"] <= p99_target,
+        },
+        {
+            "figure": f"{label}, delivered (every event to every subscriber, {order})",
+            "value": 100.0 if complete else min(round(result["delivered"] * 100, 3), 99.999),
+            "unit": "%",
+            "floor": 100.0,
+            "ratio": round(result["delivered"], 5),
+            "target": "100 %",
+            "met": complete,
+        },
+    ]
+
+
 def measured(figure: str, microseconds: float | None) -> list[dict]:
     """:func:`per_delivery`'s row where the run measured it, else none."""
     return [] if microseconds is None else [per_delivery(figure, microseconds)]
@@ -706,40 +761,8 @@ def rows_for(
     )
     worker_cpu = result["worker_cpu"]
     return [
-        *(
-            [
-                {
-                    "figure": f"{label}, stopped (fell behind): the rows below cover the commits "
-                    "made",
-                    "value": stopped,
-                    "target": "every commit made",
-                    "met": False,
-                }
-            ]
-            if stopped
-            else []
-        ),
-        {"figure": f"{label}, p50 commit→client", "value": round(result["p50"], 1), "unit": "ms"},
-        {
-            "figure": f"{label}, p99 commit→client",
-            "value": round(result["p99"], 1),
-            "unit": "ms",
-            "floor": p99_target,
-            "ratio": round(result["p99"] / p99_target, 2),
-            "target": f"≤ {p99_target:.0f} ms",
-            "met": not stopped and result["p99"] <= p99_target,
-        },
-        {
-            "figure": f"{label}, delivered (every event to every subscriber, in commit order)",
-            # Never 100 when one event was missed, repeated or out of order (named on stderr),
-            # nor when the run stopped before every commit was made.
-            "value": 100.0 if complete else min(round(result["delivered"] * 100, 3), 99.999),
-            "unit": "%",
-            "floor": 100.0,
-            "ratio": round(result["delivered"], 5),
-            "target": "100 %",
-            "met": complete,
-        },
+        *stopped_rows(label, stopped, stopped, covered="commits made", target="every commit made"),
+        *latency_rows(label, result, p99_target, stopped=stopped, complete=complete),
         {
             "figure": f"{label}, commit rate achieved",
             "value": round(result["rate"], 1),
