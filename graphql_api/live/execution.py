@@ -37,8 +37,12 @@ What one event costs
 Each event executes under the time budget of a query (``MAX_SECONDS``,
 :mod:`graphql_api.security.budget`), counted from when its execution starts: over it, the result
 is one ``TIMEOUT`` error (nothing of a result cut short is kept) and the stream goes on with the
-next event. A shared execution that runs over is the ``TIMEOUT`` of every subscriber of its key:
-not executed again for each, which would cost each the whole budget. And each event executes with
+next event. At most ``SUBSCRIPTION_MAX_EXECUTIONS_PER_USER`` events of one user execute at once
+(:mod:`graphql_api.live.turns`): the others wait their turn before their budget starts. A
+shared execution takes one turn, its leader's, and is registered for its key only once that
+turn came, so the key's other subscribers never wait behind the leader's queue. A shared
+execution that runs over is the ``TIMEOUT`` of every subscriber of its key: not executed again
+for each, which would cost each the whole budget. And each event executes with
 the operation's queryset optimizer, so its nested lists and ``instanceCounts`` are read in
 batched queries, as over HTTP (strawberry ends the optimizer's ``on_execute`` once the stream is
 set up, before any event).
@@ -214,6 +218,9 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return self._shared(entry, key, event, args, kwargs, first=False)
         turns = turns_for(self.context_value)
         if turns is not None and not turns.try_take():
+            # The hub's parked subscribers of the key would wait for this leader's result, so
+            # behind this user's queue: they take the event the usual way instead.
+            settle(event.cursor, key)
             return self._lead_later(turns, event, key, args, kwargs)
         return self._lead(Held(turns), event, key, args, kwargs)
 
