@@ -14,6 +14,7 @@ from django.db import connection
 
 from django_steps import services
 from django_steps.models import WorkflowEvent
+from graphql_api.live.shared import STATS
 from graphql_api.security.budget import current_budget
 
 from .conftest import login_session, make_user
@@ -173,4 +174,59 @@ async def test_a_socket_closed_while_its_events_wait_takes_no_turn_from_the_othe
             assert len(await ws.events(sub, count)) == count
         spans = hook.executions()
     assert len(spans) == 7
+    assert most_at_once(spans) == 1
+
+
+#: One document for the whole workflow: subscribers of one visibility class share its result.
+SHARED = """subscription Shared($w: String, $after: String) {
+  workflowInstanceEvents(workflowName: $w, after: $after) {
+    cursor
+    instance { history(first: 1) { edges { node { cursor } } } }
+  }
+}"""
+
+
+async def test_a_shared_result_whose_leader_waits_for_its_turn_reaches_every_subscriber_once(
+    application, settings
+):
+    """Two users of one visibility class follow one workflow with one document (one execution
+    for both, written to the second's socket by the hub); the first one's turn is taken by their
+    other subscriptions' backlog when the event comes: the second is not left waiting on the hub
+    for it (it takes the event the usual way, in its own turn), both get the same result, still
+    executed once, and the first user never has more than one execution in flight."""
+    cap(settings, 1)
+    instances = [await run(chain)(f"Chain{i}", 3) for i in range(5)]
+    other = await run(chain)("Theirs", 3)
+    attacker = await run(login_session)(await run(lambda: make_user("a", superuser=True))())
+    victim = await run(login_session)(await run(lambda: make_user("b", superuser=True))())
+    after = await run(newest)()
+    async with contextlib.AsyncExitStack() as stack:
+        followers = []
+        for session in (attacker, victim):  # the first to subscribe leads (it is first in line)
+            ws = await stack.enter_async_context(GraphQLSocket(application, session_key=session))
+            followers.append((ws, await ws.subscribe(SHARED, w="Theirs", after=after)))
+        sockets, subs = [], []
+        for instance in instances:
+            ws = await stack.enter_async_context(GraphQLSocket(application, session_key=attacker))
+            sockets.append(ws)
+            subs.append(await ws.subscribe(HEAVY, id=instance_gid(instance), after=after))
+        for ws, sub in zip(sockets, subs, strict=True):
+            assert await ws.nothing_more(sub, 0.2)
+        # One event first: then both are parked on the hub, their access checked.
+        await run(services.update_workflow_step_status)(other, "Open")
+        for ws, sub in followers:
+            assert len(await ws.events(sub, 1)) == 1
+            assert await ws.nothing_more(sub, 0.2)
+        async with slow_executions() as hook:
+            await run(changes)(instances, other)
+            theirs, their_sub = followers[1]
+            [theirs_event] = await theirs.events(their_sub, 1)
+            for ws, sub in zip(sockets, subs, strict=True):
+                assert len(await ws.events(sub, 3)) == 3
+            [mine] = await followers[0][0].events(followers[0][1], 1)
+            spans = hook.executions()
+    assert mine == theirs_event
+    assert theirs_event["cursor"] == (await run(cursors)(other, after))[-1]
+    assert STATS.executions_for(int(mine["cursor"])) == 1
+    assert len(spans) == len(instances) * 3
     assert most_at_once(spans) == 1
