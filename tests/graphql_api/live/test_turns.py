@@ -135,7 +135,7 @@ async def test_one_users_subscriptions_execute_one_at_a_time_in_order_and_others
             spans = hook.executions()
     assert [theirs_event["cursor"]] == await run(cursors)(other, after)
     # The other user's event came while most of this user's executions had not even started.
-    assert started_then < len(instances) * 3 - 1
+    assert started_then <= len(instances) * 3 // 2
     assert len(spans) == len(instances) * 3
     assert most_at_once(spans) == 1
     for instance, events in zip(instances, received, strict=True):
