@@ -59,6 +59,10 @@ DEFAULTS: dict[str, Any] = {
     "SUBSCRIPTION_RETRY_SECONDS": 0.5,
     "SUBSCRIPTION_BUFFER": 10_000,
     "SUBSCRIPTION_REPLAY_WINDOW": 10_000,
+    # Subscription events of one user (per client address when not logged in) executing at once
+    # in one server process; the user's further events wait their turn, in order, and their time
+    # budget starts with it (graphql_api/live/turns.py). A false value: no limit.
+    "SUBSCRIPTION_MAX_EXECUTIONS_PER_USER": 2,
     # `workflowCounts` (graphql_api/live/counts.py): seconds between two pushes at the least.
     "SUBSCRIPTION_COUNTS_SECONDS": 0.5,
     # Persisted queries (graphql_api/security/persisted.py): "apq" (Apollo's automatic

@@ -37,8 +37,12 @@ What one event costs
 Each event executes under the time budget of a query (``MAX_SECONDS``,
 :mod:`graphql_api.security.budget`), counted from when its execution starts: over it, the result
 is one ``TIMEOUT`` error (nothing of a result cut short is kept) and the stream goes on with the
-next event. A shared execution that runs over is the ``TIMEOUT`` of every subscriber of its key:
-not executed again for each, which would cost each the whole budget. And each event executes with
+next event. At most ``SUBSCRIPTION_MAX_EXECUTIONS_PER_USER`` events of one user execute at once
+(:mod:`graphql_api.live.turns`): the others wait their turn before their budget starts. A
+shared execution takes one turn, its leader's, and is registered for its key only once that
+turn came, so the key's other subscribers never wait behind the leader's queue. A shared
+execution that runs over is the ``TIMEOUT`` of every subscriber of its key: not executed again
+for each, which would cost each the whole budget. And each event executes with
 the operation's queryset optimizer, so its nested lists and ``instanceCounts`` are read in
 batched queries, as over HTTP (strawberry ends the optimizer's ``on_execute`` once the stream is
 set up, before any event).
@@ -71,6 +75,7 @@ from strawberry_django.optimizer import optimizer
 from django_steps.models import WorkflowEvent
 from graphql_api.live.direct import settle
 from graphql_api.live.shared import FANS, RESULTS, STATS, Shared, sharing_class
+from graphql_api.live.turns import Held, Turns, turns_for
 from graphql_api.security.budget import TIMEOUT, Budget, time_budget, timeout_error, within_budget
 from graphql_api.settings import graphql_setting
 
@@ -211,7 +216,46 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 STATS.shared += 1
                 return entry.result
             return self._shared(entry, key, event, args, kwargs, first=False)
-        result = self._execute(event, args, kwargs)
+        turns = turns_for(self.context_value)
+        if turns is not None and not turns.try_take():
+            # The hub's parked subscribers of the key would wait for this leader's result, so
+            # behind this user's queue: they take the event the usual way instead.
+            settle(event.cursor, key)
+            return self._lead_later(turns, event, key, args, kwargs)
+        return self._lead(Held(turns), event, key, args, kwargs)
+
+    async def _lead_later(
+        self, turns: Turns, event: WorkflowEvent, key: tuple, args: tuple, kwargs: dict
+    ) -> Any:
+        """Execute for ``key`` once the user's turn comes (:mod:`graphql_api.live.turns`):
+        taken before anything is registered for the key, so the other subscribers of the key
+        never wait behind this user's queue. Meanwhile one of them may have executed it, or be
+        executing it: then this one follows, and gives its turn back."""
+        await turns.take()
+        held = Held(turns)
+        try:
+            results = RESULTS.get(event)
+            if results is None:
+                results = RESULTS[event] = {}
+            entry = results.get(key)
+            if entry is not None and entry.operation is self.operation:
+                held.release()
+                if entry.pending is None:
+                    STATS.shared += 1
+                    return entry.result
+                return await self._shared(entry, key, event, args, kwargs, first=False)
+            result = self._lead(held, event, key, args, kwargs)
+        except BaseException:
+            held.release()
+            raise
+        return await result if is_awaitable(result) else result
+
+    def _lead(self, held: Held, event: WorkflowEvent, key: tuple, args: tuple, kwargs: dict) -> Any:
+        """Execute for every subscriber of ``key`` (the user's turn ``held``)."""
+        results = RESULTS.get(event)
+        if results is None:
+            results = RESULTS[event] = {}
+        result = self._execute(event, args, kwargs, held)
         if not is_awaitable(result):
             if shareable(result):
                 results[key] = Shared(self.operation, result)
@@ -224,27 +268,54 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
         entry = results[key] = Shared(self.operation, None)
         entry.pending = asyncio.ensure_future(result)
         entry.pending.add_done_callback(lambda done: _settle(results, key, entry, done, event))
+        # Cancelled before it started, the execution never runs its own release.
+        entry.pending.add_done_callback(held.release)
         return self._shared(entry, key, event, args, kwargs, first=True)
 
-    def _execute(self, event: WorkflowEvent, args: tuple, kwargs: dict) -> Any:
+    def _execute(
+        self, event: WorkflowEvent, args: tuple, kwargs: dict, held: Held | None = None
+    ) -> Any:
         STATS.executed(event.cursor)
-        return self._run_event(args, kwargs)
+        return self._run_event(args, kwargs, held)
 
-    def _run_event(self, args: tuple, kwargs: dict) -> Any:
-        """Execute one event of the subscription under a time budget of its own
-        (``MAX_SECONDS``, as a query: see :mod:`graphql_api.security.budget`), with the
-        operation's optimizer; over budget, the result is one ``TIMEOUT`` error (no data) and
-        the stream goes on. The budget and the optimizer are context variables: the worker
-        threads the resolvers query in (``sync_to_async``) run in a copy of this context."""
-        with time_budget(graphql_setting("MAX_SECONDS")) as budget, _optimizing(self._optimizer):
-            result = super().execute_operation(*args, **kwargs)
+    def _run_event(self, args: tuple, kwargs: dict, held: Held | None = None) -> Any:
+        """Execute one event of the subscription in a turn of its user (``held``, or one taken
+        here: :mod:`graphql_api.live.turns`), under a time budget of its own (``MAX_SECONDS``,
+        as a query: see :mod:`graphql_api.security.budget`) counted from when the turn comes,
+        with the operation's optimizer; over budget, the result is one ``TIMEOUT`` error (no
+        data) and the stream goes on. The budget and the optimizer are context variables: the
+        worker threads the resolvers query in (``sync_to_async``) run in a copy of this
+        context. Only an execution that must wait for its turn returns a coroutine for that."""
+        if held is None:
+            turns = turns_for(self.context_value)
+            if turns is not None and not turns.try_take():
+                return self._run_later(turns, args, kwargs)
+            held = Held(turns)
+        try:
+            with (
+                time_budget(graphql_setting("MAX_SECONDS")) as budget,
+                _optimizing(self._optimizer),
+            ):
+                result = super().execute_operation(*args, **kwargs)
+        except BaseException:
+            held.release()
+            raise
         if is_awaitable(result):
-            return self._finish_event(result, budget)
+            return self._finish_event(result, budget, held)
+        held.release()
         return _within_budget(result, budget)
 
-    async def _finish_event(self, result: Any, budget: Budget | None) -> Any:
-        with within_budget(budget), _optimizing(self._optimizer):
-            result = await result
+    async def _run_later(self, turns: Turns, args: tuple, kwargs: dict) -> Any:
+        await turns.take()
+        result = self._run_event(args, kwargs, Held(turns))
+        return await result if is_awaitable(result) else result
+
+    async def _finish_event(self, result: Any, budget: Budget | None, held: Held) -> Any:
+        try:
+            with within_budget(budget), _optimizing(self._optimizer):
+                result = await result
+        finally:
+            held.release()
         return _within_budget(result, budget)
 
     async def _shared(
