@@ -74,12 +74,13 @@ Acting on an assigned step
     member of a candidate group (:func:`groups_of`) — or, once someone claimed it, the claimant
     may move it (set a status, hold, resume, cancel, retry, migrate), unless they hold
     ``django_steps.override_workitem`` (:data:`OVERRIDE_WORKITEM`). Claiming needs to be a
-    candidate; releasing, to be the claimant; handing over (delegating), to be one who may act
-    now — each, or the override. Who claims an item, or is handed it, must also be able to
-    complete its step (:func:`may_complete`): a claimant who could do nothing with it would
-    lock every other candidate out. The groups of a user are their Django groups' names, or what
-    ``settings.DJANGO_STEPS["GROUPS_OF"]`` (a callable ``user -> names``, or its dotted path)
-    says. The trusted path (no actor) is exempt.
+    candidate; releasing, to be the claimant; handing over (delegating, :func:`may_delegate`),
+    to be the claimant, or, while unclaimed, one who may claim it — each, or the override. Who
+    claims an item, or is handed it, must also be able to complete its step
+    (:func:`may_complete`): a claimant who could do nothing with it would lock every other
+    candidate out, and a candidate who could not claim it must not pick who does. The groups
+    of a user are their Django groups' names, or what ``settings.DJANGO_STEPS["GROUPS_OF"]``
+    (a callable ``user -> names``, or its dotted path) says. The trusted path (no actor) is exempt.
 
 Stored context
     An event's stored context holds the object's fields (secrets left out, see
@@ -93,23 +94,29 @@ pass none.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ImproperlyConfigured
-from django.db.models import CharField, Model, Q, QuerySet
-from django.db.models.functions import Cast
-from django.utils.module_loading import import_string
+from django.db.models import Model, QuerySet
 
 from . import compiled, workitems
 from .choices import FINISHED_STATES, InstanceState
 from .conf import steps_setting
 from .exceptions import ModelNotAllowed, NotPermitted
 from .models import WorkflowInstance
+from .visibility import (
+    _callable,
+    _default_filter,
+    _globally_viewable,
+    _objects_kept,
+    _view_permission,
+    default_visibility_class,
+    default_visible_instances,
+    object_rules,
+    resolve_callable,
+)
 
 __all__ = [
     "VIEW_INSTANCE",
@@ -122,12 +129,15 @@ __all__ = [
     "groups_of",
     "may_act_on_item",
     "may_change_instances",
+    "may_delegate",
     "may_move",
     "may_read_instances",
     "may_see_instance",
     "may_set_status",
     "required_permission",
     "may_view_object",
+    "object_rules",
+    "resolve_callable",
     "sees_every_instance_on",
     "visibility_class",
     "visible_events",
@@ -155,108 +165,6 @@ def may_read_instances(user: Any) -> bool:
 
 def may_change_instances(user: Any) -> bool:
     return _active(user) and user.has_perm(CHANGE_INSTANCE)
-
-
-@functools.lru_cache(maxsize=64)
-def _import(path: str) -> Callable[[Any, QuerySet], QuerySet]:
-    return import_string(path)
-
-
-def _callable(rule: Any) -> Callable[[Any, QuerySet], QuerySet]:
-    return _import(rule) if isinstance(rule, str) else rule
-
-
-#: A setting that is a callable or its dotted path, as a callable (imported once).
-resolve_callable = _callable
-
-
-def _view_permission(model: type[Model]) -> str:
-    return f"{model._meta.app_label}.view_{model._meta.model_name}"
-
-
-def object_rules() -> dict[type[Model], Callable[[Any, QuerySet], QuerySet]]:
-    """``settings.DJANGO_STEPS["VISIBLE_OBJECTS"]`` as {concrete model: callable}."""
-    rules: dict[type[Model], Callable[[Any, QuerySet], QuerySet]] = {}
-    for label, rule in (steps_setting("VISIBLE_OBJECTS") or {}).items():
-        try:
-            model = apps.get_model(label)
-        except (LookupError, ValueError) as error:
-            raise ImproperlyConfigured(
-                f'DJANGO_STEPS["VISIBLE_OBJECTS"] names {label!r}, which is no installed model '
-                '("app_label.model").'
-            ) from error
-        rules[model._meta.concrete_model] = _callable(rule)
-    return rules
-
-
-def _globally_viewable(user: Any) -> set[int]:
-    """Content type ids of the models the user may view globally, from the permissions the
-    backends list (``get_all_permissions``; Django's backend caches them on the user)."""
-    found: set[int] = set()
-    for perm in getattr(user, "get_all_permissions", set)():
-        app_label, _, codename = perm.partition(".")
-        if not codename.startswith("view_"):
-            continue
-        try:
-            model = apps.get_model(app_label, codename[5:])
-        except LookupError:  # a custom permission named view_something
-            continue
-        if model._meta.proxy:  # viewing a proxy's rows is not viewing every row of its table
-            continue
-        found.add(ContentType.objects.get_for_model(model).pk)
-    return found
-
-
-def _objects_kept(rule: Callable, user: Any, model: type[Model]) -> QuerySet:
-    """The keys (as text, like ``WorkflowInstance.object_id``) of the objects ``rule`` keeps."""
-    kept = rule(user, model._default_manager.all())
-    return kept.annotate(_steps_key=Cast("pk", CharField())).values("_steps_key")
-
-
-def _default_filter(user: Any, prefix: str = "") -> Q | None:
-    """The default rule as a filter on instances (``prefix``: the path to the instance, e.g.
-    ``"instance__"`` for events); ``None``: every instance."""
-    if getattr(user, "is_superuser", False):
-        return None
-    everywhere = _globally_viewable(user)
-    per_object = Q()
-    for model, rule in object_rules().items():
-        content_type = ContentType.objects.get_for_model(model).pk
-        if content_type in everywhere:
-            continue
-        if user.has_perm(_view_permission(model)):  # a backend granting it without listing it
-            everywhere.add(content_type)
-            continue
-        per_object |= Q(
-            **{
-                f"{prefix}content_type_id": content_type,
-                f"{prefix}object_id__in": _objects_kept(rule, user, model),
-            }
-        )
-    return Q(**{f"{prefix}content_type_id__in": sorted(everywhere)}) | per_object
-
-
-def default_visible_instances(user: Any, queryset: QuerySet) -> QuerySet:
-    """The default visibility rule: the instances of ``queryset`` whose object ``user`` may
-    view (see the module docstring). Expects a user who may read instances."""
-    condition = _default_filter(user)
-    return queryset if condition is None else queryset.filter(condition)
-
-
-def default_visibility_class(user: Any) -> Any:
-    """The visibility class the default rule gives ``user`` (see the module docstring): equal
-    keys see the same instances; None when an object rule applies to them (opaque)."""
-    if getattr(user, "is_superuser", False):
-        return ("everything",)
-    everywhere = _globally_viewable(user)
-    for model in object_rules():
-        content_type = ContentType.objects.get_for_model(model).pk
-        if content_type in everywhere:
-            continue
-        if not user.has_perm(_view_permission(model)):
-            return None  # the object rule decides per user
-        everywhere.add(content_type)
-    return ("content types", tuple(sorted(everywhere)))
 
 
 def visibility_class(user: Any) -> Any:
@@ -458,7 +366,7 @@ def allowed_actions(
     claims = {
         "claim": item is not None and may_claim(user, item, instance, definition),
         "release": item is not None and may_release(user, item),
-        "delegate": item is not None and may_act_on_item(user, item),
+        "delegate": item is not None and may_delegate(user, item, instance, definition),
     }
     if not may_act_on_item(user, item):
         return AllowedActions((), hold=False, resume=False, cancel=False, advance=False, **claims)
@@ -567,6 +475,18 @@ def may_release(user: Any, item: Any) -> bool:
         and _active(user)
         and (item.claimed_by_id == user.pk or user.has_perm(OVERRIDE_WORKITEM))
     )
+
+
+def may_delegate(user: Any, item: Any, instance: Any = None, definition: Any = None) -> bool:
+    """Whether ``user`` may hand ``item`` over: its claimant; if unclaimed, one who may claim
+    it (else a candidate unable to complete the step would pick who takes it); or the override."""
+    if not _active(user):
+        return False
+    if user.has_perm(OVERRIDE_WORKITEM):
+        return True
+    if item.claimed_by_id is not None:
+        return item.claimed_by_id == user.pk
+    return may_claim(user, item, instance, definition)
 
 
 def may_receive(user: Any, instance: Any) -> bool:

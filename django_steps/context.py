@@ -9,6 +9,9 @@ The variables of a condition
 - The caller's context (``context_data``, GraphQL ``context``) under ``input``
   (``input.amount``); an empty map when none was given, so ``has(input.note)`` works.
 
+A step's ``assignees`` expression and its deadline's ``at`` are evaluated on entering the step,
+for no caller (:func:`on_entry`): they read the object's fields alone, no ``input``.
+
 Nothing a caller sends can take the place of an object's field: the caller's values live under
 ``input`` only, and ``input`` is the caller's even when the model has a field of that name
 (read it as ``claim.input``). So a guard on ``claim.amount`` decides on the amount stored in
@@ -67,6 +70,7 @@ __all__ = [
     "INPUT",
     "Context",
     "build_context",
+    "on_entry",
     "object_fields",
     "readable_fields",
     "root_variables",
@@ -158,16 +162,20 @@ def _plan(model: type[Model]) -> tuple[tuple[str, ...], Any, cel_values.Plan]:
     return found
 
 
-def root_variables(model: type[Model]) -> frozenset[str]:
-    """The variables :meth:`Context.activation` gives a condition of an instance on ``model``:
-    worked out from the same plan (the readable fields that are CEL names, the model's name
-    unless a field takes it) and ``input``. What CEL resolves by itself (``int``, ``google``)
-    is not among them: see :func:`resolves_alone`."""
+def root_variables(model: type[Model], *, with_input: bool = True) -> frozenset[str]:
+    """The variables :meth:`Context.activation` gives an expression of an instance on
+    ``model``: worked out from the same plan (the readable fields that are CEL names, the
+    model's name unless a field takes it) and, ``with_input`` (as the :class:`Context`), ``input``
+    — none for the expressions evaluated on entering a step (:func:`on_entry`). What CEL
+    resolves by itself (``int``, ``google``) is not among them: see :func:`resolves_alone`."""
     _names, _read, plan = _plan(model)
     roots = {name for name, kept in zip(plan.names, plan.variables, strict=True) if kept}
     if plan.under is not None:
         roots.add(plan.under)
-    roots.add(INPUT)
+    if with_input:
+        roots.add(INPUT)
+    else:
+        roots.discard(INPUT)  # as the activation drops it
     return frozenset(roots)
 
 
@@ -238,17 +246,23 @@ class Context:
     ``context_data`` is checked at once (size, depth, numbers CEL cannot hold):
     :class:`~django_steps.exceptions.InvalidContext`, nothing evaluated."""
 
-    def __init__(self, instance: Any, context_data: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self, instance: Any, context_data: Mapping[str, Any] | None, *, with_input: bool = True
+    ) -> None:
         if context_data is not None:
             cel.check_context(context_data)
         self.instance = instance
         self.input = context_data
+        self.with_input = with_input  # False: no ``input`` at all (see on_entry)
         self.fields: dict[str, Any] | None = None  # the object's, once a condition read them
         self._input: dict[str, Any] | None = None
         self._all: dict[str, Any] | None = None
 
     def _input_only(self) -> dict[str, Any]:
         if self._input is None:
+            if not self.with_input:
+                self._input = {}
+                return self._input
             if self.input is None:  # to_cel({}), without its chain of tests
                 self._input = {INPUT: celtypes.MapType()}
                 return self._input
@@ -280,6 +294,8 @@ class Context:
             raise cel.context_error() from None
         self.fields = fields
         converted.update(self._input_only())  # as {**converted, **input}: a Plain stays one
+        if not self.with_input:
+            converted.pop(INPUT, None)  # a field of that name is read as claim.input, as ever
         self._all = converted
         return self._all
 
@@ -310,6 +326,13 @@ class Context:
             parts[key] = {"_omitted": "TOO_LARGE", "size": sizes[key], "maxSize": limit}
             sizes[key] = _size(parts[key])
         return parts
+
+
+def on_entry(instance: Any) -> Context:
+    """The variables of an expression evaluated on entering a step — ``assignees``' expression,
+    a deadline's ``at`` — for no caller: the object's alone, no ``input`` (what
+    ``root_variables(model, with_input=False)`` says, which the definition check uses)."""
+    return Context(instance, None, with_input=False)
 
 
 def _size(value: Any) -> int:

@@ -68,7 +68,7 @@ from django.utils import timezone
 from . import cel, compiled
 from .choices import FINISHED_STATES, EventKind, InstanceState
 from .compiled import CompiledWorkflow, StepDef
-from .context import Context
+from .context import on_entry
 from .exceptions import ConditionError, ConditionSyntaxError, WorkflowError
 from .models import WorkflowEvent, WorkflowInstance, WorkflowTimer
 
@@ -288,7 +288,7 @@ def _at(instance: WorkflowInstance, spec: dict[str, Any]) -> dt.datetime:
     ``NOT_A_TIMESTAMP``, when it gives none)."""
     expression = spec.get("at") or ""
     try:
-        value = cel.timestamp(expression, Context(instance, None).activation(expression))
+        value = cel.timestamp(expression, on_entry(instance).activation(expression))
     except ConditionSyntaxError as exc:  # pragma: no cover - published versions compile
         raise ConditionError(exc.message, reason=cel.Reason.SYNTAX) from None
     return dt.datetime.fromtimestamp(value.timestamp(), tz=dt.UTC)

@@ -54,9 +54,11 @@ Validation (:func:`validate_definition`) reports *every* problem at once, each w
 - transitions naming unknown steps, conditions that do not compile or are over a CEL limit
   (length, nesting, size, estimated cost: see :mod:`django_steps.cel`; the problem names the
   transition "From → To"), conditions totalling more than ``DEFINITION_MAX_CONDITIONS_LENGTH``
-  characters; when ``content_types`` are listed, conditions reading a variable none of those
-  models gives (:func:`django_steps.context.root_variables`; names CEL resolves by itself, such
-  as ``int``, are fine), the problem naming the variable and those there are;
+  characters; when ``content_types`` are listed, conditions — and a step's ``assignees``
+  expression and deadline ``at``, which read the object alone, no ``input``
+  (:func:`django_steps.context.on_entry`) — reading a variable none of those models gives
+  (:func:`django_steps.context.root_variables`; names CEL resolves by itself, such as ``int``,
+  are fine), the problem naming the variable and those there are;
 - **unreachable steps** (no path of transitions from the initial step leads to them). These
   are refused rather than merely warned about: an unreachable step is almost always a
   forgotten transition, and a definition is cheap to fix before it is imported, while an

@@ -173,6 +173,7 @@ def _check(document: Any) -> tuple[dict[str, Any], list[dict[str, str]], list[st
     _check_size(doc, problems)
     _check_content_types(doc["content_types"], problems, warnings)
     by_name = _check_steps(steps, problems, warnings)
+    _check_step_expressions(steps, doc["content_types"], problems)
     roots = _root_variables(doc["content_types"])
     outgoing = _check_transitions(doc["transitions"], by_name, problems, roots)
     _warn_dead_ends(by_name, outgoing, warnings)
@@ -285,14 +286,47 @@ def _check_statuses(step: dict[str, Any], problems: _Problems, warnings: list[st
         )
 
 
-def _root_variables(labels: list[str]) -> frozenset[str] | None:
-    """The variables a condition may read on any of the models ``labels`` names (see
-    :func:`django_steps.context.root_variables`); ``None`` when none is listed or one names no
+def _root_variables(labels: list[str], *, with_input: bool = True) -> frozenset[str] | None:
+    """The variables an expression may read on any of the models ``labels`` names (see
+    :func:`django_steps.context.root_variables`: ``with_input`` for transition conditions, not
+    for what is evaluated on entering a step); ``None`` when none is listed or one names no
     model: then nothing is known of them."""
     models = [ct.model_class() if (ct := _content_type(label)) else None for label in labels]
     if not models or any(model is None for model in models):
         return None
-    return frozenset().union(*(context.root_variables(model) for model in models))
+    return frozenset().union(
+        *(context.root_variables(model, with_input=with_input) for model in models)
+    )
+
+
+#: A step's expressions evaluated on entering it (:func:`django_steps.context.on_entry`, no
+#: ``input``): (key, sub-key) of each.
+_ENTRY_EXPRESSIONS = (("assignees", "expression"), ("deadline", "at"))
+
+
+def _check_step_expressions(
+    steps: list[dict[str, Any]], labels: list[str], problems: _Problems
+) -> None:
+    """Each step's expressions (:data:`_ENTRY_EXPRESSIONS`) reading a variable none of the
+    listed models gives. One that does not compile was refused already: skipped here."""
+    roots = None
+    for step in steps:
+        for key, sub in _ENTRY_EXPRESSIONS:
+            value = step.get(key)
+            expression = value.get(sub) if isinstance(value, dict) else None
+            if not isinstance(expression, str) or not expression.strip():
+                continue
+            try:
+                compile_condition(expression)
+            except ConditionSyntaxError:
+                continue
+            if roots is None:
+                roots = _root_variables(labels, with_input=False) or frozenset()
+                if not roots:
+                    return
+            unknown = _unknown_variable(expression, roots)
+            if unknown is not None:
+                problems.add(f"{step['_path']}.{key}.{sub}", unknown)
 
 
 def _unknown_variable(condition: str, roots: frozenset[str] | None) -> str | None:

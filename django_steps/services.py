@@ -477,14 +477,15 @@ def release_work_item(item: WorkItem, actor: Any = None) -> WorkItem:
 
 
 def delegate_work_item(item: WorkItem, to_user: Any, actor: Any = None) -> WorkItem:
-    """Hand ``item`` to ``to_user``, who then holds it as if they had claimed it: by one who may
-    act on it now. ``to_user`` must be able to see and change the instance, and complete its step
-    (``PERMISSION_DENIED`` otherwise, as for an actor who may not hand it over); None stands for
-    a user the caller named who does not exist or is inactive, refused alike. The actor's right
-    is checked first, so an actor who may not hand the item over learns nothing of the user."""
+    """Hand ``item`` to ``to_user``, who then holds it as if they had claimed it: by its
+    claimant, or, unclaimed, one who may claim it (or the override). ``to_user`` must be able
+    to see and change the instance, and complete its step (``PERMISSION_DENIED`` otherwise, as
+    for an actor who may not hand it over); None stands for a user the caller named who does
+    not exist or is inactive, refused alike. The actor's right is checked first, so an actor
+    who may not hand the item over learns nothing of the user."""
     with transaction.atomic(using=_db()):
         instance, current = _locked_item(item, actor)
-        if actor is not None and not authorization.may_act_on_item(actor, current):
+        if actor is not None and not authorization.may_delegate(actor, current, instance):
             raise NotPermitted("You may not hand this work item over. Nothing was changed.")
         if to_user is None or not authorization.may_receive(to_user, instance):
             raise NotPermitted("That user may not act on this instance. Nothing was changed.")

@@ -33,7 +33,7 @@ from django.utils import timezone
 from . import cel, compiled
 from .choices import FINISHED_STATES, EventKind
 from .conf import steps_setting
-from .context import Context
+from .context import on_entry
 from .exceptions import ConditionError, ConditionSyntaxError
 from .models import WorkflowEvent, WorkflowInstance, WorkflowStep, WorkItem, WorkItemCandidate
 
@@ -212,7 +212,7 @@ def _users_of(instance: WorkflowInstance, expression: str) -> list[int]:
         return []
     try:
         value = cel.to_json(
-            cel.evaluate_value(expression, Context(instance, None).activation(expression))
+            cel.evaluate_value(expression, on_entry(instance).activation(expression))
         )
     except (ConditionError, ConditionSyntaxError) as error:
         logger.warning(

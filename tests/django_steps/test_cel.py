@@ -99,6 +99,17 @@ def test_evaluation_errors_are_condition_errors_with_a_reason(expression, contex
     assert excinfo.value.details["reason"] == reason
 
 
+def test_an_invalid_pattern_from_a_value_never_reaches_the_server_s_stderr(capfd):
+    """The regular expression engine (re2) logs a pattern it cannot parse to stderr, pattern
+    and all: a value of the object (a claim's title) would land in the server's log."""
+    with pytest.raises(ConditionError) as excinfo:
+        run("claimant.matches(title)", claimant="x", title="SECRETTITLE(")
+    assert excinfo.value.details["reason"] == "INVALID_PATTERN"
+    assert "SECRETTITLE" not in str(excinfo.value.details) + excinfo.value.message
+    out, err = capfd.readouterr()
+    assert "SECRETTITLE" not in out + err
+
+
 def test_the_name_an_error_is_about_is_the_expressions_never_a_value():
     with pytest.raises(ConditionError) as excinfo:
         run("m.missing > 1", m={"present": "secret-value"})

@@ -318,6 +318,63 @@ def test_conditions_reading_what_the_listed_models_give_still_load(condition, cl
     )
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "path", "unknown"),
+    [
+        ("assignees", {"expression": "nope"}, "assignees.expression", "nope"),
+        ("assignees", {"expression": "claim.owner", "groups": ["g"]}, None, None),
+        ("deadline", {"at": 'nope + duration("1h")'}, "deadline.at", "nope"),
+        ("deadline", {"at": 'created_at + duration("1h")'}, None, None),
+        # entered by no caller: these expressions have no input to read
+        ("assignees", {"expression": "input.reviewer"}, "assignees.expression", "input"),
+        ("deadline", {"at": "timestamp(input.due)"}, "deadline.at", "input"),
+    ],
+)
+def test_every_expression_of_a_step_is_checked_for_unknown_variables(key, value, path, unknown):
+    doc = claim_doc()
+    doc["steps"][1][key] = value
+    if path is None:
+        validate_definition(doc)
+        assert import_workflow(doc).name == "Claims"
+        return
+    with pytest.raises(InvalidDefinition) as info:
+        import_workflow(doc)
+    assert info.value.code == "INVALID_DEFINITION"
+    [problem] = info.value.problems
+    assert problem["path"] == f"steps[1].{path}"
+    assert problem["message"].startswith(f"unknown variable {unknown!r}; available: ")
+    assert "claim, claimant, created_at" in problem["message"]
+    assert "input" not in problem["message"].partition("available: ")[2]
+    assert not Workflow.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["wfc_assign.yaml", "wfc_at.yaml"])
+def test_load_workflow_check_refuses_a_typo_in_assignees_or_a_deadline(name, tmp_path):
+    key = "assignees: {expression: nope}" if "assign" in name else "deadline: {at: nope}"
+    text = f"""name: typo
+content_types: [claims.claim]
+steps:
+  - name: A
+    is_initial_step: true
+    {key}
+    statuses:
+      - {{name: Wait, is_default_status: true}}
+      - {{name: Go, is_completion_status: true}}
+  - name: C
+    is_final_step: true
+    statuses:
+      - {{name: Open, is_default_status: true}}
+      - {{name: Done, is_completion_status: true}}
+transitions:
+  - {{from_step: A, to_step: C}}
+"""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(CommandError) as info:
+        call_command("load_workflow", str(path), "--check")
+    assert "unknown variable 'nope'" in str(info.value)
+
+
 def test_without_content_types_an_unknown_variable_is_found_only_when_evaluated(claim):
     doc = claim_doc()
     doc["content_types"] = []

@@ -3,7 +3,9 @@ completion statuses, as ``viewerCan`` would show once claimed) may claim its wor
 handed it. Otherwise a claimant who can do nothing with the step would lock everyone else out.
 
 The demo's Claim Triage names the claim's owner a candidate of "Intake" (so the owner may
-withdraw there), while only reviewers may triage it: the owner must not be able to claim it."""
+withdraw there), while only reviewers may triage it: the owner must not be able to claim it —
+nor pick its reviewer by handing the unclaimed item to one: delegating an unclaimed item needs
+to be one who may claim it (or the override)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ pytestmark = pytest.mark.django_db
 ACT = ("django_steps.view_workflowinstance", "django_steps.change_workflowinstance")
 
 VIEWER_CAN = """query ($id: ID!) { workflowInstance(id: $id) {
-  viewerCan { claim release statuses { name } } } }"""
+  viewerCan { claim release delegate statuses { name } } } }"""
 
 
 @pytest.fixture
@@ -88,3 +90,31 @@ def test_the_owner_may_not_claim_through_the_service_either(triage):
         services.claim_work_item(item, alice)
     item.refresh_from_db()
     assert item.claimed_by is None
+
+
+def test_the_owner_may_not_pick_the_reviewer_by_delegating_the_unclaimed_item(triage):
+    instance, alice, rita, rex = triage
+    owner = client_for(alice)
+    can = owner.data(VIEWER_CAN, {"id": instance_id(instance)})["workflowInstance"]["viewerCan"]
+    assert can["delegate"] is False
+    handed = owner(DELEGATE, {"id": item_id(instance), "to": gid("User", rita.pk)})
+    assert codes(handed["data"]["delegateWorkItem"]) == ["PERMISSION_DENIED"]
+    claimed = client_for(rex).data(CLAIM, {"id": item_id(instance)})["claimWorkItem"]
+    assert claimed["claimedBy"] == {"username": "rex"}
+
+
+def test_a_reviewer_may_hand_the_unclaimed_item_to_another(triage):
+    instance, _, rita, rex = triage
+    reviewer = client_for(rita)
+    can = reviewer.data(VIEWER_CAN, {"id": instance_id(instance)})["workflowInstance"]["viewerCan"]
+    assert can["delegate"] is True
+    handed = reviewer.data(DELEGATE, {"id": item_id(instance), "to": gid("User", rex.pk)})
+    assert handed["delegateWorkItem"]["claimedBy"] == {"username": "rex"}
+    # once claimed, only the claimant (or the override) hands it on
+    can = reviewer.data(VIEWER_CAN, {"id": instance_id(instance)})["workflowInstance"]["viewerCan"]
+    assert can["delegate"] is False
+    assert codes(
+        reviewer(DELEGATE, {"id": item_id(instance), "to": gid("User", rita.pk)})["data"][
+            "delegateWorkItem"
+        ]
+    ) == ["PERMISSION_DENIED"]
