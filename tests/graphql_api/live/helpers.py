@@ -4,12 +4,14 @@ communicator, sessions, and the operations the tests send."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections import defaultdict, deque
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.db import connection
 from strawberry.channels.testing import GraphQLWebsocketCommunicator
 from strawberry.relay import to_base64
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -185,3 +187,14 @@ def add_events(instance, count: int) -> None:
         WorkflowEvent.objects.bulk_create(rows, batch_size=1000)
         # The instance's next event takes the sequence after these.
         type(instance).objects.filter(pk=instance.pk).update(last_sequence=last.sequence + count)
+
+
+@contextlib.asynccontextmanager
+async def on_database_thread(hook):
+    """``hook`` wraps every statement run on the thread the subscriptions' resolvers query in
+    (Channels' one thread for sync work), for as long as the block lasts."""
+    await database_sync_to_async(lambda: connection.execute_wrappers.append(hook))()
+    try:
+        yield hook
+    finally:
+        await database_sync_to_async(lambda: connection.execute_wrappers.remove(hook))()

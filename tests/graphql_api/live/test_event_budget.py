@@ -10,7 +10,6 @@ import contextlib
 
 import pytest
 from channels.db import database_sync_to_async
-from django.db import connection
 
 from django_steps import services
 from django_steps.models import WorkflowEvent
@@ -19,7 +18,7 @@ from graphql_api.security.budget import current_budget
 from tests.conftest import make_workflow, statuses
 
 from .conftest import login_session, make_user, new_claim
-from .helpers import PROTOCOLS, GraphQLSocket, error_codes, instance_gid
+from .helpers import PROTOCOLS, GraphQLSocket, error_codes, instance_gid, on_database_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -98,16 +97,10 @@ class Statements:
         return execute(sql, params, many, context)
 
 
-@contextlib.asynccontextmanager
-async def counting():
-    """The statements of the database thread the subscriptions' resolvers query in (Channels'
-    one thread for sync work, where the changes below are made too)."""
-    statements = Statements()
-    await run(lambda: connection.execute_wrappers.append(statements))()
-    try:
-        yield statements
-    finally:
-        await run(lambda: connection.execute_wrappers.remove(statements))()
+def counting():
+    """The statements of the database thread the subscriptions' resolvers query in (where the
+    changes below are made too)."""
+    return on_database_thread(Statements())
 
 
 def budget(settings, seconds: float) -> None:

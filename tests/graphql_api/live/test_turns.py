@@ -10,7 +10,6 @@ import time
 
 import pytest
 from channels.db import database_sync_to_async
-from django.db import connection
 
 from django_steps import services
 from django_steps.models import WorkflowEvent
@@ -18,7 +17,7 @@ from graphql_api.live.shared import STATS
 from graphql_api.security.budget import current_budget
 
 from .conftest import login_session, make_user
-from .helpers import GraphQLSocket, instance_gid
+from .helpers import GraphQLSocket, instance_gid, on_database_thread
 from .test_event_budget import HEAVY, chain, newest
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,15 +64,9 @@ class SlowExecutions:
         return [(start, end) for start, end, count in spans.values() if count >= least]
 
 
-@contextlib.asynccontextmanager
-async def slow_executions():
+def slow_executions():
     """On the database thread the resolvers query in (Channels' one thread for sync work)."""
-    hook = SlowExecutions()
-    await run(lambda: connection.execute_wrappers.append(hook))()
-    try:
-        yield hook
-    finally:
-        await run(lambda: connection.execute_wrappers.remove(hook))()
+    return on_database_thread(SlowExecutions())
 
 
 def cap(settings, executions: int) -> None:
@@ -99,6 +92,16 @@ def most_at_once(spans: list) -> int:
     return peak
 
 
+async def two_users(chains: int) -> tuple:
+    """``chains`` instances for the first user's subscriptions, one for the other user's, both
+    users' sessions (superusers: no visibility rule in the way), and the newest cursor."""
+    instances = [await run(chain)(f"Chain{i}", 3) for i in range(chains)]
+    other = await run(chain)("Theirs", 3)
+    attacker = await run(login_session)(await run(lambda: make_user("a", superuser=True))())
+    victim = await run(login_session)(await run(lambda: make_user("b", superuser=True))())
+    return instances, other, attacker, victim, await run(newest)()
+
+
 def changes(instances: list, other) -> None:
     """Each instance changes back and forth, then ``other`` once: one burst on the database
     thread, so every event of the user is dispatched before the other user's."""
@@ -112,11 +115,7 @@ async def test_one_users_subscriptions_execute_one_at_a_time_in_order_and_others
     application, settings
 ):
     cap(settings, 1)
-    instances = [await run(chain)(f"Chain{i}", 3) for i in range(3)]
-    other = await run(chain)("Theirs", 3)
-    attacker = await run(login_session)(await run(lambda: make_user("a", superuser=True))())
-    victim = await run(login_session)(await run(lambda: make_user("b", superuser=True))())
-    after = await run(newest)()
+    instances, other, attacker, victim, after = await two_users(3)
     async with contextlib.AsyncExitStack() as stack:
         theirs = await stack.enter_async_context(GraphQLSocket(application, session_key=victim))
         their_sub = await theirs.subscribe(LIGHT, id=instance_gid(other), after=after)
@@ -195,11 +194,7 @@ async def test_a_shared_result_whose_leader_waits_for_its_turn_reaches_every_sub
     for it (it takes the event the usual way, in its own turn), both get the same result, still
     executed once, and the first user never has more than one execution in flight."""
     cap(settings, 1)
-    instances = [await run(chain)(f"Chain{i}", 3) for i in range(5)]
-    other = await run(chain)("Theirs", 3)
-    attacker = await run(login_session)(await run(lambda: make_user("a", superuser=True))())
-    victim = await run(login_session)(await run(lambda: make_user("b", superuser=True))())
-    after = await run(newest)()
+    instances, other, attacker, victim, after = await two_users(5)
     async with contextlib.AsyncExitStack() as stack:
         followers = []
         for session in (attacker, victim):  # the first to subscribe leads (it is first in line)
