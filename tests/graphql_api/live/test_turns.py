@@ -195,6 +195,8 @@ async def test_a_shared_result_whose_leader_waits_for_its_turn_reaches_every_sub
     executed once, and the first user never has more than one execution in flight."""
     cap(settings, 1)
     instances, other, attacker, victim, after = await two_users(5)
+    # Counts so far, by cursor: on SQLite an earlier test's event may have had the same one.
+    counted = dict(STATS.by_event)
     async with contextlib.AsyncExitStack() as stack:
         followers = []
         for session in (attacker, victim):  # the first to subscribe leads (it is first in line)
@@ -222,6 +224,7 @@ async def test_a_shared_result_whose_leader_waits_for_its_turn_reaches_every_sub
             spans = hook.executions()
     assert mine == theirs_event
     assert theirs_event["cursor"] == (await run(cursors)(other, after))[-1]
-    assert STATS.executions_for(int(mine["cursor"])) == 1
+    cursor = int(mine["cursor"])
+    assert STATS.executions_for(cursor) - counted.get(cursor, 0) == 1
     assert len(spans) == len(instances) * 3
     assert most_at_once(spans) == 1
