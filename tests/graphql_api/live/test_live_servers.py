@@ -12,6 +12,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from django_steps import services
+from tests.conftest import wait_until_final
 from tests.servers import graphql
 
 from .conftest import login_session, make_user, new_claim
@@ -102,6 +103,7 @@ def _assert_once_in_order(events: list[dict], expected_count: int) -> None:
 
 async def test_websockets_client_library_against_a_live_uvicorn(claim_workflows):
     session, viewer, [instance, _] = await run(_setup)()
+    await run(wait_until_final)()  # its STARTED event is history, not news, to the subscriber
     with server("uvicorn") as port:
         async with LiveSubscriber(port, None) as anonymous:
             await anonymous.wait_for(1)  # ends at the error
