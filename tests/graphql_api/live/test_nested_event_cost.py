@@ -88,3 +88,34 @@ async def test_an_events_statements_are_the_http_querys_whatever_the_rows(applic
     assert small == large  # 10x the rows: the same statements
     # Over HTTP the request also reads the session and the user (the socket did when it opened)
     assert 0 < large <= large_http == small_http
+
+
+async def test_who_may_read_context_is_decided_again_for_each_event(application, settings):
+    """A project rule shows every instance; the claim's context is for who may view the claim
+    (its owner). The owner loses the claim between two events: the second one's context is null
+    (what the first event proved is not kept for the next)."""
+    settings.DJANGO_STEPS = {
+        **getattr(settings, "DJANGO_STEPS", {}),
+        "VISIBLE_INSTANCES": lambda user, queryset: queryset,
+    }
+    instance, owner = await run(claimant_instance)(2)
+    variables = {"id": instance_gid(instance), "outer": 3, "inner": 1}
+    session = await run(login_session)(owner)
+    async with GraphQLSocket(application, session_key=session) as ws:
+        sub = await ws.subscribe(SUBSCRIPTION, after=await run(newest)(), **variables)
+        assert await ws.nothing_more(sub, 0.3)
+        await run(services.update_workflow_step_status)(instance, "Draft")
+        [first] = await ws.events(sub, 1)
+        assert first["instance"]["history"]["edges"][0]["node"]["context"] is not None
+
+        def give_away() -> None:
+            claim = instance.content_object
+            claim.owner = make_user("someone", "django_steps.view_workflowinstance")
+            claim.save()
+
+        await run(give_away)()
+        await run(services.update_workflow_step_status)(instance, "Draft")
+        [second] = await ws.events(sub, 1)
+        edges = second["instance"]["history"]["edges"]
+        assert len(edges) == 3  # still shown: the project's rule
+        assert [edge["node"]["context"] for edge in edges] == [None, None, None]
