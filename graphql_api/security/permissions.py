@@ -45,7 +45,8 @@ Over a WebSocket
       ended.
     * **Each operation has its own ledger** (:func:`begin_socket_operation`): what one
       operation proved visible is not trusted by the next, which may run for another user
-      (``login`` / ``logout`` on the socket) or after the rule changed its answer.
+      (``login`` / ``logout`` on the socket) or after the rule changed its answer; and each
+      event of a subscription starts it over (:func:`begin_event`), as each HTTP request does.
     * **No query in the event loop.** Resolvers that touch the database run in a worker thread
       (strawberry-django's fields do; plain ones are wrapped with ``django_resolver``) and vouch
       for the instances they loaded through the visibility rule, so ``is_type_of`` answers from
