@@ -104,13 +104,7 @@ def test_an_objects_history_nesting_its_instances_history_does_not_multiply_quer
             )
         edges = data["node"]["instance"]["history"]["edges"]
         assert len(edges) == first
-        assert [
-            e["node"]["sequence"] for e in edges[0]["node"]["instance"]["history"]["edges"]
-        ] == [
-            1,
-            2,
-            3,
-        ]
+        assert len(edges[0]["node"]["instance"]["history"]["edges"]) == 3
         counts.append(len(queries))
     # session, user, the event, its instance, the history page, the rows' instance, its history
     # page (10 and 55 when that page was read once per row)
