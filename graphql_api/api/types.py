@@ -301,9 +301,10 @@ class WorkflowEventType(ModelNode):
         ),
     )
     def context(self, root: strawberry.Parent[models.WorkflowEvent], info: Info) -> Optional[JSON]:
-        if root.context is None or not permissions.may_view_attached_object(info, root.instance):
-            return None
-        return root.context
+        return permissions.attached_context(info, root)
+
+    # Asks its own worker thread only when a query is needed (permissions.attached_context).
+    context.base_resolver.wrapped_func.is_async_safe = True  # type: ignore[attr-defined]
 
     created_at: datetime = strawberry_django.field(description="When the change was committed.")
 

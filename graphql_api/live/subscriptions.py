@@ -366,7 +366,7 @@ async def _guarded(
                         field="instanceId",
                     )
                 continue
-            permissions.vouch(info, event.instance_id)
+            permissions.begin_event(info, event.instance_id)
             yield event
     finally:
         if sink is not None and sink.lease is not None:

@@ -378,9 +378,18 @@ def consistent_prefetches(qs: Any) -> Any:
     }
     joined = qs.query.select_related
     unjoin = prefetched & set(joined) if isinstance(joined, dict) else set()
-    if fixed == lookups and not unjoin:
+    # A related manager's queryset (``instance.history`` read off an object, not prefetched)
+    # hands every row the parent it was read from; Django then takes that relation as fetched
+    # and skips its ``Prefetch`` with everything nested in it: ``history { node { instance {
+    # history } } }`` read the inner page once per row. Such a relation is prefetched instead
+    # (one more query for the parent, and the nested lookups run).
+    known = qs._known_related_objects
+    forget = {field for field in known if field.name in prefetched}
+    if fixed == lookups and not unjoin and not forget:
         return qs
     qs = qs._chain()
+    if forget:  # a new dict: clones share it
+        qs._known_related_objects = {f: v for f, v in known.items() if f not in forget}
     if unjoin:
         qs.query.select_related = {k: v for k, v in joined.items() if k not in unjoin}
         names, defer = qs.query.deferred_loading

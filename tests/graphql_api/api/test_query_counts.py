@@ -6,8 +6,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from django_steps.models import WorkflowInstance
 from tests.graphql_api import operations as ops
-from tests.graphql_api.conftest import submitted_claims
+from tests.graphql_api.conftest import gid, submitted_claims
+from tests.graphql_api.live.helpers import add_events
 
 pytestmark = pytest.mark.django_db
 
@@ -76,3 +78,34 @@ def test_nested_definitions_do_not_multiply_queries(as_admin, claim_workflow):
     # session, user, page, its count (asked for: one COUNT, never a window over every row),
     # steps, their statuses, transitions (steps joined)
     assert len(queries) <= 7, [q["sql"][:120] for q in queries.captured_queries]
+
+
+#: An event's instance (an object: its history is read off it, not prefetched with a parent),
+#: with each row's instance and that instance's history.
+EVENT_IN_HISTORY = """query($id: ID!, $first: Int) { node(id: $id) { ... on WorkflowEvent {
+  instance { history(first: $first) { edges { node { context
+    instance { history(first: 3) { edges { node { sequence context } } } }
+  } } } }
+} } }"""
+
+
+def test_an_objects_history_nesting_its_instances_history_does_not_multiply_queries(
+    as_admin, claim_workflow, operator
+):
+    submitted_claims(1, operator)
+    instance = WorkflowInstance.objects.get()
+    add_events(instance, 49)
+    event = instance.events.order_by("sequence").first()
+    counts = []
+    for first in (5, 50):
+        with CaptureQueriesContext(connection) as queries:
+            data = as_admin.data(
+                EVENT_IN_HISTORY, {"id": gid("WorkflowEvent", event.pk), "first": first}
+            )
+        edges = data["node"]["instance"]["history"]["edges"]
+        assert len(edges) == first
+        assert len(edges[0]["node"]["instance"]["history"]["edges"]) == 3
+        counts.append(len(queries))
+    # session, user, the event, its instance, the history page, the rows' instance, its history
+    # page (10 and 55 when that page was read once per row)
+    assert counts[0] == counts[1] <= 7, counts
