@@ -97,11 +97,13 @@ KEYS = ("after", "at", "status", "remind_before")
 #: The longest duration a deadline may name (beyond it, a date computation could overflow).
 MAX_DURATION = dt.timedelta(days=36500)
 
-#: The range of due times: what a row read back into Python can hold. A due time computed
-#: beyond it (a reminder before an ``at`` in the year 1, a resume pushing an ``at`` of
-#: 9999-12-31 further) is held at its end, never an overflow that would stop the worker.
-EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
-LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+#: The range of due times: what a row read back into Python can hold, a day inside either end
+#: so that it can also be shown in any time zone (``localtime`` of ``datetime.max`` east of UTC
+#: overflows: a page listing due times would fail). A due time beyond it (an ``at`` of
+#: 9999-12-31, a reminder before an ``at`` in the year 1, a resume pushing a far deadline
+#: further) is held at its end, never an overflow that would stop the worker.
+EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
+LATEST = dt.datetime.max.replace(tzinfo=dt.UTC) - dt.timedelta(days=1)
 
 #: A deadline whose status the system set this many times on one instance within
 #: :data:`LOOP_WINDOW` fires no more: steps whose deadlines move the instance back and forth at
@@ -275,10 +277,15 @@ def _timers_of(
     return tuple(timers)
 
 
+def held(when: dt.datetime) -> dt.datetime:
+    """``when``, held within :data:`EARLIEST` … :data:`LATEST`."""
+    return min(max(when, EARLIEST), LATEST)
+
+
 def shifted(when: dt.datetime, by: dt.timedelta) -> dt.datetime:
     """``when + by``, held within :data:`EARLIEST` … :data:`LATEST`."""
     try:
-        return when + by
+        return held(when + by)
     except OverflowError:
         return LATEST if by > dt.timedelta(0) else EARLIEST
 
@@ -291,7 +298,7 @@ def _at(instance: WorkflowInstance, spec: dict[str, Any]) -> dt.datetime:
         value = cel.timestamp(expression, on_entry(instance).activation(expression))
     except ConditionSyntaxError as exc:  # pragma: no cover - published versions compile
         raise ConditionError(exc.message, reason=cel.Reason.SYNTAX) from None
-    return dt.datetime.fromtimestamp(value.timestamp(), tz=dt.UTC)
+    return held(dt.datetime.fromtimestamp(value.timestamp(), tz=dt.UTC))
 
 
 def _pause(instance: WorkflowInstance) -> None:

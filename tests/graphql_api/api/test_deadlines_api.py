@@ -214,7 +214,7 @@ def test_starting_on_a_deadline_in_the_year_1_with_a_reminder_succeeds(as_admin,
     started = as_admin(START, {"workflow": "Timed", "object": str(claim.pk)})
     assert "errors" not in started
     node = started["data"]["startWorkflowInstance"]
-    assert node["dueAt"] == "0001-01-01T00:00:00+00:00"
+    assert node["dueAt"] == "0001-01-02T00:00:00+00:00"  # held a day inside the calendar
     assert deadlines.run_once() == 2  # the reminder and the deadline, at once
     assert as_admin.data(DUE, {"id": node["id"]})["node"]["isOverdue"] is True
 
@@ -230,7 +230,7 @@ def test_a_deadline_of_9999_12_31_held_and_resumed_stays_readable(as_admin, cloc
     clock.shift(dt.timedelta(days=2))
     resumed = as_admin(RESUME, {"id": instance})
     assert "errors" not in resumed
-    latest = "9999-12-31T23:59:59.999999+00:00"  # held at the calendar's end, not past it
+    latest = "9999-12-30T23:59:59.999999+00:00"  # held a day inside the calendar's end
     assert resumed["data"]["resumeWorkflowInstance"] == {"state": "ACTIVE", "dueAt": latest}
     assert as_admin.data(DUE, {"id": instance})["node"] == {
         "state": "ACTIVE",
