@@ -201,12 +201,15 @@ def instance_is_visible(info: Info, instance_id: int, obj: Any = None) -> bool |
     if instance_id in book.hidden:
         return False
     user = current_user(info)
+    # The answer goes to the sets of the event that asked: a subscription's next event starts
+    # new ones (Ledger.forget), which an answer arriving late must not reach.
+    visible, hidden = book.visible, book.hidden
 
     def check() -> bool:
         seen = authorization.visible_instances(
             user, WorkflowInstance.objects.filter(pk=instance_id)
         ).exists()
-        (book.visible if seen else book.hidden).add(instance_id)
+        (visible if seen else hidden).add(instance_id)
         return seen
 
     return Deferred(check) if _in_event_loop() else check()
@@ -259,10 +262,11 @@ def vouch(info: Info, instance_id: int) -> None:
 
 def begin_event(info: Info, instance_id: int) -> None:
     """A subscription's next event, whose instance the stream has just checked: its execution
-    starts from a ledger of its own, as an HTTP request does. The operation's ledger is emptied
-    rather than replaced (the stream runs in a task of its own, whose context the execution
-    does not see), so what an earlier event proved (an instance, an attached object) is asked
-    again after a revocation."""
+    starts from a ledger of its own, as an HTTP request does. The operation's ledger object
+    starts over with new sets rather than being replaced (the stream runs in a task of its own,
+    whose context the execution does not see), so what an earlier event proved (an instance,
+    an attached object) is asked again after a revocation; an answer still being asked for the
+    earlier event goes to that event's sets, not the new ones."""
     book = ledger(info)
     book.forget()
     book.visible.add(instance_id)
@@ -277,6 +281,7 @@ def may_view_attached_object(info: Info, instance: WorkflowInstance) -> bool:
     known = _decided(book, instance)
     if known is not None:
         return known
+    decided = book.objects  # the asking event's: one asked before a next event began stays there
     user = current_user(info)
     content_type = ContentType.objects.get_for_id(instance.content_type_id)
     perm = f"{content_type.app_label}.view_{content_type.model}"
@@ -284,7 +289,7 @@ def may_view_attached_object(info: Info, instance: WorkflowInstance) -> bool:
         allowed = True
     else:
         allowed = authorization.may_view_object(user, instance.content_object)
-    book.objects[(instance.content_type_id, instance.object_id)] = allowed
+    decided[(instance.content_type_id, instance.object_id)] = allowed
     return allowed
 
 

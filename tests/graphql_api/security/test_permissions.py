@@ -3,9 +3,15 @@ mutation and see nothing; reading needs view_*; changing needs change/add/delete
 
 from __future__ import annotations
 
+import contextvars
+import threading
+from types import SimpleNamespace
+
 import pytest
 
+from django_steps import authorization
 from django_steps.models import Workflow, WorkflowEvent, WorkflowInstance
+from graphql_api.security import permissions
 from tests.graphql_api import operations as ops
 from tests.graphql_api.api.test_mutations import DEFINITION
 from tests.graphql_api.conftest import STAFF, client_for, gid, make_user
@@ -198,3 +204,40 @@ def test_viewer_sees_everything(as_viewer, read_vars):
     assert all(value is not None for value in data.values())
     assert data["workflow"]["instances"]["totalCount"] == 1
     assert WorkflowInstance.objects.count() == 1
+
+
+def test_an_answer_asked_for_one_subscription_event_stays_out_of_the_next_events_ledger(
+    instance, monkeypatch
+):
+    """A subscription's events each start from a ledger of their own (a revocation between two
+    events must reach the second). A question still being answered for one event when the
+    next begins (a slow rule, a cancelled execution's worker thread) writes its answer to the
+    event that asked, not to the next one's."""
+    asked, answer = threading.Event(), threading.Event()
+
+    def slow_rule(user, obj):
+        asked.set()
+        answer.wait(10)
+        return True
+
+    monkeypatch.setattr(authorization, "may_view_object", slow_rule)
+    key = (instance.content_type_id, instance.object_id)
+
+    def operation():
+        permissions.begin_socket_operation()
+        info = SimpleNamespace()
+        first = permissions.ledger(info).objects
+        asking = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(permissions.may_view_attached_object, info, instance),
+        )
+        asking.start()
+        assert asked.wait(10)
+        permissions.begin_event(info, instance.pk)  # the next event, while the rule still runs
+        answer.set()
+        asking.join(10)
+        return first, permissions.ledger(info).objects
+
+    first, after = contextvars.copy_context().run(operation)
+    assert first == {key: True}  # the event that asked has its answer
+    assert key not in after  # the next event asks again
