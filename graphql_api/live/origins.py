@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import HttpRequest
@@ -136,4 +135,17 @@ class GraphQLOriginValidator:
         if origin_allowed(scope, trusted):
             return await self.application(scope, receive, send)
         logger.info("WebSocket handshake refused: its Origin is not this site nor a trusted origin")
-        return await WebsocketDenier()(scope, receive, send)
+        return await _refuse_handshake(scope, receive, send)
+
+
+async def _refuse_handshake(scope, receive, send) -> None:
+    """Close the WebSocket before accepting it (the server answers the handshake with 403), then
+    wait for the disconnect, as channels' ``WebsocketDenier`` does, but without a consumer: one
+    joins the channel layer (on Redis, a blocking receive on the process's channel) for a socket
+    that will never get a message, and a refused page can open handshakes in a loop."""
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            await send({"type": "websocket.close"})
+        elif message["type"] == "websocket.disconnect":
+            return
