@@ -30,6 +30,7 @@ from strawberry.channels import GraphQLWSConsumer
 
 from graphql_api.live.adapter import SizeLimitedWebSocketAdapter
 from graphql_api.live.handlers import _GraphQLWSHandler, _TransportWSHandler
+from graphql_api.live.turns import owner
 from graphql_api.security.error_codes import TransportCode
 from graphql_api.settings import graphql_setting
 
@@ -101,16 +102,12 @@ def _limit_sockets(scope: dict) -> Any:
     """Count a new socket of the scope's user, or of its client address when nobody is logged in:
     the key to release it with (:func:`_release_socket`), None when not counted (no address), or
     raise :class:`_TooManySockets`."""
-    user = scope.get("user")
-    if user is not None and getattr(user, "is_authenticated", False):
-        key, setting, who = ("user", user.pk), "WEBSOCKET_MAX_CONNECTIONS_PER_USER", "per user"
+    key = owner(scope)
+    if key is None:
+        return None
+    if key[0] == "user":
+        setting, who = "WEBSOCKET_MAX_CONNECTIONS_PER_USER", "per user"
     else:
-        # Behind a proxy this is the proxy's address unless the ASGI server takes the client's
-        # from forwarded headers (daphne --proxy-headers, uvicorn --forwarded-allow-ips).
-        client = scope.get("client")
-        if not client:
-            return None
-        key = ("address", client[0])
         setting, who = "WEBSOCKET_MAX_ANONYMOUS_PER_ADDRESS", "not logged in per client address"
     limit = int(graphql_setting(setting) or 0)
     open_now = _SOCKETS_PER_USER.get(key, 0)

@@ -27,7 +27,7 @@ from typing import Any
 
 from graphql_api.settings import graphql_setting
 
-__all__ = ["Held", "Turns", "running", "turns_for"]
+__all__ = ["Held", "Turns", "owner", "running", "turns_for"]
 
 
 class Turns:
@@ -110,21 +110,27 @@ def _cap() -> int:
 _TURNS: dict[Any, Turns] = {}
 
 
+def owner(scope: dict) -> tuple | None:
+    """Whom a socket's per-process limits count it for: ``("user", pk)`` when someone is logged
+    in, else ``("address", client address)``; None without an address (nothing to count).
+    Behind a proxy the address is the proxy's unless the ASGI server takes the client's from
+    forwarded headers (daphne --proxy-headers, uvicorn --forwarded-allow-ips)."""
+    user = scope.get("user")
+    if user is not None and getattr(user, "is_authenticated", False):
+        return ("user", user.pk)
+    client = scope.get("client")
+    return ("address", client[0]) if client else None
+
+
 def turns_for(context: Any) -> Turns | None:
     """The turns of the user of the socket an operation runs on (``context``: strawberry's);
     None when there is no socket (nothing to count) or no cap."""
     if not _cap():
         return None
     consumer = context.get("ws") if hasattr(context, "get") else None
-    scope = getattr(consumer, "scope", None) or {}
-    user = scope.get("user")
-    if user is not None and getattr(user, "is_authenticated", False):
-        key: Any = ("user", user.pk)
-    else:
-        client = scope.get("client")
-        if not client:
-            return None
-        key = ("address", client[0])
+    key = owner(getattr(consumer, "scope", None) or {})
+    if key is None:
+        return None
     found = _TURNS.get(key)
     return found if found is not None else Turns(key)
 
