@@ -111,11 +111,8 @@ def time_budget(seconds: float | None, *, whole_request: bool = False) -> Iterat
     for connection in connections.all(initialized_only=True):
         _install(connection)  # connections opened before this module was imported
     budget = Budget(float(seconds), whole_request=whole_request)
-    token = _budget.set(budget)
-    try:
+    with within_budget(budget):
         yield budget
-    finally:
-        _budget.reset(token)
 
 
 @contextmanager
